@@ -1,0 +1,71 @@
+"""Checks across networks: what no single network can see on its own.
+
+Two networks with one name would overwrite each other's conflist and IPAM
+state; overlapping subnets would hand the same address to two pods on the
+node; two networks on one bridge would share a broadcast domain and fight
+over its MTU and addresses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import combinations
+
+from compiler.diagnostics import Diagnostic, Note
+from compiler.ir import Network, Subnet
+
+
+def check_networks(networks: Sequence[Network]) -> list[Diagnostic]:
+    """Every cross-network problem among `networks`."""
+    return [*_duplicate_names(networks), *_overlaps(networks), *_shared_bridges(networks)]
+
+
+def _duplicate_names(networks: Sequence[Network]) -> list[Diagnostic]:
+    seen: dict[str, Network] = {}
+    found = []
+    for network in networks:
+        other = seen.setdefault(network.name, network)
+        if other is not network:
+            found.append(Diagnostic(
+                "E102", f"network name `{network.name}` is used twice", network.span,
+                expected="a name of its own for each network",
+                hint="conflists, IPAM state and rule ownership are keyed by the network name",
+                notes=(Note("first used here", other.span),) if other.span else ()))
+    return found
+
+
+def _overlaps(networks: Sequence[Network]) -> list[Diagnostic]:
+    owned = [(n, s) for n in networks if n.ipam for s in n.ipam.subnets]
+    found = []
+    for (net_a, a), (net_b, b) in combinations(owned, 2):
+        if a.cidr.version == b.cidr.version and a.cidr.overlaps(b.cidr):
+            found.append(_overlap(net_a, a, net_b, b))
+    return found
+
+
+def _overlap(net_a: Network, a: Subnet, net_b: Network, b: Subnet) -> Diagnostic:
+    where = "in the same network" if net_a is net_b else f"with network `{net_a.name}`"
+    return Diagnostic(
+        "E205", f"subnet {b.cidr} overlaps {a.cidr} {where}", b.span,
+        expected="subnets that share no address",
+        hint="pods in overlapping subnets could be given the same address",
+        notes=(Note(f"{a.cidr} is here", a.span),) if a.span else ())
+
+
+def _shared_bridges(networks: Sequence[Network]) -> list[Diagnostic]:
+    seen: dict[str, Network] = {}
+    found = []
+    for network in networks:
+        if network.bridge is None:
+            continue
+        other = seen.setdefault(network.bridge.name, network)
+        if other is not network and other.name != network.name:
+            found.append(Diagnostic(
+                "E105", f"bridge {network.bridge.name} is used by networks `{other.name}` "
+                f"and `{network.name}`", network.bridge.span,
+                expected="a bridge of its own for each network",
+                hint="give one of them another bridge name, such as `bridge br-"
+                     f"{network.name[:11]}`",
+                notes=(Note(f"`{other.name}` uses it here", other.bridge.span),)
+                if other.bridge and other.bridge.span else ()))
+    return found

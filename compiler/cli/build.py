@@ -1,0 +1,87 @@
+"""`netc build`: conflists for /etc/cni/net.d, deterministic, with a CI drift gate."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+
+import click
+
+from compiler import emit
+from compiler.cli.common import (
+    EXIT_INVALID,
+    compile_paths,
+    read_existing,
+    report,
+    write_atomically,
+)
+from compiler.ir import CNI_VERSIONS, Network
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--target", type=click.Choice(emit.TARGETS), default="reference", show_default=True,
+              help="reference: stock plugins; netc: netc's own runtime plugin.")
+@click.option("--cni-version", type=click.Choice(CNI_VERSIONS),
+              help="cniVersion for every network (default: the source's, else 1.0.0).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write NN-name.conflist files here instead of printing.")
+@click.option("--check", is_flag=True,
+              help="Write nothing; show a diff and exit 1 if the files in --out would change.")
+@click.option("--network", "only", help="Build only this network.")
+def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir: Path | None,
+          check: bool, only: str | None) -> None:
+    """Compile FILES to CNI network configuration lists."""
+    if check and out_dir is None:
+        raise click.UsageError("--check compares with the files in --out; give --out DIR")
+    compilation, sources = compile_paths(files)
+    networks = [n for n in compilation.networks if only in (None, n.name)]
+    warnings = [w for n in networks
+                for w in emit.warnings_for(n, target, cni_version or n.cni_version)]
+    report([*compilation.diagnostics, *warnings], sources)
+    if not compilation.ok:
+        sys.exit(EXIT_INVALID)
+    if only is not None and not networks:
+        raise click.UsageError(f"no network named {only!r} in the input")
+    outputs = {emit.file_name(n): _render(n, target, cni_version) for n in networks}
+    if out_dir is None:
+        click.echo("".join(outputs.values()), nl=False)
+    elif check:
+        sys.exit(_check(out_dir, outputs))
+    else:
+        _write(out_dir, outputs)
+
+
+def _render(network: Network, target: str, cni_version: str | None) -> str:
+    return emit.render(emit.conflist(network, target, cni_version))
+
+
+def _check(out_dir: Path, outputs: dict[str, str]) -> int:
+    drift = 0
+    for name, text in outputs.items():
+        path = out_dir / name
+        current = read_existing(path)
+        if current == text:
+            continue
+        drift += 1
+        diff = difflib.unified_diff(
+            (current or "").splitlines(keepends=True), text.splitlines(keepends=True),
+            fromfile=str(path) if current is not None else "/dev/null", tofile=str(path))
+        click.echo("".join(diff), nl=False)
+    if drift:
+        click.echo(f"{drift} of {len(outputs)} conflists would change; run netc build without "
+                   "--check to write them", err=True)
+        return EXIT_INVALID
+    click.echo(f"{len(outputs)} conflists up to date", err=True)
+    return 0
+
+
+def _write(out_dir: Path, outputs: dict[str, str]) -> None:
+    for name, text in outputs.items():
+        path = out_dir / name
+        if read_existing(path) == text:
+            click.echo(f"unchanged {path}", err=True)
+            continue
+        write_atomically(path, text)
+        click.echo(f"wrote {path}", err=True)

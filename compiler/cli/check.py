@@ -1,0 +1,24 @@
+"""`netc check`: validate only, every problem of every file in one run."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from compiler.cli.common import EXIT_INVALID, compile_paths, report
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: a versioned document on stdout, for tools.")
+def check(files: tuple[str, ...], output: str) -> None:
+    """Validate FILES; exit 0 when valid, 1 when not."""
+    compilation, sources = compile_paths(files)
+    report(compilation.diagnostics, sources, as_json=output == "json")
+    if not compilation.ok:
+        sys.exit(EXIT_INVALID)
+    if output == "text":
+        count = len(compilation.networks)
+        click.echo(f"{count} network{'s' if count != 1 else ''} valid", err=True)

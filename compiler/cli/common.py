@@ -1,0 +1,101 @@
+"""What every `netc` command shares: reading inputs, printing diagnostics, exit codes.
+
+Exit codes (documented in README.md, tested in tests/cli):
+
+    0  success
+    1  invalid input, or `--check` found a difference
+    2  usage error (unknown option, missing file)
+    3  the system refused: a file could not be written, the kernel said no
+
+`netc plan --detailed-exitcode` follows terraform instead: 0 nothing to do,
+1 any error, 2 changes pending.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import click
+
+from compiler.diagnostics import Diagnostic, render_json, render_text
+from compiler.pipeline import Compilation, compile_sources
+from compiler.source import SourceFile
+from compiler.syntax import decode
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_USAGE = 2
+EXIT_SYSTEM = 3
+
+
+class SystemFailure(click.ClickException):
+    """The machine refused something (I/O, permissions, the kernel): exit 3."""
+
+    exit_code = EXIT_SYSTEM
+
+
+def read_sources(paths: Sequence[str]) -> tuple[list[SourceFile], list[Diagnostic]]:
+    """Decode each input file; unreadable or binary files become diagnostics."""
+    sources: list[SourceFile] = []
+    diagnostics: list[Diagnostic] = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            raise SystemFailure(f"cannot read {path}: {error.strerror}") from error
+        source, problems = decode(data, path)
+        diagnostics += problems
+        if source is not None:
+            sources.append(source)
+    return sources, diagnostics
+
+
+def compile_paths(paths: Sequence[str]) -> tuple[Compilation, dict[str, SourceFile]]:
+    """Read and compile files together; decoding problems are part of the diagnostics."""
+    sources, problems = read_sources(paths)
+    compilation = compile_sources(sources)
+    if problems:
+        compilation = Compilation((), (*problems, *compilation.diagnostics))
+    return compilation, {s.name: s for s in sources}
+
+
+def report(diagnostics: Sequence[Diagnostic], sources: dict[str, SourceFile],
+           as_json: bool = False) -> None:
+    """Diagnostics to stderr (text) or stdout (JSON, for tools)."""
+    if as_json:
+        click.echo(render_json(diagnostics, sources), nl=False)
+    elif diagnostics:
+        click.echo(render_text(diagnostics, sources), nl=False, err=True)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so watchers never see half a file.
+
+    The temporary name ends in `.tmp`, an extension no container runtime
+    loads, in the same directory so the rename is atomic.
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except OSError as error:
+        raise SystemFailure(f"cannot write {path}: {error.strerror}") from error
+
+
+def read_existing(path: Path) -> str | None:
+    """The current content of an output file, or None when it does not exist."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise SystemFailure(f"cannot read {path}: {error.strerror}") from error
+

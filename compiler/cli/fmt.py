@@ -1,0 +1,44 @@
+"""`netc fmt`: rewrite files in the canonical layout, or `--check` them in CI."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from pathlib import Path
+
+import click
+
+from compiler.cli.common import EXIT_INVALID, read_sources, report, write_atomically
+from compiler.fmt import format_document
+from compiler.syntax import parse
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is not formatted.")
+@click.option("--diff", "show_diff", is_flag=True, help="Print what would change; write nothing.")
+def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
+    """Format FILES in netdsl's canonical layout (comments are kept)."""
+    sources, problems = read_sources(files)
+    changed = []
+    for source in sources:
+        document, errors = parse(source)
+        problems += errors
+        if document is None:
+            continue
+        formatted = format_document(document)
+        if formatted == source.text:
+            continue
+        changed.append(source.name)
+        if show_diff:
+            click.echo("".join(difflib.unified_diff(
+                source.text.splitlines(keepends=True), formatted.splitlines(keepends=True),
+                fromfile=source.name, tofile=source.name)), nl=False)
+        elif check:
+            click.echo(f"would reformat {source.name}")
+        else:
+            write_atomically(Path(source.name), formatted)
+            click.echo(f"formatted {source.name}", err=True)
+    report(problems, {s.name: s for s in sources})
+    if problems or (changed and (check or show_diff)):
+        sys.exit(EXIT_INVALID)

@@ -1,0 +1,62 @@
+"""Collecting diagnostics while lowering, so one run reports every problem.
+
+Lowering code raises `DiagnosticError` for the construct it cannot read and
+the `Collector` records it and moves on to the next construct; a network
+with any error yields no IR, but its other problems are still found.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from compiler.ast import Statement
+from compiler.diagnostics import Diagnostic, DiagnosticError
+
+T = TypeVar("T")
+
+
+class Collector:
+    """Runs lowering steps, keeping the diagnostics of those that fail."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    def attempt(self, step: Callable[..., T], *args: object) -> T | None:
+        """`step(*args)`, or None with its diagnostic recorded."""
+        try:
+            return step(*args)
+        except DiagnosticError as error:
+            self.diagnostics.append(error.diagnostic)
+            return None
+
+    def each(self, step: Callable[[Statement], T], statements: list[Statement]) -> list[T]:
+        """`step` over every statement; the failures are recorded and left out."""
+        results = (self.attempt(step, s) for s in statements)
+        return [r for r in results if r is not None]
+
+    def report(self, diagnostic: Diagnostic) -> None:
+        """Record a problem found without raising."""
+        self.diagnostics.append(diagnostic)
+
+    @property
+    def failed(self) -> bool:
+        """True once any problem was recorded."""
+        return bool(self.diagnostics)
+
+
+def first(statements: tuple[Statement, ...], keyword: str) -> Statement | None:
+    """The statement with this keyword (the structure check already refused repeats)."""
+    return next((s for s in statements if s.keyword == keyword), None)
+
+
+def every(statements: tuple[Statement, ...], keyword: str) -> list[Statement]:
+    """All statements with this keyword, in order."""
+    return [s for s in statements if s.keyword == keyword]
+
+
+def body(statement: Statement | None) -> tuple[Statement, ...]:
+    """The statements of a statement's block (empty without one)."""
+    if statement is None or statement.block is None:
+        return ()
+    return statement.block.statements

@@ -1,0 +1,198 @@
+"""Diagnostics: what netc tells a user about their input, as data.
+
+A `Diagnostic` is built by every compiler stage and never printed there;
+`render_text` and `render_json` turn a list of them into the terminal layout
+(file:line:col, the line, a caret, what was expected, a hint) or into a
+versioned JSON document for editors and CI annotations.  Stages collect all
+problems they can find instead of stopping at the first, so a user fixes a
+file in one round trip.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from compiler.source import SourceFile, Span
+
+JSON_FORMAT_VERSION = "1.0"
+
+
+class Severity(StrEnum):
+    """How bad a problem is: errors stop the build, warnings do not."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+CODES: Mapping[str, str] = {
+    "E001": "syntax error",
+    "E002": "unexpected character",
+    "E003": "unexpected end of file",
+    "E004": "input is not UTF-8 text",
+    "E005": "input too large",
+    "E006": "nesting too deep",
+    "E010": "unknown keyword",
+    "E011": "setting given twice",
+    "E012": "missing setting",
+    "E013": "wrong number or kind of values",
+    "E014": "block expected or not allowed",
+    "E015": "unknown template or template cycle",
+    "E101": "invalid network name",
+    "E102": "duplicate network name",
+    "E103": "invalid interface or bridge name",
+    "E104": "unsupported CNI version",
+    "E105": "bridge shared by several networks",
+    "E106": "contradictory network settings",
+    "E201": "invalid address or CIDR",
+    "E202": "host bits set in a subnet",
+    "E203": "range outside its subnet or reversed",
+    "E204": "gateway outside its subnet",
+    "E205": "overlapping subnets",
+    "E206": "invalid route",
+    "E207": "subnet too small",
+    "E301": "invalid port or port range",
+    "E302": "contradictory hostPort policy",
+    "E401": "malformed bandwidth quantity",
+    "E402": "bandwidth quantity out of range",
+    "E403": "bandwidth default above its maximum",
+    "E404": "static bandwidth limit combined with a policy",
+    "E501": "invalid plugin option",
+    "W001": "setting has no effect with this target",
+}
+"""Every diagnostic code with its title; docs/diagnostics.md explains each."""
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A secondary location that helps explain a diagnostic (e.g. the other overlapping subnet)."""
+
+    message: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem in the input, located by `span` and explained for a human."""
+
+    code: str
+    message: str
+    span: Span | None
+    expected: str | None = None
+    hint: str | None = None
+    notes: tuple[Note, ...] = field(default=())
+    severity: Severity = Severity.ERROR
+
+    def __post_init__(self) -> None:
+        if self.code not in CODES:
+            raise ValueError(f"unregistered diagnostic code {self.code}")
+
+    @property
+    def sort_key(self) -> tuple[str, int, int, str]:
+        """Reading order: file, line, column, then code."""
+        if self.span is None:
+            return ("", 0, 0, self.code)
+        return (self.span.file, self.span.line, self.span.column, self.code)
+
+
+class DiagnosticError(Exception):
+    """Raised to abandon one construct; carries the diagnostic that explains why."""
+
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    """True when any diagnostic is an error (warnings alone do not fail a build)."""
+    return any(d.severity is Severity.ERROR for d in diagnostics)
+
+
+def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics in reading order, duplicates dropped."""
+    unique = {(d.code, d.message, d.span): d for d in diagnostics}
+    return sorted(unique.values(), key=lambda d: d.sort_key)
+
+
+def render_text(diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile]) -> str:
+    """The terminal layout: a header line, the source line with carets, expected and hint."""
+    blocks = [_render_one(d, sources) for d in diagnostics]
+    summary = _summary(diagnostics)
+    return "\n\n".join([*blocks, summary]) + "\n" if blocks else ""
+
+
+def _render_one(diagnostic: Diagnostic, sources: Mapping[str, SourceFile]) -> str:
+    where = f"{diagnostic.span}: " if diagnostic.span else ""
+    lines = [f"{where}{diagnostic.severity}[{diagnostic.code}]: {diagnostic.message}"]
+    if diagnostic.span is not None:
+        lines += _snippet(diagnostic.span, sources)
+    if diagnostic.expected:
+        lines.append(f"   = expected: {diagnostic.expected}")
+    if diagnostic.hint:
+        lines.append(f"   = hint: {diagnostic.hint}")
+    lines += [f"   = note: {note.message} ({note.span})" for note in diagnostic.notes]
+    return "\n".join(lines)
+
+
+def _snippet(span: Span, sources: Mapping[str, SourceFile]) -> list[str]:
+    source = sources.get(span.file)
+    if source is None:
+        return []
+    text = source.line(span.line).expandtabs(1)
+    gutter = str(span.line)
+    pad = " " * len(gutter)
+    last = span.end_column if span.end_line == span.line else len(text) + 1
+    width = max(1, last - span.column)
+    caret = " " * (span.column - 1) + "^" * width
+    return [f" {pad} |", f" {gutter} | {text}", f" {pad} | {caret}"]
+
+
+def _summary(diagnostics: Sequence[Diagnostic]) -> str:
+    errors = sum(d.severity is Severity.ERROR for d in diagnostics)
+    warnings = len(diagnostics) - errors
+    parts = [_plural(errors, "error")] if errors else []
+    if warnings:
+        parts.append(_plural(warnings, "warning"))
+    return "found " + " and ".join(parts)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def render_json(diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile]) -> str:
+    """A versioned JSON document in the shape of `terraform validate -json`."""
+    errors = sum(d.severity is Severity.ERROR for d in diagnostics)
+    document = {
+        "format_version": JSON_FORMAT_VERSION,
+        "valid": errors == 0,
+        "error_count": errors,
+        "warning_count": len(diagnostics) - errors,
+        "diagnostics": [_as_json(d, sources) for d in diagnostics],
+    }
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _as_json(diagnostic: Diagnostic, sources: Mapping[str, SourceFile]) -> dict[str, object]:
+    span = diagnostic.span
+    return {
+        "severity": str(diagnostic.severity),
+        "code": diagnostic.code,
+        "message": diagnostic.message,
+        "expected": diagnostic.expected,
+        "hint": diagnostic.hint,
+        "range": None if span is None else _range(span),
+        "source_line": None if span is None or span.file not in sources
+        else sources[span.file].line(span.line),
+        "notes": [{"message": n.message, "range": _range(n.span)} for n in diagnostic.notes],
+    }
+
+
+def _range(span: Span) -> dict[str, object]:
+    return {
+        "filename": span.file,
+        "start": {"line": span.line, "column": span.column},
+        "end": {"line": span.end_line, "column": span.end_column},
+    }

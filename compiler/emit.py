@@ -1,0 +1,182 @@
+"""Conflist emitters: a network as the JSON a container runtime loads.
+
+Two targets:
+
+* `reference` -- a chain of the stock plugins (bridge with host-local,
+  portmap, bandwidth) or the passthrough main plugin, for nodes that have only
+  containernetworking-plugins.  hostPort and bandwidth *policies* cannot be
+  expressed there; `warnings_for` says so instead of dropping them silently.
+* `netc` -- one plugin of type `netc-cni` carrying the compiled network
+  (`compiler.ir_codec`), executed by netc's own runtime.
+
+Output is deterministic: same input, same bytes, so `netc build --check` can
+gate CI on drift.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from compiler import ir_codec
+from compiler.diagnostics import Diagnostic, Severity
+from compiler.ir import DEFAULT_DATA_DIR, Bandwidth, Bridge, Ipam, Limits, Network
+from compiler.shaping import bucket
+
+TARGETS = ("reference", "netc")
+NETC_PLUGIN_TYPE = "netc-cni"
+
+
+def conflist(network: Network, target: str, cni_version: str | None = None) -> dict[str, Any]:
+    """The conflist of a network; `cni_version` (from the command line) overrides the source."""
+    version = cni_version or network.cni_version
+    plugins = _netc_plugins(network, version) if target == "netc" else _reference_plugins(network)
+    return {"cniVersion": version, "name": network.name, "plugins": plugins}
+
+
+def render(document: dict[str, Any]) -> str:
+    """The bytes written to disk: two-space JSON with a final newline."""
+    return json.dumps(document, indent=2) + "\n"
+
+
+def file_name(network: Network) -> str:
+    """`NN-name.conflist`: runtimes take the lexically first file, so NN orders networks."""
+    return f"{network.priority:02d}-{network.name}.conflist"
+
+
+def _reference_plugins(network: Network) -> list[dict[str, Any]]:
+    plugins = [_main_plugin(network)]
+    if network.hostport is not None:
+        portmap: dict[str, Any] = {"type": "portmap", "capabilities": {"portMappings": True}}
+        if not network.hostport.snat:
+            portmap["snat"] = False
+        plugins.append(portmap)
+    if network.bandwidth is not None:
+        plugins.append(_bandwidth_plugin(network.bandwidth))
+    return plugins
+
+
+def _main_plugin(network: Network) -> dict[str, Any]:
+    if network.plugin is not None:
+        plugin = {"type": network.plugin.type, **network.plugin.options}
+        if network.ipam is not None:
+            plugin["ipam"] = host_local(network.ipam)
+        return plugin
+    assert network.bridge is not None and network.ipam is not None
+    return _bridge_plugin(network.bridge, network.ipam)
+
+
+def _bridge_plugin(bridge: Bridge, ipam: Ipam) -> dict[str, Any]:
+    plugin: dict[str, Any] = {"type": "bridge", "bridge": bridge.name}
+    if bridge.mtu is not None:
+        plugin["mtu"] = bridge.mtu
+    flags = (("isGateway", bridge.gateway), ("ipMasq", bridge.masquerade),
+             ("hairpinMode", bridge.hairpin), ("promiscMode", bridge.promiscuous))
+    plugin.update((key, True) for key, on in flags if on)
+    plugin["ipam"] = host_local(ipam)
+    if ipam.dns is not None:
+        plugin["dns"] = _dns(ipam)
+    return plugin
+
+
+def host_local(ipam: Ipam) -> dict[str, Any]:
+    """The host-local IPAM object: one range set per address family."""
+    ranges = [[_range(s) for s in ipam.subnets_of(family)] for family in ipam.families()]
+    document: dict[str, Any] = {"type": "host-local", "ranges": ranges}
+    if ipam.routes:
+        document["routes"] = [
+            {"dst": str(r.dst), **({"gw": str(r.via)} if r.via else {})} for r in ipam.routes]
+    if ipam.data_dir != DEFAULT_DATA_DIR:
+        document["dataDir"] = ipam.data_dir
+    return document
+
+
+def _range(subnet) -> dict[str, str]:
+    document = {"subnet": str(subnet.cidr)}
+    if subnet.explicit_range:
+        document["rangeStart"] = str(subnet.range_start)
+        document["rangeEnd"] = str(subnet.range_end)
+    if subnet.explicit_gateway:
+        document["gateway"] = str(subnet.gateway)
+    return document
+
+
+def _dns(ipam: Ipam) -> dict[str, Any]:
+    assert ipam.dns is not None
+    dns = ipam.dns
+    document: dict[str, Any] = {}
+    if dns.nameservers:
+        document["nameservers"] = [str(a) for a in dns.nameservers]
+    if dns.domain:
+        document["domain"] = dns.domain
+    if dns.search:
+        document["search"] = list(dns.search)
+    if dns.options:
+        document["options"] = list(dns.options)
+    return document
+
+
+def _bandwidth_plugin(bandwidth: Bandwidth) -> dict[str, Any]:
+    if bandwidth.limit is None:
+        return {"type": "bandwidth", "capabilities": {"bandwidth": True}}
+    return {"type": "bandwidth", **static_limits(bandwidth.limit)}
+
+
+def static_limits(limits: Limits) -> dict[str, int]:
+    """The bandwidth plugin's static keys; the burst is bounded as netc bounds it."""
+    keys: dict[str, int] = {}
+    for direction in ("ingress", "egress"):
+        rate = limits.direction(direction)
+        if rate is not None:
+            tbf = bucket(rate.rate, rate.burst)
+            keys[f"{direction}Rate"] = rate.rate
+            keys[f"{direction}Burst"] = tbf.burst_bits
+    return keys
+
+
+def _netc_plugins(network: Network, version: str) -> list[dict[str, Any]]:
+    capabilities = {}
+    if network.hostport is not None:
+        capabilities["portMappings"] = True
+    if network.bandwidth is not None and network.bandwidth.limit is None:
+        capabilities["bandwidth"] = True
+    encoded = ir_codec.encode(dataclasses.replace(network, cni_version=version))
+    plugin: dict[str, Any] = {"type": NETC_PLUGIN_TYPE}
+    if capabilities:
+        plugin["capabilities"] = capabilities
+    plugin["netc"] = {"format": ir_codec.FORMAT, "digest": ir_codec.digest(encoded),
+                      "network": encoded}
+    return [plugin]
+
+
+def warnings_for(network: Network, target: str, version: str) -> list[Diagnostic]:
+    """What the chosen target cannot honour, as warnings (the build still succeeds)."""
+    found = []
+    if target == "reference":
+        found += _policy_warnings(network)
+    if version == "1.1.0":
+        found.append(_warning(
+            "cniVersion 1.1.0 is refused by podman 4.3, containerd 1.6 and the Debian "
+            "reference plugins", network.span,
+            "emit 1.0.0 (the default) unless every runtime and plugin on the node knows 1.1.0"))
+    return found
+
+
+def _policy_warnings(network: Network) -> list[Diagnostic]:
+    found = []
+    hostport = network.hostport
+    if hostport and (hostport.allow or hostport.deny or hostport.host_ips):
+        found.append(_warning(
+            "the hostPort policy (allow, deny, host-ip) is not enforced by the portmap plugin",
+            hostport.span, "build with --target netc to enforce it"))
+    bandwidth = network.bandwidth
+    if bandwidth and (bandwidth.default or bandwidth.max or bandwidth.namespaces):
+        found.append(_warning(
+            "bandwidth defaults and maximums are not enforced by the bandwidth plugin",
+            bandwidth.span, "build with --target netc to enforce them"))
+    return found
+
+
+def _warning(message: str, span, hint: str) -> Diagnostic:
+    return Diagnostic("W001", message, span, hint=hint, severity=Severity.WARNING)

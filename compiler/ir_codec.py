@@ -1,0 +1,115 @@
+"""The IR as JSON: how a compiled network travels inside a `--target netc` conflist.
+
+Format (`FORMAT`, currently 1): each IR dataclass becomes an object holding
+its fields that differ from their defaults; addresses and networks are
+strings, spans `[file, line, column, end_line, end_column]`, tuples lists.
+The conflist also carries a SHA-256 digest of this object so the runtime can
+tell a conflist edited by hand from one `netc build` wrote.  A reader of a
+newer format refuses it rather than guess.
+
+This module runs inside the CNI plugin on every call, so it stays small and
+imports nothing heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import json
+import types
+import typing
+from functools import cache
+from typing import Any
+
+from compiler import ir
+from compiler.source import Span
+
+FORMAT = 1
+
+
+class FormatError(ValueError):
+    """The embedded network is not one this netc can read."""
+
+
+def encode(network: ir.Network) -> dict[str, Any]:
+    """The JSON object of a network."""
+    return _encode(network)
+
+
+def digest(document: dict[str, Any]) -> str:
+    """A stable digest of an encoded network (keys sorted, no whitespace)."""
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def decode(document: dict[str, Any]) -> ir.Network:
+    """The network of a JSON object written by `encode`."""
+    try:
+        return _decode(ir.Network, document)
+    except (KeyError, TypeError, ValueError) as error:
+        raise FormatError(f"the embedded network is malformed: {error}") from error
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        if isinstance(value, Span):
+            return value.to_json()
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not _is_default(value, f)}
+    if isinstance(value, tuple | list):
+        return [_encode(v) for v in value]
+    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network
+                  | ipaddress.IPv6Network):
+        return str(value)
+    return value
+
+
+def _is_default(instance: Any, field: dataclasses.Field) -> bool:
+    value = getattr(instance, field.name)
+    if field.default is not dataclasses.MISSING:
+        return value == field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return value == field.default_factory()
+    return False
+
+
+def _decode(kind: Any, data: Any) -> Any:
+    origin = typing.get_origin(kind)
+    if origin in (typing.Union, types.UnionType):
+        return _decode_union(typing.get_args(kind), data)
+    if origin is tuple:
+        (item, _ellipsis) = typing.get_args(kind)
+        return tuple(_decode(item, d) for d in data)
+    if kind is Span:
+        return Span.from_json(data)
+    if dataclasses.is_dataclass(kind):
+        hints = _hints(kind)
+        return kind(**{name: _decode(hints[name], value) for name, value in data.items()})
+    if kind in (ir.IPAddress, ir.IPNetwork):
+        return _decode_union(typing.get_args(kind), data)
+    return _scalar(kind, data)
+
+
+def _decode_union(options: tuple[Any, ...], data: Any) -> Any:
+    if data is None and type(None) in options:
+        return None
+    if ipaddress.IPv4Address in options:
+        return ipaddress.ip_address(data)
+    if ipaddress.IPv4Network in options:
+        return ipaddress.ip_network(data)
+    (real,) = (o for o in options if o is not type(None))
+    return _decode(real, data)
+
+
+def _scalar(kind: Any, data: Any) -> Any:
+    if typing.get_origin(kind) is dict or kind is typing.Any:
+        return data
+    if kind in (str, int, bool) and isinstance(data, kind):
+        return data
+    raise TypeError(f"expected {kind.__name__}, found {type(data).__name__}")
+
+
+@cache
+def _hints(kind: type) -> dict[str, Any]:
+    return typing.get_type_hints(kind, vars(ir))

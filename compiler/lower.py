@@ -1,0 +1,136 @@
+"""Lowering one network: its merged statements to a `compiler.ir.Network`.
+
+The structure check (`compiler.schema`) has already refused unknown and
+repeated keywords, so this module reads values and the rules between them: a
+network has exactly one main plugin, a bridge needs IPAM, hairpin and
+promiscuous mode exclude each other (the reference bridge plugin refuses
+both), and every path the runtime uses is absolute.
+"""
+
+from __future__ import annotations
+
+from compiler.ast import Statement, Word
+from compiler.collect import Collector, body, first
+from compiler.diagnostics import Diagnostic, Note
+from compiler.ir import (
+    CNI_VERSIONS,
+    DEFAULT_CNI_VERSION,
+    DEFAULT_STATE_DIR,
+    Bridge,
+    Network,
+    Plugin,
+)
+from compiler.lower_ipam import absolute_path, lower_ipam
+from compiler.lower_policy import lower_bandwidth, lower_hostport
+from compiler.plugin_options import options
+from compiler.values import fail, integer, interface_name, network_name, one_word, switch, words
+
+
+def lower_network(statement: Statement, statements: tuple[Statement, ...],
+                  default_priority: int, collector: Collector) -> Network | None:
+    """The IR of one network (after templates), or None when it has errors."""
+    before = len(collector.diagnostics)
+    name = collector.attempt(_name, statement)
+    version = _version(first(statements, "cni"), collector)
+    priority_statement = first(statements, "priority")
+    priority = default_priority
+    if priority_statement:
+        priority = collector.attempt(
+            lambda s: integer(one_word(s, "a number 0..99"), 0, 99, "a number from 0 to 99"),
+            priority_statement) or default_priority
+    state_statement = first(statements, "state-dir")
+    state_dir = collector.attempt(absolute_path, state_statement) if state_statement else None
+    bridge_statement = first(statements, "bridge")
+    plugin_statement = first(statements, "plugin")
+    ipam_statement = first(statements, "ipam")
+    _check_main(statement, bridge_statement, plugin_statement, ipam_statement, collector)
+    bridge = collector.attempt(lower_bridge, bridge_statement) if bridge_statement else None
+    plugin = collector.attempt(lower_plugin, plugin_statement) if plugin_statement else None
+    ipam = lower_ipam(ipam_statement, collector) if ipam_statement else None
+    if plugin and ipam and "ipam" in plugin.options:
+        collector.report(fail(
+            "E501", "the plugin has an `ipam` option and the network an `ipam` block",
+            ipam_statement.span, expected="one of the two",
+            hint="keep the plugin's own ipam option or the netdsl ipam block").diagnostic)
+    hostport_statement = first(statements, "hostport")
+    bandwidth_statement = first(statements, "bandwidth")
+    hostport = lower_hostport(hostport_statement, collector) if hostport_statement else None
+    bandwidth = lower_bandwidth(bandwidth_statement, collector) if bandwidth_statement else None
+    if len(collector.diagnostics) > before or name is None:
+        return None
+    sources = tuple(dict.fromkeys(s.span.file for s in (statement, *statements)))
+    return Network(name, version, priority, bridge, plugin, ipam, hostport, bandwidth,
+                   state_dir or DEFAULT_STATE_DIR, statement.span, sources)
+
+
+def _name(statement: Statement) -> str:
+    values = statement.values
+    if len(values) != 1 or not isinstance(values[0], Word):
+        raise fail("E013", "a network needs one name", statement.key.span,
+                   expected="`network NAME { ... }`")
+    return network_name(values[0])
+
+
+def _version(statement: Statement | None, collector: Collector) -> str:
+    if statement is None:
+        return DEFAULT_CNI_VERSION
+    word = collector.attempt(one_word, statement, "a CNI version")
+    if word is None:
+        return DEFAULT_CNI_VERSION
+    if word.text not in CNI_VERSIONS:
+        collector.report(Diagnostic(
+            "E104", f"CNI version `{word.text}` is not supported", word.span,
+            expected="one of " + ", ".join(CNI_VERSIONS),
+            hint="Kubernetes 1.28 needs 0.4.0 or later; 1.0.0 is recommended"))
+    return word.text
+
+
+def _check_main(network: Statement, bridge: Statement | None, plugin: Statement | None,
+                ipam: Statement | None, collector: Collector) -> None:
+    if bridge and plugin:
+        collector.report(Diagnostic(
+            "E106", "a network has one main plugin: `bridge` or `plugin`, not both",
+            plugin.key.span, expected="either `bridge` or `plugin`",
+            notes=(Note("the bridge is here", bridge.span),)))
+    elif not bridge and not plugin:
+        collector.report(Diagnostic(
+            "E012", "this network has no main plugin", network.key.span,
+            expected="a `bridge { ... }` or `plugin TYPE { ... }` block",
+            hint="most networks start with `bridge cni0 { gateway; masquerade }`"))
+    if bridge and not ipam:
+        collector.report(Diagnostic(
+            "E012", "a bridge network needs an `ipam` block", bridge.key.span,
+            expected="`ipam { subnet CIDR }` in the network",
+            hint="add `ipam { subnet 10.244.1.0/24 }` with your pod subnet"))
+
+
+def lower_bridge(statement: Statement) -> Bridge:
+    """`bridge [NAME] { mtu; gateway; masquerade; hairpin; promiscuous }`."""
+    values = words(statement, 0, 1, "an optional bridge name")
+    bridge = Bridge(span=statement.span)
+    if values:
+        bridge = Bridge(name=interface_name(values[0], "bridge"), span=statement.span)
+    statements = body(statement)
+    mtu = first(statements, "mtu")
+    flags = {k: switch(s) for k in ("gateway", "masquerade", "hairpin", "promiscuous")
+             if (s := first(statements, k))}
+    if flags.get("hairpin") and flags.get("promiscuous"):
+        raise fail("E106", "hairpin and promiscuous mode cannot both be on",
+                   first(statements, "promiscuous").span,
+                   expected="at most one of `hairpin` and `promiscuous`",
+                   hint="the bridge plugin refuses this combination as well")
+    return Bridge(
+        name=bridge.name,
+        mtu=integer(one_word(mtu, "an MTU"), 576, 65535, "an MTU from 576 to 65535") if mtu
+        else None,
+        span=statement.span, **flags)
+
+
+def lower_plugin(statement: Statement) -> Plugin:
+    """`plugin TYPE { options }`: a passthrough main plugin."""
+    word = one_word(statement, "the plugin type, such as calico")
+    if not word.text or "/" in word.text or "\\" in word.text:
+        raise fail("E013", f"`{word.text}` is not a plugin type", word.span,
+                   expected="the name of a plugin binary, such as calico or flannel")
+    assert statement.block is not None
+    return Plugin(word.text, options(statement.block), statement.span)

@@ -1,0 +1,141 @@
+"""Lowering `ipam { ... }`: subnets, ranges, gateways, routes and DNS.
+
+The defaults are host-local's, so a network moves between the reference
+plugins and netc without an address changing meaning: the gateway and the
+first address handed out are the subnet's first address, the last handed out
+is the one before the IPv4 broadcast (the last address for IPv6).
+"""
+
+from __future__ import annotations
+
+from compiler.ast import Statement, Word
+from compiler.collect import Collector, body, every, first
+from compiler.ir import DEFAULT_DATA_DIR, Dns, IPAddress, Ipam, IPNetwork, Route, Subnet
+from compiler.values import address, cidr, fail, one_word, text, words
+
+
+def lower_ipam(statement: Statement, collector: Collector) -> Ipam | None:
+    """The IR of an ipam block, or None if it has errors (recorded in `collector`)."""
+    statements = body(statement)
+    subnets = collector.each(lower_subnet, every(statements, "subnet"))
+    if not every(statements, "subnet"):
+        collector.report(fail(
+            "E012", "this ipam block has no subnet", statement.span,
+            expected="at least one `subnet CIDR`",
+            hint="add a line such as `subnet 10.244.1.0/24`").diagnostic)
+    families = {s.family for s in subnets}
+    routes = collector.each(lambda s: lower_route(s, families), every(statements, "route"))
+    dns_statement = first(statements, "dns")
+    dns = collector.attempt(lower_dns, dns_statement) if dns_statement else None
+    data_dir_statement = first(statements, "data-dir")
+    data_dir = DEFAULT_DATA_DIR
+    if data_dir_statement:
+        data_dir = collector.attempt(absolute_path, data_dir_statement) or DEFAULT_DATA_DIR
+    return Ipam(tuple(subnets), tuple(routes), dns, data_dir, statement.span)
+
+
+def absolute_path(statement: Statement) -> str:
+    """A directory given as an absolute path (the runtime has no useful working directory)."""
+    path = text(statement, "an absolute directory path")
+    if not path.startswith("/"):
+        raise fail("E013", f"`{path}` is not an absolute path", statement.values[0].span,
+                   expected="a path starting with /",
+                   hint="CNI plugins run with no predictable working directory")
+    return path
+
+
+def lower_subnet(statement: Statement) -> Subnet:
+    """`subnet CIDR [{ range A .. B; gateway G }]` with host-local's defaults."""
+    network = cidr(one_word(statement, "a CIDR such as 10.244.1.0/24"))
+    if network.num_addresses < 4:
+        raise fail("E207", f"subnet {network} is too small to hand out addresses",
+                   statement.values[0].span, expected="a prefix of at most /30 (IPv4) or /126",
+                   hint="host-local refuses /31, /32, /127 and /128 as well")
+    inner = body(statement)
+    range_statement = first(inner, "range")
+    gateway_statement = first(inner, "gateway")
+    start, end = _default_range(network)
+    if range_statement:
+        start, end = _range(range_statement, network)
+    gateway = network.network_address + 1
+    if gateway_statement:
+        gateway = _gateway(gateway_statement, network)
+    return Subnet(network, start, end, gateway, statement.span,
+                  explicit_range=range_statement is not None,
+                  explicit_gateway=gateway_statement is not None)
+
+
+def _default_range(network: IPNetwork) -> tuple[IPAddress, IPAddress]:
+    last = network.broadcast_address - 1 if network.version == 4 else network.broadcast_address
+    return network.network_address + 1, last
+
+
+def _range(statement: Statement, network: IPNetwork) -> tuple[IPAddress, IPAddress]:
+    values = words(statement, 1, 3, "FIRST .. LAST")
+    joined = "".join(w.text for w in values)
+    first_text, dots, last_text = joined.partition("..")
+    if not dots:
+        raise fail("E013", "a range is written FIRST .. LAST", statement.span,
+                   expected="two addresses separated by `..`",
+                   hint=f"for example `range {network.network_address + 10} .. "
+                        f"{network.network_address + 250}`")
+    span = values[0].span.cover(values[-1].span)
+    start = address(Word(first_text, span))
+    end = address(Word(last_text, span))
+    for point in (start, end):
+        if point not in network:
+            raise fail("E203", f"range address {point} is outside subnet {network}", span,
+                       expected=f"addresses inside {network}")
+    if end < start:
+        raise fail("E203", f"range {start} .. {end} runs backwards", span,
+                   expected="FIRST .. LAST with FIRST before LAST",
+                   hint=f"write `range {end} .. {start}`")
+    return start, end
+
+
+def _gateway(statement: Statement, network: IPNetwork) -> IPAddress:
+    word = one_word(statement, "an address inside the subnet")
+    gateway = address(word)
+    reserved = network.version == 4 and gateway in (network.network_address,
+                                                     network.broadcast_address)
+    if gateway not in network or reserved:
+        raise fail("E204", f"gateway {gateway} is not a usable address of subnet {network}",
+                   word.span, expected=f"a host address inside {network}",
+                   hint=f"the usual gateway is {network.network_address + 1}")
+    return gateway
+
+
+def lower_route(statement: Statement, families: set[int]) -> Route:
+    """`route CIDR [via ADDRESS]`; the family must be one the pods have."""
+    values = words(statement, 1, 3, "a destination CIDR, optionally `via` an address")
+    destination = cidr(values[0])
+    via = None
+    if len(values) > 1:
+        if len(values) != 3 or values[1].text != "via":
+            raise fail("E206", "a route is written `route CIDR` or `route CIDR via ADDRESS`",
+                       values[1].span, expected="`via` followed by the next-hop address")
+        via = address(values[2])
+        if via.version != destination.version:
+            raise fail("E206", f"next hop {via} is not of the family of {destination}",
+                       values[2].span, expected=f"an IPv{destination.version} address")
+    if families and destination.version not in families:
+        raise fail("E206", f"route to {destination} but pods get no IPv{destination.version} "
+                   "address", values[0].span,
+                   expected="a route of a family one of the subnets has",
+                   hint=f"add an IPv{destination.version} subnet or remove the route")
+    return Route(destination, via, statement.span)
+
+
+def lower_dns(statement: Statement) -> Dns:
+    """`dns { nameservers ...; search ...; domain ...; options ... }`."""
+    statements = body(statement)
+    servers = [address(w) for s in every(statements, "nameservers")
+               for w in words(s, 1, None, "DNS server addresses")]
+    search = [w.text for s in every(statements, "search")
+              for w in words(s, 1, None, "domain names")]
+    options = [w.text for s in every(statements, "options")
+               for w in words(s, 1, None, "resolver options")]
+    domain_statement = first(statements, "domain")
+    domain = one_word(domain_statement, "a domain name").text if domain_statement else None
+    return Dns(tuple(servers), domain, tuple(search), tuple(options), statement.span)
+

@@ -1,0 +1,62 @@
+"""Source files and spans.
+
+Every AST node, IR object and plan operation carries a `Span` so that a
+diagnostic, a refused host port or a line of `netc plan` can point back at
+the `.netdsl` text it came from.  Spans are plain data (no lark types), which
+lets the IR travel inside a conflist to the runtime plugin and still name its
+source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """A region of a source file; lines and columns count from 1."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int
+    end_column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+    def to_json(self) -> list[object]:
+        """A compact form for machine formats: [file, line, column, end_line, end_column]."""
+        return [self.file, self.line, self.column, self.end_line, self.end_column]
+
+    @classmethod
+    def from_json(cls, data: list[object]) -> Span:
+        """The inverse of `to_json`."""
+        file, line, column, end_line, end_column = data
+        return cls(str(file), int(line), int(column), int(end_line), int(end_column))  # type: ignore[arg-type]
+
+    def cover(self, other: Span) -> Span:
+        """The smallest span holding both; `other` must be in the same file."""
+        start = min((self.line, self.column), (other.line, other.column))
+        end = max((self.end_line, self.end_column), (other.end_line, other.end_column))
+        return Span(self.file, start[0], start[1], end[0], end[1])
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    """The text of one input file, kept so diagnostics can quote its lines."""
+
+    name: str
+    text: str
+
+    def line(self, number: int) -> str:
+        """The text of line `number` (1-based) without its line break, or ''."""
+        lines = self.text.splitlines()
+        if 1 <= number <= len(lines):
+            return lines[number - 1]
+        return ""
+
+
+MAX_SOURCE_BYTES = 8 * 1024 * 1024
+"""Inputs above this size are refused with a diagnostic: no pod network needs it."""
+

@@ -1,0 +1,119 @@
+"""Templates: shared settings merged into networks with `use`.
+
+    template cluster { hostport { deny 22 }  bandwidth { max ingress 1G } }
+    network pods { use cluster; bridge cni0 { masquerade } ... }
+
+Merging happens on the syntax tree, so merged statements keep the spans of
+the template lines they came from and diagnostics point there.  The rules:
+a setting that may appear once is taken from the network if it has it, else
+from the template; repeatable settings (`allow`, `route`, `subnet`, ...)
+accumulate, template first; blocks given in both merge recursively.
+Templates may use other templates; a cycle is an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from compiler.ast import Block, Statement, Word
+from compiler.diagnostics import Diagnostic, DiagnosticError, Note
+from compiler.schema import RAW, SCHEMA
+from compiler.values import fail
+
+
+def collect(statements: list[Statement]) -> tuple[dict[str, Statement], list[Diagnostic]]:
+    """Templates by name; a name defined twice is reported."""
+    templates: dict[str, Statement] = {}
+    diagnostics = []
+    for statement in statements:
+        name = _name(statement)
+        if name is None:
+            continue
+        if name in templates:
+            diagnostics.append(Diagnostic(
+                "E015", f"template `{name}` is defined twice", statement.values[0].span,
+                expected="one definition per template name", hint="rename one of them",
+                notes=(Note("first defined here", templates[name].span),)))
+            continue
+        templates[name] = statement
+    return templates, diagnostics
+
+
+def _name(statement: Statement) -> str | None:
+    if len(statement.values) == 1 and isinstance(statement.values[0], Word):
+        return statement.values[0].text
+    return None
+
+
+def expand(network: Statement, templates: Mapping[str, Statement]) -> tuple[Statement, ...]:
+    """The body of `network` with every template it uses merged in."""
+    return _expand(_body(network), templates, ())
+
+
+def _expand(body: tuple[Statement, ...], templates: Mapping[str, Statement],
+            chain: tuple[str, ...]) -> tuple[Statement, ...]:
+    merged: tuple[Statement, ...] = ()
+    for use in (s for s in body if s.keyword == "use"):
+        for word in use.values:
+            template = _lookup(word, templates, chain)
+            name = word.text  # type: ignore[union-attr]
+            merged = merge(merged, _expand(_body(template), templates, (*chain, name)), "network")
+    own = tuple(s for s in body if s.keyword != "use")
+    return merge(merged, own, "network")
+
+
+def _lookup(word, templates: Mapping[str, Statement], chain: tuple[str, ...]) -> Statement:
+    if not isinstance(word, Word) or word.text not in templates:
+        shown = getattr(word, "text", "?")
+        known = ", ".join(f"`{t}`" for t in sorted(templates)) or "none are defined"
+        raise fail("E015", f"no template named `{shown}`", word.span,
+                   expected=f"a defined template: {known}",
+                   hint="define it with `template NAME { ... }` in one of the input files")
+    if word.text in chain:
+        cycle = " -> ".join((*chain, word.text))
+        raise fail("E015", f"templates use each other in a cycle: {cycle}", word.span,
+                   expected="templates that form no cycle")
+    return templates[word.text]
+
+
+def _body(statement: Statement) -> tuple[Statement, ...]:
+    return statement.block.statements if statement.block else ()
+
+
+def merge(base: tuple[Statement, ...], override: tuple[Statement, ...],
+          context: str) -> tuple[Statement, ...]:
+    """`override` laid over `base` following the rules in the module docstring."""
+    keywords = dict.fromkeys(s.keyword for s in (*base, *override))
+    result: list[Statement] = []
+    schema = SCHEMA[context]
+    for keyword in keywords:
+        ours = [s for s in base if s.keyword == keyword]
+        theirs = [s for s in override if s.keyword == keyword]
+        spec = schema.get(keyword)
+        if spec is None or spec.many or not ours or not theirs:
+            result += ours + theirs
+        elif spec.block not in (None, RAW) and ours[0].block and theirs[0].block:
+            result.append(_merge_blocks(ours[0], theirs[0], spec.block))
+        else:
+            result += theirs
+    return tuple(result)
+
+
+def _merge_blocks(base: Statement, override: Statement, context: str) -> Statement:
+    assert base.block is not None and override.block is not None
+    statements = merge(base.block.statements, override.block.statements, context)
+    values, commas = (override.values, override.commas) if override.values else (
+        base.values, base.commas)
+    block = Block(statements, override.block.span)
+    return Statement(override.key, values, commas, block, override.span)
+
+
+def check_cycles(templates: Mapping[str, Statement]) -> list[Diagnostic]:
+    """Cycles and unknown names among templates, reported once each."""
+    diagnostics = []
+    for name, template in templates.items():
+        try:
+            _expand(_body(template), templates, (name,))
+        except DiagnosticError as error:
+            diagnostics.append(error.diagnostic)
+    return diagnostics

@@ -1,0 +1,203 @@
+"""Readers for the values of statements: names, numbers, addresses, ports, rates.
+
+Each reader takes AST values and returns a Python value, or raises
+`DiagnosticError` with a message that says what was wrong, what was expected
+and how to fix it.  They hold the CNI and kernel rules on names (network
+names as libcni checks them, interface names within IFNAMSIZ).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+from compiler.ast import ListValue, Statement, Text, Value, Word
+from compiler.diagnostics import Diagnostic, DiagnosticError
+from compiler.ir import MAX_RATE, MIN_RATE, PROTOCOLS, IPAddress, IPNetwork, PortRule
+from compiler.quantities import QuantityError, parse_quantity
+from compiler.source import Span
+
+NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
+IFNAMSIZ = 16
+
+
+def fail(code: str, message: str, span: Span | None, expected: str | None = None,
+         hint: str | None = None) -> DiagnosticError:
+    """A `DiagnosticError` ready to raise."""
+    return DiagnosticError(Diagnostic(code, message, span, expected=expected, hint=hint))
+
+
+def words(statement: Statement, low: int, high: int | None, what: str) -> list[Word]:
+    """The statement's values, all bare words, between `low` and `high` of them."""
+    values = statement.values
+    count_ok = low <= len(values) and (high is None or len(values) <= high)
+    if not count_ok:
+        span = values[high].span if high is not None and len(values) > high else statement.span
+        raise fail("E013", _count_message(statement.keyword, len(values), low, high), span,
+                   expected=what)
+    for value in values:
+        if not isinstance(value, Word):
+            raise fail("E013", f"`{statement.keyword}` takes bare values, not {_kind(value)}",
+                       value.span, expected=what)
+    return list(values)  # type: ignore[arg-type]
+
+
+def _count_message(keyword: str, count: int, low: int, high: int | None) -> str:
+    if high == 0:
+        return f"`{keyword}` takes no values"
+    if count < low:
+        return f"`{keyword}` needs a value" if low == 1 else f"`{keyword}` needs {low} values"
+    return f"`{keyword}` takes at most {high} value{'s' if high != 1 else ''}"
+
+
+def _kind(value: Value) -> str:
+    if isinstance(value, Text):
+        return "a quoted string"
+    if isinstance(value, ListValue):
+        return "a list"
+    return "a block"
+
+
+def one_word(statement: Statement, what: str) -> Word:
+    """The single bare value of a statement."""
+    return words(statement, 1, 1, what)[0]
+
+
+def text(statement: Statement, what: str) -> str:
+    """The single quoted-string value of a statement (paths and the like)."""
+    values = statement.values
+    if len(values) != 1 or not isinstance(values[0], Text | Word):
+        raise fail("E013", f"`{statement.keyword}` needs one value", statement.span, expected=what)
+    value = values[0]
+    return value.value if isinstance(value, Text) else value.text
+
+
+def switch(statement: Statement) -> bool:
+    """`flag`, `flag on` or `flag off`."""
+    values = words(statement, 0, 1, "on or off")
+    if not values:
+        return True
+    word = values[0]
+    if word.text in ("on", "off"):
+        return word.text == "on"
+    raise fail("E013", f"`{statement.keyword}` is on or off, not `{word.text}`", word.span,
+               expected="on or off", hint=f"write `{statement.keyword}` alone to turn it on")
+
+
+def integer(word: Word, low: int, high: int, what: str) -> int:
+    """A decimal integer within [low, high]."""
+    if not re.fullmatch(r"[0-9]+", word.text):
+        raise fail("E013", f"`{word.text}` is not a whole number", word.span, expected=what)
+    value = int(word.text)
+    if not low <= value <= high:
+        raise fail("E013", f"{value} is outside {low}..{high}", word.span, expected=what)
+    return value
+
+
+def network_name(word: Word | Text, what: str = "network") -> str:
+    """A name libcni accepts for a network (it also names files and directories)."""
+    name = word.text if isinstance(word, Word) else word.value
+    if not NETWORK_NAME.match(name):
+        raise fail(
+            "E101", f"`{name}` is not a valid {what} name", word.span,
+            expected="letters, digits, `_`, `.` and `-`, starting with a letter or digit",
+            hint="CNI uses network names in file paths, so they are restricted like this")
+    return name
+
+
+def interface_name(word: Word, what: str) -> str:
+    """A Linux interface name: 1..15 bytes, no `/`, `:` or whitespace, not `.` or `..`."""
+    name = word.text
+    size = len(name.encode())
+    problem = None
+    if size >= IFNAMSIZ:
+        problem = f"is {size} bytes long; the kernel allows {IFNAMSIZ - 1}"
+    elif name in (".", "..") or re.search(r"[/:\s]", name):
+        problem = "contains a character the kernel refuses"
+    if problem:
+        raise fail("E103", f"{what} name `{name}` {problem}", word.span,
+                   expected="1 to 15 bytes without `/`, `:` or spaces",
+                   hint="pick a shorter name such as cni0 or br-pods")
+    return name
+
+
+def address(word: Word, what: str = "an IP address such as 10.244.1.1 or fd00::1") -> IPAddress:
+    """An IPv4 or IPv6 address."""
+    try:
+        return ipaddress.ip_address(word.text)
+    except ValueError:
+        raise fail("E201", f"`{word.text}` is not an IP address", word.span,
+                   expected=what) from None
+
+
+def cidr(word: Word) -> IPNetwork:
+    """A network in CIDR notation with no host bits set."""
+    expected = "a network such as 10.244.1.0/24 or fd00:10:244::/64"
+    if "/" not in word.text:
+        raise fail("E201", f"`{word.text}` has no prefix length", word.span, expected=expected,
+                   hint=f"write `{word.text}/24` (or the prefix you mean)")
+    try:
+        return ipaddress.ip_network(word.text, strict=True)
+    except ValueError as error:
+        if "host bits set" in str(error):
+            network = ipaddress.ip_network(word.text, strict=False)
+            raise fail("E202", f"`{word.text}` has host bits set", word.span,
+                       expected="the network address of the subnet",
+                       hint=f"write `{network}`, the network that contains it") from None
+        raise fail("E201", f"`{word.text}` is not a valid CIDR", word.span,
+                   expected=expected) from None
+
+
+def port(text_value: str, span: Span) -> int:
+    """A TCP/UDP port number 1..65535."""
+    if not re.fullmatch(r"[0-9]+", text_value) or not 1 <= int(text_value) <= 65535:
+        raise fail("E301", f"`{text_value}` is not a port number", span,
+                   expected="a port from 1 to 65535")
+    return int(text_value)
+
+
+def port_rule(word: Word, verb: str) -> PortRule:
+    """`8080`, `30000..32767` or either with `/tcp`, `/udp` or `/sctp`."""
+    ports, _, protocol = word.text.partition("/")
+    if protocol and protocol not in PROTOCOLS:
+        raise fail("E301", f"`{protocol}` is not a protocol", word.span,
+                   expected="tcp, udp or sctp after the slash")
+    first_text, dots, last_text = ports.partition("..")
+    first = port(first_text, word.span)
+    last = port(last_text, word.span) if dots else first
+    if last < first:
+        raise fail("E301", f"port range `{ports}` runs backwards", word.span,
+                   expected="FIRST..LAST with FIRST <= LAST", hint=f"write `{last}..{first}`")
+    return PortRule(verb, first, last, protocol or None, word.span)
+
+
+def rate(word: Word) -> int:
+    """A bandwidth in bit/s within what Kubernetes runtimes accept (1k .. 1P)."""
+    try:
+        value = parse_quantity(word.text)
+    except QuantityError as error:
+        raise fail("E401", error.message, word.span,
+                   expected="a Kubernetes quantity in bits per second: 500k, 1M, 10Mi, 1G",
+                   hint=error.hint) from None
+    if not MIN_RATE <= value <= MAX_RATE:
+        hint = None
+        if word.text.endswith("m"):
+            hint = f"`m` means milli; for megabits write `{word.text[:-1]}M`"
+        raise fail("E402", f"`{word.text}` is {value} bit/s, outside 1k..1P", word.span,
+                   expected="a rate from 1k (1000 bit/s) to 1P (10^15 bit/s)", hint=hint)
+    return value
+
+
+def burst(word: Word) -> int:
+    """A bucket size in bits; tc takes at most 2^32-1 bytes."""
+    try:
+        value = parse_quantity(word.text)
+    except QuantityError as error:
+        raise fail("E401", error.message, word.span,
+                   expected="a Kubernetes quantity in bits, such as 1M or 512Ki",
+                   hint=error.hint) from None
+    if not 8 <= value < (2**32 - 1) * 8:
+        raise fail("E402", f"burst `{word.text}` is outside 8 bits .. 4 GiB", word.span,
+                   expected="a burst of at least one byte and under 4 GiB")
+    return value
+
