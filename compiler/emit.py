@@ -150,9 +150,14 @@ def _netc_plugins(network: Network, version: str) -> list[dict[str, Any]]:
     return [plugin]
 
 
-def warnings_for(network: Network, target: str, version: str) -> list[Diagnostic]:
-    """What the chosen target cannot honour, as warnings (the build still succeeds)."""
+def target_diagnostics(network: Network, target: str, version: str) -> list[Diagnostic]:
+    """What the chosen target cannot honour: warnings, or an error when it cannot run at all."""
     found = []
+    if target == "netc" and network.plugin is not None:
+        found.append(Diagnostic(
+            "E107", f"the netc runtime does not run plugin `{network.plugin.type}`",
+            network.plugin.span, expected="a `bridge` network for --target netc",
+            hint="build networks with a third-party main plugin with --target reference"))
     if target == "reference":
         found += _policy_warnings(network)
     if version == "1.1.0":

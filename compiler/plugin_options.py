@@ -25,12 +25,12 @@ RESERVED = ("name", "cniVersion", "runtimeConfig", "args", "prevResult", "type")
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
-def options(block: Block) -> dict[str, Any]:
-    """A block of plugin options as a JSON object."""
+def options(block: Block, top: bool = True) -> dict[str, Any]:
+    """A block of plugin options as a JSON object; `top` applies the reserved keys."""
     result: dict[str, Any] = {}
     for statement in block.statements:
         key = statement.keyword
-        if key in RESERVED or key.startswith("cni.dev/"):
+        if top and (key in RESERVED or key.startswith("cni.dev/")):
             raise fail("E501", f"`{key}` cannot be set in plugin options", statement.key.span,
                        expected="a key the plugin itself reads",
                        hint="the runtime or netc sets this key"
@@ -44,7 +44,7 @@ def options(block: Block) -> dict[str, Any]:
 
 def _statement_value(statement: Statement) -> Any:
     if statement.block is not None and not statement.values:
-        return options(statement.block)
+        return options(statement.block, top=False)
     if len(statement.values) != 1 or statement.block is not None:
         raise fail("E501", f"option `{statement.keyword}` takes one value", statement.span,
                    expected='one value: "text", 42, true, { ... } or [ ... ]',
@@ -57,7 +57,7 @@ def value(item: Value) -> Any:
     if isinstance(item, Text):
         return item.value
     if isinstance(item, Block):
-        return options(item)
+        return options(item, top=False)
     if isinstance(item, ListValue):
         return [value(v) for v in item.items]
     return _word(item)

@@ -12,6 +12,7 @@ import click
 from compiler.cli.build import build
 from compiler.cli.check import check
 from compiler.cli.fmt import fmt
+from compiler.cli.plan import plan_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,3 +24,4 @@ def main() -> None:
 main.add_command(build)
 main.add_command(check)
 main.add_command(fmt)
+main.add_command(plan_command, name="plan")

@@ -16,6 +16,7 @@ from compiler.cli.common import (
     report,
     write_atomically,
 )
+from compiler.diagnostics import has_errors, sort_diagnostics
 from compiler.ir import CNI_VERSIONS, Network
 
 
@@ -37,10 +38,11 @@ def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir:
         raise click.UsageError("--check compares with the files in --out; give --out DIR")
     compilation, sources = compile_paths(files)
     networks = [n for n in compilation.networks if only in (None, n.name)]
-    warnings = [w for n in networks
-                for w in emit.warnings_for(n, target, cni_version or n.cni_version)]
-    report([*compilation.diagnostics, *warnings], sources)
-    if not compilation.ok:
+    found = [d for n in networks
+             for d in emit.target_diagnostics(n, target, cni_version or n.cni_version)]
+    diagnostics = sort_diagnostics([*compilation.diagnostics, *found])
+    report(diagnostics, sources)
+    if has_errors(diagnostics):
         sys.exit(EXIT_INVALID)
     if only is not None and not networks:
         raise click.UsageError(f"no network named {only!r} in the input")

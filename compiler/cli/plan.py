@@ -1,0 +1,131 @@
+"""`netc plan`: the dry run -- the operations a pod would get, touching nothing.
+
+`--live` (root, read-only) compares each operation with the kernel of a node
+network namespace; `--detailed-exitcode` then follows terraform: 0 nothing
+to do, 2 changes pending, 1 error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from compiler.cli.common import EXIT_INVALID, compile_paths, report
+from compiler.ir import Network
+from compiler.planner.context import (
+    BandwidthRequest,
+    ContextError,
+    PodContext,
+    bandwidth_from_option,
+    mapping_from_option,
+)
+from compiler.planner.ops import CREATE, DIFFERENT, Observation, Plan
+from compiler.planner.plan import PlanError, plan
+from compiler.planner.policy import PolicyError
+from compiler.planner.render import render_json, render_text, render_yaml
+
+EXIT_PENDING = 2
+
+
+class _PlanCommand(click.Command):
+    """Usage errors exit 1 under --detailed-exitcode, where 2 means "changes pending"."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: D102
+        detailed = "--detailed-exitcode" in args
+        try:
+            context = super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            _remap(error, detailed)
+            raise
+        context.meta["detailed"] = detailed
+        return context
+
+    def invoke(self, ctx):  # noqa: D102
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            _remap(error, ctx.meta.get("detailed", False))
+            raise
+
+
+def _remap(error: click.UsageError, detailed: bool) -> None:
+    if detailed:
+        error.exit_code = EXIT_INVALID
+
+
+@click.command(cls=_PlanCommand)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--network", "network_name", help="The network to plan (default: the only one).")
+@click.option("--pod", default="default/pod", show_default=True, help="NAMESPACE/NAME.")
+@click.option("--container-id", default="netc-dry-run", show_default=True)
+@click.option("--ifname", default="eth0", show_default=True)
+@click.option("--netns", help="The pod's network namespace path.")
+@click.option("--port", "ports", multiple=True,
+              help="HOST:CONTAINER[/tcp|udp|sctp][@HOSTIP]; repeatable.")
+@click.option("--bandwidth", help="The pod's annotations: ingress=RATE,egress=RATE.")
+@click.option("--command", type=click.Choice(["add", "del", "check"], case_sensitive=False),
+              default="add", show_default=True)
+@click.option("--format", "output", type=click.Choice(["text", "json", "yaml"]), default="text",
+              show_default=True)
+@click.option("--live", is_flag=True, help="Compare with the kernel (root, read-only).")
+@click.option("--node-netns", help="With --live: the node's network namespace name.")
+@click.option("--detailed-exitcode", is_flag=True,
+              help="With --live: exit 0 nothing to do, 2 changes pending, 1 error.")
+def plan_command(file: str, network_name: str | None, pod: str, container_id: str, ifname: str,
+                 netns: str | None, ports: tuple[str, ...], bandwidth: str | None, command: str,
+                 output: str, live: bool, node_netns: str | None,
+                 detailed_exitcode: bool) -> None:
+    """Show the operations a pod would get on a network of FILE."""
+    compilation, sources = compile_paths([file])
+    report(compilation.diagnostics, sources)
+    if not compilation.ok:
+        sys.exit(EXIT_INVALID)
+    network = _select(compilation.networks, network_name)
+    context = _context(pod, container_id, ifname, netns, ports, bandwidth)
+    try:
+        the_plan = plan(network, context, command.upper())
+    except (PolicyError, PlanError) as error:
+        raise click.ClickException(str(error)) from error
+    observations = _observe(the_plan, node_netns) if live else None
+    renderers = {"json": render_json, "yaml": render_yaml}
+    if output == "text":
+        click.echo(render_text(the_plan, sources, observations), nl=False)
+    else:
+        click.echo(renderers[output](the_plan, observations), nl=False)
+    if detailed_exitcode and observations is not None:
+        pending = any(o.state in (CREATE, DIFFERENT) for o in observations)
+        sys.exit(EXIT_PENDING if pending else 0)
+
+
+def _select(networks: tuple[Network, ...], name: str | None) -> Network:
+    if name is None:
+        if len(networks) != 1:
+            names = ", ".join(n.name for n in networks)
+            raise click.UsageError(f"the file has several networks ({names}); pick one with "
+                                   "--network")
+        return networks[0]
+    for network in networks:
+        if network.name == name:
+            return network
+    raise click.UsageError(f"no network named {name!r} in the file")
+
+
+def _context(pod: str, container_id: str, ifname: str, netns: str | None,
+             ports: tuple[str, ...], bandwidth: str | None) -> PodContext:
+    namespace, _, name = pod.rpartition("/")
+    try:
+        return PodContext(
+            container_id, ifname, netns, namespace or None, name,
+            tuple(mapping_from_option(p) for p in ports),
+            bandwidth_from_option(bandwidth) if bandwidth else BandwidthRequest())
+    except ContextError as error:
+        raise click.BadParameter(str(error)) from error
+
+
+def _observe(the_plan: Plan, node_netns: str | None) -> list[Observation]:
+    if node_netns is None:
+        raise click.UsageError("--live needs --node-netns NAME")
+    from runtime.observe import observe_plan
+
+    return observe_plan(the_plan, node_netns)

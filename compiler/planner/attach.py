@@ -1,0 +1,313 @@
+"""The attach plan of a bridge network: every operation an ADD performs, in order.
+
+    record   write the attachment record first, so a crash leaves a trace DEL reads
+    node     br_netfilter, bridge-nf-call-iptables, ip_forward, the bridge, its
+             gateway addresses, the network's NAT chains and their entry jumps
+    ipam     one address per family, from host-local-compatible state
+    sandbox  the veth pair, bridge port, `lo` up, addresses and routes in the pod
+    hostport the node-wide claim on each host port, the pod's DNAT chain,
+             a conntrack flush for UDP ports
+    shaping  TBF on the host veth (traffic to the pod); an ifb fed by a redirect
+             from the host veth, with a TBF (traffic from the pod)
+
+NAT design, different from the reference plugins on purpose: masquerade is
+per subnet in one node-scoped chain (not one rule per pod in POSTROUTING), and
+hairpin/localhost SNAT matches `--ctstate DNAT` instead of a mark bit that
+could collide with kube-proxy's.  A pod's own NAT state is one chain and one
+jump, so a DEL needs neither its IP nor its port list to remove them.
+"""
+
+from __future__ import annotations
+
+from compiler.ir import Bridge, Ipam, Network
+from compiler.planner.context import PodContext, PortMapping
+from compiler.planner.names import AttachmentNames, NetworkNames
+from compiler.planner.ops import NODE, SANDBOX, Operation
+from compiler.planner.policy import Shaping, check_mappings, resolve_bandwidth
+from compiler.quantities import describe_rate
+from compiler.shaping import Bucket
+
+MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
+FAMILY_KEY = {4: "ipv4", 6: "ipv6"}
+
+
+def attach_operations(network: Network, pod: PodContext, enforce: bool = True
+                      ) -> list[Operation]:
+    """Every operation of an ADD, in execution order.
+
+    With `enforce` off the policy is not applied: a DEL must undo what an ADD
+    did even if the policy has since changed to refuse it.
+    """
+    assert network.bridge is not None and network.ipam is not None
+    names = AttachmentNames(network.name, pod.container_id, pod.ifname)
+    mappings = pod.port_mappings
+    if mappings is not None and enforce:
+        mappings = check_mappings(network, pod)
+    shaping = resolve_bandwidth(network, pod, enforce) if pod.bandwidth is not None else None
+    return [
+        _record(network, names),
+        *_node(network, network.bridge, network.ipam),
+        *_ipam(network.ipam, network.name),
+        *_sandbox(network.bridge, network.ipam, pod, names),
+        *_hostport(network, network.ipam, mappings, names),
+        *_shaping(network, shaping, names),
+    ]
+
+
+def _record(network: Network, names: AttachmentNames) -> Operation:
+    path = f"{network.state_dir}/{network.name}/{names.key}.json"
+    return Operation("state.record", path, f"record of attachment {names.key}",
+                     {"path": path}, "record", span=network.span)
+
+
+def _node(network: Network, bridge: Bridge, ipam: Ipam) -> list[Operation]:
+    families = ipam.families()
+    routed = bridge.gateway or network.hostport is not None
+    ops = [
+        _node_op("kernel.module", "br_netfilter", "load br_netfilter (bridged traffic meets "
+                 "iptables)", {"name": "br_netfilter", "probe": "/proc/sys/net/bridge"}, bridge),
+        _sysctl("net.bridge.bridge-nf-call-iptables", "1", bridge),
+    ]
+    if 6 in families:
+        ops.append(_sysctl("net.bridge.bridge-nf-call-ip6tables", "1", bridge))
+    if routed and 4 in families:
+        ops.append(_sysctl("net.ipv4.ip_forward", "1", bridge))
+    if routed and 6 in families:
+        ops.append(_sysctl("net.ipv6.conf.all.forwarding", "1", bridge))
+    mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
+    promisc = " promisc" if bridge.promiscuous else ""
+    ops.append(_node_op("link.bridge", bridge.name, f"bridge {bridge.name}{mtu}{promisc} up",
+                        {"name": bridge.name, "mtu": bridge.mtu,
+                         "promiscuous": bridge.promiscuous}, bridge))
+    if 6 in families:
+        ops.append(_sysctl(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge))
+    if bridge.gateway:
+        for subnet in ipam.subnets:
+            address = f"{subnet.gateway}/{subnet.cidr.prefixlen}"
+            ops.append(Operation("address", f"{bridge.name} {address}",
+                                 f"gateway {address} on {bridge.name}",
+                                 {"dev": bridge.name, "address": address}, "node", scope=NODE,
+                                 span=subnet.span))
+    hostport = network.hostport
+    if hostport is not None and hostport.snat and 4 in families:
+        ops.append(_sysctl(f"net.ipv4.conf.{bridge.name}.route_localnet", "1", hostport))
+    for family in families:
+        ops += _nat_chains(network, bridge, ipam, family)
+    return ops
+
+
+def _node_op(kind: str, target: str, summary: str, params: dict, origin) -> Operation:
+    return Operation(kind, target, summary, params, "node", scope=NODE, span=origin.span)
+
+
+def _sysctl(key: str, value: str, origin, *, where: str = NODE, scope: str = NODE,
+            undone_by: str | None = None, phase: str = "node") -> Operation:
+    return Operation("sysctl", key, f"{key} = {value}", {"key": key, "value": value}, phase,
+                     scope=scope, where=where, undone_by=undone_by, span=origin.span)
+
+
+def _nat_chains(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> list[Operation]:
+    names = NetworkNames(network.name)
+    rules = _postrouting_rules(network, bridge, ipam, family)
+    ops = []
+    if rules:
+        ops += _chain_with_entry(network, family, names.postrouting_chain, rules,
+                                 [("POSTROUTING", f"-m comment --comment \"{names.comment}\" "
+                                   f"-j {names.postrouting_chain}")])
+    if network.hostport is not None:
+        entry = (f"-m addrtype --dst-type LOCAL -m comment --comment \"{names.comment}\" "
+                 f"-j {names.hostport_chain}")
+        ops += _chain_with_entry(network, family, names.hostport_chain, None,
+                                 [("PREROUTING", entry), ("OUTPUT", entry)])
+    return ops
+
+
+def _chain_with_entry(network: Network, family: int, chain: str, rules: list[str] | None,
+                      entries: list[tuple[str, str]]) -> list[Operation]:
+    origin = network.hostport if rules is None else network.bridge
+    kind = "iptables.dispatch" if rules is None else "iptables.chain"
+    what = "hostPort dispatch chain" if rules is None else "NAT chain"
+    shown = f"{what} nat/{chain} (IPv{family})"
+    if rules is not None:
+        shown += f", {len(rules)} rules"
+    ops = [Operation(kind, f"ipv{family} nat/{chain}", shown,
+                     {"family": family, "table": "nat", "chain": chain, "rules": rules},
+                     "node", scope=NODE, span=origin.span)]
+    for builtin, rule in entries:
+        ops.append(Operation(
+            "iptables.jump", f"ipv{family} nat/{builtin} -> {chain}",
+            f"jump from nat/{builtin} to {chain} (IPv{family})",
+            {"family": family, "table": "nat", "chain": builtin, "rule": rule}, "node",
+            scope=NODE, span=origin.span))
+    return ops
+
+
+def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> list[str]:
+    subnets = [str(s.cidr) for s in ipam.subnets_of(family)]
+    rules = []
+    hostport = network.hostport
+    if hostport is not None and hostport.snat:
+        if family == 4:
+            rules.append(f"-s 127.0.0.0/8 -o {bridge.name} -m conntrack --ctstate DNAT "
+                         "-j MASQUERADE")
+        rules += [f"-s {s} -d {s} -m conntrack --ctstate DNAT -j MASQUERADE" for s in subnets]
+    if bridge.masquerade:
+        rules += [f"-d {s} -j RETURN" for s in subnets]
+        rules.append(f"-d {MULTICAST[family]} -j RETURN")
+        rules += [f"-s {s} -j MASQUERADE" for s in subnets]
+    return rules
+
+
+def _ipam(ipam: Ipam, network: str) -> list[Operation]:
+    ops = []
+    for family in ipam.families():
+        subnets = ipam.subnets_of(family)
+        ranges = [{"subnet": str(s.cidr), "start": str(s.range_start), "end": str(s.range_end),
+                   "gateway": str(s.gateway)} for s in subnets]
+        shown = ", ".join(r["subnet"] for r in ranges)
+        key = FAMILY_KEY[family]
+        ops.append(Operation(
+            "ipam.address", f"{key} from {shown}", f"reserve an IPv{family} address in "
+            f"{shown} -> {{{key}.cidr}}",
+            {"family": family, "binds": key, "ranges": ranges, "data_dir": ipam.data_dir,
+             "network": network}, "ipam", span=subnets[0].span))
+    return ops
+
+
+def _sandbox(bridge: Bridge, ipam: Ipam, pod: PodContext, names: AttachmentNames
+             ) -> list[Operation]:
+    host, eth = names.host_veth, pod.ifname
+    mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
+    ops = [
+        Operation("link.veth", host, f"veth pair {host} <-> {eth} in the pod{mtu}",
+                  {"name": host, "peer": eth, "netns": pod.netns, "mtu": bridge.mtu},
+                  "sandbox", span=bridge.span),
+        Operation("link.master", f"{host} master {bridge.name}",
+                  f"{host} joins bridge {bridge.name}", {"dev": host, "master": bridge.name},
+                  "sandbox", undone_by=host, span=bridge.span),
+    ]
+    if bridge.hairpin:
+        ops.append(Operation("link.hairpin", f"{host} hairpin", f"hairpin on {host}",
+                             {"dev": host, "on": True}, "sandbox", undone_by=host,
+                             span=bridge.span))
+    ops += [
+        _up(host, NODE, host, bridge),
+        _up("lo", SANDBOX, "sandbox", bridge),
+    ]
+    if 6 in ipam.families():
+        ops.append(_sysctl(f"net.ipv6.conf.{eth}.accept_dad", "0", ipam, where=SANDBOX,
+                           scope="attachment", undone_by=host, phase="sandbox"))
+    for family in ipam.families():
+        key = FAMILY_KEY[family]
+        ops.append(Operation("address", f"{eth} {{{key}.cidr}}", f"{{{key}.cidr}} on {eth}",
+                             {"dev": eth, "address": f"{{{key}.cidr}}"}, "sandbox",
+                             where=SANDBOX, undone_by=host, span=ipam.span))
+    ops.append(_up(eth, SANDBOX, host, bridge))
+    for route in ipam.routes:
+        via = str(route.via) if route.via else f"{{{FAMILY_KEY[route.dst.version]}.gateway}}"
+        ops.append(Operation("route", f"{route.dst} via {via}", f"route {route.dst} via {via} "
+                             f"dev {eth}", {"dst": str(route.dst), "via": via, "dev": eth},
+                             "sandbox", where=SANDBOX, undone_by=host, span=route.span))
+    return ops
+
+
+def _up(dev: str, where: str, undone_by: str, origin) -> Operation:
+    place = "in the pod" if where == SANDBOX else "on the node"
+    return Operation("link.up", f"{dev} ({where})", f"set {dev} up {place}", {"dev": dev},
+                     "sandbox", where=where, undone_by=undone_by, span=origin.span)
+
+
+def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | None,
+              names: AttachmentNames) -> list[Operation]:
+    policy = network.hostport
+    if policy is None or mappings == ():
+        return []
+    claims = None if mappings is None else [_claim(m) for m in mappings]
+    shown = "the attachment's host ports" if claims is None else ", ".join(claims)
+    ops = [Operation("hostport.claim", shown, f"claim {shown} on the node",
+                     {"dir": f"{network.state_dir}/hostports", "claims": claims,
+                      "owner": names.comment}, "hostport", span=policy.span)]
+    hostports = NetworkNames(network.name).hostport_chain
+    for family in ipam.families():
+        rules = None if mappings is None else _dnat_rules(mappings, family)
+        if rules == []:
+            continue
+        count = "its" if rules is None else str(len(rules))
+        ops.append(Operation(
+            "iptables.attachment", f"ipv{family} nat/{names.dnat_chain}",
+            f"DNAT chain nat/{names.dnat_chain} with {count} rules, jumped to from "
+            f"{hostports} (IPv{family})",
+            {"family": family, "table": "nat", "chain": names.dnat_chain, "rules": rules,
+             "dispatch": hostports,
+             "jump": f"-m comment --comment \"{names.comment}\" -j {names.dnat_chain}"},
+            "hostport", span=policy.span))
+        udp = sorted({m.host_port for m in mappings or () if m.protocol == "udp"
+                      and _applies(m, family)})
+        if udp:
+            ops.append(Operation(
+                "conntrack.flush", f"ipv{family} udp {','.join(map(str, udp))}",
+                f"forget UDP conntrack entries to ports {', '.join(map(str, udp))} "
+                f"(IPv{family})", {"family": family, "protocol": "udp", "ports": udp},
+                "hostport", span=policy.span))
+    return ops
+
+
+def _claim(mapping: PortMapping) -> str:
+    where = f"@{mapping.host_ip}" if mapping.host_ip else ""
+    return f"{mapping.protocol}:{mapping.host_port}{where}"
+
+
+def _applies(mapping: PortMapping, family: int) -> bool:
+    return mapping.host_ip is None or mapping.host_ip.version == family
+
+
+def _dnat_rules(mappings: tuple[PortMapping, ...], family: int) -> list[str]:
+    key = FAMILY_KEY[family]
+    pod = f"{{{key}.ip}}" if family == 4 else f"[{{{key}.ip}}]"
+    rules = []
+    for mapping in mappings:
+        if not _applies(mapping, family):
+            continue
+        destination = f"-d {mapping.host_ip} " if mapping.host_ip else ""
+        rules.append(f"{destination}-p {mapping.protocol} -m {mapping.protocol} "
+                     f"--dport {mapping.host_port} -j DNAT --to-destination "
+                     f"{pod}:{mapping.container_port}")
+    return rules
+
+
+def _shaping(network: Network, shaping: Shaping | None, names: AttachmentNames
+             ) -> list[Operation]:
+    if network.bandwidth is None:
+        return []
+    host, ifb = names.host_veth, names.ifb
+    if shaping is None:
+        return [_ifb(ifb, network)]
+    ops = []
+    ingress = shaping.bucket_for("ingress")
+    if ingress is not None:
+        ops.append(_tbf(host, ingress, "to the pod", host, shaping.span_for("ingress")))
+    egress = shaping.bucket_for("egress")
+    if egress is not None:
+        span = shaping.span_for("egress")
+        ops += [
+            _ifb(ifb, network),
+            _tbf(ifb, egress, "from the pod", ifb, span),
+            Operation("tc.ingress", f"{host} ingress", f"ingress qdisc on {host}",
+                      {"dev": host}, "shaping", undone_by=host, span=span),
+            Operation("tc.redirect", f"{host} -> {ifb}", f"redirect {host} ingress to {ifb}",
+                      {"dev": host, "to": ifb}, "shaping", undone_by=host, span=span),
+        ]
+    return ops
+
+
+def _ifb(ifb: str, network: Network) -> Operation:
+    return Operation("link.ifb", ifb, f"ifb {ifb} up", {"name": ifb}, "shaping",
+                     span=network.bandwidth.span if network.bandwidth else None)
+
+
+def _tbf(dev: str, tbf: Bucket, what: str, parent: str, span) -> Operation:
+    return Operation(
+        "tc.tbf", f"{dev} root tbf", f"tbf on {dev}: {describe_rate(tbf.rate_bits)} {what}, "
+        f"burst {tbf.burst_bytes} B, queue {tbf.limit_bytes} B",
+        {"dev": dev, "rate": tbf.rate_bytes, "burst": tbf.burst_bytes, "limit": tbf.limit_bytes},
+        "shaping", undone_by=parent, span=span)

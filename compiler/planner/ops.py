@@ -1,0 +1,171 @@
+"""Operations and plans: the data `netc plan` prints and the runtime executes.
+
+An `Operation` names one kernel (or state-file) object and the state it must
+be in.  Its `action` says what to do: `ensure` it (create or repair,
+idempotently), `remove` it (tolerating absence) or `check` it.  Node-scoped
+operations (the bridge, ip_forward, a network's NAT chains) are shared by all
+pods and never removed by a DEL; attachment-owned ones are, unless their
+object disappears with another one (`undone_by`, e.g. an address with its
+veth).
+
+Parameters may hold placeholders such as `{ipv4.cidr}`: values known only
+once the IPAM reservation has run ("known after apply").  The runtime fills
+them from the reservation; `netc plan` shows them as they are.
+
+The JSON form carries `PLAN_FORMAT`: a minor bump adds fields, a major bump
+breaks readers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from compiler.source import Span
+
+PLAN_FORMAT = "1.0"
+
+NODE = "node"
+ATTACHMENT = "attachment"
+SANDBOX = "sandbox"
+
+ENSURE = "ensure"
+REMOVE = "remove"
+CHECK = "check"
+
+PHASE_TITLES = {
+    "record": "Attachment record",
+    "node": "Node (shared by every pod of the network)",
+    "ipam": "Addresses",
+    "sandbox": "Pod interface and sandbox",
+    "hostport": "Host ports",
+    "shaping": "Traffic shaping",
+}
+
+CREATE, IN_PLACE, DIFFERENT, ABSENT = "create", "in-place", "different", "absent"
+"""Live states of an operation's object: to create, as planned, not as planned, gone."""
+
+_PLACEHOLDER = re.compile(r"\{([a-z0-9]+\.[a-z]+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One step of a plan; see the module docstring."""
+
+    kind: str
+    target: str
+    summary: str
+    params: Mapping[str, Any]
+    phase: str
+    scope: str = ATTACHMENT
+    where: str = NODE
+    action: str = ENSURE
+    undone_by: str | None = None
+    span: Span | None = None
+
+    @property
+    def owned(self) -> bool:
+        """True when the attachment owns the object (a DEL must account for it)."""
+        return self.scope == ATTACHMENT
+
+    @property
+    def removed_by_del(self) -> bool:
+        """True when a DEL removes this object explicitly."""
+        return self.owned and self.undone_by is None
+
+    def with_action(self, action: str) -> Operation:
+        """The same operation with another action (`remove` for a DEL, `check` for CHECK)."""
+        return replace(self, action=action)
+
+    def resolved(self, bindings: Mapping[str, str]) -> Operation:
+        """The operation with every `{name.field}` placeholder filled in."""
+        return replace(self, params=fill(self.params, bindings),
+                       summary=fill(self.summary, bindings))
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine form of the operation."""
+        return {
+            "kind": self.kind,
+            "action": self.action,
+            "target": self.target,
+            "summary": self.summary,
+            "scope": self.scope,
+            "where": self.where,
+            "phase": self.phase,
+            "undone_by": self.undone_by,
+            "params": dict(self.params),
+            "source": self.span.to_json() if self.span else None,
+        }
+
+
+def fill(value: Any, bindings: Mapping[str, str]) -> Any:
+    """Placeholders in strings, lists and mappings replaced from `bindings`."""
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(lambda m: bindings.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list | tuple):
+        return [fill(v, bindings) for v in value]
+    if isinstance(value, Mapping):
+        return {k: fill(v, bindings) for k, v in value.items()}
+    return value
+
+
+def placeholders(value: Any) -> set[str]:
+    """The placeholder names a value still holds."""
+    if isinstance(value, str):
+        return set(_PLACEHOLDER.findall(value))
+    if isinstance(value, list | tuple):
+        return set().union(*(placeholders(v) for v in value)) if value else set()
+    if isinstance(value, Mapping):
+        return placeholders(list(value.values()))
+    return set()
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """Who the plan is for."""
+
+    network: str
+    container_id: str
+    ifname: str
+    netns: str | None = None
+    namespace: str | None = None
+    pod_name: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine form of the attachment."""
+        return {"network": self.network, "container_id": self.container_id,
+                "ifname": self.ifname, "netns": self.netns, "namespace": self.namespace,
+                "pod_name": self.pod_name}
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """An ordered list of operations for one CNI command on one attachment."""
+
+    command: str
+    attachment: Attachment
+    operations: tuple[Operation, ...]
+    sources: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The versioned machine form printed by `netc plan --format json`."""
+        return {
+            "format_version": PLAN_FORMAT,
+            "command": self.command,
+            "attachment": self.attachment.to_json(),
+            "operations": [op.to_json() for op in self.operations],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the kernel shows for one operation: a live state and, if different, how."""
+
+    state: str
+    detail: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine form of the observation."""
+        return {"state": self.state, "detail": self.detail}

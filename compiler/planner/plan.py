@@ -1,0 +1,43 @@
+"""The planner's entry point: a network, a pod and a CNI command to a `Plan`.
+
+ADD is `compiler.planner.attach`.  DEL is derived from it, never written
+separately: the attachment-owned operations of the ADD, in reverse order,
+each turned into a removal -- so what a DEL undoes is by construction what
+an ADD did.  CHECK verifies every operation of the ADD, node-scoped ones
+included, except the conntrack flush, which leaves nothing to verify.
+"""
+
+from __future__ import annotations
+
+from compiler.ir import Network
+from compiler.planner.attach import attach_operations
+from compiler.planner.context import PodContext
+from compiler.planner.ops import CHECK, REMOVE, Attachment, Operation, Plan
+
+COMMANDS = ("ADD", "DEL", "CHECK")
+
+
+class PlanError(ValueError):
+    """The network cannot be planned by netc (e.g. a passthrough main plugin)."""
+
+
+def plan(network: Network, pod: PodContext, command: str) -> Plan:
+    """The ordered operations of `command` for `pod` on `network`."""
+    if network.bridge is None:
+        raise PlanError(f"network {network.name} uses plugin "
+                        f"{network.plugin.type if network.plugin else '?'}; netc's runtime "
+                        "executes bridge networks (build it with --target reference)")
+    if command not in COMMANDS:
+        raise PlanError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
+    adding = attach_operations(network, pod, enforce=command != "DEL")
+    attachment = Attachment(network.name, pod.container_id, pod.ifname, pod.netns,
+                            pod.namespace, pod.pod_name)
+    return Plan(command, attachment, tuple(_for_command(adding, command)), network.sources)
+
+
+def _for_command(adding: list[Operation], command: str) -> list[Operation]:
+    if command == "ADD":
+        return adding
+    if command == "DEL":
+        return [op.with_action(REMOVE) for op in reversed(adding) if op.removed_by_del]
+    return [op.with_action(CHECK) for op in adding if op.kind != "conntrack.flush"]

@@ -1,0 +1,125 @@
+"""Printing plans: numbered operations grouped by phase for people, JSON/YAML for tools.
+
+Text layout (one operation):
+
+       12  + NAT chain nat/NETC-PO-049c... (IPv4), 5 rules
+             pods.netdsl:4 | bridge cni0 {
+
+With `--live` each operation also carries what the kernel has now, shown
+with terraform's symbols: `+` to create, `=` already in place, `~` different
+(the difference on the next line).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from compiler.planner.ops import (
+    ABSENT,
+    CHECK,
+    CREATE,
+    DIFFERENT,
+    ENSURE,
+    IN_PLACE,
+    PHASE_TITLES,
+    REMOVE,
+    Observation,
+    Operation,
+    Plan,
+    placeholders,
+)
+from compiler.source import SourceFile
+
+ACTION_SYMBOLS = {ENSURE: "+", REMOVE: "-", CHECK: "?"}
+LIVE_SYMBOLS = {CREATE: "+", IN_PLACE: "=", DIFFERENT: "~", ABSENT: "="}
+
+
+def render_text(plan: Plan, sources: Mapping[str, SourceFile],
+                live: Sequence[Observation] | None = None) -> str:
+    """The plan for people; `live` holds one observation per operation when given."""
+    lines = _header(plan)
+    phase = None
+    for index, op in enumerate(plan.operations):
+        if op.phase != phase:
+            phase = op.phase
+            lines += ["", PHASE_TITLES[phase]]
+        seen = live[index] if live is not None else None
+        lines += _operation(index + 1, op, sources, seen)
+    lines += ["", _summary(plan, live), *_legend(plan, live)]
+    return "\n".join(lines) + "\n"
+
+
+def _header(plan: Plan) -> list[str]:
+    who = plan.attachment
+    pod = f"{who.namespace or '-'}/{who.pod_name}" if who.pod_name else who.container_id
+    files = f" ({', '.join(plan.sources)})" if plan.sources else ""
+    lines = [f"netc plan: {plan.command} of pod {pod} on network {who.network}{files}",
+             f"  container {who.container_id}  ifname {who.ifname}"
+             + (f"  netns {who.netns}" if who.netns else "")]
+    return lines
+
+
+def _operation(number: int, op: Operation, sources: Mapping[str, SourceFile],
+               seen: Observation | None) -> list[str]:
+    symbol = LIVE_SYMBOLS[seen.state] if seen else ACTION_SYMBOLS[op.action]
+    lines = [f"  {number:3d} {symbol} {op.summary}"]
+    if seen and seen.detail:
+        lines.append(f"        {seen.detail}")
+    if op.undone_by and op.action == ENSURE:
+        lines.append(f"        (removed with {op.undone_by})")
+    if op.span:
+        text = sources[op.span.file].line(op.span.line).strip() if op.span.file in sources else ""
+        lines.append(f"        {op.span.file}:{op.span.line}" + (f" | {text}" if text else ""))
+    return lines
+
+
+def _summary(plan: Plan, live: Sequence[Observation] | None) -> str:
+    ops = plan.operations
+    if live is not None:
+        counts = {state: sum(o.state == state for o in live) for state in LIVE_SYMBOLS}
+        pending = counts[CREATE] + counts[DIFFERENT]
+        return (f"Plan: {counts[CREATE]} to create, {counts[DIFFERENT]} different, "
+                f"{counts[IN_PLACE] + counts[ABSENT]} in place"
+                + ("." if pending else " -- nothing to do."))
+    node = sum(not op.owned for op in ops)
+    owned = len(ops) - node
+    if plan.command == "DEL":
+        return f"Plan: {len(ops)} removals for DEL; node-scoped objects are kept."
+    removed = sum(op.removed_by_del for op in ops)
+    return (f"Plan: {len(ops)} operations for {plan.command}: {node} node-scoped (kept by "
+            f"DEL), {owned} owned by the attachment ({removed} removed by DEL, "
+            f"{owned - removed} go with them).")
+
+
+def _legend(plan: Plan, live: Sequence[Observation] | None) -> list[str]:
+    lines = []
+    if any(placeholders(op.params) for op in plan.operations):
+        lines.append("Values in {braces} are known once the address reservation has run.")
+    if live is not None:
+        lines.append("Legend: + to create   = in place   ~ different")
+    else:
+        lines.append("Legend: + ensure (create or repair)   - remove   ? check")
+    return lines
+
+
+def plan_document(plan: Plan, live: Sequence[Observation] | None = None) -> dict[str, Any]:
+    """The versioned document behind `--format json` and `--format yaml`."""
+    document = plan.to_json()
+    if live is not None:
+        for entry, seen in zip(document["operations"], live, strict=True):
+            entry["live"] = seen.to_json()
+    return document
+
+
+def render_json(plan: Plan, live: Sequence[Observation] | None = None) -> str:
+    """The plan as JSON, versioned by `format_version`."""
+    return json.dumps(plan_document(plan, live), indent=2) + "\n"
+
+
+def render_yaml(plan: Plan, live: Sequence[Observation] | None = None) -> str:
+    """The plan as YAML, the same document as the JSON form."""
+    import yaml
+
+    return yaml.safe_dump(plan_document(plan, live), sort_keys=False)
