@@ -31,7 +31,7 @@ EXIT_PENDING = 2
 class _PlanCommand(click.Command):
     """Usage errors exit 1 under --detailed-exitcode, where 2 means "changes pending"."""
 
-    def make_context(self, info_name, args, parent=None, **extra):  # noqa: D102
+    def make_context(self, info_name, args, parent=None, **extra):
         detailed = "--detailed-exitcode" in args
         try:
             context = super().make_context(info_name, args, parent, **extra)
@@ -41,7 +41,7 @@ class _PlanCommand(click.Command):
         context.meta["detailed"] = detailed
         return context
 
-    def invoke(self, ctx):  # noqa: D102
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except click.UsageError as error:
