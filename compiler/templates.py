@@ -7,7 +7,8 @@ Merging happens on the syntax tree, so merged statements keep the spans of
 the template lines they came from and diagnostics point there.  The rules:
 a setting that may appear once is taken from the network if it has it, else
 from the template; repeatable settings (`allow`, `route`, `subnet`, ...)
-accumulate, template first; blocks given in both merge recursively.
+accumulate, template first; blocks merge recursively, and a statement
+without a block (`bridge br-batch`) renames but keeps the template's block.
 Templates may use other templates; a cycle is an error.
 """
 
@@ -92,7 +93,7 @@ def merge(base: tuple[Statement, ...], override: tuple[Statement, ...],
         spec = schema.get(keyword)
         if spec is None or spec.many or not ours or not theirs:
             result += ours + theirs
-        elif spec.block not in (None, RAW) and ours[0].block and theirs[0].block:
+        elif spec.block not in (None, RAW) and (ours[0].block or theirs[0].block):
             result.append(_merge_blocks(ours[0], theirs[0], spec.block))
         else:
             result += theirs
@@ -100,12 +101,12 @@ def merge(base: tuple[Statement, ...], override: tuple[Statement, ...],
 
 
 def _merge_blocks(base: Statement, override: Statement, context: str) -> Statement:
-    assert base.block is not None and override.block is not None
-    statements = merge(base.block.statements, override.block.statements, context)
+    """One statement from two; either may lack a block (`bridge br-batch` keeps the rest)."""
+    statements = merge(_body(base), _body(override), context)
     values, commas = (override.values, override.commas) if override.values else (
         base.values, base.commas)
-    block = Block(statements, override.block.span)
-    return Statement(override.key, values, commas, block, override.span)
+    span = (override.block or base.block).span  # type: ignore[union-attr]
+    return Statement(override.key, values, commas, Block(statements, span), override.span)
 
 
 def check_cycles(templates: Mapping[str, Statement]) -> list[Diagnostic]:
