@@ -1,0 +1,118 @@
+"""`netc build` output for every example, target and cniVersion, against golden files.
+
+Each case is a directory under tests/golden/build/EXAMPLE/TARGET-VERSION/ holding
+what `netc build --out` would write (NN-name.conflist) and, when the build
+reports anything, `diagnostics.txt`: warnings next to the conflists, or the
+errors (E107 for a passthrough plugin with --target netc) instead of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from compiler import emit
+from compiler.diagnostics import has_errors, render_text, sort_diagnostics
+from compiler.ir import CNI_VERSIONS
+from tests.support import EXAMPLE_SETS, ROOT, compile_example
+
+VERSIONS = (*CNI_VERSIONS, None)
+
+
+def version_id(version: str | None) -> str:
+    return version or "source-default"
+
+
+def build(example: str, target: str, version: str | None) -> dict[str, str]:
+    """The files of one build: conflists by file name, plus diagnostics.txt if any."""
+    compilation, sources = compile_example(example)
+    assert compilation.ok, render_text(compilation.diagnostics, sources)
+    found = sort_diagnostics(
+        d for n in compilation.networks
+        for d in emit.target_diagnostics(n, target, version or n.cni_version))
+    files = {"diagnostics.txt": render_text(found, sources)} if found else {}
+    if not has_errors(found):
+        files.update((emit.file_name(n), emit.render(emit.conflist(n, target, version)))
+                     for n in compilation.networks)
+    return files
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=version_id)
+@pytest.mark.parametrize("target", emit.TARGETS)
+@pytest.mark.parametrize("example", EXAMPLE_SETS)
+def test_build_matches_golden(example, target, version, golden):
+    golden.check_tree(f"golden/build/{example}/{target}-{version_id(version)}",
+                      build(example, target, version))
+
+
+PASSTHROUGH = [name for name in EXAMPLE_SETS if name.startswith("k8s-") or name == "flannel"]
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=version_id)
+@pytest.mark.parametrize("example", PASSTHROUGH)
+def test_netc_target_refuses_passthrough_plugins(example, version):
+    files = build(example, "netc", version)
+    assert list(files) == ["diagnostics.txt"]
+    assert "error[E107]" in files["diagnostics.txt"]
+
+
+def test_every_bridge_example_builds_for_the_netc_target():
+    bridged = [name for name in EXAMPLE_SETS if name not in PASSTHROUGH]
+    assert bridged
+    for example in bridged:
+        assert any(name.endswith(".conflist") for name in build(example, "netc", None))
+
+
+def calico(last_plugin: dict) -> dict:
+    """A conflist of the Kubernetes 1.28 "Network Plugins" page, ending with `last_plugin`."""
+    return {
+        "cniVersion": "0.4.0",
+        "name": "k8s-pod-network",
+        "plugins": [
+            {
+                "type": "calico",
+                "log_level": "info",
+                "datastore_type": "kubernetes",
+                "nodename": "127.0.0.1",
+                "ipam": {"type": "host-local", "subnet": "usePodCidr"},
+                "policy": {"type": "k8s"},
+                "kubernetes": {"kubeconfig": "/etc/cni/net.d/calico-kubeconfig"},
+            },
+            last_plugin,
+        ],
+    }
+
+
+@pytest.mark.parametrize(("example", "expected"), [
+    ("k8s-calico-portmap", calico({"type": "portmap", "capabilities": {"portMappings": True}})),
+    ("k8s-calico-bandwidth", calico({"type": "bandwidth", "capabilities": {"bandwidth": True}})),
+])
+def test_kubernetes_network_plugins_page(example, expected):
+    files = build(example, "reference", None)
+    assert list(files) == ["10-k8s-pod-network.conflist"]
+    assert json.loads(files["10-k8s-pod-network.conflist"]) == expected
+
+
+@pytest.mark.parametrize("target", emit.TARGETS)
+def test_build_is_deterministic_in_process(target):
+    assert build("multi", target, None) == build("multi", target, None)
+
+
+def netc_build(*args: str, hash_seed: str) -> bytes:
+    environment = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    return subprocess.run(
+        [sys.executable, "-c", "from compiler.cli import main; main()", "build", *args],
+        cwd=ROOT, env=environment, capture_output=True, check=True).stdout
+
+
+@pytest.mark.parametrize("target", emit.TARGETS)
+def test_build_is_deterministic_across_processes(target):
+    files = [*EXAMPLE_SETS["multi"], *EXAMPLE_SETS["pods"]]
+    first = netc_build(*files, "--target", target, hash_seed="1")
+    second = netc_build(*files, "--target", target, hash_seed="2")
+    assert first
+    assert first == second
