@@ -76,7 +76,7 @@ def _bridge_plugin(bridge: Bridge, ipam: Ipam) -> dict[str, Any]:
     plugin.update((key, True) for key, on in flags if on)
     plugin["ipam"] = host_local(ipam)
     if ipam.dns is not None:
-        plugin["dns"] = _dns(ipam)
+        plugin["dns"] = ipam.dns.cni()
     return plugin
 
 
@@ -99,21 +99,6 @@ def _range(subnet) -> dict[str, str]:
         document["rangeEnd"] = str(subnet.range_end)
     if subnet.explicit_gateway:
         document["gateway"] = str(subnet.gateway)
-    return document
-
-
-def _dns(ipam: Ipam) -> dict[str, Any]:
-    assert ipam.dns is not None
-    dns = ipam.dns
-    document: dict[str, Any] = {}
-    if dns.nameservers:
-        document["nameservers"] = [str(a) for a in dns.nameservers]
-    if dns.domain:
-        document["domain"] = dns.domain
-    if dns.search:
-        document["search"] = list(dns.search)
-    if dns.options:
-        document["options"] = list(dns.options)
     return document
 
 

@@ -89,6 +89,19 @@ class Dns:
     options: tuple[str, ...] = ()
     span: Span | None = None
 
+    def cni(self) -> dict[str, Any]:
+        """The CNI `dns` object (nameservers, domain, search, options; empty ones left out)."""
+        document: dict[str, Any] = {}
+        if self.nameservers:
+            document["nameservers"] = [str(a) for a in self.nameservers]
+        if self.domain:
+            document["domain"] = self.domain
+        if self.search:
+            document["search"] = list(self.search)
+        if self.options:
+            document["options"] = list(self.options)
+        return document
+
 
 @dataclass(frozen=True, slots=True)
 class Ipam:

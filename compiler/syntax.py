@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
+from contextlib import suppress
+from dataclasses import dataclass
 from functools import cache
 
 from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, UnexpectedInput
@@ -85,8 +87,10 @@ def parse(source: SourceFile) -> tuple[Document | None, list[Diagnostic]]:
     try:
         tree = _parser(comments.append, source.name).parse(source.text, on_error=recover)
     except UnexpectedInput as error:
-        if not errors or errors[-1].span != _syntax_diagnostic(error, source).span:
-            errors.append(_syntax_diagnostic(error, source))
+        final = _syntax_diagnostic(error, source)
+        echo = final.code == "E003" and _unclosed(source) is None
+        if not errors or (errors[-1].span != final.span and not echo):
+            errors.append(final)
         return None, _first_per_line(errors)
     if errors:
         return None, _first_per_line(errors)
@@ -126,16 +130,12 @@ class _Parser:
         self.file = file
 
     def parse(self, text: str, on_error) -> Tree:
-        parser = self.lark.parse_interactive(text)
+        feeder = _Feeder(self.lark.parse_interactive(text), on_error)
         last = None
-        for token in _continuation_lines(self._significant(text)):
+        for token in self._significant(text):
             last = token
-            try:
-                parser.feed_token(token)
-            except UnexpectedToken as error:
-                if not on_error(error):
-                    raise
-        return parser.feed_eof(last)
+            feeder.feed(token)
+        return feeder.parser.feed_eof(last)
 
     def _significant(self, text: str) -> Iterator[Token]:
         """Lexed tokens without blanks; comments go to `on_comment` on the way."""
@@ -146,20 +146,68 @@ class _Parser:
                 yield token
 
 
-def _continuation_lines(tokens: Iterator[Token]) -> Iterator[Token]:
-    """Drop line breaks inside `[ ... ]` and after a comma, so lists may span lines."""
-    stack: list[str] = []
-    previous = None
-    for token in tokens:
+OPENERS = {"LBRACE": "RBRACE", "LSQB": "RSQB"}
+
+
+class _Feeder:
+    """Feeds tokens to lark's interactive parser and recovers from errors without echoes.
+
+    Line breaks inside `[ ... ]` and after a comma are dropped, so lists may span
+    lines.  After an error the offending token is skipped and further errors
+    stay unreported until a token is accepted again.  A skipped `{` or `[` takes
+    its closer with it, and an unexpected `}` that closes an open block still
+    does: lists it cuts short are closed and a dangling comma gets a stand-in
+    value first, so the parser stays in step with the braces of the text.
+    """
+
+    def __init__(self, parser, on_error) -> None:
+        self.parser = parser
+        self.on_error = on_error
+        self.open: list[tuple[str, bool]] = []
+        """The open `{` and `[`, innermost last, each with True when it was skipped."""
+        self.previous: str | None = None
+        self.recovering = False
+
+    def feed(self, token: Token) -> None:
         kind = token.type
-        if kind in ("LSQB", "LBRACE"):
-            stack.append(kind)
-        elif kind in ("RSQB", "RBRACE") and stack:
-            stack.pop()
-        if kind == "_NL" and ((stack and stack[-1] == "LSQB") or previous == "COMMA"):
-            continue
-        previous = kind
-        yield token
+        inside_list = bool(self.open) and self.open[-1][0] == "LSQB"
+        if kind == "_NL" and (inside_list or self.previous == "COMMA"):
+            return
+        self.previous = kind
+        if kind in OPENERS.values() and self.open and self.open[-1][1]:
+            self.open.pop()
+            return
+        try:
+            self._accept(token)
+        except UnexpectedToken as error:
+            if not self.recovering and not self.on_error(error):
+                raise
+            self.recovering = True
+            self._recover(token)
+
+    def _accept(self, token: Token) -> None:
+        self.parser.feed_token(token)
+        self.recovering = False
+        if token.type in OPENERS:
+            self.open.append((token.type, False))
+        elif token.type in OPENERS.values() and self.open:
+            self.open.pop()
+
+    def _recover(self, token: Token) -> None:
+        if token.type in OPENERS:
+            self.open.append((token.type, True))
+        elif token.type == "RBRACE" and ("LBRACE", False) in self.open:
+            with suppress(UnexpectedToken):
+                self._repair_before(token)
+                self._accept(token)
+
+    def _repair_before(self, token: Token) -> None:
+        """Make way for a `}` closing an open block: end cut-short lists and dangling commas."""
+        while self.open[-1] == ("LSQB", False) and "RSQB" in self.parser.accepts():
+            self.parser.feed_token(Token.new_borrow_pos("RSQB", "]", token))
+            self.open.pop()
+        if "RBRACE" not in self.parser.accepts() and "WORD" in self.parser.accepts():
+            self.parser.feed_token(Token.new_borrow_pos("WORD", "_", token))
 
 
 def _check_depth(source: SourceFile) -> Diagnostic | None:
@@ -186,12 +234,13 @@ def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile) -> Diagnostic
     if isinstance(error, UnexpectedCharacters):
         return _bad_character(source, line, column)
     token = getattr(error, "token", None)
-    expected = _expected(getattr(error, "expected", set()) or getattr(error, "accepts", set()))
+    accepts = getattr(error, "expected", set()) or getattr(error, "accepts", set())
+    expected = _expected(accepts)
     if token is None or token.type == "$END":
         return _unexpected_end(source, expected)
     span = Span(source.name, line, column, token.end_line or line, token.end_column or column + 1)
     shown = "a line break" if token.type == "_NL" else f"`{token}`"
-    hint = _token_hint(token, source)
+    hint = _token_hint(token, source, accepts)
     return Diagnostic("E001", f"unexpected {shown}", span, expected=expected, hint=hint)
 
 
@@ -203,42 +252,95 @@ def _bad_character(source: SourceFile, line: int, column: int) -> Diagnostic:
             "E002", "this string is not closed on its line", span,
             expected='a closing `"` before the end of the line',
             hint='strings cannot span lines; escape quotes inside them as \\"')
+    shown = f"`{char}`" if char.isprintable() else f"U+{ord(char):04X}"
     return Diagnostic(
-        "E002", f"unexpected character `{char}`", span,
+        "E002", f"unexpected character {shown}", span,
         expected="a keyword, a value, `{`, `}`, `[`, `]` or `,`",
         hint="netdsl values are bare words or quoted strings")
 
 
 def _unexpected_end(source: SourceFile, expected: str) -> Diagnostic:
-    opener = _unclosed(source)
-    lines = source.text.splitlines() or [""]
+    unclosed = _unclosed(source)
+    lines = source.text.split("\n")
     end = Span(source.name, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
-    if opener:
-        kind, line, column = opener
-        closer = "}" if kind == "{" else "]"
-        return Diagnostic(
-            "E003", f"the `{kind}` opened at line {line} is never closed",
-            Span(source.name, line, column, line, column + 1),
-            expected=f"`{closer}` before the end of the file",
-            hint=f"add `{closer}` where the block should end")
-    return Diagnostic("E003", "unexpected end of file", end, expected=expected)
+    if unclosed is None:
+        hint = "the `,` at the end expects another value" if _after_comma(
+            source.text, len(source.text)) else None
+        return Diagnostic("E003", "unexpected end of file", end, expected=expected, hint=hint)
+    opener, closer_line = unclosed
+    closer = "}" if opener.char == "{" else "]"
+    hint = f"add `{closer}` where the {'block' if closer == '}' else 'list'} should end"
+    if closer_line is not None:
+        hint = (f"the `}}` at line {closer_line} is indented less than line {opener.line}; "
+                f"is a `{closer}` missing before it?")
+    return Diagnostic(
+        "E003", f"the `{opener.char}` opened at line {opener.line} is never closed",
+        Span(source.name, opener.line, opener.column, opener.line, opener.column + 1),
+        expected=f"`{closer}` before the end of the file", hint=hint)
 
 
-def _unclosed(source: SourceFile) -> tuple[str, int, int] | None:
-    stack: list[tuple[str, int, int]] = []
-    for match in re.finditer(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[{\[}\]]', source.text):
-        token = match.group()
-        if token in "{[":
-            line = source.text.count("\n", 0, match.start()) + 1
-            column = match.start() - source.text.rfind("\n", 0, match.start())
-            stack.append((token, line, column))
-        elif token in "}]" and stack:
-            stack.pop()
-    return stack[-1] if stack else None
+@dataclass(frozen=True, slots=True)
+class _Opener:
+    """A `{` or `[` in the source, with the indentation of its line."""
+
+    char: str
+    line: int
+    column: int
+    indent: int
+
+
+_DELIMITERS = re.compile(r'"(?:[^"\\\n]|\\.)*"|#[^\n]*|[{}\[\]]')
+
+
+def _nesting(text: str, stop: int) -> tuple[list[_Opener], list[tuple[_Opener, int]]]:
+    """The `{` and `[` open at offset `stop`, and openers that probably lost their closer.
+
+    A `[` is suspect when a `}` cuts it short; a `{` when the `}` that closes it
+    starts a line indented less than the line of the `{` (it lines up with an
+    outer block).  Suspects come with the line of the closer that gave them away.
+    """
+    still_open: list[_Opener] = []
+    suspects: list[tuple[_Opener, int]] = []
+    for match in _DELIMITERS.finditer(text, 0, stop):
+        char, offset = match.group(), match.start()
+        line_start = text.rfind("\n", 0, offset) + 1
+        line = text.count("\n", 0, offset) + 1
+        head = text[line_start:offset]
+        indent = len(head) - len(head.lstrip())
+        if char in "{[":
+            still_open.append(_Opener(char, line, len(head) + 1, indent))
+        elif char == "}":
+            while still_open and still_open[-1].char == "[":
+                suspects.append((still_open.pop(), line))
+            if still_open:
+                opener = still_open.pop()
+                if not head.strip() and indent < opener.indent:
+                    suspects.append((opener, line))
+        elif char == "]" and still_open and still_open[-1].char == "[":
+            still_open.pop()
+    return still_open, suspects
+
+
+def _unclosed(source: SourceFile) -> tuple[_Opener, int | None] | None:
+    """The opener most likely missing its closer at the end of the file, or None."""
+    still_open, suspects = _nesting(source.text, len(source.text))
+    if suspects and (still_open or any(o.char == "[" for o, _ in suspects)):
+        opener, closer_line = suspects[0]
+        return opener, closer_line if opener.char == "{" else None
+    return (still_open[-1], None) if still_open else None
+
+
+def _after_comma(text: str, offset: int) -> bool:
+    """Whether the last thing before `offset`, comments aside, is a comma."""
+    code = _DELIMITERS.sub(lambda m: "" if m.group().startswith("#") else m.group(),
+                           text[:offset])
+    return code.rstrip().endswith(",")
 
 
 def _expected(terminals: set[str]) -> str:
-    names = sorted({TOKEN_NAMES.get(t, t.lower()) for t in terminals})
+    order = list(TOKEN_NAMES)
+    names = [TOKEN_NAMES.get(t, t.lower()) for t in sorted(
+        terminals, key=lambda t: (order.index(t) if t in order else len(order), t))]
     if not names:
         return "something else"
     if len(names) == 1:
@@ -246,15 +348,30 @@ def _expected(terminals: set[str]) -> str:
     return ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _token_hint(token: Token, source: SourceFile) -> str | None:
-    if token.type == "RBRACE":
-        return "this `}` has no matching `{`; remove it or open a block before it"
+def _token_hint(token: Token, source: SourceFile, accepts: set[str]) -> str | None:
+    if token.type in ("RBRACE", "RSQB"):
+        return _closer_hint(token, source)
     if token.type == "LBRACE":
         return "a block follows a statement's keyword and values on the same line"
     if token.type == "COMMA":
         return "a comma separates two values; is a value missing?"
+    if {"COMMA", "RSQB"} <= accepts:
+        return "separate the items of a list with commas: [a, b]"
+    return None
+
+
+def _closer_hint(token: Token, source: SourceFile) -> str | None:
+    still_open, _ = _nesting(source.text, token.start_pos)
+    innermost = still_open[-1].char if still_open else None
     if token.type == "RSQB":
-        return "this `]` has no matching `[`"
+        return None if innermost == "[" else "this `]` has no matching `[`"
+    if innermost == "[":
+        return (f"the `[` opened at line {still_open[-1].line} is not closed; "
+                "add `]` before this `}`")
+    if innermost is None:
+        return "this `}` has no matching `{`; remove it or open a block before it"
+    if _after_comma(source.text, token.start_pos):
+        return "the `,` before it expects another value; remove the comma"
     return None
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from compiler.ir import Bridge, Ipam, Network
 from compiler.planner.context import PodContext, PortMapping
-from compiler.planner.names import AttachmentNames, NetworkNames
+from compiler.planner.names import AttachmentNames, NetworkNames, record_path
 from compiler.planner.ops import NODE, SANDBOX, Operation
 from compiler.planner.policy import Shaping, check_mappings, resolve_bandwidth
 from compiler.quantities import describe_rate
@@ -55,7 +55,7 @@ def attach_operations(network: Network, pod: PodContext, enforce: bool = True
 
 
 def _record(network: Network, names: AttachmentNames) -> Operation:
-    path = f"{network.state_dir}/{network.name}/{names.key}.json"
+    path = record_path(network.state_dir, network.name, names.key)
     return Operation("state.record", path, f"record of attachment {names.key}",
                      {"path": path}, "record", span=network.span)
 
@@ -80,7 +80,8 @@ def _node(network: Network, bridge: Bridge, ipam: Ipam) -> list[Operation]:
                         {"name": bridge.name, "mtu": bridge.mtu,
                          "promiscuous": bridge.promiscuous}, bridge))
     if 6 in families:
-        ops.append(_sysctl(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge))
+        ops.append(_sysctl(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge,
+                           origin_device=bridge.name))
     if bridge.gateway:
         for subnet in ipam.subnets:
             address = f"{subnet.gateway}/{subnet.cidr.prefixlen}"
@@ -90,7 +91,8 @@ def _node(network: Network, bridge: Bridge, ipam: Ipam) -> list[Operation]:
                                  span=subnet.span))
     hostport = network.hostport
     if hostport is not None and hostport.snat and 4 in families:
-        ops.append(_sysctl(f"net.ipv4.conf.{bridge.name}.route_localnet", "1", hostport))
+        ops.append(_sysctl(f"net.ipv4.conf.{bridge.name}.route_localnet", "1", hostport,
+                           origin_device=bridge.name))
     for family in families:
         ops += _nat_chains(network, bridge, ipam, family)
     return ops
@@ -101,8 +103,14 @@ def _node_op(kind: str, target: str, summary: str, params: dict, origin) -> Oper
 
 
 def _sysctl(key: str, value: str, origin, *, where: str = NODE, scope: str = NODE,
-            undone_by: str | None = None, phase: str = "node") -> Operation:
-    return Operation("sysctl", key, f"{key} = {value}", {"key": key, "value": value}, phase,
+            undone_by: str | None = None, phase: str = "node",
+            origin_device: str | None = None) -> Operation:
+    """A sysctl; `origin_device` names an interface in the key, whose dots stay dots."""
+    path = key.replace(".", "/")
+    if origin_device:
+        prefix, _, setting = key.rpartition(f".{origin_device}.")
+        path = f"{prefix.replace('.', '/')}/{origin_device}/{setting}"
+    return Operation("sysctl", key, f"{key} = {value}", {"path": path, "value": value}, phase,
                      scope=scope, where=where, undone_by=undone_by, span=origin.span)
 
 
@@ -160,7 +168,7 @@ def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int
 
 def _ipam(ipam: Ipam, network: str) -> list[Operation]:
     ops = []
-    for family in ipam.families():
+    for index, family in enumerate(ipam.families()):
         subnets = ipam.subnets_of(family)
         ranges = [{"subnet": str(s.cidr), "start": str(s.range_start), "end": str(s.range_end),
                    "gateway": str(s.gateway)} for s in subnets]
@@ -169,8 +177,8 @@ def _ipam(ipam: Ipam, network: str) -> list[Operation]:
         ops.append(Operation(
             "ipam.address", f"{key} from {shown}", f"reserve an IPv{family} address in "
             f"{shown} -> {{{key}.cidr}}",
-            {"family": family, "binds": key, "ranges": ranges, "data_dir": ipam.data_dir,
-             "network": network}, "ipam", span=subnets[0].span))
+            {"family": family, "binds": key, "range_set": index, "ranges": ranges,
+             "data_dir": ipam.data_dir, "network": network}, "ipam", span=subnets[0].span))
     return ops
 
 
@@ -196,7 +204,8 @@ def _sandbox(bridge: Bridge, ipam: Ipam, pod: PodContext, names: AttachmentNames
     ]
     if 6 in ipam.families():
         ops.append(_sysctl(f"net.ipv6.conf.{eth}.accept_dad", "0", ipam, where=SANDBOX,
-                           scope="attachment", undone_by=host, phase="sandbox"))
+                           scope="attachment", undone_by=host, phase="sandbox",
+                           origin_device=eth))
     for family in ipam.families():
         key = FAMILY_KEY[family]
         ops.append(Operation("address", f"{eth} {{{key}.cidr}}", f"{{{key}.cidr}} on {eth}",
@@ -228,7 +237,8 @@ def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | 
                      {"dir": f"{network.state_dir}/hostports", "claims": claims,
                       "owner": names.comment}, "hostport", span=policy.span)]
     hostports = NetworkNames(network.name).hostport_chain
-    for family in ipam.families():
+    families = ipam.families()
+    for family in families:
         rules = None if mappings is None else _dnat_rules(mappings, family)
         if rules == []:
             continue
@@ -241,6 +251,7 @@ def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | 
              "dispatch": hostports,
              "jump": f"-m comment --comment \"{names.comment}\" -j {names.dnat_chain}"},
             "hostport", span=policy.span))
+    for family in families:
         udp = sorted({m.host_port for m in mappings or () if m.protocol == "udp"
                       and _applies(m, family)})
         if udp:

@@ -84,3 +84,8 @@ class NetworkNames:
     def comment(self) -> str:
         """The iptables comment on the network's entry rules."""
         return f"netc network {self.network}"[:COMMENT_MAX]
+
+
+def record_path(state_dir: str, network: str, key: str) -> str:
+    """Where the runtime keeps the record of an attachment."""
+    return f"{state_dir}/{network}/{key}.json"

@@ -1,0 +1,210 @@
+"""The CNI commands: what the plugin does for ADD, DEL, CHECK, STATUS, GC and VERSION.
+
+Each command plans (`compiler.planner`) and has the executor carry the plan
+out; nothing here decides which kernel objects exist.  Calls for the same
+network are serialised by a lock in its state directory; different networks
+proceed in parallel.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from typing import Any
+
+from compiler.planner.context import PodContext
+from compiler.planner.names import AttachmentNames, record_path
+from compiler.planner.ops import IN_PLACE, Plan
+from compiler.planner.plan import PlanError, plan
+from compiler.planner.policy import PolicyError
+from runtime import executor
+from runtime import record as records
+from runtime.cni.protocol import (
+    CODE_BAD_CONFIG,
+    CODE_BAD_ENVIRONMENT,
+    CODE_DRIFT,
+    CODE_INCOMPATIBLE_VERSION,
+    CODE_NOT_AVAILABLE,
+    SUPPORTED_VERSIONS,
+    Call,
+    CniError,
+    version_key,
+)
+from runtime.cni.request import Request, pod_context
+from runtime.cni.result import build_result
+from runtime.files import locked
+from runtime.host import Host
+from runtime.ipam_store import IpamStore, Range
+from runtime.netns import NetnsError
+from runtime.record import Record
+
+
+def version_reply(config_version: str | None) -> dict[str, Any]:
+    """The VERSION answer."""
+    return {"cniVersion": config_version or "1.0.0",
+            "supportedVersions": list(SUPPORTED_VERSIONS)}
+
+
+def _lock(request: Request) -> str:
+    return os.path.join(request.network.state_dir, request.network.name, "lock")
+
+
+def _record_path(call: Call, request: Request) -> str:
+    network = request.network
+    names = AttachmentNames(network.name, call.container_id or "", call.ifname or "")
+    return record_path(network.state_dir, network.name, names.key)
+
+
+def _plan(request: Request, pod: PodContext, command: str) -> Plan:
+    try:
+        return plan(request.network, pod, command)
+    except PolicyError as error:
+        raise CniError(error.code, str(error)) from None
+    except PlanError as error:
+        raise CniError(CODE_BAD_CONFIG, str(error)) from None
+
+
+def _host(netns: str | None) -> Host:
+    host = Host(netns)
+    if netns is None:
+        return host
+    try:
+        if host.sandbox.is_current():
+            raise CniError(CODE_BAD_ENVIRONMENT, f"CNI_NETNS {netns} is the plugin's own "
+                           "network namespace")
+    except NetnsError as error:
+        host.close()
+        raise CniError(CODE_BAD_ENVIRONMENT, str(error)) from None
+    return host
+
+
+def add(call: Call, request: Request) -> dict[str, Any]:
+    """Attach the pod; the result is the same when the ADD is repeated."""
+    path = _record_path(call, request)
+    with locked(_lock(request)):
+        previous = records.load(path)
+        pod = pod_context(call, request, previous)
+        the_plan = _plan(request, pod, "ADD")
+        host = _host(call.netns)
+        try:
+            run = executor.Run(host, request.network, pod, the_plan, Record(path, pod),
+                               previous, dict(previous.bindings) if previous else {})
+            _carry_out(executor.apply, run)
+            return build_result(request.network, host, pod, run.bindings, request.version)
+        finally:
+            host.close()
+
+
+def _carry_out(step, run: executor.Run):
+    try:
+        return step(run)
+    except executor.OperationFailed as error:
+        raise CniError(error.code, str(error)) from None
+
+
+def delete(call: Call, request: Request) -> None:
+    """Detach the pod: best effort, repeatable, with or without its namespace."""
+    path = _record_path(call, request)
+    with locked(_lock(request)):
+        previous = records.load(path)
+        pod = pod_context(call, request, previous)
+        netns = call.netns if call.netns and os.path.exists(call.netns) else None
+        _remove(request, pod, previous or Record(path, pod), netns)
+
+
+def _remove(request: Request, pod: PodContext, record: Record, netns: str | None) -> None:
+    the_plan = _plan(request, pod, "DEL")
+    host = _host(netns)
+    try:
+        run = executor.Run(host, request.network, pod, the_plan, record, None,
+                           dict(record.bindings))
+        failures = executor.remove(run)
+    finally:
+        host.close()
+    if failures:
+        raise CniError(failures[0].code, "; ".join(str(f) for f in failures))
+
+
+def check(call: Call, request: Request) -> None:
+    """Compare the attachment with its plan; any difference is an error saying what."""
+    if version_key(request.version) < (0, 4, 0):
+        raise CniError(CODE_INCOMPATIBLE_VERSION, f"CHECK needs cniVersion 0.4.0 or later, "
+                       f"not {request.version}")
+    path = _record_path(call, request)
+    with locked(_lock(request)):
+        previous = records.load(path)
+        if previous is None:
+            raise CniError(CODE_DRIFT, "no record of this attachment: was it added by netc?")
+        pod = pod_context(call, request, previous)
+        the_plan = _plan(request, pod, "CHECK")
+        host = _host(call.netns)
+        try:
+            run = executor.Run(host, request.network, pod, the_plan, previous, previous,
+                               dict(previous.bindings))
+            seen = _carry_out(executor.observe, run)
+        finally:
+            host.close()
+    drift = [f"{op.summary}: {o.state}" + (f" ({o.detail})" if o.detail else "")
+             for op, o in zip(the_plan.operations, seen, strict=True) if o.state != IN_PLACE]
+    if drift:
+        raise CniError(CODE_DRIFT, f"{len(drift)} of {len(seen)} operations differ",
+                       "\n".join(drift))
+
+
+def status(request: Request) -> None:
+    """Ready when every address family still has a free address."""
+    ipam = request.network.ipam
+    if ipam is None:
+        return
+    store = IpamStore(ipam.data_dir, request.network.name)
+    for family in ipam.families():
+        ranges = [Range(s.cidr, s.range_start, s.range_end, s.gateway)
+                  for s in ipam.subnets_of(family)]
+        if store.free_count(ranges) <= 0:
+            shown = ", ".join(str(s.cidr) for s in ipam.subnets_of(family))
+            raise CniError(CODE_NOT_AVAILABLE, f"no free IPv{family} address left in {shown}")
+
+
+def garbage_collect(request: Request) -> None:
+    """Remove the state of every attachment not in `cni.dev/valid-attachments`.
+
+    Without that key nothing is collected: netc does not guess which
+    attachments are alive.
+    """
+    valid = request.config.get("cni.dev/valid-attachments",
+                               request.config.get("cni.dev/attachments"))
+    if valid is None:
+        print("netc-cni: GC without cni.dev/valid-attachments: nothing collected",
+              file=sys.stderr)
+        return
+    alive = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
+    with locked(_lock(request)):
+        failures = _collect_records(request, alive)
+        _collect_leases(request, alive)
+    if failures:
+        raise CniError(failures[0].code, "; ".join(str(f) for f in failures))
+
+
+def _collect_records(request: Request, alive: set) -> list[CniError]:
+    network = request.network
+    failures = []
+    for path in sorted(glob.glob(os.path.join(network.state_dir, network.name, "*.json"))):
+        stale = records.load(path)
+        if stale is None or (stale.context.container_id, stale.context.ifname) in alive:
+            continue
+        try:
+            _remove(request, stale.context, stale, None)
+        except CniError as error:
+            failures.append(error)
+    return failures
+
+
+def _collect_leases(request: Request, alive: set) -> None:
+    """Reservations with no record (e.g. kept on disk across a reboot) are freed too."""
+    ipam = request.network.ipam
+    if ipam is None:
+        return
+    store = IpamStore(ipam.data_dir, request.network.name)
+    for container_id, ifname in store.owners() - alive:
+        store.release(container_id, ifname)

@@ -1,0 +1,91 @@
+"""`netc-cni`: the CNI plugin executable.
+
+A container runtime starts it once per call with CNI_* variables and the
+network configuration on stdin; it answers on stdout (a result, or an error
+object) and logs one line to stderr.  Start-up time is part of every pod's
+creation, so this path imports neither lark nor click.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from runtime.cni import commands
+from runtime.cni.protocol import CODE_BAD_ENVIRONMENT, Call, CniError
+from runtime.cni.request import parse_request, read_config
+
+CODE_INTERNAL = 999
+
+
+def main() -> int:
+    """Run one CNI call and return the exit status."""
+    started = time.monotonic()
+    call = Call.from_environment(os.environ)
+    data = sys.stdin.buffer.read() if call.command != "VERSION" or not sys.stdin.isatty() else b""
+    version = _stated_version(data)
+    try:
+        output = _dispatch(call, data)
+    except CniError as error:
+        _reply(error.to_json(version))
+        _log(call, f"failed ({error.code}: {error.message})", started)
+        return 1
+    except Exception as error:  # a bug: still answer in CNI's terms
+        _reply(CniError(CODE_INTERNAL, f"internal error: {error}").to_json(version))
+        raise
+    if output is not None:
+        _reply(output)
+    _log(call, "ok", started)
+    return 0
+
+
+def _dispatch(call: Call, data: bytes) -> dict | None:
+    if call.command == "VERSION":
+        return commands.version_reply(_stated_version(data) or None)
+    if call.command not in ("ADD", "DEL", "CHECK", "STATUS", "GC"):
+        raise CniError(CODE_BAD_ENVIRONMENT, f"unknown CNI_COMMAND {call.command!r}")
+    request = parse_request(data)
+    if call.command == "STATUS":
+        commands.status(request)
+        return None
+    if call.command == "GC":
+        commands.garbage_collect(request)
+        return None
+    call.validate()
+    if call.command == "ADD":
+        return commands.add(call, request)
+    if call.command == "DEL":
+        commands.delete(call, request)
+    else:
+        commands.check(call, request)
+    return None
+
+
+def _stated_version(data: bytes) -> str:
+    try:
+        version = read_config(data).get("cniVersion")
+    except CniError:
+        return "1.0.0"
+    return version if isinstance(version, str) and version else "1.0.0"
+
+
+def _reply(document: dict) -> None:
+    sys.stdout.write(json.dumps(document) + "\n")
+    sys.stdout.flush()
+
+
+def _log(call: Call, outcome: str, started: float) -> None:
+    who = f" {call.container_id[:12]}/{call.ifname}" if call.container_id else ""
+    elapsed = (time.monotonic() - started) * 1000
+    print(f"netc-cni: {call.command}{who}: {outcome} in {elapsed:.1f} ms", file=sys.stderr)
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

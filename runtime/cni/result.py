@@ -1,0 +1,63 @@
+"""The ADD result, in the shape of the CNI version the configuration asked for.
+
+Interfaces: the bridge and the host veth (no `sandbox`), then the pod's
+interface with its MAC and `sandbox` path -- podman refuses a result whose
+sandbox interface has no valid MAC, and containerd takes the pod IP from the
+interface called eth0.  0.3.x and 0.4.0 results carry `ips[].version`; 1.x
+results must not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from compiler.ir import Network
+from compiler.planner.context import PodContext
+from compiler.planner.names import AttachmentNames
+from compiler.planner.ops import NODE, SANDBOX
+from runtime.cni.protocol import version_key
+from runtime.host import Host
+
+
+def build_result(network: Network, host: Host, pod: PodContext, bindings: dict[str, str],
+                 version: str) -> dict[str, Any]:
+    """The success result of an ADD."""
+    assert network.bridge is not None and network.ipam is not None
+    names = AttachmentNames(network.name, pod.container_id, pod.ifname)
+    interfaces = [
+        _interface(host, NODE, network.bridge.name),
+        _interface(host, NODE, names.host_veth),
+        {**_interface(host, SANDBOX, pod.ifname), "sandbox": pod.netns},
+    ]
+    result: dict[str, Any] = {"cniVersion": version, "interfaces": interfaces,
+                              "ips": _ips(network, bindings, version)}
+    if network.ipam.routes:
+        result["routes"] = [{"dst": str(r.dst), **({"gw": str(r.via)} if r.via else {})}
+                            for r in network.ipam.routes]
+    if network.ipam.dns is not None and network.ipam.dns.cni():
+        result["dns"] = network.ipam.dns.cni()
+    return result
+
+
+def _interface(host: Host, where: str, name: str) -> dict[str, Any]:
+    link = host.link(where, name)
+    entry: dict[str, Any] = {"name": name}
+    if link is not None:
+        entry["mac"] = link.mac
+    return entry
+
+
+def _ips(network: Network, bindings: dict[str, str], version: str) -> list[dict[str, Any]]:
+    legacy = version_key(version) < (1, 0, 0)
+    ips = []
+    assert network.ipam is not None
+    for family in network.ipam.families():
+        key = "ipv4" if family == 4 else "ipv6"
+        if f"{key}.cidr" not in bindings:
+            continue
+        entry: dict[str, Any] = {"address": bindings[f"{key}.cidr"],
+                                 "gateway": bindings[f"{key}.gateway"], "interface": 2}
+        if legacy:
+            entry["version"] = str(family)
+        ips.append(entry)
+    return ips

@@ -1,0 +1,87 @@
+"""Crash-safe files and locks for the runtime's on-disk state.
+
+Every state file is written to a temporary name, flushed to disk and then
+renamed or linked into place, so a crash leaves either the old file or the
+new one -- never an empty reservation, the host-local bug #498.  Locks are
+flock(2) on a file, released by the kernel if the plugin dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
+
+TEMPORARY_PREFIX = ".netc-tmp-"
+
+
+def _temporary(directory: str, content: bytes) -> str:
+    path = os.path.join(directory, f"{TEMPORARY_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return path
+
+
+def write_atomically(path: str, content: bytes) -> None:
+    """Replace `path` with `content` in one step."""
+    temporary = _temporary(os.path.dirname(path), content)
+    os.replace(temporary, path)
+
+
+def create_exclusively(path: str, content: bytes) -> bool:
+    """Create `path` holding `content` unless it exists; True when this call created it.
+
+    link(2) fails with EEXIST when the name is taken, which makes it the
+    reservation primitive, and the file is complete before it has a name.
+    """
+    temporary = _temporary(os.path.dirname(path), content)
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temporary)
+    return True
+
+
+def read_text(path: str) -> str | None:
+    """A small file's text, or None when it is missing."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+
+
+def remove(path: str) -> bool:
+    """Delete a file; False when it was not there."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def sweep_temporaries(directory: str) -> None:
+    """Delete temporary files a crashed writer left (call with the directory's lock held)."""
+    with contextlib.suppress(FileNotFoundError):
+        for name in os.listdir(directory):
+            if name.startswith(TEMPORARY_PREFIX):
+                remove(os.path.join(directory, name))
+
+
+@contextlib.contextmanager
+def locked(path: str) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if needed) for the body."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

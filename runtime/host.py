@@ -1,0 +1,77 @@
+"""The kernel as one CNI call sees it: the node's network namespace and the pod's.
+
+Operations say *where* they act (`node` or `sandbox`); `Host` hands them a
+netlink handle or a sysctl file in that namespace.  The pod's namespace is
+opened only if an operation needs it, and a DEL whose namespace is already
+gone simply has none: sandbox operations are then skipped (their objects went
+with the namespace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from compiler.planner.ops import SANDBOX
+from runtime.netlink.rtnl import Link, Rtnl
+from runtime.netns import Netns
+
+
+class SandboxGone(Exception):
+    """The operation needs the pod's namespace and there is none."""
+
+
+class Host:
+    """Netlink handles and sysctls in the node and (lazily) the sandbox namespace."""
+
+    def __init__(self, sandbox_path: str | None) -> None:
+        self.node = Rtnl()
+        self.sandbox_path = sandbox_path
+        self._sandbox: Netns | None = None
+        self._pod: Rtnl | None = None
+
+    def close(self) -> None:
+        """Release sockets and namespace handles."""
+        self.node.close()
+        if self._pod is not None:
+            self._pod.close()
+        if self._sandbox is not None:
+            self._sandbox.close()
+
+    @property
+    def sandbox(self) -> Netns:
+        """The pod's namespace handle (opened on first use)."""
+        if self._sandbox is None:
+            if not self.sandbox_path:
+                raise SandboxGone("no network namespace was given")
+            self._sandbox = Netns(self.sandbox_path)
+        return self._sandbox
+
+    def rtnl(self, where: str) -> Rtnl:
+        """The rtnetlink handle of the node's namespace or the pod's."""
+        if where != SANDBOX:
+            return self.node
+        if self._pod is None:
+            with self.sandbox.entered():
+                self._pod = Rtnl()
+        return self._pod
+
+    def link(self, where: str, name: str) -> Link | None:
+        """A link by name in the node's namespace or the pod's."""
+        return self.rtnl(where).link(name)
+
+    def _inside(self, where: str):
+        return self.sandbox.entered() if where == SANDBOX else contextlib.nullcontext()
+
+    def read_sysctl(self, where: str, path: str) -> str | None:
+        """A /proc/sys value (e.g. path net/ipv4/ip_forward), or None if it does not exist."""
+        try:
+            with self._inside(where), open(os.path.join("/proc/sys", path)) as handle:
+                return handle.read().strip()
+        except FileNotFoundError:
+            return None
+
+    def write_sysctl(self, where: str, path: str, value: str) -> None:
+        """Set a /proc/sys value in one of the namespaces."""
+        with self._inside(where), open(os.path.join("/proc/sys", path), "w") as handle:
+            handle.write(value)

@@ -1,0 +1,178 @@
+r"""IPAM state in host-local's on-disk layout, so a node can switch plugins safely.
+
+    <data_dir>/<network>/<ip>                   "<container id>\\r\\n<ifname>"
+    <data_dir>/<network>/last_reserved_ip.<N>   the last address given from range set N
+    <data_dir>/<network>/lock                   flock held around every change
+
+Same walk as host-local: start after the last reserved address of the range
+set, go round the ranges, skip the gateways, take the first name nobody holds.
+Two differences on purpose: a reservation file is never empty (written, then
+linked into place), and reserving again for an attachment that already holds
+an address returns that address instead of failing, so a repeated ADD is
+idempotent.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from runtime.files import (
+    create_exclusively,
+    locked,
+    read_text,
+    remove,
+    sweep_temporaries,
+    write_atomically,
+)
+
+
+class Exhausted(Exception):
+    """No free address is left in a range set."""
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """One range of a range set, as the plan gives it."""
+
+    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network
+    start: ipaddress.IPv4Address | ipaddress.IPv6Address
+    end: ipaddress.IPv4Address | ipaddress.IPv6Address
+    gateway: ipaddress.IPv4Address | ipaddress.IPv6Address
+
+    @classmethod
+    def from_plan(cls, entry: dict[str, str]) -> Range:
+        """A range from the `ranges` parameter of an ipam.address operation."""
+        return cls(ipaddress.ip_network(entry["subnet"]), ipaddress.ip_address(entry["start"]),
+                   ipaddress.ip_address(entry["end"]), ipaddress.ip_address(entry["gateway"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """An address held by an attachment, with what the pod needs to use it."""
+
+    address: str
+    prefix: int
+    gateway: str
+
+
+class IpamStore:
+    """The reservations of one network."""
+
+    def __init__(self, data_dir: str, network: str) -> None:
+        self.directory = os.path.join(data_dir, network)
+
+    def _path(self, address: str) -> str:
+        return os.path.join(self.directory, address)
+
+    def _owner(self, container_id: str, ifname: str) -> bytes:
+        return f"{container_id}\r\n{ifname}".encode()
+
+    def reserve(self, range_set: int, ranges: Sequence[Range], container_id: str, ifname: str,
+                held: str | None = None) -> Lease:
+        """An address for the attachment: `held` again if it still owns it, else a free one."""
+        owner = self._owner(container_id, ifname)
+        with locked(self._path("lock")):
+            sweep_temporaries(self.directory)
+            if held and self._owned(held, owner):
+                return _lease(held, ranges)
+            for candidate in self._candidates(range_set, ranges):
+                if create_exclusively(self._path(candidate), owner):
+                    write_atomically(self._path(f"last_reserved_ip.{range_set}"),
+                                     candidate.encode())
+                    return _lease(candidate, ranges)
+        shown = ",".join(f"{r.start}-{r.end}" for r in ranges)
+        raise Exhausted(f"no IP addresses available in range set {shown}")
+
+    def release(self, container_id: str, ifname: str, held: Sequence[str] = ()) -> list[str]:
+        """Free the attachment's addresses; with `held` right, no directory walk is needed."""
+        owner = self._owner(container_id, ifname)
+        with locked(self._path("lock")):
+            freed = [name for name in held if self._owned(name, owner)]
+            if not freed:
+                names = self._names()
+                freed = [n for n in names if self._owned(n, owner)] or [
+                    n for n in names if self._owned(n, container_id.encode())]
+            for name in freed:
+                remove(self._path(name))
+        return freed
+
+    def owners(self) -> set[tuple[str, str]]:
+        """(container ID, ifname) of every reservation, for garbage collection."""
+        found = set()
+        for name in self._names():
+            content = read_text(self._path(name)) or ""
+            container_id, _, ifname = content.strip().partition("\r\n")
+            if container_id:
+                found.add((container_id, ifname))
+        return found
+
+    def holds(self, address: str, container_id: str, ifname: str) -> bool:
+        """Whether the attachment owns `address` on disk."""
+        return self._owned(address, self._owner(container_id, ifname))
+
+    def free_count(self, ranges: Sequence[Range]) -> int:
+        """How many addresses of a range set nobody holds (for STATUS)."""
+        taken = [ipaddress.ip_address(n) for n in self._names() if _parse(n) is not None]
+        return sum(_size(r) - sum(a.version == r.start.version and r.start <= a <= r.end
+                                  for a in taken) for r in ranges)
+
+    def _owned(self, name: str, owner: bytes) -> bool:
+        content = read_text(self._path(name))
+        return content is not None and content.strip().encode() == owner
+
+    def _names(self) -> list[str]:
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        return [n for n in names if n != "lock" and not n.startswith(("last_reserved_ip", "."))]
+
+    def _candidates(self, range_set: int, ranges: Sequence[Range]) -> Iterator[str]:
+        """Every usable address once, starting after the last one reserved.
+
+        Lazy, because an IPv6 /64 has more addresses than any list can hold.
+        """
+        os.makedirs(self.directory, exist_ok=True)
+        first, after = 0, ranges[0].start
+        last = _parse(read_text(self._path(f"last_reserved_ip.{range_set}")))
+        for index, entry in enumerate(ranges):
+            if last is not None and entry.start <= last <= entry.end:
+                first, after = index, last + 1
+        count = len(ranges)
+        for step in range(count):
+            entry = ranges[(first + step) % count]
+            yield from _walk(entry, after if step == 0 else entry.start, entry.end)
+        if after > ranges[first].start:
+            yield from _walk(ranges[first], ranges[first].start, after - 1)
+
+
+def _walk(entry: Range, low, high) -> Iterator[str]:
+    """The addresses low..high of a range, its gateway skipped."""
+    current = low
+    while current <= high:
+        if current != entry.gateway:
+            yield str(current)
+        current += 1
+
+
+def _size(entry: Range) -> int:
+    size = int(entry.end) - int(entry.start) + 1
+    return size - (entry.start <= entry.gateway <= entry.end)
+
+
+def _parse(text: str | None):
+    if not text:
+        return None
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def _lease(address: str, ranges: Sequence[Range]) -> Lease:
+    ip = ipaddress.ip_address(address)
+    entry = next(r for r in ranges if ip in r.subnet)
+    return Lease(address, entry.subnet.prefixlen, str(entry.gateway))

@@ -1,0 +1,268 @@
+"""rtnetlink verbs for links, addresses and routes, in one network namespace.
+
+`Rtnl` wraps a `NetlinkSocket` opened in some namespace and offers what the
+runtime needs: look links up, create bridges, veth pairs and ifbs, set them
+up, enslave, set hairpin, add addresses and routes, and read all of that back
+for CHECK and `netc plan --live`.  Traffic control lives in
+`runtime.netlink.tc`.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+
+from runtime.netlink import wire
+from runtime.netlink.socket import NetlinkError, NetlinkSocket
+from runtime.netlink.wire import Attr, get_string, get_u32, parse_attrs, string, u8, u32
+
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+
+IFINFO = struct.Struct("=BxHiII")
+IFADDR = struct.Struct("=BBBBI")
+RTMSG = struct.Struct("=BBBBBBBBI")
+
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK = 1, 3, 4, 5
+IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 10, 18, 28
+IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
+IFLA_BRPORT_MODE = 4
+VETH_INFO_PEER = 1
+IFF_UP, IFF_PROMISC = 0x1, 0x100
+
+IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
+RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
+
+FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """What the kernel reports about one network interface."""
+
+    index: int
+    name: str
+    kind: str | None
+    flags: int
+    mtu: int
+    mac: str
+    master: int
+    peer: int
+    hairpin: bool | None
+
+    @property
+    def up(self) -> bool:
+        """Administratively up."""
+        return bool(self.flags & IFF_UP)
+
+    @property
+    def promiscuous(self) -> bool:
+        """Promiscuous mode on."""
+        return bool(self.flags & IFF_PROMISC)
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """An address on an interface, as `ip/prefix` text with its interface index."""
+
+    index: int
+    cidr: str
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """A route of the main table: destination CIDR, gateway (or None), output interface."""
+
+    dst: str
+    gateway: str | None
+    oif: int
+
+
+class Rtnl:
+    """rtnetlink in the namespace the socket was opened in."""
+
+    def __init__(self, sock: NetlinkSocket | None = None) -> None:
+        self.nl = sock or NetlinkSocket()
+
+    def close(self) -> None:
+        """Release the socket."""
+        self.nl.close()
+
+    # links
+
+    def link(self, name: str) -> Link | None:
+        """The link called `name`, or None."""
+        body = IFINFO.pack(0, 0, 0, 0, 0) + string(IFLA_IFNAME, name).encode()
+        try:
+            return _link(self.nl.get(RTM_GETLINK, body, f"look up link {name}"))
+        except NetlinkError as error:
+            if error.errno in (errno.ENODEV, errno.ENOENT):
+                return None
+            raise
+
+    def link_by_index(self, index: int) -> Link | None:
+        """The link with this index, or None."""
+        body = IFINFO.pack(0, 0, index, 0, 0)
+        try:
+            return _link(self.nl.get(RTM_GETLINK, body, f"look up link #{index}"))
+        except NetlinkError as error:
+            if error.errno in (errno.ENODEV, errno.ENOENT):
+                return None
+            raise
+
+    def links(self) -> list[Link]:
+        """Every link of the namespace."""
+        body = IFINFO.pack(0, 0, 0, 0, 0)
+        return [_link(reply) for _, reply in self.nl.dump(RTM_GETLINK, body, "list links")]
+
+    def create(self, name: str, kind: str, mtu: int | None = None,
+               data: list[Attr] | None = None) -> None:
+        """Create a link of `kind` (bridge, ifb, veth with `data` naming its peer)."""
+        info = [string(IFLA_INFO_KIND, kind)]
+        if data:
+            info.append(Attr(IFLA_INFO_DATA, data))
+        attrs = [string(IFLA_IFNAME, name), Attr(IFLA_LINKINFO, info)]
+        if mtu:
+            attrs.append(u32(IFLA_MTU, mtu))
+        self._newlink(0, attrs, wire.NLM_F_CREATE | wire.NLM_F_EXCL, f"create {kind} {name}")
+
+    def create_veth(self, name: str, peer: str, peer_netns_fd: int, mtu: int | None) -> None:
+        """A veth pair: `name` here, `peer` created directly in the namespace of the fd."""
+        peer_attrs = [string(IFLA_IFNAME, peer), u32(IFLA_NET_NS_FD, peer_netns_fd)]
+        if mtu:
+            peer_attrs.append(u32(IFLA_MTU, mtu))
+        peer_body = IFINFO.pack(0, 0, 0, 0, 0) + b"".join(a.encode() for a in peer_attrs)
+        self.create(name, "veth", mtu, [Attr(VETH_INFO_PEER, peer_body)])
+
+    def delete(self, name: str) -> bool:
+        """Delete a link; False when it did not exist."""
+        body = IFINFO.pack(0, 0, 0, 0, 0) + string(IFLA_IFNAME, name).encode()
+        try:
+            self.nl.request(RTM_DELLINK, 0, body, f"delete link {name}")
+        except NetlinkError as error:
+            if error.errno in (errno.ENODEV, errno.ENOENT):
+                return False
+            raise
+        return True
+
+    def set_flags(self, link: Link, up: bool | None = None, promiscuous: bool | None = None
+                  ) -> None:
+        """Set a link up/down and promiscuous on/off; None leaves a flag alone."""
+        flags = change = 0
+        for wanted, bit in ((up, IFF_UP), (promiscuous, IFF_PROMISC)):
+            if wanted is not None:
+                change |= bit
+                flags |= bit if wanted else 0
+        body = IFINFO.pack(0, 0, link.index, flags, change)
+        self.nl.request(RTM_NEWLINK, 0, body, f"set flags of {link.name}")
+
+    def set_mtu(self, link: Link, mtu: int) -> None:
+        """Change a link's MTU."""
+        self._newlink(link.index, [u32(IFLA_MTU, mtu)], 0, f"set mtu of {link.name}")
+
+    def set_master(self, link: Link, master: Link) -> None:
+        """Enslave a link to a bridge."""
+        self._newlink(link.index, [u32(IFLA_MASTER, master.index)], 0,
+                      f"attach {link.name} to {master.name}")
+
+    def set_hairpin(self, link: Link, on: bool) -> None:
+        """Turn hairpin mode of a bridge port on or off."""
+        slave = [string(IFLA_INFO_SLAVE_KIND, "bridge"),
+                 Attr(IFLA_INFO_SLAVE_DATA, [u8(IFLA_BRPORT_MODE, int(on))])]
+        self._newlink(link.index, [Attr(IFLA_LINKINFO, slave)], 0,
+                      f"set hairpin of {link.name}")
+
+    def _newlink(self, index: int, attrs: list[Attr], flags: int, what: str) -> None:
+        body = IFINFO.pack(0, 0, index, 0, 0) + b"".join(a.encode() for a in attrs)
+        self.nl.request(RTM_NEWLINK, flags, body, what)
+
+    # addresses
+
+    def addresses(self, family: int | None = None) -> list[Address]:
+        """Every address of the namespace (of one family when given)."""
+        body = IFADDR.pack(FAMILIES.get(family or 0, 0), 0, 0, 0, 0)
+        return [a for _, reply in self.nl.dump(RTM_GETADDR, body, "list addresses")
+                if (a := _address(reply)) is not None]
+
+    def add_address(self, link: Link, cidr: str) -> None:
+        """Add `ip/prefix` to a link; an address already there is not an error."""
+        interface = ipaddress.ip_interface(cidr)
+        packed = interface.ip.packed
+        attrs = [Attr(IFA_LOCAL, packed), Attr(IFA_ADDRESS, packed)]
+        if interface.version == 4 and interface.network.prefixlen < 31:
+            attrs.append(Attr(IFA_BROADCAST, interface.network.broadcast_address.packed))
+        body = IFADDR.pack(FAMILIES[interface.version], interface.network.prefixlen, 0, 0,
+                           link.index) + b"".join(a.encode() for a in attrs)
+        self._tolerate_exists(RTM_NEWADDR, body, f"add {cidr} to {link.name}")
+
+    # routes
+
+    def routes(self, family: int) -> list[Route]:
+        """The routes of the main table of one family."""
+        body = RTMSG.pack(FAMILIES[family], 0, 0, 0, 0, 0, 0, 0, 0)
+        found = []
+        for _, reply in self.nl.dump(RTM_GETROUTE, body, "list routes"):
+            route = _route(reply, family)
+            if route is not None:
+                found.append(route)
+        return found
+
+    def add_route(self, dst: str, gateway: str | None, link: Link) -> None:
+        """A route in the main table; one already there is not an error."""
+        network = ipaddress.ip_network(dst)
+        attrs = [u32(RTA_TABLE, RT_TABLE_MAIN), u32(RTA_OIF, link.index)]
+        if network.prefixlen:
+            attrs.append(Attr(RTA_DST, network.network_address.packed))
+        if gateway:
+            attrs.append(Attr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed))
+        body = RTMSG.pack(FAMILIES[network.version], network.prefixlen, 0, 0, RT_TABLE_MAIN,
+                          RTPROT_BOOT, 0, RTN_UNICAST, 0) + b"".join(a.encode() for a in attrs)
+        self._tolerate_exists(RTM_NEWROUTE, body, f"add route {dst} via {gateway}")
+
+    def _tolerate_exists(self, kind: int, body: bytes, what: str) -> None:
+        try:
+            self.nl.request(kind, wire.NLM_F_CREATE | wire.NLM_F_EXCL, body, what)
+        except NetlinkError as error:
+            if error.errno != errno.EEXIST:
+                raise
+
+
+def _link(body: bytes) -> Link:
+    _family, _type, index, flags, _change = IFINFO.unpack_from(body)
+    attrs = parse_attrs(body, IFINFO.size)
+    info = parse_attrs(attrs.get(IFLA_LINKINFO, b""))
+    slave = parse_attrs(info.get(IFLA_INFO_SLAVE_DATA, b""))
+    hairpin = slave.get(IFLA_BRPORT_MODE)
+    mac = attrs.get(IFLA_ADDRESS, b"")
+    return Link(
+        index=index, name=get_string(attrs, IFLA_IFNAME) or "", kind=get_string(
+            info, IFLA_INFO_KIND), flags=flags, mtu=get_u32(attrs, IFLA_MTU),
+        mac=":".join(f"{b:02x}" for b in mac), master=get_u32(attrs, IFLA_MASTER),
+        peer=get_u32(attrs, IFLA_LINK), hairpin=bool(hairpin[0]) if hairpin else None)
+
+
+def _address(body: bytes) -> Address | None:
+    _family, prefix, _flags, _scope, index = IFADDR.unpack_from(body)
+    attrs = parse_attrs(body, IFADDR.size)
+    raw = attrs.get(IFA_LOCAL) or attrs.get(IFA_ADDRESS)
+    if raw is None:
+        return None
+    return Address(index, f"{ipaddress.ip_address(raw)}/{prefix}")
+
+
+def _route(body: bytes, family: int) -> Route | None:
+    _fam, dst_len, _src, _tos, table, _proto, _scope, kind, _flags = RTMSG.unpack_from(body)
+    attrs = parse_attrs(body, RTMSG.size)
+    table = get_u32(attrs, RTA_TABLE, table)
+    if table != RT_TABLE_MAIN or kind != RTN_UNICAST:
+        return None
+    zero = "0.0.0.0" if family == 4 else "::"
+    dst = str(ipaddress.ip_address(attrs[RTA_DST])) if RTA_DST in attrs else zero
+    gateway = attrs.get(RTA_GATEWAY)
+    return Route(f"{dst}/{dst_len}", str(ipaddress.ip_address(gateway)) if gateway else None,
+                 get_u32(attrs, RTA_OIF))

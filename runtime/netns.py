@@ -1,0 +1,71 @@
+"""Working in another network namespace without leaving our own for long.
+
+The plugin runs in the node's namespace.  To act inside a pod it enters the
+pod's namespace only to open what must belong there -- a netlink socket, a
+/proc/sys/net file -- and returns at once: a socket keeps the namespace it was
+created in.  Entering uses setns(2) on this (single) thread; Python 3.11 has
+no os.setns, so libc's is called through ctypes, loaded only when a sandbox is
+touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from functools import cache
+
+CLONE_NEWNET = 0x40000000
+
+
+class NetnsError(OSError):
+    """A namespace path that cannot be used."""
+
+
+@cache
+def _libc():
+    import ctypes
+
+    return ctypes, ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int) -> None:
+    ctypes, libc = _libc()
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        code = ctypes.get_errno()
+        raise NetnsError(code, f"setns: {os.strerror(code)}")
+
+
+class Netns:
+    """An open handle on a network namespace path (e.g. /run/netns/pod1)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        try:
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as error:
+            raise NetnsError(error.errno, f"cannot open network namespace {path}: "
+                             f"{error.strerror}") from None
+
+    def close(self) -> None:
+        """Release the handle."""
+        os.close(self.fd)
+
+    def is_current(self) -> bool:
+        """True when the path is the namespace this process runs in (never act on it as a pod)."""
+        mine = os.stat("/proc/self/ns/net")
+        theirs = os.fstat(self.fd)
+        return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """Run the body inside this namespace, then come back."""
+        home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(self.fd)
+            try:
+                yield
+            finally:
+                _setns(home)
+        finally:
+            os.close(home)

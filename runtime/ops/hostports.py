@@ -1,0 +1,112 @@
+"""Host ports as a node-wide resource, and stale UDP conntrack entries.
+
+The reference portmap plugin lets two pods claim the same host port: the
+first DNAT rule silently wins.  netc keeps one claim file per host port in
+`<state-dir>/hostports/` (named `tcp:8080` or `tcp:8080@198.18.0.1`, holding
+the owner), taken under a lock, so the second pod's ADD fails with a clear
+error naming the first.  A claim on all addresses conflicts with a claim on
+one address of the same port, and the other way round.
+
+UDP has no connection teardown: conntrack entries keep sending a host port's
+datagrams to the pod that had it.  They are deleted on ADD and on DEL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from compiler.planner.ops import Observation, Operation
+from runtime.executor import CODE_OPERATION_FAILED, Refused, Run
+from runtime.files import create_exclusively, locked, read_text, remove, sweep_temporaries
+from runtime.iptables import SEARCH_PATH
+from runtime.ops import IN_PLACE_NOW, Handler, differs, missing
+
+CODE_PORT_TAKEN = 103
+
+
+class ClaimHandler(Handler):
+    """The node-wide claims of an attachment's host ports."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        directory, owner = op.params["dir"], op.params["owner"]
+        os.makedirs(directory, exist_ok=True)
+        with locked(os.path.join(directory, "lock")):
+            sweep_temporaries(directory)
+            for claim in op.params["claims"]:
+                holder = _conflict(directory, claim, owner)
+                if holder is not None:
+                    raise Refused(f"host port {_describe(claim)} is already mapped by "
+                                  f"{holder}", CODE_PORT_TAKEN)
+                create_exclusively(os.path.join(directory, claim), owner.encode())
+
+    def remove(self, op: Operation, run: Run) -> None:
+        directory, owner = op.params["dir"], op.params["owner"]
+        if not os.path.isdir(directory):
+            return
+        with locked(os.path.join(directory, "lock")):
+            names = op.params["claims"] or _claims(directory)
+            for name in names:
+                if read_text(os.path.join(directory, name)) == owner:
+                    remove(os.path.join(directory, name))
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        directory, owner = op.params["dir"], op.params["owner"]
+        claims = op.params["claims"] or []
+        held = [c for c in claims if read_text(os.path.join(directory, c)) == owner]
+        if not held and claims:
+            return missing()
+        if len(held) != len(claims):
+            return differs(f"{len(claims) - len(held)} of {len(claims)} ports not claimed")
+        return IN_PLACE_NOW
+
+
+def _claims(directory: str) -> list[str]:
+    return [n for n in os.listdir(directory) if ":" in n and not n.startswith(".")]
+
+
+def _conflict(directory: str, claim: str, owner: str) -> str | None:
+    """The owner of a claim that collides with `claim`, if it is not `owner`."""
+    port, _, address = claim.partition("@")
+    for name in _claims(directory):
+        other_port, _, other_address = name.partition("@")
+        if other_port != port or (address and other_address and address != other_address):
+            continue
+        holder = read_text(os.path.join(directory, name))
+        if holder is not None and holder != owner:
+            return holder
+    return None
+
+
+def _describe(claim: str) -> str:
+    protocol_port, _, address = claim.partition("@")
+    protocol, _, port = protocol_port.partition(":")
+    return f"{port}/{protocol}" + (f" on {address}" if address else "")
+
+
+class ConntrackFlush(Handler):
+    """Forget UDP conntrack entries to some host ports (on ADD and again on DEL)."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        tool = shutil.which("conntrack", path=SEARCH_PATH)
+        if tool is None:
+            raise Refused("the conntrack tool is not installed (package conntrack)",
+                          CODE_OPERATION_FAILED)
+        family = "ipv4" if op.params["family"] == 4 else "ipv6"
+        for port in op.params["ports"]:
+            done = subprocess.run(
+                [tool, "-D", "-f", family, "-p", op.params["protocol"], "--orig-port-dst",
+                 str(port)], capture_output=True, check=False)
+            if done.returncode not in (0, 1):
+                raise subprocess.CalledProcessError(done.returncode, tool, done.stdout,
+                                                    done.stderr)
+
+    def remove(self, op: Operation, run: Run) -> None:
+        self.ensure(op, run)
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        return IN_PLACE_NOW
+
+
+HANDLERS = {"hostport.claim": ClaimHandler(), "conntrack.flush": ConntrackFlush()}

@@ -1,0 +1,52 @@
+"""Address reservation: one address per family, bound to `{ipv4.*}` / `{ipv6.*}`.
+
+The reservation binds `ip`, `cidr` (ip/prefix) and `gateway`, which later
+operations (the pod's address, its routes, DNAT rules) and the CNI result
+use.  An attachment that already holds an address -- a repeated ADD, or a
+CHECK -- gets the same one.
+"""
+
+from __future__ import annotations
+
+from compiler.planner.ops import Observation, Operation
+from runtime.executor import Refused, Run
+from runtime.ipam_store import Exhausted, IpamStore, Range
+from runtime.ops import IN_PLACE_NOW, Handler, missing
+
+CODE_NO_ADDRESS = 104
+
+
+def _store(op: Operation) -> IpamStore:
+    return IpamStore(op.params["data_dir"], op.params["network"])
+
+
+def _held(op: Operation, run: Run) -> str | None:
+    return run.bindings.get(f"{op.params['binds']}.ip")
+
+
+class AddressReservation(Handler):
+    """host-local-compatible reservation of one address of a range set."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        ranges = [Range.from_plan(r) for r in op.params["ranges"]]
+        try:
+            lease = _store(op).reserve(op.params["range_set"], ranges, run.pod.container_id,
+                                       run.pod.ifname, _held(op, run))
+        except Exhausted as error:
+            raise Refused(str(error), CODE_NO_ADDRESS) from error
+        run.bind(op.params["binds"], ip=lease.address, cidr=f"{lease.address}/{lease.prefix}",
+                 gateway=lease.gateway)
+        run.record.save()
+
+    def remove(self, op: Operation, run: Run) -> None:
+        held = _held(op, run)
+        _store(op).release(run.pod.container_id, run.pod.ifname, [held] if held else [])
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        held = _held(op, run)
+        if held and _store(op).holds(held, run.pod.container_id, run.pod.ifname):
+            return IN_PLACE_NOW
+        return missing("no reservation for this attachment")
+
+
+HANDLERS = {"ipam.address": AddressReservation()}

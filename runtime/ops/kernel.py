@@ -1,0 +1,56 @@
+"""Kernel settings: sysctls (in the node or the pod) and the br_netfilter module.
+
+`net.bridge.bridge-nf-call-iptables=1` is why bridged pod-to-pod traffic
+meets kube-proxy's iptables rules; no reference plugin sets it, netc does.
+The bridge sysctls exist only once br_netfilter is loaded, hence the module
+operation before them.  These sysctls are per network namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from compiler.planner.ops import Observation, Operation
+from runtime.executor import CODE_OPERATION_FAILED, Refused, Run
+from runtime.ops import IN_PLACE_NOW, Handler, differs, missing
+
+
+class SysctlHandler(Handler):
+    """One /proc/sys value."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        path, value = op.params["path"], op.params["value"]
+        current = run.host.read_sysctl(op.where, path)
+        if current is None:
+            raise Refused(f"/proc/sys/{path} does not exist", CODE_OPERATION_FAILED)
+        if current != value:
+            run.host.write_sysctl(op.where, path, value)
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        current = run.host.read_sysctl(op.where, op.params["path"])
+        if current is None:
+            return missing("the setting does not exist")
+        if current != op.params["value"]:
+            return differs(f"is {current}, want {op.params['value']}")
+        return IN_PLACE_NOW
+
+
+class ModuleHandler(Handler):
+    """A kernel module, detected by a /proc path it creates, loaded with modprobe if absent."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        if os.path.exists(op.params["probe"]):
+            return
+        modprobe = shutil.which("modprobe", path="/usr/sbin:/sbin:/usr/bin:/bin")
+        if modprobe is None:
+            raise Refused(f"{op.params['name']} is not loaded and modprobe is missing",
+                          CODE_OPERATION_FAILED)
+        subprocess.run([modprobe, op.params["name"]], check=True, capture_output=True)
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        return IN_PLACE_NOW if os.path.exists(op.params["probe"]) else missing()
+
+
+HANDLERS = {"sysctl": SysctlHandler(), "kernel.module": ModuleHandler()}

@@ -1,0 +1,216 @@
+"""Links, addresses and routes: the bridge, the pod's veth pair, the ifb.
+
+The host end of a veth pair is created with its peer directly inside the
+pod's namespace (one netlink request, no move), under a name derived from
+the attachment so a DEL finds it again.  An ADD repeated for the same
+attachment finds the pair in place and changes nothing; an interface of the
+requested name that is *not* our pair makes the ADD fail, as CNI requires.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from compiler.planner.ops import NODE, SANDBOX, Observation, Operation
+from runtime.executor import CODE_OPERATION_FAILED, Refused, Run
+from runtime.netlink.rtnl import Link
+from runtime.ops import IN_PLACE_NOW, Handler, differs, existing_link, missing
+
+CODE_INTERFACE_EXISTS = 105
+
+
+class BridgeHandler(Handler):
+    """A Linux bridge with the planned MTU and promiscuity, up."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        rtnl = run.host.node
+        name, mtu = op.params["name"], op.params["mtu"]
+        bridge = rtnl.link(name)
+        if bridge is None:
+            rtnl.create(name, "bridge", mtu)
+            bridge = existing_link(run, NODE, name)
+        if bridge.kind != "bridge":
+            raise Refused(f"{name} exists but is a {bridge.kind or 'device'}, not a bridge",
+                          CODE_OPERATION_FAILED)
+        if mtu and bridge.mtu != mtu:
+            rtnl.set_mtu(bridge, mtu)
+        if not bridge.up or bridge.promiscuous != op.params["promiscuous"]:
+            rtnl.set_flags(bridge, up=True, promiscuous=op.params["promiscuous"])
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        bridge = run.host.node.link(op.params["name"])
+        if bridge is None:
+            return missing()
+        problems = []
+        if bridge.kind != "bridge":
+            problems.append(f"is a {bridge.kind}, not a bridge")
+        if op.params["mtu"] and bridge.mtu != op.params["mtu"]:
+            problems.append(f"mtu {bridge.mtu}, want {op.params['mtu']}")
+        if not bridge.up:
+            problems.append("down")
+        if bridge.promiscuous != op.params["promiscuous"]:
+            problems.append("promiscuous mode differs")
+        return differs(", ".join(problems)) if problems else IN_PLACE_NOW
+
+
+class VethHandler(Handler):
+    """The pod's veth pair: host end in the node, `peer` in the pod."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        name, peer = op.params["name"], op.params["peer"]
+        state = self._pair(op, run)
+        if state == "paired":
+            return
+        if state == "foreign":
+            raise Refused(f"interface {peer} already exists in the pod's network namespace",
+                          CODE_INTERFACE_EXISTS)
+        if state == "stale":
+            run.host.node.delete(name)
+        run.host.node.create_veth(name, peer, run.host.sandbox.fd, op.params["mtu"])
+
+    def _pair(self, op: Operation, run: Run) -> str:
+        """'paired', 'absent', 'stale' (host end without our peer) or 'foreign'."""
+        host = run.host.node.link(op.params["name"])
+        inside = run.host.link(SANDBOX, op.params["peer"])
+        if inside is not None:
+            return "paired" if host is not None and inside.peer == host.index else "foreign"
+        return "stale" if host is not None else "absent"
+
+    def remove(self, op: Operation, run: Run) -> None:
+        run.host.node.delete(op.params["name"])
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        state = self._pair(op, run)
+        if state == "paired":
+            return IN_PLACE_NOW
+        if state == "absent":
+            return missing()
+        if state == "stale":
+            return differs(f"{op.params['name']} exists without {op.params['peer']} in the pod")
+        return differs(f"{op.params['peer']} in the pod is not paired with {op.params['name']}")
+
+
+class MasterHandler(Handler):
+    """A link enslaved to a bridge."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        link = existing_link(run, NODE, op.params["dev"])
+        master = existing_link(run, NODE, op.params["master"])
+        if link.master != master.index:
+            run.host.node.set_master(link, master)
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        link = run.host.node.link(op.params["dev"])
+        master = run.host.node.link(op.params["master"])
+        if link is None or master is None:
+            return missing()
+        return IN_PLACE_NOW if link.master == master.index else differs("not on the bridge")
+
+
+class HairpinHandler(Handler):
+    """Hairpin mode of a bridge port."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        link = existing_link(run, NODE, op.params["dev"])
+        if link.hairpin != op.params["on"]:
+            run.host.node.set_hairpin(link, op.params["on"])
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        link = run.host.node.link(op.params["dev"])
+        if link is None:
+            return missing()
+        return IN_PLACE_NOW if link.hairpin == op.params["on"] else differs("hairpin differs")
+
+
+class UpHandler(Handler):
+    """A link administratively up, in the node or the pod."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        link = existing_link(run, op.where, op.params["dev"])
+        if not link.up:
+            run.host.rtnl(op.where).set_flags(link, up=True)
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        link = run.host.link(op.where, op.params["dev"])
+        if link is None:
+            return missing()
+        return IN_PLACE_NOW if link.up else differs("down")
+
+
+class IfbHandler(Handler):
+    """An ifb device, up; removed by a DEL."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        name = op.params["name"]
+        link = run.host.node.link(name)
+        if link is not None and link.kind != "ifb":
+            raise Refused(f"{name} exists but is a {link.kind or 'device'}, not an ifb",
+                          CODE_OPERATION_FAILED)
+        if link is None:
+            run.host.node.create(name, "ifb")
+            link = existing_link(run, NODE, name)
+        if not link.up:
+            run.host.node.set_flags(link, up=True)
+
+    def remove(self, op: Operation, run: Run) -> None:
+        run.host.node.delete(op.params["name"])
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        link = run.host.node.link(op.params["name"])
+        if link is None:
+            return missing()
+        if link.kind != "ifb":
+            return differs(f"is a {link.kind}, not an ifb")
+        return IN_PLACE_NOW if link.up else differs("down")
+
+
+class AddressHandler(Handler):
+    """An address on a link, in the node or the pod."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        link = existing_link(run, op.where, op.params["dev"])
+        if not self._present(op, run, link):
+            run.host.rtnl(op.where).add_address(link, op.params["address"])
+
+    def _present(self, op: Operation, run: Run, link: Link) -> bool:
+        wanted = ipaddress.ip_interface(op.params["address"])
+        return any(a.index == link.index and ipaddress.ip_interface(a.cidr) == wanted
+                   for a in run.host.rtnl(op.where).addresses(wanted.version))
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        link = run.host.link(op.where, op.params["dev"])
+        if link is None or not self._present(op, run, link):
+            return missing()
+        return IN_PLACE_NOW
+
+
+class RouteHandler(Handler):
+    """A route in the pod's main table through its interface."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        link = existing_link(run, op.where, op.params["dev"])
+        if not self._present(op, run, link):
+            run.host.rtnl(op.where).add_route(op.params["dst"], op.params["via"], link)
+
+    def _present(self, op: Operation, run: Run, link: Link) -> bool:
+        dst = ipaddress.ip_network(op.params["dst"])
+        return any(ipaddress.ip_network(r.dst) == dst and r.gateway == op.params["via"]
+                   and r.oif == link.index for r in run.host.rtnl(op.where).routes(dst.version))
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        link = run.host.link(op.where, op.params["dev"])
+        if link is None or not self._present(op, run, link):
+            return missing()
+        return IN_PLACE_NOW
+
+
+HANDLERS = {
+    "link.bridge": BridgeHandler(),
+    "link.veth": VethHandler(),
+    "link.master": MasterHandler(),
+    "link.hairpin": HairpinHandler(),
+    "link.up": UpHandler(),
+    "link.ifb": IfbHandler(),
+    "address": AddressHandler(),
+    "route": RouteHandler(),
+}

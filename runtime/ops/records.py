@@ -1,0 +1,25 @@
+"""The attachment record as a plan operation: written first by ADD, removed last by DEL."""
+
+from __future__ import annotations
+
+import os
+
+from compiler.planner.ops import Observation, Operation
+from runtime.executor import Run
+from runtime.ops import IN_PLACE_NOW, Handler, missing
+
+
+class RecordHandler(Handler):
+    """Writes `run.record` (the pod's context; bindings are added as they are made)."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        run.record.save()
+
+    def remove(self, op: Operation, run: Run) -> None:
+        run.record.delete()
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        return IN_PLACE_NOW if os.path.exists(op.params["path"]) else missing()
+
+
+HANDLERS = {"state.record": RecordHandler()}

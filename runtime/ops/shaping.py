@@ -1,0 +1,80 @@
+"""Traffic shaping: TBF qdiscs, the ingress qdisc and the redirect to the ifb.
+
+Traffic *to* the pod leaves the node through the host-side veth, so its
+root TBF shapes it.  Traffic *from* the pod arrives on the host veth, where
+only an ingress qdisc can see it; a u32 match-all filter redirects it to the
+attachment's ifb, whose root TBF shapes it.  All of it is replaced in place
+on a repeated ADD (never "file exists"), and goes away with the veth and the
+ifb on DEL.
+"""
+
+from __future__ import annotations
+
+from compiler.planner.ops import NODE, Observation, Operation
+from runtime.executor import Run
+from runtime.netlink import tc
+from runtime.ops import IN_PLACE_NOW, Handler, differs, existing_link, missing
+
+BURST_TOLERANCE = 0.02
+"""The kernel stores the bucket as a time in 64 ns ticks; reading it back rounds."""
+
+
+class TbfHandler(Handler):
+    """A root TBF with the planned rate, bucket and queue (bytes)."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        params = op.params
+        tc.replace_tbf(run.host.node, existing_link(run, NODE, params["dev"]), params["rate"],
+                       params["burst"], params["limit"])
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        link = run.host.node.link(op.params["dev"])
+        if link is None:
+            return missing()
+        found = tc.root_tbf(run.host.node, link)
+        if found is None:
+            return missing("no tbf root qdisc")
+        want = op.params
+        burst_off = abs(found.burst - want["burst"]) > BURST_TOLERANCE * want["burst"]
+        if found.rate != want["rate"] or found.limit != want["limit"] or burst_off:
+            return differs(f"rate {found.rate} B/s burst {found.burst} B limit {found.limit} B, "
+                           f"want {want['rate']}/{want['burst']}/{want['limit']}")
+        return IN_PLACE_NOW
+
+
+class IngressHandler(Handler):
+    """The ingress qdisc of the host veth."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        tc.ensure_ingress(run.host.node, existing_link(run, NODE, op.params["dev"]))
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        link = run.host.node.link(op.params["dev"])
+        if link is None:
+            return missing()
+        present = tc.TC_H_INGRESS in tc.qdiscs(run.host.node, link)
+        return IN_PLACE_NOW if present else missing()
+
+
+class RedirectHandler(Handler):
+    """Everything arriving on the host veth redirected to the ifb."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        link = existing_link(run, NODE, op.params["dev"])
+        target = existing_link(run, NODE, op.params["to"])
+        if target.index not in tc.redirect_targets(run.host.node, link):
+            tc.add_redirect(run.host.node, link, target)
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        link = run.host.link(NODE, op.params["dev"])
+        target = run.host.link(NODE, op.params["to"])
+        if link is None or target is None:
+            return missing()
+        targets = tc.redirect_targets(run.host.node, link)
+        if target.index in targets:
+            return IN_PLACE_NOW
+        return differs("redirects elsewhere") if targets else missing()
+
+
+HANDLERS = {"tc.tbf": TbfHandler(), "tc.ingress": IngressHandler(),
+            "tc.redirect": RedirectHandler()}
