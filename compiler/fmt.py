@@ -5,7 +5,8 @@ of its statement, values separated by one space (or `, ` where the author
 used a comma), at most one blank line in a row and none just inside braces,
 a blank line between top-level blocks, short lists on one line.  Comments
 stay where they were: on their own line before the statement that follows
-them, or after the line they ended.  Formatting is idempotent:
+them, or after the line they ended; the trailing comments of consecutive
+lines start in one column, two spaces after the longest of those lines.  Formatting is idempotent:
 `format_document(parse(format_document(d)))` is `format_document(d)`.
 """
 
@@ -22,7 +23,8 @@ def format_document(document: Document) -> str:
     printer = _Printer(document.comments)
     printer.statements(document.statements, 0, top=True)
     printer.leading(None, 0)
-    return "\n".join(printer.lines).strip("\n") + "\n" if printer.lines else ""
+    lines = _align_comments(printer.lines, printer.trailing)
+    return "\n".join(lines).strip("\n") + "\n" if lines else ""
 
 
 class _Printer:
@@ -32,6 +34,8 @@ class _Printer:
         self.lines: list[str] = []
         self.pending = sorted(comments, key=lambda c: (c.span.line, c.span.column))
         self.last_line = 0
+        self.trailing: dict[int, int] = {}
+        """Output line index -> length of its code, for lines that end in a comment."""
 
     def statements(self, statements: tuple[Statement, ...], depth: int, top: bool = False) -> None:
         for index, statement in enumerate(statements):
@@ -80,12 +84,31 @@ class _Printer:
         for comment in trailing:
             self.pending.remove(comment)
         suffix = "".join("  " + c.text for c in trailing)
+        if trailing and "\n" not in text:
+            self.trailing[len(self.lines)] = len(text)
         self.lines.append(text + suffix)
         self.last_line = max(last, self.last_line)
 
     def blank(self) -> None:
         if self.lines and self.lines[-1] != "":
             self.lines.append("")
+
+
+def _align_comments(lines: list[str], trailing: dict[int, int]) -> list[str]:
+    """Start the trailing comments of each run of consecutive lines in one column."""
+    aligned = list(lines)
+    runs: list[list[int]] = []
+    for index in sorted(trailing):
+        if runs and runs[-1][-1] == index - 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    for run in runs:
+        column = max(trailing[i] for i in run) + 2
+        for i in run:
+            code, comment = aligned[i][:trailing[i]], aligned[i][trailing[i]:].lstrip()
+            aligned[i] = code.ljust(column) + comment
+    return aligned
 
 
 def _head(statement: Statement, depth: int) -> str:
