@@ -141,7 +141,8 @@ def _snippet(span: Span, sources: Mapping[str, SourceFile]) -> list[str]:
     source = sources.get(span.file)
     if source is None:
         return []
-    text = source.line(span.line).expandtabs(1)
+    text = "".join(" " if c == "\t" else c if c.isprintable() else "\ufffd"
+                   for c in source.line(span.line))
     gutter = str(span.line)
     pad = " " * len(gutter)
     last = span.end_column if span.end_line == span.line else len(text) + 1

@@ -50,10 +50,13 @@ class SourceFile:
     text: str
 
     def line(self, number: int) -> str:
-        """The text of line `number` (1-based) without its line break, or ''."""
-        lines = self.text.splitlines()
+        """The text of line `number` (1-based) without its line break, or ''.
+
+        Lines end at a line feed only, as the parser counts them (not at U+2028 or a lone CR).
+        """
+        lines = self.text.split("\n")
         if 1 <= number <= len(lines):
-            return lines[number - 1]
+            return lines[number - 1].removesuffix("\r")
         return ""
 
 

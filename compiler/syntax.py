@@ -55,21 +55,40 @@ def decode(data: bytes, name: str) -> tuple[SourceFile | None, list[Diagnostic]]
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         return None, [_binary_diagnostic(data, error.start, name)]
-    control = re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", text)
+    control = _CONTROL.search(text)
     if control:
         return None, [_binary_diagnostic(data, len(text[: control.start()].encode()), name)]
     return SourceFile(name, text), []
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def quotable(data: bytes, name: str) -> SourceFile | None:
+    """A file `decode` refused, for quoting its lines in diagnostics (None when too large).
+
+    Bytes that are not UTF-8 and control characters become U+FFFD, so the
+    caret of an E004 diagnostic points at the character it names.
+    """
+    if len(data) > MAX_SOURCE_BYTES:
+        return None
+    return SourceFile(name, _CONTROL.sub("\ufffd", data.decode("utf-8", errors="replace")))
+
+
 def _binary_diagnostic(data: bytes, offset: int, name: str) -> Diagnostic:
-    before = data[:offset]
-    line = before.count(b"\n") + 1
-    column = offset - (before.rfind(b"\n") + 1) + 1
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    line = data.count(b"\n", 0, offset) + 1
+    column = len(data[line_start:offset].decode()) + 1
+    byte = data[offset]
+    if byte < 0x80:
+        return Diagnostic(
+            "E004", f"byte 0x{byte:02x} at offset {offset} is a control character, not text",
+            Span(name, line, column, line, column + 1), expected="a text file in UTF-8",
+            hint="is this a binary file? netc reads .netdsl source files")
     return Diagnostic(
-        "E004", f"byte 0x{data[offset]:02x} at offset {offset} is not UTF-8 text",
-        Span(name, line, column, line, column + 1),
-        expected="a text file in UTF-8",
-        hint="is this a binary file? netc reads .netdsl source files")
+        "E004", f"byte 0x{byte:02x} at offset {offset} is not UTF-8 text",
+        Span(name, line, column, line, column + 1), expected="a text file in UTF-8",
+        hint="save the file as UTF-8; netc reads .netdsl source files")
 
 
 def parse(source: SourceFile) -> tuple[Document | None, list[Diagnostic]]:

@@ -23,7 +23,7 @@ import click
 from compiler.diagnostics import Diagnostic, render_json, render_text
 from compiler.pipeline import Compilation, compile_sources
 from compiler.source import SourceFile
-from compiler.syntax import decode
+from compiler.syntax import decode, quotable
 
 EXIT_OK = 0
 EXIT_INVALID = 1
@@ -37,10 +37,16 @@ class SystemFailure(click.ClickException):
     exit_code = EXIT_SYSTEM
 
 
-def read_sources(paths: Sequence[str]) -> tuple[list[SourceFile], list[Diagnostic]]:
-    """Decode each input file; unreadable or binary files become diagnostics."""
+def read_sources(
+        paths: Sequence[str]) -> tuple[list[SourceFile], list[Diagnostic], dict[str, SourceFile]]:
+    """Decode each input file; binary files become diagnostics.
+
+    Returns the decoded sources, the diagnostics, and every file's text by name
+    for quoting in diagnostics (refused files included, made printable).
+    """
     sources: list[SourceFile] = []
     diagnostics: list[Diagnostic] = []
+    shown: dict[str, SourceFile] = {}
     for path in paths:
         try:
             data = Path(path).read_bytes()
@@ -50,16 +56,19 @@ def read_sources(paths: Sequence[str]) -> tuple[list[SourceFile], list[Diagnosti
         diagnostics += problems
         if source is not None:
             sources.append(source)
-    return sources, diagnostics
+        quoted = source or quotable(data, path)
+        if quoted is not None:
+            shown[path] = quoted
+    return sources, diagnostics, shown
 
 
 def compile_paths(paths: Sequence[str]) -> tuple[Compilation, dict[str, SourceFile]]:
     """Read and compile files together; decoding problems are part of the diagnostics."""
-    sources, problems = read_sources(paths)
+    sources, problems, shown = read_sources(paths)
     compilation = compile_sources(sources)
     if problems:
         compilation = Compilation((), (*problems, *compilation.diagnostics))
-    return compilation, {s.name: s for s in sources}
+    return compilation, shown
 
 
 def report(diagnostics: Sequence[Diagnostic], sources: dict[str, SourceFile],

@@ -19,7 +19,7 @@ from compiler.syntax import parse
 @click.option("--diff", "show_diff", is_flag=True, help="Print what would change; write nothing.")
 def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
     """Format FILES in netdsl's canonical layout (comments are kept)."""
-    sources, problems = read_sources(files)
+    sources, problems, shown = read_sources(files)
     changed = []
     for source in sources:
         document, errors = parse(source)
@@ -39,6 +39,6 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
         else:
             write_atomically(Path(source.name), formatted)
             click.echo(f"formatted {source.name}", err=True)
-    report(problems, {s.name: s for s in sources})
+    report(problems, shown)
     if problems or (changed and (check or show_diff)):
         sys.exit(EXIT_INVALID)
