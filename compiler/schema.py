@@ -139,8 +139,9 @@ def _check_block(statement: Statement, keyword: Keyword) -> list[Diagnostic]:
         if keyword.block_required:
             return [Diagnostic(
                 "E014", f"`{statement.keyword}` needs a block", statement.span,
-                expected=f"`{statement.keyword} {keyword.values} {{ ... }}`",
-                hint=f"add `{{ }}` with the {keyword.summary}")]
+                expected=f"a `{{ ... }}` block after `{statement.keyword}`",
+                hint=f"`{statement.keyword}` holds {keyword.summary}; "
+                     "add `{ ... }` at the end of its line")]
         return []
     if keyword.block is None:
         return [Diagnostic(
@@ -158,15 +159,20 @@ def _unknown(statement: Statement, context: str) -> Diagnostic:
     home = [name for name, keys in SCHEMA.items()
             if statement.keyword in keys and name not in (context, "template")]
     if close:
-        hint = f"a keyword with a similar name exists here: `{close[0]}`"
+        hint = f"did you mean `{close[0]}`?"
     elif home:
-        hint = f"`{statement.keyword}` belongs in a `{home[0]}` block"
+        hint = f"`{statement.keyword}` belongs in {_a(home[0])} block"
     else:
         hint = None
-    where = "at the top of a file" if context == "file" else f"in a `{context}` block"
+    where = "at the top of a file" if context == "file" else f"in {_a(context)} block"
     return Diagnostic(
         "E010", f"unknown keyword `{statement.keyword}` {where}", statement.key.span,
         expected="one of " + ", ".join(f"`{k}`" for k in allowed), hint=hint)
+
+
+def _a(context: str) -> str:
+    """`context` in backquotes with its article: "a `bridge`", "an `ipam`"."""
+    return f"{'an' if context[0] in 'aeiou' else 'a'} `{context}`"
 
 
 def _twice(statement: Statement, previous: Statement, context: str) -> Diagnostic:
