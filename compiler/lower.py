@@ -9,7 +9,7 @@ both), and every path the runtime uses is absolute.
 
 from __future__ import annotations
 
-from compiler.ast import Statement, Word
+from compiler.ast import Statement
 from compiler.collect import Collector, body, first
 from compiler.diagnostics import Diagnostic, Note
 from compiler.ir import (
@@ -23,14 +23,14 @@ from compiler.ir import (
 from compiler.lower_ipam import absolute_path, lower_ipam
 from compiler.lower_policy import lower_bandwidth, lower_hostport
 from compiler.plugin_options import options
-from compiler.values import fail, integer, interface_name, network_name, one_word, switch, words
+from compiler.values import block_name, fail, integer, interface_name, one_word, switch, words
 
 
 def lower_network(statement: Statement, statements: tuple[Statement, ...],
                   default_priority: int, collector: Collector) -> Network | None:
     """The IR of one network (after templates), or None when it has errors."""
     before = len(collector.diagnostics)
-    name = collector.attempt(_name, statement)
+    name = collector.attempt(block_name, statement)
     version = _version(first(statements, "cni"), collector)
     priority_statement = first(statements, "priority")
     priority = default_priority
@@ -61,14 +61,6 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
     sources = tuple(dict.fromkeys(s.span.file for s in (statement, *statements)))
     return Network(name, version, priority, bridge, plugin, ipam, hostport, bandwidth,
                    state_dir or DEFAULT_STATE_DIR, statement.span, sources)
-
-
-def _name(statement: Statement) -> str:
-    values = statement.values
-    if len(values) != 1 or not isinstance(values[0], Word):
-        raise fail("E013", "a network needs one name", statement.key.span,
-                   expected="`network NAME { ... }`")
-    return network_name(values[0])
 
 
 def _version(statement: Statement | None, collector: Collector) -> str:

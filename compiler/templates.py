@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from compiler.ast import Block, Statement, Word
+from compiler.ast import Block, Statement, Text, Value, Word
 from compiler.diagnostics import Diagnostic, DiagnosticError, Note
 from compiler.schema import RAW, SCHEMA
-from compiler.values import fail
+from compiler.values import block_name, fail
 
 
 def collect(statements: list[Statement]) -> tuple[dict[str, Statement], list[Diagnostic]]:
@@ -27,8 +27,10 @@ def collect(statements: list[Statement]) -> tuple[dict[str, Statement], list[Dia
     templates: dict[str, Statement] = {}
     diagnostics = []
     for statement in statements:
-        name = _name(statement)
-        if name is None:
+        try:
+            name = block_name(statement)
+        except DiagnosticError as error:
+            diagnostics.append(error.diagnostic)
             continue
         if name in templates:
             diagnostics.append(Diagnostic(
@@ -38,12 +40,6 @@ def collect(statements: list[Statement]) -> tuple[dict[str, Statement], list[Dia
             continue
         templates[name] = statement
     return templates, diagnostics
-
-
-def _name(statement: Statement) -> str | None:
-    if len(statement.values) == 1 and isinstance(statement.values[0], Word):
-        return statement.values[0].text
-    return None
 
 
 def expand(network: Statement, templates: Mapping[str, Statement]) -> tuple[Statement, ...]:
@@ -57,24 +53,45 @@ def _expand(body: tuple[Statement, ...], templates: Mapping[str, Statement],
     for use in (s for s in body if s.keyword == "use"):
         for word in use.values:
             template = _lookup(word, templates, chain)
-            name = word.text  # type: ignore[union-attr]
+            name = _used(word)
             merged = merge(merged, _expand(_body(template), templates, (*chain, name)), "network")
     own = tuple(s for s in body if s.keyword != "use")
     return merge(merged, own, "network")
 
 
-def _lookup(word, templates: Mapping[str, Statement], chain: tuple[str, ...]) -> Statement:
-    if not isinstance(word, Word) or word.text not in templates:
-        shown = getattr(word, "text", "?")
+def _used(value: Value) -> str:
+    """The template name a `use` value gives ('' for a list or block)."""
+    if isinstance(value, Word):
+        return value.text
+    return value.value if isinstance(value, Text) else ""
+
+
+def _lookup(value: Value, templates: Mapping[str, Statement],
+            chain: tuple[str, ...]) -> Statement:
+    name = _used(value)
+    if name not in templates:
         known = ", ".join(f"`{t}`" for t in sorted(templates)) or "none are defined"
-        raise fail("E015", f"no template named `{shown}`", word.span,
+        raise fail("E015", f"no template named `{name}`", value.span,
                    expected=f"a defined template: {known}",
                    hint="define it with `template NAME { ... }` in one of the input files")
-    if word.text in chain:
-        cycle = " -> ".join((*chain, word.text))
-        raise fail("E015", f"templates use each other in a cycle: {cycle}", word.span,
-                   expected="templates that form no cycle")
-    return templates[word.text]
+    if name in chain:
+        raise _cycle(chain[chain.index(name):], templates)
+    return templates[name]
+
+
+def _cycle(members: tuple[str, ...], templates: Mapping[str, Statement]) -> DiagnosticError:
+    """One diagnostic per cycle, whichever template or network it is found from.
+
+    The cycle is shown from its smallest name, at the `use` that closes it.
+    """
+    start = members.index(min(members))
+    ordered = members[start:] + members[:start]
+    closing = next(v for s in _body(templates[ordered[-1]]) if s.keyword == "use"
+                   for v in s.values if _used(v) == ordered[0])
+    message = f"template `{ordered[0]}` uses itself" if len(ordered) == 1 else (
+        "templates use each other in a cycle: " + " -> ".join((*ordered, ordered[0])))
+    return fail("E015", message, closing.span, expected="templates that form no cycle",
+                hint="remove one of the `use` lines of the cycle")
 
 
 def _body(statement: Statement) -> tuple[Statement, ...]:

@@ -101,8 +101,24 @@ def network_name(word: Word | Text, what: str = "network") -> str:
         raise fail(
             "E101", f"`{name}` is not a valid {what} name", word.span,
             expected="letters, digits, `_`, `.` and `-`, starting with a letter or digit",
-            hint="CNI uses network names in file paths, so they are restricted like this")
+            hint="CNI uses network names in file paths, so they are restricted like this"
+            if what == "network" else None)
     return name
+
+
+def block_name(statement: Statement) -> str:
+    """The one name of a `network NAME { ... }` or `template NAME { ... }` statement."""
+    keyword, values = statement.keyword, statement.values
+    expected = f"`{keyword} NAME {{ ... }}`"
+    if not values:
+        raise fail("E013", f"this {keyword} has no name", statement.key.span, expected=expected)
+    if len(values) > 1:
+        raise fail("E013", f"a {keyword} has one name, not {len(values)}", values[1].span,
+                   expected=expected)
+    if not isinstance(values[0], Word | Text):
+        raise fail("E013", f"a {keyword} name is a word, not {_kind(values[0])}",
+                   values[0].span, expected=expected)
+    return network_name(values[0], keyword)
 
 
 def interface_name(word: Word, what: str) -> str:
