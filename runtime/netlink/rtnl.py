@@ -165,6 +165,11 @@ class Rtnl:
         """Change a link's MTU."""
         self._newlink(link.index, [u32(IFLA_MTU, mtu)], 0, f"set mtu of {link.name}")
 
+    def set_mac(self, link: Link, mac: str) -> None:
+        """Set a link's MAC address (a bridge then stops following its ports' addresses)."""
+        raw = bytes(int(part, 16) for part in mac.split(":"))
+        self._newlink(link.index, [Attr(IFLA_ADDRESS, raw)], 0, f"set mac of {link.name}")
+
     def set_master(self, link: Link, master: Link) -> None:
         """Enslave a link to a bridge."""
         self._newlink(link.index, [u32(IFLA_MASTER, master.index)], 0,

@@ -20,7 +20,12 @@ CODE_INTERFACE_EXISTS = 105
 
 
 class BridgeHandler(Handler):
-    """A Linux bridge with the planned MTU and promiscuity, up."""
+    """A Linux bridge with the planned MTU and promiscuity, up.
+
+    A new bridge gets its own MAC pinned: otherwise it takes the lowest MAC of
+    its ports and changes as pods come and go, leaving pods with a stale ARP
+    entry for their gateway.
+    """
 
     def ensure(self, op: Operation, run: Run) -> None:
         rtnl = run.host.node
@@ -29,6 +34,7 @@ class BridgeHandler(Handler):
         if bridge is None:
             rtnl.create(name, "bridge", mtu)
             bridge = existing_link(run, NODE, name)
+            rtnl.set_mac(bridge, bridge.mac)
         if bridge.kind != "bridge":
             raise Refused(f"{name} exists but is a {bridge.kind or 'device'}, not a bridge",
                           CODE_OPERATION_FAILED)

@@ -1,0 +1,75 @@
+"""`netc run` and `netc install-plugin`: the commands that act on a machine.
+
+They live in the CLI because they are user commands; what they do lives in
+`runtime/` (the driver and the installer), which is the only place with
+side effects.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from compiler.cli.common import EXIT_INVALID, SystemFailure
+from compiler.planner.context import (
+    ContextError,
+    bandwidth_from_option,
+    mapping_from_option,
+)
+
+
+@click.command("install-plugin")
+@click.option("--bin-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="A CNI plugin directory, such as /opt/cni/bin.")
+def install_plugin(bin_dir: Path) -> None:
+    """Write a netc-cni launcher into BIN_DIR (absolute interpreter path)."""
+    from runtime.install import install
+
+    try:
+        target = install(bin_dir)
+    except OSError as error:
+        raise SystemFailure(f"cannot write into {bin_dir}: {error.strerror}") from error
+    click.echo(f"installed {target}", err=True)
+
+
+@click.command("run")
+@click.argument("command", type=click.Choice(["add", "del", "check"], case_sensitive=False))
+@click.argument("conflist", type=click.Path(exists=True, dir_okay=False))
+@click.option("--netns", help="The pod's network namespace path.")
+@click.option("--container-id", required=True)
+@click.option("--ifname", default="eth0", show_default=True)
+@click.option("--port", "ports", multiple=True,
+              help="HOST:CONTAINER[/tcp|udp|sctp][@HOSTIP]; repeatable.")
+@click.option("--bandwidth", help="ingress=RATE,egress=RATE (Kubernetes quantities).")
+@click.option("--args", "cni_args", default="", help="CNI_ARGS, K=V;K=V.")
+@click.option("--cni-path", default="/opt/cni/bin:/usr/lib/cni", show_default=True,
+              help="Plugin directories, searched in order.")
+@click.option("--cache-dir", default="/var/lib/cni", show_default=True,
+              help="Where results are cached, as libcni does.")
+def run(command: str, conflist: str, netns: str | None, container_id: str, ifname: str,
+        ports: tuple[str, ...], bandwidth: str | None, cni_args: str, cni_path: str,
+        cache_dir: str) -> None:
+    """Execute CONFLIST for one container, as a container runtime would."""
+    from runtime import driver
+
+    try:
+        who = driver.Invocation(
+            container_id, netns, ifname, cni_args, tuple(mapping_from_option(p) for p in ports),
+            bandwidth_from_option(bandwidth) if bandwidth else None,
+            tuple(filter(None, cni_path.split(":"))), cache_dir)
+    except ContextError as error:
+        raise click.BadParameter(str(error)) from error
+    network = driver.Conflist(Path(conflist).read_bytes())
+    step = {"add": driver.add, "del": driver.delete, "check": driver.check}[command.lower()]
+    try:
+        result = step(network, who)
+    except driver.PluginFailed as error:
+        click.echo(json.dumps(error.error, indent=2))
+        sys.exit(EXIT_INVALID)
+    except FileNotFoundError as error:
+        raise SystemFailure(str(error)) from error
+    if result is not None:
+        click.echo(json.dumps(result, indent=2))
