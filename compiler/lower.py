@@ -14,6 +14,7 @@ from compiler.collect import Collector, body, first
 from compiler.diagnostics import Diagnostic, Note
 from compiler.ir import (
     CNI_VERSIONS,
+    DEFAULT_BRIDGE,
     DEFAULT_CNI_VERSION,
     DEFAULT_STATE_DIR,
     Bridge,
@@ -44,7 +45,7 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
     plugin_statement = first(statements, "plugin")
     ipam_statement = first(statements, "ipam")
     _check_main(statement, bridge_statement, plugin_statement, ipam_statement, collector)
-    bridge = collector.attempt(lower_bridge, bridge_statement) if bridge_statement else None
+    bridge = lower_bridge(bridge_statement, collector) if bridge_statement else None
     plugin = collector.attempt(lower_plugin, plugin_statement) if plugin_statement else None
     ipam = lower_ipam(ipam_statement, collector) if ipam_statement else None
     if plugin and ipam and "ipam" in plugin.options:
@@ -96,26 +97,31 @@ def _check_main(network: Statement, bridge: Statement | None, plugin: Statement 
             hint="add `ipam { subnet 10.244.1.0/24 }` with your pod subnet"))
 
 
-def lower_bridge(statement: Statement) -> Bridge:
-    """`bridge [NAME] { mtu; gateway; masquerade; hairpin; promiscuous }`."""
-    values = words(statement, 0, 1, "an optional bridge name")
-    bridge = Bridge(span=statement.span)
-    if values:
-        bridge = Bridge(name=interface_name(values[0], "bridge"), span=statement.span)
+def lower_bridge(statement: Statement, collector: Collector) -> Bridge | None:
+    """`bridge [NAME] { mtu; gateway; masquerade; hairpin; promiscuous }`, every problem reported."""
+    before = len(collector.diagnostics)
+    values = collector.attempt(words, statement, 0, 1, "an optional bridge name") or []
+    name = collector.attempt(interface_name, values[0], "bridge") if values else DEFAULT_BRIDGE
     statements = body(statement)
-    mtu = first(statements, "mtu")
-    flags = {k: switch(s) for k in ("gateway", "masquerade", "hairpin", "promiscuous")
-             if (s := first(statements, k))}
+    mtu_statement = first(statements, "mtu")
+    mtu = collector.attempt(_mtu, mtu_statement) if mtu_statement else None
+    flags = {k: collector.attempt(switch, s) for k in ("gateway", "masquerade", "hairpin",
+                                                         "promiscuous") if (s := first(statements, k))}
+    hairpin, promiscuous = first(statements, "hairpin"), first(statements, "promiscuous")
     if flags.get("hairpin") and flags.get("promiscuous"):
-        raise fail("E106", "hairpin and promiscuous mode cannot both be on",
-                   first(statements, "promiscuous").span,
-                   expected="at most one of `hairpin` and `promiscuous`",
-                   hint="the bridge plugin refuses this combination as well")
-    return Bridge(
-        name=bridge.name,
-        mtu=integer(one_word(mtu, "an MTU"), 576, 65535, "an MTU from 576 to 65535") if mtu
-        else None,
-        span=statement.span, **flags)
+        collector.report(Diagnostic(
+            "E106", "hairpin and promiscuous mode cannot both be on", promiscuous.span,
+            expected="at most one of `hairpin` and `promiscuous`",
+            hint="the bridge plugin refuses this combination as well",
+            notes=(Note("hairpin is turned on here", hairpin.span),)))
+    if len(collector.diagnostics) > before or name is None:
+        return None
+    return Bridge(name=name, mtu=mtu, span=statement.span,
+                  **{k: bool(v) for k, v in flags.items()})
+
+
+def _mtu(statement: Statement) -> int:
+    return integer(one_word(statement, "an MTU"), 576, 65535, "an MTU from 576 to 65535")
 
 
 def lower_plugin(statement: Statement) -> Plugin:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.planner.context import BandwidthRequest, PortMapping
-from runtime.files import write_atomically
+from runtime.files import remove, write_atomically
 
 CONTAINERD_BURST = 2**32 - 1
 DEFAULT_CNI_PATH = ("/opt/cni/bin", "/usr/lib/cni")
@@ -104,10 +104,7 @@ def delete(conflist: Conflist, who: Invocation) -> None:
     cached = _read_cache(conflist, who)
     for plugin in reversed(conflist.plugins):
         _execute(conflist, plugin, "DEL", who, cached)
-    try:
-        os.unlink(_cache_path(conflist, who))
-    except FileNotFoundError:
-        pass
+    remove(_cache_path(conflist, who))
 
 
 def check(conflist: Conflist, who: Invocation) -> None:
