@@ -97,16 +97,18 @@ def _check_main(network: Statement, bridge: Statement | None, plugin: Statement 
             hint="add `ipam { subnet 10.244.1.0/24 }` with your pod subnet"))
 
 
+BRIDGE_FLAGS = ("gateway", "masquerade", "hairpin", "promiscuous")
+
+
 def lower_bridge(statement: Statement, collector: Collector) -> Bridge | None:
-    """`bridge [NAME] { mtu; gateway; masquerade; hairpin; promiscuous }`, every problem reported."""
+    """`bridge [NAME] { mtu; gateway; masquerade; hairpin; promiscuous }`; reports every problem."""
     before = len(collector.diagnostics)
     values = collector.attempt(words, statement, 0, 1, "an optional bridge name") or []
     name = collector.attempt(interface_name, values[0], "bridge") if values else DEFAULT_BRIDGE
     statements = body(statement)
     mtu_statement = first(statements, "mtu")
     mtu = collector.attempt(_mtu, mtu_statement) if mtu_statement else None
-    flags = {k: collector.attempt(switch, s) for k in ("gateway", "masquerade", "hairpin",
-                                                         "promiscuous") if (s := first(statements, k))}
+    flags = {k: collector.attempt(switch, s) for k in BRIDGE_FLAGS if (s := first(statements, k))}
     hairpin, promiscuous = first(statements, "hairpin"), first(statements, "promiscuous")
     if flags.get("hairpin") and flags.get("promiscuous"):
         collector.report(Diagnostic(
