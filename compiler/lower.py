@@ -49,10 +49,12 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
     plugin = collector.attempt(lower_plugin, plugin_statement) if plugin_statement else None
     ipam = lower_ipam(ipam_statement, collector) if ipam_statement else None
     if plugin and ipam and "ipam" in plugin.options:
-        collector.report(fail(
+        option = first(body(plugin_statement), "ipam")
+        collector.report(Diagnostic(
             "E501", "the plugin has an `ipam` option and the network an `ipam` block",
-            ipam_statement.span, expected="one of the two",
-            hint="keep the plugin's own ipam option or the netdsl ipam block").diagnostic)
+            ipam_statement.key.span, expected="one of the two",
+            hint="keep the plugin's own ipam option or the netdsl ipam block",
+            notes=(Note("the plugin's `ipam` option is here", option.span),) if option else ()))
     hostport_statement = first(statements, "hostport")
     bandwidth_statement = first(statements, "bandwidth")
     hostport = lower_hostport(hostport_statement, collector) if hostport_statement else None
