@@ -199,7 +199,8 @@ def rate(word: Word) -> int:
         hint = None
         if word.text.endswith("m"):
             hint = f"`m` means milli; for megabits write `{word.text[:-1]}M`"
-        raise fail("E402", f"`{word.text}` is {value} bit/s, outside 1k..1P", word.span,
+        where = "below the slowest" if value < MIN_RATE else "above the fastest"
+        raise fail("E402", f"`{word.text}` is {where} rate netc accepts", word.span,
                    expected="a rate from 1k (1000 bit/s) to 1P (10^15 bit/s)", hint=hint)
     return value
 
