@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -272,10 +273,15 @@ def _bad_character(source: SourceFile, line: int, column: int) -> Diagnostic:
             expected='a closing `"` before the end of the line',
             hint='strings cannot span lines; escape quotes inside them as \\"')
     shown = f"`{char}`" if char.isprintable() else f"U+{ord(char):04X}"
+    hint = "netdsl values are bare words or quoted strings"
+    if char == "\r":
+        hint = "lines end with a line feed (LF or CRLF); replace this lone carriage return"
+    elif char.isspace():
+        name = unicodedata.name(char, "space").lower()
+        hint = f"this is a {name}, often pasted from a web page; type a plain space instead"
     return Diagnostic(
         "E002", f"unexpected character {shown}", span,
-        expected="a keyword, a value, `{`, `}`, `[`, `]` or `,`",
-        hint="netdsl values are bare words or quoted strings")
+        expected="a keyword, a value, `{`, `}`, `[`, `]` or `,`", hint=hint)
 
 
 def _unexpected_end(source: SourceFile, expected: str) -> Diagnostic:
