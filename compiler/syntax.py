@@ -161,7 +161,7 @@ class _Parser:
         """Lexed tokens without blanks; comments go to `on_comment` on the way."""
         for token in self.lark.lex(text, dont_ignore=True):
             if token.type == "COMMENT":
-                self.on_comment(Comment(str(token).rstrip("\r"), _span(self.file, token)))
+                self.on_comment(Comment(str(token).rstrip(), _span(self.file, token)))
             elif token.type != "WS":
                 yield token
 
