@@ -14,7 +14,9 @@ ones.  What libcni does and this driver copies:
 * A plugin `type` is found in the CNI path directories, in order.
 
 Port mappings are sent in podman's spelling; bandwidth bursts the user does
-not give are sent as containerd sends them (4294967295 bits).
+not give are sent as containerd sends them (4294967295 bits).  With
+`node_netns` the plugins run inside that network namespace (`ip netns exec`),
+so a network can be tried on a throwaway "node" without touching the host.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Invocation:
     bandwidth: BandwidthRequest | None = None
     cni_path: tuple[str, ...] = DEFAULT_CNI_PATH
     cache_dir: str = "/var/lib/cni"
+    node_netns: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def capability_args(self) -> dict[str, Any]:
@@ -130,8 +133,11 @@ def _execute(conflist: Conflist, plugin: dict[str, Any], command: str, who: Invo
         "CNI_COMMAND": command, "CNI_CONTAINERID": who.container_id,
         "CNI_NETNS": who.netns or "", "CNI_IFNAME": who.ifname, "CNI_ARGS": who.args,
         "CNI_PATH": ":".join(who.cni_path)}
-    done = subprocess.run([_find(plugin["type"], who.cni_path)], input=json.dumps(request)
-                          .encode(), env=environment, capture_output=True, check=False)
+    command_line = [_find(plugin["type"], who.cni_path)]
+    if who.node_netns:
+        command_line = ["ip", "netns", "exec", who.node_netns, *command_line]
+    done = subprocess.run(command_line, input=json.dumps(request).encode(), env=environment,
+                          capture_output=True, check=False)
     if done.returncode != 0:
         raise PluginFailed(plugin["type"], command, _error(done))
     if command != "ADD":

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from compiler.cli.common import EXIT_INVALID, compile_paths, report
+from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
 from compiler.ir import Network
 from compiler.planner.context import (
     BandwidthRequest,
@@ -87,7 +87,7 @@ def plan_command(file: str, network_name: str | None, pod: str, container_id: st
         the_plan = plan(network, context, command.upper())
     except (PolicyError, PlanError) as error:
         raise click.ClickException(str(error)) from error
-    observations = _observe(the_plan, node_netns) if live else None
+    observations = _observe(network, the_plan, context, node_netns) if live else None
     renderers = {"json": render_json, "yaml": render_yaml}
     if output == "text":
         click.echo(render_text(the_plan, sources, observations), nl=False)
@@ -123,9 +123,15 @@ def _context(pod: str, container_id: str, ifname: str, netns: str | None,
         raise click.BadParameter(str(error)) from error
 
 
-def _observe(the_plan: Plan, node_netns: str | None) -> list[Observation]:
+def _observe(network: Network, the_plan: Plan, context: PodContext,
+             node_netns: str | None) -> list[Observation]:
     if node_netns is None:
         raise click.UsageError("--live needs --node-netns NAME")
+    from runtime.executor import OperationFailed
+    from runtime.netns import NetnsError
     from runtime.observe import observe_plan
 
-    return observe_plan(the_plan, node_netns)
+    try:
+        return observe_plan(network, the_plan, context, node_netns)
+    except (OperationFailed, NetnsError) as error:
+        raise SystemFailure(str(error)) from error

@@ -49,9 +49,10 @@ def install_plugin(bin_dir: Path) -> None:
               help="Plugin directories, searched in order.")
 @click.option("--cache-dir", default="/var/lib/cni", show_default=True,
               help="Where results are cached, as libcni does.")
+@click.option("--node-netns", help="Run the plugins inside this network namespace (a name).")
 def run(command: str, conflist: str, netns: str | None, container_id: str, ifname: str,
         ports: tuple[str, ...], bandwidth: str | None, cni_args: str, cni_path: str,
-        cache_dir: str) -> None:
+        cache_dir: str, node_netns: str | None) -> None:
     """Execute CONFLIST for one container, as a container runtime would."""
     from runtime import driver
 
@@ -59,7 +60,7 @@ def run(command: str, conflist: str, netns: str | None, container_id: str, ifnam
         who = driver.Invocation(
             container_id, netns, ifname, cni_args, tuple(mapping_from_option(p) for p in ports),
             bandwidth_from_option(bandwidth) if bandwidth else None,
-            tuple(filter(None, cni_path.split(":"))), cache_dir)
+            tuple(filter(None, cni_path.split(":"))), cache_dir, node_netns)
     except ContextError as error:
         raise click.BadParameter(str(error)) from error
     network = driver.Conflist(Path(conflist).read_bytes())

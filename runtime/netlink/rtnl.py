@@ -35,6 +35,7 @@ VETH_INFO_PEER = 1
 IFF_UP, IFF_PROMISC = 0x1, 0x100
 
 IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
+IFA_F_NODAD = 0x02
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
 
@@ -195,13 +196,18 @@ class Rtnl:
                 if (a := _address(reply)) is not None]
 
     def add_address(self, link: Link, cidr: str) -> None:
-        """Add `ip/prefix` to a link; an address already there is not an error."""
+        """Add `ip/prefix` to a link; an address already there is not an error.
+
+        IPv6 addresses skip duplicate address detection: netc hands them out
+        uniquely, and DAD would leave them unusable for a second or two.
+        """
         interface = ipaddress.ip_interface(cidr)
         packed = interface.ip.packed
         attrs = [Attr(IFA_LOCAL, packed), Attr(IFA_ADDRESS, packed)]
         if interface.version == 4 and interface.network.prefixlen < 31:
             attrs.append(Attr(IFA_BROADCAST, interface.network.broadcast_address.packed))
-        body = IFADDR.pack(FAMILIES[interface.version], interface.network.prefixlen, 0, 0,
+        flags = IFA_F_NODAD if interface.version == 6 else 0
+        body = IFADDR.pack(FAMILIES[interface.version], interface.network.prefixlen, flags, 0,
                            link.index) + b"".join(a.encode() for a in attrs)
         self._tolerate_exists(RTM_NEWADDR, body, f"add {cidr} to {link.name}")
 

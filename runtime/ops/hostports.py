@@ -30,6 +30,7 @@ class ClaimHandler(Handler):
     """The node-wide claims of an attachment's host ports."""
 
     def ensure(self, op: Operation, run: Run) -> None:
+        """Claim every port or none: conflicts are looked for before anything is written."""
         directory, owner = op.params["dir"], op.params["owner"]
         os.makedirs(directory, exist_ok=True)
         with locked(os.path.join(directory, "lock")):
@@ -39,6 +40,7 @@ class ClaimHandler(Handler):
                 if holder is not None:
                     raise Refused(f"host port {_describe(claim)} is already mapped by "
                                   f"{holder}", CODE_PORT_TAKEN)
+            for claim in op.params["claims"]:
                 create_exclusively(os.path.join(directory, claim), owner.encode())
 
     def remove(self, op: Operation, run: Run) -> None:

@@ -1,0 +1,45 @@
+"""`netc plan --live`: each planned operation compared with a node's kernel, read-only.
+
+The comparison is the one CHECK makes (the handlers' `observe`), run from
+the CLI inside the node's network namespace.  Values bound at ADD time (the
+pod's addresses) come from the attachment's record when there is one.
+"""
+
+from __future__ import annotations
+
+import os
+
+from compiler.ir import Network
+from compiler.planner.context import PodContext
+from compiler.planner.names import AttachmentNames, record_path
+from compiler.planner.ops import Observation, Plan
+from runtime import executor
+from runtime import record as records
+from runtime.host import Host
+from runtime.netns import Netns
+
+
+def observe_plan(network: Network, the_plan: Plan, pod: PodContext,
+                 node_netns: str) -> list[Observation]:
+    """One observation per operation of `the_plan`, seen from namespace `node_netns`.
+
+    `node_netns` is a name under /run/netns or a path.
+    """
+    path = node_netns if os.path.isabs(node_netns) else f"/run/netns/{node_netns}"
+    node = Netns(path)
+    try:
+        with node.entered():
+            names = AttachmentNames(network.name, pod.container_id, pod.ifname)
+            state = record_path(network.state_dir, network.name, names.key)
+            previous = records.load(state)
+            sandbox = pod.netns if pod.netns and os.path.exists(pod.netns) else None
+            host = Host(sandbox)
+            try:
+                run = executor.Run(host, network, pod, the_plan,
+                                   previous or records.Record(state, pod), previous,
+                                   dict(previous.bindings) if previous else {})
+                return executor.observe(run)
+            finally:
+                host.close()
+    finally:
+        node.close()

@@ -1,0 +1,176 @@
+"""A throwaway lab of network namespaces for tests against the real kernel.
+
+    client (198.18.0.2) --veth-- node (198.18.0.1) --bridge-- pods
+
+The node namespace stands in for the host: the plugin runs there, and the
+bridge, iptables rules, qdiscs and sysctls it creates stay there.  The client
+is "another host" on the node's uplink; it has no route to the pod subnets,
+so pod traffic reaching it must have been masqueraded.  Names carry a random
+prefix, so tests run in parallel; `close()` deletes every namespace the lab
+made (and with them every link, rule and qdisc inside), also after a failure.
+198.18.0.0/15 is the benchmarking range (RFC 2544): never routed anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from compiler import emit
+from compiler.pipeline import compile_sources
+from compiler.planner.context import PortMapping, bandwidth_from_option, mapping_from_option
+from compiler.source import SourceFile
+from runtime import driver
+
+NODE_IP = "198.18.0.1"
+CLIENT_IP = "198.18.0.2"
+
+
+def sh(*command: str, check: bool = True, stdin: str | None = None,
+       timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run a command, text in and out."""
+    return subprocess.run(command, check=check, capture_output=True, text=True, input=stdin,
+                          timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A pod sandbox: a network namespace and the container ID it is attached under."""
+
+    name: str
+    container_id: str
+
+    @property
+    def netns(self) -> str:
+        return f"/run/netns/{self.name}"
+
+
+class Lab:
+    """Namespaces, a built network and a CNI driver aimed at the node."""
+
+    def __init__(self, tmp_path: Path, bin_dir: Path) -> None:
+        self.tag = "nc" + secrets.token_hex(3)
+        self.tmp = tmp_path
+        self.bin_dir = bin_dir
+        self.namespaces: list[str] = []
+        self.node = self.netns("node")
+        self.client = self.netns("client")
+        self._uplink()
+
+    def netns(self, role: str) -> str:
+        """A new namespace with `lo` up; deleted by `close`."""
+        name = f"{self.tag}-{role}"
+        sh("ip", "netns", "add", name)
+        self.namespaces.append(name)
+        sh("ip", "-n", name, "link", "set", "lo", "up")
+        return name
+
+    def _uplink(self) -> None:
+        sh("ip", "-n", self.node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+           "netns", self.client)
+        for name, address in ((self.node, NODE_IP), (self.client, CLIENT_IP)):
+            sh("ip", "-n", name, "addr", "add", f"{address}/24", "dev", "eth0")
+            sh("ip", "-n", name, "link", "set", "eth0", "up")
+
+    def close(self) -> None:
+        """Delete every namespace of the lab (links, rules and qdiscs go with them)."""
+        for name in reversed(self.namespaces):
+            sh("ip", "netns", "del", name, check=False)
+        self.namespaces.clear()
+
+    def run(self, netns: str, *command: str, check: bool = True, stdin: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        """A command inside one of the lab's namespaces."""
+        return sh("ip", "netns", "exec", netns, *command, check=check, stdin=stdin,
+                  timeout=timeout)
+
+    def pod(self, role: str) -> Pod:
+        """A new pod sandbox."""
+        return Pod(self.netns(role), f"{self.tag}-{role}-{secrets.token_hex(4)}")
+
+    def network(self, text: str, target: str = "netc", cni_version: str | None = None) -> Path:
+        """Compile `.netdsl` text, with {state} and {data} set to lab directories."""
+        source = text.replace("{state}", str(self.tmp / "state")).replace(
+            "{data}", str(self.tmp / "ipam"))
+        compilation = compile_sources([SourceFile("lab.netdsl", source)])
+        assert compilation.ok, compilation.diagnostics
+        (network,) = compilation.networks
+        path = self.tmp / f"{network.name}-{target}.conflist"
+        path.write_text(emit.render(emit.conflist(network, target, cni_version)))
+        return path
+
+    def invocation(self, pod: Pod, ports: tuple[str, ...] = (), bandwidth: str | None = None,
+                   ifname: str = "eth0", args: str = "", netns: str | None = None
+                   ) -> driver.Invocation:
+        """What a runtime would pass for `pod` (ports as HOST:CONTAINER[/proto][@ip])."""
+        mappings: tuple[PortMapping, ...] = tuple(mapping_from_option(p) for p in ports)
+        request = bandwidth_from_option(bandwidth) if bandwidth else None
+        return driver.Invocation(
+            pod.container_id, netns or pod.netns, ifname, args, mappings, request,
+            (str(self.bin_dir), "/usr/lib/cni"), str(self.tmp / "cache"), self.node)
+
+    def add(self, conflist: Path, pod: Pod, **options: Any) -> dict[str, Any]:
+        """CNI ADD through the conflist's chain, as libcni would run it."""
+        return driver.add(driver.Conflist(conflist.read_bytes()),
+                          self.invocation(pod, **options))
+
+    def delete(self, conflist: Path, pod: Pod, **options: Any) -> None:
+        """CNI DEL through the chain, in reverse."""
+        driver.delete(driver.Conflist(conflist.read_bytes()), self.invocation(pod, **options))
+
+    def check(self, conflist: Path, pod: Pod, **options: Any) -> None:
+        """CNI CHECK through the chain."""
+        driver.check(driver.Conflist(conflist.read_bytes()), self.invocation(pod, **options))
+
+    def plugin(self, stdin: str | bytes, environment: dict[str, str]) -> tuple[int, Any]:
+        """netc-cni called directly inside the node: (exit status, parsed stdout or None)."""
+        data = stdin.encode() if isinstance(stdin, str) else stdin
+        done = subprocess.run(["ip", "netns", "exec", self.node, str(self.bin_dir / "netc-cni")],
+                              input=data, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                                               **environment},
+                              capture_output=True, check=False)
+        output = json.loads(done.stdout) if done.stdout.strip() else None
+        return done.returncode, output
+
+    def snapshot(self) -> dict[str, object]:
+        """The node's kernel state, without what changes by itself (carrier, DAD, counters)."""
+        links = self._json("ip", "-d", "-j", "link")
+        addresses = self._json("ip", "-j", "addr")
+        return {
+            "links": sorted((k["ifname"], k.get("mtu"), k.get("master"), "UP" in k["flags"],
+                             k.get("address"), k.get("linkinfo", {}).get("info_kind"))
+                            for k in links),
+            "addresses": sorted((a["ifname"], i["local"], i["prefixlen"])
+                                for a in addresses for i in a.get("addr_info", [])
+                                if i.get("scope") != "link"),
+            "routes": sorted((r["dst"], r.get("gateway"), r.get("dev"))
+                             for r in self._json("ip", "-j", "route")),
+            "nat": sorted(line for line in self.run(
+                self.node, "iptables-save", "-t", "nat").stdout.splitlines()
+                if not line.startswith(("#", ":"))),
+            "qdiscs": sorted((q["dev"], q["kind"], q["handle"], json.dumps(q.get("options")))
+                             for q in self._json("tc", "-j", "qdisc", "show")),
+        }
+
+    def _json(self, *command: str) -> list[dict]:
+        return json.loads(self.run(self.node, *command).stdout or "[]")
+
+    def ping(self, netns: str, address: str, count: int = 1) -> bool:
+        """Whether `address` answers ICMP echo from `netns` (IPv6 addresses work too)."""
+        done = self.run(netns, "ping", "-c", str(count), "-W", "2", "-i", "0.2", address,
+                        check=False)
+        return done.returncode == 0
+
+    def wait_for(self, condition, timeout: float = 5.0) -> bool:
+        """Poll `condition()` until it is true or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.05)
+        return bool(condition())

@@ -1,0 +1,73 @@
+"""Issue 4: pods on a netc bridge network reach each other, the node and the world."""
+
+import pytest
+
+from tests.kernel import networks
+from tests.kernel.lab import CLIENT_IP
+
+NO_MASQUERADE = networks.BRIDGE.replace("        masquerade\n", "")
+
+
+def _address(result: dict, family: int = 4) -> str:
+    versions = [ip["address"] for ip in result["ips"] if (":" in ip["address"]) == (family == 6)]
+    return versions[0].split("/")[0]
+
+
+def test_pods_reach_each_other_and_the_node(lab):
+    conflist = lab.network(networks.BRIDGE)
+    first, second = lab.pod("a"), lab.pod("b")
+    a, b = lab.add(conflist, first), lab.add(conflist, second)
+    assert _address(a) != _address(b)
+    assert lab.ping(first.name, _address(b))
+    assert lab.ping(second.name, _address(a))
+    assert lab.ping(first.name, "10.77.0.1")
+
+
+def test_pod_reaches_a_host_beyond_the_node_through_masquerade(lab):
+    conflist = lab.network(networks.BRIDGE)
+    pod = lab.pod("out")
+    lab.add(conflist, pod)
+    assert lab.ping(pod.name, CLIENT_IP)
+
+
+def test_without_masquerade_the_outside_cannot_answer(lab):
+    conflist = lab.network(NO_MASQUERADE)
+    pod = lab.pod("out")
+    lab.add(conflist, pod)
+    assert not lab.ping(pod.name, CLIENT_IP)
+
+
+def test_loopback_is_up_in_the_pod(lab):
+    conflist = lab.network(networks.BRIDGE)
+    pod = lab.pod("bare")
+    lab.run(pod.name, "ip", "link", "set", "lo", "down")
+    assert not lab.ping(pod.name, "127.0.0.1")
+    lab.add(conflist, pod)
+    assert ",UP," in lab.run(pod.name, "ip", "-o", "link", "show", "lo").stdout
+    assert lab.ping(pod.name, "127.0.0.1")
+
+
+def test_bridged_traffic_is_visible_to_iptables(lab):
+    conflist = lab.network(networks.BRIDGE)
+    lab.add(conflist, lab.pod("p"))
+    value = lab.run(lab.node, "sysctl", "-n", "net.bridge.bridge-nf-call-iptables").stdout
+    assert value.strip() == "1"
+
+
+def test_dual_stack_pods_talk_over_ipv6(lab):
+    conflist = lab.network(networks.DUAL_STACK)
+    first, second = lab.pod("a"), lab.pod("b")
+    a, b = lab.add(conflist, first), lab.add(conflist, second)
+    assert {ip["address"].split("/")[1] for ip in a["ips"]} == {"24", "64"}
+    assert lab.ping(first.name, _address(b, 6))
+    assert lab.ping(second.name, "fd00:77::1")
+
+
+@pytest.mark.parametrize("mtu", [1400])
+def test_mtu_reaches_both_ends_of_the_veth(lab, mtu):
+    conflist = lab.network(networks.BRIDGE.replace("gateway\n", f"gateway\n        mtu {mtu}\n"))
+    pod = lab.pod("m")
+    result = lab.add(conflist, pod)
+    host_veth = result["interfaces"][1]["name"]
+    assert f"mtu {mtu}" in lab.run(pod.name, "ip", "link", "show", "eth0").stdout
+    assert f"mtu {mtu}" in lab.run(lab.node, "ip", "link", "show", host_veth).stdout

@@ -1,0 +1,174 @@
+"""Issue 4: ADD and DEL are idempotent, DEL is forgiving, a failed ADD leaves nothing."""
+
+import json
+import os
+
+import pytest
+
+from compiler.planner.names import AttachmentNames
+from runtime.driver import PluginFailed
+from tests.kernel import networks
+
+
+def _leftovers(lab, pod, result) -> dict[str, object]:
+    host_veth = result["interfaces"][1]["name"]
+    state = lab.tmp / "state" / "labnet"
+    return {
+        "veth": host_veth in lab.run(lab.node, "ip", "-o", "link").stdout,
+        "ifb": "nifb" in lab.run(lab.node, "ip", "-o", "link").stdout,
+        "reservations": sorted(p.name for p in (lab.tmp / "ipam" / "labnet").glob("10.*")),
+        "records": sorted(p.name for p in state.glob("*.json")),
+        "dnat": "NETC-DN-" in lab.run(lab.node, "iptables-save", "-t", "nat").stdout,
+        "claims": sorted(p.name for p in (lab.tmp / "state" / "hostports").glob("*:*")),
+    }
+
+
+NOTHING = {"veth": False, "ifb": False, "reservations": [], "records": [], "dnat": False,
+           "claims": []}
+
+
+def test_repeated_add_returns_the_same_result_and_changes_nothing(lab):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    options = {"ports": ("8080:80",), "bandwidth": "ingress=10M,egress=10M"}
+    first = lab.add(conflist, pod, **options)
+    before = lab.snapshot()
+    second = lab.add(conflist, pod, **options)
+    assert second == first
+    assert lab.snapshot() == before
+
+
+def test_repeated_del_succeeds_and_removes_everything(lab):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
+    assert _leftovers(lab, pod, result) != NOTHING
+    lab.delete(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
+    lab.delete(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
+    assert _leftovers(lab, pod, result) == NOTHING
+
+
+def test_del_after_the_netns_is_gone_still_cleans_the_node(lab):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
+    lab.run(lab.node, "true")
+    os.system(f"ip netns del {pod.name}")
+    lab.namespaces.remove(pod.name)
+    lab.delete(conflist, pod)
+    assert _leftovers(lab, pod, result) == NOTHING
+
+
+def test_del_without_runtime_config_or_prev_result_removes_the_attachment(lab):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
+    (lab.tmp / "cache" / "results" / f"labnet-{pod.container_id}-eth0").unlink()
+    lab.delete(conflist, pod)
+    assert _leftovers(lab, pod, result) == NOTHING
+
+
+def test_del_without_any_record_still_finds_the_deterministic_names(lab):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
+    for record in (lab.tmp / "state" / "labnet").glob("*.json"):
+        record.unlink()
+    lab.delete(conflist, pod)
+    assert _leftovers(lab, pod, result) == NOTHING
+
+
+def test_an_add_that_fails_midway_leaves_nothing_behind(lab):
+    conflist = lab.network(networks.FULL)
+    first, second = lab.pod("a"), lab.pod("b")
+    lab.add(conflist, first, ports=("8080:80",))
+    before = lab.snapshot()
+    files_before = _leftovers(lab, first, {"interfaces": [{}, {"name": "-"}]})
+    with pytest.raises(PluginFailed) as failure:
+        lab.add(conflist, second, ports=("9090:90", "8080:80"))
+    assert failure.value.error["code"] == 103
+    assert "8080/tcp" in failure.value.error["msg"]
+    assert lab.snapshot() == before
+    assert _leftovers(lab, first, {"interfaces": [{}, {"name": "-"}]}) == files_before
+    assert "eth0" not in lab.run(second.name, "ip", "-o", "link").stdout
+
+
+def test_a_failure_in_the_shaping_phase_rolls_back_the_earlier_phases(lab):
+    conflist = lab.network(networks.FULL)
+    warm = lab.pod("warm")  # node-scoped objects (bridge, NAT chains) exist from now on
+    lab.add(conflist, warm)
+    lab.delete(conflist, warm)
+    pod = lab.pod("p")
+    # The pod's ifb name is taken by a device of another kind: the ADD must fail at shaping.
+    ifb = AttachmentNames("labnet", pod.container_id, "eth0").ifb
+    lab.run(lab.node, "ip", "link", "add", ifb, "type", "bridge")
+    before = lab.snapshot()
+    with pytest.raises(PluginFailed) as failure:
+        lab.add(conflist, pod, ports=("8080:80",), bandwidth="egress=5M")
+    assert "not an ifb" in failure.value.error["msg"]
+    assert lab.snapshot() == before
+    assert not list((lab.tmp / "ipam" / "labnet").glob("10.*"))
+    assert not list((lab.tmp / "state" / "labnet").glob("*.json"))
+
+
+def test_check_passes_then_reports_what_drifted(lab):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M")
+    lab.check(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M")
+    lab.run(lab.node, "tc", "qdisc", "del", "dev", result["interfaces"][1]["name"], "root")
+    lab.run(pod.name, "ip", "route", "del", "default")
+    with pytest.raises(PluginFailed) as failure:
+        lab.check(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M")
+    assert failure.value.error["code"] == 106
+    details = failure.value.error["details"]
+    assert "tbf on" in details and "route 0.0.0.0/0" in details
+
+
+def test_gc_removes_attachments_that_are_no_longer_valid(lab):
+    conflist = lab.network(networks.FULL)
+    keep, drop = lab.pod("keep"), lab.pod("drop")
+    kept = lab.add(conflist, keep, ports=("8080:80",))
+    dropped = lab.add(conflist, drop, ports=("9090:80",), bandwidth="egress=5M")
+    request = _plugin_config(conflist)
+    request["cni.dev/valid-attachments"] = [{"containerID": keep.container_id, "ifname": "eth0"}]
+    status, output = lab.plugin(_json(request), {"CNI_COMMAND": "GC", "CNI_PATH": "/x"})
+    assert (status, output) == (0, None)
+    assert _leftovers(lab, drop, dropped)["veth"] is False
+    state = _leftovers(lab, keep, kept)
+    assert state["veth"] and len(state["reservations"]) == 1 and state["claims"] == ["tcp:8080"]
+
+
+def test_gc_without_a_valid_list_collects_nothing(lab):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod)
+    status, _ = lab.plugin(_json(_plugin_config(conflist)), {"CNI_COMMAND": "GC"})
+    assert status == 0
+    assert _leftovers(lab, pod, result)["veth"]
+
+
+def test_status_reports_an_exhausted_range(lab):
+    conflist = lab.network(networks.BRIDGE.replace("subnet 10.77.0.0/24",
+                                                   "subnet 10.77.0.0/30"))
+    environment = {"CNI_COMMAND": "STATUS"}
+    request = _json(_plugin_config(conflist, "1.1.0"))
+    assert lab.plugin(request, environment) == (0, None)
+    lab.add(conflist, lab.pod("only"))
+    status, error = lab.plugin(request, environment)
+    assert status == 1 and error["code"] == 50
+    with pytest.raises(PluginFailed) as failure:
+        lab.add(conflist, lab.pod("more"))
+    assert failure.value.error["code"] == 104
+
+
+def _plugin_config(conflist, version: str | None = None) -> dict:
+    document = json.loads(conflist.read_text())
+    config = dict(document["plugins"][0])
+    config["name"] = document["name"]
+    config["cniVersion"] = version or document["cniVersion"]
+    return config
+
+
+def _json(document) -> str:
+    return json.dumps(document)
