@@ -14,11 +14,13 @@ import re
 import unicodedata
 from collections.abc import Iterator
 from contextlib import suppress
+from copy import copy
 from dataclasses import dataclass
 from functools import cache
 
 from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, UnexpectedInput
 from lark.exceptions import UnexpectedToken
+from lark.lexer import BasicLexer, LexerThread
 
 from compiler.ast import Block, Comment, Document, ListValue, Statement, Text, Value, Word
 from compiler.diagnostics import Diagnostic
@@ -137,6 +139,14 @@ def _grammar() -> Lark:
         maybe_placeholders=False, cache=False)
 
 
+@cache
+def _lexer() -> BasicLexer:
+    """A lexer that keeps comments and blanks, built once (`Lark.lex` builds one per call)."""
+    conf = copy(_grammar().lexer_conf)
+    conf.ignore = ()
+    return BasicLexer(conf)
+
+
 def _parser(on_comment, file: str) -> _Parser:
     return _Parser(_grammar(), on_comment, file)
 
@@ -159,7 +169,7 @@ class _Parser:
 
     def _significant(self, text: str) -> Iterator[Token]:
         """Lexed tokens without blanks; comments go to `on_comment` on the way."""
-        for token in self.lark.lex(text, dont_ignore=True):
+        for token in LexerThread.from_text(_lexer(), text).lex(None):
             if token.type == "COMMENT":
                 self.on_comment(Comment(str(token).rstrip(), _span(self.file, token)))
             elif token.type != "WS":
