@@ -1,0 +1,92 @@
+"""Property tests: no input makes the compiler, the renderer or fmt raise.
+
+Whatever the text or bytes, `compile_sources` returns a `Compilation` (networks
+or diagnostics), `render_text` renders its diagnostics, valid networks emit
+for both targets, and fmt is idempotent on whatever parses.
+"""
+
+from __future__ import annotations
+
+import re
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from compiler import emit, ir_codec
+from compiler.diagnostics import CODES, render_json, render_text
+from compiler.fmt import format_document
+from compiler.pipeline import Compilation, compile_sources
+from compiler.schema import SCHEMA
+from compiler.source import SourceFile
+from compiler.syntax import decode, parse, quotable
+
+PROPERTIES = settings(max_examples=300, deadline=None,
+                      suppress_health_check=[HealthCheck.too_slow])
+LARK_NAMES = re.compile(r"__ANON|\b(?:[LR]BRACE|[LR]SQB|_NL|WORD|STRING|COMMA|SEMICOLON)\b|\$END")
+
+KEYWORDS = sorted({keyword for block in SCHEMA.values() for keyword in block})
+VALUES = ["pods", "cni0", "calico", "10.244.1.0/24", "10.244.1.10", "fd00::/64", "fd00::1",
+          "0.0.0.0/0", "..", "1500", "80", "30000..32767", "53/udp", "10M", "1Gi", "10MB",
+          "on", "off", "1.0.0", "0.4.0", "via", "ingress", "egress", "burst", "true", "42",
+          '"info"', '"/var/lib/x"', '"', "-x", "ünïcode"]
+PUNCTUATION = ["{", "}", "[", "]", ",", ";", "\n", "\n", " ", " ", "\t", "# note\n", "\r\n"]
+FRAGMENTS = st.sampled_from(KEYWORDS + VALUES + PUNCTUATION)
+NETDSL_ISH = st.lists(FRAGMENTS, max_size=60).map(" ".join) | st.lists(
+    FRAGMENTS, max_size=60).map("".join)
+
+
+def check(source: SourceFile) -> Compilation:
+    """Compile and render; assert the invariants every result keeps."""
+    compilation = compile_sources([source])
+    assert isinstance(compilation, Compilation)
+    assert compilation.ok or not compilation.networks
+    sources = {source.name: source}
+    render_text(compilation.diagnostics, sources)
+    render_json(compilation.diagnostics, sources)
+    for diagnostic in compilation.diagnostics:
+        assert diagnostic.code in CODES
+        assert not LARK_NAMES.search(f"{diagnostic.message} {diagnostic.expected}")
+        assert diagnostic.span is None or diagnostic.span.line <= source.text.count("\n") + 1
+    for network in compilation.networks:
+        for target in emit.TARGETS:
+            emit.render(emit.conflist(network, target))
+            emit.target_diagnostics(network, target, network.cni_version)
+        assert ir_codec.decode(ir_codec.encode(network)) == network
+    return compilation
+
+
+@PROPERTIES
+@given(st.text())
+def test_any_text_compiles_or_is_diagnosed(text):
+    check(SourceFile("any.netdsl", text))
+
+
+@PROPERTIES
+@given(st.binary())
+def test_any_bytes_decode_or_are_diagnosed(data):
+    source, problems = decode(data, "any.netdsl")
+    if source is None:
+        assert [d.code for d in problems] in (["E004"], ["E005"])
+        quoted = quotable(data, "any.netdsl")
+        render_text(problems, {quoted.name: quoted} if quoted else {})
+    else:
+        check(source)
+
+
+@PROPERTIES
+@given(NETDSL_ISH)
+def test_netdsl_fragments_compile_or_are_diagnosed(text):
+    check(SourceFile("frag.netdsl", text))
+
+
+@PROPERTIES
+@given(NETDSL_ISH)
+def test_fmt_is_idempotent_and_keeps_comments_on_whatever_parses(text):
+    document, _ = parse(SourceFile("frag.netdsl", text))
+    if document is None:
+        return
+    once = format_document(document)
+    reparsed, errors = parse(SourceFile("frag.netdsl", once))
+    assert reparsed is not None, (once, errors)
+    assert format_document(reparsed) == once
+    assert [c.text for c in reparsed.comments] == [c.text for c in document.comments]
