@@ -104,7 +104,7 @@ class Lab:
         path.write_text(emit.render(emit.conflist(network, target, cni_version)))
         return path
 
-    def invocation(self, pod: Pod, ports: tuple[str, ...] = (), bandwidth: str | None = None,
+    def invocation(self, pod: Pod, *, ports: tuple[str, ...] = (), bandwidth: str | None = None,
                    ifname: str = "eth0", args: str = "", netns: str | None = None
                    ) -> driver.Invocation:
         """What a runtime would pass for `pod` (ports as HOST:CONTAINER[/proto][@ip])."""
