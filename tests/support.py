@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,3 +53,12 @@ def comparable(networks: tuple[Network, ...]) -> list[Any]:
     """Networks as JSON values without spans or source names: equal when they mean the same."""
     return [without_spans(ir_codec.encode(dataclasses.replace(n, sources=())))
             for n in networks]
+
+
+_LARK_NAMES = re.compile(
+    r"__ANON|\b(?:[LR]BRACE|[LR]SQB|_NL|WORD|STRING|COMMA|SEMICOLON)\b|\$END")
+
+
+def leaks_lark_names(text: str | None) -> bool:
+    """Whether a diagnostic's prose names lark terminals (quoted user text aside)."""
+    return bool(_LARK_NAMES.search(re.sub(r"`[^`]*`", "", text or "")))

@@ -7,8 +7,6 @@ for both targets, and fmt is idempotent on whatever parses.
 
 from __future__ import annotations
 
-import re
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -19,10 +17,10 @@ from compiler.pipeline import Compilation, compile_sources
 from compiler.schema import SCHEMA
 from compiler.source import SourceFile
 from compiler.syntax import decode, parse, quotable
+from tests.support import comparable, leaks_lark_names
 
 PROPERTIES = settings(max_examples=300, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow])
-LARK_NAMES = re.compile(r"__ANON|\b(?:[LR]BRACE|[LR]SQB|_NL|WORD|STRING|COMMA|SEMICOLON)\b|\$END")
 
 KEYWORDS = sorted({keyword for block in SCHEMA.values() for keyword in block})
 VALUES = ["pods", "cni0", "calico", "10.244.1.0/24", "10.244.1.10", "fd00::/64", "fd00::1",
@@ -33,6 +31,33 @@ PUNCTUATION = ["{", "}", "[", "]", ",", ";", "\n", "\n", " ", " ", "\t", "# note
 FRAGMENTS = st.sampled_from(KEYWORDS + VALUES + PUNCTUATION)
 NETDSL_ISH = st.lists(FRAGMENTS, max_size=60).map(" ".join) | st.lists(
     FRAGMENTS, max_size=60).map("".join)
+
+BLOCK_LINES = {
+    "bridge cni0": ["mtu 1500", "mtu 70000", "gateway", "masquerade off", "hairpin", "promiscuous"],
+    "ipam": ["subnet 10.244.1.0/24", "subnet 10.244.1.0/24 { range 10.244.1.10 .. 10.244.1.20 }",
+             "subnet fd00::/64", "subnet 10.244.0.0/16", "route 0.0.0.0/0",
+             "route ::/0 via fd00::1", "dns { nameservers 10.96.0.10; search svc.local }",
+             'data-dir "/var/lib/x"'],
+    "hostport": ["allow 30000..32767, 8080", "deny 22", "deny 1..65535", "host-ip 10.0.0.1",
+                 "snat off", "allow 53/udp"],
+    "bandwidth": ["limit ingress 10M burst 1M", "default ingress 10M egress 5M", "max egress 1G",
+                  "max ingress 5M", "namespace batch { default egress 1M }"],
+}
+
+
+@st.composite
+def networks(draw) -> str:
+    """A bridge network of plausible settings, mostly valid: reaches lowering and emitters."""
+    lines = [f"network {draw(st.sampled_from(['pods', 'batch', '-bad']))} {{"]
+    lines += draw(st.lists(st.sampled_from(["cni 1.0.0", "cni 0.3.1", "priority 5"]),
+                           max_size=2, unique=True))
+    for header, options in BLOCK_LINES.items():
+        if header in ("bridge cni0", "ipam") or draw(st.booleans()):
+            body = draw(st.lists(st.sampled_from(options), max_size=3, unique=True))
+            if header == "ipam":
+                body = ["subnet 10.244.1.0/24", *body]
+            lines += [f"    {header} {{", *(f"        {line}" for line in body), "    }"]
+    return "\n".join([*lines, "}", ""])
 
 
 def check(source: SourceFile) -> Compilation:
@@ -45,7 +70,7 @@ def check(source: SourceFile) -> Compilation:
     render_json(compilation.diagnostics, sources)
     for diagnostic in compilation.diagnostics:
         assert diagnostic.code in CODES
-        assert not LARK_NAMES.search(f"{diagnostic.message} {diagnostic.expected}")
+        assert not leaks_lark_names(f"{diagnostic.message} {diagnostic.expected}")
         assert diagnostic.span is None or diagnostic.span.line <= source.text.count("\n") + 1
     for network in compilation.networks:
         for target in emit.TARGETS:
@@ -90,3 +115,19 @@ def test_fmt_is_idempotent_and_keeps_comments_on_whatever_parses(text):
     assert reparsed is not None, (once, errors)
     assert format_document(reparsed) == once
     assert [c.text for c in reparsed.comments] == [c.text for c in document.comments]
+
+
+@PROPERTIES
+@given(networks())
+def test_generated_networks_compile_or_are_diagnosed(text):
+    check(SourceFile("net.netdsl", text))
+
+
+@PROPERTIES
+@given(networks())
+def test_generated_networks_keep_their_meaning_through_fmt(text):
+    original = compile_sources([SourceFile("net.netdsl", text)])
+    document, _ = parse(SourceFile("net.netdsl", text))
+    formatted = compile_sources([SourceFile("net.netdsl", format_document(document))])
+    assert comparable(formatted.networks) == comparable(original.networks)
+    assert [d.code for d in formatted.diagnostics] == [d.code for d in original.diagnostics]
