@@ -54,8 +54,8 @@ def _unit_hint(text: str) -> str | None:
     match = _BYTES_OR_BITS.match(text)
     if not match:
         return "write a number with an optional suffix: 500k, 1M, 10Mi, 1G (bits per second)"
-    prefix = match["prefix"].upper().replace("K", "k")
-    suffix = prefix + match["binary"]
+    prefix = match["prefix"].upper()
+    suffix = prefix + "i" if match["binary"] else prefix.replace("K", "k")
     number = Fraction(match["number"])
     if match["unit"] in ("B", "Bps", "byte", "bytes"):
         bits = number * 8
