@@ -145,3 +145,11 @@ def test_check_json_output(tmp_path):
 def test_the_lark_name_check_spots_terminals_but_not_quoted_user_text():
     assert leaks_lark_names("expected RBRACE or __ANON_0")
     assert not leaks_lark_names("unknown keyword `RSQB` at the top of a file")
+
+
+def test_quoted_lines_are_counted_at_line_feeds_only():
+    text = ("# a line separator\u2028 in a comment\n"
+            "network pods {\n    bridge x:y\n    ipam {\n        subnet 10.0.0.0/24\n    }\n}\n")
+    diagnostics, sources = diagnose(text.encode(), "f.netdsl")
+    assert [d.code for d in diagnostics] == ["E103"]
+    assert " 3 |     bridge x:y\n" in render_text(diagnostics, sources)
