@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,7 @@ class Lab:
         self.tmp = tmp_path
         self.bin_dir = bin_dir
         self.namespaces: list[str] = []
+        self.processes: list[subprocess.Popen] = []
         self.node = self.netns("node")
         self.client = self.netns("client")
         self._uplink()
@@ -78,7 +80,11 @@ class Lab:
             sh("ip", "-n", name, "link", "set", "eth0", "up")
 
     def close(self) -> None:
-        """Delete every namespace of the lab (links, rules and qdiscs go with them)."""
+        """Stop the lab's processes, delete its namespaces (links, rules, qdiscs go along)."""
+        for process in self.processes:
+            process.kill()
+            process.wait()
+        self.processes.clear()
         for name in reversed(self.namespaces):
             sh("ip", "netns", "del", name, check=False)
         self.namespaces.clear()
@@ -88,6 +94,27 @@ class Lab:
         """A command inside one of the lab's namespaces."""
         return sh("ip", "netns", "exec", netns, *command, check=check, stdin=stdin,
                   timeout=timeout)
+
+    def spawn(self, netns: str, *command: str) -> subprocess.Popen:
+        """A background process in a namespace, stopped by `close` (by its PID)."""
+        process = subprocess.Popen(["ip", "netns", "exec", netns, *command], text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.processes.append(process)
+        return process
+
+    def serve(self, netns: str, protocol: str, port: int, tag: str) -> None:
+        """A netprobe responder on `port`, ready when this returns."""
+        process = self.spawn(netns, sys.executable, "-m", "tests.kernel.netprobe", "serve",
+                             protocol, str(port), tag)
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+
+    def ask(self, netns: str, protocol: str, host: str, port: int,
+            source_port: int | None = None) -> str | None:
+        """The answer of a netprobe responder (its tag and the source it saw), or None."""
+        extra = ("--sport", str(source_port)) if source_port else ()
+        done = self.run(netns, sys.executable, "-m", "tests.kernel.netprobe", "ask", protocol,
+                        host, str(port), *extra, check=False)
+        return done.stdout.strip() if done.returncode == 0 else None
 
     def pod(self, role: str) -> Pod:
         """A new pod sandbox."""

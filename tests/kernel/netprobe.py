@@ -1,0 +1,83 @@
+"""A tiny TCP/UDP responder and client for traffic tests, run inside namespaces.
+
+    python -m tests.kernel.netprobe serve tcp 80 pod-a     # answers "pod-a <peer ip>"
+    python -m tests.kernel.netprobe ask udp 198.18.0.1 8080 [--sport 40000]
+
+The answer names the server and the source address it saw, so a test can
+tell which pod answered and whether the traffic was masqueraded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import sys
+
+FAMILY = {True: socket.AF_INET6, False: socket.AF_INET}
+
+
+def serve(protocol: str, port: int, tag: str) -> None:
+    """Answer every TCP connection or UDP datagram with the tag and the peer's address."""
+    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+    server = socket.socket(socket.AF_INET6, kind)
+    server.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("::", port))
+    if kind == socket.SOCK_STREAM:
+        server.listen(16)
+    print("ready", flush=True)
+    while True:
+        if kind == socket.SOCK_STREAM:
+            connection, peer = server.accept()
+            connection.sendall(f"{tag} {_plain(peer[0])}\n".encode())
+            connection.close()
+        else:
+            _, peer = server.recvfrom(2048)
+            server.sendto(f"{tag} {_plain(peer[0])}\n".encode(), peer)
+
+
+def _plain(address: str) -> str:
+    return address.removeprefix("::ffff:")
+
+
+def ask(protocol: str, host: str, port: int, source_port: int | None) -> int:
+    """Print the server's answer; exit 1 when none comes within two seconds."""
+    kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+    client = socket.socket(FAMILY[":" in host], kind)
+    client.settimeout(2)
+    if source_port:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        client.bind(("", source_port))
+    try:
+        client.connect((host, port))
+        if kind == socket.SOCK_DGRAM:
+            client.send(b"hello")
+        print(client.recv(2048).decode().strip())
+    except OSError as error:
+        print(f"no answer: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main() -> int:
+    """Command line: serve PROTO PORT TAG | ask PROTO HOST PORT [--sport N]."""
+    parser = argparse.ArgumentParser()
+    commands = parser.add_subparsers(dest="command", required=True)
+    server = commands.add_parser("serve")
+    server.add_argument("protocol", choices=["tcp", "udp"])
+    server.add_argument("port", type=int)
+    server.add_argument("tag")
+    client = commands.add_parser("ask")
+    client.add_argument("protocol", choices=["tcp", "udp"])
+    client.add_argument("host")
+    client.add_argument("port", type=int)
+    client.add_argument("--sport", type=int)
+    options = parser.parse_args()
+    if options.command == "serve":
+        serve(options.protocol, options.port, options.tag)
+        return 0
+    return ask(options.protocol, options.host, options.port, options.sport)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
