@@ -124,6 +124,7 @@ class Lab:
         """Compile `.netdsl` text, with {state} and {data} set to lab directories."""
         source = text.replace("{state}", str(self.tmp / "state")).replace(
             "{data}", str(self.tmp / "ipam"))
+        (self.tmp / "lab.netdsl").write_text(source)
         compilation = compile_sources([SourceFile("lab.netdsl", source)])
         assert compilation.ok, compilation.diagnostics
         (network,) = compilation.networks

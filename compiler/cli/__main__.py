@@ -1,0 +1,5 @@
+"""`python -m compiler.cli`: the netc command line without the console script."""
+
+from compiler.cli import main
+
+main()
