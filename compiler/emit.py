@@ -109,12 +109,12 @@ def _bandwidth_plugin(bandwidth: Bandwidth) -> dict[str, Any]:
 
 
 def static_limits(limits: Limits) -> dict[str, int]:
-    """The bandwidth plugin's static keys; the burst is bounded as netc bounds it."""
+    """The bandwidth plugin's static keys; without a burst, netc's default bucket."""
     keys: dict[str, int] = {}
     for direction in ("ingress", "egress"):
         rate = limits.direction(direction)
         if rate is not None:
-            tbf = bucket(rate.rate, rate.burst)
+            tbf = bucket(rate.rate, rate.burst, bound=False)
             keys[f"{direction}Rate"] = rate.rate
             keys[f"{direction}Burst"] = tbf.burst_bits
     return keys

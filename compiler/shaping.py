@@ -4,8 +4,9 @@ Rates are bits per second and bursts are bits, as in CNI's bandwidth
 capability; tc wants bytes.  Runtimes send absurd bursts when a pod gives
 none -- containerd 4294967295 bits (512 MiB), CRI-O 34359738359 bits -- and a
 bucket that large lets the first seconds of traffic through unshaped
-(kubernetes#90838).  netc bounds every bucket to what the rate sends in
-`BURST_WINDOW_MS` milliseconds.  No bucket is smaller than `MIN_BURST_BYTES`:
+(kubernetes#90838).  netc bounds every bucket a runtime asks for to what the
+rate sends in `BURST_WINDOW_MS` milliseconds, and uses that bound when no
+burst is given; a burst written in the .netdsl is the admin's and is kept.  No bucket is smaller than `MIN_BURST_BYTES`:
 TBF drops a packet larger than its bucket, and jumbo frames reach 9 KiB.
 """
 
@@ -43,11 +44,15 @@ def burst_cap_bytes(rate_bits: int) -> int:
     return max(rate_bits // 8 * BURST_WINDOW_MS // 1000, MIN_BURST_BYTES)
 
 
-def bucket(rate_bits: int, burst_bits: int | None) -> Bucket:
-    """The TBF for a rate and an optional burst: the burst bounded, the queue sized for it."""
+def bucket(rate_bits: int, burst_bits: int | None, *, bound: bool = True) -> Bucket:
+    """The TBF for a rate and an optional burst, the queue sized for it.
+
+    Bursts a runtime sends are bounded (`bound`); a burst an admin wrote in
+    the .netdsl is taken as written.  No burst means the bound.
+    """
     rate_bytes = max(1, rate_bits // 8)
     cap = burst_cap_bytes(rate_bits)
     wanted = cap if not burst_bits else burst_bits // 8
-    burst_bytes = max(min(wanted, cap), MIN_BURST_BYTES)
+    burst_bytes = max(min(wanted, cap) if bound else wanted, MIN_BURST_BYTES)
     limit = rate_bytes * QUEUE_LATENCY_MS // 1000 + burst_bytes
     return Bucket(rate_bytes, burst_bytes, limit)

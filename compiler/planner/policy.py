@@ -114,7 +114,8 @@ def resolve_bandwidth(network: Network, pod: PodContext, enforce: bool = True) -
     spans: dict[str, Span | None] = {}
     for direction in DIRECTIONS:
         rate, span = _direction(policy, request, pod.namespace, direction, enforce)
-        buckets[direction] = bucket(rate.rate, rate.burst) if rate else None
+        from_pod = rate is not None and rate.span is None  # what the pod asked has no span
+        buckets[direction] = bucket(rate.rate, rate.burst, bound=from_pod) if rate else None
         spans[direction] = span
     return Shaping(buckets["ingress"], buckets["egress"], spans["ingress"], spans["egress"])
 

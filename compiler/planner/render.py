@@ -65,6 +65,7 @@ def _operation(number: int, op: Operation, sources: Mapping[str, SourceFile],
                seen: Observation | None) -> list[str]:
     symbol = LIVE_SYMBOLS[seen.state] if seen else ACTION_SYMBOLS[op.action]
     lines = [f"  {number:3d} {symbol} {op.summary}"]
+    lines += [f"        {rule}" for rule in _rules(op)]
     if seen and seen.detail:
         lines.append(f"        {seen.detail}")
     if op.undone_by and op.action == ENSURE:
@@ -73,6 +74,19 @@ def _operation(number: int, op: Operation, sources: Mapping[str, SourceFile],
         text = sources[op.span.file].line(op.span.line).strip() if op.span.file in sources else ""
         lines.append(f"        {op.span.file}:{op.span.line}" + (f" | {text}" if text else ""))
     return lines
+
+
+def _rules(op: Operation) -> list[str]:
+    """The iptables rules an operation writes, shown so a reviewer sees the NAT exactly."""
+    if op.action != ENSURE:
+        return []
+    if op.kind == "iptables.jump":
+        return [f"-A {op.params['chain']} {op.params['rule']}"]
+    rules = op.params.get("rules") if op.kind.startswith("iptables.") else None
+    listed = [f"-A {op.params['chain']} {rule}" for rule in rules or ()]
+    if op.kind == "iptables.attachment":
+        listed.append(f"-A {op.params['dispatch']} {op.params['jump']}")
+    return listed
 
 
 def _summary(plan: Plan, live: Sequence[Observation] | None) -> str:

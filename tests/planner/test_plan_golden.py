@@ -1,0 +1,44 @@
+"""Golden plans: every bridge network of the examples, planned for one standard pod."""
+
+from dataclasses import replace
+
+import pytest
+
+from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
+from compiler.planner.plan import plan
+from compiler.planner.render import render_json, render_text
+from tests.support import EXAMPLE_SETS, compile_example
+
+POD = PodContext(
+    container_id="0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    ifname="eth0", netns="/run/netns/web", namespace="default", pod_name="web",
+    port_mappings=(PortMapping(30080, 80), PortMapping(30053, 53, "udp")),
+    bandwidth=BandwidthRequest(ingress_rate=20_000_000, egress_rate=10_000_000,
+                               ingress_burst=2**32 - 1))
+
+
+def _bridge_networks():
+    for name in sorted(EXAMPLE_SETS):
+        compilation, sources = compile_example(name)
+        for network in compilation.networks:
+            if network.bridge is not None:
+                yield pytest.param(network, sources, id=f"{name}-{network.name}")
+
+
+def _pod_for(network) -> PodContext:
+    """The standard pod, without what the network does not support."""
+    pod = POD
+    if network.hostport is None:
+        pod = replace(pod, port_mappings=())
+    if network.bandwidth is None:
+        pod = replace(pod, bandwidth=BandwidthRequest())
+    return pod
+
+
+@pytest.mark.parametrize(("network", "sources"), list(_bridge_networks()))
+@pytest.mark.parametrize("command", ["ADD", "DEL", "CHECK"])
+def test_plan_matches_its_golden_file(golden, network, sources, command):
+    the_plan = plan(network, _pod_for(network), command)
+    stem = f"plan/{network.name}.{command.lower()}"
+    golden.check(f"golden/{stem}.txt", render_text(the_plan, sources))
+    golden.check(f"golden/{stem}.json", render_json(the_plan))
