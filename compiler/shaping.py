@@ -6,8 +6,9 @@ none -- containerd 4294967295 bits (512 MiB), CRI-O 34359738359 bits -- and a
 bucket that large lets the first seconds of traffic through unshaped
 (kubernetes#90838).  netc bounds every bucket a runtime asks for to what the
 rate sends in `BURST_WINDOW_MS` milliseconds, and uses that bound when no
-burst is given; a burst written in the .netdsl is the admin's and is kept.  No bucket is smaller than `MIN_BURST_BYTES`:
-TBF drops a packet larger than its bucket, and jumbo frames reach 9 KiB.
+burst is given; a burst written in the .netdsl is the admin's and is kept.
+No bucket is smaller than `MIN_BURST_BYTES`: TBF drops a packet larger than
+its bucket, and jumbo frames reach 9 KiB.
 """
 
 from __future__ import annotations
