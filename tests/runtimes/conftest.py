@@ -30,18 +30,19 @@ REFERENCE_PLUGINS = Path("/usr/lib/cni")
 NETC = Path(sys.executable).parent / "netc"
 """The netc command of the interpreter running the tests (a venv's, or pyenv's)."""
 
-NEEDED = {"nsenter": "util-linux", "runc": "runc", "conmon": "conmon", "curl": "curl",
-          "tc": "iproute2", "iptables-save": "iptables"}
+NEEDED = {"nsenter": "util-linux", "runc": "runc", "curl": "curl", "tc": "iproute2",
+          "iptables-save": "iptables"}
+NEEDED_BY = {"podman": {"conmon": "conmon"}, "containerd": {"ctr": "containerd"}}
 
 
-def require(*commands: str) -> None:
-    """Skip without podman/containerd; fail, naming the package, when anything else is missing."""
+def require(runtime: str) -> None:
+    """Skip without `runtime`; fail, naming the package, when anything else is missing."""
     if os.geteuid() != 0:
         pytest.skip("runtime tests need root (CI runs them as root)")
-    for runtime in ("podman", "containerd"):
-        if runtime in commands and shutil.which(runtime) is None:
-            pytest.skip(f"{runtime} is not installed (apt-get install {runtime})")
-    missing = [f"{c} (package {NEEDED[c]})" for c in NEEDED if shutil.which(c) is None]
+    if shutil.which(runtime) is None:
+        pytest.skip(f"{runtime} is not installed (apt-get install {runtime})")
+    needed = {**NEEDED, **NEEDED_BY[runtime]}
+    missing = [f"{c} (package {p})" for c, p in needed.items() if shutil.which(c) is None]
     if not BUSYBOX.exists():
         missing.append(f"{BUSYBOX} (package busybox-static)")
     if not (REFERENCE_PLUGINS / "loopback").exists():

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""The PATH a node's services run with (systemd's default), not the test runner's."""
 
 
 def in_netns(netns: str) -> list[str]:

@@ -32,9 +32,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.runtimes.host import CgroupTree, in_netns, unmount_below
-
-PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+from tests.runtimes.host import NODE_PATH, CgroupTree, in_netns, unmount_below
 
 
 def _toml_list(values: list[str]) -> str:
@@ -49,7 +47,7 @@ class Podman:
         self.work = Path(tempfile.mkdtemp(prefix="netc-podman-"))
         self.node = node
         self.cgroups = cgroups
-        self.environment = {"PATH": PATH,
+        self.environment = {"PATH": NODE_PATH,
                             "CONTAINERS_CONF": str(self.work / "containers.conf"),
                             "CONTAINERS_STORAGE_CONF": str(self.work / "storage.conf")}
         self._write_config(conf_dir, plugin_dirs)
@@ -69,7 +67,7 @@ events_logger = "file"
 events_logfile_path = "{self.work}/events.log"
 runtime = "runc"
 tmp_dir = "{self.work}/libpod-tmp"
-conmon_env_vars = ["PATH={PATH}"]
+conmon_env_vars = ["PATH={NODE_PATH}"]
 """)
         (self.work / "storage.conf").write_text(f"""\
 [storage]

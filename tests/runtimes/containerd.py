@@ -1,0 +1,201 @@
+"""A private containerd 1.6 with its CRI plugin, and a small CRI client.
+
+The daemon runs in the lab's node namespace (the CRI plugin runs the CNI
+plugins itself, so it must sit where the pods' host side lives), with a
+config of its own: root, state and sockets in a short directory in /tmp --
+unix socket paths hold at most 107 bytes, pytest's tmp paths are long --, the
+CNI conf_dir holding netc's conflist, and one bin_dir (containerd 1.6 takes
+only one) holding netc-cni next to the reference plugins: the CRI plugin
+runs `loopback` itself before the conflist.
+
+Stopping it follows real-clients.md: pod sandboxes go first (their shims
+exit with them), then the daemon by PID, then whatever shim or pod process
+of *this* daemon is left -- a shim names the daemon's socket on its command
+line, pod processes sit in the test's cgroups.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+from cri_api.v1 import api_pb2 as cri
+from cri_api.v1.api_pb2_grpc import RuntimeServiceStub
+
+from tests.runtimes.host import (
+    NODE_PATH,
+    CgroupTree,
+    in_netns,
+    kill,
+    processes_naming,
+    stop,
+    unmount_below,
+)
+
+CONFIG = """\
+version = 2
+root = "{work}/root"
+state = "{work}/state"
+[grpc]
+  address = "{work}/containerd.sock"
+[ttrpc]
+  address = "{work}/containerd.sock.ttrpc"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{work}/opt"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{sandbox_image}"
+  restrict_oom_score_adj = true
+  disable_apparmor = true
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+    default_runtime_name = "runc"
+    [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+        SystemdCgroup = false
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = "{bin_dir}"
+    conf_dir = "{conf_dir}"
+    max_conf_num = 1
+"""
+
+START_TIMEOUT = 15.0
+
+
+class Containerd:
+    """The daemon: started in the node, stopped by its PID, with everything it left."""
+
+    def __init__(self, node: str, conf_dir: Path, bin_dir: Path, sandbox_image: str,
+                 cgroups: CgroupTree) -> None:
+        self.work = Path(tempfile.mkdtemp(prefix="netc-ctrd-"))
+        self.node = node
+        self.cgroups = cgroups
+        self.socket = self.work / "containerd.sock"
+        (self.work / "config.toml").write_text(CONFIG.format(
+            work=self.work, sandbox_image=sandbox_image, bin_dir=bin_dir, conf_dir=conf_dir))
+        self.process: subprocess.Popen | None = None
+        self.cri: Cri | None = None
+
+    @property
+    def log(self) -> str:
+        """The daemon's log so far (for failure messages)."""
+        path = self.work / "containerd.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start(self) -> Cri:
+        """Start the daemon and wait until its CRI plugin reports the network ready.
+
+        Its environment is a node's (PATH only), not the test runner's: the
+        CNI plugins inherit it.
+        """
+        with open(self.work / "containerd.log", "w") as log:
+            self.process = subprocess.Popen(
+                [*in_netns(self.node), "containerd", "--config", str(self.work / "config.toml")],
+                stdout=log, stderr=subprocess.STDOUT, env={"PATH": NODE_PATH})
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.socket.exists():
+            self._alive_before(deadline)
+        self.cri = Cri(self.socket)
+        while not self.cri.network_ready():
+            self._alive_before(deadline)
+        return self.cri
+
+    def _alive_before(self, deadline: float) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"containerd did not get ready:\n{self.log[-3000:]}")
+        time.sleep(0.05)
+
+    def ctr(self, *args: str) -> str:
+        """`ctr` against this daemon, in the CRI plugin's namespace k8s.io."""
+        done = subprocess.run(["ctr", "--address", str(self.socket), "--namespace", "k8s.io",
+                               *args], capture_output=True, text=True, check=False, timeout=60)
+        assert done.returncode == 0, f"ctr {' '.join(args)} failed:\n{done.stderr}"
+        return done.stdout
+
+    def close(self) -> None:
+        """Remove the pods, stop the daemon, then anything of it still running or mounted."""
+        if self.cri is not None:
+            self.cri.remove_all()
+            self.cri.close()
+        if self.process is not None:
+            stop(self.process)
+        for pid in processes_naming(str(self.work)):
+            kill(pid, signal.SIGKILL)
+        self.cgroups.remove()
+        unmount_below(self.work)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+class Cri:
+    """The few CRI RuntimeService calls the tests make (what crictl would do)."""
+
+    def __init__(self, socket: Path) -> None:
+        self.channel = grpc.insecure_channel(f"unix://{socket}")
+        self.runtime = RuntimeServiceStub(self.channel)
+
+    def close(self) -> None:
+        """Close the gRPC channel."""
+        self.channel.close()
+
+    def network_ready(self) -> bool:
+        """Whether the CRI plugin has loaded a CNI configuration (NetworkReady)."""
+        try:
+            status = self.runtime.Status(cri.StatusRequest(), timeout=2).status
+        except grpc.RpcError:
+            return False
+        return any(c.type == "NetworkReady" and c.status for c in status.conditions)
+
+    def run_pod(self, name: str, namespace: str, *, host_port: int, container_port: int,
+                annotations: dict[str, str], cgroup_parent: str) -> str:
+        """RunPodSandbox with one TCP port mapping; the sandbox ID."""
+        config = cri.PodSandboxConfig(
+            metadata=cri.PodSandboxMetadata(name=name, namespace=namespace,
+                                            uid=str(uuid.uuid4())),
+            hostname=name,
+            port_mappings=[cri.PortMapping(protocol=cri.TCP, container_port=container_port,
+                                           host_port=host_port)],
+            annotations=annotations,
+            linux=cri.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent))
+        return self.runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=config),
+                                          timeout=60).pod_sandbox_id
+
+    def status(self, pod: str) -> tuple[cri.PodSandboxStatus, dict[str, Any]]:
+        """PodSandboxStatus, verbose: the status and containerd's info document."""
+        reply = self.runtime.PodSandboxStatus(
+            cri.PodSandboxStatusRequest(pod_sandbox_id=pod, verbose=True), timeout=10)
+        return reply.status, json.loads(reply.info.get("info", "{}"))
+
+    def stop(self, pod: str) -> None:
+        """StopPodSandbox (CNI DEL)."""
+        self.runtime.StopPodSandbox(cri.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=60)
+
+    def remove(self, pod: str) -> None:
+        """RemovePodSandbox (CNI DEL again)."""
+        self.runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod),
+                                      timeout=60)
+
+    def pods(self) -> list[str]:
+        """The IDs of every pod sandbox the daemon knows."""
+        reply = self.runtime.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=10)
+        return [item.id for item in reply.items]
+
+    def remove_all(self) -> None:
+        """Stop and remove every pod sandbox, whatever state a failed test left."""
+        try:
+            for pod in self.pods():
+                for step in (self.stop, self.remove):
+                    try:
+                        step(pod)
+                    except grpc.RpcError:
+                        continue
+        except grpc.RpcError:
+            return

@@ -1,0 +1,104 @@
+"""Issue 6: containerd 1.6 runs a pod through its CRI API on a netc network.
+
+The pod is made as the kubelet would make it -- RunPodSandbox with a port
+mapping and the kubernetes.io bandwidth annotations -- through the generated
+CRI stubs of PyPI's container-runtime-interface-api.  containerd turns the
+annotations into a `bandwidth` runtimeConfig in PascalCase with a burst of
+4294967295 bits; netc must read it and bound the burst.  Its sandbox image
+serves HTTP, so the pod answers on its host port without a container.
+containerd runs DEL twice, on StopPodSandbox and on RemovePodSandbox.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from compiler import shaping
+from tests.kernel.lab import NODE_IP, Lab
+from tests.runtimes import network
+from tests.runtimes.conftest import REFERENCE_PLUGINS, build, netc, require
+from tests.runtimes.containerd import Containerd, Cri
+from tests.runtimes.host import CgroupTree
+from tests.runtimes.images import docker_archive
+
+pytestmark = pytest.mark.runtimes
+
+SANDBOX_IMAGE = "localhost/netc-pause:latest"
+HOST_PORT = 8090
+INGRESS, EGRESS = 8_000_000, 4_000_000
+ANNOTATIONS = {"kubernetes.io/ingress-bandwidth": "8M", "kubernetes.io/egress-bandwidth": "4M"}
+
+
+@pytest.fixture(autouse=True)
+def _needs_containerd() -> None:
+    require("containerd")
+
+
+def one_bin_dir(directory: Path) -> Path:
+    """netc-cni installed into `directory`, with every reference plugin linked beside it."""
+    netc("install-plugin", "--bin-dir", str(directory))
+    for plugin in REFERENCE_PLUGINS.iterdir():
+        (directory / plugin.name).symlink_to(plugin)
+    return directory
+
+
+@pytest.fixture
+def daemon(lab: Lab) -> Iterator[Containerd]:
+    """A running containerd in the node, the netc network in its conf_dir, the image in k8s.io."""
+    conflist = build(network.source(lab), lab.tmp / "net.d")
+    engine = Containerd(lab.node, conflist.parent, one_bin_dir(lab.tmp / "cni-bin"),
+                        SANDBOX_IMAGE, CgroupTree(lab.tag))
+    try:
+        engine.start()
+        page = f"hello from netc {lab.tag}\n"
+        engine.ctr("images", "import", str(docker_archive(lab.tmp / "pause.tar",
+                                                           SANDBOX_IMAGE, page)))
+        yield engine
+    finally:
+        engine.close()
+
+
+def _http(lab: Lab) -> str:
+    done = lab.run(lab.client, "curl", "-sS", "--max-time", "5",
+                   f"http://{NODE_IP}:{HOST_PORT}/", check=False)
+    return done.stdout if done.returncode == 0 else f"curl failed: {done.stderr.strip()}"
+
+
+def _pod(lab: Lab, cri: Cri) -> str:
+    return cri.run_pod("web", "team", host_port=HOST_PORT, container_port=80,
+                       annotations=ANNOTATIONS, cgroup_parent=CgroupTree(lab.tag).parent)
+
+
+def _shaped(lab: Lab, device: str, rate_bits: int) -> None:
+    """A TBF of `rate_bits` on `device`, its bucket netc's bound, not containerd's 512 MiB."""
+    found = network.tbf(lab, device)
+    assert found is not None, f"no tbf on {device}"
+    assert found["rate"] * 8 == rate_bits
+    bounded = shaping.burst_cap_bytes(rate_bits)
+    assert abs(found["burst"] - bounded) <= bounded * 0.02, found
+
+
+def test_cri_pod_gets_its_host_port_and_bandwidth_and_two_dels_leave_nothing(lab, daemon):
+    cri = daemon.cri
+    assert cri is not None
+    pod = _pod(lab, cri)
+    status, info = cri.status(pod)
+    assert status.network.ip.startswith(network.SUBNET_PREFIX)
+
+    assert lab.wait_for(lambda: _http(lab) == f"hello from netc {lab.tag}\n"), _http(lab)
+    names = network.names(pod)
+    _shaped(lab, names.host_veth, INGRESS)
+    _shaped(lab, names.ifb, EGRESS)
+
+    cri.stop(pod)
+    assert network.leftovers(lab, pod) == {}
+    cri.remove(pod)
+    assert network.leftovers(lab, pod) == {}
+    assert cri.pods() == []
+    sandbox_netns = info.get("runtimeSpec", {}).get("linux", {}).get("namespaces", [])
+    for entry in sandbox_netns:
+        if entry.get("type") == "network" and entry.get("path"):
+            assert not Path(entry["path"]).exists()
