@@ -1,0 +1,55 @@
+"""The documentation stays true to the code: keywords, codes, quickstart, examples."""
+
+import re
+
+import pytest
+
+from compiler.cli import main as netc
+from compiler.diagnostics import CODES
+from compiler.pipeline import compile_sources
+from compiler.schema import RAW, SCHEMA
+from compiler.source import SourceFile
+from tests.support import ROOT
+
+DOCS = ROOT / "docs"
+README = (ROOT / "README.md").read_text()
+
+
+def _keywords() -> list[tuple[str, str]]:
+    return sorted({(context, keyword) for context, keywords in SCHEMA.items()
+                   for keyword in keywords if context != RAW})
+
+
+@pytest.mark.parametrize(("context", "keyword"), _keywords())
+def test_every_keyword_is_in_the_language_reference(context, keyword):
+    assert f"`{keyword}`" in (DOCS / "language.md").read_text(), f"{keyword} in {context}"
+
+
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_every_diagnostic_code_is_explained(code):
+    assert f"| {code} |" in (DOCS / "diagnostics.md").read_text()
+
+
+def test_the_readme_example_compiles():
+    block = re.search(r"```\n(network pods \{.*?\n\})\n```", README, re.S)
+    compilation = compile_sources([SourceFile("README.md", block.group(1))])
+    assert compilation.ok, compilation.diagnostics
+
+
+def test_quickstart_commands_exist_and_ci_runs_the_test_command():
+    makefile = (ROOT / "Makefile").read_text()
+    for command in ("make demo", "make test"):
+        assert command in README
+        assert re.search(rf"^{command.split()[1]}:", makefile, re.M)
+    assert re.search(r"^make test$", (ROOT / ".ci" / "run").read_text(), re.M)
+
+
+def test_every_command_the_readme_shows_exists():
+    blocks = "\n".join(re.findall(r"```\n(.*?)```", README, re.S))
+    shown = set(re.findall(r"^netc ([a-z-]+)", blocks, re.M))
+    assert shown <= set(netc.commands), shown - set(netc.commands)
+
+
+def test_every_linked_document_exists():
+    for link in re.findall(r"\]\((docs/[a-z-]+\.md)", README):
+        assert (ROOT / link).exists(), link
