@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pyroute2 import NetNS
+
 from compiler import emit
 from compiler.pipeline import compile_sources
 from compiler.planner.context import PortMapping, bandwidth_from_option, mapping_from_option
@@ -29,6 +31,9 @@ from compiler.source import SourceFile
 from runtime import driver
 
 NODE_IP = "198.18.0.1"
+IFF_UP = 0x1
+RT_SCOPE_LINK = 253
+RT_TABLE_MAIN = 254
 CLIENT_IP = "198.18.0.2"
 
 
@@ -166,18 +171,25 @@ class Lab:
         return done.returncode, output
 
     def snapshot(self) -> dict[str, object]:
-        """The node's kernel state, without what changes by itself (carrier, DAD, counters)."""
-        links = self._json("ip", "-d", "-j", "link")
-        addresses = self._json("ip", "-j", "addr")
+        """The node's kernel state, without what changes by itself (carrier, DAD, counters).
+
+        Links, addresses and routes are read with pyroute2 -- an implementation
+        independent of netc's own netlink code, so the tests do not take the
+        plugin's word for what it did.
+        """
+        with NetNS(self.node) as kernel:
+            names = {link["index"]: link.get("ifname") for link in kernel.get_links()}
+            links = sorted((link.get("ifname"), link.get("mtu"), names.get(link.get("master")),
+                            bool(link["flags"] & IFF_UP), link.get("address"),
+                            link.get(("linkinfo", "kind"))) for link in kernel.get_links())
+            addresses = sorted((names[a["index"]], a.get("address"), a["prefixlen"])
+                               for a in kernel.get_addr() if a["scope"] != RT_SCOPE_LINK)
+            routes = sorted((r.get("dst"), r["dst_len"], r.get("gateway"), names.get(r.get("oif")))
+                            for r in kernel.get_routes(table=RT_TABLE_MAIN))
         return {
-            "links": sorted((k["ifname"], k.get("mtu"), k.get("master"), "UP" in k["flags"],
-                             k.get("address"), k.get("linkinfo", {}).get("info_kind"))
-                            for k in links),
-            "addresses": sorted((a["ifname"], i["local"], i["prefixlen"])
-                                for a in addresses for i in a.get("addr_info", [])
-                                if i.get("scope") != "link"),
-            "routes": sorted((r["dst"], r.get("gateway"), r.get("dev"))
-                             for r in self._json("ip", "-j", "route")),
+            "links": links,
+            "addresses": addresses,
+            "routes": routes,
             "nat": sorted(line for line in self.run(
                 self.node, "iptables-save", "-t", "nat").stdout.splitlines()
                 if not line.startswith(("#", ":"))),

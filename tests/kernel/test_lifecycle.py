@@ -33,6 +33,7 @@ def test_repeated_add_returns_the_same_result_and_changes_nothing(lab):
     options = {"ports": ("8080:80",), "bandwidth": "ingress=10M,egress=10M"}
     first = lab.add(conflist, pod, **options)
     before = lab.snapshot()
+    assert first["interfaces"][1]["name"] in {link[0] for link in before["links"]}
     second = lab.add(conflist, pod, **options)
     assert second == first
     assert lab.snapshot() == before
