@@ -1,0 +1,71 @@
+"""Summaries of timing samples: medians and p90s, never means.
+
+Latency samples on a shared machine have a long right tail (a page fault, a
+neighbour's build); the median says what a call usually costs and the p90
+how bad the tail gets, and neither is dragged around by one outlier the way
+a mean is.  Samples are kept in seconds and reported in milliseconds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def percentile(samples: Sequence[float], fraction: float) -> float:
+    """The `fraction` quantile, interpolated between the two nearest samples."""
+    ordered = sorted(samples)
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def summary(samples: Sequence[float]) -> dict[str, Any]:
+    """Median, p90, min and max in milliseconds, with the raw samples (for re-analysis)."""
+    return {
+        "n": len(samples),
+        "median_ms": round(statistics.median(samples) * 1000, 2),
+        "p90_ms": round(percentile(samples, 0.9) * 1000, 2),
+        "min_ms": round(min(samples) * 1000, 2),
+        "max_ms": round(max(samples) * 1000, 2),
+        "samples_ms": [round(s * 1000, 2) for s in samples],
+    }
+
+
+def ratio(numerator: dict[str, Any], denominator: dict[str, Any]) -> float:
+    """Ratio of two summaries' medians: above 1 means the numerator is slower."""
+    return round(numerator["median_ms"] / denominator["median_ms"], 2)
+
+
+def timed_call(action: Callable[[], T]) -> tuple[float, T]:
+    """Wall time of one call in seconds (perf_counter: monotonic, fine-grained), and its value."""
+    started = time.perf_counter()
+    value = action()
+    return time.perf_counter() - started, value
+
+
+def timed(action: Callable[[], object]) -> float:
+    """Wall time of one call, in seconds."""
+    return timed_call(action)[0]
+
+
+def run_quietly(command: Sequence[str], **options: Any) -> None:
+    """Run a command, output discarded; a failure is an error (a failed run is not a sample)."""
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   **options)
+
+
+def time_command(command: Sequence[str], repeats: int, **options: Any) -> dict[str, Any]:
+    """Summary of `repeats` runs of a command, after one untimed run that warms the caches.
+
+    The warm-up run fills the page cache and writes any missing `.pyc`, which
+    a CI job or a node that has run the plugin before would already have.
+    """
+    run_quietly(command, **options)
+    return summary([timed(lambda: run_quietly(command, **options)) for _ in range(repeats)])
