@@ -1,0 +1,131 @@
+"""`python -m bench`: run the suites, print the report, keep the JSON in bench/results/.
+
+Options make a quick run possible (`--pods 0,10 --samples 5`), and `--only`
+picks suites; the defaults are the figures docs/benchmarks.md quotes and
+take well under ten minutes on a 2-core VM.  SIGTERM and SIGHUP are turned
+into the same unwinding as Ctrl-C, so namespaces and temp dirs always go.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import attach, build, machine, report, startup
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SMALL_FILE = Path(__file__).resolve().parent.parent / "examples" / "pods.netdsl"
+SUITES = ("startup", "build", "attach")
+
+
+def _counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text}") from None
+    if any(count < 0 for count in counts):
+        raise argparse.ArgumentTypeError("pod counts cannot be negative")
+    return counts
+
+
+def _suites(text: str) -> list[str]:
+    chosen = [part.strip() for part in text.split(",")]
+    unknown = sorted(set(chosen) - set(SUITES))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown suites {unknown}; choose from {SUITES}")
+    return [suite for suite in SUITES if suite in chosen]
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; every default is what the documented run used."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", type=_suites, default=list(SUITES),
+                        help=f"comma-separated suites to run, of {','.join(SUITES)} (default all)")
+    parser.add_argument("--pods", type=_counts, default=[0, 100, 500],
+                        help="pods already attached when sampling (default 0,100,500)")
+    parser.add_argument("--samples", type=int, default=15,
+                        help="ADD/DEL samples per implementation and pod count (default 15)")
+    parser.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1),
+                        help="parallel ADDs while attaching background pods (not timed)")
+    parser.add_argument("--lines", type=int, default=10_000,
+                        help="lines of the generated .netdsl file (default 10000)")
+    parser.add_argument("--repeats", type=int, default=10,
+                        help="runs of each command-line timing and import profile (default 10)")
+    parser.add_argument("--out", type=Path, default=RESULTS,
+                        help="directory for the JSON results (default bench/results)")
+    parser.add_argument("--report", type=Path, metavar="JSON",
+                        help="print the report of an earlier results file, measure nothing")
+    return parser.parse_args(argv)
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    """Each chosen suite in turn, with how long it took."""
+    runners = {
+        "startup": lambda: startup.run(tmp, str(SMALL_FILE), options.repeats),
+        "build": lambda: build.run(tmp, options.lines, options.repeats),
+        "attach": lambda: attach.run(tmp, options.pods, options.samples, options.jobs),
+    }
+    suites = {}
+    for name in options.only:
+        attach.progress(f"suite {name}")
+        started = time.monotonic()
+        suites[name] = runners[name]()
+        suites[name]["elapsed_s"] = round(time.monotonic() - started, 1)
+    return suites
+
+
+def measure(options: argparse.Namespace) -> dict[str, Any]:
+    """Machine description, suites, and the load at the end (a busy machine shows)."""
+    started = time.monotonic()
+    results: dict[str, Any] = {
+        "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "options": {key: str(value) if isinstance(value, Path) else value
+                    for key, value in vars(options).items() if key != "report"},
+        "machine": machine.describe()}
+    with tempfile.TemporaryDirectory(prefix="netc-bench-") as tmp:
+        results["suites"] = run_suites(options, Path(tmp))
+    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["elapsed_s"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def save(results: dict[str, Any], directory: Path) -> Path:
+    """Write the results as `<UTC start time>.json` in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{results['started'].replace(':', '-')}.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure (or re-read) results, print the report, save the JSON."""
+    options = parse_arguments(argv)
+    if options.report:
+        sys.stdout.write(report.text(json.loads(options.report.read_text())))
+        return 0
+    if "attach" in options.only and os.geteuid() != 0:
+        print("bench: the attach suite needs root (network namespaces); "
+              "run as root or pass --only startup,build", file=sys.stderr)
+        return 2
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    results = measure(options)
+    sys.stdout.write(report.text(results))
+    print(f"\nresults: {save(results, options.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

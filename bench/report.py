@@ -1,0 +1,83 @@
+"""The text report: the JSON results laid out for a person, one section per suite.
+
+Everything here formats what the suites returned and measures nothing, so
+the report of an old results file can be printed again (`--report FILE`).
+Figures are milliseconds; "a / b" is median / p90.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+
+def _pair(figures: dict[str, Any]) -> str:
+    return f"{figures['median_ms']:8.1f} / {figures['p90_ms']:8.1f}"
+
+
+def _machine(results: dict[str, Any]) -> Iterator[str]:
+    m = results["machine"]
+    yield f"netc benchmarks, {results['started']} ({results['elapsed_s']:.0f} s)"
+    yield (f"machine: {m['cpu']}, {m['cores']} cores, {m['memory']} RAM; {m['os']}; "
+           f"kernel {m['kernel']}")
+    yield f"         {m['python']}; {m['iptables']}"
+    yield f"compared: netc {m['netc']} vs {m['reference_plugins']}"
+    yield (f"load average (1/5/15 min) at start {m['load_average']}, "
+           f"at end {results['load_average_end']}")
+
+
+def _attach(suite: dict[str, Any]) -> Iterator[str]:
+    yield ("1. Pod attachment: bridge + IPAM + 1 hostPort + bandwidth + lo "
+           f"({suite['samples']} samples each)")
+    yield "    pods  step   netc median /    p90   ref. median /    p90   netc/ref  unwrapped"
+    for phase in suite["phases"]:
+        for step in ("add", "del"):
+            yield (f"   {phase['pods']:5}  {step.upper():4} {_pair(phase['netc'][step])}"
+                   f"   {_pair(phase['reference'][step])}   {phase['ratio'][step]:6.2f}x"
+                   f"   {phase['ratio_unwrapped'][step]:6.2f}x")
+    cold, execs, wrapper = suite["cold_add_ms"], suite["plugin_execs"], suite["exec_wrapper"]
+    yield (f"   first ADD on a fresh node: netc {cold['netc']:.1f}, "
+           f"reference {cold['reference']:.1f}")
+    last = suite["phases"][-1]
+    yield (f"   nat rules on the node with {last['pods']} pods: netc "
+           f"{last['netc']['nat_rules']}, reference {last['reference']['nat_rules']}")
+    yield (f"   harness: every plugin exec runs under `ip netns exec` (+{wrapper['overhead_ms']}"
+           f" ms each); per chain netc {execs['netc']} exec, reference {execs['reference']};")
+    yield "   \"unwrapped\" is the ratio with that cost taken out of both medians"
+
+
+def _build(suite: dict[str, Any]) -> Iterator[str]:
+    yield (f"2. Compiler on a generated file: {suite['lines']} lines, {suite['networks']} "
+           f"networks, {suite['bytes'] // 1024} KiB ({suite['repeats']} runs each)")
+    for label, figures in suite["commands"].items():
+        yield f"   {label:32} {_pair(figures)}"
+    stages = suite["in_process"]
+    yield (f"   in process: compile_sources {stages['compile_sources']['median_ms']:.0f}"
+           f" ({suite['lines_per_second']} lines/s), emit (netc target)"
+           f" {stages['emit_netc']['median_ms']:.0f}")
+
+
+def _startup(suite: dict[str, Any]) -> Iterator[str]:
+    yield f"3. Start-up ({suite['repeats']} runs each, after a warm-up run)"
+    for label, figures in suite["tools"].items():
+        yield f"   {label:32} {_pair(figures)}"
+    profile = suite["importtime"]
+    yield (f"   netc-cni full import, python -X importtime (median of {profile['runs']} runs):"
+           f" {profile['modules']} modules, {profile['total_ms']} ms of imports")
+    yield "     by package (self ms): " + ", ".join(
+        f"{name} {ms}" for name, ms in profile["by_package"][:8])
+    yield "     top modules by cumulative ms (self ms):"
+    for name, own, cumulative in profile["by_cumulative"]:
+        yield f"       {cumulative:7.1f}  ({own:5.1f})  {name}"
+
+
+SECTIONS = {"attach": _attach, "build": _build, "startup": _startup}
+
+
+def text(results: dict[str, Any]) -> str:
+    """The whole report: machine, then each suite that ran, in the order they are numbered."""
+    lines = list(_machine(results))
+    for name, section in SECTIONS.items():
+        if name in results["suites"]:
+            lines += ["", *section(results["suites"][name])]
+    return "\n".join(lines) + "\n"
