@@ -126,8 +126,10 @@ class Containerd:
         if self.cri is not None:
             self.cri.remove_all()
             self.cri.close()
+            self.cri = None
         if self.process is not None:
             stop(self.process)
+            self.process = None
         for pid in processes_naming(str(self.work)):
             kill(pid, signal.SIGKILL)
         self.cgroups.remove()

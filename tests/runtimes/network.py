@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from compiler.planner.names import AttachmentNames, record_path
-from tests.kernel.lab import Lab
+from tests.kernel.lab import NODE_IP, Lab
 
 NAME = "rtnet"
 SUBNET_PREFIX = "10.79.0."
+GATEWAY = "10.79.0.1"
 SOURCE = """
 network rtnet {
     state-dir "{state}"
@@ -50,6 +51,23 @@ def state_dir(lab: Lab) -> Path:
 def data_dir(lab: Lab) -> Path:
     """netc's IPAM directory (host-local layout) for this test."""
     return lab.tmp / "ipam"
+
+
+def page(lab: Lab) -> str:
+    """What the test's busybox httpd serves: unique, so no other server can pass for it."""
+    return f"hello from netc {lab.tag}\n"
+
+
+def http_from_client(lab: Lab, host_port: int) -> str:
+    """What the client namespace gets from a node's host port (or curl's complaint)."""
+    done = lab.run(lab.client, "curl", "-sS", "--max-time", "5",
+                   f"http://{NODE_IP}:{host_port}/", check=False)
+    return done.stdout if done.returncode == 0 else f"curl failed: {done.stderr.strip()}"
+
+
+def serves(lab: Lab, host_port: int) -> bool:
+    """Whether the page comes through the host port within a few seconds."""
+    return lab.wait_for(lambda: http_from_client(lab, host_port) == page(lab))
 
 
 def names(container_id: str) -> AttachmentNames:

@@ -17,14 +17,14 @@ from pathlib import Path
 import pytest
 
 from compiler import shaping
-from tests.kernel.lab import NODE_IP, Lab
+from tests.kernel.lab import Lab
 from tests.runtimes import network
 from tests.runtimes.conftest import REFERENCE_PLUGINS, build, netc, require
 from tests.runtimes.containerd import Containerd, Cri
-from tests.runtimes.host import CgroupTree
+from tests.runtimes.host import CgroupTree, processes_naming
 from tests.runtimes.images import docker_archive
 
-pytestmark = pytest.mark.runtimes
+pytestmark = [pytest.mark.runtimes, pytest.mark.root]
 
 SANDBOX_IMAGE = "localhost/netc-pause:latest"
 HOST_PORT = 8090
@@ -53,18 +53,24 @@ def daemon(lab: Lab) -> Iterator[Containerd]:
                         SANDBOX_IMAGE, CgroupTree(lab.tag))
     try:
         engine.start()
-        page = f"hello from netc {lab.tag}\n"
-        engine.ctr("images", "import", str(docker_archive(lab.tmp / "pause.tar",
-                                                           SANDBOX_IMAGE, page)))
+        image = docker_archive(lab.tmp / "pause.tar", SANDBOX_IMAGE, network.page(lab))
+        engine.ctr("images", "import", str(image))
         yield engine
     finally:
         engine.close()
 
 
-def _http(lab: Lab) -> str:
-    done = lab.run(lab.client, "curl", "-sS", "--max-time", "5",
-                   f"http://{NODE_IP}:{HOST_PORT}/", check=False)
-    return done.stdout if done.returncode == 0 else f"curl failed: {done.stderr.strip()}"
+def _network_namespace(info: dict) -> Path:
+    """The pod's /var/run/netns/cni-* path, from containerd's verbose sandbox status."""
+    (path,) = [n["path"] for n in info["runtimeSpec"]["linux"]["namespaces"]
+               if n["type"] == "network"]
+    return Path(path)
+
+
+def _processes(daemon: Containerd) -> set[str]:
+    """The programs running on behalf of this daemon (it, and its shims while pods live)."""
+    running = processes_naming(str(daemon.work)).values()
+    return {Path(command.split()[0]).name for command in running}
 
 
 def _pod(lab: Lab, cri: Cri) -> str:
@@ -87,8 +93,13 @@ def test_cri_pod_gets_its_host_port_and_bandwidth_and_two_dels_leave_nothing(lab
     pod = _pod(lab, cri)
     status, info = cri.status(pod)
     assert status.network.ip.startswith(network.SUBNET_PREFIX)
+    seen = info["cniResult"]["Interfaces"]["eth0"]  # netc's result, as containerd parsed it
+    assert seen["IPConfigs"] == [{"IP": status.network.ip, "Gateway": network.GATEWAY}]
+    assert seen["Mac"]
+    sandbox = _network_namespace(info)
+    assert sandbox.exists()
 
-    assert lab.wait_for(lambda: _http(lab) == f"hello from netc {lab.tag}\n"), _http(lab)
+    assert network.serves(lab, HOST_PORT), network.http_from_client(lab, HOST_PORT)
     names = network.names(pod)
     _shaped(lab, names.host_veth, INGRESS)
     _shaped(lab, names.ifb, EGRESS)
@@ -98,7 +109,5 @@ def test_cri_pod_gets_its_host_port_and_bandwidth_and_two_dels_leave_nothing(lab
     cri.remove(pod)
     assert network.leftovers(lab, pod) == {}
     assert cri.pods() == []
-    sandbox_netns = info.get("runtimeSpec", {}).get("linux", {}).get("namespaces", [])
-    for entry in sandbox_netns:
-        if entry.get("type") == "network" and entry.get("path"):
-            assert not Path(entry["path"]).exists()
+    assert lab.wait_for(lambda: _processes(daemon) == {"containerd"}), _processes(daemon)
+    assert not sandbox.exists()

@@ -24,14 +24,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.kernel.lab import NODE_IP, Lab
+from tests.kernel.lab import Lab
 from tests.runtimes import network
 from tests.runtimes.conftest import REFERENCE_PLUGINS, build, require
 from tests.runtimes.host import CgroupTree, processes_naming
 from tests.runtimes.images import docker_archive
 from tests.runtimes.podman import Podman
 
-pytestmark = pytest.mark.runtimes
+pytestmark = [pytest.mark.runtimes, pytest.mark.root]
 
 IMAGE = "localhost/netc-busybox:latest"
 HOST_PORT = 8080
@@ -49,23 +49,12 @@ def podman(lab: Lab, plugin_dir: Path) -> Iterator[Podman]:
     engine = Podman(lab.node, conflist.parent,
                     [str(plugin_dir), str(REFERENCE_PLUGINS)], CgroupTree(lab.tag))
     try:
-        page = f"hello from netc {lab.tag}\n"
-        engine("load", "-q", "-i", str(docker_archive(lab.tmp / "image.tar", IMAGE, page)))
+        image = docker_archive(lab.tmp / "image.tar", IMAGE, network.page(lab))
+        engine("load", "-q", "-i", str(image))
         yield engine
     finally:
         engine.close()
         assert not processes_naming(str(engine.work)), "conmon or podman left running"
-
-
-def _http(lab: Lab) -> str:
-    """What the client namespace gets from the node's host port (or curl's complaint)."""
-    done = lab.run(lab.client, "curl", "-sS", "--max-time", "5",
-                   f"http://{NODE_IP}:{HOST_PORT}/", check=False)
-    return done.stdout if done.returncode == 0 else f"curl failed: {done.stderr.strip()}"
-
-
-def _served(lab: Lab) -> bool:
-    return lab.wait_for(lambda: _http(lab) == f"hello from netc {lab.tag}\n")
 
 
 def _web(podman: Podman) -> str:
@@ -74,12 +63,14 @@ def _web(podman: Podman) -> str:
 
 def test_podman_container_serves_on_its_host_port_and_rm_leaves_nothing(lab, podman):
     container = _web(podman)
-    sandbox = Path(podman.inspect(container)["NetworkSettings"]["SandboxKey"])
-    address = podman.inspect(container)["NetworkSettings"]["Networks"][network.NAME]
-    assert address["IPAddress"].startswith(network.SUBNET_PREFIX)
+    settings = podman.inspect(container)["NetworkSettings"]
+    sandbox = Path(settings["SandboxKey"])
+    seen = settings["Networks"][network.NAME]  # netc's result, as podman parsed it
+    assert seen["IPAddress"].startswith(network.SUBNET_PREFIX)
+    assert seen["Gateway"] == network.GATEWAY and seen["MacAddress"]
     assert network.leftovers(lab, container)  # the attachment exists...
 
-    assert _served(lab)
+    assert network.serves(lab, HOST_PORT)
 
     podman("rm", "--force", "--time", "0", container)
     assert network.leftovers(lab, container) == {}  # ...and is gone without a trace
@@ -95,13 +86,13 @@ def test_container_exit_is_cleaned_up_by_conmon_and_start_attaches_again(lab, po
     the same container ID again, in a new network namespace.
     """
     container = _web(podman)
-    assert _served(lab)
+    assert network.serves(lab, HOST_PORT)
     podman("kill", container)
     assert lab.wait_for(lambda: network.leftovers(lab, container) == {}), \
         network.leftovers(lab, container)
 
     podman("start", container)
-    assert _served(lab)
+    assert network.serves(lab, HOST_PORT)
     podman("rm", "--force", "--time", "0", container)
     assert network.leftovers(lab, container) == {}
 
