@@ -20,7 +20,7 @@ from compiler.ir import (
     PortRule,
     Rate,
 )
-from compiler.quantities import describe_rate
+from compiler.shaping import describe_rate
 from compiler.values import address, burst, fail, network_name, port_rule, rate, switch, words
 
 

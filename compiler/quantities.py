@@ -64,11 +64,3 @@ def _unit_hint(text: str) -> str | None:
                 "(8 bits to the byte)")
     return f"write `{match['number']}{suffix}`: quantities carry no unit, they are bits per second"
 
-
-def describe_rate(bits: int) -> str:
-    """A rate for people: 8000000 -> '8 Mbit/s'."""
-    units = ((10**12, "Tbit/s"), (10**9, "Gbit/s"), (10**6, "Mbit/s"), (10**3, "kbit/s"))
-    for factor, unit in units:
-        if bits >= factor:
-            return f"{bits / factor:g} {unit}"
-    return f"{bits} bit/s"

@@ -57,3 +57,12 @@ def bucket(rate_bits: int, burst_bits: int | None, *, bound: bool = True) -> Buc
     burst_bytes = max(min(wanted, cap) if bound else wanted, MIN_BURST_BYTES)
     limit = rate_bytes * QUEUE_LATENCY_MS // 1000 + burst_bytes
     return Bucket(rate_bytes, burst_bytes, limit)
+
+
+def describe_rate(bits: int) -> str:
+    """A rate for people: 8000000 -> '8 Mbit/s'."""
+    units = ((10**12, "Tbit/s"), (10**9, "Gbit/s"), (10**6, "Mbit/s"), (10**3, "kbit/s"))
+    for factor, unit in units:
+        if bits >= factor:
+            return f"{bits / factor:g} {unit}"
+    return f"{bits} bit/s"

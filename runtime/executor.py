@@ -15,7 +15,6 @@ each operation just before it runs.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +32,7 @@ from compiler.planner.ops import (
 )
 from runtime.host import Host, SandboxGone
 from runtime.netns import NetnsError
+from runtime.programs import ProgramFailed
 from runtime.record import Record
 
 CODE_OPERATION_FAILED = 100
@@ -149,10 +149,7 @@ def _translate(op: Operation, error: Exception) -> OperationFailed:
         return error
     if isinstance(error, Refused):
         return OperationFailed(op, str(error), error.code)
-    if isinstance(error, subprocess.CalledProcessError):
-        output = (error.stderr or b"").decode(errors="replace").strip()
-        return OperationFailed(op, f"{error.cmd[0]} failed: {output or error.returncode}")
-    if isinstance(error, OSError | NetnsError | SandboxGone):
+    if isinstance(error, OSError | NetnsError | SandboxGone | ProgramFailed):
         return OperationFailed(op, str(error))
     return OperationFailed(op, f"{type(error).__name__}: {error}")
 

@@ -54,6 +54,15 @@ def load(path: str) -> Record | None:
         return None
 
 
+def paths(directory: str) -> list[str]:
+    """The record files of a network's state directory."""
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    return sorted(os.path.join(directory, n) for n in names if n.endswith(".json"))
+
+
 def _context_json(context: PodContext) -> dict[str, Any]:
     mappings = None if context.port_mappings is None else [
         {"host_port": m.host_port, "container_port": m.container_port,

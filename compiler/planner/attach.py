@@ -24,8 +24,7 @@ from compiler.planner.context import PodContext, PortMapping
 from compiler.planner.names import AttachmentNames, NetworkNames, record_path
 from compiler.planner.ops import NODE, SANDBOX, Operation
 from compiler.planner.policy import Shaping, check_mappings, resolve_bandwidth
-from compiler.quantities import describe_rate
-from compiler.shaping import Bucket
+from compiler.shaping import Bucket, describe_rate
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 FAMILY_KEY = {4: "ipv4", 6: "ipv6"}

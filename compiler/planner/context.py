@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.ir import PROTOCOLS, IPAddress
-from compiler.quantities import QuantityError, parse_quantity
 
 RUNTIME_DEFAULT_BURSTS = (2**32 - 1, (2**32 - 1) * 8 - 1)
 """Bursts runtimes invent when a pod gives none: containerd's and CRI-O's."""
@@ -153,6 +152,8 @@ def mapping_from_option(text: str) -> PortMapping:
 
 def bandwidth_from_option(text: str) -> BandwidthRequest:
     """`ingress=1M,egress=500k` (Kubernetes quantities, as the annotations carry them)."""
+    from compiler.quantities import QuantityError, parse_quantity  # not on the plugin's path
+
     rates: dict[str, int] = {}
     for piece in filter(None, text.split(",")):
         direction, sep, quantity = piece.partition("=")

@@ -23,8 +23,7 @@ from dataclasses import dataclass
 
 from compiler.ir import DIRECTIONS, PROTOCOLS, Bandwidth, HostPort, Limits, Network, Rate
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
-from compiler.quantities import describe_rate
-from compiler.shaping import Bucket, bucket
+from compiler.shaping import Bucket, bucket, describe_rate
 from compiler.source import Span
 
 CODE_HOSTPORT_REFUSED = 101

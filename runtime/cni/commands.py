@@ -8,7 +8,6 @@ proceed in parallel.
 
 from __future__ import annotations
 
-import glob
 import os
 import sys
 from typing import Any
@@ -189,7 +188,7 @@ def garbage_collect(request: Request) -> None:
 def _collect_records(request: Request, alive: set) -> list[CniError]:
     network = request.network
     failures = []
-    for path in sorted(glob.glob(os.path.join(network.state_dir, network.name, "*.json"))):
+    for path in records.paths(os.path.join(network.state_dir, network.name)):
         stale = records.load(path)
         if stale is None or (stale.context.container_id, stale.context.ifname) in alive:
             continue

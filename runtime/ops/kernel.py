@@ -9,10 +9,9 @@ operation before them.  These sysctls are per network namespace.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 
 from compiler.planner.ops import Observation, Operation
+from runtime import programs
 from runtime.executor import CODE_OPERATION_FAILED, Refused, Run
 from runtime.ops import IN_PLACE_NOW, Handler, differs, missing
 
@@ -43,11 +42,7 @@ class ModuleHandler(Handler):
     def ensure(self, op: Operation, run: Run) -> None:
         if os.path.exists(op.params["probe"]):
             return
-        modprobe = shutil.which("modprobe", path="/usr/sbin:/sbin:/usr/bin:/bin")
-        if modprobe is None:
-            raise Refused(f"{op.params['name']} is not loaded and modprobe is missing",
-                          CODE_OPERATION_FAILED)
-        subprocess.run([modprobe, op.params["name"]], check=True, capture_output=True)
+        programs.run("modprobe", op.params["name"])
 
     def observe(self, op: Operation, run: Run) -> Observation:
         return IN_PLACE_NOW if os.path.exists(op.params["probe"]) else missing()

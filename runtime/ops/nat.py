@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 
 from compiler.planner.ops import Observation, Operation
 from runtime.executor import Run
@@ -25,6 +24,7 @@ from runtime.files import remove as remove_file
 from runtime.files import write_atomically
 from runtime.iptables import has_rule, restore, rule_count
 from runtime.ops import IN_PLACE_NOW, Handler, differs, missing
+from runtime.programs import ProgramFailed
 
 NODE_KINDS = ("iptables.chain", "iptables.dispatch", "iptables.jump")
 
@@ -114,7 +114,7 @@ class AttachmentNat(Handler):
             lines.append(f"-A {dispatch} {jump}")
         try:
             restore(family, table, lines)
-        except subprocess.CalledProcessError:
+        except ProgramFailed:
             if rule_count(family, table, dispatch) is not None:
                 raise
             NODE_NAT.repair(run, family)
@@ -126,7 +126,7 @@ class AttachmentNat(Handler):
         chain, dispatch, jump = params["chain"], params["dispatch"], params["jump"]
         try:
             restore(family, table, [f":{chain} - [0:0]", f"-D {dispatch} {jump}", f"-X {chain}"])
-        except subprocess.CalledProcessError:
+        except ProgramFailed:
             unjump = [f"-D {dispatch} {jump}"] if has_rule(family, table, dispatch, jump) else []
             restore(family, table, [f":{chain} - [0:0]", *unjump, f"-X {chain}"])
 

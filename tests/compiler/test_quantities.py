@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from compiler.quantities import QuantityError, describe_rate, parse_quantity
+from compiler.quantities import QuantityError, parse_quantity
+from compiler.shaping import describe_rate
 
 
 @pytest.mark.parametrize(("text", "bits"), [
