@@ -2,8 +2,9 @@
 
 Options make a quick run possible (`--pods 0,10 --samples 5`), and `--only`
 picks suites; the defaults are the figures docs/benchmarks.md quotes and
-take well under ten minutes on a 2-core VM.  SIGTERM and SIGHUP are turned
-into the same unwinding as Ctrl-C, so namespaces and temp dirs always go.
+take well under ten minutes on a 2-core VM.  Ctrl-C, SIGTERM and SIGHUP all
+unwind the same way, once (later signals are ignored), so namespaces and
+temp dirs always go.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import attach, build, machine, report, startup
+from bench.namespaces import STOPPING
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SMALL_FILE = Path(__file__).resolve().parent.parent / "examples" / "pods.netdsl"
@@ -67,7 +69,17 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def _interrupt(signum: int, _frame: object) -> None:
+    """Unwind as Ctrl-C does, once: later signals would cut the clean-up short."""
+    for stopping in STOPPING:
+        signal.signal(stopping, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _stop_cleanly() -> None:
+    """Route stopping signals to `_interrupt`; SIGINT only if not ignored (background job)."""
+    for signum in STOPPING:
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _interrupt)
 
 
 def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
@@ -119,8 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: the attach suite needs root (network namespaces); "
               "run as root or pass --only startup,build", file=sys.stderr)
         return 2
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, _interrupt)
+    _stop_cleanly()
     results = measure(options)
     sys.stdout.write(report.text(results))
     print(f"\nresults: {save(results, options.out)}")

@@ -15,12 +15,30 @@ process starts.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
+import signal
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 NETNS_DIR = "/run/netns"
+STOPPING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and termination signals until the block is done; they arrive afterwards.
+
+    Clean-up must not be cut short by a second, impatient Ctrl-C: that would
+    leave namespaces behind.  The mask is inherited by the `ip` child too,
+    which a terminal's Ctrl-C would otherwise kill mid-batch.
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOPPING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def netns_path(name: str) -> str:
@@ -37,10 +55,14 @@ def _ip_batch(lines: Iterable[str], force: bool = False) -> None:
 
 
 class Namespaces:
-    """Namespaces named `ncb<tag>-<role>`, deleted together by `close` (or leaving `with`)."""
+    """Namespaces named `ncbench<hex>-<role>`, deleted together by `close` (or leaving `with`).
+
+    The kernel tests' labs are `nc<hex>-...`; "ncbench" is not hex, so the
+    two never share a prefix.
+    """
 
     def __init__(self) -> None:
-        self.tag = "ncb" + secrets.token_hex(3)
+        self.tag = "ncbench" + secrets.token_hex(3)
         self.names: list[str] = []
 
     def __enter__(self) -> Namespaces:
@@ -71,4 +93,5 @@ class Namespaces:
 
     def close(self) -> None:
         """Delete every namespace this run made, and with them all the plugins did there."""
-        self.delete(list(self.names))
+        with signals_held():
+            self.delete(list(self.names))
