@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import time
@@ -36,7 +37,7 @@ def in_netns(netns: str) -> list[str]:
 
 def _unescape(field: str) -> str:
     """A /proc/self/mountinfo path field: spaces and the like come as octal escapes."""
-    return field.encode().decode("unicode_escape")
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
 def mounts_below(directory: Path) -> list[str]:
