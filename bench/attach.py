@@ -26,12 +26,14 @@ How it is driven, and why:
 from __future__ import annotations
 
 import json
+import re
 import secrets
+import statistics
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -73,7 +75,10 @@ MAX_PODS = 8000
 """Background pods take host ports 30000 up, below the sample's 40080."""
 
 IMPLEMENTATIONS = ("netc", "reference")
-"""Also the `netc build --target` each one's conflist is compiled for."""
+"""Also the `netc build --target` each one's conflist is compiled for; netc first."""
+WORK_CALLS = 5
+"""Extra netc ADD/DEL calls per pod count whose in-plugin time is read from its log."""
+WRAPPER_SAMPLES = 30
 
 
 @dataclass(frozen=True)
@@ -213,13 +218,20 @@ def measure(implementations: Sequence[Implementation], pods: dict[str, list[Pod]
 
 
 def measure_at(implementations: Sequence[Implementation], spaces: Namespaces, count: int,
-               samples: int, overhead: float) -> dict[str, Any]:
-    """Samples with `count` pods attached, summarised per implementation and compared."""
+               samples: int) -> dict[str, Any]:
+    """Samples with `count` pods attached, summarised per implementation and compared.
+
+    The `ip netns exec` cost is measured here too, since it moves with the
+    machine's load over a run.
+    """
     pods = {impl.name: make_pods(spaces, [f"{impl.name}-s{count}-{i}" for i in range(samples)],
                                  [SAMPLE_PORT] * samples) for impl in implementations}
     times = measure(implementations, pods, samples)
     spaces.delete(pod.netns for group in pods.values() for pod in group)
-    phase: dict[str, Any] = {"pods": count}
+    phase: dict[str, Any] = {
+        "pods": count, "exec_wrapper": exec_wrapper_overhead(implementations[0].node,
+                                                             WRAPPER_SAMPLES)}
+    overhead = phase["exec_wrapper"]["overhead_ms"]
     for impl in implementations:
         phase[impl.name] = {"add": summary(times[impl.name]["add"]),
                             "del": summary(times[impl.name]["del"]),
@@ -241,6 +253,39 @@ def _unwrapped_ratio(implementations: Sequence[Implementation], phase: dict[str,
     unwrapped = {impl.name: phase[impl.name][step]["median_ms"] - impl.plugin_execs * overhead_ms
                  for impl in implementations}
     return round(unwrapped["netc"] / unwrapped["reference"], 2)
+
+
+LOGGING_WRAPPER = '#!/bin/sh\nexec {launcher} "$@" 2>>{log}\n'
+LOG_LINE = re.compile(r"^netc-cni: (ADD|DEL)\b.*: ok in ([\d.]+) ms$", re.MULTILINE)
+
+
+def plugin_work(impl: Implementation, spaces: Namespaces, tmp: Path, calls: int,
+                tag: str) -> dict[str, float | None]:
+    """Median time netc-cni itself reports for ADD and DEL, from `main()` to its answer.
+
+    That excludes the interpreter's start-up and the imports of the entry
+    module, so latency minus this is what a call pays before it does any
+    work.  The plugin logs it on stderr, which the driver drops; a wrapper
+    on a separate plugin path keeps it.  These calls are extra, never samples.
+    """
+    wrapper_dir = tmp / f"logging-bin-{tag}"
+    wrapper_dir.mkdir()
+    log = tmp / f"netc-cni-{tag}.log"
+    wrapper = wrapper_dir / "netc-cni"
+    wrapper.write_text(LOGGING_WRAPPER.format(launcher=Path(impl.cni_path[0]) / "netc-cni",
+                                              log=log))
+    wrapper.chmod(0o755)
+    logging = replace(impl, cni_path=(str(wrapper_dir), *impl.cni_path))
+    pods = make_pods(spaces, [f"work-{tag}-{i}" for i in range(calls)], [SAMPLE_PORT] * calls)
+    for pod in pods:
+        logging.add(pod)
+        logging.delete(pod)
+    spaces.delete(pod.netns for pod in pods)
+    found: dict[str, list[float]] = {"ADD": [], "DEL": []}
+    for command, milliseconds in LOG_LINE.findall(log.read_text() if log.exists() else ""):
+        found[command].append(float(milliseconds))
+    return {command.lower(): statistics.median(values) if values else None
+            for command, values in found.items()}
 
 
 def cold_add(impl: Implementation, spaces: Namespaces) -> float:
@@ -270,7 +315,6 @@ def run(tmp: Path, counts: Sequence[int], samples: int, jobs: int) -> dict[str, 
         result: dict[str, Any] = {
             "samples": samples, "bandwidth": BANDWIDTH, "host_ports": 1,
             "plugin_execs": {impl.name: impl.plugin_execs for impl in implementations},
-            "exec_wrapper": exec_wrapper_overhead(implementations[0].node, samples),
             "cold_add_ms": {impl.name: round(cold_add(impl, spaces) * 1000, 2)
                             for impl in implementations},
             "phases": []}
@@ -280,6 +324,8 @@ def run(tmp: Path, counts: Sequence[int], samples: int, jobs: int) -> dict[str, 
             attach_background(implementations, spaces, attached, count, jobs)
             attached = count
             progress(f"sampling ADD/DEL with {count} pods attached")
-            result["phases"].append(measure_at(implementations, spaces, count, samples,
-                                               result["exec_wrapper"]["overhead_ms"]))
+            phase = measure_at(implementations, spaces, count, samples)
+            phase["netc"]["plugin_work_ms"] = plugin_work(implementations[0], spaces, tmp,
+                                                          WORK_CALLS, f"p{count}")
+            result["phases"].append(phase)
         return result

@@ -15,6 +15,10 @@ def _pair(figures: dict[str, Any]) -> str:
     return f"{figures['median_ms']:8.1f} / {figures['p90_ms']:8.1f}"
 
 
+def _maybe(milliseconds: float | None) -> str:
+    return "?" if milliseconds is None else f"{milliseconds:.1f}"
+
+
 def _machine(results: dict[str, Any]) -> Iterator[str]:
     m = results["machine"]
     yield f"netc benchmarks, {results['started']} ({results['elapsed_s']:.0f} s)"
@@ -35,14 +39,23 @@ def _attach(suite: dict[str, Any]) -> Iterator[str]:
             yield (f"   {phase['pods']:5}  {step.upper():4} {_pair(phase['netc'][step])}"
                    f"   {_pair(phase['reference'][step])}   {phase['ratio'][step]:6.2f}x"
                    f"   {phase['ratio_unwrapped'][step]:6.2f}x")
-    cold, execs, wrapper = suite["cold_add_ms"], suite["plugin_execs"], suite["exec_wrapper"]
+    yield "   netc-cni's own time from main() to its answer (median of a few extra calls):"
+    for phase in suite["phases"]:
+        work = phase["netc"]["plugin_work_ms"]
+        yield (f"   {phase['pods']:5} pods: ADD {_maybe(work['add'])} of "
+               f"{phase['netc']['add']['median_ms']:.1f}, DEL {_maybe(work['del'])} of "
+               f"{phase['netc']['del']['median_ms']:.1f}; the rest is start-up and exit")
+    cold, execs = suite["cold_add_ms"], suite["plugin_execs"]
+    overheads = "/".join(str(phase["exec_wrapper"]["overhead_ms"]) for phase in suite["phases"])
+    counts = "/".join(str(phase["pods"]) for phase in suite["phases"])
     yield (f"   first ADD on a fresh node: netc {cold['netc']:.1f}, "
            f"reference {cold['reference']:.1f}")
     last = suite["phases"][-1]
     yield (f"   nat rules on the node with {last['pods']} pods: netc "
            f"{last['netc']['nat_rules']}, reference {last['reference']['nat_rules']}")
-    yield (f"   harness: every plugin exec runs under `ip netns exec` (+{wrapper['overhead_ms']}"
-           f" ms each); per chain netc {execs['netc']} exec, reference {execs['reference']};")
+    yield (f"   harness: every plugin exec runs under `ip netns exec` (+{overheads} ms each at "
+           f"{counts} pods);")
+    yield f"   execs per chain: netc {execs['netc']}, reference {execs['reference']};"
     yield "   \"unwrapped\" is the ratio with that cost taken out of both medians"
 
 
