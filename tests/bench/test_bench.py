@@ -1,0 +1,79 @@
+"""The benchmark suite's own logic, without timing anything (figures are never asserted).
+
+The generated file must stay valid as the language grows, or `python -m bench`
+would fail after minutes of attach samples; the statistics and the report
+must say what they claim.
+"""
+
+import ipaddress
+
+from bench import report, startup
+from bench.attach import subnet_prefix
+from bench.generate import netdsl
+from bench.stats import percentile, ratio, summary
+from compiler.pipeline import compile_sources
+from compiler.source import SourceFile
+
+
+def test_generated_file_has_the_lines_asked_for_and_compiles_without_errors():
+    text, networks = netdsl(3000)
+    assert text.count("\n") == 3000
+    compilation = compile_sources([SourceFile("generated.netdsl", text)])
+    assert compilation.ok, compilation.diagnostics[:3]
+    assert len(compilation.networks) == networks > 100
+    bridges = {n.bridge.name for n in compilation.networks}
+    assert len(bridges) == networks
+
+
+def test_a_file_too_small_for_a_network_is_still_valid():
+    text, networks = netdsl(5)
+    assert networks == 0
+    assert compile_sources([SourceFile("tiny.netdsl", text)]).ok
+
+
+def test_percentile_interpolates_and_summary_reports_milliseconds():
+    assert percentile([1.0, 2.0, 3.0, 4.0, 5.0], 0.9) == 4.6
+    assert percentile([7.0], 0.9) == 7.0
+    figures = summary([0.010, 0.020, 0.030])
+    assert (figures["median_ms"], figures["min_ms"], figures["max_ms"]) == (20.0, 10.0, 30.0)
+    assert ratio({"median_ms": 30.0}, {"median_ms": 20.0}) == 1.5
+
+
+def test_the_pod_subnet_holds_every_pod_a_sample_and_the_gateway():
+    for pods in (0, 100, 252, 253, 500, 4000):
+        hosts = ipaddress.ip_network(f"10.0.0.0/{subnet_prefix(pods)}").num_addresses - 2
+        assert hosts >= pods + 2
+
+
+def test_plugin_modules_start_at_the_entry_and_follow_lazy_imports():
+    modules = startup.plugin_modules()
+    assert modules[0] == startup.ENTRY
+    assert "runtime.ops.nat" in modules  # imported inside a function of runtime.ops
+    assert "runtime.driver" not in modules  # `netc run` only
+    assert not any(m.startswith("compiler.cli") for m in modules)
+
+
+def _figures(median):
+    return {"n": 3, "median_ms": median, "p90_ms": median * 1.2, "min_ms": median,
+            "max_ms": median, "samples_ms": [median] * 3}
+
+
+def test_the_report_has_a_row_per_pod_count_and_step():
+    phase = {"pods": 100, "exec_wrapper": {"overhead_ms": 1.5},
+             "netc": {"add": _figures(150), "del": _figures(200), "nat_rules": 208,
+                      "plugin_work_ms": {"add": 30.0, "del": None}},
+             "reference": {"add": _figures(100), "del": _figures(200), "nat_rules": 700},
+             "ratio": {"add": 1.5, "del": 1.0}, "ratio_unwrapped": {"add": 1.58, "del": 1.02}}
+    results = {
+        "started": "2030-01-01T00:00:00Z", "elapsed_s": 1.0, "load_average_end": [0, 0, 0],
+        "machine": {"cpu": "CPU", "cores": 2, "memory": "1 GiB", "os": "OS", "kernel": "6",
+                    "python": "CPython 3.11", "iptables": "iptables", "netc": "netc",
+                    "reference_plugins": "plugins", "load_average": [0, 0, 0]},
+        "suites": {"attach": {"samples": 3, "cold_add_ms": {"netc": 1.0, "reference": 1.0},
+                              "plugin_execs": {"netc": 1, "reference": 4},
+                              "phases": [phase]}}}
+    rows = [line.split() for line in report.text(results).splitlines()]
+    assert ["100", "ADD", "150.0", "/", "180.0", "100.0", "/", "120.0", "1.50x", "1.58x"] in rows
+    assert ["100", "DEL", "200.0", "/", "240.0", "200.0", "/", "240.0", "1.00x", "1.02x"] in rows
+    assert any(row[:6] == ["100", "pods:", "ADD", "30.0", "of", "150.0,"] and "?" in row
+               for row in rows)
