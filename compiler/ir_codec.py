@@ -113,3 +113,10 @@ def _scalar(kind: Any, data: Any) -> Any:
 @cache
 def _hints(kind: type) -> dict[str, Any]:
     return typing.get_type_hints(kind, vars(ir))
+
+
+def warm() -> None:
+    """Resolve the type hints of every IR class now (a long-lived process does it once)."""
+    for value in vars(ir).values():
+        if dataclasses.is_dataclass(value) and isinstance(value, type):
+            _hints(value)

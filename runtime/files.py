@@ -1,9 +1,13 @@
 """Crash-safe files and locks for the runtime's on-disk state.
 
-Every state file is written to a temporary name, flushed to disk and then
-renamed or linked into place, so a crash leaves either the old file or the
-new one -- never an empty reservation, the host-local bug #498.  Locks are
-flock(2) on a file, released by the kernel if the plugin dies.
+Every state file is written to a temporary name and then renamed or linked
+into place, so a process that dies leaves either the old file or the new one.
+Reservations are also flushed to disk before they get their name: after a
+power loss a file system may keep a name whose data never reached the disk,
+an empty reservation -- the host-local bug #498.  Files that are hints or live
+on tmpfs (records, markers, last_reserved_ip) skip that flush: losing one is
+harmless, and each flush costs milliseconds on every ADD.  Locks are flock(2)
+on a file, released by the kernel if the plugin dies.
 """
 
 from __future__ import annotations
@@ -16,20 +20,21 @@ from collections.abc import Iterator
 TEMPORARY_PREFIX = ".netc-tmp-"
 
 
-def _temporary(directory: str, content: bytes) -> str:
+def _temporary(directory: str, content: bytes, durable: bool) -> str:
     path = os.path.join(directory, f"{TEMPORARY_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, content)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     return path
 
 
 def write_atomically(path: str, content: bytes) -> None:
-    """Replace `path` with `content` in one step."""
-    temporary = _temporary(os.path.dirname(path), content)
+    """Replace `path` with `content` in one step (not flushed: for hints and tmpfs)."""
+    temporary = _temporary(os.path.dirname(path), content, durable=False)
     os.replace(temporary, path)
 
 
@@ -39,7 +44,7 @@ def create_exclusively(path: str, content: bytes) -> bool:
     link(2) fails with EEXIST when the name is taken, which makes it the
     reservation primitive, and the file is complete before it has a name.
     """
-    temporary = _temporary(os.path.dirname(path), content)
+    temporary = _temporary(os.path.dirname(path), content, durable=True)
     try:
         os.link(temporary, path)
     except FileExistsError:

@@ -29,9 +29,10 @@ def _libc():
     return ctypes, ctypes.CDLL(None, use_errno=True)
 
 
-def _setns(fd: int) -> None:
+def enter(fd: int, kind: int = CLONE_NEWNET) -> None:
+    """setns(2): move this thread into the namespace `fd` refers to."""
     ctypes, libc = _libc()
-    if libc.setns(fd, CLONE_NEWNET) != 0:
+    if libc.setns(fd, kind) != 0:
         code = ctypes.get_errno()
         raise NetnsError(code, f"setns: {os.strerror(code)}")
 
@@ -62,10 +63,10 @@ class Netns:
         """Run the body inside this namespace, then come back."""
         home = os.open("/proc/self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            _setns(self.fd)
+            enter(self.fd)
             try:
                 yield
             finally:
-                _setns(home)
+                enter(home)
         finally:
             os.close(home)

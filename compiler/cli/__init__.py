@@ -13,7 +13,7 @@ from compiler.cli.build import build
 from compiler.cli.check import check
 from compiler.cli.fmt import fmt
 from compiler.cli.plan import plan_command
-from compiler.cli.runtime import install_plugin, run
+from compiler.cli.runtime import install_plugin, run, serve_cni
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -28,3 +28,4 @@ main.add_command(fmt)
 main.add_command(plan_command, name="plan")
 main.add_command(run)
 main.add_command(install_plugin)
+main.add_command(serve_cni)

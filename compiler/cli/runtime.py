@@ -24,15 +24,29 @@ from compiler.planner.context import (
 @click.command("install-plugin")
 @click.option("--bin-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="A CNI plugin directory, such as /opt/cni/bin.")
-def install_plugin(bin_dir: Path) -> None:
+@click.option("--python", "python", type=click.Path(exists=True, dir_okay=False),
+              help="The interpreter the plugin runs with (default: this one).")
+@click.option("--warm-socket", help="Hand calls to `netc serve-cni` on this socket when it runs.")
+def install_plugin(bin_dir: Path, python: str | None, warm_socket: str | None) -> None:
     """Write a netc-cni launcher into BIN_DIR (absolute interpreter path)."""
     from runtime.install import install
 
     try:
-        target = install(bin_dir)
+        target = install(bin_dir, python, warm_socket)
     except OSError as error:
         raise SystemFailure(f"cannot write into {bin_dir}: {error.strerror}") from error
     click.echo(f"installed {target}", err=True)
+
+
+@click.command("serve-cni")
+@click.option("--socket", "path", default="/run/netc/cni.sock", show_default=True,
+              help="The unix socket launchers connect to.")
+def serve_cni(path: str) -> None:
+    """Keep netc-cni loaded and run calls handed over by warm launchers (root)."""
+    from runtime.cni.server import serve
+    from runtime.install import identity
+
+    serve(path, identity())
 
 
 @click.command("run")

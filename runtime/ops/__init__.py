@@ -51,7 +51,8 @@ class Handler:
 
 
 @cache
-def _registry() -> dict[str, Handler]:
+def registry() -> dict[str, Handler]:
+    """Every handler by kind (imports all handler modules the first time)."""
     from runtime.ops import hostports, ipam, kernel, links, nat, records, shaping
 
     modules = (hostports, ipam, kernel, links, nat, records, shaping)
@@ -60,4 +61,4 @@ def _registry() -> dict[str, Handler]:
 
 def handler_for(op: Operation) -> Handler:
     """The handler of an operation's kind."""
-    return _registry()[op.kind]
+    return registry()[op.kind]

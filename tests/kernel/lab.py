@@ -100,10 +100,11 @@ class Lab:
         return sh("ip", "netns", "exec", netns, *command, check=check, stdin=stdin,
                   timeout=timeout)
 
-    def spawn(self, netns: str, *command: str) -> subprocess.Popen:
+    def spawn(self, netns: str, *command: str, stderr: bool = False) -> subprocess.Popen:
         """A background process in a namespace, stopped by `close` (by its PID)."""
         process = subprocess.Popen(["ip", "netns", "exec", netns, *command], text=True,
-                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                   stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE if stderr else subprocess.DEVNULL)
         self.processes.append(process)
         return process
 

@@ -1,0 +1,65 @@
+"""`netc serve-cni`: calls handed to a warm server behave exactly like cold ones."""
+
+import sys
+
+import pytest
+
+from runtime.install import identity, install
+from tests.kernel import networks
+
+
+@pytest.fixture
+def warm(lab, tmp_path):
+    """A warm launcher in its own bin dir and a running server (stopped with the lab)."""
+    socket = tmp_path / "cni.sock"
+    bin_dir = tmp_path / "warm-bin"
+    install(bin_dir, warm_socket=str(socket))
+    server = lab.spawn(lab.node, sys.executable, "-m", "compiler.cli", "serve-cni", "--socket",
+                       str(socket), stderr=True)
+    assert "listening" in server.stderr.readline()
+    lab.bin_dir = bin_dir
+    return server
+
+
+def test_add_check_del_through_the_server_give_the_cold_results(lab, warm):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=8M,egress=4M")
+    assert result["ips"][0]["address"].startswith("10.77.0.")
+    assert lab.ping(pod.name, "10.77.0.1")
+    lab.check(conflist, pod, ports=("8080:80",), bandwidth="ingress=8M,egress=4M")
+    lab.delete(conflist, pod)
+    assert "veth" not in lab.run(lab.node, "ip", "-o", "link").stdout
+    assert warm.poll() is None, "the server must survive its calls"
+    assert _calls_served(warm) == 3
+
+
+def test_errors_come_back_with_their_code(lab, warm):
+    conflist = lab.network(networks.FULL)
+    lab.add(conflist, lab.pod("a"), ports=("8080:80",))
+    status, error = lab.plugin("{not json", {"CNI_COMMAND": "ADD"})
+    assert (status, error["code"]) == (1, 6)
+
+
+def test_without_a_server_the_launcher_runs_the_plugin_itself(lab, warm):
+    warm.kill()
+    warm.wait()
+    conflist = lab.network(networks.BRIDGE)
+    pod = lab.pod("p")
+    assert lab.add(conflist, pod)["ips"]
+    lab.delete(conflist, pod)
+
+
+def test_a_server_of_another_netc_is_not_used(lab, warm):
+    launcher = lab.bin_dir / "netc-cni"
+    launcher.write_text(launcher.read_text().replace(identity(), "netc 0.0.0 /elsewhere"))
+    conflist = lab.network(networks.BRIDGE)
+    assert lab.add(conflist, lab.pod("p"))["ips"]
+    assert _calls_served(warm) == 0
+
+
+def _calls_served(server) -> int:
+    """Stop the server and count the calls it handed to a child."""
+    server.kill()
+    _, log = server.communicate()
+    return log.count("call handed to process")
