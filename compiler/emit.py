@@ -121,15 +121,15 @@ def static_limits(limits: Limits) -> dict[str, int]:
 
 
 def _netc_plugins(network: Network, version: str) -> list[dict[str, Any]]:
-    capabilities = {}
+    # `ips`: podman replaces the capabilities of a first plugin that lacks it
+    # (reload, `--ip`), which would hide the port mappings of that call.
+    capabilities = {"ips": True}
     if network.hostport is not None:
         capabilities["portMappings"] = True
     if network.bandwidth is not None and network.bandwidth.limit is None:
         capabilities["bandwidth"] = True
     encoded = ir_codec.encode(dataclasses.replace(network, cni_version=version))
-    plugin: dict[str, Any] = {"type": NETC_PLUGIN_TYPE}
-    if capabilities:
-        plugin["capabilities"] = capabilities
+    plugin: dict[str, Any] = {"type": NETC_PLUGIN_TYPE, "capabilities": capabilities}
     plugin["netc"] = {"format": ir_codec.FORMAT, "digest": ir_codec.digest(encoded),
                       "network": encoded}
     return [plugin]

@@ -71,13 +71,19 @@ class IpamStore:
         return f"{container_id}\r\n{ifname}".encode()
 
     def reserve(self, range_set: int, ranges: Sequence[Range], container_id: str, ifname: str,
-                held: str | None = None) -> Lease:
-        """An address for the attachment: `held` again if it still owns it, else a free one."""
+                *, held: str | None = None, requested: str | None = None) -> Lease:
+        """An address for the attachment.
+
+        `held` again if the attachment still owns it (and asks for no other),
+        else the `requested` one if it is free, else the next free one.
+        """
         owner = self._owner(container_id, ifname)
         with locked(self._path("lock")):
             sweep_temporaries(self.directory)
-            if held and self._owned(held, owner):
+            if held and self._owned(held, owner) and held == (requested or held):
                 return _lease(held, ranges)
+            if requested:
+                return self._take(requested, owner, ranges)
             for candidate in self._candidates(range_set, ranges):
                 if create_exclusively(self._path(candidate), owner):
                     write_atomically(self._path(f"last_reserved_ip.{range_set}"),
@@ -85,6 +91,12 @@ class IpamStore:
                     return _lease(candidate, ranges)
         shown = ",".join(f"{r.start}-{r.end}" for r in ranges)
         raise Exhausted(f"no IP addresses available in range set {shown}")
+
+    def _take(self, address: str, owner: bytes, ranges: Sequence[Range]) -> Lease:
+        os.makedirs(self.directory, exist_ok=True)
+        if not create_exclusively(self._path(address), owner) and not self._owned(address, owner):
+            raise Exhausted(f"requested address {address} is held by another attachment")
+        return _lease(address, ranges)
 
     def release(self, container_id: str, ifname: str, held: Sequence[str] = ()) -> list[str]:
         """Free the attachment's addresses; with `held` right, no directory walk is needed."""

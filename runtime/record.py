@@ -75,7 +75,8 @@ def _context_json(context: PodContext) -> dict[str, Any]:
         "egress_burst": context.bandwidth.egress_burst}
     return {"container_id": context.container_id, "ifname": context.ifname,
             "netns": context.netns, "namespace": context.namespace,
-            "pod_name": context.pod_name, "port_mappings": mappings, "bandwidth": bandwidth}
+            "pod_name": context.pod_name, "port_mappings": mappings, "bandwidth": bandwidth,
+            "requested_ips": [str(ip) for ip in context.requested_ips]}
 
 
 def _context(data: dict[str, Any]) -> PodContext:
@@ -88,4 +89,5 @@ def _context(data: dict[str, Any]) -> PodContext:
             PortMapping(m["host_port"], m["container_port"], m["protocol"],
                         ipaddress.ip_address(m["host_ip"]) if m.get("host_ip") else None)
             for m in mappings),
-        bandwidth=None if bandwidth is None else BandwidthRequest(**bandwidth))
+        bandwidth=None if bandwidth is None else BandwidthRequest(**bandwidth),
+        requested_ips=tuple(ipaddress.ip_address(a) for a in data.get("requested_ips", ())))

@@ -23,7 +23,12 @@ from compiler.ir import Bridge, Ipam, Network
 from compiler.planner.context import PodContext, PortMapping
 from compiler.planner.names import AttachmentNames, NetworkNames, record_path
 from compiler.planner.ops import NODE, SANDBOX, Operation
-from compiler.planner.policy import Shaping, check_mappings, resolve_bandwidth
+from compiler.planner.policy import (
+    Shaping,
+    check_mappings,
+    check_requested,
+    resolve_bandwidth,
+)
 from compiler.shaping import Bucket, describe_rate
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
@@ -42,11 +47,13 @@ def attach_operations(network: Network, pod: PodContext, enforce: bool = True
     mappings = pod.port_mappings
     if mappings is not None and enforce:
         mappings = check_mappings(network, pod)
+    if enforce:
+        check_requested(network, pod)
     shaping = resolve_bandwidth(network, pod, enforce) if pod.bandwidth is not None else None
     return [
         _record(network, names),
         *_node(network, network.bridge, network.ipam),
-        *_ipam(network.ipam, network.name),
+        *_ipam(network.ipam, network.name, pod),
         *_sandbox(network.bridge, network.ipam, pod, names),
         *_hostport(network, network.ipam, mappings, names),
         *_shaping(network, shaping, names),
@@ -165,7 +172,7 @@ def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int
     return rules
 
 
-def _ipam(ipam: Ipam, network: str) -> list[Operation]:
+def _ipam(ipam: Ipam, network: str, pod: PodContext) -> list[Operation]:
     ops = []
     for index, family in enumerate(ipam.families()):
         subnets = ipam.subnets_of(family)
@@ -173,10 +180,13 @@ def _ipam(ipam: Ipam, network: str) -> list[Operation]:
                    "gateway": str(s.gateway)} for s in subnets]
         shown = ", ".join(r["subnet"] for r in ranges)
         key = FAMILY_KEY[family]
+        requested = pod.requested(family)
+        what = f"{requested}" if requested else f"an IPv{family} address"
         ops.append(Operation(
-            "ipam.address", f"{key} from {shown}", f"reserve an IPv{family} address in "
-            f"{shown} -> {{{key}.cidr}}",
+            "ipam.address", f"{key} from {shown}", f"reserve {what} in {shown} -> "
+            f"{{{key}.cidr}}",
             {"family": family, "binds": key, "range_set": index, "ranges": ranges,
+             "requested": str(requested) if requested else None,
              "data_dir": ipam.data_dir, "network": network}, "ipam", span=subnets[0].span))
     return ops
 

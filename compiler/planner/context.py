@@ -74,6 +74,11 @@ class PodContext:
     pod_name: str | None = None
     port_mappings: tuple[PortMapping, ...] | None = field(default=())
     bandwidth: BandwidthRequest | None = field(default_factory=BandwidthRequest)
+    requested_ips: tuple[IPAddress, ...] = ()
+
+    def requested(self, family: int) -> IPAddress | None:
+        """The address the pod asks for in one family, if any."""
+        return next((ip for ip in self.requested_ips if ip.version == family), None)
 
 
 def lower_keys(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,6 +97,23 @@ def parse_cni_args(text: str) -> dict[str, str]:
             raise ContextError(f"CNI_ARGS piece {piece!r} is not KEY=VALUE")
         pairs[key] = value
     return pairs
+
+
+def requested_addresses(args: Mapping[str, str], runtime_config: Mapping[str, Any]
+                        ) -> tuple[IPAddress, ...]:
+    """Addresses a pod asks for: `runtimeConfig.ips`, else CNI_ARGS `IP=` (podman --ip).
+
+    Both take `ip` or `ip/prefix`; CNI_ARGS may list several, comma-separated.
+    """
+    entries = runtime_config.get("ips")
+    if entries is None:
+        entries = [e for e in args.get("IP", "").split(",") if e]
+    if not isinstance(entries, list):
+        raise ContextError("runtimeConfig ips must be a list")
+    try:
+        return tuple(ipaddress.ip_interface(str(e)).ip for e in entries)
+    except ValueError:
+        raise ContextError(f"requested addresses {entries} are not all addresses") from None
 
 
 def mappings_from_runtime(entries: Any) -> tuple[PortMapping, ...]:

@@ -29,6 +29,7 @@ from compiler.source import Span
 CODE_HOSTPORT_REFUSED = 101
 CODE_BANDWIDTH_REFUSED = 102
 CODE_HOSTPORT_TAKEN = 103
+CODE_ADDRESS_REFUSED = 104
 """CNI error codes netc uses for policy refusals (CNI leaves 100+ to plugins)."""
 
 
@@ -76,6 +77,20 @@ def _check_mapping(mapping: PortMapping, policy: HostPort | None, network: Netwo
         shown = ", ".join(map(str, policy.host_ips))
         raise PolicyError(f"hostIP {mapping.host_ip} of {mapping} is not one of the allowed "
                           f"host IPs ({shown})", policy.span, CODE_HOSTPORT_REFUSED)
+
+
+def check_requested(network: Network, pod: PodContext) -> None:
+    """A requested address must be one the network could hand out (in a range, no gateway)."""
+    ipam = network.ipam
+    for address in pod.requested_ips:
+        subnets = ipam.subnets_of(address.version) if ipam else ()
+        usable = [s for s in subnets if s.range_start <= address <= s.range_end
+                  and address != s.gateway]
+        if not usable:
+            ranges = ", ".join(f"{s.range_start}..{s.range_end}" for s in subnets) or "none"
+            raise PolicyError(f"the pod asks for address {address}, which is in no range of "
+                              f"network {network.name} ({ranges})",
+                              ipam.span if ipam else network.span, CODE_ADDRESS_REFUSED)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from compiler.planner.context import (
     lower_keys,
     mappings_from_runtime,
     parse_cni_args,
+    requested_addresses,
 )
 from runtime.cni.protocol import (
     CODE_BAD_CONFIG,
@@ -103,6 +104,7 @@ def pod_context(call: Call, request: Request, previous: Record | None) -> PodCon
         args = parse_cni_args(call.args)
         mappings = _maybe(request.runtime_config, "portmappings", mappings_from_runtime)
         bandwidth = _maybe(request.runtime_config, "bandwidth", bandwidth_from_runtime)
+        requested = requested_addresses(args, request.runtime_config)
     except ContextError as error:
         code = CODE_BAD_ENVIRONMENT if "CNI_ARGS" in str(error) else CODE_BAD_CONFIG
         raise CniError(code, str(error)) from None
@@ -115,7 +117,7 @@ def pod_context(call: Call, request: Request, previous: Record | None) -> PodCon
     assert call.container_id and call.ifname
     return PodContext(call.container_id, call.ifname, call.netns,
                       args.get("K8S_POD_NAMESPACE"), args.get("K8S_POD_NAME"), mappings,
-                      bandwidth)
+                      bandwidth, requested)
 
 
 def _maybe(config: dict[str, Any], key: str, reader):

@@ -31,7 +31,8 @@ class AddressReservation(Handler):
         ranges = [Range.from_plan(r) for r in op.params["ranges"]]
         try:
             lease = _store(op).reserve(op.params["range_set"], ranges, run.pod.container_id,
-                                       run.pod.ifname, _held(op, run))
+                                       run.pod.ifname, held=_held(op, run),
+                                       requested=op.params["requested"])
         except Exhausted as error:
             raise Refused(str(error), CODE_NO_ADDRESS) from error
         run.bind(op.params["binds"], ip=lease.address, cidr=f"{lease.address}/{lease.prefix}",

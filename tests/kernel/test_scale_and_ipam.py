@@ -4,6 +4,9 @@ import json
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
+from runtime.driver import PluginFailed
 from tests.kernel import networks
 from tests.kernel.test_lifecycle import NOTHING, _leftovers
 
@@ -78,3 +81,16 @@ def test_a_crashed_writer_leaves_no_empty_reservation(lab):
     names = sorted(p.name for p in directory.iterdir())
     assert not any(name.startswith(".netc-tmp") for name in names)
     assert all((directory / name).stat().st_size > 0 for name in names if name != "lock")
+
+
+def test_a_requested_address_is_given_once_and_kept_on_a_repeated_add(lab):
+    conflist = lab.network(networks.BRIDGE)
+    first, second = lab.pod("a"), lab.pod("b")
+    asked = "IgnoreUnknown=1;IP=10.77.0.50"
+    assert lab.add(conflist, first, args=asked)["ips"][0]["address"] == "10.77.0.50/24"
+    assert lab.add(conflist, first, args=asked)["ips"][0]["address"] == "10.77.0.50/24"
+    with pytest.raises(PluginFailed) as failure:
+        lab.add(conflist, second, args=asked)
+    assert failure.value.error["code"] == 104
+    lab.delete(conflist, first)
+    assert lab.add(conflist, second, args=asked)["ips"][0]["address"] == "10.77.0.50/24"

@@ -123,3 +123,23 @@ def test_runtime_default_bursts_are_bounded():
                                         ingress_burst=(2**32 - 1) * 8 - 1)).ingress
     assert containerd == crio
     assert containerd.burst_bytes == 100_000  # 100 ms at 1 MB/s
+
+
+def test_requested_addresses_come_from_runtime_config_or_cni_args():
+    from compiler.planner.context import requested_addresses
+
+    assert requested_addresses({}, {"ips": ["10.1.0.7/24", "fd00::7"]}) == (
+        ipaddress.ip_address("10.1.0.7"), ipaddress.ip_address("fd00::7"))
+    assert requested_addresses({"IP": "10.1.0.8"}, {}) == (ipaddress.ip_address("10.1.0.8"),)
+    assert requested_addresses({}, {}) == ()
+
+
+@pytest.mark.parametrize("address", ["10.1.0.1", "10.1.1.5", "fd00::5"])
+def test_an_address_outside_the_ranges_or_the_gateway_is_refused(address):
+    from compiler.planner.policy import CODE_ADDRESS_REFUSED, check_requested
+
+    pod = PodContext("c1", requested_ips=(ipaddress.ip_address(address),))
+    with pytest.raises(PolicyError) as refusal:
+        check_requested(PODS, pod)
+    assert refusal.value.code == CODE_ADDRESS_REFUSED
+    assert address in str(refusal.value)

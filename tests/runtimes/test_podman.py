@@ -106,21 +106,12 @@ def _reload(podman: Podman) -> tuple[str, dict, dict]:
     return container, before, after
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "podman 4.3 asks for the container's address again on reload (CNI_ARGS IP=<address>) and, "
-    "as the first plugin of the conflist does not declare the `ips` capability, replaces that "
-    "plugin's whole `capabilities` with {\"ips\": true} (libnetwork/cni/run.go, Setup).  netc's "
-    "conflist has one plugin, so netc-cni gets no portMappings on that ADD.  `podman run --ip` "
-    "does the same.  Declaring \"ips\": true in the emitted capabilities avoids it"))
 def test_network_reload_keeps_the_host_port(lab, podman):
     container, _, _ = _reload(podman)
     dnat = network.names(container).dnat_chain
     assert dnat in lab.run(lab.node, "iptables-save", "-t", "nat").stdout
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "netc-cni ignores the address podman asks for in CNI_ARGS (IP=<address>, sent on reload "
-    "and for `podman run --ip`); host-local honours it"))
 def test_network_reload_keeps_the_address(podman):
     _, before, after = _reload(podman)
     assert after["IPAddress"] == before["IPAddress"]
