@@ -55,7 +55,7 @@ def _remap(error: click.UsageError, detailed: bool) -> None:
 
 
 @click.command(cls=_PlanCommand)
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--network", "network_name", help="The network to plan (default: the only one).")
 @click.option("--pod", default="default/pod", show_default=True, help="NAMESPACE/NAME.")
 @click.option("--container-id", default="netc-dry-run", show_default=True)
@@ -72,12 +72,12 @@ def _remap(error: click.UsageError, detailed: bool) -> None:
 @click.option("--node-netns", help="With --live: the node's network namespace name.")
 @click.option("--detailed-exitcode", is_flag=True,
               help="With --live: exit 0 nothing to do, 2 changes pending, 1 error.")
-def plan_command(file: str, network_name: str | None, pod: str, container_id: str, ifname: str,
+def plan_command(files: tuple[str, ...], network_name: str | None, pod: str, container_id: str, ifname: str,
                  netns: str | None, ports: tuple[str, ...], bandwidth: str | None, command: str,
                  output: str, live: bool, node_netns: str | None,
                  detailed_exitcode: bool) -> None:
-    """Show the operations a pod would get on a network of FILE."""
-    compilation, sources = compile_paths([file])
+    """Show the operations a pod would get on a network of FILES (compiled together)."""
+    compilation, sources = compile_paths(files)
     report(compilation.diagnostics, sources)
     if not compilation.ok:
         sys.exit(EXIT_INVALID)
@@ -102,13 +102,13 @@ def _select(networks: tuple[Network, ...], name: str | None) -> Network:
     if name is None:
         if len(networks) != 1:
             names = ", ".join(n.name for n in networks)
-            raise click.UsageError(f"the file has several networks ({names}); pick one with "
-                                   "--network")
+            raise click.UsageError(f"the input has several networks ({names}); pick one "
+                                   "with --network")
         return networks[0]
     for network in networks:
         if network.name == name:
             return network
-    raise click.UsageError(f"no network named {name!r} in the file")
+    raise click.UsageError(f"no network named {name!r} in the input")
 
 
 def _context(pod: str, container_id: str, ifname: str, netns: str | None,
