@@ -55,7 +55,8 @@ def _remap(error: click.UsageError, detailed: bool) -> None:
 
 
 @click.command(cls=_PlanCommand)
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False))
 @click.option("--network", "network_name", help="The network to plan (default: the only one).")
 @click.option("--pod", default="default/pod", show_default=True, help="NAMESPACE/NAME.")
 @click.option("--container-id", default="netc-dry-run", show_default=True)

@@ -64,9 +64,9 @@ def test_usage_errors_exit_1_under_detailed_exitcode(args, code):
 
 
 def test_the_plugin_imports_neither_lark_nor_click_nor_pyroute2():
-    probe = ("import sys; sys.path.insert(0, %r); import runtime.cni.plugin, runtime.ops;"
-             "runtime.ops.registry(); bad = {'lark', 'click', 'pyroute2'} & set(sys.modules);"
-             "print(sorted(bad))" % str(ROOT))
+    probe = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import runtime.cni.plugin, "
+             "runtime.ops; runtime.ops.registry(); "
+             "print(sorted({'lark', 'click', 'pyroute2'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-IS", "-c", probe], capture_output=True, text=True,
                           check=True)
     assert done.stdout.strip() == "[]"
