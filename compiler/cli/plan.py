@@ -74,9 +74,9 @@ def _remap(error: click.UsageError, detailed: bool) -> None:
 @click.option("--detailed-exitcode", is_flag=True,
               help="With --live: exit 0 nothing to do, 2 changes pending, 1 error.")
 def plan_command(files: tuple[str, ...], network_name: str | None, pod: str,
-                 container_id: str, ifname: str, netns: str | None, ports: tuple[str, ...], bandwidth: str | None, command: str,
-                 output: str, live: bool, node_netns: str | None,
-                 detailed_exitcode: bool) -> None:
+                 container_id: str, ifname: str, netns: str | None, ports: tuple[str, ...],
+                 bandwidth: str | None, command: str, output: str, live: bool,
+                 node_netns: str | None, detailed_exitcode: bool) -> None:
     """Show the operations a pod would get on a network of FILES (compiled together)."""
     compilation, sources = compile_paths(files)
     report(compilation.diagnostics, sources)
