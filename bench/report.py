@@ -77,8 +77,8 @@ def _startup(suite: dict[str, Any]) -> Iterator[str]:
     profile = suite["importtime"]
     yield (f"   netc-cni full import, python -X importtime (median of {profile['runs']} runs):"
            f" {profile['modules']} modules, {profile['total_ms']} ms of imports")
-    yield "     by package (self ms): " + ", ".join(
-        f"{name} {ms}" for name, ms in profile["by_package"][:8])
+    yield "     by package (self ms, 0.5 ms and up): " + ", ".join(
+        f"{name} {ms}" for name, ms in profile["by_package"] if ms >= 0.5)
     yield "     top modules by cumulative ms (self ms):"
     for name, own, cumulative in profile["by_cumulative"]:
         yield f"       {cumulative:7.1f}  ({own:5.1f})  {name}"
