@@ -39,11 +39,6 @@ class Collector:
         """Record a problem found without raising."""
         self.diagnostics.append(diagnostic)
 
-    @property
-    def failed(self) -> bool:
-        """True once any problem was recorded."""
-        return bool(self.diagnostics)
-
 
 def first(statements: tuple[Statement, ...], keyword: str) -> Statement | None:
     """The statement with this keyword (the structure check already refused repeats)."""

@@ -187,14 +187,17 @@ def port_rule(word: Word, verb: str) -> PortRule:
     return PortRule(verb, first, last, protocol or None, word.span)
 
 
+def _quantity(word: Word, expected: str) -> int:
+    try:
+        return parse_quantity(word.text)
+    except QuantityError as error:
+        raise fail("E401", error.message, word.span, expected=expected,
+                   hint=error.hint) from None
+
+
 def rate(word: Word) -> int:
     """A bandwidth in bit/s within what Kubernetes runtimes accept (1k .. 1P)."""
-    try:
-        value = parse_quantity(word.text)
-    except QuantityError as error:
-        raise fail("E401", error.message, word.span,
-                   expected="a Kubernetes quantity in bits per second: 500k, 1M, 10Mi, 1G",
-                   hint=error.hint) from None
+    value = _quantity(word, "a Kubernetes quantity in bits per second: 500k, 1M, 10Mi, 1G")
     if not MIN_RATE <= value <= MAX_RATE:
         hint = None
         if word.text.endswith("m"):
@@ -207,12 +210,7 @@ def rate(word: Word) -> int:
 
 def burst(word: Word) -> int:
     """A bucket size in bits; tc takes at most 2^32-1 bytes."""
-    try:
-        value = parse_quantity(word.text)
-    except QuantityError as error:
-        raise fail("E401", error.message, word.span,
-                   expected="a Kubernetes quantity in bits, such as 1M or 512Ki",
-                   hint=error.hint) from None
+    value = _quantity(word, "a Kubernetes quantity in bits, such as 1M or 512Ki")
     if not 8 <= value < (2**32 - 1) * 8:
         raise fail("E402", f"burst `{word.text}` is outside 8 bits .. 4 GiB", word.span,
                    expected="a burst of at least one byte and under 4 GiB")

@@ -25,9 +25,7 @@ from compiler.pipeline import Compilation, compile_sources
 from compiler.source import SourceFile
 from compiler.syntax import decode, quotable
 
-EXIT_OK = 0
 EXIT_INVALID = 1
-EXIT_USAGE = 2
 EXIT_SYSTEM = 3
 
 

@@ -29,8 +29,8 @@ from compiler.source import Span
 CODE_HOSTPORT_REFUSED = 101
 CODE_BANDWIDTH_REFUSED = 102
 CODE_HOSTPORT_TAKEN = 103
-CODE_ADDRESS_REFUSED = 104
-"""CNI error codes netc uses for policy refusals (CNI leaves 100+ to plugins)."""
+CODE_NO_ADDRESS = 104
+"""CNI error codes of refusals (CNI leaves 100 and up to plugins); the runtime uses them too."""
 
 
 class PolicyError(Exception):
@@ -90,7 +90,7 @@ def check_requested(network: Network, pod: PodContext) -> None:
             ranges = ", ".join(f"{s.range_start}..{s.range_end}" for s in subnets) or "none"
             raise PolicyError(f"the pod asks for address {address}, which is in no range of "
                               f"network {network.name} ({ranges})",
-                              ipam.span if ipam else network.span, CODE_ADDRESS_REFUSED)
+                              ipam.span if ipam else network.span, CODE_NO_ADDRESS)
 
 
 @dataclass(frozen=True, slots=True)

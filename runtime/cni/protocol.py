@@ -5,7 +5,7 @@ logs go to stderr.  The codes netc uses:
 
     1  incompatible CNI version          4  invalid environment variables
     6  stdin is not JSON                  7  invalid network configuration
-    11 try again later                   50 not available (STATUS)
+    50 not available (STATUS)
     100 a kernel operation failed        101 hostPort refused by policy
     102 bandwidth refused by policy      103 host port taken by another pod
     104 no address left                  105 interface exists in the sandbox
@@ -29,7 +29,6 @@ CODE_INCOMPATIBLE_VERSION = 1
 CODE_BAD_ENVIRONMENT = 4
 CODE_DECODE = 6
 CODE_BAD_CONFIG = 7
-CODE_TRY_AGAIN = 11
 CODE_NOT_AVAILABLE = 50
 CODE_DRIFT = 106
 

@@ -19,9 +19,9 @@ from runtime.netlink import wire
 from runtime.netlink.socket import NetlinkError, NetlinkSocket
 from runtime.netlink.wire import Attr, get_string, get_u32, parse_attrs, string, u8, u32
 
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
-RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
-RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+RTM_NEWADDR, RTM_GETADDR = 20, 22
+RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 
 IFINFO = struct.Struct("=BxHiII")
 IFADDR = struct.Struct("=BBBBI")
@@ -105,21 +105,6 @@ class Rtnl:
             if error.errno in (errno.ENODEV, errno.ENOENT):
                 return None
             raise
-
-    def link_by_index(self, index: int) -> Link | None:
-        """The link with this index, or None."""
-        body = IFINFO.pack(0, 0, index, 0, 0)
-        try:
-            return _link(self.nl.get(RTM_GETLINK, body, f"look up link #{index}"))
-        except NetlinkError as error:
-            if error.errno in (errno.ENODEV, errno.ENOENT):
-                return None
-            raise
-
-    def links(self) -> list[Link]:
-        """Every link of the namespace."""
-        body = IFINFO.pack(0, 0, 0, 0, 0)
-        return [_link(reply) for _, reply in self.nl.dump(RTM_GETLINK, body, "list links")]
 
     def create(self, name: str, kind: str, mtu: int | None = None,
                data: list[Attr] | None = None) -> None:

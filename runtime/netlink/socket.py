@@ -16,6 +16,7 @@ from runtime.netlink.wire import (
     HEADER,
     NLM_F_ACK,
     NLM_F_DUMP,
+    NLM_F_MULTI,
     NLM_F_REQUEST,
     NLMSG_DONE,
     NLMSG_ERROR,
@@ -23,7 +24,6 @@ from runtime.netlink.wire import (
 )
 
 NETLINK_ROUTE = 0
-NETLINK_NETFILTER = 12
 RECEIVE_BUFFER = 1 << 20
 
 
@@ -90,5 +90,5 @@ class NetlinkSocket:
                 if kind == NLMSG_DONE:
                     return
                 yield kind, body
-                if not flags & 0x2:  # not NLM_F_MULTI: a single answer
+                if not flags & NLM_F_MULTI:  # a single answer
                     return

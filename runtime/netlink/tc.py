@@ -23,12 +23,11 @@ from runtime.netlink.rtnl import Link, Rtnl
 from runtime.netlink.socket import NetlinkError
 from runtime.netlink.wire import Attr, get_string, iter_attrs, parse_attrs, string, u32, u64
 
-RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
+RTM_NEWQDISC, RTM_GETQDISC = 36, 38
 RTM_NEWTFILTER, RTM_GETTFILTER = 44, 46
 
 TCMSG = struct.Struct("=BxHiIII")
 RATESPEC = struct.Struct("=BBHhHI")
-TBF_QOPT_SIZE = RATESPEC.size * 2 + 12
 U32_SEL = struct.Struct("=BBBxHHhhI")
 U32_KEY = struct.Struct("=IIii")
 MIRRED = struct.Struct("=IIiiiiI")

@@ -64,11 +64,6 @@ def u32(kind: int, value: int) -> Attr:
     return Attr(kind, struct.pack("=I", value))
 
 
-def s32(kind: int, value: int) -> Attr:
-    """A signed 32-bit attribute."""
-    return Attr(kind, struct.pack("=i", value))
-
-
 def u64(kind: int, value: int) -> Attr:
     """A 64-bit attribute."""
     return Attr(kind, struct.pack("=Q", value))

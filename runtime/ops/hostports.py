@@ -16,12 +16,11 @@ from __future__ import annotations
 import os
 
 from compiler.planner.ops import Observation, Operation
+from compiler.planner.policy import CODE_HOSTPORT_TAKEN
 from runtime import programs
 from runtime.executor import Refused, Run
 from runtime.files import create_exclusively, locked, read_text, remove, sweep_temporaries
 from runtime.ops import IN_PLACE_NOW, Handler, differs, missing
-
-CODE_PORT_TAKEN = 103
 
 
 class ClaimHandler(Handler):
@@ -37,7 +36,7 @@ class ClaimHandler(Handler):
                 holder = _conflict(directory, claim, owner)
                 if holder is not None:
                     raise Refused(f"host port {_describe(claim)} is already mapped by "
-                                  f"{holder}", CODE_PORT_TAKEN)
+                                  f"{holder}", CODE_HOSTPORT_TAKEN)
             for claim in op.params["claims"]:
                 create_exclusively(os.path.join(directory, claim), owner.encode())
 

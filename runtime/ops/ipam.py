@@ -9,11 +9,10 @@ CHECK -- gets the same one.
 from __future__ import annotations
 
 from compiler.planner.ops import Observation, Operation
+from compiler.planner.policy import CODE_NO_ADDRESS
 from runtime.executor import Refused, Run
 from runtime.ipam_store import Exhausted, IpamStore, Range
 from runtime.ops import IN_PLACE_NOW, Handler, missing
-
-CODE_NO_ADDRESS = 104
 
 
 def _store(op: Operation) -> IpamStore:

@@ -41,8 +41,5 @@ def bin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def lab(tmp_path: Path, bin_dir: Path) -> Iterator[Lab]:
     """A node and a client namespace, removed after the test."""
-    environment = Lab(tmp_path, bin_dir)
-    try:
+    with Lab(tmp_path, bin_dir) as environment:
         yield environment
-    finally:
-        environment.close()

@@ -84,6 +84,17 @@ class Lab:
             sh("ip", "-n", name, "addr", "add", f"{address}/24", "dev", "eth0")
             sh("ip", "-n", name, "link", "set", "eth0", "up")
 
+    def remove_netns(self, name: str) -> None:
+        """Delete one of the lab's namespaces now (a pod whose sandbox went away)."""
+        sh("ip", "netns", "del", name)
+        self.namespaces.remove(name)
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *failure: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Stop the lab's processes, delete its namespaces (links, rules, qdiscs go along)."""
         for process in self.processes:

@@ -1,52 +1,26 @@
-"""The .netdsl networks the kernel tests attach pods to."""
+"""The .netdsl networks the kernel tests attach pods to ({state} and {data}: lab dirs)."""
 
-BRIDGE = """
-network labnet {
-    state-dir "{state}"
-    bridge nc-br0 {
-        gateway
-        masquerade
-        hairpin
-    }
-    ipam {
-        subnet 10.77.0.0/24
-        route 0.0.0.0/0
-        data-dir "{data}"
-    }
-}
+IPV4 = "        subnet 10.77.0.0/24\n        route 0.0.0.0/0"
+
+
+def bridge_network(bridge: str = "gateway; masquerade; hairpin", subnets: str = IPV4,
+                   extra: str = "") -> str:
+    """Network `labnet` on bridge nc-br0: the bridge's settings, the ipam lines, more blocks."""
+    return f"""
+network labnet {{
+    state-dir "{{state}}"
+    bridge nc-br0 {{ {bridge} }}
+    ipam {{
+{subnets}
+        data-dir "{{data}}"
+    }}
+{extra}}}
 """
 
-FULL = """
-network labnet {
-    state-dir "{state}"
-    bridge nc-br0 {
-        gateway
-        masquerade
-        hairpin
-    }
-    ipam {
-        subnet 10.77.0.0/24
-        route 0.0.0.0/0
-        data-dir "{data}"
-    }
-    hostport
-    bandwidth
-}
-"""
 
-DUAL_STACK = """
-network labnet {
-    state-dir "{state}"
-    bridge nc-br0 {
-        gateway
-        masquerade
-    }
-    ipam {
-        subnet 10.77.0.0/24
-        subnet fd00:77::/64
-        route 0.0.0.0/0
-        route ::/0
-        data-dir "{data}"
-    }
-}
-"""
+BRIDGE = bridge_network()
+FULL = bridge_network(extra="    hostport\n    bandwidth\n")
+DUAL_STACK = bridge_network(
+    "gateway; masquerade",
+    "        subnet 10.77.0.0/24\n        subnet fd00:77::/64\n"
+    "        route 0.0.0.0/0\n        route ::/0")

@@ -54,8 +54,7 @@ def test_an_unlimited_pod_is_far_faster(lab):
 
 
 def test_static_limits_of_the_network_apply_without_annotations(lab):
-    static = networks.FULL.replace("    bandwidth\n",
-                                   "    bandwidth {\n        limit egress 8M\n    }\n")
+    static = networks.bridge_network(extra="    bandwidth { limit egress 8M }\n")
     conflist = lab.network(static)
     address = _serving_pod(lab, conflist, "static")
     assert abs(_measure(lab, address, True) - LIMIT) <= TOLERANCE * LIMIT

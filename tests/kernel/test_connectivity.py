@@ -5,7 +5,7 @@ import pytest
 from tests.kernel import networks
 from tests.kernel.lab import CLIENT_IP
 
-NO_MASQUERADE = networks.BRIDGE.replace("        masquerade\n", "")
+NO_MASQUERADE = networks.bridge_network("gateway; hairpin")
 
 
 def _address(result: dict, family: int = 4) -> str:
@@ -65,7 +65,7 @@ def test_dual_stack_pods_talk_over_ipv6(lab):
 
 @pytest.mark.parametrize("mtu", [1400])
 def test_mtu_reaches_both_ends_of_the_veth(lab, mtu):
-    conflist = lab.network(networks.BRIDGE.replace("gateway\n", f"gateway\n        mtu {mtu}\n"))
+    conflist = lab.network(networks.bridge_network(f"gateway; masquerade; mtu {mtu}"))
     pod = lab.pod("m")
     result = lab.add(conflist, pod)
     host_veth = result["interfaces"][1]["name"]

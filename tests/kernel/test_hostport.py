@@ -90,7 +90,7 @@ def test_stale_udp_conntrack_entries_are_flushed_on_del_and_add(lab):
 
 
 def test_policy_refuses_a_denied_port_with_the_rule_in_the_message(lab):
-    policy = networks.FULL.replace("    hostport\n", "    hostport {\n        deny 22\n    }\n")
+    policy = networks.bridge_network(extra="    hostport { deny 22 }\n")
     conflist = lab.network(policy)
     with pytest.raises(PluginFailed) as failure:
         lab.add(conflist, lab.pod("p"), ports=("22:22",))

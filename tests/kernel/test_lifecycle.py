@@ -1,7 +1,6 @@
 """Issue 4: ADD and DEL are idempotent, DEL is forgiving, a failed ADD leaves nothing."""
 
 import json
-import os
 
 import pytest
 
@@ -49,32 +48,26 @@ def test_repeated_del_succeeds_and_removes_everything(lab):
     assert _leftovers(lab, pod, result) == NOTHING
 
 
-def test_del_after_the_netns_is_gone_still_cleans_the_node(lab):
-    conflist = lab.network(networks.FULL)
-    pod = lab.pod("p")
-    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
-    lab.run(lab.node, "true")
-    os.system(f"ip netns del {pod.name}")
-    lab.namespaces.remove(pod.name)
-    lab.delete(conflist, pod)
-    assert _leftovers(lab, pod, result) == NOTHING
+def _netns_gone(lab, pod) -> None:
+    lab.remove_netns(pod.name)
 
 
-def test_del_without_runtime_config_or_prev_result_removes_the_attachment(lab):
-    conflist = lab.network(networks.FULL)
-    pod = lab.pod("p")
-    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
+def _no_cached_result(lab, pod) -> None:
+    """libcni then sends no prevResult (and the driver no runtimeConfig on DEL)."""
     (lab.tmp / "cache" / "results" / f"labnet-{pod.container_id}-eth0").unlink()
-    lab.delete(conflist, pod)
-    assert _leftovers(lab, pod, result) == NOTHING
 
 
-def test_del_without_any_record_still_finds_the_deterministic_names(lab):
-    conflist = lab.network(networks.FULL)
-    pod = lab.pod("p")
-    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
+def _no_record(lab, pod) -> None:
     for record in (lab.tmp / "state" / "labnet").glob("*.json"):
         record.unlink()
+
+
+@pytest.mark.parametrize("damage", [_netns_gone, _no_cached_result, _no_record])
+def test_del_without_netns_prev_result_runtime_config_or_record_cleans_everything(lab, damage):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
+    damage(lab, pod)
     lab.delete(conflist, pod)
     assert _leftovers(lab, pod, result) == NOTHING
 
@@ -150,8 +143,7 @@ def test_gc_without_a_valid_list_collects_nothing(lab):
 
 
 def test_status_reports_an_exhausted_range(lab):
-    conflist = lab.network(networks.BRIDGE.replace("subnet 10.77.0.0/24",
-                                                   "subnet 10.77.0.0/30"))
+    conflist = lab.network(networks.bridge_network(subnets="        subnet 10.77.0.0/30"))
     environment = {"CNI_COMMAND": "STATUS"}
     request = _json(_plugin_config(conflist, "1.1.0"))
     assert lab.plugin(request, environment) == (0, None)

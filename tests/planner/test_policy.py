@@ -136,10 +136,10 @@ def test_requested_addresses_come_from_runtime_config_or_cni_args():
 
 @pytest.mark.parametrize("address", ["10.1.0.1", "10.1.1.5", "fd00::5"])
 def test_an_address_outside_the_ranges_or_the_gateway_is_refused(address):
-    from compiler.planner.policy import CODE_ADDRESS_REFUSED, check_requested
+    from compiler.planner.policy import CODE_NO_ADDRESS, check_requested
 
     pod = PodContext("c1", requested_ips=(ipaddress.ip_address(address),))
     with pytest.raises(PolicyError) as refusal:
         check_requested(PODS, pod)
-    assert refusal.value.code == CODE_ADDRESS_REFUSED
+    assert refusal.value.code == CODE_NO_ADDRESS
     assert address in str(refusal.value)

@@ -79,8 +79,5 @@ def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def lab(tmp_path: Path, plugin_dir: Path) -> Iterator[Lab]:
     """The kernel lab's node and client namespaces, deleted after the test."""
-    environment = Lab(tmp_path, plugin_dir)
-    try:
+    with Lab(tmp_path, plugin_dir) as environment:
         yield environment
-    finally:
-        environment.close()
