@@ -145,7 +145,7 @@ def _direction(policy: Bandwidth, request: BandwidthRequest, namespace: str | No
         if enforce:
             _check_max(asked, direction,
                        _pick(scoped.max if scoped else None, policy.max, direction))
-        return Rate(asked, request.burst(direction)), None
+        return Rate(asked, request.burst(direction)), policy.span
     default = _pick(scoped.default if scoped else None, policy.default, direction)
     return default, default.span if default else None
 
