@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import attach, build, machine, report, startup
+from bench.implementations import VARIANTS
 from bench.namespaces import STOPPING
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -46,6 +47,14 @@ def _suites(text: str) -> list[str]:
     return [suite for suite in SUITES if suite in chosen]
 
 
+def _variants(text: str) -> list[str]:
+    chosen = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = sorted(set(chosen) - set(VARIANTS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown variants {unknown}; choose from {VARIANTS}")
+    return chosen
+
+
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; every default is what the documented run used."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
@@ -57,6 +66,11 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="ADD/DEL samples per implementation and pod count (default 15)")
     parser.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1),
                         help="parallel ADDs while attaching background pods (not timed)")
+    parser.add_argument("--variants", type=_variants, default=list(VARIANTS),
+                        help="netc-cni start-up variants sampled too: py3 (launcher on "
+                             "--python), warm (netc serve-cni); '' for none (default py3,warm)")
+    parser.add_argument("--python", default="/usr/bin/python3",
+                        help="interpreter of the py3 variant's launcher (default /usr/bin/python3)")
     parser.add_argument("--lines", type=int, default=10_000,
                         help="lines of the generated .netdsl file (default 10000)")
     parser.add_argument("--repeats", type=int, default=10,
@@ -87,7 +101,8 @@ def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     runners = {
         "startup": lambda: startup.run(tmp, str(SMALL_FILE), options.repeats),
         "build": lambda: build.run(tmp, options.lines, options.repeats),
-        "attach": lambda: attach.run(tmp, options.pods, options.samples, options.jobs),
+        "attach": lambda: attach.run(tmp, options.pods, options.samples, options.jobs,
+                                     variants=options.variants, python=options.python),
     }
     suites = {}
     for name in options.only:
@@ -131,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: the attach suite needs root (network namespaces); "
               "run as root or pass --only startup,build", file=sys.stderr)
         return 2
+    if "py3" in options.variants and not os.access(options.python, os.X_OK):
+        print(f"bench: no {options.python}; leaving out the py3 variant", file=sys.stderr)
+        options.variants.remove("py3")
     _stop_cleanly()
     results = measure(options)
     sys.stdout.write(report.text(results))

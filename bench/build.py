@@ -18,9 +18,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.commands import time_command, tool
 from bench.generate import netdsl
-from bench.startup import tool
-from bench.stats import summary, time_command, timed, timed_call
+from bench.stats import summary, timed, timed_call
 from compiler import emit
 from compiler.pipeline import Compilation, compile_sources
 from compiler.source import SourceFile

@@ -58,6 +58,11 @@ def _os_release() -> str:
         return "unknown"
 
 
+def python_version(python: str) -> str:
+    """An interpreter's version and path, as a launcher would run it."""
+    return f"{_output(python, '--version')} ({python})"
+
+
 def netc_version() -> str:
     """netc's package version and the git commit measured (with `+dirty` for local edits)."""
     commit = _output("git", "-C", str(PROJECT), "rev-parse", "--short", "HEAD")

@@ -33,30 +33,43 @@ def _machine(results: dict[str, Any]) -> Iterator[str]:
 def _attach(suite: dict[str, Any]) -> Iterator[str]:
     yield ("1. Pod attachment: bridge + IPAM + 1 hostPort + bandwidth + lo "
            f"({suite['samples']} samples each)")
-    yield "    pods  step   netc median /    p90   ref. median /    p90   netc/ref  unwrapped"
+    yield "    pods  step  implementation     median /      p90    vs ref  unwrapped"
     for phase in suite["phases"]:
         for step in ("add", "del"):
-            yield (f"   {phase['pods']:5}  {step.upper():4} {_pair(phase['netc'][step])}"
-                   f"   {_pair(phase['reference'][step])}   {phase['ratio'][step]:6.2f}x"
-                   f"   {phase['ratio_unwrapped'][step]:6.2f}x")
+            for index, (name, figures) in enumerate(phase["implementations"].items()):
+                lead = f"{phase['pods']:5}  {step.upper():4}" if index == 0 else " " * 11
+                yield (f"   {lead}  {name:14} {_pair(figures[step])}   "
+                       f"{figures['ratio'][step]:6.2f}x   {figures['ratio_unwrapped'][step]:6.2f}x")
+    yield from _where_netc_time_goes(suite)
+    yield from _harness(suite)
+
+
+def _where_netc_time_goes(suite: dict[str, Any]) -> Iterator[str]:
     yield "   netc-cni's own time from main() to its answer (median of a few extra calls):"
     for phase in suite["phases"]:
-        work = phase["netc"]["plugin_work_ms"]
+        netc = phase["implementations"]["netc"]
+        work = netc["plugin_work_ms"]
         yield (f"   {phase['pods']:5} pods: ADD {_maybe(work['add'])} of "
-               f"{phase['netc']['add']['median_ms']:.1f}, DEL {_maybe(work['del'])} of "
-               f"{phase['netc']['del']['median_ms']:.1f}; the rest is start-up and exit")
-    cold, execs = suite["cold_add_ms"], suite["plugin_execs"]
+               f"{netc['add']['median_ms']:.1f}, DEL {_maybe(work['del'])} of "
+               f"{netc['del']['median_ms']:.1f}; the rest is start-up and exit")
+
+
+def _harness(suite: dict[str, Any]) -> Iterator[str]:
+    yield "   first ADD on a fresh node: " + ", ".join(
+        f"{name} {ms:.1f}" for name, ms in suite["cold_add_ms"].items())
+    last = suite["phases"][-1]
+    yield f"   nat rules on the node with {last['pods']} pods: " + ", ".join(
+        f"{name} {figures['nat_rules']}" for name, figures in last["implementations"].items()
+        if "nat_rules" in figures)
     overheads = "/".join(str(phase["exec_wrapper"]["overhead_ms"]) for phase in suite["phases"])
     counts = "/".join(str(phase["pods"]) for phase in suite["phases"])
-    yield (f"   first ADD on a fresh node: netc {cold['netc']:.1f}, "
-           f"reference {cold['reference']:.1f}")
-    last = suite["phases"][-1]
-    yield (f"   nat rules on the node with {last['pods']} pods: netc "
-           f"{last['netc']['nat_rules']}, reference {last['reference']['nat_rules']}")
     yield (f"   harness: every plugin exec runs under `ip netns exec` (+{overheads} ms each at "
            f"{counts} pods);")
-    yield f"   execs per chain: netc {execs['netc']}, reference {execs['reference']};"
+    yield "   execs per chain: " + ", ".join(
+        f"{name} {count}" for name, count in suite["plugin_execs"].items()) + ";"
     yield "   \"unwrapped\" is the ratio with that cost taken out of both medians"
+    yield "   launchers: " + ", ".join(
+        f"{name} {python}" for name, python in suite["launcher_python"].items())
 
 
 def _build(suite: dict[str, Any]) -> Iterator[str]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import runtime
-from bench.stats import run_quietly, time_command
+from bench.commands import run_quietly, time_command, tool
 from runtime.install import install
 
 ENTRY = "runtime.cni.plugin"
@@ -32,15 +32,6 @@ PROJECT = str(Path(runtime.__file__).resolve().parent.parent)
 VERSION_CALL = {"CNI_COMMAND": "VERSION"}
 VERSION_STDIN = b'{"cniVersion": "1.0.0"}'
 REFERENCE_PLUGIN = "/usr/lib/cni/bridge"
-
-
-def tool(name: str) -> str:
-    """A console script of this interpreter's environment, never a pyenv/asdf shim.
-
-    A shim is a shell script that adds tens of milliseconds of its own.
-    """
-    beside = Path(sys.executable).parent / name
-    return str(beside) if beside.exists() else name
 
 
 def _module_file(name: str) -> Path | None:

@@ -1,4 +1,4 @@
-"""Summaries of timing samples: medians and p90s, never means.
+"""Summaries of timing samples: medians and p90s, never means; timing a call.
 
 Latency samples on a shared machine have a long right tail (a page fault, a
 neighbour's build); the median says what a call usually costs and the p90
@@ -9,7 +9,6 @@ a mean is.  Samples are kept in seconds and reported in milliseconds.
 from __future__ import annotations
 
 import statistics
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -53,19 +52,3 @@ def timed_call(action: Callable[[], T]) -> tuple[float, T]:
 def timed(action: Callable[[], object]) -> float:
     """Wall time of one call, in seconds."""
     return timed_call(action)[0]
-
-
-def run_quietly(command: Sequence[str], **options: Any) -> None:
-    """Run a command, output discarded; a failure is an error (a failed run is not a sample)."""
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   **options)
-
-
-def time_command(command: Sequence[str], repeats: int, **options: Any) -> dict[str, Any]:
-    """Summary of `repeats` runs of a command, after one untimed run that warms the caches.
-
-    The warm-up run fills the page cache and writes any missing `.pyc`, which
-    a CI job or a node that has run the plugin before would already have.
-    """
-    run_quietly(command, **options)
-    return summary([timed(lambda: run_quietly(command, **options)) for _ in range(repeats)])

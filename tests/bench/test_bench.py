@@ -8,8 +8,8 @@ must say what they claim.
 import ipaddress
 
 from bench import report, startup
-from bench.attach import subnet_prefix
 from bench.generate import netdsl
+from bench.implementations import subnet_prefix
 from bench.stats import percentile, ratio, summary
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
@@ -58,22 +58,32 @@ def _figures(median):
             "max_ms": median, "samples_ms": [median] * 3}
 
 
-def test_the_report_has_a_row_per_pod_count_and_step():
-    phase = {"pods": 100, "exec_wrapper": {"overhead_ms": 1.5},
-             "netc": {"add": _figures(150), "del": _figures(200), "nat_rules": 208,
-                      "plugin_work_ms": {"add": 30.0, "del": None}},
-             "reference": {"add": _figures(100), "del": _figures(200), "nat_rules": 700},
-             "ratio": {"add": 1.5, "del": 1.0}, "ratio_unwrapped": {"add": 1.58, "del": 1.02}}
+def _implementation(median, ratio, **extra):
+    return {"add": _figures(median), "del": _figures(median), "ratio": {"add": ratio, "del": ratio},
+            "ratio_unwrapped": {"add": ratio + 0.1, "del": ratio + 0.1}, **extra}
+
+
+def test_the_report_has_a_row_per_pod_count_step_and_implementation():
+    phase = {"pods": 100, "exec_wrapper": {"overhead_ms": 1.5}, "implementations": {
+        "netc": _implementation(150, 1.5, nat_rules=208,
+                                plugin_work_ms={"add": 30.0, "del": None}),
+        "netc-warm": _implementation(50, 0.5),
+        "reference": _implementation(100, 1.0, nat_rules=700)}}
     results = {
         "started": "2030-01-01T00:00:00Z", "elapsed_s": 1.0, "load_average_end": [0, 0, 0],
         "machine": {"cpu": "CPU", "cores": 2, "memory": "1 GiB", "os": "OS", "kernel": "6",
                     "python": "CPython 3.11", "iptables": "iptables", "netc": "netc",
                     "reference_plugins": "plugins", "load_average": [0, 0, 0]},
         "suites": {"attach": {"samples": 3, "cold_add_ms": {"netc": 1.0, "reference": 1.0},
-                              "plugin_execs": {"netc": 1, "reference": 4},
+                              "plugin_execs": {"netc": 1, "netc-warm": 1, "reference": 4},
+                              "launcher_python": {"netc": "Python 3.11"},
                               "phases": [phase]}}}
     rows = [line.split() for line in report.text(results).splitlines()]
-    assert ["100", "ADD", "150.0", "/", "180.0", "100.0", "/", "120.0", "1.50x", "1.58x"] in rows
-    assert ["100", "DEL", "200.0", "/", "240.0", "200.0", "/", "240.0", "1.00x", "1.02x"] in rows
+    assert ["100", "ADD", "netc", "150.0", "/", "180.0", "1.50x", "1.60x"] in rows
+    assert ["netc-warm", "50.0", "/", "60.0", "0.50x", "0.60x"] in rows
+    assert ["reference", "100.0", "/", "120.0", "1.00x", "1.10x"] in rows
+    assert ["100", "DEL", "netc", "150.0", "/", "180.0", "1.50x", "1.60x"] in rows
     assert any(row[:6] == ["100", "pods:", "ADD", "30.0", "of", "150.0,"] and "?" in row
                for row in rows)
+    assert ["nat", "rules", "on", "the", "node", "with", "100", "pods:", "netc", "208,",
+            "reference", "700"] in rows

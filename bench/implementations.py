@@ -1,0 +1,180 @@
+"""What the attach suite compares: one network, attached by netc and by the stock plugins.
+
+One attachment is what a runtime does for a pod sandbox on a bridge network:
+a veth on the bridge, an address from IPAM, one hostPort, ingress and egress
+shaping, and `lo` up.  netc does it in one plugin (the `--target netc`
+conflist); the reference does it with bridge+host-local, portmap and
+bandwidth, plus the `loopback` plugin run as its own list the way containerd
+runs it.  Both conflists come from the same `.netdsl` source, and each runs
+on its own node namespace, with its own state under the run's temp dir.
+
+netc can also be measured in variants of how netc-cni starts -- another
+interpreter for the launcher (`install-plugin --python`), or a warm server
+(`netc serve-cni`) -- which share the netc node: same conflist, same state,
+only the launcher differs, so they need no background pods of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from bench.commands import tool
+from bench.namespaces import Namespaces, netns_path
+from compiler import emit
+from compiler.pipeline import compile_sources
+from compiler.planner.context import bandwidth_from_option, mapping_from_option
+from compiler.source import SourceFile
+from runtime import driver
+from runtime.install import install
+
+NETWORK = """
+network benchnet {{
+    state-dir "{state}"
+    bridge nb-br0 {{
+        gateway
+        masquerade
+        hairpin
+    }}
+    ipam {{
+        subnet 10.78.0.0/{prefix}
+        route 0.0.0.0/0
+        data-dir "{data}"
+    }}
+    hostport
+    bandwidth
+}}
+"""
+
+LOOPBACK = {"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": "loopback"}]}
+"""containerd's separate loopback network (go-cni's default `lo` config)."""
+
+BANDWIDTH = "ingress=20M,egress=20M"
+REFERENCE = "reference"
+NETC = "netc"
+VARIANTS = ("py3", "warm")
+"""netc-py3: launcher on another interpreter; netc-warm: calls handed to `netc serve-cni`."""
+SERVER_START_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Pod:
+    """A sandbox: its namespace, its container ID and the host port it maps to 80."""
+
+    netns: str
+    container_id: str
+    host_port: int
+
+
+@dataclass(frozen=True)
+class Implementation:
+    """One way of attaching pods: its node, its conflists in ADD order, its plugin path.
+
+    `owns_node` is false for netc variants, which borrow netc's node and pods.
+    """
+
+    name: str
+    node: str
+    conflists: tuple[driver.Conflist, ...]
+    cni_path: tuple[str, ...]
+    cache_dir: str
+    owns_node: bool = True
+
+    @property
+    def plugin_execs(self) -> int:
+        """Plugins the driver execs per ADD or DEL (host-local is exec'd by bridge itself)."""
+        return sum(len(conflist.plugins) for conflist in self.conflists)
+
+    def invocation(self, pod: Pod) -> driver.Invocation:
+        """What a runtime passes for `pod`: one hostPort and explicit rates."""
+        return driver.Invocation(
+            pod.container_id, netns_path(pod.netns),
+            port_mappings=(mapping_from_option(f"{pod.host_port}:80"),),
+            bandwidth=bandwidth_from_option(BANDWIDTH), cni_path=self.cni_path,
+            cache_dir=self.cache_dir, node_netns=self.node)
+
+    def add(self, pod: Pod) -> None:
+        """ADD every list, in order (loopback first, as containerd does)."""
+        for conflist in self.conflists:
+            driver.add(conflist, self.invocation(pod))
+
+    def delete(self, pod: Pod) -> None:
+        """DEL every list, in reverse order."""
+        for conflist in reversed(self.conflists):
+            driver.delete(conflist, self.invocation(pod))
+
+    def nat_rules(self) -> int:
+        """Rules in the node's nat table: the state portmap and masquerading scale with."""
+        saved = subprocess.run(["ip", "netns", "exec", self.node, "iptables-save", "-t", "nat"],
+                               capture_output=True, text=True, check=True).stdout
+        return sum(1 for line in saved.splitlines() if line.startswith("-A"))
+
+    def with_launcher(self, name: str, bin_dir: Path) -> Implementation:
+        """A variant on this node whose netc-cni is the launcher in `bin_dir`."""
+        return replace(self, name=name, cni_path=(str(bin_dir), *self.cni_path),
+                       owns_node=False)
+
+
+def subnet_prefix(pods: int) -> int:
+    """The longest IPv4 prefix (at most /24) with room for `pods`, a sample and the gateway."""
+    return min(24, 32 - (pods + 3).bit_length())
+
+
+def conflist(text: str, target: str) -> driver.Conflist:
+    """Compile `.netdsl` text for a target, as `netc build` would."""
+    compilation = compile_sources([SourceFile("bench.netdsl", text)])
+    if not compilation.ok:
+        raise RuntimeError(f"bench network does not compile: {compilation.diagnostics}")
+    (network,) = compilation.networks
+    return driver.Conflist(emit.render(emit.conflist(network, target)).encode())
+
+
+def on_node(name: str, spaces: Namespaces, tmp: Path, pods: int) -> Implementation:
+    """netc or the reference on a node of its own, state under `tmp/<name>`."""
+    home = tmp / name
+    text = NETWORK.format(state=home / "state", data=home / "ipam", prefix=subnet_prefix(pods))
+    lists = [conflist(text, name)]
+    if name == REFERENCE:
+        lists.insert(0, driver.Conflist(json.dumps(LOOPBACK).encode()))
+    cni_path = (str(install(tmp / "bin").parent), *driver.DEFAULT_CNI_PATH)
+    return Implementation(name, spaces.node(f"{name}-node"), tuple(lists), cni_path,
+                          str(home / "cache"))
+
+
+def other_python(netc: Implementation, tmp: Path, python: str) -> Implementation:
+    """netc-cni launched by another interpreter (`netc install-plugin --python`)."""
+    bin_dir = tmp / "bin-py3"
+    install(bin_dir, python=python)
+    return netc.with_launcher(f"{NETC}-py3", bin_dir)
+
+
+@contextlib.contextmanager
+def warm(netc: Implementation, tmp: Path) -> Iterator[Implementation]:
+    """netc-cni handed to a `netc serve-cni` running in netc's node, stopped (by PID) after."""
+    socket, log = tmp / "cni.sock", tmp / "serve-cni.log"
+    bin_dir = tmp / "bin-warm"
+    install(bin_dir, warm_socket=str(socket))
+    with log.open("w") as sink:
+        server = subprocess.Popen(["ip", "netns", "exec", netc.node, tool("netc"), "serve-cni",
+                                   "--socket", str(socket)],
+                                  stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
+    try:
+        _wait_until_listening(server, log)
+        yield netc.with_launcher(f"{NETC}-warm", bin_dir)
+    finally:
+        server.kill()
+        server.wait()
+
+
+def _wait_until_listening(server: subprocess.Popen, log: Path) -> None:
+    """Return once the server says it listens; fail with its log if it dies or hangs."""
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while "listening" not in log.read_text():
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"netc serve-cni did not start: {log.read_text().strip()}")
+        time.sleep(0.05)
