@@ -24,4 +24,4 @@ lint: $(BIN)/netc
 	$(BIN)/ruff check .
 
 bench: $(BIN)/netc
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -99,7 +99,8 @@ def _stop_cleanly() -> None:
 def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Each chosen suite in turn, with how long it took."""
     runners = {
-        "startup": lambda: startup.run(tmp, str(SMALL_FILE), options.repeats),
+        "startup": lambda: startup.run(tmp, str(SMALL_FILE), options.repeats,
+                                       options.python if "py3" in options.variants else None),
         "build": lambda: build.run(tmp, options.lines, options.repeats),
         "attach": lambda: attach.run(tmp, options.pods, options.samples, options.jobs,
                                      variants=options.variants, python=options.python),

@@ -76,7 +76,7 @@ def _build(suite: dict[str, Any]) -> Iterator[str]:
     yield (f"2. Compiler on a generated file: {suite['lines']} lines, {suite['networks']} "
            f"networks, {suite['bytes'] // 1024} KiB ({suite['repeats']} runs each)")
     for label, figures in suite["commands"].items():
-        yield f"   {label:32} {_pair(figures)}"
+        yield f"   {label:36} {_pair(figures)}"
     stages = suite["in_process"]
     yield (f"   in process: compile_sources {stages['compile_sources']['median_ms']:.0f}"
            f" ({suite['lines_per_second']} lines/s), emit (netc target)"
@@ -86,7 +86,7 @@ def _build(suite: dict[str, Any]) -> Iterator[str]:
 def _startup(suite: dict[str, Any]) -> Iterator[str]:
     yield f"3. Start-up ({suite['repeats']} runs each, after a warm-up run)"
     for label, figures in suite["tools"].items():
-        yield f"   {label:32} {_pair(figures)}"
+        yield f"   {label:36} {_pair(figures)}"
     profile = suite["importtime"]
     yield (f"   netc-cni full import, python -X importtime (median of {profile['runs']} runs):"
            f" {profile['modules']} modules, {profile['total_ms']} ms of imports")

@@ -80,25 +80,38 @@ def full_import_code() -> str:
     return f"import sys\nsys.path.insert(0, {PROJECT!r})\n{imports}"
 
 
-def launcher_python(*arguments: str) -> list[str]:
+def launcher_python(*arguments: str, python: str = sys.executable) -> list[str]:
     """The launcher's interpreter and flags (-I isolated, -S no site), plus `arguments`."""
-    return [sys.executable, "-IS", *arguments]
+    return [python, "-IS", *arguments]
 
 
-def measure_tools(tmp: Path, small_file: str, repeats: int) -> dict[str, dict[str, Any]]:
+def _plugin_call() -> dict[str, Any]:
+    """How a runtime asks a plugin for VERSION: environment and stdin."""
+    return {"env": {**os.environ, **VERSION_CALL}, "input": VERSION_STDIN}
+
+
+def _other_python_cases(tmp: Path, python: str | None) -> dict[str, tuple[list[str], dict]]:
+    """The floor and netc-cni VERSION with the launcher on another interpreter (if given)."""
+    if not python or not os.access(python, os.X_OK):
+        return {}
+    launcher = str(install(tmp / "bin-py3", python=python))
+    return {f"{python} -IS (floor)": (launcher_python("-c", "pass", python=python), {}),
+            f"netc-cni VERSION ({Path(python).name} launcher)": ([launcher], _plugin_call())}
+
+
+def measure_tools(tmp: Path, small_file: str, repeats: int,
+                  python: str | None = None) -> dict[str, dict[str, Any]]:
     """Wall time of each start-up case, median of `repeats` runs after a warm-up."""
     launcher = str(install(tmp / "bin"))
-    plugin_environment = {**os.environ, **VERSION_CALL}
     netc = tool("netc")
     cases = {
         "python -IS (floor)": (launcher_python("-c", "pass"), {}),
         "netc --version": ([netc, "--version"], {}),
         f"netc check {Path(small_file).name}": ([netc, "check", small_file], {}),
-        "netc-cni VERSION (launcher)": ([launcher], {"env": plugin_environment,
-                                                     "input": VERSION_STDIN}),
+        "netc-cni VERSION (launcher)": ([launcher], _plugin_call()),
         "launcher + full plugin import": (launcher_python("-c", full_import_code()), {}),
-        "reference bridge VERSION (Go)": ([REFERENCE_PLUGIN], {"env": plugin_environment,
-                                                               "input": VERSION_STDIN}),
+        **_other_python_cases(tmp, python),
+        "reference bridge VERSION (Go)": ([REFERENCE_PLUGIN], _plugin_call()),
     }
     return {name: time_command(command, repeats, **options)
             for name, (command, options) in cases.items()}
@@ -162,7 +175,7 @@ def _ranked(modules: dict[str, tuple[float, float]], column: int, top: int) -> l
             for name, (own, cumulative) in rows]
 
 
-def run(tmp: Path, small_file: str, repeats: int) -> dict[str, Any]:
+def run(tmp: Path, small_file: str, repeats: int, python: str | None = None) -> dict[str, Any]:
     """The start-up suite: tool timings and the plugin's import profile."""
-    return {"repeats": repeats, "tools": measure_tools(tmp, small_file, repeats),
+    return {"repeats": repeats, "tools": measure_tools(tmp, small_file, repeats, python),
             "plugin_modules": plugin_modules(), "importtime": import_profile(repeats)}
