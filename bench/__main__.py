@@ -68,9 +68,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="parallel ADDs while attaching background pods (not timed)")
     parser.add_argument("--variants", type=_variants, default=list(VARIANTS),
                         help="netc-cni start-up variants sampled too: py3 (launcher on "
-                             "--python), warm (netc serve-cni); '' for none (default py3,warm)")
+                             "--python), warm (that launcher handing calls to netc serve-cni); "
+                             "'' for none (default py3,warm)")
     parser.add_argument("--python", default="/usr/bin/python3",
-                        help="interpreter of the py3 variant's launcher (default /usr/bin/python3)")
+                        help="interpreter of the variants' launchers (default /usr/bin/python3)")
     parser.add_argument("--lines", type=int, default=10_000,
                         help="lines of the generated .netdsl file (default 10000)")
     parser.add_argument("--repeats", type=int, default=10,
@@ -100,7 +101,7 @@ def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Each chosen suite in turn, with how long it took."""
     runners = {
         "startup": lambda: startup.run(tmp, str(SMALL_FILE), options.repeats,
-                                       options.python if "py3" in options.variants else None),
+                                       options.python if options.variants else None),
         "build": lambda: build.run(tmp, options.lines, options.repeats),
         "attach": lambda: attach.run(tmp, options.pods, options.samples, options.jobs,
                                      variants=options.variants, python=options.python),
@@ -147,9 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: the attach suite needs root (network namespaces); "
               "run as root or pass --only startup,build", file=sys.stderr)
         return 2
-    if "py3" in options.variants and not os.access(options.python, os.X_OK):
-        print(f"bench: no {options.python}; leaving out the py3 variant", file=sys.stderr)
-        options.variants.remove("py3")
+    if options.variants and not os.access(options.python, os.X_OK):
+        print(f"bench: no {options.python}; measuring netc variants on this interpreter",
+              file=sys.stderr)
+        options.python = sys.executable
     _stop_cleanly()
     results = measure(options)
     sys.stdout.write(report.text(results))

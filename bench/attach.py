@@ -206,7 +206,7 @@ def with_variants(stack: contextlib.ExitStack, nodes: list[Implementation], tmp:
     if "py3" in variants:
         chosen.append(impls.other_python(netc, tmp, python))
     if "warm" in variants:
-        chosen.append(stack.enter_context(impls.warm(netc, tmp)))
+        chosen.append(stack.enter_context(impls.warm(netc, tmp, python)))
     return [*chosen, reference]
 
 
@@ -223,8 +223,8 @@ def run(tmp: Path, counts: Sequence[int], samples: int, jobs: int, *,
         chosen = with_variants(stack, nodes, tmp, variants, python)
         result: dict[str, Any] = {
             "samples": samples, "bandwidth": impls.BANDWIDTH, "host_ports": 1,
-            "launcher_python": {impl.name: python_version(python if impl.name.endswith("py3")
-                                                          else sys.executable)
+            "launcher_python": {impl.name: python_version(sys.executable if impl.name == NETC
+                                                          else python)
                                 for impl in chosen if impl.name.startswith(NETC)},
             "plugin_execs": {impl.name: impl.plugin_execs for impl in chosen},
             "cold_add_ms": {impl.name: round(cold_add(impl, spaces) * 1000, 2)

@@ -58,7 +58,8 @@ BANDWIDTH = "ingress=20M,egress=20M"
 REFERENCE = "reference"
 NETC = "netc"
 VARIANTS = ("py3", "warm")
-"""netc-py3: launcher on another interpreter; netc-warm: calls handed to `netc serve-cni`."""
+"""netc-py3: launcher on another interpreter; netc-warm: that launcher hands calls to
+`netc serve-cni`."""
 SERVER_START_TIMEOUT = 30.0
 
 
@@ -154,11 +155,15 @@ def other_python(netc: Implementation, tmp: Path, python: str) -> Implementation
 
 
 @contextlib.contextmanager
-def warm(netc: Implementation, tmp: Path) -> Iterator[Implementation]:
-    """netc-cni handed to a `netc serve-cni` running in netc's node, stopped (by PID) after."""
+def warm(netc: Implementation, tmp: Path, python: str) -> Iterator[Implementation]:
+    """netc-cni handed to a `netc serve-cni` running in netc's node, stopped (by PID) after.
+
+    The launcher runs on `python`, the deployment docs/runtime.md recommends:
+    with the plugin already loaded, the launcher's own start-up is what is left.
+    """
     socket, log = tmp / "cni.sock", tmp / "serve-cni.log"
     bin_dir = tmp / "bin-warm"
-    install(bin_dir, warm_socket=str(socket))
+    install(bin_dir, python=python, warm_socket=str(socket))
     with log.open("w") as sink:
         server = subprocess.Popen(["ip", "netns", "exec", netc.node, tool("netc"), "serve-cni",
                                    "--socket", str(socket)],
