@@ -107,14 +107,20 @@ class Rtnl:
             raise
 
     def create(self, name: str, kind: str, mtu: int | None = None,
-               data: list[Attr] | None = None) -> None:
-        """Create a link of `kind` (bridge, ifb, veth with `data` naming its peer)."""
+               data: list[Attr] | None = None, mac: str | None = None) -> None:
+        """Create a link of `kind` (bridge, ifb, veth with `data` naming its peer).
+
+        A `mac` given here is the link's own from the start: a bridge then never
+        follows its ports' addresses and takes it as its bridge ID.
+        """
         info = [string(IFLA_INFO_KIND, kind)]
         if data:
             info.append(Attr(IFLA_INFO_DATA, data))
         attrs = [string(IFLA_IFNAME, name), Attr(IFLA_LINKINFO, info)]
         if mtu:
             attrs.append(u32(IFLA_MTU, mtu))
+        if mac:
+            attrs.append(Attr(IFLA_ADDRESS, bytes(int(part, 16) for part in mac.split(":"))))
         self._newlink(0, attrs, wire.NLM_F_CREATE | wire.NLM_F_EXCL, f"create {kind} {name}")
 
     def create_veth(self, name: str, peer: str, peer_netns_fd: int, mtu: int | None) -> None:
@@ -150,11 +156,6 @@ class Rtnl:
     def set_mtu(self, link: Link, mtu: int) -> None:
         """Change a link's MTU."""
         self._newlink(link.index, [u32(IFLA_MTU, mtu)], 0, f"set mtu of {link.name}")
-
-    def set_mac(self, link: Link, mac: str) -> None:
-        """Set a link's MAC address (a bridge then stops following its ports' addresses)."""
-        raw = bytes(int(part, 16) for part in mac.split(":"))
-        self._newlink(link.index, [Attr(IFLA_ADDRESS, raw)], 0, f"set mac of {link.name}")
 
     def set_master(self, link: Link, master: Link) -> None:
         """Enslave a link to a bridge."""

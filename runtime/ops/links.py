@@ -10,6 +10,7 @@ requested name that is *not* our pair makes the ADD fail, as CNI requires.
 from __future__ import annotations
 
 import ipaddress
+import os
 
 from compiler.planner.ops import NODE, SANDBOX, Observation, Operation
 from runtime.executor import CODE_OPERATION_FAILED, Refused, Run
@@ -24,7 +25,10 @@ class BridgeHandler(Handler):
 
     A new bridge gets its own MAC pinned: otherwise it takes the lowest MAC of
     its ports and changes as pods come and go, leaving pods with a stale ARP
-    entry for their gateway.
+    entry for their gateway.  The MAC is given at creation: pinning the
+    bridge's current address afterwards changes nothing the kernel notices,
+    so its bridge ID stays 8000.0:0:0:0:0:0 and its carrier never follows the
+    ports (operstate UNKNOWN).
     """
 
     def ensure(self, op: Operation, run: Run) -> None:
@@ -32,9 +36,8 @@ class BridgeHandler(Handler):
         name, mtu = op.params["name"], op.params["mtu"]
         bridge = rtnl.link(name)
         if bridge is None:
-            rtnl.create(name, "bridge", mtu)
+            rtnl.create(name, "bridge", mtu, mac=_random_mac())
             bridge = existing_link(run, NODE, name)
-            rtnl.set_mac(bridge, bridge.mac)
         if bridge.kind != "bridge":
             raise Refused(f"{name} exists but is a {bridge.kind or 'device'}, not a bridge",
                           CODE_OPERATION_FAILED)
@@ -57,6 +60,13 @@ class BridgeHandler(Handler):
         if bridge.promiscuous != op.params["promiscuous"]:
             problems.append("promiscuous mode differs")
         return differs(", ".join(problems)) if problems else IN_PLACE_NOW
+
+
+def _random_mac() -> str:
+    """A random locally administered unicast MAC, as the kernel would pick."""
+    octets = bytearray(os.urandom(6))
+    octets[0] = (octets[0] & 0xFE) | 0x02
+    return ":".join(f"{octet:02x}" for octet in octets)
 
 
 class VethHandler(Handler):
