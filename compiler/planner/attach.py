@@ -85,9 +85,8 @@ def _node(network: Network, bridge: Bridge, ipam: Ipam) -> list[Operation]:
     ops.append(_node_op("link.bridge", bridge.name, f"bridge {bridge.name}{mtu}{promisc} up",
                         {"name": bridge.name, "mtu": bridge.mtu,
                          "promiscuous": bridge.promiscuous}, bridge))
-    if 6 in families:
-        ops.append(_sysctl(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge,
-                           origin_device=bridge.name))
+    ops.append(_sysctl(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge,
+                       origin_device=bridge.name, optional=6 not in families))
     if bridge.gateway:
         for subnet in ipam.subnets:
             address = f"{subnet.gateway}/{subnet.cidr.prefixlen}"
@@ -110,14 +109,20 @@ def _node_op(kind: str, target: str, summary: str, params: dict, origin) -> Oper
 
 def _sysctl(key: str, value: str, origin, *, where: str = NODE, scope: str = NODE,
             undone_by: str | None = None, phase: str = "node",
-            origin_device: str | None = None) -> Operation:
-    """A sysctl; `origin_device` names an interface in the key, whose dots stay dots."""
+            origin_device: str | None = None, optional: bool = False) -> Operation:
+    """A sysctl; `origin_device` names an interface in the key, whose dots stay dots.
+
+    An `optional` one is skipped where the setting does not exist (IPv6 turned
+    off at boot), instead of failing the ADD.
+    """
     path = key.replace(".", "/")
     if origin_device:
         prefix, _, setting = key.rpartition(f".{origin_device}.")
         path = f"{prefix.replace('.', '/')}/{origin_device}/{setting}"
-    return Operation("sysctl", key, f"{key} = {value}", {"path": path, "value": value}, phase,
-                     scope=scope, where=where, undone_by=undone_by, span=origin.span)
+    params = {"path": path, "value": value, **({"optional": True} if optional else {})}
+    summary = f"{key} = {value}" + (" (where the node has it)" if optional else "")
+    return Operation("sysctl", key, summary, params, phase, scope=scope, where=where,
+                     undone_by=undone_by, span=origin.span)
 
 
 def _nat_chains(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> list[Operation]:

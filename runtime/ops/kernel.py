@@ -17,12 +17,14 @@ from runtime.ops import IN_PLACE_NOW, Handler, differs, missing
 
 
 class SysctlHandler(Handler):
-    """One /proc/sys value."""
+    """One /proc/sys value; an optional one may be absent (IPv6 turned off at boot)."""
 
     def ensure(self, op: Operation, run: Run) -> None:
         path, value = op.params["path"], op.params["value"]
         current = run.host.read_sysctl(op.where, path)
         if current is None:
+            if op.params.get("optional"):
+                return
             raise Refused(f"/proc/sys/{path} does not exist", CODE_OPERATION_FAILED)
         if current != value:
             run.host.write_sysctl(op.where, path, value)
@@ -30,6 +32,8 @@ class SysctlHandler(Handler):
     def observe(self, op: Operation, run: Run) -> Observation:
         current = run.host.read_sysctl(op.where, op.params["path"])
         if current is None:
+            if op.params.get("optional"):
+                return IN_PLACE_NOW
             return missing("the setting does not exist")
         if current != op.params["value"]:
             return differs(f"is {current}, want {op.params['value']}")
