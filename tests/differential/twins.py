@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import statistics
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,11 @@ def retarget(network: Network, tmp: Path) -> Network:
     return dataclasses.replace(network, ipam=ipam, state_dir=str(tmp / "state"))
 
 
+def each(labs: dict[str, TwinLab], function: Callable[[TwinLab], Any]) -> dict[str, Any]:
+    """`function` on every lab at once, by target: {"reference": ..., "netc": ...}."""
+    return dict(zip(labs, run_both(function, labs.values()), strict=True))
+
+
 def run_both(function, items: Iterable[Any]) -> list[Any]:
     """`function` over items concurrently (labs are independent; probes mostly wait)."""
     items = list(items)
@@ -73,11 +78,12 @@ class TwinLab(Lab):
         self.iperf_ports: dict[str, int] = {}
         self.sysctl(BRIDGE_NF, "1")
 
-    def sysctl(self, key: str, value: str | None = None) -> str:
-        """Read (or first write) a sysctl of the node namespace."""
+    def sysctl(self, key: str, value: str | None = None, where: str = "node") -> str:
+        """Read (or first write) a sysctl of the node, or of the pod `where` names."""
+        namespace = self.node if where == "node" else self.pods[where].name
         if value is not None:
-            self.run(self.node, "sysctl", "-qw", f"{key}={value}")
-        return self.run(self.node, "sysctl", "-n", key).stdout.strip()
+            self.run(namespace, "sysctl", "-qw", f"{key}={value}")
+        return self.run(namespace, "sysctl", "-n", key).stdout.strip()
 
     def build(self, networks: Iterable[Network]) -> None:
         """This target's conflist of each network, directories moved into the lab."""
@@ -136,6 +142,16 @@ class TwinLab(Lab):
         decide.  iperf3's own summary misreports shaped rates by up to 25 %
         with -O or -R.
         """
+        seconds_after = self._iperf_seconds(key, direction, seconds)[skip:seconds]
+        return statistics.median(i["bits_per_second"] for i in seconds_after)
+
+    def iperf_average(self, key: str, direction: str, seconds: int) -> float:
+        """Bits per second over a whole run, first second included (what a burst is for)."""
+        run = self._iperf_seconds(key, direction, seconds)
+        return sum(i["bytes"] for i in run) * 8 / sum(i["seconds"] for i in run)
+
+    def _iperf_seconds(self, key: str, direction: str, seconds: int) -> list[dict[str, Any]]:
+        """The receiver's per-second counts of one iperf3 run (a one-shot server)."""
         pod, address = self.pods[key].name, self.address(key)
         receiver, sender, target = ((pod, self.node, address) if direction == "ingress"
                                     else (self.node, pod, NODE_IP))
@@ -145,8 +161,14 @@ class TwinLab(Lab):
         self.run(sender, "iperf3", "-c", target, "-p", str(port), "-t", str(seconds),
                  timeout=seconds + 20)
         output, _ = server.communicate(timeout=10)
-        seconds_after = json.loads(output)["intervals"][skip:seconds]
-        return statistics.median(i["sum"]["bits_per_second"] for i in seconds_after)
+        return [i["sum"] for i in json.loads(output)["intervals"]]
+
+    def link(self, key: str, device: str) -> dict[str, Any]:
+        """`ip -d -j link` details of a device on the node ("node") or in pod `key`."""
+        namespace = self.node if key == "node" else self.pods[key].name
+        (details,) = json.loads(self.run(namespace, "ip", "-d", "-j", "link", "show",
+                                         "dev", device).stdout)
+        return details
 
     def node_text(self, *command: str) -> str:
         """The output of a command run in the node namespace."""
