@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import statistics
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -124,6 +125,12 @@ class TwinLab(Lab):
         interfaces = self.results[key]["interfaces"]
         return next(i["name"] for i in interfaces
                     if not i.get("sandbox") and i["name"].startswith("veth"))
+
+    def redirects(self, key: str) -> list[tuple[str, str]]:
+        """(device, verdict) of each mirred action on the ingress of pod `key`'s host veth."""
+        listing = self.node_text("tc", "filter", "show", "dev", self.host_veth(key),
+                                 "parent", "ffff:")
+        return re.findall(r"mirred \(Egress Redirect to device (\S+)\) (\w+)", listing)
 
     def settle(self, timeout: float = 5.0) -> None:
         """Wait until no address on the node is tentative (IPv6 DAD still running)."""
