@@ -53,3 +53,11 @@ def test_every_command_the_readme_shows_exists():
 def test_every_linked_document_exists():
     for link in re.findall(r"\]\((docs/[a-z-]+\.md)", README):
         assert (ROOT / link).exists(), link
+
+
+def test_every_test_the_differences_page_names_exists():
+    """docs/differences.md cites a kernel test for each difference; renaming one breaks it."""
+    named = set(re.findall(r"`(test_[a-z0-9_]+)`", (DOCS / "differences.md").read_text()))
+    defined = {name for path in (ROOT / "tests" / "differential").glob("test_*.py")
+               for name in re.findall(r"^def (test_[a-z0-9_]+)", path.read_text(), re.M)}
+    assert named and named <= defined, sorted(named - defined)
