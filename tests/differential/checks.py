@@ -1,8 +1,8 @@
 """The traffic checks run on both twin labs, and the table of verdicts they give.
 
 Every network of an example gets two pods: `web` (serving TCP and UDP on
-port 80 and iperf3, with host ports and a bandwidth request when the network
-supports them) and `peer` (nothing).  The scenario is derived from the IR, so
+port 80, with host ports and a bandwidth request, measured with iperf3, when
+the network supports them) and `peer` (nothing).  The scenario is derived from the IR, so
 each lab gets the same pods, ports and requests; ports are picked among those
 the network's policy allows, since the reference does not enforce it.
 
@@ -13,7 +13,6 @@ compare equal exactly when the kernels behave the same.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -131,6 +130,8 @@ def checks(plan: Scenario) -> list[Check]:
     for source in plan.networks:
         rows += [_ask(f"{source.name}/peer", "tcp", _pod(f"{other.name}/web"), SERVICE_PORT,
                       f"{other.name}/web") for other in plan.networks if other is not source]
+    names = [row.name for row in rows]
+    assert len(set(names)) == len(names), f"checks named twice: {names}"
     return rows
 
 
@@ -143,7 +144,8 @@ def _pod_checks(network: Network) -> list[Check]:
                  _ping(web, _pod(peer, family), f"{peer} v{family}")]
         if network.bridge.gateway:
             gateway = str(network.ipam.subnets_of(family)[0].gateway)
-            rows.append(_ping(web, lambda _lab, g=gateway: g, f"{network.name} gateway"))
+            rows.append(_ping(web, lambda _lab, g=gateway: g,
+                              f"{network.name} gateway v{family}"))
     rows += [_ask(peer, "tcp", _pod(web), SERVICE_PORT, web),
              _ask(peer, "tcp", lambda _lab: CLIENT_IP, CLIENT_PORT, "client")]
     return rows
@@ -237,14 +239,10 @@ def side_by_side(tables: dict[str, dict[str, str]]) -> str:
     names = list(tables)
     rows = list(dict.fromkeys(k for t in tables.values() for k in t))
     width = max(map(len, rows), default=0)
-    lines = [f"  {'check':{width}}  " + "  ".join(f"{n:28}" for n in names)]
+    cell = max((len(v) for t in tables.values() for v in t.values()), default=0)
+    lines = [f"  {'check':{width}}  " + "  ".join(f"{n:{cell}}" for n in names)]
     for row in rows:
         cells = [tables[n].get(row, "-") for n in names]
         mark = "!" if len(set(cells)) > 1 else " "
-        lines.append(f"{mark} {row:{width}}  " + "  ".join(f"{c:28}" for c in cells))
-    return "\n".join(lines)
-
-
-def dump(tables: dict[str, dict[str, str]]) -> str:
-    """The tables as JSON, for reports."""
-    return json.dumps(tables, indent=2)
+        lines.append(f"{mark} {row:{width}}  " + "  ".join(f"{c:{cell}}" for c in cells))
+    return "\n".join(line.rstrip() for line in lines)

@@ -11,8 +11,7 @@ hairpin, hostPort from outside) must hold, so two equally broken labs fail.
 import pytest
 
 from tests.differential import checks
-from tests.differential.twins import BRIDGE_EXAMPLES, compiled, run_both
-from tests.kernel.lab import NODE_IP
+from tests.differential.twins import BRIDGE_EXAMPLES, compiled, each
 
 
 def _expected(plan: checks.Scenario) -> dict[str, str]:
@@ -40,14 +39,15 @@ def _expected(plan: checks.Scenario) -> dict[str, str]:
 @pytest.mark.parametrize("example", BRIDGE_EXAMPLES)
 def test_both_targets_give_the_same_verdicts(twins, example):
     plan = checks.scenario(compiled(example))
-    labs = list(twins.values())
-    run_both(lambda lab: checks.populate(lab, plan), labs)
-    tables = dict(zip(twins, run_both(lambda lab: checks.table(lab, plan), labs), strict=True))
-    measured = dict(zip(twins, run_both(lambda lab: checks.rates(lab, plan), labs), strict=True))
+    each(twins, lambda lab: checks.populate(lab, plan))
+    tables = each(twins, lambda lab: checks.table(lab, plan))
+    measured = each(twins, lambda lab: checks.rates(lab, plan))
     for target, rates in measured.items():
         tables[target].update(checks.rate_verdicts(rates))
-    print(f"{example} (node {NODE_IP}):\n{checks.side_by_side(tables)}\nrates: {measured}")
     shown = checks.side_by_side(tables)
+    print(f"{example}:\n{shown}")
+    for target, rates in measured.items():
+        print(f"{target} (Mbit/s): " + ", ".join(f"{k} {r / 1e6:.2f}" for k, r in rates.items()))
     assert tables["netc"] == tables["reference"], shown
     expected = _expected(plan)
     assert {k: tables["reference"].get(k) for k in expected} == expected, shown
