@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.commands import time_command, tool
+from bench.commands import Case, time_commands, tool
 from bench.generate import netdsl
 from bench.stats import summary, timed, timed_call
 from compiler import emit
@@ -26,13 +26,13 @@ from compiler.pipeline import Compilation, compile_sources
 from compiler.source import SourceFile
 
 
-def commands(path: str) -> dict[str, list[str]]:
+def commands(path: str) -> dict[str, Case]:
     """The command lines timed, by report label."""
     netc = tool("netc")
     return {
-        "netc check": [netc, "check", path],
-        "netc build --target netc": [netc, "build", "--target", "netc", path],
-        "netc build --target reference": [netc, "build", "--target", "reference", path],
+        "netc check": ([netc, "check", path], {}),
+        "netc build --target netc": ([netc, "build", "--target", "netc", path], {}),
+        "netc build --target reference": ([netc, "build", "--target", "reference", path], {}),
     }
 
 
@@ -57,8 +57,7 @@ def run(tmp: Path, lines: int, repeats: int) -> dict[str, Any]:
     text, networks = netdsl(lines)
     path = tmp / "generated.netdsl"
     path.write_text(text)
-    timings = {label: time_command(command, repeats)
-               for label, command in commands(str(path)).items()}
+    timings = time_commands(commands(str(path)), repeats)
     stages = in_process(text, str(path), repeats)
     return {"lines": text.count("\n"), "networks": networks, "bytes": len(text.encode()),
             "repeats": repeats, "commands": timings, "in_process": stages,

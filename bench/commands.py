@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +29,22 @@ def run_quietly(command: Sequence[str], **options: Any) -> None:
                    **options)
 
 
-def time_command(command: Sequence[str], repeats: int, **options: Any) -> dict[str, Any]:
-    """Summary of `repeats` runs of a command, after one untimed run that warms the caches.
+Case = tuple[Sequence[str], dict[str, Any]]
+"""A command line and the `subprocess.run` options it needs (env, input)."""
 
-    The warm-up run fills the page cache and writes any missing `.pyc`, which
-    a CI job or a node that has run the plugin before would already have.
+
+def time_commands(cases: dict[str, Case], repeats: int) -> dict[str, dict[str, Any]]:
+    """Summary per case of `repeats` runs, interleaved, after one untimed run of each.
+
+    Round-robin, so a burst of load on a shared machine hits every case
+    alike rather than all the runs of one.  The warm-up run fills the page
+    cache and writes any missing `.pyc`, which a CI job or a node that has
+    run the plugin before would already have.
     """
-    run_quietly(command, **options)
-    return summary([timed(lambda: run_quietly(command, **options)) for _ in range(repeats)])
+    for command, options in cases.values():
+        run_quietly(command, **options)
+    samples: dict[str, list[float]] = {label: [] for label in cases}
+    for _ in range(repeats):
+        for label, (command, options) in cases.items():
+            samples[label].append(timed(partial(run_quietly, command, **options)))
+    return {label: summary(values) for label, values in samples.items()}

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import runtime
-from bench.commands import run_quietly, time_command, tool
+from bench.commands import Case, run_quietly, time_commands, tool
 from runtime.install import install
 
 ENTRY = "runtime.cni.plugin"
@@ -90,7 +90,7 @@ def _plugin_call() -> dict[str, Any]:
     return {"env": {**os.environ, **VERSION_CALL}, "input": VERSION_STDIN}
 
 
-def _other_python_cases(tmp: Path, python: str | None) -> dict[str, tuple[list[str], dict]]:
+def _other_python_cases(tmp: Path, python: str | None) -> dict[str, Case]:
     """The floor and netc-cni VERSION with the launcher on another interpreter (if given)."""
     if not python or not os.access(python, os.X_OK):
         return {}
@@ -101,7 +101,7 @@ def _other_python_cases(tmp: Path, python: str | None) -> dict[str, tuple[list[s
 
 def measure_tools(tmp: Path, small_file: str, repeats: int,
                   python: str | None = None) -> dict[str, dict[str, Any]]:
-    """Wall time of each start-up case, median of `repeats` runs after a warm-up."""
+    """Wall time of each start-up case over `repeats` interleaved runs, after a warm-up."""
     launcher = str(install(tmp / "bin"))
     netc = tool("netc")
     cases = {
@@ -113,8 +113,7 @@ def measure_tools(tmp: Path, small_file: str, repeats: int,
         **_other_python_cases(tmp, python),
         "reference bridge VERSION (Go)": ([REFERENCE_PLUGIN], _plugin_call()),
     }
-    return {name: time_command(command, repeats, **options)
-            for name, (command, options) in cases.items()}
+    return time_commands(cases, repeats)
 
 
 def _parse_importtime(stderr: str) -> dict[str, tuple[int, int]]:
