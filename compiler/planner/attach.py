@@ -226,12 +226,28 @@ def _sandbox(bridge: Bridge, ipam: Ipam, pod: PodContext, names: AttachmentNames
                              {"dev": eth, "address": f"{{{key}.cidr}}"}, "sandbox",
                              where=SANDBOX, undone_by=host, span=ipam.span))
     ops.append(_up(eth, SANDBOX, host, bridge))
+    for family in ipam.families():
+        ops.append(_forget_neighbour(bridge, family, ipam))
     for route in ipam.routes:
         via = str(route.via) if route.via else f"{{{FAMILY_KEY[route.dst.version]}.gateway}}"
         ops.append(Operation("route", f"{route.dst} via {via}", f"route {route.dst} via {via} "
                              f"dev {eth}", {"dst": str(route.dst), "via": via, "dev": eth},
                              "sandbox", where=SANDBOX, undone_by=host, span=route.span))
     return ops
+
+
+def _forget_neighbour(bridge: Bridge, family: int, ipam: Ipam) -> Operation:
+    """The node forgets the MAC its neighbour table holds for the pod's address.
+
+    A reused address would otherwise keep the previous pod's MAC for up to
+    45 s (the pod's gratuitous ARP goes out before its bridge port forwards);
+    DEL forgets it too, for the next pod.
+    """
+    key = FAMILY_KEY[family]
+    return Operation("neighbour.forget", f"{bridge.name} {{{key}.ip}}",
+                     f"forget the node's neighbour entry for {{{key}.ip}} on {bridge.name}",
+                     {"dev": bridge.name, "address": f"{{{key}.ip}}"}, "sandbox",
+                     span=ipam.span)
 
 
 def _up(dev: str, where: str, undone_by: str, origin) -> Operation:

@@ -4,7 +4,8 @@ ADD is `compiler.planner.attach`.  DEL is derived from it, never written
 separately: the attachment-owned operations of the ADD, in reverse order,
 each turned into a removal -- so what a DEL undoes is by construction what
 an ADD did.  CHECK verifies every operation of the ADD, node-scoped ones
-included, except the conntrack flush, which leaves nothing to verify.
+included, except the one-shot flushes of conntrack and neighbour entries,
+which leave nothing to verify.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from compiler.planner.context import PodContext
 from compiler.planner.ops import CHECK, REMOVE, Attachment, Operation, Plan
 
 COMMANDS = ("ADD", "DEL", "CHECK")
+ONE_SHOT = ("conntrack.flush", "neighbour.forget")
+"""Operations that leave nothing to verify: CHECK skips them."""
 
 
 class PlanError(ValueError):
@@ -40,4 +43,4 @@ def _for_command(adding: list[Operation], command: str) -> list[Operation]:
         return adding
     if command == "DEL":
         return [op.with_action(REMOVE) for op in reversed(adding) if op.removed_by_del]
-    return [op.with_action(CHECK) for op in adding if op.kind != "conntrack.flush"]
+    return [op.with_action(CHECK) for op in adding if op.kind not in ONE_SHOT]

@@ -22,8 +22,11 @@ from runtime.netlink.wire import Attr, get_string, get_u32, parse_attrs, string,
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
+RTM_DELNEIGH = 29
 
 IFINFO = struct.Struct("=BxHiII")
+NDMSG = struct.Struct("=BxHiHBB")
+NDA_DST = 1
 IFADDR = struct.Struct("=BBBBI")
 RTMSG = struct.Struct("=BBBBBBBBI")
 
@@ -220,6 +223,21 @@ class Rtnl:
         body = RTMSG.pack(FAMILIES[network.version], network.prefixlen, 0, 0, RT_TABLE_MAIN,
                           RTPROT_BOOT, 0, RTN_UNICAST, 0) + b"".join(a.encode() for a in attrs)
         self._tolerate_exists(RTM_NEWROUTE, body, f"add route {dst} via {gateway}")
+
+    # neighbours
+
+    def forget_neighbour(self, link: Link, address: str) -> bool:
+        """Delete the neighbour entry of `address` on a link; False when there was none."""
+        ip = ipaddress.ip_address(address)
+        body = NDMSG.pack(FAMILIES[ip.version], 0, link.index, 0, 0, 0) + Attr(
+            NDA_DST, ip.packed).encode()
+        try:
+            self.nl.request(RTM_DELNEIGH, 0, body, f"forget neighbour {address}")
+        except NetlinkError as error:
+            if error.errno in (errno.ENOENT, errno.ENODEV):
+                return False
+            raise
+        return True
 
     def _tolerate_exists(self, kind: int, body: bytes, what: str) -> None:
         try:

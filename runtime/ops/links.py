@@ -220,6 +220,21 @@ class RouteHandler(Handler):
         return IN_PLACE_NOW
 
 
+class NeighbourForget(Handler):
+    """Drop a stale neighbour entry; nothing to verify afterwards."""
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        link = run.host.node.link(op.params["dev"])
+        if link is not None:
+            run.host.node.forget_neighbour(link, op.params["address"])
+
+    def remove(self, op: Operation, run: Run) -> None:
+        self.ensure(op, run)
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        return IN_PLACE_NOW
+
+
 HANDLERS = {
     "link.bridge": BridgeHandler(),
     "link.veth": VethHandler(),
@@ -229,4 +244,5 @@ HANDLERS = {
     "link.ifb": IfbHandler(),
     "address": AddressHandler(),
     "route": RouteHandler(),
+    "neighbour.forget": NeighbourForget(),
 }

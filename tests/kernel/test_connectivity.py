@@ -71,3 +71,16 @@ def test_mtu_reaches_both_ends_of_the_veth(lab, mtu):
     host_veth = result["interfaces"][1]["name"]
     assert f"mtu {mtu}" in lab.run(pod.name, "ip", "link", "show", "eth0").stdout
     assert f"mtu {mtu}" in lab.run(lab.node, "ip", "link", "show", host_veth).stdout
+
+
+def test_a_reused_address_is_reachable_from_the_node_at_once(lab):
+    """Another pod stays on the bridge (a bridge losing its last port forgets its neighbours)."""
+    conflist = lab.network(networks.BRIDGE)
+    lab.add(conflist, lab.pod("stay"))
+    first, second = lab.pod("first"), lab.pod("second")
+    asked = "IgnoreUnknown=1;IP=10.77.0.42"
+    lab.add(conflist, first, args=asked)
+    assert lab.ping(lab.node, "10.77.0.42")
+    lab.delete(conflist, first)
+    lab.add(conflist, second, args=asked)
+    assert lab.ping(lab.node, "10.77.0.42")
