@@ -39,6 +39,17 @@ def _counts(text: str) -> list[int]:
     return counts
 
 
+def _positive(text: str) -> int:
+    """A count of at least 1: a median of nothing is no figure."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text}")
+    return value
+
+
 def _suites(text: str) -> list[str]:
     chosen = [part.strip() for part in text.split(",")]
     unknown = sorted(set(chosen) - set(SUITES))
@@ -62,9 +73,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help=f"comma-separated suites to run, of {','.join(SUITES)} (default all)")
     parser.add_argument("--pods", type=_counts, default=[0, 100, 500],
                         help="pods already attached when sampling (default 0,100,500)")
-    parser.add_argument("--samples", type=int, default=15,
+    parser.add_argument("--samples", type=_positive, default=15,
                         help="ADD/DEL samples per implementation and pod count (default 15)")
-    parser.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1),
+    parser.add_argument("--jobs", type=_positive, default=2 * (os.cpu_count() or 1),
                         help="parallel ADDs while attaching background pods (not timed)")
     parser.add_argument("--variants", type=_variants, default=list(VARIANTS),
                         help="netc-cni start-up variants sampled too: py3 (launcher on "
@@ -72,9 +83,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                              "'' for none (default py3,warm)")
     parser.add_argument("--python", default="/usr/bin/python3",
                         help="interpreter of the variants' launchers (default /usr/bin/python3)")
-    parser.add_argument("--lines", type=int, default=10_000,
+    parser.add_argument("--lines", type=_positive, default=10_000,
                         help="lines of the generated .netdsl file (default 10000)")
-    parser.add_argument("--repeats", type=int, default=10,
+    parser.add_argument("--repeats", type=_positive, default=10,
                         help="runs of each command-line timing and import profile (default 10)")
     parser.add_argument("--out", type=Path, default=RESULTS,
                         help="directory for the JSON results (default bench/results)")
