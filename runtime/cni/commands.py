@@ -25,7 +25,6 @@ from runtime.cni.protocol import (
     CODE_DRIFT,
     CODE_INCOMPATIBLE_VERSION,
     CODE_NOT_AVAILABLE,
-    SUPPORTED_VERSIONS,
     Call,
     CniError,
     version_key,
@@ -37,12 +36,6 @@ from runtime.host import Host
 from runtime.ipam_store import IpamStore, Range
 from runtime.netns import NetnsError
 from runtime.record import Record
-
-
-def version_reply(config_version: str | None) -> dict[str, Any]:
-    """The VERSION answer."""
-    return {"cniVersion": config_version or "1.0.0",
-            "supportedVersions": list(SUPPORTED_VERSIONS)}
 
 
 def _lock(request: Request) -> str:

@@ -13,9 +13,13 @@ import os
 import sys
 import time
 
-from runtime.cni import commands
-from runtime.cni.protocol import CODE_BAD_ENVIRONMENT, Call, CniError
-from runtime.cni.request import parse_request, read_config
+from runtime.cni.protocol import (
+    CODE_BAD_ENVIRONMENT,
+    Call,
+    CniError,
+    read_config,
+    version_reply,
+)
 
 CODE_INTERNAL = 999
 
@@ -43,9 +47,14 @@ def main() -> int:
 
 def _dispatch(call: Call, data: bytes) -> dict | None:
     if call.command == "VERSION":
-        return commands.version_reply(_stated_version(data) or None)
+        return version_reply(_stated_version(data) or None)
     if call.command not in ("ADD", "DEL", "CHECK", "STATUS", "GC"):
         raise CniError(CODE_BAD_ENVIRONMENT, f"unknown CNI_COMMAND {call.command!r}")
+    # Runtimes ask every plugin for VERSION whenever they load a network: that
+    # answer must not wait for the compiler's and the runtime's imports.
+    from runtime.cni import commands
+    from runtime.cni.request import parse_request
+
     request = parse_request(data)
     if call.command == "STATUS":
         commands.status(request)

@@ -17,10 +17,12 @@ rules before anything touches the kernel.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
 CONTAINER_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
@@ -85,6 +87,23 @@ class Call:
         if self.netns and not os.path.isabs(self.netns):
             raise CniError(CODE_BAD_ENVIRONMENT, f"CNI_NETNS {self.netns!r} is not an "
                            "absolute path")
+
+
+def read_config(data: bytes) -> dict[str, Any]:
+    """The JSON object on stdin (code 6 when it is not one)."""
+    try:
+        config = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CniError(CODE_DECODE, "stdin is not JSON", str(error)) from None
+    if not isinstance(config, dict):
+        raise CniError(CODE_DECODE, "stdin is not a JSON object")
+    return config
+
+
+def version_reply(config_version: str | None) -> dict[str, object]:
+    """The VERSION answer."""
+    return {"cniVersion": config_version or "1.0.0",
+            "supportedVersions": list(SUPPORTED_VERSIONS)}
 
 
 def check_ifname(name: str) -> None:

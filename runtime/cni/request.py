@@ -8,7 +8,6 @@ podman sends `portMappings`/`hostPort`, containerd `PortMappings`/`HostPort`.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,11 +26,11 @@ from compiler.planner.context import (
 from runtime.cni.protocol import (
     CODE_BAD_CONFIG,
     CODE_BAD_ENVIRONMENT,
-    CODE_DECODE,
     CODE_INCOMPATIBLE_VERSION,
     SUPPORTED_VERSIONS,
     Call,
     CniError,
+    read_config,
 )
 from runtime.record import Record
 
@@ -44,17 +43,6 @@ class Request:
     network: Network
     runtime_config: dict[str, Any]
     config: dict[str, Any]
-
-
-def read_config(data: bytes) -> dict[str, Any]:
-    """The JSON object on stdin (code 6 when it is not one)."""
-    try:
-        config = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise CniError(CODE_DECODE, "stdin is not JSON", str(error)) from None
-    if not isinstance(config, dict):
-        raise CniError(CODE_DECODE, "stdin is not a JSON object")
-    return config
 
 
 def requested_version(config: dict[str, Any]) -> str:
