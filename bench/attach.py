@@ -14,17 +14,18 @@ and why:
   round, so machine noise (a neighbour's job, a kernel worker) falls on all
   alike.  Every sample is a fresh sandbox and container ID.
 * The driver wraps every plugin exec in `ip netns exec`, a cost real
-  runtimes do not pay; it is measured at each pod count and taken out of
-  the "unwrapped" ratio, since the reference chain has more plugin execs.
+  runtimes do not pay and not the same for each implementation
+  (`wrapper_costs`); it is measured at each pod count and taken out of the
+  "unwrapped" ratio.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import secrets
 import statistics
-import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import implementations as impls
+from bench.commands import run_quietly
 from bench.implementations import NETC, REFERENCE, Implementation, Pod
 from bench.machine import python_version
 from bench.namespaces import Namespaces
@@ -45,7 +47,7 @@ MAX_PODS = 8000
 """Background pods take host ports 30000 up, below the samples' 40080."""
 WORK_CALLS = 5
 """Extra netc ADD/DEL calls per pod count whose in-plugin time is read from its log."""
-WRAPPER_SAMPLES = 30
+WRAPPER_SAMPLES = 15
 STEPS = ("add", "del")
 
 
@@ -89,16 +91,38 @@ def attach_background(nodes: Sequence[Implementation], spaces: Namespaces, start
     in_parallel(lambda item: item[0].add(item[1]), work, jobs)
 
 
-def exec_wrapper_overhead(node: str, samples: int) -> dict[str, Any]:
-    """What `ip netns exec` adds to each plugin exec: wrapped minus bare `true`, interleaved."""
-    bare, wrapped = [], []
+def _probe_once(command: Sequence[str]) -> float:
+    return timed(partial(run_quietly, command, env={**os.environ, "CNI_COMMAND": "VERSION"},
+                         input=b"{}"))
+
+
+def wrapper_costs(chosen: Sequence[Implementation], samples: int) -> dict[str, dict[str, float]]:
+    """What `ip netns exec` adds to one plugin exec of each implementation, bare vs wrapped.
+
+    Besides entering the node's network namespace it makes a mount namespace
+    and remounts /sys, which could cost a plugin that opens many files (a
+    Python one imports ~130 modules) more than `true`; so each
+    implementation's own probe (`Implementation.probe`) is timed both ways.
+    Each wrapped run follows its bare run and the cost is the median of those
+    paired differences: timed in separate blocks, a difference of two ~100 ms
+    medians swings by tens of ms when the load moves (it once showed a false
+    30 ms penalty for Python; paired, it is 1-3 ms for every probe).
+    """
+    runs: dict[str, dict[str, list[float]]] = {
+        impl.name: {"bare": [], "wrapped": []} for impl in chosen}
     for _ in range(samples):
-        bare.append(timed(partial(subprocess.run, ["true"], check=True)))
-        wrapped.append(timed(partial(subprocess.run, ["ip", "netns", "exec", node, "true"],
-                                     check=True)))
-    bare_ms, wrapped_ms = summary(bare)["median_ms"], summary(wrapped)["median_ms"]
-    return {"bare_true_ms": bare_ms, "ip_netns_exec_true_ms": wrapped_ms,
-            "overhead_ms": round(wrapped_ms - bare_ms, 2)}
+        for impl in chosen:
+            runs[impl.name]["bare"].append(_probe_once(impl.probe))
+            runs[impl.name]["wrapped"].append(
+                _probe_once(["ip", "netns", "exec", impl.node, *impl.probe]))
+    costs = {}
+    for name, times in runs.items():
+        paired = [wrapped - bare for bare, wrapped in zip(times["bare"], times["wrapped"],
+                                                          strict=True)]
+        costs[name] = {"bare_ms": summary(times["bare"])["median_ms"],
+                       "wrapped_ms": summary(times["wrapped"])["median_ms"],
+                       "overhead_ms": round(statistics.median(paired) * 1000, 2)}
+    return costs
 
 
 def measure(chosen: Sequence[Implementation], pods: dict[str, list[Pod]],
@@ -115,18 +139,19 @@ def measure(chosen: Sequence[Implementation], pods: dict[str, list[Pod]],
 
 
 def compare(chosen: Sequence[Implementation], times: dict[str, dict[str, list[float]]],
-            overhead_ms: float) -> dict[str, dict[str, Any]]:
+            costs: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
     """Summaries per implementation and step, with ratios to the reference.
 
-    "unwrapped" takes each chain's `ip netns exec` cost out of both medians
-    first: real runtimes exec plugins directly, and the reference chain has
-    more plugin execs, so the wrapper inflates it more.
+    "unwrapped" takes each chain's `ip netns exec` cost (its plugin execs
+    times its per-exec cost) out of both medians first, since real runtimes
+    exec plugins directly.
     """
     figures = {impl.name: {step: summary(times[impl.name][step]) for step in STEPS}
                for impl in chosen}
 
     def unwrapped(impl: Implementation, step: str) -> float:
-        return figures[impl.name][step]["median_ms"] - impl.plugin_execs * overhead_ms
+        return (figures[impl.name][step]["median_ms"]
+                - impl.plugin_execs * costs[impl.name]["overhead_ms"])
 
     reference = next(impl for impl in chosen if impl.name == REFERENCE)
     for impl in chosen:
@@ -142,15 +167,15 @@ def measure_at(chosen: Sequence[Implementation], spaces: Namespaces, count: int,
                samples: int) -> dict[str, Any]:
     """Samples with `count` pods attached, summarised and compared, with the node state.
 
-    The `ip netns exec` cost is measured here too, since it moves with the
-    machine's load over a run.
+    The `ip netns exec` costs are measured here too, since they move with
+    the machine's load over a run.
     """
     pods = {impl.name: make_pods(spaces, [f"{impl.name}-s{count}-{i}" for i in range(samples)],
                                  [SAMPLE_PORT] * samples) for impl in chosen}
     times = measure(chosen, pods, samples)
     spaces.delete(pod.netns for group in pods.values() for pod in group)
-    wrapper = exec_wrapper_overhead(chosen[0].node, WRAPPER_SAMPLES)
-    figures = compare(chosen, times, wrapper["overhead_ms"])
+    wrapper = wrapper_costs(chosen, WRAPPER_SAMPLES)
+    figures = compare(chosen, times, wrapper)
     for impl in chosen:
         if impl.owns_node:
             figures[impl.name]["nat_rules"] = impl.nat_rules()
@@ -186,7 +211,7 @@ def plugin_work(netc: Implementation, spaces: Namespaces, tmp: Path,
     launcher = launcher_dir / "netc-cni"
     launcher.write_text(preloading_launcher(log))
     launcher.chmod(0o755)
-    preloaded = netc.with_launcher(netc.name, launcher_dir)
+    preloaded = netc.with_launcher(netc.name, launcher_dir, netc.probe)
     pods = make_pods(spaces, [f"work-{tag}-{i}" for i in range(WORK_CALLS)],
                      [SAMPLE_PORT] * WORK_CALLS)
     for pod in pods:

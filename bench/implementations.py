@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -26,6 +27,7 @@ from pathlib import Path
 
 from bench.commands import tool
 from bench.namespaces import Namespaces, netns_path
+from bench.startup import full_import_code
 from compiler import emit
 from compiler.pipeline import compile_sources
 from compiler.planner.context import bandwidth_from_option, mapping_from_option
@@ -61,6 +63,10 @@ VARIANTS = ("py3", "warm")
 """netc-py3: launcher on another interpreter; netc-warm: that launcher hands calls to
 `netc serve-cni`."""
 SERVER_START_TIMEOUT = 30.0
+REFERENCE_PROBE = "/usr/lib/cni/bridge"
+"""Every reference plugin is a static Go binary of about this size."""
+WARM_IMPORTS = "import os, sys, _socket, struct"
+"""What a warm launcher imports before handing the call over."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,9 @@ class Pod:
 class Implementation:
     """One way of attaching pods: its node, its conflists in ADD order, its plugin path.
 
-    `owns_node` is false for netc variants, which borrow netc's node and pods.
+    `probe` is a command whose start-up stands for one of its plugin execs
+    (see `bench.attach.wrapper_costs`).  `owns_node` is false for netc
+    variants, which borrow netc's node and pods.
     """
 
     name: str
@@ -84,6 +92,7 @@ class Implementation:
     conflists: tuple[driver.Conflist, ...]
     cni_path: tuple[str, ...]
     cache_dir: str
+    probe: tuple[str, ...]
     owns_node: bool = True
 
     @property
@@ -115,9 +124,9 @@ class Implementation:
                                capture_output=True, text=True, check=True).stdout
         return sum(1 for line in saved.splitlines() if line.startswith("-A"))
 
-    def with_launcher(self, name: str, bin_dir: Path) -> Implementation:
+    def with_launcher(self, name: str, bin_dir: Path, probe: tuple[str, ...]) -> Implementation:
         """A variant on this node whose netc-cni is the launcher in `bin_dir`."""
-        return replace(self, name=name, cni_path=(str(bin_dir), *self.cni_path),
+        return replace(self, name=name, cni_path=(str(bin_dir), *self.cni_path), probe=probe,
                        owns_node=False)
 
 
@@ -135,23 +144,30 @@ def conflist(text: str, target: str) -> driver.Conflist:
     return driver.Conflist(emit.render(emit.conflist(network, target)).encode())
 
 
+def python_probe(python: str, code: str) -> tuple[str, ...]:
+    """A Python launcher's start-up: its interpreter running what it imports."""
+    return (python, "-IS", "-c", code)
+
+
 def on_node(name: str, spaces: Namespaces, tmp: Path, pods: int) -> Implementation:
     """netc or the reference on a node of its own, state under `tmp/<name>`."""
     home = tmp / name
     text = NETWORK.format(state=home / "state", data=home / "ipam", prefix=subnet_prefix(pods))
     lists = [conflist(text, name)]
+    cni_path = (str(install(tmp / "bin").parent), *driver.DEFAULT_CNI_PATH)
+    probe = python_probe(sys.executable, full_import_code())
     if name == REFERENCE:
         lists.insert(0, driver.Conflist(json.dumps(LOOPBACK).encode()))
-    cni_path = (str(install(tmp / "bin").parent), *driver.DEFAULT_CNI_PATH)
+        probe = (REFERENCE_PROBE,)
     return Implementation(name, spaces.node(f"{name}-node"), tuple(lists), cni_path,
-                          str(home / "cache"))
+                          str(home / "cache"), probe)
 
 
 def other_python(netc: Implementation, tmp: Path, python: str) -> Implementation:
     """netc-cni launched by another interpreter (`netc install-plugin --python`)."""
     bin_dir = tmp / "bin-py3"
     install(bin_dir, python=python)
-    return netc.with_launcher(f"{NETC}-py3", bin_dir)
+    return netc.with_launcher(f"{NETC}-py3", bin_dir, python_probe(python, full_import_code()))
 
 
 @contextlib.contextmanager
@@ -170,7 +186,7 @@ def warm(netc: Implementation, tmp: Path, python: str) -> Iterator[Implementatio
                                   stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
     try:
         _wait_until_listening(server, log)
-        yield netc.with_launcher(f"{NETC}-warm", bin_dir)
+        yield netc.with_launcher(f"{NETC}-warm", bin_dir, python_probe(python, WARM_IMPORTS))
     finally:
         server.kill()
         server.wait()

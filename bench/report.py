@@ -62,13 +62,13 @@ def _harness(suite: dict[str, Any]) -> Iterator[str]:
     yield f"   nat rules on the node with {last['pods']} pods: " + ", ".join(
         f"{name} {figures['nat_rules']}" for name, figures in last["implementations"].items()
         if "nat_rules" in figures)
-    overheads = "/".join(str(phase["exec_wrapper"]["overhead_ms"]) for phase in suite["phases"])
     counts = "/".join(str(phase["pods"]) for phase in suite["phases"])
-    yield (f"   harness: every plugin exec runs under `ip netns exec` (+{overheads} ms each at "
-           f"{counts} pods);")
-    yield "   execs per chain: " + ", ".join(
-        f"{name} {count}" for name, count in suite["plugin_execs"].items()) + ";"
-    yield "   \"unwrapped\" is the ratio with that cost taken out of both medians"
+    yield f"   harness: `ip netns exec` adds to each plugin exec (ms, at {counts} pods):"
+    for name, execs in suite["plugin_execs"].items():
+        costs = "/".join(str(phase["exec_wrapper"][name]["overhead_ms"])
+                         for phase in suite["phases"])
+        yield f"     {name:14} {costs}  x {execs} exec{'s' if execs > 1 else ''} per chain"
+    yield "   \"unwrapped\" is the ratio with those costs taken out of both medians"
     yield "   launchers: " + ", ".join(
         f"{name} {python}" for name, python in suite["launcher_python"].items())
 

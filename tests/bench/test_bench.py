@@ -64,7 +64,9 @@ def _implementation(median, ratio, **extra):
 
 
 def test_the_report_has_a_row_per_pod_count_step_and_implementation():
-    phase = {"pods": 100, "exec_wrapper": {"overhead_ms": 1.5}, "implementations": {
+    wrapper = {name: {"overhead_ms": cost} for name, cost in
+               (("netc", 30.5), ("netc-warm", 2.0), ("reference", 1.2))}
+    phase = {"pods": 100, "exec_wrapper": wrapper, "implementations": {
         "netc": _implementation(150, 1.5, nat_rules=208,
                                 plugin_work_ms={"add": 30.0, "del": None}),
         "netc-warm": _implementation(50, 0.5),
@@ -87,3 +89,5 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
                for row in rows)
     assert ["nat", "rules", "on", "the", "node", "with", "100", "pods:", "netc", "208,",
             "reference", "700"] in rows
+    assert ["reference", "1.2", "x", "4", "execs", "per", "chain"] in rows
+    assert ["netc", "30.5", "x", "1", "exec", "per", "chain"] in rows
