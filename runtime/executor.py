@@ -139,6 +139,8 @@ def observe(run: Run) -> list[Observation]:
 
 def _for_removal(found: Observation) -> Observation:
     """For a DEL, an object still there is a pending change and a missing one is done."""
+    if found.state == ABSENT:
+        return found
     if found.state == CREATE:
         return Observation(ABSENT, "already gone")
     return Observation(DIFFERENT, "present; DEL removes it")

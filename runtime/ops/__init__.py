@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from functools import cache
 
-from compiler.planner.ops import CREATE, DIFFERENT, IN_PLACE, Observation, Operation
+from compiler.planner.ops import ABSENT, CREATE, DIFFERENT, IN_PLACE, Observation, Operation
 
 IN_PLACE_NOW = Observation(IN_PLACE)
+NOTHING_TO_KEEP = Observation(ABSENT, "a one-shot flush leaves nothing to observe")
 
 
 def missing(detail: str | None = None) -> Observation:

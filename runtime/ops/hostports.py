@@ -20,7 +20,7 @@ from compiler.planner.policy import CODE_HOSTPORT_TAKEN
 from runtime import programs
 from runtime.executor import Refused, Run
 from runtime.files import create_exclusively, locked, read_text, remove, sweep_temporaries
-from runtime.ops import IN_PLACE_NOW, Handler, differs, missing
+from runtime.ops import IN_PLACE_NOW, NOTHING_TO_KEEP, Handler, differs, missing
 
 
 class ClaimHandler(Handler):
@@ -98,7 +98,7 @@ class ConntrackFlush(Handler):
         self.ensure(op, run)
 
     def observe(self, op: Operation, run: Run) -> Observation:
-        return IN_PLACE_NOW
+        return NOTHING_TO_KEEP
 
 
 HANDLERS = {"hostport.claim": ClaimHandler(), "conntrack.flush": ConntrackFlush()}

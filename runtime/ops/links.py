@@ -12,10 +12,10 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from compiler.planner.ops import NODE, SANDBOX, Observation, Operation
+from compiler.planner.ops import NODE, SANDBOX, Observation, Operation, placeholders
 from runtime.executor import CODE_OPERATION_FAILED, Refused, Run
 from runtime.netlink.rtnl import Link
-from runtime.ops import IN_PLACE_NOW, Handler, differs, existing_link, missing
+from runtime.ops import IN_PLACE_NOW, NOTHING_TO_KEEP, Handler, differs, existing_link, missing
 
 CODE_INTERFACE_EXISTS = 105
 
@@ -221,18 +221,21 @@ class RouteHandler(Handler):
 
 
 class NeighbourForget(Handler):
-    """Drop a stale neighbour entry; nothing to verify afterwards."""
+    """Drop a stale neighbour entry; nothing to verify afterwards.
+
+    A DEL that knows no address (no record, a repeated DEL) has nothing to forget.
+    """
 
     def ensure(self, op: Operation, run: Run) -> None:
         link = run.host.node.link(op.params["dev"])
-        if link is not None:
+        if link is not None and not placeholders(op.params["address"]):
             run.host.node.forget_neighbour(link, op.params["address"])
 
     def remove(self, op: Operation, run: Run) -> None:
         self.ensure(op, run)
 
     def observe(self, op: Operation, run: Run) -> Observation:
-        return IN_PLACE_NOW
+        return NOTHING_TO_KEEP
 
 
 HANDLERS = {
