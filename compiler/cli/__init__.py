@@ -2,30 +2,42 @@
 
 This package does the I/O the pure stages must not do -- reading sources,
 writing conflists, printing -- and maps outcomes to the exit codes described
-in `compiler.cli.common`.
+in `compiler.cli.common`.  Subcommands are imported when they run: `netc
+check` need not load the runtime, nor `netc run` the planner's renderers.
 """
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
-from compiler.cli.build import build
-from compiler.cli.check import check
-from compiler.cli.fmt import fmt
-from compiler.cli.plan import plan_command
-from compiler.cli.runtime import install_plugin, run, serve_cni
+COMMANDS = {
+    "build": "compiler.cli.build:build",
+    "check": "compiler.cli.check:check",
+    "fmt": "compiler.cli.fmt:fmt",
+    "plan": "compiler.cli.plan:plan_command",
+    "run": "compiler.cli.runtime:run",
+    "install-plugin": "compiler.cli.runtime:install_plugin",
+    "serve-cni": "compiler.cli.runtime:serve_cni",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, name = target.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="netc")
 def main() -> None:
     """netc: describe pod networks in .netdsl, compile them to CNI conflists and plans."""
-
-
-main.add_command(build)
-main.add_command(check)
-main.add_command(fmt)
-main.add_command(plan_command, name="plan")
-main.add_command(run)
-main.add_command(install_plugin)
-main.add_command(serve_cni)
