@@ -43,6 +43,8 @@ RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
 
 FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+ABSENT = (errno.ENODEV, errno.ENOENT)
+"""What the kernel answers about a link or entry that does not exist."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,7 @@ class Rtnl:
         try:
             return _link(self.nl.get(RTM_GETLINK, body, f"look up link {name}"))
         except NetlinkError as error:
-            if error.errno in (errno.ENODEV, errno.ENOENT):
+            if error.errno in ABSENT:
                 return None
             raise
 
@@ -137,13 +139,7 @@ class Rtnl:
     def delete(self, name: str) -> bool:
         """Delete a link; False when it did not exist."""
         body = IFINFO.pack(0, 0, 0, 0, 0) + string(IFLA_IFNAME, name).encode()
-        try:
-            self.nl.request(RTM_DELLINK, 0, body, f"delete link {name}")
-        except NetlinkError as error:
-            if error.errno in (errno.ENODEV, errno.ENOENT):
-                return False
-            raise
-        return True
+        return self._tolerate_absent(RTM_DELLINK, body, f"delete link {name}")
 
     def set_flags(self, link: Link, up: bool | None = None, promiscuous: bool | None = None
                   ) -> None:
@@ -231,10 +227,14 @@ class Rtnl:
         ip = ipaddress.ip_address(address)
         body = NDMSG.pack(FAMILIES[ip.version], 0, link.index, 0, 0, 0) + Attr(
             NDA_DST, ip.packed).encode()
+        return self._tolerate_absent(RTM_DELNEIGH, body, f"forget neighbour {address}")
+
+    def _tolerate_absent(self, kind: int, body: bytes, what: str) -> bool:
+        """Send a removal; False when there was nothing to remove."""
         try:
-            self.nl.request(RTM_DELNEIGH, 0, body, f"forget neighbour {address}")
+            self.nl.request(kind, 0, body, what)
         except NetlinkError as error:
-            if error.errno in (errno.ENOENT, errno.ENODEV):
+            if error.errno in ABSENT:
                 return False
             raise
         return True

@@ -180,44 +180,49 @@ class IfbHandler(Handler):
         return IN_PLACE_NOW if link.up else differs("down")
 
 
-class AddressHandler(Handler):
-    """An address on a link, in the node or the pod."""
+class _OnLink(Handler):
+    """Something that sits on a link (an address, a route): added unless present."""
 
     def ensure(self, op: Operation, run: Run) -> None:
         link = existing_link(run, op.where, op.params["dev"])
         if not self._present(op, run, link):
-            run.host.rtnl(op.where).add_address(link, op.params["address"])
+            self._add(op, run, link)
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        link = run.host.link(op.where, op.params["dev"])
+        if link is None or not self._present(op, run, link):
+            return missing()
+        return IN_PLACE_NOW
+
+    def _present(self, op: Operation, run: Run, link: Link) -> bool:
+        raise NotImplementedError
+
+    def _add(self, op: Operation, run: Run, link: Link) -> None:
+        raise NotImplementedError
+
+
+class AddressHandler(_OnLink):
+    """An address on a link, in the node or the pod."""
 
     def _present(self, op: Operation, run: Run, link: Link) -> bool:
         wanted = ipaddress.ip_interface(op.params["address"])
         return any(a.index == link.index and ipaddress.ip_interface(a.cidr) == wanted
                    for a in run.host.rtnl(op.where).addresses(wanted.version))
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        link = run.host.link(op.where, op.params["dev"])
-        if link is None or not self._present(op, run, link):
-            return missing()
-        return IN_PLACE_NOW
+    def _add(self, op: Operation, run: Run, link: Link) -> None:
+        run.host.rtnl(op.where).add_address(link, op.params["address"])
 
 
-class RouteHandler(Handler):
+class RouteHandler(_OnLink):
     """A route in the pod's main table through its interface."""
-
-    def ensure(self, op: Operation, run: Run) -> None:
-        link = existing_link(run, op.where, op.params["dev"])
-        if not self._present(op, run, link):
-            run.host.rtnl(op.where).add_route(op.params["dst"], op.params["via"], link)
 
     def _present(self, op: Operation, run: Run, link: Link) -> bool:
         dst = ipaddress.ip_network(op.params["dst"])
         return any(ipaddress.ip_network(r.dst) == dst and r.gateway == op.params["via"]
                    and r.oif == link.index for r in run.host.rtnl(op.where).routes(dst.version))
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        link = run.host.link(op.where, op.params["dev"])
-        if link is None or not self._present(op, run, link):
-            return missing()
-        return IN_PLACE_NOW
+    def _add(self, op: Operation, run: Run, link: Link) -> None:
+        run.host.rtnl(op.where).add_route(op.params["dst"], op.params["via"], link)
 
 
 class NeighbourForget(Handler):
