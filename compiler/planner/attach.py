@@ -82,11 +82,18 @@ def _node(network: Network, bridge: Bridge, ipam: Ipam) -> list[Operation]:
         ops.append(_sysctl("net.ipv6.conf.all.forwarding", "1", bridge))
     mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
     promisc = " promisc" if bridge.promiscuous else ""
-    ops.append(_node_op("link.bridge", bridge.name, f"bridge {bridge.name}{mtu}{promisc} up",
+    ops.append(_node_op("link.bridge", bridge.name, f"bridge {bridge.name}{mtu}{promisc}",
                         {"name": bridge.name, "mtu": bridge.mtu,
                          "promiscuous": bridge.promiscuous}, bridge))
     ops.append(_sysctl(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge,
                        origin_device=bridge.name, optional=6 not in families))
+    if 6 in families:
+        # Set before the bridge comes up: while its link-local address is
+        # tentative the node cannot resolve pods for traffic it forwards.
+        ops.append(_sysctl(f"net.ipv6.conf.{bridge.name}.accept_dad", "0", bridge,
+                           origin_device=bridge.name))
+    ops.append(_node_op("link.up", f"{bridge.name} (node)", f"set {bridge.name} up",
+                        {"dev": bridge.name}, bridge))
     if bridge.gateway:
         for subnet in ipam.subnets:
             address = f"{subnet.gateway}/{subnet.cidr.prefixlen}"

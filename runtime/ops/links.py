@@ -21,7 +21,7 @@ CODE_INTERFACE_EXISTS = 105
 
 
 class BridgeHandler(Handler):
-    """A Linux bridge with the planned MTU and promiscuity, up.
+    """A Linux bridge with the planned MTU and promiscuity (a `link.up` follows).
 
     A new bridge gets its own MAC pinned: otherwise it takes the lowest MAC of
     its ports and changes as pods come and go, leaving pods with a stale ARP
@@ -43,8 +43,8 @@ class BridgeHandler(Handler):
                           CODE_OPERATION_FAILED)
         if mtu and bridge.mtu != mtu:
             rtnl.set_mtu(bridge, mtu)
-        if not bridge.up or bridge.promiscuous != op.params["promiscuous"]:
-            rtnl.set_flags(bridge, up=True, promiscuous=op.params["promiscuous"])
+        if bridge.promiscuous != op.params["promiscuous"]:
+            rtnl.set_flags(bridge, promiscuous=op.params["promiscuous"])
 
     def observe(self, op: Operation, run: Run) -> Observation:
         bridge = run.host.node.link(op.params["name"])
@@ -55,8 +55,6 @@ class BridgeHandler(Handler):
             problems.append(f"is a {bridge.kind}, not a bridge")
         if op.params["mtu"] and bridge.mtu != op.params["mtu"]:
             problems.append(f"mtu {bridge.mtu}, want {op.params['mtu']}")
-        if not bridge.up:
-            problems.append("down")
         if bridge.promiscuous != op.params["promiscuous"]:
             problems.append("promiscuous mode differs")
         return differs(", ".join(problems)) if problems else IN_PLACE_NOW

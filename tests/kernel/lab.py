@@ -31,6 +31,8 @@ from compiler.source import SourceFile
 from runtime import driver
 
 NODE_IP = "198.18.0.1"
+NODE_IP6 = "fd00:198::1"
+CLIENT_IP6 = "fd00:198::2"
 IFF_UP = 0x1
 RT_SCOPE_LINK = 253
 RT_TABLE_MAIN = 254
@@ -80,8 +82,13 @@ class Lab:
     def _uplink(self) -> None:
         sh("ip", "-n", self.node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
            "netns", self.client)
-        for name, address in ((self.node, NODE_IP), (self.client, CLIENT_IP)):
+        for name, address, address6 in ((self.node, NODE_IP, NODE_IP6),
+                                        (self.client, CLIENT_IP, CLIENT_IP6)):
+            # no duplicate address detection on the uplink: a tentative link-local
+            # address would delay neighbour discovery for a second after setup
+            self.run(name, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0")
             sh("ip", "-n", name, "addr", "add", f"{address}/24", "dev", "eth0")
+            sh("ip", "-n", name, "addr", "add", f"{address6}/64", "dev", "eth0", "nodad")
             sh("ip", "-n", name, "link", "set", "eth0", "up")
 
     def remove_netns(self, name: str) -> None:

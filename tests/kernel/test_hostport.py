@@ -4,7 +4,7 @@ import pytest
 
 from runtime.driver import PluginFailed
 from tests.kernel import networks
-from tests.kernel.lab import CLIENT_IP, NODE_IP
+from tests.kernel.lab import CLIENT_IP, CLIENT_IP6, NODE_IP, NODE_IP6
 
 
 @pytest.fixture
@@ -96,3 +96,16 @@ def test_policy_refuses_a_denied_port_with_the_rule_in_the_message(lab):
         lab.add(conflist, lab.pod("p"), ports=("22:22",))
     assert failure.value.error["code"] == 101
     assert "deny 22" in failure.value.error["msg"] and "lab.netdsl" in failure.value.error["msg"]
+
+
+@pytest.mark.parametrize("protocol", ["tcp", "udp"])
+def test_ipv6_host_ports_of_a_dual_stack_pod(lab, protocol):
+    dual = networks.bridge_network(
+        "gateway; masquerade", "        subnet 10.77.0.0/24\n        subnet fd00:77::/64\n"
+        "        route 0.0.0.0/0\n        route ::/0", "    hostport\n")
+    conflist = lab.network(dual)
+    pod = lab.pod("web")
+    lab.add(conflist, pod, ports=(f"8080:80/{protocol}",))
+    lab.serve(pod.name, protocol, 80, "web")
+    assert lab.ask(lab.client, protocol, NODE_IP6, 8080) == f"web {CLIENT_IP6}"
+    assert lab.ask(lab.client, protocol, NODE_IP, 8080) == f"web {CLIENT_IP}"
