@@ -276,7 +276,7 @@ def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | 
     hostports = NetworkNames(network.name).hostport_chain
     families = ipam.families()
     for family in families:
-        rules = None if mappings is None else _dnat_rules(mappings, family)
+        rules = None if mappings is None else _dnat_rules(mappings, family, names.comment)
         if rules == []:
             continue
         count = "its" if rules is None else str(len(rules))
@@ -309,7 +309,8 @@ def _applies(mapping: PortMapping, family: int) -> bool:
     return mapping.host_ip is None or mapping.host_ip.version == family
 
 
-def _dnat_rules(mappings: tuple[PortMapping, ...], family: int) -> list[str]:
+def _dnat_rules(mappings: tuple[PortMapping, ...], family: int, owner: str) -> list[str]:
+    """One DNAT rule per mapping of the family, each carrying the owner's comment."""
     key = FAMILY_KEY[family]
     pod = f"{{{key}.ip}}" if family == 4 else f"[{{{key}.ip}}]"
     rules = []
@@ -318,8 +319,8 @@ def _dnat_rules(mappings: tuple[PortMapping, ...], family: int) -> list[str]:
             continue
         destination = f"-d {mapping.host_ip} " if mapping.host_ip else ""
         rules.append(f"{destination}-p {mapping.protocol} -m {mapping.protocol} "
-                     f"--dport {mapping.host_port} -j DNAT --to-destination "
-                     f"{pod}:{mapping.container_port}")
+                     f"--dport {mapping.host_port} -m comment --comment \"{owner}\" "
+                     f"-j DNAT --to-destination {pod}:{mapping.container_port}")
     return rules
 
 
