@@ -192,6 +192,31 @@ def _as_json(diagnostic: Diagnostic, sources: Mapping[str, SourceFile]) -> dict[
     }
 
 
+def render_github(diagnostics: Sequence[Diagnostic]) -> str:
+    """GitHub Actions workflow commands: each problem annotates its line in the PR."""
+    lines = []
+    for diagnostic in diagnostics:
+        where = ""
+        if diagnostic.span is not None:
+            span = diagnostic.span
+            where = (f" file={_property(span.file)},line={span.line},col={span.column},"
+                     f"endLine={span.end_line},endColumn={span.end_column},")
+        text = diagnostic.message + "".join(
+            f"\n{label}: {value}" for label, value in (("expected", diagnostic.expected),
+                                                       ("hint", diagnostic.hint)) if value)
+        command = "error" if diagnostic.severity is Severity.ERROR else "warning"
+        lines.append(f"::{command}{where or ' '}title={diagnostic.code}::{_data(text)}")
+    return "".join(line + "\n" for line in lines)
+
+
+def _data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
 def _range(span: Span) -> dict[str, object]:
     return {
         "filename": span.file,

@@ -10,13 +10,15 @@ from compiler.cli.common import EXIT_INVALID, compile_paths, report
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="json: a versioned document on stdout, for tools.")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--format", "output", type=click.Choice(["text", "json", "github"]),
+              default="text", show_default=True,
+              help="json: a versioned document on stdout; github: Actions annotations.")
 def check(files: tuple[str, ...], output: str) -> None:
     """Validate FILES; exit 0 when valid, 1 when not."""
     compilation, sources = compile_paths(files)
-    report(compilation.diagnostics, sources, as_json=output == "json")
+    report(compilation.diagnostics, sources, output)
     if not compilation.ok:
         sys.exit(EXIT_INVALID)
     if output == "text":

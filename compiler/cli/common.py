@@ -20,7 +20,7 @@ from pathlib import Path
 
 import click
 
-from compiler.diagnostics import Diagnostic, render_json, render_text
+from compiler.diagnostics import Diagnostic, render_github, render_json, render_text
 from compiler.pipeline import Compilation, compile_sources
 from compiler.source import SourceFile
 from compiler.syntax import decode, quotable
@@ -46,10 +46,7 @@ def read_sources(
     diagnostics: list[Diagnostic] = []
     shown: dict[str, SourceFile] = {}
     for path in paths:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as error:
-            raise SystemFailure(f"cannot read {path}: {error.strerror}") from error
+        data = _read(path)
         source, problems = decode(data, path)
         diagnostics += problems
         if source is not None:
@@ -58,6 +55,19 @@ def read_sources(
         if quoted is not None:
             shown[path] = quoted
     return sources, diagnostics, shown
+
+
+STDIN = "-"
+"""The file name that means standard input (`netc fmt -`, `netc check -`)."""
+
+
+def _read(path: str) -> bytes:
+    if path == STDIN:
+        return click.get_binary_stream("stdin").read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as error:
+        raise SystemFailure(f"cannot read {path}: {error.strerror}") from error
 
 
 def compile_paths(paths: Sequence[str]) -> tuple[Compilation, dict[str, SourceFile]]:
@@ -70,10 +80,12 @@ def compile_paths(paths: Sequence[str]) -> tuple[Compilation, dict[str, SourceFi
 
 
 def report(diagnostics: Sequence[Diagnostic], sources: dict[str, SourceFile],
-           as_json: bool = False) -> None:
-    """Diagnostics to stderr (text) or stdout (JSON, for tools)."""
-    if as_json:
+           output: str = "text") -> None:
+    """Diagnostics to stderr (text) or stdout (json, github: for tools and CI)."""
+    if output == "json":
         click.echo(render_json(diagnostics, sources), nl=False)
+    elif output == "github":
+        click.echo(render_github(diagnostics), nl=False)
     elif diagnostics:
         click.echo(render_text(diagnostics, sources), nl=False, err=True)
 

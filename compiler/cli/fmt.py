@@ -8,17 +8,21 @@ from pathlib import Path
 
 import click
 
-from compiler.cli.common import EXIT_INVALID, read_sources, report, write_atomically
+from compiler.cli.common import EXIT_INVALID, STDIN, read_sources, report, write_atomically
 from compiler.fmt import format_document
 from compiler.syntax import parse
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is not formatted.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print what would change; write nothing.")
 def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
-    """Format FILES in netdsl's canonical layout (comments are kept)."""
+    """Format FILES in netdsl's canonical layout (comments are kept).
+
+    `-` formats standard input to standard output (for editors).
+    """
     sources, problems, shown = read_sources(files)
     changed = []
     for source in sources:
@@ -27,6 +31,9 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
         if document is None:
             continue
         formatted = format_document(document)
+        if source.name == STDIN:
+            click.echo(formatted, nl=False)
+            continue
         if formatted == source.text:
             continue
         changed.append(source.name)
