@@ -26,7 +26,7 @@ def test_text_plan_numbers_operations_and_ends_with_a_summary():
     assert lines[0].startswith("netc plan: ADD of pod default/pod on network pods")
     assert any(line.startswith("    1 + record of attachment") for line in lines)
     assert any(line.startswith("Plan: ") for line in lines)
-    assert "--dport 30080 -j DNAT" in result.output
+    assert "--dport 30080 -m comment --comment" in result.output and "-j DNAT" in result.output
 
 
 @pytest.mark.parametrize("output", ["json", "yaml"])
