@@ -1,4 +1,4 @@
-"""The CNI commands: what the plugin does for ADD, DEL, CHECK, STATUS, GC and VERSION.
+"""The CNI commands: what the plugin does for ADD, DEL, CHECK, STATUS and GC.
 
 Each command plans (`compiler.planner`) and has the executor carry the plan
 out; nothing here decides which kernel objects exist.  Calls for the same
@@ -62,12 +62,14 @@ def _host(netns: str | None) -> Host:
     if netns is None:
         return host
     try:
-        if host.sandbox.is_current():
-            raise CniError(CODE_BAD_ENVIRONMENT, f"CNI_NETNS {netns} is the plugin's own "
-                           "network namespace")
+        own = host.sandbox.is_current()
     except NetnsError as error:
         host.close()
         raise CniError(CODE_BAD_ENVIRONMENT, str(error)) from None
+    if own:
+        host.close()
+        raise CniError(CODE_BAD_ENVIRONMENT, f"CNI_NETNS {netns} is the plugin's own network "
+                       "namespace")
     return host
 
 
