@@ -14,6 +14,7 @@ Exit codes (documented in README.md, tested in tests/cli):
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,7 +64,7 @@ STDIN = "-"
 
 def _read(path: str) -> bytes:
     if path == STDIN:
-        return click.get_binary_stream("stdin").read()
+        return sys.stdin.buffer.read()
     try:
         return Path(path).read_bytes()
     except OSError as error:
