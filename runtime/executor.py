@@ -66,14 +66,17 @@ class Run:
     plan: Plan
     record: Record
     previous: Record | None = None
-    bindings: dict[str, str] = field(default_factory=dict)
     memo: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def bindings(self) -> dict[str, str]:
+        """Values bound so far (`{ipv4.ip}` ...): the record's, which keeps them for DEL."""
+        return self.record.bindings
 
     def bind(self, prefix: str, **values: str) -> None:
         """Make `{prefix.name}` placeholders resolvable, and remember them in the record."""
         for name, value in values.items():
-            self.bindings[f"{prefix}.{name}"] = value
-        self.record.bindings = dict(self.bindings)
+            self.record.bindings[f"{prefix}.{name}"] = value
 
 
 def apply(run: Run) -> None:

@@ -11,7 +11,7 @@ import os
 
 from compiler.ir import Network
 from compiler.planner.context import PodContext
-from compiler.planner.names import AttachmentNames, record_path
+from compiler.planner.names import record_path
 from compiler.planner.ops import Observation, Plan
 from runtime import executor
 from runtime import record as records
@@ -29,15 +29,13 @@ def observe_plan(network: Network, the_plan: Plan, pod: PodContext,
     node = Netns(path)
     try:
         with node.entered():
-            names = AttachmentNames(network.name, pod.container_id, pod.ifname)
-            state = record_path(network.state_dir, network.name, names.key)
+            state = record_path(network.state_dir, network.name, pod.container_id, pod.ifname)
             previous = records.load(state)
             sandbox = pod.netns if pod.netns and os.path.exists(pod.netns) else None
             host = Host(sandbox)
             try:
                 run = executor.Run(host, network, pod, the_plan,
-                                   previous or records.Record(state, pod), previous,
-                                   dict(previous.bindings) if previous else {})
+                                   previous or records.Record(state, pod), previous)
                 return executor.observe(run)
             finally:
                 host.close()

@@ -61,7 +61,7 @@ def attach_operations(network: Network, pod: PodContext, enforce: bool = True
 
 
 def _record(network: Network, names: AttachmentNames) -> Operation:
-    path = record_path(network.state_dir, network.name, names.key)
+    path = record_path(network.state_dir, network.name, names.container_id, names.ifname)
     return Operation("state.record", path, f"record of attachment {names.key}",
                      {"path": path}, "record", span=network.span)
 

@@ -86,6 +86,7 @@ class NetworkNames:
         return f"netc network {self.network}"[:COMMENT_MAX]
 
 
-def record_path(state_dir: str, network: str, key: str) -> str:
+def record_path(state_dir: str, network: str, container_id: str, ifname: str) -> str:
     """Where the runtime keeps the record of an attachment."""
+    key = AttachmentNames(network, container_id, ifname).key
     return f"{state_dir}/{network}/{key}.json"

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from compiler.planner.context import PodContext
-from compiler.planner.names import AttachmentNames, record_path
+from compiler.planner.names import record_path
 from compiler.planner.ops import IN_PLACE, Plan
 from compiler.planner.plan import PlanError, plan
 from compiler.planner.policy import PolicyError
@@ -44,8 +44,8 @@ def _lock(request: Request) -> str:
 
 def _record_path(call: Call, request: Request) -> str:
     network = request.network
-    names = AttachmentNames(network.name, call.container_id or "", call.ifname or "")
-    return record_path(network.state_dir, network.name, names.key)
+    return record_path(network.state_dir, network.name, call.container_id or "",
+                       call.ifname or "")
 
 
 def _plan(request: Request, pod: PodContext, command: str) -> Plan:
@@ -82,8 +82,9 @@ def add(call: Call, request: Request) -> dict[str, Any]:
         the_plan = _plan(request, pod, "ADD")
         host = _host(call.netns)
         try:
-            run = executor.Run(host, request.network, pod, the_plan, Record(path, pod),
-                               previous, dict(previous.bindings) if previous else {})
+            bound = dict(previous.bindings) if previous else {}
+            run = executor.Run(host, request.network, pod, the_plan, Record(path, pod, bound),
+                               previous)
             _carry_out(executor.apply, run)
             return build_result(request.network, host, pod, run.bindings, request.version)
         finally:
@@ -111,8 +112,7 @@ def _remove(request: Request, pod: PodContext, record: Record, netns: str | None
     the_plan = _plan(request, pod, "DEL")
     host = _host(netns)
     try:
-        run = executor.Run(host, request.network, pod, the_plan, record, None,
-                           dict(record.bindings))
+        run = executor.Run(host, request.network, pod, the_plan, record)
         failures = executor.remove(run)
     finally:
         host.close()
@@ -134,8 +134,7 @@ def check(call: Call, request: Request) -> None:
         the_plan = _plan(request, pod, "CHECK")
         host = _host(call.netns)
         try:
-            run = executor.Run(host, request.network, pod, the_plan, previous, previous,
-                               dict(previous.bindings))
+            run = executor.Run(host, request.network, pod, the_plan, previous, previous)
             seen = _carry_out(executor.observe, run)
         finally:
             host.close()

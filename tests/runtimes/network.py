@@ -89,7 +89,7 @@ def tbf(lab: Lab, device: str) -> dict[str, int] | None:
 def leftovers(lab: Lab, container_id: str) -> dict[str, Any]:
     """What of the container's attachment is still on the node (empty when nothing)."""
     own = names(container_id)
-    record = Path(record_path(str(state_dir(lab)), NAME, own.key))
+    record = Path(record_path(str(state_dir(lab)), NAME, own.container_id, own.ifname))
     kinds = {k["ifname"]: k.get("linkinfo", {}).get("info_kind") for k in _links(lab)}
     found = {
         "veth/ifb": sorted(n for n, kind in kinds.items()
