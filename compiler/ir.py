@@ -14,12 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.source import Span
+from compiler.versions import DEFAULT_CNI_VERSION
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-CNI_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
-DEFAULT_CNI_VERSION = "1.0.0"
+
+def family_key(family: int) -> str:
+    """`ipv4` or `ipv6`: how plans, results and tools name an address family."""
+    return f"ipv{family}"
+
+
 DEFAULT_BRIDGE = "cni0"
 DEFAULT_DATA_DIR = "/var/lib/cni/networks"
 DEFAULT_STATE_DIR = "/run/netc"
@@ -175,7 +180,7 @@ class Limits:
 
     def direction(self, name: str) -> Rate | None:
         """The limit for 'ingress' or 'egress'."""
-        return self.ingress if name == "ingress" else self.egress
+        return getattr(self, name)
 
 
 DIRECTIONS = ("ingress", "egress")

@@ -23,13 +23,16 @@ from functools import cache
 from typing import Any
 
 from compiler import ir
+from compiler.errors import Code, NetcError
 from compiler.source import Span
 
 FORMAT = 1
 
 
-class FormatError(ValueError):
+class FormatError(NetcError):
     """The embedded network is not one this netc can read."""
+
+    code = Code.BAD_CONFIG
 
 
 def encode(network: ir.Network) -> dict[str, Any]:

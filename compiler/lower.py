@@ -12,19 +12,12 @@ from __future__ import annotations
 from compiler.ast import Statement
 from compiler.collect import Collector, body, first
 from compiler.diagnostics import Diagnostic, Note
-from compiler.ir import (
-    CNI_VERSIONS,
-    DEFAULT_BRIDGE,
-    DEFAULT_CNI_VERSION,
-    DEFAULT_STATE_DIR,
-    Bridge,
-    Network,
-    Plugin,
-)
+from compiler.ir import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, Bridge, Network, Plugin
 from compiler.lower_ipam import absolute_path, lower_ipam
 from compiler.lower_policy import lower_bandwidth, lower_hostport
 from compiler.plugin_options import options
 from compiler.values import block_name, fail, integer, interface_name, one_word, switch, words
+from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
 
 
 def lower_network(statement: Statement, statements: tuple[Statement, ...],

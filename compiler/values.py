@@ -2,8 +2,8 @@
 
 Each reader takes AST values and returns a Python value, or raises
 `DiagnosticError` with a message that says what was wrong, what was expected
-and how to fix it.  They hold the CNI and kernel rules on names (network
-names as libcni checks them, interface names within IFNAMSIZ).
+and how to fix it.  The rules on names themselves live in
+`compiler.identifiers`, shared with the plugin.
 """
 
 from __future__ import annotations
@@ -13,12 +13,10 @@ import re
 
 from compiler.ast import ListValue, Statement, Text, Value, Word
 from compiler.diagnostics import Diagnostic, DiagnosticError
+from compiler.identifiers import interface_name_problem, is_name
 from compiler.ir import MAX_RATE, MIN_RATE, PROTOCOLS, IPAddress, IPNetwork, PortRule
 from compiler.quantities import QuantityError, parse_quantity
 from compiler.source import Span
-
-NETWORK_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.\-]*$")
-IFNAMSIZ = 16
 
 
 def fail(code: str, message: str, span: Span | None, expected: str | None = None,
@@ -97,7 +95,7 @@ def integer(word: Word, low: int, high: int, what: str) -> int:
 def network_name(word: Word | Text, what: str = "network") -> str:
     """A name libcni accepts for a network (it also names files and directories)."""
     name = word.text if isinstance(word, Word) else word.value
-    if not NETWORK_NAME.match(name):
+    if not is_name(name):
         raise fail(
             "E101", f"`{name}` is not a valid {what} name", word.span,
             expected="letters, digits, `_`, `.` and `-`, starting with a letter or digit",
@@ -124,12 +122,7 @@ def block_name(statement: Statement) -> str:
 def interface_name(word: Word, what: str) -> str:
     """A Linux interface name: 1..15 bytes, no `/`, `:` or whitespace, not `.` or `..`."""
     name = word.text
-    size = len(name.encode())
-    problem = None
-    if size >= IFNAMSIZ:
-        problem = f"is {size} bytes long; the kernel allows {IFNAMSIZ - 1}"
-    elif name in (".", "..") or re.search(r"[/:\s]", name):
-        problem = "contains a character the kernel refuses"
+    problem = interface_name_problem(name)
     if problem:
         raise fail("E103", f"{what} name `{name}` {problem}", word.span,
                    expected="1 to 15 bytes without `/`, `:` or spaces",

@@ -12,12 +12,13 @@ from __future__ import annotations
 import contextlib
 import os
 
-from compiler.planner.ops import SANDBOX
+from compiler.errors import NetcError
+from compiler.planner.ops import Where
 from runtime.netlink.rtnl import Link, Rtnl
 from runtime.netns import Netns
 
 
-class SandboxGone(Exception):
+class SandboxGone(NetcError):
     """The operation needs the pod's namespace and there is none."""
 
 
@@ -47,23 +48,23 @@ class Host:
             self._sandbox = Netns(self.sandbox_path)
         return self._sandbox
 
-    def rtnl(self, where: str) -> Rtnl:
+    def rtnl(self, where: Where) -> Rtnl:
         """The rtnetlink handle of the node's namespace or the pod's."""
-        if where != SANDBOX:
+        if where != Where.SANDBOX:
             return self.node
         if self._pod is None:
             with self.sandbox.entered():
                 self._pod = Rtnl()
         return self._pod
 
-    def link(self, where: str, name: str) -> Link | None:
+    def link(self, where: Where, name: str) -> Link | None:
         """A link by name in the node's namespace or the pod's."""
         return self.rtnl(where).link(name)
 
-    def _inside(self, where: str):
-        return self.sandbox.entered() if where == SANDBOX else contextlib.nullcontext()
+    def _inside(self, where: Where) -> contextlib.AbstractContextManager[None]:
+        return self.sandbox.entered() if where == Where.SANDBOX else contextlib.nullcontext()
 
-    def read_sysctl(self, where: str, path: str) -> str | None:
+    def read_sysctl(self, where: Where, path: str) -> str | None:
         """A /proc/sys value (e.g. path net/ipv4/ip_forward), or None if it does not exist."""
         try:
             with self._inside(where), open(os.path.join("/proc/sys", path)) as handle:
@@ -71,7 +72,7 @@ class Host:
         except FileNotFoundError:
             return None
 
-    def write_sysctl(self, where: str, path: str, value: str) -> None:
+    def write_sysctl(self, where: Where, path: str, value: str) -> None:
         """Set a /proc/sys value in one of the namespaces."""
         with self._inside(where), open(os.path.join("/proc/sys", path), "w") as handle:
             handle.write(value)

@@ -19,6 +19,7 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from compiler.errors import Code, NetcError
 from runtime.files import (
     create_exclusively,
     locked,
@@ -29,8 +30,10 @@ from runtime.files import (
 )
 
 
-class Exhausted(Exception):
-    """No free address is left in a range set."""
+class Exhausted(NetcError):
+    """No free address is left in a range set (or the requested one is taken)."""
+
+    code = Code.NO_ADDRESS
 
 
 @dataclass(frozen=True, slots=True)

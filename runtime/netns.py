@@ -15,11 +15,15 @@ import os
 from collections.abc import Iterator
 from functools import cache
 
+from compiler.errors import Code, NetcError
+
 CLONE_NEWNET = 0x40000000
 
 
-class NetnsError(OSError):
-    """A namespace path that cannot be used."""
+class NetnsError(NetcError):
+    """A namespace that cannot be opened or entered (the caller gave a bad path)."""
+
+    code = Code.BAD_ENVIRONMENT
 
 
 @cache
@@ -34,7 +38,7 @@ def enter(fd: int, kind: int = CLONE_NEWNET) -> None:
     ctypes, libc = _libc()
     if libc.setns(fd, kind) != 0:
         code = ctypes.get_errno()
-        raise NetnsError(code, f"setns: {os.strerror(code)}")
+        raise NetnsError(f"setns: {os.strerror(code)}")
 
 
 class Netns:
@@ -45,7 +49,7 @@ class Netns:
         try:
             self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as error:
-            raise NetnsError(error.errno, f"cannot open network namespace {path}: "
+            raise NetnsError(f"cannot open network namespace {path}: "
                              f"{error.strerror}") from None
 
     def close(self) -> None:

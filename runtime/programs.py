@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import os
 
+from compiler.errors import Code, NetcError
+
 SEARCH_PATH = ("/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin")
 """Runtimes exec plugins with a reduced PATH; these are searched regardless."""
 
 
-class ProgramMissing(OSError):
+class ProgramMissing(NetcError):
     """A program the operation needs is not installed."""
 
+    code = Code.OPERATION_FAILED
 
-class ProgramFailed(Exception):
+
+class ProgramFailed(NetcError):
     """A program exited with an error status."""
+
+    code = Code.OPERATION_FAILED
 
     def __init__(self, argv: list[str], status: int, stderr: bytes) -> None:
         text = stderr.decode(errors="replace").strip()

@@ -17,7 +17,8 @@ from compiler.cli.common import (
     write_atomically,
 )
 from compiler.diagnostics import has_errors, sort_diagnostics
-from compiler.ir import CNI_VERSIONS, Network
+from compiler.ir import Network
+from compiler.versions import CNI_VERSIONS
 
 
 @click.command()

@@ -20,7 +20,7 @@ from compiler.planner.context import (
     bandwidth_from_option,
     mapping_from_option,
 )
-from compiler.planner.ops import CREATE, DIFFERENT, Observation, Plan
+from compiler.planner.ops import Observation, Plan, State
 from compiler.planner.plan import PlanError, plan
 from compiler.planner.policy import PolicyError
 from compiler.planner.render import render_json, render_text, render_yaml
@@ -95,7 +95,7 @@ def plan_command(files: tuple[str, ...], network_name: str | None, pod: str,
     else:
         click.echo(renderers[output](the_plan, observations), nl=False)
     if detailed_exitcode and observations is not None:
-        pending = any(o.state in (CREATE, DIFFERENT) for o in observations)
+        pending = any(o.state in (State.CREATE, State.DIFFERENT) for o in observations)
         sys.exit(EXIT_PENDING if pending else 0)
 
 
@@ -128,11 +128,10 @@ def _observe(network: Network, the_plan: Plan, context: PodContext,
              node_netns: str | None) -> list[Observation]:
     if node_netns is None:
         raise click.UsageError("--live needs --node-netns NAME")
-    from runtime.executor import OperationFailed
-    from runtime.netns import NetnsError
+    from compiler.errors import NetcError
     from runtime.observe import observe_plan
 
     try:
         return observe_plan(network, the_plan, context, node_netns)
-    except (OperationFailed, NetnsError) as error:
+    except NetcError as error:
         raise SystemFailure(str(error)) from error

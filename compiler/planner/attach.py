@@ -19,10 +19,11 @@ jump, so a DEL needs neither its IP nor its port list to remove them.
 
 from __future__ import annotations
 
-from compiler.ir import Bridge, Ipam, Network
+from compiler.ir import Bridge, Ipam, Network, family_key
 from compiler.planner.context import PodContext, PortMapping
+from compiler.planner.iptables import Rule, comment, rule
 from compiler.planner.names import AttachmentNames, NetworkNames, record_path
-from compiler.planner.ops import NODE, SANDBOX, Operation
+from compiler.planner.ops import Kind, Operation, Phase, Scope, Where
 from compiler.planner.policy import (
     Shaping,
     check_mappings,
@@ -32,7 +33,6 @@ from compiler.planner.policy import (
 from compiler.shaping import Bucket, describe_rate
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
-FAMILY_KEY = {4: "ipv4", 6: "ipv6"}
 
 
 def attach_operations(network: Network, pod: PodContext, enforce: bool = True
@@ -62,15 +62,15 @@ def attach_operations(network: Network, pod: PodContext, enforce: bool = True
 
 def _record(network: Network, names: AttachmentNames) -> Operation:
     path = record_path(network.state_dir, network.name, names.container_id, names.ifname)
-    return Operation("state.record", path, f"record of attachment {names.key}",
-                     {"path": path}, "record", span=network.span)
+    return Operation(Kind.RECORD, path, f"record of attachment {names.key}",
+                     {"path": path}, Phase.RECORD, span=network.span)
 
 
 def _node(network: Network, bridge: Bridge, ipam: Ipam) -> list[Operation]:
     families = ipam.families()
     routed = bridge.gateway or network.hostport is not None
     ops = [
-        _node_op("kernel.module", "br_netfilter", "load br_netfilter (bridged traffic meets "
+        _node_op(Kind.MODULE, "br_netfilter", "load br_netfilter (bridged traffic meets "
                  "iptables)", {"name": "br_netfilter", "probe": "/proc/sys/net/bridge"}, bridge),
         _sysctl("net.bridge.bridge-nf-call-iptables", "1", bridge),
     ]
@@ -82,7 +82,7 @@ def _node(network: Network, bridge: Bridge, ipam: Ipam) -> list[Operation]:
         ops.append(_sysctl("net.ipv6.conf.all.forwarding", "1", bridge))
     mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
     promisc = " promisc" if bridge.promiscuous else ""
-    ops.append(_node_op("link.bridge", bridge.name, f"bridge {bridge.name}{mtu}{promisc}",
+    ops.append(_node_op(Kind.BRIDGE, bridge.name, f"bridge {bridge.name}{mtu}{promisc}",
                         {"name": bridge.name, "mtu": bridge.mtu,
                          "promiscuous": bridge.promiscuous}, bridge))
     ops.append(_sysctl(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge,
@@ -92,31 +92,32 @@ def _node(network: Network, bridge: Bridge, ipam: Ipam) -> list[Operation]:
         # tentative the node cannot resolve pods for traffic it forwards.
         ops.append(_sysctl(f"net.ipv6.conf.{bridge.name}.accept_dad", "0", bridge,
                            origin_device=bridge.name))
-    ops.append(_node_op("link.up", f"{bridge.name} (node)", f"set {bridge.name} up",
+    ops.append(_node_op(Kind.UP, f"{bridge.name} (node)", f"set {bridge.name} up",
                         {"dev": bridge.name}, bridge))
     if bridge.gateway:
         for subnet in ipam.subnets:
             address = f"{subnet.gateway}/{subnet.cidr.prefixlen}"
-            ops.append(Operation("address", f"{bridge.name} {address}",
+            ops.append(Operation(Kind.ADDRESS, f"{bridge.name} {address}",
                                  f"gateway {address} on {bridge.name}",
-                                 {"dev": bridge.name, "address": address}, "node", scope=NODE,
-                                 span=subnet.span))
+                                 {"dev": bridge.name, "address": address}, Phase.NODE,
+                                 scope=Scope.NODE, span=subnet.span))
     hostport = network.hostport
     if hostport is not None and hostport.snat and 4 in families:
         ops.append(_sysctl(f"net.ipv4.conf.{bridge.name}.route_localnet", "1", hostport,
                            origin_device=bridge.name))
-    for family in families:
-        ops += _nat_chains(network, bridge, ipam, family)
+    ops += [op for family in families if (op := _node_nat(network, bridge, ipam, family))]
     return ops
 
 
-def _node_op(kind: str, target: str, summary: str, params: dict, origin) -> Operation:
-    return Operation(kind, target, summary, params, "node", scope=NODE, span=origin.span)
+def _node_op(kind: Kind, target: str, summary: str, params: dict, origin) -> Operation:
+    return Operation(kind, target, summary, params, Phase.NODE, scope=Scope.NODE,
+                     span=origin.span)
 
 
-def _sysctl(key: str, value: str, origin, *, where: str = NODE, scope: str = NODE,
-            undone_by: str | None = None, phase: str = "node",
-            origin_device: str | None = None, optional: bool = False) -> Operation:
+def _sysctl(key: str, value: str, origin, *, where: Where = Where.NODE,
+            scope: Scope = Scope.NODE, undone_by: str | None = None,
+            phase: Phase = Phase.NODE, origin_device: str | None = None,
+            optional: bool = False) -> Operation:
     """A sysctl; `origin_device` names an interface in the key, whose dots stay dots.
 
     An `optional` one is skipped where the setting does not exist (IPv6 turned
@@ -128,59 +129,53 @@ def _sysctl(key: str, value: str, origin, *, where: str = NODE, scope: str = NOD
         path = f"{prefix.replace('.', '/')}/{origin_device}/{setting}"
     params = {"path": path, "value": value, **({"optional": True} if optional else {})}
     summary = f"{key} = {value}" + (" (where the node has it)" if optional else "")
-    return Operation("sysctl", key, summary, params, phase, scope=scope, where=where,
+    return Operation(Kind.SYSCTL, key, summary, params, phase, scope=scope, where=where,
                      undone_by=undone_by, span=origin.span)
 
 
-def _nat_chains(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> list[Operation]:
+def _node_nat(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> Operation | None:
+    """The network's NAT for one family, set up as one transaction: chains, rules, jumps.
+
+    NETC-PO (masquerade, hostPort SNAT) is declared with its rules; NETC-HP,
+    which PREROUTING and OUTPUT send local traffic to, holds the pods' jumps.
+    """
     names = NetworkNames(network.name)
+    owner = comment(names.comment)
     rules = _postrouting_rules(network, bridge, ipam, family)
-    ops = []
+    chains, jumps, dispatch = [], [], []
     if rules:
-        ops += _chain_with_entry(network, family, names.postrouting_chain, rules,
-                                 [("POSTROUTING", f"-m comment --comment \"{names.comment}\" "
-                                   f"-j {names.postrouting_chain}")])
+        chains.append({"name": names.postrouting_chain, "rules": rules})
+        jumps.append({"chain": "POSTROUTING",
+                      "rule": rule(*owner, "-j", names.postrouting_chain)})
     if network.hostport is not None:
-        entry = (f"-m addrtype --dst-type LOCAL -m comment --comment \"{names.comment}\" "
-                 f"-j {names.hostport_chain}")
-        ops += _chain_with_entry(network, family, names.hostport_chain, None,
-                                 [("PREROUTING", entry), ("OUTPUT", entry)])
-    return ops
+        dispatch.append(names.hostport_chain)
+        entry = rule("-m", "addrtype", "--dst-type", "LOCAL", *owner, "-j", names.hostport_chain)
+        jumps += [{"chain": "PREROUTING", "rule": entry}, {"chain": "OUTPUT", "rule": entry}]
+    if not jumps:
+        return None
+    shown = ", ".join([*(f"{c['name']} ({len(c['rules'])} rules)" for c in chains), *dispatch])
+    origin = bridge if rules and bridge.masquerade else network.hostport or bridge
+    return Operation(
+        Kind.NODE_NAT, f"{family_key(family)} nat of {network.name}",
+        f"NAT of network {network.name} (IPv{family}): {shown}, {len(jumps)} jumps",
+        {"family": family, "table": "nat", "chains": chains, "dispatch": dispatch,
+         "jumps": jumps}, Phase.NODE, scope=Scope.NODE, span=origin.span)
 
 
-def _chain_with_entry(network: Network, family: int, chain: str, rules: list[str] | None,
-                      entries: list[tuple[str, str]]) -> list[Operation]:
-    origin = network.hostport if rules is None else network.bridge
-    kind = "iptables.dispatch" if rules is None else "iptables.chain"
-    what = "hostPort dispatch chain" if rules is None else "NAT chain"
-    shown = f"{what} nat/{chain} (IPv{family})"
-    if rules is not None:
-        shown += f", {len(rules)} rules"
-    ops = [Operation(kind, f"ipv{family} nat/{chain}", shown,
-                     {"family": family, "table": "nat", "chain": chain, "rules": rules},
-                     "node", scope=NODE, span=origin.span)]
-    for builtin, rule in entries:
-        ops.append(Operation(
-            "iptables.jump", f"ipv{family} nat/{builtin} -> {chain}",
-            f"jump from nat/{builtin} to {chain} (IPv{family})",
-            {"family": family, "table": "nat", "chain": builtin, "rule": rule}, "node",
-            scope=NODE, span=origin.span))
-    return ops
-
-
-def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> list[str]:
+def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int
+                       ) -> list[Rule]:
     subnets = [str(s.cidr) for s in ipam.subnets_of(family)]
     rules = []
     hostport = network.hostport
+    dnat = ("-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE")
     if hostport is not None and hostport.snat:
         if family == 4:
-            rules.append(f"-s 127.0.0.0/8 -o {bridge.name} -m conntrack --ctstate DNAT "
-                         "-j MASQUERADE")
-        rules += [f"-s {s} -d {s} -m conntrack --ctstate DNAT -j MASQUERADE" for s in subnets]
+            rules.append(rule("-s", "127.0.0.0/8", "-o", bridge.name, *dnat))
+        rules += [rule("-s", s, "-d", s, *dnat) for s in subnets]
     if bridge.masquerade:
-        rules += [f"-d {s} -j RETURN" for s in subnets]
-        rules.append(f"-d {MULTICAST[family]} -j RETURN")
-        rules += [f"-s {s} -j MASQUERADE" for s in subnets]
+        rules += [rule("-d", s, "-j", "RETURN") for s in subnets]
+        rules.append(rule("-d", MULTICAST[family], "-j", "RETURN"))
+        rules += [rule("-s", s, "-j", "MASQUERADE") for s in subnets]
     return rules
 
 
@@ -191,15 +186,15 @@ def _ipam(ipam: Ipam, network: str, pod: PodContext) -> list[Operation]:
         ranges = [{"subnet": str(s.cidr), "start": str(s.range_start), "end": str(s.range_end),
                    "gateway": str(s.gateway)} for s in subnets]
         shown = ", ".join(r["subnet"] for r in ranges)
-        key = FAMILY_KEY[family]
+        key = family_key(family)
         requested = pod.requested(family)
         what = f"{requested}" if requested else f"an IPv{family} address"
         ops.append(Operation(
-            "ipam.address", f"{key} from {shown}", f"reserve {what} in {shown} -> "
+            Kind.RESERVATION, f"{key} from {shown}", f"reserve {what} in {shown} -> "
             f"{{{key}.cidr}}",
             {"family": family, "binds": key, "range_set": index, "ranges": ranges,
              "requested": str(requested) if requested else None,
-             "data_dir": ipam.data_dir, "network": network}, "ipam", span=subnets[0].span))
+             "data_dir": ipam.data_dir, "network": network}, Phase.IPAM, span=subnets[0].span))
     return ops
 
 
@@ -208,38 +203,39 @@ def _sandbox(bridge: Bridge, ipam: Ipam, pod: PodContext, names: AttachmentNames
     host, eth = names.host_veth, pod.ifname
     mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
     ops = [
-        Operation("link.veth", host, f"veth pair {host} <-> {eth} in the pod{mtu}",
+        Operation(Kind.VETH, host, f"veth pair {host} <-> {eth} in the pod{mtu}",
                   {"name": host, "peer": eth, "netns": pod.netns, "mtu": bridge.mtu},
-                  "sandbox", span=bridge.span),
-        Operation("link.master", f"{host} master {bridge.name}",
+                  Phase.SANDBOX, span=bridge.span),
+        Operation(Kind.MASTER, f"{host} master {bridge.name}",
                   f"{host} joins bridge {bridge.name}", {"dev": host, "master": bridge.name},
-                  "sandbox", undone_by=host, span=bridge.span),
+                  Phase.SANDBOX, undone_by=host, span=bridge.span),
     ]
     if bridge.hairpin:
-        ops.append(Operation("link.hairpin", f"{host} hairpin", f"hairpin on {host}",
-                             {"dev": host, "on": True}, "sandbox", undone_by=host,
+        ops.append(Operation(Kind.HAIRPIN, f"{host} hairpin", f"hairpin on {host}",
+                             {"dev": host, "on": True}, Phase.SANDBOX, undone_by=host,
                              span=bridge.span))
     ops += [
-        _up(host, NODE, host, bridge),
-        _up("lo", SANDBOX, "sandbox", bridge),
+        _up(host, Where.NODE, host, bridge),
+        _up("lo", Where.SANDBOX, "sandbox", bridge),
     ]
     if 6 in ipam.families():
-        ops.append(_sysctl(f"net.ipv6.conf.{eth}.accept_dad", "0", ipam, where=SANDBOX,
-                           scope="attachment", undone_by=host, phase="sandbox",
+        ops.append(_sysctl(f"net.ipv6.conf.{eth}.accept_dad", "0", ipam, where=Where.SANDBOX,
+                           scope=Scope.ATTACHMENT, undone_by=host, phase=Phase.SANDBOX,
                            origin_device=eth))
     for family in ipam.families():
-        key = FAMILY_KEY[family]
-        ops.append(Operation("address", f"{eth} {{{key}.cidr}}", f"{{{key}.cidr}} on {eth}",
-                             {"dev": eth, "address": f"{{{key}.cidr}}"}, "sandbox",
-                             where=SANDBOX, undone_by=host, span=ipam.span))
-    ops.append(_up(eth, SANDBOX, host, bridge))
+        key = family_key(family)
+        ops.append(Operation(Kind.ADDRESS, f"{eth} {{{key}.cidr}}", f"{{{key}.cidr}} on {eth}",
+                             {"dev": eth, "address": f"{{{key}.cidr}}"}, Phase.SANDBOX,
+                             where=Where.SANDBOX, undone_by=host, span=ipam.span))
+    ops.append(_up(eth, Where.SANDBOX, host, bridge))
     for family in ipam.families():
         ops.append(_forget_neighbour(bridge, family, ipam))
     for route in ipam.routes:
-        via = str(route.via) if route.via else f"{{{FAMILY_KEY[route.dst.version]}.gateway}}"
-        ops.append(Operation("route", f"{route.dst} via {via}", f"route {route.dst} via {via} "
+        via = str(route.via) if route.via else f"{{{family_key(route.dst.version)}.gateway}}"
+        ops.append(Operation(Kind.ROUTE, f"{route.dst} via {via}", f"route {route.dst} via {via} "
                              f"dev {eth}", {"dst": str(route.dst), "via": via, "dev": eth},
-                             "sandbox", where=SANDBOX, undone_by=host, span=route.span))
+                             Phase.SANDBOX, where=Where.SANDBOX, undone_by=host,
+                             span=route.span))
     return ops
 
 
@@ -250,17 +246,17 @@ def _forget_neighbour(bridge: Bridge, family: int, ipam: Ipam) -> Operation:
     45 s (the pod's gratuitous ARP goes out before its bridge port forwards);
     DEL forgets it too, for the next pod.
     """
-    key = FAMILY_KEY[family]
-    return Operation("neighbour.forget", f"{bridge.name} {{{key}.ip}}",
+    key = family_key(family)
+    return Operation(Kind.FORGET_NEIGHBOUR, f"{bridge.name} {{{key}.ip}}",
                      f"forget the node's neighbour entry for {{{key}.ip}} on {bridge.name}",
-                     {"dev": bridge.name, "address": f"{{{key}.ip}}"}, "sandbox",
+                     {"dev": bridge.name, "address": f"{{{key}.ip}}"}, Phase.SANDBOX,
                      span=ipam.span)
 
 
-def _up(dev: str, where: str, undone_by: str, origin) -> Operation:
-    place = "in the pod" if where == SANDBOX else "on the node"
-    return Operation("link.up", f"{dev} ({where})", f"set {dev} up {place}", {"dev": dev},
-                     "sandbox", where=where, undone_by=undone_by, span=origin.span)
+def _up(dev: str, where: Where, undone_by: str, origin) -> Operation:
+    place = "in the pod" if where == Where.SANDBOX else "on the node"
+    return Operation(Kind.UP, f"{dev} ({where})", f"set {dev} up {place}", {"dev": dev},
+                     Phase.SANDBOX, where=where, undone_by=undone_by, span=origin.span)
 
 
 def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | None,
@@ -270,33 +266,39 @@ def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | 
         return []
     claims = None if mappings is None else [_claim(m) for m in mappings]
     shown = "the attachment's host ports" if claims is None else ", ".join(claims)
-    ops = [Operation("hostport.claim", shown, f"claim {shown} on the node",
+    ops = [Operation(Kind.HOSTPORT_CLAIM, shown, f"claim {shown} on the node",
                      {"dir": f"{network.state_dir}/hostports", "claims": claims,
-                      "owner": names.comment}, "hostport", span=policy.span)]
+                      "owner": names.comment}, Phase.HOSTPORT, span=policy.span)]
     hostports = NetworkNames(network.name).hostport_chain
-    families = ipam.families()
-    for family in families:
-        rules = None if mappings is None else _dnat_rules(mappings, family, names.comment)
+    owner = comment(names.comment)
+    for family in ipam.families():
+        rules = None if mappings is None else _dnat_rules(mappings, family, owner)
         if rules == []:
             continue
         count = "its" if rules is None else str(len(rules))
         ops.append(Operation(
-            "iptables.attachment", f"ipv{family} nat/{names.dnat_chain}",
+            Kind.POD_NAT, f"{family_key(family)} nat/{names.dnat_chain}",
             f"DNAT chain nat/{names.dnat_chain} with {count} rules, jumped to from "
             f"{hostports} (IPv{family})",
             {"family": family, "table": "nat", "chain": names.dnat_chain, "rules": rules,
-             "dispatch": hostports,
-             "jump": f"-m comment --comment \"{names.comment}\" -j {names.dnat_chain}"},
-            "hostport", span=policy.span))
+             "dispatch": hostports, "jump": rule(*owner, "-j", names.dnat_chain)},
+            Phase.HOSTPORT, span=policy.span))
+    ops += _conntrack_flushes(mappings or (), ipam.families(), policy.span)
+    return ops
+
+
+def _conntrack_flushes(mappings: tuple[PortMapping, ...], families: tuple[int, ...], span
+                       ) -> list[Operation]:
+    ops = []
     for family in families:
-        udp = sorted({m.host_port for m in mappings or () if m.protocol == "udp"
+        udp = sorted({m.host_port for m in mappings if m.protocol == "udp"
                       and _applies(m, family)})
         if udp:
             ops.append(Operation(
-                "conntrack.flush", f"ipv{family} udp {','.join(map(str, udp))}",
+                Kind.CONNTRACK_FLUSH, f"{family_key(family)} udp {','.join(map(str, udp))}",
                 f"forget UDP conntrack entries to ports {', '.join(map(str, udp))} "
                 f"(IPv{family})", {"family": family, "protocol": "udp", "ports": udp},
-                "hostport", span=policy.span))
+                Phase.HOSTPORT, span=span))
     return ops
 
 
@@ -309,18 +311,18 @@ def _applies(mapping: PortMapping, family: int) -> bool:
     return mapping.host_ip is None or mapping.host_ip.version == family
 
 
-def _dnat_rules(mappings: tuple[PortMapping, ...], family: int, owner: str) -> list[str]:
+def _dnat_rules(mappings: tuple[PortMapping, ...], family: int, owner: Rule) -> list[Rule]:
     """One DNAT rule per mapping of the family, each carrying the owner's comment."""
-    key = FAMILY_KEY[family]
+    key = family_key(family)
     pod = f"{{{key}.ip}}" if family == 4 else f"[{{{key}.ip}}]"
     rules = []
     for mapping in mappings:
         if not _applies(mapping, family):
             continue
-        destination = f"-d {mapping.host_ip} " if mapping.host_ip else ""
-        rules.append(f"{destination}-p {mapping.protocol} -m {mapping.protocol} "
-                     f"--dport {mapping.host_port} -m comment --comment \"{owner}\" "
-                     f"-j DNAT --to-destination {pod}:{mapping.container_port}")
+        destination = ("-d", str(mapping.host_ip)) if mapping.host_ip else ()
+        rules.append(rule(*destination, "-p", mapping.protocol, "-m", mapping.protocol,
+                          "--dport", str(mapping.host_port), *owner,
+                          "-j", "DNAT", "--to-destination", f"{pod}:{mapping.container_port}"))
     return rules
 
 
@@ -341,22 +343,22 @@ def _shaping(network: Network, shaping: Shaping | None, names: AttachmentNames
         ops += [
             _ifb(ifb, network),
             _tbf(ifb, egress, "from the pod", ifb, span),
-            Operation("tc.ingress", f"{host} ingress", f"ingress qdisc on {host}",
-                      {"dev": host}, "shaping", undone_by=host, span=span),
-            Operation("tc.redirect", f"{host} -> {ifb}", f"redirect {host} ingress to {ifb}",
-                      {"dev": host, "to": ifb}, "shaping", undone_by=host, span=span),
+            Operation(Kind.INGRESS, f"{host} ingress", f"ingress qdisc on {host}",
+                      {"dev": host}, Phase.SHAPING, undone_by=host, span=span),
+            Operation(Kind.REDIRECT, f"{host} -> {ifb}", f"redirect {host} ingress to {ifb}",
+                      {"dev": host, "to": ifb}, Phase.SHAPING, undone_by=host, span=span),
         ]
     return ops
 
 
 def _ifb(ifb: str, network: Network) -> Operation:
-    return Operation("link.ifb", ifb, f"ifb {ifb} up", {"name": ifb}, "shaping",
+    return Operation(Kind.IFB, ifb, f"ifb {ifb} up", {"name": ifb}, Phase.SHAPING,
                      span=network.bandwidth.span if network.bandwidth else None)
 
 
 def _tbf(dev: str, tbf: Bucket, what: str, parent: str, span) -> Operation:
     return Operation(
-        "tc.tbf", f"{dev} root tbf", f"tbf on {dev}: {describe_rate(tbf.rate_bits)} {what}, "
+        Kind.TBF, f"{dev} root tbf", f"tbf on {dev}: {describe_rate(tbf.rate_bits)} {what}, "
         f"burst {tbf.burst_bytes} B, queue {tbf.limit_bytes} B",
         {"dev": dev, "rate": tbf.rate_bytes, "burst": tbf.burst_bytes, "limit": tbf.limit_bytes},
-        "shaping", undone_by=parent, span=span)
+        Phase.SHAPING, undone_by=parent, span=span)

@@ -15,14 +15,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.errors import Code, NetcError
 from compiler.ir import PROTOCOLS, IPAddress
 
 RUNTIME_DEFAULT_BURSTS = (2**32 - 1, (2**32 - 1) * 8 - 1)
 """Bursts runtimes invent when a pod gives none: containerd's and CRI-O's."""
 
 
-class ContextError(ValueError):
-    """A runtime or a user handed us a pod description we cannot read."""
+class ContextError(NetcError):
+    """A runtime or a user handed us a pod description we cannot read.
+
+    Code 7 (runtimeConfig is part of the configuration) unless the culprit
+    is an environment variable (CNI_ARGS: code 4).
+    """
+
+    code = Code.BAD_CONFIG
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,11 +57,11 @@ class BandwidthRequest:
 
     def rate(self, direction: str) -> int | None:
         """The requested rate of 'ingress' or 'egress'."""
-        return self.ingress_rate if direction == "ingress" else self.egress_rate
+        return getattr(self, f"{direction}_rate")
 
     def burst(self, direction: str) -> int | None:
         """The requested burst, None when absent or one of the runtimes' placeholders."""
-        value = self.ingress_burst if direction == "ingress" else self.egress_burst
+        value = getattr(self, f"{direction}_burst")
         return None if value in RUNTIME_DEFAULT_BURSTS else value
 
 
@@ -94,7 +101,8 @@ def parse_cni_args(text: str) -> dict[str, str]:
             continue
         key, sep, value = piece.partition("=")
         if not sep:
-            raise ContextError(f"CNI_ARGS piece {piece!r} is not KEY=VALUE")
+            raise ContextError(f"CNI_ARGS piece {piece!r} is not KEY=VALUE",
+                               Code.BAD_ENVIRONMENT)
         pairs[key] = value
     return pairs
 
@@ -106,14 +114,19 @@ def requested_addresses(args: Mapping[str, str], runtime_config: Mapping[str, An
     Both take `ip` or `ip/prefix`; CNI_ARGS may list several, comma-separated.
     """
     entries = runtime_config.get("ips")
+    code = Code.BAD_CONFIG
     if entries is None:
         entries = [e for e in args.get("IP", "").split(",") if e]
-    if not isinstance(entries, list):
-        raise ContextError("runtimeConfig ips must be a list")
+        code = Code.BAD_ENVIRONMENT
+    if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
+        raise ContextError("runtimeConfig ips must be a list of strings")
     try:
-        return tuple(ipaddress.ip_interface(str(e)).ip for e in entries)
+        addresses = tuple(ipaddress.ip_interface(e).ip for e in entries)
     except ValueError:
-        raise ContextError(f"requested addresses {entries} are not all addresses") from None
+        raise ContextError(f"requested addresses {entries} are not all addresses", code) from None
+    if any(getattr(a, "scope_id", None) for a in addresses):
+        raise ContextError(f"requested addresses {entries} may not carry a scope", code)
+    return addresses
 
 
 def mappings_from_runtime(entries: Any) -> tuple[PortMapping, ...]:
@@ -124,21 +137,37 @@ def mappings_from_runtime(entries: Any) -> tuple[PortMapping, ...]:
 
 
 def _mapping(entry: dict[str, Any]) -> PortMapping:
+    host_port = _port(entry, "hostport")
+    container_port = _port(entry, "containerport")
+    protocol = entry.get("protocol") or "tcp"
+    if not isinstance(protocol, str) or protocol.lower() not in PROTOCOLS:
+        raise ContextError(f"port mapping protocol {protocol!r} is not tcp, udp or sctp")
+    address = host_address(entry.get("hostip"))
+    return PortMapping(host_port, container_port, protocol.lower(), address)
+
+
+def _port(entry: dict[str, Any], key: str) -> int:
+    """A port number: a JSON integer from 1 to 65535 (not a string, a float or a boolean)."""
+    value = entry.get(key)
+    if type(value) is not int or not 1 <= value <= 65535:
+        raise ContextError(f"port mapping {key} {value!r} is not a port number "
+                           "(an integer from 1 to 65535)")
+    return value
+
+
+def host_address(value: Any) -> IPAddress | None:
+    """A mapping's hostIP: an address without a scope; empty or unspecified means any."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ContextError(f"port mapping hostIP {value!r} is not a string")
     try:
-        host_port = int(entry["hostport"])
-        container_port = int(entry["containerport"])
-    except (KeyError, TypeError, ValueError):
-        raise ContextError(
-            f"port mapping {entry} needs integer hostPort and containerPort") from None
-    protocol = str(entry.get("protocol") or "tcp").lower()
-    host_ip = entry.get("hostip") or None
-    try:
-        address = ipaddress.ip_address(host_ip) if host_ip else None
+        address = ipaddress.ip_address(value)
     except ValueError:
-        raise ContextError(f"port mapping hostIP {host_ip!r} is not an address") from None
-    if address is not None and address.is_unspecified:
-        address = None
-    return PortMapping(host_port, container_port, protocol, address)
+        raise ContextError(f"port mapping hostIP {value!r} is not an address") from None
+    if getattr(address, "scope_id", None) is not None:
+        raise ContextError(f"port mapping hostIP {value!r} has a scope; give the address alone")
+    return None if address.is_unspecified else address
 
 
 def bandwidth_from_runtime(entry: Any) -> BandwidthRequest:
@@ -146,16 +175,18 @@ def bandwidth_from_runtime(entry: Any) -> BandwidthRequest:
     if not isinstance(entry, Mapping):
         raise ContextError("runtimeConfig bandwidth must be an object")
     values = lower_keys(entry)
+    return BandwidthRequest(*(_amount(values, key) for key in
+                              ("ingressrate", "ingressburst", "egressrate", "egressburst")))
 
-    def number(key: str) -> int | None:
-        value = values.get(key)
-        try:
-            return int(value) or None if value is not None else None
-        except (TypeError, ValueError):
-            raise ContextError(f"bandwidth {key} must be an integer, not {value!r}") from None
 
-    return BandwidthRequest(number("ingressrate"), number("ingressburst"),
-                            number("egressrate"), number("egressburst"))
+def _amount(values: Mapping[str, Any], key: str) -> int | None:
+    """A rate or burst: a non-negative JSON integer; absent or zero means "not asked"."""
+    value = values.get(key)
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise ContextError(f"bandwidth {key} must be a non-negative integer, not {value!r}")
+    return value or None
 
 
 _PORT_OPTION = re.compile(
@@ -167,7 +198,7 @@ def mapping_from_option(text: str) -> PortMapping:
     match = _PORT_OPTION.match(text)
     if not match or (match["protocol"] and match["protocol"] not in PROTOCOLS):
         raise ContextError(f"{text!r} is not HOST:CONTAINER[/tcp|udp|sctp][@HOSTIP]")
-    entry = {"hostport": match["host"], "containerport": match["container"],
+    entry = {"hostport": int(match["host"]), "containerport": int(match["container"]),
              "protocol": match["protocol"], "hostip": match["ip"]}
     return _mapping(entry)
 

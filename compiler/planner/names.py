@@ -16,9 +16,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-LINK_NAME_MAX = 15
-CHAIN_NAME_MAX = 28
-COMMENT_MAX = 255
+from compiler.planner.iptables import COMMENT_MAX
 
 
 def _digest(*parts: str) -> str:

@@ -21,31 +21,91 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from compiler.source import Span
 
-PLAN_FORMAT = "1.0"
+PLAN_FORMAT = "2.0"
+"""2.0: iptables rules are argument lists; a network's NAT is one operation per family."""
 
-NODE = "node"
-ATTACHMENT = "attachment"
-SANDBOX = "sandbox"
 
-ENSURE = "ensure"
-REMOVE = "remove"
-CHECK = "check"
+class Kind(StrEnum):
+    """What an operation acts on; the runtime has one handler per kind."""
+
+    RECORD = "state.record"
+    MODULE = "kernel.module"
+    SYSCTL = "sysctl"
+    BRIDGE = "link.bridge"
+    VETH = "link.veth"
+    MASTER = "link.master"
+    HAIRPIN = "link.hairpin"
+    UP = "link.up"
+    IFB = "link.ifb"
+    ADDRESS = "address"
+    ROUTE = "route"
+    FORGET_NEIGHBOUR = "neighbour.forget"
+    RESERVATION = "ipam.address"
+    NODE_NAT = "iptables.node"
+    POD_NAT = "iptables.attachment"
+    HOSTPORT_CLAIM = "hostport.claim"
+    CONNTRACK_FLUSH = "conntrack.flush"
+    TBF = "tc.tbf"
+    INGRESS = "tc.ingress"
+    REDIRECT = "tc.redirect"
+
+
+class Phase(StrEnum):
+    """The groups a plan is printed in, in execution order."""
+
+    RECORD = "record"
+    NODE = "node"
+    IPAM = "ipam"
+    SANDBOX = "sandbox"
+    HOSTPORT = "hostport"
+    SHAPING = "shaping"
+
 
 PHASE_TITLES = {
-    "record": "Attachment record",
-    "node": "Node (shared by every pod of the network)",
-    "ipam": "Addresses",
-    "sandbox": "Pod interface and sandbox",
-    "hostport": "Host ports",
-    "shaping": "Traffic shaping",
+    Phase.RECORD: "Attachment record",
+    Phase.NODE: "Node (shared by every pod of the network)",
+    Phase.IPAM: "Addresses",
+    Phase.SANDBOX: "Pod interface and sandbox",
+    Phase.HOSTPORT: "Host ports",
+    Phase.SHAPING: "Traffic shaping",
 }
 
-CREATE, IN_PLACE, DIFFERENT, ABSENT = "create", "in-place", "different", "absent"
-"""Live states of an operation's object: to create, as planned, not as planned, gone."""
+
+class Scope(StrEnum):
+    """Who owns an operation's object: the node (kept by DEL) or the attachment."""
+
+    NODE = "node"
+    ATTACHMENT = "attachment"
+
+
+class Where(StrEnum):
+    """The network namespace an operation acts in."""
+
+    NODE = "node"
+    SANDBOX = "sandbox"
+
+
+class Action(StrEnum):
+    """What to do with the object."""
+
+    ENSURE = "ensure"
+    REMOVE = "remove"
+    CHECK = "check"
+
+
+class State(StrEnum):
+    """Live states of an operation's object: to create, as planned, not as planned, gone."""
+
+    CREATE = "create"
+    IN_PLACE = "in-place"
+    DIFFERENT = "different"
+    ABSENT = "absent"
+
 
 _PLACEHOLDER = re.compile(r"\{([a-z0-9]+\.[a-z]+)\}")
 
@@ -54,28 +114,28 @@ _PLACEHOLDER = re.compile(r"\{([a-z0-9]+\.[a-z]+)\}")
 class Operation:
     """One step of a plan; see the module docstring."""
 
-    kind: str
+    kind: Kind
     target: str
     summary: str
     params: Mapping[str, Any]
-    phase: str
-    scope: str = ATTACHMENT
-    where: str = NODE
-    action: str = ENSURE
+    phase: Phase
+    scope: Scope = Scope.ATTACHMENT
+    where: Where = Where.NODE
+    action: Action = Action.ENSURE
     undone_by: str | None = None
     span: Span | None = None
 
     @property
     def owned(self) -> bool:
         """True when the attachment owns the object (a DEL must account for it)."""
-        return self.scope == ATTACHMENT
+        return self.scope == Scope.ATTACHMENT
 
     @property
     def removed_by_del(self) -> bool:
         """True when a DEL removes this object explicitly."""
         return self.owned and self.undone_by is None
 
-    def with_action(self, action: str) -> Operation:
+    def with_action(self, action: Action) -> Operation:
         """The same operation with another action (`remove` for a DEL, `check` for CHECK)."""
         return replace(self, action=action)
 
@@ -87,13 +147,13 @@ class Operation:
     def to_json(self) -> dict[str, Any]:
         """The machine form of the operation."""
         return {
-            "kind": self.kind,
-            "action": self.action,
+            "kind": self.kind.value,
+            "action": self.action.value,
             "target": self.target,
             "summary": self.summary,
-            "scope": self.scope,
-            "where": self.where,
-            "phase": self.phase,
+            "scope": self.scope.value,
+            "where": self.where.value,
+            "phase": self.phase.value,
             "undone_by": self.undone_by,
             "params": dict(self.params),
             "source": self.span.to_json() if self.span else None,
@@ -163,9 +223,9 @@ class Plan:
 class Observation:
     """What the kernel shows for one operation: a live state and, if different, how."""
 
-    state: str
+    state: State
     detail: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The machine form of the observation."""
-        return {"state": self.state, "detail": self.detail}
+        return {"state": self.state.value, "detail": self.detail}

@@ -10,18 +10,21 @@ which leave nothing to verify.
 
 from __future__ import annotations
 
+from compiler.errors import Code, NetcError
 from compiler.ir import Network
 from compiler.planner.attach import attach_operations
 from compiler.planner.context import PodContext
-from compiler.planner.ops import CHECK, REMOVE, Attachment, Operation, Plan
+from compiler.planner.ops import Action, Attachment, Kind, Operation, Plan
 
 COMMANDS = ("ADD", "DEL", "CHECK")
-ONE_SHOT = ("conntrack.flush", "neighbour.forget")
+ONE_SHOT = (Kind.CONNTRACK_FLUSH, Kind.FORGET_NEIGHBOUR)
 """Operations that leave nothing to verify: CHECK skips them."""
 
 
-class PlanError(ValueError):
+class PlanError(NetcError):
     """The network cannot be planned by netc (e.g. a passthrough main plugin)."""
+
+    code = Code.BAD_CONFIG
 
 
 def plan(network: Network, pod: PodContext, command: str) -> Plan:
@@ -42,5 +45,5 @@ def _for_command(adding: list[Operation], command: str) -> list[Operation]:
     if command == "ADD":
         return adding
     if command == "DEL":
-        return [op.with_action(REMOVE) for op in reversed(adding) if op.removed_by_del]
-    return [op.with_action(CHECK) for op in adding if op.kind not in ONE_SHOT]
+        return [op.with_action(Action.REMOVE) for op in reversed(adding) if op.removed_by_del]
+    return [op.with_action(Action.CHECK) for op in adding if op.kind not in ONE_SHOT]

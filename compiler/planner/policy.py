@@ -21,26 +21,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compiler.ir import DIRECTIONS, PROTOCOLS, Bandwidth, HostPort, Limits, Network, Rate
+from compiler.errors import Code, NetcError
+from compiler.ir import DIRECTIONS, Bandwidth, HostPort, Limits, Network, Rate
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
 from compiler.shaping import Bucket, bucket, describe_rate
 from compiler.source import Span
 
-CODE_HOSTPORT_REFUSED = 101
-CODE_BANDWIDTH_REFUSED = 102
-CODE_HOSTPORT_TAKEN = 103
-CODE_NO_ADDRESS = 104
-"""CNI error codes of refusals (CNI leaves 100 and up to plugins); the runtime uses them too."""
 
-
-class PolicyError(Exception):
+class PolicyError(NetcError):
     """A pod asked for something the network's policy does not allow."""
 
-    def __init__(self, message: str, span: Span | None, code: int) -> None:
+    def __init__(self, message: str, span: Span | None, code: Code) -> None:
         where = f" ({span})" if span else ""
-        super().__init__(message + where)
+        super().__init__(message + where, code)
         self.span = span
-        self.code = code
 
 
 def check_mappings(network: Network, pod: PodContext) -> tuple[PortMapping, ...]:
@@ -48,7 +42,7 @@ def check_mappings(network: Network, pod: PodContext) -> tuple[PortMapping, ...]
     mappings = pod.port_mappings or ()
     if mappings and network.hostport is None:
         raise PolicyError(f"network {network.name} has no hostport support, but the pod maps "
-                          f"{mappings[0]}", network.span, CODE_HOSTPORT_REFUSED)
+                          f"{mappings[0]}", network.span, Code.HOSTPORT_REFUSED)
     for mapping in mappings:
         _check_mapping(mapping, network.hostport, network)
     return mappings
@@ -56,27 +50,20 @@ def check_mappings(network: Network, pod: PodContext) -> tuple[PortMapping, ...]
 
 def _check_mapping(mapping: PortMapping, policy: HostPort | None, network: Network) -> None:
     assert policy is not None
-    if mapping.protocol not in PROTOCOLS:
-        raise PolicyError(f"port mapping {mapping}: protocol {mapping.protocol} is not "
-                          "tcp, udp or sctp", None, CODE_HOSTPORT_REFUSED)
-    for port in (mapping.host_port, mapping.container_port):
-        if not 1 <= port <= 65535:
-            raise PolicyError(f"port mapping {mapping}: {port} is not a port number", None,
-                              CODE_HOSTPORT_REFUSED)
     denied = next((r for r in policy.deny if r.covers(mapping.host_port, mapping.protocol)), None)
     if denied:
         raise PolicyError(f"host port {mapping.host_port}/{mapping.protocol} is refused by "
-                          f"`{denied}`", denied.span, CODE_HOSTPORT_REFUSED)
+                          f"`{denied}`", denied.span, Code.HOSTPORT_REFUSED)
     if policy.allow and not any(r.covers(mapping.host_port, mapping.protocol)
                                 for r in policy.allow):
         allowed = ", ".join(str(r).removeprefix("allow ") for r in policy.allow)
         raise PolicyError(f"host port {mapping.host_port}/{mapping.protocol} is outside the "
                           f"allowed ports ({allowed})", policy.allow[0].span,
-                          CODE_HOSTPORT_REFUSED)
+                          Code.HOSTPORT_REFUSED)
     if mapping.host_ip and policy.host_ips and mapping.host_ip not in policy.host_ips:
         shown = ", ".join(map(str, policy.host_ips))
         raise PolicyError(f"hostIP {mapping.host_ip} of {mapping} is not one of the allowed "
-                          f"host IPs ({shown})", policy.span, CODE_HOSTPORT_REFUSED)
+                          f"host IPs ({shown})", policy.span, Code.HOSTPORT_REFUSED)
 
 
 def check_requested(network: Network, pod: PodContext) -> None:
@@ -90,7 +77,7 @@ def check_requested(network: Network, pod: PodContext) -> None:
             ranges = ", ".join(f"{s.range_start}..{s.range_end}" for s in subnets) or "none"
             raise PolicyError(f"the pod asks for address {address}, which is in no range of "
                               f"network {network.name} ({ranges})",
-                              ipam.span if ipam else network.span, CODE_NO_ADDRESS)
+                              ipam.span if ipam else network.span, Code.NO_ADDRESS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +91,11 @@ class Shaping:
 
     def bucket_for(self, direction: str) -> Bucket | None:
         """The bucket of 'ingress' or 'egress'."""
-        return self.ingress if direction == "ingress" else self.egress
+        return getattr(self, direction)
 
     def span_for(self, direction: str) -> Span | None:
         """Where the limit of a direction was decided."""
-        return self.ingress_span if direction == "ingress" else self.egress_span
+        return getattr(self, f"{direction}_span")
 
 
 def resolve_bandwidth(network: Network, pod: PodContext, enforce: bool = True) -> Shaping:
@@ -122,7 +109,7 @@ def resolve_bandwidth(network: Network, pod: PodContext, enforce: bool = True) -
     if policy is None:
         if enforce and any(request.rate(d) for d in DIRECTIONS):
             raise PolicyError(f"network {network.name} has no bandwidth support, but the pod "
-                              "asks for a limit", network.span, CODE_BANDWIDTH_REFUSED)
+                              "asks for a limit", network.span, Code.BANDWIDTH_REFUSED)
         return Shaping()
     buckets: dict[str, Bucket | None] = {}
     spans: dict[str, Span | None] = {}
@@ -159,4 +146,4 @@ def _check_max(asked: int, direction: str, maximum: Rate | None) -> None:
     if maximum is not None and asked > maximum.rate:
         raise PolicyError(
             f"the pod asks for {direction} {describe_rate(asked)}, above the maximum "
-            f"{describe_rate(maximum.rate)}", maximum.span, CODE_BANDWIDTH_REFUSED)
+            f"{describe_rate(maximum.rate)}", maximum.span, Code.BANDWIDTH_REFUSED)

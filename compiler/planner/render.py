@@ -16,24 +16,21 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from compiler.planner import iptables
 from compiler.planner.ops import (
-    ABSENT,
-    CHECK,
-    CREATE,
-    DIFFERENT,
-    ENSURE,
-    IN_PLACE,
     PHASE_TITLES,
-    REMOVE,
+    Action,
+    Kind,
     Observation,
     Operation,
     Plan,
+    State,
     placeholders,
 )
 from compiler.source import SourceFile
 
-ACTION_SYMBOLS = {ENSURE: "+", REMOVE: "-", CHECK: "?"}
-LIVE_SYMBOLS = {CREATE: "+", IN_PLACE: "=", DIFFERENT: "~", ABSENT: "="}
+ACTION_SYMBOLS = {Action.ENSURE: "+", Action.REMOVE: "-", Action.CHECK: "?"}
+LIVE_SYMBOLS = {State.CREATE: "+", State.IN_PLACE: "=", State.DIFFERENT: "~", State.ABSENT: "="}
 
 
 def render_text(plan: Plan, sources: Mapping[str, SourceFile],
@@ -68,7 +65,7 @@ def _operation(number: int, op: Operation, sources: Mapping[str, SourceFile],
     lines += [f"        {rule}" for rule in _rules(op)]
     if seen and seen.detail:
         lines.append(f"        {seen.detail}")
-    if op.undone_by and op.action == ENSURE:
+    if op.undone_by and op.action == Action.ENSURE:
         lines.append(f"        (removed with {op.undone_by})")
     if op.span:
         text = sources[op.span.file].line(op.span.line).strip() if op.span.file in sources else ""
@@ -77,25 +74,29 @@ def _operation(number: int, op: Operation, sources: Mapping[str, SourceFile],
 
 
 def _rules(op: Operation) -> list[str]:
-    """The iptables rules an operation writes, shown so a reviewer sees the NAT exactly."""
-    if op.action != ENSURE:
+    """The iptables-restore lines an operation writes on a node that has none of them yet.
+
+    They come from the function the runtime writes them with: a reviewer
+    sees exactly the NAT a pod gets.
+    """
+    if op.kind == Kind.NODE_NAT and op.action == Action.ENSURE:
+        return iptables.node_setup(op.params, iptables.FRESH)
+    if op.kind != Kind.POD_NAT:
         return []
-    if op.kind == "iptables.jump":
-        return [f"-A {op.params['chain']} {op.params['rule']}"]
-    rules = op.params.get("rules") if op.kind.startswith("iptables.") else None
-    listed = [f"-A {op.params['chain']} {rule}" for rule in rules or ()]
-    if op.kind == "iptables.attachment":
-        listed.append(f"-A {op.params['dispatch']} {op.params['jump']}")
-    return listed
+    if op.action == Action.REMOVE:
+        return iptables.attachment_teardown(op.params)
+    if op.action == Action.ENSURE and op.params["rules"] is not None:
+        return iptables.attachment_setup(op.params, iptables.FRESH, repeated=False)
+    return []
 
 
 def _summary(plan: Plan, live: Sequence[Observation] | None) -> str:
     ops = plan.operations
     if live is not None:
         counts = {state: sum(o.state == state for o in live) for state in LIVE_SYMBOLS}
-        pending = counts[CREATE] + counts[DIFFERENT]
-        return (f"Plan: {counts[CREATE]} to create, {counts[DIFFERENT]} different, "
-                f"{counts[IN_PLACE] + counts[ABSENT]} in place"
+        pending = counts[State.CREATE] + counts[State.DIFFERENT]
+        return (f"Plan: {counts[State.CREATE]} to create, {counts[State.DIFFERENT]} different, "
+                f"{counts[State.IN_PLACE] + counts[State.ABSENT]} in place"
                 + ("." if pending else " -- nothing to do."))
     node = sum(not op.owned for op in ops)
     owned = len(ops) - node

@@ -12,29 +12,20 @@ import os
 import sys
 from typing import Any
 
+from compiler.errors import Code, NetcError
 from compiler.planner.context import PodContext
 from compiler.planner.names import record_path
-from compiler.planner.ops import IN_PLACE, Plan
-from compiler.planner.plan import PlanError, plan
-from compiler.planner.policy import PolicyError
+from compiler.planner.ops import State
+from compiler.planner.plan import plan
+from compiler.versions import version_key
 from runtime import executor
 from runtime import record as records
-from runtime.cni.protocol import (
-    CODE_BAD_CONFIG,
-    CODE_BAD_ENVIRONMENT,
-    CODE_DRIFT,
-    CODE_INCOMPATIBLE_VERSION,
-    CODE_NOT_AVAILABLE,
-    Call,
-    CniError,
-    version_key,
-)
+from runtime.cni.protocol import Call
 from runtime.cni.request import Request, pod_context
 from runtime.cni.result import build_result
 from runtime.files import locked
 from runtime.host import Host
 from runtime.ipam_store import IpamStore, Range
-from runtime.netns import NetnsError
 from runtime.record import Record
 
 
@@ -48,28 +39,19 @@ def _record_path(call: Call, request: Request) -> str:
                        call.ifname or "")
 
 
-def _plan(request: Request, pod: PodContext, command: str) -> Plan:
-    try:
-        return plan(request.network, pod, command)
-    except PolicyError as error:
-        raise CniError(error.code, str(error)) from None
-    except PlanError as error:
-        raise CniError(CODE_BAD_CONFIG, str(error)) from None
-
-
 def _host(netns: str | None) -> Host:
     host = Host(netns)
     if netns is None:
         return host
     try:
         own = host.sandbox.is_current()
-    except NetnsError as error:
+    except NetcError:
         host.close()
-        raise CniError(CODE_BAD_ENVIRONMENT, str(error)) from None
+        raise
     if own:
         host.close()
-        raise CniError(CODE_BAD_ENVIRONMENT, f"CNI_NETNS {netns} is the plugin's own network "
-                       "namespace")
+        raise NetcError(f"CNI_NETNS {netns} is the plugin's own network namespace",
+                        Code.BAD_ENVIRONMENT)
     return host
 
 
@@ -79,23 +61,16 @@ def add(call: Call, request: Request) -> dict[str, Any]:
     with locked(_lock(request)):
         previous = records.load(path)
         pod = pod_context(call, request, previous)
-        the_plan = _plan(request, pod, "ADD")
+        the_plan = plan(request.network, pod, "ADD")
         host = _host(call.netns)
         try:
             bound = dict(previous.bindings) if previous else {}
             run = executor.Run(host, request.network, pod, the_plan, Record(path, pod, bound),
                                previous)
-            _carry_out(executor.apply, run)
+            executor.apply(run)
             return build_result(request.network, host, pod, run.bindings, request.version)
         finally:
             host.close()
-
-
-def _carry_out(step, run: executor.Run):
-    try:
-        return step(run)
-    except executor.OperationFailed as error:
-        raise CniError(error.code, str(error)) from None
 
 
 def delete(call: Call, request: Request) -> None:
@@ -109,7 +84,7 @@ def delete(call: Call, request: Request) -> None:
 
 
 def _remove(request: Request, pod: PodContext, record: Record, netns: str | None) -> None:
-    the_plan = _plan(request, pod, "DEL")
+    the_plan = plan(request.network, pod, "DEL")
     host = _host(netns)
     try:
         run = executor.Run(host, request.network, pod, the_plan, record)
@@ -117,32 +92,33 @@ def _remove(request: Request, pod: PodContext, record: Record, netns: str | None
     finally:
         host.close()
     if failures:
-        raise CniError(failures[0].code, "; ".join(str(f) for f in failures))
+        raise NetcError("; ".join(str(f) for f in failures), failures[0].code)
 
 
 def check(call: Call, request: Request) -> None:
     """Compare the attachment with its plan; any difference is an error saying what."""
     if version_key(request.version) < (0, 4, 0):
-        raise CniError(CODE_INCOMPATIBLE_VERSION, f"CHECK needs cniVersion 0.4.0 or later, "
-                       f"not {request.version}")
+        raise NetcError(f"CHECK needs cniVersion 0.4.0 or later, not {request.version}",
+                        Code.INCOMPATIBLE_VERSION)
     path = _record_path(call, request)
     with locked(_lock(request)):
         previous = records.load(path)
         if previous is None:
-            raise CniError(CODE_DRIFT, "no record of this attachment: was it added by netc?")
+            raise NetcError("no record of this attachment: was it added by netc?", Code.DRIFT)
         pod = pod_context(call, request, previous)
-        the_plan = _plan(request, pod, "CHECK")
+        the_plan = plan(request.network, pod, "CHECK")
         host = _host(call.netns)
         try:
             run = executor.Run(host, request.network, pod, the_plan, previous, previous)
-            seen = _carry_out(executor.observe, run)
+            seen = executor.observe(run)
         finally:
             host.close()
     drift = [f"{op.summary}: {o.state}" + (f" ({o.detail})" if o.detail else "")
-             for op, o in zip(the_plan.operations, seen, strict=True) if o.state != IN_PLACE]
+             for op, o in zip(the_plan.operations, seen, strict=True)
+             if o.state != State.IN_PLACE]
     if drift:
-        raise CniError(CODE_DRIFT, f"{len(drift)} of {len(seen)} operations differ",
-                       "\n".join(drift))
+        raise NetcError(f"{len(drift)} of {len(seen)} operations differ", Code.DRIFT,
+                        "\n".join(drift))
 
 
 def status(request: Request) -> None:
@@ -156,7 +132,7 @@ def status(request: Request) -> None:
                   for s in ipam.subnets_of(family)]
         if store.free_count(ranges) <= 0:
             shown = ", ".join(str(s.cidr) for s in ipam.subnets_of(family))
-            raise CniError(CODE_NOT_AVAILABLE, f"no free IPv{family} address left in {shown}")
+            raise NetcError(f"no free IPv{family} address left in {shown}", Code.NOT_AVAILABLE)
 
 
 def garbage_collect(request: Request) -> None:
@@ -176,10 +152,10 @@ def garbage_collect(request: Request) -> None:
         failures = _collect_records(request, alive)
         _collect_leases(request, alive)
     if failures:
-        raise CniError(failures[0].code, "; ".join(str(f) for f in failures))
+        raise NetcError("; ".join(str(f) for f in failures), failures[0].code)
 
 
-def _collect_records(request: Request, alive: set) -> list[CniError]:
+def _collect_records(request: Request, alive: set[tuple[str, str]]) -> list[NetcError]:
     network = request.network
     failures = []
     for path in records.paths(os.path.join(network.state_dir, network.name)):
@@ -188,12 +164,12 @@ def _collect_records(request: Request, alive: set) -> list[CniError]:
             continue
         try:
             _remove(request, stale.context, stale, None)
-        except CniError as error:
+        except NetcError as error:
             failures.append(error)
     return failures
 
 
-def _collect_leases(request: Request, alive: set) -> None:
+def _collect_leases(request: Request, alive: set[tuple[str, str]]) -> None:
     """Reservations with no record (e.g. kept on disk across a reboot) are freed too."""
     ipam = request.network.ipam
     if ipam is None:

@@ -13,15 +13,9 @@ import os
 import sys
 import time
 
-from runtime.cni.protocol import (
-    CODE_BAD_ENVIRONMENT,
-    Call,
-    CniError,
-    read_config,
-    version_reply,
-)
-
-CODE_INTERNAL = 999
+from compiler.errors import Code, NetcError
+from compiler.versions import DEFAULT_CNI_VERSION
+from runtime.cni.protocol import Call, error_reply, read_config, version_reply
 
 
 def main() -> int:
@@ -32,12 +26,12 @@ def main() -> int:
     version = _stated_version(data)
     try:
         output = _dispatch(call, data)
-    except CniError as error:
-        _reply(error.to_json(version))
-        _log(call, f"failed ({error.code}: {error.message})", started)
+    except NetcError as error:
+        _reply(error_reply(error, version))
+        _log(call, f"failed ({int(error.code)}: {error.message})", started)
         return 1
     except Exception as error:  # a bug: still answer in CNI's terms
-        _reply(CniError(CODE_INTERNAL, f"internal error: {error}").to_json(version))
+        _reply(error_reply(NetcError(f"internal error: {error}", Code.INTERNAL), version))
         raise
     if output is not None:
         _reply(output)
@@ -49,7 +43,7 @@ def _dispatch(call: Call, data: bytes) -> dict | None:
     if call.command == "VERSION":
         return version_reply(_stated_version(data) or None)
     if call.command not in ("ADD", "DEL", "CHECK", "STATUS", "GC"):
-        raise CniError(CODE_BAD_ENVIRONMENT, f"unknown CNI_COMMAND {call.command!r}")
+        raise NetcError(f"unknown CNI_COMMAND {call.command!r}", Code.BAD_ENVIRONMENT)
     # Runtimes ask every plugin for VERSION whenever they load a network: that
     # answer must not wait for the compiler's and the runtime's imports.
     from runtime.cni import commands
@@ -75,9 +69,9 @@ def _dispatch(call: Call, data: bytes) -> dict | None:
 def _stated_version(data: bytes) -> str:
     try:
         version = read_config(data).get("cniVersion")
-    except CniError:
-        return "1.0.0"
-    return version if isinstance(version, str) and version else "1.0.0"
+    except NetcError:
+        return DEFAULT_CNI_VERSION
+    return version if isinstance(version, str) and version else DEFAULT_CNI_VERSION
 
 
 def _reply(document: dict) -> None:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from compiler import ir_codec
+from compiler.errors import Code, NetcError
 from compiler.ir import Network
 from compiler.planner.context import (
     BandwidthRequest,
-    ContextError,
     PodContext,
     bandwidth_from_runtime,
     lower_keys,
@@ -23,15 +23,8 @@ from compiler.planner.context import (
     parse_cni_args,
     requested_addresses,
 )
-from runtime.cni.protocol import (
-    CODE_BAD_CONFIG,
-    CODE_BAD_ENVIRONMENT,
-    CODE_INCOMPATIBLE_VERSION,
-    SUPPORTED_VERSIONS,
-    Call,
-    CniError,
-    read_config,
-)
+from compiler.versions import CNI_VERSIONS
+from runtime.cni.protocol import Call, read_config
 from runtime.record import Record
 
 
@@ -48,9 +41,9 @@ class Request:
 def requested_version(config: dict[str, Any]) -> str:
     """The cniVersion asked for (code 1 when netc does not speak it)."""
     version = config.get("cniVersion") or "0.1.0"
-    if version not in SUPPORTED_VERSIONS:
-        raise CniError(CODE_INCOMPATIBLE_VERSION, f"CNI version {version} is not supported",
-                       f"netc-cni supports {', '.join(SUPPORTED_VERSIONS)}")
+    if version not in CNI_VERSIONS:
+        raise NetcError(f"CNI version {version} is not supported", Code.INCOMPATIBLE_VERSION,
+                        f"netc-cni supports {', '.join(CNI_VERSIONS)}")
     return version
 
 
@@ -60,24 +53,22 @@ def parse_request(data: bytes) -> Request:
     version = requested_version(config)
     embedded = config.get("netc")
     if not isinstance(embedded, dict) or not isinstance(embedded.get("network"), dict):
-        raise CniError(CODE_BAD_CONFIG, "the configuration has no compiled netc network",
-                       "build the conflist with `netc build --target netc`")
+        raise NetcError("the configuration has no compiled netc network", Code.BAD_CONFIG,
+                        "build the conflist with `netc build --target netc`")
     if embedded.get("format") != ir_codec.FORMAT:
-        raise CniError(CODE_BAD_CONFIG, f"netc network format {embedded.get('format')!r} is "
-                       f"not {ir_codec.FORMAT}", "rebuild the conflist with this netc")
+        raise NetcError(f"netc network format {embedded.get('format')!r} is not "
+                        f"{ir_codec.FORMAT}", Code.BAD_CONFIG,
+                        "rebuild the conflist with this netc")
     if embedded.get("digest") != ir_codec.digest(embedded["network"]):
-        raise CniError(CODE_BAD_CONFIG, "the compiled network was edited after netc build",
-                       "edit the .netdsl source and run netc build again")
-    try:
-        network = ir_codec.decode(embedded["network"])
-    except ir_codec.FormatError as error:
-        raise CniError(CODE_BAD_CONFIG, str(error)) from None
+        raise NetcError("the compiled network was edited after netc build", Code.BAD_CONFIG,
+                        "edit the .netdsl source and run netc build again")
+    network = ir_codec.decode(embedded["network"])
     if config.get("name") not in (None, network.name):
-        raise CniError(CODE_BAD_CONFIG, f"network name {config.get('name')!r} does not match "
-                       f"the compiled network {network.name!r}")
+        raise NetcError(f"network name {config.get('name')!r} does not match the compiled "
+                        f"network {network.name!r}", Code.BAD_CONFIG)
     runtime_config = config.get("runtimeConfig") or {}
     if not isinstance(runtime_config, dict):
-        raise CniError(CODE_BAD_CONFIG, "runtimeConfig is not an object")
+        raise NetcError("runtimeConfig is not an object", Code.BAD_CONFIG)
     return Request(version, network, lower_keys(runtime_config), config)
 
 
@@ -88,14 +79,10 @@ def pod_context(call: Call, request: Request, previous: Record | None) -> PodCon
     or CHECK without either knows nothing (None), so its plan removes or checks
     whatever could exist.
     """
-    try:
-        args = parse_cni_args(call.args)
-        mappings = _maybe(request.runtime_config, "portmappings", mappings_from_runtime)
-        bandwidth = _maybe(request.runtime_config, "bandwidth", bandwidth_from_runtime)
-        requested = requested_addresses(args, request.runtime_config)
-    except ContextError as error:
-        code = CODE_BAD_ENVIRONMENT if "CNI_ARGS" in str(error) else CODE_BAD_CONFIG
-        raise CniError(code, str(error)) from None
+    args = parse_cni_args(call.args)
+    mappings = _maybe(request.runtime_config, "portmappings", mappings_from_runtime)
+    bandwidth = _maybe(request.runtime_config, "bandwidth", bandwidth_from_runtime)
+    requested = requested_addresses(args, request.runtime_config)
     if call.command == "ADD":
         mappings = () if mappings is None else mappings
         bandwidth = BandwidthRequest() if bandwidth is None else bandwidth

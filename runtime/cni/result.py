@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from compiler.ir import Network
+from compiler.ir import Network, family_key
 from compiler.planner.context import PodContext
 from compiler.planner.names import AttachmentNames
-from compiler.planner.ops import NODE, SANDBOX
-from runtime.cni.protocol import version_key
+from compiler.planner.ops import Where
+from compiler.versions import version_key
 from runtime.host import Host
 
 
@@ -25,9 +25,9 @@ def build_result(network: Network, host: Host, pod: PodContext, bindings: dict[s
     assert network.bridge is not None and network.ipam is not None
     names = AttachmentNames(network.name, pod.container_id, pod.ifname)
     interfaces = [
-        _interface(host, NODE, network.bridge.name),
-        _interface(host, NODE, names.host_veth),
-        {**_interface(host, SANDBOX, pod.ifname), "sandbox": pod.netns},
+        _interface(host, Where.NODE, network.bridge.name),
+        _interface(host, Where.NODE, names.host_veth),
+        {**_interface(host, Where.SANDBOX, pod.ifname), "sandbox": pod.netns},
     ]
     result: dict[str, Any] = {"cniVersion": version, "interfaces": interfaces,
                               "ips": _ips(network, bindings, version)}
@@ -39,7 +39,7 @@ def build_result(network: Network, host: Host, pod: PodContext, bindings: dict[s
     return result
 
 
-def _interface(host: Host, where: str, name: str) -> dict[str, Any]:
+def _interface(host: Host, where: Where, name: str) -> dict[str, Any]:
     link = host.link(where, name)
     entry: dict[str, Any] = {"name": name}
     if link is not None:
@@ -52,7 +52,7 @@ def _ips(network: Network, bindings: dict[str, str], version: str) -> list[dict[
     ips = []
     assert network.ipam is not None
     for family in network.ipam.families():
-        key = "ipv4" if family == 4 else "ipv6"
+        key = family_key(family)
         if f"{key}.cidr" not in bindings:
             continue
         entry: dict[str, Any] = {"address": bindings[f"{key}.cidr"],

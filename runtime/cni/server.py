@@ -62,12 +62,10 @@ def _preload() -> None:
     """Import (and warm the caches of) everything a call could need, so children never do."""
     import subprocess  # noqa: F401 - runtime.programs imports it on demand
 
-    import runtime.cni.commands  # noqa: F401 - the plugin imports it per call
+    import runtime.cni.commands  # noqa: F401 - the plugin imports it per call (and the handlers)
     from compiler import ir_codec
-    from runtime.ops import registry
 
     ir_codec.warm()
-    registry()
 
 
 def _listen(path: str) -> socket.socket:

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import os
 
-from compiler.planner.ops import Observation, Operation
-from compiler.planner.policy import CODE_HOSTPORT_TAKEN
+from compiler.errors import Code
+from compiler.ir import family_key
+from compiler.planner.ops import Kind, Observation, Operation
 from runtime import programs
-from runtime.executor import Refused, Run
 from runtime.files import create_exclusively, locked, read_text, remove, sweep_temporaries
-from runtime.ops import IN_PLACE_NOW, NOTHING_TO_KEEP, Handler, differs, missing
+from runtime.ops.base import IN_PLACE_NOW, NOTHING_TO_KEEP, Refused, Run, differs, missing
 
 
-class ClaimHandler(Handler):
+class ClaimHandler:
     """The node-wide claims of an attachment's host ports."""
 
     def ensure(self, op: Operation, run: Run) -> None:
@@ -36,7 +36,7 @@ class ClaimHandler(Handler):
                 holder = _conflict(directory, claim, owner)
                 if holder is not None:
                     raise Refused(f"host port {_describe(claim)} is already mapped by "
-                                  f"{holder}", CODE_HOSTPORT_TAKEN)
+                                  f"{holder}", Code.HOSTPORT_TAKEN)
             for claim in op.params["claims"]:
                 create_exclusively(os.path.join(directory, claim), owner.encode())
 
@@ -84,11 +84,11 @@ def _describe(claim: str) -> str:
     return f"{port}/{protocol}" + (f" on {address}" if address else "")
 
 
-class ConntrackFlush(Handler):
+class ConntrackFlush:
     """Forget UDP conntrack entries to some host ports (on ADD and again on DEL)."""
 
     def ensure(self, op: Operation, run: Run) -> None:
-        family = "ipv4" if op.params["family"] == 4 else "ipv6"
+        family = family_key(op.params["family"])
         for port in op.params["ports"]:
             # status 1 means "0 flow entries have been deleted": nothing stale
             programs.run("conntrack", "-D", "-f", family, "-p", op.params["protocol"],
@@ -101,4 +101,4 @@ class ConntrackFlush(Handler):
         return NOTHING_TO_KEEP
 
 
-HANDLERS = {"hostport.claim": ClaimHandler(), "conntrack.flush": ConntrackFlush()}
+HANDLERS = {Kind.HOSTPORT_CLAIM: ClaimHandler(), Kind.CONNTRACK_FLUSH: ConntrackFlush()}

@@ -8,11 +8,9 @@ CHECK -- gets the same one.
 
 from __future__ import annotations
 
-from compiler.planner.ops import Observation, Operation
-from compiler.planner.policy import CODE_NO_ADDRESS
-from runtime.executor import Refused, Run
-from runtime.ipam_store import Exhausted, IpamStore, Range
-from runtime.ops import IN_PLACE_NOW, Handler, missing
+from compiler.planner.ops import Kind, Observation, Operation
+from runtime.ipam_store import IpamStore, Range
+from runtime.ops.base import IN_PLACE_NOW, Run, missing
 
 
 def _store(op: Operation) -> IpamStore:
@@ -23,17 +21,14 @@ def _held(op: Operation, run: Run) -> str | None:
     return run.bindings.get(f"{op.params['binds']}.ip")
 
 
-class AddressReservation(Handler):
+class AddressReservation:
     """host-local-compatible reservation of one address of a range set."""
 
     def ensure(self, op: Operation, run: Run) -> None:
         ranges = [Range.from_plan(r) for r in op.params["ranges"]]
-        try:
-            lease = _store(op).reserve(op.params["range_set"], ranges, run.pod.container_id,
-                                       run.pod.ifname, held=_held(op, run),
-                                       requested=op.params["requested"])
-        except Exhausted as error:
-            raise Refused(str(error), CODE_NO_ADDRESS) from error
+        lease = _store(op).reserve(op.params["range_set"], ranges, run.pod.container_id,
+                                   run.pod.ifname, held=_held(op, run),
+                                   requested=op.params["requested"])
         run.bind(op.params["binds"], ip=lease.address, cidr=f"{lease.address}/{lease.prefix}",
                  gateway=lease.gateway)
         run.record.save()
@@ -49,4 +44,4 @@ class AddressReservation(Handler):
         return missing("no reservation for this attachment")
 
 
-HANDLERS = {"ipam.address": AddressReservation()}
+HANDLERS = {Kind.RESERVATION: AddressReservation()}

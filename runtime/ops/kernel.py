@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import os
 
-from compiler.planner.ops import Observation, Operation
+from compiler.planner.ops import Kind, Observation, Operation
 from runtime import programs
-from runtime.executor import CODE_OPERATION_FAILED, Refused, Run
-from runtime.ops import IN_PLACE_NOW, Handler, differs, missing
+from runtime.ops.base import IN_PLACE_NOW, KeptByDel, Refused, Run, differs, missing
 
 
-class SysctlHandler(Handler):
+class SysctlHandler(KeptByDel):
     """One /proc/sys value; an optional one may be absent (IPv6 turned off at boot)."""
 
     def ensure(self, op: Operation, run: Run) -> None:
@@ -25,7 +24,7 @@ class SysctlHandler(Handler):
         if current is None:
             if op.params.get("optional"):
                 return
-            raise Refused(f"/proc/sys/{path} does not exist", CODE_OPERATION_FAILED)
+            raise Refused(f"/proc/sys/{path} does not exist")
         if current != value:
             run.host.write_sysctl(op.where, path, value)
 
@@ -40,7 +39,7 @@ class SysctlHandler(Handler):
         return IN_PLACE_NOW
 
 
-class ModuleHandler(Handler):
+class ModuleHandler(KeptByDel):
     """A kernel module, detected by a /proc path it creates, loaded with modprobe if absent."""
 
     def ensure(self, op: Operation, run: Run) -> None:
@@ -52,4 +51,4 @@ class ModuleHandler(Handler):
         return IN_PLACE_NOW if os.path.exists(op.params["probe"]) else missing()
 
 
-HANDLERS = {"sysctl": SysctlHandler(), "kernel.module": ModuleHandler()}
+HANDLERS = {Kind.SYSCTL: SysctlHandler(), Kind.MODULE: ModuleHandler()}

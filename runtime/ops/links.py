@@ -12,15 +12,22 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from compiler.planner.ops import NODE, SANDBOX, Observation, Operation, placeholders
-from runtime.executor import CODE_OPERATION_FAILED, Refused, Run
+from compiler.errors import Code
+from compiler.planner.ops import Kind, Observation, Operation, Where, placeholders
 from runtime.netlink.rtnl import Link
-from runtime.ops import IN_PLACE_NOW, NOTHING_TO_KEEP, Handler, differs, existing_link, missing
+from runtime.ops.base import (
+    IN_PLACE_NOW,
+    NOTHING_TO_KEEP,
+    KeptByDel,
+    Refused,
+    Run,
+    differs,
+    existing_link,
+    missing,
+)
 
-CODE_INTERFACE_EXISTS = 105
 
-
-class BridgeHandler(Handler):
+class BridgeHandler(KeptByDel):
     """A Linux bridge with the planned MTU and promiscuity (a `link.up` follows).
 
     A new bridge gets its own MAC pinned: otherwise it takes the lowest MAC of
@@ -37,10 +44,9 @@ class BridgeHandler(Handler):
         bridge = rtnl.link(name)
         if bridge is None:
             rtnl.create(name, "bridge", mtu, mac=_random_mac())
-            bridge = existing_link(run, NODE, name)
+            bridge = existing_link(run, Where.NODE, name)
         if bridge.kind != "bridge":
-            raise Refused(f"{name} exists but is a {bridge.kind or 'device'}, not a bridge",
-                          CODE_OPERATION_FAILED)
+            raise Refused(f"{name} exists but is a {bridge.kind or 'device'}, not a bridge")
         if mtu and bridge.mtu != mtu:
             rtnl.set_mtu(bridge, mtu)
         if bridge.promiscuous != op.params["promiscuous"]:
@@ -67,7 +73,7 @@ def _random_mac() -> str:
     return ":".join(f"{octet:02x}" for octet in octets)
 
 
-class VethHandler(Handler):
+class VethHandler:
     """The pod's veth pair: host end in the node, `peer` in the pod."""
 
     def ensure(self, op: Operation, run: Run) -> None:
@@ -77,7 +83,7 @@ class VethHandler(Handler):
             return
         if state == "foreign":
             raise Refused(f"interface {peer} already exists in the pod's network namespace",
-                          CODE_INTERFACE_EXISTS)
+                          Code.INTERFACE_EXISTS)
         if state == "stale":
             run.host.node.delete(name)
         run.host.node.create_veth(name, peer, run.host.sandbox.fd, op.params["mtu"])
@@ -85,7 +91,7 @@ class VethHandler(Handler):
     def _pair(self, op: Operation, run: Run) -> str:
         """'paired', 'absent', 'stale' (host end without our peer) or 'foreign'."""
         host = run.host.node.link(op.params["name"])
-        inside = run.host.link(SANDBOX, op.params["peer"])
+        inside = run.host.link(Where.SANDBOX, op.params["peer"])
         if inside is not None:
             return "paired" if host is not None and inside.peer == host.index else "foreign"
         return "stale" if host is not None else "absent"
@@ -104,12 +110,12 @@ class VethHandler(Handler):
         return differs(f"{op.params['peer']} in the pod is not paired with {op.params['name']}")
 
 
-class MasterHandler(Handler):
+class MasterHandler(KeptByDel):
     """A link enslaved to a bridge."""
 
     def ensure(self, op: Operation, run: Run) -> None:
-        link = existing_link(run, NODE, op.params["dev"])
-        master = existing_link(run, NODE, op.params["master"])
+        link = existing_link(run, Where.NODE, op.params["dev"])
+        master = existing_link(run, Where.NODE, op.params["master"])
         if link.master != master.index:
             run.host.node.set_master(link, master)
 
@@ -121,11 +127,11 @@ class MasterHandler(Handler):
         return IN_PLACE_NOW if link.master == master.index else differs("not on the bridge")
 
 
-class HairpinHandler(Handler):
+class HairpinHandler(KeptByDel):
     """Hairpin mode of a bridge port."""
 
     def ensure(self, op: Operation, run: Run) -> None:
-        link = existing_link(run, NODE, op.params["dev"])
+        link = existing_link(run, Where.NODE, op.params["dev"])
         if link.hairpin != op.params["on"]:
             run.host.node.set_hairpin(link, op.params["on"])
 
@@ -136,7 +142,7 @@ class HairpinHandler(Handler):
         return IN_PLACE_NOW if link.hairpin == op.params["on"] else differs("hairpin differs")
 
 
-class UpHandler(Handler):
+class UpHandler(KeptByDel):
     """A link administratively up, in the node or the pod."""
 
     def ensure(self, op: Operation, run: Run) -> None:
@@ -151,18 +157,17 @@ class UpHandler(Handler):
         return IN_PLACE_NOW if link.up else differs("down")
 
 
-class IfbHandler(Handler):
+class IfbHandler:
     """An ifb device, up; removed by a DEL."""
 
     def ensure(self, op: Operation, run: Run) -> None:
         name = op.params["name"]
         link = run.host.node.link(name)
         if link is not None and link.kind != "ifb":
-            raise Refused(f"{name} exists but is a {link.kind or 'device'}, not an ifb",
-                          CODE_OPERATION_FAILED)
+            raise Refused(f"{name} exists but is a {link.kind or 'device'}, not an ifb")
         if link is None:
             run.host.node.create(name, "ifb")
-            link = existing_link(run, NODE, name)
+            link = existing_link(run, Where.NODE, name)
         if not link.up:
             run.host.node.set_flags(link, up=True)
 
@@ -178,7 +183,7 @@ class IfbHandler(Handler):
         return IN_PLACE_NOW if link.up else differs("down")
 
 
-class _OnLink(Handler):
+class _OnLink(KeptByDel):
     """Something that sits on a link (an address, a route): added unless present."""
 
     def ensure(self, op: Operation, run: Run) -> None:
@@ -223,7 +228,7 @@ class RouteHandler(_OnLink):
         run.host.rtnl(op.where).add_route(op.params["dst"], op.params["via"], link)
 
 
-class NeighbourForget(Handler):
+class NeighbourForget:
     """Drop a stale neighbour entry; nothing to verify afterwards.
 
     A DEL that knows no address (no record, a repeated DEL) has nothing to forget.
@@ -242,13 +247,13 @@ class NeighbourForget(Handler):
 
 
 HANDLERS = {
-    "link.bridge": BridgeHandler(),
-    "link.veth": VethHandler(),
-    "link.master": MasterHandler(),
-    "link.hairpin": HairpinHandler(),
-    "link.up": UpHandler(),
-    "link.ifb": IfbHandler(),
-    "address": AddressHandler(),
-    "route": RouteHandler(),
-    "neighbour.forget": NeighbourForget(),
+    Kind.BRIDGE: BridgeHandler(),
+    Kind.VETH: VethHandler(),
+    Kind.MASTER: MasterHandler(),
+    Kind.HAIRPIN: HairpinHandler(),
+    Kind.UP: UpHandler(),
+    Kind.IFB: IfbHandler(),
+    Kind.ADDRESS: AddressHandler(),
+    Kind.ROUTE: RouteHandler(),
+    Kind.FORGET_NEIGHBOUR: NeighbourForget(),
 }

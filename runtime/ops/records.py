@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import os
 
-from compiler.planner.ops import Observation, Operation
-from runtime.executor import Run
-from runtime.ops import IN_PLACE_NOW, Handler, missing
+from compiler.planner.ops import Kind, Observation, Operation
+from runtime.ops.base import IN_PLACE_NOW, Run, missing
 
 
-class RecordHandler(Handler):
+class RecordHandler:
     """Writes `run.record` (the pod's context; bindings are added as they are made)."""
 
     def ensure(self, op: Operation, run: Run) -> None:
@@ -22,4 +21,4 @@ class RecordHandler(Handler):
         return IN_PLACE_NOW if os.path.exists(op.params["path"]) else missing()
 
 
-HANDLERS = {"state.record": RecordHandler()}
+HANDLERS = {Kind.RECORD: RecordHandler()}

@@ -10,21 +10,20 @@ ifb on DEL.
 
 from __future__ import annotations
 
-from compiler.planner.ops import NODE, Observation, Operation
-from runtime.executor import Run
+from compiler.planner.ops import Kind, Observation, Operation, Where
 from runtime.netlink import tc
-from runtime.ops import IN_PLACE_NOW, Handler, differs, existing_link, missing
+from runtime.ops.base import IN_PLACE_NOW, KeptByDel, Run, differs, existing_link, missing
 
 BURST_TOLERANCE = 0.02
 """The kernel stores the bucket as a time in 64 ns ticks; reading it back rounds."""
 
 
-class TbfHandler(Handler):
+class TbfHandler(KeptByDel):
     """A root TBF with the planned rate, bucket and queue (bytes)."""
 
     def ensure(self, op: Operation, run: Run) -> None:
         params = op.params
-        tc.replace_tbf(run.host.node, existing_link(run, NODE, params["dev"]), params["rate"],
+        tc.replace_tbf(run.host.node, existing_link(run, Where.NODE, params["dev"]), params["rate"],
                        params["burst"], params["limit"])
 
     def observe(self, op: Operation, run: Run) -> Observation:
@@ -42,11 +41,11 @@ class TbfHandler(Handler):
         return IN_PLACE_NOW
 
 
-class IngressHandler(Handler):
+class IngressHandler(KeptByDel):
     """The ingress qdisc of the host veth."""
 
     def ensure(self, op: Operation, run: Run) -> None:
-        tc.ensure_ingress(run.host.node, existing_link(run, NODE, op.params["dev"]))
+        tc.ensure_ingress(run.host.node, existing_link(run, Where.NODE, op.params["dev"]))
 
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.node.link(op.params["dev"])
@@ -56,18 +55,18 @@ class IngressHandler(Handler):
         return IN_PLACE_NOW if present else missing()
 
 
-class RedirectHandler(Handler):
+class RedirectHandler(KeptByDel):
     """Everything arriving on the host veth redirected to the ifb."""
 
     def ensure(self, op: Operation, run: Run) -> None:
-        link = existing_link(run, NODE, op.params["dev"])
-        target = existing_link(run, NODE, op.params["to"])
+        link = existing_link(run, Where.NODE, op.params["dev"])
+        target = existing_link(run, Where.NODE, op.params["to"])
         if target.index not in tc.redirect_targets(run.host.node, link):
             tc.add_redirect(run.host.node, link, target)
 
     def observe(self, op: Operation, run: Run) -> Observation:
-        link = run.host.link(NODE, op.params["dev"])
-        target = run.host.link(NODE, op.params["to"])
+        link = run.host.link(Where.NODE, op.params["dev"])
+        target = run.host.link(Where.NODE, op.params["to"])
         if link is None or target is None:
             return missing()
         targets = tc.redirect_targets(run.host.node, link)
@@ -76,5 +75,5 @@ class RedirectHandler(Handler):
         return differs("redirects elsewhere") if targets else missing()
 
 
-HANDLERS = {"tc.tbf": TbfHandler(), "tc.ingress": IngressHandler(),
-            "tc.redirect": RedirectHandler()}
+HANDLERS = {Kind.TBF: TbfHandler(), Kind.INGRESS: IngressHandler(),
+            Kind.REDIRECT: RedirectHandler()}

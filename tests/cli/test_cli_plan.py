@@ -9,6 +9,7 @@ import yaml
 from click.testing import CliRunner
 
 from compiler.cli import main
+from compiler.planner.ops import PLAN_FORMAT
 from tests.support import ROOT
 
 PODS = str(ROOT / "examples" / "pods.netdsl")
@@ -33,7 +34,7 @@ def test_text_plan_numbers_operations_and_ends_with_a_summary():
 def test_machine_formats_carry_the_same_versioned_plan(output):
     result = netc("plan", PODS, "--format", output, "--command", "del")
     document = json.loads(result.output) if output == "json" else yaml.safe_load(result.output)
-    assert document["format_version"] == "1.0"
+    assert document["format_version"] == PLAN_FORMAT
     assert document["command"] == "DEL"
     assert all(op["action"] == "remove" for op in document["operations"])
 
@@ -65,7 +66,7 @@ def test_usage_errors_exit_1_under_detailed_exitcode(args, code):
 
 def test_the_plugin_imports_neither_lark_nor_click_nor_pyroute2():
     probe = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import runtime.cni.plugin, "
-             "runtime.ops; runtime.ops.registry(); "
+             "runtime.cni.commands; "
              "print(sorted({'lark', 'click', 'pyroute2'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-IS", "-c", probe], capture_output=True, text=True,
                           check=True)

@@ -17,7 +17,7 @@ import pytest
 
 from compiler import emit
 from compiler.diagnostics import has_errors, render_text, sort_diagnostics
-from compiler.ir import CNI_VERSIONS
+from compiler.versions import CNI_VERSIONS
 from tests.support import EXAMPLE_SETS, ROOT, compile_example
 
 VERSIONS = (*CNI_VERSIONS, None)

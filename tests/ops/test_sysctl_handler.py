@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from compiler.planner.ops import CREATE, IN_PLACE, Operation
-from runtime.executor import Refused
+from compiler.planner.ops import Kind, Operation, Phase, State
+from runtime.ops.base import Refused
 from runtime.ops.kernel import SysctlHandler
 
 
@@ -32,21 +32,21 @@ def _op(optional: bool) -> Operation:
     params = {"path": "net/ipv6/conf/cni0/accept_ra", "value": "0"}
     if optional:
         params["optional"] = True
-    return Operation("sysctl", "net.ipv6.conf.cni0.accept_ra", "", params, "node")
+    return Operation(Kind.SYSCTL, "net.ipv6.conf.cni0.accept_ra", "", params, Phase.NODE)
 
 
 def test_an_absent_optional_setting_is_skipped_and_observed_as_in_place():
     run = SimpleNamespace(host=Proc())
     SysctlHandler().ensure(_op(optional=True), run)
     assert run.host.values == {}
-    assert SysctlHandler().observe(_op(optional=True), run).state == IN_PLACE
+    assert SysctlHandler().observe(_op(optional=True), run).state == State.IN_PLACE
 
 
 def test_an_absent_required_setting_refuses_and_is_observed_as_missing():
     run = SimpleNamespace(host=Proc())
     with pytest.raises(Refused, match="does not exist"):
         SysctlHandler().ensure(_op(optional=False), run)
-    assert SysctlHandler().observe(_op(optional=False), run).state == CREATE
+    assert SysctlHandler().observe(_op(optional=False), run).state == State.CREATE
 
 
 @pytest.mark.parametrize("optional", [True, False])

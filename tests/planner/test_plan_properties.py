@@ -15,14 +15,11 @@ from dataclasses import replace
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from compiler.identifiers import LINK_NAME_MAX
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
-from compiler.planner.names import (
-    CHAIN_NAME_MAX,
-    COMMENT_MAX,
-    LINK_NAME_MAX,
-    AttachmentNames,
-)
-from compiler.planner.ops import NODE, REMOVE, placeholders
+from compiler.planner.iptables import CHAIN_NAME_MAX, COMMENT_MAX
+from compiler.planner.names import AttachmentNames
+from compiler.planner.ops import PLAN_FORMAT, Action, Scope, placeholders
 from compiler.planner.plan import plan
 from compiler.planner.render import render_json
 from tests.support import compile_example
@@ -49,8 +46,8 @@ pods = st.builds(PodContext, container_ids, ifnames, st.just("/run/netns/p"),
 def test_del_reverts_exactly_the_owned_operations_of_add_in_reverse(pod):
     adding = plan(NETWORK, pod, "ADD").operations
     deleting = plan(NETWORK, pod, "DEL").operations
-    assert all(op.action == REMOVE and op.scope != NODE for op in deleting)
-    removable = [op for op in adding if op.scope != NODE and op.undone_by is None]
+    assert all(op.action == Action.REMOVE and op.scope != Scope.NODE for op in deleting)
+    removable = [op for op in adding if op.scope != Scope.NODE and op.undone_by is None]
     assert [(op.kind, op.target) for op in deleting] == \
         [(op.kind, op.target) for op in reversed(removable)]
 
@@ -61,7 +58,7 @@ def test_every_owned_object_goes_when_del_runs(pod):
     adding = plan(NETWORK, pod, "ADD").operations
     removed = {op.target for op in plan(NETWORK, pod, "DEL").operations} | {"sandbox"}
     for op in adding:
-        if op.scope != NODE:
+        if op.scope != Scope.NODE:
             assert op.target in removed or op.undone_by in removed, op
 
 
@@ -94,7 +91,7 @@ def test_placeholders_are_bound_before_they_are_used(pod):
 def test_plans_are_deterministic(pod, command):
     first = render_json(plan(NETWORK, pod, command))
     assert first == render_json(plan(NETWORK, pod, command))
-    assert json.loads(first)["format_version"] == "1.0"
+    assert json.loads(first)["format_version"] == PLAN_FORMAT
 
 
 def test_del_with_unknown_context_removes_whatever_could_exist():

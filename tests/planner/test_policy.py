@@ -4,11 +4,10 @@ import ipaddress
 
 import pytest
 
+from compiler.errors import Code
 from compiler.pipeline import compile_sources
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
 from compiler.planner.policy import (
-    CODE_BANDWIDTH_REFUSED,
-    CODE_HOSTPORT_REFUSED,
     PolicyError,
     check_mappings,
     resolve_bandwidth,
@@ -65,7 +64,7 @@ def test_allowed_mappings_pass(mapping):
 def test_refused_mappings_name_the_rule_and_its_line(mapping, words, line):
     with pytest.raises(PolicyError) as refusal:
         check_mappings(PODS, _pod(mapping))
-    assert refusal.value.code == CODE_HOSTPORT_REFUSED
+    assert refusal.value.code == Code.HOSTPORT_REFUSED
     assert words in str(refusal.value)
     assert refusal.value.span.line == line
 
@@ -100,7 +99,7 @@ def test_requests_win_over_defaults_up_to_the_maximum():
 def test_requests_above_the_maximum_are_refused(namespace, rates, words):
     with pytest.raises(PolicyError) as refusal:
         resolve_bandwidth(PODS, _pod(namespace=namespace, **rates))
-    assert refusal.value.code == CODE_BANDWIDTH_REFUSED
+    assert refusal.value.code == Code.BANDWIDTH_REFUSED
     assert words in str(refusal.value)
 
 
@@ -136,10 +135,10 @@ def test_requested_addresses_come_from_runtime_config_or_cni_args():
 
 @pytest.mark.parametrize("address", ["10.1.0.1", "10.1.1.5", "fd00::5"])
 def test_an_address_outside_the_ranges_or_the_gateway_is_refused(address):
-    from compiler.planner.policy import CODE_NO_ADDRESS, check_requested
+    from compiler.planner.policy import check_requested
 
     pod = PodContext("c1", requested_ips=(ipaddress.ip_address(address),))
     with pytest.raises(PolicyError) as refusal:
         check_requested(PODS, pod)
-    assert refusal.value.code == CODE_NO_ADDRESS
+    assert refusal.value.code == Code.NO_ADDRESS
     assert address in str(refusal.value)

@@ -1,0 +1,99 @@
+"""The handlers' vocabulary: the run of one call, the handler protocol, refusals, observations.
+
+The executor (runtime/executor.py) and every handler module (runtime/ops/*)
+depend on this module and on nothing of each other, so the executor can
+import the registry at its top and the handlers can name the `Run` they are
+given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from compiler.errors import Code, NetcError
+from compiler.ir import Network
+from compiler.planner.context import PodContext
+from compiler.planner.ops import Observation, Operation, Plan, State, Where
+from runtime.host import Host
+from runtime.netlink.rtnl import Link
+from runtime.record import Record
+
+
+class Refused(NetcError):
+    """A handler's refusal: the object cannot be brought to the planned state."""
+
+    code = Code.OPERATION_FAILED
+
+
+@dataclass(slots=True)
+class Run:
+    """Everything the handlers of one CNI call share."""
+
+    host: Host
+    network: Network
+    pod: PodContext
+    plan: Plan
+    record: Record
+    previous: Record | None = None
+    memo: dict[Any, Any] = field(default_factory=dict)
+
+    @property
+    def bindings(self) -> dict[str, str]:
+        """Values bound so far (`{ipv4.ip}` ...): the record's, which keeps them for DEL."""
+        return self.record.bindings
+
+    def bind(self, prefix: str, **values: str) -> None:
+        """Make `{prefix.name}` placeholders resolvable, and remember them in the record."""
+        for name, value in values.items():
+            self.record.bindings[f"{prefix}.{name}"] = value
+
+
+class Handler(Protocol):
+    """How one kind of operation is carried out; every method is idempotent.
+
+    `ensure` repairs what differs and leaves what is right alone; `remove`
+    tolerates absence (node-scoped kinds, and kinds whose object goes with
+    another one, remove nothing); `observe` compares without changing.
+    """
+
+    def ensure(self, op: Operation, run: Run) -> None:
+        """Bring the object to the planned state."""
+        ...
+
+    def remove(self, op: Operation, run: Run) -> None:
+        """Remove the object, tolerating its absence."""
+        ...
+
+    def observe(self, op: Operation, run: Run) -> Observation:
+        """Compare the object with the plan."""
+        ...
+
+
+class KeptByDel:
+    """Mixin of handlers whose object a DEL never removes itself."""
+
+    def remove(self, op: Operation, run: Run) -> None:
+        """Nothing to do: the object is node-scoped or goes with its parent."""
+
+
+IN_PLACE_NOW = Observation(State.IN_PLACE)
+NOTHING_TO_KEEP = Observation(State.ABSENT, "a one-shot flush leaves nothing to observe")
+
+
+def missing(detail: str | None = None) -> Observation:
+    """The object does not exist yet."""
+    return Observation(State.CREATE, detail)
+
+
+def differs(detail: str) -> Observation:
+    """The object exists but not as planned; `detail` says how."""
+    return Observation(State.DIFFERENT, detail)
+
+
+def existing_link(run: Run, where: Where, name: str) -> Link:
+    """The link `name` in the node or the pod; a missing one is a refusal naming it."""
+    link = run.host.link(where, name)
+    if link is None:
+        raise Refused(f"link {name} does not exist")
+    return link
