@@ -5,7 +5,7 @@ Two targets:
 * `reference` -- a chain of the stock plugins (bridge with host-local,
   portmap, bandwidth) or the passthrough main plugin, for nodes that have only
   containernetworking-plugins.  hostPort and bandwidth *policies* cannot be
-  expressed there; `warnings_for` says so instead of dropping them silently.
+  expressed there; `target_diagnostics` says so instead of dropping them silently.
 * `netc` -- one plugin of type `netc-cni` carrying the compiled network
   (`compiler.ir_codec`), executed by netc's own runtime.
 

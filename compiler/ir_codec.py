@@ -3,6 +3,8 @@
 Format (`FORMAT`, currently 1): each IR dataclass becomes an object holding
 its fields that differ from their defaults; addresses and networks are
 strings, spans `[file, line, column, end_line, end_column]`, tuples lists.
+The same rules serve any frozen dataclass of the compiler whose field types
+are these (the runtime's attachment records hold a `PodContext` this way).
 The conflist also carries a SHA-256 digest of this object so the runtime can
 tell a conflist edited by hand from one `netc build` wrote.  A reader of a
 newer format refuses it rather than guess.
@@ -17,16 +19,19 @@ import dataclasses
 import hashlib
 import ipaddress
 import json
+import sys
 import types
 import typing
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from compiler import ir
 from compiler.errors import Code, NetcError
 from compiler.source import Span
 
 FORMAT = 1
+
+T = TypeVar("T")
 
 
 class FormatError(NetcError):
@@ -35,9 +40,9 @@ class FormatError(NetcError):
     code = Code.BAD_CONFIG
 
 
-def encode(network: ir.Network) -> dict[str, Any]:
-    """The JSON object of a network."""
-    return _encode(network)
+def encode(value: Any) -> dict[str, Any]:
+    """The JSON object of a network (or of another dataclass of the same kinds of fields)."""
+    return _encode(value)
 
 
 def digest(document: dict[str, Any]) -> str:
@@ -48,10 +53,17 @@ def digest(document: dict[str, Any]) -> str:
 
 def decode(document: dict[str, Any]) -> ir.Network:
     """The network of a JSON object written by `encode`."""
+    return decode_as(ir.Network, document)
+
+
+def decode_as(kind: type[T], document: Any) -> T:
+    """A `kind` dataclass from a JSON object written by `encode`."""
+    if not isinstance(document, dict):
+        raise FormatError(f"the embedded {kind.__name__} is not an object")
     try:
-        return _decode(ir.Network, document)
+        return _decode(kind, document)
     except (KeyError, TypeError, ValueError) as error:
-        raise FormatError(f"the embedded network is malformed: {error}") from error
+        raise FormatError(f"the embedded {kind.__name__} is malformed: {error}") from error
 
 
 def _encode(value: Any) -> Any:
@@ -108,14 +120,14 @@ def _decode_union(options: tuple[Any, ...], data: Any) -> Any:
 def _scalar(kind: Any, data: Any) -> Any:
     if typing.get_origin(kind) is dict or kind is typing.Any:
         return data
-    if kind in (str, int, bool) and isinstance(data, kind):
+    if kind in (str, int, bool) and type(data) is kind:
         return data
     raise TypeError(f"expected {kind.__name__}, found {type(data).__name__}")
 
 
 @cache
 def _hints(kind: type) -> dict[str, Any]:
-    return typing.get_type_hints(kind, vars(ir))
+    return typing.get_type_hints(kind, vars(sys.modules[kind.__module__]))
 
 
 def warm() -> None:

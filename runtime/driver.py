@@ -176,7 +176,7 @@ def _write_cache(conflist: Conflist, who: Invocation, result: dict[str, Any]) ->
              "capabilityArgs": who.capability_args(), "result": result}
     if who.netns:
         entry["netns"] = who.netns
-    write_atomically(path, json.dumps(entry).encode())
+    write_atomically(path, json.dumps(entry).encode(), durable=True)
 
 
 def _read_cache(conflist: Conflist, who: Invocation) -> dict[str, Any] | None:

@@ -21,21 +21,39 @@ TEMPORARY_PREFIX = ".netc-tmp-"
 
 
 def _temporary(directory: str, content: bytes, durable: bool) -> str:
+    """A complete file under a temporary name; nothing is left behind when writing fails."""
     path = os.path.join(directory, f"{TEMPORARY_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, content)
+        _write_all(fd, content)
         if durable:
             os.fsync(fd)
-    finally:
+    except BaseException:
         os.close(fd)
+        remove(path)
+        raise
+    os.close(fd)
     return path
 
 
-def write_atomically(path: str, content: bytes) -> None:
-    """Replace `path` with `content` in one step (not flushed: for hints and tmpfs)."""
-    temporary = _temporary(os.path.dirname(path), content, durable=False)
-    os.replace(temporary, path)
+def _write_all(fd: int, content: bytes) -> None:
+    view = memoryview(content)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def write_atomically(path: str, content: bytes, *, durable: bool) -> None:
+    """Replace `path` with `content` in one step.
+
+    `durable` flushes the data before the rename, for state on disk that a
+    crash must not leave empty; hints and files on tmpfs skip the flush.
+    """
+    temporary = _temporary(os.path.dirname(path), content, durable)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        remove(temporary)
+        raise
 
 
 def create_exclusively(path: str, content: bytes) -> bool:

@@ -5,7 +5,8 @@ PATH, podman's cleanup with conmon's -- so `#!/usr/bin/env python3` could
 find another interpreter on DEL than on ADD (or a slow pyenv shim).  The
 launcher names its interpreter by absolute path, runs it isolated (-I: no
 PYTHON* variables, no user site) and without `site` (-S: ~30 ms less
-start-up), and puts netc's own packages on sys.path itself.  The plugin needs
+start-up), and puts netc's own packages on sys.path itself -- after the
+standard library, so nothing beside netc in that directory can shadow it.  The plugin needs
 nothing but the standard library, so any Python 3.11+ will do; an optimised
 build (Debian's /usr/bin/python3) starts faster than a source-built one.
 
@@ -25,7 +26,7 @@ import runtime
 COLD = '''#!{python} -IS
 # netc-cni launcher written by `netc install-plugin`; rerun it after moving netc.
 import sys
-sys.path.insert(0, {root!r})
+sys.path.append({root!r})
 from runtime.cni.plugin import entry
 entry()
 '''

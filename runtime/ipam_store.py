@@ -90,7 +90,7 @@ class IpamStore:
             for candidate in self._candidates(range_set, ranges):
                 if create_exclusively(self._path(candidate), owner):
                     write_atomically(self._path(f"last_reserved_ip.{range_set}"),
-                                     candidate.encode())
+                                     candidate.encode(), durable=False)
                     return _lease(candidate, ranges)
         shown = ",".join(f"{r.start}-{r.end}" for r in ranges)
         raise Exhausted(f"no IP addresses available in range set {shown}")

@@ -120,13 +120,12 @@ def requested_addresses(args: Mapping[str, str], runtime_config: Mapping[str, An
         code = Code.BAD_ENVIRONMENT
     if not isinstance(entries, list) or not all(isinstance(e, str) for e in entries):
         raise ContextError("runtimeConfig ips must be a list of strings")
+    if any("%" in e for e in entries):
+        raise ContextError(f"requested addresses {entries} may not carry a scope", code)
     try:
-        addresses = tuple(ipaddress.ip_interface(e).ip for e in entries)
+        return tuple(ipaddress.ip_interface(e).ip for e in entries)
     except ValueError:
         raise ContextError(f"requested addresses {entries} are not all addresses", code) from None
-    if any(getattr(a, "scope_id", None) for a in addresses):
-        raise ContextError(f"requested addresses {entries} may not carry a scope", code)
-    return addresses
 
 
 def mappings_from_runtime(entries: Any) -> tuple[PortMapping, ...]:

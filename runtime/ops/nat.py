@@ -52,7 +52,7 @@ class NodeNat(KeptByDel):
         if lines:
             restore(op.params["family"], op.params["table"], lines)
         os.makedirs(os.path.dirname(marker), exist_ok=True)
-        write_atomically(marker, b"")
+        write_atomically(marker, b"", durable=False)
 
     def observe(self, op: Operation, run: Run) -> Observation:
         family, table = op.params["family"], op.params["table"]

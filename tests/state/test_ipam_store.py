@@ -1,0 +1,79 @@
+"""Address reservations in host-local's layout, without a kernel: the walk, idempotency, release."""
+
+import ipaddress
+import os
+
+import pytest
+
+from runtime.ipam_store import Exhausted, IpamStore, Range
+
+
+def _range(subnet: str, start: str, end: str, gateway: str) -> Range:
+    return Range(ipaddress.ip_network(subnet), ipaddress.ip_address(start),
+                 ipaddress.ip_address(end), ipaddress.ip_address(gateway))
+
+
+SMALL = [_range("10.0.0.0/29", "10.0.0.1", "10.0.0.6", "10.0.0.1")]
+
+
+@pytest.fixture
+def store(tmp_path):
+    return IpamStore(str(tmp_path), "pods")
+
+
+def test_addresses_are_handed_out_in_order_skipping_the_gateway(store, tmp_path):
+    taken = [store.reserve(0, SMALL, f"c{i}", "eth0").address for i in range(5)]
+    assert taken == ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]
+    with pytest.raises(Exhausted):
+        store.reserve(0, SMALL, "c9", "eth0")
+    assert (tmp_path / "pods" / "10.0.0.2").read_bytes() == b"c0\r\neth0"
+    assert (tmp_path / "pods" / "last_reserved_ip.0").read_text() == "10.0.0.6"
+
+
+def test_the_walk_continues_after_the_last_reservation_and_wraps(store):
+    first = store.reserve(0, SMALL, "a", "eth0").address
+    store.reserve(0, SMALL, "b", "eth0")
+    store.release("a", "eth0")
+    later = [store.reserve(0, SMALL, f"n{i}", "eth0").address for i in range(4)]
+    assert later == ["10.0.0.4", "10.0.0.5", "10.0.0.6", first]
+
+
+def test_an_attachment_holding_an_address_gets_it_again(store):
+    lease = store.reserve(0, SMALL, "a", "eth0")
+    again = store.reserve(0, SMALL, "a", "eth0", held=lease.address)
+    assert again == lease
+    assert (lease.prefix, lease.gateway) == (29, "10.0.0.1")
+
+
+def test_a_requested_address_is_taken_only_when_free(store):
+    assert store.reserve(0, SMALL, "a", "eth0", requested="10.0.0.5").address == "10.0.0.5"
+    with pytest.raises(Exhausted, match="held by another"):
+        store.reserve(0, SMALL, "b", "eth0", requested="10.0.0.5")
+
+
+def test_release_frees_only_the_attachment_s_addresses(store):
+    store.reserve(0, SMALL, "a", "eth0")
+    store.reserve(0, SMALL, "b", "eth0")
+    assert store.release("a", "eth0") == ["10.0.0.2"]
+    assert store.release("a", "eth0") == []
+    assert store.owners() == {("b", "eth0")}
+    assert store.holds("10.0.0.3", "b", "eth0") and not store.holds("10.0.0.3", "a", "eth0")
+
+
+def test_free_count_sees_every_reservation_of_the_range(store):
+    assert store.free_count(SMALL) == 5
+    store.reserve(0, SMALL, "a", "eth0")
+    assert store.free_count(SMALL) == 4
+
+
+def test_an_ipv6_64_is_walked_lazily(store):
+    big = [_range("fd00::/64", "fd00::1", "fd00::ffff:ffff:ffff:fffe", "fd00::1")]
+    assert store.reserve(1, big, "a", "eth0").address == "fd00::2"
+
+
+def test_a_crashed_writer_s_temporaries_are_swept_on_the_next_reservation(store, tmp_path):
+    directory = tmp_path / "pods"
+    directory.mkdir()
+    (directory / ".netc-tmp-1-dead").write_bytes(b"")
+    store.reserve(0, SMALL, "a", "eth0")
+    assert not [n for n in os.listdir(directory) if n.startswith(".netc-tmp-")]
