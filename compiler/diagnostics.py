@@ -47,6 +47,7 @@ CODES: Mapping[str, str] = {
     "E105": "bridge shared by several networks",
     "E106": "contradictory network settings",
     "E107": "main plugin not run by the netc runtime",
+    "E108": "state directory shared with the address reservations",
     "E201": "invalid address or CIDR",
     "E202": "host bits set in a subnet",
     "E203": "range outside its subnet or reversed",

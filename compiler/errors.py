@@ -20,6 +20,7 @@ class Code(IntEnum):
 
     INCOMPATIBLE_VERSION = 1
     BAD_ENVIRONMENT = 4
+    IO_FAILURE = 5
     DECODE = 6
     BAD_CONFIG = 7
     TRY_AGAIN = 11

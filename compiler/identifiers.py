@@ -30,9 +30,12 @@ def interface_name_problem(name: str) -> str | None:
     runtime sends and which would have to be escaped wherever the name is
     written (rule comments, logs).
     """
-    size = len(name.encode())
     if not name:
         return "is empty"
+    try:
+        size = len(name.encode())
+    except UnicodeEncodeError:
+        return "is not UTF-8"
     if size > LINK_NAME_MAX:
         return f"is {size} bytes long; the kernel allows {LINK_NAME_MAX}"
     if name in (".", "..") or re.search(r"[/:\s\"'\\\x00-\x1f\x7f]", name):

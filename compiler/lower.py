@@ -52,6 +52,12 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
     bandwidth_statement = first(statements, "bandwidth")
     hostport = lower_hostport(hostport_statement, collector) if hostport_statement else None
     bandwidth = lower_bandwidth(bandwidth_statement, collector) if bandwidth_statement else None
+    if ipam and state_statement and state_dir == ipam.data_dir:
+        collector.report(Diagnostic(
+            "E108", "`state-dir` is the IPAM `data-dir`", state_statement.span,
+            expected="a state directory of its own (default /run/netc)",
+            hint="records and locks must not live among the address reservations: "
+                 "drop `state-dir` or give another directory"))
     if len(collector.diagnostics) > before or name is None:
         return None
     sources = tuple(dict.fromkeys(s.span.file for s in (statement, *statements)))

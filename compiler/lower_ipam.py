@@ -8,6 +8,8 @@ is the one before the IPv4 broadcast (the last address for IPv6).
 
 from __future__ import annotations
 
+import posixpath
+
 from compiler.ast import Statement, Word
 from compiler.collect import Collector, body, every, first
 from compiler.ir import DEFAULT_DATA_DIR, Dns, IPAddress, Ipam, IPNetwork, Route, Subnet
@@ -41,7 +43,7 @@ def absolute_path(statement: Statement) -> str:
         raise fail("E013", f"`{path}` is not an absolute path", statement.values[0].span,
                    expected="a path starting with /",
                    hint="CNI plugins run with no predictable working directory")
-    return path
+    return posixpath.normpath(path)
 
 
 def lower_subnet(statement: Statement) -> Subnet:

@@ -44,7 +44,9 @@ def apply(run: Run) -> None:
             handler_for(current).ensure(current, run)
         except Exception as error:
             failure = _translate(current, error)
-            _roll_back(applied, run)
+            # The failing operation may have done part of its work (a
+            # reservation made, then the disk full): it is undone too.
+            _roll_back([*applied, current], run)
             raise failure from error
         applied.append(current)
 
@@ -98,11 +100,17 @@ def _for_removal(found: Observation) -> Observation:
 
 
 def _translate(op: Operation, error: Exception) -> OperationFailed:
-    """Any failure as an `OperationFailed` naming the operation; a netc error keeps its code."""
+    """Any failure as an `OperationFailed` naming the operation; a netc error keeps its code.
+
+    A file that could not be written (a full or read-only state directory)
+    is CNI's I/O failure; the kernel refusing a request is an operation failure.
+    """
     if isinstance(error, OperationFailed):
         return error
     if isinstance(error, NetcError):
         return OperationFailed(op, str(error), error.code)
+    if isinstance(error, OSError) and error.filename:
+        return OperationFailed(op, str(error), Code.IO_FAILURE)
     if isinstance(error, OSError):
         return OperationFailed(op, str(error))
     return OperationFailed(op, f"{type(error).__name__}: {error}")

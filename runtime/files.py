@@ -6,8 +6,13 @@ Reservations are also flushed to disk before they get their name: after a
 power loss a file system may keep a name whose data never reached the disk,
 an empty reservation -- the host-local bug #498.  Files that are hints or live
 on tmpfs (records, markers, last_reserved_ip) skip that flush: losing one is
-harmless, and each flush costs milliseconds on every ADD.  Locks are flock(2)
-on a file, released by the kernel if the plugin dies.
+harmless, and each flush costs milliseconds on every ADD.
+
+Locks are flock(2) on a file, released by the kernel if the plugin dies.  A
+wait for one is bounded (`LOCK_WAIT`): a call that cannot get it fails with
+CNI code 11, "try again later", naming the process that holds it, instead of
+hanging the runtime.  A process never takes a lock it already holds: flock
+through a second descriptor would wait for itself.
 """
 
 from __future__ import annotations
@@ -15,9 +20,24 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 
+from compiler.errors import Code, NetcError
+
 TEMPORARY_PREFIX = ".netc-tmp-"
+LOCK_WAIT = 30.0
+"""Seconds a call waits for a lock before it answers "try again later"."""
+_POLL_CAP = 0.016
+
+_held: set[tuple[int, int]] = set()
+"""(device, inode) of every lock this process holds."""
+
+
+class LockBusy(NetcError):
+    """Another process held a lock for longer than a call may wait."""
+
+    code = Code.TRY_AGAIN
 
 
 def _temporary(directory: str, content: bytes, durable: bool) -> str:
@@ -99,12 +119,66 @@ def sweep_temporaries(directory: str) -> None:
 
 
 @contextlib.contextmanager
-def locked(path: str) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created if needed) for the body."""
+def locked(path: str, wait: float = LOCK_WAIT) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if needed) for the body.
+
+    Waits at most `wait` seconds (`LockBusy`); taking a lock this process
+    already holds is a bug, refused at once rather than waited for forever.
+    """
     os.makedirs(os.path.dirname(path), exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
+        status = os.fstat(fd)
+        key = (status.st_dev, status.st_ino)
+        if key in _held:
+            raise NetcError(f"{path} is already locked by this call", Code.INTERNAL)
+        _acquire(fd, path, wait)
+        _held.add(key)
+        try:
+            yield
+        finally:
+            _held.discard(key)
     finally:
         os.close(fd)
+
+
+def _acquire(fd: int, path: str, wait: float) -> None:
+    """Flock with a deadline: poll, backing off from 1 ms to `_POLL_CAP`."""
+    deadline = time.monotonic() + wait
+    delay = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        if time.monotonic() >= deadline:
+            raise LockBusy(f"{path} has been locked by {lock_holder(fd)} for more than "
+                           f"{wait:g} s", details="try again later")
+        time.sleep(delay)
+        delay = min(delay * 2, _POLL_CAP)
+
+
+def lock_holder(fd: int) -> str:
+    """Who holds the flock on the file `fd` is open on, from /proc/locks."""
+    status = os.fstat(fd)
+    device = f"{os.major(status.st_dev):02x}:{os.minor(status.st_dev):02x}:{status.st_ino}"
+    try:
+        with open("/proc/locks") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return "another process"
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+            return _describe_process(fields[4])
+    return "another process"
+
+
+def _describe_process(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            command = handle.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        command = ""
+    return f"process {pid}" + (f" ({command[:120]})" if command else "")

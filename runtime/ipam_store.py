@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from compiler.errors import Code, NetcError
@@ -74,11 +74,14 @@ class IpamStore:
         return f"{container_id}\r\n{ifname}".encode()
 
     def reserve(self, range_set: int, ranges: Sequence[Range], container_id: str, ifname: str,
-                *, held: str | None = None, requested: str | None = None) -> Lease:
+                *, held: str | None = None, requested: str | None = None,
+                announce: Callable[[str], None] | None = None) -> Lease:
         """An address for the attachment.
 
         `held` again if the attachment still owns it (and asks for no other),
         else the `requested` one if it is free, else the next free one.
+        `announce` is told an address before it is taken, so a caller killed
+        in between can find it again (and not take a second one).
         """
         owner = self._owner(container_id, ifname)
         with locked(self._path("lock")):
@@ -88,6 +91,10 @@ class IpamStore:
             if requested:
                 return self._take(requested, owner, ranges)
             for candidate in self._candidates(range_set, ranges):
+                if os.path.lexists(self._path(candidate)):
+                    continue
+                if announce is not None:
+                    announce(candidate)
                 if create_exclusively(self._path(candidate), owner):
                     write_atomically(self._path(f"last_reserved_ip.{range_set}"),
                                      candidate.encode(), durable=False)

@@ -16,17 +16,20 @@ from compiler.planner.iptables import Rule, restore_text
 from runtime.programs import ProgramFailed, run
 
 COMMANDS = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
+XTABLES_WAIT = "10"
+"""Seconds iptables waits for the xtables lock (kube-proxy holds it while it syncs)."""
 
 
 def restore(family: int, table: str, lines: Sequence[str]) -> None:
     """Apply `lines` to `table` in one transaction; `ProgramFailed` when refused."""
-    run(COMMANDS[family][1], "-w", "--noflush", stdin=restore_text(table, lines).encode())
+    run(COMMANDS[family][1], "-w", XTABLES_WAIT, "--noflush",
+        stdin=restore_text(table, lines).encode())
 
 
 def rule_count(family: int, table: str, chain: str) -> int | None:
     """How many rules `chain` holds, or None when it does not exist."""
     try:
-        listing = run(COMMANDS[family][0], "-w", "-t", table, "-S", chain)
+        listing = run(COMMANDS[family][0], "-w", XTABLES_WAIT, "-t", table, "-S", chain)
     except ProgramFailed:
         return None
     return sum(line.startswith(b"-A ") for line in listing.splitlines())
@@ -42,7 +45,7 @@ class LiveTables:
     def has_rule(self, family: int, table: str, chain: str, arguments: Rule) -> bool:
         """Whether `chain` holds the rule (iptables -C; a missing chain means no)."""
         try:
-            run(COMMANDS[family][0], "-w", "-t", table, "-C", chain, *arguments)
+            run(COMMANDS[family][0], "-w", XTABLES_WAIT, "-t", table, "-C", chain, *arguments)
         except ProgramFailed:
             return False
         return True

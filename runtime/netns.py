@@ -56,11 +56,21 @@ class Netns:
         """Release the handle."""
         os.close(self.fd)
 
-    def is_current(self) -> bool:
-        """True when the path is the namespace this process runs in (never act on it as a pod)."""
-        mine = os.stat("/proc/self/ns/net")
+    def is_host(self) -> bool:
+        """True when the path is the node's own namespace: this process's, or init's.
+
+        Neither is ever a pod's sandbox; acting on one as a pod would rewire
+        the node.
+        """
         theirs = os.fstat(self.fd)
-        return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+        for own in ("/proc/self/ns/net", "/proc/1/ns/net"):
+            try:
+                mine = os.stat(own)
+            except OSError:
+                continue
+            if (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino):
+                return True
+        return False
 
     @contextlib.contextmanager
     def entered(self) -> Iterator[None]:

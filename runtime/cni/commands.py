@@ -8,8 +8,10 @@ proceed in parallel.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 from compiler.errors import Code, NetcError
@@ -23,14 +25,19 @@ from runtime import record as records
 from runtime.cni.protocol import Call
 from runtime.cni.request import Request, pod_context
 from runtime.cni.result import build_result
-from runtime.files import locked
+from runtime.files import locked, sweep_temporaries
 from runtime.host import Host
 from runtime.ipam_store import IpamStore, Range
 from runtime.record import Record
 
 
-def _lock(request: Request) -> str:
-    return os.path.join(request.network.state_dir, request.network.name, "lock")
+@contextlib.contextmanager
+def _network_locked(request: Request) -> Iterator[None]:
+    """Hold the network's lock; temporaries a killed call left in its directory go first."""
+    directory = os.path.join(request.network.state_dir, request.network.name)
+    with locked(os.path.join(directory, "lock")):
+        sweep_temporaries(directory)
+        yield
 
 
 def _record_path(call: Call, request: Request) -> str:
@@ -44,13 +51,13 @@ def _host(netns: str | None) -> Host:
     if netns is None:
         return host
     try:
-        own = host.sandbox.is_current()
+        own = host.sandbox.is_host()
     except NetcError:
         host.close()
         raise
     if own:
         host.close()
-        raise NetcError(f"CNI_NETNS {netns} is the plugin's own network namespace",
+        raise NetcError(f"CNI_NETNS {netns} is the node's own network namespace, not a pod's",
                         Code.BAD_ENVIRONMENT)
     return host
 
@@ -58,7 +65,7 @@ def _host(netns: str | None) -> Host:
 def add(call: Call, request: Request) -> dict[str, Any]:
     """Attach the pod; the result is the same when the ADD is repeated."""
     path = _record_path(call, request)
-    with locked(_lock(request)):
+    with _network_locked(request):
         previous = records.load(path)
         pod = pod_context(call, request, previous)
         the_plan = plan(request.network, pod, "ADD")
@@ -76,7 +83,7 @@ def add(call: Call, request: Request) -> dict[str, Any]:
 def delete(call: Call, request: Request) -> None:
     """Detach the pod: best effort, repeatable, with or without its namespace."""
     path = _record_path(call, request)
-    with locked(_lock(request)):
+    with _network_locked(request):
         previous = records.load(path)
         pod = pod_context(call, request, previous)
         netns = call.netns if call.netns and os.path.exists(call.netns) else None
@@ -101,7 +108,7 @@ def check(call: Call, request: Request) -> None:
         raise NetcError(f"CHECK needs cniVersion 0.4.0 or later, not {request.version}",
                         Code.INCOMPATIBLE_VERSION)
     path = _record_path(call, request)
-    with locked(_lock(request)):
+    with _network_locked(request):
         previous = records.load(path)
         if previous is None:
             raise NetcError("no record of this attachment: was it added by netc?", Code.DRIFT)
@@ -141,18 +148,32 @@ def garbage_collect(request: Request) -> None:
     Without that key nothing is collected: netc does not guess which
     attachments are alive.
     """
-    valid = request.config.get("cni.dev/valid-attachments",
-                               request.config.get("cni.dev/attachments"))
-    if valid is None:
+    key = next((k for k in ("cni.dev/valid-attachments", "cni.dev/attachments")
+                if k in request.config), None)
+    if key is None:
         print("netc-cni: GC without cni.dev/valid-attachments: nothing collected",
               file=sys.stderr)
         return
-    alive = {(a.get("containerID"), a.get("ifname")) for a in valid if isinstance(a, dict)}
-    with locked(_lock(request)):
+    alive = _attachments(request.config[key], key)
+    with _network_locked(request):
         failures = _collect_records(request, alive)
         _collect_leases(request, alive)
     if failures:
         raise NetcError("; ".join(str(f) for f in failures), failures[0].code)
+
+
+def _attachments(value: object, key: str) -> set[tuple[str, str]]:
+    """The (container ID, ifname) pairs a GC must keep; anything malformed collects nothing."""
+    if not isinstance(value, list):
+        raise NetcError(f"{key} is not a list", Code.BAD_CONFIG)
+    alive = set()
+    for entry in value:
+        if not (isinstance(entry, dict) and isinstance(entry.get("containerID"), str)
+                and isinstance(entry.get("ifname"), str)):
+            raise NetcError(f"{key} holds {entry!r}, not an object with string containerID and "
+                            "ifname", Code.BAD_CONFIG, "nothing was collected")
+        alive.add((entry["containerID"], entry["ifname"]))
+    return alive
 
 
 def _collect_records(request: Request, alive: set[tuple[str, str]]) -> list[NetcError]:

@@ -26,9 +26,10 @@ def main() -> int:
     version = _stated_version(data)
     try:
         output = _dispatch(call, data)
-    except NetcError as error:
-        _reply(error_reply(error, version))
-        _log(call, f"failed ({int(error.code)}: {error.message})", started)
+    except (NetcError, OSError) as error:
+        failure = error if isinstance(error, NetcError) else _io_failure(error)
+        _reply(error_reply(failure, version))
+        _log(call, f"failed ({int(failure.code)}: {failure.message})", started)
         return 1
     except Exception as error:  # a bug: still answer in CNI's terms
         _reply(error_reply(NetcError(f"internal error: {error}", Code.INTERNAL), version))
@@ -46,6 +47,13 @@ def _dispatch(call: Call, data: bytes) -> dict | None:
         raise NetcError(f"unknown CNI_COMMAND {call.command!r}", Code.BAD_ENVIRONMENT)
     # Runtimes ask every plugin for VERSION whenever they load a network: that
     # answer must not wait for the compiler's and the runtime's imports.
+    from runtime.deadline import deadline
+
+    with deadline():
+        return _run(call, data)
+
+
+def _run(call: Call, data: bytes) -> dict | None:
     from runtime.cni import commands
     from runtime.cni.request import parse_request
 
@@ -64,6 +72,12 @@ def _dispatch(call: Call, data: bytes) -> dict | None:
     else:
         commands.check(call, request)
     return None
+
+
+def _io_failure(error: OSError) -> NetcError:
+    """A file the call needed could not be read or written (CNI code 5)."""
+    where = f" {error.filename}" if error.filename else ""
+    return NetcError(f"I/O failure on{where}: {error.strerror or error}", Code.IO_FAILURE)
 
 
 def _stated_version(data: bytes) -> str:

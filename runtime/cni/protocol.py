@@ -71,6 +71,8 @@ def read_config(data: bytes) -> dict[str, Any]:
         config = json.loads(data)
     except (ValueError, UnicodeDecodeError) as error:
         raise NetcError("stdin is not JSON", Code.DECODE, str(error)) from None
+    except RecursionError:
+        raise NetcError("stdin is not JSON netc reads: nested too deeply", Code.DECODE) from None
     if not isinstance(config, dict):
         raise NetcError("stdin is not a JSON object", Code.DECODE)
     return config

@@ -8,11 +8,13 @@ podman sends `portMappings`/`hostPort`, containerd `PortMappings`/`HostPort`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import posixpath
+from dataclasses import dataclass, replace
 from typing import Any
 
 from compiler import ir_codec
 from compiler.errors import Code, NetcError
+from compiler.identifiers import is_name
 from compiler.ir import Network
 from compiler.planner.context import (
     BandwidthRequest,
@@ -63,6 +65,7 @@ def parse_request(data: bytes) -> Request:
         raise NetcError("the compiled network was edited after netc build", Code.BAD_CONFIG,
                         "edit the .netdsl source and run netc build again")
     network = ir_codec.decode(embedded["network"])
+    _check_paths(network)
     if config.get("name") not in (None, network.name):
         raise NetcError(f"network name {config.get('name')!r} does not match the compiled "
                         f"network {network.name!r}", Code.BAD_CONFIG)
@@ -72,28 +75,38 @@ def parse_request(data: bytes) -> Request:
     return Request(version, network, lower_keys(runtime_config), config)
 
 
-def pod_context(call: Call, request: Request, previous: Record | None) -> PodContext:
-    """The pod of this call; what runtimeConfig lacks comes from the ADD's record.
+def _check_paths(network: Network) -> None:
+    """Names and directories that become paths must stay where they say (a hand-made conflist)."""
+    if not is_name(network.name):
+        raise NetcError(f"network name {network.name!r} is not a valid CNI network name",
+                        Code.BAD_CONFIG)
+    directories = [network.state_dir, *([network.ipam.data_dir] if network.ipam else [])]
+    for directory in directories:
+        if not posixpath.isabs(directory) or posixpath.normpath(directory) != directory:
+            raise NetcError(f"directory {directory!r} is not a normal absolute path",
+                            Code.BAD_CONFIG)
 
-    An ADD without runtimeConfig has no ports and no bandwidth request; a DEL
-    or CHECK without either knows nothing (None), so its plan removes or checks
-    whatever could exist.
+
+def pod_context(call: Call, request: Request, previous: Record | None) -> PodContext:
+    """The pod of this call.
+
+    An ADD is what CNI_ARGS and runtimeConfig say (no runtimeConfig: no ports,
+    no bandwidth request).  A DEL or CHECK is what the ADD's record says,
+    whatever this call's runtimeConfig claims: a DEL removes what the ADD
+    made.  Without a record it knows nothing (None), so its plan removes or
+    checks whatever could exist.
     """
-    args = parse_cni_args(call.args)
-    mappings = _maybe(request.runtime_config, "portmappings", mappings_from_runtime)
-    bandwidth = _maybe(request.runtime_config, "bandwidth", bandwidth_from_runtime)
-    requested = requested_addresses(args, request.runtime_config)
-    if call.command == "ADD":
-        mappings = () if mappings is None else mappings
-        bandwidth = BandwidthRequest() if bandwidth is None else bandwidth
-    elif previous is not None:
-        mappings = previous.context.port_mappings if mappings is None else mappings
-        bandwidth = previous.context.bandwidth if bandwidth is None else bandwidth
     assert call.container_id and call.ifname
+    if call.command != "ADD":
+        if previous is not None:
+            return replace(previous.context, netns=call.netns)
+        return PodContext(call.container_id, call.ifname, call.netns, port_mappings=None,
+                          bandwidth=None)
+    args = parse_cni_args(call.args)
+    config = request.runtime_config
+    mappings = mappings_from_runtime(config["portmappings"]) if "portmappings" in config else ()
+    bandwidth = (bandwidth_from_runtime(config["bandwidth"]) if "bandwidth" in config
+                 else BandwidthRequest())
     return PodContext(call.container_id, call.ifname, call.netns,
                       args.get("K8S_POD_NAMESPACE"), args.get("K8S_POD_NAME"), mappings,
-                      bandwidth, requested)
-
-
-def _maybe(config: dict[str, Any], key: str, reader):
-    return reader(config[key]) if key in config else None
+                      bandwidth, requested_addresses(args, config))

@@ -23,7 +23,7 @@ from runtime.netlink.rtnl import Link, Rtnl
 from runtime.netlink.socket import NetlinkError
 from runtime.netlink.wire import Attr, get_string, iter_attrs, parse_attrs, string, u32, u64
 
-RTM_NEWQDISC, RTM_GETQDISC = 36, 38
+RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
 RTM_NEWTFILTER, RTM_GETTFILTER = 44, 46
 
 TCMSG = struct.Struct("=BxHiIII")
@@ -83,6 +83,16 @@ def ensure_ingress(rtnl: Rtnl, link: Link) -> None:
             raise
 
 
+def delete_ingress(rtnl: Rtnl, link: Link) -> None:
+    """Remove the ingress qdisc of a link, and with it every filter it holds (if any)."""
+    body = TCMSG.pack(0, 0, link.index, INGRESS_HANDLE, TC_H_INGRESS, 0)
+    try:
+        rtnl.nl.request(RTM_DELQDISC, 0, body, f"delete ingress qdisc of {link.name}")
+    except NetlinkError as error:
+        if error.errno not in (errno.ENOENT, errno.EINVAL):
+            raise
+
+
 def _qdisc(rtnl: Rtnl, link: Link, handle: int, parent: int, attrs: list[Attr], *,
            flags: int, what: str) -> None:
     body = TCMSG.pack(0, 0, link.index, handle, parent, 0) + b"".join(a.encode() for a in attrs)
@@ -133,7 +143,7 @@ def add_redirect(rtnl: Rtnl, link: Link, target: Link) -> None:
 
 
 def redirect_targets(rtnl: Rtnl, link: Link) -> list[int]:
-    """Interface indexes the ingress filters of `link` redirect to."""
+    """Interface indexes the ingress filters of `link` redirect to (0: a device now gone)."""
     body = TCMSG.pack(0, 0, link.index, 0, INGRESS_HANDLE, 0)
     try:
         replies = rtnl.nl.dump(RTM_GETTFILTER, body, f"list filters of {link.name}")
@@ -147,7 +157,8 @@ def redirect_targets(rtnl: Rtnl, link: Link) -> list[int]:
         if get_string(attrs, TCA_KIND) != "u32":
             continue
         actions = parse_attrs(attrs.get(TCA_OPTIONS, b"")).get(TCA_U32_ACT, b"")
-        targets += [index for _, action in iter_attrs(actions) if (index := _mirred(action))]
+        targets += [index for _, action in iter_attrs(actions)
+                    if (index := _mirred(action)) is not None]
     return targets
 
 

@@ -3,7 +3,9 @@
 The reservation binds `ip`, `cidr` (ip/prefix) and `gateway`, which later
 operations (the pod's address, its routes, DNAT rules) and the CNI result
 use.  An attachment that already holds an address -- a repeated ADD, or a
-CHECK -- gets the same one.
+CHECK -- gets the same one.  The address about to be taken is written to
+the record first (`pending`), so an ADD killed between the reservation and
+the record's update is repeated with the same address, not a second one.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ def _store(op: Operation) -> IpamStore:
 
 
 def _held(op: Operation, run: Run) -> str | None:
-    return run.bindings.get(f"{op.params['binds']}.ip")
+    """The address the record says this attachment holds, or was about to take."""
+    key = op.params["binds"]
+    return run.bindings.get(f"{key}.ip") or run.bindings.get(f"{key}.pending")
 
 
 class AddressReservation:
@@ -26,11 +30,17 @@ class AddressReservation:
 
     def ensure(self, op: Operation, run: Run) -> None:
         ranges = [Range.from_plan(r) for r in op.params["ranges"]]
+
+        def announce(address: str) -> None:
+            run.bind(op.params["binds"], pending=address)
+            run.record.save()
+
         lease = _store(op).reserve(op.params["range_set"], ranges, run.pod.container_id,
                                    run.pod.ifname, held=_held(op, run),
-                                   requested=op.params["requested"])
+                                   requested=op.params["requested"], announce=announce)
         run.bind(op.params["binds"], ip=lease.address, cidr=f"{lease.address}/{lease.prefix}",
                  gateway=lease.gateway)
+        run.record.bindings.pop(f"{op.params['binds']}.pending", None)
         run.record.save()
 
     def remove(self, op: Operation, run: Run) -> None:

@@ -97,7 +97,7 @@ class VethHandler:
         return "stale" if host is not None else "absent"
 
     def remove(self, op: Operation, run: Run) -> None:
-        run.host.node.delete(op.params["name"])
+        _delete_if(run, op.params["name"], "veth")
 
     def observe(self, op: Operation, run: Run) -> Observation:
         state = self._pair(op, run)
@@ -108,6 +108,16 @@ class VethHandler:
         if state == "stale":
             return differs(f"{op.params['name']} exists without {op.params['peer']} in the pod")
         return differs(f"{op.params['peer']} in the pod is not paired with {op.params['name']}")
+
+
+def _delete_if(run: Run, name: str, kind: str) -> None:
+    """Delete the node's link `name` if it is of `kind`.
+
+    A device that only shares the derived name is someone else's: never ours to remove.
+    """
+    link = run.host.node.link(name)
+    if link is not None and link.kind == kind:
+        run.host.node.delete(name)
 
 
 class MasterHandler(KeptByDel):
@@ -172,7 +182,7 @@ class IfbHandler:
             run.host.node.set_flags(link, up=True)
 
     def remove(self, op: Operation, run: Run) -> None:
-        run.host.node.delete(op.params["name"])
+        _delete_if(run, op.params["name"], "ifb")
 
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.node.link(op.params["name"])

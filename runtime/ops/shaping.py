@@ -59,10 +59,21 @@ class RedirectHandler(KeptByDel):
     """Everything arriving on the host veth redirected to the ifb."""
 
     def ensure(self, op: Operation, run: Run) -> None:
+        """Exactly one redirect, to the planned ifb.
+
+        Other filters -- one left pointing at an ifb an interrupted DEL
+        deleted -- go with the ingress qdisc, which is made again.
+        """
+        node = run.host.node
         link = existing_link(run, Where.NODE, op.params["dev"])
         target = existing_link(run, Where.NODE, op.params["to"])
-        if target.index not in tc.redirect_targets(run.host.node, link):
-            tc.add_redirect(run.host.node, link, target)
+        targets = tc.redirect_targets(node, link)
+        if targets == [target.index]:
+            return
+        if targets:
+            tc.delete_ingress(node, link)
+            tc.ensure_ingress(node, link)
+        tc.add_redirect(node, link, target)
 
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.link(Where.NODE, op.params["dev"])
@@ -70,9 +81,12 @@ class RedirectHandler(KeptByDel):
         if link is None or target is None:
             return missing()
         targets = tc.redirect_targets(run.host.node, link)
-        if target.index in targets:
+        if targets == [target.index]:
             return IN_PLACE_NOW
-        return differs("redirects elsewhere") if targets else missing()
+        if not targets:
+            return missing()
+        return differs(f"{len(targets)} redirects, to interfaces {targets}; want one to "
+                       f"{target.index}")
 
 
 HANDLERS = {Kind.TBF: TbfHandler(), Kind.INGRESS: IngressHandler(),

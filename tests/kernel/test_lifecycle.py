@@ -165,3 +165,36 @@ def _plugin_config(conflist, version: str | None = None) -> dict:
 
 def _json(document) -> str:
     return json.dumps(document)
+
+
+def test_an_add_after_a_del_interrupted_past_the_ifb_converges_to_one_redirect(lab):
+    """Issue 9 defect 4: the stale redirect to the deleted ifb is replaced, not added to."""
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod, bandwidth="egress=10M")
+    host_veth = result["interfaces"][1]["name"]
+    ifb = AttachmentNames("labnet", pod.container_id, "eth0").ifb
+    lab.run(lab.node, "ip", "link", "del", ifb)
+    lab.add(conflist, pod, bandwidth="egress=10M")
+    filters = lab.run(lab.node, "tc", "filter", "show", "dev", host_veth, "ingress").stdout
+    assert filters.count("action order 1: mirred") == 1, filters
+    assert f"device {ifb})" in filters
+    gateway = result["ips"][0]["gateway"]
+    assert lab.ping(pod.name, gateway)
+    lab.check(conflist, pod, bandwidth="egress=10M")
+
+
+def test_del_removes_what_the_add_made_whatever_its_runtime_config_says(lab):
+    """Issue 9 defect 12: a DEL claiming no ports and no shaping still removes them."""
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
+    document = json.loads(conflist.read_text())
+    plugin = {**document["plugins"][0], "name": document["name"],
+              "cniVersion": document["cniVersion"],
+              "runtimeConfig": {"portMappings": [], "bandwidth": {}}}
+    environment = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": pod.container_id,
+                   "CNI_NETNS": pod.netns, "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni"}
+    status, _ = lab.plugin(json.dumps(plugin), environment)
+    assert status == 0
+    assert _leftovers(lab, pod, result) == NOTHING
