@@ -36,8 +36,8 @@ def conflist(network: Network, target: str, cni_version: str | None = None) -> d
 
 
 def render(document: dict[str, Any]) -> str:
-    """The bytes written to disk: two-space JSON with a final newline."""
-    return json.dumps(document, indent=2) + "\n"
+    """The text written to disk: two-space JSON in UTF-8 (statement paths read as written)."""
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
 def file_name(network: Network) -> str:

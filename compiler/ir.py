@@ -225,4 +225,5 @@ class Network:
     bandwidth: Bandwidth | None = None
     state_dir: str = DEFAULT_STATE_DIR
     span: Span | None = None
-    sources: tuple[str, ...] = field(default=())
+    sources: tuple[str, ...] = field(default=(), metadata={"portable": False})
+    """The files the network was compiled from (for `netc plan`); not part of its meaning."""

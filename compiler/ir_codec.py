@@ -1,8 +1,12 @@
 """The IR as JSON: how a compiled network travels inside a `--target netc` conflist.
 
-Format (`FORMAT`, currently 1): each IR dataclass becomes an object holding
+Format (`FORMAT`, currently 2): each IR dataclass becomes an object holding
 its fields that differ from their defaults; addresses and networks are
-strings, spans `[file, line, column, end_line, end_column]`, tuples lists.
+strings, tuples lists, and spans their statement paths (`compiler.locate`):
+no file name, line or column, and no list of source files, so the encoding
+-- and the conflist, and its digest -- depends only on what the network
+means, not on how its source is spelled, commented or laid out.  Format 1
+(spans as `[file, line, column, end_line, end_column]`) is still read.
 The same rules serve any frozen dataclass of the compiler whose field types
 are these (the runtime's attachment records hold a `PodContext` this way).
 The conflist also carries a SHA-256 digest of this object so the runtime can
@@ -29,7 +33,8 @@ from compiler import ir
 from compiler.errors import Code, NetcError
 from compiler.source import Span
 
-FORMAT = 1
+FORMAT = 2
+READABLE = (1, 2)
 
 T = TypeVar("T")
 
@@ -69,9 +74,9 @@ def decode_as(kind: type[T], document: Any) -> T:
 def _encode(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         if isinstance(value, Span):
-            return value.to_json()
+            return value.path
         return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if not _is_default(value, f)}
+                if f.metadata.get("portable", True) and not _is_default(value, f)}
     if isinstance(value, tuple | list):
         return [_encode(v) for v in value]
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network
@@ -97,13 +102,20 @@ def _decode(kind: Any, data: Any) -> Any:
         (item, _ellipsis) = typing.get_args(kind)
         return tuple(_decode(item, d) for d in data)
     if kind is Span:
-        return Span.from_json(data)
+        return _span(data)
     if dataclasses.is_dataclass(kind):
         hints = _hints(kind)
         return kind(**{name: _decode(hints[name], value) for name, value in data.items()})
     if kind in (ir.IPAddress, ir.IPNetwork):
         return _decode_union(typing.get_args(kind), data)
     return _scalar(kind, data)
+
+
+def _span(data: Any) -> Span:
+    if isinstance(data, str):
+        return Span.at(data)
+    file, line, column, end_line, end_column = data  # format 1
+    return Span(str(file), int(line), int(column), int(end_line), int(end_column))
 
 
 def _decode_union(options: tuple[Any, ...], data: Any) -> Any:

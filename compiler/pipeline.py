@@ -1,7 +1,7 @@
 """The front end as one pure function: source files in, networks and diagnostics out.
 
-    syntax.parse  ->  schema.check_structure  ->  templates.expand
-                  ->  lower.lower_network     ->  checks.check_networks
+    syntax.parse  ->  locate.locate        ->  schema.check_structure
+                  ->  templates.expand     ->  lower.lower_network  ->  checks.check_networks
 
 Files are compiled together because templates and name/subnet uniqueness span
 files.  Nothing here reads the disk or the environment; the CLI reads files
@@ -18,6 +18,7 @@ from compiler.checks import check_networks
 from compiler.collect import Collector
 from compiler.diagnostics import Diagnostic, has_errors, sort_diagnostics
 from compiler.ir import Network
+from compiler.locate import locate
 from compiler.lower import lower_network
 from compiler.schema import check_structure
 from compiler.source import SourceFile
@@ -74,5 +75,5 @@ def _parse_all(sources: Sequence[SourceFile]) -> tuple[list[Document], list[Diag
         document, problems = parse(source)
         diagnostics += problems
         if document is not None:
-            documents.append(document)
+            documents.append(locate(document))
     return documents, diagnostics

@@ -2,9 +2,12 @@
 
 Every AST node, IR object and plan operation carries a `Span` so that a
 diagnostic, a refused host port or a line of `netc plan` can point back at
-the `.netdsl` text it came from.  Spans are plain data (no lark types), which
-lets the IR travel inside a conflist to the runtime plugin and still name its
-source.
+the `.netdsl` text it came from.  Spans are plain data (no lark types).
+
+A span also carries the statement path of `compiler.locate`
+(`pods › hostport › deny 22`).  Only the path travels inside a conflist to
+the runtime plugin: it names the source of a failure there and, unlike a
+line number, does not change when the file is edited elsewhere.
 """
 
 from __future__ import annotations
@@ -21,19 +24,21 @@ class Span:
     column: int
     end_line: int
     end_column: int
+    path: str = ""
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}"
-
-    def to_json(self) -> list[object]:
-        """A compact form for machine formats: [file, line, column, end_line, end_column]."""
-        return [self.file, self.line, self.column, self.end_line, self.end_column]
+        """`file:line:column` where the text is known, else the statement path."""
+        return f"{self.file}:{self.line}:{self.column}" if self.line else self.path
 
     @classmethod
-    def from_json(cls, data: list[object]) -> Span:
-        """The inverse of `to_json`."""
-        file, line, column, end_line, end_column = data
-        return cls(str(file), int(line), int(column), int(end_line), int(end_column))  # type: ignore[arg-type]
+    def at(cls, path: str) -> Span:
+        """A span known only by its statement path (as the runtime decodes it)."""
+        return cls("", 0, 0, 0, 0, path)
+
+    def to_json(self) -> dict[str, object]:
+        """The machine form: file, line, column, end_line, end_column and path."""
+        return {"file": self.file, "line": self.line, "column": self.column,
+                "end_line": self.end_line, "end_column": self.end_column, "path": self.path}
 
     def cover(self, other: Span) -> Span:
         """The smallest span holding both; `other` must be in the same file."""

@@ -10,7 +10,7 @@ from typing import Any
 from compiler import ir_codec
 from compiler.ir import Network
 from compiler.pipeline import Compilation, compile_sources
-from compiler.source import SourceFile
+from compiler.source import SourceFile, Span
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -40,19 +40,24 @@ def compile_example(name: str) -> tuple[Compilation, dict[str, SourceFile]]:
     return compile_sources(sources), {s.name: s for s in sources}
 
 
-def without_spans(value: Any) -> Any:
-    """An encoded network (or any JSON value) with every "span" key removed."""
-    if isinstance(value, dict):
-        return {k: without_spans(v) for k, v in value.items() if k != "span"}
-    if isinstance(value, list):
-        return [without_spans(v) for v in value]
-    return value
-
-
 def comparable(networks: tuple[Network, ...]) -> list[Any]:
-    """Networks as JSON values without spans or source names: equal when they mean the same."""
-    return [without_spans(ir_codec.encode(dataclasses.replace(n, sources=())))
-            for n in networks]
+    """Networks as JSON values free of file names and line numbers: equal when they mean
+    the same (statement paths included)."""
+    return [ir_codec.encode(n) for n in networks]
+
+
+def portable(value: Any) -> Any:
+    """What a network becomes on its way to a node: spans reduced to paths, no source files."""
+    if isinstance(value, Span):
+        return Span.at(value.path)
+    if isinstance(value, tuple):
+        return tuple(portable(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {f.name: portable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, Network):
+            changes["sources"] = ()
+        return dataclasses.replace(value, **changes)
+    return value
 
 
 _LARK_NAMES = re.compile(

@@ -27,7 +27,7 @@ from compiler.planner.ops import (
     State,
     placeholders,
 )
-from compiler.source import SourceFile
+from compiler.source import SourceFile, Span
 
 ACTION_SYMBOLS = {Action.ENSURE: "+", Action.REMOVE: "-", Action.CHECK: "?"}
 LIVE_SYMBOLS = {State.CREATE: "+", State.IN_PLACE: "=", State.DIFFERENT: "~", State.ABSENT: "="}
@@ -68,9 +68,21 @@ def _operation(number: int, op: Operation, sources: Mapping[str, SourceFile],
     if op.undone_by and op.action == Action.ENSURE:
         lines.append(f"        (removed with {op.undone_by})")
     if op.span:
-        text = sources[op.span.file].line(op.span.line).strip() if op.span.file in sources else ""
-        lines.append(f"        {op.span.file}:{op.span.line}" + (f" | {text}" if text else ""))
+        lines.append(f"        {_where(op.span, sources)}")
     return lines
+
+
+def _where(span: Span, sources: Mapping[str, SourceFile]) -> str:
+    """`file:line | path`: the line an operation comes from and the path the runtime names.
+
+    A network decoded from a conflist knows only paths; the line text stands in
+    for a path only where there is none.
+    """
+    if not span.line:
+        return span.path
+    shown = span.path or (sources[span.file].line(span.line).strip()
+                          if span.file in sources else "")
+    return f"{span.file}:{span.line}" + (f" | {shown}" if shown else "")
 
 
 def _rules(op: Operation) -> list[str]:

@@ -57,10 +57,10 @@ def parse_request(data: bytes) -> Request:
     if not isinstance(embedded, dict) or not isinstance(embedded.get("network"), dict):
         raise NetcError("the configuration has no compiled netc network", Code.BAD_CONFIG,
                         "build the conflist with `netc build --target netc`")
-    if embedded.get("format") != ir_codec.FORMAT:
-        raise NetcError(f"netc network format {embedded.get('format')!r} is not "
-                        f"{ir_codec.FORMAT}", Code.BAD_CONFIG,
-                        "rebuild the conflist with this netc")
+    if embedded.get("format") not in ir_codec.READABLE:
+        readable = " or ".join(map(str, ir_codec.READABLE))
+        raise NetcError(f"netc network format {embedded.get('format')!r} is not {readable}",
+                        Code.BAD_CONFIG, "rebuild the conflist with this netc")
     if embedded.get("digest") != ir_codec.digest(embedded["network"]):
         raise NetcError("the compiled network was edited after netc build", Code.BAD_CONFIG,
                         "edit the .netdsl source and run netc build again")

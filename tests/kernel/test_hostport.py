@@ -95,7 +95,8 @@ def test_policy_refuses_a_denied_port_with_the_rule_in_the_message(lab):
     with pytest.raises(PluginFailed) as failure:
         lab.add(conflist, lab.pod("p"), ports=("22:22",))
     assert failure.value.error["code"] == 101
-    assert "deny 22" in failure.value.error["msg"] and "lab.netdsl" in failure.value.error["msg"]
+    # The rule is named by its statement path, which no edit elsewhere in the file changes.
+    assert "refused by `deny 22` (labnet › hostport › deny 22)" in failure.value.error["msg"]
 
 
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])
