@@ -8,16 +8,64 @@ over its MTU and addresses.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 
 from compiler.diagnostics import Diagnostic, Note
-from compiler.ir import Network, Subnet
+from compiler.ir import Cluster, Network, Subnet
 
 
-def check_networks(networks: Sequence[Network]) -> list[Diagnostic]:
-    """Every cross-network problem among `networks`."""
-    return [*_duplicate_names(networks), *_overlaps(networks), *_shared_bridges(networks)]
+def check_networks(networks: Sequence[Network],
+                   clusters: Mapping[str, Cluster] | None = None) -> list[Diagnostic]:
+    """Every cross-network problem among `networks` (and with the clusters they use)."""
+    clusters = clusters or {}
+    return [*_duplicate_names(networks), *_overlaps(networks), *_shared_bridges(networks),
+            *_cluster_problems(networks, clusters)]
+
+
+def _cluster_problems(networks: Sequence[Network], clusters: Mapping[str, Cluster]
+                      ) -> list[Diagnostic]:
+    """Pod CIDRs shared with another network, and pod MTUs the tunnel cannot carry."""
+    found = []
+    users: dict[str, Network] = {}
+    for network in networks:
+        cluster = clusters.get(network.ipam.cluster) if network.ipam and network.ipam.cluster \
+            else None
+        if cluster is None:
+            found += _inside_pod_cidrs(network, clusters.values())
+            continue
+        other = users.setdefault(cluster.name, network)
+        if other is not network:
+            found.append(Diagnostic(
+                "E205", f"networks `{other.name}` and `{network.name}` both draw from the node "
+                f"subnets of cluster `{cluster.name}`", network.ipam.span,
+                expected="one network per cluster",
+                hint="two networks would hand the same addresses to pods on a node"))
+        mtu = network.bridge.mtu if network.bridge else None
+        if mtu and cluster.pod_mtu and mtu > cluster.pod_mtu:
+            found.append(Diagnostic(
+                "E606", f"bridge MTU {mtu} is above the {cluster.pod_mtu} that VXLAN between "
+                f"the nodes of `{cluster.name}` carries", network.bridge.span,
+                expected=f"an `mtu` of at most {cluster.pod_mtu}, or none (then it is "
+                         f"{cluster.pod_mtu})",
+                hint="larger packets from pods would be dropped between nodes"))
+    return found
+
+
+def _inside_pod_cidrs(network: Network, clusters: Iterable[Cluster]) -> list[Diagnostic]:
+    found = []
+    for subnet in network.ipam.subnets if network.ipam else ():
+        for cluster in clusters:
+            clash = next((c for c in cluster.pod_cidrs if c.version == subnet.family
+                          and c.overlaps(subnet.cidr)), None)
+            if clash is not None:
+                found.append(Diagnostic(
+                    "E205", f"subnet {subnet.cidr} overlaps pod CIDR {clash} of cluster "
+                    f"`{cluster.name}`", subnet.span,
+                    expected="subnets outside the cluster's pod address space",
+                    hint=f"pods of `{network.name}` would take addresses the cluster's nodes "
+                         "hand out"))
+    return found
 
 
 def _duplicate_names(networks: Sequence[Network]) -> list[Diagnostic]:

@@ -62,6 +62,15 @@ CODES: Mapping[str, str] = {
     "E403": "bandwidth default above its maximum",
     "E404": "static bandwidth limit combined with a policy",
     "E501": "invalid plugin option",
+    "E601": "node subnet outside the pod CIDRs or overlapping another node's",
+    "E602": "pod CIDRs too small for the cluster's nodes",
+    "E603": "node listed twice, or an address shared by two nodes",
+    "E604": "node block size that does not fit the pod CIDR",
+    "E605": "node address inside a pod CIDR",
+    "E606": "MTU that the tunnel between nodes cannot carry",
+    "E607": "node without a pod subnet, or with two kinds",
+    "E608": "unknown cluster, or subnets beside a cluster",
+    "E609": "node without the underlay address its routing needs",
     "W001": "setting has no effect with this target",
 }
 """Every diagnostic code with its title; docs/diagnostics.md explains each."""

@@ -145,6 +145,11 @@ def target_diagnostics(network: Network, target: str, version: str) -> list[Diag
             hint="build networks with a third-party main plugin with --target reference"))
     if target == "reference":
         found += _policy_warnings(network)
+        if network.ipam is not None and network.ipam.pod_cidrs:
+            found.append(_warning(
+                f"the stock plugins do not route between the nodes of cluster "
+                f"`{network.ipam.cluster}`", network.ipam.span,
+                "run `netc apply --node NAME` on each node for the routes to the other nodes"))
     if version == "1.1.0":
         found.append(_warning(
             "cniVersion 1.1.0 is refused by podman 4.3, containerd 1.6 and the Debian "

@@ -41,3 +41,11 @@ def interface_name_problem(name: str) -> str | None:
     if name in (".", "..") or re.search(r"[/:\s\"'\\\x00-\x1f\x7f]", name):
         return "contains a character the kernel refuses"
     return None
+
+
+_NODE_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]*[a-z0-9])?")
+
+
+def is_node_name(text: str) -> bool:
+    """Whether `text` is a Kubernetes node name: a DNS subdomain (RFC 1123), at most 253."""
+    return len(text) <= 253 and all(_NODE_LABEL.fullmatch(part) for part in text.split("."))

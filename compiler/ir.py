@@ -18,6 +18,7 @@ from compiler.versions import DEFAULT_CNI_VERSION
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 
 
 def family_key(family: int) -> str:
@@ -117,6 +118,11 @@ class Ipam:
     dns: Dns | None = None
     data_dir: str = DEFAULT_DATA_DIR
     span: Span | None = None
+    cluster: str | None = None
+    """The cluster whose node subnets the pods draw from (`ipam { cluster NAME }`)."""
+    pod_cidrs: tuple[IPNetwork, ...] = ()
+    """The cluster's pod CIDRs, once the network is built for one node: traffic to them is
+    pod-to-pod and keeps its source address (no masquerade)."""
 
     def families(self) -> tuple[int, ...]:
         """The address families pods get, IPv4 first."""
@@ -227,3 +233,83 @@ class Network:
     span: Span | None = None
     sources: tuple[str, ...] = field(default=(), metadata={"portable": False})
     """The files the network was compiled from (for `netc plan`); not part of its meaning."""
+
+
+ROUTING_MODES = ("host-gw", "vxlan", "mixed")
+DEFAULT_NODE_BLOCKS = {4: 24, 6: 64}
+"""Each node's share of a pod CIDR, as kube-controller-manager's --node-cidr-mask-size."""
+DEFAULT_VXLAN_DEVICE = "netc.1"
+VXLAN_OVERHEAD = {4: 50, 6: 70}
+"""Bytes VXLAN adds to a frame: outer IP (20 or 40), UDP 8, VXLAN 8, inner Ethernet 14."""
+
+
+@dataclass(frozen=True, slots=True)
+class Routing:
+    """How pods on different nodes reach each other.
+
+    `host-gw`: a route per peer to its pod subnet through its underlay
+    address (the nodes share an L2 segment).  `vxlan`: a VXLAN device per
+    node and, per peer, a route, a neighbour and a forwarding entry.
+    `mixed`: host-gw to peers on the node's own underlay subnet, VXLAN to
+    the others (flannel's DirectRouting).
+    """
+
+    mode: str = "host-gw"
+    vni: int = 1
+    port: int = 8472
+    device: str = DEFAULT_VXLAN_DEVICE
+    underlay_mtu: int = 1500
+    span: Span | None = None
+
+    @property
+    def tunnels(self) -> bool:
+        """Whether some peers are reached through VXLAN."""
+        return self.mode != "host-gw"
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """A node of a cluster: its Kubernetes name, underlay addresses and pod subnets."""
+
+    name: str
+    addresses: tuple[IPInterface, ...]
+    subnets: tuple[IPNetwork, ...]
+    block: int | None = None
+    span: Span | None = None
+
+    def address(self, family: int) -> IPInterface | None:
+        """The node's first underlay address of a family."""
+        return next((a for a in self.addresses if a.version == family), None)
+
+    def subnet(self, family: int) -> IPNetwork | None:
+        """The node's pod subnet of a family."""
+        return next((s for s in self.subnets if s.version == family), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """A cluster's pod network: its pod CIDRs, its nodes and the routing between them."""
+
+    name: str
+    pod_cidrs: tuple[IPNetwork, ...]
+    node_blocks: tuple[int, ...]
+    """The prefix length of a node's subnet in each pod CIDR (same order)."""
+    nodes: tuple[Node, ...]
+    routing: Routing = field(default_factory=Routing)
+    span: Span | None = None
+
+    def node(self, name: str) -> Node | None:
+        """The node of this name, if the cluster has it."""
+        return next((n for n in self.nodes if n.name == name), None)
+
+    @property
+    def tunnel_family(self) -> int:
+        """The address family VXLAN packets travel in between nodes (IPv4 if nodes have it)."""
+        return 4 if all(n.address(4) for n in self.nodes) else 6
+
+    @property
+    def pod_mtu(self) -> int | None:
+        """The largest packet a pod may send to another node (None: the underlay's, host-gw)."""
+        if not self.routing.tunnels:
+            return None
+        return self.routing.underlay_mtu - VXLAN_OVERHEAD[self.tunnel_family]

@@ -9,10 +9,12 @@ both), and every path the runtime uses is absolute.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from compiler.ast import Statement
 from compiler.collect import Collector, body, first
 from compiler.diagnostics import Diagnostic, Note
-from compiler.ir import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, Bridge, Network, Plugin
+from compiler.ir import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, Bridge, Cluster, Network, Plugin
 from compiler.lower_ipam import absolute_path, lower_ipam
 from compiler.lower_policy import lower_bandwidth, lower_hostport
 from compiler.plugin_options import options
@@ -21,7 +23,8 @@ from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
 
 
 def lower_network(statement: Statement, statements: tuple[Statement, ...],
-                  default_priority: int, collector: Collector) -> Network | None:
+                  default_priority: int, collector: Collector,
+                  clusters: Mapping[str, Cluster]) -> Network | None:
     """The IR of one network (after templates), or None when it has errors."""
     before = len(collector.diagnostics)
     name = collector.attempt(block_name, statement)
@@ -40,7 +43,7 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
     _check_main(statement, bridge_statement, plugin_statement, ipam_statement, collector)
     bridge = lower_bridge(bridge_statement, collector) if bridge_statement else None
     plugin = collector.attempt(lower_plugin, plugin_statement) if plugin_statement else None
-    ipam = lower_ipam(ipam_statement, collector) if ipam_statement else None
+    ipam = lower_ipam(ipam_statement, collector, clusters) if ipam_statement else None
     if plugin and ipam and "ipam" in plugin.options:
         option = first(body(plugin_statement), "ipam")
         collector.report(Diagnostic(

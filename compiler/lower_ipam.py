@@ -9,23 +9,29 @@ is the one before the IPv4 broadcast (the last address for IPv6).
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 
 from compiler.ast import Statement, Word
 from compiler.collect import Collector, body, every, first
-from compiler.ir import DEFAULT_DATA_DIR, Dns, IPAddress, Ipam, IPNetwork, Route, Subnet
+from compiler.diagnostics import Diagnostic
+from compiler.ir import DEFAULT_DATA_DIR, Cluster, Dns, IPAddress, Ipam, IPNetwork, Route, Subnet
+from compiler.source import Span
 from compiler.values import address, cidr, fail, one_word, text, words
 
 
-def lower_ipam(statement: Statement, collector: Collector) -> Ipam | None:
-    """The IR of an ipam block, or None if it has errors (recorded in `collector`)."""
+def lower_ipam(statement: Statement, collector: Collector,
+               clusters: Mapping[str, Cluster]) -> Ipam | None:
+    """The IR of an ipam block, or None if it has errors (recorded in `collector`).
+
+    With `cluster NAME` the block has no subnets of its own: each node's come
+    from the cluster when the network is built for that node.
+    """
     statements = body(statement)
     subnets = collector.each(lower_subnet, every(statements, "subnet"))
-    if not every(statements, "subnet"):
-        collector.report(fail(
-            "E012", "this ipam block has no subnet", statement.span,
-            expected="at least one `subnet CIDR`",
-            hint="add a line such as `subnet 10.244.1.0/24`").diagnostic)
+    cluster = _cluster(statement, clusters, collector)
     families = {s.family for s in subnets}
+    if cluster is not None:
+        families = {c.version for c in cluster.pod_cidrs}
     routes = collector.each(lambda s: lower_route(s, families), every(statements, "route"))
     dns_statement = first(statements, "dns")
     dns = collector.attempt(lower_dns, dns_statement) if dns_statement else None
@@ -33,7 +39,39 @@ def lower_ipam(statement: Statement, collector: Collector) -> Ipam | None:
     data_dir = DEFAULT_DATA_DIR
     if data_dir_statement:
         data_dir = collector.attempt(absolute_path, data_dir_statement) or DEFAULT_DATA_DIR
-    return Ipam(tuple(subnets), tuple(routes), dns, data_dir, statement.span)
+    return Ipam(tuple(subnets), tuple(routes), dns, data_dir, statement.span,
+                cluster.name if cluster else None)
+
+
+def _cluster(statement: Statement, clusters: Mapping[str, Cluster],
+             collector: Collector) -> Cluster | None:
+    """The cluster an ipam block draws from; exactly one of `cluster` and `subnet`."""
+    statements = body(statement)
+    named = first(statements, "cluster")
+    if named is None:
+        if not every(statements, "subnet"):
+            collector.report(Diagnostic(
+                "E012", "this ipam block has no subnet", statement.span,
+                expected="at least one `subnet CIDR`, or `cluster NAME`",
+                hint="add a line such as `subnet 10.244.1.0/24`"))
+        return None
+    if every(statements, "subnet"):
+        collector.report(Diagnostic(
+            "E608", "this ipam block has both `cluster` and `subnet`", named.span,
+            expected="the cluster's node subnets or subnets of its own, not both",
+            hint="with `cluster`, each node's pods get that node's subnets"))
+        return None
+    word = collector.attempt(one_word, named, "a cluster name")
+    if word is None:
+        return None
+    if word.text not in clusters:
+        collector.report(Diagnostic(
+            "E608", f"there is no cluster `{word.text}`", word.span,
+            expected="the name of a `cluster` block in the input files",
+            hint="compile the file that defines the cluster together with this one"
+            if not clusters else "known clusters: " + ", ".join(f"`{n}`" for n in clusters)))
+        return None
+    return clusters[word.text]
 
 
 def absolute_path(statement: Statement) -> str:
@@ -65,6 +103,12 @@ def lower_subnet(statement: Statement) -> Subnet:
     return Subnet(network, start, end, gateway, statement.span,
                   explicit_range=range_statement is not None,
                   explicit_gateway=gateway_statement is not None)
+
+
+def default_subnet(network: IPNetwork, span: Span | None) -> Subnet:
+    """A subnet with host-local's range and gateway (a node's share of a cluster)."""
+    start, end = _default_range(network)
+    return Subnet(network, start, end, network.network_address + 1, span)
 
 
 def _default_range(network: IPNetwork) -> tuple[IPAddress, IPAddress]:

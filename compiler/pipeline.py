@@ -13,13 +13,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from compiler.ast import Document
+from compiler.ast import Document, Statement
 from compiler.checks import check_networks
 from compiler.collect import Collector
-from compiler.diagnostics import Diagnostic, has_errors, sort_diagnostics
-from compiler.ir import Network
+from compiler.diagnostics import Diagnostic, Note, has_errors, sort_diagnostics
+from compiler.ir import Cluster, Network
 from compiler.locate import locate
 from compiler.lower import lower_network
+from compiler.lower_cluster import lower_cluster
 from compiler.schema import check_structure
 from compiler.source import SourceFile
 from compiler.syntax import parse
@@ -34,6 +35,7 @@ class Compilation:
 
     networks: tuple[Network, ...]
     diagnostics: tuple[Diagnostic, ...]
+    clusters: tuple[Cluster, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -51,21 +53,40 @@ def compile_sources(sources: Sequence[SourceFile]) -> Compilation:
     templates, template_problems = collect([s for s in statements if s.keyword == "template"])
     diagnostics += template_problems + check_cycles(templates)
     collector = Collector()
+    clusters = _lower_clusters([s for s in statements if s.keyword == "cluster"], collector)
     networks = []
     for index, statement in enumerate(s for s in statements if s.keyword == "network"):
         merged = collector.attempt(expand, statement, templates)
         if merged is None:
             continue
         priority = min(99, PRIORITY_STEP * (index + 1))
-        network = lower_network(statement, merged, priority, collector)
+        network = lower_network(statement, merged, priority, collector, clusters)
         if network is not None:
             networks.append(network)
     diagnostics += collector.diagnostics
-    diagnostics += check_networks(networks)
+    diagnostics += check_networks(networks, clusters)
     ordered = sort_diagnostics(diagnostics)
     if has_errors(ordered):
         return Compilation((), tuple(ordered))
-    return Compilation(tuple(networks), tuple(ordered))
+    return Compilation(tuple(networks), tuple(ordered), tuple(clusters.values()))
+
+
+def _lower_clusters(statements: list[Statement], collector: Collector) -> dict[str, Cluster]:
+    """Every cluster that lowers without errors, by name (a repeated name is an error)."""
+    found: dict[str, Cluster] = {}
+    for statement in statements:
+        cluster = lower_cluster(statement, collector)
+        if cluster is None:
+            continue
+        if cluster.name in found:
+            collector.report(Diagnostic(
+                "E102", f"cluster name `{cluster.name}` is used twice", statement.span,
+                expected="one `cluster` block per cluster",
+                notes=(Note("first used here", found[cluster.name].span),)
+                if found[cluster.name].span else ()))
+            continue
+        found[cluster.name] = cluster
+    return found
 
 
 def _parse_all(sources: Sequence[SourceFile]) -> tuple[list[Document], list[Diagnostic]]:

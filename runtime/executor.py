@@ -35,13 +35,18 @@ class OperationFailed(NetcError):
         self.op = op
 
 
-def apply(run: Run) -> None:
-    """Ensure every operation of the plan; on failure undo this call's work and raise."""
+def apply(run: Run) -> list[Operation]:
+    """Ensure every operation of the plan, and return those that changed something.
+
+    On a failure this call's attachment-owned work is undone and the failure raised.
+    """
     applied: list[Operation] = []
+    changed = []
     for op in run.plan.operations:
         current = op.resolved(run.bindings)
         try:
-            handler_for(current).ensure(current, run)
+            if handler_for(current).ensure(current, run):
+                changed.append(current)
         except Exception as error:
             failure = _translate(current, error)
             # The failing operation may have done part of its work (a
@@ -49,6 +54,7 @@ def apply(run: Run) -> None:
             _roll_back([*applied, current], run)
             raise failure from error
         applied.append(current)
+    return changed
 
 
 def _roll_back(applied: list[Operation], run: Run) -> None:

@@ -34,8 +34,8 @@ def observe_plan(network: Network, the_plan: Plan, pod: PodContext,
             sandbox = pod.netns if pod.netns and os.path.exists(pod.netns) else None
             host = Host(sandbox)
             try:
-                run = executor.Run(host, network, pod, the_plan,
-                                   previous or records.Record(state, pod), previous)
+                run = executor.Run(host, the_plan, pod, previous or records.Record(state, pod),
+                                   previous)
                 return executor.observe(run)
             finally:
                 host.close()

@@ -49,12 +49,13 @@ class Golden:
         """A directory of golden files: exactly these file names, each with this text."""
         directory = TESTS / relative
         if self.update and directory.is_dir():
-            for stale in directory.iterdir():
-                if stale.name not in files:
+            for stale in directory.rglob("*"):
+                if stale.is_file() and str(stale.relative_to(directory)) not in files:
                     stale.unlink()
         for name, text in files.items():
             self.check(f"{relative}/{name}", text)
-        present = sorted(p.name for p in directory.iterdir())
+        present = sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
+                         if p.is_file())
         assert present == sorted(files), f"tests/{relative} holds other files than produced"
 
 

@@ -16,8 +16,9 @@ from compiler.cli.common import (
     report,
     write_atomically,
 )
+from compiler.cluster import NodeUnknown, needs_node, networks_for_node, nodes
 from compiler.diagnostics import has_errors, sort_diagnostics
-from compiler.ir import Network
+from compiler.ir import Cluster, Network
 from compiler.versions import CNI_VERSIONS
 
 
@@ -32,28 +33,58 @@ from compiler.versions import CNI_VERSIONS
 @click.option("--check", is_flag=True,
               help="Write nothing; show a diff and exit 1 if the files in --out would change.")
 @click.option("--network", "only", help="Build only this network.")
+@click.option("--node", help="Build the networks as this node of a cluster runs them.")
 def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir: Path | None,
-          check: bool, only: str | None) -> None:
-    """Compile FILES to CNI network configuration lists."""
+          check: bool, only: str | None, node: str | None) -> None:
+    """Compile FILES to CNI network configuration lists.
+
+    Networks that draw from a cluster are built for one node (--node), or for
+    every node of the cluster into DIR/NODE/ (--out DIR without --node).
+    """
     if check and out_dir is None:
         raise click.UsageError("--check compares with the files in --out; give --out DIR")
     compilation, sources = compile_paths(files)
-    networks = [n for n in compilation.networks if only in (None, n.name)]
-    found = [d for n in networks
-             for d in emit.target_diagnostics(n, target, cni_version or n.cni_version)]
-    diagnostics = sort_diagnostics([*compilation.diagnostics, *found])
-    report(diagnostics, sources)
-    if has_errors(diagnostics):
+    report(compilation.diagnostics, sources)
+    if not compilation.ok:
         sys.exit(EXIT_INVALID)
+    networks = [n for n in compilation.networks if only in (None, n.name)]
     if only is not None and not networks:
         raise click.UsageError(f"no network named {only!r} in the input")
-    outputs = {emit.file_name(n): _render(n, target, cni_version) for n in networks}
+    builds = _per_node(networks, compilation.clusters, node, out_dir is not None)
+    found = sort_diagnostics(list(dict.fromkeys(
+        d for built in builds.values() for n in built
+        for d in emit.target_diagnostics(n, target, cni_version or n.cni_version))))
+    report(found, sources)
+    if has_errors(found):
+        sys.exit(EXIT_INVALID)
+    outputs = {f"{folder}{emit.file_name(n)}": _render(n, target, cni_version)
+               for folder, built in builds.items() for n in built}
     if out_dir is None:
         click.echo("".join(outputs.values()), nl=False)
     elif check:
         sys.exit(_check(out_dir, outputs))
     else:
         _write(out_dir, outputs)
+
+
+def _per_node(networks: list[Network], clusters: tuple[Cluster, ...], node: str | None,
+              to_folders: bool) -> dict[str, list[Network]]:
+    """The networks to build, by output folder ("" or "NODE/")."""
+    try:
+        if node is not None:
+            return {"": networks_for_node(networks, clusters, node)}
+        pending = needs_node(networks)
+        if not pending:
+            return {"": networks}
+        if not to_folders:
+            raise click.UsageError(
+                f"network {pending[0].name} draws its subnets from cluster "
+                f"{pending[0].ipam.cluster if pending[0].ipam else '?'}: give --node NAME, or "
+                "--out DIR to write every node's conflists to DIR/NODE/")
+        return {f"{name}/": networks_for_node(networks, clusters, name)
+                for name in nodes(clusters)}
+    except NodeUnknown as error:
+        raise click.UsageError(error.message) from error
 
 
 def _render(network: Network, target: str, cni_version: str | None) -> str:

@@ -12,7 +12,9 @@ import sys
 import click
 
 from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
+from compiler.cluster import NodeUnknown, needs_node, networks_for_node
 from compiler.ir import Network
+from compiler.pipeline import Compilation
 from compiler.planner.context import (
     BandwidthRequest,
     ContextError,
@@ -20,6 +22,7 @@ from compiler.planner.context import (
     bandwidth_from_option,
     mapping_from_option,
 )
+from compiler.planner.node import node_plan
 from compiler.planner.ops import Observation, Plan, State
 from compiler.planner.plan import PlanError, plan
 from compiler.planner.policy import PolicyError
@@ -54,10 +57,16 @@ def _remap(error: click.UsageError, detailed: bool) -> None:
         error.exit_code = EXIT_INVALID
 
 
+POD_OPTIONS = ("pod", "container_id", "ifname", "netns", "ports", "bandwidth", "command")
+"""Options that describe a pod: with --node, giving one asks for the pod's plan on that node."""
+
+
 @click.command(cls=_PlanCommand)
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False))
 @click.option("--network", "network_name", help="The network to plan (default: the only one).")
+@click.option("--node", help="A node of a cluster: its node-scoped plan, or with pod options "
+              "a pod's plan on it.")
 @click.option("--pod", default="default/pod", show_default=True, help="NAMESPACE/NAME.")
 @click.option("--container-id", default="netc-dry-run", show_default=True)
 @click.option("--ifname", default="eth0", show_default=True)
@@ -73,22 +82,28 @@ def _remap(error: click.UsageError, detailed: bool) -> None:
 @click.option("--node-netns", help="With --live: the node's network namespace name.")
 @click.option("--detailed-exitcode", is_flag=True,
               help="With --live: exit 0 nothing to do, 2 changes pending, 1 error.")
-def plan_command(files: tuple[str, ...], network_name: str | None, pod: str,
-                 container_id: str, ifname: str, netns: str | None, ports: tuple[str, ...],
-                 bandwidth: str | None, command: str, output: str, live: bool,
-                 node_netns: str | None, detailed_exitcode: bool) -> None:
-    """Show the operations a pod would get on a network of FILES (compiled together)."""
+@click.pass_context
+def plan_command(ctx: click.Context, files: tuple[str, ...], network_name: str | None,
+                 node: str | None, pod: str, container_id: str, ifname: str, netns: str | None,
+                 ports: tuple[str, ...], bandwidth: str | None, command: str, output: str,
+                 live: bool, node_netns: str | None, detailed_exitcode: bool) -> None:
+    """Show the operations a pod (or, with --node, a node) would get from FILES."""
     compilation, sources = compile_paths(files)
     report(compilation.diagnostics, sources)
     if not compilation.ok:
         sys.exit(EXIT_INVALID)
-    network = _select(compilation.networks, network_name)
-    context = _context(pod, container_id, ifname, netns, ports, bandwidth)
-    try:
-        the_plan = plan(network, context, command.upper())
-    except (PolicyError, PlanError) as error:
-        raise click.ClickException(str(error)) from error
-    observations = _observe(network, the_plan, context, node_netns) if live else None
+    networks = _built(compilation, node)
+    if node is not None and not any(_given(ctx, name) for name in POD_OPTIONS):
+        the_plan = _node_plan(compilation, node, networks, network_name)
+        observations = _observe_node(the_plan, networks, node_netns) if live else None
+    else:
+        network = _select(networks, network_name)
+        context = _context(pod, container_id, ifname, netns, ports, bandwidth)
+        try:
+            the_plan = plan(network, context, command.upper())
+        except (PolicyError, PlanError) as error:
+            raise click.ClickException(str(error)) from error
+        observations = _observe(network, the_plan, context, node_netns) if live else None
     renderers = {"json": render_json, "yaml": render_yaml}
     if output == "text":
         click.echo(render_text(the_plan, sources, observations), nl=False)
@@ -99,7 +114,33 @@ def plan_command(files: tuple[str, ...], network_name: str | None, pod: str,
         sys.exit(EXIT_PENDING if pending else 0)
 
 
-def _select(networks: tuple[Network, ...], name: str | None) -> Network:
+def _given(ctx: click.Context, name: str) -> bool:
+    return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
+
+
+def _built(compilation: Compilation, node: str | None) -> list[Network]:
+    """The networks as the node runs them (no node: a cluster network cannot be planned)."""
+    networks = list(compilation.networks)
+    if node is None:
+        pending = needs_node(networks)
+        if pending:
+            raise click.UsageError(f"network {pending[0].name} draws its subnets from a "
+                                   "cluster: give --node NAME")
+        return networks
+    try:
+        return networks_for_node(networks, compilation.clusters, node)
+    except NodeUnknown as error:
+        raise click.UsageError(error.message) from error
+
+
+def _node_plan(compilation: Compilation, node: str, networks: list[Network],
+               only: str | None) -> Plan:
+    cluster = next((c for c in compilation.clusters if c.node(node)), None)
+    chosen = [n for n in networks if only in (None, n.name)]
+    return node_plan(cluster, node, chosen)
+
+
+def _select(networks: list[Network], name: str | None) -> Network:
     if name is None:
         if len(networks) != 1:
             names = ", ".join(n.name for n in networks)
@@ -133,5 +174,19 @@ def _observe(network: Network, the_plan: Plan, context: PodContext,
 
     try:
         return observe_plan(network, the_plan, context, node_netns)
+    except NetcError as error:
+        raise SystemFailure(str(error)) from error
+
+
+def _observe_node(the_plan: Plan, networks: list[Network],
+                  node_netns: str | None) -> list[Observation]:
+    if node_netns is None:
+        raise click.UsageError("--live needs --node-netns NAME")
+    from runtime.apply import observe_node
+
+    from compiler.errors import NetcError
+
+    try:
+        return observe_node(the_plan, networks, node_netns)
     except NetcError as error:
         raise SystemFailure(str(error)) from error

@@ -52,7 +52,7 @@ def attach_operations(network: Network, pod: PodContext, enforce: bool = True
     shaping = resolve_bandwidth(network, pod, enforce) if pod.bandwidth is not None else None
     return [
         _record(network, names),
-        *_node(network, network.bridge, network.ipam),
+        *node_operations(network),
         *_ipam(network.ipam, network.name, pod),
         *_sandbox(network.bridge, network.ipam, pod, names),
         *_hostport(network, network.ipam, mappings, names),
@@ -66,7 +66,10 @@ def _record(network: Network, names: AttachmentNames) -> Operation:
                      {"path": path}, Phase.RECORD, span=network.span)
 
 
-def _node(network: Network, bridge: Bridge, ipam: Ipam) -> list[Operation]:
+def node_operations(network: Network) -> list[Operation]:
+    """The node-scoped operations of a bridge network: what every pod's ADD ensures first."""
+    bridge, ipam = network.bridge, network.ipam
+    assert bridge is not None and ipam is not None
     families = ipam.families()
     routed = bridge.gateway or network.hostport is not None
     ops = [
@@ -159,7 +162,8 @@ def _node_nat(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> Oper
         Kind.NODE_NAT, f"{family_key(family)} nat of {network.name}",
         f"NAT of network {network.name} (IPv{family}): {shown}, {len(jumps)} jumps",
         {"family": family, "table": "nat", "chains": chains, "dispatch": dispatch,
-         "jumps": jumps}, Phase.NODE, scope=Scope.NODE, span=origin.span)
+         "jumps": jumps, "state": f"{network.state_dir}/{network.name}"}, Phase.NODE,
+        scope=Scope.NODE, span=origin.span)
 
 
 def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int
@@ -173,7 +177,9 @@ def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int
             rules.append(rule("-s", "127.0.0.0/8", "-o", bridge.name, *dnat))
         rules += [rule("-s", s, "-d", s, *dnat) for s in subnets]
     if bridge.masquerade:
-        rules += [rule("-d", s, "-j", "RETURN") for s in subnets]
+        # Pod-to-pod traffic keeps its source address: across nodes too, on a cluster.
+        local = [str(c) for c in ipam.pod_cidrs if c.version == family] or subnets
+        rules += [rule("-d", s, "-j", "RETURN") for s in local]
         rules.append(rule("-d", MULTICAST[family], "-j", "RETURN"))
         rules += [rule("-s", s, "-j", "MASQUERADE") for s in subnets]
     return rules

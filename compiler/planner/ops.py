@@ -47,6 +47,11 @@ class Kind(StrEnum):
     FORGET_NEIGHBOUR = "neighbour.forget"
     RESERVATION = "ipam.address"
     NODE_NAT = "iptables.node"
+    VXLAN = "link.vxlan"
+    NODE_ROUTE = "route.node"
+    NEIGHBOUR = "neighbour"
+    FDB = "fdb"
+    PRUNE = "node.prune"
     POD_NAT = "iptables.attachment"
     HOSTPORT_CLAIM = "hostport.claim"
     CONNTRACK_FLUSH = "conntrack.flush"
@@ -60,6 +65,7 @@ class Phase(StrEnum):
 
     RECORD = "record"
     NODE = "node"
+    PEERS = "peers"
     IPAM = "ipam"
     SANDBOX = "sandbox"
     HOSTPORT = "hostport"
@@ -69,6 +75,7 @@ class Phase(StrEnum):
 PHASE_TITLES = {
     Phase.RECORD: "Attachment record",
     Phase.NODE: "Node (shared by every pod of the network)",
+    Phase.PEERS: "Routes to the other nodes of the cluster",
     Phase.IPAM: "Addresses",
     Phase.SANDBOX: "Pod interface and sandbox",
     Phase.HOSTPORT: "Host ports",
@@ -201,22 +208,36 @@ class Attachment:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeSubject:
+    """Who a node-scoped plan is for: a node (of a cluster, when there is one)."""
+
+    node: str
+    cluster: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine form of the subject."""
+        return {"node": self.node, "cluster": self.cluster}
+
+
+@dataclass(frozen=True, slots=True)
 class Plan:
-    """An ordered list of operations for one CNI command on one attachment."""
+    """An ordered list of operations: one CNI command on one attachment, or a node's `APPLY`."""
 
     command: str
-    attachment: Attachment
+    attachment: Attachment | None
     operations: tuple[Operation, ...]
     sources: tuple[str, ...] = field(default=())
+    node: NodeSubject | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The versioned machine form printed by `netc plan --format json`."""
-        return {
-            "format_version": PLAN_FORMAT,
-            "command": self.command,
-            "attachment": self.attachment.to_json(),
-            "operations": [op.to_json() for op in self.operations],
-        }
+        document: dict[str, Any] = {"format_version": PLAN_FORMAT, "command": self.command}
+        if self.attachment is not None:
+            document["attachment"] = self.attachment.to_json()
+        if self.node is not None:
+            document["node"] = self.node.to_json()
+        document["operations"] = [op.to_json() for op in self.operations]
+        return document
 
 
 @dataclass(frozen=True, slots=True)

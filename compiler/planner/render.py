@@ -49,13 +49,16 @@ def render_text(plan: Plan, sources: Mapping[str, SourceFile],
 
 
 def _header(plan: Plan) -> list[str]:
-    who = plan.attachment
-    pod = f"{who.namespace or '-'}/{who.pod_name}" if who.pod_name else who.container_id
     files = f" ({', '.join(plan.sources)})" if plan.sources else ""
-    lines = [f"netc plan: {plan.command} of pod {pod} on network {who.network}{files}",
-             f"  container {who.container_id}  ifname {who.ifname}"
-             + (f"  netns {who.netns}" if who.netns else "")]
-    return lines
+    who = plan.attachment
+    if who is None:
+        assert plan.node is not None
+        cluster = f" of cluster {plan.node.cluster}" if plan.node.cluster else ""
+        return [f"netc plan: node-scoped operations of node {plan.node.node}{cluster}{files}"]
+    pod = f"{who.namespace or '-'}/{who.pod_name}" if who.pod_name else who.container_id
+    return [f"netc plan: {plan.command} of pod {pod} on network {who.network}{files}",
+            f"  container {who.container_id}  ifname {who.ifname}"
+            + (f"  netns {who.netns}" if who.netns else "")]
 
 
 def _operation(number: int, op: Operation, sources: Mapping[str, SourceFile],
@@ -112,6 +115,8 @@ def _summary(plan: Plan, live: Sequence[Observation] | None) -> str:
                 + ("." if pending else " -- nothing to do."))
     node = sum(not op.owned for op in ops)
     owned = len(ops) - node
+    if plan.attachment is None:
+        return f"Plan: {len(ops)} node-scoped operations; `netc apply` makes them true."
     if plan.command == "DEL":
         return f"Plan: {len(ops)} removals for DEL; node-scoped objects are kept."
     removed = sum(op.removed_by_del for op in ops)

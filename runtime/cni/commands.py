@@ -72,8 +72,7 @@ def add(call: Call, request: Request) -> dict[str, Any]:
         host = _host(call.netns)
         try:
             bound = dict(previous.bindings) if previous else {}
-            run = executor.Run(host, request.network, pod, the_plan, Record(path, pod, bound),
-                               previous)
+            run = executor.Run(host, the_plan, pod, Record(path, pod, bound), previous)
             executor.apply(run)
             return build_result(request.network, host, pod, run.bindings, request.version)
         finally:
@@ -94,7 +93,7 @@ def _remove(request: Request, pod: PodContext, record: Record, netns: str | None
     the_plan = plan(request.network, pod, "DEL")
     host = _host(netns)
     try:
-        run = executor.Run(host, request.network, pod, the_plan, record)
+        run = executor.Run(host, the_plan, pod, record)
         failures = executor.remove(run)
     finally:
         host.close()
@@ -116,7 +115,7 @@ def check(call: Call, request: Request) -> None:
         the_plan = plan(request.network, pod, "CHECK")
         host = _host(call.netns)
         try:
-            run = executor.Run(host, request.network, pod, the_plan, previous, previous)
+            run = executor.Run(host, the_plan, pod, previous, previous)
             seen = executor.observe(run)
         finally:
             host.close()

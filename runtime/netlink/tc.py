@@ -73,14 +73,16 @@ def replace_tbf(rtnl: Rtnl, link: Link, rate: int, burst: int, limit: int) -> No
            flags=wire.NLM_F_CREATE | wire.NLM_F_REPLACE, what=f"tbf on {link.name}")
 
 
-def ensure_ingress(rtnl: Rtnl, link: Link) -> None:
-    """Add the ingress qdisc of a link unless it has one."""
+def ensure_ingress(rtnl: Rtnl, link: Link) -> bool:
+    """Add the ingress qdisc of a link unless it has one; True when it was added."""
     try:
         _qdisc(rtnl, link, INGRESS_HANDLE, TC_H_INGRESS, [string(TCA_KIND, "ingress")],
                flags=wire.NLM_F_CREATE | wire.NLM_F_EXCL, what=f"ingress qdisc on {link.name}")
     except NetlinkError as error:
         if error.errno != errno.EEXIST:
             raise
+        return False
+    return True
 
 
 def delete_ingress(rtnl: Rtnl, link: Link) -> None:

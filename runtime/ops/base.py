@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from compiler.errors import Code, NetcError
-from compiler.ir import Network
 from compiler.planner.context import PodContext
 from compiler.planner.ops import Observation, Operation, Plan, State, Where
 from runtime.host import Host
@@ -28,25 +27,34 @@ class Refused(NetcError):
 
 @dataclass(slots=True)
 class Run:
-    """Everything the handlers of one CNI call share."""
+    """Everything the handlers of one call share: a pod's CNI call, or a node's apply.
+
+    A node's apply has no pod and no record; its operations need neither.
+    """
 
     host: Host
-    network: Network
-    pod: PodContext
     plan: Plan
-    record: Record
+    pod: PodContext | None = None
+    record: Record | None = None
     previous: Record | None = None
     memo: dict[Any, Any] = field(default_factory=dict)
 
     @property
     def bindings(self) -> dict[str, str]:
         """Values bound so far (`{ipv4.ip}` ...): the record's, which keeps them for DEL."""
-        return self.record.bindings
+        return self.record.bindings if self.record is not None else {}
+
+    @property
+    def attachment(self) -> tuple[PodContext, Record]:
+        """The pod and its record, for operations that only a pod's call has."""
+        assert self.pod is not None and self.record is not None, "a pod's operation"
+        return self.pod, self.record
 
     def bind(self, prefix: str, **values: str) -> None:
         """Make `{prefix.name}` placeholders resolvable, and remember them in the record."""
+        _, record = self.attachment
         for name, value in values.items():
-            self.record.bindings[f"{prefix}.{name}"] = value
+            record.bindings[f"{prefix}.{name}"] = value
 
 
 class Handler(Protocol):
@@ -57,8 +65,8 @@ class Handler(Protocol):
     another one, remove nothing); `observe` compares without changing.
     """
 
-    def ensure(self, op: Operation, run: Run) -> None:
-        """Bring the object to the planned state."""
+    def ensure(self, op: Operation, run: Run) -> bool:
+        """Bring the object to the planned state; True when something had to change."""
         ...
 
     def remove(self, op: Operation, run: Run) -> None:

@@ -26,7 +26,7 @@ from runtime.ops.base import IN_PLACE_NOW, NOTHING_TO_KEEP, Refused, Run, differ
 class ClaimHandler:
     """The node-wide claims of an attachment's host ports."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         """Claim every port or none: conflicts are looked for before anything is written."""
         directory, owner = op.params["dir"], op.params["owner"]
         os.makedirs(directory, exist_ok=True)
@@ -37,8 +37,9 @@ class ClaimHandler:
                 if holder is not None:
                     raise Refused(f"host port {_describe(claim)} is already mapped by "
                                   f"{holder}", Code.HOSTPORT_TAKEN)
-            for claim in op.params["claims"]:
-                create_exclusively(os.path.join(directory, claim), owner.encode())
+            created = [create_exclusively(os.path.join(directory, claim), owner.encode())
+                       for claim in op.params["claims"]]
+        return any(created)
 
     def remove(self, op: Operation, run: Run) -> None:
         directory, owner = op.params["dir"], op.params["owner"]
@@ -87,12 +88,13 @@ def _describe(claim: str) -> str:
 class ConntrackFlush:
     """Forget UDP conntrack entries to some host ports (on ADD and again on DEL)."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         family = family_key(op.params["family"])
         for port in op.params["ports"]:
             # status 1 means "0 flow entries have been deleted": nothing stale
             programs.run("conntrack", "-D", "-f", family, "-p", op.params["protocol"],
                 "--orig-port-dst", str(port), accept=(0, 1))
+        return False
 
     def remove(self, op: Operation, run: Run) -> None:
         self.ensure(op, run)

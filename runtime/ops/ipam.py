@@ -28,28 +28,34 @@ def _held(op: Operation, run: Run) -> str | None:
 class AddressReservation:
     """host-local-compatible reservation of one address of a range set."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         ranges = [Range.from_plan(r) for r in op.params["ranges"]]
+
+        pod, record = run.attachment
 
         def announce(address: str) -> None:
             run.bind(op.params["binds"], pending=address)
-            run.record.save()
+            record.save()
 
-        lease = _store(op).reserve(op.params["range_set"], ranges, run.pod.container_id,
-                                   run.pod.ifname, held=_held(op, run),
+        held = _held(op, run)
+        lease = _store(op).reserve(op.params["range_set"], ranges, pod.container_id,
+                                   pod.ifname, held=held,
                                    requested=op.params["requested"], announce=announce)
         run.bind(op.params["binds"], ip=lease.address, cidr=f"{lease.address}/{lease.prefix}",
                  gateway=lease.gateway)
-        run.record.bindings.pop(f"{op.params['binds']}.pending", None)
-        run.record.save()
+        record.bindings.pop(f"{op.params['binds']}.pending", None)
+        record.save()
+        return lease.address != held
 
     def remove(self, op: Operation, run: Run) -> None:
         held = _held(op, run)
-        _store(op).release(run.pod.container_id, run.pod.ifname, [held] if held else [])
+        pod, _ = run.attachment
+        _store(op).release(pod.container_id, pod.ifname, [held] if held else [])
 
     def observe(self, op: Operation, run: Run) -> Observation:
         held = _held(op, run)
-        if held and _store(op).holds(held, run.pod.container_id, run.pod.ifname):
+        pod, _ = run.attachment
+        if held and _store(op).holds(held, pod.container_id, pod.ifname):
             return IN_PLACE_NOW
         return missing("no reservation for this attachment")
 

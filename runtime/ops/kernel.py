@@ -18,15 +18,17 @@ from runtime.ops.base import IN_PLACE_NOW, KeptByDel, Refused, Run, differs, mis
 class SysctlHandler(KeptByDel):
     """One /proc/sys value; an optional one may be absent (IPv6 turned off at boot)."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         path, value = op.params["path"], op.params["value"]
         current = run.host.read_sysctl(op.where, path)
         if current is None:
             if op.params.get("optional"):
-                return
+                return False
             raise Refused(f"/proc/sys/{path} does not exist")
-        if current != value:
-            run.host.write_sysctl(op.where, path, value)
+        if current == value:
+            return False
+        run.host.write_sysctl(op.where, path, value)
+        return True
 
     def observe(self, op: Operation, run: Run) -> Observation:
         current = run.host.read_sysctl(op.where, op.params["path"])
@@ -42,10 +44,11 @@ class SysctlHandler(KeptByDel):
 class ModuleHandler(KeptByDel):
     """A kernel module, detected by a /proc path it creates, loaded with modprobe if absent."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         if os.path.exists(op.params["probe"]):
-            return
+            return False
         programs.run("modprobe", op.params["name"])
+        return True
 
     def observe(self, op: Operation, run: Run) -> Observation:
         return IN_PLACE_NOW if os.path.exists(op.params["probe"]) else missing()

@@ -38,19 +38,23 @@ class BridgeHandler(KeptByDel):
     ports (operstate UNKNOWN).
     """
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         rtnl = run.host.node
         name, mtu = op.params["name"], op.params["mtu"]
         bridge = rtnl.link(name)
+        created = bridge is None
         if bridge is None:
             rtnl.create(name, "bridge", mtu, mac=_random_mac())
             bridge = existing_link(run, Where.NODE, name)
         if bridge.kind != "bridge":
             raise Refused(f"{name} exists but is a {bridge.kind or 'device'}, not a bridge")
-        if mtu and bridge.mtu != mtu:
+        changed = bool(mtu and bridge.mtu != mtu)
+        if changed:
             rtnl.set_mtu(bridge, mtu)
         if bridge.promiscuous != op.params["promiscuous"]:
             rtnl.set_flags(bridge, promiscuous=op.params["promiscuous"])
+            changed = True
+        return created or changed
 
     def observe(self, op: Operation, run: Run) -> Observation:
         bridge = run.host.node.link(op.params["name"])
@@ -76,17 +80,18 @@ def _random_mac() -> str:
 class VethHandler:
     """The pod's veth pair: host end in the node, `peer` in the pod."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         name, peer = op.params["name"], op.params["peer"]
         state = self._pair(op, run)
         if state == "paired":
-            return
+            return False
         if state == "foreign":
             raise Refused(f"interface {peer} already exists in the pod's network namespace",
                           Code.INTERFACE_EXISTS)
         if state == "stale":
             run.host.node.delete(name)
         run.host.node.create_veth(name, peer, run.host.sandbox.fd, op.params["mtu"])
+        return True
 
     def _pair(self, op: Operation, run: Run) -> str:
         """'paired', 'absent', 'stale' (host end without our peer) or 'foreign'."""
@@ -123,11 +128,13 @@ def _delete_if(run: Run, name: str, kind: str) -> None:
 class MasterHandler(KeptByDel):
     """A link enslaved to a bridge."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         link = existing_link(run, Where.NODE, op.params["dev"])
         master = existing_link(run, Where.NODE, op.params["master"])
-        if link.master != master.index:
-            run.host.node.set_master(link, master)
+        if link.master == master.index:
+            return False
+        run.host.node.set_master(link, master)
+        return True
 
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.node.link(op.params["dev"])
@@ -140,10 +147,12 @@ class MasterHandler(KeptByDel):
 class HairpinHandler(KeptByDel):
     """Hairpin mode of a bridge port."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         link = existing_link(run, Where.NODE, op.params["dev"])
-        if link.hairpin != op.params["on"]:
-            run.host.node.set_hairpin(link, op.params["on"])
+        if link.hairpin == op.params["on"]:
+            return False
+        run.host.node.set_hairpin(link, op.params["on"])
+        return True
 
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.node.link(op.params["dev"])
@@ -155,10 +164,12 @@ class HairpinHandler(KeptByDel):
 class UpHandler(KeptByDel):
     """A link administratively up, in the node or the pod."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         link = existing_link(run, op.where, op.params["dev"])
-        if not link.up:
-            run.host.rtnl(op.where).set_flags(link, up=True)
+        if link.up:
+            return False
+        run.host.rtnl(op.where).set_flags(link, up=True)
+        return True
 
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.link(op.where, op.params["dev"])
@@ -170,16 +181,19 @@ class UpHandler(KeptByDel):
 class IfbHandler:
     """An ifb device, up; removed by a DEL."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         name = op.params["name"]
         link = run.host.node.link(name)
         if link is not None and link.kind != "ifb":
             raise Refused(f"{name} exists but is a {link.kind or 'device'}, not an ifb")
+        if link is not None and link.up:
+            return False
         if link is None:
             run.host.node.create(name, "ifb")
             link = existing_link(run, Where.NODE, name)
         if not link.up:
             run.host.node.set_flags(link, up=True)
+        return True
 
     def remove(self, op: Operation, run: Run) -> None:
         _delete_if(run, op.params["name"], "ifb")
@@ -196,10 +210,12 @@ class IfbHandler:
 class _OnLink(KeptByDel):
     """Something that sits on a link (an address, a route): added unless present."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         link = existing_link(run, op.where, op.params["dev"])
-        if not self._present(op, run, link):
-            self._add(op, run, link)
+        if self._present(op, run, link):
+            return False
+        self._add(op, run, link)
+        return True
 
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.link(op.where, op.params["dev"])
@@ -244,10 +260,11 @@ class NeighbourForget:
     A DEL that knows no address (no record, a repeated DEL) has nothing to forget.
     """
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         link = run.host.node.link(op.params["dev"])
-        if link is not None and not placeholders(op.params["address"]):
-            run.host.node.forget_neighbour(link, op.params["address"])
+        if link is None or placeholders(op.params["address"]):
+            return False
+        return run.host.node.forget_neighbour(link, op.params["address"])
 
     def remove(self, op: Operation, run: Run) -> None:
         self.ensure(op, run)

@@ -30,20 +30,22 @@ from runtime.ops.base import IN_PLACE_NOW, KeptByDel, Run, differs, missing
 from runtime.programs import ProgramFailed
 
 
-def marker_path(op: Operation, state_dir: str, network: str) -> str:
+def marker_path(op: Operation) -> str:
     """The file that says this configuration of the network's NAT is set up."""
     canonical = json.dumps(op.params, sort_keys=True)
     digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
-    return os.path.join(state_dir, network, f"nat-ipv{op.params['family']}.{digest}")
+    return os.path.join(op.params["state"], f"nat-ipv{op.params['family']}.{digest}")
 
 
 class NodeNat(KeptByDel):
     """A network's chains and entry jumps for one family, set up once per configuration."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
-        marker = marker_path(op, run.network.state_dir, run.network.name)
-        if not os.path.exists(marker):
-            self.set_up(op, marker)
+    def ensure(self, op: Operation, run: Run) -> bool:
+        marker = marker_path(op)
+        if os.path.exists(marker):
+            return False
+        self.set_up(op, marker)
+        return True
 
     def set_up(self, op: Operation, marker: str) -> None:
         """Write the chains and missing jumps whatever the marker says, then the marker."""
@@ -88,10 +90,10 @@ NODE_NAT = NodeNat()
 class AttachmentNat:
     """A pod's DNAT chain and its jump from the network's dispatch chain."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         params = op.params
         if params["rules"] is None:
-            return
+            return False
         lines = rules.attachment_setup(params, LIVE, repeated=run.previous is not None)
         try:
             restore(params["family"], params["table"], lines)
@@ -100,12 +102,13 @@ class AttachmentNat:
                 raise
             self._repair_network(op, run)
             restore(params["family"], params["table"], lines)
+        return True
 
     def _repair_network(self, op: Operation, run: Run) -> None:
         """The dispatch chain is gone (the nat table was flushed): set the network up again."""
         network = next(o for o in run.plan.operations if o.kind == Kind.NODE_NAT
                        and o.params["family"] == op.params["family"])
-        NODE_NAT.set_up(network, marker_path(network, run.network.state_dir, run.network.name))
+        NODE_NAT.set_up(network, marker_path(network))
 
     def remove(self, op: Operation, run: Run) -> None:
         params = op.params

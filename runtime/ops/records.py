@@ -11,11 +11,12 @@ from runtime.ops.base import IN_PLACE_NOW, Run, missing
 class RecordHandler:
     """Writes `run.record` (the pod's context; bindings are added as they are made)."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
-        run.record.save()
+    def ensure(self, op: Operation, run: Run) -> bool:
+        run.attachment[1].save()
+        return True
 
     def remove(self, op: Operation, run: Run) -> None:
-        run.record.delete()
+        run.attachment[1].delete()
 
     def observe(self, op: Operation, run: Run) -> Observation:
         return IN_PLACE_NOW if os.path.exists(op.params["path"]) else missing()

@@ -21,10 +21,11 @@ BURST_TOLERANCE = 0.02
 class TbfHandler(KeptByDel):
     """A root TBF with the planned rate, bucket and queue (bytes)."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         params = op.params
         tc.replace_tbf(run.host.node, existing_link(run, Where.NODE, params["dev"]), params["rate"],
                        params["burst"], params["limit"])
+        return True
 
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.node.link(op.params["dev"])
@@ -44,8 +45,8 @@ class TbfHandler(KeptByDel):
 class IngressHandler(KeptByDel):
     """The ingress qdisc of the host veth."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
-        tc.ensure_ingress(run.host.node, existing_link(run, Where.NODE, op.params["dev"]))
+    def ensure(self, op: Operation, run: Run) -> bool:
+        return tc.ensure_ingress(run.host.node, existing_link(run, Where.NODE, op.params["dev"]))
 
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.node.link(op.params["dev"])
@@ -58,7 +59,7 @@ class IngressHandler(KeptByDel):
 class RedirectHandler(KeptByDel):
     """Everything arriving on the host veth redirected to the ifb."""
 
-    def ensure(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation, run: Run) -> bool:
         """Exactly one redirect, to the planned ifb.
 
         Other filters -- one left pointing at an ifb an interrupted DEL
@@ -69,11 +70,12 @@ class RedirectHandler(KeptByDel):
         target = existing_link(run, Where.NODE, op.params["to"])
         targets = tc.redirect_targets(node, link)
         if targets == [target.index]:
-            return
+            return False
         if targets:
             tc.delete_ingress(node, link)
             tc.ensure_ingress(node, link)
         tc.add_redirect(node, link, target)
+        return True
 
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.link(Where.NODE, op.params["dev"])

@@ -16,6 +16,7 @@ import sys
 import pytest
 
 from compiler import emit
+from compiler.cluster import needs_node, networks_for_node, nodes
 from compiler.diagnostics import has_errors, render_text, sort_diagnostics
 from compiler.versions import CNI_VERSIONS
 from tests.support import EXAMPLE_SETS, ROOT, compile_example
@@ -28,16 +29,24 @@ def version_id(version: str | None) -> str:
 
 
 def build(example: str, target: str, version: str | None) -> dict[str, str]:
-    """The files of one build: conflists by file name, plus diagnostics.txt if any."""
+    """The files of one build: conflists by file name, plus diagnostics.txt if any.
+
+    Networks of a cluster are built for each node, into NODE/ (as `--out` does).
+    """
     compilation, sources = compile_example(example)
     assert compilation.ok, render_text(compilation.diagnostics, sources)
-    found = sort_diagnostics(
-        d for n in compilation.networks
-        for d in emit.target_diagnostics(n, target, version or n.cni_version))
+    folders = {"": list(compilation.networks)}
+    if needs_node(compilation.networks):
+        folders = {f"{node}/": networks_for_node(compilation.networks, compilation.clusters,
+                                                 node) for node in nodes(compilation.clusters)}
+    found = sort_diagnostics(set(
+        d for built in folders.values() for n in built
+        for d in emit.target_diagnostics(n, target, version or n.cni_version)))
     files = {"diagnostics.txt": render_text(found, sources)} if found else {}
     if not has_errors(found):
-        files.update((emit.file_name(n), emit.render(emit.conflist(n, target, version)))
-                     for n in compilation.networks)
+        files.update((f"{folder}{emit.file_name(n)}",
+                      emit.render(emit.conflist(n, target, version)))
+                     for folder, built in folders.items() for n in built)
     return files
 
 

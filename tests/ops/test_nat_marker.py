@@ -58,7 +58,7 @@ def _node_nat(network, state_dir):
     network = dataclasses.replace(network, state_dir=str(state_dir))
     (op,) = [o for o in plan(network, PodContext("c1"), "ADD").operations
              if o.kind == Kind.NODE_NAT]
-    return op, SimpleNamespace(network=network)
+    return op, SimpleNamespace()
 
 
 def test_the_first_pod_sets_the_network_up_and_later_ones_run_nothing(tables, tmp_path):
@@ -74,8 +74,8 @@ def test_the_first_pod_sets_the_network_up_and_later_ones_run_nothing(tables, tm
 def test_a_changed_configuration_has_another_marker(tables, tmp_path):
     op, run = _node_nat(compile_one(SOURCE), tmp_path)
     other, _ = _node_nat(compile_one(SOURCE.replace("masquerade", "")), tmp_path)
-    assert nat.marker_path(op, str(tmp_path), "pods") != nat.marker_path(other, str(tmp_path),
-                                                                        "pods")
+    assert nat.marker_path(op) != nat.marker_path(other)
+    assert nat.marker_path(op).startswith(f"{tmp_path}/pods/nat-ipv4.")
     nat.NODE_NAT.ensure(op, run)
     nat.NODE_NAT.ensure(other, run)
     assert len(tables.written) == 2
@@ -94,5 +94,5 @@ def test_a_dispatch_chain_and_jumps_already_there_are_left_alone(tables, tmp_pat
 def test_set_up_runs_again_whatever_the_marker_says(tables, tmp_path):
     op, run = _node_nat(compile_one(SOURCE), tmp_path)
     nat.NODE_NAT.ensure(op, run)
-    nat.NODE_NAT.set_up(op, nat.marker_path(op, str(tmp_path), "pods"))
+    nat.NODE_NAT.set_up(op, nat.marker_path(op))
     assert len(tables.written) == 2

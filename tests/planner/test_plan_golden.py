@@ -1,10 +1,13 @@
-"""Golden plans: every bridge network of the examples, planned for one standard pod."""
+"""Golden plans: every bridge network of the examples, planned for one standard pod,
+and every node of the cluster example, planned for its node-scoped operations."""
 
 from dataclasses import replace
 
 import pytest
 
+from compiler.cluster import cluster_of, networks_for_node
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
+from compiler.planner.node import node_plan
 from compiler.planner.plan import plan
 from compiler.planner.render import render_json, render_text
 from tests.support import EXAMPLE_SETS, compile_example
@@ -18,11 +21,16 @@ POD = PodContext(
 
 
 def _bridge_networks():
+    """Each bridge network; one of a cluster as its first node runs it."""
     for name in sorted(EXAMPLE_SETS):
         compilation, sources = compile_example(name)
         for network in compilation.networks:
+            cluster = cluster_of(network, compilation.clusters)
+            if cluster is not None:
+                (network,) = networks_for_node([network], compilation.clusters,
+                                               cluster.nodes[0].name)
             if network.bridge is not None:
-                yield pytest.param(network, sources, id=f"{name}-{network.name}")
+                yield pytest.param(name, network, sources, id=f"{name}-{network.name}")
 
 
 def _pod_for(network) -> PodContext:
@@ -35,10 +43,22 @@ def _pod_for(network) -> PodContext:
     return pod
 
 
-@pytest.mark.parametrize(("network", "sources"), list(_bridge_networks()))
+@pytest.mark.parametrize(("example", "network", "sources"), list(_bridge_networks()))
 @pytest.mark.parametrize("command", ["ADD", "DEL", "CHECK"])
-def test_plan_matches_its_golden_file(golden, network, sources, command):
+def test_plan_matches_its_golden_file(golden, example, network, sources, command):
     the_plan = plan(network, _pod_for(network), command)
-    stem = f"plan/{network.name}.{command.lower()}"
+    stem = f"plan/{example}/{network.name}.{command.lower()}"
     golden.check(f"golden/{stem}.txt", render_text(the_plan, sources))
     golden.check(f"golden/{stem}.json", render_json(the_plan))
+
+
+CLUSTER, CLUSTER_SOURCES = compile_example("cluster")
+
+
+@pytest.mark.parametrize("node", [n.name for c in CLUSTER.clusters for n in c.nodes])
+def test_node_plans_match_their_golden_files(golden, node):
+    (cluster,) = CLUSTER.clusters
+    the_plan = node_plan(cluster, node, networks_for_node(CLUSTER.networks, CLUSTER.clusters,
+                                                          node))
+    golden.check(f"golden/plan/cluster/{node}.apply.txt", render_text(the_plan, CLUSTER_SOURCES))
+    golden.check(f"golden/plan/cluster/{node}.apply.json", render_json(the_plan))

@@ -1,0 +1,303 @@
+"""Lowering `cluster NAME { ... }`: pod CIDRs, node blocks, nodes and the routing between them.
+
+A node's pod subnets are given outright (`subnet`) or by the index of its
+block (`block 3`: the fourth node-sized block of each pod CIDR).  The index
+is written in the source, so adding or removing a node never moves another
+node's subnet, and the order of the `node` statements decides nothing.  A
+node without either is an error whose hint names the next free block.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from compiler.ast import Statement, Word
+from compiler.collect import Collector, body, every, first
+from compiler.diagnostics import Diagnostic, Note
+from compiler.identifiers import is_node_name
+from compiler.ir import (
+    DEFAULT_NODE_BLOCKS,
+    DEFAULT_VXLAN_DEVICE,
+    ROUTING_MODES,
+    Cluster,
+    IPInterface,
+    IPNetwork,
+    Node,
+    Routing,
+)
+from compiler.values import block_name, cidr, fail, integer, interface_name, one_word, words
+
+MIN_MTU = {4: 576, 6: 1280}
+"""The smallest MTU each family allows; IPv6 pods need 1280 end to end."""
+
+
+def lower_cluster(statement: Statement, collector: Collector) -> Cluster | None:
+    """The IR of a cluster, or None if it has errors (recorded in `collector`)."""
+    before = len(collector.diagnostics)
+    name = collector.attempt(block_name, statement)
+    statements = body(statement)
+    cidrs = collector.attempt(_pod_cidrs, first(statements, "pod-cidr"), statement)
+    blocks = collector.attempt(_node_blocks, first(statements, "node-block"), cidrs or ())
+    routing_statement = first(statements, "routing")
+    routing = collector.attempt(_routing, routing_statement) if routing_statement else Routing()
+    if cidrs is None or blocks is None or routing is None:
+        return None
+    nodes = [n for s in every(statements, "node") if (n := _node(s, cidrs, blocks, collector))]
+    if len(collector.diagnostics) > before or name is None:
+        return None
+    cluster = Cluster(name, cidrs, blocks, tuple(nodes), routing, statement.span)
+    for problem in check_cluster(cluster):
+        collector.report(problem)
+    return None if len(collector.diagnostics) > before else cluster
+
+
+def _pod_cidrs(statement: Statement | None, cluster: Statement) -> tuple[IPNetwork, ...]:
+    if statement is None:
+        raise fail("E012", "this cluster has no `pod-cidr`", cluster.key.span,
+                   expected="`pod-cidr CIDR [CIDR]`, at most one per address family",
+                   hint="kubeadm's default is `pod-cidr 10.244.0.0/16`")
+    found = [cidr(w) for w in words(statement, 1, 2, "one IPv4 and/or one IPv6 CIDR")]
+    if len({c.version for c in found}) != len(found):
+        raise fail("E013", "`pod-cidr` gives two CIDRs of one family", statement.span,
+                   expected="at most one IPv4 and one IPv6 CIDR",
+                   hint="a larger CIDR gives room for more nodes")
+    return tuple(found)
+
+
+def _node_blocks(statement: Statement | None, cidrs: Sequence[IPNetwork]) -> tuple[int, ...]:
+    if statement is None:
+        return tuple(DEFAULT_NODE_BLOCKS[c.version] for c in cidrs)
+    given = words(statement, len(cidrs), len(cidrs), "one prefix length per pod CIDR, in order")
+    return tuple(_block(word, c) for word, c in zip(given, cidrs, strict=True))
+
+
+def _block(word: Word, pod_cidr: IPNetwork) -> int:
+    most = 30 if pod_cidr.version == 4 else 126
+    prefix = integer(Word(word.text.removeprefix("/"), word.span), 0, 128, "a prefix length")
+    if not pod_cidr.prefixlen < prefix <= most:
+        raise fail("E604", f"node blocks of /{prefix} do not fit pod CIDR {pod_cidr}",
+                   word.span, expected=f"a prefix from /{pod_cidr.prefixlen + 1} to /{most}",
+                   hint="a node block is a part of the pod CIDR, large enough for its pods")
+    return prefix
+
+
+def _routing(statement: Statement) -> Routing:
+    mode = one_word(statement, "host-gw, vxlan or mixed") if statement.values else None
+    if mode is not None and mode.text not in ROUTING_MODES:
+        raise fail("E013", f"`{mode.text}` is not a routing mode", mode.span,
+                   expected="host-gw, vxlan or mixed",
+                   hint="host-gw needs the nodes on one L2 segment; vxlan works across routers")
+    settings = body(statement)
+
+    def number(keyword: str, low: int, high: int, default: int) -> int:
+        found = first(settings, keyword)
+        if found is None:
+            return default
+        return integer(one_word(found, f"a number from {low} to {high}"), low, high,
+                       f"a number from {low} to {high}")
+
+    device = first(settings, "device")
+    return Routing(
+        mode.text if mode else "host-gw", number("vni", 1, 2**24 - 1, 1),
+        number("port", 1, 65535, 8472),
+        interface_name(one_word(device, "an interface name"), "VXLAN device") if device
+        else DEFAULT_VXLAN_DEVICE, number("underlay-mtu", 1280, 65535, 1500), statement.span)
+
+
+def _node(statement: Statement, cidrs: Sequence[IPNetwork], blocks: Sequence[int],
+          collector: Collector) -> Node | None:
+    """A node, or None with every problem of its name, addresses and subnets recorded."""
+    name = collector.attempt(_node_name, statement)
+    settings = body(statement)
+    addresses = collector.attempt(_addresses, first(settings, "address"), statement)
+    subnets = collector.attempt(_node_subnets, statement, cidrs, blocks)
+    if name is None or addresses is None or subnets is None:
+        return None
+    block = first(settings, "block")
+    index = int(block.values[0].text) if block else None  # type: ignore[union-attr]
+    return Node(name, addresses, subnets, index, statement.span)
+
+
+def _addresses(statement: Statement | None, node: Statement) -> tuple[IPInterface, ...]:
+    if statement is None:
+        raise fail("E012", "this node has no `address`", node.key.span,
+                   expected="`address ADDRESS/PREFIX` on the network between nodes",
+                   hint="the address other nodes route this node's pods through")
+    return tuple(_interface(w) for w in words(statement, 1, 2,
+                                              "one IPv4 and/or one IPv6 address/prefix"))
+
+
+def _node_subnets(statement: Statement, cidrs: Sequence[IPNetwork],
+                  blocks: Sequence[int]) -> tuple[IPNetwork, ...]:
+    settings = body(statement)
+    block = first(settings, "block")
+    subnet = first(settings, "subnet")
+    if (block is None) == (subnet is None):
+        raise _no_subnet(statement, both=block is not None)
+    if block is not None:
+        index = integer(one_word(block, "a block number"), 0, 2**64, "a block number")
+        return _subnets_of_block(index, block, cidrs, blocks)
+    assert subnet is not None
+    return tuple(cidr(w) for w in words(subnet, len(cidrs), len(cidrs), "one CIDR per pod CIDR"))
+
+
+def _node_name(statement: Statement) -> str:
+    word = one_word(statement, "a Kubernetes node name")
+    if not is_node_name(word.text):
+        raise fail("E101", f"`{word.text}` is not a Kubernetes node name", word.span,
+                   expected="lower-case letters, digits, `-` and `.`, at most 253 characters, "
+                            "starting and ending with a letter or digit",
+                   hint="use the name `kubectl get nodes` shows")
+    return word.text
+
+
+def _interface(word: Word) -> IPInterface:
+    if "/" not in word.text:
+        raise fail("E201", f"`{word.text}` has no prefix length", word.span,
+                   expected="an address with the prefix of its subnet, such as 192.168.1.11/24",
+                   hint="the prefix tells which nodes share this node's underlay subnet")
+    try:
+        return ipaddress.ip_interface(word.text)
+    except ValueError:
+        raise fail("E201", f"`{word.text}` is not an address with a prefix", word.span,
+                   expected="an address such as 192.168.1.11/24") from None
+
+
+def _no_subnet(statement: Statement, both: bool) -> Exception:
+    if both:
+        return fail("E607", "this node has both `block` and `subnet`", statement.key.span,
+                    expected="one of them", hint="`block N` picks the subnets; `subnet` "
+                    "gives them outright")
+    return fail("E607", "this node has no pod subnet", statement.key.span,
+                expected="`block N` or `subnet CIDR...`",
+                hint="give it a block number no other node has; blocks are never reused "
+                     "automatically, so adding a node moves no other node's subnet")
+
+
+def _subnets_of_block(index: int, statement: Statement, cidrs: Sequence[IPNetwork],
+                      blocks: Sequence[int]) -> tuple[IPNetwork, ...]:
+    subnets = []
+    for pod_cidr, prefix in zip(cidrs, blocks, strict=True):
+        count = 2 ** (prefix - pod_cidr.prefixlen)
+        if index >= count:
+            raise fail("E602", f"block {index} is outside pod CIDR {pod_cidr}",
+                       statement.values[0].span,
+                       expected=f"a block from 0 to {count - 1}: {pod_cidr} holds {count} "
+                                f"blocks of /{prefix}",
+                       hint="a larger pod CIDR or a smaller node block makes room for more "
+                            "nodes")
+        first_address = int(pod_cidr.network_address) + index * 2 ** (pod_cidr.max_prefixlen
+                                                                      - prefix)
+        subnets.append(ipaddress.ip_network((first_address, prefix)))
+    return tuple(subnets)
+
+
+def check_cluster(cluster: Cluster) -> list[Diagnostic]:
+    """Problems between the nodes of a cluster and with its routing."""
+    return [*_duplicates(cluster), *_subnet_problems(cluster),
+            *_underlay_problems(cluster), *_mtu_problems(cluster)]
+
+
+def _duplicates(cluster: Cluster) -> list[Diagnostic]:
+    found = []
+    names: dict[str, Node] = {}
+    addresses: dict[object, Node] = {}
+    for node in cluster.nodes:
+        other = names.setdefault(node.name, node)
+        if other is not node:
+            found.append(_clash(node, other, f"node `{node.name}` is listed twice"))
+        for address in node.addresses:
+            other = addresses.setdefault(address.ip, node)
+            if other is not node and other.name != node.name:
+                found.append(_clash(node, other, f"address {address.ip} of node `{node.name}` "
+                                                 f"is also node `{other.name}`'s"))
+    return found
+
+
+def _clash(node: Node, other: Node, message: str) -> Diagnostic:
+    return Diagnostic("E603", message, node.span, expected="each node once, with addresses "
+                      "of its own", notes=(Note("the other one is here", other.span),)
+                      if other.span else ())
+
+
+def _subnet_problems(cluster: Cluster) -> list[Diagnostic]:
+    found = []
+    seen: list[tuple[IPNetwork, Node]] = []
+    for node in cluster.nodes:
+        for subnet in node.subnets:
+            home = next((c for c in cluster.pod_cidrs if c.version == subnet.version), None)
+            if home is None or not subnet.subnet_of(home):  # type: ignore[arg-type]
+                found.append(Diagnostic(
+                    "E601", f"subnet {subnet} of node `{node.name}` is outside the pod CIDRs",
+                    node.span, expected="a subnet of " + ", ".join(map(str, cluster.pod_cidrs)),
+                    hint="a `block N` is always inside them"))
+            for other_subnet, other in seen:
+                if subnet.version == other_subnet.version and subnet.overlaps(other_subnet):
+                    found.append(Diagnostic(
+                        "E601", f"subnet {subnet} of node `{node.name}` overlaps {other_subnet} "
+                        f"of node `{other.name}`", node.span,
+                        expected="pod subnets that share no address",
+                        hint=f"give `{node.name}` a block no other node has: "
+                             f"`block {next_free_block(cluster)}` is free",
+                        notes=(Note(f"`{other.name}` is here", other.span),)
+                        if other.span else ()))
+            seen.append((subnet, node))
+        families = {s.version for s in node.subnets}
+        if families != {c.version for c in cluster.pod_cidrs}:
+            found.append(Diagnostic(
+                "E601", f"node `{node.name}` needs one subnet in each pod CIDR", node.span,
+                expected="one subnet per family of " + ", ".join(map(str, cluster.pod_cidrs))))
+    return found
+
+
+def next_free_block(cluster: Cluster) -> int:
+    """The lowest block number no node of the cluster uses."""
+    used = {n.block for n in cluster.nodes}
+    return next(i for i in range(len(used) + 1) if i not in used)
+
+
+def _underlay_problems(cluster: Cluster) -> list[Diagnostic]:
+    found = []
+    for node in cluster.nodes:
+        for address in node.addresses:
+            inside = next((c for c in cluster.pod_cidrs if address.ip in c), None)
+            if inside is not None:
+                found.append(Diagnostic(
+                    "E605", f"underlay address {address.ip} of node `{node.name}` is inside "
+                    f"pod CIDR {inside}", node.span,
+                    expected="a node address outside the pod address space",
+                    hint="pods and nodes must not share addresses, or routes would loop"))
+        found += _missing_families(cluster, node)
+    return found
+
+
+def _missing_families(cluster: Cluster, node: Node) -> list[Diagnostic]:
+    needed: set[int] = set()
+    if cluster.routing.mode == "host-gw":
+        needed = {c.version for c in cluster.pod_cidrs}
+    elif not node.address(cluster.tunnel_family):
+        needed = {cluster.tunnel_family}
+    missing = sorted(f for f in needed if node.address(f) is None)
+    if not missing:
+        return []
+    why = ("host-gw routes each family's pod subnet through a node address of that family"
+           if cluster.routing.mode == "host-gw" else
+           "VXLAN between the nodes travels in one family")
+    return [Diagnostic(
+        "E609", f"node `{node.name}` has no IPv{missing[0]} underlay address", node.span,
+        expected=f"an IPv{missing[0]} `address`", hint=why)]
+
+
+def _mtu_problems(cluster: Cluster) -> list[Diagnostic]:
+    mtu = cluster.pod_mtu
+    if mtu is None:
+        return []
+    least = max(MIN_MTU[c.version] for c in cluster.pod_cidrs)
+    if mtu >= least:
+        return []
+    return [Diagnostic(
+        "E606", f"VXLAN leaves pods an MTU of {mtu}, below the {least} "
+        f"{'IPv6' if least == 1280 else 'IPv4'} needs", cluster.routing.span,
+        expected=f"an underlay-mtu of at least {least + cluster.routing.underlay_mtu - mtu}",
+        hint="raise underlay-mtu to the MTU of the network between the nodes, or use host-gw")]
