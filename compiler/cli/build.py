@@ -9,17 +9,13 @@ from pathlib import Path
 import click
 
 from compiler import emit
-from compiler.cli.common import (
-    EXIT_INVALID,
-    compile_paths,
-    read_existing,
-    report,
-    write_atomically,
-)
+from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
 from compiler.cluster import NodeUnknown, needs_node, networks_for_node, nodes
 from compiler.diagnostics import has_errors, sort_diagnostics
 from compiler.ir import Cluster, Network
 from compiler.versions import CNI_VERSIONS
+from runtime.outdir import Action, Output, carry_out, plan_directory
+from runtime.outdir import Plan as OutputPlan
 
 
 @click.command()
@@ -57,14 +53,15 @@ def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir:
     report(found, sources)
     if has_errors(found):
         sys.exit(EXIT_INVALID)
-    outputs = {f"{folder}{emit.file_name(n)}": _render(n, target, cni_version)
+    outputs = {f"{folder}{emit.file_name(n)}": Output(n.name, _render(n, target, cni_version))
                for folder, built in builds.items() for n in built}
     if out_dir is None:
-        click.echo("".join(outputs.values()), nl=False)
-    elif check:
-        sys.exit(_check(out_dir, outputs))
-    else:
-        _write(out_dir, outputs)
+        click.echo("".join(o.text for o in outputs.values()), nl=False)
+        return
+    changes = plan_directory(str(out_dir), outputs, None if only is None else {only})
+    if check:
+        sys.exit(_check(out_dir, changes))
+    _write(out_dir, changes)
 
 
 def _per_node(networks: list[Network], clusters: tuple[Cluster, ...], node: str | None,
@@ -91,31 +88,36 @@ def _render(network: Network, target: str, cni_version: str | None) -> str:
     return emit.render(emit.conflist(network, target, cni_version))
 
 
-def _check(out_dir: Path, outputs: dict[str, str]) -> int:
-    drift = 0
-    for name, text in outputs.items():
-        path = out_dir / name
-        current = read_existing(path)
-        if current == text:
-            continue
-        drift += 1
-        diff = difflib.unified_diff(
-            (current or "").splitlines(keepends=True), text.splitlines(keepends=True),
-            fromfile=str(path) if current is not None else "/dev/null", tofile=str(path))
-        click.echo("".join(diff), nl=False)
+def _check(out_dir: Path, plan: OutputPlan) -> int:
+    for change in plan.changes:
+        path = out_dir / change.name
+        if change.action == Action.WRITE:
+            diff = difflib.unified_diff(
+                (change.current or "").splitlines(keepends=True),
+                (change.wanted or "").splitlines(keepends=True),
+                fromfile=str(path) if change.current is not None else "/dev/null",
+                tofile=str(path))
+            click.echo("".join(diff), nl=False)
+        elif change.action == Action.REMOVE:
+            click.echo(f"would remove {path}: netc wrote it, no network builds it now")
+        elif change.action == Action.EDITED:
+            click.echo(f"{path}: netc wrote it, no network builds it now, and it was edited "
+                       "since (left alone)", err=True)
+    drift = sum(c.drift for c in plan.changes)
     if drift:
-        click.echo(f"{drift} of {len(outputs)} conflists would change; run netc build without "
-                   "--check to write them", err=True)
+        click.echo(f"{drift} of {len(plan.changes)} files would change; run netc build "
+                   "without --check to write them", err=True)
         return EXIT_INVALID
-    click.echo(f"{len(outputs)} conflists up to date", err=True)
+    click.echo(f"{len(plan.changes)} conflists up to date", err=True)
     return 0
 
 
-def _write(out_dir: Path, outputs: dict[str, str]) -> None:
-    for name, text in outputs.items():
-        path = out_dir / name
-        if read_existing(path) == text:
-            click.echo(f"unchanged {path}", err=True)
-            continue
-        write_atomically(path, text)
-        click.echo(f"wrote {path}", err=True)
+def _write(out_dir: Path, plan: OutputPlan) -> None:
+    try:
+        carry_out(str(out_dir), plan)
+    except OSError as error:
+        raise SystemFailure(f"cannot write into {out_dir}: {error.strerror}") from error
+    verbs = {Action.WRITE: "wrote", Action.UNCHANGED: "unchanged", Action.REMOVE: "removed",
+             Action.EDITED: "left (edited since netc wrote it, no longer built)"}
+    for change in plan.changes:
+        click.echo(f"{verbs[change.action]} {out_dir / change.name}", err=True)

@@ -1,0 +1,132 @@
+"""A directory netc writes conflists into, owning exactly what it wrote there.
+
+Runtimes load every conflist of /etc/cni/net.d and take the lexically first:
+a file netc wrote once and no longer builds (a renamed network, a new
+`priority`) would keep winning (kubespray#2122, calico#1388).  So netc keeps a
+manifest of the files it wrote, with the digest of what it wrote:
+
+    DIR/.netc-owned    {"format": 1, "files": {"10-pods.conflist":
+                                                {"network": "pods", "digest": "sha256:..."}}}
+
+(no `.conf`, `.conflist` or `.json` ending, so no runtime loads it).  A file in
+the manifest that netc no longer wants is removed -- unless someone edited it
+since, then it is left and reported.  Files netc never wrote are never touched.
+Building some networks only (`--network`) leaves the files of the others
+alone.  Every write goes through a temporary file, fsync and rename.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from runtime.files import read_text, remove, write_atomically
+
+MANIFEST = ".netc-owned"
+FORMAT = 1
+
+
+class Action(StrEnum):
+    """What becomes of one file."""
+
+    WRITE = "write"
+    UNCHANGED = "unchanged"
+    REMOVE = "remove"
+    EDITED = "edited"
+    """Written by netc, no longer wanted, but changed by someone since: left alone."""
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """A file netc wants in the directory: the network it belongs to, and its text."""
+
+    network: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One file of the directory and what happens to it; `current` is its text now."""
+
+    action: Action
+    name: str
+    network: str
+    current: str | None
+    wanted: str | None
+
+    @property
+    def drift(self) -> bool:
+        """Whether the directory differs from what netc builds, here."""
+        return self.action in (Action.WRITE, Action.REMOVE)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The changes to a directory, and the manifest entries they do not concern."""
+
+    changes: list[Change]
+    others: dict[str, dict[str, str]]
+
+
+def digest(text: str) -> str:
+    """The digest the manifest records for a file's text."""
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def plan_directory(directory: str, wanted: Mapping[str, Output],
+                   networks: Collection[str] | None = None) -> Plan:
+    """What writing `wanted` (relative path -> output) into `directory` changes.
+
+    Files netc wrote for `networks` (default: any) and no longer wants are
+    removed; the manifest's other entries are kept as they are.
+    """
+    owned = _manifest(directory)
+    mine = {name: entry for name, entry in owned.items()
+            if networks is None or entry["network"] in networks}
+    changes = []
+    for name in sorted(set(wanted) | set(mine)):
+        current = read_text(os.path.join(directory, name))
+        if name in wanted:
+            action = Action.UNCHANGED if current == wanted[name].text else Action.WRITE
+            changes.append(Change(action, name, wanted[name].network, current,
+                                  wanted[name].text))
+        elif current is not None:
+            action = Action.REMOVE if digest(current) == mine[name]["digest"] else Action.EDITED
+            changes.append(Change(action, name, mine[name]["network"], current, None))
+    others = {n: e for n, e in owned.items() if n not in mine and n not in wanted}
+    return Plan(changes, others)
+
+
+def carry_out(directory: str, plan: Plan) -> None:
+    """Write and remove as planned, then record what netc owns now."""
+    for change in plan.changes:
+        path = os.path.join(directory, change.name)
+        if change.action == Action.WRITE and change.wanted is not None:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            write_atomically(path, change.wanted.encode(), durable=True, mode=0o644)
+        elif change.action == Action.REMOVE:
+            remove(path)
+    owned = dict(plan.others)
+    owned |= {c.name: {"network": c.network, "digest": digest(c.wanted)}
+              for c in plan.changes if c.wanted is not None}
+    document = json.dumps({"format": FORMAT, "files": owned}, indent=2, sort_keys=True) + "\n"
+    os.makedirs(directory, exist_ok=True)
+    write_atomically(os.path.join(directory, MANIFEST), document.encode(), durable=True,
+                     mode=0o644)
+
+
+def _manifest(directory: str) -> dict[str, dict[str, str]]:
+    """The manifest's entries; an unreadable manifest owns nothing (nothing is removed)."""
+    text = read_text(os.path.join(directory, MANIFEST))
+    if text is None:
+        return {}
+    try:
+        files = json.loads(text)["files"]
+        return {str(name): {"network": str(entry["network"]), "digest": str(entry["digest"])}
+                for name, entry in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
