@@ -6,6 +6,13 @@ r"""IPAM state in host-local's on-disk layout, so a node can switch plugins safe
 
 Same walk as host-local: start after the last reserved address of the range
 set, go round the ranges, skip the gateways, take the first name nobody holds.
+
+The reboot leak: reservations live on disk, attachment records on tmpfs, so
+after a reboot every reservation outlives its record and its pod
+(plugins#252, kubernetes#108121).  The first reservation after a boot (a
+`.netc-boot` file holding another boot id) frees every reservation older
+than the boot whose attachment has no record, whatever cniVersion the
+runtime speaks (CNI's GC exists only in 1.1.0).
 Two differences on purpose: a reservation file is never empty (written, then
 linked into place), and reserving again for an attachment that already holds
 an address returns that address instead of failing, so a repeated ADD is
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -61,11 +69,21 @@ class Lease:
     gateway: str
 
 
-class IpamStore:
-    """The reservations of one network."""
+BOOT_MARKER = ".netc-boot"
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
-    def __init__(self, data_dir: str, network: str) -> None:
+
+class IpamStore:
+    """The reservations of one network.
+
+    `recorded(container_id, ifname)` tells whether an attachment has a record;
+    without it there is no reclaiming after a boot.
+    """
+
+    def __init__(self, data_dir: str, network: str,
+                 recorded: Callable[[str, str], bool] | None = None) -> None:
         self.directory = os.path.join(data_dir, network)
+        self.recorded = recorded
 
     def _path(self, address: str) -> str:
         return os.path.join(self.directory, address)
@@ -86,6 +104,7 @@ class IpamStore:
         owner = self._owner(container_id, ifname)
         with locked(self._path("lock")):
             sweep_temporaries(self.directory)
+            self._reclaim_after_boot()
             if held and self._owned(held, owner) and held == (requested or held):
                 return _lease(held, ranges)
             if requested:
@@ -121,12 +140,35 @@ class IpamStore:
                 remove(self._path(name))
         return freed
 
+    def _reclaim_after_boot(self) -> list[str]:
+        """Once per boot: free reservations from before it that no record explains."""
+        if self.recorded is None:
+            return []
+        boot = read_text(BOOT_ID)
+        if boot is None or read_text(self._path(BOOT_MARKER)) == boot:
+            return []
+        booted = time.time() - float((read_text("/proc/uptime") or "0").split()[0])
+        freed = []
+        for name in self._names():
+            container_id, ifname = self._holder(name)
+            if (container_id and not self.recorded(container_id, ifname)
+                    and _mtime(self._path(name)) < booted):
+                remove(self._path(name))
+                freed.append(name)
+        os.makedirs(self.directory, exist_ok=True)
+        write_atomically(self._path(BOOT_MARKER), boot.encode(), durable=True)
+        return freed
+
+    def _holder(self, name: str) -> tuple[str, str]:
+        content = read_text(self._path(name)) or ""
+        container_id, _, ifname = content.strip().partition("\r\n")
+        return container_id, ifname
+
     def owners(self) -> set[tuple[str, str]]:
         """(container ID, ifname) of every reservation, for garbage collection."""
         found = set()
         for name in self._names():
-            content = read_text(self._path(name)) or ""
-            container_id, _, ifname = content.strip().partition("\r\n")
+            container_id, ifname = self._holder(name)
             if container_id:
                 found.add((container_id, ifname))
         return found
@@ -169,6 +211,13 @@ class IpamStore:
             yield from _walk(entry, after if step == 0 else entry.start, entry.end)
         if after > ranges[first].start:
             yield from _walk(ranges[first], ranges[first].start, after - 1)
+
+
+def _mtime(path: str) -> float:
+    try:
+        return os.stat(path).st_mtime
+    except FileNotFoundError:
+        return float("inf")
 
 
 def _walk(entry: Range, low, high) -> Iterator[str]:

@@ -53,7 +53,7 @@ def attach_operations(network: Network, pod: PodContext, enforce: bool = True
     return [
         _record(network, names),
         *node_operations(network),
-        *_ipam(network.ipam, network.name, pod),
+        *_ipam(network.ipam, network.name, network.state_dir, pod),
         *_sandbox(network.bridge, network.ipam, pod, names),
         *_hostport(network, network.ipam, mappings, names),
         *_shaping(network, shaping, names),
@@ -185,7 +185,7 @@ def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int
     return rules
 
 
-def _ipam(ipam: Ipam, network: str, pod: PodContext) -> list[Operation]:
+def _ipam(ipam: Ipam, network: str, state_dir: str, pod: PodContext) -> list[Operation]:
     ops = []
     for index, family in enumerate(ipam.families()):
         subnets = ipam.subnets_of(family)
@@ -200,7 +200,8 @@ def _ipam(ipam: Ipam, network: str, pod: PodContext) -> list[Operation]:
             f"{{{key}.cidr}}",
             {"family": family, "binds": key, "range_set": index, "ranges": ranges,
              "requested": str(requested) if requested else None,
-             "data_dir": ipam.data_dir, "network": network}, Phase.IPAM, span=subnets[0].span))
+             "data_dir": ipam.data_dir, "network": network, "state_dir": state_dir},
+            Phase.IPAM, span=subnets[0].span))
     return ops
 
 

@@ -10,13 +10,22 @@ the record's update is repeated with the same address, not a second one.
 
 from __future__ import annotations
 
+import os
+
+from compiler.planner.names import record_path
 from compiler.planner.ops import Kind, Observation, Operation
 from runtime.ipam_store import IpamStore, Range
 from runtime.ops.base import IN_PLACE_NOW, Run, missing
 
 
 def _store(op: Operation) -> IpamStore:
-    return IpamStore(op.params["data_dir"], op.params["network"])
+    """The network's reservations; an attachment is recorded if its record file exists."""
+    network, state_dir = op.params["network"], op.params["state_dir"]
+
+    def recorded(container_id: str, ifname: str) -> bool:
+        return os.path.exists(record_path(state_dir, network, container_id, ifname))
+
+    return IpamStore(op.params["data_dir"], network, recorded)
 
 
 def _held(op: Operation, run: Run) -> str | None:

@@ -1,6 +1,7 @@
 """Issue 4: many pods, concurrent ADDs, and host-local's on-disk layout."""
 
 import json
+import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
@@ -94,3 +95,27 @@ def test_a_requested_address_is_given_once_and_kept_on_a_repeated_add(lab):
     assert failure.value.error["code"] == 104
     lab.delete(conflist, first)
     assert lab.add(conflist, second, args=asked)["ips"][0]["address"] == "10.77.0.50/24"
+
+
+def test_after_a_reboot_the_first_add_reclaims_the_dead_pods_addresses(lab):
+    """Issue 12, the reboot leak: records lived on tmpfs, reservations on disk.
+
+    A boot is simulated in the lab's own directories: the state directory
+    cleared (tmpfs), the reservations dated before the boot, and the boot
+    marker naming another boot.
+    """
+    conflist = lab.network(networks.BRIDGE)
+    before_boot = [lab.pod(f"old{i}") for i in range(3)]
+    for pod in before_boot:
+        lab.add(conflist, pod)
+        lab.remove_netns(pod.name)
+    reservations = lab.tmp / "ipam" / "labnet"
+    for record in (lab.tmp / "state" / "labnet").glob("*.json"):
+        record.unlink()
+    for reservation in reservations.glob("10.*"):
+        os.utime(reservation, (1_000_000_000, 1_000_000_000))
+    (reservations / ".netc-boot").write_text("an-earlier-boot\n")
+    survivor = lab.pod("new")
+    lab.add(conflist, survivor)
+    holders = {p.read_text().split()[0] for p in reservations.glob("10.*")}
+    assert holders == {survivor.container_id}

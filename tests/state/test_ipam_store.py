@@ -77,3 +77,28 @@ def test_a_crashed_writer_s_temporaries_are_swept_on_the_next_reservation(store,
     (directory / ".netc-tmp-1-dead").write_bytes(b"")
     store.reserve(0, SMALL, "a", "eth0")
     assert not [n for n in os.listdir(directory) if n.startswith(".netc-tmp-")]
+
+
+def test_the_first_reservation_after_a_boot_frees_what_no_record_explains(tmp_path):
+    """The reboot leak: reservations from before the boot whose records went with tmpfs."""
+    records = {("kept", "eth0")}
+    store = IpamStore(str(tmp_path), "pods", lambda c, i: (c, i) in records)
+    for owner in ("kept", "gone-1", "gone-2"):
+        store.reserve(0, SMALL, owner, "eth0")
+    directory = tmp_path / "pods"
+    (directory / ".netc-boot").write_text("an-earlier-boot\n")
+    long_ago = 1_000_000_000
+    for name in ("10.0.0.2", "10.0.0.3", "10.0.0.4"):
+        os.utime(directory / name, (long_ago, long_ago))
+    store.reserve(0, SMALL, "new-since-boot", "eth0")
+    assert store.owners() == {("kept", "eth0"), ("new-since-boot", "eth0")}
+    assert (directory / ".netc-boot").read_text() == open("/proc/sys/kernel/random/boot_id").read()
+
+
+def test_reservations_made_since_the_boot_are_never_reclaimed(tmp_path):
+    """host-local may share the directory: what it reserved since the boot is alive."""
+    store = IpamStore(str(tmp_path), "pods", lambda c, i: False)
+    store.reserve(0, SMALL, "host-local-pod", "eth0")
+    (tmp_path / "pods" / ".netc-boot").write_text("an-earlier-boot\n")
+    store.reserve(0, SMALL, "netc-pod", "eth0")
+    assert store.owners() == {("host-local-pod", "eth0"), ("netc-pod", "eth0")}
