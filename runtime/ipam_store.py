@@ -166,11 +166,15 @@ class IpamStore:
 
     def owners(self) -> set[tuple[str, str]]:
         """(container ID, ifname) of every reservation, for garbage collection."""
-        found = set()
+        return set(self.holders().values())
+
+    def holders(self) -> dict[str, tuple[str, str]]:
+        """Every reserved address with the (container ID, ifname) holding it."""
+        found = {}
         for name in self._names():
             container_id, ifname = self._holder(name)
             if container_id:
-                found.add((container_id, ifname))
+                found[name] = (container_id, ifname)
         return found
 
     def holds(self, address: str, container_id: str, ifname: str) -> bool:

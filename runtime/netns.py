@@ -84,3 +84,21 @@ class Netns:
                 enter(home)
         finally:
             os.close(home)
+
+
+@contextlib.contextmanager
+def node_namespace(name: str | None) -> Iterator[None]:
+    """Run the body in the node's network namespace: a name under /run/netns or a path.
+
+    None means this process's own namespace (on a real node); tests and
+    `--node-netns` name a namespace that plays the node.
+    """
+    if name is None:
+        yield
+        return
+    node = Netns(name if os.path.isabs(name) else f"/run/netns/{name}")
+    try:
+        with node.entered():
+            yield
+    finally:
+        node.close()

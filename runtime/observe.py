@@ -16,7 +16,7 @@ from compiler.planner.ops import Observation, Plan
 from runtime import executor
 from runtime import record as records
 from runtime.host import Host
-from runtime.netns import Netns
+from runtime.netns import node_namespace
 
 
 def observe_plan(network: Network, the_plan: Plan, pod: PodContext,
@@ -25,19 +25,14 @@ def observe_plan(network: Network, the_plan: Plan, pod: PodContext,
 
     `node_netns` is a name under /run/netns or a path.
     """
-    path = node_netns if os.path.isabs(node_netns) else f"/run/netns/{node_netns}"
-    node = Netns(path)
-    try:
-        with node.entered():
-            state = record_path(network.state_dir, network.name, pod.container_id, pod.ifname)
-            previous = records.load(state)
-            sandbox = pod.netns if pod.netns and os.path.exists(pod.netns) else None
-            host = Host(sandbox)
-            try:
-                run = executor.Run(host, the_plan, pod, previous or records.Record(state, pod),
-                                   previous)
-                return executor.observe(run)
-            finally:
-                host.close()
-    finally:
-        node.close()
+    with node_namespace(node_netns):
+        state = record_path(network.state_dir, network.name, pod.container_id, pod.ifname)
+        previous = records.load(state)
+        sandbox = pod.netns if pod.netns and os.path.exists(pod.netns) else None
+        host = Host(sandbox)
+        try:
+            run = executor.Run(host, the_plan, pod, previous or records.Record(state, pod),
+                               previous)
+            return executor.observe(run)
+        finally:
+            host.close()

@@ -20,6 +20,8 @@ COMMANDS = {
     "run": "compiler.cli.runtime:run",
     "install-plugin": "compiler.cli.runtime:install_plugin",
     "serve-cni": "compiler.cli.runtime:serve_cni",
+    "status": "compiler.cli.node:status",
+    "gc": "compiler.cli.node:gc",
 }
 
 

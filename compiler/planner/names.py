@@ -84,6 +84,18 @@ class NetworkNames:
         return f"netc network {self.network}"[:COMMENT_MAX]
 
 
+def owner_of(comment: str) -> tuple[str, str, str] | None:
+    """(network, container ID, ifname) from an attachment's comment, or None if it is none.
+
+    The parts hold no spaces (network names and container IDs follow libcni's
+    rule, interface names have no whitespace), so the comment splits back.
+    """
+    parts = comment.split(" ")
+    if len(parts) != 4 or parts[0] != "netc" or parts[1] == "network":
+        return None
+    return parts[1], parts[2], parts[3]
+
+
 def record_path(state_dir: str, network: str, container_id: str, ifname: str) -> str:
     """Where the runtime keeps the record of an attachment."""
     key = AttachmentNames(network, container_id, ifname).key

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from compiler.errors import Code, NetcError
-from compiler.planner.context import PodContext
 from compiler.planner.names import record_path
 from compiler.planner.ops import State
 from compiler.planner.plan import plan
@@ -25,6 +24,7 @@ from runtime import record as records
 from runtime.cni.protocol import Call
 from runtime.cni.request import Request, pod_context
 from runtime.cni.result import build_result
+from runtime.detach import collect, detach
 from runtime.files import locked, sweep_temporaries
 from runtime.host import Host
 from runtime.ipam_store import IpamStore, Range
@@ -86,19 +86,11 @@ def delete(call: Call, request: Request) -> None:
         previous = records.load(path)
         pod = pod_context(call, request, previous)
         netns = call.netns if call.netns and os.path.exists(call.netns) else None
-        _remove(request, pod, previous or Record(path, pod), netns)
-
-
-def _remove(request: Request, pod: PodContext, record: Record, netns: str | None) -> None:
-    the_plan = plan(request.network, pod, "DEL")
-    host = _host(netns)
-    try:
-        run = executor.Run(host, the_plan, pod, record)
-        failures = executor.remove(run)
-    finally:
-        host.close()
-    if failures:
-        raise NetcError("; ".join(str(f) for f in failures), failures[0].code)
+        host = _host(netns)
+        try:
+            detach(request.network, pod, previous or Record(path, pod), netns, host)
+        finally:
+            host.close()
 
 
 def check(call: Call, request: Request) -> None:
@@ -155,10 +147,10 @@ def garbage_collect(request: Request) -> None:
         return
     alive = _attachments(request.config[key], key)
     with _network_locked(request):
-        failures = _collect_records(request, alive)
-        _collect_leases(request, alive)
+        collected = collect(request.network, lambda c, i: (c, i) in alive)
+    failures = [c.error for c in collected if c.error]
     if failures:
-        raise NetcError("; ".join(str(f) for f in failures), failures[0].code)
+        raise NetcError("; ".join(failures), Code.OPERATION_FAILED)
 
 
 def _attachments(value: object, key: str) -> set[tuple[str, str]]:
@@ -173,27 +165,3 @@ def _attachments(value: object, key: str) -> set[tuple[str, str]]:
                             "ifname", Code.BAD_CONFIG, "nothing was collected")
         alive.add((entry["containerID"], entry["ifname"]))
     return alive
-
-
-def _collect_records(request: Request, alive: set[tuple[str, str]]) -> list[NetcError]:
-    network = request.network
-    failures = []
-    for path in records.paths(os.path.join(network.state_dir, network.name)):
-        stale = records.load(path)
-        if stale is None or (stale.context.container_id, stale.context.ifname) in alive:
-            continue
-        try:
-            _remove(request, stale.context, stale, None)
-        except NetcError as error:
-            failures.append(error)
-    return failures
-
-
-def _collect_leases(request: Request, alive: set[tuple[str, str]]) -> None:
-    """Reservations with no record (e.g. kept on disk across a reboot) are freed too."""
-    ipam = request.network.ipam
-    if ipam is None:
-        return
-    store = IpamStore(ipam.data_dir, request.network.name)
-    for container_id, ifname in store.owners() - alive:
-        store.release(container_id, ifname)

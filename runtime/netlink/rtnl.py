@@ -111,6 +111,11 @@ class Rtnl:
                 return None
             raise
 
+    def links(self) -> list[Link]:
+        """Every link of the namespace."""
+        body = IFINFO.pack(0, 0, 0, 0, 0)
+        return [_link(reply) for _, reply in self.nl.dump(RTM_GETLINK, body, "list links")]
+
     def create(self, name: str, kind: str, mtu: int | None = None,
                data: list[Attr] | None = None, mac: str | None = None) -> None:
         """Create a link of `kind` (bridge, ifb, veth with `data` naming its peer).

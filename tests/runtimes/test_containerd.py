@@ -111,3 +111,30 @@ def test_cri_pod_gets_its_host_port_and_bandwidth_and_two_dels_leave_nothing(lab
     assert cri.pods() == []
     assert lab.wait_for(lambda: _processes(daemon) == {"containerd"}), _processes(daemon)
     assert not sandbox.exists()
+
+
+def test_gc_asks_containerd_which_pods_live_and_collects_only_the_dead(lab, daemon):
+    """Issue 12: `netc gc --cri-socket` keeps the CRI pod and DELs an attachment leaked
+    by a sandbox containerd no longer knows (made here by calling the plugin directly)."""
+    cri = daemon.cri
+    assert cri is not None
+    living = _pod(lab, cri)
+    source = lab.tmp / "gc.netdsl"
+    source.write_text(network.source(lab))
+    leaked = lab.pod("leaked")
+    lab.add(lab.tmp / "net.d" / f"10-{network.NAME}.conflist", leaked, ports=("8099:80",))
+    args = ["gc", str(source), "--node-netns", lab.node, "--cri-socket", str(daemon.socket)]
+    dry = netc(*args)
+    assert f"would collect {leaked.container_id}/eth0" in dry
+    assert living not in dry
+    done = netc(*args, "--apply")
+    assert f"collected {leaked.container_id}/eth0" in done, done
+    gone, kept = network.names(leaked.container_id), network.names(living)
+    links = lab.run(lab.node, "ip", "-o", "link").stdout
+    assert gone.host_veth not in links and kept.host_veth in links
+    holders = {p.read_text().split()[0] for p in (network.data_dir(lab) / network.NAME).glob(
+        network.SUBNET_PREFIX + "*")}
+    assert holders == {living}
+    assert network.serves(lab, HOST_PORT)
+    cri.stop(living)
+    cri.remove(living)

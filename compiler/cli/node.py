@@ -1,0 +1,159 @@
+"""`netc status` and `netc gc`: what a node holds for netc, and collecting what leaked.
+
+The networks come from `.netdsl` sources (a cluster's built for `--node`)
+or from the conflists in a directory such as /etc/cni/net.d (netc's own
+plugin carries its compiled network).  The work is in `runtime.inventory`
+and `runtime.detach`; these commands read, print and choose exit codes.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from compiler import ir_codec
+from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
+from compiler.cluster import NodeUnknown, needs_node, networks_for_node
+from compiler.emit import NETC_PLUGIN_TYPE
+from compiler.errors import NetcError
+from compiler.ir import Network
+
+EXIT_PROBLEMS = 1
+
+
+def networks_of(inputs: tuple[str, ...], node: str | None) -> list[Network]:
+    """The networks of `.netdsl` files, or of the netc conflists in one directory."""
+    if len(inputs) == 1 and Path(inputs[0]).is_dir():
+        return _from_conflists(Path(inputs[0]))
+    compilation, sources = compile_paths(inputs)
+    report(compilation.diagnostics, sources)
+    if not compilation.ok:
+        sys.exit(EXIT_INVALID)
+    networks = list(compilation.networks)
+    if node is None:
+        if needs_node(networks):
+            raise click.UsageError("a network draws from a cluster: give --node NAME")
+        return networks
+    try:
+        return networks_for_node(networks, compilation.clusters, node)
+    except NodeUnknown as error:
+        raise click.UsageError(error.message) from error
+
+
+def _from_conflists(directory: Path) -> list[Network]:
+    found = []
+    for path in sorted(directory.glob("*.conflist")):
+        try:
+            document = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        for plugin in document.get("plugins", []):
+            embedded = plugin.get("netc") if plugin.get("type") == NETC_PLUGIN_TYPE else None
+            if isinstance(embedded, dict):
+                found.append(ir_codec.decode(embedded["network"]))
+    if not found:
+        raise click.UsageError(f"{directory} holds no conflist of netc's plugin")
+    return found
+
+
+NODE_OPTIONS = [
+    click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True)),
+    click.option("--node", help="The node of a cluster these networks are built for."),
+    click.option("--node-netns", help="Inspect this network namespace as the node (tests)."),
+]
+
+
+def _with_node_options(command):
+    for option in reversed(NODE_OPTIONS):
+        command = option(command)
+    return command
+
+
+@click.command()
+@_with_node_options
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+def status(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
+           output: str) -> None:
+    """What the node holds for the networks of INPUTS, and what does not add up.
+
+    INPUTS: .netdsl files, or a directory of conflists such as /etc/cni/net.d.
+    Exit 0 when everything is consistent, 1 when something is not, 3 when the
+    node cannot be inspected.
+    """
+    from runtime.inventory import inspect
+    from runtime.netns import node_namespace
+
+    networks = networks_of(inputs, node)
+    try:
+        with node_namespace(node_netns):
+            states = inspect(networks)
+    except (NetcError, OSError) as error:
+        raise SystemFailure(str(error)) from error
+    if output == "json":
+        click.echo(json.dumps({"format_version": "1.0",
+                               "networks": [s.to_json() for s in states]}, indent=2))
+    else:
+        click.echo(_status_text(states), nl=False)
+    if any(s.problems for s in states):
+        sys.exit(EXIT_PROBLEMS)
+
+
+def _status_text(states) -> str:
+    lines = []
+    for state in states:
+        lines.append(f"network {state.network}: {len(state.attachments)} attachments, "
+                     f"{len(state.reservations)} reservations, {len(state.claims)} host ports")
+        for a in state.attachments:
+            rates = " ".join(f"{d} {r // 1000}k" for d, r in a.rates.items())
+            lines.append(f"  {a.container_id[:12]} {a.ifname}  {', '.join(a.addresses) or '-'}"
+                         f"  {' '.join(a.ports)}  {rates}  since "
+                         f"{a.to_json()['since']}".rstrip())
+        for problem in state.problems:
+            lines.append(f"  ! {problem.kind}: {problem.subject}: {problem.detail}"
+                         f" -- {problem.remedy}")
+    total = sum(len(s.problems) for s in states)
+    lines.append(f"{total} problem{'s' if total != 1 else ''}" if total else "consistent")
+    return "\n".join(lines) + "\n"
+
+
+@click.command()
+@_with_node_options
+@click.option("--cri-socket", help="Ask this CRI socket which pod sandboxes are alive.")
+@click.option("--alive", "alive_ids", multiple=True,
+              help="A container (sandbox) ID that is alive; repeatable.")
+@click.option("--apply", "act", is_flag=True, help="Collect; without it, only say what.")
+def gc(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
+       cri_socket: str | None, alive_ids: tuple[str, ...], act: bool) -> None:
+    """Run DEL for every attachment of INPUTS' networks whose container is gone.
+
+    Which containers are alive is never guessed: the runtime is asked through
+    its CRI socket (--cri-socket), or they are listed (--alive).  A dry run
+    unless --apply.
+    """
+    from runtime.cri import alive_sandboxes
+    from runtime.detach import collect
+    from runtime.files import locked
+    from runtime.netns import node_namespace
+
+    if cri_socket is None and not alive_ids:
+        raise click.UsageError("gc needs to know which containers are alive: give "
+                               "--cri-socket PATH or --alive ID")
+    networks = networks_of(inputs, node)
+    try:
+        alive = set(alive_ids) | (alive_sandboxes(cri_socket) if cri_socket else set())
+        with node_namespace(node_netns):
+            for network in networks:
+                lock = Path(network.state_dir, network.name, "lock")
+                with locked(str(lock)):
+                    done = collect(network, lambda c, _i: c in alive, dry_run=not act)
+                for item in done:
+                    verb = "collected" if act else "would collect"
+                    failed = f" -- failed: {item.error}" if item.error else ""
+                    click.echo(f"{verb} {item.container_id}/{item.ifname} on {network.name} "
+                               f"({', '.join(item.evidence)}){failed}")
+    except NetcError as error:
+        raise SystemFailure(str(error)) from error

@@ -1,0 +1,104 @@
+"""Detaching pods: one DEL, and the collection of every attachment whose container is gone.
+
+`netc-cni` DEL, the CNI GC command and `netc gc` all end here, so a leaked
+attachment is removed exactly as its DEL would have removed it.  An
+attachment the node still knows of -- by its record, an address it holds,
+a host port it claims -- and whose container is not alive gets its DEL: with
+its record when there is one, else with an unknown context, whose plan
+removes whatever the attachment could have (its names are derived).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from compiler.errors import NetcError
+from compiler.ir import Network
+from compiler.planner.context import PodContext
+from compiler.planner.names import owner_of, record_path
+from compiler.planner.plan import plan
+from runtime import executor
+from runtime import record as records
+from runtime.files import read_text
+from runtime.host import Host
+from runtime.ipam_store import IpamStore
+from runtime.record import Record
+
+Alive = Callable[[str, str], bool]
+"""Whether the attachment (container ID, ifname) belongs to a living container."""
+
+
+def detach(network: Network, pod: PodContext, record: Record, netns: str | None,
+           host: Host | None = None) -> None:
+    """Run the DEL plan of one attachment; every failure is tried past, then reported."""
+    the_plan = plan(network, pod, "DEL")
+    own = host is None
+    host = host or Host(netns)
+    try:
+        failures = executor.remove(executor.Run(host, the_plan, pod, record))
+    finally:
+        if own:
+            host.close()
+    if failures:
+        raise NetcError("; ".join(str(f) for f in failures), failures[0].code)
+
+
+@dataclass(frozen=True, slots=True)
+class Collected:
+    """A dead attachment and what the node knew of it."""
+
+    container_id: str
+    ifname: str
+    evidence: tuple[str, ...]
+    """Where it was found: its record, the addresses it held, the host ports it claimed."""
+    error: str | None = None
+
+
+def known_attachments(network: Network) -> dict[tuple[str, str], list[str]]:
+    """Every attachment the node knows of for a network, with where it was found."""
+    known: dict[tuple[str, str], list[str]] = {}
+    for path in records.paths(os.path.join(network.state_dir, network.name)):
+        record = records.load(path)
+        if record is not None:
+            known.setdefault((record.context.container_id, record.context.ifname),
+                             []).append("record")
+    if network.ipam is not None:
+        for address, owner in IpamStore(network.ipam.data_dir, network.name).holders().items():
+            known.setdefault(owner, []).append(f"address {address}")
+    claims = os.path.join(network.state_dir, "hostports")
+    for name in sorted(os.listdir(claims)) if os.path.isdir(claims) else ():
+        owner = owner_of(read_text(os.path.join(claims, name)) or "")
+        if owner and owner[0] == network.name and ":" in name:
+            known.setdefault((owner[1], owner[2]), []).append(f"host port {name}")
+    return known
+
+
+def collect(network: Network, alive: Alive, *, dry_run: bool = False) -> list[Collected]:
+    """DEL every known attachment of `network` whose container is not alive.
+
+    The caller holds the network's lock, so no ADD is in flight meanwhile.
+    """
+    collected = []
+    for (container_id, ifname), evidence in sorted(known_attachments(network).items()):
+        if alive(container_id, ifname):
+            continue
+        error = None
+        if not dry_run:
+            error = _detach_dead(network, container_id, ifname)
+        collected.append(Collected(container_id, ifname, tuple(evidence), error))
+    return collected
+
+
+def _detach_dead(network: Network, container_id: str, ifname: str) -> str | None:
+    path = record_path(network.state_dir, network.name, container_id, ifname)
+    record = records.load(path)
+    pod = record.context if record is not None else PodContext(
+        container_id, ifname, port_mappings=None, bandwidth=None)
+    netns = pod.netns if pod.netns and os.path.exists(pod.netns) else None
+    try:
+        detach(network, pod, record or Record(path, pod), netns)
+    except NetcError as error:
+        return str(error)
+    return None
