@@ -24,11 +24,10 @@ def _bridge_networks():
     """Each bridge network; one of a cluster as its first node runs it."""
     for name in sorted(EXAMPLE_SETS):
         compilation, sources = compile_example(name)
-        for network in compilation.networks:
-            cluster = cluster_of(network, compilation.clusters)
-            if cluster is not None:
-                (network,) = networks_for_node([network], compilation.clusters,
-                                               cluster.nodes[0].name)
+        for compiled in compilation.networks:
+            cluster = cluster_of(compiled, compilation.clusters)
+            (network,) = networks_for_node([compiled], compilation.clusters,
+                                           cluster.nodes[0].name) if cluster else (compiled,)
             if network.bridge is not None:
                 yield pytest.param(name, network, sources, id=f"{name}-{network.name}")
 

@@ -2,6 +2,7 @@
 
 import ipaddress
 import os
+from pathlib import Path
 
 import pytest
 
@@ -92,7 +93,8 @@ def test_the_first_reservation_after_a_boot_frees_what_no_record_explains(tmp_pa
         os.utime(directory / name, (long_ago, long_ago))
     store.reserve(0, SMALL, "new-since-boot", "eth0")
     assert store.owners() == {("kept", "eth0"), ("new-since-boot", "eth0")}
-    assert (directory / ".netc-boot").read_text() == open("/proc/sys/kernel/random/boot_id").read()
+    boot_id = Path("/proc/sys/kernel/random/boot_id").read_text()
+    assert (directory / ".netc-boot").read_text() == boot_id
 
 
 def test_reservations_made_since_the_boot_are_never_reclaimed(tmp_path):
