@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
+from enum import Enum
 from typing import Any
 
 from compiler.source import Span
@@ -30,7 +30,20 @@ PLAN_FORMAT = "2.0"
 """2.0: iptables rules are argument lists; a network's NAT is one operation per family."""
 
 
-class Kind(StrEnum):
+class Word(str, Enum):
+    """A word of the plan's vocabulary: equal to, hashed and printed as its text.
+
+    (enum.StrEnum does this from Python 3.11; the plugin runs on 3.10 hosts too.)
+    """
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Kind(Word):
     """What an operation acts on; the runtime has one handler per kind."""
 
     RECORD = "state.record"
@@ -60,7 +73,7 @@ class Kind(StrEnum):
     REDIRECT = "tc.redirect"
 
 
-class Phase(StrEnum):
+class Phase(Word):
     """The groups a plan is printed in, in execution order."""
 
     RECORD = "record"
@@ -83,21 +96,21 @@ PHASE_TITLES = {
 }
 
 
-class Scope(StrEnum):
+class Scope(Word):
     """Who owns an operation's object: the node (kept by DEL) or the attachment."""
 
     NODE = "node"
     ATTACHMENT = "attachment"
 
 
-class Where(StrEnum):
+class Where(Word):
     """The network namespace an operation acts in."""
 
     NODE = "node"
     SANDBOX = "sandbox"
 
 
-class Action(StrEnum):
+class Action(Word):
     """What to do with the object."""
 
     ENSURE = "ensure"
@@ -105,7 +118,7 @@ class Action(StrEnum):
     CHECK = "check"
 
 
-class State(StrEnum):
+class State(Word):
     """Live states of an operation's object: to create, as planned, not as planned, gone."""
 
     CREATE = "create"
