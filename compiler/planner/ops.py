@@ -30,7 +30,7 @@ PLAN_FORMAT = "2.0"
 """2.0: iptables rules are argument lists; a network's NAT is one operation per family."""
 
 
-class Word(str, Enum):
+class Word(str, Enum):  # noqa: UP042 - StrEnum is 3.11, the plugin runs on 3.10 hosts
     """A word of the plan's vocabulary: equal to, hashed and printed as its text.
 
     (enum.StrEnum does this from Python 3.11; the plugin runs on 3.10 hosts too.)
