@@ -80,7 +80,7 @@ def _encode(value: Any) -> Any:
     if isinstance(value, tuple | list):
         return [_encode(v) for v in value]
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network
-                  | ipaddress.IPv6Network):
+                  | ipaddress.IPv6Network | ipaddress.IPv4Interface | ipaddress.IPv6Interface):
         return str(value)
     return value
 
@@ -106,7 +106,7 @@ def _decode(kind: Any, data: Any) -> Any:
     if dataclasses.is_dataclass(kind):
         hints = _hints(kind)
         return kind(**{name: _decode(hints[name], value) for name, value in data.items()})
-    if kind in (ir.IPAddress, ir.IPNetwork):
+    if kind in (ir.IPAddress, ir.IPNetwork, ir.IPInterface):
         return _decode_union(typing.get_args(kind), data)
     return _scalar(kind, data)
 
@@ -121,6 +121,8 @@ def _span(data: Any) -> Span:
 def _decode_union(options: tuple[Any, ...], data: Any) -> Any:
     if data is None and type(None) in options:
         return None
+    if ipaddress.IPv4Interface in options:
+        return ipaddress.ip_interface(data)
     if ipaddress.IPv4Address in options:
         return ipaddress.ip_address(data)
     if ipaddress.IPv4Network in options:

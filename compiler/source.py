@@ -41,10 +41,10 @@ class Span:
                 "end_line": self.end_line, "end_column": self.end_column, "path": self.path}
 
     def cover(self, other: Span) -> Span:
-        """The smallest span holding both; `other` must be in the same file."""
+        """The smallest span holding both (in the same file and statement as this one)."""
         start = min((self.line, self.column), (other.line, other.column))
         end = max((self.end_line, self.end_column), (other.end_line, other.end_column))
-        return Span(self.file, start[0], start[1], end[0], end[1])
+        return Span(self.file, start[0], start[1], end[0], end[1], self.path)
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import runtime
+from compiler.versions import netc_version
 
 COLD = '''#!{python} -IS
 # netc-cni launcher written by `netc install-plugin`; rerun it after moving netc.
@@ -70,13 +71,7 @@ def package_root() -> str:
 
 def identity() -> str:
     """What a launcher and a server must agree on to hand calls over: the same netc."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        release = version("netc")
-    except PackageNotFoundError:
-        release = "unreleased"
-    return f"netc {release} {package_root()}"
+    return f"netc {netc_version()} {package_root()}"
 
 
 def launcher_text(python: str | None = None, warm_socket: str | None = None) -> str:

@@ -13,15 +13,20 @@ from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, repo
 from compiler.cluster import NodeUnknown, needs_node, networks_for_node, nodes
 from compiler.diagnostics import has_errors, sort_diagnostics
 from compiler.ir import Cluster, Network
-from compiler.versions import CNI_VERSIONS
+from compiler.kubernetes import Rollout, manifests, render_manifests
+from compiler.versions import CNI_VERSIONS, netc_version
 from runtime.outdir import Action, Output, carry_out, plan_directory
 from runtime.outdir import Plan as OutputPlan
+
+KUBERNETES = "kubernetes"
+MANIFEST_FILE = "netc.yaml"
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--target", type=click.Choice(emit.TARGETS), default="reference", show_default=True,
-              help="reference: stock plugins; netc: netc's own runtime plugin.")
+@click.option("--target", type=click.Choice([*emit.TARGETS, KUBERNETES]), default="reference",
+              show_default=True, help="reference: stock plugins; netc: netc's own runtime "
+              "plugin; kubernetes: the manifests that roll netc out on a cluster.")
 @click.option("--cni-version", type=click.Choice(CNI_VERSIONS),
               help="cniVersion for every network (default: the source's, else 1.0.0).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
@@ -30,9 +35,21 @@ from runtime.outdir import Plan as OutputPlan
               help="Write nothing; show a diff and exit 1 if the files in --out would change.")
 @click.option("--network", "only", help="Build only this network.")
 @click.option("--node", help="Build the networks as this node of a cluster runs them.")
+@click.option("--image", help="kubernetes: the agent's image (default localhost/netc:VERSION, "
+              "what `make image` builds).")
+@click.option("--image-pull-policy", type=click.Choice(["IfNotPresent", "Always", "Never"]),
+              default="IfNotPresent", show_default=True, help="kubernetes: its pull policy.")
+@click.option("--namespace", "k8s_namespace", default="netc-system", show_default=True,
+              help="kubernetes: the namespace of the agents.")
+@click.option("--cni-conf-dir", default="/etc/cni/net.d", show_default=True,
+              help="kubernetes: where the nodes' runtimes read conflists.")
+@click.option("--cni-bin-dir", default="/opt/cni/bin", show_default=True,
+              help="kubernetes: where the nodes' runtimes find plugins.")
 def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir: Path | None,
-          check: bool, only: str | None, node: str | None) -> None:
-    """Compile FILES to CNI network configuration lists.
+          check: bool, only: str | None, node: str | None, image: str | None,
+          image_pull_policy: str,
+          k8s_namespace: str, cni_conf_dir: str, cni_bin_dir: str) -> None:
+    """Compile FILES to CNI network configuration lists (or Kubernetes manifests).
 
     Networks that draw from a cluster are built for one node (--node), or for
     every node of the cluster into DIR/NODE/ (--out DIR without --node).
@@ -46,6 +63,12 @@ def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir:
     networks = [n for n in compilation.networks if only in (None, n.name)]
     if only is not None and not networks:
         raise click.UsageError(f"no network named {only!r} in the input")
+    if target == KUBERNETES:
+        rollout = Rollout(image or f"localhost/netc:{netc_version()}", image_pull_policy,
+                          k8s_namespace, cni_conf_dir, cni_bin_dir)
+        text = _manifests(compilation.clusters, networks, rollout)
+        _emit({MANIFEST_FILE: Output("", text)}, out_dir, check, None)
+        return
     builds = _per_node(networks, compilation.clusters, node, out_dir is not None)
     found = sort_diagnostics(list(dict.fromkeys(
         d for built in builds.values() for n in built
@@ -55,13 +78,28 @@ def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir:
         sys.exit(EXIT_INVALID)
     outputs = {f"{folder}{emit.file_name(n)}": Output(n.name, _render(n, target, cni_version))
                for folder, built in builds.items() for n in built}
+    _emit(outputs, out_dir, check, None if only is None else {only})
+
+
+def _emit(outputs: dict[str, Output], out_dir: Path | None, check: bool,
+          networks: set[str] | None) -> None:
+    """To stdout, or into --out (owned, checked with --check)."""
     if out_dir is None:
         click.echo("".join(o.text for o in outputs.values()), nl=False)
         return
-    changes = plan_directory(str(out_dir), outputs, None if only is None else {only})
+    changes = plan_directory(str(out_dir), outputs, networks)
     if check:
         sys.exit(_check(out_dir, changes))
     _write(out_dir, changes)
+
+
+def _manifests(clusters: tuple[Cluster, ...], networks: list[Network], rollout: Rollout) -> str:
+    """The manifests as one YAML stream for `kubectl apply -f`."""
+    refused = [n.name for n in networks if n.bridge is None]
+    if refused:
+        raise click.UsageError(f"network {refused[0]} uses a third-party plugin; the netc "
+                               "agent runs bridge networks (build it with --target reference)")
+    return render_manifests(manifests(clusters, networks, rollout))
 
 
 def _per_node(networks: list[Network], clusters: tuple[Cluster, ...], node: str | None,

@@ -1,0 +1,178 @@
+"""The manifests that roll netc out on a cluster: `netc build --target kubernetes`.
+
+    Namespace   netc-system, labelled for privileged pods (Pod Security admission)
+    ConfigMap   netc-config: the compiled cluster and networks (`netc.json`)
+    DaemonSet   netc-node: one agent per node, every taint tolerated
+
+The ConfigMap carries the compiled networks once, not one conflist per node:
+each node's agent builds its own conflist from it (`compiler.cluster`), so a
+thousand nodes fit in Kubernetes' 1 MiB.  The DaemonSet's pod template holds
+a checksum of the ConfigMap, so a change of the configuration rolls the
+agents, one node at a time.  Host paths are mounted at the same paths inside
+the agent, because the plugin and the agent must agree on them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from compiler import ir_codec
+from compiler.ir import Cluster, Network
+
+CONFIG_FORMAT = 1
+CONFIG_KEY = "netc.json"
+CONFIG_DIR = "/etc/netc"
+LABELS = {"app.kubernetes.io/name": "netc", "app.kubernetes.io/component": "node-agent"}
+CHECKSUM_ANNOTATION = "netc.dev/config-checksum"
+HEALTH_PORT = 9943
+CAPABILITIES = ("NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "SYS_MODULE")
+"""What the agent needs, and why (docs/deployment.md): NET_ADMIN links, routes, tc,
+iptables; NET_RAW iptables; SYS_ADMIN and SYS_CHROOT setns into the host's mount
+namespace and pods' network namespaces; SYS_PTRACE open the host init's namespaces;
+SYS_MODULE load br_netfilter and vxlan."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """Choices of the admin: where the agent's image comes from, where CNI lives on nodes."""
+
+    image: str
+    pull_policy: str = "IfNotPresent"
+    namespace: str = "netc-system"
+    cni_conf_dir: str = "/etc/cni/net.d"
+    cni_bin_dir: str = "/opt/cni/bin"
+    interval: int = 60
+
+
+def config_document(clusters: Sequence[Cluster], networks: Sequence[Network]) -> dict[str, Any]:
+    """What the agents read: the compiled clusters and networks, free of source locations."""
+    return {"format": CONFIG_FORMAT, "clusters": [ir_codec.encode(c) for c in clusters],
+            "networks": [ir_codec.encode(n) for n in networks]}
+
+
+def read_config(document: Any) -> tuple[list[Cluster], list[Network]]:
+    """The clusters and networks of a configuration document (`ir_codec.FormatError` if not)."""
+    if not isinstance(document, dict) or document.get("format") != CONFIG_FORMAT:
+        raise ir_codec.FormatError(f"not a netc configuration of format {CONFIG_FORMAT}")
+    clusters = [ir_codec.decode_as(Cluster, c) for c in document.get("clusters", [])]
+    networks = [ir_codec.decode(n) for n in document.get("networks", [])]
+    return clusters, networks
+
+
+def render_config(clusters: Sequence[Cluster], networks: Sequence[Network]) -> str:
+    """The ConfigMap's text: keys sorted, so the same networks give the same bytes.
+
+    One space of indentation keeps it readable in `kubectl get -o yaml`, and small.
+    """
+    return json.dumps(config_document(clusters, networks), sort_keys=True, indent=1,
+                      ensure_ascii=False) + "\n"
+
+
+def manifests(clusters: Sequence[Cluster], networks: Sequence[Network],
+              rollout: Rollout) -> list[dict[str, Any]]:
+    """The Namespace, the ConfigMap and the DaemonSet, in the order to apply them."""
+    config = render_config(clusters, networks)
+    checksum = "sha256:" + hashlib.sha256(config.encode()).hexdigest()
+    return [_namespace(rollout), _config_map(rollout, config),
+            _daemon_set(rollout, checksum, networks)]
+
+
+def _metadata(name: str, rollout: Rollout | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": dict(LABELS)}
+    if rollout is not None:
+        meta["namespace"] = rollout.namespace
+    return meta
+
+
+def _namespace(rollout: Rollout) -> dict[str, Any]:
+    meta = _metadata(rollout.namespace)
+    meta["labels"] |= {f"pod-security.kubernetes.io/{mode}": "privileged"
+                       for mode in ("enforce", "audit", "warn")}
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+def _config_map(rollout: Rollout, config: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata("netc-config", rollout),
+            "data": {CONFIG_KEY: config}}
+
+
+def host_paths(rollout: Rollout, networks: Sequence[Network]) -> list[tuple[str, str, str]]:
+    """(volume name, host path, hostPath type) of everything the agent shares with the node."""
+    state = sorted({n.state_dir for n in networks})
+    data = sorted({n.ipam.data_dir for n in networks if n.ipam})
+    paths = [("cni-conf", rollout.cni_conf_dir, "DirectoryOrCreate"),
+             ("cni-bin", rollout.cni_bin_dir, "DirectoryOrCreate"),
+             *((f"state-{i}", p, "DirectoryOrCreate") for i, p in enumerate(state)),
+             *((f"ipam-{i}", p, "DirectoryOrCreate") for i, p in enumerate(data)),
+             ("netns", "/run/netns", "DirectoryOrCreate"),
+             ("xtables-lock", "/run/xtables.lock", "FileOrCreate"),
+             ("modules", "/lib/modules", "Directory")]
+    return paths
+
+
+def _daemon_set(rollout: Rollout, checksum: str, networks: Sequence[Network]
+                ) -> dict[str, Any]:
+    paths = host_paths(rollout, networks)
+    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
+    for name, path, _ in paths:
+        mount: dict[str, Any] = {"name": name, "mountPath": path}
+        if name == "netns":
+            mount["mountPropagation"] = "HostToContainer"
+        if name == "modules":
+            mount["readOnly"] = True
+        mounts.append(mount)
+    volumes = [{"name": "config", "configMap": {"name": "netc-config"}},
+               *({"name": n, "hostPath": {"path": p, "type": t}} for n, p, t in paths)]
+    container = {
+        "name": "agent", "image": rollout.image, "imagePullPolicy": rollout.pull_policy,
+        "args": ["agent", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--node-name",
+                 "$(NODE_NAME)", "--cni-conf-dir", rollout.cni_conf_dir,
+                 "--cni-bin-dir", rollout.cni_bin_dir, "--interval", str(rollout.interval),
+                 "--health-port", str(HEALTH_PORT)],
+        "env": [{"name": "NODE_NAME",
+                 "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+        "securityContext": {"privileged": False,
+                            "capabilities": {"add": list(CAPABILITIES), "drop": ["ALL"]}},
+        "readinessProbe": {"httpGet": {"host": "127.0.0.1", "port": HEALTH_PORT,
+                                       "path": "/readyz"}, "periodSeconds": 5},
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+        "volumeMounts": mounts,
+    }
+    spec = {
+        "hostNetwork": True, "hostPID": True, "dnsPolicy": "ClusterFirstWithHostNet",
+        "priorityClassName": "system-node-critical",
+        "tolerations": [{"operator": "Exists"}], "terminationGracePeriodSeconds": 10,
+        "containers": [container], "volumes": volumes,
+    }
+    return {
+        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "metadata": _metadata("netc-node", rollout),
+        "spec": {
+            "selector": {"matchLabels": dict(LABELS)},
+            "updateStrategy": {"type": "RollingUpdate",
+                               "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {"metadata": {"labels": dict(LABELS),
+                                      "annotations": {CHECKSUM_ANNOTATION: checksum}},
+                         "spec": spec},
+        },
+    }
+
+
+def render_manifests(documents: Sequence[dict[str, Any]]) -> str:
+    """One YAML stream, keys in their natural order, multi-line strings as literal blocks."""
+    import yaml
+
+    class Dumper(yaml.SafeDumper):
+        """The safe dumper, writing the ConfigMap's JSON as a readable `|` block."""
+
+    def literal(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in text else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
+
+    Dumper.add_representer(str, literal)
+    return yaml.dump_all(documents, Dumper=Dumper, sort_keys=False, width=100,
+                         allow_unicode=True)

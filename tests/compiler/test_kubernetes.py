@@ -1,0 +1,104 @@
+"""Issue 11: the manifests of `netc build --target kubernetes`, checked offline.
+
+Every object validates against the Kubernetes 1.28 schemas
+(`kubernetes-validate --strict`, bundled, no network), the embedded
+configuration parses back to the same cluster, and a 1000-node cluster stays
+within a ConfigMap's 1 MiB.
+"""
+
+import json
+
+import kubernetes_validate
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from compiler import kubernetes
+from compiler.cli import main
+from compiler.pipeline import compile_sources
+from compiler.source import SourceFile
+from tests.support import ROOT, compile_example, portable
+
+ROLLOUT = kubernetes.Rollout("registry.example/netc:0.1.0", "Always")
+
+
+def _documents(example="cluster", rollout=ROLLOUT):
+    compilation, _ = compile_example(example)
+    return kubernetes.manifests(compilation.clusters, compilation.networks, rollout)
+
+
+def _daemon_set(documents):
+    return next(d for d in documents if d["kind"] == "DaemonSet")
+
+
+@pytest.mark.parametrize("example", ["cluster", "pods"])
+def test_the_manifests_match_their_golden_file(golden, example):
+    golden.check(f"golden/kubernetes/{example}.yaml",
+                 kubernetes.render_manifests(_documents(example)))
+
+
+@pytest.mark.parametrize("example", ["cluster", "pods", "multi"])
+def test_every_object_validates_strictly_against_kubernetes_1_28(example):
+    for document in yaml.safe_load_all(kubernetes.render_manifests(_documents(example))):
+        kubernetes_validate.validate(document, "1.28.0", strict=True)
+
+
+def test_the_embedded_configuration_parses_back_to_the_same_cluster():
+    compilation, _ = compile_example("cluster")
+    config_map = next(d for d in _documents() if d["kind"] == "ConfigMap")
+    clusters, networks = kubernetes.read_config(json.loads(config_map["data"]["netc.json"]))
+    assert clusters == [portable(c) for c in compilation.clusters]
+    assert networks == [portable(n) for n in compilation.networks]
+
+
+def test_the_daemon_set_runs_one_privileged_enough_agent_per_node():
+    spec = _daemon_set(_documents())["spec"]
+    pod = spec["template"]["spec"]
+    assert spec["updateStrategy"] == {"type": "RollingUpdate",
+                                      "rollingUpdate": {"maxUnavailable": 1}}
+    assert pod["hostNetwork"] and pod["priorityClassName"] == "system-node-critical"
+    assert pod["tolerations"] == [{"operator": "Exists"}]
+    (agent,) = pod["containers"]
+    assert (agent["image"], agent["imagePullPolicy"]) == ("registry.example/netc:0.1.0",
+                                                          "Always")
+    assert agent["securityContext"]["privileged"] is False
+    mounts = {m["mountPath"]: m for m in agent["volumeMounts"]}
+    assert mounts["/run/netns"]["mountPropagation"] == "HostToContainer"
+    assert mounts["/lib/modules"]["readOnly"] is True
+    for path in ("/etc/cni/net.d", "/opt/cni/bin", "/run/netc", "/var/lib/cni/networks",
+                 "/run/xtables.lock"):
+        assert path in mounts
+    env = {e["name"]: e for e in agent["env"]}
+    assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+
+
+def test_a_change_of_the_configuration_changes_the_checksum_and_rolls_the_agents():
+    source = (ROOT / "examples" / "cluster.netdsl").read_text()
+
+    def checksum(text):
+        compilation = compile_sources([SourceFile("cluster.netdsl", text)])
+        documents = kubernetes.manifests(compilation.clusters, compilation.networks, ROLLOUT)
+        template = _daemon_set(documents)["spec"]["template"]
+        return template["metadata"]["annotations"][kubernetes.CHECKSUM_ANNOTATION]
+
+    assert checksum(source) == checksum("# a comment changes nothing\n" + source)
+    assert checksum(source) != checksum(source.replace("block 3", "block 7"))
+
+
+def test_a_thousand_nodes_fit_in_a_config_map():
+    nodes = "\n".join(f"    node n{i} {{ address 10.{i // 250}.{i % 250}.1/16; block {i} }}"
+                      for i in range(1000))
+    text = (f"cluster big {{\n    pod-cidr 172.16.0.0/12\n{nodes}\n}}\n"
+            "network pods {\n    bridge cni0 { gateway }\n    ipam { cluster big }\n}\n")
+    compilation = compile_sources([SourceFile("big.netdsl", text)])
+    assert compilation.ok, compilation.diagnostics[:3]
+    config = kubernetes.render_config(compilation.clusters, compilation.networks)
+    assert len(config.encode()) < 1024 * 1024 * 0.6, len(config.encode())
+
+
+def test_netc_build_target_kubernetes_prints_one_yaml_stream():
+    result = CliRunner().invoke(main, ["build", "--target", "kubernetes", "--image", "x/netc:1",
+                                       str(ROOT / "examples" / "cluster.netdsl")])
+    assert result.exit_code == 0, result.output
+    kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
+    assert kinds == ["Namespace", "ConfigMap", "DaemonSet"]
