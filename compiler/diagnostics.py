@@ -40,13 +40,15 @@ CODES: Mapping[str, str] = {
     "E013": "wrong number or kind of values",
     "E014": "block expected or not allowed",
     "E015": "unknown template or template cycle",
+    "E016": "empty input",
     "E101": "invalid network name",
     "E102": "duplicate network name",
     "E103": "invalid interface or bridge name",
     "E104": "unsupported CNI version",
     "E105": "bridge shared by several networks",
     "E106": "contradictory network settings",
-    "E107": "main plugin not run by the netc runtime",
+    "E107": "plugin not run by the netc runtime",
+    "E108": "chained plugin that netc writes itself",
     "E201": "invalid address or CIDR",
     "E202": "host bits set in a subnet",
     "E203": "range outside its subnet or reversed",
@@ -62,6 +64,8 @@ CODES: Mapping[str, str] = {
     "E404": "static bandwidth limit combined with a policy",
     "E501": "invalid plugin option",
     "W001": "setting has no effect with this target",
+    "W002": "empty file",
+    "W003": "no network in the input",
 }
 """Every diagnostic code with its title; docs/diagnostics.md explains each."""
 
@@ -99,11 +103,16 @@ class Diagnostic:
 
 
 class DiagnosticError(Exception):
-    """Raised to abandon one construct; carries the diagnostic that explains why."""
+    """Raised to abandon one construct; carries the diagnostics that explain why.
 
-    def __init__(self, diagnostic: Diagnostic) -> None:
+    Usually one; a construct made of independent values (`range A .. B`)
+    raises one for each bad value, so a run reports all of them.
+    """
+
+    def __init__(self, diagnostic: Diagnostic, *more: Diagnostic) -> None:
         super().__init__(diagnostic.message)
         self.diagnostic = diagnostic
+        self.diagnostics = (diagnostic, *more)
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:

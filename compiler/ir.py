@@ -50,7 +50,7 @@ class Bridge:
 
 @dataclass(frozen=True, slots=True)
 class Plugin:
-    """A third-party main plugin (calico, flannel, ...) whose options pass through as JSON."""
+    """A plugin netc does not model (calico, flannel, firewall, ...): its options pass through."""
 
     type: str
     options: dict[str, Any]
@@ -117,6 +117,8 @@ class Ipam:
     dns: Dns | None = None
     data_dir: str = DEFAULT_DATA_DIR
     span: Span | None = None
+    static_ips: bool = False
+    """Whether the runtime may ask for an address (the `ips` capability, `podman run --ip`)."""
 
     def families(self) -> tuple[int, ...]:
         """The address families pods get, IPv4 first."""
@@ -226,3 +228,5 @@ class Network:
     state_dir: str = DEFAULT_STATE_DIR
     span: Span | None = None
     sources: tuple[str, ...] = field(default=())
+    chain: tuple[Plugin, ...] = ()
+    """Plugins run after netc's own (firewall, tuning, ...), options passed through."""

@@ -10,9 +10,9 @@ both), and every path the runtime uses is absolute.
 from __future__ import annotations
 
 from compiler.ast import Statement
-from compiler.collect import Collector, body, first
+from compiler.collect import Collector, body, every, first
 from compiler.diagnostics import Diagnostic, Note
-from compiler.ir import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, Bridge, Network, Plugin
+from compiler.ir import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, Bridge, Ipam, Network, Plugin
 from compiler.lower_ipam import absolute_path, lower_ipam
 from compiler.lower_policy import lower_bandwidth, lower_hostport
 from compiler.plugin_options import options
@@ -22,8 +22,12 @@ from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
 
 def lower_network(statement: Statement, statements: tuple[Statement, ...],
                   default_priority: int, collector: Collector) -> Network | None:
-    """The IR of one network (after templates), or None when it has errors."""
-    before = len(collector.diagnostics)
+    """The IR of one network (after templates); None only when it has no usable name.
+
+    A network with errors (recorded in `collector`) is still returned with
+    the parts that could be read, for the checks across networks: the caller
+    tells a sound network by the collector's count.
+    """
     name = collector.attempt(block_name, statement)
     version = _version(first(statements, "cni"), collector)
     priority_statement = first(statements, "priority")
@@ -34,10 +38,26 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
             priority_statement) or default_priority
     state_statement = first(statements, "state-dir")
     state_dir = collector.attempt(absolute_path, state_statement) if state_statement else None
+    bridge, plugin, ipam = _lower_main(statement, statements, collector)
+    hostport_statement = first(statements, "hostport")
+    bandwidth_statement = first(statements, "bandwidth")
+    hostport = lower_hostport(hostport_statement, collector) if hostport_statement else None
+    bandwidth = lower_bandwidth(bandwidth_statement, collector) if bandwidth_statement else None
+    chain = collector.each(lower_chained, every(statements, "chain"))
+    if name is None:
+        return None
+    sources = tuple(dict.fromkeys(s.span.file for s in (statement, *statements)))
+    return Network(name, version, priority, bridge, plugin, ipam, hostport, bandwidth,
+                   state_dir or DEFAULT_STATE_DIR, statement.span, sources, tuple(chain))
+
+
+def _lower_main(network: Statement, statements: tuple[Statement, ...],
+                collector: Collector) -> tuple[Bridge | None, Plugin | None, Ipam | None]:
+    """The main plugin and its IPAM, with the rules between them."""
     bridge_statement = first(statements, "bridge")
     plugin_statement = first(statements, "plugin")
     ipam_statement = first(statements, "ipam")
-    _check_main(statement, bridge_statement, plugin_statement, ipam_statement, collector)
+    _check_main(network, bridge_statement, plugin_statement, ipam_statement, collector)
     bridge = lower_bridge(bridge_statement, collector) if bridge_statement else None
     plugin = collector.attempt(lower_plugin, plugin_statement) if plugin_statement else None
     ipam = lower_ipam(ipam_statement, collector) if ipam_statement else None
@@ -48,15 +68,14 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
             ipam_statement.key.span, expected="one of the two",
             hint="keep the plugin's own ipam option or the netdsl ipam block",
             notes=(Note("the plugin's `ipam` option is here", option.span),) if option else ()))
-    hostport_statement = first(statements, "hostport")
-    bandwidth_statement = first(statements, "bandwidth")
-    hostport = lower_hostport(hostport_statement, collector) if hostport_statement else None
-    bandwidth = lower_bandwidth(bandwidth_statement, collector) if bandwidth_statement else None
-    if len(collector.diagnostics) > before or name is None:
-        return None
-    sources = tuple(dict.fromkeys(s.span.file for s in (statement, *statements)))
-    return Network(name, version, priority, bridge, plugin, ipam, hostport, bandwidth,
-                   state_dir or DEFAULT_STATE_DIR, statement.span, sources)
+    static = first(body(ipam_statement), "static-ips")
+    if plugin and ipam and ipam.static_ips and static:
+        collector.report(Diagnostic(
+            "E106", "`static-ips` declares the `ips` capability of the bridge plugin",
+            static.span, expected="a `bridge` network",
+            hint="a third-party plugin declares its capabilities in its own options: "
+                 "`capabilities { ips true }`"))
+    return bridge, plugin, ipam
 
 
 def _version(statement: Statement | None, collector: Collector) -> str:
@@ -80,7 +99,7 @@ def _check_main(network: Statement, bridge: Statement | None, plugin: Statement 
             "E106", "a network has one main plugin: `bridge` or `plugin`, not both",
             plugin.key.span, expected="either `bridge` or `plugin`",
             notes=(Note("the bridge is here", bridge.span),)))
-    elif not bridge and not plugin:
+    elif not bridge and not plugin and network.block is not None:
         collector.report(Diagnostic(
             "E012", "this network has no main plugin", network.key.span,
             expected="a `bridge { ... }` or `plugin TYPE { ... }` block",
@@ -96,8 +115,11 @@ BRIDGE_FLAGS = ("gateway", "masquerade", "hairpin", "promiscuous")
 
 
 def lower_bridge(statement: Statement, collector: Collector) -> Bridge | None:
-    """`bridge [NAME] { mtu; gateway; masquerade; hairpin; promiscuous }`; reports every problem."""
-    before = len(collector.diagnostics)
+    """`bridge [NAME] { mtu; gateway; masquerade; hairpin; promiscuous }`; reports every problem.
+
+    With errors inside the block the bridge is still returned when its name
+    is readable, so a bridge shared with another network is reported too.
+    """
     values = collector.attempt(words, statement, 0, 1, "an optional bridge name") or []
     name = collector.attempt(interface_name, values[0], "bridge") if values else DEFAULT_BRIDGE
     statements = body(statement)
@@ -111,7 +133,7 @@ def lower_bridge(statement: Statement, collector: Collector) -> Bridge | None:
             expected="at most one of `hairpin` and `promiscuous`",
             hint="the bridge plugin refuses this combination as well",
             notes=(Note("hairpin is turned on here", hairpin.span),)))
-    if len(collector.diagnostics) > before or name is None:
+    if name is None:
         return None
     return Bridge(name=name, mtu=mtu, span=statement.span,
                   **{k: bool(v) for k, v in flags.items()})
@@ -123,9 +145,37 @@ def _mtu(statement: Statement) -> int:
 
 def lower_plugin(statement: Statement) -> Plugin:
     """`plugin TYPE { options }`: a passthrough main plugin."""
-    word = one_word(statement, "the plugin type, such as calico")
+    kind = _plugin_type(statement, "calico or flannel")
+    return Plugin(kind, _options(statement), statement.span)
+
+
+WRITTEN_BY_NETC = {"portmap": "hostport", "bandwidth": "bandwidth"}
+"""Chained plugins netc emits itself, and the netdsl statement that asks for each."""
+
+
+def lower_chained(statement: Statement) -> Plugin:
+    """`chain TYPE [{ options }]`: a plugin run after netc's own, options passed through.
+
+    portmap and bandwidth are refused: netc writes them from `hostport` and
+    `bandwidth`, whose policies it checks and plans.
+    """
+    kind = _plugin_type(statement, "firewall or tuning")
+    instead = WRITTEN_BY_NETC.get(kind)
+    if instead is not None:
+        raise fail("E108", f"netc writes the {kind} plugin itself", statement.values[0].span,
+                   expected="a plugin netc does not model, such as firewall or tuning",
+                   hint=f"write `{instead}` in the network; netc emits {kind} for it")
+    return Plugin(kind, _options(statement), statement.span)
+
+
+def _options(statement: Statement) -> dict:
+    """The options of a `plugin` or `chain` block (none without a block)."""
+    return options(statement.block) if statement.block else {}
+
+
+def _plugin_type(statement: Statement, examples: str) -> str:
+    word = one_word(statement, f"the plugin type, such as {examples}")
     if not word.text or "/" in word.text or "\\" in word.text:
         raise fail("E013", f"`{word.text}` is not a plugin type", word.span,
-                   expected="the name of a plugin binary, such as calico or flannel")
-    assert statement.block is not None
-    return Plugin(word.text, options(statement.block), statement.span)
+                   expected=f"the name of a plugin binary, such as {examples}")
+    return word.text
