@@ -175,15 +175,20 @@ def _plural(count: int, word: str) -> str:
 
 def render_json(diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile]) -> str:
     """A versioned JSON document in the shape of `terraform validate -json`."""
+    return json.dumps(json_document(diagnostics, sources), indent=2) + "\n"
+
+
+def json_document(diagnostics: Sequence[Diagnostic],
+                  sources: Mapping[str, SourceFile]) -> dict[str, object]:
+    """The diagnostics document as a JSON object, for commands that add their own fields."""
     errors = sum(d.severity is Severity.ERROR for d in diagnostics)
-    document = {
+    return {
         "format_version": JSON_FORMAT_VERSION,
         "valid": errors == 0,
         "error_count": errors,
         "warning_count": len(diagnostics) - errors,
         "diagnostics": [_as_json(d, sources) for d in diagnostics],
     }
-    return json.dumps(document, indent=2) + "\n"
 
 
 def _as_json(diagnostic: Diagnostic, sources: Mapping[str, SourceFile]) -> dict[str, object]:

@@ -7,11 +7,15 @@ to do, 2 changes pending, 1 error.
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
+import yaml
 
-from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
+from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
+from compiler.cli.completion import network_names
+from compiler.diagnostics import json_document
 from compiler.ir import Network
 from compiler.planner.context import (
     BandwidthRequest,
@@ -20,7 +24,7 @@ from compiler.planner.context import (
     bandwidth_from_option,
     mapping_from_option,
 )
-from compiler.planner.ops import Observation, Plan, State
+from compiler.planner.ops import PLAN_FORMAT, Observation, Plan, State
 from compiler.planner.plan import PlanError, plan
 from compiler.planner.policy import PolicyError
 from compiler.planner.render import render_json, render_text, render_yaml
@@ -56,8 +60,10 @@ def _remap(error: click.UsageError, detailed: bool) -> None:
 
 @click.command(cls=_PlanCommand)
 @click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False))
-@click.option("--network", "network_name", help="The network to plan (default: the only one).")
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+                callback=single_stdin)
+@click.option("--network", "network_name", shell_complete=network_names,
+              help="The network to plan (default: the only one).")
 @click.option("--pod", default="default/pod", show_default=True, help="NAMESPACE/NAME.")
 @click.option("--container-id", default="netc-dry-run", show_default=True)
 @click.option("--ifname", default="eth0", show_default=True)
@@ -77,9 +83,19 @@ def plan_command(files: tuple[str, ...], network_name: str | None, pod: str,
                  container_id: str, ifname: str, netns: str | None, ports: tuple[str, ...],
                  bandwidth: str | None, command: str, output: str, live: bool,
                  node_netns: str | None, detailed_exitcode: bool) -> None:
-    """Show the operations a pod would get on a network of FILES (compiled together)."""
+    """Show the operations a pod would get on a network of FILES (compiled together).
+
+    `-` reads standard input.  With --format json or yaml, errors and a
+    refused pod are documents on stdout too.
+    """
+    if detailed_exitcode and not live:
+        raise click.UsageError("--detailed-exitcode reports pending changes, which only "
+                               "--live finds; add --live --node-netns NAME")
     compilation, sources = compile_paths(files)
-    report(compilation.diagnostics, sources)
+    if output == "text":
+        report(compilation.diagnostics, sources)
+    elif not compilation.ok:
+        _print(output, json_document(compilation.diagnostics, sources))
     if not compilation.ok:
         sys.exit(EXIT_INVALID)
     network = _select(compilation.networks, network_name)
@@ -87,7 +103,10 @@ def plan_command(files: tuple[str, ...], network_name: str | None, pod: str,
     try:
         the_plan = plan(network, context, command.upper())
     except (PolicyError, PlanError) as error:
-        raise click.ClickException(str(error)) from error
+        if output == "text":
+            raise click.ClickException(str(error)) from error
+        _print(output, _refusal(network, command, error))
+        sys.exit(EXIT_INVALID)
     observations = _observe(network, the_plan, context, node_netns) if live else None
     renderers = {"json": render_json, "yaml": render_yaml}
     if output == "text":
@@ -97,6 +116,21 @@ def plan_command(files: tuple[str, ...], network_name: str | None, pod: str,
     if detailed_exitcode and observations is not None:
         pending = any(o.state in (State.CREATE, State.DIFFERENT) for o in observations)
         sys.exit(EXIT_PENDING if pending else 0)
+
+
+def _refusal(network: Network, command: str, error: PolicyError | PlanError) -> dict:
+    """A refused plan as a document: what was asked, the refusal, its CNI code and rule."""
+    span = getattr(error, "span", None)
+    return {"format_version": PLAN_FORMAT, "command": command.upper(), "network": network.name,
+            "refused": {"message": error.message, "cni_code": int(error.code),
+                        "source": span.to_json() if span else None}}
+
+
+def _print(output: str, document: dict) -> None:
+    if output == "json":
+        click.echo(json.dumps(document, indent=2))
+    else:
+        click.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
 
 
 def _select(networks: tuple[Network, ...], name: str | None) -> Network:
