@@ -10,10 +10,12 @@ names: each is a function from the parsed documents to names.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 import click
-from click.shell_completion import CompletionItem
+from click.shell_completion import CompletionItem, split_arg_string
 
 from compiler.ast import Document, Text, Word
 from compiler.cli.common import STDIN, read_sources
@@ -27,7 +29,7 @@ def names_from_inputs(pick: Callable[[list[Document]], Iterable[str]]) -> Comple
 
     def complete(ctx: click.Context, param: click.Parameter,
                  incomplete: str) -> list[CompletionItem]:
-        files = [f for f in ctx.params.get("files") or () if f != STDIN]
+        files = _typed_files(ctx)
         try:
             sources, _, _ = read_sources(files)
         except click.ClickException:
@@ -37,6 +39,21 @@ def names_from_inputs(pick: Callable[[list[Document]], Iterable[str]]) -> Comple
                 if name.startswith(incomplete)]
 
     return complete
+
+
+def _typed_files(ctx: click.Context) -> list[str]:
+    """The FILES typed so far.
+
+    click stops parsing at an option still missing its value (`--network
+    <TAB>`), before the arguments are assigned; then the files are the words
+    the completion script handed over (`COMP_WORDS`, for every shell click
+    supports) that name files.
+    """
+    files = ctx.params.get("files") or ()
+    if not files:
+        words = split_arg_string(os.environ.get("COMP_WORDS", ""))
+        files = [word for word in words[2:] if Path(word).is_file()]
+    return [f for f in files if f != STDIN]
 
 
 def _network_names(documents: list[Document]) -> Iterable[str]:
