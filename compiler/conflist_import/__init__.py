@@ -327,8 +327,15 @@ def _compare(network: _Converted, built: dict[str, Any]) -> None:
               for j, i in enumerate(network.order)]
     for mine, theirs, path in pairs:
         for where, before, after in _differences(mine, theirs, path):
-            if not any(f.covers(where) for f in report.findings):
+            if not any(f.covers(where) or _within(f, where, before, after)
+                       for f in report.findings):
                 report.warn(where, _difference(before, after))
+
+
+def _within(finding: Finding, where: Path, before: Any, after: Any) -> bool:
+    """A list that lost or gained items is explained by a finding on one of its items."""
+    lists = isinstance(before, list) and isinstance(after, list)
+    return lists and finding.path is not None and finding.path[:len(where)] == where
 
 
 def _difference(before: Any, after: Any) -> str:
@@ -343,7 +350,15 @@ _ABSENT = object()
 
 
 def _differences(before: Any, after: Any, path: Path) -> Iterator[tuple[Path, Any, Any]]:
-    """The paths where two JSON values differ, with the values there (`_ABSENT` when missing)."""
+    """The paths where two JSON values differ, with the values there (`_ABSENT` when missing).
+
+    An object or list only one side has is compared with an empty one, so a
+    finding on one of its items explains that item.
+    """
+    if before is _ABSENT and isinstance(after, dict | list) and after:
+        before = type(after)()
+    if after is _ABSENT and isinstance(before, dict | list) and before:
+        after = type(before)()
     if isinstance(before, dict) and isinstance(after, dict):
         for key in dict.fromkeys([*before, *after]):
             yield from _differences(before.get(key, _ABSENT), after.get(key, _ABSENT),

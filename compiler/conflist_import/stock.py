@@ -34,13 +34,17 @@ def bridge(plugin: dict[str, Any], path: Path, report: Report) -> list[Node]:
     if name is None:
         name = DEFAULT_BRIDGE
         report.note(keys.at("bridge"), f"no bridge name: netc writes the default, {name}")
-    elif interface_name_problem(name):
-        report.warn(keys.at("bridge"), f"bridge name {show(name)} {interface_name_problem(name)}")
+    elif interface_name_problem(name) or not is_word(name):
+        problem = interface_name_problem(name) or "holds a character netdsl names cannot"
+        report.error(keys.at("bridge"), f"bridge name {show(name)} {problem}")
     body = _bridge_settings(keys)
     default_gateway = keys.take("isDefaultGateway", bool, "true or false")
     if default_gateway and "gateway" not in {n.head for n in body}:
         body.append(Node("gateway"))
-    capabilities = _capabilities(keys, {"ips": "static-ips"}, "the bridge plugin")
+    elif default_gateway is False:
+        report.note(keys.at("isDefaultGateway"), "false is the default: left out")
+    capabilities = [Node("static-ips")] if _capabilities(keys, ("ips",), "the bridge plugin") \
+        else []
     dns = keys.take("dns", dict, "a DNS object")
     ipam = keys.take("ipam", dict, "an IPAM object")
     keys.rest("the bridge plugin")
@@ -72,23 +76,23 @@ def _bridge_settings(keys: Keys) -> list[Node]:
     return body
 
 
-def _capabilities(keys: Keys, known: dict[str, str], owner: str) -> list[Node]:
-    """The switches for the capabilities a plugin declares; others are reported."""
+def _capabilities(keys: Keys, names: tuple[str, ...], owner: str) -> set[str]:
+    """Which of `names` a plugin declares as capabilities; any other capability is reported."""
     capabilities = keys.take("capabilities", dict, "an object of capabilities")
     if capabilities is None:
-        return []
+        return set()
     if not capabilities:
         keys.report.note(keys.at("capabilities"), "no capability declared: left out")
     inner = Keys(capabilities, keys.at("capabilities"), keys.report)
-    switches = []
-    for name, switch in known.items():
+    declared = set()
+    for name in names:
         value = inner.take(name, bool, "true or false")
         if value:
-            switches.append(Node(switch))
+            declared.add(name)
         elif value is False:
             keys.report.note(inner.at(name), "false is the default: left out")
     inner.rest(f"{owner}'s capabilities")
-    return switches
+    return declared
 
 
 def _dns(dns: dict[str, Any] | None, path: Path, report: Report) -> list[Node]:
@@ -113,8 +117,10 @@ def _dns(dns: dict[str, Any] | None, path: Path, report: Report) -> list[Node]:
         elif name in dns:
             report.note((*path, name), "an empty list: left out")
     domain = keys.take("domain", str, "a domain name")
-    if domain:
+    if domain and is_word(domain):
         body.append(Node(f"domain {domain}"))
+    elif domain is not None:
+        report.warn((*path, "domain"), f"{show(domain)} is not one word: dropped")
     keys.rest("the DNS object")
     return [Node("dns", body)]
 
@@ -131,6 +137,8 @@ def host_local(ipam: dict[str, Any], path: Path, report: Report, extra: list[Nod
     subnets = _subnets(keys)
     families = {family for family, _ in subnets}
     entries = keys.take("routes", list, "a list of routes") or []
+    if "routes" in ipam and ipam["routes"] == []:
+        report.note(keys.at("routes"), "an empty list: left out")
     routes = [r for r in (_route(entry, (*keys.at("routes"), index), families, report)
                           for index, entry in enumerate(entries)) if r is not None]
     if default_routes:
@@ -162,8 +170,9 @@ def _subnets(keys: Keys) -> list[tuple[int, Node]]:
     ranges = keys.take("ranges", list, "a list of range sets") or []
     for index, entries in enumerate(ranges):
         where = (*keys.at("ranges"), index)
-        if not isinstance(entries, list):
-            keys.report.warn(where, f"expected a list of ranges, found {show(entries)}: dropped")
+        if not isinstance(entries, list) or not entries:
+            keys.report.warn(where, f"expected a list of ranges, found {show(entries)}: dropped "
+                             "(host-local refuses it)")
             continue
         sets.append([(entry, (*where, position)) for position, entry in enumerate(entries)])
     read = [[s for s in (_subnet(e, p, keys.report) for e, p in entries) if s] for entries in sets]
@@ -304,12 +313,9 @@ def portmap(plugin: dict[str, Any], path: Path, report: Report) -> Node:
     """`hostport` (with `snat off`) from the portmap plugin."""
     keys = Keys(plugin, path, report)
     keys.take("type", str, "a plugin type")
-    capabilities = keys.take("capabilities", dict, "an object of capabilities") or {}
-    inner = Keys(capabilities, keys.at("capabilities"), report)
-    if inner.take("portMappings", bool, "true or false") is not True:
+    if "portMappings" not in _capabilities(keys, ("portMappings",), "portmap"):
         report.warn(keys.at("capabilities"), "without the portMappings capability portmap maps "
                     "nothing; netc's `hostport` declares it")
-    inner.rest("portmap's capabilities")
     snat = keys.take("snat", bool, "true or false")
     if snat is True:
         report.note(keys.at("snat"), "true is the default: left out")
@@ -321,10 +327,7 @@ def bandwidth(plugin: dict[str, Any], path: Path, report: Report) -> Node:
     """`bandwidth` (the capability) or `bandwidth { limit ... }` (static limits)."""
     keys = Keys(plugin, path, report)
     keys.take("type", str, "a plugin type")
-    capabilities = keys.take("capabilities", dict, "an object of capabilities") or {}
-    inner = Keys(capabilities, keys.at("capabilities"), report)
-    capability = inner.take("bandwidth", bool, "true or false")
-    inner.rest("bandwidth's capabilities")
+    capability = "bandwidth" in _capabilities(keys, ("bandwidth",), "bandwidth")
     limits = [part for direction in DIRECTIONS if (part := _limit(keys, direction))]
     keys.rest("the bandwidth plugin")
     if limits:

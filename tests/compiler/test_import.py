@@ -176,3 +176,58 @@ def test_plugin_options_of_any_shape_come_back_the_same(main, chained):
     result = import_conflists([("10-any.conflist", json.dumps(conflist).encode())])
     assert result.findings == (), findings_text(result)
     assert rebuilt(result) == {"any": conflist}
+
+
+def _maybe(strategy):
+    return st.one_of(strategy, JSON_VALUES)
+
+
+ADDRESSES = st.sampled_from(["10.1.0.0/24", "10.1.0.7/24", "10.1.0.1", "10.1.0.300", "fd00::/64",
+                             "fd00::1", "0.0.0.0/0", "::/0", "10.2.0.0/31", "x", "", "10.1.0.255"])
+RANGE = st.fixed_dictionaries({}, optional={
+    "subnet": _maybe(ADDRESSES), "rangeStart": _maybe(ADDRESSES), "rangeEnd": _maybe(ADDRESSES),
+    "gateway": _maybe(ADDRESSES), "extra": JSON_VALUES})
+IPAM = st.fixed_dictionaries({"type": st.just("host-local")}, optional={
+    "ranges": _maybe(st.lists(_maybe(st.lists(_maybe(RANGE), max_size=3)), max_size=3)),
+    "routes": _maybe(st.lists(_maybe(st.fixed_dictionaries({}, optional={
+        "dst": _maybe(ADDRESSES), "gw": _maybe(ADDRESSES)})), max_size=3)),
+    "subnet": _maybe(ADDRESSES), "dataDir": _maybe(st.sampled_from(["/x", "y"])),
+    "resolvConf": JSON_VALUES})
+BRIDGE = st.fixed_dictionaries({"type": st.just("bridge"), "ipam": IPAM}, optional={
+    "bridge": _maybe(st.sampled_from(["cni0", "a-name-far-too-long", "br:0"])),
+    "mtu": _maybe(st.integers(-1, 70000)), "isGateway": JSON_VALUES,
+    "isDefaultGateway": JSON_VALUES, "ipMasq": JSON_VALUES, "hairpinMode": JSON_VALUES,
+    "capabilities": _maybe(st.fixed_dictionaries({}, optional={"ips": JSON_VALUES})),
+    "dns": _maybe(st.fixed_dictionaries({}, optional={
+        "nameservers": _maybe(st.lists(_maybe(ADDRESSES), max_size=2)),
+        "search": JSON_VALUES, "domain": JSON_VALUES})), "vlan": JSON_VALUES})
+CHAINED = st.one_of(
+    st.fixed_dictionaries({"type": st.just("portmap")}, optional={
+        "capabilities": JSON_VALUES, "snat": JSON_VALUES}),
+    st.fixed_dictionaries({"type": st.just("bandwidth")}, optional={
+        "capabilities": _maybe(st.fixed_dictionaries({}, optional={"bandwidth": JSON_VALUES})),
+        "ingressRate": _maybe(st.integers(-1, 10**16)),
+        "ingressBurst": _maybe(st.integers(-1, 2**36)), "egressRate": JSON_VALUES}),
+    st.fixed_dictionaries({"type": _maybe(st.sampled_from(["firewall", "a/b", "tuning"]))},
+                          optional={"name": JSON_VALUES, "args": JSON_VALUES}))
+
+
+@settings(max_examples=300, deadline=None)
+@given(main=BRIDGE, chained=st.lists(CHAINED, max_size=4), top=st.fixed_dictionaries(
+    {}, optional={"cniVersion": JSON_VALUES, "disableGC": JSON_VALUES}))
+def test_any_values_of_the_stock_keys_are_explained_by_the_converter(main, chained, top):
+    """Whatever the values of the keys netc reads, the converter itself names each change.
+
+    No crash, and the safety net never has to step in ("built back as ...").
+    """
+    conflist = {"name": "fuzz", **top, "plugins": [main, *chained]}
+    result = import_conflists([("10-fuzz.conflist", json.dumps(conflist).encode())])
+    assert not any(f.message.startswith("built back") for f in result.findings), \
+        findings_text(result)
+
+
+@settings(max_examples=200, deadline=None)
+@given(document=JSON_VALUES)
+def test_any_json_gives_a_netdsl_or_an_error_saying_why(document):
+    result = import_conflists([("x.conflist", json.dumps(document).encode())])
+    assert result.text or any(f.level is Level.ERROR for f in result.findings)
