@@ -134,7 +134,10 @@ class _Object(dict):
 
 def _object(pairs: list[tuple[str, Any]]) -> _Object:
     result = _Object(pairs)
-    result.duplicates = tuple(k for i, (k, _) in enumerate(pairs) if k in dict(pairs[:i]))
+    if len(result) < len(pairs):
+        seen: set[str] = set()
+        result.duplicates = tuple(dict.fromkeys(
+            k for k, _ in pairs if k in seen or seen.add(k)))
     return result
 
 
@@ -183,6 +186,9 @@ def _source(name: str, document: dict[str, Any], report: Report) -> _Source | No
                 kept.append((plugin, ("plugins", index)))
             else:
                 report.warn(("plugins", index), f"expected a plugin object, found {show(plugin)}")
+        if not kept:
+            report.error(("plugins",), "no plugin object in the list")
+            return None
         return _Source(name, report, dict(document), kept)
     if "type" in document:
         top = {k: document[k] for k in ("cniVersion", "name") if k in document}

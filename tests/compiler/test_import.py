@@ -226,8 +226,15 @@ def test_any_values_of_the_stock_keys_are_explained_by_the_converter(main, chain
         findings_text(result)
 
 
-@settings(max_examples=200, deadline=None)
-@given(document=JSON_VALUES)
+CONFLIST_SHAPED = st.fixed_dictionaries({}, optional={
+    "name": _maybe(st.sampled_from(["pods", "-bad"])), "type": JSON_VALUES,
+    "plugins": _maybe(st.lists(_maybe(st.fixed_dictionaries({}, optional={
+        "type": _maybe(st.sampled_from(["bridge", "portmap", "bandwidth", "calico"])),
+        "ipam": JSON_VALUES})), max_size=4))})
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=st.one_of(JSON_VALUES, CONFLIST_SHAPED))
 def test_any_json_gives_a_netdsl_or_an_error_saying_why(document):
     result = import_conflists([("x.conflist", json.dumps(document).encode())])
     assert result.text or any(f.level is Level.ERROR for f in result.findings)
