@@ -162,7 +162,7 @@ def lower_chained(statement: Statement) -> Plugin:
     kind = _plugin_type(statement, "firewall or tuning")
     instead = WRITTEN_BY_NETC.get(kind)
     if instead is not None:
-        raise fail("E108", f"netc writes the {kind} plugin itself", statement.values[0].span,
+        raise fail("E502", f"netc writes the {kind} plugin itself", statement.values[0].span,
                    expected="a plugin netc does not model, such as firewall or tuning",
                    hint=f"write `{instead}` in the network; netc emits {kind} for it")
     return Plugin(kind, _options(statement), statement.span)
