@@ -1,13 +1,20 @@
 # The two commands of the README: `make demo` compiles an example, `make test` runs the tests.
+# Both use .venv; `demo` installs netc alone (what an admin's machine gets), `test` adds the
+# test tools on top.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+TEST_TOOLS := $(VENV)/.test-tools
 
 .PHONY: demo test lint bench
 
 $(BIN)/netc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(TEST_TOOLS): $(BIN)/netc pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
@@ -16,12 +23,12 @@ demo: $(BIN)/netc
 	$(BIN)/netc build examples/pods.netdsl
 	$(BIN)/netc plan examples/pods.netdsl --pod default/web --port 8080:80 --bandwidth ingress=10M
 
-test: $(BIN)/netc
+test: $(TEST_TOOLS)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 4 -q
 
-lint: $(BIN)/netc
+lint: $(TEST_TOOLS)
 	$(BIN)/ruff check .
 
-bench: $(BIN)/netc
+bench: $(TEST_TOOLS)
 	$(BIN)/python -m bench $(BENCH_ARGS)

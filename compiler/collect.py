@@ -7,13 +7,14 @@ with any error yields no IR, but its other problems are still found.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 from compiler.ast import Statement
 from compiler.diagnostics import Diagnostic, DiagnosticError
 
 T = TypeVar("T")
+U = TypeVar("U")
 
 
 class Collector:
@@ -27,17 +28,30 @@ class Collector:
         try:
             return step(*args)
         except DiagnosticError as error:
-            self.diagnostics.append(error.diagnostic)
+            self.diagnostics += error.diagnostics
             return None
 
-    def each(self, step: Callable[[Statement], T], statements: list[Statement]) -> list[T]:
-        """`step` over every statement; the failures are recorded and left out."""
-        results = (self.attempt(step, s) for s in statements)
+    def each(self, step: Callable[[U], T], items: Iterable[U]) -> list[T]:
+        """`step` over every item; the failures are recorded and left out."""
+        results = (self.attempt(step, item) for item in items)
         return [r for r in results if r is not None]
 
     def report(self, diagnostic: Diagnostic) -> None:
         """Record a problem found without raising."""
         self.diagnostics.append(diagnostic)
+
+
+def together(*reads: tuple[Callable[[Any], Any], Any]) -> list[Any]:
+    """`step(value)` for each pair; when some fail, one error carrying all their diagnostics.
+
+    For statements made of independent values, such as `range FIRST .. LAST`:
+    both bad ends are reported, not only the first.
+    """
+    collector = Collector()
+    results = [collector.attempt(step, value) for step, value in reads]
+    if collector.diagnostics:
+        raise DiagnosticError(*collector.diagnostics)
+    return results
 
 
 def first(statements: tuple[Statement, ...], keyword: str) -> Statement | None:

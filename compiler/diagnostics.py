@@ -40,13 +40,14 @@ CODES: Mapping[str, str] = {
     "E013": "wrong number or kind of values",
     "E014": "block expected or not allowed",
     "E015": "unknown template or template cycle",
+    "E016": "empty input",
     "E101": "invalid network name",
     "E102": "duplicate network name",
     "E103": "invalid interface or bridge name",
     "E104": "unsupported CNI version",
     "E105": "bridge shared by several networks",
     "E106": "contradictory network settings",
-    "E107": "main plugin not run by the netc runtime",
+    "E107": "plugin not run by the netc runtime",
     "E108": "state directory shared with the address reservations",
     "E201": "invalid address or CIDR",
     "E202": "host bits set in a subnet",
@@ -62,6 +63,7 @@ CODES: Mapping[str, str] = {
     "E403": "bandwidth default above its maximum",
     "E404": "static bandwidth limit combined with a policy",
     "E501": "invalid plugin option",
+    "E502": "chained plugin that netc writes itself",
     "E601": "node subnet outside the pod CIDRs or overlapping another node's",
     "E602": "pod CIDRs too small for the cluster's nodes",
     "E603": "node listed twice, or an address shared by two nodes",
@@ -72,6 +74,8 @@ CODES: Mapping[str, str] = {
     "E608": "unknown cluster, or subnets beside a cluster",
     "E609": "node without the underlay address its routing needs",
     "W001": "setting has no effect with this target",
+    "W002": "empty file",
+    "W003": "no network in the input",
 }
 """Every diagnostic code with its title; docs/diagnostics.md explains each."""
 
@@ -109,11 +113,16 @@ class Diagnostic:
 
 
 class DiagnosticError(Exception):
-    """Raised to abandon one construct; carries the diagnostic that explains why."""
+    """Raised to abandon one construct; carries the diagnostics that explain why.
 
-    def __init__(self, diagnostic: Diagnostic) -> None:
+    Usually one; a construct made of independent values (`range A .. B`)
+    raises one for each bad value, so a run reports all of them.
+    """
+
+    def __init__(self, diagnostic: Diagnostic, *more: Diagnostic) -> None:
         super().__init__(diagnostic.message)
         self.diagnostic = diagnostic
+        self.diagnostics = (diagnostic, *more)
 
 
 def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
@@ -176,15 +185,20 @@ def _plural(count: int, word: str) -> str:
 
 def render_json(diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile]) -> str:
     """A versioned JSON document in the shape of `terraform validate -json`."""
+    return json.dumps(json_document(diagnostics, sources), indent=2) + "\n"
+
+
+def json_document(diagnostics: Sequence[Diagnostic],
+                  sources: Mapping[str, SourceFile]) -> dict[str, object]:
+    """The diagnostics document as a JSON object, for commands that add their own fields."""
     errors = sum(d.severity is Severity.ERROR for d in diagnostics)
-    document = {
+    return {
         "format_version": JSON_FORMAT_VERSION,
         "valid": errors == 0,
         "error_count": errors,
         "warning_count": len(diagnostics) - errors,
         "diagnostics": [_as_json(d, sources) for d in diagnostics],
     }
-    return json.dumps(document, indent=2) + "\n"
 
 
 def _as_json(diagnostic: Diagnostic, sources: Mapping[str, SourceFile]) -> dict[str, object]:

@@ -3,9 +3,10 @@
 Two targets:
 
 * `reference` -- a chain of the stock plugins (bridge with host-local,
-  portmap, bandwidth) or the passthrough main plugin, for nodes that have only
-  containernetworking-plugins.  hostPort and bandwidth *policies* cannot be
-  expressed there; `target_diagnostics` says so instead of dropping them silently.
+  portmap, bandwidth) or the passthrough main plugin, then the `chain`
+  plugins, for nodes that have only containernetworking-plugins.  hostPort
+  and bandwidth *policies* cannot be expressed there; `target_diagnostics`
+  says so instead of dropping them silently.
 * `netc` -- one plugin of type `netc-cni` carrying the compiled network
   (`compiler.ir_codec`), executed by netc's own runtime.
 
@@ -54,6 +55,7 @@ def _reference_plugins(network: Network) -> list[dict[str, Any]]:
         plugins.append(portmap)
     if network.bandwidth is not None:
         plugins.append(_bandwidth_plugin(network.bandwidth))
+    plugins += [{"type": p.type, **p.options} for p in network.chain]
     return plugins
 
 
@@ -77,6 +79,8 @@ def _bridge_plugin(bridge: Bridge, ipam: Ipam) -> dict[str, Any]:
     plugin["ipam"] = host_local(ipam)
     if ipam.dns is not None:
         plugin["dns"] = ipam.dns.cni()
+    if ipam.static_ips:
+        plugin["capabilities"] = {"ips": True}
     return plugin
 
 
@@ -143,6 +147,12 @@ def target_diagnostics(network: Network, target: str, version: str) -> list[Diag
             "E107", f"the netc runtime does not run plugin `{network.plugin.type}`",
             network.plugin.span, expected="a `bridge` network for --target netc",
             hint="build networks with a third-party main plugin with --target reference"))
+    if target == "netc":
+        found += [Diagnostic(
+            "E107", f"the netc runtime does not run chained plugin `{p.type}`", p.span,
+            expected="a network without `chain` for --target netc",
+            hint="build it with --target reference, or remove the `chain` line") for p in
+            network.chain]
     if target == "reference":
         found += _policy_warnings(network)
         if network.ipam is not None and network.ipam.pod_cidrs:

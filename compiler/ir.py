@@ -51,7 +51,7 @@ class Bridge:
 
 @dataclass(frozen=True, slots=True)
 class Plugin:
-    """A third-party main plugin (calico, flannel, ...) whose options pass through as JSON."""
+    """A plugin netc does not model (calico, flannel, firewall, ...): its options pass through."""
 
     type: str
     options: dict[str, Any]
@@ -120,6 +120,8 @@ class Ipam:
     span: Span | None = None
     cluster: str | None = None
     """The cluster whose node subnets the pods draw from (`ipam { cluster NAME }`)."""
+    static_ips: bool = False
+    """Whether the runtime may ask for an address (the `ips` capability, `podman run --ip`)."""
     pod_cidrs: tuple[IPNetwork, ...] = ()
     """The cluster's pod CIDRs, once the network is built for one node: traffic to them is
     pod-to-pod and keeps its source address (no masquerade)."""
@@ -233,6 +235,8 @@ class Network:
     span: Span | None = None
     sources: tuple[str, ...] = field(default=(), metadata={"portable": False})
     """The files the network was compiled from (for `netc plan`); not part of its meaning."""
+    chain: tuple[Plugin, ...] = ()
+    """Plugins run after netc's own (firewall, tuning, ...), options passed through."""
 
 
 ROUTING_MODES = ("host-gw", "vxlan", "mixed")

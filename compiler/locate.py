@@ -32,11 +32,14 @@ def locate(document: Document) -> Document:
 
 
 def label(statement: Statement, top_level: bool) -> str:
-    """How a statement is named in a path: a network by its name, others by keyword and values."""
+    """How a statement is named in a path: a network by its name, others by keyword and values.
+
+    Values are joined by spaces whether the source separates them with commas or not.
+    """
     values = [_show(v) for v in statement.values if not isinstance(v, Block)]
     if top_level and statement.keyword == "network" and values:
         return values[0]
-    shown = " ".join([statement.keyword, ", ".join(values)]).strip()
+    shown = " ".join([statement.keyword, *values])  # commas are spelling, not meaning
     return shown if len(shown) <= LABEL_MAX else shown[: LABEL_MAX - 1] + "…"
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from compiler.ast import Statement
-from compiler.collect import Collector, body, first
+from compiler.collect import Collector, body, every, first
 from compiler.diagnostics import Diagnostic, Note
-from compiler.ir import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, Bridge, Cluster, Network, Plugin
+from compiler.ir import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, Bridge, Cluster, Ipam, Network, Plugin
 from compiler.lower_ipam import absolute_path, lower_ipam
 from compiler.lower_policy import lower_bandwidth, lower_hostport
 from compiler.plugin_options import options
@@ -25,8 +25,12 @@ from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
 def lower_network(statement: Statement, statements: tuple[Statement, ...],
                   default_priority: int, collector: Collector,
                   clusters: Mapping[str, Cluster]) -> Network | None:
-    """The IR of one network (after templates), or None when it has errors."""
-    before = len(collector.diagnostics)
+    """The IR of one network (after templates); None only when it has no usable name.
+
+    A network with errors (recorded in `collector`) is still returned with
+    the parts that could be read, for the checks across networks: the caller
+    tells a sound network by the collector's count.
+    """
     name = collector.attempt(block_name, statement)
     version = _version(first(statements, "cni"), collector)
     priority_statement = first(statements, "priority")
@@ -37,10 +41,33 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
             priority_statement) or default_priority
     state_statement = first(statements, "state-dir")
     state_dir = collector.attempt(absolute_path, state_statement) if state_statement else None
+    bridge, plugin, ipam = _lower_main(statement, statements, collector, clusters)
+    if ipam and state_statement and state_dir == ipam.data_dir:
+        collector.report(Diagnostic(
+            "E108", "`state-dir` is the IPAM `data-dir`", state_statement.span,
+            expected="a state directory of its own (default /run/netc)",
+            hint="records and locks must not live among the address reservations: "
+                 "drop `state-dir` or give another directory"))
+    hostport_statement = first(statements, "hostport")
+    bandwidth_statement = first(statements, "bandwidth")
+    hostport = lower_hostport(hostport_statement, collector) if hostport_statement else None
+    bandwidth = lower_bandwidth(bandwidth_statement, collector) if bandwidth_statement else None
+    chain = collector.each(lower_chained, every(statements, "chain"))
+    if name is None:
+        return None
+    sources = tuple(dict.fromkeys(s.span.file for s in (statement, *statements)))
+    return Network(name, version, priority, bridge, plugin, ipam, hostport, bandwidth,
+                   state_dir or DEFAULT_STATE_DIR, statement.span, sources, tuple(chain))
+
+
+def _lower_main(network: Statement, statements: tuple[Statement, ...], collector: Collector,
+                clusters: Mapping[str, Cluster]
+                ) -> tuple[Bridge | None, Plugin | None, Ipam | None]:
+    """The main plugin and its IPAM, with the rules between them."""
     bridge_statement = first(statements, "bridge")
     plugin_statement = first(statements, "plugin")
     ipam_statement = first(statements, "ipam")
-    _check_main(statement, bridge_statement, plugin_statement, ipam_statement, collector)
+    _check_main(network, bridge_statement, plugin_statement, ipam_statement, collector)
     bridge = lower_bridge(bridge_statement, collector) if bridge_statement else None
     plugin = collector.attempt(lower_plugin, plugin_statement) if plugin_statement else None
     ipam = lower_ipam(ipam_statement, collector, clusters) if ipam_statement else None
@@ -51,21 +78,14 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
             ipam_statement.key.span, expected="one of the two",
             hint="keep the plugin's own ipam option or the netdsl ipam block",
             notes=(Note("the plugin's `ipam` option is here", option.span),) if option else ()))
-    hostport_statement = first(statements, "hostport")
-    bandwidth_statement = first(statements, "bandwidth")
-    hostport = lower_hostport(hostport_statement, collector) if hostport_statement else None
-    bandwidth = lower_bandwidth(bandwidth_statement, collector) if bandwidth_statement else None
-    if ipam and state_statement and state_dir == ipam.data_dir:
+    static = first(body(ipam_statement), "static-ips")
+    if plugin and ipam and ipam.static_ips and static:
         collector.report(Diagnostic(
-            "E108", "`state-dir` is the IPAM `data-dir`", state_statement.span,
-            expected="a state directory of its own (default /run/netc)",
-            hint="records and locks must not live among the address reservations: "
-                 "drop `state-dir` or give another directory"))
-    if len(collector.diagnostics) > before or name is None:
-        return None
-    sources = tuple(dict.fromkeys(s.span.file for s in (statement, *statements)))
-    return Network(name, version, priority, bridge, plugin, ipam, hostport, bandwidth,
-                   state_dir or DEFAULT_STATE_DIR, statement.span, sources)
+            "E106", "`static-ips` declares the `ips` capability of the bridge plugin",
+            static.span, expected="a `bridge` network",
+            hint="a third-party plugin declares its capabilities in its own options: "
+                 "`capabilities { ips true }`"))
+    return bridge, plugin, ipam
 
 
 def _version(statement: Statement | None, collector: Collector) -> str:
@@ -89,7 +109,7 @@ def _check_main(network: Statement, bridge: Statement | None, plugin: Statement 
             "E106", "a network has one main plugin: `bridge` or `plugin`, not both",
             plugin.key.span, expected="either `bridge` or `plugin`",
             notes=(Note("the bridge is here", bridge.span),)))
-    elif not bridge and not plugin:
+    elif not bridge and not plugin and network.block is not None:
         collector.report(Diagnostic(
             "E012", "this network has no main plugin", network.key.span,
             expected="a `bridge { ... }` or `plugin TYPE { ... }` block",
@@ -105,8 +125,11 @@ BRIDGE_FLAGS = ("gateway", "masquerade", "hairpin", "promiscuous")
 
 
 def lower_bridge(statement: Statement, collector: Collector) -> Bridge | None:
-    """`bridge [NAME] { mtu; gateway; masquerade; hairpin; promiscuous }`; reports every problem."""
-    before = len(collector.diagnostics)
+    """`bridge [NAME] { mtu; gateway; masquerade; hairpin; promiscuous }`; reports every problem.
+
+    With errors inside the block the bridge is still returned when its name
+    is readable, so a bridge shared with another network is reported too.
+    """
     values = collector.attempt(words, statement, 0, 1, "an optional bridge name") or []
     name = collector.attempt(interface_name, values[0], "bridge") if values else DEFAULT_BRIDGE
     statements = body(statement)
@@ -120,7 +143,7 @@ def lower_bridge(statement: Statement, collector: Collector) -> Bridge | None:
             expected="at most one of `hairpin` and `promiscuous`",
             hint="the bridge plugin refuses this combination as well",
             notes=(Note("hairpin is turned on here", hairpin.span),)))
-    if len(collector.diagnostics) > before or name is None:
+    if name is None:
         return None
     return Bridge(name=name, mtu=mtu, span=statement.span,
                   **{k: bool(v) for k, v in flags.items()})
@@ -132,9 +155,37 @@ def _mtu(statement: Statement) -> int:
 
 def lower_plugin(statement: Statement) -> Plugin:
     """`plugin TYPE { options }`: a passthrough main plugin."""
-    word = one_word(statement, "the plugin type, such as calico")
+    kind = _plugin_type(statement, "calico or flannel")
+    return Plugin(kind, _options(statement), statement.span)
+
+
+WRITTEN_BY_NETC = {"portmap": "hostport", "bandwidth": "bandwidth"}
+"""Chained plugins netc emits itself, and the netdsl statement that asks for each."""
+
+
+def lower_chained(statement: Statement) -> Plugin:
+    """`chain TYPE [{ options }]`: a plugin run after netc's own, options passed through.
+
+    portmap and bandwidth are refused: netc writes them from `hostport` and
+    `bandwidth`, whose policies it checks and plans.
+    """
+    kind = _plugin_type(statement, "firewall or tuning")
+    instead = WRITTEN_BY_NETC.get(kind)
+    if instead is not None:
+        raise fail("E502", f"netc writes the {kind} plugin itself", statement.values[0].span,
+                   expected="a plugin netc does not model, such as firewall or tuning",
+                   hint=f"write `{instead}` in the network; netc emits {kind} for it")
+    return Plugin(kind, _options(statement), statement.span)
+
+
+def _options(statement: Statement) -> dict:
+    """The options of a `plugin` or `chain` block (none without a block)."""
+    return options(statement.block) if statement.block else {}
+
+
+def _plugin_type(statement: Statement, examples: str) -> str:
+    word = one_word(statement, f"the plugin type, such as {examples}")
     if not word.text or "/" in word.text or "\\" in word.text:
         raise fail("E013", f"`{word.text}` is not a plugin type", word.span,
-                   expected="the name of a plugin binary, such as calico or flannel")
-    assert statement.block is not None
-    return Plugin(word.text, options(statement.block), statement.span)
+                   expected=f"the name of a plugin binary, such as {examples}")
+    return word.text

@@ -12,11 +12,11 @@ import posixpath
 from collections.abc import Mapping
 
 from compiler.ast import Statement, Word
-from compiler.collect import Collector, body, every, first
+from compiler.collect import Collector, body, every, first, together
 from compiler.diagnostics import Diagnostic
 from compiler.ir import DEFAULT_DATA_DIR, Cluster, Dns, IPAddress, Ipam, IPNetwork, Route, Subnet
 from compiler.source import Span
-from compiler.values import address, cidr, fail, one_word, text, words
+from compiler.values import address, cidr, fail, one_word, switch, text, words
 
 
 def lower_ipam(statement: Statement, collector: Collector,
@@ -34,13 +34,15 @@ def lower_ipam(statement: Statement, collector: Collector,
         families = {c.version for c in cluster.pod_cidrs}
     routes = collector.each(lambda s: lower_route(s, families), every(statements, "route"))
     dns_statement = first(statements, "dns")
-    dns = collector.attempt(lower_dns, dns_statement) if dns_statement else None
+    dns = lower_dns(dns_statement, collector) if dns_statement else None
     data_dir_statement = first(statements, "data-dir")
     data_dir = DEFAULT_DATA_DIR
     if data_dir_statement:
         data_dir = collector.attempt(absolute_path, data_dir_statement) or DEFAULT_DATA_DIR
+    static_statement = first(statements, "static-ips")
+    static_ips = bool(collector.attempt(switch, static_statement)) if static_statement else False
     return Ipam(tuple(subnets), tuple(routes), dns, data_dir, statement.span,
-                cluster.name if cluster else None)
+                cluster.name if cluster else None, static_ips)
 
 
 def _cluster(statement: Statement, clusters: Mapping[str, Cluster],
@@ -49,7 +51,7 @@ def _cluster(statement: Statement, clusters: Mapping[str, Cluster],
     statements = body(statement)
     named = first(statements, "cluster")
     if named is None:
-        if not every(statements, "subnet"):
+        if not every(statements, "subnet") and statement.block is not None:
             collector.report(Diagnostic(
                 "E012", "this ipam block has no subnet", statement.span,
                 expected="at least one `subnet CIDR`, or `cluster NAME`",
@@ -126,8 +128,7 @@ def _range(statement: Statement, network: IPNetwork) -> tuple[IPAddress, IPAddre
                    hint=f"for example `range {network.network_address + 10} .. "
                         f"{network.network_address + 250}`")
     span = values[0].span.cover(values[-1].span)
-    start = address(Word(first_text, span))
-    end = address(Word(last_text, span))
+    start, end = together((address, Word(first_text, span)), (address, Word(last_text, span)))
     for point in (start, end):
         if point not in network:
             raise fail("E203", f"range address {point} is outside subnet {network}", span,
@@ -154,16 +155,20 @@ def _gateway(statement: Statement, network: IPNetwork) -> IPAddress:
 def lower_route(statement: Statement, families: set[int]) -> Route:
     """`route CIDR [via ADDRESS]`; the family must be one the pods have."""
     values = words(statement, 1, 3, "a destination CIDR, optionally `via` an address")
-    destination = cidr(values[0])
-    via = None
-    if len(values) > 1:
-        if len(values) != 3 or values[1].text != "via":
-            raise fail("E206", "a route is written `route CIDR` or `route CIDR via ADDRESS`",
-                       values[1].span, expected="`via` followed by the next-hop address")
-        via = address(values[2])
-        if via.version != destination.version:
-            raise fail("E206", f"next hop {via} is not of the family of {destination}",
-                       values[2].span, expected=f"an IPv{destination.version} address")
+    if len(values) == 1:
+        return _route_to(cidr(values[0]), None, values, families, statement)
+    if len(values) != 3 or values[1].text != "via":
+        raise fail("E206", "a route is written `route CIDR` or `route CIDR via ADDRESS`",
+                   values[1].span, expected="`via` followed by the next-hop address")
+    destination, via = together((cidr, values[0]), (address, values[2]))
+    return _route_to(destination, via, values, families, statement)
+
+
+def _route_to(destination: IPNetwork, via: IPAddress | None, values: list[Word],
+              families: set[int], statement: Statement) -> Route:
+    if via is not None and via.version != destination.version:
+        raise fail("E206", f"next hop {via} is not of the family of {destination}",
+                   values[2].span, expected=f"an IPv{destination.version} address")
     if families and destination.version not in families:
         raise fail("E206", f"route to {destination} but pods get no IPv{destination.version} "
                    "address", values[0].span,
@@ -172,16 +177,20 @@ def lower_route(statement: Statement, families: set[int]) -> Route:
     return Route(destination, via, statement.span)
 
 
-def lower_dns(statement: Statement) -> Dns:
-    """`dns { nameservers ...; search ...; domain ...; options ... }`."""
+def lower_dns(statement: Statement, collector: Collector) -> Dns:
+    """`dns { nameservers ...; search ...; domain ...; options ... }`, every bad value reported."""
     statements = body(statement)
-    servers = [address(w) for s in every(statements, "nameservers")
-               for w in words(s, 1, None, "DNS server addresses")]
-    search = [w.text for s in every(statements, "search")
-              for w in words(s, 1, None, "domain names")]
-    options = [w.text for s in every(statements, "options")
-               for w in words(s, 1, None, "resolver options")]
-    domain_statement = first(statements, "domain")
-    domain = one_word(domain_statement, "a domain name").text if domain_statement else None
-    return Dns(tuple(servers), domain, tuple(search), tuple(options), statement.span)
 
+    def listed(keyword: str, what: str) -> list[Word]:
+        return [w for s in every(statements, keyword)
+                for w in collector.attempt(words, s, 1, None, what) or []]
+
+    servers = collector.each(address, listed("nameservers", "DNS server addresses"))
+    search = [w.text for w in listed("search", "domain names")]
+    options = [w.text for w in listed("options", "resolver options")]
+    domain_statement = first(statements, "domain")
+    domain = None
+    if domain_statement:
+        word = collector.attempt(one_word, domain_statement, "a domain name")
+        domain = word.text if word else None
+    return Dns(tuple(servers), domain, tuple(search), tuple(options), statement.span)

@@ -21,7 +21,7 @@ from compiler.ir import (
     Rate,
 )
 from compiler.shaping import describe_rate
-from compiler.values import address, burst, fail, network_name, port_rule, rate, switch, words
+from compiler.values import address, burst, network_name, port_rule, rate, switch, words
 
 
 def lower_hostport(statement: Statement, collector: Collector) -> HostPort:
@@ -104,8 +104,8 @@ def lower_bandwidth(statement: Statement, collector: Collector) -> Bandwidth:
 
 def _namespace(statement: Statement, network_max: Limits | None,
                collector: Collector) -> NamespacePolicy:
-    names = [network_name(w, "namespace") for w in collector.attempt(
-        words, statement, 1, None, "Kubernetes namespace names") or []]
+    names = collector.each(lambda w: network_name(w, "namespace"), collector.attempt(
+        words, statement, 1, None, "Kubernetes namespace names") or [])
     statements = body(statement)
     default = _limits(first(statements, "default"), collector)
     maximum = _limits(first(statements, "max"), collector)
@@ -131,39 +131,64 @@ def _check_default(default: Limits | None, maximum: Limits | None,
 def _limits(statement: Statement | None, collector: Collector) -> Limits | None:
     if statement is None:
         return None
-    return collector.attempt(lower_limits, statement)
+    return lower_limits(statement, collector)
 
 
-def lower_limits(statement: Statement) -> Limits:
-    """`ingress RATE [burst SIZE] egress RATE [burst SIZE]`, each direction optional."""
-    values = words(statement, 2, 8, "ingress RATE and/or egress RATE, each optionally with burst")
+def lower_limits(statement: Statement, collector: Collector) -> Limits | None:
+    """`ingress RATE [burst SIZE] egress RATE [burst SIZE]`, each direction optional.
+
+    Every bad direction, rate and burst of the statement is reported, so
+    `default ingress 10MB egress 10mbit` names both quantities.
+    """
+    values = collector.attempt(
+        words, statement, 2, 8, "ingress RATE and/or egress RATE, each optionally with burst")
+    if values is None:
+        return None
+    before = len(collector.diagnostics)
     found: dict[str, Rate] = {}
     index = 0
     while index < len(values):
         direction = values[index]
-        if direction.text not in DIRECTIONS:
-            raise fail("E013", f"expected ingress or egress, found `{direction.text}`",
-                       direction.span, expected="`ingress RATE` or `egress RATE`",
-                       hint="ingress is traffic to the pod, egress traffic from it")
-        if direction.text in found:
-            raise fail("E011", f"{direction.text} is given twice", direction.span,
-                       expected="each direction once")
-        if index + 1 >= len(values):
-            raise fail("E013", f"{direction.text} needs a rate", direction.span,
-                       expected="a rate such as 10M after the direction")
-        found[direction.text], index = _rate_at(values, index + 1, direction)
+        limit, index = _direction_at(values, index, collector)
+        if limit is not None and direction.text in found:
+            collector.report(Diagnostic("E011", f"{direction.text} is given twice",
+                                        direction.span, expected="each direction once"))
+        elif limit is not None:
+            found[direction.text] = limit
+    if len(collector.diagnostics) > before:
+        return None
     return Limits(found.get("ingress"), found.get("egress"), statement.span)
 
 
-def _rate_at(values: list[Word], index: int, direction: Word) -> tuple[Rate, int]:
-    bits = rate(values[index])
-    end = values[index]
-    size = None
-    if index + 1 < len(values) and values[index + 1].text == "burst":
-        if index + 2 >= len(values):
-            raise fail("E013", "burst needs a size", values[index + 1].span,
-                       expected="a size in bits such as 1M after `burst`")
-        size = burst(values[index + 2])
-        end = values[index + 2]
+def _direction_at(values: list[Word], index: int,
+                  collector: Collector) -> tuple[Rate | None, int]:
+    """The `DIRECTION RATE [burst SIZE]` starting at `index`, and the index after it.
+
+    A misspelt direction is reported and its rate still read, so the rest of
+    the statement stays in step.
+    """
+    direction = values[index]
+    known = direction.text in DIRECTIONS
+    if not known:
+        collector.report(Diagnostic(
+            "E013", f"expected ingress or egress, found `{direction.text}`", direction.span,
+            expected="`ingress RATE` or `egress RATE`",
+            hint="ingress is traffic to the pod, egress traffic from it"))
+    if index + 1 >= len(values):
+        if known:
+            collector.report(Diagnostic("E013", f"{direction.text} needs a rate",
+                                        direction.span,
+                                        expected="a rate such as 10M after the direction"))
+        return None, index + 1
+    bits = collector.attempt(rate, values[index + 1])
+    end, size, index = values[index + 1], None, index + 2
+    if index < len(values) and values[index].text == "burst":
+        if index + 1 >= len(values):
+            collector.report(Diagnostic("E013", "burst needs a size", values[index].span,
+                                        expected="a size in bits such as 1M after `burst`"))
+            return None, index + 1
+        end, size = values[index + 1], collector.attempt(burst, values[index + 1])
         index += 2
-    return Rate(bits, size, direction.span.cover(end.span)), index + 1
+    if not known or bits is None:
+        return None, index
+    return Rate(bits, size, direction.span.cover(end.span)), index

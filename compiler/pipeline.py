@@ -3,6 +3,9 @@
     syntax.parse  ->  locate.locate        ->  schema.check_structure
                   ->  templates.expand     ->  lower.lower_network  ->  checks.check_networks
 
+Clusters are lowered first (`lower_cluster`): networks draw their node
+subnets from them.
+
 Files are compiled together because templates and name/subnet uniqueness span
 files.  Nothing here reads the disk or the environment; the CLI reads files
 and hands over `SourceFile`s.
@@ -16,13 +19,13 @@ from dataclasses import dataclass
 from compiler.ast import Document, Statement
 from compiler.checks import check_networks
 from compiler.collect import Collector
-from compiler.diagnostics import Diagnostic, Note, has_errors, sort_diagnostics
+from compiler.diagnostics import Diagnostic, Note, Severity, has_errors, sort_diagnostics
 from compiler.ir import Cluster, Network
 from compiler.locate import locate
 from compiler.lower import lower_network
 from compiler.lower_cluster import lower_cluster
 from compiler.schema import check_structure
-from compiler.source import SourceFile
+from compiler.source import SourceFile, Span
 from compiler.syntax import parse
 from compiler.templates import check_cycles, collect, expand
 
@@ -44,27 +47,40 @@ class Compilation:
 
 
 def compile_sources(sources: Sequence[SourceFile]) -> Compilation:
-    """Compile files together; networks are returned only when there are no errors."""
+    """Compile files together; networks are returned only when there are no errors.
+
+    One mistake hides no other: every network is lowered even when the
+    structure check found unknown or misplaced keywords (lowering ignores
+    those), and networks with errors still take part in the checks across
+    networks with the parts that could be read.  Only syntax errors stop a
+    run early: a file that does not parse has no statements to check.
+    """
     documents, diagnostics = _parse_all(sources)
-    statements = [s for d in documents for s in d.statements]
-    diagnostics += check_structure(tuple(statements), "file")
     if has_errors(diagnostics):
         return Compilation((), tuple(sort_diagnostics(diagnostics)))
+    diagnostics += _empty(sources, documents)
+    statements = [s for d in documents for s in d.statements]
+    diagnostics += check_structure(tuple(statements), "file")
     templates, template_problems = collect([s for s in statements if s.keyword == "template"])
     diagnostics += template_problems + check_cycles(templates)
     collector = Collector()
     clusters = _lower_clusters([s for s in statements if s.keyword == "cluster"], collector)
-    networks = []
+    checked, networks = [], []
     for index, statement in enumerate(s for s in statements if s.keyword == "network"):
+        before = len(collector.diagnostics)
         merged = collector.attempt(expand, statement, templates)
         if merged is None:
             continue
         priority = min(99, PRIORITY_STEP * (index + 1))
         network = lower_network(statement, merged, priority, collector, clusters)
         if network is not None:
-            networks.append(network)
+            checked.append(network)
+            if len(collector.diagnostics) == before:
+                networks.append(network)
     diagnostics += collector.diagnostics
-    diagnostics += check_networks(networks, clusters)
+    diagnostics += check_networks(checked, clusters)
+    if not networks and not clusters and not has_errors(diagnostics):
+        diagnostics += _no_network(documents)
     ordered = sort_diagnostics(diagnostics)
     if has_errors(ordered):
         return Compilation((), tuple(ordered))
@@ -87,6 +103,33 @@ def _lower_clusters(statements: list[Statement], collector: Collector) -> dict[s
             continue
         found[cluster.name] = cluster
     return found
+
+
+def _empty(sources: Sequence[SourceFile], documents: list[Document]) -> list[Diagnostic]:
+    """An input without statements is a mistake (an empty pipe); say so instead of "0 valid"."""
+    empty = [d for d in documents if not d.statements]
+    if len(empty) == len(documents):
+        name = sources[0].name if sources else "<input>"
+        return [Diagnostic(
+            "E016", "the input has no statements", Span(name, 1, 1, 1, 1),
+            expected="at least one `network NAME { ... }`",
+            hint="was the file or the pipe into netc empty?")]
+    return [Diagnostic(
+        "W002", f"{d.file} has no statements", Span(d.file, 1, 1, 1, 1),
+        expected="a `network` or `template` block", hint="remove the file from the command",
+        severity=Severity.WARNING) for d in empty]
+
+
+def _no_network(documents: list[Document]) -> list[Diagnostic]:
+    """A valid input of templates only builds nothing: a warning, not "0 networks valid"."""
+    statements = [s for d in documents for s in d.statements]
+    if not statements:
+        return []
+    return [Diagnostic(
+        "W003", "the input has no network: templates compile to nothing",
+        statements[0].key.span, expected="a `network NAME { ... }` block",
+        hint="compile templates together with the networks that use them",
+        severity=Severity.WARNING)]
 
 
 def _parse_all(sources: Sequence[SourceFile]) -> tuple[list[Document], list[Diagnostic]]:

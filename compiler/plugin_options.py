@@ -34,7 +34,7 @@ def options(block: Block, top: bool = True) -> dict[str, Any]:
             raise fail("E501", f"`{key}` cannot be set in plugin options", statement.key.span,
                        expected="a key the plugin itself reads",
                        hint="the runtime or netc sets this key"
-                       if key != "type" else "the type is given by `plugin TYPE`")
+                       if key != "type" else "the type is the word after `plugin` or `chain`")
         if key in result:
             raise fail("E501", f"option `{key}` is given twice", statement.key.span,
                        expected="each key once")

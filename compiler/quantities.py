@@ -50,6 +50,19 @@ def parse_quantity(text: str) -> int:
     return math.ceil(value)
 
 
+def format_quantity(value: int) -> str:
+    """The shortest exact quantity for a whole number: 8000000 is `8M`, 1048576 `1Mi`.
+
+    `parse_quantity(format_quantity(n)) == n`; decimal suffixes win a tie,
+    as the annotations usually use them.
+    """
+    candidates = [str(value)]
+    for suffix, factor in (*DECIMAL.items(), *BINARY.items()):
+        if isinstance(factor, int) and factor > 1 and value % factor == 0:
+            candidates.append(f"{value // factor}{suffix}")
+    return min(candidates, key=len)
+
+
 def _unit_hint(text: str) -> str | None:
     match = _BYTES_OR_BITS.match(text)
     if not match:

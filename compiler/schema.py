@@ -43,6 +43,9 @@ NETWORK_BODY: Mapping[str, Keyword] = {
     "plugin": Keyword("the plugin type, such as calico",
                       "a third-party main plugin whose options pass through", block=RAW,
                       block_required=True),
+    "chain": Keyword("a plugin type, such as firewall or tuning",
+                     "a plugin run after netc's own, whose options pass through", many=True,
+                     block=RAW),
     "ipam": Keyword("nothing", "how pods get addresses", block="ipam", block_required=True),
     "hostport": Keyword("nothing", "hostPort support (the portMappings capability)",
                         block="hostport"),
@@ -108,6 +111,7 @@ SCHEMA: Mapping[str, Mapping[str, Keyword]] = {
                        block_required=True),
         "data-dir": Keyword("a quoted directory path",
                             "where reservations live (default /var/lib/cni/networks)"),
+        "static-ips": Keyword(SWITCH, "the runtime may ask for a pod's address (podman --ip)"),
     },
     "subnet": {
         "range": Keyword("two addresses: FIRST .. LAST", "the addresses handed to pods"),

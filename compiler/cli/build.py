@@ -1,19 +1,29 @@
-"""`netc build`: conflists for /etc/cni/net.d, deterministic, with a CI drift gate."""
+"""`netc build`: conflists for /etc/cni/net.d (or a cluster's manifests), with a CI drift gate.
+
+Conflists go to stdout -- one as its file holds it, several as one JSON
+object keyed by file name -- or into `--out DIR`, which netc owns as far as
+it wrote there (`runtime.outdir`).  `--format json` prints one document with
+the diagnostics, the conflists and what became of each file.
+"""
 
 from __future__ import annotations
 
 import difflib
+import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
 from compiler import emit
-from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
+from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
+from compiler.cli.completion import network_names
 from compiler.cluster import NodeUnknown, needs_node, networks_for_node, nodes
-from compiler.diagnostics import has_errors, sort_diagnostics
+from compiler.diagnostics import Diagnostic, has_errors, json_document, sort_diagnostics
 from compiler.ir import Cluster, Network
 from compiler.kubernetes import Rollout, manifests, render_manifests
+from compiler.source import SourceFile
 from compiler.versions import CNI_VERSIONS, netc_version
 from runtime.outdir import Action, Output, carry_out, plan_directory
 from runtime.outdir import Plan as OutputPlan
@@ -23,7 +33,9 @@ MANIFEST_FILE = "netc.yaml"
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+                callback=single_stdin)
 @click.option("--target", type=click.Choice([*emit.TARGETS, KUBERNETES]), default="reference",
               show_default=True, help="reference: stock plugins; netc: netc's own runtime "
               "plugin; kubernetes: the manifests that roll netc out on a cluster.")
@@ -33,8 +45,10 @@ MANIFEST_FILE = "netc.yaml"
               help="Write NN-name.conflist files here instead of printing.")
 @click.option("--check", is_flag=True,
               help="Write nothing; show a diff and exit 1 if the files in --out would change.")
-@click.option("--network", "only", help="Build only this network.")
+@click.option("--network", "only", shell_complete=network_names, help="Build only this network.")
 @click.option("--node", help="Build the networks as this node of a cluster runs them.")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="json: one document on stdout, errors included.")
 @click.option("--image", help="kubernetes: the agent's image (default localhost/netc:VERSION, "
               "what `make image` builds).")
 @click.option("--image-pull-policy", type=click.Choice(["IfNotPresent", "Always", "Never"]),
@@ -46,51 +60,50 @@ MANIFEST_FILE = "netc.yaml"
 @click.option("--cni-bin-dir", default="/opt/cni/bin", show_default=True,
               help="kubernetes: where the nodes' runtimes find plugins.")
 def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir: Path | None,
-          check: bool, only: str | None, node: str | None, image: str | None,
-          image_pull_policy: str,
-          k8s_namespace: str, cni_conf_dir: str, cni_bin_dir: str) -> None:
-    """Compile FILES to CNI network configuration lists (or Kubernetes manifests).
+          check: bool, only: str | None, node: str | None, output: str, image: str | None,
+          image_pull_policy: str, k8s_namespace: str, cni_conf_dir: str,
+          cni_bin_dir: str) -> None:
+    """Compile FILES (`-`: standard input) to CNI network configuration lists.
 
     Networks that draw from a cluster are built for one node (--node), or for
     every node of the cluster into DIR/NODE/ (--out DIR without --node).
+    `--target kubernetes` prints the Namespace, ConfigMap and DaemonSet that
+    roll netc out on the cluster.
     """
     if check and out_dir is None:
         raise click.UsageError("--check compares with the files in --out; give --out DIR")
     compilation, sources = compile_paths(files)
-    report(compilation.diagnostics, sources)
-    if not compilation.ok:
-        sys.exit(EXIT_INVALID)
     networks = [n for n in compilation.networks if only in (None, n.name)]
-    if only is not None and not networks:
+    if only is not None and compilation.networks and not networks:
         raise click.UsageError(f"no network named {only!r} in the input")
+    result = _Result(list(compilation.diagnostics), sources, output)
+    if not compilation.ok:
+        result.finish(EXIT_INVALID)
     if target == KUBERNETES:
         rollout = Rollout(image or f"localhost/netc:{netc_version()}", image_pull_policy,
                           k8s_namespace, cni_conf_dir, cni_bin_dir)
         text = _manifests(compilation.clusters, networks, rollout)
-        _emit({MANIFEST_FILE: Output("", text)}, out_dir, check, None)
-        return
+        result.emit({MANIFEST_FILE: Output("", text)}, out_dir, check, None)
     builds = _per_node(networks, compilation.clusters, node, out_dir is not None)
-    found = sort_diagnostics(list(dict.fromkeys(
+    result.diagnostics += sort_diagnostics(list(dict.fromkeys(
         d for built in builds.values() for n in built
         for d in emit.target_diagnostics(n, target, cni_version or n.cni_version))))
-    report(found, sources)
-    if has_errors(found):
-        sys.exit(EXIT_INVALID)
-    outputs = {f"{folder}{emit.file_name(n)}": Output(n.name, _render(n, target, cni_version))
-               for folder, built in builds.items() for n in built}
-    _emit(outputs, out_dir, check, None if only is None else {only})
+    if has_errors(result.diagnostics):
+        result.finish(EXIT_INVALID)
+    conflists = {f"{folder}{emit.file_name(n)}": (n.name, emit.conflist(n, target, cni_version))
+                 for folder, built in builds.items() for n in built}
+    result.conflists = {name: document for name, (_, document) in conflists.items()}
+    outputs = {name: Output(network, emit.render(document))
+               for name, (network, document) in conflists.items()}
+    result.emit(outputs, out_dir, check, None if only is None else {only},
+                stdout=_stdout(result.conflists))
 
 
-def _emit(outputs: dict[str, Output], out_dir: Path | None, check: bool,
-          networks: set[str] | None) -> None:
-    """To stdout, or into --out (owned, checked with --check)."""
-    if out_dir is None:
-        click.echo("".join(o.text for o in outputs.values()), nl=False)
-        return
-    changes = plan_directory(str(out_dir), outputs, networks)
-    if check:
-        sys.exit(_check(out_dir, changes))
-    _write(out_dir, changes)
+def _stdout(conflists: dict[str, dict[str, Any]]) -> str:
+    """One conflist as a file would hold it; several as one object keyed by file name."""
+    if len(conflists) == 1:
+        return emit.render(next(iter(conflists.values())))
+    return emit.render(conflists) if conflists else ""
 
 
 def _manifests(clusters: tuple[Cluster, ...], networks: list[Network], rollout: Rollout) -> str:
@@ -122,11 +135,56 @@ def _per_node(networks: list[Network], clusters: tuple[Cluster, ...], node: str 
         raise click.UsageError(error.message) from error
 
 
-def _render(network: Network, target: str, cni_version: str | None) -> str:
-    return emit.render(emit.conflist(network, target, cni_version))
+class _Result:
+    """What a build prints at the end: text on stderr, or one JSON document on stdout."""
+
+    def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, SourceFile],
+                 output: str) -> None:
+        self.diagnostics = diagnostics
+        self.sources = sources
+        self.output = output
+        self.conflists: dict[str, dict[str, Any]] = {}
+
+    def emit(self, outputs: dict[str, Output], out_dir: Path | None, check: bool,
+             networks: set[str] | None, stdout: str | None = None) -> None:
+        """To stdout, or into --out (owned, compared with --check); then finish."""
+        if out_dir is None:
+            self.finish(0, stdout="".join(o.text for o in outputs.values())
+                        if stdout is None else stdout)
+        plan = plan_directory(str(out_dir), outputs, networks)
+        if check:
+            self.finish(_check(out_dir, plan, self.output), _states(out_dir, plan, True))
+        self.finish(_write(out_dir, plan, self.output), _states(out_dir, plan, False))
+
+    def finish(self, code: int, files: dict[str, str] | None = None, stdout: str = "") -> None:
+        """Print the diagnostics (and the JSON document), then exit with `code`."""
+        if self.output == "json":
+            document = json_document(self.diagnostics, self.sources)
+            document["conflists"] = self.conflists
+            if files:
+                document["files"] = files
+            click.echo(json.dumps(document, indent=2))
+        else:
+            report(self.diagnostics, self.sources)
+            click.echo(stdout, nl=False)
+        sys.exit(code)
 
 
-def _check(out_dir: Path, plan: OutputPlan) -> int:
+def _states(out_dir: Path, plan: OutputPlan, checking: bool) -> dict[str, str]:
+    """What became (or, with --check, would become) of each file, for the JSON document."""
+    words = {Action.WRITE: ("would change", "written"), Action.UNCHANGED: ("up to date",
+             "unchanged"), Action.REMOVE: ("would be removed", "removed"),
+             Action.EDITED: ("edited since written", "left (edited since written)")}
+    states = {str(out_dir / c.name): words[c.action][0 if checking else 1] for c in plan.changes}
+    created = {str(out_dir / c.name): "would be created" for c in plan.changes
+               if checking and c.action == Action.WRITE and c.current is None}
+    return states | created
+
+
+def _check(out_dir: Path, plan: OutputPlan, output: str) -> int:
+    drift = sum(c.drift for c in plan.changes)
+    if output != "text":
+        return EXIT_INVALID if drift else 0
     for change in plan.changes:
         path = out_dir / change.name
         if change.action == Action.WRITE:
@@ -141,7 +199,6 @@ def _check(out_dir: Path, plan: OutputPlan) -> int:
         elif change.action == Action.EDITED:
             click.echo(f"{path}: netc wrote it, no network builds it now, and it was edited "
                        "since (left alone)", err=True)
-    drift = sum(c.drift for c in plan.changes)
     if drift:
         click.echo(f"{drift} of {len(plan.changes)} files would change; run netc build "
                    "without --check to write them", err=True)
@@ -150,12 +207,14 @@ def _check(out_dir: Path, plan: OutputPlan) -> int:
     return 0
 
 
-def _write(out_dir: Path, plan: OutputPlan) -> None:
+def _write(out_dir: Path, plan: OutputPlan, output: str) -> int:
     try:
         carry_out(str(out_dir), plan)
     except OSError as error:
         raise SystemFailure(f"cannot write into {out_dir}: {error.strerror}") from error
     verbs = {Action.WRITE: "wrote", Action.UNCHANGED: "unchanged", Action.REMOVE: "removed",
              Action.EDITED: "left (edited since netc wrote it, no longer built)"}
-    for change in plan.changes:
-        click.echo(f"{verbs[change.action]} {out_dir / change.name}", err=True)
+    if output == "text":
+        for change in plan.changes:
+            click.echo(f"{verbs[change.action]} {out_dir / change.name}", err=True)
+    return 0

@@ -6,12 +6,13 @@ import sys
 
 import click
 
-from compiler.cli.common import EXIT_INVALID, compile_paths, report
+from compiler.cli.common import EXIT_INVALID, compile_paths, report, single_stdin
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+                callback=single_stdin)
 @click.option("--format", "output", type=click.Choice(["text", "json", "github"]),
               default="text", show_default=True,
               help="json: a versioned document on stdout; github: Actions annotations.")

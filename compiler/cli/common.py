@@ -13,7 +13,9 @@ Exit codes (documented in README.md, tested in tests/cli):
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -47,22 +49,39 @@ def read_sources(
     diagnostics: list[Diagnostic] = []
     shown: dict[str, SourceFile] = {}
     for path in paths:
-        data = _read(path)
-        source, problems = decode(data, path)
+        data = read_input(path)
+        name = display_name(path)
+        source, problems = decode(data, name)
         diagnostics += problems
         if source is not None:
             sources.append(source)
-        quoted = source or quotable(data, path)
+        quoted = source or quotable(data, name)
         if quoted is not None:
-            shown[path] = quoted
+            shown[name] = quoted
     return sources, diagnostics, shown
 
 
 STDIN = "-"
-"""The file name that means standard input (`netc fmt -`, `netc check -`)."""
+"""The file name that means standard input (`netc fmt -`, `netc build -`)."""
+STDIN_NAME = "<stdin>"
+"""How diagnostics name standard input."""
 
 
-def _read(path: str) -> bytes:
+def display_name(path: str) -> str:
+    """The name diagnostics give an input: its path, or `<stdin>`."""
+    return STDIN_NAME if path == STDIN else path
+
+
+def single_stdin(ctx: click.Context, param: click.Parameter,
+                 paths: tuple[str, ...]) -> tuple[str, ...]:
+    """A click callback: `-` may be given once (standard input can be read only once)."""
+    if paths.count(STDIN) > 1:
+        raise click.BadParameter("`-` (standard input) can be given only once", ctx, param)
+    return paths
+
+
+def read_input(path: str) -> bytes:
+    """The bytes of an input file, or of standard input for `-`."""
     if path == STDIN:
         return sys.stdin.buffer.read()
     try:
@@ -91,21 +110,31 @@ def report(diagnostics: Sequence[Diagnostic], sources: dict[str, SourceFile],
         click.echo(render_text(diagnostics, sources), nl=False, err=True)
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str, like: os.stat_result | None = None) -> None:
     """Write through a temporary file and rename, so watchers never see half a file.
 
     The temporary name ends in `.tmp`, an extension no container runtime
-    loads, in the same directory so the rename is atomic.
+    loads, in the same directory so the rename is atomic.  The file gets
+    mode 0644, or the mode (and, where permitted, the owner) of `like`, the
+    file it replaces.
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temporary, stat.S_IMODE(like.st_mode) if like else 0o644)
+            if like is not None:
+                with contextlib.suppress(PermissionError):
+                    os.chown(temporary, like.st_uid, like.st_gid)
+            os.replace(temporary, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
+            raise
     except OSError as error:
         raise SystemFailure(f"cannot write {path}: {error.strerror}") from error
 

@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 import difflib
+import os
 import sys
 from pathlib import Path
 
 import click
 
-from compiler.cli.common import EXIT_INVALID, STDIN, read_sources, report, write_atomically
+from compiler.cli.common import (
+    EXIT_INVALID,
+    STDIN_NAME,
+    SystemFailure,
+    read_sources,
+    report,
+    single_stdin,
+    write_atomically,
+)
 from compiler.fmt import format_document
 from compiler.syntax import parse
 
 
 @click.command()
 @click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+                callback=single_stdin)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is not formatted.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print what would change; write nothing.")
 def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
     """Format FILES in netdsl's canonical layout (comments are kept).
 
-    `-` formats standard input to standard output (for editors).
+    `-` formats standard input to standard output (for editors).  A symbolic
+    link stays a link (its target is rewritten), and a file keeps its mode.
     """
     sources, problems, shown = read_sources(files)
     changed = []
@@ -31,7 +42,7 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
         if document is None:
             continue
         formatted = format_document(document)
-        if source.name == STDIN:
+        if source.name == STDIN_NAME:
             click.echo(formatted, nl=False)
             continue
         if formatted == source.text:
@@ -44,8 +55,18 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
         elif check:
             click.echo(f"would reformat {source.name}")
         else:
-            write_atomically(Path(source.name), formatted)
+            _rewrite(source.name, formatted)
             click.echo(f"formatted {source.name}", err=True)
     report(problems, shown)
     if problems or (changed and (check or show_diff)):
         sys.exit(EXIT_INVALID)
+
+
+def _rewrite(name: str, text: str) -> None:
+    """Replace a file's text in place of the file a link points to, with the file's mode."""
+    target = Path(os.path.realpath(name))
+    try:
+        like = target.stat()
+    except OSError as error:
+        raise SystemFailure(f"cannot read {name}: {error.strerror}") from error
+    write_atomically(target, text, like)

@@ -7,12 +7,16 @@ to do, 2 changes pending, 1 error.
 
 from __future__ import annotations
 
+import json
 import sys
 
 import click
+import yaml
 
-from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
+from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
+from compiler.cli.completion import network_names
 from compiler.cluster import NodeUnknown, needs_node, networks_for_node
+from compiler.diagnostics import json_document
 from compiler.ir import Network
 from compiler.pipeline import Compilation
 from compiler.planner.context import (
@@ -23,7 +27,7 @@ from compiler.planner.context import (
     mapping_from_option,
 )
 from compiler.planner.node import node_plan
-from compiler.planner.ops import Observation, Plan, State
+from compiler.planner.ops import PLAN_FORMAT, Observation, Plan, State
 from compiler.planner.plan import PlanError, plan
 from compiler.planner.policy import PolicyError
 from compiler.planner.render import render_json, render_text, render_yaml
@@ -63,8 +67,10 @@ POD_OPTIONS = ("pod", "container_id", "ifname", "netns", "ports", "bandwidth", "
 
 @click.command(cls=_PlanCommand)
 @click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False))
-@click.option("--network", "network_name", help="The network to plan (default: the only one).")
+                type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+                callback=single_stdin)
+@click.option("--network", "network_name", shell_complete=network_names,
+              help="The network to plan (default: the only one).")
 @click.option("--node", help="A node of a cluster: its node-scoped plan, or with pod options "
               "a pod's plan on it.")
 @click.option("--pod", default="default/pod", show_default=True, help="NAMESPACE/NAME.")
@@ -87,9 +93,19 @@ def plan_command(ctx: click.Context, files: tuple[str, ...], network_name: str |
                  node: str | None, pod: str, container_id: str, ifname: str, netns: str | None,
                  ports: tuple[str, ...], bandwidth: str | None, command: str, output: str,
                  live: bool, node_netns: str | None, detailed_exitcode: bool) -> None:
-    """Show the operations a pod (or, with --node, a node) would get from FILES."""
+    """Show the operations a pod (or, with --node, a node) would get from FILES.
+
+    `-` reads standard input.  With --format json or yaml, errors and a
+    refused pod are documents on stdout too.
+    """
+    if detailed_exitcode and not live:
+        raise click.UsageError("--detailed-exitcode reports pending changes, which only "
+                               "--live finds; add --live --node-netns NAME")
     compilation, sources = compile_paths(files)
-    report(compilation.diagnostics, sources)
+    if output == "text":
+        report(compilation.diagnostics, sources)
+    elif not compilation.ok:
+        _print(output, json_document(compilation.diagnostics, sources))
     if not compilation.ok:
         sys.exit(EXIT_INVALID)
     networks = _built(compilation, node)
@@ -102,7 +118,10 @@ def plan_command(ctx: click.Context, files: tuple[str, ...], network_name: str |
         try:
             the_plan = plan(network, context, command.upper())
         except (PolicyError, PlanError) as error:
-            raise click.ClickException(str(error)) from error
+            if output == "text":
+                raise click.ClickException(str(error)) from error
+            _print(output, _refusal(network, command, error))
+            sys.exit(EXIT_INVALID)
         observations = _observe(network, the_plan, context, node_netns) if live else None
     renderers = {"json": render_json, "yaml": render_yaml}
     if output == "text":
@@ -138,6 +157,21 @@ def _node_plan(compilation: Compilation, node: str, networks: list[Network],
     cluster = next((c for c in compilation.clusters if c.node(node)), None)
     chosen = [n for n in networks if only in (None, n.name)]
     return node_plan(cluster, node, chosen)
+
+
+def _refusal(network: Network, command: str, error: PolicyError | PlanError) -> dict:
+    """A refused plan as a document: what was asked, the refusal, its CNI code and rule."""
+    span = getattr(error, "span", None)
+    return {"format_version": PLAN_FORMAT, "command": command.upper(), "network": network.name,
+            "refused": {"message": error.message, "cni_code": int(error.code),
+                        "source": span.to_json() if span else None}}
+
+
+def _print(output: str, document: dict) -> None:
+    if output == "json":
+        click.echo(json.dumps(document, indent=2))
+    else:
+        click.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
 
 
 def _select(networks: list[Network], name: str | None) -> Network:

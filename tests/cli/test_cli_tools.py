@@ -28,5 +28,5 @@ def test_github_format_annotates_the_faulty_line():
     result = netc("check", "--format", "github", "-", stdin=BAD)
     assert result.exit_code == 1
     (line,) = result.output.splitlines()
-    assert line.startswith("::error file=-,line=2,col=18,endLine=2,endColumn=20,")
+    assert line.startswith("::error file=<stdin>,line=2,col=18,endLine=2,endColumn=20,")
     assert "title=E013::99 is outside 576..65535%0Aexpected: an MTU" in line

@@ -54,3 +54,11 @@ def test_defaults_are_left_out():
 def test_malformed_documents_are_refused(document):
     with pytest.raises(ir_codec.FormatError):
         ir_codec.decode(document)
+
+
+def test_static_ips_round_trip():
+    network = NETWORKS["pods/pods"]
+    static = dataclasses.replace(network, ipam=dataclasses.replace(network.ipam, static_ips=True))
+    encoded = ir_codec.encode(static)
+    assert encoded["ipam"]["static_ips"] is True
+    assert ir_codec.decode(encoded) == portable(static)

@@ -1,0 +1,86 @@
+"""`netc import`: the `.netdsl` of conflists a node already has.
+
+    netc import /etc/cni/net.d --out cluster/node.netdsl
+
+Reads conflists and single-plugin `.conf` files (a directory stands for its
+`*.conf`, `*.conflist` and `*.json` files in lexical order, as libcni loads
+them), prints what it could not carry over -- `FILE: $.json.path: warning:
+...` -- and writes the result, formatted as `netc fmt` would.  The
+conversion itself is `compiler.conflist_import`, pure.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from compiler.cli.common import (
+    EXIT_INVALID,
+    STDIN,
+    display_name,
+    read_input,
+    report,
+    single_stdin,
+    write_atomically,
+)
+from compiler.conflist_import import Imported, Level, import_conflists
+from compiler.source import SourceFile
+
+CONFIG_SUFFIXES = (".conf", ".conflist", ".json")
+"""The files libcni loads from a configuration directory."""
+
+
+@click.command("import")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, allow_dash=True), callback=single_stdin)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the .netdsl to this file instead of printing it.")
+@click.option("--force", is_flag=True, help="With --out: replace a file that exists.")
+def import_command(files: tuple[str, ...], out: Path | None, force: bool) -> None:
+    """Write the .netdsl of CNI conflists FILES (`-`: standard input; directories too).
+
+    Exit 0 when every file was imported (warnings say what changes), 1 when
+    a file could not be read as a network or the result breaks netc's rules.
+    """
+    if out is not None and out.exists() and not force:
+        raise click.UsageError(f"{out} exists; add --force to replace it")
+    inputs = [(display_name(path), read_input(path)) for path in _expand(files)]
+    result = import_conflists(inputs, str(out) if out else "<stdout>")
+    for finding in result.findings:
+        click.echo(str(finding), err=True)
+    report(result.diagnostics, {str(out or "<stdout>"): SourceFile(
+        str(out or "<stdout>"), result.text)})
+    if result.text and out is not None:
+        write_atomically(out, result.text)
+        click.echo(f"wrote {out}", err=True)
+    elif result.text:
+        click.echo(result.text, nl=False)
+    click.echo(_summary(result, len(inputs)), err=True)
+    if not result.ok:
+        sys.exit(EXIT_INVALID)
+
+
+def _expand(paths: tuple[str, ...]) -> list[str]:
+    """Files as given; a directory as the configuration files in it, sorted."""
+    expanded = []
+    for path in paths:
+        if path != STDIN and Path(path).is_dir():
+            found = sorted(str(p) for p in Path(path).iterdir()
+                           if p.suffix in CONFIG_SUFFIXES and p.is_file())
+            if not found:
+                raise click.UsageError(f"{path} holds no .conf, .conflist or .json file")
+            expanded += found
+        else:
+            expanded.append(path)
+    return expanded
+
+
+def _summary(result: Imported, files: int) -> str:
+    """`netc import: 2 networks from 3 files (0 errors, 1 warning, 4 notes)`."""
+    counts = [(level, sum(f.level is level for f in result.findings)) for level in Level]
+    found = ", ".join(f"{n} {level}{'s' if n != 1 else ''}" for level, n in counts)
+    networks = len(result.networks)
+    return (f"netc import: {networks} network{'s' if networks != 1 else ''} from {files} "
+            f"file{'s' if files != 1 else ''} ({found})")
