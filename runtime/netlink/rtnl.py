@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass
 
 from runtime.netlink import wire
-from runtime.netlink.socket import NetlinkError, NetlinkSocket
+from runtime.netlink.channel import NetlinkError, NetlinkSocket
 from runtime.netlink.wire import Attr, get_string, get_u32, parse_attrs, string, u8, u32
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18

@@ -19,8 +19,8 @@ import struct
 from dataclasses import dataclass
 
 from runtime.netlink import wire
+from runtime.netlink.channel import NetlinkError
 from runtime.netlink.rtnl import Link, Rtnl
-from runtime.netlink.socket import NetlinkError
 from runtime.netlink.wire import Attr, get_string, iter_attrs, parse_attrs, string, u32, u64
 
 RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
