@@ -1,6 +1,6 @@
 """rtnetlink verbs for links, addresses and routes, in one network namespace.
 
-`Rtnl` wraps a `NetlinkSocket` opened in some namespace and offers what the
+`Rtnl` wraps a `Channel` opened in some namespace and offers what the
 runtime needs: look links up, create bridges, veth pairs and ifbs, set them
 up, enslave, set hairpin, add addresses and routes, and read all of that back
 for CHECK and `netc plan --live`.  Traffic control lives in
@@ -16,22 +16,33 @@ import struct
 from dataclasses import dataclass
 
 from runtime.netlink import wire
-from runtime.netlink.socket import NetlinkError, NetlinkSocket
-from runtime.netlink.wire import Attr, get_string, get_u32, parse_attrs, string, u8, u32
+from runtime.netlink.channel import Channel, NetlinkError
+from runtime.netlink.wire import (
+    Attr,
+    get_s32,
+    get_string,
+    get_u32,
+    parse_attrs,
+    string,
+    u8,
+    u32,
+)
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 RTM_NEWROUTE, RTM_GETROUTE = 24, 26
 RTM_DELNEIGH = 29
+RTM_NEWNSID, RTM_GETNSID = 88, 90
 
 IFINFO = struct.Struct("=BxHiII")
 NDMSG = struct.Struct("=BxHiHBB")
 NDA_DST = 1
 IFADDR = struct.Struct("=BBBBI")
 RTMSG = struct.Struct("=BBBBBBBBI")
+RTGENMSG = struct.Struct("=Bxxx")
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK = 1, 3, 4, 5
-IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD = 10, 18, 28
+IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_LINK_NETNSID = 10, 18, 28, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 IFLA_BRPORT_MODE = 4
 VETH_INFO_PEER = 1
@@ -41,6 +52,8 @@ IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 IFA_F_NODAD = 0x02
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
+NETNSA_NSID, NETNSA_FD = 1, 3
+NETNSA_NSID_NOT_ASSIGNED = -1
 
 FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
 ABSENT = (errno.ENODEV, errno.ENOENT)
@@ -49,7 +62,13 @@ ABSENT = (errno.ENODEV, errno.ENOENT)
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """What the kernel reports about one network interface."""
+    """What the kernel reports about one network interface.
+
+    `peer` is IFLA_LINK: a veth's other end (a vlan's parent) by index, in
+    this namespace -- or, when `netnsid` is not None, in the namespace this
+    one numbers `netnsid` (IFLA_LINK_NETNSID).  An index alone says little:
+    every namespace counts its own.
+    """
 
     index: int
     name: str
@@ -59,6 +78,7 @@ class Link:
     mac: str
     master: int
     peer: int
+    netnsid: int | None
     hairpin: bool | None
 
     @property
@@ -92,8 +112,8 @@ class Route:
 class Rtnl:
     """rtnetlink in the namespace the socket was opened in."""
 
-    def __init__(self, sock: NetlinkSocket | None = None) -> None:
-        self.nl = sock or NetlinkSocket()
+    def __init__(self, channel: Channel | None = None) -> None:
+        self.nl = channel or Channel()
 
     def close(self) -> None:
         """Release the socket."""
@@ -140,6 +160,26 @@ class Rtnl:
             peer_attrs.append(u32(IFLA_MTU, mtu))
         peer_body = IFINFO.pack(0, 0, 0, 0, 0) + b"".join(a.encode() for a in peer_attrs)
         self.create(name, "veth", mtu, [Attr(VETH_INFO_PEER, peer_body)])
+
+    def paired(self, link: Link, peer: Link, peer_netns_fd: int) -> bool:
+        """True when `link`, here, is a veth whose other end is `peer` in the namespace of the fd.
+
+        Both halves of the peer's identity must match: its index and its
+        namespace, as this namespace numbers it; an interface of the same
+        index in a third namespace is not our peer.
+        """
+        return (link.kind == "veth" and link.peer == peer.index and link.netnsid is not None
+                and link.netnsid == self.nsid(peer_netns_fd))
+
+    def nsid(self, netns_fd: int) -> int | None:
+        """The id this namespace gives the namespace of `netns_fd`, or None if it gave none.
+
+        The kernel gives one when it first reports a link whose peer is there.
+        """
+        body = RTGENMSG.pack(socket.AF_UNSPEC) + u32(NETNSA_FD, netns_fd).encode()
+        reply = self.nl.get(RTM_GETNSID, body, "look up a namespace id")
+        nsid = get_s32(parse_attrs(reply, RTGENMSG.size), NETNSA_NSID)
+        return None if nsid in (None, NETNSA_NSID_NOT_ASSIGNED) else nsid
 
     def delete(self, name: str) -> bool:
         """Delete a link; False when it did not exist."""
@@ -263,7 +303,8 @@ def _link(body: bytes) -> Link:
         index=index, name=get_string(attrs, IFLA_IFNAME) or "", kind=get_string(
             info, IFLA_INFO_KIND), flags=flags, mtu=get_u32(attrs, IFLA_MTU),
         mac=":".join(f"{b:02x}" for b in mac), master=get_u32(attrs, IFLA_MASTER),
-        peer=get_u32(attrs, IFLA_LINK), hairpin=bool(hairpin[0]) if hairpin else None)
+        peer=get_u32(attrs, IFLA_LINK), netnsid=get_s32(attrs, IFLA_LINK_NETNSID),
+        hairpin=bool(hairpin[0]) if hairpin else None)
 
 
 def _address(body: bytes) -> Address | None:

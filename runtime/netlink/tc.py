@@ -15,12 +15,13 @@ no rate table and no /proc/net/psched reading are needed.
 from __future__ import annotations
 
 import errno
+import socket
 import struct
 from dataclasses import dataclass
 
 from runtime.netlink import wire
+from runtime.netlink.channel import NetlinkError
 from runtime.netlink.rtnl import Link, Rtnl
-from runtime.netlink.socket import NetlinkError
 from runtime.netlink.wire import Attr, get_string, iter_attrs, parse_attrs, string, u32, u64
 
 RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
@@ -45,7 +46,7 @@ TCA_ACT_KIND, TCA_ACT_OPTIONS = 1, 2
 TCA_MIRRED_PARMS = 2
 TC_ACT_STOLEN = 4
 TCA_EGRESS_REDIR = 1
-ETH_P_ALL_BE = 0x0300
+ETH_P_ALL = 0x0003
 PSCHED_NS_PER_TICK = 64
 
 
@@ -137,7 +138,7 @@ def add_redirect(rtnl: Rtnl, link: Link, target: Link) -> None:
               Attr(TCA_ACT_OPTIONS, [Attr(TCA_MIRRED_PARMS, mirred)])]
     options = [u32(TCA_U32_CLASSID, 0x10001), Attr(TCA_U32_SEL, selector),
                Attr(TCA_U32_ACT, [Attr(1, action)])]
-    info = (1 << 16) | ETH_P_ALL_BE
+    info = (1 << 16) | socket.htons(ETH_P_ALL)  # priority 1, protocol all (network order)
     body = TCMSG.pack(0, 0, link.index, 0, INGRESS_HANDLE, info) + b"".join(
         a.encode() for a in [string(TCA_KIND, "u32"), Attr(TCA_OPTIONS, options)])
     rtnl.nl.request(RTM_NEWTFILTER, wire.NLM_F_CREATE | wire.NLM_F_EXCL, body,

@@ -94,11 +94,16 @@ class VethHandler:
         return True
 
     def _pair(self, op: Operation, run: Run) -> str:
-        """'paired', 'absent', 'stale' (host end without our peer) or 'foreign'."""
+        """'paired', 'absent', 'stale' (host end without our peer) or 'foreign'.
+
+        Paired means the host end's peer is the pod's interface by index *and*
+        namespace: an index alone could be an interface of another namespace.
+        """
         host = run.host.node.link(op.params["name"])
         inside = run.host.link(Where.SANDBOX, op.params["peer"])
         if inside is not None:
-            return "paired" if host is not None and inside.peer == host.index else "foreign"
+            paired = host is not None and run.host.node.paired(host, inside, run.host.sandbox.fd)
+            return "paired" if paired else "foreign"
         return "stale" if host is not None else "absent"
 
     def remove(self, op: Operation, run: Run) -> None:

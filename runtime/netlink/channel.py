@@ -1,0 +1,152 @@
+"""A synchronous netlink channel: send a request, read its acknowledgement or dump.
+
+A socket belongs to the network namespace it was created in, whatever the
+process does afterwards; `runtime.netns` relies on that to talk to a pod's
+namespace without staying in it.
+
+The socket asks for extended acknowledgements, so a refusal carries the
+kernel's own reason ("Unknown device type") next to the errno.  Replies are
+read with the sharp edges filed off: a malformed header is an error, not a
+loop; NLMSG_NOOP is skipped; NLMSG_OVERRUN (replies lost) is an error; a dump
+the kernel flags NLM_F_DUMP_INTR (the objects changed while it listed them)
+is asked again, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import socket
+
+from runtime.netlink.wire import (
+    NLM_F_ACK,
+    NLM_F_DUMP,
+    NLM_F_DUMP_INTR,
+    NLM_F_MULTI,
+    NLM_F_REQUEST,
+    NLMSG_DONE,
+    NLMSG_ERROR,
+    NLMSG_NOOP,
+    NLMSG_OVERRUN,
+    MalformedReply,
+    Message,
+    message,
+    messages,
+    outcome,
+)
+
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10
+NETLINK_EXT_ACK = 11
+RECEIVE_BUFFER = 1 << 20
+DUMP_ATTEMPTS = 5
+"""How often a dump is asked for before concurrent changes count as a failure."""
+
+
+class NetlinkError(OSError):
+    """The kernel refused a request; `errno` says why (EEXIST, ENODEV, ...).
+
+    `detail` is the kernel's extended-ack text when it gave one, or netc's
+    description of a reply it could not use.
+    """
+
+    def __init__(self, code: int, request: str, detail: str | None = None) -> None:
+        reason = f"{os.strerror(code)}: {detail}" if detail else os.strerror(code)
+        super().__init__(code, f"{request}: {reason}")
+        self.request = request
+        self.detail = detail
+
+
+def route_socket() -> socket.socket:
+    """A bound NETLINK_ROUTE socket that asks for extended, capped acknowledgements.
+
+    Capped: an error echoes only the header of the failed request, not all of
+    it.  Kernels before 4.12 know neither option; their errors just have no text.
+    """
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+    for option in (NETLINK_EXT_ACK, NETLINK_CAP_ACK):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(SOL_NETLINK, option, 1)
+    sock.bind((0, 0))
+    return sock
+
+
+class Channel:
+    """Requests and their replies over one socket, with a sequence counter.
+
+    Not thread-safe, and not needed to be.  `sock` is anything with send,
+    recv and close; a new `route_socket()` unless given (the codec's tests
+    hand in recorded kernel replies).
+    """
+
+    def __init__(self, sock: socket.socket | None = None) -> None:
+        self.sock = sock if sock is not None else route_socket()
+        self.seq = 0
+
+    def close(self) -> None:
+        """Release the socket."""
+        self.sock.close()
+
+    def request(self, kind: int, flags: int, body: bytes, what: str) -> None:
+        """Send a change and wait for the kernel's acknowledgement."""
+        seq = self._send(kind, flags | NLM_F_REQUEST | NLM_F_ACK, body)
+        self._replies(seq, what)
+
+    def dump(self, kind: int, body: bytes, what: str) -> list[tuple[int, bytes]]:
+        """Every (message type, body) of a dump request, from one consistent listing."""
+        for _ in range(DUMP_ATTEMPTS):
+            seq = self._send(kind, NLM_F_REQUEST | NLM_F_DUMP, body)
+            replies, interrupted = self._replies(seq, what)
+            if not interrupted:
+                return [(reply.kind, reply.body) for reply in replies]
+        raise NetlinkError(errno.EINTR, what, f"the listing changed while the kernel gave it, "
+                                              f"{DUMP_ATTEMPTS} times in a row (NLM_F_DUMP_INTR)")
+
+    def get(self, kind: int, body: bytes, what: str) -> bytes:
+        """The body of the one message a get request answers with."""
+        seq = self._send(kind, NLM_F_REQUEST, body)
+        replies, _ = self._replies(seq, what)
+        if not replies:
+            raise NetlinkError(errno.ENOENT, what)
+        return replies[0].body
+
+    def _send(self, kind: int, flags: int, body: bytes) -> int:
+        self.seq += 1
+        self.sock.send(message(kind, flags, self.seq, body))
+        return self.seq
+
+    def _replies(self, seq: int, what: str) -> tuple[list[Message], bool]:
+        """The data messages answering request `seq`, and whether a dump was interrupted.
+
+        Reads until the request is done: its acknowledgement, NLMSG_DONE, or
+        its one message when that is not part of a multi-part answer.  Raises
+        on a kernel error, an overrun, or a malformed reply.
+        """
+        try:
+            return self._read(seq, what)
+        except MalformedReply as error:
+            raise NetlinkError(errno.EBADMSG, what, f"malformed reply: {error}") from None
+
+    def _read(self, seq: int, what: str) -> tuple[list[Message], bool]:
+        found: list[Message] = []
+        interrupted = False
+        while True:
+            datagram = list(messages(self.sock.recv(RECEIVE_BUFFER)))  # all of it checked first
+            for reply in datagram:
+                if reply.seq != seq or reply.kind == NLMSG_NOOP:
+                    continue
+                interrupted |= bool(reply.flags & NLM_F_DUMP_INTR)
+                if reply.kind in (NLMSG_ERROR, NLMSG_DONE):
+                    code, text = outcome(reply)
+                    if code > 0:
+                        raise NetlinkError(code, what, text)
+                    return found, interrupted
+                if reply.kind == NLMSG_OVERRUN:
+                    raise NetlinkError(errno.ENOBUFS, what,
+                                       "the kernel lost replies (NLMSG_OVERRUN)")
+                found.append(reply)
+                if not reply.flags & NLM_F_MULTI:
+                    return found, interrupted
