@@ -13,6 +13,7 @@ import sys
 import click
 import yaml
 
+from compiler.cli.changes import show as show_changes
 from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
 from compiler.cli.completion import network_names
 from compiler.cluster import NodeUnknown, needs_node, networks_for_node
@@ -31,6 +32,7 @@ from compiler.planner.ops import PLAN_FORMAT, Observation, Plan, State
 from compiler.planner.plan import PlanError, plan
 from compiler.planner.policy import PolicyError
 from compiler.planner.render import render_json, render_text, render_yaml
+from compiler.source import SourceFile
 
 EXIT_PENDING = 2
 
@@ -82,32 +84,33 @@ POD_OPTIONS = ("pod", "container_id", "ifname", "netns", "ports", "bandwidth", "
 @click.option("--bandwidth", help="The pod's annotations: ingress=RATE,egress=RATE.")
 @click.option("--command", type=click.Choice(["add", "del", "check"], case_sensitive=False),
               default="add", show_default=True)
-@click.option("--format", "output", type=click.Choice(["text", "json", "yaml"]), default="text",
-              show_default=True)
+@click.option("--format", "output", type=click.Choice(["text", "json", "yaml", "github"]),
+              default="text", show_default=True,
+              help="github (with --against): annotations for a pull request.")
+@click.option("--against", metavar="OLD",
+              help="The change plan from OLD (a file, a directory or a git revision of FILES) "
+              "to FILES, instead of a pod's plan.")
 @click.option("--live", is_flag=True, help="Compare with the kernel (root, read-only).")
 @click.option("--node-netns", help="With --live: the node's network namespace name.")
 @click.option("--detailed-exitcode", is_flag=True,
-              help="With --live: exit 0 nothing to do, 2 changes pending, 1 error.")
+              help="With --live or --against: exit 0 nothing to do, 2 changes pending, "
+              "1 error.")
 @click.pass_context
 def plan_command(ctx: click.Context, files: tuple[str, ...], network_name: str | None,
                  node: str | None, pod: str, container_id: str, ifname: str, netns: str | None,
                  ports: tuple[str, ...], bandwidth: str | None, command: str, output: str,
-                 live: bool, node_netns: str | None, detailed_exitcode: bool) -> None:
+                 against: str | None, live: bool, node_netns: str | None,
+                 detailed_exitcode: bool) -> None:
     """Show the operations a pod (or, with --node, a node) would get from FILES.
 
     `-` reads standard input.  With --format json or yaml, errors and a
     refused pod are documents on stdout too.
     """
-    if detailed_exitcode and not live:
-        raise click.UsageError("--detailed-exitcode reports pending changes, which only "
-                               "--live finds; add --live --node-netns NAME")
-    compilation, sources = compile_paths(files)
-    if output == "text":
-        report(compilation.diagnostics, sources)
-    elif not compilation.ok:
-        _print(output, json_document(compilation.diagnostics, sources))
-    if not compilation.ok:
-        sys.exit(EXIT_INVALID)
+    _check_options(detailed_exitcode, live, against, output)
+    compilation, sources = _compiled(files, output)
+    if against is not None:
+        show_changes(compilation, against, files, output, detailed_exitcode)
+        return
     networks = _built(compilation, node)
     if node is not None and not any(_given(ctx, name) for name in POD_OPTIONS):
         the_plan = _node_plan(compilation, node, networks, network_name)
@@ -115,13 +118,7 @@ def plan_command(ctx: click.Context, files: tuple[str, ...], network_name: str |
     else:
         network = _select(networks, network_name)
         context = _context(pod, container_id, ifname, netns, ports, bandwidth)
-        try:
-            the_plan = plan(network, context, command.upper())
-        except (PolicyError, PlanError) as error:
-            if output == "text":
-                raise click.ClickException(str(error)) from error
-            _print(output, _refusal(network, command, error))
-            sys.exit(EXIT_INVALID)
+        the_plan = _pod_plan(network, context, command, output)
         observations = _observe(network, the_plan, context, node_netns) if live else None
     renderers = {"json": render_json, "yaml": render_yaml}
     if output == "text":
@@ -131,6 +128,37 @@ def plan_command(ctx: click.Context, files: tuple[str, ...], network_name: str |
     if detailed_exitcode and observations is not None:
         pending = any(o.state in (State.CREATE, State.DIFFERENT) for o in observations)
         sys.exit(EXIT_PENDING if pending else 0)
+
+
+def _check_options(detailed: bool, live: bool, against: str | None, output: str) -> None:
+    if detailed and not (live or against):
+        raise click.UsageError("--detailed-exitcode reports pending changes, which only "
+                               "--live or --against find; add --live --node-netns NAME")
+    if output == "github" and not against:
+        raise click.UsageError("--format github goes with --against")
+
+
+def _compiled(files: tuple[str, ...], output: str) -> tuple[Compilation, dict[str, SourceFile]]:
+    """The compiled input; invalid input ends here, reported in the format asked."""
+    compilation, sources = compile_paths(files)
+    if output in ("text", "github"):
+        report(compilation.diagnostics, sources)
+    elif not compilation.ok:
+        _print(output, json_document(compilation.diagnostics, sources))
+    if not compilation.ok:
+        sys.exit(EXIT_INVALID)
+    return compilation, sources
+
+
+def _pod_plan(network: Network, context: PodContext, command: str, output: str) -> Plan:
+    """The pod's plan; a refusal is an error, or a document in the machine formats."""
+    try:
+        return plan(network, context, command.upper())
+    except (PolicyError, PlanError) as error:
+        if output == "text":
+            raise click.ClickException(str(error)) from error
+        _print(output, _refusal(network, command, error))
+        sys.exit(EXIT_INVALID)
 
 
 def _given(ctx: click.Context, name: str) -> bool:

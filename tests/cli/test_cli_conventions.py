@@ -130,8 +130,8 @@ def test_plan_json_reports_compile_errors_on_stdout():
 def test_detailed_exitcode_without_live_is_a_usage_error():
     result = netc("plan", PODS, "--detailed-exitcode")
     assert result.exit_code == 1
-    assert "--detailed-exitcode reports pending changes, which only --live finds" in (
-        result.stderr)
+    assert "--detailed-exitcode reports pending changes, which only --live or --against " \
+        "find" in result.stderr
 
 
 def test_fmt_formats_the_target_of_a_link_and_keeps_the_mode(tmp_path):

@@ -1,0 +1,286 @@
+"""Change plans: what a revision of the `.netdsl` does to the nodes (`netc plan --against`).
+
+terraform's plan answers "what changes if this merges"; this module answers
+it for netc, from two compilations of the same files:
+
+    meaning   each setting that differs (`pods: bridge.mtu 1500 -> 1400`), with
+              the line of the new revision it comes from
+    node      node-scoped operations added, removed or changed: a bridge, NAT,
+              routes and tunnel entries to peers -- they change at once, with
+              `netc apply` (or, for a network's own, the next pod's ADD)
+    pods      operations of a pod's ADD -- its veth, addresses, routes, shaping --
+              reach only pods created from now on; running pods keep theirs
+              until they are re-created
+
+Source locations make no noise: settings are compared without their spans,
+operations by kind and target, so a revision that only adds comments or moves
+lines has an empty change plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from compiler import ir_codec
+from compiler.cluster import networks_for_node
+from compiler.ir import Cluster, Network
+from compiler.planner.context import PodContext
+from compiler.planner.node import node_plan
+from compiler.planner.ops import Kind, Operation
+from compiler.planner.plan import PlanError, plan
+from compiler.source import Span
+
+AT_ONCE = "at once"
+NEW_PODS = "new pods only; running pods keep theirs until re-created"
+POLICY = "every ADD from now on; running pods keep what they were given"
+NODE_NOW = f"{AT_ONCE}, with `netc apply` or the next pod's ADD"
+POLICY_SETTINGS = ("hostport.allow", "hostport.deny", "hostport.host_ips", "bandwidth.")
+"""Settings the plugin consults on each ADD: no operation changes, the next decisions do."""
+EXAMPLE_POD = PodContext("example-pod", port_mappings=(), bandwidth=None)
+"""The pod whose ADD stands for every pod's: no ports, no bandwidth request."""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One difference between the revisions: where, what, before and after, and when it bites."""
+
+    scope: str
+    layer: str
+    action: str
+    subject: str
+    old: str | None
+    new: str | None
+    effect: str | None
+    span: Span | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The machine form."""
+        return {"scope": self.scope, "layer": self.layer, "action": self.action,
+                "subject": self.subject, "old": self.old, "new": self.new,
+                "effect": self.effect, "source": self.span.to_json() if self.span else None}
+
+
+def compare(old_networks: Sequence[Network], old_clusters: Sequence[Cluster],
+            new_networks: Sequence[Network], new_clusters: Sequence[Cluster]) -> list[Change]:
+    """Every change from the old revision to the new one, network by network, node by node."""
+    old, new = _by_name(old_networks), _by_name(new_networks)
+    changes = []
+    for name in sorted(set(old) | set(new)):
+        changes += _network_changes(name, old.get(name), new.get(name), old_clusters,
+                                    new_clusters)
+    nodes = sorted({n.name for c in [*old_clusters, *new_clusters] for n in c.nodes})
+    for node in nodes:
+        changes += _node_changes(node, old_networks, old_clusters, new_networks, new_clusters)
+    return changes
+
+
+def _by_name(networks: Sequence[Network]) -> dict[str, Network]:
+    return {n.name: n for n in networks}
+
+
+def _network_changes(name: str, old: Network | None, new: Network | None,
+                     old_clusters: Sequence[Cluster], new_clusters: Sequence[Cluster]
+                     ) -> list[Change]:
+    scope = f"network {name}"
+    if old is None or new is None:
+        action = "added" if old is None else "removed"
+        network = new or old
+        assert network is not None
+        effect = ("its conflist is written by the next build; pods attach to it once the "
+                  "runtime loads it") if old is None else (
+                  "the next build removes its conflist; its running pods keep their "
+                  "attachment until deleted")
+        return [Change(scope, "network", action, name, None, None, effect, network.span)]
+    changes = [Change(scope, "setting", _action(o, n), key, o, n,
+                      POLICY if key.startswith(POLICY_SETTINGS) else None, _span(new, key))
+               for key, o, n in _setting_changes(old, new)]
+    if not changes:
+        return []
+    old_pod, new_pod = _pod_ops(old, old_clusters), _pod_ops(new, new_clusters)
+    changes += _operation_changes(scope, "pods", old_pod, new_pod, effect=NEW_PODS,
+                                  relevant=lambda op: op.owned)
+    if not (new.ipam and new.ipam.cluster):  # a cluster's nodes are compared node by node
+        changes += _operation_changes(scope, "node", old_pod, new_pod, effect=NODE_NOW,
+                                      relevant=lambda op: not op.owned)
+    return changes
+
+
+def _pod_ops(network: Network, clusters: Sequence[Cluster]) -> list[Operation]:
+    """The ADD of the example pod; a cluster's network as its first node runs it."""
+    cluster = next((c for c in clusters if network.ipam and c.name == network.ipam.cluster),
+                   None)
+    if cluster is not None and cluster.nodes:
+        (network,) = networks_for_node([network], clusters, cluster.nodes[0].name)
+    try:
+        return list(plan(network, EXAMPLE_POD, "ADD").operations)
+    except PlanError:
+        return []
+
+
+def _node_changes(node: str, old_networks: Sequence[Network], old_clusters: Sequence[Cluster],
+                  new_networks: Sequence[Network], new_clusters: Sequence[Cluster]
+                  ) -> list[Change]:
+    old_ops = _node_ops(node, old_networks, old_clusters)
+    new_ops = _node_ops(node, new_networks, new_clusters)
+    cluster = next((c.name for c in [*new_clusters, *old_clusters] if c.node(node)), "?")
+    scope = f"node {node} of cluster {cluster}"
+    if old_ops is None or new_ops is None:
+        action = "added" if old_ops is None else "removed"
+        effect = (f"`netc apply --node {node}` sets it up; the other nodes route to it "
+                  "after their apply") if old_ops is None else (
+                  "the other nodes remove their routes to it at their next apply")
+        return [Change(scope, "node", action, node, None, None, effect)]
+    return _operation_changes(scope, "node", old_ops, new_ops,
+                              effect=f"{AT_ONCE}, with `netc apply --node {node}`",
+                              relevant=lambda op: op.kind != Kind.PRUNE)
+
+
+def _node_ops(node: str, networks: Sequence[Network], clusters: Sequence[Cluster]
+              ) -> list[Operation] | None:
+    cluster = next((c for c in clusters if c.node(node)), None)
+    if cluster is None:
+        return None
+    built = networks_for_node(networks, clusters, node)
+    return list(node_plan(cluster, node, built).operations)
+
+
+def _operation_changes(scope: str, layer: str, old: Sequence[Operation],
+                       new: Sequence[Operation], *, effect: str,
+                       relevant: Callable[[Operation], bool]) -> list[Change]:
+    before = {(op.kind, op.target): op for op in old if relevant(op)}
+    after = {(op.kind, op.target): op for op in new if relevant(op)}
+    changes = []
+    for key in [k for k in after if k not in before]:
+        changes.append(Change(scope, layer, "added", after[key].summary, None, None, effect,
+                              after[key].span))
+    for key in [k for k in before if k not in after]:
+        changes.append(Change(scope, layer, "removed", before[key].summary, None, None, effect,
+                              before[key].span))
+    for key in [k for k in after if k in before]:
+        if _comparable(before[key].params) != _comparable(after[key].params):
+            changes.append(Change(scope, layer, "changed", after[key].summary,
+                                  before[key].summary, after[key].summary, effect,
+                                  after[key].span))
+    return changes
+
+
+def _comparable(params: Mapping[str, Any]) -> Any:
+    """Parameters without what only says where state lives in this revision's files."""
+    return {k: v for k, v in params.items() if k != "span"}
+
+
+def _setting_changes(old: Network, new: Network) -> Iterator[tuple[str, str | None, str | None]]:
+    before = dict(_flatten(_without_spans(ir_codec.encode(old))))
+    after = dict(_flatten(_without_spans(ir_codec.encode(new))))
+    for key in sorted(set(before) | set(after)):
+        if before.get(key) != after.get(key):
+            yield key, before.get(key), after.get(key)
+
+
+def _without_spans(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_spans(v) for k, v in value.items() if k != "span"}
+    if isinstance(value, list):
+        return [_without_spans(v) for v in value]
+    return value
+
+
+def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """Settings as `bridge.mtu = 1500`; an item of a list of objects is one setting."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten(item, f"{prefix}.{key}" if prefix else key)
+    elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        for index, item in enumerate(value):
+            yield f"{prefix}[{_label(item, index)}]", _show(item)
+    else:
+        yield prefix, _show(value)
+
+
+def _label(item: dict[str, Any], index: int) -> str:
+    for key in ("name", "cidr", "dst", "first", "names"):
+        if key in item:
+            return _show(item[key])
+    return str(index)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{k}={_show(v)}" for k, v in value.items())
+    if isinstance(value, list):
+        return ", ".join(_show(v) for v in value)
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def _action(old: str | None, new: str | None) -> str:
+    if old is None:
+        return "added"
+    return "removed" if new is None else "changed"
+
+
+def _span(network: Network, key: str) -> Span | None:
+    """The span of the new revision's object that holds a setting (the network's at worst)."""
+    head = key.split(".", 1)[0].split("[", 1)[0]
+    part = getattr(network, head, None)
+    return getattr(part, "span", None) or network.span
+
+
+def render_text(changes: Sequence[Change], against: str) -> str:
+    """The change plan for people: by scope, one line a change, what it means and when."""
+    lines = [f"netc plan: changes against {against}"]
+    scope = None
+    for change in changes:
+        if change.scope != scope:
+            scope = change.scope
+            lines += ["", scope]
+        lines.append(f"  {SYMBOLS[change.action]} {_describe(change)}")
+        where = str(change.span) if change.span and change.span.line else ""
+        detail = "; ".join(filter(None, [change.effect, where]))
+        if detail:
+            lines.append(f"      {detail}")
+    lines += ["", summary(changes)]
+    return "\n".join(lines) + "\n"
+
+
+SYMBOLS = {"added": "+", "removed": "-", "changed": "~"}
+
+
+def _describe(change: Change) -> str:
+    if change.layer == "setting":
+        return f"{change.subject}: {change.old or '(none)'} -> {change.new or '(none)'}"
+    prefix = "pod: " if change.layer == "pods" else ""
+    if change.action == "changed" and change.old != change.new:
+        return f"{prefix}{change.new} (was: {change.old})"
+    return f"{prefix}{change.subject}"
+
+
+def summary(changes: Sequence[Change]) -> str:
+    """One line: how many changes, and how many need pods re-created to reach them."""
+    if not changes:
+        return "No changes: the nodes would get what they have."
+    later = sum(c.effect == NEW_PODS for c in changes)
+    count = f"{len(changes)} change" + ("s" if len(changes) != 1 else "")
+    return count + (f"; {later} reach only pods created from now on" if later else "") + "."
+
+
+def render_github(changes: Sequence[Change]) -> str:
+    """GitHub Actions workflow commands: each change annotates its line in the pull request."""
+    lines = []
+    for change in changes:
+        where = ""
+        if change.span and change.span.line:
+            where = f" file={change.span.file},line={change.span.line}"
+        text = f"{change.scope}: {_describe(change)}" + (f" ({change.effect})"
+                                                          if change.effect else "")
+        lines.append(f"::notice{where}::{text}")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def document(changes: Sequence[Change], against: str) -> dict[str, Any]:
+    """The change plan for tools."""
+    return {"format_version": "1.0", "against": against,
+            "changes": [c.to_json() for c in changes], "summary": summary(changes)}

@@ -1,0 +1,95 @@
+"""Issue 13: `netc plan --against OLD`, the change plan a pull request review reads.
+
+Source locations make no noise (comments, moved lines: nothing); a one-value
+change is a few lines saying what changes and when it reaches the nodes.
+"""
+
+import json
+import subprocess
+
+import pytest
+from click.testing import CliRunner
+
+from compiler.cli import main
+from tests.support import ROOT
+
+CLUSTER = (ROOT / "examples" / "cluster.netdsl").read_text()
+NODE_D = ("    node node-d {\n        address 192.168.10.14/24, fd00:192:168:10::14/64\n"
+          "        block 4\n    }\n")
+
+
+def _plan(tmp_path, old, new, *extra):
+    (tmp_path / "old").mkdir(exist_ok=True)
+    (tmp_path / "old" / "cluster.netdsl").write_text(old)
+    (tmp_path / "cluster.netdsl").write_text(new)
+    return CliRunner().invoke(main, ["plan", str(tmp_path / "cluster.netdsl"), "--against",
+                                     str(tmp_path / "old"), *extra])
+
+
+def test_comments_and_moved_lines_make_an_empty_change_plan(tmp_path):
+    moved = CLUSTER.replace("    hostport {", "    # ports\n\n    hostport {")
+    moved = moved.replace("        route 0.0.0.0/0\n        route ::/0\n",
+                          "        route 0.0.0.0/0  # default\n        route ::/0\n")
+    result = _plan(tmp_path, CLUSTER, "# reviewed\n" + moved, "--detailed-exitcode")
+    assert result.exit_code == 0, result.output
+    assert "No changes" in result.stdout
+
+
+def test_a_one_value_change_is_a_few_lines_with_its_reach(tmp_path):
+    changed = CLUSTER.replace("deny 22, 10250", "deny 22, 10250, 2222")
+    result = _plan(tmp_path, CLUSTER, changed, "--detailed-exitcode")
+    assert result.exit_code == 2
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) <= 8, result.stdout
+    assert "+ hostport.deny[2222]" in result.stdout
+    assert "every ADD from now on" in result.stdout
+
+
+def test_an_mtu_reaches_running_pods_only_when_they_are_recreated(tmp_path):
+    changed = CLUSTER.replace("        gateway\n", "        mtu 1400\n        gateway\n", 1)
+    document = json.loads(_plan(tmp_path, CLUSTER, changed, "--format", "json").stdout)
+    layers = {(c["scope"], c["layer"]) for c in document["changes"]}
+    assert ("network pods", "setting") in layers and ("network pods", "pods") in layers
+    assert {f"node node-{n} of cluster prod" for n in "abc"} <= {s for s, _ in layers}
+    pod = next(c for c in document["changes"] if c["layer"] == "pods")
+    assert "new pods only" in pod["effect"]
+    node = next(c for c in document["changes"] if c["layer"] == "node")
+    assert node["effect"].startswith("at once")
+
+
+def test_a_new_node_gives_every_peer_routes_at_once(tmp_path):
+    changed = CLUSTER.replace("    node node-c {", NODE_D + "    node node-c {")
+    document = json.loads(_plan(tmp_path, CLUSTER, changed, "--format", "json").stdout)
+    added = [c for c in document["changes"] if c["action"] == "added"]
+    assert any(c["scope"] == "node node-d of cluster prod" for c in added)
+    assert any("node-d's pods" in c["subject"] and c["scope"].startswith("node node-a")
+               for c in added)
+    assert not any(c["layer"] == "setting" and "node-a" in c["subject"]
+                   for c in document["changes"]), "another node's subnet changed"
+
+
+def test_github_format_annotates_the_changed_line(tmp_path):
+    changed = CLUSTER.replace("deny 22, 10250", "deny 22, 10250, 2222")
+    result = _plan(tmp_path, CLUSTER, changed, "--format", "github")
+    assert result.stdout.startswith(f"::notice file={tmp_path / 'cluster.netdsl'},line=")
+
+
+def test_against_a_git_revision(tmp_path):
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "cluster.netdsl").write_text(CLUSTER)
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+    (tmp_path / "cluster.netdsl").write_text(CLUSTER.replace("block 3", "block 9"))
+    result = CliRunner().invoke(main, ["plan", str(tmp_path / "cluster.netdsl"), "--against",
+                                       "HEAD"])
+    assert result.exit_code == 0, result.output
+    assert "10.244.9.0/24" in result.stdout
+
+
+@pytest.mark.parametrize("args", [("--format", "github"), ("--detailed-exitcode",)])
+def test_options_of_the_change_plan_need_against(args):
+    result = CliRunner().invoke(main, ["plan", str(ROOT / "examples" / "pods.netdsl"), *args])
+    assert result.exit_code != 0
