@@ -18,6 +18,7 @@ from functools import cache
 from compiler.errors import Code, NetcError
 
 CLONE_NEWNET = 0x40000000
+CLONE_NEWNS = 0x00020000
 
 
 class NetnsError(NetcError):
