@@ -1,0 +1,138 @@
+"""What netc ships to nodes: the agent's container image, built offline (`make image`).
+
+No registry is reachable from where netc is built and tested, so the image
+is assembled from this machine's own files: Debian's python3 with the
+shared libraries it and its extension modules load, its standard library,
+netc's packages and their dependencies (from the environment netc runs in),
+and the plugin artifact the agent installs on nodes (`runtime.artifact`).
+It is written as a docker-archive -- manifest.json, the image config and one
+layer -- which `ctr images import` and `podman load` both read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import platform
+import subprocess
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+PYTHON = Path("/usr/bin/python3")
+STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",
+               "distutils", "pydoc_data", "unittest", "venv", "__phello__"}
+"""Parts of the standard library the agent never imports."""
+PACKAGES = ("compiler", "runtime", "grammar")
+DEPENDENCIES = ("click", "yaml", "lark")
+ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
+SITE = "usr/lib/netc"
+LAUNCHER = f"""#!/usr/bin/python3 -IS
+import sys
+sys.path.append("/{SITE}")
+from compiler.cli import main
+main()
+"""
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _add(archive: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644,
+         link: str | None = None) -> None:
+    info = tarfile.TarInfo(name)
+    info.mode = mode
+    if link is not None:
+        info.type, info.linkname = tarfile.SYMTYPE, link
+    elif data is None:
+        info.type, info.mode = tarfile.DIRTYPE, mode | 0o111
+    else:
+        info.size = len(data)
+    archive.addfile(info, io.BytesIO(data) if data is not None else None)
+
+
+def _libraries(binaries: list[Path]) -> set[Path]:
+    """The shared libraries (and the loader) the binaries need, from ldd."""
+    found: set[Path] = set()
+    for binary in binaries:
+        listing = subprocess.run(["ldd", str(binary)], capture_output=True, text=True,
+                                 check=False).stdout
+        for line in listing.splitlines():
+            parts = line.split()
+            path = next((p for p in parts if p.startswith("/")), None)
+            if path:
+                found.add(Path(path))
+    return found
+
+
+def _python_files(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
+    """(name in the image, file) for a tree of Python sources, caches and data."""
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if relative.parts and relative.parts[0] in STDLIB_SKIP:
+            continue
+        if path.is_file() and ".opt-" not in path.name:  # -O caches: never used
+            yield f"{prefix}/{relative.as_posix()}", path
+
+
+def _module_dir(name: str) -> Path:
+    module = __import__(name)
+    return Path(module.__file__).resolve().parent
+
+
+def image_layer(plugin: bytes) -> bytes:
+    """The image's one layer: python3 and its libraries, the stdlib, netc, the plugin."""
+    stdlib = Path("/usr/lib") / PYTHON.resolve().name  # Debian's python3.11: /usr/lib/python3.11
+    dynload = stdlib / "lib-dynload"
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        for directory in ("bin", "etc", "dev", "proc", "sys", "tmp", "run", "usr", "usr/bin",
+                          "usr/lib", SITE, "var", "var/lib"):
+            _add(archive, directory, mode=0o755)
+        _add(archive, "usr/bin/python3", data=PYTHON.resolve().read_bytes(), mode=0o755)
+        for library in sorted(_libraries([PYTHON.resolve(), *dynload.glob("*.so")])):
+            _add(archive, library.as_posix().lstrip("/"), data=library.read_bytes(),
+                 mode=0o755)
+        for name, path in _python_files(stdlib, stdlib.as_posix().lstrip("/")):
+            _add(archive, name, data=path.read_bytes())
+        for package in (*PACKAGES, *DEPENDENCIES):
+            for name, path in _python_files(_module_dir(package), f"{SITE}/{package}"):
+                _add(archive, name, data=path.read_bytes())
+        _add(archive, "usr/bin/netc", data=LAUNCHER.encode(), mode=0o755)
+        _add(archive, f"{SITE}/netc-cni", data=plugin, mode=0o755)
+        _add(archive, "etc/passwd", data=b"root:x:0:0:root:/:/usr/bin/python3\n")
+        _add(archive, "etc/group", data=b"root:x:0:\n")
+    return buffer.getvalue()
+
+
+def image_config(layer: bytes, entrypoint: list[str], command: list[str]) -> bytes:
+    """The image configuration: this machine's platform, one layer, the entry point."""
+    config = {
+        "architecture": ARCHITECTURES.get(platform.machine(), platform.machine()),
+        "os": "linux",
+        "config": {"Entrypoint": entrypoint, "Cmd": command, "WorkingDir": "/",
+                   "Env": ["PATH=/usr/bin:/bin"]},
+        "rootfs": {"type": "layers", "diff_ids": [_sha256(layer)]},
+        "history": [{"created_by": "netc runtime/packaging.py"}],
+    }
+    return json.dumps(config, sort_keys=True).encode()
+
+
+def docker_archive(path: Path, reference: str, layer: bytes, config: bytes) -> Path:
+    """A docker-archive of one layer named `reference`."""
+    config_name = _sha256(config).removeprefix("sha256:") + ".json"
+    manifest = [{"Config": config_name, "RepoTags": [reference], "Layers": ["layer.tar"]}]
+    with tarfile.open(path, mode="w") as archive:
+        _add(archive, "layer.tar", data=layer)
+        _add(archive, config_name, data=config)
+        _add(archive, "manifest.json", data=json.dumps(manifest).encode())
+    return path
+
+
+def agent_image(path: Path, reference: str, plugin: bytes) -> Path:
+    """The agent's image: `netc agent ...` is its entry point's default command."""
+    layer = image_layer(plugin)
+    config = image_config(layer, ["/usr/bin/netc"], ["agent", "--help"])
+    return docker_archive(path, reference, layer, config)
