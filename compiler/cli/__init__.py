@@ -17,6 +17,7 @@ COMMANDS = {
     "check": "compiler.cli.check:check",
     "fmt": "compiler.cli.fmt:fmt",
     "plan": "compiler.cli.plan:plan_command",
+    "apply": "compiler.cli.apply:apply_command",
     "run": "compiler.cli.runtime:run",
     "install-plugin": "compiler.cli.runtime:install_plugin",
     "serve-cni": "compiler.cli.runtime:serve_cni",
