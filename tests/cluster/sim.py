@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from compiler import emit
-from compiler.cluster import networks_for_node
-from compiler.pipeline import compile_sources
+from compiler.cluster import networks_for_node, vtep_mac
+from compiler.ir import Node
+from compiler.pipeline import Compilation, compile_sources
 from compiler.planner.context import mapping_from_option
 from compiler.source import SourceFile
 from runtime import driver
@@ -98,20 +99,29 @@ class SimCluster(Namespaces):
         self.mode = mode
         self.dual = dual
         self.families = (4, 6) if dual else (4,)
+        self.vni = 1
         self.nodes: dict[str, SimNode] = {}
         self.pods: dict[str, SimPod] = {}
+        self.listed = list(nodes)
+        """The nodes the source lists (a node removed from the source keeps its namespace)."""
+        self.router: str | None = None
+        tmp.mkdir(parents=True, exist_ok=True)
+        try:
+            self._build()
+        except BaseException:
+            self.close()  # a half-built cluster leaves no namespace behind either
+            raise
+
+    def _build(self) -> None:
         self.switch = self.netns("switch")
         sh("ip", "-n", self.switch, "link", "add", "br0", "type", "bridge")
         sh("ip", "-n", self.switch, "link", "set", "br0", "up")
         self.client = self.netns("client")
-        self._plug(self.client, "cl", CLIENT, CLIENT6, gateway=False)
-        self.router = None
-        if any(n.underlay == "b" for n in nodes):
+        self._plug(self.client, "cl", CLIENT, CLIENT6, routed=False)
+        if any(n.underlay == "b" for n in self.listed):
             self._router()
-        for node in nodes:
+        for node in self.listed:
             self.add_node(node)
-        self.listed = list(nodes)
-        """The nodes the source lists (a node removed from the source keeps its namespace)."""
 
     # topology
 
@@ -119,17 +129,16 @@ class SimCluster(Namespaces):
         """The namespace of a node."""
         return f"{self.tag}-{node if isinstance(node, str) else node.name}"
 
-    def _plug(self, netns: str, port: str, address: str, address6: str, gateway: bool,
-              prefix: str = "198.18.10") -> None:
-        """`eth0` of a namespace on the switch, with its addresses (and default routes)."""
+    def _plug(self, netns: str, port: str, address: str, address6: str, routed: bool) -> None:
+        """`eth0` of a namespace on the switch, with its addresses; `routed`: default routes
+        through the router."""
         sh("ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0",
            "netns", netns)
         sh("ip", "-n", self.switch, "link", "set", port, "master", "br0", "up")
         self._address(netns, "eth0", address, address6)
-        if gateway:
-            sh("ip", "-n", netns, "route", "add", "default", "via", f"{prefix}.1")
-            sh("ip", "-n", netns, "-6", "route", "add", "default", "via",
-               f"fd00:198:{prefix.rsplit('.', 1)[1]}::1")
+        if routed:
+            sh("ip", "-n", netns, "route", "add", "default", "via", "198.18.10.1")
+            sh("ip", "-n", netns, "-6", "route", "add", "default", "via", "fd00:198:10::1")
 
     def _address(self, netns: str, dev: str, address: str, address6: str) -> None:
         self.run(netns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.accept_dad=0")
@@ -139,7 +148,11 @@ class SimCluster(Namespaces):
 
     def _router(self) -> None:
         self.router = self.netns("router")
-        self._plug(self.router, "rt", "198.18.10.1", "fd00:198:10::1", gateway=False)
+        self._plug(self.router, "rt", "198.18.10.1", "fd00:198:10::1", routed=False)
+        # the client reaches node-d's underlay through the router, never the pod CIDRs
+        sh("ip", "-n", self.client, "route", "add", "198.18.20.0/24", "via", "198.18.10.1")
+        sh("ip", "-n", self.client, "-6", "route", "add", "fd00:198:20::/64", "via",
+           "fd00:198:10::1")
         self.run(self.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         self.run(self.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 
@@ -147,7 +160,7 @@ class SimCluster(Namespaces):
         """The node's namespace, on its underlay (not yet in the source)."""
         netns = self.netns(node.name)
         if node.underlay == "a":
-            self._plug(netns, node.name, node.address, node.address6, gateway=True)
+            self._plug(netns, node.name, node.address, node.address6, routed=True)
         else:
             assert self.router is not None
             sh("ip", "-n", self.router, "link", "add", "eth1", "type", "veth", "peer", "name",
@@ -170,7 +183,8 @@ class SimCluster(Namespaces):
             + f"\n        block {n.block}\n    }}\n" for n in self.listed)
         routes = "route 0.0.0.0/0" + ("; route ::/0" if self.dual else "")
         return (f"cluster {CLUSTER} {{\n    pod-cidr {cidrs}\n    node-block {blocks}\n"
-                f"    routing {self.mode} {{ underlay-mtu {UNDERLAY_MTU} }}\n{nodes}}}\n\n"
+                f"    routing {self.mode} {{ vni {self.vni}; underlay-mtu {UNDERLAY_MTU} }}\n"
+                f"{nodes}}}\n\n"
                 "network pods {\n    state-dir \"{state}\"\n"
                 "    bridge cni0 { gateway; masquerade }\n"
                 f"    ipam {{ cluster {CLUSTER}; data-dir \"{{data}}\"; {routes} }}\n"
@@ -186,13 +200,23 @@ class SimCluster(Namespaces):
         path.write_text(text)
         return path
 
-    def conflist(self, node: SimNode) -> str:
-        """The node's conflist, as `netc build --target netc --node` writes it."""
+    def compiled(self, node: SimNode) -> Compilation:
+        """The source as the node sees it, compiled."""
         path = self.source_file(node)
         compilation = compile_sources([SourceFile(str(path), path.read_text())])
         assert compilation.ok, compilation.diagnostics
+        return compilation
+
+    def conflist(self, node: SimNode) -> str:
+        """The node's conflist, as `netc build --target netc --node` writes it."""
+        compilation = self.compiled(node)
         (network,) = networks_for_node(compilation.networks, compilation.clusters, node.name)
         return emit.render(emit.conflist(network, "netc"))
+
+    def mac(self, node: SimNode) -> str:
+        """The MAC of a node's VXLAN device (derived from cluster and node names)."""
+        (cluster,) = self.compiled(self.listed[0]).clusters
+        return vtep_mac(cluster, Node(node.name, (), ()))
 
     # netc on the nodes
 
@@ -206,7 +230,8 @@ class SimCluster(Namespaces):
         return self.netc("apply", str(self.source_file(node)), "--node", node.name,
                          "--node-netns", self.ns(node), "--detailed-exitcode", *extra)
 
-    def apply_all(self, nodes: list[SimNode] | None = None) -> dict[str, subprocess.CompletedProcess]:
+    def apply_all(self, nodes: list[SimNode] | None = None
+                  ) -> dict[str, subprocess.CompletedProcess]:
         """`netc apply` on several nodes at once (they share nothing); each must succeed."""
         chosen = nodes if nodes is not None else self.listed
         with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
@@ -216,9 +241,16 @@ class SimCluster(Namespaces):
         return done
 
     def plan_live(self, node: SimNode) -> subprocess.CompletedProcess:
-        """`netc plan --live --node ... --detailed-exitcode` against the node."""
+        """`netc plan --live --node ... --detailed-exitcode --format json` against the node."""
         return self.netc("plan", str(self.source_file(node)), "--node", node.name, "--live",
-                         "--node-netns", self.ns(node), "--detailed-exitcode")
+                         "--node-netns", self.ns(node), "--detailed-exitcode", "--format", "json")
+
+    @staticmethod
+    def pending(done: subprocess.CompletedProcess) -> list[str]:
+        """What a live plan says needs doing: each operation's summary and live detail."""
+        return [f"{op['summary']}: {op['live']['state']} {op['live']['detail'] or ''}".strip()
+                for op in json.loads(done.stdout)["operations"]
+                if op["live"]["state"] in ("create", "different")]
 
     # pods
 
@@ -245,11 +277,23 @@ class SimCluster(Namespaces):
         with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
             list(pool.map(self.add_pod, nodes))
 
+    def ask_all(self, questions: list[tuple[str, str, int]]) -> list[str | None]:
+        """netprobe questions (namespace, host, TCP port), asked concurrently, answers in order."""
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            return list(pool.map(lambda q: self.ask(q[0], "tcp", q[1], q[2]), questions))
+
     # what the kernel of a node has, read with iproute2 (not netc's own code)
 
     def ip_json(self, node: SimNode, *command: str) -> list[dict[str, Any]]:
         """`ip -j ...` inside a node."""
         return json.loads(sh("ip", "-j", "-n", self.ns(node), *command).stdout or "[]")
+
+    def fdb(self, node: SimNode) -> list[dict[str, Any]]:
+        """The forwarding entries of the node's VXLAN device (none without one)."""
+        if not any(link["ifname"] == "netc.1" for link in self.ip_json(node, "link", "show")):
+            return []
+        done = sh("bridge", "-n", self.ns(node), "-j", "fdb", "show", "dev", "netc.1")
+        return json.loads(done.stdout or "[]")
 
     def routes(self, node: SimNode) -> list[dict[str, Any]]:
         """Every route of the main table, both families."""
