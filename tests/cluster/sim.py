@@ -31,8 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compiler import emit
-from compiler.cluster import networks_for_node, vtep_mac
+from compiler.cluster import vtep_mac
 from compiler.ir import Node
 from compiler.pipeline import Compilation, compile_sources
 from compiler.planner.context import mapping_from_option
@@ -45,7 +44,8 @@ CLIENT6 = "fd00:198:10::100"
 HOST_PORT = 8080
 POD_PORT = 80
 UNDERLAY_MTU = 1500
-VXLAN_OVERHEAD = 50
+VXLAN_OVERHEAD = {4: 50, 6: 70}
+"""Outer IP, UDP, VXLAN and inner Ethernet headers, by the underlay's family."""
 CLUSTER = "sim"
 
 
@@ -93,12 +93,14 @@ class SimCluster(Namespaces):
     """The namespaces, the cluster's source and its nodes; see the module docstring."""
 
     def __init__(self, tmp: Path, bin_dir: Path, mode: str, dual: bool,
-                 nodes: tuple[SimNode, ...]) -> None:
+                 nodes: tuple[SimNode, ...], *, ipv6_underlay: bool = False) -> None:
         super().__init__(tmp)
         self.bin_dir = bin_dir
         self.mode = mode
         self.dual = dual
         self.families = (4, 6) if dual else (4,)
+        self.ipv6_underlay = ipv6_underlay
+        """The source gives the nodes IPv6 underlay addresses only: VXLAN travels in IPv6."""
         self.vni = 1
         self.nodes: dict[str, SimNode] = {}
         self.pods: dict[str, SimPod] = {}
@@ -171,6 +173,11 @@ class SimCluster(Namespaces):
             sh("ip", "-n", netns, "-6", "route", "add", "default", "via", "fd00:198:20::1")
         self.nodes[node.name] = node
 
+    @property
+    def pod_mtu(self) -> int:
+        """The MTU a pod gets when some peers are tunnelled."""
+        return UNDERLAY_MTU - VXLAN_OVERHEAD[6 if self.ipv6_underlay else 4]
+
     # the source and what is built from it
 
     def source(self) -> str:
@@ -178,8 +185,9 @@ class SimCluster(Namespaces):
         cidrs = "10.244.0.0/16, fd00:10:244::/56" if self.dual else "10.244.0.0/16"
         blocks = "/24, /64" if self.dual else "/24"
         nodes = "".join(
-            f"    node {n.name} {{\n        address {n.address}/24"
-            + (f", {n.address6}/64" if self.dual else "")
+            f"    node {n.name} {{\n        address "
+            + (f"{n.address6}/64" if self.ipv6_underlay else f"{n.address}/24")
+            + (f", {n.address6}/64" if self.dual and not self.ipv6_underlay else "")
             + f"\n        block {n.block}\n    }}\n" for n in self.listed)
         routes = "route 0.0.0.0/0" + ("; route ::/0" if self.dual else "")
         return (f"cluster {CLUSTER} {{\n    pod-cidr {cidrs}\n    node-block {blocks}\n"
@@ -208,10 +216,17 @@ class SimCluster(Namespaces):
         return compilation
 
     def conflist(self, node: SimNode) -> str:
-        """The node's conflist, as `netc build --target netc --node` writes it."""
-        compilation = self.compiled(node)
-        (network,) = networks_for_node(compilation.networks, compilation.clusters, node.name)
-        return emit.render(emit.conflist(network, "netc"))
+        """The node's conflist: `netc build --target netc --node NAME`."""
+        done = self.netc("build", "--target", "netc", "--node", node.name,
+                         str(self.source_file(node)))
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def conflists(self, nodes: list[SimNode]) -> dict[str, str]:
+        """Several nodes' conflists, built concurrently, by node name."""
+        with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
+            return dict(zip([n.name for n in nodes], pool.map(self.conflist, nodes),
+                            strict=True))
 
     def mac(self, node: SimNode) -> str:
         """The MAC of a node's VXLAN device (derived from cluster and node names)."""

@@ -87,7 +87,7 @@ def test_a_second_apply_changes_nothing_and_plan_live_follows_a_route_deleted_by
 
 def test_a_removed_node_leaves_nothing_behind_and_an_added_node_moves_no_other_subnet(cluster):
     remaining = [n for n in cluster.listed if n is not NODE_C]
-    conflists = {n.name: cluster.conflist(n) for n in remaining}
+    conflists = cluster.conflists(remaining)
     gone = {str(NODE_C.subnet(f)) for f in (4, 6)} | {
         str(NODE_C.subnet(f).network_address) for f in (4, 6)} | {
         NODE_C.address, NODE_C.address6, cluster.mac(NODE_C)}
@@ -105,7 +105,7 @@ def test_a_removed_node_leaves_nothing_behind_and_an_added_node_moves_no_other_s
         assert done.returncode == 2
         assert all("node-e" in line for line in _lines(done)), f"{name}:\n{done.stdout}"
     assert cluster.apply(NODE_E).returncode == 2
-    assert {n.name: cluster.conflist(n) for n in remaining} == conflists
+    assert cluster.conflists(remaining) == conflists
     cluster.add_pods([NODE_A, NODE_E])
     pod_a, pod_e = cluster.pods[NODE_A.name], cluster.pods[NODE_E.name]
     answers = cluster.ask_all([(pod_a.pod.name, pod_e.addresses[f], POD_PORT) for f in (4, 6)]

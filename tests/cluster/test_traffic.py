@@ -23,22 +23,23 @@ from tests.cluster.sim import (
     NODE_C,
     NODE_D,
     POD_PORT,
-    UNDERLAY_MTU,
-    VXLAN_OVERHEAD,
     SimCluster,
 )
 
-CASES = [(mode, dual) for mode in ("host-gw", "vxlan", "mixed") for dual in (False, True)]
+CASES = [(mode, dual, False) for mode in ("host-gw", "vxlan", "mixed") for dual in (False, True)
+         ] + [("vxlan", True, True)]
+"""(routing, dual stack, the nodes' underlay addresses IPv6 only: VXLAN over IPv6)."""
 CLIENT_PORT = 9000
 ICMP_HEADERS = {4: 28, 6: 48}
 
 
-@pytest.fixture(scope="module", params=CASES,
-                ids=[f"{mode}-{'dual' if dual else 'ipv4'}" for mode, dual in CASES])
+@pytest.fixture(scope="module", params=CASES, ids=[
+    f"{mode}-{'dual' if dual else 'ipv4'}{'-over-ipv6' if v6 else ''}" for mode, dual, v6 in CASES])
 def cluster(request, tmp_path_factory, bin_dir):
-    mode, dual = request.param
+    mode, dual, ipv6_underlay = request.param
     nodes = (NODE_A, NODE_B, NODE_C) + ((NODE_D,) if mode != "host-gw" else ())
-    with SimCluster(tmp_path_factory.mktemp(mode), bin_dir, mode, dual, nodes) as sim:
+    with SimCluster(tmp_path_factory.mktemp(mode), bin_dir, mode, dual, nodes,
+                    ipv6_underlay=ipv6_underlay) as sim:
         sim.apply_all()
         sim.add_pods(list(nodes))
         sim.serve(sim.client, "tcp", CLIENT_PORT, "client")
@@ -52,11 +53,15 @@ def _far(cluster: SimCluster):
 
 def test_each_peer_is_routed_as_the_mode_says_with_netcs_protocol(cluster):
     routes = {r["dst"]: r for r in cluster.routes(NODE_A) if r.get("protocol") == "78"}
+    fdb = {e["mac"]: e["dst"] for e in cluster.fdb(NODE_A)}
     for peer in cluster.listed[1:]:
+        tunnelled = cluster.mode == "vxlan" or (cluster.mode == "mixed"
+                                                and peer.underlay != NODE_A.underlay)
+        if tunnelled:
+            assert fdb.pop(cluster.mac(peer)) == (
+                peer.address6 if cluster.ipv6_underlay else peer.address)
         for family in cluster.families:
             route = routes.pop(str(peer.subnet(family)))
-            tunnelled = cluster.mode == "vxlan" or (cluster.mode == "mixed"
-                                                    and peer.underlay != NODE_A.underlay)
             if tunnelled:
                 assert (route["dev"], route["gateway"]) == (
                     "netc.1", str(peer.subnet(family).network_address))
@@ -64,7 +69,7 @@ def test_each_peer_is_routed_as_the_mode_says_with_netcs_protocol(cluster):
             else:
                 assert (route["dev"], route["gateway"]) == (
                     "eth0", peer.address if family == 4 else peer.address6)
-    assert routes == {}, "netc added routes the plan does not have"
+    assert routes == {} and fdb == {}, "netc added routes or entries the plan does not have"
 
 
 def test_a_pod_reaches_every_pod_on_another_node_and_it_sees_the_pods_own_address(cluster):
@@ -112,7 +117,7 @@ def test_a_pod_reaches_a_host_port_on_another_node(cluster):
 def test_across_vxlan_the_pods_mtu_passes_and_one_byte_more_is_refused(cluster):
     if cluster.mode == "host-gw":
         pytest.skip("no tunnel: host-gw pods have the underlay's MTU")
-    mtu = UNDERLAY_MTU - VXLAN_OVERHEAD
+    mtu = cluster.pod_mtu
     source = cluster.pods[NODE_A.name].pod.name
     for family in cluster.families:
         target = cluster.pods[_far(cluster).name].addresses[family]
@@ -120,7 +125,8 @@ def test_across_vxlan_the_pods_mtu_passes_and_one_byte_more_is_refused(cluster):
         fits = cluster.run(source, "ping", f"-{family}", "-c", "1", "-W", "2", "-M", "do",
                            "-s", str(payload), target, check=False)
         assert fits.returncode == 0, fits.stdout + fits.stderr
-        too_big = cluster.run(source, "ping", f"-{family}", "-c", "1", "-W", "2", "-M", "do",
+        # refused at once by the sender's own stack; ping then only waits out -W
+        too_big = cluster.run(source, "ping", f"-{family}", "-c", "1", "-W", "0.3", "-M", "do",
                               "-s", str(payload + 1), target, check=False)
         assert too_big.returncode != 0
         assert "message too long" in too_big.stderr.lower(), too_big.stderr
