@@ -64,6 +64,7 @@ class Dumps:
         self._routes: dict[int, dict[str, list[Route]]] = {}
         self._neighbours: dict[tuple[int, int], dict[str, Neighbour]] = {}
         self._fdb: dict[int, dict[str, list[FdbEntry]]] = {}
+        self._names: dict[int, str] | None = None
 
     def routes(self, family: int) -> dict[str, list[Route]]:
         """The main table's routes of a family, by destination."""
@@ -90,11 +91,18 @@ class Dumps:
             self._fdb[link.index] = by_mac
         return self._fdb[link.index]
 
+    def names(self) -> dict[int, str]:
+        """Link names by index, for messages."""
+        if self._names is None:
+            self._names = {link.index: link.name for link in self.kernel.rtnl.links()}
+        return self._names
+
     def forget(self) -> None:
         """Drop every copy: the next question dumps again."""
         self._routes.clear()
         self._neighbours.clear()
         self._fdb.clear()
+        self._names = None
 
 
 def dumps(run: Run) -> Dumps:
@@ -155,11 +163,11 @@ class VxlanHandler(KeptByDel):
                     run.note(op, "repaired: " + ", ".join(repair))
                 return bool(repair)
             run.host.node.delete(link.name)
-            dumps(run).forget()  # its routes and entries went with it
             run.note(op, "recreated: " + ", ".join(rebuild))
         Routing(run.host.node).create_vxlan(
             params["name"], Vxlan(params["vni"], params["port"], params["local"]),
             params["mtu"], params["mac"], params["alias"])
+        dumps(run).forget()  # a new link; the old one's routes and entries went with it
         return True
 
     def _repair(self, link: Link, params: Mapping[str, Any], run: Run) -> None:
@@ -267,8 +275,7 @@ class NodeRouteHandler(KeptByDel):
 
 
 def _names(run: Run) -> dict[int, str]:
-    """Link names by index, for messages."""
-    return {link.index: link.name for link in run.host.node.links()}
+    return dumps(run).names()
 
 
 # neighbour and forwarding entries
