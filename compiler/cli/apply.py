@@ -22,8 +22,10 @@ from compiler.cli.common import (
     compile_paths,
     report,
 )
-from compiler.cli.nodes import networks_of, plan_of_node
+from compiler.cli.node_plans import networks_of, plan_of_node
 from compiler.errors import NetcError
+from compiler.planner.ops import Plan
+from runtime.apply import Change, apply_node
 
 APPLY_FORMAT = "1.0"
 """The version of `netc apply --format json` documents."""
@@ -43,8 +45,6 @@ APPLY_FORMAT = "1.0"
 def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
                   node_netns: str | None, output: str, detailed_exitcode: bool) -> None:
     """Set up NODE's routes, devices, bridges and NAT from FILES; prune what is not planned."""
-    from runtime.apply import apply_node
-
     compilation, sources = compile_paths(files)
     report(compilation.diagnostics, sources)
     if not compilation.ok:
@@ -69,10 +69,16 @@ def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
         for change in changes:
             for line in change.lines():
                 click.echo(line)
-    where = f"node {node}" + (f" of cluster {the_plan.node.cluster}"
-                              if the_plan.node and the_plan.node.cluster else "")
-    click.echo(f"netc apply: {where}: " + (f"{len(changes)} of {len(the_plan.operations)} "
-                                           "operations changed something" if changes
-                                           else "nothing to change"), err=True)
+    click.echo(f"netc apply: {_summary(node, the_plan, changes)}", err=True)
     if detailed_exitcode and changes:
         sys.exit(EXIT_PENDING)
+
+
+def _summary(node: str, the_plan: Plan, changes: list[Change]) -> str:
+    where = f"node {node}" + (f" of cluster {the_plan.node.cluster}"
+                              if the_plan.node and the_plan.node.cluster else "")
+    if not changes:
+        return f"{where}: nothing to change"
+    lines = sum(len(c.lines()) for c in changes)
+    return (f"{where}: {lines} change{'s' if lines > 1 else ''} ({len(changes)} of "
+            f"{len(the_plan.operations)} operations)")

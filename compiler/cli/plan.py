@@ -19,7 +19,7 @@ from compiler.cli.common import (
     compile_paths,
     report,
 )
-from compiler.cli.nodes import networks_of, plan_of_node
+from compiler.cli.node_plans import networks_of, plan_of_node
 from compiler.ir import Network
 from compiler.planner.context import (
     BandwidthRequest,
