@@ -93,6 +93,10 @@ def test_a_removed_node_leaves_nothing_behind_and_an_added_node_moves_no_other_s
         NODE_C.address, NODE_C.address6, cluster.mac(NODE_C)}
     assert all(_towards(cluster, n, gone) for n in remaining), "nothing to remove to begin with"
     cluster.listed.remove(NODE_C)
+    (prune,) = cluster.pending(cluster.plan_live(NODE_A))
+    assert prune.startswith(f"remove netc's routes, entries and devices of cluster sim the plan "
+                            f"does not have: different would remove route {NODE_C.subnet(4)}"
+                            ), prune
     for name, done in cluster.apply_all(remaining).items():
         assert done.returncode == 2 and _lines(done), f"{name}: {done.stderr}"
         assert all(line.startswith("- ") and any(g in line for g in gone)
