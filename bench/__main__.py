@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import attach, build, machine, report, startup
+from bench import attach, build, cluster, machine, report, startup
 from bench.implementations import VARIANTS
 from bench.namespaces import STOPPING
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SMALL_FILE = Path(__file__).resolve().parent.parent / "examples" / "pods.netdsl"
-SUITES = ("startup", "build", "attach")
+SUITES = ("startup", "build", "attach", "cluster")
 
 
 def _counts(text: str) -> list[int]:
@@ -83,6 +83,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                              "'' for none (default py3,warm)")
     parser.add_argument("--python", default="/usr/bin/python3",
                         help="interpreter of the variants' launchers (default /usr/bin/python3)")
+    parser.add_argument("--nodes", type=_counts, default=[10, 100, 1000],
+                        help="cluster sizes of the cluster suite (default 10,100,1000)")
     parser.add_argument("--lines", type=_positive, default=10_000,
                         help="lines of the generated .netdsl file (default 10000)")
     parser.add_argument("--repeats", type=_positive, default=10,
@@ -116,6 +118,8 @@ def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "build": lambda: build.run(tmp, options.lines, options.repeats),
         "attach": lambda: attach.run(tmp, options.pods, options.samples, options.jobs,
                                      variants=options.variants, python=options.python),
+        "cluster": lambda: cluster.run(tmp, options.nodes, options.repeats,
+                                       apply=os.geteuid() == 0),
     }
     suites = {}
     for name in options.only:
@@ -157,8 +161,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if "attach" in options.only and os.geteuid() != 0:
         print("bench: the attach suite needs root (network namespaces); "
-              "run as root or pass --only startup,build", file=sys.stderr)
+              "run as root or pass --only startup,build,cluster", file=sys.stderr)
         return 2
+    if "cluster" in options.only and os.geteuid() != 0:
+        print("bench: not root: the cluster suite measures no `netc apply`", file=sys.stderr)
     if options.variants and not os.access(options.python, os.X_OK):
         print(f"bench: no {options.python}; measuring netc variants on this interpreter",
               file=sys.stderr)

@@ -100,3 +100,30 @@ def netdsl(lines: int) -> tuple[str, int]:
         count += 1
     parts.append("# padding\n" * max(0, lines - used))
     return "".join(parts), count
+
+
+CLUSTER_POD_CIDR = "10.0.0.0/8"
+"""65,536 node blocks of /24; the underlay, 172.16.0.0/16, is outside it."""
+
+
+def underlay_address(index: int) -> str:
+    """Node `index`'s address on the one underlay subnet every node shares (host-gw)."""
+    return f"172.16.{index // 250}.{index % 250 + 1}"
+
+
+def cluster(nodes: int, state_dir: str) -> str:
+    """A host-gw cluster of `nodes` nodes (node-0000 ...) and a bridge network drawing from it.
+
+    Every node is a complete `node` block -- underlay address and recorded
+    block -- as an admin would write it; the network's state and data go to
+    `state_dir`.
+    """
+    body = "".join(f"    node node-{index:04d} {{\n        address {underlay_address(index)}/16\n"
+                   f"        block {index}\n    }}\n" for index in range(nodes))
+    return (f"# A {nodes}-node cluster, host-gw: one route per peer on every node.\n"
+            f"cluster big {{\n    pod-cidr {CLUSTER_POD_CIDR}\n    node-block /24\n"
+            f"    routing host-gw\n{body}}}\n\nnetwork pods {{\n"
+            f"    state-dir \"{state_dir}/state\"\n"
+            "    bridge cni0 {\n        gateway\n        masquerade\n    }\n"
+            f"    ipam {{\n        cluster big\n        data-dir \"{state_dir}/ipam\"\n"
+            "        route 0.0.0.0/0\n    }\n    hostport\n}\n")

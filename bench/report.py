@@ -99,7 +99,31 @@ def _startup(suite: dict[str, Any]) -> Iterator[str]:
         yield f"       {cumulative:7.1f}  ({own:5.1f})  {name}"
 
 
-SECTIONS = {"attach": _attach, "build": _build, "startup": _startup}
+def _cluster(suite: dict[str, Any]) -> Iterator[str]:
+    yield (f"4. A host-gw cluster: the compiler and one node's apply ({suite['repeats']} runs "
+           "each; command lines, start-up included)")
+    yield ("    nodes  lines   ops        check   build --node   apply (fresh)   apply (again)"
+           "   | in process: compile  plan  apply  again")
+    for nodes, size in size_rows(suite):
+        apply = size["apply"]
+        cli = ("   ".join(f"{apply['cli'][step]['median_ms']:13.1f}" for step in ("first", "again"))
+               if apply else f"{'(not root)':>13}   {'':13}")
+        inside = ("  ".join(f"{apply['in_process'][step]['median_ms']:5.1f}"
+                            for step in ("first", "again")) if apply else "")
+        stages = size["stages"]
+        yield (f"   {nodes:>6} {size['lines']:6} {size['operations']:5}  "
+               f"{size['check']['median_ms']:11.1f}  {size['build']['median_ms']:13.1f}   {cli}"
+               f"   | {stages['compile_sources']['median_ms']:17.1f} "
+               f"{stages['node_plan']['median_ms']:5.1f}  {inside}")
+    yield "   milliseconds, medians; \"apply (again)\" is the second apply, nothing to change"
+
+
+def size_rows(suite: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The cluster sizes measured, smallest first."""
+    return sorted((int(nodes), size) for nodes, size in suite["sizes"].items())
+
+
+SECTIONS = {"attach": _attach, "build": _build, "startup": _startup, "cluster": _cluster}
 
 
 def text(results: dict[str, Any]) -> str:

@@ -223,7 +223,6 @@ def _clash(node: Node, other: Node, message: str) -> Diagnostic:
 
 def _subnet_problems(cluster: Cluster) -> list[Diagnostic]:
     found = []
-    seen: list[tuple[IPNetwork, Node]] = []
     for node in cluster.nodes:
         for subnet in node.subnets:
             home = next((c for c in cluster.pod_cidrs if c.version == subnet.version), None)
@@ -232,23 +231,47 @@ def _subnet_problems(cluster: Cluster) -> list[Diagnostic]:
                     "E601", f"subnet {subnet} of node `{node.name}` is outside the pod CIDRs",
                     node.span, expected="a subnet of " + ", ".join(map(str, cluster.pod_cidrs)),
                     hint="a `block N` is always inside them"))
-            for other_subnet, other in seen:
-                if subnet.version == other_subnet.version and subnet.overlaps(other_subnet):
-                    found.append(Diagnostic(
-                        "E601", f"subnet {subnet} of node `{node.name}` overlaps {other_subnet} "
-                        f"of node `{other.name}`", node.span,
-                        expected="pod subnets that share no address",
-                        hint=f"give `{node.name}` a block no other node has: "
-                             f"`block {next_free_block(cluster)}` is free",
-                        notes=(Note(f"`{other.name}` is here", other.span),)
-                        if other.span else ()))
-            seen.append((subnet, node))
         families = {s.version for s in node.subnets}
         if families != {c.version for c in cluster.pod_cidrs}:
             found.append(Diagnostic(
                 "E601", f"node `{node.name}` needs one subnet in each pod CIDR", node.span,
                 expected="one subnet per family of " + ", ".join(map(str, cluster.pod_cidrs))))
+    return found + _overlaps(cluster)
+
+
+def _overlaps(cluster: Cluster) -> list[Diagnostic]:
+    """Subnets of nodes that share addresses, each reported on the later node in the source.
+
+    A sweep over each family's subnets in address order, remembering the one
+    reaching farthest so far: a subnet starting before that end overlaps it.
+    Comparing every pair instead took a second for a thousand nodes.
+    """
+    found = []
+    for family in (4, 6):
+        entries = sorted(
+            ((subnet, index, node) for index, node in enumerate(cluster.nodes)
+             for subnet in node.subnets if subnet.version == family),
+            key=lambda entry: (entry[0].network_address, entry[1]))
+        farthest: tuple[IPNetwork, int, Node] | None = None
+        for entry in entries:
+            subnet = entry[0]
+            if farthest is not None and subnet.network_address <= farthest[0].broadcast_address:
+                found.append(_overlap(cluster, *sorted((farthest, entry), key=lambda e: e[1])))
+            if farthest is None or subnet.broadcast_address > farthest[0].broadcast_address:
+                farthest = entry
     return found
+
+
+def _overlap(cluster: Cluster, first: tuple[IPNetwork, int, Node],
+             later: tuple[IPNetwork, int, Node]) -> Diagnostic:
+    (other_subnet, _, other), (subnet, _, node) = first, later
+    return Diagnostic(
+        "E601", f"subnet {subnet} of node `{node.name}` overlaps {other_subnet} "
+        f"of node `{other.name}`", node.span,
+        expected="pod subnets that share no address",
+        hint=f"give `{node.name}` a block no other node has: "
+             f"`block {next_free_block(cluster)}` is free",
+        notes=(Note(f"`{other.name}` is here", other.span),) if other.span else ())
 
 
 def next_free_block(cluster: Cluster) -> int:

@@ -18,6 +18,7 @@ COMMANDS = {
     "fmt": "compiler.cli.fmt:fmt",
     "plan": "compiler.cli.plan:plan_command",
     "import": "compiler.cli.importing:import_command",
+    "apply": "compiler.cli.apply:apply_command",
     "run": "compiler.cli.runtime:run",
     "install-plugin": "compiler.cli.runtime:install_plugin",
     "serve-cni": "compiler.cli.runtime:serve_cni",

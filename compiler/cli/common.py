@@ -8,7 +8,8 @@ Exit codes (documented in README.md, tested in tests/cli):
     3  the system refused: a file could not be written, the kernel said no
 
 `netc plan --detailed-exitcode` follows terraform instead: 0 nothing to do,
-1 any error, 2 changes pending.
+1 any error, 2 changes pending; `netc apply --detailed-exitcode` likewise,
+with 2 for changes made.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from compiler.source import SourceFile
 from compiler.syntax import decode, quotable
 
 EXIT_INVALID = 1
+EXIT_PENDING = 2
+"""`--detailed-exitcode`: changes pending (`plan --live`) or made (`apply`)."""
 EXIT_SYSTEM = 3
 
 
@@ -36,6 +39,34 @@ class SystemFailure(click.ClickException):
     """The machine refused something (I/O, permissions, the kernel): exit 3."""
 
     exit_code = EXIT_SYSTEM
+
+
+class DetailedExitCommand(click.Command):
+    """Usage errors exit 1 under --detailed-exitcode, where 2 means "changes"."""
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        """Parse the arguments, remembering whether --detailed-exitcode was among them."""
+        detailed = "--detailed-exitcode" in args
+        try:
+            context = super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as error:
+            _remap(error, detailed)
+            raise
+        context.meta["detailed"] = detailed
+        return context
+
+    def invoke(self, ctx):
+        """Run the command; a usage error raised inside exits as parsing errors do."""
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            _remap(error, ctx.meta.get("detailed", False))
+            raise
+
+
+def _remap(error: click.UsageError, detailed: bool) -> None:
+    if detailed:
+        error.exit_code = EXIT_INVALID
 
 
 def read_sources(

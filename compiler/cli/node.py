@@ -16,7 +16,7 @@ import click
 
 from compiler import ir_codec
 from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
-from compiler.cluster import NodeUnknown, needs_node, networks_for_node
+from compiler.cli.node_plans import networks_of as node_networks
 from compiler.emit import NETC_PLUGIN_TYPE
 from compiler.errors import NetcError
 from compiler.ir import Network
@@ -32,15 +32,7 @@ def networks_of(inputs: tuple[str, ...], node: str | None) -> list[Network]:
     report(compilation.diagnostics, sources)
     if not compilation.ok:
         sys.exit(EXIT_INVALID)
-    networks = list(compilation.networks)
-    if node is None:
-        if needs_node(networks):
-            raise click.UsageError("a network draws from a cluster: give --node NAME")
-        return networks
-    try:
-        return networks_for_node(networks, compilation.clusters, node)
-    except NodeUnknown as error:
-        raise click.UsageError(error.message) from error
+    return node_networks(compilation, node)
 
 
 def _from_conflists(directory: Path) -> list[Network]:

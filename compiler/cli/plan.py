@@ -14,9 +14,17 @@ import click
 import yaml
 
 from compiler.cli.changes import show as show_changes
-from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
+from compiler.cli.common import (
+    EXIT_INVALID,
+    EXIT_PENDING,
+    DetailedExitCommand,
+    SystemFailure,
+    compile_paths,
+    report,
+    single_stdin,
+)
 from compiler.cli.completion import network_names
-from compiler.cluster import NodeUnknown, needs_node, networks_for_node
+from compiler.cli.node_plans import networks_of, plan_of_node
 from compiler.diagnostics import json_document
 from compiler.ir import Network
 from compiler.pipeline import Compilation
@@ -27,47 +35,17 @@ from compiler.planner.context import (
     bandwidth_from_option,
     mapping_from_option,
 )
-from compiler.planner.node import node_plan
 from compiler.planner.ops import PLAN_FORMAT, Observation, Plan, State
 from compiler.planner.plan import PlanError, plan
 from compiler.planner.policy import PolicyError
 from compiler.planner.render import render_json, render_text, render_yaml
 from compiler.source import SourceFile
 
-EXIT_PENDING = 2
-
-
-class _PlanCommand(click.Command):
-    """Usage errors exit 1 under --detailed-exitcode, where 2 means "changes pending"."""
-
-    def make_context(self, info_name, args, parent=None, **extra):
-        detailed = "--detailed-exitcode" in args
-        try:
-            context = super().make_context(info_name, args, parent, **extra)
-        except click.UsageError as error:
-            _remap(error, detailed)
-            raise
-        context.meta["detailed"] = detailed
-        return context
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as error:
-            _remap(error, ctx.meta.get("detailed", False))
-            raise
-
-
-def _remap(error: click.UsageError, detailed: bool) -> None:
-    if detailed:
-        error.exit_code = EXIT_INVALID
-
-
 POD_OPTIONS = ("pod", "container_id", "ifname", "netns", "ports", "bandwidth", "command")
 """Options that describe a pod: with --node, giving one asks for the pod's plan on that node."""
 
 
-@click.command(cls=_PlanCommand)
+@click.command(cls=DetailedExitCommand)
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, allow_dash=True),
                 callback=single_stdin)
@@ -91,7 +69,8 @@ POD_OPTIONS = ("pod", "container_id", "ifname", "netns", "ports", "bandwidth", "
               help="The change plan from OLD (a file, a directory or a git revision of FILES) "
               "to FILES, instead of a pod's plan.")
 @click.option("--live", is_flag=True, help="Compare with the kernel (root, read-only).")
-@click.option("--node-netns", help="With --live: the node's network namespace name.")
+@click.option("--node-netns", help="With --live: the node's network namespace name (a node's "
+              "plan: default this process's own).")
 @click.option("--detailed-exitcode", is_flag=True,
               help="With --live or --against: exit 0 nothing to do, 2 changes pending, "
               "1 error.")
@@ -111,10 +90,10 @@ def plan_command(ctx: click.Context, files: tuple[str, ...], network_name: str |
     if against is not None:
         show_changes(compilation, against, files, output, detailed_exitcode)
         return
-    networks = _built(compilation, node)
+    networks = networks_of(compilation, node)
     if node is not None and not any(_given(ctx, name) for name in POD_OPTIONS):
-        the_plan = _node_plan(compilation, node, networks, network_name)
-        observations = _observe_node(the_plan, networks, node_netns) if live else None
+        the_plan = plan_of_node(compilation, node, networks, network_name)
+        observations = _observe_node(the_plan, node_netns) if live else None
     else:
         network = _select(networks, network_name)
         context = _context(pod, container_id, ifname, netns, ports, bandwidth)
@@ -163,28 +142,6 @@ def _pod_plan(network: Network, context: PodContext, command: str, output: str) 
 
 def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
-
-
-def _built(compilation: Compilation, node: str | None) -> list[Network]:
-    """The networks as the node runs them (no node: a cluster network cannot be planned)."""
-    networks = list(compilation.networks)
-    if node is None:
-        pending = needs_node(networks)
-        if pending:
-            raise click.UsageError(f"network {pending[0].name} draws its subnets from a "
-                                   "cluster: give --node NAME")
-        return networks
-    try:
-        return networks_for_node(networks, compilation.clusters, node)
-    except NodeUnknown as error:
-        raise click.UsageError(error.message) from error
-
-
-def _node_plan(compilation: Compilation, node: str, networks: list[Network],
-               only: str | None) -> Plan:
-    cluster = next((c for c in compilation.clusters if c.node(node)), None)
-    chosen = [n for n in networks if only in (None, n.name)]
-    return node_plan(cluster, node, chosen)
 
 
 def _refusal(network: Network, command: str, error: PolicyError | PlanError) -> dict:
@@ -240,15 +197,12 @@ def _observe(network: Network, the_plan: Plan, context: PodContext,
         raise SystemFailure(str(error)) from error
 
 
-def _observe_node(the_plan: Plan, networks: list[Network],
-                  node_netns: str | None) -> list[Observation]:
-    if node_netns is None:
-        raise click.UsageError("--live needs --node-netns NAME")
+def _observe_node(the_plan: Plan, node_netns: str | None) -> list[Observation]:
+    """The node's plan against its kernel: the namespace given, or this process's own."""
+    from compiler.errors import NetcError
     from runtime.apply import observe_node
 
-    from compiler.errors import NetcError
-
     try:
-        return observe_node(the_plan, networks, node_netns)
+        return observe_node(the_plan, node_netns)
     except NetcError as error:
         raise SystemFailure(str(error)) from error

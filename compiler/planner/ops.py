@@ -161,6 +161,8 @@ class Operation:
 
     def resolved(self, bindings: Mapping[str, str]) -> Operation:
         """The operation with every `{name.field}` placeholder filled in."""
+        if not bindings:  # nothing to fill in (a node's plan): the operation as it is
+            return self
         return replace(self, params=fill(self.params, bindings),
                        summary=fill(self.summary, bindings))
 

@@ -13,7 +13,7 @@ import errno
 import ipaddress
 import socket
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from runtime.netlink import wire
 from runtime.netlink.channel import Channel, NetlinkError
@@ -42,7 +42,7 @@ RTMSG = struct.Struct("=BBBBBBBBI")
 RTGENMSG = struct.Struct("=Bxxx")
 
 IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_LINK = 1, 3, 4, 5
-IFLA_MASTER, IFLA_LINKINFO, IFLA_NET_NS_FD, IFLA_LINK_NETNSID = 10, 18, 28, 37
+IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_NET_NS_FD, IFLA_LINK_NETNSID = 10, 18, 20, 28, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 IFLA_BRPORT_MODE = 4
 VETH_INFO_PEER = 1
@@ -80,6 +80,10 @@ class Link:
     peer: int
     netnsid: int | None
     hairpin: bool | None
+    alias: str | None = None
+    info_data: bytes = field(default=b"", compare=False)
+    """The kind's own settings (IFLA_INFO_DATA), raw: a bridge's hold timers that tick."""
+    """The kind's own settings (IFLA_INFO_DATA), undecoded: a VXLAN's VNI, port, address."""
 
     @property
     def up(self) -> bool:
@@ -102,11 +106,17 @@ class Address:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A route of the main table: destination CIDR, gateway (or None), output interface."""
+    """A route of the main table: destination CIDR, gateway (or None), output interface.
+
+    `protocol` says who added it (RTPROT_*: netc's routes carry their own
+    number); `flags` are the route's RTNH_F_* flags (onlink).
+    """
 
     dst: str
     gateway: str | None
     oif: int
+    protocol: int = 0
+    flags: int = 0
 
 
 class Rtnl:
@@ -304,7 +314,8 @@ def _link(body: bytes) -> Link:
             info, IFLA_INFO_KIND), flags=flags, mtu=get_u32(attrs, IFLA_MTU),
         mac=":".join(f"{b:02x}" for b in mac), master=get_u32(attrs, IFLA_MASTER),
         peer=get_u32(attrs, IFLA_LINK), netnsid=get_s32(attrs, IFLA_LINK_NETNSID),
-        hairpin=bool(hairpin[0]) if hairpin else None)
+        hairpin=bool(hairpin[0]) if hairpin else None,
+        alias=get_string(attrs, IFLA_IFALIAS), info_data=info.get(IFLA_INFO_DATA, b""))
 
 
 def _address(body: bytes) -> Address | None:
@@ -317,7 +328,7 @@ def _address(body: bytes) -> Address | None:
 
 
 def _route(body: bytes, family: int) -> Route | None:
-    _fam, dst_len, _src, _tos, table, _proto, _scope, kind, _flags = RTMSG.unpack_from(body)
+    _fam, dst_len, _src, _tos, table, protocol, _scope, kind, flags = RTMSG.unpack_from(body)
     attrs = parse_attrs(body, RTMSG.size)
     table = get_u32(attrs, RTA_TABLE, table)
     if table != RT_TABLE_MAIN or kind != RTN_UNICAST:
@@ -326,4 +337,4 @@ def _route(body: bytes, family: int) -> Route | None:
     dst = str(ipaddress.ip_address(attrs[RTA_DST])) if RTA_DST in attrs else zero
     gateway = attrs.get(RTA_GATEWAY)
     return Route(f"{dst}/{dst_len}", str(ipaddress.ip_address(gateway)) if gateway else None,
-                 get_u32(attrs, RTA_OIF))
+                 get_u32(attrs, RTA_OIF), protocol, flags)

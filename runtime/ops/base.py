@@ -38,6 +38,8 @@ class Run:
     record: Record | None = None
     previous: Record | None = None
     memo: dict[Any, Any] = field(default_factory=dict)
+    notes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    """What operations did beyond their summary (what a prune removed), for `netc apply`."""
 
     @property
     def bindings(self) -> dict[str, str]:
@@ -49,6 +51,14 @@ class Run:
         """The pod and its record, for operations that only a pod's call has."""
         assert self.pod is not None and self.record is not None, "a pod's operation"
         return self.pod, self.record
+
+    def note(self, op: Operation, *lines: str) -> None:
+        """Say what an operation did beyond its summary: `netc apply` prints it."""
+        self.notes.setdefault((op.kind, op.target), []).extend(lines)
+
+    def notes_of(self, op: Operation) -> list[str]:
+        """What `note` recorded for an operation."""
+        return self.notes.get((op.kind, op.target), [])
 
     def bind(self, prefix: str, **values: str) -> None:
         """Make `{prefix.name}` placeholders resolvable, and remember them in the record."""

@@ -7,12 +7,12 @@ test keeps the two vocabularies equal.
 from __future__ import annotations
 
 from compiler.planner.ops import Kind, Operation
-from runtime.ops import hostports, ipam, kernel, links, nat, records, shaping
+from runtime.ops import hostports, ipam, kernel, links, nat, peers, records, shaping
 from runtime.ops.base import Handler
 
 HANDLERS: dict[Kind, Handler] = {
     kind: handler
-    for module in (hostports, ipam, kernel, links, nat, records, shaping)
+    for module in (hostports, ipam, kernel, links, nat, peers, records, shaping)
     for kind, handler in module.HANDLERS.items()
 }
 

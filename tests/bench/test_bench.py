@@ -8,10 +8,12 @@ must say what they claim.
 import ipaddress
 
 from bench import report, startup
+from bench.cluster import NODE, plan_of, write_source
 from bench.generate import netdsl
 from bench.implementations import subnet_prefix
 from bench.stats import percentile, ratio, summary
 from compiler.pipeline import compile_sources
+from compiler.planner.ops import Kind
 from compiler.source import SourceFile
 
 
@@ -91,3 +93,36 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
             "reference", "700"] in rows
     assert ["reference", "1.2", "x", "4", "execs", "per", "chain"] in rows
     assert ["netc", "30.5", "x", "1", "exec", "per", "chain"] in rows
+
+
+def test_the_generated_cluster_compiles_and_its_first_node_routes_to_every_peer(tmp_path):
+    the_plan, networks = plan_of(write_source(tmp_path, 300))
+    routes = [op for op in the_plan.operations if op.kind == Kind.NODE_ROUTE]
+    assert len(routes) == 299
+    assert {op.params["dev"] for op in routes} == {None}  # host-gw
+    assert the_plan.node.node == NODE
+    assert [str(s.cidr) for s in networks[0].ipam.subnets] == ["10.0.0.0/24"]
+
+
+def _cluster_size(apply):
+    figures = _figures(100.0)
+    return {"lines": 60, "operations": 19, "check": figures, "build": figures,
+            "stages": {"compile_sources": _figures(5.0), "node_plan": _figures(0.5)},
+            "apply": apply}
+
+
+def test_the_cluster_report_has_a_row_per_size_with_or_without_applies():
+    applied = {"cli": {"first": _figures(300.0), "again": _figures(200.0)},
+               "in_process": {"first": _figures(20.0), "again": _figures(2.0)},
+               "changes": [17, 0]}
+    results = {"started": "2030-01-01T00:00:00Z", "elapsed_s": 1.0, "load_average_end": [0] * 3,
+               "machine": {"cpu": "CPU", "cores": 2, "memory": "1 GiB", "os": "OS",
+                           "kernel": "6", "python": "CPython 3.11", "iptables": "iptables",
+                           "netc": "netc", "reference_plugins": "plugins",
+                           "load_average": [0, 0, 0]},
+               "suites": {"cluster": {"repeats": 3, "counts": [10, 1000], "sizes": {
+                   "1000": _cluster_size(None), "10": _cluster_size(applied)}}}}
+    rows = [line.split() for line in report.text(results).splitlines()]
+    assert ["10", "60", "19", "100.0", "100.0", "300.0", "200.0", "|", "5.0", "0.5", "20.0",
+            "2.0"] in rows
+    assert ["1000", "60", "19", "100.0", "100.0", "(not", "root)", "|", "5.0", "0.5"] in rows

@@ -58,18 +58,18 @@ class Pod:
         return f"/run/netns/{self.name}"
 
 
-class Lab:
-    """Namespaces, a built network and a CNI driver aimed at the node."""
+class Namespaces:
+    """Namespaces with a random name prefix, the processes started in them, and their removal.
 
-    def __init__(self, tmp_path: Path, bin_dir: Path) -> None:
+    What every kind of lab shares: `close()` stops the processes (by PID) and
+    deletes every namespace made here, and with them everything inside.
+    """
+
+    def __init__(self, tmp_path: Path) -> None:
         self.tag = "nc" + secrets.token_hex(3)
         self.tmp = tmp_path
-        self.bin_dir = bin_dir
         self.namespaces: list[str] = []
         self.processes: list[subprocess.Popen] = []
-        self.node = self.netns("node")
-        self.client = self.netns("client")
-        self._uplink()
 
     def netns(self, role: str) -> str:
         """A new namespace with `lo` up; deleted by `close`."""
@@ -79,24 +79,12 @@ class Lab:
         sh("ip", "-n", name, "link", "set", "lo", "up")
         return name
 
-    def _uplink(self) -> None:
-        sh("ip", "-n", self.node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-           "netns", self.client)
-        for name, address, address6 in ((self.node, NODE_IP, NODE_IP6),
-                                        (self.client, CLIENT_IP, CLIENT_IP6)):
-            # no duplicate address detection on the uplink: a tentative link-local
-            # address would delay neighbour discovery for a second after setup
-            self.run(name, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0")
-            sh("ip", "-n", name, "addr", "add", f"{address}/24", "dev", "eth0")
-            sh("ip", "-n", name, "addr", "add", f"{address6}/64", "dev", "eth0", "nodad")
-            sh("ip", "-n", name, "link", "set", "eth0", "up")
-
     def remove_netns(self, name: str) -> None:
         """Delete one of the lab's namespaces now (a pod whose sandbox went away)."""
         sh("ip", "netns", "del", name)
         self.namespaces.remove(name)
 
-    def __enter__(self) -> Lab:
+    def __enter__(self) -> Namespaces:
         return self
 
     def __exit__(self, *failure: object) -> None:
@@ -139,6 +127,44 @@ class Lab:
         done = self.run(netns, sys.executable, "-m", "tests.kernel.netprobe", "ask", protocol,
                         host, str(port), *extra, check=False)
         return done.stdout.strip() if done.returncode == 0 else None
+
+    def ping(self, netns: str, address: str, count: int = 1) -> bool:
+        """Whether `address` answers ICMP echo from `netns` (IPv6 addresses work too)."""
+        done = self.run(netns, "ping", "-c", str(count), "-W", "2", "-i", "0.2", address,
+                        check=False)
+        return done.returncode == 0
+
+    def wait_for(self, condition, timeout: float = 5.0) -> bool:
+        """Poll `condition()` until it is true or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(0.05)
+        return bool(condition())
+
+
+class Lab(Namespaces):
+    """Namespaces, a built network and a CNI driver aimed at the node."""
+
+    def __init__(self, tmp_path: Path, bin_dir: Path) -> None:
+        super().__init__(tmp_path)
+        self.bin_dir = bin_dir
+        self.node = self.netns("node")
+        self.client = self.netns("client")
+        self._uplink()
+
+    def _uplink(self) -> None:
+        sh("ip", "-n", self.node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
+           "netns", self.client)
+        for name, address, address6 in ((self.node, NODE_IP, NODE_IP6),
+                                        (self.client, CLIENT_IP, CLIENT_IP6)):
+            # no duplicate address detection on the uplink: a tentative link-local
+            # address would delay neighbour discovery for a second after setup
+            self.run(name, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0")
+            sh("ip", "-n", name, "addr", "add", f"{address}/24", "dev", "eth0")
+            sh("ip", "-n", name, "addr", "add", f"{address6}/64", "dev", "eth0", "nodad")
+            sh("ip", "-n", name, "link", "set", "eth0", "up")
 
     def pod(self, role: str) -> Pod:
         """A new pod sandbox."""
@@ -218,18 +244,3 @@ class Lab:
 
     def _json(self, *command: str) -> list[dict]:
         return json.loads(self.run(self.node, *command).stdout or "[]")
-
-    def ping(self, netns: str, address: str, count: int = 1) -> bool:
-        """Whether `address` answers ICMP echo from `netns` (IPv6 addresses work too)."""
-        done = self.run(netns, "ping", "-c", str(count), "-W", "2", "-i", "0.2", address,
-                        check=False)
-        return done.returncode == 0
-
-    def wait_for(self, condition, timeout: float = 5.0) -> bool:
-        """Poll `condition()` until it is true or `timeout` seconds pass."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return True
-            time.sleep(0.05)
-        return bool(condition())

@@ -99,12 +99,15 @@ def test_addresses_of_both_families_and_of_one():
     assert replayed("addresses-pod-v4") == [Address(POD_VETH.index, POD_ADDRESSES[0])]
 
 
+RTPROT_KERNEL, RTPROT_BOOT = 2, 3
+
+
 @pytest.mark.parametrize(("family", "subnet"), [(4, "10.99.0.0/24"), (6, "fd00:99::/64")])
 def test_the_main_table_holds_the_subnet_route_and_the_default_route(family, subnet):
     default = "0.0.0.0/0" if family == 4 else "::/0"
     assert set(replayed(f"routes-pod-v{family}")) == {
-        Route(subnet, None, POD_VETH.index),
-        Route(default, POD_GATEWAYS[family], POD_VETH.index)}
+        Route(subnet, None, POD_VETH.index, protocol=RTPROT_KERNEL),
+        Route(default, POD_GATEWAYS[family], POD_VETH.index, protocol=RTPROT_BOOT)}
 
 
 def test_qdiscs_are_found_by_parent():

@@ -1,0 +1,84 @@
+"""`netc apply --node NAME`: make a node's node-scoped plan true, without any pod (root).
+
+The plan is the one `netc plan --node NAME` prints; `runtime.apply` carries
+it out.  Each change is printed on one line: `+` for an operation that had
+to create or repair something, `-` for each object the prune removed.
+`--detailed-exitcode` follows terraform: 0 nothing changed, 2 changes made,
+1 any error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from compiler.cli.common import (
+    EXIT_INVALID,
+    EXIT_PENDING,
+    DetailedExitCommand,
+    SystemFailure,
+    compile_paths,
+    report,
+)
+from compiler.cli.node_plans import networks_of, plan_of_node
+from compiler.errors import NetcError
+from compiler.planner.ops import Plan
+from runtime.apply import Change, apply_node
+
+APPLY_FORMAT = "1.0"
+"""The version of `netc apply --format json` documents."""
+
+
+@click.command("apply", cls=DetailedExitCommand)
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--node", required=True, help="The node to set up (a node of a cluster, or any "
+              "name for networks without one).")
+@click.option("--network", "network_name", help="Only this network's operations.")
+@click.option("--node-netns", help="Apply inside this network namespace (a name under "
+              "/run/netns, or a path); default: this process's own.")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
+              show_default=True)
+@click.option("--detailed-exitcode", is_flag=True,
+              help="Exit 0 nothing changed, 2 changes made, 1 error.")
+def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
+                  node_netns: str | None, output: str, detailed_exitcode: bool) -> None:
+    """Set up NODE's routes, devices, bridges and NAT from FILES; prune what is not planned."""
+    compilation, sources = compile_paths(files)
+    report(compilation.diagnostics, sources)
+    if not compilation.ok:
+        sys.exit(EXIT_INVALID)
+    networks = networks_of(compilation, node)
+    if network_name is not None and network_name not in {n.name for n in networks}:
+        raise click.UsageError(f"no network named {network_name!r} in the input")
+    the_plan = plan_of_node(compilation, node, networks, network_name)
+    try:
+        changes = apply_node(the_plan, [n for n in networks if network_name in (None, n.name)],
+                             node_netns)
+    except NetcError as error:
+        if detailed_exitcode:
+            click.echo(f"Error: {error}", err=True)
+            sys.exit(EXIT_INVALID)
+        raise SystemFailure(str(error)) from error
+    if output == "json":
+        document = {"format_version": APPLY_FORMAT, "node": the_plan.node.to_json()
+                    if the_plan.node else None, "changes": [c.to_json() for c in changes]}
+        click.echo(json.dumps(document, indent=2))
+    else:
+        for change in changes:
+            for line in change.lines():
+                click.echo(line)
+    click.echo(f"netc apply: {_summary(node, the_plan, changes)}", err=True)
+    if detailed_exitcode and changes:
+        sys.exit(EXIT_PENDING)
+
+
+def _summary(node: str, the_plan: Plan, changes: list[Change]) -> str:
+    where = f"node {node}" + (f" of cluster {the_plan.node.cluster}"
+                              if the_plan.node and the_plan.node.cluster else "")
+    if not changes:
+        return f"{where}: nothing to change"
+    lines = sum(len(c.lines()) for c in changes)
+    return (f"{where}: {lines} change{'s' if lines > 1 else ''} ({len(changes)} of "
+            f"{len(the_plan.operations)} operations)")

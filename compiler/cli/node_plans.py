@@ -1,0 +1,34 @@
+"""What `netc plan --node` and `netc apply --node` share: a node's networks and its plan."""
+
+from __future__ import annotations
+
+import click
+
+from compiler.cluster import NodeUnknown, needs_node, networks_for_node
+from compiler.ir import Network
+from compiler.pipeline import Compilation
+from compiler.planner.node import node_plan
+from compiler.planner.ops import Plan
+
+
+def networks_of(compilation: Compilation, node: str | None) -> list[Network]:
+    """The networks as the node runs them (no node: a cluster network cannot be planned)."""
+    networks = list(compilation.networks)
+    if node is None:
+        pending = needs_node(networks)
+        if pending:
+            raise click.UsageError(f"network {pending[0].name} draws its subnets from a "
+                                   "cluster: give --node NAME")
+        return networks
+    try:
+        return networks_for_node(networks, compilation.clusters, node)
+    except NodeUnknown as error:
+        raise click.UsageError(error.message) from error
+
+
+def plan_of_node(compilation: Compilation, node: str, networks: list[Network],
+                 only: str | None) -> Plan:
+    """The node-scoped plan of `node` (of its cluster, if one lists it) for some networks."""
+    cluster = next((c for c in compilation.clusters if c.node(node)), None)
+    chosen = [n for n in networks if only in (None, n.name)]
+    return node_plan(cluster, node, chosen)

@@ -1,0 +1,106 @@
+"""`netc apply --node`: a node's plan made true without any pod, and compared with a node.
+
+The node-scoped plan (`compiler.planner.node`) holds what every pod of the
+node's networks shares -- forwarding, bridges, gateway addresses, NAT -- and,
+on a cluster, the routes, VXLAN device and entries towards every peer, then
+the removal of what netc owns there and the plan no longer lists.  Applying
+it ensures each operation in order; nothing is rolled back on a failure,
+since every operation is node-scoped and the next apply carries on from
+where this one stopped.
+
+An apply holds the lock of every network it touches (the one a pod's ADD of
+that network holds), so the two never set up the same bridge or NAT chains
+at once.  Both functions work inside a named network namespace (the tests'
+simulated nodes), or in this process's own when none is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+from compiler.ir import Network
+from compiler.planner.ops import Kind, Observation, Operation, Plan
+from runtime import executor
+from runtime.files import locked
+from runtime.host import Host
+from runtime.netns import Netns
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """An operation that had to change something, and what it said it did (a prune's removals)."""
+
+    op: Operation
+    notes: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        """How `netc apply` prints the change.
+
+        One `-` line per object a prune removed, else one `+` line with what
+        the operation said it did.
+        """
+        if self.op.kind == Kind.PRUNE:
+            return [f"- {note}" for note in self.notes]
+        return [f"+ {self.op.summary}" + (f" ({'; '.join(self.notes)})" if self.notes else "")]
+
+    def to_json(self) -> dict[str, object]:
+        """The machine form of `netc apply --format json`."""
+        return {"kind": self.op.kind.value, "target": self.op.target,
+                "summary": self.op.summary, "notes": list(self.notes),
+                "source": self.op.span.to_json() if self.op.span else None}
+
+
+def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None = None
+               ) -> list[Change]:
+    """Ensure every operation of a node's plan; the changes, in plan order."""
+    with _inside(node_netns), _networks_locked(networks):
+        host = Host(None)
+        try:
+            run = executor.Run(host, plan)
+            return [Change(op, tuple(run.notes_of(op))) for op in executor.apply(run)]
+        finally:
+            host.close()
+
+
+def observe_node(plan: Plan, node_netns: str | None = None) -> list[Observation]:
+    """What the node has for each operation of its plan (`netc plan --live --node`), read-only.
+
+    Observing takes no lock: it changes nothing a concurrent ADD could trip over.
+    """
+    with _inside(node_netns):
+        host = Host(None)
+        try:
+            return executor.observe(executor.Run(host, plan))
+        finally:
+            host.close()
+
+
+def netns_path(name: str) -> str:
+    """A namespace name under /run/netns, or a path as given."""
+    return name if os.path.isabs(name) else f"/run/netns/{name}"
+
+
+@contextlib.contextmanager
+def _inside(node_netns: str | None) -> Iterator[None]:
+    if node_netns is None:
+        yield
+        return
+    node = Netns(netns_path(node_netns))
+    try:
+        with node.entered():
+            yield
+    finally:
+        node.close()
+
+
+@contextlib.contextmanager
+def _networks_locked(networks: Sequence[Network]) -> Iterator[None]:
+    """Every network's lock, in path order (two applies never wait for each other in a circle)."""
+    paths = sorted({os.path.join(n.state_dir, n.name, "lock") for n in networks})
+    with contextlib.ExitStack() as stack:
+        for path in paths:
+            stack.enter_context(locked(path))
+        yield
