@@ -134,7 +134,7 @@ class Agent:
         return self.server is not None and self.server.poll() is not None
 
     def _start_server(self) -> None:
-        command = [sys.executable, "-m", "compiler.cli", "serve-cni", "--socket",
+        command = [sys.executable, "-m", "runtime.cli", "serve-cni", "--socket",
                    self.options.socket]
         if self.options.identity:
             command += ["--identity", self.options.identity]

@@ -40,12 +40,19 @@ class LockBusy(NetcError):
     code = Code.TRY_AGAIN
 
 
-def _temporary(directory: str, content: bytes, durable: bool, mode: int = 0o600) -> str:
-    """A complete file under a temporary name; nothing is left behind when writing fails."""
+def _temporary(directory: str, content: bytes, durable: bool, mode: int = 0o600,
+               owner: tuple[int, int] | None = None) -> str:
+    """A complete file under a temporary name; nothing is left behind when writing fails.
+
+    `owner` (uid, gid) is given where permitted (a user's file, rewritten by root).
+    """
     path = os.path.join(directory, f"{TEMPORARY_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
     try:
         os.fchmod(fd, mode)
+        if owner is not None:
+            with contextlib.suppress(PermissionError):
+                os.fchown(fd, *owner)
         _write_all(fd, content)
         if durable:
             os.fsync(fd)
@@ -63,14 +70,15 @@ def _write_all(fd: int, content: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def write_atomically(path: str, content: bytes, *, durable: bool, mode: int = 0o600) -> None:
+def write_atomically(path: str, content: bytes, *, durable: bool, mode: int = 0o600,
+                     owner: tuple[int, int] | None = None) -> None:
     """Replace `path` with `content` in one step.
 
     `durable` flushes the data before the rename, for state on disk that a
     crash must not leave empty (a conflist a runtime may read at any moment);
     hints and files on tmpfs skip the flush.
     """
-    temporary = _temporary(os.path.dirname(path), content, durable, mode)
+    temporary = _temporary(os.path.dirname(path) or ".", content, durable, mode, owner)
     try:
         os.replace(temporary, path)
     except BaseException:

@@ -31,7 +31,7 @@ SITE = "usr/lib/netc"
 LAUNCHER = f"""#!/usr/bin/python3 -IS
 import sys
 sys.path.append("/{SITE}")
-from compiler.cli import main
+from runtime.cli import main
 main()
 """
 

@@ -4,11 +4,11 @@ import re
 
 import pytest
 
-from compiler.cli import COMMANDS
 from compiler.diagnostics import CODES
 from compiler.pipeline import compile_sources
 from compiler.schema import RAW, SCHEMA
 from compiler.source import SourceFile
+from runtime.cli import COMMANDS
 from tests.support import ROOT
 
 DOCS = ROOT / "docs"

@@ -19,7 +19,7 @@ def test_the_wheel_carries_the_grammar_and_both_console_scripts(tmp_path):
     assert {"compiler/ir.py", "runtime/cni/plugin.py", "runtime/netlink/tc.py"} <= set(names)
     entry_points = zipfile.ZipFile(wheel).read(
         next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "netc = compiler.cli:main" in entry_points
+    assert "netc = runtime.cli:main" in entry_points
     assert "netc-cni = runtime.cni.plugin:entry" in entry_points
 
 

@@ -10,7 +10,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from compiler.cli import main
+from runtime.cli import main
 from runtime.outdir import MANIFEST
 
 SOURCE = """

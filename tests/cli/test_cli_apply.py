@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner, Result
 
-from compiler.cli import main
+from runtime.cli import main
 from tests.conftest import TESTS
 from tests.support import ROOT
 

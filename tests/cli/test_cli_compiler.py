@@ -10,7 +10,7 @@ import stat
 import pytest
 from click.testing import CliRunner, Result
 
-from compiler.cli import main
+from runtime.cli import main
 from runtime.outdir import MANIFEST
 from tests.conftest import TESTS
 from tests.support import EXAMPLE_SETS, ROOT

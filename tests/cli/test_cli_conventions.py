@@ -15,8 +15,8 @@ import stat
 import pytest
 from click.testing import CliRunner, Result
 
-from compiler.cli import main
 from compiler.planner.ops import PLAN_FORMAT
+from runtime.cli import main
 from tests.conftest import TESTS
 from tests.support import EXAMPLE_SETS, ROOT
 

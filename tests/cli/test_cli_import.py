@@ -8,7 +8,7 @@ import shutil
 import pytest
 from click.testing import CliRunner, Result
 
-from compiler.cli import main
+from runtime.cli import main
 from tests.conftest import TESTS
 
 CASES = TESTS / "golden" / "import"

@@ -8,8 +8,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from compiler.cli import main
 from compiler.planner.ops import PLAN_FORMAT
+from runtime.cli import main
 from tests.support import ROOT
 
 PODS = str(ROOT / "examples" / "pods.netdsl")

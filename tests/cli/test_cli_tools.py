@@ -2,7 +2,7 @@
 
 from click.testing import CliRunner
 
-from compiler.cli import main
+from runtime.cli import main
 
 UGLY = "network x { bridge {gateway}\n ipam { subnet 10.1.0.0/24 }}\n"
 BAD = "network x {\n    bridge { mtu 99 }\n    ipam { subnet 10.1.0.0/24 }\n}\n"

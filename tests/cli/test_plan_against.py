@@ -10,7 +10,7 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from compiler.cli import main
+from runtime.cli import main
 from tests.support import ROOT
 
 CLUSTER = (ROOT / "examples" / "cluster.netdsl").read_text()

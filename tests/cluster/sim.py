@@ -237,7 +237,7 @@ class SimCluster(Namespaces):
 
     def netc(self, *arguments: str) -> subprocess.CompletedProcess:
         """The netc command line."""
-        return subprocess.run([sys.executable, "-m", "compiler.cli", *arguments],
+        return subprocess.run([sys.executable, "-m", "runtime.cli", *arguments],
                               capture_output=True, text=True, check=False, timeout=60)
 
     def apply(self, node: SimNode, *extra: str) -> subprocess.CompletedProcess:

@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from compiler.cli import main
 from compiler.diagnostics import CODES, Diagnostic, Severity, render_text
 from compiler.pipeline import compile_sources
 from compiler.source import MAX_SOURCE_BYTES, SourceFile
 from compiler.syntax import MAX_DEPTH, decode, quotable
+from runtime.cli import main
 from tests.support import leaks_lark_names
 
 ERRORS = Path(__file__).parent.parent / "errors"

@@ -14,9 +14,9 @@ import yaml
 from click.testing import CliRunner
 
 from compiler import kubernetes
-from compiler.cli import main
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
+from runtime.cli import main
 from tests.support import ROOT, compile_example, portable
 
 ROLLOUT = kubernetes.Rollout("registry.example/netc:0.1.0", "Always")

@@ -9,7 +9,7 @@ from tests.kernel import networks
 
 
 def _plan(lab, pod, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "compiler.cli", "plan", str(lab.tmp / "lab.netdsl"),
+    command = [sys.executable, "-m", "runtime.cli", "plan", str(lab.tmp / "lab.netdsl"),
                "--container-id", pod.container_id, "--netns", pod.netns, "--live",
                "--node-netns", lab.node, "--detailed-exitcode", *extra]
     return subprocess.run(command, capture_output=True, text=True, check=False,

@@ -12,8 +12,8 @@ import json
 
 from click.testing import CliRunner
 
-from compiler.cli import main
 from compiler.planner.names import AttachmentNames
+from runtime.cli import main
 from tests.kernel import networks
 
 PORTS = ("8080:80",)

@@ -14,7 +14,7 @@ def warm(lab, tmp_path):
     socket = tmp_path / "cni.sock"
     bin_dir = tmp_path / "warm-bin"
     install(bin_dir, warm_socket=str(socket))
-    server = lab.spawn(lab.node, sys.executable, "-m", "compiler.cli", "serve-cni", "--socket",
+    server = lab.spawn(lab.node, sys.executable, "-m", "runtime.cli", "serve-cni", "--socket",
                        str(socket), stderr=True)
     assert "listening" in server.stderr.readline()
     lab.bin_dir = bin_dir

@@ -14,7 +14,10 @@ import sys
 
 import click
 
-from compiler.cli.common import (
+from compiler.errors import NetcError
+from compiler.planner.ops import Plan
+from runtime.apply import Change, apply_node
+from runtime.cli.common import (
     EXIT_INVALID,
     EXIT_PENDING,
     DetailedExitCommand,
@@ -22,10 +25,7 @@ from compiler.cli.common import (
     compile_paths,
     report,
 )
-from compiler.cli.node_plans import networks_of, plan_of_node
-from compiler.errors import NetcError
-from compiler.planner.ops import Plan
-from runtime.apply import Change, apply_node
+from runtime.cli.node_plans import networks_of, plan_of_node
 
 APPLY_FORMAT = "1.0"
 """The version of `netc apply --format json` documents."""

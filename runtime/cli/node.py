@@ -15,11 +15,11 @@ from pathlib import Path
 import click
 
 from compiler import ir_codec
-from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
-from compiler.cli.node_plans import networks_of as node_networks
 from compiler.emit import NETC_PLUGIN_TYPE
 from compiler.errors import NetcError
 from compiler.ir import Network
+from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
+from runtime.cli.node_plans import networks_of as node_networks
 
 EXIT_PROBLEMS = 1
 

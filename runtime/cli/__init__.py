@@ -2,7 +2,7 @@
 
 This package does the I/O the pure stages must not do -- reading sources,
 writing conflists, printing -- and maps outcomes to the exit codes described
-in `compiler.cli.common`.  Subcommands are imported when they run: `netc
+in `runtime.cli.common`.  Subcommands are imported when they run: `netc
 check` need not load the runtime, nor `netc run` the planner's renderers.
 """
 
@@ -13,17 +13,17 @@ import importlib
 import click
 
 COMMANDS = {
-    "build": "compiler.cli.build:build",
-    "check": "compiler.cli.check:check",
-    "fmt": "compiler.cli.fmt:fmt",
-    "plan": "compiler.cli.plan:plan_command",
-    "import": "compiler.cli.importing:import_command",
-    "apply": "compiler.cli.apply:apply_command",
-    "run": "compiler.cli.runtime:run",
-    "install-plugin": "compiler.cli.runtime:install_plugin",
-    "serve-cni": "compiler.cli.runtime:serve_cni",
-    "status": "compiler.cli.node:status",
-    "gc": "compiler.cli.node:gc",
+    "build": "runtime.cli.build:build",
+    "check": "runtime.cli.check:check",
+    "fmt": "runtime.cli.fmt:fmt",
+    "plan": "runtime.cli.plan:plan_command",
+    "import": "runtime.cli.importing:import_command",
+    "apply": "runtime.cli.apply:apply_command",
+    "run": "runtime.cli.runtime:run",
+    "install-plugin": "runtime.cli.runtime:install_plugin",
+    "serve-cni": "runtime.cli.runtime:serve_cni",
+    "status": "runtime.cli.node:status",
+    "gc": "runtime.cli.node:gc",
 }
 
 

@@ -17,14 +17,14 @@ from typing import Any
 import click
 
 from compiler import emit
-from compiler.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
-from compiler.cli.completion import network_names
 from compiler.cluster import NodeUnknown, needs_node, networks_for_node, nodes
 from compiler.diagnostics import Diagnostic, has_errors, json_document, sort_diagnostics
 from compiler.ir import Cluster, Network
 from compiler.kubernetes import Rollout, manifests, render_manifests
 from compiler.source import SourceFile
 from compiler.versions import CNI_VERSIONS, netc_version
+from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
+from runtime.cli.completion import network_names
 from runtime.outdir import Action, Output, carry_out, plan_directory
 from runtime.outdir import Plan as OutputPlan
 

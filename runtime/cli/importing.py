@@ -16,7 +16,9 @@ from pathlib import Path
 
 import click
 
-from compiler.cli.common import (
+from compiler.conflist_import import Imported, Level, import_conflists
+from compiler.source import SourceFile
+from runtime.cli.common import (
     EXIT_INVALID,
     STDIN,
     display_name,
@@ -25,8 +27,6 @@ from compiler.cli.common import (
     single_stdin,
     write_atomically,
 )
-from compiler.conflist_import import Imported, Level, import_conflists
-from compiler.source import SourceFile
 
 CONFIG_SUFFIXES = (".conf", ".conflist", ".json")
 """The files libcni loads from a configuration directory."""

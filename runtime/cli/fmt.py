@@ -9,7 +9,9 @@ from pathlib import Path
 
 import click
 
-from compiler.cli.common import (
+from compiler.fmt import format_document
+from compiler.syntax import parse
+from runtime.cli.common import (
     EXIT_INVALID,
     STDIN_NAME,
     SystemFailure,
@@ -18,8 +20,6 @@ from compiler.cli.common import (
     single_stdin,
     write_atomically,
 )
-from compiler.fmt import format_document
-from compiler.syntax import parse
 
 
 @click.command()

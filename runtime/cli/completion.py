@@ -18,8 +18,8 @@ import click
 from click.shell_completion import CompletionItem, split_arg_string
 
 from compiler.ast import Document, Text, Word
-from compiler.cli.common import STDIN, read_sources
 from compiler.syntax import parse
+from runtime.cli.common import STDIN, read_sources
 
 Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 

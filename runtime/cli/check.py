@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from compiler.cli.common import EXIT_INVALID, compile_paths, report, single_stdin
+from runtime.cli.common import EXIT_INVALID, compile_paths, report, single_stdin
 
 
 @click.command()

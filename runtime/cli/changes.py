@@ -17,9 +17,9 @@ import click
 import yaml
 
 from compiler import changes
-from compiler.cli.common import EXIT_INVALID, SystemFailure, report
 from compiler.pipeline import Compilation, compile_sources
 from compiler.source import SourceFile
+from runtime.cli.common import EXIT_INVALID, SystemFailure, report
 
 EXIT_CHANGES = 2
 

@@ -13,18 +13,6 @@ import sys
 import click
 import yaml
 
-from compiler.cli.changes import show as show_changes
-from compiler.cli.common import (
-    EXIT_INVALID,
-    EXIT_PENDING,
-    DetailedExitCommand,
-    SystemFailure,
-    compile_paths,
-    report,
-    single_stdin,
-)
-from compiler.cli.completion import network_names
-from compiler.cli.node_plans import networks_of, plan_of_node
 from compiler.diagnostics import json_document
 from compiler.ir import Network
 from compiler.pipeline import Compilation
@@ -40,6 +28,18 @@ from compiler.planner.plan import PlanError, plan
 from compiler.planner.policy import PolicyError
 from compiler.planner.render import render_json, render_text, render_yaml
 from compiler.source import SourceFile
+from runtime.cli.changes import show as show_changes
+from runtime.cli.common import (
+    EXIT_INVALID,
+    EXIT_PENDING,
+    DetailedExitCommand,
+    SystemFailure,
+    compile_paths,
+    report,
+    single_stdin,
+)
+from runtime.cli.completion import network_names
+from runtime.cli.node_plans import networks_of, plan_of_node
 
 POD_OPTIONS = ("pod", "container_id", "ifname", "netns", "ports", "bandwidth", "command")
 """Options that describe a pod: with --node, giving one asks for the pod's plan on that node."""

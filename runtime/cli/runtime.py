@@ -13,12 +13,12 @@ from pathlib import Path
 
 import click
 
-from compiler.cli.common import EXIT_INVALID, SystemFailure
 from compiler.planner.context import (
     ContextError,
     bandwidth_from_option,
     mapping_from_option,
 )
+from runtime.cli.common import EXIT_INVALID, SystemFailure
 
 
 @click.command("install-plugin")

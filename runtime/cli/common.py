@@ -14,11 +14,9 @@ with 2 for changes made.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from compiler.diagnostics import Diagnostic, render_github, render_json, render_
 from compiler.pipeline import Compilation, compile_sources
 from compiler.source import SourceFile
 from compiler.syntax import decode, quotable
+from runtime import files
 
 EXIT_INVALID = 1
 EXIT_PENDING = 2
@@ -142,30 +141,16 @@ def report(diagnostics: Sequence[Diagnostic], sources: dict[str, SourceFile],
 
 
 def write_atomically(path: Path, text: str, like: os.stat_result | None = None) -> None:
-    """Write through a temporary file and rename, so watchers never see half a file.
+    """Write a file the way `runtime.files` writes state: temporary, fsync, rename.
 
-    The temporary name ends in `.tmp`, an extension no container runtime
-    loads, in the same directory so the rename is atomic.  The file gets
-    mode 0644, or the mode (and, where permitted, the owner) of `like`, the
-    file it replaces.
+    Watchers never see half a file.  The file gets mode 0644, or the mode
+    (and, where permitted, the owner) of `like`, the file it replaces.
     """
+    mode = stat.S_IMODE(like.st_mode) if like else 0o644
+    owner = (like.st_uid, like.st_gid) if like else None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(temporary, stat.S_IMODE(like.st_mode) if like else 0o644)
-            if like is not None:
-                with contextlib.suppress(PermissionError):
-                    os.chown(temporary, like.st_uid, like.st_gid)
-            os.replace(temporary, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temporary)
-            raise
+        files.write_atomically(str(path), text.encode(), durable=True, mode=mode, owner=owner)
     except OSError as error:
         raise SystemFailure(f"cannot write {path}: {error.strerror}") from error
 
