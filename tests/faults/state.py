@@ -36,17 +36,22 @@ def links(lab: Lab, netns: str) -> list[str]:
     return [link["ifname"] for link in json.loads(done.stdout or "[]")]
 
 
-def state_files(lab: Lab) -> list[Path]:
-    """Every file below the lab's state and data directories."""
-    return sorted(p for root in (lab.tmp / "state", lab.tmp / "ipam") if root.exists()
+def state_files(base: Path) -> list[Path]:
+    """Every file below the state and data directories of the lab whose files are at `base`."""
+    return sorted(p for root in (base / "state", base / "ipam") if root.exists()
                   for p in root.rglob("*") if p.is_file())
 
 
-def leftovers(lab: Lab, pods: list[Pod]) -> dict[str, list[str]]:
-    """What remains of `pods` (or of any attachment) on the node and in their namespaces."""
+def leftovers(lab: Lab, pods: list[Pod], view: Path | None = None) -> dict[str, list[str]]:
+    """What remains of `pods` (or of any attachment) on the node and in their namespaces.
+
+    `view` is where the lab's directory is seen from, when the plugin had other
+    mounts over it (/proc/PID/root/... of a process in that mount namespace).
+    """
+    base = view or lab.tmp
     chains = [AttachmentNames(NETWORK, pod.container_id, "eth0").dnat_chain for pod in pods]
-    files = state_files(lab)
-    state = lab.tmp / "state"
+    files = state_files(base)
+    state = base / "state"
     found = {
         "links": [name for name in links(lab, lab.node) if name.startswith(OWNED_LINKS)],
         "rules": [line for line in rules(lab)
@@ -55,11 +60,11 @@ def leftovers(lab: Lab, pods: list[Pod]) -> dict[str, list[str]]:
         "qdiscs": [f"{q['dev']} {q['kind']}" for q in
                    json.loads(lab.run(lab.node, "tc", "-j", "qdisc", "show").stdout or "[]")
                    if q["dev"].startswith(OWNED_LINKS)],
-        "reservations": [p.name for p in files if p.parent == lab.tmp / "ipam" / NETWORK
+        "reservations": [p.name for p in files if p.parent == base / "ipam" / NETWORK
                          and not p.name.startswith(IPAM_BOOKKEEPING)],
         "records": [p.name for p in files if p.suffix == ".json"],
         "claims": [p.name for p in files if p.parent == state / "hostports" and p.name != "lock"],
-        "temporaries": [str(p.relative_to(lab.tmp)) for p in files
+        "temporaries": [str(p.relative_to(base)) for p in files
                         if p.name.startswith(TEMPORARY_PREFIX)],
         "pod interfaces": [f"{pod.name}: {name}" for pod in pods if pod.name in lab.namespaces
                            for name in links(lab, pod.name) if name != "lo"],
@@ -71,17 +76,18 @@ CLEAN = {kind: [] for kind in ("links", "rules", "qdiscs", "reservations", "reco
                                "temporaries", "pod interfaces")}
 
 
-def assert_clean(lab: Lab, pods: list[Pod]) -> None:
-    found = leftovers(lab, pods)
+def assert_clean(lab: Lab, pods: list[Pod], view: Path | None = None) -> None:
+    found = leftovers(lab, pods, view)
     assert found == CLEAN, {kind: items for kind, items in found.items() if items}
 
 
-def assert_attached(lab: Lab, pod: Pod, result: dict[str, Any], egress: bool = False) -> None:
+def assert_attached(lab: Lab, pod: Pod, result: dict[str, Any], egress: bool = False,
+                    view: Path | None = None) -> None:
     """One address per family, reserved once; the gateway answers; egress goes through its ifb."""
     families = [("6" if ":" in ip["address"] else "4") for ip in result["ips"]]
     assert sorted(families) == sorted(set(families)), result["ips"]
     owner = f"{pod.container_id}\r\neth0"
-    held = [p.name for p in (lab.tmp / "ipam" / NETWORK).iterdir()
+    held = [p.name for p in ((view or lab.tmp) / "ipam" / NETWORK).iterdir()
             if not p.name.startswith(IPAM_BOOKKEEPING) and p.read_bytes().decode() == owner]
     assert sorted(held) == sorted(ip["address"].split("/")[0] for ip in result["ips"])
     for ip in result["ips"]:

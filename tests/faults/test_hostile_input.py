@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -253,14 +254,16 @@ def _traces(lab: Lab) -> list[str]:
     """Files or directories named from a payload, anywhere a path payload could reach."""
     roots = [(lab.tmp, 8), (Path("/tmp"), 2), (Path("/run"), 2), (Path("/"), 1),
              (Path("/etc"), 1), (Path("/var/lib"), 2)]
+    return sorted({path for root, depth in roots for path in _traces_in(root, depth)})
+
+
+def _traces_in(root: Path, depth: int) -> list[str]:
     found = []
-    for root, depth in roots:
-        for directory, names, files in os.walk(root):
-            level = len(Path(directory).relative_to(root).parts)
-            if level >= depth:
-                names.clear()
-            found += [os.path.join(directory, n) for n in [*names, *files] if "evil" in n]
-    return sorted(set(found))
+    for directory, names, files in os.walk(root):
+        if len(Path(directory).relative_to(root).parts) >= depth:
+            names.clear()
+        found += [os.path.join(directory, n) for n in [*names, *files] if "evil" in n]
+    return found
 
 
 def _outside(lab: Lab, before: set[Path]) -> list[str]:
@@ -275,19 +278,28 @@ def test_hostile_input_is_refused_with_its_code_and_leaves_nothing(lab, case):
     conflist = lab.network(networks.FULL)
     pod = lab.pod("p")
     config = calls.request(conflist, {"portMappings": calls.port_mappings(1)})
-    before = set(lab.tmp.rglob("*"))
-    answer = calls.call(lab, case.stdin(config), calls.environment(case.command, pod,
-                                                                   case.variables))
-    if answer.status == 0:
-        assert SUCCESS in case.codes, f"accepted: {answer.stdout[:300]!r}"
-        _delete(lab, config, pod, case)
-    else:
-        error = answer.error()
-        assert error["code"] in case.codes, error
-    assert not [line for line in rules(lab) if "evil" in line]
-    assert not _outside(lab, before)
-    assert not _traces(lab)
-    assert_clean(lab, [pod])
+    before, traces = set(lab.tmp.rglob("*")), set(_traces(lab))
+    try:
+        answer = calls.call(lab, case.stdin(config), calls.environment(case.command, pod,
+                                                                       case.variables))
+        if answer.status == 0:
+            assert SUCCESS in case.codes, f"accepted: {answer.stdout[:300]!r}"
+            _delete(lab, config, pod, case)
+        else:
+            error = answer.error()
+            assert error["code"] in case.codes, error
+        assert not [line for line in rules(lab) if "evil" in line]
+        assert not _outside(lab, before)
+        assert not set(_traces(lab)) - traces
+        assert_clean(lab, [pod])
+    finally:
+        _remove_new_traces(traces)
+
+
+def _remove_new_traces(traces: set[str]) -> None:
+    """What a failing case wrote into /tmp goes, so the next cases are not blamed for it."""
+    for path in sorted(set(_traces_in(Path("/tmp"), 2)) - traces):
+        subprocess.run(["rm", "-rf", "--one-file-system", path], check=False)
 
 
 def _delete(lab: Lab, config: dict[str, Any], pod: Pod, case: Case) -> None:
