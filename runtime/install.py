@@ -24,6 +24,8 @@ from pathlib import Path
 import runtime
 from compiler.versions import netc_version
 
+LAUNCHER_HANDOVER_TIMEOUT = 2.0
+"""Seconds a warm launcher waits on each step of the hand-over before running the call itself."""
 COLD = '''#!{python} -IS
 # netc-cni launcher written by `netc install-plugin`; rerun it after moving netc.
 import sys
@@ -34,33 +36,69 @@ entry()
 
 WARM = '''#!{python} -IS
 # netc-cni launcher written by `netc install-plugin --warm-socket`: the call goes to
-# `netc serve-cni` when it runs, else the plugin runs here.
+# `netc serve-cni` when it runs, else the plugin runs here.  Standard library only,
+# and Python 3.9 or later: see runtime/cni/server.py for the protocol.
 import os
 import sys
 from _socket import AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET, socket
 from struct import pack
 
+ROOT = {root!r}
+SOCKET = {socket!r}
+IDENTITY = {identity!r}
+HEADER = {magic!r} + pack(">B", {protocol})
+READY, GO = bytes([{ready}]), bytes([{go}])
+HANDOVER_TIMEOUT = {handover_timeout}
+STATUS_TIMEOUT = {status_timeout}
+
 
 def cold():
-    sys.path.insert(0, {root!r})
+    sys.path.append(ROOT)
     from runtime.cni.plugin import entry
     entry()
 
 
+def offer(server):
+    # True when the server took the call (it sent READY, we sent GO).
+    environment = b"\\0".join(key + b"=" + value for key, value in os.environb.items())
+    payload = IDENTITY + b"\\0" + environment
+    namespaces = [os.open("/proc/self/ns/" + kind, os.O_RDONLY) for kind in ("net", "mnt")]
+    server.settimeout(HANDOVER_TIMEOUT)
+    server.connect(SOCKET)
+    server.sendmsg([HEADER + pack(">I", len(payload))],
+                   [(SOL_SOCKET, SCM_RIGHTS, pack("5i", 0, 1, 2, *namespaces))])
+    server.sendall(payload)
+    if server.recv(1) != READY:  # NOT_ME: another netc, or a hand-over it refused
+        return False
+    server.sendall(GO)
+    return True
+
+
+def status_of(server):
+    # The call's exit status, or an error of our own when the server's process died.
+    server.settimeout(STATUS_TIMEOUT)
+    try:
+        status = server.recv(1)
+    except OSError:
+        status = b""
+    if status:
+        return status[0]
+    import json
+    message = "the warm server's process for this call ended without an exit status"
+    print(json.dumps(dict(cniVersion={version!r}, code=11, msg=message,
+                          details="try again later")))
+    return 1
+
+
+server = socket(AF_UNIX, SOCK_STREAM)
 try:
-    server = socket(AF_UNIX, SOCK_STREAM)
-    server.connect({socket!r})
+    taken = offer(server)
 except OSError:
+    taken = False
+if not taken:
+    server.close()
     cold()
-namespaces = [os.open(f"/proc/self/ns/{{kind}}", os.O_RDONLY) for kind in ("net", "mnt")]
-fds = [0, 1, 2, *namespaces]
-environment = b"\\0".join(k.encode() + b"=" + v.encode() for k, v in os.environ.items())
-server.sendmsg([{identity!r}.encode() + b"\\0\\0" + environment],
-               [(SOL_SOCKET, SCM_RIGHTS, pack("5i", *fds))])
-status = server.recv(1)
-if status == bytes([{not_me}]):
-    cold()
-sys.exit(status[0] if status else 1)
+sys.exit(status_of(server))
 '''
 
 
@@ -76,12 +114,26 @@ def identity() -> str:
 
 def launcher_text(python: str | None = None, warm_socket: str | None = None) -> str:
     """The launcher for an interpreter (default: this one), cold or warm."""
-    from runtime.cni.server import NOT_ME
-
     fields = {"python": python or sys.executable, "root": package_root()}
     if warm_socket is None:
         return COLD.format(**fields)
-    return WARM.format(**fields, socket=warm_socket, identity=identity(), not_me=NOT_ME)
+    return WARM.format(**fields, **_protocol(), socket=warm_socket,
+                       identity=os.fsencode(identity()))
+
+
+def _protocol() -> dict[str, object]:
+    """The launcher's side of the warm server's protocol (runtime/cni/server.py)."""
+    from compiler.versions import DEFAULT_CNI_VERSION
+    from runtime.cni import server
+    from runtime.deadline import CALL_DEADLINE, GRACE
+
+    return {"magic": server.MAGIC, "protocol": server.PROTOCOL, "ready": server.READY,
+            "go": server.GO, "version": DEFAULT_CNI_VERSION,
+            # how long a stuck server may delay a call before the launcher runs it itself
+            # (safe at any moment before GO: until then the server has run nothing)
+            "handover_timeout": LAUNCHER_HANDOVER_TIMEOUT,
+            # a call ends by its deadline (runtime/deadline.py), or its process does
+            "status_timeout": CALL_DEADLINE + GRACE + 15}
 
 
 def install(bin_dir: Path, python: str | None = None, warm_socket: str | None = None) -> Path:

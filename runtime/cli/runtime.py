@@ -41,12 +41,15 @@ def install_plugin(bin_dir: Path, python: str | None, warm_socket: str | None) -
 @click.command("serve-cni")
 @click.option("--socket", "path", default="/run/netc/cni.sock", show_default=True,
               help="The unix socket launchers connect to.")
-def serve_cni(path: str) -> None:
+@click.option("--handover-timeout", type=click.FloatRange(min=0.01), default=5.0,
+              show_default=True,
+              help="Seconds a connection may take to hand its call over before it is dropped.")
+def serve_cni(path: str, handover_timeout: float) -> None:
     """Keep netc-cni loaded and run calls handed over by warm launchers (root)."""
     from runtime.cni.server import serve
     from runtime.install import identity
 
-    serve(path, identity())
+    serve(path, identity(), handover_timeout)
 
 
 @click.command("run")

@@ -6,56 +6,114 @@ time importing before it does any work (docs/benchmarks.md has the numbers).
 launcher `netc install-plugin --warm-socket PATH` writes connects there and
 hands over the call:
 
-    launcher  --connect-->  server  --fork-->  child
-      sends: its environment, and as SCM_RIGHTS its stdin, stdout, stderr and
-             its network and mount namespaces
-                                             child: enters both namespaces,
-                                             takes over stdin/stdout/stderr,
-                                             runs the plugin, reports the exit
-                                             status back to the launcher
+    launcher  --connect-->  server  --fork-->  child (one per connection)
+      HANDOVER: MAGIC, protocol version, payload length, payload
+                (identity NUL environment), and as SCM_RIGHTS its stdin,
+                stdout, stderr and its network and mount namespaces
+                                             child: reads the hand-over whole,
+                                             enters both namespaces
+                                   <-- READY (or NOT_ME: run it yourself)
+      GO -->
+                                             child: takes over the streams,
+                                             runs the plugin
+                                   <-- the exit status (one byte)
+
+The server process only accepts and forks: everything a caller sends is read
+by that connection's own child, under a deadline, so no client -- silent,
+slow, malformed, killed -- can stall the server or another call.  A child
+never returns into the server's loop, whatever happens to it: it ends with
+`os._exit`.
+
+The two-step start (READY, then GO) decides who runs the call: until the
+launcher sends GO nothing has run, and a launcher that gave up waiting runs
+the plugin itself; once it has sent GO the call is the server's, and the
+launcher waits for its status.
 
 The child is a fork of a process that has imported everything, so a call
 costs a fork instead of an interpreter start.  It runs in the caller's
-namespaces with the caller's environment and standard streams: the runtime
-cannot tell the difference.  When the server is not running, or was started
-from another netc, the launcher runs the plugin itself (the cold path), so
-the server is an accelerator, never a dependency.
+namespaces with the caller's environment (bytes for bytes) and standard
+streams: the runtime cannot tell the difference.  When the server is not
+running, or was started from another netc, the launcher runs the plugin
+itself (the cold path), so the server is an accelerator, never a dependency.
 
 The socket is created mode 0600 and callers must be root (SO_PEERCRED).
+The launcher's side of the protocol is in runtime/install.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import struct
 import sys
+import time
+import traceback
+from typing import NoReturn
 
 from runtime.cni import plugin
-from runtime.netns import CLONE_NEWNET, enter
+from runtime.netns import CLONE_NEWNET, NetnsError, enter
 
 CLONE_NEWNS = 0x00020000
 STREAMS = 3
+FDS = STREAMS + 2
+"""stdin, stdout, stderr, then the network and the mount namespace."""
+MAGIC = b"netc-cni"
+PROTOCOL = 1
+HEADER = struct.Struct(">BI")
+"""After MAGIC: the protocol version and the payload's length in bytes."""
+MAX_PAYLOAD = 8 << 20
+"""More than any environment a process can be started with (Linux caps it at 6 MiB)."""
 NOT_ME = 254
-"""Status telling the launcher to run the plugin itself (another netc's server)."""
-MAX_ENVIRONMENT = 1 << 20
+"""Reply telling the launcher to run the plugin itself: another netc, or a hand-over refused."""
+READY = 253
+"""Reply: the hand-over was read whole and the namespaces entered; waiting for GO."""
+GO = 1
+FAILED = 1
+HANDOVER_TIMEOUT = 5.0
+"""Seconds a connection's child waits for the whole hand-over and then for GO."""
+BACKLOG = 512
 
 
-def serve(path: str, identity: str) -> None:
+class Refused(Exception):
+    """A hand-over this server does not run (the launcher then runs the plugin itself)."""
+
+
+def serve(path: str, identity: str, handover_timeout: float = HANDOVER_TIMEOUT) -> None:
     """Accept calls on `path` until killed; `identity` must match the launcher's."""
     _preload()
     listener = _listen(path)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     print(f"netc-cni server listening on {path}", file=sys.stderr, flush=True)
+    expected = os.fsencode(identity)
     while True:
-        connection, _ = listener.accept()
         try:
-            _take_call(connection, identity)
-        except OSError as error:
-            print(f"netc-cni server: call dropped: {error}", file=sys.stderr, flush=True)
-        finally:
-            connection.close()
+            connection, _ = listener.accept()
+        except OSError as error:  # e.g. out of descriptors: keep serving
+            _log(f"accept failed: {error}")
+            time.sleep(0.05)
+            continue
+        _fork_for(listener, connection, expected, handover_timeout)
+
+
+def _fork_for(listener: socket.socket, connection: socket.socket, identity: bytes,
+              handover_timeout: float) -> None:
+    """Hand `connection` to a child of its own.
+
+    Signals are blocked across the fork, so that no Python signal handler can
+    raise in the child before it is inside `_child`'s try block.
+    """
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+    try:
+        child = os.fork()
+        if child == 0:
+            _child(listener, connection, identity, handover_timeout, mask)
+    except OSError as error:
+        _log(f"call dropped: cannot fork: {error}")
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        connection.close()
 
 
 def _preload() -> None:
@@ -78,63 +136,153 @@ def _listen(path: str) -> socket.socket:
         listener.bind(path)
     finally:
         os.umask(old)
-    listener.listen(64)
+    listener.listen(BACKLOG)
     return listener
 
 
-def _take_call(connection: socket.socket, identity: str) -> None:
-    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                        struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", credentials)
-    message, fds = _receive(connection)
-    caller_identity, _, environment = message.partition(b"\0\0")
-    if uid != 0 or caller_identity.decode() != identity or len(fds) != STREAMS + 2:
-        for fd in fds:
-            os.close(fd)
-        connection.sendall(bytes([NOT_ME]))
-        return
-    child = os.fork()
-    if child == 0:
-        _child(connection, environment, fds)
-    for fd in fds:
-        os.close(fd)
-    print(f"netc-cni server: call handed to process {child}", file=sys.stderr, flush=True)
-
-
-def _receive(connection: socket.socket) -> tuple[bytes, list[int]]:
-    size = struct.calcsize("i") * (STREAMS + 2)
-    data, ancillary, _flags, _address = connection.recvmsg(
-        MAX_ENVIRONMENT, socket.CMSG_SPACE(size))
-    fds: list[int] = []
-    for level, kind, payload in ancillary:
-        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-            count = len(payload) // struct.calcsize("i")
-            fds += struct.unpack(f"{count}i", payload[: count * struct.calcsize("i")])
-    return data, fds
-
-
-def _child(connection: socket.socket, environment: bytes, fds: list[int]) -> None:
-    """Become the plugin process of the caller; never returns."""
-    status = 1
+def _child(listener: socket.socket, connection: socket.socket, identity: bytes,
+           handover_timeout: float, mask: set[signal.Signals]) -> NoReturn:
+    """Serve one connection as its own process; ends the process whatever happens."""
+    status = FAILED
     try:
+        listener.close()
         # The server ignores SIGCHLD to have its children reaped; a child that
         # kept that would see every program it runs exit with status 0.
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        *streams, net, mount = fds
-        enter(mount, CLONE_NEWNS)
-        enter(net, CLONE_NEWNET)
-        for target, fd in enumerate(streams):
-            os.dup2(fd, target)
-        os.environ.clear()
-        os.environ.update(_environment(environment))
-        status = plugin.main()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        status = _serve_call(connection, identity, time.monotonic() + handover_timeout)
+    except BaseException:
+        with contextlib.suppress(BaseException):
+            traceback.print_exc()
     finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        connection.sendall(bytes([status]))
         os._exit(status)
 
 
-def _environment(data: bytes) -> dict[str, str]:
+def _serve_call(connection: socket.socket, identity: bytes, deadline: float) -> int:
+    """Take the hand-over, run the plugin in the caller's place, report its status."""
+    try:
+        environment, fds = _take_handover(connection, identity, deadline)
+    except (Refused, OSError) as error:
+        _log(f"hand-over refused: {error}")
+        with contextlib.suppress(OSError):
+            connection.sendall(bytes([NOT_ME]))
+        return FAILED
+    status = FAILED
+    try:
+        _log(f"call handed to process {os.getpid()}")
+        _become_caller(environment, fds)
+        status = plugin.main()
+    finally:
+        _report(connection, status)
+    return status
+
+
+def _take_handover(connection: socket.socket, identity: bytes,
+                   deadline: float) -> tuple[bytes, list[int]]:
+    """Read and check the hand-over, enter the caller's namespaces, wait for GO."""
+    fds: list[int] = []
+    try:
+        _check_peer(connection)
+        header = _read(connection, len(MAGIC) + HEADER.size, deadline, fds)
+        if not header.startswith(MAGIC):
+            raise Refused("not a netc-cni hand-over")
+        version, length = HEADER.unpack(header[len(MAGIC):])
+        if version != PROTOCOL:
+            raise Refused(f"protocol {version}, not {PROTOCOL}")
+        if length > MAX_PAYLOAD:
+            raise Refused(f"{length} bytes, more than {MAX_PAYLOAD}")
+        caller, _, environment = _read(connection, length, deadline, fds).partition(b"\0")
+        if caller != identity:
+            raise Refused(f"a launcher of {caller.decode(errors='replace')!r}")
+        if len(fds) != FDS:
+            raise Refused(f"{len(fds)} descriptors, not {FDS}")
+        _enter_namespaces(fds[STREAMS], fds[STREAMS + 1])
+        connection.sendall(bytes([READY]))
+        if _read(connection, 1, deadline, fds) != bytes([GO]):
+            raise Refused("no GO")
+    except BaseException:
+        _close(fds)
+        raise
+    return environment, fds
+
+
+def _enter_namespaces(net: int, mount: int) -> None:
+    try:
+        enter(mount, CLONE_NEWNS)
+        enter(net, CLONE_NEWNET)
+    except NetnsError as error:
+        raise Refused(f"cannot enter the caller's namespaces: {error}") from None
+
+
+def _check_peer(connection: socket.socket) -> None:
+    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                        struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", credentials)
+    if uid != 0:
+        raise Refused(f"caller uid {uid} is not root")
+
+
+def _read(connection: socket.socket, size: int, deadline: float, fds: list[int]) -> bytes:
+    """Exactly `size` bytes before `deadline`; descriptors passed along go into `fds`."""
+    space = socket.CMSG_SPACE(FDS * struct.calcsize("i"))
+    chunks: list[bytes] = []
+    missing = size
+    while missing:
+        connection.settimeout(max(deadline - time.monotonic(), 0.001))
+        data, ancillary, flags, _ = connection.recvmsg(min(missing, 1 << 20), space)
+        fds += _descriptors(ancillary)
+        if flags & socket.MSG_CTRUNC:
+            raise Refused("more descriptors than a hand-over carries")
+        if not data:
+            raise Refused(f"the launcher went away {missing} bytes short")
+        chunks.append(data)
+        missing -= len(data)
+    return b"".join(chunks)
+
+
+def _descriptors(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    width = struct.calcsize("i")
+    found: list[int] = []
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            count = len(payload) // width
+            found += struct.unpack(f"{count}i", payload[: count * width])
+    return found
+
+
+def _become_caller(environment: bytes, fds: list[int]) -> None:
+    """Take over the caller's streams and environment (namespaces are entered already)."""
+    for target, fd in enumerate(fds[:STREAMS]):
+        os.dup2(fd, target)
+    _close(fds)
+    os.environb.clear()
+    os.environb.update(_environment(environment))
+
+
+def _environment(data: bytes) -> dict[bytes, bytes]:
+    """NUL-separated KEY=VALUE entries, as bytes: the child sees what a cold plugin would."""
     pairs = (item.split(b"=", 1) for item in data.split(b"\0") if b"=" in item)
-    return {key.decode(): value.decode(errors="replace") for key, value in pairs}
+    return dict(pairs)
+
+
+def _report(connection: socket.socket, status: int) -> None:
+    """Flush the caller's streams and send the exit status; a launcher gone is no error."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(BaseException):
+            stream.flush()
+    with contextlib.suppress(BaseException):
+        connection.sendall(bytes([status & 0xFF]))
+
+
+def _close(fds: list[int]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
+
+
+def _log(message: str) -> None:
+    """One line to the server's log (a child's log, until it takes over the caller's stderr)."""
+    with contextlib.suppress(OSError, ValueError):
+        print(f"netc-cni server: {message}", file=sys.stderr, flush=True)

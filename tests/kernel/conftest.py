@@ -15,6 +15,7 @@ import pytest
 
 from runtime.install import install
 from tests.kernel.lab import Lab
+from tests.kernel.warm import WarmServer
 
 NEEDED = ("ip", "iptables-restore", "tc", "conntrack", "ping")
 
@@ -43,3 +44,9 @@ def lab(tmp_path: Path, bin_dir: Path) -> Iterator[Lab]:
     """A node and a client namespace, removed after the test."""
     with Lab(tmp_path, bin_dir) as environment:
         yield environment
+
+
+@pytest.fixture
+def warm(lab: Lab) -> WarmServer:
+    """A running `netc serve-cni` and a warm launcher as the lab's plugin (stopped with the lab)."""
+    return WarmServer(lab)

@@ -13,6 +13,7 @@ made (and with them every link, rule and qdisc inside), also after a failure.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import secrets
 import subprocess
@@ -106,11 +107,19 @@ class Namespaces:
         return sh("ip", "netns", "exec", netns, *command, check=check, stdin=stdin,
                   timeout=timeout)
 
-    def spawn(self, netns: str, *command: str, stderr: bool = False) -> subprocess.Popen:
-        """A background process in a namespace, stopped by `close` (by its PID)."""
-        process = subprocess.Popen(["ip", "netns", "exec", netns, *command], text=True,
-                                   stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE if stderr else subprocess.DEVNULL)
+    def spawn(self, netns: str, *command: str, stderr: bool | Path = False) -> subprocess.Popen:
+        """A background process in a namespace, stopped by `close` (by its PID).
+
+        `ip netns exec` execs the command, so the process's PID is the command's.
+        `stderr` True gives a pipe; a path, a log file (a pipe nobody reads
+        would block a chatty process).
+        """
+        with contextlib.ExitStack() as files:
+            target: Any = subprocess.PIPE if stderr is True else subprocess.DEVNULL
+            if isinstance(stderr, Path):
+                target = files.enter_context(stderr.open("w"))
+            process = subprocess.Popen(["ip", "netns", "exec", netns, *command], text=True,
+                                       stdout=subprocess.PIPE, stderr=target)
         self.processes.append(process)
         return process
 

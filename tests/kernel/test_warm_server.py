@@ -1,24 +1,7 @@
 """`netc serve-cni`: calls handed to a warm server behave exactly like cold ones."""
 
-import sys
-
-import pytest
-
-from runtime.install import identity, install
+from runtime.install import identity
 from tests.kernel import networks
-
-
-@pytest.fixture
-def warm(lab, tmp_path):
-    """A warm launcher in its own bin dir and a running server (stopped with the lab)."""
-    socket = tmp_path / "cni.sock"
-    bin_dir = tmp_path / "warm-bin"
-    install(bin_dir, warm_socket=str(socket))
-    server = lab.spawn(lab.node, sys.executable, "-m", "runtime.cli", "serve-cni", "--socket",
-                       str(socket), stderr=True)
-    assert "listening" in server.stderr.readline()
-    lab.bin_dir = bin_dir
-    return server
 
 
 def test_add_check_del_through_the_server_give_the_cold_results(lab, warm):
@@ -30,8 +13,8 @@ def test_add_check_del_through_the_server_give_the_cold_results(lab, warm):
     lab.check(conflist, pod, ports=("8080:80",), bandwidth="ingress=8M,egress=4M")
     lab.delete(conflist, pod)
     assert "veth" not in lab.run(lab.node, "ip", "-o", "link").stdout
-    assert warm.poll() is None, "the server must survive its calls"
-    assert _calls_served(warm) == 3
+    assert warm.alive(), "the server must survive its calls"
+    assert warm.calls_served() == 3
 
 
 def test_errors_come_back_with_their_code(lab, warm):
@@ -42,8 +25,7 @@ def test_errors_come_back_with_their_code(lab, warm):
 
 
 def test_without_a_server_the_launcher_runs_the_plugin_itself(lab, warm):
-    warm.kill()
-    warm.wait()
+    warm.stop()
     conflist = lab.network(networks.BRIDGE)
     pod = lab.pod("p")
     assert lab.add(conflist, pod)["ips"]
@@ -55,11 +37,5 @@ def test_a_server_of_another_netc_is_not_used(lab, warm):
     launcher.write_text(launcher.read_text().replace(identity(), "netc 0.0.0 /elsewhere"))
     conflist = lab.network(networks.BRIDGE)
     assert lab.add(conflist, lab.pod("p"))["ips"]
-    assert _calls_served(warm) == 0
+    assert warm.calls_served() == 0
 
-
-def _calls_served(server) -> int:
-    """Stop the server and count the calls it handed to a child."""
-    server.kill()
-    _, log = server.communicate()
-    return log.count("call handed to process")

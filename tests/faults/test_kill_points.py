@@ -1,0 +1,109 @@
+"""SIGKILL at each distinct step of a cold ADD and DEL, then the runtime's recovery.
+
+The steps are the plugin's own system calls that change something: renames,
+links and unlinks of state files, fsyncs, flocks, writes, netlink sendtos,
+and the start (vfork) and end (wait4) of each program it runs.  A normal call
+is traced first to count them; then, for each sampled N, the same call runs
+under `strace -e inject=SYSCALL:signal=KILL:when=N`, killed as it enters its
+Nth such call.  After each kill a runtime would repeat the call: the repeated
+ADD must succeed with one address per family and a working pod (the gateway
+answers, egress goes through its ifb), two DELs must succeed, and nothing of
+the pod may remain (tests/faults/state.py lists what is looked at).
+
+Every ADD point starts from a new node, so the node's own setup (bridge, NAT
+chains, sysctls, markers) is killed too.  Lean by default (the first and the
+last of each call, a few netlink sends); NETC_FAULTS_LONG=1 kills at all.
+"""
+
+from __future__ import annotations
+
+import collections
+import re
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.faults import calls
+from tests.faults.state import assert_attached, assert_clean
+from tests.kernel import networks
+from tests.kernel.lab import Lab, Pod
+
+PORTS = ("8080:80", "8081:81/udp")
+BANDWIDTH = "ingress=10M,egress=10M"
+ADD_STEPS = ("rename", "link", "unlink", "fsync", "flock", "write", "mkdir", "sendto", "vfork",
+             "wait4")
+DEL_STEPS = ("unlink", "flock", "write", "sendto", "vfork", "wait4")
+LEAN = {"sendto": 4}
+"""How many points of a step the lean mode kills at (2 otherwise: the first and the last)."""
+
+
+def _call(lab: Lab, conflist: Path, pod: Pod, command: str, strace: tuple[str, ...] = ()):
+    config = lab.invocation(pod, ports=PORTS, bandwidth=BANDWIDTH).capability_args()
+    return calls.call(lab, calls.request(conflist, config), calls.environment(command, pod),
+                      wrapper=("strace", "-qq", *strace) if strace else ())
+
+
+def _count(lab: Lab, conflist: Path, pod: Pod, command: str, step: str) -> int:
+    """How often a normal call makes the system call `step`."""
+    log = lab.tmp / f"{command}.strace"
+    answer = _call(lab, conflist, pod, command, ("-o", str(log), "-e", f"trace={step}"))
+    assert answer.status == 0, answer.stdout
+    names = collections.Counter(re.match(r"\w+", line).group()
+                                for line in log.read_text().splitlines() if line[:1].isalpha())
+    assert names[step], f"{command} no longer calls {step}: update the kill-point list"
+    return names[step]
+
+
+def _killed_at(lab: Lab, conflist: Path, pod: Pod, command: str, *, step: str, n: int) -> None:
+    answer = _call(lab, conflist, pod, command,
+                   ("-o", "/dev/null", "-e", f"trace={step}",
+                    "-e", f"inject={step}:signal=KILL:when={n}"))
+    assert answer.status == -signal.SIGKILL, f"{command} was not killed at {step} #{n}"
+
+
+def _recovers(lab: Lab, conflist: Path, pod: Pod, where: str) -> None:
+    result = lab.add(conflist, pod, ports=PORTS, bandwidth=BANDWIDTH)
+    assert_attached(lab, pod, result, egress=True)
+    lab.delete(conflist, pod)
+    lab.delete(conflist, pod)
+    try:
+        assert_clean(lab, [pod])
+    except AssertionError as failure:
+        raise AssertionError(f"after a kill at {where}: {failure}") from None
+
+
+def _points(count: int, step: str) -> list[int]:
+    return calls.sample(range(1, count + 1), LEAN.get(step, 2))
+
+
+@pytest.mark.parametrize("step", ADD_STEPS)
+def test_an_add_killed_at_any_step_is_repaired_by_the_next(tmp_path, bin_dir, step):
+    with Lab(_directory(tmp_path, "count"), bin_dir) as lab:
+        conflist = lab.network(networks.FULL)
+        count = _count(lab, conflist, lab.pod("p"), "ADD", step)
+    for n in _points(count, step):
+        with Lab(_directory(tmp_path, f"{step}{n}"), bin_dir) as lab:
+            conflist = lab.network(networks.FULL)
+            pod = lab.pod("p")
+            _killed_at(lab, conflist, pod, "ADD", step=step, n=n)
+            _recovers(lab, conflist, pod, f"ADD {step} #{n} of {count}")
+
+
+@pytest.mark.parametrize("step", DEL_STEPS)
+def test_a_del_killed_at_any_step_is_finished_by_the_next(lab, step):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("count")
+    lab.add(conflist, pod, ports=PORTS, bandwidth=BANDWIDTH)
+    count = _count(lab, conflist, pod, "DEL", step)
+    for n in _points(count, step):
+        pod = lab.pod(f"{step}{n}")
+        lab.add(conflist, pod, ports=PORTS, bandwidth=BANDWIDTH)
+        _killed_at(lab, conflist, pod, "DEL", step=step, n=n)
+        _recovers(lab, conflist, pod, f"DEL {step} #{n} of {count}")
+
+
+def _directory(tmp_path: Path, name: str) -> Path:
+    directory = tmp_path / name
+    directory.mkdir()
+    return directory

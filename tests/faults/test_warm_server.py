@@ -1,0 +1,413 @@
+"""The warm server under abuse: silent, garbage, half-written and killed callers, crowds, huge
+and non-UTF-8 environments.  After each: the server is up, serves the next call itself, and
+has no process left (its children are read from /proc by PID); the pods' state is clean after
+DEL.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import random
+import signal
+import socket
+import struct
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+import pytest
+
+from runtime import driver
+from runtime.cni import server as protocol
+from runtime.install import identity, install
+from tests.faults import calls
+from tests.faults.state import assert_attached, assert_clean
+from tests.kernel import networks
+
+IDENTITY = os.fsencode(identity())
+
+
+def _server_fds(warm) -> int:
+    return len(os.listdir(f"/proc/{warm.pid}/fd"))
+
+
+def _served_next(lab, warm) -> None:
+    """The server is up, idle, holds no extra descriptor, and runs the next call itself."""
+    assert warm.wait_idle(15), f"server children left: {warm.children()}"
+    assert warm.alive(), warm.log()
+    before = warm.calls_served()
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod(f"next{before}")
+    result = lab.add(conflist, pod)
+    assert_attached(lab, pod, result)
+    lab.delete(conflist, pod)
+    assert warm.calls_served() == before + 2, "the call went cold: " + warm.log()[-2000:]
+    assert_clean(lab, [pod])
+
+
+# --- raw clients -----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _client(warm) -> Iterator[socket.socket]:
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.settimeout(10)
+    connection.connect(str(warm.socket))
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def _descriptors(lab, count: int = protocol.FDS, namespaces: bool = True) -> list[int]:
+    """Streams on /dev/null, then the lab node's network and the test's mount namespace.
+
+    Never the test's own network namespace: that is the machine's.
+    """
+    fds = [os.open(os.devnull, os.O_RDWR) for _ in range(protocol.STREAMS)]
+    if namespaces:
+        fds += [os.open(f"/run/netns/{lab.node}", os.O_RDONLY),
+                os.open("/proc/self/ns/mnt", os.O_RDONLY)]
+    while len(fds) < count:
+        fds.append(os.open(os.devnull, os.O_RDONLY))
+    return fds[:count]
+
+
+def _frame(payload: bytes, version: int = protocol.PROTOCOL, length: int | None = None) -> bytes:
+    size = len(payload) if length is None else length
+    return protocol.MAGIC + protocol.HEADER.pack(version, size) + payload
+
+
+def _send(connection: socket.socket, data: bytes, fds: list[int]) -> None:
+    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
+    sent = connection.sendmsg([data], ancillary if fds else [])
+    connection.sendall(data[sent:])
+    for fd in fds:
+        os.close(fd)
+
+
+def _reply(connection: socket.socket) -> bytes:
+    try:
+        return connection.recv(1)
+    except ConnectionResetError:
+        return b""
+
+
+VALID = IDENTITY + b"\0CNI_COMMAND=VERSION"
+
+Case = Callable[[object, socket.socket], bytes]
+"""Talks to the server as a broken client would; returns the reply the server gave."""
+
+
+def _random_bytes(lab, connection):
+    _send(connection, random.Random(9).randbytes(4096), [])
+    return _reply(connection)
+
+
+def _unframed_old_launcher(lab, connection):
+    _send(connection, IDENTITY + b"\0\0CNI_COMMAND=VERSION", _descriptors(lab))
+    return _reply(connection)
+
+
+def _another_protocol(lab, connection):
+    _send(connection, _frame(VALID, version=protocol.PROTOCOL + 1), _descriptors(lab))
+    return _reply(connection)
+
+
+def _over_the_limit(lab, connection):
+    _send(connection, _frame(b"", length=protocol.MAX_PAYLOAD + 1), _descriptors(lab))
+    return _reply(connection)
+
+
+def _half_a_header(lab, connection):
+    _send(connection, protocol.MAGIC[:5], _descriptors(lab))
+    connection.shutdown(socket.SHUT_WR)
+    return _reply(connection)
+
+
+def _half_a_payload_then_gone(lab, connection):
+    _send(connection, _frame(b"x" * 500, length=1000), _descriptors(lab))
+    connection.shutdown(socket.SHUT_WR)
+    return _reply(connection)
+
+
+def _half_a_payload_then_silent(lab, connection):
+    _send(connection, _frame(b"x" * 500, length=1000), _descriptors(lab))
+    return _reply(connection)  # the server gives up after its hand-over timeout
+
+
+def _not_utf8_identity(lab, connection):
+    _send(connection, _frame(b"netc \xff\xfe\0CNI_COMMAND=\xff"), _descriptors(lab))
+    return _reply(connection)
+
+
+def _no_descriptors(lab, connection):
+    _send(connection, _frame(VALID), [])
+    return _reply(connection)
+
+
+def _too_few_descriptors(lab, connection):
+    _send(connection, _frame(VALID), _descriptors(lab, 2))
+    return _reply(connection)
+
+
+def _too_many_descriptors(lab, connection):
+    _send(connection, _frame(VALID), _descriptors(lab, 9))
+    return _reply(connection)
+
+
+def _descriptors_that_are_not_namespaces(lab, connection):
+    _send(connection, _frame(VALID), _descriptors(lab, namespaces=False))
+    return _reply(connection)
+
+
+def _namespaces_swapped(lab, connection):
+    *streams, net, mount = _descriptors(lab)
+    _send(connection, _frame(VALID), [*streams, mount, net])
+    return _reply(connection)
+
+
+def _ready_then_silent(lab, connection):
+    _send(connection, _frame(VALID), _descriptors(lab))
+    assert _reply(connection) == bytes([protocol.READY])
+    return _reply(connection)  # no GO: the child gives up and runs nothing
+
+
+def _ready_then_gone(lab, connection):
+    _send(connection, _frame(VALID), _descriptors(lab))
+    assert _reply(connection) == bytes([protocol.READY])
+    connection.shutdown(socket.SHUT_WR)
+    return _reply(connection)
+
+
+def _ready_then_garbage(lab, connection):
+    _send(connection, _frame(VALID), _descriptors(lab))
+    assert _reply(connection) == bytes([protocol.READY])
+    connection.sendall(b"\x7f" * 64)
+    return _reply(connection)
+
+
+NOT_ME = bytes([protocol.NOT_ME])
+BROKEN_CLIENTS: list[tuple[Case, bytes]] = [
+    (_random_bytes, NOT_ME),
+    (_unframed_old_launcher, NOT_ME),
+    (_another_protocol, NOT_ME),
+    (_over_the_limit, NOT_ME),
+    (_half_a_header, NOT_ME),
+    (_half_a_payload_then_gone, NOT_ME),
+    (_half_a_payload_then_silent, NOT_ME),
+    (_not_utf8_identity, NOT_ME),
+    (_no_descriptors, NOT_ME),
+    (_too_few_descriptors, NOT_ME),
+    (_too_many_descriptors, NOT_ME),
+    (_descriptors_that_are_not_namespaces, NOT_ME),
+    (_namespaces_swapped, NOT_ME),
+    # after READY the launcher has committed nothing; without GO the call never runs
+    (_ready_then_silent, NOT_ME),
+    (_ready_then_gone, NOT_ME),
+    (_ready_then_garbage, NOT_ME),
+]
+
+
+@pytest.mark.parametrize(("client", "expected"), BROKEN_CLIENTS,
+                         ids=[case.__name__.strip("_") for case, _ in BROKEN_CLIENTS])
+def test_a_broken_hand_over_is_refused_and_the_server_carries_on(lab, warm, client, expected):
+    fds = _server_fds(warm)
+    with _client(warm) as connection:
+        assert client(lab, connection) == expected
+    _served_next(lab, warm)
+    assert warm.calls_served() == 2, "a broken hand-over must not run a call"
+    assert _server_fds(warm) == fds, "the server keeps a descriptor per connection"
+
+
+def test_silent_clients_delay_no_call_and_go_away(lab, warm):
+    """200 connections that never speak: calls are served meanwhile; the children time out."""
+    fds = _server_fds(warm)
+    with contextlib.ExitStack() as stack:
+        silent = [stack.enter_context(_client(warm)) for _ in range(200)]
+        conflist = lab.network(networks.FULL)
+        pod = lab.pod("p")
+        result = lab.add(conflist, pod, ports=("8080:80",))
+        assert_attached(lab, pod, result)
+        assert warm.calls_served() == 1
+        lab.delete(conflist, pod)
+        assert_clean(lab, [pod])
+        # each silent connection is dropped by its own child after the hand-over timeout
+        assert all(_reply(connection) == NOT_ME for connection in silent)
+    _served_next(lab, warm)
+    assert _server_fds(warm) == fds
+
+
+def test_concurrent_launchers_are_each_served(lab, warm):
+    count = 200 if calls.LONG else 24
+    conflist = lab.network(networks.bridge_network(extra="    hostport\n"))
+    pods = [lab.pod(f"c{n}") for n in range(count)]
+    with ThreadPoolExecutor(count) as pool:
+        results = list(pool.map(lambda n: lab.add(conflist, pods[n], ports=(f"{31000 + n}:80",)),
+                                range(count)))
+    addresses = [result["ips"][0]["address"] for result in results]
+    assert len(set(addresses)) == count
+    for pod, result in zip(pods[:3], results[:3], strict=True):
+        assert_attached(lab, pod, result)
+    with ThreadPoolExecutor(count) as pool:
+        list(pool.map(lambda pod: lab.delete(conflist, pod), pods))
+    assert_clean(lab, pods)
+    assert warm.wait_idle() and warm.alive()
+    # a launcher that waits too long for its hand-over runs the call itself: count, not all
+    print(f"{warm.calls_served()} of {2 * count} calls served warm")
+
+
+def _large_environment(total: int) -> dict[str, str]:
+    """Variables adding up to `total` bytes (each under the kernel's 128 kB per string)."""
+    size = 100_000
+    return {f"NETC_FILLER_{n}": "f" * min(size, total - n * size)
+            for n in range((total + size - 1) // size)}
+
+
+@pytest.mark.parametrize("total", [60_000, 1 << 20], ids=["60kB", "1MiB"])
+def test_a_huge_environment_ahead_of_the_cni_variables_is_handed_over_whole(lab, warm, total):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    # the driver puts extra variables before the CNI_* ones, as a runtime's own environment is
+    invocation = replace(lab.invocation(pod, ports=("8080:80",), bandwidth="egress=10M"),
+                         extra_env=_large_environment(total))
+    result = driver.add(driver.Conflist(conflist.read_bytes()), invocation)
+    assert_attached(lab, pod, result, egress=True)
+    driver.delete(driver.Conflist(conflist.read_bytes()), invocation)
+    assert warm.calls_served() == 2, "the call went cold: " + warm.log()[-2000:]
+    assert_clean(lab, [pod])
+    _served_next(lab, warm)
+
+
+NOT_UTF8 = [
+    {"CNI_ARGS": b"K8S_POD_NAMESPACE=ns;K8S_POD_NAME=\xff"},
+    {b"NETC_\xff": b"\xfe\xfd", "LANG": b"\xc3("},
+    {"CNI_IFNAME": b"eth\xff"},
+    {"CNI_CONTAINERID": b"id-\xff"},
+]
+
+
+@pytest.mark.parametrize("variables", NOT_UTF8, ids=["cni-args", "other", "ifname", "id"])
+def test_non_utf8_bytes_in_the_environment_get_the_cold_answer(lab, warm, bin_dir, variables):
+    conflist = lab.network(networks.FULL)
+    answers = []
+    for directory in (lab.bin_dir, bin_dir):  # warm, then the cold launcher
+        lab.bin_dir = directory
+        pod = lab.pod(f"u{len(answers)}")
+        answer = calls.call(lab, calls.request(conflist),
+                            calls.environment("ADD", pod, variables))
+        answers.append((answer.status, [(d.get("code"), sorted(d)) for d in answer.documents()]))
+        calls.call(lab, calls.request(conflist), calls.environment("DEL", pod, variables))
+        calls.call(lab, calls.request(conflist), calls.environment("DEL", pod))
+    assert answers[0] == answers[1]
+    if "CNI_ARGS" in variables:
+        assert answers[0][0] == 0, "a pod name is not an identifier: any bytes will do"
+    assert warm.calls_served() >= 1, "the call went cold: " + warm.log()[-2000:]
+    lab.bin_dir = lab.tmp / "warm-bin"
+    _served_next(lab, warm)
+
+
+def _fractions() -> list[float]:
+    """How far into an ADD its caller is killed, as a fraction of the ADD's own duration."""
+    return calls.sample([n / 20 for n in range(20)], 6)
+
+
+PORTS = tuple(f"{30000 + n}:{80 + n}" for n in range(100))
+
+
+def _busy_add(lab, conflist, pod) -> subprocess.Popen:
+    """An ADD with many port mappings and shaping through the launcher, in the background."""
+    invocation = lab.invocation(pod, ports=PORTS, bandwidth="egress=10M")
+    config = invocation.capability_args()
+    return calls.start(lab, calls.request(conflist, config), calls.environment("ADD", pod))
+
+
+def _duration(lab, warm, conflist) -> float:
+    """Seconds the same ADD takes here, measured on a pod of its own (then deleted)."""
+    pod = lab.pod("timing")
+    started = time.monotonic()
+    launcher = _busy_add(lab, conflist, pod)
+    launcher.communicate(timeout=90)
+    elapsed = time.monotonic() - started
+    assert launcher.returncode == 0
+    lab.delete(conflist, pod)
+    assert warm.wait_idle()
+    return elapsed
+
+
+def _recovers(lab, conflist, pod) -> None:
+    """The repeated ADD (the same call again) works, two DELs succeed, nothing remains."""
+    result = lab.add(conflist, pod, ports=PORTS, bandwidth="egress=10M")
+    assert_attached(lab, pod, result, egress=True)
+    lab.delete(conflist, pod)
+    lab.delete(conflist, pod)
+    assert_clean(lab, [pod])
+
+
+def _add_under_way(lab, warm, fraction: float):
+    """The network, the pod and its ADD's launcher, `fraction` of the ADD's duration in."""
+    conflist = lab.network(networks.FULL)
+    moment = fraction * _duration(lab, warm, conflist)
+    pod = lab.pod("p")
+    launcher = _busy_add(lab, conflist, pod)
+    time.sleep(moment)
+    return conflist, pod, launcher
+
+
+@pytest.mark.parametrize("fraction", _fractions())
+def test_a_launcher_killed_during_its_add_leaves_no_rogue_process(lab, warm, fraction):
+    conflist, pod, launcher = _add_under_way(lab, warm, fraction)
+    launcher.kill()
+    # a runtime reads the call's stdout to its end: it ends when the call's process does
+    launcher.communicate(timeout=90)
+    assert warm.wait_idle(90), f"server children left: {warm.children()}"
+    assert warm.alive()
+    _recovers(lab, conflist, pod)
+    _served_next(lab, warm)
+
+
+@pytest.mark.parametrize("fraction", _fractions())
+def test_a_call_process_killed_during_its_add_fails_the_call_cleanly(lab, warm, fraction):
+    conflist, pod, launcher = _add_under_way(lab, warm, fraction)
+    for child in warm.children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+    stdout, stderr = launcher.communicate(timeout=30)
+    answer = calls.Answer(launcher.returncode, stdout, stderr)
+    if answer.status != 0:  # killed before it answered (a call not yet handed over runs cold)
+        assert answer.error()["code"] == 11
+    assert warm.wait_idle() and warm.alive()
+    _recovers(lab, conflist, pod)
+    _served_next(lab, warm)
+
+
+def _old_python() -> str | None:
+    """A Python 3.9 interpreter, if this machine has one (pyenv's, or the system's)."""
+    candidates = [*sorted(glob.glob("/root/.pyenv/versions/3.9*/bin/python3.9")),
+                  "/usr/bin/python3.9"]
+    for candidate in candidates:
+        if not os.access(candidate, os.X_OK):
+            continue
+        done = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                              capture_output=True, text=True, check=False)
+        if done.stdout.strip() == "(3, 9)":
+            return candidate
+    return None
+
+
+def test_the_launcher_hands_calls_over_under_python_3_9(lab, warm):
+    python = _old_python()
+    if python is None:
+        pytest.skip("no Python 3.9 on this machine")
+    install(lab.bin_dir, python=python, warm_socket=str(warm.socket))
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod, ports=("8080:80",),
+                     args="K8S_POD_NAMESPACE=ns;K8S_POD_NAME=\udcff")
+    assert_attached(lab, pod, result)
+    lab.delete(conflist, pod)
+    assert warm.calls_served() == 2, "the call went cold: " + warm.log()[-2000:]
+    assert_clean(lab, [pod])

@@ -1,0 +1,60 @@
+"""A `netc serve-cni` for a lab: started in its node, watched through its log and /proc."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from runtime.install import install
+from tests.kernel.lab import Lab
+
+
+class WarmServer:
+    """The lab's warm server and the warm launcher aimed at it (the lab's plugin from now on)."""
+
+    def __init__(self, lab: Lab, handover_timeout: float = 1.0) -> None:
+        self.socket = lab.tmp / "cni.sock"
+        self.log_path = lab.tmp / "server.log"
+        lab.bin_dir = lab.tmp / "warm-bin"
+        install(lab.bin_dir, warm_socket=str(self.socket))
+        self.process = lab.spawn(lab.node, sys.executable, "-m", "runtime.cli", "serve-cni",
+                                 "--socket", str(self.socket), "--handover-timeout",
+                                 str(handover_timeout), stderr=self.log_path)
+        self.pid = self.process.pid
+        self.lab = lab
+        assert lab.wait_for(lambda: "listening" in self.log(), 30), self.log()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def calls_served(self) -> int:
+        """Calls a child of the server took over (each logs one line)."""
+        return self.log().count("call handed to process")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def children(self) -> list[int]:
+        """PIDs whose parent is the server, read from /proc (no process group guessing)."""
+        found = []
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            # the command name in parentheses may hold spaces: fields follow the last ')'
+            fields = stat[stat.rindex(")") + 2:].split()
+            if int(fields[1]) == self.pid:
+                found.append(int(entry))
+        return found
+
+    def wait_idle(self, timeout: float = 30) -> bool:
+        """Whether every child of the server has ended within `timeout` seconds."""
+        return self.lab.wait_for(lambda: not self.children(), timeout)
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
