@@ -56,9 +56,11 @@ def _temporary(directory: str, content: bytes, durable: bool, mode: int = 0o600,
         _write_all(fd, content)
         if durable:
             os.fsync(fd)
-    except BaseException:
+    except BaseException as error:
         os.close(fd)
         remove(path)
+        if isinstance(error, OSError) and error.filename is None:
+            error.filename = path  # a write on a full disk names no file: this one it was
         raise
     os.close(fd)
     return path

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.errors import Code, NetcError
-from compiler.ir import PROTOCOLS, IPAddress
+from compiler.ir import MAX_RATE, PROTOCOLS, IPAddress
 
 RUNTIME_DEFAULT_BURSTS = (2**32 - 1, (2**32 - 1) * 8 - 1)
 """Bursts runtimes invent when a pod gives none: containerd's and CRI-O's."""
@@ -179,12 +179,17 @@ def bandwidth_from_runtime(entry: Any) -> BandwidthRequest:
 
 
 def _amount(values: Mapping[str, Any], key: str) -> int | None:
-    """A rate or burst: a non-negative JSON integer; absent or zero means "not asked"."""
+    """A rate or burst: a JSON integer from 0 up; absent or zero means "not asked".
+
+    Rates stop at containerd's 1P bit/s, bursts at what tc's 64-bit fields hold.
+    """
     value = values.get(key)
     if value is None:
         return None
-    if type(value) is not int or value < 0:
-        raise ContextError(f"bandwidth {key} must be a non-negative integer, not {value!r}")
+    most = MAX_RATE if key.endswith("rate") else 2**63 - 1
+    if type(value) is not int or not 0 <= value <= most:
+        raise ContextError(f"bandwidth {key} must be an integer from 0 to {most}, not "
+                           f"{value!r}")
     return value or None
 
 

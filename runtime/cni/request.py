@@ -14,7 +14,7 @@ from typing import Any
 
 from compiler import ir_codec
 from compiler.errors import Code, NetcError
-from compiler.identifiers import is_name
+from compiler.identifiers import interface_name_problem, is_name
 from compiler.ir import Network
 from compiler.planner.context import (
     BandwidthRequest,
@@ -69,7 +69,7 @@ def parse_request(data: bytes) -> Request:
     if config.get("name") not in (None, network.name):
         raise NetcError(f"network name {config.get('name')!r} does not match the compiled "
                         f"network {network.name!r}", Code.BAD_CONFIG)
-    runtime_config = config.get("runtimeConfig") or {}
+    runtime_config = config.get("runtimeConfig", {})
     if not isinstance(runtime_config, dict):
         raise NetcError("runtimeConfig is not an object", Code.BAD_CONFIG)
     return Request(version, network, lower_keys(runtime_config), config)
@@ -80,6 +80,10 @@ def _check_paths(network: Network) -> None:
     if not is_name(network.name):
         raise NetcError(f"network name {network.name!r} is not a valid CNI network name",
                         Code.BAD_CONFIG)
+    bridge = network.bridge.name if network.bridge else None
+    problem = interface_name_problem(bridge) if bridge is not None else None
+    if problem:
+        raise NetcError(f"bridge name {bridge!r} {problem}", Code.BAD_CONFIG)
     directories = [network.state_dir, *([network.ipam.data_dir] if network.ipam else [])]
     for directory in directories:
         if not posixpath.isabs(directory) or posixpath.normpath(directory) != directory:

@@ -140,21 +140,8 @@ if calls.LONG:
     FAULTS |= {f"{n} inodes left": _no_inodes(n) for n in (1, 2, 3)}
 
 
-ENOSPC_CODE = pytest.mark.xfail(strict=True, reason=(
-    "issue 9 defect 13: ENOSPC while writing a state file (os.write: the OSError has no "
-    "filename) comes back as code 100, 'a kernel operation failed', not 5 (I/O failure); "
-    "the pod leaves no trace"))
-WRITE_FAILS = ("full", "full but 1 pages")
-"""Faults under which the ADD's own writes run out of blocks (the others fail at open)."""
-
-
-def _cases() -> list[object]:
-    return [pytest.param(fault, marks=ENOSPC_CODE if fault in WRITE_FAILS else ())
-            for fault in FAULTS]
-
-
 @pytest.mark.parametrize("directory", ["state", "ipam"], ids=["state-dir", "data-dir"])
-@pytest.mark.parametrize("fault", _cases())
+@pytest.mark.parametrize("fault", list(FAULTS))
 def test_an_add_on_a_full_or_read_only_disk_fails_cleanly_and_leaves_no_trace(lab, fault,
                                                                                directory):
     mounts = PrivateMounts(lab)

@@ -218,36 +218,27 @@ CASES = [*_environment_cases(), *_cni_args_cases(), *_stdin_cases(), *_config_ca
          *_runtime_config_cases()]
 
 
-def _known(case: Case) -> Any:
-    """The xfail of a case that reproduces a defect not fixed yet (None for the others)."""
-    if case.target == "hand-made bridge name" and not any(c in case.payload for c in "\"'\n"):
-        return pytest.mark.xfail(strict=True, reason=(
-            "issue 9 defect 15: a hand-made conflist's bridge name with '/', '.', spaces or "
-            "more than 15 bytes passes the decoder (quotes and newlines do not); the kernel "
-            "refuses it: code 100 instead of 7"))
-    if case.target == "runtimeConfig" and case.payload == "[]":
-        return pytest.mark.xfail(strict=True, reason=(
-            "issue 9 defect 15: runtimeConfig [] is read as no runtimeConfig (`or {}`) and "
-            "the ADD succeeds, instead of code 7"))
-    if case.target.endswith("Rate") and case.payload in BEYOND_U64:
-        return pytest.mark.xfail(strict=True, reason=(
-            "issue 9 defect 13: a rate beyond tc's 64-bit fields passes the request checks "
-            "and fails in the tc encoder ('I' format requires ..., argument out of range): "
-            "code 100 instead of 7"))
-    return None
+def _was_a_defect(case: Case) -> bool:
+    """Cases that reproduced issue 9 defects: always run, so the class stays closed.
+
+    A hand-made bridge name with '/', '.', spaces or over 15 bytes; a
+    runtimeConfig that is a list; a rate beyond tc's 64-bit fields.
+    """
+    return ((case.target == "hand-made bridge name")
+            or (case.target == "runtimeConfig" and case.payload == "[]")
+            or (case.target.endswith("Rate") and case.payload in BEYOND_U64))
 
 
 def _selected() -> list[Any]:
     """Every case in the long mode; else a spread of each target's cases and the known ones.
 
-    Known defects are always run, so their xfail turns red (strict) once one is fixed.
     """
     by_target: dict[str, list[Case]] = {}
     for case in CASES:
         by_target.setdefault(case.target, []).append(case)
     chosen = [case for group in by_target.values() for case in group
-              if case in calls.sample(group, 3) or _known(case)]
-    return [pytest.param(case, id=case.id, marks=_known(case) or ()) for case in chosen]
+              if case in calls.sample(group, 3) or _was_a_defect(case)]
+    return [pytest.param(case, id=case.id) for case in chosen]
 
 
 def _traces(lab: Lab) -> list[str]:
