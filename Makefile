@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TEST_TOOLS := $(VENV)/.test-tools
 
-.PHONY: demo test lint bench
+.PHONY: demo test lint bench image
 
 $(BIN)/netc: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,3 +32,6 @@ lint: $(TEST_TOOLS)
 
 bench: $(TEST_TOOLS)
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+image: $(BIN)/netc
+	$(BIN)/netc image --out build/netc-image.tar

@@ -32,6 +32,8 @@ class Code(IntEnum):
     NO_ADDRESS = 104
     INTERFACE_EXISTS = 105
     DRIFT = 106
+    HOST_UNSUITABLE = 107
+    """The node cannot run the plugin (no python3 of the version it needs)."""
     INTERNAL = 999
 
 

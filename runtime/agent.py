@@ -49,6 +49,7 @@ from compiler.planner.node import node_plan
 from runtime import outdir
 from runtime.apply import apply_node
 from runtime.files import write_atomically
+from runtime.install import package_root
 from runtime.netns import CLONE_NEWNS, enter
 
 PLUGIN_NAME = "netc-cni"
@@ -65,8 +66,6 @@ class Options:
     plugin: str
     """The plugin artifact to install (the image ships it; `netc artifact` builds one)."""
     socket: str = "/run/netc/cni.sock"
-    identity: str | None = None
-    """What the installed launcher and the warm server must agree on."""
     interval: float = 60.0
     poll: float = 1.0
     health_port: int | None = kubernetes.HEALTH_PORT
@@ -134,10 +133,9 @@ class Agent:
         return self.server is not None and self.server.poll() is not None
 
     def _start_server(self) -> None:
-        command = [sys.executable, "-m", "runtime.cli", "serve-cni", "--socket",
-                   self.options.socket]
-        if self.options.identity:
-            command += ["--identity", self.options.identity]
+        start = (f"import sys; sys.path.append({package_root()!r}); "
+                 "from runtime.cli import main; main()")
+        command = [sys.executable, "-c", start, "serve-cni", "--socket", self.options.socket]
         self.server = subprocess.Popen(command)
         log(f"warm server started (process {self.server.pid}, socket {self.options.socket})")
 

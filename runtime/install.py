@@ -7,55 +7,92 @@ launcher names its interpreter by absolute path, runs it isolated (-I: no
 PYTHON* variables, no user site) and without `site` (-S: ~30 ms less
 start-up), and puts netc's own packages on sys.path itself -- after the
 standard library, so nothing beside netc in that directory can shadow it.  The plugin needs
-nothing but the standard library, so any Python 3.11+ will do; an optimised
+nothing but the standard library, so any Python 3.10+ will do; an optimised
 build (Debian's /usr/bin/python3) starts faster than a source-built one.
 
 With a warm socket the launcher first offers the call to `netc serve-cni`
 (runtime/cni/server.py) and runs the plugin itself only when no server of
-this netc answers.
+this netc answers.  Either way it answers VERSION itself, importing
+nothing: runtimes ask every plugin for it whenever they load a network.
+The same code is the entry point of the plugin artifact (runtime/artifact.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sys
 from pathlib import Path
 
 import runtime
+from compiler.errors import Code
 from compiler.versions import netc_version
+from runtime.files import write_atomically
 
 LAUNCHER_HANDOVER_TIMEOUT = 2.0
 """Seconds a warm launcher waits on each step of the hand-over before running the call itself."""
-COLD = '''#!{python} -IS
+OLDEST_PYTHON = (3, 10)
+"""The oldest interpreter the plugin itself runs on (the warm hand-over runs on 3.9)."""
+
+SHEBANG = '''#!{python} -IS
 # netc-cni launcher written by `netc install-plugin`; rerun it after moving netc.
-import sys
-sys.path.append({root!r})
-from runtime.cni.plugin import entry
-entry()
 '''
 
-WARM = '''#!{python} -IS
-# netc-cni launcher written by `netc install-plugin --warm-socket`: the call goes to
-# `netc serve-cni` when it runs, else the plugin runs here.  Standard library only,
-# and Python 3.9 or later: see runtime/cni/server.py for the protocol.
+LAUNCHER = '''# Standard library only, and Python 3.9 or later: VERSION is answered here without
+# importing anything; the call goes to `netc serve-cni` when one runs (see
+# runtime/cni/server.py for the protocol), else the plugin runs here (cold).
 import os
 import sys
-from _socket import AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET, socket
-from struct import pack
 
 ROOT = {root!r}
 SOCKET = {socket!r}
+VERSIONS = {versions!r}
+DEFAULT_VERSION = {version!r}
+
+
+def answer_version():
+    # What the plugin answers, from a glance at stdin's "cniVersion" (no json import).
+    data = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""
+    stated = DEFAULT_VERSION
+    key = data.find(b'"cniVersion"')
+    if key >= 0:
+        start = data.find(b'"', data.find(b":", key) + 1) + 1
+        end = data.find(b'"', start)
+        found = data[start:end].decode("ascii", "replace") if 0 < start <= end else ""
+        if found and found.replace(".", "").isdigit():
+            stated = found
+    listed = ", ".join('"' + v + '"' for v in VERSIONS)
+    sys.stdout.write('{{"cniVersion": "' + stated + '", "supportedVersions": [' + listed + ']}}\\n')
+
+
+def cold():
+    if sys.version_info < {oldest!r}:
+        found = ".".join(map(str, sys.version_info[:3]))
+        sys.stdout.write('{{"cniVersion": "' + DEFAULT_VERSION + '", "code": {unsuitable}, '
+                         '"msg": "netc-cni needs Python {oldest_text} or later on the node, '
+                         'found ' + found + ' (' + sys.executable + ')"}}\\n')
+        sys.exit(1)
+    if ROOT is not None:
+        sys.path.append(ROOT)
+    from runtime.cni.plugin import entry
+    entry()
+
+
+if os.environb.get(b"CNI_COMMAND") == b"VERSION":
+    answer_version()
+    sys.exit(0)
+if SOCKET is None:
+    cold()
+'''
+
+WARM = '''from _socket import AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET, socket
+from struct import pack
+
 IDENTITY = {identity!r}
 HEADER = {magic!r} + pack(">B", {protocol})
 READY, GO = bytes([{ready}]), bytes([{go}])
 HANDOVER_TIMEOUT = {handover_timeout}
 STATUS_TIMEOUT = {status_timeout}
-
-
-def cold():
-    sys.path.append(ROOT)
-    from runtime.cni.plugin import entry
-    entry()
 
 
 def offer(server):
@@ -107,18 +144,53 @@ def package_root() -> str:
     return str(Path(runtime.__file__).resolve().parent.parent)
 
 
+PACKAGES = ("compiler", "runtime")
+"""What the plugin is made of (the grammar is the compiler's, the plugin never parses)."""
+
+
+def package_files() -> list[tuple[str, bytes]]:
+    """(path inside the packages' root, content) of every module of netc's packages."""
+    root = Path(package_root())
+    return [(path.relative_to(root).as_posix(), path.read_bytes())
+            for package in PACKAGES for path in sorted((root / package).rglob("*.py"))]
+
+
 def identity() -> str:
-    """What a launcher and a server must agree on to hand calls over: the same netc."""
-    return f"netc {netc_version()} {package_root()}"
+    """What a launcher and a server must agree on to hand calls over: the same code.
+
+    A digest of netc's modules, so a launcher written by one install, or the
+    artifact built from the same code, and the server agree wherever each
+    lives; another netc's server is never handed a call.
+    """
+    digest = hashlib.sha256()
+    for name, content in package_files():
+        digest.update(name.encode() + b"\0" + hashlib.sha256(content).digest())
+    return f"netc {netc_version()} {digest.hexdigest()[:16]}"
+
+
+def launcher_code(warm_socket: str | None, root: str | None) -> str:
+    """The launcher's Python, without its first line.
+
+    VERSION is answered there; a call is handed over when `warm_socket`
+    answers, else the plugin runs from `root` (None: it is on sys.path
+    already, as in the artifact).
+    """
+    from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
+
+    fields = {"root": root, "socket": warm_socket, "versions": list(CNI_VERSIONS),
+              "version": DEFAULT_CNI_VERSION, "oldest": OLDEST_PYTHON,
+              "oldest_text": ".".join(map(str, OLDEST_PYTHON)),
+              "unsuitable": int(Code.HOST_UNSUITABLE)}
+    code = LAUNCHER.format(**fields)
+    if warm_socket is not None:
+        code += WARM.format(**_protocol(), identity=os.fsencode(identity()))
+    return code
 
 
 def launcher_text(python: str | None = None, warm_socket: str | None = None) -> str:
-    """The launcher for an interpreter (default: this one), cold or warm."""
-    fields = {"python": python or sys.executable, "root": package_root()}
-    if warm_socket is None:
-        return COLD.format(**fields)
-    return WARM.format(**fields, **_protocol(), socket=warm_socket,
-                       identity=os.fsencode(identity()))
+    """The launcher script for an interpreter (default: this one), cold or warm."""
+    return (SHEBANG.format(python=python or sys.executable)
+            + launcher_code(warm_socket, package_root()))
 
 
 def _protocol() -> dict[str, object]:
@@ -140,8 +212,6 @@ def install(bin_dir: Path, python: str | None = None, warm_socket: str | None = 
     """Write `bin_dir/netc-cni` atomically and make it executable."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     target = bin_dir / "netc-cni"
-    temporary = bin_dir / f".netc-cni.{os.getpid()}.tmp"
-    temporary.write_text(launcher_text(python, warm_socket))
-    temporary.chmod(0o755)
-    os.replace(temporary, target)
+    write_atomically(str(target), launcher_text(python, warm_socket).encode(), durable=True,
+                     mode=0o755)
     return target

@@ -22,6 +22,9 @@ COMMANDS = {
     "run": "runtime.cli.runtime:run",
     "install-plugin": "runtime.cli.runtime:install_plugin",
     "serve-cni": "runtime.cli.runtime:serve_cni",
+    "agent": "runtime.cli.deploy:agent",
+    "artifact": "runtime.cli.deploy:artifact",
+    "image": "runtime.cli.deploy:image",
     "status": "runtime.cli.node:status",
     "gc": "runtime.cli.node:gc",
 }

@@ -1,0 +1,75 @@
+"""The plugin artifact the agent installs on nodes: one file, the host's own python3.
+
+A CNI plugin runs in the host's mount namespace, outside the agent's
+container, where no netc is installed.  The artifact carries what the plugin
+needs:
+
+    #!/bin/sh ...      finds the host's python3 (or answers a CNI error), then
+                       runs this very file as a zip archive
+    <zip>              __main__.py -- the launcher (runtime/install.py): VERSION
+                       answered at once, the call handed to the warm server
+                       when one answers, else netc's plugin from the archive --
+                       and netc's packages, standard library only on the
+                       plugin's path
+
+The archive is built from the same modules as the server it hands calls to,
+so the two agree on `install.identity()`.  Each module also travels
+compiled, for the interpreter that builds the archive (the image's): a zip
+cannot take the caches Python would write, and compiling the plugin's
+modules on every call costs more than the call.  A host python of another
+version finds the caches foreign and compiles the sources instead -- slower
+when cold, the same when warm.
+"""
+
+from __future__ import annotations
+
+import importlib._bootstrap_external
+import importlib.util
+import io
+import zipfile
+
+from compiler.errors import Code
+from runtime.install import OLDEST_PYTHON, launcher_code, package_files
+
+DEFAULT_SOCKET = "/run/netc/cni.sock"
+INTERPRETERS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
+SHELL = """#!/bin/sh
+# netc-cni: netc's CNI plugin.  This line finds the node's python3 and runs the zip
+# archive that follows as a program; the archive is netc (see runtime/artifact.py).
+for python in {interpreters}; do
+    [ -x "$python" ] && exec "$python" -IS "$0" "$@"
+done
+printf '%s\\n' '{error}'
+exit 1
+"""
+MISSING = ('{{"cniVersion": "1.0.0", "code": {code}, "msg": "netc-cni needs python3 '
+           '({oldest} or later) on the node: none in {where}"}}')
+
+
+def plugin_artifact(warm_socket: str | None = DEFAULT_SOCKET) -> bytes:
+    """The artifact's bytes: a shell line, then the zip archive of the launcher and netc."""
+    error = MISSING.format(code=int(Code.HOST_UNSUITABLE), oldest=".".join(map(str, OLDEST_PYTHON)),
+                           where=", ".join(INTERPRETERS))
+    header = SHELL.format(interpreters=" ".join(INTERPRETERS), error=error)
+    buffer = io.BytesIO()
+    buffer.write(header.encode())
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr(_entry("__main__.py"), launcher_code(warm_socket, root=None))
+        for name, content in package_files():
+            archive.writestr(_entry(name), content)
+            archive.writestr(_entry(name.removesuffix(".py") + ".pyc"), _compiled(name, content))
+    return buffer.getvalue()
+
+
+def _compiled(name: str, source: bytes) -> bytes:
+    """The module's byte code as an unchecked hash-based cache (no timestamp to compare)."""
+    code = compile(source, name, "exec", dont_inherit=True)
+    return importlib._bootstrap_external._code_to_hash_pyc(  # type: ignore[attr-defined]
+        code, importlib.util.source_hash(source), checked=False)
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    """A member with a fixed date, so the same code gives the same artifact, byte for byte."""
+    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.external_attr = 0o644 << 16  # stored, not deflated: nothing to inflate per call
+    return info

@@ -1,0 +1,82 @@
+"""`netc agent`, `netc artifact`, `netc image`: what rolls netc out to nodes.
+
+`netc agent` is the DaemonSet's container (runtime/agent.py); `netc
+artifact` writes the self-contained plugin the agent installs on hosts;
+`netc image` writes the agent's container image, offline (`make image`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from compiler import kubernetes
+from runtime.cli.common import SystemFailure
+
+
+@click.command()
+@click.option("--config", required=True, type=click.Path(dir_okay=False),
+              help="The compiled configuration (the ConfigMap's netc.json, mounted).")
+@click.option("--node-name", required=True, envvar="NODE_NAME",
+              help="This node's Kubernetes name (the downward API's spec.nodeName).")
+@click.option("--cni-conf-dir", default="/etc/cni/net.d", show_default=True)
+@click.option("--cni-bin-dir", default="/opt/cni/bin", show_default=True)
+@click.option("--plugin", default="/usr/lib/netc/netc-cni", show_default=True,
+              type=click.Path(exists=True, dir_okay=False), help="The plugin artifact to install.")
+@click.option("--socket", default="/run/netc/cni.sock", show_default=True,
+              help="The warm server's socket (the artifact's launchers look there).")
+@click.option("--interval", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              help="Seconds between converging again without a change (drift repair).")
+@click.option("--health-port", type=int, default=kubernetes.HEALTH_PORT, show_default=True,
+              help="GET 127.0.0.1:PORT/readyz and /healthz (0: none).")
+@click.option("--host-mount-ns", default="/proc/1/ns/mnt", show_default=True,
+              help="The host's mount namespace, for the work done on the host ('' when the "
+              "agent runs on the host itself).")
+@click.option("--node-netns", help="Work in this network namespace as the node (tests).")
+def agent(config: str, node_name: str, cni_conf_dir: str, cni_bin_dir: str, plugin: str,
+          socket: str, interval: float, health_port: int, host_mount_ns: str,
+          node_netns: str | None) -> None:
+    """The node agent: install the plugin, apply the node, serve, write the conflist; repeat."""
+    from runtime.agent import Agent, Options
+
+    options = Options(config, node_name, cni_conf_dir, cni_bin_dir, plugin, socket, interval,
+                      health_port=health_port or None, host_mount_ns=host_mount_ns or None,
+                      node_netns=node_netns)
+    sys.exit(Agent(options).run())
+
+
+@click.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--warm-socket", default="/run/netc/cni.sock", show_default=True,
+              help="Where its launcher looks for the warm server ('' for none).")
+def artifact(out: Path, warm_socket: str) -> None:
+    """Write the self-contained plugin (a shell line and a zip of netc) for hosts' python3."""
+    from runtime.artifact import plugin_artifact
+    from runtime.files import write_atomically
+
+    try:
+        write_atomically(str(out), plugin_artifact(warm_socket or None), durable=True,
+                         mode=0o755)
+    except OSError as error:
+        raise SystemFailure(f"cannot write {out}: {error.strerror}") from error
+    click.echo(f"wrote {out}", err=True)
+
+
+@click.command()
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tag", help="The image's name (default localhost/netc:VERSION).")
+def image(out: Path, tag: str | None) -> None:
+    """Write the agent's image as a docker-archive (`ctr images import`, `podman load`)."""
+    from compiler.versions import netc_version
+    from runtime.artifact import plugin_artifact
+    from runtime.packaging import agent_image
+
+    reference = tag or f"localhost/netc:{netc_version()}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        agent_image(out, reference, plugin_artifact())
+    except OSError as error:
+        raise SystemFailure(f"cannot write {out}: {error.strerror}") from error
+    click.echo(f"wrote {out} ({reference})", err=True)

@@ -1,0 +1,1 @@
+"""netc-cni: the CNI plugin, its protocol, commands and warm server."""

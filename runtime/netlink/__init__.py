@@ -1,0 +1,1 @@
+"""rtnetlink and traffic control over a raw netlink socket, standard library only."""
