@@ -90,34 +90,41 @@ from struct import pack
 
 IDENTITY = {identity!r}
 HEADER = {magic!r} + pack(">B", {protocol})
-READY, GO = bytes([{ready}]), bytes([{go}])
+READY, STARTED, NOT_ME, GO = (bytes([{ready}]), bytes([{started}]), bytes([{not_me}]),
+                              bytes([{go}]))
 HANDOVER_TIMEOUT = {handover_timeout}
 STATUS_TIMEOUT = {status_timeout}
 
 
 def offer(server):
-    # True when the server took the call (it sent READY, we sent GO).
+    # True once GO and our descriptors are sent; until then we may give up and
+    # run the call here (the server has run nothing, and holds none of our streams).
     environment = b"\\0".join(key + b"=" + value for key, value in os.environb.items())
     payload = IDENTITY + b"\\0" + environment
-    namespaces = [os.open("/proc/self/ns/" + kind, os.O_RDONLY) for kind in ("net", "mnt")]
     server.settimeout(HANDOVER_TIMEOUT)
     server.connect(SOCKET)
-    server.sendmsg([HEADER + pack(">I", len(payload))],
-                   [(SOL_SOCKET, SCM_RIGHTS, pack("5i", 0, 1, 2, *namespaces))])
-    server.sendall(payload)
+    server.sendall(HEADER + pack(">I", len(payload)) + payload)
     if server.recv(1) != READY:  # NOT_ME: another netc, or a hand-over it refused
         return False
-    server.sendall(GO)
+    namespaces = [os.open("/proc/self/ns/" + kind, os.O_RDONLY) for kind in ("net", "mnt")]
+    server.sendmsg([GO], [(SOL_SOCKET, SCM_RIGHTS, pack("5i", 0, 1, 2, *namespaces))])
     return True
 
 
-def status_of(server):
-    # The call's exit status, or an error of our own when the server's process died.
-    server.settimeout(STATUS_TIMEOUT)
+def receive(server):
     try:
-        status = server.recv(1)
+        return server.recv(1)
     except OSError:
-        status = b""
+        return b""
+
+
+def outcome(server):
+    # The call's exit status; None when the server ran nothing after all.
+    server.settimeout(STATUS_TIMEOUT)
+    answer = receive(server)
+    if answer in (b"", NOT_ME):  # it ended or refused before starting the plugin
+        return None
+    status = receive(server) if answer == STARTED else b""
     if status:
         return status[0]
     import json
@@ -132,10 +139,11 @@ try:
     taken = offer(server)
 except OSError:
     taken = False
-if not taken:
+status = outcome(server) if taken else None
+if status is None:
     server.close()
     cold()
-sys.exit(status_of(server))
+sys.exit(status)
 '''
 
 
@@ -200,7 +208,8 @@ def _protocol() -> dict[str, object]:
     from runtime.deadline import CALL_DEADLINE, GRACE
 
     return {"magic": server.MAGIC, "protocol": server.PROTOCOL, "ready": server.READY,
-            "go": server.GO, "version": DEFAULT_CNI_VERSION,
+            "started": server.STARTED, "not_me": server.NOT_ME, "go": server.GO,
+            "version": DEFAULT_CNI_VERSION,
             # how long a stuck server may delay a call before the launcher runs it itself
             # (safe at any moment before GO: until then the server has run nothing)
             "handover_timeout": LAUNCHER_HANDOVER_TIMEOUT,

@@ -8,12 +8,13 @@ hands over the call:
 
     launcher  --connect-->  server  --fork-->  child (one per connection)
       HANDOVER: MAGIC, protocol version, payload length, payload
-                (identity NUL environment), and as SCM_RIGHTS its stdin,
-                stdout, stderr and its network and mount namespaces
-                                             child: reads the hand-over whole,
-                                             enters both namespaces
+                (identity NUL environment)
+                                             child: reads the hand-over whole
                                    <-- READY (or NOT_ME: run it yourself)
-      GO -->
+      GO, with SCM_RIGHTS: its stdin, stdout, stderr and its network and
+          mount namespaces -->
+                                             child: enters both namespaces
+                                   <-- STARTED (or NOT_ME)
                                              child: takes over the streams,
                                              runs the plugin
                                    <-- the exit status (one byte)
@@ -26,8 +27,11 @@ never returns into the server's loop, whatever happens to it: it ends with
 
 The two-step start (READY, then GO) decides who runs the call: until the
 launcher sends GO nothing has run, and a launcher that gave up waiting runs
-the plugin itself; once it has sent GO the call is the server's, and the
-launcher waits for its status.
+the plugin itself; once it has sent GO the call is the server's (unless it
+answers NOT_ME), and the launcher waits for its status.  The standard
+streams travel with GO, not before: a launcher that gave up on a stuck
+server must not leave its stdout in flight in that server's socket, or a
+runtime reading the call's stdout to its end would wait for the server.
 
 The child is a fork of a process that has imported everything, so a call
 costs a fork instead of an interpreter start.  It runs in the caller's
@@ -68,7 +72,9 @@ MAX_PAYLOAD = 8 << 20
 NOT_ME = 254
 """Reply telling the launcher to run the plugin itself: another netc, or a hand-over refused."""
 READY = 253
-"""Reply: the hand-over was read whole and the namespaces entered; waiting for GO."""
+"""Reply: the hand-over was read whole; waiting for GO and the descriptors."""
+STARTED = 252
+"""Reply to GO: the namespaces are entered, the plugin runs; its exit status follows."""
 GO = 1
 FAILED = 1
 HANDOVER_TIMEOUT = 5.0
@@ -180,7 +186,7 @@ def _serve_call(connection: socket.socket, identity: bytes, deadline: float) -> 
 
 def _take_handover(connection: socket.socket, identity: bytes,
                    deadline: float) -> tuple[bytes, list[int]]:
-    """Read and check the hand-over, enter the caller's namespaces, wait for GO."""
+    """Read and check the hand-over, wait for GO, enter the caller's namespaces."""
     fds: list[int] = []
     try:
         _check_peer(connection)
@@ -195,12 +201,15 @@ def _take_handover(connection: socket.socket, identity: bytes,
         caller, _, environment = _read(connection, length, deadline, fds).partition(b"\0")
         if caller != identity:
             raise Refused(f"a launcher of {caller.decode(errors='replace')!r}")
-        if len(fds) != FDS:
-            raise Refused(f"{len(fds)} descriptors, not {FDS}")
-        _enter_namespaces(fds[STREAMS], fds[STREAMS + 1])
+        if fds:
+            raise Refused("descriptors before GO")
         connection.sendall(bytes([READY]))
         if _read(connection, 1, deadline, fds) != bytes([GO]):
             raise Refused("no GO")
+        if len(fds) != FDS:
+            raise Refused(f"{len(fds)} descriptors, not {FDS}")
+        _enter_namespaces(fds[STREAMS], fds[STREAMS + 1])
+        connection.sendall(bytes([STARTED]))
     except BaseException:
         _close(fds)
         raise

@@ -113,111 +113,106 @@ def _unframed_old_launcher(lab, connection):
 
 
 def _another_protocol(lab, connection):
-    _send(connection, _frame(VALID, version=protocol.PROTOCOL + 1), _descriptors(lab))
+    _send(connection, _frame(VALID, version=protocol.PROTOCOL + 1), [])
     return _reply(connection)
 
 
 def _over_the_limit(lab, connection):
-    _send(connection, _frame(b"", length=protocol.MAX_PAYLOAD + 1), _descriptors(lab))
+    _send(connection, _frame(b"", length=protocol.MAX_PAYLOAD + 1), [])
     return _reply(connection)
 
 
 def _half_a_header(lab, connection):
-    _send(connection, protocol.MAGIC[:5], _descriptors(lab))
+    _send(connection, protocol.MAGIC[:5], [])
     connection.shutdown(socket.SHUT_WR)
     return _reply(connection)
 
 
 def _half_a_payload_then_gone(lab, connection):
-    _send(connection, _frame(b"x" * 500, length=1000), _descriptors(lab))
+    _send(connection, _frame(b"x" * 500, length=1000), [])
     connection.shutdown(socket.SHUT_WR)
     return _reply(connection)
 
 
 def _half_a_payload_then_silent(lab, connection):
-    _send(connection, _frame(b"x" * 500, length=1000), _descriptors(lab))
+    _send(connection, _frame(b"x" * 500, length=1000), [])
     return _reply(connection)  # the server gives up after its hand-over timeout
 
 
 def _not_utf8_identity(lab, connection):
-    _send(connection, _frame(b"netc \xff\xfe\0CNI_COMMAND=\xff"), _descriptors(lab))
+    _send(connection, _frame(b"netc \xff\xfe\0CNI_COMMAND=\xff"), [])
     return _reply(connection)
 
 
-def _no_descriptors(lab, connection):
+def _descriptors_before_go(lab, connection):
+    _send(connection, _frame(VALID), _descriptors(lab))
+    return _reply(connection)
+
+
+def _ready(connection) -> None:
     _send(connection, _frame(VALID), [])
-    return _reply(connection)
+    assert _reply(connection) == bytes([protocol.READY])
 
 
-def _too_few_descriptors(lab, connection):
-    _send(connection, _frame(VALID), _descriptors(lab, 2))
-    return _reply(connection)
+def _go_with(fds):
+    def case(lab, connection):
+        _ready(connection)
+        _send(connection, bytes([protocol.GO]), fds(lab))
+        return _reply(connection)
+    return case
 
 
-def _too_many_descriptors(lab, connection):
-    _send(connection, _frame(VALID), _descriptors(lab, 9))
-    return _reply(connection)
-
-
-def _descriptors_that_are_not_namespaces(lab, connection):
-    _send(connection, _frame(VALID), _descriptors(lab, namespaces=False))
-    return _reply(connection)
-
-
-def _namespaces_swapped(lab, connection):
+def _swapped(lab):
     *streams, net, mount = _descriptors(lab)
-    _send(connection, _frame(VALID), [*streams, mount, net])
-    return _reply(connection)
+    return [*streams, mount, net]
 
 
 def _ready_then_silent(lab, connection):
-    _send(connection, _frame(VALID), _descriptors(lab))
-    assert _reply(connection) == bytes([protocol.READY])
+    _ready(connection)
     return _reply(connection)  # no GO: the child gives up and runs nothing
 
 
 def _ready_then_gone(lab, connection):
-    _send(connection, _frame(VALID), _descriptors(lab))
-    assert _reply(connection) == bytes([protocol.READY])
+    _ready(connection)
     connection.shutdown(socket.SHUT_WR)
     return _reply(connection)
 
 
 def _ready_then_garbage(lab, connection):
-    _send(connection, _frame(VALID), _descriptors(lab))
-    assert _reply(connection) == bytes([protocol.READY])
-    connection.sendall(b"\x7f" * 64)
+    _ready(connection)
+    _send(connection, b"\x7f" * 64, _descriptors(lab))
     return _reply(connection)
 
 
 NOT_ME = bytes([protocol.NOT_ME])
-BROKEN_CLIENTS: list[tuple[Case, bytes]] = [
-    (_random_bytes, NOT_ME),
-    (_unframed_old_launcher, NOT_ME),
-    (_another_protocol, NOT_ME),
-    (_over_the_limit, NOT_ME),
-    (_half_a_header, NOT_ME),
-    (_half_a_payload_then_gone, NOT_ME),
-    (_half_a_payload_then_silent, NOT_ME),
-    (_not_utf8_identity, NOT_ME),
-    (_no_descriptors, NOT_ME),
-    (_too_few_descriptors, NOT_ME),
-    (_too_many_descriptors, NOT_ME),
-    (_descriptors_that_are_not_namespaces, NOT_ME),
-    (_namespaces_swapped, NOT_ME),
+BROKEN_CLIENTS: list[tuple[str, Case]] = [
+    ("random bytes", _random_bytes),
+    ("unframed old launcher", _unframed_old_launcher),
+    ("another protocol", _another_protocol),
+    ("over the limit", _over_the_limit),
+    ("half a header", _half_a_header),
+    ("half a payload then gone", _half_a_payload_then_gone),
+    ("half a payload then silent", _half_a_payload_then_silent),
+    ("not UTF-8 identity", _not_utf8_identity),
+    ("descriptors before GO", _descriptors_before_go),
+    ("GO without descriptors", _go_with(lambda lab: [])),
+    ("GO with too few descriptors", _go_with(lambda lab: _descriptors(lab, 2))),
+    ("GO with too many descriptors", _go_with(lambda lab: _descriptors(lab, 9))),
+    ("GO with files for namespaces", _go_with(lambda lab: _descriptors(lab, namespaces=False))),
+    ("GO with the namespaces swapped", _go_with(_swapped)),
     # after READY the launcher has committed nothing; without GO the call never runs
-    (_ready_then_silent, NOT_ME),
-    (_ready_then_gone, NOT_ME),
-    (_ready_then_garbage, NOT_ME),
+    ("READY then silent", _ready_then_silent),
+    ("READY then gone", _ready_then_gone),
+    ("READY then garbage", _ready_then_garbage),
 ]
 
 
-@pytest.mark.parametrize(("client", "expected"), BROKEN_CLIENTS,
-                         ids=[case.__name__.strip("_") for case, _ in BROKEN_CLIENTS])
-def test_a_broken_hand_over_is_refused_and_the_server_carries_on(lab, warm, client, expected):
+@pytest.mark.parametrize("client", [case for _, case in BROKEN_CLIENTS],
+                         ids=[name for name, _ in BROKEN_CLIENTS])
+def test_a_broken_hand_over_is_refused_and_the_server_carries_on(lab, warm, client):
     fds = _server_fds(warm)
     with _client(warm) as connection:
-        assert client(lab, connection) == expected
+        assert client(lab, connection) == NOT_ME
     _served_next(lab, warm)
     assert warm.calls_served() == 2, "a broken hand-over must not run a call"
     assert _server_fds(warm) == fds, "the server keeps a descriptor per connection"
@@ -411,3 +406,21 @@ def test_the_launcher_hands_calls_over_under_python_3_9(lab, warm):
     lab.delete(conflist, pod)
     assert warm.calls_served() == 2, "the call went cold: " + warm.log()[-2000:]
     assert_clean(lab, [pod])
+
+
+def test_a_server_that_never_answers_costs_a_call_seconds_not_its_success(lab, warm):
+    """Stopped (SIGSTOP), the server still has connections queued for it but answers none:
+    the launcher runs the call itself after its hand-over wait; resumed, the server drops
+    the stale connection and serves again."""
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    os.kill(warm.pid, signal.SIGSTOP)
+    try:
+        result = lab.add(conflist, pod, ports=("8080:80",))
+    finally:
+        os.kill(warm.pid, signal.SIGCONT)
+    assert_attached(lab, pod, result)
+    assert warm.calls_served() == 0
+    lab.delete(conflist, pod)
+    assert_clean(lab, [pod])
+    _served_next(lab, warm)
