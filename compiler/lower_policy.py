@@ -48,7 +48,7 @@ def _port_words(statement: Statement, collector: Collector) -> list[Word]:
 
 
 def _word_list(statement: Statement, collector: Collector, what: str) -> list[Word]:
-    return collector.attempt(words, statement, 1, None, what) or []  # type: ignore[return-value]
+    return collector.attempt(words, statement, 1, None, what) or []
 
 
 def _denied_entirely(rule: PortRule, deny: list[PortRule]) -> Diagnostic | None:

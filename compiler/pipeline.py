@@ -95,11 +95,11 @@ def _lower_clusters(statements: list[Statement], collector: Collector) -> dict[s
         if cluster is None:
             continue
         if cluster.name in found:
+            earlier = found[cluster.name].span
             collector.report(Diagnostic(
                 "E102", f"cluster name `{cluster.name}` is used twice", statement.span,
                 expected="one `cluster` block per cluster",
-                notes=(Note("first used here", found[cluster.name].span),)
-                if found[cluster.name].span else ()))
+                notes=(Note("first used here", earlier),) if earlier else ()))
             continue
         found[cluster.name] = cluster
     return found

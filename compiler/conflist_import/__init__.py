@@ -126,7 +126,7 @@ def _convert(name: str, data: bytes, report: Report) -> _Converted | None:
     return _Converted(network_name, source, node, order)
 
 
-class _Object(dict):
+class _Object(dict[str, Any]):
     """A JSON object that remembers the keys its text gave more than once."""
 
     duplicates: tuple[str, ...] = ()
@@ -136,8 +136,12 @@ def _object(pairs: list[tuple[str, Any]]) -> _Object:
     result = _Object(pairs)
     if len(result) < len(pairs):
         seen: set[str] = set()
-        result.duplicates = tuple(dict.fromkeys(
-            k for k, _ in pairs if k in seen or seen.add(k)))
+        again = []
+        for key, _ in pairs:
+            if key in seen:
+                again.append(key)
+            seen.add(key)
+        result.duplicates = tuple(dict.fromkeys(again))
     return result
 
 
@@ -180,7 +184,7 @@ def _source(name: str, document: dict[str, Any], report: Report) -> _Source | No
         if not isinstance(plugins, list) or not plugins:
             report.error(("plugins",), "expected a non-empty list of plugins")
             return None
-        kept = []
+        kept: list[tuple[dict[str, Any], Path]] = []
         for index, plugin in enumerate(plugins):
             if isinstance(plugin, dict):
                 kept.append((plugin, ("plugins", index)))
@@ -191,7 +195,7 @@ def _source(name: str, document: dict[str, Any], report: Report) -> _Source | No
             return None
         return _Source(name, report, dict(document), kept)
     if "type" in document:
-        top = {k: document[k] for k in ("cniVersion", "name") if k in document}
+        top: dict[str, Any] = {k: document[k] for k in ("cniVersion", "name") if k in document}
         plugin = {k: v for k, v in document.items() if k not in top}
         report.note(None, "a single-plugin configuration: netc writes it as a conflist")
         return _Source(name, report, top, [(plugin, ())])
@@ -327,8 +331,9 @@ def _verify(text: str, name: str, converted: list[_Converted]) -> tuple[Diagnost
 def _compare(network: _Converted, built: dict[str, Any]) -> None:
     source, report = network.source, network.source.report
     plugins = built["plugins"]
-    pairs = [({k: v for k, v in source.top.items() if k != "plugins"},
-              {k: v for k, v in built.items() if k != "plugins"}, ())]
+    pairs: list[tuple[dict[str, Any], dict[str, Any], Path]] = [
+        ({k: v for k, v in source.top.items() if k != "plugins"},
+         {k: v for k, v in built.items() if k != "plugins"}, ())]
     pairs += [(source.plugins[i][0], plugins[j], source.plugins[i][1])
               for j, i in enumerate(network.order)]
     for mine, theirs, path in pairs:

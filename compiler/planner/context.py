@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.errors import Code, NetcError
-from compiler.ir import PROTOCOLS, IPAddress
+from compiler.ir import PROTOCOLS, Direction, IPAddress
 
 RUNTIME_DEFAULT_BURSTS = (2**32 - 1, (2**32 - 1) * 8 - 1)
 """Bursts runtimes invent when a pod gives none: containerd's and CRI-O's."""
@@ -55,13 +55,13 @@ class BandwidthRequest:
     egress_rate: int | None = None
     egress_burst: int | None = None
 
-    def rate(self, direction: str) -> int | None:
+    def rate(self, direction: Direction) -> int | None:
         """The requested rate of 'ingress' or 'egress'."""
-        return getattr(self, f"{direction}_rate")
+        return self.ingress_rate if direction == "ingress" else self.egress_rate
 
-    def burst(self, direction: str) -> int | None:
+    def burst(self, direction: Direction) -> int | None:
         """The requested burst, None when absent or one of the runtimes' placeholders."""
-        value = getattr(self, f"{direction}_burst")
+        value = self.ingress_burst if direction == "ingress" else self.egress_burst
         return None if value in RUNTIME_DEFAULT_BURSTS else value
 
 
