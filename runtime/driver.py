@@ -142,12 +142,20 @@ def _execute(conflist: Conflist, plugin: dict[str, Any], command: str, who: Invo
         raise PluginFailed(plugin["type"], command, _error(done))
     if command != "ADD":
         return None
-    return json.loads(done.stdout)
+    return _json_object(done.stdout)
 
 
-def _error(done: subprocess.CompletedProcess) -> dict[str, Any]:
+def _json_object(text: bytes | str) -> dict[str, Any]:
+    """What a plugin printed (or the cache holds), which CNI says is a JSON object."""
+    document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError(f"expected a JSON object, found {type(document).__name__}")
+    return document
+
+
+def _error(done: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
     try:
-        return json.loads(done.stdout)
+        return _json_object(done.stdout)
     except ValueError:
         text = (done.stdout or done.stderr).decode(errors="replace").strip()
         return {"code": 999, "msg": text or f"exit status {done.returncode}"}
@@ -182,7 +190,10 @@ def _write_cache(conflist: Conflist, who: Invocation, result: dict[str, Any]) ->
 def _read_cache(conflist: Conflist, who: Invocation) -> dict[str, Any] | None:
     try:
         with open(_cache_path(conflist, who)) as handle:
-            entry = json.load(handle)
+            entry = _json_object(handle.read())
     except (FileNotFoundError, ValueError):
         return None
-    return entry.get("result") if entry.get("kind") == "cniCacheV1" else entry
+    if entry.get("kind") != "cniCacheV1":
+        return entry
+    result = entry.get("result")
+    return result if isinstance(result, dict) else None

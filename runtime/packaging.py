@@ -78,7 +78,10 @@ def _python_files(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
 
 
 def _module_dir(name: str) -> Path:
+    """Where a package's files are; each of ours has an `__init__.py` (no namespace package)."""
     module = __import__(name)
+    if module.__file__ is None:
+        raise FileNotFoundError(f"{name} is a namespace package: no one directory to copy")
     return Path(module.__file__).resolve().parent
 
 

@@ -12,7 +12,7 @@ import difflib
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -146,7 +146,7 @@ class _Result:
         self.conflists: dict[str, dict[str, Any]] = {}
 
     def emit(self, outputs: dict[str, Output], out_dir: Path | None, check: bool,
-             networks: set[str] | None, stdout: str | None = None) -> None:
+             networks: set[str] | None, stdout: str | None = None) -> NoReturn:
         """To stdout, or into --out (owned, compared with --check); then finish."""
         if out_dir is None:
             self.finish(0, stdout="".join(o.text for o in outputs.values())
@@ -156,7 +156,8 @@ class _Result:
             self.finish(_check(out_dir, plan, self.output), _states(out_dir, plan, True))
         self.finish(_write(out_dir, plan, self.output), _states(out_dir, plan, False))
 
-    def finish(self, code: int, files: dict[str, str] | None = None, stdout: str = "") -> None:
+    def finish(self, code: int, files: dict[str, str] | None = None,
+               stdout: str = "") -> NoReturn:
         """Print the diagnostics (and the JSON document), then exit with `code`."""
         if self.output == "json":
             document = json_document(self.diagnostics, self.sources)

@@ -26,6 +26,7 @@ import struct
 from dataclasses import dataclass
 
 from runtime.netlink import wire
+from runtime.netlink.channel import NetlinkError
 from runtime.netlink.rtnl import (
     ABSENT,
     FAMILIES,
@@ -50,7 +51,6 @@ from runtime.netlink.rtnl import (
     RTMSG,
     RTN_UNICAST,
     Link,
-    NetlinkError,
     Route,
     Rtnl,
 )
