@@ -26,6 +26,7 @@ import json
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -116,7 +117,7 @@ def _decode(kind: Any, data: Any) -> Any:
     return _scalar(kind, data)
 
 
-def _decode_fields(kind: type[T], data: dict[str, Any]) -> T:
+def _decode_fields(kind: type[T], data: Mapping[str, Any]) -> T:
     hints = _hints(kind)
     return kind(**{name: _decode(hints[name], value) for name, value in data.items()})
 

@@ -123,7 +123,7 @@ def parse(source: SourceFile) -> tuple[Document | None, list[Diagnostic]]:
     return Document(source.name, statements, tuple(comments)), []
 
 
-def _first_per_line(errors: list[Diagnostic]) -> list[Diagnostic]:
+def _first_per_line(errors: Sequence[Diagnostic]) -> list[Diagnostic]:
     """One syntax error per line: the rest are usually echoes of the first."""
     seen: set[tuple[str, int]] = set()
     kept = []

@@ -14,7 +14,7 @@ Templates may use other templates; a cycle is an error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from compiler.ast import Block, Statement, Text, Value, Word
 from compiler.diagnostics import Diagnostic, DiagnosticError, Note
@@ -23,7 +23,7 @@ from compiler.source import Span
 from compiler.values import block_name, fail
 
 
-def collect(statements: list[Statement]) -> tuple[dict[str, Statement], list[Diagnostic]]:
+def collect(statements: Sequence[Statement]) -> tuple[dict[str, Statement], list[Diagnostic]]:
     """Templates by name; a name defined twice is reported."""
     templates: dict[str, Statement] = {}
     diagnostics = []

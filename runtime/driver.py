@@ -25,6 +25,7 @@ import base64
 import json
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,7 +118,7 @@ def check(conflist: Conflist, who: Invocation) -> None:
         _execute(conflist, plugin, "CHECK", who, cached)
 
 
-def _execute(conflist: Conflist, plugin: dict[str, Any], command: str, who: Invocation,
+def _execute(conflist: Conflist, plugin: Mapping[str, Any], command: str, who: Invocation,
              previous: dict[str, Any] | None) -> dict[str, Any] | None:
     request = dict(plugin)
     request["name"] = conflist.name

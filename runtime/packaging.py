@@ -17,7 +17,7 @@ import json
 import platform
 import subprocess
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 PYTHON = Path("/usr/bin/python3")
@@ -53,7 +53,7 @@ def _add(archive: tarfile.TarFile, name: str, *, data: bytes | None = None, mode
     archive.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
-def _libraries(binaries: list[Path]) -> set[Path]:
+def _libraries(binaries: Sequence[Path]) -> set[Path]:
     """The shared libraries (and the loader) the binaries need, from ldd."""
     found: set[Path] = set()
     for binary in binaries:

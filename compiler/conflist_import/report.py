@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -107,7 +108,7 @@ class Keys:
     or named in a warning -- nothing is dropped silently.
     """
 
-    def __init__(self, document: dict[str, Any], path: Path, report: Report) -> None:
+    def __init__(self, document: Mapping[str, Any], path: Path, report: Report) -> None:
         self.path = path
         self.report = report
         self.left = dict(document)

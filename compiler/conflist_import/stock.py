@@ -10,6 +10,7 @@ rules follow what `compiler.emit` writes and what the plugins read
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from compiler.conflist_import.report import Keys, Path, Report, format_path, show
@@ -34,7 +35,7 @@ BRIDGE_FLAGS = (("isGateway", "gateway"), ("ipMasq", "masquerade"),
 DEFAULT_ROUTES = {4: "0.0.0.0/0", 6: "::/0"}
 
 
-def bridge(plugin: dict[str, Any], path: Path, report: Report) -> list[Node]:
+def bridge(plugin: Mapping[str, Any], path: Path, report: Report) -> list[Node]:
     """`bridge NAME { ... }` and the `ipam` block of a bridge with host-local IPAM."""
     keys = Keys(plugin, path, report)
     keys.take("type", str, "a plugin type")
@@ -103,7 +104,7 @@ def _capabilities(keys: Keys, names: tuple[str, ...], owner: str) -> set[str]:
     return declared
 
 
-def _dns(dns: dict[str, Any] | None, path: Path, report: Report) -> list[Node]:
+def _dns(dns: Mapping[str, Any] | None, path: Path, report: Report) -> list[Node]:
     if dns is None:
         return []
     keys = Keys(dns, path, report)
@@ -133,7 +134,7 @@ def _dns(dns: dict[str, Any] | None, path: Path, report: Report) -> list[Node]:
     return [Node("dns", body)]
 
 
-def host_local(ipam: dict[str, Any], path: Path, report: Report, extra: list[Node],
+def host_local(ipam: Mapping[str, Any], path: Path, report: Report, extra: Sequence[Node],
                default_routes: bool = False) -> Node:
     """The `ipam { ... }` block of a host-local configuration.
 
@@ -187,7 +188,7 @@ def _subnets(keys: Keys) -> list[tuple[int, Node]]:
     return _by_family([r for r in read if r], keys)
 
 
-def _by_family(sets: list[list[tuple[int, Node, Path]]], keys: Keys) -> list[tuple[int, Node]]:
+def _by_family(sets: Sequence[list[tuple[int, Node, Path]]], keys: Keys) -> list[tuple[int, Node]]:
     """One range set per family: what netc writes, with what that changes reported."""
     seen: dict[int, Path] = {}
     for entries in sets:
@@ -323,7 +324,7 @@ def _address(text: str) -> IPAddress | None:
         return None
 
 
-def portmap(plugin: dict[str, Any], path: Path, report: Report) -> Node:
+def portmap(plugin: Mapping[str, Any], path: Path, report: Report) -> Node:
     """`hostport` (with `snat off`) from the portmap plugin."""
     keys = Keys(plugin, path, report)
     keys.take("type", str, "a plugin type")
@@ -337,7 +338,7 @@ def portmap(plugin: dict[str, Any], path: Path, report: Report) -> Node:
     return Node("hostport", [Node("snat off")] if snat is False else None)
 
 
-def bandwidth(plugin: dict[str, Any], path: Path, report: Report) -> Node:
+def bandwidth(plugin: Mapping[str, Any], path: Path, report: Report) -> Node:
     """`bandwidth` (the capability) or `bandwidth { limit ... }` (static limits)."""
     keys = Keys(plugin, path, report)
     keys.take("type", str, "a plugin type")

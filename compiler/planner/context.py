@@ -135,7 +135,7 @@ def mappings_from_runtime(entries: Any) -> tuple[PortMapping, ...]:
     return tuple(_mapping(lower_keys(e)) for e in entries if isinstance(e, Mapping))
 
 
-def _mapping(entry: dict[str, Any]) -> PortMapping:
+def _mapping(entry: Mapping[str, Any]) -> PortMapping:
     host_port = _port(entry, "hostport")
     container_port = _port(entry, "containerport")
     protocol = entry.get("protocol") or "tcp"
@@ -145,7 +145,7 @@ def _mapping(entry: dict[str, Any]) -> PortMapping:
     return PortMapping(host_port, container_port, protocol.lower(), address)
 
 
-def _port(entry: dict[str, Any], key: str) -> int:
+def _port(entry: Mapping[str, Any], key: str) -> int:
     """A port number: a JSON integer from 1 to 65535 (not a string, a float or a boolean)."""
     value = entry.get(key)
     if type(value) is not int or not 1 <= value <= 65535:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +133,7 @@ def compile_paths(paths: Sequence[str]) -> tuple[Compilation, dict[str, SourceFi
     return compilation, shown
 
 
-def report(diagnostics: Sequence[Diagnostic], sources: dict[str, SourceFile],
+def report(diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile],
            output: str = "text") -> None:
     """Diagnostics to stderr (text) or stdout (json, github: for tools and CI)."""
     if output == "json":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -161,7 +162,7 @@ def _print(output: str, document: dict[str, Any]) -> None:
         click.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
 
 
-def _select(networks: list[Network], name: str | None) -> Network:
+def _select(networks: Sequence[Network], name: str | None) -> Network:
     if name is None:
         if len(networks) != 1:
             names = ", ".join(n.name for n in networks)
