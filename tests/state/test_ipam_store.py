@@ -68,8 +68,9 @@ def test_free_count_sees_every_reservation_of_the_range(store):
 
 
 def test_a_last_reservation_of_the_other_family_is_ignored(store, tmp_path):
-    # Range set 0 was IPv4 until the network changed to IPv6 only: its
-    # last_reserved_ip.0 is left behind, and is in none of the new ranges.
+    # Range set 0 was IPv4 until the network changed to IPv6 only (or was
+    # host-local's IPv6 set, where netc numbers IPv4 first): its
+    # last_reserved_ip.0 is left behind, in none of the new ranges.
     (tmp_path / "pods").mkdir()
     (tmp_path / "pods" / "last_reserved_ip.0").write_text("10.0.0.5")
     v6 = [_range("fd00::/120", "fd00::1", "fd00::ff", "fd00::1")]
