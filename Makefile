@@ -23,12 +23,16 @@ demo: $(BIN)/netc
 	$(BIN)/netc build examples/pods.netdsl
 	$(BIN)/netc plan examples/pods.netdsl --pod default/web --port 8080:80 --bandwidth ingress=10M
 
-test: $(TEST_TOOLS)
-	$(BIN)/ruff check .
+test: lint
 	$(BIN)/python -m pytest -n 4 -q
 
+# ruff, then mypy strict on compiler/ and runtime/ ([tool.mypy] in pyproject.toml), then
+# netc-cni's import path once more as Python 3.10 reads it: the plugin runs on the node's
+# Python, which may be older than the one netc is developed on.
 lint: $(TEST_TOOLS)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/mypy --python-version 3.10 -m runtime.cni.plugin
 
 bench: $(TEST_TOOLS)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -199,7 +199,7 @@ def _flatten(value: Any, prefix: str = "") -> Iterator[tuple[str, str]]:
         yield prefix, _show(value)
 
 
-def _label(item: dict[str, Any], index: int) -> str:
+def _label(item: Mapping[str, Any], index: int) -> str:
     for key in ("name", "cidr", "dst", "first", "names"):
         if key in item:
             return _show(item[key])

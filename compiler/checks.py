@@ -29,23 +29,23 @@ def _cluster_problems(networks: Sequence[Network], clusters: Mapping[str, Cluste
     found = []
     users: dict[str, Network] = {}
     for network in networks:
-        cluster = clusters.get(network.ipam.cluster) if network.ipam and network.ipam.cluster \
-            else None
-        if cluster is None:
+        ipam = network.ipam
+        cluster = clusters.get(ipam.cluster) if ipam and ipam.cluster else None
+        if ipam is None or cluster is None:
             found += _inside_pod_cidrs(network, clusters.values())
             continue
         other = users.setdefault(cluster.name, network)
         if other is not network:
             found.append(Diagnostic(
                 "E205", f"networks `{other.name}` and `{network.name}` both draw from the node "
-                f"subnets of cluster `{cluster.name}`", network.ipam.span,
+                f"subnets of cluster `{cluster.name}`", ipam.span,
                 expected="one network per cluster",
                 hint="two networks would hand the same addresses to pods on a node"))
-        mtu = network.bridge.mtu if network.bridge else None
-        if mtu and cluster.pod_mtu and mtu > cluster.pod_mtu:
+        bridge = network.bridge
+        if bridge and bridge.mtu and cluster.pod_mtu and bridge.mtu > cluster.pod_mtu:
             found.append(Diagnostic(
-                "E606", f"bridge MTU {mtu} is above the {cluster.pod_mtu} that VXLAN between "
-                f"the nodes of `{cluster.name}` carries", network.bridge.span,
+                "E606", f"bridge MTU {bridge.mtu} is above the {cluster.pod_mtu} that VXLAN "
+                f"between the nodes of `{cluster.name}` carries", bridge.span,
                 expected=f"an `mtu` of at most {cluster.pod_mtu}, or none (then it is "
                          f"{cluster.pod_mtu})",
                 hint="larger packets from pods would be dropped between nodes"))

@@ -22,8 +22,9 @@ from typing import Any
 
 from compiler import ir_codec
 from compiler.diagnostics import Diagnostic, Severity
-from compiler.ir import DEFAULT_DATA_DIR, Bandwidth, Bridge, Ipam, Limits, Network
+from compiler.ir import DEFAULT_DATA_DIR, Bandwidth, Bridge, Ipam, Limits, Network, Subnet
 from compiler.shaping import bucket
+from compiler.source import Span
 
 TARGETS = ("reference", "netc")
 NETC_PLUGIN_TYPE = "netc-cni"
@@ -96,7 +97,7 @@ def host_local(ipam: Ipam) -> dict[str, Any]:
     return document
 
 
-def _range(subnet) -> dict[str, str]:
+def _range(subnet: Subnet) -> dict[str, str]:
     document = {"subnet": str(subnet.cidr)}
     if subnet.explicit_range:
         document["rangeStart"] = str(subnet.range_start)
@@ -183,5 +184,5 @@ def _policy_warnings(network: Network) -> list[Diagnostic]:
     return found
 
 
-def _warning(message: str, span, hint: str) -> Diagnostic:
+def _warning(message: str, span: Span | None, hint: str) -> Diagnostic:
     return Diagnostic("W001", message, span, hint=hint, severity=Severity.WARNING)

@@ -12,6 +12,8 @@ lines start in one column, two spaces after the longest of those lines.  Formatt
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 from compiler.ast import Block, Comment, Document, ListValue, Statement, Text, Value, Word
 
 INDENT = "    "
@@ -94,7 +96,7 @@ class _Printer:
             self.lines.append("")
 
 
-def _align_comments(lines: list[str], trailing: dict[int, int]) -> list[str]:
+def _align_comments(lines: Sequence[str], trailing: Mapping[int, int]) -> list[str]:
     """Start the trailing comments of each run of consecutive lines in one column."""
     aligned = list(lines)
     runs: list[list[int]] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from compiler.source import Span
 from compiler.versions import DEFAULT_CNI_VERSION
@@ -24,6 +24,15 @@ IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
 def family_key(family: int) -> str:
     """`ipv4` or `ipv6`: how plans, results and tools name an address family."""
     return f"ipv{family}"
+
+
+def subnet_within(inner: IPNetwork, outer: IPNetwork) -> bool:
+    """Whether `inner` lies inside `outer`; never across families (`ipaddress` would raise)."""
+    if isinstance(inner, ipaddress.IPv4Network) and isinstance(outer, ipaddress.IPv4Network):
+        return inner.subnet_of(outer)
+    if isinstance(inner, ipaddress.IPv6Network) and isinstance(outer, ipaddress.IPv6Network):
+        return inner.subnet_of(outer)
+    return False
 
 
 DEFAULT_BRIDGE = "cni0"
@@ -74,6 +83,14 @@ class Subnet:
     def family(self) -> int:
         """4 or 6."""
         return self.cidr.version
+
+    def hands_out(self, address: IPAddress) -> bool:
+        """Whether pods may get `address` from here: in the range, not the gateway.
+
+        Never an address of the other family, which `ipaddress` refuses to compare.
+        """
+        return (address.version == self.family and address != self.gateway
+                and int(self.range_start) <= int(address) <= int(self.range_end))
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +203,13 @@ class Limits:
     egress: Rate | None = None
     span: Span | None = None
 
-    def direction(self, name: str) -> Rate | None:
+    def direction(self, name: Direction) -> Rate | None:
         """The limit for 'ingress' or 'egress'."""
-        return getattr(self, name)
+        return self.ingress if name == "ingress" else self.egress
 
 
-DIRECTIONS = ("ingress", "egress")
+Direction = Literal["ingress", "egress"]
+DIRECTIONS: tuple[Direction, ...] = ("ingress", "egress")
 
 
 @dataclass(frozen=True, slots=True)

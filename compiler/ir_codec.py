@@ -26,17 +26,26 @@ import json
 import sys
 import types
 import typing
+from collections.abc import Mapping
 from functools import cache
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from compiler import ir
 from compiler.errors import Code, NetcError
 from compiler.source import Span
 
+if TYPE_CHECKING:
+    from typing import ClassVar, Protocol
+
+    class DataclassInstance(Protocol):
+        """What `dataclasses.fields` takes: an instance of any dataclass (for mypy only)."""
+
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
 FORMAT = 2
 READABLE = (1, 2)
 
-T = TypeVar("T")
+T = TypeVar("T", bound="DataclassInstance")
 
 
 class FormatError(NetcError):
@@ -45,9 +54,10 @@ class FormatError(NetcError):
     code = Code.BAD_CONFIG
 
 
-def encode(value: Any) -> dict[str, Any]:
+def encode(value: DataclassInstance) -> dict[str, Any]:
     """The JSON object of a network (or of another dataclass of the same kinds of fields)."""
-    return _encode(value)
+    return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)
+            if f.metadata.get("portable", True) and not _is_default(value, f)}
 
 
 def digest(document: dict[str, Any]) -> str:
@@ -66,17 +76,14 @@ def decode_as(kind: type[T], document: Any) -> T:
     if not isinstance(document, dict):
         raise FormatError(f"the embedded {kind.__name__} is not an object")
     try:
-        return _decode(kind, document)
+        return _decode_fields(kind, document)
     except (KeyError, TypeError, ValueError) as error:
         raise FormatError(f"the embedded {kind.__name__} is malformed: {error}") from error
 
 
-def _encode(value: Any) -> Any:
+def _encode(value: object) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        if isinstance(value, Span):
-            return value.path
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)
-                if f.metadata.get("portable", True) and not _is_default(value, f)}
+        return value.path if isinstance(value, Span) else encode(value)
     if isinstance(value, tuple | list):
         return [_encode(v) for v in value]
     if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network
@@ -85,12 +92,12 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _is_default(instance: Any, field: dataclasses.Field) -> bool:
+def _is_default(instance: DataclassInstance, field: dataclasses.Field[Any]) -> bool:
     value = getattr(instance, field.name)
     if field.default is not dataclasses.MISSING:
-        return value == field.default
+        return bool(value == field.default)
     if field.default_factory is not dataclasses.MISSING:
-        return value == field.default_factory()
+        return bool(value == field.default_factory())
     return False
 
 
@@ -103,12 +110,16 @@ def _decode(kind: Any, data: Any) -> Any:
         return tuple(_decode(item, d) for d in data)
     if kind is Span:
         return _span(data)
-    if dataclasses.is_dataclass(kind):
-        hints = _hints(kind)
-        return kind(**{name: _decode(hints[name], value) for name, value in data.items()})
+    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+        return _decode_fields(kind, data)
     if kind in (ir.IPAddress, ir.IPNetwork, ir.IPInterface):
         return _decode_union(typing.get_args(kind), data)
     return _scalar(kind, data)
+
+
+def _decode_fields(kind: type[T], data: Mapping[str, Any]) -> T:
+    hints = _hints(kind)
+    return kind(**{name: _decode(hints[name], value) for name, value in data.items()})
 
 
 def _span(data: Any) -> Span:

@@ -10,6 +10,7 @@ both), and every path the runtime uses is absolute.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from compiler.ast import Statement
 from compiler.collect import Collector, body, every, first
@@ -71,7 +72,7 @@ def _lower_main(network: Statement, statements: tuple[Statement, ...], collector
     bridge = lower_bridge(bridge_statement, collector) if bridge_statement else None
     plugin = collector.attempt(lower_plugin, plugin_statement) if plugin_statement else None
     ipam = lower_ipam(ipam_statement, collector, clusters) if ipam_statement else None
-    if plugin and ipam and "ipam" in plugin.options:
+    if ipam_statement and plugin and ipam and "ipam" in plugin.options:
         option = first(body(plugin_statement), "ipam")
         collector.report(Diagnostic(
             "E501", "the plugin has an `ipam` option and the network an `ipam` block",
@@ -135,14 +136,14 @@ def lower_bridge(statement: Statement, collector: Collector) -> Bridge | None:
     statements = body(statement)
     mtu_statement = first(statements, "mtu")
     mtu = collector.attempt(_mtu, mtu_statement) if mtu_statement else None
-    flags = {k: collector.attempt(switch, s) for k in BRIDGE_FLAGS if (s := first(statements, k))}
-    hairpin, promiscuous = first(statements, "hairpin"), first(statements, "promiscuous")
+    given = {k: s for k in BRIDGE_FLAGS if (s := first(statements, k))}
+    flags = {k: collector.attempt(switch, s) for k, s in given.items()}
     if flags.get("hairpin") and flags.get("promiscuous"):
         collector.report(Diagnostic(
-            "E106", "hairpin and promiscuous mode cannot both be on", promiscuous.span,
+            "E106", "hairpin and promiscuous mode cannot both be on", given["promiscuous"].span,
             expected="at most one of `hairpin` and `promiscuous`",
             hint="the bridge plugin refuses this combination as well",
-            notes=(Note("hairpin is turned on here", hairpin.span),)))
+            notes=(Note("hairpin is turned on here", given["hairpin"].span),)))
     if name is None:
         return None
     return Bridge(name=name, mtu=mtu, span=statement.span,
@@ -178,7 +179,7 @@ def lower_chained(statement: Statement) -> Plugin:
     return Plugin(kind, _options(statement), statement.span)
 
 
-def _options(statement: Statement) -> dict:
+def _options(statement: Statement) -> dict[str, Any]:
     """The options of a `plugin` or `chain` block (none without a block)."""
     return options(statement.block) if statement.block else {}
 

@@ -25,6 +25,7 @@ from compiler.ir import (
     IPNetwork,
     Node,
     Routing,
+    subnet_within,
 )
 from compiler.values import block_name, cidr, fail, integer, interface_name, one_word, words
 
@@ -111,11 +112,10 @@ def _node(statement: Statement, cidrs: Sequence[IPNetwork], blocks: Sequence[int
     name = collector.attempt(_node_name, statement)
     settings = body(statement)
     addresses = collector.attempt(_addresses, first(settings, "address"), statement)
-    subnets = collector.attempt(_node_subnets, statement, cidrs, blocks)
-    if name is None or addresses is None or subnets is None:
+    placed = collector.attempt(_node_subnets, statement, cidrs, blocks)
+    if name is None or addresses is None or placed is None:
         return None
-    block = first(settings, "block")
-    index = int(block.values[0].text) if block else None  # type: ignore[union-attr]
+    index, subnets = placed
     return Node(name, addresses, subnets, index, statement.span)
 
 
@@ -129,7 +129,8 @@ def _addresses(statement: Statement | None, node: Statement) -> tuple[IPInterfac
 
 
 def _node_subnets(statement: Statement, cidrs: Sequence[IPNetwork],
-                  blocks: Sequence[int]) -> tuple[IPNetwork, ...]:
+                  blocks: Sequence[int]) -> tuple[int | None, tuple[IPNetwork, ...]]:
+    """The node's block number (None for explicit subnets) and its subnets."""
     settings = body(statement)
     block = first(settings, "block")
     subnet = first(settings, "subnet")
@@ -137,9 +138,10 @@ def _node_subnets(statement: Statement, cidrs: Sequence[IPNetwork],
         raise _no_subnet(statement, both=block is not None)
     if block is not None:
         index = integer(one_word(block, "a block number"), 0, 2**64, "a block number")
-        return _subnets_of_block(index, block, cidrs, blocks)
+        return index, _subnets_of_block(index, block, cidrs, blocks)
     assert subnet is not None
-    return tuple(cidr(w) for w in words(subnet, len(cidrs), len(cidrs), "one CIDR per pod CIDR"))
+    return None, tuple(cidr(w) for w in words(subnet, len(cidrs), len(cidrs),
+                                              "one CIDR per pod CIDR"))
 
 
 def _node_name(statement: Statement) -> str:
@@ -226,7 +228,7 @@ def _subnet_problems(cluster: Cluster) -> list[Diagnostic]:
     for node in cluster.nodes:
         for subnet in node.subnets:
             home = next((c for c in cluster.pod_cidrs if c.version == subnet.version), None)
-            if home is None or not subnet.subnet_of(home):  # type: ignore[arg-type]
+            if home is None or not subnet_within(subnet, home):
                 found.append(Diagnostic(
                     "E601", f"subnet {subnet} of node `{node.name}` is outside the pod CIDRs",
                     node.span, expected="a subnet of " + ", ".join(map(str, cluster.pod_cidrs)),
@@ -244,20 +246,21 @@ def _overlaps(cluster: Cluster) -> list[Diagnostic]:
 
     A sweep over each family's subnets in address order, remembering the one
     reaching farthest so far: a subnet starting before that end overlaps it.
-    Comparing every pair instead took a second for a thousand nodes.
+    Comparing every pair instead took a second for a thousand nodes.  Within
+    one family, addresses are in the order of their integers.
     """
     found = []
     for family in (4, 6):
         entries = sorted(
             ((subnet, index, node) for index, node in enumerate(cluster.nodes)
              for subnet in node.subnets if subnet.version == family),
-            key=lambda entry: (entry[0].network_address, entry[1]))
+            key=lambda entry: (int(entry[0].network_address), entry[1]))
         farthest: tuple[IPNetwork, int, Node] | None = None
         for entry in entries:
-            subnet = entry[0]
-            if farthest is not None and subnet.network_address <= farthest[0].broadcast_address:
+            start, end = int(entry[0].network_address), int(entry[0].broadcast_address)
+            if farthest is not None and start <= int(farthest[0].broadcast_address):
                 found.append(_overlap(cluster, *sorted((farthest, entry), key=lambda e: e[1])))
-            if farthest is None or subnet.broadcast_address > farthest[0].broadcast_address:
+            if farthest is None or end > int(farthest[0].broadcast_address):
                 farthest = entry
     return found
 

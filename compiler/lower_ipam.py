@@ -9,7 +9,7 @@ is the one before the IPv4 broadcast (the last address for IPv6).
 from __future__ import annotations
 
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from compiler.ast import Statement, Word
 from compiler.collect import Collector, body, every, first, together
@@ -164,7 +164,7 @@ def lower_route(statement: Statement, families: set[int]) -> Route:
     return _route_to(destination, via, values, families, statement)
 
 
-def _route_to(destination: IPNetwork, via: IPAddress | None, values: list[Word],
+def _route_to(destination: IPNetwork, via: IPAddress | None, values: Sequence[Word],
               families: set[int], statement: Statement) -> Route:
     if via is not None and via.version != destination.version:
         raise fail("E206", f"next hop {via} is not of the family of {destination}",

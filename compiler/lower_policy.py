@@ -7,6 +7,8 @@ the planner's job (`compiler.planner.policy`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from compiler.ast import Statement, Word
 from compiler.collect import Collector, body, every, first
 from compiler.diagnostics import Diagnostic, Note
@@ -48,10 +50,10 @@ def _port_words(statement: Statement, collector: Collector) -> list[Word]:
 
 
 def _word_list(statement: Statement, collector: Collector, what: str) -> list[Word]:
-    return collector.attempt(words, statement, 1, None, what) or []  # type: ignore[return-value]
+    return collector.attempt(words, statement, 1, None, what) or []
 
 
-def _denied_entirely(rule: PortRule, deny: list[PortRule]) -> Diagnostic | None:
+def _denied_entirely(rule: PortRule, deny: Sequence[PortRule]) -> Diagnostic | None:
     """A diagnostic when every port and protocol an allow rule opens is denied again."""
     protocols = (rule.protocol,) if rule.protocol else PROTOCOLS
     culprits: list[PortRule] = []
@@ -69,7 +71,7 @@ def _denied_entirely(rule: PortRule, deny: list[PortRule]) -> Diagnostic | None:
         hint="remove the allow rule or narrow the deny rules", notes=notes)
 
 
-def _covering(low: int, high: int, denies: list[PortRule]) -> list[PortRule] | None:
+def _covering(low: int, high: int, denies: Sequence[PortRule]) -> list[PortRule] | None:
     """The deny rules that together cover low..high, or None if some port stays open."""
     used = []
     next_open = low
@@ -160,7 +162,7 @@ def lower_limits(statement: Statement, collector: Collector) -> Limits | None:
     return Limits(found.get("ingress"), found.get("egress"), statement.span)
 
 
-def _direction_at(values: list[Word], index: int,
+def _direction_at(values: Sequence[Word], index: int,
                   collector: Collector) -> tuple[Rate | None, int]:
     """The `DIRECTION RATE [burst SIZE]` starting at `index`, and the index after it.
 

@@ -87,7 +87,7 @@ def compile_sources(sources: Sequence[SourceFile]) -> Compilation:
     return Compilation(tuple(networks), tuple(ordered), tuple(clusters.values()))
 
 
-def _lower_clusters(statements: list[Statement], collector: Collector) -> dict[str, Cluster]:
+def _lower_clusters(statements: Sequence[Statement], collector: Collector) -> dict[str, Cluster]:
     """Every cluster that lowers without errors, by name (a repeated name is an error)."""
     found: dict[str, Cluster] = {}
     for statement in statements:
@@ -95,17 +95,17 @@ def _lower_clusters(statements: list[Statement], collector: Collector) -> dict[s
         if cluster is None:
             continue
         if cluster.name in found:
+            earlier = found[cluster.name].span
             collector.report(Diagnostic(
                 "E102", f"cluster name `{cluster.name}` is used twice", statement.span,
                 expected="one `cluster` block per cluster",
-                notes=(Note("first used here", found[cluster.name].span),)
-                if found[cluster.name].span else ()))
+                notes=(Note("first used here", earlier),) if earlier else ()))
             continue
         found[cluster.name] = cluster
     return found
 
 
-def _empty(sources: Sequence[SourceFile], documents: list[Document]) -> list[Diagnostic]:
+def _empty(sources: Sequence[SourceFile], documents: Sequence[Document]) -> list[Diagnostic]:
     """An input without statements is a mistake (an empty pipe); say so instead of "0 valid"."""
     empty = [d for d in documents if not d.statements]
     if len(empty) == len(documents):
@@ -120,7 +120,7 @@ def _empty(sources: Sequence[SourceFile], documents: list[Document]) -> list[Dia
         severity=Severity.WARNING) for d in empty]
 
 
-def _no_network(documents: list[Document]) -> list[Diagnostic]:
+def _no_network(documents: Sequence[Document]) -> list[Diagnostic]:
     """A valid input of templates only builds nothing: a warning, not "0 networks valid"."""
     statements = [s for d in documents for s in d.statements]
     if not statements:

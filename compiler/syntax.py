@@ -12,15 +12,18 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from copy import copy
 from dataclasses import dataclass
 from functools import cache
+from typing import NoReturn
 
-from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters, UnexpectedInput
+from lark import Lark, Token, Transformer, Tree, UnexpectedCharacters
 from lark.exceptions import UnexpectedToken
 from lark.lexer import BasicLexer, LexerThread
+from lark.parsers.lalr_interactive_parser import InteractiveParser
+from lark.tree import Meta
 
 from compiler.ast import Block, Comment, Document, ListValue, Statement, Text, Value, Word
 from compiler.diagnostics import Diagnostic
@@ -101,14 +104,14 @@ def parse(source: SourceFile) -> tuple[Document | None, list[Diagnostic]]:
         return None, [too_deep]
     errors: list[Diagnostic] = []
 
-    def recover(error: UnexpectedInput) -> bool:
+    def recover(error: UnexpectedToken) -> bool:
         errors.append(_syntax_diagnostic(error, source))
         return len(errors) < MAX_SYNTAX_ERRORS
 
     comments: list[Comment] = []
     try:
         tree = _parser(comments.append, source.name).parse(source.text, on_error=recover)
-    except UnexpectedInput as error:
+    except (UnexpectedCharacters, UnexpectedToken) as error:
         final = _syntax_diagnostic(error, source)
         echo = final.code == "E003" and _unclosed(source) is None
         if not errors or (errors[-1].span != final.span and not echo):
@@ -120,7 +123,7 @@ def parse(source: SourceFile) -> tuple[Document | None, list[Diagnostic]]:
     return Document(source.name, statements, tuple(comments)), []
 
 
-def _first_per_line(errors: list[Diagnostic]) -> list[Diagnostic]:
+def _first_per_line(errors: Sequence[Diagnostic]) -> list[Diagnostic]:
     """One syntax error per line: the rest are usually echoes of the first."""
     seen: set[tuple[str, int]] = set()
     kept = []
@@ -152,29 +155,36 @@ def _lexer() -> BasicLexer:
     return BasicLexer(conf)
 
 
-def _parser(on_comment, file: str) -> _Parser:
+OnComment = Callable[[Comment], None]
+OnError = Callable[[UnexpectedToken], bool]
+"""Told each syntax error the parser recovers from; False stops the parse."""
+
+
+def _parser(on_comment: OnComment, file: str) -> _Parser:
     return _Parser(_grammar(), on_comment, file)
 
 
 class _Parser:
     """The shared lark grammar fed token by token, so comments can be kept and errors skipped."""
 
-    def __init__(self, lark: Lark, on_comment, file: str) -> None:
+    def __init__(self, lark: Lark, on_comment: OnComment, file: str) -> None:
         self.lark = lark
         self.on_comment = on_comment
         self.file = file
 
-    def parse(self, text: str, on_error) -> Tree:
+    def parse(self, text: str, on_error: OnError) -> Tree[Token]:
         feeder = _Feeder(self.lark.parse_interactive(text), on_error)
         last = None
         for token in self._significant(text):
             last = token
             feeder.feed(token)
-        return feeder.parser.feed_eof(last)
+        # lark's InteractiveParser.feed_eof is unannotated; it returns the tree.
+        return feeder.parser.feed_eof(last)  # type: ignore[no-untyped-call, no-any-return]
 
     def _significant(self, text: str) -> Iterator[Token]:
         """Lexed tokens without blanks; comments go to `on_comment` on the way."""
-        for token in LexerThread.from_text(_lexer(), text).lex(None):
+        lexer = LexerThread.from_text(_lexer(), text)
+        for token in lexer.lex(None):  # type: ignore[no-untyped-call]  # lark's, unannotated
             if token.type == "COMMENT":
                 self.on_comment(Comment(str(token).rstrip(), _span(self.file, token)))
             elif token.type != "WS":
@@ -195,7 +205,7 @@ class _Feeder:
     value first, so the parser stays in step with the braces of the text.
     """
 
-    def __init__(self, parser, on_error) -> None:
+    def __init__(self, parser: InteractiveParser, on_error: OnError) -> None:
         self.parser = parser
         self.on_error = on_error
         self.open: list[tuple[str, bool]] = []
@@ -238,11 +248,15 @@ class _Feeder:
 
     def _repair_before(self, token: Token) -> None:
         """Make way for a `}` closing an open block: end cut-short lists and dangling commas."""
-        while self.open[-1] == ("LSQB", False) and "RSQB" in self.parser.accepts():
+        while self.open[-1] == ("LSQB", False) and "RSQB" in self._accepts():
             self.parser.feed_token(Token.new_borrow_pos("RSQB", "]", token))
             self.open.pop()
-        if "RBRACE" not in self.parser.accepts() and "WORD" in self.parser.accepts():
+        if "RBRACE" not in self._accepts() and "WORD" in self._accepts():
             self.parser.feed_token(Token.new_borrow_pos("WORD", "_", token))
+
+    def _accepts(self) -> set[str]:
+        """The terminals the parser would take next (lark's `accepts` is unannotated)."""
+        return self.parser.accepts()  # type: ignore[no-untyped-call, no-any-return]
 
 
 def _check_depth(source: SourceFile) -> Diagnostic | None:
@@ -264,14 +278,16 @@ def _check_depth(source: SourceFile) -> Diagnostic | None:
     return None
 
 
-def _syntax_diagnostic(error: UnexpectedInput, source: SourceFile) -> Diagnostic:
+def _syntax_diagnostic(error: UnexpectedCharacters | UnexpectedToken,
+                       source: SourceFile) -> Diagnostic:
+    """What the lexer (a character) or the LALR parser (a token) found wrong."""
     line, column = error.line, error.column
     if isinstance(error, UnexpectedCharacters):
         return _bad_character(source, line, column)
-    token = getattr(error, "token", None)
-    accepts = getattr(error, "expected", set()) or getattr(error, "accepts", set())
+    token: Token = error.token
+    accepts = error.expected or error.accepts
     expected = _expected(accepts)
-    if token is None or token.type == "$END":
+    if token.type == "$END":
         return _unexpected_end(source, expected)
     span = Span(source.name, line, column, token.end_line or line, token.end_column or column + 1)
     shown = "a line break" if token.type == "_NL" else f"`{token}`"
@@ -401,7 +417,8 @@ def _token_hint(token: Token, source: SourceFile, accepts: set[str]) -> str | No
 
 
 def _closer_hint(token: Token, source: SourceFile) -> str | None:
-    still_open, _ = _nesting(source.text, token.start_pos)
+    offset = _position(token)[0]
+    still_open, _ = _nesting(source.text, offset)
     innermost = still_open[-1].char if still_open else None
     if token.type == "RSQB":
         return None if innermost == "[" else "this `]` has no matching `[`"
@@ -410,40 +427,59 @@ def _closer_hint(token: Token, source: SourceFile) -> str | None:
                 "add `]` before this `}`")
     if innermost is None:
         return "this `}` has no matching `{`; remove it or open a block before it"
-    if _after_comma(source.text, token.start_pos):
+    if _after_comma(source.text, offset):
         return "the `,` before it expects another value; remove the comma"
     return None
 
 
-def _span(file: str, node: Token | Tree) -> Span:
+def _position(token: Token) -> tuple[int, int, int, int, int]:
+    """A token's offset, line, column, end line and end column.
+
+    lark's lexer gives every token it makes all five (`new_borrow_pos` copies
+    them); only a token made by hand has none.
+    """
+    offset, line, column = token.start_pos, token.line, token.column
+    end_line, end_column = token.end_line, token.end_column
+    if offset is None or line is None or column is None or end_line is None \
+            or end_column is None:
+        raise ValueError(f"the {token.type} token {token!r} has no position")
+    return offset, line, column, end_line, end_column
+
+
+def _span(file: str, node: Token | Tree[Token]) -> Span:
     if isinstance(node, Token):
-        return Span(file, node.line, node.column, node.end_line, node.end_column)
+        return Span(file, *_position(node)[1:])
     meta = node.meta
     return Span(file, meta.line, meta.column, meta.end_line, meta.end_column)
 
 
-class _ToAst(Transformer):
-    """lark tree to `compiler.ast`; punctuation is dropped, positions become Spans."""
+class _ToAst(Transformer[Token, tuple[Statement, ...]]):
+    """lark tree to `compiler.ast`; punctuation is dropped, positions become Spans.
+
+    lark calls a method per grammar rule with the rule's children already
+    transformed: tokens, and what the methods of the inner rules returned.
+    """
 
     def __init__(self, file: str) -> None:
         super().__init__(visit_tokens=False)
         self.file = file
 
-    def __default__(self, data, children, meta):  # pragma: no cover - grammar covers all rules
+    def __default__(self, data: str, children: Sequence[object],
+                    meta: Meta) -> NoReturn:  # pragma: no cover - grammar covers all rules
         raise AssertionError(f"unhandled grammar rule {data}")
 
-    def start(self, children) -> tuple[Statement, ...]:
+    def start(self, children: Sequence[Statement | Token]) -> tuple[Statement, ...]:
         return tuple(c for c in children if isinstance(c, Statement))
 
-    def key(self, children) -> Word | Text:
+    def key(self, children: Sequence[Token]) -> Word | Text:
         (token,) = children
         return self._text(token) if token.type == "STRING" else Word(str(token), self._at(token))
 
-    def word(self, children) -> Word:
+    def word(self, children: Sequence[Token]) -> Word:
         (token,) = children
         return Word(str(token), self._at(token))
 
-    def text(self, children) -> Text:
+    def text(self, children: Sequence[Token]) -> Text:
         (token,) = children
         return self._text(token)
 
@@ -455,7 +491,7 @@ class _ToAst(Transformer):
         return Text(value, str(token), self._at(token))
 
     @staticmethod
-    def _values(children) -> tuple[tuple[Value, ...], tuple[bool, ...]]:
+    def _values(children: Sequence[Token | Value]) -> tuple[tuple[Value, ...], tuple[bool, ...]]:
         values: list[Value] = []
         commas: list[bool] = []
         comma = False
@@ -468,22 +504,21 @@ class _ToAst(Transformer):
                 comma = False
         return tuple(values), tuple(commas)
 
-    def list(self, children) -> ListValue:
+    def list(self, children: Sequence[Token | Value]) -> ListValue:
         items, _ = self._values(children)
         return ListValue(items, self._at(children[0]).cover(self._at(children[-1])))
 
-    def block(self, children) -> Block:
+    def block(self, children: Sequence[Token | Statement]) -> Block:
         statements = tuple(c for c in children if isinstance(c, Statement))
         return Block(statements, self._at(children[0]).cover(self._at(children[-1])))
 
-    def statement(self, children) -> Statement:
+    def statement(self, children: Sequence[Token | Value]) -> Statement:
         key, *rest = children
-        block = rest.pop() if rest and isinstance(rest[-1], Block) else None
-        values, commas = self._values(rest)
+        assert isinstance(key, Word | Text), "the grammar starts a statement with its key"
+        block = rest[-1] if rest and isinstance(rest[-1], Block) else None
+        values, commas = self._values(rest[:-1] if block else rest)
         last = block or (values[-1] if values else key)
         return Statement(key, values, commas, block, key.span.cover(last.span))
 
-    def _at(self, node: Token | Tree | Word | Text | ListValue | Block) -> Span:
-        if isinstance(node, Word | Text | ListValue | Block):
-            return node.span
-        return _span(self.file, node)
+    def _at(self, node: Token | Value | Statement) -> Span:
+        return _span(self.file, node) if isinstance(node, Token) else node.span

@@ -14,15 +14,16 @@ Templates may use other templates; a cycle is an error.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from compiler.ast import Block, Statement, Text, Value, Word
 from compiler.diagnostics import Diagnostic, DiagnosticError, Note
 from compiler.schema import RAW, SCHEMA
+from compiler.source import Span
 from compiler.values import block_name, fail
 
 
-def collect(statements: list[Statement]) -> tuple[dict[str, Statement], list[Diagnostic]]:
+def collect(statements: Sequence[Statement]) -> tuple[dict[str, Statement], list[Diagnostic]]:
     """Templates by name; a name defined twice is reported."""
     templates: dict[str, Statement] = {}
     diagnostics = []
@@ -110,19 +111,21 @@ def merge(base: tuple[Statement, ...], override: tuple[Statement, ...],
         spec = schema.get(keyword)
         if spec is None or spec.many or not ours or not theirs:
             result += ours + theirs
-        elif spec.block not in (None, RAW) and (ours[0].block or theirs[0].block):
-            result.append(_merge_blocks(ours[0], theirs[0], spec.block))
+        elif spec.block not in (None, RAW) and (block := theirs[0].block or ours[0].block):
+            result.append(_merge_blocks(ours[0], theirs[0], spec.block, block.span))
         else:
             result += theirs
     return tuple(result)
 
 
-def _merge_blocks(base: Statement, override: Statement, context: str) -> Statement:
-    """One statement from two; either may lack a block (`bridge br-batch` keeps the rest)."""
+def _merge_blocks(base: Statement, override: Statement, context: str, span: Span) -> Statement:
+    """One statement from two; either may lack a block (`bridge br-batch` keeps the rest).
+
+    `span` is the merged block's: the override's block, else the base's.
+    """
     statements = merge(_body(base), _body(override), context)
     values, commas = (override.values, override.commas) if override.values else (
         base.values, base.commas)
-    span = (override.block or base.block).span  # type: ignore[union-attr]
     return Statement(override.key, values, commas, Block(statements, span), override.span)
 
 

@@ -33,11 +33,13 @@ def words(statement: Statement, low: int, high: int | None, what: str) -> list[W
         span = values[high].span if high is not None and len(values) > high else statement.span
         raise fail("E013", _count_message(statement.keyword, len(values), low, high), span,
                    expected=what)
+    found = []
     for value in values:
         if not isinstance(value, Word):
             raise fail("E013", f"`{statement.keyword}` takes bare values, not {_kind(value)}",
                        value.span, expected=what)
-    return list(values)  # type: ignore[arg-type]
+        found.append(value)
+    return found
 
 
 def _count_message(keyword: str, count: int, low: int, high: int | None) -> str:

@@ -37,7 +37,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,7 +166,7 @@ def _read(path: str) -> tuple[list[Cluster], list[Network]]:
     return kubernetes.read_config(document)
 
 
-def _install_and_apply(options: Options, cluster: Cluster | None, networks: list[Network],
+def _install_and_apply(options: Options, cluster: Cluster | None, networks: Sequence[Network],
                        *, install: bool) -> list[str]:
     lines = [f"installed {install_plugin(options)}"] if install else []
     plan = node_plan(cluster, options.node, networks)
@@ -185,7 +185,7 @@ def install_plugin(options: Options) -> str:
     return target
 
 
-def _write_conflists(options: Options, networks: list[Network]) -> list[str]:
+def _write_conflists(options: Options, networks: Sequence[Network]) -> list[str]:
     outputs = {emit.file_name(n): outdir.Output(n.name, emit.render(emit.conflist(n, "netc")))
                for n in networks}
     plan = outdir.plan_directory(options.cni_conf_dir, outputs)
@@ -196,7 +196,7 @@ def _write_conflists(options: Options, networks: list[Network]) -> list[str]:
             for c in plan.changes if c.action in verbs]
 
 
-def _log_report(lines: list[str]) -> None:
+def _log_report(lines: Sequence[str]) -> None:
     for line in lines:
         log(line)
 

@@ -64,7 +64,7 @@ def plugin_artifact(warm_socket: str | None = DEFAULT_SOCKET) -> bytes:
 def _compiled(name: str, source: bytes) -> bytes:
     """The module's byte code as an unchecked hash-based cache (no timestamp to compare)."""
     code = compile(source, name, "exec", dont_inherit=True)
-    return importlib._bootstrap_external._code_to_hash_pyc(  # type: ignore[attr-defined]
+    return importlib._bootstrap_external._code_to_hash_pyc(  # type: ignore[attr-defined, no-any-return]
         code, importlib.util.source_hash(source), checked=False)
 
 

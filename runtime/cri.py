@@ -24,9 +24,9 @@ def alive_sandboxes(socket: str, timeout: float = 10.0) -> set[str]:
         raise NetcError("asking the runtime needs the CRI client: pip install 'netc[cri]'",
                         Code.INTERNAL) from None
     with grpc.insecure_channel(f"unix://{socket}") as channel:
+        stub = RuntimeServiceStub(channel)  # type: ignore[no-untyped-call]  # generated gRPC code
         try:
-            reply = RuntimeServiceStub(channel).ListPodSandbox(cri.ListPodSandboxRequest(),
-                                                               timeout=timeout)
+            reply = stub.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=timeout)
         except grpc.RpcError as error:
             raise NetcError(f"cannot list the pods of the runtime at {socket}: "
                             f"{error.details() or error}", Code.IO_FAILURE) from None

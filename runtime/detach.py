@@ -69,9 +69,9 @@ def known_attachments(network: Network) -> dict[tuple[str, str], list[str]]:
             known.setdefault(owner, []).append(f"address {address}")
     claims = os.path.join(network.state_dir, "hostports")
     for name in sorted(os.listdir(claims)) if os.path.isdir(claims) else ():
-        owner = owner_of(read_text(os.path.join(claims, name)) or "")
-        if owner and owner[0] == network.name and ":" in name:
-            known.setdefault((owner[1], owner[2]), []).append(f"host port {name}")
+        claimant = owner_of(read_text(os.path.join(claims, name)) or "")
+        if claimant and claimant[0] == network.name and ":" in name:
+            known.setdefault(claimant[1:], []).append(f"host port {name}")
     return known
 
 

@@ -25,6 +25,7 @@ import base64
 import json
 import os
 import subprocess
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -117,7 +118,7 @@ def check(conflist: Conflist, who: Invocation) -> None:
         _execute(conflist, plugin, "CHECK", who, cached)
 
 
-def _execute(conflist: Conflist, plugin: dict[str, Any], command: str, who: Invocation,
+def _execute(conflist: Conflist, plugin: Mapping[str, Any], command: str, who: Invocation,
              previous: dict[str, Any] | None) -> dict[str, Any] | None:
     request = dict(plugin)
     request["name"] = conflist.name
@@ -142,12 +143,20 @@ def _execute(conflist: Conflist, plugin: dict[str, Any], command: str, who: Invo
         raise PluginFailed(plugin["type"], command, _error(done))
     if command != "ADD":
         return None
-    return json.loads(done.stdout)
+    return _json_object(done.stdout)
 
 
-def _error(done: subprocess.CompletedProcess) -> dict[str, Any]:
+def _json_object(text: bytes | str) -> dict[str, Any]:
+    """What a plugin printed (or the cache holds), which CNI says is a JSON object."""
+    document = json.loads(text)
+    if not isinstance(document, dict):
+        raise ValueError(f"expected a JSON object, found {type(document).__name__}")
+    return document
+
+
+def _error(done: subprocess.CompletedProcess[bytes]) -> dict[str, Any]:
     try:
-        return json.loads(done.stdout)
+        return _json_object(done.stdout)
     except ValueError:
         text = (done.stdout or done.stderr).decode(errors="replace").strip()
         return {"code": 999, "msg": text or f"exit status {done.returncode}"}
@@ -182,7 +191,10 @@ def _write_cache(conflist: Conflist, who: Invocation, result: dict[str, Any]) ->
 def _read_cache(conflist: Conflist, who: Invocation) -> dict[str, Any] | None:
     try:
         with open(_cache_path(conflist, who)) as handle:
-            entry = json.load(handle)
+            entry = _json_object(handle.read())
     except (FileNotFoundError, ValueError):
         return None
-    return entry.get("result") if entry.get("kind") == "cniCacheV1" else entry
+    if entry.get("kind") != "cniCacheV1":
+        return entry
+    result = entry.get("result")
+    return result if isinstance(result, dict) else None

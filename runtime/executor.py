@@ -16,6 +16,7 @@ each operation just before it runs.
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 
 from compiler.errors import Code, NetcError
 from compiler.planner.ops import Action, Observation, Operation, State
@@ -57,7 +58,7 @@ def apply(run: Run) -> list[Operation]:
     return changed
 
 
-def _roll_back(applied: list[Operation], run: Run) -> None:
+def _roll_back(applied: Sequence[Operation], run: Run) -> None:
     for op in reversed(applied):
         if not op.removed_by_del:
             continue

@@ -24,10 +24,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from compiler.errors import Code, NetcError
+from compiler.ir import IPAddress, IPNetwork
 from runtime.files import (
     create_exclusively,
     locked,
@@ -48,16 +49,29 @@ class Exhausted(NetcError):
 class Range:
     """One range of a range set, as the plan gives it."""
 
-    subnet: ipaddress.IPv4Network | ipaddress.IPv6Network
-    start: ipaddress.IPv4Address | ipaddress.IPv6Address
-    end: ipaddress.IPv4Address | ipaddress.IPv6Address
-    gateway: ipaddress.IPv4Address | ipaddress.IPv6Address
+    subnet: IPNetwork
+    start: IPAddress
+    end: IPAddress
+    gateway: IPAddress
 
     @classmethod
-    def from_plan(cls, entry: dict[str, str]) -> Range:
+    def from_plan(cls, entry: Mapping[str, str]) -> Range:
         """A range from the `ranges` parameter of an ipam.address operation."""
         return cls(ipaddress.ip_network(entry["subnet"]), ipaddress.ip_address(entry["start"]),
                    ipaddress.ip_address(entry["end"]), ipaddress.ip_address(entry["gateway"]))
+
+    def spans(self, address: IPAddress) -> bool:
+        """Whether `address` is one of start..end.
+
+        Never one of the other family, which `ipaddress` refuses to compare: a
+        `last_reserved_ip` left from when the range set was of that family.
+        """
+        return (address.version == self.start.version
+                and int(self.start) <= int(address) <= int(self.end))
+
+    def at(self, value: int) -> IPAddress:
+        """The address of this range's family whose integer is `value`."""
+        return type(self.start)(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,9 +197,8 @@ class IpamStore:
 
     def free_count(self, ranges: Sequence[Range]) -> int:
         """How many addresses of a range set nobody holds (for STATUS)."""
-        taken = [ipaddress.ip_address(n) for n in self._names() if _parse(n) is not None]
-        return sum(_size(r) - sum(a.version == r.start.version and r.start <= a <= r.end
-                                  for a in taken) for r in ranges)
+        taken = [address for n in self._names() if (address := _parse(n)) is not None]
+        return sum(_size(r) - sum(r.spans(a) for a in taken) for r in ranges)
 
     def _owned(self, name: str, owner: bytes) -> bool:
         content = read_text(self._path(name))
@@ -204,17 +217,17 @@ class IpamStore:
         Lazy, because an IPv6 /64 has more addresses than any list can hold.
         """
         os.makedirs(self.directory, exist_ok=True)
-        first, after = 0, ranges[0].start
+        first, after = 0, int(ranges[0].start)
         last = _parse(read_text(self._path(f"last_reserved_ip.{range_set}")))
         for index, entry in enumerate(ranges):
-            if last is not None and entry.start <= last <= entry.end:
-                first, after = index, last + 1
+            if last is not None and entry.spans(last):
+                first, after = index, int(last) + 1
         count = len(ranges)
         for step in range(count):
             entry = ranges[(first + step) % count]
-            yield from _walk(entry, after if step == 0 else entry.start, entry.end)
-        if after > ranges[first].start:
-            yield from _walk(ranges[first], ranges[first].start, after - 1)
+            yield from _walk(entry, after if step == 0 else int(entry.start), int(entry.end))
+        if after > int(ranges[first].start):
+            yield from _walk(ranges[first], int(ranges[first].start), after - 1)
 
 
 def _mtime(path: str) -> float:
@@ -224,21 +237,20 @@ def _mtime(path: str) -> float:
         return float("inf")
 
 
-def _walk(entry: Range, low, high) -> Iterator[str]:
-    """The addresses low..high of a range, its gateway skipped."""
-    current = low
-    while current <= high:
-        if current != entry.gateway:
-            yield str(current)
-        current += 1
+def _walk(entry: Range, low: int, high: int) -> Iterator[str]:
+    """The addresses low..high (as integers) of a range, its gateway skipped."""
+    gateway = int(entry.gateway)
+    for value in range(low, high + 1):
+        if value != gateway:
+            yield str(entry.at(value))
 
 
 def _size(entry: Range) -> int:
     size = int(entry.end) - int(entry.start) + 1
-    return size - (entry.start <= entry.gateway <= entry.end)
+    return size - entry.spans(entry.gateway)
 
 
-def _parse(text: str | None):
+def _parse(text: str | None) -> IPAddress | None:
     if not text:
         return None
     try:

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
+from typing import TYPE_CHECKING
 
 from compiler.errors import Code, NetcError
+
+if TYPE_CHECKING:
+    import ctypes
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWNS = 0x00020000
@@ -28,18 +32,18 @@ class NetnsError(NetcError):
 
 
 @cache
-def _libc():
+def _libc() -> tuple[ctypes.CDLL, Callable[[], int]]:
+    """libc, and how to read the errno its calls leave."""
     import ctypes
 
-    return ctypes, ctypes.CDLL(None, use_errno=True)
+    return ctypes.CDLL(None, use_errno=True), ctypes.get_errno
 
 
 def enter(fd: int, kind: int = CLONE_NEWNET) -> None:
     """setns(2): move this thread into the namespace `fd` refers to."""
-    ctypes, libc = _libc()
+    libc, get_errno = _libc()
     if libc.setns(fd, kind) != 0:
-        code = ctypes.get_errno()
-        raise NetnsError(f"setns: {os.strerror(code)}")
+        raise NetnsError(f"setns: {os.strerror(get_errno())}")
 
 
 class Netns:

@@ -17,7 +17,7 @@ import json
 import platform
 import subprocess
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 PYTHON = Path("/usr/bin/python3")
@@ -53,7 +53,7 @@ def _add(archive: tarfile.TarFile, name: str, *, data: bytes | None = None, mode
     archive.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
-def _libraries(binaries: list[Path]) -> set[Path]:
+def _libraries(binaries: Sequence[Path]) -> set[Path]:
     """The shared libraries (and the loader) the binaries need, from ldd."""
     found: set[Path] = set()
     for binary in binaries:
@@ -78,7 +78,10 @@ def _python_files(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
 
 
 def _module_dir(name: str) -> Path:
+    """Where a package's files are; each of ours has an `__init__.py` (no namespace package)."""
     module = __import__(name)
+    if module.__file__ is None:
+        raise FileNotFoundError(f"{name} is a namespace package: no one directory to copy")
     return Path(module.__file__).resolve().parent
 
 

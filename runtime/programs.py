@@ -8,6 +8,7 @@ import is a noticeable part of a Python plugin's start-up.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 from compiler.errors import Code, NetcError
 
@@ -26,7 +27,7 @@ class ProgramFailed(NetcError):
 
     code = Code.OPERATION_FAILED
 
-    def __init__(self, argv: list[str], status: int, stderr: bytes) -> None:
+    def __init__(self, argv: Sequence[str], status: int, stderr: bytes) -> None:
         text = stderr.decode(errors="replace").strip()
         super().__init__(f"{os.path.basename(argv[0])} failed: {text or f'status {status}'}")
         self.status = status

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,7 +101,7 @@ def import_conflists(inputs: Sequence[tuple[str, bytes]],
     return Imported(text, _findings(reports), diagnostics, tuple(c.name for c in converted))
 
 
-def _findings(reports: list[Report]) -> tuple[Finding, ...]:
+def _findings(reports: Sequence[Report]) -> tuple[Finding, ...]:
     return tuple(f for r in reports for f in r.findings)
 
 
@@ -126,18 +126,22 @@ def _convert(name: str, data: bytes, report: Report) -> _Converted | None:
     return _Converted(network_name, source, node, order)
 
 
-class _Object(dict):
+class _Object(dict[str, Any]):
     """A JSON object that remembers the keys its text gave more than once."""
 
     duplicates: tuple[str, ...] = ()
 
 
-def _object(pairs: list[tuple[str, Any]]) -> _Object:
+def _object(pairs: Sequence[tuple[str, Any]]) -> _Object:
     result = _Object(pairs)
     if len(result) < len(pairs):
         seen: set[str] = set()
-        result.duplicates = tuple(dict.fromkeys(
-            k for k, _ in pairs if k in seen or seen.add(k)))
+        again = []
+        for key, _ in pairs:
+            if key in seen:
+                again.append(key)
+            seen.add(key)
+        result.duplicates = tuple(dict.fromkeys(again))
     return result
 
 
@@ -173,14 +177,14 @@ def _duplicates(value: Any, path: Path) -> Iterator[tuple[Path, tuple[str, ...]]
         yield from _duplicates(child, (*path, step))
 
 
-def _source(name: str, document: dict[str, Any], report: Report) -> _Source | None:
+def _source(name: str, document: Mapping[str, Any], report: Report) -> _Source | None:
     """The document as a conflist; a single-plugin .conf is its own one plugin."""
     if "plugins" in document:
         plugins = document["plugins"]
         if not isinstance(plugins, list) or not plugins:
             report.error(("plugins",), "expected a non-empty list of plugins")
             return None
-        kept = []
+        kept: list[tuple[dict[str, Any], Path]] = []
         for index, plugin in enumerate(plugins):
             if isinstance(plugin, dict):
                 kept.append((plugin, ("plugins", index)))
@@ -191,7 +195,7 @@ def _source(name: str, document: dict[str, Any], report: Report) -> _Source | No
             return None
         return _Source(name, report, dict(document), kept)
     if "type" in document:
-        top = {k: document[k] for k in ("cniVersion", "name") if k in document}
+        top: dict[str, Any] = {k: document[k] for k in ("cniVersion", "name") if k in document}
         plugin = {k: v for k, v in document.items() if k not in top}
         report.note(None, "a single-plugin configuration: netc writes it as a conflist")
         return _Source(name, report, top, [(plugin, ())])
@@ -199,7 +203,7 @@ def _source(name: str, document: dict[str, Any], report: Report) -> _Source | No
     return None
 
 
-def _network_name(file: str, top: dict[str, Any], report: Report) -> str | None:
+def _network_name(file: str, top: Mapping[str, Any], report: Report) -> str | None:
     name = top.get("name")
     if name is None:
         stem = _FILE_NAME.fullmatch(file.rsplit("/", 1)[-1])
@@ -254,7 +258,7 @@ def _plugins(source: _Source, report: Report) -> tuple[list[Node], list[int]]:
     ordered = [item for slot in ("portmap", "bandwidth", "chain") for item in placed[slot]]
     order = [0, *(index for index, _ in ordered)]
     if order != sorted(order):
-        def types(indices: list[int]) -> str:
+        def types(indices: Sequence[int]) -> str:
             return ", ".join(str(source.plugins[i][0].get("type")) for i in indices)
 
         report.warn(("plugins",), "netc writes the main plugin, portmap, bandwidth, then the "
@@ -262,7 +266,7 @@ def _plugins(source: _Source, report: Report) -> tuple[list[Node], list[int]]:
     return [*nodes, *(node for _, node in ordered)], order
 
 
-def _main(plugin: dict[str, Any], path: Path, report: Report) -> list[Node]:
+def _main(plugin: Mapping[str, Any], path: Path, report: Report) -> list[Node]:
     kind = plugin.get("type")
     if not _plugin_type(kind):
         report.error((*path, "type"), f"{show(kind)} is not a plugin type netdsl can name")
@@ -278,7 +282,7 @@ def _main(plugin: dict[str, Any], path: Path, report: Report) -> list[Node]:
     return [Node(f"plugin {kind}", writer.options(_passthrough(plugin, path, report)))]
 
 
-def _chained(plugin: dict[str, Any], path: Path, report: Report, slot: str) -> Node | None:
+def _chained(plugin: Mapping[str, Any], path: Path, report: Report, slot: str) -> Node | None:
     kind = plugin.get("type")
     if slot == "portmap":
         return stock.portmap(plugin, path, report)
@@ -295,7 +299,7 @@ def _plugin_type(kind: Any) -> bool:
     return isinstance(kind, str) and writer.is_word(kind) and not set("/\\") & set(kind)
 
 
-def _passthrough(plugin: dict[str, Any], path: Path, report: Report) -> dict[str, Any]:
+def _passthrough(plugin: Mapping[str, Any], path: Path, report: Report) -> dict[str, Any]:
     """A plugin's options without `type` and the keys the runtime sets."""
     kept = {}
     for key, value in plugin.items():
@@ -308,7 +312,7 @@ def _passthrough(plugin: dict[str, Any], path: Path, report: Report) -> dict[str
     return kept
 
 
-def _verify(text: str, name: str, converted: list[_Converted]) -> tuple[Diagnostic, ...]:
+def _verify(text: str, name: str, converted: Sequence[_Converted]) -> tuple[Diagnostic, ...]:
     """Compile the result and build it back: differences no finding explains become findings."""
     compilation = compile_sources([SourceFile(name, text)])
     if not compilation.ok:
@@ -324,11 +328,12 @@ def _verify(text: str, name: str, converted: list[_Converted]) -> tuple[Diagnost
     return compilation.diagnostics
 
 
-def _compare(network: _Converted, built: dict[str, Any]) -> None:
+def _compare(network: _Converted, built: Mapping[str, Any]) -> None:
     source, report = network.source, network.source.report
     plugins = built["plugins"]
-    pairs = [({k: v for k, v in source.top.items() if k != "plugins"},
-              {k: v for k, v in built.items() if k != "plugins"}, ())]
+    pairs: list[tuple[dict[str, Any], dict[str, Any], Path]] = [
+        ({k: v for k, v in source.top.items() if k != "plugins"},
+         {k: v for k, v in built.items() if k != "plugins"}, ())]
     pairs += [(source.plugins[i][0], plugins[j], source.plugins[i][1])
               for j, i in enumerate(network.order)]
     for mine, theirs, path in pairs:

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 Path = tuple[str | int, ...]
 """A JSON path as keys and indices; `()` is the document itself."""
+
+T = TypeVar("T")
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -105,18 +108,17 @@ class Keys:
     or named in a warning -- nothing is dropped silently.
     """
 
-    def __init__(self, document: dict[str, Any], path: Path, report: Report) -> None:
+    def __init__(self, document: Mapping[str, Any], path: Path, report: Report) -> None:
         self.path = path
         self.report = report
         self.left = dict(document)
 
-    def take(self, name: str, kind: type | tuple[type, ...], what: str) -> Any:
+    def take(self, name: str, kind: type[T], what: str) -> T | None:
         """The value of `name` if it is of `kind` (else reported and None); None when absent."""
         if name not in self.left:
             return None
         value = self.left.pop(name)
-        wrong_bool = isinstance(value, bool) and bool not in (
-            kind if isinstance(kind, tuple) else (kind,))
+        wrong_bool = isinstance(value, bool) and kind is not bool
         if not isinstance(value, kind) or wrong_bool:
             self.report.warn((*self.path, name), f"expected {what}, found {show(value)}: dropped")
             return None

@@ -10,12 +10,21 @@ rules follow what `compiler.emit` writes and what the plugins read
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from compiler.conflist_import.report import Keys, Path, Report, format_path, show
 from compiler.conflist_import.writer import Node, is_word, quoted
 from compiler.identifiers import interface_name_problem
-from compiler.ir import DEFAULT_BRIDGE, DEFAULT_DATA_DIR, DIRECTIONS, MAX_RATE, MIN_RATE
+from compiler.ir import (
+    DEFAULT_BRIDGE,
+    DEFAULT_DATA_DIR,
+    DIRECTIONS,
+    MAX_RATE,
+    MIN_RATE,
+    IPAddress,
+    IPNetwork,
+)
 from compiler.quantities import format_quantity
 from compiler.shaping import bucket
 
@@ -26,7 +35,7 @@ BRIDGE_FLAGS = (("isGateway", "gateway"), ("ipMasq", "masquerade"),
 DEFAULT_ROUTES = {4: "0.0.0.0/0", 6: "::/0"}
 
 
-def bridge(plugin: dict[str, Any], path: Path, report: Report) -> list[Node]:
+def bridge(plugin: Mapping[str, Any], path: Path, report: Report) -> list[Node]:
     """`bridge NAME { ... }` and the `ipam` block of a bridge with host-local IPAM."""
     keys = Keys(plugin, path, report)
     keys.take("type", str, "a plugin type")
@@ -95,7 +104,7 @@ def _capabilities(keys: Keys, names: tuple[str, ...], owner: str) -> set[str]:
     return declared
 
 
-def _dns(dns: dict[str, Any] | None, path: Path, report: Report) -> list[Node]:
+def _dns(dns: Mapping[str, Any] | None, path: Path, report: Report) -> list[Node]:
     if dns is None:
         return []
     keys = Keys(dns, path, report)
@@ -125,7 +134,7 @@ def _dns(dns: dict[str, Any] | None, path: Path, report: Report) -> list[Node]:
     return [Node("dns", body)]
 
 
-def host_local(ipam: dict[str, Any], path: Path, report: Report, extra: list[Node],
+def host_local(ipam: Mapping[str, Any], path: Path, report: Report, extra: Sequence[Node],
                default_routes: bool = False) -> Node:
     """The `ipam { ... }` block of a host-local configuration.
 
@@ -179,7 +188,7 @@ def _subnets(keys: Keys) -> list[tuple[int, Node]]:
     return _by_family([r for r in read if r], keys)
 
 
-def _by_family(sets: list[list[tuple[int, Node, Path]]], keys: Keys) -> list[tuple[int, Node]]:
+def _by_family(sets: Sequence[list[tuple[int, Node, Path]]], keys: Keys) -> list[tuple[int, Node]]:
     """One range set per family: what netc writes, with what that changes reported."""
     seen: dict[int, Path] = {}
     for entries in sets:
@@ -202,9 +211,10 @@ def _by_family(sets: list[list[tuple[int, Node, Path]]], keys: Keys) -> list[tup
 
 def _subnet(entry: Any, path: Path, report: Report) -> tuple[int, Node, Path] | None:
     """One host-local range as `subnet CIDR { range A .. B; gateway G }`."""
-    keys, network = _with_cidr(entry, path, report, "a range", "subnet")
-    if keys is None or network is None:
+    found = _with_cidr(entry, path, report, "a range", "subnet")
+    if found is None:
         return None
+    keys, network = found
     body = _range(keys, network)
     gateway = keys.take("gateway", str, "an address")
     if gateway is not None:
@@ -221,21 +231,26 @@ def _subnet(entry: Any, path: Path, report: Report) -> tuple[int, Node, Path] | 
     return network.version, Node(f"subnet {network}", body or None), path
 
 
-def _range(keys: Keys, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> list[Node]:
-    """`range A .. B`; a bad end is reported at its key and the range dropped."""
+def _range(keys: Keys, network: IPNetwork) -> list[Node]:
+    """`range A .. B`; a bad end is reported at its key and the range dropped.
+
+    Both ends are of the network's family, so they compare as integers.
+    """
     given = {k: keys.take(k, str, "an address") for k in ("rangeStart", "rangeEnd")}
     if not any(given.values()):
         return []
     last = network.broadcast_address - (1 if network.version == 4 else 0)
     defaults = {"rangeStart": network.network_address + 1, "rangeEnd": last}
-    ends = {k: _address(v) if v else defaults[k] for k, v in given.items()}
+    ends: dict[str, IPAddress] = {}
     for name, text in given.items():
-        if text and not _inside(ends[name], network):
+        address = _address(text) if text else defaults[name]
+        if address is None or (text and not _inside(address, network)):
             keys.report.warn(keys.at(name), f"{text} is not an address in {network}: the "
                              "range is dropped (host-local refuses it)", also=(keys.path,))
             return []
+        ends[name] = address
     start, end = ends["rangeStart"], ends["rangeEnd"]
-    if end < start:
+    if int(end) < int(start):
         keys.report.warn(keys.at("rangeEnd"), f"the range {start} .. {end} runs backwards: "
                          "dropped", also=(keys.path,))
         return []
@@ -247,9 +262,10 @@ def _range(keys: Keys, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -
 
 
 def _route(entry: Any, path: Path, families: set[int], report: Report) -> Node | None:
-    keys, destination = _with_cidr(entry, path, report, "a route", "dst")
-    if keys is None or destination is None:
+    found = _with_cidr(entry, path, report, "a route", "dst")
+    if found is None:
         return None
+    keys, destination = found
     gateway_text = keys.take("gw", str, "an address")
     gateway = _address(gateway_text) if gateway_text is not None else None
     keys.rest("a route")
@@ -264,25 +280,24 @@ def _route(entry: Any, path: Path, families: set[int], report: Report) -> Node |
     return Node(f"route {destination}" + (f" via {gateway}" if gateway else ""))
 
 
-def _with_cidr(entry: Any, path: Path, report: Report, what: str, key: str):
+def _with_cidr(entry: Any, path: Path, report: Report, what: str,
+               key: str) -> tuple[Keys, IPNetwork] | None:
     """The keys of a range or route object and its CIDR under `key`; None when unusable.
 
     An unusable object is reported once and dropped whole.
     """
     if not isinstance(entry, dict):
         report.warn(path, f"expected {what} object, found {show(entry)}: dropped")
-        return None, None
+        return None
     keys = Keys(entry, path, report)
     text = keys.take(key, str, "a CIDR")
     if text is None:
         report.warn(path, f"{what} without `{key}`: dropped")
     network = _cidr(text, keys.at(key), report) if text is not None else None
-    if network is None:
-        keys.left.clear()
-    return keys, network
+    return None if network is None else (keys, network)
 
 
-def _cidr(text: str, path: Path, report: Report):
+def _cidr(text: str, path: Path, report: Report) -> IPNetwork | None:
     """A subnet or destination; host bits are cleared and reported."""
     try:
         network = ipaddress.ip_network(text, strict=False)
@@ -297,19 +312,19 @@ def _cidr(text: str, path: Path, report: Report):
     return network
 
 
-def _inside(address, network) -> bool:
+def _inside(address: IPAddress | None, network: IPNetwork) -> bool:
     """Whether an address (None when unreadable) lies in a network of its family."""
     return address is not None and address.version == network.version and address in network
 
 
-def _address(text: str):
+def _address(text: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
 
 
-def portmap(plugin: dict[str, Any], path: Path, report: Report) -> Node:
+def portmap(plugin: Mapping[str, Any], path: Path, report: Report) -> Node:
     """`hostport` (with `snat off`) from the portmap plugin."""
     keys = Keys(plugin, path, report)
     keys.take("type", str, "a plugin type")
@@ -323,7 +338,7 @@ def portmap(plugin: dict[str, Any], path: Path, report: Report) -> Node:
     return Node("hostport", [Node("snat off")] if snat is False else None)
 
 
-def bandwidth(plugin: dict[str, Any], path: Path, report: Report) -> Node:
+def bandwidth(plugin: Mapping[str, Any], path: Path, report: Report) -> Node:
     """`bandwidth` (the capability) or `bandwidth { limit ... }` (static limits)."""
     keys = Keys(plugin, path, report)
     keys.take("type", str, "a plugin type")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +43,7 @@ class Node:
         return [*above, f"{indent}{self.head} {{", *inner, indent + "}"]
 
 
-def render(nodes: list[Node]) -> str:
+def render(nodes: Sequence[Node]) -> str:
     """Top-level statements, a blank line between them."""
     return "\n\n".join("\n".join(node.lines()) for node in nodes) + "\n"
 
@@ -67,7 +68,7 @@ def quoted(text: str) -> str:
                             json.dumps(text, ensure_ascii=False))
 
 
-def options(values: dict[str, Any]) -> list[Node]:
+def options(values: Mapping[str, Any]) -> list[Node]:
     """A JSON object as plugin option statements (see `compiler.plugin_options`)."""
     return [_option(name, value) for name, value in values.items()]
 

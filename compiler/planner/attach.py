@@ -19,7 +19,10 @@ jump, so a DEL needs neither its IP nor its port list to remove them.
 
 from __future__ import annotations
 
-from compiler.ir import Bridge, Ipam, Network, family_key
+from collections.abc import Mapping
+from typing import Any
+
+from compiler.ir import Bridge, HostPort, Ipam, Network, family_key
 from compiler.planner.context import PodContext, PortMapping
 from compiler.planner.iptables import Rule, comment, rule
 from compiler.planner.names import AttachmentNames, NetworkNames, record_path
@@ -31,8 +34,12 @@ from compiler.planner.policy import (
     resolve_bandwidth,
 )
 from compiler.shaping import Bucket, describe_rate
+from compiler.source import Span
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
+
+Origin = Bridge | Ipam | HostPort
+"""The part of the network an operation comes from: its span is the operation's."""
 
 
 def attach_operations(network: Network, pod: PodContext, enforce: bool = True
@@ -112,12 +119,13 @@ def node_operations(network: Network) -> list[Operation]:
     return ops
 
 
-def _node_op(kind: Kind, target: str, summary: str, params: dict, origin) -> Operation:
+def _node_op(kind: Kind, target: str, summary: str, params: Mapping[str, Any],
+             origin: Origin) -> Operation:
     return Operation(kind, target, summary, params, Phase.NODE, scope=Scope.NODE,
                      span=origin.span)
 
 
-def _sysctl(key: str, value: str, origin, *, where: Where = Where.NODE,
+def _sysctl(key: str, value: str, origin: Origin, *, where: Where = Where.NODE,
             scope: Scope = Scope.NODE, undone_by: str | None = None,
             phase: Phase = Phase.NODE, origin_device: str | None = None,
             optional: bool = False) -> Operation:
@@ -260,7 +268,7 @@ def _forget_neighbour(bridge: Bridge, family: int, ipam: Ipam) -> Operation:
                      span=ipam.span)
 
 
-def _up(dev: str, where: Where, undone_by: str, origin) -> Operation:
+def _up(dev: str, where: Where, undone_by: str, origin: Origin) -> Operation:
     place = "in the pod" if where == Where.SANDBOX else "on the node"
     return Operation(Kind.UP, f"{dev} ({where})", f"set {dev} up {place}", {"dev": dev},
                      Phase.SANDBOX, where=where, undone_by=undone_by, span=origin.span)
@@ -294,8 +302,8 @@ def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | 
     return ops
 
 
-def _conntrack_flushes(mappings: tuple[PortMapping, ...], families: tuple[int, ...], span
-                       ) -> list[Operation]:
+def _conntrack_flushes(mappings: tuple[PortMapping, ...], families: tuple[int, ...],
+                       span: Span | None) -> list[Operation]:
     ops = []
     for family in families:
         udp = sorted({m.host_port for m in mappings if m.protocol == "udp"
@@ -363,7 +371,7 @@ def _ifb(ifb: str, network: Network) -> Operation:
                      span=network.bandwidth.span if network.bandwidth else None)
 
 
-def _tbf(dev: str, tbf: Bucket, what: str, parent: str, span) -> Operation:
+def _tbf(dev: str, tbf: Bucket, what: str, parent: str, span: Span | None) -> Operation:
     return Operation(
         Kind.TBF, f"{dev} root tbf", f"tbf on {dev}: {describe_rate(tbf.rate_bits)} {what}, "
         f"burst {tbf.burst_bytes} B, queue {tbf.limit_bytes} B",

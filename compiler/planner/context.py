@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from compiler.errors import Code, NetcError
-from compiler.ir import MAX_RATE, PROTOCOLS, IPAddress
+from compiler.ir import MAX_RATE, PROTOCOLS, Direction, IPAddress
 
 RUNTIME_DEFAULT_BURSTS = (2**32 - 1, (2**32 - 1) * 8 - 1)
 """Bursts runtimes invent when a pod gives none: containerd's and CRI-O's."""
@@ -55,13 +55,13 @@ class BandwidthRequest:
     egress_rate: int | None = None
     egress_burst: int | None = None
 
-    def rate(self, direction: str) -> int | None:
+    def rate(self, direction: Direction) -> int | None:
         """The requested rate of 'ingress' or 'egress'."""
-        return getattr(self, f"{direction}_rate")
+        return self.ingress_rate if direction == "ingress" else self.egress_rate
 
-    def burst(self, direction: str) -> int | None:
+    def burst(self, direction: Direction) -> int | None:
         """The requested burst, None when absent or one of the runtimes' placeholders."""
-        value = getattr(self, f"{direction}_burst")
+        value = self.ingress_burst if direction == "ingress" else self.egress_burst
         return None if value in RUNTIME_DEFAULT_BURSTS else value
 
 
@@ -135,7 +135,7 @@ def mappings_from_runtime(entries: Any) -> tuple[PortMapping, ...]:
     return tuple(_mapping(lower_keys(e)) for e in entries if isinstance(e, Mapping))
 
 
-def _mapping(entry: dict[str, Any]) -> PortMapping:
+def _mapping(entry: Mapping[str, Any]) -> PortMapping:
     host_port = _port(entry, "hostport")
     container_port = _port(entry, "containerport")
     protocol = entry.get("protocol") or "tcp"
@@ -145,7 +145,7 @@ def _mapping(entry: dict[str, Any]) -> PortMapping:
     return PortMapping(host_port, container_port, protocol.lower(), address)
 
 
-def _port(entry: dict[str, Any], key: str) -> int:
+def _port(entry: Mapping[str, Any], key: str) -> int:
     """A port number: a JSON integer from 1 to 65535 (not a string, a float or a boolean)."""
     value = entry.get(key)
     if type(value) is not int or not 1 <= value <= 65535:

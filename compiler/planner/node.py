@@ -51,7 +51,7 @@ def node_plan(cluster: Cluster | None, node: str, networks: Sequence[Network]) -
                 NodeSubject(node, cluster.name if cluster else None))
 
 
-def _dedupe(ops: list[Operation]) -> list[Operation]:
+def _dedupe(ops: Sequence[Operation]) -> list[Operation]:
     """Each target once (two networks both ask for ip_forward)."""
     seen: dict[tuple[str, str], Operation] = {}
     for op in ops:
@@ -155,7 +155,7 @@ def _fdb(cluster: Cluster, peer: Node) -> Operation:
                      scope=Scope.NODE, span=peer.span)
 
 
-def _prune(cluster: Cluster, planned: list[Operation]) -> Operation:
+def _prune(cluster: Cluster, planned: Sequence[Operation]) -> Operation:
     """What to keep is what the plan has; everything else netc owns for the cluster goes."""
     def kept(kind: Kind, key: str) -> list[str]:
         return [op.params[key] for op in planned if op.kind == kind]

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compiler.errors import Code, NetcError
-from compiler.ir import DIRECTIONS, Bandwidth, HostPort, Limits, Network, Rate
+from compiler.ir import DIRECTIONS, Bandwidth, Direction, HostPort, Limits, Network, Rate
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
 from compiler.shaping import Bucket, bucket, describe_rate
 from compiler.source import Span
@@ -71,8 +71,7 @@ def check_requested(network: Network, pod: PodContext) -> None:
     ipam = network.ipam
     for address in pod.requested_ips:
         subnets = ipam.subnets_of(address.version) if ipam else ()
-        usable = [s for s in subnets if s.range_start <= address <= s.range_end
-                  and address != s.gateway]
+        usable = [s for s in subnets if s.hands_out(address)]
         if not usable:
             ranges = ", ".join(f"{s.range_start}..{s.range_end}" for s in subnets) or "none"
             raise PolicyError(f"the pod asks for address {address}, which is in no range of "
@@ -89,13 +88,13 @@ class Shaping:
     ingress_span: Span | None = None
     egress_span: Span | None = None
 
-    def bucket_for(self, direction: str) -> Bucket | None:
+    def bucket_for(self, direction: Direction) -> Bucket | None:
         """The bucket of 'ingress' or 'egress'."""
-        return getattr(self, direction)
+        return self.ingress if direction == "ingress" else self.egress
 
-    def span_for(self, direction: str) -> Span | None:
+    def span_for(self, direction: Direction) -> Span | None:
         """Where the limit of a direction was decided."""
-        return getattr(self, f"{direction}_span")
+        return self.ingress_span if direction == "ingress" else self.egress_span
 
 
 def resolve_bandwidth(network: Network, pod: PodContext, enforce: bool = True) -> Shaping:
@@ -111,8 +110,8 @@ def resolve_bandwidth(network: Network, pod: PodContext, enforce: bool = True) -
             raise PolicyError(f"network {network.name} has no bandwidth support, but the pod "
                               "asks for a limit", network.span, Code.BANDWIDTH_REFUSED)
         return Shaping()
-    buckets: dict[str, Bucket | None] = {}
-    spans: dict[str, Span | None] = {}
+    buckets: dict[Direction, Bucket | None] = {}
+    spans: dict[Direction, Span | None] = {}
     for direction in DIRECTIONS:
         rate, span = _direction(policy, request, pod.namespace, direction, enforce)
         from_pod = rate is not None and rate.span is None  # what the pod asked has no span
@@ -122,7 +121,7 @@ def resolve_bandwidth(network: Network, pod: PodContext, enforce: bool = True) -
 
 
 def _direction(policy: Bandwidth, request: BandwidthRequest, namespace: str | None,
-               direction: str, enforce: bool) -> tuple[Rate | None, Span | None]:
+               direction: Direction, enforce: bool) -> tuple[Rate | None, Span | None]:
     if policy.limit is not None:
         rate = policy.limit.direction(direction)
         return rate, rate.span if rate else None
@@ -137,7 +136,7 @@ def _direction(policy: Bandwidth, request: BandwidthRequest, namespace: str | No
     return default, default.span if default else None
 
 
-def _pick(scoped: Limits | None, network: Limits | None, direction: str) -> Rate | None:
+def _pick(scoped: Limits | None, network: Limits | None, direction: Direction) -> Rate | None:
     chosen = scoped.direction(direction) if scoped else None
     return chosen or (network.direction(direction) if network else None)
 

@@ -41,7 +41,10 @@ class _LazyGroup(click.Group):
         if target is None:
             return None
         module, _, name = target.partition(":")
-        return getattr(importlib.import_module(module), name)
+        command = getattr(importlib.import_module(module), name)
+        if not isinstance(command, click.Command):
+            raise TypeError(f"COMMANDS[{cmd_name!r}] names {target}, which is no click command")
+        return command
 
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

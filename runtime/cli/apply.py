@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 
 import click
 
@@ -74,7 +75,7 @@ def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
         sys.exit(EXIT_PENDING)
 
 
-def _summary(node: str, the_plan: Plan, changes: list[Change]) -> str:
+def _summary(node: str, the_plan: Plan, changes: Sequence[Change]) -> str:
     where = f"node {node}" + (f" of cluster {the_plan.node.cluster}"
                               if the_plan.node and the_plan.node.cluster else "")
     if not changes:

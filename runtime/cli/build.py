@@ -11,8 +11,9 @@ from __future__ import annotations
 import difflib
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
@@ -106,7 +107,7 @@ def _stdout(conflists: dict[str, dict[str, Any]]) -> str:
     return emit.render(conflists) if conflists else ""
 
 
-def _manifests(clusters: tuple[Cluster, ...], networks: list[Network], rollout: Rollout) -> str:
+def _manifests(clusters: tuple[Cluster, ...], networks: Sequence[Network], rollout: Rollout) -> str:
     """The manifests as one YAML stream for `kubectl apply -f`."""
     refused = [n.name for n in networks if n.bridge is None]
     if refused:
@@ -145,8 +146,8 @@ class _Result:
         self.output = output
         self.conflists: dict[str, dict[str, Any]] = {}
 
-    def emit(self, outputs: dict[str, Output], out_dir: Path | None, check: bool,
-             networks: set[str] | None, stdout: str | None = None) -> None:
+    def emit(self, outputs: Mapping[str, Output], out_dir: Path | None, check: bool,
+             networks: set[str] | None, stdout: str | None = None) -> NoReturn:
         """To stdout, or into --out (owned, compared with --check); then finish."""
         if out_dir is None:
             self.finish(0, stdout="".join(o.text for o in outputs.values())
@@ -156,7 +157,8 @@ class _Result:
             self.finish(_check(out_dir, plan, self.output), _states(out_dir, plan, True))
         self.finish(_write(out_dir, plan, self.output), _states(out_dir, plan, False))
 
-    def finish(self, code: int, files: dict[str, str] | None = None, stdout: str = "") -> None:
+    def finish(self, code: int, files: dict[str, str] | None = None,
+               stdout: str = "") -> NoReturn:
         """Print the diagnostics (and the JSON document), then exit with `code`."""
         if self.output == "json":
             document = json_document(self.diagnostics, self.sources)

@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -43,7 +44,8 @@ class SystemFailure(click.ClickException):
 class DetailedExitCommand(click.Command):
     """Usage errors exit 1 under --detailed-exitcode, where 2 means "changes"."""
 
-    def make_context(self, info_name, args, parent=None, **extra):
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
         """Parse the arguments, remembering whether --detailed-exitcode was among them."""
         detailed = "--detailed-exitcode" in args
         try:
@@ -54,7 +56,7 @@ class DetailedExitCommand(click.Command):
         context.meta["detailed"] = detailed
         return context
 
-    def invoke(self, ctx):
+    def invoke(self, ctx: click.Context) -> Any:
         """Run the command; a usage error raised inside exits as parsing errors do."""
         try:
             return super().invoke(ctx)
@@ -64,8 +66,10 @@ class DetailedExitCommand(click.Command):
 
 
 def _remap(error: click.UsageError, detailed: bool) -> None:
+    """Show the error as click would, but exit 1 (click's exit code is fixed per class)."""
     if detailed:
-        error.exit_code = EXIT_INVALID
+        error.show()
+        raise click.exceptions.Exit(EXIT_INVALID) from error
 
 
 def read_sources(
@@ -129,7 +133,7 @@ def compile_paths(paths: Sequence[str]) -> tuple[Compilation, dict[str, SourceFi
     return compilation, shown
 
 
-def report(diagnostics: Sequence[Diagnostic], sources: dict[str, SourceFile],
+def report(diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile],
            output: str = "text") -> None:
     """Diagnostics to stderr (text) or stdout (json, github: for tools and CI)."""
     if output == "json":

@@ -11,7 +11,7 @@ names: each is a function from the parsed documents to names.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import click
@@ -56,7 +56,7 @@ def _typed_files(ctx: click.Context) -> list[str]:
     return [f for f in files if f != STDIN]
 
 
-def _network_names(documents: list[Document]) -> Iterable[str]:
+def _network_names(documents: Sequence[Document]) -> Iterable[str]:
     for document in documents:
         for statement in document.statements:
             if statement.keyword == "network" and statement.values:

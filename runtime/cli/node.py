@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -20,6 +22,11 @@ from compiler.errors import NetcError
 from compiler.ir import Network
 from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
 from runtime.cli.node_plans import networks_of as node_networks
+
+if TYPE_CHECKING:
+    from runtime.inventory import NetworkState
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_PROBLEMS = 1
 
@@ -58,7 +65,7 @@ NODE_OPTIONS = [
 ]
 
 
-def _with_node_options(command):
+def _with_node_options(command: F) -> F:
     for option in reversed(NODE_OPTIONS):
         command = option(command)
     return command
@@ -94,7 +101,7 @@ def status(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
         sys.exit(EXIT_PROBLEMS)
 
 
-def _status_text(states) -> str:
+def _status_text(states: Sequence[NetworkState]) -> str:
     lines = []
     for state in states:
         lines.append(f"network {state.network}: {len(state.attachments)} attachments, "

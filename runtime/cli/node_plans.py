@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
 
 from compiler.cluster import NodeUnknown, needs_node, networks_for_node
@@ -26,7 +28,7 @@ def networks_of(compilation: Compilation, node: str | None) -> list[Network]:
         raise click.UsageError(error.message) from error
 
 
-def plan_of_node(compilation: Compilation, node: str, networks: list[Network],
+def plan_of_node(compilation: Compilation, node: str, networks: Sequence[Network],
                  only: str | None) -> Plan:
     """The node-scoped plan of `node` (of its cluster, if one lists it) for some networks."""
     cluster = next((c for c in compilation.clusters if c.node(node)), None)

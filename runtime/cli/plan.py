@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
 import yaml
@@ -144,22 +146,23 @@ def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
 
 
-def _refusal(network: Network, command: str, error: PolicyError | PlanError) -> dict:
+def _refusal(network: Network, command: str,
+             error: PolicyError | PlanError) -> dict[str, Any]:
     """A refused plan as a document: what was asked, the refusal, its CNI code and rule."""
-    span = getattr(error, "span", None)
+    span = error.span if isinstance(error, PolicyError) else None
     return {"format_version": PLAN_FORMAT, "command": command.upper(), "network": network.name,
             "refused": {"message": error.message, "cni_code": int(error.code),
                         "source": span.to_json() if span else None}}
 
 
-def _print(output: str, document: dict) -> None:
+def _print(output: str, document: dict[str, Any]) -> None:
     if output == "json":
         click.echo(json.dumps(document, indent=2))
     else:
         click.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
 
 
-def _select(networks: list[Network], name: str | None) -> Network:
+def _select(networks: Sequence[Network], name: str | None) -> Network:
     if name is None:
         if len(networks) != 1:
             names = ", ".join(n.name for n in networks)

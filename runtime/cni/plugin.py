@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 from compiler.errors import Code, NetcError
 from compiler.versions import DEFAULT_CNI_VERSION
@@ -40,7 +41,7 @@ def main() -> int:
     return 0
 
 
-def _dispatch(call: Call, data: bytes) -> dict | None:
+def _dispatch(call: Call, data: bytes) -> dict[str, Any] | None:
     if call.command == "VERSION":
         return version_reply(_stated_version(data) or None)
     if call.command not in ("ADD", "DEL", "CHECK", "STATUS", "GC"):
@@ -53,7 +54,7 @@ def _dispatch(call: Call, data: bytes) -> dict | None:
         return _run(call, data)
 
 
-def _run(call: Call, data: bytes) -> dict | None:
+def _run(call: Call, data: bytes) -> dict[str, Any] | None:
     from runtime.cni import commands
     from runtime.cni.request import parse_request
 
@@ -88,7 +89,7 @@ def _stated_version(data: bytes) -> str:
     return version if isinstance(version, str) and version else DEFAULT_CNI_VERSION
 
 
-def _reply(document: dict) -> None:
+def _reply(document: dict[str, Any]) -> None:
     sys.stdout.write(json.dumps(document) + "\n")
     sys.stdout.flush()
 

@@ -9,6 +9,7 @@ podman sends `portMappings`/`hostPort`, containerd `PortMappings`/`HostPort`.
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -40,7 +41,7 @@ class Request:
     config: dict[str, Any]
 
 
-def requested_version(config: dict[str, Any]) -> str:
+def requested_version(config: Mapping[str, Any]) -> str:
     """The cniVersion asked for (code 1 when netc does not speak it)."""
     version = config.get("cniVersion") or "0.1.0"
     if version not in CNI_VERSIONS:

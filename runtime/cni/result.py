@@ -9,6 +9,7 @@ results must not.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from compiler.ir import Network, family_key
@@ -19,7 +20,7 @@ from compiler.versions import version_key
 from runtime.host import Host
 
 
-def build_result(network: Network, host: Host, pod: PodContext, bindings: dict[str, str],
+def build_result(network: Network, host: Host, pod: PodContext, bindings: Mapping[str, str],
                  version: str) -> dict[str, Any]:
     """The success result of an ADD."""
     assert network.bridge is not None and network.ipam is not None
@@ -47,7 +48,7 @@ def _interface(host: Host, where: Where, name: str) -> dict[str, Any]:
     return entry
 
 
-def _ips(network: Network, bindings: dict[str, str], version: str) -> list[dict[str, Any]]:
+def _ips(network: Network, bindings: Mapping[str, str], version: str) -> list[dict[str, Any]]:
     legacy = version_key(version) < (1, 0, 0)
     ips = []
     assert network.ipam is not None

@@ -147,7 +147,7 @@ def _listen(path: str) -> socket.socket:
 
 
 def _child(listener: socket.socket, connection: socket.socket, identity: bytes,
-           handover_timeout: float, mask: set[signal.Signals]) -> NoReturn:
+           handover_timeout: float, mask: set[int | signal.Signals]) -> NoReturn:
     """Serve one connection as its own process; ends the process whatever happens."""
     status = FAILED
     try:

@@ -23,9 +23,11 @@ import errno
 import ipaddress
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from runtime.netlink import wire
+from runtime.netlink.channel import NetlinkError
 from runtime.netlink.rtnl import (
     ABSENT,
     FAMILIES,
@@ -50,7 +52,6 @@ from runtime.netlink.rtnl import (
     RTMSG,
     RTN_UNICAST,
     Link,
-    NetlinkError,
     Route,
     Rtnl,
 )
@@ -173,7 +174,7 @@ class Routing:
         self._setlink(link.index, [Attr(IFLA_ADDRESS, mac_bytes(mac))], 0,
                       f"set MAC of {link.name}")
 
-    def _setlink(self, index: int, attrs: list[Attr], flags: int, what: str) -> None:
+    def _setlink(self, index: int, attrs: Sequence[Attr], flags: int, what: str) -> None:
         body = IFINFO.pack(0, 0, index, 0, 0) + b"".join(a.encode() for a in attrs)
         self.nl.request(RTM_NEWLINK, flags, body, what)
 

@@ -13,6 +13,7 @@ import errno
 import ipaddress
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from runtime.netlink import wire
@@ -223,7 +224,7 @@ class Rtnl:
         self._newlink(link.index, [Attr(IFLA_LINKINFO, slave)], 0,
                       f"set hairpin of {link.name}")
 
-    def _newlink(self, index: int, attrs: list[Attr], flags: int, what: str) -> None:
+    def _newlink(self, index: int, attrs: Sequence[Attr], flags: int, what: str) -> None:
         body = IFINFO.pack(0, 0, index, 0, 0) + b"".join(a.encode() for a in attrs)
         self.nl.request(RTM_NEWLINK, flags, body, what)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from runtime.netlink import wire
@@ -96,7 +97,7 @@ def delete_ingress(rtnl: Rtnl, link: Link) -> None:
             raise
 
 
-def _qdisc(rtnl: Rtnl, link: Link, handle: int, parent: int, attrs: list[Attr], *,
+def _qdisc(rtnl: Rtnl, link: Link, handle: int, parent: int, attrs: Sequence[Attr], *,
            flags: int, what: str) -> None:
     body = TCMSG.pack(0, 0, link.index, handle, parent, 0) + b"".join(a.encode() for a in attrs)
     rtnl.nl.request(RTM_NEWQDISC, flags, body, what)

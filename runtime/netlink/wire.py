@@ -11,7 +11,7 @@ than itself, longer than its datagram) is an error, never a loop.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 HEADER = struct.Struct("=IHHII")
@@ -103,19 +103,19 @@ def iter_attrs(data: bytes | memoryview, offset: int = 0) -> Iterator[tuple[int,
         offset += align(size)
 
 
-def get_u32(attrs: dict[int, bytes], kind: int, default: int = 0) -> int:
+def get_u32(attrs: Mapping[int, bytes], kind: int, default: int = 0) -> int:
     """A 32-bit attribute's value, or `default` when absent."""
     value = attrs.get(kind)
     return struct.unpack("=I", value[:4])[0] if value else default
 
 
-def get_s32(attrs: dict[int, bytes], kind: int) -> int | None:
+def get_s32(attrs: Mapping[int, bytes], kind: int) -> int | None:
     """A signed 32-bit attribute's value, or None when absent."""
     value = attrs.get(kind)
     return struct.unpack("=i", value[:4])[0] if value else None
 
 
-def get_string(attrs: dict[int, bytes], kind: int) -> str | None:
+def get_string(attrs: Mapping[int, bytes], kind: int) -> str | None:
     """A string attribute's value without its NUL, or None when absent."""
     value = attrs.get(kind)
     return value.split(b"\0", 1)[0].decode() if value is not None else None

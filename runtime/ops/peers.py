@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.ir import subnet_within
 from compiler.planner.ops import Kind, Observation, Operation, Where
 from runtime.netlink.routing import (
     NUD_PERMANENT,
@@ -397,8 +398,7 @@ def stale_routes(params: Mapping[str, Any], routes: Iterable[Route],
         if route.protocol != params["protocol"] or route.dst in kept or route.oif in dead:
             continue
         dst = ipaddress.ip_network(route.dst)
-        if any(dst.version == c.version and dst.subnet_of(c)  # type: ignore[arg-type]
-               for c in cidrs):
+        if any(subnet_within(dst, c) for c in cidrs):
             found.append(route)
     return found
 

@@ -67,6 +67,17 @@ def test_free_count_sees_every_reservation_of_the_range(store):
     assert store.free_count(SMALL) == 4
 
 
+def test_a_last_reservation_of_the_other_family_is_ignored(store, tmp_path):
+    # Range set 0 was IPv4 until the network changed to IPv6 only (or was
+    # host-local's IPv6 set, where netc numbers IPv4 first): its
+    # last_reserved_ip.0 is left behind, in none of the new ranges.
+    (tmp_path / "pods").mkdir()
+    (tmp_path / "pods" / "last_reserved_ip.0").write_text("10.0.0.5")
+    v6 = [_range("fd00::/120", "fd00::1", "fd00::ff", "fd00::1")]
+    assert store.reserve(0, v6, "a", "eth0").address == "fd00::2"
+    assert (tmp_path / "pods" / "last_reserved_ip.0").read_text() == "fd00::2"
+
+
 def test_an_ipv6_64_is_walked_lazily(store):
     big = [_range("fd00::/64", "fd00::1", "fd00::ffff:ffff:ffff:fffe", "fd00::1")]
     assert store.reserve(1, big, "a", "eth0").address == "fd00::2"
