@@ -8,12 +8,11 @@ keeps the exact text the user wrote (`Word.text`, `Text.raw`) because
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from compiler.datatypes import frozen
 from compiler.source import Span
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Word:
     """A bare value: a name, number, address, quantity, port range or keyword."""
 
@@ -21,7 +20,7 @@ class Word:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Text:
     """A quoted string; `value` is decoded, `raw` is what the file says."""
 
@@ -30,7 +29,7 @@ class Text:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ListValue:
     """A `[ ... ]` list (plugin options only)."""
 
@@ -38,7 +37,7 @@ class ListValue:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Block:
     """A `{ ... }` block of statements."""
 
@@ -49,7 +48,7 @@ class Block:
 Value = Word | Text | ListValue | Block
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Statement:
     """`keyword value, value ... { block }`; `commas[i]` tells whether a comma preceded value i."""
 
@@ -65,7 +64,7 @@ class Statement:
         return self.key.text if isinstance(self.key, Word) else self.key.value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Comment:
     """A `# ...` comment, kept for `netc fmt`."""
 
@@ -73,7 +72,7 @@ class Comment:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Document:
     """One parsed file."""
 

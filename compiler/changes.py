@@ -20,11 +20,11 @@ lines has an empty change plan.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from compiler import ir_codec
 from compiler.cluster import networks_for_node
+from compiler.datatypes import frozen
 from compiler.ir import Cluster, Network
 from compiler.planner.context import PodContext
 from compiler.planner.node import node_plan
@@ -42,7 +42,7 @@ EXAMPLE_POD = PodContext("example-pod", port_mappings=(), bandwidth=None)
 """The pod whose ADD stands for every pod's: no ports, no bandwidth request."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Change:
     """One difference between the revisions: where, what, before and after, and when it bites."""
 

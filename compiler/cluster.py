@@ -8,10 +8,10 @@ network: the planner and the runtime need no notion of a cluster for pods.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 from collections.abc import Iterable, Sequence
 
+from compiler import datatypes
+from compiler.digests import sha256
 from compiler.errors import Code, NetcError
 from compiler.ir import Cluster, Network, Node
 from compiler.lower_ipam import default_subnet
@@ -42,11 +42,11 @@ def for_node(network: Network, cluster: Cluster, node: Node) -> Network:
     """The network as `node` runs it: its subnets, the pod CIDRs, a tunnel-sized MTU."""
     assert network.ipam is not None
     subnets = tuple(default_subnet(s, node.span) for s in node.subnets)
-    ipam = dataclasses.replace(network.ipam, subnets=subnets, pod_cidrs=cluster.pod_cidrs)
+    ipam = datatypes.replace(network.ipam, subnets=subnets, pod_cidrs=cluster.pod_cidrs)
     bridge = network.bridge
     if bridge is not None and bridge.mtu is None and cluster.pod_mtu is not None:
-        bridge = dataclasses.replace(bridge, mtu=cluster.pod_mtu)
-    return dataclasses.replace(network, ipam=ipam, bridge=bridge)
+        bridge = datatypes.replace(bridge, mtu=cluster.pod_mtu)
+    return datatypes.replace(network, ipam=ipam, bridge=bridge)
 
 
 def nodes(clusters: Iterable[Cluster]) -> list[str]:
@@ -73,6 +73,6 @@ def needs_node(networks: Iterable[Network]) -> list[Network]:
 
 def vtep_mac(cluster: Cluster, node: Node) -> str:
     """The MAC of a node's VXLAN device, derived from (cluster, node): every peer knows it."""
-    digest = bytearray(hashlib.sha256(f"{cluster.name}\0{node.name}".encode()).digest()[:6])
+    digest = bytearray(sha256(f"{cluster.name}\0{node.name}".encode()).digest()[:6])
     digest[0] = (digest[0] & 0xFE) | 0x02  # unicast, locally administered
     return ":".join(f"{octet:02x}" for octet in digest)

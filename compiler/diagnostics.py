@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
 
+from compiler.datatypes import field, frozen
 from compiler.source import SourceFile, Span
 
 JSON_FORMAT_VERSION = "1.0"
@@ -80,7 +80,7 @@ CODES: Mapping[str, str] = {
 """Every diagnostic code with its title; docs/diagnostics.md explains each."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Note:
     """A secondary location that helps explain a diagnostic (e.g. the other overlapping subnet)."""
 
@@ -88,7 +88,7 @@ class Note:
     span: Span
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Diagnostic:
     """One problem in the input, located by `span` and explained for a human."""
 

@@ -16,11 +16,10 @@ gate CI on drift.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
-from compiler import ir_codec
+from compiler import datatypes, ir_codec
 from compiler.diagnostics import Diagnostic, Severity
 from compiler.ir import DEFAULT_DATA_DIR, Bandwidth, Bridge, Ipam, Limits, Network, Subnet
 from compiler.shaping import bucket
@@ -133,7 +132,7 @@ def _netc_plugins(network: Network, version: str) -> list[dict[str, Any]]:
         capabilities["portMappings"] = True
     if network.bandwidth is not None and network.bandwidth.limit is None:
         capabilities["bandwidth"] = True
-    encoded = ir_codec.encode(dataclasses.replace(network, cni_version=version))
+    encoded = ir_codec.encode(datatypes.replace(network, cni_version=version))
     plugin: dict[str, Any] = {"type": NETC_PLUGIN_TYPE, "capabilities": capabilities}
     plugin["netc"] = {"format": ir_codec.FORMAT, "digest": ir_codec.digest(encoded),
                       "network": encoded}

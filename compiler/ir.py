@@ -10,9 +10,9 @@ free of lark and click: the runtime imports it on every CNI call.
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from compiler.datatypes import field, frozen
 from compiler.source import Span
 from compiler.versions import DEFAULT_CNI_VERSION
 
@@ -45,7 +45,7 @@ MAX_RATE = 10**15
 """Fastest accepted rate in bit/s (1P); containerd's upper bound."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Bridge:
     """A Linux bridge main plugin: pods get a veth pair with one end on the bridge."""
 
@@ -58,7 +58,7 @@ class Bridge:
     span: Span | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Plugin:
     """A plugin netc does not model (calico, flannel, firewall, ...): its options pass through."""
 
@@ -67,7 +67,7 @@ class Plugin:
     span: Span | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Subnet:
     """One pod subnet with the part of it handed to pods and the gateway address."""
 
@@ -93,7 +93,7 @@ class Subnet:
                 and int(self.range_start) <= int(address) <= int(self.range_end))
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Route:
     """A route given to pods; without `via` it goes through the subnet's gateway."""
 
@@ -102,7 +102,7 @@ class Route:
     span: Span | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Dns:
     """Resolver settings returned to the runtime in the CNI result."""
 
@@ -126,7 +126,7 @@ class Dns:
         return document
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Ipam:
     """host-local style address management: one address per family for each pod."""
 
@@ -155,7 +155,7 @@ class Ipam:
 PROTOCOLS = ("tcp", "udp", "sctp")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PortRule:
     """`allow`/`deny` entry of a hostPort policy: a port range, optionally one protocol."""
 
@@ -175,7 +175,7 @@ class PortRule:
         return f"{self.verb} {ports}{suffix}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class HostPort:
     """hostPort support (the portMappings capability) and the policy mappings must meet."""
 
@@ -186,7 +186,7 @@ class HostPort:
     span: Span | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rate:
     """A rate in bit/s and an optional bucket size in bits."""
 
@@ -195,7 +195,7 @@ class Rate:
     span: Span | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Limits:
     """Per-direction limits; ingress is traffic to the pod, egress traffic from it."""
 
@@ -212,7 +212,7 @@ Direction = Literal["ingress", "egress"]
 DIRECTIONS: tuple[Direction, ...] = ("ingress", "egress")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NamespacePolicy:
     """Bandwidth defaults and maximums for pods of some Kubernetes namespaces."""
 
@@ -222,7 +222,7 @@ class NamespacePolicy:
     span: Span | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Bandwidth:
     """Traffic shaping: static limits, or per-pod requests within defaults and maximums."""
 
@@ -237,7 +237,7 @@ class Bandwidth:
         return next((p for p in self.namespaces if name in p.names), None)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Network:
     """One pod network: what a conflist describes and what a pod attaches to."""
 
@@ -265,7 +265,7 @@ VXLAN_OVERHEAD = {4: 50, 6: 70}
 """Bytes VXLAN adds to a frame: outer IP (20 or 40), UDP 8, VXLAN 8, inner Ethernet 14."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Routing:
     """How pods on different nodes reach each other.
 
@@ -289,7 +289,7 @@ class Routing:
         return self.mode != "host-gw"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Node:
     """A node of a cluster: its Kubernetes name, underlay addresses and pod subnets."""
 
@@ -308,7 +308,7 @@ class Node:
         return next((s for s in self.subnets if s.version == family), None)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Cluster:
     """A cluster's pod network: its pod CIDRs, its nodes and the routing between them."""
 

@@ -1,13 +1,13 @@
 """The IR as JSON: how a compiled network travels inside a `--target netc` conflist.
 
-Format (`FORMAT`, currently 2): each IR dataclass becomes an object holding
+Format (`FORMAT`, currently 2): each IR data type becomes an object holding
 its fields that differ from their defaults; addresses and networks are
 strings, tuples lists, and spans their statement paths (`compiler.locate`):
 no file name, line or column, and no list of source files, so the encoding
 -- and the conflist, and its digest -- depends only on what the network
 means, not on how its source is spelled, commented or laid out.  Format 1
 (spans as `[file, line, column, end_line, end_column]`) is still read.
-The same rules serve any frozen dataclass of the compiler whose field types
+The same rules serve any frozen data type of the compiler whose field types
 are these (the runtime's attachment records hold a `PodContext` this way).
 The conflist also carries a SHA-256 digest of this object so the runtime can
 tell a conflist edited by hand from one `netc build` wrote.  A reader of a
@@ -19,33 +19,23 @@ imports nothing heavy.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import ipaddress
 import json
 import sys
 import types
 import typing
 from collections.abc import Mapping
-from functools import cache
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from compiler import ir
+from compiler import datatypes, ir
+from compiler.digests import sha256
 from compiler.errors import Code, NetcError
 from compiler.source import Span
-
-if TYPE_CHECKING:
-    from typing import ClassVar, Protocol
-
-    class DataclassInstance(Protocol):
-        """What `dataclasses.fields` takes: an instance of any dataclass (for mypy only)."""
-
-        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
 
 FORMAT = 2
 READABLE = (1, 2)
 
-T = TypeVar("T", bound="DataclassInstance")
+T = TypeVar("T")
 
 
 class FormatError(NetcError):
@@ -54,16 +44,16 @@ class FormatError(NetcError):
     code = Code.BAD_CONFIG
 
 
-def encode(value: DataclassInstance) -> dict[str, Any]:
-    """The JSON object of a network (or of another dataclass of the same kinds of fields)."""
-    return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)
+def encode(value: object) -> dict[str, Any]:
+    """The JSON object of a network (or of another data type of the same kinds of fields)."""
+    return {f.name: _encode(getattr(value, f.name)) for f in datatypes.fields(value)
             if f.metadata.get("portable", True) and not _is_default(value, f)}
 
 
 def digest(document: dict[str, Any]) -> str:
     """A stable digest of an encoded network (keys sorted, no whitespace)."""
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"))
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    return "sha256:" + sha256(canonical.encode()).hexdigest()
 
 
 def decode(document: dict[str, Any]) -> ir.Network:
@@ -72,7 +62,7 @@ def decode(document: dict[str, Any]) -> ir.Network:
 
 
 def decode_as(kind: type[T], document: Any) -> T:
-    """A `kind` dataclass from a JSON object written by `encode`."""
+    """A `kind` data type from a JSON object written by `encode`."""
     if not isinstance(document, dict):
         raise FormatError(f"the embedded {kind.__name__} is not an object")
     try:
@@ -82,7 +72,7 @@ def decode_as(kind: type[T], document: Any) -> T:
 
 
 def _encode(value: object) -> Any:
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    if datatypes.is_datatype(value) and not isinstance(value, type):
         return value.path if isinstance(value, Span) else encode(value)
     if isinstance(value, tuple | list):
         return [_encode(v) for v in value]
@@ -92,11 +82,11 @@ def _encode(value: object) -> Any:
     return value
 
 
-def _is_default(instance: DataclassInstance, field: dataclasses.Field[Any]) -> bool:
+def _is_default(instance: object, field: datatypes.Field) -> bool:
     value = getattr(instance, field.name)
-    if field.default is not dataclasses.MISSING:
+    if field.default is not datatypes.MISSING:
         return bool(value == field.default)
-    if field.default_factory is not dataclasses.MISSING:
+    if field.default_factory is not datatypes.MISSING:
         return bool(value == field.default_factory())
     return False
 
@@ -110,7 +100,7 @@ def _decode(kind: Any, data: Any) -> Any:
         return tuple(_decode(item, d) for d in data)
     if kind is Span:
         return _span(data)
-    if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+    if isinstance(kind, type) and datatypes.is_datatype(kind):
         return _decode_fields(kind, data)
     if kind in (ir.IPAddress, ir.IPNetwork, ir.IPInterface):
         return _decode_union(typing.get_args(kind), data)
@@ -150,13 +140,19 @@ def _scalar(kind: Any, data: Any) -> Any:
     raise TypeError(f"expected {kind.__name__}, found {type(data).__name__}")
 
 
-@cache
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
 def _hints(kind: type) -> dict[str, Any]:
-    return typing.get_type_hints(kind, vars(sys.modules[kind.__module__]))
+    """A class's field types, resolved once per process (`get_type_hints` evaluates them)."""
+    hints = _HINTS.get(kind)
+    if hints is None:
+        hints = _HINTS[kind] = typing.get_type_hints(kind, vars(sys.modules[kind.__module__]))
+    return hints
 
 
 def warm() -> None:
     """Resolve the type hints of every IR class now (a long-lived process does it once)."""
     for value in vars(ir).values():
-        if dataclasses.is_dataclass(value) and isinstance(value, type):
+        if datatypes.is_datatype(value) and isinstance(value, type):
             _hints(value)

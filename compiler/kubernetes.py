@@ -14,13 +14,13 @@ the agent, because the plugin and the agent must agree on them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from compiler import ir_codec
+from compiler.datatypes import frozen
+from compiler.digests import sha256
 from compiler.ir import Cluster, Network
 
 CONFIG_FORMAT = 1
@@ -36,7 +36,7 @@ namespace and pods' network namespaces; SYS_PTRACE open the host init's namespac
 SYS_MODULE load br_netfilter and vxlan."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Rollout:
     """Choices of the admin: where the agent's image comes from, where CNI lives on nodes."""
 
@@ -76,7 +76,7 @@ def manifests(clusters: Sequence[Cluster], networks: Sequence[Network],
               rollout: Rollout) -> list[dict[str, Any]]:
     """The Namespace, the ConfigMap and the DaemonSet, in the order to apply them."""
     config = render_config(clusters, networks)
-    checksum = "sha256:" + hashlib.sha256(config.encode()).hexdigest()
+    checksum = "sha256:" + sha256(config.encode()).hexdigest()
     return [_namespace(rollout), _config_map(rollout, config),
             _daemon_set(rollout, checksum, networks)]
 

@@ -16,9 +16,8 @@ the statement's path.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from compiler.ast import Block, Document, ListValue, Statement, Text, Value, Word
+from compiler.datatypes import replace
 from compiler.source import Span
 
 SEPARATOR = " › "

@@ -14,11 +14,11 @@ and hands over `SourceFile`s.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from compiler.ast import Document, Statement
 from compiler.checks import check_networks
 from compiler.collect import Collector
+from compiler.datatypes import frozen
 from compiler.diagnostics import Diagnostic, Note, Severity, has_errors, sort_diagnostics
 from compiler.ir import Cluster, Network
 from compiler.locate import locate
@@ -32,7 +32,7 @@ from compiler.templates import check_cycles, collect, expand
 PRIORITY_STEP = 10
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Compilation:
     """The result of compiling some files: networks in input order and every diagnostic."""
 

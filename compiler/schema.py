@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 
 from compiler.ast import Block, Statement
+from compiler.datatypes import frozen
 from compiler.diagnostics import Diagnostic, Note
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Keyword:
     """One statement of a block: its values described for people, and its nesting."""
 

@@ -13,7 +13,7 @@ its bucket, and jumbo frames reach 9 KiB.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from compiler.datatypes import frozen
 
 BURST_WINDOW_MS = 100
 MIN_BURST_BYTES = 16 * 1024
@@ -21,7 +21,7 @@ QUEUE_LATENCY_MS = 25
 """How long a packet may wait in the bucket's queue (the reference plugin's value)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Bucket:
     """tc TBF parameters in bytes, derived from a rate and a requested burst."""
 

@@ -12,10 +12,10 @@ line number, does not change when the file is edited elsewhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from compiler.datatypes import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Span:
     """A region of a source file; lines and columns count from 1."""
 
@@ -47,7 +47,7 @@ class Span:
         return Span(self.file, start[0], start[1], end[0], end[1], self.path)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SourceFile:
     """The text of one input file, kept so diagnostics can quote its lines."""
 

@@ -15,7 +15,6 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import suppress
 from copy import copy
-from dataclasses import dataclass
 from functools import cache
 from typing import NoReturn
 
@@ -26,6 +25,7 @@ from lark.parsers.lalr_interactive_parser import InteractiveParser
 from lark.tree import Meta
 
 from compiler.ast import Block, Comment, Document, ListValue, Statement, Text, Value, Word
+from compiler.datatypes import frozen
 from compiler.diagnostics import Diagnostic
 from compiler.source import MAX_SOURCE_BYTES, SourceFile, Span
 from grammar import GRAMMAR_PATH
@@ -335,7 +335,7 @@ def _unexpected_end(source: SourceFile, expected: str) -> Diagnostic:
         expected=f"`{closer}` before the end of the file", hint=hint)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Opener:
     """A `{` or `[` in the source, with the indentation of its line."""
 

@@ -38,11 +38,11 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from compiler import emit, kubernetes
 from compiler.cluster import networks_for_node
+from compiler.datatypes import frozen
 from compiler.errors import NetcError
 from compiler.ir import Cluster, Network
 from compiler.planner.node import node_plan
@@ -55,7 +55,7 @@ from runtime.netns import CLONE_NEWNS, enter
 PLUGIN_NAME = "netc-cni"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Options:
     """How the DaemonSet's container runs the agent (see compiler/kubernetes.py)."""
 

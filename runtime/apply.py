@@ -19,8 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
+from compiler.datatypes import frozen
 from compiler.ir import Network
 from compiler.planner.ops import Kind, Observation, Operation, Plan
 from runtime import executor
@@ -29,7 +29,7 @@ from runtime.host import Host
 from runtime.netns import Netns
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Change:
     """An operation that had to change something, and what it said it did (a prune's removals)."""
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from compiler.datatypes import frozen
 from compiler.errors import NetcError
 from compiler.ir import Network
 from compiler.planner.context import PodContext
@@ -45,7 +45,7 @@ def detach(network: Network, pod: PodContext, record: Record, netns: str | None,
         raise NetcError("; ".join(str(f) for f in failures), failures[0].code)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Collected:
     """A dead attachment and what the node knew of it."""
 

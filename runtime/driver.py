@@ -26,9 +26,9 @@ import json
 import os
 import subprocess
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.datatypes import field, frozen
 from compiler.planner.context import BandwidthRequest, PortMapping
 from runtime.files import remove, write_atomically
 
@@ -44,7 +44,7 @@ class PluginFailed(Exception):
         self.error = error
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Invocation:
     """Who and what a `netc run` call is about."""
 

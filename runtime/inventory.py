@@ -22,9 +22,9 @@ import os
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.datatypes import field, frozen, mutable
 from compiler.ir import Network, family_key
 from compiler.planner.attach import node_operations
 from compiler.planner.names import AttachmentNames, owner_of
@@ -42,7 +42,7 @@ OWNED_LINK = re.compile(r"(veth|nifb)[0-9a-f]{11}")
 OWNED_CHAIN = re.compile(r"NETC-DN-[0-9a-f]{20}")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Attachment:
     """One pod's attachment, as its record tells it."""
 
@@ -62,7 +62,7 @@ class Attachment:
                 "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Problem:
     """Something that does not add up, who it belongs to, and what would fix it."""
 
@@ -80,7 +80,7 @@ class Problem:
                 "owner": list(self.owner) if self.owner else None}
 
 
-@dataclass(slots=True)
+@mutable
 class NetworkState:
     """One network on the node."""
 

@@ -25,8 +25,8 @@ import ipaddress
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
+from compiler.datatypes import frozen
 from compiler.errors import Code, NetcError
 from compiler.ir import IPAddress, IPNetwork
 from runtime.files import (
@@ -45,7 +45,7 @@ class Exhausted(NetcError):
     code = Code.NO_ADDRESS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Range:
     """One range of a range set, as the plan gives it."""
 
@@ -74,7 +74,7 @@ class Range:
         return type(self.start)(value)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Lease:
     """An address held by an attachment, with what the pod needs to use it."""
 

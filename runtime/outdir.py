@@ -17,13 +17,13 @@ alone.  Every write goes through a temporary file, fsync and rename.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 
+from compiler.datatypes import frozen
+from compiler.digests import sha256
 from runtime.files import read_text, remove, write_atomically
 
 MANIFEST = ".netc-owned"
@@ -40,7 +40,7 @@ class Action(StrEnum):
     """Written by netc, no longer wanted, but changed by someone since: left alone."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Output:
     """A file netc wants in the directory: the network it belongs to, and its text."""
 
@@ -48,7 +48,7 @@ class Output:
     text: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Change:
     """One file of the directory and what happens to it; `current` is its text now."""
 
@@ -64,7 +64,7 @@ class Change:
         return self.action in (Action.WRITE, Action.REMOVE)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Plan:
     """The changes to a directory, and the manifest entries they do not concern."""
 
@@ -74,7 +74,7 @@ class Plan:
 
 def digest(text: str) -> str:
     """The digest the manifest records for a file's text."""
-    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+    return "sha256:" + sha256(text.encode()).hexdigest()
 
 
 def plan_directory(directory: str, wanted: Mapping[str, Output],

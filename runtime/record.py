@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
 
 from compiler import ir_codec
+from compiler.datatypes import field, mutable
 from compiler.planner.context import PodContext
 from runtime.files import read_text, remove, write_atomically
 
 FORMAT = 1
 
 
-@dataclass(slots=True)
+@mutable
 class Record:
     """The context of an attachment and the values its ADD bound."""
 

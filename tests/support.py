@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import Any
 
-from compiler import ir_codec
+from compiler import datatypes, ir_codec
 from compiler.ir import Network
 from compiler.pipeline import Compilation, compile_sources
 from compiler.source import SourceFile, Span
@@ -52,11 +51,11 @@ def portable(value: Any) -> Any:
         return Span.at(value.path)
     if isinstance(value, tuple):
         return tuple(portable(v) for v in value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        changes = {f.name: portable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if datatypes.is_datatype(value) and not isinstance(value, type):
+        changes = {f.name: portable(getattr(value, f.name)) for f in datatypes.fields(value)}
         if isinstance(value, Network):
             changes["sources"] = ()
-        return dataclasses.replace(value, **changes)
+        return datatypes.replace(value, **changes)
     return value
 
 

@@ -30,7 +30,11 @@ EXTRA_MODULES = {"container-runtime-interface-api": ("grpc", "cri_api")}
 
 
 def _imported_modules(path):
+    """What a module imports when it runs (not what only type checkers import)."""
     tree = ast.parse(path.read_text())
+    for block in ast.walk(tree):
+        if isinstance(block, ast.If) and ast.unparse(block.test) == "TYPE_CHECKING":
+            block.body = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             yield from (alias.name.split(".")[0] for alias in node.names)

@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from compiler import emit
 from compiler.conflist_import import stock, writer
 from compiler.conflist_import.report import Finding, Level, Path, Report, show
 from compiler.conflist_import.writer import Node
+from compiler.datatypes import frozen, mutable
 from compiler.diagnostics import Diagnostic, has_errors
 from compiler.fmt import format_document
 from compiler.identifiers import is_name
@@ -41,7 +41,7 @@ _RUNTIME_KEYS = ("runtimeConfig", "args", "prevResult")
 _FILE_NAME = re.compile(r"(?:(?P<priority>[0-9]+)-)?(?P<stem>.+?)(?:\.(?:conflist|conf|json))?")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Imported:
     """The `.netdsl` text, what it could not carry over, and netc's verdict on it."""
 
@@ -59,7 +59,7 @@ class Imported:
             f.level is not Level.ERROR for f in self.findings)
 
 
-@dataclass(slots=True)
+@mutable
 class _Source:
     """One input as a conflist: its top-level keys and its plugins with their paths."""
 
@@ -69,7 +69,7 @@ class _Source:
     plugins: list[tuple[dict[str, Any], Path]]
 
 
-@dataclass(slots=True)
+@mutable
 class _Converted:
     """One network written as netdsl, and which input plugin each built plugin comes from."""
 

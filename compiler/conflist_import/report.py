@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
+
+from compiler.datatypes import field, frozen, mutable
 
 Path = tuple[str | int, ...]
 """A JSON path as keys and indices; `()` is the document itself."""
@@ -47,7 +48,7 @@ class Level(StrEnum):
     NOTE = "note"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Finding:
     """One thing `netc import` could not carry over exactly."""
 
@@ -70,7 +71,7 @@ class Finding:
         return self.also if self.path is None else (self.path, *self.also)
 
 
-@dataclass(slots=True)
+@mutable
 class Report:
     """The findings of one input file, in the order they were made."""
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
+
+from compiler.datatypes import field, mutable
 
 INDENT = "    "
 _WORD = re.compile(r'[^\s{}\[\],;"#]+')
@@ -19,7 +20,7 @@ _WORD = re.compile(r'[^\s{}\[\],;"#]+')
 _UNPRINTABLE = re.compile("[\x7f\ud800-\udfff]")
 
 
-@dataclass(slots=True)
+@mutable
 class Node:
     """A statement: its head (keyword and values) and, optionally, a block.
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.datatypes import field, frozen
 from compiler.errors import Code, NetcError
 from compiler.ir import MAX_RATE, PROTOCOLS, Direction, IPAddress
 
@@ -32,7 +32,7 @@ class ContextError(NetcError):
     code = Code.BAD_CONFIG
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PortMapping:
     """One hostPort: traffic to host_port on the node goes to container_port in the pod."""
 
@@ -46,7 +46,7 @@ class PortMapping:
         return f"{where}{self.host_port}->{self.container_port}/{self.protocol}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BandwidthRequest:
     """What a pod asks for (its annotations), in bit/s and bits; None means not asked."""
 
@@ -65,7 +65,7 @@ class BandwidthRequest:
         return None if value in RUNTIME_DEFAULT_BURSTS else value
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PodContext:
     """Everything about one attachment the planner needs.
 

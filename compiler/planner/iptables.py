@@ -28,8 +28,10 @@ Rule = tuple[str, ...]
 
 _PLAIN = re.compile(r"[A-Za-z0-9_.:/\[\]{},=+@!-]+")
 """Arguments written as they are: options, addresses, ports, chain names, placeholders."""
-_QUOTABLE = re.compile(r"[^\x00-\x1f\x7f-\U0010ffff\"'\\]+")
-"""Arguments written in double quotes (comments): printable ASCII but quotes and backslashes."""
+_QUOTABLE = re.compile(r"[\x20\x21\x23-\x26\x28-\x5b\x5d-\x7e]+")
+"""Arguments written in double quotes (comments): printable ASCII but quotes and backslashes.
+
+(Ranges, not a negated class: that one spans all of Unicode and takes 2 ms to compile.)"""
 COMMENT_MAX = 255
 CHAIN_NAME_MAX = 28
 

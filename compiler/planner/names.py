@@ -13,17 +13,16 @@ Kernel limits: link names hold 15 bytes (IFNAMSIZ - 1), iptables chain names
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
-
+from compiler.datatypes import frozen
+from compiler.digests import sha256
 from compiler.planner.iptables import COMMENT_MAX
 
 
 def _digest(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+    return sha256("\0".join(parts).encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AttachmentNames:
     """The owned names of one attachment."""
 
@@ -58,7 +57,7 @@ class AttachmentNames:
         return text[:COMMENT_MAX]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NetworkNames:
     """Node-scoped names of one network (shared by all its pods)."""
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from compiler.datatypes import field, frozen, replace
 from compiler.source import Span
 
 PLAN_FORMAT = "2.0"
@@ -130,7 +130,7 @@ class State(Word):
 _PLACEHOLDER = re.compile(r"\{([a-z0-9]+\.[a-z]+)\}")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Operation:
     """One step of a plan; see the module docstring."""
 
@@ -204,7 +204,7 @@ def placeholders(value: Any) -> set[str]:
     return set()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Attachment:
     """Who the plan is for."""
 
@@ -222,7 +222,7 @@ class Attachment:
                 "pod_name": self.pod_name}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NodeSubject:
     """Who a node-scoped plan is for: a node (of a cluster, when there is one)."""
 
@@ -234,7 +234,7 @@ class NodeSubject:
         return {"node": self.node, "cluster": self.cluster}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Plan:
     """An ordered list of operations: one CNI command on one attachment, or a node's `APPLY`."""
 
@@ -255,7 +255,7 @@ class Plan:
         return document
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Observation:
     """What the kernel shows for one operation: a live state and, if different, how."""
 

@@ -19,8 +19,7 @@ to what the pod spec says, as a LimitRange admission would.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from compiler.datatypes import frozen
 from compiler.errors import Code, NetcError
 from compiler.ir import DIRECTIONS, Bandwidth, Direction, HostPort, Limits, Network, Rate
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
@@ -79,7 +78,7 @@ def check_requested(network: Network, pod: PodContext) -> None:
                               ipam.span if ipam else network.span, Code.NO_ADDRESS)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Shaping:
     """The resolved limits of one pod: a token bucket per shaped direction."""
 

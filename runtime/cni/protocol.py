@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from compiler.datatypes import frozen
 from compiler.errors import Code, NetcError
 from compiler.identifiers import interface_name_problem, is_name
 from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
@@ -29,7 +29,7 @@ def error_reply(error: NetcError, version: str) -> dict[str, object]:
     return document
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Call:
     """The environment of one invocation."""
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
 from typing import Any
 
 from compiler import ir_codec
+from compiler.datatypes import frozen, replace
 from compiler.errors import Code, NetcError
 from compiler.identifiers import interface_name_problem, is_name
 from compiler.ir import Network
@@ -31,7 +31,7 @@ from runtime.cni.protocol import Call, read_config
 from runtime.record import Record
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Request:
     """The decoded stdin of an ADD, DEL, CHECK, GC or STATUS."""
 

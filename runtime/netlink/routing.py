@@ -24,8 +24,8 @@ import ipaddress
 import socket
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from compiler.datatypes import frozen
 from runtime.netlink import wire
 from runtime.netlink.channel import NetlinkError
 from runtime.netlink.rtnl import (
@@ -73,7 +73,7 @@ GONE = (*ABSENT, errno.ESRCH)
 """What the kernel answers when the object to remove is not there (routes say ESRCH)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Vxlan:
     """A VXLAN device as planned, or as read back (`learning` is only known then)."""
 
@@ -83,7 +83,7 @@ class Vxlan:
     learning: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Neighbour:
     """A neighbour entry: on which link, which address, its MAC (if any) and NUD state."""
 
@@ -98,7 +98,7 @@ class Neighbour:
         return bool(self.state & NUD_PERMANENT)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FdbEntry:
     """A forwarding entry of a VXLAN device: frames for `lladdr` go to underlay `dst`."""
 

@@ -14,8 +14,8 @@ import ipaddress
 import socket
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
+from compiler.datatypes import field, frozen
 from runtime.netlink import wire
 from runtime.netlink.channel import Channel, NetlinkError
 from runtime.netlink.wire import (
@@ -61,7 +61,7 @@ ABSENT = (errno.ENODEV, errno.ENOENT)
 """What the kernel answers about a link or entry that does not exist."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Link:
     """What the kernel reports about one network interface.
 
@@ -97,7 +97,7 @@ class Link:
         return bool(self.flags & IFF_PROMISC)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Address:
     """An address on an interface, as `ip/prefix` text with its interface index."""
 
@@ -105,7 +105,7 @@ class Address:
     cidr: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Route:
     """A route of the main table: destination CIDR, gateway (or None), output interface.
 

@@ -18,8 +18,8 @@ import errno
 import socket
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
+from compiler.datatypes import frozen
 from runtime.netlink import wire
 from runtime.netlink.channel import NetlinkError
 from runtime.netlink.rtnl import Link, Rtnl
@@ -51,7 +51,7 @@ ETH_P_ALL = 0x0003
 PSCHED_NS_PER_TICK = 64
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Tbf:
     """A root TBF as the kernel reports it: bytes/s, bucket bytes, queue bytes."""
 

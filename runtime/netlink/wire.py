@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+
+from compiler.datatypes import frozen
 
 HEADER = struct.Struct("=IHHII")
 ERROR_CODE = struct.Struct("=i")
@@ -48,7 +49,7 @@ def align(size: int) -> int:
     return (size + 3) & ~3
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Attr:
     """One attribute to send: `payload` is bytes or a list of nested attributes."""
 
@@ -126,7 +127,7 @@ def message(kind: int, flags: int, seq: int, body: bytes) -> bytes:
     return HEADER.pack(HEADER.size + len(body), kind, flags, seq, 0) + body
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Message:
     """One received netlink message: its header fields and its body."""
 

@@ -8,9 +8,9 @@ given.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from compiler.datatypes import field, mutable
 from compiler.errors import Code, NetcError
 from compiler.planner.context import PodContext
 from compiler.planner.ops import Observation, Operation, Plan, State, Where
@@ -25,7 +25,7 @@ class Refused(NetcError):
     code = Code.OPERATION_FAILED
 
 
-@dataclass(slots=True)
+@mutable
 class Run:
     """Everything the handlers of one call share: a pod's CNI call, or a node's apply.
 

@@ -16,11 +16,11 @@ no process per rule, no dump of the table.  The restore text comes from
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
 
+from compiler.digests import sha256
 from compiler.planner import iptables as rules
 from compiler.planner.ops import Kind, Observation, Operation
 from runtime.files import remove as remove_file
@@ -33,7 +33,7 @@ from runtime.programs import ProgramFailed
 def marker_path(op: Operation) -> str:
     """The file that says this configuration of the network's NAT is set up."""
     canonical = json.dumps(op.params, sort_keys=True)
-    digest = hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    digest = sha256(canonical.encode()).hexdigest()[:16]
     return os.path.join(op.params["state"], f"nat-ipv{op.params['family']}.{digest}")
 
 

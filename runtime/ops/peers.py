@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
+from compiler.datatypes import field, frozen, mutable
 from compiler.ir import subnet_within
 from compiler.planner.ops import Kind, Observation, Operation, Where
 from runtime.netlink.routing import (
@@ -222,7 +222,7 @@ def family(address: str) -> int:
     return 6 if ":" in address else 4
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RouteState:
     """The routes to one destination, sorted: netc's own and everyone else's."""
 
@@ -356,7 +356,7 @@ class FdbHandler(KeptByDel):
 # pruning
 
 
-@dataclass(slots=True)
+@mutable
 class Removals:
     """What netc owns on the node for a cluster and the plan no longer has."""
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 
 import pytest
 
-from compiler import ir_codec
+from compiler import datatypes, ir_codec
 from compiler.ir import Bridge, Network
 from tests.support import EXAMPLE_SETS, compile_example, portable
 
@@ -35,7 +34,7 @@ def test_the_digest_ignores_key_order_and_is_stable_across_compiles(name):
 
 def test_the_digest_changes_with_any_setting():
     network = NETWORKS["pods/pods"]
-    changed = dataclasses.replace(network, bridge=dataclasses.replace(network.bridge, mtu=1400))
+    changed = datatypes.replace(network, bridge=datatypes.replace(network.bridge, mtu=1400))
     assert ir_codec.digest(ir_codec.encode(changed)) != ir_codec.digest(
         ir_codec.encode(network))
 
@@ -58,7 +57,7 @@ def test_malformed_documents_are_refused(document):
 
 def test_static_ips_round_trip():
     network = NETWORKS["pods/pods"]
-    static = dataclasses.replace(network, ipam=dataclasses.replace(network.ipam, static_ips=True))
+    static = datatypes.replace(network, ipam=datatypes.replace(network.ipam, static_ips=True))
     encoded = ir_codec.encode(static)
     assert encoded["ipam"]["static_ips"] is True
     assert ir_codec.decode(encoded) == portable(static)

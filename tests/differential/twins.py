@@ -16,7 +16,6 @@ which needs hairpin mode (see docs/differences.md).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import statistics
@@ -25,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from compiler import emit
+from compiler import datatypes, emit
 from compiler.ir import Network
 from compiler.planner.context import BandwidthRequest, PortMapping
 from runtime import driver
@@ -49,8 +48,8 @@ def compiled(example: str) -> tuple[Network, ...]:
 def retarget(network: Network, tmp: Path) -> Network:
     """The network with its IPAM data dir and netc state dir below `tmp`."""
     assert network.ipam is not None
-    ipam = dataclasses.replace(network.ipam, data_dir=str(tmp / "ipam"))
-    return dataclasses.replace(network, ipam=ipam, state_dir=str(tmp / "state"))
+    ipam = datatypes.replace(network.ipam, data_dir=str(tmp / "ipam"))
+    return datatypes.replace(network, ipam=ipam, state_dir=str(tmp / "state"))
 
 
 def each(labs: dict[str, TwinLab], function: Callable[[TwinLab], Any]) -> dict[str, Any]:
@@ -99,7 +98,7 @@ class TwinLab(Lab):
                    ) -> driver.Invocation:
         """As `Lab.invocation`, with bursts and mappings given as objects."""
         base = super().invocation(pod, **options)
-        return dataclasses.replace(base, bandwidth=request or base.bandwidth,
+        return datatypes.replace(base, bandwidth=request or base.bandwidth,
                                    port_mappings=mappings or base.port_mappings)
 
     def attach(self, network: str, role: str, **options: Any) -> dict[str, Any]:

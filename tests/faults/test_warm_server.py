@@ -17,10 +17,10 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import pytest
 
+from compiler.datatypes import replace
 from runtime import driver
 from runtime.cni import server as protocol
 from runtime.install import identity, install

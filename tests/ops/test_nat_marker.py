@@ -4,11 +4,11 @@ The restore transaction is recorded instead of run; what iptables does with
 it is the kernel suites' business (tests/kernel/test_hostport.py).
 """
 
-import dataclasses
 from types import SimpleNamespace
 
 import pytest
 
+from compiler import datatypes
 from compiler.pipeline import compile_sources
 from compiler.planner.context import PodContext
 from compiler.planner.ops import Kind
@@ -55,7 +55,7 @@ def compile_one(text):
 
 
 def _node_nat(network, state_dir):
-    network = dataclasses.replace(network, state_dir=str(state_dir))
+    network = datatypes.replace(network, state_dir=str(state_dir))
     (op,) = [o for o in plan(network, PodContext("c1"), "ADD").operations
              if o.kind == Kind.NODE_NAT]
     return op, SimpleNamespace()

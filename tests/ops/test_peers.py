@@ -7,8 +7,7 @@ built as rtnl would decode them (a VXLAN's settings as encoded bytes).
 
 from __future__ import annotations
 
-import dataclasses
-
+from compiler import datatypes
 from compiler.planner.ops import Kind, Operation, Phase
 from runtime.apply import Change
 from runtime.netlink.routing import (
@@ -85,8 +84,8 @@ def test_a_planned_route_matches_its_gateway_and_when_tunnelled_its_device_onlin
     assert matches(direct, "192.168.10.12", None)
     assert not matches(direct, "192.168.10.13", None)
     assert matches(tunnel, "10.244.3.0", device)
-    assert not matches(dataclasses.replace(tunnel, flags=0), "10.244.3.0", device)
-    assert not matches(dataclasses.replace(tunnel, oif=3), "10.244.3.0", device)
+    assert not matches(datatypes.replace(tunnel, flags=0), "10.244.3.0", device)
+    assert not matches(datatypes.replace(tunnel, oif=3), "10.244.3.0", device)
     assert not matches(Route("10.244.2.0/24", None, 3, 78), "192.168.10.12", None)
 
 

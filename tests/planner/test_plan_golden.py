@@ -1,11 +1,10 @@
 """Golden plans: every bridge network of the examples, planned for one standard pod,
 and every node of the cluster example, planned for its node-scoped operations."""
 
-from dataclasses import replace
-
 import pytest
 
 from compiler.cluster import cluster_of, networks_for_node
+from compiler.datatypes import replace
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
 from compiler.planner.node import node_plan
 from compiler.planner.plan import plan

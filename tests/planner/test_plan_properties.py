@@ -10,11 +10,11 @@
 """
 
 import json
-from dataclasses import replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from compiler.datatypes import replace
 from compiler.identifiers import LINK_NAME_MAX
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
 from compiler.planner.iptables import CHAIN_NAME_MAX, COMMENT_MAX

@@ -1,0 +1,39 @@
+"""SHA-256, without hashlib's start-up.
+
+`hashlib` loads OpenSSL when it is imported: about 3 ms of every netc-cni
+call, which hashes only to derive names and to check a conflist's digest.
+CPython's own SHA-256 module gives the same digests and is built in; a
+Python built without it falls back to hashlib.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Protocol
+
+
+class Hash(Protocol):
+    """What netc reads of a hash object."""
+
+    def digest(self) -> bytes:
+        """The digest as bytes."""
+
+    def hexdigest(self) -> str:
+        """The digest in hexadecimal."""
+
+
+def _constructor() -> Callable[[bytes], Hash]:
+    for module in ("_sha2", "_sha256"):  # CPython 3.12 and later; 3.10 and 3.11
+        try:
+            built_in: Callable[[bytes], Hash] = importlib.import_module(module).sha256
+        except ImportError:
+            continue
+        return built_in
+    import hashlib
+
+    return hashlib.sha256
+
+
+sha256 = _constructor()
+
