@@ -347,7 +347,7 @@ def _shaping(network: Network, shaping: Shaping | None, names: AttachmentNames
         return []
     host, ifb = names.host_veth, names.ifb
     if shaping is None:
-        return [_ifb(ifb, network)]
+        return [_ifb(ifb, host, network)]
     ops = []
     ingress = shaping.bucket_for("ingress")
     if ingress is not None:
@@ -356,7 +356,7 @@ def _shaping(network: Network, shaping: Shaping | None, names: AttachmentNames
     if egress is not None:
         span = shaping.span_for("egress")
         ops += [
-            _ifb(ifb, network),
+            _ifb(ifb, host, network),
             _tbf(ifb, egress, "from the pod", ifb, span),
             Operation(Kind.INGRESS, f"{host} ingress", f"ingress qdisc on {host}",
                       {"dev": host}, Phase.SHAPING, undone_by=host, span=span),
@@ -366,8 +366,9 @@ def _shaping(network: Network, shaping: Shaping | None, names: AttachmentNames
     return ops
 
 
-def _ifb(ifb: str, network: Network) -> Operation:
-    return Operation(Kind.IFB, ifb, f"ifb {ifb} up", {"name": ifb}, Phase.SHAPING,
+def _ifb(ifb: str, veth: str, network: Network) -> Operation:
+    """The ifb, which shares the link group of the pod's `veth` (one batch on DEL)."""
+    return Operation(Kind.IFB, ifb, f"ifb {ifb} up", {"name": ifb, "veth": veth}, Phase.SHAPING,
                      span=network.bandwidth.span if network.bandwidth else None)
 
 

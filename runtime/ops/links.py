@@ -183,25 +183,57 @@ class UpHandler(KeptByDel):
         return IN_PLACE_NOW if link.up else differs("down")
 
 
+LINK_GROUP_BASE = 0x6E000000
+"""An attachment's link group is this plus its host veth's index: unique while the veth lives."""
+
+
 class IfbHandler:
-    """An ifb device, up; removed by a DEL."""
+    """An ifb device, up, in one link group with the pod's host veth; removed by a DEL.
+
+    Unregistering a link makes the kernel wait for RCU readers to finish with
+    it (~15 ms here); links deleted together as a group share one wait.  The
+    group is derived from the veth's index, which no other live link has, so
+    a group holds one attachment's links; a DEL deletes it only when the ifb
+    and the veth both still carry it, and deletes the ifb alone otherwise (an
+    attachment made before groups, or a veth already gone with its pod).
+    """
 
     def ensure(self, op: Operation, run: Run) -> bool:
         name = op.params["name"]
         link = run.host.node.link(name)
         if link is not None and link.kind != "ifb":
             raise Refused(f"{name} exists but is a {link.kind or 'device'}, not an ifb")
-        if link is not None and link.up:
+        group = self._group(op, run)
+        if link is not None and link.up and link.group == group:
             return False
         if link is None:
-            run.host.node.create(name, "ifb")
+            run.host.node.create(name, "ifb", group=group)
             link = existing_link(run, Where.NODE, name)
+        elif link.group != group:
+            run.host.node.set_group(link, group)
         if not link.up:
             run.host.node.set_flags(link, up=True)
         return True
 
+    @staticmethod
+    def _group(op: Operation, run: Run) -> int:
+        """The attachment's link group, which its host veth joins here if it has not yet."""
+        veth = existing_link(run, Where.NODE, op.params["veth"])
+        group = LINK_GROUP_BASE + veth.index
+        if veth.group != group:
+            run.host.node.set_group(veth, group)
+        return group
+
     def remove(self, op: Operation, run: Run) -> None:
-        _delete_if(run, op.params["name"], "ifb")
+        node = run.host.node
+        link, veth = node.link(op.params["name"]), node.link(op.params["veth"])
+        if link is None or link.kind != "ifb":
+            return
+        if veth is not None and veth.kind == "veth" and link.group == veth.group == (
+                LINK_GROUP_BASE + veth.index):
+            node.delete_group(link.group)  # the ifb, the veth and its peer in the pod
+        else:
+            node.delete(link.name)
 
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.node.link(op.params["name"])

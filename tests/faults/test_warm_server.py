@@ -82,11 +82,17 @@ def _frame(payload: bytes, version: int = protocol.PROTOCOL, length: int | None 
 
 
 def _send(connection: socket.socket, data: bytes, fds: list[int]) -> None:
+    """Send all of `data`, unless the server refuses it and hangs up first (its answer,
+    already sent, is still there to read)."""
     ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
-    sent = connection.sendmsg([data], ancillary if fds else [])
-    connection.sendall(data[sent:])
-    for fd in fds:
-        os.close(fd)
+    try:
+        sent = connection.sendmsg([data], ancillary if fds else [])
+        connection.sendall(data[sent:])
+    except BrokenPipeError:
+        pass
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def _reply(connection: socket.socket) -> bytes:

@@ -6,6 +6,7 @@ import pytest
 
 from compiler.planner.names import AttachmentNames
 from runtime.driver import PluginFailed
+from runtime.ops.links import LINK_GROUP_BASE
 from tests.kernel import networks
 
 
@@ -198,3 +199,34 @@ def test_del_removes_what_the_add_made_whatever_its_runtime_config_says(lab):
     status, _ = lab.plugin(json.dumps(plugin), environment)
     assert status == 0
     assert _leftovers(lab, pod, result) == NOTHING
+
+
+def _groups(lab, netns: str) -> dict[str, tuple[int, str]]:
+    """Each link of a namespace: its index and its group, as `ip` reports them."""
+    links = json.loads(lab.run(netns, "ip", "-j", "link", "show").stdout)
+    return {link["ifname"]: (link["ifindex"], str(link.get("group", "default")))
+            for link in links}
+
+
+@pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "made-before-groups"])
+def test_del_removes_the_pods_links_in_one_group_and_no_other_link(lab, grouped):
+    """The ifb joins its veth's link group, named for the veth's index; a DEL deletes that
+    group when both still carry it (one unregister batch), each link alone otherwise."""
+    conflist = lab.network(networks.FULL)
+    pod, neighbour = lab.pod("p"), lab.pod("q")
+    result = lab.add(conflist, pod, bandwidth="ingress=10M,egress=10M")
+    lab.add(conflist, neighbour, bandwidth="ingress=10M,egress=10M")
+    host_veth = result["interfaces"][1]["name"]
+    ifb = AttachmentNames("labnet", pod.container_id, "eth0").ifb
+    groups = _groups(lab, lab.node)
+    index = groups[host_veth][0]
+    assert groups[host_veth][1] == groups[ifb][1] == str(LINK_GROUP_BASE + index)
+    if not grouped:
+        lab.run(lab.node, "ip", "link", "set", ifb, "group", "default")
+    lab.run(lab.node, "ip", "link", "add", "labother", "group", str(LINK_GROUP_BASE + 1),
+            "type", "bridge")
+    before = set(_groups(lab, lab.node))
+    lab.delete(conflist, pod, bandwidth="ingress=10M,egress=10M")
+    assert before - set(_groups(lab, lab.node)) == {host_veth, ifb}
+    assert "eth0" not in _groups(lab, pod.name)
+    assert "eth0" in _groups(lab, neighbour.name)
