@@ -19,9 +19,9 @@ is harmless; removals tolerate absence.
 
 from __future__ import annotations
 
+import _socket
 import errno
 import ipaddress
-import socket
 import struct
 from collections.abc import Sequence
 
@@ -243,7 +243,7 @@ class Routing:
         The request is an ifinfomsg naming the device: the kernel's (legacy)
         FDB dump then lists that device only.
         """
-        body = IFINFO.pack(socket.AF_BRIDGE, 0, link.index, 0, 0)
+        body = IFINFO.pack(_socket.AF_BRIDGE, 0, link.index, 0, 0)
         found = []
         for _, reply in self.nl.dump(RTM_GETNEIGH, body, f"list FDB of {link.name}"):
             entry = _fdb_entry(reply)
@@ -253,7 +253,7 @@ class Routing:
 
     def replace_fdb(self, link: Link, lladdr: str, dst: str) -> None:
         """A permanent forwarding entry: frames for `lladdr` go to underlay address `dst`."""
-        body = NDMSG.pack(socket.AF_BRIDGE, 0, link.index, NUD_PERMANENT, NTF_SELF, 0)
+        body = NDMSG.pack(_socket.AF_BRIDGE, 0, link.index, NUD_PERMANENT, NTF_SELF, 0)
         attrs = [Attr(NDA_LLADDR, mac_bytes(lladdr)),
                  Attr(NDA_DST, ipaddress.ip_address(dst).packed)]
         self.nl.request(RTM_NEWNEIGH, wire.NLM_F_CREATE | wire.NLM_F_REPLACE,
@@ -262,7 +262,7 @@ class Routing:
 
     def delete_fdb(self, link: Link, lladdr: str) -> bool:
         """Delete every forwarding entry of `lladdr`; False when there was none."""
-        body = NDMSG.pack(socket.AF_BRIDGE, 0, link.index, 0, NTF_SELF, 0) + Attr(
+        body = NDMSG.pack(_socket.AF_BRIDGE, 0, link.index, 0, NTF_SELF, 0) + Attr(
             NDA_LLADDR, mac_bytes(lladdr)).encode()
         return self._remove(RTM_DELNEIGH, body, f"delete fdb {lladdr} dev {link.name}")
 

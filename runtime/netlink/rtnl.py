@@ -9,9 +9,9 @@ for CHECK and `netc plan --live`.  Traffic control lives in
 
 from __future__ import annotations
 
+import _socket
 import errno
 import ipaddress
-import socket
 import struct
 from collections.abc import Sequence
 
@@ -57,7 +57,7 @@ RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
 NETNSA_NSID, NETNSA_FD = 1, 3
 NETNSA_NSID_NOT_ASSIGNED = -1
 
-FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+FAMILIES = {4: _socket.AF_INET, 6: _socket.AF_INET6}
 ABSENT = (errno.ENODEV, errno.ENOENT)
 """What the kernel answers about a link or entry that does not exist."""
 
@@ -193,7 +193,7 @@ class Rtnl:
 
         The kernel gives one when it first reports a link whose peer is there.
         """
-        body = RTGENMSG.pack(socket.AF_UNSPEC) + u32(NETNSA_FD, netns_fd).encode()
+        body = RTGENMSG.pack(_socket.AF_UNSPEC) + u32(NETNSA_FD, netns_fd).encode()
         reply = self.nl.get(RTM_GETNSID, body, "look up a namespace id")
         nsid = get_s32(parse_attrs(reply, RTGENMSG.size), NETNSA_NSID)
         return None if nsid in (None, NETNSA_NSID_NOT_ASSIGNED) else nsid

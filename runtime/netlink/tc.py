@@ -14,8 +14,8 @@ no rate table and no /proc/net/psched reading are needed.
 
 from __future__ import annotations
 
+import _socket
 import errno
-import socket
 import struct
 from collections.abc import Sequence
 
@@ -139,7 +139,7 @@ def add_redirect(rtnl: Rtnl, link: Link, target: Link) -> None:
               Attr(TCA_ACT_OPTIONS, [Attr(TCA_MIRRED_PARMS, mirred)])]
     options = [u32(TCA_U32_CLASSID, 0x10001), Attr(TCA_U32_SEL, selector),
                Attr(TCA_U32_ACT, [Attr(1, action)])]
-    info = (1 << 16) | socket.htons(ETH_P_ALL)  # priority 1, protocol all (network order)
+    info = (1 << 16) | _socket.htons(ETH_P_ALL)  # priority 1, protocol all (network order)
     body = TCMSG.pack(0, 0, link.index, 0, INGRESS_HANDLE, info) + b"".join(
         a.encode() for a in [string(TCA_KIND, "u32"), Attr(TCA_OPTIONS, options)])
     rtnl.nl.request(RTM_NEWTFILTER, wire.NLM_F_CREATE | wire.NLM_F_EXCL, body,

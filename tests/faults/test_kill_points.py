@@ -2,8 +2,8 @@
 
 The steps are the plugin's own system calls that change something: renames,
 links and unlinks of state files, fsyncs, flocks, writes, netlink sendtos,
-and the start (vfork) and end (wait4) of each program it runs.  A normal call
-is traced first to count them; then, for each sampled N, the same call runs
+and the start (clone3, posix_spawn's) and end (wait4) of each program it
+runs.  A normal call is traced first to count them; then, for each sampled N, the same call runs
 under `strace -e inject=SYSCALL:signal=KILL:when=N`, killed as it enters its
 Nth such call.  After each kill a runtime would repeat the call: the repeated
 ADD must succeed with one address per family and a working pod (the gateway
@@ -31,9 +31,9 @@ from tests.kernel.lab import Lab, Pod
 
 PORTS = ("8080:80", "8081:81/udp")
 BANDWIDTH = "ingress=10M,egress=10M"
-ADD_STEPS = ("rename", "link", "unlink", "fsync", "flock", "write", "mkdir", "sendto", "vfork",
+ADD_STEPS = ("rename", "link", "unlink", "fsync", "flock", "write", "mkdir", "sendto", "clone3",
              "wait4")
-DEL_STEPS = ("unlink", "flock", "write", "sendto", "vfork", "wait4")
+DEL_STEPS = ("unlink", "flock", "write", "sendto", "clone3", "wait4")
 LEAN = {"sendto": 4}
 """How many points of a step the lean mode kills at (2 otherwise: the first and the last)."""
 
