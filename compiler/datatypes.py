@@ -106,6 +106,17 @@ def fields(kind: object) -> tuple[Field, ...]:
     return _layout(kind).fields
 
 
+def compile_pending() -> None:
+    """Compile now the `__init__` of every data type defined so far.
+
+    A long-lived process that forks a child per call (the warm server) does it
+    once, so that no child compiles the same methods again.
+    """
+    while _UNCOMPILED:
+        cls, is_frozen = _UNCOMPILED.popitem()
+        type.__setattr__(cls, "__init__", _compile_init(cls, is_frozen))
+
+
 def is_datatype(value: object) -> bool:
     """Whether `value` is a data type or an instance of one."""
     return isinstance(getattr(value, "__datatype__", None), _Layout)
@@ -139,6 +150,7 @@ def _define(cls: type[T], *, is_frozen: bool) -> type[T]:
     defined.__qualname__ = cls.__qualname__
     if "__init__" not in namespace:
         type.__setattr__(defined, "__init__", _first_init(defined, is_frozen))
+        _UNCOMPILED[defined] = is_frozen
     return defined
 
 
@@ -169,14 +181,18 @@ def _check_order(cls: type, declared: Any) -> None:
         seen_default = seen_default or has_default
 
 
+_UNCOMPILED: dict[type, bool] = {}
+"""Data types whose `__init__` is still `_first_init`'s (whether each is frozen)."""
+
+
 def _first_init(cls: type, is_frozen: bool) -> Callable[..., None]:
-    def first(self: Any, *args: Any, **kwargs: Any) -> None:
+    def first_init(self: Any, *args: Any, **kwargs: Any) -> None:
         compiled = _compile_init(cls, is_frozen)
         type.__setattr__(cls, "__init__", compiled)
+        _UNCOMPILED.pop(cls, None)
         compiled(self, *args, **kwargs)
 
-    first.__qualname__ = f"{cls.__qualname__}.__init__"
-    return first
+    return first_init
 
 
 def _compile_init(cls: type, is_frozen: bool) -> Callable[..., None]:

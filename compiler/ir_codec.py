@@ -152,7 +152,12 @@ def _hints(kind: type) -> dict[str, Any]:
 
 
 def warm() -> None:
-    """Resolve the type hints of every IR class now (a long-lived process does it once)."""
-    for value in vars(ir).values():
+    """Resolve the type hints of every class the runtime decodes, once per long-lived process.
+
+    The IR's, and the pod context's, which attachment records hold.
+    """
+    from compiler.planner import context
+
+    for value in (*vars(ir).values(), *vars(context).values()):
         if datatypes.is_datatype(value) and isinstance(value, type):
             _hints(value)

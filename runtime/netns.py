@@ -39,6 +39,11 @@ def _libc() -> tuple[ctypes.CDLL, Callable[[], int]]:
     return ctypes.CDLL(None, use_errno=True), ctypes.get_errno
 
 
+def prepare() -> None:
+    """Load libc's setns now: a process that forks a child per call does it once, not each child."""
+    _libc()
+
+
 def enter(fd: int, kind: int = CLONE_NEWNET) -> None:
     """setns(2): move this thread into the namespace `fd` refers to."""
     libc, get_errno = _libc()

@@ -6,7 +6,8 @@ time importing before it does any work (docs/benchmarks.md has the numbers).
 launcher `netc install-plugin --warm-socket PATH` writes connects there and
 hands over the call:
 
-    launcher  --connect-->  server  --fork-->  child (one per connection)
+    server  --fork-->  child (a spare, one per connection, forked in advance)
+    launcher  --connect-->  child: accepts; the server forks the next spare
       HANDOVER: MAGIC, protocol version, payload length, payload
                 (identity NUL environment)
                                              child: reads the hand-over whole
@@ -19,7 +20,7 @@ hands over the call:
                                              runs the plugin
                                    <-- the exit status (one byte)
 
-The server process only accepts and forks: everything a caller sends is read
+The server process only forks (see `Spare`): everything a caller sends is read
 by that connection's own child, under a deadline, so no client -- silent,
 slow, malformed, killed -- can stall the server or another call.  A child
 never returns into the server's loop, whatever happens to it: it ends with
@@ -33,8 +34,8 @@ streams travel with GO, not before: a launcher that gave up on a stuck
 server must not leave its stdout in flight in that server's socket, or a
 runtime reading the call's stdout to its end would wait for the server.
 
-The child is a fork of a process that has imported everything, so a call
-costs a fork instead of an interpreter start.  It runs in the caller's
+The child is a fork of a process that has imported everything, made before
+the call: a call costs neither an interpreter start nor a fork.  It runs in the caller's
 namespaces with the caller's environment (bytes for bytes) and standard
 streams: the runtime cannot tell the difference.  When the server is not
 running, or was started from another netc, the launcher runs the plugin
@@ -47,7 +48,9 @@ The launcher's side of the protocol is in runtime/install.py.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
+import select
 import signal
 import socket
 import struct
@@ -57,9 +60,10 @@ import traceback
 from typing import NoReturn
 
 from runtime.cni import plugin
-from runtime.netns import CLONE_NEWNET, NetnsError, enter
+from runtime.netns import CLONE_NEWNET, NetnsError, enter, prepare
 
 CLONE_NEWNS = 0x00020000
+PR_SET_PDEATHSIG = 1
 STREAMS = 3
 FDS = STREAMS + 2
 """stdin, stdout, stderr, then the network and the mount namespace."""
@@ -87,39 +91,77 @@ class Refused(Exception):
 
 
 def serve(path: str, identity: str, handover_timeout: float = HANDOVER_TIMEOUT) -> None:
-    """Accept calls on `path` until killed; `identity` must match the launcher's."""
+    """Serve calls on `path` until killed; `identity` must match the launcher's."""
     _preload()
     listener = _listen(path)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     print(f"netc-cni server listening on {path}", file=sys.stderr, flush=True)
-    expected = os.fsencode(identity)
+    spare = Spare(listener, os.fsencode(identity), handover_timeout)
     while True:
-        try:
-            connection, _ = listener.accept()
-        except OSError as error:  # e.g. out of descriptors: keep serving
-            _log(f"accept failed: {error}")
-            time.sleep(0.05)
-            continue
-        _fork_for(listener, connection, expected, handover_timeout)
+        spare.fork_and_wait()
 
 
-def _fork_for(listener: socket.socket, connection: socket.socket, identity: bytes,
-              handover_timeout: float) -> None:
-    """Hand `connection` to a child of its own.
+class Spare:
+    """The child that waits in accept() for the next call, forked before the call comes.
 
-    Signals are blocked across the fork, so that no Python signal handler can
-    raise in the child before it is inside `_child`'s try block.
+    The fork is the slowest step of a hand-over (~2 ms, and more while the
+    child's first writes copy the pages it shares with the server), so it
+    happens between calls: the server keeps one child blocked in accept().
+    The child that takes a connection tells the server through a pipe of its
+    own; the server forks the next spare when that call ends (the pipe's
+    end), or at once if another caller is already waiting, so a fork competes
+    for the CPU with a call only when calls overlap anyway.  A spare that
+    ends without a connection closes its pipe all the same, and one that
+    loses its server (PR_SET_PDEATHSIG) is killed with it, so no orphan is
+    ever left accepting calls on a stopped server's socket.
     """
-    mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        child = os.fork()
-        if child == 0:
-            _child(listener, connection, identity, handover_timeout, mask)
-    except OSError as error:
-        _log(f"call dropped: cannot fork: {error}")
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        connection.close()
+
+    def __init__(self, listener: socket.socket, identity: bytes,
+                 handover_timeout: float) -> None:
+        self.listener = listener
+        self.identity = identity
+        self.handover_timeout = handover_timeout
+        self.libc = ctypes.CDLL(None, use_errno=True)
+
+    def fork_and_wait(self) -> None:
+        """Fork a spare; return once it has ended, or has a call and another caller waits.
+
+        Signals are blocked across the fork, so that no Python signal handler
+        can raise in the child before it is inside `_child`'s try block.
+        """
+        taken, tell = os.pipe()
+        server = os.getpid()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            if os.fork() == 0:
+                os.close(taken)
+                _child(self, tell, server, mask)
+        except OSError as error:
+            _log(f"cannot fork a spare: {error}")
+            time.sleep(0.05)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            os.close(tell)
+        try:
+            if os.read(taken, 1):  # b"T"; b"" from a spare that ended without a call
+                self._until_ended_or_called(taken)
+        finally:
+            os.close(taken)
+
+    def _until_ended_or_called(self, taken: int) -> None:
+        waiting = select.poll()
+        waiting.register(taken, select.POLLIN)
+        waiting.register(self.listener, select.POLLIN)
+        waiting.poll()
+
+    def die_with(self, server: int) -> bool:
+        """Have the kernel kill this child when the server ends; False if it already has."""
+        self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        return os.getppid() == server
+
+    def outlive_server(self) -> None:
+        """A child serving a call finishes it whatever happens to the server."""
+        self.libc.prctl(PR_SET_PDEATHSIG, 0)
 
 
 def _preload() -> None:
@@ -127,9 +169,11 @@ def _preload() -> None:
     import subprocess  # noqa: F401 - runtime.programs imports it on demand
 
     import runtime.cni.commands  # noqa: F401 - the plugin imports it per call (and the handlers)
-    from compiler import ir_codec
+    from compiler import datatypes, ir_codec
 
     ir_codec.warm()
+    datatypes.compile_pending()
+    prepare()
 
 
 def _listen(path: str) -> socket.socket:
@@ -146,23 +190,39 @@ def _listen(path: str) -> socket.socket:
     return listener
 
 
-def _child(listener: socket.socket, connection: socket.socket, identity: bytes,
-           handover_timeout: float, mask: set[int | signal.Signals]) -> NoReturn:
-    """Serve one connection as its own process; ends the process whatever happens."""
+def _child(spare: Spare, tell: int, server: int, mask: set[int | signal.Signals]) -> NoReturn:
+    """Take one connection and serve it as its own process; ends the process whatever happens."""
     status = FAILED
     try:
-        listener.close()
         # The server ignores SIGCHLD to have its children reaped; a child that
         # kept that would see every program it runs exit with status 0.
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        status = _serve_call(connection, identity, time.monotonic() + handover_timeout)
+        connection = _accept(spare.listener) if spare.die_with(server) else None
+        if connection is not None:
+            spare.outlive_server()
+            os.write(tell, b"T")
+            os.close(tell)
+            spare.listener.close()
+            status = _serve_call(connection, spare.identity,
+                                 time.monotonic() + spare.handover_timeout)
     except BaseException:
         with contextlib.suppress(BaseException):
             traceback.print_exc()
     finally:
         os._exit(status)
+
+
+def _accept(listener: socket.socket) -> socket.socket | None:
+    """The next connection; None after a failure (out of descriptors), and a pause."""
+    try:
+        connection, _ = listener.accept()
+    except OSError as error:
+        _log(f"accept failed: {error}")
+        time.sleep(0.05)
+        return None
+    return connection
 
 
 def _serve_call(connection: socket.socket, identity: bytes, deadline: float) -> int:

@@ -134,3 +134,14 @@ def test_only_data_types_have_fields():
     assert not datatypes.is_datatype(StdChild)
     with pytest.raises(TypeError, match="not a data type"):
         datatypes.fields(StdChild)
+
+
+def test_compile_pending_compiles_every_init_a_later_instance_would_need():
+    @frozen
+    class Late:
+        value: int = 1
+
+    assert Late.__init__.__name__ == "first_init"
+    datatypes.compile_pending()
+    assert Late.__init__.__name__ == "__init__"
+    assert Late().value == 1 and Late(2) == Late(value=2)

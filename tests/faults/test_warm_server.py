@@ -17,6 +17,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -261,6 +262,33 @@ def test_concurrent_launchers_are_each_served(lab, warm):
     print(f"{warm.calls_served()} of {2 * count} calls served warm")
 
 
+def _running(pid: int) -> bool:
+    """Whether a process exists and has not ended (a zombie waiting for its reaper has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+def test_a_spare_waits_for_the_next_call_and_ends_with_its_server(lab, warm):
+    """The child forked ahead of a call is killed with the server, never left accepting."""
+    assert lab.wait_for(lambda: len(warm.children()) == 1 and not warm.busy(), 10)
+    (spare,) = warm.children()
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    lab.add(conflist, pod)
+    assert warm.calls_served() == 1
+    assert spare not in warm.children(), "the spare took the call and ended with it"
+    (spare,) = warm.children()
+    warm.stop()
+    assert lab.wait_for(lambda: not _running(spare), 10), "a spare outlived its server"
+    result = lab.add(conflist, pod)  # no server: the launcher runs the call itself
+    assert_attached(lab, pod, result)
+    lab.delete(conflist, pod)
+    assert_clean(lab, [pod])
+
+
 def _large_environment(total: int) -> dict[str, str]:
     """Variables adding up to `total` bytes (each under the kernel's 128 kB per string)."""
     size = 100_000
@@ -415,16 +443,19 @@ def test_the_launcher_hands_calls_over_under_python_3_9(lab, warm):
 
 
 def test_a_server_that_never_answers_costs_a_call_seconds_not_its_success(lab, warm):
-    """Stopped (SIGSTOP), the server still has connections queued for it but answers none:
-    the launcher runs the call itself after its hand-over wait; resumed, the server drops
-    the stale connection and serves again."""
+    """Stopped (SIGSTOP, with its spare), the server still has connections queued for it but
+    answers none: the launcher runs the call itself after its hand-over wait; resumed, the
+    server drops the stale connection and serves again."""
     conflist = lab.network(networks.FULL)
     pod = lab.pod("p")
-    os.kill(warm.pid, signal.SIGSTOP)
+    stopped = [warm.pid, *warm.children()]
+    for pid in stopped:
+        os.kill(pid, signal.SIGSTOP)
     try:
         result = lab.add(conflist, pod, ports=("8080:80",))
     finally:
-        os.kill(warm.pid, signal.SIGCONT)
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
     assert_attached(lab, pod, result)
     assert warm.calls_served() == 0
     lab.delete(conflist, pod)

@@ -51,10 +51,25 @@ class WarmServer:
                 found.append(int(entry))
         return found
 
+    def busy(self) -> list[int]:
+        """The children serving a call: all but the spare blocked in accept()."""
+        return [pid for pid in self.children() if not _accepting(pid)]
+
     def wait_idle(self, timeout: float = 30) -> bool:
-        """Whether every child of the server has ended within `timeout` seconds."""
-        return self.lab.wait_for(lambda: not self.children(), timeout)
+        """Whether every call's child has ended within `timeout` seconds (a spare remains)."""
+        return self.lab.wait_for(lambda: not self.busy(), timeout)
 
     def stop(self) -> None:
         self.process.kill()
         self.process.wait()
+
+
+ACCEPT_SYSCALLS = {"43", "288"}
+"""accept and accept4 on x86-64: what /proc/PID/syscall shows of a process blocked in one."""
+
+
+def _accepting(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/syscall").read_text().split()[0] in ACCEPT_SYSCALLS
+    except (OSError, IndexError):
+        return False
