@@ -20,13 +20,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import attach, build, cluster, machine, report, startup
+from bench import attach, build, cluster, load, machine, report, startup
 from bench.implementations import VARIANTS
 from bench.namespaces import STOPPING
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SMALL_FILE = Path(__file__).resolve().parent.parent / "examples" / "pods.netdsl"
-SUITES = ("startup", "build", "attach", "cluster")
+SUITES = ("startup", "build", "attach", "cluster", "load")
 
 
 def _counts(text: str) -> list[int]:
@@ -85,6 +85,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="interpreter of the variants' launchers (default /usr/bin/python3)")
     parser.add_argument("--nodes", type=_counts, default=[10, 100, 1000],
                         help="cluster sizes of the cluster suite (default 10,100,1000)")
+    parser.add_argument("--load-pods", type=_positive, default=200,
+                        help="pods the load suite attaches and detaches (default 200)")
+    parser.add_argument("--load-callers", type=_positive, default=20,
+                        help="concurrent callers of the load suite (default 20)")
     parser.add_argument("--lines", type=_positive, default=10_000,
                         help="lines of the generated .netdsl file (default 10000)")
     parser.add_argument("--repeats", type=_positive, default=10,
@@ -120,6 +124,7 @@ def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                                      variants=options.variants, python=options.python),
         "cluster": lambda: cluster.run(tmp, options.nodes, options.repeats,
                                        apply=os.geteuid() == 0),
+        "load": lambda: load.run(tmp, options.load_pods, options.load_callers, options.python),
     }
     suites = {}
     for name in options.only:
@@ -159,8 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     if options.report:
         sys.stdout.write(report.text(json.loads(options.report.read_text())))
         return 0
-    if "attach" in options.only and os.geteuid() != 0:
-        print("bench: the attach suite needs root (network namespaces); "
+    if {"attach", "load"} & set(options.only) and os.geteuid() != 0:
+        print("bench: the attach and load suites need root (network namespaces); "
               "run as root or pass --only startup,build,cluster", file=sys.stderr)
         return 2
     if "cluster" in options.only and os.geteuid() != 0:

@@ -94,6 +94,8 @@ class Implementation:
     cache_dir: str
     probe: tuple[str, ...]
     owns_node: bool = True
+    stderr_log: str | None = None
+    """Where the plugins' stderr goes (the load suite reads netc's lock waits there)."""
 
     @property
     def plugin_execs(self) -> int:
@@ -106,7 +108,7 @@ class Implementation:
             pod.container_id, netns_path(pod.netns),
             port_mappings=(mapping_from_option(f"{pod.host_port}:80"),),
             bandwidth=bandwidth_from_option(BANDWIDTH), cni_path=self.cni_path,
-            cache_dir=self.cache_dir, node_netns=self.node)
+            cache_dir=self.cache_dir, node_netns=self.node, stderr_log=self.stderr_log)
 
     def add(self, pod: Pod) -> None:
         """ADD every list, in order (loopback first, as containerd does)."""
@@ -149,9 +151,11 @@ def python_probe(python: str, code: str) -> tuple[str, ...]:
     return (python, "-IS", "-c", code)
 
 
-def on_node(name: str, spaces: Namespaces, tmp: Path, pods: int) -> Implementation:
-    """netc or the reference on a node of its own, state under `tmp/<name>`."""
-    home = tmp / name
+def on_node(name: str, spaces: Namespaces, tmp: Path, pods: int, role: str | None = None
+            ) -> Implementation:
+    """netc or the reference on a node of its own, state under `tmp/<role>` (default: name)."""
+    role = role or name
+    home = tmp / role
     text = NETWORK.format(state=home / "state", data=home / "ipam", prefix=subnet_prefix(pods))
     lists = [conflist(text, name)]
     cni_path = (str(install(tmp / "bin").parent), *driver.DEFAULT_CNI_PATH)
@@ -159,7 +163,7 @@ def on_node(name: str, spaces: Namespaces, tmp: Path, pods: int) -> Implementati
     if name == REFERENCE:
         lists.insert(0, driver.Conflist(json.dumps(LOOPBACK).encode()))
         probe = (REFERENCE_PROBE,)
-    return Implementation(name, spaces.node(f"{name}-node"), tuple(lists), cni_path,
+    return Implementation(name, spaces.node(f"{role}-node"), tuple(lists), cni_path,
                           str(home / "cache"), probe)
 
 
@@ -177,8 +181,8 @@ def warm(netc: Implementation, tmp: Path, python: str) -> Iterator[Implementatio
     The launcher runs on `python`, the deployment docs/runtime.md recommends:
     with the plugin already loaded, the launcher's own start-up is what is left.
     """
-    socket, log = tmp / "cni.sock", tmp / "serve-cni.log"
-    bin_dir = tmp / "bin-warm"
+    socket, log = tmp / f"{netc.node}.sock", tmp / f"{netc.node}-serve-cni.log"
+    bin_dir = tmp / f"bin-warm-{netc.node}"
     install(bin_dir, python=python, warm_socket=str(socket))
     with log.open("w") as sink:
         server = subprocess.Popen(["ip", "netns", "exec", netc.node, tool("netc"), "serve-cni",

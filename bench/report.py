@@ -123,7 +123,36 @@ def size_rows(suite: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
     return sorted((int(nodes), size) for nodes, size in suite["sizes"].items())
 
 
-SECTIONS = {"attach": _attach, "build": _build, "startup": _startup, "cluster": _cluster}
+def _load(suite: dict[str, Any]) -> Iterator[str]:
+    yield (f"5. Under load: {suite['pods']} pods attached by {suite['callers']} concurrent "
+           "callers, then detached the same way (each implementation alone)")
+    yield ("    step  implementation    wall s  calls/s   median      p99  failures  "
+           "duplicates  left (links/nat)  wall vs ref")
+    reference = suite["implementations"]["reference"]
+    for step in ("add", "del"):
+        for index, (name, figures) in enumerate(suite["implementations"].items()):
+            phase = figures[step]
+            lead = f"{step.upper():4}" if index == 0 else "    "
+            left = phase.get("left_on_node")
+            extra = (f"{phase['duplicate_addresses']:10}  {'':16}" if step == "add" else
+                     f"{'':10}  {left['links']:>7}/{left['nat_rules']:<8}")
+            yield (f"    {lead}  {name:14} {phase['wall_s']:8.2f} {phase['calls_per_s']:8.1f}"
+                   f" {phase['latency'].get('median_ms', 0):8.1f} {phase['p99_ms'] or 0:8.1f}"
+                   f" {phase['failures']:9}  {extra}  "
+                   f"{phase['wall_s'] / reference[step]['wall_s']:8.2f}x")
+    for name, figures in suite["implementations"].items():
+        lock = figures.get("lock")
+        if lock and name != "reference":
+            served = (f"; {figures['served_warm']} of {lock['calls']} calls served warm"
+                      if "served_warm" in figures else "")
+            yield (f"   {name}: {lock['calls_that_waited']} of {lock['calls']} calls waited for "
+                   f"the network's lock, {lock['total_wait_s']} s in all (mean "
+                   f"{lock['mean_wait_ms']} ms a call) in {lock['phase_wall_s']} s of "
+                   f"phases{served}")
+
+
+SECTIONS = {"attach": _attach, "build": _build, "startup": _startup, "cluster": _cluster,
+            "load": _load}
 
 
 def text(results: dict[str, Any]) -> str:

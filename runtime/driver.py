@@ -58,6 +58,8 @@ class Invocation:
     cache_dir: str = "/var/lib/cni"
     node_netns: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    stderr_log: str | None = None
+    """A file each plugin's stderr is appended to (else it is dropped, unless it fails)."""
 
     def capability_args(self) -> dict[str, Any]:
         """The runtime's capability arguments, keyed by capability name."""
@@ -139,6 +141,9 @@ def _execute(conflist: Conflist, plugin: Mapping[str, Any], command: str, who: I
         command_line = ["ip", "netns", "exec", who.node_netns, *command_line]
     done = subprocess.run(command_line, input=json.dumps(request).encode(), env=environment,
                           capture_output=True, check=False)
+    if who.stderr_log and done.stderr:
+        with open(who.stderr_log, "ab") as log:
+            log.write(done.stderr)
     if done.returncode != 0:
         raise PluginFailed(plugin["type"], command, _error(done))
     if command != "ADD":

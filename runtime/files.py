@@ -131,8 +131,8 @@ def sweep_temporaries(directory: str) -> None:
 
 
 @contextlib.contextmanager
-def locked(path: str, wait: float = LOCK_WAIT) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created if needed) for the body.
+def locked(path: str, wait: float = LOCK_WAIT) -> Iterator[float]:
+    """Hold an exclusive flock on `path` (created if needed) for the body; the seconds waited.
 
     Waits at most `wait` seconds (`LockBusy`); taking a lock this process
     already holds is a bug, refused at once rather than waited for forever.
@@ -144,24 +144,25 @@ def locked(path: str, wait: float = LOCK_WAIT) -> Iterator[None]:
         key = (status.st_dev, status.st_ino)
         if key in _held:
             raise NetcError(f"{path} is already locked by this call", Code.INTERNAL)
-        _acquire(fd, path, wait)
+        waited = _acquire(fd, path, wait)
         _held.add(key)
         try:
-            yield
+            yield waited
         finally:
             _held.discard(key)
     finally:
         os.close(fd)
 
 
-def _acquire(fd: int, path: str, wait: float) -> None:
-    """Flock with a deadline: poll, backing off from 1 ms to `_POLL_CAP`."""
-    deadline = time.monotonic() + wait
+def _acquire(fd: int, path: str, wait: float) -> float:
+    """Flock with a deadline: poll, backing off from 1 ms to `_POLL_CAP`; the seconds waited."""
+    started = time.monotonic()
+    deadline = started + wait
     delay = 0.001
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
+            return time.monotonic() - started
         except BlockingIOError:
             pass
         if time.monotonic() >= deadline:

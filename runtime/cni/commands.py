@@ -30,12 +30,22 @@ from runtime.host import Host
 from runtime.ipam_store import IpamStore, Range
 from runtime.record import Record
 
+LOCK_WAIT_LOGGED = 0.001
+"""Seconds of waiting for the network's lock worth a line in the call's log."""
+
 
 @contextlib.contextmanager
 def _network_locked(request: Request) -> Iterator[None]:
-    """Hold the network's lock; temporaries a killed call left in its directory go first."""
+    """Hold the network's lock; temporaries a killed call left in its directory go first.
+
+    A call that had to wait says so on stderr: calls of one network queue
+    here, and the wait is where a busy node's pod creations spend their time.
+    """
     directory = os.path.join(request.network.state_dir, request.network.name)
-    with locked(os.path.join(directory, "lock")):
+    with locked(os.path.join(directory, "lock")) as waited:
+        if waited >= LOCK_WAIT_LOGGED:
+            print(f"netc-cni: waited {waited * 1000:.1f} ms for the lock of network "
+                  f"{request.network.name}", file=sys.stderr)
         sweep_temporaries(directory)
         yield
 

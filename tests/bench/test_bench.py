@@ -60,6 +60,16 @@ def _figures(median):
             "max_ms": median, "samples_ms": [median] * 3}
 
 
+def _results(suites):
+    """A results document around `suites`, as `python -m bench` saves it."""
+    return {
+        "started": "2030-01-01T00:00:00Z", "elapsed_s": 1.0, "load_average_end": [0, 0, 0],
+        "machine": {"cpu": "CPU", "cores": 2, "memory": "1 GiB", "os": "OS", "kernel": "6",
+                    "python": "CPython 3.11", "iptables": "iptables", "netc": "netc",
+                    "reference_plugins": "plugins", "load_average": [0, 0, 0]},
+        "suites": suites}
+
+
 def _implementation(median, ratio, **extra):
     return {"add": _figures(median), "del": _figures(median), "ratio": {"add": ratio, "del": ratio},
             "ratio_unwrapped": {"add": ratio + 0.1, "del": ratio + 0.1}, **extra}
@@ -73,15 +83,10 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
                                 plugin_work_ms={"add": 30.0, "del": None}),
         "netc-warm": _implementation(50, 0.5),
         "reference": _implementation(100, 1.0, nat_rules=700)}}
-    results = {
-        "started": "2030-01-01T00:00:00Z", "elapsed_s": 1.0, "load_average_end": [0, 0, 0],
-        "machine": {"cpu": "CPU", "cores": 2, "memory": "1 GiB", "os": "OS", "kernel": "6",
-                    "python": "CPython 3.11", "iptables": "iptables", "netc": "netc",
-                    "reference_plugins": "plugins", "load_average": [0, 0, 0]},
-        "suites": {"attach": {"samples": 3, "cold_add_ms": {"netc": 1.0, "reference": 1.0},
-                              "plugin_execs": {"netc": 1, "netc-warm": 1, "reference": 4},
-                              "launcher_python": {"netc": "Python 3.11"},
-                              "phases": [phase]}}}
+    results = _results({"attach": {
+        "samples": 3, "cold_add_ms": {"netc": 1.0, "reference": 1.0},
+        "plugin_execs": {"netc": 1, "netc-warm": 1, "reference": 4},
+        "launcher_python": {"netc": "Python 3.11"}, "phases": [phase]}})
     rows = [line.split() for line in report.text(results).splitlines()]
     assert ["100", "ADD", "netc", "150.0", "/", "180.0", "1.50x", "1.60x"] in rows
     assert ["netc-warm", "50.0", "/", "60.0", "0.50x", "0.60x"] in rows
@@ -115,14 +120,35 @@ def test_the_cluster_report_has_a_row_per_size_with_or_without_applies():
     applied = {"cli": {"first": _figures(300.0), "again": _figures(200.0)},
                "in_process": {"first": _figures(20.0), "again": _figures(2.0)},
                "changes": [17, 0]}
-    results = {"started": "2030-01-01T00:00:00Z", "elapsed_s": 1.0, "load_average_end": [0] * 3,
-               "machine": {"cpu": "CPU", "cores": 2, "memory": "1 GiB", "os": "OS",
-                           "kernel": "6", "python": "CPython 3.11", "iptables": "iptables",
-                           "netc": "netc", "reference_plugins": "plugins",
-                           "load_average": [0, 0, 0]},
-               "suites": {"cluster": {"repeats": 3, "counts": [10, 1000], "sizes": {
-                   "1000": _cluster_size(None), "10": _cluster_size(applied)}}}}
+    results = _results({"cluster": {"repeats": 3, "counts": [10, 1000], "sizes": {
+        "1000": _cluster_size(None), "10": _cluster_size(applied)}}})
     rows = [line.split() for line in report.text(results).splitlines()]
     assert ["10", "60", "19", "100.0", "100.0", "300.0", "200.0", "|", "5.0", "0.5", "20.0",
             "2.0"] in rows
     assert ["1000", "60", "19", "100.0", "100.0", "(not", "root)", "|", "5.0", "0.5"] in rows
+
+
+def _load_phase(wall, step, **extra):
+    phase = {"wall_s": wall, "calls_per_s": 200 / wall, "failures": 0, "p99_ms": 900.0,
+             "latency": {"median_ms": 400.0}, **extra}
+    if step == "add":
+        phase["duplicate_addresses"] = 0
+    else:
+        phase["left_on_node"] = {"links": 0, "nat_rules": 8}
+    return phase
+
+
+def test_the_load_report_compares_each_phase_with_the_reference_and_says_what_waited():
+    suite = {"pods": 200, "callers": 20, "implementations": {
+        name: {"add": _load_phase(wall, "add"), "del": _load_phase(wall, "del"),
+               **({"lock": {"calls": 400, "calls_that_waited": 390, "total_wait_s": 60.0,
+                            "mean_wait_ms": 150.0, "phase_wall_s": 4.0}} if name != "reference"
+                  else {}), **({"served_warm": 400} if name == "netc-warm" else {})}
+        for name, wall in (("netc", 2.0), ("netc-warm", 1.0), ("reference", 4.0))}}
+    text = report.text(_results({"load": suite}))
+    rows = [line.split() for line in text.splitlines()]
+    assert ["ADD", "netc", "2.00", "100.0", "400.0", "900.0", "0", "0", "0.50x"] in rows
+    assert ["netc-warm", "1.00", "200.0", "400.0", "900.0", "0", "0/8", "0.25x"] in rows
+    assert ["reference", "4.00", "50.0", "400.0", "900.0", "0", "0/8", "1.00x"] in rows
+    assert "netc-warm: 390 of 400 calls waited for the network's lock" in text
+    assert "400 of 400 calls served warm" in text

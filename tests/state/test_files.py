@@ -3,6 +3,7 @@
 import errno
 import fcntl
 import os
+import threading
 
 import pytest
 
@@ -65,3 +66,18 @@ def test_locked_holds_an_exclusive_flock_for_its_body_only(tmp_path):
     other = os.open(path, os.O_RDWR)
     fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
     os.close(other)
+
+
+def test_locked_says_how_long_it_waited_for_the_lock(tmp_path):
+    path = str(tmp_path / "net" / "lock")
+    with files.locked(path) as waited:
+        assert waited < 0.05
+    holder = os.open(path, os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    releaser = threading.Timer(0.2, os.close, [holder])
+    releaser.start()
+    try:
+        with files.locked(path) as waited:
+            assert waited >= 0.19
+    finally:
+        releaser.join()

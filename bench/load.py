@@ -1,0 +1,132 @@
+"""Under load: many pods attached by concurrent callers, then detached the same way.
+
+What a node sees when a deployment scales up: 200 pods attached by 20
+callers at once, then detached the same way (`--load-pods`,
+`--load-callers`).  netc cold, netc warm and the reference each get a fresh
+node of their own, and each runs alone, so none competes with another for
+the two CPUs.  Every pod is the attach suite's full attachment, with a host
+port of its own.  Reported for each implementation and direction: the wall
+time of the whole phase, each call's latency (median, p99), failures, and --
+after attaching -- duplicate addresses; after detaching, what is left on the
+node.
+
+What limits netc: its calls of one network take turns at the network's lock
+(`runtime/cni/commands.py`), and each says on stderr how long it waited
+there.  The suite adds those waits up against the calls' wall time, and
+counts the calls the warm server took (a launcher that waits too long for a
+hand-over runs the call itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import subprocess
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from bench import implementations as impls
+from bench.attach import make_pods, progress
+from bench.implementations import NETC, REFERENCE, Implementation, Pod
+from bench.namespaces import Namespaces
+from bench.stats import percentile, summary, timed_call
+
+PORTS = 32000
+LOCK_WAIT = re.compile(r"^netc-cni: waited ([\d.]+) ms for the lock", re.MULTILINE)
+CALL_DONE = re.compile(r"^netc-cni: (ADD|DEL)\b.*: (ok|failed)", re.MULTILINE)
+
+
+def run(tmp: Path, pods: int, callers: int, python: str) -> dict[str, Any]:
+    """Each implementation on a node of its own, one after the other."""
+    results: dict[str, Any] = {"pods": pods, "callers": callers, "implementations": {}}
+    for name in (NETC, f"{NETC}-warm", REFERENCE):
+        with contextlib.ExitStack() as stack:
+            spaces = stack.enter_context(Namespaces())
+            impl = _node(stack, name, spaces, tmp, pods=pods, python=python)
+            progress(f"load: {pods} pods, {callers} callers, {name}")
+            results["implementations"][name] = _load(impl, spaces, pods, callers)
+            if name == f"{NETC}-warm":
+                results["implementations"][name]["served_warm"] = _served_warm(tmp, impl)
+    return results
+
+
+def _node(stack: contextlib.ExitStack, name: str, spaces: Namespaces, tmp: Path, *, pods: int,
+          python: str) -> Implementation:
+    """A fresh node for `name`, whose plugins log their stderr to a file of its own."""
+    target = REFERENCE if name == REFERENCE else NETC
+    impl = impls.on_node(target, spaces, tmp, pods, role=f"load-{name}")
+    impl = replace(impl, name=name, stderr_log=str(tmp / f"load-{name}.log"))
+    if name == f"{NETC}-warm":
+        return stack.enter_context(impls.warm(impl, tmp, python))
+    return impl
+
+
+def _load(impl: Implementation, spaces: Namespaces, count: int,
+          callers: int) -> dict[str, Any]:
+    pods = make_pods(spaces, [f"{impl.name}-l{i}" for i in range(count)],
+                     range(PORTS, PORTS + count))
+    attach = _phase(impl.add, pods, callers)
+    addresses = [result["ips"][0]["address"] for result in attach.pop("results") if result]
+    attach["duplicate_addresses"] = len(addresses) - len(set(addresses))
+    detach = _phase(impl.delete, pods, callers)
+    detach.pop("results")
+    detach["left_on_node"] = _left_on_node(impl)
+    figures = {"add": attach, "del": detach}
+    if impl.stderr_log:
+        figures["lock"] = _lock_waits(Path(impl.stderr_log), attach["wall_s"] + detach["wall_s"])
+    return figures
+
+
+def _phase(action: Any, pods: Sequence[Pod], callers: int) -> dict[str, Any]:
+    """Every pod through `action` by `callers` threads: wall time, latencies, failures."""
+    def one(pod: Pod) -> tuple[float, Any, str | None]:
+        try:
+            elapsed, result = timed_call(lambda: action(pod))
+        except Exception as error:
+            return 0.0, None, str(error)
+        return elapsed, result, None
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=callers) as pool:
+        outcomes = list(pool.map(one, pods))
+    wall = time.perf_counter() - started
+    latencies = [elapsed for elapsed, _, error in outcomes if error is None]
+    failures = [error for _, _, error in outcomes if error is not None]
+    figures = summary(latencies) if latencies else {}
+    figures.pop("samples_ms", None)
+    return {"wall_s": round(wall, 2), "calls_per_s": round(len(pods) / wall, 1),
+            "latency": figures, "p99_ms": round(percentile(latencies, 0.99) * 1000, 1)
+            if latencies else None, "failures": len(failures), "first_failures": failures[:3],
+            "results": [result for _, result, _ in outcomes]}
+
+
+def _left_on_node(impl: Implementation) -> dict[str, int]:
+    """Links other than lo and bridges, and nat rules: what detaching all pods left behind."""
+    links = json.loads(subprocess.run(
+        ["ip", "-n", impl.node, "-j", "-d", "link", "show"], capture_output=True, text=True,
+        check=True).stdout)
+    pod_links = [link for link in links if link["ifname"] != "lo"
+                 and link.get("linkinfo", {}).get("info_kind") != "bridge"]
+    return {"links": len(pod_links), "nat_rules": impl.nat_rules()}
+
+
+def _lock_waits(log: Path, wall_s: float) -> dict[str, Any]:
+    """netc's calls' waits for the network's lock, from their stderr."""
+    text = log.read_text() if log.exists() else ""
+    waits = [float(ms) for ms in LOCK_WAIT.findall(text)]
+    calls = len(CALL_DONE.findall(text))
+    return {"calls": calls, "calls_that_waited": len(waits),
+            "total_wait_s": round(sum(waits) / 1000, 2),
+            "mean_wait_ms": round(sum(waits) / calls, 1) if calls else None,
+            "phase_wall_s": round(wall_s, 2)}
+
+
+def _served_warm(tmp: Path, impl: Implementation) -> int:
+    """Calls the warm server's children took over (each logs one line)."""
+    log = tmp / f"{impl.node}-serve-cni.log"
+    return log.read_text().count("call handed to process") if log.exists() else 0
