@@ -77,10 +77,12 @@ def field(*, default: Any = MISSING, default_factory: Callable[[], Any] | Any = 
 class _Layout:
     """What the shared methods need of a class: its fields, and how to compare them."""
 
-    __slots__ = ("fields", "key")
+    __slots__ = ("fields", "key", "names", "values")
 
     def __init__(self, fields: tuple[Field, ...]) -> None:
         self.fields = fields
+        self.names = tuple(f.name for f in fields)
+        self.values: Callable[[Any], Any] = attrgetter(*self.names) if fields else _nothing
         compared = [f.name for f in fields if f.compare]
         self.key: Callable[[Any], Any] = attrgetter(*compared) if compared else _nothing
 
@@ -124,11 +126,15 @@ def is_datatype(value: object) -> bool:
 
 def replace(instance: T, /, **changes: Any) -> T:
     """A copy of `instance` with `changes` to some of its fields."""
-    unknown = set(changes) - {f.name for f in fields(instance)}
+    layout = _layout(instance)
+    values = layout.values(instance)
+    given = dict(zip(layout.names, values if len(layout.names) != 1 else (values,),
+                     strict=True))
+    unknown = changes.keys() - given.keys()
     if unknown:
         raise TypeError(f"{type(instance).__name__} has no field {', '.join(sorted(unknown))}")
-    given = {f.name: getattr(instance, f.name) for f in fields(instance)}
-    return type(instance)(**(given | changes))
+    given.update(changes)
+    return type(instance)(**given)
 
 
 def _define(cls: type[T], *, is_frozen: bool) -> type[T]:
