@@ -155,21 +155,32 @@ def locked(path: str, wait: float = LOCK_WAIT) -> Iterator[float]:
 
 
 def _acquire(fd: int, path: str, wait: float) -> float:
-    """Flock with a deadline: poll, backing off from 1 ms to `_POLL_CAP`; the seconds waited."""
+    """Flock with a deadline: poll, backing off from 1 ms to `_POLL_CAP`; the seconds waited.
+
+    A lock taken at the first try was not waited for (0.0), however slow the
+    system call itself was: a traced or loaded call must not log a wait.
+    """
+    if _try_flock(fd):
+        return 0.0
     started = time.monotonic()
     deadline = started + wait
     delay = 0.001
     while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        time.sleep(delay)
+        delay = min(delay * 2, _POLL_CAP)
+        if _try_flock(fd):
             return time.monotonic() - started
-        except BlockingIOError:
-            pass
         if time.monotonic() >= deadline:
             raise LockBusy(f"{path} has been locked by {lock_holder(fd)} for more than "
                            f"{wait:g} s", details="try again later")
-        time.sleep(delay)
-        delay = min(delay * 2, _POLL_CAP)
+
+
+def _try_flock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def lock_holder(fd: int) -> str:
