@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import os
 import select
 import signal
@@ -174,6 +175,7 @@ def _preload() -> None:
     ir_codec.warm()
     datatypes.compile_pending()
     prepare()
+    gc.freeze()  # what is loaded now is never collected: no child scans (and copies) it
 
 
 def _listen(path: str) -> socket.socket:
