@@ -48,6 +48,8 @@ MAX_PODS = 8000
 WORK_CALLS = 5
 """Extra netc ADD/DEL calls per pod count whose in-plugin time is read from its log."""
 WRAPPER_SAMPLES = 15
+FIRST_ADDS = 5
+"""Fresh nodes per implementation whose first ADD is timed."""
 STEPS = ("add", "del")
 
 
@@ -225,13 +227,24 @@ def plugin_work(netc: Implementation, spaces: Namespaces, tmp: Path,
             for command, values in found.items()}
 
 
-def cold_add(impl: Implementation, spaces: Namespaces) -> float:
-    """ADD (then an untimed DEL) on a fresh node: bridge, chains and sysctls get created."""
-    (pod,) = make_pods(spaces, [f"{impl.name}-cold"], [SAMPLE_PORT])
-    elapsed = timed(partial(impl.add, pod))
-    impl.delete(pod)
-    spaces.delete([pod.netns])
-    return elapsed
+def first_adds(spaces: Namespaces, tmp: Path, pods: int, rounds: int) -> dict[str, Any]:
+    """The first ADD on a fresh node, where the bridge, chains and sysctls get created.
+
+    `rounds` times for netc and for the reference, each on a node made for
+    it, who goes first alternating; one sample would say little.
+    """
+    times: dict[str, list[float]] = {NETC: [], REFERENCE: []}
+    for round_number in range(rounds):
+        order = (NETC, REFERENCE) if round_number % 2 == 0 else (REFERENCE, NETC)
+        for name in order:
+            impl = impls.on_node(name, spaces, tmp, pods, role=f"{name}-fresh{round_number}")
+            (pod,) = make_pods(spaces, [f"{name}-first{round_number}"], [SAMPLE_PORT])
+            times[name].append(timed(partial(impl.add, pod)))
+            spaces.delete([pod.netns, impl.node])  # the node's namespace takes it all along
+    figures = {name: summary(samples) for name, samples in times.items()}
+    figures[NETC]["ratio"] = round(figures[NETC]["median_ms"] / figures[REFERENCE]["median_ms"],
+                                   2)
+    return figures
 
 
 def with_variants(stack: contextlib.ExitStack, nodes: list[Implementation], tmp: Path,
@@ -263,8 +276,7 @@ def run(tmp: Path, counts: Sequence[int], samples: int, jobs: int, *,
                                                           else python)
                                 for impl in chosen if impl.name.startswith(NETC)},
             "plugin_execs": {impl.name: impl.plugin_execs for impl in chosen},
-            "cold_add_ms": {impl.name: round(cold_add(impl, spaces) * 1000, 2)
-                            for impl in nodes},
+            "first_add": first_adds(spaces, tmp, counts[-1], FIRST_ADDS),
             "phases": []}
         attached = 0
         for count in counts:

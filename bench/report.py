@@ -57,8 +57,10 @@ def _where_netc_time_goes(suite: dict[str, Any]) -> Iterator[str]:
 
 
 def _harness(suite: dict[str, Any]) -> Iterator[str]:
-    yield "   first ADD on a fresh node: " + ", ".join(
-        f"{name} {ms:.1f}" for name, ms in suite["cold_add_ms"].items())
+    first = suite["first_add"]
+    yield (f"   first ADD on a fresh node ({first['netc']['n']} nodes each): " + ", ".join(
+        f"{name} {_pair(figures).strip()}" for name, figures in first.items())
+        + f"  ({first['netc']['ratio']:.2f}x)")
     last = suite["phases"][-1]
     yield f"   nat rules on the node with {last['pods']} pods: " + ", ".join(
         f"{name} {figures['nat_rules']}" for name, figures in last["implementations"].items()

@@ -84,7 +84,8 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
         "netc-warm": _implementation(50, 0.5),
         "reference": _implementation(100, 1.0, nat_rules=700)}}
     results = _results({"attach": {
-        "samples": 3, "cold_add_ms": {"netc": 1.0, "reference": 1.0},
+        "samples": 3, "first_add": {"netc": {**_figures(60), "ratio": 0.6},
+                                    "reference": _figures(100)},
         "plugin_execs": {"netc": 1, "netc-warm": 1, "reference": 4},
         "launcher_python": {"netc": "Python 3.11"}, "phases": [phase]}})
     rows = [line.split() for line in report.text(results).splitlines()]
@@ -96,6 +97,8 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
             "rest;", "DEL", "150.0", "=", "work", "?", "+", "starting", "+", "rest"] in rows
     assert ["nat", "rules", "on", "the", "node", "with", "100", "pods:", "netc", "208,",
             "reference", "700"] in rows
+    assert ["first", "ADD", "on", "a", "fresh", "node", "(3", "nodes", "each):", "netc", "60.0",
+            "/", "72.0,", "reference", "100.0", "/", "120.0", "(0.60x)"] in rows
     assert ["reference", "1.2", "x", "4", "execs", "per", "chain"] in rows
     assert ["netc", "30.5", "x", "1", "exec", "per", "chain"] in rows
 
