@@ -5,7 +5,8 @@ container, where no netc is installed.  The artifact carries what the plugin
 needs:
 
     #!/bin/sh ...      finds the host's python3 (or answers a CNI error), then
-                       runs this very file as a zip archive
+                       runs this very file as a zip archive, through a
+                       descriptor (the file may be replaced during the call)
     <zip>              __main__.py -- the launcher (runtime/install.py): VERSION
                        answered at once, the call handed to the warm server
                        when one answers, else netc's plugin from the archive --
@@ -23,21 +24,27 @@ when cold, the same when warm.
 
 from __future__ import annotations
 
-import importlib._bootstrap_external
 import importlib.util
 import io
+import marshal
 import zipfile
 
 from compiler.errors import Code
 from runtime.install import OLDEST_PYTHON, launcher_code, package_files
 
 DEFAULT_SOCKET = "/run/netc/cni.sock"
+UNCHECKED_HASH = 0b01
+"""A .pyc's flags: hash-based (bit 0), the source not checked (bit 1 clear)."""
 INTERPRETERS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
 SHELL = """#!/bin/sh
-# netc-cni: netc's CNI plugin.  This line finds the node's python3 and runs the zip
+# netc-cni: netc's CNI plugin.  These lines find the node's python3 and run the zip
 # archive that follows as a program; the archive is netc (see runtime/artifact.py).
+# Python reads the archive again for every module it imports, so it reads it through
+# a descriptor of this very file: an upgrade renaming a new one over it mid-call is
+# not seen by this call.
+exec 9<"$0" || exit 1
 for python in {interpreters}; do
-    [ -x "$python" ] && exec "$python" -IS "$0" "$@"
+    [ -x "$python" ] && exec "$python" -IS /proc/self/fd/9 "$@"
 done
 printf '%s\\n' '{error}'
 exit 1
@@ -62,10 +69,15 @@ def plugin_artifact(warm_socket: str | None = DEFAULT_SOCKET) -> bytes:
 
 
 def _compiled(name: str, source: bytes) -> bytes:
-    """The module's byte code as an unchecked hash-based cache (no timestamp to compare)."""
+    """The module's byte code as an unchecked hash-based cache (PEP 552: no timestamp).
+
+    Marshalled in format 2, which has no back-references: format 3 and later
+    mark objects by their reference counts, so the bytes would depend on what
+    the building process happened to hold (the agent's and a test's differ).
+    """
     code = compile(source, name, "exec", dont_inherit=True)
-    return importlib._bootstrap_external._code_to_hash_pyc(  # type: ignore[attr-defined]
-        code, importlib.util.source_hash(source), checked=False)
+    return (importlib.util.MAGIC_NUMBER + UNCHECKED_HASH.to_bytes(4, "little")
+            + importlib.util.source_hash(source) + marshal.dumps(code, 2))
 
 
 def _entry(name: str) -> zipfile.ZipInfo:
