@@ -3,8 +3,10 @@
 No registry is reachable from where netc is built and tested, so the image
 is assembled from this machine's own files: Debian's python3 with the
 shared libraries it and its extension modules load, its standard library,
-netc's packages and their dependencies (from the environment netc runs in),
-and the plugin artifact the agent installs on nodes (`runtime.artifact`).
+and netc's packages and their dependencies (from the environment netc runs
+in).  The plugin artifact the agent installs on nodes is not in the image:
+the agent builds it from these very modules (`runtime.artifact`), for the
+warm socket it serves, so launcher and server always agree.
 It is written as a docker-archive -- manifest.json, the image config and one
 layer -- which `ctr images import` and `podman load` both read.
 """
@@ -19,6 +21,8 @@ import subprocess
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from compiler.versions import netc_version
 
 PYTHON = Path("/usr/bin/python3")
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",
@@ -82,8 +86,8 @@ def _module_dir(name: str) -> Path:
     return Path(module.__file__).resolve().parent
 
 
-def image_layer(plugin: bytes) -> bytes:
-    """The image's one layer: python3 and its libraries, the stdlib, netc, the plugin."""
+def image_layer() -> bytes:
+    """The image's one layer: python3 and its libraries, the stdlib, netc."""
     stdlib = Path("/usr/lib") / PYTHON.resolve().name  # Debian's python3.11: /usr/lib/python3.11
     dynload = stdlib / "lib-dynload"
     buffer = io.BytesIO()
@@ -100,8 +104,12 @@ def image_layer(plugin: bytes) -> bytes:
         for package in (*PACKAGES, *DEPENDENCIES):
             for name, path in _python_files(_module_dir(package), f"{SITE}/{package}"):
                 _add(archive, name, data=path.read_bytes())
+        # the distribution's metadata, so `netc_version()` -- and with it the warm
+        # server's identity -- is the release's in the image too, not "unreleased"
+        version = netc_version()
+        _add(archive, f"{SITE}/netc-{version}.dist-info/METADATA",
+             data=f"Metadata-Version: 2.1\nName: netc\nVersion: {version}\n".encode())
         _add(archive, "usr/bin/netc", data=LAUNCHER.encode(), mode=0o755)
-        _add(archive, f"{SITE}/netc-cni", data=plugin, mode=0o755)
         _add(archive, "etc/passwd", data=b"root:x:0:0:root:/:/usr/bin/python3\n")
         _add(archive, "etc/group", data=b"root:x:0:\n")
     return buffer.getvalue()
@@ -131,8 +139,8 @@ def docker_archive(path: Path, reference: str, layer: bytes, config: bytes) -> P
     return path
 
 
-def agent_image(path: Path, reference: str, plugin: bytes) -> Path:
+def agent_image(path: Path, reference: str) -> Path:
     """The agent's image: `netc agent ...` is its entry point's default command."""
-    layer = image_layer(plugin)
+    layer = image_layer()
     config = image_config(layer, ["/usr/bin/netc"], ["agent", "--help"])
     return docker_archive(path, reference, layer, config)
