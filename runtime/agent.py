@@ -97,6 +97,7 @@ class Agent:
         self.ready = False
         self.problem = "starting"
         self.server: subprocess.Popen[bytes] | None = None
+        self.relay: _ServerLog | None = None
         self.stopping = threading.Event()
         self.plugin = plugin_artifact(options.socket)
         """The plugin artifact, built from the very modules the server runs (same identity)."""
@@ -124,6 +125,8 @@ class Agent:
 
         A failure is logged when it is new, not at every retry.
         """
+        if digest is not None and digest != self.attempted:
+            log(f"configuration {digest[:12]} in {self.options.config}")
         self.attempted = digest
         try:
             clusters, networks = _read(self.options.config)
@@ -137,7 +140,8 @@ class Agent:
             _log_report(report)
             if self.server is None or self.server.poll() is not None:
                 self._start_server()
-            _log_report(_in_host(self.options, lambda: _write_conflists(self.options, built)))
+            conf_dir = self.options.cni_conf_dir
+            _log_report(_in_host(self.options, lambda: write_conflists(conf_dir, built)))
         except (NetcError, OSError, ValueError) as error:
             if str(error) != self.problem:
                 log(f"not ready: {error}")
@@ -157,7 +161,7 @@ class Agent:
         command = [sys.executable, "-c", start, "serve-cni", "--socket", self.options.socket]
         self.server = subprocess.Popen(command, stderr=subprocess.PIPE)
         assert self.server.stderr is not None
-        relay = _ServerLog(self.server.stderr)
+        relay = self.relay = _ServerLog(self.server.stderr)
         relay.start()
         if not relay.settled.wait(SERVER_START) or not relay.listening:
             self._stop_server()
@@ -166,6 +170,7 @@ class Agent:
         log(f"warm server listening (process {self.server.pid}, socket {self.options.socket})")
 
     def _stop_server(self) -> None:
+        """Stop the server and let its last log lines through (the relay ends at its EOF)."""
         if self.server is not None and self.server.poll() is None:
             self.server.terminate()
             try:
@@ -173,6 +178,8 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.server.kill()
                 self.server.wait()
+        if self.relay is not None:
+            self.relay.join(5)
 
 
 class _ServerLog(threading.Thread):
@@ -245,14 +252,19 @@ def install_plugin(bin_dir: str, plugin: bytes) -> str | None:
     return target
 
 
-def _write_conflists(options: Options, networks: list[Network]) -> list[str]:
+def write_conflists(conf_dir: str, networks: list[Network]) -> list[str]:
+    """The networks' conflists into `conf_dir`, netc's stale ones out; what changed.
+
+    netc owns what it wrote there (runtime.outdir): a file of another plugin
+    is never touched, one of netc's that someone edited since is left.
+    """
     outputs = {emit.file_name(n): outdir.Output(n.name, emit.render(emit.conflist(n, "netc")))
                for n in networks}
-    plan = outdir.plan_directory(options.cni_conf_dir, outputs)
-    outdir.carry_out(options.cni_conf_dir, plan)
+    plan = outdir.plan_directory(conf_dir, outputs)
+    outdir.carry_out(conf_dir, plan)
     verbs = {outdir.Action.WRITE: "wrote", outdir.Action.REMOVE: "removed stale",
              outdir.Action.EDITED: "left edited"}
-    return [f"{verbs[c.action]} {os.path.join(options.cni_conf_dir, c.name)}"
+    return [f"{verbs[c.action]} {os.path.join(conf_dir, c.name)}"
             for c in plan.changes if c.action in verbs]
 
 
@@ -292,7 +304,8 @@ def _child(writer: int, mount_ns: str, work: Callable[[], list[str]]) -> None:
         outcome = {"lines": work()}
     except BaseException as error:  # everything goes back to the parent, nothing escapes
         outcome = {"error": f"{type(error).__name__}: {error}"}
-        traceback.print_exc()
+        # not through sys.stderr: a thread of the parent may have held its lock at the fork
+        os.write(2, traceback.format_exc().encode(errors="replace"))
     finally:
         try:
             os.write(writer, json.dumps(outcome).encode())

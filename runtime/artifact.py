@@ -53,11 +53,15 @@ MISSING = ('{{"cniVersion": "1.0.0", "code": {code}, "msg": "netc-cni needs pyth
            '({oldest} or later) on the node: none in {where}"}}')
 
 
-def plugin_artifact(warm_socket: str | None = DEFAULT_SOCKET) -> bytes:
-    """The artifact's bytes: a shell line, then the zip archive of the launcher and netc."""
+def plugin_artifact(warm_socket: str | None = DEFAULT_SOCKET,
+                    interpreters: tuple[str, ...] = INTERPRETERS) -> bytes:
+    """The artifact's bytes: a shell line, then the zip archive of the launcher and netc.
+
+    `interpreters` are tried in order (the usual places of a node's python3).
+    """
     error = MISSING.format(code=int(Code.HOST_UNSUITABLE), oldest=".".join(map(str, OLDEST_PYTHON)),
-                           where=", ".join(INTERPRETERS))
-    header = SHELL.format(interpreters=" ".join(INTERPRETERS), error=error)
+                           where=", ".join(interpreters))
+    header = SHELL.format(interpreters=" ".join(interpreters), error=error)
     buffer = io.BytesIO()
     buffer.write(header.encode())
     with zipfile.ZipFile(buffer, "w") as archive:

@@ -132,6 +132,7 @@ def _preload() -> None:
     inside functions is imported here (tests/rollout/test_artifact.py checks).
     """
     import ctypes  # noqa: F401 - runtime.netns, for setns
+    import importlib.metadata  # noqa: F401 - compiler.versions (the CLI has it imported anyway)
     import subprocess  # noqa: F401 - runtime.programs imports it on demand
 
     import compiler.quantities  # noqa: F401 - compiler.planner.context, on demand
