@@ -28,6 +28,8 @@ PYTHON = Path("/usr/bin/python3")
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",
                "distutils", "pydoc_data", "unittest", "venv", "__phello__"}
 """Parts of the standard library the agent never imports."""
+BUILD_FILES = "config-"
+"""config-3.11-<arch>/: the static libpython and makefiles for building extensions (33 MB)."""
 PACKAGES = ("compiler", "runtime", "grammar")
 DEPENDENCIES = ("click", "yaml", "lark")
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
@@ -75,7 +77,8 @@ def _python_files(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
     """(name in the image, file) for a tree of Python sources, caches and data."""
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if relative.parts and relative.parts[0] in STDLIB_SKIP:
+        top = relative.parts[0] if relative.parts else ""
+        if top in STDLIB_SKIP or top.startswith(BUILD_FILES):
             continue
         if path.is_file() and ".opt-" not in path.name:  # -O caches: never used
             yield f"{prefix}/{relative.as_posix()}", path
