@@ -84,7 +84,8 @@ def _frame(payload: bytes, version: int = protocol.PROTOCOL, length: int | None 
 def _send(connection: socket.socket, data: bytes, fds: list[int]) -> None:
     ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack(f"{len(fds)}i", *fds))]
     sent = connection.sendmsg([data], ancillary if fds else [])
-    connection.sendall(data[sent:])
+    if sent < len(data):  # an empty send after the server answered and closed: EPIPE
+        connection.sendall(data[sent:])
     for fd in fds:
         os.close(fd)
 
