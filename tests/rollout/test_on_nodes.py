@@ -51,6 +51,8 @@ class Scene:
     b: AgentNode
     ready_after: dict[str, float]
     """Seconds from StartContainer to a 200 from /readyz, per node (first start)."""
+    network_before: dict[str, bool]
+    """Whether containerd said NetworkReady before the agent ran, per node."""
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +66,9 @@ def scene(tmp_path_factory: pytest.TempPathFactory, agent_image_archive: Path
         try:
             with ThreadPoolExecutor(2) as pool:
                 nodes += pool.map(lambda n: AgentNode(sim, n, images), (NODE_A, NODE_B))
+                before = {name: n.cri.network_ready() for name, n in zip("ab", nodes, strict=True)}
                 ready = dict(zip("ab", pool.map(AgentNode.start_agent, nodes), strict=True))
-            yield Scene(sim, *nodes, ready_after=ready)
+            yield Scene(sim, *nodes, ready_after=ready, network_before=before)
         finally:
             for node in nodes:
                 node.close()
@@ -116,10 +119,23 @@ def _owned(node: AgentNode) -> set[str]:
 # the proof
 
 
-def test_a_cri_pod_gets_its_network_from_what_the_agent_installed(scene):
+def test_the_agent_sets_the_node_up_and_writes_the_conflist_last(scene):
+    """The runtime reports no network until the agent's conflist is there, and that comes
+    after the plugin, the node's plan and the warm server (kubernetes#48798, cilium#32168)."""
     a = scene.a
+    assert scene.network_before == {"a": False, "b": False}
+    assert a.cri.network_ready()
     assert a.readiness() == (200, "ok")
     assert set(a.conflists()) == {"10-pods.conflist"}
+    said = [line.split()[2] for line in a.container_log(0).splitlines()
+            if line.startswith("netc agent: ")]
+    firsts = [said.index(word) for word in ("configuration", "installed", "applied", "warm",
+                                            "wrote", "ready")]
+    assert firsts == sorted(firsts), said
+
+
+def test_a_cri_pod_gets_its_network_from_what_the_agent_installed(scene):
+    a = scene.a
     installed = (a.bin_dir / "netc-cni").read_bytes()
     assert installed == plugin_artifact(str(a.socket)), "not the artifact for the agent's socket"
     served_before = a.log().count("call handed to process")
