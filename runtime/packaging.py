@@ -33,6 +33,10 @@ BUILD_FILES = "config-"
 PACKAGES = ("compiler", "runtime", "grammar")
 DEPENDENCIES = ("click", "yaml", "lark")
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
+DLOPENED_BY_LIBC = ("libgcc_s.so.1",)
+"""Loaded by glibc with dlopen, so ldd never lists it: pthread_exit unwinds with it.
+Python ends daemon threads that way at exit; without it the agent aborted on SIGTERM
+("libgcc_s.so.1 must be installed for pthread_exit to work", status 134)."""
 SITE = "usr/lib/netc"
 LAUNCHER = f"""#!/usr/bin/python3 -IS
 import sys
@@ -60,7 +64,11 @@ def _add(archive: tarfile.TarFile, name: str, *, data: bytes | None = None, mode
 
 
 def _libraries(binaries: list[Path]) -> set[Path]:
-    """The shared libraries (and the loader) the binaries need, from ldd."""
+    """The shared libraries (and the loader) the binaries need.
+
+    From ldd, and those the C library loads itself (`DLOPENED_BY_LIBC`), from
+    the C library's directory.
+    """
     found: set[Path] = set()
     for binary in binaries:
         listing = subprocess.run(["ldd", str(binary)], capture_output=True, text=True,
@@ -70,6 +78,9 @@ def _libraries(binaries: list[Path]) -> set[Path]:
             path = next((p for p in parts if p.startswith("/")), None)
             if path:
                 found.add(Path(path))
+    for libc in [library for library in found if library.name == "libc.so.6"]:
+        found |= {libc.parent / name for name in DLOPENED_BY_LIBC
+                  if (libc.parent / name).exists()}
     return found
 
 
@@ -99,7 +110,9 @@ def image_layer() -> bytes:
                           "usr/lib", SITE, "var", "var/lib"):
             _add(archive, directory, mode=0o755)
         _add(archive, "usr/bin/python3", data=PYTHON.resolve().read_bytes(), mode=0o755)
-        for library in sorted(_libraries([PYTHON.resolve(), *dynload.glob("*.so")])):
+        extensions = [*dynload.glob("*.so"),
+                      *(so for name in DEPENDENCIES for so in _module_dir(name).rglob("*.so"))]
+        for library in sorted(_libraries([PYTHON.resolve(), *extensions])):
             _add(archive, library.as_posix().lstrip("/"), data=library.read_bytes(),
                  mode=0o755)
         for name, path in _python_files(stdlib, stdlib.as_posix().lstrip("/")):
