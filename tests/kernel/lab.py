@@ -123,11 +123,12 @@ class Namespaces:
         self.processes.append(process)
         return process
 
-    def serve(self, netns: str, protocol: str, port: int, tag: str) -> None:
-        """A netprobe responder on `port`, ready when this returns."""
+    def serve(self, netns: str, protocol: str, port: int, tag: str) -> subprocess.Popen:
+        """A netprobe responder on `port`, ready when this returns; its process."""
         process = self.spawn(netns, sys.executable, "-m", "tests.kernel.netprobe", "serve",
                              protocol, str(port), tag)
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        return process
 
     def ask(self, netns: str, protocol: str, host: str, port: int,
             source_port: int | None = None) -> str | None:

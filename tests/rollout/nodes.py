@@ -32,8 +32,9 @@ import yaml
 from compiler import kubernetes
 from tests.cluster.sim import CLUSTER, SimCluster, SimNode
 from tests.rollout import kubelet
-from tests.runtimes.containerd import Containerd, Cri
+from tests.runtimes.containerd import Containerd
 from tests.runtimes.host import CgroupTree
+from tests.runtimes.images import docker_archive
 from tests.runtimes.network import page
 
 AGENT_IMAGE = "localhost/netc-agent:test"
@@ -51,7 +52,8 @@ class RolloutCluster(SimCluster):
     def __init__(self, tmp: Path, nodes: tuple[SimNode, ...]) -> None:
         self.mtu = 1500
         self.priority = 10
-        super().__init__(tmp, tmp / "unused-bin", "host-gw", False, nodes)
+        # no bin dir: pods here go through containerd and the plugin the agents install
+        super().__init__(tmp, tmp / "no-bin-dir", "host-gw", False, nodes)
 
     def source(self) -> str:
         nodes = "".join(f"    node {n.name} {{ address {n.address}/24; block {n.block} }}\n"
@@ -203,9 +205,4 @@ class AgentNode:
 
 def pause_image(directory: Path, cluster: RolloutCluster) -> Path:
     """The workload pods' image: busybox httpd serving the lab's page."""
-    from tests.runtimes.images import docker_archive
-
     return docker_archive(directory / "pause.tar", SANDBOX_IMAGE, page(cluster))
-
-
-__all__ = ["AGENT_IMAGE", "AgentNode", "Cri", "RolloutCluster", "pause_image"]

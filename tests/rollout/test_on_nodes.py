@@ -90,8 +90,7 @@ def _serves(scene: Scene, node: SimNode, port: int) -> bool:
 
 def _probe(scene: Scene, netns: str, tag: str) -> subprocess.Popen:
     """A netprobe responder inside a pod's namespace (stopped by `_unprobe`)."""
-    scene.sim.serve(netns, "tcp", PROBE_PORT, tag)
-    return scene.sim.processes[-1]
+    return scene.sim.serve(netns, "tcp", PROBE_PORT, tag)
 
 
 def _unprobe(scene: Scene, process: subprocess.Popen) -> None:
