@@ -79,8 +79,9 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="parallel ADDs while attaching background pods (not timed)")
     parser.add_argument("--variants", type=_variants, default=list(VARIANTS),
                         help="netc-cni start-up variants sampled too: py3 (launcher on "
-                             "--python), warm (that launcher handing calls to netc serve-cni); "
-                             "'' for none (default py3,warm)")
+                             "--python), warm (that launcher handing calls to netc serve-cni), "
+                             "artifact (the node agent's plugin, cold and warm); '' for none "
+                             "(default py3,warm,artifact)")
     parser.add_argument("--python", default="/usr/bin/python3",
                         help="interpreter of the variants' launchers (default /usr/bin/python3)")
     parser.add_argument("--nodes", type=_counts, default=[10, 100, 1000],

@@ -254,8 +254,12 @@ def with_variants(stack: contextlib.ExitStack, nodes: list[Implementation], tmp:
     chosen = [netc]
     if "py3" in variants:
         chosen.append(impls.other_python(netc, tmp, python))
-    if "warm" in variants:
-        chosen.append(stack.enter_context(impls.warm(netc, tmp, python)))
+    if {"warm", "artifact"} & set(variants):
+        socket = stack.enter_context(impls.serving(netc, tmp))
+        if "warm" in variants:
+            chosen.append(impls.warm(netc, tmp, python, socket))
+        if "artifact" in variants:
+            chosen += impls.artifacts(netc, tmp, socket)
     return [*chosen, reference]
 
 
@@ -272,8 +276,8 @@ def run(tmp: Path, counts: Sequence[int], samples: int, jobs: int, *,
         chosen = with_variants(stack, nodes, tmp, variants, python)
         result: dict[str, Any] = {
             "samples": samples, "bandwidth": impls.BANDWIDTH, "host_ports": 1,
-            "launcher_python": {impl.name: python_version(sys.executable if impl.name == NETC
-                                                          else python)
+            # a netc implementation's probe is its launcher's interpreter starting
+            "launcher_python": {impl.name: python_version(impl.probe[0])
                                 for impl in chosen if impl.name.startswith(NETC)},
             "plugin_execs": {impl.name: impl.plugin_execs for impl in chosen},
             "first_add": first_adds(spaces, tmp, counts[-1], FIRST_ADDS),

@@ -9,9 +9,10 @@ runs it.  Both conflists come from the same `.netdsl` source, and each runs
 on its own node namespace, with its own state under the run's temp dir.
 
 netc can also be measured in variants of how netc-cni starts -- another
-interpreter for the launcher (`install-plugin --python`), or a warm server
-(`netc serve-cni`) -- which share the netc node: same conflist, same state,
-only the launcher differs, so they need no background pods of their own.
+interpreter for the launcher (`install-plugin --python`), a warm server
+(`netc serve-cni`), or the plugin artifact the node agent installs, cold
+and warm -- which share the netc node: same conflist, same state, only the
+launcher differs, so they need no background pods of their own.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ from compiler.pipeline import compile_sources
 from compiler.planner.context import bandwidth_from_option, mapping_from_option
 from compiler.source import SourceFile
 from runtime import driver
+from runtime.agent import install_plugin
+from runtime.artifact import INTERPRETERS, plugin_artifact
 from runtime.install import install
 
 NETWORK = """
@@ -59,9 +62,9 @@ LOOPBACK = {"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": 
 BANDWIDTH = "ingress=20M,egress=20M"
 REFERENCE = "reference"
 NETC = "netc"
-VARIANTS = ("py3", "warm")
+VARIANTS = ("py3", "warm", "artifact")
 """netc-py3: launcher on another interpreter; netc-warm: that launcher hands calls to
-`netc serve-cni`."""
+`netc serve-cni`; artifact: the node agent's plugin, cold and warm."""
 SERVER_START_TIMEOUT = 30.0
 REFERENCE_PROBE = "/usr/lib/cni/bridge"
 """Every reference plugin is a static Go binary of about this size."""
@@ -175,25 +178,46 @@ def other_python(netc: Implementation, tmp: Path, python: str) -> Implementation
 
 
 @contextlib.contextmanager
-def warm(netc: Implementation, tmp: Path, python: str) -> Iterator[Implementation]:
-    """netc-cni handed to a `netc serve-cni` running in netc's node, stopped (by PID) after.
-
-    The launcher runs on `python`, the deployment docs/runtime.md recommends:
-    with the plugin already loaded, the launcher's own start-up is what is left.
-    """
+def serving(netc: Implementation, tmp: Path) -> Iterator[Path]:
+    """A `netc serve-cni` running in netc's node, its socket; stopped (by PID) after."""
     socket, log = tmp / f"{netc.node}.sock", tmp / f"{netc.node}-serve-cni.log"
-    bin_dir = tmp / f"bin-warm-{netc.node}"
-    install(bin_dir, python=python, warm_socket=str(socket))
     with log.open("w") as sink:
         server = subprocess.Popen(["ip", "netns", "exec", netc.node, tool("netc"), "serve-cni",
                                    "--socket", str(socket)],
                                   stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
     try:
         _wait_until_listening(server, log)
-        yield netc.with_launcher(f"{NETC}-warm", bin_dir, python_probe(python, WARM_IMPORTS))
+        yield socket
     finally:
         server.kill()
         server.wait()
+
+
+def warm(netc: Implementation, tmp: Path, python: str, socket: Path) -> Implementation:
+    """netc-cni handed to the `netc serve-cni` on `socket`.
+
+    The launcher runs on `python`, the deployment docs/runtime.md recommends:
+    with the plugin already loaded, the launcher's own start-up is what is left.
+    """
+    bin_dir = tmp / f"bin-warm-{netc.node}"
+    install(bin_dir, python=python, warm_socket=str(socket))
+    return netc.with_launcher(f"{NETC}-warm", bin_dir, python_probe(python, WARM_IMPORTS))
+
+
+def artifacts(netc: Implementation, tmp: Path, socket: Path) -> list[Implementation]:
+    """netc-cni as the node agent installs it (runtime/artifact.py), on the node's python3.
+
+    netc-artifact: no server answers (the agent stopped), the artifact runs the
+    plugin from its zip; netc-artifact-warm: it hands calls to the server.
+    """
+    python = INTERPRETERS[0]
+    found = []
+    for name, listening, probe in (("artifact", tmp / "no-server.sock", full_import_code()),
+                                   ("artifact-warm", socket, WARM_IMPORTS)):
+        bin_dir = tmp / f"bin-{name}"
+        install_plugin(str(bin_dir), plugin_artifact(str(listening)))
+        found.append(netc.with_launcher(f"{NETC}-{name}", bin_dir, python_probe(python, probe)))
+    return found
 
 
 def _wait_until_listening(server: subprocess.Popen, log: Path) -> None:

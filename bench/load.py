@@ -62,7 +62,7 @@ def _node(stack: contextlib.ExitStack, name: str, spaces: Namespaces, tmp: Path,
     impl = impls.on_node(target, spaces, tmp, pods, role=f"load-{name}")
     impl = replace(impl, name=name, stderr_log=str(tmp / f"load-{name}.log"))
     if name == f"{NETC}-warm":
-        return stack.enter_context(impls.warm(impl, tmp, python))
+        return impls.warm(impl, tmp, python, stack.enter_context(impls.serving(impl, tmp)))
     return impl
 
 

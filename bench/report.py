@@ -33,12 +33,12 @@ def _machine(results: dict[str, Any]) -> Iterator[str]:
 def _attach(suite: dict[str, Any]) -> Iterator[str]:
     yield ("1. Pod attachment: bridge + IPAM + 1 hostPort + bandwidth + lo "
            f"({suite['samples']} samples each)")
-    yield "    pods  step  implementation     median /      p90    vs ref  unwrapped"
+    yield "    pods  step  implementation         median /      p90    vs ref  unwrapped"
     for phase in suite["phases"]:
         for step in ("add", "del"):
             for index, (name, figures) in enumerate(phase["implementations"].items()):
                 lead = f"{phase['pods']:5}  {step.upper():4}" if index == 0 else " " * 11
-                yield (f"   {lead}  {name:14} {_pair(figures[step])}   "
+                yield (f"   {lead}  {name:18} {_pair(figures[step])}   "
                        f"{figures['ratio'][step]:6.2f}x   {figures['ratio_unwrapped'][step]:6.2f}x")
     yield from _where_netc_time_goes(suite)
     yield from _harness(suite)

@@ -23,17 +23,21 @@ class Hash(Protocol):
         """The digest in hexadecimal."""
 
 
-def _constructor() -> Callable[[bytes], Hash]:
-    for module in ("_sha2", "_sha256"):  # CPython 3.12 and later; 3.10 and 3.11
+def _constructor(modules: tuple[str, ...] = ("_sha2", "_sha256", "hashlib")
+                 ) -> Callable[[bytes], Hash]:
+    """SHA-256 from the first of `modules` that imports.
+
+    CPython 3.12 and later's built-in, 3.10 and 3.11's, or hashlib's; imported
+    when netc is, never later (a warm server's child must not import, see
+    runtime.cni.server).
+    """
+    for module in modules:
         try:
-            built_in: Callable[[bytes], Hash] = importlib.import_module(module).sha256
+            constructor: Callable[[bytes], Hash] = importlib.import_module(module).sha256
         except ImportError:
             continue
-        return built_in
-    import hashlib
-
-    return hashlib.sha256
+        return constructor
+    raise ImportError(f"no SHA-256 in any of {', '.join(modules)}")
 
 
 sha256 = _constructor()
-

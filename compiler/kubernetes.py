@@ -15,6 +15,7 @@ the agent, because the plugin and the agent must agree on them.
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,9 @@ CONFIG_DIR = "/etc/netc"
 LABELS = {"app.kubernetes.io/name": "netc", "app.kubernetes.io/component": "node-agent"}
 CHECKSUM_ANNOTATION = "netc.dev/config-checksum"
 HEALTH_PORT = 9943
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/agent"
+"""Kubernetes 1.28's way to run the agent unconfined by AppArmor: the runtime's default
+profile forbids reading the host init's namespaces and writing /proc/sys/net."""
 CAPABILITIES = ("NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "SYS_MODULE")
 """What the agent needs, and why (docs/deployment.md): NET_ADMIN links, routes, tc,
 iptables; NET_RAW iptables; SYS_ADMIN and SYS_CHROOT setns into the host's mount
@@ -46,6 +50,8 @@ class Rollout:
     cni_conf_dir: str = "/etc/cni/net.d"
     cni_bin_dir: str = "/opt/cni/bin"
     interval: int = 60
+    warm_socket: str = "/run/netc/cni.sock"
+    """The agent's warm server; the plugin it installs on the host hands calls there."""
 
 
 def config_document(clusters: Sequence[Cluster], networks: Sequence[Network]) -> dict[str, Any]:
@@ -78,7 +84,7 @@ def manifests(clusters: Sequence[Cluster], networks: Sequence[Network],
     config = render_config(clusters, networks)
     checksum = "sha256:" + sha256(config.encode()).hexdigest()
     return [_namespace(rollout), _config_map(rollout, config),
-            _daemon_set(rollout, checksum, networks)]
+            _daemon_set(rollout, checksum)]
 
 
 def _metadata(name: str, rollout: Rollout | None = None) -> dict[str, Any]:
@@ -100,42 +106,24 @@ def _config_map(rollout: Rollout, config: str) -> dict[str, Any]:
             "data": {CONFIG_KEY: config}}
 
 
-def host_paths(rollout: Rollout, networks: Sequence[Network]) -> list[tuple[str, str, str]]:
-    """(volume name, host path, hostPath type) of everything the agent shares with the node."""
-    state = sorted({n.state_dir for n in networks})
-    data = sorted({n.ipam.data_dir for n in networks if n.ipam})
-    paths = [("cni-conf", rollout.cni_conf_dir, "DirectoryOrCreate"),
-             ("cni-bin", rollout.cni_bin_dir, "DirectoryOrCreate"),
-             *((f"state-{i}", p, "DirectoryOrCreate") for i, p in enumerate(state)),
-             *((f"ipam-{i}", p, "DirectoryOrCreate") for i, p in enumerate(data)),
-             ("netns", "/run/netns", "DirectoryOrCreate"),
-             ("xtables-lock", "/run/xtables.lock", "FileOrCreate"),
-             ("modules", "/lib/modules", "Directory")]
-    return paths
-
-
-def _daemon_set(rollout: Rollout, checksum: str, networks: Sequence[Network]
-                ) -> dict[str, Any]:
-    paths = host_paths(rollout, networks)
-    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]
-    for name, path, _ in paths:
-        mount: dict[str, Any] = {"name": name, "mountPath": path}
-        if name == "netns":
-            mount["mountPropagation"] = "HostToContainer"
-        if name == "modules":
-            mount["readOnly"] = True
-        mounts.append(mount)
+def _daemon_set(rollout: Rollout, checksum: str) -> dict[str, Any]:
+    socket_dir = posixpath.dirname(rollout.warm_socket)
+    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+              {"name": "warm-socket", "mountPath": socket_dir}]
     volumes = [{"name": "config", "configMap": {"name": "netc-config"}},
-               *({"name": n, "hostPath": {"path": p, "type": t}} for n, p, t in paths)]
+               {"name": "warm-socket",
+                "hostPath": {"path": socket_dir, "type": "DirectoryOrCreate"}}]
     container = {
         "name": "agent", "image": rollout.image, "imagePullPolicy": rollout.pull_policy,
         "args": ["agent", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--node-name",
                  "$(NODE_NAME)", "--cni-conf-dir", rollout.cni_conf_dir,
-                 "--cni-bin-dir", rollout.cni_bin_dir, "--interval", str(rollout.interval),
+                 "--cni-bin-dir", rollout.cni_bin_dir, "--socket", rollout.warm_socket,
+                 "--interval", str(rollout.interval),
                  "--health-port", str(HEALTH_PORT)],
         "env": [{"name": "NODE_NAME",
                  "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
-        "securityContext": {"privileged": False,
+        "securityContext": {"privileged": False, "readOnlyRootFilesystem": True,
+                            "seccompProfile": {"type": "RuntimeDefault"},
                             "capabilities": {"add": list(CAPABILITIES), "drop": ["ALL"]}},
         "readinessProbe": {"httpGet": {"host": "127.0.0.1", "port": HEALTH_PORT,
                                        "path": "/readyz"}, "periodSeconds": 5},
@@ -156,7 +144,8 @@ def _daemon_set(rollout: Rollout, checksum: str, networks: Sequence[Network]
             "updateStrategy": {"type": "RollingUpdate",
                                "rollingUpdate": {"maxUnavailable": 1}},
             "template": {"metadata": {"labels": dict(LABELS),
-                                      "annotations": {CHECKSUM_ANNOTATION: checksum}},
+                                      "annotations": {CHECKSUM_ANNOTATION: checksum,
+                                                      APPARMOR_ANNOTATION: "unconfined"}},
                          "spec": spec},
         },
     }

@@ -4,15 +4,18 @@ It reads its node's name (the downward API's `spec.nodeName`) and the
 compiled configuration (the mounted ConfigMap), then, in this order:
 
     1  installs netc-cni into the host's CNI bin dir (temporary file, rename:
-       a runtime may be executing the old one -- "text file busy")
+       a runtime may be executing the old one -- "text file busy"); the
+       plugin artifact is built at start from the agent's own modules, for
+       its socket, so the launchers and the server always agree
     2  applies the node's node-scoped plan (`runtime.apply`)
     3  starts the warm server (`netc serve-cni`), which hands pods' calls
-       to preloaded children
+       to preloaded children, and waits until it listens
     4  writes the node's conflists last (temporary file, fsync, rename) and
        removes those netc wrote before and no longer builds, never others'
 
-and then re-applies when the configuration changes, and every `interval`
-seconds (drift repair), logging each change.  It is ready (GET /readyz on
+and then converges again when the configuration changes, and every
+`interval` seconds (drift repair: a plugin, a route or a conflist someone
+changed is put back), logging each change it makes.  It is ready (GET /readyz on
 localhost) once all four are done; a node missing from the configuration,
 or a configuration it cannot read, is an error: it stays not ready and
 writes no conflist.  On SIGTERM it stops the server and leaves the plugin
@@ -21,8 +24,10 @@ while it restarts (cilium#24009).
 
 Steps 1, 2 and 4 run in a forked child that first enters the host's mount
 namespace (`--host-mount-ns`, /proc/1/ns/mnt with hostPID): the node's own
-iptables, conntrack and /proc/sys are used, as the plugin itself uses them
-on the host -- one iptables backend for pods and nodes, never the image's.
+files, iptables, conntrack, modprobe and /proc/sys are used, as the plugin
+itself uses them on the host -- one iptables backend for pods and nodes,
+never the image's.  So the container shares only two directories with the
+node: the ConfigMap's and the warm socket's (compiler/kubernetes.py).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import IO, Any
 
 from compiler import emit, kubernetes
 from compiler.cluster import networks_for_node
@@ -48,11 +53,16 @@ from compiler.ir import Cluster, Network
 from compiler.planner.node import node_plan
 from runtime import outdir
 from runtime.apply import apply_node
+from runtime.artifact import plugin_artifact
 from runtime.files import write_atomically
 from runtime.install import package_root
 from runtime.netns import CLONE_NEWNS, enter
 
 PLUGIN_NAME = "netc-cni"
+SERVER_START = 20.0
+"""Seconds the warm server may take to import the plugin and listen."""
+RETRY = 5.0
+"""Seconds before a failed converge is tried again (a change of the configuration: at once)."""
 
 
 @frozen
@@ -63,9 +73,8 @@ class Options:
     node: str
     cni_conf_dir: str
     cni_bin_dir: str
-    plugin: str
-    """The plugin artifact to install (the image ships it; `netc artifact` builds one)."""
     socket: str = "/run/netc/cni.sock"
+    """The warm server's socket; the installed plugin's launcher looks there."""
     interval: float = 60.0
     poll: float = 1.0
     health_port: int | None = kubernetes.HEALTH_PORT
@@ -79,36 +88,46 @@ def log(message: str) -> None:
 
 
 class Agent:
-    """The agent's state: the configuration it applied, the server, readiness."""
+    """The agent's state: the configuration it last tried, the server, readiness."""
 
     def __init__(self, options: Options) -> None:
         self.options = options
-        self.applied: str | None = None
+        self.attempted: str | None = None
+        """The digest of the configuration the last converge read (None: unreadable)."""
         self.ready = False
         self.problem = "starting"
         self.server: subprocess.Popen[bytes] | None = None
+        self.relay: _ServerLog | None = None
         self.stopping = threading.Event()
+        self.plugin = plugin_artifact(options.socket)
+        """The plugin artifact, built from the very modules the server runs (same identity)."""
 
     def run(self) -> int:
         """Converge, then keep converging until SIGTERM."""
         signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
         signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
         if self.options.health_port:
-            _serve_health(self, self.options.health_port)
-        last = 0.0
+            serve_health(self, self.options.health_port)
+        due = 0.0
         while not self.stopping.is_set():
             digest = _digest(self.options.config)
-            due = time.monotonic() - last >= self.options.interval
-            if digest != self.applied or due or self._server_gone():
+            if digest != self.attempted or time.monotonic() >= due or self._server_gone():
                 self.converge(digest)
-                last = time.monotonic()
+                wait = self.options.interval if self.ready else RETRY
+                due = time.monotonic() + min(wait, self.options.interval)
             self.stopping.wait(self.options.poll)
         self._stop_server()
         log("stopped; the plugin and the conflists stay, pods attach through the cold path")
         return 0
 
     def converge(self, digest: str | None) -> None:
-        """Steps 1-4 (1 and 3 only when needed); any failure leaves the agent not ready."""
+        """Steps 1-4, each changing only what differs; a failure leaves the agent not ready.
+
+        A failure is logged when it is new, not at every retry.
+        """
+        if digest is not None and digest != self.attempted:
+            log(f"configuration {digest[:12]} in {self.options.config}")
+        self.attempted = digest
         try:
             clusters, networks = _read(self.options.config)
             built = networks_for_node(networks, clusters, self.options.node)
@@ -116,30 +135,42 @@ class Agent:
             if cluster is None and any(n.ipam and n.ipam.cluster for n in networks):
                 raise NetcError(f"node {self.options.node} is in none of the clusters of "
                                 f"{self.options.config}")
-            first = self.applied is None
             report = _in_host(self.options, lambda: _install_and_apply(
-                self.options, cluster, built, install=first))
+                self.options, self.plugin, cluster, built))
             _log_report(report)
             if self.server is None or self.server.poll() is not None:
                 self._start_server()
-            _log_report(_in_host(self.options, lambda: _write_conflists(self.options, built)))
+            conf_dir = self.options.cni_conf_dir
+            _log_report(_in_host(self.options, lambda: write_conflists(conf_dir, built)))
         except (NetcError, OSError, ValueError) as error:
+            if str(error) != self.problem:
+                log(f"not ready: {error}")
             self.ready, self.problem = False, str(error)
-            log(f"not ready: {error}")
             return
-        self.applied, self.ready, self.problem = digest, True, ""
+        if not self.ready:
+            log("ready")
+        self.ready, self.problem = True, ""
 
     def _server_gone(self) -> bool:
         return self.server is not None and self.server.poll() is not None
 
     def _start_server(self) -> None:
+        """`netc serve-cni`, waited for until it listens: a node made ready has its server."""
         start = (f"import sys; sys.path.append({package_root()!r}); "
                  "from runtime.cli import main; main()")
         command = [sys.executable, "-c", start, "serve-cni", "--socket", self.options.socket]
-        self.server = subprocess.Popen(command)
-        log(f"warm server started (process {self.server.pid}, socket {self.options.socket})")
+        self.server = subprocess.Popen(command, stderr=subprocess.PIPE)
+        assert self.server.stderr is not None
+        relay = self.relay = _ServerLog(self.server.stderr)
+        relay.start()
+        if not relay.settled.wait(SERVER_START) or not relay.listening:
+            self._stop_server()
+            raise NetcError(f"the warm server did not listen on {self.options.socket} within "
+                            f"{SERVER_START:.0f} s")
+        log(f"warm server listening (process {self.server.pid}, socket {self.options.socket})")
 
     def _stop_server(self) -> None:
+        """Stop the server and let its last log lines through (the relay ends at its EOF)."""
         if self.server is not None and self.server.poll() is None:
             self.server.terminate()
             try:
@@ -147,6 +178,31 @@ class Agent:
             except subprocess.TimeoutExpired:
                 self.server.kill()
                 self.server.wait()
+        if self.relay is not None:
+            self.relay.join(5)
+
+
+class _ServerLog(threading.Thread):
+    """The warm server's log, line by line into the agent's; it tells when the server listens.
+
+    `settled` is set at the server's first line ("... listening on PATH"), or
+    when its log ends before that (it exited).
+    """
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        super().__init__(daemon=True, name="server-log")
+        self.stream = stream
+        self.listening = False
+        self.settled = threading.Event()
+
+    def run(self) -> None:
+        for line in self.stream:
+            sys.stderr.buffer.write(line)
+            sys.stderr.flush()
+            if not self.settled.is_set():
+                self.listening = b" listening on " in line
+                self.settled.set()
+        self.settled.set()
 
 
 def _digest(path: str) -> str | None:
@@ -166,33 +222,49 @@ def _read(path: str) -> tuple[list[Cluster], list[Network]]:
     return kubernetes.read_config(document)
 
 
-def _install_and_apply(options: Options, cluster: Cluster | None, networks: Sequence[Network],
-                       *, install: bool) -> list[str]:
-    lines = [f"installed {install_plugin(options)}"] if install else []
+def _install_and_apply(options: Options, plugin: bytes, cluster: Cluster | None,
+                       networks: Sequence[Network]) -> list[str]:
+    installed = install_plugin(options.cni_bin_dir, plugin)
+    lines = [f"installed {installed}"] if installed else []
     plan = node_plan(cluster, options.node, networks)
     for change in apply_node(plan, networks, options.node_netns):
         lines += [f"applied {line}" for line in change.lines()]
     return lines
 
 
-def install_plugin(options: Options) -> str:
-    """The plugin artifact into the CNI bin dir, by rename: never rewritten in place."""
-    with open(options.plugin, "rb") as handle:
-        content = handle.read()
-    target = os.path.join(options.cni_bin_dir, PLUGIN_NAME)
-    os.makedirs(options.cni_bin_dir, exist_ok=True)
-    write_atomically(target, content, durable=True, mode=0o755)
+def install_plugin(bin_dir: str, plugin: bytes) -> str | None:
+    """The plugin into `bin_dir` unless it is there already; its path when written.
+
+    Always a new file renamed over the old one, never a rewrite in place: a
+    runtime may be executing the old one ("text file busy"), and a runtime
+    starting it meanwhile finds the old or the new file, whole.  Someone
+    else's change to the file is undone (drift repair).
+    """
+    target = os.path.join(bin_dir, PLUGIN_NAME)
+    try:
+        with open(target, "rb") as handle:
+            if handle.read() == plugin:
+                return None
+    except FileNotFoundError:
+        pass
+    os.makedirs(bin_dir, exist_ok=True)
+    write_atomically(target, plugin, durable=True, mode=0o755)
     return target
 
 
-def _write_conflists(options: Options, networks: Sequence[Network]) -> list[str]:
+def write_conflists(conf_dir: str, networks: Sequence[Network]) -> list[str]:
+    """The networks' conflists into `conf_dir`, netc's stale ones out; what changed.
+
+    netc owns what it wrote there (runtime.outdir): a file of another plugin
+    is never touched, one of netc's that someone edited since is left.
+    """
     outputs = {emit.file_name(n): outdir.Output(n.name, emit.render(emit.conflist(n, "netc")))
                for n in networks}
-    plan = outdir.plan_directory(options.cni_conf_dir, outputs)
-    outdir.carry_out(options.cni_conf_dir, plan)
+    plan = outdir.plan_directory(conf_dir, outputs)
+    outdir.carry_out(conf_dir, plan)
     verbs = {outdir.Action.WRITE: "wrote", outdir.Action.REMOVE: "removed stale",
              outdir.Action.EDITED: "left edited"}
-    return [f"{verbs[c.action]} {os.path.join(options.cni_conf_dir, c.name)}"
+    return [f"{verbs[c.action]} {os.path.join(conf_dir, c.name)}"
             for c in plan.changes if c.action in verbs]
 
 
@@ -232,7 +304,8 @@ def _child(writer: int, mount_ns: str, work: Callable[[], list[str]]) -> None:
         outcome = {"lines": work()}
     except BaseException as error:  # everything goes back to the parent, nothing escapes
         outcome = {"error": f"{type(error).__name__}: {error}"}
-        traceback.print_exc()
+        # not through sys.stderr: a thread of the parent may have held its lock at the fork
+        os.write(2, traceback.format_exc().encode(errors="replace"))
     finally:
         try:
             os.write(writer, json.dumps(outcome).encode())
@@ -240,20 +313,32 @@ def _child(writer: int, mount_ns: str, work: Callable[[], list[str]]) -> None:
             os._exit(0 if "lines" in outcome else 1)
 
 
-def _serve_health(agent: Agent, port: int) -> None:
-    """GET /readyz: 200 once converged, 503 with the reason; /healthz: 200 while running."""
+def serve_health(agent: Agent, port: int) -> http.server.ThreadingHTTPServer:
+    """GET /readyz: 200 once converged, 503 with the reason; /healthz: 200 while running.
+
+    On 127.0.0.1 of the node (the pod has the host's network): the kubelet's
+    probe reaches it there, nothing off the node does.  `port` 0 takes any free
+    port (the server's `server_address` says which).
+    """
 
     class Health(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            ok = agent.ready if self.path == "/readyz" else self.path == "/healthz"
-            body = b"ok\n" if ok else f"{agent.problem or 'not found'}\n".encode()
-            self.send_response(200 if ok else 503)
-            self.send_header("Content-Length", str(len(body)))
+            if self.path == "/healthz":
+                status, body = 200, "ok"
+            elif self.path == "/readyz":
+                status, body = (200, "ok") if agent.ready else (503, agent.problem)
+            else:
+                status, body = 404, "not found"
+            data = f"{body}\n".encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(data)
 
         def log_message(self, *args: object) -> None:
             """Probes every few seconds would drown the log."""
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Health)
     threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
+    return server

@@ -5,7 +5,8 @@ container, where no netc is installed.  The artifact carries what the plugin
 needs:
 
     #!/bin/sh ...      finds the host's python3 (or answers a CNI error), then
-                       runs this very file as a zip archive
+                       runs this very file as a zip archive, through a
+                       descriptor (the file may be replaced during the call)
     <zip>              __main__.py -- the launcher (runtime/install.py): VERSION
                        answered at once, the call handed to the warm server
                        when one answers, else netc's plugin from the archive --
@@ -23,21 +24,27 @@ when cold, the same when warm.
 
 from __future__ import annotations
 
-import importlib._bootstrap_external
 import importlib.util
 import io
+import marshal
 import zipfile
 
 from compiler.errors import Code
 from runtime.install import OLDEST_PYTHON, launcher_code, package_files
 
 DEFAULT_SOCKET = "/run/netc/cni.sock"
+UNCHECKED_HASH = 0b01
+"""A .pyc's flags: hash-based (bit 0), the source not checked (bit 1 clear)."""
 INTERPRETERS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
 SHELL = """#!/bin/sh
-# netc-cni: netc's CNI plugin.  This line finds the node's python3 and runs the zip
+# netc-cni: netc's CNI plugin.  These lines find the node's python3 and run the zip
 # archive that follows as a program; the archive is netc (see runtime/artifact.py).
+# Python reads the archive again for every module it imports, so it reads it through
+# a descriptor of this very file: an upgrade renaming a new one over it mid-call is
+# not seen by this call.
+exec 9<"$0" || exit 1
 for python in {interpreters}; do
-    [ -x "$python" ] && exec "$python" -IS "$0" "$@"
+    [ -x "$python" ] && exec "$python" -IS /proc/self/fd/9 "$@"
 done
 printf '%s\\n' '{error}'
 exit 1
@@ -46,11 +53,15 @@ MISSING = ('{{"cniVersion": "1.0.0", "code": {code}, "msg": "netc-cni needs pyth
            '({oldest} or later) on the node: none in {where}"}}')
 
 
-def plugin_artifact(warm_socket: str | None = DEFAULT_SOCKET) -> bytes:
-    """The artifact's bytes: a shell line, then the zip archive of the launcher and netc."""
+def plugin_artifact(warm_socket: str | None = DEFAULT_SOCKET,
+                    interpreters: tuple[str, ...] = INTERPRETERS) -> bytes:
+    """The artifact's bytes: a shell line, then the zip archive of the launcher and netc.
+
+    `interpreters` are tried in order (the usual places of a node's python3).
+    """
     error = MISSING.format(code=int(Code.HOST_UNSUITABLE), oldest=".".join(map(str, OLDEST_PYTHON)),
-                           where=", ".join(INTERPRETERS))
-    header = SHELL.format(interpreters=" ".join(INTERPRETERS), error=error)
+                           where=", ".join(interpreters))
+    header = SHELL.format(interpreters=" ".join(interpreters), error=error)
     buffer = io.BytesIO()
     buffer.write(header.encode())
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -62,10 +73,15 @@ def plugin_artifact(warm_socket: str | None = DEFAULT_SOCKET) -> bytes:
 
 
 def _compiled(name: str, source: bytes) -> bytes:
-    """The module's byte code as an unchecked hash-based cache (no timestamp to compare)."""
+    """The module's byte code as an unchecked hash-based cache (PEP 552: no timestamp).
+
+    Marshalled in format 2, which has no back-references: format 3 and later
+    mark objects by their reference counts, so the bytes would depend on what
+    the building process happened to hold (the agent's and a test's differ).
+    """
     code = compile(source, name, "exec", dont_inherit=True)
-    return importlib._bootstrap_external._code_to_hash_pyc(  # type: ignore[attr-defined, no-any-return]
-        code, importlib.util.source_hash(source), checked=False)
+    return (importlib.util.MAGIC_NUMBER + UNCHECKED_HASH.to_bytes(4, "little")
+            + importlib.util.source_hash(source) + marshal.dumps(code, 2))
 
 
 def _entry(name: str) -> zipfile.ZipInfo:

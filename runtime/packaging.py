@@ -3,8 +3,10 @@
 No registry is reachable from where netc is built and tested, so the image
 is assembled from this machine's own files: Debian's python3 with the
 shared libraries it and its extension modules load, its standard library,
-netc's packages and their dependencies (from the environment netc runs in),
-and the plugin artifact the agent installs on nodes (`runtime.artifact`).
+and netc's packages and their dependencies (from the environment netc runs
+in).  The plugin artifact the agent installs on nodes is not in the image:
+the agent builds it from these very modules (`runtime.artifact`), for the
+warm socket it serves, so launcher and server always agree.
 It is written as a docker-archive -- manifest.json, the image config and one
 layer -- which `ctr images import` and `podman load` both read.
 """
@@ -20,13 +22,21 @@ import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from compiler.versions import netc_version
+
 PYTHON = Path("/usr/bin/python3")
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",
                "distutils", "pydoc_data", "unittest", "venv", "__phello__"}
 """Parts of the standard library the agent never imports."""
+BUILD_FILES = "config-"
+"""config-3.11-<arch>/: the static libpython and makefiles for building extensions (33 MB)."""
 PACKAGES = ("compiler", "runtime", "grammar")
 DEPENDENCIES = ("click", "yaml", "lark")
 ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
+DLOPENED_BY_LIBC = ("libgcc_s.so.1",)
+"""Loaded by glibc with dlopen, so ldd never lists it: pthread_exit unwinds with it.
+Python ends daemon threads that way at exit; without it the agent aborted on SIGTERM
+("libgcc_s.so.1 must be installed for pthread_exit to work", status 134)."""
 SITE = "usr/lib/netc"
 LAUNCHER = f"""#!/usr/bin/python3 -IS
 import sys
@@ -54,7 +64,11 @@ def _add(archive: tarfile.TarFile, name: str, *, data: bytes | None = None, mode
 
 
 def _libraries(binaries: Sequence[Path]) -> set[Path]:
-    """The shared libraries (and the loader) the binaries need, from ldd."""
+    """The shared libraries (and the loader) the binaries need.
+
+    From ldd, and those the C library loads itself (`DLOPENED_BY_LIBC`), from
+    the C library's directory.
+    """
     found: set[Path] = set()
     for binary in binaries:
         listing = subprocess.run(["ldd", str(binary)], capture_output=True, text=True,
@@ -64,6 +78,9 @@ def _libraries(binaries: Sequence[Path]) -> set[Path]:
             path = next((p for p in parts if p.startswith("/")), None)
             if path:
                 found.add(Path(path))
+    for libc in [library for library in found if library.name == "libc.so.6"]:
+        found |= {libc.parent / name for name in DLOPENED_BY_LIBC
+                  if (libc.parent / name).exists()}
     return found
 
 
@@ -71,7 +88,8 @@ def _python_files(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
     """(name in the image, file) for a tree of Python sources, caches and data."""
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if relative.parts and relative.parts[0] in STDLIB_SKIP:
+        top = relative.parts[0] if relative.parts else ""
+        if top in STDLIB_SKIP or top.startswith(BUILD_FILES):
             continue
         if path.is_file() and ".opt-" not in path.name:  # -O caches: never used
             yield f"{prefix}/{relative.as_posix()}", path
@@ -85,8 +103,8 @@ def _module_dir(name: str) -> Path:
     return Path(module.__file__).resolve().parent
 
 
-def image_layer(plugin: bytes) -> bytes:
-    """The image's one layer: python3 and its libraries, the stdlib, netc, the plugin."""
+def image_layer() -> bytes:
+    """The image's one layer: python3 and its libraries, the stdlib, netc."""
     stdlib = Path("/usr/lib") / PYTHON.resolve().name  # Debian's python3.11: /usr/lib/python3.11
     dynload = stdlib / "lib-dynload"
     buffer = io.BytesIO()
@@ -95,7 +113,9 @@ def image_layer(plugin: bytes) -> bytes:
                           "usr/lib", SITE, "var", "var/lib"):
             _add(archive, directory, mode=0o755)
         _add(archive, "usr/bin/python3", data=PYTHON.resolve().read_bytes(), mode=0o755)
-        for library in sorted(_libraries([PYTHON.resolve(), *dynload.glob("*.so")])):
+        extensions = [*dynload.glob("*.so"),
+                      *(so for name in DEPENDENCIES for so in _module_dir(name).rglob("*.so"))]
+        for library in sorted(_libraries([PYTHON.resolve(), *extensions])):
             _add(archive, library.as_posix().lstrip("/"), data=library.read_bytes(),
                  mode=0o755)
         for name, path in _python_files(stdlib, stdlib.as_posix().lstrip("/")):
@@ -103,8 +123,12 @@ def image_layer(plugin: bytes) -> bytes:
         for package in (*PACKAGES, *DEPENDENCIES):
             for name, path in _python_files(_module_dir(package), f"{SITE}/{package}"):
                 _add(archive, name, data=path.read_bytes())
+        # the distribution's metadata, so `netc_version()` -- and with it the warm
+        # server's identity -- is the release's in the image too, not "unreleased"
+        version = netc_version()
+        _add(archive, f"{SITE}/netc-{version}.dist-info/METADATA",
+             data=f"Metadata-Version: 2.1\nName: netc\nVersion: {version}\n".encode())
         _add(archive, "usr/bin/netc", data=LAUNCHER.encode(), mode=0o755)
-        _add(archive, f"{SITE}/netc-cni", data=plugin, mode=0o755)
         _add(archive, "etc/passwd", data=b"root:x:0:0:root:/:/usr/bin/python3\n")
         _add(archive, "etc/group", data=b"root:x:0:\n")
     return buffer.getvalue()
@@ -134,8 +158,8 @@ def docker_archive(path: Path, reference: str, layer: bytes, config: bytes) -> P
     return path
 
 
-def agent_image(path: Path, reference: str, plugin: bytes) -> Path:
+def agent_image(path: Path, reference: str) -> Path:
     """The agent's image: `netc agent ...` is its entry point's default command."""
-    layer = image_layer(plugin)
+    layer = image_layer()
     config = image_config(layer, ["/usr/bin/netc"], ["agent", "--help"])
     return docker_archive(path, reference, layer, config)

@@ -23,10 +23,8 @@ from runtime.cli.common import SystemFailure
               help="This node's Kubernetes name (the downward API's spec.nodeName).")
 @click.option("--cni-conf-dir", default="/etc/cni/net.d", show_default=True)
 @click.option("--cni-bin-dir", default="/opt/cni/bin", show_default=True)
-@click.option("--plugin", default="/usr/lib/netc/netc-cni", show_default=True,
-              type=click.Path(exists=True, dir_okay=False), help="The plugin artifact to install.")
 @click.option("--socket", default="/run/netc/cni.sock", show_default=True,
-              help="The warm server's socket (the artifact's launchers look there).")
+              help="The warm server's socket (the plugin the agent installs looks there).")
 @click.option("--interval", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds between converging again without a change (drift repair).")
 @click.option("--health-port", type=int, default=kubernetes.HEALTH_PORT, show_default=True,
@@ -35,13 +33,13 @@ from runtime.cli.common import SystemFailure
               help="The host's mount namespace, for the work done on the host ('' when the "
               "agent runs on the host itself).")
 @click.option("--node-netns", help="Work in this network namespace as the node (tests).")
-def agent(config: str, node_name: str, cni_conf_dir: str, cni_bin_dir: str, plugin: str,
-          socket: str, interval: float, health_port: int, host_mount_ns: str,
+def agent(config: str, node_name: str, cni_conf_dir: str, cni_bin_dir: str, socket: str,
+          interval: float, health_port: int, host_mount_ns: str,
           node_netns: str | None) -> None:
     """The node agent: install the plugin, apply the node, serve, write the conflist; repeat."""
     from runtime.agent import Agent, Options
 
-    options = Options(config, node_name, cni_conf_dir, cni_bin_dir, plugin, socket, interval,
+    options = Options(config, node_name, cni_conf_dir, cni_bin_dir, socket, interval,
                       health_port=health_port or None, host_mount_ns=host_mount_ns or None,
                       node_netns=node_netns)
     sys.exit(Agent(options).run())
@@ -70,13 +68,12 @@ def artifact(out: Path, warm_socket: str) -> None:
 def image(out: Path, tag: str | None) -> None:
     """Write the agent's image as a docker-archive (`ctr images import`, `podman load`)."""
     from compiler.versions import netc_version
-    from runtime.artifact import plugin_artifact
     from runtime.packaging import agent_image
 
     reference = tag or f"localhost/netc:{netc_version()}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        agent_image(out, reference, plugin_artifact())
+        agent_image(out, reference)
     except OSError as error:
         raise SystemFailure(f"cannot write {out}: {error.strerror}") from error
     click.echo(f"wrote {out} ({reference})", err=True)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import gc
+import importlib.abc
 import os
 import select
 import signal
@@ -166,16 +167,37 @@ class Spare:
 
 
 def _preload() -> None:
-    """Import (and warm the caches of) everything a call could need, so children never do."""
-    import subprocess  # noqa: F401 - runtime.programs imports it on demand
+    """Import (and warm the caches of) everything a call could need, so children never do.
 
-    import runtime.cni.commands  # noqa: F401 - the plugin imports it per call (and the handlers)
+    A child runs in the caller's mount namespace, where this server's files
+    may not exist (the agent's container image is not the node): it must not
+    import anything there (`_ImportsClosed`).  What netc's modules import
+    inside functions is imported here (tests/rollout/test_artifact.py checks).
+    """
+    import importlib.metadata  # noqa: F401 - compiler.versions (the CLI has it imported anyway)
+
+    import compiler.quantities  # noqa: F401 - compiler.planner.context, on demand
+    import runtime.cni.commands  # the plugin imports it per call (and the handlers)
+    import runtime.cni.request  # the same
+    import runtime.deadline  # noqa: F401 - the same
     from compiler import datatypes, ir_codec
 
     ir_codec.warm()
     datatypes.compile_pending()
     prepare()
     gc.freeze()  # what is loaded now is never collected: no child scans (and copies) it
+
+
+class _ImportsClosed(importlib.abc.MetaPathFinder):
+    """Refuses every import not done yet, in a child that entered the caller's namespaces.
+
+    There a module would come from the caller's file system (another Python,
+    or none), not from this netc.
+    """
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> None:
+        raise ImportError(f"netc-cni server: {name} was not preloaded, and nothing is "
+                          "imported in the caller's namespaces")
 
 
 def _listen(path: str) -> socket.socket:
@@ -284,6 +306,7 @@ def _enter_namespaces(net: int, mount: int) -> None:
         enter(net, CLONE_NEWNET)
     except NetnsError as error:
         raise Refused(f"cannot enter the caller's namespaces: {error}") from None
+    sys.meta_path.insert(0, _ImportsClosed())
 
 
 def _check_peer(connection: socket.socket) -> None:

@@ -123,11 +123,12 @@ class Namespaces:
         self.processes.append(process)
         return process
 
-    def serve(self, netns: str, protocol: str, port: int, tag: str) -> None:
-        """A netprobe responder on `port`, ready when this returns."""
+    def serve(self, netns: str, protocol: str, port: int, tag: str) -> subprocess.Popen:
+        """A netprobe responder on `port`, ready when this returns; its process."""
         process = self.spawn(netns, sys.executable, "-m", "tests.kernel.netprobe", "serve",
                              protocol, str(port), tag)
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        return process
 
     def ask(self, netns: str, protocol: str, host: str, port: int,
             source_port: int | None = None) -> str | None:
@@ -142,6 +143,34 @@ class Namespaces:
         done = self.run(netns, "ping", "-c", str(count), "-W", "2", "-i", "0.2", address,
                         check=False)
         return done.returncode == 0
+
+    def kernel_state(self, netns: str) -> dict[str, object]:
+        """A namespace's kernel state, without what changes by itself (carrier, DAD, counters).
+
+        Links, addresses and routes are read with pyroute2 -- an implementation
+        independent of netc's own netlink code, so the tests do not take the
+        plugin's word for what it did.
+        """
+        with NetNS(netns) as kernel:
+            names = {link["index"]: link.get("ifname") for link in kernel.get_links()}
+            links = sorted((link.get("ifname"), link.get("mtu"), names.get(link.get("master")),
+                            bool(link["flags"] & IFF_UP), link.get("address"),
+                            link.get(("linkinfo", "kind"))) for link in kernel.get_links())
+            addresses = sorted((names[a["index"]], a.get("address"), a["prefixlen"])
+                               for a in kernel.get_addr() if a["scope"] != RT_SCOPE_LINK)
+            routes = sorted(((r.get("dst"), r["dst_len"], r.get("gateway"), names.get(r.get("oif")))
+                             for r in kernel.get_routes(table=RT_TABLE_MAIN)), key=str)
+        qdiscs = json.loads(self.run(netns, "tc", "-j", "qdisc", "show").stdout or "[]")
+        return {
+            "links": links,
+            "addresses": addresses,
+            "routes": routes,
+            "nat": sorted(line for line in self.run(
+                netns, "iptables-save", "-t", "nat").stdout.splitlines()
+                if not line.startswith(("#", ":"))),
+            "qdiscs": sorted((q["dev"], q["kind"], q["handle"], json.dumps(q.get("options")))
+                             for q in qdiscs),
+        }
 
     def wait_for(self, condition, timeout: float = 5.0) -> bool:
         """Poll `condition()` until it is true or `timeout` seconds pass."""
@@ -225,31 +254,6 @@ class Lab(Namespaces):
         return done.returncode, output
 
     def snapshot(self) -> dict[str, object]:
-        """The node's kernel state, without what changes by itself (carrier, DAD, counters).
+        """The node's kernel state, without what changes by itself (see `kernel_state`)."""
+        return self.kernel_state(self.node)
 
-        Links, addresses and routes are read with pyroute2 -- an implementation
-        independent of netc's own netlink code, so the tests do not take the
-        plugin's word for what it did.
-        """
-        with NetNS(self.node) as kernel:
-            names = {link["index"]: link.get("ifname") for link in kernel.get_links()}
-            links = sorted((link.get("ifname"), link.get("mtu"), names.get(link.get("master")),
-                            bool(link["flags"] & IFF_UP), link.get("address"),
-                            link.get(("linkinfo", "kind"))) for link in kernel.get_links())
-            addresses = sorted((names[a["index"]], a.get("address"), a["prefixlen"])
-                               for a in kernel.get_addr() if a["scope"] != RT_SCOPE_LINK)
-            routes = sorted((r.get("dst"), r["dst_len"], r.get("gateway"), names.get(r.get("oif")))
-                            for r in kernel.get_routes(table=RT_TABLE_MAIN))
-        return {
-            "links": links,
-            "addresses": addresses,
-            "routes": routes,
-            "nat": sorted(line for line in self.run(
-                self.node, "iptables-save", "-t", "nat").stdout.splitlines()
-                if not line.startswith(("#", ":"))),
-            "qdiscs": sorted((q["dev"], q["kind"], q["handle"], json.dumps(q.get("options")))
-                             for q in self._json("tc", "-j", "qdisc", "show")),
-        }
-
-    def _json(self, *command: str) -> list[dict]:
-        return json.loads(self.run(self.node, *command).stdout or "[]")

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from runtime.install import install
 from tests.kernel.lab import Lab
+from tests.runtimes.host import children
 
 
 class WarmServer:
@@ -36,20 +36,8 @@ class WarmServer:
         return self.process.poll() is None
 
     def children(self) -> list[int]:
-        """PIDs whose parent is the server, read from /proc (no process group guessing)."""
-        found = []
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            # the command name in parentheses may hold spaces: fields follow the last ')'
-            fields = stat[stat.rindex(")") + 2:].split()
-            if int(fields[1]) == self.pid:
-                found.append(int(entry))
-        return found
+        """PIDs whose parent is the server."""
+        return children(self.pid)
 
     def busy(self) -> list[int]:
         """The children serving a call: all but the spare blocked in accept()."""

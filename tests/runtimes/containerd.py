@@ -33,6 +33,7 @@ from cri_api.v1.api_pb2_grpc import RuntimeServiceStub
 from tests.runtimes.host import (
     NODE_PATH,
     CgroupTree,
+    children,
     in_netns,
     kill,
     processes_naming,
@@ -74,10 +75,16 @@ class Containerd:
     """The daemon: started in the node, stopped by its PID, with everything it left."""
 
     def __init__(self, node: str, conf_dir: Path, bin_dir: Path, sandbox_image: str,
-                 cgroups: CgroupTree) -> None:
+                 cgroups: CgroupTree, *, own_pids: bool = False) -> None:
         self.work = Path(tempfile.mkdtemp(prefix="netc-ctrd-"))
         self.node = node
         self.cgroups = cgroups
+        self.own_pids = own_pids
+        """The daemon is PID 1 of a PID namespace of its own, the node's "host" PIDs as a
+        hostPID pod sees them: /proc/1 is this containerd.  It gets a mount namespace of
+        its own too, for a /proc that shows those PIDs (runc reads its children there);
+        the mounts it makes stay there, but for /run/netns, a shared mount, so the
+        test sees the pods' namespaces."""
         self.socket = self.work / "containerd.sock"
         (self.work / "config.toml").write_text(CONFIG.format(
             work=self.work, sandbox_image=sandbox_image, bin_dir=bin_dir, conf_dir=conf_dir))
@@ -90,21 +97,25 @@ class Containerd:
         path = self.work / "containerd.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def start(self) -> Cri:
-        """Start the daemon and wait until its CRI plugin reports the network ready.
+    def start(self, *, network_ready: bool = True) -> Cri:
+        """Start the daemon and wait for its CRI; and until it reports the network ready.
 
         Its environment is a node's (PATH only), not the test runner's: the
-        CNI plugins inherit it.
+        CNI plugins inherit it.  `network_ready` False: a node whose network
+        plugin is still to come (an agent writes its conflist later).
         """
+        pids = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
+                "--propagation", "unchanged"] if self.own_pids else []
         with open(self.work / "containerd.log", "w") as log:
             self.process = subprocess.Popen(
-                [*in_netns(self.node), "containerd", "--config", str(self.work / "config.toml")],
+                [*in_netns(self.node), *pids, "containerd", "--config",
+                 str(self.work / "config.toml")],
                 stdout=log, stderr=subprocess.STDOUT, env={"PATH": NODE_PATH})
         deadline = time.monotonic() + START_TIMEOUT
         while not self.socket.exists():
             self._alive_before(deadline)
         self.cri = Cri(self.socket)
-        while not self.cri.network_ready():
+        while not (self.cri.network_ready() if network_ready else self.cri.status_answers()):
             self._alive_before(deadline)
         return self.cri
 
@@ -128,7 +139,10 @@ class Containerd:
             self.cri.close()
             self.cri = None
         if self.process is not None:
-            stop(self.process)
+            if self.own_pids:  # unshare ignores SIGTERM: ask its child, the daemon
+                for pid in children(self.process.pid):
+                    kill(pid, signal.SIGTERM)
+            stop(self.process)  # killing unshare kills the daemon and its PID namespace
             self.process = None
         for pid in processes_naming(str(self.work)):
             kill(pid, signal.SIGKILL)
@@ -148,6 +162,14 @@ class Cri:
         """Close the gRPC channel."""
         self.channel.close()
 
+    def status_answers(self) -> bool:
+        """Whether the CRI plugin answers Status (it is serving)."""
+        try:
+            self.runtime.Status(cri.StatusRequest(), timeout=2)
+        except grpc.RpcError:
+            return False
+        return True
+
     def network_ready(self) -> bool:
         """Whether the CRI plugin has loaded a CNI configuration (NetworkReady)."""
         try:
@@ -159,7 +181,15 @@ class Cri:
     def run_pod(self, name: str, namespace: str, *, host_port: int, container_port: int,
                 annotations: dict[str, str], cgroup_parent: str) -> str:
         """RunPodSandbox with one TCP port mapping; the sandbox ID."""
-        config = cri.PodSandboxConfig(
+        return self.run_sandbox(self.pod_config(
+            name, namespace, host_port=host_port, container_port=container_port,
+            annotations=annotations, cgroup_parent=cgroup_parent))
+
+    @staticmethod
+    def pod_config(name: str, namespace: str, *, host_port: int, container_port: int,
+                   annotations: dict[str, str], cgroup_parent: str) -> cri.PodSandboxConfig:
+        """A pod sandbox's configuration with one TCP port mapping, as the kubelet sends it."""
+        return cri.PodSandboxConfig(
             metadata=cri.PodSandboxMetadata(name=name, namespace=namespace,
                                             uid=str(uuid.uuid4())),
             hostname=name,
@@ -167,8 +197,35 @@ class Cri:
                                            host_port=host_port)],
             annotations=annotations,
             linux=cri.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent))
+
+    def run_sandbox(self, config: cri.PodSandboxConfig) -> str:
+        """RunPodSandbox (CNI ADD unless the pod shares the node's network); the sandbox ID."""
         return self.runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=config),
                                           timeout=60).pod_sandbox_id
+
+    def run_container(self, pod: str, config: cri.ContainerConfig,
+                      sandbox: cri.PodSandboxConfig) -> str:
+        """CreateContainer then StartContainer, as the kubelet does; the container ID."""
+        container = self.runtime.CreateContainer(cri.CreateContainerRequest(
+            pod_sandbox_id=pod, config=config, sandbox_config=sandbox), timeout=60).container_id
+        self.runtime.StartContainer(cri.StartContainerRequest(container_id=container),
+                                    timeout=60)
+        return container
+
+    def stop_container(self, container: str, timeout: int) -> None:
+        """StopContainer: SIGTERM, then SIGKILL after `timeout` seconds."""
+        self.runtime.StopContainer(cri.StopContainerRequest(container_id=container,
+                                                            timeout=timeout), timeout=timeout + 30)
+
+    def remove_container(self, container: str) -> None:
+        """RemoveContainer."""
+        self.runtime.RemoveContainer(cri.RemoveContainerRequest(container_id=container),
+                                     timeout=30)
+
+    def container(self, container: str) -> cri.ContainerStatus:
+        """ContainerStatus (state, exit code, reason)."""
+        return self.runtime.ContainerStatus(cri.ContainerStatusRequest(
+            container_id=container), timeout=10).status
 
     def status(self, pod: str) -> tuple[cri.PodSandboxStatus, dict[str, Any]]:
         """PodSandboxStatus, verbose: the status and containerd's info document."""

@@ -122,6 +122,22 @@ def stop(process: subprocess.Popen, grace: float = 10.0) -> None:
         process.wait()
 
 
+def children(pid: int) -> list[int]:
+    """The PIDs of a process's children, from /proc (no process group guessing)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # the command name in parentheses may hold spaces: the fields follow the last ')'
+        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
 def processes_naming(text: str) -> dict[int, str]:
     """Processes whose command line contains `text` (e.g. a test's work directory)."""
     found = {}

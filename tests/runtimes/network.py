@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from compiler.planner.names import AttachmentNames, record_path
-from tests.kernel.lab import NODE_IP, Lab
+from tests.kernel.lab import NODE_IP, Lab, Namespaces
 
 NAME = "rtnet"
 SUBNET_PREFIX = "10.79.0."
@@ -79,9 +79,10 @@ def _links(lab: Lab) -> list[dict[str, Any]]:
     return json.loads(lab.run(lab.node, "ip", "-d", "-j", "link").stdout)
 
 
-def tbf(lab: Lab, device: str) -> dict[str, int] | None:
-    """The root TBF of a node device as tc reports it (rate in bytes/s, burst in bytes)."""
-    shown = json.loads(lab.run(lab.node, "tc", "-j", "qdisc", "show", "dev", device).stdout)
+def tbf(lab: Namespaces, node: str, device: str) -> dict[str, int] | None:
+    """The root TBF of a device in a node namespace as tc reports it (rate in bytes/s,
+    burst in bytes)."""
+    shown = json.loads(lab.run(node, "tc", "-j", "qdisc", "show", "dev", device).stdout)
     roots = [q["options"] for q in shown if q["kind"] == "tbf" and q.get("root")]
     return roots[0] if roots else None
 

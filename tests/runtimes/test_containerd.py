@@ -80,7 +80,7 @@ def _pod(lab: Lab, cri: Cri) -> str:
 
 def _shaped(lab: Lab, device: str, rate_bits: int) -> None:
     """A TBF of `rate_bits` on `device`, its bucket netc's bound, not containerd's 512 MiB."""
-    found = network.tbf(lab, device)
+    found = network.tbf(lab, lab.node, device)
     assert found is not None, f"no tbf on {device}"
     assert found["rate"] * 8 == rate_bits
     bounded = shaping.burst_cap_bytes(rate_bits)

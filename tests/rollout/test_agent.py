@@ -1,0 +1,195 @@
+"""The node agent's logic that needs no root: its configuration, its node, its files, its probe.
+
+What needs the kernel (the node's plan, the warm server, pods) is proven
+through containerd in test_on_nodes.py; here the agent meets the failures
+that must stop it before it touches the node, and its file handling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from compiler import emit, kubernetes
+from compiler.cluster import networks_for_node
+from compiler.pipeline import compile_sources
+from compiler.source import SourceFile
+from runtime.agent import Agent, Options, install_plugin, serve_health, write_conflists
+from tests.rollout.kubelet import ConfigVolume
+from tests.support import ROOT
+
+CLUSTER = (ROOT / "examples" / "cluster.netdsl").read_text()
+"""Three nodes, node-a to node-c, and the network `pods` drawing from their blocks."""
+NO_NODE = "/nonexistent/netns"
+"""Every agent here works "in" this namespace: should one ever get past its checks, its
+apply fails to enter it, rather than touch the namespace the tests run in."""
+
+
+def _networks(text: str = CLUSTER):
+    compilation = compile_sources([SourceFile("cluster.netdsl", text)])
+    assert compilation.ok, compilation.diagnostics
+    return compilation.clusters, compilation.networks
+
+
+def _config(text: str = CLUSTER) -> dict[str, str]:
+    """A ConfigMap's data as `netc build --target kubernetes` makes it."""
+    return {kubernetes.CONFIG_KEY: kubernetes.render_config(*_networks(text))}
+
+
+def _options(tmp_path: Path, config: Path, node: str = "node-a") -> Options:
+    return Options(str(config), node, str(tmp_path / "net.d"), str(tmp_path / "bin"),
+                   str(tmp_path / "cni.sock"), health_port=None, node_netns=NO_NODE)
+
+
+def _nothing_written(tmp_path: Path) -> bool:
+    return not (tmp_path / "net.d").exists() and not (tmp_path / "bin").exists()
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (None, "No such file"),
+    ("{not json", "Expecting property name"),
+    ('{"format": 99}', "not a netc configuration of format 1"),
+])
+def test_a_configuration_it_cannot_read_leaves_it_not_ready_and_the_node_untouched(
+        tmp_path, content, reason):
+    config = tmp_path / "netc.json"
+    if content is not None:
+        config.write_text(content)
+    agent = Agent(_options(tmp_path, config))
+    agent.converge(None)
+    assert not agent.ready
+    assert reason in agent.problem
+    if content is None or "{not" in content:
+        assert str(config) in agent.problem
+    assert _nothing_written(tmp_path)
+
+
+def test_a_node_missing_from_the_cluster_is_not_ready_and_gets_no_conflist(tmp_path):
+    volume = ConfigVolume(tmp_path / "config")
+    volume.write(_config())
+    agent = Agent(_options(tmp_path, volume.directory / kubernetes.CONFIG_KEY, "node-z"))
+    agent.converge("digest")
+    assert not agent.ready
+    assert "node-z" in agent.problem
+    assert _nothing_written(tmp_path)
+
+
+def test_conflists_are_written_and_netcs_stale_ones_removed_never_others(tmp_path):
+    clusters, networks = _networks()
+    conf_dir = tmp_path / "net.d"
+    conf_dir.mkdir()
+    (conf_dir / "05-other.conflist").write_text('{"name": "other"}')  # another plugin's
+    built = networks_for_node(networks, clusters, "node-a")
+    assert write_conflists(str(conf_dir), built) == [f"wrote {conf_dir}/10-pods.conflist"]
+    written = json.loads((conf_dir / "10-pods.conflist").read_text())
+    assert written == emit.conflist(built[0], "netc")
+    assert write_conflists(str(conf_dir), built) == []  # nothing to do, nothing said
+
+    renamed = networks_for_node(_networks(CLUSTER.replace("network pods {",
+                                                          "network pods {\n    priority 20"))[1],
+                                clusters, "node-a")
+    assert write_conflists(str(conf_dir), renamed) == [
+        f"removed stale {conf_dir}/10-pods.conflist", f"wrote {conf_dir}/20-pods.conflist"]
+    assert sorted(p.name for p in conf_dir.glob("*.conflist")) == [
+        "05-other.conflist", "20-pods.conflist"]
+    assert (conf_dir / "05-other.conflist").read_text() == '{"name": "other"}'
+
+
+def test_a_conflist_someone_edited_is_left_when_netc_no_longer_wants_it(tmp_path):
+    clusters, networks = _networks()
+    conf_dir = tmp_path / "net.d"
+    write_conflists(str(conf_dir), networks_for_node(networks, clusters, "node-a"))
+    (conf_dir / "10-pods.conflist").write_text('{"edited": true}')
+    assert write_conflists(str(conf_dir), []) == [f"left edited {conf_dir}/10-pods.conflist"]
+    assert (conf_dir / "10-pods.conflist").read_text() == '{"edited": true}'
+
+
+def test_the_plugin_is_installed_by_rename_never_rewritten_in_place(tmp_path):
+    bin_dir = tmp_path / "bin"
+    target = bin_dir / "netc-cni"
+    assert install_plugin(str(bin_dir), b"#!/bin/sh\n# old\n") == str(target)
+    with open(target, "rb") as running:  # what a runtime executing the old one holds
+        assert install_plugin(str(bin_dir), b"#!/bin/sh\n# new\n") == str(target)
+        assert running.read() == b"#!/bin/sh\n# old\n", "the old file was rewritten in place"
+    assert target.read_bytes() == b"#!/bin/sh\n# new\n"
+    assert target.stat().st_mode & 0o777 == 0o755
+    inode = target.stat().st_ino
+    assert install_plugin(str(bin_dir), b"#!/bin/sh\n# new\n") is None  # the same: untouched
+    assert target.stat().st_ino == inode
+    assert [p.name for p in bin_dir.iterdir()] == ["netc-cni"], "a temporary file was left"
+
+
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as reply:
+            return reply.status, reply.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_the_readiness_endpoint_says_why_it_is_not_ready(tmp_path):
+    agent = Agent(_options(tmp_path, tmp_path / "missing.json"))
+    server = serve_health(agent, 0)
+    port = server.server_address[1]
+    try:
+        assert _get(port, "/readyz") == (503, "starting\n")
+        agent.converge(None)
+        status, body = _get(port, "/readyz")
+        assert status == 503 and "cannot read the configuration" in body
+        assert _get(port, "/healthz") == (200, "ok\n")
+        assert _get(port, "/metrics")[0] == 404
+        agent.ready = True  # what a converge that went through sets (test_on_nodes.py)
+        assert _get(port, "/readyz") == (200, "ok\n")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_agent_reads_a_new_configuration_at_once_and_stops_on_sigterm(tmp_path):
+    """The kubelet's symlink swap of the ConfigMap volume is noticed (a log line names the
+    new configuration), a failure already reported is not repeated, and SIGTERM ends the
+    agent with status 0."""
+    volume = ConfigVolume(tmp_path / "config")
+    volume.write(_config())
+    port = _free_port()
+    agent = subprocess.Popen(
+        [sys.executable, "-m", "runtime.cli", "agent", "--config",
+         str(volume.directory / kubernetes.CONFIG_KEY), "--node-name", "node-z",
+         "--cni-conf-dir", str(tmp_path / "net.d"), "--cni-bin-dir", str(tmp_path / "bin"),
+         "--socket", str(tmp_path / "cni.sock"), "--health-port", str(port),
+         "--host-mount-ns", "", "--node-netns", NO_NODE], stderr=subprocess.PIPE, text=True,
+        cwd=ROOT)
+    assert agent.stderr is not None
+    try:
+        lines = [agent.stderr.readline() for _ in range(2)]
+        assert lines[0].startswith("netc agent: configuration "), lines
+        assert lines[1].startswith("netc agent: not ready: ") and "node-z" in lines[1], lines
+        assert _get(port, "/readyz")[0] == 503
+        volume.write(_config(CLUSTER.replace("block 3", "block 7")))  # still without node-z
+        said = agent.stderr.readline()
+        assert said.startswith("netc agent: configuration ") and said != lines[0]
+        agent.send_signal(signal.SIGTERM)
+        rest = agent.stderr.read()
+        assert agent.wait(30) == 0
+    finally:
+        if agent.poll() is None:
+            agent.kill()
+            agent.wait()
+    assert "stopped; the plugin and the conflists stay" in rest
+    assert "not ready" not in rest, "the same failure was reported again"
+    assert os.path.isdir(tmp_path / "config")

@@ -1,0 +1,119 @@
+"""The plugin artifact the agent installs on hosts, run as a runtime runs it (no root needed).
+
+A shell line, then a zip of the launcher and netc (runtime/artifact.py): the
+same bytes from the same code in any process; VERSION answered by the
+launcher without importing netc; a CNI error with code 107 when the host has
+no python3 (from the shell line) or one older than 3.10 (from the launcher).
+And the warm server's side of running from the image: its children, in the
+host's mount namespace, must find every module imported already.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from compiler.errors import Code
+from compiler.versions import CNI_VERSIONS
+from runtime.artifact import plugin_artifact
+from tests.support import ROOT
+
+PYTHON_3_9 = Path("/root/.pyenv/versions/3.9.18/bin/python")
+HOST_PYTHON = Path("/usr/bin/python3")
+BUILD = "import sys; from runtime.artifact import plugin_artifact; " \
+        "sys.stdout.buffer.write(plugin_artifact({socket!r}))"
+
+
+def _write(tmp_path: Path, content: bytes) -> Path:
+    path = tmp_path / "netc-cni"
+    path.write_bytes(content)
+    path.chmod(0o755)
+    return path
+
+
+def _call(plugin: Path, command: str, stdin: str = "{}") -> tuple[int, dict]:
+    """The plugin executed as a runtime executes it: by path, a CNI environment, stdin."""
+    done = subprocess.run([str(plugin)], input=stdin, capture_output=True, text=True,
+                          env={"CNI_COMMAND": command, "PATH": "/usr/bin:/bin"}, timeout=60,
+                          check=False)
+    return done.returncode, json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("before", ["", "import pytest, yaml, lark, click, json, asyncio; "])
+def test_the_same_code_gives_the_same_artifact_in_any_process(tmp_path, before):
+    """Built in a fresh interpreter, with or without much else imported, and here."""
+    socket = str(tmp_path / "cni.sock")
+    other = subprocess.run([sys.executable, "-c", before + BUILD.format(socket=socket)],
+                           capture_output=True, check=True, cwd=ROOT).stdout
+    assert other == plugin_artifact(socket)
+    assert plugin_artifact(socket) != plugin_artifact(str(tmp_path / "other.sock"))
+
+
+@pytest.mark.skipif(not HOST_PYTHON.exists(), reason=f"no {HOST_PYTHON}")
+def test_version_is_answered_in_the_version_asked(tmp_path):
+    plugin = _write(tmp_path, plugin_artifact(str(tmp_path / "no-server.sock")))
+    status, answer = _call(plugin, "VERSION", '{"cniVersion": "0.4.0"}')
+    assert status == 0
+    assert answer == {"cniVersion": "0.4.0", "supportedVersions": list(CNI_VERSIONS)}
+
+
+@pytest.mark.skipif(not HOST_PYTHON.exists(), reason=f"no {HOST_PYTHON}")
+def test_version_imports_nothing_of_netc(tmp_path):
+    plugin = _write(tmp_path, plugin_artifact(str(tmp_path / "no-server.sock")))
+    done = subprocess.run([str(HOST_PYTHON), "-X", "importtime", "-IS", str(plugin)],
+                          input="{}", capture_output=True, text=True, check=True,
+                          env={"CNI_COMMAND": "VERSION"})
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
+    assert not {m for m in imported if m.split(".")[0] in ("runtime", "compiler")}
+
+
+def test_a_host_without_python3_gets_a_cni_error_from_the_shell_line(tmp_path):
+    plugin = _write(tmp_path, plugin_artifact(None, interpreters=(str(tmp_path / "python3"),)))
+    status, error = _call(plugin, "ADD")
+    assert status == 1
+    assert error["code"] == int(Code.HOST_UNSUITABLE) == 107
+    assert "needs python3 (3.10 or later)" in error["msg"]
+    assert str(tmp_path / "python3") in error["msg"]
+
+
+@pytest.mark.skipif(not PYTHON_3_9.exists(), reason=f"no {PYTHON_3_9} (pyenv)")
+def test_a_host_python_older_than_3_10_gets_a_cni_error_from_the_launcher(tmp_path):
+    plugin = _write(tmp_path, plugin_artifact(str(tmp_path / "no-server.sock"),
+                                              interpreters=(str(PYTHON_3_9),)))
+    status, error = _call(plugin, "ADD")
+    assert status == 1
+    assert error["code"] == 107
+    assert "needs Python 3.10 or later on the node, found 3.9.18" in error["msg"]
+    assert _call(plugin, "VERSION")[0] == 0  # VERSION works on 3.9: the launcher answers
+
+
+def _function_imports(path: Path) -> set[str]:
+    """The modules a file imports inside functions (imported when the function runs)."""
+    found = set()
+    for function in ast.walk(ast.parse(path.read_text())):
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+            for node in ast.walk(function):
+                if isinstance(node, ast.Import):
+                    found |= {alias.name for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    found.add(node.module)
+    return found
+
+
+def test_the_warm_server_imports_beforehand_what_netc_imports_on_demand():
+    """A server child runs in the host's mount namespace, where the image's modules are not:
+    every module a loaded netc module imports inside a function is imported by `_preload`."""
+    script = ("import json, sys; from runtime.cni import server; server._preload(); "
+              "print(json.dumps({n: getattr(m, '__file__', None) for n, m in "
+              "sys.modules.items()}))")
+    loaded = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True,
+                                       check=True, cwd=ROOT, text=True).stdout)
+    netc = [Path(f) for n, f in loaded.items() if f and n.split(".")[0] in ("runtime", "compiler")]
+    missing = {(str(path.relative_to(ROOT)), module) for path in netc
+               for module in _function_imports(path) if module not in loaded}
+    assert missing == set()
