@@ -17,13 +17,3 @@ def version_key(version: str) -> tuple[int, ...]:
         return tuple(int(part) for part in version.split("."))
     except ValueError:
         return (0,)
-
-
-def netc_version() -> str:
-    """The release of netc, from its installed metadata ("unreleased" in a bare checkout)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("netc")
-    except PackageNotFoundError:
-        return "unreleased"

@@ -26,7 +26,6 @@ from pathlib import Path
 
 import runtime
 from compiler.errors import Code
-from compiler.versions import netc_version
 from runtime.files import write_atomically
 
 LAUNCHER_HANDOVER_TIMEOUT = 2.0
@@ -161,6 +160,19 @@ def package_files() -> list[tuple[str, bytes]]:
     root = Path(package_root())
     return [(path.relative_to(root).as_posix(), path.read_bytes())
             for package in PACKAGES for path in sorted((root / package).rglob("*.py"))]
+
+
+def netc_version() -> str:
+    """The release of netc, from its installed metadata ("unreleased" in a bare checkout).
+
+    It reads the disk, so it lives here and not in the pure compiler.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("netc")
+    except PackageNotFoundError:
+        return "unreleased"
 
 
 def identity() -> str:

@@ -22,7 +22,7 @@ import tarfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from compiler.versions import netc_version
+from runtime.install import netc_version
 
 PYTHON = Path("/usr/bin/python3")
 STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",

@@ -42,7 +42,9 @@ def test_only_the_command_line_knows_click_and_nothing_imports_the_command_line(
                 or m.startswith("runtime.cli")}
 
 
-@pytest.mark.parametrize("module", ["time", "datetime", "random", "subprocess", "socket"])
-def test_compiler_modules_have_no_clock_randomness_or_processes(module):
+@pytest.mark.parametrize("module", ["time", "datetime", "random", "subprocess", "socket", "os",
+                                    "io", "pathlib", "shutil", "tempfile", "fcntl", "ctypes",
+                                    "threading", "importlib.metadata"])
+def test_compiler_modules_have_no_clock_randomness_processes_or_files(module):
     users = [str(p.relative_to(ROOT)) for p in _modules("compiler") if module in _imports(p)]
     assert users == []

@@ -23,9 +23,10 @@ from compiler.diagnostics import Diagnostic, has_errors, json_document, sort_dia
 from compiler.ir import Cluster, Network
 from compiler.kubernetes import Rollout, manifests, render_manifests
 from compiler.source import SourceFile
-from compiler.versions import CNI_VERSIONS, netc_version
+from compiler.versions import CNI_VERSIONS
 from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
 from runtime.cli.completion import network_names
+from runtime.install import netc_version
 from runtime.outdir import Action, Output, carry_out, plan_directory
 from runtime.outdir import Plan as OutputPlan
 

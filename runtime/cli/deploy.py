@@ -67,7 +67,7 @@ def artifact(out: Path, warm_socket: str) -> None:
 @click.option("--tag", help="The image's name (default localhost/netc:VERSION).")
 def image(out: Path, tag: str | None) -> None:
     """Write the agent's image as a docker-archive (`ctr images import`, `podman load`)."""
-    from compiler.versions import netc_version
+    from runtime.install import netc_version
     from runtime.packaging import agent_image
 
     reference = tag or f"localhost/netc:{netc_version()}"

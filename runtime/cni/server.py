@@ -174,7 +174,7 @@ def _preload() -> None:
     import anything there (`_ImportsClosed`).  What netc's modules import
     inside functions is imported here (tests/rollout/test_artifact.py checks).
     """
-    import importlib.metadata  # noqa: F401 - compiler.versions (the CLI has it imported anyway)
+    import importlib.metadata  # noqa: F401 - runtime.install.netc_version (the CLI has it imported)
 
     import compiler.quantities  # noqa: F401 - compiler.planner.context, on demand
     import runtime.cni.commands  # the plugin imports it per call (and the handlers)

@@ -18,6 +18,7 @@ last of each call, a few netlink sends); NETC_FAULTS_LONG=1 kills at all.
 from __future__ import annotations
 
 import collections
+import compileall
 import re
 import signal
 from pathlib import Path
@@ -28,6 +29,7 @@ from tests.faults import calls
 from tests.faults.state import assert_attached, assert_clean
 from tests.kernel import networks
 from tests.kernel.lab import Lab, Pod
+from tests.support import ROOT
 
 PORTS = ("8080:80", "8081:81/udp")
 BANDWIDTH = "ingress=10M,egress=10M"
@@ -36,6 +38,14 @@ ADD_STEPS = ("rename", "link", "unlink", "fsync", "flock", "write", "mkdir", "se
 DEL_STEPS = ("unlink", "flock", "write", "sendto", "clone3", "wait4")
 LEAN = {"sendto": 4}
 """How many points of a step the lean mode kills at (2 otherwise: the first and the last)."""
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _byte_code_written() -> None:
+    """netc's byte code, compiled before any count: a call that writes a stale or missing
+    .pyc makes hundreds of writes more than the same call after it."""
+    for package in ("compiler", "runtime"):
+        compileall.compile_dir(ROOT / package, quiet=1)
 
 
 def _call(lab: Lab, conflist: Path, pod: Pod, command: str, strace: tuple[str, ...] = ()):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from compiler.versions import netc_version
+from runtime.install import netc_version
 
 pytestmark = pytest.mark.root
 
