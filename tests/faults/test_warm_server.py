@@ -33,12 +33,17 @@ IDENTITY = os.fsencode(identity())
 
 
 def _server_fds(warm) -> int:
-    return len(os.listdir(f"/proc/{warm.pid}/fd"))
+    """The descriptors the server holds between calls: the fewest of readings over 100 ms
+    (while it forks a spare it holds that spare's pipe twice, for a moment)."""
+    readings = []
+    for _ in range(10):
+        readings.append(len(os.listdir(f"/proc/{warm.pid}/fd")))
+        time.sleep(0.01)
+    return min(readings)
 
 
 def _settles_at(lab, warm, fds: int) -> bool:
-    """Whether the server gets back to holding `fds` descriptors (between forking one spare
-    and the next it holds a pipe more or less for a moment)."""
+    """Whether the server gets back to holding `fds` descriptors within 5 s."""
     return lab.wait_for(lambda: _server_fds(warm) == fds, 5)
 
 
@@ -232,10 +237,14 @@ def test_a_broken_hand_over_is_refused_and_the_server_carries_on(lab, warm, clie
 
 
 def test_silent_clients_delay_no_call_and_go_away(lab, warm):
-    """200 connections that never speak: calls are served meanwhile; the children time out."""
+    """Connections that never speak: calls are served meanwhile; the children time out.
+
+    Each takes a spare (~3 ms to fork and to accept, unloaded): lean mode opens
+    50, NETC_FAULTS_LONG=1 200, within the launcher's 2 s on a loaded machine.
+    """
     fds = _server_fds(warm)
     with contextlib.ExitStack() as stack:
-        silent = [stack.enter_context(_client(warm)) for _ in range(200)]
+        silent = [stack.enter_context(_client(warm)) for _ in range(200 if calls.LONG else 50)]
         conflist = lab.network(networks.FULL)
         pod = lab.pod("p")
         result = lab.add(conflist, pod, ports=("8080:80",))
