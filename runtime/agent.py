@@ -156,6 +156,8 @@ class Agent:
 
     def _start_server(self) -> None:
         """`netc serve-cni`, waited for until it listens: a node made ready has its server."""
+        if self.server is not None:
+            log(f"warm server ended (status {self.server.returncode}); starting it again")
         start = (f"import sys; sys.path.append({package_root()!r}); "
                  "from runtime.cli import main; main()")
         command = [sys.executable, "-c", start, "serve-cni", "--socket", self.options.socket]
@@ -185,8 +187,8 @@ class Agent:
 class _ServerLog(threading.Thread):
     """The warm server's log, line by line into the agent's; it tells when the server listens.
 
-    `settled` is set at the server's first line ("... listening on PATH"), or
-    when its log ends before that (it exited).
+    `settled` is set at its line "... listening on PATH", or when its log ends
+    before that (it exited).
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -199,8 +201,8 @@ class _ServerLog(threading.Thread):
         for line in self.stream:
             sys.stderr.buffer.write(line)
             sys.stderr.flush()
-            if not self.settled.is_set():
-                self.listening = b" listening on " in line
+            if not self.settled.is_set() and b" listening on " in line:
+                self.listening = True
                 self.settled.set()
         self.settled.set()
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -32,6 +33,7 @@ from runtime.artifact import plugin_artifact
 from tests.cluster.sim import CLIENT, NODE_A, NODE_B, NODE_C, SimNode
 from tests.rollout.nodes import AgentNode, RolloutCluster, pause_image
 from tests.runtimes.conftest import require
+from tests.runtimes.host import children, processes_naming
 from tests.runtimes.network import page, tbf
 
 pytestmark = [pytest.mark.runtimes, pytest.mark.root]
@@ -283,6 +285,23 @@ def test_with_the_agent_stopped_pods_attach_cold_and_it_takes_over_unchanged(sce
         assert _serves(scene, NODE_A, 8085)
     finally:
         a.remove_pod(during)
+
+
+def test_a_warm_server_that_dies_is_started_again(scene):
+    b = scene.b
+    serving = {pid for pid, command in processes_naming(str(b.socket)).items()
+               if "serve-cni" in command}  # the agent's server and its spare child
+    (server,) = serving - {child for pid in serving for child in children(pid)}
+    listening = b.log().count("warm server listening")
+    os.kill(server, signal.SIGKILL)
+    assert b.wait_log_count("warm server ended (status -9); starting it again", 1), b.log()
+    assert b.wait_log_count("warm server listening", listening + 1), b.log()
+    served = b.log().count("call handed to process")
+    pod = b.run_pod("again", 8086, {})
+    try:
+        assert b.log().count("call handed to process") > served, "the ADD was not warm"
+    finally:
+        b.remove_pod(pod)
 
 
 def _add_and_delete(node: AgentNode, worker: int, rounds: int, failures: list[str]) -> None:
