@@ -17,7 +17,6 @@ last of each call, a few netlink sends); NETC_FAULTS_LONG=1 kills at all.
 
 from __future__ import annotations
 
-import collections
 import compileall
 import re
 import signal
@@ -38,6 +37,9 @@ ADD_STEPS = ("rename", "link", "unlink", "fsync", "flock", "write", "mkdir", "se
 DEL_STEPS = ("unlink", "flock", "write", "sendto", "clone3", "wait4")
 LEAN = {"sendto": 4}
 """How many points of a step the lean mode kills at (2 otherwise: the first and the last)."""
+COUNTS = 2
+"""Normal calls counted; the fewest calls any made is what the kills aim at (a call that
+happens to make one more, a log line, must not leave the last point unkilled)."""
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -54,22 +56,45 @@ def _call(lab: Lab, conflist: Path, pod: Pod, command: str, strace: tuple[str, .
                       wrapper=("strace", "-qq", *strace) if strace else ())
 
 
-def _count(lab: Lab, conflist: Path, pod: Pod, command: str, step: str) -> int:
-    """How often a normal call makes the system call `step`."""
-    log = lab.tmp / f"{command}.strace"
-    answer = _call(lab, conflist, pod, command, ("-o", str(log), "-e", f"trace={step}"))
-    assert answer.status == 0, answer.stdout
-    names = collections.Counter(re.match(r"\w+", line).group()
-                                for line in log.read_text().splitlines() if line[:1].isalpha())
-    assert names[step], f"{command} no longer calls {step}: update the kill-point list"
-    return names[step]
-
-
-def _killed_at(lab: Lab, conflist: Path, pod: Pod, command: str, *, step: str, n: int) -> None:
+def _traced(lab: Lab, conflist: Path, pod: Pod, command: str, step: str, *,
+            inject: tuple[str, ...] = ()) -> tuple[int, list[str]]:
+    """A call's exit status and the calls to `step` it made, as strace shows them (numbers
+    and names that differ from call to call masked)."""
+    log = lab.tmp / f"{command}-{pod.name}.strace"
     answer = _call(lab, conflist, pod, command,
-                   ("-o", "/dev/null", "-e", f"trace={step}",
-                    "-e", f"inject={step}:signal=KILL:when={n}"))
-    assert answer.status == -signal.SIGKILL, f"{command} was not killed at {step} #{n}"
+                   ("-o", str(log), "-s", "48", "-y", "-e", f"trace={step}", *inject))
+    made = [re.sub(r"[0-9a-f]{6,}|\d+", "#", line) for line in log.read_text().splitlines()
+            if line.startswith(f"{step}(")]
+    return answer.status, made
+
+
+def _count(lab: Lab, conflist: Path, pod: Pod, command: str, step: str) -> list[str]:
+    """The calls to `step` a normal call makes."""
+    status, made = _traced(lab, conflist, pod, command, step)
+    assert status == 0, f"{command} failed under strace"
+    assert made, f"{command} no longer calls {step}: update the kill-point list"
+    return made
+
+
+def _count_add(directory: Path, bin_dir: Path, step: str) -> list[str]:
+    with Lab(directory, bin_dir) as lab:
+        return _count(lab, lab.network(networks.FULL), lab.pod("p"), "ADD", step)
+
+
+def _count_del(lab: Lab, conflist: Path, pod: Pod, step: str) -> list[str]:
+    lab.add(conflist, pod, ports=PORTS, bandwidth=BANDWIDTH)
+    return _count(lab, conflist, pod, "DEL", step)
+
+
+def _killed_at(lab: Lab, conflist: Path, pod: Pod, command: str, *, step: str, n: int,
+               counted: list[str]) -> None:
+    status, made = _traced(lab, conflist, pod, command, step,
+                           inject=("-e", f"inject={step}:signal=KILL:when={n}"))
+    if status != -signal.SIGKILL:
+        differ = "\n".join([*(f"- {c}" for c in counted if c not in made),
+                            *(f"+ {c}" for c in made if c not in counted)])
+        raise AssertionError(f"{command} was not killed at {step} #{n}: it made {len(made)} "
+                             f"calls, not {len(counted)}:\n{differ}")
 
 
 def _recovers(lab: Lab, conflist: Path, pod: Pod, where: str) -> None:
@@ -89,28 +114,26 @@ def _points(count: int, step: str) -> list[int]:
 
 @pytest.mark.parametrize("step", ADD_STEPS)
 def test_an_add_killed_at_any_step_is_repaired_by_the_next(tmp_path, bin_dir, step):
-    with Lab(_directory(tmp_path, "count"), bin_dir) as lab:
-        conflist = lab.network(networks.FULL)
-        count = _count(lab, conflist, lab.pod("p"), "ADD", step)
-    for n in _points(count, step):
+    counted = min((_count_add(_directory(tmp_path, f"count{k}"), bin_dir, step)
+                   for k in range(COUNTS)), key=len)
+    for n in _points(len(counted), step):
         with Lab(_directory(tmp_path, f"{step}{n}"), bin_dir) as lab:
             conflist = lab.network(networks.FULL)
             pod = lab.pod("p")
-            _killed_at(lab, conflist, pod, "ADD", step=step, n=n)
-            _recovers(lab, conflist, pod, f"ADD {step} #{n} of {count}")
+            _killed_at(lab, conflist, pod, "ADD", step=step, n=n, counted=counted)
+            _recovers(lab, conflist, pod, f"ADD {step} #{n} of {len(counted)}")
 
 
 @pytest.mark.parametrize("step", DEL_STEPS)
 def test_a_del_killed_at_any_step_is_finished_by_the_next(lab, step):
     conflist = lab.network(networks.FULL)
-    pod = lab.pod("count")
-    lab.add(conflist, pod, ports=PORTS, bandwidth=BANDWIDTH)
-    count = _count(lab, conflist, pod, "DEL", step)
-    for n in _points(count, step):
+    counted = min((_count_del(lab, conflist, lab.pod(f"count{k}"), step)
+                   for k in range(COUNTS)), key=len)
+    for n in _points(len(counted), step):
         pod = lab.pod(f"{step}{n}")
         lab.add(conflist, pod, ports=PORTS, bandwidth=BANDWIDTH)
-        _killed_at(lab, conflist, pod, "DEL", step=step, n=n)
-        _recovers(lab, conflist, pod, f"DEL {step} #{n} of {count}")
+        _killed_at(lab, conflist, pod, "DEL", step=step, n=n, counted=counted)
+        _recovers(lab, conflist, pod, f"DEL {step} #{n} of {len(counted)}")
 
 
 def _directory(tmp_path: Path, name: str) -> Path:
