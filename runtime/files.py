@@ -53,7 +53,7 @@ def _temporary(directory: str, content: bytes, durable: bool, mode: int = 0o600,
         if owner is not None:
             with contextlib.suppress(PermissionError):
                 os.fchown(fd, *owner)
-        _write_all(fd, content)
+        write_all(fd, content)
         if durable:
             os.fsync(fd)
     except BaseException as error:
@@ -66,7 +66,8 @@ def _temporary(directory: str, content: bytes, durable: bool, mode: int = 0o600,
     return path
 
 
-def _write_all(fd: int, content: bytes) -> None:
+def write_all(fd: int, content: bytes) -> None:
+    """All of `content` to `fd`, however few bytes each write takes."""
     view = memoryview(content)
     while view:
         view = view[os.write(fd, view):]

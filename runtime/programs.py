@@ -13,6 +13,7 @@ import signal
 from collections.abc import Sequence
 
 from compiler.errors import Code, NetcError
+from runtime.files import write_all
 
 SEARCH_PATH = ("/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin")
 """Runtimes exec plugins with a reduced PATH; these are searched regardless."""
@@ -50,7 +51,7 @@ def run(name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,
     streams = [os.memfd_create(stream, os.MFD_CLOEXEC) for stream in ("stdin", "stdout",
                                                                           "stderr")]
     try:
-        _write_all(streams[0], stdin)
+        write_all(streams[0], stdin)
         os.lseek(streams[0], 0, os.SEEK_SET)
         status = _wait(os.posix_spawn(argv[0], argv, os.environ, file_actions=[
             (os.POSIX_SPAWN_DUP2, fd, number) for number, fd in enumerate(streams)]))
@@ -71,12 +72,6 @@ def _wait(pid: int) -> int:
         os.waitpid(pid, 0)
         raise
     return os.waitstatus_to_exitcode(status)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
 
 
 def _read_all(fd: int) -> bytes:

@@ -27,7 +27,7 @@ def test_a_failed_write_leaves_neither_a_temporary_nor_a_changed_file(tmp_path, 
     def full(fd, data):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(files, "_write_all", full)
+    monkeypatch.setattr(files, "write_all", full)
     with pytest.raises(OSError, match="No space"):
         files.write_atomically(str(target), b"new", durable=True)
     monkeypatch.undo()
