@@ -103,6 +103,20 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
     assert ["netc", "30.5", "x", "1", "exec", "per", "chain"] in rows
 
 
+def test_a_report_saved_before_first_adds_were_sampled_still_prints():
+    phase = {"pods": 0, "exec_wrapper": {"netc": {"overhead_ms": 1.0, "bare_ms": 50.0}},
+             "implementations": {"netc": _implementation(80, 0.8, nat_rules=8,
+                                                         plugin_work_ms={"add": 20.0,
+                                                                         "del": 30.0})}}
+    results = _results({"attach": {
+        "samples": 3, "cold_add_ms": {"netc": 144.4, "reference": 109.0},
+        "plugin_execs": {"netc": 1}, "launcher_python": {"netc": "Python 3.11"},
+        "phases": [phase]}})
+    rows = [line.split() for line in report.text(results).splitlines()]
+    assert ["first", "ADD", "on", "a", "fresh", "node:", "netc", "144.4,", "reference",
+            "109.0"] in rows
+
+
 def test_the_generated_cluster_compiles_and_its_first_node_routes_to_every_peer(tmp_path):
     the_plan, networks = plan_of(write_source(tmp_path, 300))
     routes = [op for op in the_plan.operations if op.kind == Kind.NODE_ROUTE]
