@@ -4,14 +4,19 @@ A CNI plugin runs in the host's mount namespace, outside the agent's
 container, where no netc is installed.  The artifact carries what the plugin
 needs:
 
-    #!/bin/sh ...      finds the host's python3 (or answers a CNI error), then
-                       runs this very file as a zip archive, through a
-                       descriptor (the file may be replaced during the call)
-    <zip>              __main__.py -- the launcher (runtime/install.py): VERSION
-                       answered at once, the call handed to the warm server
-                       when one answers, else netc's plugin from the archive --
-                       and netc's packages, standard library only on the
-                       plugin's path
+    #!/bin/sh ...      finds the host's python3 (or answers a CNI error) and
+                       has it run the launcher, read from this very file
+                       through a descriptor (the file may be replaced during
+                       the call)
+    launcher           runtime/install.py's: VERSION answered at once, the
+                       call handed to the warm server when one answers, else
+                       netc's plugin imported from the archive
+    <zip>              netc's packages, standard library only on the plugin's
+                       path
+
+The launcher is plain text after the shell's `exit`, not the archive's
+`__main__.py`: running a zip costs Python ~5 ms and reading its directory
+more, which a warm call and a VERSION never need.
 
 The archive is built from the same modules as the server it hands calls to,
 so the two agree on `install.identity()`.  Each module also travels
@@ -36,15 +41,17 @@ DEFAULT_SOCKET = "/run/netc/cni.sock"
 UNCHECKED_HASH = 0b01
 """A .pyc's flags: hash-based (bit 0), the source not checked (bit 1 clear)."""
 INTERPRETERS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
+ARCHIVE = "/proc/self/fd/9"
+"""This file, as the shell opened it: what the launcher and Python's imports read."""
 SHELL = """#!/bin/sh
-# netc-cni: netc's CNI plugin.  These lines find the node's python3 and run the zip
-# archive that follows as a program; the archive is netc (see runtime/artifact.py).
-# Python reads the archive again for every module it imports, so it reads it through
-# a descriptor of this very file: an upgrade renaming a new one over it mid-call is
-# not seen by this call.
+# netc-cni: netc's CNI plugin.  These lines find the node's python3 and have it run the
+# launcher that follows them; the zip archive after it is netc (see runtime/artifact.py).
+# Python reads this file again for every module it imports, so it reads it through a
+# descriptor: an upgrade renaming a new one over it mid-call is not seen by this call.
 exec 9<"$0" || exit 1
 for python in {interpreters}; do
-    [ -x "$python" ] && exec "$python" -IS /proc/self/fd/9 "$@"
+    [ -x "$python" ] && exec "$python" -IS -c \\
+        'import os; exec(os.pread(9, {length:8d}, {offset:8d}))' "$@"
 done
 printf '%s\\n' '{error}'
 exit 1
@@ -55,17 +62,18 @@ MISSING = ('{{"cniVersion": "1.0.0", "code": {code}, "msg": "netc-cni needs pyth
 
 def plugin_artifact(warm_socket: str | None = DEFAULT_SOCKET,
                     interpreters: tuple[str, ...] = INTERPRETERS) -> bytes:
-    """The artifact's bytes: a shell line, then the zip archive of the launcher and netc.
+    """The artifact's bytes: the shell lines, the launcher, then the zip archive of netc.
 
     `interpreters` are tried in order (the usual places of a node's python3).
     """
     error = MISSING.format(code=int(Code.HOST_UNSUITABLE), oldest=".".join(map(str, OLDEST_PYTHON)),
                            where=", ".join(interpreters))
-    header = SHELL.format(interpreters=" ".join(interpreters), error=error)
+    launcher = launcher_code(warm_socket, root=ARCHIVE).encode()
+    shell = {"interpreters": " ".join(interpreters), "error": error, "length": len(launcher)}
+    offset = len(SHELL.format(**shell, offset=0).encode())  # the same length for any offset
     buffer = io.BytesIO()
-    buffer.write(header.encode())
+    buffer.write(SHELL.format(**shell, offset=offset).encode() + launcher)
     with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr(_entry("__main__.py"), launcher_code(warm_socket, root=None))
         for name, content in package_files():
             archive.writestr(_entry(name), content)
             archive.writestr(_entry(name.removesuffix(".py") + ".pyc"), _compiled(name, content))

@@ -229,19 +229,18 @@ def test_a_new_configuration_is_applied_and_running_pods_keep_working(scene):
             assert scene.sim.wait_for(lambda n=node: str(NODE_C.subnet(4)) not in _routes(n))
 
 
-def _direct_call(node: AgentNode, python: Path, command: str, container: str,
+def _direct_call(node: AgentNode, plugin: Path, command: str, container: str,
                  netns: str) -> subprocess.CompletedProcess:
-    """The installed plugin run by a given interpreter, in the node, as a runtime runs it."""
+    """`plugin` run in the node as a runtime runs the installed one, for its network."""
     (conflist,) = node.conflists().values()
     config = {**conflist["plugins"][0], "name": conflist["name"],
               "cniVersion": conflist["cniVersion"]}
     environment = {"CNI_COMMAND": command, "CNI_CONTAINERID": container,
                    "CNI_NETNS": f"/run/netns/{netns}", "CNI_IFNAME": "eth0",
                    "CNI_PATH": str(node.bin_dir), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    return subprocess.run(["ip", "netns", "exec", node.netns, str(python), "-IS",
-                           str(node.bin_dir / "netc-cni")], input=json.dumps(config),
-                          env=environment, capture_output=True, text=True, check=False,
-                          timeout=60)
+    return subprocess.run(["ip", "netns", "exec", node.netns, str(plugin)],
+                          input=json.dumps(config), env=environment, capture_output=True,
+                          text=True, check=False, timeout=60)
 
 
 def _cold_add_on_python_3_10(scene: Scene, node: AgentNode) -> None:
@@ -250,11 +249,14 @@ def _cold_add_on_python_3_10(scene: Scene, node: AgentNode) -> None:
         return
     netns = scene.sim.netns("py310")
     container = f"{scene.sim.tag}-py310"
-    added = _direct_call(node, PYTHON_3_10, "ADD", container, netns)
+    plugin = node.bin_dir.parent / "netc-cni-py310"  # the agent's, finding only Python 3.10
+    plugin.write_bytes(plugin_artifact(str(node.socket), interpreters=(str(PYTHON_3_10),)))
+    plugin.chmod(0o755)
+    added = _direct_call(node, plugin, "ADD", container, netns)
     assert added.returncode == 0, added.stdout + added.stderr
     (ip,) = json.loads(added.stdout)["ips"]
     assert ipaddress.ip_interface(ip["address"]) in NODE_A.subnet(4)
-    deleted = _direct_call(node, PYTHON_3_10, "DEL", container, netns)
+    deleted = _direct_call(node, plugin, "DEL", container, netns)
     assert deleted.returncode == 0, deleted.stdout + deleted.stderr
     scene.sim.remove_netns(netns)
 
