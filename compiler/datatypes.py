@@ -147,6 +147,7 @@ def _define(cls: type[T], *, is_frozen: bool) -> type[T]:
     namespace["__datatype__"] = layout
     namespace.setdefault("__repr__", _Shared.__repr__)
     namespace.setdefault("__eq__", _Shared.__eq__)
+    namespace.setdefault("__reduce__", _Shared.__reduce__)
     if namespace.get("__hash__") is None:  # None too when the class defines only __eq__
         namespace["__hash__"] = _Shared.__hash__ if is_frozen else None
     if is_frozen:
@@ -235,6 +236,18 @@ def _layout(kind: object) -> _Layout:
     return layout
 
 
+def _rebuild(cls: type[T], values: tuple[Any, ...]) -> T:
+    """An instance with exactly these field values, as they were pickled.
+
+    Not through `__init__`: it and `__post_init__` ran when the instance was
+    first made, and a frozen instance refuses `setattr`.
+    """
+    instance: T = object.__new__(cls)
+    for name, value in zip(_layout(cls).names, values, strict=True):
+        object.__setattr__(instance, name, value)
+    return instance
+
+
 class _Shared:
     """The methods data types share: copied into each class, which keeps its own bases."""
 
@@ -250,6 +263,10 @@ class _Shared:
 
     def __hash__(self) -> int:
         return hash(_layout(self).key(self))
+
+    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
+        """Pickled as its class and field values; unpickled without `__init__` (see `_rebuild`)."""
+        return _rebuild, (type(self), tuple(getattr(self, name) for name in _layout(self).names))
 
     def __setattr__(self, name: str, _value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r} of a frozen "

@@ -22,6 +22,9 @@ class Hash(Protocol):
     def hexdigest(self) -> str:
         """The digest in hexadecimal."""
 
+    def update(self, data: bytes, /) -> None:
+        """Hash `data` too."""
+
 
 def _constructor(modules: tuple[str, ...] = ("_sha2", "_sha256", "hashlib")
                  ) -> Callable[[bytes], Hash]:
