@@ -21,11 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from bench import attach, build, cluster, load, machine, report, startup
-from bench.implementations import VARIANTS
+from bench.implementations import RUNTIME_STATE, VARIANTS
 from bench.namespaces import STOPPING
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SMALL_FILE = Path(__file__).resolve().parent.parent / "examples" / "pods.netdsl"
+RUNTIME_TMPFS = "/dev/shm"
+"""A tmpfs every Linux has, for the state a node keeps in /run (bench/implementations.py)."""
 SUITES = ("startup", "build", "attach", "cluster", "load")
 
 
@@ -144,7 +146,9 @@ def measure(options: argparse.Namespace) -> dict[str, Any]:
         "options": {key: str(value) if isinstance(value, Path) else value
                     for key, value in vars(options).items() if key != "report"},
         "machine": machine.describe()}
-    with tempfile.TemporaryDirectory(prefix="netc-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="netc-bench-") as tmp, \
+            tempfile.TemporaryDirectory(prefix="netc-bench-", dir=RUNTIME_TMPFS) as runtime:
+        (Path(tmp) / RUNTIME_STATE).symlink_to(runtime)
         results["suites"] = run_suites(options, Path(tmp))
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     results["elapsed_s"] = round(time.monotonic() - started, 1)

@@ -154,12 +154,18 @@ def python_probe(python: str, code: str) -> tuple[str, ...]:
     return (python, "-IS", "-c", code)
 
 
+RUNTIME_STATE = "run"
+"""The bench's directory below which netc's state-dirs live: a link to a tmpfs, as a node's
+/run/netc is one (bench/__main__.py makes it); IPAM data stays on disk for both sides."""
+
+
 def on_node(name: str, spaces: Namespaces, tmp: Path, pods: int, role: str | None = None
             ) -> Implementation:
     """netc or the reference on a node of its own, state under `tmp/<role>` (default: name)."""
     role = role or name
     home = tmp / role
-    text = NETWORK.format(state=home / "state", data=home / "ipam", prefix=subnet_prefix(pods))
+    text = NETWORK.format(state=tmp / RUNTIME_STATE / role, data=home / "ipam",
+                          prefix=subnet_prefix(pods))
     lists = [conflist(text, name)]
     cni_path = (str(install(tmp / "bin").parent), *driver.DEFAULT_CNI_PATH)
     probe = python_probe(sys.executable, full_import_code())
