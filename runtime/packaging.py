@@ -50,8 +50,9 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _add(archive: tarfile.TarFile, name: str, *, data: bytes | None = None, mode: int = 0o644,
-         link: str | None = None) -> None:
+def add_member(archive: tarfile.TarFile, name: str, *, data: bytes | None = None,
+               mode: int = 0o644, link: str | None = None) -> None:
+    """A file (`data`), a symbolic link (`link`) or else a directory, owned by root."""
     info = tarfile.TarInfo(name)
     info.mode = mode
     if link is not None:
@@ -111,38 +112,42 @@ def image_layer() -> bytes:
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for directory in ("bin", "etc", "dev", "proc", "sys", "tmp", "run", "usr", "usr/bin",
                           "usr/lib", SITE, "var", "var/lib"):
-            _add(archive, directory, mode=0o755)
-        _add(archive, "usr/bin/python3", data=PYTHON.resolve().read_bytes(), mode=0o755)
+            add_member(archive, directory, mode=0o755)
+        add_member(archive, "usr/bin/python3", data=PYTHON.resolve().read_bytes(), mode=0o755)
         extensions = [*dynload.glob("*.so"),
                       *(so for name in DEPENDENCIES for so in _module_dir(name).rglob("*.so"))]
         for library in sorted(_libraries([PYTHON.resolve(), *extensions])):
-            _add(archive, library.as_posix().lstrip("/"), data=library.read_bytes(),
+            add_member(archive, library.as_posix().lstrip("/"), data=library.read_bytes(),
                  mode=0o755)
         for name, path in _python_files(stdlib, stdlib.as_posix().lstrip("/")):
-            _add(archive, name, data=path.read_bytes())
+            add_member(archive, name, data=path.read_bytes())
         for package in (*PACKAGES, *DEPENDENCIES):
             for name, path in _python_files(_module_dir(package), f"{SITE}/{package}"):
-                _add(archive, name, data=path.read_bytes())
+                add_member(archive, name, data=path.read_bytes())
         # the distribution's metadata, so `netc_version()` -- and with it the warm
         # server's identity -- is the release's in the image too, not "unreleased"
         version = netc_version()
-        _add(archive, f"{SITE}/netc-{version}.dist-info/METADATA",
+        add_member(archive, f"{SITE}/netc-{version}.dist-info/METADATA",
              data=f"Metadata-Version: 2.1\nName: netc\nVersion: {version}\n".encode())
-        _add(archive, "usr/bin/netc", data=LAUNCHER.encode(), mode=0o755)
-        _add(archive, "etc/passwd", data=b"root:x:0:0:root:/:/usr/bin/python3\n")
-        _add(archive, "etc/group", data=b"root:x:0:\n")
+        add_member(archive, "usr/bin/netc", data=LAUNCHER.encode(), mode=0o755)
+        add_member(archive, "etc/passwd", data=b"root:x:0:0:root:/:/usr/bin/python3\n")
+        add_member(archive, "etc/group", data=b"root:x:0:\n")
     return buffer.getvalue()
 
 
-def image_config(layer: bytes, entrypoint: list[str], command: list[str]) -> bytes:
-    """The image configuration: this machine's platform, one layer, the entry point."""
+def image_config(layer: bytes, command: list[str], *, entrypoint: list[str] | None = None,
+                 path: str = "/usr/bin:/bin", created_by: str = "netc runtime/packaging.py"
+                 ) -> bytes:
+    """The image configuration: this machine's platform, one layer, what it runs."""
+    run: dict[str, object] = {"Cmd": command, "WorkingDir": "/", "Env": [f"PATH={path}"]}
+    if entrypoint is not None:
+        run["Entrypoint"] = entrypoint
     config = {
         "architecture": ARCHITECTURES.get(platform.machine(), platform.machine()),
         "os": "linux",
-        "config": {"Entrypoint": entrypoint, "Cmd": command, "WorkingDir": "/",
-                   "Env": ["PATH=/usr/bin:/bin"]},
+        "config": run,
         "rootfs": {"type": "layers", "diff_ids": [_sha256(layer)]},
-        "history": [{"created_by": "netc runtime/packaging.py"}],
+        "history": [{"created_by": created_by}],
     }
     return json.dumps(config, sort_keys=True).encode()
 
@@ -152,14 +157,14 @@ def docker_archive(path: Path, reference: str, layer: bytes, config: bytes) -> P
     config_name = _sha256(config).removeprefix("sha256:") + ".json"
     manifest = [{"Config": config_name, "RepoTags": [reference], "Layers": ["layer.tar"]}]
     with tarfile.open(path, mode="w") as archive:
-        _add(archive, "layer.tar", data=layer)
-        _add(archive, config_name, data=config)
-        _add(archive, "manifest.json", data=json.dumps(manifest).encode())
+        add_member(archive, "layer.tar", data=layer)
+        add_member(archive, config_name, data=config)
+        add_member(archive, "manifest.json", data=json.dumps(manifest).encode())
     return path
 
 
 def agent_image(path: Path, reference: str) -> Path:
     """The agent's image: `netc agent ...` is its entry point's default command."""
     layer = image_layer()
-    config = image_config(layer, ["/usr/bin/netc"], ["agent", "--help"])
+    config = image_config(layer, ["agent", "--help"], entrypoint=["/usr/bin/netc"])
     return docker_archive(path, reference, layer, config)
