@@ -161,7 +161,8 @@ RUNTIME_STATE = "run"
 
 def on_node(name: str, spaces: Namespaces, tmp: Path, pods: int, role: str | None = None
             ) -> Implementation:
-    """netc or the reference on a node of its own, state under `tmp/<role>` (default: name)."""
+    """netc or the reference on a node of its own: IPAM data under `tmp/<role>` (default:
+    name), netc's state under `tmp/run/<role>`."""
     role = role or name
     home = tmp / role
     text = NETWORK.format(state=tmp / RUNTIME_STATE / role, data=home / "ipam",

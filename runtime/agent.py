@@ -138,7 +138,7 @@ class Agent:
             report = _in_host(self.options, lambda: _install_and_apply(
                 self.options, self.plugin, cluster, built))
             _log_report(report)
-            if self.server is None or self.server.poll() is not None:
+            if not self._server_running():
                 self._start_server()
             conf_dir = self.options.cni_conf_dir
             _log_report(_in_host(self.options, lambda: write_conflists(conf_dir, built)))
@@ -151,8 +151,12 @@ class Agent:
             log("ready")
         self.ready, self.problem = True, ""
 
+    def _server_running(self) -> bool:
+        return self.server is not None and self.server.poll() is None
+
     def _server_gone(self) -> bool:
-        return self.server is not None and self.server.poll() is not None
+        """Started once and ended since: the next poll converges, which starts it again."""
+        return self.server is not None and not self._server_running()
 
     def _start_server(self) -> None:
         """`netc serve-cni`, waited for until it listens: a node made ready has its server."""
@@ -173,7 +177,7 @@ class Agent:
 
     def _stop_server(self) -> None:
         """Stop the server and let its last log lines through (the relay ends at its EOF)."""
-        if self.server is not None and self.server.poll() is None:
+        if self.server is not None and self._server_running():
             self.server.terminate()
             try:
                 self.server.wait(5)
