@@ -24,11 +24,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import compiler
 from compiler.digests import sha256
 from compiler.pipeline import Compilation, compile_sources
 from compiler.source import SourceFile
 from runtime import files
+from runtime.install import package_root
 
 FORMAT = b"netc-compilation-1\n"
 """An entry's first line: the layout that follows (the key's line, then the pickle)."""
@@ -67,7 +67,7 @@ def _key(sources: Sequence[SourceFile]) -> bytes:
     Python knows whether a module's byte code is stale.
     """
     digest = sha256(FORMAT + sys.version.encode())
-    root = Path(compiler.__file__).parent.parent
+    root = Path(package_root())
     for package in COMPILER_PACKAGES:
         for path in sorted((root / package).rglob("*")):
             if path.suffix in (".py", ".lark"):
