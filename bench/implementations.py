@@ -187,7 +187,7 @@ def other_python(netc: Implementation, tmp: Path, python: str) -> Implementation
 @contextlib.contextmanager
 def serving(netc: Implementation, tmp: Path) -> Iterator[Path]:
     """A `netc serve-cni` running in netc's node, its socket; stopped (by PID) after."""
-    socket, log = tmp / f"{netc.node}.sock", tmp / f"{netc.node}-serve-cni.log"
+    socket, log = tmp / f"{netc.node}.sock", server_log(netc, tmp)
     with log.open("w") as sink:
         server = subprocess.Popen(["ip", "netns", "exec", netc.node, tool("netc"), "serve-cni",
                                    "--socket", str(socket)],
@@ -198,6 +198,11 @@ def serving(netc: Implementation, tmp: Path) -> Iterator[Path]:
     finally:
         server.kill()
         server.wait()
+
+
+def server_log(netc: Implementation, tmp: Path) -> Path:
+    """Where the `netc serve-cni` of netc's node logs (a line per call it takes over)."""
+    return tmp / f"{netc.node}-serve-cni.log"
 
 
 def warm(netc: Implementation, tmp: Path, python: str, socket: Path) -> Implementation:

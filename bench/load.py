@@ -128,5 +128,5 @@ def _lock_waits(log: Path, wall_s: float) -> dict[str, Any]:
 
 def _served_warm(tmp: Path, impl: Implementation) -> int:
     """Calls the warm server's children took over (each logs one line)."""
-    log = tmp / f"{impl.node}-serve-cni.log"
+    log = impls.server_log(impl, tmp)
     return log.read_text().count("call handed to process") if log.exists() else 0
