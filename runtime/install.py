@@ -64,13 +64,21 @@ def answer_version():
     sys.stdout.write('{{"cniVersion": "' + stated + '", "supportedVersions": [' + listed + ']}}\\n')
 
 
+def leave(status):
+    # Flush and exit without the interpreter's teardown (~1 ms here, ~5 ms once the
+    # plugin is loaded): everything written is flushed, no file is left open for writing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def cold():
     if sys.version_info < {oldest!r}:
         found = ".".join(map(str, sys.version_info[:3]))
         sys.stdout.write('{{"cniVersion": "' + DEFAULT_VERSION + '", "code": {unsuitable}, '
                          '"msg": "netc-cni needs Python {oldest_text} or later on the node, '
                          'found ' + found + ' (' + sys.executable + ')"}}\\n')
-        sys.exit(1)
+        leave(1)
     if ROOT is not None:
         sys.path.append(ROOT)
     from runtime.cni.plugin import entry
@@ -79,7 +87,7 @@ def cold():
 
 if os.environb.get(b"CNI_COMMAND") == b"VERSION":
     answer_version()
-    sys.exit(0)
+    leave(0)
 if SOCKET is None:
     cold()
 '''
@@ -142,7 +150,7 @@ status = outcome(server) if taken else None
 if status is None:
     server.close()
     cold()
-sys.exit(status)
+leave(status)
 '''
 
 

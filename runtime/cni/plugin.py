@@ -101,8 +101,16 @@ def _log(call: Call, outcome: str, started: float) -> None:
 
 
 def entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point; the process ends without the interpreter's teardown.
+
+    By the time `main` returns, the answer is written and every file the call
+    changed was written through a descriptor and closed, so nothing is left
+    for the teardown but freeing the plugin's modules: ~5 ms of every call.
+    """
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":
