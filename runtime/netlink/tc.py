@@ -23,7 +23,7 @@ from compiler.datatypes import frozen
 from runtime.netlink import wire
 from runtime.netlink.channel import NetlinkError
 from runtime.netlink.rtnl import Link, Rtnl
-from runtime.netlink.wire import Attr, get_string, iter_attrs, parse_attrs, string, u32, u64
+from runtime.netlink.wire import Attr, attributes, get_string, parse_attrs, string, u32, u64
 
 RTM_NEWQDISC, RTM_DELQDISC, RTM_GETQDISC = 36, 37, 38
 RTM_NEWTFILTER, RTM_GETTFILTER = 44, 46
@@ -161,7 +161,7 @@ def redirect_targets(rtnl: Rtnl, link: Link) -> list[int]:
         if get_string(attrs, TCA_KIND) != "u32":
             continue
         actions = parse_attrs(attrs.get(TCA_OPTIONS, b"")).get(TCA_U32_ACT, b"")
-        targets += [index for _, action in iter_attrs(actions)
+        targets += [index for _, action in attributes(actions)
                     if (index := _mirred(action)) is not None]
     return targets
 

@@ -111,3 +111,17 @@ def test_a_text_after_a_whole_echoed_request_is_found():
     error = wire.message(wire.NLMSG_ERROR, wire.NLM_F_ACK_TLVS, SEQ,
                          struct.pack("=i", -errno.EPERM) + padded + text)
     assert wire.outcome(next(wire.messages(error))) == (errno.EPERM, "after the echo")
+
+
+def test_attributes_stop_at_a_header_shorter_than_itself_and_keep_repeats_in_order():
+    body = (wire.Attr(3, b"eth0\0").encode() + wire.Attr(7, [wire.u32(1, 9)]).encode()
+            + wire.Attr(3, b"lo\0").encode())
+    broken = body + struct.pack("=HH", 2, 5) + wire.Attr(8, b"late").encode()
+    nested = wire.u32(1, 9).encode()
+    assert wire.attributes(memoryview(broken)) == [(3, b"eth0\0"), (7, nested), (3, b"lo\0")]
+    assert wire.parse_attrs(broken) == {3: b"lo\0", 7: nested}
+
+
+def test_an_attribute_longer_than_its_message_keeps_what_there_is():
+    cut = wire.Attr(3, b"eth0-and-more\0").encode()[:10]
+    assert wire.attributes(cut) == [(3, b"eth0-a")]
