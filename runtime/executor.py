@@ -7,6 +7,10 @@
              best effort), then report all of them
     observe  CHECK and `netc plan --live`: what the kernel has for each one
 
+An operation whose work is a program (iptables-restore) may start it and
+be finished later (`Run.later`): the operations after it run meanwhile, and
+every call finishes them all -- and, on a failure, before undoing anything.
+
 Foreign errors (netlink, iptables-restore, the file system) are translated
 here into `OperationFailed`, which names the operation and its source line.
 Values only known at run time -- the reserved addresses -- are filled into
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from compiler.errors import Code, NetcError
 from compiler.planner.ops import Action, Observation, Operation, State
@@ -49,13 +54,38 @@ def apply(run: Run) -> list[Operation]:
             if handler_for(current).ensure(current, run):
                 changed.append(current)
         except Exception as error:
-            failure = _translate(current, error)
             # The failing operation may have done part of its work (a
             # reservation made, then the disk full): it is undone too.
-            _roll_back([*applied, current], run)
-            raise failure from error
+            _fail(run, [*applied, current], current, error)
         applied.append(current)
+    failed = _finished(run)
+    if failed:
+        _fail(run, applied, *failed[0])
     return changed
+
+
+def _fail(run: Run, applied: Sequence[Operation], op: Operation, error: Exception) -> NoReturn:
+    """Undo what this call applied, then raise `op`'s failure.
+
+    Programs still running are waited for first, so that the undoing finds
+    whatever they did.
+    """
+    failure = _translate(op, error)
+    _finished(run)
+    _roll_back(applied, run)
+    raise failure from error
+
+
+def _finished(run: Run) -> list[tuple[Operation, Exception]]:
+    """Finish every operation still running beside the call (`Run.later`); the failures."""
+    failed = []
+    while run.completions:
+        op, finish = run.completions.pop(0)
+        try:
+            finish()
+        except Exception as error:  # finish the others all the same
+            failed.append((op, error))
+    return failed
 
 
 def _roll_back(applied: Sequence[Operation], run: Run) -> None:
@@ -66,6 +96,7 @@ def _roll_back(applied: Sequence[Operation], run: Run) -> None:
             handler_for(op).remove(op.with_action(Action.REMOVE), run)
         except Exception as error:  # keep undoing the rest
             print(f"netc-cni: rollback of {op.summary} failed: {error}", file=sys.stderr)
+    _finished(run)
 
 
 def remove(run: Run) -> list[OperationFailed]:
@@ -79,7 +110,7 @@ def remove(run: Run) -> list[OperationFailed]:
             continue
         except Exception as error:  # a DEL carries on, then reports
             failures.append(_translate(current, error))
-    return failures
+    return failures + [_translate(op, error) for op, error in _finished(run)]
 
 
 def observe(run: Run) -> list[Observation]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from compiler.planner.iptables import Rule, restore_text
-from runtime.programs import ProgramFailed, run
+from runtime.programs import ProgramFailed, Running, run, start
 
 COMMANDS = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
 XTABLES_WAIT = "10"
@@ -22,8 +22,13 @@ XTABLES_WAIT = "10"
 
 def restore(family: int, table: str, lines: Sequence[str]) -> None:
     """Apply `lines` to `table` in one transaction; `ProgramFailed` when refused."""
-    run(COMMANDS[family][1], "-w", XTABLES_WAIT, "--noflush",
-        stdin=restore_text(table, lines).encode())
+    start_restore(family, table, lines).wait()
+
+
+def start_restore(family: int, table: str, lines: Sequence[str]) -> Running:
+    """`restore`, started: the transaction is applied (or refused) by the time it is waited for."""
+    return start(COMMANDS[family][1], "-w", XTABLES_WAIT, "--noflush",
+                 stdin=restore_text(table, lines).encode())
 
 
 def rule_count(family: int, table: str, chain: str) -> int | None:

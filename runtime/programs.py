@@ -47,20 +47,46 @@ def find(name: str) -> str:
 
 def run(name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,)) -> bytes:
     """Run a program to completion; its stdout, or `ProgramFailed` for other statuses."""
-    argv = [find(name), *args]
-    streams = [os.memfd_create(stream, os.MFD_CLOEXEC) for stream in ("stdin", "stdout",
-                                                                          "stderr")]
-    try:
-        write_all(streams[0], stdin)
-        os.lseek(streams[0], 0, os.SEEK_SET)
-        status = _wait(os.posix_spawn(argv[0], argv, os.environ, file_actions=[
-            (os.POSIX_SPAWN_DUP2, fd, number) for number, fd in enumerate(streams)]))
-        if status not in accept:
-            raise ProgramFailed(argv, status, _read_all(streams[2]))
-        return _read_all(streams[1])
-    finally:
-        for fd in streams:
+    return start(name, *args, stdin=stdin, accept=accept).wait()
+
+
+class Running:
+    """A program started by `start`, to be waited for exactly once with `wait`."""
+
+    def __init__(self, argv: list[str], stdin: bytes, accept: tuple[int, ...]) -> None:
+        self.argv = argv
+        self.accept = accept
+        self.streams = [os.memfd_create(stream, os.MFD_CLOEXEC)
+                        for stream in ("stdin", "stdout", "stderr")]
+        try:
+            write_all(self.streams[0], stdin)
+            os.lseek(self.streams[0], 0, os.SEEK_SET)
+            self.pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
+                (os.POSIX_SPAWN_DUP2, fd, number) for number, fd in enumerate(self.streams)])
+        except BaseException:
+            self._close()
+            raise
+
+    def wait(self) -> bytes:
+        """Its stdout once it has ended, or `ProgramFailed` for a status not accepted."""
+        try:
+            status = _wait(self.pid)
+            if status not in self.accept:
+                raise ProgramFailed(self.argv, status, _read_all(self.streams[2]))
+            return _read_all(self.streams[1])
+        finally:
+            self._close()
+
+    def _close(self) -> None:
+        for fd in self.streams:
             os.close(fd)
+        self.streams = []
+
+
+def start(name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,)
+          ) -> Running:
+    """Start a program that runs beside the caller, which goes on until it `wait`s for it."""
+    return Running([find(name), *args], stdin, accept)
 
 
 def _wait(pid: int) -> int:

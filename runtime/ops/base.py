@@ -8,6 +8,7 @@ given.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from compiler.datatypes import field, mutable
@@ -40,6 +41,8 @@ class Run:
     memo: dict[Any, Any] = field(default_factory=dict)
     notes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     """What operations did beyond their summary (what a prune removed), for `netc apply`."""
+    completions: list[tuple[Operation, Callable[[], None]]] = field(default_factory=list)
+    """How to finish the operations whose work still runs beside the call (see `later`)."""
 
     @property
     def bindings(self) -> dict[str, str]:
@@ -59,6 +62,15 @@ class Run:
     def notes_of(self, op: Operation) -> list[str]:
         """What `note` recorded for an operation."""
         return self.notes.get((op.kind, op.target), [])
+
+    def later(self, op: Operation, finish: Callable[[], None]) -> None:
+        """Have the executor call `finish` before the call ends; `op`'s work runs meanwhile.
+
+        For work done by a program (an iptables-restore takes ~2.5 ms, mostly
+        waiting): the operations after it go on while it runs.  `finish`
+        waits for it and raises if it failed, as `ensure` or `remove` would.
+        """
+        self.completions.append((op, finish))
 
     def bind(self, prefix: str, **values: str) -> None:
         """Make `{prefix.name}` placeholders resolvable, and remember them in the record."""

@@ -25,9 +25,9 @@ from compiler.planner import iptables as rules
 from compiler.planner.ops import Kind, Observation, Operation
 from runtime.files import remove as remove_file
 from runtime.files import write_atomically
-from runtime.iptables import LIVE, restore, rule_count
+from runtime.iptables import LIVE, restore, rule_count, start_restore
 from runtime.ops.base import IN_PLACE_NOW, KeptByDel, Run, differs, missing
-from runtime.programs import ProgramFailed
+from runtime.programs import ProgramFailed, Running
 
 
 def marker_path(op: Operation) -> str:
@@ -88,21 +88,30 @@ NODE_NAT = NodeNat()
 
 
 class AttachmentNat:
-    """A pod's DNAT chain and its jump from the network's dispatch chain."""
+    """A pod's DNAT chain and its jump from the network's dispatch chain.
+
+    Its iptables-restore runs while the call goes on (`Run.later`): the
+    pod's links and shaping are set up meanwhile.
+    """
 
     def ensure(self, op: Operation, run: Run) -> bool:
         params = op.params
         if params["rules"] is None:
             return False
         lines = rules.attachment_setup(params, LIVE, repeated=run.previous is not None)
+        restoring = start_restore(params["family"], params["table"], lines)
+        run.later(op, lambda: self._set_up(op, run, restoring, lines))
+        return True
+
+    def _set_up(self, op: Operation, run: Run, restoring: Running, lines: list[str]) -> None:
+        params = op.params
         try:
-            restore(params["family"], params["table"], lines)
+            restoring.wait()
         except ProgramFailed:
             if LIVE.chain_exists(params["family"], params["table"], params["dispatch"]):
                 raise
             self._repair_network(op, run)
             restore(params["family"], params["table"], lines)
-        return True
 
     def _repair_network(self, op: Operation, run: Run) -> None:
         """The dispatch chain is gone (the nat table was flushed): set the network up again."""
@@ -112,8 +121,15 @@ class AttachmentNat:
 
     def remove(self, op: Operation, run: Run) -> None:
         params = op.params
+        removing = start_restore(params["family"], params["table"],
+                                 rules.attachment_teardown(params))
+        run.later(op, lambda: self._torn_down(op, removing))
+
+    def _torn_down(self, op: Operation, removing: Running) -> None:
+        """The teardown ended; one refused (a rule or chain already gone) is redone as found."""
+        params = op.params
         try:
-            restore(params["family"], params["table"], rules.attachment_teardown(params))
+            removing.wait()
         except ProgramFailed:
             restore(params["family"], params["table"], rules.attachment_teardown(params, LIVE))
 

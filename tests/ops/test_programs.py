@@ -45,3 +45,19 @@ def test_a_call_past_its_deadline_leaves_no_program_running(tmp_path):
     assert time.monotonic() - started < 10
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
+
+
+def test_a_started_program_runs_beside_the_caller_until_it_is_waited_for(tmp_path):
+    signal_file = tmp_path / "go"
+    script = (f"i=0; while [ ! -e {signal_file} ] && [ $i -lt 1000 ]; do sleep 0.01; "
+              f"i=$((i+1)); done; [ -e {signal_file} ] && echo seen")
+    running = programs.start("sh", "-c", script)
+    signal_file.touch()  # only a caller that went on can do this while the program waits
+    assert running.wait() == b"seen\n"
+    assert running.streams == []
+
+
+def test_a_started_program_that_fails_says_so_when_waited_for():
+    running = programs.start("sh", "-c", "echo 'no such chain' >&2; exit 2")
+    with pytest.raises(programs.ProgramFailed, match="no such chain"):
+        running.wait()
