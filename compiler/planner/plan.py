@@ -3,9 +3,14 @@
 ADD is `compiler.planner.attach`.  DEL is derived from it, never written
 separately: the attachment-owned operations of the ADD, in reverse order,
 each turned into a removal -- so what a DEL undoes is by construction what
-an ADD did.  CHECK verifies every operation of the ADD, node-scoped ones
-included, except the one-shot flushes of conntrack and neighbour entries,
-which leave nothing to verify.
+an ADD did.  One exception to the order (`DEL_FIRST`): the pod's
+host-port DNAT goes first, then the flush of the conntrack entries it made,
+so that no new connection is steered to a pod being torn down -- and the
+iptables-restore removing the DNAT runs (`Run.later`) while the kernel
+deletes the pod's links, which waits for an RCU grace period.  CHECK
+verifies every operation of the ADD, node-scoped ones included, except the
+one-shot flushes of conntrack and neighbour entries, which leave nothing to
+verify.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from compiler.planner.ops import Action, Attachment, Kind, Operation, Plan
 COMMANDS = ("ADD", "DEL", "CHECK")
 ONE_SHOT = (Kind.CONNTRACK_FLUSH, Kind.FORGET_NEIGHBOUR)
 """Operations that leave nothing to verify: CHECK skips them."""
+DEL_FIRST = (Kind.POD_NAT, Kind.CONNTRACK_FLUSH)
+"""What a DEL removes before everything else, in this order."""
 
 
 class PlanError(NetcError):
@@ -45,5 +52,10 @@ def _for_command(adding: list[Operation], command: str) -> list[Operation]:
     if command == "ADD":
         return adding
     if command == "DEL":
-        return [op.with_action(Action.REMOVE) for op in reversed(adding) if op.removed_by_del]
+        removals = [op.with_action(Action.REMOVE) for op in reversed(adding) if op.removed_by_del]
+        return sorted(removals, key=_del_rank)
     return [op.with_action(Action.CHECK) for op in adding if op.kind not in ONE_SHOT]
+
+
+def _del_rank(op: Operation) -> int:
+    return DEL_FIRST.index(op.kind) if op.kind in DEL_FIRST else len(DEL_FIRST)

@@ -86,18 +86,27 @@ def _describe(claim: str) -> str:
 
 
 class ConntrackFlush:
-    """Forget UDP conntrack entries to some host ports (on ADD and again on DEL)."""
+    """Forget UDP conntrack entries to some host ports (on ADD and again on DEL).
+
+    The flush waits its turn among the work finished at the end of the call
+    (`Run.later`), after the DNAT chain's transaction has taken effect:
+    an entry made by a datagram that came in before would outlive a flush
+    that ran earlier.
+    """
 
     def ensure(self, op: Operation, run: Run) -> bool:
+        run.later(op, lambda: self._flush(op))
+        return False
+
+    def remove(self, op: Operation, run: Run) -> None:
+        run.later(op, lambda: self._flush(op))
+
+    def _flush(self, op: Operation) -> None:
         family = family_key(op.params["family"])
         for port in op.params["ports"]:
             # status 1 means "0 flow entries have been deleted": nothing stale
             programs.run("conntrack", "-D", "-f", family, "-p", op.params["protocol"],
                 "--orig-port-dst", str(port), accept=(0, 1))
-        return False
-
-    def remove(self, op: Operation, run: Run) -> None:
-        self.ensure(op, run)
 
     def observe(self, op: Operation, run: Run) -> Observation:
         return NOTHING_TO_KEEP
