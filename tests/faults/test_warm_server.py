@@ -7,6 +7,7 @@ DEL.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import glob
 import os
 import random
@@ -300,6 +301,45 @@ def test_a_spare_waits_for_the_next_call_and_ends_with_its_server(lab, warm):
     assert lab.wait_for(lambda: not _running(spare), 10), "a spare outlived its server"
     result = lab.add(conflist, pod)  # no server: the launcher runs the call itself
     assert_attached(lab, pod, result)
+    lab.delete(conflist, pod)
+    assert_clean(lab, [pod])
+
+
+def test_the_next_spare_is_forked_when_the_call_ends_not_during_it(lab, warm):
+    """While one call runs and no one else waits, the server forks nothing to compete with it."""
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    lock = lab.tmp / "state" / "labnet" / "lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    assert lab.wait_for(lambda: len(warm.children()) == 1 and not warm.busy(), 10)
+    with open(lock, "a") as held, ThreadPoolExecutor(1) as pool:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the call waits for the network's lock meanwhile
+        adding = pool.submit(lab.add, conflist, pod)
+        assert lab.wait_for(lambda: len(warm.busy()) == 1, 10), warm.log()
+        time.sleep(0.5)
+        assert len(warm.children()) == 1, "a spare was forked while the call ran"
+        fcntl.flock(held, fcntl.LOCK_UN)
+        assert_attached(lab, pod, adding.result(timeout=30))
+    assert lab.wait_for(lambda: len(warm.children()) == 1 and not warm.busy(), 10)
+    lab.delete(conflist, pod)
+    assert_clean(lab, [pod])
+
+
+def _dirty_kib(pid: int) -> dict[str, int]:
+    rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+    fields = dict(line.split(":", 1) for line in rollup if line.endswith(" kB"))
+    return {key: int(fields[key].split()[0]) for key in ("Private_Dirty", "Shared_Dirty")}
+
+
+def test_a_waiting_spare_owns_its_pages_before_the_call_comes(lab, warm):
+    """Copy-on-write copies are made while the spare waits, not by the call (own_pages)."""
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    lab.add(conflist, pod)  # the spare that waits now was forked after a call
+    assert lab.wait_for(lambda: len(warm.children()) == 1 and not warm.busy(), 10)
+    (spare,) = warm.children()
+    dirty = _dirty_kib(spare)
+    assert dirty["Private_Dirty"] > 4 * dirty["Shared_Dirty"], dirty
     lab.delete(conflist, pod)
     assert_clean(lab, [pod])
 
