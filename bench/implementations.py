@@ -68,7 +68,7 @@ VARIANTS = ("py3", "warm", "artifact")
 SERVER_START_TIMEOUT = 30.0
 REFERENCE_PROBE = "/usr/lib/cni/bridge"
 """Every reference plugin is a static Go binary of about this size."""
-WARM_IMPORTS = "import os, sys, _socket, struct"
+WARM_IMPORTS = "import os, sys, _socket, _struct"
 """What a warm launcher imports before handing the call over."""
 
 

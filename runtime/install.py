@@ -93,7 +93,7 @@ if SOCKET is None:
 '''
 
 WARM = '''from _socket import AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET, socket
-from struct import pack
+from _struct import pack
 
 IDENTITY = {identity!r}
 HEADER = {magic!r} + pack(">B", {protocol})
