@@ -110,9 +110,9 @@ class Agent:
             serve_health(self, self.options.health_port)
         due = 0.0
         while not self.stopping.is_set():
-            digest = _digest(self.options.config)
-            if digest != self.attempted or time.monotonic() >= due or self._server_gone():
-                self.converge(digest)
+            read = Snapshot.of(self.options.config)
+            if read.digest != self.attempted or time.monotonic() >= due or self._server_gone():
+                self.converge(read)
                 wait = self.options.interval if self.ready else RETRY
                 due = time.monotonic() + min(wait, self.options.interval)
             self.stopping.wait(self.options.poll)
@@ -120,16 +120,18 @@ class Agent:
         log("stopped; the plugin and the conflists stay, pods attach through the cold path")
         return 0
 
-    def converge(self, digest: str | None) -> None:
-        """Steps 1-4, each changing only what differs; a failure leaves the agent not ready.
+    def converge(self, read: Snapshot | None = None) -> None:
+        """Steps 1-4 for the configuration as `read` (default: as it is now).
 
-        A failure is logged when it is new, not at every retry.
+        Each step changes only what differs; a failure leaves the agent not
+        ready, and is logged when it is new, not at every retry.
         """
-        if digest is not None and digest != self.attempted:
-            log(f"configuration {digest[:12]} in {self.options.config}")
-        self.attempted = digest
+        read = read or Snapshot.of(self.options.config)
+        if read.digest is not None and read.digest != self.attempted:
+            log(f"configuration {read.digest[:12]} in {self.options.config}")
+        self.attempted = read.digest
         try:
-            clusters, networks = _read(self.options.config)
+            clusters, networks = read.parsed()
             built = networks_for_node(networks, clusters, self.options.node)
             cluster = next((c for c in clusters if c.node(self.options.node)), None)
             if cluster is None and any(n.ipam and n.ipam.cluster for n in networks):
@@ -211,21 +213,42 @@ class _ServerLog(threading.Thread):
         self.settled.set()
 
 
-def _digest(path: str) -> str | None:
-    try:
-        with open(path, "rb") as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    except OSError:
-        return None
+@frozen
+class Snapshot:
+    """The configuration file as read once: what is hashed is what is applied.
 
+    A ConfigMap update swaps the file between two reads; reading it twice,
+    once to hash and once to parse, could log one revision and apply another.
+    """
 
-def _read(path: str) -> tuple[list[Cluster], list[Network]]:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            document = json.load(handle)
-    except (OSError, ValueError) as error:
-        raise NetcError(f"cannot read the configuration {path}: {error}") from error
-    return kubernetes.read_config(document)
+    path: str
+    content: bytes | None
+    error: str = ""
+    """Why the file could not be read (when `content` is None)."""
+
+    @classmethod
+    def of(cls, path: str) -> Snapshot:
+        """The file's bytes now, or why there are none."""
+        try:
+            with open(path, "rb") as handle:
+                return cls(path, handle.read())
+        except OSError as error:
+            return cls(path, None, str(error))
+
+    @property
+    def digest(self) -> str | None:
+        """SHA-256 of the content (None: unreadable)."""
+        return None if self.content is None else hashlib.sha256(self.content).hexdigest()
+
+    def parsed(self) -> tuple[list[Cluster], list[Network]]:
+        """The clusters and networks the content holds; NetcError when it holds none."""
+        try:
+            if self.content is None:
+                raise ValueError(self.error)
+            document = json.loads(self.content.decode("utf-8"))
+        except ValueError as error:  # JSON and UTF-8 errors are ValueErrors
+            raise NetcError(f"cannot read the configuration {self.path}: {error}") from error
+        return kubernetes.read_config(document)
 
 
 def _install_and_apply(options: Options, plugin: bytes, cluster: Cluster | None,

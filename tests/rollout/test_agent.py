@@ -7,6 +7,7 @@ that must stop it before it touches the node, and its file handling.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -23,7 +24,14 @@ from compiler import emit, kubernetes
 from compiler.cluster import networks_for_node
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
-from runtime.agent import Agent, Options, install_plugin, serve_health, write_conflists
+from runtime.agent import (
+    Agent,
+    Options,
+    Snapshot,
+    install_plugin,
+    serve_health,
+    write_conflists,
+)
 from tests.rollout.kubelet import ConfigVolume
 from tests.support import ROOT
 
@@ -65,7 +73,7 @@ def test_a_configuration_it_cannot_read_leaves_it_not_ready_and_the_node_untouch
     if content is not None:
         config.write_text(content)
     agent = Agent(_options(tmp_path, config))
-    agent.converge(None)
+    agent.converge()
     assert not agent.ready
     assert reason in agent.problem
     if content is None or "{not" in content:
@@ -73,11 +81,24 @@ def test_a_configuration_it_cannot_read_leaves_it_not_ready_and_the_node_untouch
     assert _nothing_written(tmp_path)
 
 
+def test_what_is_hashed_is_what_is_applied_though_the_file_is_swapped_between(tmp_path):
+    config = tmp_path / "netc.json"
+    first = _config()[kubernetes.CONFIG_KEY]
+    config.write_text(first)
+    read = Snapshot.of(str(config))
+    config.write_text(_config(CLUSTER.replace("node-c", "node-x"))[kubernetes.CONFIG_KEY])
+    clusters, _ = read.parsed()
+    assert read.digest == hashlib.sha256(first.encode()).hexdigest()
+    assert [node.name for node in clusters[0].nodes] == ["node-a", "node-b", "node-c"]
+    config.unlink()
+    assert Snapshot.of(str(config)).digest is None
+
+
 def test_a_node_missing_from_the_cluster_is_not_ready_and_gets_no_conflist(tmp_path):
     volume = ConfigVolume(tmp_path / "config")
     volume.write(_config())
     agent = Agent(_options(tmp_path, volume.directory / kubernetes.CONFIG_KEY, "node-z"))
-    agent.converge("digest")
+    agent.converge()
     assert not agent.ready
     assert "node-z" in agent.problem
     assert _nothing_written(tmp_path)
@@ -142,7 +163,7 @@ def test_the_readiness_endpoint_says_why_it_is_not_ready(tmp_path):
     port = server.server_address[1]
     try:
         assert _get(port, "/readyz") == (503, "starting\n")
-        agent.converge(None)
+        agent.converge()
         status, body = _get(port, "/readyz")
         assert status == 503 and "cannot read the configuration" in body
         assert _get(port, "/healthz") == (200, "ok\n")
