@@ -331,6 +331,12 @@ def _dirty_kib(pid: int) -> dict[str, int]:
     return {key: int(fields[key].split()[0]) for key in ("Private_Dirty", "Shared_Dirty")}
 
 
+def _kernel_at_least(major: int, minor: int) -> bool:
+    release = os.uname().release.split("-")[0].split(".")
+    return (int(release[0]), int(release[1])) >= (major, minor)
+
+
+@pytest.mark.skipif(not _kernel_at_least(5, 14), reason="MADV_POPULATE_WRITE came in Linux 5.14")
 def test_a_waiting_spare_owns_its_pages_before_the_call_comes(lab, warm):
     """Copy-on-write copies are made while the spare waits, not by the call (own_pages)."""
     conflist = lab.network(networks.FULL)
