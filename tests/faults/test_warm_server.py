@@ -226,6 +226,27 @@ BROKEN_CLIENTS: list[tuple[str, Case]] = [
 ]
 
 
+def test_the_callers_output_ends_when_the_status_is_sent_not_when_the_child_has_exited(
+        lab, warm):
+    """A runtime reads stdout to its end: the serving child lets go of it before the status,
+    so the end does not wait for the kernel to free the child's memory."""
+    assert lab.wait_for(lambda: len(warm.children()) == 1 and not warm.busy(), 10)
+    out_read, out_write = os.pipe()
+    with _client(warm) as connection:
+        _send(connection, _frame(VALID), [])
+        assert _reply(connection) == bytes([protocol.READY])
+        streams = [os.open(os.devnull, os.O_RDONLY), out_write, os.dup(out_write)]
+        _send(connection, bytes([protocol.GO]), streams + _descriptors(lab)[protocol.STREAMS:])
+        assert _reply(connection) == bytes([protocol.STARTED])
+        assert _reply(connection) == b"\0"
+        os.set_blocking(out_read, False)
+        answer = os.read(out_read, 1 << 16)  # written before the status: there now
+        assert b"supportedVersions" in answer
+        assert os.read(out_read, 1 << 16) == b"", "the child still held the caller's stdout"
+    os.close(out_read)
+    _served_next(lab, warm)
+
+
 @pytest.mark.parametrize("client", [case for _, case in BROKEN_CLIENTS],
                          ids=[name for name, _ in BROKEN_CLIENTS])
 def test_a_broken_hand_over_is_refused_and_the_server_carries_on(lab, warm, client):
