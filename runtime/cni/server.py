@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import gc
 import importlib.abc
 import os
@@ -178,7 +177,8 @@ class Spare:
         its copies while no one waits for it, a step at a time, and stops as
         soon as a connection is pending.  The price is memory: a spare holds a
         private copy of the server's writable pages (docs/runtime.md).  A
-        kernel without the advice refuses it, and calls fault as before.
+        range the kernel refuses (a kernel before 5.14 refuses them all) is
+        passed over, and the call faults its pages in as before.
         """
         pending = select.poll()
         pending.register(self.listener, select.POLLIN)
@@ -186,10 +186,9 @@ class Spare:
             for step in range(start, end, OWN_PAGES_STEP):
                 if pending.poll(0):
                     return
-                size = min(OWN_PAGES_STEP, end - step)
-                if (self.libc.madvise(step, size, MADV_POPULATE_WRITE) != 0
-                        and ctypes.get_errno() == errno.EINVAL):
-                    return
+                if self.libc.madvise(step, min(OWN_PAGES_STEP, end - step),
+                                     MADV_POPULATE_WRITE) != 0:
+                    break
 
     def outlive_server(self) -> None:
         """A child serving a call finishes it whatever happens to the server."""
