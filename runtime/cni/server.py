@@ -176,9 +176,9 @@ class Spare:
         ~3.5 ms of page faults on the call's path, measured.  The spare takes
         its copies while no one waits for it, a step at a time, and stops as
         soon as a connection is pending.  The price is memory: a spare holds a
-        private copy of the server's writable pages (docs/runtime.md).  A
-        range the kernel refuses (a kernel before 5.14 refuses them all) is
-        passed over, and the call faults its pages in as before.
+        private copy of the server's writable pages (docs/runtime.md).  A step
+        the kernel refuses (a kernel before 5.14 refuses them all; any may be
+        interrupted) is passed over, and the call faults those pages in.
         """
         pending = select.poll()
         pending.register(self.listener, select.POLLIN)
@@ -186,9 +186,7 @@ class Spare:
             for step in range(start, end, OWN_PAGES_STEP):
                 if pending.poll(0):
                     return
-                if self.libc.madvise(step, min(OWN_PAGES_STEP, end - step),
-                                     MADV_POPULATE_WRITE) != 0:
-                    break
+                self.libc.madvise(step, min(OWN_PAGES_STEP, end - step), MADV_POPULATE_WRITE)
 
     def outlive_server(self) -> None:
         """A child serving a call finishes it whatever happens to the server."""

@@ -230,7 +230,7 @@ def test_the_callers_output_ends_when_the_status_is_sent_not_when_the_child_has_
         lab, warm):
     """A runtime reads stdout to its end: the serving child lets go of it before the status,
     so the end does not wait for the kernel to free the child's memory."""
-    assert lab.wait_for(lambda: len(warm.children()) == 1 and not warm.busy(), 10)
+    warm.wait_spare()
     out_read, out_write = os.pipe()
     with _client(warm) as connection:
         _send(connection, _frame(VALID), [])
@@ -310,14 +310,15 @@ def _running(pid: int) -> bool:
 
 def test_a_spare_waits_for_the_next_call_and_ends_with_its_server(lab, warm):
     """The child forked ahead of a call is killed with the server, never left accepting."""
-    assert lab.wait_for(lambda: len(warm.children()) == 1 and not warm.busy(), 10)
-    (spare,) = warm.children()
+    spare = warm.wait_spare()
     conflist = lab.network(networks.FULL)
     pod = lab.pod("p")
     lab.add(conflist, pod)
     assert warm.calls_served() == 1
-    assert spare not in warm.children(), "the spare took the call and ended with it"
-    (spare,) = warm.children()
+    # the call returns once the launcher has its status; the child may still be exiting
+    assert lab.wait_for(lambda: spare not in warm.children(), 10), \
+        "the spare took the call and ended with it"
+    spare = warm.wait_spare()
     warm.stop()
     assert lab.wait_for(lambda: not _running(spare), 10), "a spare outlived its server"
     result = lab.add(conflist, pod)  # no server: the launcher runs the call itself
@@ -332,7 +333,7 @@ def test_the_next_spare_is_forked_when_the_call_ends_not_during_it(lab, warm):
     pod = lab.pod("p")
     lock = lab.tmp / "state" / "labnet" / "lock"
     lock.parent.mkdir(parents=True, exist_ok=True)
-    assert lab.wait_for(lambda: len(warm.children()) == 1 and not warm.busy(), 10)
+    warm.wait_spare()
     with open(lock, "a") as held, ThreadPoolExecutor(1) as pool:
         fcntl.flock(held, fcntl.LOCK_EX)  # the call waits for the network's lock meanwhile
         adding = pool.submit(lab.add, conflist, pod)
@@ -341,7 +342,7 @@ def test_the_next_spare_is_forked_when_the_call_ends_not_during_it(lab, warm):
         assert len(warm.children()) == 1, "a spare was forked while the call ran"
         fcntl.flock(held, fcntl.LOCK_UN)
         assert_attached(lab, pod, adding.result(timeout=30))
-    assert lab.wait_for(lambda: len(warm.children()) == 1 and not warm.busy(), 10)
+    warm.wait_spare()
     lab.delete(conflist, pod)
     assert_clean(lab, [pod])
 
@@ -363,8 +364,7 @@ def test_a_waiting_spare_owns_its_pages_before_the_call_comes(lab, warm):
     conflist = lab.network(networks.FULL)
     pod = lab.pod("p")
     lab.add(conflist, pod)  # the spare that waits now was forked after a call
-    assert lab.wait_for(lambda: len(warm.children()) == 1 and not warm.busy(), 10)
-    (spare,) = warm.children()
+    spare = warm.wait_spare()
     dirty = _dirty_kib(spare)
     assert dirty["Private_Dirty"] > 4 * dirty["Shared_Dirty"], dirty
     lab.delete(conflist, pod)

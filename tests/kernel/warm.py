@@ -43,6 +43,19 @@ class WarmServer:
         """The children serving a call: all but the spare blocked in accept()."""
         return [pid for pid in self.children() if not _accepting(pid)]
 
+    def spare(self) -> int | None:
+        """The server's only child when it is a spare waiting in accept() (one reading of the
+        children, so a call child that ends and a spare just forked are never mistaken)."""
+        children = self.children()
+        return children[0] if len(children) == 1 and _accepting(children[0]) else None
+
+    def wait_spare(self, timeout: float = 10) -> int:
+        """The waiting spare, once there is one and nothing else (an AssertionError if none)."""
+        assert self.lab.wait_for(lambda: self.spare() is not None, timeout), self.children()
+        spare = self.spare()
+        assert spare is not None
+        return spare
+
     def wait_idle(self, timeout: float = 30) -> bool:
         """Whether every call's child has ended within `timeout` seconds (a spare remains)."""
         return self.lab.wait_for(lambda: not self.busy(), timeout)
