@@ -3,11 +3,11 @@
 ADD is `compiler.planner.attach`.  DEL is derived from it, never written
 separately: the attachment-owned operations of the ADD, in reverse order,
 each turned into a removal -- so what a DEL undoes is by construction what
-an ADD did.  One exception to the order (`DEL_FIRST`): the pod's
-host-port DNAT goes first, then the flush of the conntrack entries it made,
-so that no new connection is steered to a pod being torn down -- and the
-iptables-restore removing the DNAT runs (`Run.later`) while the kernel
-deletes the pod's links, which waits for an RCU grace period.  CHECK
+an ADD did.  One exception to the order (`DEL_FIRST`): the pod's host
+ports go first -- its DNAT, the flush of the conntrack entries it made,
+its claims -- so that no new connection is steered to a pod being torn
+down, and the iptables-restore removing the DNAT runs (`Run.later`) while
+the kernel deletes the pod's links, which waits for an RCU grace period.  CHECK
 verifies every operation of the ADD, node-scoped ones included, except the
 one-shot flushes of conntrack and neighbour entries, which leave nothing to
 verify.
@@ -24,7 +24,7 @@ from compiler.planner.ops import Action, Attachment, Kind, Operation, Plan
 COMMANDS = ("ADD", "DEL", "CHECK")
 ONE_SHOT = (Kind.CONNTRACK_FLUSH, Kind.FORGET_NEIGHBOUR)
 """Operations that leave nothing to verify: CHECK skips them."""
-DEL_FIRST = (Kind.POD_NAT, Kind.CONNTRACK_FLUSH)
+DEL_FIRST = (Kind.POD_NAT, Kind.CONNTRACK_FLUSH, Kind.HOSTPORT_CLAIM)
 """What a DEL removes before everything else, in this order."""
 
 

@@ -42,6 +42,15 @@ class ClaimHandler:
         return any(created)
 
     def remove(self, op: Operation, run: Run) -> None:
+        """Release the claims once the call's DNAT removal and conntrack flush have finished.
+
+        Both finish at the end of the call (`Run.later`), in order; a port
+        released before them could be claimed by another network's pod
+        whose fresh conntrack entries this call's flush would then delete.
+        """
+        run.later(op, lambda: self._release(op))
+
+    def _release(self, op: Operation) -> None:
         directory, owner = op.params["dir"], op.params["owner"]
         if not os.path.isdir(directory):
             return

@@ -22,6 +22,21 @@ def _measure(lab, pod_ip: str, reverse: bool) -> float:
     return json.loads(done.stdout)["end"]["sum_received"]["bits_per_second"]
 
 
+def _shaped_rate(lab, pod_ip: str, reverse: bool) -> float:
+    """The rate of a pod shaped to LIMIT, measured again (twice at most) while it is too low.
+
+    Other tests running beside this one can starve iperf3 of CPU and pull a
+    reading down; nothing can push a shaped rate up, so a reading above the
+    tolerance is never measured again.
+    """
+    rate = _measure(lab, pod_ip, reverse)
+    for _ in range(2):
+        if rate >= (1 - TOLERANCE) * LIMIT:
+            break
+        rate = _measure(lab, pod_ip, reverse)
+    return rate
+
+
 def _serving_pod(lab, conflist, role: str, **options) -> str:
     pod = lab.pod(role)
     result = lab.add(conflist, pod, **options)
@@ -35,7 +50,7 @@ def _serving_pod(lab, conflist, role: str, **options) -> str:
 def test_a_limited_pod_gets_its_rate_within_ten_percent(lab, reverse):
     conflist = lab.network(networks.FULL)
     address = _serving_pod(lab, conflist, "slow", bandwidth="ingress=8M,egress=8M")
-    rate = _measure(lab, address, reverse)
+    rate = _shaped_rate(lab, address, reverse)
     assert abs(rate - LIMIT) <= TOLERANCE * LIMIT, f"{rate / 1e6:.2f} Mbit/s"
 
 
@@ -43,7 +58,7 @@ def test_containerd_s_huge_burst_still_shapes(lab):
     """containerd sends burst 4294967295 bits (512 MiB) when a pod gives none."""
     conflist = lab.network(networks.FULL)
     address = _serving_pod(lab, conflist, "slow", bandwidth="ingress=8M")
-    assert abs(_measure(lab, address, False) - LIMIT) <= TOLERANCE * LIMIT
+    assert abs(_shaped_rate(lab, address, False) - LIMIT) <= TOLERANCE * LIMIT
 
 
 def test_an_unlimited_pod_is_far_faster(lab):
@@ -57,7 +72,7 @@ def test_static_limits_of_the_network_apply_without_annotations(lab):
     static = networks.bridge_network(extra="    bandwidth { limit egress 8M }\n")
     conflist = lab.network(static)
     address = _serving_pod(lab, conflist, "static")
-    assert abs(_measure(lab, address, True) - LIMIT) <= TOLERANCE * LIMIT
+    assert abs(_shaped_rate(lab, address, True) - LIMIT) <= TOLERANCE * LIMIT
 
 
 def test_del_removes_the_ifb(lab):

@@ -13,6 +13,7 @@ from compiler.planner.ops import Kind
 from compiler.planner.plan import plan
 from compiler.source import SourceFile
 from runtime import executor
+from runtime.ops import hostports
 from runtime.ops.base import Run
 
 SOURCE = """
@@ -113,3 +114,46 @@ def test_a_del_reports_a_program_that_failed_after_trying_every_removal(scene):
     tried = [kind for what, kind in log if what == "remove"]
     assert tried == [op.kind for op in delete.plan.operations]
     assert log[-1] == ("finish remove", Kind.POD_NAT)
+
+
+def test_a_del_releases_host_port_claims_only_after_its_nat_and_flush_have_finished(
+        monkeypatch, tmp_path):
+    """Another network's pod could take a released port; this DEL's flush must not hit it."""
+    source = SOURCE.replace("network pods {", f'network pods {{\n    state-dir "{tmp_path}"')
+    (network,) = compile_sources([SourceFile("x.netdsl", source)]).networks
+    pod = PodContext("c1", port_mappings=(mapping_from_option("8053:53/udp"),), bandwidth=None)
+    claims = hostports.HANDLERS[Kind.HOSTPORT_CLAIM]
+    (claim,) = [op for op in plan(network, pod, "ADD").operations
+                if op.kind == Kind.HOSTPORT_CLAIM]
+    claims.ensure(claim, None)
+    claimed = [tmp_path / "hostports" / name for name in claim.params["claims"]]
+    assert all(path.exists() for path in claimed)
+    log, seen = [], []
+    logged = Logged(log, {})
+
+    def handler(op):
+        return claims if op.kind == Kind.HOSTPORT_CLAIM else logged
+
+    def flush_sees_claims(what, op):
+        seen.append(all(path.exists() for path in claimed))
+        log.append((f"finish {what}", op.kind))
+
+    monkeypatch.setattr(executor, "handler_for", handler)
+    monkeypatch.setattr(logged, "_finish", flush_sees_claims)
+    monkeypatch.setattr(logged, "_act", _deferring_flush(logged))
+    delete = Run(host=None, plan=plan(network, pod, "DEL"), pod=pod)
+    assert executor.remove(delete) == []
+    assert ("finish remove", Kind.CONNTRACK_FLUSH) in log
+    assert seen and all(seen), "a claim was released before the DNAT and the flush finished"
+    assert not any(path.exists() for path in claimed)
+
+
+def _deferring_flush(logged):
+    """Logged's action, with the conntrack flush finishing later too, as the real one does."""
+    act = logged._act
+
+    def deferring(what, op, run):
+        act(what, op, run)
+        if op.kind == Kind.CONNTRACK_FLUSH:
+            run.later(op, lambda: logged._finish(what, op))
+    return deferring
