@@ -35,7 +35,9 @@ IDENTITY = os.fsencode(identity())
 
 def _server_fds(warm) -> int:
     """The descriptors the server holds between calls: the fewest of readings over 100 ms
-    (while it forks a spare it holds that spare's pipe twice, for a moment)."""
+    (while it forks a spare it holds that spare's pipe twice, for a moment), once its spare
+    waits (a server just started holds no spare's pipe yet)."""
+    warm.wait_spare()
     readings = []
     for _ in range(10):
         readings.append(len(os.listdir(f"/proc/{warm.pid}/fd")))
