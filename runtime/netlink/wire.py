@@ -109,7 +109,7 @@ def attributes(data: bytes | memoryview, offset: int = 0) -> list[tuple[int, byt
         if size < header:
             break
         found.append((kind & NLA_TYPE_MASK, data[offset + header: offset + size]))
-        offset += (size + 3) & ~3
+        offset += align(size)
     return found
 
 
