@@ -223,22 +223,20 @@ class Snapshot:
 
     path: str
     content: bytes | None
+    digest: str | None = None
+    """SHA-256 of the content (None: unreadable)."""
     error: str = ""
     """Why the file could not be read (when `content` is None)."""
 
     @classmethod
     def of(cls, path: str) -> Snapshot:
-        """The file's bytes now, or why there are none."""
+        """The file's bytes now, and their digest, or why there are none."""
         try:
             with open(path, "rb") as handle:
-                return cls(path, handle.read())
+                content = handle.read()
         except OSError as error:
-            return cls(path, None, str(error))
-
-    @property
-    def digest(self) -> str | None:
-        """SHA-256 of the content (None: unreadable)."""
-        return None if self.content is None else hashlib.sha256(self.content).hexdigest()
+            return cls(path, None, error=str(error))
+        return cls(path, content, hashlib.sha256(content).hexdigest())
 
     def parsed(self) -> tuple[list[Cluster], list[Network]]:
         """The clusters and networks the content holds; NetcError when it holds none."""
