@@ -77,14 +77,19 @@ def field(*, default: Any = MISSING, default_factory: Callable[[], Any] | Any = 
 class _Layout:
     """What the shared methods need of a class: its fields, and how to compare them."""
 
-    __slots__ = ("fields", "key", "names", "values")
+    __slots__ = ("_values", "fields", "key", "names")
 
     def __init__(self, fields: tuple[Field, ...]) -> None:
         self.fields = fields
         self.names = tuple(f.name for f in fields)
-        self.values: Callable[[Any], Any] = attrgetter(*self.names) if fields else _nothing
+        self._values: Callable[[Any], Any] = attrgetter(*self.names) if fields else _nothing
         compared = [f.name for f in fields if f.compare]
         self.key: Callable[[Any], Any] = attrgetter(*compared) if compared else _nothing
+
+    def values(self, instance: object) -> tuple[Any, ...]:
+        """The instance's field values in order (attrgetter gives one field's bare)."""
+        values = self._values(instance)
+        return values if len(self.names) != 1 else (values,)
 
 
 def _nothing(_instance: object) -> tuple[()]:
@@ -127,9 +132,7 @@ def is_datatype(value: object) -> bool:
 def replace(instance: T, /, **changes: Any) -> T:
     """A copy of `instance` with `changes` to some of its fields."""
     layout = _layout(instance)
-    values = layout.values(instance)
-    given = dict(zip(layout.names, values if len(layout.names) != 1 else (values,),
-                     strict=True))
+    given = dict(zip(layout.names, layout.values(instance), strict=True))
     unknown = changes.keys() - given.keys()
     if unknown:
         raise TypeError(f"{type(instance).__name__} has no field {', '.join(sorted(unknown))}")
@@ -266,7 +269,7 @@ class _Shared:
 
     def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
         """Pickled as its class and field values; unpickled without `__init__` (see `_rebuild`)."""
-        return _rebuild, (type(self), tuple(getattr(self, name) for name in _layout(self).names))
+        return _rebuild, (type(self), _layout(self).values(self))
 
     def __setattr__(self, name: str, _value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r} of a frozen "
