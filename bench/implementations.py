@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from bench.commands import tool
 from bench.namespaces import Namespaces, netns_path
@@ -113,10 +114,11 @@ class Implementation:
             bandwidth=bandwidth_from_option(BANDWIDTH), cni_path=self.cni_path,
             cache_dir=self.cache_dir, node_netns=self.node, stderr_log=self.stderr_log)
 
-    def add(self, pod: Pod) -> None:
-        """ADD every list, in order (loopback first, as containerd does)."""
-        for conflist in self.conflists:
-            driver.add(conflist, self.invocation(pod))
+    def add(self, pod: Pod) -> dict[str, Any]:
+        """ADD every list, in order (loopback first, as containerd does); the pod network's
+        result (the last list's), whose addresses the load suite checks for duplicates."""
+        results = [driver.add(conflist, self.invocation(pod)) for conflist in self.conflists]
+        return results[-1]
 
     def delete(self, pod: Pod) -> None:
         """DEL every list, in reverse order."""

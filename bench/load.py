@@ -71,7 +71,7 @@ def _load(impl: Implementation, spaces: Namespaces, count: int,
     pods = make_pods(spaces, [f"{impl.name}-l{i}" for i in range(count)],
                      range(PORTS, PORTS + count))
     attach = _phase(impl.add, pods, callers)
-    addresses = [result["ips"][0]["address"] for result in attach.pop("results") if result]
+    addresses = [result["ips"][0]["address"] for result in attach.pop("results")]
     attach["duplicate_addresses"] = len(addresses) - len(set(addresses))
     detach = _phase(impl.delete, pods, callers)
     detach.pop("results")
@@ -83,7 +83,8 @@ def _load(impl: Implementation, spaces: Namespaces, count: int,
 
 
 def _phase(action: Any, pods: Sequence[Pod], callers: int) -> dict[str, Any]:
-    """Every pod through `action` by `callers` threads: wall time, latencies, failures."""
+    """Every pod through `action` by `callers` threads: wall time, latencies, failures, and
+    what each call that succeeded returned."""
     def one(pod: Pod) -> tuple[float, Any, str | None]:
         try:
             elapsed, result = timed_call(lambda: action(pod))
@@ -102,7 +103,7 @@ def _phase(action: Any, pods: Sequence[Pod], callers: int) -> dict[str, Any]:
     return {"wall_s": round(wall, 2), "calls_per_s": round(len(pods) / wall, 1),
             "latency": figures, "p99_ms": round(percentile(latencies, 0.99) * 1000, 1)
             if latencies else None, "failures": len(failures), "first_failures": failures[:3],
-            "results": [result for _, result, _ in outcomes]}
+            "results": [result for _, result, error in outcomes if error is None]}
 
 
 def _left_on_node(impl: Implementation) -> dict[str, int]:
