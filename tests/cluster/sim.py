@@ -269,14 +269,20 @@ class SimCluster(Namespaces):
 
     # pods
 
-    def add_pod(self, node: SimNode) -> SimPod:
-        """A pod on the node through netc-cni, answering on port 80 (host port 8080)."""
+    def add_pod(self, node: SimNode, role: str = "pod", host_port: int = HOST_PORT) -> SimPod:
+        """A pod on the node through netc-cni, answering on port 80 (host port 8080).
+
+        `role` names the pod's namespace and `host_port` its mapping: a second pod
+        on a node needs others.
+        The node's latest pod is `pods[node.name]`.
+        """
         path = self.tmp / node.name / "pods.conflist"
         path.write_text(self.conflist(node))
-        pod = Pod(self.netns(f"{node.name}-pod"), f"{self.tag}-{node.name}-{secrets.token_hex(4)}")
+        pod = Pod(self.netns(f"{node.name}-{role}"),
+                  f"{self.tag}-{node.name}-{secrets.token_hex(4)}")
         who = driver.Invocation(
             pod.container_id, pod.netns, "eth0", "",
-            (mapping_from_option(f"{HOST_PORT}:{POD_PORT}"),), None,
+            (mapping_from_option(f"{host_port}:{POD_PORT}"),), None,
             (str(self.bin_dir), "/usr/lib/cni"), str(self.tmp / node.name / "cache"),
             self.ns(node))
         result = driver.add(driver.Conflist(path.read_bytes()), who)
