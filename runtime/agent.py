@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
 from compiler import emit, kubernetes
@@ -83,8 +83,13 @@ class Options:
 
 
 def log(message: str) -> None:
-    """One line on stderr, which the container's log collects."""
-    print(f"netc agent: {message}", file=sys.stderr, flush=True)
+    """One line on stderr, which the container's log collects.
+
+    Written straight to the descriptor, in one write: the forked child that
+    applies the node logs each change as it makes it, and a thread of the
+    parent may have held `sys.stderr`'s lock at the fork.
+    """
+    os.write(2, f"netc agent: {message}\n".encode(errors="replace"))
 
 
 class Agent:
@@ -137,13 +142,12 @@ class Agent:
             if cluster is None and any(n.ipam and n.ipam.cluster for n in networks):
                 raise NetcError(f"node {self.options.node} is in none of the clusters of "
                                 f"{self.options.config}")
-            report = _in_host(self.options, lambda: _install_and_apply(
+            _in_host(self.options, lambda: _install_and_apply(
                 self.options, self.plugin, cluster, built))
-            _log_report(report)
             if not self._server_running():
                 self._start_server()
             conf_dir = self.options.cni_conf_dir
-            _log_report(_in_host(self.options, lambda: write_conflists(conf_dir, built)))
+            _in_host(self.options, lambda: _log_lines(write_conflists(conf_dir, built)))
         except (NetcError, OSError, ValueError) as error:
             if str(error) != self.problem:
                 log(f"not ready: {error}")
@@ -205,8 +209,7 @@ class _ServerLog(threading.Thread):
 
     def run(self) -> None:
         for line in self.stream:
-            sys.stderr.buffer.write(line)
-            sys.stderr.flush()
+            os.write(2, line)
             if not self.settled.is_set() and b" listening on " in line:
                 self.listening = True
                 self.settled.set()
@@ -250,13 +253,14 @@ class Snapshot:
 
 
 def _install_and_apply(options: Options, plugin: bytes, cluster: Cluster | None,
-                       networks: Sequence[Network]) -> list[str]:
+                       networks: Sequence[Network]) -> None:
+    """Steps 1 and 2, each change logged as it is made (a failure later leaves none unsaid)."""
     installed = install_plugin(options.cni_bin_dir, plugin)
-    lines = [f"installed {installed}"] if installed else []
+    if installed:
+        log(f"installed {installed}")
     plan = node_plan(cluster, options.node, networks)
-    for change in apply_node(plan, networks, options.node_netns):
-        lines += [f"applied {line}" for line in change.lines()]
-    return lines
+    apply_node(plan, networks, options.node_netns,
+               lambda change: _log_lines(f"applied {line}" for line in change.lines()))
 
 
 def install_plugin(bin_dir: str, plugin: bytes) -> str | None:
@@ -295,18 +299,20 @@ def write_conflists(conf_dir: str, networks: Sequence[Network]) -> list[str]:
             for c in plan.changes if c.action in verbs]
 
 
-def _log_report(lines: Sequence[str]) -> None:
+def _log_lines(lines: Iterable[str]) -> None:
     for line in lines:
         log(line)
 
 
-def _in_host(options: Options, work: Callable[[], list[str]]) -> list[str]:
-    """`work` in a child that entered the host's mount namespace; its log lines, or its error.
+def _in_host(options: Options, work: Callable[[], None]) -> None:
+    """`work` in a child that entered the host's mount namespace, or its error here.
 
-    Without `host_mount_ns` (the agent runs on the node itself) it runs here.
+    The child logs what it does itself.  Without `host_mount_ns` (the agent
+    runs on the node itself) the work runs here.
     """
     if options.host_mount_ns is None:
-        return work()
+        work()
+        return
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child's outcome travels through the pipe
@@ -318,17 +324,17 @@ def _in_host(options: Options, work: Callable[[], list[str]]) -> list[str]:
     os.waitpid(child, 0)
     if "error" in outcome:
         raise NetcError(outcome["error"])
-    return list(outcome["lines"])
 
 
-def _child(writer: int, mount_ns: str, work: Callable[[], list[str]]) -> None:
+def _child(writer: int, mount_ns: str, work: Callable[[], None]) -> None:
     """Enter the host's mount namespace, work, send the outcome, and never return."""
     outcome: dict[str, Any] = {"error": "the child failed"}
     try:
         fd = os.open(mount_ns, os.O_RDONLY)
         enter(fd, CLONE_NEWNS)
         os.close(fd)
-        outcome = {"lines": work()}
+        work()
+        outcome = {"done": True}
     except BaseException as error:  # everything goes back to the parent, nothing escapes
         outcome = {"error": f"{type(error).__name__}: {error}"}
         # not through sys.stderr: a thread of the parent may have held its lock at the fork
@@ -337,7 +343,7 @@ def _child(writer: int, mount_ns: str, work: Callable[[], list[str]]) -> None:
         try:
             os.write(writer, json.dumps(outcome).encode())
         finally:
-            os._exit(0 if "lines" in outcome else 1)
+            os._exit(0 if "done" in outcome else 1)
 
 
 def serve_health(agent: Agent, port: int) -> http.server.ThreadingHTTPServer:
