@@ -142,6 +142,14 @@ class SimCluster(Namespaces):
             sh("ip", "-n", netns, "route", "add", "default", "via", "198.18.10.1")
             sh("ip", "-n", netns, "-6", "route", "add", "default", "via", "fd00:198:10::1")
 
+    def add_host(self, role: str, host: int) -> str:
+        """A namespace on the switch at 198.18.10.HOST (and fd00:198:10::HOST), routed like a
+        node: a service between the nodes (an etcd member)."""
+        netns = self.netns(role)
+        self._plug(netns, role[-15:], f"198.18.10.{host}", f"fd00:198:10::{host}",
+                   routed=self.router is not None)
+        return netns
+
     def _address(self, netns: str, dev: str, address: str, address6: str) -> None:
         self.run(netns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.accept_dad=0")
         sh("ip", "-n", netns, "addr", "add", f"{address}/24", "dev", dev)
