@@ -23,7 +23,8 @@ from compiler import datatypes
 from compiler.cluster import block_count, block_subnets
 from compiler.datatypes import frozen
 from compiler.identifiers import is_node_name
-from compiler.ir import Cluster, IPInterface, Node
+from compiler.ir import Cluster, IPInterface, IPNetwork, Node
+from compiler.source import Span
 
 RECORD_FORMAT = 1
 RECORD_MAX = 4096
@@ -35,10 +36,14 @@ class Member:
     """A node as the datastore has it: its name, its block and its underlay addresses."""
 
     name: str
-    block: int
+    block: int | None
     addresses: tuple[IPInterface, ...]
     leaving: bool = False
     """It announced its leave (`netc leave`): peers drop it at once, no grace period."""
+    subnets: tuple[IPNetwork, ...] = ()
+    """Subnets given outright (a static `node` with `subnet`); else its block's."""
+    span: Span | None = None
+    """Its `node` statement, for a static member: plans cite it."""
 
     def record(self) -> bytes:
         """The member's value in the datastore."""
@@ -118,17 +123,23 @@ def with_members(cluster: Cluster, members: Members) -> Cluster:
     """
     nodes, taken = [], set()
     for member in members.members:
-        if member.block in taken:
+        if member.block is not None and member.block in taken:
             continue
         taken.add(member.block)
-        nodes.append(Node(member.name, member.addresses, block_subnets(cluster, member.block),
-                          member.block))
+        subnets = member.subnets or block_subnets(cluster, member.block or 0)
+        nodes.append(Node(member.name, member.addresses, subnets, member.block, member.span))
     return datatypes.replace(cluster, nodes=tuple(nodes))
 
 
 def pinned_blocks(cluster: Cluster) -> dict[str, int]:
     """The blocks `node` statements pin to names: a dynamic cluster's reservations."""
     return {n.name: n.block for n in cluster.nodes if n.block is not None}
+
+
+def members_of(cluster: Cluster) -> Members:
+    """A static cluster's members: its `node` statements as they are, in their order."""
+    return Members(0, tuple(Member(n.name, n.block, n.addresses, subnets=n.subnets, span=n.span)
+                            for n in cluster.nodes))
 
 
 def choose_block(cluster: Cluster, name: str, taken: Mapping[int, str],

@@ -14,10 +14,13 @@ from compiler.membership import (
     Member,
     Members,
     choose_block,
+    members_of,
     read_member,
     with_members,
 )
+from compiler.pipeline import compile_sources
 from compiler.planner.node import node_plan
+from compiler.source import SourceFile
 from tests.support import compile_example, portable
 
 
@@ -40,6 +43,18 @@ def test_a_node_plans_the_same_from_members_as_from_node_statements():
         assert [(o.kind, o.target, o.params) for o in live.operations] == [
             (o.kind, o.target, o.params) for o in static.operations]
         assert portable(live.operations[-1].params) == portable(static.operations[-1].params)
+
+
+def test_a_static_clusters_members_make_the_cluster_again():
+    compilation = compile_sources([SourceFile("c.netdsl", """
+cluster c {
+    pod-cidr 10.244.0.0/16
+    node a { address 192.168.1.1/24; block 3 }
+    node b { address 192.168.1.2/24; subnet 10.244.200.0/24 }
+}
+""")])
+    (cluster,) = compilation.clusters
+    assert with_members(cluster, members_of(cluster)) == cluster
 
 
 def test_a_record_reads_back_as_the_member_it_was():
