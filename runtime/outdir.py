@@ -10,7 +10,8 @@ manifest of the files it wrote, with the digest of what it wrote:
 
 (no `.conf`, `.conflist` or `.json` ending, so no runtime loads it).  A file in
 the manifest that netc no longer wants is removed -- unless someone edited it
-since, then it is left and reported.  Files netc never wrote are never touched.
+since, then it is left and reported (`netc build` then writes nothing and fails:
+left beside the new files, it would still be loaded).  Files netc never wrote are never touched.
 Building some networks only (`--network`) leaves the files of the others
 alone.  Every write goes through a temporary file, fsync and rename.
 """
@@ -62,7 +63,7 @@ class Change:
     @property
     def drift(self) -> bool:
         """Whether the directory differs from what netc builds, here."""
-        return self.action in (Action.WRITE, Action.REMOVE)
+        return self.action in (Action.WRITE, Action.REMOVE, Action.EDITED)
 
 
 @frozen

@@ -27,7 +27,7 @@ from compiler.versions import CNI_VERSIONS
 from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
 from runtime.cli.completion import network_names
 from runtime.install import netc_version
-from runtime.outdir import Action, Output, carry_out, plan_directory
+from runtime.outdir import Action, Change, Output, carry_out, plan_directory
 from runtime.outdir import Plan as OutputPlan
 
 KUBERNETES = "kubernetes"
@@ -148,6 +148,7 @@ class _Result:
         self.sources = sources
         self.output = output
         self.conflists: dict[str, dict[str, Any]] = {}
+        self.refused = ""
 
     def emit(self, outputs: Mapping[str, Output], out_dir: Path | None, check: bool,
              networks: set[str] | None, stdout: str | None = None) -> NoReturn:
@@ -158,6 +159,10 @@ class _Result:
         plan = plan_directory(str(out_dir), outputs, networks)
         if check:
             self.finish(_check(out_dir, plan, self.output), _states(out_dir, plan, True))
+        refusal = _refusal(out_dir, plan)
+        if refusal:
+            self.refused = refusal
+            self.finish(EXIT_INVALID, _states(out_dir, plan, True))
         self.finish(_write(out_dir, plan, self.output), _states(out_dir, plan, False))
 
     def finish(self, code: int, files: dict[str, str] | None = None,
@@ -168,9 +173,13 @@ class _Result:
             document["conflists"] = self.conflists
             if files:
                 document["files"] = files
+            if self.refused:
+                document["refused"] = self.refused
             click.echo(json.dumps(document, indent=2))
         else:
             report(self.diagnostics, self.sources)
+            if self.refused:  # last, where it cannot be missed
+                click.echo(self.refused, err=True)
             click.echo(stdout, nl=False)
         sys.exit(code)
 
@@ -179,11 +188,45 @@ def _states(out_dir: Path, plan: OutputPlan, checking: bool) -> dict[str, str]:
     """What became (or, with --check, would become) of each file, for the JSON document."""
     words = {Action.WRITE: ("would change", "written"), Action.UNCHANGED: ("up to date",
              "unchanged"), Action.REMOVE: ("would be removed", "removed"),
-             Action.EDITED: ("edited since written", "left (edited since written)")}
+             Action.EDITED: ("edited since written", "edited since written")}
     states = {str(out_dir / c.name): words[c.action][0 if checking else 1] for c in plan.changes}
     created = {str(out_dir / c.name): "would be created" for c in plan.changes
                if checking and c.action == Action.WRITE and c.current is None}
     return states | created
+
+
+def _refusal(out_dir: Path, plan: OutputPlan) -> str:
+    """Why nothing may be written: files netc wrote, no longer builds, and someone edited.
+
+    netc will not remove an edit, and must not leave it either: runtimes load every
+    conflist and take the lexically first, so an old `20-pods.conflist` keeps the node
+    on the old network beside the new `30-pods.conflist`.  Someone has to decide.
+    """
+    edited = [c for c in plan.changes if c.action == Action.EDITED]
+    if not edited:
+        return ""
+    many = len(edited) != 1
+    lines = [f"netc build: error: nothing written into {out_dir}: "
+             + (f"{len(edited)} files" if many else "a file")
+             + " netc wrote and no longer builds " + ("were" if many else "was")
+             + " edited by hand since (netc never removes an edit)"]
+    for change in edited:
+        lines.append(f"  {out_dir / change.name}: {_shadows(change, plan)}")
+    lines.append("hint: keep what you need of the edit in the .netdsl, delete the file (or "
+                 "move it out of the directory) and build again")
+    return "\n".join(lines)
+
+
+def _shadows(edited: Change, plan: OutputPlan) -> str:
+    """What the edited file does to the node if it stays."""
+    successor = next((c.name for c in plan.changes
+                      if c.wanted is not None and c.network == edited.network), None)
+    if successor is None:
+        return (f"network {edited.network} is no longer built, but runtimes would still load "
+                "this file")
+    order = "before" if edited.name < successor else "beside"
+    return (f"network {edited.network} is now {successor}; runtimes would load this file "
+            f"{order} it (they take the lexically first conflist)")
 
 
 def _check(out_dir: Path, plan: OutputPlan, output: str) -> int:
@@ -203,10 +246,12 @@ def _check(out_dir: Path, plan: OutputPlan, output: str) -> int:
             click.echo(f"would remove {path}: netc wrote it, no network builds it now")
         elif change.action == Action.EDITED:
             click.echo(f"{path}: netc wrote it, no network builds it now, and it was edited "
-                       "since (left alone)", err=True)
+                       "since: a build refuses until it is removed", err=True)
     if drift:
-        click.echo(f"{drift} of {len(plan.changes)} files would change; run netc build "
-                   "without --check to write them", err=True)
+        edited = any(c.action == Action.EDITED for c in plan.changes)
+        click.echo(f"{drift} of {len(plan.changes)} files would change; " + (
+            "remove the edited file, then run netc build" if edited else
+            "run netc build without --check to write them"), err=True)
         return EXIT_INVALID
     click.echo(f"{len(plan.changes)} conflists up to date", err=True)
     return 0
@@ -217,8 +262,7 @@ def _write(out_dir: Path, plan: OutputPlan, output: str) -> int:
         carry_out(str(out_dir), plan)
     except OSError as error:
         raise SystemFailure(f"cannot write into {out_dir}: {error.strerror}") from error
-    verbs = {Action.WRITE: "wrote", Action.UNCHANGED: "unchanged", Action.REMOVE: "removed",
-             Action.EDITED: "left (edited since netc wrote it, no longer built)"}
+    verbs = {Action.WRITE: "wrote", Action.UNCHANGED: "unchanged", Action.REMOVE: "removed"}
     if output == "text":
         for change in plan.changes:
             click.echo(f"{verbs[change.action]} {out_dir / change.name}", err=True)
