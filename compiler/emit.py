@@ -33,7 +33,7 @@ def conflist(network: Network, target: str, cni_version: str | None = None) -> d
     """The conflist of a network; `cni_version` (from the command line) overrides the source."""
     version = cni_version or network.cni_version
     plugins = _netc_plugins(network, version) if target == "netc" else _reference_plugins(network)
-    return {"cniVersion": version, "name": network.name, "plugins": plugins}
+    return {"cniVersion": version, "name": network.name, **network.conflist, "plugins": plugins}
 
 
 def render(document: dict[str, Any]) -> str:

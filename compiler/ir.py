@@ -255,6 +255,8 @@ class Network:
     """The files the network was compiled from (for `netc plan`); not part of its meaning."""
     chain: tuple[Plugin, ...] = ()
     """Plugins run after netc's own (firewall, tuning, ...), options passed through."""
+    conflist: dict[str, Any] = field(default_factory=dict)
+    """Keys written at the top of the conflist as they are (`disableCheck`, `disableGC`)."""
 
 
 ROUTING_MODES = ("host-gw", "vxlan", "mixed")

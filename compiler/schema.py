@@ -47,6 +47,8 @@ NETWORK_BODY: Mapping[str, Keyword] = {
                      "a plugin run after netc's own, whose options pass through", many=True,
                      block=RAW),
     "ipam": Keyword("nothing", "how pods get addresses", block="ipam", block_required=True),
+    "conflist": Keyword("nothing", "keys written at the top of the conflist as they are, "
+                        "such as disableCheck", block=RAW, block_required=True),
     "hostport": Keyword("nothing", "hostPort support (the portMappings capability)",
                         block="hostport"),
     "bandwidth": Keyword("nothing", "traffic shaping (the bandwidth capability)",
