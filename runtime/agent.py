@@ -122,7 +122,10 @@ class Agent:
                 due = time.monotonic() + min(wait, self.options.interval)
             self.stopping.wait(self.options.poll)
         self._stop_server()
-        log("stopped; the plugin and the conflists stay, pods attach through the cold path")
+        try:
+            _in_host(self.options, lambda: _log_lines(left_on_node(self.options)))
+        except (NetcError, OSError) as error:
+            log(f"stopped (what stays on the node is unknown: {error})")
         return 0
 
     def converge(self, read: Snapshot | None = None) -> None:
@@ -297,6 +300,33 @@ def write_conflists(conf_dir: str, networks: Sequence[Network]) -> list[str]:
              outdir.Action.EDITED: "left edited"}
     return [f"{verbs[c.action]} {os.path.join(conf_dir, c.name)}"
             for c in plan.changes if c.action in verbs]
+
+
+def left_on_node(options: Options) -> list[str]:
+    """What the agent leaves on the node when it stops, as the node holds it now.
+
+    The plugin and netc's conflists stay on purpose (pods keep attaching, cold);
+    an agent that never got that far must not claim they do.
+    """
+    plugin = os.path.join(options.cni_bin_dir, PLUGIN_NAME)
+    present = os.path.exists(plugin)
+    conflists = len(outdir.owned(options.cni_conf_dir))
+    conf_dir, bin_dir = options.cni_conf_dir, options.cni_bin_dir
+    counted = f"{conflists} conflist{'s' if conflists != 1 else ''} of netc's"
+    if present and conflists:
+        line = (f"the plugin {plugin} and {counted} in {conf_dir} stay: pods attach through "
+                "the cold path")
+    elif present:
+        line = (f"the plugin {plugin} stays; no conflist of netc's is in {conf_dir}, so no "
+                "pod attaches through it")
+    elif conflists:
+        line = (f"{counted} {'stay' if conflists != 1 else 'stays'} in {conf_dir}, but no "
+                f"plugin is in {bin_dir}: pods of {'their' if conflists != 1 else 'its'} "
+                "networks cannot attach until an agent installs it")
+    else:
+        line = (f"nothing of netc's is on this node: no plugin in {bin_dir}, no conflist of "
+                f"netc's in {conf_dir}")
+    return [f"stopped; {line}"]
 
 
 def _log_lines(lines: Iterable[str]) -> None:

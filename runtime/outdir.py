@@ -141,6 +141,12 @@ def carry_out(directory: str, plan: Plan) -> None:
                      mode=0o644)
 
 
+def owned(directory: str) -> list[str]:
+    """The files of `directory` netc wrote there and that are there still."""
+    return [name for name in _manifest(directory)
+            if os.path.exists(os.path.join(directory, name))]
+
+
 def _manifest(directory: str) -> dict[str, dict[str, str]]:
     """The manifest's entries; an unreadable manifest owns nothing (nothing is removed)."""
     text = read_text(os.path.join(directory, MANIFEST))
