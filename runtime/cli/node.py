@@ -20,6 +20,7 @@ from compiler import ir_codec
 from compiler.emit import NETC_PLUGIN_TYPE
 from compiler.errors import NetcError
 from compiler.ir import Network
+from compiler.quantities import format_quantity
 from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
 from runtime.cli.node_plans import networks_of as node_networks
 
@@ -107,10 +108,10 @@ def _status_text(states: Sequence[NetworkState]) -> str:
         lines.append(f"network {state.network}: {len(state.attachments)} attachments, "
                      f"{len(state.reservations)} reservations, {len(state.claims)} host ports")
         for a in state.attachments:
-            rates = " ".join(f"{d} {r // 1000}k" for d, r in a.rates.items())
-            lines.append(f"  {a.container_id[:12]} {a.ifname}  {', '.join(a.addresses) or '-'}"
-                         f"  {' '.join(a.ports)}  {rates}  since "
-                         f"{a.to_json()['since']}".rstrip())
+            rates = " ".join(f"{d} {format_quantity(r)}" for d, r in a.rates.items())
+            columns = [f"{a.container_id[:12]} {a.ifname}", ", ".join(a.addresses) or "-",
+                       " ".join(a.ports), rates, f"since {a.to_json()['since']}"]
+            lines.append("  " + "  ".join(c for c in columns if c))
         for problem in state.problems:
             lines.append(f"  ! {problem.kind}: {problem.subject}: {problem.detail}"
                          f" -- {problem.remedy}")
@@ -154,5 +155,7 @@ def gc(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
                     failed = f" -- failed: {item.error}" if item.error else ""
                     click.echo(f"{verb} {item.container_id}/{item.ifname} on {network.name} "
                                f"({', '.join(item.evidence)}){failed}")
+                if not done:
+                    click.echo(f"nothing to collect on {network.name}")
     except NetcError as error:
         raise SystemFailure(str(error)) from error

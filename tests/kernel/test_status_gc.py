@@ -87,6 +87,25 @@ def test_gc_never_guesses_which_containers_are_alive(lab):
     assert "which containers are alive" in result.output
 
 
+def test_gc_says_when_there_is_nothing_to_collect(lab):
+    """Issue 21 item 21: silence read as "did it run?"."""
+    conflist = lab.network(networks.BRIDGE)
+    pod = lab.pod("a")
+    lab.add(conflist, pod)
+    for extra in ((), ("--apply",)):
+        result = _netc(lab, "gc", "--alive", pod.container_id, *extra)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "nothing to collect on labnet\n"
+
+
+def test_status_text_gives_rates_as_quantities(lab):
+    conflist = lab.network(networks.FULL)
+    lab.add(conflist, lab.pod("a"), bandwidth="ingress=10M,egress=1500k")
+    text = _netc(lab, "status")
+    assert text.exit_code == 0, text.output
+    assert "ingress 10M egress 1500k" in text.stdout, text.stdout
+
+
 OTHER = """
 network othernet {
     state-dir "{state}"
