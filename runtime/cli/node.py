@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_PROBLEMS = 1
+STATUS_FORMAT = "1.0"
+"""The `format_version` of `netc status --format json`."""
 
 
 def networks_of(inputs: tuple[str, ...], node: str | None) -> list[Network]:
@@ -94,7 +96,7 @@ def status(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
     except (NetcError, OSError) as error:
         raise SystemFailure(str(error)) from error
     if output == "json":
-        click.echo(json.dumps({"format_version": "1.0",
+        click.echo(json.dumps({"format_version": STATUS_FORMAT,
                                "networks": [s.to_json() for s in states]}, indent=2))
     else:
         click.echo(_status_text(states), nl=False)
