@@ -74,14 +74,19 @@ def test_github_format_annotates_the_changed_line(tmp_path):
     assert result.stdout.startswith(f"::notice file={tmp_path / 'cluster.netdsl'},line=")
 
 
-def test_against_a_git_revision(tmp_path):
+def _git_revision(tmp_path, text):
+    """A git repository holding `text` as cluster.netdsl, committed (HEAD)."""
     def git(*args):
         subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
 
     git("init", "-q")
-    (tmp_path / "cluster.netdsl").write_text(CLUSTER)
+    (tmp_path / "cluster.netdsl").write_text(text)
     git("add", ".")
     git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
+
+
+def test_against_a_git_revision(tmp_path):
+    _git_revision(tmp_path, CLUSTER)
     (tmp_path / "cluster.netdsl").write_text(CLUSTER.replace("block 3", "block 9"))
     result = CliRunner().invoke(main, ["plan", str(tmp_path / "cluster.netdsl"), "--against",
                                        "HEAD"])
@@ -93,17 +98,6 @@ def test_against_a_git_revision(tmp_path):
 def test_options_of_the_change_plan_need_against(args):
     result = CliRunner().invoke(main, ["plan", str(ROOT / "examples" / "pods.netdsl"), *args])
     assert result.exit_code != 0
-
-
-def _git_revision(tmp_path, text):
-    """A git repository holding `text` as cluster.netdsl, committed (HEAD)."""
-    def git(*args):
-        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
-
-    git("init", "-q")
-    (tmp_path / "cluster.netdsl").write_text(text)
-    git("add", ".")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "base")
 
 
 def test_a_pod_cidr_change_says_it_breaks_running_pods(tmp_path, monkeypatch, golden):
