@@ -6,10 +6,10 @@ DEL.
 
 from __future__ import annotations
 
-import json
 import contextlib
 import fcntl
 import glob
+import json
 import os
 import random
 import signal
