@@ -76,6 +76,7 @@ CODES: Mapping[str, str] = {
     "W001": "setting has no effect with this target",
     "W002": "empty file",
     "W003": "no network in the input",
+    "W004": "the node's default network decided by name",
 }
 """Every diagnostic code with its title; docs/diagnostics.md explains each."""
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from compiler.ast import Document, Statement
-from compiler.checks import check_networks
+from compiler.checks import check_networks, default_by_name
 from compiler.collect import Collector
 from compiler.datatypes import frozen
 from compiler.diagnostics import Diagnostic, Note, Severity, has_errors, sort_diagnostics
@@ -29,7 +29,10 @@ from compiler.source import SourceFile, Span
 from compiler.syntax import parse
 from compiler.templates import check_cycles, collect, expand
 
-PRIORITY_STEP = 10
+DEFAULT_PRIORITY = 10
+"""The `NN` of a network without `priority`: the same for every network, so adding a file
+never moves another network's conflist (ties sort by name; `checks` warns when that picks
+the node's default network)."""
 
 
 @frozen
@@ -66,19 +69,18 @@ def compile_sources(sources: Sequence[SourceFile]) -> Compilation:
     collector = Collector()
     clusters = _lower_clusters([s for s in statements if s.keyword == "cluster"], collector)
     checked, networks = [], []
-    for index, statement in enumerate(s for s in statements if s.keyword == "network"):
+    for statement in (s for s in statements if s.keyword == "network"):
         before = len(collector.diagnostics)
         merged = collector.attempt(expand, statement, templates)
         if merged is None:
             continue
-        priority = min(99, PRIORITY_STEP * (index + 1))
-        network = lower_network(statement, merged, priority, collector, clusters)
+        network = lower_network(statement, merged, DEFAULT_PRIORITY, collector, clusters)
         if network is not None:
             checked.append(network)
             if len(collector.diagnostics) == before:
                 networks.append(network)
     diagnostics += collector.diagnostics
-    diagnostics += check_networks(checked, clusters)
+    diagnostics += check_networks(checked, clusters) + default_by_name(networks)
     if not networks and not clusters and not has_errors(diagnostics):
         diagnostics += _no_network(documents)
     ordered = sort_diagnostics(diagnostics)

@@ -43,3 +43,25 @@ def test_an_imported_00_conf_keeps_first_place():
     imported = import_conflists([("00-multus.conf", conf)])
     assert imported.ok
     assert file_names(("multus.netdsl", imported.text)) == ["00-multus.conflist"]
+
+
+def test_default_priorities_do_not_depend_on_the_order_of_the_files():
+    prod = ("prod.netdsl", network("prod", "10.1.0.0/24"))
+    batch = ("batch.netdsl", network("batch", "10.2.0.0/24"))
+    assert file_names(prod, batch) == file_names(batch, prod)
+
+
+def warnings_of(*texts: str) -> list[str]:
+    compilation = compile_sources([SourceFile(f"{i}.netdsl", t) for i, t in enumerate(texts)])
+    return [d.code for d in compilation.diagnostics]
+
+
+def test_a_default_network_chosen_by_name_is_a_warning_and_a_lower_priority_settles_it():
+    assert warnings_of(network("prod", "10.1.0.0/24"), network("batch", "10.2.0.0/24")) == [
+        "W004"]
+    assert warnings_of(network("prod", "10.1.0.0/24", 5), network("batch", "10.2.0.0/24")) == []
+
+
+def test_networks_tied_behind_the_default_are_not_a_warning():
+    assert warnings_of(network("a", "10.1.0.0/24", 0), network("b", "10.2.0.0/24", 20),
+                       network("c", "10.3.0.0/24", 20)) == []
