@@ -25,7 +25,7 @@ from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
 
 def lower_network(statement: Statement, statements: tuple[Statement, ...],
                   default_priority: int, collector: Collector,
-                  clusters: Mapping[str, Cluster]) -> Network | None:
+                  clusters: Mapping[str, Cluster | None]) -> Network | None:
     """The IR of one network (after templates); None only when it has no usable name.
 
     A network with errors (recorded in `collector`) is still returned with
@@ -59,7 +59,7 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
 
 
 def _lower_main(network: Statement, statements: tuple[Statement, ...], collector: Collector,
-                clusters: Mapping[str, Cluster]
+                clusters: Mapping[str, Cluster | None]
                 ) -> tuple[Bridge | None, Plugin | None, Ipam | None]:
     """The main plugin and its IPAM, with the rules between them."""
     bridge_statement = first(statements, "bridge")

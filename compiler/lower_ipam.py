@@ -20,11 +20,12 @@ from compiler.values import address, cidr, fail, one_word, switch, text, words
 
 
 def lower_ipam(statement: Statement, collector: Collector,
-               clusters: Mapping[str, Cluster]) -> Ipam | None:
+               clusters: Mapping[str, Cluster | None]) -> Ipam | None:
     """The IR of an ipam block, or None if it has errors (recorded in `collector`).
 
     With `cluster NAME` the block has no subnets of its own: each node's come
-    from the cluster when the network is built for that node.
+    from the cluster when the network is built for that node.  `clusters`
+    holds every cluster of the input, None for one with errors.
     """
     statements = body(statement)
     subnets = collector.each(lower_subnet, every(statements, "subnet"))
@@ -45,7 +46,7 @@ def lower_ipam(statement: Statement, collector: Collector,
                 cluster.name if cluster else None, static_ips)
 
 
-def _cluster(statement: Statement, clusters: Mapping[str, Cluster],
+def _cluster(statement: Statement, clusters: Mapping[str, Cluster | None],
              collector: Collector) -> Cluster | None:
     """The cluster an ipam block draws from; exactly one of `cluster` and `subnet`."""
     statements = body(statement)
