@@ -34,23 +34,27 @@ MIN_MTU = {4: 576, 6: 1280}
 
 
 def lower_cluster(statement: Statement, collector: Collector) -> Cluster | None:
-    """The IR of a cluster, or None if it has errors (recorded in `collector`)."""
-    before = len(collector.diagnostics)
+    """The IR of a cluster as far as it can be read, every problem recorded in `collector`.
+
+    None when its name, pod CIDRs, node blocks or routing cannot be read.  A
+    cluster with other errors is returned with the nodes that could be read,
+    so that the problems between them, of its MTU and of the networks using
+    it are found in the same run; a compilation with errors builds nothing,
+    so such a cluster never reaches a node.
+    """
     name = collector.attempt(block_name, statement)
     statements = body(statement)
     cidrs = collector.attempt(_pod_cidrs, first(statements, "pod-cidr"), statement)
-    blocks = collector.attempt(_node_blocks, first(statements, "node-block"), cidrs or ())
-    routing_statement = first(statements, "routing")
-    routing = collector.attempt(_routing, routing_statement) if routing_statement else Routing()
-    if cidrs is None or blocks is None or routing is None:
-        return None
+    blocks = None if cidrs is None else collector.attempt(
+        _node_blocks, first(statements, "node-block"), cidrs)
+    routing = _routing(first(statements, "routing"), collector)
     nodes = [n for s in every(statements, "node") if (n := _node(s, cidrs, blocks, collector))]
-    if len(collector.diagnostics) > before or name is None:
+    if name is None or cidrs is None or blocks is None or routing is None:
         return None
     cluster = Cluster(name, cidrs, blocks, tuple(nodes), routing, statement.span)
     for problem in check_cluster(cluster):
         collector.report(problem)
-    return None if len(collector.diagnostics) > before else cluster
+    return cluster
 
 
 def _pod_cidrs(statement: Statement | None, cluster: Statement) -> tuple[IPNetwork, ...]:
@@ -83,35 +87,65 @@ def _block(word: Word, pod_cidr: IPNetwork) -> int:
     return prefix
 
 
-def _routing(statement: Statement) -> Routing:
-    mode = one_word(statement, "host-gw, vxlan or mixed") if statement.values else None
-    if mode is not None and mode.text not in ROUTING_MODES:
-        raise fail("E013", f"`{mode.text}` is not a routing mode", mode.span,
-                   expected="host-gw, vxlan or mixed",
-                   hint="host-gw needs the nodes on one L2 segment; vxlan works across routers")
+def _routing(statement: Statement | None, collector: Collector) -> Routing | None:
+    """`routing MODE { ... }`; None when the mode or the underlay MTU cannot be read.
+
+    The MTU checks depend on those two; a bad VNI, port or device name is
+    reported and left at its default, as no check depends on it.
+    """
+    if statement is None:
+        return Routing()
+    mode = collector.attempt(_mode, statement)
     settings = body(statement)
+    unreadable = []
 
     def number(keyword: str, low: int, high: int, default: int) -> int:
         found = first(settings, keyword)
-        if found is None:
-            return default
-        return integer(one_word(found, f"a number from {low} to {high}"), low, high,
-                       f"a number from {low} to {high}")
+        value = collector.attempt(_number, found, low, high) if found else default
+        if value is None:
+            unreadable.append(keyword)
+        return default if value is None else value
 
     device = first(settings, "device")
-    return Routing(
-        mode.text if mode else "host-gw", number("vni", 1, 2**24 - 1, 1),
-        number("port", 1, 65535, 8472),
-        interface_name(one_word(device, "an interface name"), "VXLAN device") if device
-        else DEFAULT_VXLAN_DEVICE, number("underlay-mtu", 1280, 65535, 1500), statement.span)
+    name = collector.attempt(_device, device) if device else None
+    routing = Routing(mode or "host-gw", number("vni", 1, 2**24 - 1, 1),
+                      number("port", 1, 65535, 8472), name or DEFAULT_VXLAN_DEVICE,
+                      number("underlay-mtu", 1280, 65535, 1500), statement.span)
+    return None if mode is None or "underlay-mtu" in unreadable else routing
 
 
-def _node(statement: Statement, cidrs: Sequence[IPNetwork], blocks: Sequence[int],
-          collector: Collector) -> Node | None:
-    """A node, or None with every problem of its name, addresses and subnets recorded."""
+def _number(statement: Statement, low: int, high: int) -> int:
+    what = f"a number from {low} to {high}"
+    return integer(one_word(statement, what), low, high, what)
+
+
+def _device(statement: Statement) -> str:
+    return interface_name(one_word(statement, "an interface name"), "VXLAN device")
+
+
+def _mode(statement: Statement) -> str:
+    """The routing mode; host-gw when none is written."""
+    if not statement.values:
+        return "host-gw"
+    mode = one_word(statement, "host-gw, vxlan or mixed")
+    if mode.text not in ROUTING_MODES:
+        raise fail("E013", f"`{mode.text}` is not a routing mode", mode.span,
+                   expected="host-gw, vxlan or mixed",
+                   hint="host-gw needs the nodes on one L2 segment; vxlan works across routers")
+    return mode.text
+
+
+def _node(statement: Statement, cidrs: Sequence[IPNetwork] | None,
+          blocks: Sequence[int] | None, collector: Collector) -> Node | None:
+    """A node, or None with every problem of its name, addresses and subnets recorded.
+
+    Its subnets are read only when the cluster's pod CIDRs and node blocks could be.
+    """
     name = collector.attempt(_node_name, statement)
     settings = body(statement)
     addresses = collector.attempt(_addresses, first(settings, "address"), statement)
+    if cidrs is None or blocks is None:
+        return None
     placed = collector.attempt(_node_subnets, statement, cidrs, blocks)
     if name is None or addresses is None or placed is None:
         return None

@@ -58,12 +58,11 @@ def _cluster(statement: Statement, clusters: Mapping[str, Cluster | None],
                 expected="at least one `subnet CIDR`, or `cluster NAME`",
                 hint="add a line such as `subnet 10.244.1.0/24`"))
         return None
-    if every(statements, "subnet"):
+    if every(statements, "subnet"):  # reported, and the cluster still read for the checks
         collector.report(Diagnostic(
             "E608", "this ipam block has both `cluster` and `subnet`", named.span,
             expected="the cluster's node subnets or subnets of its own, not both",
             hint="with `cluster`, each node's pods get that node's subnets"))
-        return None
     word = collector.attempt(one_word, named, "a cluster name")
     if word is None:
         return None

@@ -13,7 +13,7 @@ and hands over `SourceFile`s.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from compiler.ast import Document, Statement
 from compiler.checks import check_networks, default_by_name
@@ -80,10 +80,7 @@ def compile_sources(sources: Sequence[SourceFile]) -> Compilation:
     checked, networks = [], []
     for statement in (s for s in statements if s.keyword == "network"):
         before = len(collector.diagnostics)
-        merged = collector.attempt(expand, statement, templates)
-        if merged is None:
-            continue
-        network = lower_network(statement, merged, DEFAULT_PRIORITY, collector, declared)
+        network = _lower(statement, templates, declared, collector)
         if network is not None:
             checked.append(network)
             if len(collector.diagnostics) == before:
@@ -98,12 +95,30 @@ def compile_sources(sources: Sequence[SourceFile]) -> Compilation:
     return Compilation(tuple(networks), tuple(ordered), tuple(clusters.values()))
 
 
+def _lower(statement: Statement, templates: Mapping[str, Statement],
+           clusters: Mapping[str, Cluster | None], collector: Collector) -> Network | None:
+    """A network with its templates merged in; its problems go to `collector`.
+
+    A `use` of a template that is unknown (or in a cycle) leaves settings
+    out, so "missing setting" (E012) is not said of that network: the
+    template would probably have given it.
+    """
+    merged, problems = expand(statement, templates)
+    own = Collector()
+    network = lower_network(statement, merged, DEFAULT_PRIORITY, own, clusters)
+    collector.diagnostics += problems + [d for d in own.diagnostics
+                                         if not (problems and d.code == "E012")]
+    return network
+
+
 def _lower_clusters(statements: Sequence[Statement],
                     collector: Collector) -> dict[str, Cluster | None]:
-    """Every cluster by name, None for one with errors; a repeated name is an error.
+    """Every cluster by name, as far as it could be read (None: not at all).
 
-    The failed ones are kept by name so that a network naming one is not
-    told that there is no such cluster: the cluster's own errors say why.
+    Clusters with errors take part, so that the checks of the networks using
+    them run too, and a network naming one is not told that there is no such
+    cluster: the cluster's own errors say what is wrong.  A repeated name is
+    an error.
     """
     found: dict[str, Cluster | None] = {}
     first: dict[str, Statement] = {}
