@@ -10,7 +10,7 @@ node without either is an error whose hint names the next free block.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from compiler.ast import Statement, Word
 from compiler.collect import Collector, body, every, first
@@ -48,11 +48,16 @@ def lower_cluster(statement: Statement, collector: Collector) -> Cluster | None:
     blocks = None if cidrs is None else collector.attempt(
         _node_blocks, first(statements, "node-block"), cidrs)
     routing = _routing(first(statements, "routing"), collector)
-    nodes = [n for s in every(statements, "node") if (n := _node(s, cidrs, blocks, collector))]
+    node_statements = every(statements, "node")
+    placements = [collector.attempt(_placement, s, cidrs, blocks) for s in node_statements]
+    taken = [p[1] for p in placements if p]
+    advice = None if cidrs is None or blocks is None else free_block(cidrs, blocks, taken)
+    nodes = [n for s, p in zip(node_statements, placements, strict=True)
+             if (n := _node(s, p, advice, collector))]
     if name is None or cidrs is None or blocks is None or routing is None:
         return None
     cluster = Cluster(name, cidrs, blocks, tuple(nodes), routing, statement.span)
-    for problem in check_cluster(cluster):
+    for problem in check_cluster(cluster, taken):
         collector.report(problem)
     return cluster
 
@@ -135,21 +140,28 @@ def _mode(statement: Statement) -> str:
     return mode.text
 
 
-def _node(statement: Statement, cidrs: Sequence[IPNetwork] | None,
-          blocks: Sequence[int] | None, collector: Collector) -> Node | None:
-    """A node, or None with every problem of its name, addresses and subnets recorded.
+Placement = tuple[int | None, tuple[IPNetwork, ...]]
+"""A node's block number (None for subnets given outright) and its pod subnets."""
+UNPLACED: Placement = (None, ())
+"""A node with neither `block` nor `subnet`."""
 
-    Its subnets are read only when the cluster's pod CIDRs and node blocks could be.
+
+def _node(statement: Statement, placement: Placement | None, advice: str | None,
+          collector: Collector) -> Node | None:
+    """A node, or None with every problem of its name and addresses recorded.
+
+    `placement` is None when its subnets could not be read (reported) or not
+    placed because the cluster's pod CIDRs or node blocks could not be read;
+    `advice` names the lowest free block, for the hint of a node without one.
     """
     name = collector.attempt(_node_name, statement)
     settings = body(statement)
     addresses = collector.attempt(_addresses, first(settings, "address"), statement)
-    if cidrs is None or blocks is None:
+    if placement == UNPLACED:
+        collector.report(_unplaced(statement, advice))
+    if name is None or addresses is None or placement is None or placement == UNPLACED:
         return None
-    placed = collector.attempt(_node_subnets, statement, cidrs, blocks)
-    if name is None or addresses is None or placed is None:
-        return None
-    index, subnets = placed
+    index, subnets = placement
     return Node(name, addresses, subnets, index, statement.span)
 
 
@@ -162,14 +174,24 @@ def _addresses(statement: Statement | None, node: Statement) -> tuple[IPInterfac
                                               "one IPv4 and/or one IPv6 address/prefix"))
 
 
-def _node_subnets(statement: Statement, cidrs: Sequence[IPNetwork],
-                  blocks: Sequence[int]) -> tuple[int | None, tuple[IPNetwork, ...]]:
-    """The node's block number (None for explicit subnets) and its subnets."""
+def _placement(statement: Statement, cidrs: Sequence[IPNetwork] | None,
+               blocks: Sequence[int] | None) -> Placement | None:
+    """The node's block number and subnets; `UNPLACED` without either, None when unknown.
+
+    Without the cluster's pod CIDRs and node blocks nothing can be placed:
+    only giving both `block` and `subnet` is then an error.
+    """
     settings = body(statement)
     block = first(settings, "block")
     subnet = first(settings, "subnet")
-    if (block is None) == (subnet is None):
-        raise _no_subnet(statement, both=block is not None)
+    if block is not None and subnet is not None:
+        raise fail("E607", "this node has both `block` and `subnet`", statement.key.span,
+                   expected="one of them", hint="`block N` picks the subnets; `subnet` "
+                   "gives them outright")
+    if block is None and subnet is None:
+        return UNPLACED
+    if cidrs is None or blocks is None:
+        return None
     if block is not None:
         index = integer(one_word(block, "a block number"), 0, 2**64, "a block number")
         return index, _subnets_of_block(index, block, cidrs, blocks)
@@ -200,15 +222,13 @@ def _interface(word: Word) -> IPInterface:
                    expected="an address such as 192.168.1.11/24") from None
 
 
-def _no_subnet(statement: Statement, both: bool) -> Exception:
-    if both:
-        return fail("E607", "this node has both `block` and `subnet`", statement.key.span,
-                    expected="one of them", hint="`block N` picks the subnets; `subnet` "
-                    "gives them outright")
-    return fail("E607", "this node has no pod subnet", statement.key.span,
-                expected="`block N` or `subnet CIDR...`",
-                hint="give it a block number no other node has; blocks are never reused "
-                     "automatically, so adding a node moves no other node's subnet")
+def _unplaced(statement: Statement, advice: str | None) -> Diagnostic:
+    """E607 for a node without `block` or `subnet`, naming the lowest free block."""
+    return Diagnostic("E607", "this node has no pod subnet", statement.key.span,
+                      expected="`block N` or `subnet CIDR...`",
+                      hint=f"give it a block no other node has{f': {advice}' if advice else ''};"
+                           " blocks are never reused automatically, so adding a node moves no "
+                           "other node's subnet")
 
 
 def _subnets_of_block(index: int, statement: Statement, cidrs: Sequence[IPNetwork],
@@ -229,9 +249,18 @@ def _subnets_of_block(index: int, statement: Statement, cidrs: Sequence[IPNetwor
     return tuple(subnets)
 
 
-def check_cluster(cluster: Cluster) -> list[Diagnostic]:
-    """Problems between the nodes of a cluster and with its routing."""
-    return [*_duplicates(cluster), *_subnet_problems(cluster),
+def check_cluster(cluster: Cluster,
+                  taken: Sequence[Sequence[IPNetwork]] | None = None) -> list[Diagnostic]:
+    """Problems between the nodes of a cluster and with its routing.
+
+    `taken`: the subnets of every node, those left out of the cluster for
+    other errors included (default: the cluster's nodes'), so that a hint
+    names a block that is really free.
+    """
+    if taken is None:
+        taken = [n.subnets for n in cluster.nodes]
+    advice = free_block(cluster.pod_cidrs, cluster.node_blocks, taken)
+    return [*_duplicates(cluster), *_subnet_problems(cluster, advice),
             *_underlay_problems(cluster), *_mtu_problems(cluster)]
 
 
@@ -257,7 +286,7 @@ def _clash(node: Node, other: Node, message: str) -> Diagnostic:
                       if other.span else ())
 
 
-def _subnet_problems(cluster: Cluster) -> list[Diagnostic]:
+def _subnet_problems(cluster: Cluster, advice: str) -> list[Diagnostic]:
     found = []
     for node in cluster.nodes:
         for subnet in node.subnets:
@@ -272,10 +301,10 @@ def _subnet_problems(cluster: Cluster) -> list[Diagnostic]:
             found.append(Diagnostic(
                 "E601", f"node `{node.name}` needs one subnet in each pod CIDR", node.span,
                 expected="one subnet per family of " + ", ".join(map(str, cluster.pod_cidrs))))
-    return found + _overlaps(cluster)
+    return found + _overlaps(cluster, advice)
 
 
-def _overlaps(cluster: Cluster) -> list[Diagnostic]:
+def _overlaps(cluster: Cluster, advice: str) -> list[Diagnostic]:
     """Subnets of nodes that share addresses, each reported on the later node in the source.
 
     A sweep over each family's subnets in address order, remembering the one
@@ -293,28 +322,56 @@ def _overlaps(cluster: Cluster) -> list[Diagnostic]:
         for entry in entries:
             start, end = int(entry[0].network_address), int(entry[0].broadcast_address)
             if farthest is not None and start <= int(farthest[0].broadcast_address):
-                found.append(_overlap(cluster, *sorted((farthest, entry), key=lambda e: e[1])))
+                found.append(_overlap(advice, *sorted((farthest, entry), key=lambda e: e[1])))
             if farthest is None or end > int(farthest[0].broadcast_address):
                 farthest = entry
     return found
 
 
-def _overlap(cluster: Cluster, first: tuple[IPNetwork, int, Node],
+def _overlap(advice: str, first: tuple[IPNetwork, int, Node],
              later: tuple[IPNetwork, int, Node]) -> Diagnostic:
     (other_subnet, _, other), (subnet, _, node) = first, later
     return Diagnostic(
         "E601", f"subnet {subnet} of node `{node.name}` overlaps {other_subnet} "
         f"of node `{other.name}`", node.span,
         expected="pod subnets that share no address",
-        hint=f"give `{node.name}` a block no other node has: "
-             f"`block {next_free_block(cluster)}` is free",
+        hint=f"give `{node.name}` a block no other node has: {advice}",
         notes=(Note(f"`{other.name}` is here", other.span),) if other.span else ())
 
 
-def next_free_block(cluster: Cluster) -> int:
-    """The lowest block number no node of the cluster uses."""
-    used = {n.block for n in cluster.nodes}
-    return next(i for i in range(len(used) + 1) if i not in used)
+def free_block(cidrs: Sequence[IPNetwork], blocks: Sequence[int],
+               taken: Iterable[Sequence[IPNetwork]]) -> str:
+    """Which block a new node should get, in words for a hint."""
+    free = lowest_free_block(cidrs, blocks, taken)
+    if free is None:
+        return "none is free; a larger pod CIDR or smaller node blocks make room"
+    return f"`block {free}` is the lowest free one"
+
+
+def lowest_free_block(cidrs: Sequence[IPNetwork], blocks: Sequence[int],
+                      taken: Iterable[Sequence[IPNetwork]]) -> int | None:
+    """The lowest block number whose subnets no node's subnets overlap (None: all are used).
+
+    Subnets given outright take the blocks they overlap.  A sweep over the
+    taken blocks as ranges of numbers, in order: the first gap is free.
+    """
+    used = []
+    for subnets in taken:
+        for subnet in subnets:
+            for pod_cidr, prefix in zip(cidrs, blocks, strict=True):
+                base, size = int(pod_cidr.network_address), pod_cidr.num_addresses
+                low = int(subnet.network_address) - base
+                high = int(subnet.broadcast_address) - base
+                if subnet.version == pod_cidr.version and high >= 0 and low < size:
+                    shift = pod_cidr.max_prefixlen - prefix
+                    used.append((max(low, 0) >> shift, min(high, size - 1) >> shift))
+    free = 0
+    for low, high in sorted(used):
+        if low > free:
+            break
+        free = max(free, high + 1)
+    count = min(2 ** (prefix - c.prefixlen) for c, prefix in zip(cidrs, blocks, strict=True))
+    return free if free < count else None
 
 
 def _underlay_problems(cluster: Cluster) -> list[Diagnostic]:
