@@ -73,6 +73,7 @@ CODES: Mapping[str, str] = {
     "E607": "node without a pod subnet, or with two kinds",
     "E608": "unknown cluster, or subnets beside a cluster",
     "E609": "node without the underlay address its routing needs",
+    "E610": "VXLAN setting with host-gw routing",
     "W001": "setting has no effect with this target",
     "W002": "empty file",
     "W003": "no network in the input",

@@ -102,6 +102,9 @@ def _routing(statement: Statement | None, collector: Collector) -> Routing | Non
         return Routing()
     mode = collector.attempt(_mode, statement)
     settings = body(statement)
+    if mode == "host-gw":
+        for setting in (s for s in settings if s.keyword in VXLAN_SETTINGS):
+            collector.report(_without_tunnel(setting, explicit=bool(statement.values)))
     unreadable = []
 
     def number(keyword: str, low: int, high: int, default: int) -> int:
@@ -117,6 +120,22 @@ def _routing(statement: Statement | None, collector: Collector) -> Routing | Non
                       number("port", 1, 65535, 8472), name or DEFAULT_VXLAN_DEVICE,
                       number("underlay-mtu", 1280, 65535, 1500), statement.span)
     return None if mode is None or "underlay-mtu" in unreadable else routing
+
+
+VXLAN_SETTINGS = ("vni", "port", "device", "underlay-mtu")
+"""The settings of `routing` that only the VXLAN tunnel uses."""
+
+
+def _without_tunnel(setting: Statement, explicit: bool) -> Diagnostic:
+    """E610: a VXLAN setting under host-gw routing, which has no tunnel to apply it to."""
+    keyword = setting.keyword
+    mode = "host-gw" if explicit else "host-gw (a `routing` without a mode)"
+    return Diagnostic(
+        "E610", f"`{keyword}` has no effect with {mode}", setting.key.span,
+        expected="`routing vxlan { ... }` or `routing mixed { ... }` for VXLAN settings",
+        hint="host-gw routes pods through the nodes' underlay addresses, without a tunnel: "
+             f"write `routing vxlan` or `routing mixed` if the nodes need one, else remove "
+             f"`{keyword}`")
 
 
 def _number(statement: Statement, low: int, high: int) -> int:

@@ -190,8 +190,10 @@ class SimCluster(Namespaces):
             + (f", {n.address6}/64" if self.dual and not self.ipv6_underlay else "")
             + f"\n        block {n.block}\n    }}\n" for n in self.listed)
         routes = "route 0.0.0.0/0" + ("; route ::/0" if self.dual else "")
+        tunnel = ("" if self.mode == "host-gw"  # host-gw has no tunnel to set (E610)
+                  else f" {{ vni {self.vni}; underlay-mtu {UNDERLAY_MTU} }}")
         return (f"cluster {CLUSTER} {{\n    pod-cidr {cidrs}\n    node-block {blocks}\n"
-                f"    routing {self.mode} {{ vni {self.vni}; underlay-mtu {UNDERLAY_MTU} }}\n"
+                f"    routing {self.mode}{tunnel}\n"
                 f"{nodes}}}\n\n"
                 "network pods {\n    state-dir \"{state}\"\n"
                 "    bridge cni0 { gateway; masquerade }\n"
