@@ -74,6 +74,7 @@ CODES: Mapping[str, str] = {
     "E608": "unknown cluster, or subnets beside a cluster",
     "E609": "node without the underlay address its routing needs",
     "E610": "VXLAN setting with host-gw routing",
+    "E611": "host-gw between nodes on different underlay subnets",
     "W001": "setting has no effect with this target",
     "W002": "empty file",
     "W003": "no network in the input",

@@ -10,6 +10,7 @@ node without either is an error whose hint names the next free block.
 from __future__ import annotations
 
 import ipaddress
+from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from compiler.ast import Statement, Word
@@ -405,7 +406,52 @@ def _underlay_problems(cluster: Cluster) -> list[Diagnostic]:
                     expected="a node address outside the pod address space",
                     hint="pods and nodes must not share addresses, or routes would loop"))
         found += _missing_families(cluster, node)
+    return found + _apart(cluster)
+
+
+def _apart(cluster: Cluster) -> list[Diagnostic]:
+    """host-gw nodes whose underlay subnets do not let every node reach every other directly.
+
+    A node's route to a peer's pods goes through the peer's underlay address,
+    which the kernel takes as a gateway only on the node's own subnet.  Every
+    node must therefore hold every other's address in its prefix: all
+    addresses lie in the narrowest of the nodes' subnets.  When they do not,
+    the nodes off the subnet most nodes share are the ones reported.
+    """
+    if cluster.routing.mode != "host-gw":
+        return []
+    found = []
+    for family in sorted({c.version for c in cluster.pod_cidrs}):
+        placed = [(n, a) for n in cluster.nodes if (a := n.address(family))]
+        if not placed:
+            continue
+        narrowest = max((a.network for _, a in placed), key=lambda n: n.prefixlen)
+        if all(a.ip in narrowest for _, a in placed):
+            continue
+        counts = Counter(a.network for _, a in placed)
+        shared = max(counts, key=lambda n: counts[n])
+        members = [n for n, a in placed if a.network == shared]
+        found += [_off_subnet(node, address, shared, members) for node, address in placed
+                  if not (address.ip in shared and subnet_within(shared, address.network))]
     return found
+
+
+def _off_subnet(node: Node, address: IPInterface, shared: IPNetwork,
+                members: Sequence[Node]) -> Diagnostic:
+    others = ", ".join(f"`{n.name}`" for n in members[:3]) + (
+        f" and {len(members) - 3} more" if len(members) > 3 else "")
+    message = (f"node `{node.name}` ({address}) is not on the underlay subnet {shared} of "
+               f"{others}" if address.ip not in shared else
+               f"the underlay prefix of node `{node.name}` ({address}) leaves out {others} "
+               f"on {shared}")
+    return Diagnostic(
+        "E611", f"{message}: host-gw cannot route between them", node.span,
+        expected=f"every node of a host-gw cluster on one IPv{shared.version} underlay subnet",
+        hint="host-gw routes a node's pods through its underlay address, which the other "
+             "nodes must reach directly; use `routing mixed` (host-gw within a subnet, VXLAN "
+             "beyond it) or `routing vxlan`",
+        notes=(Note(f"`{members[0].name}` is on {shared}", members[0].span),)
+        if members[0].span else ())
 
 
 def _missing_families(cluster: Cluster, node: Node) -> list[Diagnostic]:

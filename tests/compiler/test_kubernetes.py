@@ -87,7 +87,7 @@ def test_a_change_of_the_configuration_changes_the_checksum_and_rolls_the_agents
 
 
 def test_a_thousand_nodes_fit_in_a_config_map():
-    nodes = "\n".join(f"    node n{i} {{ address 10.{i // 250}.{i % 250}.1/16; block {i} }}"
+    nodes = "\n".join(f"    node n{i} {{ address 10.{i // 250}.{i % 250}.1/8; block {i} }}"
                       for i in range(1000))
     text = (f"cluster big {{\n    pod-cidr 172.16.0.0/12\n{nodes}\n}}\n"
             "network pods {\n    bridge cni0 { gateway }\n    ipam { cluster big }\n}\n")
