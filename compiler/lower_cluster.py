@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from compiler.ast import Statement, Word
 from compiler.collect import Collector, body, every, first
-from compiler.diagnostics import Diagnostic, Note
+from compiler.diagnostics import Diagnostic, Note, Severity
 from compiler.identifiers import is_node_name
 from compiler.ir import (
     DEFAULT_NODE_BLOCKS,
@@ -28,6 +28,7 @@ from compiler.ir import (
     Routing,
     subnet_within,
 )
+from compiler.source import Span
 from compiler.values import block_name, cidr, fail, integer, interface_name, one_word, words
 
 MIN_MTU = {4: 576, 6: 1280}
@@ -46,6 +47,12 @@ def lower_cluster(statement: Statement, collector: Collector) -> Cluster | None:
     name = collector.attempt(block_name, statement)
     statements = body(statement)
     cidrs = collector.attempt(_pod_cidrs, first(statements, "pod-cidr"), statement)
+    services = first(statements, "service-cidr")
+    service_cidrs = collector.attempt(_service_cidrs, services) if services else (
+        DEFAULT_SERVICE_CIDR,)
+    if cidrs is not None and service_cidrs is not None:
+        for problem in _service_overlaps(statements, cidrs, service_cidrs):
+            collector.report(problem)
     blocks = None if cidrs is None else collector.attempt(
         _node_blocks, first(statements, "node-block"), cidrs)
     routing = _routing(first(statements, "routing"), collector)
@@ -68,12 +75,60 @@ def _pod_cidrs(statement: Statement | None, cluster: Statement) -> tuple[IPNetwo
         raise fail("E012", "this cluster has no `pod-cidr`", cluster.key.span,
                    expected="`pod-cidr CIDR [CIDR]`, at most one per address family",
                    hint="kubeadm's default is `pod-cidr 10.244.0.0/16`")
+    return _one_per_family(statement, "a larger CIDR gives room for more nodes")
+
+
+def _one_per_family(statement: Statement, hint: str) -> tuple[IPNetwork, ...]:
+    """`pod-cidr` or `service-cidr`: one IPv4 and/or one IPv6 CIDR."""
     found = [cidr(w) for w in words(statement, 1, 2, "one IPv4 and/or one IPv6 CIDR")]
     if len({c.version for c in found}) != len(found):
-        raise fail("E013", "`pod-cidr` gives two CIDRs of one family", statement.span,
-                   expected="at most one IPv4 and one IPv6 CIDR",
-                   hint="a larger CIDR gives room for more nodes")
+        raise fail("E013", f"`{statement.keyword}` gives two CIDRs of one family",
+                   statement.span, expected="at most one IPv4 and one IPv6 CIDR", hint=hint)
     return tuple(found)
+
+
+DEFAULT_SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+"""kube-apiserver's and kubeadm's default --service-cluster-ip-range (IPv4 only)."""
+
+
+def _service_cidrs(statement: Statement) -> tuple[IPNetwork, ...]:
+    return _one_per_family(statement, "a cluster has one Service CIDR per family "
+                           "(kube-apiserver's --service-cluster-ip-range)")
+
+
+def _service_overlaps(statements: tuple[Statement, ...], cidrs: Sequence[IPNetwork],
+                      services: Sequence[IPNetwork]) -> list[Diagnostic]:
+    """Pod CIDRs must leave the Service CIDRs alone: a pod address would shadow a Service's.
+
+    Against a `service-cidr` given, an error; against Kubernetes' default,
+    a warning (the cluster may use another range).
+    """
+    pod, given = first(statements, "pod-cidr"), first(statements, "service-cidr")
+    assert pod is not None
+    found = []
+    for value, pod_cidr in zip(pod.values, cidrs, strict=True):
+        clash = next((s for s in services if s.version == pod_cidr.version
+                      and s.overlaps(pod_cidr)), None)
+        if clash is not None:
+            found.append(_service_overlap(value.span, pod_cidr, clash, given))
+    return found
+
+
+def _service_overlap(span: Span | None, pod_cidr: IPNetwork, service: IPNetwork,
+                     given: Statement | None) -> Diagnostic:
+    if given is not None:
+        return Diagnostic(
+            "E612", f"pod CIDR {pod_cidr} overlaps the cluster's Service CIDR {service}", span,
+            expected="pod CIDRs that share no address with the Service CIDRs",
+            hint="pods and Services would claim the same addresses; choose another pod CIDR",
+            notes=(Note("the Service CIDR is given here", given.span),))
+    return Diagnostic(
+        "W005", f"pod CIDR {pod_cidr} overlaps {service}, the Service CIDR Kubernetes uses "
+        "by default", span, expected="a pod CIDR apart from the cluster's Service CIDR",
+        hint="if the cluster's Services use another range (kube-apiserver's "
+             "--service-cluster-ip-range), name it with `service-cidr CIDR` in the cluster; "
+             "else choose another pod CIDR, such as kubeadm's 10.244.0.0/16",
+        severity=Severity.WARNING)
 
 
 def _node_blocks(statement: Statement | None, cidrs: Sequence[IPNetwork]) -> tuple[int, ...]:

@@ -68,6 +68,9 @@ SCHEMA: Mapping[str, Mapping[str, Keyword]] = {
     "cluster": {
         "pod-cidr": Keyword("CIDRs, at most one IPv4 and one IPv6",
                             "the cluster's pod address space (--cluster-cidr)"),
+        "service-cidr": Keyword("CIDRs, at most one IPv4 and one IPv6",
+                                "the cluster's Service CIDRs (--service-cluster-ip-range), "
+                                "which pod CIDRs must not overlap (default 10.96.0.0/12)"),
         "node-block": Keyword("prefix lengths such as /24 and /64, one per pod CIDR",
                               "the size of each node's pod subnet (default /24 and /64)"),
         "routing": Keyword("host-gw, vxlan or mixed",
