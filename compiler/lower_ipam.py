@@ -33,7 +33,8 @@ def lower_ipam(statement: Statement, collector: Collector,
     families = {s.family for s in subnets}
     if cluster is not None:
         families = {c.version for c in cluster.pod_cidrs}
-    routes = collector.each(lambda s: lower_route(s, families), every(statements, "route"))
+    pods = _pod_subnets(cluster, subnets, len(subnets) == len(every(statements, "subnet")))
+    routes = collector.each(lambda s: lower_route(s, families, pods), every(statements, "route"))
     dns_statement = first(statements, "dns")
     dns = lower_dns(dns_statement, collector) if dns_statement else None
     data_dir_statement = first(statements, "data-dir")
@@ -152,8 +153,24 @@ def _gateway(statement: Statement, network: IPNetwork) -> IPAddress:
     return gateway
 
 
-def lower_route(statement: Statement, families: set[int]) -> Route:
-    """`route CIDR [via ADDRESS]`; the family must be one the pods have."""
+PodSubnets = Sequence[tuple[str | None, Sequence[IPNetwork]]]
+"""The subnets a pod may be on: the network's (name None), or each node's of a cluster."""
+
+
+def _pod_subnets(cluster: Cluster | None, subnets: Sequence[Subnet], complete: bool
+                 ) -> PodSubnets:
+    """Where pods get their addresses, for checking next hops (nothing when not all known)."""
+    if cluster is not None:
+        return [(n.name, n.subnets) for n in cluster.nodes]
+    return [(None, [s.cidr for s in subnets])] if complete else []
+
+
+def lower_route(statement: Statement, families: set[int], pods: PodSubnets) -> Route:
+    """`route CIDR [via ADDRESS]`; the family must be one the pods have.
+
+    A pod reaches a next hop only on its own subnet (or IPv6 link-local), so
+    a `via` must lie in one of the subnets of its family, on every node.
+    """
     values = words(statement, 1, 3, "a destination CIDR, optionally `via` an address")
     if len(values) == 1:
         return _route_to(cidr(values[0]), None, values, families, statement)
@@ -161,7 +178,9 @@ def lower_route(statement: Statement, families: set[int]) -> Route:
         raise fail("E206", "a route is written `route CIDR` or `route CIDR via ADDRESS`",
                    values[1].span, expected="`via` followed by the next-hop address")
     destination, via = together((cidr, values[0]), (address, values[2]))
-    return _route_to(destination, via, values, families, statement)
+    route = _route_to(destination, via, values, families, statement)
+    _check_next_hop(via, values[2], pods)
+    return route
 
 
 def _route_to(destination: IPNetwork, via: IPAddress | None, values: Sequence[Word],
@@ -175,6 +194,24 @@ def _route_to(destination: IPNetwork, via: IPAddress | None, values: Sequence[Wo
                    expected="a route of a family one of the subnets has",
                    hint=f"add an IPv{destination.version} subnet or remove the route")
     return Route(destination, via, statement.span)
+
+
+def _check_next_hop(via: IPAddress, word: Word, pods: PodSubnets) -> None:
+    """E206 when some pod would have no direct way to the next hop: every ADD would fail."""
+    if via.version == 6 and via.is_link_local:
+        return
+    for node, subnets in pods:
+        family = [s for s in subnets if s.version == via.version]
+        if family and not any(via in s for s in family):
+            where = (f"the pod subnet {family[0]} of node `{node}`" if node is not None else
+                     f"every IPv{via.version} subnet of the network")
+            raise fail("E206", f"next hop {via} is outside {where}", word.span,
+                       expected="an address on the pods' own subnet, such as "
+                                f"{family[0].network_address + 1}",
+                       hint="a pod reaches a next hop only on its own subnet; leave out `via` "
+                            "to route through the gateway" + (
+                                ", which each node has on its own subnet"
+                                if node is not None else ""))
 
 
 def lower_dns(statement: Statement, collector: Collector) -> Dns:
