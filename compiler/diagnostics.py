@@ -76,6 +76,7 @@ CODES: Mapping[str, str] = {
     "E610": "VXLAN setting with host-gw routing",
     "E611": "host-gw between nodes on different underlay subnets",
     "E612": "pod CIDR overlapping the cluster's Service CIDR",
+    "E613": "the same pod subnets on every node",
     "W001": "setting has no effect with this target",
     "W002": "empty file",
     "W003": "no network in the input",

@@ -41,10 +41,22 @@ def lower_ipam(statement: Statement, collector: Collector,
     data_dir = DEFAULT_DATA_DIR
     if data_dir_statement:
         data_dir = collector.attempt(absolute_path, data_dir_statement) or DEFAULT_DATA_DIR
-    static_statement = first(statements, "static-ips")
-    static_ips = bool(collector.attempt(switch, static_statement)) if static_statement else False
+    static_ips = _switch(first(statements, "static-ips"), collector)
+    node_local_statement = first(statements, "node-local")
+    node_local = _switch(node_local_statement, collector)
+    if node_local and node_local_statement and first(statements, "cluster"):
+        collector.report(Diagnostic(
+            "E106", "`node-local` says every node has these subnets, `cluster` that each has "
+            "its own", node_local_statement.span, expected="one of them",
+            hint="a cluster network's addresses are unique across the cluster: remove "
+                 "`node-local`"))
     return Ipam(tuple(subnets), tuple(routes), dns, data_dir, statement.span,
-                cluster.name if cluster else None, static_ips)
+                cluster.name if cluster else None, static_ips, node_local=node_local)
+
+
+def _switch(statement: Statement | None, collector: Collector) -> bool:
+    """An on/off setting (off when absent or unreadable)."""
+    return bool(collector.attempt(switch, statement)) if statement else False
 
 
 def _cluster(statement: Statement, clusters: Mapping[str, Cluster | None],

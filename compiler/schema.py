@@ -115,6 +115,8 @@ SCHEMA: Mapping[str, Mapping[str, Keyword]] = {
         "data-dir": Keyword("a quoted directory path",
                             "where reservations live (default /var/lib/cni/networks)"),
         "static-ips": Keyword(SWITCH, "the runtime may ask for a pod's address (podman --ip)"),
+        "node-local": Keyword(SWITCH, "every node hands out these same subnets: pod addresses "
+                              "are unique only within a node"),
     },
     "subnet": {
         "range": Keyword("two addresses: FIRST .. LAST", "the addresses handed to pods"),
