@@ -58,6 +58,7 @@ def test_every_linked_document_exists():
 def test_every_test_the_differences_page_names_exists():
     """docs/differences.md cites a kernel test for each difference; renaming one breaks it."""
     named = set(re.findall(r"`(test_[a-z0-9_]+)`", (DOCS / "differences.md").read_text()))
-    defined = {name for path in (ROOT / "tests" / "differential").glob("test_*.py")
+    defined = {name for folder in ("differential", "cluster")
+               for path in (ROOT / "tests" / folder).glob("test_*.py")
                for name in re.findall(r"^def (test_[a-z0-9_]+)", path.read_text(), re.M)}
     assert named and named <= defined, sorted(named - defined)

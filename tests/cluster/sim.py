@@ -93,10 +93,13 @@ class SimCluster(Namespaces):
     """The namespaces, the cluster's source and its nodes; see the module docstring."""
 
     def __init__(self, tmp: Path, bin_dir: Path, mode: str, dual: bool,
-                 nodes: tuple[SimNode, ...], *, ipv6_underlay: bool = False) -> None:
+                 nodes: tuple[SimNode, ...], *, ipv6_underlay: bool = False,
+                 target: str = "netc") -> None:
         super().__init__(tmp)
         self.bin_dir = bin_dir
         self.mode = mode
+        self.target = target
+        """What the pods' conflists are built for: netc-cni, or the stock plugins."""
         self.dual = dual
         self.families = (4, 6) if dual else (4,)
         self.ipv6_underlay = ipv6_underlay
@@ -218,8 +221,8 @@ class SimCluster(Namespaces):
         return compilation
 
     def conflist(self, node: SimNode) -> str:
-        """The node's conflist: `netc build --target netc --node NAME`."""
-        done = self.netc("build", "--target", "netc", "--node", node.name,
+        """The node's conflist: `netc build --target TARGET --node NAME`."""
+        done = self.netc("build", "--target", self.target, "--node", node.name,
                          str(self.source_file(node)))
         assert done.returncode == 0, done.stderr
         return done.stdout
@@ -272,7 +275,7 @@ class SimCluster(Namespaces):
     # pods
 
     def add_pod(self, node: SimNode) -> SimPod:
-        """A pod on the node through netc-cni, answering on port 80 (host port 8080)."""
+        """A pod on the node through its conflist, answering on port 80 (host port 8080)."""
         path = self.tmp / node.name / "pods.conflist"
         path.write_text(self.conflist(node))
         pod = Pod(self.netns(f"{node.name}-pod"), f"{self.tag}-{node.name}-{secrets.token_hex(4)}")
