@@ -13,8 +13,8 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
+from compiler.cluster_checks import check_cluster
 from compiler.ir import Cluster, Node, Routing
-from compiler.lower_cluster import check_cluster
 
 POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
 ADDRESSES = st.builds(lambda third, host, prefix: ipaddress.ip_interface(

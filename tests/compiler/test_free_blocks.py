@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from compiler.lower_cluster import lowest_free_block
+from compiler.cluster_checks import lowest_free_block
 
 V4 = ipaddress.ip_network("10.244.0.0/16")
 V6 = ipaddress.ip_network("fd00:10:244::/56")
