@@ -11,6 +11,8 @@ it for netc, from two compilations of the same files:
     pods      operations of a pod's ADD -- its veth, addresses, routes, shaping --
               reach only pods created from now on; running pods keep theirs
               until they are re-created
+    default   the node's default network (the lexically first conflist), when
+              another network takes its place
 
 Source locations make no noise: settings are compared without their spans,
 operations by kind and target, so a revision that only adds comments or moves
@@ -32,7 +34,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from compiler import ir_codec
+from compiler import emit, ir_codec
 from compiler.cluster import cluster_of, for_node, networks_for_node
 from compiler.datatypes import frozen
 from compiler.ir import Cluster, IPNetwork, Network, subnet_within
@@ -42,6 +44,7 @@ from compiler.planner.ops import Kind, Operation
 from compiler.planner.plan import PlanError, plan
 from compiler.source import Span
 
+DEFAULT_SCOPE = "every node"
 AT_ONCE = "at once"
 NEW_PODS = "new pods only; running pods keep theirs until re-created"
 POLICY = "every ADD from now on; running pods keep what they were given"
@@ -128,7 +131,7 @@ def compare(old_networks: Sequence[Network], old_clusters: Sequence[Cluster],
     """Every change from the old revision to the new one, network by network, node by node."""
     old, new = _by_name(old_networks), _by_name(new_networks)
     stranded = _stranded(_held(old_networks, old_clusters), _held(new_networks, new_clusters))
-    changes = []
+    changes = _default_network_change(old_networks, new_networks)
     for name in sorted(set(old) | set(new)):
         changes += _network_changes(name, old.get(name), new.get(name), old_clusters,
                                     new_clusters, stranded=stranded)
@@ -209,6 +212,27 @@ def _as_network(word: str) -> IPNetwork | None:
         return ipaddress.ip_interface(word).network
     except ValueError:
         return None
+
+
+def _default_network_change(old: Sequence[Network], new: Sequence[Network]) -> list[Change]:
+    """The node's default network, the one of the lexically first conflist, if it changes.
+
+    containerd and CRI-O attach every new pod to it: a rename, a new file or
+    a priority can move all new pods to another network.
+    """
+    before, after = _default(old), _default(new)
+    if before is None or after is None or before.name == after.name:
+        return []
+    return [Change(DEFAULT_SCOPE, "default", "changed", "default network",
+                   f"{before.name} ({emit.file_name(before)})",
+                   f"{after.name} ({emit.file_name(after)})",
+                   f"new pods attach to `{after.name}` once its conflist is written "
+                   "(containerd and CRI-O take the lexically first); running pods stay on "
+                   f"`{before.name}`", after.span)]
+
+
+def _default(networks: Sequence[Network]) -> Network | None:
+    return min(networks, key=emit.file_name, default=None)
 
 
 def _by_name(networks: Sequence[Network]) -> dict[str, Network]:
@@ -434,7 +458,7 @@ SYMBOLS = {"added": "+", "removed": "-", "changed": "~"}
 def _describe(change: Change) -> str:
     if change.layer == "running pods":
         return f"{change.subject}: {change.old} -> {change.new}"
-    if change.layer == "setting":
+    if change.layer in ("setting", "default"):
         return f"{change.subject}: {change.old or '(none)'} -> {change.new or '(none)'}"
     prefix = "pod: " if change.layer == "pods" else ""
     if change.action == "changed" and change.old != change.new:

@@ -142,6 +142,9 @@ class Ipam:
     pod_cidrs: tuple[IPNetwork, ...] = ()
     """The cluster's pod CIDRs, once the network is built for one node: traffic to them is
     pod-to-pod and keeps its source address (no masquerade)."""
+    node_local: bool = False
+    """Whether every node may hand out these same subnets (`node-local`): pod addresses are
+    then unique only within a node, which a cluster-wide rollout must be told."""
 
     def families(self) -> tuple[int, ...]:
         """The address families pods get, IPv4 first."""

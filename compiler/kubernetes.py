@@ -21,6 +21,7 @@ from typing import Any
 
 from compiler import ir_codec
 from compiler.datatypes import frozen
+from compiler.diagnostics import Diagnostic
 from compiler.digests import sha256
 from compiler.ir import Cluster, Network
 
@@ -52,6 +53,23 @@ class Rollout:
     interval: int = 60
     warm_socket: str = "/run/netc/cni.sock"
     """The agent's warm server; the plugin it installs on the host hands calls there."""
+
+
+def rollout_diagnostics(networks: Sequence[Network]) -> list[Diagnostic]:
+    """What a cluster-wide rollout would get wrong: networks with one subnet for every node.
+
+    The ConfigMap reaches every node, so a network with subnets of its own
+    (no `cluster`) gives every node the same pod addresses, which Kubernetes'
+    network model forbids -- unless the network says its pods talk only
+    within their node (`node-local`).
+    """
+    return [Diagnostic(
+        "E613", f"network `{n.name}` would give every node the same subnets: pods on "
+        "different nodes would get the same addresses", n.ipam.span,
+        expected="`ipam { cluster NAME }`: each node gets its own subnets of the cluster",
+        hint="draw the subnets from a `cluster` block; for a network whose pods talk only "
+             "within their node, write `node-local` in its ipam block")
+        for n in networks if n.ipam and n.ipam.cluster is None and not n.ipam.node_local]
 
 
 def config_document(clusters: Sequence[Cluster], networks: Sequence[Network]) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
 
 def lower_network(statement: Statement, statements: tuple[Statement, ...],
                   default_priority: int, collector: Collector,
-                  clusters: Mapping[str, Cluster]) -> Network | None:
+                  clusters: Mapping[str, Cluster | None]) -> Network | None:
     """The IR of one network (after templates); None only when it has no usable name.
 
     A network with errors (recorded in `collector`) is still returned with
@@ -35,11 +35,7 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
     name = collector.attempt(block_name, statement)
     version = _version(first(statements, "cni"), collector)
     priority_statement = first(statements, "priority")
-    priority = default_priority
-    if priority_statement:
-        priority = collector.attempt(
-            lambda s: integer(one_word(s, "a number 0..99"), 0, 99, "a number from 0 to 99"),
-            priority_statement) or default_priority
+    priority = collector.attempt(_priority, priority_statement) if priority_statement else None
     state_statement = first(statements, "state-dir")
     state_dir = collector.attempt(absolute_path, state_statement) if state_statement else None
     bridge, plugin, ipam = _lower_main(statement, statements, collector, clusters)
@@ -60,9 +56,9 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
     if name is None:
         return None
     sources = tuple(dict.fromkeys(s.span.file for s in (statement, *statements)))
-    return Network(name, version, priority, bridge, plugin, ipam, hostport, bandwidth,
-                   state_dir or DEFAULT_STATE_DIR, statement.span, sources, tuple(chain),
-                   top or {})
+    return Network(name, version, default_priority if priority is None else priority, bridge,
+                   plugin, ipam, hostport, bandwidth, state_dir or DEFAULT_STATE_DIR,
+                   statement.span, sources, tuple(chain), top or {})
 
 
 def _conflist(statement: Statement) -> dict[str, Any]:
@@ -71,7 +67,7 @@ def _conflist(statement: Statement) -> dict[str, Any]:
 
 
 def _lower_main(network: Statement, statements: tuple[Statement, ...], collector: Collector,
-                clusters: Mapping[str, Cluster]
+                clusters: Mapping[str, Cluster | None]
                 ) -> tuple[Bridge | None, Plugin | None, Ipam | None]:
     """The main plugin and its IPAM, with the rules between them."""
     bridge_statement = first(statements, "bridge")
@@ -96,6 +92,11 @@ def _lower_main(network: Statement, statements: tuple[Statement, ...], collector
             hint="a third-party plugin declares its capabilities in its own options: "
                  "`capabilities { ips true }`"))
     return bridge, plugin, ipam
+
+
+def _priority(statement: Statement) -> int:
+    """`priority NN`: 0 is a priority like any other (`00-multus.conf` sorts first)."""
+    return integer(one_word(statement, "a number 0..99"), 0, 99, "a number from 0 to 99")
 
 
 def _version(statement: Statement | None, collector: Collector) -> str:

@@ -21,7 +21,7 @@ from compiler import emit
 from compiler.cluster import NodeUnknown, needs_node, networks_for_node, nodes
 from compiler.diagnostics import Diagnostic, has_errors, json_document, sort_diagnostics
 from compiler.ir import Cluster, Network
-from compiler.kubernetes import Rollout, manifests, render_manifests
+from compiler.kubernetes import Rollout, manifests, render_manifests, rollout_diagnostics
 from compiler.source import SourceFile
 from compiler.versions import CNI_VERSIONS
 from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
@@ -84,6 +84,9 @@ def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir:
     if not compilation.ok:
         result.finish(EXIT_INVALID)
     if target == KUBERNETES:
+        result.diagnostics += rollout_diagnostics(networks)
+        if has_errors(result.diagnostics):
+            result.finish(EXIT_INVALID)
         rollout = Rollout(image or f"localhost/netc:{netc_version()}", image_pull_policy,
                           k8s_namespace, cni_conf_dir, cni_bin_dir, warm_socket=warm_socket)
         text = _manifests(compilation.clusters, networks, rollout)

@@ -175,3 +175,21 @@ def test_removed_lines_cite_the_old_directory_and_annotate_no_new_line(tmp_path)
     github = _plan(tmp_path, CLUSTER, changed, "--format", "github").stdout
     assert github.startswith("::notice::network pods: hostport.deny[10250]"), github
     assert f"was {old}:36:" in github
+
+
+BATCH = "network batch {\n    bridge br-batch\n    ipam { subnet 10.20.0.0/24 }\n}\n"
+
+
+def test_a_new_network_that_becomes_the_nodes_default_is_called_out(tmp_path):
+    """`10-batch.conflist` sorts before `10-pods.conflist`: new pods would go to batch."""
+    document = json.loads(_plan(tmp_path, CLUSTER, CLUSTER + BATCH, "--format", "json").stdout)
+    (default,) = [c for c in document["changes"] if c["subject"] == "default network"]
+    assert (default["old"], default["new"]) == ("pods (10-pods.conflist)",
+                                                "batch (10-batch.conflist)")
+    assert "new pods attach to `batch`" in default["effect"]
+
+
+def test_a_network_behind_the_default_changes_no_default(tmp_path):
+    behind = BATCH.replace("    bridge", "    priority 20\n    bridge")
+    document = json.loads(_plan(tmp_path, CLUSTER, CLUSTER + behind, "--format", "json").stdout)
+    assert not [c for c in document["changes"] if c["subject"] == "default network"]

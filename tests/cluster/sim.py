@@ -93,10 +93,13 @@ class SimCluster(Namespaces):
     """The namespaces, the cluster's source and its nodes; see the module docstring."""
 
     def __init__(self, tmp: Path, bin_dir: Path, mode: str, dual: bool,
-                 nodes: tuple[SimNode, ...], *, ipv6_underlay: bool = False) -> None:
+                 nodes: tuple[SimNode, ...], *, ipv6_underlay: bool = False,
+                 target: str = "netc") -> None:
         super().__init__(tmp)
         self.bin_dir = bin_dir
         self.mode = mode
+        self.target = target
+        """What the pods' conflists are built for: netc-cni, or the stock plugins."""
         self.dual = dual
         self.families = (4, 6) if dual else (4,)
         self.ipv6_underlay = ipv6_underlay
@@ -198,8 +201,10 @@ class SimCluster(Namespaces):
             + (f", {n.address6}/64" if self.dual and not self.ipv6_underlay else "")
             + f"\n        block {n.block}\n    }}\n" for n in self.listed)
         routes = "route 0.0.0.0/0" + ("; route ::/0" if self.dual else "")
+        tunnel = ("" if self.mode == "host-gw"  # host-gw has no tunnel to set (E610)
+                  else f" {{ vni {self.vni}; underlay-mtu {UNDERLAY_MTU} }}")
         return (f"cluster {CLUSTER} {{\n    pod-cidr {cidrs}\n    node-block {blocks}\n"
-                f"    routing {self.mode} {{ vni {self.vni}; underlay-mtu {UNDERLAY_MTU} }}\n"
+                f"    routing {self.mode}{tunnel}\n"
                 f"{nodes}}}\n\n"
                 "network pods {\n    state-dir \"{state}\"\n"
                 "    bridge cni0 { gateway; masquerade }\n"
@@ -224,8 +229,8 @@ class SimCluster(Namespaces):
         return compilation
 
     def conflist(self, node: SimNode) -> str:
-        """The node's conflist: `netc build --target netc --node NAME`."""
-        done = self.netc("build", "--target", "netc", "--node", node.name,
+        """The node's conflist: `netc build --target TARGET --node NAME`."""
+        done = self.netc("build", "--target", self.target, "--node", node.name,
                          str(self.source_file(node)))
         assert done.returncode == 0, done.stderr
         return done.stdout
@@ -278,7 +283,7 @@ class SimCluster(Namespaces):
     # pods
 
     def add_pod(self, node: SimNode, role: str = "pod", host_port: int = HOST_PORT) -> SimPod:
-        """A pod on the node through netc-cni, answering on port 80 (host port 8080).
+        """A pod on the node through its conflist, answering on port 80 (host port 8080).
 
         `role` names the pod's namespace and `host_port` its mapping: a second pod
         on a node needs others.

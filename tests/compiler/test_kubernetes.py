@@ -87,7 +87,7 @@ def test_a_change_of_the_configuration_changes_the_checksum_and_rolls_the_agents
 
 
 def test_a_thousand_nodes_fit_in_a_config_map():
-    nodes = "\n".join(f"    node n{i} {{ address 10.{i // 250}.{i % 250}.1/16; block {i} }}"
+    nodes = "\n".join(f"    node n{i} {{ address 10.{i // 250}.{i % 250}.1/8; block {i} }}"
                       for i in range(1000))
     text = (f"cluster big {{\n    pod-cidr 172.16.0.0/12\n{nodes}\n}}\n"
             "network pods {\n    bridge cni0 { gateway }\n    ipam { cluster big }\n}\n")
@@ -103,3 +103,36 @@ def test_netc_build_target_kubernetes_prints_one_yaml_stream():
     assert result.exit_code == 0, result.output
     kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
     assert kinds == ["Namespace", "ConfigMap", "DaemonSet"]
+
+
+FIXED = "network pods {\n    bridge cni0 { gateway }\n    ipam { subnet 10.88.0.0/16%s }\n}\n"
+
+
+def _build_kubernetes(tmp_path, text):
+    (tmp_path / "pods.netdsl").write_text(text)
+    return CliRunner().invoke(main, ["build", "--target", "kubernetes", "pods.netdsl"])
+
+
+def test_a_network_with_one_subnet_for_every_node_is_refused(tmp_path, golden, monkeypatch):
+    """Every node would hand out 10.88.0.0/16: the same pod addresses on several nodes."""
+    monkeypatch.chdir(tmp_path)
+    result = _build_kubernetes(tmp_path, FIXED % "")
+    assert result.exit_code == 1 and result.stdout == ""
+    golden.check("golden/kubernetes/one-subnet-for-every-node.txt", result.stderr)
+
+
+def test_a_node_local_network_is_rolled_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _build_kubernetes(tmp_path, FIXED % "; node-local")
+    assert result.exit_code == 0, result.output
+    config = next(d for d in yaml.safe_load_all(result.stdout) if d["kind"] == "ConfigMap")
+    (network,) = json.loads(config["data"]["netc.json"])["networks"]
+    assert network["ipam"]["node_local"] is True
+
+
+def test_node_local_contradicts_a_cluster():
+    cluster = (ROOT / "examples" / "cluster.netdsl").read_text().split("network pods")[0]
+    text = (cluster + "network pods {\n    bridge cni0\n"
+            "    ipam { cluster prod; node-local }\n}\n")
+    compilation = compile_sources([SourceFile("c.netdsl", text)])
+    assert [d.code for d in compilation.diagnostics] == ["E106"]
