@@ -78,7 +78,7 @@ def test_an_apply_that_fails_partway_has_printed_every_change_it_made(tmp_path, 
         failed = sim.apply(NODE_A)
         assert failed.returncode == 1
         made = failed.stdout.splitlines()
-        assert made and all(line.startswith("+ ") for line in made), failed.stdout
+        assert made and all(line.startswith("+ ") for line in made), failed.stderr
         assert any(line.startswith("+ NAT of network pods") for line in made)
         assert f"the {len(made)} changes above stay" in failed.stderr
         assert "netc.1 is a bridge, not netc's VXLAN device" in failed.stderr
