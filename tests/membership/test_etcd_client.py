@@ -76,10 +76,11 @@ def test_calls_go_to_the_members_still_up_and_fail_clearly_without_quorum(etcd):
         assert client.txn([], [Put("/t/up", b"yes")])[0]
         etcd.stop(1)
         with pytest.raises(Unavailable, match="no etcd endpoint answered"):
-            client.txn([], [Put("/t/up", b"no")])
+            client.txn([], [Put("/t/up", b"maybe")])
         etcd.start(0)
         etcd.wait_healthy()
-        assert client.get("/t/up").value == b"yes"
+        # a write that timed out may still be applied once a quorum is back: never assume
+        assert client.get("/t/up").value in (b"yes", b"maybe")
 
 
 def test_tls_with_certificates_made_here(tmp_path, bin_dir):
