@@ -51,11 +51,13 @@ from compiler.datatypes import frozen
 from compiler.errors import NetcError
 from compiler.ir import Cluster, Network
 from compiler.planner.node import node_plan
-from runtime import outdir
+from runtime import membership, outdir
 from runtime.apply import apply_node
 from runtime.artifact import plugin_artifact
-from runtime.files import write_atomically
+from runtime.files import read_text, write_atomically
 from runtime.install import package_root
+from runtime.ipam_store import IpamStore
+from runtime.membership.follower import Follower
 from runtime.netns import CLONE_NEWNS, enter
 
 PLUGIN_NAME = "netc-cni"
@@ -80,6 +82,11 @@ class Options:
     health_port: int | None = kubernetes.HEALTH_PORT
     host_mount_ns: str | None = None
     node_netns: str | None = None
+    node_addresses: tuple[str, ...] = ()
+    """The node's underlay addresses to publish in a dynamic cluster (default: those of the
+    interface of its default route)."""
+    memory_dir: str = "/var/lib/netc"
+    """Where a dynamic cluster's block is remembered across restarts and reboots."""
 
 
 def log(message: str) -> None:
@@ -104,23 +111,30 @@ class Agent:
         self.server: subprocess.Popen[bytes] | None = None
         self.relay: _ServerLog | None = None
         self.stopping = threading.Event()
+        self.wake = threading.Event()
+        """Set by SIGTERM and by a change of the members: the agent looks again at once."""
+        self.follower = Follower(options.node, options.node_netns, options.node_addresses,
+                                 options.memory_dir, self.wake)
         self.plugin = plugin_artifact(options.socket)
         """The plugin artifact, built from the very modules the server runs (same identity)."""
 
     def run(self) -> int:
         """Converge, then keep converging until SIGTERM."""
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGTERM, lambda *_: self._stop())
+        signal.signal(signal.SIGINT, lambda *_: self._stop())
         if self.options.health_port:
             serve_health(self, self.options.health_port)
         due = 0.0
         while not self.stopping.is_set():
+            self.wake.clear()
             read = Snapshot.of(self.options.config)
-            if read.digest != self.attempted or time.monotonic() >= due or self._server_gone():
+            if (read.digest != self.attempted or time.monotonic() >= due or self._server_gone()
+                    or self.follower.changed()):
                 self.converge(read)
                 wait = self.options.interval if self.ready else RETRY
                 due = time.monotonic() + min(wait, self.options.interval)
-            self.stopping.wait(self.options.poll)
+            self.wake.wait(self.options.poll)
+        self.follower.stop()
         self._stop_server()
         try:
             _in_host(self.options, lambda: _log_lines(left_on_node(self.options)))
@@ -139,26 +153,49 @@ class Agent:
             log(f"configuration {read.digest[:12]} in {self.options.config}")
         self.attempted = read.digest
         try:
-            clusters, networks = read.parsed()
-            built = networks_for_node(networks, clusters, self.options.node)
-            cluster = next((c for c in clusters if c.node(self.options.node)), None)
-            if cluster is None and any(n.ipam and n.ipam.cluster for n in networks):
-                raise NetcError(f"node {self.options.node} is in none of the clusters of "
-                                f"{self.options.config}")
-            _in_host(self.options, lambda: _install_and_apply(
-                self.options, self.plugin, cluster, built))
-            if not self._server_running():
-                self._start_server()
-            conf_dir = self.options.cni_conf_dir
-            _in_host(self.options, lambda: _log_lines(write_conflists(conf_dir, built)))
+            condition = self._converge(read)
         except (NetcError, OSError, ValueError) as error:
-            if str(error) != self.problem:
-                log(f"not ready: {error}")
-            self.ready, self.problem = False, str(error)
+            condition = str(error)
+        if condition:
+            if condition != self.problem:
+                log(f"not ready: {condition}")
+            self.ready, self.problem = False, condition
             return
         if not self.ready:
             log("ready")
         self.ready, self.problem = True, ""
+
+    def _converge(self, read: Snapshot) -> str:
+        """Steps 1-4; what keeps the node from being ready though they were done ("": nothing).
+
+        The members of the node's cluster come from its source: with a
+        datastore, the node's pods get their subnets once it holds a block,
+        and while the datastore is away the last members stay applied -- the
+        node works on, and the condition is its readiness.
+        """
+        clusters, networks = read.parsed()
+        cluster, view = self.follower.cluster(clusters)
+        if cluster is not None:
+            clusters = [cluster if c.name == cluster.name else c for c in clusters]
+        built = networks_for_node(networks, clusters, self.options.node)
+        if cluster is None and any(n.ipam and n.ipam.cluster for n in networks):
+            raise NetcError(f"node {self.options.node} is in none of the clusters of "
+                            f"{self.options.config}")
+        _in_host(self.options, lambda: _install_and_apply(
+            self.options, self.plugin, cluster, built))
+        if not self._server_running():
+            self._start_server()
+        conf_dir = self.options.cni_conf_dir
+        _in_host(self.options, lambda: _log_lines(write_conflists(conf_dir, built)))
+        self.follower.holds_addresses = bool(_in_host(self.options,
+                                                      lambda: holds_addresses(built)))
+        if cluster is not None and view is not None and cluster.membership.dynamic:
+            write_members(self.options, cluster, view)
+        return view.condition if view is not None else ""
+
+    def _stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
 
     def _server_running(self) -> bool:
         return self.server is not None and self.server.poll() is None
@@ -329,20 +366,39 @@ def left_on_node(options: Options) -> list[str]:
     return [f"stopped; {line}"]
 
 
+def holds_addresses(networks: Sequence[Network]) -> bool:
+    """Whether pods of the networks hold addresses on this node (their block must stay)."""
+    return any(IpamStore(n.ipam.data_dir, n.name).holders() for n in networks
+               if n.ipam is not None and n.ipam.cluster is not None)
+
+
+def members_file(options: Options) -> str:
+    """Where the agent says what it knows of its cluster's members: beside its socket."""
+    return os.path.join(os.path.dirname(options.socket), membership.STATUS_FILE)
+
+
+def write_members(options: Options, cluster: Cluster, view: membership.View) -> None:
+    """The members as the agent knows them, for `netc status` (written when they change)."""
+    text = json.dumps(membership.status_document(cluster, options.node, view), indent=1,
+                      sort_keys=True) + "\n"
+    path = members_file(options)
+    if read_text(path) != text:
+        write_atomically(path, text.encode(), durable=False)
+
+
 def _log_lines(lines: Iterable[str]) -> None:
     for line in lines:
         log(line)
 
 
-def _in_host(options: Options, work: Callable[[], None]) -> None:
-    """`work` in a child that entered the host's mount namespace, or its error here.
+def _in_host(options: Options, work: Callable[[], object]) -> object:
+    """`work` in a child that entered the host's mount namespace: its JSON value, or its error.
 
     The child logs what it does itself.  Without `host_mount_ns` (the agent
     runs on the node itself) the work runs here.
     """
     if options.host_mount_ns is None:
-        work()
-        return
+        return work()
     reader, writer = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child's outcome travels through the pipe
@@ -354,17 +410,17 @@ def _in_host(options: Options, work: Callable[[], None]) -> None:
     os.waitpid(child, 0)
     if "error" in outcome:
         raise NetcError(outcome["error"])
+    return outcome.get("value")
 
 
-def _child(writer: int, mount_ns: str, work: Callable[[], None]) -> None:
+def _child(writer: int, mount_ns: str, work: Callable[[], object]) -> None:
     """Enter the host's mount namespace, work, send the outcome, and never return."""
     outcome: dict[str, Any] = {"error": "the child failed"}
     try:
         fd = os.open(mount_ns, os.O_RDONLY)
         enter(fd, CLONE_NEWNS)
         os.close(fd)
-        work()
-        outcome = {"done": True}
+        outcome = {"done": True, "value": work()}
     except BaseException as error:  # everything goes back to the parent, nothing escapes
         outcome = {"error": f"{type(error).__name__}: {error}"}
         # not through sys.stderr: a thread of the parent may have held its lock at the fork

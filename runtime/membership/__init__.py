@@ -16,6 +16,7 @@ shares.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
@@ -63,17 +64,50 @@ class Source(Protocol):
         ...
 
 
+STATUS_FILE = "membership.json"
+"""The agent's account of its cluster's members, beside its warm socket (`netc status`)."""
+STATUS_FORMAT = 1
+
+
+def status_document(cluster: Cluster, node: str, view: View) -> dict[str, object]:
+    """What `netc status` shows of a cluster's membership.
+
+    The source, this node's block and lease, every member and when it was last seen.
+    """
+    me = view.me
+    members = view.members.members if view.members is not None else ()
+    return {
+        "format": STATUS_FORMAT, "cluster": cluster.name, "source": view.source, "node": node,
+        "condition": view.condition,
+        "block": me.block if me is not None else None,
+        "lease": f"{view.lease:x}" if view.lease is not None else None, "ttl": view.ttl,
+        "revision": view.members.revision if view.members is not None else None,
+        "members": [{"name": m.name, "block": m.block,
+                     "addresses": [str(a) for a in m.addresses],
+                     "last_seen": _when(view.seen.get(m.name))} for m in members]}
+
+
+def _when(moment: float | None) -> str | None:
+    return (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+            if moment is not None else None)
+
+
 HoldsAddresses = Callable[[], bool]
 """Whether pods on this node hold addresses now (then its block must never change)."""
 
 
 def source_for(cluster: Cluster, node: str, addresses: tuple[IPInterface, ...],
-               memory_dir: str, holds_addresses: HoldsAddresses) -> Source:
-    """The source of a cluster's members, for `node`, whose underlay `addresses` it publishes."""
+               memory_dir: str, holds_addresses: HoldsAddresses, *,
+               changed: threading.Event | None = None) -> Source:
+    """The source of a cluster's members, for `node`, whose underlay `addresses` it publishes.
+
+    `changed` is the event it sets when its view changes (default: one of its own).
+    """
     if cluster.membership.source == "etcd":
         from runtime.membership.etcd import EtcdSource
 
-        return EtcdSource(cluster, node, addresses, memory_dir, holds_addresses)
+        return EtcdSource(cluster, node, addresses, memory_dir, holds_addresses,
+                          changed=changed)
     from runtime.membership.static import StaticSource
 
-    return StaticSource(cluster, node)
+    return StaticSource(cluster, node, changed)

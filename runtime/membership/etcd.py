@@ -121,6 +121,7 @@ class EtcdSource:
 
     def __init__(self, cluster: Cluster, node: str, addresses: tuple[IPInterface, ...],
                  memory_dir: str, holds_addresses: HoldsAddresses, *,
+                 changed: threading.Event | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.cluster = cluster
         self.node = node
@@ -131,7 +132,7 @@ class EtcdSource:
         self.memory = Memory(memory_dir, cluster.name, node)
         self.holds_addresses = holds_addresses
         self.clock = clock
-        self.changed = threading.Event()
+        self.changed = changed or threading.Event()
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._members: dict[str, Member] = {}

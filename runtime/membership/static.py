@@ -13,8 +13,9 @@ from runtime.membership import View
 class StaticSource:
     """The `node` statements as members; this node is the one of its name."""
 
-    def __init__(self, cluster: Cluster, node: str) -> None:
-        self.changed = threading.Event()
+    def __init__(self, cluster: Cluster, node: str,
+                 changed: threading.Event | None = None) -> None:
+        self.changed = changed or threading.Event()
         members = members_of(cluster)
         me = members.get(node)
         condition = "" if me else (f"node {node} is not listed in cluster {cluster.name} "
