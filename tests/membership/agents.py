@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from compiler import datatypes, kubernetes
-from compiler.ir import Membership
+from compiler.cluster import vtep_mac
+from compiler.ir import Membership, Node
 from compiler.planner.context import mapping_from_option
 from runtime import driver
 from tests.cluster.sim import CLUSTER, HOST_PORT, POD_PORT, SimCluster, SimNode, SimPod
@@ -79,6 +80,11 @@ class AgentCluster(SimCluster):
         path = self.dirs(node)["config"]
         path.write_text(kubernetes.render_config(clusters, compilation.networks))
         return path
+
+    def mac(self, node: SimNode) -> str:
+        """The MAC of a node's VXLAN device (derived from cluster and node names)."""
+        (cluster,) = self.compiled(node).clusters
+        return vtep_mac(cluster, Node(node.name, (), ()))
 
     def dirs(self, node: SimNode | str) -> dict[str, Path]:
         """Where a node's agent keeps what a node keeps on its own disk."""

@@ -141,3 +141,21 @@ def test_a_node_for_which_the_pod_cidr_has_no_block_writes_no_conflist_and_says_
                "CIDR 10.244.0.0/23 are all held" in cluster.log(NODE_C.name)
         assert not cluster.conflist_path(NODE_C).exists()
         assert "netc agent: ready" not in cluster.log(NODE_C.name)
+
+
+def test_an_agent_starting_removes_the_routes_of_a_node_that_left_while_it_was_down(
+        tmp_path, bin_dir):
+    """flannel#2554: a peer deleted while the agent was down must not keep its route."""
+    with AgentCluster(tmp_path, bin_dir, "vxlan") as cluster:
+        _join(cluster, NODE_A, NODE_B, NODE_C)
+        gone = _subnets(cluster, NODE_C.name)
+        assert until(lambda: gone <= cluster.peer_routes(NODE_A))
+        assert cluster.stop_agent(NODE_A.name) == 0
+        assert cluster.stop_agent(NODE_C.name) == 0
+        assert cluster.leave(NODE_C).returncode == 0
+        assert until(lambda: not gone & cluster.peer_routes(NODE_B), LEASE)
+        assert gone <= cluster.peer_routes(NODE_A), "nothing removed while its agent was down"
+        _join(cluster, NODE_A)
+        assert cluster.wait_ready(NODE_A.name, 2)
+        assert not gone & cluster.peer_routes(NODE_A)
+        assert cluster.mac(NODE_C) not in {e.get("mac") for e in cluster.fdb(NODE_A)}
