@@ -138,6 +138,14 @@ class AgentCluster(SimCluster):
         path = self.dirs(name)["socket"].parent / "membership.json"
         return json.loads(path.read_text()) if path.exists() else {}
 
+    def status(self, node: SimNode) -> subprocess.CompletedProcess:
+        """`netc status` on the node, of its agent's conflists and membership file."""
+        dirs = self.dirs(node)
+        return subprocess.run(
+            [sys.executable, "-m", "runtime.cli", "status", str(dirs["net.d"]), "--node-netns",
+             self.ns(node), "--membership", str(dirs["socket"].parent / "membership.json")],
+            capture_output=True, text=True, check=False, timeout=60, cwd=ROOT)
+
     def block(self, name: str) -> int | None:
         return self.members(name).get("block")
 

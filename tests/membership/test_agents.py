@@ -114,10 +114,16 @@ def test_etcd_without_quorum_longer_than_the_lease_costs_a_flow_nothing(tmp_path
         blocks = {n: cluster.block(n) for n in (NODE_A.name, NODE_B.name)}
         a, b = cluster.add_pod(NODE_A), cluster.add_pod(NODE_B)
         routes = {n.name: cluster.peer_routes(n) for n in (NODE_A, NODE_B)}
+        healthy = cluster.status(NODE_A)
+        assert healthy.returncode == 0, healthy.stdout
+        assert healthy.stdout.startswith(f"cluster sim (etcd membership): node node-a holds "
+                                         f"block {blocks['node-a']} (lease "), healthy.stdout
         running = cluster.flow(a, b)
         cluster.etcd.stop(0)
         cluster.etcd.stop(1)
         assert until(lambda: "etcd is unavailable" in cluster.log(NODE_A.name), 3 * LEASE + 10)
+        assert until(lambda: "! etcd is unavailable" in cluster.status(NODE_A).stdout, 10)
+        assert cluster.status(NODE_A).returncode == 1
         time.sleep(3 * LEASE)  # the outage outlasts every lease
         assert {n.name: cluster.peer_routes(n) for n in (NODE_A, NODE_B)} == routes
         cluster.etcd.start(0)
