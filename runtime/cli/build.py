@@ -63,10 +63,13 @@ MANIFEST_FILE = "netc.yaml"
               help="kubernetes: where the nodes' runtimes find plugins.")
 @click.option("--warm-socket", default="/run/netc/cni.sock", show_default=True,
               help="kubernetes: the agents' warm server socket on the nodes.")
+@click.option("--etcd-secret", default="netc-etcd", show_default=True,
+              help="kubernetes: the Secret with the etcd client's ca.crt, tls.crt and tls.key "
+              "(clusters with etcd membership).")
 def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir: Path | None,
           check: bool, only: str | None, node: str | None, output: str, image: str | None,
           image_pull_policy: str, k8s_namespace: str, cni_conf_dir: str,
-          cni_bin_dir: str, warm_socket: str) -> None:
+          cni_bin_dir: str, warm_socket: str, etcd_secret: str) -> None:
     """Compile FILES (`-`: standard input) to CNI network configuration lists.
 
     Networks that draw from a cluster are built for one node (--node), or for
@@ -88,7 +91,8 @@ def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir:
         if has_errors(result.diagnostics):
             result.finish(EXIT_INVALID)
         rollout = Rollout(image or f"localhost/netc:{netc_version()}", image_pull_policy,
-                          k8s_namespace, cni_conf_dir, cni_bin_dir, warm_socket=warm_socket)
+                          k8s_namespace, cni_conf_dir, cni_bin_dir, warm_socket=warm_socket,
+                          etcd_secret=etcd_secret)
         text = _manifests(compilation.clusters, networks, rollout)
         result.emit({MANIFEST_FILE: Output("", text)}, out_dir, check, None)
     builds = _per_node(networks, compilation.clusters, node, out_dir is not None)

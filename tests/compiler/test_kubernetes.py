@@ -13,7 +13,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from compiler import kubernetes
+from compiler import datatypes, kubernetes
+from compiler.ir import Membership
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
 from runtime.cli import main
@@ -67,7 +68,7 @@ def test_the_daemon_set_runs_one_privileged_enough_agent_per_node():
     assert pod["hostPID"], "the agent works in the host's mount namespace: /proc/1/ns/mnt"
     # everything else it does on the host, it does in the host's mount namespace
     mounts = {m["mountPath"]: m["name"] for m in agent["volumeMounts"]}
-    assert mounts == {"/etc/netc": "config", "/run/netc": "warm-socket"}
+    assert mounts == {"/etc/netc/config": "config", "/run/netc": "warm-socket"}
     assert "--socket" in agent["args"]
     env = {e["name"]: e for e in agent["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
@@ -136,3 +137,42 @@ def test_node_local_contradicts_a_cluster():
             "    ipam { cluster prod; node-local }\n}\n")
     compilation = compile_sources([SourceFile("c.netdsl", text)])
     assert [d.code for d in compilation.diagnostics] == ["E106"]
+
+
+def _etcd_cluster():
+    """The cluster example with etcd membership and no node statement (the language's own
+    example, examples/etcd-cluster.netdsl, is golden-tested with the examples)."""
+    compilation, _ = compile_example("cluster")
+    (cluster,) = compilation.clusters
+    membership = Membership("etcd", ("https://10.0.0.1:2379", "https://10.0.0.2:2379"),
+                            ca_file="/etc/netc/etcd/ca.crt",
+                            cert_file="/etc/netc/etcd/client.crt",
+                            key_file="/etc/netc/etcd/client.key")
+    return [datatypes.replace(cluster, nodes=(), membership=membership)], compilation.networks
+
+
+def test_an_etcd_cluster_mounts_the_clients_files_from_the_secret_and_remembers_blocks():
+    clusters, networks = _etcd_cluster()
+    documents = kubernetes.manifests(clusters, networks, ROLLOUT)
+    for document in yaml.safe_load_all(kubernetes.render_manifests(documents)):
+        kubernetes_validate.validate(document, "1.28.0", strict=True)
+    pod = _daemon_set(documents)["spec"]["template"]["spec"]
+    (agent,) = pod["containers"]
+    mounts = {m["mountPath"]: m for m in agent["volumeMounts"]}
+    assert mounts["/etc/netc/etcd"]["readOnly"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/etc/netc/etcd"]["name"]]["secret"] == {
+        "secretName": "netc-etcd", "defaultMode": 0o400,
+        "items": [{"key": "ca.crt", "path": "ca.crt"}, {"key": "tls.crt", "path": "client.crt"},
+                  {"key": "tls.key", "path": "client.key"}]}
+    assert volumes[mounts["/var/lib/netc"]["name"]]["hostPath"]["path"] == "/var/lib/netc"
+    assert agent["args"][-2:] == ["--memory-dir", "/var/lib/netc"]
+
+
+def test_the_config_map_of_an_etcd_cluster_holds_no_node():
+    clusters, networks = _etcd_cluster()
+    config = next(d for d in kubernetes.manifests(clusters, networks, ROLLOUT)
+                  if d["kind"] == "ConfigMap")["data"]["netc.json"]
+    (cluster,), _ = kubernetes.read_config(json.loads(config))
+    assert cluster.nodes == () and cluster.membership.endpoints == clusters[0].membership.endpoints
+    assert "node-a" not in config
