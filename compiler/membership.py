@@ -16,12 +16,14 @@ them) before anything is planned from it.  Pure: no I/O here.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import json
 from collections.abc import Iterable, Mapping
 
 from compiler import datatypes
 from compiler.cluster import block_count, block_subnets
 from compiler.datatypes import frozen
+from compiler.digests import sha256
 from compiler.identifiers import is_node_name
 from compiler.ir import Cluster, IPInterface, IPNetwork, Node
 from compiler.source import Span
@@ -147,15 +149,20 @@ def choose_block(cluster: Cluster, name: str, taken: Mapping[int, str],
     """The block `name` should claim; None when the pod CIDRs have none left for it.
 
     Its pinned block, else the one it remembers if that is free (or its
-    own), else the lowest block nobody holds and nobody else is pinned to.
-    `taken` maps the blocks held now to their holders.
+    own), else the first block nobody holds and nobody else is pinned to,
+    from a place that follows from its name: nodes that start together
+    mostly try different blocks, rather than all the lowest free one, and
+    their create-if-absent transactions rarely collide.  `taken` maps the
+    blocks held now to their holders.
     """
     pinned = pinned_blocks(cluster)
     if name in pinned:
         return pinned[name]
     reserved = {block for owner, block in pinned.items() if owner != name}
+    count = block_count(cluster)
     if (remembered is not None and remembered not in reserved
-            and taken.get(remembered, name) == name and remembered < block_count(cluster)):
+            and taken.get(remembered, name) == name and remembered < count):
         return remembered
-    return next((block for block in range(block_count(cluster))
+    start = int.from_bytes(sha256(name.encode()).digest()[:8], "big") % count
+    return next((block for block in itertools.chain(range(start, count), range(start))
                  if block not in taken and block not in reserved), None)

@@ -44,7 +44,7 @@ def test_three_nodes_join_with_no_node_statement_and_pods_talk_without_nat(tmp_p
         _join(cluster, *THREE)
         names = [n.name for n in THREE]
         blocks = [cluster.block(n) for n in names]
-        assert sorted(blocks) == [0, 1, 2], blocks
+        assert len(set(blocks)) == 3 and None not in blocks, blocks
         assert until(lambda: _everyone_routes_to_everyone(cluster, names))
         pods = [cluster.add_pod(n) for n in THREE]
         assert [p.addresses[4].rsplit(".", 1)[0] for p in pods] == [
