@@ -169,3 +169,16 @@ def test_the_load_report_compares_each_phase_with_the_reference_and_says_what_wa
     assert ["reference", "4.00", "50.0", "400.0", "900.0", "0", "0/8", "1.00x"] in rows
     assert "netc-warm: 390 of 400 calls waited for the network's lock" in text
     assert "400 of 400 calls served warm" in text
+
+
+def test_the_membership_section_has_a_row_per_cluster_size_and_the_watchers_line():
+    size = {"size": 3, "lease_s": 3, "agent_rss_kib": 36_000,
+            **{step: _figures(ms) for step, ms in (("join", 560.0), ("claim", 60.0),
+                                                   ("leave", 350.0), ("crash", 3100.0))}}
+    suite = {"agents": [size, {**size, "size": 20}],
+             "watchers": {"watchers": 1000, "all_know": 420.0, "know": _figures(200.0),
+                          "revisions_per_join": 1, "process_rss_kib": 400_000}}
+    text = report.text(_results({"membership": suite}))
+    rows = [line for line in text.splitlines() if line.startswith(("        3", "       20"))]
+    assert len(rows) == 2 and "   560.0 /    672.0" in rows[0] and "(3)" in rows[0]
+    assert "1000 watchers in one process: all knew of a join within 420.0 ms" in text
