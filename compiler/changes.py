@@ -111,14 +111,19 @@ class Stranded:
     bridge: str | None
     """Their bridge, when the network moved to another one."""
 
-    def change(self, scope: str) -> Change:
-        """The line that names these pods, what they lose and what to do."""
+    def change(self, scope: str, by_agent: bool = False) -> Change:
+        """The line that names these pods, what they lose and what to do.
+
+        `by_agent`: the node's agent, not `netc apply`, sets the node up (a
+        dynamic cluster's).
+        """
         lost = [f"their addresses in {', '.join(map(str, self.subnets))} are no longer "
                 "served"] if self.subnets else []
         if self.bridge:
             lost.append(f"their veths stay on {self.bridge}")
-        remedy = (f"drain {self.node} and re-create its pods once `netc apply --node "
-                  f"{self.node}` has run") if self.node else (
+        done = ("its agent holds the new block" if by_agent else
+                f"`netc apply --node {self.node}` has run")
+        remedy = (f"drain {self.node} and re-create its pods once {done}") if self.node else (
                   "re-create them once their node has the new revision")
         return Change(scope, "running pods", "changed", f"running pods of network "
                       f"{self.network}", str(self.old), str(self.new),
@@ -349,7 +354,7 @@ def _pin_changes(node: str, old: Cluster | None, new: Cluster | None,
     assert cluster is not None
     scope = f"node {node} of cluster {cluster.name}"
     before, after = _listed(node, old), _listed(node, new)
-    changes = [pods.change(scope) for pods in stranded if pods.node == node]
+    changes = [pods.change(scope, by_agent=True) for pods in stranded if pods.node == node]
     if before == after:
         return changes
     effect = ("the agents read it once the new configuration reaches them; the node's routes "

@@ -92,6 +92,8 @@ def test_a_moved_pin_strands_the_pods_of_its_old_block(tmp_path):
     changes = _against(tmp_path, text, text.replace("block 1\n", "block 2\n"))
     (stranded, pin) = changes[-2:]
     assert stranded["layer"] == "running pods" and stranded["breaks_running_pods"]
+    assert stranded["effect"].endswith("drain ingress-1 and re-create its pods once its agent "
+                                       "holds the new block")
     assert (pin["subject"], pin["old"], pin["new"]) == ("ingress-1", "pinned to block 1",
                                                         "pinned to block 2")
     assert not [c for c in changes if c["layer"] == "node" and c["subject"] != "ingress-1"]

@@ -149,33 +149,22 @@ def test_fmt_is_idempotent_and_keeps_comments_on_whatever_parses(text):
     assert [c.text for c in reparsed.comments] == [c.text for c in document.comments]
 
 
-@PROPERTIES
-@given(networks())
-def test_generated_networks_compile_or_are_diagnosed(text):
-    check(SourceFile("net.netdsl", text))
+GENERATED = networks() | clusters()
+"""Plausible networks, and clusters with a membership and pins and a network using them."""
 
 
 @PROPERTIES
-@given(networks())
-def test_generated_networks_keep_their_meaning_through_fmt(text):
-    original = compile_sources([SourceFile("net.netdsl", text)])
-    document, _ = parse(SourceFile("net.netdsl", text))
-    formatted = compile_sources([SourceFile("net.netdsl", format_document(document))])
+@given(GENERATED)
+def test_generated_inputs_compile_or_are_diagnosed(text):
+    check(SourceFile("gen.netdsl", text))
+
+
+@PROPERTIES
+@given(GENERATED)
+def test_generated_inputs_keep_their_meaning_through_fmt(text):
+    original = compile_sources([SourceFile("gen.netdsl", text)])
+    document, _ = parse(SourceFile("gen.netdsl", text))
+    formatted = compile_sources([SourceFile("gen.netdsl", format_document(document))])
     assert comparable(formatted.networks) == comparable(original.networks)
-    assert [d.code for d in formatted.diagnostics] == [d.code for d in original.diagnostics]
-
-
-@PROPERTIES
-@given(clusters())
-def test_generated_clusters_compile_or_are_diagnosed(text):
-    check(SourceFile("cluster.netdsl", text))
-
-
-@PROPERTIES
-@given(clusters())
-def test_generated_clusters_keep_their_meaning_through_fmt(text):
-    original = compile_sources([SourceFile("cluster.netdsl", text)])
-    document, _ = parse(SourceFile("cluster.netdsl", text))
-    formatted = compile_sources([SourceFile("cluster.netdsl", format_document(document))])
     assert comparable(formatted.clusters) == comparable(original.clusters)
     assert [d.code for d in formatted.diagnostics] == [d.code for d in original.diagnostics]
