@@ -239,13 +239,11 @@ def _node(statement: Statement, placement: Placement | None, advice: str | None,
     name = collector.attempt(_node_name, statement)
     settings = body(statement)
     given = first(settings, "address")
-    if membership.dynamic:
-        addresses = () if given is None else collector.attempt(_addresses, given, statement)
-        if given is not None and addresses is not None:
-            collector.report(_unused_address(given, membership))
-            addresses = ()
-    else:
-        addresses = collector.attempt(_addresses, given, statement)
+    addresses = () if membership.dynamic and given is None else collector.attempt(
+        _addresses, given, statement)
+    if membership.dynamic and given is not None and addresses:
+        collector.report(_unused_address(given, membership))
+        addresses = ()
     if placement == UNPLACED:
         collector.report(_unplaced(statement, advice, membership))
     if name is None or addresses is None or placement is None or placement == UNPLACED:

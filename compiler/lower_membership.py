@@ -112,9 +112,8 @@ def _etcd(statement: Statement, collector: Collector) -> Membership:
              else None for keyword in TLS_FILES}
     for problem in _unpaired(settings):
         collector.report(problem)
-    if listed is not None:
-        for problem in _plain_http(listed, endpoints, any(files.values())):
-            collector.report(problem)
+    for problem in _plain_http(endpoints, any(files.values())):
+        collector.report(problem)
     return Membership(
         "etcd", tuple(e for e, _ in endpoints),
         (collector.attempt(_prefix, prefix) if prefix else None) or DEFAULT_PREFIX,
@@ -260,8 +259,7 @@ def _port(port: str | None, written: str, span: Span) -> int:
     return int(port)
 
 
-def _plain_http(statement: Statement, endpoints: Sequence[Endpoint],
-                tls_files: bool) -> list[Diagnostic]:
+def _plain_http(endpoints: Sequence[Endpoint], tls_files: bool) -> list[Diagnostic]:
     """W006 for each plain-HTTP endpoint: allowed, for labs."""
     unused = ("; `ca-file`, `cert-file` and `key-file` apply to https:// endpoints only"
               if tls_files else "")
