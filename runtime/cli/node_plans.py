@@ -30,7 +30,18 @@ def networks_of(compilation: Compilation, node: str | None) -> list[Network]:
 
 def plan_of_node(compilation: Compilation, node: str, networks: Sequence[Network],
                  only: str | None) -> Plan:
-    """The node-scoped plan of `node` (of its cluster, if one lists it) for some networks."""
+    """The node-scoped plan of `node` (of its cluster, if one lists it) for some networks.
+
+    Not of a node of a dynamic cluster: its routes and tunnel entries follow
+    the members its source lists at run time, which its agent applies; a plan
+    made from the pinned nodes alone would remove every other node's routes.
+    """
     cluster = next((c for c in compilation.clusters if c.node(node)), None)
+    if cluster is not None and cluster.membership.dynamic:
+        raise click.UsageError(
+            f"node {node} of cluster {cluster.name} routes to the members "
+            f"{cluster.membership.source} holds at run time, with the address its agent "
+            "publishes: its node-scoped plan is made and applied by its agent (netc agent), "
+            "not from the configuration alone")
     chosen = [n for n in networks if only in (None, n.name)]
     return node_plan(cluster, node, chosen)
