@@ -147,6 +147,14 @@ class AgentCluster(SimCluster):
              self.ns(node), "--membership", str(dirs["socket"].parent / "membership.json")],
             capture_output=True, text=True, check=False, timeout=60, cwd=ROOT)
 
+    def plan_live_members(self, node: SimNode) -> subprocess.CompletedProcess:
+        """`netc plan --node NAME --live-members` of the cluster's source, asked from the client
+        (which reaches etcd on the underlay)."""
+        return subprocess.run(
+            ["ip", "netns", "exec", self.client, sys.executable, "-m", "runtime.cli", "plan",
+             str(self.source_file(node)), "--node", node.name, "--live-members"],
+            capture_output=True, text=True, check=False, timeout=60, cwd=ROOT)
+
     def block(self, name: str) -> int | None:
         return self.members(name).get("block")
 
