@@ -81,13 +81,13 @@ def one_bin_dir(directory: Path) -> Path:
 
 
 @contextlib.contextmanager
-def containerd_on(lab: Lab, source: str, sandbox_image: str, *,
-                  own_var_lib: bool = False) -> Iterator[Containerd]:
+def containerd_on(lab: Lab, source: str, sandbox_image: str) -> Iterator[Containerd]:
     """A running containerd in the node: the network of `source` (built with `netc build
-    --target netc`) in its conf_dir, the sandbox image serving the lab's page in k8s.io."""
+    --target netc`) in its conf_dir, the sandbox image serving the lab's page in k8s.io,
+    /var/lib its own (libcni's cache is the test's, not the host's)."""
     conflist = build(source, lab.tmp / "net.d")
     engine = Containerd(lab.node, conflist.parent, one_bin_dir(lab.tmp / "cni-bin"),
-                        sandbox_image, CgroupTree(lab.tag), own_var_lib=own_var_lib)
+                        sandbox_image, CgroupTree(lab.tag), own_var_lib=True)
     try:
         engine.start()
         image = docker_archive(lab.tmp / "pause.tar", sandbox_image, network.page(lab))

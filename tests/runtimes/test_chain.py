@@ -38,8 +38,7 @@ def _needs_containerd() -> None:
 @pytest.fixture
 def daemon(lab: Lab) -> Iterator[Containerd]:
     """containerd in the node, the chained network in its conf_dir, /var/lib its own."""
-    with containerd_on(lab, network.source(lab, chained.STATEMENTS), SANDBOX_IMAGE,
-                       own_var_lib=True) as engine:
+    with containerd_on(lab, network.source(lab, chained.STATEMENTS), SANDBOX_IMAGE) as engine:
         yield engine
 
 
