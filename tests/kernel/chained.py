@@ -16,16 +16,19 @@ SYSCTLS = {"net.core.somaxconn": "1234", "net.ipv4.conf.eth0.accept_local": "1"}
 
 STATEMENTS = (
     "    chain tuning { sysctl { "
-    + "; ".join(f'"{key}" "{value}"' for key, value in SYSCTLS.items()) + " } }\n"
-    '    chain firewall { backend "iptables" }\n')
+    + "; ".join(f'"{key}" "{value}"' for key, value in SYSCTLS.items())
+    + " } }\n"
+    '    chain firewall { backend "iptables" }\n'
+)
 """The `chain` lines of a network block."""
 
 
 def sysctls(lab: Namespaces, netns: str) -> dict[str, str | None]:
     """The values of `SYSCTLS`' keys in a namespace (None: no such key, as before eth0 is)."""
     found = {key: lab.run(netns, "sysctl", "-n", key, check=False) for key in SYSCTLS}
-    return {key: done.stdout.strip() if done.returncode == 0 else None
-            for key, done in found.items()}
+    return {
+        key: done.stdout.strip() if done.returncode == 0 else None for key, done in found.items()
+    }
 
 
 def firewall_rules(lab: Namespaces, netns: str, address: str) -> list[str]:
@@ -34,5 +37,8 @@ def firewall_rules(lab: Namespaces, netns: str, address: str) -> list[str]:
     six = ":" in address
     saved = lab.run(netns, "ip6tables-save" if six else "iptables-save", "-t", "filter").stdout
     host = f"{address}/{128 if six else 32}"
-    return [line for line in saved.splitlines()
-            if line.startswith("-A CNI-FORWARD ") and host in line.split()]
+    return [
+        line
+        for line in saved.splitlines()
+        if line.startswith("-A CNI-FORWARD ") and host in line.split()
+    ]

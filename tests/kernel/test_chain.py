@@ -19,7 +19,8 @@ NETWORK = networks.bridge_network(
     "        subnet 10.77.0.0/24\n        subnet fd00:77::/64\n"
     "        route 0.0.0.0/0\n        route ::/0\n"
     "        dns { nameservers 10.96.0.10; search svc.cluster.local }",
-    extra=chained.STATEMENTS)
+    extra=chained.STATEMENTS,
+)
 
 
 def _cache(lab, pod):
@@ -34,7 +35,10 @@ def _addresses(result) -> list[str]:
 def test_tuning_and_firewall_act_after_netc_cni_and_del_takes_their_rules_out(lab):
     conflist = lab.network(NETWORK)
     assert [p["type"] for p in json.loads(conflist.read_text())["plugins"]] == [
-        "netc-cni", "tuning", "firewall"]
+        "netc-cni",
+        "tuning",
+        "firewall",
+    ]
     pod = lab.pod("p")
     node_before = chained.sysctls(lab, lab.node)
     assert chained.sysctls(lab, pod.name) != chained.SYSCTLS
@@ -50,7 +54,8 @@ def test_tuning_and_firewall_act_after_netc_cni_and_del_takes_their_rules_out(la
 
     lab.delete(conflist, pod)
     assert {a: chained.firewall_rules(lab, lab.node, a) for a in addresses} == {
-        a: [] for a in addresses}
+        a: [] for a in addresses
+    }
     assert not _cache(lab, pod).exists()
     assert "veth" not in lab.run(lab.node, "ip", "-o", "link").stdout
     lab.delete(conflist, pod)  # containerd's second DEL, without a cached result
@@ -112,5 +117,6 @@ def test_netc_cni_check_finds_a_cached_result_that_is_not_its_own(lab):
     assert failure.value.error["code"] == 106
     assert failure.value.error["details"].splitlines() == [
         f"the runtime's cached result lacks {held}, which the ADD reserved",
-        "the runtime's cached result lists 10.77.0.200/24, which this attachment does not hold"]
+        "the runtime's cached result lists 10.77.0.200/24, which this attachment does not hold",
+    ]
     lab.delete(conflist, pod)

@@ -97,6 +97,12 @@ def containerd_on(lab: Lab, source: str, sandbox_image: str) -> Iterator[Contain
         engine.close()
 
 
+@pytest.fixture
+def containerd_installed() -> None:
+    """`require("containerd")`, for `pytest.mark.usefixtures`: before the lab is made."""
+    require("containerd")
+
+
 @pytest.fixture(scope="session")
 def plugin_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CNI plugin directory holding only the launcher `netc install-plugin` writes."""

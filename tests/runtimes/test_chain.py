@@ -20,25 +20,25 @@ import pytest
 from tests.kernel import chained
 from tests.kernel.lab import Lab
 from tests.runtimes import network
-from tests.runtimes.conftest import containerd_on, require
+from tests.runtimes.conftest import containerd_on
 from tests.runtimes.containerd import Containerd
 from tests.runtimes.host import CgroupTree
 
-pytestmark = [pytest.mark.runtimes, pytest.mark.root]
+pytestmark = [
+    pytest.mark.runtimes,
+    pytest.mark.root,
+    pytest.mark.usefixtures("containerd_installed"),
+]
 
-SANDBOX_IMAGE = "localhost/netc-pause:chain"
 HOST_PORT = 8091
-
-
-@pytest.fixture(autouse=True)
-def _needs_containerd() -> None:
-    require("containerd")
 
 
 @pytest.fixture
 def daemon(lab: Lab) -> Iterator[Containerd]:
     """containerd in the node, the chained network in its conf_dir, /var/lib its own."""
-    with containerd_on(lab, network.source(lab, chained.STATEMENTS), SANDBOX_IMAGE) as engine:
+    with containerd_on(
+        lab, network.source(lab, chained.STATEMENTS), "localhost/netc-pause:chain"
+    ) as engine:
         yield engine
 
 
@@ -49,8 +49,14 @@ def test_cri_pod_gets_the_chained_plugins_effects_and_stop_takes_them_out(lab, d
     assert [p["type"] for p in conflist["plugins"]] == ["netc-cni", "tuning", "firewall"]
     node_before = chained.sysctls(lab, lab.node)
 
-    pod = cri.run_pod("web", "team", host_port=HOST_PORT, container_port=80, annotations={},
-                      cgroup_parent=CgroupTree(lab.tag).parent)
+    pod = cri.run_pod(
+        "web",
+        "team",
+        host_port=HOST_PORT,
+        container_port=80,
+        annotations={},
+        cgroup_parent=CgroupTree(lab.tag).parent,
+    )
     address = cri.status(pod)[0].network.ip
     assert address.startswith(network.SUBNET_PREFIX)
     sandbox = cri.netns(pod)
