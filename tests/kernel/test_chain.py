@@ -120,3 +120,13 @@ def test_netc_cni_check_finds_a_cached_result_that_is_not_its_own(lab):
         "the runtime's cached result lists 10.77.0.200/24, which this attachment does not hold",
     ]
     lab.delete(conflist, pod)
+
+
+def test_del_through_the_chain_succeeds_when_the_pods_namespace_is_gone(lab):
+    conflist = lab.network(NETWORK)
+    pod = lab.pod("p")
+    addresses = _addresses(lab.add(conflist, pod))
+    lab.remove_netns(pod.name)
+    lab.delete(conflist, pod)
+    assert [chained.firewall_rules(lab, lab.node, a) for a in addresses] == [[], []]
+    assert "veth" not in lab.run(lab.node, "ip", "-o", "link").stdout
