@@ -47,8 +47,9 @@
 #define TRY_AGAIN 11
 
 /* MARK, NUL, then KEY=VALUE NUL ... NUL: socket, identity, version, versions, handover_ms,
-   status_ms, and cold (argv, fields separated by the byte 0x1f).  The installer finds the
-   mark in the binary and overwrites the block; an unconfigured shim answers code 11. */
+   status_ms, cold (argv, fields separated by the byte 0x1f) and cold_requires (paths, one of
+   which must be executable for the cold command to run: an interpreter).  The installer
+   finds the mark in the binary and overwrites the block; an unconfigured shim answers 11. */
 volatile char config[CONFIG_SIZE] = MARK;
 
 extern char **environ;
@@ -253,11 +254,24 @@ static int offer(int server, long long deadline) {
     return 1;
 }
 
+/* Whether one of the colon-separated paths of `cold_requires` is executable (none: yes). */
+static int cold_possible(void) {
+    const char *required = setting("cold_requires");
+    if (!required || !*required)
+        return 1;
+    static char copy[CONFIG_SIZE];
+    snprintf(copy, sizeof copy, "%s", required);
+    for (char *path = strtok(copy, ":"); path; path = strtok(NULL, ":"))
+        if (access(path, X_OK) == 0)
+            return 1;
+    return 0;
+}
+
 /* The call run without a server: the cold command, or CNI error 11. */
 static int cold(char **argv) {
     const char *command = setting("cold");
     const char *socket_path = setting("socket");
-    if (command && *command) {
+    if (command && *command && cold_possible()) {
         static char copy[CONFIG_SIZE];
         char *args[64];
         int count = 0;
