@@ -22,7 +22,7 @@ from collections.abc import Sequence
 
 from compiler.digests import sha256
 from compiler.planner import iptables as rules
-from compiler.planner.ops import Kind, Observation, Operation
+from compiler.planner.ops import Kind, Observation, Operation, State
 from runtime.files import remove as remove_file
 from runtime.files import write_atomically
 from runtime.iptables import LIVE, restore, rule_count, start_restore
@@ -34,15 +34,23 @@ def marker_path(op: Operation) -> str:
     """The file that says this configuration of the network's NAT is set up."""
     canonical = json.dumps(op.params, sort_keys=True)
     digest = sha256(canonical.encode()).hexdigest()[:16]
-    return os.path.join(op.params["state"], f"nat-ipv{op.params['family']}.{digest}")
+    return os.path.join(op.params["state"],
+                        f"{op.params['table']}-ipv{op.params['family']}.{digest}")
 
 
 class NodeNat(KeptByDel):
-    """A network's chains and entry jumps for one family, set up once per configuration."""
+    """A network's chains and entry jumps for one family, set up once per configuration.
+
+    A pod's ADD trusts the marker; a node's apply (`netc apply --node`, the
+    agent's periodic converge) looks at the tables themselves, so a flushed
+    table -- the loopback guard included -- is put back there.
+    """
 
     def ensure(self, op: Operation, run: Run) -> bool:
         marker = marker_path(op)
-        if os.path.exists(marker):
+        if run.pod is None and self.observe(op, run).state == State.IN_PLACE:
+            return False
+        if run.pod is not None and os.path.exists(marker):
             return False
         self.set_up(op, marker)
         return True
@@ -116,7 +124,8 @@ class AttachmentNat:
     def _repair_network(self, op: Operation, run: Run) -> None:
         """The dispatch chain is gone (the nat table was flushed): set the network up again."""
         network = next(o for o in run.plan.operations if o.kind == Kind.NODE_NAT
-                       and o.params["family"] == op.params["family"])
+                       and o.params["family"] == op.params["family"]
+                       and o.params["table"] == op.params["table"])
         NODE_NAT.set_up(network, marker_path(network))
 
     def remove(self, op: Operation, run: Run) -> None:

@@ -54,11 +54,12 @@ def compile_one(text):
     return network
 
 
-def _node_nat(network, state_dir):
+def _node_nat(network, state_dir, table="nat"):
+    """The network's operation for `table` in IPv4, and a pod's call (a node's: `pod` None)."""
     network = datatypes.replace(network, state_dir=str(state_dir))
     (op,) = [o for o in plan(network, PodContext("c1"), "ADD").operations
-             if o.kind == Kind.NODE_NAT]
-    return op, SimpleNamespace()
+             if o.kind == Kind.NODE_NAT and o.params["table"] == table]
+    return op, SimpleNamespace(pod=PodContext("c1"))
 
 
 def test_the_first_pod_sets_the_network_up_and_later_ones_run_nothing(tables, tmp_path):
@@ -95,4 +96,17 @@ def test_set_up_runs_again_whatever_the_marker_says(tables, tmp_path):
     op, run = _node_nat(compile_one(SOURCE), tmp_path)
     nat.NODE_NAT.ensure(op, run)
     nat.NODE_NAT.set_up(op, nat.marker_path(op))
+    assert len(tables.written) == 2
+
+
+def test_a_node_apply_looks_at_the_tables_not_the_marker(tables, tmp_path):
+    """The agent's converge repairs a flushed table the marker still calls set up."""
+    op, pods_call = _node_nat(compile_one(SOURCE), tmp_path, table="raw")
+    node_apply = SimpleNamespace(pod=None)
+    nat.NODE_NAT.ensure(op, pods_call)
+    assert nat.marker_path(op).startswith(f"{tmp_path}/pods/raw-ipv4.")
+    assert nat.NODE_NAT.ensure(op, node_apply)
+    assert len(tables.written) == 2
+    tables.rules |= {(j["chain"], tuple(j["rule"])) for j in op.params["jumps"]}
+    assert not nat.NODE_NAT.ensure(op, node_apply)
     assert len(tables.written) == 2
