@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import posixpath
 import sys
 import types
 import typing
@@ -30,6 +31,7 @@ from typing import Any, TypeVar
 from compiler import datatypes, ir
 from compiler.digests import sha256
 from compiler.errors import Code, NetcError
+from compiler.identifiers import interface_name_problem, is_name
 from compiler.source import Span
 
 FORMAT = 2
@@ -57,8 +59,34 @@ def digest(document: dict[str, Any]) -> str:
 
 
 def decode(document: dict[str, Any]) -> ir.Network:
-    """The network of a JSON object written by `encode`."""
-    return decode_as(ir.Network, document)
+    """The network of a JSON object written by `encode`, its names and directories checked.
+
+    A network arrives this way from a conflist or a ConfigMap, which anyone
+    able to write them may have made by hand: whatever becomes a path --
+    its name, its directories, its bridge's name in /proc/sys -- is checked
+    as the compiler checks the source, so it cannot lead netc's files out of
+    the places the network names.
+    """
+    network = decode_as(ir.Network, document)
+    problem = path_problem(network)
+    if problem is not None:
+        raise FormatError(problem)
+    return network
+
+
+def path_problem(network: ir.Network) -> str | None:
+    """Why a network's names or directories cannot be paths netc writes, or None."""
+    if not is_name(network.name):
+        return f"network name {network.name!r} is not a valid CNI network name"
+    bridge = network.bridge.name if network.bridge else None
+    problem = interface_name_problem(bridge) if bridge is not None else None
+    if problem:
+        return f"bridge name {bridge!r} {problem}"
+    directories = [network.state_dir, *([network.ipam.data_dir] if network.ipam else [])]
+    for directory in directories:
+        if not posixpath.isabs(directory) or posixpath.normpath(directory) != directory:
+            return f"directory {directory!r} is not a normal absolute path"
+    return None
 
 
 def decode_as(kind: type[T], document: Any) -> T:

@@ -24,6 +24,7 @@ from enum import StrEnum
 
 from compiler.datatypes import frozen
 from compiler.digests import sha256
+from compiler.errors import Code, NetcError
 from runtime.files import read_text, remove, write_atomically
 
 MANIFEST = ".netc-owned"
@@ -72,6 +73,22 @@ class Plan:
     others: dict[str, dict[str, str]]
 
 
+class UnsafeName(NetcError):
+    """An output name that is not a plain relative path: it could land outside the directory."""
+
+    code = Code.BAD_CONFIG
+
+
+def plain_name(name: str) -> bool:
+    """Whether `name` stays in the directory: file names joined by `/` (`node-a/10-x.conflist`).
+
+    No component is empty, `.` or `..`, and none holds NUL: a name made from
+    data (a network's name) cannot climb out or start at `/`.
+    """
+    parts = name.split("/")
+    return all(part not in ("", ".", "..") and "\0" not in part for part in parts)
+
+
 def digest(text: str) -> str:
     """The digest the manifest records for a file's text."""
     return "sha256:" + sha256(text.encode()).hexdigest()
@@ -84,6 +101,10 @@ def plan_directory(directory: str, wanted: Mapping[str, Output],
     Files netc wrote for `networks` (default: any) and no longer wants are
     removed; the manifest's other entries are kept as they are.
     """
+    unsafe = sorted(name for name in wanted if not plain_name(name))
+    if unsafe:
+        raise UnsafeName(f"{unsafe[0]!r} is not a plain file name: netc writes nothing "
+                         f"outside {directory}")
     owned = _manifest(directory)
     mine = {name: entry for name, entry in owned.items()
             if networks is None or entry["network"] in networks}

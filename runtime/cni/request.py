@@ -8,14 +8,12 @@ podman sends `portMappings`/`hostPort`, containerd `PortMappings`/`HostPort`.
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Mapping
 from typing import Any
 
 from compiler import ir_codec
 from compiler.datatypes import frozen, replace
 from compiler.errors import Code, NetcError
-from compiler.identifiers import interface_name_problem, is_name
 from compiler.ir import Network
 from compiler.planner.context import (
     BandwidthRequest,
@@ -66,7 +64,6 @@ def parse_request(data: bytes) -> Request:
         raise NetcError("the compiled network was edited after netc build", Code.BAD_CONFIG,
                         "edit the .netdsl source and run netc build again")
     network = ir_codec.decode(embedded["network"])
-    _check_paths(network)
     if config.get("name") not in (None, network.name):
         raise NetcError(f"network name {config.get('name')!r} does not match the compiled "
                         f"network {network.name!r}", Code.BAD_CONFIG)
@@ -74,22 +71,6 @@ def parse_request(data: bytes) -> Request:
     if not isinstance(runtime_config, dict):
         raise NetcError("runtimeConfig is not an object", Code.BAD_CONFIG)
     return Request(version, network, lower_keys(runtime_config), config)
-
-
-def _check_paths(network: Network) -> None:
-    """Names and directories that become paths must stay where they say (a hand-made conflist)."""
-    if not is_name(network.name):
-        raise NetcError(f"network name {network.name!r} is not a valid CNI network name",
-                        Code.BAD_CONFIG)
-    bridge = network.bridge.name if network.bridge else None
-    problem = interface_name_problem(bridge) if bridge is not None else None
-    if problem:
-        raise NetcError(f"bridge name {bridge!r} {problem}", Code.BAD_CONFIG)
-    directories = [network.state_dir, *([network.ipam.data_dir] if network.ipam else [])]
-    for directory in directories:
-        if not posixpath.isabs(directory) or posixpath.normpath(directory) != directory:
-            raise NetcError(f"directory {directory!r} is not a normal absolute path",
-                            Code.BAD_CONFIG)
 
 
 def pod_context(call: Call, request: Request, previous: Record | None) -> PodContext:
