@@ -19,7 +19,14 @@ from compiler.errors import Code
 from compiler.ir import family_key
 from compiler.planner.ops import Kind, Observation, Operation
 from runtime import programs
-from runtime.files import create_exclusively, locked, read_text, remove, sweep_temporaries
+from runtime.files import (
+    create_exclusively,
+    locked,
+    private_directory,
+    read_text,
+    remove,
+    sweep_temporaries,
+)
 from runtime.ops.base import IN_PLACE_NOW, NOTHING_TO_KEEP, Refused, Run, differs, missing
 
 
@@ -29,7 +36,7 @@ class ClaimHandler:
     def ensure(self, op: Operation, run: Run) -> bool:
         """Claim every port or none: conflicts are looked for before anything is written."""
         directory, owner = op.params["dir"], op.params["owner"]
-        os.makedirs(directory, exist_ok=True)
+        private_directory(directory)
         with locked(os.path.join(directory, "lock")):
             sweep_temporaries(directory)
             for claim in op.params["claims"]:

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from compiler.digests import sha256
 from compiler.planner import iptables as rules
 from compiler.planner.ops import Kind, Observation, Operation, State
+from runtime.files import private_directory, write_atomically
 from runtime.files import remove as remove_file
-from runtime.files import write_atomically
 from runtime.iptables import LIVE, restore, rule_count, start_restore
 from runtime.ops.base import IN_PLACE_NOW, KeptByDel, Run, differs, missing
 from runtime.programs import ProgramFailed, Running
@@ -61,7 +61,7 @@ class NodeNat(KeptByDel):
         lines = rules.node_setup(op.params, LIVE)
         if lines:
             restore(op.params["family"], op.params["table"], lines)
-        os.makedirs(os.path.dirname(marker), exist_ok=True)
+        private_directory(os.path.dirname(marker))
         write_atomically(marker, b"", durable=False)
 
     def observe(self, op: Operation, run: Run) -> Observation:
