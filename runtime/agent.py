@@ -167,6 +167,8 @@ class Agent:
         start = (f"import sys; sys.path.append({package_root()!r}); "
                  "from runtime.cli import main; main()")
         command = [sys.executable, "-c", start, "serve-cni", "--socket", self.options.socket]
+        if self.options.host_mount_ns:  # the node's iptables, never the image's
+            command += ["--host-mount-ns", self.options.host_mount_ns]
         self.server = subprocess.Popen(command, stderr=subprocess.PIPE)
         assert self.server.stderr is not None
         relay = self.relay = _ServerLog(self.server.stderr)
