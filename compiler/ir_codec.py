@@ -97,6 +97,8 @@ def decode_as(kind: type[T], document: Any) -> T:
         return _decode_fields(kind, document)
     except (KeyError, TypeError, ValueError) as error:
         raise FormatError(f"the embedded {kind.__name__} is malformed: {error}") from error
+    except RecursionError:
+        raise FormatError(f"the embedded {kind.__name__} is nested too deeply") from None
 
 
 def _encode(value: object) -> Any:
@@ -124,6 +126,8 @@ def _decode(kind: Any, data: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         return _decode_union(typing.get_args(kind), data)
     if origin is tuple:
+        if not isinstance(data, list):
+            raise TypeError(f"expected a list, found {type(data).__name__}")
         (item, _ellipsis) = typing.get_args(kind)
         return tuple(_decode(item, d) for d in data)
     if kind is Span:
@@ -135,7 +139,9 @@ def _decode(kind: Any, data: Any) -> Any:
     return _scalar(kind, data)
 
 
-def _decode_fields(kind: type[T], data: Mapping[str, Any]) -> T:
+def _decode_fields(kind: type[T], data: Any) -> T:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"expected an object for {kind.__name__}, found {type(data).__name__}")
     hints = _hints(kind)
     return kind(**{name: _decode(hints[name], value) for name, value in data.items()})
 

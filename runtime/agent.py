@@ -145,13 +145,22 @@ class Agent:
             conf_dir = self.options.cni_conf_dir
             _log_report(_in_host(self.options, lambda: write_conflists(conf_dir, built)))
         except (NetcError, OSError, ValueError) as error:
-            if str(error) != self.problem:
-                log(f"not ready: {error}")
-            self.ready, self.problem = False, str(error)
+            self._not_ready(str(error))
+            return
+        except Exception as error:  # never a crash loop on every node: not ready, and why
+            self._not_ready(f"{type(error).__name__}: {error}", traceback.format_exc())
             return
         if not self.ready:
             log("ready")
         self.ready, self.problem = True, ""
+
+    def _not_ready(self, problem: str, details: str = "") -> None:
+        """Not ready for `problem`, logged (with `details`) when it is new, not at each retry."""
+        if problem != self.problem:
+            log(f"not ready: {problem}")
+            if details:
+                sys.stderr.write(details)
+        self.ready, self.problem = False, problem
 
     def _server_running(self) -> bool:
         return self.server is not None and self.server.poll() is None
@@ -248,6 +257,9 @@ class Snapshot:
             document = json.loads(self.content.decode("utf-8"))
         except ValueError as error:  # JSON and UTF-8 errors are ValueErrors
             raise NetcError(f"cannot read the configuration {self.path}: {error}") from error
+        except RecursionError:
+            raise NetcError(f"cannot read the configuration {self.path}: nested too "
+                            "deeply") from None
         return kubernetes.read_config(document)
 
 
