@@ -9,11 +9,15 @@ writes or reads outside the directory it was given.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
-from click.testing import CliRunner
+import pytest
+from click.testing import CliRunner, Result
 
+from compiler.pipeline import compile_sources
+from compiler.source import SourceFile
 from runtime.cli import main
 from tests.support import ROOT
 
@@ -46,3 +50,70 @@ def test_a_revision_is_still_read_from_git(tmp_path):
     result = CliRunner().invoke(main, ["plan", str(source), "--against", "HEAD"])
     assert result.exit_code == 0, result.output
     assert "No changes" in result.stdout
+
+
+CONTAINERD = ROOT / "tests" / "golden" / "import" / "containerd" / "10-containerd-net.conflist"
+SECRET = {"cniVersion": "1.0.0", "name": "secret",
+          "plugins": [{"type": "macvlan", "master": "eth0", "token": "s3cr3t-token"}]}
+INJECTED = '\nnetwork evil {\n    priority 1\n    plugin macvlan { master "eth0" }\n}\n#'
+
+
+def _import(*args: str) -> Result:
+    return CliRunner().invoke(main, ["import", *args])
+
+
+def test_a_file_name_cannot_inject_statements(tmp_path):
+    """A file name's newlines ended the `# imported from` comment: `evil` became a network."""
+    directory = tmp_path / "net.d"
+    directory.mkdir()
+    (directory / f"10-containerd-net{INJECTED}.conflist").write_bytes(CONTAINERD.read_bytes())
+    result = _import(str(directory), "--out", str(tmp_path / "node.netdsl"))
+    assert result.exit_code == 0, result.output
+    written = (tmp_path / "node.netdsl").read_text()
+    compilation = compile_sources([SourceFile("node.netdsl", written)])
+    assert [n.name for n in compilation.networks] == ["containerd-net"], written
+    assert "\\nnetwork evil {" in written  # the name is there, escaped, in the comment
+
+
+def _deep(depth: int) -> str:
+    return ('{"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "macvlan", "deep": '
+            + "[" * depth + "]" * depth + "}]}")
+
+
+@pytest.mark.parametrize(("content", "reason"), [
+    (_deep(100_000), "nested more than 32 deep"),
+    (_deep(500), "nested more than 32 deep"),
+    (_deep(40), "nested more than 32 deep"),
+    ('{"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "bridge", "mtu": 1e400}]}',
+     "1e400"),
+], ids=["100000-deep", "500-deep", "40-deep", "1e400"])
+def test_hostile_json_is_an_error_naming_the_file(tmp_path, content, reason):
+    source = tmp_path / "10-x.conflist"
+    source.write_text(content)
+    result = _import(str(source))
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"{source}" in result.stderr and reason in result.stderr
+
+
+def test_a_symbolic_link_in_an_input_directory_is_not_followed(tmp_path):
+    """A link to a JSON file elsewhere (a token, a registry secret) would land in the output."""
+    elsewhere = tmp_path / "secret.json"
+    elsewhere.write_text(json.dumps(SECRET))
+    directory = tmp_path / "net.d"
+    directory.mkdir()
+    (directory / "10-containerd-net.conflist").write_bytes(CONTAINERD.read_bytes())
+    (directory / "20-link.conflist").symlink_to(elsewhere)
+    result = _import(str(directory))
+    assert result.exit_code == 0, result.output
+    assert "s3cr3t-token" not in result.stdout
+    assert "20-link.conflist" in result.stderr and "symbolic link" in result.stderr
+
+
+def test_out_is_no_more_readable_than_the_inputs(tmp_path):
+    source = tmp_path / "10-containerd-net.conflist"
+    source.write_bytes(CONTAINERD.read_bytes())
+    source.chmod(0o600)
+    result = _import(str(source), "--out", str(tmp_path / "node.netdsl"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "node.netdsl").stat().st_mode & 0o777 == 0o600
