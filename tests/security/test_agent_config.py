@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from compiler import kubernetes
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
-from runtime.agent import Agent, Options, Snapshot
-from runtime.outdir import Output, UnsafeName, plan_directory
+from runtime.agent import Agent, Options, Snapshot, write_conflists
+from runtime.outdir import InTheWay, Output, UnsafeName, plan_directory
 from tests.kernel import networks
 from tests.kernel.lab import Lab
 
@@ -185,3 +185,16 @@ def test_no_value_anywhere_in_the_configmap_makes_the_agent_raise(fuzzed_agent, 
     content = json.dumps(document).encode()
     fuzzed_agent.converge(Snapshot(fuzzed_agent.options.config, content, str(hash(content))))
     assert not fuzzed_agent.ready and fuzzed_agent.problem
+
+
+def test_the_agent_never_overwrites_a_conflist_netc_did_not_write(tmp_path):
+    """Another plugin's file that happens to bear netc's name stays, and the agent says so."""
+    conf_dir = tmp_path / "net.d"
+    conf_dir.mkdir()
+    foreign = conf_dir / "10-labnet.conflist"
+    foreign.write_text('{"name": "another plugin\'s"}')
+    networks = kubernetes.read_config(_document())[1]
+    with pytest.raises(InTheWay, match=r"10-labnet\.conflist: netc did not write it"):
+        write_conflists(str(conf_dir), networks)
+    assert foreign.read_text() == '{"name": "another plugin\'s"}'
+    assert sorted(p.name for p in conf_dir.iterdir()) == ["10-labnet.conflist"]

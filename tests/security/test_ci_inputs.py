@@ -18,7 +18,9 @@ from click.testing import CliRunner, Result
 
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
+from runtime import outdir
 from runtime.cli import main
+from runtime.cli.build import MANIFEST_FILE
 from tests.support import ROOT
 
 PODS = (ROOT / "examples" / "pods.netdsl").read_text()
@@ -117,3 +119,79 @@ def test_out_is_no_more_readable_than_the_inputs(tmp_path):
     result = _import(str(source), "--out", str(tmp_path / "node.netdsl"))
     assert result.exit_code == 0, result.output
     assert (tmp_path / "node.netdsl").stat().st_mode & 0o777 == 0o600
+
+
+def _build(*args: str) -> Result:
+    return CliRunner().invoke(main, ["build", *args])
+
+
+def _pods(tmp_path: Path) -> Path:
+    source = tmp_path / "pods.netdsl"
+    source.write_text(PODS)
+    return source
+
+
+def test_a_foreign_file_with_netcs_name_is_never_overwritten(tmp_path):
+    out = tmp_path / "net.d"
+    out.mkdir()
+    foreign = out / "10-pods.conflist"
+    foreign.write_text('{"name": "someone else\'s"}')
+    result = _build(str(_pods(tmp_path)), "--target", "netc", "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert foreign.read_text() == '{"name": "someone else\'s"}'
+    assert str(foreign) in result.stderr and "did not write" in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["10-pods.conflist"]
+
+
+def test_the_same_content_already_there_is_adopted(tmp_path):
+    """A conflist netc would write, byte for byte, is no foreign file: it is recorded as netc's."""
+    out = tmp_path / "net.d"
+    assert _build(str(_pods(tmp_path)), "--target", "netc", "--out", str(out)).exit_code == 0
+    (out / ".netc-owned").unlink()
+    result = _build(str(_pods(tmp_path)), "--target", "netc", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "10-pods.conflist" in (out / ".netc-owned").read_text()
+
+
+def test_a_manifest_entry_cannot_name_a_file_outside_the_directory(tmp_path):
+    """`.netc-owned` listing `../victim.txt` with its digest made build remove that file."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious\n")
+    out = tmp_path / "net.d"
+    out.mkdir()
+    (out / ".netc-owned").write_text(json.dumps({"format": 1, "files": {"../victim.txt": {
+        "network": "pods", "digest": outdir.digest("precious\n")}}}))
+    result = _build(str(_pods(tmp_path)), "--target", "netc", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert victim.read_text() == "precious\n"
+    assert "victim" not in (out / ".netc-owned").read_text()
+
+
+def test_check_never_reads_through_a_symbolic_link_at_an_output_name(tmp_path):
+    """A link at the output name printed its target's content into the CI log."""
+    secret = tmp_path / "environ"
+    secret.write_text("AWS_SECRET_ACCESS_KEY=hunter2\n")
+    out = tmp_path / "deploy"
+    out.mkdir()
+    (out / MANIFEST_FILE).symlink_to(secret)
+    result = _build(str(_pods(tmp_path)), "--target", "kubernetes", "--out", str(out),
+                    "--check")
+    assert result.exit_code == 1, result.output
+    assert "hunter2" not in result.output
+    assert "symbolic link" in result.stderr
+    assert (out / MANIFEST_FILE).is_symlink()
+
+
+def test_a_symbolic_link_in_the_output_path_leads_no_write_elsewhere(tmp_path):
+    """A node folder of `--out DIR` (DIR/NODE/) linked elsewhere is not written through."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "net.d"
+    out.mkdir()
+    (out / "node-a").symlink_to(elsewhere)
+    source = tmp_path / "cluster.netdsl"
+    source.write_text((ROOT / "examples" / "cluster.netdsl").read_text())
+    result = _build(str(source), "--target", "netc", "--out", str(out))
+    assert result.exit_code == 1, result.output
+    assert list(elsewhere.iterdir()) == []
+    assert "symbolic link" in result.stderr
