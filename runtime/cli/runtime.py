@@ -49,10 +49,13 @@ def install_plugin(bin_dir: Path, python: str | None, warm_socket: str | None) -
                    "namespace, e.g. /proc/1/ns/mnt (default: the server's own).")
 def serve_cni(path: str, handover_timeout: float, host_mount_ns: str | None) -> None:
     """Keep netc-cni loaded and run calls handed over by warm launchers (root)."""
-    from runtime.cni.server import serve
+    from runtime.cni.server import UnsafeSocketDirectory, serve
     from runtime.install import identity
 
-    serve(path, identity(), handover_timeout, host_mount_ns)
+    try:
+        serve(path, identity(), handover_timeout, host_mount_ns)
+    except UnsafeSocketDirectory as error:
+        raise SystemFailure(f"{error} ({error.details})") from error
 
 
 @click.command("run")

@@ -60,12 +60,14 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
 import traceback
 from typing import NoReturn
 
+from compiler.errors import Code, NetcError
 from runtime import programs
 from runtime.cni import plugin
 from runtime.netns import CLONE_NEWNET, CLONE_NEWNS, NetnsError, enter, prepare
@@ -254,10 +256,23 @@ class _ImportsClosed(importlib.abc.MetaPathFinder):
                           "imported in the caller's namespaces")
 
 
+class UnsafeSocketDirectory(NetcError):
+    """A socket directory others may write in: they could put their own server at its name."""
+
+    code = Code.BAD_CONFIG
+
+
 def _listen(path: str) -> socket.socket:
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    status = os.stat(directory)
+    if status.st_uid != os.geteuid() or status.st_mode & 0o022:
+        raise UnsafeSocketDirectory(
+            f"{directory} is writable by others (mode {stat.S_IMODE(status.st_mode):04o}, "
+            f"owner {status.st_uid}): they could serve calls in netc's place",
+            details="give --socket a path in a directory only root may write, such as /run/netc")
     if os.path.exists(path):
         os.unlink(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o077)
     try:

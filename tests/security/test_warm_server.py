@@ -1,4 +1,4 @@
-"""Issue 22, item 4: the warm server lends nothing a caller does not hold.
+"""Issue 22, items 4 and 9: the warm server lends nothing; the launcher trusts no other server.
 
 `netc serve-cni` runs with every capability; a launcher hands it a call with
 its environment and its network and mount namespaces.  A caller that is
@@ -7,17 +7,35 @@ own -- must not get programs of its choosing run with the server's
 capabilities.  Each attack here binds a fake `iptables-restore` over the
 real one in a private mount namespace and makes a first ADD, whose node NAT
 runs iptables-restore; the fake records the capabilities it ran with.
+
+The other way round, a launcher must not hand a call -- and the runtime's
+stdout -- to a server that is not root: anyone able to put a socket at the
+server's path (a directory others may write) would forge ADD results.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from runtime import programs
+from runtime.cni import server
+from runtime.install import install
 from tests.faults import calls
 from tests.kernel import networks
 from tests.kernel.lab import Lab, Pod
 from tests.kernel.warm import WarmServer
+from tests.support import ROOT
 
 REAL = "/usr/sbin/iptables-restore"
 
@@ -80,3 +98,95 @@ def test_programs_get_a_fixed_environment(monkeypatch):
     monkeypatch.setenv("PATH", "/tmp/evil:/usr/bin:/bin")
     listed = programs.run("env").decode().splitlines()
     assert listed == [f"PATH={':'.join(programs.SEARCH_PATH)}"]
+
+
+FORGED = '{"cniVersion": "1.0.0", "ips": [{"address": "6.6.6.6/32"}], "forged": true}\n'
+
+
+@pytest.fixture
+def open_directory() -> Iterator[Path]:
+    """A socket directory anyone may write in (a misconfigured /run/netc); removed after."""
+    path = Path(tempfile.mkdtemp(prefix="netc-socket-"))
+    path.chmod(0o777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+def _forger(socket_path: Path) -> int:
+    """A process of uid 65534 posing as the warm server: it answers every call with FORGED.
+
+    It speaks the hand-over (runtime/cni/server.py) and writes FORGED to the
+    stdout it is handed, then reports status 0.  Its PID, once it listens.
+    """
+    reader, writer = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - killed by the test
+        try:
+            os.close(reader)
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(str(socket_path))
+            listener.listen(8)
+            os.write(writer, b"listening")
+            while True:
+                connection, _ = listener.accept()
+                header = connection.recv(len(server.MAGIC) + server.HEADER.size)
+                _, length = server.HEADER.unpack(header[len(server.MAGIC):])
+                while length > 0:
+                    length -= len(connection.recv(min(length, 1 << 16)))
+                connection.sendall(bytes([server.READY]))
+                _, ancillary, _, _ = connection.recvmsg(1, socket.CMSG_SPACE(5 * 4))
+                fds = struct.unpack("5i", ancillary[0][2][:20])
+                connection.sendall(bytes([server.STARTED]))
+                os.write(fds[1], FORGED.encode())
+                for fd in fds:
+                    os.close(fd)
+                connection.sendall(bytes([0]))
+                connection.close()
+        finally:
+            os._exit(0)
+    os.close(writer)
+    try:
+        assert os.read(reader, 9) == b"listening"
+    finally:
+        os.close(reader)
+    return child
+
+
+NOBODY = 65534
+
+
+def test_a_launcher_hands_no_call_to_a_server_that_is_not_root(lab: Lab, open_directory: Path):
+    socket_path = open_directory / "cni.sock"
+    forger = _forger(socket_path)
+    try:
+        lab.bin_dir = lab.tmp / "warm-bin"
+        install(lab.bin_dir, warm_socket=str(socket_path))
+        conflist = lab.network(networks.BRIDGE)
+        answer = calls.call(lab, calls.request(conflist), calls.environment("ADD", lab.pod("p")))
+    finally:
+        os.kill(forger, signal.SIGKILL)
+        os.waitpid(forger, 0)
+    assert answer.status == 0, answer.stdout
+    (result,) = answer.documents()
+    assert "forged" not in result
+    assert result["ips"][0]["address"].startswith("10.77.0.")
+
+
+def test_the_server_refuses_a_socket_directory_others_may_write(open_directory: Path):
+    """Whoever may write there could put their own server at the socket's name."""
+    process = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve-cni", "--socket",
+                                str(open_directory / "cni.sock")], cwd=ROOT,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stderr is not None
+        first = process.stderr.readline()  # the refusal, or "... listening on ..."
+    finally:
+        process.kill()
+        process.wait()
+    assert "writable by others" in first, first
+    assert not (open_directory / "cni.sock").exists()
