@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from compiler import datatypes, ir
 from compiler.digests import sha256
 from compiler.errors import Code, NetcError
-from compiler.identifiers import interface_name_problem, is_name
+from compiler.identifiers import RESERVED_NETWORK_NAMES, interface_name_problem, is_name
 from compiler.source import Span
 
 FORMAT = 2
@@ -78,6 +78,8 @@ def path_problem(network: ir.Network) -> str | None:
     """Why a network's names or directories cannot be paths netc writes, or None."""
     if not is_name(network.name):
         return f"network name {network.name!r} is not a valid CNI network name"
+    if network.name in RESERVED_NETWORK_NAMES:
+        return f"network name {network.name!r} is reserved: netc's own files bear that name"
     bridge = network.bridge.name if network.bridge else None
     problem = interface_name_problem(bridge) if bridge is not None else None
     if problem:

@@ -50,6 +50,10 @@ def _data_dir(network: dict[str, Any], tmp: Path) -> None:
     network["ipam"]["data_dir"] = "OUTSIDE"
 
 
+def _reserved(network: dict[str, Any], tmp: Path) -> None:
+    network["name"] = "hostports"
+
+
 def _bridge(network: dict[str, Any], tmp: Path) -> None:
     network["bridge"]["name"] = "../../../../x"
 
@@ -71,7 +75,8 @@ def _configmap(lab: Lab, edit: Edit) -> Path:
     (_state_dir, "is not a normal absolute path"),
     (_data_dir, "is not a normal absolute path"),
     (_bridge, "contains a character the kernel refuses"),
-], ids=["name", "state-dir", "data-dir", "bridge"])
+    (_reserved, "is reserved"),
+], ids=["name", "state-dir", "data-dir", "bridge", "reserved-name"])
 def test_a_crafted_configmap_leaves_the_agent_not_ready_and_writes_nothing(lab, edit, reason):
     config = _configmap(lab, edit)
     agent = Agent(Options(str(config), "node", str(lab.tmp / "net.d"), str(lab.tmp / "bin"),
