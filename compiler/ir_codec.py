@@ -88,6 +88,10 @@ def path_problem(network: ir.Network) -> str | None:
     for directory in directories:
         if not posixpath.isabs(directory) or posixpath.normpath(directory) != directory:
             return f"directory {directory!r} is not a normal absolute path"
+    if network.ipam and network.ipam.data_dir == network.state_dir:
+        # The compiler's E108: the network's lock and the reservations' would be one file.
+        return (f"the state directory {network.state_dir!r} is the IPAM data directory: "
+                "records and locks must not live among the address reservations")
     return None
 
 

@@ -52,3 +52,15 @@ def test_a_network_named_like_netcs_own_files_is_refused(lab: Lab, name: str):
     assert "reserved" in answer.error()["msg"]
     assert sorted(p.name for p in (lab.tmp / "state").iterdir()) == ["hostports", "labnet"]
     lab.add(conflist, lab.pod("second"), ports=("8081:80",))  # the claims still work
+
+
+@pytest.mark.parametrize("command", ["ADD", "DEL"])
+def test_a_state_directory_that_is_the_data_directory_is_refused(lab: Lab, command: str):
+    shared = str(lab.tmp / "shared")
+    conflist = _hand_made(lab, lambda network: (network.update(state_dir=shared),
+                                               network["ipam"].update(data_dir=shared)))
+    answer = calls.call(lab, calls.request(conflist), calls.environment(command, lab.pod("p")))
+    error = answer.error()
+    assert error["code"] == BAD_CONFIG, error
+    assert "data directory" in error["msg"]
+    assert not Path(shared).exists()
