@@ -162,6 +162,10 @@ def _span(data: Any) -> Span:
 def _decode_union(options: tuple[Any, ...], data: Any) -> Any:
     if data is None and type(None) in options:
         return None
+    addresses = (ipaddress.IPv4Interface, ipaddress.IPv4Address, ipaddress.IPv4Network)
+    if any(kind in options for kind in addresses) and not isinstance(data, str):
+        # encode writes them as strings; ipaddress would take 5 or true for 0.0.0.5, 0.0.0.1
+        raise TypeError(f"expected an address as a string, found {type(data).__name__}")
     if ipaddress.IPv4Interface in options:
         return ipaddress.ip_interface(data)
     if ipaddress.IPv4Address in options:
