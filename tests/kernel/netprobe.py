@@ -106,14 +106,13 @@ def frames(interface: str, mac: str, source: str, targets: list[str], port: int)
 
 
 def _ipv4_header(source: str, destination: str, payload: int) -> bytes:
-    fields = [0x45, 0, 20 + payload, 0, 0x4000, 64, socket.IPPROTO_UDP, 0,
-              ipaddress.IPv4Address(source).packed, ipaddress.IPv4Address(destination).packed]
-    header = struct.pack("!BBHHHBBH4s4s", *fields)
+    """An IPv4 header (no options, don't fragment, TTL 64) for a UDP payload, checksummed."""
+    ends = ipaddress.IPv4Address(source).packed + ipaddress.IPv4Address(destination).packed
+    header = struct.pack("!BBHHHBBH", 0x45, 0, 20 + payload, 0, 0x4000, 64, 17, 0) + ends
     total = sum(struct.unpack("!10H", header))
     while total > 0xFFFF:
         total = (total & 0xFFFF) + (total >> 16)
-    fields[7] = ~total & 0xFFFF
-    return struct.pack("!BBHHHBBH4s4s", *fields)
+    return header[:10] + struct.pack("!H", ~total & 0xFFFF) + header[12:]
 
 
 def main() -> int:
