@@ -19,14 +19,7 @@ from compiler.errors import Code
 from compiler.ir import family_key
 from compiler.planner.ops import Kind, Observation, Operation
 from runtime import programs
-from runtime.files import (
-    create_exclusively,
-    locked,
-    private_directory,
-    read_text,
-    remove,
-    sweep_temporaries,
-)
+from runtime.files import create_exclusively, locked, read_text, remove, sweep_temporaries
 from runtime.ops.base import IN_PLACE_NOW, NOTHING_TO_KEEP, Refused, Run, differs, missing
 
 
@@ -36,8 +29,7 @@ class ClaimHandler:
     def ensure(self, op: Operation, run: Run) -> bool:
         """Claim every port or none: conflicts are looked for before anything is written."""
         directory, owner = op.params["dir"], op.params["owner"]
-        private_directory(directory)
-        with locked(os.path.join(directory, "lock")):
+        with locked(os.path.join(directory, "lock")):  # which makes the directory, 0700
             sweep_temporaries(directory)
             for claim in op.params["claims"]:
                 holder = _conflict(directory, claim, owner)

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,17 +25,6 @@ from tests.kernel import networks
 from tests.kernel.lab import Lab
 
 NOBODY = 65534
-
-
-@pytest.fixture
-def public_dir() -> Iterator[Path]:
-    """A directory everyone may traverse, as /run and /var/lib are; removed after the test."""
-    path = Path(tempfile.mkdtemp(prefix="netc-locks-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 def _locks(base: Path) -> list[Path]:

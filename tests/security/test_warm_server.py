@@ -16,14 +16,11 @@ server's path (a directory others may write) would forge ADD results.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import struct
 import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,14 +101,10 @@ FORGED = '{"cniVersion": "1.0.0", "ips": [{"address": "6.6.6.6/32"}], "forged": 
 
 
 @pytest.fixture
-def open_directory() -> Iterator[Path]:
-    """A socket directory anyone may write in (a misconfigured /run/netc); removed after."""
-    path = Path(tempfile.mkdtemp(prefix="netc-socket-"))
-    path.chmod(0o777)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
+def open_directory(public_dir: Path) -> Path:
+    """A socket directory anyone may write in (a misconfigured /run/netc)."""
+    public_dir.chmod(0o777)
+    return public_dir
 
 
 def _forger(socket_path: Path) -> int:
