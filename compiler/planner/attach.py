@@ -155,17 +155,22 @@ def _localnet_guard(network: Network, bridge: Bridge, hostport: HostPort) -> Ope
     node's loopback services directly (the class of CVE-2020-8558).  Before
     NAT no legitimate packet from the bridge has such a destination -- the
     answers to a localhost hostPort are still addressed to the gateway -- so
-    the raw table drops every one, first thing in PREROUTING.  Set up before
-    the sysctl, so the bridge never accepts them unguarded.
+    a chain of the raw table, jumped to first thing in PREROUTING, drops
+    every one.  Set up before the sysctl, so the bridge never accepts them
+    unguarded.
     """
-    drop = rule("-i", bridge.name, "-d", LOOPBACK, *comment(NetworkNames(network.name).comment),
-                "-j", "DROP")
+    names = NetworkNames(network.name)
+    chain = names.localnet_chain
     return Operation(
         Kind.NODE_NAT, f"ipv4 raw of {network.name}",
-        f"raw PREROUTING: drop what arrives on {bridge.name} for {LOOPBACK} (no pod reaches "
-        "the node's loopback)", {"family": 4, "table": "raw", "chains": [], "dispatch": [],
-                      "jumps": [{"chain": "PREROUTING", "rule": drop, "first": True}],
-                      "state": f"{network.state_dir}/{network.name}"},
+        f"raw PREROUTING -> {chain}: drop what arrives on {bridge.name} for {LOOPBACK} (no "
+        "pod reaches the node's loopback)",
+        {"family": 4, "table": "raw", "dispatch": [],
+         "chains": [{"name": chain,
+                     "rules": [rule("-i", bridge.name, "-d", LOOPBACK, "-j", "DROP")]}],
+         "jumps": [{"chain": "PREROUTING", "rule": rule(*comment(names.comment), "-j", chain),
+                    "first": True}],
+         "state": f"{network.state_dir}/{network.name}"},
         Phase.NODE, scope=Scope.NODE, span=hostport.span)
 
 

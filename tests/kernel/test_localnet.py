@@ -61,9 +61,9 @@ def _attack(lab: Lab, pod: Pod, address: str, watcher: subprocess.Popen, tag: st
 
 
 def _localnet_guard(lab: Lab) -> list[str]:
-    """The rules of the node's raw PREROUTING chain that name 127.0.0.0/8 (netc's guard)."""
-    listing = lab.run(lab.node, "iptables", "-w", "-t", "raw", "-S", "PREROUTING").stdout
-    return [line for line in listing.splitlines() if "127.0.0.0/8" in line]
+    """netc's guard as the node's raw table holds it: its jump from PREROUTING, its drop."""
+    listing = lab.run(lab.node, "iptables-save", "-t", "raw").stdout.splitlines()
+    return [line for line in listing if line.startswith(("-A PREROUTING", "-A NETC-LO-"))]
 
 
 def test_a_pod_frame_to_the_node_loopback_is_dropped(attacked):
@@ -73,17 +73,18 @@ def test_a_pod_frame_to_the_node_loopback_is_dropped(attacked):
     watcher = _watch(lab)
     assert _attack(lab, pod, address, watcher, "first") == []
     # The probe itself works: without netc's guard the same frame reaches 127.0.0.1.
-    (guard,) = _localnet_guard(lab)
-    lab.run(lab.node, "iptables", "-w", "-t", "raw", *shlex.split(guard.replace("-A ", "-D ", 1)))
+    jump, drop = _localnet_guard(lab)
+    assert "-d 127.0.0.0/8 -i nc-br0 -j DROP" in drop
+    lab.run(lab.node, "iptables", "-w", "-t", "raw", *shlex.split(jump.replace("-A ", "-D ", 1)))
     assert _attack(lab, pod, address, watcher, "second") == ["127.0.0.1 second"]
 
 
 def test_a_node_apply_puts_a_flushed_guard_back(attacked):
     """A firewall reload flushes the table; the agent's next converge (an apply) repairs it."""
     lab, pod, address = attacked
-    lab.run(lab.node, "iptables", "-w", "-t", "raw", "-F", "PREROUTING")
+    lab.run(lab.node, "iptables", "-w", "-t", "raw", "-F")
     (network,) = compile_sources([SourceFile("lab.netdsl", (lab.tmp / "lab.netdsl").read_text())
                                   ]).networks
     apply_node(node_plan(None, "node", [network]), [network], lab.node)
-    assert len(_localnet_guard(lab)) == 1
+    assert len(_localnet_guard(lab)) == 2
     assert _attack(lab, pod, address, _watch(lab), "after-flush") == []

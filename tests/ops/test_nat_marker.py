@@ -37,6 +37,11 @@ class Tables:
     def has_rule(self, family, table, chain, arguments):
         return (chain, tuple(arguments)) in self.rules
 
+    def rule_count(self, family, table, chain):
+        if chain not in self.chains:
+            return None
+        return sum(held == chain for held, _ in self.rules)
+
     def restore(self, family, table, lines):
         self.written.append(list(lines))
 
@@ -46,6 +51,7 @@ def tables(monkeypatch):
     fake = Tables()
     monkeypatch.setattr(nat, "LIVE", fake)
     monkeypatch.setattr(nat, "restore", fake.restore)
+    monkeypatch.setattr(nat, "rule_count", fake.rule_count)
     return fake
 
 
@@ -107,6 +113,8 @@ def test_a_node_apply_looks_at_the_tables_not_the_marker(tables, tmp_path):
     assert nat.marker_path(op).startswith(f"{tmp_path}/pods/raw-ipv4.")
     assert nat.NODE_NAT.ensure(op, node_apply)
     assert len(tables.written) == 2
+    tables.chains |= {c["name"] for c in op.params["chains"]}
+    tables.rules |= {(c["name"], tuple(r)) for c in op.params["chains"] for r in c["rules"]}
     tables.rules |= {(j["chain"], tuple(j["rule"])) for j in op.params["jumps"]}
     assert not nat.NODE_NAT.ensure(op, node_apply)
     assert len(tables.written) == 2
