@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import attach, build, cluster, load, machine, report, startup
+from bench import attach, build, cluster, load, machine, membership, report, startup
 from bench.implementations import RUNTIME_STATE, VARIANTS
 from bench.namespaces import STOPPING
 
@@ -28,7 +28,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SMALL_FILE = Path(__file__).resolve().parent.parent / "examples" / "pods.netdsl"
 RUNTIME_TMPFS = "/dev/shm"
 """A tmpfs every Linux has, for the state a node keeps in /run (bench/implementations.py)."""
-SUITES = ("startup", "build", "attach", "cluster", "load")
+SUITES = ("startup", "build", "attach", "cluster", "load", "membership")
 
 
 def _counts(text: str) -> list[int]:
@@ -92,6 +92,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
                         help="pods the load suite attaches and detaches (default 200)")
     parser.add_argument("--load-callers", type=_positive, default=20,
                         help="concurrent callers of the load suite (default 20)")
+    parser.add_argument("--member-nodes", type=_counts, default=[3, 20],
+                        help="cluster sizes of the membership suite (default 3,20)")
+    parser.add_argument("--watchers", type=_positive, default=1000,
+                        help="membership sources following one etcd (default 1000)")
     parser.add_argument("--lines", type=_positive, default=10_000,
                         help="lines of the generated .netdsl file (default 10000)")
     parser.add_argument("--repeats", type=_positive, default=10,
@@ -128,6 +132,7 @@ def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "cluster": lambda: cluster.run(tmp, options.nodes, options.repeats,
                                        apply=os.geteuid() == 0),
         "load": lambda: load.run(tmp, options.load_pods, options.load_callers, options.python),
+        "membership": lambda: membership.run(tmp, options.member_nodes, options.watchers),
     }
     suites = {}
     for name in options.only:
@@ -169,8 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     if options.report:
         sys.stdout.write(report.text(json.loads(options.report.read_text())))
         return 0
-    if {"attach", "load"} & set(options.only) and os.geteuid() != 0:
-        print("bench: the attach and load suites need root (network namespaces); "
+    if {"attach", "load", "membership"} & set(options.only) and os.geteuid() != 0:
+        print("bench: the attach, load and membership suites need root (network namespaces); "
               "run as root or pass --only startup,build,cluster", file=sys.stderr)
         return 2
     if "cluster" in options.only and os.geteuid() != 0:

@@ -4,9 +4,10 @@ One attachment is what a runtime does for a pod sandbox on a bridge network:
 a veth on the bridge, an address from IPAM, one hostPort, ingress and egress
 shaping, and `lo` up.  netc does it in one plugin (the `--target netc`
 conflist); the reference does it with bridge+host-local, portmap and
-bandwidth, plus the `loopback` plugin run as its own list the way containerd
-runs it.  Both conflists come from the same `.netdsl` source, and each runs
-on its own node namespace, with its own state under the run's temp dir.
+bandwidth.  Both sides first run the `loopback` plugin as its own list, the
+way containerd runs it for every sandbox whatever its network.  Both
+conflists come from the same `.netdsl` source, and each runs on its own node
+namespace, with its own state under the run's temp dir.
 
 netc can also be measured in variants of how netc-cni starts -- another
 interpreter for the launcher (`install-plugin --python`), a warm server
@@ -106,6 +107,12 @@ class Implementation:
         """Plugins the driver execs per ADD or DEL (host-local is exec'd by bridge itself)."""
         return sum(len(conflist.plugins) for conflist in self.conflists)
 
+    @property
+    def loopback_execs(self) -> int:
+        """Of those, the loopback plugin's (containerd's own list)."""
+        return sum(1 for conflist in self.conflists
+                   for plugin in conflist.plugins if plugin.get("type") == "loopback")
+
     def invocation(self, pod: Pod) -> driver.Invocation:
         """What a runtime passes for `pod`: one hostPort and explicit rates."""
         return driver.Invocation(
@@ -169,14 +176,21 @@ def on_node(name: str, spaces: Namespaces, tmp: Path, pods: int, role: str | Non
     home = tmp / role
     text = NETWORK.format(state=tmp / RUNTIME_STATE / role, data=home / "ipam",
                           prefix=subnet_prefix(pods))
-    lists = [conflist(text, name)]
     cni_path = (str(install(tmp / "bin").parent), *driver.DEFAULT_CNI_PATH)
-    probe = python_probe(sys.executable, full_import_code())
-    if name == REFERENCE:
-        lists.insert(0, driver.Conflist(json.dumps(LOOPBACK).encode()))
-        probe = (REFERENCE_PROBE,)
-    return Implementation(name, spaces.node(f"{role}-node"), tuple(lists), cni_path,
-                          str(home / "cache"), probe)
+    probe = (REFERENCE_PROBE,) if name == REFERENCE else python_probe(sys.executable,
+                                                                      full_import_code())
+    return Implementation(name, spaces.node(f"{role}-node"), sandbox_lists(text, name),
+                          cni_path, str(home / "cache"), probe)
+
+
+def sandbox_lists(text: str, target: str) -> tuple[driver.Conflist, ...]:
+    """What a runtime runs for one pod sandbox, in order: containerd's loopback network, then
+    the pod's network built for `target`.
+
+    containerd's CRI (and CRI-O) run the loopback plugin for every sandbox,
+    whatever the pod's network: both sides pay for it, as on a node.
+    """
+    return (driver.Conflist(json.dumps(LOOPBACK).encode()), conflist(text, target))
 
 
 def other_python(netc: Implementation, tmp: Path, python: str) -> Implementation:

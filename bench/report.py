@@ -162,8 +162,24 @@ def _load(suite: dict[str, Any]) -> Iterator[str]:
                    f"phases{served}")
 
 
+def _membership(suite: dict[str, Any]) -> Iterator[str]:
+    yield ("6. Membership from etcd: a node joining and leaving while the others' agents run "
+           "(3-member etcd on the underlay)")
+    yield ("    nodes  join (start to routes on all peers)  claim to routes  leave (netc leave)"
+           "  crash (lease s)    agent RSS")
+    for size in suite["agents"]:
+        yield (f"    {size['size']:5}  {_pair(size['join'])}  {_pair(size['claim'])}"
+               f"  {_pair(size['leave'])}  {_pair(size['crash'])} ({size['lease_s']})"
+               f"  {size['agent_rss_kib'] // 1024:5} MiB")
+    watchers = suite["watchers"]
+    yield (f"   {watchers['watchers']} watchers in one process: all knew of a join within "
+           f"{watchers['all_know']} ms (median {watchers['know']['median_ms']} ms); "
+           f"{watchers['revisions_per_join']} store revisions per join; "
+           f"{watchers['process_rss_kib'] // 1024} MiB for them all")
+
+
 SECTIONS = {"attach": _attach, "build": _build, "startup": _startup, "cluster": _cluster,
-            "load": _load}
+            "load": _load, "membership": _membership}
 
 
 def text(results: dict[str, Any]) -> str:

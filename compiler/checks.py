@@ -3,7 +3,8 @@
 Two networks with one name would overwrite each other's conflist and IPAM
 state; overlapping subnets would hand the same address to two pods on the
 node; two networks on one bridge would share a broadcast domain and fight
-over its MTU and addresses.
+over its MTU and addresses; two networks with the lowest priority leave the
+node's default network to the order of their names.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from itertools import combinations
 
-from compiler.diagnostics import Diagnostic, Note
+from compiler.diagnostics import Diagnostic, Note, Severity
 from compiler.ir import Cluster, Network, Subnet
 
 
@@ -21,6 +22,42 @@ def check_networks(networks: Sequence[Network],
     clusters = clusters or {}
     return [*_duplicate_names(networks), *_overlaps(networks), *_shared_bridges(networks),
             *_cluster_problems(networks, clusters)]
+
+
+def default_by_name(networks: Sequence[Network]) -> list[Diagnostic]:
+    """A warning when the node's default network is decided by its name alone.
+
+    Runtimes take the lexically first conflist, `NN-name.conflist`: networks
+    sharing the lowest priority are ordered by name, so renaming one, or
+    adding a network that sorts earlier, silently moves new pods.  Pass only
+    networks read without errors: a priority that could not be read ties
+    with nothing.
+    """
+    unique = {n.name: n for n in reversed(networks)}.values()
+    lowest = min((n.priority for n in unique), default=0)
+    tied = sorted((n for n in unique if n.priority == lowest), key=lambda n: n.name)
+    if len(tied) < 2:
+        return []
+    chosen, others = tied[0], tied[1:]
+    return [Diagnostic(
+        "W004", f"`{chosen.name}` is the node's default network only because its name sorts "
+        f"before {_names(others)}: they share the lowest priority, {lowest}", chosen.span,
+        expected="one network with the lowest `priority`: the node's default",
+        hint=_priority_hint(lowest),
+        notes=tuple(Note(f"`{n.name}` has priority {lowest} too", n.span)
+                    for n in others if n.span),
+        severity=Severity.WARNING)]
+
+
+def _priority_hint(lowest: int) -> str:
+    change = (f"a lower priority, such as `priority {lowest // 2}`" if lowest else
+              "priority 0 and the others a higher one")
+    return (f"give the network pods should get by default {change}; containerd and CRI-O "
+            "take the lexically first conflist")
+
+
+def _names(networks: Sequence[Network]) -> str:
+    return ", ".join(f"`{n.name}`" for n in networks)
 
 
 def _cluster_problems(networks: Sequence[Network], clusters: Mapping[str, Cluster]

@@ -8,12 +8,13 @@ network: the planner and the runtime need no notion of a cluster for pods.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Sequence
 
 from compiler import datatypes
 from compiler.digests import sha256
 from compiler.errors import Code, NetcError
-from compiler.ir import Cluster, Network, Node
+from compiler.ir import Cluster, IPNetwork, Network, Node
 from compiler.lower_ipam import default_subnet
 
 
@@ -76,3 +77,18 @@ def vtep_mac(cluster: Cluster, node: Node) -> str:
     digest = bytearray(sha256(f"{cluster.name}\0{node.name}".encode()).digest()[:6])
     digest[0] = (digest[0] & 0xFE) | 0x02  # unicast, locally administered
     return ":".join(f"{octet:02x}" for octet in digest)
+
+
+def block_count(cluster: Cluster) -> int:
+    """How many nodes the cluster has room for: the blocks of its smallest pod CIDR."""
+    return min(1 << (prefix - c.prefixlen) for c, prefix in zip(
+        cluster.pod_cidrs, cluster.node_blocks, strict=True))
+
+
+def block_subnets(cluster: Cluster, index: int) -> tuple[IPNetwork, ...]:
+    """A node's pod subnets from its block number: the block-th node-sized part of each CIDR."""
+    subnets = []
+    for pod_cidr, prefix in zip(cluster.pod_cidrs, cluster.node_blocks, strict=True):
+        first = int(pod_cidr.network_address) + index * 2 ** (pod_cidr.max_prefixlen - prefix)
+        subnets.append(ipaddress.ip_network((first, prefix)))
+    return tuple(subnets)

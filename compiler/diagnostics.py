@@ -73,9 +73,15 @@ CODES: Mapping[str, str] = {
     "E607": "node without a pod subnet, or with two kinds",
     "E608": "unknown cluster, or subnets beside a cluster",
     "E609": "node without the underlay address its routing needs",
+    "E610": "VXLAN setting with host-gw routing",
+    "E611": "host-gw between nodes on different underlay subnets",
+    "E612": "pod CIDR overlapping the cluster's Service CIDR",
+    "E613": "the same pod subnets on every node",
     "W001": "setting has no effect with this target",
     "W002": "empty file",
     "W003": "no network in the input",
+    "W004": "the node's default network decided by name",
+    "W005": "pod CIDR overlapping Kubernetes' default Service CIDR",
 }
 """Every diagnostic code with its title; docs/diagnostics.md explains each."""
 

@@ -33,7 +33,7 @@ def conflist(network: Network, target: str, cni_version: str | None = None) -> d
     """The conflist of a network; `cni_version` (from the command line) overrides the source."""
     version = cni_version or network.cni_version
     plugins = _netc_plugins(network, version) if target == "netc" else _reference_plugins(network)
-    return {"cniVersion": version, "name": network.name, "plugins": plugins}
+    return {"cniVersion": version, "name": network.name, **network.conflist, "plugins": plugins}
 
 
 def render(document: dict[str, Any]) -> str:
@@ -73,7 +73,11 @@ def _bridge_plugin(bridge: Bridge, ipam: Ipam) -> dict[str, Any]:
     plugin: dict[str, Any] = {"type": "bridge", "bridge": bridge.name}
     if bridge.mtu is not None:
         plugin["mtu"] = bridge.mtu
-    flags = (("isGateway", bridge.gateway), ("ipMasq", bridge.masquerade),
+    # The bridge plugin's ipMasq spares only the node's own subnet: on a cluster it would
+    # masquerade traffic to other nodes' pods.  `netc apply --node` masquerades instead,
+    # sparing the cluster's pod CIDRs.
+    masquerade = bridge.masquerade and not ipam.pod_cidrs
+    flags = (("isGateway", bridge.gateway), ("ipMasq", masquerade),
              ("hairpinMode", bridge.hairpin), ("promiscMode", bridge.promiscuous))
     plugin.update((key, True) for key, on in flags if on)
     plugin["ipam"] = host_local(ipam)
@@ -156,16 +160,26 @@ def target_diagnostics(network: Network, target: str, version: str) -> list[Diag
     if target == "reference":
         found += _policy_warnings(network)
         if network.ipam is not None and network.ipam.pod_cidrs:
-            found.append(_warning(
-                f"the stock plugins do not route between the nodes of cluster "
-                f"`{network.ipam.cluster}`", network.ipam.span,
-                "run `netc apply --node NAME` on each node for the routes to the other nodes"))
+            found.append(_cluster_warning(network, network.ipam))
     if version == "1.1.0":
         found.append(_warning(
             "cniVersion 1.1.0 is refused by podman 4.3, containerd 1.6 and the Debian "
             "reference plugins", network.span,
             "emit 1.0.0 (the default) unless every runtime and plugin on the node knows 1.1.0"))
     return found
+
+
+def _cluster_warning(network: Network, ipam: Ipam) -> Diagnostic:
+    """The stock plugins leave the routes between nodes, and a masquerade that spares them, out."""
+    if network.bridge is not None and network.bridge.masquerade:
+        return _warning(
+            f"the stock plugins do not route between the nodes of cluster `{ipam.cluster}`, "
+            "and their masquerade would NAT pod-to-pod traffic: the conflist leaves `ipMasq` "
+            "out", ipam.span, "run `netc apply --node NAME` on each node: it adds the routes "
+            "to the other nodes and the masquerade of traffic leaving the pod CIDRs")
+    return _warning(
+        f"the stock plugins do not route between the nodes of cluster `{ipam.cluster}`",
+        ipam.span, "run `netc apply --node NAME` on each node for the routes to the other nodes")
 
 
 def _policy_warnings(network: Network) -> list[Diagnostic]:

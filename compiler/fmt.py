@@ -43,14 +43,23 @@ class _Printer:
         for index, statement in enumerate(statements):
             if top and index > 0 and (statement.block or statements[index - 1].block):
                 self.blank()
-            self.statement(statement, depth)
+            following = statements[index + 1] if index + 1 < len(statements) else None
+            self.statement(statement, depth, following)
 
-    def statement(self, statement: Statement, depth: int) -> None:
+    def statement(self, statement: Statement, depth: int, following: Statement | None) -> None:
+        """One statement, with the comments that end its lines.
+
+        A comment ends the last statement of its line: when `following` starts on the
+        line this statement ends on, the comment there is the following statement's.
+        """
         self.leading(statement.span.line, depth)
         self.separate(statement.span.line)
         header = INDENT * depth + _head(statement, depth)
         if statement.block is None:
-            self.emit(header, statement.span.line, statement.span.end_line)
+            last = statement.span.end_line
+            if following is not None and following.span.line == last:
+                last -= 1
+            self.emit(header, statement.span.line, last)
             return
         self.block(header, statement.block, depth, statement.key.span.line)
 
@@ -58,7 +67,11 @@ class _Printer:
         if not block.statements and not self._comments_inside(block):
             self.emit(header + " {}", line, block.span.end_line)
             return
-        self.emit(header + " {", line, line)
+        # `ipam { subnet ...  # pod subnet`: the comment ends the subnet, not the header;
+        # `bridge cni0 { gateway }  # ...` ends the whole block, written as its header.
+        opens_only = block.statements[0].span.line == line if block.statements else False
+        self.emit(header + " {", line, line - 1 if opens_only and block.span.end_line > line
+                  else line)
         self.last_line = line
         self.statements(block.statements, depth + 1)
         self.leading(block.span.end_line, depth + 1)

@@ -142,6 +142,9 @@ class Ipam:
     pod_cidrs: tuple[IPNetwork, ...] = ()
     """The cluster's pod CIDRs, once the network is built for one node: traffic to them is
     pod-to-pod and keeps its source address (no masquerade)."""
+    node_local: bool = False
+    """Whether every node may hand out these same subnets (`node-local`): pod addresses are
+    then unique only within a node, which a cluster-wide rollout must be told."""
 
     def families(self) -> tuple[int, ...]:
         """The address families pods get, IPv4 first."""
@@ -255,6 +258,8 @@ class Network:
     """The files the network was compiled from (for `netc plan`); not part of its meaning."""
     chain: tuple[Plugin, ...] = ()
     """Plugins run after netc's own (firewall, tuning, ...), options passed through."""
+    conflist: dict[str, Any] = field(default_factory=dict)
+    """Keys written at the top of the conflist as they are (`disableCheck`, `disableGC`)."""
 
 
 ROUTING_MODES = ("host-gw", "vxlan", "mixed")
@@ -308,6 +313,37 @@ class Node:
         return next((s for s in self.subnets if s.version == family), None)
 
 
+MEMBERSHIP_SOURCES = ("static", "etcd")
+DEFAULT_LEASE = 60
+"""Seconds a member's claim outlives its agent (`lease 60s`)."""
+
+
+@frozen
+class Membership:
+    """Where a cluster's members come from.
+
+    `static`: its `node` statements, nothing else.  `etcd`: a datastore
+    where each node's agent claims a block under a lease and every agent
+    watches the others come and go; `node` statements then only pin blocks
+    to names.  The files are the client's certificate and key and the CA of
+    etcd's, as the agent's container sees them.
+    """
+
+    source: str = "static"
+    endpoints: tuple[str, ...] = ()
+    prefix: str = "/netc"
+    lease: int = DEFAULT_LEASE
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    span: Span | None = None
+
+    @property
+    def dynamic(self) -> bool:
+        """Whether members come and go without a new configuration."""
+        return self.source != "static"
+
+
 @frozen
 class Cluster:
     """A cluster's pod network: its pod CIDRs, its nodes and the routing between them."""
@@ -319,6 +355,8 @@ class Cluster:
     nodes: tuple[Node, ...]
     routing: Routing = field(default_factory=Routing)
     span: Span | None = None
+    membership: Membership = field(default_factory=Membership)
+    """Where its members come from; with a datastore, `nodes` are pinned blocks only."""
 
     def node(self, name: str) -> Node | None:
         """The node of this name, if the cluster has it."""

@@ -21,12 +21,18 @@ from typing import Any
 
 from compiler import ir_codec
 from compiler.datatypes import frozen
+from compiler.diagnostics import Diagnostic
 from compiler.digests import sha256
 from compiler.ir import Cluster, Network
 
 CONFIG_FORMAT = 1
 CONFIG_KEY = "netc.json"
-CONFIG_DIR = "/etc/netc"
+CONFIG_DIR = "/etc/netc/config"
+"""Where the ConfigMap is mounted: below /etc/netc, beside a datastore's certificates (a
+mount nested in a ConfigMap's read-only volume could not be made)."""
+ETCD_KEYS = {"ca_file": "ca.crt", "cert_file": "tls.crt", "key_file": "tls.key"}
+"""The keys of the admin's Secret that hold etcd's CA and the agents' certificate and key."""
+MEMORY_DIR = "/var/lib/netc"
 LABELS = {"app.kubernetes.io/name": "netc", "app.kubernetes.io/component": "node-agent"}
 CHECKSUM_ANNOTATION = "netc.dev/config-checksum"
 HEALTH_PORT = 9943
@@ -52,6 +58,25 @@ class Rollout:
     interval: int = 60
     warm_socket: str = "/run/netc/cni.sock"
     """The agent's warm server; the plugin it installs on the host hands calls there."""
+    etcd_secret: str = "netc-etcd"
+    """The Secret holding the etcd client's files (keys `ca.crt`, `tls.crt`, `tls.key`)."""
+
+
+def rollout_diagnostics(networks: Sequence[Network]) -> list[Diagnostic]:
+    """What a cluster-wide rollout would get wrong: networks with one subnet for every node.
+
+    The ConfigMap reaches every node, so a network with subnets of its own
+    (no `cluster`) gives every node the same pod addresses, which Kubernetes'
+    network model forbids -- unless the network says its pods talk only
+    within their node (`node-local`).
+    """
+    return [Diagnostic(
+        "E613", f"network `{n.name}` would give every node the same subnets: pods on "
+        "different nodes would get the same addresses", n.ipam.span,
+        expected="`ipam { cluster NAME }`: each node gets its own subnets of the cluster",
+        hint="draw the subnets from a `cluster` block; for a network whose pods talk only "
+             "within their node, write `node-local` in its ipam block")
+        for n in networks if n.ipam and n.ipam.cluster is None and not n.ipam.node_local]
 
 
 def config_document(clusters: Sequence[Cluster], networks: Sequence[Network]) -> dict[str, Any]:
@@ -86,7 +111,7 @@ def manifests(clusters: Sequence[Cluster], networks: Sequence[Network],
     config = render_config(clusters, networks)
     checksum = "sha256:" + sha256(config.encode()).hexdigest()
     return [_namespace(rollout), _config_map(rollout, config),
-            _daemon_set(rollout, checksum)]
+            _daemon_set(rollout, checksum, _datastore(clusters, rollout))]
 
 
 def _metadata(name: str, rollout: Rollout | None = None) -> dict[str, Any]:
@@ -108,20 +133,59 @@ def _config_map(rollout: Rollout, config: str) -> dict[str, Any]:
             "data": {CONFIG_KEY: config}}
 
 
-def _daemon_set(rollout: Rollout, checksum: str) -> dict[str, Any]:
+@frozen
+class _Volumes:
+    """Volumes of the agent's pod and where its container mounts them."""
+
+    volumes: list[dict[str, Any]]
+    mounts: list[dict[str, Any]]
+    args: list[str]
+
+
+def _datastore(clusters: Sequence[Cluster], rollout: Rollout) -> _Volumes:
+    """What an agent of a cluster with an etcd needs beyond the usual volumes.
+
+    Its client's files, and a directory that outlives its pod and the node's
+    reboots, where it remembers its block.  The files come from the admin's
+    Secret, mounted read-only at the paths the `.netdsl` names: one volume
+    per directory, holding just that directory's files, so a rotated
+    certificate reaches the agents.
+    """
+    if not any(c.membership.source == "etcd" for c in clusters):
+        return _Volumes([], [], [])
+    files: dict[str, list[tuple[str, str]]] = {}
+    for cluster in clusters:
+        for field, key in ETCD_KEYS.items():
+            path = getattr(cluster.membership, field)
+            if path is not None:
+                files.setdefault(posixpath.dirname(path), []).append(
+                    (key, posixpath.basename(path)))
+    volumes = [{"name": "memory", "hostPath": {"path": MEMORY_DIR, "type": "DirectoryOrCreate"}}]
+    mounts: list[dict[str, Any]] = [{"name": "memory", "mountPath": MEMORY_DIR}]
+    for index, (directory, items) in enumerate(sorted(files.items())):
+        name = f"etcd-client-{index}"
+        volumes.append({"name": name, "secret": {
+            "secretName": rollout.etcd_secret, "defaultMode": 0o400,
+            "items": [{"key": key, "path": file} for key, file in sorted(set(items))]}})
+        mounts.append({"name": name, "mountPath": directory, "readOnly": True})
+    return _Volumes(volumes, mounts, ["--memory-dir", MEMORY_DIR])
+
+
+def _daemon_set(rollout: Rollout, checksum: str, datastore: _Volumes) -> dict[str, Any]:
     socket_dir = posixpath.dirname(rollout.warm_socket)
     mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-              {"name": "warm-socket", "mountPath": socket_dir}]
+              {"name": "warm-socket", "mountPath": socket_dir}, *datastore.mounts]
     volumes = [{"name": "config", "configMap": {"name": "netc-config"}},
                {"name": "warm-socket",
-                "hostPath": {"path": socket_dir, "type": "DirectoryOrCreate"}}]
+                "hostPath": {"path": socket_dir, "type": "DirectoryOrCreate"}},
+               *datastore.volumes]
     container = {
         "name": "agent", "image": rollout.image, "imagePullPolicy": rollout.pull_policy,
         "args": ["agent", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--node-name",
                  "$(NODE_NAME)", "--cni-conf-dir", rollout.cni_conf_dir,
                  "--cni-bin-dir", rollout.cni_bin_dir, "--socket", rollout.warm_socket,
                  "--interval", str(rollout.interval),
-                 "--health-port", str(HEALTH_PORT)],
+                 "--health-port", str(HEALTH_PORT), *datastore.args],
         "env": [{"name": "NODE_NAME",
                  "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
         "securityContext": {"privileged": False, "readOnlyRootFilesystem": True,

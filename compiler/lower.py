@@ -9,23 +9,23 @@ both), and every path the runtime uses is absolute.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from compiler.ast import Statement
+from compiler.ast import Statement, Word
 from compiler.collect import Collector, body, every, first
 from compiler.diagnostics import Diagnostic, Note
 from compiler.ir import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, Bridge, Cluster, Ipam, Network, Plugin
 from compiler.lower_ipam import absolute_path, lower_ipam
 from compiler.lower_policy import lower_bandwidth, lower_hostport
-from compiler.plugin_options import options
+from compiler.plugin_options import conflist_options, options
 from compiler.values import block_name, fail, integer, interface_name, one_word, switch, words
 from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
 
 
 def lower_network(statement: Statement, statements: tuple[Statement, ...],
                   default_priority: int, collector: Collector,
-                  clusters: Mapping[str, Cluster]) -> Network | None:
+                  clusters: Mapping[str, Cluster | None]) -> Network | None:
     """The IR of one network (after templates); None only when it has no usable name.
 
     A network with errors (recorded in `collector`) is still returned with
@@ -35,11 +35,7 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
     name = collector.attempt(block_name, statement)
     version = _version(first(statements, "cni"), collector)
     priority_statement = first(statements, "priority")
-    priority = default_priority
-    if priority_statement:
-        priority = collector.attempt(
-            lambda s: integer(one_word(s, "a number 0..99"), 0, 99, "a number from 0 to 99"),
-            priority_statement) or default_priority
+    priority = collector.attempt(_priority, priority_statement) if priority_statement else None
     state_statement = first(statements, "state-dir")
     state_dir = collector.attempt(absolute_path, state_statement) if state_statement else None
     bridge, plugin, ipam = _lower_main(statement, statements, collector, clusters)
@@ -54,15 +50,24 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
     hostport = lower_hostport(hostport_statement, collector) if hostport_statement else None
     bandwidth = lower_bandwidth(bandwidth_statement, collector) if bandwidth_statement else None
     chain = collector.each(lower_chained, every(statements, "chain"))
+    _check_chain(every(statements, "chain"), statements, collector)
+    top_statement = first(statements, "conflist")
+    top = collector.attempt(_conflist, top_statement) if top_statement else None
     if name is None:
         return None
     sources = tuple(dict.fromkeys(s.span.file for s in (statement, *statements)))
-    return Network(name, version, priority, bridge, plugin, ipam, hostport, bandwidth,
-                   state_dir or DEFAULT_STATE_DIR, statement.span, sources, tuple(chain))
+    return Network(name, version, default_priority if priority is None else priority, bridge,
+                   plugin, ipam, hostport, bandwidth, state_dir or DEFAULT_STATE_DIR,
+                   statement.span, sources, tuple(chain), top or {})
+
+
+def _conflist(statement: Statement) -> dict[str, Any]:
+    """`conflist { key value }`: keys of the conflist's top level, written as they are."""
+    return conflist_options(statement.block) if statement.block else {}
 
 
 def _lower_main(network: Statement, statements: tuple[Statement, ...], collector: Collector,
-                clusters: Mapping[str, Cluster]
+                clusters: Mapping[str, Cluster | None]
                 ) -> tuple[Bridge | None, Plugin | None, Ipam | None]:
     """The main plugin and its IPAM, with the rules between them."""
     bridge_statement = first(statements, "bridge")
@@ -87,6 +92,11 @@ def _lower_main(network: Statement, statements: tuple[Statement, ...], collector
             hint="a third-party plugin declares its capabilities in its own options: "
                  "`capabilities { ips true }`"))
     return bridge, plugin, ipam
+
+
+def _priority(statement: Statement) -> int:
+    """`priority NN`: 0 is a priority like any other (`00-multus.conf` sorts first)."""
+    return integer(one_word(statement, "a number 0..99"), 0, 99, "a number from 0 to 99")
 
 
 def _version(statement: Statement | None, collector: Collector) -> str:
@@ -165,18 +175,30 @@ WRITTEN_BY_NETC = {"portmap": "hostport", "bandwidth": "bandwidth"}
 
 
 def lower_chained(statement: Statement) -> Plugin:
-    """`chain TYPE [{ options }]`: a plugin run after netc's own, options passed through.
-
-    portmap and bandwidth are refused: netc writes them from `hostport` and
-    `bandwidth`, whose policies it checks and plans.
-    """
+    """`chain TYPE [{ options }]`: a plugin run after netc's own, options passed through."""
     kind = _plugin_type(statement, "firewall or tuning")
-    instead = WRITTEN_BY_NETC.get(kind)
-    if instead is not None:
-        raise fail("E502", f"netc writes the {kind} plugin itself", statement.values[0].span,
-                   expected="a plugin netc does not model, such as firewall or tuning",
-                   hint=f"write `{instead}` in the network; netc emits {kind} for it")
     return Plugin(kind, _options(statement), statement.span)
+
+
+def _check_chain(chained: Sequence[Statement], statements: tuple[Statement, ...],
+                 collector: Collector) -> None:
+    """`chain portmap` beside `hostport` (or `chain bandwidth` beside `bandwidth`): refused.
+
+    netc writes that plugin itself for the statement, whose policies it checks and
+    plans; a second one would run twice.  Alone, `chain portmap { ... }` is the
+    plugin as written, options netdsl does not model included (what `netc import`
+    keeps that way), like `plugin bridge { ... }` for the main plugin.
+    """
+    for statement in chained:
+        word = statement.values[0] if statement.values else None
+        if not isinstance(word, Word):
+            continue
+        kind, instead = word.text, WRITTEN_BY_NETC.get(word.text)
+        if instead is not None and first(statements, instead):
+            collector.report(Diagnostic(
+                "E502", f"netc writes the {kind} plugin itself for `{instead}`", word.span,
+                expected=f"`{instead}` or `chain {kind} {{ ... }}`, not both",
+                hint=f"keep `{instead}` (netc checks its policy) and remove the `chain` line"))
 
 
 def _options(statement: Statement) -> dict[str, Any]:

@@ -4,7 +4,8 @@ A node's pod subnets are given outright (`subnet`) or by the index of its
 block (`block 3`: the fourth node-sized block of each pod CIDR).  The index
 is written in the source, so adding or removing a node never moves another
 node's subnet, and the order of the `node` statements decides nothing.  A
-node without either is an error whose hint names the next free block.
+node without either is an error whose hint names the lowest free block.
+The checks between the nodes of a cluster are `compiler.cluster_checks`.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import ipaddress
 from collections.abc import Sequence
 
 from compiler.ast import Statement, Word
+from compiler.cluster_checks import check_cluster, free_block
 from compiler.collect import Collector, body, every, first
-from compiler.diagnostics import Diagnostic, Note
+from compiler.diagnostics import Diagnostic, Note, Severity
 from compiler.identifiers import is_node_name
 from compiler.ir import (
     DEFAULT_NODE_BLOCKS,
@@ -25,32 +27,44 @@ from compiler.ir import (
     IPNetwork,
     Node,
     Routing,
-    subnet_within,
 )
+from compiler.source import Span
 from compiler.values import block_name, cidr, fail, integer, interface_name, one_word, words
-
-MIN_MTU = {4: 576, 6: 1280}
-"""The smallest MTU each family allows; IPv6 pods need 1280 end to end."""
 
 
 def lower_cluster(statement: Statement, collector: Collector) -> Cluster | None:
-    """The IR of a cluster, or None if it has errors (recorded in `collector`)."""
-    before = len(collector.diagnostics)
+    """The IR of a cluster as far as it can be read, every problem recorded in `collector`.
+
+    None when its name, pod CIDRs, node blocks or routing cannot be read.  A
+    cluster with other errors is returned with the nodes that could be read,
+    so that the problems between them, of its MTU and of the networks using
+    it are found in the same run; a compilation with errors builds nothing,
+    so such a cluster never reaches a node.
+    """
     name = collector.attempt(block_name, statement)
     statements = body(statement)
     cidrs = collector.attempt(_pod_cidrs, first(statements, "pod-cidr"), statement)
-    blocks = collector.attempt(_node_blocks, first(statements, "node-block"), cidrs or ())
-    routing_statement = first(statements, "routing")
-    routing = collector.attempt(_routing, routing_statement) if routing_statement else Routing()
-    if cidrs is None or blocks is None or routing is None:
-        return None
-    nodes = [n for s in every(statements, "node") if (n := _node(s, cidrs, blocks, collector))]
-    if len(collector.diagnostics) > before or name is None:
+    services = first(statements, "service-cidr")
+    service_cidrs = collector.attempt(_service_cidrs, services) if services else (
+        DEFAULT_SERVICE_CIDR,)
+    if cidrs is not None and service_cidrs is not None:
+        for problem in _service_overlaps(statements, cidrs, service_cidrs):
+            collector.report(problem)
+    blocks = None if cidrs is None else collector.attempt(
+        _node_blocks, first(statements, "node-block"), cidrs)
+    routing = _routing(first(statements, "routing"), collector)
+    node_statements = every(statements, "node")
+    placements = [collector.attempt(_placement, s, cidrs, blocks) for s in node_statements]
+    taken = [p[1] for p in placements if p]
+    advice = None if cidrs is None or blocks is None else free_block(cidrs, blocks, taken)
+    nodes = [n for s, p in zip(node_statements, placements, strict=True)
+             if (n := _node(s, p, advice, collector))]
+    if name is None or cidrs is None or blocks is None or routing is None:
         return None
     cluster = Cluster(name, cidrs, blocks, tuple(nodes), routing, statement.span)
-    for problem in check_cluster(cluster):
+    for problem in check_cluster(cluster, taken):
         collector.report(problem)
-    return None if len(collector.diagnostics) > before else cluster
+    return cluster
 
 
 def _pod_cidrs(statement: Statement | None, cluster: Statement) -> tuple[IPNetwork, ...]:
@@ -58,12 +72,60 @@ def _pod_cidrs(statement: Statement | None, cluster: Statement) -> tuple[IPNetwo
         raise fail("E012", "this cluster has no `pod-cidr`", cluster.key.span,
                    expected="`pod-cidr CIDR [CIDR]`, at most one per address family",
                    hint="kubeadm's default is `pod-cidr 10.244.0.0/16`")
+    return _one_per_family(statement, "a larger CIDR gives room for more nodes")
+
+
+def _one_per_family(statement: Statement, hint: str) -> tuple[IPNetwork, ...]:
+    """`pod-cidr` or `service-cidr`: one IPv4 and/or one IPv6 CIDR."""
     found = [cidr(w) for w in words(statement, 1, 2, "one IPv4 and/or one IPv6 CIDR")]
     if len({c.version for c in found}) != len(found):
-        raise fail("E013", "`pod-cidr` gives two CIDRs of one family", statement.span,
-                   expected="at most one IPv4 and one IPv6 CIDR",
-                   hint="a larger CIDR gives room for more nodes")
+        raise fail("E013", f"`{statement.keyword}` gives two CIDRs of one family",
+                   statement.span, expected="at most one IPv4 and one IPv6 CIDR", hint=hint)
     return tuple(found)
+
+
+DEFAULT_SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")
+"""kube-apiserver's and kubeadm's default --service-cluster-ip-range (IPv4 only)."""
+
+
+def _service_cidrs(statement: Statement) -> tuple[IPNetwork, ...]:
+    return _one_per_family(statement, "a cluster has one Service CIDR per family "
+                           "(kube-apiserver's --service-cluster-ip-range)")
+
+
+def _service_overlaps(statements: tuple[Statement, ...], cidrs: Sequence[IPNetwork],
+                      services: Sequence[IPNetwork]) -> list[Diagnostic]:
+    """Pod CIDRs must leave the Service CIDRs alone: a pod address would shadow a Service's.
+
+    Against a `service-cidr` given, an error; against Kubernetes' default,
+    a warning (the cluster may use another range).
+    """
+    pod, given = first(statements, "pod-cidr"), first(statements, "service-cidr")
+    assert pod is not None
+    found = []
+    for value, pod_cidr in zip(pod.values, cidrs, strict=True):
+        clash = next((s for s in services if s.version == pod_cidr.version
+                      and s.overlaps(pod_cidr)), None)
+        if clash is not None:
+            found.append(_service_overlap(value.span, pod_cidr, clash, given))
+    return found
+
+
+def _service_overlap(span: Span | None, pod_cidr: IPNetwork, service: IPNetwork,
+                     given: Statement | None) -> Diagnostic:
+    if given is not None:
+        return Diagnostic(
+            "E612", f"pod CIDR {pod_cidr} overlaps the cluster's Service CIDR {service}", span,
+            expected="pod CIDRs that share no address with the Service CIDRs",
+            hint="pods and Services would claim the same addresses; choose another pod CIDR",
+            notes=(Note("the Service CIDR is given here", given.span),))
+    return Diagnostic(
+        "W005", f"pod CIDR {pod_cidr} overlaps {service}, the Service CIDR Kubernetes uses "
+        "by default", span, expected="a pod CIDR apart from the cluster's Service CIDR",
+        hint="if the cluster's Services use another range (kube-apiserver's "
+             "--service-cluster-ip-range), name it with `service-cidr CIDR` in the cluster; "
+             "else choose another pod CIDR, such as kubeadm's 10.244.0.0/16",
+        severity=Severity.WARNING)
 
 
 def _node_blocks(statement: Statement | None, cidrs: Sequence[IPNetwork]) -> tuple[int, ...]:
@@ -83,39 +145,95 @@ def _block(word: Word, pod_cidr: IPNetwork) -> int:
     return prefix
 
 
-def _routing(statement: Statement) -> Routing:
-    mode = one_word(statement, "host-gw, vxlan or mixed") if statement.values else None
-    if mode is not None and mode.text not in ROUTING_MODES:
-        raise fail("E013", f"`{mode.text}` is not a routing mode", mode.span,
-                   expected="host-gw, vxlan or mixed",
-                   hint="host-gw needs the nodes on one L2 segment; vxlan works across routers")
+def _routing(statement: Statement | None, collector: Collector) -> Routing | None:
+    """`routing MODE { ... }`; None when the mode or the underlay MTU cannot be read.
+
+    The MTU checks depend on those two; a bad VNI, port or device name is
+    reported and left at its default, as no check depends on it.
+    """
+    if statement is None:
+        return Routing()
+    mode = collector.attempt(_mode, statement)
     settings = body(statement)
+    if mode == "host-gw":
+        for setting in (s for s in settings if s.keyword in VXLAN_SETTINGS):
+            collector.report(_without_tunnel(setting, explicit=bool(statement.values)))
+    unreadable = []
 
     def number(keyword: str, low: int, high: int, default: int) -> int:
         found = first(settings, keyword)
-        if found is None:
-            return default
-        return integer(one_word(found, f"a number from {low} to {high}"), low, high,
-                       f"a number from {low} to {high}")
+        value = collector.attempt(_number, found, low, high) if found else default
+        if value is None:
+            unreadable.append(keyword)
+        return default if value is None else value
 
     device = first(settings, "device")
-    return Routing(
-        mode.text if mode else "host-gw", number("vni", 1, 2**24 - 1, 1),
-        number("port", 1, 65535, 8472),
-        interface_name(one_word(device, "an interface name"), "VXLAN device") if device
-        else DEFAULT_VXLAN_DEVICE, number("underlay-mtu", 1280, 65535, 1500), statement.span)
+    name = collector.attempt(_device, device) if device else None
+    routing = Routing(mode or "host-gw", number("vni", 1, 2**24 - 1, 1),
+                      number("port", 1, 65535, 8472), name or DEFAULT_VXLAN_DEVICE,
+                      number("underlay-mtu", 1280, 65535, 1500), statement.span)
+    return None if mode is None or "underlay-mtu" in unreadable else routing
 
 
-def _node(statement: Statement, cidrs: Sequence[IPNetwork], blocks: Sequence[int],
+VXLAN_SETTINGS = ("vni", "port", "device", "underlay-mtu")
+"""The settings of `routing` that only the VXLAN tunnel uses."""
+
+
+def _without_tunnel(setting: Statement, explicit: bool) -> Diagnostic:
+    """E610: a VXLAN setting under host-gw routing, which has no tunnel to apply it to."""
+    keyword = setting.keyword
+    mode = "host-gw" if explicit else "host-gw (a `routing` without a mode)"
+    return Diagnostic(
+        "E610", f"`{keyword}` has no effect with {mode}", setting.key.span,
+        expected="`routing vxlan { ... }` or `routing mixed { ... }` for VXLAN settings",
+        hint="host-gw routes pods through the nodes' underlay addresses, without a tunnel: "
+             f"write `routing vxlan` or `routing mixed` if the nodes need one, else remove "
+             f"`{keyword}`")
+
+
+def _number(statement: Statement, low: int, high: int) -> int:
+    what = f"a number from {low} to {high}"
+    return integer(one_word(statement, what), low, high, what)
+
+
+def _device(statement: Statement) -> str:
+    return interface_name(one_word(statement, "an interface name"), "VXLAN device")
+
+
+def _mode(statement: Statement) -> str:
+    """The routing mode; host-gw when none is written."""
+    if not statement.values:
+        return "host-gw"
+    mode = one_word(statement, "host-gw, vxlan or mixed")
+    if mode.text not in ROUTING_MODES:
+        raise fail("E013", f"`{mode.text}` is not a routing mode", mode.span,
+                   expected="host-gw, vxlan or mixed",
+                   hint="host-gw needs the nodes on one L2 segment; vxlan works across routers")
+    return mode.text
+
+
+Placement = tuple[int | None, tuple[IPNetwork, ...]]
+"""A node's block number (None for subnets given outright) and its pod subnets."""
+UNPLACED: Placement = (None, ())
+"""A node with neither `block` nor `subnet`."""
+
+
+def _node(statement: Statement, placement: Placement | None, advice: str | None,
           collector: Collector) -> Node | None:
-    """A node, or None with every problem of its name, addresses and subnets recorded."""
+    """A node, or None with every problem of its name and addresses recorded.
+
+    `placement` is None when its subnets could not be read (reported) or not
+    placed because the cluster's pod CIDRs or node blocks could not be read;
+    `advice` names the lowest free block, for the hint of a node without one.
+    """
     name = collector.attempt(_node_name, statement)
     settings = body(statement)
     addresses = collector.attempt(_addresses, first(settings, "address"), statement)
-    placed = collector.attempt(_node_subnets, statement, cidrs, blocks)
-    if name is None or addresses is None or placed is None:
+    if placement == UNPLACED:
+        collector.report(_unplaced(statement, advice))
+    if name is None or addresses is None or placement is None or placement == UNPLACED:
         return None
-    index, subnets = placed
+    index, subnets = placement
     return Node(name, addresses, subnets, index, statement.span)
 
 
@@ -128,14 +246,24 @@ def _addresses(statement: Statement | None, node: Statement) -> tuple[IPInterfac
                                               "one IPv4 and/or one IPv6 address/prefix"))
 
 
-def _node_subnets(statement: Statement, cidrs: Sequence[IPNetwork],
-                  blocks: Sequence[int]) -> tuple[int | None, tuple[IPNetwork, ...]]:
-    """The node's block number (None for explicit subnets) and its subnets."""
+def _placement(statement: Statement, cidrs: Sequence[IPNetwork] | None,
+               blocks: Sequence[int] | None) -> Placement | None:
+    """The node's block number and subnets; `UNPLACED` without either, None when unknown.
+
+    Without the cluster's pod CIDRs and node blocks nothing can be placed:
+    only giving both `block` and `subnet` is then an error.
+    """
     settings = body(statement)
     block = first(settings, "block")
     subnet = first(settings, "subnet")
-    if (block is None) == (subnet is None):
-        raise _no_subnet(statement, both=block is not None)
+    if block is not None and subnet is not None:
+        raise fail("E607", "this node has both `block` and `subnet`", statement.key.span,
+                   expected="one of them", hint="`block N` picks the subnets; `subnet` "
+                   "gives them outright")
+    if block is None and subnet is None:
+        return UNPLACED
+    if cidrs is None or blocks is None:
+        return None
     if block is not None:
         index = integer(one_word(block, "a block number"), 0, 2**64, "a block number")
         return index, _subnets_of_block(index, block, cidrs, blocks)
@@ -166,15 +294,13 @@ def _interface(word: Word) -> IPInterface:
                    expected="an address such as 192.168.1.11/24") from None
 
 
-def _no_subnet(statement: Statement, both: bool) -> Exception:
-    if both:
-        return fail("E607", "this node has both `block` and `subnet`", statement.key.span,
-                    expected="one of them", hint="`block N` picks the subnets; `subnet` "
-                    "gives them outright")
-    return fail("E607", "this node has no pod subnet", statement.key.span,
-                expected="`block N` or `subnet CIDR...`",
-                hint="give it a block number no other node has; blocks are never reused "
-                     "automatically, so adding a node moves no other node's subnet")
+def _unplaced(statement: Statement, advice: str | None) -> Diagnostic:
+    """E607 for a node without `block` or `subnet`, naming the lowest free block."""
+    return Diagnostic("E607", "this node has no pod subnet", statement.key.span,
+                      expected="`block N` or `subnet CIDR...`",
+                      hint=f"give it a block no other node has{f': {advice}' if advice else ''};"
+                           " blocks are never reused automatically, so adding a node moves no "
+                           "other node's subnet")
 
 
 def _subnets_of_block(index: int, statement: Statement, cidrs: Sequence[IPNetwork],
@@ -193,137 +319,3 @@ def _subnets_of_block(index: int, statement: Statement, cidrs: Sequence[IPNetwor
                                                                       - prefix)
         subnets.append(ipaddress.ip_network((first_address, prefix)))
     return tuple(subnets)
-
-
-def check_cluster(cluster: Cluster) -> list[Diagnostic]:
-    """Problems between the nodes of a cluster and with its routing."""
-    return [*_duplicates(cluster), *_subnet_problems(cluster),
-            *_underlay_problems(cluster), *_mtu_problems(cluster)]
-
-
-def _duplicates(cluster: Cluster) -> list[Diagnostic]:
-    found = []
-    names: dict[str, Node] = {}
-    addresses: dict[object, Node] = {}
-    for node in cluster.nodes:
-        other = names.setdefault(node.name, node)
-        if other is not node:
-            found.append(_clash(node, other, f"node `{node.name}` is listed twice"))
-        for address in node.addresses:
-            other = addresses.setdefault(address.ip, node)
-            if other is not node and other.name != node.name:
-                found.append(_clash(node, other, f"address {address.ip} of node `{node.name}` "
-                                                 f"is also node `{other.name}`'s"))
-    return found
-
-
-def _clash(node: Node, other: Node, message: str) -> Diagnostic:
-    return Diagnostic("E603", message, node.span, expected="each node once, with addresses "
-                      "of its own", notes=(Note("the other one is here", other.span),)
-                      if other.span else ())
-
-
-def _subnet_problems(cluster: Cluster) -> list[Diagnostic]:
-    found = []
-    for node in cluster.nodes:
-        for subnet in node.subnets:
-            home = next((c for c in cluster.pod_cidrs if c.version == subnet.version), None)
-            if home is None or not subnet_within(subnet, home):
-                found.append(Diagnostic(
-                    "E601", f"subnet {subnet} of node `{node.name}` is outside the pod CIDRs",
-                    node.span, expected="a subnet of " + ", ".join(map(str, cluster.pod_cidrs)),
-                    hint="a `block N` is always inside them"))
-        families = {s.version for s in node.subnets}
-        if families != {c.version for c in cluster.pod_cidrs}:
-            found.append(Diagnostic(
-                "E601", f"node `{node.name}` needs one subnet in each pod CIDR", node.span,
-                expected="one subnet per family of " + ", ".join(map(str, cluster.pod_cidrs))))
-    return found + _overlaps(cluster)
-
-
-def _overlaps(cluster: Cluster) -> list[Diagnostic]:
-    """Subnets of nodes that share addresses, each reported on the later node in the source.
-
-    A sweep over each family's subnets in address order, remembering the one
-    reaching farthest so far: a subnet starting before that end overlaps it.
-    Comparing every pair instead took a second for a thousand nodes.  Within
-    one family, addresses are in the order of their integers.
-    """
-    found = []
-    for family in (4, 6):
-        entries = sorted(
-            ((subnet, index, node) for index, node in enumerate(cluster.nodes)
-             for subnet in node.subnets if subnet.version == family),
-            key=lambda entry: (int(entry[0].network_address), entry[1]))
-        farthest: tuple[IPNetwork, int, Node] | None = None
-        for entry in entries:
-            start, end = int(entry[0].network_address), int(entry[0].broadcast_address)
-            if farthest is not None and start <= int(farthest[0].broadcast_address):
-                found.append(_overlap(cluster, *sorted((farthest, entry), key=lambda e: e[1])))
-            if farthest is None or end > int(farthest[0].broadcast_address):
-                farthest = entry
-    return found
-
-
-def _overlap(cluster: Cluster, first: tuple[IPNetwork, int, Node],
-             later: tuple[IPNetwork, int, Node]) -> Diagnostic:
-    (other_subnet, _, other), (subnet, _, node) = first, later
-    return Diagnostic(
-        "E601", f"subnet {subnet} of node `{node.name}` overlaps {other_subnet} "
-        f"of node `{other.name}`", node.span,
-        expected="pod subnets that share no address",
-        hint=f"give `{node.name}` a block no other node has: "
-             f"`block {next_free_block(cluster)}` is free",
-        notes=(Note(f"`{other.name}` is here", other.span),) if other.span else ())
-
-
-def next_free_block(cluster: Cluster) -> int:
-    """The lowest block number no node of the cluster uses."""
-    used = {n.block for n in cluster.nodes}
-    return next(i for i in range(len(used) + 1) if i not in used)
-
-
-def _underlay_problems(cluster: Cluster) -> list[Diagnostic]:
-    found = []
-    for node in cluster.nodes:
-        for address in node.addresses:
-            inside = next((c for c in cluster.pod_cidrs if address.ip in c), None)
-            if inside is not None:
-                found.append(Diagnostic(
-                    "E605", f"underlay address {address.ip} of node `{node.name}` is inside "
-                    f"pod CIDR {inside}", node.span,
-                    expected="a node address outside the pod address space",
-                    hint="pods and nodes must not share addresses, or routes would loop"))
-        found += _missing_families(cluster, node)
-    return found
-
-
-def _missing_families(cluster: Cluster, node: Node) -> list[Diagnostic]:
-    needed: set[int] = set()
-    if cluster.routing.mode == "host-gw":
-        needed = {c.version for c in cluster.pod_cidrs}
-    elif not node.address(cluster.tunnel_family):
-        needed = {cluster.tunnel_family}
-    missing = sorted(f for f in needed if node.address(f) is None)
-    if not missing:
-        return []
-    why = ("host-gw routes each family's pod subnet through a node address of that family"
-           if cluster.routing.mode == "host-gw" else
-           "VXLAN between the nodes travels in one family")
-    return [Diagnostic(
-        "E609", f"node `{node.name}` has no IPv{missing[0]} underlay address", node.span,
-        expected=f"an IPv{missing[0]} `address`", hint=why)]
-
-
-def _mtu_problems(cluster: Cluster) -> list[Diagnostic]:
-    mtu = cluster.pod_mtu
-    if mtu is None:
-        return []
-    least = max(MIN_MTU[c.version] for c in cluster.pod_cidrs)
-    if mtu >= least:
-        return []
-    return [Diagnostic(
-        "E606", f"VXLAN leaves pods an MTU of {mtu}, below the {least} "
-        f"{'IPv6' if least == 1280 else 'IPv4'} needs", cluster.routing.span,
-        expected=f"an underlay-mtu of at least {least + cluster.routing.underlay_mtu - mtu}",
-        hint="raise underlay-mtu to the MTU of the network between the nodes, or use host-gw")]

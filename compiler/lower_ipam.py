@@ -20,11 +20,12 @@ from compiler.values import address, cidr, fail, one_word, switch, text, words
 
 
 def lower_ipam(statement: Statement, collector: Collector,
-               clusters: Mapping[str, Cluster]) -> Ipam | None:
+               clusters: Mapping[str, Cluster | None]) -> Ipam | None:
     """The IR of an ipam block, or None if it has errors (recorded in `collector`).
 
     With `cluster NAME` the block has no subnets of its own: each node's come
-    from the cluster when the network is built for that node.
+    from the cluster when the network is built for that node.  `clusters`
+    holds every cluster of the input, None for one with errors.
     """
     statements = body(statement)
     subnets = collector.each(lower_subnet, every(statements, "subnet"))
@@ -32,20 +33,33 @@ def lower_ipam(statement: Statement, collector: Collector,
     families = {s.family for s in subnets}
     if cluster is not None:
         families = {c.version for c in cluster.pod_cidrs}
-    routes = collector.each(lambda s: lower_route(s, families), every(statements, "route"))
+    pods = _pod_subnets(cluster, subnets, len(subnets) == len(every(statements, "subnet")))
+    routes = collector.each(lambda s: lower_route(s, families, pods), every(statements, "route"))
     dns_statement = first(statements, "dns")
     dns = lower_dns(dns_statement, collector) if dns_statement else None
     data_dir_statement = first(statements, "data-dir")
     data_dir = DEFAULT_DATA_DIR
     if data_dir_statement:
         data_dir = collector.attempt(absolute_path, data_dir_statement) or DEFAULT_DATA_DIR
-    static_statement = first(statements, "static-ips")
-    static_ips = bool(collector.attempt(switch, static_statement)) if static_statement else False
+    static_ips = _switch(first(statements, "static-ips"), collector)
+    node_local_statement = first(statements, "node-local")
+    node_local = _switch(node_local_statement, collector)
+    if node_local and node_local_statement and first(statements, "cluster"):
+        collector.report(Diagnostic(
+            "E106", "`node-local` says every node has these subnets, `cluster` that each has "
+            "its own", node_local_statement.span, expected="one of them",
+            hint="a cluster network's addresses are unique across the cluster: remove "
+                 "`node-local`"))
     return Ipam(tuple(subnets), tuple(routes), dns, data_dir, statement.span,
-                cluster.name if cluster else None, static_ips)
+                cluster.name if cluster else None, static_ips, node_local=node_local)
 
 
-def _cluster(statement: Statement, clusters: Mapping[str, Cluster],
+def _switch(statement: Statement | None, collector: Collector) -> bool:
+    """An on/off setting (off when absent or unreadable)."""
+    return bool(collector.attempt(switch, statement)) if statement else False
+
+
+def _cluster(statement: Statement, clusters: Mapping[str, Cluster | None],
              collector: Collector) -> Cluster | None:
     """The cluster an ipam block draws from; exactly one of `cluster` and `subnet`."""
     statements = body(statement)
@@ -57,12 +71,11 @@ def _cluster(statement: Statement, clusters: Mapping[str, Cluster],
                 expected="at least one `subnet CIDR`, or `cluster NAME`",
                 hint="add a line such as `subnet 10.244.1.0/24`"))
         return None
-    if every(statements, "subnet"):
+    if every(statements, "subnet"):  # reported, and the cluster still read for the checks
         collector.report(Diagnostic(
             "E608", "this ipam block has both `cluster` and `subnet`", named.span,
             expected="the cluster's node subnets or subnets of its own, not both",
             hint="with `cluster`, each node's pods get that node's subnets"))
-        return None
     word = collector.attempt(one_word, named, "a cluster name")
     if word is None:
         return None
@@ -152,8 +165,24 @@ def _gateway(statement: Statement, network: IPNetwork) -> IPAddress:
     return gateway
 
 
-def lower_route(statement: Statement, families: set[int]) -> Route:
-    """`route CIDR [via ADDRESS]`; the family must be one the pods have."""
+PodSubnets = Sequence[tuple[str | None, Sequence[IPNetwork]]]
+"""The subnets a pod may be on: the network's (name None), or each node's of a cluster."""
+
+
+def _pod_subnets(cluster: Cluster | None, subnets: Sequence[Subnet], complete: bool
+                 ) -> PodSubnets:
+    """Where pods get their addresses, for checking next hops (nothing when not all known)."""
+    if cluster is not None:
+        return [(n.name, n.subnets) for n in cluster.nodes]
+    return [(None, [s.cidr for s in subnets])] if complete else []
+
+
+def lower_route(statement: Statement, families: set[int], pods: PodSubnets) -> Route:
+    """`route CIDR [via ADDRESS]`; the family must be one the pods have.
+
+    A pod reaches a next hop only on its own subnet (or IPv6 link-local), so
+    a `via` must lie in one of the subnets of its family, on every node.
+    """
     values = words(statement, 1, 3, "a destination CIDR, optionally `via` an address")
     if len(values) == 1:
         return _route_to(cidr(values[0]), None, values, families, statement)
@@ -161,7 +190,9 @@ def lower_route(statement: Statement, families: set[int]) -> Route:
         raise fail("E206", "a route is written `route CIDR` or `route CIDR via ADDRESS`",
                    values[1].span, expected="`via` followed by the next-hop address")
     destination, via = together((cidr, values[0]), (address, values[2]))
-    return _route_to(destination, via, values, families, statement)
+    route = _route_to(destination, via, values, families, statement)
+    _check_next_hop(via, values[2], pods)
+    return route
 
 
 def _route_to(destination: IPNetwork, via: IPAddress | None, values: Sequence[Word],
@@ -175,6 +206,24 @@ def _route_to(destination: IPNetwork, via: IPAddress | None, values: Sequence[Wo
                    expected="a route of a family one of the subnets has",
                    hint=f"add an IPv{destination.version} subnet or remove the route")
     return Route(destination, via, statement.span)
+
+
+def _check_next_hop(via: IPAddress, word: Word, pods: PodSubnets) -> None:
+    """E206 when some pod would have no direct way to the next hop: every ADD would fail."""
+    if via.version == 6 and via.is_link_local:
+        return
+    for node, subnets in pods:
+        family = [s for s in subnets if s.version == via.version]
+        if family and not any(via in s for s in family):
+            where = (f"the pod subnet {family[0]} of node `{node}`" if node is not None else
+                     f"every IPv{via.version} subnet of the network")
+            raise fail("E206", f"next hop {via} is outside {where}", word.span,
+                       expected="an address on the pods' own subnet, such as "
+                                f"{family[0].network_address + 1}",
+                       hint="a pod reaches a next hop only on its own subnet; leave out `via` "
+                            "to route through the gateway" + (
+                                ", which each node has on its own subnet"
+                                if node is not None else ""))
 
 
 def lower_dns(statement: Statement, collector: Collector) -> Dns:

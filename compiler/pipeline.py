@@ -13,13 +13,20 @@ and hands over `SourceFile`s.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from compiler.ast import Document, Statement
-from compiler.checks import check_networks
+from compiler.checks import check_networks, default_by_name
 from compiler.collect import Collector
 from compiler.datatypes import frozen
-from compiler.diagnostics import Diagnostic, Note, Severity, has_errors, sort_diagnostics
+from compiler.diagnostics import (
+    Diagnostic,
+    DiagnosticError,
+    Note,
+    Severity,
+    has_errors,
+    sort_diagnostics,
+)
 from compiler.ir import Cluster, Network
 from compiler.locate import locate
 from compiler.lower import lower_network
@@ -28,8 +35,12 @@ from compiler.schema import check_structure
 from compiler.source import SourceFile, Span
 from compiler.syntax import parse
 from compiler.templates import check_cycles, collect, expand
+from compiler.values import block_name
 
-PRIORITY_STEP = 10
+DEFAULT_PRIORITY = 10
+"""The `NN` of a network without `priority`: the same for every network, so adding a file
+never moves another network's conflist (ties sort by name; `checks` warns when that picks
+the node's default network)."""
 
 
 @frozen
@@ -64,22 +75,19 @@ def compile_sources(sources: Sequence[SourceFile]) -> Compilation:
     templates, template_problems = collect([s for s in statements if s.keyword == "template"])
     diagnostics += template_problems + check_cycles(templates)
     collector = Collector()
-    clusters = _lower_clusters([s for s in statements if s.keyword == "cluster"], collector)
+    declared = _lower_clusters([s for s in statements if s.keyword == "cluster"], collector)
+    clusters = {name: c for name, c in declared.items() if c is not None}
     checked, networks = [], []
-    for index, statement in enumerate(s for s in statements if s.keyword == "network"):
+    for statement in (s for s in statements if s.keyword == "network"):
         before = len(collector.diagnostics)
-        merged = collector.attempt(expand, statement, templates)
-        if merged is None:
-            continue
-        priority = min(99, PRIORITY_STEP * (index + 1))
-        network = lower_network(statement, merged, priority, collector, clusters)
+        network = _lower(statement, templates, declared, collector)
         if network is not None:
             checked.append(network)
             if len(collector.diagnostics) == before:
                 networks.append(network)
     diagnostics += collector.diagnostics
-    diagnostics += check_networks(checked, clusters)
-    if not networks and not clusters and not has_errors(diagnostics):
+    diagnostics += check_networks(checked, clusters) + default_by_name(networks)
+    if not networks and not declared and not has_errors(diagnostics):
         diagnostics += _no_network(documents)
     ordered = sort_diagnostics(diagnostics)
     if has_errors(ordered):
@@ -87,22 +95,55 @@ def compile_sources(sources: Sequence[SourceFile]) -> Compilation:
     return Compilation(tuple(networks), tuple(ordered), tuple(clusters.values()))
 
 
-def _lower_clusters(statements: Sequence[Statement], collector: Collector) -> dict[str, Cluster]:
-    """Every cluster that lowers without errors, by name (a repeated name is an error)."""
-    found: dict[str, Cluster] = {}
+def _lower(statement: Statement, templates: Mapping[str, Statement],
+           clusters: Mapping[str, Cluster | None], collector: Collector) -> Network | None:
+    """A network with its templates merged in; its problems go to `collector`.
+
+    A `use` of a template that is unknown (or in a cycle) leaves settings
+    out, so "missing setting" (E012) is not said of that network: the
+    template would probably have given it.
+    """
+    merged, problems = expand(statement, templates)
+    own = Collector()
+    network = lower_network(statement, merged, DEFAULT_PRIORITY, own, clusters)
+    collector.diagnostics += problems + [d for d in own.diagnostics
+                                         if not (problems and d.code == "E012")]
+    return network
+
+
+def _lower_clusters(statements: Sequence[Statement],
+                    collector: Collector) -> dict[str, Cluster | None]:
+    """Every cluster by name, as far as it could be read (None: not at all).
+
+    Clusters with errors take part, so that the checks of the networks using
+    them run too, and a network naming one is not told that there is no such
+    cluster: the cluster's own errors say what is wrong.  A repeated name is
+    an error.
+    """
+    found: dict[str, Cluster | None] = {}
+    first: dict[str, Statement] = {}
     for statement in statements:
         cluster = lower_cluster(statement, collector)
-        if cluster is None:
+        name = cluster.name if cluster else _declared_name(statement)
+        if name is None:
             continue
-        if cluster.name in found:
-            earlier = found[cluster.name].span
+        earlier = first.setdefault(name, statement)
+        if earlier is not statement:
             collector.report(Diagnostic(
-                "E102", f"cluster name `{cluster.name}` is used twice", statement.span,
+                "E102", f"cluster name `{name}` is used twice", statement.span,
                 expected="one `cluster` block per cluster",
-                notes=(Note("first used here", earlier),) if earlier else ()))
+                notes=(Note("first used here", earlier.span),)))
             continue
-        found[cluster.name] = cluster
+        found[name] = cluster
     return found
+
+
+def _declared_name(statement: Statement) -> str | None:
+    """The name a cluster statement declares, if it has a readable one."""
+    try:
+        return block_name(statement)
+    except DiagnosticError:
+        return None  # lower_cluster reported it
 
 
 def _empty(sources: Sequence[SourceFile], documents: Sequence[Document]) -> list[Diagnostic]:

@@ -22,6 +22,8 @@ from compiler.ast import Block, ListValue, Statement, Text, Value, Word
 from compiler.values import fail
 
 RESERVED = ("name", "cniVersion", "runtimeConfig", "args", "prevResult", "type")
+CONFLIST_RESERVED = ("name", "cniVersion", "plugins")
+"""Keys of a conflist's top level that netc writes itself (`conflist { ... }` refuses them)."""
 _NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
@@ -40,6 +42,16 @@ def options(block: Block, top: bool = True) -> dict[str, Any]:
                        expected="each key once")
         result[key] = _statement_value(statement)
     return result
+
+
+def conflist_options(block: Block) -> dict[str, Any]:
+    """The `conflist { ... }` block: keys of the conflist's top level, as JSON."""
+    for statement in block.statements:
+        if statement.keyword in CONFLIST_RESERVED:
+            raise fail("E501", f"`{statement.keyword}` cannot be set in conflist options",
+                       statement.key.span, expected="a key such as disableCheck or disableGC",
+                       hint="netc writes the conflist's name, cniVersion (`cni`) and plugins")
+    return options(block, top=False)
 
 
 def _statement_value(statement: Statement) -> Any:

@@ -47,6 +47,8 @@ NETWORK_BODY: Mapping[str, Keyword] = {
                      "a plugin run after netc's own, whose options pass through", many=True,
                      block=RAW),
     "ipam": Keyword("nothing", "how pods get addresses", block="ipam", block_required=True),
+    "conflist": Keyword("nothing", "keys written at the top of the conflist as they are, "
+                        "such as disableCheck", block=RAW, block_required=True),
     "hostport": Keyword("nothing", "hostPort support (the portMappings capability)",
                         block="hostport"),
     "bandwidth": Keyword("nothing", "traffic shaping (the bandwidth capability)",
@@ -68,6 +70,9 @@ SCHEMA: Mapping[str, Mapping[str, Keyword]] = {
     "cluster": {
         "pod-cidr": Keyword("CIDRs, at most one IPv4 and one IPv6",
                             "the cluster's pod address space (--cluster-cidr)"),
+        "service-cidr": Keyword("CIDRs, at most one IPv4 and one IPv6",
+                                "the cluster's Service CIDRs (--service-cluster-ip-range), "
+                                "which pod CIDRs must not overlap (default 10.96.0.0/12)"),
         "node-block": Keyword("prefix lengths such as /24 and /64, one per pod CIDR",
                               "the size of each node's pod subnet (default /24 and /64)"),
         "routing": Keyword("host-gw, vxlan or mixed",
@@ -112,6 +117,8 @@ SCHEMA: Mapping[str, Mapping[str, Keyword]] = {
         "data-dir": Keyword("a quoted directory path",
                             "where reservations live (default /var/lib/cni/networks)"),
         "static-ips": Keyword(SWITCH, "the runtime may ask for a pod's address (podman --ip)"),
+        "node-local": Keyword(SWITCH, "every node hands out these same subnets: pod addresses "
+                              "are unique only within a node"),
     },
     "subnet": {
         "range": Keyword("two addresses: FIRST .. LAST", "the addresses handed to pods"),

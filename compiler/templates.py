@@ -43,19 +43,30 @@ def collect(statements: Sequence[Statement]) -> tuple[dict[str, Statement], list
     return templates, diagnostics
 
 
-def expand(network: Statement, templates: Mapping[str, Statement]) -> tuple[Statement, ...]:
-    """The body of `network` with every template it uses merged in."""
-    return _expand(_body(network), templates, ())
+def expand(network: Statement, templates: Mapping[str, Statement]
+           ) -> tuple[tuple[Statement, ...], list[Diagnostic]]:
+    """The body of `network` with every template it uses merged in, and the problems.
+
+    An unknown template or a cycle is reported and left out; the rest is
+    merged, so the network's own mistakes are still found in the same run.
+    """
+    problems: list[Diagnostic] = []
+    return _expand(_body(network), templates, (), problems), problems
 
 
 def _expand(body: tuple[Statement, ...], templates: Mapping[str, Statement],
-            chain: tuple[str, ...]) -> tuple[Statement, ...]:
+            chain: tuple[str, ...], problems: list[Diagnostic]) -> tuple[Statement, ...]:
     merged: tuple[Statement, ...] = ()
     for use in (s for s in body if s.keyword == "use"):
         for word in use.values:
-            template = _lookup(word, templates, chain)
             name = _used(word)
-            merged = merge(merged, _expand(_body(template), templates, (*chain, name)), "network")
+            try:
+                template = _lookup(word, templates, chain)
+            except DiagnosticError as error:
+                problems += error.diagnostics
+                continue
+            merged = merge(merged, _expand(_body(template), templates, (*chain, name), problems),
+                           "network")
     own = tuple(s for s in body if s.keyword != "use")
     return merge(merged, own, "network")
 
@@ -130,11 +141,8 @@ def _merge_blocks(base: Statement, override: Statement, context: str, span: Span
 
 
 def check_cycles(templates: Mapping[str, Statement]) -> list[Diagnostic]:
-    """Cycles and unknown names among templates, reported once each."""
-    diagnostics = []
+    """Cycles and unknown names among templates (each found from every template it reaches)."""
+    diagnostics: list[Diagnostic] = []
     for name, template in templates.items():
-        try:
-            _expand(_body(template), templates, (name,))
-        except DiagnosticError as error:
-            diagnostics.append(error.diagnostic)
+        _expand(_body(template), templates, (name,), diagnostics)
     return diagnostics

@@ -166,10 +166,13 @@ def cidr(word: Word) -> IPNetwork:
 
 
 def port(text_value: str, span: Span) -> int:
-    """A TCP/UDP port number 1..65535."""
+    """A TCP/UDP port number 1..65535; a range written as iptables or nftables does gets a hint."""
     if not re.fullmatch(r"[0-9]+", text_value) or not 1 <= int(text_value) <= 65535:
+        written = re.fullmatch(r"([0-9]+)\s*[-:]\s*([0-9]+)", text_value)
         raise fail("E301", f"`{text_value}` is not a port number", span,
-                   expected="a port from 1 to 65535")
+                   expected="a port from 1 to 65535",
+                   hint=f"a range is written with two dots: `{written[1]}..{written[2]}`"
+                   if written else None)
     return int(text_value)
 
 

@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import IO, Any
 
 from compiler import emit, kubernetes
@@ -51,11 +51,13 @@ from compiler.datatypes import frozen
 from compiler.errors import NetcError
 from compiler.ir import Cluster, Network
 from compiler.planner.node import node_plan
-from runtime import outdir
+from runtime import membership, outdir
 from runtime.apply import apply_node
 from runtime.artifact import plugin_artifact
-from runtime.files import write_atomically
+from runtime.files import read_text, write_atomically
 from runtime.install import package_root
+from runtime.ipam_store import IpamStore
+from runtime.membership.follower import Follower
 from runtime.netns import CLONE_NEWNS, enter
 
 PLUGIN_NAME = "netc-cni"
@@ -80,11 +82,21 @@ class Options:
     health_port: int | None = kubernetes.HEALTH_PORT
     host_mount_ns: str | None = None
     node_netns: str | None = None
+    node_addresses: tuple[str, ...] = ()
+    """The node's underlay addresses to publish in a dynamic cluster (default: those of the
+    interface of its default route)."""
+    memory_dir: str = "/var/lib/netc"
+    """Where a dynamic cluster's block is remembered across restarts and reboots."""
 
 
 def log(message: str) -> None:
-    """One line on stderr, which the container's log collects."""
-    print(f"netc agent: {message}", file=sys.stderr, flush=True)
+    """One line on stderr, which the container's log collects.
+
+    Written straight to the descriptor, in one write: the forked child that
+    applies the node logs each change as it makes it, and a thread of the
+    parent may have held `sys.stderr`'s lock at the fork.
+    """
+    os.write(2, f"netc agent: {message}\n".encode(errors="replace"))
 
 
 class Agent:
@@ -99,25 +111,35 @@ class Agent:
         self.server: subprocess.Popen[bytes] | None = None
         self.relay: _ServerLog | None = None
         self.stopping = threading.Event()
+        self.wake = threading.Event()
+        """Set by SIGTERM and by a change of the members: the agent looks again at once."""
+        self.follower = Follower(options.node, options.node_netns, options.node_addresses,
+                                 options.memory_dir, self.wake)
         self.plugin = plugin_artifact(options.socket)
         """The plugin artifact, built from the very modules the server runs (same identity)."""
 
     def run(self) -> int:
         """Converge, then keep converging until SIGTERM."""
-        signal.signal(signal.SIGTERM, lambda *_: self.stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: self.stopping.set())
+        signal.signal(signal.SIGTERM, lambda *_: self._stop())
+        signal.signal(signal.SIGINT, lambda *_: self._stop())
         if self.options.health_port:
             serve_health(self, self.options.health_port)
         due = 0.0
         while not self.stopping.is_set():
+            self.wake.clear()
             read = Snapshot.of(self.options.config)
-            if read.digest != self.attempted or time.monotonic() >= due or self._server_gone():
+            if (read.digest != self.attempted or time.monotonic() >= due or self._server_gone()
+                    or self.follower.changed()):
                 self.converge(read)
                 wait = self.options.interval if self.ready else RETRY
                 due = time.monotonic() + min(wait, self.options.interval)
-            self.stopping.wait(self.options.poll)
+            self.wake.wait(self.options.poll)
+        self.follower.stop()
         self._stop_server()
-        log("stopped; the plugin and the conflists stay, pods attach through the cold path")
+        try:
+            _in_host(self.options, lambda: _log_lines(left_on_node(self.options)))
+        except (NetcError, OSError) as error:
+            log(f"stopped (what stays on the node is unknown: {error})")
         return 0
 
     def converge(self, read: Snapshot | None = None) -> None:
@@ -130,37 +152,54 @@ class Agent:
         if read.digest is not None and read.digest != self.attempted:
             log(f"configuration {read.digest[:12]} in {self.options.config}")
         self.attempted = read.digest
+        details = ""
         try:
-            clusters, networks = read.parsed()
-            built = networks_for_node(networks, clusters, self.options.node)
-            cluster = next((c for c in clusters if c.node(self.options.node)), None)
-            if cluster is None and any(n.ipam and n.ipam.cluster for n in networks):
-                raise NetcError(f"node {self.options.node} is in none of the clusters of "
-                                f"{self.options.config}")
-            report = _in_host(self.options, lambda: _install_and_apply(
-                self.options, self.plugin, cluster, built))
-            _log_report(report)
-            if not self._server_running():
-                self._start_server()
-            conf_dir = self.options.cni_conf_dir
-            _log_report(_in_host(self.options, lambda: write_conflists(conf_dir, built)))
+            condition = self._converge(read)
         except (NetcError, OSError, ValueError) as error:
-            self._not_ready(str(error))
-            return
+            condition = str(error)
         except Exception as error:  # never a crash loop on every node: not ready, and why
-            self._not_ready(f"{type(error).__name__}: {error}", traceback.format_exc())
+            condition, details = f"{type(error).__name__}: {error}", traceback.format_exc()
+        if condition:
+            if condition != self.problem:
+                log(f"not ready: {condition}")
+                sys.stderr.write(details)
+            self.ready, self.problem = False, condition
             return
         if not self.ready:
             log("ready")
         self.ready, self.problem = True, ""
 
-    def _not_ready(self, problem: str, details: str = "") -> None:
-        """Not ready for `problem`, logged (with `details`) when it is new, not at each retry."""
-        if problem != self.problem:
-            log(f"not ready: {problem}")
-            if details:
-                sys.stderr.write(details)
-        self.ready, self.problem = False, problem
+    def _converge(self, read: Snapshot) -> str:
+        """Steps 1-4; what keeps the node from being ready though they were done ("": nothing).
+
+        The members of the node's cluster come from its source: with a
+        datastore, the node's pods get their subnets once it holds a block,
+        and while the datastore is away the last members stay applied -- the
+        node works on, and the condition is its readiness.
+        """
+        clusters, networks = read.parsed()
+        cluster, view = self.follower.cluster(clusters)
+        if cluster is not None:
+            clusters = [cluster if c.name == cluster.name else c for c in clusters]
+        built = networks_for_node(networks, clusters, self.options.node)
+        if cluster is None and any(n.ipam and n.ipam.cluster for n in networks):
+            raise NetcError(f"node {self.options.node} is in none of the clusters of "
+                            f"{self.options.config}")
+        _in_host(self.options, lambda: _install_and_apply(
+            self.options, self.plugin, cluster, built))
+        if not self._server_running():
+            self._start_server()
+        conf_dir = self.options.cni_conf_dir
+        _in_host(self.options, lambda: _log_lines(write_conflists(conf_dir, built)))
+        self.follower.holds_addresses = bool(_in_host(self.options,
+                                                      lambda: holds_addresses(built)))
+        if cluster is not None and view is not None and cluster.membership.dynamic:
+            write_members(self.options, cluster, view)
+        return view.condition if view is not None else ""
+
+    def _stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
 
     def _server_running(self) -> bool:
         return self.server is not None and self.server.poll() is None
@@ -216,8 +255,7 @@ class _ServerLog(threading.Thread):
 
     def run(self) -> None:
         for line in self.stream:
-            sys.stderr.buffer.write(line)
-            sys.stderr.flush()
+            os.write(2, line)
             if not self.settled.is_set() and b" listening on " in line:
                 self.listening = True
                 self.settled.set()
@@ -264,13 +302,14 @@ class Snapshot:
 
 
 def _install_and_apply(options: Options, plugin: bytes, cluster: Cluster | None,
-                       networks: Sequence[Network]) -> list[str]:
+                       networks: Sequence[Network]) -> None:
+    """Steps 1 and 2, each change logged as it is made (a failure later leaves none unsaid)."""
     installed = install_plugin(options.cni_bin_dir, plugin)
-    lines = [f"installed {installed}"] if installed else []
+    if installed:
+        log(f"installed {installed}")
     plan = node_plan(cluster, options.node, networks)
-    for change in apply_node(plan, networks, options.node_netns):
-        lines += [f"applied {line}" for line in change.lines()]
-    return lines
+    apply_node(plan, networks, options.node_netns,
+               lambda change: _log_lines(f"applied {line}" for line in change.lines()))
 
 
 def install_plugin(bin_dir: str, plugin: bytes) -> str | None:
@@ -309,15 +348,63 @@ def write_conflists(conf_dir: str, networks: Sequence[Network]) -> list[str]:
             for c in plan.changes if c.action in verbs]
 
 
-def _log_report(lines: Sequence[str]) -> None:
+def left_on_node(options: Options) -> list[str]:
+    """What the agent leaves on the node when it stops, as the node holds it now.
+
+    The plugin and netc's conflists stay on purpose (pods keep attaching, cold);
+    an agent that never got that far must not claim they do.
+    """
+    plugin = os.path.join(options.cni_bin_dir, PLUGIN_NAME)
+    present = os.path.exists(plugin)
+    conflists = len(outdir.owned(options.cni_conf_dir))
+    conf_dir, bin_dir = options.cni_conf_dir, options.cni_bin_dir
+    counted = f"{conflists} conflist{'s' if conflists != 1 else ''} of netc's"
+    if present and conflists:
+        line = (f"the plugin {plugin} and {counted} in {conf_dir} stay: pods attach through "
+                "the cold path")
+    elif present:
+        line = (f"the plugin {plugin} stays; no conflist of netc's is in {conf_dir}, so no "
+                "pod attaches through it")
+    elif conflists:
+        line = (f"{counted} {'stay' if conflists != 1 else 'stays'} in {conf_dir}, but no "
+                f"plugin is in {bin_dir}: pods of {'their' if conflists != 1 else 'its'} "
+                "networks cannot attach until an agent installs it")
+    else:
+        line = (f"nothing of netc's is on this node: no plugin in {bin_dir}, no conflist of "
+                f"netc's in {conf_dir}")
+    return [f"stopped; {line}"]
+
+
+def holds_addresses(networks: Sequence[Network]) -> bool:
+    """Whether pods of the networks hold addresses on this node (their block must stay)."""
+    return any(IpamStore(n.ipam.data_dir, n.name).holders() for n in networks
+               if n.ipam is not None and n.ipam.cluster is not None)
+
+
+def members_file(options: Options) -> str:
+    """Where the agent says what it knows of its cluster's members: beside its socket."""
+    return os.path.join(os.path.dirname(options.socket), membership.STATUS_FILE)
+
+
+def write_members(options: Options, cluster: Cluster, view: membership.View) -> None:
+    """The members as the agent knows them, for `netc status` (written when they change)."""
+    text = json.dumps(membership.status_document(cluster, options.node, view), indent=1,
+                      sort_keys=True) + "\n"
+    path = members_file(options)
+    if read_text(path) != text:
+        write_atomically(path, text.encode(), durable=False)
+
+
+def _log_lines(lines: Iterable[str]) -> None:
     for line in lines:
         log(line)
 
 
-def _in_host(options: Options, work: Callable[[], list[str]]) -> list[str]:
-    """`work` in a child that entered the host's mount namespace; its log lines, or its error.
+def _in_host(options: Options, work: Callable[[], object]) -> object:
+    """`work` in a child that entered the host's mount namespace: its JSON value, or its error.
 
-    Without `host_mount_ns` (the agent runs on the node itself) it runs here.
+    The child logs what it does itself.  Without `host_mount_ns` (the agent
+    runs on the node itself) the work runs here.
     """
     if options.host_mount_ns is None:
         return work()
@@ -332,17 +419,17 @@ def _in_host(options: Options, work: Callable[[], list[str]]) -> list[str]:
     os.waitpid(child, 0)
     if "error" in outcome:
         raise NetcError(outcome["error"])
-    return list(outcome["lines"])
+    return outcome.get("value")
 
 
-def _child(writer: int, mount_ns: str, work: Callable[[], list[str]]) -> None:
+def _child(writer: int, mount_ns: str, work: Callable[[], object]) -> None:
     """Enter the host's mount namespace, work, send the outcome, and never return."""
     outcome: dict[str, Any] = {"error": "the child failed"}
     try:
         fd = os.open(mount_ns, os.O_RDONLY)
         enter(fd, CLONE_NEWNS)
         os.close(fd)
-        outcome = {"lines": work()}
+        outcome = {"done": True, "value": work()}
     except BaseException as error:  # everything goes back to the parent, nothing escapes
         outcome = {"error": f"{type(error).__name__}: {error}"}
         # not through sys.stderr: a thread of the parent may have held its lock at the fork
@@ -351,7 +438,7 @@ def _child(writer: int, mount_ns: str, work: Callable[[], list[str]]) -> None:
         try:
             os.write(writer, json.dumps(outcome).encode())
         finally:
-            os._exit(0 if "lines" in outcome else 1)
+            os._exit(0 if "done" in outcome else 1)
 
 
 def serve_health(agent: Agent, port: int) -> http.server.ThreadingHTTPServer:

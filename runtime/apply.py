@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from compiler.datatypes import frozen
 from compiler.ir import Network
@@ -53,14 +53,24 @@ class Change:
                 "source": self.op.span.to_json() if self.op.span else None}
 
 
-def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None = None
-               ) -> list[Change]:
-    """Ensure every operation of a node's plan; the changes, in plan order."""
+def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None = None,
+               changed_now: Callable[[Change], None] | None = None) -> list[Change]:
+    """Ensure every operation of a node's plan; the changes, in plan order.
+
+    `changed_now` hears of each change as it is made.  A failure raises
+    `executor.OperationFailed` and undoes nothing: the changes made before it
+    stay (each is node-scoped and wanted), and the next apply carries on.
+    """
     with _inside(node_netns), _networks_locked(networks):
         host = Host(None)
         try:
             run = executor.Run(host, plan)
-            return [Change(op, tuple(run.notes_of(op))) for op in executor.apply(run)]
+
+            def change(op: Operation) -> Change:
+                return Change(op, tuple(run.notes_of(op)))
+
+            tell = None if changed_now is None else (lambda op: changed_now(change(op)))
+            return [change(op) for op in executor.apply(run, tell)]
         finally:
             host.close()
 

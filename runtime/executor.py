@@ -20,7 +20,7 @@ each operation just before it runs.
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from compiler.errors import Code, NetcError
@@ -41,9 +41,12 @@ class OperationFailed(NetcError):
         self.op = op
 
 
-def apply(run: Run) -> list[Operation]:
+def apply(run: Run, changed_now: Callable[[Operation], None] | None = None
+          ) -> list[Operation]:
     """Ensure every operation of the plan, and return those that changed something.
 
+    `changed_now` hears of each such operation as soon as it changed something
+    (`netc apply` prints it then, so a failure later leaves no change unsaid).
     On a failure this call's attachment-owned work is undone and the failure raised.
     """
     applied: list[Operation] = []
@@ -53,6 +56,8 @@ def apply(run: Run) -> list[Operation]:
         try:
             if handler_for(current).ensure(current, run):
                 changed.append(current)
+                if changed_now is not None:
+                    changed_now(current)
         except Exception as error:
             # The failing operation may have done part of its work (a
             # reservation made, then the disk full): it is undone too.

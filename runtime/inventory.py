@@ -9,8 +9,10 @@ piece is checked against the others, and every inconsistency becomes a
     reservation without record   an address no attachment record explains
     record without namespace     the pod's network namespace is gone
     claim without record         a host port held for an attachment that has no record
-    link without record          a veth or ifb with netc's name that no record derives
-    chain without record         a DNAT chain with netc's name that no record derives
+    link without record          a veth on the network's bridge (or its ifb) with netc's
+                                 name that no known attachment derives
+    chain without record         a DNAT chain the network's dispatch chain jumps to that
+                                 no known attachment derives
     node object differs          a node-scoped object (bridge, NAT) not as planned
 
 Reading only: nothing here changes the node.
@@ -27,7 +29,7 @@ from typing import Any
 from compiler.datatypes import field, frozen, mutable
 from compiler.ir import Network, family_key
 from compiler.planner.attach import node_operations
-from compiler.planner.names import AttachmentNames, owner_of
+from compiler.planner.names import AttachmentNames, NetworkNames, owner_of
 from compiler.planner.ops import Plan, State
 from runtime import executor
 from runtime import record as records
@@ -100,12 +102,13 @@ class NetworkState:
 
 def inspect(networks: Sequence[Network]) -> list[NetworkState]:
     """The state of each bridge network on this node (run inside the node's namespace)."""
-    bridged = [n for n in networks if n.bridge is not None]
-    states = [_network_state(n) for n in bridged]
-    explained = {name for network in bridged for owner in known_attachments(network)
-                 for name in _owned_names(network, owner)}
-    if states:
-        states[0].problems += _orphans(explained)
+    states = []
+    for network in (n for n in networks if n.bridge is not None):
+        state = _network_state(network)
+        explained = {name for owner in known_attachments(network)
+                     for name in _owned_names(network, owner)}
+        state.problems += _unexplained_objects(network, explained)
+        states.append(state)
     return states
 
 
@@ -201,27 +204,46 @@ def _owned_names(network: Network, owner: tuple[str, str]) -> list[str]:
     return [names.host_veth, names.ifb, names.dnat_chain]
 
 
-def _orphans(explained: set[str]) -> list[Problem]:
-    """Kernel objects with netc's derived names that no record of any network derives."""
+def _unexplained_objects(network: Network, explained: set[str]) -> list[Problem]:
+    """Kernel objects of the network with netc's derived names that nothing known derives.
+
+    Only what is evidently the network's: veths on its bridge, the ifbs in
+    their link groups, DNAT chains its dispatch chains jump to.  A name alone
+    says nothing of the network (it is a hash): the pods of a network that is
+    not inspected here are never reported.
+    """
+    assert network.bridge is not None
     host = Host(None)
     try:
-        links = [link.name for link in host.node.links()]
+        links = host.node.links()
     finally:
         host.close()
-    found = [Problem("link without record", name, "netc's name, but no attachment derives it",
-                     "netc gc deletes it") for name in links
-             if OWNED_LINK.fullmatch(name) and name not in explained]
+    bridge = next((link.index for link in links if link.name == network.bridge.name), None)
+    veths = [link for link in links if link.master == bridge
+             and OWNED_LINK.fullmatch(link.name) and link.name not in explained]
+    groups = {link.group for link in veths if link.group}
+    ifbs = [link for link in links if link.kind == "ifb" and link.group in groups
+            and OWNED_LINK.fullmatch(link.name) and link.name not in explained]
+    remedy = ("delete it by hand once no pod uses it: netc gc collects the attachments a "
+              "record, address or host port names, and this one has none")
+    found = [Problem("link without record", f"{network.name} {link.name}",
+                     f"a {link.kind} with netc's name on {network.bridge.name} that no "
+                     "attachment of the network derives", remedy) for link in [*veths, *ifbs]]
     for family in (4, 6):
-        found += [Problem("chain without record", f"{family_key(family)} nat/{chain}",
-                          "netc's name, but no attachment derives it", "netc gc removes it")
-                  for chain in _dnat_chains(family) if chain not in explained]
+        found += [Problem("chain without record", f"{network.name} {family_key(family)} "
+                          f"nat/{chain}", f"jumped to from {dispatch}, but no attachment of "
+                          "the network derives it", remedy)
+                  for dispatch, chain in _dnat_chains(network, family) if chain not in explained]
     return found
 
 
-def _dnat_chains(family: int) -> list[str]:
+def _dnat_chains(network: Network, family: int) -> list[tuple[str, str]]:
+    """(dispatch chain, DNAT chain) of each jump from the network's dispatch chain."""
+    dispatch = NetworkNames(network.name).hostport_chain
     try:
-        listing = run(COMMANDS[family][0], "-w", "10", "-t", "nat", "-S")
+        listing = run(COMMANDS[family][0], "-w", "10", "-t", "nat", "-S", dispatch)
     except (ProgramFailed, OSError):
         return []
-    return sorted({line.split()[1] for line in listing.decode().splitlines()
-                   if line.startswith("-N ") and OWNED_CHAIN.fullmatch(line.split()[1])})
+    targets = {words[-1] for words in (line.split() for line in listing.decode().splitlines())
+               if words[:2] == ["-A", dispatch] and OWNED_CHAIN.fullmatch(words[-1])}
+    return [(dispatch, chain) for chain in sorted(targets)]

@@ -10,12 +10,16 @@ code `netc plan` prints it with.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+import os
+from collections.abc import Iterable, Sequence
 
 from compiler.planner.iptables import Rule, restore_text
-from runtime.programs import ProgramFailed, Running, run, start
+from runtime.netlink.nftables import Chain, Tables
+from runtime.programs import ProgramFailed, Running, find, run, start
 
 COMMANDS = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
+SAVE = {4: "iptables-save", 6: "ip6tables-save"}
 XTABLES_WAIT = "10"
 """Seconds iptables waits for the xtables lock (kube-proxy holds it while it syncs)."""
 
@@ -57,3 +61,41 @@ class LiveTables:
 
 
 LIVE = LiveTables()
+
+
+def chains(family: int, table: str, names: Iterable[str]) -> dict[str, Chain | None]:
+    """Each named chain's rule count and the rules jumping to it (None: no such chain).
+
+    The shape of a network's NAT, which a pod's ADD checks before it trusts
+    it: iptables-nft keeps its tables in nf_tables, asked over netlink with
+    no process; iptables-legacy is asked with one `iptables-save`.
+    """
+    if uses_nf_tables():
+        tables = Tables()
+        try:
+            return {name: tables.chain(family, table, name) for name in names}
+        finally:
+            tables.close()
+    return _saved_chains(run(SAVE[family], "-t", table).decode(errors="replace"), names)
+
+
+def uses_nf_tables() -> bool:
+    """Whether the node's iptables is iptables-nft (the xtables-nft-multi binary)."""
+    return "nft" in os.path.basename(os.path.realpath(find(COMMANDS[4][1])))
+
+
+def _saved_chains(saved: str, names: Iterable[str]) -> dict[str, Chain | None]:
+    """The chains' shape read from iptables-save's text of one table."""
+    declared, rules, jumps = set(), dict.fromkeys(names, 0), dict.fromkeys(names, 0)
+    for text in saved.splitlines():
+        words = text.split()
+        if text.startswith(":") and words[0][1:] in rules:
+            declared.add(words[0][1:])
+        elif len(words) > 1 and words[0] == "-A":
+            if words[1] in rules:
+                rules[words[1]] += 1
+            for verb, target in itertools.pairwise(words):
+                if verb in ("-j", "-g") and target in jumps:
+                    jumps[target] += 1
+    return {name: Chain(rules[name], jumps[name]) if name in declared else None
+            for name in rules}

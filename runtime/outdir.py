@@ -10,7 +10,8 @@ manifest of the files it wrote, with the digest of what it wrote:
 
 (no `.conf`, `.conflist` or `.json` ending, so no runtime loads it).  A file in
 the manifest that netc no longer wants is removed -- unless someone edited it
-since, then it is left and reported.  Files netc never wrote are never touched.
+since, then it is left and reported (`netc build` then writes nothing and fails:
+left beside the new files, it would still be loaded).  Files netc never wrote are never touched.
 Building some networks only (`--network`) leaves the files of the others
 alone.  Every write goes through a temporary file, fsync and rename.
 """
@@ -64,7 +65,7 @@ class Change:
     @property
     def drift(self) -> bool:
         """Whether the directory differs from what netc builds, here."""
-        return self.action in (Action.WRITE, Action.REMOVE)
+        return self.action in (Action.WRITE, Action.REMOVE, Action.EDITED)
 
 
 @frozen
@@ -192,6 +193,12 @@ def carry_out(directory: str, plan: Plan) -> None:
     os.makedirs(directory, exist_ok=True)
     write_atomically(os.path.join(directory, MANIFEST), document.encode(), durable=True,
                      mode=0o644)
+
+
+def owned(directory: str) -> list[str]:
+    """The files of `directory` netc wrote there and that are there still."""
+    return [name for name in _manifest(directory)
+            if os.path.exists(os.path.join(directory, name))]
 
 
 def _manifest(directory: str) -> dict[str, dict[str, str]]:

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from compiler.diagnostics import CODES
+from compiler.diagnostics import CODES, render_text
 from compiler.pipeline import compile_sources
 from compiler.schema import RAW, SCHEMA
 from compiler.source import SourceFile
@@ -28,6 +28,51 @@ def test_every_keyword_is_in_the_language_reference(context, keyword):
 @pytest.mark.parametrize("code", sorted(CODES))
 def test_every_diagnostic_code_is_explained(code):
     assert f"| {code} |" in (DOCS / "diagnostics.md").read_text()
+
+
+FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```$", re.S | re.M)
+TOP_LEVEL = re.compile(r"^(?:network|cluster|template)\s+\S+\s*\{", re.M)
+
+
+def _fenced_blocks() -> list[tuple[str, list[str], str]]:
+    """Every fenced block of docs/: where it starts, the words of its info string, its text."""
+    found = []
+    for path in sorted(DOCS.glob("*.md")):
+        text = path.read_text()
+        for match in FENCE.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            found.append((f"docs/{path.name}@{line}", match[1].split(), match[2]))
+    return found
+
+
+NETDSL = [(where, info[1:], body) for where, info, body in _fenced_blocks()
+          if info[:1] == ["netdsl"]]
+
+
+@pytest.mark.parametrize(("where", "options", "body"), NETDSL, ids=[b[0] for b in NETDSL])
+def test_every_netdsl_block_of_the_docs_compiles_or_fails_as_marked(where, options, body):
+    """```netdsl: compiles without a diagnostic.  ```netdsl fragment: statements of a
+    network, compiled inside one.  ```netdsl expect CODE...: reports exactly those codes."""
+    if options[:1] == ["fragment"]:
+        body = "network example {\n" + body + "}\n"
+    expected = options[1:] if options[:1] == ["expect"] else []
+    source = SourceFile(where, body)
+    diagnostics = compile_sources([source]).diagnostics
+    assert [d.code for d in diagnostics] == expected, render_text(diagnostics, {where: source})
+
+
+def test_every_block_of_netdsl_in_the_docs_is_marked_netdsl():
+    """So that the test above compiles it: a block starting a network, cluster or template."""
+    unmarked = [where for where, info, body in _fenced_blocks()
+                if info[:1] != ["netdsl"] and TOP_LEVEL.search(body)]
+    assert NETDSL and not unmarked, unmarked
+
+
+def test_the_diagnostics_page_shows_what_netc_check_prints_for_its_example():
+    (_, _, body), = [b for b in NETDSL if b[0].startswith("docs/diagnostics.md")]
+    source = SourceFile("bad.netdsl", body)
+    shown = render_text(compile_sources([source]).diagnostics, {source.name: source})
+    assert f"```\n{shown}```" in (DOCS / "diagnostics.md").read_text()
 
 
 def test_the_readme_example_compiles():
@@ -58,7 +103,8 @@ def test_every_linked_document_exists():
 def test_every_test_the_differences_page_names_exists():
     """docs/differences.md cites a kernel test for each difference; renaming one breaks it."""
     named = set(re.findall(r"`(test_[a-z0-9_]+)`", (DOCS / "differences.md").read_text()))
-    defined = {name for path in (ROOT / "tests" / "differential").glob("test_*.py")
+    defined = {name for folder in ("differential", "cluster")
+               for path in (ROOT / "tests" / folder).glob("test_*.py")
                for name in re.findall(r"^def (test_[a-z0-9_]+)", path.read_text(), re.M)}
     assert named and named <= defined, sorted(named - defined)
 

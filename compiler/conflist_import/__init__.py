@@ -5,7 +5,12 @@
 The stock plugins netdsl models become its statements -- bridge with
 host-local (`stock.bridge`), portmap (`hostport`), bandwidth -- and every
 other plugin keeps its options: the first as `plugin TYPE { ... }`, the
-rest as `chain TYPE { ... }`.  The text is formatted as `netc fmt` would.
+rest as `chain TYPE { ... }`.  So does a stock plugin the typed statements
+cannot hold exactly (a bridge's `vlan`, portmap's `markMasqBit`, a portmap
+after a chained plugin): it is kept as written, `plugin bridge { ... }` or
+`chain portmap { ... }`, rather than changed.  Top-level keys other than
+`cniVersion`, `name` and `plugins` (`disableCheck`) go into `conflist { ... }`.
+The text is formatted as `netc fmt` would.
 
 Nothing is dropped silently: each value that does not come back the same
 is a finding naming the file and its JSON path.  And the claim is checked,
@@ -19,12 +24,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from compiler import emit
 from compiler.conflist_import import stock, writer
-from compiler.conflist_import.report import Finding, Level, Path, Report, show
+from compiler.conflist_import.report import Finding, Level, Path, Report, format_path, show
 from compiler.conflist_import.writer import Node
 from compiler.datatypes import frozen, mutable
 from compiler.diagnostics import Diagnostic, has_errors
@@ -40,6 +46,9 @@ __all__ = ["Finding", "Imported", "Level", "import_conflists"]
 _RUNTIME_KEYS = ("runtimeConfig", "args", "prevResult")
 """Plugin keys the runtime fills in at call time (`compiler.plugin_options` refuses them)."""
 _FILE_NAME = re.compile(r"(?:(?P<priority>[0-9]+)-)?(?P<stem>.+?)(?:\.(?:conflist|conf|json))?")
+_TYPED = {"portmap": stock.portmap, "bandwidth": stock.bandwidth}
+"""The chained stock plugins netdsl models, in the order netc writes them."""
+T = TypeVar("T")
 
 
 @frozen
@@ -256,10 +265,9 @@ def _header(source: _Source, report: Report) -> Iterator[Node]:
         report.warn(("cniVersion",), f"netc writes cniVersion {', '.join(CNI_VERSIONS)}; "
                     f"{show(version)} becomes {DEFAULT_CNI_VERSION}")
     yield from _priority(source.file)
-    for key, value in top.items():
-        if key not in ("name", "plugins"):
-            report.warn((key,), f"netdsl has no equivalent for the conflist's {show(key)} "
-                        f"(= {show(value)}): dropped")
+    extra = {key: value for key, value in top.items() if key not in ("name", "plugins")}
+    if extra:
+        yield Node("conflist", writer.options(extra))
 
 
 def _priority(file: str) -> Iterator[Node]:
@@ -270,28 +278,51 @@ def _priority(file: str) -> Iterator[Node]:
 
 
 def _plugins(source: _Source, report: Report) -> tuple[list[Node], list[int]]:
-    """The network's plugin statements, and the input index of each plugin netc writes."""
+    """The network's plugin statements, and the input index of each plugin netc writes.
+
+    netc writes the main plugin, portmap (`hostport`), bandwidth, then the
+    chained plugins.  portmap and bandwidth are typed only where that keeps the
+    file's order and holds every value, and only when the file has one of
+    them; else they are chained plugins as written, so the order never changes.
+    """
     (main, main_path), *rest = source.plugins
     nodes = _main(main, main_path, report)
-    placed: dict[str, list[tuple[int, Node]]] = {"portmap": [], "bandwidth": [], "chain": []}
+    count = Counter(kind for plugin, _ in rest if isinstance(kind := plugin.get("type"), str))
+    slots = list(_TYPED)
+    order = [0]
     for index, (plugin, path) in enumerate(rest, start=1):
         kind = plugin.get("type")
-        slot = kind if kind in ("portmap", "bandwidth") else "chain"
-        if slot != "chain" and placed[slot]:
-            report.warn(path, f"a second {kind} plugin: netc writes one; dropped")
-            continue
-        node = _chained(plugin, path, report, slot)
+        node = None
+        if kind in slots and count[kind] == 1:
+            node = _typed(_TYPED[kind], plugin, path, report, f"`chain {kind} {{ ... }}`")
+            slots = slots[slots.index(kind) + 1:]  # what netc writes after it
+        if node is None:
+            slots = []  # netc writes chained plugins last: no typed one may follow
+            node = _chained(plugin, path, report)
         if node is not None:
-            placed[slot].append((index, node))
-    ordered = [item for slot in ("portmap", "bandwidth", "chain") for item in placed[slot]]
-    order = [0, *(index for index, _ in ordered)]
-    if order != sorted(order):
-        def types(indices: Sequence[int]) -> str:
-            return ", ".join(str(source.plugins[i][0].get("type")) for i in indices)
+            nodes.append(node)
+            order.append(index)
+    return nodes, order
 
-        report.warn(("plugins",), "netc writes the main plugin, portmap, bandwidth, then the "
-                    f"chained plugins: {types(order)} (the file: {types(sorted(order))})")
-    return [*nodes, *(node for _, node in ordered)], order
+
+def _typed(convert: Callable[[Mapping[str, Any], Path, Report], T], plugin: Mapping[str, Any],
+           path: Path, report: Report, verbatim: str) -> T | None:
+    """The typed statements of a stock plugin when they hold it exactly, else None.
+
+    Exactly means with notes at most (the same meaning spelt otherwise); a plugin
+    they would change is reported as kept as written, the `verbatim` form.
+    """
+    trial = Report(report.file)
+    typed = convert(plugin, path, trial)
+    problems = list(dict.fromkeys(format_path(f.path if f.path is not None else path)
+                                  for f in trial.findings if f.level is not Level.NOTE))
+    if not problems:
+        report.findings += trial.findings
+        return typed
+    shown = ", ".join(problems[:3]) + (f" and {len(problems) - 3} more" if problems[3:] else "")
+    report.note(path, f"kept as written, as {verbatim}: netdsl's typed statements cannot "
+                f"hold {shown}")
+    return None
 
 
 def _main(plugin: Mapping[str, Any], path: Path, report: Report) -> list[Node]:
@@ -301,8 +332,11 @@ def _main(plugin: Mapping[str, Any], path: Path, report: Report) -> list[Node]:
         return []
     ipam = plugin.get("ipam")
     if kind == "bridge" and isinstance(ipam, dict) and ipam.get("type") == "host-local":
-        return stock.bridge(plugin, path, report)
-    if kind == "bridge":
+        typed = _typed(stock.bridge, plugin, path, report,
+                       "`plugin bridge { ... }` (built with --target reference only)")
+        if typed is not None:
+            return typed
+    elif kind == "bridge":
         report.note(path, "netc's bridge needs host-local IPAM: kept as a `plugin bridge` "
                     "block, built with --target reference only")
     if kind == "loopback":
@@ -310,12 +344,8 @@ def _main(plugin: Mapping[str, Any], path: Path, report: Report) -> list[Node]:
     return [Node(f"plugin {kind}", writer.options(_passthrough(plugin, path, report)))]
 
 
-def _chained(plugin: Mapping[str, Any], path: Path, report: Report, slot: str) -> Node | None:
+def _chained(plugin: Mapping[str, Any], path: Path, report: Report) -> Node | None:
     kind = plugin.get("type")
-    if slot == "portmap":
-        return stock.portmap(plugin, path, report)
-    if slot == "bandwidth":
-        return stock.bandwidth(plugin, path, report)
     if not _plugin_type(kind):
         report.warn((*path, "type"), f"{show(kind)} is not a plugin type netdsl can name: "
                     "plugin dropped")

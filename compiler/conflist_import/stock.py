@@ -238,6 +238,8 @@ def _range(keys: Keys, network: IPNetwork) -> list[Node]:
     """
     given = {k: keys.take(k, str, "an address") for k in ("rangeStart", "rangeEnd")}
     if not any(given.values()):
+        for name in (k for k, text in given.items() if text == ""):
+            keys.report.note(keys.at(name), "an empty address sets no end: left out")
         return []
     last = network.broadcast_address - (1 if network.version == 4 else 0)
     defaults = {"rangeStart": network.network_address + 1, "rangeEnd": last}

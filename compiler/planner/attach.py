@@ -200,7 +200,7 @@ def _node_nat(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> Oper
         Kind.NODE_NAT, f"{family_key(family)} nat of {network.name}",
         f"NAT of network {network.name} (IPv{family}): {shown}, {len(jumps)} jumps",
         {"family": family, "table": "nat", "chains": chains, "dispatch": dispatch,
-         "jumps": jumps, "state": f"{network.state_dir}/{network.name}"}, Phase.NODE,
+         "jumps": jumps}, Phase.NODE,
         scope=Scope.NODE, span=origin.span)
 
 

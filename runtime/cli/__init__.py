@@ -23,6 +23,7 @@ COMMANDS = {
     "install-plugin": "runtime.cli.runtime:install_plugin",
     "serve-cni": "runtime.cli.runtime:serve_cni",
     "agent": "runtime.cli.deploy:agent",
+    "leave": "runtime.cli.deploy:leave",
     "artifact": "runtime.cli.deploy:artifact",
     "image": "runtime.cli.deploy:image",
     "status": "runtime.cli.node:status",

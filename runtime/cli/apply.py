@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 import click
 
@@ -55,25 +56,54 @@ def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
     if network_name is not None and network_name not in {n.name for n in networks}:
         raise click.UsageError(f"no network named {network_name!r} in the input")
     the_plan = plan_of_node(compilation, node, networks, network_name)
-    try:
-        changes = apply_node(the_plan, [n for n in networks if network_name in (None, n.name)],
-                             node_netns)
-    except NetcError as error:
-        if detailed_exitcode:
-            click.echo(f"Error: {error}", err=True)
-            sys.exit(EXIT_INVALID)
-        raise SystemFailure(str(error)) from error
-    if output == "json":
-        document = {"format_version": APPLY_FORMAT, "node": the_plan.node.to_json()
-                    if the_plan.node else None, "changes": [c.to_json() for c in changes]}
-        click.echo(json.dumps(document, indent=2))
-    else:
-        for change in changes:
+    changes: list[Change] = []
+
+    def made(change: Change) -> None:
+        changes.append(change)
+        if output == "text":
             for line in change.lines():
                 click.echo(line)
+
+    try:
+        apply_node(the_plan, [n for n in networks if network_name in (None, n.name)],
+                   node_netns, made)
+    except NetcError as error:
+        _failed(error, node, the_plan, changes, output, detailed_exitcode)
+    if output == "json":
+        click.echo(json.dumps(_document(the_plan, changes), indent=2))
     click.echo(f"netc apply: {_summary(node, the_plan, changes)}", err=True)
     if detailed_exitcode and changes:
         sys.exit(EXIT_PENDING)
+
+
+def _document(the_plan: Plan, changes: Sequence[Change], error: str | None = None
+              ) -> dict[str, object]:
+    document: dict[str, object] = {
+        "format_version": APPLY_FORMAT, "node": the_plan.node.to_json() if the_plan.node
+        else None, "changes": [c.to_json() for c in changes]}
+    if error is not None:
+        document["error"] = error
+    return document
+
+
+def _failed(error: NetcError, node: str, the_plan: Plan, changes: Sequence[Change],
+            output: str, detailed_exitcode: bool) -> NoReturn:
+    """Say what failed and what stays: the changes made before it (printed as they were made).
+
+    Nothing is undone: every operation is node-scoped and wanted, and the
+    next apply carries on from where this one stopped.
+    """
+    if output == "json":
+        click.echo(json.dumps(_document(the_plan, changes, str(error)), indent=2))
+    made = sum(len(c.lines()) for c in changes)
+    stays = (f"the {made} change{'s' if made != 1 else ''} above stay" if made
+             else "nothing was changed")
+    click.echo(f"netc apply: node {node}: stopped by a failure; {stays} (nothing is rolled "
+               "back: each is node-scoped, and the next apply carries on from there)", err=True)
+    if detailed_exitcode:
+        click.echo(f"Error: {error}", err=True)
+        sys.exit(EXIT_INVALID)
+    raise SystemFailure(str(error)) from error
 
 
 def _summary(node: str, the_plan: Plan, changes: Sequence[Change]) -> str:

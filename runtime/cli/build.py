@@ -21,13 +21,13 @@ from compiler import emit
 from compiler.cluster import NodeUnknown, needs_node, networks_for_node, nodes
 from compiler.diagnostics import Diagnostic, has_errors, json_document, sort_diagnostics
 from compiler.ir import Cluster, Network
-from compiler.kubernetes import Rollout, manifests, render_manifests
+from compiler.kubernetes import Rollout, manifests, render_manifests, rollout_diagnostics
 from compiler.source import SourceFile
 from compiler.versions import CNI_VERSIONS
 from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
 from runtime.cli.completion import network_names
 from runtime.install import netc_version
-from runtime.outdir import Action, InTheWay, Output, carry_out, plan_directory
+from runtime.outdir import Action, Change, InTheWay, Output, carry_out, plan_directory
 from runtime.outdir import Plan as OutputPlan
 
 KUBERNETES = "kubernetes"
@@ -63,10 +63,13 @@ MANIFEST_FILE = "netc.yaml"
               help="kubernetes: where the nodes' runtimes find plugins.")
 @click.option("--warm-socket", default="/run/netc/cni.sock", show_default=True,
               help="kubernetes: the agents' warm server socket on the nodes.")
+@click.option("--etcd-secret", default="netc-etcd", show_default=True,
+              help="kubernetes: the Secret with the etcd client's ca.crt, tls.crt and tls.key "
+              "(clusters with etcd membership).")
 def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir: Path | None,
           check: bool, only: str | None, node: str | None, output: str, image: str | None,
           image_pull_policy: str, k8s_namespace: str, cni_conf_dir: str,
-          cni_bin_dir: str, warm_socket: str) -> None:
+          cni_bin_dir: str, warm_socket: str, etcd_secret: str) -> None:
     """Compile FILES (`-`: standard input) to CNI network configuration lists.
 
     Networks that draw from a cluster are built for one node (--node), or for
@@ -84,8 +87,12 @@ def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir:
     if not compilation.ok:
         result.finish(EXIT_INVALID)
     if target == KUBERNETES:
+        result.diagnostics += rollout_diagnostics(networks)
+        if has_errors(result.diagnostics):
+            result.finish(EXIT_INVALID)
         rollout = Rollout(image or f"localhost/netc:{netc_version()}", image_pull_policy,
-                          k8s_namespace, cni_conf_dir, cni_bin_dir, warm_socket=warm_socket)
+                          k8s_namespace, cni_conf_dir, cni_bin_dir, warm_socket=warm_socket,
+                          etcd_secret=etcd_secret)
         text = _manifests(compilation.clusters, networks, rollout)
         result.emit({MANIFEST_FILE: Output("", text)}, out_dir, check, None)
     builds = _per_node(networks, compilation.clusters, node, out_dir is not None)
@@ -148,6 +155,7 @@ class _Result:
         self.sources = sources
         self.output = output
         self.conflists: dict[str, dict[str, Any]] = {}
+        self.refused = ""
 
     def emit(self, outputs: Mapping[str, Output], out_dir: Path | None, check: bool,
              networks: set[str] | None, stdout: str | None = None) -> NoReturn:
@@ -161,6 +169,10 @@ class _Result:
             raise click.ClickException(f"{error}\nhint: {error.details}") from error
         if check:
             self.finish(_check(out_dir, plan, self.output), _states(out_dir, plan, True))
+        refusal = _refusal(out_dir, plan)
+        if refusal:
+            self.refused = refusal
+            self.finish(EXIT_INVALID, _states(out_dir, plan, True))
         self.finish(_write(out_dir, plan, self.output), _states(out_dir, plan, False))
 
     def finish(self, code: int, files: dict[str, str] | None = None,
@@ -171,9 +183,13 @@ class _Result:
             document["conflists"] = self.conflists
             if files:
                 document["files"] = files
+            if self.refused:
+                document["refused"] = self.refused
             click.echo(json.dumps(document, indent=2))
         else:
             report(self.diagnostics, self.sources)
+            if self.refused:  # last, where it cannot be missed
+                click.echo(self.refused, err=True)
             click.echo(stdout, nl=False)
         sys.exit(code)
 
@@ -182,11 +198,45 @@ def _states(out_dir: Path, plan: OutputPlan, checking: bool) -> dict[str, str]:
     """What became (or, with --check, would become) of each file, for the JSON document."""
     words = {Action.WRITE: ("would change", "written"), Action.UNCHANGED: ("up to date",
              "unchanged"), Action.REMOVE: ("would be removed", "removed"),
-             Action.EDITED: ("edited since written", "left (edited since written)")}
+             Action.EDITED: ("edited since written", "edited since written")}
     states = {str(out_dir / c.name): words[c.action][0 if checking else 1] for c in plan.changes}
     created = {str(out_dir / c.name): "would be created" for c in plan.changes
                if checking and c.action == Action.WRITE and c.current is None}
     return states | created
+
+
+def _refusal(out_dir: Path, plan: OutputPlan) -> str:
+    """Why nothing may be written: files netc wrote, no longer builds, and someone edited.
+
+    netc will not remove an edit, and must not leave it either: runtimes load every
+    conflist and take the lexically first, so an old `20-pods.conflist` keeps the node
+    on the old network beside the new `30-pods.conflist`.  Someone has to decide.
+    """
+    edited = [c for c in plan.changes if c.action == Action.EDITED]
+    if not edited:
+        return ""
+    many = len(edited) != 1
+    lines = [f"netc build: error: nothing written into {out_dir}: "
+             + (f"{len(edited)} files" if many else "a file")
+             + " netc wrote and no longer builds " + ("were" if many else "was")
+             + " edited by hand since (netc never removes an edit)"]
+    for change in edited:
+        lines.append(f"  {out_dir / change.name}: {_shadows(change, plan)}")
+    lines.append("hint: keep what you need of the edit in the .netdsl, delete the file (or "
+                 "move it out of the directory) and build again")
+    return "\n".join(lines)
+
+
+def _shadows(edited: Change, plan: OutputPlan) -> str:
+    """What the edited file does to the node if it stays."""
+    successor = next((c.name for c in plan.changes
+                      if c.wanted is not None and c.network == edited.network), None)
+    if successor is None:
+        return (f"network {edited.network} is no longer built, but runtimes would still load "
+                "this file")
+    order = "before" if edited.name < successor else "beside"
+    return (f"network {edited.network} is now {successor}; runtimes would load this file "
+            f"{order} it (they take the lexically first conflist)")
 
 
 def _check(out_dir: Path, plan: OutputPlan, output: str) -> int:
@@ -206,10 +256,12 @@ def _check(out_dir: Path, plan: OutputPlan, output: str) -> int:
             click.echo(f"would remove {path}: netc wrote it, no network builds it now")
         elif change.action == Action.EDITED:
             click.echo(f"{path}: netc wrote it, no network builds it now, and it was edited "
-                       "since (left alone)", err=True)
+                       "since: a build refuses until it is removed", err=True)
     if drift:
-        click.echo(f"{drift} of {len(plan.changes)} files would change; run netc build "
-                   "without --check to write them", err=True)
+        edited = any(c.action == Action.EDITED for c in plan.changes)
+        click.echo(f"{drift} of {len(plan.changes)} files would change; " + (
+            "remove the edited file, then run netc build" if edited else
+            "run netc build without --check to write them"), err=True)
         return EXIT_INVALID
     click.echo(f"{len(plan.changes)} conflists up to date", err=True)
     return 0
@@ -220,8 +272,7 @@ def _write(out_dir: Path, plan: OutputPlan, output: str) -> int:
         carry_out(str(out_dir), plan)
     except OSError as error:
         raise SystemFailure(f"cannot write into {out_dir}: {error.strerror}") from error
-    verbs = {Action.WRITE: "wrote", Action.UNCHANGED: "unchanged", Action.REMOVE: "removed",
-             Action.EDITED: "left (edited since netc wrote it, no longer built)"}
+    verbs = {Action.WRITE: "wrote", Action.UNCHANGED: "unchanged", Action.REMOVE: "removed"}
     if output == "text":
         for change in plan.changes:
             click.echo(f"{verbs[change.action]} {out_dir / change.name}", err=True)

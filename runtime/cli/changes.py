@@ -25,13 +25,17 @@ EXIT_CHANGES = 2
 
 
 def old_sources(against: str, files: Sequence[str]) -> list[SourceFile]:
-    """The old revision of `files`: from a file, a directory, or a git revision."""
+    """The old revision of `files`: from a file, a directory, or a git revision.
+
+    Each is named where it was read (`../old/cluster.netdsl`, `HEAD~1:cluster.netdsl`), so
+    what the new revision removed cites the old revision's lines, never the new file's.
+    """
     path = Path(against)
     if path.is_file():
         return [SourceFile(str(path), path.read_text())]
     if path.is_dir():
-        return [SourceFile(name, (path / Path(name).name).read_text())
-                for name in files if (path / Path(name).name).exists()]
+        return [SourceFile(str(old), old.read_text())
+                for name in files if (old := path / Path(name).name).exists()]
     return [source for name in files if (source := _from_git(against, name)) is not None]
 
 
@@ -58,7 +62,7 @@ def _from_git(revision: str, name: str) -> SourceFile | None:
         if "exists on disk, but not in" in done.stderr or "does not exist in" in done.stderr:
             return None
         raise click.UsageError(f"--against {revision}: {done.stderr.strip()}")
-    return SourceFile(name, done.stdout)
+    return SourceFile(f"{revision}:{relative}", done.stdout)
 
 
 def show(compilation: Compilation, against: str, files: Sequence[str], output: str,

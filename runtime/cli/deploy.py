@@ -33,16 +33,53 @@ from runtime.cli.common import SystemFailure
               help="The host's mount namespace, for the work done on the host ('' when the "
               "agent runs on the host itself).")
 @click.option("--node-netns", help="Work in this network namespace as the node (tests).")
+@click.option("--node-address", "node_addresses", multiple=True, metavar="ADDRESS/PREFIX",
+              help="In a cluster with dynamic membership: this node's underlay address, one per "
+              "family (default: the addresses of its default route's interface).")
+@click.option("--memory-dir", default="/var/lib/netc", show_default=True,
+              help="Where a dynamic cluster's block is remembered across restarts and reboots.")
 def agent(config: str, node_name: str, cni_conf_dir: str, cni_bin_dir: str, socket: str,
           interval: float, health_port: int, host_mount_ns: str,
-          node_netns: str | None) -> None:
+          node_netns: str | None, node_addresses: tuple[str, ...], memory_dir: str) -> None:
     """The node agent: install the plugin, apply the node, serve, write the conflist; repeat."""
     from runtime.agent import Agent, Options
 
     options = Options(config, node_name, cni_conf_dir, cni_bin_dir, socket, interval,
                       health_port=health_port or None, host_mount_ns=host_mount_ns or None,
-                      node_netns=node_netns)
+                      node_netns=node_netns, node_addresses=node_addresses,
+                      memory_dir=memory_dir)
     sys.exit(Agent(options).run())
+
+
+@click.command()
+@click.option("--config", required=True, type=click.Path(dir_okay=False),
+              help="The compiled configuration (the ConfigMap's netc.json).")
+@click.option("--node-name", required=True, envvar="NODE_NAME",
+              help="The node that leaves (its Kubernetes name).")
+@click.option("--node-netns", help="Talk to the datastore from this network namespace (tests).")
+@click.option("--memory-dir", default="/var/lib/netc", show_default=True,
+              help="Where the node remembers its block (forgotten on leaving).")
+def leave(config: str, node_name: str, node_netns: str | None, memory_dir: str) -> None:
+    """Take NODE out of its dynamic cluster now: its lease revoked, its block released.
+
+    Every peer drops its routes at once.  For a node being removed (a preStop
+    hook on drain, or by hand); an agent that merely stops keeps its block.
+    """
+    from runtime.agent import Snapshot
+    from runtime.etcd import EtcdError
+    from runtime.membership.etcd import leave as leave_cluster
+    from runtime.netns import node_namespace
+
+    clusters, _ = Snapshot.of(config).parsed()
+    dynamic = [c for c in clusters if c.membership.dynamic]
+    if not dynamic:
+        raise click.UsageError(f"{config} has no cluster with dynamic membership")
+    try:
+        with node_namespace(node_netns):
+            for cluster in dynamic:
+                click.echo(leave_cluster(cluster, node_name, memory_dir))
+    except EtcdError as error:
+        raise SystemFailure(str(error)) from error
 
 
 @click.command()

@@ -40,11 +40,14 @@ CONFIG_SUFFIXES = (".conf", ".conflist", ".json")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the .netdsl to this file instead of printing it.")
 @click.option("--force", is_flag=True, help="With --out: replace a file that exists.")
-def import_command(files: tuple[str, ...], out: Path | None, force: bool) -> None:
+@click.option("--strict", is_flag=True, help="Write nothing and exit 1 when a value would not "
+              "come back the same (any warning).")
+def import_command(files: tuple[str, ...], out: Path | None, force: bool, strict: bool) -> None:
     """Write the .netdsl of CNI conflists FILES (`-`: standard input; directories too).
 
     Exit 0 when every file was imported (warnings say what changes), 1 when
-    a file could not be read as a network or the result breaks netc's rules.
+    a file could not be read as a network or the result breaks netc's rules,
+    or with --strict when anything would not come back the same.
     """
     if out is not None and out.exists() and not force:
         raise click.UsageError(f"{out} exists; add --force to replace it")
@@ -54,13 +57,18 @@ def import_command(files: tuple[str, ...], out: Path | None, force: bool) -> Non
         click.echo(str(finding), err=True)
     report(result.diagnostics, {str(out or "<stdout>"): SourceFile(
         str(out or "<stdout>"), result.text)})
-    if result.text and out is not None:
+    changed = sum(f.level is Level.WARNING for f in result.findings)
+    refused = strict and changed > 0
+    if result.text and out is not None and not refused:
         write_atomically(out, result.text, mode=_mode(files))
         click.echo(f"wrote {out}", err=True)
-    elif result.text:
+    elif result.text and not refused:
         click.echo(result.text, nl=False)
     click.echo(_summary(result, len(inputs)), err=True)
-    if not result.ok:
+    if refused:
+        click.echo(f"netc import: --strict: {changed} value{'s' if changed != 1 else ''} "
+                   "would not come back the same: nothing written", err=True)
+    if not result.ok or refused:
         sys.exit(EXIT_INVALID)
 
 

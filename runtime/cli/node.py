@@ -20,6 +20,7 @@ from compiler import ir_codec
 from compiler.emit import NETC_PLUGIN_TYPE
 from compiler.errors import NetcError
 from compiler.ir import Network
+from compiler.quantities import format_quantity
 from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
 from runtime.cli.node_plans import networks_of as node_networks
 
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_PROBLEMS = 1
+STATUS_FORMAT = "1.0"
+"""The `format_version` of `netc status --format json`."""
 
 
 def networks_of(inputs: tuple[str, ...], node: str | None) -> list[Network]:
@@ -75,13 +78,18 @@ def _with_node_options(command: F) -> F:
 @_with_node_options
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
               show_default=True)
+@click.option("--membership", "members_file", default="/run/netc/membership.json",
+              show_default=True, type=click.Path(dir_okay=False),
+              help="The agent's account of a dynamic cluster's members (shown when it exists).")
 def status(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
-           output: str) -> None:
+           output: str, members_file: str) -> None:
     """What the node holds for the networks of INPUTS, and what does not add up.
 
     INPUTS: .netdsl files, or a directory of conflists such as /etc/cni/net.d.
-    Exit 0 when everything is consistent, 1 when something is not, 3 when the
-    node cannot be inspected.
+    With a dynamic cluster, the membership the agent follows: its source, this
+    node's block and lease, every member and when it was last seen.  Exit 0
+    when everything is consistent, 1 when something is not (a datastore the
+    agent cannot reach included), 3 when the node cannot be inspected.
     """
     from runtime.inventory import inspect
     from runtime.netns import node_namespace
@@ -92,13 +100,45 @@ def status(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
             states = inspect(networks)
     except (NetcError, OSError) as error:
         raise SystemFailure(str(error)) from error
+    members = _members(members_file)
     if output == "json":
-        click.echo(json.dumps({"format_version": "1.0",
-                               "networks": [s.to_json() for s in states]}, indent=2))
+        document: dict[str, Any] = {"format_version": STATUS_FORMAT,
+                                    "networks": [s.to_json() for s in states]}
+        if members is not None:
+            document["membership"] = members
+        click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(_status_text(states), nl=False)
-    if any(s.problems for s in states):
+        click.echo(_members_text(members) + _status_text(states), nl=False)
+    if any(s.problems for s in states) or (members is not None and members["condition"]):
         sys.exit(EXIT_PROBLEMS)
+
+
+def _members(path: str) -> dict[str, Any] | None:
+    """The agent's membership file, if there is one netc can read."""
+    try:
+        document = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise SystemFailure(f"cannot read {path}: {error}") from error
+    if not isinstance(document, dict) or document.get("format") != 1:
+        raise SystemFailure(f"{path} is not a membership file of format 1")
+    return document
+
+
+def _members_text(document: dict[str, Any] | None) -> str:
+    if document is None:
+        return ""
+    held = (f"holds block {document['block']} (lease {document['lease']}, {document['ttl']} s)"
+            if document["block"] is not None else "holds no block")
+    lines = [f"cluster {document['cluster']} ({document['source']} membership): "
+             f"node {document['node']} {held}, {len(document['members'])} members"]
+    for member in document["members"]:
+        lines.append(f"  {member['name']}  block {member['block']}  "
+                     f"{', '.join(member['addresses'])}  seen {member['last_seen']}")
+    if document["condition"]:
+        lines.append(f"  ! {document['condition']}")
+    return "\n".join(lines) + "\n"
 
 
 def _status_text(states: Sequence[NetworkState]) -> str:
@@ -107,10 +147,10 @@ def _status_text(states: Sequence[NetworkState]) -> str:
         lines.append(f"network {state.network}: {len(state.attachments)} attachments, "
                      f"{len(state.reservations)} reservations, {len(state.claims)} host ports")
         for a in state.attachments:
-            rates = " ".join(f"{d} {r // 1000}k" for d, r in a.rates.items())
-            lines.append(f"  {a.container_id[:12]} {a.ifname}  {', '.join(a.addresses) or '-'}"
-                         f"  {' '.join(a.ports)}  {rates}  since "
-                         f"{a.to_json()['since']}".rstrip())
+            rates = " ".join(f"{d} {format_quantity(r)}" for d, r in a.rates.items())
+            columns = [f"{a.container_id[:12]} {a.ifname}", ", ".join(a.addresses) or "-",
+                       " ".join(a.ports), rates, f"since {a.to_json()['since']}"]
+            lines.append("  " + "  ".join(c for c in columns if c))
         for problem in state.problems:
             lines.append(f"  ! {problem.kind}: {problem.subject}: {problem.detail}"
                          f" -- {problem.remedy}")
@@ -154,5 +194,7 @@ def gc(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
                     failed = f" -- failed: {item.error}" if item.error else ""
                     click.echo(f"{verb} {item.container_id}/{item.ifname} on {network.name} "
                                f"({', '.join(item.evidence)}){failed}")
+                if not done:
+                    click.echo(f"nothing to collect on {network.name}")
     except NetcError as error:
         raise SystemFailure(str(error)) from error

@@ -82,9 +82,10 @@ def _io_failure(error: OSError) -> NetcError:
 
 
 def _stated_version(data: bytes) -> str:
+    """The version to answer in; never an exception, which would leave the caller no answer."""
     try:
         version = read_config(data).get("cniVersion")
-    except NetcError:
+    except Exception:  # the call itself reports what is wrong with stdin
         return DEFAULT_CNI_VERSION
     return version if isinstance(version, str) and version else DEFAULT_CNI_VERSION
 

@@ -66,9 +66,15 @@ class Call:
 
 
 def read_config(data: bytes) -> dict[str, Any]:
-    """The JSON object on stdin (code 6 when it is not one)."""
+    """The JSON object on stdin (code 6 when it is not one).
+
+    UTF-8 and nothing else, as libcni and the Go plugins read it: a byte order
+    mark or NUL bytes are refused, not taken as a hint of UTF-16 or UTF-32.
+    (`json.loads` of bytes would guess an encoding, whose codec a warm
+    server's child -- its imports closed -- cannot load.)
+    """
     try:
-        config = json.loads(data)
+        config = json.loads(data.decode("utf-8"))
     except (ValueError, UnicodeDecodeError) as error:
         raise NetcError("stdin is not JSON", Code.DECODE, str(error)) from None
     except RecursionError:

@@ -44,17 +44,23 @@ class BridgeHandler(KeptByDel):
         bridge = rtnl.link(name)
         created = bridge is None
         if bridge is None:
-            rtnl.create(name, "bridge", mtu, mac=_random_mac())
+            rtnl.create(name, "bridge", mac=_random_mac())
             bridge = existing_link(run, Where.NODE, name)
         if bridge.kind != "bridge":
             raise Refused(f"{name} exists but is a {bridge.kind or 'device'}, not a bridge")
-        changed = bool(mtu and bridge.mtu != mtu)
-        if changed:
+        repaired = []
+        if mtu and bridge.mtu != mtu:
+            # In a request of its own: an MTU given in the creating request is not
+            # "set by the user" for the kernel, which resets it to 1500 when the
+            # bridge's last port leaves (the first pod's DEL).
             rtnl.set_mtu(bridge, mtu)
+            repaired.append(f"mtu {bridge.mtu}, want {mtu}")
         if bridge.promiscuous != op.params["promiscuous"]:
             rtnl.set_flags(bridge, promiscuous=op.params["promiscuous"])
-            changed = True
-        return created or changed
+            repaired.append("promiscuous mode differed")
+        if repaired and not created:
+            run.note(op, "repaired: " + ", ".join(repaired))
+        return created or bool(repaired)
 
     def observe(self, op: Operation, run: Run) -> Observation:
         bridge = run.host.node.link(op.params["name"])

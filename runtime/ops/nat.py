@@ -2,11 +2,14 @@
 
 A network's NAT for one family -- its masquerade chain, its hostPort
 dispatch chain and their jumps from the built-in chains -- is one planned
-operation, set up in one transaction once per configuration: a marker file
-in the state directory, named by a digest of the operation's parameters,
-records that it was done, so a steady-state ADD runs no iptables process for
-it.  If an admin flushes the nat table, the next pod with host ports finds
-its dispatch chain gone, and the network's operation runs again.
+operation, set up in one transaction.  What is set up is what the kernel
+has, never what a file says was done: an admin's `iptables -t nat -F` or a
+firewall reload takes it away behind netc's back, and the next ADD, apply or
+converge of the agent puts it back.  A pod's ADD asks for the chains' shape
+only -- each chain's rule count and the rules jumping to it, over netlink
+with iptables-nft (no process) -- and trusts a network whose shape is whole;
+`netc apply` and the agent compare every rule (`iptables -C`), and say what
+they repaired.
 
 A pod's own NAT state is one chain plus one jump from the dispatch chain,
 written in a single iptables-restore transaction, and removed the same way:
@@ -16,53 +19,42 @@ no process per rule, no dump of the table.  The restore text comes from
 
 from __future__ import annotations
 
-import json
-import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-from compiler.digests import sha256
 from compiler.planner import iptables as rules
 from compiler.planner.ops import Kind, Observation, Operation, State
-from runtime.files import private_directory, write_atomically
-from runtime.files import remove as remove_file
-from runtime.iptables import LIVE, restore, rule_count, start_restore
+from runtime.iptables import LIVE, chains, restore, rule_count, start_restore
 from runtime.ops.base import IN_PLACE_NOW, KeptByDel, Run, differs, missing
 from runtime.programs import ProgramFailed, Running
 
 
-def marker_path(op: Operation) -> str:
-    """The file that says this configuration of the network's NAT is set up."""
-    canonical = json.dumps(op.params, sort_keys=True)
-    digest = sha256(canonical.encode()).hexdigest()[:16]
-    return os.path.join(op.params["state"],
-                        f"{op.params['table']}-ipv{op.params['family']}.{digest}")
-
-
 class NodeNat(KeptByDel):
-    """A network's chains and entry jumps for one family, set up once per configuration.
-
-    A pod's ADD trusts the marker; a node's apply (`netc apply --node`, the
-    agent's periodic converge) looks at the tables themselves, so a flushed
-    table -- the loopback guard included -- is put back there.
-    """
+    """A network's chains and entry jumps for one family, repaired wherever they differ."""
 
     def ensure(self, op: Operation, run: Run) -> bool:
-        marker = marker_path(op)
-        if run.pod is None and self.observe(op, run).state == State.IN_PLACE:
+        shape = chains(op.params["family"], op.params["table"], _chain_names(op.params))
+        if not any(shape.values()):
+            # None of its chains, so no jump to them either: a fresh node, or a flushed one.
+            self.set_up(op, rules.FRESH)
+            return True
+        if run.pod is not None and _whole(op.params, shape):
             return False
-        if run.pod is not None and os.path.exists(marker):
+        found = self.observe(op, run)
+        if found.state == State.IN_PLACE:
             return False
-        self.set_up(op, marker)
+        self.set_up(op)
+        run.note(op, f"repaired: {found.detail}")
         return True
 
-    def set_up(self, op: Operation, marker: str) -> None:
-        """Write the chains and missing jumps whatever the marker says, then the marker."""
-        remove_file(marker)
-        lines = rules.node_setup(op.params, LIVE)
+    def set_up(self, op: Operation, live: rules.Live | None = None) -> None:
+        """Write the chains with their rules, and the dispatch chains and jumps `live` lacks.
+
+        `live` is what the node has; by default, its tables asked rule by rule.
+        """
+        lines = rules.node_setup(op.params, live or LIVE)
         if lines:
             restore(op.params["family"], op.params["table"], lines)
-        private_directory(os.path.dirname(marker))
-        write_atomically(marker, b"", durable=False)
 
     def observe(self, op: Operation, run: Run) -> Observation:
         family, table = op.params["family"], op.params["table"]
@@ -76,6 +68,21 @@ class NodeNat(KeptByDel):
         if len(problems) == everything + len(op.params["chains"]):
             return missing()
         return differs("; ".join(problems)) if problems else IN_PLACE_NOW
+
+
+def _chain_names(params: Mapping[str, Any]) -> list[str]:
+    return [*(c["name"] for c in params["chains"]), *params["dispatch"]]
+
+
+def _whole(params: Mapping[str, Any], shape: Mapping[str, Any]) -> bool:
+    """Whether every chain is there, with its rules, and jumped to as often as planned."""
+    jumps = dict.fromkeys(shape, 0)
+    for jump in params["jumps"]:
+        jumps[jump["rule"][-1]] += 1
+    counts = {c["name"]: len(c["rules"]) for c in params["chains"]}
+    return all(found is not None and found.jumps >= jumps[name]
+               and found.rules == counts.get(name, found.rules)
+               for name, found in shape.items())
 
 
 def _chain_problems(family: int, table: str, chain: str,
@@ -126,7 +133,7 @@ class AttachmentNat:
         network = next(o for o in run.plan.operations if o.kind == Kind.NODE_NAT
                        and o.params["family"] == op.params["family"]
                        and o.params["table"] == op.params["table"])
-        NODE_NAT.set_up(network, marker_path(network))
+        NODE_NAT.set_up(network)
 
     def remove(self, op: Operation, run: Run) -> None:
         params = op.params

@@ -10,7 +10,7 @@ import ipaddress
 from bench import report, startup
 from bench.cluster import NODE, plan_of, write_source
 from bench.generate import netdsl
-from bench.implementations import subnet_prefix
+from bench.implementations import LOOPBACK, NETC, NETWORK, REFERENCE, sandbox_lists, subnet_prefix
 from bench.stats import percentile, ratio, summary
 from compiler.pipeline import compile_sources
 from compiler.planner.ops import Kind
@@ -169,3 +169,26 @@ def test_the_load_report_compares_each_phase_with_the_reference_and_says_what_wa
     assert ["reference", "4.00", "50.0", "400.0", "900.0", "0", "0/8", "1.00x"] in rows
     assert "netc-warm: 390 of 400 calls waited for the network's lock" in text
     assert "400 of 400 calls served warm" in text
+
+
+def test_the_membership_section_has_a_row_per_cluster_size_and_the_watchers_line():
+    size = {"size": 3, "lease_s": 3, "agent_rss_kib": 36_000,
+            **{step: _figures(ms) for step, ms in (("join", 560.0), ("claim", 60.0),
+                                                   ("leave", 350.0), ("crash", 3100.0))}}
+    suite = {"agents": [size, {**size, "size": 20}],
+             "watchers": {"watchers": 1000, "all_know": 420.0, "know": _figures(200.0),
+                          "revisions_per_join": 1, "process_rss_kib": 400_000}}
+    text = report.text(_results({"membership": suite}))
+    rows = [line for line in text.splitlines() if line.startswith(("        3", "       20"))]
+    assert len(rows) == 2 and "   560.0 /    672.0" in rows[0] and "(3)" in rows[0]
+    assert "1000 watchers in one process: all knew of a join within 420.0 ms" in text
+
+
+def test_both_sides_run_the_lists_a_runtime_runs_besides_their_own_network():
+    """containerd runs the loopback plugin for every sandbox, whatever the pod network: the
+    reference and netc get the same lists but for the pod network itself."""
+    text = NETWORK.format(state="/run/x", data="/var/lib/x", prefix=24)
+    reference, netc = sandbox_lists(text, REFERENCE), sandbox_lists(text, NETC)
+    assert [c.document for c in reference[:-1]] == [c.document for c in netc[:-1]] == [LOOPBACK]
+    assert [p["type"] for p in reference[-1].plugins] == ["bridge", "portmap", "bandwidth"]
+    assert [p["type"] for p in netc[-1].plugins] == ["netc-cni"]

@@ -75,13 +75,40 @@ def test_a_removed_network_goes_and_foreign_files_stay(tmp_path, out):
     assert list(manifest["files"]) == ["10-a.conflist"]
 
 
-def test_a_file_edited_since_netc_wrote_it_is_left_and_reported(tmp_path, out):
+def test_a_file_edited_since_netc_wrote_it_stops_the_build(tmp_path, out, golden):
+    """Issue 21 item 18: after a priority change, the old file -- edited by hand, so netc
+    does not remove it -- would sort first and keep the node on the old network."""
+    assert _build(_source(tmp_path, ("pods", 20, "10.1.0.0/24")), out).exit_code == 0
+    (out / "20-pods.conflist").write_text('{"edited": true}\n')
+    manifest = (out / MANIFEST).read_text()
+    source = _source(tmp_path, ("pods", 30, "10.1.0.0/24"))
+    result = _build(source, out)
+    assert result.exit_code == 1
+    golden.check("golden/build/edited-since-written.txt",
+                 result.stderr.replace(str(out), "NET_D"))
+    assert _names(out) == ["20-pods.conflist", "99-loopback.conf"], "nothing is written"
+    assert (out / "20-pods.conflist").read_text() == '{"edited": true}\n'
+    assert (out / MANIFEST).read_text() == manifest, "netc still knows it wrote the file"
+    again = _build(source, out)
+    assert again.exit_code == 1, "refused until someone decides"
+    check = _build(source, out, "--check")
+    assert check.exit_code == 1
+    assert "20-pods.conflist" in check.stderr and "edited" in check.stderr
+    (out / "20-pods.conflist").unlink()
+    assert _build(source, out).exit_code == 0
+    assert _names(out) == ["30-pods.conflist", "99-loopback.conf"]
+
+
+def test_an_edited_file_in_the_json_document(tmp_path, out):
     assert _build(_source(tmp_path, ("pods", 10, "10.1.0.0/24")), out).exit_code == 0
     (out / "10-pods.conflist").write_text('{"edited": true}\n')
-    result = _build(_source(tmp_path, ("web", 10, "10.1.0.0/24")), out)
-    assert result.exit_code == 0
-    assert "left (edited since netc wrote it" in result.stderr
-    assert (out / "10-pods.conflist").read_text() == '{"edited": true}\n'
+    result = _build(_source(tmp_path, ("web", 10, "10.1.0.0/24")), out, "--format", "json")
+    assert result.exit_code == 1
+    document = json.loads(result.stdout)
+    assert document["files"] == {str(out / "10-pods.conflist"): "edited since written",
+                                 str(out / "10-web.conflist"): "would be created"}
+    assert "10-pods.conflist" in document["refused"]
+    assert not (out / "10-web.conflist").exists()
 
 
 def test_building_one_network_leaves_the_others_files(tmp_path, out):

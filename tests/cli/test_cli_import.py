@@ -70,12 +70,12 @@ def test_the_written_file_builds_back_to_the_conflists(node, tmp_path):
 
 
 def test_standard_input_is_named_stdin():
-    conflist = json.dumps({"cniVersion": "1.0.0", "name": "lan", "disableCheck": True,
-                           "plugins": [{"type": "macvlan", "master": "eth0"}]})
+    conflist = json.dumps({"cniVersion": "1.0.0", "name": "lan", "plugins": [
+        {"type": "macvlan", "master": "eth0", "runtimeConfig": {"mac": "x"}}]})
     result = netc("import", "-", stdin=conflist.encode())
     assert result.exit_code == 0
     assert result.stdout.startswith("# imported from <stdin>\nnetwork lan {\n")
-    assert result.stderr.startswith("<stdin>: $.disableCheck: warning: ")
+    assert result.stderr.startswith("<stdin>: $.plugins[0].runtimeConfig: warning: ")
 
 
 def test_a_file_that_cannot_be_imported_writes_nothing_and_exits_1(tmp_path):
@@ -104,3 +104,36 @@ def test_networks_netc_refuses_are_written_with_the_diagnostics(tmp_path):
 def test_a_directory_without_configuration_files_is_a_usage_error(tmp_path):
     result = netc("import", str(tmp_path))
     assert result.exit_code == 2 and "holds no .conf, .conflist or .json file" in result.stderr
+
+
+EXTRAS = CASES / "stock-extras"
+
+
+def test_import_then_build_gives_the_same_json(tmp_path):
+    """Issue 21 item 19: the round trip through the command line, byte for byte in meaning."""
+    out = tmp_path / "node.netdsl"
+    imported = netc("import", str(EXTRAS / "10-vlan.conflist"), "--out", str(out))
+    assert imported.exit_code == 0, imported.output
+    assert "warning:" not in imported.stderr and "0 warnings" in imported.stderr
+    built = netc("build", str(out), "--target", "reference")
+    assert built.exit_code == 0, built.output
+    assert json.loads(built.stdout) == json.loads((EXTRAS / "10-vlan.conflist").read_text())
+
+
+def test_strict_refuses_what_would_not_come_back_and_writes_nothing(tmp_path):
+    conflist = {"cniVersion": "1.0.0", "name": "pods", "plugins": [
+        {"type": "bridge", "bridge": "cni0",
+         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/24"}]]}},
+        {"type": "sbr", "runtimeConfig": {"x": 1}}]}
+    source = tmp_path / "10-pods.conflist"
+    source.write_text(json.dumps(conflist))
+    out = tmp_path / "node.netdsl"
+    assert netc("import", str(source), "--out", str(out)).exit_code == 0
+    out.unlink()
+    strict = netc("import", str(source), "--out", str(out), "--strict")
+    assert strict.exit_code == 1
+    assert "$.plugins[1].runtimeConfig: warning" in strict.stderr
+    assert "--strict: 1 value would not come back the same: nothing written" in strict.stderr
+    assert not out.exists()
+    exact = netc("import", str(EXTRAS / "10-vlan.conflist"), "--strict")
+    assert exact.exit_code == 0 and "network vlan100 {" in exact.stdout

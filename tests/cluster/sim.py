@@ -93,10 +93,13 @@ class SimCluster(Namespaces):
     """The namespaces, the cluster's source and its nodes; see the module docstring."""
 
     def __init__(self, tmp: Path, bin_dir: Path, mode: str, dual: bool,
-                 nodes: tuple[SimNode, ...], *, ipv6_underlay: bool = False) -> None:
+                 nodes: tuple[SimNode, ...], *, ipv6_underlay: bool = False,
+                 target: str = "netc") -> None:
         super().__init__(tmp)
         self.bin_dir = bin_dir
         self.mode = mode
+        self.target = target
+        """What the pods' conflists are built for: netc-cni, or the stock plugins."""
         self.dual = dual
         self.families = (4, 6) if dual else (4,)
         self.ipv6_underlay = ipv6_underlay
@@ -141,6 +144,14 @@ class SimCluster(Namespaces):
         if routed:
             sh("ip", "-n", netns, "route", "add", "default", "via", "198.18.10.1")
             sh("ip", "-n", netns, "-6", "route", "add", "default", "via", "fd00:198:10::1")
+
+    def add_host(self, role: str, host: int) -> str:
+        """A namespace on the switch at 198.18.10.HOST (and fd00:198:10::HOST), routed like a
+        node: a service between the nodes (an etcd member)."""
+        netns = self.netns(role)
+        self._plug(netns, role[-15:], f"198.18.10.{host}", f"fd00:198:10::{host}",
+                   routed=self.router is not None)
+        return netns
 
     def _address(self, netns: str, dev: str, address: str, address6: str) -> None:
         self.run(netns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.accept_dad=0")
@@ -190,8 +201,10 @@ class SimCluster(Namespaces):
             + (f", {n.address6}/64" if self.dual and not self.ipv6_underlay else "")
             + f"\n        block {n.block}\n    }}\n" for n in self.listed)
         routes = "route 0.0.0.0/0" + ("; route ::/0" if self.dual else "")
+        tunnel = ("" if self.mode == "host-gw"  # host-gw has no tunnel to set (E610)
+                  else f" {{ vni {self.vni}; underlay-mtu {UNDERLAY_MTU} }}")
         return (f"cluster {CLUSTER} {{\n    pod-cidr {cidrs}\n    node-block {blocks}\n"
-                f"    routing {self.mode} {{ vni {self.vni}; underlay-mtu {UNDERLAY_MTU} }}\n"
+                f"    routing {self.mode}{tunnel}\n"
                 f"{nodes}}}\n\n"
                 "network pods {\n    state-dir \"{state}\"\n"
                 "    bridge cni0 { gateway; masquerade }\n"
@@ -216,8 +229,8 @@ class SimCluster(Namespaces):
         return compilation
 
     def conflist(self, node: SimNode) -> str:
-        """The node's conflist: `netc build --target netc --node NAME`."""
-        done = self.netc("build", "--target", "netc", "--node", node.name,
+        """The node's conflist: `netc build --target TARGET --node NAME`."""
+        done = self.netc("build", "--target", self.target, "--node", node.name,
                          str(self.source_file(node)))
         assert done.returncode == 0, done.stderr
         return done.stdout
@@ -269,14 +282,20 @@ class SimCluster(Namespaces):
 
     # pods
 
-    def add_pod(self, node: SimNode) -> SimPod:
-        """A pod on the node through netc-cni, answering on port 80 (host port 8080)."""
+    def add_pod(self, node: SimNode, role: str = "pod", host_port: int = HOST_PORT) -> SimPod:
+        """A pod on the node through its conflist, answering on port 80 (host port 8080).
+
+        `role` names the pod's namespace and `host_port` its mapping: a second pod
+        on a node needs others.
+        The node's latest pod is `pods[node.name]`.
+        """
         path = self.tmp / node.name / "pods.conflist"
         path.write_text(self.conflist(node))
-        pod = Pod(self.netns(f"{node.name}-pod"), f"{self.tag}-{node.name}-{secrets.token_hex(4)}")
+        pod = Pod(self.netns(f"{node.name}-{role}"),
+                  f"{self.tag}-{node.name}-{secrets.token_hex(4)}")
         who = driver.Invocation(
             pod.container_id, pod.netns, "eth0", "",
-            (mapping_from_option(f"{HOST_PORT}:{POD_PORT}"),), None,
+            (mapping_from_option(f"{host_port}:{POD_PORT}"),), None,
             (str(self.bin_dir), "/usr/lib/cni"), str(self.tmp / node.name / "cache"),
             self.ns(node))
         result = driver.add(driver.Conflist(path.read_bytes()), who)

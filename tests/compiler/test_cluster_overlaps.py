@@ -14,8 +14,8 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from compiler.cluster_checks import check_cluster
 from compiler.ir import Cluster, Node
-from compiler.lower_cluster import check_cluster
 
 POD_CIDR = ipaddress.ip_network("10.0.0.0/16")
 SUBNETS = st.builds(lambda start, prefix: ipaddress.ip_network((start << 8, prefix),

@@ -116,6 +116,27 @@ def test_what_no_finding_names_comes_back_the_same(case):
         pytest.skip("every file of this case has findings on JSON paths")
 
 
+@pytest.mark.parametrize("name", ["10-vlan.conflist", "20-trunk.conf", "30-ordered.conflist"])
+def test_values_the_typed_statements_cannot_hold_come_back_exactly(name):
+    """Issue 21 item 19: bridge `vlan`, `ipMasqBackend`, portmap `markMasqBit`, the
+    conflist's `disableCheck`, plugins out of netc's order: kept, without a warning."""
+    data = (IMPORT / "stock-extras" / name).read_bytes()
+    result = import_conflists([(name, data)])
+    assert not [f for f in result.findings if f.level is not Level.NOTE], findings_text(result)
+    (built,) = rebuilt(result).values()
+    assert built == as_conflist(json.loads(data))
+
+
+def test_the_typed_statements_stay_where_they_hold_everything():
+    """Only what cannot be typed goes verbatim: a plain bridge stays `bridge`, `hostport`."""
+    conflist = json.loads((IMPORT / "stock-extras" / "10-vlan.conflist").read_bytes())
+    del conflist["plugins"][0]["vlan"], conflist["plugins"][0]["ipMasqBackend"]
+    result = import_conflists([("10-vlan.conflist", json.dumps(conflist).encode())])
+    assert "bridge br100 {" in result.text and "hostport" not in result.text
+    assert "chain portmap {" in result.text and "plugin bridge" not in result.text
+    assert rebuilt(result) == {"vlan100": conflist}
+
+
 def test_a_difference_no_finding_explains_becomes_a_warning():
     """The safety net: the built JSON is compared with the input, whatever the converter said."""
     from compiler import conflist_import

@@ -13,7 +13,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from compiler import kubernetes
+from compiler import datatypes, kubernetes
+from compiler.ir import Membership
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
 from runtime.cli import main
@@ -67,7 +68,7 @@ def test_the_daemon_set_runs_one_privileged_enough_agent_per_node():
     assert pod["hostPID"], "the agent works in the host's mount namespace: /proc/1/ns/mnt"
     # everything else it does on the host, it does in the host's mount namespace
     mounts = {m["mountPath"]: m["name"] for m in agent["volumeMounts"]}
-    assert mounts == {"/etc/netc": "config", "/run/netc": "warm-socket"}
+    assert mounts == {"/etc/netc/config": "config", "/run/netc": "warm-socket"}
     assert "--socket" in agent["args"]
     env = {e["name"]: e for e in agent["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
@@ -87,7 +88,7 @@ def test_a_change_of_the_configuration_changes_the_checksum_and_rolls_the_agents
 
 
 def test_a_thousand_nodes_fit_in_a_config_map():
-    nodes = "\n".join(f"    node n{i} {{ address 10.{i // 250}.{i % 250}.1/16; block {i} }}"
+    nodes = "\n".join(f"    node n{i} {{ address 10.{i // 250}.{i % 250}.1/8; block {i} }}"
                       for i in range(1000))
     text = (f"cluster big {{\n    pod-cidr 172.16.0.0/12\n{nodes}\n}}\n"
             "network pods {\n    bridge cni0 { gateway }\n    ipam { cluster big }\n}\n")
@@ -103,3 +104,75 @@ def test_netc_build_target_kubernetes_prints_one_yaml_stream():
     assert result.exit_code == 0, result.output
     kinds = [d["kind"] for d in yaml.safe_load_all(result.stdout)]
     assert kinds == ["Namespace", "ConfigMap", "DaemonSet"]
+
+
+FIXED = "network pods {\n    bridge cni0 { gateway }\n    ipam { subnet 10.88.0.0/16%s }\n}\n"
+
+
+def _build_kubernetes(tmp_path, text):
+    (tmp_path / "pods.netdsl").write_text(text)
+    return CliRunner().invoke(main, ["build", "--target", "kubernetes", "pods.netdsl"])
+
+
+def test_a_network_with_one_subnet_for_every_node_is_refused(tmp_path, golden, monkeypatch):
+    """Every node would hand out 10.88.0.0/16: the same pod addresses on several nodes."""
+    monkeypatch.chdir(tmp_path)
+    result = _build_kubernetes(tmp_path, FIXED % "")
+    assert result.exit_code == 1 and result.stdout == ""
+    golden.check("golden/kubernetes/one-subnet-for-every-node.txt", result.stderr)
+
+
+def test_a_node_local_network_is_rolled_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = _build_kubernetes(tmp_path, FIXED % "; node-local")
+    assert result.exit_code == 0, result.output
+    config = next(d for d in yaml.safe_load_all(result.stdout) if d["kind"] == "ConfigMap")
+    (network,) = json.loads(config["data"]["netc.json"])["networks"]
+    assert network["ipam"]["node_local"] is True
+
+
+def test_node_local_contradicts_a_cluster():
+    cluster = (ROOT / "examples" / "cluster.netdsl").read_text().split("network pods")[0]
+    text = (cluster + "network pods {\n    bridge cni0\n"
+            "    ipam { cluster prod; node-local }\n}\n")
+    compilation = compile_sources([SourceFile("c.netdsl", text)])
+    assert [d.code for d in compilation.diagnostics] == ["E106"]
+
+
+def _etcd_cluster():
+    """The cluster example with etcd membership and no node statement (the language's own
+    example, examples/etcd-cluster.netdsl, is golden-tested with the examples)."""
+    compilation, _ = compile_example("cluster")
+    (cluster,) = compilation.clusters
+    membership = Membership("etcd", ("https://10.0.0.1:2379", "https://10.0.0.2:2379"),
+                            ca_file="/etc/netc/etcd/ca.crt",
+                            cert_file="/etc/netc/etcd/client.crt",
+                            key_file="/etc/netc/etcd/client.key")
+    return [datatypes.replace(cluster, nodes=(), membership=membership)], compilation.networks
+
+
+def test_an_etcd_cluster_mounts_the_clients_files_from_the_secret_and_remembers_blocks():
+    clusters, networks = _etcd_cluster()
+    documents = kubernetes.manifests(clusters, networks, ROLLOUT)
+    for document in yaml.safe_load_all(kubernetes.render_manifests(documents)):
+        kubernetes_validate.validate(document, "1.28.0", strict=True)
+    pod = _daemon_set(documents)["spec"]["template"]["spec"]
+    (agent,) = pod["containers"]
+    mounts = {m["mountPath"]: m for m in agent["volumeMounts"]}
+    assert mounts["/etc/netc/etcd"]["readOnly"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts["/etc/netc/etcd"]["name"]]["secret"] == {
+        "secretName": "netc-etcd", "defaultMode": 0o400,
+        "items": [{"key": "ca.crt", "path": "ca.crt"}, {"key": "tls.crt", "path": "client.crt"},
+                  {"key": "tls.key", "path": "client.key"}]}
+    assert volumes[mounts["/var/lib/netc"]["name"]]["hostPath"]["path"] == "/var/lib/netc"
+    assert agent["args"][-2:] == ["--memory-dir", "/var/lib/netc"]
+
+
+def test_the_config_map_of_an_etcd_cluster_holds_no_node():
+    clusters, networks = _etcd_cluster()
+    config = next(d for d in kubernetes.manifests(clusters, networks, ROLLOUT)
+                  if d["kind"] == "ConfigMap")["data"]["netc.json"]
+    (cluster,), _ = kubernetes.read_config(json.loads(config))
+    assert cluster.nodes == () and cluster.membership.endpoints == clusters[0].membership.endpoints
+    assert "node-a" not in config

@@ -43,3 +43,24 @@ def test_blocks_merge_with_the_network_winning_single_settings():
 def test_repeatable_settings_accumulate_template_first():
     body = "    bridge\n" + IPAM + "    hostport {\n        deny 80\n    }\n"
     assert [rule.first for rule in network(body).hostport.deny] == [22, 80]
+
+
+def codes(text: str) -> list[str]:
+    return [d.code for d in compile_sources([SourceFile("t.netdsl", text)]).diagnostics]
+
+
+def test_an_unknown_template_hides_none_of_the_networks_own_mistakes():
+    text = "network pods {\n    use missing\n    bridge cni0 { mtu 99 }\n    ipam {}\n}\n"
+    assert codes(text) == ["E015", "E013"]
+
+
+def test_settings_an_unknown_template_would_give_are_not_called_missing():
+    """No E012 "no main plugin": the template probably has the bridge."""
+    assert codes("network pods {\n    use missing\n}\n") == ["E015"]
+    assert codes("network pods {\n}\n") == ["E012"]
+
+
+def test_a_template_cycle_is_reported_once_and_the_network_is_still_read():
+    text = ("template a {\n    use b\n}\ntemplate b {\n    use a\n}\n"
+            "network pods {\n    use a\n    bridge x:y\n    ipam { subnet 10.0.0.0/24 }\n}\n")
+    assert codes(text) == ["E015", "E103"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import glob
+import json
 import os
 import random
 import signal
@@ -545,3 +546,24 @@ def test_a_server_that_never_answers_costs_a_call_seconds_not_its_success(lab, w
     lab.delete(conflist, pod)
     assert_clean(lab, [pod])
     _served_next(lab, warm)
+
+
+ODD_STDIN = {"bom": lambda good: b"\xef\xbb\xbf" + good, "bom-only": lambda _: b"\xef\xbb\xbf",
+             "nul-first": lambda good: b"\x00" + good, "nul-last": lambda good: good + b"\x00"}
+"""Stdin of a good request made odd: Python's JSON decoder would take a BOM or a leading NUL
+for a hint of another encoding, whose codec the warm child cannot import."""
+
+
+@pytest.mark.parametrize("case", ODD_STDIN)
+def test_odd_bytes_on_stdin_get_the_same_answer_warm_and_cold(lab, warm, bin_dir, case):
+    """A byte order mark or NUL bytes in stdin: code 6, from the warm path as from the cold."""
+    conflist = lab.network(networks.FULL)
+    stdin = ODD_STDIN[case](json.dumps(calls.request(conflist)).encode())
+    answers = []
+    for directory in (lab.bin_dir, bin_dir):  # warm, then the cold launcher
+        lab.bin_dir = directory
+        pod = lab.pod(f"o{len(answers)}")
+        answer = calls.call(lab, stdin, calls.environment("ADD", pod))
+        answers.append((answer.status, answer.error()["code"]))
+    assert answers == [(1, 6), (1, 6)]
+    assert warm.calls_served() >= 1, "the call went cold: " + warm.log()[-2000:]

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from pyroute2 import NetNS
 
@@ -85,7 +85,7 @@ class Namespaces:
         sh("ip", "netns", "del", name)
         self.namespaces.remove(name)
 
-    def __enter__(self) -> Namespaces:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *failure: object) -> None:

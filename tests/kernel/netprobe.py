@@ -2,14 +2,18 @@
 
     python -m tests.kernel.netprobe serve tcp 80 pod-a     # answers "pod-a <peer ip>"
     python -m tests.kernel.netprobe ask udp 198.18.0.1 8080 [--sport 40000]
+    python -m tests.kernel.netprobe flow 10.244.2.5 80 --rate 100     # until SIGTERM
     python -m tests.kernel.netprobe watch 9999 127.0.0.1 10.77.0.1   # "127.0.0.1 PAYLOAD" lines
     python -m tests.kernel.netprobe frame eth0 MAC 10.77.0.5 9999 127.0.0.1=hi 10.77.0.1=x
 
 The answer names the server and the source address it saw, so a test can
-tell which pod answered and whether the traffic was masqueraded.  `watch`
-and `frame` are an attacker's view: UDP datagrams written as raw Ethernet
-frames (what CAP_NET_RAW, in every container's default set, allows), and
-the servers that see them or not.
+tell which pod answered and whether the traffic was masqueraded.  A flow
+sends numbered UDP datagrams to a UDP responder at a steady rate until it is
+told to stop (SIGTERM), then waits a second for the last answers and prints
+`sent N answered M longest-gap-ms G`: what an outage cost a running flow.
+`watch` and `frame` are an attacker's view: UDP datagrams written as raw
+Ethernet frames (what CAP_NET_RAW, in every container's default set,
+allows), and the servers that see them or not.
 """
 
 from __future__ import annotations
@@ -18,9 +22,11 @@ import argparse
 import ipaddress
 import os
 import select
+import signal
 import socket
 import struct
 import sys
+import time
 
 FAMILY = {True: socket.AF_INET6, False: socket.AF_INET}
 
@@ -66,6 +72,34 @@ def ask(protocol: str, host: str, port: int, source_port: int | None) -> int:
         print(f"no answer: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def flow(host: str, port: int, rate: float) -> None:
+    """Send `rate` datagrams a second until SIGTERM; count the answers and the longest gap."""
+    stopped: list[float] = []
+    signal.signal(signal.SIGTERM, lambda *_: stopped.append(time.monotonic()))
+    client = socket.socket(FAMILY[":" in host], socket.SOCK_DGRAM)
+    client.connect((host, port))
+    print("ready", flush=True)
+    sent = answered = 0
+    gap = 0.0
+    last = due = time.monotonic()
+    while not stopped or time.monotonic() < stopped[0] + 1.0:  # a second for the last answers
+        now = time.monotonic()
+        if not stopped and now >= due:
+            client.send(str(sent).encode())
+            sent += 1
+            due += 1 / rate
+        wait = 0.05 if stopped else max(0.0, min(due - now, 0.05))
+        if not select.select([client], [], [], wait)[0]:
+            continue
+        try:
+            client.recv(2048)
+        except OSError:  # refused (ICMP unreachable) while routes change: no answer
+            continue
+        answered += 1
+        gap, last = max(gap, now - last), now
+    print(f"sent {sent} answered {answered} longest-gap-ms {gap * 1000:.0f}", flush=True)
 
 
 def watch(port: int, addresses: list[str]) -> None:
@@ -116,7 +150,7 @@ def _ipv4_header(source: str, destination: str, payload: int) -> bytes:
 
 
 def main() -> int:
-    """Command line: serve PROTO PORT TAG | ask PROTO HOST PORT [--sport N] | watch | frame."""
+    """Command line: serve | ask | flow | watch | frame (see the module docstring)."""
     parser = argparse.ArgumentParser()
     commands = parser.add_subparsers(dest="command", required=True)
     server = commands.add_parser("serve")
@@ -128,6 +162,10 @@ def main() -> int:
     client.add_argument("host")
     client.add_argument("port", type=int)
     client.add_argument("--sport", type=int)
+    stream = commands.add_parser("flow")
+    stream.add_argument("host")
+    stream.add_argument("port", type=int)
+    stream.add_argument("--rate", type=float, default=100)
     watcher = commands.add_parser("watch")
     watcher.add_argument("port", type=int)
     watcher.add_argument("addresses", nargs="+")
@@ -140,6 +178,9 @@ def main() -> int:
     options = parser.parse_args()
     if options.command == "serve":
         serve(options.protocol, options.port, options.tag)
+        return 0
+    if options.command == "flow":
+        flow(options.host, options.port, options.rate)
         return 0
     if options.command == "watch":
         watch(options.port, options.addresses)

@@ -88,3 +88,12 @@ def test_a_node_apply_puts_a_flushed_guard_back(attacked):
     apply_node(node_plan(None, "node", [network]), [network], lab.node)
     assert len(_localnet_guard(lab)) == 2
     assert _attack(lab, pod, address, _watch(lab), "after-flush") == []
+
+
+def test_the_next_add_puts_a_flushed_guard_back(attacked):
+    """A pod's ADD checks the shape of its network's chains, the guard's included."""
+    lab, pod, address = attacked
+    lab.run(lab.node, "iptables", "-w", "-t", "raw", "-F")
+    lab.add(lab.network(networks.FULL), lab.pod("next"))
+    assert len(_localnet_guard(lab)) == 2
+    assert _attack(lab, pod, address, _watch(lab), "after-add") == []

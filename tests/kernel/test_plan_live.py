@@ -58,3 +58,16 @@ def test_live_plan_of_a_del_shows_what_would_go(lab):
     lab.delete(conflist, pod)
     done = _plan(lab, pod, "--port", "8080:80", "--command", "del")
     assert done.returncode == 0, done.stdout
+
+
+def test_a_bridge_mtu_below_1500_survives_the_last_pod_leaving(lab):
+    """The kernel resets a bridge's MTU when its last port leaves, unless it was set after
+    creation: the first pod's DEL must leave nothing for `plan --live` to report."""
+    conflist = lab.network(networks.bridge_network("gateway; masquerade; mtu 1350"))
+    pod = lab.pod("p")
+    lab.add(conflist, pod)
+    lab.delete(conflist, pod)
+    (bridge,) = json.loads(lab.run(lab.node, "ip", "-j", "link", "show", "nc-br0").stdout)
+    assert bridge["mtu"] == 1350
+    states = _states(_plan(lab, lab.pod("q"), "--format", "json"))
+    assert states["bridge nc-br0 mtu 1350"] == "in-place", states

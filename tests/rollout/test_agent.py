@@ -29,6 +29,7 @@ from runtime.agent import (
     Options,
     Snapshot,
     install_plugin,
+    left_on_node,
     serve_health,
     write_conflists,
 )
@@ -211,6 +212,29 @@ def test_the_agent_reads_a_new_configuration_at_once_and_stops_on_sigterm(tmp_pa
         if agent.poll() is None:
             agent.kill()
             agent.wait()
-    assert "stopped; the plugin and the conflists stay" in rest
+    assert (f"stopped; nothing of netc's is on this node: no plugin in {tmp_path / 'bin'}, "
+            f"no conflist of netc's in {tmp_path / 'net.d'}") in rest, rest
     assert "not ready" not in rest, "the same failure was reported again"
     assert os.path.isdir(tmp_path / "config")
+
+
+def test_on_stop_it_says_what_stays_on_the_node(tmp_path):
+    """Issue 21 item 21: what the stop message says is what the node holds."""
+    options = _options(tmp_path, tmp_path / "netc.json")
+    clusters, networks = _networks()
+    plugin = tmp_path / "bin" / "netc-cni"
+    assert left_on_node(options) == [
+        f"stopped; nothing of netc's is on this node: no plugin in {tmp_path / 'bin'}, "
+        f"no conflist of netc's in {tmp_path / 'net.d'}"]
+    install_plugin(str(tmp_path / "bin"), b"#!/bin/sh\n")
+    assert left_on_node(options) == [
+        f"stopped; the plugin {plugin} stays; no conflist of netc's is in "
+        f"{tmp_path / 'net.d'}, so no pod attaches through it"]
+    write_conflists(str(tmp_path / "net.d"), networks_for_node(networks, clusters, "node-a"))
+    assert left_on_node(options) == [
+        f"stopped; the plugin {plugin} and 1 conflist of netc's in {tmp_path / 'net.d'} "
+        "stay: pods attach through the cold path"]
+    plugin.unlink()
+    assert left_on_node(options) == [
+        f"stopped; 1 conflist of netc's stays in {tmp_path / 'net.d'}, but no plugin is in "
+        f"{tmp_path / 'bin'}: pods of its networks cannot attach until an agent installs it"]

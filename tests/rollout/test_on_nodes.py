@@ -266,7 +266,8 @@ def test_with_the_agent_stopped_pods_attach_cold_and_it_takes_over_unchanged(sce
     old = a.run_pod("before", 8084, {})
     conflists, plugin = a.conflists(), (a.bin_dir / "netc-cni").read_bytes()
     assert a.stop_agent() == 0, a.container_log(a.starts - 1)
-    assert "the plugin and the conflists stay" in a.log()
+    assert (f"the plugin {a.bin_dir / 'netc-cni'} and 1 conflist of netc's in {a.conf_dir} "
+            "stay") in a.log()
     assert a.readiness()[0] == 0, "the agent still answers"
     assert (a.conflists(), (a.bin_dir / "netc-cni").read_bytes()) == (conflists, plugin)
     during = a.run_pod("during", 8085, {})  # no server: the artifact runs the plugin itself

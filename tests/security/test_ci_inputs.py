@@ -174,8 +174,9 @@ def test_check_never_reads_through_a_symbolic_link_at_an_output_name(tmp_path):
     out = tmp_path / "deploy"
     out.mkdir()
     (out / MANIFEST_FILE).symlink_to(secret)
-    result = _build(str(_pods(tmp_path)), "--target", "kubernetes", "--out", str(out),
-                    "--check")
+    source = tmp_path / "cluster.netdsl"
+    source.write_text((ROOT / "examples" / "cluster.netdsl").read_text())
+    result = _build(str(source), "--target", "kubernetes", "--out", str(out), "--check")
     assert result.exit_code == 1, result.output
     assert "hunter2" not in result.output
     assert "symbolic link" in result.stderr

@@ -1,0 +1,168 @@
+"""Who is in a cluster now: the members a source lists, as the node plan reads them.
+
+A node's plan is a function of two inputs, the compiled cluster and its
+members: with `membership static` the members are the `node` statements;
+with a datastore they are what it lists now (a `Members` snapshot), and the
+`node` statements only pin blocks to names.  `with_members` turns a snapshot
+into the cluster the planner already knows -- a `Node` per member, its
+subnets from its block -- so pods, conflists and a node's routes come out of
+the same code whatever the source.
+
+A member's record is data from a datastore: `read_member` checks every
+field (a node name, a block inside the pod CIDRs, underlay addresses outside
+them) before anything is planned from it.  Pure: no I/O here.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import json
+from collections.abc import Iterable, Mapping
+
+from compiler import datatypes
+from compiler.cluster import block_count, block_subnets
+from compiler.datatypes import frozen
+from compiler.digests import sha256
+from compiler.identifiers import is_node_name
+from compiler.ir import Cluster, IPInterface, IPNetwork, Node
+from compiler.source import Span
+
+RECORD_FORMAT = 1
+RECORD_MAX = 4096
+"""Bytes a member's record may take: a name, a block and two addresses fit many times over."""
+
+
+@frozen
+class Member:
+    """A node as the datastore has it: its name, its block and its underlay addresses."""
+
+    name: str
+    block: int | None
+    addresses: tuple[IPInterface, ...]
+    leaving: bool = False
+    """It announced its leave (`netc leave`): peers drop it at once, no grace period."""
+    subnets: tuple[IPNetwork, ...] = ()
+    """Subnets given outright (a static `node` with `subnet`); else its block's."""
+    span: Span | None = None
+    """Its `node` statement, for a static member: plans cite it."""
+
+    def record(self) -> bytes:
+        """The member's value in the datastore."""
+        document = {"format": RECORD_FORMAT, "node": self.name, "block": self.block,
+                    "addresses": [str(a) for a in self.addresses]}
+        if self.leaving:
+            document["leaving"] = True
+        return json.dumps(document, sort_keys=True).encode()
+
+
+@frozen
+class Members:
+    """Every member of a cluster at one revision of its source, by name."""
+
+    revision: int
+    members: tuple[Member, ...] = ()
+
+    def get(self, name: str) -> Member | None:
+        """The member of this name, if there is one."""
+        return next((m for m in self.members if m.name == name), None)
+
+    @classmethod
+    def of(cls, revision: int, members: Iterable[Member]) -> Members:
+        """A snapshot of `members`, in name order."""
+        return cls(revision, tuple(sorted(members, key=lambda m: m.name)))
+
+
+class BadRecord(ValueError):
+    """A member record that is not one netc wrote, or not for this cluster."""
+
+
+def read_member(cluster: Cluster, name: str, value: bytes) -> Member:
+    """The member stored under `name`, checked against the cluster (`BadRecord` why not)."""
+    if len(value) > RECORD_MAX:
+        raise BadRecord(f"{len(value)} bytes, more than {RECORD_MAX}")
+    try:
+        document = json.loads(value.decode("utf-8"))
+    except (ValueError, RecursionError):
+        raise BadRecord("not JSON") from None
+    if not isinstance(document, dict) or document.get("format") != RECORD_FORMAT:
+        raise BadRecord(f"not a member record of format {RECORD_FORMAT}")
+    if document.get("node") != name or not is_node_name(name):
+        raise BadRecord(f"names node {document.get('node')!r}, stored as {name!r}")
+    block = document.get("block")
+    if not isinstance(block, int) or isinstance(block, bool) or not (
+            0 <= block < block_count(cluster)):
+        raise BadRecord(f"block {block!r} is not one of the {block_count(cluster)} blocks")
+    addresses = _addresses(cluster, document.get("addresses"))
+    return Member(name, block, addresses, document.get("leaving") is True)
+
+
+def _addresses(cluster: Cluster, listed: object) -> tuple[IPInterface, ...]:
+    if not isinstance(listed, list) or not 1 <= len(listed) <= 2:
+        raise BadRecord("`addresses` is not a list of one or two addresses")
+    found = []
+    for text in listed:
+        try:
+            address = ipaddress.ip_interface(text) if isinstance(text, str) else None
+        except ValueError:
+            address = None
+        if address is None or "/" not in text:
+            raise BadRecord(f"{text!r} is not an address with its prefix")
+        if any(address.ip in c for c in cluster.pod_cidrs):
+            raise BadRecord(f"underlay address {address.ip} is inside the pod CIDRs")
+        found.append(address)
+    if len({a.version for a in found}) != len(found):
+        raise BadRecord("two addresses of one family")
+    return tuple(found)
+
+
+def with_members(cluster: Cluster, members: Members) -> Cluster:
+    """The cluster as its members make it: one node per member, in name order.
+
+    Two members claiming one block (a datastore edited by hand) keep the
+    block for the first by name; the other is left out rather than given a
+    subnet that overlaps.
+    """
+    nodes, taken = [], set()
+    for member in members.members:
+        if member.block is not None and member.block in taken:
+            continue
+        taken.add(member.block)
+        subnets = member.subnets or block_subnets(cluster, member.block or 0)
+        nodes.append(Node(member.name, member.addresses, subnets, member.block, member.span))
+    return datatypes.replace(cluster, nodes=tuple(nodes))
+
+
+def pinned_blocks(cluster: Cluster) -> dict[str, int]:
+    """The blocks `node` statements pin to names: a dynamic cluster's reservations."""
+    return {n.name: n.block for n in cluster.nodes if n.block is not None}
+
+
+def members_of(cluster: Cluster) -> Members:
+    """A static cluster's members: its `node` statements as they are, in their order."""
+    return Members(0, tuple(Member(n.name, n.block, n.addresses, subnets=n.subnets, span=n.span)
+                            for n in cluster.nodes))
+
+
+def choose_block(cluster: Cluster, name: str, taken: Mapping[int, str],
+                 remembered: int | None = None) -> int | None:
+    """The block `name` should claim; None when the pod CIDRs have none left for it.
+
+    Its pinned block, else the one it remembers if that is free (or its
+    own), else the first block nobody holds and nobody else is pinned to,
+    from a place that follows from its name: nodes that start together
+    mostly try different blocks, rather than all the lowest free one, and
+    their create-if-absent transactions rarely collide.  `taken` maps the
+    blocks held now to their holders.
+    """
+    pinned = pinned_blocks(cluster)
+    if name in pinned:
+        return pinned[name]
+    reserved = {block for owner, block in pinned.items() if owner != name}
+    count = block_count(cluster)
+    if (remembered is not None and remembered not in reserved
+            and taken.get(remembered, name) == name and remembered < count):
+        return remembered
+    start = int.from_bytes(sha256(name.encode()).digest()[:8], "big") % count
+    return next((block for block in itertools.chain(range(start, count), range(start))
+                 if block not in taken and block not in reserved), None)

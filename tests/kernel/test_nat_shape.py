@@ -1,0 +1,59 @@
+"""The shape of a network's NAT chains as a pod's ADD reads it, from both iptables backends.
+
+iptables-nft's chains are read over netlink (nf_tables), iptables-legacy's
+from one iptables-save; both must give the same counts for the same rules,
+and say "no chain" for a chain that is not there.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime.iptables import _saved_chains
+from runtime.netlink.nftables import Chain, Tables
+from runtime.netns import node_namespace
+from tests.kernel.lab import Namespaces
+
+SETUP = """*nat
+:NETC-PO - [0:0]
+:NETC-HP - [0:0]
+:NETC-EMPTY - [0:0]
+-A NETC-PO -d 10.244.0.0/16 -j RETURN
+-A NETC-PO -s 10.244.1.0/24 -j MASQUERADE
+-A NETC-HP -p tcp --dport 8080 -j NETC-EMPTY
+-A POSTROUTING -m comment --comment "netc network pods" -j NETC-PO
+-A PREROUTING -m addrtype --dst-type LOCAL -j NETC-HP
+-A OUTPUT -m addrtype --dst-type LOCAL -g NETC-HP
+COMMIT
+"""
+EXPECTED = {"NETC-PO": Chain(2, 1), "NETC-HP": Chain(1, 2), "NETC-EMPTY": Chain(0, 1),
+            "NETC-NONE": None}
+
+
+@pytest.fixture
+def netns(tmp_path):
+    with Namespaces(tmp_path) as namespaces:
+        yield namespaces, namespaces.netns("shape")
+
+
+def test_nf_tables_gives_each_chains_rules_and_jumps(netns):
+    namespaces, name = netns
+    namespaces.run(name, "iptables-nft-restore", "--noflush", stdin=SETUP)
+    with node_namespace(name):
+        tables = Tables()
+        try:
+            found = {chain: tables.chain(4, "nat", chain) for chain in EXPECTED}
+            flushed = namespaces.run(name, "iptables-nft", "-t", "nat", "-F")
+            after = {chain: tables.chain(4, "nat", chain) for chain in EXPECTED}
+        finally:
+            tables.close()
+    assert flushed.returncode == 0
+    assert found == EXPECTED
+    assert after == {c: Chain(0, 0) if e else None for c, e in EXPECTED.items()}
+
+
+def test_iptables_save_of_legacy_gives_the_same(netns):
+    namespaces, name = netns
+    namespaces.run(name, "iptables-legacy-restore", "--noflush", stdin=SETUP)
+    saved = namespaces.run(name, "iptables-legacy-save", "-t", "nat").stdout
+    assert _saved_chains(saved, EXPECTED) == EXPECTED

@@ -1,0 +1,214 @@
+"""A simulated cluster whose nodes join by themselves: an agent on each, etcd on the underlay.
+
+The cluster's source lists no node: each node's `netc agent` claims a block
+in etcd, publishes its address, follows the others and sets its node up
+(routes, VXLAN entries, bridge, NAT), then writes its conflist; pods attach
+through that conflist and the plugin the agent installed.  Every agent runs
+inside its node's network namespace, as a DaemonSet's agent runs in the
+node's network (hostNetwork), with its own directories -- real nodes share
+no disk -- and `--host-mount-ns ''` (it works in the test's mount namespace).
+Agents, etcd members, namespaces and directories are removed at the end.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from compiler import datatypes, kubernetes
+from compiler.cluster import vtep_mac
+from compiler.ir import Membership, Node
+from compiler.planner.context import mapping_from_option
+from runtime import driver
+from tests.cluster.sim import CLUSTER, HOST_PORT, POD_PORT, SimCluster, SimNode, SimPod
+from tests.kernel.lab import Pod
+from tests.membership.etcd_cluster import EtcdCluster
+from tests.support import ROOT
+
+LEASE = 3
+"""Seconds of a member's lease here (60 on a real cluster)."""
+
+
+class AgentCluster(SimCluster):
+    """The simulated cluster, etcd, and an agent per node that has joined."""
+
+    def __init__(self, tmp: Path, bin_dir: Path, mode: str, *,
+                 pod_cidr: str = "10.244.0.0/16", lease: int = LEASE) -> None:
+        self.pod_cidr = pod_cidr
+        self.lease = lease
+        self.home = Path(tempfile.mkdtemp(prefix="netc-ag-"))  # short: unix sockets
+        self.agents: dict[str, subprocess.Popen] = {}
+        super().__init__(tmp, bin_dir, mode, False, ())
+        try:
+            self.etcd = EtcdCluster(self)
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for name in list(self.agents):
+            self.stop_agent(name, signal.SIGKILL)
+        super().close()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    # the cluster's source: no node listed, members from etcd
+
+    def source(self) -> str:
+        routing = (f"    routing {self.mode} {{ vni {self.vni}; underlay-mtu 1500 }}\n"
+                   if self.mode != "host-gw" else "    routing host-gw\n")
+        return (f"cluster {CLUSTER} {{\n    pod-cidr {self.pod_cidr}\n    node-block /24\n"
+                f"{routing}}}\n\n"
+                "network pods {\n    state-dir \"{state}\"\n"
+                "    bridge cni0 { gateway; masquerade }\n"
+                f"    ipam {{ cluster {CLUSTER}; data-dir \"{{data}}\"; route 0.0.0.0/0 }}\n"
+                "    hostport\n}\n")
+
+    def config(self, node: SimNode) -> Path:
+        """The ConfigMap's netc.json as this node's agent reads it (its own directories)."""
+        compilation = self.compiled(node)
+        membership = Membership("etcd", tuple(self.etcd.endpoints), "/netc", self.lease)
+        clusters = [datatypes.replace(c, membership=membership) for c in compilation.clusters]
+        path = self.dirs(node)["config"]
+        path.write_text(kubernetes.render_config(clusters, compilation.networks))
+        return path
+
+    def mac(self, node: SimNode) -> str:
+        """The MAC of a node's VXLAN device (derived from cluster and node names)."""
+        (cluster,) = self.compiled(node).clusters
+        return vtep_mac(cluster, Node(node.name, (), ()))
+
+    def dirs(self, node: SimNode | str) -> dict[str, Path]:
+        """Where a node's agent keeps what a node keeps on its own disk."""
+        name = node if isinstance(node, str) else node.name
+        base = self.home / name
+        return {"config": base / "netc.json", "net.d": base / "net.d", "bin": base / "bin",
+                "socket": base / "run" / "cni.sock", "memory": base / "memory",
+                "log": base / "agent.log"}
+
+    # agents
+
+    def start_agent(self, node: SimNode) -> subprocess.Popen:
+        """The node (on the underlay, if new) and its agent, started."""
+        if node.name not in self.nodes:
+            self.add_node(node)
+        dirs = self.dirs(node)
+        for key in ("net.d", "bin", "memory"):
+            dirs[key].mkdir(parents=True, exist_ok=True)
+        dirs["socket"].parent.mkdir(parents=True, exist_ok=True)
+        command = ["ip", "netns", "exec", self.ns(node), sys.executable, "-m", "runtime.cli",
+                   "agent", "--config", str(self.config(node)), "--node-name", node.name,
+                   "--cni-conf-dir", str(dirs["net.d"]), "--cni-bin-dir", str(dirs["bin"]),
+                   "--socket", str(dirs["socket"]), "--interval", "1", "--health-port", "0",
+                   "--host-mount-ns", "", "--memory-dir", str(dirs["memory"])]
+        with dirs["log"].open("a") as log:
+            agent = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT)
+        self.agents[node.name] = agent
+        return agent
+
+    def stop_agent(self, name: str, how: signal.Signals = signal.SIGTERM) -> int:
+        """Stop a node's agent (SIGTERM: as the kubelet does; SIGKILL: a crash)."""
+        agent = self.agents.pop(name)
+        agent.send_signal(how)
+        try:
+            return agent.wait(30)
+        except subprocess.TimeoutExpired:
+            agent.kill()
+            return agent.wait()
+
+    def log(self, name: str) -> str:
+        path = self.dirs(name)["log"]
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def wait_ready(self, name: str, times: int = 1, timeout: float = 60) -> bool:
+        """Whether the agent has said `ready` `times` times within `timeout` seconds."""
+        return self.wait_for(lambda: self.log(name).count("netc agent: ready") >= times,
+                             timeout)
+
+    def members(self, name: str) -> dict[str, Any]:
+        """What the node's agent says of the members (the file `netc status` reads)."""
+        path = self.dirs(name)["socket"].parent / "membership.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def status(self, node: SimNode) -> subprocess.CompletedProcess:
+        """`netc status` on the node, of its agent's conflists and membership file."""
+        dirs = self.dirs(node)
+        return subprocess.run(
+            [sys.executable, "-m", "runtime.cli", "status", str(dirs["net.d"]), "--node-netns",
+             self.ns(node), "--membership", str(dirs["socket"].parent / "membership.json")],
+            capture_output=True, text=True, check=False, timeout=60, cwd=ROOT)
+
+    def block(self, name: str) -> int | None:
+        return self.members(name).get("block")
+
+    def leave(self, node: SimNode) -> subprocess.CompletedProcess:
+        """`netc leave` for the node, from inside it."""
+        return subprocess.run(
+            ["ip", "netns", "exec", self.ns(node), sys.executable, "-m", "runtime.cli", "leave",
+             "--config", str(self.dirs(node)["config"]), "--node-name", node.name,
+             "--memory-dir", str(self.dirs(node)["memory"])],
+            capture_output=True, text=True, check=False, timeout=60, cwd=ROOT)
+
+    # pods, through what the agent wrote and installed
+
+    def conflist_path(self, node: SimNode) -> Path:
+        return self.dirs(node)["net.d"] / "10-pods.conflist"
+
+    def add_pod(self, node: SimNode, role: str = "pod", host_port: int = HOST_PORT) -> SimPod:
+        """A pod on the node through its agent's conflist and plugin, answering on port 80."""
+        dirs = self.dirs(node)
+        pod = Pod(self.netns(f"{node.name}-{role}"),
+                  f"{self.tag}-{node.name}-{secrets.token_hex(4)}")
+        who = driver.Invocation(
+            pod.container_id, pod.netns, "eth0", "",
+            (mapping_from_option(f"{host_port}:{POD_PORT}"),), None,
+            (str(dirs["bin"]), "/usr/lib/cni"), str(self.home / node.name / "cache"),
+            self.ns(node))
+        result = driver.add(driver.Conflist(self.conflist_path(node).read_bytes()), who)
+        found = SimPod(node, pod, {ipaddress.ip_interface(ip["address"]).version:
+                                   str(ipaddress.ip_interface(ip["address"]).ip)
+                                   for ip in result["ips"]})
+        self.serve(pod.name, "tcp", POD_PORT, node.name)
+        self.serve(pod.name, "udp", POD_PORT, node.name)
+        self.pods[node.name] = found
+        return found
+
+    # what a node routes
+
+    def peer_routes(self, node: SimNode) -> set[str]:
+        """The destinations of netc's routes on a node (protocol 78): its peers' subnets."""
+        return {r["dst"] for r in self.ip_json(node, "-4", "route", "show", "proto", "78")}
+
+    def flow(self, source: SimPod, target: SimPod) -> subprocess.Popen:
+        """A steady UDP flow from one pod to another, until `flow_result`."""
+        process = self.spawn(source.pod.name, sys.executable, "-m", "tests.kernel.netprobe",
+                             "flow", target.addresses[4], str(POD_PORT), "--rate", "100")
+        assert process.stdout is not None and process.stdout.readline().strip() == "ready"
+        return process
+
+    @staticmethod
+    def flow_result(process: subprocess.Popen) -> tuple[int, int, int]:
+        """(sent, answered, longest gap in ms) of a flow, which it stops."""
+        process.send_signal(signal.SIGTERM)
+        assert process.stdout is not None
+        words = process.stdout.readline().split()
+        process.wait(10)
+        return int(words[1]), int(words[3]), int(words[5])
+
+
+def until(condition: Any, timeout: float = 30.0, step: float = 0.05) -> bool:
+    """Whether `condition()` holds within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(step)
+    return bool(condition())

@@ -1,0 +1,132 @@
+"""A network's NAT is set up from what the kernel has, never from what a file says was done.
+
+Unit tests of the decisions, without a kernel: the node's tables are a fake
+that answers the questions the handler asks (the chains' shape, single rules)
+and records every transaction written to it.  What iptables does with the
+transactions is the kernel suites' business (tests/kernel/test_hostport.py,
+tests/cluster/test_drift.py).
+"""
+
+from types import SimpleNamespace
+
+import pytest
+
+from compiler.pipeline import compile_sources
+from compiler.planner.context import PodContext
+from compiler.planner.ops import Kind
+from compiler.planner.plan import plan
+from compiler.source import SourceFile
+from runtime.netlink.nftables import Chain
+from runtime.ops import nat
+
+SOURCE = """
+network pods {
+    bridge cni0 { gateway; masquerade }
+    ipam { subnet 10.1.0.0/24 }
+    hostport { }
+}
+"""
+
+
+class Tables:
+    """What the node has, and every transaction written to it."""
+
+    def __init__(self) -> None:
+        self.chains: dict[str, list[tuple[str, ...]]] = {}
+        self.jumps: list[tuple[str, tuple[str, ...]]] = []
+        self.written: list[list[str]] = []
+
+    def chain_exists(self, family, table, chain):
+        return chain in self.chains
+
+    def has_rule(self, family, table, chain, arguments):
+        rule = tuple(arguments)
+        return (chain, rule) in self.jumps or rule in self.chains.get(chain, [])
+
+    def shape(self, family, table, names):
+        return {n: Chain(len(self.chains[n]), sum(j[1][-1] == n for j in self.jumps))
+                if n in self.chains else None for n in names}
+
+    def rule_count(self, family, table, chain):
+        return len(self.chains[chain]) if chain in self.chains else None
+
+    def restore(self, family, table, lines):
+        self.written.append(list(lines))
+
+    def set_up_as_planned(self, op):
+        """The node as a complete setup of `op` leaves it."""
+        self.chains = {c["name"]: [tuple(r) for r in c["rules"]] for c in op.params["chains"]}
+        self.chains |= {d: [] for d in op.params["dispatch"]}
+        self.jumps = [(j["chain"], tuple(j["rule"])) for j in op.params["jumps"]]
+
+
+@pytest.fixture
+def tables(monkeypatch):
+    fake = Tables()
+    monkeypatch.setattr(nat, "LIVE", fake)
+    monkeypatch.setattr(nat, "restore", fake.restore)
+    monkeypatch.setattr(nat, "chains", fake.shape)
+    monkeypatch.setattr(nat, "rule_count", fake.rule_count)
+    return fake
+
+
+def _node_nat():
+    (network,) = compile_sources([SourceFile("nat.netdsl", SOURCE)]).networks
+    (op,) = [o for o in plan(network, PodContext("c1"), "ADD").operations
+             if o.kind == Kind.NODE_NAT and o.params["table"] == "nat"]
+    return op
+
+
+def _run(pod: bool):
+    notes = []
+    return SimpleNamespace(pod=object() if pod else None, notes=notes,
+                           note=lambda op, *lines: notes.extend(lines))
+
+
+def test_a_fresh_node_gets_everything_in_one_transaction_without_asking_rule_by_rule(tables):
+    op = _node_nat()
+    tables.has_rule = tables.chain_exists = None  # asking would fail
+    assert nat.NODE_NAT.ensure(op, _run(pod=True))
+    (lines,) = tables.written
+    assert lines[0].startswith(":NETC-PO-") and any(":NETC-HP-" in line for line in lines)
+    assert sum(line.startswith("-A POSTROUTING") for line in lines) == 1
+    assert sum(line.startswith(("-A PREROUTING", "-A OUTPUT")) for line in lines) == 2
+
+
+@pytest.mark.parametrize("pod", [True, False])
+def test_a_whole_setup_is_left_alone(tables, pod):
+    op = _node_nat()
+    tables.set_up_as_planned(op)
+    run = _run(pod)
+    assert not nat.NODE_NAT.ensure(op, run)
+    assert tables.written == [] and run.notes == []
+
+
+def test_a_pod_trusts_the_shape_and_apply_checks_every_rule(tables):
+    op = _node_nat()
+    tables.set_up_as_planned(op)
+    masquerade = op.params["chains"][0]["name"]
+    tables.chains[masquerade][0] = ("-s", "192.0.2.0/24", "-j", "ACCEPT")  # edited by hand
+    assert not nat.NODE_NAT.ensure(op, _run(pod=True))
+    run = _run(pod=False)
+    assert nat.NODE_NAT.ensure(op, run)
+    (lines,) = tables.written
+    assert lines[0] == f":{masquerade} - [0:0]"
+    assert not any(line.startswith(("-A POSTROUTING", "-A PREROUTING", ":NETC-HP-"))
+                   for line in lines)
+    (note,) = run.notes
+    assert note.startswith(f"repaired: {masquerade}: 1 of ")
+
+
+@pytest.mark.parametrize("pod", [True, False])
+def test_a_lost_jump_is_repaired_and_said(tables, pod):
+    """`iptables -t nat -D POSTROUTING ...`, or a flush that left netc's chains empty."""
+    op = _node_nat()
+    tables.set_up_as_planned(op)
+    lost = tables.jumps.pop(0)
+    run = _run(pod)
+    assert nat.NODE_NAT.ensure(op, run)
+    (lines,) = tables.written
+    assert [line for line in lines if line.startswith(f"-A {lost[0]}")] == [
+        f"-A {lost[0]} " + " ".join(f'"{a}"' if " " in a else a for a in lost[1])]
+    assert run.notes == [f"repaired: no jump from {lost[0]} to {lost[1][-1]}"]
