@@ -34,7 +34,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from compiler import emit, ir_codec
+from compiler import datatypes, emit, ir_codec
 from compiler.cluster import cluster_of, for_node, networks_for_node
 from compiler.datatypes import frozen
 from compiler.ir import Cluster, IPNetwork, Network, subnet_within
@@ -111,14 +111,19 @@ class Stranded:
     bridge: str | None
     """Their bridge, when the network moved to another one."""
 
-    def change(self, scope: str) -> Change:
-        """The line that names these pods, what they lose and what to do."""
+    def change(self, scope: str, by_agent: bool = False) -> Change:
+        """The line that names these pods, what they lose and what to do.
+
+        `by_agent`: the node's agent, not `netc apply`, sets the node up (a
+        dynamic cluster's).
+        """
         lost = [f"their addresses in {', '.join(map(str, self.subnets))} are no longer "
                 "served"] if self.subnets else []
         if self.bridge:
             lost.append(f"their veths stay on {self.bridge}")
-        remedy = (f"drain {self.node} and re-create its pods once `netc apply --node "
-                  f"{self.node}` has run") if self.node else (
+        done = ("its agent holds the new block" if by_agent else
+                f"`netc apply --node {self.node}` has run")
+        remedy = (f"drain {self.node} and re-create its pods once {done}") if self.node else (
                   "re-create them once their node has the new revision")
         return Change(scope, "running pods", "changed", f"running pods of network "
                       f"{self.network}", str(self.old), str(self.new),
@@ -135,10 +140,31 @@ def compare(old_networks: Sequence[Network], old_clusters: Sequence[Cluster],
     for name in sorted(set(old) | set(new)):
         changes += _network_changes(name, old.get(name), new.get(name), old_clusters,
                                     new_clusters, stranded=stranded)
+    changes += _membership_changes(old_clusters, new_clusters)
     nodes = sorted({n.name for c in [*old_clusters, *new_clusters] for n in c.nodes})
     for node in nodes:
         changes += _node_changes(node, old_networks, old_clusters, new_networks, new_clusters,
                                  stranded=stranded)
+    return changes
+
+
+def _membership_changes(old_clusters: Sequence[Cluster], new_clusters: Sequence[Cluster]
+                        ) -> list[Change]:
+    """Where a cluster's members come from, setting by setting (`membership.endpoints`)."""
+    old = {c.name: c for c in old_clusters}
+    changes = []
+    for cluster in new_clusters:
+        before = old.get(cluster.name)
+        if before is None:
+            continue
+        after, was = _membership_settings(cluster), _membership_settings(before)
+        here, there = cluster.membership.span or cluster.span, before.membership.span or before.span
+        changes += [Change(
+            f"cluster {cluster.name}", "setting", _action(was.get(key), after.get(key)), key,
+            was.get(key), after.get(key), "the nodes' agents take it up once the new "
+            "configuration reaches them", here if key in after else None,
+            there if key in was else None)
+            for key in sorted(set(was) | set(after)) if was.get(key) != after.get(key)]
     return changes
 
 
@@ -286,6 +312,11 @@ def _pod_ops(network: Network, clusters: Sequence[Cluster]) -> list[Operation]:
 def _node_changes(node: str, old_networks: Sequence[Network], old_clusters: Sequence[Cluster],
                   new_networks: Sequence[Network], new_clusters: Sequence[Cluster], *,
                   stranded: Sequence[Stranded]) -> list[Change]:
+    home = next(c.name for c in [*new_clusters, *old_clusters] if c.node(node))
+    old_cluster = next((c for c in old_clusters if c.name == home), None)
+    new_cluster = next((c for c in new_clusters if c.name == home), None)
+    if any(c is not None and c.membership.dynamic for c in (old_cluster, new_cluster)):
+        return _pin_changes(node, old_cluster, new_cluster, stranded)
     old_ops = _node_ops(node, old_networks, old_clusters)
     new_ops = _node_ops(node, new_networks, new_clusters)
     cluster = next((c.name for c in [*new_clusters, *old_clusters] if c.node(node)), "?")
@@ -299,6 +330,51 @@ def _node_changes(node: str, old_networks: Sequence[Network], old_clusters: Sequ
     return [pods.change(scope) for pods in stranded if pods.node == node] + _operation_changes(
         scope, "node", old_ops, new_ops, effect=f"{AT_ONCE}, with `netc apply --node {node}`",
         relevant=lambda op: op.kind != Kind.PRUNE, breaks=lambda op: _breaks(op, stranded))
+
+
+def _membership_settings(cluster: Cluster) -> dict[str, str]:
+    """`membership.source = static` and the others that are set, defaults included.
+
+    So a move from the default shows what it was.
+    """
+    membership = cluster.membership
+    return {f"membership.{f.name}": _show(list(value) if isinstance(value, tuple) else value)
+            for f in datatypes.fields(membership)
+            if f.name != "span" and (value := getattr(membership, f.name)) not in (None, ())}
+
+
+def _pin_changes(node: str, old: Cluster | None, new: Cluster | None,
+                 stranded: Sequence[Stranded]) -> list[Change]:
+    """A node of a dynamic cluster: its pin, not its node plan, which follows the members.
+
+    Its routes and tunnel entries depend on the members its source lists at
+    run time: what the revision changes is the block the name is pinned to.
+    """
+    cluster = new or old
+    assert cluster is not None
+    scope = f"node {node} of cluster {cluster.name}"
+    before, after = _listed(node, old), _listed(node, new)
+    changes = [pods.change(scope, by_agent=True) for pods in stranded if pods.node == node]
+    if before == after:
+        return changes
+    effect = ("the agents read it once the new configuration reaches them; the node's routes "
+              "follow the members its cluster's source lists")
+    span = next((n.span for n in new.nodes if n.name == node), None) if new else None
+    was = next((n.span for n in old.nodes if n.name == node), None) if old else None
+    if before is None or after is None:
+        return [*changes, Change(scope, "node", _action(before, after),
+                                 f"{node} {before or after}", None, None, effect, span, was)]
+    return [*changes, Change(scope, "node", "changed", node, before, after, effect, span, was)]
+
+
+def _listed(node: str, cluster: Cluster | None) -> str | None:
+    """How a revision lists a node: pinned to a block, or a static member with its subnets."""
+    found = cluster.node(node) if cluster else None
+    if cluster is None or found is None:
+        return None
+    where = f"block {found.block}" if found.block is not None else ", ".join(
+        map(str, found.subnets))
+    return f"pinned to {where}" if cluster.membership.dynamic else f"listed with {where}"
 
 
 def _node_ops(node: str, networks: Sequence[Network], clusters: Sequence[Cluster]

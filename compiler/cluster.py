@@ -31,10 +31,21 @@ def cluster_of(network: Network, clusters: Iterable[Cluster]) -> Cluster | None:
 
 
 def node_of(cluster: Cluster, name: str) -> Node:
-    """The node called `name` (`NodeUnknown` names the ones there are)."""
+    """The node called `name` (`NodeUnknown` names the ones there are).
+
+    A dynamic cluster knows only its pinned nodes before run time: any other
+    node's block is the one its agent claims, so nothing can be built for it
+    from the configuration alone.
+    """
     node = cluster.node(name)
     if node is None:
         known = ", ".join(n.name for n in cluster.nodes[:20]) or "none"
+        if cluster.membership.dynamic:
+            raise NodeUnknown(
+                f"node {name!r} has no block pinned in cluster {cluster.name}, whose members "
+                f"come from {cluster.membership.source}: its block is the one its agent (netc "
+                f"agent) claims at run time, and the agent writes its conflist once it holds "
+                f"it (pinned nodes: {known})")
         raise NodeUnknown(f"cluster {cluster.name} has no node {name!r} (nodes: {known})")
     return node
 

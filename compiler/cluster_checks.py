@@ -5,6 +5,8 @@ nodes with one name or address, node subnets outside the pod CIDRs or
 overlapping (hints name the lowest free block), underlay addresses inside
 the pod CIDRs or missing a family the routing needs, host-gw nodes that
 cannot reach each other directly, and a tunnel leaving pods too small an MTU.
+In a dynamic cluster the nodes are pinned blocks: their names and blocks
+are checked, their addresses are the agents' to publish at run time.
 """
 
 from __future__ import annotations
@@ -145,6 +147,9 @@ def lowest_free_block(cidrs: Sequence[IPNetwork], blocks: Sequence[int],
 
 
 def _underlay_problems(cluster: Cluster) -> list[Diagnostic]:
+    """Problems of the nodes' underlay addresses; none to check when the agents publish them."""
+    if cluster.membership.dynamic:
+        return []
     found = []
     for node in cluster.nodes:
         found += [_in_pod_cidr(node, address, inside) for address in node.addresses

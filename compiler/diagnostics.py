@@ -77,11 +77,19 @@ CODES: Mapping[str, str] = {
     "E611": "host-gw between nodes on different underlay subnets",
     "E612": "pod CIDR overlapping the cluster's Service CIDR",
     "E613": "the same pod subnets on every node",
+    "E614": "membership source netc does not have",
+    "E615": "invalid etcd endpoint",
+    "E616": "invalid etcd key prefix",
+    "E617": "invalid duration",
+    "E618": "client certificate without its key, or a key without its certificate",
+    "E619": "node subnet given outright in a dynamic cluster",
     "W001": "setting has no effect with this target",
     "W002": "empty file",
     "W003": "no network in the input",
     "W004": "the node's default network decided by name",
     "W005": "pod CIDR overlapping Kubernetes' default Service CIDR",
+    "W006": "plain-HTTP etcd endpoint",
+    "W007": "node address a dynamic cluster does not use",
 }
 """Every diagnostic code with its title; docs/diagnostics.md explains each."""
 

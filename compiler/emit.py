@@ -17,11 +17,21 @@ gate CI on drift.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from compiler import datatypes, ir_codec
 from compiler.diagnostics import Diagnostic, Severity
-from compiler.ir import DEFAULT_DATA_DIR, Bandwidth, Bridge, Ipam, Limits, Network, Subnet
+from compiler.ir import (
+    DEFAULT_DATA_DIR,
+    Bandwidth,
+    Bridge,
+    Cluster,
+    Ipam,
+    Limits,
+    Network,
+    Subnet,
+)
 from compiler.shaping import bucket
 from compiler.source import Span
 
@@ -143,8 +153,13 @@ def _netc_plugins(network: Network, version: str) -> list[dict[str, Any]]:
     return [plugin]
 
 
-def target_diagnostics(network: Network, target: str, version: str) -> list[Diagnostic]:
-    """What the chosen target cannot honour: warnings, or an error when it cannot run at all."""
+def target_diagnostics(network: Network, target: str, version: str,
+                       clusters: Sequence[Cluster] = ()) -> list[Diagnostic]:
+    """What the chosen target cannot honour: warnings, or an error when it cannot run at all.
+
+    `clusters`: the clusters of the input, which say who routes between the
+    nodes of a cluster network (`netc apply`, or an etcd cluster's agents).
+    """
     found = []
     if target == "netc" and network.plugin is not None:
         found.append(Diagnostic(
@@ -160,7 +175,8 @@ def target_diagnostics(network: Network, target: str, version: str) -> list[Diag
     if target == "reference":
         found += _policy_warnings(network)
         if network.ipam is not None and network.ipam.pod_cidrs:
-            found.append(_cluster_warning(network, network.ipam))
+            cluster = next((c for c in clusters if c.name == network.ipam.cluster), None)
+            found.append(_cluster_warning(network, network.ipam, cluster))
     if version == "1.1.0":
         found.append(_warning(
             "cniVersion 1.1.0 is refused by podman 4.3, containerd 1.6 and the Debian "
@@ -169,17 +185,28 @@ def target_diagnostics(network: Network, target: str, version: str) -> list[Diag
     return found
 
 
-def _cluster_warning(network: Network, ipam: Ipam) -> Diagnostic:
-    """The stock plugins leave the routes between nodes, and a masquerade that spares them, out."""
-    if network.bridge is not None and network.bridge.masquerade:
-        return _warning(
-            f"the stock plugins do not route between the nodes of cluster `{ipam.cluster}`, "
-            "and their masquerade would NAT pod-to-pod traffic: the conflist leaves `ipMasq` "
-            "out", ipam.span, "run `netc apply --node NAME` on each node: it adds the routes "
-            "to the other nodes and the masquerade of traffic leaving the pod CIDRs")
-    return _warning(
-        f"the stock plugins do not route between the nodes of cluster `{ipam.cluster}`",
-        ipam.span, "run `netc apply --node NAME` on each node for the routes to the other nodes")
+def _cluster_warning(network: Network, ipam: Ipam, cluster: Cluster | None) -> Diagnostic:
+    """The stock plugins leave the routes between nodes, and a masquerade that spares them, out.
+
+    A static cluster's nodes get them from `netc apply --node`; an etcd
+    cluster's from its agents, which run netc's own plugin.
+    """
+    masquerade = network.bridge is not None and network.bridge.masquerade
+    message = f"the stock plugins do not route between the nodes of cluster `{ipam.cluster}`"
+    if masquerade:
+        message += (", and their masquerade would NAT pod-to-pod traffic: the conflist leaves "
+                    "`ipMasq` out")
+    if cluster is not None and cluster.membership.dynamic:
+        return _warning(message, ipam.span, "the routes between the nodes of a cluster whose "
+                        f"members come from {cluster.membership.source} are its agents' (netc "
+                        "agent), which write conflists of netc's plugin: build with --target "
+                        "netc, or roll out with --target kubernetes")
+    if masquerade:
+        return _warning(message, ipam.span, "run `netc apply --node NAME` on each node: it "
+                        "adds the routes to the other nodes and the masquerade of traffic "
+                        "leaving the pod CIDRs")
+    return _warning(message, ipam.span,
+                    "run `netc apply --node NAME` on each node for the routes to the other nodes")
 
 
 def _policy_warnings(network: Network) -> list[Diagnostic]:

@@ -364,8 +364,12 @@ class Cluster:
 
     @property
     def tunnel_family(self) -> int:
-        """The address family VXLAN packets travel in between nodes (IPv4 if nodes have it)."""
-        return 4 if all(n.address(4) for n in self.nodes) else 6
+        """The address family VXLAN packets travel in between nodes (IPv4 if nodes have it).
+
+        Nodes without addresses -- a dynamic cluster's pins, whose agents
+        publish theirs -- say nothing about it.
+        """
+        return 4 if all(n.address(4) for n in self.nodes if n.addresses) else 6
 
     @property
     def pod_mtu(self) -> int | None:

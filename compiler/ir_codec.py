@@ -132,7 +132,7 @@ def _decode(kind: Any, data: Any) -> Any:
     if origin in (typing.Union, types.UnionType):
         return _decode_union(typing.get_args(kind), data)
     if origin is tuple:
-        if not isinstance(data, list):
+        if not isinstance(data, list):  # a string would read as a tuple of its characters
             raise TypeError(f"expected a list, found {type(data).__name__}")
         (item, _ellipsis) = typing.get_args(kind)
         return tuple(_decode(item, d) for d in data)

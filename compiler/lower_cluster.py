@@ -5,7 +5,11 @@ block (`block 3`: the fourth node-sized block of each pod CIDR).  The index
 is written in the source, so adding or removing a node never moves another
 node's subnet, and the order of the `node` statements decides nothing.  A
 node without either is an error whose hint names the lowest free block.
-The checks between the nodes of a cluster are `compiler.cluster_checks`.
+
+With `membership etcd` (`compiler.lower_membership`) the members come and
+go at run time: `node` statements are optional and pin a block to a name,
+so they need `block N` and no address.  The checks between the nodes of a
+cluster are `compiler.cluster_checks`.
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from compiler.ir import (
     Cluster,
     IPInterface,
     IPNetwork,
+    Membership,
     Node,
     Routing,
 )
+from compiler.lower_membership import lower_membership
 from compiler.source import Span
 from compiler.values import block_name, cidr, fail, integer, interface_name, one_word, words
 
@@ -53,15 +59,17 @@ def lower_cluster(statement: Statement, collector: Collector) -> Cluster | None:
     blocks = None if cidrs is None else collector.attempt(
         _node_blocks, first(statements, "node-block"), cidrs)
     routing = _routing(first(statements, "routing"), collector)
+    membership = lower_membership(first(statements, "membership"), collector)
     node_statements = every(statements, "node")
-    placements = [collector.attempt(_placement, s, cidrs, blocks) for s in node_statements]
+    placements = [collector.attempt(_placement, s, cidrs, blocks, membership)
+                  for s in node_statements]
     taken = [p[1] for p in placements if p]
     advice = None if cidrs is None or blocks is None else free_block(cidrs, blocks, taken)
     nodes = [n for s, p in zip(node_statements, placements, strict=True)
-             if (n := _node(s, p, advice, collector))]
+             if (n := _node(s, p, advice, membership, collector))]
     if name is None or cidrs is None or blocks is None or routing is None:
         return None
-    cluster = Cluster(name, cidrs, blocks, tuple(nodes), routing, statement.span)
+    cluster = Cluster(name, cidrs, blocks, tuple(nodes), routing, statement.span, membership)
     for problem in check_cluster(cluster, taken):
         collector.report(problem)
     return cluster
@@ -219,22 +227,39 @@ UNPLACED: Placement = (None, ())
 
 
 def _node(statement: Statement, placement: Placement | None, advice: str | None,
-          collector: Collector) -> Node | None:
+          membership: Membership, collector: Collector) -> Node | None:
     """A node, or None with every problem of its name and addresses recorded.
 
     `placement` is None when its subnets could not be read (reported) or not
     placed because the cluster's pod CIDRs or node blocks could not be read;
     `advice` names the lowest free block, for the hint of a node without one.
+    In a dynamic cluster a node pins a block to a name: its address, which
+    the agent publishes, is optional and, when given, unused (W007).
     """
     name = collector.attempt(_node_name, statement)
     settings = body(statement)
-    addresses = collector.attempt(_addresses, first(settings, "address"), statement)
+    given = first(settings, "address")
+    addresses = () if membership.dynamic and given is None else collector.attempt(
+        _addresses, given, statement)
+    if membership.dynamic and given is not None and addresses:
+        collector.report(_unused_address(given, membership))
+        addresses = ()
     if placement == UNPLACED:
-        collector.report(_unplaced(statement, advice))
+        collector.report(_unplaced(statement, advice, membership))
     if name is None or addresses is None or placement is None or placement == UNPLACED:
         return None
     index, subnets = placement
     return Node(name, addresses, subnets, index, statement.span)
+
+
+def _unused_address(statement: Statement, membership: Membership) -> Diagnostic:
+    return Diagnostic(
+        "W007", f"`address` is not used: in a cluster whose members come from "
+        f"{membership.source}, the node's agent publishes its own", statement.key.span,
+        expected="a `node` with `block N` only",
+        hint="remove it; the agent publishes the address given with `netc agent "
+             "--node-address`, else that of the interface holding the default route",
+        severity=Severity.WARNING)
 
 
 def _addresses(statement: Statement | None, node: Statement) -> tuple[IPInterface, ...]:
@@ -247,11 +272,13 @@ def _addresses(statement: Statement | None, node: Statement) -> tuple[IPInterfac
 
 
 def _placement(statement: Statement, cidrs: Sequence[IPNetwork] | None,
-               blocks: Sequence[int] | None) -> Placement | None:
+               blocks: Sequence[int] | None, membership: Membership) -> Placement | None:
     """The node's block number and subnets; `UNPLACED` without either, None when unknown.
 
     Without the cluster's pod CIDRs and node blocks nothing can be placed:
-    only giving both `block` and `subnet` is then an error.
+    only giving both `block` and `subnet` is then an error.  A dynamic
+    cluster's node pins a block: a subnet given outright is refused (E619),
+    since the agents claim and watch blocks by number.
     """
     settings = body(statement)
     block = first(settings, "block")
@@ -260,6 +287,12 @@ def _placement(statement: Statement, cidrs: Sequence[IPNetwork] | None,
         raise fail("E607", "this node has both `block` and `subnet`", statement.key.span,
                    expected="one of them", hint="`block N` picks the subnets; `subnet` "
                    "gives them outright")
+    if subnet is not None and membership.dynamic:
+        raise fail("E619", f"a node of a cluster whose members come from {membership.source} "
+                   "pins a block, not a subnet", subnet.key.span, expected="`block N`",
+                   hint="the agents claim blocks by number: write the number of the block "
+                        "that holds these subnets (`block 1` is the second node-sized block "
+                        "of each pod CIDR)")
     if block is None and subnet is None:
         return UNPLACED
     if cidrs is None or blocks is None:
@@ -294,11 +327,18 @@ def _interface(word: Word) -> IPInterface:
                    expected="an address such as 192.168.1.11/24") from None
 
 
-def _unplaced(statement: Statement, advice: str | None) -> Diagnostic:
+def _unplaced(statement: Statement, advice: str | None, membership: Membership) -> Diagnostic:
     """E607 for a node without `block` or `subnet`, naming the lowest free block."""
+    free = f": {advice}" if advice else ""
+    if membership.dynamic:
+        return Diagnostic(
+            "E607", "this node pins no block", statement.key.span, expected="`block N`",
+            hint=f"in a cluster whose members come from {membership.source}, a `node` "
+                 f"reserves a block for its name{free}; without the `node` statement its "
+                 "agent claims a free block")
     return Diagnostic("E607", "this node has no pod subnet", statement.key.span,
                       expected="`block N` or `subnet CIDR...`",
-                      hint=f"give it a block no other node has{f': {advice}' if advice else ''};"
+                      hint=f"give it a block no other node has{free};"
                            " blocks are never reused automatically, so adding a node moves no "
                            "other node's subnet")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping, Sequence
+from itertools import islice
 
 from compiler.ast import Statement, Word
 from compiler.collect import Collector, body, every, first, together
@@ -166,15 +167,32 @@ def _gateway(statement: Statement, network: IPNetwork) -> IPAddress:
 
 
 PodSubnets = Sequence[tuple[str | None, Sequence[IPNetwork]]]
-"""The subnets a pod may be on: the network's (name None), or each node's of a cluster."""
+"""The subnets a pod may be on: the network's (None), or those of each node of a cluster
+(`node `a``: who holds them, in words)."""
 
 
 def _pod_subnets(cluster: Cluster | None, subnets: Sequence[Subnet], complete: bool
                  ) -> PodSubnets:
     """Where pods get their addresses, for checking next hops (nothing when not all known)."""
     if cluster is not None:
-        return [(n.name, n.subnets) for n in cluster.nodes]
+        return [*((f"node `{n.name}`", n.subnets) for n in cluster.nodes), *_claimable(cluster)]
     return [(None, [s.cidr for s in subnets])] if complete else []
+
+
+def _claimable(cluster: Cluster) -> PodSubnets:
+    """Blocks the agents of a dynamic cluster may claim: the first two nobody pins.
+
+    Any node may get any such block, and no address lies in two blocks: a
+    next hop inside one is outside the other.
+    """
+    if not cluster.membership.dynamic:
+        return []
+    pinned = {n.block for n in cluster.nodes}
+    blocks = zip(*(c.subnets(new_prefix=prefix) for c, prefix in zip(
+        cluster.pod_cidrs, cluster.node_blocks, strict=True)), strict=False)  # the fewest
+    free = ((index, subnets) for index, subnets in enumerate(blocks) if index not in pinned)
+    return [(f"a node that claims block {index} from {cluster.membership.source}", subnets)
+            for index, subnets in islice(free, 2)]
 
 
 def lower_route(statement: Statement, families: set[int], pods: PodSubnets) -> Route:
@@ -215,7 +233,7 @@ def _check_next_hop(via: IPAddress, word: Word, pods: PodSubnets) -> None:
     for node, subnets in pods:
         family = [s for s in subnets if s.version == via.version]
         if family and not any(via in s for s in family):
-            where = (f"the pod subnet {family[0]} of node `{node}`" if node is not None else
+            where = (f"the pod subnet {family[0]} of {node}" if node is not None else
                      f"every IPv{via.version} subnet of the network")
             raise fail("E206", f"next hop {via} is outside {where}", word.span,
                        expected="an address on the pods' own subnet, such as "

@@ -133,6 +133,46 @@ def with_members(cluster: Cluster, members: Members) -> Cluster:
     return datatypes.replace(cluster, nodes=tuple(nodes))
 
 
+def routable(cluster: Cluster, me: str, members: Members) -> tuple[Members, tuple[str, ...]]:
+    """The members `me` can route to, and why each other one is left out.
+
+    What `netc check` refuses in a static cluster's node statements, for the
+    addresses members publish at run time: VXLAN between the nodes of a
+    dynamic cluster runs over IPv4 (the MTU its pods were given assumes it),
+    so a member without an IPv4 address is left out rather than switch every
+    node to IPv6; with host-gw a member needs an address of each pod CIDR's
+    family (E609), on this node's underlay subnet (E611), or no route could
+    reach it.
+    """
+    own = members.get(me)
+    kept, reasons = [], []
+    for member in members.members:
+        reason = _unroutable(cluster, own, member)
+        if reason is None:
+            kept.append(member)
+        else:
+            reasons.append(f"member {member.name} is left out: {reason}")
+    return Members(members.revision, tuple(kept)), tuple(reasons)
+
+
+def _unroutable(cluster: Cluster, own: Member | None, member: Member) -> str | None:
+    addresses = {a.version: a for a in member.addresses}
+    if cluster.routing.tunnels and 4 not in addresses:
+        return "it has no IPv4 underlay address, and VXLAN between the nodes runs over IPv4"
+    if cluster.routing.mode != "host-gw":
+        return None
+    for family in sorted({c.version for c in cluster.pod_cidrs}):
+        if family not in addresses:
+            return (f"it has no IPv{family} underlay address, and host-gw routes each family "
+                    "through one")
+        mine = next((a for a in own.addresses if a.version == family), None) if own else None
+        if own is not member and mine is not None and addresses[family].ip not in mine.network:
+            return (f"its address {addresses[family].ip} is not on this node's underlay subnet "
+                    f"{mine.network}: host-gw cannot route to it (use `routing mixed` or "
+                    "`vxlan`)")
+    return None
+
+
 def pinned_blocks(cluster: Cluster) -> dict[str, int]:
     """The blocks `node` statements pin to names: a dynamic cluster's reservations."""
     return {n.name: n.block for n in cluster.nodes if n.block is not None}

@@ -80,6 +80,20 @@ SCHEMA: Mapping[str, Mapping[str, Keyword]] = {
                            block="routing"),
         "node": Keyword("a Kubernetes node name", "a node of the cluster", many=True,
                         block="node", block_required=True),
+        "membership": Keyword("static or etcd",
+                              "where the cluster's members come from (default static: its "
+                              "`node` statements)", block="membership"),
+    },
+    "membership": {
+        "endpoints": Keyword("http:// or https:// URLs such as https://10.0.0.1:2379",
+                             "the client URLs of the etcd members"),
+        "prefix": Keyword("a key prefix such as /netc",
+                          "where the cluster's keys live in etcd (default /netc)"),
+        "lease": Keyword("a duration from 1s to 24h, such as 60s or 2m",
+                         "how long a member outlives its agent's last renewal (default 60s)"),
+        "ca-file": Keyword("an absolute path", "the CA certificate that signed etcd's"),
+        "cert-file": Keyword("an absolute path", "the agent's client certificate for etcd"),
+        "key-file": Keyword("an absolute path", "the private key of the client certificate"),
     },
     "routing": {
         "vni": Keyword("a number from 1 to 16777215", "the VXLAN network identifier (default 1)"),

@@ -220,3 +220,57 @@ def burst(word: Word) -> int:
                    expected="a burst of at least one byte and under 4 GiB")
     return value
 
+
+
+DURATION_UNITS = {"h": 3600, "m": 60, "s": 1}
+_DURATION = re.compile(r"(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?")
+
+
+def duration(word: Word, low: int, high: int, what: str) -> int:
+    """A duration in whole seconds within [low, high]: `60s`, `2m`, `1h30m`.
+
+    Go's spelling, which etcd and Kubernetes users write, in whole seconds.
+    A bare number is refused (seconds or minutes?), and so are fractions and
+    units below a second; the hint says what to write instead.
+    """
+    expected = (f"{what}: a duration from {format_duration(low)} to {format_duration(high)}, "
+                "such as 60s, 2m or 1h30m")
+    match = _DURATION.fullmatch(word.text)
+    if match is None or not any(match.groups()):
+        raise fail("E617", f"`{word.text}` is not a duration", word.span, expected=expected,
+                   hint=_duration_hint(word.text))
+    seconds = sum(int(n) * unit for n, unit in zip(match.groups(), DURATION_UNITS.values(),
+                                                   strict=True) if n)
+    if not low <= seconds <= high:
+        bound = "shorter than" if seconds < low else "longer than"
+        limit = format_duration(low if seconds < low else high)
+        raise fail("E617", f"`{word.text}` is {bound} {limit}", word.span, expected=expected)
+    return seconds
+
+
+def format_duration(seconds: int) -> str:
+    """Seconds as a duration is written: 86400 -> `24h`, 90 -> `1m30s`, 0 -> `0s`."""
+    parts = []
+    for unit, size in DURATION_UNITS.items():
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+def _duration_hint(text: str) -> str | None:
+    """What a duration that does not read was probably meant to be."""
+    if re.fullmatch(r"[0-9]+", text):
+        return f"give the unit: `{text}s` for seconds, `{text}m` for minutes"
+    number = re.fullmatch(r"([0-9]*\.?[0-9]+)([a-zA-Zµ]+)", text)
+    if number is None:
+        return None
+    value, unit = float(number[1]), number[2]
+    if unit in ("ms", "us", "µs", "ns"):
+        return "netc counts it in whole seconds: write `1s` or more"
+    if unit == "d":
+        return f"write `{format_duration(round(value * 86400))}`: units are h, m and s"
+    size = DURATION_UNITS.get(unit.lower())
+    if size is not None and (value * size).is_integer():
+        return f"write `{format_duration(int(value * size))}`: whole numbers, units h, m and s"
+    return "units are h (hours), m (minutes) and s (seconds)"

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 import click
 
 from compiler import emit
-from compiler.cluster import NodeUnknown, needs_node, networks_for_node, nodes
+from compiler.cluster import NodeUnknown, cluster_of, needs_node, networks_for_node, nodes
 from compiler.diagnostics import Diagnostic, has_errors, json_document, sort_diagnostics
 from compiler.ir import Cluster, Network
 from compiler.kubernetes import Rollout, manifests, render_manifests, rollout_diagnostics
@@ -98,7 +98,8 @@ def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir:
     builds = _per_node(networks, compilation.clusters, node, out_dir is not None)
     result.diagnostics += sort_diagnostics(list(dict.fromkeys(
         d for built in builds.values() for n in built
-        for d in emit.target_diagnostics(n, target, cni_version or n.cni_version))))
+        for d in emit.target_diagnostics(n, target, cni_version or n.cni_version,
+                                         compilation.clusters))))
     if has_errors(result.diagnostics):
         result.finish(EXIT_INVALID)
     conflists = {f"{folder}{emit.file_name(n)}": (n.name, emit.conflist(n, target, cni_version))
@@ -140,10 +141,25 @@ def _per_node(networks: list[Network], clusters: tuple[Cluster, ...], node: str 
                 f"network {pending[0].name} draws its subnets from cluster "
                 f"{pending[0].ipam.cluster if pending[0].ipam else '?'}: give --node NAME, or "
                 "--out DIR to write every node's conflists to DIR/NODE/")
+        _refuse_dynamic(pending, clusters)
         return {f"{name}/": networks_for_node(networks, clusters, name)
                 for name in nodes(clusters)}
     except NodeUnknown as error:
         raise click.UsageError(error.message) from error
+
+
+def _refuse_dynamic(pending: Sequence[Network], clusters: Sequence[Cluster]) -> None:
+    """No folder per node for a dynamic cluster: its nodes are not known before run time.
+
+    Folders for its pinned nodes alone would look like the whole cluster.
+    """
+    dynamic = next((c for n in pending if (c := cluster_of(n, clusters))
+                    and c.membership.dynamic), None)
+    if dynamic is not None:
+        raise click.UsageError(
+            f"cluster {dynamic.name} takes its members from {dynamic.membership.source}: each "
+            "node's agent (netc agent) writes that node's conflists once it holds a block, so "
+            "there is no folder per node to write; give --node NAME for a pinned node's")
 
 
 class _Result:

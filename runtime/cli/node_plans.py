@@ -7,10 +7,11 @@ from collections.abc import Sequence
 import click
 
 from compiler.cluster import NodeUnknown, needs_node, networks_for_node
-from compiler.ir import Network
+from compiler.ir import Cluster, Network
 from compiler.pipeline import Compilation
 from compiler.planner.node import node_plan
 from compiler.planner.ops import Plan
+from runtime.cli.common import SystemFailure
 
 
 def networks_of(compilation: Compilation, node: str | None) -> list[Network]:
@@ -29,8 +30,40 @@ def networks_of(compilation: Compilation, node: str | None) -> list[Network]:
 
 
 def plan_of_node(compilation: Compilation, node: str, networks: Sequence[Network],
-                 only: str | None) -> Plan:
-    """The node-scoped plan of `node` (of its cluster, if one lists it) for some networks."""
+                 only: str | None, live_members: bool = False) -> Plan:
+    """The node-scoped plan of `node` (of its cluster, if one lists it) for some networks.
+
+    Not of a node of a dynamic cluster -- its routes and tunnel entries
+    follow the members its source lists at run time, which its agent
+    applies; a plan made from the pinned nodes alone would remove every
+    other node's routes -- unless the members were read from the source
+    (`live_members`, `with_live_members`).
+    """
     cluster = next((c for c in compilation.clusters if c.node(node)), None)
+    if cluster is not None and cluster.membership.dynamic and not live_members:
+        raise click.UsageError(
+            f"node {node} of cluster {cluster.name} routes to the members "
+            f"{cluster.membership.source} holds at run time, with the address its agent "
+            "publishes: its node-scoped plan is made and applied by its agent (netc agent), "
+            "not from the configuration alone")
     chosen = [n for n in networks if only in (None, n.name)]
     return node_plan(cluster, node, chosen)
+
+
+def with_live_members(compilation: Compilation) -> Compilation:
+    """The compilation with each dynamic cluster's nodes as its datastore lists them now."""
+    from compiler import datatypes
+    from compiler.membership import with_members
+    from runtime.etcd import EtcdError
+    from runtime.membership.etcd import members_now
+
+    def now(cluster: Cluster) -> Cluster:
+        if not cluster.membership.dynamic:
+            return cluster
+        try:
+            return with_members(cluster, members_now(cluster))
+        except EtcdError as error:
+            raise SystemFailure(f"cannot list the members of cluster {cluster.name}: "
+                                f"{error}") from error
+
+    return datatypes.replace(compilation, clusters=tuple(now(c) for c in compilation.clusters))

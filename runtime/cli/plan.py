@@ -41,7 +41,7 @@ from runtime.cli.common import (
     single_stdin,
 )
 from runtime.cli.completion import network_names
-from runtime.cli.node_plans import networks_of, plan_of_node
+from runtime.cli.node_plans import networks_of, plan_of_node, with_live_members
 
 POD_OPTIONS = ("pod", "container_id", "ifname", "netns", "ports", "bandwidth", "command")
 """Options that describe a pod: with --node, giving one asks for the pod's plan on that node."""
@@ -76,12 +76,15 @@ POD_OPTIONS = ("pod", "container_id", "ifname", "netns", "ports", "bandwidth", "
 @click.option("--detailed-exitcode", is_flag=True,
               help="With --live or --against: exit 0 nothing to do, 2 changes pending, "
               "1 error.")
+@click.option("--live-members", is_flag=True,
+              help="A cluster with etcd membership: plan from the members its etcd lists now "
+              "(read-only; without it, a node of such a cluster has no plan of its own).")
 @click.pass_context
 def plan_command(ctx: click.Context, files: tuple[str, ...], network_name: str | None,
                  node: str | None, pod: str, container_id: str, ifname: str, netns: str | None,
                  ports: tuple[str, ...], bandwidth: str | None, command: str, output: str,
                  against: str | None, live: bool, node_netns: str | None,
-                 detailed_exitcode: bool) -> None:
+                 detailed_exitcode: bool, live_members: bool) -> None:
     """Show the operations a pod (or, with --node, a node) would get from FILES.
 
     `-` reads standard input.  With --format json or yaml, errors and a
@@ -92,9 +95,11 @@ def plan_command(ctx: click.Context, files: tuple[str, ...], network_name: str |
     if against is not None:
         show_changes(compilation, against, files, output, detailed_exitcode)
         return
+    if live_members:
+        compilation = with_live_members(compilation)
     networks = networks_of(compilation, node)
     if node is not None and not any(_given(ctx, name) for name in POD_OPTIONS):
-        the_plan = plan_of_node(compilation, node, networks, network_name)
+        the_plan = plan_of_node(compilation, node, networks, network_name, live_members)
         observations = _observe_node(the_plan, node_netns) if live else None
     else:
         network = _select(networks, network_name)

@@ -446,6 +446,19 @@ def _holders(kvs: Iterable[KeyValue], prefix: str) -> dict[int, tuple[KeyValue, 
     return found
 
 
+def members_now(cluster: Cluster) -> Members:
+    """The cluster's members as etcd lists them now, records that are not valid left out."""
+    _, prefix, _ = keys(cluster)
+    listing = client(cluster).under(prefix)
+    found = []
+    for kv in listing.kvs:
+        try:
+            found.append(read_member(cluster, kv.key.removeprefix(prefix), kv.value))
+        except BadRecord as error:
+            _log(f"ignoring the record of {kv.key!r}: {error}")
+    return Members.of(listing.revision, found)
+
+
 def leave(cluster: Cluster, node: str, memory_dir: str) -> str:
     """End a node's membership now: its record marked leaving, then its lease revoked.
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from compiler import datatypes
 from compiler.errors import NetcError
 from compiler.ir import Cluster, IPInterface
-from compiler.membership import with_members
+from compiler.membership import routable, with_members
 from runtime import underlay
 from runtime.membership import Source, View, source_for
 from runtime.netns import node_namespace
@@ -56,7 +56,13 @@ class Follower:
             raise NotJoined(f"not joined cluster {cluster.name} yet: "
                             f"{view.condition or 'listing its members'}")
         self._applied = _essence(view)
-        return with_members(cluster, view.members), view
+        members, left_out = routable(cluster, self.node, view.members)
+        if members.get(self.node) is None:
+            raise NotJoined(f"this node cannot be routed to: {'; '.join(left_out)}")
+        if left_out:
+            view = datatypes.replace(view, condition="; ".join(
+                [view.condition, *left_out] if view.condition else left_out))
+        return with_members(cluster, members), view
 
     def changed(self) -> bool:
         """Whether the source's view moved since the cluster was last asked for."""

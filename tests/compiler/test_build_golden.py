@@ -31,7 +31,8 @@ def version_id(version: str | None) -> str:
 def build(example: str, target: str, version: str | None) -> dict[str, str]:
     """The files of one build: conflists by file name, plus diagnostics.txt if any.
 
-    Networks of a cluster are built for each node, into NODE/ (as `--out` does).
+    Networks of a cluster are built for each node, into NODE/ (as `--out` does); of an
+    etcd cluster, for each pinned node (as `--node NAME` does: `--out` refuses).
     """
     compilation, sources = compile_example(example)
     assert compilation.ok, render_text(compilation.diagnostics, sources)
@@ -41,7 +42,8 @@ def build(example: str, target: str, version: str | None) -> dict[str, str]:
                                                  node) for node in nodes(compilation.clusters)}
     found = sort_diagnostics(set(
         d for built in folders.values() for n in built
-        for d in emit.target_diagnostics(n, target, version or n.cni_version)))
+        for d in emit.target_diagnostics(n, target, version or n.cni_version,
+                                         compilation.clusters)))
     files = {"diagnostics.txt": render_text(found, sources)} if found else {}
     if not has_errors(found):
         files.update((f"{folder}{emit.file_name(n)}",

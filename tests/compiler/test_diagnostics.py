@@ -78,14 +78,16 @@ def test_every_snapshot_has_its_input():
 
 
 @pytest.mark.parametrize(("case", "least"), [("many-semantic-errors", 30),
-                                           ("cluster-several-mistakes", 8)])
+                                           ("cluster-several-mistakes", 8),
+                                           ("cluster-etcd-several-mistakes", 11)])
 def test_all_independent_errors_of_a_file_are_reported(case, least):
     """Lines of these files say `# expect CODE...`: exactly those are reported, in one run.
 
     Once per bad value (`allow 0, 8080/icmp` is two), and across networks: a
     shared bridge or an overlap is found even when a network has other errors.
     In a cluster file, a bad VNI, a bad node or an unknown template hides
-    nothing: not the other nodes' problems, nor the MTU, nor the network's own.
+    nothing: not the other nodes' problems, nor the MTU, nor the network's own;
+    in an etcd cluster's, nor does a bad endpoint, prefix, lease or file.
     """
     path = ERRORS / f"{case}.netdsl"
     expected = Counter((number, code)

@@ -68,6 +68,7 @@ def test_formatted_examples_compile_to_the_same_networks(example):
     original, formatted = formatted_compilation(EXAMPLE_SETS[example])
     assert original.ok and original.networks
     assert comparable(formatted.networks) == comparable(original.networks)
+    assert comparable(formatted.clusters) == comparable(original.clusters)
 
 
 @pytest.mark.parametrize("case", UGLY)
@@ -78,6 +79,7 @@ def test_formatted_ugly_input_compiles_to_the_same_networks(case):
     assert original.ok and original.networks
     assert fmt(text) != text
     assert comparable(formatted.networks) == comparable(original.networks)
+    assert comparable(formatted.clusters) == comparable(original.clusters)
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES)

@@ -38,18 +38,21 @@ def test_the_manifests_match_their_golden_file(golden, example):
                  kubernetes.render_manifests(_documents(example)))
 
 
-@pytest.mark.parametrize("example", ["cluster", "pods", "multi"])
+@pytest.mark.parametrize("example", ["cluster", "pods", "multi", "etcd-cluster"])
 def test_every_object_validates_strictly_against_kubernetes_1_28(example):
     for document in yaml.safe_load_all(kubernetes.render_manifests(_documents(example))):
         kubernetes_validate.validate(document, "1.28.0", strict=True)
 
 
-def test_the_embedded_configuration_parses_back_to_the_same_cluster():
-    compilation, _ = compile_example("cluster")
-    config_map = next(d for d in _documents() if d["kind"] == "ConfigMap")
+@pytest.mark.parametrize("example", ["cluster", "etcd-cluster"])
+def test_the_embedded_configuration_parses_back_to_the_same_cluster(example):
+    compilation, _ = compile_example(example)
+    config_map = next(d for d in _documents(example) if d["kind"] == "ConfigMap")
     clusters, networks = kubernetes.read_config(json.loads(config_map["data"]["netc.json"]))
     assert clusters == [portable(c) for c in compilation.clusters]
     assert networks == [portable(n) for n in compilation.networks]
+    assert [c.membership.source for c in clusters] == [
+        "etcd" if example == "etcd-cluster" else "static"]
 
 
 def test_the_daemon_set_runs_one_privileged_enough_agent_per_node():

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import pytest
 
 from compiler import datatypes
 from compiler.cluster import block_count, networks_for_node
+from compiler.ir import Cluster, Membership, Routing
 from compiler.membership import (
     BadRecord,
     Member,
@@ -16,6 +18,7 @@ from compiler.membership import (
     choose_block,
     members_of,
     read_member,
+    routable,
     with_members,
 )
 from compiler.pipeline import compile_sources
@@ -123,3 +126,30 @@ def test_nodes_starting_together_mostly_try_different_blocks():
     cluster, _ = _cluster()
     firsts = {choose_block(cluster, f"node-{i}", {}) for i in range(50)}
     assert len(firsts) > 40, "claims would collide"
+
+
+def _dynamic(mode: str, *cidrs: str):
+    return Cluster("c", tuple(ipaddress.ip_network(c) for c in cidrs),
+                   tuple(24 if "." in c else 64 for c in cidrs), (), Routing(mode),
+                   membership=Membership("etcd", ("https://10.0.0.1:2379",)))
+
+
+def _member(name: str, block: int, *addresses: str) -> Member:
+    return Member(name, block, tuple(ipaddress.ip_interface(a) for a in addresses))
+
+
+def test_members_no_route_could_reach_are_left_out_with_the_reason():
+    members = Members.of(3, [_member("a", 0, "192.168.1.1/24", "fd00:1::1/64"),
+                             _member("b", 1, "192.168.1.2/24"),
+                             _member("c", 2, "fd00:1::3/64"),
+                             _member("d", 3, "192.168.2.4/24", "fd00:1::4/64")])
+    kept, why = routable(_dynamic("vxlan", "10.244.0.0/16"), "a", members)
+    assert [m.name for m in kept.members] == ["a", "b", "d"]
+    assert why == ("member c is left out: it has no IPv4 underlay address, and VXLAN between "
+                   "the nodes runs over IPv4",)
+    kept, why = routable(_dynamic("host-gw", "10.244.0.0/16", "fd00:10:244::/56"), "a", members)
+    assert [m.name for m in kept.members] == ["a"]
+    assert [w.split(":")[0] for w in why] == [
+        "member b is left out", "member c is left out", "member d is left out"]
+    assert "192.168.2.4 is not on this node's underlay subnet 192.168.1.0/24" in why[2]
+    assert routable(_dynamic("mixed", "10.244.0.0/16"), "a", members)[0].get("d") is not None

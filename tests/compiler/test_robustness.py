@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from compiler import emit, ir_codec
 from compiler.diagnostics import CODES, render_json, render_text
 from compiler.fmt import format_document
+from compiler.ir import Cluster
 from compiler.pipeline import Compilation, compile_sources
 from compiler.schema import SCHEMA
 from compiler.source import SourceFile
@@ -26,7 +27,8 @@ KEYWORDS = sorted({keyword for block in SCHEMA.values() for keyword in block})
 VALUES = ["pods", "cni0", "calico", "10.244.1.0/24", "10.244.1.10", "fd00::/64", "fd00::1",
           "0.0.0.0/0", "..", "1500", "80", "30000..32767", "53/udp", "10M", "1Gi", "10MB",
           "on", "off", "1.0.0", "0.4.0", "via", "ingress", "egress", "burst", "true", "42",
-          '"info"', '"/var/lib/x"', '"', "-x", "ünïcode"]
+          '"info"', '"/var/lib/x"', '"', "-x", "ünïcode", "etcd", "static", "https://10.0.0.1",
+          "http://e:2379", "https://[fd00::1]:2379", "/netc", "60s", "1h30m", "/etc/ca.crt"]
 PUNCTUATION = ["{", "}", "[", "]", ",", ";", "\n", "\n", " ", " ", "\t", "# note\n", "\r\n"]
 FRAGMENTS = st.sampled_from(KEYWORDS + VALUES + PUNCTUATION)
 NETDSL_ISH = st.lists(FRAGMENTS, max_size=60).map(" ".join) | st.lists(
@@ -60,6 +62,34 @@ def networks(draw) -> str:
     return "\n".join([*lines, "}", ""])
 
 
+MEMBERSHIP_LINES = [
+    "endpoints https://10.0.0.1:2379, https://10.0.0.2", "endpoints http://etcd.lab",
+    'endpoints "https://[fd00::1]:2379"', "endpoints https://[fd00::1]", "endpoints 10.0.0.1:2379",
+    "endpoints https://a, https://a:2379", "prefix /netc", "prefix /", "prefix x/", "lease 60s",
+    "lease 2m30s", "lease 0s", "lease 90", "ca-file /etc/netc/ca.crt", "cert-file /etc/c.crt",
+    "key-file /etc/c.key", "key-file etc/../c.key"]
+NODE_LINES = ["node n1 { block 1 }", "node n2 { block 2; address 192.168.1.2/24 }",
+              "node n3 { subnet 10.244.3.0/24 }", "node n4 { }", "node n1 { block 2 }",
+              "node n5 { block 300 }"]
+
+
+@st.composite
+def clusters(draw) -> str:
+    """A cluster with a membership of plausible settings and some pins, and a network using it."""
+    source = draw(st.sampled_from(["etcd", "etcd", "static", "kubernetes", ""]))
+    lines = ["cluster prod {", "    pod-cidr 10.244.0.0/16",
+             f"    routing {draw(st.sampled_from(['vxlan', 'host-gw', 'mixed']))}"]
+    if source:
+        body = draw(st.lists(st.sampled_from(MEMBERSHIP_LINES), max_size=5, unique=True))
+        block = draw(st.booleans()) or source == "etcd"
+        lines += [f"    membership {source}" + (" {" if block else ""),
+                  *(f"        {line}" for line in body if block), *(["    }"] if block else [])]
+    lines += [f"    {n}" for n in draw(st.lists(st.sampled_from(NODE_LINES), max_size=3))]
+    lines += ["}", "network pods {", "    bridge cni0 { gateway }",
+              "    ipam { cluster prod; route 0.0.0.0/0 }", "}", ""]
+    return "\n".join(lines)
+
+
 def check(source: SourceFile) -> Compilation:
     """Compile and render; assert the invariants every result keeps."""
     compilation = compile_sources([source])
@@ -77,6 +107,8 @@ def check(source: SourceFile) -> Compilation:
             emit.render(emit.conflist(network, target))
             emit.target_diagnostics(network, target, network.cni_version)
         assert ir_codec.decode(ir_codec.encode(network)) == portable(network)
+    for cluster in compilation.clusters:
+        assert ir_codec.decode_as(Cluster, ir_codec.encode(cluster)) == portable(cluster)
     return compilation
 
 
@@ -117,17 +149,22 @@ def test_fmt_is_idempotent_and_keeps_comments_on_whatever_parses(text):
     assert [c.text for c in reparsed.comments] == [c.text for c in document.comments]
 
 
-@PROPERTIES
-@given(networks())
-def test_generated_networks_compile_or_are_diagnosed(text):
-    check(SourceFile("net.netdsl", text))
+GENERATED = networks() | clusters()
+"""Plausible networks, and clusters with a membership and pins and a network using them."""
 
 
 @PROPERTIES
-@given(networks())
-def test_generated_networks_keep_their_meaning_through_fmt(text):
-    original = compile_sources([SourceFile("net.netdsl", text)])
-    document, _ = parse(SourceFile("net.netdsl", text))
-    formatted = compile_sources([SourceFile("net.netdsl", format_document(document))])
+@given(GENERATED)
+def test_generated_inputs_compile_or_are_diagnosed(text):
+    check(SourceFile("gen.netdsl", text))
+
+
+@PROPERTIES
+@given(GENERATED)
+def test_generated_inputs_keep_their_meaning_through_fmt(text):
+    original = compile_sources([SourceFile("gen.netdsl", text)])
+    document, _ = parse(SourceFile("gen.netdsl", text))
+    formatted = compile_sources([SourceFile("gen.netdsl", format_document(document))])
     assert comparable(formatted.networks) == comparable(original.networks)
+    assert comparable(formatted.clusters) == comparable(original.clusters)
     assert [d.code for d in formatted.diagnostics] == [d.code for d in original.diagnostics]

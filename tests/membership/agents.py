@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from compiler import datatypes, kubernetes
+from compiler import kubernetes
 from compiler.cluster import vtep_mac
-from compiler.ir import Membership, Node
+from compiler.ir import Node
 from compiler.planner.context import mapping_from_option
 from runtime import driver
 from tests.cluster.sim import CLUSTER, HOST_PORT, POD_PORT, SimCluster, SimNode, SimPod
@@ -65,8 +65,11 @@ class AgentCluster(SimCluster):
     def source(self) -> str:
         routing = (f"    routing {self.mode} {{ vni {self.vni}; underlay-mtu 1500 }}\n"
                    if self.mode != "host-gw" else "    routing host-gw\n")
+        endpoints = ", ".join(self.etcd.endpoints)
+        membership = (f"    membership etcd {{\n        endpoints {endpoints}\n"
+                      f"        lease {self.lease}s\n    }}\n")
         return (f"cluster {CLUSTER} {{\n    pod-cidr {self.pod_cidr}\n    node-block /24\n"
-                f"{routing}}}\n\n"
+                f"{routing}{membership}}}\n\n"
                 "network pods {\n    state-dir \"{state}\"\n"
                 "    bridge cni0 { gateway; masquerade }\n"
                 f"    ipam {{ cluster {CLUSTER}; data-dir \"{{data}}\"; route 0.0.0.0/0 }}\n"
@@ -75,10 +78,8 @@ class AgentCluster(SimCluster):
     def config(self, node: SimNode) -> Path:
         """The ConfigMap's netc.json as this node's agent reads it (its own directories)."""
         compilation = self.compiled(node)
-        membership = Membership("etcd", tuple(self.etcd.endpoints), "/netc", self.lease)
-        clusters = [datatypes.replace(c, membership=membership) for c in compilation.clusters]
         path = self.dirs(node)["config"]
-        path.write_text(kubernetes.render_config(clusters, compilation.networks))
+        path.write_text(kubernetes.render_config(compilation.clusters, compilation.networks))
         return path
 
     def mac(self, node: SimNode) -> str:
@@ -144,6 +145,14 @@ class AgentCluster(SimCluster):
         return subprocess.run(
             [sys.executable, "-m", "runtime.cli", "status", str(dirs["net.d"]), "--node-netns",
              self.ns(node), "--membership", str(dirs["socket"].parent / "membership.json")],
+            capture_output=True, text=True, check=False, timeout=60, cwd=ROOT)
+
+    def plan_live_members(self, node: SimNode) -> subprocess.CompletedProcess:
+        """`netc plan --node NAME --live-members` of the cluster's source, asked from the client
+        (which reaches etcd on the underlay)."""
+        return subprocess.run(
+            ["ip", "netns", "exec", self.client, sys.executable, "-m", "runtime.cli", "plan",
+             str(self.source_file(node)), "--node", node.name, "--live-members"],
             capture_output=True, text=True, check=False, timeout=60, cwd=ROOT)
 
     def block(self, name: str) -> int | None:

@@ -46,6 +46,11 @@ def test_three_nodes_join_with_no_node_statement_and_pods_talk_without_nat(tmp_p
         blocks = [cluster.block(n) for n in names]
         assert len(set(blocks)) == 3 and None not in blocks, blocks
         assert until(lambda: _everyone_routes_to_everyone(cluster, names))
+        planned = cluster.plan_live_members(NODE_A)
+        assert planned.returncode == 0, planned.stderr
+        for peer in (NODE_B, NODE_C):
+            block = cluster.block(peer.name)
+            assert f"route to {peer.name}'s pods 10.244.{block}.0/24 via" in planned.stdout
         pods = [cluster.add_pod(n) for n in THREE]
         assert [p.addresses[4].rsplit(".", 1)[0] for p in pods] == [
             f"10.244.{b}" for b in blocks]
