@@ -7,8 +7,10 @@ Two targets:
   plugins, for nodes that have only containernetworking-plugins.  hostPort
   and bandwidth *policies* cannot be expressed there; `target_diagnostics`
   says so instead of dropping them silently.
-* `netc` -- one plugin of type `netc-cni` carrying the compiled network
-  (`compiler.ir_codec`), executed by netc's own runtime.
+* `netc` -- the plugin `netc-cni` carrying the compiled network
+  (`compiler.ir_codec`), executed by netc's own runtime, then the `chain`
+  plugins: the runtime (libcni) runs them after it, each getting the result
+  before it as `prevResult`, as it does after the stock plugins.
 
 Output is deterministic: same input, same bytes, so `netc build --check` can
 gate CI on drift.
@@ -65,8 +67,12 @@ def _reference_plugins(network: Network) -> list[dict[str, Any]]:
         plugins.append(portmap)
     if network.bandwidth is not None:
         plugins.append(_bandwidth_plugin(network.bandwidth))
-    plugins += [{"type": p.type, **p.options} for p in network.chain]
-    return plugins
+    return plugins + _chained_plugins(network)
+
+
+def _chained_plugins(network: Network) -> list[dict[str, Any]]:
+    """The `chain` plugins, in order, their options as written: the same for both targets."""
+    return [{"type": p.type, **p.options} for p in network.chain]
 
 
 def _main_plugin(network: Network) -> dict[str, Any]:
@@ -150,7 +156,7 @@ def _netc_plugins(network: Network, version: str) -> list[dict[str, Any]]:
     plugin: dict[str, Any] = {"type": NETC_PLUGIN_TYPE, "capabilities": capabilities}
     plugin["netc"] = {"format": ir_codec.FORMAT, "digest": ir_codec.digest(encoded),
                       "network": encoded}
-    return [plugin]
+    return [plugin, *_chained_plugins(network)]
 
 
 def target_diagnostics(network: Network, target: str, version: str,
@@ -166,12 +172,6 @@ def target_diagnostics(network: Network, target: str, version: str,
             "E107", f"the netc runtime does not run plugin `{network.plugin.type}`",
             network.plugin.span, expected="a `bridge` network for --target netc",
             hint="build networks with a third-party main plugin with --target reference"))
-    if target == "netc":
-        found += [Diagnostic(
-            "E107", f"the netc runtime does not run chained plugin `{p.type}`", p.span,
-            expected="a network without `chain` for --target netc",
-            hint="build it with --target reference, or remove the `chain` line") for p in
-            network.chain]
     if target == "reference":
         found += _policy_warnings(network)
         if network.ipam is not None and network.ipam.pod_cidrs:

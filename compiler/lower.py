@@ -15,6 +15,7 @@ from typing import Any
 from compiler.ast import Statement, Word
 from compiler.collect import Collector, body, every, first
 from compiler.diagnostics import Diagnostic, Note
+from compiler.emit import NETC_PLUGIN_TYPE
 from compiler.ir import DEFAULT_BRIDGE, DEFAULT_STATE_DIR, Bridge, Cluster, Ipam, Network, Plugin
 from compiler.lower_ipam import absolute_path, lower_ipam
 from compiler.lower_policy import lower_bandwidth, lower_hostport
@@ -182,23 +183,39 @@ def lower_chained(statement: Statement) -> Plugin:
 
 def _check_chain(chained: Sequence[Statement], statements: tuple[Statement, ...],
                  collector: Collector) -> None:
-    """`chain portmap` beside `hostport` (or `chain bandwidth` beside `bandwidth`): refused.
-
-    netc writes that plugin itself for the statement, whose policies it checks and
-    plans; a second one would run twice.  Alone, `chain portmap { ... }` is the
-    plugin as written, options netdsl does not model included (what `netc import`
-    keeps that way), like `plugin bridge { ... }` for the main plugin.
-    """
+    """Chained plugins netc writes itself, refused (E502): see `_written_by_netc`."""
     for statement in chained:
         word = statement.values[0] if statement.values else None
-        if not isinstance(word, Word):
-            continue
-        kind, instead = word.text, WRITTEN_BY_NETC.get(word.text)
-        if instead is not None and first(statements, instead):
-            collector.report(Diagnostic(
-                "E502", f"netc writes the {kind} plugin itself for `{instead}`", word.span,
-                expected=f"`{instead}` or `chain {kind} {{ ... }}`, not both",
-                hint=f"keep `{instead}` (netc checks its policy) and remove the `chain` line"))
+        refusal = _written_by_netc(word, statements) if isinstance(word, Word) else None
+        if refusal is not None:
+            collector.report(refusal)
+
+
+def _written_by_netc(word: Word, statements: tuple[Statement, ...]) -> Diagnostic | None:
+    """The refusal of a chained plugin netc writes itself, if this one is such a plugin.
+
+    `chain portmap` beside `hostport` (or `chain bandwidth` beside `bandwidth`):
+    netc writes that plugin itself for the statement, whose policies it checks
+    and plans; a second one would run twice.  Alone, `chain portmap { ... }` is
+    the plugin as written, options netdsl does not model included (what `netc
+    import` keeps that way), like `plugin bridge { ... }` for the main plugin.
+    `chain netc-cni`, always: netc writes it first, with the compiled network a
+    chained one would lack.
+    """
+    kind = word.text
+    if kind == NETC_PLUGIN_TYPE:
+        return Diagnostic(
+            "E502", f"netc writes the {kind} plugin itself, first", word.span,
+            expected=f"a plugin that runs after {kind}, such as firewall or tuning",
+            hint=f"remove the `chain` line: `netc build --target netc` writes {kind} with the "
+                 "compiled network, which a chained one would lack")
+    instead = WRITTEN_BY_NETC.get(kind)
+    if instead is None or not first(statements, instead):
+        return None
+    return Diagnostic(
+        "E502", f"netc writes the {kind} plugin itself for `{instead}`", word.span,
+        expected=f"`{instead}` or `chain {kind} {{ ... }}`, not both",
+        hint=f"keep `{instead}` (netc checks its policy) and remove the `chain` line")
 
 
 def _options(statement: Statement) -> dict[str, Any]:

@@ -22,8 +22,13 @@ from compiler.versions import version_key
 from runtime import executor
 from runtime import record as records
 from runtime.cni.protocol import Call
-from runtime.cni.request import Request, pod_context
-from runtime.cni.result import build_result
+from runtime.cni.request import (
+    Request,
+    pod_context,
+    previous_addresses,
+    refuse_previous_result,
+)
+from runtime.cni.result import build_result, result_drift
 from runtime.detach import collect, detach
 from runtime.files import locked, sweep_temporaries
 from runtime.host import Host
@@ -74,6 +79,7 @@ def _host(netns: str | None) -> Host:
 
 def add(call: Call, request: Request) -> dict[str, Any]:
     """Attach the pod; the result is the same when the ADD is repeated."""
+    refuse_previous_result(request)
     path = _record_path(call, request)
     with _network_locked(request):
         previous = records.load(path)
@@ -90,7 +96,11 @@ def add(call: Call, request: Request) -> dict[str, Any]:
 
 
 def delete(call: Call, request: Request) -> None:
-    """Detach the pod: best effort, repeatable, with or without its namespace."""
+    """Detach the pod: best effort, repeatable, with or without its namespace.
+
+    The runtime's `prevResult` is not read: the record and the names derived
+    from the attachment say what to remove, whatever the cache holds.
+    """
     path = _record_path(call, request)
     with _network_locked(request):
         previous = records.load(path)
@@ -104,10 +114,15 @@ def delete(call: Call, request: Request) -> None:
 
 
 def check(call: Call, request: Request) -> None:
-    """Compare the attachment with its plan; any difference is an error saying what."""
+    """Compare the attachment with its plan; any difference is an error saying what.
+
+    The runtime's cached result (`prevResult`), when it sends one, must list
+    the addresses the ADD reserved.
+    """
     if version_key(request.version) < (0, 4, 0):
         raise NetcError(f"CHECK needs cniVersion 0.4.0 or later, not {request.version}",
                         Code.INCOMPATIBLE_VERSION)
+    cached = previous_addresses(request)
     path = _record_path(call, request)
     with _network_locked(request):
         previous = records.load(path)
@@ -124,9 +139,12 @@ def check(call: Call, request: Request) -> None:
     drift = [f"{op.summary}: {o.state}" + (f" ({o.detail})" if o.detail else "")
              for op, o in zip(the_plan.operations, seen, strict=True)
              if o.state != State.IN_PLACE]
-    if drift:
-        raise NetcError(f"{len(drift)} of {len(seen)} operations differ", Code.DRIFT,
-                        "\n".join(drift))
+    listed = ([] if cached is None
+              else result_drift(request.network, previous.bindings, cached))
+    if drift or listed:
+        summary = (f"{len(drift)} of {len(seen)} operations differ" if drift
+                   else "the runtime's cached result differs from the ADD's")
+        raise NetcError(summary, Code.DRIFT, "\n".join(drift + listed))
 
 
 def status(request: Request) -> None:

@@ -8,13 +8,14 @@ podman sends `portMappings`/`hostPort`, containerd `PortMappings`/`HostPort`.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
 from compiler import ir_codec
 from compiler.datatypes import frozen, replace
 from compiler.errors import Code, NetcError
-from compiler.ir import Network
+from compiler.ir import IPInterface, Network
 from compiler.planner.context import (
     BandwidthRequest,
     PodContext,
@@ -71,6 +72,42 @@ def parse_request(data: bytes) -> Request:
     if not isinstance(runtime_config, dict):
         raise NetcError("runtimeConfig is not an object", Code.BAD_CONFIG)
     return Request(version, network, lower_keys(runtime_config), config)
+
+
+def refuse_previous_result(request: Request) -> None:
+    """An ADD with `prevResult`: netc-cni was put after another plugin (code 7).
+
+    Runtimes give `prevResult` on ADD to every plugin but the first; netc-cni
+    creates the pod's interface and answers with its own result, which would
+    drop whatever the plugins before it made and returned.
+    """
+    if "prevResult" in request.config:
+        raise NetcError("netc-cni was given a prevResult on ADD: it must be the first plugin "
+                        "of its conflist", Code.BAD_CONFIG,
+                        "put the other plugins after it (`chain TYPE` in the .netdsl)")
+
+
+def previous_addresses(request: Request) -> tuple[IPInterface, ...] | None:
+    """The addresses of the runtime's cached result (`prevResult`); None without one.
+
+    A CHECK gets the chain's final ADD result, as the runtime cached it; what
+    it lists must be what netc reserved.  Malformed, it is code 7.
+    """
+    if "prevResult" not in request.config:
+        return None
+    previous = request.config["prevResult"]
+    ips = previous.get("ips", []) if isinstance(previous, dict) else None
+    if not isinstance(ips, list):
+        raise NetcError("prevResult is not a CNI result: no list of ips", Code.BAD_CONFIG)
+    found = []
+    for entry in ips:
+        address = entry.get("address") if isinstance(entry, dict) else None
+        try:
+            found.append(ipaddress.ip_interface(address if isinstance(address, str) else ""))
+        except ValueError:
+            raise NetcError(f"prevResult holds {entry!r}, not an ips entry with an address",
+                            Code.BAD_CONFIG) from None
+    return tuple(found)
 
 
 def pod_context(call: Call, request: Request, previous: Record | None) -> PodContext:

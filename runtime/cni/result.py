@@ -4,15 +4,18 @@ Interfaces: the bridge and the host veth (no `sandbox`), then the pod's
 interface with its MAC and `sandbox` path -- podman refuses a result whose
 sandbox interface has no valid MAC, and containerd takes the pod IP from the
 interface called eth0.  0.3.x and 0.4.0 results carry `ips[].version`; 1.x
-results must not.
+results must not.  Plugins chained after netc-cni get this result as their
+`prevResult`; the runtime caches the chain's final one and gives it back on
+CHECK, where it must still list what the ADD reserved (`result_drift`).
 """
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Any
 
-from compiler.ir import Network, family_key
+from compiler.ir import IPInterface, Network, family_key
 from compiler.planner.context import PodContext
 from compiler.planner.names import AttachmentNames
 from compiler.planner.ops import Where
@@ -62,3 +65,21 @@ def _ips(network: Network, bindings: Mapping[str, str], version: str) -> list[di
             entry["version"] = str(family)
         ips.append(entry)
     return ips
+
+
+def result_drift(network: Network, bindings: Mapping[str, str],
+                 cached: tuple[IPInterface, ...]) -> list[str]:
+    """What a CHECK's `prevResult` says of the pod's addresses that the ADD did not reserve.
+
+    Only addresses of the network's subnets are netc's: a chained plugin may add others.
+    """
+    assert network.ipam is not None
+    held = {ipaddress.ip_interface(bindings[f"{family_key(f)}.cidr"])
+            for f in network.ipam.families() if f"{family_key(f)}.cidr" in bindings}
+    subnets = [s.cidr for s in network.ipam.subnets]
+    listed = {a for a in cached
+              if any(a.version == s.version and a.ip in s for s in subnets)}
+    return ([f"the runtime's cached result lacks {a}, which the ADD reserved"
+             for a in sorted(held - listed, key=str)]
+            + [f"the runtime's cached result lists {a}, which this attachment does not hold"
+               for a in sorted(listed - held, key=str)])

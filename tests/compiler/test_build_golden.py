@@ -3,7 +3,7 @@
 Each case is a directory under tests/golden/build/EXAMPLE/TARGET-VERSION/ holding
 what `netc build --out` would write (NN-name.conflist) and, when the build
 reports anything, `diagnostics.txt`: warnings next to the conflists, or the
-errors (E107 for a passthrough plugin with --target netc) instead of them.
+errors (E107 for a third-party main plugin with --target netc) instead of them.
 """
 
 from __future__ import annotations
@@ -61,20 +61,32 @@ def test_build_matches_golden(example, target, version, golden):
 
 
 PASSTHROUGH = [name for name in EXAMPLE_SETS if name.startswith("k8s-") or name == "flannel"]
-CHAINED = ["podman"]
-"""Examples with `chain` plugins: they build for the stock plugins only."""
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=version_id)
-@pytest.mark.parametrize("example", [*PASSTHROUGH, *CHAINED])
+@pytest.mark.parametrize("example", PASSTHROUGH)
 def test_netc_target_refuses_passthrough_plugins(example, version):
     files = build(example, "netc", version)
     assert list(files) == ["diagnostics.txt"]
     assert "error[E107]" in files["diagnostics.txt"]
 
 
+@pytest.mark.parametrize("version", VERSIONS, ids=version_id)
+def test_chained_plugins_follow_netc_cni_as_they_follow_the_stock_plugins(version):
+    """podman's firewall and tuning: after netc-cni in the netc target, in the order and
+    with the options of the reference target's chain (issue 23)."""
+    def plugins(target: str) -> list[dict]:
+        (conflist,) = [json.loads(text) for name, text in build("podman", target, version).items()
+                       if name.endswith(".conflist")]
+        return conflist["plugins"]
+
+    netc, reference = plugins("netc"), plugins("reference")
+    assert [p["type"] for p in netc] == ["netc-cni", "firewall", "tuning"]
+    assert netc[1:] == reference[-2:]
+
+
 def test_every_bridge_example_builds_for_the_netc_target():
-    bridged = [name for name in EXAMPLE_SETS if name not in (*PASSTHROUGH, *CHAINED)]
+    bridged = [name for name in EXAMPLE_SETS if name not in PASSTHROUGH]
     assert bridged
     for example in bridged:
         assert any(name.endswith(".conflist") for name in build(example, "netc", None))

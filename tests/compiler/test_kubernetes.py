@@ -17,6 +17,7 @@ from compiler import datatypes, kubernetes
 from compiler.ir import Membership
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
+from runtime import agent
 from runtime.cli import main
 from tests.support import ROOT, compile_example, portable
 
@@ -132,6 +133,21 @@ def test_a_node_local_network_is_rolled_out(tmp_path, monkeypatch):
     config = next(d for d in yaml.safe_load_all(result.stdout) if d["kind"] == "ConfigMap")
     (network,) = json.loads(config["data"]["netc.json"])["networks"]
     assert network["ipam"]["node_local"] is True
+
+
+def test_the_agents_write_a_networks_chained_plugins_after_netc_cni(tmp_path, monkeypatch):
+    """Issue 23: `chain` travels in the ConfigMap, and each agent's conflist runs it."""
+    monkeypatch.chdir(tmp_path)
+    text = FIXED.replace("\n}", "\n    chain tuning { sysctl { \"net.core.somaxconn\" \"1024\" } }"
+                         "\n    chain firewall\n}") % "; node-local"
+    result = _build_kubernetes(tmp_path, text)
+    assert result.exit_code == 0, result.output
+    config = next(d for d in yaml.safe_load_all(result.stdout) if d["kind"] == "ConfigMap")
+    _, networks = kubernetes.read_config(json.loads(config["data"]["netc.json"]))
+    agent.write_conflists(str(tmp_path / "net.d"), networks)
+    (conflist,) = (tmp_path / "net.d").glob("*.conflist")
+    assert json.loads(conflist.read_text())["plugins"][1:] == [
+        {"type": "tuning", "sysctl": {"net.core.somaxconn": "1024"}}, {"type": "firewall"}]
 
 
 def test_node_local_contradicts_a_cluster():

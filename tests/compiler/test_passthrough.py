@@ -36,8 +36,11 @@ def test_conflist_keys_are_written_at_the_top_as_they_are(target):
     assert document["vendor"] == {"level": [1, "two"]}
 
 
-def test_chained_portmap_and_bandwidth_are_written_as_they_are():
-    plugins = emit.conflist(_network(), "reference")["plugins"]
+@pytest.mark.parametrize("target", ["reference", "netc"])
+def test_chained_portmap_and_bandwidth_are_written_as_they_are(target):
+    """After the main plugin -- the bridge, or netc-cni (issue 23) -- in order, as written."""
+    plugins = emit.conflist(_network(), target)["plugins"]
+    assert plugins[0]["type"] == {"reference": "bridge", "netc": "netc-cni"}[target]
     assert plugins[1:] == [
         {"type": "portmap", "capabilities": {"portMappings": True}, "markMasqBit": 13},
         {"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 16384}]

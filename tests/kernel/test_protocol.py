@@ -80,6 +80,9 @@ def test_the_plugins_own_namespace_is_never_taken_for_a_pod(lab):
     (lambda c: json.dumps({**c, "netc": {**c["netc"], "network": {
         **c["netc"]["network"], "name": "tampered"}}}), 7),
     (lambda c: json.dumps({**c, "runtimeConfig": {"portMappings": "all"}}), 7),
+    # a prevResult on ADD: netc-cni was put after another plugin, whose result it would drop
+    (lambda c: json.dumps({**c, "prevResult": {"cniVersion": "1.0.0", "interfaces": [],
+                                               "ips": []}}), 7),
 ])
 def test_bad_configuration_is_refused_with_the_right_code(lab, mutate, code):
     pod = lab.pod("p")
@@ -106,6 +109,20 @@ def test_check_is_refused_below_0_4_0(lab):
     lab.add(lab.network(networks.BRIDGE, cni_version="0.3.1"), pod)
     status, error = lab.plugin(json.dumps(config), _environment(pod, CNI_COMMAND="CHECK"))
     assert (status, error["code"]) == (1, 1)
+
+
+@pytest.mark.parametrize("previous", ["not a result", {"ips": "all"},
+                                      {"ips": [{"address": "10.77.0.2"}, {"address": 7}]}])
+def test_a_malformed_prev_result_fails_check_with_code_7_and_del_still_removes_all(lab, previous):
+    pod = lab.pod("p")
+    lab.add(lab.network(networks.BRIDGE), pod)
+    config = json.dumps({**_config(lab), "prevResult": previous})
+    status, error = lab.plugin(config, _environment(pod, CNI_COMMAND="CHECK"))
+    assert (status, error["code"]) == (1, 7), error
+    assert "prevResult" in error["msg"]
+    status, error = lab.plugin(config, _environment(pod, CNI_COMMAND="DEL"))
+    assert (status, error) == (0, None)
+    assert "eth0" not in lab.run(pod.name, "ip", "-o", "link").stdout
 
 
 def test_runtime_config_keys_match_whatever_their_case(lab):

@@ -187,10 +187,7 @@ class AgentNode:
 
     def pod_netns(self, pod: str) -> str:
         """The pod's network namespace name under /run/netns (containerd's cni-...)."""
-        _, info = self.cri.status(pod)
-        (path,) = [n["path"] for n in info["runtimeSpec"]["linux"]["namespaces"]
-                   if n["type"] == "network"]
-        return Path(path).name
+        return self.cri.netns(pod).name
 
     def remove_pod(self, pod: str) -> None:
         """StopPodSandbox and RemovePodSandbox (CNI DEL, twice)."""

@@ -14,6 +14,7 @@ names what to install, since CI (.ci/run) installs all of it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -24,7 +25,10 @@ from pathlib import Path
 import pytest
 
 from tests.kernel.lab import Lab
-from tests.runtimes.images import BUSYBOX
+from tests.runtimes import network
+from tests.runtimes.containerd import Containerd
+from tests.runtimes.host import CgroupTree
+from tests.runtimes.images import BUSYBOX, docker_archive
 
 REFERENCE_PLUGINS = Path("/usr/lib/cni")
 NETC = Path(sys.executable).parent / "netc"
@@ -66,6 +70,37 @@ def build(source: str, directory: Path) -> Path:
          str(directory.parent / "network.netdsl"))
     (conflist,) = directory.glob("*.conflist")
     return conflist
+
+
+def one_bin_dir(directory: Path) -> Path:
+    """netc-cni installed into `directory`, with every reference plugin linked beside it."""
+    netc("install-plugin", "--bin-dir", str(directory))
+    for plugin in REFERENCE_PLUGINS.iterdir():
+        (directory / plugin.name).symlink_to(plugin)
+    return directory
+
+
+@contextlib.contextmanager
+def containerd_on(lab: Lab, source: str, sandbox_image: str) -> Iterator[Containerd]:
+    """A running containerd in the node: the network of `source` (built with `netc build
+    --target netc`) in its conf_dir, the sandbox image serving the lab's page in k8s.io,
+    /var/lib its own (libcni's cache is the test's, not the host's)."""
+    conflist = build(source, lab.tmp / "net.d")
+    engine = Containerd(lab.node, conflist.parent, one_bin_dir(lab.tmp / "cni-bin"),
+                        sandbox_image, CgroupTree(lab.tag), own_var_lib=True)
+    try:
+        engine.start()
+        image = docker_archive(lab.tmp / "pause.tar", sandbox_image, network.page(lab))
+        engine.ctr("images", "import", str(image))
+        yield engine
+    finally:
+        engine.close()
+
+
+@pytest.fixture
+def containerd_installed() -> None:
+    """`require("containerd")`, for `pytest.mark.usefixtures`: before the lab is made."""
+    require("containerd")
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,12 @@ CNI conf_dir holding netc's conflist, and one bin_dir (containerd 1.6 takes
 only one) holding netc-cni next to the reference plugins: the CRI plugin
 runs `loopback` itself before the conflist.
 
+libcni caches each pod's result in /var/lib/cni/results, which containerd's
+CRI config cannot move: with `own_var_lib` the daemon (its shims and the
+plugins it runs) sees /var/lib through an overlay whose writes land in its
+work directory, so the cache is the test's and the host's /var/lib is never
+written.
+
 Stopping it follows real-clients.md: pod sandboxes go first (their shims
 exit with them), then the daemon by PID, then whatever shim or pod process
 of *this* daemon is left -- a shim names the daemon's socket on its command
@@ -69,13 +75,25 @@ state = "{work}/state"
 """
 
 START_TIMEOUT = 15.0
+OWN_VAR_LIB = """\
+set -e
+mount --make-slave "$(findmnt -n -o TARGET -T /var/lib)"
+mount -t overlay overlay -o "lowerdir=/var/lib,upperdir=$1/upper,workdir=$1/work" /var/lib
+shift
+exec "$@"
+"""
+"""Run the rest of the command line with /var/lib an overlay whose writes go to $1/upper.
+
+The mount holding /var/lib becomes a slave first: were it shared, the overlay
+would propagate to the host's mount namespace."""
 
 
 class Containerd:
     """The daemon: started in the node, stopped by its PID, with everything it left."""
 
     def __init__(self, node: str, conf_dir: Path, bin_dir: Path, sandbox_image: str,
-                 cgroups: CgroupTree, *, own_pids: bool = False) -> None:
+                 cgroups: CgroupTree, *, own_pids: bool = False,
+                 own_var_lib: bool = False) -> None:
         self.work = Path(tempfile.mkdtemp(prefix="netc-ctrd-"))
         self.node = node
         self.cgroups = cgroups
@@ -85,11 +103,31 @@ class Containerd:
         its own too, for a /proc that shows those PIDs (runc reads its children there);
         the mounts it makes stay there, but for /run/netns, a shared mount, so the
         test sees the pods' namespaces."""
+        self.own_var_lib = own_var_lib
         self.socket = self.work / "containerd.sock"
         (self.work / "config.toml").write_text(CONFIG.format(
             work=self.work, sandbox_image=sandbox_image, bin_dir=bin_dir, conf_dir=conf_dir))
         self.process: subprocess.Popen | None = None
         self.cri: Cri | None = None
+
+    @property
+    def var_lib(self) -> Path:
+        """What the daemon wrote into /var/lib, when it has its own (`own_var_lib`)."""
+        return self.work / "var-lib" / "upper"
+
+    def cni_cache(self, network: str, pod: str, ifname: str = "eth0") -> Path:
+        """libcni's cached result of a pod's attachment, in the daemon's own /var/lib."""
+        return self.var_lib / "cni" / "results" / f"{network}-{pod}-{ifname}"
+
+    def _var_lib_overlay(self) -> list[str]:
+        """The command prefix that gives the daemon its own /var/lib (`OWN_VAR_LIB`)."""
+        if not self.own_var_lib:
+            return []
+        base = self.var_lib.parent
+        for part in ("upper", "work"):
+            (base / part).mkdir(parents=True, exist_ok=True)
+        return ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", OWN_VAR_LIB,
+                "sh", str(base)]
 
     @property
     def log(self) -> str:
@@ -108,8 +146,8 @@ class Containerd:
                 "--propagation", "unchanged"] if self.own_pids else []
         with open(self.work / "containerd.log", "w") as log:
             self.process = subprocess.Popen(
-                [*in_netns(self.node), *pids, "containerd", "--config",
-                 str(self.work / "config.toml")],
+                [*in_netns(self.node), *pids, *self._var_lib_overlay(), "containerd",
+                 "--config", str(self.work / "config.toml")],
                 stdout=log, stderr=subprocess.STDOUT, env={"PATH": NODE_PATH})
         deadline = time.monotonic() + START_TIMEOUT
         while not self.socket.exists():
@@ -232,6 +270,13 @@ class Cri:
         reply = self.runtime.PodSandboxStatus(
             cri.PodSandboxStatusRequest(pod_sandbox_id=pod, verbose=True), timeout=10)
         return reply.status, json.loads(reply.info.get("info", "{}"))
+
+    def netns(self, pod: str) -> Path:
+        """The pod's network namespace, /var/run/netns/cni-..., from its verbose status."""
+        _, info = self.status(pod)
+        (path,) = [n["path"] for n in info["runtimeSpec"]["linux"]["namespaces"]
+                   if n["type"] == "network"]
+        return Path(path)
 
     def stop(self, pod: str) -> None:
         """StopPodSandbox (CNI DEL)."""

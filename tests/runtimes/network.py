@@ -34,13 +34,15 @@ network rtnet {
     }
     hostport
     bandwidth
-}
+{chain}}
 """
 
 
-def source(lab: Lab) -> str:
-    """The network's `.netdsl` text with its directories inside the lab's."""
-    return SOURCE.replace("{state}", str(state_dir(lab))).replace("{data}", str(data_dir(lab)))
+def source(lab: Lab, chain: str = "") -> str:
+    """The network's `.netdsl` text with its directories inside the lab's; `chain` adds
+    statements (`chain TYPE { ... }` lines) at the end of its block."""
+    return SOURCE.replace("{state}", str(state_dir(lab))).replace(
+        "{data}", str(data_dir(lab))).replace("{chain}", chain)
 
 
 def state_dir(lab: Lab) -> Path:

@@ -19,10 +19,9 @@ import pytest
 from compiler import shaping
 from tests.kernel.lab import Lab
 from tests.runtimes import network
-from tests.runtimes.conftest import REFERENCE_PLUGINS, build, netc, require
+from tests.runtimes.conftest import containerd_on, netc, require
 from tests.runtimes.containerd import Containerd, Cri
 from tests.runtimes.host import CgroupTree, processes_naming
-from tests.runtimes.images import docker_archive
 
 pytestmark = [pytest.mark.runtimes, pytest.mark.root]
 
@@ -37,34 +36,11 @@ def _needs_containerd() -> None:
     require("containerd")
 
 
-def one_bin_dir(directory: Path) -> Path:
-    """netc-cni installed into `directory`, with every reference plugin linked beside it."""
-    netc("install-plugin", "--bin-dir", str(directory))
-    for plugin in REFERENCE_PLUGINS.iterdir():
-        (directory / plugin.name).symlink_to(plugin)
-    return directory
-
-
 @pytest.fixture
 def daemon(lab: Lab) -> Iterator[Containerd]:
     """A running containerd in the node, the netc network in its conf_dir, the image in k8s.io."""
-    conflist = build(network.source(lab), lab.tmp / "net.d")
-    engine = Containerd(lab.node, conflist.parent, one_bin_dir(lab.tmp / "cni-bin"),
-                        SANDBOX_IMAGE, CgroupTree(lab.tag))
-    try:
-        engine.start()
-        image = docker_archive(lab.tmp / "pause.tar", SANDBOX_IMAGE, network.page(lab))
-        engine.ctr("images", "import", str(image))
+    with containerd_on(lab, network.source(lab), SANDBOX_IMAGE) as engine:
         yield engine
-    finally:
-        engine.close()
-
-
-def _network_namespace(info: dict) -> Path:
-    """The pod's /var/run/netns/cni-* path, from containerd's verbose sandbox status."""
-    (path,) = [n["path"] for n in info["runtimeSpec"]["linux"]["namespaces"]
-               if n["type"] == "network"]
-    return Path(path)
 
 
 def _processes(daemon: Containerd) -> set[str]:
@@ -96,7 +72,7 @@ def test_cri_pod_gets_its_host_port_and_bandwidth_and_two_dels_leave_nothing(lab
     seen = info["cniResult"]["Interfaces"]["eth0"]  # netc's result, as containerd parsed it
     assert seen["IPConfigs"] == [{"IP": status.network.ip, "Gateway": network.GATEWAY}]
     assert seen["Mac"]
-    sandbox = _network_namespace(info)
+    sandbox = cri.netns(pod)
     assert sandbox.exists()
 
     assert network.serves(lab, HOST_PORT), network.http_from_client(lab, HOST_PORT)
