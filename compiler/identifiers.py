@@ -12,6 +12,13 @@ import re
 NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]*")
 """libcni's rule for network names and container IDs (match with `fullmatch`)."""
 
+RESERVED_NETWORK_NAMES = {
+    "hostports": "the host-port claims, `<state-dir>/hostports/`",
+    "cni.sock": "the warm server's socket, `/run/netc/cni.sock`",
+}
+"""netc's own entries of a state directory, beside the networks' directories, and what each
+is: a network of one of these names would share or block it."""
+
 IFNAMSIZ = 16
 LINK_NAME_MAX = IFNAMSIZ - 1
 """Bytes in a Linux interface name."""

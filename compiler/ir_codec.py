@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from compiler import datatypes, ir
 from compiler.digests import sha256
 from compiler.errors import Code, NetcError
-from compiler.identifiers import interface_name_problem, is_name
+from compiler.identifiers import RESERVED_NETWORK_NAMES, interface_name_problem, is_name
 from compiler.source import Span
 
 FORMAT = 2
@@ -78,6 +78,8 @@ def path_problem(network: ir.Network) -> str | None:
     """Why a network's names or directories cannot be paths netc writes, or None."""
     if not is_name(network.name):
         return f"network name {network.name!r} is not a valid CNI network name"
+    if network.name in RESERVED_NETWORK_NAMES:
+        return f"network name {network.name!r} is reserved: netc's own files bear that name"
     bridge = network.bridge.name if network.bridge else None
     problem = interface_name_problem(bridge) if bridge is not None else None
     if problem:
@@ -86,6 +88,10 @@ def path_problem(network: ir.Network) -> str | None:
     for directory in directories:
         if not posixpath.isabs(directory) or posixpath.normpath(directory) != directory:
             return f"directory {directory!r} is not a normal absolute path"
+    if network.ipam and network.ipam.data_dir == network.state_dir:
+        # The compiler's E108: the network's lock and the reservations' would be one file.
+        return (f"the state directory {network.state_dir!r} is the IPAM data directory: "
+                "records and locks must not live among the address reservations")
     return None
 
 
@@ -97,6 +103,8 @@ def decode_as(kind: type[T], document: Any) -> T:
         return _decode_fields(kind, document)
     except (KeyError, TypeError, ValueError) as error:
         raise FormatError(f"the embedded {kind.__name__} is malformed: {error}") from error
+    except RecursionError:
+        raise FormatError(f"the embedded {kind.__name__} is nested too deeply") from None
 
 
 def _encode(value: object) -> Any:
@@ -137,7 +145,9 @@ def _decode(kind: Any, data: Any) -> Any:
     return _scalar(kind, data)
 
 
-def _decode_fields(kind: type[T], data: Mapping[str, Any]) -> T:
+def _decode_fields(kind: type[T], data: Any) -> T:
+    if not isinstance(data, Mapping):
+        raise TypeError(f"expected an object for {kind.__name__}, found {type(data).__name__}")
     hints = _hints(kind)
     return kind(**{name: _decode(hints[name], value) for name, value in data.items()})
 
@@ -152,6 +162,10 @@ def _span(data: Any) -> Span:
 def _decode_union(options: tuple[Any, ...], data: Any) -> Any:
     if data is None and type(None) in options:
         return None
+    addresses = (ipaddress.IPv4Interface, ipaddress.IPv4Address, ipaddress.IPv4Network)
+    if any(kind in options for kind in addresses) and not isinstance(data, str):
+        # encode writes them as strings; ipaddress would take 5 or true for 0.0.0.5, 0.0.0.1
+        raise TypeError(f"expected an address as a string, found {type(data).__name__}")
     if ipaddress.IPv4Interface in options:
         return ipaddress.ip_interface(data)
     if ipaddress.IPv4Address in options:

@@ -89,9 +89,11 @@ def read_config(document: Any) -> tuple[list[Cluster], list[Network]]:
     """The clusters and networks of a configuration document (`ir_codec.FormatError` if not)."""
     if not isinstance(document, dict) or document.get("format") != CONFIG_FORMAT:
         raise ir_codec.FormatError(f"not a netc configuration of format {CONFIG_FORMAT}")
-    clusters = [ir_codec.decode_as(Cluster, c) for c in document.get("clusters", [])]
-    networks = [ir_codec.decode(n) for n in document.get("networks", [])]
-    return clusters, networks
+    clusters, networks = document.get("clusters", []), document.get("networks", [])
+    if not isinstance(clusters, list) or not isinstance(networks, list):
+        raise ir_codec.FormatError("`clusters` and `networks` must be lists")
+    return ([ir_codec.decode_as(Cluster, c) for c in clusters],
+            [ir_codec.decode(n) for n in networks])
 
 
 def render_config(clusters: Sequence[Cluster], networks: Sequence[Network]) -> str:

@@ -13,7 +13,7 @@ import re
 
 from compiler.ast import ListValue, Statement, Text, Value, Word
 from compiler.diagnostics import Diagnostic, DiagnosticError
-from compiler.identifiers import interface_name_problem, is_name
+from compiler.identifiers import RESERVED_NETWORK_NAMES, interface_name_problem, is_name
 from compiler.ir import MAX_RATE, MIN_RATE, PROTOCOLS, IPAddress, IPNetwork, PortRule
 from compiler.quantities import QuantityError, parse_quantity
 from compiler.source import Span
@@ -103,6 +103,12 @@ def network_name(word: Word | Text, what: str = "network") -> str:
             expected="letters, digits, `_`, `.` and `-`, starting with a letter or digit",
             hint="CNI uses network names in file paths, so they are restricted like this"
             if what == "network" else None)
+    if what == "network" and name in RESERVED_NETWORK_NAMES:
+        raise fail("E101", f"`{name}` is reserved: netc's own files bear that name",
+                   word.span, expected="another name than "
+                   + " or ".join(f"`{n}`" for n in RESERVED_NETWORK_NAMES),
+                   hint=f"`{name}` names {RESERVED_NETWORK_NAMES[name]}, beside each "
+                   "network's own directory")
     return name
 
 

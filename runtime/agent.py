@@ -152,13 +152,17 @@ class Agent:
         if read.digest is not None and read.digest != self.attempted:
             log(f"configuration {read.digest[:12]} in {self.options.config}")
         self.attempted = read.digest
+        details = ""
         try:
             condition = self._converge(read)
         except (NetcError, OSError, ValueError) as error:
             condition = str(error)
+        except Exception as error:  # never a crash loop on every node: not ready, and why
+            condition, details = f"{type(error).__name__}: {error}", traceback.format_exc()
         if condition:
             if condition != self.problem:
                 log(f"not ready: {condition}")
+                sys.stderr.write(details)
             self.ready, self.problem = False, condition
             return
         if not self.ready:
@@ -211,6 +215,8 @@ class Agent:
         start = (f"import sys; sys.path.append({package_root()!r}); "
                  "from runtime.cli import main; main()")
         command = [sys.executable, "-c", start, "serve-cni", "--socket", self.options.socket]
+        if self.options.host_mount_ns:  # the node's iptables, never the image's
+            command += ["--host-mount-ns", self.options.host_mount_ns]
         self.server = subprocess.Popen(command, stderr=subprocess.PIPE)
         assert self.server.stderr is not None
         relay = self.relay = _ServerLog(self.server.stderr)
@@ -289,6 +295,9 @@ class Snapshot:
             document = json.loads(self.content.decode("utf-8"))
         except ValueError as error:  # JSON and UTF-8 errors are ValueErrors
             raise NetcError(f"cannot read the configuration {self.path}: {error}") from error
+        except RecursionError:
+            raise NetcError(f"cannot read the configuration {self.path}: nested too "
+                            "deeply") from None
         return kubernetes.read_config(document)
 
 

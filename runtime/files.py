@@ -13,6 +13,11 @@ wait for one is bounded (`LOCK_WAIT`): a call that cannot get it fails with
 CNI code 11, "try again later", naming the process that holds it, instead of
 hanging the runtime.  A process never takes a lock it already holds: flock
 through a second descriptor would wait for itself.
+
+flock works on a descriptor opened read-only, so a lock file others may read
+is a lock any local user may hold, freezing every ADD, DEL and GC of the
+network.  Locks are therefore 0600, fixed when an older one is found 0644,
+and the directories netc creates for its state are 0700.
 """
 
 from __future__ import annotations
@@ -64,6 +69,21 @@ def _temporary(directory: str, content: bytes, durable: bool, mode: int = 0o600,
         raise
     os.close(fd)
     return path
+
+
+def private_directory(path: str) -> None:
+    """Create `path`, and each missing parent, readable by root alone (0700).
+
+    A directory that exists is left as it is (the IPAM directory may be
+    shared with host-local).
+    """
+    if os.path.isdir(path):
+        return
+    parent = os.path.dirname(path)
+    if parent != path:
+        private_directory(parent)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path, 0o700)
 
 
 def write_all(fd: int, content: bytes) -> None:
@@ -138,10 +158,12 @@ def locked(path: str, wait: float = LOCK_WAIT) -> Iterator[float]:
     Waits at most `wait` seconds (`LockBusy`); taking a lock this process
     already holds is a bug, refused at once rather than waited for forever.
     """
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    private_directory(os.path.dirname(path))
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         status = os.fstat(fd)
+        if status.st_mode & 0o777 != 0o600:
+            os.fchmod(fd, 0o600)  # an older netc made it 0644: anyone could have held it
         key = (status.st_dev, status.st_ino)
         if key in _held:
             raise NetcError(f"{path} is already locked by this call", Code.INTERNAL)

@@ -92,8 +92,8 @@ if SOCKET is None:
     cold()
 '''
 
-WARM = '''from _socket import AF_UNIX, SCM_RIGHTS, SOCK_STREAM, SOL_SOCKET, socket
-from _struct import pack
+WARM = '''from _socket import AF_UNIX, SCM_RIGHTS, SO_PEERCRED, SOCK_STREAM, SOL_SOCKET, socket
+from _struct import pack, unpack
 
 IDENTITY = {identity!r}
 HEADER = {magic!r} + pack(">B", {protocol})
@@ -110,6 +110,8 @@ def offer(server):
     payload = IDENTITY + b"\\0" + environment
     server.settimeout(HANDOVER_TIMEOUT)
     server.connect(SOCKET)
+    if unpack("3i", server.getsockopt(SOL_SOCKET, SO_PEERCRED, 12))[1] != 0:
+        return False  # not root: whoever it is gets neither the call nor our stdout
     server.sendall(HEADER + pack(">I", len(payload)) + payload)
     if server.recv(1) != READY:  # NOT_ME: another netc, or a hand-over it refused
         return False

@@ -32,6 +32,7 @@ from compiler.ir import IPAddress, IPNetwork
 from runtime.files import (
     create_exclusively,
     locked,
+    private_directory,
     read_text,
     remove,
     sweep_temporaries,
@@ -136,7 +137,7 @@ class IpamStore:
         raise Exhausted(f"no IP addresses available in range set {shown}")
 
     def _take(self, address: str, owner: bytes, ranges: Sequence[Range]) -> Lease:
-        os.makedirs(self.directory, exist_ok=True)
+        private_directory(self.directory)
         if not create_exclusively(self._path(address), owner) and not self._owned(address, owner):
             raise Exhausted(f"requested address {address} is held by another attachment")
         return _lease(address, ranges)
@@ -169,7 +170,7 @@ class IpamStore:
                     and _mtime(self._path(name)) < booted):
                 remove(self._path(name))
                 freed.append(name)
-        os.makedirs(self.directory, exist_ok=True)
+        private_directory(self.directory)
         write_atomically(self._path(BOOT_MARKER), boot.encode(), durable=True)
         return freed
 
@@ -216,7 +217,7 @@ class IpamStore:
 
         Lazy, because an IPv6 /64 has more addresses than any list can hold.
         """
-        os.makedirs(self.directory, exist_ok=True)
+        private_directory(self.directory)
         first, after = 0, int(ranges[0].start)
         last = _parse(read_text(self._path(f"last_reserved_ip.{range_set}")))
         for index, entry in enumerate(ranges):

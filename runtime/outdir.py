@@ -18,8 +18,10 @@ alone.  Every write goes through a temporary file, fsync and rename.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from collections.abc import Collection, Mapping
 from enum import StrEnum
 
@@ -74,6 +76,16 @@ class Plan:
     others: dict[str, dict[str, str]]
 
 
+class InTheWay(NetcError):
+    """What stands where netc would write is not netc's: it is never read, replaced or removed."""
+
+    code = Code.BAD_CONFIG
+
+
+class _NotAFile(Exception):
+    """A symbolic link (at the name, or a folder on the way), a directory, a device."""
+
+
 class UnsafeName(NetcError):
     """An output name that is not a plain relative path: it could land outside the directory."""
 
@@ -109,18 +121,60 @@ def plan_directory(directory: str, wanted: Mapping[str, Output],
     owned = _manifest(directory)
     mine = {name: entry for name, entry in owned.items()
             if networks is None or entry["network"] in networks}
-    changes = []
+    changes, in_the_way = [], []
     for name in sorted(set(wanted) | set(mine)):
-        current = read_text(os.path.join(directory, name))
+        try:
+            current = _current(directory, name)
+        except _NotAFile as error:
+            if name in wanted:
+                in_the_way.append(f"{os.path.join(directory, name)}: {error}")
+            else:  # netc wrote a file there; what is there now is not it
+                changes.append(Change(Action.EDITED, name, mine[name]["network"], None, None))
+            continue
         if name in wanted:
+            if current not in (None, wanted[name].text) and name not in owned:
+                in_the_way.append(f"{os.path.join(directory, name)}: netc did not write it")
+                continue
             action = Action.UNCHANGED if current == wanted[name].text else Action.WRITE
             changes.append(Change(action, name, wanted[name].network, current,
                                   wanted[name].text))
         elif current is not None:
             action = Action.REMOVE if digest(current) == mine[name]["digest"] else Action.EDITED
             changes.append(Change(action, name, mine[name]["network"], current, None))
+    if in_the_way:
+        raise InTheWay("nothing written: files netc does not own stand where it would write, "
+                       "and netc never touches them:\n  " + "\n  ".join(in_the_way),
+                       details="remove or move them, then run netc again")
     others = {n: e for n, e in owned.items() if n not in mine and n not in wanted}
     return Plan(changes, others)
+
+
+def _current(directory: str, name: str) -> str | None:
+    """The text of `directory/name` now; None when there is none.
+
+    Nothing is read through a symbolic link -- at the name, or a folder on the
+    way to it -- nor anything but a regular file (`_NotAFile`): a link could
+    lead netc to print a secret (`--check` shows differences) or to write
+    elsewhere.
+    """
+    folder = os.path.dirname(name)
+    resolved = os.path.realpath(os.path.join(directory, folder))
+    if folder and resolved != os.path.join(os.path.realpath(directory), folder):
+        raise _NotAFile(f"{folder} is a symbolic link")
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    try:
+        fd = os.open(os.path.join(directory, name), flags)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        if error.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise _NotAFile("a symbolic link" if error.errno == errno.ELOOP
+                            else "a folder on the way is a file") from None
+        raise
+    with os.fdopen(fd, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise _NotAFile("not a regular file")
+        return handle.read().decode("utf-8", errors="replace")
 
 
 def carry_out(directory: str, plan: Plan) -> None:
@@ -155,6 +209,6 @@ def _manifest(directory: str) -> dict[str, dict[str, str]]:
     try:
         files = json.loads(text)["files"]
         return {str(name): {"network": str(entry["network"]), "digest": str(entry["digest"])}
-                for name, entry in files.items()}
+                for name, entry in files.items() if plain_name(str(name))}
     except (ValueError, KeyError, TypeError, AttributeError):
         return {}

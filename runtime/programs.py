@@ -4,19 +4,56 @@ A program gets its input from a memfd written in full before it starts and
 writes its output to memfds: nothing can deadlock on a full pipe, so no
 thread or selector is needed to feed and drain it.  `subprocess` would bring
 both, and its imports are ~3 ms of every Python plugin's start-up.
+
+Programs come from fixed directories and start with a fixed environment:
+nothing of the caller's -- PATH, LD_PRELOAD, XTABLES_LOCKFILE -- chooses or
+changes what runs as root.  A warm server's child, which works in its
+caller's mount namespace, starts them from the server's own
+(`programs_from`): a caller's mount namespace may hold anything at
+/usr/sbin/iptables-restore, or under the libraries it loads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from compiler.errors import Code, NetcError
 from runtime.files import write_all
+from runtime.netns import CLONE_NEWNS, enter
 
 SEARCH_PATH = ("/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin")
-"""Runtimes exec plugins with a reduced PATH; these are searched regardless."""
+"""Where programs are looked for, and the only places: runtimes exec plugins with a
+reduced PATH, and a caller's PATH must not choose what runs."""
+ENVIRONMENT = {"PATH": ":".join(SEARCH_PATH)}
+"""The whole environment of every program started."""
+
+_mount_namespaces: list[int] = []
+"""[where programs start, where the call works], once `programs_from` set them."""
+
+
+def programs_from(home: int, call: int) -> None:
+    """Start every program in mount namespace `home`, then come back to `call`.
+
+    For a warm server's child: `call` is the caller's mount namespace, where
+    the plugin's paths are; `home` the server's, whose programs are trusted.
+    """
+    _mount_namespaces[:] = [home, call]
+
+
+@contextlib.contextmanager
+def _in_home() -> Iterator[None]:
+    if not _mount_namespaces:
+        yield
+        return
+    home, call = _mount_namespaces
+    enter(home, CLONE_NEWNS)
+    try:
+        yield
+    finally:
+        enter(call, CLONE_NEWNS)
 
 
 class ProgramMissing(NetcError):
@@ -38,9 +75,9 @@ class ProgramFailed(NetcError):
 
 def find(name: str) -> str:
     """The absolute path of a program, looked for in the sbin and bin directories."""
-    for directory in (*SEARCH_PATH, *os.environ.get("PATH", "").split(os.pathsep)):
+    for directory in SEARCH_PATH:
         candidate = os.path.join(directory, name)
-        if directory and os.access(candidate, os.X_OK):
+        if os.access(candidate, os.X_OK):
             return candidate
     raise ProgramMissing(f"{name} is not installed (searched {':'.join(SEARCH_PATH)})")
 
@@ -61,7 +98,7 @@ class Running:
         try:
             write_all(self.streams[0], stdin)
             os.lseek(self.streams[0], 0, os.SEEK_SET)
-            self.pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=[
+            self.pid = os.posix_spawn(argv[0], argv, ENVIRONMENT, file_actions=[
                 (os.POSIX_SPAWN_DUP2, fd, number) for number, fd in enumerate(self.streams)])
         except BaseException:
             self._close()
@@ -86,7 +123,8 @@ class Running:
 def start(name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,)
           ) -> Running:
     """Start a program that runs beside the caller, which goes on until it `wait`s for it."""
-    return Running([find(name), *args], stdin, accept)
+    with _in_home():
+        return Running([find(name), *args], stdin, accept)
 
 
 def _wait(pid: int) -> int:

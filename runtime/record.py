@@ -16,7 +16,7 @@ import os
 from compiler import ir_codec
 from compiler.datatypes import field, mutable
 from compiler.planner.context import PodContext
-from runtime.files import read_text, remove, write_atomically
+from runtime.files import private_directory, read_text, remove, write_atomically
 
 FORMAT = 1
 
@@ -31,7 +31,7 @@ class Record:
 
     def save(self) -> None:
         """Write the record atomically."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        private_directory(os.path.dirname(self.path))
         document = {"format": FORMAT, "context": ir_codec.encode(self.context),
                     "bindings": self.bindings}
         write_atomically(self.path, json.dumps(document, sort_keys=True).encode(),

@@ -107,3 +107,21 @@ def test_every_test_the_differences_page_names_exists():
                for path in (ROOT / "tests" / folder).glob("test_*.py")
                for name in re.findall(r"^def (test_[a-z0-9_]+)", path.read_text(), re.M)}
     assert named and named <= defined, sorted(named - defined)
+
+
+def test_every_test_the_security_page_names_exists():
+    """docs/security.md names the test performing each attack; each must be defined where it says.
+
+    A test is cited as `tests/PATH.py::test_name`, or as `test_name` alone for
+    another test of the file cited last.
+    """
+    text = (DOCS / "security.md").read_text()
+    cited, path = [], None
+    for match in re.finditer(r"`(?:(tests/[a-z_/]+\.py)(?:::)?)?(test_[a-z0-9_]+)?`", text):
+        path = match.group(1) or path
+        if match.group(2):
+            assert path is not None, match.group(0)
+            cited.append((path, match.group(2)))
+    missing = [f"{path}::{name}" for path, name in cited
+               if not re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M)]
+    assert cited and not missing, missing

@@ -22,6 +22,7 @@ its own.  Pure: the caller reads the files and prints.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -37,7 +38,7 @@ from compiler.fmt import format_document
 from compiler.identifiers import is_name
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
-from compiler.syntax import parse
+from compiler.syntax import MAX_DEPTH, parse
 from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
 
 __all__ = ["Finding", "Imported", "Level", "import_conflists"]
@@ -158,15 +159,30 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite(text: str) -> float:
+    """A JSON number as a float; one beyond a float's range (`1e400`) is refused, not infinity."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is beyond the range of a number")
+    return value
+
+
 def _load(data: bytes, report: Report) -> dict[str, Any] | None:
     try:
         document = json.loads(data.decode("utf-8"), object_pairs_hook=_object,
-                              parse_constant=_refuse_constant)
+                              parse_constant=_refuse_constant, parse_float=_finite)
     except UnicodeDecodeError as error:
         report.error(None, f"not UTF-8 text (byte {error.start})")
         return None
     except ValueError as error:
         report.error(None, f"not JSON: {error}")
+        return None
+    except RecursionError:
+        report.error(None, f"not JSON netc reads: nested more than {MAX_DEPTH} deep")
+        return None
+    if _depth(document) > MAX_DEPTH:
+        report.error(None, f"nested more than {MAX_DEPTH} deep: a .netdsl file holds at most "
+                     f"{MAX_DEPTH} levels of blocks and lists")
         return None
     if not isinstance(document, dict):
         report.error((), f"expected a JSON object, found {show(document)}")
@@ -175,6 +191,18 @@ def _load(data: bytes, report: Report) -> dict[str, Any] | None:
         for key in keys:
             report.note((*path, key), "given twice: the last value is kept, as libcni reads it")
     return document
+
+
+def _depth(document: Any) -> int:
+    """How deeply objects and lists nest in a JSON value (found without recursion)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            pending += [(item, depth + 1)
+                        for item in (value.values() if isinstance(value, dict) else value)]
+    return deepest
 
 
 def _duplicates(value: Any, path: Path) -> Iterator[tuple[Path, tuple[str, ...]]]:

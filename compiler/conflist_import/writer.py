@@ -18,6 +18,8 @@ INDENT = "    "
 _WORD = re.compile(r'[^\s{}\[\],;"#]+')
 """What the grammar reads as one bare word (`WORD` in grammar/netdsl.lark)."""
 _UNPRINTABLE = re.compile("[\x7f\ud800-\udfff]")
+_LINE_BREAKING = re.compile("[\x00-\x1f\x7f\x85\u2028\u2029]")
+"""Characters that could end a comment's line, or that no line should hold."""
 
 
 @mutable
@@ -35,13 +37,22 @@ class Node:
     def lines(self, depth: int = 0) -> list[str]:
         """The statement as lines of text indented `depth` levels."""
         indent = INDENT * depth
-        above = [f"{indent}# {self.comment}"] if self.comment else []
+        above = [f"{indent}# {one_line(self.comment)}"] if self.comment else []
         if self.body is None:
             return [*above, indent + self.head]
         if not self.body:
             return [*above, f"{indent}{self.head} {{}}"]
         inner = [line for child in self.body for line in child.lines(depth + 1)]
         return [*above, f"{indent}{self.head} {{", *inner, indent + "}"]
+
+
+def one_line(text: str) -> str:
+    """`text` on one line: control characters and line separators escaped, JSON-style.
+
+    A comment holds text from outside (a file name): a newline in it would
+    end the comment and make the rest statements of the generated file.
+    """
+    return _LINE_BREAKING.sub(lambda match: json.dumps(match.group())[1:-1], text)
 
 
 def render(nodes: Sequence[Node]) -> str:

@@ -2,7 +2,8 @@
 
     record   write the attachment record first, so a crash leaves a trace DEL reads
     node     br_netfilter, bridge-nf-call-iptables, ip_forward, the bridge, its
-             gateway addresses, the network's NAT chains and their entry jumps
+             gateway addresses, the loopback guard (with host ports), the
+             network's NAT chains and their entry jumps
     ipam     one address per family, from host-local-compatible state
     sandbox  the veth pair, bridge port, `lo` up, addresses and routes in the pod
     hostport the node-wide claim on each host port, the pod's DNAT chain,
@@ -37,6 +38,7 @@ from compiler.shaping import Bucket, describe_rate
 from compiler.source import Span
 
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
+LOOPBACK = "127.0.0.0/8"
 
 Origin = Bridge | Ipam | HostPort
 """The part of the network an operation comes from: its span is the operation's."""
@@ -113,6 +115,7 @@ def node_operations(network: Network) -> list[Operation]:
                                  scope=Scope.NODE, span=subnet.span))
     hostport = network.hostport
     if hostport is not None and hostport.snat and 4 in families:
+        ops.append(_localnet_guard(network, bridge, hostport))
         ops.append(_sysctl(f"net.ipv4.conf.{bridge.name}.route_localnet", "1", hostport,
                            origin_device=bridge.name))
     ops += [op for family in families if (op := _node_nat(network, bridge, ipam, family))]
@@ -142,6 +145,33 @@ def _sysctl(key: str, value: str, origin: Origin, *, where: Where = Where.NODE,
     summary = f"{key} = {value}" + (" (where the node has it)" if optional else "")
     return Operation(Kind.SYSCTL, key, summary, params, phase, scope=scope, where=where,
                      undone_by=undone_by, span=origin.span)
+
+
+def _localnet_guard(network: Network, bridge: Bridge, hostport: HostPort) -> Operation:
+    """Drop what arrives on the bridge addressed to 127.0.0.0/8, before NAT and conntrack.
+
+    `route_localnet=1`, which `127.0.0.1:hostPort` needs (the pod's answers
+    are routed back to 127.0.0.1 once un-NATed), also lets a pod address the
+    node's loopback services directly (the class of CVE-2020-8558).  Before
+    NAT no legitimate packet from the bridge has such a destination -- the
+    answers to a localhost hostPort are still addressed to the gateway -- so
+    a chain of the raw table, jumped to first thing in PREROUTING, drops
+    every one.  Set up before the sysctl, so the bridge never accepts them
+    unguarded.
+    """
+    names = NetworkNames(network.name)
+    chain = names.localnet_chain
+    return Operation(
+        Kind.NODE_NAT, f"ipv4 raw of {network.name}",
+        f"raw PREROUTING -> {chain}: drop what arrives on {bridge.name} for {LOOPBACK} (no "
+        "pod reaches the node's loopback)",
+        {"family": 4, "table": "raw", "dispatch": [],
+         "chains": [{"name": chain,
+                     "rules": [rule("-i", bridge.name, "-d", LOOPBACK, "-j", "DROP")]}],
+         "jumps": [{"chain": "PREROUTING", "rule": rule(*comment(names.comment), "-j", chain),
+                    "first": True}],
+         "state": f"{network.state_dir}/{network.name}"},
+        Phase.NODE, scope=Scope.NODE, span=hostport.span)
 
 
 def _node_nat(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> Operation | None:
@@ -182,7 +212,7 @@ def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int
     dnat = ("-m", "conntrack", "--ctstate", "DNAT", "-j", "MASQUERADE")
     if hostport is not None and hostport.snat:
         if family == 4:
-            rules.append(rule("-s", "127.0.0.0/8", "-o", bridge.name, *dnat))
+            rules.append(rule("-s", LOOPBACK, "-o", bridge.name, *dnat))
         rules += [rule("-s", s, "-d", s, *dnat) for s in subnets]
     if bridge.masquerade:
         # Pod-to-pod traffic keeps its source address: across nodes too, on a cluster.

@@ -102,17 +102,20 @@ FRESH: Live = _Fresh()
 
 
 def node_setup(params: Mapping[str, Any], live: Live) -> list[str]:
-    """A network's NAT chains (declared with their rules), dispatch chains and entry jumps.
+    """A network's chains (declared with their rules), dispatch chains and entry rules.
 
     Dispatch chains hold the pods' jumps, so an existing one is left alone;
-    jumps already in place are not added again.
+    entry rules already in place are not added again.  An entry rule marked
+    `first` is inserted at the head of its chain (a drop that an earlier
+    ACCEPT must not pass over), the others appended.
     """
     family, table = params["family"], params["table"]
     lines = []
     for chain in params["chains"]:
         lines += [declare(chain["name"]), *(line("-A", chain["name"], r) for r in chain["rules"])]
     lines += [declare(d) for d in params["dispatch"] if not live.chain_exists(family, table, d)]
-    lines += [line("-A", j["chain"], j["rule"]) for j in params["jumps"]
+    lines += [line("-I" if j.get("first") else "-A", j["chain"], j["rule"])
+              for j in params["jumps"]
               if not live.has_rule(family, table, j["chain"], tuple(j["rule"]))]
     return lines
 

@@ -78,6 +78,11 @@ class NetworkNames:
         return "NETC-PO-" + self._key
 
     @property
+    def localnet_chain(self) -> str:
+        """raw-table chain dropping what arrives on the bridge for 127.0.0.0/8."""
+        return "NETC-LO-" + self._key
+
+    @property
     def comment(self) -> str:
         """The iptables comment on the network's entry rules."""
         return f"netc network {self.network}"[:COMMENT_MAX]

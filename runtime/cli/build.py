@@ -27,7 +27,7 @@ from compiler.versions import CNI_VERSIONS
 from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
 from runtime.cli.completion import network_names
 from runtime.install import netc_version
-from runtime.outdir import Action, Change, Output, carry_out, plan_directory
+from runtime.outdir import Action, Change, InTheWay, Output, carry_out, plan_directory
 from runtime.outdir import Plan as OutputPlan
 
 KUBERNETES = "kubernetes"
@@ -179,7 +179,10 @@ class _Result:
         if out_dir is None:
             self.finish(0, stdout="".join(o.text for o in outputs.values())
                         if stdout is None else stdout)
-        plan = plan_directory(str(out_dir), outputs, networks)
+        try:
+            plan = plan_directory(str(out_dir), outputs, networks)
+        except InTheWay as error:
+            raise click.ClickException(f"{error}\nhint: {error.details}") from error
         if check:
             self.finish(_check(out_dir, plan, self.output), _states(out_dir, plan, True))
         refusal = _refusal(out_dir, plan)

@@ -40,7 +40,14 @@ def old_sources(against: str, files: Sequence[str]) -> list[SourceFile]:
 
 
 def _from_git(revision: str, name: str) -> SourceFile | None:
-    """`name` as it was at `revision`; None when it did not exist yet (a new file)."""
+    """`name` as it was at `revision`; None when it did not exist yet (a new file).
+
+    A revision starting with `-` is refused, and git is told where its options
+    end: a CI parameter must never become one (`--output=FILE` writes a file).
+    """
+    if revision.startswith("-"):
+        raise click.UsageError(f"--against {revision}: not a file or a directory, and a git "
+                               "revision cannot start with `-`")
     here = Path(name).resolve()
     try:
         top = subprocess.run(["git", "-C", str(here.parent), "rev-parse", "--show-toplevel"],
@@ -49,7 +56,7 @@ def _from_git(revision: str, name: str) -> SourceFile | None:
         raise click.UsageError(f"--against {revision}: not a file, a directory or a git "
                                f"revision of {name}") from error
     relative = here.relative_to(top).as_posix()
-    done = subprocess.run(["git", "-C", top, "show", f"{revision}:{relative}"],
+    done = subprocess.run(["git", "-C", top, "show", "--end-of-options", f"{revision}:{relative}"],
                           capture_output=True, text=True, check=False)
     if done.returncode != 0:
         if "exists on disk, but not in" in done.stderr or "does not exist in" in done.stderr:

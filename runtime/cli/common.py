@@ -150,13 +150,14 @@ def report(diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile],
         click.echo(render_text(diagnostics, sources), nl=False, err=True)
 
 
-def write_atomically(path: Path, text: str, like: os.stat_result | None = None) -> None:
+def write_atomically(path: Path, text: str, like: os.stat_result | None = None,
+                     mode: int = 0o644) -> None:
     """Write a file the way `runtime.files` writes state: temporary, fsync, rename.
 
-    Watchers never see half a file.  The file gets mode 0644, or the mode
+    Watchers never see half a file.  The file gets `mode`, or the mode
     (and, where permitted, the owner) of `like`, the file it replaces.
     """
-    mode = stat.S_IMODE(like.st_mode) if like else 0o644
+    mode = stat.S_IMODE(like.st_mode) if like else mode
     owner = (like.st_uid, like.st_gid) if like else None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

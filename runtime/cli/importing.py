@@ -11,12 +11,14 @@ conversion itself is `compiler.conflist_import`, pure.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import click
 
 from compiler.conflist_import import Imported, Level, import_conflists
+from compiler.conflist_import.writer import one_line
 from compiler.source import SourceFile
 from runtime.cli.common import (
     EXIT_INVALID,
@@ -58,7 +60,7 @@ def import_command(files: tuple[str, ...], out: Path | None, force: bool, strict
     changed = sum(f.level is Level.WARNING for f in result.findings)
     refused = strict and changed > 0
     if result.text and out is not None and not refused:
-        write_atomically(out, result.text)
+        write_atomically(out, result.text, mode=_mode(files))
         click.echo(f"wrote {out}", err=True)
     elif result.text and not refused:
         click.echo(result.text, nl=False)
@@ -71,18 +73,35 @@ def import_command(files: tuple[str, ...], out: Path | None, force: bool, strict
 
 
 def _expand(paths: tuple[str, ...]) -> list[str]:
-    """Files as given; a directory as the configuration files in it, sorted."""
+    """Files as given; a directory as the configuration files in it, sorted.
+
+    A symbolic link in a directory is not followed: it may lead anywhere (a
+    token, a registry secret in JSON), and what it holds would become text of
+    the output.  A file named on the command line is read wherever it is.
+    """
     expanded = []
     for path in paths:
         if path != STDIN and Path(path).is_dir():
-            found = sorted(str(p) for p in Path(path).iterdir()
-                           if p.suffix in CONFIG_SUFFIXES and p.is_file())
+            candidates = sorted(p for p in Path(path).iterdir() if p.suffix in CONFIG_SUFFIXES)
+            for link in (p for p in candidates if p.is_symlink()):
+                click.echo(f"{one_line(str(link))}: a symbolic link, not followed (name the "
+                           "file it leads to, to import that)", err=True)
+            found = [str(p) for p in candidates if p.is_file() and not p.is_symlink()]
             if not found:
                 raise click.UsageError(f"{path} holds no .conf, .conflist or .json file")
             expanded += found
         else:
             expanded.append(path)
     return expanded
+
+
+def _mode(paths: tuple[str, ...]) -> int:
+    """The output's mode: 0644, less what an input denies (0600 inputs give 0600)."""
+    mode = 0o644
+    for path in paths:
+        if path != STDIN:
+            mode &= 0o600 | os.stat(path).st_mode
+    return mode
 
 
 def _summary(result: Imported, files: int) -> str:

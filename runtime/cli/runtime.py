@@ -44,12 +44,18 @@ def install_plugin(bin_dir: Path, python: str | None, warm_socket: str | None) -
 @click.option("--handover-timeout", type=click.FloatRange(min=0.01), default=5.0,
               show_default=True,
               help="Seconds a connection may take to hand its call over before it is dropped.")
-def serve_cni(path: str, handover_timeout: float) -> None:
+@click.option("--host-mount-ns", type=click.Path(exists=True, dir_okay=False),
+              help="Start programs (iptables-restore, conntrack, modprobe) in this mount "
+                   "namespace, e.g. /proc/1/ns/mnt (default: the server's own).")
+def serve_cni(path: str, handover_timeout: float, host_mount_ns: str | None) -> None:
     """Keep netc-cni loaded and run calls handed over by warm launchers (root)."""
-    from runtime.cni.server import serve
+    from runtime.cni.server import UnsafeSocketDirectory, serve
     from runtime.install import identity
 
-    serve(path, identity(), handover_timeout)
+    try:
+        serve(path, identity(), handover_timeout, host_mount_ns)
+    except UnsafeSocketDirectory as error:
+        raise SystemFailure(f"{error} ({error.details})") from error
 
 
 @click.command("run")

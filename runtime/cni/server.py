@@ -41,8 +41,13 @@ streams: the runtime cannot tell the difference.  When the server is not
 running, or was started from another netc, the launcher runs the plugin
 itself (the cold path), so the server is an accelerator, never a dependency.
 
-The socket is created mode 0600 and callers must be root (SO_PEERCRED).
-The launcher's side of the protocol is in runtime/install.py.
+The socket is created mode 0600, and a caller must be root in the server's
+user namespace holding every capability the server holds (SO_PEERCRED, then
+the caller's /proc entry, pinned by a pidfd): the server lends nothing.
+Programs (iptables-restore, conntrack, modprobe) start from the server's own
+mount namespace, or the one `--host-mount-ns` names, never the caller's
+(`runtime.programs`).  The launcher's side of the protocol is in
+runtime/install.py.
 """
 
 from __future__ import annotations
@@ -55,16 +60,18 @@ import os
 import select
 import signal
 import socket
+import stat
 import struct
 import sys
 import time
 import traceback
 from typing import NoReturn
 
+from compiler.errors import Code, NetcError
+from runtime import programs
 from runtime.cni import plugin
-from runtime.netns import CLONE_NEWNET, NetnsError, enter, prepare
+from runtime.netns import CLONE_NEWNET, CLONE_NEWNS, NetnsError, enter, prepare
 
-CLONE_NEWNS = 0x00020000
 PR_SET_PDEATHSIG = 1
 STREAMS = 3
 FDS = STREAMS + 2
@@ -90,19 +97,27 @@ MADV_POPULATE_WRITE = 23
 """madvise(2) advice (Linux 5.14): fault a range in for writing now, as writes would."""
 OWN_PAGES_STEP = 1 << 20
 """Bytes a spare copies between two looks at the listener."""
+SO_PEERPIDFD = 77
+"""getsockopt(2): a pidfd of the peer as it connected (Linux 6.5; Python 3.11 lacks the name)."""
 
 
 class Refused(Exception):
     """A hand-over this server does not run (the launcher then runs the plugin itself)."""
 
 
-def serve(path: str, identity: str, handover_timeout: float = HANDOVER_TIMEOUT) -> None:
-    """Serve calls on `path` until killed; `identity` must match the launcher's."""
+def serve(path: str, identity: str, handover_timeout: float = HANDOVER_TIMEOUT,
+          host_mount_ns: str | None = None) -> None:
+    """Serve calls on `path` until killed; `identity` must match the launcher's.
+
+    Programs start in `host_mount_ns` (a path such as /proc/1/ns/mnt; default:
+    this process's own mount namespace).
+    """
     _preload()
+    home = os.open(host_mount_ns or "/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
     listener = _listen(path)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     print(f"netc-cni server listening on {path}", file=sys.stderr, flush=True)
-    spare = Spare(listener, os.fsencode(identity), handover_timeout)
+    spare = Spare(listener, os.fsencode(identity), handover_timeout, home)
     while True:
         spare.fork_and_wait()
 
@@ -125,10 +140,12 @@ class Spare:
     """
 
     def __init__(self, listener: socket.socket, identity: bytes,
-                 handover_timeout: float) -> None:
+                 handover_timeout: float, home: int) -> None:
         self.listener = listener
         self.identity = identity
         self.handover_timeout = handover_timeout
+        self.home = home
+        """The mount namespace programs start in."""
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
@@ -239,10 +256,23 @@ class _ImportsClosed(importlib.abc.MetaPathFinder):
                           "imported in the caller's namespaces")
 
 
+class UnsafeSocketDirectory(NetcError):
+    """A socket directory others may write in: they could put their own server at its name."""
+
+    code = Code.BAD_CONFIG
+
+
 def _listen(path: str) -> socket.socket:
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, exist_ok=True)
+    status = os.stat(directory)
+    if status.st_uid != os.geteuid() or status.st_mode & 0o022:
+        raise UnsafeSocketDirectory(
+            f"{directory} is writable by others (mode {stat.S_IMODE(status.st_mode):04o}, "
+            f"owner {status.st_uid}): they could serve calls in netc's place",
+            details="give --socket a path in a directory only root may write, such as /run/netc")
     if os.path.exists(path):
         os.unlink(path)
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old = os.umask(0o077)
     try:
@@ -270,7 +300,7 @@ def _child(spare: Spare, tell: int, server: int, mask: set[int | signal.Signals]
             spare.outlive_server()
             os.write(tell, b"T")  # and keep `tell` open: its end tells the server the call ended
             spare.listener.close()
-            status = _serve_call(connection, spare.identity,
+            status = _serve_call(connection, spare,
                                  time.monotonic() + spare.handover_timeout)
     except BaseException:
         with contextlib.suppress(BaseException):
@@ -290,10 +320,10 @@ def _accept(listener: socket.socket) -> socket.socket | None:
     return connection
 
 
-def _serve_call(connection: socket.socket, identity: bytes, deadline: float) -> int:
+def _serve_call(connection: socket.socket, spare: Spare, deadline: float) -> int:
     """Take the hand-over, run the plugin in the caller's place, report its status."""
     try:
-        environment, fds = _take_handover(connection, identity, deadline)
+        environment, fds = _take_handover(connection, spare, deadline)
     except (Refused, OSError) as error:
         _log(f"hand-over refused: {error}")
         with contextlib.suppress(OSError):
@@ -309,9 +339,10 @@ def _serve_call(connection: socket.socket, identity: bytes, deadline: float) -> 
     return status
 
 
-def _take_handover(connection: socket.socket, identity: bytes,
+def _take_handover(connection: socket.socket, spare: Spare,
                    deadline: float) -> tuple[bytes, list[int]]:
     """Read and check the hand-over, wait for GO, enter the caller's namespaces."""
+    identity = spare.identity
     fds: list[int] = []
     try:
         _check_peer(connection)
@@ -333,7 +364,7 @@ def _take_handover(connection: socket.socket, identity: bytes,
             raise Refused("no GO")
         if len(fds) != FDS:
             raise Refused(f"{len(fds)} descriptors, not {FDS}")
-        _enter_namespaces(fds[STREAMS], fds[STREAMS + 1])
+        _enter_namespaces(fds[STREAMS], fds[STREAMS + 1], spare.home)
         connection.sendall(bytes([STARTED]))
     except BaseException:
         _close(fds)
@@ -341,21 +372,71 @@ def _take_handover(connection: socket.socket, identity: bytes,
     return environment, fds
 
 
-def _enter_namespaces(net: int, mount: int) -> None:
+def _enter_namespaces(net: int, mount: int, home: int) -> None:
+    """Work in the caller's namespaces; programs still start from `home` (runtime.programs)."""
+    call = os.dup(mount)
     try:
         enter(mount, CLONE_NEWNS)
         enter(net, CLONE_NEWNET)
     except NetnsError as error:
+        os.close(call)
         raise Refused(f"cannot enter the caller's namespaces: {error}") from None
+    programs.programs_from(home, call)
     sys.meta_path.insert(0, _ImportsClosed())
 
 
 def _check_peer(connection: socket.socket) -> None:
+    """The caller is root in this user namespace and holds every capability this server holds.
+
+    Otherwise the server would lend them: a root without CAP_NET_ADMIN, or
+    root in a user namespace of its own, would have its calls run with the
+    server's capabilities.  The caller's /proc entry is read while a pidfd
+    pins it (from the socket itself where the kernel gives one, 6.5+), and
+    the caller must still be alive afterwards: its PID was not reused meanwhile.
+    """
     credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                         struct.calcsize("3i"))
-    _pid, uid, _gid = struct.unpack("3i", credentials)
+    pid, uid, _gid = struct.unpack("3i", credentials)
     if uid != 0:
         raise Refused(f"caller uid {uid} is not root")
+    if pid <= 0:
+        raise Refused("the caller is not in this server's PID namespace")
+    pidfd = _peer_pidfd(connection, pid)
+    try:
+        if _namespace("self", "user") != _namespace(str(pid), "user"):
+            raise Refused(f"caller {pid} is root in another user namespace")
+        lacking = _capabilities("self") & ~_capabilities(str(pid))
+        signal.pidfd_send_signal(pidfd, 0)  # still the caller: its PID was not reused
+    except (OSError, ValueError) as error:
+        raise Refused(f"cannot check caller {pid}: {error}") from None
+    finally:
+        os.close(pidfd)
+    if lacking:
+        raise Refused(f"caller {pid} lacks capabilities {lacking:#x} this server holds")
+
+
+def _peer_pidfd(connection: socket.socket, pid: int) -> int:
+    try:
+        return int(connection.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD))
+    except OSError:  # before Linux 6.5
+        try:
+            return os.pidfd_open(pid)
+        except OSError as error:
+            raise Refused(f"caller {pid}: {error}") from None
+
+
+def _namespace(process: str, kind: str) -> tuple[int, int]:
+    status = os.stat(f"/proc/{process}/ns/{kind}")
+    return status.st_dev, status.st_ino
+
+
+def _capabilities(process: str) -> int:
+    """The effective capability set of a process, from /proc."""
+    with open(f"/proc/{process}/status") as status:
+        for line in status:
+            if line.startswith("CapEff:"):
+                return int(line.split()[1], 16)
+    raise ValueError(f"no CapEff in /proc/{process}/status")
 
 
 def _read(connection: socket.socket, size: int, deadline: float, fds: list[int]) -> bytes:

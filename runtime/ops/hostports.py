@@ -29,8 +29,7 @@ class ClaimHandler:
     def ensure(self, op: Operation, run: Run) -> bool:
         """Claim every port or none: conflicts are looked for before anything is written."""
         directory, owner = op.params["dir"], op.params["owner"]
-        os.makedirs(directory, exist_ok=True)
-        with locked(os.path.join(directory, "lock")):
+        with locked(os.path.join(directory, "lock")):  # which makes the directory, 0700
             sweep_temporaries(directory)
             for claim in op.params["claims"]:
                 holder = _conflict(directory, claim, owner)

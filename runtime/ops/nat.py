@@ -131,7 +131,8 @@ class AttachmentNat:
     def _repair_network(self, op: Operation, run: Run) -> None:
         """The dispatch chain is gone (the nat table was flushed): set the network up again."""
         network = next(o for o in run.plan.operations if o.kind == Kind.NODE_NAT
-                       and o.params["family"] == op.params["family"])
+                       and o.params["family"] == op.params["family"]
+                       and o.params["table"] == op.params["table"])
         NODE_NAT.set_up(network)
 
     def remove(self, op: Operation, run: Run) -> None:
