@@ -72,7 +72,7 @@ def _cached(directory: Path, packages: Sequence[str]) -> list[Path] | None:
 def _download(directory: Path, packages: Sequence[str], architecture: str) -> list[Path]:
     """Resolve with apt from the machine's Debian sources, download, record the selection."""
     apt = _private_apt(directory, architecture)
-    _apt(apt, "update")
+    _apt(apt, "update", "--error-on=any")  # else an archive out of reach is only a warning
     for stale in (directory / "debs").glob("*.deb"):  # or --print-uris leaves them out
         stale.unlink()
     install = ["install", "--no-install-recommends", "-qq", *packages]
@@ -132,9 +132,7 @@ def _apt(options: list[str], *arguments: str) -> str:
     """Run apt-get with the private options; its output, or DebianError with its errors."""
     done = subprocess.run(["apt-get", *options, *arguments], capture_output=True, text=True,
                           check=False, stdin=subprocess.DEVNULL)
-    # apt-get update exits 0 when a source cannot be reached: its "W:"/"E:" lines say so
-    failed = [line for line in done.stderr.splitlines() if line.startswith(("E:", "Err:"))]
-    if done.returncode != 0 or failed:
+    if done.returncode != 0:
         raise DebianError(f"apt-get {arguments[0]} failed (is Debian's archive reachable?):\n"
                           + (done.stderr.strip() or done.stdout.strip()))
     return done.stdout

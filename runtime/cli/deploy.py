@@ -138,6 +138,6 @@ def image(out: Path, tag: str | None, architectures: tuple[str, ...], archive_fo
         else:
             agent_oci_archive(out, reference, chosen, debian_cache, refresh=refresh)
     except (OSError, ValueError, RuntimeError, DebianError) as error:
-        raise SystemFailure(f"cannot write {out}: {error}") from error
+        raise SystemFailure(f"cannot build {out}: {error}") from error
     platforms = ", ".join(a.platform.name for a in chosen)
     click.echo(f"wrote {out} ({reference}: {platforms})", err=True)
