@@ -20,8 +20,8 @@ class Layout:
 
     def __init__(self, path: Path) -> None:
         with tarfile.open(path) as archive:
-            self.files = {member.name: archive.extractfile(member).read()  # type: ignore[union-attr]
-                          for member in archive.getmembers() if member.isfile()}
+            self.files = {member.name: file.read() for member in archive.getmembers()
+                          if (file := archive.extractfile(member)) is not None}
 
     def blob(self, descriptor: dict[str, Any]) -> bytes:
         """The bytes a descriptor names."""
