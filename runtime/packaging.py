@@ -1,27 +1,48 @@
 """What netc ships to nodes: the agent's container image, built offline (`make image`).
 
 No registry is reachable from where netc is built and tested, so the image
-is assembled from this machine's own files: Debian's python3 with the
-shared libraries it and its extension modules load, its standard library,
-and netc's packages and their dependencies (from the environment netc runs
-in).  The plugin artifact the agent installs on nodes is not in the image:
-the agent builds it from these very modules (`runtime.artifact`), for the
-warm socket it serves, so launcher and server always agree.
-It is written as a docker-archive -- manifest.json, the image config and one
-layer -- which `ctr images import` and `podman load` both read.
+is assembled from files: Debian's python3 with the shared libraries it and
+its extension modules load, its standard library, and netc's packages and
+their dependencies (from the environment netc runs in).  For this machine's
+architecture the interpreter, libraries and standard library are the
+machine's own; for another (an arm64 image built on amd64) they come from
+Debian's packages of that architecture (runtime/debian.py), unpacked into a
+scratch directory -- nothing of them is run.  The libraries are found by
+reading the ELF files (runtime/elf.py) from the interpreter down, as the
+loader would; netc and its dependencies are pure Python, and an extension
+module built for another architecture (PyYAML's optional libyaml binding)
+is left out: PyYAML then uses its pure-Python emitter.
+
+Every module in the image comes with its byte code, compiled here as
+unchecked-hash caches (PEP 552): the image is read-only, so a cache
+Python found stale could never be rewritten, and every start would compile
+again (a tar's file times are not the files' own).  Byte code is the same on
+every architecture, so it is compiled by the Python running this build,
+which must be of the image's version.
+
+The plugin artifact the agent installs on nodes is not in the image: the
+agent builds it from these very modules (`runtime.artifact`), for the warm
+socket it serves, so launcher and server always agree.
 """
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import io
-import json
+import marshal
+import os
 import platform
-import subprocess
+import sys
 import tarfile
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
+from runtime import debian
+from runtime.elf import read_elf
+from runtime.image_archives import Image, Platform, add_member, docker_archive, image_config
+from runtime.image_archives import oci_archive as write_oci_archive
 from runtime.install import netc_version
 
 PYTHON = Path("/usr/bin/python3")
@@ -32,9 +53,8 @@ BUILD_FILES = "config-"
 """config-3.11-<arch>/: the static libpython and makefiles for building extensions (33 MB)."""
 PACKAGES = ("compiler", "runtime", "grammar")
 DEPENDENCIES = ("click", "yaml", "lark")
-ARCHITECTURES = {"x86_64": "amd64", "aarch64": "arm64"}
 DLOPENED_BY_LIBC = ("libgcc_s.so.1",)
-"""Loaded by glibc with dlopen, so ldd never lists it: pthread_exit unwinds with it.
+"""Loaded by glibc with dlopen, so no ELF file names it: pthread_exit unwinds with it.
 Python ends daemon threads that way at exit; without it the agent aborted on SIGTERM
 ("libgcc_s.so.1 must be installed for pthread_exit to work", status 134)."""
 SITE = "usr/lib/netc"
@@ -44,56 +64,159 @@ sys.path.append("/{SITE}")
 from runtime.cli import main
 main()
 """
+DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "netc/debian"
+"""Where Debian's packages for images of other architectures are kept between builds."""
 
 
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+@dataclass(frozen=True)
+class Architecture:
+    """A processor architecture images are built for, in the names each party uses."""
+
+    name: str
+    """Debian's and OCI's name: amd64, arm64."""
+    machine: str
+    """The kernel's (`uname -m`): x86_64, aarch64."""
+    elf_machine: int
+    """e_machine of its ELF files."""
+    variant: str | None = None
+    """The OCI platform variant (arm64 images are `linux/arm64/v8`)."""
+
+    @property
+    def triplet(self) -> str:
+        """Debian's multiarch directory for its libraries: /lib/<triplet>."""
+        return f"{self.machine}-linux-gnu"
+
+    @property
+    def platform(self) -> Platform:
+        """As an OCI index and the image config name it."""
+        return Platform(self.name, self.variant)
 
 
-def add_member(archive: tarfile.TarFile, name: str, *, data: bytes | None = None,
-               mode: int = 0o644, link: str | None = None) -> None:
-    """A file (`data`), a symbolic link (`link`) or else a directory, owned by root."""
-    info = tarfile.TarInfo(name)
-    info.mode = mode
-    if link is not None:
-        info.type, info.linkname = tarfile.SYMTYPE, link
-    elif data is None:
-        info.type, info.mode = tarfile.DIRTYPE, mode | 0o111
-    else:
-        info.size = len(data)
-    archive.addfile(info, io.BytesIO(data) if data is not None else None)
+ARCHITECTURES = {a.name: a for a in (Architecture("amd64", "x86_64", 62),
+                                     Architecture("arm64", "aarch64", 183, "v8"))}
 
 
-def _libraries(binaries: Sequence[Path]) -> set[Path]:
-    """The shared libraries (and the loader) the binaries need.
+def this_architecture() -> Architecture:
+    """The build machine's own architecture."""
+    machine = platform.machine()
+    found = [a for a in ARCHITECTURES.values() if a.machine == machine]
+    if not found:
+        raise ValueError(f"images are built for {', '.join(ARCHITECTURES)}, not {machine}")
+    return found[0]
 
-    From ldd, and those the C library loads itself (`DLOPENED_BY_LIBC`), from
-    the C library's directory.
+
+@dataclass(frozen=True)
+class Root:
+    """A file tree the image's interpreter, libraries and standard library are taken from.
+
+    "/" for this machine's own files, or Debian's packages unpacked.  Names
+    are read as the loader inside the image reads them: absolute symbolic
+    links point into the tree, never out of it.
     """
-    found: set[Path] = set()
-    for binary in binaries:
-        listing = subprocess.run(["ldd", str(binary)], capture_output=True, text=True,
-                                 check=False).stdout
-        for line in listing.splitlines():
-            parts = line.split()
-            path = next((p for p in parts if p.startswith("/")), None)
-            if path:
-                found.add(Path(path))
-    for libc in [library for library in found if library.name == "libc.so.6"]:
-        found |= {libc.parent / name for name in DLOPENED_BY_LIBC
-                  if (libc.parent / name).exists()}
+
+    directory: Path
+    architecture: Architecture
+
+    def resolve(self, name: str, hops: int = 40) -> Path:
+        """The file `name` (absolute in the tree) is, every symbolic link followed inside it."""
+        pending = list(PurePosixPath(name).parts[1:])
+        done: list[str] = []
+        while pending:
+            part = pending.pop(0)
+            if part == "..":
+                done = done[:-1]  # as at "/", ".." of the top is the top
+                continue
+            candidate = self.directory.joinpath(*done, part)
+            if not candidate.is_symlink():
+                done.append(part)
+                continue
+            hops -= 1
+            if hops < 0:
+                raise OSError(f"{name}: too many levels of symbolic links")
+            target = PurePosixPath(os.readlink(candidate))
+            pending[:0] = target.parts[1:] if target.is_absolute() else target.parts
+            if target.is_absolute():
+                done = []
+        return self.directory.joinpath(*done)
+
+    def library(self, soname: str) -> str:
+        """Where the loader finds `soname`: Debian's multiarch directories, then the defaults."""
+        triplet = self.architecture.triplet
+        for directory in (f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib"):
+            if self.resolve(f"{directory}/{soname}").is_file():
+                return f"{directory}/{soname}"
+        raise FileNotFoundError(f"{soname} is in none of the library directories of "
+                                f"{self.directory}")
+
+
+def python_name() -> str:
+    """The interpreter's versioned name (python3.11): the one the images hold."""
+    return PYTHON.resolve().name
+
+
+def libraries(root: Root, binaries: Sequence[Path]) -> dict[str, Path]:
+    """The loader and shared libraries the binaries need, all the way down: name -> file.
+
+    From their ELF headers (PT_INTERP, DT_NEEDED), looked up in the root as
+    its loader would -- a library named as the loader itself is the loader,
+    already there --, plus those the C library loads itself
+    (`DLOPENED_BY_LIBC`), from the C library's directory.
+    """
+    pending = [read_elf(binary) for binary in binaries]
+    loaders = {elf.interpreter for elf in pending if elf.interpreter is not None}
+    found = {name: root.resolve(name) for name in loaders}
+    loader_names = {PurePosixPath(name).name for name in loaders}
+    while pending:
+        for soname in set(pending.pop().needed) - loader_names:
+            name = root.library(soname)
+            if name not in found:
+                found[name] = root.resolve(name)
+                pending.append(read_elf(found[name]))
+    for libc in [name for name in found if PurePosixPath(name).name == "libc.so.6"]:
+        for name in (f"{PurePosixPath(libc).parent}/{n}" for n in DLOPENED_BY_LIBC):
+            if root.resolve(name).is_file():
+                found[name] = root.resolve(name)
     return found
 
 
-def _python_files(root: Path, prefix: str) -> Iterator[tuple[str, Path]]:
-    """(name in the image, file) for a tree of Python sources, caches and data."""
-    for path in sorted(root.rglob("*")):
-        relative = path.relative_to(root)
-        top = relative.parts[0] if relative.parts else ""
-        if top in STDLIB_SKIP or top.startswith(BUILD_FILES):
+def byte_code(source: bytes, name: str) -> bytes:
+    """An unchecked-hash cache of a module (PEP 552).
+
+    Python loads it without looking at the source's time, which the image does not keep.
+    """
+    code = compile(source, name, "exec", dont_inherit=True)
+    unchecked_hash = (1).to_bytes(4, "little")
+    return (importlib.util.MAGIC_NUMBER + unchecked_hash + importlib.util.source_hash(source)
+            + marshal.dumps(code))
+
+
+def _extension_modules(directory: Path, architecture: Architecture) -> list[Path]:
+    """The compiled modules below `directory` built for `architecture`."""
+    return [path for path in sorted(directory.rglob("*.so"))
+            if read_elf(path).machine == architecture.elf_machine]
+
+
+def _add_python_tree(archive: tarfile.TarFile, directory: Path, prefix: str,
+                     architecture: Architecture) -> None:
+    """A tree of Python sources and data at `prefix`, each module with its byte code.
+
+    Caches already there are left out (Python checks them against file
+    times), and so are extension modules built for another architecture.
+    """
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if (relative.parts[0] in STDLIB_SKIP or relative.parts[0].startswith(BUILD_FILES)
+                or "__pycache__" in relative.parts or not path.is_file()):
             continue
-        if path.is_file() and ".opt-" not in path.name:  # -O caches: never used
-            yield f"{prefix}/{relative.as_posix()}", path
+        if path.suffix == ".so" and read_elf(path).machine != architecture.elf_machine:
+            continue
+        name = f"{prefix}/{relative.as_posix()}"
+        data = path.read_bytes()
+        add_member(archive, name, data=data)
+        if path.suffix == ".py":
+            cache = (f"{PurePosixPath(name).parent}/__pycache__/"
+                     f"{path.stem}.{sys.implementation.cache_tag}.pyc")
+            add_member(archive, cache, data=byte_code(data, f"/{name}"))
 
 
 def _module_dir(name: str) -> Path:
@@ -104,67 +227,81 @@ def _module_dir(name: str) -> Path:
     return Path(module.__file__).resolve().parent
 
 
-def image_layer() -> bytes:
+def image_layer(root: Root) -> bytes:
     """The image's one layer: python3 and its libraries, the stdlib, netc."""
-    stdlib = Path("/usr/lib") / PYTHON.resolve().name  # Debian's python3.11: /usr/lib/python3.11
-    dynload = stdlib / "lib-dynload"
+    python = python_name()
+    if python != f"python{sys.version_info.major}.{sys.version_info.minor}":
+        raise RuntimeError(f"the image's byte code is for {python}: build it with that "
+                           f"Python, not {platform.python_version()}")
+    architecture = root.architecture
+    stdlib = root.resolve(f"/usr/lib/{python}")
+    interpreter = root.resolve(f"/usr/bin/{python}")
+    extensions = [*_extension_modules(stdlib / "lib-dynload", architecture),
+                  *(so for name in DEPENDENCIES
+                    for so in _extension_modules(_module_dir(name), architecture))]
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for directory in ("bin", "etc", "dev", "proc", "sys", "tmp", "run", "usr", "usr/bin",
                           "usr/lib", SITE, "var", "var/lib"):
             add_member(archive, directory, mode=0o755)
-        add_member(archive, "usr/bin/python3", data=PYTHON.resolve().read_bytes(), mode=0o755)
-        extensions = [*dynload.glob("*.so"),
-                      *(so for name in DEPENDENCIES for so in _module_dir(name).rglob("*.so"))]
-        for library in sorted(_libraries([PYTHON.resolve(), *extensions])):
-            add_member(archive, library.as_posix().lstrip("/"), data=library.read_bytes(),
-                 mode=0o755)
-        for name, path in _python_files(stdlib, stdlib.as_posix().lstrip("/")):
-            add_member(archive, name, data=path.read_bytes())
+        add_member(archive, "usr/bin/python3", data=interpreter.read_bytes(), mode=0o755)
+        for name, library in sorted(libraries(root, [interpreter, *extensions]).items()):
+            add_member(archive, name.lstrip("/"), data=library.read_bytes(), mode=0o755)
+        _add_python_tree(archive, stdlib, f"usr/lib/{python}", architecture)
         for package in (*PACKAGES, *DEPENDENCIES):
-            for name, path in _python_files(_module_dir(package), f"{SITE}/{package}"):
-                add_member(archive, name, data=path.read_bytes())
+            _add_python_tree(archive, _module_dir(package), f"{SITE}/{package}", architecture)
         # the distribution's metadata, so `netc_version()` -- and with it the warm
         # server's identity -- is the release's in the image too, not "unreleased"
         version = netc_version()
         add_member(archive, f"{SITE}/netc-{version}.dist-info/METADATA",
-             data=f"Metadata-Version: 2.1\nName: netc\nVersion: {version}\n".encode())
+                   data=f"Metadata-Version: 2.1\nName: netc\nVersion: {version}\n".encode())
         add_member(archive, "usr/bin/netc", data=LAUNCHER.encode(), mode=0o755)
         add_member(archive, "etc/passwd", data=b"root:x:0:0:root:/:/usr/bin/python3\n")
         add_member(archive, "etc/group", data=b"root:x:0:\n")
     return buffer.getvalue()
 
 
-def image_config(layer: bytes, command: list[str], *, entrypoint: list[str] | None = None,
-                 path: str = "/usr/bin:/bin", created_by: str = "netc runtime/packaging.py"
-                 ) -> bytes:
-    """The image configuration: this machine's platform, one layer, what it runs."""
-    run: dict[str, object] = {"Cmd": command, "WorkingDir": "/", "Env": [f"PATH={path}"]}
-    if entrypoint is not None:
-        run["Entrypoint"] = entrypoint
-    config = {
-        "architecture": ARCHITECTURES.get(platform.machine(), platform.machine()),
-        "os": "linux",
-        "config": run,
-        "rootfs": {"type": "layers", "diff_ids": [_sha256(layer)]},
-        "history": [{"created_by": created_by}],
-    }
-    return json.dumps(config, sort_keys=True).encode()
+def debian_packages(python: str) -> tuple[str, ...]:
+    """What an image's root needs from Debian (their dependencies come along).
+
+    The interpreter, its standard library and the library the C library loads itself.
+    """
+    return (f"{python}-minimal", f"lib{python}-stdlib", "libgcc-s1")
 
 
-def docker_archive(path: Path, reference: str, layer: bytes, config: bytes) -> Path:
-    """A docker-archive of one layer named `reference`."""
-    config_name = _sha256(config).removeprefix("sha256:") + ".json"
-    manifest = [{"Config": config_name, "RepoTags": [reference], "Layers": ["layer.tar"]}]
-    with tarfile.open(path, mode="w") as archive:
-        add_member(archive, "layer.tar", data=layer)
-        add_member(archive, config_name, data=config)
-        add_member(archive, "manifest.json", data=json.dumps(manifest).encode())
-    return path
+def agent_layer(architecture: Architecture, cache: Path = DEFAULT_CACHE, *,
+                refresh: bool = False) -> bytes:
+    """The agent image's layer for `architecture`.
+
+    From this machine's files if it is its own, else from Debian's packages
+    of that architecture (fetched once into `cache`).
+    """
+    if architecture == this_architecture():
+        return image_layer(Root(Path("/"), architecture))
+    debs = debian.fetch(debian_packages(python_name()), architecture.name, cache,
+                        refresh=refresh)
+    with tempfile.TemporaryDirectory(prefix="netc-root-") as scratch:
+        return image_layer(Root(debian.unpack(debs, Path(scratch)), architecture))
 
 
-def agent_image(path: Path, reference: str) -> Path:
+def agent_image(architecture: Architecture, cache: Path = DEFAULT_CACHE, *,
+                refresh: bool = False) -> Image:
     """The agent's image: `netc agent ...` is its entry point's default command."""
-    layer = image_layer()
-    config = image_config(layer, ["agent", "--help"], entrypoint=["/usr/bin/netc"])
-    return docker_archive(path, reference, layer, config)
+    layer = agent_layer(architecture, cache, refresh=refresh)
+    config = image_config(layer, ["agent", "--help"], architecture.platform,
+                          entrypoint=["/usr/bin/netc"])
+    return Image(architecture.platform, layer, config)
+
+
+def agent_docker_archive(path: Path, reference: str, architecture: Architecture | None = None,
+                         cache: Path = DEFAULT_CACHE, *, refresh: bool = False) -> Path:
+    """The agent's image for one architecture (this machine's by default), a docker-archive."""
+    image = agent_image(architecture or this_architecture(), cache, refresh=refresh)
+    return docker_archive(path, reference, image.layer, image.config)
+
+
+def agent_oci_archive(path: Path, reference: str, architectures: Sequence[Architecture],
+                      cache: Path = DEFAULT_CACHE, *, refresh: bool = False) -> Path:
+    """The agent's images for several architectures, one OCI index named `reference`."""
+    images = [agent_image(a, cache, refresh=refresh) for a in architectures]
+    return write_oci_archive(path, reference, images)

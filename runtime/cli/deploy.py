@@ -14,6 +14,7 @@ import click
 
 from compiler import kubernetes
 from runtime.cli.common import SystemFailure
+from runtime.packaging import ARCHITECTURES, DEFAULT_CACHE
 
 
 @click.command()
@@ -102,15 +103,41 @@ def artifact(out: Path, warm_socket: str) -> None:
 @click.command()
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--tag", help="The image's name (default localhost/netc:VERSION).")
-def image(out: Path, tag: str | None) -> None:
-    """Write the agent's image as a docker-archive (`ctr images import`, `podman load`)."""
-    from runtime.install import netc_version
-    from runtime.packaging import agent_image
+@click.option("--arch", "architectures", multiple=True, type=click.Choice(sorted(ARCHITECTURES)),
+              help="The image's architecture (default: this machine's).  Another one is "
+              "assembled from Debian's packages of it.  Repeat it for an OCI index (--format oci).")
+@click.option("--format", "archive_format", type=click.Choice(["docker", "oci"]),
+              default="docker", show_default=True,
+              help="docker: a docker-archive of one image; oci: an OCI archive holding an index "
+              "of one image per --arch.")
+@click.option("--debian-cache", type=click.Path(file_okay=False, path_type=Path),
+              default=DEFAULT_CACHE, show_default=True,
+              help="Where Debian's packages are kept: fetched once, then built from offline.")
+@click.option("--refresh", is_flag=True,
+              help="Resolve Debian's packages anew (security updates) instead of the cached ones.")
+def image(out: Path, tag: str | None, architectures: tuple[str, ...], archive_format: str,
+          debian_cache: Path, refresh: bool) -> None:
+    """Write the agent's image: a docker-archive, or an OCI index of several architectures.
 
+    `ctr images import` (with --all-platforms for an index) and `podman load` read both.
+    """
+    from runtime.debian import DebianError
+    from runtime.install import netc_version
+    from runtime.packaging import agent_docker_archive, agent_oci_archive, this_architecture
+
+    if len(set(architectures)) != len(architectures):
+        raise click.UsageError("an architecture is given twice")
+    if archive_format == "docker" and len(architectures) > 1:
+        raise click.UsageError("a docker-archive holds one architecture: use --format oci")
     reference = tag or f"localhost/netc:{netc_version()}"
     try:
+        chosen = [ARCHITECTURES[a] for a in architectures] or [this_architecture()]
         out.parent.mkdir(parents=True, exist_ok=True)
-        agent_image(out, reference)
-    except OSError as error:
-        raise SystemFailure(f"cannot write {out}: {error.strerror}") from error
-    click.echo(f"wrote {out} ({reference})", err=True)
+        if archive_format == "docker":
+            agent_docker_archive(out, reference, chosen[0], debian_cache, refresh=refresh)
+        else:
+            agent_oci_archive(out, reference, chosen, debian_cache, refresh=refresh)
+    except (OSError, ValueError, RuntimeError, DebianError) as error:
+        raise SystemFailure(f"cannot build {out}: {error}") from error
+    platforms = ", ".join(a.platform.name for a in chosen)
+    click.echo(f"wrote {out} ({reference}: {platforms})", err=True)

@@ -4,7 +4,7 @@ The tests must not depend on a registry, so the image is made here: one
 layer holding /bin/busybox (statically linked, no libraries to copy), the
 applet links the tests use and a page for `busybox httpd` to serve.  It is
 written as a docker-archive (manifest.json + config + layer tar, by
-runtime/packaging.py as the agent's image is), which both
+runtime/image_archives.py as the agent's image is), which both
 `podman load` and `ctr image import` read, so one format serves both
 runtimes.  The image CMD serves HTTP on port 80, which lets containerd use the
 image as its *sandbox* image: the pod answers on its host port without a
@@ -17,8 +17,9 @@ import io
 import tarfile
 from pathlib import Path
 
-from runtime import packaging
-from runtime.packaging import add_member, image_config
+from runtime import image_archives
+from runtime.image_archives import add_member, image_config
+from runtime.packaging import this_architecture
 
 BUSYBOX = Path("/bin/busybox")
 APPLETS = ("sh", "httpd", "cat", "ls", "ip", "sleep")
@@ -46,6 +47,6 @@ def docker_archive(path: Path, reference: str, page: str,
                    command: list[str] | None = None) -> Path:
     """Write a docker-archive of a busybox image named `reference` serving `page`."""
     layer = rootfs_layer(page)
-    config = image_config(layer, command or HTTPD, path="/bin",
+    config = image_config(layer, command or HTTPD, this_architecture().platform, path="/bin",
                           created_by="tests/runtimes/images.py")
-    return packaging.docker_archive(path, reference, layer, config)
+    return image_archives.docker_archive(path, reference, layer, config)
