@@ -23,7 +23,9 @@ from compiler import ir_codec
 from compiler.datatypes import frozen
 from compiler.diagnostics import Diagnostic
 from compiler.digests import sha256
+from compiler.identifiers import is_name, is_node_name
 from compiler.ir import Cluster, Network
+from compiler.lower_membership import settings_problem
 
 CONFIG_FORMAT = 1
 CONFIG_KEY = "netc.json"
@@ -92,8 +94,27 @@ def read_config(document: Any) -> tuple[list[Cluster], list[Network]]:
     clusters, networks = document.get("clusters", []), document.get("networks", [])
     if not isinstance(clusters, list) or not isinstance(networks, list):
         raise ir_codec.FormatError("`clusters` and `networks` must be lists")
-    return ([ir_codec.decode_as(Cluster, c) for c in clusters],
-            [ir_codec.decode(n) for n in networks])
+    read = [ir_codec.decode_as(Cluster, c) for c in clusters]
+    for cluster in read:
+        problem = _cluster_problem(cluster)
+        if problem is not None:
+            raise ir_codec.FormatError(f"cluster {cluster.name!r}: {problem}")
+    return read, [ir_codec.decode(n) for n in networks]
+
+
+def _cluster_problem(cluster: Cluster) -> str | None:
+    """Why a cluster read from a configuration cannot be trusted as it is, or None.
+
+    Its name becomes part of paths and of datastore keys, its nodes' names
+    of keys, and its membership tells the agent where to connect with which
+    files: each is held to the rule its source form is held to.
+    """
+    if not is_name(cluster.name):
+        return "not a valid cluster name"
+    bad = next((n.name for n in cluster.nodes if not is_node_name(n.name)), None)
+    if bad is not None:
+        return f"node name {bad!r} is not a Kubernetes node name"
+    return settings_problem(cluster.membership)
 
 
 def render_config(clusters: Sequence[Cluster], networks: Sequence[Network]) -> str:

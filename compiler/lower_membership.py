@@ -32,7 +32,7 @@ from collections.abc import Sequence
 
 from compiler.ast import ListValue, Statement, Text, Value, Word
 from compiler.collect import Collector, body, first
-from compiler.diagnostics import Diagnostic, Note, Severity
+from compiler.diagnostics import Diagnostic, DiagnosticError, Note, Severity
 from compiler.identifiers import is_node_name
 from compiler.ir import DEFAULT_LEASE, MEMBERSHIP_SOURCES, Membership
 from compiler.source import Span
@@ -330,3 +330,48 @@ def _unpaired(settings: tuple[Statement, ...]) -> list[Diagnostic]:
         expected="both `cert-file` and `key-file`, or neither",
         hint="etcd's client authentication needs the certificate and its private key")]
 
+
+
+def settings_problem(membership: Membership) -> str | None:
+    """Why a membership read from a configuration is not one the language could write, or None.
+
+    The agent reads its cluster from the ConfigMap, which anyone allowed to
+    edit it may have written by hand: its endpoints, prefix, lease and files
+    must be what the checks above let through, in their normal form.
+    """
+    if membership.source not in MEMBERSHIP_SOURCES:
+        return f"membership source {membership.source!r} is not one of {MEMBERSHIP_SOURCES}"
+    if membership.source == "static":
+        static = membership == Membership(span=membership.span)
+        return None if static else "a static membership has no settings"
+    parts = membership.prefix.split("/")
+    if not _PREFIX.fullmatch(membership.prefix) or any(p in (".", "..") for p in parts):
+        return f"prefix {membership.prefix!r} is not a key prefix netc takes"
+    if not 1 <= membership.lease <= MAX_LEASE:
+        return f"lease {membership.lease!r} is not from 1 to {MAX_LEASE} seconds"
+    return _endpoints_problem(membership.endpoints) or _files_problem(membership)
+
+
+def _endpoints_problem(endpoints: Sequence[str]) -> str | None:
+    if not endpoints:
+        return "no etcd endpoint"
+    span = Span.at("configuration")
+    for written in endpoints:
+        try:
+            normal = endpoint(Text(written, written, span))
+        except DiagnosticError as error:
+            return error.diagnostic.message
+        if normal != written:
+            return f"endpoint {written!r} is not written as {normal!r}"
+    return None
+
+
+def _files_problem(membership: Membership) -> str | None:
+    files = [membership.ca_file, membership.cert_file, membership.key_file]
+    for path in (f for f in files if f is not None):
+        if not path.startswith("/") or posixpath.normpath(path) != path or re.search(
+                r"[\x00-\x1f\x7f]", path):
+            return f"file {path!r} is not a normal absolute path"
+    if (membership.cert_file is None) != (membership.key_file is None):
+        return "a client certificate without its key, or a key without its certificate"
+    return None

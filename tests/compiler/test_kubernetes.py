@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from compiler import datatypes, kubernetes
+from compiler import datatypes, ir_codec, kubernetes
 from compiler.ir import Membership
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
@@ -195,3 +195,27 @@ def test_the_config_map_of_an_etcd_cluster_holds_no_node():
     (cluster,), _ = kubernetes.read_config(json.loads(config))
     assert cluster.nodes == () and cluster.membership.endpoints == clusters[0].membership.endpoints
     assert "node-a" not in config
+
+
+@pytest.mark.parametrize(("change", "why"), [
+    (lambda c: c.update(name="../../tmp/pwn"), "not a valid cluster name"),
+    (lambda c: c["nodes"].append({"name": "Node_X", "addresses": [], "subnets": []}),
+     "is not a Kubernetes node name"),
+    (lambda c: c["membership"].update(endpoints=["http://evil.example/wipe"]), "has a path"),
+    (lambda c: c["membership"].update(endpoints=["https://10.0.0.1"]), "is not written as"),
+    (lambda c: c["membership"].update(prefix="/"), "is not a key prefix"),
+    (lambda c: c["membership"].update(prefix="/a/../b"), "is not a key prefix"),
+    (lambda c: c["membership"].update(lease=0), "is not from 1"),
+    (lambda c: c["membership"].update(ca_file="etc/ca.crt"), "not a normal absolute path"),
+    (lambda c: c["membership"].update(cert_file=None), "certificate without its key"),
+    (lambda c: c["membership"].update(source="gossip"), "is not one of"),
+])
+def test_a_configuration_whose_cluster_netc_could_not_have_written_is_refused(change, why):
+    """The ConfigMap is data anyone allowed to edit it may have written: a cluster's name
+    becomes paths and datastore keys, its membership where the agent connects."""
+    compilation, _ = compile_example("etcd-cluster")
+    document = kubernetes.config_document(compilation.clusters, compilation.networks)
+    assert kubernetes.read_config(json.loads(json.dumps(document)))  # as written: taken
+    change(document["clusters"][0])
+    with pytest.raises(ir_codec.FormatError, match=why):
+        kubernetes.read_config(document)
