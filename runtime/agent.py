@@ -51,14 +51,15 @@ from compiler.datatypes import frozen
 from compiler.errors import NetcError
 from compiler.ir import Cluster, Network
 from compiler.planner.node import node_plan
-from runtime import membership, outdir
+from runtime import iptables, membership, outdir
 from runtime.apply import apply_node
 from runtime.artifact import plugin_artifact
 from runtime.files import read_text, write_atomically
+from runtime.host import PROC_SYS, use_proc_sys
 from runtime.install import package_root
 from runtime.ipam_store import IpamStore
 from runtime.membership.follower import Follower
-from runtime.netns import CLONE_NEWNS, enter
+from runtime.netns import CLONE_NEWNS, enter, node_namespace
 
 PLUGIN_NAME = "netc-cni"
 SERVER_START = 20.0
@@ -87,6 +88,9 @@ class Options:
     interface of its default route)."""
     memory_dir: str = "/var/lib/netc"
     """Where a dynamic cluster's block is remembered across restarts and reboots."""
+    proc_sys: str = PROC_SYS
+    """Where the node's sysctls are read and written: the container's /proc/sys is read-only,
+    the DaemonSet mounts the node's /proc/sys/net at /host/proc/sys/net."""
 
 
 def log(message: str) -> None:
@@ -115,6 +119,8 @@ class Agent:
         """Set by SIGTERM and by a change of the members: the agent looks again at once."""
         self.follower = Follower(options.node, options.node_netns, options.node_addresses,
                                  options.memory_dir, self.wake)
+        self.iptables: str | None = None
+        """The iptables backend, chosen at the first converge (`choose_iptables`)."""
         self.plugin = plugin_artifact(options.socket)
         """The plugin artifact, built from the very modules the server runs (same identity)."""
 
@@ -122,6 +128,7 @@ class Agent:
         """Converge, then keep converging until SIGTERM."""
         signal.signal(signal.SIGTERM, lambda *_: self._stop())
         signal.signal(signal.SIGINT, lambda *_: self._stop())
+        use_proc_sys(self.options.proc_sys)
         if self.options.health_port:
             serve_health(self, self.options.health_port)
         due = 0.0
@@ -185,6 +192,8 @@ class Agent:
         if cluster is None and any(n.ipam and n.ipam.cluster for n in networks):
             raise NetcError(f"node {self.options.node} is in none of the clusters of "
                             f"{self.options.config}")
+        if self.iptables is None:
+            self.iptables = choose_iptables(self.options.node_netns)
         _in_host(self.options, lambda: _install_and_apply(
             self.options, self.plugin, cluster, built))
         if not self._server_running():
@@ -310,6 +319,26 @@ def _install_and_apply(options: Options, plugin: bytes, cluster: Cluster | None,
     plan = node_plan(cluster, options.node, networks)
     apply_node(plan, networks, options.node_netns,
                lambda change: _log_lines(f"applied {line}" for line in change.lines()))
+
+
+def choose_iptables(node_netns: str | None) -> str:
+    """The iptables backend the agent and its warm server run: NETC_IPTABLES, else the node's.
+
+    The agent's iptables is its image's, which must write where kube-proxy
+    and the kubelet write: detected once, at start (`iptables.detect_backend`),
+    and passed to the warm server through its environment.
+    """
+    backend = iptables.chosen_backend()
+    if backend is not None:
+        log(f"iptables backend {backend} ({iptables.BACKEND_VARIABLE})")
+    else:
+        with node_namespace(node_netns):
+            detected = iptables.detect_backend()
+        backend = detected.backend
+        iptables.use_backend(backend)
+        log(detected.describe())
+    os.environ[iptables.BACKEND_VARIABLE] = backend
+    return backend
 
 
 def install_plugin(bin_dir: str, plugin: bytes) -> str | None:

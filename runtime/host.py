@@ -5,6 +5,12 @@ netlink handle or a sysctl file in that namespace.  The pod's namespace is
 opened only if an operation needs it, and a DEL whose namespace is already
 gone simply has none: sandbox operations are then skipped (their objects went
 with the namespace).
+
+Sysctls are read where this process finds the kernel's /proc/sys: /proc/sys
+itself, or -- for netc's agent, whose container's /proc/sys is read-only --
+the node's /proc/sys/net mounted elsewhere (`use_proc_sys`).  A net sysctl
+resolves by the network namespace of the task that opens it, whatever the
+mount, so the agent on the node's network sees the node's values.
 """
 
 from __future__ import annotations
@@ -16,6 +22,22 @@ from compiler.errors import NetcError
 from compiler.planner.ops import Where
 from runtime.netlink.rtnl import Link, Rtnl
 from runtime.netns import Netns
+
+PROC_SYS = "/proc/sys"
+_proc_sys = [PROC_SYS]
+
+
+def use_proc_sys(root: str) -> None:
+    """Read and write sysctls below `root` instead of /proc/sys (e.g. /host/proc/sys)."""
+    _proc_sys[:] = [root.rstrip("/") or "/"]
+
+
+def sysctl_file(path: str) -> str:
+    """Where this process finds a sysctl: `path` relative to /proc/sys, or absolute below it."""
+    relative = path.removeprefix(PROC_SYS + "/") if path.startswith(PROC_SYS + "/") else path
+    if os.path.isabs(relative):
+        raise ValueError(f"{path} is not below {PROC_SYS}")
+    return os.path.join(_proc_sys[0], relative)
 
 
 class SandboxGone(NetcError):
@@ -67,12 +89,12 @@ class Host:
     def read_sysctl(self, where: Where, path: str) -> str | None:
         """A /proc/sys value (e.g. path net/ipv4/ip_forward), or None if it does not exist."""
         try:
-            with self._inside(where), open(os.path.join("/proc/sys", path)) as handle:
+            with self._inside(where), open(sysctl_file(path)) as handle:
                 return handle.read().strip()
         except FileNotFoundError:
             return None
 
     def write_sysctl(self, where: Where, path: str, value: str) -> None:
         """Set a /proc/sys value in one of the namespaces."""
-        with self._inside(where), open(os.path.join("/proc/sys", path), "w") as handle:
+        with self._inside(where), open(sysctl_file(path), "w") as handle:
             handle.write(value)

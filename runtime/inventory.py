@@ -37,7 +37,7 @@ from runtime.detach import known_attachments
 from runtime.files import read_text
 from runtime.host import Host
 from runtime.ipam_store import IpamStore
-from runtime.iptables import COMMANDS
+from runtime.iptables import program
 from runtime.programs import ProgramFailed, run
 
 OWNED_LINK = re.compile(r"(veth|nifb)[0-9a-f]{11}")
@@ -241,7 +241,7 @@ def _dnat_chains(network: Network, family: int) -> list[tuple[str, str]]:
     """(dispatch chain, DNAT chain) of each jump from the network's dispatch chain."""
     dispatch = NetworkNames(network.name).hostport_chain
     try:
-        listing = run(COMMANDS[family][0], "-w", "10", "-t", "nat", "-S", dispatch)
+        listing = run(program(family), "-w", "10", "-t", "nat", "-S", dispatch)
     except (ProgramFailed, OSError):
         return []
     targets = {words[-1] for words in (line.split() for line in listing.decode().splitlines())

@@ -6,6 +6,15 @@ family as one restore transaction, which the kernel applies atomically, and
 tests single rules or chains (never the whole table) only on rare paths.
 The restore text itself is written by `compiler.planner.iptables`, the same
 code `netc plan` prints it with.
+
+Which backend runs: the node's `iptables-restore` (whatever its alternatives
+choose), unless a backend was chosen (`use_backend`, from NETC_IPTABLES in
+`netc`'s command line).  netc's agent runs the iptables of its image, so it
+detects the backend the node's other users (kube-proxy, the kubelet) chose,
+the way kube-proxy's iptables-wrapper does (`detect_backend`), and runs that
+one's programs by their explicit names -- iptables-nft-restore or
+iptables-legacy-restore -- it and its warm server alike.  Two backends on one
+node would be two rule sets the kernel both applies, neither seeing the other.
 """
 
 from __future__ import annotations
@@ -14,14 +23,79 @@ import itertools
 import os
 from collections.abc import Iterable, Sequence
 
+from compiler.datatypes import frozen
 from compiler.planner.iptables import Rule, restore_text
 from runtime.netlink.nftables import Chain, Tables
-from runtime.programs import ProgramFailed, Running, find, run, start
+from runtime.programs import ProgramFailed, ProgramMissing, Running, find, run, start
 
-COMMANDS = {4: ("iptables", "iptables-restore"), 6: ("ip6tables", "ip6tables-restore")}
-SAVE = {4: "iptables-save", 6: "ip6tables-save"}
+TOOLS = {4: "iptables", 6: "ip6tables"}
+BACKENDS = ("nft", "legacy")
+BACKEND_VARIABLE = "NETC_IPTABLES"
+"""The environment variable that chooses the backend of every `netc` command (nft, legacy)."""
 XTABLES_WAIT = "10"
 """Seconds iptables waits for the xtables lock (kube-proxy holds it while it syncs)."""
+
+
+_chosen: list[str] = []
+"""The backend chosen by `use_backend` (empty: the node's default programs)."""
+
+
+def use_backend(backend: str | None) -> None:
+    """Run `backend`'s programs by their explicit names from now on (None: the defaults)."""
+    if backend is not None and backend not in BACKENDS:
+        raise ValueError(f"{BACKEND_VARIABLE} must be one of {', '.join(BACKENDS)}, "
+                         f"not {backend!r}")
+    _chosen[:] = [backend] if backend else []
+
+
+def chosen_backend() -> str | None:
+    """The backend `use_backend` chose, or None (the node's `iptables-restore` decides)."""
+    return _chosen[0] if _chosen else None
+
+
+def program(family: int, role: str = "") -> str:
+    """The program of a family and role ("", "restore", "save") for the chosen backend.
+
+    iptables-restore, or iptables-nft-restore once nft is chosen (the names
+    Debian and the upstream install give both backends' programs).
+    """
+    backend = f"-{_chosen[0]}" if _chosen else ""
+    return f"{TOOLS[family]}{backend}{'-' + role if role else ''}"
+
+
+@frozen
+class Detected:
+    """A backend detected on the node, with what decided it."""
+
+    backend: str
+    rules: dict[str, int]
+    """How many rules each backend's tables hold, both families together."""
+
+    def describe(self) -> str:
+        """For the agent's log: the backend and the counts it was chosen by."""
+        counts = ", ".join(f"{count} in {name}" for name, count in self.rules.items())
+        return f"iptables backend {self.backend} ({counts} rules)"
+
+
+def detect_backend() -> Detected:
+    """The backend the node's other users chose: the one whose tables hold more rules.
+
+    As kube-proxy's iptables-wrapper decides: each backend's `-save` of both
+    families, its rules counted (lines starting with "-"); a tie -- a node
+    nobody has written rules on yet -- goes to nft, the default of current
+    distributions.  A backend whose programs are missing or fail counts 0.
+    """
+    rules = {backend: sum(_saved_rules(f"{TOOLS[family]}-{backend}-save") for family in TOOLS)
+             for backend in BACKENDS}
+    return Detected("legacy" if rules["legacy"] > rules["nft"] else "nft", rules)
+
+
+def _saved_rules(save: str) -> int:
+    try:
+        saved = run(save)
+    except (ProgramFailed, ProgramMissing):
+        return 0
+    return sum(line.startswith(b"-") for line in saved.splitlines())
 
 
 def restore(family: int, table: str, lines: Sequence[str]) -> None:
@@ -31,14 +105,14 @@ def restore(family: int, table: str, lines: Sequence[str]) -> None:
 
 def start_restore(family: int, table: str, lines: Sequence[str]) -> Running:
     """`restore`, started: the transaction is applied (or refused) by the time it is waited for."""
-    return start(COMMANDS[family][1], "-w", XTABLES_WAIT, "--noflush",
+    return start(program(family, "restore"), "-w", XTABLES_WAIT, "--noflush",
                  stdin=restore_text(table, lines).encode())
 
 
 def rule_count(family: int, table: str, chain: str) -> int | None:
     """How many rules `chain` holds, or None when it does not exist."""
     try:
-        listing = run(COMMANDS[family][0], "-w", XTABLES_WAIT, "-t", table, "-S", chain)
+        listing = run(program(family), "-w", XTABLES_WAIT, "-t", table, "-S", chain)
     except ProgramFailed:
         return None
     return sum(line.startswith(b"-A ") for line in listing.splitlines())
@@ -54,7 +128,7 @@ class LiveTables:
     def has_rule(self, family: int, table: str, chain: str, arguments: Rule) -> bool:
         """Whether `chain` holds the rule (iptables -C; a missing chain means no)."""
         try:
-            run(COMMANDS[family][0], "-w", XTABLES_WAIT, "-t", table, "-C", chain, *arguments)
+            run(program(family), "-w", XTABLES_WAIT, "-t", table, "-C", chain, *arguments)
         except ProgramFailed:
             return False
         return True
@@ -76,12 +150,18 @@ def chains(family: int, table: str, names: Iterable[str]) -> dict[str, Chain | N
             return {name: tables.chain(family, table, name) for name in names}
         finally:
             tables.close()
-    return _saved_chains(run(SAVE[family], "-t", table).decode(errors="replace"), names)
+    return _saved_chains(run(program(family, "save"), "-t", table).decode(errors="replace"), names)
 
 
 def uses_nf_tables() -> bool:
-    """Whether the node's iptables is iptables-nft (the xtables-nft-multi binary)."""
-    return "nft" in os.path.basename(os.path.realpath(find(COMMANDS[4][1])))
+    """Whether the iptables netc runs is iptables-nft.
+
+    The chosen backend says; else the node's iptables-restore, when it is the
+    xtables-nft-multi binary.
+    """
+    if _chosen:
+        return _chosen[0] == "nft"
+    return "nft" in os.path.basename(os.path.realpath(find(program(4, "restore"))))
 
 
 def _saved_chains(saved: str, names: Iterable[str]) -> dict[str, Chain | None]:

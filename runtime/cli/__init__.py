@@ -9,6 +9,7 @@ check` need not load the runtime, nor `netc run` the planner's renderers.
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 
@@ -52,3 +53,11 @@ class _LazyGroup(click.Group):
 @click.version_option(package_name="netc")
 def main() -> None:
     """netc: describe pod networks in .netdsl, compile them to CNI conflists and plans."""
+    backend = os.environ.get("NETC_IPTABLES")
+    if backend:  # the iptables backend every command runs (runtime/iptables.py)
+        from runtime.iptables import use_backend
+
+        try:
+            use_backend(backend)
+        except ValueError as error:
+            raise click.UsageError(str(error)) from error

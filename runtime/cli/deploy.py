@@ -39,16 +39,20 @@ from runtime.packaging import ARCHITECTURES, DEFAULT_CACHE
               "family (default: the addresses of its default route's interface).")
 @click.option("--memory-dir", default="/var/lib/netc", show_default=True,
               help="Where a dynamic cluster's block is remembered across restarts and reboots.")
+@click.option("--proc-sys", default="/proc/sys", show_default=True,
+              help="Where the node's sysctls are (the DaemonSet mounts the node's /proc/sys/net "
+              "at /host/proc/sys/net: a container's /proc/sys is read-only).")
 def agent(config: str, node_name: str, cni_conf_dir: str, cni_bin_dir: str, socket: str,
           interval: float, health_port: int, host_mount_ns: str,
-          node_netns: str | None, node_addresses: tuple[str, ...], memory_dir: str) -> None:
+          node_netns: str | None, node_addresses: tuple[str, ...], memory_dir: str,
+          proc_sys: str) -> None:
     """The node agent: install the plugin, apply the node, serve, write the conflist; repeat."""
     from runtime.agent import Agent, Options
 
     options = Options(config, node_name, cni_conf_dir, cni_bin_dir, socket, interval,
                       health_port=health_port or None, host_mount_ns=host_mount_ns or None,
                       node_netns=node_netns, node_addresses=node_addresses,
-                      memory_dir=memory_dir)
+                      memory_dir=memory_dir, proc_sys=proc_sys)
     sys.exit(Agent(options).run())
 
 

@@ -12,6 +12,7 @@ import os
 
 from compiler.planner.ops import Kind, Observation, Operation
 from runtime import programs
+from runtime.host import sysctl_file
 from runtime.ops.base import IN_PLACE_NOW, KeptByDel, Refused, Run, differs, missing
 
 
@@ -42,16 +43,27 @@ class SysctlHandler(KeptByDel):
 
 
 class ModuleHandler(KeptByDel):
-    """A kernel module, detected by a /proc path it creates, loaded with modprobe if absent."""
+    """A kernel module, detected by a /proc/sys path it creates, loaded with modprobe if absent.
+
+    Where modprobe is missing or may not load modules (netc's agent without
+    SYS_MODULE), the failure names the module and the ways to load it.
+    """
 
     def ensure(self, op: Operation, run: Run) -> bool:
-        if os.path.exists(op.params["probe"]):
+        if os.path.exists(sysctl_file(op.params["probe"])):
             return False
-        programs.run("modprobe", op.params["name"])
+        name = op.params["name"]
+        try:
+            programs.run("modprobe", name)
+        except (programs.ProgramFailed, programs.ProgramMissing) as error:
+            raise Refused(f"the kernel module {name} is not loaded, and netc cannot load it "
+                          f"({error}): load it on the node (modprobe {name}, and name it in "
+                          "/etc/modules-load.d/ for the next boots), or let netc's agent load "
+                          "modules (netc build --target kubernetes --load-modules)") from error
         return True
 
     def observe(self, op: Operation, run: Run) -> Observation:
-        return IN_PLACE_NOW if os.path.exists(op.params["probe"]) else missing()
+        return IN_PLACE_NOW if os.path.exists(sysctl_file(op.params["probe"])) else missing()
 
 
 HANDLERS = {Kind.SYSCTL: SysctlHandler(), Kind.MODULE: ModuleHandler()}

@@ -13,12 +13,16 @@ from tests.runtimes.host import children
 class WarmServer:
     """The lab's warm server and the warm launcher aimed at it (the lab's plugin from now on)."""
 
-    def __init__(self, lab: Lab, handover_timeout: float = 1.0) -> None:
+    def __init__(self, lab: Lab, handover_timeout: float = 1.0,
+                 iptables: str | None = None) -> None:
+        """`iptables`: the backend the server runs (NETC_IPTABLES), as the agent starts it."""
         self.socket = lab.tmp / "cni.sock"
         self.log_path = lab.tmp / "server.log"
         lab.bin_dir = lab.tmp / "warm-bin"
         install(lab.bin_dir, warm_socket=str(self.socket))
-        self.process = lab.spawn(lab.node, sys.executable, "-m", "runtime.cli", "serve-cni",
+        backend = ["env", f"NETC_IPTABLES={iptables}"] if iptables else []
+        self.process = lab.spawn(lab.node, *backend, sys.executable, "-m", "runtime.cli",
+                                 "serve-cni",
                                  "--socket", str(self.socket), "--handover-timeout",
                                  str(handover_timeout), stderr=self.log_path)
         self.pid = self.process.pid

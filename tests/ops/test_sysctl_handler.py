@@ -11,8 +11,9 @@ from types import SimpleNamespace
 import pytest
 
 from compiler.planner.ops import Kind, Operation, Phase, State
+from runtime.host import use_proc_sys
 from runtime.ops.base import Refused
-from runtime.ops.kernel import SysctlHandler
+from runtime.ops.kernel import ModuleHandler, SysctlHandler
 
 
 class Proc:
@@ -55,3 +56,29 @@ def test_a_present_setting_is_written_either_way(optional):
     run.host.values["net/ipv6/conf/cni0/accept_ra"] = "1"
     SysctlHandler().ensure(_op(optional), run)
     assert run.host.values["net/ipv6/conf/cni0/accept_ra"] == "0"
+
+
+def _module(name: str, probe: str) -> Operation:
+    return Operation(Kind.MODULE, name, "", {"name": name, "probe": probe}, Phase.NODE)
+
+
+def test_a_module_that_cannot_be_loaded_is_named_with_the_ways_to_load_it():
+    """netc's agent without SYS_MODULE (or modprobe): not ready, saying what to do."""
+    op = _module("netc_no_such_module", "/proc/sys/net/netc_no_such_module")
+    with pytest.raises(Refused) as refused:
+        ModuleHandler().ensure(op, SimpleNamespace())
+    assert "the kernel module netc_no_such_module is not loaded, and netc cannot load it" in \
+        str(refused.value)
+    assert "modprobe netc_no_such_module" in str(refused.value)
+    assert "netc build --target kubernetes --load-modules" in str(refused.value)
+
+
+def test_a_module_is_probed_where_the_sysctls_are(tmp_path):
+    (tmp_path / "net" / "bridge").mkdir(parents=True)
+    op = _module("br_netfilter", "/proc/sys/net/bridge")
+    use_proc_sys(str(tmp_path))
+    try:
+        assert ModuleHandler().ensure(op, SimpleNamespace()) is False
+        assert ModuleHandler().observe(op, SimpleNamespace()).state == State.IN_PLACE
+    finally:
+        use_proc_sys("/proc/sys")

@@ -24,10 +24,12 @@ from compiler import emit, kubernetes
 from compiler.cluster import networks_for_node
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
+from runtime import iptables
 from runtime.agent import (
     Agent,
     Options,
     Snapshot,
+    choose_iptables,
     install_plugin,
     left_on_node,
     serve_health,
@@ -238,3 +240,17 @@ def test_on_stop_it_says_what_stays_on_the_node(tmp_path):
     assert left_on_node(options) == [
         f"stopped; 1 conflist of netc's stays in {tmp_path / 'net.d'}, but no plugin is in "
         f"{tmp_path / 'bin'}: pods of its networks cannot attach until an agent installs it"]
+
+
+def test_a_backend_chosen_by_netc_iptables_is_not_detected_and_reaches_the_server(monkeypatch,
+                                                                                 capfd):
+    """NETC_IPTABLES (read by `netc`'s command line) overrides the detection; the warm
+    server the agent starts inherits the backend through its environment."""
+    monkeypatch.delenv(iptables.BACKEND_VARIABLE, raising=False)
+    iptables.use_backend("legacy")
+    try:
+        assert choose_iptables(NO_NODE) == "legacy"  # the namespace is never entered
+        assert os.environ[iptables.BACKEND_VARIABLE] == "legacy"
+    finally:
+        iptables.use_backend(None)
+    assert "netc agent: iptables backend legacy (NETC_IPTABLES)" in capfd.readouterr().err
