@@ -341,11 +341,11 @@ def _serve_call(connection: socket.socket, spare: Spare, deadline: float) -> int
 
 def _take_handover(connection: socket.socket, spare: Spare,
                    deadline: float) -> tuple[bytes, list[int]]:
-    """Read and check the hand-over, wait for GO, enter the caller's namespaces."""
+    """Read and check the hand-over, wait for GO, enter the caller's namespaces, check it."""
     identity = spare.identity
     fds: list[int] = []
+    pidfd = _peer(connection)
     try:
-        _check_peer(connection)
         header = _read(connection, len(MAGIC) + HEADER.size, deadline, fds)
         if not header.startswith(MAGIC):
             raise Refused("not a netc-cni hand-over")
@@ -365,10 +365,13 @@ def _take_handover(connection: socket.socket, spare: Spare,
         if len(fds) != FDS:
             raise Refused(f"{len(fds)} descriptors, not {FDS}")
         _enter_namespaces(fds[STREAMS], fds[STREAMS + 1], spare.home)
+        _check_caller(pidfd)
         connection.sendall(bytes([STARTED]))
     except BaseException:
         _close(fds)
         raise
+    finally:
+        os.close(pidfd)
     return environment, fds
 
 
@@ -385,44 +388,84 @@ def _enter_namespaces(net: int, mount: int, home: int) -> None:
     sys.meta_path.insert(0, _ImportsClosed())
 
 
-def _check_peer(connection: socket.socket) -> None:
-    """The caller is root in this user namespace and holds every capability this server holds.
+def _peer(connection: socket.socket) -> int:
+    """A pidfd of the caller, once it is known to be root in this user namespace.
 
-    Otherwise the server would lend them: a root without CAP_NET_ADMIN, or
-    root in a user namespace of its own, would have its calls run with the
-    server's capabilities.  The caller's /proc entry is read while a pidfd
-    pins it (from the socket itself where the kernel gives one, 6.5+), and
-    the caller must still be alive afterwards: its PID was not reused meanwhile.
+    The pidfd pins the caller, so `_check_caller` reads its /proc entry and
+    not that of a process that got its PID meanwhile.  Where the caller is
+    in no PID namespace of the server's (netc's agent has its own; the
+    runtime calling the plugin is on the host), SO_PEERCRED gives PID 0 and
+    only the socket can give a pidfd (Linux 6.5).
     """
     credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                         struct.calcsize("3i"))
     pid, uid, _gid = struct.unpack("3i", credentials)
     if uid != 0:
         raise Refused(f"caller uid {uid} is not root")
-    if pid <= 0:
-        raise Refused("the caller is not in this server's PID namespace")
-    pidfd = _peer_pidfd(connection, pid)
-    try:
-        if _namespace("self", "user") != _namespace(str(pid), "user"):
-            raise Refused(f"caller {pid} is root in another user namespace")
-        lacking = _capabilities("self") & ~_capabilities(str(pid))
-        signal.pidfd_send_signal(pidfd, 0)  # still the caller: its PID was not reused
-    except (OSError, ValueError) as error:
-        raise Refused(f"cannot check caller {pid}: {error}") from None
-    finally:
-        os.close(pidfd)
-    if lacking:
-        raise Refused(f"caller {pid} lacks capabilities {lacking:#x} this server holds")
-
-
-def _peer_pidfd(connection: socket.socket, pid: int) -> int:
     try:
         return int(connection.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD))
     except OSError:  # before Linux 6.5
+        if pid <= 0:
+            raise Refused("the caller is not in this server's PID namespace, and this kernel "
+                          "gives no pidfd of a socket's peer (Linux 6.5)") from None
         try:
             return os.pidfd_open(pid)
         except OSError as error:
             raise Refused(f"caller {pid}: {error}") from None
+
+
+def _check_caller(pidfd: int) -> None:
+    """The caller is root in this user namespace and holds every capability this server holds.
+
+    Otherwise the server would lend them: a root without CAP_NET_ADMIN, or
+    root in a user namespace of its own, would have its calls run with the
+    server's capabilities.  Read in the caller's mount namespace, whose /proc
+    shows the caller (the PID the pidfd's fdinfo gives there), and the caller
+    must still be alive afterwards: its PID was not reused meanwhile.  The
+    caller's user namespace is compared by its /proc link where the server
+    may follow it; a server without CAP_SYS_PTRACE (the agent's) may not
+    follow a more capable caller's, and compares its uid and gid maps, which
+    show the same as its own only for its own user namespace -- or for one a
+    fully privileged root made with the whole identity map.
+    """
+    try:
+        pid = _fdinfo_pid(pidfd)
+        if pid <= 0:
+            raise Refused("the caller is not in its mount namespace's /proc")
+        if not _same_user_namespace(str(pid)):
+            raise Refused(f"caller {pid} is root in another user namespace")
+        lacking = _capabilities("self") & ~_capabilities(str(pid))
+        if _fdinfo_pid(pidfd) != pid:  # -1 once it ended: its PID may be another's now
+            raise Refused(f"caller {pid} ended during the check")
+    except (OSError, ValueError) as error:
+        raise Refused(f"cannot check the caller: {error}") from None
+    if lacking:
+        raise Refused(f"caller {pid} lacks capabilities {lacking:#x} this server holds")
+
+
+def _fdinfo_pid(pidfd: int) -> int:
+    """The PID of a pidfd's process in the PID namespace of this /proc.
+
+    0: not in it; -1: it ended.
+    """
+    with open(f"/proc/self/fdinfo/{pidfd}") as info:
+        for line in info:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    raise ValueError("no Pid in the pidfd's fdinfo")
+
+
+def _same_user_namespace(process: str) -> bool:
+    try:
+        return _namespace("self", "user") == _namespace(process, "user")
+    except PermissionError:
+        return all(_read_text(f"/proc/self/{name}") == _read_text(f"/proc/{process}/{name}")
+                   for name in ("uid_map", "gid_map"))
+
+
+def _read_text(path: str) -> str:
+    with open(path) as file:
+        return file.read()
 
 
 def _namespace(process: str, kind: str) -> tuple[int, int]:

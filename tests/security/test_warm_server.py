@@ -78,6 +78,26 @@ def test_a_capability_less_root_gets_no_program_run_with_the_servers_capabilitie
     assert answer.status != 0  # the launcher ran it itself, with nothing: the kernel refused
 
 
+@pytest.mark.parametrize("capabilities", [(), ("--bounding-set", "-all", "--inh-caps", "-all")],
+                         ids=["root", "capability-less root"])
+def test_a_server_in_a_pid_namespace_of_its_own_checks_callers_it_cannot_see(
+        lab: Lab, capabilities: tuple[str, ...]):
+    """netc's agent has no hostPID: its server's callers are in none of its PID namespaces
+    (SO_PEERCRED gives PID 0), so it reads them in their own /proc through the socket's
+    pidfd -- a root is served, a capability-less root still refused."""
+    warm = WarmServer(lab, own_pids=True)
+    fake, evidence = _fake(lab)
+    answer = _add_from_a_private_mount_namespace(lab, lab.pod("p"), fake, *capabilities)
+    if capabilities:
+        assert warm.calls_served() == 0, warm.log()
+        assert "lacks capabilities" in warm.log()
+        assert all(caps == 0 for caps in _capabilities(evidence)), _capabilities(evidence)
+    else:
+        assert answer.status == 0, answer.stdout
+        assert warm.calls_served() == 1, warm.log()
+        assert _capabilities(evidence) == []  # the server's own iptables-restore ran
+
+
 def test_the_server_runs_its_own_programs_whatever_the_callers_mount_namespace_holds(
         lab: Lab, warm: WarmServer):
     fake, evidence = _fake(lab)
