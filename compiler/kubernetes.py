@@ -9,7 +9,10 @@ each node's agent builds its own conflist from it (`compiler.cluster`), so a
 thousand nodes fit in Kubernetes' 1 MiB.  The DaemonSet's pod template holds
 a checksum of the ConfigMap, so a change of the configuration rolls the
 agents, one node at a time.  Host paths are mounted at the same paths inside
-the agent, because the plugin and the agent must agree on them.
+the agent, because the plugin and the agent must agree on them: the agent
+works in its container, never in the host's mount namespace, with the
+capabilities `CAPABILITIES` (docs/deployment.md says what each is for, as
+measured).
 """
 
 from __future__ import annotations
@@ -38,14 +41,17 @@ MEMORY_DIR = "/var/lib/netc"
 LABELS = {"app.kubernetes.io/name": "netc", "app.kubernetes.io/component": "node-agent"}
 CHECKSUM_ANNOTATION = "netc.dev/config-checksum"
 HEALTH_PORT = 9943
-APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io/agent"
-"""Kubernetes 1.28's way to run the agent unconfined by AppArmor: the runtime's default
-profile forbids reading the host init's namespaces and writing /proc/sys/net."""
-CAPABILITIES = ("NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_CHROOT", "SYS_PTRACE", "SYS_MODULE")
+CAPABILITIES = ("NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_CHROOT")
 """What the agent needs, and why (docs/deployment.md): NET_ADMIN links, routes, tc,
-iptables; NET_RAW iptables; SYS_ADMIN and SYS_CHROOT setns into the host's mount
-namespace and pods' network namespaces; SYS_PTRACE open the host init's namespaces;
-SYS_MODULE load br_netfilter and vxlan."""
+iptables; NET_RAW iptables-legacy; SYS_ADMIN setns into pods' network namespaces and its
+callers' mount namespaces (the warm server); SYS_CHROOT setns into a mount namespace."""
+LOAD_MODULES = "SYS_MODULE"
+"""Added with `--load-modules`, for nodes that load neither br_netfilter nor vxlan."""
+PROC_SYS = "/host/proc/sys"
+"""Where the node's /proc/sys/net is mounted: a container's own /proc/sys is read-only."""
+XTABLES_LOCK = "/run/xtables.lock"
+"""The lock iptables takes, shared with kube-proxy and every iptables on the node."""
+MODULES_DIR = "/lib/modules"
 
 
 @frozen
@@ -62,6 +68,8 @@ class Rollout:
     """The agent's warm server; the plugin it installs on the host hands calls there."""
     etcd_secret: str = "netc-etcd"
     """The Secret holding the etcd client's files (keys `ca.crt`, `tls.crt`, `tls.key`)."""
+    load_modules: bool = False
+    """The agent may load kernel modules (SYS_MODULE, the node's /lib/modules read-only)."""
 
 
 def rollout_diagnostics(networks: Sequence[Network]) -> list[Diagnostic]:
@@ -132,7 +140,8 @@ def manifests(clusters: Sequence[Cluster], networks: Sequence[Network],
     config = render_config(clusters, networks)
     checksum = "sha256:" + sha256(config.encode()).hexdigest()
     return [_namespace(rollout), _config_map(rollout, config),
-            _daemon_set(rollout, checksum, _datastore(clusters, rollout))]
+            _daemon_set(rollout, checksum, _host_directories(networks, rollout),
+                        _datastore(clusters, rollout))]
 
 
 def _metadata(name: str, rollout: Rollout | None = None) -> dict[str, Any]:
@@ -192,33 +201,70 @@ def _datastore(clusters: Sequence[Cluster], rollout: Rollout) -> _Volumes:
     return _Volumes(volumes, mounts, ["--memory-dir", MEMORY_DIR])
 
 
-def _daemon_set(rollout: Rollout, checksum: str, datastore: _Volumes) -> dict[str, Any]:
-    socket_dir = posixpath.dirname(rollout.warm_socket)
-    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-              {"name": "warm-socket", "mountPath": socket_dir}, *datastore.mounts]
-    volumes = [{"name": "config", "configMap": {"name": "netc-config"}},
-               {"name": "warm-socket",
-                "hostPath": {"path": socket_dir, "type": "DirectoryOrCreate"}},
+def _host_directories(networks: Sequence[Network], rollout: Rollout) -> _Volumes:
+    """The node's directories the agent writes in, each mounted at its own path.
+
+    The CNI conf and bin dirs, the warm socket's, and every network's state
+    and IPAM directories -- a directory below one already mounted is not
+    mounted again --, the node's /proc/sys/net at `PROC_SYS`, the xtables
+    lock, and with `load_modules` the node's modules, read-only.
+    """
+    wanted = [("cni-conf", rollout.cni_conf_dir), ("cni-bin", rollout.cni_bin_dir),
+              ("run", posixpath.dirname(rollout.warm_socket))]
+    for kind, directories in (("state", sorted({n.state_dir for n in networks})),
+                              ("ipam", sorted({n.ipam.data_dir for n in networks if n.ipam}))):
+        wanted += [(f"{kind}-{index}", path) for index, path in enumerate(directories)]
+    kept = [(name, path) for index, (name, path) in enumerate(wanted)
+            if not any(_below(path, other) and (path != other or earlier < index)
+                       for earlier, (_, other) in enumerate(wanted))]
+    volumes = [{"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}}
+               for name, path in kept]
+    mounts: list[dict[str, Any]] = [{"name": name, "mountPath": path} for name, path in kept]
+    volumes += [{"name": "xtables-lock", "hostPath": {"path": XTABLES_LOCK,
+                                                      "type": "FileOrCreate"}},
+                {"name": "proc-sys-net", "hostPath": {"path": "/proc/sys/net",
+                                                      "type": "Directory"}}]
+    mounts += [{"name": "xtables-lock", "mountPath": XTABLES_LOCK},
+               {"name": "proc-sys-net", "mountPath": f"{PROC_SYS}/net"}]
+    if rollout.load_modules:  # no type check: a node without the directory still runs it
+        volumes.append({"name": "modules", "hostPath": {"path": MODULES_DIR}})
+        mounts.append({"name": "modules", "mountPath": MODULES_DIR, "readOnly": True})
+    return _Volumes(volumes, mounts, ["--proc-sys", PROC_SYS])
+
+
+def _below(path: str, directory: str) -> bool:
+    """Whether `path` is `directory` or inside it (both absolute and normalised)."""
+    return path == directory or path.startswith(directory.rstrip("/") + "/")
+
+
+def _daemon_set(rollout: Rollout, checksum: str, host: _Volumes,
+                datastore: _Volumes) -> dict[str, Any]:
+    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, *host.mounts,
+              *datastore.mounts]
+    volumes = [{"name": "config", "configMap": {"name": "netc-config"}}, *host.volumes,
                *datastore.volumes]
+    capabilities = [*CAPABILITIES, *([LOAD_MODULES] if rollout.load_modules else [])]
     container = {
         "name": "agent", "image": rollout.image, "imagePullPolicy": rollout.pull_policy,
         "args": ["agent", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--node-name",
                  "$(NODE_NAME)", "--cni-conf-dir", rollout.cni_conf_dir,
                  "--cni-bin-dir", rollout.cni_bin_dir, "--socket", rollout.warm_socket,
                  "--interval", str(rollout.interval),
-                 "--health-port", str(HEALTH_PORT), *datastore.args],
+                 "--health-port", str(HEALTH_PORT), *host.args, *datastore.args],
         "env": [{"name": "NODE_NAME",
                  "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
         "securityContext": {"privileged": False, "readOnlyRootFilesystem": True,
                             "seccompProfile": {"type": "RuntimeDefault"},
-                            "capabilities": {"add": list(CAPABILITIES), "drop": ["ALL"]}},
+                            "capabilities": {"add": capabilities, "drop": ["ALL"]}},
         "readinessProbe": {"httpGet": {"host": "127.0.0.1", "port": HEALTH_PORT,
                                        "path": "/readyz"}, "periodSeconds": 5},
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
         "volumeMounts": mounts,
     }
     spec = {
-        "hostNetwork": True, "hostPID": True, "dnsPolicy": "ClusterFirstWithHostNet",
+        "hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet",
+        "automountServiceAccountToken": False,
+        "nodeSelector": {"kubernetes.io/os": "linux"},
         "priorityClassName": "system-node-critical",
         "tolerations": [{"operator": "Exists"}], "terminationGracePeriodSeconds": 10,
         "containers": [container], "volumes": volumes,
@@ -231,8 +277,7 @@ def _daemon_set(rollout: Rollout, checksum: str, datastore: _Volumes) -> dict[st
             "updateStrategy": {"type": "RollingUpdate",
                                "rollingUpdate": {"maxUnavailable": 1}},
             "template": {"metadata": {"labels": dict(LABELS),
-                                      "annotations": {CHECKSUM_ANNOTATION: checksum,
-                                                      APPARMOR_ANNOTATION: "unconfined"}},
+                                      "annotations": {CHECKSUM_ANNOTATION: checksum}},
                          "spec": spec},
         },
     }

@@ -22,12 +22,12 @@ writes no conflist.  On SIGTERM it stops the server and leaves the plugin
 and the conflists in place, so pods keep being attached and detached (cold)
 while it restarts (cilium#24009).
 
-Steps 1, 2 and 4 run in a forked child that first enters the host's mount
-namespace (`--host-mount-ns`, /proc/1/ns/mnt with hostPID): the node's own
-files, iptables, conntrack, modprobe and /proc/sys are used, as the plugin
-itself uses them on the host -- one iptables backend for pods and nodes,
-never the image's.  So the container shares only two directories with the
-node: the ConfigMap's and the warm socket's (compiler/kubernetes.py).
+The agent works in its own container: what it writes on the node is
+mounted from the node at the same path (compiler/kubernetes.py) -- the CNI
+conf and bin dirs, /run/netc, the networks' state and IPAM directories,
+/run/xtables.lock --, the node's sysctls are its /proc/sys/net mounted at
+/host/proc/sys/net (`--proc-sys`), and iptables is its image's, run with the
+backend the node's other users chose (`choose_iptables`).
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
-from typing import IO, Any
+from collections.abc import Iterable, Sequence
+from typing import IO
 
 from compiler import emit, kubernetes
 from compiler.cluster import networks_for_node
@@ -59,7 +59,7 @@ from runtime.host import PROC_SYS, use_proc_sys
 from runtime.install import package_root
 from runtime.ipam_store import IpamStore
 from runtime.membership.follower import Follower
-from runtime.netns import CLONE_NEWNS, enter, node_namespace
+from runtime.netns import node_namespace
 
 PLUGIN_NAME = "netc-cni"
 SERVER_START = 20.0
@@ -81,7 +81,6 @@ class Options:
     interval: float = 60.0
     poll: float = 1.0
     health_port: int | None = kubernetes.HEALTH_PORT
-    host_mount_ns: str | None = None
     node_netns: str | None = None
     node_addresses: tuple[str, ...] = ()
     """The node's underlay addresses to publish in a dynamic cluster (default: those of the
@@ -96,9 +95,8 @@ class Options:
 def log(message: str) -> None:
     """One line on stderr, which the container's log collects.
 
-    Written straight to the descriptor, in one write: the forked child that
-    applies the node logs each change as it makes it, and a thread of the
-    parent may have held `sys.stderr`'s lock at the fork.
+    Written straight to the descriptor, in one write, so the lines of the
+    agent's threads and of its warm server's relay never interleave.
     """
     os.write(2, f"netc agent: {message}\n".encode(errors="replace"))
 
@@ -144,8 +142,8 @@ class Agent:
         self.follower.stop()
         self._stop_server()
         try:
-            _in_host(self.options, lambda: _log_lines(left_on_node(self.options)))
-        except (NetcError, OSError) as error:
+            _log_lines(left_on_node(self.options))
+        except OSError as error:
             log(f"stopped (what stays on the node is unknown: {error})")
         return 0
 
@@ -194,14 +192,11 @@ class Agent:
                             f"{self.options.config}")
         if self.iptables is None:
             self.iptables = choose_iptables(self.options.node_netns)
-        _in_host(self.options, lambda: _install_and_apply(
-            self.options, self.plugin, cluster, built))
+        _install_and_apply(self.options, self.plugin, cluster, built)
         if not self._server_running():
             self._start_server()
-        conf_dir = self.options.cni_conf_dir
-        _in_host(self.options, lambda: _log_lines(write_conflists(conf_dir, built)))
-        self.follower.holds_addresses = bool(_in_host(self.options,
-                                                      lambda: holds_addresses(built)))
+        _log_lines(write_conflists(self.options.cni_conf_dir, built))
+        self.follower.holds_addresses = holds_addresses(built)
         if cluster is not None and view is not None and cluster.membership.dynamic:
             write_members(self.options, cluster, view)
         return view.condition if view is not None else ""
@@ -224,8 +219,6 @@ class Agent:
         start = (f"import sys; sys.path.append({package_root()!r}); "
                  "from runtime.cli import main; main()")
         command = [sys.executable, "-c", start, "serve-cni", "--socket", self.options.socket]
-        if self.options.host_mount_ns:  # the node's iptables, never the image's
-            command += ["--host-mount-ns", self.options.host_mount_ns]
         self.server = subprocess.Popen(command, stderr=subprocess.PIPE)
         assert self.server.stderr is not None
         relay = self.relay = _ServerLog(self.server.stderr)
@@ -427,47 +420,6 @@ def write_members(options: Options, cluster: Cluster, view: membership.View) -> 
 def _log_lines(lines: Iterable[str]) -> None:
     for line in lines:
         log(line)
-
-
-def _in_host(options: Options, work: Callable[[], object]) -> object:
-    """`work` in a child that entered the host's mount namespace: its JSON value, or its error.
-
-    The child logs what it does itself.  Without `host_mount_ns` (the agent
-    runs on the node itself) the work runs here.
-    """
-    if options.host_mount_ns is None:
-        return work()
-    reader, writer = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - the child's outcome travels through the pipe
-        os.close(reader)
-        _child(writer, options.host_mount_ns, work)
-    os.close(writer)
-    with os.fdopen(reader, "rb") as pipe:
-        outcome: dict[str, Any] = json.loads(pipe.read() or b'{"error": "no answer"}')
-    os.waitpid(child, 0)
-    if "error" in outcome:
-        raise NetcError(outcome["error"])
-    return outcome.get("value")
-
-
-def _child(writer: int, mount_ns: str, work: Callable[[], object]) -> None:
-    """Enter the host's mount namespace, work, send the outcome, and never return."""
-    outcome: dict[str, Any] = {"error": "the child failed"}
-    try:
-        fd = os.open(mount_ns, os.O_RDONLY)
-        enter(fd, CLONE_NEWNS)
-        os.close(fd)
-        outcome = {"done": True, "value": work()}
-    except BaseException as error:  # everything goes back to the parent, nothing escapes
-        outcome = {"error": f"{type(error).__name__}: {error}"}
-        # not through sys.stderr: a thread of the parent may have held its lock at the fork
-        os.write(2, traceback.format_exc().encode(errors="replace"))
-    finally:
-        try:
-            os.write(writer, json.dumps(outcome).encode())
-        finally:
-            os._exit(0 if "done" in outcome else 1)
 
 
 def serve_health(agent: Agent, port: int) -> http.server.ThreadingHTTPServer:

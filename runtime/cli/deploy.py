@@ -30,9 +30,6 @@ from runtime.packaging import ARCHITECTURES, DEFAULT_CACHE
               help="Seconds between converging again without a change (drift repair).")
 @click.option("--health-port", type=int, default=kubernetes.HEALTH_PORT, show_default=True,
               help="GET 127.0.0.1:PORT/readyz and /healthz (0: none).")
-@click.option("--host-mount-ns", default="/proc/1/ns/mnt", show_default=True,
-              help="The host's mount namespace, for the work done on the host ('' when the "
-              "agent runs on the host itself).")
 @click.option("--node-netns", help="Work in this network namespace as the node (tests).")
 @click.option("--node-address", "node_addresses", multiple=True, metavar="ADDRESS/PREFIX",
               help="In a cluster with dynamic membership: this node's underlay address, one per "
@@ -43,14 +40,14 @@ from runtime.packaging import ARCHITECTURES, DEFAULT_CACHE
               help="Where the node's sysctls are (the DaemonSet mounts the node's /proc/sys/net "
               "at /host/proc/sys/net: a container's /proc/sys is read-only).")
 def agent(config: str, node_name: str, cni_conf_dir: str, cni_bin_dir: str, socket: str,
-          interval: float, health_port: int, host_mount_ns: str,
+          interval: float, health_port: int,
           node_netns: str | None, node_addresses: tuple[str, ...], memory_dir: str,
           proc_sys: str) -> None:
     """The node agent: install the plugin, apply the node, serve, write the conflist; repeat."""
     from runtime.agent import Agent, Options
 
     options = Options(config, node_name, cni_conf_dir, cni_bin_dir, socket, interval,
-                      health_port=health_port or None, host_mount_ns=host_mount_ns or None,
+                      health_port=health_port or None,
                       node_netns=node_netns, node_addresses=node_addresses,
                       memory_dir=memory_dir, proc_sys=proc_sys)
     sys.exit(Agent(options).run())

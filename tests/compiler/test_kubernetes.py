@@ -63,19 +63,58 @@ def test_the_daemon_set_runs_one_privileged_enough_agent_per_node():
                                       "rollingUpdate": {"maxUnavailable": 1}}
     assert pod["hostNetwork"] and pod["priorityClassName"] == "system-node-critical"
     assert pod["tolerations"] == [{"operator": "Exists"}]
+    assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+    assert pod["automountServiceAccountToken"] is False
     (agent,) = pod["containers"]
     assert (agent["image"], agent["imagePullPolicy"]) == ("registry.example/netc:0.1.0",
                                                           "Always")
     security = agent["securityContext"]
     assert (security["privileged"], security["readOnlyRootFilesystem"]) == (False, True)
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
-    assert pod["hostPID"], "the agent works in the host's mount namespace: /proc/1/ns/mnt"
-    # everything else it does on the host, it does in the host's mount namespace
+    assert security["capabilities"] == {
+        "add": ["NET_ADMIN", "NET_RAW", "SYS_ADMIN", "SYS_CHROOT"], "drop": ["ALL"]}
+    assert "hostPID" not in pod, "the agent works in its own mount namespace"
+    assert not spec["template"]["metadata"]["annotations"].keys() - {
+        kubernetes.CHECKSUM_ANNOTATION}, "no AppArmor annotation: the runtime's default profile"
+    # what it writes on the node is mounted from the node at the same path
     mounts = {m["mountPath"]: m["name"] for m in agent["volumeMounts"]}
-    assert mounts == {"/etc/netc/config": "config", "/run/netc": "warm-socket"}
+    assert mounts == {"/etc/netc/config": "config", "/etc/cni/net.d": "cni-conf",
+                      "/opt/cni/bin": "cni-bin", "/run/netc": "run",
+                      "/var/lib/cni/networks": "ipam-0", "/run/xtables.lock": "xtables-lock",
+                      "/host/proc/sys/net": "proc-sys-net"}
+    volumes = {v["name"]: v.get("hostPath") for v in pod["volumes"]}
+    assert volumes["xtables-lock"] == {"path": "/run/xtables.lock", "type": "FileOrCreate"}
+    assert volumes["proc-sys-net"] == {"path": "/proc/sys/net", "type": "Directory"}
+    assert all(volumes[name]["path"] == path for path, name in mounts.items()
+               if name not in ("config", "proc-sys-net"))
+    assert agent["args"][-2:] == ["--proc-sys", "/host/proc/sys"]
     assert "--socket" in agent["args"]
     env = {e["name"]: e for e in agent["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+
+
+def test_each_networks_directories_are_mounted_once_and_not_below_another():
+    source = (ROOT / "examples" / "cluster.netdsl").read_text().replace(
+        "network pods {", 'network pods {\n    state-dir "/run/netc/pods"').replace(
+        "    ipam {\n", "    ipam {\n        data-dir \"/srv/ipam\"\n")
+    extra = ('network batch {\n    priority 30\n    state-dir "/var/run/batch"\n'
+             '    bridge cni1 { gateway }\n'
+             '    ipam { subnet 10.99.0.0/24; node-local; data-dir "/srv/ipam" }\n}\n')
+    compilation = compile_sources([SourceFile("cluster.netdsl", source + extra)])
+    assert compilation.ok, compilation.diagnostics
+    rollout = kubernetes.Rollout("netc", load_modules=True)
+    documents = kubernetes.manifests(compilation.clusters, compilation.networks, rollout)
+    for document in documents:
+        kubernetes_validate.validate(document, "1.28.0", strict=True)
+    pod = _daemon_set(documents)["spec"]["template"]["spec"]
+    (agent,) = pod["containers"]
+    paths = [m["mountPath"] for m in agent["volumeMounts"]]
+    assert paths == ["/etc/netc/config", "/etc/cni/net.d", "/opt/cni/bin", "/run/netc",
+                     "/var/run/batch", "/srv/ipam", "/run/xtables.lock", "/host/proc/sys/net",
+                     "/lib/modules"]
+    assert agent["volumeMounts"][-1] == {"name": "modules", "mountPath": "/lib/modules",
+                                         "readOnly": True}
+    assert agent["securityContext"]["capabilities"]["add"][-1] == "SYS_MODULE"
 
 
 def test_a_change_of_the_configuration_changes_the_checksum_and_rolls_the_agents():

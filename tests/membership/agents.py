@@ -6,7 +6,7 @@ in etcd, publishes its address, follows the others and sets its node up
 through that conflist and the plugin the agent installed.  Every agent runs
 inside its node's network namespace, as a DaemonSet's agent runs in the
 node's network (hostNetwork), with its own directories -- real nodes share
-no disk -- and `--host-mount-ns ''` (it works in the test's mount namespace).
+no disk -- in the test's mount namespace.
 Agents, etcd members, namespaces and directories are removed at the end.
 """
 
@@ -109,7 +109,7 @@ class AgentCluster(SimCluster):
                    "agent", "--config", str(self.config(node)), "--node-name", node.name,
                    "--cni-conf-dir", str(dirs["net.d"]), "--cni-bin-dir", str(dirs["bin"]),
                    "--socket", str(dirs["socket"]), "--interval", "1", "--health-port", "0",
-                   "--host-mount-ns", "", "--memory-dir", str(dirs["memory"])]
+                   "--memory-dir", str(dirs["memory"])]
         with dirs["log"].open("a") as log:
             agent = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT)
         self.agents[node.name] = agent

@@ -196,7 +196,7 @@ def test_the_agent_reads_a_new_configuration_at_once_and_stops_on_sigterm(tmp_pa
          str(volume.directory / kubernetes.CONFIG_KEY), "--node-name", "node-z",
          "--cni-conf-dir", str(tmp_path / "net.d"), "--cni-bin-dir", str(tmp_path / "bin"),
          "--socket", str(tmp_path / "cni.sock"), "--health-port", str(port),
-         "--host-mount-ns", "", "--node-netns", NO_NODE], stderr=subprocess.PIPE, text=True,
+         "--node-netns", NO_NODE], stderr=subprocess.PIPE, text=True,
         cwd=ROOT)
     assert agent.stderr is not None
     try:
