@@ -20,9 +20,15 @@ again (a tar's file times are not the files' own).  Byte code is the same on
 every architecture, so it is compiled by the Python running this build,
 which must be of the image's version.
 
-The plugin artifact the agent installs on nodes is not in the image: the
-agent builds it from these very modules (`runtime.artifact`), for the warm
-socket it serves, so launcher and server always agree.
+The image also carries what the agent runs on the node's behalf: iptables
+(both backends' multi-call programs under each backend's names, and the
+extensions they load at run time), conntrack and kmod's modprobe, with
+their libraries -- the agent works in its container, not the host's mount
+namespace.  And the plugin's shim (runtime/shim.py), compiled here for the
+image's architecture: the agent installs it on the node configured for its
+socket.  The Python plugin artifact, its cold fallback, is not in the image:
+the agent builds it from these very modules (`runtime.artifact`), so
+launcher and server always agree.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import io
 import marshal
 import os
 import platform
+import shutil
 import sys
 import tarfile
 import tempfile
@@ -39,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from runtime import debian
+from runtime import debian, shim
 from runtime.elf import read_elf
 from runtime.image_archives import Image, Platform, add_member, docker_archive, image_config
 from runtime.image_archives import oci_archive as write_oci_archive
@@ -57,6 +64,18 @@ DLOPENED_BY_LIBC = ("libgcc_s.so.1",)
 """Loaded by glibc with dlopen, so no ELF file names it: pthread_exit unwinds with it.
 Python ends daemon threads that way at exit; without it the agent aborted on SIGTERM
 ("libgcc_s.so.1 must be installed for pthread_exit to work", status 134)."""
+NODE_PROGRAMS = {"usr/sbin/xtables-nft-multi": "/usr/sbin/xtables-nft-multi",
+                 "usr/sbin/xtables-legacy-multi": "/usr/sbin/xtables-legacy-multi",
+                 "usr/sbin/conntrack": "/usr/sbin/conntrack", "usr/bin/kmod": "/bin/kmod"}
+"""The image's programs for the node's kernel, and where a root holds them (Debian's paths)."""
+NODE_PROGRAM_NAMES = {
+    **{f"usr/sbin/{tool}-{backend}{role}": f"xtables-{backend}-multi"
+       for backend in ("nft", "legacy") for tool in ("iptables", "ip6tables")
+       for role in ("", "-restore", "-save")},
+    "usr/sbin/modprobe": "../bin/kmod"}
+"""The names the runtime runs them by (runtime/iptables.py `program`): symbolic links."""
+NODE_PACKAGES = ("iptables", "conntrack", "kmod")
+"""Debian's packages of those programs, for an image of another architecture."""
 SITE = "usr/lib/netc"
 LAUNCHER = f"""#!/usr/bin/python3 -IS
 import sys
@@ -227,8 +246,17 @@ def _module_dir(name: str) -> Path:
     return Path(module.__file__).resolve().parent
 
 
-def image_layer(root: Root) -> bytes:
-    """The image's one layer: python3 and its libraries, the stdlib, netc."""
+def xtables_extensions(root: Root) -> list[Path]:
+    """The extensions iptables loads at run time (`-m comment`, `-j MASQUERADE`, ...)."""
+    directory = root.resolve(f"/usr/lib/{root.architecture.triplet}/xtables")
+    return sorted(directory.glob("*.so"))
+
+
+def image_layer(root: Root, shim_binary: bytes) -> bytes:
+    """The image's one layer.
+
+    python3 and its libraries, the stdlib, netc, the node's programs and the plugin's shim.
+    """
     python = python_name()
     if python != f"python{sys.version_info.major}.{sys.version_info.minor}":
         raise RuntimeError(f"the image's byte code is for {python}: build it with that "
@@ -239,14 +267,26 @@ def image_layer(root: Root) -> bytes:
     extensions = [*_extension_modules(stdlib / "lib-dynload", architecture),
                   *(so for name in DEPENDENCIES
                     for so in _extension_modules(_module_dir(name), architecture))]
+    programs = {name: root.resolve(path) for name, path in NODE_PROGRAMS.items()}
+    xtables = xtables_extensions(root)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
         for directory in ("bin", "etc", "dev", "proc", "sys", "tmp", "run", "usr", "usr/bin",
-                          "usr/lib", SITE, "var", "var/lib"):
+                          "usr/sbin", "usr/lib", SITE, "var", "var/lib"):
             add_member(archive, directory, mode=0o755)
         add_member(archive, "usr/bin/python3", data=interpreter.read_bytes(), mode=0o755)
-        for name, library in sorted(libraries(root, [interpreter, *extensions]).items()):
+        needing = [interpreter, *extensions, *programs.values(), *xtables]
+        for name, library in sorted(libraries(root, needing).items()):
             add_member(archive, name.lstrip("/"), data=library.read_bytes(), mode=0o755)
+        for name, program in programs.items():
+            add_member(archive, name, data=program.read_bytes(), mode=0o755)
+        for name, target in NODE_PROGRAM_NAMES.items():
+            add_member(archive, name, link=target)
+        extension_dir = f"usr/lib/{architecture.triplet}/xtables"
+        add_member(archive, extension_dir, mode=0o755)
+        for extension in xtables:
+            add_member(archive, f"{extension_dir}/{extension.name}", data=extension.read_bytes(),
+                       mode=0o644)
         _add_python_tree(archive, stdlib, f"usr/lib/{python}", architecture)
         for package in (*PACKAGES, *DEPENDENCIES):
             _add_python_tree(archive, _module_dir(package), f"{SITE}/{package}", architecture)
@@ -256,6 +296,7 @@ def image_layer(root: Root) -> bytes:
         add_member(archive, f"{SITE}/netc-{version}.dist-info/METADATA",
                    data=f"Metadata-Version: 2.1\nName: netc\nVersion: {version}\n".encode())
         add_member(archive, "usr/bin/netc", data=LAUNCHER.encode(), mode=0o755)
+        add_member(archive, f"{SITE}/{shim.PREBUILT}", data=shim_binary, mode=0o755)
         add_member(archive, "etc/passwd", data=b"root:x:0:0:root:/:/usr/bin/python3\n")
         add_member(archive, "etc/group", data=b"root:x:0:\n")
     return buffer.getvalue()
@@ -264,9 +305,27 @@ def image_layer(root: Root) -> bytes:
 def debian_packages(python: str) -> tuple[str, ...]:
     """What an image's root needs from Debian (their dependencies come along).
 
-    The interpreter, its standard library and the library the C library loads itself.
+    The interpreter, its standard library, the library the C library loads
+    itself, and the programs the agent runs on the node's behalf.
     """
-    return (f"{python}-minimal", f"lib{python}-stdlib", "libgcc-s1")
+    return (f"{python}-minimal", f"lib{python}-stdlib", "libgcc-s1", *NODE_PACKAGES)
+
+
+def image_shim(architecture: Architecture) -> bytes:
+    """The plugin's shim compiled for `architecture`, static.
+
+    With this machine's C compiler for its own architecture, with Debian's
+    cross compiler (gcc-ARCH-linux-gnu) for another; none fails the build.
+    """
+    if architecture == this_architecture():
+        return shim.compiled()
+    cross = f"{architecture.triplet}-gcc"
+    if shutil.which(cross) is None:
+        raise shim.ShimUnavailable(
+            f"no {cross} to build netc-cni's shim for {architecture.name}: install Debian's "
+            f"gcc-{architecture.machine.replace('_', '-')}-linux-gnu and "
+            f"libc6-dev-{architecture.name}-cross")
+    return shim.compiled(cross)
 
 
 def agent_layer(architecture: Architecture, cache: Path = DEFAULT_CACHE, *,
@@ -276,12 +335,13 @@ def agent_layer(architecture: Architecture, cache: Path = DEFAULT_CACHE, *,
     From this machine's files if it is its own, else from Debian's packages
     of that architecture (fetched once into `cache`).
     """
+    binary = image_shim(architecture)
     if architecture == this_architecture():
-        return image_layer(Root(Path("/"), architecture))
+        return image_layer(Root(Path("/"), architecture), binary)
     debs = debian.fetch(debian_packages(python_name()), architecture.name, cache,
                         refresh=refresh)
     with tempfile.TemporaryDirectory(prefix="netc-root-") as scratch:
-        return image_layer(Root(debian.unpack(debs, Path(scratch)), architecture))
+        return image_layer(Root(debian.unpack(debs, Path(scratch)), architecture), binary)
 
 
 def agent_image(architecture: Architecture, cache: Path = DEFAULT_CACHE, *,

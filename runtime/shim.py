@@ -27,6 +27,8 @@ from compiler.errors import Code, NetcError
 from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
 
 SOURCE = Path(__file__).resolve().parent / "shim" / "netc-cni.c"
+PREBUILT = "runtime/shim/netc-cni"
+"""Where an image holds the shim compiled for it, beside its source (below netc's root)."""
 MARK = b"NETC-SHIM-CONFIG-1"
 CONFIG_SIZE = 8192
 FIELD = "\x1f"
@@ -62,6 +64,14 @@ def compiled(cc: str | None = None) -> bytes:
             raise ShimUnavailable(f"{chosen} could not build netc-cni's shim: "
                                   f"{done.stderr.strip()[-500:]}")
         return Path(out).read_bytes()
+
+
+def for_this_machine() -> bytes:
+    """The shim for the machine netc runs on: the image's, else compiled with its C compiler."""
+    try:
+        return SOURCE.with_name(Path(PREBUILT).name).read_bytes()
+    except FileNotFoundError:
+        return compiled()
 
 
 def configure(binary: bytes, *, identity: str, socket: str | None,

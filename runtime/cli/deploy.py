@@ -125,6 +125,7 @@ def image(out: Path, tag: str | None, architectures: tuple[str, ...], archive_fo
     from runtime.debian import DebianError
     from runtime.install import netc_version
     from runtime.packaging import agent_docker_archive, agent_oci_archive, this_architecture
+    from runtime.shim import ShimUnavailable
 
     if len(set(architectures)) != len(architectures):
         raise click.UsageError("an architecture is given twice")
@@ -138,7 +139,7 @@ def image(out: Path, tag: str | None, architectures: tuple[str, ...], archive_fo
             agent_docker_archive(out, reference, chosen[0], debian_cache, refresh=refresh)
         else:
             agent_oci_archive(out, reference, chosen, debian_cache, refresh=refresh)
-    except (OSError, ValueError, RuntimeError, DebianError) as error:
+    except (OSError, ValueError, RuntimeError, DebianError, ShimUnavailable) as error:
         raise SystemFailure(f"cannot build {out}: {error}") from error
     platforms = ", ".join(a.platform.name for a in chosen)
     click.echo(f"wrote {out} ({reference}: {platforms})", err=True)

@@ -19,6 +19,7 @@ is ended with pthread_exit, which needs libgcc_s.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -29,13 +30,16 @@ from pathlib import Path
 import pytest
 
 from runtime.install import netc_version
-from runtime.packaging import ARCHITECTURES, Architecture, this_architecture
+from runtime.packaging import ARCHITECTURES, SITE, Architecture, this_architecture
+from runtime.shim import PREBUILT
 from tests.rollout.oci_layout import Layout
 
 pytestmark = pytest.mark.root
 
 ELF_MACHINE = {"amd64": 62, "arm64": 183}
 """e_machine of each architecture's ELF files (the ELF specification's EM_X86_64, EM_AARCH64)."""
+PREBUILT_SHIM = f"{SITE}/{PREBUILT}"
+"""The plugin's shim, compiled for the image's architecture."""
 EMULATOR = "/.qemu-user"
 """Where the emulator is put in an unpacked root of another architecture."""
 
@@ -156,3 +160,83 @@ def test_python_in_the_image_ends_daemon_threads_without_aborting(image):
     (image.root / "late.py").write_text(LATE_THREAD)
     done = image.run("/usr/bin/python3", "-IS", "/late.py")
     assert done.returncode == 0, done.stderr
+
+
+NAT_RULES = """*nat
+:NETC-TEST-PO - [0:0]
+:NETC-TEST-HP - [0:0]
+-A NETC-TEST-PO -d 10.244.0.0/16 -m comment --comment "netc test" -j RETURN
+-A NETC-TEST-PO -s 10.244.1.0/24 -j MASQUERADE
+-A NETC-TEST-HP -p tcp -m multiport --dports 80,443 -j DNAT --to-destination 10.244.1.2:8080
+-A POSTROUTING -j NETC-TEST-PO
+-A PREROUTING -m addrtype --dst-type LOCAL -j NETC-TEST-HP
+COMMIT
+"""
+EXTENSIONS = {"-m comment": "comment match options", "-m multiport": "multiport match options",
+              "-m addrtype": "Address type match options", "-j MASQUERADE":
+              "MASQUERADE target options", "-j DNAT": "DNAT target options"}
+
+
+def _in_own_network(image: Unpacked, *command: str) -> subprocess.CompletedProcess:
+    """`command` in the image, in a network namespace made for it: nothing of the machine's."""
+    emulator = f" {EMULATOR}" if image.emulated else ""
+    return subprocess.run(["unshare", "--net", "sh", "-c", f'exec chroot "$0"{emulator} "$@"',
+                           str(image.root), *command], capture_output=True, text=True,
+                          timeout=120, check=False, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+
+
+@pytest.mark.parametrize("tool", ["iptables-nft", "ip6tables-nft", "iptables-legacy",
+                                  "ip6tables-legacy"])
+def test_both_iptables_backends_load_their_extensions(image, tool):
+    """The programs the agent runs by name, each loading the extensions netc's rules use.
+
+    Under QEMU's user mode, iptables-nft cannot start (no NETLINK_NETFILTER
+    socket: its loader is asked to resolve its libraries instead) and
+    ip6tables asks the kernel in vain which revisions of addrtype and DNAT it
+    has: those run on arm64 nodes only.
+    """
+    if image.emulated and "nft" in tool:
+        # -E: the emulator's way to set a variable for the guest alone
+        done = _in_own_network(image, "-E", "LD_TRACE_LOADED_OBJECTS=1", f"/usr/sbin/{tool}")
+        assert done.returncode == 0 and "libnftnl.so.11" in done.stdout, done.stderr
+        assert "not found" not in done.stdout, done.stdout
+        return
+    for option, says in EXTENSIONS.items():
+        if tool.startswith("ip6") and (option == "-j MASQUERADE" or (
+                image.emulated and option in ("-m addrtype", "-j DNAT"))):
+            continue
+        done = _in_own_network(image, f"/usr/sbin/{tool}", *option.split(), "-h")
+        assert done.returncode == 0 and says in done.stdout, (option, done.stderr)
+
+
+def test_iptables_restore_and_save_of_both_backends_run_in_the_image(image):
+    """On this machine's architecture the image's iptables writes and reads a network
+    namespace's tables, both backends (QEMU's user mode has no netfilter netlink)."""
+    if image.emulated:
+        pytest.skip("qemu-user refuses NETLINK_NETFILTER sockets: the extensions' help only")
+    (image.root / "rules").write_text(NAT_RULES)
+    for backend in ("nft", "legacy"):
+        script = (f'chroot "$0" /usr/sbin/iptables-{backend}-restore --noflush < "$0/rules" && '
+                  f'chroot "$0" /usr/sbin/iptables-{backend}-save -t nat')
+        done = subprocess.run(["unshare", "--net", "sh", "-c", script, str(image.root)],
+                              capture_output=True, text=True, timeout=120, check=False,
+                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        assert done.returncode == 0, done.stderr
+        assert '--comment "netc test"' in done.stdout, done.stdout
+        assert "--to-destination 10.244.1.2:8080" in done.stdout, done.stdout
+
+
+def test_conntrack_modprobe_and_the_shim_run(image):
+    versions = {tool: _in_own_network(image, f"/usr/sbin/{tool}", "--version")
+                for tool in ("conntrack", "modprobe")}
+    assert "conntrack" in versions["conntrack"].stdout + versions["conntrack"].stderr
+    assert "kmod version" in versions["modprobe"].stdout, versions["modprobe"].stderr
+    shim = image.root / PREBUILT_SHIM
+    assert shim.stat().st_mode & 0o111
+    done = subprocess.run(
+        [shutil.which("chroot") or "/usr/sbin/chroot", str(image.root),
+         *([EMULATOR] if image.emulated else []), f"/{PREBUILT_SHIM}"],
+        input='{"cniVersion": "0.4.0"}', env={"CNI_COMMAND": "VERSION"}, capture_output=True,
+        text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["cniVersion"] == "0.4.0"

@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import click
@@ -149,3 +150,17 @@ def test_the_makefiles_image_targets_are_netc_image_commands_it_accepts(target):
     assert command is not None
     context = command.make_context("image", words[2:], parent=parent)
     assert context.params["debian_cache"] == Path("build/debian")
+
+
+def test_without_a_cross_compiler_the_build_fails_saying_what_to_install(tmp_path):
+    """The image carries the plugin's shim compiled for its architecture: no compiler, no
+    image (never one whose nodes would get no plugin)."""
+    other = next(a for a in ARCHITECTURES.values() if a != this_architecture())
+    done = subprocess.run([sys.executable, "-m", "runtime.cli", "image", "--arch", other.name,
+                           "--debian-cache", str(tmp_path / "cache"), "--out",
+                           str(tmp_path / "image.tar")], cwd=ROOT, capture_output=True,
+                          text=True, check=False, env={"PATH": str(tmp_path / "no-tools")})
+    assert done.returncode == 3
+    assert (f"no {other.triplet}-gcc to build netc-cni's shim for {other.name}: install "
+            f"Debian's gcc-{other.machine.replace('_', '-')}-linux-gnu") in done.stderr
+    assert not (tmp_path / "image.tar").exists()
