@@ -4,9 +4,10 @@ It reads its node's name (the downward API's `spec.nodeName`) and the
 compiled configuration (the mounted ConfigMap), then, in this order:
 
     1  installs netc-cni into the host's CNI bin dir (temporary file, rename:
-       a runtime may be executing the old one -- "text file busy"); the
-       plugin artifact is built at start from the agent's own modules, for
-       its socket, so the launchers and the server always agree
+       a runtime may be executing the old one -- "text file busy"): the
+       compiled shim, which hands calls to the warm server, and its cold
+       fallback, the plugin artifact built at start from the agent's own
+       modules, so the shim and the server always agree (`plugin_files`)
     2  applies the node's node-scoped plan (`runtime.apply`)
     3  starts the warm server (`netc serve-cni`), which hands pods' calls
        to preloaded children, and waits until it listens
@@ -51,9 +52,9 @@ from compiler.datatypes import frozen
 from compiler.errors import NetcError
 from compiler.ir import Cluster, Network
 from compiler.planner.node import node_plan
-from runtime import iptables, membership, outdir
+from runtime import iptables, membership, outdir, shim
 from runtime.apply import apply_node
-from runtime.artifact import plugin_artifact
+from runtime.artifact import INTERPRETERS, plugin_artifact
 from runtime.files import read_text, write_atomically
 from runtime.host import PROC_SYS, use_proc_sys
 from runtime.install import package_root
@@ -119,8 +120,9 @@ class Agent:
                                  options.memory_dir, self.wake)
         self.iptables: str | None = None
         """The iptables backend, chosen at the first converge (`choose_iptables`)."""
-        self.plugin = plugin_artifact(options.socket)
-        """The plugin artifact, built from the very modules the server runs (same identity)."""
+        self.plugin = plugin_files(options.cni_bin_dir, options.socket)
+        """What the agent installs, built from the very modules the server runs (same
+        identity): the cold fallback, then the shim."""
 
     def run(self) -> int:
         """Converge, then keep converging until SIGTERM."""
@@ -303,12 +305,28 @@ class Snapshot:
         return kubernetes.read_config(document)
 
 
-def _install_and_apply(options: Options, plugin: bytes, cluster: Cluster | None,
-                       networks: Sequence[Network]) -> None:
+def plugin_files(bin_dir: str, socket: str) -> list[tuple[str, bytes]]:
+    """The plugin's files, in the order they are installed: the cold fallback, then the shim.
+
+    The shim (compiled for the node, a static binary: the image's) hands
+    calls to the warm server; while none answers it runs the cold file -- the
+    plugin artifact, which needs the node's python3 -- where the node has one
+    of the interpreters the artifact tries, and answers CNI error 11 (try
+    again later) where it has none.  The shim is written last, so a runtime
+    never finds a shim whose cold file is not there yet.
+    """
+    return [(shim.COLD, plugin_artifact(None)),
+            (PLUGIN_NAME, shim.for_bin_dir(shim.for_this_machine(), bin_dir, socket,
+                                           INTERPRETERS))]
+
+
+def _install_and_apply(options: Options, plugin: Sequence[tuple[str, bytes]],
+                       cluster: Cluster | None, networks: Sequence[Network]) -> None:
     """Steps 1 and 2, each change logged as it is made (a failure later leaves none unsaid)."""
-    installed = install_plugin(options.cni_bin_dir, plugin)
-    if installed:
-        log(f"installed {installed}")
+    for name, content in plugin:
+        installed = install_plugin(options.cni_bin_dir, content, name)
+        if installed:
+            log(f"installed {installed}")
     plan = node_plan(cluster, options.node, networks)
     apply_node(plan, networks, options.node_netns,
                lambda change: _log_lines(f"applied {line}" for line in change.lines()))
@@ -334,15 +352,15 @@ def choose_iptables(node_netns: str | None) -> str:
     return backend
 
 
-def install_plugin(bin_dir: str, plugin: bytes) -> str | None:
-    """The plugin into `bin_dir` unless it is there already; its path when written.
+def install_plugin(bin_dir: str, plugin: bytes, name: str = PLUGIN_NAME) -> str | None:
+    """The plugin file `name` into `bin_dir` unless it is there already; its path when written.
 
     Always a new file renamed over the old one, never a rewrite in place: a
     runtime may be executing the old one ("text file busy"), and a runtime
     starting it meanwhile finds the old or the new file, whole.  Someone
     else's change to the file is undone (drift repair).
     """
-    target = os.path.join(bin_dir, PLUGIN_NAME)
+    target = os.path.join(bin_dir, name)
     try:
         with open(target, "rb") as handle:
             if handle.read() == plugin:

@@ -239,8 +239,39 @@ def _protocol() -> dict[str, object]:
             "status_timeout": CALL_DEADLINE + GRACE + 15}
 
 
+def install_plugin(bin_dir: Path, python: str | None = None,
+                   warm_socket: str | None = None) -> list[str]:
+    """`netc install-plugin`: netc-cni into `bin_dir`; what was installed, one line each.
+
+    The compiled shim (runtime/shim.py) as `netc-cni`, which answers VERSION
+    and hands calls to `warm_socket`, and the Python launcher, cold only, as
+    `.netc-cni-cold` beside it for the shim to run while no server answers
+    (where the node still has the launcher's interpreter; else CNI error 11).
+    Without a C compiler to build the shim, the Python launcher alone, as
+    before: it needs Python on the node for every call.
+    """
+    from runtime import shim
+
+    interpreter = python or sys.executable
+    try:
+        binary = shim.compiled()
+    except shim.ShimUnavailable as error:
+        target = install(bin_dir, python, warm_socket)
+        return [f"{error}; installed the Python launcher {target} instead (every call needs "
+                f"{interpreter})"]
+    directory = bin_dir.absolute()
+    directory.mkdir(parents=True, exist_ok=True)
+    cold, target = directory / shim.COLD, directory / "netc-cni"
+    write_atomically(str(cold), launcher_text(interpreter, None).encode(), durable=True,
+                     mode=0o755)
+    write_atomically(str(target), shim.for_bin_dir(binary, str(directory), warm_socket,
+                                                   [interpreter]), durable=True, mode=0o755)
+    return [f"installed {cold} (the cold path: {interpreter})",
+            f"installed {target} (compiled; warm server: {warm_socket or 'none'})"]
+
+
 def install(bin_dir: Path, python: str | None = None, warm_socket: str | None = None) -> Path:
-    """Write `bin_dir/netc-cni` atomically and make it executable."""
+    """Write the Python launcher as `bin_dir/netc-cni` atomically and make it executable."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     target = bin_dir / "netc-cni"
     write_atomically(str(target), launcher_text(python, warm_socket).encode(), durable=True,

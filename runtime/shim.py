@@ -74,6 +74,23 @@ def for_this_machine() -> bytes:
         return compiled()
 
 
+COLD = ".netc-cni-cold"
+"""The cold fallback installed beside the shim: a Python plugin that serves no socket."""
+
+
+def for_bin_dir(binary: bytes, bin_dir: str, socket: str | None,
+                interpreters: Sequence[str]) -> bytes:
+    """The shim as netc installs it in `bin_dir`: calls handed to `socket`, else the cold file.
+
+    The cold file, `bin_dir/.netc-cni-cold`, runs where one of `interpreters`
+    is; a node without any answers CNI error 11 (try again later).
+    """
+    from runtime.install import identity
+
+    return configure(binary, identity=identity(), socket=socket,
+                     cold=[os.path.join(bin_dir, COLD)], cold_requires=interpreters)
+
+
 def configure(binary: bytes, *, identity: str, socket: str | None,
               cold: Sequence[str] = (), cold_requires: Sequence[str] = (),
               handover_timeout: float = 2.0, status_timeout: float = 300.0) -> bytes:

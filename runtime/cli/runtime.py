@@ -25,17 +25,21 @@ from runtime.cli.common import EXIT_INVALID, SystemFailure
 @click.option("--bin-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="A CNI plugin directory, such as /opt/cni/bin.")
 @click.option("--python", "python", type=click.Path(exists=True, dir_okay=False),
-              help="The interpreter the plugin runs with (default: this one).")
+              help="The interpreter the cold path runs with (default: this one).")
 @click.option("--warm-socket", help="Hand calls to `netc serve-cni` on this socket when it runs.")
 def install_plugin(bin_dir: Path, python: str | None, warm_socket: str | None) -> None:
-    """Write a netc-cni launcher into BIN_DIR (absolute interpreter path)."""
-    from runtime.install import install
+    """Write netc-cni into BIN_DIR: the compiled shim and its cold Python launcher.
+
+    Without a C compiler, the Python launcher alone (absolute interpreter path).
+    """
+    from runtime.install import install_plugin as install
 
     try:
-        target = install(bin_dir, python, warm_socket)
+        lines = install(bin_dir, python, warm_socket)
     except OSError as error:
         raise SystemFailure(f"cannot write into {bin_dir}: {error.strerror}") from error
-    click.echo(f"installed {target}", err=True)
+    for line in lines:
+        click.echo(line, err=True)
 
 
 @click.command("serve-cni")
