@@ -13,7 +13,8 @@ spec netc generates, and nothing it was not asked:
   references expanded), environment (the downward API's `spec.nodeName`
   given the node's name), capabilities, seccomp and AppArmor profiles, a
   read-only root file system and mounts, each volume as the kubelet
-  resolves it (hostPath type checks included);
+  resolves it: hostPath type checks and creation in the node's mount
+  namespace, where containerd finds the mounts' sources;
 - the container's log, in CRI's format, read back for the tests.
 """
 
@@ -24,8 +25,10 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,10 @@ class ConfigVolume:
         if old is not None:
             shutil.rmtree(self.directory / old)
 
+    def data(self) -> dict[str, str]:
+        """The ConfigMap's data as the volume holds it now."""
+        return {path.name: path.read_text() for path in sorted((self.directory / DATA).iterdir())}
+
 
 @dataclass(frozen=True)
 class PodSpec:
@@ -87,21 +94,27 @@ class HostPathRefused(AssertionError):
     """A hostPath volume the kubelet would refuse (its `type` check fails)."""
 
 
-def _host_path(volume: dict[str, Any]) -> str:
-    """A hostPath volume's path, after the kubelet's type check (and creation)."""
+HOST_PATH_TYPES = {
+    "DirectoryOrCreate": 'mkdir -p -m 0755 "$1"',
+    "FileOrCreate": '[ -e "$1" ] || { umask 022; touch "$1"; }',
+    "Directory": 'test -d "$1"',
+    "File": 'test -f "$1"',
+    "": "true",
+}
+"""What the kubelet checks or creates on the node for each hostPath type, as shell."""
+InNode = Callable[..., subprocess.CompletedProcess]
+"""Runs a command in the node's mount namespace (`Containerd.in_node`)."""
+
+
+def _host_path(volume: dict[str, Any], in_node: InNode) -> str:
+    """A hostPath volume's path, after the kubelet's type check (and creation) on the node."""
     path, kind = volume["path"], volume.get("type", "")
-    if kind == "DirectoryOrCreate":
-        os.makedirs(path, mode=0o755, exist_ok=True)
-    elif kind == "FileOrCreate" and not os.path.exists(path):
-        Path(path).touch(mode=0o644)
-    elif kind == "Directory" and not os.path.isdir(path):
-        raise HostPathRefused(f"hostPath type check failed: {path} is not a directory")
-    elif kind == "File" and not os.path.isfile(path):
-        raise HostPathRefused(f"hostPath type check failed: {path} is not a file")
+    if in_node("sh", "-c", HOST_PATH_TYPES[kind], "sh", path, check=False).returncode:
+        raise HostPathRefused(f"hostPath type check failed: {path} is not a {kind}")
     return path
 
 
-def _mounts(spec: PodSpec, config_maps: dict[str, Path]) -> list[cri.Mount]:
+def _mounts(spec: PodSpec, config_maps: dict[str, Path], in_node: InNode) -> list[cri.Mount]:
     mounts = []
     for mount in spec.container.get("volumeMounts", []):
         volume = spec.volume(mount["name"])
@@ -109,7 +122,7 @@ def _mounts(spec: PodSpec, config_maps: dict[str, Path]) -> list[cri.Mount]:
             source = str(config_maps[volume["configMap"]["name"]])
             read_only = True  # the kubelet always mounts ConfigMaps read-only
         else:
-            source = _host_path(volume["hostPath"])
+            source = _host_path(volume["hostPath"], in_node)
             read_only = bool(mount.get("readOnly"))
         mounts.append(cri.Mount(container_path=mount["mountPath"], host_path=source,
                                 readonly=read_only,
@@ -153,8 +166,12 @@ def _seccomp(spec: PodSpec) -> cri.SecurityProfile:
 
 
 def _apparmor(spec: PodSpec) -> str:
-    """The container's AppArmor profile from the pod's annotation (Kubernetes 1.28)."""
-    return spec.annotations.get(f"{APPARMOR}/{spec.container['name']}", "runtime/default")
+    """The container's AppArmor profile from the pod's annotation (Kubernetes 1.28).
+
+    None given: the kubelet sends none, and the runtime applies its default
+    profile where the node has AppArmor.
+    """
+    return spec.annotations.get(f"{APPARMOR}/{spec.container['name']}", "")
 
 
 def sandbox_config(spec: PodSpec, name: str, namespace: str, logs: Path,
@@ -173,8 +190,8 @@ def sandbox_config(spec: PodSpec, name: str, namespace: str, logs: Path,
             security_context=cri.LinuxSandboxSecurityContext(namespace_options=_namespaces(spec))))
 
 
-def container_config(spec: PodSpec, node: str, config_maps: dict[str, Path], log_path: str
-                     ) -> cri.ContainerConfig:
+def container_config(spec: PodSpec, node: str, config_maps: dict[str, Path], log_path: str,
+                     in_node: InNode) -> cri.ContainerConfig:
     """CreateContainer's configuration for the pod's container on `node`.
 
     `log_path` is relative to the sandbox's log directory (the kubelet's
@@ -190,7 +207,7 @@ def container_config(spec: PodSpec, node: str, config_maps: dict[str, Path], log
         command=[_expand(a, environment) for a in container.get("command", [])],
         args=[_expand(a, environment) for a in container.get("args", [])],
         envs=[cri.KeyValue(key=k, value=v) for k, v in environment.items()],
-        mounts=_mounts(spec, config_maps), log_path=log_path,
+        mounts=_mounts(spec, config_maps, in_node), log_path=log_path,
         linux=cri.LinuxContainerConfig(security_context=cri.LinuxContainerSecurityContext(
             privileged=bool(security.get("privileged")),
             readonly_rootfs=bool(security.get("readOnlyRootFilesystem")),

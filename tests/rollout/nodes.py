@@ -3,25 +3,30 @@
 Each node of the simulated cluster (tests/cluster/sim.py: namespaces on an
 underlay switch, a client beside them) gets what a kubelet node has:
 
-    containerd 1.6   in the node's network namespace and a PID namespace of
-                     its own, so a hostPID pod's /proc/1 is this node's
-                     "init" (the daemon), in the test's mount namespace
-    /etc/cni/...     the node's CNI conf and bin dirs, netc's state and IPAM
-                     directories, the warm socket: all in directories of the
-                     test (real nodes share no disk; these share one)
+    containerd 1.6   in the node's network namespace, a PID namespace of its
+                     own and a mount namespace of its own, where /etc, /opt
+                     and /var/lib are overlays and /run a tmpfs of the node
+                     (tests/runtimes/containerd.py, NODE_FILES)
+    default paths    /etc/cni/net.d, /opt/cni/bin, /run/netc, /var/lib/cni,
+                     /var/lib/netc, /run/xtables.lock: each node's own, at
+                     the paths a real node has them -- never the machine's
     the agent pod    the DaemonSet's pod of `netc build --target kubernetes`,
                      run as the kubelet would (tests/rollout/kubelet.py)
 
-The compiled configuration differs between nodes only in those directories
-(as SimCluster.source_file does for `netc apply`): the same cluster, each
-node's files where that node keeps them.  Workload pods are CRI sandboxes
-of a busybox image that serves HTTP on port 80 (tests/runtimes/images.py).
+Every node gets the same manifests -- one ConfigMap, the default paths --
+as every node of a real cluster does.  A node may have no Python at all
+(`no_python`): its plugin is the agent's shim alone.  Workload pods are CRI
+sandboxes of a busybox image that serves HTTP on port 80
+(tests/runtimes/images.py).  The test reads and runs what is on a node
+inside the node's namespaces (`in_node`), never through the machine's paths.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -36,10 +41,14 @@ from tests.runtimes.containerd import Containerd
 from tests.runtimes.host import CgroupTree
 from tests.runtimes.images import docker_archive
 from tests.runtimes.network import page
+from tests.support import ROOT
 
 AGENT_IMAGE = "localhost/netc-agent:test"
 SANDBOX_IMAGE = "localhost/netc-pause:rollout"
 LOOPBACK = Path("/usr/lib/cni/loopback")
+CONF_DIR = "/etc/cni/net.d"
+BIN_DIR = "/opt/cni/bin"
+SOCKET = "/run/netc/cni.sock"
 READY_TIMEOUT = 60.0
 STOP_GRACE = 10
 INTERVAL = 1
@@ -60,32 +69,31 @@ class RolloutCluster(SimCluster):
                         for n in self.listed)
         return (f"cluster {CLUSTER} {{\n    pod-cidr 10.244.0.0/16\n    node-block /24\n"
                 f"    routing host-gw\n{nodes}}}\n\n"
-                f"network pods {{\n    priority {self.priority}\n    state-dir \"{{state}}\"\n"
+                f"network pods {{\n    priority {self.priority}\n"
                 f"    bridge cni0 {{ mtu {self.mtu}; gateway; masquerade }}\n"
-                f"    ipam {{ cluster {CLUSTER}; data-dir \"{{data}}\"; route 0.0.0.0/0 }}\n"
+                f"    ipam {{ cluster {CLUSTER}; route 0.0.0.0/0 }}\n"
                 "    hostport\n    bandwidth\n}\n")
 
 
 class AgentNode:
-    """One node: its containerd, its directories, the agent pod and workload pods."""
+    """One node: its containerd, its own files, the agent pod and workload pods."""
 
-    def __init__(self, cluster: RolloutCluster, node: SimNode, images: list[Path]) -> None:
+    def __init__(self, cluster: RolloutCluster, node: SimNode, images: list[Path], *,
+                 no_python: bool = False) -> None:
         self.cluster = cluster
         self.node = node
         self.netns = cluster.ns(node)
         # short: a unix socket's path holds at most 107 bytes, pytest's are long
         self.root = Path(tempfile.mkdtemp(prefix=f"netc-{node.name}-"))
-        self.conf_dir = self.root / "net.d"
-        self.bin_dir = self.root / "bin"
-        self.socket = self.root / "run" / "cni.sock"
         self.logs = self.root / "logs"
         self.config = kubelet.ConfigVolume(self.root / "config")
         self.cgroups = CgroupTree(f"{cluster.tag}-{node.name}")
-        self.bin_dir.mkdir()
-        self.conf_dir.mkdir()
-        (self.bin_dir / "loopback").symlink_to(LOOPBACK)  # the node's own plugins
-        self.containerd = Containerd(self.netns, self.conf_dir, self.bin_dir, SANDBOX_IMAGE,
-                                     self.cgroups, own_pids=True)
+        node_bin = self.root / "files" / "_opt_cni" / "bin"
+        node_bin.mkdir(parents=True)
+        (node_bin / "loopback").symlink_to(LOOPBACK)  # the node's own plugins
+        self.containerd = Containerd(self.netns, Path(CONF_DIR), Path(BIN_DIR), SANDBOX_IMAGE,
+                                     self.cgroups, own_pids=True, node_files=self.root,
+                                     no_python=no_python)
         self.agent_pod: str | None = None
         self.agent: str | None = None
         self.starts = 0
@@ -101,11 +109,9 @@ class AgentNode:
     # the configuration and the manifests, as `netc build --target kubernetes` makes them
 
     def manifests(self) -> list[dict[str, Any]]:
-        """The Namespace, ConfigMap and DaemonSet for this node's view of the cluster."""
+        """The Namespace, ConfigMap and DaemonSet: every node's, the default paths."""
         compiled = self.cluster.compiled(self.node)
-        rollout = kubernetes.Rollout(AGENT_IMAGE, "Never", cni_conf_dir=str(self.conf_dir),
-                                     cni_bin_dir=str(self.bin_dir), interval=INTERVAL,
-                                     warm_socket=str(self.socket))
+        rollout = kubernetes.Rollout(AGENT_IMAGE, "Never", interval=INTERVAL)
         documents = kubernetes.manifests(compiled.clusters, compiled.networks, rollout)
         # through the YAML an admin applies, so what runs is what `kubectl apply` reads
         return list(yaml.safe_load_all(kubernetes.render_manifests(documents)))
@@ -116,6 +122,24 @@ class AgentNode:
     def publish(self) -> None:
         """The ConfigMap's current data into the mounted volume (the kubelet's swap)."""
         self.config.write(self._document("ConfigMap")["data"])
+
+    # the node's files and programs, in its namespaces
+
+    def in_node(self, *command: str, stdin: bytes | None = None,
+                check: bool = True) -> subprocess.CompletedProcess:
+        """`command` on the node: its network and mount namespaces."""
+        return self.containerd.in_node(*command, stdin=stdin, check=check)
+
+    def read(self, path: str) -> bytes | None:
+        """A file of the node, or None if it has none there."""
+        done = self.in_node("cat", path, check=False)
+        return done.stdout if done.returncode == 0 else None
+
+    def netc(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
+        """`netc ...` of this checkout run on the node (which must have Python)."""
+        start = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
+                 "from runtime.cli import main; main()")
+        return self.in_node(sys.executable, "-c", start, *arguments, check=check)
 
     # the agent's pod
 
@@ -131,7 +155,7 @@ class AgentNode:
             self.cri.remove_container(self.agent)
         volumes = {"netc-config": self.config.directory}
         config = kubelet.container_config(spec, self.node.name, volumes,
-                                          f"agent/{self.starts}.log")
+                                          f"agent/{self.starts}.log", self.in_node)
         self.starts += 1
         self.agent = self.cri.run_container(self.agent_pod, config, sandbox)
         started = time.monotonic()
@@ -173,7 +197,10 @@ class AgentNode:
 
     def conflists(self) -> dict[str, dict[str, Any]]:
         """The conflists in the node's CNI conf dir, by file name."""
-        return {p.name: json.loads(p.read_text()) for p in sorted(self.conf_dir.glob("*.conf*"))}
+        names = self.in_node("ls", "-A", CONF_DIR).stdout.decode().split()
+        found = {name: self.read(f"{CONF_DIR}/{name}") for name in sorted(names)
+                 if ".conf" in name}
+        return {name: json.loads(text) for name, text in found.items() if text is not None}
 
     # workload pods
 

@@ -1,12 +1,15 @@
 """Issue 11, the proof: netc's agent image run through containerd's CRI as a DaemonSet pod.
 
 Two simulated nodes (tests/rollout/nodes.py), each with its own containerd
-1.6 and the agent pod of `netc build --target kubernetes` -- host network,
-host PIDs, the manifest's capabilities, seccomp profile, environment and
-mounts, the ConfigMap in the kubelet's layout.  Workload pods are started
-through the same CRI, so containerd runs the plugin the agent installed,
-as it would on a node.  The cluster is shared by the module; each test
-leaves it as it found it (both agents ready, the first configuration, no
+1.6 in mount namespaces of their own -- /etc/cni/net.d, /opt/cni/bin,
+/run/netc, /var/lib/cni and /var/lib/netc are each node's own, at the default
+paths -- and the agent pod of one `netc build --target kubernetes` for both:
+host network, the manifest's capabilities, seccomp profile, environment and
+hostPath mounts, the ConfigMap in the kubelet's layout.  Node B has no
+Python at all: its plugin is the agent's shim alone.  Workload pods are
+started through the same CRI, so containerd runs the plugin the agent
+installed, as it would on a node.  The cluster is shared by the module; each
+test leaves it as it found it (both agents ready, the first configuration, no
 workload pod).
 """
 
@@ -17,6 +20,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -24,17 +28,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 
 from compiler.planner.names import AttachmentNames
-from runtime import driver
-from runtime.agent import install_plugin
-from runtime.artifact import plugin_artifact
+from runtime import shim
+from runtime.artifact import INTERPRETERS, plugin_artifact
 from tests.cluster.sim import CLIENT, NODE_A, NODE_B, NODE_C, SimNode
-from tests.rollout.nodes import AgentNode, RolloutCluster, pause_image
+from tests.rollout.nodes import BIN_DIR, CONF_DIR, SOCKET, AgentNode, RolloutCluster, pause_image
 from tests.runtimes.conftest import require
 from tests.runtimes.host import children, processes_naming
 from tests.runtimes.network import page, tbf
+from tests.support import ROOT
 
 pytestmark = [pytest.mark.runtimes, pytest.mark.root]
 
@@ -66,8 +71,9 @@ def scene(tmp_path_factory: pytest.TempPathFactory, agent_image_archive: Path
         images = [agent_image_archive, pause_image(tmp, sim)]
         nodes: list[AgentNode] = []
         try:
-            with ThreadPoolExecutor(2) as pool:
-                nodes += pool.map(lambda n: AgentNode(sim, n, images), (NODE_A, NODE_B))
+            with ThreadPoolExecutor(2) as pool:  # node B has no Python
+                nodes += pool.map(lambda n: AgentNode(sim, n, images, no_python=n is NODE_B),
+                                  (NODE_A, NODE_B))
                 before = {name: n.cri.network_ready() for name, n in zip("ab", nodes, strict=True)}
                 ready = dict(zip("ab", pool.map(AgentNode.start_agent, nodes), strict=True))
             yield Scene(sim, *nodes, ready_after=ready, network_before=before)
@@ -114,7 +120,16 @@ def _mtu(scene: Scene, netns: str, device: str) -> int:
 
 def _owned(node: AgentNode) -> set[str]:
     """The conflists netc's manifest in the conf dir says it owns."""
-    return set(json.loads((node.conf_dir / ".netc-owned").read_text())["files"])
+    return set(json.loads(node.read(f"{CONF_DIR}/.netc-owned") or b"{}")["files"])
+
+
+def _plugin(node: AgentNode) -> bytes | None:
+    return node.read(f"{BIN_DIR}/netc-cni")
+
+
+def _expected_shim() -> bytes:
+    """The shim the agent installs: compiled as the image's was, for the default socket."""
+    return shim.for_bin_dir(shim.compiled(), BIN_DIR, SOCKET, INTERPRETERS)
 
 
 # the proof
@@ -130,15 +145,17 @@ def test_the_agent_sets_the_node_up_and_writes_the_conflist_last(scene):
     assert set(a.conflists()) == {"10-pods.conflist"}
     said = [line.split()[2] for line in a.container_log(0).splitlines()
             if line.startswith("netc agent: ")]
-    firsts = [said.index(word) for word in ("configuration", "installed", "applied", "warm",
-                                            "wrote", "ready")]
+    firsts = [said.index(word) for word in ("configuration", "iptables", "installed", "applied",
+                                            "warm", "wrote", "ready")]
     assert firsts == sorted(firsts), said
+    assert "netc agent: iptables backend nft (0 in nft, 0 in legacy rules)" in a.log()
+    assert a.config.data() == scene.b.config.data(), "one ConfigMap for every node"
 
 
 def test_a_cri_pod_gets_its_network_from_what_the_agent_installed(scene):
     a = scene.a
-    installed = (a.bin_dir / "netc-cni").read_bytes()
-    assert installed == plugin_artifact(str(a.socket)), "not the artifact for the agent's socket"
+    assert _plugin(a) == _expected_shim(), "not the shim for the agent's socket"
+    assert a.read(f"{BIN_DIR}/{shim.COLD}") == plugin_artifact(None), "not the cold artifact"
     served_before = a.log().count("call handed to process")
     pod = a.run_pod("web", 8080, BANDWIDTH)
     try:
@@ -157,6 +174,8 @@ def test_a_cri_pod_gets_its_network_from_what_the_agent_installed(scene):
 
 def test_pods_on_two_nodes_reach_each_other_without_nat(scene):
     a, b = scene.a, scene.b
+    for python in ("/usr/bin/python3", "/usr/bin/python3.11", "/bin/python3"):
+        assert b.in_node("test", "-x", python, check=False).returncode != 0, python
     pods = {a: a.run_pod("left", 8081, {}), b: b.run_pod("right", 8081, {})}
     probes = []
     try:
@@ -190,7 +209,7 @@ def _publish(scene: Scene, *, nodes: tuple[SimNode, ...], mtu: int, priority: in
 
 def _converged(node: AgentNode, old: str, new: str) -> bool:
     """Whether the agent logged the stale conflist's removal; the directory holds the new."""
-    logged = node.wait_log_count(f"removed stale {node.conf_dir / old}", 1)
+    logged = node.wait_log_count(f"removed stale {CONF_DIR}/{old}", 1)
     return logged and set(node.conflists()) == {new} and _owned(node) == {new}
 
 
@@ -229,71 +248,136 @@ def test_a_new_configuration_is_applied_and_running_pods_keep_working(scene):
             assert scene.sim.wait_for(lambda n=node: str(NODE_C.subnet(4)) not in _routes(n))
 
 
-def _direct_call(node: AgentNode, plugin: Path, command: str, container: str,
+def _direct_call(node: AgentNode, plugin: str, command: str, container: str,
                  netns: str) -> subprocess.CompletedProcess:
-    """`plugin` run in the node as a runtime runs the installed one, for its network."""
+    """`plugin` run on the node as a runtime runs the installed one, for its network."""
     (conflist,) = node.conflists().values()
     config = {**conflist["plugins"][0], "name": conflist["name"],
               "cniVersion": conflist["cniVersion"]}
     environment = {"CNI_COMMAND": command, "CNI_CONTAINERID": container,
                    "CNI_NETNS": f"/run/netns/{netns}", "CNI_IFNAME": "eth0",
-                   "CNI_PATH": str(node.bin_dir), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-    return subprocess.run(["ip", "netns", "exec", node.netns, str(plugin)],
-                          input=json.dumps(config), env=environment, capture_output=True,
-                          text=True, check=False, timeout=60)
+                   "CNI_PATH": BIN_DIR}
+    return node.in_node("env", *(f"{k}={v}" for k, v in environment.items()), plugin,
+                        stdin=json.dumps(config).encode(), check=False)
 
 
-def _cold_add_on_python_3_10(scene: Scene, node: AgentNode) -> None:
+def _add_and_delete_directly(node: AgentNode, plugin: str, role: str) -> dict:
+    """One ADD and DEL of a new pod namespace through `plugin`; the ADD's result."""
+    netns = node.cluster.netns(role)
+    container = f"{node.cluster.tag}-{role}"
+    try:
+        added = _direct_call(node, plugin, "ADD", container, netns)
+        assert added.returncode == 0, added.stdout + added.stderr
+        deleted = _direct_call(node, plugin, "DEL", container, netns)
+        assert deleted.returncode == 0, deleted.stdout + deleted.stderr
+    finally:
+        node.cluster.remove_netns(netns)
+    return json.loads(added.stdout)
+
+
+def _cold_add_on_python_3_10(node: AgentNode) -> None:
     """One cold ADD and DEL through the artifact on the oldest Python it supports."""
     if not PYTHON_3_10.exists():
         return
-    netns = scene.sim.netns("py310")
-    container = f"{scene.sim.tag}-py310"
-    plugin = node.bin_dir.parent / "netc-cni-py310"  # the agent's, finding only Python 3.10
-    plugin.write_bytes(plugin_artifact(str(node.socket), interpreters=(str(PYTHON_3_10),)))
+    plugin = node.root / "netc-cni-py310"  # the agent's cold file, finding only Python 3.10
+    plugin.write_bytes(plugin_artifact(None, interpreters=(str(PYTHON_3_10),)))
     plugin.chmod(0o755)
-    added = _direct_call(node, plugin, "ADD", container, netns)
-    assert added.returncode == 0, added.stdout + added.stderr
-    (ip,) = json.loads(added.stdout)["ips"]
-    assert ipaddress.ip_interface(ip["address"]) in NODE_A.subnet(4)
-    deleted = _direct_call(node, plugin, "DEL", container, netns)
-    assert deleted.returncode == 0, deleted.stdout + deleted.stderr
-    scene.sim.remove_netns(netns)
+    (ip,) = _add_and_delete_directly(node, str(plugin), "py310")["ips"]
+    assert ipaddress.ip_interface(ip["address"]) in node.node.subnet(4)
 
 
 def test_with_the_agent_stopped_pods_attach_cold_and_it_takes_over_unchanged(scene):
     a = scene.a
     old = a.run_pod("before", 8084, {})
-    conflists, plugin = a.conflists(), (a.bin_dir / "netc-cni").read_bytes()
+    conflists, plugin = a.conflists(), _plugin(a)
     assert a.stop_agent() == 0, a.container_log(a.starts - 1)
-    assert (f"the plugin {a.bin_dir / 'netc-cni'} and 1 conflist of netc's in {a.conf_dir} "
+    assert (f"the plugin {BIN_DIR}/netc-cni and 1 conflist of netc's in {CONF_DIR} "
             "stay") in a.log()
     assert a.readiness()[0] == 0, "the agent still answers"
-    assert (a.conflists(), (a.bin_dir / "netc-cni").read_bytes()) == (conflists, plugin)
-    during = a.run_pod("during", 8085, {})  # no server: the artifact runs the plugin itself
+    assert (a.conflists(), _plugin(a)) == (conflists, plugin)
+    during = a.run_pod("during", 8085, {})  # no server: the shim runs the cold file
     try:
         assert ipaddress.ip_address(a.pod_address(during)) in NODE_A.subnet(4)
         assert _serves(scene, NODE_A, 8085)
         own = AttachmentNames(NETWORK, old, "eth0")
         a.remove_pod(old)
         assert own.host_veth not in scene.sim.run(a.netns, "ip", "-o", "link").stdout
-        _cold_add_on_python_3_10(scene, a)
+        _cold_add_on_python_3_10(a)
         state = scene.sim.kernel_state(a.netns)
         starts = a.starts
         a.start_agent()
         assert scene.sim.kernel_state(a.netns) == state, "the agent changed the node"
         said = [line.split()[2] for line in a.container_log(starts).splitlines()
                 if line.startswith("netc agent: ")]
-        assert said == ["configuration", "warm", "ready"], a.container_log(starts)
+        assert said == ["configuration", "iptables", "warm", "ready"], a.container_log(starts)
         assert _serves(scene, NODE_A, 8085)
     finally:
         a.remove_pod(during)
 
 
+def test_on_a_node_without_python_an_add_without_the_agent_is_to_be_tried_again(scene):
+    """The shim answers CNI error 11 while no server answers and the node has no Python for
+    its cold file; the kubelet retries, and once the agent is back the pod starts."""
+    b = scene.b
+    assert b.stop_agent() == 0, b.container_log(b.starts - 1)
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            b.run_pod("waiting", 8087, {})
+        assert "netc's agent is not running on this node: try again later" in \
+            refused.value.details()
+    finally:
+        b.start_agent()
+    pod = b.run_pod("started", 8087, {})
+    try:
+        assert ipaddress.ip_address(b.pod_address(pod)) in NODE_B.subnet(4)
+    finally:
+        b.remove_pod(pod)
+
+
+def test_netc_install_plugin_works_on_a_node_without_python_with_the_agents_server(scene):
+    """The node-by-hand install: its shim hands calls to the agent's warm server."""
+    b = scene.b
+    by_hand = b.root / "by-hand"
+    done = subprocess.run([sys.executable, "-m", "runtime.cli", "install-plugin", "--bin-dir",
+                           str(by_hand), "--warm-socket", SOCKET], cwd=ROOT,
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    served = b.log().count("call handed to process")
+    (ip,) = _add_and_delete_directly(b, str(by_hand / "netc-cni"), "byhand")["ips"]
+    assert ipaddress.ip_interface(ip["address"]) in NODE_B.subnet(4)
+    assert b.log().count("call handed to process") == served + 2
+
+
+def test_nat_flushed_on_a_node_is_put_back_by_the_agent(scene):
+    """Issue 21 item 1 through the DaemonSet: `iptables -t nat -F` on a node (a firewall
+    reload) and the agent's periodic converge puts the NAT back from the kernel's state."""
+    a = scene.a
+
+    def nat() -> str:
+        return a.in_node("iptables-save", "-t", "nat").stdout.decode()
+
+    before = nat()
+    assert "-A POSTROUTING" in before and "NETC-PO-" in before
+    applied = a.log().count("netc agent: applied ")
+    a.in_node("iptables", "-t", "nat", "-F")
+    assert "-A POSTROUTING" not in nat()
+    assert scene.sim.wait_for(lambda: "-A POSTROUTING" in nat(), 15), a.log()
+    assert sorted(line for line in nat().splitlines() if line.startswith("-A")) == \
+        sorted(line for line in before.splitlines() if line.startswith("-A"))
+    assert a.log().count("netc agent: applied ") > applied
+
+
+def _in_netns(pid: int, netns: str) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(f"/run/netns/{netns}").st_ino
+    except OSError:
+        return False
+
+
 def test_a_warm_server_that_dies_is_started_again(scene):
     b = scene.b
-    serving = {pid for pid, command in processes_naming(str(b.socket)).items()
-               if "serve-cni" in command}  # the agent's server and its spare child
+    serving = {pid for pid, command in processes_naming(SOCKET).items()
+               if "serve-cni" in command and _in_netns(pid, b.netns)}  # the server and its spare
     (server,) = serving - {child for pid in serving for child in children(pid)}
     listening = b.log().count("warm server listening")
     os.kill(server, signal.SIGKILL)
@@ -310,17 +394,15 @@ def test_a_warm_server_that_dies_is_started_again(scene):
 def _add_and_delete(node: AgentNode, worker: int, rounds: int, failures: list[str]) -> None:
     """ADD then DEL of one pod namespace after another, through the installed plugin."""
     sim = node.cluster
-    conflist = driver.Conflist((node.conf_dir / "10-pods.conflist").read_bytes())
     for round_ in range(rounds):
         netns = sim.netns(f"w{worker}r{round_}")
-        who = driver.Invocation(f"{sim.tag}-w{worker}-{round_}", f"/run/netns/{netns}",
-                                cni_path=(str(node.bin_dir),), cache_dir=str(node.root / "cache"),
-                                node_netns=node.netns)
-        try:
-            driver.add(conflist, who)
-            driver.delete(conflist, who)
-        except driver.PluginFailed as error:
-            failures.append(str(error))
+        who = ["--container-id", f"{sim.tag}-w{worker}-{round_}", "--netns",
+               f"/run/netns/{netns}", "--cni-path", BIN_DIR, "--cache-dir",
+               str(node.root / "cache")]
+        for command in ("add", "del"):
+            done = node.netc("run", command, f"{CONF_DIR}/10-pods.conflist", *who, check=False)
+            if done.returncode != 0:
+                failures.append(done.stdout.decode() + done.stderr.decode())
         sim.remove_netns(netns)
 
 
@@ -328,18 +410,21 @@ def test_the_plugin_replaced_while_adds_run_fails_no_add(scene):
     """Someone installs another plugin (an older agent's, a cold-only one) by rename while
     two runtimes' ADDs run; the agent's drift repair puts its own back: every ADD succeeds."""
     a = scene.a
-    mine = a.bin_dir / "netc-cni"
-    other = plugin_artifact(None)
-    repaired = a.log().count("installed ")
+    other = a.root / "other-plugin"
+    other.write_bytes(plugin_artifact(None))
+    replace = ("import sys; sys.path.insert(0, sys.argv[1]); "
+               "from runtime.agent import install_plugin; "
+               "install_plugin(sys.argv[2], open(sys.argv[3], 'rb').read())")
+    repaired = a.log().count(f"installed {BIN_DIR}/netc-cni")
     failures: list[str] = []
-    workers = [threading.Thread(target=_add_and_delete, args=(a, n, 12, failures))
+    workers = [threading.Thread(target=_add_and_delete, args=(a, n, 6, failures))
                for n in range(2)]
     for worker in workers:
         worker.start()
     replaced = 0
     try:
         while any(w.is_alive() for w in workers):
-            install_plugin(str(a.bin_dir), other)
+            a.in_node(sys.executable, "-c", replace, str(ROOT), BIN_DIR, str(other))
             replaced += 1
             time.sleep(0.4)
     finally:
@@ -347,6 +432,6 @@ def test_the_plugin_replaced_while_adds_run_fails_no_add(scene):
             worker.join()
     assert failures == []
     assert replaced >= 3
-    assert a.wait_log_count("installed ", repaired + 2)
-    assert a.cluster.wait_for(lambda: mine.read_bytes() == plugin_artifact(str(a.socket)), 5)
-    assert os.access(mine, os.X_OK)
+    assert a.wait_log_count(f"installed {BIN_DIR}/netc-cni", repaired + 2)
+    assert a.cluster.wait_for(lambda: _plugin(a) == _expected_shim(), 5)
+    assert a.in_node("test", "-x", f"{BIN_DIR}/netc-cni", check=False).returncode == 0

@@ -86,6 +86,46 @@ exec "$@"
 
 The mount holding /var/lib becomes a slave first: were it shared, the overlay
 would propagate to the host's mount namespace."""
+NODE_FILES = """\
+set -e
+node=$1
+shift
+for point in /etc /opt /var/lib /run; do
+    mount --make-slave "$(findmnt -n -o TARGET -T "$point")"
+done
+for point in /etc /opt /var/lib; do
+    layer="$node/files/$(echo "$point" | tr / _)"
+    mount -t overlay overlay -o "lowerdir=$point,upperdir=$layer/upper,workdir=$layer/work" \
+        "$point"
+done
+for point in /etc/cni /opt/cni /var/lib/cni /var/lib/netc; do
+    own="$node/files/$(echo "$point" | tr / _)"
+    mkdir -p "$own" "$point"
+    mount --bind "$own" "$point"
+done
+mkdir -p "$node/netns-aside"
+mount --rbind /run/netns "$node/netns-aside"
+mount -t tmpfs -o mode=0755 node-run /run
+mkdir /run/netns
+mount --move "$node/netns-aside" /run/netns
+if [ "$NO_PYTHON" = 1 ]; then
+    for python in /usr/bin/python3* /usr/local/bin/python3* /bin/python3*; do
+        if [ -e "$python" ]; then mount --bind /dev/null "$python"; fi
+    done
+fi
+exec "$@"
+"""
+"""Run the rest of the command line with a node's own /etc, /opt, /var/lib and /run.
+
+Overlays whose writes land in $1/files, and over them directories of the node's own, empty at
+first, at /etc/cni, /opt/cni, /var/lib/cni and /var/lib/netc (the paths a real node has them:
+nothing of the machine's shows through), and a tmpfs over /run
+(the node's /run/netc and /run/xtables.lock) that keeps /run/netns, a mount shared with the
+test's namespace: bound aside, the tmpfs mounted, moved back -- the pods' namespaces
+containerd mounts there reach the test, as on a node.  The mounts holding the four paths
+become slaves first, so nothing mounted here reaches the host's mount namespace, were they
+shared.  NO_PYTHON=1: every python3 of /usr/bin, /usr/local/bin and /bin is /dev/null here,
+a node without Python."""
 
 
 class Containerd:
@@ -93,7 +133,8 @@ class Containerd:
 
     def __init__(self, node: str, conf_dir: Path, bin_dir: Path, sandbox_image: str,
                  cgroups: CgroupTree, *, own_pids: bool = False,
-                 own_var_lib: bool = False) -> None:
+                 own_var_lib: bool = False, node_files: Path | None = None,
+                 no_python: bool = False) -> None:
         self.work = Path(tempfile.mkdtemp(prefix="netc-ctrd-"))
         self.node = node
         self.cgroups = cgroups
@@ -104,6 +145,10 @@ class Containerd:
         the mounts it makes stay there, but for /run/netns, a shared mount, so the
         test sees the pods' namespaces."""
         self.own_var_lib = own_var_lib
+        self.node_files = node_files
+        """A directory holding the node's own /etc, /opt, /var/lib and /run (`NODE_FILES`):
+        the daemon, its shims and the plugins see the default paths as a node's own."""
+        self.no_python = no_python
         self.socket = self.work / "containerd.sock"
         (self.work / "config.toml").write_text(CONFIG.format(
             work=self.work, sandbox_image=sandbox_image, bin_dir=bin_dir, conf_dir=conf_dir))
@@ -120,7 +165,14 @@ class Containerd:
         return self.var_lib / "cni" / "results" / f"{network}-{pod}-{ifname}"
 
     def _var_lib_overlay(self) -> list[str]:
-        """The command prefix that gives the daemon its own /var/lib (`OWN_VAR_LIB`)."""
+        """The command prefix that gives the daemon its own /var/lib (`OWN_VAR_LIB`), or its
+        node's own files (`NODE_FILES`)."""
+        if self.node_files is not None:
+            for point in ("_etc", "_opt", "_var_lib"):
+                for part in ("upper", "work"):
+                    (self.node_files / "files" / point / part).mkdir(parents=True, exist_ok=True)
+            return ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", NODE_FILES,
+                    "sh", str(self.node_files)]
         if not self.own_var_lib:
             return []
         base = self.var_lib.parent
@@ -148,7 +200,8 @@ class Containerd:
             self.process = subprocess.Popen(
                 [*in_netns(self.node), *pids, *self._var_lib_overlay(), "containerd",
                  "--config", str(self.work / "config.toml")],
-                stdout=log, stderr=subprocess.STDOUT, env={"PATH": NODE_PATH})
+                stdout=log, stderr=subprocess.STDOUT,
+                env={"PATH": NODE_PATH, **({"NO_PYTHON": "1"} if self.no_python else {})})
         deadline = time.monotonic() + START_TIMEOUT
         while not self.socket.exists():
             self._alive_before(deadline)
@@ -162,6 +215,29 @@ class Containerd:
         if self.process.poll() is not None or time.monotonic() > deadline:
             raise AssertionError(f"containerd did not get ready:\n{self.log[-3000:]}")
         time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        """The daemon's PID, whose mount namespace is the node's (where hostPaths are)."""
+        assert self.process is not None
+        found = children(self.process.pid) if self.own_pids else [self.process.pid]
+        assert len(found) == 1, found
+        return found[0]
+
+    def in_node(self, *command: str, stdin: bytes | None = None,
+                check: bool = True) -> subprocess.CompletedProcess:
+        """`command` in the node's network, mount and PID namespaces, as a program on the node.
+
+        The PID namespace too: the node's /proc is its own (`--mount-proc`), where a
+        process of another PID namespace has no /proc/self.
+        """
+        namespaces = [f"--{kind}=/proc/{self.pid}/ns/{name}"
+                      for kind, name in (("mount", "mnt"), ("pid", "pid"))]
+        done = subprocess.run([*in_netns(self.node), *namespaces, *command], input=stdin,
+                              capture_output=True, check=False, timeout=120,
+                              env={"PATH": NODE_PATH})
+        assert not check or done.returncode == 0, done.stderr.decode(errors="replace")
+        return done
 
     def ctr(self, *args: str) -> str:
         """`ctr` against this daemon, in the CRI plugin's namespace k8s.io."""
