@@ -116,12 +116,12 @@ class AgentNode:
         # through the YAML an admin applies, so what runs is what `kubectl apply` reads
         return list(yaml.safe_load_all(kubernetes.render_manifests(documents)))
 
-    def _document(self, kind: str) -> dict[str, Any]:
+    def document(self, kind: str) -> dict[str, Any]:
         return next(d for d in self.manifests() if d["kind"] == kind)
 
     def publish(self) -> None:
         """The ConfigMap's current data into the mounted volume (the kubelet's swap)."""
-        self.config.write(self._document("ConfigMap")["data"])
+        self.config.write(self.document("ConfigMap")["data"])
 
     # the node's files and programs, in its namespaces
 
@@ -143,10 +143,14 @@ class AgentNode:
 
     # the agent's pod
 
-    def start_agent(self) -> float:
+    def start_agent(self, daemon_set: dict[str, Any] | None = None, *,
+                    wait: bool = True) -> float:
         """Run the DaemonSet's pod (a new container in the same sandbox after the first);
-        the seconds from StartContainer's return to ready."""
-        spec = kubelet.PodSpec.of(self._document("DaemonSet"))
+        the seconds from StartContainer's return to ready (`wait` False: 0, at once).
+
+        `daemon_set`: another DaemonSet than the manifests' (one capability less, say).
+        """
+        spec = kubelet.PodSpec.of(daemon_set or self.document("DaemonSet"))
         sandbox = kubelet.sandbox_config(spec, f"netc-node-{self.node.name}", "netc-system",
                                          self.logs, self.cgroups.parent)
         if self.agent_pod is None:
@@ -159,7 +163,7 @@ class AgentNode:
         self.starts += 1
         self.agent = self.cri.run_container(self.agent_pod, config, sandbox)
         started = time.monotonic()
-        if not self.cluster.wait_for(self.ready, READY_TIMEOUT):
+        if wait and not self.cluster.wait_for(self.ready, READY_TIMEOUT):
             raise AssertionError(f"the agent on {self.node.name} is not ready: "
                                  f"{self.readiness()}\n{self.log()}")
         return time.monotonic() - started
