@@ -19,8 +19,8 @@ and then converges again when the configuration changes, and every
 changed is put back), logging each change it makes.  It is ready (GET /readyz on
 localhost) once all four are done; a node missing from the configuration,
 or a configuration it cannot read, is an error: it stays not ready and
-writes no conflist.  On SIGTERM it stops the server and leaves the plugin
-and the conflists in place, so pods keep being attached and detached (cold)
+writes no conflist.  On SIGTERM it stops the server, removes its socket and
+leaves the plugin and the conflists in place, so pods keep being attached and detached (cold)
 while it restarts (cilium#24009).
 
 The agent works in its own container: what it writes on the node is
@@ -38,6 +38,7 @@ import http.server
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -143,6 +144,7 @@ class Agent:
             self.wake.wait(self.options.poll)
         self.follower.stop()
         self._stop_server()
+        remove_socket(self.options.socket)
         try:
             _log_lines(left_on_node(self.options))
         except OSError as error:
@@ -419,6 +421,19 @@ def holds_addresses(networks: Sequence[Network]) -> bool:
     """Whether pods of the networks hold addresses on this node (their block must stay)."""
     return any(IpamStore(n.ipam.data_dir, n.name).holders() for n in networks
                if n.ipam is not None and n.ipam.cluster is not None)
+
+
+def remove_socket(path: str) -> None:
+    """The warm server's socket, once the server has stopped (a socket file, nothing else).
+
+    A stale socket makes every call try it first, and left behind after
+    netc's removal it is one more file of netc's on the node.
+    """
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def members_file(options: Options) -> str:

@@ -282,7 +282,9 @@ def _check(out_dir: Path, plan: OutputPlan, output: str) -> int:
             "remove the edited file, then run netc build" if edited else
             "run netc build without --check to write them"), err=True)
         return EXIT_INVALID
-    click.echo(f"{len(plan.changes)} conflists up to date", err=True)
+    count = len(plan.changes)
+    noun = "manifest" if {c.name for c in plan.changes} == {MANIFEST_FILE} else "conflist"
+    click.echo(f"{count} {noun}{'s' if count != 1 else ''} up to date", err=True)
     return 0
 
 

@@ -149,6 +149,16 @@ def test_netc_build_target_kubernetes_prints_one_yaml_stream():
     assert kinds == ["Namespace", "ConfigMap", "DaemonSet"]
 
 
+def test_the_manifests_checked_in_a_directory_are_called_what_they_are(tmp_path):
+    """Issue 21 item 25: `--check` of the manifests said "1 conflists up to date"."""
+    arguments = ["build", "--target", "kubernetes", "--out", str(tmp_path),
+                 str(ROOT / "examples" / "cluster.netdsl")]
+    assert CliRunner().invoke(main, arguments).exit_code == 0
+    result = CliRunner().invoke(main, [*arguments, "--check"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == "1 manifest up to date\n"
+
+
 FIXED = "network pods {\n    bridge cni0 { gateway }\n    ipam { subnet 10.88.0.0/16%s }\n}\n"
 
 

@@ -32,6 +32,7 @@ from runtime.agent import (
     choose_iptables,
     install_plugin,
     left_on_node,
+    remove_socket,
     serve_health,
     write_conflists,
 )
@@ -254,3 +255,15 @@ def test_a_backend_chosen_by_netc_iptables_is_not_detected_and_reaches_the_serve
     finally:
         iptables.use_backend(None)
     assert "netc agent: iptables backend legacy (NETC_IPTABLES)" in capfd.readouterr().err
+
+
+def test_the_socket_is_removed_once_the_server_stopped_and_only_a_socket(tmp_path):
+    path = tmp_path / "cni.sock"
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(path))
+    remove_socket(str(path))
+    assert not path.exists()
+    path.write_text("not a socket")
+    remove_socket(str(path))
+    remove_socket(str(tmp_path / "absent"))
+    assert path.read_text() == "not a socket"

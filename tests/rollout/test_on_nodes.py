@@ -294,6 +294,7 @@ def test_with_the_agent_stopped_pods_attach_cold_and_it_takes_over_unchanged(sce
     assert (f"the plugin {BIN_DIR}/netc-cni and 1 conflist of netc's in {CONF_DIR} "
             "stay") in a.log()
     assert a.readiness()[0] == 0, "the agent still answers"
+    assert a.in_node("test", "-e", SOCKET, check=False).returncode != 0, "its socket stayed"
     assert (a.conflists(), _plugin(a)) == (conflists, plugin)
     during = a.run_pod("during", 8085, {})  # no server: the shim runs the cold file
     try:
