@@ -144,6 +144,22 @@ def attachment_teardown(params: Mapping[str, Any], live: Live | None = None) -> 
     return [declare(chain), *unjump, f"-X {_token(chain)}"]
 
 
+def node_teardown(params: Mapping[str, Any], live: Live) -> list[str]:
+    """A network's chains and entry rules gone: what `node_setup` wrote, the other way.
+
+    The jumps first (a chain still jumped to cannot be deleted), then every
+    chain that is there flushed, then deleted -- the dispatch chains with the
+    pods' jumps they may still hold.  Nothing that is not there.
+    """
+    family, table = params["family"], params["table"]
+    names = [*(c["name"] for c in params["chains"]), *params["dispatch"]]
+    present = [name for name in names if live.chain_exists(family, table, name)]
+    lines = [line("-D", j["chain"], j["rule"]) for j in params["jumps"]
+             if live.has_rule(family, table, j["chain"], tuple(j["rule"]))]
+    return [*lines, *(declare(name) for name in present),
+            *(f"-X {_token(name)}" for name in present)]
+
+
 def restore_text(table: str, lines: Sequence[str]) -> str:
     """The input of iptables-restore for one table."""
     return "\n".join([f"*{_token(table)}", *lines, "COMMIT", ""])

@@ -29,6 +29,7 @@ COMMANDS = {
     "image": "runtime.cli.deploy:image",
     "status": "runtime.cli.node:status",
     "gc": "runtime.cli.node:gc",
+    "uninstall": "runtime.cli.node:uninstall",
 }
 
 

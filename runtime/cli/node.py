@@ -1,9 +1,11 @@
-"""`netc status` and `netc gc`: what a node holds for netc, and collecting what leaked.
+"""`netc status`, `gc`, `uninstall`: a node's netc state, its leaks collected, all of it removed.
 
 The networks come from `.netdsl` sources (a cluster's built for `--node`)
 or from the conflists in a directory such as /etc/cni/net.d (netc's own
-plugin carries its compiled network).  The work is in `runtime.inventory`
-and `runtime.detach`; these commands read, print and choose exit codes.
+plugin carries its compiled network) -- for `uninstall`, from the sources
+or the agent's configuration.  The work is in `runtime.inventory`,
+`runtime.detach` and `runtime.uninstall`; these commands read, print and
+choose exit codes.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import click
 from compiler import ir_codec
 from compiler.emit import NETC_PLUGIN_TYPE
 from compiler.errors import NetcError
-from compiler.ir import Network
+from compiler.ir import Cluster, Network
 from compiler.quantities import format_quantity
 from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report
 from runtime.cli.node_plans import networks_of as node_networks
@@ -198,3 +200,72 @@ def gc(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
                     click.echo(f"nothing to collect on {network.name}")
     except NetcError as error:
         raise SystemFailure(str(error)) from error
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--node", help="The node of a cluster these networks are built for.")
+@click.option("--node-netns", help="Work in this network namespace as the node (tests).")
+@click.option("--cni-conf-dir", default="/etc/cni/net.d", show_default=True)
+@click.option("--cni-bin-dir", default="/opt/cni/bin", show_default=True)
+@click.option("--socket", default="/run/netc/cni.sock", show_default=True,
+              help="The warm server's socket (refused while a server answers there).")
+@click.option("--memory-dir", default="/var/lib/netc", show_default=True,
+              help="Where a node of a dynamic cluster remembers its block.")
+@click.option("--force", is_flag=True, help="Run the DEL of pods still attached, then remove.")
+@click.option("--apply", "act", is_flag=True, help="Remove; without it, only say what.")
+def uninstall(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
+              cni_conf_dir: str, cni_bin_dir: str, socket: str, memory_dir: str, force: bool,
+              act: bool) -> None:
+    """Remove everything netc put on this node for the networks of INPUTS.
+
+    INPUTS: the .netdsl files, or the agent's configuration (the ConfigMap's
+    netc.json).  Conflists and plugin files netc wrote, its socket, the
+    networks' iptables chains, bridges, routes and VXLAN device, their state
+    and IPAM files; forwarding and the bridge sysctls stay.  Refused (exit 1)
+    while a pod is attached, unless --force, and while the agent runs.  A dry
+    run unless --apply.
+    """
+    from compiler.cluster import NodeUnknown, networks_for_node
+    from runtime import uninstall as removal
+    from runtime.netns import node_namespace
+
+    clusters, networks = _configuration(inputs)
+    cluster = next((c for c in clusters if node is not None and c.node(node)), None)
+    try:
+        built = networks_for_node(networks, clusters, node) if node else networks
+    except NodeUnknown as error:
+        raise click.UsageError(error.message) from error
+    if node is None and any(n.ipam and n.ipam.cluster for n in networks):
+        raise click.UsageError("these networks draw from a cluster: give --node NAME")
+    where = removal.Node(cni_conf_dir, cni_bin_dir, socket, memory_dir)
+    try:
+        with node_namespace(node_netns), removal.opened() as host:
+            found = removal.steps(host, built, cluster, node or "", where, force=force)
+            if act:
+                removal.carry_out(found, click.echo)
+            else:
+                for step in found:
+                    click.echo(f"would remove {step.what}" if step.act else
+                               f"stays: {step.what}")
+    except removal.Refused as error:
+        click.echo(f"netc uninstall: nothing removed: {error}\nhint: {error.details}", err=True)
+        sys.exit(EXIT_INVALID)
+    except (NetcError, OSError) as error:
+        raise SystemFailure(str(error)) from error
+
+
+def _configuration(inputs: tuple[str, ...]) -> tuple[list[Cluster], list[Network]]:
+    """The clusters and networks of .netdsl files, or of the agent's configuration."""
+    if len(inputs) == 1 and inputs[0].endswith(".json"):
+        from runtime.agent import Snapshot
+
+        try:
+            return Snapshot.of(inputs[0]).parsed()
+        except NetcError as error:
+            raise click.UsageError(str(error)) from error
+    compilation, sources = compile_paths(inputs)
+    report(compilation.diagnostics, sources)
+    if not compilation.ok:
+        sys.exit(EXIT_INVALID)
+    return list(compilation.clusters), list(compilation.networks)
