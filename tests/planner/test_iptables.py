@@ -11,6 +11,7 @@ import pytest
 from compiler.errors import Code
 from compiler.pipeline import compile_sources
 from compiler.planner import iptables
+from compiler.planner.attach import node_operations
 from compiler.planner.context import ContextError, PodContext, PortMapping, host_address
 from compiler.planner.ops import Kind
 from compiler.planner.plan import plan
@@ -106,3 +107,23 @@ def test_host_ips_with_scopes_or_of_other_types_are_refused(host_ip):
 def test_unspecified_host_ips_mean_every_address():
     assert host_address("0.0.0.0") is None and host_address("::") is None
     assert str(host_address("198.18.0.1")) == "198.18.0.1"
+
+
+def test_a_networks_teardown_unjumps_then_flushes_then_deletes_what_is_there():
+    class Present:
+        def chain_exists(self, family, table, chain):
+            return True
+
+        def has_rule(self, family, table, chain, arguments):
+            return chain != "OUTPUT"  # one jump an admin already took away
+
+    (nat,) = [op for op in node_operations(NETWORK)
+              if op.kind == Kind.NODE_NAT and op.params == {**op.params, "family": 4,
+                                                             "table": "nat"}]
+    assert iptables.node_teardown(nat.params, iptables.FRESH) == []
+    lines = iptables.node_teardown(nat.params, Present())
+    (masquerade,) = [c["name"] for c in nat.params["chains"]]
+    (dispatch,) = nat.params["dispatch"]
+    assert [line.split()[:2] for line in lines] == [
+        ["-D", "POSTROUTING"], ["-D", "PREROUTING"], [f":{masquerade}", "-"],
+        [f":{dispatch}", "-"], ["-X", masquerade], ["-X", dispatch]]
