@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from compiler import datatypes
 from compiler.digests import sha256
 from compiler.errors import Code, NetcError
-from compiler.ir import Cluster, IPNetwork, Network, Node
+from compiler.ir import Cluster, IPNetwork, Network, Node, mac_text
 from compiler.lower_ipam import default_subnet
 
 
@@ -87,7 +87,7 @@ def vtep_mac(cluster: Cluster, node: Node) -> str:
     """The MAC of a node's VXLAN device, derived from (cluster, node): every peer knows it."""
     digest = bytearray(sha256(f"{cluster.name}\0{node.name}".encode()).digest()[:6])
     digest[0] = (digest[0] & 0xFE) | 0x02  # unicast, locally administered
-    return ":".join(f"{octet:02x}" for octet in digest)
+    return mac_text(digest)
 
 
 def block_count(cluster: Cluster) -> int:

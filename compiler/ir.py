@@ -10,7 +10,7 @@ free of lark and click: the runtime imports it on every CNI call.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from compiler.datatypes import field, frozen
 from compiler.source import Span
@@ -19,6 +19,16 @@ from compiler.versions import DEFAULT_CNI_VERSION
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+def mac_text(octets: bytes | bytearray) -> str:
+    """Six bytes as aa:bb:cc:dd:ee:ff, the one spelling of a MAC in plans, records and output."""
+    return ":".join(f"{octet:02x}" for octet in octets)
+
+
+def mac_bytes(mac: str) -> bytes:
+    """aa:bb:cc:dd:ee:ff as six bytes."""
+    return bytes(int(part, 16) for part in mac.split(":"))
 
 
 def family_key(family: int) -> str:
@@ -208,11 +218,17 @@ class Limits:
 
     def direction(self, name: Direction) -> Rate | None:
         """The limit for 'ingress' or 'egress'."""
-        return self.ingress if name == "ingress" else self.egress
+        return of_direction(name, self.ingress, self.egress)
 
 
 Direction = Literal["ingress", "egress"]
 DIRECTIONS: tuple[Direction, ...] = ("ingress", "egress")
+T = TypeVar("T")
+
+
+def of_direction(direction: Direction, ingress: T, egress: T) -> T:
+    """The half of a per-direction pair that `direction` names (ingress: to the pod)."""
+    return ingress if direction == "ingress" else egress
 
 
 @frozen
