@@ -112,8 +112,7 @@ def render_config(clusters: Sequence[Cluster], networks: Sequence[Network]) -> s
 
 def manifests(clusters: Sequence[Cluster], networks: Sequence[Network],
               rollout: Rollout) -> list[dict[str, Any]]:
-    """The Namespace, the API access, the ConfigMap and the DaemonSet, in the order to apply
-    them."""
+    """Namespace, API access (Kubernetes membership), ConfigMap, DaemonSet: in apply order."""
     config = render_config(clusters, networks)
     checksum = "sha256:" + sha256(config.encode()).hexdigest()
     reads_nodes = any(c.membership.source == "kubernetes" for c in clusters)

@@ -87,6 +87,8 @@ class Options:
     interface of its default route)."""
     memory_dir: str = "/var/lib/netc"
     """Where a dynamic cluster's block is remembered across restarts and reboots."""
+    kubeconfig: str | None = None
+    """The Kubernetes API of a cluster of Nodes, outside a pod (default: the pod's own)."""
 
 
 def log(message: str) -> None:
@@ -114,7 +116,8 @@ class Agent:
         self.wake = threading.Event()
         """Set by SIGTERM and by a change of the members: the agent looks again at once."""
         self.follower = Follower(options.node, options.node_netns, options.node_addresses,
-                                 options.memory_dir, self.wake)
+                                 options.memory_dir, self.wake,
+                                 kubeconfig=options.kubeconfig)
         self.plugin = plugin_artifact(options.socket)
         """The plugin artifact, built from the very modules the server runs (same identity)."""
 

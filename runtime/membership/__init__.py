@@ -1,8 +1,9 @@
 """A cluster's members, as its source has them: this node's claim, the members now, changes.
 
-    source (static | etcd)  ->  View  ->  the agent: node plan = planner(cluster, members,
-                                          this node), applied with the prune of what no
-                                          member owns
+    source (static | etcd | kubernetes)  ->  View  ->  the agent: node plan =
+                                                        planner(cluster, members, this node),
+                                                        applied with the prune of what no
+                                                        member owns
 
 A source never touches the kernel and the agent never talks to a datastore:
 the two meet in a `View`, an immutable picture the source replaces whenever
@@ -98,11 +99,18 @@ HoldsAddresses = Callable[[], bool]
 
 def source_for(cluster: Cluster, node: str, addresses: tuple[IPInterface, ...],
                memory_dir: str, holds_addresses: HoldsAddresses, *,
-               changed: threading.Event | None = None) -> Source:
+               changed: threading.Event | None = None, kubeconfig: str | None = None
+               ) -> Source:
     """The source of a cluster's members, for `node`, whose underlay `addresses` it publishes.
 
-    `changed` is the event it sets when its view changes (default: one of its own).
+    `changed` is the event it sets when its view changes (default: one of its own);
+    `kubeconfig` where the Kubernetes API is when the agent runs outside a pod.
     """
+    if cluster.membership.source == "kubernetes":
+        from runtime.membership.kubernetes import KubernetesSource
+
+        return KubernetesSource(cluster, node, addresses, holds_addresses, changed=changed,
+                                kubeconfig=kubeconfig)
     if cluster.membership.source == "etcd":
         from runtime.membership.etcd import EtcdSource
 

@@ -31,11 +31,13 @@ class Follower:
     """The running source of the agent's cluster."""
 
     def __init__(self, node: str, node_netns: str | None, addresses: Sequence[str],
-                 memory_dir: str, wake: threading.Event) -> None:
+                 memory_dir: str, wake: threading.Event, *, kubeconfig: str | None = None
+                 ) -> None:
         self.node = node
         self.node_netns = node_netns
         self.addresses = tuple(addresses)
         self.memory_dir = memory_dir
+        self.kubeconfig = kubeconfig
         self.wake = wake
         """Set when the source's view changes, to wake the agent."""
         self.holds_addresses = False
@@ -94,17 +96,21 @@ class Follower:
             return self.source
         self.stop()
         source = source_for(cluster, self.node, self._addresses(cluster), self.memory_dir,
-                            lambda: self.holds_addresses, changed=self.wake)
+                            lambda: self.holds_addresses, changed=self.wake,
+                            kubeconfig=self.kubeconfig)
         with node_namespace(self.node_netns):  # its threads talk from the node's network
             source.start()
         self.source, self._key = source, key
         return source
 
     def _addresses(self, cluster: Cluster) -> tuple[IPInterface, ...]:
+        """The addresses given, else the default route's; a Kubernetes source's: the Node's."""
         if not cluster.membership.dynamic:
             return ()
         if self.addresses:
             return underlay.given(self.addresses)
+        if cluster.membership.source == "kubernetes":
+            return ()
         return underlay.of_default_route(self.node_netns)
 
 
