@@ -43,6 +43,7 @@ import ssl
 import threading
 import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,8 @@ class ApiServer:
         self.requests: list[tuple[str, str, str]] = []
         """(user, verb, path and query) of every request authenticated."""
         self.streams: set[socket.socket] = set()
+        self.generation = 0
+        """Raised by `end_watches`: a watch started before ends."""
         self.running = False
         self.server: http.server.ThreadingHTTPServer | None = None
         self.start()
@@ -193,6 +196,16 @@ class ApiServer:
             for stream in list(self.streams):
                 with contextlib.suppress(OSError):
                     stream.shutdown(socket.SHUT_RDWR)
+            self.store.changed.notify_all()
+
+    def end_watches(self, change: Callable[[], object] | None = None) -> None:
+        """Every open watch ended cleanly, after `change` (unseen by them) and a compaction
+        of everything so far: a watcher that comes back from an older version gets 410."""
+        with self.store.changed:
+            if change is not None:
+                change()
+            self.store.compacted = self.store.version
+            self.generation += 1
             self.store.changed.notify_all()
 
     # the control plane's part
@@ -325,8 +338,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _stream(self, version: int, bookmarks: bool, until: float) -> None:
         bookmark_due = time.monotonic() + self.api.bookmark_every
+        generation = self.api.generation
         while self.api.running and time.monotonic() < until:
             with self.store.changed:
+                if self.api.generation != generation:
+                    return
                 try:
                     events = self.store.after(version)
                 except Gone:
