@@ -283,9 +283,8 @@ class Kube:
         connection, response = self._open("GET", f"{NODES}?{query}", None,
                                           timeout=seconds + WATCH_MARGIN)
         try:
-            for line in response:
-                if line.strip():
-                    yield _event(_json(line))
+            for line in _lines(response):
+                yield _event(_json(line))
         except (OSError, http.client.HTTPException) as error:
             raise Unavailable(f"the watch of Nodes broke: {error}") from error
         finally:
@@ -337,6 +336,21 @@ class Kube:
         if self._context is None:
             self._context = self.config.context()
         return self._context
+
+
+def _lines(response: http.client.HTTPResponse) -> Iterator[bytes]:
+    """The lines of a streamed answer; `IncompleteRead` when it is cut before its last chunk.
+
+    Not `for line in response`: its readline takes a chunked answer cut
+    mid-stream for one that ended, and a broken watch would pass for one the
+    server ended.
+    """
+    pending = b""
+    while chunk := response.read1(65536):
+        *lines, pending = (pending + chunk).split(b"\n")
+        yield from (line for line in lines if line.strip())
+    if pending.strip():
+        yield pending
 
 
 def _failure(status: int, body: bytes) -> ApiError:

@@ -186,17 +186,18 @@ class ApiServer:
                          name="apiserver").start()
 
     def stop(self) -> None:
-        """The API away: nothing listens, and every open watch is cut."""
-        self.running = False
-        if self.server is not None:
-            self.server.shutdown()
-            self.server.server_close()
-            self.server = None
+        """The API away, as a crashed server is: every open watch cut mid-stream, nothing
+        listening."""
         with self.store.changed:
             for stream in list(self.streams):
                 with contextlib.suppress(OSError):
                     stream.shutdown(socket.SHUT_RDWR)
+            self.running = False
             self.store.changed.notify_all()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
 
     def end_watches(self, change: Callable[[], object] | None = None) -> None:
         """Every open watch ended cleanly, after `change` (unseen by them) and a compaction
