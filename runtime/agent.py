@@ -57,7 +57,7 @@ from runtime.artifact import plugin_artifact
 from runtime.files import read_text, write_atomically
 from runtime.install import package_root
 from runtime.ipam_store import IpamStore
-from runtime.membership.follower import Follower
+from runtime.membership.follower import Follower, NotJoined
 from runtime.netns import CLONE_NEWNS, enter
 
 PLUGIN_NAME = "netc-cni"
@@ -157,6 +157,9 @@ class Agent:
         self.attempted = read.digest
         try:
             condition = self._converge(read)
+        except NotJoined as error:  # what keeps it out is shown by `netc status` too
+            write_members(self.options, error.cluster, error.view)
+            condition = str(error)
         except (NetcError, OSError, ValueError) as error:
             condition = str(error)
         if condition:

@@ -73,7 +73,8 @@ STATUS_FORMAT = 1
 def status_document(cluster: Cluster, node: str, view: View) -> dict[str, object]:
     """What `netc status` shows of a cluster's membership.
 
-    The source, this node's block and lease, every member and when it was last seen.
+    The source, this node's block and lease (or, of a Kubernetes Node, its podCIDRs), every
+    member and when it was last seen.
     """
     me = view.me
     members = view.members.members if view.members is not None else ()
@@ -81,9 +82,10 @@ def status_document(cluster: Cluster, node: str, view: View) -> dict[str, object
         "format": STATUS_FORMAT, "cluster": cluster.name, "source": view.source, "node": node,
         "condition": view.condition,
         "block": me.block if me is not None else None,
+        "subnets": [str(s) for s in me.subnets] if me is not None else [],
         "lease": f"{view.lease:x}" if view.lease is not None else None, "ttl": view.ttl,
         "revision": view.members.revision if view.members is not None else None,
-        "members": [{"name": m.name, "block": m.block,
+        "members": [{"name": m.name, "block": m.block, "subnets": [str(s) for s in m.subnets],
                      "addresses": [str(a) for a in m.addresses],
                      "last_seen": _when(view.seen.get(m.name))} for m in members]}
 

@@ -26,6 +26,11 @@ from runtime.netns import node_namespace
 class NotJoined(NetcError):
     """The node holds no block yet, or its source has not listed the members once."""
 
+    def __init__(self, message: str, cluster: Cluster, view: View) -> None:
+        super().__init__(message)
+        self.cluster, self.view = cluster, view
+        """What the source says meanwhile (`netc status` shows it)."""
+
 
 class Follower:
     """The running source of the agent's cluster."""
@@ -56,11 +61,12 @@ class Follower:
         view = source.view()
         if view.members is None or view.me is None:
             raise NotJoined(f"not joined cluster {cluster.name} yet: "
-                            f"{view.condition or 'listing its members'}")
+                            f"{view.condition or 'listing its members'}", cluster, view)
         self._applied = _essence(view)
         members, left_out = routable(cluster, self.node, view.members)
         if members.get(self.node) is None:
-            raise NotJoined(f"this node cannot be routed to: {'; '.join(left_out)}")
+            raise NotJoined(f"this node cannot be routed to: {'; '.join(left_out)}", cluster,
+                            datatypes.replace(view, condition="; ".join(left_out)))
         if left_out:
             view = datatypes.replace(view, condition="; ".join(
                 [view.condition, *left_out] if view.condition else left_out))

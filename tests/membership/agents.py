@@ -49,10 +49,24 @@ class AgentCluster(SimCluster):
         self.agents: dict[str, subprocess.Popen] = {}
         super().__init__(tmp, bin_dir, mode, False, ())
         try:
-            self.etcd = EtcdCluster(self)
+            self.start_datastore()
         except BaseException:
             self.close()
             raise
+
+    def start_datastore(self) -> None:
+        """Where the members are: a 3-member etcd on the underlay."""
+        self.etcd = EtcdCluster(self)
+
+    def membership(self) -> str:
+        """The cluster's `membership` statement."""
+        endpoints = ", ".join(self.etcd.endpoints)
+        return (f"    membership etcd {{\n        endpoints {endpoints}\n"
+                f"        lease {self.lease}s\n    }}\n")
+
+    def agent_options(self, node: SimNode) -> list[str]:
+        """What the agent needs besides the options every agent gets."""
+        return ["--memory-dir", str(self.dirs(node)["memory"])]
 
     def close(self) -> None:
         for name in list(self.agents):
@@ -65,11 +79,8 @@ class AgentCluster(SimCluster):
     def source(self) -> str:
         routing = (f"    routing {self.mode} {{ vni {self.vni}; underlay-mtu 1500 }}\n"
                    if self.mode != "host-gw" else "    routing host-gw\n")
-        endpoints = ", ".join(self.etcd.endpoints)
-        membership = (f"    membership etcd {{\n        endpoints {endpoints}\n"
-                      f"        lease {self.lease}s\n    }}\n")
         return (f"cluster {CLUSTER} {{\n    pod-cidr {self.pod_cidr}\n    node-block /24\n"
-                f"{routing}{membership}}}\n\n"
+                f"{routing}{self.membership()}}}\n\n"
                 "network pods {\n    state-dir \"{state}\"\n"
                 "    bridge cni0 { gateway; masquerade }\n"
                 f"    ipam {{ cluster {CLUSTER}; data-dir \"{{data}}\"; route 0.0.0.0/0 }}\n"
@@ -109,7 +120,7 @@ class AgentCluster(SimCluster):
                    "agent", "--config", str(self.config(node)), "--node-name", node.name,
                    "--cni-conf-dir", str(dirs["net.d"]), "--cni-bin-dir", str(dirs["bin"]),
                    "--socket", str(dirs["socket"]), "--interval", "1", "--health-port", "0",
-                   "--host-mount-ns", "", "--memory-dir", str(dirs["memory"])]
+                   "--host-mount-ns", "", *self.agent_options(node)]
         with dirs["log"].open("a") as log:
             agent = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT)
         self.agents[node.name] = agent
