@@ -35,6 +35,7 @@ from typing import Any
 from compiler.datatypes import frozen
 from compiler.errors import Code, NetcError
 from runtime.files import read_text
+from runtime.jsontext import json_object
 
 TIMEOUT = 10.0
 """Seconds one request may take."""
@@ -369,13 +370,7 @@ def _failure(status: int, body: bytes) -> ApiError:
 
 
 def _json(data: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(data)
-    except ValueError as error:
-        raise ApiError(f"the Kubernetes API's answer is not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise ApiError("the Kubernetes API's answer is not a JSON object")
-    return document
+    return json_object(data, ApiError, "the Kubernetes API")
 
 
 def _version(metadata: Mapping[str, Any]) -> str:

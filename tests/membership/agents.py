@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -214,6 +215,13 @@ class AgentCluster(SimCluster):
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         return process
 
+    def lossless(self, source: SimPod, target: SimPod, during: Callable[[], object]) -> None:
+        """`during()` while a flow runs from one pod to another: not one datagram lost."""
+        running = self.flow(source, target)
+        during()
+        sent, answered, _ = self.flow_result(running)
+        assert sent > 0 and answered == sent, f"{sent - answered} of {sent} datagrams lost"
+
     @staticmethod
     def flow_result(process: subprocess.Popen) -> tuple[int, int, int]:
         """(sent, answered, longest gap in ms) of a flow, which it stops."""
@@ -222,6 +230,15 @@ class AgentCluster(SimCluster):
         words = process.stdout.readline().split()
         process.wait(10)
         return int(words[1]), int(words[3]), int(words[5])
+
+
+def assert_pods_reach_each_other(cluster: AgentCluster, pods: list[SimPod]) -> None:
+    """Every pod answers every other, which sees its own address: no NAT on the way."""
+    for source in pods:
+        for target in pods:
+            if source is not target:
+                answer = cluster.ask(source.pod.name, "tcp", target.addresses[4], POD_PORT)
+                assert answer == f"{target.node.name} {source.addresses[4]}"
 
 
 def until(condition: Any, timeout: float = 30.0, step: float = 0.05) -> bool:

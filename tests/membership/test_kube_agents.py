@@ -16,7 +16,7 @@ import time
 import pytest
 
 from tests.cluster.sim import NODE_A, NODE_B, NODE_C, NODE_E, POD_PORT
-from tests.membership.agents import until
+from tests.membership.agents import assert_pods_reach_each_other, until
 from tests.membership.kube_agents import KubeAgentCluster
 
 THREE = (NODE_A, NODE_B, NODE_C)
@@ -46,11 +46,7 @@ def test_three_nodes_join_from_their_nodes_and_pods_talk_without_nat(tmp_path, b
         pods = [cluster.add_pod(n) for n in THREE]
         assert [p.addresses[4].rsplit(".", 1)[0] for p in pods] == [
             f"10.244.{n.block}" for n in THREE]
-        for source in pods:
-            for target in pods:
-                if source is not target:
-                    answer = cluster.ask(source.pod.name, "tcp", target.addresses[4], POD_PORT)
-                    assert answer == f"{target.node.name} {source.addresses[4]}"
+        assert_pods_reach_each_other(cluster, pods)
 
 
 def test_a_fourth_node_joins_during_a_flow_and_a_deleted_node_vanishes_everywhere(tmp_path,
@@ -58,15 +54,15 @@ def test_a_fourth_node_joins_during_a_flow_and_a_deleted_node_vanishes_everywher
     with KubeAgentCluster(tmp_path, bin_dir, "vxlan") as cluster:
         _join(cluster, *THREE)
         a, b = cluster.add_pod(NODE_A), cluster.add_pod(NODE_B)
-        running = cluster.flow(a, b)
-        _join(cluster, NODE_E)
-        four = (*THREE, NODE_E)
-        assert until(lambda: _everyone_routes_to_everyone(cluster, four))
-        e = cluster.add_pod(NODE_E)
-        assert cluster.ask(a.pod.name, "tcp", e.addresses[4], POD_PORT) == \
-            f"node-e {a.addresses[4]}"
-        sent, answered, _ = cluster.flow_result(running)
-        assert sent > 0 and answered == sent, "the join cost the running flow datagrams"
+
+        def fourth_joins() -> None:
+            _join(cluster, NODE_E)
+            assert until(lambda: _everyone_routes_to_everyone(cluster, (*THREE, NODE_E)))
+            e = cluster.add_pod(NODE_E)
+            assert cluster.ask(a.pod.name, "tcp", e.addresses[4], POD_PORT) == \
+                f"node-e {a.addresses[4]}"
+
+        cluster.lossless(a, b, fourth_joins)
 
         cluster.stop_agent(NODE_C.name)
         cluster.api.delete_node(NODE_C.name)  # kubectl delete node node-c
@@ -106,19 +102,22 @@ def test_the_api_away_costs_a_flow_nothing_and_removes_nothing(tmp_path, bin_dir
         assert healthy.returncode == 0, healthy.stdout
         assert healthy.stdout.startswith("cluster sim (kubernetes membership): node node-a has "
                                          "pod subnets 10.244.1.0/24, 2 members"), healthy.stdout
-        running = cluster.flow(a, b)
-        cluster.api.stop()
-        assert until(lambda: "the Kubernetes API is unavailable" in cluster.log(NODE_A.name))
-        assert until(lambda: "! the Kubernetes API is unavailable" in
-                     cluster.status(NODE_A).stdout, 10)
-        assert cluster.status(NODE_A).returncode == 1
-        time.sleep(5)  # retries reach their longest wait; nothing is timed out in this source
-        assert {n.name: cluster.peer_routes(n) for n in (NODE_A, NODE_B)} == routes
-        cluster.api.start()
-        assert until(lambda: "the Kubernetes API answers again" in cluster.log(NODE_A.name), 30)
-        assert until(lambda: cluster.status(NODE_A).returncode == 0, 10)
-        sent, answered, _ = cluster.flow_result(running)
-        assert sent > 0 and answered == sent, f"{sent - answered} of {sent} datagrams lost"
+
+        def outage() -> None:
+            cluster.api.stop()
+            assert until(lambda: "the Kubernetes API is unavailable" in cluster.log(
+                NODE_A.name))
+            assert until(lambda: "! the Kubernetes API is unavailable" in
+                         cluster.status(NODE_A).stdout, 10)
+            assert cluster.status(NODE_A).returncode == 1
+            time.sleep(5)  # retries reach their longest wait; nothing here is timed out
+            assert {n.name: cluster.peer_routes(n) for n in (NODE_A, NODE_B)} == routes
+            cluster.api.start()
+            assert until(lambda: "the Kubernetes API answers again" in cluster.log(
+                NODE_A.name), 30)
+            assert until(lambda: cluster.status(NODE_A).returncode == 0, 10)
+
+        cluster.lossless(a, b, outage)
         assert {n.name: cluster.peer_routes(n) for n in (NODE_A, NODE_B)} == routes
 
 
