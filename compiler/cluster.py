@@ -34,12 +34,17 @@ def node_of(cluster: Cluster, name: str) -> Node:
     """The node called `name` (`NodeUnknown` names the ones there are).
 
     A dynamic cluster knows only its pinned nodes before run time: any other
-    node's block is the one its agent claims, so nothing can be built for it
-    from the configuration alone.
+    node's block is the one its agent claims (or, from Kubernetes, its Node's
+    podCIDRs), so nothing can be built for it from the configuration alone.
     """
     node = cluster.node(name)
     if node is None:
         known = ", ".join(n.name for n in cluster.nodes[:20]) or "none"
+        if cluster.membership.source == "kubernetes":
+            raise NodeUnknown(
+                f"cluster {cluster.name} takes its members from the Kubernetes API: the "
+                f"subnets of node {name!r} are its Node's podCIDRs, which its agent (netc "
+                "agent) reads at run time, and the agent writes its conflist once it has them")
         if cluster.membership.dynamic:
             raise NodeUnknown(
                 f"node {name!r} has no block pinned in cluster {cluster.name}, whose members "

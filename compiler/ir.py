@@ -329,9 +329,11 @@ class Node:
         return next((s for s in self.subnets if s.version == family), None)
 
 
-MEMBERSHIP_SOURCES = ("static", "etcd")
+MEMBERSHIP_SOURCES = ("static", "etcd", "kubernetes")
 DEFAULT_LEASE = 60
 """Seconds a member's claim outlives its agent (`lease 60s`)."""
+DEFAULT_ANNOTATION_PREFIX = "netc.dev/"
+"""Where on a Node netc's annotations live (`membership kubernetes`)."""
 
 
 @frozen
@@ -342,7 +344,10 @@ class Membership:
     where each node's agent claims a block under a lease and every agent
     watches the others come and go; `node` statements then only pin blocks
     to names.  The files are the client's certificate and key and the CA of
-    etcd's, as the agent's container sees them.
+    etcd's, as the agent's container sees them.  `kubernetes`: the Node
+    objects of the Kubernetes API, each node's subnets its `spec.podCIDRs`;
+    each agent publishes what its peers need as annotations of its own Node,
+    under `annotation_prefix`.
     """
 
     source: str = "static"
@@ -353,6 +358,7 @@ class Membership:
     cert_file: str | None = None
     key_file: str | None = None
     span: Span | None = None
+    annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
 
     @property
     def dynamic(self) -> bool:

@@ -76,6 +76,8 @@ def test_the_daemon_set_runs_one_privileged_enough_agent_per_node():
     assert "--socket" in agent["args"]
     env = {e["name"]: e for e in agent["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert pod["automountServiceAccountToken"] is False, "no API token where none is used"
+    assert "serviceAccountName" not in pod
 
 
 def test_a_change_of_the_configuration_changes_the_checksum_and_rolls_the_agents():
@@ -219,3 +221,45 @@ def test_a_configuration_whose_cluster_netc_could_not_have_written_is_refused(ch
     change(document["clusters"][0])
     with pytest.raises(ir_codec.FormatError, match=why):
         kubernetes.read_config(document)
+
+
+def _kubernetes_cluster():
+    """The cluster example with its members from the Kubernetes API."""
+    compilation, _ = compile_example("cluster")
+    (cluster,) = compilation.clusters
+    return ([datatypes.replace(cluster, nodes=(), membership=Membership("kubernetes"))],
+            compilation.networks)
+
+
+def test_a_kubernetes_cluster_gets_a_service_account_allowed_only_what_the_agent_does():
+    clusters, networks = _kubernetes_cluster()
+    documents = kubernetes.manifests(clusters, networks, ROLLOUT)
+    for document in yaml.safe_load_all(kubernetes.render_manifests(documents)):
+        kubernetes_validate.validate(document, "1.28.0", strict=True)
+    assert [d["kind"] for d in documents] == ["Namespace", "ServiceAccount", "ClusterRole",
+                                              "ClusterRoleBinding", "ConfigMap", "DaemonSet"]
+    account, role, binding = documents[1:4]
+    assert account["metadata"] == {"name": "netc-node", "namespace": "netc-system",
+                                   "labels": kubernetes.LABELS}
+    assert account["automountServiceAccountToken"] is False
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes"],
+                              "verbs": ["get", "list", "watch", "patch"]}]
+    assert binding["roleRef"]["name"] == "netc-node"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "netc-node",
+                                    "namespace": "netc-system"}]
+    pod = _daemon_set(documents)["spec"]["template"]["spec"]
+    assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("netc-node",
+                                                                               True)
+    (agent,) = pod["containers"]
+    assert "--memory-dir" not in agent["args"], "nothing to remember: the Node holds it"
+    assert {m["mountPath"] for m in agent["volumeMounts"]} == {"/etc/netc/config", "/run/netc"}
+
+
+def test_the_service_account_is_in_the_namespace_the_agents_run_in():
+    clusters, networks = _kubernetes_cluster()
+    rollout = datatypes.replace(ROLLOUT, namespace="kube-network")
+    documents = kubernetes.manifests(clusters, networks, rollout)
+    binding = next(d for d in documents if d["kind"] == "ClusterRoleBinding")
+    assert binding["subjects"][0]["namespace"] == "kube-network"
+    assert next(d for d in documents if d["kind"] == "ServiceAccount")["metadata"][
+        "namespace"] == "kube-network"
