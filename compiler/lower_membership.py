@@ -413,12 +413,28 @@ def settings_problem(membership: Membership) -> str | None:
     if membership.source == "static":
         static = membership == Membership(span=membership.span)
         return None if static else "a static membership has no settings"
+    if membership.source == "kubernetes":
+        return _kubernetes_problem(membership)
     parts = membership.prefix.split("/")
     if not _PREFIX.fullmatch(membership.prefix) or any(p in (".", "..") for p in parts):
         return f"prefix {membership.prefix!r} is not a key prefix netc takes"
     if not 1 <= membership.lease <= MAX_LEASE:
         return f"lease {membership.lease!r} is not from 1 to {MAX_LEASE} seconds"
     return _endpoints_problem(membership.endpoints) or _files_problem(membership)
+
+
+def _kubernetes_problem(membership: Membership) -> str | None:
+    """Members from the Kubernetes API: an annotation prefix, and no etcd setting."""
+    defaults = Membership("kubernetes", annotation_prefix=membership.annotation_prefix,
+                          span=membership.span)
+    if membership != defaults:
+        return "a membership from the Kubernetes API takes no etcd setting"
+    prefix = membership.annotation_prefix
+    domain = prefix.removesuffix("/")
+    if (not prefix.endswith("/") or not _subdomain(domain)
+            or any(domain == r or domain.endswith("." + r) for r in RESERVED_PREFIXES)):
+        return f"annotation prefix {prefix!r} is not one netc takes"
+    return None
 
 
 def _endpoints_problem(endpoints: Sequence[str]) -> str | None:

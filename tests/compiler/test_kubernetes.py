@@ -211,6 +211,7 @@ def test_the_config_map_of_an_etcd_cluster_holds_no_node():
     (lambda c: c["membership"].update(ca_file="etc/ca.crt"), "not a normal absolute path"),
     (lambda c: c["membership"].update(cert_file=None), "certificate without its key"),
     (lambda c: c["membership"].update(source="gossip"), "is not one of"),
+    (lambda c: c["membership"].update(source="kubernetes"), "takes no etcd setting"),
 ])
 def test_a_configuration_whose_cluster_netc_could_not_have_written_is_refused(change, why):
     """The ConfigMap is data anyone allowed to edit it may have written: a cluster's name
@@ -263,3 +264,14 @@ def test_the_service_account_is_in_the_namespace_the_agents_run_in():
     assert binding["subjects"][0]["namespace"] == "kube-network"
     assert next(d for d in documents if d["kind"] == "ServiceAccount")["metadata"][
         "namespace"] == "kube-network"
+
+
+@pytest.mark.parametrize("prefix", ["netc.dev", "kubernetes.io/", "node.k8s.io/", "Netc.dev/",
+                                    "a/b/"])
+def test_a_kubernetes_membership_read_from_a_configuration_has_a_prefix_netc_takes(prefix):
+    clusters, networks = _kubernetes_cluster()
+    document = kubernetes.config_document(clusters, networks)
+    assert kubernetes.read_config(json.loads(json.dumps(document)))  # as written: taken
+    document["clusters"][0]["membership"]["annotation_prefix"] = prefix
+    with pytest.raises(ir_codec.FormatError, match="annotation prefix"):
+        kubernetes.read_config(document)
