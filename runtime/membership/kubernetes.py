@@ -159,9 +159,7 @@ class KubernetesSource(Watched):
             return
         if kind == "DELETED":
             if name == self.node:
-                self._publish = True
-                self._condition = (f"this node's Node {name} was deleted: waiting for the "
-                                   "kubelet to register it again")
+                self._own_node_deleted()
             else:
                 self._gone(name)
             return
@@ -171,9 +169,23 @@ class KubernetesSource(Watched):
         if name == self.node and _member_or_none(self.cluster, node) != self._me:
             self._publish = True  # its annotation was changed or removed, or its podCIDRs
 
+    def _own_node_deleted(self) -> None:
+        """The node's own Node is gone (the lock held): join again once it is registered."""
+        self._publish = True
+        self._condition = (f"this node's Node {self.node} was deleted: waiting for the "
+                           "kubelet to register it again")
+
     def _listing_done(self, listed: Mapping[str, Member]) -> None:
-        if self._me is not None:
-            self._members[self.node] = listed.get(self.node, self._me)
+        """A listing without the node's own Node says what its DELETED event would have said.
+
+        The watch that should have brought the event broke, and the listing came after.
+        """
+        if self._me is None:
+            return
+        if self.node in listed:
+            self._members[self.node] = listed[self.node]
+        else:
+            self._own_node_deleted()
 
     # this node's own Node
 

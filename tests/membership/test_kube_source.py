@@ -231,3 +231,16 @@ def test_a_node_registered_again_with_other_podcidrs_is_not_renumbered_under_its
     assert until(lambda: "does not renumber a node that has pods" in source.view().condition), \
         source.view()
     assert [str(s) for s in source.view().me.subnets] == ["10.244.1.0/24"]
+
+
+def test_its_own_node_deleted_while_the_watch_was_down_is_noticed_by_the_next_listing(
+        api, agents):
+    """No DELETED event comes for a Node deleted while the watch was cut: the listing after
+    it must say what the event would have said."""
+    (source,) = agents.start(_register(api, 1))
+    assert until(lambda: source.view().me is not None)
+    api.stop()
+    api.delete_node("node-1")
+    api.start()
+    assert until(lambda: "node-1" in source.view().condition
+                 and "Node" in source.view().condition), source.view()
