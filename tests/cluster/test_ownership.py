@@ -52,10 +52,12 @@ def test_a_link_of_the_devices_name_that_netc_does_not_own_is_refused_and_left_a
     done = sim.apply(NODE_A)
     assert done.returncode == 1
     assert "netc never changes links it does not own" in done.stderr, done.stderr
+    assert "refused, nothing was changed" in done.stderr and not done.stdout
     assert _link(sim, DEVICE) == before
     live = sim.plan_live(NODE_A)
-    assert any(p.startswith("VXLAN device") and "apply refuses" in p
-               for p in sim.pending(live)), sim.pending(live)
+    assert live.returncode == 1, live.stderr
+    (blocked,) = sim.pending(live, ("blocked",))
+    assert blocked.startswith("VXLAN device") and blocked.split(": blocked ")[1] in done.stderr
 
 
 def test_a_route_in_the_way_of_a_peers_is_refused_and_left_alone(make):
@@ -65,6 +67,7 @@ def test_a_route_in_the_way_of_a_peers_is_refused_and_left_alone(make):
     assert done.returncode == 1
     assert ("a route to 10.244.2.0/24 that netc does not own is in the way (10.244.2.0/24 via "
             "198.18.10.99 dev eth0 proto static)") in done.stderr, done.stderr
+    assert not done.stdout, "refused before any change"
     (route,) = sim.ip_json(NODE_A, "route", "show", "10.244.2.0/24")
     assert (route["gateway"], route["protocol"]) == ("198.18.10.99", "static")
 
