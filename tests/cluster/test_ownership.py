@@ -116,3 +116,17 @@ def test_switching_to_host_gw_removes_netcs_device_and_keeps_anybody_elses(make)
     assert {dst: (r["gateway"], r["dev"]) for dst, r in routes.items()} == {
         "10.244.2.0/24": (NODE_B.address, "eth0"), "10.244.3.0/24": (NODE_C.address, "eth0")}
     assert sim.plan_live(NODE_A).returncode == 0
+
+
+def test_a_renamed_device_replaces_netcs_old_one_which_holds_its_vni_and_port(make):
+    """The kernel would refuse the new device beside the old one; the old one is netc's own
+    (the cluster's alias), so it goes first rather than at the prune."""
+    sim = make("vxlan")
+    sim.apply_all()
+    unchanged = sim.source
+    sim.source = lambda: unchanged().replace("{ vni ", "{ device netc.2; vni ")
+    done = sim.apply(NODE_A)
+    assert done.returncode == 2, done.stderr
+    assert "(replaced netc.1, which held its VNI and port)" in done.stdout.splitlines()[0]
+    assert _link(sim, DEVICE) is None and _link(sim, "netc.2")["ifalias"] == "netc cluster sim"
+    assert sim.plan_live(NODE_A).returncode == 0
