@@ -100,8 +100,8 @@ def _failed(error: NetcError, node: str, the_plan: Plan, changes: Sequence[Chang
     stays = (f"the {made} change{'s' if made != 1 else ''} above stay" if made
              else "nothing was changed")
     if isinstance(error, Blocked):
-        click.echo(f"netc apply: node {node}: refused, nothing was changed: what is in the "
-                   "way is not netc's to remove", err=True)
+        click.echo(f"netc apply: node {node}: refused; nothing was changed (what is in the "
+                   "way is not netc's to remove)", err=True)
     else:
         click.echo(f"netc apply: node {node}: stopped by a failure; {stays} (nothing is "
                    "rolled back: each is node-scoped, and the next apply carries on from "

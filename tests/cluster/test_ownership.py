@@ -52,7 +52,7 @@ def test_a_link_of_the_devices_name_that_netc_does_not_own_is_refused_and_left_a
     done = sim.apply(NODE_A)
     assert done.returncode == 1
     assert "netc never changes links it does not own" in done.stderr, done.stderr
-    assert "refused, nothing was changed" in done.stderr and not done.stdout
+    assert "refused; nothing was changed" in done.stderr and not done.stdout
     assert _link(sim, DEVICE) == before
     live = sim.plan_live(NODE_A)
     assert live.returncode == 1, live.stderr
