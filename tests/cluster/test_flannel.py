@@ -106,6 +106,12 @@ def test_apply_on_a_node_that_runs_flannel_refuses_before_any_change(cluster, tm
         "VXLAN device netc.1 (VNI 1, UDP 8472, from 198.18.10.11, mtu 1450)",
         "route to node-b's pods 10.244.2.0/24 via 10.244.2.0 (VXLAN on netc.1)"]
     assert all(line.split(": blocked ")[1] in done.stderr for line in blocked), blocked
+    text = cluster.netc("plan", str(cluster.source_file(NODE_A)), "--node", NODE_A.name,
+                        "--live", "--node-netns", cluster.ns(NODE_A)).stdout
+    assert re.search(r"^ +\d+ ! VXLAN device netc\.1 .*\n +flannel\.1 \(VXLAN 1, UDP port 8472\) "
+                     "is in the way", text, re.M), text
+    assert "in place, 2 blocked -- apply refuses until what is in their way is gone." in text
+    assert text.endswith("Legend: + to create   = in place   ~ different   ! blocked\n")
 
     agent = _agent(cluster, tmp_path)
     agent.converge()
