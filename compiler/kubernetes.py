@@ -1,6 +1,8 @@
 """The manifests that roll netc out on a cluster: `netc build --target kubernetes`.
 
     Namespace   netc-system, labelled for privileged pods (Pod Security admission)
+    ServiceAccount, ClusterRole, ClusterRoleBinding   netc-node: only for a cluster
+                whose members are the Kubernetes Nodes -- read them, annotate them
     ConfigMap   netc-config: the compiled cluster and networks (`netc.json`)
     DaemonSet   netc-node: one agent per node, every taint tolerated
 
@@ -23,7 +25,9 @@ from compiler import ir_codec
 from compiler.datatypes import frozen
 from compiler.diagnostics import Diagnostic
 from compiler.digests import sha256
+from compiler.identifiers import is_name, is_node_name
 from compiler.ir import Cluster, Network
+from compiler.lower_membership import settings_problem
 
 CONFIG_FORMAT = 1
 CONFIG_KEY = "netc.json"
@@ -33,6 +37,11 @@ mount nested in a ConfigMap's read-only volume could not be made)."""
 ETCD_KEYS = {"ca_file": "ca.crt", "cert_file": "tls.crt", "key_file": "tls.key"}
 """The keys of the admin's Secret that hold etcd's CA and the agents' certificate and key."""
 MEMORY_DIR = "/var/lib/netc"
+AGENT = "netc-node"
+"""The DaemonSet's name, and its ServiceAccount's, ClusterRole's and binding's."""
+NODE_VERBS = ("get", "list", "watch", "patch")
+"""What an agent does with Nodes: get its own, list and watch them all, annotate its own
+(RBAC cannot narrow `patch` to the agent's own Node: docs/deployment.md)."""
 LABELS = {"app.kubernetes.io/name": "netc", "app.kubernetes.io/component": "node-agent"}
 CHECKSUM_ANNOTATION = "netc.dev/config-checksum"
 HEALTH_PORT = 9943
@@ -92,8 +101,27 @@ def read_config(document: Any) -> tuple[list[Cluster], list[Network]]:
     clusters, networks = document.get("clusters", []), document.get("networks", [])
     if not isinstance(clusters, list) or not isinstance(networks, list):
         raise ir_codec.FormatError("`clusters` and `networks` must be lists")
-    return ([ir_codec.decode_as(Cluster, c) for c in clusters],
-            [ir_codec.decode(n) for n in networks])
+    read = [ir_codec.decode_as(Cluster, c) for c in clusters]
+    for cluster in read:
+        problem = _cluster_problem(cluster)
+        if problem is not None:
+            raise ir_codec.FormatError(f"cluster {cluster.name!r}: {problem}")
+    return read, [ir_codec.decode(n) for n in networks]
+
+
+def _cluster_problem(cluster: Cluster) -> str | None:
+    """Why a cluster read from a configuration cannot be trusted as it is, or None.
+
+    Its name becomes part of paths and of datastore keys, its nodes' names
+    of keys, and its membership tells the agent where to connect with which
+    files: each is held to the rule its source form is held to.
+    """
+    if not is_name(cluster.name):
+        return "not a valid cluster name"
+    bad = next((n.name for n in cluster.nodes if not is_node_name(n.name)), None)
+    if bad is not None:
+        return f"node name {bad!r} is not a Kubernetes node name"
+    return settings_problem(cluster.membership)
 
 
 def render_config(clusters: Sequence[Cluster], networks: Sequence[Network]) -> str:
@@ -107,11 +135,13 @@ def render_config(clusters: Sequence[Cluster], networks: Sequence[Network]) -> s
 
 def manifests(clusters: Sequence[Cluster], networks: Sequence[Network],
               rollout: Rollout) -> list[dict[str, Any]]:
-    """The Namespace, the ConfigMap and the DaemonSet, in the order to apply them."""
+    """Namespace, API access (Kubernetes membership), ConfigMap, DaemonSet: in apply order."""
     config = render_config(clusters, networks)
     checksum = "sha256:" + sha256(config.encode()).hexdigest()
-    return [_namespace(rollout), _config_map(rollout, config),
-            _daemon_set(rollout, checksum, _datastore(clusters, rollout))]
+    reads_nodes = any(c.membership.source == "kubernetes" for c in clusters)
+    access = _api_access(rollout) if reads_nodes else []
+    return [_namespace(rollout), *access, _config_map(rollout, config),
+            _daemon_set(rollout, checksum, _datastore(clusters, rollout), reads_nodes)]
 
 
 def _metadata(name: str, rollout: Rollout | None = None) -> dict[str, Any]:
@@ -126,6 +156,22 @@ def _namespace(rollout: Rollout) -> dict[str, Any]:
     meta["labels"] |= {f"pod-security.kubernetes.io/{mode}": "privileged"
                        for mode in ("enforce", "audit", "warn")}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+def _api_access(rollout: Rollout) -> list[dict[str, Any]]:
+    """The agents' ServiceAccount, allowed what they do with Nodes and nothing else."""
+    rbac = "rbac.authorization.k8s.io/v1"
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(AGENT, rollout),
+         "automountServiceAccountToken": False},
+        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": _metadata(AGENT),
+         "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": list(NODE_VERBS)}]},
+        {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": _metadata(AGENT),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": AGENT},
+         "subjects": [{"kind": "ServiceAccount", "name": AGENT,
+                       "namespace": rollout.namespace}]},
+    ]
 
 
 def _config_map(rollout: Rollout, config: str) -> dict[str, Any]:
@@ -171,7 +217,8 @@ def _datastore(clusters: Sequence[Cluster], rollout: Rollout) -> _Volumes:
     return _Volumes(volumes, mounts, ["--memory-dir", MEMORY_DIR])
 
 
-def _daemon_set(rollout: Rollout, checksum: str, datastore: _Volumes) -> dict[str, Any]:
+def _daemon_set(rollout: Rollout, checksum: str, datastore: _Volumes, reads_nodes: bool
+                ) -> dict[str, Any]:
     socket_dir = posixpath.dirname(rollout.warm_socket)
     mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
               {"name": "warm-socket", "mountPath": socket_dir}, *datastore.mounts]
@@ -202,9 +249,13 @@ def _daemon_set(rollout: Rollout, checksum: str, datastore: _Volumes) -> dict[st
         "tolerations": [{"operator": "Exists"}], "terminationGracePeriodSeconds": 10,
         "containers": [container], "volumes": volumes,
     }
+    if reads_nodes:  # the token is mounted for this pod only, not for the account's every use
+        spec |= {"serviceAccountName": AGENT, "automountServiceAccountToken": True}
+    else:
+        spec["automountServiceAccountToken"] = False
     return {
         "apiVersion": "apps/v1", "kind": "DaemonSet",
-        "metadata": _metadata("netc-node", rollout),
+        "metadata": _metadata(AGENT, rollout),
         "spec": {
             "selector": {"matchLabels": dict(LABELS)},
             "updateStrategy": {"type": "RollingUpdate",

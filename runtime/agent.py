@@ -57,7 +57,7 @@ from runtime.artifact import plugin_artifact
 from runtime.files import read_text, write_atomically
 from runtime.install import package_root
 from runtime.ipam_store import IpamStore
-from runtime.membership.follower import Follower
+from runtime.membership.follower import Follower, NotJoined
 from runtime.netns import CLONE_NEWNS, enter
 
 PLUGIN_NAME = "netc-cni"
@@ -87,6 +87,8 @@ class Options:
     interface of its default route)."""
     memory_dir: str = "/var/lib/netc"
     """Where a dynamic cluster's block is remembered across restarts and reboots."""
+    kubeconfig: str | None = None
+    """The Kubernetes API of a cluster of Nodes, outside a pod (default: the pod's own)."""
 
 
 def log(message: str) -> None:
@@ -114,7 +116,8 @@ class Agent:
         self.wake = threading.Event()
         """Set by SIGTERM and by a change of the members: the agent looks again at once."""
         self.follower = Follower(options.node, options.node_netns, options.node_addresses,
-                                 options.memory_dir, self.wake)
+                                 options.memory_dir, self.wake,
+                                 kubeconfig=options.kubeconfig)
         self.plugin = plugin_artifact(options.socket)
         """The plugin artifact, built from the very modules the server runs (same identity)."""
 
@@ -155,6 +158,9 @@ class Agent:
         details = ""
         try:
             condition = self._converge(read)
+        except NotJoined as error:  # what keeps it out is shown by `netc status` too
+            write_members(self.options, error.cluster, error.view)
+            condition = str(error)
         except (NetcError, OSError, ValueError) as error:
             condition = str(error)
         except Exception as error:  # never a crash loop on every node: not ready, and why

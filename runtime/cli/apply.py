@@ -27,7 +27,6 @@ from runtime.cli.common import (
     compile_paths,
     report,
 )
-from runtime.cli.compile_cache import compile_cached
 from runtime.cli.node_plans import networks_of, plan_of_node
 from runtime.executor import Blocked
 
@@ -49,7 +48,7 @@ APPLY_FORMAT = "1.0"
 def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
                   node_netns: str | None, output: str, detailed_exitcode: bool) -> None:
     """Set up NODE's routes, devices, bridges and NAT from FILES; prune what is not planned."""
-    compilation, sources = compile_paths(files, compile_cached)
+    compilation, sources = compile_paths(files)
     report(compilation.diagnostics, sources)
     if not compilation.ok:
         sys.exit(EXIT_INVALID)

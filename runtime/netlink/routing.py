@@ -26,6 +26,7 @@ import struct
 from collections.abc import Sequence
 
 from compiler.datatypes import frozen
+from compiler.ir import mac_bytes, mac_text
 from runtime.netlink import wire
 from runtime.netlink.channel import NetlinkError
 from runtime.netlink.rtnl import (
@@ -120,16 +121,6 @@ class FdbEntry:
     lladdr: str
     dst: str | None
     state: int
-
-
-def mac_bytes(mac: str) -> bytes:
-    """aa:bb:cc:dd:ee:ff as six bytes."""
-    return bytes(int(part, 16) for part in mac.split(":"))
-
-
-def mac_text(raw: bytes) -> str:
-    """Six bytes as aa:bb:cc:dd:ee:ff."""
-    return ":".join(f"{octet:02x}" for octet in raw)
 
 
 def vxlan_data(settings: Vxlan) -> list[Attr]:

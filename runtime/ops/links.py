@@ -13,6 +13,7 @@ import ipaddress
 import os
 
 from compiler.errors import Code
+from compiler.ir import mac_text
 from compiler.planner.ops import Kind, Observation, Operation, Where, placeholders
 from runtime.netlink.rtnl import Link
 from runtime.ops.base import (
@@ -105,7 +106,7 @@ def _random_mac() -> str:
     """A random locally administered unicast MAC, as the kernel would pick."""
     octets = bytearray(os.urandom(6))
     octets[0] = (octets[0] & 0xFE) | 0x02
-    return ":".join(f"{octet:02x}" for octet in octets)
+    return mac_text(octets)
 
 
 class VethHandler:
