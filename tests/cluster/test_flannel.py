@@ -42,11 +42,12 @@ def cluster(tmp_path, bin_dir):
 
 def node_state(sim: SimCluster, node: SimNode) -> dict[str, Any]:
     """What a node's kernel holds that `netc apply` could change, read with iproute2 and
-    iptables-save: links with their settings, addresses, routes of every table, permanent
-    neighbour and FDB entries, the rules of every table, forwarding and per-link sysctls.
+    iptables-save: links with their settings, addresses, IPv4 routes of every table and IPv6
+    routes of the main one, permanent neighbour and FDB entries, the rules of every table,
+    forwarding and per-link sysctls.
 
-    Left out is only what changes by itself: the timers of bridges and their
-    ports, IPv6 link-local addresses, learned neighbours, rule counters.
+    Left out is what changes by itself: the timers of bridges and their ports, IPv6
+    link-local addresses, learned neighbour and FDB entries, rule counters.
     """
     links = sim.ip_json(node, "-d", "link", "show")
     for info in (link.get("linkinfo", {}) for link in links):
@@ -67,7 +68,8 @@ def node_state(sim: SimCluster, node: SimNode) -> dict[str, Any]:
         "routes": [*sim.ip_json(node, "-4", "route", "show", "table", "all"),
                    *sim.ip_json(node, "-6", "route", "show")],
         "neighbours": sim.ip_json(node, "neigh", "show", "nud", "permanent"),
-        "fdb": json.loads(sh("bridge", "-n", sim.ns(node), "-j", "fdb", "show").stdout),
+        "fdb": [e for e in json.loads(sh("bridge", "-n", sim.ns(node), "-j", "fdb", "show").stdout)
+                if e.get("state") in ("permanent", "static")],
         "rules": {name: [line for line in text.splitlines() if not line.startswith("#")]
                   for name, text in tables.items()},
         "sysctls": sysctls.splitlines(),
