@@ -28,6 +28,7 @@ from runtime.cli.common import (
     report,
 )
 from runtime.cli.node_plans import networks_of, plan_of_node
+from runtime.executor import Blocked
 
 APPLY_FORMAT = "1.0"
 """The version of `netc apply --format json` documents."""
@@ -97,8 +98,13 @@ def _failed(error: NetcError, node: str, the_plan: Plan, changes: Sequence[Chang
     made = sum(len(c.lines()) for c in changes)
     stays = (f"the {made} change{'s' if made != 1 else ''} above stay" if made
              else "nothing was changed")
-    click.echo(f"netc apply: node {node}: stopped by a failure; {stays} (nothing is rolled "
-               "back: each is node-scoped, and the next apply carries on from there)", err=True)
+    if isinstance(error, Blocked):
+        click.echo(f"netc apply: node {node}: refused; nothing was changed (what is in the "
+                   "way is not netc's to remove)", err=True)
+    else:
+        click.echo(f"netc apply: node {node}: stopped by a failure; {stays} (nothing is "
+                   "rolled back: each is node-scoped, and the next apply carries on from "
+                   "there)", err=True)
     if detailed_exitcode:
         click.echo(f"Error: {error}", err=True)
         sys.exit(EXIT_INVALID)
