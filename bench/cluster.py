@@ -9,9 +9,7 @@ nodes by default, bench.generate.cluster):
 * on the command line, start-up included, as an admin or a node agent runs
   them: `netc check`, `netc build --target netc --node node-0000`, and (root)
   `netc apply --node node-0000` twice -- on a fresh node, where every route,
-  the bridge and the NAT chains are created, then again with nothing to do
-  (the second finds the first's compilation in its cache,
-  runtime/cli/compile_cache.py, as a node re-applying a revision does);
+  the bridge and the NAT chains are created, then again with nothing to do;
 * in this process, the stages those commands share: compiling the source,
   planning the node, and the two applies alone.
 
@@ -23,7 +21,6 @@ Samples rotate over the cluster sizes.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from functools import partial
 from pathlib import Path
@@ -85,10 +82,8 @@ def _apply_sample(spaces: Namespaces, tmp: Path, nodes: int, sample: int) -> dic
         path = write_source(tmp / role, nodes)
         if how == "cli":
             command = _apply_command(path, netns)
-            environment = {**os.environ, "NETC_CACHE_DIR": str(tmp / "compilations")}
             figures[how] = [timed(partial(subprocess.run, command, check=True,
-                                          capture_output=True, env=environment))
-                            for _ in APPLIES]
+                                          capture_output=True)) for _ in APPLIES]
         else:
             the_plan, networks = plan_of(path)
             timings = [timed_call(partial(apply_node, the_plan, networks, netns))

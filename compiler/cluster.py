@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from compiler import datatypes
 from compiler.digests import sha256
 from compiler.errors import Code, NetcError
-from compiler.ir import Cluster, IPNetwork, Network, Node
+from compiler.ir import Cluster, IPNetwork, Network, Node, mac_text
 from compiler.lower_ipam import default_subnet
 
 
@@ -34,12 +34,17 @@ def node_of(cluster: Cluster, name: str) -> Node:
     """The node called `name` (`NodeUnknown` names the ones there are).
 
     A dynamic cluster knows only its pinned nodes before run time: any other
-    node's block is the one its agent claims, so nothing can be built for it
-    from the configuration alone.
+    node's block is the one its agent claims (or, from Kubernetes, its Node's
+    podCIDRs), so nothing can be built for it from the configuration alone.
     """
     node = cluster.node(name)
     if node is None:
         known = ", ".join(n.name for n in cluster.nodes[:20]) or "none"
+        if cluster.membership.source == "kubernetes":
+            raise NodeUnknown(
+                f"cluster {cluster.name} takes its members from the Kubernetes API: the "
+                f"subnets of node {name!r} are its Node's podCIDRs, which its agent (netc "
+                "agent) reads at run time, and the agent writes its conflist once it has them")
         if cluster.membership.dynamic:
             raise NodeUnknown(
                 f"node {name!r} has no block pinned in cluster {cluster.name}, whose members "
@@ -87,7 +92,7 @@ def vtep_mac(cluster: Cluster, node: Node) -> str:
     """The MAC of a node's VXLAN device, derived from (cluster, node): every peer knows it."""
     digest = bytearray(sha256(f"{cluster.name}\0{node.name}".encode()).digest()[:6])
     digest[0] = (digest[0] & 0xFE) | 0x02  # unicast, locally administered
-    return ":".join(f"{octet:02x}" for octet in digest)
+    return mac_text(digest)
 
 
 def block_count(cluster: Cluster) -> int:

@@ -150,7 +150,6 @@ def _define(cls: type[T], *, is_frozen: bool) -> type[T]:
     namespace["__datatype__"] = layout
     namespace.setdefault("__repr__", _Shared.__repr__)
     namespace.setdefault("__eq__", _Shared.__eq__)
-    namespace.setdefault("__reduce__", _Shared.__reduce__)
     if namespace.get("__hash__") is None:  # None too when the class defines only __eq__
         namespace["__hash__"] = _Shared.__hash__ if is_frozen else None
     if is_frozen:
@@ -239,18 +238,6 @@ def _layout(kind: object) -> _Layout:
     return layout
 
 
-def _rebuild(cls: type[T], values: tuple[Any, ...]) -> T:
-    """An instance with exactly these field values, as they were pickled.
-
-    Not through `__init__`: it and `__post_init__` ran when the instance was
-    first made, and a frozen instance refuses `setattr`.
-    """
-    instance: T = object.__new__(cls)
-    for name, value in zip(_layout(cls).names, values, strict=True):
-        object.__setattr__(instance, name, value)
-    return instance
-
-
 class _Shared:
     """The methods data types share: copied into each class, which keeps its own bases."""
 
@@ -266,10 +253,6 @@ class _Shared:
 
     def __hash__(self) -> int:
         return hash(_layout(self).key(self))
-
-    def __reduce__(self) -> tuple[Callable[..., Any], tuple[Any, ...]]:
-        """Pickled as its class and field values; unpickled without `__init__` (see `_rebuild`)."""
-        return _rebuild, (type(self), _layout(self).values(self))
 
     def __setattr__(self, name: str, _value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r} of a frozen "

@@ -83,6 +83,8 @@ CODES: Mapping[str, str] = {
     "E617": "invalid duration",
     "E618": "client certificate without its key, or a key without its certificate",
     "E619": "node subnet given outright in a dynamic cluster",
+    "E620": "invalid annotation prefix",
+    "E621": "node statement in a cluster whose members are Kubernetes' Nodes",
     "W001": "setting has no effect with this target",
     "W002": "empty file",
     "W003": "no network in the input",

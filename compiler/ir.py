@@ -10,7 +10,7 @@ free of lark and click: the runtime imports it on every CNI call.
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from compiler.datatypes import field, frozen
 from compiler.source import Span
@@ -19,6 +19,16 @@ from compiler.versions import DEFAULT_CNI_VERSION
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+
+
+def mac_text(octets: bytes | bytearray) -> str:
+    """Six bytes as aa:bb:cc:dd:ee:ff, the one spelling of a MAC in plans, records and output."""
+    return ":".join(f"{octet:02x}" for octet in octets)
+
+
+def mac_bytes(mac: str) -> bytes:
+    """aa:bb:cc:dd:ee:ff as six bytes."""
+    return bytes(int(part, 16) for part in mac.split(":"))
 
 
 def family_key(family: int) -> str:
@@ -208,11 +218,17 @@ class Limits:
 
     def direction(self, name: Direction) -> Rate | None:
         """The limit for 'ingress' or 'egress'."""
-        return self.ingress if name == "ingress" else self.egress
+        return of_direction(name, self.ingress, self.egress)
 
 
 Direction = Literal["ingress", "egress"]
 DIRECTIONS: tuple[Direction, ...] = ("ingress", "egress")
+T = TypeVar("T")
+
+
+def of_direction(direction: Direction, ingress: T, egress: T) -> T:
+    """The half of a per-direction pair that `direction` names (ingress: to the pod)."""
+    return ingress if direction == "ingress" else egress
 
 
 @frozen
@@ -313,9 +329,11 @@ class Node:
         return next((s for s in self.subnets if s.version == family), None)
 
 
-MEMBERSHIP_SOURCES = ("static", "etcd")
+MEMBERSHIP_SOURCES = ("static", "etcd", "kubernetes")
 DEFAULT_LEASE = 60
 """Seconds a member's claim outlives its agent (`lease 60s`)."""
+DEFAULT_ANNOTATION_PREFIX = "netc.dev/"
+"""Where on a Node netc's annotations live (`membership kubernetes`)."""
 
 
 @frozen
@@ -326,7 +344,10 @@ class Membership:
     where each node's agent claims a block under a lease and every agent
     watches the others come and go; `node` statements then only pin blocks
     to names.  The files are the client's certificate and key and the CA of
-    etcd's, as the agent's container sees them.
+    etcd's, as the agent's container sees them.  `kubernetes`: the Node
+    objects of the Kubernetes API, each node's subnets its `spec.podCIDRs`;
+    each agent publishes what its peers need as annotations of its own Node,
+    under `annotation_prefix`.
     """
 
     source: str = "static"
@@ -337,6 +358,7 @@ class Membership:
     cert_file: str | None = None
     key_file: str | None = None
     span: Span | None = None
+    annotation_prefix: str = DEFAULT_ANNOTATION_PREFIX
 
     @property
     def dynamic(self) -> bool:

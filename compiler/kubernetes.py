@@ -1,6 +1,8 @@
 """The manifests that roll netc out on a cluster: `netc build --target kubernetes`.
 
     Namespace   netc-system, labelled for privileged pods (Pod Security admission)
+    ServiceAccount, ClusterRole, ClusterRoleBinding   netc-node: only for a cluster
+                whose members are the Kubernetes Nodes -- read them, annotate them
     ConfigMap   netc-config: the compiled cluster and networks (`netc.json`)
     DaemonSet   netc-node: one agent per node, every taint tolerated
 
@@ -38,6 +40,11 @@ mount nested in a ConfigMap's read-only volume could not be made)."""
 ETCD_KEYS = {"ca_file": "ca.crt", "cert_file": "tls.crt", "key_file": "tls.key"}
 """The keys of the admin's Secret that hold etcd's CA and the agents' certificate and key."""
 MEMORY_DIR = "/var/lib/netc"
+AGENT = "netc-node"
+"""The DaemonSet's name, and its ServiceAccount's, ClusterRole's and binding's."""
+NODE_VERBS = ("get", "list", "watch", "patch")
+"""What an agent does with Nodes: get its own, list and watch them all, annotate its own
+(RBAC cannot narrow `patch` to the agent's own Node: docs/deployment.md)."""
 LABELS = {"app.kubernetes.io/name": "netc", "app.kubernetes.io/component": "node-agent"}
 CHECKSUM_ANNOTATION = "netc.dev/config-checksum"
 HEALTH_PORT = 9943
@@ -136,12 +143,14 @@ def render_config(clusters: Sequence[Cluster], networks: Sequence[Network]) -> s
 
 def manifests(clusters: Sequence[Cluster], networks: Sequence[Network],
               rollout: Rollout) -> list[dict[str, Any]]:
-    """The Namespace, the ConfigMap and the DaemonSet, in the order to apply them."""
+    """Namespace, API access (Kubernetes membership), ConfigMap, DaemonSet: in apply order."""
     config = render_config(clusters, networks)
     checksum = "sha256:" + sha256(config.encode()).hexdigest()
-    return [_namespace(rollout), _config_map(rollout, config),
+    reads_nodes = any(c.membership.source == "kubernetes" for c in clusters)
+    access = _api_access(rollout) if reads_nodes else []
+    return [_namespace(rollout), *access, _config_map(rollout, config),
             _daemon_set(rollout, checksum, _host_directories(networks, rollout),
-                        _datastore(clusters, rollout))]
+                        _datastore(clusters, rollout), reads_nodes)]
 
 
 def _metadata(name: str, rollout: Rollout | None = None) -> dict[str, Any]:
@@ -156,6 +165,22 @@ def _namespace(rollout: Rollout) -> dict[str, Any]:
     meta["labels"] |= {f"pod-security.kubernetes.io/{mode}": "privileged"
                        for mode in ("enforce", "audit", "warn")}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
+
+
+def _api_access(rollout: Rollout) -> list[dict[str, Any]]:
+    """The agents' ServiceAccount, allowed what they do with Nodes and nothing else."""
+    rbac = "rbac.authorization.k8s.io/v1"
+    return [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(AGENT, rollout),
+         "automountServiceAccountToken": False},
+        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": _metadata(AGENT),
+         "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": list(NODE_VERBS)}]},
+        {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": _metadata(AGENT),
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
+                     "name": AGENT},
+         "subjects": [{"kind": "ServiceAccount", "name": AGENT,
+                       "namespace": rollout.namespace}]},
+    ]
 
 
 def _config_map(rollout: Rollout, config: str) -> dict[str, Any]:
@@ -237,8 +262,8 @@ def _below(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def _daemon_set(rollout: Rollout, checksum: str, host: _Volumes,
-                datastore: _Volumes) -> dict[str, Any]:
+def _daemon_set(rollout: Rollout, checksum: str, host: _Volumes, datastore: _Volumes,
+                reads_nodes: bool) -> dict[str, Any]:
     mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, *host.mounts,
               *datastore.mounts]
     volumes = [{"name": "config", "configMap": {"name": "netc-config"}}, *host.volumes,
@@ -263,15 +288,18 @@ def _daemon_set(rollout: Rollout, checksum: str, host: _Volumes,
     }
     spec = {
         "hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet",
-        "automountServiceAccountToken": False,
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "priorityClassName": "system-node-critical",
         "tolerations": [{"operator": "Exists"}], "terminationGracePeriodSeconds": 10,
         "containers": [container], "volumes": volumes,
     }
+    if reads_nodes:  # the token is mounted for this pod only, not for the account's every use
+        spec |= {"serviceAccountName": AGENT, "automountServiceAccountToken": True}
+    else:
+        spec["automountServiceAccountToken"] = False
     return {
         "apiVersion": "apps/v1", "kind": "DaemonSet",
-        "metadata": _metadata("netc-node", rollout),
+        "metadata": _metadata(AGENT, rollout),
         "spec": {
             "selector": {"matchLabels": dict(LABELS)},
             "updateStrategy": {"type": "RollingUpdate",

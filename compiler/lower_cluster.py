@@ -8,7 +8,9 @@ node without either is an error whose hint names the lowest free block.
 
 With `membership etcd` (`compiler.lower_membership`) the members come and
 go at run time: `node` statements are optional and pin a block to a name,
-so they need `block N` and no address.  The checks between the nodes of a
+so they need `block N` and no address.  With `membership kubernetes` the
+Node objects are the members, their podCIDRs their subnets: a `node`
+statement has nothing to say (E621).  The checks between the nodes of a
 cluster are `compiler.cluster_checks`.
 """
 
@@ -61,6 +63,10 @@ def lower_cluster(statement: Statement, collector: Collector) -> Cluster | None:
     routing = _routing(first(statements, "routing"), collector)
     membership = lower_membership(first(statements, "membership"), collector)
     node_statements = every(statements, "node")
+    if membership.source == "kubernetes":
+        for problem in map(_kubernetes_node, node_statements):
+            collector.report(problem)
+        node_statements = []
     placements = [collector.attempt(_placement, s, cidrs, blocks, membership)
                   for s in node_statements]
     taken = [p[1] for p in placements if p]
@@ -250,6 +256,16 @@ def _node(statement: Statement, placement: Placement | None, advice: str | None,
         return None
     index, subnets = placement
     return Node(name, addresses, subnets, index, statement.span)
+
+
+def _kubernetes_node(statement: Statement) -> Diagnostic:
+    """E621: a cluster of Kubernetes' Nodes takes each node's subnets from its Node."""
+    return Diagnostic(
+        "E621", "a cluster whose members are Kubernetes' Nodes has no `node` statements",
+        statement.key.span, expected="no `node` statement under `membership kubernetes`",
+        hint="each node's subnets are its Node's spec.podCIDRs, which kube-controller-manager "
+             "assigns (--allocate-node-cidrs): remove this statement, or choose `membership "
+             "etcd` to pin blocks to names")
 
 
 def _unused_address(statement: Statement, membership: Membership) -> Diagnostic:

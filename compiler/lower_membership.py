@@ -1,7 +1,15 @@
 """Lowering `membership SOURCE { ... }` of a cluster: where its members come from.
 
 `static`, the default, takes no block: the members are the `node`
-statements.  `etcd` names a datastore where each node's agent claims a
+statements.  `kubernetes` takes its members from the Node objects of the
+Kubernetes API (`runtime.membership.kubernetes`), optionally with the
+prefix of the annotations netc writes on them:
+
+    membership kubernetes {
+        annotation-prefix netc.dev/   a DNS subdomain and `/` (default netc.dev/)
+    }
+
+`etcd` names a datastore where each node's agent claims a
 block under a lease and watches the others (`runtime.membership.etcd`):
 
     membership etcd {
@@ -34,7 +42,7 @@ from compiler.ast import ListValue, Statement, Text, Value, Word
 from compiler.collect import Collector, body, first
 from compiler.diagnostics import Diagnostic, DiagnosticError, Note, Severity
 from compiler.identifiers import is_node_name
-from compiler.ir import DEFAULT_LEASE, MEMBERSHIP_SOURCES, Membership
+from compiler.ir import DEFAULT_ANNOTATION_PREFIX, DEFAULT_LEASE, MEMBERSHIP_SOURCES, Membership
 from compiler.source import Span
 from compiler.values import duration, fail, one_word, text
 
@@ -42,27 +50,32 @@ ETCD_PORT = 2379
 """etcd's client port, taken when an endpoint names none."""
 MAX_LEASE = 24 * 3600
 DEFAULT_PREFIX = Membership().prefix
-LATER = {"kubernetes": "the Kubernetes API (Node objects)"}
-"""Sources that are planned but not built yet."""
 TLS_FILES = ("ca-file", "cert-file", "key-file")
+SETTINGS = {"etcd": ("endpoints", "prefix", "lease", *TLS_FILES),
+            "kubernetes": ("annotation-prefix",)}
+"""The settings of each source's block."""
+SOURCES = "static, etcd or kubernetes"
+RESERVED_PREFIXES = ("kubernetes.io", "k8s.io")
+"""Annotation domains Kubernetes keeps for itself (and their subdomains)."""
 
 _URL = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<authority>[^/?#]*)(?P<rest>.*)",
                   re.S)
 _AUTHORITY = re.compile(r"(?:\[(?P<v6>[^\]]*)\]|(?P<host>[^:\[\]]*))(?::(?P<port>.*))?", re.S)
 _PREFIX = re.compile(r"(?:/[A-Za-z0-9_.-]+)+")
+_DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 ENDPOINT_EXPECTED = "an http:// or https:// URL of an etcd member, such as https://10.0.0.1:2379"
 
 
 def lower_membership(statement: Statement | None, collector: Collector) -> Membership:
     """The cluster's membership as far as it can be read, every problem in `collector`.
 
-    A source that cannot be read is kept as written (`kubernetes`) when it is
-    a word: the cluster's nodes are then checked as pins of a dynamic cluster,
-    which every source but `static` makes them.
+    A source that cannot be read is kept as written when it is a word: the
+    cluster's nodes are then checked as those of a dynamic cluster, which
+    every source but `static` makes them.
     """
     if statement is None:
         return Membership()
-    source = collector.attempt(one_word, statement, "static or etcd")
+    source = collector.attempt(one_word, statement, SOURCES)
     if source is None:
         return Membership(span=statement.span)
     if source.text not in MEMBERSHIP_SOURCES:
@@ -72,28 +85,84 @@ def lower_membership(statement: Statement | None, collector: Collector) -> Membe
         if statement.block is not None:
             collector.report(_static_block(statement))
         return Membership(span=statement.span)
+    for problem in _foreign_settings(source.text, body(statement)):
+        collector.report(problem)
+    if source.text == "kubernetes":
+        return _kubernetes(statement, collector)
     return _etcd(statement, collector)
 
 
 def _unknown_source(word: Word) -> Diagnostic:
-    if word.text in LATER:
-        return Diagnostic(
-            "E614", f"membership from {LATER[word.text]} is not available yet", word.span,
-            expected="static or etcd",
-            hint="use `membership etcd { ... }`, or `static` with a `node` statement per node")
     return Diagnostic("E614", f"`{word.text}` is not a membership source", word.span,
-                      expected="static or etcd",
+                      expected=SOURCES,
                       hint="static: the `node` statements are the members; etcd: each node's "
-                           "agent claims a block in etcd")
+                           "agent claims a block in etcd; kubernetes: the Node objects and "
+                           "their podCIDRs")
 
 
 def _static_block(statement: Statement) -> Diagnostic:
     assert statement.block is not None
     return Diagnostic(
         "E014", "`membership static` takes no block", statement.block.span,
-        expected="`membership static` alone, or `membership etcd { ... }`",
+        expected="`membership static` alone, `membership etcd { ... }` or "
+                 "`membership kubernetes`",
         hint="a static cluster's members are its `node` statements; the settings of this "
-             "block belong to `membership etcd`")
+             "block belong to `membership etcd` or `membership kubernetes`")
+
+
+def _foreign_settings(source: str, settings: tuple[Statement, ...]) -> list[Diagnostic]:
+    """E010 for a setting of another source's block (`endpoints` under kubernetes)."""
+    own = SETTINGS[source]
+    found = []
+    for setting in settings:
+        if setting.keyword in own:
+            continue
+        other = next(s for s, keywords in SETTINGS.items() if setting.keyword in keywords)
+        found.append(Diagnostic(
+            "E010", f"`{setting.keyword}` is not a setting of `membership {source}`",
+            setting.key.span, expected=f"one of {', '.join(f'`{k}`' for k in own)}",
+            hint=f"`{setting.keyword}` belongs to `membership {other}`"))
+    return found
+
+
+def _kubernetes(statement: Statement, collector: Collector) -> Membership:
+    written = first(body(statement), "annotation-prefix")
+    prefix = collector.attempt(_annotation_prefix, written) if written else None
+    return Membership("kubernetes", span=statement.span,
+                      annotation_prefix=prefix or DEFAULT_ANNOTATION_PREFIX)
+
+
+def _annotation_prefix(statement: Statement) -> str:
+    """A prefix of annotation keys: a lower-case DNS subdomain of netc's own, then `/`.
+
+    Kubernetes takes `DOMAIN/NAME` as an annotation key, the domain at most
+    253 characters of RFC 1123 labels; `kubernetes.io` and `k8s.io` are its own.
+    """
+    written = text(statement, "a DNS subdomain followed by /, such as netc.dev/")
+    span = statement.values[0].span
+    domain = written.removesuffix("/")
+    expected = "a lower-case DNS subdomain followed by `/`, such as netc.dev/"
+    if not written.endswith("/") and _subdomain(written):
+        raise fail("E620", f"annotation prefix `{written}` does not end with `/`", span,
+                   expected=expected, hint=f"write `{written}/`: netc adds names such as "
+                   "`underlay-addresses` after it")
+    if not _subdomain(domain):
+        raise fail("E620", f"`{written}` is not an annotation prefix", span,
+                   expected=expected,
+                   hint="one domain and its `/`: Kubernetes takes `DOMAIN/NAME` as a key"
+                   if "/" in domain else "labels of lower-case letters, digits and `-` "
+                   "between dots, at most 253 characters in all")
+    if any(domain == r or domain.endswith("." + r) for r in RESERVED_PREFIXES):
+        raise fail("E620", f"annotation prefix `{written}` is Kubernetes' own", span,
+                   expected=expected,
+                   hint="`kubernetes.io/` and `k8s.io/` (and their subdomains) are kept for "
+                        "Kubernetes' components; use a domain of your own, or netc.dev/")
+    return written
+
+
+def _subdomain(text: str) -> bool:
+    return 0 < len(text) <= 253 and all(_DNS_LABEL.fullmatch(label)
+                                        for label in text.split("."))
 
 
 def _etcd(statement: Statement, collector: Collector) -> Membership:
@@ -344,12 +413,28 @@ def settings_problem(membership: Membership) -> str | None:
     if membership.source == "static":
         static = membership == Membership(span=membership.span)
         return None if static else "a static membership has no settings"
+    if membership.source == "kubernetes":
+        return _kubernetes_problem(membership)
     parts = membership.prefix.split("/")
     if not _PREFIX.fullmatch(membership.prefix) or any(p in (".", "..") for p in parts):
         return f"prefix {membership.prefix!r} is not a key prefix netc takes"
     if not 1 <= membership.lease <= MAX_LEASE:
         return f"lease {membership.lease!r} is not from 1 to {MAX_LEASE} seconds"
     return _endpoints_problem(membership.endpoints) or _files_problem(membership)
+
+
+def _kubernetes_problem(membership: Membership) -> str | None:
+    """Members from the Kubernetes API: an annotation prefix, and no etcd setting."""
+    defaults = Membership("kubernetes", annotation_prefix=membership.annotation_prefix,
+                          span=membership.span)
+    if membership != defaults:
+        return "a membership from the Kubernetes API takes no etcd setting"
+    prefix = membership.annotation_prefix
+    domain = prefix.removesuffix("/")
+    if (not prefix.endswith("/") or not _subdomain(domain)
+            or any(domain == r or domain.endswith("." + r) for r in RESERVED_PREFIXES)):
+        return f"annotation prefix {prefix!r} is not one netc takes"
+    return None
 
 
 def _endpoints_problem(endpoints: Sequence[str]) -> str | None:

@@ -10,7 +10,10 @@ the same code whatever the source.
 
 A member's record is data from a datastore: `read_member` checks every
 field (a node name, a block inside the pod CIDRs, underlay addresses outside
-them) before anything is planned from it.  Pure: no I/O here.
+them) before anything is planned from it, and `read_node` does the same for
+a Kubernetes Node: its podCIDRs (which kube-controller-manager assigned) and
+the underlay addresses its agent published as an annotation.  Pure: no I/O
+here.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from compiler.cluster import block_count, block_subnets
 from compiler.datatypes import frozen
 from compiler.digests import sha256
 from compiler.identifiers import is_node_name
-from compiler.ir import Cluster, IPInterface, IPNetwork, Node
+from compiler.ir import Cluster, IPInterface, IPNetwork, Node, subnet_within
 from compiler.source import Span
 
 RECORD_FORMAT = 1
@@ -97,6 +100,119 @@ def read_member(cluster: Cluster, name: str, value: bytes) -> Member:
     return Member(name, block, addresses, document.get("leaving") is True)
 
 
+UNDERLAY_ANNOTATION = "underlay-addresses"
+"""The annotation (after the cluster's prefix) where an agent publishes its node's underlay
+addresses, with their prefixes, comma-separated: the Node's own addresses have no prefix."""
+
+
+class NoPodCIDR(BadRecord):
+    """A Node that kube-controller-manager gave no podCIDR (yet)."""
+
+
+def underlay_annotation(cluster: Cluster) -> str:
+    """The key of the underlay addresses' annotation on each Node."""
+    return cluster.membership.annotation_prefix + UNDERLAY_ANNOTATION
+
+
+def annotation_value(addresses: Iterable[IPInterface]) -> str:
+    """The underlay addresses as the annotation holds them: `192.0.2.11/24,2001:db8::11/64`."""
+    return ",".join(str(a) for a in addresses)
+
+
+def read_node(cluster: Cluster, node: object) -> Member:
+    """The member a Kubernetes Node makes, checked against the cluster (`BadRecord` why not).
+
+    Its name, its podCIDRs (`pod_cidrs_of`) and the underlay addresses its
+    agent published; a Node without them has no agent of netc's yet.
+    """
+    name, spec, metadata = _node_parts(node)
+    subnets = pod_cidrs_of(cluster, spec)
+    annotations = metadata.get("annotations")
+    value = annotations.get(underlay_annotation(cluster)) if isinstance(
+        annotations, dict) else None
+    if not isinstance(value, str):
+        raise BadRecord(f"no annotation {underlay_annotation(cluster)}: netc's agent has not "
+                        "run on it yet")
+    if len(value) > RECORD_MAX:
+        raise BadRecord(f"annotation {underlay_annotation(cluster)} has {len(value)} "
+                        f"characters, more than {RECORD_MAX}")
+    return Member(name, None, _addresses(cluster, value.split(",")), subnets=subnets)
+
+
+def node_name(node: object) -> str:
+    """A Node's name (`BadRecord` when it has none that is a node's)."""
+    return _node_parts(node)[0]
+
+
+def _node_parts(node: object) -> tuple[str, dict[str, object], dict[str, object]]:
+    """A Node's name, spec and metadata, each of the type the API gives it."""
+    metadata = node.get("metadata") if isinstance(node, dict) else None
+    if not isinstance(node, dict) or not isinstance(metadata, dict):
+        raise BadRecord("not a Node object")
+    name = metadata.get("name")
+    if not isinstance(name, str) or not is_node_name(name):
+        raise BadRecord(f"{name!r} is not a node name")
+    spec = node.get("spec", {})
+    if not isinstance(spec, dict):
+        raise BadRecord("its spec is not an object")
+    return name, spec, metadata
+
+
+def pod_cidrs_of(cluster: Cluster, spec: Mapping[str, object]) -> tuple[IPNetwork, ...]:
+    """A Node's podCIDRs as its subnets of the cluster, in the order of its pod CIDRs.
+
+    Each of the cluster's pod CIDRs needs one, inside it and of its node
+    block's size -- the agreement between kube-controller-manager's
+    --cluster-cidr and --node-cidr-mask-size and the cluster's `pod-cidr` and
+    `node-block`.  A podCIDR of a family the cluster does not route is left
+    alone (a dual-stack Kubernetes cluster, an IPv4 pod network).
+    """
+    listed = spec.get("podCIDRs")
+    if listed is None and isinstance(spec.get("podCIDR"), str):
+        listed = [spec["podCIDR"]]
+    if not listed:
+        raise NoPodCIDR("it has no podCIDR")
+    if not isinstance(listed, list) or len(listed) > 2:
+        raise BadRecord("spec.podCIDRs is not a list of one or two CIDRs")
+    found: dict[int, IPNetwork] = {}
+    for text in listed:
+        try:
+            subnet = ipaddress.ip_network(text) if isinstance(text, str) else None
+        except ValueError:
+            subnet = None
+        if subnet is None or subnet.version in found:
+            raise BadRecord(f"podCIDR {text!r} is not a CIDR, or a second of its family")
+        found[subnet.version] = subnet
+    return tuple(_in_pod_cidr(cluster, found.get(c.version), c, prefix)
+                 for c, prefix in zip(cluster.pod_cidrs, cluster.node_blocks, strict=True))
+
+
+def _in_pod_cidr(cluster: Cluster, subnet: IPNetwork | None, pod_cidr: IPNetwork,
+                 prefix: int) -> IPNetwork:
+    if subnet is None:
+        raise NoPodCIDR(f"it has no IPv{pod_cidr.version} podCIDR, and pod-cidr {pod_cidr} "
+                        "needs one")
+    if not subnet_within(subnet, pod_cidr):
+        raise BadRecord(f"its podCIDR {subnet} is outside the cluster's pod-cidr {pod_cidr}")
+    if subnet.prefixlen != prefix:
+        raise BadRecord(f"its podCIDR {subnet} is a /{subnet.prefixlen}, and the cluster's "
+                        f"node-block is /{prefix}")
+    return subnet
+
+
+def pod_cidr_advice(cluster: Cluster) -> str:
+    """What to set so that kube-controller-manager assigns the podCIDRs the cluster expects."""
+    cidrs = ",".join(str(c) for c in cluster.pod_cidrs)
+    if len(cluster.pod_cidrs) == 1:
+        sizes = f"--node-cidr-mask-size={cluster.node_blocks[0]}"
+    else:
+        sizes = " ".join(f"--node-cidr-mask-size-ipv{c.version}={prefix}" for c, prefix in zip(
+            cluster.pod_cidrs, cluster.node_blocks, strict=True))
+    return (f"kube-controller-manager assigns them when run with --allocate-node-cidrs "
+            f"--cluster-cidr={cidrs} {sizes} (kubeadm init --pod-network-cidr={cidrs}); "
+            "they must agree with the cluster's pod-cidr and node-block")
+
+
 def _addresses(cluster: Cluster, listed: object) -> tuple[IPInterface, ...]:
     if not isinstance(listed, list) or not 1 <= len(listed) <= 2:
         raise BadRecord("`addresses` is not a list of one or two addresses")
@@ -119,16 +235,18 @@ def _addresses(cluster: Cluster, listed: object) -> tuple[IPInterface, ...]:
 def with_members(cluster: Cluster, members: Members) -> Cluster:
     """The cluster as its members make it: one node per member, in name order.
 
-    Two members claiming one block (a datastore edited by hand) keep the
-    block for the first by name; the other is left out rather than given a
-    subnet that overlaps.
+    Two members holding one subnet (a datastore or Nodes edited by hand)
+    keep it for the first by name; the other is left out rather than given a
+    subnet that overlaps.  A member's subnets are given (a static `node` with
+    `subnet`, a Node's podCIDRs) or its block's.
     """
-    nodes, taken = [], set()
+    nodes: list[Node] = []
+    taken: set[IPNetwork] = set()
     for member in members.members:
-        if member.block is not None and member.block in taken:
-            continue
-        taken.add(member.block)
         subnets = member.subnets or block_subnets(cluster, member.block or 0)
+        if taken.intersection(subnets):
+            continue
+        taken.update(subnets)
         nodes.append(Node(member.name, member.addresses, subnets, member.block, member.span))
     return datatypes.replace(cluster, nodes=tuple(nodes))
 

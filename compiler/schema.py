@@ -80,7 +80,7 @@ SCHEMA: Mapping[str, Mapping[str, Keyword]] = {
                            block="routing"),
         "node": Keyword("a Kubernetes node name", "a node of the cluster", many=True,
                         block="node", block_required=True),
-        "membership": Keyword("static or etcd",
+        "membership": Keyword("static, etcd or kubernetes",
                               "where the cluster's members come from (default static: its "
                               "`node` statements)", block="membership"),
     },
@@ -94,6 +94,9 @@ SCHEMA: Mapping[str, Mapping[str, Keyword]] = {
         "ca-file": Keyword("an absolute path", "the CA certificate that signed etcd's"),
         "cert-file": Keyword("an absolute path", "the agent's client certificate for etcd"),
         "key-file": Keyword("an absolute path", "the private key of the client certificate"),
+        "annotation-prefix": Keyword("a DNS subdomain and /, such as netc.dev/",
+                                     "where netc's annotations live on each Node "
+                                     "(kubernetes; default netc.dev/)"),
     },
     "routing": {
         "vni": Keyword("a number from 1 to 16777215", "the VXLAN network identifier (default 1)"),

@@ -60,7 +60,7 @@ from runtime.files import read_text, write_atomically
 from runtime.host import PROC_SYS, use_proc_sys
 from runtime.install import package_root
 from runtime.ipam_store import IpamStore
-from runtime.membership.follower import Follower
+from runtime.membership.follower import Follower, NotJoined
 from runtime.netns import node_namespace
 
 PLUGIN_NAME = "netc-cni"
@@ -92,6 +92,8 @@ class Options:
     proc_sys: str = PROC_SYS
     """Where the node's sysctls are read and written: the container's /proc/sys is read-only,
     the DaemonSet mounts the node's /proc/sys/net at /host/proc/sys/net."""
+    kubeconfig: str | None = None
+    """The Kubernetes API of a cluster of Nodes, outside a pod (default: the pod's own)."""
 
 
 def log(message: str) -> None:
@@ -118,7 +120,8 @@ class Agent:
         self.wake = threading.Event()
         """Set by SIGTERM and by a change of the members: the agent looks again at once."""
         self.follower = Follower(options.node, options.node_netns, options.node_addresses,
-                                 options.memory_dir, self.wake)
+                                 options.memory_dir, self.wake,
+                                 kubeconfig=options.kubeconfig)
         self.iptables: str | None = None
         """The iptables backend, chosen at the first converge (`choose_iptables`)."""
         self.plugin = plugin_files(options.cni_bin_dir, options.socket)
@@ -164,6 +167,9 @@ class Agent:
         details = ""
         try:
             condition = self._converge(read)
+        except NotJoined as error:  # what keeps it out is shown by `netc status` too
+            write_members(self.options, error.cluster, error.view)
+            condition = str(error)
         except (NetcError, OSError, ValueError) as error:
             condition = str(error)
         except Exception as error:  # never a crash loop on every node: not ready, and why

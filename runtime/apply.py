@@ -4,9 +4,11 @@ The node-scoped plan (`compiler.planner.node`) holds what every pod of the
 node's networks shares -- forwarding, bridges, gateway addresses, NAT -- and,
 on a cluster, the routes, VXLAN device and entries towards every peer, then
 the removal of what netc owns there and the plan no longer lists.  Applying
-it ensures each operation in order; nothing is rolled back on a failure,
-since every operation is node-scoped and the next apply carries on from
-where this one stopped.
+it first checks that nothing netc does not own stands in the way of any
+operation -- flannel's devices, say, which have netc's defaults -- and
+refuses before any change if something does; then it ensures each operation
+in order.  Nothing is rolled back on a later failure, since every operation
+is node-scoped and the next apply carries on from where this one stopped.
 
 An apply holds the lock of every network it touches (the one a pod's ADD of
 that network holds), so the two never set up the same bridge or NAT chains
@@ -57,7 +59,11 @@ def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None =
                changed_now: Callable[[Change], None] | None = None) -> list[Change]:
     """Ensure every operation of a node's plan; the changes, in plan order.
 
-    `changed_now` hears of each change as it is made.  A failure raises
+    First, before any change, what stands in the way of any operation (a
+    device of a planned name that netc does not own, another VXLAN device
+    holding the planned VNI and port, a route netc did not add) is refused:
+    `executor.Blocked`, naming each obstacle and its fix.  `changed_now`
+    hears of each change as it is made.  A failure after that raises
     `executor.OperationFailed` and undoes nothing: the changes made before it
     stay (each is node-scoped and wanted), and the next apply carries on.
     """
@@ -65,6 +71,9 @@ def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None =
         host = Host(None)
         try:
             run = executor.Run(host, plan)
+            # One run for both: the apply reuses the check's route dump, which the handlers
+            # keep current (measured: the check adds 2-3 ms to an unchanged apply of 1000 peers).
+            executor.refuse_blocked(run)
 
             def change(op: Operation) -> Change:
                 return Change(op, tuple(run.notes_of(op)))

@@ -28,6 +28,7 @@ from typing import Any
 
 from compiler.datatypes import frozen
 from compiler.errors import Code, NetcError
+from runtime.jsontext import json_object
 
 TIMEOUT = 5.0
 """Seconds one request may take (etcd answers a write without quorum after ~7 s)."""
@@ -314,13 +315,7 @@ def _answer(response: http.client.HTTPResponse) -> dict[str, Any]:
 
 
 def _json(data: bytes) -> dict[str, Any]:
-    try:
-        document = json.loads(data)
-    except ValueError as error:
-        raise EtcdError(f"etcd's answer is not JSON: {error}") from None
-    if not isinstance(document, dict):
-        raise EtcdError("etcd's answer is not a JSON object")
-    return document
+    return json_object(data, EtcdError, "etcd")
 
 
 def _gateway_error(text: str) -> str:

@@ -6,6 +6,11 @@
     remove   DEL: remove every operation, carrying on past failures (a DEL is
              best effort), then report all of them
     observe  CHECK and `netc plan --live`: what the kernel has for each one
+    refuse_blocked
+             before a node's apply: what stands in the way of any operation
+             (a device of a planned name that is not netc's, a VXLAN device
+             holding the planned VNI and port, a route netc did not add),
+             refused before anything is changed
 
 An operation whose work is a program (iptables-restore) may start it and
 be finished later (`Run.later`): the operations after it run meanwhile, and
@@ -26,10 +31,10 @@ from typing import NoReturn
 from compiler.errors import Code, NetcError
 from compiler.planner.ops import Action, Observation, Operation, State
 from runtime.host import SandboxGone
-from runtime.ops.base import Run
+from runtime.ops.base import Blockable, Run
 from runtime.ops.registry import handler_for
 
-__all__ = ["OperationFailed", "Run", "apply", "observe", "remove"]
+__all__ = ["Blocked", "OperationFailed", "Run", "apply", "observe", "refuse_blocked", "remove"]
 
 
 class OperationFailed(NetcError):
@@ -39,6 +44,43 @@ class OperationFailed(NetcError):
         where = f" ({op.span})" if op.span else ""
         super().__init__(f"{op.summary}: {cause}{where}", code)
         self.op = op
+
+
+class Blocked(NetcError):
+    """Operations that something netc does not own stands in the way of: nothing was changed."""
+
+    def __init__(self, blocked: Sequence[tuple[Operation, str]]) -> None:
+        lines = [f"{op.summary}: {obstacle}" + (f" ({op.span})" if op.span else "")
+                 for op, obstacle in blocked]
+        count = f"{len(lines)} operation{'s' if len(lines) > 1 else ''}"
+        super().__init__(f"refused before any change: {count} of the plan "
+                         f"{'are' if len(lines) > 1 else 'is'} blocked by what the node has\n"
+                         + "\n".join(f"  {line}" for line in lines), Code.OPERATION_FAILED)
+        self.blocked = tuple(blocked)
+
+
+def refuse_blocked(run: Run) -> None:
+    """Raise `Blocked` naming every operation something netc does not own stands in the way of.
+
+    Asked before the first change of a node's apply: a plan that could not
+    be carried out to its end is not started, so a node with another
+    plugin's devices (flannel's flannel.1) is left exactly as it was.  Only
+    the handlers that can be blocked are asked (`Blockable`): a few link
+    lookups and the route dump, not a whole observation.
+    """
+    blocked = []
+    for op in run.plan.operations:
+        current = op.resolved(run.bindings)
+        handler = handler_for(current)
+        if isinstance(handler, Blockable):
+            try:
+                obstacle = handler.obstacle(current, run)
+            except Exception as error:
+                raise _translate(current, error) from error
+            if obstacle:
+                blocked.append((current, obstacle))
+    if blocked:
+        raise Blocked(blocked)
 
 
 def apply(run: Run, changed_now: Callable[[Operation], None] | None = None
@@ -137,6 +179,8 @@ def _for_removal(found: Observation) -> Observation:
     """For a DEL, an object still there is a pending change and a missing one is done."""
     if found.state == State.ABSENT:
         return found
+    if found.state == State.BLOCKED:
+        return Observation(State.ABSENT, "nothing of netc's: " + (found.detail or ""))
     if found.state == State.CREATE:
         return Observation(State.ABSENT, "already gone")
     return Observation(State.DIFFERENT, "present; DEL removes it")

@@ -14,6 +14,8 @@ piece is checked against the others, and every inconsistency becomes a
     chain without record         a DNAT chain the network's dispatch chain jumps to that
                                  no known attachment derives
     node object differs          a node-scoped object (bridge, NAT) not as planned
+    node object blocked          something netc does not own in the way of one (a device
+                                 of the bridge's name that is no bridge)
 
 Reading only: nothing here changes the node.
 """
@@ -192,10 +194,13 @@ def _node_drift(network: Network) -> list[Problem]:
         seen = executor.observe(executor.Run(host, plan))
     finally:
         host.close()
-    return [Problem("node object differs", op.summary, o.detail or str(o.state),
+    return [Problem("node object blocked", op.summary, o.detail or str(o.state),
+                    f"netc apply refuses until it is gone ({op.span})")
+            if o.state == State.BLOCKED else
+            Problem("node object differs", op.summary, o.detail or str(o.state),
                     f"netc apply (or the next pod's ADD) sets it up ({op.span})")
             for op, o in zip(plan.operations, seen, strict=True)
-            if o.state in (State.CREATE, State.DIFFERENT)]
+            if o.state in (State.CREATE, State.DIFFERENT, State.BLOCKED)]
 
 
 def _owned_names(network: Network, owner: tuple[str, str]) -> list[str]:

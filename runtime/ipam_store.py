@@ -179,10 +179,6 @@ class IpamStore:
         container_id, _, ifname = content.strip().partition("\r\n")
         return container_id, ifname
 
-    def owners(self) -> set[tuple[str, str]]:
-        """(container ID, ifname) of every reservation, for garbage collection."""
-        return set(self.holders().values())
-
     def holders(self) -> dict[str, tuple[str, str]]:
         """Every reserved address with the (container ID, ifname) holding it."""
         found = {}

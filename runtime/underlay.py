@@ -4,6 +4,8 @@ An admin names them (`netc agent --node-address 192.168.10.11/24`, one per
 family), else they are the addresses of the interface that holds the
 node's default route, one per family, with their prefixes: the prefix is
 what tells host-gw and mixed routing which peers share the node's segment.
+A Kubernetes Node lists its addresses without prefixes (its InternalIPs):
+each takes the prefix it has on the interface of the node that holds it.
 """
 
 from __future__ import annotations
@@ -67,4 +69,31 @@ def of_default_route(node_netns: str | None = None) -> tuple[IPInterface, ...]:
     if not found:
         raise NoAddress("the node has no default route to take its address from",
                         details="give it with --node-address ADDRESS/PREFIX")
+    return tuple(found)
+
+
+def holding(ips: Sequence[str], node_netns: str | None = None) -> tuple[IPInterface, ...]:
+    """Each address as the node's interface that holds it has it: with its prefix.
+
+    `NoAddress` when one is on no interface of the node (a Node whose
+    InternalIP is not this machine's, or the wrong --node-name).
+    """
+    with node_namespace(node_netns):
+        rtnl = Rtnl()
+    try:
+        local = {interface.ip: interface for interface in (
+            ipaddress.ip_interface(a.cidr) for a in rtnl.addresses())}
+    finally:
+        rtnl.close()
+    found = []
+    for text in ips:
+        try:
+            held = local.get(ipaddress.ip_address(text))
+        except ValueError:
+            held = None
+        if held is None:
+            raise NoAddress(f"{text!r} is on no interface of this node",
+                            details="give the node's address with --node-address "
+                                    "ADDRESS/PREFIX")
+        found.append(held)
     return tuple(found)

@@ -316,18 +316,16 @@ def _rmdir(directory: str) -> None:
 
 
 def _address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
+    """Whether a file name is an address: a reservation of host-local's layout."""
+    with contextlib.suppress(ValueError):
+        return bool(ipaddress.ip_address(name))
+    return False
 
 
 def _is_socket(path: str) -> bool:
-    try:
+    with contextlib.suppress(FileNotFoundError):
         return stat.S_ISSOCK(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        return False
+    return False
 
 
 def _regular_file(path: str) -> bytes | None:

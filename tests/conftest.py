@@ -8,8 +8,6 @@ rewrites the files instead, to be reviewed with `git diff` before committing.
 from __future__ import annotations
 
 import difflib
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -59,20 +57,6 @@ class Golden:
         present = sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
                          if p.is_file())
         assert present == sorted(files), f"tests/{relative} holds other files than produced"
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _compilations_cached_in_the_test_run(tmp_path_factory: pytest.TempPathFactory
-                                         ) -> Iterator[None]:
-    """`netc apply` keeps compilations (runtime/cli/compile_cache.py): in this run's own
-    directory, never the user's ~/.cache, and inherited by every netc the tests start."""
-    before = os.environ.get("NETC_CACHE_DIR")
-    os.environ["NETC_CACHE_DIR"] = str(tmp_path_factory.mktemp("netc-cache"))
-    yield
-    if before is None:
-        del os.environ["NETC_CACHE_DIR"]
-    else:
-        os.environ["NETC_CACHE_DIR"] = before
 
 
 @pytest.fixture

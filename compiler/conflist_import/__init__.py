@@ -26,7 +26,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from compiler import emit
 from compiler.conflist_import import stock, writer
@@ -49,6 +49,10 @@ _FILE_NAME = re.compile(r"(?:(?P<priority>[0-9]+)-)?(?P<stem>.+?)(?:\.(?:conflis
 _TYPED = {"portmap": stock.portmap, "bandwidth": stock.bandwidth}
 """The chained stock plugins netdsl models, in the order netc writes them."""
 T = TypeVar("T")
+MAIN_PLUGIN_HINTS = {
+    "flannel": "flannel's plugin; for netc to run this network, see docs/migrating-from-flannel.md",
+}
+"""A comment above a main plugin netc can take over, in the text the admin edits."""
 
 
 @frozen
@@ -341,7 +345,8 @@ def _main(plugin: Mapping[str, Any], path: Path, report: Report) -> list[Node]:
                     "block, built with --target reference only")
     if kind == "loopback":
         report.note(path, "netc-cni and the CRI runtimes bring lo up in every pod themselves")
-    return [Node(f"plugin {kind}", writer.options(_passthrough(plugin, path, report)))]
+    return [Node(f"plugin {kind}", writer.options(_passthrough(plugin, path, report)),
+                 comment=MAIN_PLUGIN_HINTS.get(kind))]
 
 
 def _chained(plugin: Mapping[str, Any], path: Path, report: Report) -> Node | None:
@@ -353,7 +358,7 @@ def _chained(plugin: Mapping[str, Any], path: Path, report: Report) -> Node | No
     return Node(f"chain {kind}", writer.options(_passthrough(plugin, path, report)) or None)
 
 
-def _plugin_type(kind: Any) -> bool:
+def _plugin_type(kind: Any) -> TypeGuard[str]:
     return isinstance(kind, str) and writer.is_word(kind) and not set("/\\") & set(kind)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from compiler.ir import Bridge, HostPort, Ipam, Network, family_key
+from compiler.ir import Bridge, Cluster, HostPort, Ipam, Network, family_key
 from compiler.planner.context import PodContext, PortMapping
 from compiler.planner.iptables import Rule, comment, rule
 from compiler.planner.names import AttachmentNames, NetworkNames, record_path
@@ -41,6 +41,8 @@ MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 LOOPBACK = "127.0.0.0/8"
 
 Origin = Bridge | Ipam | HostPort
+FORWARDING = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
+"""The sysctl that makes a node route each family between its interfaces."""
 """The part of the network an operation comes from: its span is the operation's."""
 
 
@@ -84,26 +86,26 @@ def node_operations(network: Network) -> list[Operation]:
     ops = [
         _node_op(Kind.MODULE, "br_netfilter", "load br_netfilter (bridged traffic meets "
                  "iptables)", {"name": "br_netfilter", "probe": "/proc/sys/net/bridge"}, bridge),
-        _sysctl("net.bridge.bridge-nf-call-iptables", "1", bridge),
+        sysctl_operation("net.bridge.bridge-nf-call-iptables", "1", bridge),
     ]
     if 6 in families:
-        ops.append(_sysctl("net.bridge.bridge-nf-call-ip6tables", "1", bridge))
+        ops.append(sysctl_operation("net.bridge.bridge-nf-call-ip6tables", "1", bridge))
     if routed and 4 in families:
-        ops.append(_sysctl("net.ipv4.ip_forward", "1", bridge))
+        ops.append(sysctl_operation(FORWARDING[4], "1", bridge))
     if routed and 6 in families:
-        ops.append(_sysctl("net.ipv6.conf.all.forwarding", "1", bridge))
+        ops.append(sysctl_operation(FORWARDING[6], "1", bridge))
     mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
     promisc = " promisc" if bridge.promiscuous else ""
     ops.append(_node_op(Kind.BRIDGE, bridge.name, f"bridge {bridge.name}{mtu}{promisc}",
                         {"name": bridge.name, "mtu": bridge.mtu,
                          "promiscuous": bridge.promiscuous}, bridge))
-    ops.append(_sysctl(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge,
-                       origin_device=bridge.name, optional=6 not in families))
+    ops.append(sysctl_operation(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge,
+                                origin_device=bridge.name, optional=6 not in families))
     if 6 in families:
         # Set before the bridge comes up: while its link-local address is
         # tentative the node cannot resolve pods for traffic it forwards.
-        ops.append(_sysctl(f"net.ipv6.conf.{bridge.name}.accept_dad", "0", bridge,
-                           origin_device=bridge.name))
+        ops.append(sysctl_operation(f"net.ipv6.conf.{bridge.name}.accept_dad", "0", bridge,
+                                    origin_device=bridge.name))
     ops.append(_node_op(Kind.UP, f"{bridge.name} (node)", f"set {bridge.name} up",
                         {"dev": bridge.name}, bridge))
     if bridge.gateway:
@@ -116,8 +118,8 @@ def node_operations(network: Network) -> list[Operation]:
     hostport = network.hostport
     if hostport is not None and hostport.snat and 4 in families:
         ops.append(_localnet_guard(network, bridge, hostport))
-        ops.append(_sysctl(f"net.ipv4.conf.{bridge.name}.route_localnet", "1", hostport,
-                           origin_device=bridge.name))
+        ops.append(sysctl_operation(f"net.ipv4.conf.{bridge.name}.route_localnet", "1",
+                                    hostport, origin_device=bridge.name))
     ops += [op for family in families if (op := _node_nat(network, bridge, ipam, family))]
     return ops
 
@@ -128,21 +130,23 @@ def _node_op(kind: Kind, target: str, summary: str, params: Mapping[str, Any],
                      span=origin.span)
 
 
-def _sysctl(key: str, value: str, origin: Origin, *, where: Where = Where.NODE,
-            scope: Scope = Scope.NODE, undone_by: str | None = None,
-            phase: Phase = Phase.NODE, origin_device: str | None = None,
-            optional: bool = False) -> Operation:
+def sysctl_operation(key: str, value: str, origin: Origin | Cluster, *,
+                     where: Where = Where.NODE, scope: Scope = Scope.NODE,
+                     undone_by: str | None = None, phase: Phase = Phase.NODE,
+                     origin_device: str | None = None, optional: bool = False,
+                     why: str | None = None) -> Operation:
     """A sysctl; `origin_device` names an interface in the key, whose dots stay dots.
 
     An `optional` one is skipped where the setting does not exist (IPv6 turned
-    off at boot), instead of failing the ADD.
+    off at boot), instead of failing the ADD.  `why` is said in its summary.
     """
     path = key.replace(".", "/")
     if origin_device:
         prefix, _, setting = key.rpartition(f".{origin_device}.")
         path = f"{prefix.replace('.', '/')}/{origin_device}/{setting}"
     params = {"path": path, "value": value, **({"optional": True} if optional else {})}
-    summary = f"{key} = {value}" + (" (where the node has it)" if optional else "")
+    summary = f"{key} = {value}" + (" (where the node has it)" if optional else "") + (
+        f" ({why})" if why else "")
     return Operation(Kind.SYSCTL, key, summary, params, phase, scope=scope, where=where,
                      undone_by=undone_by, span=origin.span)
 
@@ -264,9 +268,9 @@ def _sandbox(bridge: Bridge, ipam: Ipam, pod: PodContext, names: AttachmentNames
         _up("lo", Where.SANDBOX, "sandbox", bridge),
     ]
     if 6 in ipam.families():
-        ops.append(_sysctl(f"net.ipv6.conf.{eth}.accept_dad", "0", ipam, where=Where.SANDBOX,
-                           scope=Scope.ATTACHMENT, undone_by=host, phase=Phase.SANDBOX,
-                           origin_device=eth))
+        ops.append(sysctl_operation(f"net.ipv6.conf.{eth}.accept_dad", "0", ipam,
+                                    where=Where.SANDBOX, scope=Scope.ATTACHMENT, undone_by=host,
+                                    phase=Phase.SANDBOX, origin_device=eth))
     for family in ipam.families():
         key = family_key(family)
         ops.append(Operation(Kind.ADDRESS, f"{eth} {{{key}.cidr}}", f"{{{key}.cidr}} on {eth}",

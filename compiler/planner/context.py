@@ -16,7 +16,7 @@ from typing import Any
 
 from compiler.datatypes import field, frozen
 from compiler.errors import Code, NetcError
-from compiler.ir import MAX_RATE, PROTOCOLS, Direction, IPAddress
+from compiler.ir import MAX_RATE, PROTOCOLS, Direction, IPAddress, of_direction
 
 RUNTIME_DEFAULT_BURSTS = (2**32 - 1, (2**32 - 1) * 8 - 1)
 """Bursts runtimes invent when a pod gives none: containerd's and CRI-O's."""
@@ -57,11 +57,11 @@ class BandwidthRequest:
 
     def rate(self, direction: Direction) -> int | None:
         """The requested rate of 'ingress' or 'egress'."""
-        return self.ingress_rate if direction == "ingress" else self.egress_rate
+        return of_direction(direction, self.ingress_rate, self.egress_rate)
 
     def burst(self, direction: Direction) -> int | None:
         """The requested burst, None when absent or one of the runtimes' placeholders."""
-        value = self.ingress_burst if direction == "ingress" else self.egress_burst
+        value = of_direction(direction, self.ingress_burst, self.egress_burst)
         return None if value in RUNTIME_DEFAULT_BURSTS else value
 
 

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from compiler.cluster import vtep_mac
 from compiler.ir import Cluster, IPNetwork, Network, Node
-from compiler.planner.attach import node_operations
+from compiler.planner.attach import FORWARDING, node_operations, sysctl_operation
 from compiler.planner.ops import Kind, NodeSubject, Operation, Phase, Plan, Scope
 
 RTPROT_NETC = 78
@@ -60,12 +60,8 @@ def _dedupe(ops: Sequence[Operation]) -> list[Operation]:
 
 
 def _forwarding(cluster: Cluster) -> list[Operation]:
-    keys = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
-    return [Operation(Kind.SYSCTL, keys[c.version], f"{keys[c.version]} = 1 (pods of other "
-                      "nodes pass through)", {"path": keys[c.version].replace(".", "/"),
-                                              "value": "1"},
-                      Phase.NODE, scope=Scope.NODE, span=cluster.span)
-            for c in cluster.pod_cidrs]
+    return [sysctl_operation(FORWARDING[c.version], "1", cluster,
+                             why="pods of other nodes pass through") for c in cluster.pod_cidrs]
 
 
 def _peers(cluster: Cluster, me: Node) -> list[Operation]:

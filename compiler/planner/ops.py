@@ -26,8 +26,9 @@ from typing import Any
 from compiler.datatypes import field, frozen, replace
 from compiler.source import Span
 
-PLAN_FORMAT = "2.0"
-"""2.0: iptables rules are argument lists; a network's NAT is one operation per family."""
+PLAN_FORMAT = "2.1"
+"""2.0: iptables rules are argument lists; a network's NAT is one operation per family.
+2.1: the live state `blocked`."""
 
 
 class Word(str, Enum):  # noqa: UP042 - StrEnum is 3.11, the plugin runs on 3.10 hosts
@@ -119,12 +120,17 @@ class Action(Word):
 
 
 class State(Word):
-    """Live states of an operation's object: to create, as planned, not as planned, gone."""
+    """Live states of an operation's object.
+
+    To create, as planned, not as planned, gone -- or blocked: something netc
+    does not own stands in its way, and apply refuses.
+    """
 
     CREATE = "create"
     IN_PLACE = "in-place"
     DIFFERENT = "different"
     ABSENT = "absent"
+    BLOCKED = "blocked"
 
 
 _PLACEHOLDER = re.compile(r"\{([a-z0-9]+\.[a-z]+)\}")

@@ -21,7 +21,16 @@ from __future__ import annotations
 
 from compiler.datatypes import frozen
 from compiler.errors import Code, NetcError
-from compiler.ir import DIRECTIONS, Bandwidth, Direction, HostPort, Limits, Network, Rate
+from compiler.ir import (
+    DIRECTIONS,
+    Bandwidth,
+    Direction,
+    HostPort,
+    Limits,
+    Network,
+    Rate,
+    of_direction,
+)
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
 from compiler.shaping import Bucket, bucket, describe_rate
 from compiler.source import Span
@@ -89,11 +98,11 @@ class Shaping:
 
     def bucket_for(self, direction: Direction) -> Bucket | None:
         """The bucket of 'ingress' or 'egress'."""
-        return self.ingress if direction == "ingress" else self.egress
+        return of_direction(direction, self.ingress, self.egress)
 
     def span_for(self, direction: Direction) -> Span | None:
         """Where the limit of a direction was decided."""
-        return self.ingress_span if direction == "ingress" else self.egress_span
+        return of_direction(direction, self.ingress_span, self.egress_span)
 
 
 def resolve_bandwidth(network: Network, pod: PodContext, enforce: bool = True) -> Shaping:

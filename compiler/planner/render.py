@@ -7,7 +7,8 @@ Text layout (one operation):
 
 With `--live` each operation also carries what the kernel has now, shown
 with terraform's symbols: `+` to create, `=` already in place, `~` different
-(the difference on the next line).
+(the difference on the next line) -- and `!` blocked: something netc does not
+own stands in the way, and apply refuses (what, and the fix, on the next line).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from compiler.planner.ops import (
 from compiler.source import SourceFile, Span
 
 ACTION_SYMBOLS = {Action.ENSURE: "+", Action.REMOVE: "-", Action.CHECK: "?"}
-LIVE_SYMBOLS = {State.CREATE: "+", State.IN_PLACE: "=", State.DIFFERENT: "~", State.ABSENT: "="}
+LIVE_SYMBOLS = {State.CREATE: "+", State.IN_PLACE: "=", State.DIFFERENT: "~", State.ABSENT: "=",
+                State.BLOCKED: "!"}
 
 
 def render_text(plan: Plan, sources: Mapping[str, SourceFile],
@@ -110,9 +112,11 @@ def _summary(plan: Plan, live: Sequence[Observation] | None) -> str:
     if live is not None:
         counts = {state: sum(o.state == state for o in live) for state in LIVE_SYMBOLS}
         pending = counts[State.CREATE] + counts[State.DIFFERENT]
+        blocked = (f", {counts[State.BLOCKED]} blocked -- apply refuses until what is in their "
+                   "way is gone" if counts[State.BLOCKED] else "")
         return (f"Plan: {counts[State.CREATE]} to create, {counts[State.DIFFERENT]} different, "
-                f"{counts[State.IN_PLACE] + counts[State.ABSENT]} in place"
-                + ("." if pending else " -- nothing to do."))
+                f"{counts[State.IN_PLACE] + counts[State.ABSENT]} in place" + blocked
+                + ("." if pending or blocked else " -- nothing to do."))
     node = sum(not op.owned for op in ops)
     owned = len(ops) - node
     if plan.attachment is None:
@@ -130,7 +134,8 @@ def _legend(plan: Plan, live: Sequence[Observation] | None) -> list[str]:
     if any(placeholders(op.params) for op in plan.operations):
         lines.append("Values in {braces} are known once the address reservation has run.")
     if live is not None:
-        lines.append("Legend: + to create   = in place   ~ different")
+        lines.append("Legend: + to create   = in place   ~ different"
+                     + ("   ! blocked" if any(o.state == State.BLOCKED for o in live) else ""))
     else:
         lines.append("Legend: + ensure (create or repair)   - remove   ? check")
     return lines

@@ -27,8 +27,8 @@ from runtime.cli.common import (
     compile_paths,
     report,
 )
-from runtime.cli.compile_cache import compile_cached
 from runtime.cli.node_plans import networks_of, plan_of_node
+from runtime.executor import Blocked
 
 APPLY_FORMAT = "1.0"
 """The version of `netc apply --format json` documents."""
@@ -48,7 +48,7 @@ APPLY_FORMAT = "1.0"
 def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
                   node_netns: str | None, output: str, detailed_exitcode: bool) -> None:
     """Set up NODE's routes, devices, bridges and NAT from FILES; prune what is not planned."""
-    compilation, sources = compile_paths(files, compile_cached)
+    compilation, sources = compile_paths(files)
     report(compilation.diagnostics, sources)
     if not compilation.ok:
         sys.exit(EXIT_INVALID)
@@ -98,8 +98,13 @@ def _failed(error: NetcError, node: str, the_plan: Plan, changes: Sequence[Chang
     made = sum(len(c.lines()) for c in changes)
     stays = (f"the {made} change{'s' if made != 1 else ''} above stay" if made
              else "nothing was changed")
-    click.echo(f"netc apply: node {node}: stopped by a failure; {stays} (nothing is rolled "
-               "back: each is node-scoped, and the next apply carries on from there)", err=True)
+    if isinstance(error, Blocked):
+        click.echo(f"netc apply: node {node}: refused; nothing was changed (what is in the "
+                   "way is not netc's to remove)", err=True)
+    else:
+        click.echo(f"netc apply: node {node}: stopped by a failure; {stays} (nothing is "
+                   "rolled back: each is node-scoped, and the next apply carries on from "
+                   "there)", err=True)
     if detailed_exitcode:
         click.echo(f"Error: {error}", err=True)
         sys.exit(EXIT_INVALID)

@@ -162,7 +162,9 @@ def _refuse_dynamic(pending: Sequence[Network], clusters: Sequence[Cluster]) -> 
         raise click.UsageError(
             f"cluster {dynamic.name} takes its members from {dynamic.membership.source}: each "
             "node's agent (netc agent) writes that node's conflists once it holds a block, so "
-            "there is no folder per node to write; give --node NAME for a pinned node's")
+            "there is no folder per node to write" + (
+                "" if dynamic.membership.source == "kubernetes" else
+                "; give --node NAME for a pinned node's"))
 
 
 class _Result:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,16 +124,10 @@ def read_input(path: str) -> bytes:
         raise SystemFailure(f"cannot read {path}: {error.strerror}") from error
 
 
-def compile_paths(paths: Sequence[str],
-                  compile_all: Callable[[Sequence[SourceFile]], Compilation] = compile_sources,
-                  ) -> tuple[Compilation, dict[str, SourceFile]]:
-    """Read and compile files together; decoding problems are part of the diagnostics.
-
-    `compile_all` compiles the decoded files (`compile_cache.compile_cached`
-    keeps the result between runs).
-    """
+def compile_paths(paths: Sequence[str]) -> tuple[Compilation, dict[str, SourceFile]]:
+    """Read and compile files together; decoding problems are part of the diagnostics."""
     sources, problems, shown = read_sources(paths)
-    compilation = compile_sources(sources) if problems else compile_all(sources)
+    compilation = compile_sources(sources)
     if problems:
         compilation = Compilation((), (*problems, *compilation.diagnostics))
     return compilation, shown
@@ -166,12 +160,4 @@ def write_atomically(path: Path, text: str, like: os.stat_result | None = None,
         raise SystemFailure(f"cannot write {path}: {error.strerror}") from error
 
 
-def read_existing(path: Path) -> str | None:
-    """The current content of an output file, or None when it does not exist."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None
-    except OSError as error:
-        raise SystemFailure(f"cannot read {path}: {error.strerror}") from error
 

@@ -39,17 +39,20 @@ from runtime.packaging import ARCHITECTURES, DEFAULT_CACHE
 @click.option("--proc-sys", default="/proc/sys", show_default=True,
               help="Where the node's sysctls are (the DaemonSet mounts the node's /proc/sys/net "
               "at /host/proc/sys/net: a container's /proc/sys is read-only).")
+@click.option("--kubeconfig", type=click.Path(dir_okay=False),
+              help="In a cluster of Kubernetes Nodes: the API server and credentials, when the "
+              "agent runs outside a pod (default: the pod's service account).")
 def agent(config: str, node_name: str, cni_conf_dir: str, cni_bin_dir: str, socket: str,
           interval: float, health_port: int,
           node_netns: str | None, node_addresses: tuple[str, ...], memory_dir: str,
-          proc_sys: str) -> None:
+          proc_sys: str, kubeconfig: str | None) -> None:
     """The node agent: install the plugin, apply the node, serve, write the conflist; repeat."""
     from runtime.agent import Agent, Options
 
     options = Options(config, node_name, cni_conf_dir, cni_bin_dir, socket, interval,
                       health_port=health_port or None,
                       node_netns=node_netns, node_addresses=node_addresses,
-                      memory_dir=memory_dir, proc_sys=proc_sys)
+                      memory_dir=memory_dir, proc_sys=proc_sys, kubeconfig=kubeconfig)
     sys.exit(Agent(options).run())
 
 
@@ -76,6 +79,12 @@ def leave(config: str, node_name: str, node_netns: str | None, memory_dir: str) 
     dynamic = [c for c in clusters if c.membership.dynamic]
     if not dynamic:
         raise click.UsageError(f"{config} has no cluster with dynamic membership")
+    nodes = next((c for c in dynamic if c.membership.source == "kubernetes"), None)
+    if nodes is not None:
+        raise click.UsageError(
+            f"the members of cluster {nodes.name} are its Kubernetes Nodes: a node leaves "
+            f"when its Node is deleted (kubectl delete node {node_name}), and every peer "
+            "drops its routes then")
     try:
         with node_namespace(node_netns):
             for cluster in dynamic:

@@ -96,13 +96,18 @@ def status(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
     from runtime.inventory import inspect
     from runtime.netns import node_namespace
 
-    networks = networks_of(inputs, node)
+    members = _members(members_file)
+    try:
+        networks = networks_of(inputs, node)
+    except click.UsageError:
+        if members is None or not members["condition"]:
+            raise
+        networks = []  # kept out of its cluster, it has no conflist: the condition says why
     try:
         with node_namespace(node_netns):
             states = inspect(networks)
     except (NetcError, OSError) as error:
         raise SystemFailure(str(error)) from error
-    members = _members(members_file)
     if output == "json":
         document: dict[str, Any] = {"format_version": STATUS_FORMAT,
                                     "networks": [s.to_json() for s in states]}
@@ -110,7 +115,8 @@ def status(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
             document["membership"] = members
         click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(_members_text(members) + _status_text(states), nl=False)
+        click.echo(_members_text(members) + (_status_text(states) if networks else ""),
+                   nl=False)
     if any(s.problems for s in states) or (members is not None and members["condition"]):
         sys.exit(EXIT_PROBLEMS)
 
@@ -131,12 +137,18 @@ def _members(path: str) -> dict[str, Any] | None:
 def _members_text(document: dict[str, Any] | None) -> str:
     if document is None:
         return ""
-    held = (f"holds block {document['block']} (lease {document['lease']}, {document['ttl']} s)"
-            if document["block"] is not None else "holds no block")
+    subnets = document.get("subnets") or []
+    if document["block"] is not None:
+        held = f"holds block {document['block']} (lease {document['lease']}, {document['ttl']} s)"
+    else:
+        held = (f"has pod subnets {', '.join(subnets)}" if subnets else
+                "is no member" if document["source"] == "kubernetes" else "holds no block")
     lines = [f"cluster {document['cluster']} ({document['source']} membership): "
              f"node {document['node']} {held}, {len(document['members'])} members"]
     for member in document["members"]:
-        lines.append(f"  {member['name']}  block {member['block']}  "
+        place = (f"block {member['block']}" if member["block"] is not None
+                 else ", ".join(member.get("subnets") or []))
+        lines.append(f"  {member['name']}  {place}  "
                      f"{', '.join(member['addresses'])}  seen {member['last_seen']}")
     if document["condition"]:
         lines.append(f"  ! {document['condition']}")

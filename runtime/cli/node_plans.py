@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import click
@@ -51,18 +52,26 @@ def plan_of_node(compilation: Compilation, node: str, networks: Sequence[Network
 
 
 def with_live_members(compilation: Compilation) -> Compilation:
-    """The compilation with each dynamic cluster's nodes as its datastore lists them now."""
+    """The compilation with each dynamic cluster's nodes as its datastore lists them now.
+
+    The Kubernetes API is the one `$KUBECONFIG` names, else the pod's own.
+    """
     from compiler import datatypes
     from compiler.membership import with_members
     from runtime.etcd import EtcdError
-    from runtime.membership.etcd import members_now
+    from runtime.kubeapi import ApiError
+    from runtime.membership import etcd, kubernetes
 
     def now(cluster: Cluster) -> Cluster:
         if not cluster.membership.dynamic:
             return cluster
         try:
-            return with_members(cluster, members_now(cluster))
-        except EtcdError as error:
+            if cluster.membership.source == "kubernetes":  # kubectl's kubeconfig, else the pod's
+                members = kubernetes.members_now(cluster, os.environ.get("KUBECONFIG"))
+            else:
+                members = etcd.members_now(cluster)
+            return with_members(cluster, members)
+        except (EtcdError, ApiError) as error:
             raise SystemFailure(f"cannot list the members of cluster {cluster.name}: "
                                 f"{error}") from error
 

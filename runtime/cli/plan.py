@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 import yaml
@@ -112,8 +112,18 @@ def plan_command(ctx: click.Context, files: tuple[str, ...], network_name: str |
     else:
         click.echo(renderers[output](the_plan, observations), nl=False)
     if detailed_exitcode and observations is not None:
-        pending = any(o.state in (State.CREATE, State.DIFFERENT) for o in observations)
-        sys.exit(EXIT_PENDING if pending else 0)
+        _exit_detailed(observations)
+
+
+def _exit_detailed(observations: Sequence[Observation]) -> NoReturn:
+    """0 nothing to do, 2 changes pending, 1 when apply would refuse (an operation blocked)."""
+    blocked = sum(o.state == State.BLOCKED for o in observations)
+    if blocked:
+        click.echo(f"netc plan: apply would refuse: {blocked} operation"
+                   f"{'s are' if blocked > 1 else ' is'} blocked by what the node has", err=True)
+        sys.exit(EXIT_INVALID)
+    pending = any(o.state in (State.CREATE, State.DIFFERENT) for o in observations)
+    sys.exit(EXIT_PENDING if pending else 0)
 
 
 def _check_options(detailed: bool, live: bool, against: str | None, output: str) -> None:

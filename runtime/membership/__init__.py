@@ -1,8 +1,9 @@
 """A cluster's members, as its source has them: this node's claim, the members now, changes.
 
-    source (static | etcd)  ->  View  ->  the agent: node plan = planner(cluster, members,
-                                          this node), applied with the prune of what no
-                                          member owns
+    source (static | etcd | kubernetes)  ->  View  ->  the agent: node plan =
+                                                        planner(cluster, members, this node),
+                                                        applied with the prune of what no
+                                                        member owns
 
 A source never touches the kernel and the agent never talks to a datastore:
 the two meet in a `View`, an immutable picture the source replaces whenever
@@ -72,7 +73,8 @@ STATUS_FORMAT = 1
 def status_document(cluster: Cluster, node: str, view: View) -> dict[str, object]:
     """What `netc status` shows of a cluster's membership.
 
-    The source, this node's block and lease, every member and when it was last seen.
+    The source, this node's block and lease (or, of a Kubernetes Node, its podCIDRs), every
+    member and when it was last seen.
     """
     me = view.me
     members = view.members.members if view.members is not None else ()
@@ -80,9 +82,10 @@ def status_document(cluster: Cluster, node: str, view: View) -> dict[str, object
         "format": STATUS_FORMAT, "cluster": cluster.name, "source": view.source, "node": node,
         "condition": view.condition,
         "block": me.block if me is not None else None,
+        "subnets": [str(s) for s in me.subnets] if me is not None else [],
         "lease": f"{view.lease:x}" if view.lease is not None else None, "ttl": view.ttl,
         "revision": view.members.revision if view.members is not None else None,
-        "members": [{"name": m.name, "block": m.block,
+        "members": [{"name": m.name, "block": m.block, "subnets": [str(s) for s in m.subnets],
                      "addresses": [str(a) for a in m.addresses],
                      "last_seen": _when(view.seen.get(m.name))} for m in members]}
 
@@ -98,11 +101,18 @@ HoldsAddresses = Callable[[], bool]
 
 def source_for(cluster: Cluster, node: str, addresses: tuple[IPInterface, ...],
                memory_dir: str, holds_addresses: HoldsAddresses, *,
-               changed: threading.Event | None = None) -> Source:
+               changed: threading.Event | None = None, kubeconfig: str | None = None
+               ) -> Source:
     """The source of a cluster's members, for `node`, whose underlay `addresses` it publishes.
 
-    `changed` is the event it sets when its view changes (default: one of its own).
+    `changed` is the event it sets when its view changes (default: one of its own);
+    `kubeconfig` where the Kubernetes API is when the agent runs outside a pod.
     """
+    if cluster.membership.source == "kubernetes":
+        from runtime.membership.kubernetes import KubernetesSource
+
+        return KubernetesSource(cluster, node, addresses, holds_addresses, changed=changed,
+                                kubeconfig=kubeconfig)
     if cluster.membership.source == "etcd":
         from runtime.membership.etcd import EtcdSource
 

@@ -58,14 +58,13 @@ from runtime.etcd import (
     unchanged,
 )
 from runtime.files import read_text, remove, write_atomically
-from runtime.membership import HoldsAddresses, View
+from runtime.membership import HoldsAddresses
+from runtime.membership.watched import Watched, log
 
 CLAIM_ATTEMPTS = 20
 """Transactions a claim tries when other nodes keep taking the block it chose."""
 TICK = 0.5
 """Seconds between looks at the lease and the lingering members."""
-RETRY_MAX = 5.0
-"""The longest wait before asking an unavailable etcd again."""
 
 
 class ClaimRefused(NetcError):
@@ -116,108 +115,62 @@ class Memory:
         remove(self.path)
 
 
-class EtcdSource:
+class EtcdSource(Watched):
     """A node's membership of an etcd cluster: its claim, kept alive, and the members watched."""
+
+    SOURCE = TITLE = "etcd"
+    AGAIN = (Compacted,)
+    UNAVAILABLE = (Unavailable,)
+    REFUSED = (EtcdError,)
 
     def __init__(self, cluster: Cluster, node: str, addresses: tuple[IPInterface, ...],
                  memory_dir: str, holds_addresses: HoldsAddresses, *,
                  changed: threading.Event | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(changed, "joining: claiming a block")
         self.cluster = cluster
         self.node = node
         self.addresses = addresses
-        self.ttl = cluster.membership.lease
+        self.seconds = self.ttl = cluster.membership.lease
         self.etcd = client(cluster)
         self.base, self.members_prefix, self.blocks_prefix = keys(cluster)
         self.memory = Memory(memory_dir, cluster.name, node)
         self.holds_addresses = holds_addresses
         self.clock = clock
-        self.changed = changed or threading.Event()
-        self._stopping = threading.Event()
-        self._lock = threading.Lock()
-        self._members: dict[str, Member] = {}
         self._lingering: dict[str, float] = {}
         """Members gone from etcd but kept until this time (the clock's), after an outage."""
-        self._gone_at: dict[str, float] = {}
-        self._revision = 0
-        self._listed = False
-        self._me: Member | None = None
-        self._lease: int | None = None
         self._need_claim = True
-        self._condition = "joining: claiming a block"
-        self._unavailable = False
         self._back_since: float | None = None
-        self._healthy_at = 0.0
         self._threads = [threading.Thread(target=self._follow, name="membership", daemon=True),
                          threading.Thread(target=self._tick, name="lease", daemon=True)]
-
-    # the agent's side
 
     def start(self) -> None:
         """Claim, list and watch in one thread; keep the lease alive in another."""
         for thread in self._threads:
             thread.start()
 
-    def stop(self) -> None:
-        """Stop following; the lease runs on, so a restart within it changes nothing."""
-        self._stopping.set()
-
-    def view(self) -> View:
-        """The members as last known, this node's claim, and what is wrong if anything."""
-        with self._lock:
-            members = Members.of(self._revision, self._members.values()) if self._listed else None
-            now = time.time()
-            healthy = self._healthy_at if self._unavailable else now
-            seen = {name: self._gone_at.get(name, healthy) for name in self._members}
-            return View("etcd", members, self._me, self._condition, self._lease, self.ttl,
-                        seen)
-
     # following the members
 
-    def _follow(self) -> None:
-        wait = 0.1
-        while not self._stopping.is_set():
-            try:
-                refused = self._claim_needed() and not self._claim()
-                listing = self.etcd.under(self.members_prefix)
-                self._replace(listing.kvs, listing.revision)
-                wait = 0.1
-                if self._claim_needed() and not refused:
-                    continue
-                # A refused claim is tried again at the next change: a node that
-                # leaves frees a block.
-                for events, revision in self.etcd.watch(self.members_prefix,
-                                                        listing.revision + 1):
-                    self._apply(events, revision)
-                    if self._claim_needed() or self._stopping.is_set():
-                        break
-                continue
-            except Compacted:
-                continue
-            except Unavailable as error:
-                self._unavailable_now(str(error))
-            except EtcdError as error:
-                self._set_condition(str(error))
-            self._stopping.wait(wait)
-            wait = min(wait * 2, RETRY_MAX)
+    def _round(self) -> None:
+        refused = self._claim_needed() and not self._claim()
+        listing = self.etcd.under(self.members_prefix)
+        self._replace(dict(self._records(listing.kvs)), listing.revision)
+        if self._claim_needed() and not refused:
+            return
+        # A refused claim is tried again at the next change: a node that
+        # leaves frees a block.
+        for events, revision in self.etcd.watch(self.members_prefix, listing.revision + 1):
+            self._apply(events, revision)
+            if self._claim_needed() or self._stopping.is_set():
+                break
 
     def _claim_needed(self) -> bool:
         with self._lock:
             return self._need_claim
 
-    def _replace(self, kvs: Iterable[KeyValue], revision: int) -> None:
-        """A fresh listing: what it lacks is gone (or lingers), what it has is current."""
-        listed = dict(self._records(kvs))
-        with self._lock:
-            self._available()
-            for name in set(self._members) - set(listed):
-                self._gone(name)
-            for member in listed.values():
-                self._present(member)
-            self._revision, self._listed = revision, True
-            if self._me is not None and self.node not in listed:
-                self._lost()
-        self.changed.set()
+    def _listing_done(self, listed: Mapping[str, Member]) -> None:
+        if self._me is not None and self.node not in listed:
+            self._lost()
 
     def _apply(self, events: Iterable[Event], revision: int) -> None:
         with self._lock:
@@ -248,13 +201,12 @@ class EtcdSource:
         try:
             return read_member(self.cluster, name, value)
         except BadRecord as error:
-            _log(f"ignoring the record of member {name!r} in etcd: {error}")
+            log(f"ignoring the record of member {name!r} in etcd: {error}")
             return None
 
     def _present(self, member: Member) -> None:
-        self._members[member.name] = member
+        super()._present(member)
         self._lingering.pop(member.name, None)
-        self._gone_at.pop(member.name, None)
         if member.name == self.node and self._me is not None:
             self._me = member
 
@@ -264,43 +216,22 @@ class EtcdSource:
         now = self.clock()
         self._gone_at.setdefault(name, time.time())
         if (not member.leaving and self._back_since is not None
-                and now < self._back_since + self.ttl):
-            self._lingering.setdefault(name, self._back_since + self.ttl)
+                and now < self._back_since + self.seconds):
+            self._lingering.setdefault(name, self._back_since + self.seconds)
             return
-        del self._members[name]
+        super()._gone(name)
         self._lingering.pop(name, None)
-        self._gone_at.pop(name, None)
 
     def _lost(self) -> None:
         """The node's own record is gone (its lease ran out): claim again, the same block."""
         self._need_claim = True
         self._condition = "this node's lease ran out: claiming its block again"
 
-    def _available(self) -> None:
-        if self._unavailable:
-            self._back_since = self.clock()
-            self._unavailable = False
-            _log("etcd answers again")
-        if not self._need_claim:
-            self._condition = ""
-        self._healthy_at = time.time()
+    def _back(self) -> None:
+        self._back_since = self.clock()
 
-    def _unavailable_now(self, reason: str) -> None:
-        with self._lock:
-            if not self._unavailable:
-                _log(f"etcd is unavailable, keeping the last members: {reason}")
-                self._healthy_at = time.time()
-            self._unavailable = True
-            self._condition = f"etcd is unavailable: {reason}"
-        self.changed.set()
-
-    def _set_condition(self, condition: str) -> None:
-        with self._lock:
-            changed = condition != self._condition
-            self._condition = condition
-        if changed:
-            _log(condition)
-            self.changed.set()
+    def _standing_condition(self) -> str:
+        return self._condition if self._need_claim else ""
 
     # the lease and the lingering members
 
@@ -329,7 +260,7 @@ class EtcdSource:
                 if self._lease == lease:
                     self._lost()
             self.changed.set()
-        return max(self.ttl / 3, TICK)
+        return max(self.seconds / 3, TICK)
 
     def _expire(self, now: float) -> None:
         with self._lock:
@@ -339,7 +270,7 @@ class EtcdSource:
                 del self._lingering[name]
                 self._gone_at.pop(name, None)
         if ended:
-            _log(f"members gone since etcd came back, after a lease's grace: "
+            log(f"members gone since etcd came back, after a lease's grace: "
                  f"{', '.join(sorted(ended))}")
             self.changed.set()
 
@@ -420,7 +351,7 @@ class EtcdSource:
     def _live_lease(self) -> int:
         if self._lease is not None and self.etcd.keepalive(self._lease) > 0:
             return self._lease
-        lease, _ = self.etcd.grant(self.ttl)
+        lease, _ = self.etcd.grant(self.seconds)
         return lease
 
     def _claimed(self, member: Member, lease: int) -> None:
@@ -430,8 +361,8 @@ class EtcdSource:
             self._lease, self._me, self._need_claim = lease, member, False
             self._members[member.name] = member
             self._condition = ""
-        _log(f"holding block {member.block} of cluster {self.cluster.name} (lease {lease:x}, "
-             f"{self.ttl} s)")
+        log(f"holding block {member.block} of cluster {self.cluster.name} (lease {lease:x}, "
+             f"{self.seconds} s)")
         self.changed.set()
 
 
@@ -455,7 +386,7 @@ def members_now(cluster: Cluster) -> Members:
         try:
             found.append(read_member(cluster, kv.key.removeprefix(prefix), kv.value))
         except BadRecord as error:
-            _log(f"ignoring the record of {kv.key!r}: {error}")
+            log(f"ignoring the record of {kv.key!r}: {error}")
     return Members.of(listing.revision, found)
 
 
@@ -485,6 +416,3 @@ def leave(cluster: Cluster, node: str, memory_dir: str) -> str:
     block = f"block {member.block}" if member is not None else "its block"
     return f"node {node} left cluster {cluster.name}: {block} released"
 
-
-def _log(message: str) -> None:
-    os.write(2, f"netc agent: membership: {message}\n".encode(errors="replace"))

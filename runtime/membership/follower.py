@@ -26,16 +26,23 @@ from runtime.netns import node_namespace
 class NotJoined(NetcError):
     """The node holds no block yet, or its source has not listed the members once."""
 
+    def __init__(self, message: str, cluster: Cluster, view: View) -> None:
+        super().__init__(message)
+        self.cluster, self.view = cluster, view
+        """What the source says meanwhile (`netc status` shows it)."""
+
 
 class Follower:
     """The running source of the agent's cluster."""
 
     def __init__(self, node: str, node_netns: str | None, addresses: Sequence[str],
-                 memory_dir: str, wake: threading.Event) -> None:
+                 memory_dir: str, wake: threading.Event, *, kubeconfig: str | None = None
+                 ) -> None:
         self.node = node
         self.node_netns = node_netns
         self.addresses = tuple(addresses)
         self.memory_dir = memory_dir
+        self.kubeconfig = kubeconfig
         self.wake = wake
         """Set when the source's view changes, to wake the agent."""
         self.holds_addresses = False
@@ -54,11 +61,12 @@ class Follower:
         view = source.view()
         if view.members is None or view.me is None:
             raise NotJoined(f"not joined cluster {cluster.name} yet: "
-                            f"{view.condition or 'listing its members'}")
+                            f"{view.condition or 'listing its members'}", cluster, view)
         self._applied = _essence(view)
         members, left_out = routable(cluster, self.node, view.members)
         if members.get(self.node) is None:
-            raise NotJoined(f"this node cannot be routed to: {'; '.join(left_out)}")
+            raise NotJoined(f"this node cannot be routed to: {'; '.join(left_out)}", cluster,
+                            datatypes.replace(view, condition="; ".join(left_out)))
         if left_out:
             view = datatypes.replace(view, condition="; ".join(
                 [view.condition, *left_out] if view.condition else left_out))
@@ -94,17 +102,21 @@ class Follower:
             return self.source
         self.stop()
         source = source_for(cluster, self.node, self._addresses(cluster), self.memory_dir,
-                            lambda: self.holds_addresses, changed=self.wake)
+                            lambda: self.holds_addresses, changed=self.wake,
+                            kubeconfig=self.kubeconfig)
         with node_namespace(self.node_netns):  # its threads talk from the node's network
             source.start()
         self.source, self._key = source, key
         return source
 
     def _addresses(self, cluster: Cluster) -> tuple[IPInterface, ...]:
+        """The addresses given, else the default route's; a Kubernetes source's: the Node's."""
         if not cluster.membership.dynamic:
             return ()
         if self.addresses:
             return underlay.given(self.addresses)
+        if cluster.membership.source == "kubernetes":
+            return ()
         return underlay.of_default_route(self.node_netns)
 
 

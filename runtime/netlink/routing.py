@@ -26,6 +26,7 @@ import struct
 from collections.abc import Sequence
 
 from compiler.datatypes import frozen
+from compiler.ir import mac_bytes, mac_text
 from runtime.netlink import wire
 from runtime.netlink.channel import NetlinkError
 from runtime.netlink.rtnl import (
@@ -60,8 +61,13 @@ from runtime.netlink.wire import Attr, get_u32, parse_attrs, string, u8, u32
 RTM_DELROUTE = 25
 RTM_NEWNEIGH, RTM_GETNEIGH = 28, 30
 
-IFLA_VXLAN_ID, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING = 1, 4, 7
-IFLA_VXLAN_PORT, IFLA_VXLAN_LOCAL6 = 15, 17
+IFLA_VXLAN_ID, IFLA_VXLAN_GROUP, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING = 1, 2, 4, 7
+IFLA_VXLAN_PORT, IFLA_VXLAN_GROUP6, IFLA_VXLAN_LOCAL6 = 15, 16, 17
+IFLA_VXLAN_GBP, IFLA_VXLAN_COLLECT_METADATA, IFLA_VXLAN_GPE = 23, 25, 27
+RECEIVE_MODES = {IFLA_VXLAN_COLLECT_METADATA: "external", IFLA_VXLAN_GBP: "gbp",
+                 IFLA_VXLAN_GPE: "gpe"}
+"""Ways of receiving other than plain VXLAN: devices sharing a UDP port must agree on them.
+(External is a u8 the kernel always reports; GBP and GPE are flags, present when set.)"""
 
 NDA_LLADDR, NDA_IFINDEX = 2, 8
 NUD_PERMANENT = 0x80
@@ -81,6 +87,15 @@ class Vxlan:
     port: int
     local: str | None
     learning: bool = False
+    group: str | None = None
+    """The multicast group or remote, read back (netc's devices have none)."""
+    receive: tuple[str, ...] = ()
+    """The receive modes of `RECEIVE_MODES` set, read back (netc's devices have none)."""
+
+    @property
+    def family(self) -> int:
+        """The underlay's family: the kernel tells IPv4 and IPv6 devices apart by it."""
+        return 6 if ":" in (self.local or self.group or "") else 4
 
 
 @frozen
@@ -108,16 +123,6 @@ class FdbEntry:
     state: int
 
 
-def mac_bytes(mac: str) -> bytes:
-    """aa:bb:cc:dd:ee:ff as six bytes."""
-    return bytes(int(part, 16) for part in mac.split(":"))
-
-
-def mac_text(raw: bytes) -> str:
-    """Six bytes as aa:bb:cc:dd:ee:ff."""
-    return ":".join(f"{octet:02x}" for octet in raw)
-
-
 def vxlan_data(settings: Vxlan) -> list[Attr]:
     """The IFLA_INFO_DATA of a VXLAN device: VNI, local address, port (big-endian), learning."""
     attrs = [u32(IFLA_VXLAN_ID, settings.vni)]
@@ -136,12 +141,16 @@ def vxlan_settings(link: Link) -> Vxlan | None:
         return None
     data = parse_attrs(link.info_data)
     raw = data.get(IFLA_VXLAN_LOCAL) or data.get(IFLA_VXLAN_LOCAL6)
+    group = data.get(IFLA_VXLAN_GROUP) or data.get(IFLA_VXLAN_GROUP6)
     port = data.get(IFLA_VXLAN_PORT)
     learning = data.get(IFLA_VXLAN_LEARNING)
     return Vxlan(vni=get_u32(data, IFLA_VXLAN_ID),
                  port=struct.unpack(">H", port[:2])[0] if port else 0,
                  local=str(ipaddress.ip_address(raw)) if raw else None,
-                 learning=bool(learning[0]) if learning else False)
+                 learning=bool(learning[0]) if learning else False,
+                 group=str(ipaddress.ip_address(group)) if group else None,
+                 receive=tuple(mode for kind, mode in RECEIVE_MODES.items()
+                               if kind in data and data[kind][:1] != b"\0"))
 
 
 class Routing:

@@ -16,6 +16,7 @@ import struct
 from collections.abc import Sequence
 
 from compiler.datatypes import field, frozen
+from compiler.ir import mac_bytes, mac_text
 from runtime.netlink import wire
 from runtime.netlink.channel import Channel, NetlinkError
 from runtime.netlink.wire import (
@@ -165,7 +166,7 @@ class Rtnl:
         if mtu:
             attrs.append(u32(IFLA_MTU, mtu))
         if mac:
-            attrs.append(Attr(IFLA_ADDRESS, bytes(int(part, 16) for part in mac.split(":"))))
+            attrs.append(Attr(IFLA_ADDRESS, mac_bytes(mac)))
         if group:
             attrs.append(u32(IFLA_GROUP, group))
         self._newlink(0, attrs, wire.NLM_F_CREATE | wire.NLM_F_EXCL, f"create {kind} {name}")
@@ -332,7 +333,7 @@ def _link(body: bytes) -> Link:
     return Link(
         index=index, name=get_string(attrs, IFLA_IFNAME) or "", kind=get_string(
             info, IFLA_INFO_KIND), flags=flags, mtu=get_u32(attrs, IFLA_MTU),
-        mac=":".join(f"{b:02x}" for b in mac), master=get_u32(attrs, IFLA_MASTER),
+        mac=mac_text(mac), master=get_u32(attrs, IFLA_MASTER),
         peer=get_u32(attrs, IFLA_LINK), netnsid=get_s32(attrs, IFLA_LINK_NETNSID),
         hairpin=bool(hairpin[0]) if hairpin else None,
         alias=get_string(attrs, IFLA_IFALIAS), info_data=info.get(IFLA_INFO_DATA, b""),

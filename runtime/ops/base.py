@@ -107,6 +107,24 @@ class KeptByDel:
         """Nothing to do: the object is node-scoped or goes with its parent."""
 
 
+class Blockable:
+    """Mixin of handlers whose object something netc does not own can stand in the way of.
+
+    `obstacle` says what that is -- a device of the planned name that is not
+    netc's, a VXLAN device holding the planned VNI and port, a route netc did
+    not add -- and the fix, in the words `ensure` refuses with and `observe`
+    reports (`blocked`).  `netc apply` and the agent ask it of every
+    operation before the first change (`executor.refuse_blocked`), so a plan
+    that could not be carried out to its end is not started.  Only what no
+    earlier operation of a plan can change belongs here: a sysctl that the
+    module operation before it creates does not.
+    """
+
+    def obstacle(self, op: Operation, run: Run) -> str | None:
+        """What stands in the way of the planned object, and the fix; None when nothing does."""
+        raise NotImplementedError
+
+
 IN_PLACE_NOW = Observation(State.IN_PLACE)
 NOTHING_TO_KEEP = Observation(State.ABSENT, "a one-shot flush leaves nothing to observe")
 
@@ -119,6 +137,11 @@ def missing(detail: str | None = None) -> Observation:
 def differs(detail: str) -> Observation:
     """The object exists but not as planned; `detail` says how."""
     return Observation(State.DIFFERENT, detail)
+
+
+def blocked(obstacle: str) -> Observation:
+    """Something netc does not own stands in the object's way: apply refuses, saying `obstacle`."""
+    return Observation(State.BLOCKED, obstacle)
 
 
 def existing_link(run: Run, where: Where, name: str) -> Link:

@@ -13,21 +13,24 @@ import ipaddress
 import os
 
 from compiler.errors import Code
+from compiler.ir import mac_text
 from compiler.planner.ops import Kind, Observation, Operation, Where, placeholders
 from runtime.netlink.rtnl import Link
 from runtime.ops.base import (
     IN_PLACE_NOW,
     NOTHING_TO_KEEP,
+    Blockable,
     KeptByDel,
     Refused,
     Run,
+    blocked,
     differs,
     existing_link,
     missing,
 )
 
 
-class BridgeHandler(KeptByDel):
+class BridgeHandler(KeptByDel, Blockable):
     """A Linux bridge with the planned MTU and promiscuity (a `link.up` follows).
 
     A new bridge gets its own MAC pinned: otherwise it takes the lowest MAC of
@@ -46,8 +49,9 @@ class BridgeHandler(KeptByDel):
         if bridge is None:
             rtnl.create(name, "bridge", mac=_random_mac())
             bridge = existing_link(run, Where.NODE, name)
-        if bridge.kind != "bridge":
-            raise Refused(f"{name} exists but is a {bridge.kind or 'device'}, not a bridge")
+        obstacle = _not_a_bridge(bridge)
+        if obstacle:
+            raise Refused(obstacle)
         repaired = []
         if mtu and bridge.mtu != mtu:
             # In a request of its own: an MTU given in the creating request is not
@@ -62,13 +66,17 @@ class BridgeHandler(KeptByDel):
             run.note(op, "repaired: " + ", ".join(repaired))
         return created or bool(repaired)
 
+    def obstacle(self, op: Operation, run: Run) -> str | None:
+        return _not_a_bridge(run.host.node.link(op.params["name"]))
+
     def observe(self, op: Operation, run: Run) -> Observation:
         bridge = run.host.node.link(op.params["name"])
         if bridge is None:
             return missing()
+        obstacle = _not_a_bridge(bridge)
+        if obstacle:
+            return blocked(obstacle)
         problems = []
-        if bridge.kind != "bridge":
-            problems.append(f"is a {bridge.kind}, not a bridge")
         if op.params["mtu"] and bridge.mtu != op.params["mtu"]:
             problems.append(f"mtu {bridge.mtu}, want {op.params['mtu']}")
         if bridge.promiscuous != op.params["promiscuous"]:
@@ -76,11 +84,29 @@ class BridgeHandler(KeptByDel):
         return differs(", ".join(problems)) if problems else IN_PLACE_NOW
 
 
+def not_of_kind(link: Link | None, kind: str, alternative: str | None = None) -> str | None:
+    """Why a link of a planned name is in the way: it is not of the planned kind (None: it is).
+
+    netc adopts a link of its kind (a bridge another plugin made, such as
+    flannel's cni0) but never changes one of another kind.
+    """
+    if link is None or link.kind == kind:
+        return None
+    article = "an" if kind[0] in "aeiou" else "a"
+    return (f"{link.name} is a {link.kind or 'device'}, not {article} {kind}: netc never "
+            f"changes a link it does not own; remove it (ip link del {link.name})"
+            + (f", or {alternative}" if alternative else ""))
+
+
+def _not_a_bridge(link: Link | None) -> str | None:
+    return not_of_kind(link, "bridge", "name another bridge in the network")
+
+
 def _random_mac() -> str:
     """A random locally administered unicast MAC, as the kernel would pick."""
     octets = bytearray(os.urandom(6))
     octets[0] = (octets[0] & 0xFE) | 0x02
-    return ":".join(f"{octet:02x}" for octet in octets)
+    return mac_text(octets)
 
 
 class VethHandler:
@@ -193,7 +219,7 @@ LINK_GROUP_BASE = 0x6E000000
 """An attachment's link group is this plus its host veth's index: unique while the veth lives."""
 
 
-class IfbHandler:
+class IfbHandler(Blockable):
     """An ifb device, up, in one link group with the pod's host veth; removed by a DEL.
 
     Unregistering a link makes the kernel wait for RCU readers to finish with
@@ -207,8 +233,9 @@ class IfbHandler:
     def ensure(self, op: Operation, run: Run) -> bool:
         name = op.params["name"]
         link = run.host.node.link(name)
-        if link is not None and link.kind != "ifb":
-            raise Refused(f"{name} exists but is a {link.kind or 'device'}, not an ifb")
+        obstacle = not_of_kind(link, "ifb")
+        if obstacle:
+            raise Refused(obstacle)
         group = self._group(op, run)
         if link is not None and link.up and link.group == group:
             return False
@@ -241,12 +268,16 @@ class IfbHandler:
         else:
             node.delete(link.name)
 
+    def obstacle(self, op: Operation, run: Run) -> str | None:
+        return not_of_kind(run.host.node.link(op.params["name"]), "ifb")
+
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.node.link(op.params["name"])
         if link is None:
             return missing()
-        if link.kind != "ifb":
-            return differs(f"is a {link.kind}, not an ifb")
+        obstacle = not_of_kind(link, "ifb")
+        if obstacle:
+            return blocked(obstacle)
         return IN_PLACE_NOW if link.up else differs("down")
 
 

@@ -23,6 +23,7 @@ removed from the source, even while netc was not running.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -41,9 +42,11 @@ from runtime.netlink.routing import (
 from runtime.netlink.rtnl import Link, Route
 from runtime.ops.base import (
     IN_PLACE_NOW,
+    Blockable,
     KeptByDel,
     Refused,
     Run,
+    blocked,
     differs,
     existing_link,
     missing,
@@ -146,17 +149,59 @@ def vxlan_differences(params: Mapping[str, Any], link: Link) -> tuple[list[str],
     return rebuild, repair
 
 
-class VxlanHandler(KeptByDel):
-    """The cluster's VXLAN device: created, recreated when its tunnel differs, else repaired."""
+def clash(params: Mapping[str, Any], link: Link) -> str | None:
+    """Why another VXLAN device keeps the planned one from being made or brought up, and the fix.
+
+    The kernel refuses a second device of a family with the VNI and UDP port
+    of another ("A VXLAN device with the specified VNI already exists"),
+    whatever their local addresses; and devices that receive differently
+    (external, GBP, GPE) cannot both hold a port open (the second one up gets
+    "Address already in use").  flannel's `flannel.1` has netc's defaults:
+    VNI 1, port 8472.  None when `link` is in nobody's way.
+    """
+    theirs = vxlan_settings(link)
+    if (theirs is None or link.name == params["name"] or theirs.port != params["port"]
+            or theirs.family != family(params["local"])):
+        return None
+    port = f"UDP port {theirs.port}"
+    if not theirs.receive and theirs.vni == params["vni"]:
+        return (f"{link.name} (VXLAN {theirs.vni}, {port}) is in the way: the kernel refuses "
+                f"a second VXLAN device with VNI {theirs.vni} on {port}; "
+                + _clash_fix(link, "`vni` or `port`"))
+    if theirs.receive and link.up:
+        return (f"{link.name} (VXLAN {theirs.vni}, {port}, {', '.join(theirs.receive)}) holds "
+                f"{port} open for another kind of VXLAN device: netc's could not come up; "
+                + _clash_fix(link, "`port`"))
+    return None
+
+
+FLANNEL_DEVICE = re.compile(r"flannel(?:-v6)?\.[0-9]+")
+"""flannel's VXLAN devices: `flannel.VNI`, and `flannel-v6.VNI` for an IPv6 network."""
+
+
+def _clash_fix(link: Link, settings: str) -> str:
+    if FLANNEL_DEVICE.fullmatch(link.name):
+        return (f"it is flannel's: remove flannel first (kubectl delete -f kube-flannel.yml; "
+                f"ip link del {link.name}), or give the cluster's routing another {settings}")
+    return (f"remove it (ip link del {link.name}) if nothing uses it, or give the cluster's "
+            f"routing another {settings}")
+
+
+class VxlanHandler(KeptByDel, Blockable):
+    """The cluster's VXLAN device: created, recreated when its tunnel differs, else repaired.
+
+    A device of this cluster under another name (the routing's `device`
+    renamed) that holds the VNI and port is netc's old one: it goes first,
+    before the prune would, since the new one could not be made beside it.
+    """
 
     def ensure(self, op: Operation, run: Run) -> bool:
         params = op.params
         link = run.host.node.link(params["name"])
+        obstacle = self._obstacle(params, link, run)
+        if obstacle:
+            raise Refused(obstacle)
         if link is not None:
-            refusal = foreign(link, params)
-            if refusal:
-                raise Refused(f"{refusal}; netc never changes links it does not own: remove "
-                              "it, or name another `device` in the cluster's routing")
             rebuild, repair = vxlan_differences(params, link)
             if not rebuild:
                 self._repair(link, params, run)
@@ -165,6 +210,10 @@ class VxlanHandler(KeptByDel):
                 return bool(repair)
             run.host.node.delete(link.name)
             run.note(op, "recreated: " + ", ".join(rebuild))
+        for old in run.host.node.links():
+            if old.alias == params["alias"] and clash(params, old):
+                run.host.node.delete(old.name)
+                run.note(op, f"replaced {old.name}, which held its VNI and port")
         Routing(run.host.node).create_vxlan(
             params["name"], Vxlan(params["vni"], params["port"], params["local"]),
             params["mtu"], params["mac"], params["alias"])
@@ -180,13 +229,31 @@ class VxlanHandler(KeptByDel):
         if link.alias != params["alias"]:
             kernel.set_alias(link, params["alias"])
 
+    def obstacle(self, op: Operation, run: Run) -> str | None:
+        return self._obstacle(op.params, run.host.node.link(op.params["name"]), run)
+
+    @staticmethod
+    def _obstacle(params: Mapping[str, Any], link: Link | None, run: Run) -> str | None:
+        """A foreign link of the device's name, else the devices that clash with it."""
+        if link is not None:
+            refusal = foreign(link, params)
+            if refusal:
+                return (f"{refusal}; netc never changes links it does not own: remove it (ip "
+                        f"link del {link.name}), or name another `device` in the cluster's "
+                        "routing")
+            if not vxlan_differences(params, link)[0]:
+                return None  # netc's, as planned: the kernel let no other device take its VNI
+        clashes = [why for other in run.host.node.links()
+                   if other.alias != params["alias"] and (why := clash(params, other))]
+        return "; ".join(clashes) or None
+
     def observe(self, op: Operation, run: Run) -> Observation:
         link = run.host.node.link(op.params["name"])
+        obstacle = self._obstacle(op.params, link, run)
+        if obstacle:
+            return blocked(obstacle)
         if link is None:
             return missing()
-        refusal = foreign(link, op.params)
-        if refusal:
-            return differs(f"{refusal} (apply refuses to touch it)")
         rebuild, repair = vxlan_differences(op.params, link)
         if rebuild:
             return differs(", ".join(rebuild) + " (apply recreates the device)")
@@ -237,7 +304,7 @@ class RouteState:
                    [r for r in found if r.protocol != protocol])
 
 
-class NodeRouteHandler(KeptByDel):
+class NodeRouteHandler(KeptByDel, Blockable):
     """A route to a peer's pod subnet, carrying netc's route protocol."""
 
     def ensure(self, op: Operation, run: Run) -> bool:
@@ -246,10 +313,7 @@ class NodeRouteHandler(KeptByDel):
         table = dumps(run).routes(family(dst))
         state = RouteState.of(table.get(dst, ()), protocol)
         if state.theirs:
-            raise Refused(f"a route to {dst} that netc does not own is in the way ("
-                          f"{'; '.join(describe(r, _names(run)) for r in state.theirs)}): netc "
-                          "never replaces a route it did not add; remove it, or give the peer "
-                          "another subnet")
+            raise Refused(_in_the_way(dst, state, run))
         if any(matches(r, via, link) for r in state.ours):
             return False
         Routing(run.host.node).replace_route(dst, via, link, protocol)
@@ -259,20 +323,34 @@ class NodeRouteHandler(KeptByDel):
                             RTNH_F_ONLINK if link else 0)]
         return True
 
+    def obstacle(self, op: Operation, run: Run) -> str | None:
+        state = self._state(op, run)
+        return _in_the_way(op.params["dst"], state, run) if state.theirs else None
+
     def observe(self, op: Operation, run: Run) -> Observation:
-        dst, via, protocol = op.params["dst"], op.params["via"], op.params["protocol"]
+        via = op.params["via"]
         link = run.host.node.link(op.params["dev"]) if op.params["dev"] else None
+        state = self._state(op, run)
+        if state.theirs:
+            return blocked(_in_the_way(op.params["dst"], state, run))
         if op.params["dev"] and link is None:
             return missing(f"no device {op.params['dev']}")
-        state = RouteState.of(dumps(run).routes(family(dst)).get(dst, ()), protocol)
-        if state.theirs:
-            return differs("a route netc does not own is in the way: " + "; ".join(
-                describe(r, _names(run)) for r in state.theirs) + " (apply refuses)")
         if any(matches(r, via, link) for r in state.ours):
             return IN_PLACE_NOW
         if state.ours:
             return differs("is " + "; ".join(describe(r, _names(run)) for r in state.ours))
         return missing()
+
+    @staticmethod
+    def _state(op: Operation, run: Run) -> RouteState:
+        dst = op.params["dst"]
+        return RouteState.of(dumps(run).routes(family(dst)).get(dst, ()), op.params["protocol"])
+
+
+def _in_the_way(dst: str, state: RouteState, run: Run) -> str:
+    return (f"a route to {dst} that netc does not own is in the way ("
+            f"{'; '.join(describe(r, _names(run)) for r in state.theirs)}): netc never replaces "
+            "a route it did not add; remove it, or give the peer another subnet")
 
 
 def _names(run: Run) -> dict[int, str]:

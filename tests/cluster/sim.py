@@ -274,11 +274,14 @@ class SimCluster(Namespaces):
                          "--node-netns", self.ns(node), "--detailed-exitcode", "--format", "json")
 
     @staticmethod
-    def pending(done: subprocess.CompletedProcess) -> list[str]:
-        """What a live plan says needs doing: each operation's summary and live detail."""
+    def pending(done: subprocess.CompletedProcess, states: tuple[str, ...] = ("create",
+                                                                             "different")
+                ) -> list[str]:
+        """What a live plan says needs doing (or, given `states`, what is in those): each
+        operation's summary and live detail."""
         return [f"{op['summary']}: {op['live']['state']} {op['live']['detail'] or ''}".strip()
                 for op in json.loads(done.stdout)["operations"]
-                if op["live"]["state"] in ("create", "different")]
+                if op["live"]["state"] in states]
 
     # pods
 

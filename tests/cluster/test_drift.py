@@ -70,19 +70,30 @@ def test_apply_repairs_a_bridge_mtu_and_says_what_it_was(cluster):
     assert bridge["mtu"] == cluster.pod_mtu
 
 
+def _without_underlay(sim: SimCluster) -> None:
+    """Take node-a's underlay address away: host-gw routes to its peers then have no gateway
+    on a link, which the kernel refuses -- a failure no check before the apply foresees."""
+    sh("ip", "-n", sim.ns(NODE_A), "addr", "del", f"{NODE_A.address}/24", "dev", "eth0")
+
+
+def _underlay_back(sim: SimCluster) -> None:
+    sh("ip", "-n", sim.ns(NODE_A), "addr", "add", f"{NODE_A.address}/24", "dev", "eth0")
+
+
 def test_an_apply_that_fails_partway_has_printed_every_change_it_made(tmp_path, bin_dir):
-    """A device in the way of the VXLAN device stops the apply after the node's own setup:
-    what was made is printed as it was made and stays, and the next apply carries on."""
-    with SimCluster(tmp_path, bin_dir, "vxlan", False, (NODE_A, NODE_B)) as sim:
-        sh("ip", "-n", sim.ns(NODE_A), "link", "add", "netc.1", "type", "bridge")
+    """A route the kernel refuses stops the apply after the node's own setup: what was made
+    is printed as it was made and stays, and the next apply carries on."""
+    with SimCluster(tmp_path, bin_dir, "host-gw", False, (NODE_A, NODE_B)) as sim:
+        _without_underlay(sim)
         failed = sim.apply(NODE_A)
         assert failed.returncode == 1
         made = failed.stdout.splitlines()
         assert made and all(line.startswith("+ ") for line in made), failed.stderr
         assert any(line.startswith("+ NAT of network pods") for line in made)
         assert f"the {len(made)} changes above stay" in failed.stderr
-        assert "netc.1 is a bridge, not netc's VXLAN device" in failed.stderr
-        sh("ip", "-n", sim.ns(NODE_A), "link", "del", "netc.1")
+        assert f"route to node-b's pods 10.244.2.0/24 via {NODE_B.address} (direct)" in \
+            failed.stderr
+        _underlay_back(sim)
         again = sim.apply(NODE_A)
         assert again.returncode == 2, again.stderr
         assert not set(again.stdout.splitlines()) & set(made), again.stdout
@@ -90,8 +101,8 @@ def test_an_apply_that_fails_partway_has_printed_every_change_it_made(tmp_path, 
 
 
 def test_the_agent_logs_each_change_as_it_makes_it_then_the_failure(tmp_path, bin_dir, capfd):
-    with SimCluster(tmp_path, bin_dir, "vxlan", False, (NODE_A, NODE_B)) as sim:
-        sh("ip", "-n", sim.ns(NODE_A), "link", "add", "netc.1", "type", "bridge")
+    with SimCluster(tmp_path, bin_dir, "host-gw", False, (NODE_A, NODE_B)) as sim:
+        _without_underlay(sim)
         compilation = sim.compiled(NODE_A)
         config = tmp_path / "netc.json"
         config.write_text(kubernetes.render_config(compilation.clusters, compilation.networks))
@@ -99,7 +110,7 @@ def test_the_agent_logs_each_change_as_it_makes_it_then_the_failure(tmp_path, bi
                               str(tmp_path / "bin"), str(tmp_path / "cni.sock"),
                               health_port=None, node_netns=sim.ns(NODE_A)))
         agent.converge()
-        assert not agent.ready and "netc.1 is a bridge" in agent.problem
+        assert not agent.ready and "route to node-b's pods" in agent.problem, agent.problem
         logged = capfd.readouterr().err.splitlines()
         applied = [line for line in logged if line.startswith("netc agent: applied + ")]
         assert any("NAT of network pods" in line for line in applied), logged

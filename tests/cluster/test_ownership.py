@@ -52,10 +52,12 @@ def test_a_link_of_the_devices_name_that_netc_does_not_own_is_refused_and_left_a
     done = sim.apply(NODE_A)
     assert done.returncode == 1
     assert "netc never changes links it does not own" in done.stderr, done.stderr
+    assert "refused; nothing was changed" in done.stderr and not done.stdout
     assert _link(sim, DEVICE) == before
     live = sim.plan_live(NODE_A)
-    assert any(p.startswith("VXLAN device") and "apply refuses" in p
-               for p in sim.pending(live)), sim.pending(live)
+    assert live.returncode == 1, live.stderr
+    (blocked,) = sim.pending(live, ("blocked",))
+    assert blocked.startswith("VXLAN device") and blocked.split(": blocked ")[1] in done.stderr
 
 
 def test_a_route_in_the_way_of_a_peers_is_refused_and_left_alone(make):
@@ -65,6 +67,7 @@ def test_a_route_in_the_way_of_a_peers_is_refused_and_left_alone(make):
     assert done.returncode == 1
     assert ("a route to 10.244.2.0/24 that netc does not own is in the way (10.244.2.0/24 via "
             "198.18.10.99 dev eth0 proto static)") in done.stderr, done.stderr
+    assert not done.stdout, "refused before any change"
     (route,) = sim.ip_json(NODE_A, "route", "show", "10.244.2.0/24")
     assert (route["gateway"], route["protocol"]) == ("198.18.10.99", "static")
 
@@ -112,4 +115,18 @@ def test_switching_to_host_gw_removes_netcs_device_and_keeps_anybody_elses(make)
     routes = {r["dst"]: r for r in sim.routes(NODE_A) if r.get("protocol") == "78"}
     assert {dst: (r["gateway"], r["dev"]) for dst, r in routes.items()} == {
         "10.244.2.0/24": (NODE_B.address, "eth0"), "10.244.3.0/24": (NODE_C.address, "eth0")}
+    assert sim.plan_live(NODE_A).returncode == 0
+
+
+def test_a_renamed_device_replaces_netcs_old_one_which_holds_its_vni_and_port(make):
+    """The kernel would refuse the new device beside the old one; the old one is netc's own
+    (the cluster's alias), so it goes first rather than at the prune."""
+    sim = make("vxlan")
+    sim.apply_all()
+    unchanged = sim.source
+    sim.source = lambda: unchanged().replace("{ vni ", "{ device netc.2; vni ")
+    done = sim.apply(NODE_A)
+    assert done.returncode == 2, done.stderr
+    assert "(replaced netc.1, which held its VNI and port)" in done.stdout.splitlines()[0]
+    assert _link(sim, DEVICE) is None and _link(sim, "netc.2")["ifalias"] == "netc cluster sim"
     assert sim.plan_live(NODE_A).returncode == 0

@@ -1,7 +1,6 @@
 """compiler.datatypes behaves as the dataclasses it stands in for, where netc relies on them."""
 
 import dataclasses
-import pickle
 
 import pytest
 
@@ -148,31 +147,3 @@ def test_compile_pending_compiles_every_init_a_later_instance_would_need():
     assert Late().value == 1 and Late(2) == Late(value=2)
 
 
-@pytest.mark.parametrize("instance", [Child("web", ("a",), 3, ["x"], b"kept"), Base("db")],
-                         ids=["child", "base"])
-def test_a_frozen_instance_pickles_to_an_equal_one_with_every_field(instance):
-    back = pickle.loads(pickle.dumps(instance, protocol=5))
-    assert back == instance
-    assert type(back) is type(instance)
-    assert [getattr(back, f.name) for f in datatypes.fields(back)] == \
-        [getattr(instance, f.name) for f in datatypes.fields(instance)]
-    with pytest.raises(FrozenInstanceError):
-        back.name = "other"
-
-
-POST_INITS: list[int] = []
-
-
-@frozen
-class Validated:
-    value: int
-
-    def __post_init__(self) -> None:
-        POST_INITS.append(self.value)
-
-
-def test_unpickling_does_not_run_post_init_again():
-    instance = Validated(7)
-    back = pickle.loads(pickle.dumps(instance))
-    assert back == instance
-    assert POST_INITS.count(7) == 1

@@ -259,3 +259,15 @@ CONFLIST_SHAPED = st.fixed_dictionaries({}, optional={
 def test_any_json_gives_a_netdsl_or_an_error_saying_why(document):
     result = import_conflists([("x.conflist", json.dumps(document).encode())])
     assert result.text or any(f.level is Level.ERROR for f in result.findings)
+
+
+def test_flannels_conflist_comes_back_the_same_marked_for_the_migration_guide():
+    """Issue 23: kube-flannel.yml's conflist builds back to itself; the comment above its
+    plugin points to the guide, whose first block is this very import."""
+    data = (IMPORT / "flannel" / "10-flannel.conflist").read_bytes()
+    result = import_conflists([("10-flannel.conflist", data)])
+    assert rebuilt(result) == {"cbr0": json.loads(data)}
+    hint = "# flannel's plugin; for netc to run this network, see docs/migrating-from-flannel.md"
+    assert f"    {hint}\n    plugin flannel {{\n" in result.text
+    guide = (ROOT / "docs" / "migrating-from-flannel.md").read_text()
+    assert f"```netdsl\n{result.text}```" in guide

@@ -91,6 +91,8 @@ def test_the_daemon_set_runs_one_privileged_enough_agent_per_node():
     assert "--socket" in agent["args"]
     env = {e["name"]: e for e in agent["env"]}
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
+    assert pod["automountServiceAccountToken"] is False, "no API token where none is used"
+    assert "serviceAccountName" not in pod
 
 
 def test_each_networks_directories_are_mounted_once_and_not_below_another():
@@ -258,6 +260,7 @@ def test_the_config_map_of_an_etcd_cluster_holds_no_node():
     (lambda c: c["membership"].update(ca_file="etc/ca.crt"), "not a normal absolute path"),
     (lambda c: c["membership"].update(cert_file=None), "certificate without its key"),
     (lambda c: c["membership"].update(source="gossip"), "is not one of"),
+    (lambda c: c["membership"].update(source="kubernetes"), "takes no etcd setting"),
 ])
 def test_a_configuration_whose_cluster_netc_could_not_have_written_is_refused(change, why):
     """The ConfigMap is data anyone allowed to edit it may have written: a cluster's name
@@ -267,4 +270,57 @@ def test_a_configuration_whose_cluster_netc_could_not_have_written_is_refused(ch
     assert kubernetes.read_config(json.loads(json.dumps(document)))  # as written: taken
     change(document["clusters"][0])
     with pytest.raises(ir_codec.FormatError, match=why):
+        kubernetes.read_config(document)
+
+
+def _kubernetes_cluster():
+    """The cluster example with its members from the Kubernetes API."""
+    compilation, _ = compile_example("cluster")
+    (cluster,) = compilation.clusters
+    return ([datatypes.replace(cluster, nodes=(), membership=Membership("kubernetes"))],
+            compilation.networks)
+
+
+def test_a_kubernetes_cluster_gets_a_service_account_allowed_only_what_the_agent_does():
+    clusters, networks = _kubernetes_cluster()
+    documents = kubernetes.manifests(clusters, networks, ROLLOUT)
+    for document in yaml.safe_load_all(kubernetes.render_manifests(documents)):
+        kubernetes_validate.validate(document, "1.28.0", strict=True)
+    assert [d["kind"] for d in documents] == ["Namespace", "ServiceAccount", "ClusterRole",
+                                              "ClusterRoleBinding", "ConfigMap", "DaemonSet"]
+    account, role, binding = documents[1:4]
+    assert account["metadata"] == {"name": "netc-node", "namespace": "netc-system",
+                                   "labels": kubernetes.LABELS}
+    assert account["automountServiceAccountToken"] is False
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes"],
+                              "verbs": ["get", "list", "watch", "patch"]}]
+    assert binding["roleRef"]["name"] == "netc-node"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "netc-node",
+                                    "namespace": "netc-system"}]
+    pod = _daemon_set(documents)["spec"]["template"]["spec"]
+    assert (pod["serviceAccountName"], pod["automountServiceAccountToken"]) == ("netc-node",
+                                                                               True)
+    (agent,) = pod["containers"]
+    assert "--memory-dir" not in agent["args"], "nothing to remember: the Node holds it"
+    assert kubernetes.MEMORY_DIR not in {m["mountPath"] for m in agent["volumeMounts"]}
+
+
+def test_the_service_account_is_in_the_namespace_the_agents_run_in():
+    clusters, networks = _kubernetes_cluster()
+    rollout = datatypes.replace(ROLLOUT, namespace="kube-network")
+    documents = kubernetes.manifests(clusters, networks, rollout)
+    binding = next(d for d in documents if d["kind"] == "ClusterRoleBinding")
+    assert binding["subjects"][0]["namespace"] == "kube-network"
+    assert next(d for d in documents if d["kind"] == "ServiceAccount")["metadata"][
+        "namespace"] == "kube-network"
+
+
+@pytest.mark.parametrize("prefix", ["netc.dev", "kubernetes.io/", "node.k8s.io/", "Netc.dev/",
+                                    "a/b/"])
+def test_a_kubernetes_membership_read_from_a_configuration_has_a_prefix_netc_takes(prefix):
+    clusters, networks = _kubernetes_cluster()
+    document = kubernetes.config_document(clusters, networks)
+    assert kubernetes.read_config(json.loads(json.dumps(document)))  # as written: taken
+    document["clusters"][0]["membership"]["annotation_prefix"] = prefix
+    with pytest.raises(ir_codec.FormatError, match="annotation prefix"):
         kubernetes.read_config(document)

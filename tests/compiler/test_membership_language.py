@@ -169,3 +169,37 @@ def test_a_route_via_is_checked_against_the_blocks_nodes_may_claim():
     static = ("cluster prod {\n    pod-cidr 10.244.0.0/16\n    routing vxlan\n"
               "    node a { address 192.168.1.1/24; block 0 }\n}\n")
     assert _compile(static + network).ok, "the one node of a static cluster reaches it"
+
+
+def _kubernetes(block: str = "") -> str:
+    return (f"cluster prod {{\n    pod-cidr 10.244.0.0/16\n    routing vxlan\n"
+            f"    membership kubernetes{block}\n}}\n")
+
+
+def test_kubernetes_membership_takes_the_default_annotation_prefix():
+    membership = _cluster(_kubernetes()).membership
+    assert (membership.source, membership.annotation_prefix) == ("kubernetes", "netc.dev/")
+    assert membership.dynamic and membership.span.path == "cluster prod › membership kubernetes"
+
+
+@pytest.mark.parametrize("prefix", ["netc.dev/", "example.com/", "net-c.corp.example/",
+                                    "a/"])
+def test_an_annotation_prefix_of_ones_own_is_kept(prefix):
+    written = _cluster(_kubernetes(f" {{\n        annotation-prefix {prefix}\n    }}"))
+    assert written.membership.annotation_prefix == prefix
+
+
+@pytest.mark.parametrize("prefix", ["netc.dev", "Netc.dev/", "netc.dev/x/", "netc..dev/", "/",
+                                    "-netc.dev/", "kubernetes.io/", "node.k8s.io/",
+                                    '"netc dev/"', f"{'a' * 254}/"])
+def test_other_annotation_prefixes_are_refused(prefix):
+    compilation = _compile(_kubernetes(f" {{\n        annotation-prefix {prefix}\n    }}"))
+    assert [d.code for d in compilation.diagnostics] == ["E620"]
+
+
+def test_each_source_refuses_the_settings_of_the_other():
+    compilation = _compile(_kubernetes(" {\n        lease 60s\n    }"))
+    assert [d.code for d in compilation.diagnostics] == ["E010"]
+    compilation = _compile(_etcd("        endpoints https://e1\n"
+                                 "        annotation-prefix netc.dev/"))
+    assert [d.code for d in compilation.diagnostics] == ["E010"]

@@ -147,3 +147,15 @@ def test_a_node_scoped_object_that_differs_from_the_plan_is_reported(lab):
     code, state = _status(lab)
     assert code == 1
     assert "node object differs" in _kinds(state)
+
+
+def test_a_device_of_the_bridges_name_that_is_no_bridge_is_reported_as_blocking(lab):
+    """Issue 23: what netc apply would refuse before any change, status names as blocking."""
+    lab.network(networks.BRIDGE)
+    lab.run(lab.node, "ip", "link", "add", "nc-br0", "type", "veth", "peer", "name", "nc-br0p")
+    code, state = _status(lab)
+    assert code == 1
+    (problem,) = [p for p in state["problems"] if p["kind"] == "node object blocked"]
+    assert problem["detail"].startswith("nc-br0 is a veth, not a bridge: netc never changes "
+                                        "a link it does not own; remove it (ip link del nc-br0)")
+    assert problem["remedy"].startswith("netc apply refuses until it is gone")

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +50,24 @@ class AgentCluster(SimCluster):
         self.agents: dict[str, subprocess.Popen] = {}
         super().__init__(tmp, bin_dir, mode, False, ())
         try:
-            self.etcd = EtcdCluster(self)
+            self.start_datastore()
         except BaseException:
             self.close()
             raise
+
+    def start_datastore(self) -> None:
+        """Where the members are: a 3-member etcd on the underlay."""
+        self.etcd = EtcdCluster(self)
+
+    def membership(self) -> str:
+        """The cluster's `membership` statement."""
+        endpoints = ", ".join(self.etcd.endpoints)
+        return (f"    membership etcd {{\n        endpoints {endpoints}\n"
+                f"        lease {self.lease}s\n    }}\n")
+
+    def agent_options(self, node: SimNode) -> list[str]:
+        """What the agent needs besides the options every agent gets."""
+        return ["--memory-dir", str(self.dirs(node)["memory"])]
 
     def close(self) -> None:
         for name in list(self.agents):
@@ -65,11 +80,8 @@ class AgentCluster(SimCluster):
     def source(self) -> str:
         routing = (f"    routing {self.mode} {{ vni {self.vni}; underlay-mtu 1500 }}\n"
                    if self.mode != "host-gw" else "    routing host-gw\n")
-        endpoints = ", ".join(self.etcd.endpoints)
-        membership = (f"    membership etcd {{\n        endpoints {endpoints}\n"
-                      f"        lease {self.lease}s\n    }}\n")
         return (f"cluster {CLUSTER} {{\n    pod-cidr {self.pod_cidr}\n    node-block /24\n"
-                f"{routing}{membership}}}\n\n"
+                f"{routing}{self.membership()}}}\n\n"
                 "network pods {\n    state-dir \"{state}\"\n"
                 "    bridge cni0 { gateway; masquerade }\n"
                 f"    ipam {{ cluster {CLUSTER}; data-dir \"{{data}}\"; route 0.0.0.0/0 }}\n"
@@ -109,7 +121,7 @@ class AgentCluster(SimCluster):
                    "agent", "--config", str(self.config(node)), "--node-name", node.name,
                    "--cni-conf-dir", str(dirs["net.d"]), "--cni-bin-dir", str(dirs["bin"]),
                    "--socket", str(dirs["socket"]), "--interval", "1", "--health-port", "0",
-                   "--memory-dir", str(dirs["memory"])]
+                   *self.agent_options(node)]
         with dirs["log"].open("a") as log:
             agent = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT)
         self.agents[node.name] = agent
@@ -203,6 +215,13 @@ class AgentCluster(SimCluster):
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         return process
 
+    def lossless(self, source: SimPod, target: SimPod, during: Callable[[], object]) -> None:
+        """`during()` while a flow runs from one pod to another: not one datagram lost."""
+        running = self.flow(source, target)
+        during()
+        sent, answered, _ = self.flow_result(running)
+        assert sent > 0 and answered == sent, f"{sent - answered} of {sent} datagrams lost"
+
     @staticmethod
     def flow_result(process: subprocess.Popen) -> tuple[int, int, int]:
         """(sent, answered, longest gap in ms) of a flow, which it stops."""
@@ -211,6 +230,15 @@ class AgentCluster(SimCluster):
         words = process.stdout.readline().split()
         process.wait(10)
         return int(words[1]), int(words[3]), int(words[5])
+
+
+def assert_pods_reach_each_other(cluster: AgentCluster, pods: list[SimPod]) -> None:
+    """Every pod answers every other, which sees its own address: no NAT on the way."""
+    for source in pods:
+        for target in pods:
+            if source is not target:
+                answer = cluster.ask(source.pod.name, "tcp", target.addresses[4], POD_PORT)
+                assert answer == f"{target.node.name} {source.addresses[4]}"
 
 
 def until(condition: Any, timeout: float = 30.0, step: float = 0.05) -> bool:

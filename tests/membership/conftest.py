@@ -12,6 +12,7 @@ import pytest
 
 from tests.cluster.sim import SimCluster
 from tests.kernel.conftest import bin_dir
+from tests.membership.apiserver import ApiServer
 from tests.membership.etcd_cluster import EtcdCluster
 
 __all__ = ["bin_dir"]
@@ -30,3 +31,16 @@ def etcd(tmp_path, bin_dir):
         pytest.fail("etcd is not installed (Debian's etcd-server; see .ci/run)")
     with SimCluster(tmp_path, bin_dir, "vxlan", False, ()) as sim:
         yield EtcdCluster(sim)
+
+
+@pytest.fixture
+def api(tmp_path, bin_dir):
+    """The tests' Kubernetes API server on the underlay of a cluster with no node yet."""
+    with SimCluster(tmp_path, bin_dir, "vxlan", False, ()) as sim:
+        server = ApiServer(sim.add_host("apiserver", 201), "198.18.10.201", tmp_path / "api",
+                           bookmark_every=0.2)
+        server.sim = sim
+        try:
+            yield server
+        finally:
+            server.stop()

@@ -34,7 +34,7 @@ class EtcdCluster:
         self.size = size
         self.directory = sim.tmp / "etcd"
         self.directory.mkdir(exist_ok=True)
-        self.tls = _certificates(self.directory, self.addresses) if tls else None
+        self.tls = certificates(self.directory, self.addresses) if tls else None
         self.namespaces = [sim.add_host(f"etcd-{i + 1}", FIRST_HOST + i) for i in range(size)]
         self.processes: list[subprocess.Popen | None] = [None] * size
         for index in range(size):
@@ -121,7 +121,7 @@ class EtcdCluster:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-def _certificates(directory: Path, addresses: list[str]) -> dict[str, str]:
+def certificates(directory: Path, addresses: list[str]) -> dict[str, str]:
     """A CA, a server certificate for `addresses` and a client certificate, made here."""
     files = {name: str(directory / name) for name in
              ("ca.crt", "ca.key", "server.crt", "server.key", "client.crt", "client.key")}

@@ -16,7 +16,7 @@ import time
 import pytest
 
 from tests.cluster.sim import NODE_A, NODE_B, NODE_C, NODE_E, POD_PORT
-from tests.membership.agents import LEASE, AgentCluster, until
+from tests.membership.agents import LEASE, AgentCluster, assert_pods_reach_each_other, until
 
 THREE = (NODE_A, NODE_B, NODE_C)
 
@@ -54,11 +54,7 @@ def test_three_nodes_join_with_no_node_statement_and_pods_talk_without_nat(tmp_p
         pods = [cluster.add_pod(n) for n in THREE]
         assert [p.addresses[4].rsplit(".", 1)[0] for p in pods] == [
             f"10.244.{b}" for b in blocks]
-        for source in pods:
-            for target in pods:
-                if source is not target:
-                    answer = cluster.ask(source.pod.name, "tcp", target.addresses[4], POD_PORT)
-                    assert answer == f"{target.node.name} {source.addresses[4]}"
+        assert_pods_reach_each_other(cluster, pods)
 
 
 def test_a_node_joins_during_a_flow_leaves_gracefully_and_one_that_crashes_goes_with_its_lease(

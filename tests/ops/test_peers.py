@@ -11,6 +11,9 @@ from compiler import datatypes
 from compiler.planner.ops import Kind, Operation, Phase
 from runtime.apply import Change
 from runtime.netlink.routing import (
+    IFLA_VXLAN_COLLECT_METADATA,
+    IFLA_VXLAN_GBP,
+    IFLA_VXLAN_GROUP6,
     IFLA_VXLAN_PORT,
     NUD_PERMANENT,
     RTNH_F_ONLINK,
@@ -20,10 +23,11 @@ from runtime.netlink.routing import (
     vxlan_data,
     vxlan_settings,
 )
-from runtime.netlink.rtnl import Link, Route
+from runtime.netlink.rtnl import IFF_UP, Link, Route
 from runtime.netlink.wire import Attr
 from runtime.ops.peers import (
     RouteState,
+    clash,
     describe,
     foreign,
     matches,
@@ -43,10 +47,11 @@ PRUNE = {"pod_cidrs": ["10.244.0.0/16", "fd00:10:244::/56"], "protocol": 78,
 
 
 def _link(name="netc.1", *, kind="vxlan", alias=ALIAS, mac=MAC, mtu=1450, settings=None,
-          index=7) -> Link:
-    data = b"".join(a.encode() for a in vxlan_data(
-        settings or Vxlan(1, 8472, "192.168.10.11"))) if kind == "vxlan" else b""
-    return Link(index, name, kind, 0, mtu, mac, 0, 0, None, None, alias=alias, info_data=data)
+          index=7, extra=(), up=False) -> Link:
+    attrs = [*vxlan_data(settings or Vxlan(1, 8472, "192.168.10.11")), *extra]
+    data = b"".join(a.encode() for a in attrs) if kind == "vxlan" else b""
+    return Link(index, name, kind, IFF_UP if up else 0, mtu, mac, 0, 0, None, None,
+                alias=alias, info_data=data)
 
 
 def test_vxlan_settings_round_trip_with_the_port_in_network_byte_order():
@@ -129,3 +134,46 @@ def test_apply_prints_each_removal_of_a_prune_and_one_line_for_any_other_change(
     assert Change(prune, ("route a", "fdb b")).lines() == ["- route a", "- fdb b"]
     assert Change(route).lines() == ["+ route to node-b's pods"]
     assert Change(route, ("replaced x",)).lines() == ["+ route to node-b's pods (replaced x)"]
+
+
+EXTERNAL = (Attr(IFLA_VXLAN_COLLECT_METADATA, b"\x01"),)
+
+
+def test_receive_modes_and_the_group_are_read_back_as_the_kernel_reports_them():
+    """External is a u8 reported always (0: off); GBP is a flag, present when set."""
+    plain = vxlan_settings(_link(extra=(Attr(IFLA_VXLAN_COLLECT_METADATA, b"\x00"),)))
+    assert (plain.receive, plain.family) == ((), 4)
+    both = vxlan_settings(_link(extra=(*EXTERNAL, Attr(IFLA_VXLAN_GBP, b""))))
+    assert both.receive == ("external", "gbp")
+    group = vxlan_settings(_link(settings=Vxlan(1, 8472, None), extra=(
+        Attr(IFLA_VXLAN_GROUP6, bytes.fromhex("ff0e" + "00" * 13 + "01")),)))
+    assert (group.group, group.family) == ("ff0e::1", 6)
+
+
+def test_another_device_with_the_vni_port_and_family_clashes_whatever_its_local_address():
+    """The kernel's rule ("A VXLAN device with the specified VNI already exists"), and the
+    fix: flannel's own device is named as flannel's."""
+    flannel = _link("flannel.1", alias=None, settings=Vxlan(1, 8472, "192.168.10.99"))
+    assert clash(DEVICE, flannel) == (
+        "flannel.1 (VXLAN 1, UDP port 8472) is in the way: the kernel refuses a second VXLAN "
+        "device with VNI 1 on UDP port 8472; it is flannel's: remove flannel first (kubectl "
+        "delete -f kube-flannel.yml; ip link del flannel.1), or give the cluster's routing "
+        "another `vni` or `port`")
+    other = clash(DEVICE, _link("vx0", alias=None))
+    assert other.endswith("remove it (ip link del vx0) if nothing uses it, or give the "
+                          "cluster's routing another `vni` or `port`")
+    for apart in (Vxlan(2, 8472, "192.168.10.11"), Vxlan(1, 4789, "192.168.10.11"),
+                  Vxlan(1, 8472, "fd00::11")):
+        assert clash(DEVICE, _link("vx0", alias=None, settings=apart)) is None, apart
+    assert clash(DEVICE, _link()) is None, "the planned device itself"
+    assert clash(DEVICE, _link("br0", kind="bridge", alias=None)) is None
+
+
+def test_a_device_of_another_receive_mode_clashes_only_while_it_holds_the_port_open():
+    def external(up: bool) -> Link:
+        return _link("vx-ext", alias=None, settings=Vxlan(0, 8472, None), extra=EXTERNAL, up=up)
+
+    assert clash(DEVICE, external(up=False)) is None, "down: no socket"
+    up = external(up=True)
+    assert "holds UDP port 8472 open for another kind of VXLAN device" in clash(DEVICE, up)
+    assert clash(DEVICE, up).endswith("give the cluster's routing another `port`")

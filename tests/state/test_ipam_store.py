@@ -57,7 +57,7 @@ def test_release_frees_only_the_attachment_s_addresses(store):
     store.reserve(0, SMALL, "b", "eth0")
     assert store.release("a", "eth0") == ["10.0.0.2"]
     assert store.release("a", "eth0") == []
-    assert store.owners() == {("b", "eth0")}
+    assert set(store.holders().values()) == {("b", "eth0")}
     assert store.holds("10.0.0.3", "b", "eth0") and not store.holds("10.0.0.3", "a", "eth0")
 
 
@@ -103,7 +103,7 @@ def test_the_first_reservation_after_a_boot_frees_what_no_record_explains(tmp_pa
     for name in ("10.0.0.2", "10.0.0.3", "10.0.0.4"):
         os.utime(directory / name, (long_ago, long_ago))
     store.reserve(0, SMALL, "new-since-boot", "eth0")
-    assert store.owners() == {("kept", "eth0"), ("new-since-boot", "eth0")}
+    assert set(store.holders().values()) == {("kept", "eth0"), ("new-since-boot", "eth0")}
     boot_id = Path("/proc/sys/kernel/random/boot_id").read_text()
     assert (directory / ".netc-boot").read_text() == boot_id
 
@@ -114,4 +114,4 @@ def test_reservations_made_since_the_boot_are_never_reclaimed(tmp_path):
     store.reserve(0, SMALL, "host-local-pod", "eth0")
     (tmp_path / "pods" / ".netc-boot").write_text("an-earlier-boot\n")
     store.reserve(0, SMALL, "netc-pod", "eth0")
-    assert store.owners() == {("host-local-pod", "eth0"), ("netc-pod", "eth0")}
+    assert set(store.holders().values()) == {("host-local-pod", "eth0"), ("netc-pod", "eth0")}
