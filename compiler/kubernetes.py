@@ -76,6 +76,9 @@ class Rollout:
     etcd_secret: str = "netc-etcd"
     """The Secret holding the etcd client's files (keys `ca.crt`, `tls.crt`, `tls.key`)."""
     load_modules: bool = False
+    host_pid: bool = False
+    """The host's PID namespace: how the warm server sees its callers where the kernel gives
+    no pidfd with a connection (Linux before 6.5)."""
     """The agent may load kernel modules (SYS_MODULE, the node's /lib/modules read-only)."""
 
 
@@ -287,7 +290,8 @@ def _daemon_set(rollout: Rollout, checksum: str, host: _Volumes, datastore: _Vol
         "volumeMounts": mounts,
     }
     spec = {
-        "hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet",
+        "hostNetwork": True, **({"hostPID": True} if rollout.host_pid else {}),
+        "dnsPolicy": "ClusterFirstWithHostNet",
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "priorityClassName": "system-node-critical",
         "tolerations": [{"operator": "Exists"}], "terminationGracePeriodSeconds": 10,

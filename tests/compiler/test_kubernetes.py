@@ -324,3 +324,12 @@ def test_a_kubernetes_membership_read_from_a_configuration_has_a_prefix_netc_tak
     document["clusters"][0]["membership"]["annotation_prefix"] = prefix
     with pytest.raises(ir_codec.FormatError, match="annotation prefix"):
         kubernetes.read_config(document)
+
+
+def test_the_host_pid_namespace_is_an_option_for_kernels_without_connection_pidfds():
+    assert "hostPID" not in _daemon_set(_documents())["spec"]["template"]["spec"]
+    rollout = datatypes.replace(ROLLOUT, host_pid=True)
+    documents = _documents(rollout=rollout)
+    for document in yaml.safe_load_all(kubernetes.render_manifests(documents)):
+        kubernetes_validate.validate(document, "1.28.0", strict=True)
+    assert _daemon_set(documents)["spec"]["template"]["spec"]["hostPID"] is True
