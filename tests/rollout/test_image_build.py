@@ -141,8 +141,8 @@ def test_image_options_that_cannot_be_built_are_usage_errors(arguments, error, t
 
 @pytest.mark.parametrize("target", ["image", "image ARCH=arm64", "image-index"])
 def test_the_makefiles_image_targets_are_netc_image_commands_it_accepts(target):
-    done = subprocess.run(["make", "-n", *target.split()], cwd=ROOT, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(["make", "--no-print-directory", "-n", *target.split()], cwd=ROOT,
+                          capture_output=True, text=True, check=True)
     words = done.stdout.replace("\\\n", " ").split()
     assert words[:2] == [".venv/bin/netc", "image"], done.stdout
     parent = click.Context(main, info_name="netc")
