@@ -21,6 +21,7 @@ idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import time
@@ -100,6 +101,10 @@ class IpamStore:
         self.directory = os.path.join(data_dir, network)
         self.recorded = recorded
 
+    def _locked(self) -> contextlib.AbstractContextManager[float]:
+        return locked(self._path("lock"),
+                      logged_as=f"the addresses of {os.path.basename(self.directory)}")
+
     def _path(self, address: str) -> str:
         return os.path.join(self.directory, address)
 
@@ -117,7 +122,7 @@ class IpamStore:
         in between can find it again (and not take a second one).
         """
         owner = self._owner(container_id, ifname)
-        with locked(self._path("lock")):
+        with self._locked():
             sweep_temporaries(self.directory)
             self._reclaim_after_boot()
             if held and self._owned(held, owner) and held == (requested or held):
@@ -145,7 +150,7 @@ class IpamStore:
     def release(self, container_id: str, ifname: str, held: Sequence[str] = ()) -> list[str]:
         """Free the attachment's addresses; with `held` right, no directory walk is needed."""
         owner = self._owner(container_id, ifname)
-        with locked(self._path("lock")):
+        with self._locked():
             freed = [name for name in held if self._owned(name, owner)]
             if not freed:
                 names = self._names()
