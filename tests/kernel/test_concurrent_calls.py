@@ -19,6 +19,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, NoReturn
 
+import pytest
+
 from compiler.planner.names import AttachmentNames
 from runtime import netns
 from runtime.cni import plugin
@@ -59,7 +61,10 @@ def _all_at_once(lab: Lab, conflist: Path, work: list[tuple[Pod, str, int]]
         config = lab.invocation(pod, ports=(f"{port}:80",),
                                 bandwidth=BANDWIDTH).capability_args()
         streams = [lab.tmp / f"call-{index}-{name}" for name in ("in", "out", "err")]
-        streams[0].write_text(json.dumps(calls.request(conflist, config)))
+        request = calls.request(conflist, config)
+        if command == "GC":  # of every attachment: none is valid
+            request["cni.dev/valid-attachments"] = []
+        streams[0].write_text(json.dumps(request))
         environment = {**calls.BASE_ENVIRONMENT, **calls.environment(command, pod)}
         child = os.fork()
         if child == 0:  # pragma: no cover - ends with os._exit
@@ -149,13 +154,15 @@ def _added_and_deleted_at_once(lab: Lab) -> None:
     assert_clean(lab, pods)
 
 
-def test_an_add_and_a_del_of_one_attachment_at_once_leave_it_whole_or_gone(lab):
+@pytest.mark.parametrize("other", ["DEL", "GC"])
+def test_an_add_and_a_del_of_one_attachment_at_once_leave_it_whole_or_gone(lab, other):
+    """A GC that lists the attachment while its ADD runs waits for it, then detaches it."""
     conflist = lab.network(networks.FULL)
     for round_ in range(ROUNDS):
         pod = lab.pod(f"r{round_}")
-        added, deleted = _all_at_once(lab, conflist, [(pod, "ADD", 30000), (pod, "DEL", 30000)])
+        added, removed = _all_at_once(lab, conflist, [(pod, "ADD", 30000), (pod, other, 30000)])
         result = _result(added)
-        assert deleted.status == 0, deleted.stderr.decode()
+        assert removed.status == 0, removed.stderr.decode()
         found = leftovers(lab, [pod])
         present = [kind for kind in ATTACHMENT_KINDS if found[kind]]
         if found["records"]:  # the ADD ran last: all of the pod, working
