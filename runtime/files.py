@@ -131,12 +131,34 @@ def create_exclusively(path: str, content: bytes) -> bool:
     """
     temporary = _temporary(path, content, durable=True)
     try:
-        os.link(temporary, path)
-    except FileExistsError:
-        return False
+        return link_exclusively(temporary, path)
     finally:
         os.unlink(temporary)
+
+
+def link_exclusively(source: str, path: str) -> bool:
+    """Give the complete file `source` the name `path` too, unless it is taken; True if given."""
+    try:
+        os.link(source, path)
+    except FileExistsError:
+        return False
     return True
+
+
+def write_durably(path: str, content: bytes) -> None:
+    """`content` as the whole of `path` (0600), flushed to disk before this returns.
+
+    Not atomic: for a file only one writer uses, and only once this
+    returned -- a reservation staged before its lock is taken, then linked
+    into place under it (`link_exclusively`).
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        write_all(fd, content)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_text(path: str) -> str | None:

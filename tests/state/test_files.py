@@ -10,6 +10,7 @@ import pytest
 
 from runtime import files
 from runtime.files import TEMPORARY_PREFIX
+from tests.state.locks import waiting_on
 
 
 def test_write_atomically_replaces_the_file_and_leaves_no_temporary(tmp_path):
@@ -84,21 +85,6 @@ def test_locked_says_how_long_it_waited_for_the_lock(tmp_path):
         releaser.join()
 
 
-def _waiting_on(monkeypatch) -> threading.Event:
-    """An event set once a `locked` call of this process has found its lock taken."""
-    refused = threading.Event()
-    try_flock = files._try_flock
-
-    def noting(fd: int) -> bool:
-        taken = try_flock(fd)
-        if not taken:
-            refused.set()
-        return taken
-
-    monkeypatch.setattr(files, "_try_flock", noting)
-    return refused
-
-
 def _holding(path: str, refused: threading.Event, body) -> threading.Thread:
     """A thread that holds `locked(path)` for `body` (once the test releases the file)."""
     def hold() -> None:
@@ -116,7 +102,7 @@ def test_a_wait_for_a_lock_is_logged_as_what_it_guards(tmp_path, monkeypatch, ca
     with files.locked(path, logged_as="network n"):
         pass
     assert capsys.readouterr().err == "", "a lock free at the first try is no wait"
-    refused = _waiting_on(monkeypatch)
+    refused = waiting_on(monkeypatch)
     holder = os.open(path, os.O_RDWR)
     fcntl.flock(holder, fcntl.LOCK_EX)
 
@@ -157,7 +143,7 @@ def test_a_holder_may_remove_the_lock_file_and_a_waiter_locks_the_path_again(tmp
         inside.set()
         leave.wait(30)
 
-    thread = _holding(path, _waiting_on(monkeypatch), body)
+    thread = _holding(path, waiting_on(monkeypatch), body)
     os.unlink(path)  # as a DEL removes its attachment's lock, holding it
     os.close(holder)
     assert inside.wait(30)
