@@ -66,7 +66,21 @@ def _temporary(target: str, content: bytes, durable: bool, mode: int = 0o600,
     directory, name = os.path.split(target)
     path = os.path.join(directory or ".", f"{TEMPORARY_PREFIX}{name[:_STEM_MAX]}-{os.getpid()}-"
                                           f"{os.urandom(4).hex()}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        _write(path, os.O_EXCL, content, durable=durable, mode=mode, owner=owner)
+    except BaseException:
+        remove(path)
+        raise
+    return path
+
+
+def _write(path: str, flags: int, content: bytes, *, durable: bool, mode: int = 0o600,
+           owner: tuple[int, int] | None = None) -> None:
+    """Open `path` (created, with `flags`), write `content`, flush it if `durable`, close it.
+
+    An OSError names `path`: a write on a full disk names no file itself.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | flags, mode)
     try:
         os.fchmod(fd, mode)
         if owner is not None:
@@ -75,14 +89,12 @@ def _temporary(target: str, content: bytes, durable: bool, mode: int = 0o600,
         write_all(fd, content)
         if durable:
             os.fsync(fd)
-    except BaseException as error:
-        os.close(fd)
-        remove(path)
-        if isinstance(error, OSError) and error.filename is None:
-            error.filename = path  # a write on a full disk names no file: this one it was
+    except OSError as error:
+        if error.filename is None:
+            error.filename = path
         raise
-    os.close(fd)
-    return path
+    finally:
+        os.close(fd)
 
 
 def private_directory(path: str) -> None:
@@ -152,13 +164,7 @@ def write_durably(path: str, content: bytes) -> None:
     returned -- a reservation staged before its lock is taken, then linked
     into place under it (`link_exclusively`).
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        write_all(fd, content)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _write(path, os.O_TRUNC, content, durable=True)
 
 
 def read_text(path: str) -> str | None:

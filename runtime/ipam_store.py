@@ -132,12 +132,13 @@ class IpamStore:
         the walk and one link.
         """
         owner = self._owner(container_id, ifname)
-        if held and held == (requested or held) and self._owned(held, owner):
-            return _lease(held, ranges)  # freed only by this attachment's DEL, which waits
         staged = self._staged(owner)
-        private_directory(self.directory)
-        write_durably(staged, owner)
+        if held and held == (requested or held) and self._owned(held, owner):
+            remove(staged)  # what a killed ADD may have left
+            return _lease(held, ranges)  # freed only by this attachment's DEL, which waits
         try:
+            private_directory(self.directory)
+            write_durably(staged, owner)
             with self._locked():
                 sweep_temporaries(self.directory)
                 self._reclaim_after_boot()

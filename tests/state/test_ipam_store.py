@@ -166,6 +166,9 @@ def test_a_staged_reservation_a_killed_call_left_is_rewritten_or_removed(store, 
     staged.write_bytes(b"half")  # what a call killed before its link leaves
     assert store.reserve(0, SMALL, "a", "eth0").address == "10.0.0.3"
     assert (directory / "10.0.0.3").read_bytes() == b"a\r\neth0" and not staged.exists()
+    staged.write_bytes(b"a\r\neth0")  # killed after the link: the ADD again keeps its address
+    assert store.reserve(0, SMALL, "a", "eth0", held="10.0.0.3").address == "10.0.0.3"
+    assert not staged.exists()
     staged.write_bytes(b"half")
     store.release("a", "eth0")
     assert sorted(os.listdir(directory)) == ["last_reserved_ip.0", "lock"]
