@@ -23,14 +23,7 @@ from collections.abc import Iterator
 from compiler import ir_codec
 from compiler.datatypes import field, mutable
 from compiler.planner.context import PodContext
-from runtime.files import (
-    locked,
-    private_directory,
-    read_text,
-    remove,
-    sweep_temporaries,
-    write_atomically,
-)
+from runtime import files
 
 FORMAT = 1
 
@@ -45,20 +38,20 @@ class Record:
 
     def save(self) -> None:
         """Write the record atomically."""
-        private_directory(os.path.dirname(self.path))
+        files.private_directory(os.path.dirname(self.path))
         document = {"format": FORMAT, "context": ir_codec.encode(self.context),
                     "bindings": self.bindings}
-        write_atomically(self.path, json.dumps(document, sort_keys=True).encode(),
+        files.write_atomically(self.path, json.dumps(document, sort_keys=True).encode(),
                          durable=False)
 
     def delete(self) -> bool:
         """Remove the record; False when it was already gone."""
-        return remove(self.path)
+        return files.remove(self.path)
 
 
 def load(path: str) -> Record | None:
     """The record at `path`, or None when there is none (or it is unreadable)."""
-    text = read_text(path)
+    text = files.read_text(path)
     if text is None:
         return None
     try:
@@ -87,11 +80,12 @@ def attachment_locked(path: str) -> Iterator[None]:
     is removed by its holder, which a caller waiting on it notices
     (`runtime.files.locked`).
     """
-    lock = path.removesuffix(".json") + ".lock"
-    with locked(lock, logged_as=f"attachment {os.path.basename(path).removesuffix('.json')}"):
+    key = path.removesuffix(".json")
+    lock = f"{key}.lock"
+    with files.locked(lock, logged_as=f"attachment {os.path.basename(key)}"):
         try:
-            sweep_temporaries(os.path.dirname(path), of=path)
+            files.sweep_temporaries(os.path.dirname(path), of=path)
             yield
         finally:
             if not os.path.exists(path):
-                remove(lock)
+                files.remove(lock)
