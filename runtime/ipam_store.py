@@ -177,6 +177,7 @@ class IpamStore:
         owner = self._owner(container_id, ifname)
         remove(self._staged(owner))
         with self._locked():
+            sweep_temporaries(self.directory)  # a repeated ADD that kept its address swept none
             freed = [name for name in held if self._owned(name, owner)]
             if not freed:
                 names = self._names()

@@ -94,6 +94,16 @@ def test_a_crashed_writer_s_temporaries_are_swept_on_the_next_reservation(store,
     assert not [n for n in os.listdir(directory) if n.startswith(".netc-tmp-")]
 
 
+def test_and_on_a_release_after_an_add_that_kept_its_address(store, tmp_path):
+    """A repeated ADD keeps its address without the lock, so it sweeps nothing: its DEL does."""
+    lease = store.reserve(0, SMALL, "a", "eth0")
+    killed = tmp_path / "pods" / ".netc-tmp-last_reserved_ip.0-1-dead"
+    killed.write_bytes(b"10.0.0.")
+    assert store.reserve(0, SMALL, "a", "eth0", held=lease.address) == lease
+    store.release("a", "eth0", [lease.address])
+    assert not killed.exists()
+
+
 def test_the_first_reservation_after_a_boot_frees_what_no_record_explains(tmp_path):
     """The reboot leak: reservations from before the boot whose records went with tmpfs."""
     records = {("kept", "eth0")}
