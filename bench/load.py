@@ -10,11 +10,12 @@ time of the whole phase, each call's latency (median, p99), failures, and --
 after attaching -- duplicate addresses; after detaching, what is left on the
 node.
 
-What limits netc: its calls of one network take turns at the network's lock
-(`runtime/cni/commands.py`), and each says on stderr how long it waited
-there.  The suite adds those waits up against the calls' wall time, and
-counts the calls the warm server took (a launcher that waits too long for a
-hand-over runs the call itself).
+What limits netc: its calls say on stderr how long they waited for each
+lock (docs/runtime.md, "Locks"): the network's, taken to change what its
+pods share; an attachment's; the addresses'; the host-port claims'.  The
+suite adds those waits up against the calls' wall time, and counts the
+calls the warm server took (a launcher that waits too long for a hand-over
+runs the call itself).
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from bench.namespaces import Namespaces
 from bench.stats import percentile, summary, timed_call
 
 PORTS = 32000
-LOCK_WAIT = re.compile(r"^netc-cni: waited ([\d.]+) ms for the lock", re.MULTILINE)
+LOCK_WAIT = re.compile(r"^netc-cni: waited ([\d.]+) ms for the lock of (network|attachment|"
+                       r"the addresses|the host-port claims)\b", re.MULTILINE)
 CALL_DONE = re.compile(r"^netc-cni: (ADD|DEL)\b.*: (ok|failed)", re.MULTILINE)
 
 
@@ -117,13 +119,22 @@ def _left_on_node(impl: Implementation) -> dict[str, int]:
 
 
 def _lock_waits(log: Path, wall_s: float) -> dict[str, Any]:
-    """netc's calls' waits for the network's lock, from their stderr."""
+    """netc's calls' waits for its locks, from their stderr: the network's, then the others'.
+
+    A call waits for each lock at most once, so a wait is a call that waited.
+    """
     text = log.read_text() if log.exists() else ""
-    waits = [float(ms) for ms in LOCK_WAIT.findall(text)]
+    waits: dict[str, list[float]] = {}
+    for ms, lock in LOCK_WAIT.findall(text):
+        waits.setdefault(lock.removeprefix("the "), []).append(float(ms))
     calls = len(CALL_DONE.findall(text))
-    return {"calls": calls, "calls_that_waited": len(waits),
-            "total_wait_s": round(sum(waits) / 1000, 2),
-            "mean_wait_ms": round(sum(waits) / calls, 1) if calls else None,
+    network = waits.pop("network", [])
+    return {"calls": calls, "calls_that_waited": len(network),
+            "total_wait_s": round(sum(network) / 1000, 2),
+            "mean_wait_ms": round(sum(network) / calls, 1) if calls else None,
+            "other_locks": {lock: {"calls_that_waited": len(ms),
+                                   "total_wait_s": round(sum(ms) / 1000, 2)}
+                            for lock, ms in sorted(waits.items())},
             "phase_wall_s": round(wall_s, 2)}
 
 

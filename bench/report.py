@@ -160,6 +160,11 @@ def _load(suite: dict[str, Any]) -> Iterator[str]:
                    f"the network's lock, {lock['total_wait_s']} s in all (mean "
                    f"{lock['mean_wait_ms']} ms a call) in {lock['phase_wall_s']} s of "
                    f"phases{served}")
+            others = lock.get("other_locks", {})
+            if others:
+                yield ("     and for the lock of " + ", ".join(
+                    f"{what}: {waits['calls_that_waited']} calls, {waits['total_wait_s']} s"
+                    for what, waits in others.items()))
 
 
 def _membership(suite: dict[str, Any]) -> Iterator[str]:

@@ -78,7 +78,8 @@ def known_attachments(network: Network) -> dict[tuple[str, str], list[str]]:
 def collect(network: Network, alive: Alive, *, dry_run: bool = False) -> list[Collected]:
     """DEL every known attachment of `network` whose container is not alive.
 
-    The caller holds the network's lock, so no ADD is in flight meanwhile.
+    Each DEL holds its attachment's lock, as the runtime's DEL would: an ADD
+    of that attachment still running when it was listed ends first.
     """
     collected = []
     for (container_id, ifname), evidence in sorted(known_attachments(network).items()):
@@ -93,12 +94,13 @@ def collect(network: Network, alive: Alive, *, dry_run: bool = False) -> list[Co
 
 def _detach_dead(network: Network, container_id: str, ifname: str) -> str | None:
     path = record_path(network.state_dir, network.name, container_id, ifname)
-    record = records.load(path)
-    pod = record.context if record is not None else PodContext(
-        container_id, ifname, port_mappings=None, bandwidth=None)
-    netns = pod.netns if pod.netns and os.path.exists(pod.netns) else None
     try:
-        detach(network, pod, record or Record(path, pod), netns)
+        with records.attachment_locked(path):
+            record = records.load(path)
+            pod = record.context if record is not None else PodContext(
+                container_id, ifname, port_mappings=None, bandwidth=None)
+            netns = pod.netns if pod.netns and os.path.exists(pod.netns) else None
+            detach(network, pod, record or Record(path, pod), netns)
     except NetcError as error:
         return str(error)
     return None

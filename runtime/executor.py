@@ -24,14 +24,15 @@ each operation just before it runs.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from compiler.errors import Code, NetcError
-from compiler.planner.ops import Action, Observation, Operation, State
+from compiler.planner.ops import Action, Observation, Operation, Scope, State
 from runtime.host import SandboxGone
-from runtime.ops.base import Blockable, Run
+from runtime.ops.base import Blockable, Run, Settles
 from runtime.ops.registry import handler_for
 
 __all__ = ["Blocked", "OperationFailed", "Run", "apply", "observe", "refuse_blocked", "remove"]
@@ -90,10 +91,31 @@ def apply(run: Run, changed_now: Callable[[Operation], None] | None = None
     `changed_now` hears of each such operation as soon as it changed something
     (`netc apply` prints it then, so a failure later leaves no change unsaid).
     On a failure this call's attachment-owned work is undone and the failure raised.
+    A pod's node-scoped operations are ensured under the network's lock, and
+    only when one of them is not in place (see `_in_place`).
     """
     applied: list[Operation] = []
-    changed = []
-    for op in run.plan.operations:
+    changed: list[Operation] = []
+    for shared, group in itertools.groupby(
+            run.plan.operations, lambda op: run.shared_lock is not None and op.scope == Scope.NODE):
+        operations = list(group)
+        if not shared:
+            _ensure(run, operations, applied, changed, changed_now)
+        elif not all(_in_place(op, run) for op in operations):
+            with run.sharing():
+                _ensure(run, operations, applied, changed, changed_now)
+        else:
+            applied += operations
+    failed = _finished(run)
+    if failed:
+        _fail(run, applied, *failed[0])
+    return changed
+
+
+def _ensure(run: Run, operations: Sequence[Operation], applied: list[Operation],
+            changed: list[Operation], changed_now: Callable[[Operation], None] | None) -> None:
+    """Ensure `operations` in order; each goes to `applied`, those that changed to `changed`."""
+    for op in operations:
         current = op.resolved(run.bindings)
         try:
             if handler_for(current).ensure(current, run):
@@ -105,10 +127,25 @@ def apply(run: Run, changed_now: Callable[[Operation], None] | None = None
             # reservation made, then the disk full): it is undone too.
             _fail(run, [*applied, current], current, error)
         applied.append(current)
-    failed = _finished(run)
-    if failed:
-        _fail(run, applied, *failed[0])
-    return changed
+
+
+def _in_place(op: Operation, run: Run) -> bool:
+    """Whether a node-scoped object needs no change, asked without the network's lock.
+
+    What every pod of the network shares is set up by the first ADD and then
+    only read: checking it needs no lock, and the lock is taken (and each
+    operation ensured again under it) only when something is missing --
+    otherwise two first ADDs would both create the bridge or the NAT chains.
+    A failed check is left to the ensure under the lock, which reports it.
+    """
+    current = op.resolved(run.bindings)
+    handler = handler_for(current)
+    try:
+        if isinstance(handler, Settles):
+            return handler.settled(current, run)
+        return handler.observe(current, run).state == State.IN_PLACE
+    except Exception:  # the ensure under the lock says what is wrong
+        return False
 
 
 def _fail(run: Run, applied: Sequence[Operation], op: Operation, error: Exception) -> NoReturn:

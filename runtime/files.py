@@ -12,7 +12,14 @@ Locks are flock(2) on a file, released by the kernel if the plugin dies.  A
 wait for one is bounded (`LOCK_WAIT`): a call that cannot get it fails with
 CNI code 11, "try again later", naming the process that holds it, instead of
 hanging the runtime.  A process never takes a lock it already holds: flock
-through a second descriptor would wait for itself.
+through a second descriptor would wait for itself.  The holder of a lock may
+remove its file (an attachment's lock goes with the attachment): whoever
+waited on the removed file finds that its path names another file, or none,
+and locks again by the path.
+
+A temporary is named after the file it becomes, so the holder of a lock
+that guards one file alone (an attachment's record) can sweep that file's
+temporaries without touching other writers' in the same directory.
 
 flock works on a descriptor opened read-only, so a lock file others may read
 is a lock any local user may hold, freezing every ADD, DEL and GC of the
@@ -25,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sys
 import time
 from collections.abc import Iterator
 
@@ -33,7 +41,11 @@ from compiler.errors import Code, NetcError
 TEMPORARY_PREFIX = ".netc-tmp-"
 LOCK_WAIT = 30.0
 """Seconds a call waits for a lock before it answers "try again later"."""
+WAIT_LOGGED = 0.001
+"""Seconds of waiting for a lock worth a line in a call's log."""
 _POLL_CAP = 0.016
+_STEM_MAX = 64
+"""Characters of the target's name a temporary's name carries."""
 
 _held: set[tuple[int, int]] = set()
 """(device, inode) of every lock this process holds."""
@@ -45,14 +57,30 @@ class LockBusy(NetcError):
     code = Code.TRY_AGAIN
 
 
-def _temporary(directory: str, content: bytes, durable: bool, mode: int = 0o600,
+def _temporary(target: str, content: bytes, durable: bool, mode: int = 0o600,
                owner: tuple[int, int] | None = None) -> str:
-    """A complete file under a temporary name; nothing is left behind when writing fails.
+    """A complete file under a temporary name beside `target`; nothing is left when writing fails.
 
     `owner` (uid, gid) is given where permitted (a user's file, rewritten by root).
     """
-    path = os.path.join(directory, f"{TEMPORARY_PREFIX}{os.getpid()}-{os.urandom(4).hex()}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    directory, name = os.path.split(target)
+    path = os.path.join(directory or ".", f"{TEMPORARY_PREFIX}{name[:_STEM_MAX]}-{os.getpid()}-"
+                                          f"{os.urandom(4).hex()}")
+    try:
+        _write(path, os.O_EXCL, content, durable=durable, mode=mode, owner=owner)
+    except BaseException:
+        remove(path)
+        raise
+    return path
+
+
+def _write(path: str, flags: int, content: bytes, *, durable: bool, mode: int = 0o600,
+           owner: tuple[int, int] | None = None) -> None:
+    """Open `path` (created, with `flags`), write `content`, flush it if `durable`, close it.
+
+    An OSError names `path`: a write on a full disk names no file itself.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | flags, mode)
     try:
         os.fchmod(fd, mode)
         if owner is not None:
@@ -61,14 +89,12 @@ def _temporary(directory: str, content: bytes, durable: bool, mode: int = 0o600,
         write_all(fd, content)
         if durable:
             os.fsync(fd)
-    except BaseException as error:
-        os.close(fd)
-        remove(path)
-        if isinstance(error, OSError) and error.filename is None:
-            error.filename = path  # a write on a full disk names no file: this one it was
+    except OSError as error:
+        if error.filename is None:
+            error.filename = path
         raise
-    os.close(fd)
-    return path
+    finally:
+        os.close(fd)
 
 
 def private_directory(path: str) -> None:
@@ -101,7 +127,7 @@ def write_atomically(path: str, content: bytes, *, durable: bool, mode: int = 0o
     crash must not leave empty (a conflist a runtime may read at any moment);
     hints and files on tmpfs skip the flush.
     """
-    temporary = _temporary(os.path.dirname(path) or ".", content, durable, mode, owner)
+    temporary = _temporary(path, content, durable, mode, owner)
     try:
         os.replace(temporary, path)
     except BaseException:
@@ -115,14 +141,30 @@ def create_exclusively(path: str, content: bytes) -> bool:
     link(2) fails with EEXIST when the name is taken, which makes it the
     reservation primitive, and the file is complete before it has a name.
     """
-    temporary = _temporary(os.path.dirname(path), content, durable=True)
+    temporary = _temporary(path, content, durable=True)
     try:
-        os.link(temporary, path)
-    except FileExistsError:
-        return False
+        return link_exclusively(temporary, path)
     finally:
         os.unlink(temporary)
+
+
+def link_exclusively(source: str, path: str) -> bool:
+    """Give the complete file `source` the name `path` too, unless it is taken; True if given."""
+    try:
+        os.link(source, path)
+    except FileExistsError:
+        return False
     return True
+
+
+def write_durably(path: str, content: bytes) -> None:
+    """`content` as the whole of `path` (0600), flushed to disk before this returns.
+
+    Not atomic: for a file only one writer uses, and only once this
+    returned -- a reservation staged before its lock is taken, then linked
+    into place under it (`link_exclusively`).
+    """
+    _write(path, os.O_TRUNC, content, durable=True)
 
 
 def read_text(path: str) -> str | None:
@@ -143,22 +185,59 @@ def remove(path: str) -> bool:
     return True
 
 
-def sweep_temporaries(directory: str) -> None:
-    """Delete temporary files a crashed writer left (call with the directory's lock held)."""
+def sweep_temporaries(directory: str, of: str | None = None) -> None:
+    """Delete temporary files a crashed writer left: all of them, or those of the file `of`.
+
+    Call it holding the lock every writer of those files holds: the
+    directory's, or the lock of the file `of` alone.
+    """
+    stem = None if of is None else os.path.basename(of)[:_STEM_MAX]
     with contextlib.suppress(FileNotFoundError):
         for name in os.listdir(directory):
-            if name.startswith(TEMPORARY_PREFIX):
+            if name.startswith(TEMPORARY_PREFIX) and (
+                    stem is None or name[len(TEMPORARY_PREFIX):].rsplit("-", 2)[0] == stem):
                 remove(os.path.join(directory, name))
 
 
 @contextlib.contextmanager
-def locked(path: str, wait: float = LOCK_WAIT) -> Iterator[float]:
+def locked(path: str, wait: float = LOCK_WAIT, *, logged_as: str | None = None
+           ) -> Iterator[float]:
     """Hold an exclusive flock on `path` (created if needed) for the body; the seconds waited.
 
     Waits at most `wait` seconds (`LockBusy`); taking a lock this process
     already holds is a bug, refused at once rather than waited for forever.
+    The body may remove the file (see the module's docstring).  A call's
+    locks are `logged_as` what they guard: a wait of `WAIT_LOGGED` or more
+    is a line on stderr, since calls that queue spend their time there.
     """
     private_directory(os.path.dirname(path))
+    started = time.monotonic()
+    waited = False
+    while True:
+        fd, key = _lock_file(path)
+        try:
+            waited = _acquire(fd, path, started, wait) or waited
+            if _names(path, key):
+                break
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # its holder removed it: lock the file the path names now
+        waited = True
+    seconds = time.monotonic() - started if waited else 0.0
+    if logged_as is not None and seconds >= WAIT_LOGGED:
+        print(f"netc-cni: waited {seconds * 1000:.1f} ms for the lock of {logged_as}",
+              file=sys.stderr)
+    _held.add(key)
+    try:
+        yield seconds
+    finally:
+        _held.discard(key)
+        os.close(fd)
+
+
+def _lock_file(path: str) -> tuple[int, tuple[int, int]]:
+    """The lock file opened (0600), with its (device, inode); refused if this process holds it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         status = os.fstat(fd)
@@ -167,32 +246,36 @@ def locked(path: str, wait: float = LOCK_WAIT) -> Iterator[float]:
         key = (status.st_dev, status.st_ino)
         if key in _held:
             raise NetcError(f"{path} is already locked by this call", Code.INTERNAL)
-        waited = _acquire(fd, path, wait)
-        _held.add(key)
-        try:
-            yield waited
-        finally:
-            _held.discard(key)
-    finally:
+    except BaseException:
         os.close(fd)
+        raise
+    return fd, key
 
 
-def _acquire(fd: int, path: str, wait: float) -> float:
-    """Flock with a deadline: poll, backing off from 1 ms to `_POLL_CAP`; the seconds waited.
+def _names(path: str, key: tuple[int, int]) -> bool:
+    """Whether `path` still names the file (device, inode) `key`."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (status.st_dev, status.st_ino) == key
 
-    A lock taken at the first try was not waited for (0.0), however slow the
+
+def _acquire(fd: int, path: str, started: float, wait: float) -> bool:
+    """Flock by `started` + `wait`: poll, backing off from 1 ms to `_POLL_CAP`; True if it waited.
+
+    A lock taken at the first try was not waited for, however slow the
     system call itself was: a traced or loaded call must not log a wait.
     """
     if _try_flock(fd):
-        return 0.0
-    started = time.monotonic()
+        return False
     deadline = started + wait
     delay = 0.001
     while True:
         time.sleep(delay)
         delay = min(delay * 2, _POLL_CAP)
         if _try_flock(fd):
-            return time.monotonic() - started
+            return True
         if time.monotonic() >= deadline:
             raise LockBusy(f"{path} has been locked by {lock_holder(fd)} for more than "
                            f"{wait:g} s", details="try again later")

@@ -3,6 +3,7 @@ r"""IPAM state in host-local's on-disk layout, so a node can switch plugins safe
     <data_dir>/<network>/<ip>                   "<container id>\\r\\n<ifname>"
     <data_dir>/<network>/last_reserved_ip.<N>   the last address given from range set N
     <data_dir>/<network>/lock                   flock held around every change
+    <data_dir>/<network>/.netc-staged-<digest>  a reservation being made, before its link
 
 Same walk as host-local: start after the last reserved address of the range
 set, go round the ranges, skip the gateways, take the first name nobody holds.
@@ -21,22 +22,25 @@ idempotent.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from compiler.datatypes import frozen
+from compiler.digests import sha256
 from compiler.errors import Code, NetcError
 from compiler.ir import IPAddress, IPNetwork
 from runtime.files import (
-    create_exclusively,
+    link_exclusively,
     locked,
     private_directory,
     read_text,
     remove,
     sweep_temporaries,
     write_atomically,
+    write_durably,
 )
 
 
@@ -85,6 +89,8 @@ class Lease:
 
 
 BOOT_MARKER = ".netc-boot"
+STAGED = ".netc-staged-"
+"""The prefix of a reservation written before it is linked to its address (`IpamStore._staged`)."""
 BOOT_ID = "/proc/sys/kernel/random/boot_id"
 
 
@@ -100,6 +106,10 @@ class IpamStore:
         self.directory = os.path.join(data_dir, network)
         self.recorded = recorded
 
+    def _locked(self) -> contextlib.AbstractContextManager[float]:
+        return locked(self._path("lock"),
+                      logged_as=f"the addresses of {os.path.basename(self.directory)}")
+
     def _path(self, address: str) -> str:
         return os.path.join(self.directory, address)
 
@@ -109,43 +119,65 @@ class IpamStore:
     def reserve(self, range_set: int, ranges: Sequence[Range], container_id: str, ifname: str,
                 *, held: str | None = None, requested: str | None = None,
                 announce: Callable[[str], None] | None = None) -> Lease:
-        """An address for the attachment.
+        """An address for the attachment; its caller holds the attachment's lock.
 
         `held` again if the attachment still owns it (and asks for no other),
         else the `requested` one if it is free, else the next free one.
         `announce` is told an address before it is taken, so a caller killed
         in between can find it again (and not take a second one).
+
+        The reservation's content is written and flushed before the
+        directory's lock is taken -- the flush is most of a reservation's
+        time -- and linked to its address under it: the lock is held for
+        the walk and one link.
         """
         owner = self._owner(container_id, ifname)
-        with locked(self._path("lock")):
-            sweep_temporaries(self.directory)
-            self._reclaim_after_boot()
-            if held and self._owned(held, owner) and held == (requested or held):
-                return _lease(held, ranges)
-            if requested:
-                return self._take(requested, owner, ranges)
-            for candidate in self._candidates(range_set, ranges):
-                if os.path.lexists(self._path(candidate)):
-                    continue
-                if announce is not None:
-                    announce(candidate)
-                if create_exclusively(self._path(candidate), owner):
-                    write_atomically(self._path(f"last_reserved_ip.{range_set}"),
-                                     candidate.encode(), durable=False)
-                    return _lease(candidate, ranges)
+        staged = self._staged(owner)
+        if held and held == (requested or held) and self._owned(held, owner):
+            remove(staged)  # what a killed ADD may have left
+            return _lease(held, ranges)  # freed only by this attachment's DEL, which waits
+        try:
+            private_directory(self.directory)
+            write_durably(staged, owner)
+            with self._locked():
+                sweep_temporaries(self.directory)
+                self._reclaim_after_boot()
+                if requested:
+                    return self._take(requested, owner, staged, ranges)
+                for candidate in self._candidates(range_set, ranges):
+                    if os.path.lexists(self._path(candidate)):
+                        continue
+                    if announce is not None:
+                        announce(candidate)
+                    if link_exclusively(staged, self._path(candidate)):
+                        write_atomically(self._path(f"last_reserved_ip.{range_set}"),
+                                         candidate.encode(), durable=False)
+                        return _lease(candidate, ranges)
+        finally:
+            remove(staged)
         shown = ",".join(f"{r.start}-{r.end}" for r in ranges)
         raise Exhausted(f"no IP addresses available in range set {shown}")
 
-    def _take(self, address: str, owner: bytes, ranges: Sequence[Range]) -> Lease:
-        private_directory(self.directory)
-        if not create_exclusively(self._path(address), owner) and not self._owned(address, owner):
+    def _staged(self, owner: bytes) -> str:
+        """Where an attachment's reservation is written before it is linked to its address.
+
+        A name of its own per attachment (whose calls take turns), hidden from
+        the walk and from host-local's parsing of addresses; one a killed call
+        left is rewritten by the attachment's next ADD and removed by its DEL.
+        """
+        return self._path(f"{STAGED}{sha256(owner).hexdigest()[:32]}")
+
+    def _take(self, address: str, owner: bytes, staged: str, ranges: Sequence[Range]) -> Lease:
+        if not link_exclusively(staged, self._path(address)) and not self._owned(address, owner):
             raise Exhausted(f"requested address {address} is held by another attachment")
         return _lease(address, ranges)
 
     def release(self, container_id: str, ifname: str, held: Sequence[str] = ()) -> list[str]:
         """Free the attachment's addresses; with `held` right, no directory walk is needed."""
         owner = self._owner(container_id, ifname)
-        with locked(self._path("lock")):
+        remove(self._staged(owner))
+        with self._locked():
+            sweep_temporaries(self.directory)  # a repeated ADD that kept its address swept none
             freed = [name for name in held if self._owned(name, owner)]
             if not freed:
                 names = self._names()

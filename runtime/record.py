@@ -6,17 +6,24 @@ mappings and bandwidth from it, and the addresses, so it removes exactly
 what the ADD created without walking every reservation file.  Records live
 under the network's state directory, /run/netc by default: tmpfs, cleared at
 boot like the kernel state they describe.
+
+Beside each record is its attachment's lock (`<key>.lock`), held for the
+whole of each ADD, DEL and CHECK of the attachment and by a GC detaching
+it, so two calls on one attachment never interleave while calls on
+different attachments run side by side.  It goes when the record goes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 
 from compiler import ir_codec
 from compiler.datatypes import field, mutable
 from compiler.planner.context import PodContext
-from runtime.files import private_directory, read_text, remove, write_atomically
+from runtime import files
 
 FORMAT = 1
 
@@ -31,20 +38,20 @@ class Record:
 
     def save(self) -> None:
         """Write the record atomically."""
-        private_directory(os.path.dirname(self.path))
+        files.private_directory(os.path.dirname(self.path))
         document = {"format": FORMAT, "context": ir_codec.encode(self.context),
                     "bindings": self.bindings}
-        write_atomically(self.path, json.dumps(document, sort_keys=True).encode(),
+        files.write_atomically(self.path, json.dumps(document, sort_keys=True).encode(),
                          durable=False)
 
     def delete(self) -> bool:
         """Remove the record; False when it was already gone."""
-        return remove(self.path)
+        return files.remove(self.path)
 
 
 def load(path: str) -> Record | None:
     """The record at `path`, or None when there is none (or it is unreadable)."""
-    text = read_text(path)
+    text = files.read_text(path)
     if text is None:
         return None
     try:
@@ -62,3 +69,23 @@ def paths(directory: str) -> list[str]:
     except FileNotFoundError:
         return []
     return sorted(os.path.join(directory, n) for n in names if n.endswith(".json"))
+
+
+@contextlib.contextmanager
+def attachment_locked(path: str) -> Iterator[None]:
+    """Hold the lock of the attachment whose record is at `path`, for a whole call.
+
+    Temporaries a killed call left of this record go first.  When the call
+    ends with no record (a DEL, a failed ADD), the lock file goes too: it
+    is removed by its holder, which a caller waiting on it notices
+    (`runtime.files.locked`).
+    """
+    key = path.removesuffix(".json")
+    lock = f"{key}.lock"
+    with files.locked(lock, logged_as=f"attachment {os.path.basename(key)}"):
+        try:
+            files.sweep_temporaries(os.path.dirname(path), of=path)
+            yield
+        finally:
+            if not os.path.exists(path):
+                files.remove(lock)

@@ -189,7 +189,6 @@ def gc(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
     """
     from runtime.cri import alive_sandboxes
     from runtime.detach import collect
-    from runtime.files import locked
     from runtime.netns import node_namespace
 
     if cri_socket is None and not alive_ids:
@@ -200,9 +199,7 @@ def gc(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
         alive = set(alive_ids) | (alive_sandboxes(cri_socket) if cri_socket else set())
         with node_namespace(node_netns):
             for network in networks:
-                lock = Path(network.state_dir, network.name, "lock")
-                with locked(str(lock)):
-                    done = collect(network, lambda c, _i: c in alive, dry_run=not act)
+                done = collect(network, lambda c, _i: c in alive, dry_run=not act)
                 for item in done:
                     verb = "collected" if act else "would collect"
                     failed = f" -- failed: {item.error}" if item.error else ""

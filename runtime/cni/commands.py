@@ -1,9 +1,11 @@
 """The CNI commands: what the plugin does for ADD, DEL, CHECK, STATUS and GC.
 
 Each command plans (`compiler.planner`) and has the executor carry the plan
-out; nothing here decides which kernel objects exist.  Calls for the same
-network are serialised by a lock in its state directory; different networks
-proceed in parallel.
+out; nothing here decides which kernel objects exist.  Calls on one
+attachment are serialised by its lock (`records.attachment_locked`); calls
+on different attachments run side by side, and take the network's lock
+only to change what its pods share (the executor's node phase), the IPAM
+directory's to reserve or free an address, the host ports' to claim one.
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 from compiler.errors import Code, NetcError
@@ -30,29 +31,17 @@ from runtime.cni.request import (
 )
 from runtime.cni.result import build_result, result_drift
 from runtime.detach import collect, detach
-from runtime.files import locked, sweep_temporaries
+from runtime.files import locked
 from runtime.host import Host
 from runtime.ipam_store import IpamStore, Range
 from runtime.record import Record
 
-LOCK_WAIT_LOGGED = 0.001
-"""Seconds of waiting for the network's lock worth a line in the call's log."""
 
-
-@contextlib.contextmanager
-def _network_locked(request: Request) -> Iterator[None]:
-    """Hold the network's lock; temporaries a killed call left in its directory go first.
-
-    A call that had to wait says so on stderr: calls of one network queue
-    here, and the wait is where a busy node's pod creations spend their time.
-    """
-    directory = os.path.join(request.network.state_dir, request.network.name)
-    with locked(os.path.join(directory, "lock")) as waited:
-        if waited >= LOCK_WAIT_LOGGED:
-            print(f"netc-cni: waited {waited * 1000:.1f} ms for the lock of network "
-                  f"{request.network.name}", file=sys.stderr)
-        sweep_temporaries(directory)
-        yield
+def _network_locked(request: Request) -> contextlib.AbstractContextManager[float]:
+    """The network's lock: what its pods share is changed under it (and `netc apply` holds it)."""
+    network = request.network
+    return locked(os.path.join(network.state_dir, network.name, "lock"),
+                  logged_as=f"network {network.name}")
 
 
 def _record_path(call: Call, request: Request) -> str:
@@ -81,14 +70,15 @@ def add(call: Call, request: Request) -> dict[str, Any]:
     """Attach the pod; the result is the same when the ADD is repeated."""
     refuse_previous_result(request)
     path = _record_path(call, request)
-    with _network_locked(request):
+    with records.attachment_locked(path):
         previous = records.load(path)
         pod = pod_context(call, request, previous)
         the_plan = plan(request.network, pod, "ADD")
         host = _host(call.netns)
         try:
             bound = dict(previous.bindings) if previous else {}
-            run = executor.Run(host, the_plan, pod, Record(path, pod, bound), previous)
+            run = executor.Run(host, the_plan, pod, Record(path, pod, bound), previous,
+                               shared_lock=lambda: _network_locked(request))
             executor.apply(run)
             return build_result(request.network, host, pod, run.bindings, request.version)
         finally:
@@ -102,7 +92,7 @@ def delete(call: Call, request: Request) -> None:
     from the attachment say what to remove, whatever the cache holds.
     """
     path = _record_path(call, request)
-    with _network_locked(request):
+    with records.attachment_locked(path):
         previous = records.load(path)
         pod = pod_context(call, request, previous)
         netns = call.netns if call.netns and os.path.exists(call.netns) else None
@@ -124,7 +114,7 @@ def check(call: Call, request: Request) -> None:
                         Code.INCOMPATIBLE_VERSION)
     cached = previous_addresses(request)
     path = _record_path(call, request)
-    with _network_locked(request):
+    with records.attachment_locked(path):
         previous = records.load(path)
         if previous is None:
             raise NetcError("no record of this attachment: was it added by netc?", Code.DRIFT)
@@ -174,8 +164,7 @@ def garbage_collect(request: Request) -> None:
               file=sys.stderr)
         return
     alive = _attachments(request.config[key], key)
-    with _network_locked(request):
-        collected = collect(request.network, lambda c, i: (c, i) in alive)
+    collected = collect(request.network, lambda c, i: (c, i) in alive)
     failures = [c.error for c in collected if c.error]
     if failures:
         raise NetcError("; ".join(failures), Code.OPERATION_FAILED)

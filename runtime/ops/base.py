@@ -8,8 +8,9 @@ given.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from compiler.datatypes import field, mutable
 from compiler.errors import Code, NetcError
@@ -31,6 +32,9 @@ class Run:
     """Everything the handlers of one call share: a pod's CNI call, or a node's apply.
 
     A node's apply has no pod and no record; its operations need neither.
+    `shared_lock` is how a pod's call excludes the network's other calls
+    while it changes what they share (the bridge, the NAT chains); a node's
+    apply holds that lock already and has none.
     """
 
     host: Host
@@ -43,6 +47,11 @@ class Run:
     """What operations did beyond their summary (what a prune removed), for `netc apply`."""
     completions: list[tuple[Operation, Callable[[], None]]] = field(default_factory=list)
     """How to finish the operations whose work still runs beside the call (see `later`)."""
+    shared_lock: Callable[[], contextlib.AbstractContextManager[object]] | None = None
+
+    def sharing(self) -> contextlib.AbstractContextManager[object]:
+        """Held around a change to node-scoped objects: the network's lock, if not held yet."""
+        return contextlib.nullcontext() if self.shared_lock is None else self.shared_lock()
 
     @property
     def bindings(self) -> dict[str, str]:
@@ -97,6 +106,15 @@ class Handler(Protocol):
 
     def observe(self, op: Operation, run: Run) -> Observation:
         """Compare the object with the plan."""
+        ...
+
+
+@runtime_checkable
+class Settles(Protocol):
+    """A node-scoped kind with a quicker test than `observe` that a pod's ADD trusts."""
+
+    def settled(self, op: Operation, run: Run) -> bool:
+        """Whether the object needs no change, as far as a pod's ADD asks."""
         ...
 
 

@@ -13,6 +13,7 @@ datagrams to the pod that had it.  They are deleted on ADD and on DEL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 from compiler.errors import Code
@@ -29,7 +30,7 @@ class ClaimHandler:
     def ensure(self, op: Operation, run: Run) -> bool:
         """Claim every port or none: conflicts are looked for before anything is written."""
         directory, owner = op.params["dir"], op.params["owner"]
-        with locked(os.path.join(directory, "lock")):  # which makes the directory, 0700
+        with _claims_locked(directory):  # which makes the directory, 0700
             sweep_temporaries(directory)
             for claim in op.params["claims"]:
                 holder = _conflict(directory, claim, owner)
@@ -53,7 +54,7 @@ class ClaimHandler:
         directory, owner = op.params["dir"], op.params["owner"]
         if not os.path.isdir(directory):
             return
-        with locked(os.path.join(directory, "lock")):
+        with _claims_locked(directory):
             names = op.params["claims"] or _claims(directory)
             for name in names:
                 if read_text(os.path.join(directory, name)) == owner:
@@ -68,6 +69,10 @@ class ClaimHandler:
         if len(held) != len(claims):
             return differs(f"{len(claims) - len(held)} of {len(claims)} ports not claimed")
         return IN_PLACE_NOW
+
+
+def _claims_locked(directory: str) -> contextlib.AbstractContextManager[float]:
+    return locked(os.path.join(directory, "lock"), logged_as="the host-port claims")
 
 
 def _claims(directory: str) -> list[str]:

@@ -25,6 +25,7 @@ from typing import Any
 from compiler.planner import iptables as rules
 from compiler.planner.ops import Kind, Observation, Operation, State
 from runtime.iptables import LIVE, chains, restore, rule_count, start_restore
+from runtime.netlink.nftables import Chain
 from runtime.ops.base import IN_PLACE_NOW, KeptByDel, Run, differs, missing
 from runtime.programs import ProgramFailed, Running
 
@@ -33,7 +34,7 @@ class NodeNat(KeptByDel):
     """A network's chains and entry jumps for one family, repaired wherever they differ."""
 
     def ensure(self, op: Operation, run: Run) -> bool:
-        shape = chains(op.params["family"], op.params["table"], _chain_names(op.params))
+        shape = self._shape(op)
         if not any(shape.values()):
             # None of its chains, so no jump to them either: a fresh node, or a flushed one.
             self.set_up(op, rules.FRESH)
@@ -46,6 +47,14 @@ class NodeNat(KeptByDel):
         self.set_up(op)
         run.note(op, f"repaired: {found.detail}")
         return True
+
+    def settled(self, op: Operation, run: Run) -> bool:
+        """A pod's ADD trusts a NAT whose shape is whole (rule by rule is for `netc apply`)."""
+        return _whole(op.params, self._shape(op))
+
+    @staticmethod
+    def _shape(op: Operation) -> dict[str, Chain | None]:
+        return chains(op.params["family"], op.params["table"], _chain_names(op.params))
 
     def set_up(self, op: Operation, live: rules.Live | None = None) -> None:
         """Write the chains with their rules, and the dispatch chains and jumps `live` lacks.
@@ -129,11 +138,16 @@ class AttachmentNat:
             restore(params["family"], params["table"], lines)
 
     def _repair_network(self, op: Operation, run: Run) -> None:
-        """The dispatch chain is gone (the nat table was flushed): set the network up again."""
+        """The dispatch chain is gone (the nat table was flushed): set the network up again.
+
+        Under the network's lock, as the node phase would: the lines are
+        those of what the node lacks once no other call can change it.
+        """
         network = next(o for o in run.plan.operations if o.kind == Kind.NODE_NAT
                        and o.params["family"] == op.params["family"]
                        and o.params["table"] == op.params["table"])
-        NODE_NAT.set_up(network)
+        with run.sharing():
+            NODE_NAT.set_up(network)
 
     def remove(self, op: Operation, run: Run) -> None:
         params = op.params

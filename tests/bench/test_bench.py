@@ -7,7 +7,7 @@ must say what they claim.
 
 import ipaddress
 
-from bench import report, startup
+from bench import load, report, startup
 from bench.cluster import NODE, plan_of, write_source
 from bench.generate import netdsl
 from bench.implementations import LOOPBACK, NETC, NETWORK, REFERENCE, sandbox_lists, subnet_prefix
@@ -169,6 +169,30 @@ def test_the_load_report_compares_each_phase_with_the_reference_and_says_what_wa
     assert ["reference", "4.00", "50.0", "400.0", "900.0", "0", "0/8", "1.00x"] in rows
     assert "netc-warm: 390 of 400 calls waited for the network's lock" in text
     assert "400 of 400 calls served warm" in text
+    assert "and for the lock of" not in text, "results from before the other locks were logged"
+
+
+def test_the_load_suite_adds_up_the_waits_of_each_lock(tmp_path):
+    log = tmp_path / "load-netc.log"
+    log.write_text("netc-cni: waited 2.5 ms for the lock of network pods\n"
+                   "netc-cni: waited 1.0 ms for the lock of attachment 0a1b\n"
+                   "netc-cni: waited 3.0 ms for the lock of the addresses of pods\n"
+                   "netc-cni: waited 5.0 ms for the lock of the addresses of pods\n"
+                   "netc-cni: ADD abc/eth0: ok in 12.0 ms\n"
+                   "netc-cni: DEL abc/eth0: ok in 30.0 ms\n")
+    waits = load._lock_waits(log, 4.0)
+    assert waits == {"calls": 2, "calls_that_waited": 1, "total_wait_s": 0.0,
+                     "mean_wait_ms": 1.2, "phase_wall_s": 4.0,
+                     "other_locks": {"addresses": {"calls_that_waited": 2, "total_wait_s": 0.01},
+                                     "attachment": {"calls_that_waited": 1,
+                                                    "total_wait_s": 0.0}}}
+    suite = {"pods": 200, "callers": 20, "implementations": {
+        name: {"add": _load_phase(wall, "add"), "del": _load_phase(wall, "del"),
+               **({"lock": waits} if name != "reference" else {})}
+        for name, wall in (("netc", 2.0), ("reference", 4.0))}}
+    text = report.text(_results({"load": suite}))
+    assert ("and for the lock of addresses: 2 calls, 0.01 s, attachment: 1 calls, 0.0 s"
+            in text)
 
 
 def test_the_membership_section_has_a_row_per_cluster_size_and_the_watchers_line():

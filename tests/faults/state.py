@@ -63,6 +63,8 @@ def leftovers(lab: Lab, pods: list[Pod], view: Path | None = None) -> dict[str, 
         "reservations": [p.name for p in files if p.parent == base / "ipam" / NETWORK
                          and not p.name.startswith(IPAM_BOOKKEEPING)],
         "records": [p.name for p in files if p.suffix == ".json"],
+        "attachment locks": [p.name for p in files if p.parent == state / NETWORK
+                             and p.suffix == ".lock"],
         "claims": [p.name for p in files if p.parent == state / "hostports" and p.name != "lock"],
         "temporaries": [str(p.relative_to(base)) for p in files
                         if p.name.startswith(TEMPORARY_PREFIX)],
@@ -72,8 +74,8 @@ def leftovers(lab: Lab, pods: list[Pod], view: Path | None = None) -> dict[str, 
     return found
 
 
-CLEAN = {kind: [] for kind in ("links", "rules", "qdiscs", "reservations", "records", "claims",
-                               "temporaries", "pod interfaces")}
+CLEAN = {kind: [] for kind in ("links", "rules", "qdiscs", "reservations", "records",
+                               "attachment locks", "claims", "temporaries", "pod interfaces")}
 
 
 def assert_clean(lab: Lab, pods: list[Pod], view: Path | None = None) -> None:

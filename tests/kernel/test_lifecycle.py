@@ -18,13 +18,14 @@ def _leftovers(lab, pod, result) -> dict[str, object]:
         "ifb": "nifb" in lab.run(lab.node, "ip", "-o", "link").stdout,
         "reservations": sorted(p.name for p in (lab.tmp / "ipam" / "labnet").glob("10.*")),
         "records": sorted(p.name for p in state.glob("*.json")),
+        "attachment locks": sorted(p.name for p in state.glob("*.lock")),
         "dnat": "NETC-DN-" in lab.run(lab.node, "iptables-save", "-t", "nat").stdout,
         "claims": sorted(p.name for p in (lab.tmp / "state" / "hostports").glob("*:*")),
     }
 
 
-NOTHING = {"veth": False, "ifb": False, "reservations": [], "records": [], "dnat": False,
-           "claims": []}
+NOTHING = {"veth": False, "ifb": False, "reservations": [], "records": [],
+           "attachment locks": [], "dnat": False, "claims": []}
 
 
 def test_repeated_add_returns_the_same_result_and_changes_nothing(lab):

@@ -4,9 +4,9 @@ Calls serialise on flock(2) locks in the state and data directories, and
 flock works on a descriptor opened read-only: a lock file others may read is
 a lock others may hold, for as long as they like.  Here a process running as
 uid 65534 tries to take every lock netc uses -- the network's, the IPAM
-directory's and the host-port claims' -- on a fresh node and on one an
-older netc set up (directories 0755, locks 0644), and a second pod's ADD
-must go through.
+directory's, the host-port claims' and an attachment's -- on a fresh node
+and on one an older netc set up (directories 0755, locks 0644), and a
+second pod's ADD must go through.
 
 The state and data directories live in a directory the test makes under
 /tmp and opens to everyone (0755), as /run and /var/lib are: pytest's own
@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from compiler.planner.names import AttachmentNames
 from tests.kernel import networks
 from tests.kernel.lab import Lab
 
@@ -79,9 +80,12 @@ def test_a_local_user_cannot_hold_a_netc_lock(lab: Lab, public_dir: Path, node: 
     text = networks.FULL.replace("{state}", str(public_dir / "state")).replace(
         "{data}", str(public_dir / "ipam"))
     conflist = lab.network(text)
-    lab.add(conflist, lab.pod("first"), ports=("8080:80",))
-    assert _held_by_nobody(_locks(public_dir)) == []
-    for lock in _locks(public_dir):
+    first = lab.pod("first")
+    lab.add(conflist, first, ports=("8080:80",))
+    key = AttachmentNames("labnet", first.container_id, "eth0").key
+    locks = [*_locks(public_dir), public_dir / "state" / "labnet" / f"{key}.lock"]
+    assert _held_by_nobody(locks) == []
+    for lock in locks:
         assert lock.stat().st_mode & 0o777 == 0o600, lock
     lab.add(conflist, lab.pod("second"), ports=("8081:80",))
 

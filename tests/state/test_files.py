@@ -3,12 +3,14 @@
 import errno
 import fcntl
 import os
+import re
 import threading
 
 import pytest
 
 from runtime import files
 from runtime.files import TEMPORARY_PREFIX
+from tests.state.locks import waiting_on
 
 
 def test_write_atomically_replaces_the_file_and_leaves_no_temporary(tmp_path):
@@ -81,3 +83,91 @@ def test_locked_says_how_long_it_waited_for_the_lock(tmp_path):
             assert waited >= 0.19
     finally:
         releaser.join()
+
+
+def _holding(path: str, refused: threading.Event, body) -> threading.Thread:
+    """A thread that holds `locked(path)` for `body` (once the test releases the file)."""
+    def hold() -> None:
+        with files.locked(path) as waited:
+            body(waited)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert refused.wait(30), "the thread never found the lock taken"
+    return thread
+
+
+def test_a_wait_for_a_lock_is_logged_as_what_it_guards(tmp_path, monkeypatch, capsys):
+    path = str(tmp_path / "net" / "lock")
+    with files.locked(path, logged_as="network n"):
+        pass
+    assert capsys.readouterr().err == "", "a lock free at the first try is no wait"
+    refused = waiting_on(monkeypatch)
+    holder = os.open(path, os.O_RDWR)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+
+    def waiting() -> None:
+        with files.locked(path, logged_as="network n"):
+            pass
+
+    thread = threading.Thread(target=waiting)
+    thread.start()
+    assert refused.wait(30)
+    os.close(holder)
+    thread.join()
+    assert re.fullmatch(r"netc-cni: waited [\d.]+ ms for the lock of network n\n",
+                        capsys.readouterr().err)
+
+
+def test_a_holder_may_remove_the_lock_file_and_a_waiter_locks_the_path_again(tmp_path,
+                                                                            monkeypatch):
+    """Without the check that the path still names the locked file, the waiter would hold
+    the removed file while the next caller created and locked another: two holders."""
+    path = str(tmp_path / "attachment.lock")
+    holder = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    seen: dict[str, bool] = {}
+    inside, leave = threading.Event(), threading.Event()
+
+    def body(waited: float) -> None:
+        seen["path exists"] = os.path.exists(path)
+        if seen["path exists"]:
+            other = os.open(path, os.O_RDWR)
+            try:
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                seen["held"] = False
+            except BlockingIOError:
+                seen["held"] = True
+            finally:
+                os.close(other)
+        inside.set()
+        leave.wait(30)
+
+    thread = _holding(path, waiting_on(monkeypatch), body)
+    os.unlink(path)  # as a DEL removes its attachment's lock, holding it
+    os.close(holder)
+    assert inside.wait(30)
+    leave.set()
+    thread.join()
+    assert seen == {"path exists": True, "held": True}
+
+
+def test_a_temporary_is_named_after_its_file_and_swept_with_it_alone(tmp_path, monkeypatch):
+    target = tmp_path / "ab12.json"
+    named = []
+
+    def interrupted(temporary: str, path: str) -> None:
+        named.append(os.path.basename(temporary))
+        raise OSError(errno.EIO, "interrupted")
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(OSError):
+        files.write_atomically(str(target), b"{}", durable=False)
+    monkeypatch.undo()
+    assert named and named[0].startswith(f"{TEMPORARY_PREFIX}ab12.json-")
+    others = [f"{TEMPORARY_PREFIX}cd34.json-77-0a0b0c0d", f"{TEMPORARY_PREFIX}123-abcd",
+              f"{TEMPORARY_PREFIX}ab12.json.old-77-0a0b0c0d"]
+    for name in [named[0], *others]:
+        (tmp_path / name).write_bytes(b"half")
+    files.sweep_temporaries(str(tmp_path), of=str(target))
+    assert sorted(os.listdir(tmp_path)) == sorted(others)

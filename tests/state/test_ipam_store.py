@@ -1,12 +1,15 @@
 """Address reservations in host-local's layout, without a kernel: the walk, idempotency, release."""
 
+import fcntl
 import ipaddress
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
-from runtime.ipam_store import Exhausted, IpamStore, Range
+from runtime.ipam_store import STAGED, Exhausted, IpamStore, Range
+from tests.state.locks import waiting_on
 
 
 def _range(subnet: str, start: str, end: str, gateway: str) -> Range:
@@ -91,6 +94,16 @@ def test_a_crashed_writer_s_temporaries_are_swept_on_the_next_reservation(store,
     assert not [n for n in os.listdir(directory) if n.startswith(".netc-tmp-")]
 
 
+def test_and_on_a_release_after_an_add_that_kept_its_address(store, tmp_path):
+    """A repeated ADD keeps its address without the lock, so it sweeps nothing: its DEL does."""
+    lease = store.reserve(0, SMALL, "a", "eth0")
+    killed = tmp_path / "pods" / ".netc-tmp-last_reserved_ip.0-1-dead"
+    killed.write_bytes(b"10.0.0.")
+    assert store.reserve(0, SMALL, "a", "eth0", held=lease.address) == lease
+    store.release("a", "eth0", [lease.address])
+    assert not killed.exists()
+
+
 def test_the_first_reservation_after_a_boot_frees_what_no_record_explains(tmp_path):
     """The reboot leak: reservations from before the boot whose records went with tmpfs."""
     records = {("kept", "eth0")}
@@ -115,3 +128,57 @@ def test_reservations_made_since_the_boot_are_never_reclaimed(tmp_path):
     (tmp_path / "pods" / ".netc-boot").write_text("an-earlier-boot\n")
     store.reserve(0, SMALL, "netc-pod", "eth0")
     assert set(store.holders().values()) == {("host-local-pod", "eth0"), ("netc-pod", "eth0")}
+
+
+def test_a_reservation_is_flushed_before_the_lock_and_only_linked_under_it(store, tmp_path,
+                                                                         monkeypatch):
+    """The flush, milliseconds on a disk, is not made while other ADDs wait for the lock."""
+    directory = tmp_path / "pods"
+    directory.mkdir()
+    flushed = []
+    fsync = os.fsync
+
+    def noting(fd: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", noting)
+    refused = waiting_on(monkeypatch)
+    holder = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    leases = []
+    thread = threading.Thread(target=lambda: leases.append(store.reserve(0, SMALL, "a", "eth0")))
+    thread.start()
+    try:
+        assert refused.wait(30)
+        (staged,) = [path for path in directory.iterdir() if path.name.startswith(STAGED)]
+        assert flushed == [str(staged)] and staged.read_bytes() == b"a\r\neth0"
+    finally:
+        os.close(holder)
+        thread.join()
+    assert [lease.address for lease in leases] == ["10.0.0.2"]
+    reservation = directory / "10.0.0.2"
+    assert reservation.read_bytes() == b"a\r\neth0" and reservation.stat().st_nlink == 1
+    assert not staged.exists()
+
+
+def test_a_staged_reservation_a_killed_call_left_is_rewritten_or_removed(store, tmp_path,
+                                                                        monkeypatch):
+    directory = tmp_path / "pods"
+    flushed = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(
+        os.readlink(f"/proc/self/fd/{fd}")), fsync(fd))[1])
+    store.reserve(0, SMALL, "a", "eth0")
+    staged = Path(flushed[0])
+    assert staged.parent == directory and not staged.exists()
+    store.release("a", "eth0")
+    staged.write_bytes(b"half")  # what a call killed before its link leaves
+    assert store.reserve(0, SMALL, "a", "eth0").address == "10.0.0.3"
+    assert (directory / "10.0.0.3").read_bytes() == b"a\r\neth0" and not staged.exists()
+    staged.write_bytes(b"a\r\neth0")  # killed after the link: the ADD again keeps its address
+    assert store.reserve(0, SMALL, "a", "eth0", held="10.0.0.3").address == "10.0.0.3"
+    assert not staged.exists()
+    staged.write_bytes(b"half")
+    store.release("a", "eth0")
+    assert sorted(os.listdir(directory)) == ["last_reserved_ip.0", "lock"]
