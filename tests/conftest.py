@@ -8,6 +8,8 @@ rewrites the files instead, to be reviewed with `git diff` before committing.
 from __future__ import annotations
 
 import difflib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,26 @@ class Golden:
         present = sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
                          if p.is_file())
         assert present == sorted(files), f"tests/{relative} holds other files than produced"
+
+
+@pytest.fixture(autouse=True)
+def _iptables_backend_restored() -> Iterator[None]:
+    """An agent run in-process chooses its iptables backend for the whole process.
+
+    `runtime.agent.choose_iptables` sets it in `runtime.iptables` and in
+    NETC_IPTABLES, for the warm server it starts; the tests after it in the
+    same worker must find the node's default again.
+    """
+    from runtime import iptables
+
+    before = (os.environ.get(iptables.BACKEND_VARIABLE), iptables.chosen_backend())
+    yield
+    variable, backend = before
+    if variable is None:
+        os.environ.pop(iptables.BACKEND_VARIABLE, None)
+    else:
+        os.environ[iptables.BACKEND_VARIABLE] = variable
+    iptables.use_backend(backend)
 
 
 @pytest.fixture

@@ -213,9 +213,9 @@ def test_a_member_gone_right_after_an_outage_is_kept_a_lease_and_comes_back(node
         client = etcd.client()
         for name in ("node-2", "node-3"):  # as a waking leader revoking their leases would
             client.call("/v3/kv/deleterange", {"key": _b64(f"/netc/sim/members/{name}")})
-    assert _until(lambda: nodes.blocks()["node-3"] == block and nodes.sources[
-        "node-3"].view().condition == "", 10)
     assert nodes.seen_by("node-1") == everyone, "dropped within the grace"
+    assert _until(lambda: nodes.blocks()["node-3"] == block and nodes.sources[
+        "node-3"].view().condition == "", 30)
     assert _until(lambda: nodes.seen_by("node-1") == {"node-1", "node-3"}, LEASE + 5)
 
 

@@ -361,7 +361,6 @@ def test_nat_flushed_on_a_node_is_put_back_by_the_agent(scene):
     assert "-A POSTROUTING" in before and "NETC-PO-" in before
     applied = a.log().count("netc agent: applied ")
     a.in_node("iptables", "-t", "nat", "-F")
-    assert "-A POSTROUTING" not in nat()
     assert scene.sim.wait_for(lambda: "-A POSTROUTING" in nat(), 15), a.log()
     assert sorted(line for line in nat().splitlines() if line.startswith("-A")) == \
         sorted(line for line in before.splitlines() if line.startswith("-A"))
