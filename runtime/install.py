@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -33,127 +34,11 @@ LAUNCHER_HANDOVER_TIMEOUT = 2.0
 OLDEST_PYTHON = (3, 10)
 """The oldest interpreter the plugin itself runs on (the warm hand-over runs on 3.9)."""
 
-SHEBANG = '''#!{python} -IS
+SHEBANG = """#!{python} -IS
 # netc-cni launcher written by `netc install-plugin`; rerun it after moving netc.
-'''
+"""
 
-LAUNCHER = '''# Standard library only, and Python 3.9 or later: VERSION is answered here without
-# importing anything; the call goes to `netc serve-cni` when one runs (see
-# runtime/cni/server.py for the protocol), else the plugin runs here (cold).
-import os
-import sys
-
-ROOT = {root!r}
-SOCKET = {socket!r}
-VERSIONS = {versions!r}
-DEFAULT_VERSION = {version!r}
-
-
-def answer_version():
-    # What the plugin answers, from a glance at stdin's "cniVersion" (no json import).
-    data = sys.stdin.buffer.read() if not sys.stdin.isatty() else b""
-    stated = DEFAULT_VERSION
-    key = data.find(b'"cniVersion"')
-    if key >= 0:
-        start = data.find(b'"', data.find(b":", key) + 1) + 1
-        end = data.find(b'"', start)
-        found = data[start:end].decode("ascii", "replace") if 0 < start <= end else ""
-        if found and found.replace(".", "").isdigit():
-            stated = found
-    listed = ", ".join('"' + v + '"' for v in VERSIONS)
-    sys.stdout.write('{{"cniVersion": "' + stated + '", "supportedVersions": [' + listed + ']}}\\n')
-
-
-def leave(status):
-    # Flush and exit without the interpreter's teardown (~1 ms here, ~5 ms once the
-    # plugin is loaded): everything written is flushed, no file is left open for writing.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
-
-
-def cold():
-    if sys.version_info < {oldest!r}:
-        found = ".".join(map(str, sys.version_info[:3]))
-        sys.stdout.write('{{"cniVersion": "' + DEFAULT_VERSION + '", "code": {unsuitable}, '
-                         '"msg": "netc-cni needs Python {oldest_text} or later on the node, '
-                         'found ' + found + ' (' + sys.executable + ')"}}\\n')
-        leave(1)
-    if ROOT is not None:
-        sys.path.append(ROOT)
-    from runtime.cni.plugin import entry
-    entry()
-
-
-if os.environb.get(b"CNI_COMMAND") == b"VERSION":
-    answer_version()
-    leave(0)
-if SOCKET is None:
-    cold()
-'''
-
-WARM = '''from _socket import AF_UNIX, SCM_RIGHTS, SO_PEERCRED, SOCK_STREAM, SOL_SOCKET, socket
-from _struct import pack, unpack
-
-IDENTITY = {identity!r}
-HEADER = {magic!r} + pack(">B", {protocol})
-READY, STARTED, NOT_ME, GO = (bytes([{ready}]), bytes([{started}]), bytes([{not_me}]),
-                              bytes([{go}]))
-HANDOVER_TIMEOUT = {handover_timeout}
-STATUS_TIMEOUT = {status_timeout}
-
-
-def offer(server):
-    # True once GO and our descriptors are sent; until then we may give up and
-    # run the call here (the server has run nothing, and holds none of our streams).
-    environment = b"\\0".join(key + b"=" + value for key, value in os.environb.items())
-    payload = IDENTITY + b"\\0" + environment
-    server.settimeout(HANDOVER_TIMEOUT)
-    server.connect(SOCKET)
-    if unpack("3i", server.getsockopt(SOL_SOCKET, SO_PEERCRED, 12))[1] != 0:
-        return False  # not root: whoever it is gets neither the call nor our stdout
-    server.sendall(HEADER + pack(">I", len(payload)) + payload)
-    if server.recv(1) != READY:  # NOT_ME: another netc, or a hand-over it refused
-        return False
-    namespaces = [os.open("/proc/self/ns/" + kind, os.O_RDONLY) for kind in ("net", "mnt")]
-    server.sendmsg([GO], [(SOL_SOCKET, SCM_RIGHTS, pack("5i", 0, 1, 2, *namespaces))])
-    return True
-
-
-def receive(server):
-    try:
-        return server.recv(1)
-    except OSError:
-        return b""
-
-
-def outcome(server):
-    # The call's exit status; None when the server ran nothing after all.
-    server.settimeout(STATUS_TIMEOUT)
-    answer = receive(server)
-    if answer in (b"", NOT_ME):  # it ended or refused before starting the plugin
-        return None
-    status = receive(server) if answer == STARTED else b""
-    if status:
-        return status[0]
-    import json
-    message = "the warm server's process for this call ended without an exit status"
-    print(json.dumps(dict(cniVersion={version!r}, code=11, msg=message,
-                          details="try again later")))
-    return 1
-
-
-server = socket(AF_UNIX, SOCK_STREAM)
-try:
-    taken = offer(server)
-except OSError:
-    taken = False
-status = outcome(server) if taken else None
-if status is None:
-    server.close()
-    cold()
-leave(status)
-'''
+_SETTINGS = re.compile(r"^# settings: .*?^# end of settings\n", re.MULTILINE | re.DOTALL)
 
 
 def package_root() -> str:
@@ -199,44 +84,43 @@ def identity() -> str:
 
 
 def launcher_code(warm_socket: str | None, root: str | None) -> str:
-    """The launcher's Python, without its first line.
+    """The launcher's Python (runtime/launcher.py, its settings filled in), without a `#!` line.
 
     VERSION is answered there; a call is handed over when `warm_socket`
     answers, else the plugin runs from `root` (None: it is on sys.path
     already, as in the artifact).
     """
-    from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
+    from runtime import launcher
 
-    fields = {"root": root, "socket": warm_socket, "versions": list(CNI_VERSIONS),
-              "version": DEFAULT_CNI_VERSION, "oldest": OLDEST_PYTHON,
-              "oldest_text": ".".join(map(str, OLDEST_PYTHON)),
-              "unsuitable": int(Code.HOST_UNSUITABLE)}
-    code = LAUNCHER.format(**fields)
-    if warm_socket is not None:
-        code += WARM.format(**_protocol(), identity=os.fsencode(identity()))
-    return code
+    text = Path(launcher.__file__).read_text()
+    settings = "".join(f"{name} = {value!r}\n"
+                       for name, value in launcher_settings(warm_socket, root).items())
+    return _SETTINGS.sub(lambda _: settings, text, count=1)
+
+
+def launcher_settings(warm_socket: str | None, root: str | None) -> dict[str, object]:
+    """The values of the launcher's settings, from the modules that own each fact."""
+    from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
+    from runtime.cni import server
+    from runtime.deadline import CALL_DEADLINE, GRACE
+
+    return {"ROOT": root, "SOCKET": warm_socket, "VERSIONS": list(CNI_VERSIONS),
+            "DEFAULT_VERSION": DEFAULT_CNI_VERSION, "OLDEST": OLDEST_PYTHON,
+            "UNSUITABLE": int(Code.HOST_UNSUITABLE),
+            "IDENTITY": os.fsencode(identity()) if warm_socket else b"",
+            "MAGIC": server.MAGIC, "PROTOCOL": server.PROTOCOL, "READY": server.READY,
+            "STARTED": server.STARTED, "NOT_ME": server.NOT_ME, "GO": server.GO,
+            # how long a stuck server may delay a call before the launcher runs it itself
+            # (safe at any moment before GO: until then the server has run nothing)
+            "HANDOVER_TIMEOUT": LAUNCHER_HANDOVER_TIMEOUT,
+            # a call ends by its deadline (runtime/deadline.py), or its process does
+            "STATUS_TIMEOUT": float(CALL_DEADLINE + GRACE + 15)}
 
 
 def launcher_text(python: str | None = None, warm_socket: str | None = None) -> str:
     """The launcher script for an interpreter (default: this one), cold or warm."""
     return (SHEBANG.format(python=python or sys.executable)
             + launcher_code(warm_socket, package_root()))
-
-
-def _protocol() -> dict[str, object]:
-    """The launcher's side of the warm server's protocol (runtime/cni/server.py)."""
-    from compiler.versions import DEFAULT_CNI_VERSION
-    from runtime.cni import server
-    from runtime.deadline import CALL_DEADLINE, GRACE
-
-    return {"magic": server.MAGIC, "protocol": server.PROTOCOL, "ready": server.READY,
-            "started": server.STARTED, "not_me": server.NOT_ME, "go": server.GO,
-            "version": DEFAULT_CNI_VERSION,
-            # how long a stuck server may delay a call before the launcher runs it itself
-            # (safe at any moment before GO: until then the server has run nothing)
-            "handover_timeout": LAUNCHER_HANDOVER_TIMEOUT,
-            # a call ends by its deadline (runtime/deadline.py), or its process does
-            "status_timeout": CALL_DEADLINE + GRACE + 15}
 
 
 def install_plugin(bin_dir: Path, python: str | None = None,
