@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import attach, build, cluster, load, machine, membership, report, startup
+from bench import attach, build, cluster, load, machine, membership, report, startup, tricks
 from bench.implementations import RUNTIME_STATE, VARIANTS
 from bench.namespaces import STOPPING
 
@@ -124,8 +124,9 @@ def _stop_cleanly() -> None:
 def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Each chosen suite in turn, with how long it took."""
     runners = {
-        "startup": lambda: startup.run(tmp, str(SMALL_FILE), options.repeats,
-                                       options.python if options.variants else None),
+        "startup": lambda: {**startup.run(tmp, str(SMALL_FILE), options.repeats,
+                                          options.python if options.variants else None),
+                            "tricks": tricks.run(3 * options.repeats)},
         "build": lambda: build.run(tmp, options.lines, options.repeats),
         "attach": lambda: attach.run(tmp, options.pods, options.samples, options.jobs,
                                      variants=options.variants, python=options.python),

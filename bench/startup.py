@@ -34,7 +34,7 @@ VERSION_STDIN = b'{"cniVersion": "1.0.0"}'
 REFERENCE_PLUGIN = "/usr/lib/cni/bridge"
 
 
-def _module_file(name: str) -> Path | None:
+def module_file(name: str) -> Path | None:
     """The source file of one of netc's own modules, or None for stdlib/third-party ones."""
     base = Path(PROJECT, *name.split("."))
     for candidate in (base.with_suffix(".py"), base / "__init__.py"):
@@ -66,9 +66,9 @@ def plugin_modules() -> list[str]:
     """
     order = [ENTRY]
     for name in order:  # grows while it is walked: a breadth-first search
-        path = _module_file(name)
+        path = module_file(name)
         for found in sorted(_imported_names(path)) if path else ():
-            if found not in order and _module_file(found) is not None:
+            if found not in order and module_file(found) is not None:
                 order.append(found)
     return order
 
@@ -132,13 +132,13 @@ def _profile_once() -> dict[str, tuple[int, int]]:
     return _parse_importtime(done.stderr)
 
 
-def _package(module: str) -> str:
+def package_of(module: str) -> str:
     """netc's package (`compiler`, `runtime`), `stdlib`, or a third-party package's name.
 
     A third-party name here (lark, click, pyroute2) on the plugin path is news.
     """
     top = module.split(".", maxsplit=1)[0]
-    if _module_file(top) is not None:
+    if module_file(top) is not None:
         return top
     return "stdlib" if top in sys.stdlib_module_names else top
 
@@ -154,14 +154,14 @@ def import_profile(repeats: int, top: int = 15) -> dict[str, Any]:
     modules = {name: (statistics.median(r[name][0] for r in runs if name in r),
                       statistics.median(r[name][1] for r in runs if name in r))
                for name in runs[0]}
-    per_package: dict[str, float] = defaultdict(float)
+    perpackage_of: dict[str, float] = defaultdict(float)
     for name, (own, _) in modules.items():
-        per_package[_package(name)] += own
+        perpackage_of[package_of(name)] += own
     total = sum(own for own, _ in modules.values())
     return {
         "runs": repeats, "modules": len(modules), "total_ms": round(total / 1000, 1),
         "by_cumulative": _ranked(modules, 1, top), "by_self": _ranked(modules, 0, top),
-        "by_package": sorted(([p, round(us / 1000, 1)] for p, us in per_package.items()),
+        "bypackage_of": sorted(([p, round(us / 1000, 1)] for p, us in perpackage_of.items()),
                              key=lambda item: -item[1])[:top],
     }
 

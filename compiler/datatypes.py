@@ -3,8 +3,8 @@
 netc-cni is a new process on every pod's ADD and DEL, and it imports some
 fifty such classes (the IR, the plan, netlink messages, records).  CPython
 3.11's `dataclasses` compiles half a dozen methods per class when the class
-is defined and imports `inspect` on the way: about 45 ms of a cold call
-whose whole work is 20 ms.  Here the methods are shared functions driven by
+is defined and imports `inspect` on the way, more than a cold call's whole
+work (docs/benchmarks.md, the start-up tricks).  Here the methods are shared functions driven by
 the class's field list, and the one method that is compiled per class,
 `__init__` (speed matters there: the compiler makes many objects), is
 compiled the first time an instance is made, so a class the call never

@@ -1,7 +1,8 @@
 """SHA-256, without hashlib's start-up.
 
-`hashlib` loads OpenSSL when it is imported: about 3 ms of every netc-cni
-call, which hashes only to derive names and to check a conflist's digest.
+`hashlib` loads OpenSSL when it is imported, a cost every netc-cni call
+would pay to hash only names and a conflist's digest (docs/benchmarks.md,
+the start-up tricks).
 CPython's own SHA-256 module gives the same digests and is built in; a
 Python built without it falls back to hashlib.
 """

@@ -140,7 +140,7 @@ def _grammar() -> Lark:
     """The parser, built once per process.
 
     lark keeps the analysed grammar in a cache file in the temporary directory,
-    keyed by the grammar's hash: ~250 ms less for every `netc` run but the first.
+    keyed by the grammar's hash: analysing it is most of a small `netc check`.
     """
     return Lark.open(
         str(GRAMMAR_PATH), parser="lalr", lexer="basic", propagate_positions=True,

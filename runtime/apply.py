@@ -72,7 +72,7 @@ def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None =
         try:
             run = executor.Run(host, plan)
             # One run for both: the apply reuses the check's route dump, which the handlers
-            # keep current (measured: the check adds 2-3 ms to an unchanged apply of 1000 peers).
+            # keep current (the check's cost: docs/benchmarks.md, a cluster of 1000 nodes).
             executor.refuse_blocked(run)
 
             def change(op: Operation) -> Change:

@@ -15,8 +15,8 @@ needs:
                        path
 
 The launcher is plain text after the shell's `exit`, not the archive's
-`__main__.py`: running a zip costs Python ~5 ms and reading its directory
-more, which a warm call and a VERSION never need.
+`__main__.py`: running a zip costs Python its zipimport set-up and reading
+the directory, which a warm call and a VERSION never need.
 
 The archive is built from the same modules as the server it hands calls to,
 so the two agree on `install.identity()`.  Each module also travels

@@ -4,11 +4,12 @@ Runtimes exec plugins with a reduced environment -- containerd with its own
 PATH, podman's cleanup with conmon's -- so `#!/usr/bin/env python3` could
 find another interpreter on DEL than on ADD (or a slow pyenv shim).  The
 launcher names its interpreter by absolute path, runs it isolated (-I: no
-PYTHON* variables, no user site) and without `site` (-S: ~30 ms less
-start-up), and puts netc's own packages on sys.path itself -- after the
-standard library, so nothing beside netc in that directory can shadow it.  The plugin needs
-nothing but the standard library, so any Python 3.10+ will do; an optimised
-build (Debian's /usr/bin/python3) starts faster than a source-built one.
+PYTHON* variables, no user site) and without `site` (-S: see
+docs/benchmarks.md, the start-up tricks), and puts netc's own packages on
+sys.path itself -- after the standard library, so nothing beside netc in
+that directory can shadow it.  The plugin needs nothing but the standard
+library, so any Python 3.10+ will do; an optimised build (Debian's
+/usr/bin/python3) starts faster than a source-built one.
 
 With a warm socket the launcher first offers the call to `netc serve-cni`
 (runtime/cni/server.py) and runs the plugin itself only when no server of

@@ -3,7 +3,7 @@
 A program gets its input from a memfd written in full before it starts and
 writes its output to memfds: nothing can deadlock on a full pipe, so no
 thread or selector is needed to feed and drain it.  `subprocess` would bring
-both, and its imports are ~3 ms of every Python plugin's start-up.
+both, and its imports into every Python plugin's start-up.
 
 Programs come from fixed directories and start with a fixed environment:
 nothing of the caller's -- PATH, LD_PRELOAD, XTABLES_LOCKFILE -- chooses or

@@ -31,7 +31,7 @@ _PLAIN = re.compile(r"[A-Za-z0-9_.:/\[\]{},=+@!-]+")
 _QUOTABLE = re.compile(r"[\x20\x21\x23-\x26\x28-\x5b\x5d-\x7e]+")
 """Arguments written in double quotes (comments): printable ASCII but quotes and backslashes.
 
-(Ranges, not a negated class: that one spans all of Unicode and takes 2 ms to compile.)"""
+(Ranges, not a negated class: that one spans all of Unicode and is slow to compile.)"""
 COMMENT_MAX = 255
 CHAIN_NAME_MAX = 28
 

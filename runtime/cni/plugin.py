@@ -106,7 +106,7 @@ def entry() -> None:
 
     By the time `main` returns, the answer is written and every file the call
     changed was written through a descriptor and closed, so nothing is left
-    for the teardown but freeing the plugin's modules: ~5 ms of every call.
+    for the teardown but freeing the plugin's modules (docs/benchmarks.md).
     """
     status = main()
     for stream in (sys.stdout, sys.stderr):

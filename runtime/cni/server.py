@@ -125,8 +125,8 @@ def serve(path: str, identity: str, handover_timeout: float = HANDOVER_TIMEOUT,
 class Spare:
     """The child that waits in accept() for the next call, forked before the call comes.
 
-    The fork is the slowest step of a hand-over (~2 ms, and more while the
-    child's first writes copy the pages it shares with the server), so it
+    The fork is the slowest step of a hand-over (and more while the child's
+    first writes copy the pages it shares with the server), so it
     happens between calls: the server keeps one child blocked in accept().
     The child that takes a connection tells the server through a pipe of its
     own; the server forks the next spare when that call ends (the pipe's
@@ -189,8 +189,8 @@ class Spare:
         """Copy the memory shared with the server now, unless a caller is waiting already.
 
         A forked child shares the server's pages copy-on-write, and a call
-        writes to some 850 of them (reference counts all over the heap):
-        ~3.5 ms of page faults on the call's path, measured.  The spare takes
+        writes to hundreds of them (reference counts all over the heap): page
+        faults on the call's path (docs/benchmarks.md).  The spare takes
         its copies while no one waits for it, a step at a time, and stops as
         soon as a connection is pending.  The price is memory: a spare holds a
         private copy of the server's writable pages (docs/runtime.md).  A step

@@ -12,8 +12,8 @@ the kernel flags NLM_F_DUMP_INTR (the objects changed while it listed them)
 is asked again, a bounded number of times.
 
 The socket is `_socket`'s, the C type under the `socket` module: the plugin
-needs nothing else of it, and importing `socket` costs every CNI call ~2.5 ms
-(its enums of constants, selectors).
+needs nothing else of it, and importing `socket` (its enums of constants,
+selectors) would cost every CNI call (docs/benchmarks.md, the start-up tricks).
 """
 
 from __future__ import annotations

@@ -75,9 +75,9 @@ class Run:
     def later(self, op: Operation, finish: Callable[[], None]) -> None:
         """Have the executor call `finish` before the call ends; `op`'s work runs meanwhile.
 
-        For work done by a program (an iptables-restore takes ~2.5 ms, mostly
-        waiting): the operations after it go on while it runs.  `finish`
-        waits for it and raises if it failed, as `ensure` or `remove` would.
+        For work done by a program (an iptables-restore is mostly waiting):
+        the operations after it go on while it runs.  `finish` waits for it
+        and raises if it failed, as `ensure` or `remove` would.
         """
         self.completions.append((op, finish))
 

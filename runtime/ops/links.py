@@ -223,7 +223,7 @@ class IfbHandler(Blockable):
     """An ifb device, up, in one link group with the pod's host veth; removed by a DEL.
 
     Unregistering a link makes the kernel wait for RCU readers to finish with
-    it (~15 ms here); links deleted together as a group share one wait.  The
+    it, the slowest step of a DEL; links deleted together as a group share one wait.  The
     group is derived from the veth's index, which no other live link has, so
     a group holds one attachment's links; a DEL deletes it only when the ifb
     and the veth both still carry it, and deletes the ifb alone otherwise (an

@@ -6,8 +6,9 @@ must say what they claim.
 """
 
 import ipaddress
+import subprocess
 
-from bench import load, report, startup
+from bench import load, report, startup, tricks
 from bench.cluster import NODE, plan_of, write_source
 from bench.generate import netdsl
 from bench.implementations import LOOPBACK, NETC, NETWORK, REFERENCE, sandbox_lists, subnet_prefix
@@ -53,6 +54,17 @@ def test_plugin_modules_start_at_the_entry_and_follow_lazy_imports():
     assert "runtime.ops.nat" in modules  # imported inside a function of runtime.ops
     assert "runtime.driver" not in modules  # `netc run` only
     assert not any(m.startswith("runtime.cli") for m in modules)
+
+
+def test_each_trick_and_its_plain_way_run_and_the_baseline_is_what_the_plugin_loads():
+    baseline = tricks.plugin_stdlib()
+    assert {"json", "re"} <= set(baseline)  # the plugin parses its stdin
+    assert not any(name.split(".")[0] in {"compiler", "runtime"} for name in baseline)
+    assert tricks.plugin_data_types() > 20
+    for label, sides in tricks.cases().items():
+        for command, options in sides:
+            done = subprocess.run(command, check=False, capture_output=True, **options)
+            assert done.returncode == 0, (label, done.stderr[-500:])
 
 
 def _figures(median):
