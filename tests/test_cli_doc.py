@@ -1,4 +1,4 @@
-"""docs/cli.md says what the command line does (issue 21 item 24).
+"""docs/cli.md says what the command line does.
 
 The synopsis at its top names every command, and for each exactly the
 options the command has, with the choices they take; the output it shows of

@@ -1,4 +1,4 @@
-"""Every command of the README works as written (issue 21 item 23).
+"""Every command of the README works as written.
 
 Each block runs in a directory of its own: a copy of the checkout whose
 `cluster/` holds examples/cluster.netdsl, as the README says.  The system

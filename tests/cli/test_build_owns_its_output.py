@@ -1,4 +1,4 @@
-"""Issue 12: `netc build --out` owns what it wrote there -- and nothing else.
+"""`netc build --out` owns what it wrote there -- and nothing else.
 
 A conflist netc wrote and no longer builds (a renamed network, a changed
 priority, a removed network) goes with the next build, and `--check` counts
@@ -76,7 +76,7 @@ def test_a_removed_network_goes_and_foreign_files_stay(tmp_path, out):
 
 
 def test_a_file_edited_since_netc_wrote_it_stops_the_build(tmp_path, out, golden):
-    """Issue 21 item 18: after a priority change, the old file -- edited by hand, so netc
+    """After a priority change, the old file -- edited by hand, so netc
     does not remove it -- would sort first and keep the node on the old network."""
     assert _build(_source(tmp_path, ("pods", 20, "10.1.0.0/24")), out).exit_code == 0
     (out / "20-pods.conflist").write_text('{"edited": true}\n')

@@ -110,7 +110,7 @@ EXTRAS = CASES / "stock-extras"
 
 
 def test_import_then_build_gives_the_same_json(tmp_path):
-    """Issue 21 item 19: the round trip through the command line, byte for byte in meaning."""
+    """The round trip through the command line, byte for byte in meaning."""
     out = tmp_path / "node.netdsl"
     imported = netc("import", str(EXTRAS / "10-vlan.conflist"), "--out", str(out))
     assert imported.exit_code == 0, imported.output

@@ -1,4 +1,4 @@
-"""Issue 13: `netc plan --against OLD`, the change plan a pull request review reads.
+"""`netc plan --against OLD`, the change plan a pull request review reads.
 
 Source locations make no noise (comments, moved lines: nothing); a one-value
 change is a few lines saying what changes and when it reaches the nodes.
@@ -101,7 +101,7 @@ def test_options_of_the_change_plan_need_against(args):
 
 
 def test_a_pod_cidr_change_says_it_breaks_running_pods(tmp_path, monkeypatch, golden):
-    """Issue 21 item 17: running pods keep their addresses; the gateway, NAT and routes
+    """Running pods keep their addresses; the gateway, NAT and routes
     serving them leave the plan, and the change plan says so before anything else."""
     monkeypatch.chdir(tmp_path)
     (tmp_path / "old").mkdir()
@@ -147,7 +147,7 @@ def test_a_renamed_bridge_breaks_the_pods_attached_to_the_old_one(tmp_path):
 
 
 def test_removed_lines_cite_the_old_revision(tmp_path):
-    """Issue 21 item 17: node-b's block was at line 15 of HEAD; line 15 is node-c's now."""
+    """node-b's block was at line 15 of HEAD; line 15 is node-c's now."""
     _git_revision(tmp_path, CLUSTER)
     without_b = CLUSTER.replace(CLUSTER[CLUSTER.index("    node node-b {"):
                                        CLUSTER.index("    node node-c {")], "")

@@ -1,4 +1,4 @@
-"""`netc status` in text: rates as the pods' annotations write them (issue 21 item 21).
+"""`netc status` in text: rates as the pods' annotations write them.
 
 The node is not needed to print what was found: the states are made here.
 """

@@ -1,4 +1,4 @@
-"""Issue 23, coming from flannel: nodes that ran flannel, and netc taking over from it.
+"""Nodes that ran flannel, and netc taking over from it.
 
 flannel's defaults are netc's (VNI 1, UDP 8472, cni0): `netc apply` on a
 node with flannel's devices must refuse before changing anything, naming

@@ -1,4 +1,4 @@
-"""Issue 10: `netc apply --node` over a cluster's life -- repeated, drifting, losing and gaining
+"""`netc apply --node` over a cluster's life -- repeated, drifting, losing and gaining
 nodes -- never touching what it does not own.
 
 Each test builds its own dual-stack cluster (they change it), per routing

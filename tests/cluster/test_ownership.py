@@ -1,4 +1,4 @@
-"""Issue 10: what `netc apply --node` refuses, recreates, repairs and removes -- and what it
+"""What `netc apply --node` refuses, recreates, repairs and removes -- and what it
 never touches.
 
 A cluster of three nodes on one underlay, no pods: only node-a's kernel is

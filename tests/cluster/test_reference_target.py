@@ -1,4 +1,4 @@
-"""Issue 21, item 10: a cluster's nodes on the stock plugins keep pod-to-pod traffic un-NATed.
+"""A cluster's nodes on the stock plugins keep pod-to-pod traffic un-NATed.
 
 `netc build --target reference --node NAME` gives each node a conflist of
 the stock bridge plugin, and `netc apply --node NAME` the routes to the

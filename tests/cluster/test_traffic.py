@@ -1,4 +1,4 @@
-"""Issue 10: pods on different nodes reach each other without NAT (host-gw, VXLAN, mixed).
+"""Pods on different nodes reach each other without NAT (host-gw, VXLAN, mixed).
 
 One simulated cluster per routing mode and stack (IPv4, dual stack), shared
 by this module's verdicts, none of which changes it: three nodes on one

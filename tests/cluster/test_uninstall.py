@@ -1,4 +1,4 @@
-"""Issue 21 item 25: `netc uninstall` leaves a node as it was before netc, and netc can come back.
+"""`netc uninstall` leaves a node as it was before netc, and netc can come back.
 
 A vxlan cluster of two nodes; node-a gets what the agent gives a node --
 its conflist, the shim and its cold file, the warm server's socket (left by

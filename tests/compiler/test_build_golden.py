@@ -74,7 +74,7 @@ def test_netc_target_refuses_passthrough_plugins(example, version):
 @pytest.mark.parametrize("version", VERSIONS, ids=version_id)
 def test_chained_plugins_follow_netc_cni_as_they_follow_the_stock_plugins(version):
     """podman's firewall and tuning: after netc-cni in the netc target, in the order and
-    with the options of the reference target's chain (issue 23)."""
+    with the options of the reference target's chain."""
     def plugins(target: str) -> list[dict]:
         (conflist,) = [json.loads(text) for name, text in build("podman", target, version).items()
                        if name.endswith(".conflist")]

@@ -118,7 +118,7 @@ def test_what_no_finding_names_comes_back_the_same(case):
 
 @pytest.mark.parametrize("name", ["10-vlan.conflist", "20-trunk.conf", "30-ordered.conflist"])
 def test_values_the_typed_statements_cannot_hold_come_back_exactly(name):
-    """Issue 21 item 19: bridge `vlan`, `ipMasqBackend`, portmap `markMasqBit`, the
+    """Bridge `vlan`, `ipMasqBackend`, portmap `markMasqBit`, the
     conflist's `disableCheck`, plugins out of netc's order: kept, without a warning."""
     data = (IMPORT / "stock-extras" / name).read_bytes()
     result = import_conflists([(name, data)])
@@ -262,7 +262,7 @@ def test_any_json_gives_a_netdsl_or_an_error_saying_why(document):
 
 
 def test_flannels_conflist_comes_back_the_same_marked_for_the_migration_guide():
-    """Issue 23: kube-flannel.yml's conflist builds back to itself; the comment above its
+    """kube-flannel.yml's conflist builds back to itself; the comment above its
     plugin points to the guide, whose first block is this very import."""
     data = (IMPORT / "flannel" / "10-flannel.conflist").read_bytes()
     result = import_conflists([("10-flannel.conflist", data)])

@@ -1,4 +1,4 @@
-"""Issue 11: the manifests of `netc build --target kubernetes`, checked offline.
+"""The manifests of `netc build --target kubernetes`, checked offline.
 
 Every object validates against the Kubernetes 1.28 schemas
 (`kubernetes-validate --strict`, bundled, no network), the embedded
@@ -152,7 +152,7 @@ def test_netc_build_target_kubernetes_prints_one_yaml_stream():
 
 
 def test_the_manifests_checked_in_a_directory_are_called_what_they_are(tmp_path):
-    """Issue 21 item 25: `--check` of the manifests said "1 conflists up to date"."""
+    """`--check` of the manifests said "1 conflists up to date"."""
     arguments = ["build", "--target", "kubernetes", "--out", str(tmp_path),
                  str(ROOT / "examples" / "cluster.netdsl")]
     assert CliRunner().invoke(main, arguments).exit_code == 0
@@ -187,7 +187,7 @@ def test_a_node_local_network_is_rolled_out(tmp_path, monkeypatch):
 
 
 def test_the_agents_write_a_networks_chained_plugins_after_netc_cni(tmp_path, monkeypatch):
-    """Issue 23: `chain` travels in the ConfigMap, and each agent's conflist runs it."""
+    """`chain` travels in the ConfigMap, and each agent's conflist runs it."""
     monkeypatch.chdir(tmp_path)
     text = FIXED.replace("\n}", "\n    chain tuning { sysctl { \"net.core.somaxconn\" \"1024\" } }"
                          "\n    chain firewall\n}") % "; node-local"

@@ -1,6 +1,6 @@
 """Keys netdsl does not model, written as they are: `conflist { ... }`, `chain portmap`.
 
-What `netc import` keeps this way (issue 21 item 19) must build back exactly,
+What `netc import` keeps this way must build back exactly,
 for both targets where the target writes a conflist's top level.
 """
 
@@ -38,7 +38,7 @@ def test_conflist_keys_are_written_at_the_top_as_they_are(target):
 
 @pytest.mark.parametrize("target", ["reference", "netc"])
 def test_chained_portmap_and_bandwidth_are_written_as_they_are(target):
-    """After the main plugin -- the bridge, or netc-cni (issue 23) -- in order, as written."""
+    """After the main plugin -- the bridge, or netc-cni -- in order, as written."""
     plugins = emit.conflist(_network(), target)["plugins"]
     assert plugins[0]["type"] == {"reference": "bridge", "netc": "netc-cni"}[target]
     assert plugins[1:] == [

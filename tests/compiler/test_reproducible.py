@@ -1,4 +1,4 @@
-"""Issue 12: a `--target netc` conflist is a function of what the network means.
+"""A `--target netc` conflist is a function of what the network means.
 
 The same bytes for any spelling of the source's path, any comments, blank
 lines or layout (`netc fmt`); different bytes for a different network.

@@ -1,4 +1,4 @@
-"""Issue 6: every documented difference between the stock plugins and netc, observed.
+"""Every documented difference between the stock plugins and netc, observed.
 
 docs/differences.md lists them; each test here shows one on the two kernels
 (iptables-save, tc, ip -d link, sysctl, and traffic where it changes what a

@@ -1,4 +1,4 @@
-"""Issue 6: the same traffic checks give the same verdicts on the stock plugins and netc.
+"""The same traffic checks give the same verdicts on the stock plugins and netc.
 
 For each bridge example, both conflists are built from one compilation and
 run in twin labs with the same pods, host ports and bandwidth requests.  The

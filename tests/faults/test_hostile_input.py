@@ -219,7 +219,7 @@ CASES = [*_environment_cases(), *_cni_args_cases(), *_stdin_cases(), *_config_ca
 
 
 def _was_a_defect(case: Case) -> bool:
-    """Cases that reproduced issue 9 defects: always run, so the class stays closed.
+    """Cases that reproduced defects found earlier: always run, so the class stays closed.
 
     A hand-made bridge name with '/', '.', spaces or over 15 bytes; a
     runtimeConfig that is a list; a rate beyond tc's 64-bit fields.

@@ -1,4 +1,4 @@
-"""Issue 5: bandwidth limits measured with iperf3, and bridged traffic seen by iptables.
+"""Bandwidth limits measured with iperf3, and bridged traffic seen by iptables.
 
 Ingress (to the pod) is measured with iperf3 sending from the node to the
 pod, egress (from the pod) with `-R`, the pod sending.  The first second is

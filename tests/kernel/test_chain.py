@@ -1,4 +1,4 @@
-"""Issue 23: the stock tuning and firewall plugins chained after netc-cni, run as libcni does.
+"""The stock tuning and firewall plugins chained after netc-cni, run as libcni does.
 
 runtime.driver runs the conflist netc builds for its own plugin the way
 libcni runs any: netc-cni, then each chained plugin with the result before it

@@ -1,4 +1,4 @@
-"""Issue 24: calls of one network run side by side, and still never collide.
+"""Calls of one network run side by side, and still never collide.
 
 A call holds its attachment's lock for its whole work, and the network's
 lock only to change what the network's pods share (docs/runtime.md,

@@ -1,4 +1,4 @@
-"""Issue 4: pods on a netc bridge network reach each other, the node and the world."""
+"""Pods on a netc bridge network reach each other, the node and the world."""
 
 import pytest
 

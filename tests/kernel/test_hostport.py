@@ -1,4 +1,4 @@
-"""Issue 5: host ports carry real TCP and UDP traffic, from every direction that matters."""
+"""Host ports carry real TCP and UDP traffic, from every direction that matters."""
 
 import pytest
 

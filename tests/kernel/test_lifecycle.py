@@ -1,4 +1,4 @@
-"""Issue 4: ADD and DEL are idempotent, DEL is forgiving, a failed ADD leaves nothing."""
+"""ADD and DEL are idempotent, DEL is forgiving, a failed ADD leaves nothing."""
 
 import json
 
@@ -170,7 +170,7 @@ def _json(document) -> str:
 
 
 def test_an_add_after_a_del_interrupted_past_the_ifb_converges_to_one_redirect(lab):
-    """Issue 9 defect 4: the stale redirect to the deleted ifb is replaced, not added to."""
+    """The stale redirect to the deleted ifb is replaced, not added to."""
     conflist = lab.network(networks.FULL)
     pod = lab.pod("p")
     result = lab.add(conflist, pod, bandwidth="egress=10M")
@@ -187,7 +187,7 @@ def test_an_add_after_a_del_interrupted_past_the_ifb_converges_to_one_redirect(l
 
 
 def test_del_removes_what_the_add_made_whatever_its_runtime_config_says(lab):
-    """Issue 9 defect 12: a DEL claiming no ports and no shaping still removes them."""
+    """A DEL claiming no ports and no shaping still removes them."""
     conflist = lab.network(networks.FULL)
     pod = lab.pod("p")
     result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")

@@ -1,4 +1,4 @@
-"""Issue 22, item 1: a pod cannot reach the node's 127.0.0.1 through route_localnet.
+"""A pod cannot reach the node's 127.0.0.1 through route_localnet.
 
 A network with host ports sets `route_localnet=1` on its bridge, so that
 `127.0.0.1:hostPort` works from the node.  That setting also lets the bridge

@@ -1,4 +1,4 @@
-"""Issue 3: `netc plan --live` compares the plan with a node's kernel, read-only."""
+"""`netc plan --live` compares the plan with a node's kernel, read-only."""
 
 import json
 import subprocess

@@ -1,4 +1,4 @@
-"""Issue 4: the plugin's side of the CNI protocol -- versions, result shapes, error codes."""
+"""The plugin's side of the CNI protocol -- versions, result shapes, error codes."""
 
 import json
 

@@ -1,4 +1,4 @@
-"""Issue 4: many pods, concurrent ADDs, and host-local's on-disk layout."""
+"""Many pods, concurrent ADDs, and host-local's on-disk layout."""
 
 import json
 import os
@@ -98,7 +98,7 @@ def test_a_requested_address_is_given_once_and_kept_on_a_repeated_add(lab):
 
 
 def test_after_a_reboot_the_first_add_reclaims_the_dead_pods_addresses(lab):
-    """Issue 12, the reboot leak: records lived on tmpfs, reservations on disk.
+    """The reboot leak: records lived on tmpfs, reservations on disk.
 
     A boot is simulated in the lab's own directories: the state directory
     cleared (tmpfs), the reservations dated before the boot, and the boot

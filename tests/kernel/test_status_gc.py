@@ -1,4 +1,4 @@
-"""Issue 12: `netc status` sees what a node holds, `netc gc` collects what leaked.
+"""`netc status` sees what a node holds, `netc gc` collects what leaked.
 
 Leaks are made on purpose in the lab's node: an ADD whose record is gone (as
 if killed before its record was written back), a pod whose namespace went
@@ -88,7 +88,7 @@ def test_gc_never_guesses_which_containers_are_alive(lab):
 
 
 def test_gc_says_when_there_is_nothing_to_collect(lab):
-    """Issue 21 item 21: silence read as "did it run?"."""
+    """Silence read as "did it run?"."""
     conflist = lab.network(networks.BRIDGE)
     pod = lab.pod("a")
     lab.add(conflist, pod)
@@ -150,7 +150,7 @@ def test_a_node_scoped_object_that_differs_from_the_plan_is_reported(lab):
 
 
 def test_a_device_of_the_bridges_name_that_is_no_bridge_is_reported_as_blocking(lab):
-    """Issue 23: what netc apply would refuse before any change, status names as blocking."""
+    """What netc apply would refuse before any change, status names as blocking."""
     lab.network(networks.BRIDGE)
     lab.run(lab.node, "ip", "link", "add", "nc-br0", "type", "veth", "peer", "name", "nc-br0p")
     code, state = _status(lab)

@@ -222,7 +222,7 @@ def test_the_agent_reads_a_new_configuration_at_once_and_stops_on_sigterm(tmp_pa
 
 
 def test_on_stop_it_says_what_stays_on_the_node(tmp_path):
-    """Issue 21 item 21: what the stop message says is what the node holds."""
+    """What the stop message says is what the node holds."""
     options = _options(tmp_path, tmp_path / "netc.json")
     clusters, networks = _networks()
     plugin = tmp_path / "bin" / "netc-cni"

@@ -1,4 +1,4 @@
-"""Issue 11, the proof: netc's agent image run through containerd's CRI as a DaemonSet pod.
+"""netc's agent image run through containerd's CRI as a DaemonSet pod.
 
 Two simulated nodes (tests/rollout/nodes.py), each with its own containerd
 1.6 in mount namespaces of their own -- /etc/cni/net.d, /opt/cni/bin,
@@ -350,7 +350,7 @@ def test_netc_install_plugin_works_on_a_node_without_python_with_the_agents_serv
 
 
 def test_nat_flushed_on_a_node_is_put_back_by_the_agent(scene):
-    """Issue 21 item 1 through the DaemonSet: `iptables -t nat -F` on a node (a firewall
+    """NAT drift through the DaemonSet: `iptables -t nat -F` on a node (a firewall
     reload) and the agent's periodic converge puts the NAT back from the kernel's state."""
     a = scene.a
 

@@ -1,4 +1,4 @@
-"""Issue 23: containerd's CRI runs the stock tuning and firewall plugins chained after netc-cni.
+"""containerd's CRI runs the stock tuning and firewall plugins chained after netc-cni.
 
 The network of the containerd tests, with `chain tuning { sysctl ... }` and
 `chain firewall`, built by `netc build --target netc`: containerd's libcni

@@ -1,4 +1,4 @@
-"""Issue 6: containerd 1.6 runs a pod through its CRI API on a netc network.
+"""containerd 1.6 runs a pod through its CRI API on a netc network.
 
 The pod is made as the kubelet would make it -- RunPodSandbox with a port
 mapping and the kubernetes.io bandwidth annotations -- through the generated
@@ -90,7 +90,7 @@ def test_cri_pod_gets_its_host_port_and_bandwidth_and_two_dels_leave_nothing(lab
 
 
 def test_gc_asks_containerd_which_pods_live_and_collects_only_the_dead(lab, daemon):
-    """Issue 12: `netc gc --cri-socket` keeps the CRI pod and DELs an attachment leaked
+    """`netc gc --cri-socket` keeps the CRI pod and DELs an attachment leaked
     by a sandbox containerd no longer knows (made here by calling the plugin directly)."""
     cri = daemon.cri
     assert cri is not None

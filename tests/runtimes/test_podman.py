@@ -1,4 +1,4 @@
-"""Issue 6: podman 4.3 with its CNI backend runs a container on a netc network.
+"""podman 4.3 with its CNI backend runs a container on a netc network.
 
 podman runs in the lab's node namespace through `nsenter --net` -- the
 simplest approach that works here:

@@ -1,4 +1,4 @@
-"""Issue 22, items 2 and 5: whoever edits the ConfigMap can neither lead the agent's files out
+"""Whoever edits the ConfigMap can neither lead the agent's files out
 of their places nor make the agent crash.
 
 The agent decodes the ConfigMap's networks and, as root on every node,

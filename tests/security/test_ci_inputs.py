@@ -1,4 +1,4 @@
-"""Issue 22, items 6 to 8: whoever controls a CI job's parameters or the files it reads.
+"""Whoever controls a CI job's parameters or the files it reads.
 
 `netc plan --against`, `netc import` and `netc build --out` run in pipelines
 on values and files others chose: a revision name, a conflist's file name,

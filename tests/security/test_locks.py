@@ -1,4 +1,4 @@
-"""Issue 22, item 3: an unprivileged local user cannot freeze a network's ADD, DEL and GC.
+"""An unprivileged local user cannot freeze a network's ADD, DEL and GC.
 
 Calls serialise on flock(2) locks in the state and data directories, and
 flock works on a descriptor opened read-only: a lock file others may read is

@@ -1,4 +1,4 @@
-"""Issue 22, items 10 and 11: a network cannot take netc's own places in the state directory.
+"""A network cannot take netc's own places in the state directory.
 
 `<state-dir>/<network>/` is each network's; `<state-dir>/hostports/` holds
 the node's host-port claims and `/run/netc/cni.sock` is the warm server's

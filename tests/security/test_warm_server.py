@@ -1,4 +1,4 @@
-"""Issue 22, items 4 and 9: the warm server lends nothing; the launcher trusts no other server.
+"""The warm server lends nothing; the launcher trusts no other server.
 
 `netc serve-cni` runs with every capability; a launcher hands it a call with
 its environment and its network and mount namespaces.  A caller that is
