@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +69,24 @@ _LARK_NAMES = re.compile(
 def leaks_lark_names(text: str | None) -> bool:
     """Whether a diagnostic's prose names lark terminals (quoted user text aside)."""
     return bool(_LARK_NAMES.search(re.sub(r"`[^`]*`", "", text or "")))
+
+
+def python_of(version: tuple[int, int]) -> str | None:
+    """An interpreter of this Python release on this machine, if it has one.
+
+    Looked up as `pythonX.Y` on PATH, in pyenv's versions ($PYENV_ROOT, else
+    ~/.pyenv) and in /usr/bin; checked by asking it, so a name that lies does
+    not pass for the release a test needs.
+    """
+    name = "python{}.{}".format(*version)
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    installed = sorted(str(path) for path in pyenv.glob(f"versions/{name[6:]}.*/bin/{name}"))
+    candidates = [shutil.which(name), *installed, f"/usr/bin/{name}"]
+    for candidate in filter(None, candidates):
+        if not os.access(candidate, os.X_OK):
+            continue
+        done = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
+                              capture_output=True, text=True, check=False)
+        if done.stdout.strip() == str(version):
+            return candidate
+    return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import glob
 import json
 import os
 import random
@@ -30,6 +29,7 @@ from runtime.install import identity, install
 from tests.faults import calls
 from tests.faults.state import assert_attached, assert_clean
 from tests.kernel import networks
+from tests.support import python_of
 
 IDENTITY = os.fsencode(identity())
 
@@ -498,22 +498,8 @@ def test_a_call_process_killed_during_its_add_fails_the_call_cleanly(lab, warm, 
     _served_next(lab, warm)
 
 
-def _old_python() -> str | None:
-    """A Python 3.9 interpreter, if this machine has one (pyenv's, or the system's)."""
-    candidates = [*sorted(glob.glob("/root/.pyenv/versions/3.9*/bin/python3.9")),
-                  "/usr/bin/python3.9"]
-    for candidate in candidates:
-        if not os.access(candidate, os.X_OK):
-            continue
-        done = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
-                              capture_output=True, text=True, check=False)
-        if done.stdout.strip() == "(3, 9)":
-            return candidate
-    return None
-
-
 def test_the_launcher_hands_calls_over_under_python_3_9(lab, warm):
-    python = _old_python()
+    python = python_of((3, 9))
     if python is None:
         pytest.skip("no Python 3.9 on this machine")
     install(lab.bin_dir, python=python, warm_socket=str(warm.socket))

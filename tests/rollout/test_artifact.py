@@ -21,9 +21,9 @@ import pytest
 from compiler.errors import Code
 from compiler.versions import CNI_VERSIONS
 from runtime.artifact import plugin_artifact
-from tests.support import ROOT
+from tests.support import ROOT, python_of
 
-PYTHON_3_9 = Path("/root/.pyenv/versions/3.9.18/bin/python")
+PYTHON_3_9 = python_of((3, 9))
 HOST_PYTHON = Path("/usr/bin/python3")
 BUILD = "import sys; from runtime.artifact import plugin_artifact; " \
         "sys.stdout.buffer.write(plugin_artifact({socket!r}))"
@@ -85,10 +85,10 @@ def test_a_host_without_python3_gets_a_cni_error_from_the_shell_line(tmp_path):
     assert str(tmp_path / "python3") in error["msg"]
 
 
-@pytest.mark.skipif(not PYTHON_3_9.exists(), reason=f"no {PYTHON_3_9} (pyenv)")
+@pytest.mark.skipif(PYTHON_3_9 is None, reason="no Python 3.9 on this machine")
 def test_a_host_python_older_than_3_10_gets_a_cni_error_from_the_launcher(tmp_path):
     plugin = _write(tmp_path, plugin_artifact(str(tmp_path / "no-server.sock"),
-                                              interpreters=(str(PYTHON_3_9),)))
+                                              interpreters=(PYTHON_3_9,)))
     status, error = _call(plugin, "ADD")
     assert status == 1
     assert error["code"] == 107

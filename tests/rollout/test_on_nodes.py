@@ -39,14 +39,14 @@ from tests.rollout.nodes import BIN_DIR, CONF_DIR, SOCKET, AgentNode, RolloutClu
 from tests.runtimes.conftest import require
 from tests.runtimes.host import children, processes_naming
 from tests.runtimes.network import page, tbf
-from tests.support import ROOT
+from tests.support import ROOT, python_of
 
 pytestmark = [pytest.mark.runtimes, pytest.mark.root]
 
 NETWORK = "pods"
 BANDWIDTH = {"kubernetes.io/ingress-bandwidth": "8M", "kubernetes.io/egress-bandwidth": "4M"}
 PROBE_PORT = 9100
-PYTHON_3_10 = Path("/root/.pyenv/versions/3.10.13/bin/python")
+PYTHON_3_10 = python_of((3, 10))
 
 
 @dataclass
@@ -277,10 +277,10 @@ def _add_and_delete_directly(node: AgentNode, plugin: str, role: str) -> dict:
 
 def _cold_add_on_python_3_10(node: AgentNode) -> None:
     """One cold ADD and DEL through the artifact on the oldest Python it supports."""
-    if not PYTHON_3_10.exists():
+    if PYTHON_3_10 is None:
         return
     plugin = node.root / "netc-cni-py310"  # the agent's cold file, finding only Python 3.10
-    plugin.write_bytes(plugin_artifact(None, interpreters=(str(PYTHON_3_10),)))
+    plugin.write_bytes(plugin_artifact(None, interpreters=(PYTHON_3_10,)))
     plugin.chmod(0o755)
     (ip,) = _add_and_delete_directly(node, str(plugin), "py310")["ips"]
     assert ipaddress.ip_interface(ip["address"]) in node.node.subnet(4)
