@@ -8,13 +8,14 @@ with any error yields no IR, but its other problems are still found.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from compiler.ast import Statement
 from compiler.diagnostics import Diagnostic, DiagnosticError
 
 T = TypeVar("T")
 U = TypeVar("U")
+P = ParamSpec("P")
 
 
 class Collector:
@@ -23,10 +24,10 @@ class Collector:
     def __init__(self) -> None:
         self.diagnostics: list[Diagnostic] = []
 
-    def attempt(self, step: Callable[..., T], *args: object) -> T | None:
-        """`step(*args)`, or None with its diagnostic recorded."""
+    def attempt(self, step: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T | None:
+        """`step(*args, **kwargs)`, or None with its diagnostic recorded."""
         try:
-            return step(*args)
+            return step(*args, **kwargs)
         except DiagnosticError as error:
             self.diagnostics += error.diagnostics
             return None
@@ -40,6 +41,15 @@ class Collector:
         """Record a problem found without raising."""
         self.diagnostics.append(diagnostic)
 
+    def raise_recorded(self) -> None:
+        """One `DiagnosticError` carrying every problem recorded, if there is any.
+
+        For a construct read in parts that must all be right: each part's
+        problem is recorded, and the construct fails once, with all of them.
+        """
+        if self.diagnostics:
+            raise DiagnosticError(*self.diagnostics)
+
 
 def together(*reads: tuple[Callable[[Any], Any], Any]) -> list[Any]:
     """`step(value)` for each pair; when some fail, one error carrying all their diagnostics.
@@ -49,8 +59,7 @@ def together(*reads: tuple[Callable[[Any], Any], Any]) -> list[Any]:
     """
     collector = Collector()
     results = [collector.attempt(step, value) for step, value in reads]
-    if collector.diagnostics:
-        raise DiagnosticError(*collector.diagnostics)
+    collector.raise_recorded()
     return results
 
 

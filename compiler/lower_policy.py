@@ -142,23 +142,23 @@ def lower_limits(statement: Statement, collector: Collector) -> Limits | None:
     Every bad direction, rate and burst of the statement is reported, so
     `default ingress 10MB egress 10mbit` names both quantities.
     """
-    values = collector.attempt(
-        words, statement, 2, 8, "ingress RATE and/or egress RATE, each optionally with burst")
-    if values is None:
-        return None
-    before = len(collector.diagnostics)
+    return collector.attempt(_read_limits, statement)
+
+
+def _read_limits(statement: Statement) -> Limits:
+    values = words(statement, 2, 8, "ingress RATE and/or egress RATE, each optionally with burst")
+    parts = Collector()
     found: dict[str, Rate] = {}
     index = 0
     while index < len(values):
         direction = values[index]
-        limit, index = _direction_at(values, index, collector)
+        limit, index = _direction_at(values, index, parts)
         if limit is not None and direction.text in found:
-            collector.report(Diagnostic("E011", f"{direction.text} is given twice",
-                                        direction.span, expected="each direction once"))
+            parts.report(Diagnostic("E011", f"{direction.text} is given twice",
+                                    direction.span, expected="each direction once"))
         elif limit is not None:
             found[direction.text] = limit
-    if len(collector.diagnostics) > before:
-        return None
+    parts.raise_recorded()
     return Limits(found.get("ingress"), found.get("egress"), statement.span)
 
 
