@@ -82,8 +82,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--variants", type=_variants, default=list(VARIANTS),
                         help="netc-cni start-up variants sampled too: py3 (launcher on "
                              "--python), warm (that launcher handing calls to netc serve-cni), "
-                             "artifact (the node agent's plugin, cold and warm); '' for none "
-                             "(default py3,warm,artifact)")
+                             "agent (the plugin the node agent installs: the shim, cold and "
+                             "warm); '' for none (default py3,warm,agent)")
     parser.add_argument("--python", default="/usr/bin/python3",
                         help="interpreter of the variants' launchers (default /usr/bin/python3)")
     parser.add_argument("--nodes", type=_counts, default=[10, 100, 1000],

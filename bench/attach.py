@@ -29,6 +29,7 @@ import statistics
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,8 @@ def measure_at(chosen: Sequence[Implementation], spaces: Namespaces, count: int,
     """
     pods = {impl.name: make_pods(spaces, [f"{impl.name}-s{count}-{i}" for i in range(samples)],
                                  [SAMPLE_PORT] * samples) for impl in chosen}
+    logs = {impl.name: Path(impl.stderr_log) for impl in chosen if impl.stderr_log}
+    logged_before = {name: log.stat().st_size if log.exists() else 0 for name, log in logs.items()}
     times = measure(chosen, pods, samples)
     spaces.delete(pod.netns for group in pods.values() for pod in group)
     wrapper = wrapper_costs(chosen, WRAPPER_SAMPLES)
@@ -185,10 +188,31 @@ def measure_at(chosen: Sequence[Implementation], spaces: Namespaces, count: int,
     for impl in chosen:
         if impl.owns_node:
             figures[impl.name]["nat_rules"] = impl.nat_rules()
-    return {"pods": count, "exec_wrapper": wrapper, "implementations": figures}
+    for name, log in logs.items():  # what the warm server's children logged for these samples
+        with log.open("rb") as text:
+            text.seek(logged_before[name])
+            figures[name]["logged_ms"] = logged_times(text.read().decode())
+    reference = next(impl for impl in chosen if impl.name == REFERENCE)
+    return {"pods": count, "exec_wrapper": wrapper, "implementations": figures,
+            "loopback_ms": loopback_times(reference, spaces, WRAPPER_SAMPLES)}
 
 
-LOG_LINE = re.compile(r"^netc-cni: (ADD|DEL)\b.*: ok in ([\d.]+) ms$", re.MULTILINE)
+LOG_LINE = re.compile(r"^netc-cni: (ADD|DEL)\b.*: ok in ([\d.]+) ms "
+                      r"\(netlink ([\d.]+) ms, programs ([\d.]+) ms\)$", re.MULTILINE)
+"""The plugin's line for a call: its own time, and of it the kernel's netlink work and the
+programs' lifetimes (runtime/spent.py)."""
+
+
+def logged_times(text: str) -> dict[str, dict[str, float] | None]:
+    """Medians of the plugin's logged times per command: work, netlink and programs (ms)."""
+    found: dict[str, list[tuple[float, ...]]] = {"add": [], "del": []}
+    for command, *milliseconds in LOG_LINE.findall(text):
+        found[command.lower()].append(tuple(map(float, milliseconds)))
+    return {command: {key: round(statistics.median(column), 2)
+                      for key, column in zip(("work", "netlink", "programs"),
+                                             zip(*rows, strict=True), strict=True)}
+                if rows else None
+            for command, rows in found.items()}
 
 
 def preloading_launcher(log: Path) -> str:
@@ -224,11 +248,20 @@ def plugin_work(netc: Implementation, spaces: Namespaces, tmp: Path,
         preloaded.add(pod)
         preloaded.delete(pod)
     spaces.delete(pod.netns for pod in pods)
-    found: dict[str, list[float]] = {"ADD": [], "DEL": []}
-    for command, milliseconds in LOG_LINE.findall(log.read_text() if log.exists() else ""):
-        found[command].append(float(milliseconds))
-    return {command.lower(): statistics.median(values) if values else None
-            for command, values in found.items()}
+    return logged_times(log.read_text() if log.exists() else "")
+
+
+def loopback_times(reference: Implementation, spaces: Namespaces, samples: int
+                   ) -> dict[str, float]:
+    """Median ms of containerd's loopback list alone, ADD and DEL (both sides run it first)."""
+    loopback = replace(reference, conflists=reference.conflists[:1])
+    pods = make_pods(spaces, [f"loopback-{i}" for i in range(samples)], [SAMPLE_PORT] * samples)
+    times: dict[str, list[float]] = {step: [] for step in STEPS}
+    for pod in pods:
+        times["add"].append(timed(partial(loopback.add, pod)))
+        times["del"].append(timed(partial(loopback.delete, pod)))
+    spaces.delete(pod.netns for pod in pods)
+    return {step: summary(values)["median_ms"] for step, values in times.items()}
 
 
 def first_adds(spaces: Namespaces, tmp: Path, pods: int, rounds: int) -> dict[str, Any]:
@@ -258,12 +291,14 @@ def with_variants(stack: contextlib.ExitStack, nodes: list[Implementation], tmp:
     chosen = [netc]
     if "py3" in variants:
         chosen.append(impls.other_python(netc, tmp, python))
-    if {"warm", "artifact"} & set(variants):
+    if {"warm", "agent"} & set(variants):
         socket = stack.enter_context(impls.serving(netc, tmp))
-        if "warm" in variants:
-            chosen.append(impls.warm(netc, tmp, python, socket))
-        if "artifact" in variants:
-            chosen += impls.artifacts(netc, tmp, socket)
+        warm = [impls.warm(netc, tmp, python, socket)] if "warm" in variants else []
+        if "agent" in variants:
+            warm += impls.agent_plugins(netc, tmp, socket)
+        # the warm calls' own log lines (the plugin's time, the kernel's share) are kept
+        chosen += [replace(impl, stderr_log=str(tmp / f"{impl.name}-calls.log"))
+                   if impl.name.endswith("warm") else impl for impl in warm]
     return [*chosen, reference]
 
 

@@ -11,9 +11,10 @@ namespace, with its own state under the run's temp dir.
 
 netc can also be measured in variants of how netc-cni starts -- another
 interpreter for the launcher (`install-plugin --python`), a warm server
-(`netc serve-cni`), or the plugin artifact the node agent installs, cold
-and warm -- which share the netc node: same conflist, same state, only the
-launcher differs, so they need no background pods of their own.
+(`netc serve-cni`), or the plugin the node agent installs (the compiled
+shim, and the artifact it runs cold), cold and warm -- which share the
+netc node: same conflist, same state, only the launcher differs, so they
+need no background pods of their own.
 """
 
 from __future__ import annotations
@@ -36,8 +37,8 @@ from compiler.pipeline import compile_sources
 from compiler.planner.context import bandwidth_from_option, mapping_from_option
 from compiler.source import SourceFile
 from runtime import driver
-from runtime.agent import install_plugin
-from runtime.artifact import INTERPRETERS, plugin_artifact
+from runtime.agent import install_plugin, plugin_files
+from runtime.artifact import INTERPRETERS
 from runtime.install import install
 
 NETWORK = """
@@ -64,9 +65,9 @@ LOOPBACK = {"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": 
 BANDWIDTH = "ingress=20M,egress=20M"
 REFERENCE = "reference"
 NETC = "netc"
-VARIANTS = ("py3", "warm", "artifact")
+VARIANTS = ("py3", "warm", "agent")
 """netc-py3: launcher on another interpreter; netc-warm: that launcher hands calls to
-`netc serve-cni`; artifact: the node agent's plugin, cold and warm."""
+`netc serve-cni`; agent: the plugin the node agent installs (the shim), cold and warm."""
 SERVER_START_TIMEOUT = 30.0
 REFERENCE_PROBE = "/usr/lib/cni/bridge"
 """Every reference plugin is a static Go binary of about this size."""
@@ -232,19 +233,22 @@ def warm(netc: Implementation, tmp: Path, python: str, socket: Path) -> Implemen
     return netc.with_launcher(f"{NETC}-warm", bin_dir, python_probe(python, WARM_IMPORTS))
 
 
-def artifacts(netc: Implementation, tmp: Path, socket: Path) -> list[Implementation]:
-    """netc-cni as the node agent installs it (runtime/artifact.py), on the node's python3.
+def agent_plugins(netc: Implementation, tmp: Path, socket: Path) -> list[Implementation]:
+    """netc-cni as the node agent installs it (`runtime.agent.plugin_files`).
 
-    netc-artifact: no server answers (the agent stopped), the artifact runs the
-    plugin from its zip; netc-artifact-warm: it hands calls to the server.
+    The compiled shim, and beside it the cold file it runs while no server
+    answers: the plugin artifact, on the node's python3.  netc-agent: no
+    server answers (the agent is down), the shim runs the artifact;
+    netc-agent-warm: the shim hands calls to the server.
     """
-    python = INTERPRETERS[0]
     found = []
-    for name, listening, probe in (("artifact", tmp / "no-server.sock", full_import_code()),
-                                   ("artifact-warm", socket, WARM_IMPORTS)):
+    for name, listening in (("agent", tmp / "no-server.sock"), ("agent-warm", socket)):
         bin_dir = tmp / f"bin-{name}"
-        install_plugin(str(bin_dir), plugin_artifact(str(listening)))
-        found.append(netc.with_launcher(f"{NETC}-{name}", bin_dir, python_probe(python, probe)))
+        for file, content in plugin_files(str(bin_dir), str(listening)):
+            install_plugin(str(bin_dir), content, file)
+        probe = ((str(bin_dir / "netc-cni"),) if name == "agent-warm"
+                 else python_probe(INTERPRETERS[0], full_import_code()))
+        found.append(netc.with_launcher(f"{NETC}-{name}", bin_dir, probe))
     return found
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from bench.attach import STEPS
+
 
 def _pair(figures: dict[str, Any]) -> str:
     return f"{figures['median_ms']:8.1f} / {figures['p90_ms']:8.1f}"
@@ -45,15 +47,45 @@ def _attach(suite: dict[str, Any]) -> Iterator[str]:
 
 
 def _where_netc_time_goes(suite: dict[str, Any]) -> Iterator[str]:
-    yield ("   where netc's time goes: its work (netc-cni's own clock, all modules preloaded; "
-           "median of 5 extra calls)")
-    yield "   and starting (interpreter + full plugin import + exit, timed in the same phase):"
+    yield ("   where the time goes (ms, medians): loopback = containerd's loopback list alone; "
+           "work = netc-cni's own clock,")
+    yield ("   of it kernel = netlink send/recv + programs' lifetimes (runtime/spent.py); cold: "
+           "starting = interpreter + full import + exit;")
+    yield ("   warm: exec = `ip netns exec`, launch = the launcher or shim and the hand-over "
+           "(the rest); limit = the kernel's work alone")
     for phase in suite["phases"]:
-        netc = phase["implementations"]["netc"]
-        work, starting = netc["plugin_work_ms"], phase["exec_wrapper"]["netc"]["bare_ms"]
-        yield (f"   {phase['pods']:5} pods: ADD {netc['add']['median_ms']:.1f} = work "
-               f"{_maybe(work['add'])} + starting {starting:.1f} + rest; DEL "
-               f"{netc['del']['median_ms']:.1f} = work {_maybe(work['del'])} + starting + rest")
+        loopback = phase.get("loopback_ms", {})
+        for name, figures in phase["implementations"].items():
+            for step in STEPS:
+                line = _time_goes(phase, name, figures, step, loopback.get(step))
+                if line:
+                    yield f"   {phase['pods']:5} pods {name:16} {line}"
+
+
+def _time_goes(phase: dict[str, Any], name: str, figures: dict[str, Any], step: str,
+               loopback: float | None) -> str | None:
+    """One implementation's step taken apart, or None where the suite has no parts for it."""
+    total = figures[step]["median_ms"]
+    work = figures.get("plugin_work_ms", {}).get(step)
+    if name == "netc" and isinstance(work, dict):  # results before 2026-12-06 hold a figure
+        starting = phase["exec_wrapper"]["netc"]["bare_ms"]
+        return (f"{step.upper()} {total:.1f} = loopback {_maybe(loopback)} + work "
+                f"{work['work']:.1f} (kernel {work['netlink'] + work['programs']:.1f}) "
+                f"+ starting {starting:.1f} + rest")
+    logged = (figures.get("logged_ms") or {}).get(step)
+    if not logged or loopback is None:
+        return None
+    kernel = logged["netlink"] + logged["programs"]
+    wrapper = phase["exec_wrapper"][name]["overhead_ms"]
+    call, work = total - loopback - wrapper, logged["work"]
+    return (f"{step.upper()} {total:.1f} = loopback {loopback:.1f} + exec {wrapper:.1f} + launch "
+            f"{call - work:.1f} + work {work:.1f} (kernel {kernel:.1f}: netlink "
+            f"{logged['netlink']:.1f}, programs {logged['programs']:.1f}); limit {kernel:.1f}: "
+            f"work {_times(work, kernel)}, call {_times(call, kernel)}")
+
+
+def _times(value: float, limit: float) -> str:
+    return f"{value / limit:.1f}x" if limit > 0 else "-"
 
 
 def _harness(suite: dict[str, Any]) -> Iterator[str]:

@@ -19,10 +19,12 @@ import contextlib
 import os
 import signal
 from collections.abc import Iterator, Sequence
+from time import perf_counter
 
 from compiler.errors import Code, NetcError
 from runtime.files import write_all
 from runtime.netns import CLONE_NEWNS, enter
+from runtime.spent import SECONDS
 
 SEARCH_PATH = ("/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin")
 """Where programs are looked for, and the only places: runtimes exec plugins with a
@@ -91,6 +93,7 @@ class Running:
     """A program started by `start`, to be waited for exactly once with `wait`."""
 
     def __init__(self, argv: list[str], stdin: bytes, accept: tuple[int, ...]) -> None:
+        self.started = perf_counter()
         self.argv = argv
         self.accept = accept
         self.streams = [os.memfd_create(stream, os.MFD_CLOEXEC)
@@ -108,6 +111,7 @@ class Running:
         """Its stdout once it has ended, or `ProgramFailed` for a status not accepted."""
         try:
             status = _wait(self.pid)
+            SECONDS["programs"] += perf_counter() - self.started
             if status not in self.accept:
                 raise ProgramFailed(self.argv, status, _read_all(self.streams[2]))
             return _read_all(self.streams[1])

@@ -16,12 +16,14 @@ from typing import Any
 
 from compiler.errors import Code, NetcError
 from compiler.versions import DEFAULT_CNI_VERSION
+from runtime import spent
 from runtime.cni.protocol import Call, error_reply, read_config, version_reply
 
 
 def main() -> int:
     """Run one CNI call and return the exit status."""
     started = time.monotonic()
+    spent.reset()
     call = Call.from_environment(os.environ)
     data = sys.stdin.buffer.read() if call.command != "VERSION" or not sys.stdin.isatty() else b""
     version = _stated_version(data)
@@ -98,7 +100,8 @@ def _reply(document: dict[str, Any]) -> None:
 def _log(call: Call, outcome: str, started: float) -> None:
     who = f" {call.container_id[:12]}/{call.ifname}" if call.container_id else ""
     elapsed = (time.monotonic() - started) * 1000
-    print(f"netc-cni: {call.command}{who}: {outcome} in {elapsed:.1f} ms", file=sys.stderr)
+    print(f"netc-cni: {call.command}{who}: {outcome} in {elapsed:.1f} ms ({spent.described()})",
+          file=sys.stderr)
 
 
 def entry() -> None:

@@ -22,6 +22,7 @@ import _socket
 import contextlib
 import errno
 import os
+from time import perf_counter
 
 from runtime.netlink.wire import (
     NLM_F_ACK,
@@ -39,6 +40,7 @@ from runtime.netlink.wire import (
     messages,
     outcome,
 )
+from runtime.spent import SECONDS
 
 NETLINK_ROUTE = 0
 SOL_NETLINK = 270
@@ -119,7 +121,9 @@ class Channel:
 
     def _send(self, kind: int, flags: int, body: bytes) -> int:
         self.seq += 1
+        started = perf_counter()
         self.sock.send(message(kind, flags, self.seq, body))
+        SECONDS["netlink"] += perf_counter() - started
         return self.seq
 
     def _replies(self, seq: int, what: str) -> tuple[list[Message], bool]:
@@ -138,7 +142,10 @@ class Channel:
         found: list[Message] = []
         interrupted = False
         while True:
-            datagram = list(messages(self.sock.recv(RECEIVE_BUFFER)))  # all of it checked first
+            started = perf_counter()
+            received = self.sock.recv(RECEIVE_BUFFER)
+            SECONDS["netlink"] += perf_counter() - started
+            datagram = list(messages(received))  # all of it checked first
             for reply in datagram:
                 if reply.seq != seq or reply.kind == NLMSG_NOOP:
                     continue

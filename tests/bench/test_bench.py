@@ -90,11 +90,13 @@ def _implementation(median, ratio, **extra):
 def test_the_report_has_a_row_per_pod_count_step_and_implementation():
     wrapper = {name: {"overhead_ms": cost, "bare_ms": 100.0} for name, cost in
                (("netc", 30.5), ("netc-warm", 2.0), ("reference", 1.2))}
-    phase = {"pods": 100, "exec_wrapper": wrapper, "implementations": {
-        "netc": _implementation(150, 1.5, nat_rules=208,
-                                plugin_work_ms={"add": 30.0, "del": None}),
-        "netc-warm": _implementation(50, 0.5),
-        "reference": _implementation(100, 1.0, nat_rules=700)}}
+    work = {"work": 30.0, "netlink": 6.0, "programs": 4.0}
+    phase = {"pods": 100, "exec_wrapper": wrapper, "loopback_ms": {"add": 8.0, "del": 7.0},
+             "implementations": {
+                 "netc": _implementation(150, 1.5, nat_rules=208,
+                                         plugin_work_ms={"add": work, "del": None}),
+                 "netc-warm": _implementation(50, 0.5, logged_ms={"add": work, "del": None}),
+                 "reference": _implementation(100, 1.0, nat_rules=700)}}
     results = _results({"attach": {
         "samples": 3, "first_add": {"netc": {**_figures(60), "ratio": 0.6},
                                     "reference": _figures(100)},
@@ -105,8 +107,13 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
     assert ["netc-warm", "50.0", "/", "60.0", "0.50x", "0.60x"] in rows
     assert ["reference", "100.0", "/", "120.0", "1.00x", "1.10x"] in rows
     assert ["100", "DEL", "netc", "150.0", "/", "180.0", "1.50x", "1.60x"] in rows
-    assert ["100", "pods:", "ADD", "150.0", "=", "work", "30.0", "+", "starting", "100.0", "+",
-            "rest;", "DEL", "150.0", "=", "work", "?", "+", "starting", "+", "rest"] in rows
+    assert ["100", "pods", "netc", "ADD", "150.0", "=", "loopback", "8.0", "+", "work", "30.0",
+            "(kernel", "10.0)", "+", "starting", "100.0", "+", "rest"] in rows
+    # 50 = loopback 8 + exec 2 + launch 10 + work 30; the kernel's 10 is the limit
+    assert ["100", "pods", "netc-warm", "ADD", "50.0", "=", "loopback", "8.0", "+", "exec", "2.0",
+            "+", "launch", "10.0", "+", "work", "30.0", "(kernel", "10.0:", "netlink", "6.0,",
+            "programs", "4.0);", "limit", "10.0:", "work", "3.0x,", "call", "4.0x"] in rows
+    assert not any(row[:4] == ["100", "pods", "netc", "DEL"] for row in rows), "no work for DEL"
     assert ["nat", "rules", "on", "the", "node", "with", "100", "pods:", "netc", "208,",
             "reference", "700"] in rows
     assert ["first", "ADD", "on", "a", "fresh", "node", "(3", "nodes", "each):", "netc", "60.0",
@@ -228,3 +235,15 @@ def test_both_sides_run_the_lists_a_runtime_runs_besides_their_own_network():
     assert [c.document for c in reference[:-1]] == [c.document for c in netc[:-1]] == [LOOPBACK]
     assert [p["type"] for p in reference[-1].plugins] == ["bridge", "portmap", "bandwidth"]
     assert [p["type"] for p in netc[-1].plugins] == ["netc-cni"]
+
+
+def test_the_plugins_log_lines_give_its_work_and_the_kernels_share_per_command():
+    from bench.attach import logged_times
+
+    text = ("netc-cni: ADD abc/eth0: ok in 12.0 ms (netlink 5.0 ms, programs 2.0 ms)\n"
+            "netc-cni: ADD abd/eth0: ok in 14.0 ms (netlink 7.0 ms, programs 2.0 ms)\n"
+            "netc-cni: ADD abe/eth0: failed (11: busy) in 3.0 ms (netlink 0.0 ms, "
+            "programs 0.0 ms)\n"
+            "netc-cni: waited 2.5 ms for the lock of network pods\n")
+    assert logged_times(text) == {"add": {"work": 13.0, "netlink": 6.0, "programs": 2.0},
+                                  "del": None}
