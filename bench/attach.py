@@ -200,7 +200,7 @@ def measure_at(chosen: Sequence[Implementation], spaces: Namespaces, count: int,
 LOG_LINE = re.compile(r"^netc-cni: (ADD|DEL)\b.*: ok in ([\d.]+) ms "
                       r"\(netlink ([\d.]+) ms, programs ([\d.]+) ms\)$", re.MULTILINE)
 """The plugin's line for a call: its own time, and of it the kernel's netlink work and the
-programs' lifetimes (runtime/spent.py)."""
+time blocked starting and waiting for programs (runtime/spent.py)."""
 
 
 def logged_times(text: str) -> dict[str, dict[str, float] | None]:

@@ -93,7 +93,7 @@ class Running:
     """A program started by `start`, to be waited for exactly once with `wait`."""
 
     def __init__(self, argv: list[str], stdin: bytes, accept: tuple[int, ...]) -> None:
-        self.started = perf_counter()
+        started = perf_counter()
         self.argv = argv
         self.accept = accept
         self.streams = [os.memfd_create(stream, os.MFD_CLOEXEC)
@@ -106,12 +106,14 @@ class Running:
         except BaseException:
             self._close()
             raise
+        SECONDS["programs"] += perf_counter() - started
 
     def wait(self) -> bytes:
         """Its stdout once it has ended, or `ProgramFailed` for a status not accepted."""
         try:
+            started = perf_counter()
             status = _wait(self.pid)
-            SECONDS["programs"] += perf_counter() - self.started
+            SECONDS["programs"] += perf_counter() - started
             if status not in self.accept:
                 raise ProgramFailed(self.argv, status, _read_all(self.streams[2]))
             return _read_all(self.streams[1])

@@ -1,8 +1,10 @@
 """Where a call's time goes: how long it waited for the kernel's netlink answers and for programs.
 
 A request over netlink is done by the kernel inside send(2) and recv(2), and
-iptables-restore does its work in a process of its own: their sums are the
-part of a call no implementation of the same operations goes below.  The
+iptables-restore does its work in a process of its own, which the call
+starts and later waits for (meanwhile it goes on with other operations):
+the time spent blocked in those is the part of a call no implementation of
+the same operations goes below.  The
 plugin logs them beside its own time (bench/attach.py reads that line), so
 the benchmarks can put netc's distance to that floor in figures.
 """
@@ -10,7 +12,8 @@ the benchmarks can put netc's distance to that floor in figures.
 from __future__ import annotations
 
 SECONDS = {"netlink": 0.0, "programs": 0.0}
-"""Seconds spent by this process since `reset`: in netlink send/recv, and programs' lifetimes."""
+"""Seconds this process spent since `reset`: in netlink send/recv; starting programs and
+waiting for them to end."""
 
 
 def reset() -> None:
