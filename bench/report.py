@@ -49,8 +49,8 @@ def _attach(suite: dict[str, Any]) -> Iterator[str]:
 def _where_netc_time_goes(suite: dict[str, Any]) -> Iterator[str]:
     yield ("   where the time goes (ms, medians): loopback = containerd's loopback list alone; "
            "work = netc-cni's own clock,")
-    yield ("   of it kernel = blocked in netlink send/recv and on programs (runtime/spent.py); cold: "
-           "starting = interpreter + full import + exit;")
+    yield ("   of it kernel = blocked in netlink send/recv and on programs (runtime/spent.py);"
+           " cold: starting = interpreter + full import + exit;")
     yield ("   warm: exec = `ip netns exec`, launch = the launcher or shim and the hand-over "
            "(the rest); limit = the kernel's work alone")
     for phase in suite["phases"]:
