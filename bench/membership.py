@@ -20,7 +20,7 @@ sim.py: namespaces the run creates and removes):
   kernel work), and one more joining: how long until every one of them has
   it, and how many revisions of the store a join costs.
 
-Timings in milliseconds, as medians and p90s (bench.stats); on a 2-core
+Timings in milliseconds, as medians and p99s (bench.stats); on a 2-core
 machine the agents share the cores with everything else, which is part of
 what is measured.
 """
@@ -53,7 +53,7 @@ from tests.membership.etcd_cluster import EtcdCluster
 
 RTMGRP_IPV4_ROUTE = 0x40
 RTM_DELROUTE = RTM_NEWROUTE + 1
-JOINS = 10
+JOINS = 20
 CRASHES = 3
 LEASE = 3
 
