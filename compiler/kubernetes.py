@@ -286,6 +286,9 @@ def _daemon_set(rollout: Rollout, checksum: str, host: _Volumes, datastore: _Vol
                             "capabilities": {"add": capabilities, "drop": ["ALL"]}},
         "readinessProbe": {"httpGet": {"host": "127.0.0.1", "port": HEALTH_PORT,
                                        "path": "/readyz"}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"host": "127.0.0.1", "port": HEALTH_PORT,
+                                      "path": "/livez"},
+                          "periodSeconds": 10, "failureThreshold": 3},
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
         "volumeMounts": mounts,
     }

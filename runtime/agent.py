@@ -19,8 +19,11 @@ and then converges again when the configuration changes, and every
 changed is put back), logging each change it makes.  It is ready (GET /readyz on
 localhost) once all four are done; a node missing from the configuration,
 or a configuration it cannot read, is an error: it stays not ready and
-writes no conflist.  On SIGTERM it stops the server, removes its socket and
-leaves the plugin and the conflists in place, so pods keep being attached and detached (cold)
+writes no conflist.  It is live (GET /livez) unless a restart would help:
+its loop has not come round for `Options.stalled_after` seconds, or its
+warm server could not be started again `SERVER_FAILURES` times in a row.
+On SIGTERM it stops the server, removes its socket and leaves the plugin
+and the conflists in place, so pods keep being attached and detached (cold)
 while it restarts (cilium#24009).
 
 The agent works in its own container: what it writes on the node is
@@ -34,7 +37,6 @@ backend the node's other users chose (`choose_iptables`).
 from __future__ import annotations
 
 import hashlib
-import http.server
 import json
 import os
 import signal
@@ -57,6 +59,7 @@ from runtime import iptables, membership, outdir, shim
 from runtime.apply import apply_node
 from runtime.artifact import INTERPRETERS, plugin_artifact
 from runtime.files import read_text, write_atomically
+from runtime.health import Endpoint, Reply
 from runtime.host import PROC_SYS, use_proc_sys
 from runtime.install import package_root
 from runtime.ipam_store import IpamStore
@@ -68,6 +71,13 @@ SERVER_START = 20.0
 """Seconds the warm server may take to import the plugin and listen."""
 RETRY = 5.0
 """Seconds before a failed converge is tried again (a change of the configuration: at once)."""
+STALLED_INTERVALS = 3
+STALL_MIN = 120.0
+"""Seconds a converge may legitimately take: a lock held by a pod's call (30 s), the warm
+server's start (20 s), a slow datastore."""
+SERVER_FAILURES = 3
+"""Failed starts of the warm server in a row after which the agent is not live."""
+TEXT = "text/plain; charset=utf-8"
 
 
 @frozen
@@ -94,6 +104,14 @@ class Options:
     the DaemonSet mounts the node's /proc/sys/net at /host/proc/sys/net."""
     kubeconfig: str | None = None
     """The Kubernetes API of a cluster of Nodes, outside a pod (default: the pod's own)."""
+    stall_after: float | None = None
+    """Seconds without a turn of the agent's loop after which it is not live (default:
+    `stalled_after`)."""
+
+    @property
+    def stalled_after(self) -> float:
+        """`stall_after`, else `STALLED_INTERVALS` intervals and at least `STALL_MIN` seconds."""
+        return self.stall_after or max(STALLED_INTERVALS * self.interval, STALL_MIN)
 
 
 def log(message: str) -> None:
@@ -127,24 +145,35 @@ class Agent:
         self.plugin = plugin_files(options.cni_bin_dir, options.socket)
         """What the agent installs, built from the very modules the server runs (same
         identity): the cold fallback, then the shim."""
+        self.turned = time.monotonic()
+        """When the loop last came round (`liveness`)."""
+        self.doing = "starting"
+        self.server_failures = 0
+        """Failed starts of the warm server since it last listened."""
+        self.server_problem = ""
 
     def run(self) -> int:
         """Converge, then keep converging until SIGTERM."""
         signal.signal(signal.SIGTERM, lambda *_: self._stop())
         signal.signal(signal.SIGINT, lambda *_: self._stop())
         use_proc_sys(self.options.proc_sys)
-        if self.options.health_port:
-            serve_health(self, self.options.health_port)
+        health = serve_health(self, self.options.health_port) if self.options.health_port \
+            else None
         due = 0.0
         while not self.stopping.is_set():
+            self.turned = time.monotonic()
             self.wake.clear()
             read = Snapshot.of(self.options.config)
             if (read.digest != self.attempted or time.monotonic() >= due or self._server_gone()
                     or self.follower.changed()):
+                self.doing = "converging"
                 self.converge(read)
                 wait = self.options.interval if self.ready else RETRY
                 due = time.monotonic() + min(wait, self.options.interval)
+            self.doing = "waiting"
             self.wake.wait(self.options.poll)
+        if health is not None:
+            health.close()
         self.follower.stop()
         self._stop_server()
         remove_socket(self.options.socket)
@@ -211,6 +240,22 @@ class Agent:
             write_members(self.options, cluster, view)
         return view.condition if view is not None else ""
 
+    def liveness(self) -> str:
+        """Why a restart of this process would help ("": nothing) -- not whether it is ready.
+
+        A loop that no longer comes round is stuck (a converge that never
+        returns); a warm server that cannot be started again may be held up
+        by something of this process's own.  A node that is not converged
+        is neither: that is readiness, and a restart would not change it.
+        """
+        stalled = time.monotonic() - self.turned
+        if stalled > self.options.stalled_after:
+            return f"the agent's loop has not come round for {stalled:.1f} s ({self.doing})"
+        if self.server_failures >= SERVER_FAILURES:
+            return (f"{self.server_failures} starts of the warm server in a row failed, the "
+                    f"last: {self.server_problem}")
+        return ""
+
     def _stop(self) -> None:
         self.stopping.set()
         self.wake.set()
@@ -234,9 +279,16 @@ class Agent:
         relay = self.relay = _ServerLog(self.server.stderr)
         relay.start()
         if not relay.settled.wait(SERVER_START) or not relay.listening:
+            ended = self.server.poll()
             self._stop_server()
-            raise NetcError(f"the warm server did not listen on {self.options.socket} within "
-                            f"{SERVER_START:.0f} s")
+            self.server_failures += 1
+            self.server_problem = (
+                f"the warm server did not listen on {self.options.socket} within "
+                f"{SERVER_START:.0f} s" if ended is None else
+                f"the warm server ended (status {ended}) before it listened on "
+                f"{self.options.socket}: {relay.last}")
+            raise NetcError(self.server_problem)
+        self.server_failures, self.server_problem = 0, ""
         log(f"warm server listening (process {self.server.pid}, socket {self.options.socket})")
 
     def _stop_server(self) -> None:
@@ -256,7 +308,7 @@ class _ServerLog(threading.Thread):
     """The warm server's log, line by line into the agent's; it tells when the server listens.
 
     `settled` is set at its line "... listening on PATH", or when its log ends
-    before that (it exited).
+    before that (it exited); `last` is its last line (what it said, ending).
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -264,10 +316,12 @@ class _ServerLog(threading.Thread):
         self.stream = stream
         self.listening = False
         self.settled = threading.Event()
+        self.last = ""
 
     def run(self) -> None:
         for line in self.stream:
             os.write(2, line)
+            self.last = line.decode(errors="replace").strip()
             if not self.settled.is_set() and b" listening on " in line:
                 self.listening = True
                 self.settled.set()
@@ -461,32 +515,24 @@ def _log_lines(lines: Iterable[str]) -> None:
         log(line)
 
 
-def serve_health(agent: Agent, port: int) -> http.server.ThreadingHTTPServer:
-    """GET /readyz: 200 once converged, 503 with the reason; /healthz: 200 while running.
+def serve_health(agent: Agent, port: int) -> Endpoint:
+    """The agent's HTTP endpoint on 127.0.0.1 of the node (the pod has the host's network).
 
-    On 127.0.0.1 of the node (the pod has the host's network): the kubelet's
-    probe reaches it there, nothing off the node does.  `port` 0 takes any free
-    port (the server's `server_address` says which).
+    GET /livez: 200, or 503 and why a restart would help (`Agent.liveness`);
+    /readyz: 200 once converged, or 503 and the reason; /healthz: /livez's
+    older name.  The kubelet's probes reach it there, nothing off the node
+    does.  `port` 0 takes any free port (the endpoint's `port` says which,
+    once `bound`).  Listening is tried until it succeeds: a port taken by
+    someone else stops none of the agent's work (runtime/health.py).
     """
 
-    class Health(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/healthz":
-                status, body = 200, "ok"
-            elif self.path == "/readyz":
-                status, body = (200, "ok") if agent.ready else (503, agent.problem)
-            else:
-                status, body = 404, "not found"
-            data = f"{body}\n".encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(path: str) -> Reply:
+        if path in ("/livez", "/healthz"):
+            problem = agent.liveness()
+        elif path == "/readyz":
+            problem = "" if agent.ready else agent.problem
+        else:
+            return 404, TEXT, b"not found\n"
+        return (503 if problem else 200), TEXT, f"{problem or 'ok'}\n".encode()
 
-        def log_message(self, *args: object) -> None:
-            """Probes every few seconds would drown the log."""
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Health)
-    threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
-    return server
+    return Endpoint("127.0.0.1", port, answer, log).start()

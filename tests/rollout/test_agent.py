@@ -17,6 +17,7 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -36,6 +37,7 @@ from runtime.agent import (
     serve_health,
     write_conflists,
 )
+from tests.membership.agents import until
 from tests.rollout.kubelet import ConfigVolume
 from tests.support import ROOT
 
@@ -161,28 +163,54 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_the_readiness_endpoint_says_why_it_is_not_ready(tmp_path):
+def test_the_readiness_endpoint_says_why_it_is_not_ready_and_it_is_live_all_the_same(
+        tmp_path):
     agent = Agent(_options(tmp_path, tmp_path / "missing.json"))
-    server = serve_health(agent, 0)
-    port = server.server_address[1]
+    endpoint = serve_health(agent, 0)
     try:
+        assert endpoint.bound.wait(10)
+        port = endpoint.port
         assert _get(port, "/readyz") == (503, "starting\n")
         agent.converge()
         status, body = _get(port, "/readyz")
         assert status == 503 and "cannot read the configuration" in body
+        assert _get(port, "/livez") == (200, "ok\n")
         assert _get(port, "/healthz") == (200, "ok\n")
-        assert _get(port, "/metrics")[0] == 404
+        assert _get(port, "/nothing")[0] == 404
         agent.ready = True  # what a converge that went through sets (test_on_nodes.py)
         assert _get(port, "/readyz") == (200, "ok\n")
     finally:
-        server.shutdown()
-        server.server_close()
+        endpoint.close()
 
 
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _said(log: IO[str], count: int) -> list[str]:
+    """The next `count` lines of an agent's log, but its health endpoint's: the endpoint is a
+    thread of its own, whose line comes at any point."""
+    lines: list[str] = []
+    while len(lines) < count:
+        line = log.readline()
+        if not line.startswith("netc agent: health endpoint on "):
+            lines.append(line)
+    return lines
+
+
+def _answers(port: int, path: str) -> int:
+    """The status of GET `path` once the endpoint listens (it starts beside the agent's loop)."""
+    assert until(lambda: _status_or_none(port, path) is not None, 10)
+    return _get(port, path)[0]
+
+
+def _status_or_none(port: int, path: str) -> int | None:
+    try:
+        return _get(port, path)[0]
+    except urllib.error.URLError:
+        return None
 
 
 def test_the_agent_reads_a_new_configuration_at_once_and_stops_on_sigterm(tmp_path):
@@ -201,12 +229,13 @@ def test_the_agent_reads_a_new_configuration_at_once_and_stops_on_sigterm(tmp_pa
         cwd=ROOT)
     assert agent.stderr is not None
     try:
-        lines = [agent.stderr.readline() for _ in range(2)]
+        lines = _said(agent.stderr, 2)
         assert lines[0].startswith("netc agent: configuration "), lines
         assert lines[1].startswith("netc agent: not ready: ") and "node-z" in lines[1], lines
-        assert _get(port, "/readyz")[0] == 503
+        assert _answers(port, "/readyz") == 503
+        assert _get(port, "/livez")[0] == 200
         volume.write(_config(CLUSTER.replace("block 3", "block 7")))  # still without node-z
-        said = agent.stderr.readline()
+        (said,) = _said(agent.stderr, 1)
         assert said.startswith("netc agent: configuration ") and said != lines[0]
         agent.send_signal(signal.SIGTERM)
         rest = agent.stderr.read()
