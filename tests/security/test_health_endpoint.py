@@ -5,7 +5,7 @@ listens (runtime/health.py).  Each attack here is performed against an
 endpoint on the loopback of the machine, on a free port; the full-size ones
 -- 1100 idle connections from `nobody`, a port taken before the agent
 starts -- against a running agent in a simulated node, in
-tests/rollout/test_agent_health.py.  Nothing here needs root.
+tests/rollout/test_agent_watching.py.  Nothing here needs root.
 """
 
 from __future__ import annotations

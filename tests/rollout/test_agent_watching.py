@@ -1,4 +1,4 @@
-"""Issue 23: an agent operators can watch -- its probes, under abuse, and what they mean.
+"""Issue 23: an agent operators can watch -- its probes (under abuse), metrics and JSON log.
 
 Agents run in simulated nodes (tests/membership/agents.py, static membership),
 each in its node's network namespace with the manifest's health port, as a
@@ -10,6 +10,7 @@ when it ends, pass or fail.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,10 +18,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from compiler import kubernetes
+from runtime import driver
 from runtime.files import locked
-from tests.cluster.sim import NODE_A, SimNode
+from tests.cluster.sim import NODE_A, NODE_B, SimNode
 from tests.kernel.conftest import bin_dir
 from tests.membership.agents import StaticAgentCluster, until
 from tests.runtimes.host import children
@@ -62,7 +65,8 @@ time.sleep(600)
 
 @pytest.fixture
 def cluster(tmp_path, bin_dir):
-    with StaticAgentCluster(tmp_path, bin_dir, (NODE_A,)) as sim:
+    """Node A and node B in the source; an agent on node A only (B is its peer)."""
+    with StaticAgentCluster(tmp_path, bin_dir, (NODE_A, NODE_B)) as sim:
         yield sim
 
 
@@ -165,3 +169,92 @@ def test_liveness_fails_when_the_warm_server_cannot_be_started_again(cluster):
         run.chmod(0o700)
     assert until(lambda: cluster.http(NODE_A, "/livez") == (200, "ok"), 60)
     assert until(lambda: cluster.http(NODE_A, "/readyz") == (200, "ok"), 60)
+
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _scrape(cluster: StaticAgentCluster, node: SimNode) -> Samples:
+    """GET /metrics in the node, parsed as Prometheus parses it: (name, labels) -> value."""
+    status, text = cluster.http(node, "/metrics")
+    assert status == 200, text
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text + "\n")
+            for sample in family.samples}
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_metrics_count_the_agents_work_and_its_warm_servers_calls(cluster):
+    """A pod added and deleted through the plugin the agent installed, a CHECK that fails and
+    a flushed nat table: /metrics counts them, parsed with prometheus_client's parser."""
+    cluster.start_agent(NODE_A)
+    assert cluster.wait_ready(NODE_A.name), cluster.log(NODE_A.name)
+    first = _scrape(cluster, NODE_A)
+    assert _value(first, "netc_agent_ready") == 1
+    assert _value(first, "netc_agent_peers") == 1
+    assert _value(first, "netc_agent_converges_total") >= 1
+    assert _value(first, "netc_agent_converge_failures_total") == 0
+    assert _value(first, "netc_agent_changes_total", kind="plugin") == 2  # shim, cold file
+    assert _value(first, "netc_agent_changes_total", kind="conflist") == 1
+    assert _value(first, "netc_agent_changes_total", kind="node") > 0
+    assert _value(first, "netc_agent_warm_server_starts_total", result="ok") == 1
+    assert _value(first, "netc_cni_calls_total", command="ADD", result="ok") == 0
+
+    pod = cluster.add_pod(NODE_A)
+    cluster.delete_pod(pod)
+    with pytest.raises(driver.PluginFailed):  # no record of the attachment any more
+        driver.check(driver.Conflist(cluster.conflist_path(NODE_A).read_bytes()),
+                     cluster.invocation(NODE_A, pod.pod))
+    assert _nat_flushed_is_put_back(cluster, NODE_A)
+
+    def counted() -> bool:  # the server's reports reach the agent asynchronously
+        samples = _scrape(cluster, NODE_A)
+        return _value(samples, "netc_cni_calls_total", command="CHECK", result="drift") == 1
+    assert until(counted, 30), _scrape(cluster, NODE_A)
+    last = _scrape(cluster, NODE_A)
+    for command in ("ADD", "DEL"):
+        assert _value(last, "netc_cni_calls_total", command=command, result="ok") == 1
+        assert _value(last, "netc_cni_call_duration_seconds_count", command=command,
+                      result="ok") == 1
+        assert _value(last, "netc_cni_call_duration_seconds_sum", command=command,
+                      result="ok") > 0
+    assert _value(last, "netc_cni_call_duration_seconds_bucket", command="ADD", result="ok",
+                  le="+Inf") == 1
+    assert _value(last, "netc_cni_lock_wait_seconds_count", lock="attachment") == 3
+    assert _value(last, "netc_cni_lock_wait_seconds_count", lock="addresses") >= 1
+    assert _value(last, "netc_cni_handovers_refused_total") == 0
+    assert _value(last, "netc_agent_drift_repairs_total", kind="node") >= 1
+    assert _value(first, "netc_agent_drift_repairs_total", kind="node") == 0
+    assert _value(last, "netc_agent_converges_total") > _value(first,
+                                                                 "netc_agent_converges_total")
+
+
+def _events(cluster: StaticAgentCluster, node: SimNode) -> list[dict]:
+    """The agent's log, every line of it a JSON object."""
+    return [json.loads(line) for line in cluster.log(node.name).splitlines()]
+
+
+def test_the_json_log_has_an_object_per_line_and_an_event_per_change_to_the_node(cluster):
+    cluster.start_agent(NODE_A, "--log-format", "json")
+    assert until(lambda: any(e["event"] == "ready" for e in _events(cluster, NODE_A)), 60), \
+        cluster.log(NODE_A.name)
+    assert _nat_flushed_is_put_back(cluster, NODE_A)
+    events = _events(cluster, NODE_A)
+    assert {e["node"] for e in events if e["event"] != "warm server"} == {"node-a"}
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"])
+               for e in events)
+    bin_dir, conf_dir = cluster.dirs(NODE_A)["bin"], cluster.dirs(NODE_A)["net.d"]
+    installed = [e for e in events if e["event"] == "installed"]
+    assert [e["path"] for e in installed] == [f"{bin_dir}/.netc-cni-cold", f"{bin_dir}/netc-cni"]
+    assert installed[1]["detail"] == f"installed {bin_dir}/netc-cni"
+    (wrote,) = [e for e in events if e["event"] == "wrote"]
+    assert (wrote["path"], wrote["network"]) == (f"{conf_dir}/10-pods.conflist", "pods")
+    applied = [e for e in events if e["event"] == "applied"]
+    nat = [e for e in applied if "NAT of network pods" in e["detail"]]
+    assert len(nat) == 2 and {e["network"] for e in nat} == {"pods"}  # set up, then repaired
+    route = next(e for e in applied if "route to node-b's pods" in e["detail"])
+    assert "network" not in route  # the cluster's, not one network's
+    assert any(e["event"] == "warm server" and "listening on" in e["detail"] for e in events)
