@@ -26,6 +26,10 @@ On SIGTERM it stops the server, removes its socket and leaves the plugin
 and the conflists in place, so pods keep being attached and detached (cold)
 while it restarts (cilium#24009).
 
+Its HTTP endpoint (`serve_health`, runtime/health.py) answers the probes
+and serves its metrics (runtime/metrics.py, which its warm server's calls
+feed too); its log is text or JSON, an event per change (runtime/events.py).
+
 The agent works in its own container: what it writes on the node is
 mounted from the node at the same path (compiler/kubernetes.py) -- the CNI
 conf and bin dirs, /run/netc, the networks' state and IPAM directories,
