@@ -79,6 +79,8 @@ class Rollout:
     host_pid: bool = False
     """The host's PID namespace: how the warm server sees its callers where the kernel gives
     no pidfd with a connection (Linux before 6.5)."""
+    log_format: str = "text"
+    """The agents' log: text, or json (one object per line, for log pipelines)."""
     """The agent may load kernel modules (SYS_MODULE, the node's /lib/modules read-only)."""
 
 
@@ -278,7 +280,8 @@ def _daemon_set(rollout: Rollout, checksum: str, host: _Volumes, datastore: _Vol
                  "$(NODE_NAME)", "--cni-conf-dir", rollout.cni_conf_dir,
                  "--cni-bin-dir", rollout.cni_bin_dir, "--socket", rollout.warm_socket,
                  "--interval", str(rollout.interval),
-                 "--health-port", str(HEALTH_PORT), *host.args, *datastore.args],
+                 "--health-port", str(HEALTH_PORT), *host.args, *datastore.args,
+                 *(["--log-format", rollout.log_format] if rollout.log_format != "text" else [])],
         "env": [{"name": "NODE_NAME",
                  "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
         "securityContext": {"privileged": False, "readOnlyRootFilesystem": True,
@@ -286,6 +289,9 @@ def _daemon_set(rollout: Rollout, checksum: str, host: _Volumes, datastore: _Vol
                             "capabilities": {"add": capabilities, "drop": ["ALL"]}},
         "readinessProbe": {"httpGet": {"host": "127.0.0.1", "port": HEALTH_PORT,
                                        "path": "/readyz"}, "periodSeconds": 5},
+        "livenessProbe": {"httpGet": {"host": "127.0.0.1", "port": HEALTH_PORT,
+                                      "path": "/livez"},
+                          "periodSeconds": 10, "failureThreshold": 3},
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
         "volumeMounts": mounts,
     }

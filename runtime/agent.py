@@ -19,9 +19,16 @@ and then converges again when the configuration changes, and every
 changed is put back), logging each change it makes.  It is ready (GET /readyz on
 localhost) once all four are done; a node missing from the configuration,
 or a configuration it cannot read, is an error: it stays not ready and
-writes no conflist.  On SIGTERM it stops the server, removes its socket and
-leaves the plugin and the conflists in place, so pods keep being attached and detached (cold)
+writes no conflist.  It is live (GET /livez) unless a restart would help:
+its loop has not come round for `Options.stalled_after` seconds, or its
+warm server could not be started again `SERVER_FAILURES` times in a row.
+On SIGTERM it stops the server, removes its socket and leaves the plugin
+and the conflists in place, so pods keep being attached and detached (cold)
 while it restarts (cilium#24009).
+
+Its HTTP endpoint (`serve_health`, runtime/health.py) answers the probes
+and serves its metrics (runtime/metrics.py, which its warm server's calls
+feed too); its log is text or JSON, an event per change (runtime/events.py).
 
 The agent works in its own container: what it writes on the node is
 mounted from the node at the same path (compiler/kubernetes.py) -- the CNI
@@ -33,8 +40,8 @@ backend the node's other users chose (`choose_iptables`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import http.server
 import json
 import os
 import signal
@@ -44,7 +51,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import IO
 
 from compiler import emit, kubernetes
@@ -52,15 +59,20 @@ from compiler.cluster import networks_for_node
 from compiler.datatypes import frozen
 from compiler.errors import NetcError
 from compiler.ir import Cluster, Network
+from compiler.planner.attach import node_operations
 from compiler.planner.node import node_plan
+from compiler.planner.ops import Plan
 from runtime import iptables, membership, outdir, shim
-from runtime.apply import apply_node
+from runtime.apply import Change, apply_node
 from runtime.artifact import INTERPRETERS, plugin_artifact
+from runtime.events import CHANGES, log, relay, use_format
 from runtime.files import read_text, write_atomically
+from runtime.health import Endpoint, Reply
 from runtime.host import PROC_SYS, use_proc_sys
 from runtime.install import package_root
 from runtime.ipam_store import IpamStore
 from runtime.membership.follower import Follower, NotJoined
+from runtime.metrics import CONTENT_TYPE, Metrics
 from runtime.netns import node_namespace
 
 PLUGIN_NAME = "netc-cni"
@@ -68,6 +80,15 @@ SERVER_START = 20.0
 """Seconds the warm server may take to import the plugin and listen."""
 RETRY = 5.0
 """Seconds before a failed converge is tried again (a change of the configuration: at once)."""
+STALLED_INTERVALS = 3
+STALL_MIN = 120.0
+"""Seconds a converge may legitimately take: a lock held by a pod's call (30 s), the warm
+server's start (20 s), a slow datastore."""
+SERVER_FAILURES = 3
+"""Failed starts of the warm server in a row after which the agent is not live."""
+TEXT = "text/plain; charset=utf-8"
+MAX_REPORT = 4096
+"""Bytes of a call report of the warm server (one write on a pipe: PIPE_BUF)."""
 
 
 @frozen
@@ -94,15 +115,16 @@ class Options:
     the DaemonSet mounts the node's /proc/sys/net at /host/proc/sys/net."""
     kubeconfig: str | None = None
     """The Kubernetes API of a cluster of Nodes, outside a pod (default: the pod's own)."""
+    stall_after: float | None = None
+    """Seconds without a turn of the agent's loop after which it is not live (default:
+    `stalled_after`)."""
+    log_format: str = "text"
+    """`text` or `json` (runtime/events.py)."""
 
-
-def log(message: str) -> None:
-    """One line on stderr, which the container's log collects.
-
-    Written straight to the descriptor, in one write, so the lines of the
-    agent's threads and of its warm server's relay never interleave.
-    """
-    os.write(2, f"netc agent: {message}\n".encode(errors="replace"))
+    @property
+    def stalled_after(self) -> float:
+        """`stall_after`, else `STALLED_INTERVALS` intervals and at least `STALL_MIN` seconds."""
+        return self.stall_after or max(STALLED_INTERVALS * self.interval, STALL_MIN)
 
 
 class Agent:
@@ -127,31 +149,49 @@ class Agent:
         self.plugin = plugin_files(options.cni_bin_dir, options.socket)
         """What the agent installs, built from the very modules the server runs (same
         identity): the cold fallback, then the shim."""
+        self.turned = time.monotonic()
+        """When the loop last came round (`liveness`)."""
+        self.doing = "starting"
+        self.server_failures = 0
+        """Failed starts of the warm server since it last listened."""
+        self.server_problem = ""
+        self.metrics = Metrics()
+        self.settled: tuple[str | None, Plan] | None = None
+        """The configuration and node plan of the last converge that made the node ready: a
+        converge of the same is a drift repair, if it changes anything."""
+        self.repairing = False
 
     def run(self) -> int:
         """Converge, then keep converging until SIGTERM."""
         signal.signal(signal.SIGTERM, lambda *_: self._stop())
         signal.signal(signal.SIGINT, lambda *_: self._stop())
+        use_format(self.options.log_format, self.options.node)
         use_proc_sys(self.options.proc_sys)
-        if self.options.health_port:
-            serve_health(self, self.options.health_port)
+        health = serve_health(self, self.options.health_port) if self.options.health_port \
+            else None
         due = 0.0
         while not self.stopping.is_set():
+            self.turned = time.monotonic()
             self.wake.clear()
             read = Snapshot.of(self.options.config)
             if (read.digest != self.attempted or time.monotonic() >= due or self._server_gone()
                     or self.follower.changed()):
+                self.doing = "converging"
                 self.converge(read)
                 wait = self.options.interval if self.ready else RETRY
                 due = time.monotonic() + min(wait, self.options.interval)
+            self.doing = "waiting"
             self.wake.wait(self.options.poll)
+        if health is not None:
+            health.close()
         self.follower.stop()
         self._stop_server()
         remove_socket(self.options.socket)
         try:
-            _log_lines(left_on_node(self.options))
+            stopped = left_on_node(self.options)
         except OSError as error:
-            log(f"stopped (what stays on the node is unknown: {error})")
+            stopped = f"stopped (what stays on the node is unknown: {error})"
+        log(stopped, "stopped")
         return 0
 
     def converge(self, read: Snapshot | None = None) -> None:
@@ -162,8 +202,10 @@ class Agent:
         """
         read = read or Snapshot.of(self.options.config)
         if read.digest is not None and read.digest != self.attempted:
-            log(f"configuration {read.digest[:12]} in {self.options.config}")
+            log(f"configuration {read.digest[:12]} in {self.options.config}", "configuration",
+                path=self.options.config)
         self.attempted = read.digest
+        started = time.monotonic()
         details = ""
         try:
             condition = self._converge(read)
@@ -174,15 +216,23 @@ class Agent:
             condition = str(error)
         except Exception as error:  # never a crash loop on every node: not ready, and why
             condition, details = f"{type(error).__name__}: {error}", traceback.format_exc()
+        self._count(condition, time.monotonic() - started)
         if condition:
             if condition != self.problem:
-                log(f"not ready: {condition}")
-                sys.stderr.write(details)
+                log(f"not ready: {condition}", "not ready", trace=details)
             self.ready, self.problem = False, condition
             return
         if not self.ready:
-            log("ready")
+            log("ready", "ready")
         self.ready, self.problem = True, ""
+
+    def _count(self, condition: str, seconds: float) -> None:
+        metrics = self.metrics
+        metrics.converges.inc()
+        metrics.converge_seconds.observe(seconds)
+        if condition:
+            metrics.converge_failures.inc()
+        metrics.ready.set(0 if condition else 1)
 
     def _converge(self, read: Snapshot) -> str:
         """Steps 1-4; what keeps the node from being ready though they were done ("": nothing).
@@ -202,14 +252,67 @@ class Agent:
                             f"{self.options.config}")
         if self.iptables is None:
             self.iptables = choose_iptables(self.options.node_netns)
-        _install_and_apply(self.options, self.plugin, cluster, built)
+        plan = node_plan(cluster, self.options.node, built)
+        self.repairing = self.settled == (read.digest, plan)
+        self.metrics.peers.set(0 if cluster is None else len(cluster.nodes) - 1)
+        self._install_and_apply(plan, built)
         if not self._server_running():
             self._start_server()
-        _log_lines(write_conflists(self.options.cni_conf_dir, built))
+        for written in write_conflists(self.options.cni_conf_dir, built):
+            if written.verb in CHANGES:
+                self._changed("conflist", written.line, written.verb, network=written.network,
+                              path=written.path)
+            else:
+                log(written.line, written.verb, network=written.network, path=written.path)
         self.follower.holds_addresses = holds_addresses(built)
         if cluster is not None and view is not None and cluster.membership.dynamic:
             write_members(self.options, cluster, view)
-        return view.condition if view is not None else ""
+        condition = view.condition if view is not None else ""
+        self.settled = None if condition else (read.digest, plan)
+        return condition
+
+    def _install_and_apply(self, plan: Plan, networks: Sequence[Network]) -> None:
+        """Steps 1 and 2, each change logged as it is made (a failure later leaves none unsaid)."""
+        for name, content in self.plugin:
+            installed = install_plugin(self.options.cni_bin_dir, content, name)
+            if installed:
+                self._changed("plugin", f"installed {installed}", "installed", path=installed)
+        owners = _owners(networks)
+
+        def applied(change: Change) -> None:
+            network = owners.get((change.op.kind, change.op.target))
+            for line in change.lines():
+                self._changed("node", f"applied {line}", "applied",
+                              **({"network": network} if network else {}))
+
+        apply_node(plan, networks, self.options.node_netns, applied)
+
+    def _changed(self, kind: str, message: str, event: str, **fields: str) -> None:
+        """A change made to the node: logged as its event, and counted.
+
+        `kind` is plugin, node or conflist; a change that nothing asked for --
+        the configuration and plan were applied already -- is a drift repair.
+        """
+        log(message, event, **fields)
+        self.metrics.changes.labels(kind).inc()
+        if self.repairing:
+            self.metrics.repairs.labels(kind).inc()
+
+    def liveness(self) -> str:
+        """Why a restart of this process would help ("": nothing) -- not whether it is ready.
+
+        A loop that no longer comes round is stuck (a converge that never
+        returns); a warm server that cannot be started again may be held up
+        by something of this process's own.  A node that is not converged
+        is neither: that is readiness, and a restart would not change it.
+        """
+        stalled = time.monotonic() - self.turned
+        if stalled > self.options.stalled_after:
+            return f"the agent's loop has not come round for {stalled:.1f} s ({self.doing})"
+        if self.server_failures >= SERVER_FAILURES:
+            return (f"{self.server_failures} starts of the warm server in a row failed, the "
+                    f"last: {self.server_problem}")
+        return ""
 
     def _stop(self) -> None:
         self.stopping.set()
@@ -225,24 +328,50 @@ class Agent:
     def _start_server(self) -> None:
         """`netc serve-cni`, waited for until it listens: a node made ready has its server."""
         if self.server is not None:
-            log(f"warm server ended (status {self.server.returncode}); starting it again")
+            log(f"warm server ended (status {self.server.returncode}); starting it again",
+                "warm server ended")
         start = (f"import sys; sys.path.append({package_root()!r}); "
                  "from runtime.cli import main; main()")
-        command = [sys.executable, "-c", start, "serve-cni", "--socket", self.options.socket]
-        self.server = subprocess.Popen(command, stderr=subprocess.PIPE)
+        reports, writer = os.pipe()
+        command = [sys.executable, "-c", start, "serve-cni", "--socket", self.options.socket,
+                   "--report-fd", str(writer)]
+        try:
+            self.server = subprocess.Popen(command, stderr=subprocess.PIPE, pass_fds=(writer,))
+        finally:
+            os.close(writer)
+        _CallReports(reports, self.metrics).start()
         assert self.server.stderr is not None
         relay = self.relay = _ServerLog(self.server.stderr)
         relay.start()
-        if not relay.settled.wait(SERVER_START) or not relay.listening:
-            self._stop_server()
-            raise NetcError(f"the warm server did not listen on {self.options.socket} within "
-                            f"{SERVER_START:.0f} s")
-        log(f"warm server listening (process {self.server.pid}, socket {self.options.socket})")
+        settled = relay.settled.wait(SERVER_START)
+        if not settled or not relay.listening:
+            self._stop_server()  # its log ended before it listened: it is ending by itself
+            self.server_failures += 1
+            self.metrics.server_starts.labels("failed").inc()
+            self.server_problem = (
+                f"the warm server ended (status {self.server.returncode}) before it listened "
+                f"on {self.options.socket}: {relay.last}" if settled else
+                f"the warm server did not listen on {self.options.socket} within "
+                f"{SERVER_START:.0f} s")
+            raise NetcError(self.server_problem)
+        self.server_failures, self.server_problem = 0, ""
+        self.metrics.server_starts.labels("ok").inc()
+        log(f"warm server listening (process {self.server.pid}, socket {self.options.socket})",
+            "warm server listening", path=self.options.socket)
 
     def _stop_server(self) -> None:
-        """Stop the server and let its last log lines through (the relay ends at its EOF)."""
+        """Stop the server and let its last log lines through (the relay ends at its EOF).
+
+        A server whose log ended before it listened is exiting: it is waited
+        for, not signalled (its status says why it ended).
+        """
         if self.server is not None and self._server_running():
-            self.server.terminate()
+            relay = self.relay
+            if relay is not None and relay.settled.is_set() and not relay.listening:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.server.wait(5)
+            if self.server.poll() is None:
+                self.server.terminate()
             try:
                 self.server.wait(5)
             except subprocess.TimeoutExpired:
@@ -256,7 +385,7 @@ class _ServerLog(threading.Thread):
     """The warm server's log, line by line into the agent's; it tells when the server listens.
 
     `settled` is set at its line "... listening on PATH", or when its log ends
-    before that (it exited).
+    before that (it exited); `last` is its last line (what it said, ending).
     """
 
     def __init__(self, stream: IO[bytes]) -> None:
@@ -264,14 +393,34 @@ class _ServerLog(threading.Thread):
         self.stream = stream
         self.listening = False
         self.settled = threading.Event()
+        self.last = ""
 
     def run(self) -> None:
         for line in self.stream:
-            os.write(2, line)
+            relay(line)
+            self.last = line.decode(errors="replace").strip()
             if not self.settled.is_set() and b" listening on " in line:
                 self.listening = True
                 self.settled.set()
         self.settled.set()
+
+
+class _CallReports(threading.Thread):
+    """The warm server's call reports, counted into the agent's metrics as they come.
+
+    Reads the pipe the server and its children write one line per call to
+    (runtime/cni/server.py); ends when the last of them closes it.
+    """
+
+    def __init__(self, fd: int, metrics: Metrics) -> None:
+        super().__init__(daemon=True, name="call-reports")
+        self.fd = fd
+        self.metrics = metrics
+
+    def run(self) -> None:
+        with open(self.fd, "rb") as reports:
+            while line := reports.readline(MAX_REPORT):
+                self.metrics.observe_report(line)
 
 
 @frozen
@@ -328,16 +477,19 @@ def plugin_files(bin_dir: str, socket: str) -> list[tuple[str, bytes]]:
                                            INTERPRETERS))]
 
 
-def _install_and_apply(options: Options, plugin: Sequence[tuple[str, bytes]],
-                       cluster: Cluster | None, networks: Sequence[Network]) -> None:
-    """Steps 1 and 2, each change logged as it is made (a failure later leaves none unsaid)."""
-    for name, content in plugin:
-        installed = install_plugin(options.cni_bin_dir, content, name)
-        if installed:
-            log(f"installed {installed}")
-    plan = node_plan(cluster, options.node, networks)
-    apply_node(plan, networks, options.node_netns,
-               lambda change: _log_lines(f"applied {line}" for line in change.lines()))
+def _owners(networks: Sequence[Network]) -> dict[tuple[str, str], str]:
+    """The network of each node operation that only one network asks for (a bridge, its NAT).
+
+    The node's forwarding and its peers' routes belong to none.
+    """
+    owners: dict[tuple[str, str], str | None] = {}
+    for network in networks:
+        if network.bridge and network.ipam:
+            for op in node_operations(network):
+                key = (op.kind, op.target)
+                owners[key] = network.name if owners.get(key, network.name) == network.name \
+                    else None
+    return {key: name for key, name in owners.items() if name is not None}
 
 
 def choose_iptables(node_netns: str | None) -> str:
@@ -349,13 +501,13 @@ def choose_iptables(node_netns: str | None) -> str:
     """
     backend = iptables.chosen_backend()
     if backend is not None:
-        log(f"iptables backend {backend} ({iptables.BACKEND_VARIABLE})")
+        log(f"iptables backend {backend} ({iptables.BACKEND_VARIABLE})", "iptables backend")
     else:
         with node_namespace(node_netns):
             detected = iptables.detect_backend()
         backend = detected.backend
         iptables.use_backend(backend)
-        log(detected.describe())
+        log(detected.describe(), "iptables backend")
     os.environ[iptables.BACKEND_VARIABLE] = backend
     return backend
 
@@ -380,7 +532,22 @@ def install_plugin(bin_dir: str, plugin: bytes, name: str = PLUGIN_NAME) -> str 
     return target
 
 
-def write_conflists(conf_dir: str, networks: Sequence[Network]) -> list[str]:
+@frozen
+class Written:
+    """What `write_conflists` did with one file (or, `left edited`, did not)."""
+
+    verb: str
+    """wrote, removed stale, left edited."""
+    path: str
+    network: str
+
+    @property
+    def line(self) -> str:
+        """As the log says it."""
+        return f"{self.verb} {self.path}"
+
+
+def write_conflists(conf_dir: str, networks: Sequence[Network]) -> list[Written]:
     """The networks' conflists into `conf_dir`, netc's stale ones out; what changed.
 
     netc owns what it wrote there (runtime.outdir): a file of another plugin
@@ -392,11 +559,11 @@ def write_conflists(conf_dir: str, networks: Sequence[Network]) -> list[str]:
     outdir.carry_out(conf_dir, plan)
     verbs = {outdir.Action.WRITE: "wrote", outdir.Action.REMOVE: "removed stale",
              outdir.Action.EDITED: "left edited"}
-    return [f"{verbs[c.action]} {os.path.join(conf_dir, c.name)}"
+    return [Written(verbs[c.action], os.path.join(conf_dir, c.name), c.network)
             for c in plan.changes if c.action in verbs]
 
 
-def left_on_node(options: Options) -> list[str]:
+def left_on_node(options: Options) -> str:
     """What the agent leaves on the node when it stops, as the node holds it now.
 
     The plugin and netc's conflists stay on purpose (pods keep attaching, cold);
@@ -420,7 +587,7 @@ def left_on_node(options: Options) -> list[str]:
     else:
         line = (f"nothing of netc's is on this node: no plugin in {bin_dir}, no conflist of "
                 f"netc's in {conf_dir}")
-    return [f"stopped; {line}"]
+    return f"stopped; {line}"
 
 
 def holds_addresses(networks: Sequence[Network]) -> bool:
@@ -456,37 +623,26 @@ def write_members(options: Options, cluster: Cluster, view: membership.View) -> 
         write_atomically(path, text.encode(), durable=False)
 
 
-def _log_lines(lines: Iterable[str]) -> None:
-    for line in lines:
-        log(line)
+def serve_health(agent: Agent, port: int) -> Endpoint:
+    """The agent's HTTP endpoint on 127.0.0.1 of the node (the pod has the host's network).
 
-
-def serve_health(agent: Agent, port: int) -> http.server.ThreadingHTTPServer:
-    """GET /readyz: 200 once converged, 503 with the reason; /healthz: 200 while running.
-
-    On 127.0.0.1 of the node (the pod has the host's network): the kubelet's
-    probe reaches it there, nothing off the node does.  `port` 0 takes any free
-    port (the server's `server_address` says which).
+    GET /livez: 200, or 503 and why a restart would help (`Agent.liveness`);
+    /readyz: 200 once converged, or 503 and the reason; /healthz: /livez's
+    older name.  The kubelet's probes reach it there, nothing off the node
+    does.  `port` 0 takes any free port (the endpoint's `port` says which,
+    once `bound`).  Listening is tried until it succeeds: a port taken by
+    someone else stops none of the agent's work (runtime/health.py).
     """
 
-    class Health(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.path == "/healthz":
-                status, body = 200, "ok"
-            elif self.path == "/readyz":
-                status, body = (200, "ok") if agent.ready else (503, agent.problem)
-            else:
-                status, body = 404, "not found"
-            data = f"{body}\n".encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "text/plain; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(path: str) -> Reply:
+        if path in ("/livez", "/healthz"):
+            problem = agent.liveness()
+        elif path == "/readyz":
+            problem = "" if agent.ready else agent.problem
+        elif path == "/metrics":
+            return 200, CONTENT_TYPE, agent.metrics.exposition()
+        else:
+            return 404, TEXT, b"not found\n"
+        return (503 if problem else 200), TEXT, f"{problem or 'ok'}\n".encode()
 
-        def log_message(self, *args: object) -> None:
-            """Probes every few seconds would drown the log."""
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Health)
-    threading.Thread(target=server.serve_forever, daemon=True, name="health").start()
-    return server
+    return Endpoint("127.0.0.1", port, answer, lambda said: log(said, "health endpoint")).start()

@@ -49,6 +49,9 @@ _STEM_MAX = 64
 
 _held: set[tuple[int, int]] = set()
 """(device, inode) of every lock this process holds."""
+lock_waits: dict[str, float] = {}
+"""Seconds this process waited for locks, by the kind of lock (`locked`'s `kind`): a warm
+server's child reports its call's (runtime/cni/server.py)."""
 
 
 class LockBusy(NetcError):
@@ -200,15 +203,17 @@ def sweep_temporaries(directory: str, of: str | None = None) -> None:
 
 
 @contextlib.contextmanager
-def locked(path: str, wait: float = LOCK_WAIT, *, logged_as: str | None = None
-           ) -> Iterator[float]:
+def locked(path: str, wait: float = LOCK_WAIT, *, logged_as: str | None = None,
+           kind: str | None = None) -> Iterator[float]:
     """Hold an exclusive flock on `path` (created if needed) for the body; the seconds waited.
 
     Waits at most `wait` seconds (`LockBusy`); taking a lock this process
     already holds is a bug, refused at once rather than waited for forever.
     The body may remove the file (see the module's docstring).  A call's
     locks are `logged_as` what they guard: a wait of `WAIT_LOGGED` or more
-    is a line on stderr, since calls that queue spend their time there.
+    is a line on stderr, since calls that queue spend their time there; and
+    counted in `lock_waits` under their `kind` (a few: network, attachment,
+    ...), for the agent's metrics.
     """
     private_directory(os.path.dirname(path))
     started = time.monotonic()
@@ -225,6 +230,8 @@ def locked(path: str, wait: float = LOCK_WAIT, *, logged_as: str | None = None
         os.close(fd)  # its holder removed it: lock the file the path names now
         waited = True
     seconds = time.monotonic() - started if waited else 0.0
+    if kind is not None:
+        lock_waits[kind] = lock_waits.get(kind, 0.0) + seconds
     if logged_as is not None and seconds >= WAIT_LOGGED:
         print(f"netc-cni: waited {seconds * 1000:.1f} ms for the lock of {logged_as}",
               file=sys.stderr)

@@ -108,7 +108,8 @@ class IpamStore:
 
     def _locked(self) -> contextlib.AbstractContextManager[float]:
         return locked(self._path("lock"),
-                      logged_as=f"the addresses of {os.path.basename(self.directory)}")
+                      logged_as=f"the addresses of {os.path.basename(self.directory)}",
+                      kind="addresses")
 
     def _path(self, address: str) -> str:
         return os.path.join(self.directory, address)

@@ -59,7 +59,7 @@ STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip
 BUILD_FILES = "config-"
 """config-3.11-<arch>/: the static libpython and makefiles for building extensions (33 MB)."""
 PACKAGES = ("compiler", "runtime", "grammar")
-DEPENDENCIES = ("click", "yaml", "lark")
+DEPENDENCIES = ("click", "yaml", "lark", "prometheus_client")
 DLOPENED_BY_LIBC = ("libgcc_s.so.1",)
 """Loaded by glibc with dlopen, so no ELF file names it: pthread_exit unwinds with it.
 Python ends daemon threads that way at exit; without it the agent aborted on SIGTERM

@@ -82,7 +82,8 @@ def attachment_locked(path: str) -> Iterator[None]:
     """
     key = path.removesuffix(".json")
     lock = f"{key}.lock"
-    with files.locked(lock, logged_as=f"attachment {os.path.basename(key)}"):
+    with files.locked(lock, logged_as=f"attachment {os.path.basename(key)}",
+                      kind="attachment"):
         try:
             files.sweep_temporaries(os.path.dirname(path), of=path)
             yield

@@ -23,7 +23,8 @@ def test_the_wheel_carries_the_grammar_and_both_console_scripts(tmp_path):
     assert "netc-cni = runtime.cni.plugin:entry" in entry_points
 
 
-DISTRIBUTION_MODULES = {"lark": "lark", "click": "click", "pyyaml": "yaml"}
+DISTRIBUTION_MODULES = {"lark": "lark", "click": "click", "pyyaml": "yaml",
+                        "prometheus_client": "prometheus_client"}
 """The import name of each run-time dependency pyproject.toml declares."""
 EXTRA_MODULES = {"container-runtime-interface-api": ("grpc", "cri_api")}
 """The import names of the optional extras other than `test` (`netc[cri]` for `netc gc`)."""

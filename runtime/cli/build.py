@@ -72,11 +72,14 @@ MANIFEST_FILE = "netc.yaml"
 @click.option("--host-pid", is_flag=True,
               help="kubernetes: the agents in the host's PID namespace, where their warm server "
               "sees the runtime calling it: for nodes on Linux before 6.5.")
+@click.option("--agent-log-format", type=click.Choice(["text", "json"]), default="text",
+              show_default=True,
+              help="kubernetes: the agents' log, text or JSON (an object per line).")
 def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir: Path | None,
           check: bool, only: str | None, node: str | None, output: str, image: str | None,
           image_pull_policy: str, k8s_namespace: str, cni_conf_dir: str,
           cni_bin_dir: str, warm_socket: str, etcd_secret: str, load_modules: bool,
-          host_pid: bool) -> None:
+          host_pid: bool, agent_log_format: str) -> None:
     """Compile FILES (`-`: standard input) to CNI network configuration lists.
 
     Networks that draw from a cluster are built for one node (--node), or for
@@ -100,7 +103,7 @@ def build(files: tuple[str, ...], target: str, cni_version: str | None, out_dir:
         rollout = Rollout(image or f"localhost/netc:{netc_version()}", image_pull_policy,
                           k8s_namespace, cni_conf_dir, cni_bin_dir, warm_socket=warm_socket,
                           etcd_secret=etcd_secret, load_modules=load_modules,
-                          host_pid=host_pid)
+                          host_pid=host_pid, log_format=agent_log_format)
         text = _manifests(compilation.clusters, networks, rollout)
         result.emit({MANIFEST_FILE: Output("", text)}, out_dir, check, None)
     builds = _per_node(networks, compilation.clusters, node, out_dir is not None)

@@ -14,6 +14,7 @@ import click
 
 from compiler import kubernetes
 from runtime.cli.common import SystemFailure
+from runtime.events import FORMATS
 from runtime.packaging import ARCHITECTURES, DEFAULT_CACHE
 
 
@@ -29,7 +30,12 @@ from runtime.packaging import ARCHITECTURES, DEFAULT_CACHE
 @click.option("--interval", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="Seconds between converging again without a change (drift repair).")
 @click.option("--health-port", type=int, default=kubernetes.HEALTH_PORT, show_default=True,
-              help="GET 127.0.0.1:PORT/readyz and /healthz (0: none).")
+              help="GET 127.0.0.1:PORT/livez, /readyz and /metrics (0: none).")
+@click.option("--stall-after", type=click.FloatRange(min=1),
+              help="Seconds without a turn of the agent's loop after which /livez fails "
+              "(default: 3 intervals, at least 120).")
+@click.option("--log-format", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="json: one JSON object per line, an event per change made to the node.")
 @click.option("--node-netns", help="Work in this network namespace as the node (tests).")
 @click.option("--node-address", "node_addresses", multiple=True, metavar="ADDRESS/PREFIX",
               help="In a cluster with dynamic membership: this node's underlay address, one per "
@@ -45,14 +51,16 @@ from runtime.packaging import ARCHITECTURES, DEFAULT_CACHE
 def agent(config: str, node_name: str, cni_conf_dir: str, cni_bin_dir: str, socket: str,
           interval: float, health_port: int,
           node_netns: str | None, node_addresses: tuple[str, ...], memory_dir: str,
-          proc_sys: str, kubeconfig: str | None) -> None:
+          proc_sys: str, kubeconfig: str | None, stall_after: float | None,
+          log_format: str) -> None:
     """The node agent: install the plugin, apply the node, serve, write the conflist; repeat."""
     from runtime.agent import Agent, Options
 
     options = Options(config, node_name, cni_conf_dir, cni_bin_dir, socket, interval,
                       health_port=health_port or None,
                       node_netns=node_netns, node_addresses=node_addresses,
-                      memory_dir=memory_dir, proc_sys=proc_sys, kubeconfig=kubeconfig)
+                      memory_dir=memory_dir, proc_sys=proc_sys, kubeconfig=kubeconfig,
+                      stall_after=stall_after, log_format=log_format)
     sys.exit(Agent(options).run())
 
 

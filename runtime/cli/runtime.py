@@ -51,13 +51,17 @@ def install_plugin(bin_dir: Path, python: str | None, warm_socket: str | None) -
 @click.option("--host-mount-ns", type=click.Path(exists=True, dir_okay=False),
               help="Start programs (iptables-restore, conntrack, modprobe) in this mount "
                    "namespace, e.g. /proc/1/ns/mnt (default: the server's own).")
-def serve_cni(path: str, handover_timeout: float, host_mount_ns: str | None) -> None:
+@click.option("--report-fd", type=click.IntRange(min=3),
+              help="An open descriptor (a pipe) to write one JSON line per call to: command, "
+                   "result, duration, lock waits (the agent's metrics).")
+def serve_cni(path: str, handover_timeout: float, host_mount_ns: str | None,
+              report_fd: int | None) -> None:
     """Keep netc-cni loaded and run calls handed over by warm launchers (root)."""
     from runtime.cni.server import UnsafeSocketDirectory, serve
     from runtime.install import identity
 
     try:
-        serve(path, identity(), handover_timeout, host_mount_ns)
+        serve(path, identity(), handover_timeout, host_mount_ns, report_fd)
     except UnsafeSocketDirectory as error:
         raise SystemFailure(f"{error} ({error.details})") from error
 

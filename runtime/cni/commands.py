@@ -41,7 +41,7 @@ def _network_locked(request: Request) -> contextlib.AbstractContextManager[float
     """The network's lock: what its pods share is changed under it (and `netc apply` holds it)."""
     network = request.network
     return locked(os.path.join(network.state_dir, network.name, "lock"),
-                  logged_as=f"network {network.name}")
+                  logged_as=f"network {network.name}", kind="network")
 
 
 def _record_path(call: Call, request: Request) -> str:

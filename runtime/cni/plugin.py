@@ -14,14 +14,33 @@ import sys
 import time
 from typing import Any
 
+from compiler.datatypes import frozen
 from compiler.errors import Code, NetcError
 from compiler.versions import DEFAULT_CNI_VERSION
 from runtime import spent
 from runtime.cni.protocol import Call, error_reply, read_config, version_reply
 
 
+@frozen
+class Outcome:
+    """What a call came to: its command and its CNI error code (0: it succeeded)."""
+
+    command: str
+    code: int
+
+    @property
+    def status(self) -> int:
+        """The plugin's exit status."""
+        return 0 if self.code == 0 else 1
+
+
 def main() -> int:
     """Run one CNI call and return the exit status."""
+    return answer().status
+
+
+def answer() -> Outcome:
+    """Run one CNI call, its answer written; what it came to (the warm server counts it)."""
     started = time.monotonic()
     spent.reset()
     call = Call.from_environment(os.environ)
@@ -33,14 +52,14 @@ def main() -> int:
         failure = error if isinstance(error, NetcError) else _io_failure(error)
         _reply(error_reply(failure, version))
         _log(call, f"failed ({int(failure.code)}: {failure.message})", started)
-        return 1
+        return Outcome(call.command, int(failure.code))
     except Exception as error:  # a bug: still answer in CNI's terms
         _reply(error_reply(NetcError(f"internal error: {error}", Code.INTERNAL), version))
         raise
     if output is not None:
         _reply(output)
     _log(call, "ok", started)
-    return 0
+    return Outcome(call.command, 0)
 
 
 def _dispatch(call: Call, data: bytes) -> dict[str, Any] | None:

@@ -41,6 +41,13 @@ streams: the runtime cannot tell the difference.  When the server is not
 running, or was started from another netc, the launcher runs the plugin
 itself (the cold path), so the server is an accelerator, never a dependency.
 
+Each call is reported, when the server is given a descriptor to report on
+(`--report-fd`, a pipe from the agent): one JSON line with its command,
+result, duration and the seconds it waited for each kind of lock, written
+by the call's child after the caller has its exit status -- no call waits
+for it -- in one write(2), which a pipe keeps whole, and never blocking: a
+reader that falls behind loses reports, never calls (`Spare.account`).
+
 The socket is created mode 0600, and a caller must be root in the server's
 user namespace holding every capability the server holds (SO_PEERCRED, then
 the caller's /proc entry, pinned by a pidfd): the server lends nothing.
@@ -56,6 +63,7 @@ import contextlib
 import ctypes
 import gc
 import importlib.abc
+import json
 import os
 import select
 import signal
@@ -68,7 +76,7 @@ import traceback
 from typing import NoReturn
 
 from compiler.errors import Code, NetcError
-from runtime import programs
+from runtime import files, programs
 from runtime.cni import plugin
 from runtime.netns import CLONE_NEWNET, CLONE_NEWNS, NetnsError, enter, prepare
 
@@ -106,18 +114,23 @@ class Refused(Exception):
 
 
 def serve(path: str, identity: str, handover_timeout: float = HANDOVER_TIMEOUT,
-          host_mount_ns: str | None = None) -> None:
+          host_mount_ns: str | None = None, report: int | None = None) -> None:
     """Serve calls on `path` until killed; `identity` must match the launcher's.
 
     Programs start in `host_mount_ns` (a path such as /proc/1/ns/mnt; default:
-    this process's own mount namespace).
+    this process's own mount namespace).  Each call is reported on the
+    descriptor `report` (see the module's docstring), which no program
+    inherits.
     """
     _preload()
     home = os.open(host_mount_ns or "/proc/self/ns/mnt", os.O_RDONLY | os.O_CLOEXEC)
+    if report is not None:
+        os.set_inheritable(report, False)
+        os.set_blocking(report, False)
     listener = _listen(path)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     print(f"netc-cni server listening on {path}", file=sys.stderr, flush=True)
-    spare = Spare(listener, os.fsencode(identity), handover_timeout, home)
+    spare = Spare(listener, os.fsencode(identity), handover_timeout, home, report)
     while True:
         spare.fork_and_wait()
 
@@ -140,12 +153,14 @@ class Spare:
     """
 
     def __init__(self, listener: socket.socket, identity: bytes,
-                 handover_timeout: float, home: int) -> None:
+                 handover_timeout: float, home: int, report: int | None = None) -> None:
         self.listener = listener
         self.identity = identity
         self.handover_timeout = handover_timeout
         self.home = home
         """The mount namespace programs start in."""
+        self.report = report
+        """Where each call is reported (non-blocking), if anywhere."""
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 
@@ -208,6 +223,20 @@ class Spare:
     def outlive_server(self) -> None:
         """A child serving a call finishes it whatever happens to the server."""
         self.libc.prctl(PR_SET_PDEATHSIG, 0)
+
+    def account(self, outcome: plugin.Outcome | None, seconds: float) -> None:
+        """Report a call -- or, without an outcome, a hand-over refused -- in one line.
+
+        The locks it waited for are this process's (a child serves one call),
+        by kind, summed.  A report the pipe cannot take now is dropped.
+        """
+        if self.report is None:
+            return
+        record = {"refused": True} if outcome is None else {
+            "command": outcome.command[:16], "code": outcome.code, "seconds": round(seconds, 6),
+            "locks": {kind: round(waited, 6) for kind, waited in files.lock_waits.items()}}
+        with contextlib.suppress(OSError):
+            os.write(self.report, json.dumps(record).encode() + b"\n")
 
 
 def _preload() -> None:
@@ -321,22 +350,32 @@ def _accept(listener: socket.socket) -> socket.socket | None:
 
 
 def _serve_call(connection: socket.socket, spare: Spare, deadline: float) -> int:
-    """Take the hand-over, run the plugin in the caller's place, report its status."""
+    """Take the hand-over, run the plugin in the caller's place, report its status.
+
+    Then account for the call (`Spare.account`), its duration from the
+    connection's hand-over to its status; a call that raised counts as an
+    internal error.
+    """
+    started = time.monotonic()
     try:
         environment, fds = _take_handover(connection, spare, deadline)
     except (Refused, OSError) as error:
         _log(f"hand-over refused: {error}")
         with contextlib.suppress(OSError):
             connection.sendall(bytes([NOT_ME]))
+        spare.account(None, 0.0)
         return FAILED
-    status = FAILED
+    outcome = None
     try:
         _log(f"call handed to process {os.getpid()}")
         _become_caller(environment, fds)
-        status = plugin.main()
+        outcome = plugin.answer()
     finally:
-        _report(connection, status)
-    return status
+        if outcome is None:  # it raised
+            outcome = plugin.Outcome(os.environ.get("CNI_COMMAND", ""), Code.INTERNAL)
+        _report(connection, outcome.status)
+        spare.account(outcome, time.monotonic() - started)
+    return outcome.status
 
 
 def _take_handover(connection: socket.socket, spare: Spare,

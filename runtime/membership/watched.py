@@ -11,12 +11,12 @@ which of its client's errors mean what (`AGAIN`, `UNAVAILABLE`, `REFUSED`).
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Mapping
 
 from compiler.membership import Member, Members
+from runtime import events
 from runtime.membership import View
 
 RETRY_MIN = 0.1
@@ -155,4 +155,4 @@ class Watched:
 
 def log(message: str) -> None:
     """One line of the agent's log about its membership."""
-    os.write(2, f"netc agent: membership: {message}\n".encode(errors="replace"))
+    events.log(f"membership: {message}", "membership")

@@ -72,7 +72,8 @@ class ClaimHandler:
 
 
 def _claims_locked(directory: str) -> contextlib.AbstractContextManager[float]:
-    return locked(os.path.join(directory, "lock"), logged_as="the host-port claims")
+    return locked(os.path.join(directory, "lock"), logged_as="the host-port claims",
+                  kind="hostports")
 
 
 def _claims(directory: str) -> list[str]:

@@ -333,3 +333,24 @@ def test_the_host_pid_namespace_is_an_option_for_kernels_without_connection_pidf
     for document in yaml.safe_load_all(kubernetes.render_manifests(documents)):
         kubernetes_validate.validate(document, "1.28.0", strict=True)
     assert _daemon_set(documents)["spec"]["template"]["spec"]["hostPID"] is True
+
+
+def test_the_agents_have_a_liveness_and_a_readiness_probe_on_the_nodes_loopback():
+    (agent,) = _daemon_set(_documents())["spec"]["template"]["spec"]["containers"]
+    probes = {kind: agent[kind]["httpGet"] for kind in ("livenessProbe", "readinessProbe")}
+    assert probes == {
+        "livenessProbe": {"host": "127.0.0.1", "port": kubernetes.HEALTH_PORT, "path": "/livez"},
+        "readinessProbe": {"host": "127.0.0.1", "port": kubernetes.HEALTH_PORT,
+                           "path": "/readyz"}}
+    assert agent["args"][agent["args"].index("--health-port") + 1] == str(kubernetes.HEALTH_PORT)
+    assert agent["livenessProbe"]["failureThreshold"] == 3
+
+
+def test_the_agents_log_json_when_asked_and_text_by_default():
+    (agent,) = _daemon_set(_documents())["spec"]["template"]["spec"]["containers"]
+    assert "--log-format" not in agent["args"]
+    documents = _documents(rollout=datatypes.replace(ROLLOUT, log_format="json"))
+    for document in yaml.safe_load_all(kubernetes.render_manifests(documents)):
+        kubernetes_validate.validate(document, "1.28.0", strict=True)
+    (agent,) = _daemon_set(documents)["spec"]["template"]["spec"]["containers"]
+    assert agent["args"][-2:] == ["--log-format", "json"]

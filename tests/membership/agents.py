@@ -109,19 +109,26 @@ class AgentCluster(SimCluster):
 
     # agents
 
-    def start_agent(self, node: SimNode) -> subprocess.Popen:
-        """The node (on the underlay, if new) and its agent, started."""
+    def start_agent(self, node: SimNode, *extra: str, files: int | None = None
+                    ) -> subprocess.Popen:
+        """The node (on the underlay, if new) and its agent, started, with `extra` options.
+
+        Its health endpoint is on the manifest's port, in the node's own network
+        namespace; `files` limits the descriptors it may open (RLIMIT_NOFILE).
+        """
         if node.name not in self.nodes:
             self.add_node(node)
         dirs = self.dirs(node)
         for key in ("net.d", "bin", "memory"):
             dirs[key].mkdir(parents=True, exist_ok=True)
         dirs["socket"].parent.mkdir(parents=True, exist_ok=True)
-        command = ["ip", "netns", "exec", self.ns(node), sys.executable, "-m", "runtime.cli",
-                   "agent", "--config", str(self.config(node)), "--node-name", node.name,
-                   "--cni-conf-dir", str(dirs["net.d"]), "--cni-bin-dir", str(dirs["bin"]),
-                   "--socket", str(dirs["socket"]), "--interval", "1", "--health-port", "0",
-                   *self.agent_options(node)]
+        limit = ["prlimit", f"--nofile={files}:{files}"] if files is not None else []
+        command = ["ip", "netns", "exec", self.ns(node), *limit, sys.executable, "-m",
+                   "runtime.cli", "agent", "--config", str(self.config(node)), "--node-name",
+                   node.name, "--cni-conf-dir", str(dirs["net.d"]), "--cni-bin-dir",
+                   str(dirs["bin"]), "--socket", str(dirs["socket"]), "--interval", "1",
+                   "--health-port", str(kubernetes.HEALTH_PORT), *self.agent_options(node),
+                   *extra]
         with dirs["log"].open("a") as log:
             agent = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT)
         self.agents[node.name] = agent
@@ -140,6 +147,15 @@ class AgentCluster(SimCluster):
     def log(self, name: str) -> str:
         path = self.dirs(name)["log"]
         return path.read_text(errors="replace") if path.exists() else ""
+
+    def http(self, node: SimNode, path: str, timeout: float = 5) -> tuple[int, str]:
+        """GET 127.0.0.1:9943`path` inside the node, as its kubelet's probes do: status, body
+        (status 0: no answer within `timeout` seconds)."""
+        done = self.run(self.ns(node), "curl", "-sS", "--max-time", str(timeout), "-w",
+                        "\n%{http_code}", f"http://127.0.0.1:{kubernetes.HEALTH_PORT}{path}",
+                        check=False, timeout=timeout + 30)
+        body, _, status = done.stdout.rpartition("\n")
+        return int(status or 0), body.removesuffix("\n")
 
     def wait_ready(self, name: str, times: int = 1, timeout: float = 60) -> bool:
         """Whether the agent has said `ready` `times` times within `timeout` seconds."""
@@ -183,17 +199,21 @@ class AgentCluster(SimCluster):
     def conflist_path(self, node: SimNode) -> Path:
         return self.dirs(node)["net.d"] / "10-pods.conflist"
 
-    def add_pod(self, node: SimNode, role: str = "pod", host_port: int = HOST_PORT) -> SimPod:
-        """A pod on the node through its agent's conflist and plugin, answering on port 80."""
-        dirs = self.dirs(node)
-        pod = Pod(self.netns(f"{node.name}-{role}"),
-                  f"{self.tag}-{node.name}-{secrets.token_hex(4)}")
-        who = driver.Invocation(
+    def invocation(self, node: SimNode, pod: Pod, host_port: int = HOST_PORT
+                   ) -> driver.Invocation:
+        """How the node's runtime calls the plugin the agent installed, for `pod`."""
+        return driver.Invocation(
             pod.container_id, pod.netns, "eth0", "",
             (mapping_from_option(f"{host_port}:{POD_PORT}"),), None,
-            (str(dirs["bin"]), "/usr/lib/cni"), str(self.home / node.name / "cache"),
+            (str(self.dirs(node)["bin"]), "/usr/lib/cni"), str(self.home / node.name / "cache"),
             self.ns(node))
-        result = driver.add(driver.Conflist(self.conflist_path(node).read_bytes()), who)
+
+    def add_pod(self, node: SimNode, role: str = "pod", host_port: int = HOST_PORT) -> SimPod:
+        """A pod on the node through its agent's conflist and plugin, answering on port 80."""
+        pod = Pod(self.netns(f"{node.name}-{role}"),
+                  f"{self.tag}-{node.name}-{secrets.token_hex(4)}")
+        result = driver.add(driver.Conflist(self.conflist_path(node).read_bytes()),
+                            self.invocation(node, pod, host_port))
         found = SimPod(node, pod, {ipaddress.ip_interface(ip["address"]).version:
                                    str(ipaddress.ip_interface(ip["address"]).ip)
                                    for ip in result["ips"]})
@@ -201,6 +221,11 @@ class AgentCluster(SimCluster):
         self.serve(pod.name, "udp", POD_PORT, node.name)
         self.pods[node.name] = found
         return found
+
+    def delete_pod(self, found: SimPod, host_port: int = HOST_PORT) -> None:
+        """The pod's DEL, through its node's conflist and plugin, as its runtime calls it."""
+        driver.delete(driver.Conflist(self.conflist_path(found.node).read_bytes()),
+                      self.invocation(found.node, found.pod, host_port))
 
     # what a node routes
 
@@ -249,3 +274,22 @@ def until(condition: Any, timeout: float = 30.0, step: float = 0.05) -> bool:
             return True
         time.sleep(step)
     return bool(condition())
+
+
+class StaticAgentCluster(AgentCluster):
+    """The simulated cluster with its nodes written in the source (membership static): no
+    datastore, an agent per node, as the DaemonSet runs them (tests/rollout/test_on_nodes.py
+    runs them through containerd)."""
+
+    def __init__(self, tmp: Path, bin_dir: Path, nodes: tuple[SimNode, ...]) -> None:
+        super().__init__(tmp, bin_dir, "host-gw")
+        self.listed = list(nodes)
+
+    def start_datastore(self) -> None:
+        """None: the members are the source's nodes."""
+
+    def source(self) -> str:
+        return SimCluster.source(self)
+
+    def agent_options(self, node: SimNode) -> list[str]:
+        return []

@@ -17,18 +17,21 @@ import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from compiler import emit, kubernetes
 from compiler.cluster import networks_for_node
 from compiler.pipeline import compile_sources
 from compiler.source import SourceFile
-from runtime import iptables
+from runtime import events, iptables
 from runtime.agent import (
     Agent,
     Options,
     Snapshot,
+    Written,
     choose_iptables,
     install_plugin,
     left_on_node,
@@ -36,6 +39,8 @@ from runtime.agent import (
     serve_health,
     write_conflists,
 )
+from runtime.metrics import Metrics
+from tests.membership.agents import until
 from tests.rollout.kubelet import ConfigVolume
 from tests.support import ROOT
 
@@ -60,6 +65,10 @@ def _config(text: str = CLUSTER) -> dict[str, str]:
 def _options(tmp_path: Path, config: Path, node: str = "node-a") -> Options:
     return Options(str(config), node, str(tmp_path / "net.d"), str(tmp_path / "bin"),
                    str(tmp_path / "cni.sock"), health_port=None, node_netns=NO_NODE)
+
+
+def _said(written: list[Written]) -> list[str]:
+    return [w.line for w in written]
 
 
 def _nothing_written(tmp_path: Path) -> bool:
@@ -114,7 +123,7 @@ def test_conflists_are_written_and_netcs_stale_ones_removed_never_others(tmp_pat
     conf_dir.mkdir()
     (conf_dir / "05-other.conflist").write_text('{"name": "other"}')  # another plugin's
     built = networks_for_node(networks, clusters, "node-a")
-    assert write_conflists(str(conf_dir), built) == [f"wrote {conf_dir}/10-pods.conflist"]
+    assert _said(write_conflists(str(conf_dir), built)) == [f"wrote {conf_dir}/10-pods.conflist"]
     written = json.loads((conf_dir / "10-pods.conflist").read_text())
     assert written == emit.conflist(built[0], "netc")
     assert write_conflists(str(conf_dir), built) == []  # nothing to do, nothing said
@@ -122,7 +131,7 @@ def test_conflists_are_written_and_netcs_stale_ones_removed_never_others(tmp_pat
     renamed = networks_for_node(_networks(CLUSTER.replace("network pods {",
                                                           "network pods {\n    priority 20"))[1],
                                 clusters, "node-a")
-    assert write_conflists(str(conf_dir), renamed) == [
+    assert _said(write_conflists(str(conf_dir), renamed)) == [
         f"removed stale {conf_dir}/10-pods.conflist", f"wrote {conf_dir}/20-pods.conflist"]
     assert sorted(p.name for p in conf_dir.glob("*.conflist")) == [
         "05-other.conflist", "20-pods.conflist"]
@@ -134,7 +143,8 @@ def test_a_conflist_someone_edited_is_left_when_netc_no_longer_wants_it(tmp_path
     conf_dir = tmp_path / "net.d"
     write_conflists(str(conf_dir), networks_for_node(networks, clusters, "node-a"))
     (conf_dir / "10-pods.conflist").write_text('{"edited": true}')
-    assert write_conflists(str(conf_dir), []) == [f"left edited {conf_dir}/10-pods.conflist"]
+    (left,) = write_conflists(str(conf_dir), [])
+    assert (left.line, left.network) == (f"left edited {conf_dir}/10-pods.conflist", "pods")
     assert (conf_dir / "10-pods.conflist").read_text() == '{"edited": true}'
 
 
@@ -161,28 +171,54 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_the_readiness_endpoint_says_why_it_is_not_ready(tmp_path):
+def test_the_readiness_endpoint_says_why_it_is_not_ready_and_it_is_live_all_the_same(
+        tmp_path):
     agent = Agent(_options(tmp_path, tmp_path / "missing.json"))
-    server = serve_health(agent, 0)
-    port = server.server_address[1]
+    endpoint = serve_health(agent, 0)
     try:
+        assert endpoint.bound.wait(10)
+        port = endpoint.port
         assert _get(port, "/readyz") == (503, "starting\n")
         agent.converge()
         status, body = _get(port, "/readyz")
         assert status == 503 and "cannot read the configuration" in body
+        assert _get(port, "/livez") == (200, "ok\n")
         assert _get(port, "/healthz") == (200, "ok\n")
-        assert _get(port, "/metrics")[0] == 404
+        assert _get(port, "/nothing")[0] == 404
         agent.ready = True  # what a converge that went through sets (test_on_nodes.py)
         assert _get(port, "/readyz") == (200, "ok\n")
     finally:
-        server.shutdown()
-        server.server_close()
+        endpoint.close()
 
 
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def _lines(log: IO[str], count: int) -> list[str]:
+    """The next `count` lines of an agent's log, but its health endpoint's: the endpoint is a
+    thread of its own, whose line comes at any point."""
+    lines: list[str] = []
+    while len(lines) < count:
+        line = log.readline()
+        if not line.startswith("netc agent: health endpoint on "):
+            lines.append(line)
+    return lines
+
+
+def _answers(port: int, path: str) -> int:
+    """The status of GET `path` once the endpoint listens (it starts beside the agent's loop)."""
+    assert until(lambda: _status_or_none(port, path) is not None, 10)
+    return _get(port, path)[0]
+
+
+def _status_or_none(port: int, path: str) -> int | None:
+    try:
+        return _get(port, path)[0]
+    except urllib.error.URLError:
+        return None
 
 
 def test_the_agent_reads_a_new_configuration_at_once_and_stops_on_sigterm(tmp_path):
@@ -201,12 +237,13 @@ def test_the_agent_reads_a_new_configuration_at_once_and_stops_on_sigterm(tmp_pa
         cwd=ROOT)
     assert agent.stderr is not None
     try:
-        lines = [agent.stderr.readline() for _ in range(2)]
+        lines = _lines(agent.stderr, 2)
         assert lines[0].startswith("netc agent: configuration "), lines
         assert lines[1].startswith("netc agent: not ready: ") and "node-z" in lines[1], lines
-        assert _get(port, "/readyz")[0] == 503
+        assert _answers(port, "/readyz") == 503
+        assert _get(port, "/livez")[0] == 200
         volume.write(_config(CLUSTER.replace("block 3", "block 7")))  # still without node-z
-        said = agent.stderr.readline()
+        (said,) = _lines(agent.stderr, 1)
         assert said.startswith("netc agent: configuration ") and said != lines[0]
         agent.send_signal(signal.SIGTERM)
         rest = agent.stderr.read()
@@ -226,21 +263,21 @@ def test_on_stop_it_says_what_stays_on_the_node(tmp_path):
     options = _options(tmp_path, tmp_path / "netc.json")
     clusters, networks = _networks()
     plugin = tmp_path / "bin" / "netc-cni"
-    assert left_on_node(options) == [
+    assert left_on_node(options) == (
         f"stopped; nothing of netc's is on this node: no plugin in {tmp_path / 'bin'}, "
-        f"no conflist of netc's in {tmp_path / 'net.d'}"]
+        f"no conflist of netc's in {tmp_path / 'net.d'}")
     install_plugin(str(tmp_path / "bin"), b"#!/bin/sh\n")
-    assert left_on_node(options) == [
+    assert left_on_node(options) == (
         f"stopped; the plugin {plugin} stays; no conflist of netc's is in "
-        f"{tmp_path / 'net.d'}, so no pod attaches through it"]
+        f"{tmp_path / 'net.d'}, so no pod attaches through it")
     write_conflists(str(tmp_path / "net.d"), networks_for_node(networks, clusters, "node-a"))
-    assert left_on_node(options) == [
+    assert left_on_node(options) == (
         f"stopped; the plugin {plugin} and 1 conflist of netc's in {tmp_path / 'net.d'} "
-        "stay: pods attach through the cold path"]
+        "stay: pods attach through the cold path")
     plugin.unlink()
-    assert left_on_node(options) == [
+    assert left_on_node(options) == (
         f"stopped; 1 conflist of netc's stays in {tmp_path / 'net.d'}, but no plugin is in "
-        f"{tmp_path / 'bin'}: pods of its networks cannot attach until an agent installs it"]
+        f"{tmp_path / 'bin'}: pods of its networks cannot attach until an agent installs it")
 
 
 def test_a_backend_chosen_by_netc_iptables_is_not_detected_and_reaches_the_server(monkeypatch,
@@ -267,3 +304,70 @@ def test_the_socket_is_removed_once_the_server_stopped_and_only_a_socket(tmp_pat
     remove_socket(str(path))
     remove_socket(str(tmp_path / "absent"))
     assert path.read_text() == "not a socket"
+
+
+def _counted(metrics: Metrics) -> dict[tuple[str, frozenset], float]:
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(metrics.exposition().decode())
+            for s in family.samples if not s.name.endswith("_created")}
+
+
+def test_a_call_report_of_the_warm_server_is_counted_with_its_labels():
+    metrics = Metrics()
+    report = {"command": "ADD", "code": 11, "seconds": 0.25,
+              "locks": {"network": 0.0, "attachment": 0.125}}
+    assert metrics.observe_report(json.dumps(report).encode() + b"\n")
+    assert metrics.observe_report(json.dumps({**report, "command": "BOGUS", "code": 0}).encode())
+    assert metrics.observe_report(b'{"refused": true}\n')
+    counted = _counted(metrics)
+    assert counted[("netc_cni_calls_total", frozenset({("command", "ADD"),
+                                                       ("result", "try_again")}))] == 1
+    assert counted[("netc_cni_calls_total", frozenset({("command", "other"),
+                                                       ("result", "ok")}))] == 1
+    assert counted[("netc_cni_call_duration_seconds_bucket", frozenset(
+        {("command", "ADD"), ("result", "try_again"), ("le", "0.25")}))] == 1
+    assert counted[("netc_cni_lock_wait_seconds_sum", frozenset({("lock", "attachment")}))] \
+        == 0.25
+    assert counted[("netc_cni_handovers_refused_total", frozenset())] == 1
+
+
+@pytest.mark.parametrize("line", [
+    b"not json", b"[1, 2]", b'"ADD"', b"{}", b'{"refused": "yes"}',
+    b'{"command": "ADD", "code": 42, "seconds": 0.1, "locks": {}}',
+    b'{"command": "ADD", "code": true, "seconds": 0.1, "locks": {}}',
+    b'{"command": "ADD", "code": "0", "seconds": 0.1, "locks": {}}',
+    b'{"command": "ADD", "code": 0, "seconds": -1, "locks": {}}',
+    b'{"command": "ADD", "code": 0, "seconds": NaN, "locks": {}}',
+    b'{"command": "ADD", "code": 0, "seconds": 0.1, "locks": {"../etc": 0.1}}',
+    b'{"command": "ADD", "code": 0, "seconds": 0.1, "locks": {"network": "x"}}',
+    b'{"command": "ADD", "code": 0, "seconds": 0.1, "locks": []}',
+])
+def test_a_malformed_report_is_dropped_and_counts_nothing(line):
+    metrics = Metrics()
+    before = _counted(metrics)
+    assert not metrics.observe_report(line)
+    assert _counted(metrics) == before
+
+
+def test_json_events_are_one_object_per_line_and_text_is_unchanged(capfd):
+    try:
+        events.use_format("json", "node-a")
+        events.log("wrote /etc/cni/net.d/10-pods.conflist", "wrote", network="pods",
+                   path="/etc/cni/net.d/10-pods.conflist")
+        events.log("not ready: boom", "not ready", trace="Traceback ...\n  line\n")
+        events.relay(b"netc-cni server listening on /run/netc/cni.sock\n")
+        events.use_format("text")
+        events.log("ready", "ready")
+    finally:
+        events.use_format("text")
+    *objects, text = capfd.readouterr().err.splitlines()
+    wrote, failed, relayed = (json.loads(line) for line in objects)
+    assert {k: v for k, v in wrote.items() if k != "time"} == {
+        "event": "wrote", "detail": "wrote /etc/cni/net.d/10-pods.conflist", "node": "node-a",
+        "network": "pods", "path": "/etc/cni/net.d/10-pods.conflist"}
+    assert failed["traceback"] == "Traceback ...\n  line\n"
+    assert relayed["event"] == "warm server"
+    assert relayed["detail"] == "netc-cni server listening on /run/netc/cni.sock"
+    assert text == "netc agent: ready"
+    with pytest.raises(ValueError, match="log format 'yaml'"):
+        events.use_format("yaml")
