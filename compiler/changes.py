@@ -329,7 +329,7 @@ def _node_changes(node: str, old_networks: Sequence[Network], old_clusters: Sequ
         return [Change(scope, "node", action, node, None, None, effect)]
     return [pods.change(scope) for pods in stranded if pods.node == node] + _operation_changes(
         scope, "node", old_ops, new_ops, effect=f"{AT_ONCE}, with `netc apply --node {node}`",
-        relevant=lambda op: op.kind != Kind.PRUNE, breaks=lambda op: _breaks(op, stranded))
+        relevant=lambda op: op.kind != Kind.NODE_PRUNE, breaks=lambda op: _breaks(op, stranded))
 
 
 def _membership_settings(cluster: Cluster) -> dict[str, str]:

@@ -44,7 +44,7 @@ class Change:
         One `-` line per object a prune removed, else one `+` line with what
         the operation said it did.
         """
-        if self.op.kind == Kind.PRUNE:
+        if self.op.kind == Kind.NODE_PRUNE:
             return [f"- {note}" for note in self.notes]
         return [f"+ {self.op.summary}" + (f" ({'; '.join(self.notes)})" if self.notes else "")]
 

@@ -104,10 +104,11 @@ def steps(host: Host, networks: Sequence[Network], cluster: Cluster | None, node
     found += _conflists(node.cni_conf_dir)
     found += _plugin(node.cni_bin_dir)
     found += _socket(node.socket)
-    found += [step for op in plan.operations if op.kind == Kind.NODE_NAT for step in _chains(op)]
-    found += [step for op in plan.operations if op.kind == Kind.BRIDGE
+    found += [step for op in plan.operations if op.kind == Kind.IPTABLES_NODE
+              for step in _chains(op)]
+    found += [step for op in plan.operations if op.kind == Kind.LINK_BRIDGE
               for step in _bridge(host, op.target)]
-    found += [step for op in plan.operations if op.kind == Kind.PRUNE
+    found += [step for op in plan.operations if op.kind == Kind.NODE_PRUNE
               for step in _owned_by_cluster(host, plan, op)]
     found += [step for network in networks for step in _network_files(network)]
     found += _memory(node.memory_dir, cluster)

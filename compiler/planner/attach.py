@@ -73,7 +73,7 @@ def attach_operations(network: Network, pod: PodContext, enforce: bool = True
 
 def _record(network: Network, names: AttachmentNames) -> Operation:
     path = record_path(network.state_dir, network.name, names.container_id, names.ifname)
-    return Operation(Kind.RECORD, path, f"record of attachment {names.key}",
+    return Operation(Kind.STATE_RECORD, path, f"record of attachment {names.key}",
                      {"path": path}, Phase.RECORD, span=network.span)
 
 
@@ -84,7 +84,7 @@ def node_operations(network: Network) -> list[Operation]:
     families = ipam.families()
     routed = bridge.gateway or network.hostport is not None
     ops = [
-        _node_op(Kind.MODULE, "br_netfilter", "load br_netfilter (bridged traffic meets "
+        _node_op(Kind.KERNEL_MODULE, "br_netfilter", "load br_netfilter (bridged traffic meets "
                  "iptables)", {"name": "br_netfilter", "probe": "/proc/sys/net/bridge"}, bridge),
         sysctl_operation("net.bridge.bridge-nf-call-iptables", "1", bridge),
     ]
@@ -96,7 +96,7 @@ def node_operations(network: Network) -> list[Operation]:
         ops.append(sysctl_operation(FORWARDING[6], "1", bridge))
     mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
     promisc = " promisc" if bridge.promiscuous else ""
-    ops.append(_node_op(Kind.BRIDGE, bridge.name, f"bridge {bridge.name}{mtu}{promisc}",
+    ops.append(_node_op(Kind.LINK_BRIDGE, bridge.name, f"bridge {bridge.name}{mtu}{promisc}",
                         {"name": bridge.name, "mtu": bridge.mtu,
                          "promiscuous": bridge.promiscuous}, bridge))
     ops.append(sysctl_operation(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge,
@@ -106,7 +106,7 @@ def node_operations(network: Network) -> list[Operation]:
         # tentative the node cannot resolve pods for traffic it forwards.
         ops.append(sysctl_operation(f"net.ipv6.conf.{bridge.name}.accept_dad", "0", bridge,
                                     origin_device=bridge.name))
-    ops.append(_node_op(Kind.UP, f"{bridge.name} (node)", f"set {bridge.name} up",
+    ops.append(_node_op(Kind.LINK_UP, f"{bridge.name} (node)", f"set {bridge.name} up",
                         {"dev": bridge.name}, bridge))
     if bridge.gateway:
         for subnet in ipam.subnets:
@@ -166,7 +166,7 @@ def _localnet_guard(network: Network, bridge: Bridge, hostport: HostPort) -> Ope
     names = NetworkNames(network.name)
     chain = names.localnet_chain
     return Operation(
-        Kind.NODE_NAT, f"ipv4 raw of {network.name}",
+        Kind.IPTABLES_NODE, f"ipv4 raw of {network.name}",
         f"raw PREROUTING -> {chain}: drop what arrives on {bridge.name} for {LOOPBACK} (no "
         "pod reaches the node's loopback)",
         {"family": 4, "table": "raw", "dispatch": [],
@@ -201,7 +201,7 @@ def _node_nat(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> Oper
     shown = ", ".join([*(f"{c['name']} ({len(c['rules'])} rules)" for c in chains), *dispatch])
     origin = bridge if rules and bridge.masquerade else network.hostport or bridge
     return Operation(
-        Kind.NODE_NAT, f"{family_key(family)} nat of {network.name}",
+        Kind.IPTABLES_NODE, f"{family_key(family)} nat of {network.name}",
         f"NAT of network {network.name} (IPv{family}): {shown}, {len(jumps)} jumps",
         {"family": family, "table": "nat", "chains": chains, "dispatch": dispatch,
          "jumps": jumps}, Phase.NODE,
@@ -238,7 +238,7 @@ def _ipam(ipam: Ipam, network: str, state_dir: str, pod: PodContext) -> list[Ope
         requested = pod.requested(family)
         what = f"{requested}" if requested else f"an IPv{family} address"
         ops.append(Operation(
-            Kind.RESERVATION, f"{key} from {shown}", f"reserve {what} in {shown} -> "
+            Kind.IPAM_ADDRESS, f"{key} from {shown}", f"reserve {what} in {shown} -> "
             f"{{{key}.cidr}}",
             {"family": family, "binds": key, "range_set": index, "ranges": ranges,
              "requested": str(requested) if requested else None,
@@ -252,15 +252,15 @@ def _sandbox(bridge: Bridge, ipam: Ipam, pod: PodContext, names: AttachmentNames
     host, eth = names.host_veth, pod.ifname
     mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
     ops = [
-        Operation(Kind.VETH, host, f"veth pair {host} <-> {eth} in the pod{mtu}",
+        Operation(Kind.LINK_VETH, host, f"veth pair {host} <-> {eth} in the pod{mtu}",
                   {"name": host, "peer": eth, "netns": pod.netns, "mtu": bridge.mtu},
                   Phase.SANDBOX, span=bridge.span),
-        Operation(Kind.MASTER, f"{host} master {bridge.name}",
+        Operation(Kind.LINK_MASTER, f"{host} master {bridge.name}",
                   f"{host} joins bridge {bridge.name}", {"dev": host, "master": bridge.name},
                   Phase.SANDBOX, undone_by=host, span=bridge.span),
     ]
     if bridge.hairpin:
-        ops.append(Operation(Kind.HAIRPIN, f"{host} hairpin", f"hairpin on {host}",
+        ops.append(Operation(Kind.LINK_HAIRPIN, f"{host} hairpin", f"hairpin on {host}",
                              {"dev": host, "on": True}, Phase.SANDBOX, undone_by=host,
                              span=bridge.span))
     ops += [
@@ -296,7 +296,7 @@ def _forget_neighbour(bridge: Bridge, family: int, ipam: Ipam) -> Operation:
     DEL forgets it too, for the next pod.
     """
     key = family_key(family)
-    return Operation(Kind.FORGET_NEIGHBOUR, f"{bridge.name} {{{key}.ip}}",
+    return Operation(Kind.NEIGHBOUR_FORGET, f"{bridge.name} {{{key}.ip}}",
                      f"forget the node's neighbour entry for {{{key}.ip}} on {bridge.name}",
                      {"dev": bridge.name, "address": f"{{{key}.ip}}"}, Phase.SANDBOX,
                      span=ipam.span)
@@ -304,7 +304,7 @@ def _forget_neighbour(bridge: Bridge, family: int, ipam: Ipam) -> Operation:
 
 def _up(dev: str, where: Where, undone_by: str, origin: Origin) -> Operation:
     place = "in the pod" if where == Where.SANDBOX else "on the node"
-    return Operation(Kind.UP, f"{dev} ({where})", f"set {dev} up {place}", {"dev": dev},
+    return Operation(Kind.LINK_UP, f"{dev} ({where})", f"set {dev} up {place}", {"dev": dev},
                      Phase.SANDBOX, where=where, undone_by=undone_by, span=origin.span)
 
 
@@ -326,7 +326,7 @@ def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | 
             continue
         count = "its" if rules is None else str(len(rules))
         ops.append(Operation(
-            Kind.POD_NAT, f"{family_key(family)} nat/{names.dnat_chain}",
+            Kind.IPTABLES_ATTACHMENT, f"{family_key(family)} nat/{names.dnat_chain}",
             f"DNAT chain nat/{names.dnat_chain} with {count} rules, jumped to from "
             f"{hostports} (IPv{family})",
             {"family": family, "table": "nat", "chain": names.dnat_chain, "rules": rules,
@@ -392,9 +392,9 @@ def _shaping(network: Network, shaping: Shaping | None, names: AttachmentNames
         ops += [
             _ifb(ifb, host, network),
             _tbf(ifb, egress, "from the pod", ifb, span),
-            Operation(Kind.INGRESS, f"{host} ingress", f"ingress qdisc on {host}",
+            Operation(Kind.TC_INGRESS, f"{host} ingress", f"ingress qdisc on {host}",
                       {"dev": host}, Phase.SHAPING, undone_by=host, span=span),
-            Operation(Kind.REDIRECT, f"{host} -> {ifb}", f"redirect {host} ingress to {ifb}",
+            Operation(Kind.TC_REDIRECT, f"{host} -> {ifb}", f"redirect {host} ingress to {ifb}",
                       {"dev": host, "to": ifb}, Phase.SHAPING, undone_by=host, span=span),
         ]
     return ops
@@ -402,13 +402,13 @@ def _shaping(network: Network, shaping: Shaping | None, names: AttachmentNames
 
 def _ifb(ifb: str, veth: str, network: Network) -> Operation:
     """The ifb, which shares the link group of the pod's `veth` (one batch on DEL)."""
-    return Operation(Kind.IFB, ifb, f"ifb {ifb} up", {"name": ifb, "veth": veth}, Phase.SHAPING,
-                     span=network.bandwidth.span if network.bandwidth else None)
+    return Operation(Kind.LINK_IFB, ifb, f"ifb {ifb} up", {"name": ifb, "veth": veth},
+                     Phase.SHAPING, span=network.bandwidth.span if network.bandwidth else None)
 
 
 def _tbf(dev: str, tbf: Bucket, what: str, parent: str, span: Span | None) -> Operation:
     return Operation(
-        Kind.TBF, f"{dev} root tbf", f"tbf on {dev}: {describe_rate(tbf.rate_bits)} {what}, "
+        Kind.TC_TBF, f"{dev} root tbf", f"tbf on {dev}: {describe_rate(tbf.rate_bits)} {what}, "
         f"burst {tbf.burst_bytes} B, queue {tbf.limit_bytes} B",
         {"dev": dev, "rate": tbf.rate_bytes, "burst": tbf.burst_bytes, "limit": tbf.limit_bytes},
         Phase.SHAPING, undone_by=parent, span=span)

@@ -99,12 +99,12 @@ def _device(cluster: Cluster, me: Node) -> list[Operation]:
     assert local is not None
     device = routing.device
     ops = [Operation(
-        Kind.VXLAN, device, f"VXLAN device {device} (VNI {routing.vni}, UDP {routing.port}, "
+        Kind.LINK_VXLAN, device, f"VXLAN device {device} (VNI {routing.vni}, UDP {routing.port}, "
         f"from {local.ip}, mtu {cluster.pod_mtu})",
         {"name": device, "vni": routing.vni, "port": routing.port, "local": str(local.ip),
          "mtu": cluster.pod_mtu, "mac": vtep_mac(cluster, me), "alias": owner_alias(cluster)},
         Phase.PEERS, scope=Scope.NODE, span=routing.span),
-        Operation(Kind.UP, f"{device} (node)", f"set {device} up", {"dev": device},
+        Operation(Kind.LINK_UP, f"{device} (node)", f"set {device} up", {"dev": device},
                   Phase.PEERS, scope=Scope.NODE, span=routing.span)]
     for subnet in me.subnets:
         address = f"{vtep_address(subnet)}/{subnet.max_prefixlen}"
@@ -117,7 +117,7 @@ def _device(cluster: Cluster, me: Node) -> list[Operation]:
 def _route(peer: Node, subnet: IPNetwork, via: str, dev: str | None, how: str) -> Operation:
     params = {"dst": str(subnet), "via": via, "dev": dev, "onlink": dev is not None,
               "protocol": RTPROT_NETC}
-    return Operation(Kind.NODE_ROUTE, f"{subnet} via {via}",
+    return Operation(Kind.ROUTE_NODE, f"{subnet} via {via}",
                      f"route to {peer.name}'s pods {subnet} via {via} ({how})", params,
                      Phase.PEERS, scope=Scope.NODE, span=peer.span)
 
@@ -158,10 +158,10 @@ def _prune(cluster: Cluster, planned: Sequence[Operation]) -> Operation:
 
     device = cluster.routing.device if cluster.routing.tunnels else None
     return Operation(
-        Kind.PRUNE, f"cluster {cluster.name}",
+        Kind.NODE_PRUNE, f"cluster {cluster.name}",
         f"remove netc's routes, entries and devices of cluster {cluster.name} the plan does "
         "not have", {"cluster": cluster.name, "pod_cidrs": [str(c) for c in cluster.pod_cidrs],
-                      "protocol": RTPROT_NETC, "routes": kept(Kind.NODE_ROUTE, "dst"),
+                      "protocol": RTPROT_NETC, "routes": kept(Kind.ROUTE_NODE, "dst"),
                       "device": device, "neighbours": kept(Kind.NEIGHBOUR, "address"),
                       "fdb": kept(Kind.FDB, "lladdr"), "alias": owner_alias(cluster)},
         Phase.PEERS, scope=Scope.NODE, span=cluster.span)

@@ -45,33 +45,36 @@ class Word(str, Enum):  # noqa: UP042 - StrEnum is 3.11, the plugin runs on 3.10
 
 
 class Kind(Word):
-    """What an operation acts on; the runtime has one handler per kind."""
+    """What an operation acts on; the runtime has one handler per kind.
 
-    RECORD = "state.record"
-    MODULE = "kernel.module"
+    A kind's name is its wire value, spelt as a Python name.
+    """
+
+    STATE_RECORD = "state.record"
+    KERNEL_MODULE = "kernel.module"
     SYSCTL = "sysctl"
-    BRIDGE = "link.bridge"
-    VETH = "link.veth"
-    MASTER = "link.master"
-    HAIRPIN = "link.hairpin"
-    UP = "link.up"
-    IFB = "link.ifb"
+    LINK_BRIDGE = "link.bridge"
+    LINK_VETH = "link.veth"
+    LINK_MASTER = "link.master"
+    LINK_HAIRPIN = "link.hairpin"
+    LINK_UP = "link.up"
+    LINK_IFB = "link.ifb"
     ADDRESS = "address"
     ROUTE = "route"
-    FORGET_NEIGHBOUR = "neighbour.forget"
-    RESERVATION = "ipam.address"
-    NODE_NAT = "iptables.node"
-    VXLAN = "link.vxlan"
-    NODE_ROUTE = "route.node"
+    NEIGHBOUR_FORGET = "neighbour.forget"
+    IPAM_ADDRESS = "ipam.address"
+    IPTABLES_NODE = "iptables.node"
+    LINK_VXLAN = "link.vxlan"
+    ROUTE_NODE = "route.node"
     NEIGHBOUR = "neighbour"
     FDB = "fdb"
-    PRUNE = "node.prune"
-    POD_NAT = "iptables.attachment"
+    NODE_PRUNE = "node.prune"
+    IPTABLES_ATTACHMENT = "iptables.attachment"
     HOSTPORT_CLAIM = "hostport.claim"
     CONNTRACK_FLUSH = "conntrack.flush"
-    TBF = "tc.tbf"
-    INGRESS = "tc.ingress"
-    REDIRECT = "tc.redirect"
+    TC_TBF = "tc.tbf"
+    TC_INGRESS = "tc.ingress"
+    TC_REDIRECT = "tc.redirect"
 
 
 class Phase(Word):

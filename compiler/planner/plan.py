@@ -22,9 +22,9 @@ from compiler.planner.context import PodContext
 from compiler.planner.ops import Action, Attachment, Kind, Operation, Plan
 
 COMMANDS = ("ADD", "DEL", "CHECK")
-ONE_SHOT = (Kind.CONNTRACK_FLUSH, Kind.FORGET_NEIGHBOUR)
+ONE_SHOT = (Kind.CONNTRACK_FLUSH, Kind.NEIGHBOUR_FORGET)
 """Operations that leave nothing to verify: CHECK skips them."""
-DEL_FIRST = (Kind.POD_NAT, Kind.CONNTRACK_FLUSH, Kind.HOSTPORT_CLAIM)
+DEL_FIRST = (Kind.IPTABLES_ATTACHMENT, Kind.CONNTRACK_FLUSH, Kind.HOSTPORT_CLAIM)
 """What a DEL removes before everything else, in this order."""
 
 

@@ -96,9 +96,9 @@ def _rules(op: Operation) -> list[str]:
     They come from the function the runtime writes them with: a reviewer
     sees exactly the NAT a pod gets.
     """
-    if op.kind == Kind.NODE_NAT and op.action == Action.ENSURE:
+    if op.kind == Kind.IPTABLES_NODE and op.action == Action.ENSURE:
         return iptables.node_setup(op.params, iptables.FRESH)
-    if op.kind != Kind.POD_NAT:
+    if op.kind != Kind.IPTABLES_ATTACHMENT:
         return []
     if op.action == Action.REMOVE:
         return iptables.attachment_teardown(op.params)

@@ -69,4 +69,4 @@ class AddressReservation:
         return missing("no reservation for this attachment")
 
 
-HANDLERS = {Kind.RESERVATION: AddressReservation()}
+HANDLERS = {Kind.IPAM_ADDRESS: AddressReservation()}

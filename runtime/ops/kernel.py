@@ -66,4 +66,4 @@ class ModuleHandler(KeptByDel):
         return IN_PLACE_NOW if os.path.exists(sysctl_file(op.params["probe"])) else missing()
 
 
-HANDLERS = {Kind.SYSCTL: SysctlHandler(), Kind.MODULE: ModuleHandler()}
+HANDLERS = {Kind.SYSCTL: SysctlHandler(), Kind.KERNEL_MODULE: ModuleHandler()}

@@ -348,13 +348,13 @@ class NeighbourForget:
 
 
 HANDLERS = {
-    Kind.BRIDGE: BridgeHandler(),
-    Kind.VETH: VethHandler(),
-    Kind.MASTER: MasterHandler(),
-    Kind.HAIRPIN: HairpinHandler(),
-    Kind.UP: UpHandler(),
-    Kind.IFB: IfbHandler(),
+    Kind.LINK_BRIDGE: BridgeHandler(),
+    Kind.LINK_VETH: VethHandler(),
+    Kind.LINK_MASTER: MasterHandler(),
+    Kind.LINK_HAIRPIN: HairpinHandler(),
+    Kind.LINK_UP: UpHandler(),
+    Kind.LINK_IFB: IfbHandler(),
     Kind.ADDRESS: AddressHandler(),
     Kind.ROUTE: RouteHandler(),
-    Kind.FORGET_NEIGHBOUR: NeighbourForget(),
+    Kind.NEIGHBOUR_FORGET: NeighbourForget(),
 }

@@ -143,7 +143,7 @@ class AttachmentNat:
         Under the network's lock, as the node phase would: the lines are
         those of what the node lacks once no other call can change it.
         """
-        network = next(o for o in run.plan.operations if o.kind == Kind.NODE_NAT
+        network = next(o for o in run.plan.operations if o.kind == Kind.IPTABLES_NODE
                        and o.params["family"] == op.params["family"]
                        and o.params["table"] == op.params["table"])
         with run.sharing():
@@ -176,4 +176,4 @@ class AttachmentNat:
         return differs(problems[0]) if problems else IN_PLACE_NOW
 
 
-HANDLERS = {Kind.NODE_NAT: NODE_NAT, Kind.POD_NAT: AttachmentNat()}
+HANDLERS = {Kind.IPTABLES_NODE: NODE_NAT, Kind.IPTABLES_ATTACHMENT: AttachmentNat()}

@@ -546,9 +546,9 @@ class PruneHandler(KeptByDel):
 
 
 HANDLERS = {
-    Kind.VXLAN: VxlanHandler(),
-    Kind.NODE_ROUTE: NodeRouteHandler(),
+    Kind.LINK_VXLAN: VxlanHandler(),
+    Kind.ROUTE_NODE: NodeRouteHandler(),
     Kind.NEIGHBOUR: NeighbourHandler(),
     Kind.FDB: FdbHandler(),
-    Kind.PRUNE: PruneHandler(),
+    Kind.NODE_PRUNE: PruneHandler(),
 }

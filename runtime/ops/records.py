@@ -22,4 +22,4 @@ class RecordHandler:
         return IN_PLACE_NOW if os.path.exists(op.params["path"]) else missing()
 
 
-HANDLERS = {Kind.RECORD: RecordHandler()}
+HANDLERS = {Kind.STATE_RECORD: RecordHandler()}

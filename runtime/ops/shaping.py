@@ -91,5 +91,5 @@ class RedirectHandler(KeptByDel):
                        f"{target.index}")
 
 
-HANDLERS = {Kind.TBF: TbfHandler(), Kind.INGRESS: IngressHandler(),
-            Kind.REDIRECT: RedirectHandler()}
+HANDLERS = {Kind.TC_TBF: TbfHandler(), Kind.TC_INGRESS: IngressHandler(),
+            Kind.TC_REDIRECT: RedirectHandler()}

@@ -73,7 +73,7 @@ def tables(monkeypatch):
 def _node_nat():
     (network,) = compile_sources([SourceFile("nat.netdsl", SOURCE)]).networks
     (op,) = [o for o in plan(network, PodContext("c1"), "ADD").operations
-             if o.kind == Kind.NODE_NAT and o.params["table"] == "nat"]
+             if o.kind == Kind.IPTABLES_NODE and o.params["table"] == "nat"]
     return op
 
 

@@ -128,8 +128,8 @@ def test_a_prune_removes_unplanned_permanent_entries_and_links_with_the_alias_bu
 
 
 def test_apply_prints_each_removal_of_a_prune_and_one_line_for_any_other_change():
-    prune = Operation(Kind.PRUNE, "cluster prod", "remove ...", {}, Phase.PEERS)
-    route = Operation(Kind.NODE_ROUTE, "10.244.2.0/24 via x", "route to node-b's pods",
+    prune = Operation(Kind.NODE_PRUNE, "cluster prod", "remove ...", {}, Phase.PEERS)
+    route = Operation(Kind.ROUTE_NODE, "10.244.2.0/24 via x", "route to node-b's pods",
                       {}, Phase.PEERS)
     assert Change(prune, ("route a", "fdb b")).lines() == ["- route a", "- fdb b"]
     assert Change(route).lines() == ["+ route to node-b's pods"]

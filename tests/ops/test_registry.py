@@ -12,3 +12,7 @@ def test_every_handler_can_ensure_remove_and_observe():
     for kind, handler in HANDLERS.items():
         for method in ("ensure", "remove", "observe"):
             assert callable(getattr(handler, method, None)), (kind, method)
+
+
+def test_a_kinds_name_is_its_wire_value():
+    assert [kind.name for kind in Kind] == [kind.value.upper().replace(".", "_") for kind in Kind]

@@ -59,7 +59,7 @@ def test_a_present_setting_is_written_either_way(optional):
 
 
 def _module(name: str, probe: str) -> Operation:
-    return Operation(Kind.MODULE, name, "", {"name": name, "probe": probe}, Phase.NODE)
+    return Operation(Kind.KERNEL_MODULE, name, "", {"name": name, "probe": probe}, Phase.NODE)
 
 
 def test_a_module_that_cannot_be_loaded_is_named_with_the_ways_to_load_it():

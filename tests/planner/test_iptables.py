@@ -39,7 +39,7 @@ PAYLOADS = [
 def test_the_restore_text_of_a_pod_s_chain():
     mapping = PortMapping(8080, 80)
     (dnat,) = [op for op in plan(NETWORK, PodContext("c1", port_mappings=(mapping,)), "ADD")
-               .operations if op.kind == Kind.POD_NAT and op.params["family"] == 4]
+               .operations if op.kind == Kind.IPTABLES_ATTACHMENT and op.params["family"] == 4]
     lines = iptables.attachment_setup(dnat.params, iptables.FRESH, repeated=False)
     assert lines[0] == f":{dnat.params['chain']} - [0:0]"
     assert lines[1] == (f"-A {dnat.params['chain']} -p tcp -m tcp --dport 8080 -m comment "
@@ -59,7 +59,7 @@ def test_a_repeated_add_asks_the_node_before_adding_the_jump_again():
 
     (dnat,) = [op for op in plan(NETWORK, PodContext("c1", port_mappings=(PortMapping(1, 2),)),
                                  "ADD").operations
-               if op.kind == Kind.POD_NAT and op.params["family"] == 4]
+               if op.kind == Kind.IPTABLES_ATTACHMENT and op.params["family"] == 4]
     assert len(iptables.attachment_setup(dnat.params, Present(), repeated=True)) == 2
     assert len(iptables.attachment_setup(dnat.params, Present(), repeated=False)) == 3
     assert iptables.attachment_teardown(dnat.params, Present())[1].startswith("-D ")
@@ -118,7 +118,7 @@ def test_a_networks_teardown_unjumps_then_flushes_then_deletes_what_is_there():
             return chain != "OUTPUT"  # one jump an admin already took away
 
     (nat,) = [op for op in node_operations(NETWORK)
-              if op.kind == Kind.NODE_NAT and op.params == {**op.params, "family": 4,
+              if op.kind == Kind.IPTABLES_NODE and op.params == {**op.params, "family": 4,
                                                              "table": "nat"}]
     assert iptables.node_teardown(nat.params, iptables.FRESH) == []
     lines = iptables.node_teardown(nat.params, Present())

@@ -49,7 +49,7 @@ def test_del_reverts_the_owned_operations_of_add_in_reverse_host_port_nat_first(
     assert all(op.action == Action.REMOVE and op.scope != Scope.NODE for op in deleting)
     removable = [(op.kind, op.target) for op in reversed(adding)
                  if op.scope != Scope.NODE and op.undone_by is None]
-    first = [entry for kind in (Kind.POD_NAT, Kind.CONNTRACK_FLUSH, Kind.HOSTPORT_CLAIM)
+    first = [entry for kind in (Kind.IPTABLES_ATTACHMENT, Kind.CONNTRACK_FLUSH, Kind.HOSTPORT_CLAIM)
              for entry in removable if entry[0] == kind]
     assert [(op.kind, op.target) for op in deleting] == \
         first + [entry for entry in removable if entry not in first]
