@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from compiler.datatypes import frozen
 from compiler.ir import Network
-from compiler.planner.ops import Kind, Observation, Operation, Plan
+from compiler.planner.ops import Kind, Observation, Operation, Params, Plan
 from runtime import executor
 from runtime.files import locked
 from runtime.host import Host
@@ -35,7 +35,7 @@ from runtime.netns import Netns
 class Change:
     """An operation that had to change something, and what it said it did (a prune's removals)."""
 
-    op: Operation
+    op: Operation[Params]
     notes: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
@@ -75,7 +75,7 @@ def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None =
             # keep current (measured: the check adds 2-3 ms to an unchanged apply of 1000 peers).
             executor.refuse_blocked(run)
 
-            def change(op: Operation) -> Change:
+            def change(op: Operation[Params]) -> Change:
                 return Change(op, tuple(run.notes_of(op)))
 
             tell = None if changed_now is None else (lambda op: changed_now(change(op)))

@@ -42,13 +42,14 @@ from compiler.ir import Cluster, Network
 from compiler.planner import iptables as rules
 from compiler.planner.names import owner_of
 from compiler.planner.node import node_plan
-from compiler.planner.ops import Kind, Operation, Plan, State
+from compiler.planner.ops import Kind, Operation, Plan, State, has_params
+from compiler.planner.params import IptablesNodeParams, NodePruneParams
 from runtime import detach, executor, outdir, shim
 from runtime.files import TEMPORARY_PREFIX, locked, read_text, remove
 from runtime.host import Host
 from runtime.iptables import LIVE, restore
 from runtime.membership import STATUS_FILE
-from runtime.ops.peers import PruneHandler
+from runtime.ops.peers import NodePruneHandler
 
 PLUGIN = "netc-cni"
 MARKS = (shim.MARK, b"# netc-cni: netc's CNI plugin.",
@@ -104,11 +105,11 @@ def steps(host: Host, networks: Sequence[Network], cluster: Cluster | None, node
     found += _conflists(node.cni_conf_dir)
     found += _plugin(node.cni_bin_dir)
     found += _socket(node.socket)
-    found += [step for op in plan.operations if op.kind == Kind.IPTABLES_NODE
+    found += [step for op in plan.operations if has_params(op, IptablesNodeParams)
               for step in _chains(op)]
     found += [step for op in plan.operations if op.kind == Kind.LINK_BRIDGE
               for step in _bridge(host, op.target)]
-    found += [step for op in plan.operations if op.kind == Kind.NODE_PRUNE
+    found += [step for op in plan.operations if has_params(op, NodePruneParams)
               for step in _owned_by_cluster(host, plan, op)]
     found += [step for network in networks for step in _network_files(network)]
     found += _memory(node.memory_dir, cluster)
@@ -213,13 +214,13 @@ def _socket(path: str) -> list[Step]:
     return found
 
 
-def _chains(op: Operation) -> list[Step]:
+def _chains(op: Operation[IptablesNodeParams]) -> list[Step]:
     """A network's chains of one table and family, and the rules jumping to them."""
-    family, table = op.params["family"], op.params["table"]
+    family, table = op.params.family, op.params.table
     lines = rules.node_teardown(op.params, LIVE)
     if not lines:
         return []
-    names = [c["name"] for c in op.params["chains"]] + list(op.params["dispatch"])
+    names = op.params.chain_names
     return [Step(f"IPv{family} {table} chains {', '.join(names)} and their jumps",
                  lambda: restore(family, table, lines))]
 
@@ -231,17 +232,18 @@ def _bridge(host: Host, name: str) -> list[Step]:
     return [Step(f"bridge {name}", lambda: host.node.delete(name))]
 
 
-def _owned_by_cluster(host: Host, plan: Plan, prune: Operation) -> list[Step]:
+def _owned_by_cluster(host: Host, plan: Plan, prune: Operation[NodePruneParams]
+                      ) -> list[Step]:
     """The cluster's routes and devices of netc's: the prune of a plan that keeps nothing."""
-    nothing = replace(prune, params={**prune.params, "routes": [], "neighbours": [], "fdb": [],
-                                     "device": None})
+    nothing = replace(prune, params=replace(prune.params, routes=(), neighbours=(), fdb=(),
+                                            device=None))
     run = executor.Run(host, replace(plan, operations=(nothing,)))
-    handler = PruneHandler()
+    handler = NodePruneHandler()
     seen = handler.observe(nothing, run)
     if seen.state == State.IN_PLACE:
         return []
     return [Step(f"netc's {(seen.detail or '').removeprefix('would remove ')} of cluster "
-                 f"{prune.params['cluster']}", lambda: handler.ensure(nothing, run))]
+                 f"{prune.params.cluster}", lambda: handler.ensure(nothing, run))]
 
 
 def _network_files(network: Network) -> list[Step]:

@@ -9,7 +9,8 @@ import pytest
 
 from compiler.pipeline import compile_sources
 from compiler.planner.context import PodContext, bandwidth_from_option, mapping_from_option
-from compiler.planner.ops import Kind
+from compiler.planner.ops import Kind, has_params
+from compiler.planner.params import HostportClaimParams
 from compiler.planner.plan import plan
 from compiler.source import SourceFile
 from runtime import executor
@@ -123,11 +124,11 @@ def test_a_del_releases_host_port_claims_only_after_its_nat_and_flush_have_finis
     source = SOURCE.replace("network pods {", f'network pods {{\n    state-dir "{tmp_path}"')
     (network,) = compile_sources([SourceFile("x.netdsl", source)]).networks
     pod = PodContext("c1", port_mappings=(mapping_from_option("8053:53/udp"),), bandwidth=None)
-    claims = hostports.HANDLERS[Kind.HOSTPORT_CLAIM]
+    claims = hostports.HostportClaimHandler()
     (claim,) = [op for op in plan(network, pod, "ADD").operations
-                if op.kind == Kind.HOSTPORT_CLAIM]
+                if has_params(op, HostportClaimParams)]
     claims.ensure(claim, None)
-    claimed = [tmp_path / "hostports" / name for name in claim.params["claims"]]
+    claimed = [tmp_path / "hostports" / name for name in claim.params.claims]
     assert all(path.exists() for path in claimed)
     log, seen = [], []
     logged = Logged(log, {})
