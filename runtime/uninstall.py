@@ -40,7 +40,8 @@ from compiler.datatypes import frozen, replace
 from compiler.errors import NetcError
 from compiler.ir import Cluster, Network
 from compiler.planner import iptables as rules
-from compiler.planner.names import owner_of
+from compiler.planner.attach import FORWARDING
+from compiler.planner.names import hostport_claims_path, owner_of
 from compiler.planner.node import node_plan
 from compiler.planner.ops import Kind, Operation, Plan, State, has_params
 from compiler.planner.params import IptablesNodeParams, NodePruneParams
@@ -59,7 +60,7 @@ and the launcher's first comment."""
 IPAM_FILE = re.compile(r"last_reserved_ip\.\d+|lock|\.netc-boot")
 STATE_FILE = re.compile(r"[0-9a-f]+\.json|lock|nat-ipv[46]\.[0-9a-f]+")
 """A network's state directory: records, its lock, and the NAT markers older netcs wrote."""
-STAYS = ("net.ipv4.ip_forward, net.ipv6.conf.all.forwarding and "
+STAYS = (f"{FORWARDING[4]}, {FORWARDING[6]} and "
          "net.bridge.bridge-nf-call-ip(6)tables stay as they are: netc does not know what they "
          "were before it set them, and Kubernetes needs them; so does the br_netfilter module")
 
@@ -251,7 +252,7 @@ def _network_files(network: Network) -> list[Step]:
     state = os.path.join(network.state_dir, network.name)
     found = _files(state, lambda name: bool(STATE_FILE.fullmatch(name)),
                    f"state of network {network.name}")
-    claims = os.path.join(network.state_dir, "hostports")
+    claims = hostport_claims_path(network.state_dir)
 
     def claimed(name: str) -> bool:
         return (owner_of(read_text(os.path.join(claims, name)) or "") or ("",))[0] == network.name

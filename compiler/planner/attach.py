@@ -25,12 +25,18 @@ from typing import TypeVar
 from compiler.ir import Bridge, Cluster, HostPort, Ipam, Network, family_key
 from compiler.planner.context import PodContext, PortMapping
 from compiler.planner.iptables import Rule, comment, rule
-from compiler.planner.names import AttachmentNames, NetworkNames, record_path
+from compiler.planner.names import (
+    AttachmentNames,
+    NetworkNames,
+    hostport_claims_path,
+    record_path,
+)
 from compiler.planner.ops import Operation, Params, Phase, Scope, Where
 from compiler.planner.params import (
     AddressParams,
     AddressRange,
     ConntrackFlushParams,
+    HostportClaim,
     HostportClaimParams,
     IpamAddressParams,
     IptablesAttachmentParams,
@@ -334,11 +340,12 @@ def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | 
     policy = network.hostport
     if policy is None or mappings == ():
         return []
-    claims = None if mappings is None else tuple(_claim(m) for m in mappings)
-    shown = "the attachment's host ports" if claims is None else ", ".join(claims)
+    claims = None if mappings is None else tuple(HostportClaim.of(m) for m in mappings)
+    shown = "the attachment's host ports" if claims is None else ", ".join(map(str, claims))
     ops: list[Operation[Params]] = [
         Operation(shown, f"claim {shown} on the node",
-                  HostportClaimParams(f"{network.state_dir}/hostports", claims, names.comment),
+                  HostportClaimParams(hostport_claims_path(network.state_dir), claims,
+                                      names.comment),
                   Phase.HOSTPORT, span=policy.span)]
     hostports = NetworkNames(network.name).hostport_chain
     owner = comment(names.comment)
@@ -371,11 +378,6 @@ def _conntrack_flushes(mappings: tuple[PortMapping, ...], families: tuple[int, .
                 f"(IPv{family})", ConntrackFlushParams(family, "udp", tuple(udp)),
                 Phase.HOSTPORT, span=span))
     return ops
-
-
-def _claim(mapping: PortMapping) -> str:
-    where = f"@{mapping.host_ip}" if mapping.host_ip else ""
-    return f"{mapping.protocol}:{mapping.host_port}{where}"
 
 
 def _applies(mapping: PortMapping, family: int) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from compiler.datatypes import frozen
+from compiler.planner.context import PortMapping
 from compiler.planner.iptables import Rule
 from compiler.planner.ops import JsonData, Kind, Params, omitted_at_default
 
@@ -234,6 +235,51 @@ class IptablesAttachmentParams(Params):
 
 
 @frozen
+class HostportClaim:
+    """A host port an attachment holds on the node: a protocol's port, on one address or all.
+
+    Its text -- `tcp:8080`, or `tcp:8080@198.18.0.1` for one address -- names
+    its claim file and is its JSON form.  Two claims of a protocol's port
+    conflict unless both name an address, and different ones.
+    """
+
+    protocol: str
+    port: int
+    address: str | None = None
+
+    @classmethod
+    def of(cls, mapping: PortMapping) -> HostportClaim:
+        """What a port mapping claims."""
+        address = str(mapping.host_ip) if mapping.host_ip else None
+        return cls(mapping.protocol, mapping.host_port, address)
+
+    @classmethod
+    def parse(cls, text: str) -> HostportClaim | None:
+        """The claim a file name spells, or None for any other name (the lock, a temporary)."""
+        protocol, colon, rest = text.partition(":")
+        port, at, address = rest.partition("@")
+        if not colon or not protocol.isalpha() or not port.isdigit() or (at and not address):
+            return None
+        return cls(protocol, int(port), address or None)
+
+    def __str__(self) -> str:
+        return f"{self.protocol}:{self.port}" + (f"@{self.address}" if self.address else "")
+
+    def to_json(self) -> str:
+        """The machine form: the claim's text."""
+        return str(self)
+
+    def conflicts(self, other: HostportClaim) -> bool:
+        """Whether the two cannot both be held."""
+        return ((self.protocol, self.port) == (other.protocol, other.port)
+                and (not self.address or not other.address or self.address == other.address))
+
+    def describe(self) -> str:
+        """The claim as a message says it: `8080/tcp on 198.18.0.1`."""
+        return f"{self.port}/{self.protocol}" + (f" on {self.address}" if self.address else "")
+
+
+@frozen
 class HostportClaimParams(Params):
     """The node-wide claims of an attachment's host ports, in directory `dir`.
 
@@ -242,7 +288,7 @@ class HostportClaimParams(Params):
 
     KIND: ClassVar[Kind] = Kind.HOSTPORT_CLAIM
     dir: str
-    claims: tuple[str, ...] | None
+    claims: tuple[HostportClaim, ...] | None
     owner: str
 
 

@@ -19,7 +19,7 @@ import os
 from compiler.errors import Code
 from compiler.ir import family_key
 from compiler.planner.ops import Observation, Operation
-from compiler.planner.params import ConntrackFlushParams, HostportClaimParams
+from compiler.planner.params import ConntrackFlushParams, HostportClaim, HostportClaimParams
 from runtime import programs
 from runtime.files import create_exclusively, locked, read_text, remove, sweep_temporaries
 from runtime.ops.base import (
@@ -47,9 +47,9 @@ class HostportClaimHandler(Handler[HostportClaimParams]):
             for claim in claims:
                 holder = _conflict(directory, claim, owner)
                 if holder is not None:
-                    raise Refused(f"host port {_describe(claim)} is already mapped by "
+                    raise Refused(f"host port {claim.describe()} is already mapped by "
                                   f"{holder}", Code.HOSTPORT_TAKEN)
-            created = [create_exclusively(os.path.join(directory, claim), owner.encode())
+            created = [create_exclusively(os.path.join(directory, str(claim)), owner.encode())
                        for claim in claims]
         return any(created)
 
@@ -67,15 +67,14 @@ class HostportClaimHandler(Handler[HostportClaimParams]):
         if not os.path.isdir(directory):
             return
         with _claims_locked(directory):
-            names = op.params.claims or _claims(directory)
-            for name in names:
-                if read_text(os.path.join(directory, name)) == owner:
-                    remove(os.path.join(directory, name))
+            for claim in op.params.claims or claims_in(directory):
+                if holder_of(directory, claim) == owner:
+                    remove(os.path.join(directory, str(claim)))
 
     def observe(self, op: Operation[HostportClaimParams], run: Run) -> Observation:
         directory, owner = op.params.dir, op.params.owner
         claims = op.params.claims or ()
-        held = [c for c in claims if read_text(os.path.join(directory, c)) == owner]
+        held = [c for c in claims if holder_of(directory, c) == owner]
         if not held and claims:
             return missing()
         if len(held) != len(claims):
@@ -87,27 +86,28 @@ def _claims_locked(directory: str) -> contextlib.AbstractContextManager[float]:
     return locked(os.path.join(directory, "lock"), logged_as="the host-port claims")
 
 
-def _claims(directory: str) -> list[str]:
-    return [n for n in os.listdir(directory) if ":" in n and not n.startswith(".")]
+def claims_in(directory: str) -> list[HostportClaim]:
+    """The claims a directory holds (its files named as claims); none without the directory."""
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    return [claim for name in names if (claim := HostportClaim.parse(name)) is not None]
 
 
-def _conflict(directory: str, claim: str, owner: str) -> str | None:
-    """The owner of a claim that collides with `claim`, if it is not `owner`."""
-    port, _, address = claim.partition("@")
-    for name in _claims(directory):
-        other_port, _, other_address = name.partition("@")
-        if other_port != port or (address and other_address and address != other_address):
-            continue
-        holder = read_text(os.path.join(directory, name))
-        if holder is not None and holder != owner:
-            return holder
+def holder_of(directory: str, claim: HostportClaim) -> str | None:
+    """Who holds a claim (an attachment's comment), or None when it is not held."""
+    return read_text(os.path.join(directory, str(claim)))
+
+
+def _conflict(directory: str, claim: HostportClaim, owner: str) -> str | None:
+    """The holder of a claim that collides with `claim`, if it is not `owner`."""
+    for other in claims_in(directory):
+        if other.conflicts(claim):
+            holder = holder_of(directory, other)
+            if holder is not None and holder != owner:
+                return holder
     return None
-
-
-def _describe(claim: str) -> str:
-    protocol_port, _, address = claim.partition("@")
-    protocol, _, port = protocol_port.partition(":")
-    return f"{port}/{protocol}" + (f" on {address}" if address else "")
 
 
 class ConntrackFlushHandler(Handler[ConntrackFlushParams]):

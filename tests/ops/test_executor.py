@@ -128,7 +128,7 @@ def test_a_del_releases_host_port_claims_only_after_its_nat_and_flush_have_finis
     (claim,) = [op for op in plan(network, pod, "ADD").operations
                 if has_params(op, HostportClaimParams)]
     claims.ensure(claim, None)
-    claimed = [tmp_path / "hostports" / name for name in claim.params.claims]
+    claimed = [tmp_path / "hostports" / str(c) for c in claim.params.claims]
     assert all(path.exists() for path in claimed)
     log, seen = [], []
     logged = Logged(log, {})
