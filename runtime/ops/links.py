@@ -372,7 +372,7 @@ class NeighbourForgetHandler(Handler[NeighbourForgetParams]):
         link = run.host.node.link(op.params.dev)
         if link is None or placeholders(op.params.address):
             return False
-        return run.host.node.forget_neighbour(link, op.params.address)
+        return run.host.node.delete_neighbour(link, op.params.address)
 
     def remove(self, op: Operation[NeighbourForgetParams], run: Run) -> None:
         self.ensure(op, run)

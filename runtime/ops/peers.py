@@ -36,16 +36,16 @@ from compiler.planner.params import (
     NodePruneParams,
     RouteNodeParams,
 )
-from runtime.netlink.routing import (
+from runtime.netlink.rtnl import (
     NUD_PERMANENT,
     RTNH_F_ONLINK,
     FdbEntry,
+    Link,
     Neighbour,
-    Routing,
-    Vxlan,
-    vxlan_settings,
+    Route,
+    Rtnl,
 )
-from runtime.netlink.rtnl import Link, Route
+from runtime.netlink.vxlan import Vxlan, vxlan_data, vxlan_settings
 from runtime.ops.base import (
     IN_PLACE_NOW,
     Blockable,
@@ -70,8 +70,8 @@ class Dumps:
     with everything on it).
     """
 
-    def __init__(self, kernel: Routing) -> None:
-        self.kernel = kernel
+    def __init__(self, rtnl: Rtnl) -> None:
+        self.rtnl = rtnl
         self._routes: dict[int, dict[str, list[Route]]] = {}
         self._neighbours: dict[tuple[int, int], dict[str, Neighbour]] = {}
         self._fdb: dict[int, dict[str, list[FdbEntry]]] = {}
@@ -81,7 +81,7 @@ class Dumps:
         """The main table's routes of a family, by destination."""
         if family not in self._routes:
             by_dst: dict[str, list[Route]] = {}
-            for route in self.kernel.routes(family):
+            for route in self.rtnl.routes(family):
                 by_dst.setdefault(route.dst, []).append(route)
             self._routes[family] = by_dst
         return self._routes[family]
@@ -90,14 +90,14 @@ class Dumps:
         """A link's neighbour entries of a family, by address."""
         key = (link.index, family)
         if key not in self._neighbours:
-            self._neighbours[key] = {n.address: n for n in self.kernel.neighbours(link, family)}
+            self._neighbours[key] = {n.address: n for n in self.rtnl.neighbours(link, family)}
         return self._neighbours[key]
 
     def fdb(self, link: Link) -> dict[str, list[FdbEntry]]:
         """A VXLAN device's forwarding entries, by MAC."""
         if link.index not in self._fdb:
             by_mac: dict[str, list[FdbEntry]] = {}
-            for entry in self.kernel.fdb(link):
+            for entry in self.rtnl.fdb(link):
                 by_mac.setdefault(entry.lladdr, []).append(entry)
             self._fdb[link.index] = by_mac
         return self._fdb[link.index]
@@ -105,7 +105,7 @@ class Dumps:
     def names(self) -> dict[int, str]:
         """Link names by index, for messages."""
         if self._names is None:
-            self._names = {link.index: link.name for link in self.kernel.rtnl.links()}
+            self._names = {link.index: link.name for link in self.rtnl.links()}
         return self._names
 
     def forget(self) -> None:
@@ -120,7 +120,7 @@ def dumps(run: Run) -> Dumps:
     """The run's dumps (made on first use)."""
     found = run.memo.get(Dumps)
     if found is None:
-        found = run.memo[Dumps] = Dumps(Routing(run.host.node))
+        found = run.memo[Dumps] = Dumps(run.host.node)
     return found
 
 
@@ -223,20 +223,20 @@ class LinkVxlanHandler(KeptByDel, Blockable[LinkVxlanParams]):
             if old.alias == params.alias and clash(params, old):
                 run.host.node.delete(old.name)
                 run.note(op, f"replaced {old.name}, which held its VNI and port")
-        Routing(run.host.node).create_vxlan(
-            params.name, Vxlan(params.vni, params.port, params.local), params.mtu, params.mac,
-            params.alias)
+        run.host.node.create(params.name, "vxlan", params.mtu,
+                             vxlan_data(Vxlan(params.vni, params.port, params.local)),
+                             mac=params.mac, alias=params.alias)
         dumps(run).forget()  # a new link; the old one's routes and entries went with it
         return True
 
     def _repair(self, link: Link, params: LinkVxlanParams, run: Run) -> None:
-        kernel = Routing(run.host.node)
+        node = run.host.node
         if link.mtu != params.mtu:
-            run.host.node.set_mtu(link, params.mtu)
+            node.set_mtu(link, params.mtu)
         if link.mac != params.mac:
-            kernel.set_mac(link, params.mac)
+            node.set_mac(link, params.mac)
         if link.alias != params.alias:
-            kernel.set_alias(link, params.alias)
+            node.set_alias(link, params.alias)
 
     def obstacle(self, op: Operation[LinkVxlanParams], run: Run) -> str | None:
         return self._obstacle(op.params, run.host.node.link(op.params.name), run)
@@ -327,7 +327,7 @@ class RouteNodeHandler(KeptByDel, Blockable[RouteNodeParams]):
             raise Refused(_in_the_way(dst, state, run))
         if any(matches(r, via, link) for r in state.ours):
             return False
-        Routing(run.host.node).replace_route(dst, via, link, protocol)
+        run.host.node.replace_route(dst, via, link, protocol)
         if state.ours:
             run.note(op, "replaced " + "; ".join(describe(r, _names(run)) for r in state.ours))
         table[dst] = [Route(dst, via, link.index if link else 0, protocol,
@@ -382,7 +382,7 @@ class NeighbourHandler(KeptByDel, Handler[NeighbourParams]):
         entries = dumps(run).neighbours(link, family(address))
         if self._problem(entries.get(address), lladdr) is None:
             return False
-        Routing(run.host.node).replace_neighbour(link, address, lladdr)
+        run.host.node.replace_neighbour(link, address, lladdr)
         entries[address] = Neighbour(link.index, address, lladdr, NUD_PERMANENT)
         return True
 
@@ -419,10 +419,10 @@ class FdbHandler(KeptByDel, Handler[FdbParams]):
         present = table.get(lladdr, [])
         if self._problem(present, dst) is None:
             return False
-        kernel = Routing(run.host.node)
+        node = run.host.node
         if len(present) > 1:  # a replace changes only the first remote of a MAC
-            kernel.delete_fdb(link, lladdr)
-        kernel.replace_fdb(link, lladdr, dst)
+            node.delete_fdb(link, lladdr)
+        node.replace_fdb(link, lladdr, dst)
         table[lladdr] = [FdbEntry(link.index, lladdr, dst, NUD_PERMANENT)]
         return True
 
@@ -514,18 +514,18 @@ class NodePruneHandler(KeptByDel, Handler[NodePruneParams]):
         if not removals:
             return False
         run.note(op, *removals.lines(_names(run)))
-        kernel = Routing(run.host.node)
+        node = run.host.node
         for link in removals.links:
-            run.host.node.delete(link.name)
+            node.delete(link.name)
         for route in removals.routes:
-            kernel.delete_route(route, op.params.protocol)
+            node.delete_route(route, op.params.protocol)
         device = self._device(op, run)
         for neighbour in removals.neighbours:
             assert device is not None
-            kernel.delete_neighbour(device, neighbour.address)
+            node.delete_neighbour(device, neighbour.address)
         for entry in removals.fdb:
             assert device is not None
-            kernel.delete_fdb(device, entry.lladdr)
+            node.delete_fdb(device, entry.lladdr)
         dumps(run).forget()
         return True
 

@@ -11,20 +11,24 @@ from compiler import datatypes
 from compiler.planner.ops import Operation, Phase
 from compiler.planner.params import LinkVxlanParams, NodePruneParams, RouteNodeParams
 from runtime.apply import Change
-from runtime.netlink.routing import (
+from runtime.netlink.rtnl import (
+    IFF_UP,
+    NUD_PERMANENT,
+    RTNH_F_ONLINK,
+    FdbEntry,
+    Link,
+    Neighbour,
+    Route,
+)
+from runtime.netlink.vxlan import (
     IFLA_VXLAN_COLLECT_METADATA,
     IFLA_VXLAN_GBP,
     IFLA_VXLAN_GROUP6,
     IFLA_VXLAN_PORT,
-    NUD_PERMANENT,
-    RTNH_F_ONLINK,
-    FdbEntry,
-    Neighbour,
     Vxlan,
     vxlan_data,
     vxlan_settings,
 )
-from runtime.netlink.rtnl import IFF_UP, Link, Route
 from runtime.netlink.wire import Attr
 from runtime.ops.peers import (
     RouteState,
