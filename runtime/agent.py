@@ -390,8 +390,8 @@ def write_conflists(conf_dir: str, networks: Sequence[Network]) -> list[str]:
                for n in networks}
     plan = outdir.plan_directory(conf_dir, outputs)
     outdir.carry_out(conf_dir, plan)
-    verbs = {outdir.Action.WRITE: "wrote", outdir.Action.REMOVE: "removed stale",
-             outdir.Action.EDITED: "left edited"}
+    verbs = {outdir.FileAction.WRITE: "wrote", outdir.FileAction.REMOVE: "removed stale",
+             outdir.FileAction.EDITED: "left edited"}
     return [f"{verbs[c.action]} {os.path.join(conf_dir, c.name)}"
             for c in plan.changes if c.action in verbs]
 

@@ -32,7 +32,7 @@ from runtime.netns import Netns
 
 
 @frozen
-class Change:
+class AppliedChange:
     """An operation that had to change something, and what it said it did (a prune's removals)."""
 
     op: Operation[Params]
@@ -56,7 +56,8 @@ class Change:
 
 
 def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None = None,
-               changed_now: Callable[[Change], None] | None = None) -> list[Change]:
+               changed_now: Callable[[AppliedChange], None] | None = None
+               ) -> list[AppliedChange]:
     """Ensure every operation of a node's plan; the changes, in plan order.
 
     First, before any change, what stands in the way of any operation (a
@@ -75,8 +76,8 @@ def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None =
             # keep current (measured: the check adds 2-3 ms to an unchanged apply of 1000 peers).
             executor.refuse_blocked(run)
 
-            def change(op: Operation[Params]) -> Change:
-                return Change(op, tuple(run.notes_of(op)))
+            def change(op: Operation[Params]) -> AppliedChange:
+                return AppliedChange(op, tuple(run.notes_of(op)))
 
             tell = None if changed_now is None else (lambda op: changed_now(change(op)))
             return [change(op) for op in executor.apply(run, tell)]

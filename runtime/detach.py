@@ -19,12 +19,12 @@ from compiler.ir import Network
 from compiler.planner.context import PodContext
 from compiler.planner.names import hostport_claims_path, owner_of, record_path
 from compiler.planner.plan import plan
+from runtime import attachment_records as records
 from runtime import executor
-from runtime import record as records
+from runtime.attachment_records import Record
 from runtime.host import Host
 from runtime.ipam_store import IpamStore
 from runtime.ops.hostports import claims_in, holder_of
-from runtime.record import Record
 
 Alive = Callable[[str, str], bool]
 """Whether the attachment (container ID, ifname) belongs to a living container."""

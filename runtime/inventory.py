@@ -38,8 +38,8 @@ from compiler.planner.names import (
     owner_of,
 )
 from compiler.planner.ops import Plan, State
+from runtime import attachment_records as records
 from runtime import executor
-from runtime import record as records
 from runtime.detach import known_attachments
 from runtime.host import Host
 from runtime.ipam_store import IpamStore

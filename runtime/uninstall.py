@@ -177,13 +177,13 @@ def _conflists(directory: str) -> list[Step]:
     found = []
     for change in plan.changes:
         path = os.path.join(directory, change.name)
-        if change.action == outdir.Action.REMOVE:
+        if change.action == outdir.FileAction.REMOVE:
             found.append(Step(f"conflist {path}", _removing(path)))
         else:
             found.append(Step(f"{path}: netc wrote it, someone edited it since; netc never "
                               "removes an edit"))
     manifest = os.path.join(directory, outdir.MANIFEST)
-    kept = plan.others or any(c.action != outdir.Action.REMOVE for c in plan.changes)
+    kept = plan.others or any(c.action != outdir.FileAction.REMOVE for c in plan.changes)
     if os.path.exists(manifest):
         found.append(Step(f"{manifest}: it still lists the files left") if kept
                      else Step(f"{manifest} (the list of the conflists netc wrote)",

@@ -37,7 +37,7 @@ PLAN_FORMAT = "2.1"
 2.1: the live state `blocked`."""
 
 
-class Word(str, Enum):  # noqa: UP042 - StrEnum is 3.11, the plugin runs on 3.10 hosts
+class Vocabulary(str, Enum):  # noqa: UP042 - StrEnum is 3.11, the plugin runs on 3.10 hosts
     """A word of the plan's vocabulary: equal to, hashed and printed as its text.
 
     (enum.StrEnum does this from Python 3.11; the plugin runs on 3.10 hosts too.)
@@ -50,7 +50,7 @@ class Word(str, Enum):  # noqa: UP042 - StrEnum is 3.11, the plugin runs on 3.10
         return format(str(self.value), spec)
 
 
-class Kind(Word):
+class Kind(Vocabulary):
     """What an operation acts on; the runtime has one handler per kind.
 
     A kind's name is its wire value, spelt as a Python name.
@@ -83,7 +83,7 @@ class Kind(Word):
     TC_REDIRECT = "tc.redirect"
 
 
-class Phase(Word):
+class Phase(Vocabulary):
     """The groups a plan is printed in, in execution order."""
 
     RECORD = "record"
@@ -106,21 +106,21 @@ PHASE_TITLES = {
 }
 
 
-class Scope(Word):
+class Scope(Vocabulary):
     """Who owns an operation's object: the node (kept by DEL) or the attachment."""
 
     NODE = "node"
     ATTACHMENT = "attachment"
 
 
-class Where(Word):
+class Where(Vocabulary):
     """The network namespace an operation acts in."""
 
     NODE = "node"
     SANDBOX = "sandbox"
 
 
-class Action(Word):
+class Action(Vocabulary):
     """What to do with the object."""
 
     ENSURE = "ensure"
@@ -128,7 +128,7 @@ class Action(Word):
     CHECK = "check"
 
 
-class State(Word):
+class State(Vocabulary):
     """Live states of an operation's object.
 
     To create, as planned, not as planned, gone -- or blocked: something netc

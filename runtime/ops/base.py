@@ -16,12 +16,12 @@ from compiler.datatypes import field, mutable
 from compiler.errors import Code, NetcError
 from compiler.planner.context import PodContext
 from compiler.planner.ops import Observation, Operation, Params, Plan, State, Where
+from runtime.attachment_records import Record
 from runtime.host import Host
 from runtime.netlink.rtnl import Link
-from runtime.record import Record
 
 
-class Refused(NetcError):
+class OperationRefused(NetcError):
     """A handler's refusal: the object cannot be brought to the planned state."""
 
     code = Code.OPERATION_FAILED
@@ -174,5 +174,5 @@ def existing_link(run: Run, where: Where, name: str) -> Link:
     """The link `name` in the node or the pod; a missing one is a refusal naming it."""
     link = run.host.link(where, name)
     if link is None:
-        raise Refused(f"link {name} does not exist")
+        raise OperationRefused(f"link {name} does not exist")
     return link

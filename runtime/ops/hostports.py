@@ -26,7 +26,7 @@ from runtime.ops.base import (
     IN_PLACE_NOW,
     NOTHING_TO_KEEP,
     Handler,
-    Refused,
+    OperationRefused,
     Run,
     differs,
     missing,
@@ -47,8 +47,8 @@ class HostportClaimHandler(Handler[HostportClaimParams]):
             for claim in claims:
                 holder = _conflict(directory, claim, owner)
                 if holder is not None:
-                    raise Refused(f"host port {claim.describe()} is already mapped by "
-                                  f"{holder}", Code.HOSTPORT_TAKEN)
+                    raise OperationRefused(f"host port {claim.describe()} is already mapped "
+                                           f"by {holder}", Code.HOSTPORT_TAKEN)
             created = [create_exclusively(os.path.join(directory, str(claim)), owner.encode())
                        for claim in claims]
         return any(created)

@@ -14,7 +14,15 @@ from compiler.planner.ops import Observation, Operation
 from compiler.planner.params import KernelModuleParams, SysctlParams
 from runtime import programs
 from runtime.host import sysctl_file
-from runtime.ops.base import IN_PLACE_NOW, Handler, KeptByDel, Refused, Run, differs, missing
+from runtime.ops.base import (
+    IN_PLACE_NOW,
+    Handler,
+    KeptByDel,
+    OperationRefused,
+    Run,
+    differs,
+    missing,
+)
 
 
 class SysctlHandler(KeptByDel, Handler[SysctlParams]):
@@ -28,7 +36,7 @@ class SysctlHandler(KeptByDel, Handler[SysctlParams]):
         if current is None:
             if op.params.optional:
                 return False
-            raise Refused(f"/proc/sys/{path} does not exist")
+            raise OperationRefused(f"/proc/sys/{path} does not exist")
         if current == value:
             return False
         run.host.write_sysctl(op.where, path, value)
@@ -61,10 +69,11 @@ class KernelModuleHandler(KeptByDel, Handler[KernelModuleParams]):
         try:
             programs.run("modprobe", name)
         except (programs.ProgramFailed, programs.ProgramMissing) as error:
-            raise Refused(f"the kernel module {name} is not loaded, and netc cannot load it "
-                          f"({error}): load it on the node (modprobe {name}, and name it in "
-                          "/etc/modules-load.d/ for the next boots), or let netc's agent load "
-                          "modules (netc build --target kubernetes --load-modules)") from error
+            raise OperationRefused(
+                f"the kernel module {name} is not loaded, and netc cannot load it ({error}): "
+                f"load it on the node (modprobe {name}, and name it in /etc/modules-load.d/ for "
+                "the next boots), or let netc's agent load modules (netc build --target "
+                "kubernetes --load-modules)") from error
         return True
 
     def observe(self, op: Operation[KernelModuleParams], run: Run) -> Observation:

@@ -34,7 +34,7 @@ from runtime.ops.base import (
     Blockable,
     Handler,
     KeptByDel,
-    Refused,
+    OperationRefused,
     Run,
     blocked,
     differs,
@@ -66,7 +66,7 @@ class LinkBridgeHandler(KeptByDel, Blockable[LinkBridgeParams]):
             bridge = existing_link(run, Where.NODE, name)
         obstacle = _not_a_bridge(bridge)
         if obstacle:
-            raise Refused(obstacle)
+            raise OperationRefused(obstacle)
         repaired = []
         if mtu and bridge.mtu != mtu:
             # In a request of its own: an MTU given in the creating request is not
@@ -135,8 +135,9 @@ class LinkVethHandler(Handler[LinkVethParams]):
         if state == "paired":
             return False
         if state == "foreign":
-            raise Refused(f"interface {peer} already exists in the pod's network namespace",
-                          Code.INTERFACE_EXISTS)
+            raise OperationRefused(
+                f"interface {peer} already exists in the pod's network namespace",
+                Code.INTERFACE_EXISTS)
         if state == "stale":
             run.host.node.delete(name)
         run.host.node.create_veth(name, peer, run.host.sandbox.fd, op.params.mtu)
@@ -260,7 +261,7 @@ class LinkIfbHandler(Blockable[LinkIfbParams]):
         link = run.host.node.link(name)
         obstacle = not_of_kind(link, "ifb")
         if obstacle:
-            raise Refused(obstacle)
+            raise OperationRefused(obstacle)
         group = self._group(op, run)
         if link is not None and link.up and link.group == group:
             return False

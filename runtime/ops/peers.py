@@ -51,7 +51,7 @@ from runtime.ops.base import (
     Blockable,
     Handler,
     KeptByDel,
-    Refused,
+    OperationRefused,
     Run,
     blocked,
     differs,
@@ -209,7 +209,7 @@ class LinkVxlanHandler(KeptByDel, Blockable[LinkVxlanParams]):
         link = run.host.node.link(params.name)
         obstacle = self._obstacle(params, link, run)
         if obstacle:
-            raise Refused(obstacle)
+            raise OperationRefused(obstacle)
         if link is not None:
             rebuild, repair = vxlan_differences(params, link)
             if not rebuild:
@@ -324,7 +324,7 @@ class RouteNodeHandler(KeptByDel, Blockable[RouteNodeParams]):
         table = dumps(run).routes(family(dst))
         state = RouteState.of(table.get(dst, ()), protocol)
         if state.theirs:
-            raise Refused(_in_the_way(dst, state, run))
+            raise OperationRefused(_in_the_way(dst, state, run))
         if any(matches(r, via, link) for r in state.ours):
             return False
         run.host.node.replace_route(dst, via, link, protocol)

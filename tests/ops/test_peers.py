@@ -10,7 +10,7 @@ from __future__ import annotations
 from compiler import datatypes
 from compiler.planner.ops import Operation, Phase
 from compiler.planner.params import LinkVxlanParams, NodePruneParams, RouteNodeParams
-from runtime.apply import Change
+from runtime.apply import AppliedChange
 from runtime.netlink.rtnl import (
     IFF_UP,
     NUD_PERMANENT,
@@ -137,9 +137,10 @@ def test_apply_prints_each_removal_of_a_prune_and_one_line_for_any_other_change(
     prune = Operation("cluster prod", "remove ...", PRUNE, Phase.PEERS)
     route = Operation("10.244.2.0/24 via x", "route to node-b's pods",
                       RouteNodeParams("10.244.2.0/24", "x", None, False, 78), Phase.PEERS)
-    assert Change(prune, ("route a", "fdb b")).lines() == ["- route a", "- fdb b"]
-    assert Change(route).lines() == ["+ route to node-b's pods"]
-    assert Change(route, ("replaced x",)).lines() == ["+ route to node-b's pods (replaced x)"]
+    assert AppliedChange(prune, ("route a", "fdb b")).lines() == ["- route a", "- fdb b"]
+    assert AppliedChange(route).lines() == ["+ route to node-b's pods"]
+    assert AppliedChange(route, ("replaced x",)).lines() == [
+        "+ route to node-b's pods (replaced x)"]
 
 
 EXTERNAL = (Attr(IFLA_VXLAN_COLLECT_METADATA, b"\x01"),)

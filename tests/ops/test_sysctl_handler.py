@@ -13,7 +13,7 @@ import pytest
 from compiler.planner.ops import Operation, Phase, State
 from compiler.planner.params import KernelModuleParams, SysctlParams
 from runtime.host import use_proc_sys
-from runtime.ops.base import Refused
+from runtime.ops.base import OperationRefused
 from runtime.ops.kernel import KernelModuleHandler, SysctlHandler
 
 
@@ -44,7 +44,7 @@ def test_an_absent_optional_setting_is_skipped_and_observed_as_in_place():
 
 def test_an_absent_required_setting_refuses_and_is_observed_as_missing():
     run = SimpleNamespace(host=Proc())
-    with pytest.raises(Refused, match="does not exist"):
+    with pytest.raises(OperationRefused, match="does not exist"):
         SysctlHandler().ensure(_op(optional=False), run)
     assert SysctlHandler().observe(_op(optional=False), run).state == State.CREATE
 
@@ -64,7 +64,7 @@ def _module(name: str, probe: str) -> Operation[KernelModuleParams]:
 def test_a_module_that_cannot_be_loaded_is_named_with_the_ways_to_load_it():
     """netc's agent without SYS_MODULE (or modprobe): not ready, saying what to do."""
     op = _module("netc_no_such_module", "/proc/sys/net/netc_no_such_module")
-    with pytest.raises(Refused) as refused:
+    with pytest.raises(OperationRefused) as refused:
         KernelModuleHandler().ensure(op, SimpleNamespace())
     assert "the kernel module netc_no_such_module is not loaded, and netc cannot load it" in \
         str(refused.value)
