@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import TypeVar
 
 from compiler.ir import Bridge, Cluster, HostPort, Ipam, Network, family_key
+from compiler.planner import params
 from compiler.planner.context import PodContext, PortMapping
 from compiler.planner.iptables import Rule, comment, rule
 from compiler.planner.names import (
@@ -32,32 +33,6 @@ from compiler.planner.names import (
     record_path,
 )
 from compiler.planner.ops import Operation, Params, Phase, Scope, Where
-from compiler.planner.params import (
-    AddressParams,
-    AddressRange,
-    ConntrackFlushParams,
-    HostportClaim,
-    HostportClaimParams,
-    IpamAddressParams,
-    IptablesAttachmentParams,
-    IptablesNodeParams,
-    KernelModuleParams,
-    LinkBridgeParams,
-    LinkHairpinParams,
-    LinkIfbParams,
-    LinkMasterParams,
-    LinkUpParams,
-    LinkVethParams,
-    NatChain,
-    NatJump,
-    NeighbourForgetParams,
-    RouteParams,
-    StateRecordParams,
-    SysctlParams,
-    TcIngressParams,
-    TcRedirectParams,
-    TcTbfParams,
-)
 from compiler.planner.policy import (
     Shaping,
     check_mappings,
@@ -102,9 +77,9 @@ def attach_operations(network: Network, pod: PodContext, enforce: bool = True
     ]
 
 
-def _record(network: Network, names: AttachmentNames) -> Operation[StateRecordParams]:
+def _record(network: Network, names: AttachmentNames) -> Operation[params.StateRecordParams]:
     path = record_path(network.state_dir, network.name, names.container_id, names.ifname)
-    return Operation(path, f"record of attachment {names.key}", StateRecordParams(path),
+    return Operation(path, f"record of attachment {names.key}", params.StateRecordParams(path),
                      Phase.RECORD, span=network.span)
 
 
@@ -116,7 +91,7 @@ def node_operations(network: Network) -> list[Operation[Params]]:
     routed = bridge.gateway or network.hostport is not None
     ops: list[Operation[Params]] = [
         _node_op("br_netfilter", "load br_netfilter (bridged traffic meets iptables)",
-                 KernelModuleParams("br_netfilter", "/proc/sys/net/bridge"), bridge),
+                 params.KernelModuleParams("br_netfilter", "/proc/sys/net/bridge"), bridge),
         sysctl_operation("net.bridge.bridge-nf-call-iptables", "1", bridge),
     ]
     if 6 in families:
@@ -128,7 +103,8 @@ def node_operations(network: Network) -> list[Operation[Params]]:
     mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
     promisc = " promisc" if bridge.promiscuous else ""
     ops.append(_node_op(bridge.name, f"bridge {bridge.name}{mtu}{promisc}",
-                        LinkBridgeParams(bridge.name, bridge.mtu, bridge.promiscuous), bridge))
+                        params.LinkBridgeParams(bridge.name, bridge.mtu, bridge.promiscuous),
+                        bridge))
     ops.append(sysctl_operation(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge,
                                 origin_device=bridge.name, optional=6 not in families))
     if 6 in families:
@@ -137,13 +113,13 @@ def node_operations(network: Network) -> list[Operation[Params]]:
         ops.append(sysctl_operation(f"net.ipv6.conf.{bridge.name}.accept_dad", "0", bridge,
                                     origin_device=bridge.name))
     ops.append(_node_op(f"{bridge.name} (node)", f"set {bridge.name} up",
-                        LinkUpParams(bridge.name), bridge))
+                        params.LinkUpParams(bridge.name), bridge))
     if bridge.gateway:
         for subnet in ipam.subnets:
             address = f"{subnet.gateway}/{subnet.cidr.prefixlen}"
             ops.append(Operation(f"{bridge.name} {address}",
                                  f"gateway {address} on {bridge.name}",
-                                 AddressParams(bridge.name, address), Phase.NODE,
+                                 params.AddressParams(bridge.name, address), Phase.NODE,
                                  scope=Scope.NODE, span=subnet.span))
     hostport = network.hostport
     if hostport is not None and hostport.snat and 4 in families:
@@ -162,7 +138,7 @@ def sysctl_operation(key: str, value: str, origin: Origin | Cluster, *,
                      where: Where = Where.NODE, scope: Scope = Scope.NODE,
                      undone_by: str | None = None, phase: Phase = Phase.NODE,
                      origin_device: str | None = None, optional: bool = False,
-                     why: str | None = None) -> Operation[SysctlParams]:
+                     why: str | None = None) -> Operation[params.SysctlParams]:
     """A sysctl; `origin_device` names an interface in the key, whose dots stay dots.
 
     An `optional` one is skipped where the setting does not exist (IPv6 turned
@@ -174,12 +150,12 @@ def sysctl_operation(key: str, value: str, origin: Origin | Cluster, *,
         path = f"{prefix.replace('.', '/')}/{origin_device}/{setting}"
     summary = f"{key} = {value}" + (" (where the node has it)" if optional else "") + (
         f" ({why})" if why else "")
-    return Operation(key, summary, SysctlParams(path, value, optional), phase, scope=scope,
+    return Operation(key, summary, params.SysctlParams(path, value, optional), phase, scope=scope,
                      where=where, undone_by=undone_by, span=origin.span)
 
 
 def _localnet_guard(network: Network, bridge: Bridge, hostport: HostPort
-                    ) -> Operation[IptablesNodeParams]:
+                    ) -> Operation[params.IptablesNodeParams]:
     """Drop what arrives on the bridge addressed to 127.0.0.0/8, before NAT and conntrack.
 
     `route_localnet=1`, which `127.0.0.1:hostPort` needs (the pod's answers
@@ -193,19 +169,19 @@ def _localnet_guard(network: Network, bridge: Bridge, hostport: HostPort
     """
     names = NetworkNames(network.name)
     chain = names.localnet_chain
+    drop = params.NatChain(chain, (rule("-i", bridge.name, "-d", LOOPBACK, "-j", "DROP"),))
+    first = params.NatJump("PREROUTING", rule(*comment(names.comment), "-j", chain), first=True)
     return Operation(
         f"ipv4 raw of {network.name}",
         f"raw PREROUTING -> {chain}: drop what arrives on {bridge.name} for {LOOPBACK} (no "
         "pod reaches the node's loopback)",
-        IptablesNodeParams(
-            4, "raw", (NatChain(chain, (rule("-i", bridge.name, "-d", LOOPBACK, "-j", "DROP"),)),),
-            (), (NatJump("PREROUTING", rule(*comment(names.comment), "-j", chain), first=True),),
-            state=f"{network.state_dir}/{network.name}"),
+        params.IptablesNodeParams(4, "raw", (drop,), (), (first,),
+                                  state=f"{network.state_dir}/{network.name}"),
         Phase.NODE, scope=Scope.NODE, span=hostport.span)
 
 
 def _node_nat(network: Network, bridge: Bridge, ipam: Ipam, family: int
-              ) -> Operation[IptablesNodeParams] | None:
+              ) -> Operation[params.IptablesNodeParams] | None:
     """The network's NAT for one family, set up as one transaction: chains, rules, jumps.
 
     NETC-PO (masquerade, hostPort SNAT) is declared with its rules; NETC-HP,
@@ -214,16 +190,16 @@ def _node_nat(network: Network, bridge: Bridge, ipam: Ipam, family: int
     names = NetworkNames(network.name)
     owner = comment(names.comment)
     rules = _postrouting_rules(network, bridge, ipam, family)
-    chains: list[NatChain] = []
-    jumps: list[NatJump] = []
+    chains: list[params.NatChain] = []
+    jumps: list[params.NatJump] = []
     dispatch: list[str] = []
     if rules:
-        chains.append(NatChain(names.postrouting_chain, tuple(rules)))
-        jumps.append(NatJump("POSTROUTING", rule(*owner, "-j", names.postrouting_chain)))
+        chains.append(params.NatChain(names.postrouting_chain, tuple(rules)))
+        jumps.append(params.NatJump("POSTROUTING", rule(*owner, "-j", names.postrouting_chain)))
     if network.hostport is not None:
         dispatch.append(names.hostport_chain)
         entry = rule("-m", "addrtype", "--dst-type", "LOCAL", *owner, "-j", names.hostport_chain)
-        jumps += [NatJump("PREROUTING", entry), NatJump("OUTPUT", entry)]
+        jumps += [params.NatJump("PREROUTING", entry), params.NatJump("OUTPUT", entry)]
     if not jumps:
         return None
     shown = ", ".join([*(f"{c.name} ({len(c.rules)} rules)" for c in chains), *dispatch])
@@ -231,7 +207,7 @@ def _node_nat(network: Network, bridge: Bridge, ipam: Ipam, family: int
     return Operation(
         f"{family_key(family)} nat of {network.name}",
         f"NAT of network {network.name} (IPv{family}): {shown}, {len(jumps)} jumps",
-        IptablesNodeParams(family, "nat", tuple(chains), tuple(dispatch), tuple(jumps)),
+        params.IptablesNodeParams(family, "nat", tuple(chains), tuple(dispatch), tuple(jumps)),
         Phase.NODE, scope=Scope.NODE, span=origin.span)
 
 
@@ -255,20 +231,21 @@ def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int
 
 
 def _ipam(ipam: Ipam, network: str, state_dir: str, pod: PodContext
-          ) -> list[Operation[IpamAddressParams]]:
+          ) -> list[Operation[params.IpamAddressParams]]:
     ops = []
     for index, family in enumerate(ipam.families()):
         subnets = ipam.subnets_of(family)
-        ranges = tuple(AddressRange(str(s.cidr), str(s.range_start), str(s.range_end),
-                                    str(s.gateway)) for s in subnets)
+        ranges = tuple(params.AddressRange(str(s.cidr), str(s.range_start), str(s.range_end),
+                                           str(s.gateway)) for s in subnets)
         shown = ", ".join(r.subnet for r in ranges)
         key = family_key(family)
         requested = pod.requested(family)
         what = f"{requested}" if requested else f"an IPv{family} address"
         ops.append(Operation(
             f"{key} from {shown}", f"reserve {what} in {shown} -> {{{key}.cidr}}",
-            IpamAddressParams(family, key, index, ranges, str(requested) if requested else None,
-                              ipam.data_dir, network, state_dir),
+            params.IpamAddressParams(family, key, index, ranges,
+                                     str(requested) if requested else None, ipam.data_dir,
+                                     network, state_dir),
             Phase.IPAM, span=subnets[0].span))
     return ops
 
@@ -279,15 +256,15 @@ def _sandbox(bridge: Bridge, ipam: Ipam, pod: PodContext, names: AttachmentNames
     mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
     ops: list[Operation[Params]] = [
         Operation(host, f"veth pair {host} <-> {eth} in the pod{mtu}",
-                  LinkVethParams(host, eth, pod.netns, bridge.mtu),
+                  params.LinkVethParams(host, eth, pod.netns, bridge.mtu),
                   Phase.SANDBOX, span=bridge.span),
         Operation(f"{host} master {bridge.name}", f"{host} joins bridge {bridge.name}",
-                  LinkMasterParams(host, bridge.name),
+                  params.LinkMasterParams(host, bridge.name),
                   Phase.SANDBOX, undone_by=host, span=bridge.span),
     ]
     if bridge.hairpin:
         ops.append(Operation(f"{host} hairpin", f"hairpin on {host}",
-                             LinkHairpinParams(host, on=True), Phase.SANDBOX, undone_by=host,
+                             params.LinkHairpinParams(host, on=True), Phase.SANDBOX, undone_by=host,
                              span=bridge.span))
     ops += [
         _up(host, Where.NODE, host, bridge),
@@ -300,7 +277,7 @@ def _sandbox(bridge: Bridge, ipam: Ipam, pod: PodContext, names: AttachmentNames
     for family in ipam.families():
         key = family_key(family)
         ops.append(Operation(f"{eth} {{{key}.cidr}}", f"{{{key}.cidr}} on {eth}",
-                             AddressParams(eth, f"{{{key}.cidr}}"), Phase.SANDBOX,
+                             params.AddressParams(eth, f"{{{key}.cidr}}"), Phase.SANDBOX,
                              where=Where.SANDBOX, undone_by=host, span=ipam.span))
     ops.append(_up(eth, Where.SANDBOX, host, bridge))
     for family in ipam.families():
@@ -308,14 +285,14 @@ def _sandbox(bridge: Bridge, ipam: Ipam, pod: PodContext, names: AttachmentNames
     for route in ipam.routes:
         via = str(route.via) if route.via else f"{{{family_key(route.dst.version)}.gateway}}"
         ops.append(Operation(f"{route.dst} via {via}", f"route {route.dst} via {via} dev {eth}",
-                             RouteParams(str(route.dst), via, eth),
+                             params.RouteParams(str(route.dst), via, eth),
                              Phase.SANDBOX, where=Where.SANDBOX, undone_by=host,
                              span=route.span))
     return ops
 
 
 def _forget_neighbour(bridge: Bridge, family: int, ipam: Ipam
-                      ) -> Operation[NeighbourForgetParams]:
+                      ) -> Operation[params.NeighbourForgetParams]:
     """The node forgets the MAC its neighbour table holds for the pod's address.
 
     A reused address would otherwise keep the previous pod's MAC for up to
@@ -325,13 +302,13 @@ def _forget_neighbour(bridge: Bridge, family: int, ipam: Ipam
     key = family_key(family)
     return Operation(f"{bridge.name} {{{key}.ip}}",
                      f"forget the node's neighbour entry for {{{key}.ip}} on {bridge.name}",
-                     NeighbourForgetParams(bridge.name, f"{{{key}.ip}}"), Phase.SANDBOX,
+                     params.NeighbourForgetParams(bridge.name, f"{{{key}.ip}}"), Phase.SANDBOX,
                      span=ipam.span)
 
 
-def _up(dev: str, where: Where, undone_by: str, origin: Origin) -> Operation[LinkUpParams]:
+def _up(dev: str, where: Where, undone_by: str, origin: Origin) -> Operation[params.LinkUpParams]:
     place = "in the pod" if where == Where.SANDBOX else "on the node"
-    return Operation(f"{dev} ({where})", f"set {dev} up {place}", LinkUpParams(dev),
+    return Operation(f"{dev} ({where})", f"set {dev} up {place}", params.LinkUpParams(dev),
                      Phase.SANDBOX, where=where, undone_by=undone_by, span=origin.span)
 
 
@@ -340,12 +317,12 @@ def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | 
     policy = network.hostport
     if policy is None or mappings == ():
         return []
-    claims = None if mappings is None else tuple(HostportClaim.of(m) for m in mappings)
+    claims = None if mappings is None else tuple(params.HostportClaim.of(m) for m in mappings)
     shown = "the attachment's host ports" if claims is None else ", ".join(map(str, claims))
     ops: list[Operation[Params]] = [
         Operation(shown, f"claim {shown} on the node",
-                  HostportClaimParams(hostport_claims_path(network.state_dir), claims,
-                                      names.comment),
+                  params.HostportClaimParams(hostport_claims_path(network.state_dir), claims,
+                                             names.comment),
                   Phase.HOSTPORT, span=policy.span)]
     hostports = NetworkNames(network.name).hostport_chain
     owner = comment(names.comment)
@@ -358,15 +335,15 @@ def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | 
             f"{family_key(family)} nat/{names.dnat_chain}",
             f"DNAT chain nat/{names.dnat_chain} with {count} rules, jumped to from "
             f"{hostports} (IPv{family})",
-            IptablesAttachmentParams(family, "nat", names.dnat_chain, rules, hostports,
-                                     rule(*owner, "-j", names.dnat_chain)),
+            params.IptablesAttachmentParams(family, "nat", names.dnat_chain, rules, hostports,
+                                            rule(*owner, "-j", names.dnat_chain)),
             Phase.HOSTPORT, span=policy.span))
     ops += _conntrack_flushes(mappings or (), ipam.families(), policy.span)
     return ops
 
 
 def _conntrack_flushes(mappings: tuple[PortMapping, ...], families: tuple[int, ...],
-                       span: Span | None) -> list[Operation[ConntrackFlushParams]]:
+                       span: Span | None) -> list[Operation[params.ConntrackFlushParams]]:
     ops = []
     for family in families:
         udp = sorted({m.host_port for m in mappings if m.protocol == "udp"
@@ -375,7 +352,7 @@ def _conntrack_flushes(mappings: tuple[PortMapping, ...], families: tuple[int, .
             ops.append(Operation(
                 f"{family_key(family)} udp {','.join(map(str, udp))}",
                 f"forget UDP conntrack entries to ports {', '.join(map(str, udp))} "
-                f"(IPv{family})", ConntrackFlushParams(family, "udp", tuple(udp)),
+                f"(IPv{family})", params.ConntrackFlushParams(family, "udp", tuple(udp)),
                 Phase.HOSTPORT, span=span))
     return ops
 
@@ -417,24 +394,24 @@ def _shaping(network: Network, shaping: Shaping | None, names: AttachmentNames
         ops += [
             _ifb(ifb, host, network),
             _tbf(ifb, egress, "from the pod", ifb, span),
-            Operation(f"{host} ingress", f"ingress qdisc on {host}", TcIngressParams(host),
+            Operation(f"{host} ingress", f"ingress qdisc on {host}", params.TcIngressParams(host),
                       Phase.SHAPING, undone_by=host, span=span),
             Operation(f"{host} -> {ifb}", f"redirect {host} ingress to {ifb}",
-                      TcRedirectParams(host, ifb), Phase.SHAPING, undone_by=host, span=span),
+                      params.TcRedirectParams(host, ifb), Phase.SHAPING, undone_by=host, span=span),
         ]
     return ops
 
 
-def _ifb(ifb: str, veth: str, network: Network) -> Operation[LinkIfbParams]:
+def _ifb(ifb: str, veth: str, network: Network) -> Operation[params.LinkIfbParams]:
     """The ifb, which shares the link group of the pod's `veth` (one batch on DEL)."""
-    return Operation(ifb, f"ifb {ifb} up", LinkIfbParams(ifb, veth), Phase.SHAPING,
+    return Operation(ifb, f"ifb {ifb} up", params.LinkIfbParams(ifb, veth), Phase.SHAPING,
                      span=network.bandwidth.span if network.bandwidth else None)
 
 
 def _tbf(dev: str, tbf: Bucket, what: str, parent: str, span: Span | None
-         ) -> Operation[TcTbfParams]:
+         ) -> Operation[params.TcTbfParams]:
     return Operation(
         f"{dev} root tbf", f"tbf on {dev}: {describe_rate(tbf.rate_bits)} {what}, "
         f"burst {tbf.burst_bytes} B, queue {tbf.limit_bytes} B",
-        TcTbfParams(dev, tbf.rate_bytes, tbf.burst_bytes, tbf.limit_bytes),
+        params.TcTbfParams(dev, tbf.rate_bytes, tbf.burst_bytes, tbf.limit_bytes),
         Phase.SHAPING, undone_by=parent, span=span)

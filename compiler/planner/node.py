@@ -24,17 +24,9 @@ from collections.abc import Sequence
 
 from compiler.cluster import vtep_mac
 from compiler.ir import Cluster, IPNetwork, Network, Node
+from compiler.planner import params
 from compiler.planner.attach import FORWARDING, node_operations, sysctl_operation
 from compiler.planner.ops import NodeSubject, Operation, Params, Phase, Plan, Scope, has_params
-from compiler.planner.params import (
-    AddressParams,
-    FdbParams,
-    LinkUpParams,
-    LinkVxlanParams,
-    NeighbourParams,
-    NodePruneParams,
-    RouteNodeParams,
-)
 
 RTPROT_NETC = 78
 """The route protocol number of netc's routes (`ip route show proto 78`)."""
@@ -110,71 +102,72 @@ def _device(cluster: Cluster, me: Node) -> list[Operation[Params]]:
     ops: list[Operation[Params]] = [Operation(
         device, f"VXLAN device {device} (VNI {routing.vni}, UDP {routing.port}, "
         f"from {local.ip}, mtu {mtu})",
-        LinkVxlanParams(device, routing.vni, routing.port, str(local.ip), mtu,
-                        vtep_mac(cluster, me), owner_alias(cluster)),
+        params.LinkVxlanParams(device, routing.vni, routing.port, str(local.ip), mtu,
+                               vtep_mac(cluster, me), owner_alias(cluster)),
         Phase.PEERS, scope=Scope.NODE, span=routing.span),
-        Operation(f"{device} (node)", f"set {device} up", LinkUpParams(device),
+        Operation(f"{device} (node)", f"set {device} up", params.LinkUpParams(device),
                   Phase.PEERS, scope=Scope.NODE, span=routing.span)]
     for subnet in me.subnets:
         address = f"{vtep_address(subnet)}/{subnet.max_prefixlen}"
         ops.append(Operation(f"{device} {address}", f"VTEP address {address} on {device}",
-                             AddressParams(device, address), Phase.PEERS,
+                             params.AddressParams(device, address), Phase.PEERS,
                              scope=Scope.NODE, span=routing.span))
     return ops
 
 
 def _route(peer: Node, subnet: IPNetwork, via: str, dev: str | None, how: str
-           ) -> Operation[RouteNodeParams]:
+           ) -> Operation[params.RouteNodeParams]:
     return Operation(f"{subnet} via {via}",
                      f"route to {peer.name}'s pods {subnet} via {via} ({how})",
-                     RouteNodeParams(str(subnet), via, dev, dev is not None, RTPROT_NETC),
+                     params.RouteNodeParams(str(subnet), via, dev, dev is not None, RTPROT_NETC),
                      Phase.PEERS, scope=Scope.NODE, span=peer.span)
 
 
-def _direct_route(peer: Node, subnet: IPNetwork) -> Operation[RouteNodeParams]:
+def _direct_route(peer: Node, subnet: IPNetwork) -> Operation[params.RouteNodeParams]:
     address = peer.address(subnet.version)
     assert address is not None
     return _route(peer, subnet, str(address.ip), None, "direct")
 
 
 def _tunnel_route(cluster: Cluster, peer: Node, subnet: IPNetwork
-                  ) -> Operation[RouteNodeParams]:
+                  ) -> Operation[params.RouteNodeParams]:
     return _route(peer, subnet, vtep_address(subnet), cluster.routing.device,
                   f"VXLAN on {cluster.routing.device}")
 
 
-def _neighbour(cluster: Cluster, peer: Node, subnet: IPNetwork) -> Operation[NeighbourParams]:
+def _neighbour(cluster: Cluster, peer: Node, subnet: IPNetwork
+               ) -> Operation[params.NeighbourParams]:
     device, mac, address = cluster.routing.device, vtep_mac(cluster, peer), vtep_address(subnet)
     return Operation(f"{device} {address}",
                      f"neighbour {address} is {mac} on {device} ({peer.name}'s VTEP)",
-                     NeighbourParams(device, address, mac), Phase.PEERS,
+                     params.NeighbourParams(device, address, mac), Phase.PEERS,
                      scope=Scope.NODE, span=peer.span)
 
 
-def _fdb(cluster: Cluster, peer: Node) -> Operation[FdbParams]:
+def _fdb(cluster: Cluster, peer: Node) -> Operation[params.FdbParams]:
     device, mac = cluster.routing.device, vtep_mac(cluster, peer)
     underlay = peer.address(cluster.tunnel_family)
     assert underlay is not None
     return Operation(f"{device} {mac}",
                      f"forward frames for {mac} to {underlay.ip} ({peer.name}) on {device}",
-                     FdbParams(device, mac, str(underlay.ip)), Phase.PEERS,
+                     params.FdbParams(device, mac, str(underlay.ip)), Phase.PEERS,
                      scope=Scope.NODE, span=peer.span)
 
 
 def _prune(cluster: Cluster, planned: Sequence[Operation[Params]]
-           ) -> Operation[NodePruneParams]:
+           ) -> Operation[params.NodePruneParams]:
     """What to keep is what the plan has; everything else netc owns for the cluster goes."""
     device = cluster.routing.device if cluster.routing.tunnels else None
     return Operation(
         f"cluster {cluster.name}",
         f"remove netc's routes, entries and devices of cluster {cluster.name} the plan does "
         "not have",
-        NodePruneParams(
+        params.NodePruneParams(
             cluster.name, tuple(str(c) for c in cluster.pod_cidrs), RTPROT_NETC,
-            routes=tuple(op.params.dst for op in planned if has_params(op, RouteNodeParams)),
+            routes=tuple(op.params.dst for op in planned if has_params(op, params.RouteNodeParams)),
             device=device,
             neighbours=tuple(op.params.address for op in planned
-                             if has_params(op, NeighbourParams)),
-            fdb=tuple(op.params.lladdr for op in planned if has_params(op, FdbParams)),
+                             if has_params(op, params.NeighbourParams)),
+            fdb=tuple(op.params.lladdr for op in planned if has_params(op, params.FdbParams)),
             alias=owner_alias(cluster)),
         Phase.PEERS, scope=Scope.NODE, span=cluster.span)

@@ -25,11 +25,11 @@ breaks readers.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from enum import Enum
 from typing import Any, ClassVar, Generic, TypeGuard, TypeVar
 
-from compiler.datatypes import Field, field, fields, frozen, replace
+from compiler.datatypes import Field, dataclass_transform, field, fields, frozen, replace
 from compiler.source import Span
 
 PLAN_FORMAT = "2.1"
@@ -181,7 +181,7 @@ def machine_form(value: Any) -> Any:
 
 
 class Params(JsonData):
-    """The parameters of one kind of operation; each kind has its own type."""
+    """The parameters of one kind of operation; each kind has its own type (`params_of`)."""
 
     __slots__ = ()
     KIND: ClassVar[Kind]
@@ -189,6 +189,17 @@ class Params(JsonData):
 
 P_co = TypeVar("P_co", bound=Params, covariant=True)
 P = TypeVar("P", bound=Params)
+
+
+@dataclass_transform(frozen_default=True, field_specifiers=(field, Field))
+def params_of(kind: Kind) -> Callable[[type[P]], type[P]]:
+    """Make a class the parameters of `kind`: a frozen data type whose `KIND` is `kind`."""
+    def define(cls: type[P]) -> type[P]:
+        defined = frozen(cls)
+        defined.KIND = kind
+        return defined
+
+    return define
 
 
 @frozen

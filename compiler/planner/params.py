@@ -1,9 +1,10 @@
 """The parameters of each kind of operation: what the planner promises the runtime.
 
-One frozen type per `Kind`, named after it (`Kind.LINK_VETH`: `LinkVethParams`),
-its `KIND` saying which.  The planner builds them, the handler of the kind
-reads them (`runtime/ops/`), `netc plan` prints them: the JSON form is the
-fields by name, in order (`JsonData`), so the plan's format is this module.
+One frozen type per `Kind`, named after it and made its kind's parameters by
+`params_of` (`@params_of(Kind.LINK_VETH) class LinkVethParams`), which sets its
+`KIND`.  The planner builds them, the handler of the kind reads them
+(`runtime/ops/`), `netc plan` prints them: the JSON form is the fields by
+name, in order (`JsonData`), so the plan's format is this module.
 
 Values are as the plan has always carried them: addresses and CIDRs as
 text (the runtime compares routes as rtnl spells them, without parsing),
@@ -14,41 +15,36 @@ runtime fills them in (`Operation.resolved`).
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from compiler.datatypes import frozen
 from compiler.planner.context import PortMapping
 from compiler.planner.iptables import Rule
-from compiler.planner.ops import JsonData, Kind, Params, omitted_at_default
+from compiler.planner.ops import JsonData, Kind, Params, omitted_at_default, params_of
 
 # the attachment's record and the node's kernel
 
 
-@frozen
+@params_of(Kind.STATE_RECORD)
 class StateRecordParams(Params):
     """The attachment record's file."""
 
-    KIND: ClassVar[Kind] = Kind.STATE_RECORD
     path: str
 
 
-@frozen
+@params_of(Kind.KERNEL_MODULE)
 class KernelModuleParams(Params):
     """A kernel module, and a /proc/sys path that exists once it is loaded."""
 
-    KIND: ClassVar[Kind] = Kind.KERNEL_MODULE
     name: str
     probe: str
 
 
-@frozen
+@params_of(Kind.SYSCTL)
 class SysctlParams(Params):
     """A /proc/sys setting (`path` under /proc/sys) and its value.
 
     An `optional` one is skipped where the node does not have it (IPv6 off at boot).
     """
 
-    KIND: ClassVar[Kind] = Kind.SYSCTL
     path: str
     value: str
     optional: bool = omitted_at_default(False)
@@ -57,86 +53,77 @@ class SysctlParams(Params):
 # links, addresses, routes
 
 
-@frozen
+@params_of(Kind.LINK_BRIDGE)
 class LinkBridgeParams(Params):
     """A bridge with its MTU (None: the kernel's) and promiscuity."""
 
-    KIND: ClassVar[Kind] = Kind.LINK_BRIDGE
     name: str
     mtu: int | None
     promiscuous: bool
 
 
-@frozen
+@params_of(Kind.LINK_VETH)
 class LinkVethParams(Params):
     """The pod's veth pair: `name` on the node, `peer` in the pod's namespace `netns`."""
 
-    KIND: ClassVar[Kind] = Kind.LINK_VETH
     name: str
     peer: str
     netns: str | None
     mtu: int | None
 
 
-@frozen
+@params_of(Kind.LINK_MASTER)
 class LinkMasterParams(Params):
     """A link enslaved to a bridge."""
 
-    KIND: ClassVar[Kind] = Kind.LINK_MASTER
     dev: str
     master: str
 
 
-@frozen
+@params_of(Kind.LINK_HAIRPIN)
 class LinkHairpinParams(Params):
     """Hairpin mode of a bridge port."""
 
-    KIND: ClassVar[Kind] = Kind.LINK_HAIRPIN
     dev: str
     on: bool
 
 
-@frozen
+@params_of(Kind.LINK_UP)
 class LinkUpParams(Params):
     """A link set up, where the operation says (node or pod)."""
 
-    KIND: ClassVar[Kind] = Kind.LINK_UP
     dev: str
 
 
-@frozen
+@params_of(Kind.LINK_IFB)
 class LinkIfbParams(Params):
     """An ifb device, in the link group of the pod's host `veth`."""
 
-    KIND: ClassVar[Kind] = Kind.LINK_IFB
     name: str
     veth: str
 
 
-@frozen
+@params_of(Kind.ADDRESS)
 class AddressParams(Params):
     """An address (`ip/prefix`) on a link."""
 
-    KIND: ClassVar[Kind] = Kind.ADDRESS
     dev: str
     address: str
 
 
-@frozen
+@params_of(Kind.ROUTE)
 class RouteParams(Params):
     """A route in the pod: to `dst` via a gateway, through `dev`."""
 
-    KIND: ClassVar[Kind] = Kind.ROUTE
     dst: str
     via: str
     dev: str
 
 
-@frozen
+@params_of(Kind.NEIGHBOUR_FORGET)
 class NeighbourForgetParams(Params):
     """The node's neighbour entry of an address on a link, to forget."""
 
-    KIND: ClassVar[Kind] = Kind.NEIGHBOUR_FORGET
     dev: str
     address: str
 
@@ -154,7 +141,7 @@ class AddressRange(JsonData):
     gateway: str
 
 
-@frozen
+@params_of(Kind.IPAM_ADDRESS)
 class IpamAddressParams(Params):
     """One address of a family, reserved host-local style, bound to `{binds.*}`.
 
@@ -162,7 +149,6 @@ class IpamAddressParams(Params):
     `requested` the address the pod asked for, if any.
     """
 
-    KIND: ClassVar[Kind] = Kind.IPAM_ADDRESS
     family: int
     binds: str
     range_set: int
@@ -193,7 +179,7 @@ class NatJump(JsonData):
     first: bool = omitted_at_default(False)
 
 
-@frozen
+@params_of(Kind.IPTABLES_NODE)
 class IptablesNodeParams(Params):
     """A network's chains in one table of one family, and the jumps into them.
 
@@ -201,7 +187,6 @@ class IptablesNodeParams(Params):
     `state` is the network's state directory (the raw table's guard says it).
     """
 
-    KIND: ClassVar[Kind] = Kind.IPTABLES_NODE
     family: int
     table: str
     chains: tuple[NatChain, ...]
@@ -215,14 +200,13 @@ class IptablesNodeParams(Params):
         return [*(c.name for c in self.chains), *self.dispatch]
 
 
-@frozen
+@params_of(Kind.IPTABLES_ATTACHMENT)
 class IptablesAttachmentParams(Params):
     """A pod's chain and the jump to it from the network's `dispatch` chain.
 
     `rules` None: not known (a DEL without record); the chain goes all the same.
     """
 
-    KIND: ClassVar[Kind] = Kind.IPTABLES_ATTACHMENT
     family: int
     table: str
     chain: str
@@ -279,24 +263,22 @@ class HostportClaim:
         return f"{self.port}/{self.protocol}" + (f" on {self.address}" if self.address else "")
 
 
-@frozen
+@params_of(Kind.HOSTPORT_CLAIM)
 class HostportClaimParams(Params):
     """The node-wide claims of an attachment's host ports, in directory `dir`.
 
     `claims` None: not known (a DEL without record): every claim of `owner` goes.
     """
 
-    KIND: ClassVar[Kind] = Kind.HOSTPORT_CLAIM
     dir: str
     claims: tuple[HostportClaim, ...] | None
     owner: str
 
 
-@frozen
+@params_of(Kind.CONNTRACK_FLUSH)
 class ConntrackFlushParams(Params):
     """Conntrack entries of a protocol to some ports, to forget."""
 
-    KIND: ClassVar[Kind] = Kind.CONNTRACK_FLUSH
     family: int
     protocol: str
     ports: tuple[int, ...]
@@ -305,30 +287,27 @@ class ConntrackFlushParams(Params):
 # traffic shaping
 
 
-@frozen
+@params_of(Kind.TC_TBF)
 class TcTbfParams(Params):
     """A root TBF: rate in bytes/s, bucket and queue in bytes."""
 
-    KIND: ClassVar[Kind] = Kind.TC_TBF
     dev: str
     rate: int
     burst: int
     limit: int
 
 
-@frozen
+@params_of(Kind.TC_INGRESS)
 class TcIngressParams(Params):
     """The ingress qdisc of a link."""
 
-    KIND: ClassVar[Kind] = Kind.TC_INGRESS
     dev: str
 
 
-@frozen
+@params_of(Kind.TC_REDIRECT)
 class TcRedirectParams(Params):
     """Everything arriving on `dev` redirected to `to`."""
 
-    KIND: ClassVar[Kind] = Kind.TC_REDIRECT
     dev: str
     to: str
 
@@ -336,11 +315,10 @@ class TcRedirectParams(Params):
 # a node's routes to its peers
 
 
-@frozen
+@params_of(Kind.LINK_VXLAN)
 class LinkVxlanParams(Params):
     """The cluster's VXLAN device: its tunnel, MTU, MAC and the owner's alias."""
 
-    KIND: ClassVar[Kind] = Kind.LINK_VXLAN
     name: str
     vni: int
     port: int
@@ -350,11 +328,10 @@ class LinkVxlanParams(Params):
     alias: str
 
 
-@frozen
+@params_of(Kind.ROUTE_NODE)
 class RouteNodeParams(Params):
     """A route to a peer's pods carrying netc's `protocol`: via a gateway, or onlink via `dev`."""
 
-    KIND: ClassVar[Kind] = Kind.ROUTE_NODE
     dst: str
     via: str
     dev: str | None
@@ -362,27 +339,25 @@ class RouteNodeParams(Params):
     protocol: int
 
 
-@frozen
+@params_of(Kind.NEIGHBOUR)
 class NeighbourParams(Params):
     """A permanent neighbour entry: `address` is at `lladdr` on `dev`."""
 
-    KIND: ClassVar[Kind] = Kind.NEIGHBOUR
     dev: str
     address: str
     lladdr: str
 
 
-@frozen
+@params_of(Kind.FDB)
 class FdbParams(Params):
     """A forwarding entry of a VXLAN device: frames for `lladdr` go to underlay `dst`."""
 
-    KIND: ClassVar[Kind] = Kind.FDB
     dev: str
     lladdr: str
     dst: str
 
 
-@frozen
+@params_of(Kind.NODE_PRUNE)
 class NodePruneParams(Params):
     """What netc owns for a cluster and may keep; the rest within its pod CIDRs goes.
 
@@ -390,7 +365,6 @@ class NodePruneParams(Params):
     `device` (None: no tunnel), links carrying `alias`.
     """
 
-    KIND: ClassVar[Kind] = Kind.NODE_PRUNE
     cluster: str
     pod_cidrs: tuple[str, ...]
     protocol: int
