@@ -40,7 +40,7 @@ from compiler.datatypes import frozen
 from compiler.ir import Cluster, IPNetwork, Network, subnet_within
 from compiler.planner.context import PodContext
 from compiler.planner.node import node_plan
-from compiler.planner.ops import Kind, Operation
+from compiler.planner.ops import Kind, Operation, Params
 from compiler.planner.plan import PlanError, plan
 from compiler.source import Span
 
@@ -204,12 +204,12 @@ def _stranded(before: Mapping[tuple[str, str | None], Held],
     return found
 
 
-def _breaks(op: Operation, stranded: Sequence[Stranded]) -> str | None:
+def _breaks(op: Operation[Params], stranded: Sequence[Stranded]) -> str | None:
     """Why running pods break when `op` of the old revision leaves the plan or changes.
 
     It serves a subnet they keep their addresses in, or acts on the bridge they stay on.
     """
-    words = set(_strings(op.params))
+    words = set(_strings(op.params.to_json()))
     served = [network for word in words if (network := _as_network(word)) is not None]
     for pods in stranded:
         if pods.bridge in words:
@@ -297,7 +297,7 @@ def _network_changes(name: str, old: Network | None, new: Network | None,
     return changes
 
 
-def _pod_ops(network: Network, clusters: Sequence[Cluster]) -> list[Operation]:
+def _pod_ops(network: Network, clusters: Sequence[Cluster]) -> list[Operation[Params]]:
     """The ADD of the example pod; a cluster's network as its first node runs it."""
     cluster = next((c for c in clusters if network.ipam and c.name == network.ipam.cluster),
                    None)
@@ -329,7 +329,7 @@ def _node_changes(node: str, old_networks: Sequence[Network], old_clusters: Sequ
         return [Change(scope, "node", action, node, None, None, effect)]
     return [pods.change(scope) for pods in stranded if pods.node == node] + _operation_changes(
         scope, "node", old_ops, new_ops, effect=f"{AT_ONCE}, with `netc apply --node {node}`",
-        relevant=lambda op: op.kind != Kind.PRUNE, breaks=lambda op: _breaks(op, stranded))
+        relevant=lambda op: op.kind != Kind.NODE_PRUNE, breaks=lambda op: _breaks(op, stranded))
 
 
 def _membership_settings(cluster: Cluster) -> dict[str, str]:
@@ -378,7 +378,7 @@ def _listed(node: str, cluster: Cluster | None) -> str | None:
 
 
 def _node_ops(node: str, networks: Sequence[Network], clusters: Sequence[Cluster]
-              ) -> list[Operation] | None:
+              ) -> list[Operation[Params]] | None:
     cluster = next((c for c in clusters if c.node(node)), None)
     if cluster is None:
         return None
@@ -386,10 +386,10 @@ def _node_ops(node: str, networks: Sequence[Network], clusters: Sequence[Cluster
     return list(node_plan(cluster, node, built).operations)
 
 
-def _operation_changes(scope: str, layer: str, old: Sequence[Operation],
-                       new: Sequence[Operation], *, effect: str,
-                       relevant: Callable[[Operation], bool],
-                       breaks: Callable[[Operation], str | None] = lambda op: None
+def _operation_changes(scope: str, layer: str, old: Sequence[Operation[Params]],
+                       new: Sequence[Operation[Params]], *, effect: str,
+                       relevant: Callable[[Operation[Params]], bool],
+                       breaks: Callable[[Operation[Params]], str | None] = lambda op: None
                        ) -> list[Change]:
     """Operations added, removed or changed.
 
@@ -405,16 +405,11 @@ def _operation_changes(scope: str, layer: str, old: Sequence[Operation],
         changes.append(Change(scope, layer, "removed", before[key].summary, None, None, effect,
                               was=before[key].span, breaks=breaks(before[key])))
     for key in [k for k in after if k in before]:
-        if _comparable(before[key].params) != _comparable(after[key].params):
+        if before[key].params != after[key].params:
             changes.append(Change(scope, layer, "changed", after[key].summary,
                                   before[key].summary, after[key].summary, effect,
                                   after[key].span, before[key].span, breaks(before[key])))
     return changes
-
-
-def _comparable(params: Mapping[str, Any]) -> Any:
-    """Parameters without what only says where state lives in this revision's files."""
-    return {k: v for k, v in params.items() if k != "span"}
 
 
 def _setting_changes(old: Network, new: Network) -> Iterator[tuple[str, str | None, str | None]]:

@@ -26,7 +26,8 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
-    from typing_extensions import dataclass_transform
+    # re-exported (`as`): compiler.planner.ops marks its own decorator with it
+    from typing_extensions import dataclass_transform as dataclass_transform  # noqa: PLC0414
 else:
     def dataclass_transform(**_options: object) -> Callable[[Any], Any]:
         """Only type checkers read it."""

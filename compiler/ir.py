@@ -104,7 +104,7 @@ class Subnet:
 
 
 @frozen
-class Route:
+class PodRoute:
     """A route given to pods; without `via` it goes through the subnet's gateway."""
 
     dst: IPNetwork
@@ -141,7 +141,7 @@ class Ipam:
     """host-local style address management: one address per family for each pod."""
 
     subnets: tuple[Subnet, ...]
-    routes: tuple[Route, ...] = ()
+    routes: tuple[PodRoute, ...] = ()
     dns: Dns | None = None
     data_dir: str = DEFAULT_DATA_DIR
     span: Span | None = None

@@ -15,7 +15,7 @@ from itertools import islice
 from compiler.ast import Statement, Word
 from compiler.collect import Collector, body, every, first, together
 from compiler.diagnostics import Diagnostic
-from compiler.ir import DEFAULT_DATA_DIR, Cluster, Dns, IPAddress, Ipam, IPNetwork, Route, Subnet
+from compiler.ir import DEFAULT_DATA_DIR, Cluster, Dns, IPAddress, Ipam, IPNetwork, PodRoute, Subnet
 from compiler.source import Span
 from compiler.values import address, cidr, fail, one_word, switch, text, words
 
@@ -195,7 +195,7 @@ def _claimable(cluster: Cluster) -> PodSubnets:
             for index, subnets in islice(free, 2)]
 
 
-def lower_route(statement: Statement, families: set[int], pods: PodSubnets) -> Route:
+def lower_route(statement: Statement, families: set[int], pods: PodSubnets) -> PodRoute:
     """`route CIDR [via ADDRESS]`; the family must be one the pods have.
 
     A pod reaches a next hop only on its own subnet (or IPv6 link-local), so
@@ -214,7 +214,7 @@ def lower_route(statement: Statement, families: set[int], pods: PodSubnets) -> R
 
 
 def _route_to(destination: IPNetwork, via: IPAddress | None, values: Sequence[Word],
-              families: set[int], statement: Statement) -> Route:
+              families: set[int], statement: Statement) -> PodRoute:
     if via is not None and via.version != destination.version:
         raise fail("E206", f"next hop {via} is not of the family of {destination}",
                    values[2].span, expected=f"an IPv{destination.version} address")
@@ -223,7 +223,7 @@ def _route_to(destination: IPNetwork, via: IPAddress | None, values: Sequence[Wo
                    "address", values[0].span,
                    expected="a route of a family one of the subnets has",
                    hint=f"add an IPv{destination.version} subnet or remove the route")
-    return Route(destination, via, statement.span)
+    return PodRoute(destination, via, statement.span)
 
 
 def _check_next_hop(via: IPAddress, word: Word, pods: PodSubnets) -> None:

@@ -63,7 +63,7 @@ from compiler.planner.attach import node_operations
 from compiler.planner.node import node_plan
 from compiler.planner.ops import Plan
 from runtime import iptables, membership, outdir, shim
-from runtime.apply import Change, apply_node
+from runtime.apply import AppliedChange, apply_node
 from runtime.artifact import INTERPRETERS, plugin_artifact
 from runtime.events import CHANGES, log, relay, use_format
 from runtime.files import read_text, write_atomically
@@ -279,7 +279,7 @@ class Agent:
                 self._changed("plugin", f"installed {installed}", "installed", path=installed)
         owners = _owners(networks)
 
-        def applied(change: Change) -> None:
+        def applied(change: AppliedChange) -> None:
             network = owners.get((change.op.kind, change.op.target))
             for line in change.lines():
                 self._changed("node", f"applied {line}", "applied",
@@ -557,8 +557,8 @@ def write_conflists(conf_dir: str, networks: Sequence[Network]) -> list[Written]
                for n in networks}
     plan = outdir.plan_directory(conf_dir, outputs)
     outdir.carry_out(conf_dir, plan)
-    verbs = {outdir.Action.WRITE: "wrote", outdir.Action.REMOVE: "removed stale",
-             outdir.Action.EDITED: "left edited"}
+    verbs = {outdir.FileAction.WRITE: "wrote", outdir.FileAction.REMOVE: "removed stale",
+             outdir.FileAction.EDITED: "left edited"}
     return [Written(verbs[c.action], os.path.join(conf_dir, c.name), c.network)
             for c in plan.changes if c.action in verbs]
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from compiler.datatypes import frozen
 from compiler.ir import Network
-from compiler.planner.ops import Kind, Observation, Operation, Plan
+from compiler.planner.ops import Kind, Observation, Operation, Params, Plan
 from runtime import executor
 from runtime.files import locked
 from runtime.host import Host
@@ -32,10 +32,10 @@ from runtime.netns import Netns
 
 
 @frozen
-class Change:
+class AppliedChange:
     """An operation that had to change something, and what it said it did (a prune's removals)."""
 
-    op: Operation
+    op: Operation[Params]
     notes: tuple[str, ...] = ()
 
     def lines(self) -> list[str]:
@@ -44,7 +44,7 @@ class Change:
         One `-` line per object a prune removed, else one `+` line with what
         the operation said it did.
         """
-        if self.op.kind == Kind.PRUNE:
+        if self.op.kind == Kind.NODE_PRUNE:
             return [f"- {note}" for note in self.notes]
         return [f"+ {self.op.summary}" + (f" ({'; '.join(self.notes)})" if self.notes else "")]
 
@@ -56,7 +56,8 @@ class Change:
 
 
 def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None = None,
-               changed_now: Callable[[Change], None] | None = None) -> list[Change]:
+               changed_now: Callable[[AppliedChange], None] | None = None
+               ) -> list[AppliedChange]:
     """Ensure every operation of a node's plan; the changes, in plan order.
 
     First, before any change, what stands in the way of any operation (a
@@ -75,8 +76,8 @@ def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None =
             # keep current (the check's cost: docs/benchmarks.md, a cluster of 1000 nodes).
             executor.refuse_blocked(run)
 
-            def change(op: Operation) -> Change:
-                return Change(op, tuple(run.notes_of(op)))
+            def change(op: Operation[Params]) -> AppliedChange:
+                return AppliedChange(op, tuple(run.notes_of(op)))
 
             tell = None if changed_now is None else (lambda op: changed_now(change(op)))
             return [change(op) for op in executor.apply(run, tell)]

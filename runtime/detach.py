@@ -17,14 +17,14 @@ from compiler.datatypes import frozen
 from compiler.errors import NetcError
 from compiler.ir import Network
 from compiler.planner.context import PodContext
-from compiler.planner.names import owner_of, record_path
+from compiler.planner.names import hostport_claims_path, owner_of, record_path
 from compiler.planner.plan import plan
+from runtime import attachment_records as records
 from runtime import executor
-from runtime import record as records
-from runtime.files import read_text
+from runtime.attachment_records import Record
 from runtime.host import Host
 from runtime.ipam_store import IpamStore
-from runtime.record import Record
+from runtime.ops.hostports import claims_in, holder_of
 
 Alive = Callable[[str, str], bool]
 """Whether the attachment (container ID, ifname) belongs to a living container."""
@@ -67,11 +67,11 @@ def known_attachments(network: Network) -> dict[tuple[str, str], list[str]]:
     if network.ipam is not None:
         for address, owner in IpamStore(network.ipam.data_dir, network.name).holders().items():
             known.setdefault(owner, []).append(f"address {address}")
-    claims = os.path.join(network.state_dir, "hostports")
-    for name in sorted(os.listdir(claims)) if os.path.isdir(claims) else ():
-        claimant = owner_of(read_text(os.path.join(claims, name)) or "")
-        if claimant and claimant[0] == network.name and ":" in name:
-            known.setdefault(claimant[1:], []).append(f"host port {name}")
+    directory = hostport_claims_path(network.state_dir)
+    for claim in claims_in(directory):
+        claimant = owner_of(holder_of(directory, claim) or "")
+        if claimant and claimant[0] == network.name:
+            known.setdefault(claimant[1:], []).append(f"host port {claim}")
     return known
 
 

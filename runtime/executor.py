@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from compiler.errors import Code, NetcError
-from compiler.planner.ops import Action, Observation, Operation, Scope, State
+from compiler.planner.ops import Action, Observation, Operation, Params, Scope, State
 from runtime.host import SandboxGone
 from runtime.ops.base import Blockable, Run, Settles
 from runtime.ops.registry import handler_for
@@ -41,7 +41,8 @@ __all__ = ["Blocked", "OperationFailed", "Run", "apply", "observe", "refuse_bloc
 class OperationFailed(NetcError):
     """An operation the kernel or the system refused, named with its source line."""
 
-    def __init__(self, op: Operation, cause: str, code: Code = Code.OPERATION_FAILED) -> None:
+    def __init__(self, op: Operation[Params], cause: str, code: Code = Code.OPERATION_FAILED
+                 ) -> None:
         where = f" ({op.span})" if op.span else ""
         super().__init__(f"{op.summary}: {cause}{where}", code)
         self.op = op
@@ -50,7 +51,7 @@ class OperationFailed(NetcError):
 class Blocked(NetcError):
     """Operations that something netc does not own stands in the way of: nothing was changed."""
 
-    def __init__(self, blocked: Sequence[tuple[Operation, str]]) -> None:
+    def __init__(self, blocked: Sequence[tuple[Operation[Params], str]]) -> None:
         lines = [f"{op.summary}: {obstacle}" + (f" ({op.span})" if op.span else "")
                  for op, obstacle in blocked]
         count = f"{len(lines)} operation{'s' if len(lines) > 1 else ''}"
@@ -84,8 +85,8 @@ def refuse_blocked(run: Run) -> None:
         raise Blocked(blocked)
 
 
-def apply(run: Run, changed_now: Callable[[Operation], None] | None = None
-          ) -> list[Operation]:
+def apply(run: Run, changed_now: Callable[[Operation[Params]], None] | None = None
+          ) -> list[Operation[Params]]:
     """Ensure every operation of the plan, and return those that changed something.
 
     `changed_now` hears of each such operation as soon as it changed something
@@ -94,8 +95,8 @@ def apply(run: Run, changed_now: Callable[[Operation], None] | None = None
     A pod's node-scoped operations are ensured under the network's lock, and
     only when one of them is not in place (see `_in_place`).
     """
-    applied: list[Operation] = []
-    changed: list[Operation] = []
+    applied: list[Operation[Params]] = []
+    changed: list[Operation[Params]] = []
     for shared, group in itertools.groupby(
             run.plan.operations, lambda op: run.shared_lock is not None and op.scope == Scope.NODE):
         operations = list(group)
@@ -112,8 +113,9 @@ def apply(run: Run, changed_now: Callable[[Operation], None] | None = None
     return changed
 
 
-def _ensure(run: Run, operations: Sequence[Operation], applied: list[Operation],
-            changed: list[Operation], changed_now: Callable[[Operation], None] | None) -> None:
+def _ensure(run: Run, operations: Sequence[Operation[Params]], applied: list[Operation[Params]],
+            changed: list[Operation[Params]],
+            changed_now: Callable[[Operation[Params]], None] | None) -> None:
     """Ensure `operations` in order; each goes to `applied`, those that changed to `changed`."""
     for op in operations:
         current = op.resolved(run.bindings)
@@ -129,7 +131,7 @@ def _ensure(run: Run, operations: Sequence[Operation], applied: list[Operation],
         applied.append(current)
 
 
-def _in_place(op: Operation, run: Run) -> bool:
+def _in_place(op: Operation[Params], run: Run) -> bool:
     """Whether a node-scoped object needs no change, asked without the network's lock.
 
     What every pod of the network shares is set up by the first ADD and then
@@ -148,7 +150,8 @@ def _in_place(op: Operation, run: Run) -> bool:
         return False
 
 
-def _fail(run: Run, applied: Sequence[Operation], op: Operation, error: Exception) -> NoReturn:
+def _fail(run: Run, applied: Sequence[Operation[Params]], op: Operation[Params],
+          error: Exception) -> NoReturn:
     """Undo what this call applied, then raise `op`'s failure.
 
     Programs still running are waited for first, so that the undoing finds
@@ -160,7 +163,7 @@ def _fail(run: Run, applied: Sequence[Operation], op: Operation, error: Exceptio
     raise failure from error
 
 
-def _finished(run: Run) -> list[tuple[Operation, Exception]]:
+def _finished(run: Run) -> list[tuple[Operation[Params], Exception]]:
     """Finish every operation still running beside the call (`Run.later`); the failures."""
     failed = []
     while run.completions:
@@ -172,7 +175,7 @@ def _finished(run: Run) -> list[tuple[Operation, Exception]]:
     return failed
 
 
-def _roll_back(applied: Sequence[Operation], run: Run) -> None:
+def _roll_back(applied: Sequence[Operation[Params]], run: Run) -> None:
     for op in reversed(applied):
         if not op.removed_by_del:
             continue
@@ -223,7 +226,7 @@ def _for_removal(found: Observation) -> Observation:
     return Observation(State.DIFFERENT, "present; DEL removes it")
 
 
-def _translate(op: Operation, error: Exception) -> OperationFailed:
+def _translate(op: Operation[Params], error: Exception) -> OperationFailed:
     """Any failure as an `OperationFailed` naming the operation; a netc error keeps its code.
 
     A file that could not be written (a full or read-only state directory)

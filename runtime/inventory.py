@@ -31,15 +31,20 @@ from typing import Any
 from compiler.datatypes import field, frozen, mutable
 from compiler.ir import Network, family_key
 from compiler.planner.attach import node_operations
-from compiler.planner.names import AttachmentNames, NetworkNames, owner_of
+from compiler.planner.names import (
+    AttachmentNames,
+    NetworkNames,
+    hostport_claims_path,
+    owner_of,
+)
 from compiler.planner.ops import Plan, State
+from runtime import attachment_records as records
 from runtime import executor
-from runtime import record as records
 from runtime.detach import known_attachments
-from runtime.files import read_text
 from runtime.host import Host
 from runtime.ipam_store import IpamStore
 from runtime.iptables import program
+from runtime.ops.hostports import claims_in, holder_of
 from runtime.programs import ProgramFailed, run
 
 OWNED_LINK = re.compile(r"(veth|nifb)[0-9a-f]{11}")
@@ -143,17 +148,13 @@ def _attachment(record: records.Record, path: str) -> Attachment:
 
 
 def _claims(network: Network) -> dict[str, str]:
-    directory = os.path.join(network.state_dir, "hostports")
-    prefix = f"netc {network.name} "
-    try:
-        names = [n for n in os.listdir(directory) if ":" in n and not n.startswith(".")]
-    except FileNotFoundError:
-        return {}
+    """The network's host-port claims on the node, each with its holder."""
+    directory = hostport_claims_path(network.state_dir)
     found = {}
-    for name in sorted(names):
-        owner = read_text(os.path.join(directory, name)) or ""
-        if owner.startswith(prefix):
-            found[name] = owner
+    for claim in claims_in(directory):
+        holder = holder_of(directory, claim) or ""
+        if (owner_of(holder) or ("",))[0] == network.name:
+            found[str(claim)] = holder
     return found
 
 

@@ -26,12 +26,13 @@ import contextlib
 import ipaddress
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from compiler.datatypes import frozen
 from compiler.digests import sha256
 from compiler.errors import Code, NetcError
 from compiler.ir import IPAddress, IPNetwork
+from compiler.planner.params import AddressRange
 from runtime.files import (
     link_exclusively,
     locked,
@@ -60,10 +61,10 @@ class Range:
     gateway: IPAddress
 
     @classmethod
-    def from_plan(cls, entry: Mapping[str, str]) -> Range:
+    def from_plan(cls, planned: AddressRange) -> Range:
         """A range from the `ranges` parameter of an ipam.address operation."""
-        return cls(ipaddress.ip_network(entry["subnet"]), ipaddress.ip_address(entry["start"]),
-                   ipaddress.ip_address(entry["end"]), ipaddress.ip_address(entry["gateway"]))
+        return cls(ipaddress.ip_network(planned.subnet), ipaddress.ip_address(planned.start),
+                   ipaddress.ip_address(planned.end), ipaddress.ip_address(planned.gateway))
 
     def spans(self, address: IPAddress) -> bool:
         """Whether `address` is one of start..end.

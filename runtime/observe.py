@@ -13,8 +13,8 @@ from compiler.ir import Network
 from compiler.planner.context import PodContext
 from compiler.planner.names import record_path
 from compiler.planner.ops import Observation, Plan
+from runtime import attachment_records as records
 from runtime import executor
-from runtime import record as records
 from runtime.host import Host
 from runtime.netns import node_namespace
 

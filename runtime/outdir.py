@@ -34,7 +34,7 @@ MANIFEST = ".netc-owned"
 FORMAT = 1
 
 
-class Action(StrEnum):
+class FileAction(StrEnum):
     """What becomes of one file."""
 
     WRITE = "write"
@@ -53,10 +53,10 @@ class Output:
 
 
 @frozen
-class Change:
+class FileChange:
     """One file of the directory and what happens to it; `current` is its text now."""
 
-    action: Action
+    action: FileAction
     name: str
     network: str
     current: str | None
@@ -65,14 +65,14 @@ class Change:
     @property
     def drift(self) -> bool:
         """Whether the directory differs from what netc builds, here."""
-        return self.action in (Action.WRITE, Action.REMOVE, Action.EDITED)
+        return self.action in (FileAction.WRITE, FileAction.REMOVE, FileAction.EDITED)
 
 
 @frozen
-class Plan:
+class DirectoryPlan:
     """The changes to a directory, and the manifest entries they do not concern."""
 
-    changes: list[Change]
+    changes: list[FileChange]
     others: dict[str, dict[str, str]]
 
 
@@ -108,7 +108,7 @@ def digest(text: str) -> str:
 
 
 def plan_directory(directory: str, wanted: Mapping[str, Output],
-                   networks: Collection[str] | None = None) -> Plan:
+                   networks: Collection[str] | None = None) -> DirectoryPlan:
     """What writing `wanted` (relative path -> output) into `directory` changes.
 
     Files netc wrote for `networks` (default: any) and no longer wants are
@@ -129,24 +129,26 @@ def plan_directory(directory: str, wanted: Mapping[str, Output],
             if name in wanted:
                 in_the_way.append(f"{os.path.join(directory, name)}: {error}")
             else:  # netc wrote a file there; what is there now is not it
-                changes.append(Change(Action.EDITED, name, mine[name]["network"], None, None))
+                changes.append(FileChange(FileAction.EDITED, name, mine[name]["network"], None,
+                                          None))
             continue
         if name in wanted:
             if current not in (None, wanted[name].text) and name not in owned:
                 in_the_way.append(f"{os.path.join(directory, name)}: netc did not write it")
                 continue
-            action = Action.UNCHANGED if current == wanted[name].text else Action.WRITE
-            changes.append(Change(action, name, wanted[name].network, current,
-                                  wanted[name].text))
+            action = FileAction.UNCHANGED if current == wanted[name].text else FileAction.WRITE
+            changes.append(FileChange(action, name, wanted[name].network, current,
+                                      wanted[name].text))
         elif current is not None:
-            action = Action.REMOVE if digest(current) == mine[name]["digest"] else Action.EDITED
-            changes.append(Change(action, name, mine[name]["network"], current, None))
+            unedited = digest(current) == mine[name]["digest"]
+            action = FileAction.REMOVE if unedited else FileAction.EDITED
+            changes.append(FileChange(action, name, mine[name]["network"], current, None))
     if in_the_way:
         raise InTheWay("nothing written: files netc does not own stand where it would write, "
                        "and netc never touches them:\n  " + "\n  ".join(in_the_way),
                        details="remove or move them, then run netc again")
     others = {n: e for n, e in owned.items() if n not in mine and n not in wanted}
-    return Plan(changes, others)
+    return DirectoryPlan(changes, others)
 
 
 def _current(directory: str, name: str) -> str | None:
@@ -177,14 +179,14 @@ def _current(directory: str, name: str) -> str | None:
         return handle.read().decode("utf-8", errors="replace")
 
 
-def carry_out(directory: str, plan: Plan) -> None:
+def carry_out(directory: str, plan: DirectoryPlan) -> None:
     """Write and remove as planned, then record what netc owns now."""
     for change in plan.changes:
         path = os.path.join(directory, change.name)
-        if change.action == Action.WRITE and change.wanted is not None:
+        if change.action == FileAction.WRITE and change.wanted is not None:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             write_atomically(path, change.wanted.encode(), durable=True, mode=0o644)
-        elif change.action == Action.REMOVE:
+        elif change.action == FileAction.REMOVE:
             remove(path)
     owned = dict(plan.others)
     owned |= {c.name: {"network": c.network, "digest": digest(c.wanted)}

@@ -40,15 +40,17 @@ from compiler.datatypes import frozen, replace
 from compiler.errors import NetcError
 from compiler.ir import Cluster, Network
 from compiler.planner import iptables as rules
-from compiler.planner.names import owner_of
+from compiler.planner.attach import FORWARDING
+from compiler.planner.names import hostport_claims_path, owner_of
 from compiler.planner.node import node_plan
-from compiler.planner.ops import Kind, Operation, Plan, State
+from compiler.planner.ops import Kind, Operation, Plan, State, has_params
+from compiler.planner.params import IptablesNodeParams, NodePruneParams
 from runtime import detach, executor, outdir, shim
 from runtime.files import TEMPORARY_PREFIX, locked, read_text, remove
 from runtime.host import Host
 from runtime.iptables import LIVE, restore
 from runtime.membership import STATUS_FILE
-from runtime.ops.peers import PruneHandler
+from runtime.ops.peers import NodePruneHandler
 
 PLUGIN = "netc-cni"
 MARKS = (shim.MARK, b"# netc-cni: netc's CNI plugin.",
@@ -58,7 +60,7 @@ and the launcher's first comment."""
 IPAM_FILE = re.compile(r"last_reserved_ip\.\d+|lock|\.netc-boot")
 STATE_FILE = re.compile(r"[0-9a-f]+\.json|lock|nat-ipv[46]\.[0-9a-f]+")
 """A network's state directory: records, its lock, and the NAT markers older netcs wrote."""
-STAYS = ("net.ipv4.ip_forward, net.ipv6.conf.all.forwarding and "
+STAYS = (f"{FORWARDING[4]}, {FORWARDING[6]} and "
          "net.bridge.bridge-nf-call-ip(6)tables stay as they are: netc does not know what they "
          "were before it set them, and Kubernetes needs them; so does the br_netfilter module")
 
@@ -104,10 +106,11 @@ def steps(host: Host, networks: Sequence[Network], cluster: Cluster | None, node
     found += _conflists(node.cni_conf_dir)
     found += _plugin(node.cni_bin_dir)
     found += _socket(node.socket)
-    found += [step for op in plan.operations if op.kind == Kind.NODE_NAT for step in _chains(op)]
-    found += [step for op in plan.operations if op.kind == Kind.BRIDGE
+    found += [step for op in plan.operations if has_params(op, IptablesNodeParams)
+              for step in _chains(op)]
+    found += [step for op in plan.operations if op.kind == Kind.LINK_BRIDGE
               for step in _bridge(host, op.target)]
-    found += [step for op in plan.operations if op.kind == Kind.PRUNE
+    found += [step for op in plan.operations if has_params(op, NodePruneParams)
               for step in _owned_by_cluster(host, plan, op)]
     found += [step for network in networks for step in _network_files(network)]
     found += _memory(node.memory_dir, cluster)
@@ -174,13 +177,13 @@ def _conflists(directory: str) -> list[Step]:
     found = []
     for change in plan.changes:
         path = os.path.join(directory, change.name)
-        if change.action == outdir.Action.REMOVE:
+        if change.action == outdir.FileAction.REMOVE:
             found.append(Step(f"conflist {path}", _removing(path)))
         else:
             found.append(Step(f"{path}: netc wrote it, someone edited it since; netc never "
                               "removes an edit"))
     manifest = os.path.join(directory, outdir.MANIFEST)
-    kept = plan.others or any(c.action != outdir.Action.REMOVE for c in plan.changes)
+    kept = plan.others or any(c.action != outdir.FileAction.REMOVE for c in plan.changes)
     if os.path.exists(manifest):
         found.append(Step(f"{manifest}: it still lists the files left") if kept
                      else Step(f"{manifest} (the list of the conflists netc wrote)",
@@ -212,13 +215,13 @@ def _socket(path: str) -> list[Step]:
     return found
 
 
-def _chains(op: Operation) -> list[Step]:
+def _chains(op: Operation[IptablesNodeParams]) -> list[Step]:
     """A network's chains of one table and family, and the rules jumping to them."""
-    family, table = op.params["family"], op.params["table"]
+    family, table = op.params.family, op.params.table
     lines = rules.node_teardown(op.params, LIVE)
     if not lines:
         return []
-    names = [c["name"] for c in op.params["chains"]] + list(op.params["dispatch"])
+    names = op.params.chain_names
     return [Step(f"IPv{family} {table} chains {', '.join(names)} and their jumps",
                  lambda: restore(family, table, lines))]
 
@@ -230,17 +233,18 @@ def _bridge(host: Host, name: str) -> list[Step]:
     return [Step(f"bridge {name}", lambda: host.node.delete(name))]
 
 
-def _owned_by_cluster(host: Host, plan: Plan, prune: Operation) -> list[Step]:
+def _owned_by_cluster(host: Host, plan: Plan, prune: Operation[NodePruneParams]
+                      ) -> list[Step]:
     """The cluster's routes and devices of netc's: the prune of a plan that keeps nothing."""
-    nothing = replace(prune, params={**prune.params, "routes": [], "neighbours": [], "fdb": [],
-                                     "device": None})
+    nothing = replace(prune, params=replace(prune.params, routes=(), neighbours=(), fdb=(),
+                                            device=None))
     run = executor.Run(host, replace(plan, operations=(nothing,)))
-    handler = PruneHandler()
+    handler = NodePruneHandler()
     seen = handler.observe(nothing, run)
     if seen.state == State.IN_PLACE:
         return []
     return [Step(f"netc's {(seen.detail or '').removeprefix('would remove ')} of cluster "
-                 f"{prune.params['cluster']}", lambda: handler.ensure(nothing, run))]
+                 f"{prune.params.cluster}", lambda: handler.ensure(nothing, run))]
 
 
 def _network_files(network: Network) -> list[Step]:
@@ -248,7 +252,7 @@ def _network_files(network: Network) -> list[Step]:
     state = os.path.join(network.state_dir, network.name)
     found = _files(state, lambda name: bool(STATE_FILE.fullmatch(name)),
                    f"state of network {network.name}")
-    claims = os.path.join(network.state_dir, "hostports")
+    claims = hostport_claims_path(network.state_dir)
 
     def claimed(name: str) -> bool:
         return (owner_of(read_text(os.path.join(claims, name)) or "") or ("",))[0] == network.name

@@ -20,14 +20,19 @@ jump, so a DEL needs neither its IP nor its port list to remove them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from typing import TypeVar
 
 from compiler.ir import Bridge, Cluster, HostPort, Ipam, Network, family_key
+from compiler.planner import params
 from compiler.planner.context import PodContext, PortMapping
 from compiler.planner.iptables import Rule, comment, rule
-from compiler.planner.names import AttachmentNames, NetworkNames, record_path
-from compiler.planner.ops import Kind, Operation, Phase, Scope, Where
+from compiler.planner.names import (
+    AttachmentNames,
+    NetworkNames,
+    hostport_claims_path,
+    record_path,
+)
+from compiler.planner.ops import Operation, Params, Phase, Scope, Where
 from compiler.planner.policy import (
     Shaping,
     check_mappings,
@@ -41,13 +46,14 @@ MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 LOOPBACK = "127.0.0.0/8"
 
 Origin = Bridge | Ipam | HostPort
+"""The part of the network an operation comes from: its span is the operation's."""
+P = TypeVar("P", bound=Params)
 FORWARDING = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
 """The sysctl that makes a node route each family between its interfaces."""
-"""The part of the network an operation comes from: its span is the operation's."""
 
 
 def attach_operations(network: Network, pod: PodContext, enforce: bool = True
-                      ) -> list[Operation]:
+                      ) -> list[Operation[Params]]:
     """Every operation of an ADD, in execution order.
 
     With `enforce` off the policy is not applied: a DEL must undo what an ADD
@@ -71,21 +77,21 @@ def attach_operations(network: Network, pod: PodContext, enforce: bool = True
     ]
 
 
-def _record(network: Network, names: AttachmentNames) -> Operation:
+def _record(network: Network, names: AttachmentNames) -> Operation[params.StateRecordParams]:
     path = record_path(network.state_dir, network.name, names.container_id, names.ifname)
-    return Operation(Kind.RECORD, path, f"record of attachment {names.key}",
-                     {"path": path}, Phase.RECORD, span=network.span)
+    return Operation(path, f"record of attachment {names.key}", params.StateRecordParams(path),
+                     Phase.RECORD, span=network.span)
 
 
-def node_operations(network: Network) -> list[Operation]:
+def node_operations(network: Network) -> list[Operation[Params]]:
     """The node-scoped operations of a bridge network: what every pod's ADD ensures first."""
     bridge, ipam = network.bridge, network.ipam
     assert bridge is not None and ipam is not None
     families = ipam.families()
     routed = bridge.gateway or network.hostport is not None
-    ops = [
-        _node_op(Kind.MODULE, "br_netfilter", "load br_netfilter (bridged traffic meets "
-                 "iptables)", {"name": "br_netfilter", "probe": "/proc/sys/net/bridge"}, bridge),
+    ops: list[Operation[Params]] = [
+        _node_op("br_netfilter", "load br_netfilter (bridged traffic meets iptables)",
+                 params.KernelModuleParams("br_netfilter", "/proc/sys/net/bridge"), bridge),
         sysctl_operation("net.bridge.bridge-nf-call-iptables", "1", bridge),
     ]
     if 6 in families:
@@ -96,9 +102,9 @@ def node_operations(network: Network) -> list[Operation]:
         ops.append(sysctl_operation(FORWARDING[6], "1", bridge))
     mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
     promisc = " promisc" if bridge.promiscuous else ""
-    ops.append(_node_op(Kind.BRIDGE, bridge.name, f"bridge {bridge.name}{mtu}{promisc}",
-                        {"name": bridge.name, "mtu": bridge.mtu,
-                         "promiscuous": bridge.promiscuous}, bridge))
+    ops.append(_node_op(bridge.name, f"bridge {bridge.name}{mtu}{promisc}",
+                        params.LinkBridgeParams(bridge.name, bridge.mtu, bridge.promiscuous),
+                        bridge))
     ops.append(sysctl_operation(f"net.ipv6.conf.{bridge.name}.accept_ra", "0", bridge,
                                 origin_device=bridge.name, optional=6 not in families))
     if 6 in families:
@@ -106,14 +112,14 @@ def node_operations(network: Network) -> list[Operation]:
         # tentative the node cannot resolve pods for traffic it forwards.
         ops.append(sysctl_operation(f"net.ipv6.conf.{bridge.name}.accept_dad", "0", bridge,
                                     origin_device=bridge.name))
-    ops.append(_node_op(Kind.UP, f"{bridge.name} (node)", f"set {bridge.name} up",
-                        {"dev": bridge.name}, bridge))
+    ops.append(_node_op(f"{bridge.name} (node)", f"set {bridge.name} up",
+                        params.LinkUpParams(bridge.name), bridge))
     if bridge.gateway:
         for subnet in ipam.subnets:
             address = f"{subnet.gateway}/{subnet.cidr.prefixlen}"
-            ops.append(Operation(Kind.ADDRESS, f"{bridge.name} {address}",
+            ops.append(Operation(f"{bridge.name} {address}",
                                  f"gateway {address} on {bridge.name}",
-                                 {"dev": bridge.name, "address": address}, Phase.NODE,
+                                 params.AddressParams(bridge.name, address), Phase.NODE,
                                  scope=Scope.NODE, span=subnet.span))
     hostport = network.hostport
     if hostport is not None and hostport.snat and 4 in families:
@@ -124,17 +130,15 @@ def node_operations(network: Network) -> list[Operation]:
     return ops
 
 
-def _node_op(kind: Kind, target: str, summary: str, params: Mapping[str, Any],
-             origin: Origin) -> Operation:
-    return Operation(kind, target, summary, params, Phase.NODE, scope=Scope.NODE,
-                     span=origin.span)
+def _node_op(target: str, summary: str, params: P, origin: Origin) -> Operation[P]:
+    return Operation(target, summary, params, Phase.NODE, scope=Scope.NODE, span=origin.span)
 
 
 def sysctl_operation(key: str, value: str, origin: Origin | Cluster, *,
                      where: Where = Where.NODE, scope: Scope = Scope.NODE,
                      undone_by: str | None = None, phase: Phase = Phase.NODE,
                      origin_device: str | None = None, optional: bool = False,
-                     why: str | None = None) -> Operation:
+                     why: str | None = None) -> Operation[params.SysctlParams]:
     """A sysctl; `origin_device` names an interface in the key, whose dots stay dots.
 
     An `optional` one is skipped where the setting does not exist (IPv6 turned
@@ -144,14 +148,14 @@ def sysctl_operation(key: str, value: str, origin: Origin | Cluster, *,
     if origin_device:
         prefix, _, setting = key.rpartition(f".{origin_device}.")
         path = f"{prefix.replace('.', '/')}/{origin_device}/{setting}"
-    params = {"path": path, "value": value, **({"optional": True} if optional else {})}
     summary = f"{key} = {value}" + (" (where the node has it)" if optional else "") + (
         f" ({why})" if why else "")
-    return Operation(Kind.SYSCTL, key, summary, params, phase, scope=scope, where=where,
-                     undone_by=undone_by, span=origin.span)
+    return Operation(key, summary, params.SysctlParams(path, value, optional), phase, scope=scope,
+                     where=where, undone_by=undone_by, span=origin.span)
 
 
-def _localnet_guard(network: Network, bridge: Bridge, hostport: HostPort) -> Operation:
+def _localnet_guard(network: Network, bridge: Bridge, hostport: HostPort
+                    ) -> Operation[params.IptablesNodeParams]:
     """Drop what arrives on the bridge addressed to 127.0.0.0/8, before NAT and conntrack.
 
     `route_localnet=1`, which `127.0.0.1:hostPort` needs (the pod's answers
@@ -165,20 +169,19 @@ def _localnet_guard(network: Network, bridge: Bridge, hostport: HostPort) -> Ope
     """
     names = NetworkNames(network.name)
     chain = names.localnet_chain
+    drop = params.NatChain(chain, (rule("-i", bridge.name, "-d", LOOPBACK, "-j", "DROP"),))
+    first = params.NatJump("PREROUTING", rule(*comment(names.comment), "-j", chain), first=True)
     return Operation(
-        Kind.NODE_NAT, f"ipv4 raw of {network.name}",
+        f"ipv4 raw of {network.name}",
         f"raw PREROUTING -> {chain}: drop what arrives on {bridge.name} for {LOOPBACK} (no "
         "pod reaches the node's loopback)",
-        {"family": 4, "table": "raw", "dispatch": [],
-         "chains": [{"name": chain,
-                     "rules": [rule("-i", bridge.name, "-d", LOOPBACK, "-j", "DROP")]}],
-         "jumps": [{"chain": "PREROUTING", "rule": rule(*comment(names.comment), "-j", chain),
-                    "first": True}],
-         "state": f"{network.state_dir}/{network.name}"},
+        params.IptablesNodeParams(4, "raw", (drop,), (), (first,),
+                                  state=f"{network.state_dir}/{network.name}"),
         Phase.NODE, scope=Scope.NODE, span=hostport.span)
 
 
-def _node_nat(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> Operation | None:
+def _node_nat(network: Network, bridge: Bridge, ipam: Ipam, family: int
+              ) -> Operation[params.IptablesNodeParams] | None:
     """The network's NAT for one family, set up as one transaction: chains, rules, jumps.
 
     NETC-PO (masquerade, hostPort SNAT) is declared with its rules; NETC-HP,
@@ -187,25 +190,25 @@ def _node_nat(network: Network, bridge: Bridge, ipam: Ipam, family: int) -> Oper
     names = NetworkNames(network.name)
     owner = comment(names.comment)
     rules = _postrouting_rules(network, bridge, ipam, family)
-    chains, jumps, dispatch = [], [], []
+    chains: list[params.NatChain] = []
+    jumps: list[params.NatJump] = []
+    dispatch: list[str] = []
     if rules:
-        chains.append({"name": names.postrouting_chain, "rules": rules})
-        jumps.append({"chain": "POSTROUTING",
-                      "rule": rule(*owner, "-j", names.postrouting_chain)})
+        chains.append(params.NatChain(names.postrouting_chain, tuple(rules)))
+        jumps.append(params.NatJump("POSTROUTING", rule(*owner, "-j", names.postrouting_chain)))
     if network.hostport is not None:
         dispatch.append(names.hostport_chain)
         entry = rule("-m", "addrtype", "--dst-type", "LOCAL", *owner, "-j", names.hostport_chain)
-        jumps += [{"chain": "PREROUTING", "rule": entry}, {"chain": "OUTPUT", "rule": entry}]
+        jumps += [params.NatJump("PREROUTING", entry), params.NatJump("OUTPUT", entry)]
     if not jumps:
         return None
-    shown = ", ".join([*(f"{c['name']} ({len(c['rules'])} rules)" for c in chains), *dispatch])
+    shown = ", ".join([*(f"{c.name} ({len(c.rules)} rules)" for c in chains), *dispatch])
     origin = bridge if rules and bridge.masquerade else network.hostport or bridge
     return Operation(
-        Kind.NODE_NAT, f"{family_key(family)} nat of {network.name}",
+        f"{family_key(family)} nat of {network.name}",
         f"NAT of network {network.name} (IPv{family}): {shown}, {len(jumps)} jumps",
-        {"family": family, "table": "nat", "chains": chains, "dispatch": dispatch,
-         "jumps": jumps}, Phase.NODE,
-        scope=Scope.NODE, span=origin.span)
+        params.IptablesNodeParams(family, "nat", tuple(chains), tuple(dispatch), tuple(jumps)),
+        Phase.NODE, scope=Scope.NODE, span=origin.span)
 
 
 def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int
@@ -227,41 +230,41 @@ def _postrouting_rules(network: Network, bridge: Bridge, ipam: Ipam, family: int
     return rules
 
 
-def _ipam(ipam: Ipam, network: str, state_dir: str, pod: PodContext) -> list[Operation]:
+def _ipam(ipam: Ipam, network: str, state_dir: str, pod: PodContext
+          ) -> list[Operation[params.IpamAddressParams]]:
     ops = []
     for index, family in enumerate(ipam.families()):
         subnets = ipam.subnets_of(family)
-        ranges = [{"subnet": str(s.cidr), "start": str(s.range_start), "end": str(s.range_end),
-                   "gateway": str(s.gateway)} for s in subnets]
-        shown = ", ".join(r["subnet"] for r in ranges)
+        ranges = tuple(params.AddressRange(str(s.cidr), str(s.range_start), str(s.range_end),
+                                           str(s.gateway)) for s in subnets)
+        shown = ", ".join(r.subnet for r in ranges)
         key = family_key(family)
         requested = pod.requested(family)
         what = f"{requested}" if requested else f"an IPv{family} address"
         ops.append(Operation(
-            Kind.RESERVATION, f"{key} from {shown}", f"reserve {what} in {shown} -> "
-            f"{{{key}.cidr}}",
-            {"family": family, "binds": key, "range_set": index, "ranges": ranges,
-             "requested": str(requested) if requested else None,
-             "data_dir": ipam.data_dir, "network": network, "state_dir": state_dir},
+            f"{key} from {shown}", f"reserve {what} in {shown} -> {{{key}.cidr}}",
+            params.IpamAddressParams(family, key, index, ranges,
+                                     str(requested) if requested else None, ipam.data_dir,
+                                     network, state_dir),
             Phase.IPAM, span=subnets[0].span))
     return ops
 
 
 def _sandbox(bridge: Bridge, ipam: Ipam, pod: PodContext, names: AttachmentNames
-             ) -> list[Operation]:
+             ) -> list[Operation[Params]]:
     host, eth = names.host_veth, pod.ifname
     mtu = f" mtu {bridge.mtu}" if bridge.mtu else ""
-    ops = [
-        Operation(Kind.VETH, host, f"veth pair {host} <-> {eth} in the pod{mtu}",
-                  {"name": host, "peer": eth, "netns": pod.netns, "mtu": bridge.mtu},
+    ops: list[Operation[Params]] = [
+        Operation(host, f"veth pair {host} <-> {eth} in the pod{mtu}",
+                  params.LinkVethParams(host, eth, pod.netns, bridge.mtu),
                   Phase.SANDBOX, span=bridge.span),
-        Operation(Kind.MASTER, f"{host} master {bridge.name}",
-                  f"{host} joins bridge {bridge.name}", {"dev": host, "master": bridge.name},
+        Operation(f"{host} master {bridge.name}", f"{host} joins bridge {bridge.name}",
+                  params.LinkMasterParams(host, bridge.name),
                   Phase.SANDBOX, undone_by=host, span=bridge.span),
     ]
     if bridge.hairpin:
-        ops.append(Operation(Kind.HAIRPIN, f"{host} hairpin", f"hairpin on {host}",
-                             {"dev": host, "on": True}, Phase.SANDBOX, undone_by=host,
+        ops.append(Operation(f"{host} hairpin", f"hairpin on {host}",
+                             params.LinkHairpinParams(host, on=True), Phase.SANDBOX, undone_by=host,
                              span=bridge.span))
     ops += [
         _up(host, Where.NODE, host, bridge),
@@ -273,22 +276,23 @@ def _sandbox(bridge: Bridge, ipam: Ipam, pod: PodContext, names: AttachmentNames
                                     phase=Phase.SANDBOX, origin_device=eth))
     for family in ipam.families():
         key = family_key(family)
-        ops.append(Operation(Kind.ADDRESS, f"{eth} {{{key}.cidr}}", f"{{{key}.cidr}} on {eth}",
-                             {"dev": eth, "address": f"{{{key}.cidr}}"}, Phase.SANDBOX,
+        ops.append(Operation(f"{eth} {{{key}.cidr}}", f"{{{key}.cidr}} on {eth}",
+                             params.AddressParams(eth, f"{{{key}.cidr}}"), Phase.SANDBOX,
                              where=Where.SANDBOX, undone_by=host, span=ipam.span))
     ops.append(_up(eth, Where.SANDBOX, host, bridge))
     for family in ipam.families():
         ops.append(_forget_neighbour(bridge, family, ipam))
     for route in ipam.routes:
         via = str(route.via) if route.via else f"{{{family_key(route.dst.version)}.gateway}}"
-        ops.append(Operation(Kind.ROUTE, f"{route.dst} via {via}", f"route {route.dst} via {via} "
-                             f"dev {eth}", {"dst": str(route.dst), "via": via, "dev": eth},
+        ops.append(Operation(f"{route.dst} via {via}", f"route {route.dst} via {via} dev {eth}",
+                             params.RouteParams(str(route.dst), via, eth),
                              Phase.SANDBOX, where=Where.SANDBOX, undone_by=host,
                              span=route.span))
     return ops
 
 
-def _forget_neighbour(bridge: Bridge, family: int, ipam: Ipam) -> Operation:
+def _forget_neighbour(bridge: Bridge, family: int, ipam: Ipam
+                      ) -> Operation[params.NeighbourForgetParams]:
     """The node forgets the MAC its neighbour table holds for the pod's address.
 
     A reused address would otherwise keep the previous pod's MAC for up to
@@ -296,71 +300,69 @@ def _forget_neighbour(bridge: Bridge, family: int, ipam: Ipam) -> Operation:
     DEL forgets it too, for the next pod.
     """
     key = family_key(family)
-    return Operation(Kind.FORGET_NEIGHBOUR, f"{bridge.name} {{{key}.ip}}",
+    return Operation(f"{bridge.name} {{{key}.ip}}",
                      f"forget the node's neighbour entry for {{{key}.ip}} on {bridge.name}",
-                     {"dev": bridge.name, "address": f"{{{key}.ip}}"}, Phase.SANDBOX,
+                     params.NeighbourForgetParams(bridge.name, f"{{{key}.ip}}"), Phase.SANDBOX,
                      span=ipam.span)
 
 
-def _up(dev: str, where: Where, undone_by: str, origin: Origin) -> Operation:
+def _up(dev: str, where: Where, undone_by: str, origin: Origin) -> Operation[params.LinkUpParams]:
     place = "in the pod" if where == Where.SANDBOX else "on the node"
-    return Operation(Kind.UP, f"{dev} ({where})", f"set {dev} up {place}", {"dev": dev},
+    return Operation(f"{dev} ({where})", f"set {dev} up {place}", params.LinkUpParams(dev),
                      Phase.SANDBOX, where=where, undone_by=undone_by, span=origin.span)
 
 
 def _hostport(network: Network, ipam: Ipam, mappings: tuple[PortMapping, ...] | None,
-              names: AttachmentNames) -> list[Operation]:
+              names: AttachmentNames) -> list[Operation[Params]]:
     policy = network.hostport
     if policy is None or mappings == ():
         return []
-    claims = None if mappings is None else [_claim(m) for m in mappings]
-    shown = "the attachment's host ports" if claims is None else ", ".join(claims)
-    ops = [Operation(Kind.HOSTPORT_CLAIM, shown, f"claim {shown} on the node",
-                     {"dir": f"{network.state_dir}/hostports", "claims": claims,
-                      "owner": names.comment}, Phase.HOSTPORT, span=policy.span)]
+    claims = None if mappings is None else tuple(params.HostportClaim.of(m) for m in mappings)
+    shown = "the attachment's host ports" if claims is None else ", ".join(map(str, claims))
+    ops: list[Operation[Params]] = [
+        Operation(shown, f"claim {shown} on the node",
+                  params.HostportClaimParams(hostport_claims_path(network.state_dir), claims,
+                                             names.comment),
+                  Phase.HOSTPORT, span=policy.span)]
     hostports = NetworkNames(network.name).hostport_chain
     owner = comment(names.comment)
     for family in ipam.families():
         rules = None if mappings is None else _dnat_rules(mappings, family, owner)
-        if rules == []:
+        if rules == ():
             continue
         count = "its" if rules is None else str(len(rules))
         ops.append(Operation(
-            Kind.POD_NAT, f"{family_key(family)} nat/{names.dnat_chain}",
+            f"{family_key(family)} nat/{names.dnat_chain}",
             f"DNAT chain nat/{names.dnat_chain} with {count} rules, jumped to from "
             f"{hostports} (IPv{family})",
-            {"family": family, "table": "nat", "chain": names.dnat_chain, "rules": rules,
-             "dispatch": hostports, "jump": rule(*owner, "-j", names.dnat_chain)},
+            params.IptablesAttachmentParams(family, "nat", names.dnat_chain, rules, hostports,
+                                            rule(*owner, "-j", names.dnat_chain)),
             Phase.HOSTPORT, span=policy.span))
     ops += _conntrack_flushes(mappings or (), ipam.families(), policy.span)
     return ops
 
 
 def _conntrack_flushes(mappings: tuple[PortMapping, ...], families: tuple[int, ...],
-                       span: Span | None) -> list[Operation]:
+                       span: Span | None) -> list[Operation[params.ConntrackFlushParams]]:
     ops = []
     for family in families:
         udp = sorted({m.host_port for m in mappings if m.protocol == "udp"
                       and _applies(m, family)})
         if udp:
             ops.append(Operation(
-                Kind.CONNTRACK_FLUSH, f"{family_key(family)} udp {','.join(map(str, udp))}",
+                f"{family_key(family)} udp {','.join(map(str, udp))}",
                 f"forget UDP conntrack entries to ports {', '.join(map(str, udp))} "
-                f"(IPv{family})", {"family": family, "protocol": "udp", "ports": udp},
+                f"(IPv{family})", params.ConntrackFlushParams(family, "udp", tuple(udp)),
                 Phase.HOSTPORT, span=span))
     return ops
-
-
-def _claim(mapping: PortMapping) -> str:
-    where = f"@{mapping.host_ip}" if mapping.host_ip else ""
-    return f"{mapping.protocol}:{mapping.host_port}{where}"
 
 
 def _applies(mapping: PortMapping, family: int) -> bool:
     return mapping.host_ip is None or mapping.host_ip.version == family
 
 
-def _dnat_rules(mappings: tuple[PortMapping, ...], family: int, owner: Rule) -> list[Rule]:
+def _dnat_rules(mappings: tuple[PortMapping, ...], family: int, owner: Rule
+                ) -> tuple[Rule, ...]:
     """One DNAT rule per mapping of the family, each carrying the owner's comment."""
     key = family_key(family)
     pod = f"{{{key}.ip}}" if family == 4 else f"[{{{key}.ip}}]"
@@ -372,17 +374,17 @@ def _dnat_rules(mappings: tuple[PortMapping, ...], family: int, owner: Rule) -> 
         rules.append(rule(*destination, "-p", mapping.protocol, "-m", mapping.protocol,
                           "--dport", str(mapping.host_port), *owner,
                           "-j", "DNAT", "--to-destination", f"{pod}:{mapping.container_port}"))
-    return rules
+    return tuple(rules)
 
 
 def _shaping(network: Network, shaping: Shaping | None, names: AttachmentNames
-             ) -> list[Operation]:
+             ) -> list[Operation[Params]]:
     if network.bandwidth is None:
         return []
     host, ifb = names.host_veth, names.ifb
     if shaping is None:
         return [_ifb(ifb, host, network)]
-    ops = []
+    ops: list[Operation[Params]] = []
     ingress = shaping.bucket_for("ingress")
     if ingress is not None:
         ops.append(_tbf(host, ingress, "to the pod", host, shaping.span_for("ingress")))
@@ -392,23 +394,24 @@ def _shaping(network: Network, shaping: Shaping | None, names: AttachmentNames
         ops += [
             _ifb(ifb, host, network),
             _tbf(ifb, egress, "from the pod", ifb, span),
-            Operation(Kind.INGRESS, f"{host} ingress", f"ingress qdisc on {host}",
-                      {"dev": host}, Phase.SHAPING, undone_by=host, span=span),
-            Operation(Kind.REDIRECT, f"{host} -> {ifb}", f"redirect {host} ingress to {ifb}",
-                      {"dev": host, "to": ifb}, Phase.SHAPING, undone_by=host, span=span),
+            Operation(f"{host} ingress", f"ingress qdisc on {host}", params.TcIngressParams(host),
+                      Phase.SHAPING, undone_by=host, span=span),
+            Operation(f"{host} -> {ifb}", f"redirect {host} ingress to {ifb}",
+                      params.TcRedirectParams(host, ifb), Phase.SHAPING, undone_by=host, span=span),
         ]
     return ops
 
 
-def _ifb(ifb: str, veth: str, network: Network) -> Operation:
+def _ifb(ifb: str, veth: str, network: Network) -> Operation[params.LinkIfbParams]:
     """The ifb, which shares the link group of the pod's `veth` (one batch on DEL)."""
-    return Operation(Kind.IFB, ifb, f"ifb {ifb} up", {"name": ifb, "veth": veth}, Phase.SHAPING,
+    return Operation(ifb, f"ifb {ifb} up", params.LinkIfbParams(ifb, veth), Phase.SHAPING,
                      span=network.bandwidth.span if network.bandwidth else None)
 
 
-def _tbf(dev: str, tbf: Bucket, what: str, parent: str, span: Span | None) -> Operation:
+def _tbf(dev: str, tbf: Bucket, what: str, parent: str, span: Span | None
+         ) -> Operation[params.TcTbfParams]:
     return Operation(
-        Kind.TBF, f"{dev} root tbf", f"tbf on {dev}: {describe_rate(tbf.rate_bits)} {what}, "
+        f"{dev} root tbf", f"tbf on {dev}: {describe_rate(tbf.rate_bits)} {what}, "
         f"burst {tbf.burst_bytes} B, queue {tbf.limit_bytes} B",
-        {"dev": dev, "rate": tbf.rate_bytes, "burst": tbf.burst_bytes, "limit": tbf.limit_bytes},
+        params.TcTbfParams(dev, tbf.rate_bytes, tbf.burst_bytes, tbf.limit_bytes),
         Phase.SHAPING, undone_by=parent, span=span)

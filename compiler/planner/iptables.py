@@ -19,10 +19,13 @@ plan shows the lines of a node that has nothing yet (`FRESH`).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol
 
 from compiler.errors import Code, NetcError
+
+if TYPE_CHECKING:  # the parameters' module builds on this one's rules
+    from compiler.planner.params import IptablesAttachmentParams, IptablesNodeParams
 
 Rule = tuple[str, ...]
 
@@ -101,7 +104,7 @@ class _Fresh:
 FRESH: Live = _Fresh()
 
 
-def node_setup(params: Mapping[str, Any], live: Live) -> list[str]:
+def node_setup(params: IptablesNodeParams, live: Live) -> list[str]:
     """A network's chains (declared with their rules), dispatch chains and entry rules.
 
     Dispatch chains hold the pods' jumps, so an existing one is left alone;
@@ -109,53 +112,54 @@ def node_setup(params: Mapping[str, Any], live: Live) -> list[str]:
     `first` is inserted at the head of its chain (a drop that an earlier
     ACCEPT must not pass over), the others appended.
     """
-    family, table = params["family"], params["table"]
+    family, table = params.family, params.table
     lines = []
-    for chain in params["chains"]:
-        lines += [declare(chain["name"]), *(line("-A", chain["name"], r) for r in chain["rules"])]
-    lines += [declare(d) for d in params["dispatch"] if not live.chain_exists(family, table, d)]
-    lines += [line("-I" if j.get("first") else "-A", j["chain"], j["rule"])
-              for j in params["jumps"]
-              if not live.has_rule(family, table, j["chain"], tuple(j["rule"]))]
+    for chain in params.chains:
+        lines += [declare(chain.name), *(line("-A", chain.name, r) for r in chain.rules)]
+    lines += [declare(d) for d in params.dispatch if not live.chain_exists(family, table, d)]
+    lines += [line("-I" if j.first else "-A", j.chain, j.rule) for j in params.jumps
+              if not live.has_rule(family, table, j.chain, j.rule)]
     return lines
 
 
-def attachment_setup(params: Mapping[str, Any], live: Live, *, repeated: bool) -> list[str]:
+def attachment_setup(params: IptablesAttachmentParams, live: Live, *, repeated: bool
+                     ) -> list[str]:
     """A pod's DNAT chain, declared afresh with its rules, and its jump from the dispatch chain.
 
     On a first ADD the jump cannot exist yet, so the node is not asked.
     """
-    chain, dispatch, jump = params["chain"], params["dispatch"], tuple(params["jump"])
-    lines = [declare(chain), *(line("-A", chain, r) for r in params["rules"])]
-    if not repeated or not live.has_rule(params["family"], params["table"], dispatch, jump):
+    assert params.rules is not None, "a pod's chain is set up only with its rules known"
+    chain, dispatch, jump = params.chain, params.dispatch, params.jump
+    lines = [declare(chain), *(line("-A", chain, r) for r in params.rules)]
+    if not repeated or not live.has_rule(params.family, params.table, dispatch, jump):
         lines.append(line("-A", dispatch, jump))
     return lines
 
 
-def attachment_teardown(params: Mapping[str, Any], live: Live | None = None) -> list[str]:
+def attachment_teardown(params: IptablesAttachmentParams, live: Live | None = None
+                        ) -> list[str]:
     """Remove a pod's jump and chain; with `live`, only a jump that is there.
 
     Without `live` the lines assume the jump exists (one transaction, the
     common case); a caller whose transaction failed asks again with `live`.
     """
-    chain, dispatch, jump = params["chain"], params["dispatch"], tuple(params["jump"])
-    present = live is None or live.has_rule(params["family"], params["table"], dispatch, jump)
+    chain, dispatch, jump = params.chain, params.dispatch, params.jump
+    present = live is None or live.has_rule(params.family, params.table, dispatch, jump)
     unjump = [line("-D", dispatch, jump)] if present else []
     return [declare(chain), *unjump, f"-X {_token(chain)}"]
 
 
-def node_teardown(params: Mapping[str, Any], live: Live) -> list[str]:
+def node_teardown(params: IptablesNodeParams, live: Live) -> list[str]:
     """A network's chains and entry rules gone: what `node_setup` wrote, the other way.
 
     The jumps first (a chain still jumped to cannot be deleted), then every
     chain that is there flushed, then deleted -- the dispatch chains with the
     pods' jumps they may still hold.  Nothing that is not there.
     """
-    family, table = params["family"], params["table"]
-    names = [*(c["name"] for c in params["chains"]), *params["dispatch"]]
-    present = [name for name in names if live.chain_exists(family, table, name)]
-    lines = [line("-D", j["chain"], j["rule"]) for j in params["jumps"]
-             if live.has_rule(family, table, j["chain"], tuple(j["rule"]))]
+    family, table = params.family, params.table
+    present = [name for name in params.chain_names if live.chain_exists(family, table, name)]
+    lines = [line("-D", j.chain, j.rule) for j in params.jumps
+             if live.has_rule(family, table, j.chain, j.rule)]
     return [*lines, *(declare(name) for name in present),
             *(f"-X {_token(name)}" for name in present)]
 

@@ -100,6 +100,11 @@ def owner_of(comment: str) -> tuple[str, str, str] | None:
     return parts[1], parts[2], parts[3]
 
 
+def hostport_claims_path(state_dir: str) -> str:
+    """The directory of the host-port claims of every network with this state directory."""
+    return f"{state_dir}/hostports"
+
+
 def record_path(state_dir: str, network: str, container_id: str, ifname: str) -> str:
     """Where the runtime keeps the record of an attachment."""
     key = AttachmentNames(network, container_id, ifname).key

@@ -24,8 +24,9 @@ from collections.abc import Sequence
 
 from compiler.cluster import vtep_mac
 from compiler.ir import Cluster, IPNetwork, Network, Node
+from compiler.planner import params
 from compiler.planner.attach import FORWARDING, node_operations, sysctl_operation
-from compiler.planner.ops import Kind, NodeSubject, Operation, Phase, Plan, Scope
+from compiler.planner.ops import NodeSubject, Operation, Params, Phase, Plan, Scope, has_params
 
 RTPROT_NETC = 78
 """The route protocol number of netc's routes (`ip route show proto 78`)."""
@@ -51,20 +52,20 @@ def node_plan(cluster: Cluster | None, node: str, networks: Sequence[Network]) -
                 NodeSubject(node, cluster.name if cluster else None))
 
 
-def _dedupe(ops: Sequence[Operation]) -> list[Operation]:
+def _dedupe(ops: Sequence[Operation[Params]]) -> list[Operation[Params]]:
     """Each target once (two networks both ask for ip_forward)."""
-    seen: dict[tuple[str, str], Operation] = {}
+    seen: dict[tuple[str, str], Operation[Params]] = {}
     for op in ops:
         seen.setdefault((op.kind, op.target), op)
     return list(seen.values())
 
 
-def _forwarding(cluster: Cluster) -> list[Operation]:
+def _forwarding(cluster: Cluster) -> list[Operation[Params]]:
     return [sysctl_operation(FORWARDING[c.version], "1", cluster,
                              why="pods of other nodes pass through") for c in cluster.pod_cidrs]
 
 
-def _peers(cluster: Cluster, me: Node) -> list[Operation]:
+def _peers(cluster: Cluster, me: Node) -> list[Operation[Params]]:
     """Per peer, in name order: its forwarding entry and neighbours (tunnel), then routes."""
     ops = _device(cluster, me) if cluster.routing.tunnels else []
     for peer in sorted((n for n in cluster.nodes if n is not me), key=lambda n: n.name):
@@ -93,75 +94,80 @@ def vtep_address(subnet: IPNetwork) -> str:
     return str(subnet.network_address)
 
 
-def _device(cluster: Cluster, me: Node) -> list[Operation]:
+def _device(cluster: Cluster, me: Node) -> list[Operation[Params]]:
     routing = cluster.routing
-    local = me.address(cluster.tunnel_family)
-    assert local is not None
+    local, mtu = me.address(cluster.tunnel_family), cluster.pod_mtu
+    assert local is not None and mtu is not None
     device = routing.device
-    ops = [Operation(
-        Kind.VXLAN, device, f"VXLAN device {device} (VNI {routing.vni}, UDP {routing.port}, "
-        f"from {local.ip}, mtu {cluster.pod_mtu})",
-        {"name": device, "vni": routing.vni, "port": routing.port, "local": str(local.ip),
-         "mtu": cluster.pod_mtu, "mac": vtep_mac(cluster, me), "alias": owner_alias(cluster)},
+    ops: list[Operation[Params]] = [Operation(
+        device, f"VXLAN device {device} (VNI {routing.vni}, UDP {routing.port}, "
+        f"from {local.ip}, mtu {mtu})",
+        params.LinkVxlanParams(device, routing.vni, routing.port, str(local.ip), mtu,
+                               vtep_mac(cluster, me), owner_alias(cluster)),
         Phase.PEERS, scope=Scope.NODE, span=routing.span),
-        Operation(Kind.UP, f"{device} (node)", f"set {device} up", {"dev": device},
+        Operation(f"{device} (node)", f"set {device} up", params.LinkUpParams(device),
                   Phase.PEERS, scope=Scope.NODE, span=routing.span)]
     for subnet in me.subnets:
         address = f"{vtep_address(subnet)}/{subnet.max_prefixlen}"
-        ops.append(Operation(Kind.ADDRESS, f"{device} {address}", f"VTEP address {address} on "
-                             f"{device}", {"dev": device, "address": address}, Phase.PEERS,
+        ops.append(Operation(f"{device} {address}", f"VTEP address {address} on {device}",
+                             params.AddressParams(device, address), Phase.PEERS,
                              scope=Scope.NODE, span=routing.span))
     return ops
 
 
-def _route(peer: Node, subnet: IPNetwork, via: str, dev: str | None, how: str) -> Operation:
-    params = {"dst": str(subnet), "via": via, "dev": dev, "onlink": dev is not None,
-              "protocol": RTPROT_NETC}
-    return Operation(Kind.NODE_ROUTE, f"{subnet} via {via}",
-                     f"route to {peer.name}'s pods {subnet} via {via} ({how})", params,
+def _route(peer: Node, subnet: IPNetwork, via: str, dev: str | None, how: str
+           ) -> Operation[params.RouteNodeParams]:
+    return Operation(f"{subnet} via {via}",
+                     f"route to {peer.name}'s pods {subnet} via {via} ({how})",
+                     params.RouteNodeParams(str(subnet), via, dev, dev is not None, RTPROT_NETC),
                      Phase.PEERS, scope=Scope.NODE, span=peer.span)
 
 
-def _direct_route(peer: Node, subnet: IPNetwork) -> Operation:
+def _direct_route(peer: Node, subnet: IPNetwork) -> Operation[params.RouteNodeParams]:
     address = peer.address(subnet.version)
     assert address is not None
     return _route(peer, subnet, str(address.ip), None, "direct")
 
 
-def _tunnel_route(cluster: Cluster, peer: Node, subnet: IPNetwork) -> Operation:
+def _tunnel_route(cluster: Cluster, peer: Node, subnet: IPNetwork
+                  ) -> Operation[params.RouteNodeParams]:
     return _route(peer, subnet, vtep_address(subnet), cluster.routing.device,
                   f"VXLAN on {cluster.routing.device}")
 
 
-def _neighbour(cluster: Cluster, peer: Node, subnet: IPNetwork) -> Operation:
+def _neighbour(cluster: Cluster, peer: Node, subnet: IPNetwork
+               ) -> Operation[params.NeighbourParams]:
     device, mac, address = cluster.routing.device, vtep_mac(cluster, peer), vtep_address(subnet)
-    return Operation(Kind.NEIGHBOUR, f"{device} {address}",
+    return Operation(f"{device} {address}",
                      f"neighbour {address} is {mac} on {device} ({peer.name}'s VTEP)",
-                     {"dev": device, "address": address, "lladdr": mac}, Phase.PEERS,
+                     params.NeighbourParams(device, address, mac), Phase.PEERS,
                      scope=Scope.NODE, span=peer.span)
 
 
-def _fdb(cluster: Cluster, peer: Node) -> Operation:
+def _fdb(cluster: Cluster, peer: Node) -> Operation[params.FdbParams]:
     device, mac = cluster.routing.device, vtep_mac(cluster, peer)
     underlay = peer.address(cluster.tunnel_family)
     assert underlay is not None
-    return Operation(Kind.FDB, f"{device} {mac}",
+    return Operation(f"{device} {mac}",
                      f"forward frames for {mac} to {underlay.ip} ({peer.name}) on {device}",
-                     {"dev": device, "lladdr": mac, "dst": str(underlay.ip)}, Phase.PEERS,
+                     params.FdbParams(device, mac, str(underlay.ip)), Phase.PEERS,
                      scope=Scope.NODE, span=peer.span)
 
 
-def _prune(cluster: Cluster, planned: Sequence[Operation]) -> Operation:
+def _prune(cluster: Cluster, planned: Sequence[Operation[Params]]
+           ) -> Operation[params.NodePruneParams]:
     """What to keep is what the plan has; everything else netc owns for the cluster goes."""
-    def kept(kind: Kind, key: str) -> list[str]:
-        return [op.params[key] for op in planned if op.kind == kind]
-
     device = cluster.routing.device if cluster.routing.tunnels else None
     return Operation(
-        Kind.PRUNE, f"cluster {cluster.name}",
+        f"cluster {cluster.name}",
         f"remove netc's routes, entries and devices of cluster {cluster.name} the plan does "
-        "not have", {"cluster": cluster.name, "pod_cidrs": [str(c) for c in cluster.pod_cidrs],
-                      "protocol": RTPROT_NETC, "routes": kept(Kind.NODE_ROUTE, "dst"),
-                      "device": device, "neighbours": kept(Kind.NEIGHBOUR, "address"),
-                      "fdb": kept(Kind.FDB, "lladdr"), "alias": owner_alias(cluster)},
+        "not have",
+        params.NodePruneParams(
+            cluster.name, tuple(str(c) for c in cluster.pod_cidrs), RTPROT_NETC,
+            routes=tuple(op.params.dst for op in planned if has_params(op, params.RouteNodeParams)),
+            device=device,
+            neighbours=tuple(op.params.address for op in planned
+                             if has_params(op, params.NeighbourParams)),
+            fdb=tuple(op.params.lladdr for op in planned if has_params(op, params.FdbParams)),
+            alias=owner_alias(cluster)),
         Phase.PEERS, scope=Scope.NODE, span=cluster.span)

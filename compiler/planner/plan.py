@@ -19,12 +19,12 @@ from compiler.errors import Code, NetcError
 from compiler.ir import Network
 from compiler.planner.attach import attach_operations
 from compiler.planner.context import PodContext
-from compiler.planner.ops import Action, Attachment, Kind, Operation, Plan
+from compiler.planner.ops import Action, Attachment, Kind, Operation, Params, Plan
 
 COMMANDS = ("ADD", "DEL", "CHECK")
-ONE_SHOT = (Kind.CONNTRACK_FLUSH, Kind.FORGET_NEIGHBOUR)
+ONE_SHOT = (Kind.CONNTRACK_FLUSH, Kind.NEIGHBOUR_FORGET)
 """Operations that leave nothing to verify: CHECK skips them."""
-DEL_FIRST = (Kind.POD_NAT, Kind.CONNTRACK_FLUSH, Kind.HOSTPORT_CLAIM)
+DEL_FIRST = (Kind.IPTABLES_ATTACHMENT, Kind.CONNTRACK_FLUSH, Kind.HOSTPORT_CLAIM)
 """What a DEL removes before everything else, in this order."""
 
 
@@ -48,7 +48,7 @@ def plan(network: Network, pod: PodContext, command: str) -> Plan:
     return Plan(command, attachment, tuple(_for_command(adding, command)), network.sources)
 
 
-def _for_command(adding: list[Operation], command: str) -> list[Operation]:
+def _for_command(adding: list[Operation[Params]], command: str) -> list[Operation[Params]]:
     if command == "ADD":
         return adding
     if command == "DEL":
@@ -57,5 +57,5 @@ def _for_command(adding: list[Operation], command: str) -> list[Operation]:
     return [op.with_action(Action.CHECK) for op in adding if op.kind not in ONE_SHOT]
 
 
-def _del_rank(op: Operation) -> int:
+def _del_rank(op: Operation[Params]) -> int:
     return DEL_FIRST.index(op.kind) if op.kind in DEL_FIRST else len(DEL_FIRST)

@@ -21,13 +21,15 @@ from compiler.planner import iptables
 from compiler.planner.ops import (
     PHASE_TITLES,
     Action,
-    Kind,
     Observation,
     Operation,
+    Params,
     Plan,
     State,
+    has_params,
     placeholders,
 )
+from compiler.planner.params import IptablesAttachmentParams, IptablesNodeParams
 from compiler.source import SourceFile, Span
 
 ACTION_SYMBOLS = {Action.ENSURE: "+", Action.REMOVE: "-", Action.CHECK: "?"}
@@ -63,7 +65,7 @@ def _header(plan: Plan) -> list[str]:
             + (f"  netns {who.netns}" if who.netns else "")]
 
 
-def _operation(number: int, op: Operation, sources: Mapping[str, SourceFile],
+def _operation(number: int, op: Operation[Params], sources: Mapping[str, SourceFile],
                seen: Observation | None) -> list[str]:
     symbol = LIVE_SYMBOLS[seen.state] if seen else ACTION_SYMBOLS[op.action]
     lines = [f"  {number:3d} {symbol} {op.summary}"]
@@ -90,19 +92,19 @@ def _where(span: Span, sources: Mapping[str, SourceFile]) -> str:
     return f"{span.file}:{span.line}" + (f" | {shown}" if shown else "")
 
 
-def _rules(op: Operation) -> list[str]:
+def _rules(op: Operation[Params]) -> list[str]:
     """The iptables-restore lines an operation writes on a node that has none of them yet.
 
     They come from the function the runtime writes them with: a reviewer
     sees exactly the NAT a pod gets.
     """
-    if op.kind == Kind.NODE_NAT and op.action == Action.ENSURE:
+    if has_params(op, IptablesNodeParams) and op.action == Action.ENSURE:
         return iptables.node_setup(op.params, iptables.FRESH)
-    if op.kind != Kind.POD_NAT:
+    if not has_params(op, IptablesAttachmentParams):
         return []
     if op.action == Action.REMOVE:
         return iptables.attachment_teardown(op.params)
-    if op.action == Action.ENSURE and op.params["rules"] is not None:
+    if op.action == Action.ENSURE and op.params.rules is not None:
         return iptables.attachment_setup(op.params, iptables.FRESH, repeated=False)
     return []
 

@@ -18,7 +18,7 @@ import click
 
 from compiler.errors import NetcError
 from compiler.planner.ops import Plan
-from runtime.apply import Change, apply_node
+from runtime.apply import AppliedChange, apply_node
 from runtime.cli.common import (
     EXIT_INVALID,
     EXIT_PENDING,
@@ -56,9 +56,9 @@ def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
     if network_name is not None and network_name not in {n.name for n in networks}:
         raise click.UsageError(f"no network named {network_name!r} in the input")
     the_plan = plan_of_node(compilation, node, networks, network_name)
-    changes: list[Change] = []
+    changes: list[AppliedChange] = []
 
-    def made(change: Change) -> None:
+    def made(change: AppliedChange) -> None:
         changes.append(change)
         if output == "text":
             for line in change.lines():
@@ -76,7 +76,7 @@ def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
         sys.exit(EXIT_PENDING)
 
 
-def _document(the_plan: Plan, changes: Sequence[Change], error: str | None = None
+def _document(the_plan: Plan, changes: Sequence[AppliedChange], error: str | None = None
               ) -> dict[str, object]:
     document: dict[str, object] = {
         "format_version": APPLY_FORMAT, "node": the_plan.node.to_json() if the_plan.node
@@ -86,7 +86,7 @@ def _document(the_plan: Plan, changes: Sequence[Change], error: str | None = Non
     return document
 
 
-def _failed(error: NetcError, node: str, the_plan: Plan, changes: Sequence[Change],
+def _failed(error: NetcError, node: str, the_plan: Plan, changes: Sequence[AppliedChange],
             output: str, detailed_exitcode: bool) -> NoReturn:
     """Say what failed and what stays: the changes made before it (printed as they were made).
 
@@ -111,7 +111,7 @@ def _failed(error: NetcError, node: str, the_plan: Plan, changes: Sequence[Chang
     raise SystemFailure(str(error)) from error
 
 
-def _summary(node: str, the_plan: Plan, changes: Sequence[Change]) -> str:
+def _summary(node: str, the_plan: Plan, changes: Sequence[AppliedChange]) -> str:
     where = f"node {node}" + (f" of cluster {the_plan.node.cluster}"
                               if the_plan.node and the_plan.node.cluster else "")
     if not changes:

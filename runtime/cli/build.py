@@ -27,8 +27,15 @@ from compiler.versions import CNI_VERSIONS
 from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
 from runtime.cli.completion import network_names
 from runtime.install import netc_version
-from runtime.outdir import Action, Change, InTheWay, Output, carry_out, plan_directory
-from runtime.outdir import Plan as OutputPlan
+from runtime.outdir import (
+    DirectoryPlan,
+    FileAction,
+    FileChange,
+    InTheWay,
+    Output,
+    carry_out,
+    plan_directory,
+)
 
 KUBERNETES = "kubernetes"
 MANIFEST_FILE = "netc.yaml"
@@ -223,25 +230,26 @@ class _Result:
         sys.exit(code)
 
 
-def _states(out_dir: Path, plan: OutputPlan, checking: bool) -> dict[str, str]:
+def _states(out_dir: Path, plan: DirectoryPlan, checking: bool) -> dict[str, str]:
     """What became (or, with --check, would become) of each file, for the JSON document."""
-    words = {Action.WRITE: ("would change", "written"), Action.UNCHANGED: ("up to date",
-             "unchanged"), Action.REMOVE: ("would be removed", "removed"),
-             Action.EDITED: ("edited since written", "edited since written")}
+    words = {FileAction.WRITE: ("would change", "written"),
+             FileAction.UNCHANGED: ("up to date", "unchanged"),
+             FileAction.REMOVE: ("would be removed", "removed"),
+             FileAction.EDITED: ("edited since written", "edited since written")}
     states = {str(out_dir / c.name): words[c.action][0 if checking else 1] for c in plan.changes}
     created = {str(out_dir / c.name): "would be created" for c in plan.changes
-               if checking and c.action == Action.WRITE and c.current is None}
+               if checking and c.action == FileAction.WRITE and c.current is None}
     return states | created
 
 
-def _refusal(out_dir: Path, plan: OutputPlan) -> str:
+def _refusal(out_dir: Path, plan: DirectoryPlan) -> str:
     """Why nothing may be written: files netc wrote, no longer builds, and someone edited.
 
     netc will not remove an edit, and must not leave it either: runtimes load every
     conflist and take the lexically first, so an old `20-pods.conflist` keeps the node
     on the old network beside the new `30-pods.conflist`.  Someone has to decide.
     """
-    edited = [c for c in plan.changes if c.action == Action.EDITED]
+    edited = [c for c in plan.changes if c.action == FileAction.EDITED]
     if not edited:
         return ""
     many = len(edited) != 1
@@ -256,7 +264,7 @@ def _refusal(out_dir: Path, plan: OutputPlan) -> str:
     return "\n".join(lines)
 
 
-def _shadows(edited: Change, plan: OutputPlan) -> str:
+def _shadows(edited: FileChange, plan: DirectoryPlan) -> str:
     """What the edited file does to the node if it stays."""
     successor = next((c.name for c in plan.changes
                       if c.wanted is not None and c.network == edited.network), None)
@@ -268,26 +276,26 @@ def _shadows(edited: Change, plan: OutputPlan) -> str:
             f"{order} it (they take the lexically first conflist)")
 
 
-def _check(out_dir: Path, plan: OutputPlan, output: str) -> int:
+def _check(out_dir: Path, plan: DirectoryPlan, output: str) -> int:
     drift = sum(c.drift for c in plan.changes)
     if output != "text":
         return EXIT_INVALID if drift else 0
     for change in plan.changes:
         path = out_dir / change.name
-        if change.action == Action.WRITE:
+        if change.action == FileAction.WRITE:
             diff = difflib.unified_diff(
                 (change.current or "").splitlines(keepends=True),
                 (change.wanted or "").splitlines(keepends=True),
                 fromfile=str(path) if change.current is not None else "/dev/null",
                 tofile=str(path))
             click.echo("".join(diff), nl=False)
-        elif change.action == Action.REMOVE:
+        elif change.action == FileAction.REMOVE:
             click.echo(f"would remove {path}: netc wrote it, no network builds it now")
-        elif change.action == Action.EDITED:
+        elif change.action == FileAction.EDITED:
             click.echo(f"{path}: netc wrote it, no network builds it now, and it was edited "
                        "since: a build refuses until it is removed", err=True)
     if drift:
-        edited = any(c.action == Action.EDITED for c in plan.changes)
+        edited = any(c.action == FileAction.EDITED for c in plan.changes)
         click.echo(f"{drift} of {len(plan.changes)} files would change; " + (
             "remove the edited file, then run netc build" if edited else
             "run netc build without --check to write them"), err=True)
@@ -298,12 +306,13 @@ def _check(out_dir: Path, plan: OutputPlan, output: str) -> int:
     return 0
 
 
-def _write(out_dir: Path, plan: OutputPlan, output: str) -> int:
+def _write(out_dir: Path, plan: DirectoryPlan, output: str) -> int:
     try:
         carry_out(str(out_dir), plan)
     except OSError as error:
         raise SystemFailure(f"cannot write into {out_dir}: {error.strerror}") from error
-    verbs = {Action.WRITE: "wrote", Action.UNCHANGED: "unchanged", Action.REMOVE: "removed"}
+    verbs = {FileAction.WRITE: "wrote", FileAction.UNCHANGED: "unchanged",
+             FileAction.REMOVE: "removed"}
     if output == "text":
         for change in plan.changes:
             click.echo(f"{verbs[change.action]} {out_dir / change.name}", err=True)

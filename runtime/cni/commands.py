@@ -20,8 +20,9 @@ from compiler.planner.names import record_path
 from compiler.planner.ops import State
 from compiler.planner.plan import plan
 from compiler.versions import version_key
+from runtime import attachment_records as records
 from runtime import executor
-from runtime import record as records
+from runtime.attachment_records import Record
 from runtime.cni.protocol import Call
 from runtime.cni.request import (
     Request,
@@ -34,7 +35,6 @@ from runtime.detach import collect, detach
 from runtime.files import locked
 from runtime.host import Host
 from runtime.ipam_store import IpamStore, Range
-from runtime.record import Record
 
 
 def _network_locked(request: Request) -> contextlib.AbstractContextManager[float]:

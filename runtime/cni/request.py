@@ -26,8 +26,8 @@ from compiler.planner.context import (
     requested_addresses,
 )
 from compiler.versions import CNI_VERSIONS
+from runtime.attachment_records import Record
 from runtime.cni.protocol import Call, read_config
-from runtime.record import Record
 
 
 @frozen

@@ -1,10 +1,24 @@
-"""rtnetlink verbs for links, addresses and routes, in one network namespace.
+"""rtnetlink verbs for links, addresses, routes, neighbour and FDB entries, in one namespace.
 
-`Rtnl` wraps a `Channel` opened in some namespace and offers what the
-runtime needs: look links up, create bridges, veth pairs and ifbs, set them
-up, enslave, set hairpin, add addresses and routes, and read all of that back
-for CHECK and `netc plan --live`.  Traffic control lives in
-`runtime.netlink.tc`.
+`Rtnl` wraps a `Channel` opened in some namespace and is netc's one
+rtnetlink client.  What a pod's call needs: look links up, create bridges,
+veth pairs and ifbs, set them up, enslave, set hairpin, add addresses and
+routes, forget a neighbour, and read all of that back for CHECK and `netc
+plan --live`.  What `netc apply --node` needs besides:
+
+    links       a VXLAN device (its settings: `runtime.netlink.vxlan`), its
+                MAC and the owner's alias
+    routes      replaced, listed and deleted with a route protocol number of
+                netc's own (through a gateway, or onlink through a device); the
+                delete names the protocol too, so the kernel itself refuses to
+                remove anybody else's route
+    neighbours  permanent entries (an address's MAC) on a device
+    FDB         a VXLAN device's forwarding entries: a MAC behind an underlay
+                address (AF_BRIDGE neighbour messages with NTF_SELF)
+
+Every change of those is a replace (NLM_F_CREATE | NLM_F_REPLACE), so
+repeating one is harmless; removals tolerate absence.  Traffic control lives
+in `runtime.netlink.tc`.
 """
 
 from __future__ import annotations
@@ -32,13 +46,15 @@ from runtime.netlink.wire import (
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 RTM_NEWADDR, RTM_GETADDR = 20, 22
-RTM_NEWROUTE, RTM_GETROUTE = 24, 26
-RTM_DELNEIGH = 29
+RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
+RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
 RTM_NEWNSID, RTM_GETNSID = 88, 90
 
 IFINFO = struct.Struct("=BxHiII")
 NDMSG = struct.Struct("=BxHiHBB")
-NDA_DST = 1
+NDA_DST, NDA_LLADDR, NDA_IFINDEX = 1, 2, 8
+NUD_PERMANENT = 0x80
+NTF_SELF = 0x02
 IFADDR = struct.Struct("=BBBBI")
 RTMSG = struct.Struct("=BBBBBBBBI")
 RTGENMSG = struct.Struct("=Bxxx")
@@ -55,12 +71,16 @@ IFA_ADDRESS, IFA_LOCAL, IFA_BROADCAST = 1, 2, 4
 IFA_F_NODAD = 0x02
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_TABLE = 1, 4, 5, 15
 RT_TABLE_MAIN, RTPROT_BOOT, RTN_UNICAST = 254, 3, 1
+RT_SCOPE_UNIVERSE, RT_SCOPE_NOWHERE = 0, 255
+RTNH_F_ONLINK = 0x04
 NETNSA_NSID, NETNSA_FD = 1, 3
 NETNSA_NSID_NOT_ASSIGNED = -1
 
 FAMILIES = {4: _socket.AF_INET, 6: _socket.AF_INET6}
 ABSENT = (errno.ENODEV, errno.ENOENT)
 """What the kernel answers about a link or entry that does not exist."""
+GONE = (*ABSENT, errno.ESRCH)
+"""What the kernel answers when the object to remove is not there (routes say ESRCH)."""
 
 
 @frozen
@@ -124,6 +144,31 @@ class Route:
     flags: int = 0
 
 
+@frozen
+class Neighbour:
+    """A neighbour entry: on which link, which address, its MAC (if any) and NUD state."""
+
+    index: int
+    address: str
+    lladdr: str | None
+    state: int
+
+    @property
+    def permanent(self) -> bool:
+        """Set by hand (or by netc), never aged out or resolved again."""
+        return bool(self.state & NUD_PERMANENT)
+
+
+@frozen
+class FdbEntry:
+    """A forwarding entry of a VXLAN device: frames for `lladdr` go to underlay `dst`."""
+
+    index: int
+    lladdr: str
+    dst: str | None
+    state: int
+
+
 class Rtnl:
     """rtnetlink in the namespace the socket was opened in."""
 
@@ -152,12 +197,13 @@ class Rtnl:
         return [_link(reply) for _, reply in self.nl.dump(RTM_GETLINK, body, "list links")]
 
     def create(self, name: str, kind: str, mtu: int | None = None,
-               data: list[Attr] | None = None, *, mac: str | None = None, group: int = 0
-               ) -> None:
-        """Create a link of `kind` (bridge, ifb, veth with `data` naming its peer).
+               data: list[Attr] | None = None, *, mac: str | None = None, group: int = 0,
+               alias: str | None = None) -> None:
+        """Create a link of `kind` (bridge, ifb, veth or vxlan with `data` its settings).
 
         A `mac` given here is the link's own from the start: a bridge then never
-        follows its ports' addresses and takes it as its bridge ID.
+        follows its ports' addresses and takes it as its bridge ID.  An `alias`
+        is set right after: on creation the kernel ignores IFLA_IFALIAS.
         """
         info = [string(IFLA_INFO_KIND, kind)]
         if data:
@@ -170,6 +216,11 @@ class Rtnl:
         if group:
             attrs.append(u32(IFLA_GROUP, group))
         self._newlink(0, attrs, wire.NLM_F_CREATE | wire.NLM_F_EXCL, f"create {kind} {name}")
+        if alias is not None:
+            created = self.link(name)
+            if created is None:
+                raise NetlinkError(errno.ENODEV, f"find the new {kind} {name}")
+            self.set_alias(created, alias)
 
     def create_veth(self, name: str, peer: str, peer_netns_fd: int, mtu: int | None) -> None:
         """A veth pair: `name` here, `peer` created directly in the namespace of the fd."""
@@ -237,6 +288,15 @@ class Rtnl:
         self._newlink(link.index, [u32(IFLA_MASTER, master.index)], 0,
                       f"attach {link.name} to {master.name}")
 
+    def set_alias(self, link: Link, alias: str) -> None:
+        """The link's alias (IFLA_IFALIAS): how netc recognises the links it made."""
+        self._newlink(link.index, [string(IFLA_IFALIAS, alias)], 0, f"set alias of {link.name}")
+
+    def set_mac(self, link: Link, mac: str) -> None:
+        """Change a link's MAC address."""
+        self._newlink(link.index, [Attr(IFLA_ADDRESS, mac_bytes(mac))], 0,
+                      f"set MAC of {link.name}")
+
     def set_hairpin(self, link: Link, on: bool) -> None:
         """Turn hairpin mode of a bridge port on or off."""
         slave = [string(IFLA_INFO_SLAVE_KIND, "bridge"),
@@ -285,32 +345,86 @@ class Rtnl:
         return found
 
     def add_route(self, dst: str, gateway: str | None, link: Link) -> None:
-        """A route in the main table; one already there is not an error."""
-        network = ipaddress.ip_network(dst)
-        attrs = [u32(RTA_TABLE, RT_TABLE_MAIN), u32(RTA_OIF, link.index)]
-        if network.prefixlen:
-            attrs.append(Attr(RTA_DST, network.network_address.packed))
-        if gateway:
-            attrs.append(Attr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed))
-        body = RTMSG.pack(FAMILIES[network.version], network.prefixlen, 0, 0, RT_TABLE_MAIN,
-                          RTPROT_BOOT, 0, RTN_UNICAST, 0) + b"".join(a.encode() for a in attrs)
+        """A route in the main table through `link`; one already there is not an error."""
+        body = _route_message(dst, gateway, link, RTPROT_BOOT)
         self._tolerate_exists(RTM_NEWROUTE, body, f"add route {dst} via {gateway}")
 
-    # neighbours
+    def replace_route(self, dst: str, via: str, link: Link | None, protocol: int) -> None:
+        """Add or replace the route to `dst` of `protocol`: via a gateway, onlink through `link`."""
+        body = _route_message(dst, via, link, protocol,
+                              flags=RTNH_F_ONLINK if link is not None else 0)
+        self.nl.request(RTM_NEWROUTE, wire.NLM_F_CREATE | wire.NLM_F_REPLACE, body,
+                        f"route {dst} via {via}" + (f" dev {link.name}" if link else ""))
 
-    def forget_neighbour(self, link: Link, address: str) -> bool:
+    def delete_route(self, route: Route, protocol: int) -> bool:
+        """Delete a route of `protocol` (never another's); False when it was already gone."""
+        body = _route_message(route.dst, route.gateway, None, protocol, scope=RT_SCOPE_NOWHERE)
+        return self._tolerate_absent(RTM_DELROUTE, body, f"delete route {route.dst}")
+
+    # neighbours and forwarding entries
+
+    def neighbours(self, link: Link, family: int) -> list[Neighbour]:
+        """The neighbour entries of one family on a link."""
+        body = NDMSG.pack(FAMILIES[family], 0, link.index, 0, 0, 0) + u32(
+            NDA_IFINDEX, link.index).encode()
+        found = []
+        for _, reply in self.nl.dump(RTM_GETNEIGH, body, f"list neighbours on {link.name}"):
+            entry = _neighbour(reply)
+            if entry.index == link.index:
+                found.append(entry)
+        return found
+
+    def replace_neighbour(self, link: Link, address: str, lladdr: str) -> None:
+        """A permanent entry: `address` is at `lladdr` on the link."""
+        ip = ipaddress.ip_address(address)
+        body = NDMSG.pack(FAMILIES[ip.version], 0, link.index, NUD_PERMANENT, 0, 0)
+        attrs = [Attr(NDA_DST, ip.packed), Attr(NDA_LLADDR, mac_bytes(lladdr))]
+        self.nl.request(RTM_NEWNEIGH, wire.NLM_F_CREATE | wire.NLM_F_REPLACE,
+                        body + b"".join(a.encode() for a in attrs),
+                        f"neighbour {address} lladdr {lladdr} dev {link.name}")
+
+    def delete_neighbour(self, link: Link, address: str) -> bool:
         """Delete the neighbour entry of `address` on a link; False when there was none."""
         ip = ipaddress.ip_address(address)
         body = NDMSG.pack(FAMILIES[ip.version], 0, link.index, 0, 0, 0) + Attr(
             NDA_DST, ip.packed).encode()
         return self._tolerate_absent(RTM_DELNEIGH, body, f"forget neighbour {address}")
 
+    def fdb(self, link: Link) -> list[FdbEntry]:
+        """The forwarding entries of a VXLAN device.
+
+        The request is an ifinfomsg naming the device: the kernel's (legacy)
+        FDB dump then lists that device only.
+        """
+        body = IFINFO.pack(_socket.AF_BRIDGE, 0, link.index, 0, 0)
+        found = []
+        for _, reply in self.nl.dump(RTM_GETNEIGH, body, f"list FDB of {link.name}"):
+            entry = _fdb_entry(reply)
+            if entry is not None and entry.index == link.index:
+                found.append(entry)
+        return found
+
+    def replace_fdb(self, link: Link, lladdr: str, dst: str) -> None:
+        """A permanent forwarding entry: frames for `lladdr` go to underlay address `dst`."""
+        body = NDMSG.pack(_socket.AF_BRIDGE, 0, link.index, NUD_PERMANENT, NTF_SELF, 0)
+        attrs = [Attr(NDA_LLADDR, mac_bytes(lladdr)),
+                 Attr(NDA_DST, ipaddress.ip_address(dst).packed)]
+        self.nl.request(RTM_NEWNEIGH, wire.NLM_F_CREATE | wire.NLM_F_REPLACE,
+                        body + b"".join(a.encode() for a in attrs),
+                        f"fdb {lladdr} dst {dst} dev {link.name}")
+
+    def delete_fdb(self, link: Link, lladdr: str) -> bool:
+        """Delete every forwarding entry of `lladdr`; False when there was none."""
+        body = NDMSG.pack(_socket.AF_BRIDGE, 0, link.index, 0, NTF_SELF, 0) + Attr(
+            NDA_LLADDR, mac_bytes(lladdr)).encode()
+        return self._tolerate_absent(RTM_DELNEIGH, body, f"delete fdb {lladdr} dev {link.name}")
+
     def _tolerate_absent(self, kind: int, body: bytes, what: str) -> bool:
         """Send a removal; False when there was nothing to remove."""
         try:
             self.nl.request(kind, 0, body, what)
         except NetlinkError as error:
-            if error.errno in ABSENT:
+            if error.errno in GONE:
                 return False
             raise
         return True
@@ -321,6 +435,21 @@ class Rtnl:
         except NetlinkError as error:
             if error.errno != errno.EEXIST:
                 raise
+
+
+def _route_message(dst: str, gateway: str | None, link: Link | None, protocol: int, *,
+                   scope: int = RT_SCOPE_UNIVERSE, flags: int = 0) -> bytes:
+    """A route of the main table to `dst`, through its gateway and output link when given."""
+    network = ipaddress.ip_network(dst)
+    attrs = [u32(RTA_TABLE, RT_TABLE_MAIN)]
+    if link is not None:
+        attrs.append(u32(RTA_OIF, link.index))
+    if network.prefixlen:
+        attrs.append(Attr(RTA_DST, network.network_address.packed))
+    if gateway:
+        attrs.append(Attr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed))
+    return RTMSG.pack(FAMILIES[network.version], network.prefixlen, 0, 0, RT_TABLE_MAIN, protocol,
+                      scope, RTN_UNICAST, flags) + b"".join(a.encode() for a in attrs)
 
 
 def _link(body: bytes) -> Link:
@@ -360,3 +489,22 @@ def _route(body: bytes, family: int) -> Route | None:
     gateway = attrs.get(RTA_GATEWAY)
     return Route(f"{dst}/{dst_len}", str(ipaddress.ip_address(gateway)) if gateway else None,
                  get_u32(attrs, RTA_OIF), protocol, flags)
+
+
+def _neighbour(body: bytes) -> Neighbour:
+    _family, _pad, index, state, _flags, _type = NDMSG.unpack_from(body)
+    attrs = parse_attrs(body, NDMSG.size)
+    lladdr = attrs.get(NDA_LLADDR)
+    return Neighbour(index, str(ipaddress.ip_address(attrs[NDA_DST])),
+                     mac_text(lladdr) if lladdr else None, state)
+
+
+def _fdb_entry(body: bytes) -> FdbEntry | None:
+    _family, _pad, index, state, _flags, _type = NDMSG.unpack_from(body)
+    attrs = parse_attrs(body, NDMSG.size)
+    lladdr = attrs.get(NDA_LLADDR)
+    if lladdr is None:
+        return None
+    dst = attrs.get(NDA_DST)
+    return FdbEntry(index, mac_text(lladdr), str(ipaddress.ip_address(dst)) if dst else None,
+                    state)

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar
 
 from compiler.datatypes import field, mutable
 from compiler.errors import Code, NetcError
 from compiler.planner.context import PodContext
-from compiler.planner.ops import Observation, Operation, Plan, State, Where
+from compiler.planner.ops import Observation, Operation, Params, Plan, State, Where
+from runtime.attachment_records import Record
 from runtime.host import Host
 from runtime.netlink.rtnl import Link
-from runtime.record import Record
 
 
-class Refused(NetcError):
+class OperationRefused(NetcError):
     """A handler's refusal: the object cannot be brought to the planned state."""
 
     code = Code.OPERATION_FAILED
@@ -45,7 +45,8 @@ class Run:
     memo: dict[Any, Any] = field(default_factory=dict)
     notes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     """What operations did beyond their summary (what a prune removed), for `netc apply`."""
-    completions: list[tuple[Operation, Callable[[], None]]] = field(default_factory=list)
+    completions: list[tuple[Operation[Params], Callable[[], None]]] = field(
+        default_factory=list)
     """How to finish the operations whose work still runs beside the call (see `later`)."""
     shared_lock: Callable[[], contextlib.AbstractContextManager[object]] | None = None
 
@@ -64,15 +65,15 @@ class Run:
         assert self.pod is not None and self.record is not None, "a pod's operation"
         return self.pod, self.record
 
-    def note(self, op: Operation, *lines: str) -> None:
+    def note(self, op: Operation[Params], *lines: str) -> None:
         """Say what an operation did beyond its summary: `netc apply` prints it."""
         self.notes.setdefault((op.kind, op.target), []).extend(lines)
 
-    def notes_of(self, op: Operation) -> list[str]:
+    def notes_of(self, op: Operation[Params]) -> list[str]:
         """What `note` recorded for an operation."""
         return self.notes.get((op.kind, op.target), [])
 
-    def later(self, op: Operation, finish: Callable[[], None]) -> None:
+    def later(self, op: Operation[Params], finish: Callable[[], None]) -> None:
         """Have the executor call `finish` before the call ends; `op`'s work runs meanwhile.
 
         For work done by a program (an iptables-restore is mostly waiting):
@@ -88,45 +89,52 @@ class Run:
             record.bindings[f"{prefix}.{name}"] = value
 
 
-class Handler(Protocol):
+P = TypeVar("P", bound=Params)
+
+
+class Handler(Protocol[P]):
     """How one kind of operation is carried out; every method is idempotent.
 
-    `ensure` repairs what differs and leaves what is right alone; `remove`
-    tolerates absence (node-scoped kinds, and kinds whose object goes with
-    another one, remove nothing); `observe` compares without changing.
+    A handler names the parameters' type of its kind (`params`), which says
+    which kind it carries out (the registry's key) and what its methods are
+    given: `Operation[LinkVethParams]` for `Kind.LINK_VETH`.  `ensure` repairs
+    what differs and leaves what is right alone; `remove` tolerates absence
+    (node-scoped kinds, and kinds whose object goes with another one, remove
+    nothing); `observe` compares without changing.
     """
 
-    def ensure(self, op: Operation, run: Run) -> bool:
+    params: type[P]
+
+    def ensure(self, op: Operation[P], run: Run) -> bool:
         """Bring the object to the planned state; True when something had to change."""
         ...
 
-    def remove(self, op: Operation, run: Run) -> None:
+    def remove(self, op: Operation[P], run: Run) -> None:
         """Remove the object, tolerating its absence."""
         ...
 
-    def observe(self, op: Operation, run: Run) -> Observation:
+    def observe(self, op: Operation[P], run: Run) -> Observation:
         """Compare the object with the plan."""
         ...
 
 
-@runtime_checkable
-class Settles(Protocol):
+class Settles(Handler[P]):
     """A node-scoped kind with a quicker test than `observe` that a pod's ADD trusts."""
 
-    def settled(self, op: Operation, run: Run) -> bool:
+    def settled(self, op: Operation[P], run: Run) -> bool:
         """Whether the object needs no change, as far as a pod's ADD asks."""
-        ...
+        raise NotImplementedError
 
 
 class KeptByDel:
     """Mixin of handlers whose object a DEL never removes itself."""
 
-    def remove(self, op: Operation, run: Run) -> None:
+    def remove(self, op: Operation[Params], run: Run) -> None:
         """Nothing to do: the object is node-scoped or goes with its parent."""
 
 
-class Blockable:
-    """Mixin of handlers whose object something netc does not own can stand in the way of.
+class Blockable(Handler[P]):
+    """A handler whose object something netc does not own can stand in the way of.
 
     `obstacle` says what that is -- a device of the planned name that is not
     netc's, a VXLAN device holding the planned VNI and port, a route netc did
@@ -138,7 +146,7 @@ class Blockable:
     module operation before it creates does not.
     """
 
-    def obstacle(self, op: Operation, run: Run) -> str | None:
+    def obstacle(self, op: Operation[P], run: Run) -> str | None:
         """What stands in the way of the planned object, and the fix; None when nothing does."""
         raise NotImplementedError
 
@@ -166,5 +174,5 @@ def existing_link(run: Run, where: Where, name: str) -> Link:
     """The link `name` in the node or the pod; a missing one is a refusal naming it."""
     link = run.host.link(where, name)
     if link is None:
-        raise Refused(f"link {name} does not exist")
+        raise OperationRefused(f"link {name} does not exist")
     return link

@@ -18,30 +18,42 @@ import os
 
 from compiler.errors import Code
 from compiler.ir import family_key
-from compiler.planner.ops import Kind, Observation, Operation
+from compiler.planner.ops import Observation, Operation
+from compiler.planner.params import ConntrackFlushParams, HostportClaim, HostportClaimParams
 from runtime import programs
 from runtime.files import create_exclusively, locked, read_text, remove, sweep_temporaries
-from runtime.ops.base import IN_PLACE_NOW, NOTHING_TO_KEEP, Refused, Run, differs, missing
+from runtime.ops.base import (
+    IN_PLACE_NOW,
+    NOTHING_TO_KEEP,
+    Handler,
+    OperationRefused,
+    Run,
+    differs,
+    missing,
+)
 
 
-class ClaimHandler:
+class HostportClaimHandler(Handler[HostportClaimParams]):
     """The node-wide claims of an attachment's host ports."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
+    params = HostportClaimParams
+
+    def ensure(self, op: Operation[HostportClaimParams], run: Run) -> bool:
         """Claim every port or none: conflicts are looked for before anything is written."""
-        directory, owner = op.params["dir"], op.params["owner"]
+        directory, owner, claims = op.params.dir, op.params.owner, op.params.claims
+        assert claims is not None, "an ADD knows its ports"
         with _claims_locked(directory):  # which makes the directory, 0700
             sweep_temporaries(directory)
-            for claim in op.params["claims"]:
+            for claim in claims:
                 holder = _conflict(directory, claim, owner)
                 if holder is not None:
-                    raise Refused(f"host port {_describe(claim)} is already mapped by "
-                                  f"{holder}", Code.HOSTPORT_TAKEN)
-            created = [create_exclusively(os.path.join(directory, claim), owner.encode())
-                       for claim in op.params["claims"]]
+                    raise OperationRefused(f"host port {claim.describe()} is already mapped "
+                                           f"by {holder}", Code.HOSTPORT_TAKEN)
+            created = [create_exclusively(os.path.join(directory, str(claim)), owner.encode())
+                       for claim in claims]
         return any(created)
 
-    def remove(self, op: Operation, run: Run) -> None:
+    def remove(self, op: Operation[HostportClaimParams], run: Run) -> None:
         """Release the claims once the call's DNAT removal and conntrack flush have finished.
 
         Both finish at the end of the call (`Run.later`), in order; a port
@@ -50,20 +62,19 @@ class ClaimHandler:
         """
         run.later(op, lambda: self._release(op))
 
-    def _release(self, op: Operation) -> None:
-        directory, owner = op.params["dir"], op.params["owner"]
+    def _release(self, op: Operation[HostportClaimParams]) -> None:
+        directory, owner = op.params.dir, op.params.owner
         if not os.path.isdir(directory):
             return
         with _claims_locked(directory):
-            names = op.params["claims"] or _claims(directory)
-            for name in names:
-                if read_text(os.path.join(directory, name)) == owner:
-                    remove(os.path.join(directory, name))
+            for claim in op.params.claims or claims_in(directory):
+                if holder_of(directory, claim) == owner:
+                    remove(os.path.join(directory, str(claim)))
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        directory, owner = op.params["dir"], op.params["owner"]
-        claims = op.params["claims"] or []
-        held = [c for c in claims if read_text(os.path.join(directory, c)) == owner]
+    def observe(self, op: Operation[HostportClaimParams], run: Run) -> Observation:
+        directory, owner = op.params.dir, op.params.owner
+        claims = op.params.claims or ()
+        held = [c for c in claims if holder_of(directory, c) == owner]
         if not held and claims:
             return missing()
         if len(held) != len(claims):
@@ -76,30 +87,31 @@ def _claims_locked(directory: str) -> contextlib.AbstractContextManager[float]:
                   kind="hostports")
 
 
-def _claims(directory: str) -> list[str]:
-    return [n for n in os.listdir(directory) if ":" in n and not n.startswith(".")]
+def claims_in(directory: str) -> list[HostportClaim]:
+    """The claims a directory holds (its files named as claims); none without the directory."""
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    return [claim for name in names if (claim := HostportClaim.parse(name)) is not None]
 
 
-def _conflict(directory: str, claim: str, owner: str) -> str | None:
-    """The owner of a claim that collides with `claim`, if it is not `owner`."""
-    port, _, address = claim.partition("@")
-    for name in _claims(directory):
-        other_port, _, other_address = name.partition("@")
-        if other_port != port or (address and other_address and address != other_address):
-            continue
-        holder = read_text(os.path.join(directory, name))
-        if holder is not None and holder != owner:
-            return holder
+def holder_of(directory: str, claim: HostportClaim) -> str | None:
+    """Who holds a claim (an attachment's comment), or None when it is not held."""
+    return read_text(os.path.join(directory, str(claim)))
+
+
+def _conflict(directory: str, claim: HostportClaim, owner: str) -> str | None:
+    """The holder of a claim that collides with `claim`, if it is not `owner`."""
+    for other in claims_in(directory):
+        if other.conflicts(claim):
+            holder = holder_of(directory, other)
+            if holder is not None and holder != owner:
+                return holder
     return None
 
 
-def _describe(claim: str) -> str:
-    protocol_port, _, address = claim.partition("@")
-    protocol, _, port = protocol_port.partition(":")
-    return f"{port}/{protocol}" + (f" on {address}" if address else "")
-
-
-class ConntrackFlush:
+class ConntrackFlushHandler(Handler[ConntrackFlushParams]):
     """Forget UDP conntrack entries to some host ports (on ADD and again on DEL).
 
     The flush waits its turn among the work finished at the end of the call
@@ -108,22 +120,24 @@ class ConntrackFlush:
     that ran earlier.
     """
 
-    def ensure(self, op: Operation, run: Run) -> bool:
+    params = ConntrackFlushParams
+
+    def ensure(self, op: Operation[ConntrackFlushParams], run: Run) -> bool:
         run.later(op, lambda: self._flush(op))
         return False
 
-    def remove(self, op: Operation, run: Run) -> None:
+    def remove(self, op: Operation[ConntrackFlushParams], run: Run) -> None:
         run.later(op, lambda: self._flush(op))
 
-    def _flush(self, op: Operation) -> None:
-        family = family_key(op.params["family"])
-        for port in op.params["ports"]:
+    def _flush(self, op: Operation[ConntrackFlushParams]) -> None:
+        family = family_key(op.params.family)
+        for port in op.params.ports:
             # status 1 means "0 flow entries have been deleted": nothing stale
-            programs.run("conntrack", "-D", "-f", family, "-p", op.params["protocol"],
+            programs.run("conntrack", "-D", "-f", family, "-p", op.params.protocol,
                 "--orig-port-dst", str(port), accept=(0, 1))
 
-    def observe(self, op: Operation, run: Run) -> Observation:
+    def observe(self, op: Operation[ConntrackFlushParams], run: Run) -> Observation:
         return NOTHING_TO_KEEP
 
 
-HANDLERS = {Kind.HOSTPORT_CLAIM: ClaimHandler(), Kind.CONNTRACK_FLUSH: ConntrackFlush()}
+HANDLERS = (HostportClaimHandler(), ConntrackFlushHandler())

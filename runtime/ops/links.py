@@ -11,17 +11,30 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from typing import TypeVar
 
 from compiler.errors import Code
 from compiler.ir import mac_text
-from compiler.planner.ops import Kind, Observation, Operation, Where, placeholders
+from compiler.planner.ops import Observation, Operation, Where, placeholders
+from compiler.planner.params import (
+    AddressParams,
+    LinkBridgeParams,
+    LinkHairpinParams,
+    LinkIfbParams,
+    LinkMasterParams,
+    LinkUpParams,
+    LinkVethParams,
+    NeighbourForgetParams,
+    RouteParams,
+)
 from runtime.netlink.rtnl import Link
 from runtime.ops.base import (
     IN_PLACE_NOW,
     NOTHING_TO_KEEP,
     Blockable,
+    Handler,
     KeptByDel,
-    Refused,
+    OperationRefused,
     Run,
     blocked,
     differs,
@@ -30,7 +43,7 @@ from runtime.ops.base import (
 )
 
 
-class BridgeHandler(KeptByDel, Blockable):
+class LinkBridgeHandler(KeptByDel, Blockable[LinkBridgeParams]):
     """A Linux bridge with the planned MTU and promiscuity (a `link.up` follows).
 
     A new bridge gets its own MAC pinned: otherwise it takes the lowest MAC of
@@ -41,9 +54,11 @@ class BridgeHandler(KeptByDel, Blockable):
     ports (operstate UNKNOWN).
     """
 
-    def ensure(self, op: Operation, run: Run) -> bool:
+    params = LinkBridgeParams
+
+    def ensure(self, op: Operation[LinkBridgeParams], run: Run) -> bool:
         rtnl = run.host.node
-        name, mtu = op.params["name"], op.params["mtu"]
+        name, mtu = op.params.name, op.params.mtu
         bridge = rtnl.link(name)
         created = bridge is None
         if bridge is None:
@@ -51,7 +66,7 @@ class BridgeHandler(KeptByDel, Blockable):
             bridge = existing_link(run, Where.NODE, name)
         obstacle = _not_a_bridge(bridge)
         if obstacle:
-            raise Refused(obstacle)
+            raise OperationRefused(obstacle)
         repaired = []
         if mtu and bridge.mtu != mtu:
             # In a request of its own: an MTU given in the creating request is not
@@ -59,27 +74,27 @@ class BridgeHandler(KeptByDel, Blockable):
             # bridge's last port leaves (the first pod's DEL).
             rtnl.set_mtu(bridge, mtu)
             repaired.append(f"mtu {bridge.mtu}, want {mtu}")
-        if bridge.promiscuous != op.params["promiscuous"]:
-            rtnl.set_flags(bridge, promiscuous=op.params["promiscuous"])
+        if bridge.promiscuous != op.params.promiscuous:
+            rtnl.set_flags(bridge, promiscuous=op.params.promiscuous)
             repaired.append("promiscuous mode differed")
         if repaired and not created:
             run.note(op, "repaired: " + ", ".join(repaired))
         return created or bool(repaired)
 
-    def obstacle(self, op: Operation, run: Run) -> str | None:
-        return _not_a_bridge(run.host.node.link(op.params["name"]))
+    def obstacle(self, op: Operation[LinkBridgeParams], run: Run) -> str | None:
+        return _not_a_bridge(run.host.node.link(op.params.name))
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        bridge = run.host.node.link(op.params["name"])
+    def observe(self, op: Operation[LinkBridgeParams], run: Run) -> Observation:
+        bridge = run.host.node.link(op.params.name)
         if bridge is None:
             return missing()
         obstacle = _not_a_bridge(bridge)
         if obstacle:
             return blocked(obstacle)
         problems = []
-        if op.params["mtu"] and bridge.mtu != op.params["mtu"]:
-            problems.append(f"mtu {bridge.mtu}, want {op.params['mtu']}")
-        if bridge.promiscuous != op.params["promiscuous"]:
+        if op.params.mtu and bridge.mtu != op.params.mtu:
+            problems.append(f"mtu {bridge.mtu}, want {op.params.mtu}")
+        if bridge.promiscuous != op.params.promiscuous:
             problems.append("promiscuous mode differs")
         return differs(", ".join(problems)) if problems else IN_PLACE_NOW
 
@@ -109,47 +124,50 @@ def _random_mac() -> str:
     return mac_text(octets)
 
 
-class VethHandler:
+class LinkVethHandler(Handler[LinkVethParams]):
     """The pod's veth pair: host end in the node, `peer` in the pod."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
-        name, peer = op.params["name"], op.params["peer"]
+    params = LinkVethParams
+
+    def ensure(self, op: Operation[LinkVethParams], run: Run) -> bool:
+        name, peer = op.params.name, op.params.peer
         state = self._pair(op, run)
         if state == "paired":
             return False
         if state == "foreign":
-            raise Refused(f"interface {peer} already exists in the pod's network namespace",
-                          Code.INTERFACE_EXISTS)
+            raise OperationRefused(
+                f"interface {peer} already exists in the pod's network namespace",
+                Code.INTERFACE_EXISTS)
         if state == "stale":
             run.host.node.delete(name)
-        run.host.node.create_veth(name, peer, run.host.sandbox.fd, op.params["mtu"])
+        run.host.node.create_veth(name, peer, run.host.sandbox.fd, op.params.mtu)
         return True
 
-    def _pair(self, op: Operation, run: Run) -> str:
+    def _pair(self, op: Operation[LinkVethParams], run: Run) -> str:
         """'paired', 'absent', 'stale' (host end without our peer) or 'foreign'.
 
         Paired means the host end's peer is the pod's interface by index *and*
         namespace: an index alone could be an interface of another namespace.
         """
-        host = run.host.node.link(op.params["name"])
-        inside = run.host.link(Where.SANDBOX, op.params["peer"])
+        host = run.host.node.link(op.params.name)
+        inside = run.host.link(Where.SANDBOX, op.params.peer)
         if inside is not None:
             paired = host is not None and run.host.node.paired(host, inside, run.host.sandbox.fd)
             return "paired" if paired else "foreign"
         return "stale" if host is not None else "absent"
 
-    def remove(self, op: Operation, run: Run) -> None:
-        _delete_if(run, op.params["name"], "veth")
+    def remove(self, op: Operation[LinkVethParams], run: Run) -> None:
+        _delete_if(run, op.params.name, "veth")
 
-    def observe(self, op: Operation, run: Run) -> Observation:
+    def observe(self, op: Operation[LinkVethParams], run: Run) -> Observation:
         state = self._pair(op, run)
         if state == "paired":
             return IN_PLACE_NOW
         if state == "absent":
             return missing()
         if state == "stale":
-            return differs(f"{op.params['name']} exists without {op.params['peer']} in the pod")
-        return differs(f"{op.params['peer']} in the pod is not paired with {op.params['name']}")
+            return differs(f"{op.params.name} exists without {op.params.peer} in the pod")
+        return differs(f"{op.params.peer} in the pod is not paired with {op.params.name}")
 
 
 def _delete_if(run: Run, name: str, kind: str) -> None:
@@ -162,54 +180,60 @@ def _delete_if(run: Run, name: str, kind: str) -> None:
         run.host.node.delete(name)
 
 
-class MasterHandler(KeptByDel):
+class LinkMasterHandler(KeptByDel, Handler[LinkMasterParams]):
     """A link enslaved to a bridge."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
-        link = existing_link(run, Where.NODE, op.params["dev"])
-        master = existing_link(run, Where.NODE, op.params["master"])
+    params = LinkMasterParams
+
+    def ensure(self, op: Operation[LinkMasterParams], run: Run) -> bool:
+        link = existing_link(run, Where.NODE, op.params.dev)
+        master = existing_link(run, Where.NODE, op.params.master)
         if link.master == master.index:
             return False
         run.host.node.set_master(link, master)
         return True
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        link = run.host.node.link(op.params["dev"])
-        master = run.host.node.link(op.params["master"])
+    def observe(self, op: Operation[LinkMasterParams], run: Run) -> Observation:
+        link = run.host.node.link(op.params.dev)
+        master = run.host.node.link(op.params.master)
         if link is None or master is None:
             return missing()
         return IN_PLACE_NOW if link.master == master.index else differs("not on the bridge")
 
 
-class HairpinHandler(KeptByDel):
+class LinkHairpinHandler(KeptByDel, Handler[LinkHairpinParams]):
     """Hairpin mode of a bridge port."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
-        link = existing_link(run, Where.NODE, op.params["dev"])
-        if link.hairpin == op.params["on"]:
+    params = LinkHairpinParams
+
+    def ensure(self, op: Operation[LinkHairpinParams], run: Run) -> bool:
+        link = existing_link(run, Where.NODE, op.params.dev)
+        if link.hairpin == op.params.on:
             return False
-        run.host.node.set_hairpin(link, op.params["on"])
+        run.host.node.set_hairpin(link, op.params.on)
         return True
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        link = run.host.node.link(op.params["dev"])
+    def observe(self, op: Operation[LinkHairpinParams], run: Run) -> Observation:
+        link = run.host.node.link(op.params.dev)
         if link is None:
             return missing()
-        return IN_PLACE_NOW if link.hairpin == op.params["on"] else differs("hairpin differs")
+        return IN_PLACE_NOW if link.hairpin == op.params.on else differs("hairpin differs")
 
 
-class UpHandler(KeptByDel):
+class LinkUpHandler(KeptByDel, Handler[LinkUpParams]):
     """A link administratively up, in the node or the pod."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
-        link = existing_link(run, op.where, op.params["dev"])
+    params = LinkUpParams
+
+    def ensure(self, op: Operation[LinkUpParams], run: Run) -> bool:
+        link = existing_link(run, op.where, op.params.dev)
         if link.up:
             return False
         run.host.rtnl(op.where).set_flags(link, up=True)
         return True
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        link = run.host.link(op.where, op.params["dev"])
+    def observe(self, op: Operation[LinkUpParams], run: Run) -> Observation:
+        link = run.host.link(op.where, op.params.dev)
         if link is None:
             return missing()
         return IN_PLACE_NOW if link.up else differs("down")
@@ -219,7 +243,7 @@ LINK_GROUP_BASE = 0x6E000000
 """An attachment's link group is this plus its host veth's index: unique while the veth lives."""
 
 
-class IfbHandler(Blockable):
+class LinkIfbHandler(Blockable[LinkIfbParams]):
     """An ifb device, up, in one link group with the pod's host veth; removed by a DEL.
 
     Unregistering a link makes the kernel wait for RCU readers to finish with
@@ -230,12 +254,14 @@ class IfbHandler(Blockable):
     attachment made before groups, or a veth already gone with its pod).
     """
 
-    def ensure(self, op: Operation, run: Run) -> bool:
-        name = op.params["name"]
+    params = LinkIfbParams
+
+    def ensure(self, op: Operation[LinkIfbParams], run: Run) -> bool:
+        name = op.params.name
         link = run.host.node.link(name)
         obstacle = not_of_kind(link, "ifb")
         if obstacle:
-            raise Refused(obstacle)
+            raise OperationRefused(obstacle)
         group = self._group(op, run)
         if link is not None and link.up and link.group == group:
             return False
@@ -249,17 +275,17 @@ class IfbHandler(Blockable):
         return True
 
     @staticmethod
-    def _group(op: Operation, run: Run) -> int:
+    def _group(op: Operation[LinkIfbParams], run: Run) -> int:
         """The attachment's link group, which its host veth joins here if it has not yet."""
-        veth = existing_link(run, Where.NODE, op.params["veth"])
+        veth = existing_link(run, Where.NODE, op.params.veth)
         group = LINK_GROUP_BASE + veth.index
         if veth.group != group:
             run.host.node.set_group(veth, group)
         return group
 
-    def remove(self, op: Operation, run: Run) -> None:
+    def remove(self, op: Operation[LinkIfbParams], run: Run) -> None:
         node = run.host.node
-        link, veth = node.link(op.params["name"]), node.link(op.params["veth"])
+        link, veth = node.link(op.params.name), node.link(op.params.veth)
         if link is None or link.kind != "ifb":
             return
         if veth is not None and veth.kind == "veth" and link.group == veth.group == (
@@ -268,11 +294,11 @@ class IfbHandler(Blockable):
         else:
             node.delete(link.name)
 
-    def obstacle(self, op: Operation, run: Run) -> str | None:
-        return not_of_kind(run.host.node.link(op.params["name"]), "ifb")
+    def obstacle(self, op: Operation[LinkIfbParams], run: Run) -> str | None:
+        return not_of_kind(run.host.node.link(op.params.name), "ifb")
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        link = run.host.node.link(op.params["name"])
+    def observe(self, op: Operation[LinkIfbParams], run: Run) -> Observation:
+        link = run.host.node.link(op.params.name)
         if link is None:
             return missing()
         obstacle = not_of_kind(link, "ifb")
@@ -281,80 +307,81 @@ class IfbHandler(Blockable):
         return IN_PLACE_NOW if link.up else differs("down")
 
 
-class _OnLink(KeptByDel):
+OnLinkParams = TypeVar("OnLinkParams", AddressParams, RouteParams)
+
+
+class _OnLink(KeptByDel, Handler[OnLinkParams]):
     """Something that sits on a link (an address, a route): added unless present."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
-        link = existing_link(run, op.where, op.params["dev"])
+    def ensure(self, op: Operation[OnLinkParams], run: Run) -> bool:
+        link = existing_link(run, op.where, op.params.dev)
         if self._present(op, run, link):
             return False
         self._add(op, run, link)
         return True
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        link = run.host.link(op.where, op.params["dev"])
+    def observe(self, op: Operation[OnLinkParams], run: Run) -> Observation:
+        link = run.host.link(op.where, op.params.dev)
         if link is None or not self._present(op, run, link):
             return missing()
         return IN_PLACE_NOW
 
-    def _present(self, op: Operation, run: Run, link: Link) -> bool:
+    def _present(self, op: Operation[OnLinkParams], run: Run, link: Link) -> bool:
         raise NotImplementedError
 
-    def _add(self, op: Operation, run: Run, link: Link) -> None:
+    def _add(self, op: Operation[OnLinkParams], run: Run, link: Link) -> None:
         raise NotImplementedError
 
 
-class AddressHandler(_OnLink):
+class AddressHandler(_OnLink[AddressParams]):
     """An address on a link, in the node or the pod."""
 
-    def _present(self, op: Operation, run: Run, link: Link) -> bool:
-        wanted = ipaddress.ip_interface(op.params["address"])
+    params = AddressParams
+
+    def _present(self, op: Operation[AddressParams], run: Run, link: Link) -> bool:
+        wanted = ipaddress.ip_interface(op.params.address)
         return any(a.index == link.index and ipaddress.ip_interface(a.cidr) == wanted
                    for a in run.host.rtnl(op.where).addresses(wanted.version))
 
-    def _add(self, op: Operation, run: Run, link: Link) -> None:
-        run.host.rtnl(op.where).add_address(link, op.params["address"])
+    def _add(self, op: Operation[AddressParams], run: Run, link: Link) -> None:
+        run.host.rtnl(op.where).add_address(link, op.params.address)
 
 
-class RouteHandler(_OnLink):
+class RouteHandler(_OnLink[RouteParams]):
     """A route in the pod's main table through its interface."""
 
-    def _present(self, op: Operation, run: Run, link: Link) -> bool:
-        dst = ipaddress.ip_network(op.params["dst"])
-        return any(ipaddress.ip_network(r.dst) == dst and r.gateway == op.params["via"]
+    params = RouteParams
+
+    def _present(self, op: Operation[RouteParams], run: Run, link: Link) -> bool:
+        dst = ipaddress.ip_network(op.params.dst)
+        return any(ipaddress.ip_network(r.dst) == dst and r.gateway == op.params.via
                    and r.oif == link.index for r in run.host.rtnl(op.where).routes(dst.version))
 
-    def _add(self, op: Operation, run: Run, link: Link) -> None:
-        run.host.rtnl(op.where).add_route(op.params["dst"], op.params["via"], link)
+    def _add(self, op: Operation[RouteParams], run: Run, link: Link) -> None:
+        run.host.rtnl(op.where).add_route(op.params.dst, op.params.via, link)
 
 
-class NeighbourForget:
+class NeighbourForgetHandler(Handler[NeighbourForgetParams]):
     """Drop a stale neighbour entry; nothing to verify afterwards.
 
     A DEL that knows no address (no record, a repeated DEL) has nothing to forget.
     """
 
-    def ensure(self, op: Operation, run: Run) -> bool:
-        link = run.host.node.link(op.params["dev"])
-        if link is None or placeholders(op.params["address"]):
-            return False
-        return run.host.node.forget_neighbour(link, op.params["address"])
+    params = NeighbourForgetParams
 
-    def remove(self, op: Operation, run: Run) -> None:
+    def ensure(self, op: Operation[NeighbourForgetParams], run: Run) -> bool:
+        link = run.host.node.link(op.params.dev)
+        if link is None or placeholders(op.params.address):
+            return False
+        return run.host.node.delete_neighbour(link, op.params.address)
+
+    def remove(self, op: Operation[NeighbourForgetParams], run: Run) -> None:
         self.ensure(op, run)
 
-    def observe(self, op: Operation, run: Run) -> Observation:
+    def observe(self, op: Operation[NeighbourForgetParams], run: Run) -> Observation:
         return NOTHING_TO_KEEP
 
 
-HANDLERS = {
-    Kind.BRIDGE: BridgeHandler(),
-    Kind.VETH: VethHandler(),
-    Kind.MASTER: MasterHandler(),
-    Kind.HAIRPIN: HairpinHandler(),
-    Kind.UP: UpHandler(),
-    Kind.IFB: IfbHandler(),
-    Kind.ADDRESS: AddressHandler(),
-    Kind.ROUTE: RouteHandler(),
-    Kind.FORGET_NEIGHBOUR: NeighbourForget(),
-}
+HANDLERS = (LinkBridgeHandler(), LinkVethHandler(), LinkMasterHandler(), LinkHairpinHandler(),
+            LinkUpHandler(), LinkIfbHandler(), AddressHandler(), RouteHandler(),
+            NeighbourForgetHandler())

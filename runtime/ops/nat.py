@@ -20,20 +20,23 @@ no process per rule, no dump of the table.  The restore text comes from
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 from compiler.planner import iptables as rules
-from compiler.planner.ops import Kind, Observation, Operation, State
+from compiler.planner.iptables import Rule
+from compiler.planner.ops import Observation, Operation, State, has_params
+from compiler.planner.params import IptablesAttachmentParams, IptablesNodeParams
 from runtime.iptables import LIVE, chains, restore, rule_count, start_restore
 from runtime.netlink.nftables import Chain
-from runtime.ops.base import IN_PLACE_NOW, KeptByDel, Run, differs, missing
+from runtime.ops.base import IN_PLACE_NOW, Handler, KeptByDel, Run, Settles, differs, missing
 from runtime.programs import ProgramFailed, Running
 
 
-class NodeNat(KeptByDel):
+class IptablesNodeHandler(KeptByDel, Settles[IptablesNodeParams]):
     """A network's chains and entry jumps for one family, repaired wherever they differ."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
+    params = IptablesNodeParams
+
+    def ensure(self, op: Operation[IptablesNodeParams], run: Run) -> bool:
         shape = self._shape(op)
         if not any(shape.values()):
             # None of its chains, so no jump to them either: a fresh node, or a flushed one.
@@ -48,58 +51,54 @@ class NodeNat(KeptByDel):
         run.note(op, f"repaired: {found.detail}")
         return True
 
-    def settled(self, op: Operation, run: Run) -> bool:
+    def settled(self, op: Operation[IptablesNodeParams], run: Run) -> bool:
         """A pod's ADD trusts a NAT whose shape is whole (rule by rule is for `netc apply`)."""
         return _whole(op.params, self._shape(op))
 
     @staticmethod
-    def _shape(op: Operation) -> dict[str, Chain | None]:
-        return chains(op.params["family"], op.params["table"], _chain_names(op.params))
+    def _shape(op: Operation[IptablesNodeParams]) -> dict[str, Chain | None]:
+        return chains(op.params.family, op.params.table, op.params.chain_names)
 
-    def set_up(self, op: Operation, live: rules.Live | None = None) -> None:
+    def set_up(self, op: Operation[IptablesNodeParams], live: rules.Live | None = None) -> None:
         """Write the chains with their rules, and the dispatch chains and jumps `live` lacks.
 
         `live` is what the node has; by default, its tables asked rule by rule.
         """
         lines = rules.node_setup(op.params, live or LIVE)
         if lines:
-            restore(op.params["family"], op.params["table"], lines)
+            restore(op.params.family, op.params.table, lines)
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        family, table = op.params["family"], op.params["table"]
-        problems = [f"no jump from {j['chain']} to {j['rule'][-1]}" for j in op.params["jumps"]
-                    if not LIVE.has_rule(family, table, j["chain"], tuple(j["rule"]))]
-        problems += [f"no chain {d}" for d in op.params["dispatch"]
+    def observe(self, op: Operation[IptablesNodeParams], run: Run) -> Observation:
+        params = op.params
+        family, table = params.family, params.table
+        problems = [f"no jump from {j.chain} to {j.rule[-1]}" for j in params.jumps
+                    if not LIVE.has_rule(family, table, j.chain, j.rule)]
+        problems += [f"no chain {d}" for d in params.dispatch
                      if not LIVE.chain_exists(family, table, d)]
-        for chain in op.params["chains"]:
-            problems += _chain_problems(family, table, chain["name"], chain["rules"])
-        everything = len(op.params["jumps"]) + len(op.params["dispatch"])
-        if len(problems) == everything + len(op.params["chains"]):
+        for chain in params.chains:
+            problems += _chain_problems(family, table, chain.name, chain.rules)
+        everything = len(params.jumps) + len(params.dispatch)
+        if len(problems) == everything + len(params.chains):
             return missing()
         return differs("; ".join(problems)) if problems else IN_PLACE_NOW
 
 
-def _chain_names(params: Mapping[str, Any]) -> list[str]:
-    return [*(c["name"] for c in params["chains"]), *params["dispatch"]]
-
-
-def _whole(params: Mapping[str, Any], shape: Mapping[str, Any]) -> bool:
+def _whole(params: IptablesNodeParams, shape: Mapping[str, Chain | None]) -> bool:
     """Whether every chain is there, with its rules, and jumped to as often as planned."""
     jumps = dict.fromkeys(shape, 0)
-    for jump in params["jumps"]:
-        jumps[jump["rule"][-1]] += 1
-    counts = {c["name"]: len(c["rules"]) for c in params["chains"]}
+    for jump in params.jumps:
+        jumps[jump.rule[-1]] += 1
+    counts = {c.name: len(c.rules) for c in params.chains}
     return all(found is not None and found.jumps >= jumps[name]
                and found.rules == counts.get(name, found.rules)
                for name, found in shape.items())
 
 
-def _chain_problems(family: int, table: str, chain: str,
-                    planned: Sequence[Sequence[str]]) -> list[str]:
+def _chain_problems(family: int, table: str, chain: str, planned: Sequence[Rule]) -> list[str]:
     count = rule_count(family, table, chain)
     if count is None:
         return [f"no chain {chain}"]
-    absent = [r for r in planned if not LIVE.has_rule(family, table, chain, tuple(r))]
+    absent = [r for r in planned if not LIVE.has_rule(family, table, chain, r)]
     if absent:
         return [f"{chain}: {len(absent)} of {len(planned)} rules missing, e.g. "
                 f"`{rules.line('-A', chain, absent[0])}`"]
@@ -108,72 +107,74 @@ def _chain_problems(family: int, table: str, chain: str,
     return []
 
 
-NODE_NAT = NodeNat()
+IPTABLES_NODE = IptablesNodeHandler()
 
 
-class AttachmentNat:
+class IptablesAttachmentHandler(Handler[IptablesAttachmentParams]):
     """A pod's DNAT chain and its jump from the network's dispatch chain.
 
     Its iptables-restore runs while the call goes on (`Run.later`): the
     pod's links and shaping are set up meanwhile.
     """
 
-    def ensure(self, op: Operation, run: Run) -> bool:
+    params = IptablesAttachmentParams
+
+    def ensure(self, op: Operation[IptablesAttachmentParams], run: Run) -> bool:
         params = op.params
-        if params["rules"] is None:
+        if params.rules is None:
             return False
         lines = rules.attachment_setup(params, LIVE, repeated=run.previous is not None)
-        restoring = start_restore(params["family"], params["table"], lines)
+        restoring = start_restore(params.family, params.table, lines)
         run.later(op, lambda: self._set_up(op, run, restoring, lines))
         return True
 
-    def _set_up(self, op: Operation, run: Run, restoring: Running, lines: list[str]) -> None:
+    def _set_up(self, op: Operation[IptablesAttachmentParams], run: Run, restoring: Running,
+                lines: list[str]) -> None:
         params = op.params
         try:
             restoring.wait()
         except ProgramFailed:
-            if LIVE.chain_exists(params["family"], params["table"], params["dispatch"]):
+            if LIVE.chain_exists(params.family, params.table, params.dispatch):
                 raise
             self._repair_network(op, run)
-            restore(params["family"], params["table"], lines)
+            restore(params.family, params.table, lines)
 
-    def _repair_network(self, op: Operation, run: Run) -> None:
+    def _repair_network(self, op: Operation[IptablesAttachmentParams], run: Run) -> None:
         """The dispatch chain is gone (the nat table was flushed): set the network up again.
 
         Under the network's lock, as the node phase would: the lines are
         those of what the node lacks once no other call can change it.
         """
-        network = next(o for o in run.plan.operations if o.kind == Kind.NODE_NAT
-                       and o.params["family"] == op.params["family"]
-                       and o.params["table"] == op.params["table"])
+        network = next(o for o in run.plan.operations if has_params(o, IptablesNodeParams)
+                       and o.params.family == op.params.family
+                       and o.params.table == op.params.table)
         with run.sharing():
-            NODE_NAT.set_up(network)
+            IPTABLES_NODE.set_up(network)
 
-    def remove(self, op: Operation, run: Run) -> None:
+    def remove(self, op: Operation[IptablesAttachmentParams], run: Run) -> None:
         params = op.params
-        removing = start_restore(params["family"], params["table"],
-                                 rules.attachment_teardown(params))
+        removing = start_restore(params.family, params.table, rules.attachment_teardown(params))
         run.later(op, lambda: self._torn_down(op, removing))
 
-    def _torn_down(self, op: Operation, removing: Running) -> None:
+    def _torn_down(self, op: Operation[IptablesAttachmentParams], removing: Running) -> None:
         """The teardown ended; one refused (a rule or chain already gone) is redone as found."""
         params = op.params
         try:
             removing.wait()
         except ProgramFailed:
-            restore(params["family"], params["table"], rules.attachment_teardown(params, LIVE))
+            restore(params.family, params.table, rules.attachment_teardown(params, LIVE))
 
-    def observe(self, op: Operation, run: Run) -> Observation:
+    def observe(self, op: Operation[IptablesAttachmentParams], run: Run) -> Observation:
         params = op.params
-        family, table, chain = params["family"], params["table"], params["chain"]
+        family, table, chain = params.family, params.table, params.chain
         if rule_count(family, table, chain) is None:
             return missing()
-        if not LIVE.has_rule(family, table, params["dispatch"], tuple(params["jump"])):
-            return differs(f"no jump to {chain} from {params['dispatch']}")
-        if params["rules"] is None:
+        if not LIVE.has_rule(family, table, params.dispatch, params.jump):
+            return differs(f"no jump to {chain} from {params.dispatch}")
+        if params.rules is None:
             return IN_PLACE_NOW
-        problems = _chain_problems(family, table, chain, params["rules"])
+        problems = _chain_problems(family, table, chain, params.rules)
         return differs(problems[0]) if problems else IN_PLACE_NOW
 
 
-HANDLERS = {Kind.NODE_NAT: NODE_NAT, Kind.POD_NAT: AttachmentNat()}
+HANDLERS = (IPTABLES_NODE, IptablesAttachmentHandler())

@@ -25,26 +25,33 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 from compiler.datatypes import field, frozen, mutable
 from compiler.ir import subnet_within
-from compiler.planner.ops import Kind, Observation, Operation, Where
-from runtime.netlink.routing import (
+from compiler.planner.ops import Observation, Operation, Where
+from compiler.planner.params import (
+    FdbParams,
+    LinkVxlanParams,
+    NeighbourParams,
+    NodePruneParams,
+    RouteNodeParams,
+)
+from runtime.netlink.rtnl import (
     NUD_PERMANENT,
     RTNH_F_ONLINK,
     FdbEntry,
+    Link,
     Neighbour,
-    Routing,
-    Vxlan,
-    vxlan_settings,
+    Route,
+    Rtnl,
 )
-from runtime.netlink.rtnl import Link, Route
+from runtime.netlink.vxlan import Vxlan, vxlan_data, vxlan_settings
 from runtime.ops.base import (
     IN_PLACE_NOW,
     Blockable,
+    Handler,
     KeptByDel,
-    Refused,
+    OperationRefused,
     Run,
     blocked,
     differs,
@@ -63,8 +70,8 @@ class Dumps:
     with everything on it).
     """
 
-    def __init__(self, kernel: Routing) -> None:
-        self.kernel = kernel
+    def __init__(self, rtnl: Rtnl) -> None:
+        self.rtnl = rtnl
         self._routes: dict[int, dict[str, list[Route]]] = {}
         self._neighbours: dict[tuple[int, int], dict[str, Neighbour]] = {}
         self._fdb: dict[int, dict[str, list[FdbEntry]]] = {}
@@ -74,7 +81,7 @@ class Dumps:
         """The main table's routes of a family, by destination."""
         if family not in self._routes:
             by_dst: dict[str, list[Route]] = {}
-            for route in self.kernel.routes(family):
+            for route in self.rtnl.routes(family):
                 by_dst.setdefault(route.dst, []).append(route)
             self._routes[family] = by_dst
         return self._routes[family]
@@ -83,14 +90,14 @@ class Dumps:
         """A link's neighbour entries of a family, by address."""
         key = (link.index, family)
         if key not in self._neighbours:
-            self._neighbours[key] = {n.address: n for n in self.kernel.neighbours(link, family)}
+            self._neighbours[key] = {n.address: n for n in self.rtnl.neighbours(link, family)}
         return self._neighbours[key]
 
     def fdb(self, link: Link) -> dict[str, list[FdbEntry]]:
         """A VXLAN device's forwarding entries, by MAC."""
         if link.index not in self._fdb:
             by_mac: dict[str, list[FdbEntry]] = {}
-            for entry in self.kernel.fdb(link):
+            for entry in self.rtnl.fdb(link):
                 by_mac.setdefault(entry.lladdr, []).append(entry)
             self._fdb[link.index] = by_mac
         return self._fdb[link.index]
@@ -98,7 +105,7 @@ class Dumps:
     def names(self) -> dict[int, str]:
         """Link names by index, for messages."""
         if self._names is None:
-            self._names = {link.index: link.name for link in self.kernel.rtnl.links()}
+            self._names = {link.index: link.name for link in self.rtnl.links()}
         return self._names
 
     def forget(self) -> None:
@@ -113,24 +120,24 @@ def dumps(run: Run) -> Dumps:
     """The run's dumps (made on first use)."""
     found = run.memo.get(Dumps)
     if found is None:
-        found = run.memo[Dumps] = Dumps(Routing(run.host.node))
+        found = run.memo[Dumps] = Dumps(run.host.node)
     return found
 
 
 # the VXLAN device
 
 
-def foreign(link: Link, params: Mapping[str, Any]) -> str | None:
+def foreign(link: Link, params: LinkVxlanParams) -> str | None:
     """Why a link of the device's name is not netc's to change (None: it is netc's)."""
     if link.kind != "vxlan":
         return f"{link.name} is a {link.kind or 'device'}, not netc's VXLAN device"
-    if link.alias == params["alias"] or (link.alias is None and link.mac == params["mac"]):
+    if link.alias == params.alias or (link.alias is None and link.mac == params.mac):
         return None
     return (f"{link.name} is a VXLAN device netc did not create for this cluster (alias "
-            f"{link.alias!r}, not {params['alias']!r})")
+            f"{link.alias!r}, not {params.alias!r})")
 
 
-def vxlan_differences(params: Mapping[str, Any], link: Link) -> tuple[list[str], list[str]]:
+def vxlan_differences(params: LinkVxlanParams, link: Link) -> tuple[list[str], list[str]]:
     """How netc's device differs from the plan: (what needs a new device, what is fixed in place).
 
     The tunnel's settings (VNI, port, local address, learning) are fixed at
@@ -138,18 +145,18 @@ def vxlan_differences(params: Mapping[str, Any], link: Link) -> tuple[list[str],
     """
     have = vxlan_settings(link)
     assert have is not None
-    want = Vxlan(params["vni"], params["port"], params["local"])
+    want = Vxlan(params.vni, params.port, params.local)
     rebuild = [f"{name} {mine}, want {theirs}" for name, mine, theirs in (
         ("vni", have.vni, want.vni), ("port", have.port, want.port),
         ("local", have.local, want.local), ("learning", have.learning, want.learning))
         if mine != theirs]
     repair = [f"{name} {mine}, want {theirs}" for name, mine, theirs in (
-        ("mtu", link.mtu, params["mtu"]), ("mac", link.mac, params["mac"]),
-        ("alias", link.alias, params["alias"])) if mine != theirs]
+        ("mtu", link.mtu, params.mtu), ("mac", link.mac, params.mac),
+        ("alias", link.alias, params.alias)) if mine != theirs]
     return rebuild, repair
 
 
-def clash(params: Mapping[str, Any], link: Link) -> str | None:
+def clash(params: LinkVxlanParams, link: Link) -> str | None:
     """Why another VXLAN device keeps the planned one from being made or brought up, and the fix.
 
     The kernel refuses a second device of a family with the VNI and UDP port
@@ -160,11 +167,11 @@ def clash(params: Mapping[str, Any], link: Link) -> str | None:
     VNI 1, port 8472.  None when `link` is in nobody's way.
     """
     theirs = vxlan_settings(link)
-    if (theirs is None or link.name == params["name"] or theirs.port != params["port"]
-            or theirs.family != family(params["local"])):
+    if (theirs is None or link.name == params.name or theirs.port != params.port
+            or theirs.family != family(params.local)):
         return None
     port = f"UDP port {theirs.port}"
-    if not theirs.receive and theirs.vni == params["vni"]:
+    if not theirs.receive and theirs.vni == params.vni:
         return (f"{link.name} (VXLAN {theirs.vni}, {port}) is in the way: the kernel refuses "
                 f"a second VXLAN device with VNI {theirs.vni} on {port}; "
                 + _clash_fix(link, "`vni` or `port`"))
@@ -187,7 +194,7 @@ def _clash_fix(link: Link, settings: str) -> str:
             f"routing another {settings}")
 
 
-class VxlanHandler(KeptByDel, Blockable):
+class LinkVxlanHandler(KeptByDel, Blockable[LinkVxlanParams]):
     """The cluster's VXLAN device: created, recreated when its tunnel differs, else repaired.
 
     A device of this cluster under another name (the routing's `device`
@@ -195,12 +202,14 @@ class VxlanHandler(KeptByDel, Blockable):
     before the prune would, since the new one could not be made beside it.
     """
 
-    def ensure(self, op: Operation, run: Run) -> bool:
+    params = LinkVxlanParams
+
+    def ensure(self, op: Operation[LinkVxlanParams], run: Run) -> bool:
         params = op.params
-        link = run.host.node.link(params["name"])
+        link = run.host.node.link(params.name)
         obstacle = self._obstacle(params, link, run)
         if obstacle:
-            raise Refused(obstacle)
+            raise OperationRefused(obstacle)
         if link is not None:
             rebuild, repair = vxlan_differences(params, link)
             if not rebuild:
@@ -211,29 +220,29 @@ class VxlanHandler(KeptByDel, Blockable):
             run.host.node.delete(link.name)
             run.note(op, "recreated: " + ", ".join(rebuild))
         for old in run.host.node.links():
-            if old.alias == params["alias"] and clash(params, old):
+            if old.alias == params.alias and clash(params, old):
                 run.host.node.delete(old.name)
                 run.note(op, f"replaced {old.name}, which held its VNI and port")
-        Routing(run.host.node).create_vxlan(
-            params["name"], Vxlan(params["vni"], params["port"], params["local"]),
-            params["mtu"], params["mac"], params["alias"])
+        run.host.node.create(params.name, "vxlan", params.mtu,
+                             vxlan_data(Vxlan(params.vni, params.port, params.local)),
+                             mac=params.mac, alias=params.alias)
         dumps(run).forget()  # a new link; the old one's routes and entries went with it
         return True
 
-    def _repair(self, link: Link, params: Mapping[str, Any], run: Run) -> None:
-        kernel = Routing(run.host.node)
-        if link.mtu != params["mtu"]:
-            run.host.node.set_mtu(link, params["mtu"])
-        if link.mac != params["mac"]:
-            kernel.set_mac(link, params["mac"])
-        if link.alias != params["alias"]:
-            kernel.set_alias(link, params["alias"])
+    def _repair(self, link: Link, params: LinkVxlanParams, run: Run) -> None:
+        node = run.host.node
+        if link.mtu != params.mtu:
+            node.set_mtu(link, params.mtu)
+        if link.mac != params.mac:
+            node.set_mac(link, params.mac)
+        if link.alias != params.alias:
+            node.set_alias(link, params.alias)
 
-    def obstacle(self, op: Operation, run: Run) -> str | None:
-        return self._obstacle(op.params, run.host.node.link(op.params["name"]), run)
+    def obstacle(self, op: Operation[LinkVxlanParams], run: Run) -> str | None:
+        return self._obstacle(op.params, run.host.node.link(op.params.name), run)
 
     @staticmethod
-    def _obstacle(params: Mapping[str, Any], link: Link | None, run: Run) -> str | None:
+    def _obstacle(params: LinkVxlanParams, link: Link | None, run: Run) -> str | None:
         """A foreign link of the device's name, else the devices that clash with it."""
         if link is not None:
             refusal = foreign(link, params)
@@ -244,11 +253,11 @@ class VxlanHandler(KeptByDel, Blockable):
             if not vxlan_differences(params, link)[0]:
                 return None  # netc's, as planned: the kernel let no other device take its VNI
         clashes = [why for other in run.host.node.links()
-                   if other.alias != params["alias"] and (why := clash(params, other))]
+                   if other.alias != params.alias and (why := clash(params, other))]
         return "; ".join(clashes) or None
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        link = run.host.node.link(op.params["name"])
+    def observe(self, op: Operation[LinkVxlanParams], run: Run) -> Observation:
+        link = run.host.node.link(op.params.name)
         obstacle = self._obstacle(op.params, link, run)
         if obstacle:
             return blocked(obstacle)
@@ -304,37 +313,39 @@ class RouteState:
                    [r for r in found if r.protocol != protocol])
 
 
-class NodeRouteHandler(KeptByDel, Blockable):
+class RouteNodeHandler(KeptByDel, Blockable[RouteNodeParams]):
     """A route to a peer's pod subnet, carrying netc's route protocol."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
-        dst, via, protocol = op.params["dst"], op.params["via"], op.params["protocol"]
-        link = existing_link(run, Where.NODE, op.params["dev"]) if op.params["dev"] else None
+    params = RouteNodeParams
+
+    def ensure(self, op: Operation[RouteNodeParams], run: Run) -> bool:
+        dst, via, protocol = op.params.dst, op.params.via, op.params.protocol
+        link = existing_link(run, Where.NODE, op.params.dev) if op.params.dev else None
         table = dumps(run).routes(family(dst))
         state = RouteState.of(table.get(dst, ()), protocol)
         if state.theirs:
-            raise Refused(_in_the_way(dst, state, run))
+            raise OperationRefused(_in_the_way(dst, state, run))
         if any(matches(r, via, link) for r in state.ours):
             return False
-        Routing(run.host.node).replace_route(dst, via, link, protocol)
+        run.host.node.replace_route(dst, via, link, protocol)
         if state.ours:
             run.note(op, "replaced " + "; ".join(describe(r, _names(run)) for r in state.ours))
         table[dst] = [Route(dst, via, link.index if link else 0, protocol,
                             RTNH_F_ONLINK if link else 0)]
         return True
 
-    def obstacle(self, op: Operation, run: Run) -> str | None:
+    def obstacle(self, op: Operation[RouteNodeParams], run: Run) -> str | None:
         state = self._state(op, run)
-        return _in_the_way(op.params["dst"], state, run) if state.theirs else None
+        return _in_the_way(op.params.dst, state, run) if state.theirs else None
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        via = op.params["via"]
-        link = run.host.node.link(op.params["dev"]) if op.params["dev"] else None
+    def observe(self, op: Operation[RouteNodeParams], run: Run) -> Observation:
+        via = op.params.via
+        link = run.host.node.link(op.params.dev) if op.params.dev else None
         state = self._state(op, run)
         if state.theirs:
-            return blocked(_in_the_way(op.params["dst"], state, run))
-        if op.params["dev"] and link is None:
-            return missing(f"no device {op.params['dev']}")
+            return blocked(_in_the_way(op.params.dst, state, run))
+        if op.params.dev and link is None:
+            return missing(f"no device {op.params.dev}")
         if any(matches(r, via, link) for r in state.ours):
             return IN_PLACE_NOW
         if state.ours:
@@ -342,9 +353,9 @@ class NodeRouteHandler(KeptByDel, Blockable):
         return missing()
 
     @staticmethod
-    def _state(op: Operation, run: Run) -> RouteState:
-        dst = op.params["dst"]
-        return RouteState.of(dumps(run).routes(family(dst)).get(dst, ()), op.params["protocol"])
+    def _state(op: Operation[RouteNodeParams], run: Run) -> RouteState:
+        dst = op.params.dst
+        return RouteState.of(dumps(run).routes(family(dst)).get(dst, ()), op.params.protocol)
 
 
 def _in_the_way(dst: str, state: RouteState, run: Run) -> str:
@@ -360,28 +371,30 @@ def _names(run: Run) -> dict[int, str]:
 # neighbour and forwarding entries
 
 
-class NeighbourHandler(KeptByDel):
+class NeighbourHandler(KeptByDel, Handler[NeighbourParams]):
     """A permanent neighbour entry on the VXLAN device: a peer's VTEP address and MAC."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
-        link = existing_link(run, Where.NODE, op.params["dev"])
-        address, lladdr = op.params["address"], op.params["lladdr"]
+    params = NeighbourParams
+
+    def ensure(self, op: Operation[NeighbourParams], run: Run) -> bool:
+        link = existing_link(run, Where.NODE, op.params.dev)
+        address, lladdr = op.params.address, op.params.lladdr
         entries = dumps(run).neighbours(link, family(address))
         if self._problem(entries.get(address), lladdr) is None:
             return False
-        Routing(run.host.node).replace_neighbour(link, address, lladdr)
+        run.host.node.replace_neighbour(link, address, lladdr)
         entries[address] = Neighbour(link.index, address, lladdr, NUD_PERMANENT)
         return True
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        link = run.host.node.link(op.params["dev"])
+    def observe(self, op: Operation[NeighbourParams], run: Run) -> Observation:
+        link = run.host.node.link(op.params.dev)
         if link is None:
-            return missing(f"no device {op.params['dev']}")
-        address = op.params["address"]
+            return missing(f"no device {op.params.dev}")
+        address = op.params.address
         entry = dumps(run).neighbours(link, family(address)).get(address)
         if entry is None:
             return missing()
-        problem = self._problem(entry, op.params["lladdr"])
+        problem = self._problem(entry, op.params.lladdr)
         return differs(problem) if problem else IN_PLACE_NOW
 
     @staticmethod
@@ -394,31 +407,33 @@ class NeighbourHandler(KeptByDel):
 
 
 
-class FdbHandler(KeptByDel):
+class FdbHandler(KeptByDel, Handler[FdbParams]):
     """A forwarding entry on the VXLAN device: a peer's MAC behind its underlay address."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
-        link = existing_link(run, Where.NODE, op.params["dev"])
-        lladdr, dst = op.params["lladdr"], op.params["dst"]
+    params = FdbParams
+
+    def ensure(self, op: Operation[FdbParams], run: Run) -> bool:
+        link = existing_link(run, Where.NODE, op.params.dev)
+        lladdr, dst = op.params.lladdr, op.params.dst
         table = dumps(run).fdb(link)
         present = table.get(lladdr, [])
         if self._problem(present, dst) is None:
             return False
-        kernel = Routing(run.host.node)
+        node = run.host.node
         if len(present) > 1:  # a replace changes only the first remote of a MAC
-            kernel.delete_fdb(link, lladdr)
-        kernel.replace_fdb(link, lladdr, dst)
+            node.delete_fdb(link, lladdr)
+        node.replace_fdb(link, lladdr, dst)
         table[lladdr] = [FdbEntry(link.index, lladdr, dst, NUD_PERMANENT)]
         return True
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        link = run.host.node.link(op.params["dev"])
+    def observe(self, op: Operation[FdbParams], run: Run) -> Observation:
+        link = run.host.node.link(op.params.dev)
         if link is None:
-            return missing(f"no device {op.params['dev']}")
-        present = dumps(run).fdb(link).get(op.params["lladdr"], [])
+            return missing(f"no device {op.params.dev}")
+        present = dumps(run).fdb(link).get(op.params.lladdr, [])
         if not present:
             return missing()
-        problem = self._problem(present, op.params["dst"])
+        problem = self._problem(present, op.params.dst)
         return differs(problem) if problem else IN_PLACE_NOW
 
     @staticmethod
@@ -456,24 +471,23 @@ class Removals:
         return bool(self.links or self.routes or self.neighbours or self.fdb)
 
 
-def stale_links(params: Mapping[str, Any], links: Iterable[Link]) -> list[Link]:
+def stale_links(params: NodePruneParams, links: Iterable[Link]) -> list[Link]:
     """Links with the cluster's owner alias other than the planned device."""
-    return [link for link in links
-            if link.alias == params["alias"] and link.name != params["device"]]
+    return [link for link in links if link.alias == params.alias and link.name != params.device]
 
 
-def stale_routes(params: Mapping[str, Any], routes: Iterable[Route],
+def stale_routes(params: NodePruneParams, routes: Iterable[Route],
                  gone: Iterable[int] = ()) -> list[Route]:
     """The routes of netc's protocol inside the pod CIDRs that the plan does not list.
 
     Routes through a link in `gone` are left out: they go with their link.
     """
-    cidrs = [ipaddress.ip_network(c) for c in params["pod_cidrs"]]
-    kept = set(params["routes"])  # as the plan and rtnl spell them: no parsing needed
+    cidrs = [ipaddress.ip_network(c) for c in params.pod_cidrs]
+    kept = set(params.routes)  # as the plan and rtnl spell them: no parsing needed
     dead = set(gone)
     found = []
     for route in routes:
-        if route.protocol != params["protocol"] or route.dst in kept or route.oif in dead:
+        if route.protocol != params.protocol or route.dst in kept or route.oif in dead:
             continue
         dst = ipaddress.ip_network(route.dst)
         if any(subnet_within(dst, c) for c in cidrs):
@@ -481,48 +495,50 @@ def stale_routes(params: Mapping[str, Any], routes: Iterable[Route],
     return found
 
 
-def stale_entries(params: Mapping[str, Any], neighbours: Iterable[Neighbour],
+def stale_entries(params: NodePruneParams, neighbours: Iterable[Neighbour],
                   fdb: Iterable[FdbEntry]) -> tuple[list[Neighbour], list[FdbEntry]]:
     """Permanent neighbours and forwarding entries of the device that the plan does not list."""
-    addresses = set(params["neighbours"])
-    macs = set(params["fdb"])
+    addresses = set(params.neighbours)
+    macs = set(params.fdb)
     return ([n for n in neighbours if n.permanent and n.address not in addresses],
             [e for e in fdb if e.lladdr not in macs])
 
 
-class PruneHandler(KeptByDel):
+class NodePruneHandler(KeptByDel, Handler[NodePruneParams]):
     """Remove what netc owns for the cluster and the plan no longer has; report each object."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
+    params = NodePruneParams
+
+    def ensure(self, op: Operation[NodePruneParams], run: Run) -> bool:
         removals = self._removals(op, run)
         if not removals:
             return False
         run.note(op, *removals.lines(_names(run)))
-        kernel = Routing(run.host.node)
+        node = run.host.node
         for link in removals.links:
-            run.host.node.delete(link.name)
+            node.delete(link.name)
         for route in removals.routes:
-            kernel.delete_route(route, op.params["protocol"])
+            node.delete_route(route, op.params.protocol)
         device = self._device(op, run)
         for neighbour in removals.neighbours:
             assert device is not None
-            kernel.delete_neighbour(device, neighbour.address)
+            node.delete_neighbour(device, neighbour.address)
         for entry in removals.fdb:
             assert device is not None
-            kernel.delete_fdb(device, entry.lladdr)
+            node.delete_fdb(device, entry.lladdr)
         dumps(run).forget()
         return True
 
-    def observe(self, op: Operation, run: Run) -> Observation:
+    def observe(self, op: Operation[NodePruneParams], run: Run) -> Observation:
         removals = self._removals(op, run)
         if not removals:
             return IN_PLACE_NOW
         return differs("would remove " + "; ".join(removals.lines(_names(run))))
 
-    def _removals(self, op: Operation, run: Run) -> Removals:
+    def _removals(self, op: Operation[NodePruneParams], run: Run) -> Removals:
         params = op.params
         links = stale_links(params, run.host.node.links())
-        families = sorted({family(c) for c in params["pod_cidrs"]})
+        families = sorted({family(c) for c in params.pod_cidrs})
         routes = [r for family in families for listed in dumps(run).routes(family).values()
                   for r in listed]
         found = Removals(links, stale_routes(params, routes, {link.index for link in links}))
@@ -535,20 +551,15 @@ class PruneHandler(KeptByDel):
         return found
 
     @staticmethod
-    def _device(op: Operation, run: Run) -> Link | None:
+    def _device(op: Operation[NodePruneParams], run: Run) -> Link | None:
         """The planned VXLAN device, if there is one and it is netc's."""
-        if not op.params["device"]:
+        if not op.params.device:
             return None
-        link = run.host.node.link(op.params["device"])
-        if link is None or link.alias != op.params["alias"]:
+        link = run.host.node.link(op.params.device)
+        if link is None or link.alias != op.params.alias:
             return None
         return link
 
 
-HANDLERS = {
-    Kind.VXLAN: VxlanHandler(),
-    Kind.NODE_ROUTE: NodeRouteHandler(),
-    Kind.NEIGHBOUR: NeighbourHandler(),
-    Kind.FDB: FdbHandler(),
-    Kind.PRUNE: PruneHandler(),
-}
+HANDLERS = (LinkVxlanHandler(), RouteNodeHandler(), NeighbourHandler(), FdbHandler(),
+            NodePruneHandler())

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import os
 
-from compiler.planner.ops import Kind, Observation, Operation
-from runtime.ops.base import IN_PLACE_NOW, Run, missing
+from compiler.planner.ops import Observation, Operation
+from compiler.planner.params import StateRecordParams
+from runtime.ops.base import IN_PLACE_NOW, Handler, Run, missing
 
 
-class RecordHandler:
+class StateRecordHandler(Handler[StateRecordParams]):
     """Writes `run.record` (the pod's context; bindings are added as they are made)."""
 
-    def ensure(self, op: Operation, run: Run) -> bool:
+    params = StateRecordParams
+
+    def ensure(self, op: Operation[StateRecordParams], run: Run) -> bool:
         run.attachment[1].save()
         return True
 
-    def remove(self, op: Operation, run: Run) -> None:
+    def remove(self, op: Operation[StateRecordParams], run: Run) -> None:
         run.attachment[1].delete()
 
-    def observe(self, op: Operation, run: Run) -> Observation:
-        return IN_PLACE_NOW if os.path.exists(op.params["path"]) else missing()
+    def observe(self, op: Operation[StateRecordParams], run: Run) -> Observation:
+        return IN_PLACE_NOW if os.path.exists(op.params.path) else missing()
 
 
-HANDLERS = {Kind.RECORD: RecordHandler()}
+HANDLERS = (StateRecordHandler(),)

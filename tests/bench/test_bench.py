@@ -138,9 +138,9 @@ def test_a_report_saved_before_first_adds_were_sampled_still_prints():
 
 def test_the_generated_cluster_compiles_and_its_first_node_routes_to_every_peer(tmp_path):
     the_plan, networks = plan_of(write_source(tmp_path, 300))
-    routes = [op for op in the_plan.operations if op.kind == Kind.NODE_ROUTE]
+    routes = [op for op in the_plan.operations if op.kind == Kind.ROUTE_NODE]
     assert len(routes) == 299
-    assert {op.params["dev"] for op in routes} == {None}  # host-gw
+    assert {op.params.dev for op in routes} == {None}  # host-gw
     assert the_plan.node.node == NODE
     assert [str(s.cidr) for s in networks[0].ipam.subnets] == ["10.0.0.0/24"]
 

@@ -54,7 +54,7 @@ from pyroute2.protocols import ETH_P_ALL
 
 from runtime.netlink import tc
 from runtime.netlink.channel import Channel, NetlinkError
-from runtime.netlink.rtnl import Link, Rtnl
+from runtime.netlink.rtnl import NTF_SELF, NUD_PERMANENT, RTNH_F_ONLINK, Link, Route, Rtnl
 from tests.netlink.conversation import Capture
 
 CHANGE = NLM_F_REQUEST | NLM_F_ACK
@@ -64,6 +64,8 @@ RT_TABLE_MAIN = 254
 HOST = Link(7, "h0", "veth", 0, 1500, "02:00:00:00:00:07", 0, 21, 3, None)
 BRIDGE = Link(3, "br0", "bridge", 0, 1500, "02:00:00:00:00:03", 0, 0, None, None)
 IFB = Link(9, "ifb0", "ifb", 0, 1500, "02:00:00:00:00:09", 0, 0, None, None)
+VXLAN = Link(11, "netc.1", "vxlan", 0, 1450, "02:00:00:00:00:0b", 0, 0, None, None)
+AF_BRIDGE = 7
 NS_FD = 42
 
 
@@ -184,6 +186,15 @@ def test_setting_flags_changes_only_the_flags_named(up, promiscuous, flags, chan
                                         flags=flags, change=change))
 
 
+def test_setting_the_alias_and_the_mac():
+    assert_one_message(lambda r: r.set_alias(HOST, "netc cluster prod"), pyroute2_encodes(
+        ifinfmsg, pr.RTM_NEWLINK, CHANGE, [("IFLA_IFALIAS", "netc cluster prod")],
+        index=HOST.index))
+    assert_one_message(lambda r: r.set_mac(HOST, "02:aa:bb:cc:dd:ee"), pyroute2_encodes(
+        ifinfmsg, pr.RTM_NEWLINK, CHANGE, [("IFLA_ADDRESS", "02:aa:bb:cc:dd:ee")],
+        index=HOST.index))
+
+
 def test_setting_the_mtu():
     assert_one_message(lambda r: r.set_mtu(HOST, 9000), pyroute2_encodes(
         ifinfmsg, pr.RTM_NEWLINK, CHANGE, [("IFLA_MTU", 9000)], index=HOST.index))
@@ -260,11 +271,68 @@ def test_adding_a_route_to_the_main_table(dst, gateway, af):
         table=RT_TABLE_MAIN, proto=pr.rt_proto["boot"], type=pr.rt_type["unicast"]))
 
 
+@pytest.mark.parametrize(("dst", "via", "device", "af"), [
+    ("10.244.2.0/24", "192.168.10.12", None, 2),
+    ("10.244.3.0/24", "10.244.3.0", VXLAN, 2),
+    ("fd00:10:244:3::/64", "fd00:10:244:3::", VXLAN, 10),
+])
+def test_replacing_a_route_of_netcs_protocol_through_a_gateway_or_onlink(dst, via, device, af):
+    network, prefix = dst.split("/")
+    attrs = [("RTA_TABLE", RT_TABLE_MAIN)]
+    if device:
+        attrs.append(("RTA_OIF", device.index))
+    attrs += [("RTA_DST", network), ("RTA_GATEWAY", via)]
+    assert_one_message(lambda r: r.replace_route(dst, via, device, 78), pyroute2_encodes(
+        rtmsg, pr.RTM_NEWROUTE, CHANGE | NLM_F_CREATE | NLM_F_REPLACE, attrs, family=af,
+        dst_len=int(prefix), table=RT_TABLE_MAIN, proto=78, type=pr.rt_type["unicast"],
+        flags=RTNH_F_ONLINK if device else 0))
+
+
+def test_deleting_a_route_names_its_protocol():
+    route = Route("10.244.2.0/24", "192.168.10.12", 3, 78)
+    assert_one_message(lambda r: r.delete_route(route, 78), pyroute2_encodes(
+        rtmsg, pr.RTM_DELROUTE, CHANGE, [("RTA_TABLE", RT_TABLE_MAIN),
+                                         ("RTA_DST", "10.244.2.0"),
+                                         ("RTA_GATEWAY", "192.168.10.12")],
+        family=2, dst_len=24, table=RT_TABLE_MAIN, proto=78, scope=pr.rt_scope["nowhere"],
+        type=pr.rt_type["unicast"]))
+
+
 @pytest.mark.parametrize(("address", "af"), [("10.1.2.3", 2), ("fd00:1::3", 10)])
 def test_forgetting_a_neighbour(address, af):
-    assert_one_message(lambda r: r.forget_neighbour(BRIDGE, address), pyroute2_encodes(
+    assert_one_message(lambda r: r.delete_neighbour(BRIDGE, address), pyroute2_encodes(
         ndmsg, pr.RTM_DELNEIGH, CHANGE, [("NDA_DST", address)], family=af,
         ifindex=BRIDGE.index))
+
+
+def test_listing_the_neighbours_of_a_link():
+    assert_one_message(lambda r: r.neighbours(VXLAN, 4), pyroute2_encodes(
+        ndmsg, pr.RTM_GETNEIGH, DUMP, [("NDA_IFINDEX", VXLAN.index)], family=2,
+        ifindex=VXLAN.index))
+
+
+def test_a_permanent_neighbour_entry():
+    assert_one_message(lambda r: r.replace_neighbour(VXLAN, "10.244.3.0", "02:aa:bb:cc:dd:ee"),
+                       pyroute2_encodes(ndmsg, pr.RTM_NEWNEIGH,
+                                        CHANGE | NLM_F_CREATE | NLM_F_REPLACE,
+                                        [("NDA_DST", "10.244.3.0"),
+                                         ("NDA_LLADDR", "02:aa:bb:cc:dd:ee")],
+                                        family=2, ifindex=VXLAN.index, state=NUD_PERMANENT))
+
+
+def test_listing_replacing_and_deleting_forwarding_entries_of_a_vxlan_device():
+    assert_one_message(lambda r: r.fdb(VXLAN), pyroute2_encodes(
+        ifinfmsg, pr.RTM_GETNEIGH, DUMP, family=AF_BRIDGE, index=VXLAN.index))
+    assert_one_message(lambda r: r.replace_fdb(VXLAN, "02:aa:bb:cc:dd:ee", "192.168.10.13"),
+                       pyroute2_encodes(ndmsg, pr.RTM_NEWNEIGH,
+                                        CHANGE | NLM_F_CREATE | NLM_F_REPLACE,
+                                        [("NDA_LLADDR", "02:aa:bb:cc:dd:ee"),
+                                         ("NDA_DST", "192.168.10.13")],
+                                        family=AF_BRIDGE, ifindex=VXLAN.index,
+                                        state=NUD_PERMANENT, flags=NTF_SELF))
+    assert_one_message(lambda r: r.delete_fdb(VXLAN, "02:aa:bb:cc:dd:ee"), pyroute2_encodes(
+        ndmsg, pr.RTM_DELNEIGH, CHANGE, [("NDA_LLADDR", "02:aa:bb:cc:dd:ee")],
+        family=AF_BRIDGE, ifindex=VXLAN.index, flags=NTF_SELF))
 
 
 # traffic control

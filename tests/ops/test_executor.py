@@ -9,7 +9,8 @@ import pytest
 
 from compiler.pipeline import compile_sources
 from compiler.planner.context import PodContext, bandwidth_from_option, mapping_from_option
-from compiler.planner.ops import Kind
+from compiler.planner.ops import Kind, has_params
+from compiler.planner.params import HostportClaimParams
 from compiler.planner.plan import plan
 from compiler.source import SourceFile
 from runtime import executor
@@ -43,7 +44,7 @@ class Logged:
         self.log.append((what, op.kind))
         if self.fail.get((what, op.kind)) == "now":
             raise RuntimeError(f"{what} refused")
-        if op.kind == Kind.POD_NAT:
+        if op.kind == Kind.IPTABLES_ATTACHMENT:
             run.later(op, lambda: self._finish(what, op))
 
     def _finish(self, what, op):
@@ -73,47 +74,48 @@ def test_the_operations_after_a_program_run_before_it_is_finished(scene):
     add = run("ADD")
     executor.apply(add)
     kinds = [op.kind for op in add.plan.operations]
-    after_dnat = kinds[kinds.index(Kind.POD_NAT) + 1]
-    assert log.index(("ensure", after_dnat)) < log.index(("finish ensure", Kind.POD_NAT))
-    assert log[-1] == ("finish ensure", Kind.POD_NAT)
+    after_dnat = kinds[kinds.index(Kind.IPTABLES_ATTACHMENT) + 1]
+    finished = ("finish ensure", Kind.IPTABLES_ATTACHMENT)
+    assert log.index(("ensure", after_dnat)) < log.index(finished)
+    assert log[-1] == finished
     assert not add.completions
 
 
 def test_a_program_failing_when_finished_fails_the_add_and_everything_is_undone(scene):
     run, log, fail = scene
-    fail[("ensure", Kind.POD_NAT)] = "later"
+    fail[("ensure", Kind.IPTABLES_ATTACHMENT)] = "later"
     add = run("ADD")
     with pytest.raises(executor.OperationFailed, match=r"DNAT chain.*refused when finished"):
         executor.apply(add)
     undone = [kind for what, kind in log if what == "remove"]
     owned = [op.kind for op in reversed(add.plan.operations) if op.removed_by_del]
     assert undone == owned
-    assert log.index(("finish ensure", Kind.POD_NAT)) < log.index(("remove", owned[0]))
+    assert log.index(("finish ensure", Kind.IPTABLES_ATTACHMENT)) < log.index(("remove", owned[0]))
 
 
 def test_a_later_failure_waits_for_the_running_program_before_undoing(scene):
     run, log, fail = scene
     add = run("ADD")
     kinds = [op.kind for op in add.plan.operations]
-    failing = kinds[kinds.index(Kind.POD_NAT) + 1]
+    failing = kinds[kinds.index(Kind.IPTABLES_ATTACHMENT) + 1]
     fail[("ensure", failing)] = "now"
     with pytest.raises(executor.OperationFailed, match="ensure refused"):
         executor.apply(add)
     first_undo = next(i for i, (what, _) in enumerate(log) if what == "remove")
-    assert log.index(("finish ensure", Kind.POD_NAT)) < first_undo
+    assert log.index(("finish ensure", Kind.IPTABLES_ATTACHMENT)) < first_undo
     # the DNAT's own removal is a program too: finished before the call gives up
-    assert log[-1] == ("finish remove", Kind.POD_NAT)
+    assert log[-1] == ("finish remove", Kind.IPTABLES_ATTACHMENT)
 
 
 def test_a_del_reports_a_program_that_failed_after_trying_every_removal(scene):
     run, log, fail = scene
-    fail[("remove", Kind.POD_NAT)] = "later"
+    fail[("remove", Kind.IPTABLES_ATTACHMENT)] = "later"
     delete = run("DEL")
     failures = executor.remove(delete)
-    assert [f.op.kind for f in failures] == [Kind.POD_NAT]
+    assert [f.op.kind for f in failures] == [Kind.IPTABLES_ATTACHMENT]
     tried = [kind for what, kind in log if what == "remove"]
     assert tried == [op.kind for op in delete.plan.operations]
-    assert log[-1] == ("finish remove", Kind.POD_NAT)
+    assert log[-1] == ("finish remove", Kind.IPTABLES_ATTACHMENT)
 
 
 def test_a_del_releases_host_port_claims_only_after_its_nat_and_flush_have_finished(
@@ -122,11 +124,11 @@ def test_a_del_releases_host_port_claims_only_after_its_nat_and_flush_have_finis
     source = SOURCE.replace("network pods {", f'network pods {{\n    state-dir "{tmp_path}"')
     (network,) = compile_sources([SourceFile("x.netdsl", source)]).networks
     pod = PodContext("c1", port_mappings=(mapping_from_option("8053:53/udp"),), bandwidth=None)
-    claims = hostports.HANDLERS[Kind.HOSTPORT_CLAIM]
+    claims = hostports.HostportClaimHandler()
     (claim,) = [op for op in plan(network, pod, "ADD").operations
-                if op.kind == Kind.HOSTPORT_CLAIM]
+                if has_params(op, HostportClaimParams)]
     claims.ensure(claim, None)
-    claimed = [tmp_path / "hostports" / name for name in claim.params["claims"]]
+    claimed = [tmp_path / "hostports" / str(c) for c in claim.params.claims]
     assert all(path.exists() for path in claimed)
     log, seen = [], []
     logged = Logged(log, {})

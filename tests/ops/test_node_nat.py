@@ -13,7 +13,8 @@ import pytest
 
 from compiler.pipeline import compile_sources
 from compiler.planner.context import PodContext
-from compiler.planner.ops import Kind
+from compiler.planner.ops import has_params
+from compiler.planner.params import IptablesNodeParams
 from compiler.planner.plan import plan
 from compiler.source import SourceFile
 from runtime.netlink.nftables import Chain
@@ -55,9 +56,9 @@ class Tables:
 
     def set_up_as_planned(self, op):
         """The node as a complete setup of `op` leaves it."""
-        self.chains = {c["name"]: [tuple(r) for r in c["rules"]] for c in op.params["chains"]}
-        self.chains |= {d: [] for d in op.params["dispatch"]}
-        self.jumps = [(j["chain"], tuple(j["rule"])) for j in op.params["jumps"]]
+        self.chains = {c.name: list(c.rules) for c in op.params.chains}
+        self.chains |= {d: [] for d in op.params.dispatch}
+        self.jumps = [(j.chain, j.rule) for j in op.params.jumps]
 
 
 @pytest.fixture
@@ -73,7 +74,7 @@ def tables(monkeypatch):
 def _node_nat():
     (network,) = compile_sources([SourceFile("nat.netdsl", SOURCE)]).networks
     (op,) = [o for o in plan(network, PodContext("c1"), "ADD").operations
-             if o.kind == Kind.NODE_NAT and o.params["table"] == "nat"]
+             if has_params(o, IptablesNodeParams) and o.params.table == "nat"]
     return op
 
 
@@ -86,7 +87,7 @@ def _run(pod: bool):
 def test_a_fresh_node_gets_everything_in_one_transaction_without_asking_rule_by_rule(tables):
     op = _node_nat()
     tables.has_rule = tables.chain_exists = None  # asking would fail
-    assert nat.NODE_NAT.ensure(op, _run(pod=True))
+    assert nat.IPTABLES_NODE.ensure(op, _run(pod=True))
     (lines,) = tables.written
     assert lines[0].startswith(":NETC-PO-") and any(":NETC-HP-" in line for line in lines)
     assert sum(line.startswith("-A POSTROUTING") for line in lines) == 1
@@ -98,18 +99,18 @@ def test_a_whole_setup_is_left_alone(tables, pod):
     op = _node_nat()
     tables.set_up_as_planned(op)
     run = _run(pod)
-    assert not nat.NODE_NAT.ensure(op, run)
+    assert not nat.IPTABLES_NODE.ensure(op, run)
     assert tables.written == [] and run.notes == []
 
 
 def test_a_pod_trusts_the_shape_and_apply_checks_every_rule(tables):
     op = _node_nat()
     tables.set_up_as_planned(op)
-    masquerade = op.params["chains"][0]["name"]
+    masquerade = op.params.chains[0].name
     tables.chains[masquerade][0] = ("-s", "192.0.2.0/24", "-j", "ACCEPT")  # edited by hand
-    assert not nat.NODE_NAT.ensure(op, _run(pod=True))
+    assert not nat.IPTABLES_NODE.ensure(op, _run(pod=True))
     run = _run(pod=False)
-    assert nat.NODE_NAT.ensure(op, run)
+    assert nat.IPTABLES_NODE.ensure(op, run)
     (lines,) = tables.written
     assert lines[0] == f":{masquerade} - [0:0]"
     assert not any(line.startswith(("-A POSTROUTING", "-A PREROUTING", ":NETC-HP-"))
@@ -125,7 +126,7 @@ def test_a_lost_jump_is_repaired_and_said(tables, pod):
     tables.set_up_as_planned(op)
     lost = tables.jumps.pop(0)
     run = _run(pod)
-    assert nat.NODE_NAT.ensure(op, run)
+    assert nat.IPTABLES_NODE.ensure(op, run)
     (lines,) = tables.written
     assert [line for line in lines if line.startswith(f"-A {lost[0]}")] == [
         f"-A {lost[0]} " + " ".join(f'"{a}"' if " " in a else a for a in lost[1])]

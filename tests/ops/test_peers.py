@@ -8,22 +8,27 @@ built as rtnl would decode them (a VXLAN's settings as encoded bytes).
 from __future__ import annotations
 
 from compiler import datatypes
-from compiler.planner.ops import Kind, Operation, Phase
-from runtime.apply import Change
-from runtime.netlink.routing import (
+from compiler.planner.ops import Operation, Phase
+from compiler.planner.params import LinkVxlanParams, NodePruneParams, RouteNodeParams
+from runtime.apply import AppliedChange
+from runtime.netlink.rtnl import (
+    IFF_UP,
+    NUD_PERMANENT,
+    RTNH_F_ONLINK,
+    FdbEntry,
+    Link,
+    Neighbour,
+    Route,
+)
+from runtime.netlink.vxlan import (
     IFLA_VXLAN_COLLECT_METADATA,
     IFLA_VXLAN_GBP,
     IFLA_VXLAN_GROUP6,
     IFLA_VXLAN_PORT,
-    NUD_PERMANENT,
-    RTNH_F_ONLINK,
-    FdbEntry,
-    Neighbour,
     Vxlan,
     vxlan_data,
     vxlan_settings,
 )
-from runtime.netlink.rtnl import IFF_UP, Link, Route
 from runtime.netlink.wire import Attr
 from runtime.ops.peers import (
     RouteState,
@@ -39,11 +44,12 @@ from runtime.ops.peers import (
 
 ALIAS = "netc cluster prod"
 MAC = "82:76:62:1f:50:c4"
-DEVICE = {"name": "netc.1", "vni": 1, "port": 8472, "local": "192.168.10.11", "mtu": 1450,
-          "mac": MAC, "alias": ALIAS}
-PRUNE = {"pod_cidrs": ["10.244.0.0/16", "fd00:10:244::/56"], "protocol": 78,
-         "routes": ["10.244.2.0/24", "fd00:10:244:2::/64"], "device": "netc.1",
-         "neighbours": ["10.244.2.0", "fd00:10:244:2::"], "fdb": [MAC], "alias": ALIAS}
+DEVICE = LinkVxlanParams(name="netc.1", vni=1, port=8472, local="192.168.10.11", mtu=1450,
+                         mac=MAC, alias=ALIAS)
+PRUNE = NodePruneParams(cluster="prod", pod_cidrs=("10.244.0.0/16", "fd00:10:244::/56"),
+                        protocol=78, routes=("10.244.2.0/24", "fd00:10:244:2::/64"),
+                        device="netc.1", neighbours=("10.244.2.0", "fd00:10:244:2::"),
+                        fdb=(MAC,), alias=ALIAS)
 
 
 def _link(name="netc.1", *, kind="vxlan", alias=ALIAS, mac=MAC, mtu=1450, settings=None,
@@ -123,17 +129,18 @@ def test_a_prune_removes_unplanned_permanent_entries_and_links_with_the_alias_bu
     links = [_link(), _link("netc.old", index=8), _link("vx-other", alias="someone", index=9),
              _link("eth0", kind="veth", alias=None, index=2)]
     assert stale_links(PRUNE, links) == [links[1]]
-    assert [link.name for link in stale_links({**PRUNE, "device": None}, links)] == [
+    assert [link.name for link in stale_links(datatypes.replace(PRUNE, device=None), links)] == [
         "netc.1", "netc.old"]
 
 
 def test_apply_prints_each_removal_of_a_prune_and_one_line_for_any_other_change():
-    prune = Operation(Kind.PRUNE, "cluster prod", "remove ...", {}, Phase.PEERS)
-    route = Operation(Kind.NODE_ROUTE, "10.244.2.0/24 via x", "route to node-b's pods",
-                      {}, Phase.PEERS)
-    assert Change(prune, ("route a", "fdb b")).lines() == ["- route a", "- fdb b"]
-    assert Change(route).lines() == ["+ route to node-b's pods"]
-    assert Change(route, ("replaced x",)).lines() == ["+ route to node-b's pods (replaced x)"]
+    prune = Operation("cluster prod", "remove ...", PRUNE, Phase.PEERS)
+    route = Operation("10.244.2.0/24 via x", "route to node-b's pods",
+                      RouteNodeParams("10.244.2.0/24", "x", None, False, 78), Phase.PEERS)
+    assert AppliedChange(prune, ("route a", "fdb b")).lines() == ["- route a", "- fdb b"]
+    assert AppliedChange(route).lines() == ["+ route to node-b's pods"]
+    assert AppliedChange(route, ("replaced x",)).lines() == [
+        "+ route to node-b's pods (replaced x)"]
 
 
 EXTERNAL = (Attr(IFLA_VXLAN_COLLECT_METADATA, b"\x01"),)

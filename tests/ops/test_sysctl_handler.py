@@ -10,10 +10,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from compiler.planner.ops import Kind, Operation, Phase, State
+from compiler.planner.ops import Operation, Phase, State
+from compiler.planner.params import KernelModuleParams, SysctlParams
 from runtime.host import use_proc_sys
-from runtime.ops.base import Refused
-from runtime.ops.kernel import ModuleHandler, SysctlHandler
+from runtime.ops.base import OperationRefused
+from runtime.ops.kernel import KernelModuleHandler, SysctlHandler
 
 
 class Proc:
@@ -29,11 +30,9 @@ class Proc:
         self.values[path] = value
 
 
-def _op(optional: bool) -> Operation:
-    params = {"path": "net/ipv6/conf/cni0/accept_ra", "value": "0"}
-    if optional:
-        params["optional"] = True
-    return Operation(Kind.SYSCTL, "net.ipv6.conf.cni0.accept_ra", "", params, Phase.NODE)
+def _op(optional: bool) -> Operation[SysctlParams]:
+    params = SysctlParams("net/ipv6/conf/cni0/accept_ra", "0", optional)
+    return Operation("net.ipv6.conf.cni0.accept_ra", "", params, Phase.NODE)
 
 
 def test_an_absent_optional_setting_is_skipped_and_observed_as_in_place():
@@ -45,7 +44,7 @@ def test_an_absent_optional_setting_is_skipped_and_observed_as_in_place():
 
 def test_an_absent_required_setting_refuses_and_is_observed_as_missing():
     run = SimpleNamespace(host=Proc())
-    with pytest.raises(Refused, match="does not exist"):
+    with pytest.raises(OperationRefused, match="does not exist"):
         SysctlHandler().ensure(_op(optional=False), run)
     assert SysctlHandler().observe(_op(optional=False), run).state == State.CREATE
 
@@ -58,15 +57,15 @@ def test_a_present_setting_is_written_either_way(optional):
     assert run.host.values["net/ipv6/conf/cni0/accept_ra"] == "0"
 
 
-def _module(name: str, probe: str) -> Operation:
-    return Operation(Kind.MODULE, name, "", {"name": name, "probe": probe}, Phase.NODE)
+def _module(name: str, probe: str) -> Operation[KernelModuleParams]:
+    return Operation(name, "", KernelModuleParams(name, probe), Phase.NODE)
 
 
 def test_a_module_that_cannot_be_loaded_is_named_with_the_ways_to_load_it():
     """netc's agent without SYS_MODULE (or modprobe): not ready, saying what to do."""
     op = _module("netc_no_such_module", "/proc/sys/net/netc_no_such_module")
-    with pytest.raises(Refused) as refused:
-        ModuleHandler().ensure(op, SimpleNamespace())
+    with pytest.raises(OperationRefused) as refused:
+        KernelModuleHandler().ensure(op, SimpleNamespace())
     assert "the kernel module netc_no_such_module is not loaded, and netc cannot load it" in \
         str(refused.value)
     assert "modprobe netc_no_such_module" in str(refused.value)
@@ -78,7 +77,7 @@ def test_a_module_is_probed_where_the_sysctls_are(tmp_path):
     op = _module("br_netfilter", "/proc/sys/net/bridge")
     use_proc_sys(str(tmp_path))
     try:
-        assert ModuleHandler().ensure(op, SimpleNamespace()) is False
-        assert ModuleHandler().observe(op, SimpleNamespace()).state == State.IN_PLACE
+        assert KernelModuleHandler().ensure(op, SimpleNamespace()) is False
+        assert KernelModuleHandler().observe(op, SimpleNamespace()).state == State.IN_PLACE
     finally:
         use_proc_sys("/proc/sys")

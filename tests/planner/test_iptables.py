@@ -13,7 +13,8 @@ from compiler.pipeline import compile_sources
 from compiler.planner import iptables
 from compiler.planner.attach import node_operations
 from compiler.planner.context import ContextError, PodContext, PortMapping, host_address
-from compiler.planner.ops import Kind
+from compiler.planner.ops import has_params
+from compiler.planner.params import IptablesAttachmentParams, IptablesNodeParams
 from compiler.planner.plan import plan
 from compiler.source import SourceFile
 
@@ -39,12 +40,12 @@ PAYLOADS = [
 def test_the_restore_text_of_a_pod_s_chain():
     mapping = PortMapping(8080, 80)
     (dnat,) = [op for op in plan(NETWORK, PodContext("c1", port_mappings=(mapping,)), "ADD")
-               .operations if op.kind == Kind.POD_NAT and op.params["family"] == 4]
+               .operations if has_params(op, IptablesAttachmentParams) and op.params.family == 4]
     lines = iptables.attachment_setup(dnat.params, iptables.FRESH, repeated=False)
-    assert lines[0] == f":{dnat.params['chain']} - [0:0]"
-    assert lines[1] == (f"-A {dnat.params['chain']} -p tcp -m tcp --dport 8080 -m comment "
+    assert lines[0] == f":{dnat.params.chain} - [0:0]"
+    assert lines[1] == (f"-A {dnat.params.chain} -p tcp -m tcp --dport 8080 -m comment "
                         '--comment "netc pods c1 eth0" -j DNAT --to-destination {ipv4.ip}:80')
-    assert lines[2].startswith(f"-A {dnat.params['dispatch']} -m comment")
+    assert lines[2].startswith(f"-A {dnat.params.dispatch} -m comment")
     text = iptables.restore_text("nat", lines)
     assert text.startswith("*nat\n") and text.endswith("\nCOMMIT\n")
 
@@ -59,7 +60,7 @@ def test_a_repeated_add_asks_the_node_before_adding_the_jump_again():
 
     (dnat,) = [op for op in plan(NETWORK, PodContext("c1", port_mappings=(PortMapping(1, 2),)),
                                  "ADD").operations
-               if op.kind == Kind.POD_NAT and op.params["family"] == 4]
+               if has_params(op, IptablesAttachmentParams) and op.params.family == 4]
     assert len(iptables.attachment_setup(dnat.params, Present(), repeated=True)) == 2
     assert len(iptables.attachment_setup(dnat.params, Present(), repeated=False)) == 3
     assert iptables.attachment_teardown(dnat.params, Present())[1].startswith("-D ")
@@ -118,12 +119,12 @@ def test_a_networks_teardown_unjumps_then_flushes_then_deletes_what_is_there():
             return chain != "OUTPUT"  # one jump an admin already took away
 
     (nat,) = [op for op in node_operations(NETWORK)
-              if op.kind == Kind.NODE_NAT and op.params == {**op.params, "family": 4,
-                                                             "table": "nat"}]
+              if has_params(op, IptablesNodeParams) and op.params.family == 4
+              and op.params.table == "nat"]
     assert iptables.node_teardown(nat.params, iptables.FRESH) == []
     lines = iptables.node_teardown(nat.params, Present())
-    (masquerade,) = [c["name"] for c in nat.params["chains"]]
-    (dispatch,) = nat.params["dispatch"]
+    (masquerade,) = [c.name for c in nat.params.chains]
+    (dispatch,) = nat.params.dispatch
     assert [line.split()[:2] for line in lines] == [
         ["-D", "POSTROUTING"], ["-D", "PREROUTING"], [f":{masquerade}", "-"],
         [f":{dispatch}", "-"], ["-X", masquerade], ["-X", dispatch]]

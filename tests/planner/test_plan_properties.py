@@ -19,7 +19,8 @@ from compiler.identifiers import LINK_NAME_MAX
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
 from compiler.planner.iptables import CHAIN_NAME_MAX, COMMENT_MAX
 from compiler.planner.names import AttachmentNames
-from compiler.planner.ops import PLAN_FORMAT, Action, Kind, Scope, placeholders
+from compiler.planner.ops import PLAN_FORMAT, Action, Kind, Scope, has_params, placeholders
+from compiler.planner.params import IpamAddressParams
 from compiler.planner.plan import plan
 from compiler.planner.render import render_json
 from tests.support import compile_example
@@ -49,7 +50,7 @@ def test_del_reverts_the_owned_operations_of_add_in_reverse_host_port_nat_first(
     assert all(op.action == Action.REMOVE and op.scope != Scope.NODE for op in deleting)
     removable = [(op.kind, op.target) for op in reversed(adding)
                  if op.scope != Scope.NODE and op.undone_by is None]
-    first = [entry for kind in (Kind.POD_NAT, Kind.CONNTRACK_FLUSH, Kind.HOSTPORT_CLAIM)
+    first = [entry for kind in (Kind.IPTABLES_ATTACHMENT, Kind.CONNTRACK_FLUSH, Kind.HOSTPORT_CLAIM)
              for entry in removable if entry[0] == kind]
     assert [(op.kind, op.target) for op in deleting] == \
         first + [entry for entry in removable if entry not in first]
@@ -85,8 +86,8 @@ def test_placeholders_are_bound_before_they_are_used(pod):
     bound: set[str] = set()
     for op in plan(NETWORK, pod, "ADD").operations:
         assert {name.split(".")[0] for name in placeholders(op.params)} <= bound, op
-        if op.kind == "ipam.address":
-            bound.add(op.params["binds"])
+        if has_params(op, IpamAddressParams):
+            bound.add(op.params.binds)
 
 
 @settings(max_examples=50, deadline=None)

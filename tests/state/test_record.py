@@ -4,8 +4,8 @@ import ipaddress
 import json
 
 from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
-from runtime import record as records
-from runtime.record import Record
+from runtime import attachment_records as records
+from runtime.attachment_records import Record
 
 POD = PodContext("c1", "eth0", "/run/netns/p", "default", "web",
                  (PortMapping(8080, 80, "tcp", ipaddress.ip_address("198.18.0.1")),
