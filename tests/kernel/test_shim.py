@@ -14,6 +14,7 @@ import pytest
 from runtime import shim
 from runtime.install import identity, install
 from tests.kernel import networks
+from tests.kernel.warm import serve_full_lifecycle
 
 
 @pytest.fixture(scope="session")
@@ -35,15 +36,7 @@ def _install(lab, compiled, **settings) -> None:
 def test_calls_through_the_shim_are_served_warm_and_give_the_launchers_results(
         lab, warm, compiled):
     _install(lab, compiled, socket=str(warm.socket))
-    conflist = lab.network(networks.FULL)
-    pod = lab.pod("p")
-    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=8M,egress=4M")
-    assert result["ips"][0]["address"].startswith("10.77.0.")
-    assert lab.ping(pod.name, "10.77.0.1")
-    lab.check(conflist, pod, ports=("8080:80",), bandwidth="ingress=8M,egress=4M")
-    lab.delete(conflist, pod)
-    assert "veth" not in lab.run(lab.node, "ip", "-o", "link").stdout
-    assert warm.calls_served() == 3
+    serve_full_lifecycle(lab, warm)
     status, error = lab.plugin("{not json", {"CNI_COMMAND": "ADD"})
     assert (status, error["code"]) == (1, 6)
 

@@ -2,19 +2,12 @@
 
 from runtime.install import identity
 from tests.kernel import networks
+from tests.kernel.warm import serve_full_lifecycle
 
 
 def test_add_check_del_through_the_server_give_the_cold_results(lab, warm):
-    conflist = lab.network(networks.FULL)
-    pod = lab.pod("p")
-    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=8M,egress=4M")
-    assert result["ips"][0]["address"].startswith("10.77.0.")
-    assert lab.ping(pod.name, "10.77.0.1")
-    lab.check(conflist, pod, ports=("8080:80",), bandwidth="ingress=8M,egress=4M")
-    lab.delete(conflist, pod)
-    assert "veth" not in lab.run(lab.node, "ip", "-o", "link").stdout
+    serve_full_lifecycle(lab, warm)
     assert warm.alive(), "the server must survive its calls"
-    assert warm.calls_served() == 3
 
 
 def test_errors_come_back_with_their_code(lab, warm):

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from runtime.install import install
+from tests.kernel import networks
 from tests.kernel.lab import Lab
 from tests.runtimes.host import children
 
@@ -81,3 +82,17 @@ def _accepting(pid: int) -> bool:
         return Path(f"/proc/{pid}/syscall").read_text().split()[0] in ACCEPT_SYSCALLS
     except (OSError, IndexError):
         return False
+
+
+def serve_full_lifecycle(lab: Lab, warm: WarmServer) -> None:
+    """ADD, CHECK and DEL of a pod on the full network, all taken by `warm`, with the cold
+    plugin's results: an address, a gateway that answers, no veth left behind."""
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=8M,egress=4M")
+    assert result["ips"][0]["address"].startswith("10.77.0.")
+    assert lab.ping(pod.name, "10.77.0.1")
+    lab.check(conflist, pod, ports=("8080:80",), bandwidth="ingress=8M,egress=4M")
+    lab.delete(conflist, pod)
+    assert "veth" not in lab.run(lab.node, "ip", "-o", "link").stdout
+    assert warm.calls_served() == 3
