@@ -28,11 +28,12 @@ demo: $(BIN)/netc  ## compile an example (installs netc into .venv)
 test: lint  ## lint, then every test (CI's command)
 	$(BIN)/python -m pytest -n 4 -q
 
-# ruff, then mypy strict on compiler/ and runtime/ ([tool.mypy] in pyproject.toml), then
+# ruff (lint, and the format checked), then mypy strict on compiler/ and runtime/ ([tool.mypy] in pyproject.toml), then
 # netc-cni's import path and its launcher once more as Python 3.10 reads them: the plugin
 # runs on the node's Python, which may be older than the one netc is developed on.
 lint: $(TEST_TOOLS)  ## ruff and mypy
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/mypy --python-version 3.10 -m runtime.cni.plugin -m runtime.launcher
 

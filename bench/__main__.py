@@ -71,39 +71,98 @@ def _variants(text: str) -> list[str]:
 def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; every default is what the documented run used."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--only", type=_suites, default=list(SUITES),
-                        help=f"comma-separated suites to run, of {','.join(SUITES)} (default all)")
-    parser.add_argument("--pods", type=_counts, default=[0, 100, 500],
-                        help="pods already attached when sampling (default 0,100,500)")
-    parser.add_argument("--samples", type=_positive, default=15,
-                        help="ADD/DEL samples per implementation and pod count (default 15)")
-    parser.add_argument("--jobs", type=_positive, default=2 * (os.cpu_count() or 1),
-                        help="parallel ADDs while attaching background pods (not timed)")
-    parser.add_argument("--variants", type=_variants, default=list(VARIANTS),
-                        help="netc-cni start-up variants sampled too: py3 (launcher on "
-                             "--python), warm (that launcher handing calls to netc serve-cni), "
-                             "agent (the plugin the node agent installs: the shim, cold and "
-                             "warm); '' for none (default py3,warm,agent)")
-    parser.add_argument("--python", default="/usr/bin/python3",
-                        help="interpreter of the variants' launchers (default /usr/bin/python3)")
-    parser.add_argument("--nodes", type=_counts, default=[10, 100, 1000],
-                        help="cluster sizes of the cluster suite (default 10,100,1000)")
-    parser.add_argument("--load-pods", type=_positive, default=200,
-                        help="pods the load suite attaches and detaches (default 200)")
-    parser.add_argument("--load-callers", type=_positive, default=20,
-                        help="concurrent callers of the load suite (default 20)")
-    parser.add_argument("--member-nodes", type=_counts, default=[3, 20],
-                        help="cluster sizes of the membership suite (default 3,20)")
-    parser.add_argument("--watchers", type=_positive, default=1000,
-                        help="membership sources following one etcd (default 1000)")
-    parser.add_argument("--lines", type=_positive, default=10_000,
-                        help="lines of the generated .netdsl file (default 10000)")
-    parser.add_argument("--repeats", type=_positive, default=10,
-                        help="runs of each command-line timing and import profile (default 10)")
-    parser.add_argument("--out", type=Path, default=RESULTS,
-                        help="directory for the JSON results (default bench/results)")
-    parser.add_argument("--report", type=Path, metavar="JSON",
-                        help="print the report of an earlier results file, measure nothing")
+    parser.add_argument(
+        "--only",
+        type=_suites,
+        default=list(SUITES),
+        help=f"comma-separated suites to run, of {','.join(SUITES)} (default all)",
+    )
+    parser.add_argument(
+        "--pods",
+        type=_counts,
+        default=[0, 100, 500],
+        help="pods already attached when sampling (default 0,100,500)",
+    )
+    parser.add_argument(
+        "--samples",
+        type=_positive,
+        default=15,
+        help="ADD/DEL samples per implementation and pod count (default 15)",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=_positive,
+        default=2 * (os.cpu_count() or 1),
+        help="parallel ADDs while attaching background pods (not timed)",
+    )
+    parser.add_argument(
+        "--variants",
+        type=_variants,
+        default=list(VARIANTS),
+        help="netc-cni start-up variants sampled too: py3 (launcher on "
+        "--python), warm (that launcher handing calls to netc serve-cni), "
+        "agent (the plugin the node agent installs: the shim, cold and "
+        "warm); '' for none (default py3,warm,agent)",
+    )
+    parser.add_argument(
+        "--python",
+        default="/usr/bin/python3",
+        help="interpreter of the variants' launchers (default /usr/bin/python3)",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=_counts,
+        default=[10, 100, 1000],
+        help="cluster sizes of the cluster suite (default 10,100,1000)",
+    )
+    parser.add_argument(
+        "--load-pods",
+        type=_positive,
+        default=200,
+        help="pods the load suite attaches and detaches (default 200)",
+    )
+    parser.add_argument(
+        "--load-callers",
+        type=_positive,
+        default=20,
+        help="concurrent callers of the load suite (default 20)",
+    )
+    parser.add_argument(
+        "--member-nodes",
+        type=_counts,
+        default=[3, 20],
+        help="cluster sizes of the membership suite (default 3,20)",
+    )
+    parser.add_argument(
+        "--watchers",
+        type=_positive,
+        default=1000,
+        help="membership sources following one etcd (default 1000)",
+    )
+    parser.add_argument(
+        "--lines",
+        type=_positive,
+        default=10_000,
+        help="lines of the generated .netdsl file (default 10000)",
+    )
+    parser.add_argument(
+        "--repeats",
+        type=_positive,
+        default=10,
+        help="runs of each command-line timing and import profile (default 10)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=RESULTS,
+        help="directory for the JSON results (default bench/results)",
+    )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="JSON",
+        help="print the report of an earlier results file, measure nothing",
+    )
     return parser.parse_args(argv)
 
 
@@ -124,14 +183,24 @@ def _stop_cleanly() -> None:
 def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     """Each chosen suite in turn, with how long it took."""
     runners = {
-        "startup": lambda: {**startup.run(tmp, str(SMALL_FILE), options.repeats,
-                                          options.python if options.variants else None),
-                            "tricks": tricks.run(3 * options.repeats)},
+        "startup": lambda: {
+            **startup.run(
+                tmp, str(SMALL_FILE), options.repeats, options.python if options.variants else None
+            ),
+            "tricks": tricks.run(3 * options.repeats),
+        },
         "build": lambda: build.run(tmp, options.lines, options.repeats),
-        "attach": lambda: attach.run(tmp, options.pods, options.samples, options.jobs,
-                                     variants=options.variants, python=options.python),
-        "cluster": lambda: cluster.run(tmp, options.nodes, options.repeats,
-                                       apply=os.geteuid() == 0),
+        "attach": lambda: attach.run(
+            tmp,
+            options.pods,
+            options.samples,
+            options.jobs,
+            variants=options.variants,
+            python=options.python,
+        ),
+        "cluster": lambda: cluster.run(
+            tmp, options.nodes, options.repeats, apply=os.geteuid() == 0
+        ),
         "load": lambda: load.run(tmp, options.load_pods, options.load_callers, options.python),
         "membership": lambda: membership.run(tmp, options.member_nodes, options.watchers),
     }
@@ -149,11 +218,17 @@ def measure(options: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     results: dict[str, Any] = {
         "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "options": {key: str(value) if isinstance(value, Path) else value
-                    for key, value in vars(options).items() if key != "report"},
-        "machine": machine.describe()}
-    with tempfile.TemporaryDirectory(prefix="netc-bench-") as tmp, \
-            tempfile.TemporaryDirectory(prefix="netc-bench-", dir=RUNTIME_TMPFS) as runtime:
+        "options": {
+            key: str(value) if isinstance(value, Path) else value
+            for key, value in vars(options).items()
+            if key != "report"
+        },
+        "machine": machine.describe(),
+    }
+    with (
+        tempfile.TemporaryDirectory(prefix="netc-bench-") as tmp,
+        tempfile.TemporaryDirectory(prefix="netc-bench-", dir=RUNTIME_TMPFS) as runtime,
+    ):
         (Path(tmp) / RUNTIME_STATE).symlink_to(runtime)
         results["suites"] = run_suites(options, Path(tmp))
     results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -176,14 +251,19 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(report.text(json.loads(options.report.read_text())))
         return 0
     if {"attach", "load", "membership"} & set(options.only) and os.geteuid() != 0:
-        print("bench: the attach, load and membership suites need root (network namespaces); "
-              "run as root or pass --only startup,build,cluster", file=sys.stderr)
+        print(
+            "bench: the attach, load and membership suites need root (network namespaces); "
+            "run as root or pass --only startup,build,cluster",
+            file=sys.stderr,
+        )
         return 2
     if "cluster" in options.only and os.geteuid() != 0:
         print("bench: not root: the cluster suite measures no `netc apply`", file=sys.stderr)
     if options.variants and not os.access(options.python, os.X_OK):
-        print(f"bench: no {options.python}; measuring netc variants on this interpreter",
-              file=sys.stderr)
+        print(
+            f"bench: no {options.python}; measuring netc variants on this interpreter",
+            file=sys.stderr,
+        )
         options.python = sys.executable
     _stop_cleanly()
     results = measure(options)

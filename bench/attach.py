@@ -61,8 +61,10 @@ def progress(message: str) -> None:
 
 def make_pods(spaces: Namespaces, roles: Sequence[str], ports: Iterable[int]) -> list[Pod]:
     """Fresh sandboxes, each with a runtime-like 64-hex container ID."""
-    return [Pod(netns, secrets.token_hex(32), port)
-            for netns, port in zip(spaces.create(roles), ports, strict=True)]
+    return [
+        Pod(netns, secrets.token_hex(32), port)
+        for netns, port in zip(spaces.create(roles), ports, strict=True)
+    ]
 
 
 def in_parallel(action: Callable[[Any], object], items: Sequence[Any], jobs: int) -> None:
@@ -83,8 +85,9 @@ def in_parallel(action: Callable[[Any], object], items: Sequence[Any], jobs: int
             raise
 
 
-def attach_background(nodes: Sequence[Implementation], spaces: Namespaces, start: int,
-                      stop: int, jobs: int) -> None:
+def attach_background(
+    nodes: Sequence[Implementation], spaces: Namespaces, start: int, stop: int, jobs: int
+) -> None:
     """Attach pods `start`..`stop`-1 on every node, each pod with its own host port."""
     work = []
     for impl in nodes:
@@ -95,8 +98,9 @@ def attach_background(nodes: Sequence[Implementation], spaces: Namespaces, start
 
 
 def _probe_once(command: Sequence[str]) -> float:
-    return timed(partial(run_quietly, command, env={**os.environ, "CNI_COMMAND": "VERSION"},
-                         input=b"{}"))
+    return timed(
+        partial(run_quietly, command, env={**os.environ, "CNI_COMMAND": "VERSION"}, input=b"{}")
+    )
 
 
 def wrapper_costs(chosen: Sequence[Implementation], samples: int) -> dict[str, dict[str, float]]:
@@ -112,24 +116,30 @@ def wrapper_costs(chosen: Sequence[Implementation], samples: int) -> dict[str, d
     30 ms penalty for Python; paired, it is 1-3 ms for every probe).
     """
     runs: dict[str, dict[str, list[float]]] = {
-        impl.name: {"bare": [], "wrapped": []} for impl in chosen}
+        impl.name: {"bare": [], "wrapped": []} for impl in chosen
+    }
     for _ in range(samples):
         for impl in chosen:
             runs[impl.name]["bare"].append(_probe_once(impl.probe))
             runs[impl.name]["wrapped"].append(
-                _probe_once(["ip", "netns", "exec", impl.node, *impl.probe]))
+                _probe_once(["ip", "netns", "exec", impl.node, *impl.probe])
+            )
     costs = {}
     for name, times in runs.items():
-        paired = [wrapped - bare for bare, wrapped in zip(times["bare"], times["wrapped"],
-                                                          strict=True)]
-        costs[name] = {"bare_ms": summary(times["bare"])["median_ms"],
-                       "wrapped_ms": summary(times["wrapped"])["median_ms"],
-                       "overhead_ms": round(statistics.median(paired) * 1000, 2)}
+        paired = [
+            wrapped - bare for bare, wrapped in zip(times["bare"], times["wrapped"], strict=True)
+        ]
+        costs[name] = {
+            "bare_ms": summary(times["bare"])["median_ms"],
+            "wrapped_ms": summary(times["wrapped"])["median_ms"],
+            "overhead_ms": round(statistics.median(paired) * 1000, 2),
+        }
     return costs
 
 
-def measure(chosen: Sequence[Implementation], pods: dict[str, list[Pod]],
-            samples: int) -> dict[str, dict[str, list[float]]]:
+def measure(
+    chosen: Sequence[Implementation], pods: dict[str, list[Pod]], samples: int
+) -> dict[str, dict[str, list[float]]]:
     """`samples` rounds of ADD then DEL of a fresh pod per implementation, order rotating."""
     times = {impl.name: {step: [] for step in STEPS} for impl in chosen}
     for round_number in range(samples):
@@ -141,44 +151,59 @@ def measure(chosen: Sequence[Implementation], pods: dict[str, list[Pod]],
     return times
 
 
-def compare(chosen: Sequence[Implementation], times: dict[str, dict[str, list[float]]],
-            costs: dict[str, dict[str, float]]) -> dict[str, dict[str, Any]]:
+def compare(
+    chosen: Sequence[Implementation],
+    times: dict[str, dict[str, list[float]]],
+    costs: dict[str, dict[str, float]],
+) -> dict[str, dict[str, Any]]:
     """Summaries per implementation and step, with ratios to the reference.
 
     "unwrapped" takes each chain's `ip netns exec` cost (its plugin execs
     times its per-exec cost) out of both medians first, since real runtimes
     exec plugins directly.
     """
-    figures = {impl.name: {step: summary(times[impl.name][step]) for step in STEPS}
-               for impl in chosen}
+    figures = {
+        impl.name: {step: summary(times[impl.name][step]) for step in STEPS} for impl in chosen
+    }
 
     def unwrapped(impl: Implementation, step: str) -> float:
         """The median without `ip netns exec`: its own plugins' cost, and the loopback's (a Go
         binary, as the reference's plugins are)."""
         own = impl.plugin_execs - impl.loopback_execs
-        return (figures[impl.name][step]["median_ms"]
-                - own * costs[impl.name]["overhead_ms"]
-                - impl.loopback_execs * costs[REFERENCE]["overhead_ms"])
+        return (
+            figures[impl.name][step]["median_ms"]
+            - own * costs[impl.name]["overhead_ms"]
+            - impl.loopback_execs * costs[REFERENCE]["overhead_ms"]
+        )
 
     reference = next(impl for impl in chosen if impl.name == REFERENCE)
     for impl in chosen:
-        figures[impl.name]["ratio"] = {step: round(
-            figures[impl.name][step]["median_ms"] / figures[REFERENCE][step]["median_ms"], 2)
-            for step in STEPS}
-        figures[impl.name]["ratio_unwrapped"] = {step: round(
-            unwrapped(impl, step) / unwrapped(reference, step), 2) for step in STEPS}
+        figures[impl.name]["ratio"] = {
+            step: round(
+                figures[impl.name][step]["median_ms"] / figures[REFERENCE][step]["median_ms"], 2
+            )
+            for step in STEPS
+        }
+        figures[impl.name]["ratio_unwrapped"] = {
+            step: round(unwrapped(impl, step) / unwrapped(reference, step), 2) for step in STEPS
+        }
     return figures
 
 
-def measure_at(chosen: Sequence[Implementation], spaces: Namespaces, count: int,
-               samples: int) -> dict[str, Any]:
+def measure_at(
+    chosen: Sequence[Implementation], spaces: Namespaces, count: int, samples: int
+) -> dict[str, Any]:
     """Samples with `count` pods attached, summarised and compared, with the node state.
 
     The `ip netns exec` costs are measured here too, since they move with
     the machine's load over a run.
     """
-    pods = {impl.name: make_pods(spaces, [f"{impl.name}-s{count}-{i}" for i in range(samples)],
-                                 [SAMPLE_PORT] * samples) for impl in chosen}
+    pods = {
+        impl.name: make_pods(
+            spaces, [f"{impl.name}-s{count}-{i}" for i in range(samples)], [SAMPLE_PORT] * samples
+        )
+        for impl in chosen
+    }
     logs = {impl.name: Path(impl.stderr_log) for impl in chosen if impl.stderr_log}
     logged_before = {name: log.stat().st_size if log.exists() else 0 for name, log in logs.items()}
     times = measure(chosen, pods, samples)
@@ -193,12 +218,19 @@ def measure_at(chosen: Sequence[Implementation], spaces: Namespaces, count: int,
             text.seek(logged_before[name])
             figures[name]["logged_ms"] = logged_times(text.read().decode())
     reference = next(impl for impl in chosen if impl.name == REFERENCE)
-    return {"pods": count, "exec_wrapper": wrapper, "implementations": figures,
-            "loopback_ms": loopback_times(reference, spaces, WRAPPER_SAMPLES)}
+    return {
+        "pods": count,
+        "exec_wrapper": wrapper,
+        "implementations": figures,
+        "loopback_ms": loopback_times(reference, spaces, WRAPPER_SAMPLES),
+    }
 
 
-LOG_LINE = re.compile(r"^netc-cni: (ADD|DEL)\b.*: ok in ([\d.]+) ms "
-                      r"\(netlink ([\d.]+) ms, programs ([\d.]+) ms\)$", re.MULTILINE)
+LOG_LINE = re.compile(
+    r"^netc-cni: (ADD|DEL)\b.*: ok in ([\d.]+) ms "
+    r"\(netlink ([\d.]+) ms, programs ([\d.]+) ms\)$",
+    re.MULTILINE,
+)
 """The plugin's line for a call: its own time, and of it the kernel's netlink work and the
 time blocked starting and waiting for programs (runtime/spent.py)."""
 
@@ -208,11 +240,17 @@ def logged_times(text: str) -> dict[str, dict[str, float] | None]:
     found: dict[str, list[tuple[float, ...]]] = {"add": [], "del": []}
     for command, *milliseconds in LOG_LINE.findall(text):
         found[command.lower()].append(tuple(map(float, milliseconds)))
-    return {command: {key: round(statistics.median(column), 2)
-                      for key, column in zip(("work", "netlink", "programs"),
-                                             zip(*rows, strict=True), strict=True)}
-                if rows else None
-            for command, rows in found.items()}
+    return {
+        command: {
+            key: round(statistics.median(column), 2)
+            for key, column in zip(
+                ("work", "netlink", "programs"), zip(*rows, strict=True), strict=True
+            )
+        }
+        if rows
+        else None
+        for command, rows in found.items()
+    }
 
 
 def preloading_launcher(log: Path) -> str:
@@ -222,13 +260,16 @@ def preloading_launcher(log: Path) -> str:
     plugin logs is its work alone, however its imports are arranged (the
     plugin defers some of them into `main()` so that VERSION stays cheap).
     """
-    return (f"#!{sys.executable} -IS\n{full_import_code()}import os\n"
-            f"os.dup2(os.open({str(log)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), 2)\n"
-            "from runtime.cni.plugin import entry\nentry()\n")
+    return (
+        f"#!{sys.executable} -IS\n{full_import_code()}import os\n"
+        f"os.dup2(os.open({str(log)!r}, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), 2)\n"
+        "from runtime.cni.plugin import entry\nentry()\n"
+    )
 
 
-def plugin_work(netc: Implementation, spaces: Namespaces, tmp: Path,
-                tag: str) -> dict[str, float | None]:
+def plugin_work(
+    netc: Implementation, spaces: Namespaces, tmp: Path, tag: str
+) -> dict[str, float | None]:
     """Median time netc-cni reports for ADD and DEL when nothing is left to import.
 
     Latency minus this is what a cold call pays before and after its work:
@@ -242,8 +283,9 @@ def plugin_work(netc: Implementation, spaces: Namespaces, tmp: Path,
     launcher.write_text(preloading_launcher(log))
     launcher.chmod(0o755)
     preloaded = netc.with_launcher(netc.name, launcher_dir, netc.probe)
-    pods = make_pods(spaces, [f"work-{tag}-{i}" for i in range(WORK_CALLS)],
-                     [SAMPLE_PORT] * WORK_CALLS)
+    pods = make_pods(
+        spaces, [f"work-{tag}-{i}" for i in range(WORK_CALLS)], [SAMPLE_PORT] * WORK_CALLS
+    )
     for pod in pods:
         preloaded.add(pod)
         preloaded.delete(pod)
@@ -251,8 +293,7 @@ def plugin_work(netc: Implementation, spaces: Namespaces, tmp: Path,
     return logged_times(log.read_text() if log.exists() else "")
 
 
-def loopback_times(reference: Implementation, spaces: Namespaces, samples: int
-                   ) -> dict[str, float]:
+def loopback_times(reference: Implementation, spaces: Namespaces, samples: int) -> dict[str, float]:
     """Median ms of containerd's loopback list alone, ADD and DEL (both sides run it first)."""
     loopback = replace(reference, conflists=reference.conflists[:1])
     pods = make_pods(spaces, [f"loopback-{i}" for i in range(samples)], [SAMPLE_PORT] * samples)
@@ -279,13 +320,17 @@ def first_adds(spaces: Namespaces, tmp: Path, pods: int, rounds: int) -> dict[st
             times[name].append(timed(partial(impl.add, pod)))
             spaces.delete([pod.netns, impl.node])  # the node's namespace takes it all along
     figures = {name: summary(samples) for name, samples in times.items()}
-    figures[NETC]["ratio"] = round(figures[NETC]["median_ms"] / figures[REFERENCE]["median_ms"],
-                                   2)
+    figures[NETC]["ratio"] = round(figures[NETC]["median_ms"] / figures[REFERENCE]["median_ms"], 2)
     return figures
 
 
-def with_variants(stack: contextlib.ExitStack, nodes: list[Implementation], tmp: Path,
-                  variants: Sequence[str], python: str) -> list[Implementation]:
+def with_variants(
+    stack: contextlib.ExitStack,
+    nodes: list[Implementation],
+    tmp: Path,
+    variants: Sequence[str],
+    python: str,
+) -> list[Implementation]:
     """netc, its chosen variants (on netc's node), then the reference."""
     netc, reference = nodes
     chosen = [netc]
@@ -297,13 +342,24 @@ def with_variants(stack: contextlib.ExitStack, nodes: list[Implementation], tmp:
         if "agent" in variants:
             warm += impls.agent_plugins(netc, tmp, socket)
         # the warm calls' own log lines (the plugin's time, the kernel's share) are kept
-        chosen += [replace(impl, stderr_log=str(tmp / f"{impl.name}-calls.log"))
-                   if impl.name.endswith("warm") else impl for impl in warm]
+        chosen += [
+            replace(impl, stderr_log=str(tmp / f"{impl.name}-calls.log"))
+            if impl.name.endswith("warm")
+            else impl
+            for impl in warm
+        ]
     return [*chosen, reference]
 
 
-def run(tmp: Path, counts: Sequence[int], samples: int, jobs: int, *,
-        variants: Sequence[str] = (), python: str = "/usr/bin/python3") -> dict[str, Any]:
+def run(
+    tmp: Path,
+    counts: Sequence[int],
+    samples: int,
+    jobs: int,
+    *,
+    variants: Sequence[str] = (),
+    python: str = "/usr/bin/python3",
+) -> dict[str, Any]:
     """The whole suite: nodes, cold ADDs, then samples at each pod count (ascending)."""
     counts = sorted(set(counts))
     if counts[-1] > MAX_PODS:
@@ -314,13 +370,19 @@ def run(tmp: Path, counts: Sequence[int], samples: int, jobs: int, *,
         nodes = [impls.on_node(name, spaces, tmp, counts[-1]) for name in (NETC, REFERENCE)]
         chosen = with_variants(stack, nodes, tmp, variants, python)
         result: dict[str, Any] = {
-            "samples": samples, "bandwidth": impls.BANDWIDTH, "host_ports": 1,
+            "samples": samples,
+            "bandwidth": impls.BANDWIDTH,
+            "host_ports": 1,
             # a netc implementation's probe is its launcher's interpreter starting
-            "launcher_python": {impl.name: python_version(impl.probe[0])
-                                for impl in chosen if impl.name.startswith(NETC)},
+            "launcher_python": {
+                impl.name: python_version(impl.probe[0])
+                for impl in chosen
+                if impl.name.startswith(NETC)
+            },
             "plugin_execs": {impl.name: impl.plugin_execs for impl in chosen},
             "first_add": first_adds(spaces, tmp, counts[-1], FIRST_ADDS),
-            "phases": []}
+            "phases": [],
+        }
         attached = 0
         for count in counts:
             progress(f"attaching pods {attached}..{count} on each node")
@@ -329,6 +391,7 @@ def run(tmp: Path, counts: Sequence[int], samples: int, jobs: int, *,
             progress(f"sampling ADD/DEL with {count} pods attached")
             phase = measure_at(chosen, spaces, count, samples)
             phase["implementations"][NETC]["plugin_work_ms"] = plugin_work(
-                nodes[0], spaces, tmp, f"p{count}")
+                nodes[0], spaces, tmp, f"p{count}"
+            )
             result["phases"].append(phase)
         return result

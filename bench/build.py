@@ -59,7 +59,12 @@ def run(tmp: Path, lines: int, repeats: int) -> dict[str, Any]:
     path.write_text(text)
     timings = time_commands(commands(str(path)), repeats)
     stages = in_process(text, str(path), repeats)
-    return {"lines": text.count("\n"), "networks": networks, "bytes": len(text.encode()),
-            "repeats": repeats, "commands": timings, "in_process": stages,
-            "lines_per_second": round(
-                text.count("\n") / stages["compile_sources"]["median_ms"] * 1000)}
+    return {
+        "lines": text.count("\n"),
+        "networks": networks,
+        "bytes": len(text.encode()),
+        "repeats": repeats,
+        "commands": timings,
+        "in_process": stages,
+        "lines_per_second": round(text.count("\n") / stages["compile_sources"]["median_ms"] * 1000),
+    }

@@ -60,9 +60,12 @@ def plan_of(path: Path) -> tuple[Plan, list[Any]]:
 def _node(spaces: Namespaces, role: str) -> str:
     """A node namespace whose eth0 holds node-0000's underlay address (a /16, every peer's)."""
     name = spaces.node(role)
-    for command in (["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"],
-                    ["addr", "add", f"{underlay_address(0)}/16", "dev", "eth0"],
-                    ["link", "set", "eth0", "up"], ["link", "set", "eth0p", "up"]):
+    for command in (
+        ["link", "add", "eth0", "type", "veth", "peer", "name", "eth0p"],
+        ["addr", "add", f"{underlay_address(0)}/16", "dev", "eth0"],
+        ["link", "set", "eth0", "up"],
+        ["link", "set", "eth0p", "up"],
+    ):
         subprocess.run(["ip", "-n", name, *command], check=True)
     return name
 
@@ -82,12 +85,13 @@ def _apply_sample(spaces: Namespaces, tmp: Path, nodes: int, sample: int) -> dic
         path = write_source(tmp / role, nodes)
         if how == "cli":
             command = _apply_command(path, netns)
-            figures[how] = [timed(partial(subprocess.run, command, check=True,
-                                          capture_output=True)) for _ in APPLIES]
+            figures[how] = [
+                timed(partial(subprocess.run, command, check=True, capture_output=True))
+                for _ in APPLIES
+            ]
         else:
             the_plan, networks = plan_of(path)
-            timings = [timed_call(partial(apply_node, the_plan, networks, netns))
-                       for _ in APPLIES]
+            timings = [timed_call(partial(apply_node, the_plan, networks, netns)) for _ in APPLIES]
             figures[how] = [seconds for seconds, _ in timings]
             figures["changes"] = [len(changes) for _, changes in timings]
         spaces.delete([f"{spaces.tag}-{role}"])
@@ -100,11 +104,16 @@ def _applies(tmp: Path, counts: list[int], repeats: int) -> dict[str, Any]:
         for sample in range(repeats):
             for nodes in counts:
                 samples[nodes].append(_apply_sample(spaces, tmp / "apply", nodes, sample))
-    return {str(nodes): {
-        "cli": {step: summary([s["cli"][i] for s in found]) for i, step in enumerate(APPLIES)},
-        "in_process": {step: summary([s["in_process"][i] for s in found])
-                       for i, step in enumerate(APPLIES)},
-        "changes": found[0]["changes"]} for nodes, found in samples.items()}
+    return {
+        str(nodes): {
+            "cli": {step: summary([s["cli"][i] for s in found]) for i, step in enumerate(APPLIES)},
+            "in_process": {
+                step: summary([s["in_process"][i] for s in found]) for i, step in enumerate(APPLIES)
+            },
+            "changes": found[0]["changes"],
+        }
+        for nodes, found in samples.items()
+    }
 
 
 def _stages(path: Path, repeats: int) -> dict[str, Any]:
@@ -114,8 +123,13 @@ def _stages(path: Path, repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         seconds, compilation = timed_call(partial(compile_sources, [SourceFile(str(path), text)]))
         compiling.append(seconds)
-        planning.append(timed(lambda c=compilation: node_plan(
-            c.clusters[0], NODE, networks_for_node(c.networks, c.clusters, NODE))))
+        planning.append(
+            timed(
+                lambda c=compilation: node_plan(
+                    c.clusters[0], NODE, networks_for_node(c.networks, c.clusters, NODE)
+                )
+            )
+        )
     return {"compile_sources": summary(compiling), "node_plan": summary(planning)}
 
 
@@ -126,13 +140,17 @@ def run(tmp: Path, counts: list[int], repeats: int, apply: bool) -> dict[str, An
     for nodes in counts:
         path = write_source(tmp / f"source-{nodes}", nodes)
         the_plan, _ = plan_of(path)
-        sizes[str(nodes)] = {"lines": path.read_text().count("\n"),
-                             "operations": len(the_plan.operations),
-                             "stages": _stages(path, repeats)}
+        sizes[str(nodes)] = {
+            "lines": path.read_text().count("\n"),
+            "operations": len(the_plan.operations),
+            "stages": _stages(path, repeats),
+        }
         netc = tool("netc")
         cases[f"check {nodes}"] = ([netc, "check", str(path)], {})
-        cases[f"build {nodes}"] = ([netc, "build", "--target", "netc", "--node", NODE,
-                                    str(path)], {})
+        cases[f"build {nodes}"] = (
+            [netc, "build", "--target", "netc", "--node", NODE, str(path)],
+            {},
+        )
     commands = time_commands(cases, repeats)
     for nodes in counts:
         sizes[str(nodes)]["check"] = commands[f"check {nodes}"]

@@ -25,8 +25,9 @@ def tool(name: str) -> str:
 
 def run_quietly(command: Sequence[str], **options: Any) -> None:
     """Run a command, output discarded; a failure is an error (a failed run is not a sample)."""
-    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   **options)
+    subprocess.run(
+        command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **options
+    )
 
 
 Case = tuple[Sequence[str], dict[str, Any]]

@@ -78,8 +78,14 @@ MAX_NETWORKS = 256 * 200
 
 def network(index: int) -> str:
     """Network `index`: its own name, bridge, subnets and allowed port."""
-    return NETWORK.format(index=index, rack=index // 40, slot=index % 40,
-                          high=1 + index // 256, low=index % 256, port=8000 + index % 1000)
+    return NETWORK.format(
+        index=index,
+        rack=index // 40,
+        slot=index % 40,
+        high=1 + index // 256,
+        low=index % 256,
+        port=8000 + index % 1000,
+    )
 
 
 def netdsl(lines: int) -> tuple[str, int]:
@@ -118,12 +124,17 @@ def cluster(nodes: int, state_dir: str) -> str:
     block -- as an admin would write it; the network's state and data go to
     `state_dir`.
     """
-    body = "".join(f"    node node-{index:04d} {{\n        address {underlay_address(index)}/16\n"
-                   f"        block {index}\n    }}\n" for index in range(nodes))
-    return (f"# A {nodes}-node cluster, host-gw: one route per peer on every node.\n"
-            f"cluster big {{\n    pod-cidr {CLUSTER_POD_CIDR}\n    node-block /24\n"
-            f"    routing host-gw\n{body}}}\n\nnetwork pods {{\n"
-            f"    state-dir \"{state_dir}/state\"\n"
-            "    bridge cni0 {\n        gateway\n        masquerade\n    }\n"
-            f"    ipam {{\n        cluster big\n        data-dir \"{state_dir}/ipam\"\n"
-            "        route 0.0.0.0/0\n    }\n    hostport\n}\n")
+    body = "".join(
+        f"    node node-{index:04d} {{\n        address {underlay_address(index)}/16\n"
+        f"        block {index}\n    }}\n"
+        for index in range(nodes)
+    )
+    return (
+        f"# A {nodes}-node cluster, host-gw: one route per peer on every node.\n"
+        f"cluster big {{\n    pod-cidr {CLUSTER_POD_CIDR}\n    node-block /24\n"
+        f"    routing host-gw\n{body}}}\n\nnetwork pods {{\n"
+        f'    state-dir "{state_dir}/state"\n'
+        "    bridge cni0 {\n        gateway\n        masquerade\n    }\n"
+        f'    ipam {{\n        cluster big\n        data-dir "{state_dir}/ipam"\n'
+        "        route 0.0.0.0/0\n    }\n    hostport\n}\n"
+    )

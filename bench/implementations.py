@@ -111,16 +111,25 @@ class Implementation:
     @property
     def loopback_execs(self) -> int:
         """Of those, the loopback plugin's (containerd's own list)."""
-        return sum(1 for conflist in self.conflists
-                   for plugin in conflist.plugins if plugin.get("type") == "loopback")
+        return sum(
+            1
+            for conflist in self.conflists
+            for plugin in conflist.plugins
+            if plugin.get("type") == "loopback"
+        )
 
     def invocation(self, pod: Pod) -> driver.Invocation:
         """What a runtime passes for `pod`: one hostPort and explicit rates."""
         return driver.Invocation(
-            pod.container_id, netns_path(pod.netns),
+            pod.container_id,
+            netns_path(pod.netns),
             port_mappings=(mapping_from_option(f"{pod.host_port}:80"),),
-            bandwidth=bandwidth_from_option(BANDWIDTH), cni_path=self.cni_path,
-            cache_dir=self.cache_dir, node_netns=self.node, stderr_log=self.stderr_log)
+            bandwidth=bandwidth_from_option(BANDWIDTH),
+            cni_path=self.cni_path,
+            cache_dir=self.cache_dir,
+            node_netns=self.node,
+            stderr_log=self.stderr_log,
+        )
 
     def add(self, pod: Pod) -> dict[str, Any]:
         """ADD every list, in order (loopback first, as containerd does); the pod network's
@@ -135,14 +144,19 @@ class Implementation:
 
     def nat_rules(self) -> int:
         """Rules in the node's nat table: the state portmap and masquerading scale with."""
-        saved = subprocess.run(["ip", "netns", "exec", self.node, "iptables-save", "-t", "nat"],
-                               capture_output=True, text=True, check=True).stdout
+        saved = subprocess.run(
+            ["ip", "netns", "exec", self.node, "iptables-save", "-t", "nat"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
         return sum(1 for line in saved.splitlines() if line.startswith("-A"))
 
     def with_launcher(self, name: str, bin_dir: Path, probe: tuple[str, ...]) -> Implementation:
         """A variant on this node whose netc-cni is the launcher in `bin_dir`."""
-        return replace(self, name=name, cni_path=(str(bin_dir), *self.cni_path), probe=probe,
-                       owns_node=False)
+        return replace(
+            self, name=name, cni_path=(str(bin_dir), *self.cni_path), probe=probe, owns_node=False
+        )
 
 
 def subnet_prefix(pods: int) -> int:
@@ -169,19 +183,30 @@ RUNTIME_STATE = "run"
 /run/netc is one (bench/__main__.py makes it); IPAM data stays on disk for both sides."""
 
 
-def on_node(name: str, spaces: Namespaces, tmp: Path, pods: int, role: str | None = None
-            ) -> Implementation:
+def on_node(
+    name: str, spaces: Namespaces, tmp: Path, pods: int, role: str | None = None
+) -> Implementation:
     """netc or the reference on a node of its own: IPAM data under `tmp/<role>` (default:
     name), netc's state under `tmp/run/<role>`."""
     role = role or name
     home = tmp / role
-    text = NETWORK.format(state=tmp / RUNTIME_STATE / role, data=home / "ipam",
-                          prefix=subnet_prefix(pods))
+    text = NETWORK.format(
+        state=tmp / RUNTIME_STATE / role, data=home / "ipam", prefix=subnet_prefix(pods)
+    )
     cni_path = (str(install(tmp / "bin").parent), *driver.DEFAULT_CNI_PATH)
-    probe = (REFERENCE_PROBE,) if name == REFERENCE else python_probe(sys.executable,
-                                                                      full_import_code())
-    return Implementation(name, spaces.node(f"{role}-node"), sandbox_lists(text, name),
-                          cni_path, str(home / "cache"), probe)
+    probe = (
+        (REFERENCE_PROBE,)
+        if name == REFERENCE
+        else python_probe(sys.executable, full_import_code())
+    )
+    return Implementation(
+        name,
+        spaces.node(f"{role}-node"),
+        sandbox_lists(text, name),
+        cni_path,
+        str(home / "cache"),
+        probe,
+    )
 
 
 def sandbox_lists(text: str, target: str) -> tuple[driver.Conflist, ...]:
@@ -206,9 +231,12 @@ def serving(netc: Implementation, tmp: Path) -> Iterator[Path]:
     """A `netc serve-cni` running in netc's node, its socket; stopped (by PID) after."""
     socket, log = tmp / f"{netc.node}.sock", server_log(netc, tmp)
     with log.open("w") as sink:
-        server = subprocess.Popen(["ip", "netns", "exec", netc.node, tool("netc"), "serve-cni",
-                                   "--socket", str(socket)],
-                                  stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
+        server = subprocess.Popen(
+            ["ip", "netns", "exec", netc.node, tool("netc"), "serve-cni", "--socket", str(socket)],
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
     try:
         _wait_until_listening(server, log)
         yield socket
@@ -246,8 +274,11 @@ def agent_plugins(netc: Implementation, tmp: Path, socket: Path) -> list[Impleme
         bin_dir = tmp / f"bin-{name}"
         for file, content in plugin_files(str(bin_dir), str(listening)):
             install_plugin(str(bin_dir), content, file)
-        probe = ((str(bin_dir / "netc-cni"),) if name == "agent-warm"
-                 else python_probe(INTERPRETERS[0], full_import_code()))
+        probe = (
+            (str(bin_dir / "netc-cni"),)
+            if name == "agent-warm"
+            else python_probe(INTERPRETERS[0], full_import_code())
+        )
         found.append(netc.with_launcher(f"{NETC}-{name}", bin_dir, probe))
     return found
 

@@ -38,8 +38,11 @@ from bench.namespaces import Namespaces
 from bench.stats import percentile, summary, timed_call
 
 PORTS = 32000
-LOCK_WAIT = re.compile(r"^netc-cni: waited ([\d.]+) ms for the lock of (network|attachment|"
-                       r"the addresses|the host-port claims)\b", re.MULTILINE)
+LOCK_WAIT = re.compile(
+    r"^netc-cni: waited ([\d.]+) ms for the lock of (network|attachment|"
+    r"the addresses|the host-port claims)\b",
+    re.MULTILINE,
+)
 CALL_DONE = re.compile(r"^netc-cni: (ADD|DEL)\b.*: (ok|failed)", re.MULTILINE)
 
 
@@ -57,8 +60,9 @@ def run(tmp: Path, pods: int, callers: int, python: str) -> dict[str, Any]:
     return results
 
 
-def _node(stack: contextlib.ExitStack, name: str, spaces: Namespaces, tmp: Path, *, pods: int,
-          python: str) -> Implementation:
+def _node(
+    stack: contextlib.ExitStack, name: str, spaces: Namespaces, tmp: Path, *, pods: int, python: str
+) -> Implementation:
     """A fresh node for `name`, whose plugins log their stderr to a file of its own."""
     target = REFERENCE if name == REFERENCE else NETC
     impl = impls.on_node(target, spaces, tmp, pods, role=f"load-{name}")
@@ -68,10 +72,10 @@ def _node(stack: contextlib.ExitStack, name: str, spaces: Namespaces, tmp: Path,
     return impl
 
 
-def _load(impl: Implementation, spaces: Namespaces, count: int,
-          callers: int) -> dict[str, Any]:
-    pods = make_pods(spaces, [f"{impl.name}-l{i}" for i in range(count)],
-                     range(PORTS, PORTS + count))
+def _load(impl: Implementation, spaces: Namespaces, count: int, callers: int) -> dict[str, Any]:
+    pods = make_pods(
+        spaces, [f"{impl.name}-l{i}" for i in range(count)], range(PORTS, PORTS + count)
+    )
     attach = _phase(impl.add, pods, callers)
     addresses = [result["ips"][0]["address"] for result in attach.pop("results")]
     attach["duplicate_addresses"] = len(addresses) - len(set(addresses))
@@ -87,6 +91,7 @@ def _load(impl: Implementation, spaces: Namespaces, count: int,
 def _phase(action: Any, pods: Sequence[Pod], callers: int) -> dict[str, Any]:
     """Every pod through `action` by `callers` threads: wall time, latencies, failures, and
     what each call that succeeded returned."""
+
     def one(pod: Pod) -> tuple[float, Any, str | None]:
         try:
             elapsed, result = timed_call(lambda: action(pod))
@@ -102,19 +107,32 @@ def _phase(action: Any, pods: Sequence[Pod], callers: int) -> dict[str, Any]:
     failures = [error for _, _, error in outcomes if error is not None]
     figures = summary(latencies) if latencies else {}
     figures.pop("samples_ms", None)
-    return {"wall_s": round(wall, 2), "calls_per_s": round(len(pods) / wall, 1),
-            "latency": figures, "p99_ms": round(percentile(latencies, 0.99) * 1000, 1)
-            if latencies else None, "failures": len(failures), "first_failures": failures[:3],
-            "results": [result for _, result, error in outcomes if error is None]}
+    return {
+        "wall_s": round(wall, 2),
+        "calls_per_s": round(len(pods) / wall, 1),
+        "latency": figures,
+        "p99_ms": round(percentile(latencies, 0.99) * 1000, 1) if latencies else None,
+        "failures": len(failures),
+        "first_failures": failures[:3],
+        "results": [result for _, result, error in outcomes if error is None],
+    }
 
 
 def _left_on_node(impl: Implementation) -> dict[str, int]:
     """Links other than lo and bridges, and nat rules: what detaching all pods left behind."""
-    links = json.loads(subprocess.run(
-        ["ip", "-n", impl.node, "-j", "-d", "link", "show"], capture_output=True, text=True,
-        check=True).stdout)
-    pod_links = [link for link in links if link["ifname"] != "lo"
-                 and link.get("linkinfo", {}).get("info_kind") != "bridge"]
+    links = json.loads(
+        subprocess.run(
+            ["ip", "-n", impl.node, "-j", "-d", "link", "show"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    pod_links = [
+        link
+        for link in links
+        if link["ifname"] != "lo" and link.get("linkinfo", {}).get("info_kind") != "bridge"
+    ]
     return {"links": len(pod_links), "nat_rules": impl.nat_rules()}
 
 
@@ -129,13 +147,17 @@ def _lock_waits(log: Path, wall_s: float) -> dict[str, Any]:
         waits.setdefault(lock.removeprefix("the "), []).append(float(ms))
     calls = len(CALL_DONE.findall(text))
     network = waits.pop("network", [])
-    return {"calls": calls, "calls_that_waited": len(network),
-            "total_wait_s": round(sum(network) / 1000, 2),
-            "mean_wait_ms": round(sum(network) / calls, 1) if calls else None,
-            "other_locks": {lock: {"calls_that_waited": len(ms),
-                                   "total_wait_s": round(sum(ms) / 1000, 2)}
-                            for lock, ms in sorted(waits.items())},
-            "phase_wall_s": round(wall_s, 2)}
+    return {
+        "calls": calls,
+        "calls_that_waited": len(network),
+        "total_wait_s": round(sum(network) / 1000, 2),
+        "mean_wait_ms": round(sum(network) / calls, 1) if calls else None,
+        "other_locks": {
+            lock: {"calls_that_waited": len(ms), "total_wait_s": round(sum(ms) / 1000, 2)}
+            for lock, ms in sorted(waits.items())
+        },
+        "phase_wall_s": round(wall_s, 2),
+    }
 
 
 def _served_warm(tmp: Path, impl: Implementation) -> int:

@@ -66,8 +66,9 @@ def python_version(python: str) -> str:
 def netc_version() -> str:
     """netc's package version and the git commit measured (with `+dirty` for local edits)."""
     commit = _output("git", "-C", str(PROJECT), "rev-parse", "--short", "HEAD")
-    dirty = _run("git", "-C", str(PROJECT), "status", "--porcelain", "--", "compiler",
-                 "runtime", "grammar")
+    dirty = _run(
+        "git", "-C", str(PROJECT), "status", "--porcelain", "--", "compiler", "runtime", "grammar"
+    )
     suffix = "+dirty" if dirty else ""
     return f"{metadata.version('netc')} ({commit}{suffix})"
 

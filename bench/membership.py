@@ -84,8 +84,9 @@ class RouteEvents:
                             kind = "new" if message.kind == RTM_NEWROUTE else "del"
                             self.events.put((now, name, kind, route.dst))
 
-    def when_all(self, names: set[str], kind: str, dst: str, after: float,
-                 timeout: float = 60) -> float | None:
+    def when_all(
+        self, names: set[str], kind: str, dst: str, after: float, timeout: float = 60
+    ) -> float | None:
         """When the last of `names` saw `kind` of a route to `dst` after `after` (or None)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -109,8 +110,9 @@ class ClaimEvents:
         self.lock = threading.Lock()
         with node_namespace(netns):
             listing = etcd.under(prefix)
-            threading.Thread(target=self._watch, args=(etcd, prefix, listing.revision + 1),
-                             daemon=True).start()
+            threading.Thread(
+                target=self._watch, args=(etcd, prefix, listing.revision + 1), daemon=True
+            ).start()
 
     def _watch(self, etcd: Etcd, prefix: str, revision: int) -> None:
         with contextlib.suppress(Exception):
@@ -134,8 +136,7 @@ def _node(index: int) -> SimNode:
 def agents(tmp: Path, size: int, joins: int = JOINS, crashes: int = CRASHES) -> dict[str, Any]:
     """`size - 1` agents, and one more node joining and leaving `joins` times, crashing
     `crashes` times."""
-    with AgentCluster(tmp / f"agents-{size}", tmp / "no-bin-dir", "vxlan",
-                      lease=LEASE) as sim:
+    with AgentCluster(tmp / f"agents-{size}", tmp / "no-bin-dir", "vxlan", lease=LEASE) as sim:
         standing = [_node(i) for i in range(1, size)]
         for node in standing:
             sim.start_agent(node)
@@ -144,8 +145,9 @@ def agents(tmp: Path, size: int, joins: int = JOINS, crashes: int = CRASHES) -> 
                 raise RuntimeError(f"agent of {node.name} not ready:\n{sim.log(node.name)}")
         peers = {n.name for n in standing}
         routes = RouteEvents({n.name: sim.ns(n) for n in standing})
-        claims = ClaimEvents(sim.etcd.client(), keys(sim.compiled(standing[0]).clusters[0])[1],
-                             sim.client)
+        claims = ClaimEvents(
+            sim.etcd.client(), keys(sim.compiled(standing[0]).clusters[0])[1], sim.client
+        )
         newcomer = _node(size)
         times: dict[str, list[float]] = {"join": [], "claim": [], "leave": [], "crash": []}
         memory = 0
@@ -164,16 +166,23 @@ def agents(tmp: Path, size: int, joins: int = JOINS, crashes: int = CRASHES) -> 
                 times["claim"].append(routed - claimed)
                 memory = _rss_kib(sim.agents[newcomer.name].pid)
                 times["crash" if attempt >= joins else "leave"].append(
-                    _crash(sim, newcomer, routes, peers, subnet) if attempt >= joins
-                    else _leave(sim, newcomer, routes, peers, subnet))
+                    _crash(sim, newcomer, routes, peers, subnet)
+                    if attempt >= joins
+                    else _leave(sim, newcomer, routes, peers, subnet)
+                )
         finally:
             routes.close()
-        return {"size": size, "lease_s": LEASE, "agent_rss_kib": memory,
-                **{step: summary(samples) for step, samples in times.items()}}
+        return {
+            "size": size,
+            "lease_s": LEASE,
+            "agent_rss_kib": memory,
+            **{step: summary(samples) for step, samples in times.items()},
+        }
 
 
-def _leave(sim: AgentCluster, node: SimNode, routes: RouteEvents, peers: set[str],
-           subnet: str) -> float:
+def _leave(
+    sim: AgentCluster, node: SimNode, routes: RouteEvents, peers: set[str], subnet: str
+) -> float:
     """A graceful leave: the agent stopped as the kubelet stops it, then `netc leave`."""
     sim.stop_agent(node.name)
     started = time.monotonic()
@@ -186,8 +195,9 @@ def _leave(sim: AgentCluster, node: SimNode, routes: RouteEvents, peers: set[str
     return gone - started
 
 
-def _crash(sim: AgentCluster, node: SimNode, routes: RouteEvents, peers: set[str],
-           subnet: str) -> float:
+def _crash(
+    sim: AgentCluster, node: SimNode, routes: RouteEvents, peers: set[str], subnet: str
+) -> float:
     """The agent killed: its routes go one lease later (and its block with them)."""
     started = time.monotonic()
     sim.stop_agent(node.name, signal.SIGKILL)
@@ -211,9 +221,14 @@ def watchers(tmp: Path, count: int) -> dict[str, Any]:
     """`count` members following one etcd in this process, and one joining: until all know."""
     with SimCluster(tmp / "watchers", tmp / "no-bin-dir", "vxlan", False, ()) as sim:
         etcd = EtcdCluster(sim)
-        cluster = Cluster("sim", (ipaddress.ip_network("10.0.0.0/8"),), (24,), (),
-                          Routing("vxlan"), membership=Membership(
-                              "etcd", tuple(etcd.endpoints), "/netc", 60))
+        cluster = Cluster(
+            "sim",
+            (ipaddress.ip_network("10.0.0.0/8"),),
+            (24,),
+            (),
+            Routing("vxlan"),
+            membership=Membership("etcd", tuple(etcd.endpoints), "/netc", 60),
+        )
         stamps: dict[str, list[float]] = {}
         sources: list[EtcdSource] = []
         with _watching(sim, cluster, tmp, count, stamps=stamps, sources=sources):
@@ -230,19 +245,32 @@ def watchers(tmp: Path, count: int) -> dict[str, Any]:
             with node_namespace(sim.client):
                 after = client.under(keys(cluster)[0]).revision
             newcomer.stop()
-        return {"watchers": count, "all_know": round(max(seen) * 1000, 1),
-                "know": summary(seen), "revisions_per_join": after - before,
-                "process_rss_kib": _rss_kib(os.getpid())}
+        return {
+            "watchers": count,
+            "all_know": round(max(seen) * 1000, 1),
+            "know": summary(seen),
+            "revisions_per_join": after - before,
+            "process_rss_kib": _rss_kib(os.getpid()),
+        }
 
 
 @contextlib.contextmanager
-def _watching(sim: SimCluster, cluster: Cluster, tmp: Path, count: int, *,
-              stamps: dict[str, list[float]], sources: list[EtcdSource]) -> Iterator[None]:
+def _watching(
+    sim: SimCluster,
+    cluster: Cluster,
+    tmp: Path,
+    count: int,
+    *,
+    stamps: dict[str, list[float]],
+    sources: list[EtcdSource],
+) -> Iterator[None]:
     """`count` sources claimed and listing, started fifty at a time; stopped after."""
     try:
         for first in range(0, count, 50):
-            batch = [_source(cluster, f"w{i:04d}", i, tmp, stamps)
-                     for i in range(first, min(first + 50, count))]
+            batch = [
+                _source(cluster, f"w{i:04d}", i, tmp, stamps)
+                for i in range(first, min(first + 50, count))
+            ]
             with node_namespace(sim.client):
                 for source in batch:
                     source.start()
@@ -272,12 +300,19 @@ class _Stamped(threading.Event):
         super().set()
 
 
-def _source(cluster: Cluster, name: str, index: int, tmp: Path,
-            stamps: dict[str, list[float]]) -> EtcdSource:
+def _source(
+    cluster: Cluster, name: str, index: int, tmp: Path, stamps: dict[str, list[float]]
+) -> EtcdSource:
     address = ipaddress.ip_interface(f"198.19.{index // 250}.{index % 250 + 1}/16")
     stamps[name] = []
-    return EtcdSource(cluster, name, (address,), str(tmp / "memory" / name), lambda: False,
-                      changed=_Stamped(stamps[name]))
+    return EtcdSource(
+        cluster,
+        name,
+        (address,),
+        str(tmp / "memory" / name),
+        lambda: False,
+        changed=_Stamped(stamps[name]),
+    )
 
 
 def run(tmp: Path, sizes: list[int], count: int) -> dict[str, Any]:

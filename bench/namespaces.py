@@ -50,8 +50,13 @@ def _ip_batch(lines: Iterable[str], force: bool = False) -> None:
     """Run `ip` commands (one per line) in one process; `force`: keep going, ignore errors."""
     text = "".join(f"{line}\n" for line in lines)
     if text:
-        subprocess.run(["ip", *(["-force"] if force else []), "-batch", "-"], input=text,
-                       text=True, check=not force, capture_output=True)
+        subprocess.run(
+            ["ip", *(["-force"] if force else []), "-batch", "-"],
+            input=text,
+            text=True,
+            check=not force,
+            capture_output=True,
+        )
 
 
 class Namespaces:
@@ -68,8 +73,12 @@ class Namespaces:
     def __enter__(self) -> Namespaces:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.close()
 
     def create(self, roles: Iterable[str]) -> list[str]:

@@ -94,12 +94,15 @@ def _other_python_cases(tmp: Path, python: str | None) -> dict[str, Case]:
     if not python or not os.access(python, os.X_OK):
         return {}
     launcher = str(install(tmp / "bin-py3", python=python))
-    return {f"{python} -IS (floor)": (launcher_python("-c", "pass", python=python), {}),
-            f"netc-cni VERSION ({Path(python).name} launcher)": ([launcher], _plugin_call())}
+    return {
+        f"{python} -IS (floor)": (launcher_python("-c", "pass", python=python), {}),
+        f"netc-cni VERSION ({Path(python).name} launcher)": ([launcher], _plugin_call()),
+    }
 
 
-def measure_tools(tmp: Path, small_file: str, repeats: int,
-                  python: str | None = None) -> dict[str, dict[str, Any]]:
+def measure_tools(
+    tmp: Path, small_file: str, repeats: int, python: str | None = None
+) -> dict[str, dict[str, Any]]:
     """Wall time of each start-up case over `repeats` interleaved runs, after a warm-up."""
     launcher = str(install(tmp / "bin"))
     netc = tool("netc")
@@ -127,8 +130,12 @@ def _parse_importtime(stderr: str) -> dict[str, tuple[int, int]]:
 
 
 def _profile_once() -> dict[str, tuple[int, int]]:
-    done = subprocess.run(launcher_python("-X", "importtime", "-c", full_import_code()),
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        launcher_python("-X", "importtime", "-c", full_import_code()),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return _parse_importtime(done.stderr)
 
 
@@ -151,29 +158,43 @@ def import_profile(repeats: int, top: int = 15) -> dict[str, Any]:
     """
     run_quietly(launcher_python("-c", full_import_code()))  # warm-up: page cache, .pyc
     runs = [_profile_once() for _ in range(repeats)]
-    modules = {name: (statistics.median(r[name][0] for r in runs if name in r),
-                      statistics.median(r[name][1] for r in runs if name in r))
-               for name in runs[0]}
+    modules = {
+        name: (
+            statistics.median(r[name][0] for r in runs if name in r),
+            statistics.median(r[name][1] for r in runs if name in r),
+        )
+        for name in runs[0]
+    }
     perpackage_of: dict[str, float] = defaultdict(float)
     for name, (own, _) in modules.items():
         perpackage_of[package_of(name)] += own
     total = sum(own for own, _ in modules.values())
     return {
-        "runs": repeats, "modules": len(modules), "total_ms": round(total / 1000, 1),
-        "by_cumulative": _ranked(modules, 1, top), "by_self": _ranked(modules, 0, top),
-        "bypackage_of": sorted(([p, round(us / 1000, 1)] for p, us in perpackage_of.items()),
-                             key=lambda item: -item[1])[:top],
+        "runs": repeats,
+        "modules": len(modules),
+        "total_ms": round(total / 1000, 1),
+        "by_cumulative": _ranked(modules, 1, top),
+        "by_self": _ranked(modules, 0, top),
+        "bypackage_of": sorted(
+            ([p, round(us / 1000, 1)] for p, us in perpackage_of.items()), key=lambda item: -item[1]
+        )[:top],
     }
 
 
 def _ranked(modules: dict[str, tuple[float, float]], column: int, top: int) -> list[list]:
     """[module, self ms, cumulative ms] rows, largest `column` first."""
     rows = sorted(modules.items(), key=lambda item: -item[1][column])[:top]
-    return [[name, round(own / 1000, 2), round(cumulative / 1000, 2)]
-            for name, (own, cumulative) in rows]
+    return [
+        [name, round(own / 1000, 2), round(cumulative / 1000, 2)]
+        for name, (own, cumulative) in rows
+    ]
 
 
 def run(tmp: Path, small_file: str, repeats: int, python: str | None = None) -> dict[str, Any]:
     """The start-up suite: tool timings and the plugin's import profile."""
-    return {"repeats": repeats, "tools": measure_tools(tmp, small_file, repeats, python),
-            "plugin_modules": plugin_modules(), "importtime": import_profile(repeats)}
+    return {
+        "repeats": repeats,
+        "tools": measure_tools(tmp, small_file, repeats, python),
+        "plugin_modules": plugin_modules(),
+        "importtime": import_profile(repeats),
+    }

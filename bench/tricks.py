@@ -30,14 +30,19 @@ _DECORATED = re.compile(r"^@(frozen|mutable)\b", re.MULTILINE)
 
 def plugin_data_types() -> int:
     """How many @frozen / @mutable classes a plugin call may define (its modules, statically)."""
-    return sum(len(_DECORATED.findall(path.read_text()))
-               for path in filter(None, map(module_file, plugin_modules())))
+    return sum(
+        len(_DECORATED.findall(path.read_text()))
+        for path in filter(None, map(module_file, plugin_modules()))
+    )
 
 
 def _classes(count: int) -> str:
     """`count` four-field data types decorated with `frozen`, and one instance of each."""
-    return "".join(f"@frozen\nclass C{i}:\n    a: int\n    b: str\n    c: tuple = ()\n"
-                   f"    d: object = None\nC{i}(1, 'x')\n" for i in range(count))
+    return "".join(
+        f"@frozen\nclass C{i}:\n    a: int\n    b: str\n    c: tuple = ()\n"
+        f"    d: object = None\nC{i}(1, 'x')\n"
+        for i in range(count)
+    )
 
 
 def plugin_stdlib() -> list[str]:
@@ -48,8 +53,12 @@ def plugin_stdlib() -> list[str]:
     loads anyway shows up as a trick that saves nothing.
     """
     listing = "import sys\nprint('\\n'.join(sorted(sys.modules)))\n"
-    names = subprocess.run(launcher_python("-c", full_import_code() + listing),
-                           capture_output=True, text=True, check=True).stdout.split()
+    names = subprocess.run(
+        launcher_python("-c", full_import_code() + listing),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     return [name for name in names if package_of(name) == "stdlib" and name != "__main__"]
 
 
@@ -66,35 +75,57 @@ def cases() -> dict[str, tuple[Case, Case]]:
     code = partial(_code, baseline=plugin_stdlib())
     return {
         "-S: no site module (launcher)": (
-            (launcher_python("-c", "pass"), {}), ([launcher_python()[0], "-I", "-c", "pass"], {})),
+            (launcher_python("-c", "pass"), {}),
+            ([launcher_python()[0], "-I", "-c", "pass"], {}),
+        ),
         "SHA-256 without hashlib (compiler/digests.py)": (
             (code("import compiler.digests as d\nd.sha256(b'x').hexdigest()"), {}),
-            (code("import hashlib\nhashlib.sha256(b'x').hexdigest()"), {})),
+            (code("import hashlib\nhashlib.sha256(b'x').hexdigest()"), {}),
+        ),
         "data types without dataclasses (compiler/datatypes.py)": (
             (code(classes.format("from compiler.datatypes import frozen")), {}),
-            (code(classes.format("import dataclasses\n"
-                                  "frozen = dataclasses.dataclass(frozen=True, slots=True)")),
-             {})),
+            (
+                code(
+                    classes.format(
+                        "import dataclasses\n"
+                        "frozen = dataclasses.dataclass(frozen=True, slots=True)"
+                    )
+                ),
+                {},
+            ),
+        ),
         "_socket, not socket (runtime/netlink/channel.py)": (
-            (code("import _socket"), {}), (code("import socket"), {})),
+            (code("import _socket"), {}),
+            (code("import socket"), {}),
+        ),
         "posix_spawn and memfds, not subprocess (runtime/programs.py)": (
-            (code("import runtime.programs"), {}), (code("import subprocess"), {})),
+            (code("import runtime.programs"), {}),
+            (code("import subprocess"), {}),
+        ),
         "exit without teardown (runtime/cni/plugin.py entry)": (
             (launcher_python("-c", plain_exit + "import os\nos._exit(0)\n"), {}),
-            (launcher_python("-c", plain_exit), {})),
+            (launcher_python("-c", plain_exit), {}),
+        ),
     }
 
 
 def run(repeats: int) -> dict[str, Any]:
     """Each trick's and its plain way's wall time, and what the trick saves (median ms)."""
     pairs = cases()
-    timed = time_commands({f"{label}|{side}": case for label, both in pairs.items()
-                           for side, case in zip(("trick", "plain"), both, strict=True)},
-                          repeats)
+    timed = time_commands(
+        {
+            f"{label}|{side}": case
+            for label, both in pairs.items()
+            for side, case in zip(("trick", "plain"), both, strict=True)
+        },
+        repeats,
+    )
     rows = {}
     for label in pairs:
         trick, plain = timed[f"{label}|trick"], timed[f"{label}|plain"]
-        rows[label] = {"trick": trick, "plain": plain,
-                       "saves_ms": round(plain["median_ms"] - trick["median_ms"], 1)}
+        rows[label] = {
+            "trick": trick,
+            "plain": plain,
+            "saves_ms": round(plain["median_ms"] - trick["median_ms"], 1),
+        }
     return {"repeats": repeats, "data_types": plugin_data_types(), "tricks": rows}
-

@@ -77,11 +77,18 @@ class Change:
 
     def to_json(self) -> dict[str, Any]:
         """The machine form."""
-        return {"scope": self.scope, "layer": self.layer, "action": self.action,
-                "subject": self.subject, "old": self.old, "new": self.new,
-                "effect": self.effect, "source": self.span.to_json() if self.span else None,
-                "old_source": self.was.to_json() if self.was else None,
-                "breaks_running_pods": self.breaks}
+        return {
+            "scope": self.scope,
+            "layer": self.layer,
+            "action": self.action,
+            "subject": self.subject,
+            "old": self.old,
+            "new": self.new,
+            "effect": self.effect,
+            "source": self.span.to_json() if self.span else None,
+            "old_source": self.was.to_json() if self.was else None,
+            "breaks_running_pods": self.breaks,
+        }
 
 
 @frozen
@@ -117,39 +124,63 @@ class Stranded:
         `by_agent`: the node's agent, not `netc apply`, sets the node up (a
         dynamic cluster's).
         """
-        lost = [f"their addresses in {', '.join(map(str, self.subnets))} are no longer "
-                "served"] if self.subnets else []
+        lost = (
+            [f"their addresses in {', '.join(map(str, self.subnets))} are no longer served"]
+            if self.subnets
+            else []
+        )
         if self.bridge:
             lost.append(f"their veths stay on {self.bridge}")
-        done = ("its agent holds the new block" if by_agent else
-                f"`netc apply --node {self.node}` has run")
-        remedy = (f"drain {self.node} and re-create its pods once {done}") if self.node else (
-                  "re-create them once their node has the new revision")
-        return Change(scope, "running pods", "changed", f"running pods of network "
-                      f"{self.network}", str(self.old), str(self.new),
-                      f"they keep what they were given until re-created: {remedy}",
-                      self.new.span, self.old.span, "; ".join(lost))
+        done = (
+            "its agent holds the new block"
+            if by_agent
+            else f"`netc apply --node {self.node}` has run"
+        )
+        remedy = (
+            (f"drain {self.node} and re-create its pods once {done}")
+            if self.node
+            else ("re-create them once their node has the new revision")
+        )
+        return Change(
+            scope,
+            "running pods",
+            "changed",
+            f"running pods of network {self.network}",
+            str(self.old),
+            str(self.new),
+            f"they keep what they were given until re-created: {remedy}",
+            self.new.span,
+            self.old.span,
+            "; ".join(lost),
+        )
 
 
-def compare(old_networks: Sequence[Network], old_clusters: Sequence[Cluster],
-            new_networks: Sequence[Network], new_clusters: Sequence[Cluster]) -> list[Change]:
+def compare(
+    old_networks: Sequence[Network],
+    old_clusters: Sequence[Cluster],
+    new_networks: Sequence[Network],
+    new_clusters: Sequence[Cluster],
+) -> list[Change]:
     """Every change from the old revision to the new one, network by network, node by node."""
     old, new = _by_name(old_networks), _by_name(new_networks)
     stranded = _stranded(_held(old_networks, old_clusters), _held(new_networks, new_clusters))
     changes = _default_network_change(old_networks, new_networks)
     for name in sorted(set(old) | set(new)):
-        changes += _network_changes(name, old.get(name), new.get(name), old_clusters,
-                                    new_clusters, stranded=stranded)
+        changes += _network_changes(
+            name, old.get(name), new.get(name), old_clusters, new_clusters, stranded=stranded
+        )
     changes += _membership_changes(old_clusters, new_clusters)
     nodes = sorted({n.name for c in [*old_clusters, *new_clusters] for n in c.nodes})
     for node in nodes:
-        changes += _node_changes(node, old_networks, old_clusters, new_networks, new_clusters,
-                                 stranded=stranded)
+        changes += _node_changes(
+            node, old_networks, old_clusters, new_networks, new_clusters, stranded=stranded
+        )
     return changes
 
 
-def _membership_changes(old_clusters: Sequence[Cluster], new_clusters: Sequence[Cluster]
-                        ) -> list[Change]:
+def _membership_changes(
+    old_clusters: Sequence[Cluster], new_clusters: Sequence[Cluster]
+) -> list[Change]:
     """Where a cluster's members come from, setting by setting (`membership.endpoints`)."""
     old = {c.name: c for c in old_clusters}
     changes = []
@@ -159,34 +190,49 @@ def _membership_changes(old_clusters: Sequence[Cluster], new_clusters: Sequence[
             continue
         after, was = _membership_settings(cluster), _membership_settings(before)
         here, there = cluster.membership.span or cluster.span, before.membership.span or before.span
-        changes += [Change(
-            f"cluster {cluster.name}", "setting", _action(was.get(key), after.get(key)), key,
-            was.get(key), after.get(key), "the nodes' agents take it up once the new "
-            "configuration reaches them", here if key in after else None,
-            there if key in was else None)
-            for key in sorted(set(was) | set(after)) if was.get(key) != after.get(key)]
+        changes += [
+            Change(
+                f"cluster {cluster.name}",
+                "setting",
+                _action(was.get(key), after.get(key)),
+                key,
+                was.get(key),
+                after.get(key),
+                "the nodes' agents take it up once the new configuration reaches them",
+                here if key in after else None,
+                there if key in was else None,
+            )
+            for key in sorted(set(was) | set(after))
+            if was.get(key) != after.get(key)
+        ]
     return changes
 
 
-def _held(networks: Sequence[Network], clusters: Sequence[Cluster]
-          ) -> dict[tuple[str, str | None], Held]:
+def _held(
+    networks: Sequence[Network], clusters: Sequence[Cluster]
+) -> dict[tuple[str, str | None], Held]:
     """(network, node) -> what its pods are given; node None outside a cluster."""
     held = {}
     for network in networks:
         cluster = cluster_of(network, clusters)
-        built = ([(node, for_node(network, cluster, node)) for node in cluster.nodes]
-                 if cluster else [(None, network)])
+        built = (
+            [(node, for_node(network, cluster, node)) for node in cluster.nodes]
+            if cluster
+            else [(None, network)]
+        )
         for node, copy in built:
             if copy.ipam is not None:
                 held[network.name, node.name if node else None] = Held(
                     copy.bridge.name if copy.bridge else None,
                     tuple(s.cidr for s in copy.ipam.subnets),
-                    node.span if node else copy.ipam.span)
+                    node.span if node else copy.ipam.span,
+                )
     return held
 
 
-def _stranded(before: Mapping[tuple[str, str | None], Held],
-              after: Mapping[tuple[str, str | None], Held]) -> list[Stranded]:
+def _stranded(
+    before: Mapping[tuple[str, str | None], Held], after: Mapping[tuple[str, str | None], Held]
+) -> list[Stranded]:
     """Pods whose subnet or bridge the new revision drops.
 
     A removed network's or node's pods are left out: they go with it, on purpose.
@@ -196,8 +242,9 @@ def _stranded(before: Mapping[tuple[str, str | None], Held],
         new = after.get((network, node))
         if new is None:
             continue
-        lost = tuple(s for s in old.subnets
-                     if not any(subnet_within(s, kept) for kept in new.subnets))
+        lost = tuple(
+            s for s in old.subnets if not any(subnet_within(s, kept) for kept in new.subnets)
+        )
         bridge = old.bridge if old.bridge != new.bridge else None
         if lost or bridge:
             found.append(Stranded(network, node, old, new, lost, bridge))
@@ -249,12 +296,20 @@ def _default_network_change(old: Sequence[Network], new: Sequence[Network]) -> l
     before, after = _default(old), _default(new)
     if before is None or after is None or before.name == after.name:
         return []
-    return [Change(DEFAULT_SCOPE, "default", "changed", "default network",
-                   f"{before.name} ({emit.file_name(before)})",
-                   f"{after.name} ({emit.file_name(after)})",
-                   f"new pods attach to `{after.name}` once its conflist is written "
-                   "(containerd and CRI-O take the lexically first); running pods stay on "
-                   f"`{before.name}`", after.span)]
+    return [
+        Change(
+            DEFAULT_SCOPE,
+            "default",
+            "changed",
+            "default network",
+            f"{before.name} ({emit.file_name(before)})",
+            f"{after.name} ({emit.file_name(after)})",
+            f"new pods attach to `{after.name}` once its conflist is written "
+            "(containerd and CRI-O take the lexically first); running pods stay on "
+            f"`{before.name}`",
+            after.span,
+        )
+    ]
 
 
 def _default(networks: Sequence[Network]) -> Network | None:
@@ -265,42 +320,84 @@ def _by_name(networks: Sequence[Network]) -> dict[str, Network]:
     return {n.name: n for n in networks}
 
 
-def _network_changes(name: str, old: Network | None, new: Network | None,
-                     old_clusters: Sequence[Cluster], new_clusters: Sequence[Cluster], *,
-                     stranded: Sequence[Stranded]) -> list[Change]:
+def _network_changes(
+    name: str,
+    old: Network | None,
+    new: Network | None,
+    old_clusters: Sequence[Cluster],
+    new_clusters: Sequence[Cluster],
+    *,
+    stranded: Sequence[Stranded],
+) -> list[Change]:
     scope = f"network {name}"
     if old is None:
         assert new is not None
-        return [Change(scope, "network", "added", name, None, None, "its conflist is written "
-                       "by the next build; pods attach to it once the runtime loads it",
-                       new.span)]
+        return [
+            Change(
+                scope,
+                "network",
+                "added",
+                name,
+                None,
+                None,
+                "its conflist is written "
+                "by the next build; pods attach to it once the runtime loads it",
+                new.span,
+            )
+        ]
     if new is None:
-        return [Change(scope, "network", "removed", name, None, None, "the next build removes "
-                       "its conflist; its running pods keep their attachment until deleted",
-                       was=old.span)]
-    changes = [Change(scope, "setting", _action(o, n), key, o, n,
-                      POLICY if key.startswith(POLICY_SETTINGS) else None,
-                      _span(new, key) if n is not None else None,
-                      _span(old, key) if o is not None else None)
-               for key, o, n in _setting_changes(old, new)]
+        return [
+            Change(
+                scope,
+                "network",
+                "removed",
+                name,
+                None,
+                None,
+                "the next build removes "
+                "its conflist; its running pods keep their attachment until deleted",
+                was=old.span,
+            )
+        ]
+    changes = [
+        Change(
+            scope,
+            "setting",
+            _action(o, n),
+            key,
+            o,
+            n,
+            POLICY if key.startswith(POLICY_SETTINGS) else None,
+            _span(new, key) if n is not None else None,
+            _span(old, key) if o is not None else None,
+        )
+        for key, o, n in _setting_changes(old, new)
+    ]
     if not changes:
         return []
-    changes = [pods.change(scope) for pods in stranded
-               if pods.network == name and pods.node is None] + changes
+    changes = [
+        pods.change(scope) for pods in stranded if pods.network == name and pods.node is None
+    ] + changes
     old_pod, new_pod = _pod_ops(old, old_clusters), _pod_ops(new, new_clusters)
-    changes += _operation_changes(scope, "pods", old_pod, new_pod, effect=NEW_PODS,
-                                  relevant=lambda op: op.owned)
+    changes += _operation_changes(
+        scope, "pods", old_pod, new_pod, effect=NEW_PODS, relevant=lambda op: op.owned
+    )
     if not (new.ipam and new.ipam.cluster):  # a cluster's nodes are compared node by node
-        changes += _operation_changes(scope, "node", old_pod, new_pod, effect=NODE_NOW,
-                                      relevant=lambda op: not op.owned,
-                                      breaks=lambda op: _breaks(op, stranded))
+        changes += _operation_changes(
+            scope,
+            "node",
+            old_pod,
+            new_pod,
+            effect=NODE_NOW,
+            relevant=lambda op: not op.owned,
+            breaks=lambda op: _breaks(op, stranded),
+        )
     return changes
 
 
 def _pod_ops(network: Network, clusters: Sequence[Cluster]) -> list[Operation[Params]]:
     """The ADD of the example pod; a cluster's network as its first node runs it."""
-    cluster = next((c for c in clusters if network.ipam and c.name == network.ipam.cluster),
-                   None)
+    cluster = next((c for c in clusters if network.ipam and c.name == network.ipam.cluster), None)
     if cluster is not None and cluster.nodes:
         (network,) = networks_for_node([network], clusters, cluster.nodes[0].name)
     try:
@@ -309,9 +406,15 @@ def _pod_ops(network: Network, clusters: Sequence[Cluster]) -> list[Operation[Pa
         return []
 
 
-def _node_changes(node: str, old_networks: Sequence[Network], old_clusters: Sequence[Cluster],
-                  new_networks: Sequence[Network], new_clusters: Sequence[Cluster], *,
-                  stranded: Sequence[Stranded]) -> list[Change]:
+def _node_changes(
+    node: str,
+    old_networks: Sequence[Network],
+    old_clusters: Sequence[Cluster],
+    new_networks: Sequence[Network],
+    new_clusters: Sequence[Cluster],
+    *,
+    stranded: Sequence[Stranded],
+) -> list[Change]:
     home = next(c.name for c in [*new_clusters, *old_clusters] if c.node(node))
     old_cluster = next((c for c in old_clusters if c.name == home), None)
     new_cluster = next((c for c in new_clusters if c.name == home), None)
@@ -323,13 +426,24 @@ def _node_changes(node: str, old_networks: Sequence[Network], old_clusters: Sequ
     scope = f"node {node} of cluster {cluster}"
     if old_ops is None or new_ops is None:
         action = "added" if old_ops is None else "removed"
-        effect = (f"`netc apply --node {node}` sets it up; the other nodes route to it "
-                  "after their apply") if old_ops is None else (
-                  "the other nodes remove their routes to it at their next apply")
+        effect = (
+            (
+                f"`netc apply --node {node}` sets it up; the other nodes route to it "
+                "after their apply"
+            )
+            if old_ops is None
+            else ("the other nodes remove their routes to it at their next apply")
+        )
         return [Change(scope, "node", action, node, None, None, effect)]
     return [pods.change(scope) for pods in stranded if pods.node == node] + _operation_changes(
-        scope, "node", old_ops, new_ops, effect=f"{AT_ONCE}, with `netc apply --node {node}`",
-        relevant=lambda op: op.kind != Kind.NODE_PRUNE, breaks=lambda op: _breaks(op, stranded))
+        scope,
+        "node",
+        old_ops,
+        new_ops,
+        effect=f"{AT_ONCE}, with `netc apply --node {node}`",
+        relevant=lambda op: op.kind != Kind.NODE_PRUNE,
+        breaks=lambda op: _breaks(op, stranded),
+    )
 
 
 def _membership_settings(cluster: Cluster) -> dict[str, str]:
@@ -338,13 +452,16 @@ def _membership_settings(cluster: Cluster) -> dict[str, str]:
     So a move from the default shows what it was.
     """
     membership = cluster.membership
-    return {f"membership.{f.name}": _show(list(value) if isinstance(value, tuple) else value)
-            for f in datatypes.fields(membership)
-            if f.name != "span" and (value := getattr(membership, f.name)) not in (None, ())}
+    return {
+        f"membership.{f.name}": _show(list(value) if isinstance(value, tuple) else value)
+        for f in datatypes.fields(membership)
+        if f.name != "span" and (value := getattr(membership, f.name)) not in (None, ())
+    }
 
 
-def _pin_changes(node: str, old: Cluster | None, new: Cluster | None,
-                 stranded: Sequence[Stranded]) -> list[Change]:
+def _pin_changes(
+    node: str, old: Cluster | None, new: Cluster | None, stranded: Sequence[Stranded]
+) -> list[Change]:
     """A node of a dynamic cluster: its pin, not its node plan, which follows the members.
 
     Its routes and tunnel entries depend on the members its source lists at
@@ -357,13 +474,27 @@ def _pin_changes(node: str, old: Cluster | None, new: Cluster | None,
     changes = [pods.change(scope, by_agent=True) for pods in stranded if pods.node == node]
     if before == after:
         return changes
-    effect = ("the agents read it once the new configuration reaches them; the node's routes "
-              "follow the members its cluster's source lists")
+    effect = (
+        "the agents read it once the new configuration reaches them; the node's routes "
+        "follow the members its cluster's source lists"
+    )
     span = next((n.span for n in new.nodes if n.name == node), None) if new else None
     was = next((n.span for n in old.nodes if n.name == node), None) if old else None
     if before is None or after is None:
-        return [*changes, Change(scope, "node", _action(before, after),
-                                 f"{node} {before or after}", None, None, effect, span, was)]
+        return [
+            *changes,
+            Change(
+                scope,
+                "node",
+                _action(before, after),
+                f"{node} {before or after}",
+                None,
+                None,
+                effect,
+                span,
+                was,
+            ),
+        ]
     return [*changes, Change(scope, "node", "changed", node, before, after, effect, span, was)]
 
 
@@ -372,13 +503,15 @@ def _listed(node: str, cluster: Cluster | None) -> str | None:
     found = cluster.node(node) if cluster else None
     if cluster is None or found is None:
         return None
-    where = f"block {found.block}" if found.block is not None else ", ".join(
-        map(str, found.subnets))
+    where = (
+        f"block {found.block}" if found.block is not None else ", ".join(map(str, found.subnets))
+    )
     return f"pinned to {where}" if cluster.membership.dynamic else f"listed with {where}"
 
 
-def _node_ops(node: str, networks: Sequence[Network], clusters: Sequence[Cluster]
-              ) -> list[Operation[Params]] | None:
+def _node_ops(
+    node: str, networks: Sequence[Network], clusters: Sequence[Cluster]
+) -> list[Operation[Params]] | None:
     cluster = next((c for c in clusters if c.node(node)), None)
     if cluster is None:
         return None
@@ -386,11 +519,16 @@ def _node_ops(node: str, networks: Sequence[Network], clusters: Sequence[Cluster
     return list(node_plan(cluster, node, built).operations)
 
 
-def _operation_changes(scope: str, layer: str, old: Sequence[Operation[Params]],
-                       new: Sequence[Operation[Params]], *, effect: str,
-                       relevant: Callable[[Operation[Params]], bool],
-                       breaks: Callable[[Operation[Params]], str | None] = lambda op: None
-                       ) -> list[Change]:
+def _operation_changes(
+    scope: str,
+    layer: str,
+    old: Sequence[Operation[Params]],
+    new: Sequence[Operation[Params]],
+    *,
+    effect: str,
+    relevant: Callable[[Operation[Params]], bool],
+    breaks: Callable[[Operation[Params]], str | None] = lambda op: None,
+) -> list[Change]:
     """Operations added, removed or changed.
 
     `breaks` says what an old operation's going or changing costs running pods.
@@ -399,16 +537,39 @@ def _operation_changes(scope: str, layer: str, old: Sequence[Operation[Params]],
     after = {(op.kind, op.target): op for op in new if relevant(op)}
     changes = []
     for key in [k for k in after if k not in before]:
-        changes.append(Change(scope, layer, "added", after[key].summary, None, None, effect,
-                              after[key].span))
+        changes.append(
+            Change(scope, layer, "added", after[key].summary, None, None, effect, after[key].span)
+        )
     for key in [k for k in before if k not in after]:
-        changes.append(Change(scope, layer, "removed", before[key].summary, None, None, effect,
-                              was=before[key].span, breaks=breaks(before[key])))
+        changes.append(
+            Change(
+                scope,
+                layer,
+                "removed",
+                before[key].summary,
+                None,
+                None,
+                effect,
+                was=before[key].span,
+                breaks=breaks(before[key]),
+            )
+        )
     for key in [k for k in after if k in before]:
         if before[key].params != after[key].params:
-            changes.append(Change(scope, layer, "changed", after[key].summary,
-                                  before[key].summary, after[key].summary, effect,
-                                  after[key].span, before[key].span, breaks(before[key])))
+            changes.append(
+                Change(
+                    scope,
+                    layer,
+                    "changed",
+                    after[key].summary,
+                    before[key].summary,
+                    after[key].summary,
+                    effect,
+                    after[key].span,
+                    before[key].span,
+                    breaks(before[key]),
+                )
+            )
     return changes
 
 
@@ -477,8 +638,14 @@ def _span(network: Network, key: str) -> Span | None:
     for name, label in _KEY_PART.findall(key):
         part = getattr(part, name, None)
         if label and isinstance(part, tuple):
-            part = next((item for index, item in enumerate(part)
-                         if _label(_without_spans(ir_codec.encode(item)), index) == label), None)
+            part = next(
+                (
+                    item
+                    for index, item in enumerate(part)
+                    if _label(_without_spans(ir_codec.encode(item)), index) == label
+                ),
+                None,
+            )
         if part is None:
             break
         span = getattr(part, "span", None) or span
@@ -493,16 +660,21 @@ def render_text(changes: Sequence[Change], against: str) -> str:
     lines = [f"netc plan: changes against {against}"]
     breaking = sum(bool(c.breaks) for c in changes)
     if breaking:
-        lines += ["", f"WARNING: {_count(breaking)} break running pods (marked !): they keep "
-                  "what they were given until re-created,", "and the new revision no longer "
-                  "serves it. Drain each node and re-create its pods once it has applied."]
+        lines += [
+            "",
+            f"WARNING: {_count(breaking)} break running pods (marked !): they keep "
+            "what they were given until re-created,",
+            "and the new revision no longer "
+            "serves it. Drain each node and re-create its pods once it has applied.",
+        ]
     scope = None
     for change in changes:
         if change.scope != scope:
             scope = change.scope
             lines += ["", scope]
-        lines.append(f"{'!' if change.breaks else ' '} {SYMBOLS[change.action]} "
-                     f"{_describe(change)}")
+        lines.append(
+            f"{'!' if change.breaks else ' '} {SYMBOLS[change.action]} {_describe(change)}"
+        )
         detail = "; ".join(filter(None, [change.effect, _where(change)]))
         if detail:
             lines.append(f"      {detail}")
@@ -543,9 +715,12 @@ def summary(changes: Sequence[Change]) -> str:
         return "No changes: the nodes would get what they have."
     later = sum(c.effect == NEW_PODS for c in changes)
     breaking = sum(bool(c.breaks) for c in changes)
-    return (_count(len(changes))
-            + (f"; {later} reach only pods created from now on" if later else "")
-            + (f"; {breaking} break running pods (marked !)" if breaking else "") + ".")
+    return (
+        _count(len(changes))
+        + (f"; {later} reach only pods created from now on" if later else "")
+        + (f"; {breaking} break running pods (marked !)" if breaking else "")
+        + "."
+    )
 
 
 def render_github(changes: Sequence[Change]) -> str:
@@ -556,7 +731,8 @@ def render_github(changes: Sequence[Change]) -> str:
         if change.span and change.span.line:  # what was removed has no line to annotate
             where = f" file={change.span.file},line={change.span.line}"
         text = f"{change.scope}: {_describe(change)}" + "".join(
-            f" ({part})" for part in [change.effect, "" if where else _where(change)] if part)
+            f" ({part})" for part in [change.effect, "" if where else _where(change)] if part
+        )
         if change.breaks:
             text += f" -- breaks running pods: {change.breaks}"
         lines.append(f"::{'warning' if change.breaks else 'notice'}{where}::{text}")
@@ -565,6 +741,10 @@ def render_github(changes: Sequence[Change]) -> str:
 
 def document(changes: Sequence[Change], against: str) -> dict[str, Any]:
     """The change plan for tools."""
-    return {"format_version": CHANGES_FORMAT, "against": against,
-            "changes": [c.to_json() for c in changes], "summary": summary(changes),
-            "breaking_count": sum(bool(c.breaks) for c in changes)}
+    return {
+        "format_version": CHANGES_FORMAT,
+        "against": against,
+        "changes": [c.to_json() for c in changes],
+        "summary": summary(changes),
+        "breaking_count": sum(bool(c.breaks) for c in changes),
+    }

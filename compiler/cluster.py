@@ -44,13 +44,15 @@ def node_of(cluster: Cluster, name: str) -> Node:
             raise NodeUnknown(
                 f"cluster {cluster.name} takes its members from the Kubernetes API: the "
                 f"subnets of node {name!r} are its Node's podCIDRs, which its agent (netc "
-                "agent) reads at run time, and the agent writes its conflist once it has them")
+                "agent) reads at run time, and the agent writes its conflist once it has them"
+            )
         if cluster.membership.dynamic:
             raise NodeUnknown(
                 f"node {name!r} has no block pinned in cluster {cluster.name}, whose members "
                 f"come from {cluster.membership.source}: its block is the one its agent (netc "
                 f"agent) claims at run time, and the agent writes its conflist once it holds "
-                f"it (pinned nodes: {known})")
+                f"it (pinned nodes: {known})"
+            )
         raise NodeUnknown(f"cluster {cluster.name} has no node {name!r} (nodes: {known})")
     return node
 
@@ -71,21 +73,26 @@ def nodes(clusters: Iterable[Cluster]) -> list[str]:
     return list(dict.fromkeys(n.name for c in clusters for n in c.nodes))
 
 
-def networks_for_node(networks: Iterable[Network], clusters: Sequence[Cluster],
-                      node: str) -> list[Network]:
+def networks_for_node(
+    networks: Iterable[Network], clusters: Sequence[Cluster], node: str
+) -> list[Network]:
     """Every network as `node` runs it: cluster networks built for it, others as they are."""
     built = []
     for network in networks:
         cluster = cluster_of(network, clusters)
-        built.append(network if cluster is None else for_node(network, cluster,
-                                                              node_of(cluster, node)))
+        built.append(
+            network if cluster is None else for_node(network, cluster, node_of(cluster, node))
+        )
     return built
 
 
 def needs_node(networks: Iterable[Network]) -> list[Network]:
     """The networks that mean nothing until built for a node (they draw from a cluster)."""
-    return [n for n in networks if n.ipam is not None and n.ipam.cluster is not None
-            and not n.ipam.subnets]
+    return [
+        n
+        for n in networks
+        if n.ipam is not None and n.ipam.cluster is not None and not n.ipam.subnets
+    ]
 
 
 def vtep_mac(cluster: Cluster, node: Node) -> str:
@@ -97,8 +104,10 @@ def vtep_mac(cluster: Cluster, node: Node) -> str:
 
 def block_count(cluster: Cluster) -> int:
     """How many nodes the cluster has room for: the blocks of its smallest pod CIDR."""
-    return min(1 << (prefix - c.prefixlen) for c, prefix in zip(
-        cluster.pod_cidrs, cluster.node_blocks, strict=True))
+    return min(
+        1 << (prefix - c.prefixlen)
+        for c, prefix in zip(cluster.pod_cidrs, cluster.node_blocks, strict=True)
+    )
 
 
 def block_subnets(cluster: Cluster, index: int) -> tuple[IPNetwork, ...]:

@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     # re-exported (`as`): compiler.planner.ops marks its own decorator with it
     from typing_extensions import dataclass_transform as dataclass_transform  # noqa: PLC0414
 else:
+
     def dataclass_transform(**_options: object) -> Callable[[Any], Any]:
         """Only type checkers read it."""
         return lambda decorator: decorator
+
 
 T = TypeVar("T")
 
@@ -55,8 +57,13 @@ class Field:
 
     __slots__ = ("compare", "default", "default_factory", "metadata", "name")
 
-    def __init__(self, default: Any = MISSING, default_factory: Any = MISSING,
-                 compare: bool = True, metadata: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        default: Any = MISSING,
+        default_factory: Any = MISSING,
+        compare: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
         if default is not MISSING and default_factory is not MISSING:
             raise ValueError("a field takes a default or a default_factory, not both")
         self.name = ""
@@ -69,8 +76,13 @@ class Field:
         return f"Field({self.name!r})"
 
 
-def field(*, default: Any = MISSING, default_factory: Callable[[], Any] | Any = MISSING,
-          compare: bool = True, metadata: Mapping[str, Any] | None = None) -> Any:
+def field(
+    *,
+    default: Any = MISSING,
+    default_factory: Callable[[], Any] | Any = MISSING,
+    compare: bool = True,
+    metadata: Mapping[str, Any] | None = None,
+) -> Any:
     """A field with a default made by `default_factory`, left out of equality, or annotated."""
     return Field(default, default_factory, compare, metadata)
 
@@ -145,8 +157,11 @@ def _define(cls: type[T], *, is_frozen: bool) -> type[T]:
     layout = _Layout(_collect_fields(cls))
     inherited = {name for base in cls.__mro__[1:] for name in getattr(base, "__slots__", ())}
     names = [f.name for f in layout.fields]
-    namespace = {key: value for key, value in vars(cls).items()
-                 if key not in names and key not in ("__dict__", "__weakref__")}
+    namespace = {
+        key: value
+        for key, value in vars(cls).items()
+        if key not in names and key not in ("__dict__", "__weakref__")
+    }
     namespace["__slots__"] = tuple(name for name in names if name not in inherited)
     namespace["__datatype__"] = layout
     namespace.setdefault("__repr__", _Shared.__repr__)
@@ -186,8 +201,9 @@ def _check_order(cls: type, declared: Any) -> None:
     for f in declared:
         has_default = f.default is not MISSING or f.default_factory is not MISSING
         if seen_default and not has_default:
-            raise TypeError(f"{cls.__name__}: field {f.name} without a default follows one "
-                            "with a default")
+            raise TypeError(
+                f"{cls.__name__}: field {f.name} without a default follows one with a default"
+            )
         seen_default = seen_default or has_default
 
 
@@ -220,12 +236,12 @@ def _compile_init(cls: type, is_frozen: bool) -> Callable[..., None]:
             parameters.append(f"{f.name}=default_{f.name}")
         else:
             parameters.append(f.name)
-        body.append(f"setter(self, {f.name!r}, {value})" if is_frozen
-                    else f"self.{f.name} = {value}")
+        body.append(
+            f"setter(self, {f.name!r}, {value})" if is_frozen else f"self.{f.name} = {value}"
+        )
     if hasattr(cls, "__post_init__"):
         body.append("self.__post_init__()")
-    source = (f"def __init__({', '.join(parameters)}):\n "
-              + "\n ".join(body or ["pass"]) + "\n")
+    source = f"def __init__({', '.join(parameters)}):\n " + "\n ".join(body or ["pass"]) + "\n"
     exec(compile(source, f"<{cls.__qualname__}.__init__>", "exec"), scope)
     compiled: Callable[..., None] = scope["__init__"]
     compiled.__qualname__ = f"{cls.__qualname__}.__init__"
@@ -256,9 +272,9 @@ class _Shared:
         return hash(_layout(self).key(self))
 
     def __setattr__(self, name: str, _value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r} of a frozen "
-                                  f"{type(self).__name__}")
+        raise FrozenInstanceError(
+            f"cannot assign to field {name!r} of a frozen {type(self).__name__}"
+        )
 
     def __delattr__(self, name: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {name!r} of a frozen "
-                                  f"{type(self).__name__}")
+        raise FrozenInstanceError(f"cannot delete field {name!r} of a frozen {type(self).__name__}")

@@ -176,8 +176,9 @@ def _snippet(span: Span, sources: Mapping[str, SourceFile]) -> list[str]:
     source = sources.get(span.file)
     if source is None:
         return []
-    text = "".join(" " if c == "\t" else c if c.isprintable() else "\ufffd"
-                   for c in source.line(span.line))
+    text = "".join(
+        " " if c == "\t" else c if c.isprintable() else "\ufffd" for c in source.line(span.line)
+    )
     gutter = str(span.line)
     pad = " " * len(gutter)
     last = span.end_column if span.end_line == span.line else len(text) + 1
@@ -204,8 +205,9 @@ def render_json(diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceF
     return json.dumps(json_document(diagnostics, sources), indent=2) + "\n"
 
 
-def json_document(diagnostics: Sequence[Diagnostic],
-                  sources: Mapping[str, SourceFile]) -> dict[str, object]:
+def json_document(
+    diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile]
+) -> dict[str, object]:
     """The diagnostics document as a JSON object, for commands that add their own fields."""
     errors = sum(d.severity is Severity.ERROR for d in diagnostics)
     return {
@@ -226,7 +228,8 @@ def _as_json(diagnostic: Diagnostic, sources: Mapping[str, SourceFile]) -> dict[
         "expected": diagnostic.expected,
         "hint": diagnostic.hint,
         "range": None if span is None else _range(span),
-        "source_line": None if span is None or span.file not in sources
+        "source_line": None
+        if span is None or span.file not in sources
         else sources[span.file].line(span.line),
         "notes": [{"message": n.message, "range": _range(n.span)} for n in diagnostic.notes],
     }
@@ -239,11 +242,15 @@ def render_github(diagnostics: Sequence[Diagnostic]) -> str:
         where = ""
         if diagnostic.span is not None:
             span = diagnostic.span
-            where = (f" file={_property(span.file)},line={span.line},col={span.column},"
-                     f"endLine={span.end_line},endColumn={span.end_column},")
+            where = (
+                f" file={_property(span.file)},line={span.line},col={span.column},"
+                f"endLine={span.end_line},endColumn={span.end_column},"
+            )
         text = diagnostic.message + "".join(
-            f"\n{label}: {value}" for label, value in (("expected", diagnostic.expected),
-                                                       ("hint", diagnostic.hint)) if value)
+            f"\n{label}: {value}"
+            for label, value in (("expected", diagnostic.expected), ("hint", diagnostic.hint))
+            if value
+        )
         command = "error" if diagnostic.severity is Severity.ERROR else "warning"
         lines.append(f"::{command}{where or ' '}title={diagnostic.code}::{_data(text)}")
     return "".join(line + "\n" for line in lines)

@@ -27,8 +27,9 @@ class Hash(Protocol):
         """Hash `data` too."""
 
 
-def _constructor(modules: tuple[str, ...] = ("_sha2", "_sha256", "hashlib")
-                 ) -> Callable[[bytes], Hash]:
+def _constructor(
+    modules: tuple[str, ...] = ("_sha2", "_sha256", "hashlib"),
+) -> Callable[[bytes], Hash]:
     """SHA-256 from the first of `modules` that imports.
 
     CPython 3.12 and later's built-in, 3.10 and 3.11's, or hashlib's; imported

@@ -93,8 +93,12 @@ def _bridge_plugin(bridge: Bridge, ipam: Ipam) -> dict[str, Any]:
     # masquerade traffic to other nodes' pods.  `netc apply --node` masquerades instead,
     # sparing the cluster's pod CIDRs.
     masquerade = bridge.masquerade and not ipam.pod_cidrs
-    flags = (("isGateway", bridge.gateway), ("ipMasq", masquerade),
-             ("hairpinMode", bridge.hairpin), ("promiscMode", bridge.promiscuous))
+    flags = (
+        ("isGateway", bridge.gateway),
+        ("ipMasq", masquerade),
+        ("hairpinMode", bridge.hairpin),
+        ("promiscMode", bridge.promiscuous),
+    )
     plugin.update((key, True) for key, on in flags if on)
     plugin["ipam"] = host_local(ipam)
     if ipam.dns is not None:
@@ -110,7 +114,8 @@ def host_local(ipam: Ipam) -> dict[str, Any]:
     document: dict[str, Any] = {"type": "host-local", "ranges": ranges}
     if ipam.routes:
         document["routes"] = [
-            {"dst": str(r.dst), **({"gw": str(r.via)} if r.via else {})} for r in ipam.routes]
+            {"dst": str(r.dst), **({"gw": str(r.via)} if r.via else {})} for r in ipam.routes
+        ]
     if ipam.data_dir != DEFAULT_DATA_DIR:
         document["dataDir"] = ipam.data_dir
     return document
@@ -154,13 +159,17 @@ def _netc_plugins(network: Network, version: str) -> list[dict[str, Any]]:
         capabilities["bandwidth"] = True
     encoded = ir_codec.encode(datatypes.replace(network, cni_version=version))
     plugin: dict[str, Any] = {"type": NETC_PLUGIN_TYPE, "capabilities": capabilities}
-    plugin["netc"] = {"format": ir_codec.FORMAT, "digest": ir_codec.digest(encoded),
-                      "network": encoded}
+    plugin["netc"] = {
+        "format": ir_codec.FORMAT,
+        "digest": ir_codec.digest(encoded),
+        "network": encoded,
+    }
     return [plugin, *_chained_plugins(network)]
 
 
-def target_diagnostics(network: Network, target: str, version: str,
-                       clusters: Sequence[Cluster] = ()) -> list[Diagnostic]:
+def target_diagnostics(
+    network: Network, target: str, version: str, clusters: Sequence[Cluster] = ()
+) -> list[Diagnostic]:
     """What the chosen target cannot honour: warnings, or an error when it cannot run at all.
 
     `clusters`: the clusters of the input, which say who routes between the
@@ -168,20 +177,29 @@ def target_diagnostics(network: Network, target: str, version: str,
     """
     found = []
     if target == "netc" and network.plugin is not None:
-        found.append(Diagnostic(
-            "E107", f"the netc runtime does not run plugin `{network.plugin.type}`",
-            network.plugin.span, expected="a `bridge` network for --target netc",
-            hint="build networks with a third-party main plugin with --target reference"))
+        found.append(
+            Diagnostic(
+                "E107",
+                f"the netc runtime does not run plugin `{network.plugin.type}`",
+                network.plugin.span,
+                expected="a `bridge` network for --target netc",
+                hint="build networks with a third-party main plugin with --target reference",
+            )
+        )
     if target == "reference":
         found += _policy_warnings(network)
         if network.ipam is not None and network.ipam.pod_cidrs:
             cluster = next((c for c in clusters if c.name == network.ipam.cluster), None)
             found.append(_cluster_warning(network, network.ipam, cluster))
     if version == "1.1.0":
-        found.append(_warning(
-            "cniVersion 1.1.0 is refused by podman 4.3, containerd 1.6 and the Debian "
-            "reference plugins", network.span,
-            "emit 1.0.0 (the default) unless every runtime and plugin on the node knows 1.1.0"))
+        found.append(
+            _warning(
+                "cniVersion 1.1.0 is refused by podman 4.3, containerd 1.6 and the Debian "
+                "reference plugins",
+                network.span,
+                "emit 1.0.0 (the default) unless every runtime and plugin on the node knows 1.1.0",
+            )
+        )
     return found
 
 
@@ -194,33 +212,53 @@ def _cluster_warning(network: Network, ipam: Ipam, cluster: Cluster | None) -> D
     masquerade = network.bridge is not None and network.bridge.masquerade
     message = f"the stock plugins do not route between the nodes of cluster `{ipam.cluster}`"
     if masquerade:
-        message += (", and their masquerade would NAT pod-to-pod traffic: the conflist leaves "
-                    "`ipMasq` out")
+        message += (
+            ", and their masquerade would NAT pod-to-pod traffic: the conflist leaves `ipMasq` out"
+        )
     if cluster is not None and cluster.membership.dynamic:
-        return _warning(message, ipam.span, "the routes between the nodes of a cluster whose "
-                        f"members come from {cluster.membership.source} are its agents' (netc "
-                        "agent), which write conflists of netc's plugin: build with --target "
-                        "netc, or roll out with --target kubernetes")
+        return _warning(
+            message,
+            ipam.span,
+            "the routes between the nodes of a cluster whose "
+            f"members come from {cluster.membership.source} are its agents' (netc "
+            "agent), which write conflists of netc's plugin: build with --target "
+            "netc, or roll out with --target kubernetes",
+        )
     if masquerade:
-        return _warning(message, ipam.span, "run `netc apply --node NAME` on each node: it "
-                        "adds the routes to the other nodes and the masquerade of traffic "
-                        "leaving the pod CIDRs")
-    return _warning(message, ipam.span,
-                    "run `netc apply --node NAME` on each node for the routes to the other nodes")
+        return _warning(
+            message,
+            ipam.span,
+            "run `netc apply --node NAME` on each node: it "
+            "adds the routes to the other nodes and the masquerade of traffic "
+            "leaving the pod CIDRs",
+        )
+    return _warning(
+        message,
+        ipam.span,
+        "run `netc apply --node NAME` on each node for the routes to the other nodes",
+    )
 
 
 def _policy_warnings(network: Network) -> list[Diagnostic]:
     found = []
     hostport = network.hostport
     if hostport and (hostport.allow or hostport.deny or hostport.host_ips):
-        found.append(_warning(
-            "the hostPort policy (allow, deny, host-ip) is not enforced by the portmap plugin",
-            hostport.span, "build with --target netc to enforce it"))
+        found.append(
+            _warning(
+                "the hostPort policy (allow, deny, host-ip) is not enforced by the portmap plugin",
+                hostport.span,
+                "build with --target netc to enforce it",
+            )
+        )
     bandwidth = network.bandwidth
     if bandwidth and (bandwidth.default or bandwidth.max or bandwidth.namespaces):
-        found.append(_warning(
-            "bandwidth defaults and maximums are not enforced by the bandwidth plugin",
-            bandwidth.span, "build with --target netc to enforce them"))
+        found.append(
+            _warning(
+                "bandwidth defaults and maximums are not enforced by the bandwidth plugin",
+                bandwidth.span,
+                "build with --target netc to enforce them",
+            )
+        )
     return found
 
 

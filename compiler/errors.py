@@ -45,8 +45,7 @@ class NetcError(Exception):
 
     code: Code = Code.INTERNAL
 
-    def __init__(self, message: str, code: Code | None = None,
-                 details: str | None = None) -> None:
+    def __init__(self, message: str, code: Code | None = None, details: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:

@@ -70,8 +70,9 @@ class _Printer:
         # `ipam { subnet ...  # pod subnet`: the comment ends the subnet, not the header;
         # `bridge cni0 { gateway }  # ...` ends the whole block, written as its header.
         opens_only = block.statements[0].span.line == line if block.statements else False
-        self.emit(header + " {", line, line - 1 if opens_only and block.span.end_line > line
-                  else line)
+        self.emit(
+            header + " {", line, line - 1 if opens_only and block.span.end_line > line else line
+        )
         self.last_line = line
         self.statements(block.statements, depth + 1)
         self.leading(block.span.end_line, depth + 1)
@@ -121,7 +122,7 @@ def _align_comments(lines: Sequence[str], trailing: Mapping[int, int]) -> list[s
     for run in runs:
         column = max(trailing[i] for i in run) + 2
         for i in run:
-            code, comment = aligned[i][:trailing[i]], aligned[i][trailing[i]:].lstrip()
+            code, comment = aligned[i][: trailing[i]], aligned[i][trailing[i] :].lstrip()
             aligned[i] = code.ljust(column) + comment
     return aligned
 

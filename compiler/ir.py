@@ -99,8 +99,11 @@ class Subnet:
 
         Never an address of the other family, which `ipaddress` refuses to compare.
         """
-        return (address.version == self.family and address != self.gateway
-                and int(self.range_start) <= int(address) <= int(self.range_end))
+        return (
+            address.version == self.family
+            and address != self.gateway
+            and int(self.range_start) <= int(address) <= int(self.range_end)
+        )
 
 
 @frozen

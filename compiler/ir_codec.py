@@ -48,8 +48,11 @@ class FormatError(NetcError):
 
 def encode(value: object) -> dict[str, Any]:
     """The JSON object of a network (or of another data type of the same kinds of fields)."""
-    return {f.name: _encode(getattr(value, f.name)) for f in datatypes.fields(value)
-            if f.metadata.get("portable", True) and not _is_default(value, f)}
+    return {
+        f.name: _encode(getattr(value, f.name))
+        for f in datatypes.fields(value)
+        if f.metadata.get("portable", True) and not _is_default(value, f)
+    }
 
 
 def digest(document: dict[str, Any]) -> str:
@@ -90,8 +93,10 @@ def path_problem(network: ir.Network) -> str | None:
             return f"directory {directory!r} is not a normal absolute path"
     if network.ipam and network.ipam.data_dir == network.state_dir:
         # The compiler's E108: the network's lock and the reservations' would be one file.
-        return (f"the state directory {network.state_dir!r} is the IPAM data directory: "
-                "records and locks must not live among the address reservations")
+        return (
+            f"the state directory {network.state_dir!r} is the IPAM data directory: "
+            "records and locks must not live among the address reservations"
+        )
     return None
 
 
@@ -112,8 +117,15 @@ def _encode(value: object) -> Any:
         return value.path if isinstance(value, Span) else encode(value)
     if isinstance(value, tuple | list):
         return [_encode(v) for v in value]
-    if isinstance(value, ipaddress.IPv4Address | ipaddress.IPv6Address | ipaddress.IPv4Network
-                  | ipaddress.IPv6Network | ipaddress.IPv4Interface | ipaddress.IPv6Interface):
+    if isinstance(
+        value,
+        ipaddress.IPv4Address
+        | ipaddress.IPv6Address
+        | ipaddress.IPv4Network
+        | ipaddress.IPv6Network
+        | ipaddress.IPv4Interface
+        | ipaddress.IPv6Interface,
+    ):
         return str(value)
     return value
 

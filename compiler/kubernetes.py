@@ -92,19 +92,28 @@ def rollout_diagnostics(networks: Sequence[Network]) -> list[Diagnostic]:
     network model forbids -- unless the network says its pods talk only
     within their node (`node-local`).
     """
-    return [Diagnostic(
-        "E613", f"network `{n.name}` would give every node the same subnets: pods on "
-        "different nodes would get the same addresses", n.ipam.span,
-        expected="`ipam { cluster NAME }`: each node gets its own subnets of the cluster",
-        hint="draw the subnets from a `cluster` block; for a network whose pods talk only "
-             "within their node, write `node-local` in its ipam block")
-        for n in networks if n.ipam and n.ipam.cluster is None and not n.ipam.node_local]
+    return [
+        Diagnostic(
+            "E613",
+            f"network `{n.name}` would give every node the same subnets: pods on "
+            "different nodes would get the same addresses",
+            n.ipam.span,
+            expected="`ipam { cluster NAME }`: each node gets its own subnets of the cluster",
+            hint="draw the subnets from a `cluster` block; for a network whose pods talk only "
+            "within their node, write `node-local` in its ipam block",
+        )
+        for n in networks
+        if n.ipam and n.ipam.cluster is None and not n.ipam.node_local
+    ]
 
 
 def config_document(clusters: Sequence[Cluster], networks: Sequence[Network]) -> dict[str, Any]:
     """What the agents read: the compiled clusters and networks, free of source locations."""
-    return {"format": CONFIG_FORMAT, "clusters": [ir_codec.encode(c) for c in clusters],
-            "networks": [ir_codec.encode(n) for n in networks]}
+    return {
+        "format": CONFIG_FORMAT,
+        "clusters": [ir_codec.encode(c) for c in clusters],
+        "networks": [ir_codec.encode(n) for n in networks],
+    }
 
 
 def read_config(document: Any) -> tuple[list[Cluster], list[Network]]:
@@ -142,20 +151,34 @@ def render_config(clusters: Sequence[Cluster], networks: Sequence[Network]) -> s
 
     One space of indentation keeps it readable in `kubectl get -o yaml`, and small.
     """
-    return json.dumps(config_document(clusters, networks), sort_keys=True, indent=1,
-                      ensure_ascii=False) + "\n"
+    return (
+        json.dumps(
+            config_document(clusters, networks), sort_keys=True, indent=1, ensure_ascii=False
+        )
+        + "\n"
+    )
 
 
-def manifests(clusters: Sequence[Cluster], networks: Sequence[Network],
-              rollout: Rollout) -> list[dict[str, Any]]:
+def manifests(
+    clusters: Sequence[Cluster], networks: Sequence[Network], rollout: Rollout
+) -> list[dict[str, Any]]:
     """Namespace, API access (Kubernetes membership), ConfigMap, DaemonSet: in apply order."""
     config = render_config(clusters, networks)
     checksum = "sha256:" + sha256(config.encode()).hexdigest()
     reads_nodes = any(c.membership.source == "kubernetes" for c in clusters)
     access = _api_access(rollout) if reads_nodes else []
-    return [_namespace(rollout), *access, _config_map(rollout, config),
-            _daemon_set(rollout, checksum, _host_directories(networks, rollout),
-                        _datastore(clusters, rollout), reads_nodes)]
+    return [
+        _namespace(rollout),
+        *access,
+        _config_map(rollout, config),
+        _daemon_set(
+            rollout,
+            checksum,
+            _host_directories(networks, rollout),
+            _datastore(clusters, rollout),
+            reads_nodes,
+        ),
+    ]
 
 
 def _metadata(name: str, rollout: Rollout | None = None) -> dict[str, Any]:
@@ -167,8 +190,9 @@ def _metadata(name: str, rollout: Rollout | None = None) -> dict[str, Any]:
 
 def _namespace(rollout: Rollout) -> dict[str, Any]:
     meta = _metadata(rollout.namespace)
-    meta["labels"] |= {f"pod-security.kubernetes.io/{mode}": "privileged"
-                       for mode in ("enforce", "audit", "warn")}
+    meta["labels"] |= {
+        f"pod-security.kubernetes.io/{mode}": "privileged" for mode in ("enforce", "audit", "warn")
+    }
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": meta}
 
 
@@ -176,21 +200,39 @@ def _api_access(rollout: Rollout) -> list[dict[str, Any]]:
     """The agents' ServiceAccount, allowed what they do with Nodes and nothing else."""
     rbac = "rbac.authorization.k8s.io/v1"
     return [
-        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _metadata(AGENT, rollout),
-         "automountServiceAccountToken": False},
-        {"apiVersion": rbac, "kind": "ClusterRole", "metadata": _metadata(AGENT),
-         "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": list(NODE_VERBS)}]},
-        {"apiVersion": rbac, "kind": "ClusterRoleBinding", "metadata": _metadata(AGENT),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
-                     "name": AGENT},
-         "subjects": [{"kind": "ServiceAccount", "name": AGENT,
-                       "namespace": rollout.namespace}]},
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "metadata": _metadata(AGENT, rollout),
+            "automountServiceAccountToken": False,
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRole",
+            "metadata": _metadata(AGENT),
+            "rules": [{"apiGroups": [""], "resources": ["nodes"], "verbs": list(NODE_VERBS)}],
+        },
+        {
+            "apiVersion": rbac,
+            "kind": "ClusterRoleBinding",
+            "metadata": _metadata(AGENT),
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": AGENT,
+            },
+            "subjects": [{"kind": "ServiceAccount", "name": AGENT, "namespace": rollout.namespace}],
+        },
     ]
 
 
 def _config_map(rollout: Rollout, config: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _metadata("netc-config", rollout),
-            "data": {CONFIG_KEY: config}}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _metadata("netc-config", rollout),
+        "data": {CONFIG_KEY: config},
+    }
 
 
 @frozen
@@ -219,14 +261,22 @@ def _datastore(clusters: Sequence[Cluster], rollout: Rollout) -> _Volumes:
             path = getattr(cluster.membership, field)
             if path is not None:
                 files.setdefault(posixpath.dirname(path), []).append(
-                    (key, posixpath.basename(path)))
+                    (key, posixpath.basename(path))
+                )
     volumes = [{"name": "memory", "hostPath": {"path": MEMORY_DIR, "type": "DirectoryOrCreate"}}]
     mounts: list[dict[str, Any]] = [{"name": "memory", "mountPath": MEMORY_DIR}]
     for index, (directory, items) in enumerate(sorted(files.items())):
         name = f"etcd-client-{index}"
-        volumes.append({"name": name, "secret": {
-            "secretName": rollout.etcd_secret, "defaultMode": 0o400,
-            "items": [{"key": key, "path": file} for key, file in sorted(set(items))]}})
+        volumes.append(
+            {
+                "name": name,
+                "secret": {
+                    "secretName": rollout.etcd_secret,
+                    "defaultMode": 0o400,
+                    "items": [{"key": key, "path": file} for key, file in sorted(set(items))],
+                },
+            }
+        )
         mounts.append({"name": name, "mountPath": directory, "readOnly": True})
     return _Volumes(volumes, mounts, ["--memory-dir", MEMORY_DIR])
 
@@ -239,23 +289,37 @@ def _host_directories(networks: Sequence[Network], rollout: Rollout) -> _Volumes
     mounted again --, the node's /proc/sys/net at `PROC_SYS`, the xtables
     lock, and with `load_modules` the node's modules, read-only.
     """
-    wanted = [("cni-conf", rollout.cni_conf_dir), ("cni-bin", rollout.cni_bin_dir),
-              ("run", posixpath.dirname(rollout.warm_socket))]
-    for kind, directories in (("state", sorted({n.state_dir for n in networks})),
-                              ("ipam", sorted({n.ipam.data_dir for n in networks if n.ipam}))):
+    wanted = [
+        ("cni-conf", rollout.cni_conf_dir),
+        ("cni-bin", rollout.cni_bin_dir),
+        ("run", posixpath.dirname(rollout.warm_socket)),
+    ]
+    for kind, directories in (
+        ("state", sorted({n.state_dir for n in networks})),
+        ("ipam", sorted({n.ipam.data_dir for n in networks if n.ipam})),
+    ):
         wanted += [(f"{kind}-{index}", path) for index, path in enumerate(directories)]
-    kept = [(name, path) for index, (name, path) in enumerate(wanted)
-            if not any(_below(path, other) and (path != other or earlier < index)
-                       for earlier, (_, other) in enumerate(wanted))]
-    volumes = [{"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}}
-               for name, path in kept]
+    kept = [
+        (name, path)
+        for index, (name, path) in enumerate(wanted)
+        if not any(
+            _below(path, other) and (path != other or earlier < index)
+            for earlier, (_, other) in enumerate(wanted)
+        )
+    ]
+    volumes = [
+        {"name": name, "hostPath": {"path": path, "type": "DirectoryOrCreate"}}
+        for name, path in kept
+    ]
     mounts: list[dict[str, Any]] = [{"name": name, "mountPath": path} for name, path in kept]
-    volumes += [{"name": "xtables-lock", "hostPath": {"path": XTABLES_LOCK,
-                                                      "type": "FileOrCreate"}},
-                {"name": "proc-sys-net", "hostPath": {"path": "/proc/sys/net",
-                                                      "type": "Directory"}}]
-    mounts += [{"name": "xtables-lock", "mountPath": XTABLES_LOCK},
-               {"name": "proc-sys-net", "mountPath": f"{PROC_SYS}/net"}]
+    volumes += [
+        {"name": "xtables-lock", "hostPath": {"path": XTABLES_LOCK, "type": "FileOrCreate"}},
+        {"name": "proc-sys-net", "hostPath": {"path": "/proc/sys/net", "type": "Directory"}},
+    ]
+    mounts += [
+        {"name": "xtables-lock", "mountPath": XTABLES_LOCK},
+        {"name": "proc-sys-net", "mountPath": f"{PROC_SYS}/net"},
+    ]
     if rollout.load_modules:  # no type check: a node without the directory still runs it
         volumes.append({"name": "modules", "hostPath": {"path": MODULES_DIR}})
         mounts.append({"name": "modules", "mountPath": MODULES_DIR, "readOnly": True})
@@ -267,56 +331,92 @@ def _below(path: str, directory: str) -> bool:
     return path == directory or path.startswith(directory.rstrip("/") + "/")
 
 
-def _daemon_set(rollout: Rollout, checksum: str, host: _Volumes, datastore: _Volumes,
-                reads_nodes: bool) -> dict[str, Any]:
-    mounts = [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}, *host.mounts,
-              *datastore.mounts]
-    volumes = [{"name": "config", "configMap": {"name": "netc-config"}}, *host.volumes,
-               *datastore.volumes]
+def _daemon_set(
+    rollout: Rollout, checksum: str, host: _Volumes, datastore: _Volumes, reads_nodes: bool
+) -> dict[str, Any]:
+    mounts = [
+        {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+        *host.mounts,
+        *datastore.mounts,
+    ]
+    volumes = [
+        {"name": "config", "configMap": {"name": "netc-config"}},
+        *host.volumes,
+        *datastore.volumes,
+    ]
     capabilities = [*CAPABILITIES, *([LOAD_MODULES] if rollout.load_modules else [])]
     container = {
-        "name": "agent", "image": rollout.image, "imagePullPolicy": rollout.pull_policy,
-        "args": ["agent", "--config", f"{CONFIG_DIR}/{CONFIG_KEY}", "--node-name",
-                 "$(NODE_NAME)", "--cni-conf-dir", rollout.cni_conf_dir,
-                 "--cni-bin-dir", rollout.cni_bin_dir, "--socket", rollout.warm_socket,
-                 "--interval", str(rollout.interval),
-                 "--health-port", str(HEALTH_PORT), *host.args, *datastore.args,
-                 *(["--log-format", rollout.log_format] if rollout.log_format != "text" else [])],
-        "env": [{"name": "NODE_NAME",
-                 "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
-        "securityContext": {"privileged": False, "readOnlyRootFilesystem": True,
-                            "seccompProfile": {"type": "RuntimeDefault"},
-                            "capabilities": {"add": capabilities, "drop": ["ALL"]}},
-        "readinessProbe": {"httpGet": {"host": "127.0.0.1", "port": HEALTH_PORT,
-                                       "path": "/readyz"}, "periodSeconds": 5},
-        "livenessProbe": {"httpGet": {"host": "127.0.0.1", "port": HEALTH_PORT,
-                                      "path": "/livez"},
-                          "periodSeconds": 10, "failureThreshold": 3},
+        "name": "agent",
+        "image": rollout.image,
+        "imagePullPolicy": rollout.pull_policy,
+        "args": [
+            "agent",
+            "--config",
+            f"{CONFIG_DIR}/{CONFIG_KEY}",
+            "--node-name",
+            "$(NODE_NAME)",
+            "--cni-conf-dir",
+            rollout.cni_conf_dir,
+            "--cni-bin-dir",
+            rollout.cni_bin_dir,
+            "--socket",
+            rollout.warm_socket,
+            "--interval",
+            str(rollout.interval),
+            "--health-port",
+            str(HEALTH_PORT),
+            *host.args,
+            *datastore.args,
+            *(["--log-format", rollout.log_format] if rollout.log_format != "text" else []),
+        ],
+        "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+        "securityContext": {
+            "privileged": False,
+            "readOnlyRootFilesystem": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+            "capabilities": {"add": capabilities, "drop": ["ALL"]},
+        },
+        "readinessProbe": {
+            "httpGet": {"host": "127.0.0.1", "port": HEALTH_PORT, "path": "/readyz"},
+            "periodSeconds": 5,
+        },
+        "livenessProbe": {
+            "httpGet": {"host": "127.0.0.1", "port": HEALTH_PORT, "path": "/livez"},
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+        },
         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
         "volumeMounts": mounts,
     }
     spec = {
-        "hostNetwork": True, **({"hostPID": True} if rollout.host_pid else {}),
+        "hostNetwork": True,
+        **({"hostPID": True} if rollout.host_pid else {}),
         "dnsPolicy": "ClusterFirstWithHostNet",
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "priorityClassName": "system-node-critical",
-        "tolerations": [{"operator": "Exists"}], "terminationGracePeriodSeconds": 10,
-        "containers": [container], "volumes": volumes,
+        "tolerations": [{"operator": "Exists"}],
+        "terminationGracePeriodSeconds": 10,
+        "containers": [container],
+        "volumes": volumes,
     }
     if reads_nodes:  # the token is mounted for this pod only, not for the account's every use
         spec |= {"serviceAccountName": AGENT, "automountServiceAccountToken": True}
     else:
         spec["automountServiceAccountToken"] = False
     return {
-        "apiVersion": "apps/v1", "kind": "DaemonSet",
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
         "metadata": _metadata(AGENT, rollout),
         "spec": {
             "selector": {"matchLabels": dict(LABELS)},
-            "updateStrategy": {"type": "RollingUpdate",
-                               "rollingUpdate": {"maxUnavailable": 1}},
-            "template": {"metadata": {"labels": dict(LABELS),
-                                      "annotations": {CHECKSUM_ANNOTATION: checksum}},
-                         "spec": spec},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {
+                    "labels": dict(LABELS),
+                    "annotations": {CHECKSUM_ANNOTATION: checksum},
+                },
+                "spec": spec,
+            },
         },
     }
 
@@ -333,5 +433,4 @@ def render_manifests(documents: Sequence[dict[str, Any]]) -> str:
         return dumper.represent_scalar("tag:yaml.org,2002:str", text, style=style)
 
     Dumper.add_representer(str, literal)
-    return yaml.dump_all(documents, Dumper=Dumper, sort_keys=False, width=100,
-                         allow_unicode=True)
+    return yaml.dump_all(documents, Dumper=Dumper, sort_keys=False, width=100, allow_unicode=True)

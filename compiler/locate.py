@@ -57,11 +57,14 @@ def _statement(statement: Statement, parent: str) -> Statement:
     path = f"{parent}{SEPARATOR}{own}" if parent else own
     block = statement.block
     if block is not None:
-        block = Block(tuple(_statement(s, path) for s in block.statements),
-                      _at(block.span, path))
-    return replace(statement, key=replace(statement.key, span=_at(statement.key.span, path)),
-                   values=tuple(_value(v, path) for v in statement.values),
-                   block=block, span=_at(statement.span, path))
+        block = Block(tuple(_statement(s, path) for s in block.statements), _at(block.span, path))
+    return replace(
+        statement,
+        key=replace(statement.key, span=_at(statement.key.span, path)),
+        values=tuple(_value(v, path) for v in statement.values),
+        block=block,
+        span=_at(statement.span, path),
+    )
 
 
 def _value(value: Value, path: str) -> Value:

@@ -24,9 +24,13 @@ from compiler.values import block_name, fail, integer, interface_name, one_word,
 from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
 
 
-def lower_network(statement: Statement, statements: tuple[Statement, ...],
-                  default_priority: int, collector: Collector,
-                  clusters: Mapping[str, Cluster | None]) -> Network | None:
+def lower_network(
+    statement: Statement,
+    statements: tuple[Statement, ...],
+    default_priority: int,
+    collector: Collector,
+    clusters: Mapping[str, Cluster | None],
+) -> Network | None:
     """The IR of one network (after templates); None only when it has no usable name.
 
     A network with errors (recorded in `collector`) is still returned with
@@ -41,11 +45,16 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
     state_dir = collector.attempt(absolute_path, state_statement) if state_statement else None
     bridge, plugin, ipam = _lower_main(statement, statements, collector, clusters)
     if ipam and state_statement and state_dir == ipam.data_dir:
-        collector.report(Diagnostic(
-            "E108", "`state-dir` is the IPAM `data-dir`", state_statement.span,
-            expected="a state directory of its own (default /run/netc)",
-            hint="records and locks must not live among the address reservations: "
-                 "drop `state-dir` or give another directory"))
+        collector.report(
+            Diagnostic(
+                "E108",
+                "`state-dir` is the IPAM `data-dir`",
+                state_statement.span,
+                expected="a state directory of its own (default /run/netc)",
+                hint="records and locks must not live among the address reservations: "
+                "drop `state-dir` or give another directory",
+            )
+        )
     hostport_statement = first(statements, "hostport")
     bandwidth_statement = first(statements, "bandwidth")
     hostport = lower_hostport(hostport_statement, collector) if hostport_statement else None
@@ -57,9 +66,21 @@ def lower_network(statement: Statement, statements: tuple[Statement, ...],
     if name is None:
         return None
     sources = tuple(dict.fromkeys(s.span.file for s in (statement, *statements)))
-    return Network(name, version, default_priority if priority is None else priority, bridge,
-                   plugin, ipam, hostport, bandwidth, state_dir or DEFAULT_STATE_DIR,
-                   statement.span, sources, tuple(chain), top or {})
+    return Network(
+        name,
+        version,
+        default_priority if priority is None else priority,
+        bridge,
+        plugin,
+        ipam,
+        hostport,
+        bandwidth,
+        state_dir or DEFAULT_STATE_DIR,
+        statement.span,
+        sources,
+        tuple(chain),
+        top or {},
+    )
 
 
 def _conflist(statement: Statement) -> dict[str, Any]:
@@ -67,9 +88,12 @@ def _conflist(statement: Statement) -> dict[str, Any]:
     return conflist_options(statement.block) if statement.block else {}
 
 
-def _lower_main(network: Statement, statements: tuple[Statement, ...], collector: Collector,
-                clusters: Mapping[str, Cluster | None]
-                ) -> tuple[Bridge | None, Plugin | None, Ipam | None]:
+def _lower_main(
+    network: Statement,
+    statements: tuple[Statement, ...],
+    collector: Collector,
+    clusters: Mapping[str, Cluster | None],
+) -> tuple[Bridge | None, Plugin | None, Ipam | None]:
     """The main plugin and its IPAM, with the rules between them."""
     bridge_statement = first(statements, "bridge")
     plugin_statement = first(statements, "plugin")
@@ -80,18 +104,28 @@ def _lower_main(network: Statement, statements: tuple[Statement, ...], collector
     ipam = lower_ipam(ipam_statement, collector, clusters) if ipam_statement else None
     if ipam_statement and plugin and ipam and "ipam" in plugin.options:
         option = first(body(plugin_statement), "ipam")
-        collector.report(Diagnostic(
-            "E501", "the plugin has an `ipam` option and the network an `ipam` block",
-            ipam_statement.key.span, expected="one of the two",
-            hint="keep the plugin's own ipam option or the netdsl ipam block",
-            notes=(Note("the plugin's `ipam` option is here", option.span),) if option else ()))
+        collector.report(
+            Diagnostic(
+                "E501",
+                "the plugin has an `ipam` option and the network an `ipam` block",
+                ipam_statement.key.span,
+                expected="one of the two",
+                hint="keep the plugin's own ipam option or the netdsl ipam block",
+                notes=(Note("the plugin's `ipam` option is here", option.span),) if option else (),
+            )
+        )
     static = first(body(ipam_statement), "static-ips")
     if plugin and ipam and ipam.static_ips and static:
-        collector.report(Diagnostic(
-            "E106", "`static-ips` declares the `ips` capability of the bridge plugin",
-            static.span, expected="a `bridge` network",
-            hint="a third-party plugin declares its capabilities in its own options: "
-                 "`capabilities { ips true }`"))
+        collector.report(
+            Diagnostic(
+                "E106",
+                "`static-ips` declares the `ips` capability of the bridge plugin",
+                static.span,
+                expected="a `bridge` network",
+                hint="a third-party plugin declares its capabilities in its own options: "
+                "`capabilities { ips true }`",
+            )
+        )
     return bridge, plugin, ipam
 
 
@@ -107,30 +141,55 @@ def _version(statement: Statement | None, collector: Collector) -> str:
     if word is None:
         return DEFAULT_CNI_VERSION
     if word.text not in CNI_VERSIONS:
-        collector.report(Diagnostic(
-            "E104", f"CNI version `{word.text}` is not supported", word.span,
-            expected="one of " + ", ".join(CNI_VERSIONS),
-            hint="Kubernetes 1.28 needs 0.4.0 or later; 1.0.0 is recommended"))
+        collector.report(
+            Diagnostic(
+                "E104",
+                f"CNI version `{word.text}` is not supported",
+                word.span,
+                expected="one of " + ", ".join(CNI_VERSIONS),
+                hint="Kubernetes 1.28 needs 0.4.0 or later; 1.0.0 is recommended",
+            )
+        )
     return word.text
 
 
-def _check_main(network: Statement, bridge: Statement | None, plugin: Statement | None,
-                ipam: Statement | None, collector: Collector) -> None:
+def _check_main(
+    network: Statement,
+    bridge: Statement | None,
+    plugin: Statement | None,
+    ipam: Statement | None,
+    collector: Collector,
+) -> None:
     if bridge and plugin:
-        collector.report(Diagnostic(
-            "E106", "a network has one main plugin: `bridge` or `plugin`, not both",
-            plugin.key.span, expected="either `bridge` or `plugin`",
-            notes=(Note("the bridge is here", bridge.span),)))
+        collector.report(
+            Diagnostic(
+                "E106",
+                "a network has one main plugin: `bridge` or `plugin`, not both",
+                plugin.key.span,
+                expected="either `bridge` or `plugin`",
+                notes=(Note("the bridge is here", bridge.span),),
+            )
+        )
     elif not bridge and not plugin and network.block is not None:
-        collector.report(Diagnostic(
-            "E012", "this network has no main plugin", network.key.span,
-            expected="a `bridge { ... }` or `plugin TYPE { ... }` block",
-            hint="most networks start with `bridge cni0 { gateway; masquerade }`"))
+        collector.report(
+            Diagnostic(
+                "E012",
+                "this network has no main plugin",
+                network.key.span,
+                expected="a `bridge { ... }` or `plugin TYPE { ... }` block",
+                hint="most networks start with `bridge cni0 { gateway; masquerade }`",
+            )
+        )
     if bridge and not ipam:
-        collector.report(Diagnostic(
-            "E012", "a bridge network needs an `ipam` block", bridge.key.span,
-            expected="`ipam { subnet CIDR }` in the network",
-            hint="add `ipam { subnet 10.244.1.0/24 }` with your pod subnet"))
+        collector.report(
+            Diagnostic(
+                "E012",
+                "a bridge network needs an `ipam` block",
+                bridge.key.span,
+                expected="`ipam { subnet CIDR }` in the network",
+                hint="add `ipam { subnet 10.244.1.0/24 }` with your pod subnet",
+            )
+        )
 
 
 BRIDGE_FLAGS = ("gateway", "masquerade", "hairpin", "promiscuous")
@@ -150,15 +209,19 @@ def lower_bridge(statement: Statement, collector: Collector) -> Bridge | None:
     given = {k: s for k in BRIDGE_FLAGS if (s := first(statements, k))}
     flags = {k: collector.attempt(switch, s) for k, s in given.items()}
     if flags.get("hairpin") and flags.get("promiscuous"):
-        collector.report(Diagnostic(
-            "E106", "hairpin and promiscuous mode cannot both be on", given["promiscuous"].span,
-            expected="at most one of `hairpin` and `promiscuous`",
-            hint="the bridge plugin refuses this combination as well",
-            notes=(Note("hairpin is turned on here", given["hairpin"].span),)))
+        collector.report(
+            Diagnostic(
+                "E106",
+                "hairpin and promiscuous mode cannot both be on",
+                given["promiscuous"].span,
+                expected="at most one of `hairpin` and `promiscuous`",
+                hint="the bridge plugin refuses this combination as well",
+                notes=(Note("hairpin is turned on here", given["hairpin"].span),),
+            )
+        )
     if name is None:
         return None
-    return Bridge(name=name, mtu=mtu, span=statement.span,
-                  **{k: bool(v) for k, v in flags.items()})
+    return Bridge(name=name, mtu=mtu, span=statement.span, **{k: bool(v) for k, v in flags.items()})
 
 
 def _mtu(statement: Statement) -> int:
@@ -181,8 +244,9 @@ def lower_chained(statement: Statement) -> Plugin:
     return Plugin(kind, _options(statement), statement.span)
 
 
-def _check_chain(chained: Sequence[Statement], statements: tuple[Statement, ...],
-                 collector: Collector) -> None:
+def _check_chain(
+    chained: Sequence[Statement], statements: tuple[Statement, ...], collector: Collector
+) -> None:
     """Chained plugins netc writes itself, refused (E502): see `_written_by_netc`."""
     for statement in chained:
         word = statement.values[0] if statement.values else None
@@ -205,17 +269,23 @@ def _written_by_netc(word: Word, statements: tuple[Statement, ...]) -> Diagnosti
     kind = word.text
     if kind == NETC_PLUGIN_TYPE:
         return Diagnostic(
-            "E502", f"netc writes the {kind} plugin itself, first", word.span,
+            "E502",
+            f"netc writes the {kind} plugin itself, first",
+            word.span,
             expected=f"a plugin that runs after {kind}, such as firewall or tuning",
             hint=f"remove the `chain` line: `netc build --target netc` writes {kind} with the "
-                 "compiled network, which a chained one would lack")
+            "compiled network, which a chained one would lack",
+        )
     instead = WRITTEN_BY_NETC.get(kind)
     if instead is None or not first(statements, instead):
         return None
     return Diagnostic(
-        "E502", f"netc writes the {kind} plugin itself for `{instead}`", word.span,
+        "E502",
+        f"netc writes the {kind} plugin itself for `{instead}`",
+        word.span,
         expected=f"`{instead}` or `chain {kind} {{ ... }}`, not both",
-        hint=f"keep `{instead}` (netc checks its policy) and remove the `chain` line")
+        hint=f"keep `{instead}` (netc checks its policy) and remove the `chain` line",
+    )
 
 
 def _options(statement: Statement) -> dict[str, Any]:
@@ -226,6 +296,10 @@ def _options(statement: Statement) -> dict[str, Any]:
 def _plugin_type(statement: Statement, examples: str) -> str:
     word = one_word(statement, f"the plugin type, such as {examples}")
     if not word.text or "/" in word.text or "\\" in word.text:
-        raise fail("E013", f"`{word.text}` is not a plugin type", word.span,
-                   expected=f"the name of a plugin binary, such as {examples}")
+        raise fail(
+            "E013",
+            f"`{word.text}` is not a plugin type",
+            word.span,
+            expected=f"the name of a plugin binary, such as {examples}",
+        )
     return word.text

@@ -52,8 +52,12 @@ class Member:
 
     def record(self) -> bytes:
         """The member's value in the datastore."""
-        document = {"format": RECORD_FORMAT, "node": self.name, "block": self.block,
-                    "addresses": [str(a) for a in self.addresses]}
+        document = {
+            "format": RECORD_FORMAT,
+            "node": self.name,
+            "block": self.block,
+            "addresses": [str(a) for a in self.addresses],
+        }
         if self.leaving:
             document["leaving"] = True
         return json.dumps(document, sort_keys=True).encode()
@@ -93,8 +97,11 @@ def read_member(cluster: Cluster, name: str, value: bytes) -> Member:
     if document.get("node") != name or not is_node_name(name):
         raise BadRecord(f"names node {document.get('node')!r}, stored as {name!r}")
     block = document.get("block")
-    if not isinstance(block, int) or isinstance(block, bool) or not (
-            0 <= block < block_count(cluster)):
+    if (
+        not isinstance(block, int)
+        or isinstance(block, bool)
+        or not (0 <= block < block_count(cluster))
+    ):
         raise BadRecord(f"block {block!r} is not one of the {block_count(cluster)} blocks")
     addresses = _addresses(cluster, document.get("addresses"))
     return Member(name, block, addresses, document.get("leaving") is True)
@@ -128,14 +135,16 @@ def read_node(cluster: Cluster, node: object) -> Member:
     name, spec, metadata = _node_parts(node)
     subnets = pod_cidrs_of(cluster, spec)
     annotations = metadata.get("annotations")
-    value = annotations.get(underlay_annotation(cluster)) if isinstance(
-        annotations, dict) else None
+    value = annotations.get(underlay_annotation(cluster)) if isinstance(annotations, dict) else None
     if not isinstance(value, str):
-        raise BadRecord(f"no annotation {underlay_annotation(cluster)}: netc's agent has not "
-                        "run on it yet")
+        raise BadRecord(
+            f"no annotation {underlay_annotation(cluster)}: netc's agent has not run on it yet"
+        )
     if len(value) > RECORD_MAX:
-        raise BadRecord(f"annotation {underlay_annotation(cluster)} has {len(value)} "
-                        f"characters, more than {RECORD_MAX}")
+        raise BadRecord(
+            f"annotation {underlay_annotation(cluster)} has {len(value)} "
+            f"characters, more than {RECORD_MAX}"
+        )
     return Member(name, None, _addresses(cluster, value.split(",")), subnets=subnets)
 
 
@@ -183,20 +192,26 @@ def pod_cidrs_of(cluster: Cluster, spec: Mapping[str, object]) -> tuple[IPNetwor
         if subnet is None or subnet.version in found:
             raise BadRecord(f"podCIDR {text!r} is not a CIDR, or a second of its family")
         found[subnet.version] = subnet
-    return tuple(_in_pod_cidr(cluster, found.get(c.version), c, prefix)
-                 for c, prefix in zip(cluster.pod_cidrs, cluster.node_blocks, strict=True))
+    return tuple(
+        _in_pod_cidr(cluster, found.get(c.version), c, prefix)
+        for c, prefix in zip(cluster.pod_cidrs, cluster.node_blocks, strict=True)
+    )
 
 
-def _in_pod_cidr(cluster: Cluster, subnet: IPNetwork | None, pod_cidr: IPNetwork,
-                 prefix: int) -> IPNetwork:
+def _in_pod_cidr(
+    cluster: Cluster, subnet: IPNetwork | None, pod_cidr: IPNetwork, prefix: int
+) -> IPNetwork:
     if subnet is None:
-        raise NoPodCIDR(f"it has no IPv{pod_cidr.version} podCIDR, and pod-cidr {pod_cidr} "
-                        "needs one")
+        raise NoPodCIDR(
+            f"it has no IPv{pod_cidr.version} podCIDR, and pod-cidr {pod_cidr} needs one"
+        )
     if not subnet_within(subnet, pod_cidr):
         raise BadRecord(f"its podCIDR {subnet} is outside the cluster's pod-cidr {pod_cidr}")
     if subnet.prefixlen != prefix:
-        raise BadRecord(f"its podCIDR {subnet} is a /{subnet.prefixlen}, and the cluster's "
-                        f"node-block is /{prefix}")
+        raise BadRecord(
+            f"its podCIDR {subnet} is a /{subnet.prefixlen}, and the cluster's "
+            f"node-block is /{prefix}"
+        )
     return subnet
 
 
@@ -206,11 +221,15 @@ def pod_cidr_advice(cluster: Cluster) -> str:
     if len(cluster.pod_cidrs) == 1:
         sizes = f"--node-cidr-mask-size={cluster.node_blocks[0]}"
     else:
-        sizes = " ".join(f"--node-cidr-mask-size-ipv{c.version}={prefix}" for c, prefix in zip(
-            cluster.pod_cidrs, cluster.node_blocks, strict=True))
-    return (f"kube-controller-manager assigns them when run with --allocate-node-cidrs "
-            f"--cluster-cidr={cidrs} {sizes} (kubeadm init --pod-network-cidr={cidrs}); "
-            "they must agree with the cluster's pod-cidr and node-block")
+        sizes = " ".join(
+            f"--node-cidr-mask-size-ipv{c.version}={prefix}"
+            for c, prefix in zip(cluster.pod_cidrs, cluster.node_blocks, strict=True)
+        )
+    return (
+        f"kube-controller-manager assigns them when run with --allocate-node-cidrs "
+        f"--cluster-cidr={cidrs} {sizes} (kubeadm init --pod-network-cidr={cidrs}); "
+        "they must agree with the cluster's pod-cidr and node-block"
+    )
 
 
 def _addresses(cluster: Cluster, listed: object) -> tuple[IPInterface, ...]:
@@ -281,13 +300,17 @@ def _unroutable(cluster: Cluster, own: Member | None, member: Member) -> str | N
         return None
     for family in sorted({c.version for c in cluster.pod_cidrs}):
         if family not in addresses:
-            return (f"it has no IPv{family} underlay address, and host-gw routes each family "
-                    "through one")
+            return (
+                f"it has no IPv{family} underlay address, and host-gw routes each family "
+                "through one"
+            )
         mine = next((a for a in own.addresses if a.version == family), None) if own else None
         if own is not member and mine is not None and addresses[family].ip not in mine.network:
-            return (f"its address {addresses[family].ip} is not on this node's underlay subnet "
-                    f"{mine.network}: host-gw cannot route to it (use `routing mixed` or "
-                    "`vxlan`)")
+            return (
+                f"its address {addresses[family].ip} is not on this node's underlay subnet "
+                f"{mine.network}: host-gw cannot route to it (use `routing mixed` or "
+                "`vxlan`)"
+            )
     return None
 
 
@@ -298,12 +321,18 @@ def pinned_blocks(cluster: Cluster) -> dict[str, int]:
 
 def members_of(cluster: Cluster) -> Members:
     """A static cluster's members: its `node` statements as they are, in their order."""
-    return Members(0, tuple(Member(n.name, n.block, n.addresses, subnets=n.subnets, span=n.span)
-                            for n in cluster.nodes))
+    return Members(
+        0,
+        tuple(
+            Member(n.name, n.block, n.addresses, subnets=n.subnets, span=n.span)
+            for n in cluster.nodes
+        ),
+    )
 
 
-def choose_block(cluster: Cluster, name: str, taken: Mapping[int, str],
-                 remembered: int | None = None) -> int | None:
+def choose_block(
+    cluster: Cluster, name: str, taken: Mapping[int, str], remembered: int | None = None
+) -> int | None:
     """The block `name` should claim; None when the pod CIDRs have none left for it.
 
     Its pinned block, else the one it remembers if that is free (or its
@@ -318,9 +347,19 @@ def choose_block(cluster: Cluster, name: str, taken: Mapping[int, str],
         return pinned[name]
     reserved = {block for owner, block in pinned.items() if owner != name}
     count = block_count(cluster)
-    if (remembered is not None and remembered not in reserved
-            and taken.get(remembered, name) == name and remembered < count):
+    if (
+        remembered is not None
+        and remembered not in reserved
+        and taken.get(remembered, name) == name
+        and remembered < count
+    ):
         return remembered
     start = int.from_bytes(sha256(name.encode()).digest()[:8], "big") % count
-    return next((block for block in itertools.chain(range(start, count), range(start))
-                 if block not in taken and block not in reserved), None)
+    return next(
+        (
+            block
+            for block in itertools.chain(range(start, count), range(start))
+            if block not in taken and block not in reserved
+        ),
+        None,
+    )

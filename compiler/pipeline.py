@@ -95,8 +95,12 @@ def compile_sources(sources: Sequence[SourceFile]) -> Compilation:
     return Compilation(tuple(networks), tuple(ordered), tuple(clusters.values()))
 
 
-def _lower(statement: Statement, templates: Mapping[str, Statement],
-           clusters: Mapping[str, Cluster | None], collector: Collector) -> Network | None:
+def _lower(
+    statement: Statement,
+    templates: Mapping[str, Statement],
+    clusters: Mapping[str, Cluster | None],
+    collector: Collector,
+) -> Network | None:
     """A network with its templates merged in; its problems go to `collector`.
 
     A `use` of a template that is unknown (or in a cycle) leaves settings
@@ -106,13 +110,15 @@ def _lower(statement: Statement, templates: Mapping[str, Statement],
     merged, problems = expand(statement, templates)
     own = Collector()
     network = lower_network(statement, merged, DEFAULT_PRIORITY, own, clusters)
-    collector.diagnostics += problems + [d for d in own.diagnostics
-                                         if not (problems and d.code == "E012")]
+    collector.diagnostics += problems + [
+        d for d in own.diagnostics if not (problems and d.code == "E012")
+    ]
     return network
 
 
-def _lower_clusters(statements: Sequence[Statement],
-                    collector: Collector) -> dict[str, Cluster | None]:
+def _lower_clusters(
+    statements: Sequence[Statement], collector: Collector
+) -> dict[str, Cluster | None]:
     """Every cluster by name, as far as it could be read (None: not at all).
 
     Clusters with errors take part, so that the checks of the networks using
@@ -129,10 +135,15 @@ def _lower_clusters(statements: Sequence[Statement],
             continue
         earlier = first.setdefault(name, statement)
         if earlier is not statement:
-            collector.report(Diagnostic(
-                "E102", f"cluster name `{name}` is used twice", statement.span,
-                expected="one `cluster` block per cluster",
-                notes=(Note("first used here", earlier.span),)))
+            collector.report(
+                Diagnostic(
+                    "E102",
+                    f"cluster name `{name}` is used twice",
+                    statement.span,
+                    expected="one `cluster` block per cluster",
+                    notes=(Note("first used here", earlier.span),),
+                )
+            )
             continue
         found[name] = cluster
     return found
@@ -151,14 +162,26 @@ def _empty(sources: Sequence[SourceFile], documents: Sequence[Document]) -> list
     empty = [d for d in documents if not d.statements]
     if len(empty) == len(documents):
         name = sources[0].name if sources else "<input>"
-        return [Diagnostic(
-            "E016", "the input has no statements", Span(name, 1, 1, 1, 1),
-            expected="at least one `network NAME { ... }`",
-            hint="was the file or the pipe into netc empty?")]
-    return [Diagnostic(
-        "W002", f"{d.file} has no statements", Span(d.file, 1, 1, 1, 1),
-        expected="a `network` or `template` block", hint="remove the file from the command",
-        severity=Severity.WARNING) for d in empty]
+        return [
+            Diagnostic(
+                "E016",
+                "the input has no statements",
+                Span(name, 1, 1, 1, 1),
+                expected="at least one `network NAME { ... }`",
+                hint="was the file or the pipe into netc empty?",
+            )
+        ]
+    return [
+        Diagnostic(
+            "W002",
+            f"{d.file} has no statements",
+            Span(d.file, 1, 1, 1, 1),
+            expected="a `network` or `template` block",
+            hint="remove the file from the command",
+            severity=Severity.WARNING,
+        )
+        for d in empty
+    ]
 
 
 def _no_network(documents: Sequence[Document]) -> list[Diagnostic]:
@@ -166,11 +189,16 @@ def _no_network(documents: Sequence[Document]) -> list[Diagnostic]:
     statements = [s for d in documents for s in d.statements]
     if not statements:
         return []
-    return [Diagnostic(
-        "W003", "the input has no network: templates compile to nothing",
-        statements[0].key.span, expected="a `network NAME { ... }` block",
-        hint="compile templates together with the networks that use them",
-        severity=Severity.WARNING)]
+    return [
+        Diagnostic(
+            "W003",
+            "the input has no network: templates compile to nothing",
+            statements[0].key.span,
+            expected="a `network NAME { ... }` block",
+            hint="compile templates together with the networks that use them",
+            severity=Severity.WARNING,
+        )
+    ]
 
 
 def _parse_all(sources: Sequence[SourceFile]) -> tuple[list[Document], list[Diagnostic]]:

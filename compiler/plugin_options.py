@@ -33,13 +33,22 @@ def options(block: Block, top: bool = True) -> dict[str, Any]:
     for statement in block.statements:
         key = statement.keyword
         if top and (key in RESERVED or key.startswith("cni.dev/")):
-            raise fail("E501", f"`{key}` cannot be set in plugin options", statement.key.span,
-                       expected="a key the plugin itself reads",
-                       hint="the runtime or netc sets this key"
-                       if key != "type" else "the type is the word after `plugin` or `chain`")
+            raise fail(
+                "E501",
+                f"`{key}` cannot be set in plugin options",
+                statement.key.span,
+                expected="a key the plugin itself reads",
+                hint="the runtime or netc sets this key"
+                if key != "type"
+                else "the type is the word after `plugin` or `chain`",
+            )
         if key in result:
-            raise fail("E501", f"option `{key}` is given twice", statement.key.span,
-                       expected="each key once")
+            raise fail(
+                "E501",
+                f"option `{key}` is given twice",
+                statement.key.span,
+                expected="each key once",
+            )
         result[key] = _statement_value(statement)
     return result
 
@@ -48,9 +57,13 @@ def conflist_options(block: Block) -> dict[str, Any]:
     """The `conflist { ... }` block: keys of the conflist's top level, as JSON."""
     for statement in block.statements:
         if statement.keyword in CONFLIST_RESERVED:
-            raise fail("E501", f"`{statement.keyword}` cannot be set in conflist options",
-                       statement.key.span, expected="a key such as disableCheck or disableGC",
-                       hint="netc writes the conflist's name, cniVersion (`cni`) and plugins")
+            raise fail(
+                "E501",
+                f"`{statement.keyword}` cannot be set in conflist options",
+                statement.key.span,
+                expected="a key such as disableCheck or disableGC",
+                hint="netc writes the conflist's name, cniVersion (`cni`) and plugins",
+            )
     return options(block, top=False)
 
 
@@ -58,9 +71,13 @@ def _statement_value(statement: Statement) -> Any:
     if statement.block is not None and not statement.values:
         return options(statement.block, top=False)
     if len(statement.values) != 1 or statement.block is not None:
-        raise fail("E501", f"option `{statement.keyword}` takes one value", statement.span,
-                   expected='one value: "text", 42, true, { ... } or [ ... ]',
-                   hint="put several values in a list: [ a, b ]")
+        raise fail(
+            "E501",
+            f"option `{statement.keyword}` takes one value",
+            statement.span,
+            expected='one value: "text", 42, true, { ... } or [ ... ]',
+            hint="put several values in a list: [ a, b ]",
+        )
     return value(statement.values[0])
 
 
@@ -80,6 +97,10 @@ def _word(word: Word) -> Any:
         return json.loads(word.text)
     if _NUMBER.fullmatch(word.text):
         return json.loads(word.text)
-    raise fail("E501", f"`{word.text}` is not a JSON value", word.span,
-               expected='a quoted string, a number, true, false, null, { ... } or [ ... ]',
-               hint=f'quote text: "{word.text}"')
+    raise fail(
+        "E501",
+        f"`{word.text}` is not a JSON value",
+        word.span,
+        expected="a quoted string, a number, true, false, null, { ... } or [ ... ]",
+        hint=f'quote text: "{word.text}"',
+    )

@@ -13,17 +13,34 @@ import re
 from fractions import Fraction
 
 DECIMAL: dict[str, Fraction | int] = {
-    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": 1,
-    "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 1000),
+    "": 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "P": 10**15,
+    "E": 10**18,
+}
 BINARY: dict[str, int] = {
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
+}
 
 _QUANTITY = re.compile(
     r"^(?P<number>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE](?P<exponent>[+-]?[0-9]+))?$")
+    r"(?:(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])|[eE](?P<exponent>[+-]?[0-9]+))?$"
+)
 _BYTES_OR_BITS = re.compile(
     r"^(?P<number>[0-9]+(?:\.[0-9]*)?)\s*(?P<prefix>[kKmMgGtT]?)(?P<binary>i?)"
-    r"(?P<unit>B|b|bit|bits|bps|Bps|byte|bytes)(?:/s|ps)?$")
+    r"(?P<unit>B|b|bit|bits|bps|Bps|byte|bytes)(?:/s|ps)?$"
+)
 
 
 class QuantityError(ValueError):
@@ -75,7 +92,5 @@ def _unit_hint(text: str) -> str | None:
     if match["unit"] in ("B", "Bps", "byte", "bytes"):
         bits = number * 8
         shown = f"{int(bits)}" if bits.denominator == 1 else f"{float(bits):g}"
-        return (f"bandwidth is in bits per second: {text} is `{shown}{suffix}` "
-                "(8 bits to the byte)")
+        return f"bandwidth is in bits per second: {text} is `{shown}{suffix}` (8 bits to the byte)"
     return f"write `{match['number']}{suffix}`: quantities carry no unit, they are bits per second"
-

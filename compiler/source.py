@@ -37,8 +37,14 @@ class Span:
 
     def to_json(self) -> dict[str, object]:
         """The machine form: file, line, column, end_line, end_column and path."""
-        return {"file": self.file, "line": self.line, "column": self.column,
-                "end_line": self.end_line, "end_column": self.end_column, "path": self.path}
+        return {
+            "file": self.file,
+            "line": self.line,
+            "column": self.column,
+            "end_line": self.end_line,
+            "end_column": self.end_column,
+            "path": self.path,
+        }
 
     def cover(self, other: Span) -> Span:
         """The smallest span holding both (in the same file and statement as this one)."""
@@ -67,4 +73,3 @@ class SourceFile:
 
 MAX_SOURCE_BYTES = 8 * 1024 * 1024
 """Inputs above this size are refused with a diagnostic: no pod network needs it."""
-

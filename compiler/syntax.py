@@ -53,10 +53,15 @@ def decode(data: bytes, name: str) -> tuple[SourceFile | None, list[Diagnostic]]
     """The text of a file, or a diagnostic when it is too large or not UTF-8 text."""
     if len(data) > MAX_SOURCE_BYTES:
         span = Span(name, 1, 1, 1, 1)
-        return None, [Diagnostic(
-            "E005", f"file is {len(data)} bytes, more than netc reads ({MAX_SOURCE_BYTES})",
-            span, expected="a .netdsl file under 8 MiB",
-            hint="split the networks over several files")]
+        return None, [
+            Diagnostic(
+                "E005",
+                f"file is {len(data)} bytes, more than netc reads ({MAX_SOURCE_BYTES})",
+                span,
+                expected="a .netdsl file under 8 MiB",
+                hint="split the networks over several files",
+            )
+        ]
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -88,13 +93,19 @@ def _binary_diagnostic(data: bytes, offset: int, name: str) -> Diagnostic:
     byte = data[offset]
     if byte < 0x80:
         return Diagnostic(
-            "E004", f"byte 0x{byte:02x} at offset {offset} is a control character, not text",
-            Span(name, line, column, line, column + 1), expected="a text file in UTF-8",
-            hint="is this a binary file? netc reads .netdsl source files")
+            "E004",
+            f"byte 0x{byte:02x} at offset {offset} is a control character, not text",
+            Span(name, line, column, line, column + 1),
+            expected="a text file in UTF-8",
+            hint="is this a binary file? netc reads .netdsl source files",
+        )
     return Diagnostic(
-        "E004", f"byte 0x{byte:02x} at offset {offset} is not UTF-8 text",
-        Span(name, line, column, line, column + 1), expected="a text file in UTF-8",
-        hint="save the file as UTF-8; netc reads .netdsl source files")
+        "E004",
+        f"byte 0x{byte:02x} at offset {offset} is not UTF-8 text",
+        Span(name, line, column, line, column + 1),
+        expected="a text file in UTF-8",
+        hint="save the file as UTF-8; netc reads .netdsl source files",
+    )
 
 
 def parse(source: SourceFile) -> tuple[Document | None, list[Diagnostic]]:
@@ -143,8 +154,13 @@ def _grammar() -> Lark:
     keyed by the grammar's hash: analysing it is most of a small `netc check`.
     """
     return Lark.open(
-        str(GRAMMAR_PATH), parser="lalr", lexer="basic", propagate_positions=True,
-        maybe_placeholders=False, cache=True)
+        str(GRAMMAR_PATH),
+        parser="lalr",
+        lexer="basic",
+        propagate_positions=True,
+        maybe_placeholders=False,
+        cache=True,
+    )
 
 
 @cache
@@ -269,17 +285,20 @@ def _check_depth(source: SourceFile) -> Diagnostic | None:
                 line = source.text.count("\n", 0, match.start()) + 1
                 column = match.start() - source.text.rfind("\n", 0, match.start())
                 return Diagnostic(
-                    "E006", f"blocks and lists are nested more than {MAX_DEPTH} deep",
+                    "E006",
+                    f"blocks and lists are nested more than {MAX_DEPTH} deep",
                     Span(source.name, line, column, line, column + 1),
                     expected=f"at most {MAX_DEPTH} levels of `{{` and `[`",
-                    hint="a pod network needs four or five levels; is a `}` or `]` missing?")
+                    hint="a pod network needs four or five levels; is a `}` or `]` missing?",
+                )
         elif token in "}]":
             depth = max(0, depth - 1)
     return None
 
 
-def _syntax_diagnostic(error: UnexpectedCharacters | UnexpectedToken,
-                       source: SourceFile) -> Diagnostic:
+def _syntax_diagnostic(
+    error: UnexpectedCharacters | UnexpectedToken, source: SourceFile
+) -> Diagnostic:
     """What the lexer (a character) or the LALR parser (a token) found wrong."""
     line, column = error.line, error.column
     if isinstance(error, UnexpectedCharacters):
@@ -296,13 +315,16 @@ def _syntax_diagnostic(error: UnexpectedCharacters | UnexpectedToken,
 
 
 def _bad_character(source: SourceFile, line: int, column: int) -> Diagnostic:
-    char = source.line(line)[column - 1: column] or "?"
+    char = source.line(line)[column - 1 : column] or "?"
     span = Span(source.name, line, column, line, column + 1)
     if char == '"':
         return Diagnostic(
-            "E002", "this string is not closed on its line", span,
+            "E002",
+            "this string is not closed on its line",
+            span,
             expected='a closing `"` before the end of the line',
-            hint='strings cannot span lines; escape quotes inside them as \\"')
+            hint='strings cannot span lines; escape quotes inside them as \\"',
+        )
     shown = f"`{char}`" if char.isprintable() else f"U+{ord(char):04X}"
     hint = "netdsl values are bare words or quoted strings"
     if char == "\r":
@@ -311,8 +333,12 @@ def _bad_character(source: SourceFile, line: int, column: int) -> Diagnostic:
         name = unicodedata.name(char, "space").lower()
         hint = f"this is a {name}, often pasted from a web page; type a plain space instead"
     return Diagnostic(
-        "E002", f"unexpected character {shown}", span,
-        expected="a keyword, a value, `{`, `}`, `[`, `]` or `,`", hint=hint)
+        "E002",
+        f"unexpected character {shown}",
+        span,
+        expected="a keyword, a value, `{`, `}`, `[`, `]` or `,`",
+        hint=hint,
+    )
 
 
 def _unexpected_end(source: SourceFile, expected: str) -> Diagnostic:
@@ -320,19 +346,27 @@ def _unexpected_end(source: SourceFile, expected: str) -> Diagnostic:
     lines = source.text.split("\n")
     end = Span(source.name, len(lines), len(lines[-1]) + 1, len(lines), len(lines[-1]) + 2)
     if unclosed is None:
-        hint = "the `,` at the end expects another value" if _after_comma(
-            source.text, len(source.text)) else None
+        hint = (
+            "the `,` at the end expects another value"
+            if _after_comma(source.text, len(source.text))
+            else None
+        )
         return Diagnostic("E003", "unexpected end of file", end, expected=expected, hint=hint)
     opener, closer_line = unclosed
     closer = "}" if opener.char == "{" else "]"
     hint = f"add `{closer}` where the {'block' if closer == '}' else 'list'} should end"
     if closer_line is not None:
-        hint = (f"the `}}` at line {closer_line} is indented less than line {opener.line}; "
-                f"is a `{closer}` missing before it?")
+        hint = (
+            f"the `}}` at line {closer_line} is indented less than line {opener.line}; "
+            f"is a `{closer}` missing before it?"
+        )
     return Diagnostic(
-        "E003", f"the `{opener.char}` opened at line {opener.line} is never closed",
+        "E003",
+        f"the `{opener.char}` opened at line {opener.line} is never closed",
         Span(source.name, opener.line, opener.column, opener.line, opener.column + 1),
-        expected=f"`{closer}` before the end of the file", hint=hint)
+        expected=f"`{closer}` before the end of the file",
+        hint=hint,
+    )
 
 
 @frozen
@@ -388,15 +422,16 @@ def _unclosed(source: SourceFile) -> tuple[_Opener, int | None] | None:
 
 def _after_comma(text: str, offset: int) -> bool:
     """Whether the last thing before `offset`, comments aside, is a comma."""
-    code = _DELIMITERS.sub(lambda m: "" if m.group().startswith("#") else m.group(),
-                           text[:offset])
+    code = _DELIMITERS.sub(lambda m: "" if m.group().startswith("#") else m.group(), text[:offset])
     return code.rstrip().endswith(",")
 
 
 def _expected(terminals: set[str]) -> str:
     order = list(TOKEN_NAMES)
-    names = [TOKEN_NAMES.get(t, t.lower()) for t in sorted(
-        terminals, key=lambda t: (order.index(t) if t in order else len(order), t))]
+    names = [
+        TOKEN_NAMES.get(t, t.lower())
+        for t in sorted(terminals, key=lambda t: (order.index(t) if t in order else len(order), t))
+    ]
     if not names:
         return "something else"
     if len(names) == 1:
@@ -423,8 +458,9 @@ def _closer_hint(token: Token, source: SourceFile) -> str | None:
     if token.type == "RSQB":
         return None if innermost == "[" else "this `]` has no matching `[`"
     if innermost == "[":
-        return (f"the `[` opened at line {still_open[-1].line} is not closed; "
-                "add `]` before this `}`")
+        return (
+            f"the `[` opened at line {still_open[-1].line} is not closed; add `]` before this `}}`"
+        )
     if innermost is None:
         return "this `}` has no matching `{`; remove it or open a block before it"
     if _after_comma(source.text, offset):
@@ -440,8 +476,7 @@ def _position(token: Token) -> tuple[int, int, int, int, int]:
     """
     offset, line, column = token.start_pos, token.line, token.column
     end_line, end_column = token.end_line, token.end_column
-    if offset is None or line is None or column is None or end_line is None \
-            or end_column is None:
+    if offset is None or line is None or column is None or end_line is None or end_column is None:
         raise ValueError(f"the {token.type} token {token!r} has no position")
     return offset, line, column, end_line, end_column
 
@@ -464,8 +499,9 @@ class _ToAst(Transformer[Token, tuple[Statement, ...]]):
         super().__init__(visit_tokens=False)
         self.file = file
 
-    def __default__(self, data: str, children: Sequence[object],
-                    meta: Meta) -> NoReturn:  # pragma: no cover - grammar covers all rules
+    def __default__(
+        self, data: str, children: Sequence[object], meta: Meta
+    ) -> NoReturn:  # pragma: no cover - grammar covers all rules
         raise AssertionError(f"unhandled grammar rule {data}")
 
     def start(self, children: Sequence[Statement | Token]) -> tuple[Statement, ...]:

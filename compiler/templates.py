@@ -34,17 +34,24 @@ def collect(statements: Sequence[Statement]) -> tuple[dict[str, Statement], list
             diagnostics.append(error.diagnostic)
             continue
         if name in templates:
-            diagnostics.append(Diagnostic(
-                "E015", f"template `{name}` is defined twice", statement.values[0].span,
-                expected="one definition per template name", hint="rename one of them",
-                notes=(Note("first defined here", templates[name].span),)))
+            diagnostics.append(
+                Diagnostic(
+                    "E015",
+                    f"template `{name}` is defined twice",
+                    statement.values[0].span,
+                    expected="one definition per template name",
+                    hint="rename one of them",
+                    notes=(Note("first defined here", templates[name].span),),
+                )
+            )
             continue
         templates[name] = statement
     return templates, diagnostics
 
 
-def expand(network: Statement, templates: Mapping[str, Statement]
-           ) -> tuple[tuple[Statement, ...], list[Diagnostic]]:
+def expand(
+    network: Statement, templates: Mapping[str, Statement]
+) -> tuple[tuple[Statement, ...], list[Diagnostic]]:
     """The body of `network` with every template it uses merged in, and the problems.
 
     An unknown template or a cycle is reported and left out; the rest is
@@ -54,8 +61,12 @@ def expand(network: Statement, templates: Mapping[str, Statement]
     return _expand(_body(network), templates, (), problems), problems
 
 
-def _expand(body: tuple[Statement, ...], templates: Mapping[str, Statement],
-            chain: tuple[str, ...], problems: list[Diagnostic]) -> tuple[Statement, ...]:
+def _expand(
+    body: tuple[Statement, ...],
+    templates: Mapping[str, Statement],
+    chain: tuple[str, ...],
+    problems: list[Diagnostic],
+) -> tuple[Statement, ...]:
     merged: tuple[Statement, ...] = ()
     for use in (s for s in body if s.keyword == "use"):
         for word in use.values:
@@ -65,8 +76,9 @@ def _expand(body: tuple[Statement, ...], templates: Mapping[str, Statement],
             except DiagnosticError as error:
                 problems += error.diagnostics
                 continue
-            merged = merge(merged, _expand(_body(template), templates, (*chain, name), problems),
-                           "network")
+            merged = merge(
+                merged, _expand(_body(template), templates, (*chain, name), problems), "network"
+            )
     own = tuple(s for s in body if s.keyword != "use")
     return merge(merged, own, "network")
 
@@ -78,16 +90,19 @@ def _used(value: Value) -> str:
     return value.value if isinstance(value, Text) else ""
 
 
-def _lookup(value: Value, templates: Mapping[str, Statement],
-            chain: tuple[str, ...]) -> Statement:
+def _lookup(value: Value, templates: Mapping[str, Statement], chain: tuple[str, ...]) -> Statement:
     name = _used(value)
     if name not in templates:
         known = ", ".join(f"`{t}`" for t in sorted(templates)) or "none are defined"
-        raise fail("E015", f"no template named `{name}`", value.span,
-                   expected=f"a defined template: {known}",
-                   hint="define it with `template NAME { ... }` in one of the input files")
+        raise fail(
+            "E015",
+            f"no template named `{name}`",
+            value.span,
+            expected=f"a defined template: {known}",
+            hint="define it with `template NAME { ... }` in one of the input files",
+        )
     if name in chain:
-        raise _cycle(chain[chain.index(name):], templates)
+        raise _cycle(chain[chain.index(name) :], templates)
     return templates[name]
 
 
@@ -98,20 +113,34 @@ def _cycle(members: tuple[str, ...], templates: Mapping[str, Statement]) -> Diag
     """
     start = members.index(min(members))
     ordered = members[start:] + members[:start]
-    closing = next(v for s in _body(templates[ordered[-1]]) if s.keyword == "use"
-                   for v in s.values if _used(v) == ordered[0])
-    message = f"template `{ordered[0]}` uses itself" if len(ordered) == 1 else (
-        "templates use each other in a cycle: " + " -> ".join((*ordered, ordered[0])))
-    return fail("E015", message, closing.span, expected="templates that form no cycle",
-                hint="remove one of the `use` lines of the cycle")
+    closing = next(
+        v
+        for s in _body(templates[ordered[-1]])
+        if s.keyword == "use"
+        for v in s.values
+        if _used(v) == ordered[0]
+    )
+    message = (
+        f"template `{ordered[0]}` uses itself"
+        if len(ordered) == 1
+        else ("templates use each other in a cycle: " + " -> ".join((*ordered, ordered[0])))
+    )
+    return fail(
+        "E015",
+        message,
+        closing.span,
+        expected="templates that form no cycle",
+        hint="remove one of the `use` lines of the cycle",
+    )
 
 
 def _body(statement: Statement) -> tuple[Statement, ...]:
     return statement.block.statements if statement.block else ()
 
 
-def merge(base: tuple[Statement, ...], override: tuple[Statement, ...],
-          context: str) -> tuple[Statement, ...]:
+def merge(
+    base: tuple[Statement, ...], override: tuple[Statement, ...], context: str
+) -> tuple[Statement, ...]:
     """`override` laid over `base` following the rules in the module docstring."""
     keywords = dict.fromkeys(s.keyword for s in (*base, *override))
     result: list[Statement] = []
@@ -135,8 +164,9 @@ def _merge_blocks(base: Statement, override: Statement, context: str, span: Span
     `span` is the merged block's: the override's block, else the base's.
     """
     statements = merge(_body(base), _body(override), context)
-    values, commas = (override.values, override.commas) if override.values else (
-        base.values, base.commas)
+    values, commas = (
+        (override.values, override.commas) if override.values else (base.values, base.commas)
+    )
     return Statement(override.key, values, commas, Block(statements, span), override.span)
 
 

@@ -19,8 +19,9 @@ from compiler.quantities import QuantityError, parse_quantity
 from compiler.source import Span
 
 
-def fail(code: str, message: str, span: Span | None, expected: str | None = None,
-         hint: str | None = None) -> DiagnosticError:
+def fail(
+    code: str, message: str, span: Span | None, expected: str | None = None, hint: str | None = None
+) -> DiagnosticError:
     """A `DiagnosticError` ready to raise."""
     return DiagnosticError(Diagnostic(code, message, span, expected=expected, hint=hint))
 
@@ -31,13 +32,18 @@ def words(statement: Statement, low: int, high: int | None, what: str) -> list[W
     count_ok = low <= len(values) and (high is None or len(values) <= high)
     if not count_ok:
         span = values[high].span if high is not None and len(values) > high else statement.span
-        raise fail("E013", _count_message(statement.keyword, len(values), low, high), span,
-                   expected=what)
+        raise fail(
+            "E013", _count_message(statement.keyword, len(values), low, high), span, expected=what
+        )
     found = []
     for value in values:
         if not isinstance(value, Word):
-            raise fail("E013", f"`{statement.keyword}` takes bare values, not {_kind(value)}",
-                       value.span, expected=what)
+            raise fail(
+                "E013",
+                f"`{statement.keyword}` takes bare values, not {_kind(value)}",
+                value.span,
+                expected=what,
+            )
         found.append(value)
     return found
 
@@ -80,8 +86,13 @@ def switch(statement: Statement) -> bool:
     word = values[0]
     if word.text in ("on", "off"):
         return word.text == "on"
-    raise fail("E013", f"`{statement.keyword}` is on or off, not `{word.text}`", word.span,
-               expected="on or off", hint=f"write `{statement.keyword}` alone to turn it on")
+    raise fail(
+        "E013",
+        f"`{statement.keyword}` is on or off, not `{word.text}`",
+        word.span,
+        expected="on or off",
+        hint=f"write `{statement.keyword}` alone to turn it on",
+    )
 
 
 def integer(word: Word, low: int, high: int, what: str) -> int:
@@ -99,16 +110,23 @@ def network_name(word: Word | Text, what: str = "network") -> str:
     name = word.text if isinstance(word, Word) else word.value
     if not is_name(name):
         raise fail(
-            "E101", f"`{name}` is not a valid {what} name", word.span,
+            "E101",
+            f"`{name}` is not a valid {what} name",
+            word.span,
             expected="letters, digits, `_`, `.` and `-`, starting with a letter or digit",
             hint="CNI uses network names in file paths, so they are restricted like this"
-            if what == "network" else None)
+            if what == "network"
+            else None,
+        )
     if what == "network" and name in RESERVED_NETWORK_NAMES:
-        raise fail("E101", f"`{name}` is reserved: netc's own files bear that name",
-                   word.span, expected="another name than "
-                   + " or ".join(f"`{n}`" for n in RESERVED_NETWORK_NAMES),
-                   hint=f"`{name}` names {RESERVED_NETWORK_NAMES[name]}, beside each "
-                   "network's own directory")
+        raise fail(
+            "E101",
+            f"`{name}` is reserved: netc's own files bear that name",
+            word.span,
+            expected="another name than " + " or ".join(f"`{n}`" for n in RESERVED_NETWORK_NAMES),
+            hint=f"`{name}` names {RESERVED_NETWORK_NAMES[name]}, beside each "
+            "network's own directory",
+        )
     return name
 
 
@@ -119,11 +137,19 @@ def block_name(statement: Statement) -> str:
     if not values:
         raise fail("E013", f"this {keyword} has no name", statement.key.span, expected=expected)
     if len(values) > 1:
-        raise fail("E013", f"a {keyword} has one name, not {len(values)}", values[1].span,
-                   expected=expected)
+        raise fail(
+            "E013",
+            f"a {keyword} has one name, not {len(values)}",
+            values[1].span,
+            expected=expected,
+        )
     if not isinstance(values[0], Word | Text):
-        raise fail("E013", f"a {keyword} name is a word, not {_kind(values[0])}",
-                   values[0].span, expected=expected)
+        raise fail(
+            "E013",
+            f"a {keyword} name is a word, not {_kind(values[0])}",
+            values[0].span,
+            expected=expected,
+        )
     return network_name(values[0], keyword)
 
 
@@ -132,9 +158,13 @@ def interface_name(word: Word, what: str) -> str:
     name = word.text
     problem = interface_name_problem(name)
     if problem:
-        raise fail("E103", f"{what} name `{name}` {problem}", word.span,
-                   expected="1 to 15 bytes without `/`, `:` or spaces",
-                   hint="pick a shorter name such as cni0 or br-pods")
+        raise fail(
+            "E103",
+            f"{what} name `{name}` {problem}",
+            word.span,
+            expected="1 to 15 bytes without `/`, `:` or spaces",
+            hint="pick a shorter name such as cni0 or br-pods",
+        )
     return name
 
 
@@ -143,36 +173,52 @@ def address(word: Word, what: str = "an IP address such as 10.244.1.1 or fd00::1
     try:
         return ipaddress.ip_address(word.text)
     except ValueError:
-        raise fail("E201", f"`{word.text}` is not an IP address", word.span,
-                   expected=what) from None
+        raise fail(
+            "E201", f"`{word.text}` is not an IP address", word.span, expected=what
+        ) from None
 
 
 def cidr(word: Word) -> IPNetwork:
     """A network in CIDR notation with no host bits set."""
     expected = "a network such as 10.244.1.0/24 or fd00:10:244::/64"
     if "/" not in word.text:
-        raise fail("E201", f"`{word.text}` has no prefix length", word.span, expected=expected,
-                   hint=f"write `{word.text}/24` (or the prefix you mean)")
+        raise fail(
+            "E201",
+            f"`{word.text}` has no prefix length",
+            word.span,
+            expected=expected,
+            hint=f"write `{word.text}/24` (or the prefix you mean)",
+        )
     try:
         return ipaddress.ip_network(word.text, strict=True)
     except ValueError as error:
         if "host bits set" in str(error):
             network = ipaddress.ip_network(word.text, strict=False)
-            raise fail("E202", f"`{word.text}` has host bits set", word.span,
-                       expected="the network address of the subnet",
-                       hint=f"write `{network}`, the network that contains it") from None
-        raise fail("E201", f"`{word.text}` is not a valid CIDR", word.span,
-                   expected=expected) from None
+            raise fail(
+                "E202",
+                f"`{word.text}` has host bits set",
+                word.span,
+                expected="the network address of the subnet",
+                hint=f"write `{network}`, the network that contains it",
+            ) from None
+        raise fail(
+            "E201", f"`{word.text}` is not a valid CIDR", word.span, expected=expected
+        ) from None
 
 
 def port(text_value: str, span: Span) -> int:
     """A TCP/UDP port number 1..65535; a range written as iptables or nftables does gets a hint."""
     if not re.fullmatch(r"[0-9]+", text_value) or not 1 <= int(text_value) <= 65535:
         written = re.fullmatch(r"([0-9]+)\s*[-:]\s*([0-9]+)", text_value)
-        raise fail("E301", f"`{text_value}` is not a port number", span,
-                   expected="a port from 1 to 65535",
-                   hint=f"a range is written with two dots: `{written[1]}..{written[2]}`"
-                   if written else None)
+        raise fail(
+            "E301",
+            f"`{text_value}` is not a port number",
+            span,
+            expected="a port from 1 to 65535",
+            hint=f"a range is written with two dots: `{written[1]}..{written[2]}`"
+            if written
+            else None,
+        )
     return int(text_value)
 
 
@@ -180,14 +226,23 @@ def port_rule(word: Word, verb: str) -> PortRule:
     """`8080`, `30000..32767` or either with `/tcp`, `/udp` or `/sctp`."""
     ports, _, protocol = word.text.partition("/")
     if protocol and protocol not in PROTOCOLS:
-        raise fail("E301", f"`{protocol}` is not a protocol", word.span,
-                   expected="tcp, udp or sctp after the slash")
+        raise fail(
+            "E301",
+            f"`{protocol}` is not a protocol",
+            word.span,
+            expected="tcp, udp or sctp after the slash",
+        )
     first_text, dots, last_text = ports.partition("..")
     first = port(first_text, word.span)
     last = port(last_text, word.span) if dots else first
     if last < first:
-        raise fail("E301", f"port range `{ports}` runs backwards", word.span,
-                   expected="FIRST..LAST with FIRST <= LAST", hint=f"write `{last}..{first}`")
+        raise fail(
+            "E301",
+            f"port range `{ports}` runs backwards",
+            word.span,
+            expected="FIRST..LAST with FIRST <= LAST",
+            hint=f"write `{last}..{first}`",
+        )
     return PortRule(verb, first, last, protocol or None, word.span)
 
 
@@ -195,8 +250,7 @@ def _quantity(word: Word, expected: str) -> int:
     try:
         return parse_quantity(word.text)
     except QuantityError as error:
-        raise fail("E401", error.message, word.span, expected=expected,
-                   hint=error.hint) from None
+        raise fail("E401", error.message, word.span, expected=expected, hint=error.hint) from None
 
 
 def rate(word: Word) -> int:
@@ -207,8 +261,13 @@ def rate(word: Word) -> int:
         if word.text.endswith("m"):
             hint = f"`m` means milli; for megabits write `{word.text[:-1]}M`"
         where = "below the slowest" if value < MIN_RATE else "above the fastest"
-        raise fail("E402", f"`{word.text}` is {where} rate netc accepts", word.span,
-                   expected="a rate from 1k (1000 bit/s) to 1P (10^15 bit/s)", hint=hint)
+        raise fail(
+            "E402",
+            f"`{word.text}` is {where} rate netc accepts",
+            word.span,
+            expected="a rate from 1k (1000 bit/s) to 1P (10^15 bit/s)",
+            hint=hint,
+        )
     return value
 
 
@@ -216,10 +275,13 @@ def burst(word: Word) -> int:
     """A bucket size in bits; tc takes at most 2^32-1 bytes."""
     value = _quantity(word, "a Kubernetes quantity in bits, such as 1M or 512Ki")
     if not 8 <= value < (2**32 - 1) * 8:
-        raise fail("E402", f"burst `{word.text}` is outside 8 bits .. 4 GiB", word.span,
-                   expected="a burst of at least one byte and under 4 GiB")
+        raise fail(
+            "E402",
+            f"burst `{word.text}` is outside 8 bits .. 4 GiB",
+            word.span,
+            expected="a burst of at least one byte and under 4 GiB",
+        )
     return value
-
 
 
 DURATION_UNITS = {"h": 3600, "m": 60, "s": 1}
@@ -233,14 +295,22 @@ def duration(word: Word, low: int, high: int, what: str) -> int:
     A bare number is refused (seconds or minutes?), and so are fractions and
     units below a second; the hint says what to write instead.
     """
-    expected = (f"{what}: a duration from {format_duration(low)} to {format_duration(high)}, "
-                "such as 60s, 2m or 1h30m")
+    expected = (
+        f"{what}: a duration from {format_duration(low)} to {format_duration(high)}, "
+        "such as 60s, 2m or 1h30m"
+    )
     match = _DURATION.fullmatch(word.text)
     if match is None or not any(match.groups()):
-        raise fail("E617", f"`{word.text}` is not a duration", word.span, expected=expected,
-                   hint=_duration_hint(word.text))
-    seconds = sum(int(n) * unit for n, unit in zip(match.groups(), DURATION_UNITS.values(),
-                                                   strict=True) if n)
+        raise fail(
+            "E617",
+            f"`{word.text}` is not a duration",
+            word.span,
+            expected=expected,
+            hint=_duration_hint(word.text),
+        )
+    seconds = sum(
+        int(n) * unit for n, unit in zip(match.groups(), DURATION_UNITS.values(), strict=True) if n
+    )
     if not low <= seconds <= high:
         bound = "shorter than" if seconds < low else "longer than"
         limit = format_duration(low if seconds < low else high)

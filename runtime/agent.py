@@ -141,9 +141,14 @@ class Agent:
         self.stopping = threading.Event()
         self.wake = threading.Event()
         """Set by SIGTERM and by a change of the members: the agent looks again at once."""
-        self.follower = Follower(options.node, options.node_netns, options.node_addresses,
-                                 options.memory_dir, self.wake,
-                                 kubeconfig=options.kubeconfig)
+        self.follower = Follower(
+            options.node,
+            options.node_netns,
+            options.node_addresses,
+            options.memory_dir,
+            self.wake,
+            kubeconfig=options.kubeconfig,
+        )
         self.iptables: str | None = None
         """The iptables backend, chosen at the first converge (`choose_iptables`)."""
         self.plugin = plugin_files(options.cni_bin_dir, options.socket)
@@ -167,15 +172,18 @@ class Agent:
         signal.signal(signal.SIGINT, lambda *_: self._stop())
         use_format(self.options.log_format, self.options.node)
         use_proc_sys(self.options.proc_sys)
-        health = serve_health(self, self.options.health_port) if self.options.health_port \
-            else None
+        health = serve_health(self, self.options.health_port) if self.options.health_port else None
         due = 0.0
         while not self.stopping.is_set():
             self.turned = time.monotonic()
             self.wake.clear()
             read = Snapshot.of(self.options.config)
-            if (read.digest != self.attempted or time.monotonic() >= due or self._server_gone()
-                    or self.follower.changed()):
+            if (
+                read.digest != self.attempted
+                or time.monotonic() >= due
+                or self._server_gone()
+                or self.follower.changed()
+            ):
                 self.doing = "converging"
                 self.converge(read)
                 wait = self.options.interval if self.ready else RETRY
@@ -202,8 +210,11 @@ class Agent:
         """
         read = read or Snapshot.of(self.options.config)
         if read.digest is not None and read.digest != self.attempted:
-            log(f"configuration {read.digest[:12]} in {self.options.config}", "configuration",
-                path=self.options.config)
+            log(
+                f"configuration {read.digest[:12]} in {self.options.config}",
+                "configuration",
+                path=self.options.config,
+            )
         self.attempted = read.digest
         started = time.monotonic()
         details = ""
@@ -248,8 +259,9 @@ class Agent:
             clusters = [cluster if c.name == cluster.name else c for c in clusters]
         built = networks_for_node(networks, clusters, self.options.node)
         if cluster is None and any(n.ipam and n.ipam.cluster for n in networks):
-            raise NetcError(f"node {self.options.node} is in none of the clusters of "
-                            f"{self.options.config}")
+            raise NetcError(
+                f"node {self.options.node} is in none of the clusters of {self.options.config}"
+            )
         if self.iptables is None:
             self.iptables = choose_iptables(self.options.node_netns)
         plan = node_plan(cluster, self.options.node, built)
@@ -260,8 +272,13 @@ class Agent:
             self._start_server()
         for written in write_conflists(self.options.cni_conf_dir, built):
             if written.verb in CHANGES:
-                self._changed("conflist", written.line, written.verb, network=written.network,
-                              path=written.path)
+                self._changed(
+                    "conflist",
+                    written.line,
+                    written.verb,
+                    network=written.network,
+                    path=written.path,
+                )
             else:
                 log(written.line, written.verb, network=written.network, path=written.path)
         self.follower.holds_addresses = holds_addresses(built)
@@ -282,8 +299,12 @@ class Agent:
         def applied(change: AppliedChange) -> None:
             network = owners.get((change.op.kind, change.op.target))
             for line in change.lines():
-                self._changed("node", f"applied {line}", "applied",
-                              **({"network": network} if network else {}))
+                self._changed(
+                    "node",
+                    f"applied {line}",
+                    "applied",
+                    **({"network": network} if network else {}),
+                )
 
         apply_node(plan, networks, self.options.node_netns, applied)
 
@@ -310,8 +331,10 @@ class Agent:
         if stalled > self.options.stalled_after:
             return f"the agent's loop has not come round for {stalled:.1f} s ({self.doing})"
         if self.server_failures >= SERVER_FAILURES:
-            return (f"{self.server_failures} starts of the warm server in a row failed, the "
-                    f"last: {self.server_problem}")
+            return (
+                f"{self.server_failures} starts of the warm server in a row failed, the "
+                f"last: {self.server_problem}"
+            )
         return ""
 
     def _stop(self) -> None:
@@ -328,13 +351,24 @@ class Agent:
     def _start_server(self) -> None:
         """`netc serve-cni`, waited for until it listens: a node made ready has its server."""
         if self.server is not None:
-            log(f"warm server ended (status {self.server.returncode}); starting it again",
-                "warm server ended")
-        start = (f"import sys; sys.path.append({package_root()!r}); "
-                 "from runtime.cli import main; main()")
+            log(
+                f"warm server ended (status {self.server.returncode}); starting it again",
+                "warm server ended",
+            )
+        start = (
+            f"import sys; sys.path.append({package_root()!r}); from runtime.cli import main; main()"
+        )
         reports, writer = os.pipe()
-        command = [sys.executable, "-c", start, "serve-cni", "--socket", self.options.socket,
-                   "--report-fd", str(writer)]
+        command = [
+            sys.executable,
+            "-c",
+            start,
+            "serve-cni",
+            "--socket",
+            self.options.socket,
+            "--report-fd",
+            str(writer),
+        ]
         try:
             self.server = subprocess.Popen(command, stderr=subprocess.PIPE, pass_fds=(writer,))
         finally:
@@ -350,14 +384,19 @@ class Agent:
             self.metrics.server_starts.labels("failed").inc()
             self.server_problem = (
                 f"the warm server ended (status {self.server.returncode}) before it listened "
-                f"on {self.options.socket}: {relay.last}" if settled else
-                f"the warm server did not listen on {self.options.socket} within "
-                f"{SERVER_START:.0f} s")
+                f"on {self.options.socket}: {relay.last}"
+                if settled
+                else f"the warm server did not listen on {self.options.socket} within "
+                f"{SERVER_START:.0f} s"
+            )
             raise NetcError(self.server_problem)
         self.server_failures, self.server_problem = 0, ""
         self.metrics.server_starts.labels("ok").inc()
-        log(f"warm server listening (process {self.server.pid}, socket {self.options.socket})",
-            "warm server listening", path=self.options.socket)
+        log(
+            f"warm server listening (process {self.server.pid}, socket {self.options.socket})",
+            "warm server listening",
+            path=self.options.socket,
+        )
 
     def _stop_server(self) -> None:
         """Stop the server and let its last log lines through (the relay ends at its EOF).
@@ -457,8 +496,9 @@ class Snapshot:
         except ValueError as error:  # JSON and UTF-8 errors are ValueErrors
             raise NetcError(f"cannot read the configuration {self.path}: {error}") from error
         except RecursionError:
-            raise NetcError(f"cannot read the configuration {self.path}: nested too "
-                            "deeply") from None
+            raise NetcError(
+                f"cannot read the configuration {self.path}: nested too deeply"
+            ) from None
         return kubernetes.read_config(document)
 
 
@@ -472,9 +512,10 @@ def plugin_files(bin_dir: str, socket: str) -> list[tuple[str, bytes]]:
     again later) where it has none.  The shim is written last, so a runtime
     never finds a shim whose cold file is not there yet.
     """
-    return [(shim.COLD, plugin_artifact(None)),
-            (PLUGIN_NAME, shim.for_bin_dir(shim.for_this_machine(), bin_dir, socket,
-                                           INTERPRETERS))]
+    return [
+        (shim.COLD, plugin_artifact(None)),
+        (PLUGIN_NAME, shim.for_bin_dir(shim.for_this_machine(), bin_dir, socket, INTERPRETERS)),
+    ]
 
 
 def _owners(networks: Sequence[Network]) -> dict[tuple[str, str], str]:
@@ -487,8 +528,9 @@ def _owners(networks: Sequence[Network]) -> dict[tuple[str, str], str]:
         if network.bridge and network.ipam:
             for op in node_operations(network):
                 key = (op.kind, op.target)
-                owners[key] = network.name if owners.get(key, network.name) == network.name \
-                    else None
+                owners[key] = (
+                    network.name if owners.get(key, network.name) == network.name else None
+                )
     return {key: name for key, name in owners.items() if name is not None}
 
 
@@ -553,14 +595,22 @@ def write_conflists(conf_dir: str, networks: Sequence[Network]) -> list[Written]
     netc owns what it wrote there (runtime.outdir): a file of another plugin
     is never touched, one of netc's that someone edited since is left.
     """
-    outputs = {emit.file_name(n): outdir.Output(n.name, emit.render(emit.conflist(n, "netc")))
-               for n in networks}
+    outputs = {
+        emit.file_name(n): outdir.Output(n.name, emit.render(emit.conflist(n, "netc")))
+        for n in networks
+    }
     plan = outdir.plan_directory(conf_dir, outputs)
     outdir.carry_out(conf_dir, plan)
-    verbs = {outdir.FileAction.WRITE: "wrote", outdir.FileAction.REMOVE: "removed stale",
-             outdir.FileAction.EDITED: "left edited"}
-    return [Written(verbs[c.action], os.path.join(conf_dir, c.name), c.network)
-            for c in plan.changes if c.action in verbs]
+    verbs = {
+        outdir.FileAction.WRITE: "wrote",
+        outdir.FileAction.REMOVE: "removed stale",
+        outdir.FileAction.EDITED: "left edited",
+    }
+    return [
+        Written(verbs[c.action], os.path.join(conf_dir, c.name), c.network)
+        for c in plan.changes
+        if c.action in verbs
+    ]
 
 
 def left_on_node(options: Options) -> str:
@@ -575,25 +625,36 @@ def left_on_node(options: Options) -> str:
     conf_dir, bin_dir = options.cni_conf_dir, options.cni_bin_dir
     counted = f"{conflists} conflist{'s' if conflists != 1 else ''} of netc's"
     if present and conflists:
-        line = (f"the plugin {plugin} and {counted} in {conf_dir} stay: pods attach through "
-                "the cold path")
+        line = (
+            f"the plugin {plugin} and {counted} in {conf_dir} stay: pods attach through "
+            "the cold path"
+        )
     elif present:
-        line = (f"the plugin {plugin} stays; no conflist of netc's is in {conf_dir}, so no "
-                "pod attaches through it")
+        line = (
+            f"the plugin {plugin} stays; no conflist of netc's is in {conf_dir}, so no "
+            "pod attaches through it"
+        )
     elif conflists:
-        line = (f"{counted} {'stay' if conflists != 1 else 'stays'} in {conf_dir}, but no "
-                f"plugin is in {bin_dir}: pods of {'their' if conflists != 1 else 'its'} "
-                "networks cannot attach until an agent installs it")
+        line = (
+            f"{counted} {'stay' if conflists != 1 else 'stays'} in {conf_dir}, but no "
+            f"plugin is in {bin_dir}: pods of {'their' if conflists != 1 else 'its'} "
+            "networks cannot attach until an agent installs it"
+        )
     else:
-        line = (f"nothing of netc's is on this node: no plugin in {bin_dir}, no conflist of "
-                f"netc's in {conf_dir}")
+        line = (
+            f"nothing of netc's is on this node: no plugin in {bin_dir}, no conflist of "
+            f"netc's in {conf_dir}"
+        )
     return f"stopped; {line}"
 
 
 def holds_addresses(networks: Sequence[Network]) -> bool:
     """Whether pods of the networks hold addresses on this node (their block must stay)."""
-    return any(IpamStore(n.ipam.data_dir, n.name).holders() for n in networks
-               if n.ipam is not None and n.ipam.cluster is not None)
+    return any(
+        IpamStore(n.ipam.data_dir, n.name).holders()
+        for n in networks
+        if n.ipam is not None and n.ipam.cluster is not None
+    )
 
 
 def remove_socket(path: str) -> None:
@@ -616,8 +677,12 @@ def members_file(options: Options) -> str:
 
 def write_members(options: Options, cluster: Cluster, view: membership.View) -> None:
     """The members as the agent knows them, for `netc status` (written when they change)."""
-    text = json.dumps(membership.status_document(cluster, options.node, view), indent=1,
-                      sort_keys=True) + "\n"
+    text = (
+        json.dumps(
+            membership.status_document(cluster, options.node, view), indent=1, sort_keys=True
+        )
+        + "\n"
+    )
     path = members_file(options)
     if read_text(path) != text:
         write_atomically(path, text.encode(), durable=False)

@@ -50,14 +50,21 @@ class AppliedChange:
 
     def to_json(self) -> dict[str, object]:
         """The machine form of `netc apply --format json`."""
-        return {"kind": self.op.kind.value, "target": self.op.target,
-                "summary": self.op.summary, "notes": list(self.notes),
-                "source": self.op.span.to_json() if self.op.span else None}
+        return {
+            "kind": self.op.kind.value,
+            "target": self.op.target,
+            "summary": self.op.summary,
+            "notes": list(self.notes),
+            "source": self.op.span.to_json() if self.op.span else None,
+        }
 
 
-def apply_node(plan: Plan, networks: Sequence[Network], node_netns: str | None = None,
-               changed_now: Callable[[AppliedChange], None] | None = None
-               ) -> list[AppliedChange]:
+def apply_node(
+    plan: Plan,
+    networks: Sequence[Network],
+    node_netns: str | None = None,
+    changed_now: Callable[[AppliedChange], None] | None = None,
+) -> list[AppliedChange]:
     """Ensure every operation of a node's plan; the changes, in plan order.
 
     First, before any change, what stands in the way of any operation (a

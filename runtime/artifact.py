@@ -56,18 +56,24 @@ done
 printf '%s\\n' '{error}'
 exit 1
 """
-MISSING = ('{{"cniVersion": "1.0.0", "code": {code}, "msg": "netc-cni needs python3 '
-           '({oldest} or later) on the node: none in {where}"}}')
+MISSING = (
+    '{{"cniVersion": "1.0.0", "code": {code}, "msg": "netc-cni needs python3 '
+    '({oldest} or later) on the node: none in {where}"}}'
+)
 
 
-def plugin_artifact(warm_socket: str | None = DEFAULT_SOCKET,
-                    interpreters: tuple[str, ...] = INTERPRETERS) -> bytes:
+def plugin_artifact(
+    warm_socket: str | None = DEFAULT_SOCKET, interpreters: tuple[str, ...] = INTERPRETERS
+) -> bytes:
     """The artifact's bytes: the shell lines, the launcher, then the zip archive of netc.
 
     `interpreters` are tried in order (the usual places of a node's python3).
     """
-    error = MISSING.format(code=int(Code.HOST_UNSUITABLE), oldest=".".join(map(str, OLDEST_PYTHON)),
-                           where=", ".join(interpreters))
+    error = MISSING.format(
+        code=int(Code.HOST_UNSUITABLE),
+        oldest=".".join(map(str, OLDEST_PYTHON)),
+        where=", ".join(interpreters),
+    )
     launcher = launcher_code(warm_socket, root=ARCHIVE).encode()
     shell = {"interpreters": " ".join(interpreters), "error": error, "length": len(launcher)}
     offset = len(SHELL.format(**shell, offset=0).encode())  # the same length for any offset
@@ -88,8 +94,12 @@ def _compiled(name: str, source: bytes) -> bytes:
     the building process happened to hold (the agent's and a test's differ).
     """
     code = compile(source, name, "exec", dont_inherit=True)
-    return (importlib.util.MAGIC_NUMBER + UNCHECKED_HASH.to_bytes(4, "little")
-            + importlib.util.source_hash(source) + marshal.dumps(code, 2))
+    return (
+        importlib.util.MAGIC_NUMBER
+        + UNCHECKED_HASH.to_bytes(4, "little")
+        + importlib.util.source_hash(source)
+        + marshal.dumps(code, 2)
+    )
 
 
 def _entry(name: str) -> zipfile.ZipInfo:

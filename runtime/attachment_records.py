@@ -39,10 +39,14 @@ class Record:
     def save(self) -> None:
         """Write the record atomically."""
         files.private_directory(os.path.dirname(self.path))
-        document = {"format": FORMAT, "context": ir_codec.encode(self.context),
-                    "bindings": self.bindings}
-        files.write_atomically(self.path, json.dumps(document, sort_keys=True).encode(),
-                         durable=False)
+        document = {
+            "format": FORMAT,
+            "context": ir_codec.encode(self.context),
+            "bindings": self.bindings,
+        }
+        files.write_atomically(
+            self.path, json.dumps(document, sort_keys=True).encode(), durable=False
+        )
 
     def delete(self) -> bool:
         """Remove the record; False when it was already gone."""
@@ -82,8 +86,7 @@ def attachment_locked(path: str) -> Iterator[None]:
     """
     key = path.removesuffix(".json")
     lock = f"{key}.lock"
-    with files.locked(lock, logged_as=f"attachment {os.path.basename(key)}",
-                      kind="attachment"):
+    with files.locked(lock, logged_as=f"attachment {os.path.basename(key)}", kind="attachment"):
         try:
             files.sweep_temporaries(os.path.dirname(path), of=path)
             yield

@@ -21,13 +21,16 @@ def alive_sandboxes(socket: str, timeout: float = 10.0) -> set[str]:
         from cri_api.v1 import api_pb2 as cri
         from cri_api.v1.api_pb2_grpc import RuntimeServiceStub
     except ImportError:
-        raise NetcError("asking the runtime needs the CRI client: pip install 'netc[cri]'",
-                        Code.INTERNAL) from None
+        raise NetcError(
+            "asking the runtime needs the CRI client: pip install 'netc[cri]'", Code.INTERNAL
+        ) from None
     with grpc.insecure_channel(f"unix://{socket}") as channel:
         stub = RuntimeServiceStub(channel)  # type: ignore[no-untyped-call]  # generated gRPC code
         try:
             reply = stub.ListPodSandbox(cri.ListPodSandboxRequest(), timeout=timeout)
         except grpc.RpcError as error:
-            raise NetcError(f"cannot list the pods of the runtime at {socket}: "
-                            f"{error.details() or error}", Code.IO_FAILURE) from None
+            raise NetcError(
+                f"cannot list the pods of the runtime at {socket}: {error.details() or error}",
+                Code.IO_FAILURE,
+            ) from None
     return {item.id for item in reply.items}

@@ -34,8 +34,9 @@ def deadline(seconds: int = CALL_DEADLINE) -> Iterator[None]:
     def overdue(_signal: int, _frame: FrameType | None) -> None:
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
         signal.alarm(GRACE)
-        raise Overdue(f"the call took more than {seconds} s and was stopped",
-                      details="try again later")
+        raise Overdue(
+            f"the call took more than {seconds} s and was stopped", details="try again later"
+        )
 
     previous = signal.signal(signal.SIGALRM, overdue)
     signal.alarm(seconds)

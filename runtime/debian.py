@@ -35,8 +35,9 @@ class DebianError(Exception):
     """Packages could not be fetched or unpacked; the message says what apt or dpkg said."""
 
 
-def fetch(packages: Sequence[str], architecture: str, cache: Path, *,
-          refresh: bool = False) -> list[Path]:
+def fetch(
+    packages: Sequence[str], architecture: str, cache: Path, *, refresh: bool = False
+) -> list[Path]:
     """The .deb files of `packages` and their dependencies for `architecture`.
 
     From the cache when it holds this selection intact; otherwise resolved
@@ -63,8 +64,10 @@ def _cached(directory: Path, packages: Sequence[str]) -> list[Path] | None:
     if not isinstance(files, dict):
         return None
     debs = [directory / "debs" / Path(str(name)).name for name in files]
-    if not all(deb.is_file() and _sha256(deb) == digest
-               for deb, digest in zip(debs, files.values(), strict=True)):
+    if not all(
+        deb.is_file() and _sha256(deb) == digest
+        for deb, digest in zip(debs, files.values(), strict=True)
+    ):
         return None
     return debs
 
@@ -84,28 +87,40 @@ def _download(directory: Path, packages: Sequence[str], architecture: str) -> li
         if not deb.is_file() or _sha256(deb) != wanted[deb.name]:
             raise DebianError(f"apt did not leave {deb.name} as its index describes it")
     selection = {"packages": list(packages), "files": wanted}
-    write_atomically(str(directory / SELECTION), json.dumps(selection, indent=1).encode(),
-                     durable=False, mode=0o644)
+    write_atomically(
+        str(directory / SELECTION),
+        json.dumps(selection, indent=1).encode(),
+        durable=False,
+        mode=0o644,
+    )
     return debs
 
 
 def _private_apt(directory: Path, architecture: str) -> list[str]:
     """Options for an apt with a state of its own under `directory`, for `architecture` alone."""
     state, debs, etc = directory / "state", directory / "debs", directory / "etc"
-    for path in (state / "lists" / "partial", debs / "partial", etc / "sources.list.d",
-                 etc / "preferences.d"):
+    for path in (
+        state / "lists" / "partial",
+        debs / "partial",
+        etc / "sources.list.d",
+        etc / "preferences.d",
+    ):
         path.mkdir(parents=True, exist_ok=True)
     (state / "status").touch()
     (etc / "sources.list").write_text(_debian_sources(architecture))
     options = {
-        "Dir::State": state, "Dir::State::status": state / "status",
-        "Dir::Cache": directory / "cache", "Dir::Cache::archives": debs,
+        "Dir::State": state,
+        "Dir::State::status": state / "status",
+        "Dir::Cache": directory / "cache",
+        "Dir::Cache::archives": debs,
         "Dir::Etc::sourcelist": etc / "sources.list",
         "Dir::Etc::sourceparts": etc / "sources.list.d",
         "Dir::Etc::preferences": etc / "preferences",
         "Dir::Etc::preferencesparts": etc / "preferences.d",
-        "APT::Architecture": architecture, "APT::Architectures": architecture,
-        "Acquire::Languages": "none", "Acquire::ForceHash": "SHA256",
+        "APT::Architecture": architecture,
+        "APT::Architectures": architecture,
+        "Acquire::Languages": "none",
+        "Acquire::ForceHash": "SHA256",
     }
     return [item for key, value in options.items() for item in ("-o", f"{key}={value}")]
 
@@ -113,28 +128,47 @@ def _private_apt(directory: Path, architecture: str) -> list[str]:
 def _debian_sources(architecture: str) -> str:
     """A sources.list of the Debian archives (suites, components) the machine's apt uses."""
     listing = subprocess.run(
-        ["apt-get", "indextargets", "--format", "$(ORIGIN)\t$(REPO_URI)\t$(RELEASE)\t"
-         "$(COMPONENT)", "Identifier: Packages"],
-        capture_output=True, text=True, check=False)
+        [
+            "apt-get",
+            "indextargets",
+            "--format",
+            "$(ORIGIN)\t$(REPO_URI)\t$(RELEASE)\t$(COMPONENT)",
+            "Identifier: Packages",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     entries: dict[tuple[str, str], set[str]] = {}
     for line in listing.stdout.splitlines():
         origin, uri, suite, component = [*line.split("\t"), "", "", ""][:4]
         if origin == "Debian" and uri and suite and component:
             entries.setdefault((uri, suite), set()).add(component)
     if not entries:
-        raise DebianError("the machine's apt knows no Debian archive (apt-get indextargets "
-                          "lists none: run apt-get update, or add Debian's sources)")
-    return "".join(f"deb [arch={architecture}] {uri} {suite} {' '.join(sorted(components))}\n"
-                   for (uri, suite), components in sorted(entries.items()))
+        raise DebianError(
+            "the machine's apt knows no Debian archive (apt-get indextargets "
+            "lists none: run apt-get update, or add Debian's sources)"
+        )
+    return "".join(
+        f"deb [arch={architecture}] {uri} {suite} {' '.join(sorted(components))}\n"
+        for (uri, suite), components in sorted(entries.items())
+    )
 
 
 def _apt(options: list[str], *arguments: str) -> str:
     """Run apt-get with the private options; its output, or DebianError with its errors."""
-    done = subprocess.run(["apt-get", *options, *arguments], capture_output=True, text=True,
-                          check=False, stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        ["apt-get", *options, *arguments],
+        capture_output=True,
+        text=True,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
     if done.returncode != 0:
-        raise DebianError(f"apt-get {arguments[0]} failed (is Debian's archive reachable?):\n"
-                          + (done.stderr.strip() or done.stdout.strip()))
+        raise DebianError(
+            f"apt-get {arguments[0]} failed (is Debian's archive reachable?):\n"
+            + (done.stderr.strip() or done.stdout.strip())
+        )
     return done.stdout
 
 
@@ -155,8 +189,9 @@ def unpack(debs: Sequence[Path], root: Path) -> Path:
     """Unpack the packages' files into `root` (`dpkg-deb -x`: no scripts run)."""
     root.mkdir(parents=True, exist_ok=True)
     for deb in debs:
-        done = subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run(
+            ["dpkg-deb", "-x", str(deb), str(root)], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
             raise DebianError(f"dpkg-deb -x {deb.name} failed: {done.stderr.strip()}")
     return root

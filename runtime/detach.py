@@ -30,8 +30,9 @@ Alive = Callable[[str, str], bool]
 """Whether the attachment (container ID, ifname) belongs to a living container."""
 
 
-def detach(network: Network, pod: PodContext, record: Record, netns: str | None,
-           host: Host | None = None) -> None:
+def detach(
+    network: Network, pod: PodContext, record: Record, netns: str | None, host: Host | None = None
+) -> None:
     """Run the DEL plan of one attachment; every failure is tried past, then reported."""
     the_plan = plan(network, pod, "DEL")
     own = host is None
@@ -62,8 +63,9 @@ def known_attachments(network: Network) -> dict[tuple[str, str], list[str]]:
     for path in records.paths(os.path.join(network.state_dir, network.name)):
         record = records.load(path)
         if record is not None:
-            known.setdefault((record.context.container_id, record.context.ifname),
-                             []).append("record")
+            known.setdefault((record.context.container_id, record.context.ifname), []).append(
+                "record"
+            )
     if network.ipam is not None:
         for address, owner in IpamStore(network.ipam.data_dir, network.name).holders().items():
             known.setdefault(owner, []).append(f"address {address}")
@@ -97,8 +99,11 @@ def _detach_dead(network: Network, container_id: str, ifname: str) -> str | None
     try:
         with records.attachment_locked(path):
             record = records.load(path)
-            pod = record.context if record is not None else PodContext(
-                container_id, ifname, port_mappings=None, bandwidth=None)
+            pod = (
+                record.context
+                if record is not None
+                else PodContext(container_id, ifname, port_mappings=None, bandwidth=None)
+            )
             netns = pod.netns if pod.netns and os.path.exists(pod.netns) else None
             detach(network, pod, record or Record(path, pod), netns)
     except NetcError as error:

@@ -66,9 +66,14 @@ class Invocation:
         found: dict[str, Any] = {}
         if self.port_mappings:
             found["portMappings"] = [
-                {"hostPort": m.host_port, "containerPort": m.container_port,
-                 "protocol": m.protocol, **({"hostIP": str(m.host_ip)} if m.host_ip else {})}
-                for m in self.port_mappings]
+                {
+                    "hostPort": m.host_port,
+                    "containerPort": m.container_port,
+                    "protocol": m.protocol,
+                    **({"hostIP": str(m.host_ip)} if m.host_ip else {}),
+                }
+                for m in self.port_mappings
+            ]
         if self.bandwidth and (self.bandwidth.ingress_rate or self.bandwidth.egress_rate):
             found["bandwidth"] = _bandwidth(self.bandwidth)
         return found
@@ -120,27 +125,45 @@ def check(conflist: Conflist, who: Invocation) -> None:
         _execute(conflist, plugin, "CHECK", who, cached)
 
 
-def _execute(conflist: Conflist, plugin: Mapping[str, Any], command: str, who: Invocation,
-             previous: dict[str, Any] | None) -> dict[str, Any] | None:
+def _execute(
+    conflist: Conflist,
+    plugin: Mapping[str, Any],
+    command: str,
+    who: Invocation,
+    previous: dict[str, Any] | None,
+) -> dict[str, Any] | None:
     request = dict(plugin)
     request["name"] = conflist.name
     request["cniVersion"] = conflist.version
-    runtime_config = {key: value for key, value in who.capability_args().items()
-                      if plugin.get("capabilities", {}).get(key)}
+    runtime_config = {
+        key: value
+        for key, value in who.capability_args().items()
+        if plugin.get("capabilities", {}).get(key)
+    }
     if runtime_config:
         request["runtimeConfig"] = runtime_config
     if previous is not None:
         request["prevResult"] = previous
     environment = {
-        **os.environ, **who.extra_env,
-        "CNI_COMMAND": command, "CNI_CONTAINERID": who.container_id,
-        "CNI_NETNS": who.netns or "", "CNI_IFNAME": who.ifname, "CNI_ARGS": who.args,
-        "CNI_PATH": ":".join(who.cni_path)}
+        **os.environ,
+        **who.extra_env,
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": who.container_id,
+        "CNI_NETNS": who.netns or "",
+        "CNI_IFNAME": who.ifname,
+        "CNI_ARGS": who.args,
+        "CNI_PATH": ":".join(who.cni_path),
+    }
     command_line = [_find(plugin["type"], who.cni_path)]
     if who.node_netns:
         command_line = ["ip", "netns", "exec", who.node_netns, *command_line]
-    done = subprocess.run(command_line, input=json.dumps(request).encode(), env=environment,
-                          capture_output=True, check=False)
+    done = subprocess.run(
+        command_line,
+        input=json.dumps(request).encode(),
+        env=environment,
+        capture_output=True,
+        check=False,
+    )
     if who.stderr_log and done.stderr:
         with open(who.stderr_log, "ab") as log:
             log.write(done.stderr)
@@ -183,11 +206,16 @@ def _cache_path(conflist: Conflist, who: Invocation) -> str:
 def _write_cache(conflist: Conflist, who: Invocation, result: dict[str, Any]) -> None:
     path = _cache_path(conflist, who)
     os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-    entry = {"kind": "cniCacheV1", "containerId": who.container_id,
-             "config": base64.b64encode(conflist.raw).decode(), "ifName": who.ifname,
-             "networkName": conflist.name, "cniArgs": [kv.split("=", 1) for kv in
-                                                       who.args.split(";") if "=" in kv],
-             "capabilityArgs": who.capability_args(), "result": result}
+    entry = {
+        "kind": "cniCacheV1",
+        "containerId": who.container_id,
+        "config": base64.b64encode(conflist.raw).decode(),
+        "ifName": who.ifname,
+        "networkName": conflist.name,
+        "cniArgs": [kv.split("=", 1) for kv in who.args.split(";") if "=" in kv],
+        "capabilityArgs": who.capability_args(),
+        "result": result,
+    }
     if who.netns:
         entry["netns"] = who.netns
     write_atomically(path, json.dumps(entry).encode(), durable=True)

@@ -48,16 +48,18 @@ def read_elf(path: Path) -> Elf:
         raise ElfError(f"{path}: not a 64-bit little-endian ELF file")
     fields = HEADER.unpack_from(data)
     machine, program_offset, entry_size, entries = fields[2], fields[5], fields[9], fields[10]
-    segments = [PROGRAM_HEADER.unpack_from(data, program_offset + i * entry_size)
-                for i in range(entries)]
+    segments = [
+        PROGRAM_HEADER.unpack_from(data, program_offset + i * entry_size) for i in range(entries)
+    ]
     interpreter = next((_string(data, s[2]) for s in segments if s[0] == PT_INTERP), None)
     dynamic = next((s for s in segments if s[0] == PT_DYNAMIC), None)
     needed = _needed(data, dynamic, segments) if dynamic is not None else ()
     return Elf(machine, interpreter, needed)
 
 
-def _needed(data: bytes, dynamic: tuple[int, ...],
-            segments: list[tuple[int, ...]]) -> tuple[str, ...]:
+def _needed(
+    data: bytes, dynamic: tuple[int, ...], segments: list[tuple[int, ...]]
+) -> tuple[str, ...]:
     """The DT_NEEDED names of the dynamic section, looked up in its string table."""
     offsets: list[int] = []
     strings = None

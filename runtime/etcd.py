@@ -140,8 +140,12 @@ class Compare:
     def request(self) -> dict[str, Any]:
         """The gateway's form of the comparison."""
         field = {"VERSION": "version", "MOD": "mod_revision"}[self.target]
-        return {"key": _encode(self.key), "target": self.target, "result": "EQUAL",
-                field: str(self.value)}
+        return {
+            "key": _encode(self.key),
+            "target": self.target,
+            "result": "EQUAL",
+            field: str(self.value),
+        }
 
 
 def absent(key: str) -> Compare:
@@ -157,8 +161,9 @@ def unchanged(kv: KeyValue) -> Compare:
 class Etcd:
     """The endpoints of one etcd cluster, asked in turn."""
 
-    def __init__(self, endpoints: Sequence[str], tls: Tls | None = None,
-                 timeout: float = TIMEOUT) -> None:
+    def __init__(
+        self, endpoints: Sequence[str], tls: Tls | None = None, timeout: float = TIMEOUT
+    ) -> None:
         self.endpoints = [urllib.parse.urlsplit(e) for e in endpoints]
         for endpoint in self.endpoints:
             if endpoint.scheme not in ("http", "https") or not endpoint.hostname:
@@ -178,17 +183,27 @@ class Etcd:
 
     def under(self, prefix: str) -> Listing:
         """Every key under `prefix`, and the revision they were read at."""
-        answer = self.call("/v3/kv/range", {"key": _encode(prefix),
-                                            "range_end": _encode(_prefix_end(prefix))})
+        answer = self.call(
+            "/v3/kv/range", {"key": _encode(prefix), "range_end": _encode(_prefix_end(prefix))}
+        )
         kvs = tuple(_kv(kv) for kv in answer.get("kvs") or [])
         return Listing(kvs, _revision(answer))
 
-    def txn(self, compare: Sequence[Compare], success: Sequence[Put | Delete],
-            failure: Sequence[Put | Delete] = ()) -> tuple[bool, int]:
+    def txn(
+        self,
+        compare: Sequence[Compare],
+        success: Sequence[Put | Delete],
+        failure: Sequence[Put | Delete] = (),
+    ) -> tuple[bool, int]:
         """Whether every comparison held (then `success` was done, else `failure`), the revision."""
-        answer = self.call("/v3/kv/txn", {"compare": [c.request() for c in compare],
-                                          "success": [o.request() for o in success],
-                                          "failure": [o.request() for o in failure]})
+        answer = self.call(
+            "/v3/kv/txn",
+            {
+                "compare": [c.request() for c in compare],
+                "success": [o.request() for o in success],
+                "failure": [o.request() for o in failure],
+            },
+        )
         return bool(answer.get("succeeded", False)), _revision(answer)
 
     # leases
@@ -221,9 +236,13 @@ class Etcd:
         `Compacted` when etcd no longer has `start_revision`: the caller lists
         again and watches from there.
         """
-        request = {"create_request": {"key": _encode(prefix),
-                                      "range_end": _encode(_prefix_end(prefix)),
-                                      "start_revision": str(start_revision)}}
+        request = {
+            "create_request": {
+                "key": _encode(prefix),
+                "range_end": _encode(_prefix_end(prefix)),
+                "start_revision": str(start_revision),
+            }
+        }
         connection, response = self._open("/v3/watch", request, stream=True)
         try:
             for line in response:
@@ -234,8 +253,10 @@ class Etcd:
                 if result.get("compact_revision") not in (None, "0", 0):
                     raise Compacted(_number(result, "compact_revision"))
                 if result.get("canceled"):
-                    raise Unavailable(f"the watch was cancelled: "
-                                      f"{result.get('cancel_reason') or 'no reason given'}")
+                    raise Unavailable(
+                        f"the watch was cancelled: "
+                        f"{result.get('cancel_reason') or 'no reason given'}"
+                    )
                 events = [_event(e) for e in result.get("events") or []]
                 if events or not result.get("created"):
                     yield events, _revision(result)
@@ -268,9 +289,14 @@ class Etcd:
                     self._current = (index + 1) % len(self.endpoints)
         raise Unavailable("no etcd endpoint answered: " + "; ".join(failures))
 
-    def _open(self, path: str, body: Mapping[str, Any], *, stream: bool = False,
-              endpoint: int | None = None
-              ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+    def _open(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        stream: bool = False,
+        endpoint: int | None = None,
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
         if endpoint is None:
             with self._lock:
                 endpoint = self._current
@@ -278,19 +304,27 @@ class Etcd:
         connection: http.client.HTTPConnection
         if url.scheme == "https":
             connection = http.client.HTTPSConnection(
-                url.hostname or "", url.port or 2379, timeout=None if stream else self.timeout,
-                context=self._ssl())
+                url.hostname or "",
+                url.port or 2379,
+                timeout=None if stream else self.timeout,
+                context=self._ssl(),
+            )
         else:
-            connection = http.client.HTTPConnection(url.hostname or "", url.port or 2379,
-                                                    timeout=None if stream else self.timeout)
+            connection = http.client.HTTPConnection(
+                url.hostname or "", url.port or 2379, timeout=None if stream else self.timeout
+            )
         try:
             if stream:  # connect with a timeout, then wait for changes as long as they take
                 connection.timeout = self.timeout
                 connection.connect()
                 assert connection.sock is not None
                 connection.sock.settimeout(None)
-            connection.request("POST", url.path.rstrip("/") + path, json.dumps(body),
-                               {"Content-Type": "application/json", **REQUIRE_LEADER})
+            connection.request(
+                "POST",
+                url.path.rstrip("/") + path,
+                json.dumps(body),
+                {"Content-Type": "application/json", **REQUIRE_LEADER},
+            )
             response = connection.getresponse()
         except BaseException:
             connection.close()
@@ -323,8 +357,9 @@ def _gateway_error(text: str) -> str:
         document = json.loads(text)
     except ValueError:
         return text.strip()[:200]
-    message = document.get("error") or document.get("message") if isinstance(
-        document, dict) else None
+    message = (
+        document.get("error") or document.get("message") if isinstance(document, dict) else None
+    )
     return str(message or text.strip()[:200])
 
 
@@ -363,9 +398,14 @@ def _kv(document: object) -> KeyValue:
         raise EtcdError("etcd's key is not an object")
     key = _decode(document.get("key"), "key").decode(errors="replace")
     value = _decode(document.get("value", ""), "value")
-    return KeyValue(key, value, _number(document, "create_revision"),
-                    _number(document, "mod_revision"), _number(document, "version"),
-                    _number(document, "lease"))
+    return KeyValue(
+        key,
+        value,
+        _number(document, "create_revision"),
+        _number(document, "mod_revision"),
+        _number(document, "version"),
+        _number(document, "lease"),
+    )
 
 
 def _event(document: object) -> Event:

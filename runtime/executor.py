@@ -41,8 +41,9 @@ __all__ = ["Blocked", "OperationFailed", "Run", "apply", "observe", "refuse_bloc
 class OperationFailed(NetcError):
     """An operation the kernel or the system refused, named with its source line."""
 
-    def __init__(self, op: Operation[Params], cause: str, code: Code = Code.OPERATION_FAILED
-                 ) -> None:
+    def __init__(
+        self, op: Operation[Params], cause: str, code: Code = Code.OPERATION_FAILED
+    ) -> None:
         where = f" ({op.span})" if op.span else ""
         super().__init__(f"{op.summary}: {cause}{where}", code)
         self.op = op
@@ -52,12 +53,17 @@ class Blocked(NetcError):
     """Operations that something netc does not own stands in the way of: nothing was changed."""
 
     def __init__(self, blocked: Sequence[tuple[Operation[Params], str]]) -> None:
-        lines = [f"{op.summary}: {obstacle}" + (f" ({op.span})" if op.span else "")
-                 for op, obstacle in blocked]
+        lines = [
+            f"{op.summary}: {obstacle}" + (f" ({op.span})" if op.span else "")
+            for op, obstacle in blocked
+        ]
         count = f"{len(lines)} operation{'s' if len(lines) > 1 else ''}"
-        super().__init__(f"refused before any change: {count} of the plan "
-                         f"{'are' if len(lines) > 1 else 'is'} blocked by what the node has\n"
-                         + "\n".join(f"  {line}" for line in lines), Code.OPERATION_FAILED)
+        super().__init__(
+            f"refused before any change: {count} of the plan "
+            f"{'are' if len(lines) > 1 else 'is'} blocked by what the node has\n"
+            + "\n".join(f"  {line}" for line in lines),
+            Code.OPERATION_FAILED,
+        )
         self.blocked = tuple(blocked)
 
 
@@ -85,8 +91,9 @@ def refuse_blocked(run: Run) -> None:
         raise Blocked(blocked)
 
 
-def apply(run: Run, changed_now: Callable[[Operation[Params]], None] | None = None
-          ) -> list[Operation[Params]]:
+def apply(
+    run: Run, changed_now: Callable[[Operation[Params]], None] | None = None
+) -> list[Operation[Params]]:
     """Ensure every operation of the plan, and return those that changed something.
 
     `changed_now` hears of each such operation as soon as it changed something
@@ -98,7 +105,8 @@ def apply(run: Run, changed_now: Callable[[Operation[Params]], None] | None = No
     applied: list[Operation[Params]] = []
     changed: list[Operation[Params]] = []
     for shared, group in itertools.groupby(
-            run.plan.operations, lambda op: run.shared_lock is not None and op.scope == Scope.NODE):
+        run.plan.operations, lambda op: run.shared_lock is not None and op.scope == Scope.NODE
+    ):
         operations = list(group)
         if not shared:
             _ensure(run, operations, applied, changed, changed_now)
@@ -113,9 +121,13 @@ def apply(run: Run, changed_now: Callable[[Operation[Params]], None] | None = No
     return changed
 
 
-def _ensure(run: Run, operations: Sequence[Operation[Params]], applied: list[Operation[Params]],
-            changed: list[Operation[Params]],
-            changed_now: Callable[[Operation[Params]], None] | None) -> None:
+def _ensure(
+    run: Run,
+    operations: Sequence[Operation[Params]],
+    applied: list[Operation[Params]],
+    changed: list[Operation[Params]],
+    changed_now: Callable[[Operation[Params]], None] | None,
+) -> None:
     """Ensure `operations` in order; each goes to `applied`, those that changed to `changed`."""
     for op in operations:
         current = op.resolved(run.bindings)
@@ -150,8 +162,9 @@ def _in_place(op: Operation[Params], run: Run) -> bool:
         return False
 
 
-def _fail(run: Run, applied: Sequence[Operation[Params]], op: Operation[Params],
-          error: Exception) -> NoReturn:
+def _fail(
+    run: Run, applied: Sequence[Operation[Params]], op: Operation[Params], error: Exception
+) -> NoReturn:
     """Undo what this call applied, then raise `op`'s failure.
 
     Programs still running are waited for first, so that the undoing finds

@@ -60,15 +60,22 @@ class LockBusy(NetcError):
     code = Code.TRY_AGAIN
 
 
-def _temporary(target: str, content: bytes, durable: bool, mode: int = 0o600,
-               owner: tuple[int, int] | None = None) -> str:
+def _temporary(
+    target: str,
+    content: bytes,
+    durable: bool,
+    mode: int = 0o600,
+    owner: tuple[int, int] | None = None,
+) -> str:
     """A complete file under a temporary name beside `target`; nothing is left when writing fails.
 
     `owner` (uid, gid) is given where permitted (a user's file, rewritten by root).
     """
     directory, name = os.path.split(target)
-    path = os.path.join(directory or ".", f"{TEMPORARY_PREFIX}{name[:_STEM_MAX]}-{os.getpid()}-"
-                                          f"{os.urandom(4).hex()}")
+    path = os.path.join(
+        directory or ".",
+        f"{TEMPORARY_PREFIX}{name[:_STEM_MAX]}-{os.getpid()}-{os.urandom(4).hex()}",
+    )
     try:
         _write(path, os.O_EXCL, content, durable=durable, mode=mode, owner=owner)
     except BaseException:
@@ -77,8 +84,15 @@ def _temporary(target: str, content: bytes, durable: bool, mode: int = 0o600,
     return path
 
 
-def _write(path: str, flags: int, content: bytes, *, durable: bool, mode: int = 0o600,
-           owner: tuple[int, int] | None = None) -> None:
+def _write(
+    path: str,
+    flags: int,
+    content: bytes,
+    *,
+    durable: bool,
+    mode: int = 0o600,
+    owner: tuple[int, int] | None = None,
+) -> None:
     """Open `path` (created, with `flags`), write `content`, flush it if `durable`, close it.
 
     An OSError names `path`: a write on a full disk names no file itself.
@@ -119,11 +133,17 @@ def write_all(fd: int, content: bytes) -> None:
     """All of `content` to `fd`, however few bytes each write takes."""
     view = memoryview(content)
     while view:
-        view = view[os.write(fd, view):]
+        view = view[os.write(fd, view) :]
 
 
-def write_atomically(path: str, content: bytes, *, durable: bool, mode: int = 0o600,
-                     owner: tuple[int, int] | None = None) -> None:
+def write_atomically(
+    path: str,
+    content: bytes,
+    *,
+    durable: bool,
+    mode: int = 0o600,
+    owner: tuple[int, int] | None = None,
+) -> None:
     """Replace `path` with `content` in one step.
 
     `durable` flushes the data before the rename, for state on disk that a
@@ -198,13 +218,15 @@ def sweep_temporaries(directory: str, of: str | None = None) -> None:
     with contextlib.suppress(FileNotFoundError):
         for name in os.listdir(directory):
             if name.startswith(TEMPORARY_PREFIX) and (
-                    stem is None or name[len(TEMPORARY_PREFIX):].rsplit("-", 2)[0] == stem):
+                stem is None or name[len(TEMPORARY_PREFIX) :].rsplit("-", 2)[0] == stem
+            ):
                 remove(os.path.join(directory, name))
 
 
 @contextlib.contextmanager
-def locked(path: str, wait: float = LOCK_WAIT, *, logged_as: str | None = None,
-           kind: str | None = None) -> Iterator[float]:
+def locked(
+    path: str, wait: float = LOCK_WAIT, *, logged_as: str | None = None, kind: str | None = None
+) -> Iterator[float]:
     """Hold an exclusive flock on `path` (created if needed) for the body; the seconds waited.
 
     Waits at most `wait` seconds (`LockBusy`); taking a lock this process
@@ -233,8 +255,9 @@ def locked(path: str, wait: float = LOCK_WAIT, *, logged_as: str | None = None,
     if kind is not None:
         lock_waits[kind] = lock_waits.get(kind, 0.0) + seconds
     if logged_as is not None and seconds >= WAIT_LOGGED:
-        print(f"netc-cni: waited {seconds * 1000:.1f} ms for the lock of {logged_as}",
-              file=sys.stderr)
+        print(
+            f"netc-cni: waited {seconds * 1000:.1f} ms for the lock of {logged_as}", file=sys.stderr
+        )
     _held.add(key)
     try:
         yield seconds
@@ -284,8 +307,10 @@ def _acquire(fd: int, path: str, started: float, wait: float) -> bool:
         if _try_flock(fd):
             return True
         if time.monotonic() >= deadline:
-            raise LockBusy(f"{path} has been locked by {lock_holder(fd)} for more than "
-                           f"{wait:g} s", details="try again later")
+            raise LockBusy(
+                f"{path} has been locked by {lock_holder(fd)} for more than {wait:g} s",
+                details="try again later",
+            )
 
 
 def _try_flock(fd: int) -> bool:

@@ -78,8 +78,7 @@ class Endpoint:
     free port: `port` says which once `bound` is set.
     """
 
-    def __init__(self, host: str, port: int, answer: Answer,
-                 say: Callable[[str], None]) -> None:
+    def __init__(self, host: str, port: int, answer: Answer, say: Callable[[str], None]) -> None:
         self.host = host
         self.port = port
         self.answer = answer
@@ -122,16 +121,19 @@ class Endpoint:
             except OSError as error:
                 if str(error) != said:
                     reason = os.strerror(error.errno) if error.errno else str(error)
-                    self.say(f"health endpoint unavailable: cannot listen on "
-                             f"{self.host}:{self.port}: {reason}; trying again every "
-                             f"{BIND_RETRY:.0f} s")
+                    self.say(
+                        f"health endpoint unavailable: cannot listen on "
+                        f"{self.host}:{self.port}: {reason}; trying again every "
+                        f"{BIND_RETRY:.0f} s"
+                    )
                     said = str(error)
                 self._stopping.wait(BIND_RETRY)
                 continue
             listener.setblocking(False)
             self.port = listener.getsockname()[1]
-            self.say(f"health endpoint on http://{self.host}:{self.port} "
-                     "(/livez, /readyz, /metrics)")
+            self.say(
+                f"health endpoint on http://{self.host}:{self.port} (/livez, /readyz, /metrics)"
+            )
             self.bound.set()
             return listener
         return None
@@ -181,7 +183,7 @@ class Endpoint:
 
     def _step(self, connection: _Connection, events: int) -> None:
         if connection.sock not in self._connections:  # closed earlier in this turn (for a
-            return                                    # newcomer, as the oldest)
+            return  # newcomer, as the oldest)
         try:
             if events & selectors.EVENT_READ and not connection.reply:
                 self._read(connection)
@@ -202,8 +204,7 @@ class Endpoint:
         if ends:
             connection.reply = self._respond(head)
         elif len(connection.received) > MAX_REQUEST:
-            connection.reply = _response(431, "text/plain; charset=utf-8",
-                                         b"request too large\n")
+            connection.reply = _response(431, "text/plain; charset=utf-8", b"request too large\n")
         if connection.reply:
             self._selector.modify(connection.sock, selectors.EVENT_WRITE, connection)
 
@@ -243,7 +244,9 @@ class Endpoint:
 
 
 def _response(status: int, content_type: str, body: bytes, *, with_body: bool = True) -> bytes:
-    head = (f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-            "Connection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    )
     return head.encode() + (body if with_body else b"")

@@ -65,8 +65,14 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def add_member(archive: tarfile.TarFile, name: str, *, data: bytes | None = None,
-               mode: int = 0o644, link: str | None = None) -> None:
+def add_member(
+    archive: tarfile.TarFile,
+    name: str,
+    *,
+    data: bytes | None = None,
+    mode: int = 0o644,
+    link: str | None = None,
+) -> None:
     """A file (`data`), a symbolic link (`link`) or else a directory, owned by root."""
     info = tarfile.TarInfo(name)
     info.mode = mode
@@ -79,9 +85,15 @@ def add_member(archive: tarfile.TarFile, name: str, *, data: bytes | None = None
     archive.addfile(info, io.BytesIO(data) if data is not None else None)
 
 
-def image_config(layer: bytes, command: list[str], platform: Platform, *,
-                 entrypoint: list[str] | None = None, path: str = "/usr/bin:/bin",
-                 created_by: str = "netc runtime/packaging.py") -> bytes:
+def image_config(
+    layer: bytes,
+    command: list[str],
+    platform: Platform,
+    *,
+    entrypoint: list[str] | None = None,
+    path: str = "/usr/bin:/bin",
+    created_by: str = "netc runtime/packaging.py",
+) -> bytes:
     """The image configuration: its platform, one layer, what it runs."""
     run: dict[str, object] = {"Cmd": command, "WorkingDir": "/", "Env": [f"PATH={path}"]}
     if entrypoint is not None:
@@ -117,15 +129,20 @@ def oci_archive(path: Path, reference: str, images: Sequence[Image]) -> Path:
 
     manifests = []
     for image in images:
-        manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
-                    "config": blob(CONFIG, image.config),
-                    "layers": [blob(LAYER, gzip.compress(image.layer, compresslevel=6, mtime=0))]}
-        manifests.append({**blob(MANIFEST, _json(manifest)),
-                          "platform": image.platform.fields()})
+        manifest = {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST,
+            "config": blob(CONFIG, image.config),
+            "layers": [blob(LAYER, gzip.compress(image.layer, compresslevel=6, mtime=0))],
+        }
+        manifests.append({**blob(MANIFEST, _json(manifest)), "platform": image.platform.fields()})
     index = blob(INDEX, _json({"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}))
     tag = reference.rpartition(":")[2] if ":" in reference.rpartition("/")[2] else "latest"
-    top = {"schemaVersion": 2, "mediaType": INDEX,
-           "manifests": [{**index, "annotations": {IMAGE_NAME: reference, REF_NAME: tag}}]}
+    top = {
+        "schemaVersion": 2,
+        "mediaType": INDEX,
+        "manifests": [{**index, "annotations": {IMAGE_NAME: reference, REF_NAME: tag}}],
+    }
     with tarfile.open(path, mode="w") as archive:
         add_member(archive, "oci-layout", data=_json({"imageLayoutVersion": "1.0.0"}))
         add_member(archive, "index.json", data=_json(top))

@@ -54,8 +54,11 @@ PACKAGES = ("compiler", "runtime")
 def package_files() -> list[tuple[str, bytes]]:
     """(path inside the packages' root, content) of every module of netc's packages."""
     root = Path(package_root())
-    return [(path.relative_to(root).as_posix(), path.read_bytes())
-            for package in PACKAGES for path in sorted((root / package).rglob("*.py"))]
+    return [
+        (path.relative_to(root).as_posix(), path.read_bytes())
+        for package in PACKAGES
+        for path in sorted((root / package).rglob("*.py"))
+    ]
 
 
 def netc_version() -> str:
@@ -94,8 +97,9 @@ def launcher_code(warm_socket: str | None, root: str | None) -> str:
     from runtime import launcher
 
     text = Path(launcher.__file__).read_text()
-    settings = "".join(f"{name} = {value!r}\n"
-                       for name, value in launcher_settings(warm_socket, root).items())
+    settings = "".join(
+        f"{name} = {value!r}\n" for name, value in launcher_settings(warm_socket, root).items()
+    )
     return _SETTINGS.sub(lambda _: settings, text, count=1)
 
 
@@ -105,27 +109,38 @@ def launcher_settings(warm_socket: str | None, root: str | None) -> dict[str, ob
     from runtime.cni import server
     from runtime.deadline import CALL_DEADLINE, GRACE
 
-    return {"ROOT": root, "SOCKET": warm_socket, "VERSIONS": list(CNI_VERSIONS),
-            "DEFAULT_VERSION": DEFAULT_CNI_VERSION, "OLDEST": OLDEST_PYTHON,
-            "UNSUITABLE": int(Code.HOST_UNSUITABLE),
-            "IDENTITY": os.fsencode(identity()) if warm_socket else b"",
-            "MAGIC": server.MAGIC, "PROTOCOL": server.PROTOCOL, "READY": server.READY,
-            "STARTED": server.STARTED, "NOT_ME": server.NOT_ME, "GO": server.GO,
-            # how long a stuck server may delay a call before the launcher runs it itself
-            # (safe at any moment before GO: until then the server has run nothing)
-            "HANDOVER_TIMEOUT": LAUNCHER_HANDOVER_TIMEOUT,
-            # a call ends by its deadline (runtime/deadline.py), or its process does
-            "STATUS_TIMEOUT": float(CALL_DEADLINE + GRACE + 15)}
+    return {
+        "ROOT": root,
+        "SOCKET": warm_socket,
+        "VERSIONS": list(CNI_VERSIONS),
+        "DEFAULT_VERSION": DEFAULT_CNI_VERSION,
+        "OLDEST": OLDEST_PYTHON,
+        "UNSUITABLE": int(Code.HOST_UNSUITABLE),
+        "IDENTITY": os.fsencode(identity()) if warm_socket else b"",
+        "MAGIC": server.MAGIC,
+        "PROTOCOL": server.PROTOCOL,
+        "READY": server.READY,
+        "STARTED": server.STARTED,
+        "NOT_ME": server.NOT_ME,
+        "GO": server.GO,
+        # how long a stuck server may delay a call before the launcher runs it itself
+        # (safe at any moment before GO: until then the server has run nothing)
+        "HANDOVER_TIMEOUT": LAUNCHER_HANDOVER_TIMEOUT,
+        # a call ends by its deadline (runtime/deadline.py), or its process does
+        "STATUS_TIMEOUT": float(CALL_DEADLINE + GRACE + 15),
+    }
 
 
 def launcher_text(python: str | None = None, warm_socket: str | None = None) -> str:
     """The launcher script for an interpreter (default: this one), cold or warm."""
-    return (SHEBANG.format(python=python or sys.executable)
-            + launcher_code(warm_socket, package_root()))
+    return SHEBANG.format(python=python or sys.executable) + launcher_code(
+        warm_socket, package_root()
+    )
 
 
-def install_plugin(bin_dir: Path, python: str | None = None,
-                   warm_socket: str | None = None) -> list[str]:
+def install_plugin(
+    bin_dir: Path, python: str | None = None, warm_socket: str | None = None
+) -> list[str]:
     """`netc install-plugin`: netc-cni into `bin_dir`; what was installed, one line each.
 
     The compiled shim (runtime/shim.py) as `netc-cni`, which answers VERSION
@@ -142,23 +157,31 @@ def install_plugin(bin_dir: Path, python: str | None = None,
         binary = shim.compiled()
     except shim.ShimUnavailable as error:
         target = install(bin_dir, python, warm_socket)
-        return [f"{error}; installed the Python launcher {target} instead (every call needs "
-                f"{interpreter})"]
+        return [
+            f"{error}; installed the Python launcher {target} instead (every call needs "
+            f"{interpreter})"
+        ]
     directory = bin_dir.absolute()
     directory.mkdir(parents=True, exist_ok=True)
     cold, target = directory / shim.COLD, directory / "netc-cni"
-    write_atomically(str(cold), launcher_text(interpreter, None).encode(), durable=True,
-                     mode=0o755)
-    write_atomically(str(target), shim.for_bin_dir(binary, str(directory), warm_socket,
-                                                   [interpreter]), durable=True, mode=0o755)
-    return [f"installed {cold} (the cold path: {interpreter})",
-            f"installed {target} (compiled; warm server: {warm_socket or 'none'})"]
+    write_atomically(str(cold), launcher_text(interpreter, None).encode(), durable=True, mode=0o755)
+    write_atomically(
+        str(target),
+        shim.for_bin_dir(binary, str(directory), warm_socket, [interpreter]),
+        durable=True,
+        mode=0o755,
+    )
+    return [
+        f"installed {cold} (the cold path: {interpreter})",
+        f"installed {target} (compiled; warm server: {warm_socket or 'none'})",
+    ]
 
 
 def install(bin_dir: Path, python: str | None = None, warm_socket: str | None = None) -> Path:
     """Write the Python launcher as `bin_dir/netc-cni` atomically and make it executable."""
     bin_dir.mkdir(parents=True, exist_ok=True)
     target = bin_dir / "netc-cni"
-    write_atomically(str(target), launcher_text(python, warm_socket).encode(), durable=True,
-                     mode=0o755)
+    write_atomically(
+        str(target), launcher_text(python, warm_socket).encode(), durable=True, mode=0o755
+    )
     return target

@@ -65,10 +65,15 @@ class Attachment:
 
     def to_json(self) -> dict[str, Any]:
         """The machine form."""
-        return {"container_id": self.container_id, "ifname": self.ifname,
-                "addresses": list(self.addresses), "ports": list(self.ports),
-                "rates": self.rates, "netns": self.netns,
-                "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since))}
+        return {
+            "container_id": self.container_id,
+            "ifname": self.ifname,
+            "addresses": list(self.addresses),
+            "ports": list(self.ports),
+            "rates": self.rates,
+            "netns": self.netns,
+            "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.since)),
+        }
 
 
 @frozen
@@ -84,9 +89,13 @@ class Problem:
 
     def to_json(self) -> dict[str, Any]:
         """The machine form."""
-        return {"kind": self.kind, "subject": self.subject, "detail": self.detail,
-                "remedy": self.remedy,
-                "owner": list(self.owner) if self.owner else None}
+        return {
+            "kind": self.kind,
+            "subject": self.subject,
+            "detail": self.detail,
+            "remedy": self.remedy,
+            "owner": list(self.owner) if self.owner else None,
+        }
 
 
 @mutable
@@ -101,10 +110,13 @@ class NetworkState:
 
     def to_json(self) -> dict[str, Any]:
         """The machine form."""
-        return {"network": self.network,
-                "attachments": [a.to_json() for a in self.attachments],
-                "reservations": {a: list(o) for a, o in self.reservations.items()},
-                "claims": self.claims, "problems": [p.to_json() for p in self.problems]}
+        return {
+            "network": self.network,
+            "attachments": [a.to_json() for a in self.attachments],
+            "reservations": {a: list(o) for a, o in self.reservations.items()},
+            "claims": self.claims,
+            "problems": [p.to_json() for p in self.problems],
+        }
 
 
 def inspect(networks: Sequence[Network]) -> list[NetworkState]:
@@ -112,8 +124,9 @@ def inspect(networks: Sequence[Network]) -> list[NetworkState]:
     states = []
     for network in (n for n in networks if n.bridge is not None):
         state = _network_state(network)
-        explained = {name for owner in known_attachments(network)
-                     for name in _owned_names(network, owner)}
+        explained = {
+            name for owner in known_attachments(network) for name in _owned_names(network, owner)
+        }
         state.problems += _unexplained_objects(network, explained)
         states.append(state)
     return states
@@ -131,9 +144,12 @@ def _network_state(network: Network) -> NetworkState:
         store = IpamStore(network.ipam.data_dir, network.name)
         state.reservations = store.holders()
     state.claims = _claims(network)
-    state.problems = [*_unexplained_reservations(state, recorded), *_gone_namespaces(state),
-                      *_unexplained_claims(network, state, recorded),
-                      *_node_drift(network)]
+    state.problems = [
+        *_unexplained_reservations(state, recorded),
+        *_gone_namespaces(state),
+        *_unexplained_claims(network, state, recorded),
+        *_node_drift(network),
+    ]
     return state
 
 
@@ -143,8 +159,15 @@ def _attachment(record: records.Record, path: str) -> Attachment:
     ports = tuple(str(m) for m in context.port_mappings or ())
     bandwidth = context.bandwidth
     rates = {d: r for d in ("ingress", "egress") if bandwidth and (r := bandwidth.rate(d))}
-    return Attachment(context.container_id, context.ifname, addresses, ports, rates,
-                      context.netns, os.stat(path).st_mtime)
+    return Attachment(
+        context.container_id,
+        context.ifname,
+        addresses,
+        ports,
+        rates,
+        context.netns,
+        os.stat(path).st_mtime,
+    )
 
 
 def _claims(network: Network) -> dict[str, str]:
@@ -158,32 +181,50 @@ def _claims(network: Network) -> dict[str, str]:
     return found
 
 
-def _unexplained_reservations(state: NetworkState, recorded: set[tuple[str, str]]
-                              ) -> list[Problem]:
-    return [Problem("reservation without record", f"{state.network} {address}",
-                    f"held by {owner[0]}/{owner[1]}, which has no attachment record",
-                    "netc gc runs its DEL once the container is gone", owner)
-            for address, owner in state.reservations.items() if owner not in recorded]
+def _unexplained_reservations(state: NetworkState, recorded: set[tuple[str, str]]) -> list[Problem]:
+    return [
+        Problem(
+            "reservation without record",
+            f"{state.network} {address}",
+            f"held by {owner[0]}/{owner[1]}, which has no attachment record",
+            "netc gc runs its DEL once the container is gone",
+            owner,
+        )
+        for address, owner in state.reservations.items()
+        if owner not in recorded
+    ]
 
 
 def _gone_namespaces(state: NetworkState) -> list[Problem]:
-    return [Problem("record without namespace", f"{state.network} {a.container_id}/{a.ifname}",
-                    f"its network namespace {a.netns} is gone",
-                    "netc gc runs its DEL once the container is gone",
-                    (a.container_id, a.ifname))
-            for a in state.attachments if a.netns and not os.path.exists(a.netns)]
+    return [
+        Problem(
+            "record without namespace",
+            f"{state.network} {a.container_id}/{a.ifname}",
+            f"its network namespace {a.netns} is gone",
+            "netc gc runs its DEL once the container is gone",
+            (a.container_id, a.ifname),
+        )
+        for a in state.attachments
+        if a.netns and not os.path.exists(a.netns)
+    ]
 
 
-def _unexplained_claims(network: Network, state: NetworkState,
-                        recorded: set[tuple[str, str]]) -> list[Problem]:
+def _unexplained_claims(
+    network: Network, state: NetworkState, recorded: set[tuple[str, str]]
+) -> list[Problem]:
     found = []
     for claim, owner in state.claims.items():
         _, container_id, ifname = owner_of(owner) or ("", "", "")
         if (container_id, ifname) not in recorded:
-            found.append(Problem("claim without record", f"{network.name} {claim}",
-                                 f"claimed by {container_id}/{ifname}, which has no record",
-                                 "netc gc removes it once the container is gone",
-                                 (container_id, ifname)))
+            found.append(
+                Problem(
+                    "claim without record",
+                    f"{network.name} {claim}",
+                    f"claimed by {container_id}/{ifname}, which has no record",
+                    "netc gc removes it once the container is gone",
+                    (container_id, ifname),
+                )
+            )
     return found
 
 
@@ -195,13 +236,23 @@ def _node_drift(network: Network) -> list[Problem]:
         seen = executor.observe(executor.Run(host, plan))
     finally:
         host.close()
-    return [Problem("node object blocked", op.summary, o.detail or str(o.state),
-                    f"netc apply refuses until it is gone ({op.span})")
-            if o.state == State.BLOCKED else
-            Problem("node object differs", op.summary, o.detail or str(o.state),
-                    f"netc apply (or the next pod's ADD) sets it up ({op.span})")
-            for op, o in zip(plan.operations, seen, strict=True)
-            if o.state in (State.CREATE, State.DIFFERENT, State.BLOCKED)]
+    return [
+        Problem(
+            "node object blocked",
+            op.summary,
+            o.detail or str(o.state),
+            f"netc apply refuses until it is gone ({op.span})",
+        )
+        if o.state == State.BLOCKED
+        else Problem(
+            "node object differs",
+            op.summary,
+            o.detail or str(o.state),
+            f"netc apply (or the next pod's ADD) sets it up ({op.span})",
+        )
+        for op, o in zip(plan.operations, seen, strict=True)
+        if o.state in (State.CREATE, State.DIFFERENT, State.BLOCKED)
+    ]
 
 
 def _owned_names(network: Network, owner: tuple[str, str]) -> list[str]:
@@ -225,21 +276,45 @@ def _unexplained_objects(network: Network, explained: set[str]) -> list[Problem]
     finally:
         host.close()
     bridge = next((link.index for link in links if link.name == network.bridge.name), None)
-    veths = [link for link in links if link.master == bridge
-             and OWNED_LINK.fullmatch(link.name) and link.name not in explained]
+    veths = [
+        link
+        for link in links
+        if link.master == bridge and OWNED_LINK.fullmatch(link.name) and link.name not in explained
+    ]
     groups = {link.group for link in veths if link.group}
-    ifbs = [link for link in links if link.kind == "ifb" and link.group in groups
-            and OWNED_LINK.fullmatch(link.name) and link.name not in explained]
-    remedy = ("delete it by hand once no pod uses it: netc gc collects the attachments a "
-              "record, address or host port names, and this one has none")
-    found = [Problem("link without record", f"{network.name} {link.name}",
-                     f"a {link.kind} with netc's name on {network.bridge.name} that no "
-                     "attachment of the network derives", remedy) for link in [*veths, *ifbs]]
+    ifbs = [
+        link
+        for link in links
+        if link.kind == "ifb"
+        and link.group in groups
+        and OWNED_LINK.fullmatch(link.name)
+        and link.name not in explained
+    ]
+    remedy = (
+        "delete it by hand once no pod uses it: netc gc collects the attachments a "
+        "record, address or host port names, and this one has none"
+    )
+    found = [
+        Problem(
+            "link without record",
+            f"{network.name} {link.name}",
+            f"a {link.kind} with netc's name on {network.bridge.name} that no "
+            "attachment of the network derives",
+            remedy,
+        )
+        for link in [*veths, *ifbs]
+    ]
     for family in (4, 6):
-        found += [Problem("chain without record", f"{network.name} {family_key(family)} "
-                          f"nat/{chain}", f"jumped to from {dispatch}, but no attachment of "
-                          "the network derives it", remedy)
-                  for dispatch, chain in _dnat_chains(network, family) if chain not in explained]
+        found += [
+            Problem(
+                "chain without record",
+                f"{network.name} {family_key(family)} nat/{chain}",
+                f"jumped to from {dispatch}, but no attachment of the network derives it",
+                remedy,
+            )
+            for dispatch, chain in _dnat_chains(network, family)
+            if chain not in explained
+        ]
     return found
 
 
@@ -250,6 +325,9 @@ def _dnat_chains(network: Network, family: int) -> list[tuple[str, str]]:
         listing = run(program(family), "-w", "10", "-t", "nat", "-S", dispatch)
     except (ProgramFailed, OSError):
         return []
-    targets = {words[-1] for words in (line.split() for line in listing.decode().splitlines())
-               if words[:2] == ["-A", dispatch] and OWNED_CHAIN.fullmatch(words[-1])}
+    targets = {
+        words[-1]
+        for words in (line.split() for line in listing.decode().splitlines())
+        if words[:2] == ["-A", dispatch] and OWNED_CHAIN.fullmatch(words[-1])
+    }
     return [(dispatch, chain) for chain in sorted(targets)]

@@ -63,8 +63,12 @@ class Range:
     @classmethod
     def from_plan(cls, planned: AddressRange) -> Range:
         """A range from the `ranges` parameter of an ipam.address operation."""
-        return cls(ipaddress.ip_network(planned.subnet), ipaddress.ip_address(planned.start),
-                   ipaddress.ip_address(planned.end), ipaddress.ip_address(planned.gateway))
+        return cls(
+            ipaddress.ip_network(planned.subnet),
+            ipaddress.ip_address(planned.start),
+            ipaddress.ip_address(planned.end),
+            ipaddress.ip_address(planned.gateway),
+        )
 
     def spans(self, address: IPAddress) -> bool:
         """Whether `address` is one of start..end.
@@ -72,8 +76,9 @@ class Range:
         Never one of the other family, which `ipaddress` refuses to compare: a
         `last_reserved_ip` left from when the range set was of that family.
         """
-        return (address.version == self.start.version
-                and int(self.start) <= int(address) <= int(self.end))
+        return address.version == self.start.version and int(self.start) <= int(address) <= int(
+            self.end
+        )
 
     def at(self, value: int) -> IPAddress:
         """The address of this range's family whose integer is `value`."""
@@ -102,15 +107,18 @@ class IpamStore:
     without it there is no reclaiming after a boot.
     """
 
-    def __init__(self, data_dir: str, network: str,
-                 recorded: Callable[[str, str], bool] | None = None) -> None:
+    def __init__(
+        self, data_dir: str, network: str, recorded: Callable[[str, str], bool] | None = None
+    ) -> None:
         self.directory = os.path.join(data_dir, network)
         self.recorded = recorded
 
     def _locked(self) -> contextlib.AbstractContextManager[float]:
-        return locked(self._path("lock"),
-                      logged_as=f"the addresses of {os.path.basename(self.directory)}",
-                      kind="addresses")
+        return locked(
+            self._path("lock"),
+            logged_as=f"the addresses of {os.path.basename(self.directory)}",
+            kind="addresses",
+        )
 
     def _path(self, address: str) -> str:
         return os.path.join(self.directory, address)
@@ -118,9 +126,17 @@ class IpamStore:
     def _owner(self, container_id: str, ifname: str) -> bytes:
         return f"{container_id}\r\n{ifname}".encode()
 
-    def reserve(self, range_set: int, ranges: Sequence[Range], container_id: str, ifname: str,
-                *, held: str | None = None, requested: str | None = None,
-                announce: Callable[[str], None] | None = None) -> Lease:
+    def reserve(
+        self,
+        range_set: int,
+        ranges: Sequence[Range],
+        container_id: str,
+        ifname: str,
+        *,
+        held: str | None = None,
+        requested: str | None = None,
+        announce: Callable[[str], None] | None = None,
+    ) -> Lease:
         """An address for the attachment; its caller holds the attachment's lock.
 
         `held` again if the attachment still owns it (and asks for no other),
@@ -152,8 +168,11 @@ class IpamStore:
                     if announce is not None:
                         announce(candidate)
                     if link_exclusively(staged, self._path(candidate)):
-                        write_atomically(self._path(f"last_reserved_ip.{range_set}"),
-                                         candidate.encode(), durable=False)
+                        write_atomically(
+                            self._path(f"last_reserved_ip.{range_set}"),
+                            candidate.encode(),
+                            durable=False,
+                        )
                         return _lease(candidate, ranges)
         finally:
             remove(staged)
@@ -184,7 +203,8 @@ class IpamStore:
             if not freed:
                 names = self._names()
                 freed = [n for n in names if self._owned(n, owner)] or [
-                    n for n in names if self._owned(n, container_id.encode())]
+                    n for n in names if self._owned(n, container_id.encode())
+                ]
             for name in freed:
                 remove(self._path(name))
         return freed
@@ -200,8 +220,11 @@ class IpamStore:
         freed = []
         for name in self._names():
             container_id, ifname = self._holder(name)
-            if (container_id and not self.recorded(container_id, ifname)
-                    and _mtime(self._path(name)) < booted):
+            if (
+                container_id
+                and not self.recorded(container_id, ifname)
+                and _mtime(self._path(name)) < booted
+            ):
                 remove(self._path(name))
                 freed.append(name)
         private_directory(self.directory)

@@ -43,8 +43,9 @@ _chosen: list[str] = []
 def use_backend(backend: str | None) -> None:
     """Run `backend`'s programs by their explicit names from now on (None: the defaults)."""
     if backend is not None and backend not in BACKENDS:
-        raise ValueError(f"{BACKEND_VARIABLE} must be one of {', '.join(BACKENDS)}, "
-                         f"not {backend!r}")
+        raise ValueError(
+            f"{BACKEND_VARIABLE} must be one of {', '.join(BACKENDS)}, not {backend!r}"
+        )
     _chosen[:] = [backend] if backend else []
 
 
@@ -85,8 +86,10 @@ def detect_backend() -> Detected:
     nobody has written rules on yet -- goes to nft, the default of current
     distributions.  A backend whose programs are missing or fail counts 0.
     """
-    rules = {backend: sum(_saved_rules(f"{TOOLS[family]}-{backend}-save") for family in TOOLS)
-             for backend in BACKENDS}
+    rules = {
+        backend: sum(_saved_rules(f"{TOOLS[family]}-{backend}-save") for family in TOOLS)
+        for backend in BACKENDS
+    }
     return Detected("legacy" if rules["legacy"] > rules["nft"] else "nft", rules)
 
 
@@ -105,8 +108,13 @@ def restore(family: int, table: str, lines: Sequence[str]) -> None:
 
 def start_restore(family: int, table: str, lines: Sequence[str]) -> Running:
     """`restore`, started: the transaction is applied (or refused) by the time it is waited for."""
-    return start(program(family, "restore"), "-w", XTABLES_WAIT, "--noflush",
-                 stdin=restore_text(table, lines).encode())
+    return start(
+        program(family, "restore"),
+        "-w",
+        XTABLES_WAIT,
+        "--noflush",
+        stdin=restore_text(table, lines).encode(),
+    )
 
 
 def rule_count(family: int, table: str, chain: str) -> int | None:
@@ -177,5 +185,4 @@ def _saved_chains(saved: str, names: Iterable[str]) -> dict[str, Chain | None]:
             for verb, target in itertools.pairwise(words):
                 if verb in ("-j", "-g") and target in jumps:
                     jumps[target] += 1
-    return {name: Chain(rules[name], jumps[name]) if name in declared else None
-            for name in rules}
+    return {name: Chain(rules[name], jumps[name]) if name in declared else None for name in rules}

@@ -111,18 +111,21 @@ class Config:
         return context
 
 
-def in_cluster(root: str = SERVICE_ACCOUNT,
-               environ: Mapping[str, str] | None = None) -> Config:
+def in_cluster(root: str = SERVICE_ACCOUNT, environ: Mapping[str, str] | None = None) -> Config:
     """The configuration a pod has: its service account's token and CA, the API's Service."""
     env = os.environ if environ is None else environ
     host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT")
     if not host or not port:
-        raise ConfigError("not in a pod (KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
-                          "are not set): give --kubeconfig FILE")
+        raise ConfigError(
+            "not in a pod (KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT "
+            "are not set): give --kubeconfig FILE"
+        )
     token = os.path.join(root, "token")
     if not os.path.exists(token):
-        raise ConfigError(f"no service account token at {token}: the DaemonSet mounts it "
-                          "(automountServiceAccountToken) in a cluster of Kubernetes Nodes")
+        raise ConfigError(
+            f"no service account token at {token}: the DaemonSet mounts it "
+            "(automountServiceAccountToken) in a cluster of Kubernetes Nodes"
+        )
     server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
     return Config(server, ca_file=os.path.join(root, "ca.crt"), token_file=token)
 
@@ -147,22 +150,31 @@ def from_kubeconfig(path: str, directory: str | None = None) -> Config:
     if not isinstance(server, str) or not server.startswith("https://"):
         raise ConfigError(f"the kubeconfig {path} names no https:// server")
     if cluster.get("insecure-skip-tls-verify"):
-        raise ConfigError(f"the kubeconfig {path} skips checking the server's certificate: "
-                          "netc always checks it (give certificate-authority)")
+        raise ConfigError(
+            f"the kubeconfig {path} skips checking the server's certificate: "
+            "netc always checks it (give certificate-authority)"
+        )
     base = os.path.dirname(os.path.abspath(path))
     if any(key in user for key in ("exec", "auth-provider")):
-        raise ConfigError(f"the kubeconfig {path} authenticates through a plugin, which netc "
-                          "does not run: give a token or a client certificate")
+        raise ConfigError(
+            f"the kubeconfig {path} authenticates through a plugin, which netc "
+            "does not run: give a token or a client certificate"
+        )
     files = {key: _file(base, user.get(key)) for key in ("client-certificate", "client-key")}
     for key in ("client-certificate", "client-key"):
         data = user.get(f"{key}-data")
         if isinstance(data, str):
             directory = directory or tempfile.mkdtemp(prefix="netc-kube-")
             files[key] = _private_file(directory, key, _base64(data, key, path))
-    return Config(server, ca_file=_file(base, cluster.get("certificate-authority")),
-                  ca_data=_ca_data(cluster, path), token=_string(user.get("token")),
-                  token_file=_file(base, user.get("tokenFile")),
-                  cert_file=files["client-certificate"], key_file=files["client-key"])
+    return Config(
+        server,
+        ca_file=_file(base, cluster.get("certificate-authority")),
+        ca_data=_ca_data(cluster, path),
+        token=_string(user.get("token")),
+        token_file=_file(base, user.get("tokenFile")),
+        cert_file=files["client-certificate"],
+        key_file=files["client-key"],
+    )
 
 
 def _current(document: object, path: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -173,8 +185,18 @@ def _current(document: object, path: str) -> tuple[dict[str, Any], dict[str, Any
 
     def named(kind: str, wanted: object) -> dict[str, Any]:
         entries = document.get(kind) or []
-        found = next((e.get(kind[:-1]) for e in entries if isinstance(e, dict)
-                      and e.get("name") == wanted), None) if isinstance(entries, list) else None
+        found = (
+            next(
+                (
+                    e.get(kind[:-1])
+                    for e in entries
+                    if isinstance(e, dict) and e.get("name") == wanted
+                ),
+                None,
+            )
+            if isinstance(entries, list)
+            else None
+        )
         if not isinstance(found, dict):
             raise ConfigError(f"the kubeconfig {path} has no {kind[:-1]} {wanted!r}")
         return found
@@ -270,19 +292,26 @@ class Kube:
                 return NodeList(tuple(items), version)
             query = {"limit": str(page), "continue": str(more)}
 
-    def watch_nodes(self, resource_version: str, seconds: int = WATCH_SECONDS
-                    ) -> Iterator[WatchEvent]:
+    def watch_nodes(
+        self, resource_version: str, seconds: int = WATCH_SECONDS
+    ) -> Iterator[WatchEvent]:
         """The Nodes' changes after `resource_version`, with bookmarks, until the server ends.
 
         The server ends a watch after `seconds`; that is a normal end.  A
         watch that breaks raises `Unavailable`, one whose version is
         compacted `Expired`.
         """
-        query = urllib.parse.urlencode({"watch": "1", "allowWatchBookmarks": "true",
-                                        "resourceVersion": resource_version,
-                                        "timeoutSeconds": str(seconds)})
-        connection, response = self._open("GET", f"{NODES}?{query}", None,
-                                          timeout=seconds + WATCH_MARGIN)
+        query = urllib.parse.urlencode(
+            {
+                "watch": "1",
+                "allowWatchBookmarks": "true",
+                "resourceVersion": resource_version,
+                "timeoutSeconds": str(seconds),
+            }
+        )
+        connection, response = self._open(
+            "GET", f"{NODES}?{query}", None, timeout=seconds + WATCH_MARGIN
+        )
         try:
             for line in _lines(response):
                 yield _event(_json(line))
@@ -291,8 +320,7 @@ class Kube:
         finally:
             connection.close()
 
-    def patch_annotations(self, name: str, annotations: Mapping[str, str | None]
-                          ) -> dict[str, Any]:
+    def patch_annotations(self, name: str, annotations: Mapping[str, str | None]) -> dict[str, Any]:
         """Set (or, with None, remove) annotations of a Node, by JSON merge patch."""
         body = json.dumps({"metadata": {"annotations": dict(annotations)}}).encode()
         return self._call("PATCH", f"{NODES}/{urllib.parse.quote(name, safe='')}", body)
@@ -306,8 +334,9 @@ class Kube:
         finally:
             connection.close()
 
-    def _open(self, method: str, path: str, body: bytes | None, timeout: float | None = None
-              ) -> tuple[http.client.HTTPSConnection, http.client.HTTPResponse]:
+    def _open(
+        self, method: str, path: str, body: bytes | None, timeout: float | None = None
+    ) -> tuple[http.client.HTTPSConnection, http.client.HTTPResponse]:
         """A request sent and its answer's head read; anything but 200 raised."""
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         token = self.config.bearer()
@@ -315,8 +344,9 @@ class Kube:
             headers["Authorization"] = f"Bearer {token}"
         if body is not None:
             headers["Content-Type"] = "application/merge-patch+json"
-        connection = http.client.HTTPSConnection(self.host, self.port, timeout=self.timeout,
-                                                 context=self._ssl())
+        connection = http.client.HTTPSConnection(
+            self.host, self.port, timeout=self.timeout, context=self._ssl()
+        )
         try:
             connection.request(method, self.base + path, body, headers)
             response = connection.getresponse()
@@ -326,8 +356,9 @@ class Kube:
                 raise _failure(response.status, response.read(65536))
         except (OSError, http.client.HTTPException) as error:
             connection.close()
-            raise Unavailable(f"the Kubernetes API at {self.host}:{self.port} did not answer: "
-                              f"{error}") from error
+            raise Unavailable(
+                f"the Kubernetes API at {self.host}:{self.port} did not answer: {error}"
+            ) from error
         except BaseException:
             connection.close()
             raise

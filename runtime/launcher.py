@@ -68,9 +68,16 @@ def cold() -> None:
     if sys.version_info < OLDEST:
         found = ".".join(map(str, sys.version_info[:3]))
         wanted = ".".join(map(str, OLDEST))
-        sys.stdout.write('{"cniVersion": "' + DEFAULT_VERSION + '", "code": ' + str(UNSUITABLE)
-                         + ', "msg": "netc-cni needs Python ' + wanted + " or later on the node, "
-                         "found " + found + " (" + sys.executable + ')"}\n')
+        sys.stdout.write(
+            '{"cniVersion": "'
+            + DEFAULT_VERSION
+            + '", "code": '
+            + str(UNSUITABLE)
+            + ', "msg": "netc-cni needs Python '
+            + wanted
+            + " or later on the node, "
+            "found " + found + " (" + sys.executable + ')"}\n'
+        )
         leave(1)
     if ROOT is not None:
         sys.path.append(ROOT)
@@ -142,8 +149,16 @@ def outcome(server: "socket") -> "int | None":
     import json
 
     message = "the warm server's process for this call ended without an exit status"
-    print(json.dumps({"cniVersion": DEFAULT_VERSION, "code": 11, "msg": message,
-                      "details": "try again later"}))
+    print(
+        json.dumps(
+            {
+                "cniVersion": DEFAULT_VERSION,
+                "code": 11,
+                "msg": message,
+                "details": "try again later",
+            }
+        )
+    )
     return 1
 
 

@@ -50,44 +50,78 @@ class Metrics:
 
     def __init__(self) -> None:
         registry = self.registry = CollectorRegistry()
-        self.converges = Counter("netc_agent_converges", "Converges the agent ran (at a "
-                                 "change of its configuration or members, and every interval)",
-                                 registry=registry)
+        self.converges = Counter(
+            "netc_agent_converges",
+            "Converges the agent ran (at a "
+            "change of its configuration or members, and every interval)",
+            registry=registry,
+        )
         self.converge_failures = Counter(
-            "netc_agent_converge_failures", "Converges that left the node not ready",
-            registry=registry)
+            "netc_agent_converge_failures",
+            "Converges that left the node not ready",
+            registry=registry,
+        )
         self.converge_seconds = Histogram(
-            "netc_agent_converge_duration_seconds", "How long a converge took",
-            buckets=CONVERGE_BUCKETS, registry=registry)
+            "netc_agent_converge_duration_seconds",
+            "How long a converge took",
+            buckets=CONVERGE_BUCKETS,
+            registry=registry,
+        )
         self.changes = Counter(
-            "netc_agent_changes", "Changes the agent made to the node: plugin files installed, "
+            "netc_agent_changes",
+            "Changes the agent made to the node: plugin files installed, "
             "operations of the node plan applied, conflists written or removed",
-            ["kind"], registry=registry)
+            ["kind"],
+            registry=registry,
+        )
         self.repairs = Counter(
-            "netc_agent_drift_repairs", "Changes that put back what someone changed on the node "
+            "netc_agent_drift_repairs",
+            "Changes that put back what someone changed on the node "
             "(made by a converge whose configuration and plan had been applied already)",
-            ["kind"], registry=registry)
-        self.peers = Gauge("netc_agent_peers", "Other nodes of the node's cluster that it "
-                           "routes to", registry=registry)
-        self.ready = Gauge("netc_agent_ready", "1 when the node is converged (/readyz)",
-                           registry=registry)
+            ["kind"],
+            registry=registry,
+        )
+        self.peers = Gauge(
+            "netc_agent_peers",
+            "Other nodes of the node's cluster that it routes to",
+            registry=registry,
+        )
+        self.ready = Gauge(
+            "netc_agent_ready", "1 when the node is converged (/readyz)", registry=registry
+        )
         self.server_starts = Counter(
-            "netc_agent_warm_server_starts", "Starts of the warm server, by result",
-            ["result"], registry=registry)
+            "netc_agent_warm_server_starts",
+            "Starts of the warm server, by result",
+            ["result"],
+            registry=registry,
+        )
         self.calls = Counter(
-            "netc_cni_calls", "CNI calls the warm server ran, by command and result",
-            ["command", "result"], registry=registry)
+            "netc_cni_calls",
+            "CNI calls the warm server ran, by command and result",
+            ["command", "result"],
+            registry=registry,
+        )
         self.call_seconds = Histogram(
-            "netc_cni_call_duration_seconds", "How long a warm CNI call took, from its "
-            "hand-over to its exit status", ["command", "result"], buckets=CALL_BUCKETS,
-            registry=registry)
+            "netc_cni_call_duration_seconds",
+            "How long a warm CNI call took, from its hand-over to its exit status",
+            ["command", "result"],
+            buckets=CALL_BUCKETS,
+            registry=registry,
+        )
         self.lock_waits = Histogram(
-            "netc_cni_lock_wait_seconds", "How long a warm CNI call waited for the locks of a "
-            "kind (one observation per call and kind it took)", ["lock"], buckets=WAIT_BUCKETS,
-            registry=registry)
+            "netc_cni_lock_wait_seconds",
+            "How long a warm CNI call waited for the locks of a "
+            "kind (one observation per call and kind it took)",
+            ["lock"],
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
         self.refused = Counter(
-            "netc_cni_handovers_refused", "Calls the warm server refused to run (the caller "
-            "ran them cold, or answered CNI error 11 without python3)", registry=registry)
+            "netc_cni_handovers_refused",
+            "Calls the warm server refused to run (the caller "
+            "ran them cold, or answered CNI error 11 without python3)",
+            registry=registry,
+        )
         for kind in CHANGES:  # present from the start: a rate needs a first sample
             self.changes.labels(kind)
             self.repairs.labels(kind)
@@ -124,12 +158,20 @@ def _call(report: dict[str, Any]) -> tuple[str, str, float, dict[str, float]]:
     waits = {kind: _seconds(waited) for kind, waited in locks.items()}
     if any(kind not in LOCKS for kind in waits):
         raise ValueError("a lock netc does not take")
-    return (command if command in COMMANDS else "other", result_label(code),
-            _seconds(seconds), waits)
+    return (
+        command if command in COMMANDS else "other",
+        result_label(code),
+        _seconds(seconds),
+        waits,
+    )
 
 
 def _seconds(value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or value < 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value < 0
+    ):
         raise ValueError(f"{value!r} is no duration")
     return float(value)

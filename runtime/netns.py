@@ -59,8 +59,7 @@ class Netns:
         try:
             self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as error:
-            raise NetnsError(f"cannot open network namespace {path}: "
-                             f"{error.strerror}") from None
+            raise NetnsError(f"cannot open network namespace {path}: {error.strerror}") from None
 
     def close(self) -> None:
         """Release the handle."""

@@ -19,8 +19,9 @@ from runtime.host import Host
 from runtime.netns import node_namespace
 
 
-def observe_plan(network: Network, the_plan: Plan, pod: PodContext,
-                 node_netns: str) -> list[Observation]:
+def observe_plan(
+    network: Network, the_plan: Plan, pod: PodContext, node_netns: str
+) -> list[Observation]:
     """One observation per operation of `the_plan`, seen from namespace `node_netns`.
 
     `node_netns` is a name under /run/netns or a path.
@@ -31,8 +32,9 @@ def observe_plan(network: Network, the_plan: Plan, pod: PodContext,
         sandbox = pod.netns if pod.netns and os.path.exists(pod.netns) else None
         host = Host(sandbox)
         try:
-            run = executor.Run(host, the_plan, pod, previous or records.Record(state, pod),
-                               previous)
+            run = executor.Run(
+                host, the_plan, pod, previous or records.Record(state, pod), previous
+            )
             return executor.observe(run)
         finally:
             host.close()

@@ -107,8 +107,9 @@ def digest(text: str) -> str:
     return "sha256:" + sha256(text.encode()).hexdigest()
 
 
-def plan_directory(directory: str, wanted: Mapping[str, Output],
-                   networks: Collection[str] | None = None) -> DirectoryPlan:
+def plan_directory(
+    directory: str, wanted: Mapping[str, Output], networks: Collection[str] | None = None
+) -> DirectoryPlan:
     """What writing `wanted` (relative path -> output) into `directory` changes.
 
     Files netc wrote for `networks` (default: any) and no longer wants are
@@ -116,11 +117,15 @@ def plan_directory(directory: str, wanted: Mapping[str, Output],
     """
     unsafe = sorted(name for name in wanted if not plain_name(name))
     if unsafe:
-        raise UnsafeName(f"{unsafe[0]!r} is not a plain file name: netc writes nothing "
-                         f"outside {directory}")
+        raise UnsafeName(
+            f"{unsafe[0]!r} is not a plain file name: netc writes nothing outside {directory}"
+        )
     owned = _manifest(directory)
-    mine = {name: entry for name, entry in owned.items()
-            if networks is None or entry["network"] in networks}
+    mine = {
+        name: entry
+        for name, entry in owned.items()
+        if networks is None or entry["network"] in networks
+    }
     changes, in_the_way = [], []
     for name in sorted(set(wanted) | set(mine)):
         try:
@@ -129,24 +134,28 @@ def plan_directory(directory: str, wanted: Mapping[str, Output],
             if name in wanted:
                 in_the_way.append(f"{os.path.join(directory, name)}: {error}")
             else:  # netc wrote a file there; what is there now is not it
-                changes.append(FileChange(FileAction.EDITED, name, mine[name]["network"], None,
-                                          None))
+                changes.append(
+                    FileChange(FileAction.EDITED, name, mine[name]["network"], None, None)
+                )
             continue
         if name in wanted:
             if current not in (None, wanted[name].text) and name not in owned:
                 in_the_way.append(f"{os.path.join(directory, name)}: netc did not write it")
                 continue
             action = FileAction.UNCHANGED if current == wanted[name].text else FileAction.WRITE
-            changes.append(FileChange(action, name, wanted[name].network, current,
-                                      wanted[name].text))
+            changes.append(
+                FileChange(action, name, wanted[name].network, current, wanted[name].text)
+            )
         elif current is not None:
             unedited = digest(current) == mine[name]["digest"]
             action = FileAction.REMOVE if unedited else FileAction.EDITED
             changes.append(FileChange(action, name, mine[name]["network"], current, None))
     if in_the_way:
-        raise InTheWay("nothing written: files netc does not own stand where it would write, "
-                       "and netc never touches them:\n  " + "\n  ".join(in_the_way),
-                       details="remove or move them, then run netc again")
+        raise InTheWay(
+            "nothing written: files netc does not own stand where it would write, "
+            "and netc never touches them:\n  " + "\n  ".join(in_the_way),
+            details="remove or move them, then run netc again",
+        )
     others = {n: e for n, e in owned.items() if n not in mine and n not in wanted}
     return DirectoryPlan(changes, others)
 
@@ -170,8 +179,9 @@ def _current(directory: str, name: str) -> str | None:
         return None
     except OSError as error:
         if error.errno in (errno.ELOOP, errno.ENOTDIR):
-            raise _NotAFile("a symbolic link" if error.errno == errno.ELOOP
-                            else "a folder on the way is a file") from None
+            raise _NotAFile(
+                "a symbolic link" if error.errno == errno.ELOOP else "a folder on the way is a file"
+            ) from None
         raise
     with os.fdopen(fd, "rb") as handle:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -189,18 +199,19 @@ def carry_out(directory: str, plan: DirectoryPlan) -> None:
         elif change.action == FileAction.REMOVE:
             remove(path)
     owned = dict(plan.others)
-    owned |= {c.name: {"network": c.network, "digest": digest(c.wanted)}
-              for c in plan.changes if c.wanted is not None}
+    owned |= {
+        c.name: {"network": c.network, "digest": digest(c.wanted)}
+        for c in plan.changes
+        if c.wanted is not None
+    }
     document = json.dumps({"format": FORMAT, "files": owned}, indent=2, sort_keys=True) + "\n"
     os.makedirs(directory, exist_ok=True)
-    write_atomically(os.path.join(directory, MANIFEST), document.encode(), durable=True,
-                     mode=0o644)
+    write_atomically(os.path.join(directory, MANIFEST), document.encode(), durable=True, mode=0o644)
 
 
 def owned(directory: str) -> list[str]:
     """The files of `directory` netc wrote there and that are there still."""
-    return [name for name in _manifest(directory)
-            if os.path.exists(os.path.join(directory, name))]
+    return [name for name in _manifest(directory) if os.path.exists(os.path.join(directory, name))]
 
 
 def _manifest(directory: str) -> dict[str, dict[str, str]]:
@@ -210,7 +221,10 @@ def _manifest(directory: str) -> dict[str, dict[str, str]]:
         return {}
     try:
         files = json.loads(text)["files"]
-        return {str(name): {"network": str(entry["network"]), "digest": str(entry["digest"])}
-                for name, entry in files.items() if plain_name(str(name))}
+        return {
+            str(name): {"network": str(entry["network"]), "digest": str(entry["digest"])}
+            for name, entry in files.items()
+            if plain_name(str(name))
+        }
     except (ValueError, KeyError, TypeError, AttributeError):
         return {}

@@ -53,8 +53,19 @@ from runtime.image_archives import oci_archive as write_oci_archive
 from runtime.install import netc_version
 
 PYTHON = Path("/usr/bin/python3")
-STDLIB_SKIP = {"test", "idlelib", "tkinter", "turtledemo", "lib2to3", "ensurepip",
-               "distutils", "pydoc_data", "unittest", "venv", "__phello__"}
+STDLIB_SKIP = {
+    "test",
+    "idlelib",
+    "tkinter",
+    "turtledemo",
+    "lib2to3",
+    "ensurepip",
+    "distutils",
+    "pydoc_data",
+    "unittest",
+    "venv",
+    "__phello__",
+}
 """Parts of the standard library the agent never imports."""
 BUILD_FILES = "config-"
 """config-3.11-<arch>/: the static libpython and makefiles for building extensions (33 MB)."""
@@ -64,15 +75,22 @@ DLOPENED_BY_LIBC = ("libgcc_s.so.1",)
 """Loaded by glibc with dlopen, so no ELF file names it: pthread_exit unwinds with it.
 Python ends daemon threads that way at exit; without it the agent aborted on SIGTERM
 ("libgcc_s.so.1 must be installed for pthread_exit to work", status 134)."""
-NODE_PROGRAMS = {"usr/sbin/xtables-nft-multi": "/usr/sbin/xtables-nft-multi",
-                 "usr/sbin/xtables-legacy-multi": "/usr/sbin/xtables-legacy-multi",
-                 "usr/sbin/conntrack": "/usr/sbin/conntrack", "usr/bin/kmod": "/bin/kmod"}
+NODE_PROGRAMS = {
+    "usr/sbin/xtables-nft-multi": "/usr/sbin/xtables-nft-multi",
+    "usr/sbin/xtables-legacy-multi": "/usr/sbin/xtables-legacy-multi",
+    "usr/sbin/conntrack": "/usr/sbin/conntrack",
+    "usr/bin/kmod": "/bin/kmod",
+}
 """The image's programs for the node's kernel, and where a root holds them (Debian's paths)."""
 NODE_PROGRAM_NAMES = {
-    **{f"usr/sbin/{tool}-{backend}{role}": f"xtables-{backend}-multi"
-       for backend in ("nft", "legacy") for tool in ("iptables", "ip6tables")
-       for role in ("", "-restore", "-save")},
-    "usr/sbin/modprobe": "../bin/kmod"}
+    **{
+        f"usr/sbin/{tool}-{backend}{role}": f"xtables-{backend}-multi"
+        for backend in ("nft", "legacy")
+        for tool in ("iptables", "ip6tables")
+        for role in ("", "-restore", "-save")
+    },
+    "usr/sbin/modprobe": "../bin/kmod",
+}
 """The names the runtime runs them by (runtime/iptables.py `program`): symbolic links."""
 NODE_PACKAGES = ("iptables", "conntrack", "kmod")
 """Debian's packages of those programs, for an image of another architecture."""
@@ -111,8 +129,10 @@ class Architecture:
         return Platform(self.name, self.variant)
 
 
-ARCHITECTURES = {a.name: a for a in (Architecture("amd64", "x86_64", 62),
-                                     Architecture("arm64", "aarch64", 183, "v8"))}
+ARCHITECTURES = {
+    a.name: a
+    for a in (Architecture("amd64", "x86_64", 62), Architecture("arm64", "aarch64", 183, "v8"))
+}
 
 
 def this_architecture() -> Architecture:
@@ -164,8 +184,9 @@ class Root:
         for directory in (f"/lib/{triplet}", f"/usr/lib/{triplet}", "/lib", "/usr/lib"):
             if self.resolve(f"{directory}/{soname}").is_file():
                 return f"{directory}/{soname}"
-        raise FileNotFoundError(f"{soname} is in none of the library directories of "
-                                f"{self.directory}")
+        raise FileNotFoundError(
+            f"{soname} is in none of the library directories of {self.directory}"
+        )
 
 
 def python_name() -> str:
@@ -205,18 +226,26 @@ def byte_code(source: bytes, name: str) -> bytes:
     """
     code = compile(source, name, "exec", dont_inherit=True)
     unchecked_hash = (1).to_bytes(4, "little")
-    return (importlib.util.MAGIC_NUMBER + unchecked_hash + importlib.util.source_hash(source)
-            + marshal.dumps(code))
+    return (
+        importlib.util.MAGIC_NUMBER
+        + unchecked_hash
+        + importlib.util.source_hash(source)
+        + marshal.dumps(code)
+    )
 
 
 def _extension_modules(directory: Path, architecture: Architecture) -> list[Path]:
     """The compiled modules below `directory` built for `architecture`."""
-    return [path for path in sorted(directory.rglob("*.so"))
-            if read_elf(path).machine == architecture.elf_machine]
+    return [
+        path
+        for path in sorted(directory.rglob("*.so"))
+        if read_elf(path).machine == architecture.elf_machine
+    ]
 
 
-def _add_python_tree(archive: tarfile.TarFile, directory: Path, prefix: str,
-                     architecture: Architecture) -> None:
+def _add_python_tree(
+    archive: tarfile.TarFile, directory: Path, prefix: str, architecture: Architecture
+) -> None:
     """A tree of Python sources and data at `prefix`, each module with its byte code.
 
     Caches already there are left out (Python checks them against file
@@ -224,8 +253,12 @@ def _add_python_tree(archive: tarfile.TarFile, directory: Path, prefix: str,
     """
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
-        if (relative.parts[0] in STDLIB_SKIP or relative.parts[0].startswith(BUILD_FILES)
-                or "__pycache__" in relative.parts or not path.is_file()):
+        if (
+            relative.parts[0] in STDLIB_SKIP
+            or relative.parts[0].startswith(BUILD_FILES)
+            or "__pycache__" in relative.parts
+            or not path.is_file()
+        ):
             continue
         if path.suffix == ".so" and read_elf(path).machine != architecture.elf_machine:
             continue
@@ -233,8 +266,10 @@ def _add_python_tree(archive: tarfile.TarFile, directory: Path, prefix: str,
         data = path.read_bytes()
         add_member(archive, name, data=data)
         if path.suffix == ".py":
-            cache = (f"{PurePosixPath(name).parent}/__pycache__/"
-                     f"{path.stem}.{sys.implementation.cache_tag}.pyc")
+            cache = (
+                f"{PurePosixPath(name).parent}/__pycache__/"
+                f"{path.stem}.{sys.implementation.cache_tag}.pyc"
+            )
             add_member(archive, cache, data=byte_code(data, f"/{name}"))
 
 
@@ -259,20 +294,41 @@ def image_layer(root: Root, shim_binary: bytes) -> bytes:
     """
     python = python_name()
     if python != f"python{sys.version_info.major}.{sys.version_info.minor}":
-        raise RuntimeError(f"the image's byte code is for {python}: build it with that "
-                           f"Python, not {platform.python_version()}")
+        raise RuntimeError(
+            f"the image's byte code is for {python}: build it with that "
+            f"Python, not {platform.python_version()}"
+        )
     architecture = root.architecture
     stdlib = root.resolve(f"/usr/lib/{python}")
     interpreter = root.resolve(f"/usr/bin/{python}")
-    extensions = [*_extension_modules(stdlib / "lib-dynload", architecture),
-                  *(so for name in DEPENDENCIES
-                    for so in _extension_modules(_module_dir(name), architecture))]
+    extensions = [
+        *_extension_modules(stdlib / "lib-dynload", architecture),
+        *(
+            so
+            for name in DEPENDENCIES
+            for so in _extension_modules(_module_dir(name), architecture)
+        ),
+    ]
     programs = {name: root.resolve(path) for name, path in NODE_PROGRAMS.items()}
     xtables = xtables_extensions(root)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
-        for directory in ("bin", "etc", "dev", "proc", "sys", "tmp", "run", "usr", "usr/bin",
-                          "usr/sbin", "usr/lib", SITE, "var", "var/lib"):
+        for directory in (
+            "bin",
+            "etc",
+            "dev",
+            "proc",
+            "sys",
+            "tmp",
+            "run",
+            "usr",
+            "usr/bin",
+            "usr/sbin",
+            "usr/lib",
+            SITE,
+            "var",
+            "var/lib",
+        ):
             add_member(archive, directory, mode=0o755)
         add_member(archive, "usr/bin/python3", data=interpreter.read_bytes(), mode=0o755)
         needing = [interpreter, *extensions, *programs.values(), *xtables]
@@ -285,16 +341,23 @@ def image_layer(root: Root, shim_binary: bytes) -> bytes:
         extension_dir = f"usr/lib/{architecture.triplet}/xtables"
         add_member(archive, extension_dir, mode=0o755)
         for extension in xtables:
-            add_member(archive, f"{extension_dir}/{extension.name}", data=extension.read_bytes(),
-                       mode=0o644)
+            add_member(
+                archive,
+                f"{extension_dir}/{extension.name}",
+                data=extension.read_bytes(),
+                mode=0o644,
+            )
         _add_python_tree(archive, stdlib, f"usr/lib/{python}", architecture)
         for package in (*PACKAGES, *DEPENDENCIES):
             _add_python_tree(archive, _module_dir(package), f"{SITE}/{package}", architecture)
         # the distribution's metadata, so `netc_version()` -- and with it the warm
         # server's identity -- is the release's in the image too, not "unreleased"
         version = netc_version()
-        add_member(archive, f"{SITE}/netc-{version}.dist-info/METADATA",
-                   data=f"Metadata-Version: 2.1\nName: netc\nVersion: {version}\n".encode())
+        add_member(
+            archive,
+            f"{SITE}/netc-{version}.dist-info/METADATA",
+            data=f"Metadata-Version: 2.1\nName: netc\nVersion: {version}\n".encode(),
+        )
         add_member(archive, "usr/bin/netc", data=LAUNCHER.encode(), mode=0o755)
         add_member(archive, f"{SITE}/{shim.PREBUILT}", data=shim_binary, mode=0o755)
         add_member(archive, "etc/passwd", data=b"root:x:0:0:root:/:/usr/bin/python3\n")
@@ -324,12 +387,14 @@ def image_shim(architecture: Architecture) -> bytes:
         raise shim.ShimUnavailable(
             f"no {cross} to build netc-cni's shim for {architecture.name}: install Debian's "
             f"gcc-{architecture.machine.replace('_', '-')}-linux-gnu and "
-            f"libc6-dev-{architecture.name}-cross")
+            f"libc6-dev-{architecture.name}-cross"
+        )
     return shim.compiled(cross)
 
 
-def agent_layer(architecture: Architecture, cache: Path = DEFAULT_CACHE, *,
-                refresh: bool = False) -> bytes:
+def agent_layer(
+    architecture: Architecture, cache: Path = DEFAULT_CACHE, *, refresh: bool = False
+) -> bytes:
     """The agent image's layer for `architecture`.
 
     From this machine's files if it is its own, else from Debian's packages
@@ -338,30 +403,43 @@ def agent_layer(architecture: Architecture, cache: Path = DEFAULT_CACHE, *,
     binary = image_shim(architecture)
     if architecture == this_architecture():
         return image_layer(Root(Path("/"), architecture), binary)
-    debs = debian.fetch(debian_packages(python_name()), architecture.name, cache,
-                        refresh=refresh)
+    debs = debian.fetch(debian_packages(python_name()), architecture.name, cache, refresh=refresh)
     with tempfile.TemporaryDirectory(prefix="netc-root-") as scratch:
         return image_layer(Root(debian.unpack(debs, Path(scratch)), architecture), binary)
 
 
-def agent_image(architecture: Architecture, cache: Path = DEFAULT_CACHE, *,
-                refresh: bool = False) -> Image:
+def agent_image(
+    architecture: Architecture, cache: Path = DEFAULT_CACHE, *, refresh: bool = False
+) -> Image:
     """The agent's image: `netc agent ...` is its entry point's default command."""
     layer = agent_layer(architecture, cache, refresh=refresh)
-    config = image_config(layer, ["agent", "--help"], architecture.platform,
-                          entrypoint=["/usr/bin/netc"])
+    config = image_config(
+        layer, ["agent", "--help"], architecture.platform, entrypoint=["/usr/bin/netc"]
+    )
     return Image(architecture.platform, layer, config)
 
 
-def agent_docker_archive(path: Path, reference: str, architecture: Architecture | None = None,
-                         cache: Path = DEFAULT_CACHE, *, refresh: bool = False) -> Path:
+def agent_docker_archive(
+    path: Path,
+    reference: str,
+    architecture: Architecture | None = None,
+    cache: Path = DEFAULT_CACHE,
+    *,
+    refresh: bool = False,
+) -> Path:
     """The agent's image for one architecture (this machine's by default), a docker-archive."""
     image = agent_image(architecture or this_architecture(), cache, refresh=refresh)
     return docker_archive(path, reference, image.layer, image.config)
 
 
-def agent_oci_archive(path: Path, reference: str, architectures: Sequence[Architecture],
-                      cache: Path = DEFAULT_CACHE, *, refresh: bool = False) -> Path:
+def agent_oci_archive(
+    path: Path,
+    reference: str,
+    architectures: Sequence[Architecture],
+    cache: Path = DEFAULT_CACHE,
+    *,
+    refresh: bool = False,
+) -> Path:
     """The agent's images for several architectures, one OCI index named `reference`."""
     images = [agent_image(a, cache, refresh=refresh) for a in architectures]
     return write_oci_archive(path, reference, images)

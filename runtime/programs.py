@@ -96,13 +96,20 @@ class Running:
         started = perf_counter()
         self.argv = argv
         self.accept = accept
-        self.streams = [os.memfd_create(stream, os.MFD_CLOEXEC)
-                        for stream in ("stdin", "stdout", "stderr")]
+        self.streams = [
+            os.memfd_create(stream, os.MFD_CLOEXEC) for stream in ("stdin", "stdout", "stderr")
+        ]
         try:
             write_all(self.streams[0], stdin)
             os.lseek(self.streams[0], 0, os.SEEK_SET)
-            self.pid = os.posix_spawn(argv[0], argv, ENVIRONMENT, file_actions=[
-                (os.POSIX_SPAWN_DUP2, fd, number) for number, fd in enumerate(self.streams)])
+            self.pid = os.posix_spawn(
+                argv[0],
+                argv,
+                ENVIRONMENT,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, fd, number) for number, fd in enumerate(self.streams)
+                ],
+            )
         except BaseException:
             self._close()
             raise
@@ -126,8 +133,7 @@ class Running:
         self.streams = []
 
 
-def start(name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,)
-          ) -> Running:
+def start(name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,)) -> Running:
     """Start a program that runs beside the caller, which goes on until it `wait`s for it."""
     with _in_home():
         return Running([find(name), *args], stdin, accept)

@@ -53,16 +53,20 @@ def compiled(cc: str | None = None) -> bytes:
     """The shim compiled by `cc` (default: the machine's C compiler), static and stripped."""
     chosen = cc or compiler()
     if chosen is None:
-        raise ShimUnavailable("no C compiler to build netc-cni's shim",
-                              details=f"install one (cc, gcc or clang), or run netc's agent, "
-                              f"whose image carries the shim; source: {SOURCE}")
+        raise ShimUnavailable(
+            "no C compiler to build netc-cni's shim",
+            details=f"install one (cc, gcc or clang), or run netc's agent, "
+            f"whose image carries the shim; source: {SOURCE}",
+        )
     with tempfile.TemporaryDirectory(prefix="netc-shim-") as work:
         out = os.path.join(work, "netc-cni")
-        done = subprocess.run([chosen, *FLAGS, "-o", out, str(SOURCE)], capture_output=True,
-                              text=True, check=False)
+        done = subprocess.run(
+            [chosen, *FLAGS, "-o", out, str(SOURCE)], capture_output=True, text=True, check=False
+        )
         if done.returncode != 0:
-            raise ShimUnavailable(f"{chosen} could not build netc-cni's shim: "
-                                  f"{done.stderr.strip()[-500:]}")
+            raise ShimUnavailable(
+                f"{chosen} could not build netc-cni's shim: {done.stderr.strip()[-500:]}"
+            )
         return Path(out).read_bytes()
 
 
@@ -78,8 +82,9 @@ COLD = ".netc-cni-cold"
 """The cold fallback installed beside the shim: a Python plugin that serves no socket."""
 
 
-def for_bin_dir(binary: bytes, bin_dir: str, socket: str | None,
-                interpreters: Sequence[str]) -> bytes:
+def for_bin_dir(
+    binary: bytes, bin_dir: str, socket: str | None, interpreters: Sequence[str]
+) -> bytes:
     """The shim as netc installs it in `bin_dir`: calls handed to `socket`, else the cold file.
 
     The cold file, `bin_dir/.netc-cni-cold`, runs where one of `interpreters`
@@ -87,13 +92,25 @@ def for_bin_dir(binary: bytes, bin_dir: str, socket: str | None,
     """
     from runtime.install import identity
 
-    return configure(binary, identity=identity(), socket=socket,
-                     cold=[os.path.join(bin_dir, COLD)], cold_requires=interpreters)
+    return configure(
+        binary,
+        identity=identity(),
+        socket=socket,
+        cold=[os.path.join(bin_dir, COLD)],
+        cold_requires=interpreters,
+    )
 
 
-def configure(binary: bytes, *, identity: str, socket: str | None,
-              cold: Sequence[str] = (), cold_requires: Sequence[str] = (),
-              handover_timeout: float = 2.0, status_timeout: float = 300.0) -> bytes:
+def configure(
+    binary: bytes,
+    *,
+    identity: str,
+    socket: str | None,
+    cold: Sequence[str] = (),
+    cold_requires: Sequence[str] = (),
+    handover_timeout: float = 2.0,
+    status_timeout: float = 300.0,
+) -> bytes:
     """`binary` with its settings written into its configuration block.
 
     `cold` is the command run when no server answers (the call's arguments
@@ -103,13 +120,22 @@ def configure(binary: bytes, *, identity: str, socket: str | None,
     start = binary.find(MARK + b"\0")
     if start < 0 or binary.find(MARK + b"\0", start + 1) >= 0:
         raise ValueError("not netc-cni's shim: its configuration block is not there once")
-    settings = {"identity": identity, "socket": socket or "", "version": DEFAULT_CNI_VERSION,
-                "versions": ", ".join(f'"{v}"' for v in CNI_VERSIONS),
-                "handover_ms": str(int(handover_timeout * 1000)),
-                "status_ms": str(int(status_timeout * 1000)),
-                "cold": FIELD.join(cold), "cold_requires": ":".join(cold_requires)}
-    block = MARK + b"\0" + b"".join(f"{key}={value}".encode() + b"\0"
-                                    for key, value in settings.items() if value) + b"\0"
+    settings = {
+        "identity": identity,
+        "socket": socket or "",
+        "version": DEFAULT_CNI_VERSION,
+        "versions": ", ".join(f'"{v}"' for v in CNI_VERSIONS),
+        "handover_ms": str(int(handover_timeout * 1000)),
+        "status_ms": str(int(status_timeout * 1000)),
+        "cold": FIELD.join(cold),
+        "cold_requires": ":".join(cold_requires),
+    }
+    block = (
+        MARK
+        + b"\0"
+        + b"".join(f"{key}={value}".encode() + b"\0" for key, value in settings.items() if value)
+        + b"\0"
+    )
     if any("\0" in value for value in settings.values()) or len(block) > CONFIG_SIZE:
         raise ValueError("the shim's settings do not fit its configuration block")
-    return binary[:start] + block.ljust(CONFIG_SIZE, b"\0") + binary[start + CONFIG_SIZE:]
+    return binary[:start] + block.ljust(CONFIG_SIZE, b"\0") + binary[start + CONFIG_SIZE :]

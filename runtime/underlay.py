@@ -34,8 +34,10 @@ def given(texts: Sequence[str]) -> tuple[IPInterface, ...]:
         except ValueError:
             address = None
         if address is None or "/" not in text:
-            raise NoAddress(f"--node-address {text!r} is not an address with its prefix",
-                            details="for example 192.168.10.11/24")
+            raise NoAddress(
+                f"--node-address {text!r} is not an address with its prefix",
+                details="for example 192.168.10.11/24",
+            )
         ip = address.ip
         if ip.is_link_local or ip.is_loopback or ip.is_multicast or ip.is_unspecified:
             raise NoAddress(f"--node-address {text!r} is not an address peers can route to")
@@ -59,16 +61,21 @@ def of_default_route(node_netns: str | None = None) -> tuple[IPInterface, ...]:
             default = next((r for r in rtnl.routes(family) if r.dst.endswith("/0")), None)
             if default is None:
                 continue
-            addresses = [ipaddress.ip_interface(a.cidr) for a in rtnl.addresses(family)
-                         if a.index == default.oif]
+            addresses = [
+                ipaddress.ip_interface(a.cidr)
+                for a in rtnl.addresses(family)
+                if a.index == default.oif
+            ]
             usable = [a for a in addresses if not a.ip.is_link_local]
             if usable:
                 found.append(usable[0])
     finally:
         rtnl.close()
     if not found:
-        raise NoAddress("the node has no default route to take its address from",
-                        details="give it with --node-address ADDRESS/PREFIX")
+        raise NoAddress(
+            "the node has no default route to take its address from",
+            details="give it with --node-address ADDRESS/PREFIX",
+        )
     return tuple(found)
 
 
@@ -81,8 +88,10 @@ def holding(ips: Sequence[str], node_netns: str | None = None) -> tuple[IPInterf
     with node_namespace(node_netns):
         rtnl = Rtnl()
     try:
-        local = {interface.ip: interface for interface in (
-            ipaddress.ip_interface(a.cidr) for a in rtnl.addresses())}
+        local = {
+            interface.ip: interface
+            for interface in (ipaddress.ip_interface(a.cidr) for a in rtnl.addresses())
+        }
     finally:
         rtnl.close()
     found = []
@@ -92,8 +101,9 @@ def holding(ips: Sequence[str], node_netns: str | None = None) -> tuple[IPInterf
         except ValueError:
             held = None
         if held is None:
-            raise NoAddress(f"{text!r} is on no interface of this node",
-                            details="give the node's address with --node-address "
-                                    "ADDRESS/PREFIX")
+            raise NoAddress(
+                f"{text!r} is on no interface of this node",
+                details="give the node's address with --node-address ADDRESS/PREFIX",
+            )
         found.append(held)
     return tuple(found)

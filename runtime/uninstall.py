@@ -53,16 +53,21 @@ from runtime.membership import STATUS_FILE
 from runtime.ops.peers import NodePruneHandler
 
 PLUGIN = "netc-cni"
-MARKS = (shim.MARK, b"# netc-cni: netc's CNI plugin.",
-         b"# netc-cni launcher written by `netc install-plugin`")
+MARKS = (
+    shim.MARK,
+    b"# netc-cni: netc's CNI plugin.",
+    b"# netc-cni launcher written by `netc install-plugin`",
+)
 """What every plugin file netc writes holds: the shim's configuration block, the artifact's
 and the launcher's first comment."""
 IPAM_FILE = re.compile(r"last_reserved_ip\.\d+|lock|\.netc-boot")
 STATE_FILE = re.compile(r"[0-9a-f]+\.json|lock|nat-ipv[46]\.[0-9a-f]+")
 """A network's state directory: records, its lock, and the NAT markers older netcs wrote."""
-STAYS = (f"{FORWARDING[4]}, {FORWARDING[6]} and "
-         "net.bridge.bridge-nf-call-ip(6)tables stay as they are: netc does not know what they "
-         "were before it set them, and Kubernetes needs them; so does the br_netfilter module")
+STAYS = (
+    f"{FORWARDING[4]}, {FORWARDING[6]} and "
+    "net.bridge.bridge-nf-call-ip(6)tables stay as they are: netc does not know what they "
+    "were before it set them, and Kubernetes needs them; so does the br_netfilter module"
+)
 
 
 class Refused(NetcError):
@@ -97,8 +102,15 @@ def opened() -> Iterator[Host]:
         host.close()
 
 
-def steps(host: Host, networks: Sequence[Network], cluster: Cluster | None, node_name: str,
-          node: Node, *, force: bool = False) -> list[Step]:
+def steps(
+    host: Host,
+    networks: Sequence[Network],
+    cluster: Cluster | None,
+    node_name: str,
+    node: Node,
+    *,
+    force: bool = False,
+) -> list[Step]:
     """Everything to remove from the node, in order; `Refused` while something uses netc."""
     _refuse_a_running_server(node.socket)
     found = [step for network in networks for step in _attachments(network, force)]
@@ -106,18 +118,33 @@ def steps(host: Host, networks: Sequence[Network], cluster: Cluster | None, node
     found += _conflists(node.cni_conf_dir)
     found += _plugin(node.cni_bin_dir)
     found += _socket(node.socket)
-    found += [step for op in plan.operations if has_params(op, IptablesNodeParams)
-              for step in _chains(op)]
-    found += [step for op in plan.operations if op.kind == Kind.LINK_BRIDGE
-              for step in _bridge(host, op.target)]
-    found += [step for op in plan.operations if has_params(op, NodePruneParams)
-              for step in _owned_by_cluster(host, plan, op)]
+    found += [
+        step for op in plan.operations if has_params(op, IptablesNodeParams) for step in _chains(op)
+    ]
+    found += [
+        step
+        for op in plan.operations
+        if op.kind == Kind.LINK_BRIDGE
+        for step in _bridge(host, op.target)
+    ]
+    found += [
+        step
+        for op in plan.operations
+        if has_params(op, NodePruneParams)
+        for step in _owned_by_cluster(host, plan, op)
+    ]
     found += [step for network in networks for step in _network_files(network)]
     found += _memory(node.memory_dir, cluster)
-    directories = sorted(d for d in {os.path.dirname(node.socket), node.memory_dir,
-                                     *(n.state_dir for n in networks),
-                                     *(n.ipam.data_dir for n in networks if n.ipam)}
-                         if os.path.isdir(d))
+    directories = sorted(
+        d
+        for d in {
+            os.path.dirname(node.socket),
+            node.memory_dir,
+            *(n.state_dir for n in networks),
+            *(n.ipam.data_dir for n in networks if n.ipam),
+        }
+        if os.path.isdir(d)
+    )
     if directories:
         found.append(Step(f"{', '.join(directories)}, once empty", lambda: _rmdirs(directories)))
     return [*found, Step(STAYS)]
@@ -143,9 +170,11 @@ def _refuse_a_running_server(path: str) -> None:
             probe.connect(path)
         except OSError:
             return  # a socket nobody listens on: the agent's, left when it died
-    raise Refused(f"a warm server answers on {path}: netc's agent still runs on this node",
-                  details="delete the DaemonSet first (kubectl delete -f netc.yaml), or stop "
-                          "netc serve-cni, then run netc uninstall again")
+    raise Refused(
+        f"a warm server answers on {path}: netc's agent still runs on this node",
+        details="delete the DaemonSet first (kubectl delete -f netc.yaml), or stop "
+        "netc serve-cni, then run netc uninstall again",
+    )
 
 
 def _attachments(network: Network, force: bool) -> list[Step]:
@@ -153,13 +182,19 @@ def _attachments(network: Network, force: bool) -> list[Step]:
     known = detach.known_attachments(network)
     if known and not force:
         (container, ifname), evidence = sorted(known.items())[0]
-        raise Refused(f"{len(known)} pod attachment{'s' if len(known) != 1 else ''} of network "
-                      f"{network.name} still on the node, e.g. {container}/{ifname} "
-                      f"({', '.join(evidence)})",
-                      details="remove the pods first, or give --force to run their DEL")
-    return [Step(f"pod {container}/{ifname} of network {network.name} (its DEL; "
-                 f"{', '.join(evidence)})", _deleting(network, container, ifname))
-            for (container, ifname), evidence in sorted(known.items())]
+        raise Refused(
+            f"{len(known)} pod attachment{'s' if len(known) != 1 else ''} of network "
+            f"{network.name} still on the node, e.g. {container}/{ifname} "
+            f"({', '.join(evidence)})",
+            details="remove the pods first, or give --force to run their DEL",
+        )
+    return [
+        Step(
+            f"pod {container}/{ifname} of network {network.name} (its DEL; {', '.join(evidence)})",
+            _deleting(network, container, ifname),
+        )
+        for (container, ifname), evidence in sorted(known.items())
+    ]
 
 
 def _deleting(network: Network, container: str, ifname: str) -> Callable[[], None]:
@@ -168,6 +203,7 @@ def _deleting(network: Network, container: str, ifname: str) -> Callable[[], Non
             (done,) = detach.collect(network, lambda c, i: (c, i) != (container, ifname))
         if done.error:
             raise NetcError(f"DEL of {container}/{ifname} failed: {done.error}")
+
     return delete
 
 
@@ -180,14 +216,17 @@ def _conflists(directory: str) -> list[Step]:
         if change.action == outdir.FileAction.REMOVE:
             found.append(Step(f"conflist {path}", _removing(path)))
         else:
-            found.append(Step(f"{path}: netc wrote it, someone edited it since; netc never "
-                              "removes an edit"))
+            found.append(
+                Step(f"{path}: netc wrote it, someone edited it since; netc never removes an edit")
+            )
     manifest = os.path.join(directory, outdir.MANIFEST)
     kept = plan.others or any(c.action != outdir.FileAction.REMOVE for c in plan.changes)
     if os.path.exists(manifest):
-        found.append(Step(f"{manifest}: it still lists the files left") if kept
-                     else Step(f"{manifest} (the list of the conflists netc wrote)",
-                               _removing(manifest)))
+        found.append(
+            Step(f"{manifest}: it still lists the files left")
+            if kept
+            else Step(f"{manifest} (the list of the conflists netc wrote)", _removing(manifest))
+        )
     return found
 
 
@@ -222,8 +261,12 @@ def _chains(op: Operation[IptablesNodeParams]) -> list[Step]:
     if not lines:
         return []
     names = op.params.chain_names
-    return [Step(f"IPv{family} {table} chains {', '.join(names)} and their jumps",
-                 lambda: restore(family, table, lines))]
+    return [
+        Step(
+            f"IPv{family} {table} chains {', '.join(names)} and their jumps",
+            lambda: restore(family, table, lines),
+        )
+    ]
 
 
 def _bridge(host: Host, name: str) -> list[Step]:
@@ -233,37 +276,49 @@ def _bridge(host: Host, name: str) -> list[Step]:
     return [Step(f"bridge {name}", lambda: host.node.delete(name))]
 
 
-def _owned_by_cluster(host: Host, plan: Plan, prune: Operation[NodePruneParams]
-                      ) -> list[Step]:
+def _owned_by_cluster(host: Host, plan: Plan, prune: Operation[NodePruneParams]) -> list[Step]:
     """The cluster's routes and devices of netc's: the prune of a plan that keeps nothing."""
-    nothing = replace(prune, params=replace(prune.params, routes=(), neighbours=(), fdb=(),
-                                            device=None))
+    nothing = replace(
+        prune, params=replace(prune.params, routes=(), neighbours=(), fdb=(), device=None)
+    )
     run = executor.Run(host, replace(plan, operations=(nothing,)))
     handler = NodePruneHandler()
     seen = handler.observe(nothing, run)
     if seen.state == State.IN_PLACE:
         return []
-    return [Step(f"netc's {(seen.detail or '').removeprefix('would remove ')} of cluster "
-                 f"{prune.params.cluster}", lambda: handler.ensure(nothing, run))]
+    return [
+        Step(
+            f"netc's {(seen.detail or '').removeprefix('would remove ')} of cluster "
+            f"{prune.params.cluster}",
+            lambda: handler.ensure(nothing, run),
+        )
+    ]
 
 
 def _network_files(network: Network) -> list[Step]:
     """A network's state and IPAM files, only the names netc creates."""
     state = os.path.join(network.state_dir, network.name)
-    found = _files(state, lambda name: bool(STATE_FILE.fullmatch(name)),
-                   f"state of network {network.name}")
+    found = _files(
+        state, lambda name: bool(STATE_FILE.fullmatch(name)), f"state of network {network.name}"
+    )
     claims = hostport_claims_path(network.state_dir)
 
     def claimed(name: str) -> bool:
         return (owner_of(read_text(os.path.join(claims, name)) or "") or ("",))[0] == network.name
 
     others = [n for n in _names(claims) if n != "lock" and not claimed(n)]
-    found += _files(claims, lambda name: claimed(name) or (name == "lock" and not others),
-                    f"host-port claims of network {network.name}")
+    found += _files(
+        claims,
+        lambda name: claimed(name) or (name == "lock" and not others),
+        f"host-port claims of network {network.name}",
+    )
     if network.ipam is not None:
         data = os.path.join(network.ipam.data_dir, network.name)
-        found += _files(data, lambda name: bool(IPAM_FILE.fullmatch(name)) or _address(name),
-                        f"IPAM data of network {network.name}")
+        found += _files(
+            data,
+            lambda name: bool(IPAM_FILE.fullmatch(name)) or _address(name),
+            f"IPAM data of network {network.name}",
+        )
     return found
 
 
@@ -286,8 +341,9 @@ def _files(directory: str, netcs: Callable[[str], bool], what: str) -> list[Step
             remove(path)
         _rmdir(directory)
 
-    return [Step(f"{what}: {len(mine)} file{'s' if len(mine) != 1 else ''} in {directory}",
-                 remove_all)]
+    return [
+        Step(f"{what}: {len(mine)} file{'s' if len(mine) != 1 else ''} in {directory}", remove_all)
+    ]
 
 
 def _memory(directory: str, cluster: Cluster | None) -> list[Step]:
@@ -297,8 +353,13 @@ def _memory(directory: str, cluster: Cluster | None) -> list[Step]:
     path = os.path.join(directory, f"{cluster.name}.json")
     if _regular_file(path) is None:
         return []
-    return [Step(f"{path} (the block this node held in cluster {cluster.name}; netc leave frees "
-                 "it in the datastore)", _removing(path))]
+    return [
+        Step(
+            f"{path} (the block this node held in cluster {cluster.name}; netc leave frees "
+            "it in the datastore)",
+            _removing(path),
+        )
+    ]
 
 
 def _removing(path: str) -> Callable[[], object]:

@@ -19,8 +19,11 @@ ROOT = TESTS.parent
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--update-golden", action="store_true",
-                     help="rewrite golden and snapshot files instead of comparing with them")
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="rewrite golden and snapshot files instead of comparing with them",
+    )
 
 
 class Golden:
@@ -37,15 +40,23 @@ class Golden:
                 path.write_text(actual)
             return
         if not path.exists():
-            pytest.fail(f"golden file tests/{relative} is missing; run pytest --update-golden",
-                        pytrace=False)
+            pytest.fail(
+                f"golden file tests/{relative} is missing; run pytest --update-golden",
+                pytrace=False,
+            )
         expected = path.read_text()
         if actual != expected:
             diff = difflib.unified_diff(
-                expected.splitlines(keepends=True), actual.splitlines(keepends=True),
-                fromfile=f"tests/{relative}", tofile="actual")
-            pytest.fail("output differs from its golden file (pytest --update-golden "
-                        "accepts it):\n" + "".join(diff), pytrace=False)
+                expected.splitlines(keepends=True),
+                actual.splitlines(keepends=True),
+                fromfile=f"tests/{relative}",
+                tofile="actual",
+            )
+            pytest.fail(
+                "output differs from its golden file (pytest --update-golden "
+                "accepts it):\n" + "".join(diff),
+                pytrace=False,
+            )
 
     def check_tree(self, relative: str, files: dict[str, str]) -> None:
         """A directory of golden files: exactly these file names, each with this text."""
@@ -56,8 +67,7 @@ class Golden:
                     stale.unlink()
         for name, text in files.items():
             self.check(f"{relative}/{name}", text)
-        present = sorted(str(p.relative_to(directory)) for p in directory.rglob("*")
-                         if p.is_file())
+        present = sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
         assert present == sorted(files), f"tests/{relative} holds other files than produced"
 
 

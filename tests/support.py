@@ -62,8 +62,7 @@ def portable(value: Any) -> Any:
     return value
 
 
-_LARK_NAMES = re.compile(
-    r"__ANON|\b(?:[LR]BRACE|[LR]SQB|_NL|WORD|STRING|COMMA|SEMICOLON)\b|\$END")
+_LARK_NAMES = re.compile(r"__ANON|\b(?:[LR]BRACE|[LR]SQB|_NL|WORD|STRING|COMMA|SEMICOLON)\b|\$END")
 
 
 def leaks_lark_names(text: str | None) -> bool:
@@ -85,8 +84,12 @@ def python_of(version: tuple[int, int]) -> str | None:
     for candidate in filter(None, candidates):
         if not os.access(candidate, os.X_OK):
             continue
-        done = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"],
-                              capture_output=True, text=True, check=False)
+        done = subprocess.run(
+            [candidate, "-c", "import sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if done.stdout.strip() == str(version):
             return candidate
     return None

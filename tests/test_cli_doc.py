@@ -49,8 +49,13 @@ def command(name: str) -> click.Command:
 
 def options(name: str) -> dict[str, click.Option]:
     """A command's long options (--help aside), by name."""
-    return {opt: param for param in command(name).params if isinstance(param, click.Option)
-            for opt in param.opts if opt.startswith("--") and opt != "--help"}
+    return {
+        opt: param
+        for param in command(name).params
+        if isinstance(param, click.Option)
+        for opt in param.opts
+        if opt.startswith("--") and opt != "--help"
+    }
 
 
 def test_the_synopsis_names_every_command():
@@ -62,7 +67,8 @@ def test_the_synopsis_gives_each_option_of_a_command(name):
     shown = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", synopsis()[name]))
     assert shown == set(options(name)), (
         f"netc {name}: missing {sorted(set(options(name)) - shown)}, "
-        f"no such option {sorted(shown - set(options(name)))}")
+        f"no such option {sorted(shown - set(options(name)))}"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(COMMANDS))
@@ -71,8 +77,11 @@ def test_the_synopsis_gives_the_choices_of_an_option(name):
     for opt, param in options(name).items():
         if not isinstance(param.type, click.Choice):
             continue
-        shown = {choice for found in re.findall(rf"{opt} ([A-Za-z0-9.|]+)", line)
-                 for choice in found.split("|")}
+        shown = {
+            choice
+            for found in re.findall(rf"{opt} ([A-Za-z0-9.|]+)", line)
+            for choice in found.split("|")
+        }
         assert shown == set(param.type.choices), (name, opt)
 
 
@@ -107,15 +116,22 @@ def test_an_example_shows_the_commands_output(shown, output, monkeypatch):
         position += 1
 
 
-@pytest.mark.parametrize(("where", "pattern", "value"), [
-    ("the conflist of --target netc", r'"netc": \{"format": (\d+)', str(ir_codec.FORMAT)),
-    ("the plan", r"Format (\S+): iptables rules", PLAN_FORMAT),
-    ("the diagnostics", r'\{"format_version": "(\S+)", "valid"', JSON_FORMAT_VERSION),
-    ("the change plan", r"as a document \(`format_version` (\S+)\):", CHANGES_FORMAT),
-    ("status", r"`--format json`\s+gives the same as a document \(`format_version` "
-               r"([\d.]+)\)", STATUS_FORMAT),
-    ("apply", r'\{"format_version": "(\S+)", "node"', APPLY_FORMAT),
-])
+@pytest.mark.parametrize(
+    ("where", "pattern", "value"),
+    [
+        ("the conflist of --target netc", r'"netc": \{"format": (\d+)', str(ir_codec.FORMAT)),
+        ("the plan", r"Format (\S+): iptables rules", PLAN_FORMAT),
+        ("the diagnostics", r'\{"format_version": "(\S+)", "valid"', JSON_FORMAT_VERSION),
+        ("the change plan", r"as a document \(`format_version` (\S+)\):", CHANGES_FORMAT),
+        (
+            "status",
+            r"`--format json`\s+gives the same as a document \(`format_version` "
+            r"([\d.]+)\)",
+            STATUS_FORMAT,
+        ),
+        ("apply", r'\{"format_version": "(\S+)", "node"', APPLY_FORMAT),
+    ],
+)
 def test_the_format_versions_the_page_gives_are_the_codes(where, pattern, value):
     found = re.findall(pattern, PAGE)
     assert found, f"the page does not give the format of {where}"

@@ -16,8 +16,14 @@ README = (ROOT / "README.md").read_text()
 
 
 def _keywords() -> list[tuple[str, str]]:
-    return sorted({(context, keyword) for context, keywords in SCHEMA.items()
-                   for keyword in keywords if context != RAW})
+    return sorted(
+        {
+            (context, keyword)
+            for context, keywords in SCHEMA.items()
+            for keyword in keywords
+            if context != RAW
+        }
+    )
 
 
 @pytest.mark.parametrize(("context", "keyword"), _keywords())
@@ -45,8 +51,9 @@ def _fenced_blocks() -> list[tuple[str, list[str], str]]:
     return found
 
 
-NETDSL = [(where, info[1:], body) for where, info, body in _fenced_blocks()
-          if info[:1] == ["netdsl"]]
+NETDSL = [
+    (where, info[1:], body) for where, info, body in _fenced_blocks() if info[:1] == ["netdsl"]
+]
 
 
 @pytest.mark.parametrize(("where", "options", "body"), NETDSL, ids=[b[0] for b in NETDSL])
@@ -63,13 +70,16 @@ def test_every_netdsl_block_of_the_docs_compiles_or_fails_as_marked(where, optio
 
 def test_every_block_of_netdsl_in_the_docs_is_marked_netdsl():
     """So that the test above compiles it: a block starting a network, cluster or template."""
-    unmarked = [where for where, info, body in _fenced_blocks()
-                if info[:1] != ["netdsl"] and TOP_LEVEL.search(body)]
+    unmarked = [
+        where
+        for where, info, body in _fenced_blocks()
+        if info[:1] != ["netdsl"] and TOP_LEVEL.search(body)
+    ]
     assert NETDSL and not unmarked, unmarked
 
 
 def test_the_diagnostics_page_shows_what_netc_check_prints_for_its_example():
-    (_, _, body), = [b for b in NETDSL if b[0].startswith("docs/diagnostics.md")]
+    ((_, _, body),) = [b for b in NETDSL if b[0].startswith("docs/diagnostics.md")]
     source = SourceFile("bad.netdsl", body)
     shown = render_text(compile_sources([source]).diagnostics, {source.name: source})
     assert f"```\n{shown}```" in (DOCS / "diagnostics.md").read_text()
@@ -103,9 +113,12 @@ def test_every_linked_document_exists():
 def test_every_test_the_differences_page_names_exists():
     """docs/differences.md cites a kernel test for each difference; renaming one breaks it."""
     named = set(re.findall(r"`(test_[a-z0-9_]+)`", (DOCS / "differences.md").read_text()))
-    defined = {name for folder in ("differential", "cluster")
-               for path in (ROOT / "tests" / folder).glob("test_*.py")
-               for name in re.findall(r"^def (test_[a-z0-9_]+)", path.read_text(), re.M)}
+    defined = {
+        name
+        for folder in ("differential", "cluster")
+        for path in (ROOT / "tests" / folder).glob("test_*.py")
+        for name in re.findall(r"^def (test_[a-z0-9_]+)", path.read_text(), re.M)
+    }
     assert named and named <= defined, sorted(named - defined)
 
 
@@ -122,6 +135,9 @@ def test_every_test_the_security_page_names_exists():
         if match.group(2):
             assert path is not None, match.group(0)
             cited.append((path, match.group(2)))
-    missing = [f"{path}::{name}" for path, name in cited
-               if not re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M)]
+    missing = [
+        f"{path}::{name}"
+        for path, name in cited
+        if not re.search(rf"^def {name}\(", (ROOT / path).read_text(), re.M)
+    ]
     assert cited and not missing, missing

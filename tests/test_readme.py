@@ -61,8 +61,13 @@ class Sandbox:
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.work = tmp_path / "netc"
-        shutil.copytree(ROOT, self.work, ignore=shutil.ignore_patterns(
-            ".*", "__pycache__", "*.egg-info", "build", "dist", "tests", "bench", "docs"))
+        shutil.copytree(
+            ROOT,
+            self.work,
+            ignore=shutil.ignore_patterns(
+                ".*", "__pycache__", "*.egg-info", "build", "dist", "tests", "bench", "docs"
+            ),
+        )
         (self.work / "cluster").mkdir()
         shutil.copy(ROOT / "examples" / "cluster.netdsl", self.work / "cluster" / "prod.netdsl")
         self.root = tmp_path / "root"
@@ -70,8 +75,10 @@ class Sandbox:
         self.home.mkdir()
         conf = self.moved("/etc/cni/net.d")
         conf.mkdir(parents=True)
-        shutil.copy(ROOT / "tests" / "golden" / "import" / "podman-default" /
-                    "87-podman-bridge.conflist", conf)
+        shutil.copy(
+            ROOT / "tests" / "golden" / "import" / "podman-default" / "87-podman-bridge.conflist",
+            conf,
+        )
         monkeypatch.chdir(self.work)  # where the README's relative paths are
 
     def moved(self, system_path: str) -> Path:
@@ -84,11 +91,21 @@ class Sandbox:
 
     def shell(self, command: str) -> None:
         """A shell line (not netc's own), run with bash in the checkout."""
-        environment = {**os.environ, "HOME": str(self.home),  # pip's cache stays the user's
-                       "PIP_CACHE_DIR": os.environ.get(
-                           "PIP_CACHE_DIR", str(Path("~/.cache/pip").expanduser()))}
-        done = subprocess.run(["bash", "-ec", self.rewrite(command)], cwd=self.work,
-                              env=environment, capture_output=True, text=True, check=False)
+        environment = {
+            **os.environ,
+            "HOME": str(self.home),  # pip's cache stays the user's
+            "PIP_CACHE_DIR": os.environ.get(
+                "PIP_CACHE_DIR", str(Path("~/.cache/pip").expanduser())
+            ),
+        }
+        done = subprocess.run(
+            ["bash", "-ec", self.rewrite(command)],
+            cwd=self.work,
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert done.returncode == 0, (command, done.stdout, done.stderr)
 
     def netc(self, line: Line) -> None:
@@ -97,11 +114,14 @@ class Sandbox:
         stdin = None
         if "<" in words:
             stdin = (self.work / words[words.index("<") + 1]).read_text()
-            words = words[:words.index("<")]
+            words = words[: words.index("<")]
         if ">" in words:
-            words = words[:words.index(">")]
-        words = [item for word in words for item in (sorted(glob.glob(word, root_dir=self.work))
-                                                     if "*" in word else [word])]
+            words = words[: words.index(">")]
+        words = [
+            item
+            for word in words
+            for item in (sorted(glob.glob(word, root_dir=self.work)) if "*" in word else [word])
+        ]
         if words[0] in NEEDS_A_NODE or "--live" in words:
             parent = click.Context(main, info_name="netc")
             command = main.get_command(parent, words[0])
@@ -134,8 +154,12 @@ def test_the_install_on_an_admins_machine(tmp_path, monkeypatch):
     """From the checkout, into a home without ~/.local/bin yet."""
     sandbox = Sandbox(tmp_path, monkeypatch)
     sandbox.run(block("**An admin's machine or CI**"))
-    version = subprocess.run([str(sandbox.home / ".local" / "bin" / "netc"), "--version"],
-                             capture_output=True, text=True, check=True)
+    version = subprocess.run(
+        [str(sandbox.home / ".local" / "bin" / "netc"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert version.stdout.startswith("netc, version")
 
 
@@ -153,13 +177,17 @@ def test_a_node_by_hand(tmp_path, monkeypatch):
             sandbox.shell(line.command)
     conf = sandbox.moved("/etc/cni/net.d")
     assert sorted(p.name for p in conf.iterdir()) == [
-        ".netc-owned", "10-pods.conflist", "87-podman-bridge.conflist"]
+        ".netc-owned",
+        "10-pods.conflist",
+        "87-podman-bridge.conflist",
+    ]
     assert (sandbox.moved("/opt/cni/bin") / "netc-cni").exists()
 
 
 @pytest.mark.parametrize("title", ["## Moving a node to netc", "## Using netc"])
 def test_the_commands_of_a_section(tmp_path, monkeypatch, title):
     sandbox = Sandbox(tmp_path, monkeypatch)
-    sandbox.shell(f"{sys.executable} -m runtime.cli build --node node-a cluster/prod.netdsl "
-                  "> net.conflist")  # `netc run`'s conflist
+    sandbox.shell(
+        f"{sys.executable} -m runtime.cli build --node node-a cluster/prod.netdsl > net.conflist"
+    )  # `netc run`'s conflist
     sandbox.run(block(title))

@@ -70,7 +70,8 @@ class Imported:
     def ok(self) -> bool:
         """True when every file was read and the result compiles."""
         return not has_errors(self.diagnostics) and all(
-            f.level is not Level.ERROR for f in self.findings)
+            f.level is not Level.ERROR for f in self.findings
+        )
 
 
 @mutable
@@ -93,8 +94,9 @@ class _Converted:
     order: list[int]
 
 
-def import_conflists(inputs: Sequence[tuple[str, bytes]],
-                     output_name: str = "<stdout>") -> Imported:
+def import_conflists(
+    inputs: Sequence[tuple[str, bytes]], output_name: str = "<stdout>"
+) -> Imported:
     """The `.netdsl` for `(file name, content)` pairs; `output_name` names it in diagnostics."""
     reports = [Report(name) for name, _ in inputs]
     converted: list[_Converted] = []
@@ -104,8 +106,11 @@ def import_conflists(inputs: Sequence[tuple[str, bytes]],
             continue
         first = next((c for c in converted if c.name == network.name), None)
         if first is not None:
-            report.warn(None, f"network {network.name} is also defined by {first.source.file}: "
-                        "runtimes load the first file only, so this one is left out")
+            report.warn(
+                None,
+                f"network {network.name} is also defined by {first.source.file}: "
+                "runtimes load the first file only, so this one is left out",
+            )
             continue
         converted.append(network)
     if any(r.failed for r in reports) or not converted:
@@ -173,8 +178,12 @@ def _finite(text: str) -> float:
 
 def _load(data: bytes, report: Report) -> dict[str, Any] | None:
     try:
-        document = json.loads(data.decode("utf-8"), object_pairs_hook=_object,
-                              parse_constant=_refuse_constant, parse_float=_finite)
+        document = json.loads(
+            data.decode("utf-8"),
+            object_pairs_hook=_object,
+            parse_constant=_refuse_constant,
+            parse_float=_finite,
+        )
     except UnicodeDecodeError as error:
         report.error(None, f"not UTF-8 text (byte {error.start})")
         return None
@@ -185,8 +194,11 @@ def _load(data: bytes, report: Report) -> dict[str, Any] | None:
         report.error(None, f"not JSON netc reads: nested more than {MAX_DEPTH} deep")
         return None
     if _depth(document) > MAX_DEPTH:
-        report.error(None, f"nested more than {MAX_DEPTH} deep: a .netdsl file holds at most "
-                     f"{MAX_DEPTH} levels of blocks and lists")
+        report.error(
+            None,
+            f"nested more than {MAX_DEPTH} deep: a .netdsl file holds at most "
+            f"{MAX_DEPTH} levels of blocks and lists",
+        )
         return None
     if not isinstance(document, dict):
         report.error((), f"expected a JSON object, found {show(document)}")
@@ -204,16 +216,22 @@ def _depth(document: Any) -> int:
         value, depth = pending.pop()
         if isinstance(value, dict | list):
             deepest = max(deepest, depth)
-            pending += [(item, depth + 1)
-                        for item in (value.values() if isinstance(value, dict) else value)]
+            pending += [
+                (item, depth + 1) for item in (value.values() if isinstance(value, dict) else value)
+            ]
     return deepest
 
 
 def _duplicates(value: Any, path: Path) -> Iterator[tuple[Path, tuple[str, ...]]]:
     if isinstance(value, _Object) and value.duplicates:
         yield path, value.duplicates
-    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(
-        value, list) else ()
+    children = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
     for step, child in children:
         yield from _duplicates(child, (*path, step))
 
@@ -251,8 +269,10 @@ def _network_name(file: str, top: Mapping[str, Any], report: Report) -> str | No
         name = stem["stem"] if stem else ""
         report.warn(("name",), f"no network name: named {name} after the file")
     if not isinstance(name, str) or not is_name(name):
-        report.error(("name",), f"{show(name)} is not a network name libcni accepts "
-                     "(letters, digits, `_`, `.`, `-`)")
+        report.error(
+            ("name",),
+            f"{show(name)} is not a network name libcni accepts (letters, digits, `_`, `.`, `-`)",
+        )
         return None
     return name
 
@@ -266,8 +286,11 @@ def _header(source: _Source, report: Report) -> Iterator[Node]:
     elif version is None:
         report.warn(("cniVersion",), f"no cniVersion: netc writes {DEFAULT_CNI_VERSION}")
     else:
-        report.warn(("cniVersion",), f"netc writes cniVersion {', '.join(CNI_VERSIONS)}; "
-                    f"{show(version)} becomes {DEFAULT_CNI_VERSION}")
+        report.warn(
+            ("cniVersion",),
+            f"netc writes cniVersion {', '.join(CNI_VERSIONS)}; "
+            f"{show(version)} becomes {DEFAULT_CNI_VERSION}",
+        )
     yield from _priority(source.file)
     extra = {key: value for key, value in top.items() if key not in ("name", "plugins")}
     if extra:
@@ -299,7 +322,7 @@ def _plugins(source: _Source, report: Report) -> tuple[list[Node], list[int]]:
         node = None
         if kind in slots and count[kind] == 1:
             node = _typed(_TYPED[kind], plugin, path, report, f"`chain {kind} {{ ... }}`")
-            slots = slots[slots.index(kind) + 1:]  # what netc writes after it
+            slots = slots[slots.index(kind) + 1 :]  # what netc writes after it
         if node is None:
             slots = []  # netc writes chained plugins last: no typed one may follow
             node = _chained(plugin, path, report)
@@ -309,8 +332,13 @@ def _plugins(source: _Source, report: Report) -> tuple[list[Node], list[int]]:
     return nodes, order
 
 
-def _typed(convert: Callable[[Mapping[str, Any], Path, Report], T], plugin: Mapping[str, Any],
-           path: Path, report: Report, verbatim: str) -> T | None:
+def _typed(
+    convert: Callable[[Mapping[str, Any], Path, Report], T],
+    plugin: Mapping[str, Any],
+    path: Path,
+    report: Report,
+    verbatim: str,
+) -> T | None:
     """The typed statements of a stock plugin when they hold it exactly, else None.
 
     Exactly means with notes at most (the same meaning spelt otherwise); a plugin
@@ -318,14 +346,20 @@ def _typed(convert: Callable[[Mapping[str, Any], Path, Report], T], plugin: Mapp
     """
     trial = Report(report.file)
     typed = convert(plugin, path, trial)
-    problems = list(dict.fromkeys(format_path(f.path if f.path is not None else path)
-                                  for f in trial.findings if f.level is not Level.NOTE))
+    problems = list(
+        dict.fromkeys(
+            format_path(f.path if f.path is not None else path)
+            for f in trial.findings
+            if f.level is not Level.NOTE
+        )
+    )
     if not problems:
         report.findings += trial.findings
         return typed
     shown = ", ".join(problems[:3]) + (f" and {len(problems) - 3} more" if problems[3:] else "")
-    report.note(path, f"kept as written, as {verbatim}: netdsl's typed statements cannot "
-                f"hold {shown}")
+    report.note(
+        path, f"kept as written, as {verbatim}: netdsl's typed statements cannot hold {shown}"
+    )
     return None
 
 
@@ -336,24 +370,38 @@ def _main(plugin: Mapping[str, Any], path: Path, report: Report) -> list[Node]:
         return []
     ipam = plugin.get("ipam")
     if kind == "bridge" and isinstance(ipam, dict) and ipam.get("type") == "host-local":
-        typed = _typed(stock.bridge, plugin, path, report,
-                       "`plugin bridge { ... }` (built with --target reference only)")
+        typed = _typed(
+            stock.bridge,
+            plugin,
+            path,
+            report,
+            "`plugin bridge { ... }` (built with --target reference only)",
+        )
         if typed is not None:
             return typed
     elif kind == "bridge":
-        report.note(path, "netc's bridge needs host-local IPAM: kept as a `plugin bridge` "
-                    "block, built with --target reference only")
+        report.note(
+            path,
+            "netc's bridge needs host-local IPAM: kept as a `plugin bridge` "
+            "block, built with --target reference only",
+        )
     if kind == "loopback":
         report.note(path, "netc-cni and the CRI runtimes bring lo up in every pod themselves")
-    return [Node(f"plugin {kind}", writer.options(_passthrough(plugin, path, report)),
-                 comment=MAIN_PLUGIN_HINTS.get(kind))]
+    return [
+        Node(
+            f"plugin {kind}",
+            writer.options(_passthrough(plugin, path, report)),
+            comment=MAIN_PLUGIN_HINTS.get(kind),
+        )
+    ]
 
 
 def _chained(plugin: Mapping[str, Any], path: Path, report: Report) -> Node | None:
     kind = plugin.get("type")
     if not _plugin_type(kind):
-        report.warn((*path, "type"), f"{show(kind)} is not a plugin type netdsl can name: "
-                    "plugin dropped")
+        report.warn(
+            (*path, "type"), f"{show(kind)} is not a plugin type netdsl can name: plugin dropped"
+        )
         return None
     return Node(f"chain {kind}", writer.options(_passthrough(plugin, path, report)) or None)
 
@@ -386,8 +434,9 @@ def _verify(text: str, name: str, converted: Sequence[_Converted]) -> tuple[Diag
         _compare(network, emit.conflist(built, "reference"))
         base = network.source.file.rsplit("/", 1)[-1]
         if network.source.file != "<stdin>" and base != emit.file_name(built):
-            network.source.report.note(None, "netc build --out writes this network to "
-                                       f"{emit.file_name(built)}")
+            network.source.report.note(
+                None, f"netc build --out writes this network to {emit.file_name(built)}"
+            )
     return compilation.diagnostics
 
 
@@ -395,21 +444,28 @@ def _compare(network: _Converted, built: Mapping[str, Any]) -> None:
     source, report = network.source, network.source.report
     plugins = built["plugins"]
     pairs: list[tuple[dict[str, Any], dict[str, Any], Path]] = [
-        ({k: v for k, v in source.top.items() if k != "plugins"},
-         {k: v for k, v in built.items() if k != "plugins"}, ())]
-    pairs += [(source.plugins[i][0], plugins[j], source.plugins[i][1])
-              for j, i in enumerate(network.order)]
+        (
+            {k: v for k, v in source.top.items() if k != "plugins"},
+            {k: v for k, v in built.items() if k != "plugins"},
+            (),
+        )
+    ]
+    pairs += [
+        (source.plugins[i][0], plugins[j], source.plugins[i][1])
+        for j, i in enumerate(network.order)
+    ]
     for mine, theirs, path in pairs:
         for where, before, after in _differences(mine, theirs, path):
-            if not any(f.covers(where) or _within(f, where, before, after)
-                       for f in report.findings):
+            if not any(
+                f.covers(where) or _within(f, where, before, after) for f in report.findings
+            ):
                 report.warn(where, _difference(before, after))
 
 
 def _within(finding: Finding, where: Path, before: Any, after: Any) -> bool:
     """A list that lost or gained items is explained by a finding on one of its items."""
     lists = isinstance(before, list) and isinstance(after, list)
-    return lists and finding.path is not None and finding.path[:len(where)] == where
+    return lists and finding.path is not None and finding.path[: len(where)] == where
 
 
 def _difference(before: Any, after: Any) -> str:
@@ -435,8 +491,7 @@ def _differences(before: Any, after: Any, path: Path) -> Iterator[tuple[Path, An
         after = type(before)()
     if isinstance(before, dict) and isinstance(after, dict):
         for key in dict.fromkeys([*before, *after]):
-            yield from _differences(before.get(key, _ABSENT), after.get(key, _ABSENT),
-                                    (*path, key))
+            yield from _differences(before.get(key, _ABSENT), after.get(key, _ABSENT), (*path, key))
     elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
         for index, (a, b) in enumerate(zip(before, after, strict=True)):
             yield from _differences(a, b, (*path, index))

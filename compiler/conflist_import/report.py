@@ -65,7 +65,7 @@ class Finding:
 
     def covers(self, path: Path) -> bool:
         """Whether this finding explains a difference at `path` (it is at or above it)."""
-        return any(path[:len(mine)] == mine for mine in self._paths())
+        return any(path[: len(mine)] == mine for mine in self._paths())
 
     def _paths(self) -> tuple[Path, ...]:
         return self.also if self.path is None else (self.path, *self.also)
@@ -132,7 +132,8 @@ class Keys:
     def rest(self, owner: str) -> None:
         """Report every key not taken: netdsl has no place for it."""
         for name, value in self.left.items():
-            self.report.warn((*self.path, name),
-                             f"{owner} has no netdsl equivalent for {show(name)} "
-                             f"(= {show(value)}): dropped")
+            self.report.warn(
+                (*self.path, name),
+                f"{owner} has no netdsl equivalent for {show(name)} (= {show(value)}): dropped",
+            )
         self.left.clear()

@@ -28,8 +28,12 @@ from compiler.ir import (
 from compiler.quantities import format_quantity
 from compiler.shaping import bucket
 
-BRIDGE_FLAGS = (("isGateway", "gateway"), ("ipMasq", "masquerade"),
-                ("hairpinMode", "hairpin"), ("promiscMode", "promiscuous"))
+BRIDGE_FLAGS = (
+    ("isGateway", "gateway"),
+    ("ipMasq", "masquerade"),
+    ("hairpinMode", "hairpin"),
+    ("promiscMode", "promiscuous"),
+)
 """bridge plugin keys and the netdsl switches that write them."""
 
 DEFAULT_ROUTES = {4: "0.0.0.0/0", 6: "::/0"}
@@ -52,18 +56,25 @@ def bridge(plugin: Mapping[str, Any], path: Path, report: Report) -> list[Node]:
         body.append(Node("gateway"))
     elif default_gateway is False:
         report.note(keys.at("isDefaultGateway"), "false is the default: left out")
-    capabilities = [Node("static-ips")] if _capabilities(keys, ("ips",), "the bridge plugin") \
-        else []
+    capabilities = (
+        [Node("static-ips")] if _capabilities(keys, ("ips",), "the bridge plugin") else []
+    )
     dns = keys.take("dns", dict, "a DNS object")
     ipam = keys.take("ipam", dict, "an IPAM object")
     keys.rest("the bridge plugin")
     if default_gateway:
-        report.note(keys.at("isDefaultGateway"), "written as `gateway` and a default route "
-                    "per family: pods get the same routes",
-                    also=(keys.at("isGateway"), (*keys.at("ipam"), "routes")))
-    ipam_node = host_local(ipam or {}, keys.at("ipam"), report,
-                           extra=[*capabilities, *_dns(dns, keys.at("dns"), report)],
-                           default_routes=bool(default_gateway))
+        report.note(
+            keys.at("isDefaultGateway"),
+            "written as `gateway` and a default route per family: pods get the same routes",
+            also=(keys.at("isGateway"), (*keys.at("ipam"), "routes")),
+        )
+    ipam_node = host_local(
+        ipam or {},
+        keys.at("ipam"),
+        report,
+        extra=[*capabilities, *_dns(dns, keys.at("dns"), report)],
+        default_routes=bool(default_gateway),
+    )
     return [Node(f"bridge {name}", body or None), ipam_node]
 
 
@@ -113,14 +124,20 @@ def _dns(dns: Mapping[str, Any] | None, path: Path, report: Report) -> list[Node
         values = keys.take(name, list, "a list of strings") or []
         words = []
         for index, value in enumerate(values):
-            usable = isinstance(value, str) and is_word(value) and (
-                name != "nameservers" or _address(value) is not None)
+            usable = (
+                isinstance(value, str)
+                and is_word(value)
+                and (name != "nameservers" or _address(value) is not None)
+            )
             if usable:
                 words.append(value)
             else:
-                report.warn((*path, name, index), f"{show(value)} is not "
-                            f"{'an address' if name == 'nameservers' else 'one word'}: dropped",
-                            also=((*path, name),))
+                report.warn(
+                    (*path, name, index),
+                    f"{show(value)} is not "
+                    f"{'an address' if name == 'nameservers' else 'one word'}: dropped",
+                    also=((*path, name),),
+                )
         if words:
             body.append(Node(f"{name} {', '.join(words)}"))
         elif name in dns:
@@ -134,8 +151,13 @@ def _dns(dns: Mapping[str, Any] | None, path: Path, report: Report) -> list[Node
     return [Node("dns", body)]
 
 
-def host_local(ipam: Mapping[str, Any], path: Path, report: Report, extra: Sequence[Node],
-               default_routes: bool = False) -> Node:
+def host_local(
+    ipam: Mapping[str, Any],
+    path: Path,
+    report: Report,
+    extra: Sequence[Node],
+    default_routes: bool = False,
+) -> Node:
     """The `ipam { ... }` block of a host-local configuration.
 
     `default_routes` adds a default route for each family that has none, as
@@ -148,11 +170,20 @@ def host_local(ipam: Mapping[str, Any], path: Path, report: Report, extra: Seque
     entries = keys.take("routes", list, "a list of routes") or []
     if "routes" in ipam and ipam["routes"] == []:
         report.note(keys.at("routes"), "an empty list: left out")
-    routes = [r for r in (_route(entry, (*keys.at("routes"), index), families, report)
-                          for index, entry in enumerate(entries)) if r is not None]
+    routes = [
+        r
+        for r in (
+            _route(entry, (*keys.at("routes"), index), families, report)
+            for index, entry in enumerate(entries)
+        )
+        if r is not None
+    ]
     if default_routes:
-        routes += [Node(f"route {DEFAULT_ROUTES[f]}") for f in sorted(families)
-                   if not any(r.head.split()[1] == DEFAULT_ROUTES[f] for r in routes)]
+        routes += [
+            Node(f"route {DEFAULT_ROUTES[f]}")
+            for f in sorted(families)
+            if not any(r.head.split()[1] == DEFAULT_ROUTES[f] for r in routes)
+        ]
     data_dir = keys.take("dataDir", str, "a directory path")
     settings = []
     if data_dir == DEFAULT_DATA_DIR:
@@ -162,16 +193,22 @@ def host_local(ipam: Mapping[str, Any], path: Path, report: Report, extra: Seque
     elif data_dir is not None:
         report.warn(keys.at("dataDir"), "not an absolute path: dropped")
     if keys.take("resolvConf", str, "a file path") is not None:
-        report.warn(keys.at("resolvConf"), "host-local reads this file on every ADD; write its "
-                    "nameservers in `dns { ... }` instead: dropped")
+        report.warn(
+            keys.at("resolvConf"),
+            "host-local reads this file on every ADD; write its "
+            "nameservers in `dns { ... }` instead: dropped",
+        )
     keys.rest("host-local")
     return Node("ipam", [*(node for _, node in subnets), *routes, *settings, *extra])
 
 
 def _subnets(keys: Keys) -> list[tuple[int, Node]]:
     """The subnets of the range sets, IPv4 first, as netc writes them."""
-    legacy = {k: keys.left.pop(k) for k in ("subnet", "rangeStart", "rangeEnd", "gateway")
-              if k in keys.left}
+    legacy = {
+        k: keys.left.pop(k)
+        for k in ("subnet", "rangeStart", "rangeEnd", "gateway")
+        if k in keys.left
+    }
     sets: list[list[tuple[Any, Path]]] = []
     if legacy:
         keys.report.note(keys.path, "the top-level subnet is written as the first range set")
@@ -180,8 +217,11 @@ def _subnets(keys: Keys) -> list[tuple[int, Node]]:
     for index, entries in enumerate(ranges):
         where = (*keys.at("ranges"), index)
         if not isinstance(entries, list) or not entries:
-            keys.report.warn(where, f"expected a list of ranges, found {show(entries)}: dropped "
-                             "(host-local refuses it)")
+            keys.report.warn(
+                where,
+                f"expected a list of ranges, found {show(entries)}: dropped "
+                "(host-local refuses it)",
+            )
             continue
         sets.append([(entry, (*where, position)) for position, entry in enumerate(entries)])
     read = [[s for s in (_subnet(e, p, keys.report) for e, p in entries) if s] for entries in sets]
@@ -196,12 +236,18 @@ def _by_family(sets: Sequence[list[tuple[int, Node, Path]]], keys: Keys) -> list
         set_path = where[:-1]
         for other, _, path in entries[1:]:
             if other != family:
-                keys.report.warn(path, "a range set mixes IPv4 and IPv6 (host-local refuses "
-                                 "it): kept in its family's set")
+                keys.report.warn(
+                    path,
+                    "a range set mixes IPv4 and IPv6 (host-local refuses "
+                    "it): kept in its family's set",
+                )
         if family in seen:
-            keys.report.warn(set_path, f"a second IPv{family} range set would give pods a "
-                             f"second IPv{family} address; netc gives one per family: its "
-                             f"ranges join the set at {format_path(seen[family])}")
+            keys.report.warn(
+                set_path,
+                f"a second IPv{family} range set would give pods a "
+                f"second IPv{family} address; netc gives one per family: its "
+                f"ranges join the set at {format_path(seen[family])}",
+            )
         seen.setdefault(family, set_path)
     if list(seen) == [6, 4]:
         keys.report.warn(keys.at("ranges"), "netc writes the IPv4 range set first")
@@ -220,13 +266,16 @@ def _subnet(entry: Any, path: Path, report: Report) -> tuple[int, Node, Path] | 
     if gateway is not None:
         address = _address(gateway)
         usable = _inside(address, network) and (
-            network.version == 6 or address not in (network.network_address,
-                                                    network.broadcast_address))
+            network.version == 6
+            or address not in (network.network_address, network.broadcast_address)
+        )
         if usable:
             body.append(Node(f"gateway {address}"))
         else:
-            report.warn(keys.at("gateway"), f"{show(gateway)} is no host address of "
-                        f"{network}: dropped (host-local refuses it)")
+            report.warn(
+                keys.at("gateway"),
+                f"{show(gateway)} is no host address of {network}: dropped (host-local refuses it)",
+            )
     keys.rest("a host-local range")
     return network.version, Node(f"subnet {network}", body or None), path
 
@@ -247,19 +296,28 @@ def _range(keys: Keys, network: IPNetwork) -> list[Node]:
     for name, text in given.items():
         address = _address(text) if text else defaults[name]
         if address is None or (text and not _inside(address, network)):
-            keys.report.warn(keys.at(name), f"{text} is not an address in {network}: the "
-                             "range is dropped (host-local refuses it)", also=(keys.path,))
+            keys.report.warn(
+                keys.at(name),
+                f"{text} is not an address in {network}: the "
+                "range is dropped (host-local refuses it)",
+                also=(keys.path,),
+            )
             return []
         ends[name] = address
     start, end = ends["rangeStart"], ends["rangeEnd"]
     if int(end) < int(start):
-        keys.report.warn(keys.at("rangeEnd"), f"the range {start} .. {end} runs backwards: "
-                         "dropped", also=(keys.path,))
+        keys.report.warn(
+            keys.at("rangeEnd"),
+            f"the range {start} .. {end} runs backwards: dropped",
+            also=(keys.path,),
+        )
         return []
     for name, text in given.items():
         if not text:
-            keys.report.note(keys.at(name), "netc writes both ends of a range: the default "
-                             f"{ends[name]} is written out")
+            keys.report.note(
+                keys.at(name),
+                f"netc writes both ends of a range: the default {ends[name]} is written out",
+            )
     return [Node(f"range {start} .. {end}")]
 
 
@@ -272,18 +330,21 @@ def _route(entry: Any, path: Path, families: set[int], report: Report) -> Node |
     gateway = _address(gateway_text) if gateway_text is not None else None
     keys.rest("a route")
     if destination.version not in families:
-        report.warn(path, f"pods get no IPv{destination.version} address for this route: "
-                    "dropped")
+        report.warn(path, f"pods get no IPv{destination.version} address for this route: dropped")
         return None
     if gateway_text is not None and (gateway is None or gateway.version != destination.version):
-        report.warn(keys.at("gw"), f"{show(gateway_text)} is no IPv{destination.version} "
-                    "address: the route goes through the subnet's gateway instead")
+        report.warn(
+            keys.at("gw"),
+            f"{show(gateway_text)} is no IPv{destination.version} "
+            "address: the route goes through the subnet's gateway instead",
+        )
         gateway = None
     return Node(f"route {destination}" + (f" via {gateway}" if gateway else ""))
 
 
-def _with_cidr(entry: Any, path: Path, report: Report, what: str,
-               key: str) -> tuple[Keys, IPNetwork] | None:
+def _with_cidr(
+    entry: Any, path: Path, report: Report, what: str, key: str
+) -> tuple[Keys, IPNetwork] | None:
     """The keys of a range or route object and its CIDR under `key`; None when unusable.
 
     An unusable object is reported once and dropped whole.
@@ -331,8 +392,11 @@ def portmap(plugin: Mapping[str, Any], path: Path, report: Report) -> Node:
     keys = Keys(plugin, path, report)
     keys.take("type", str, "a plugin type")
     if "portMappings" not in _capabilities(keys, ("portMappings",), "portmap"):
-        report.warn(keys.at("capabilities"), "without the portMappings capability portmap maps "
-                    "nothing; netc's `hostport` declares it")
+        report.warn(
+            keys.at("capabilities"),
+            "without the portMappings capability portmap maps "
+            "nothing; netc's `hostport` declares it",
+        )
     snat = keys.take("snat", bool, "true or false")
     if snat is True:
         report.note(keys.at("snat"), "true is the default: left out")
@@ -349,12 +413,18 @@ def bandwidth(plugin: Mapping[str, Any], path: Path, report: Report) -> Node:
     keys.rest("the bandwidth plugin")
     if limits:
         if capability:
-            report.warn(keys.at("capabilities"), "netc writes static limits or the capability, "
-                        "not both: the static `limit` is kept and the pods' annotations ignored")
+            report.warn(
+                keys.at("capabilities"),
+                "netc writes static limits or the capability, "
+                "not both: the static `limit` is kept and the pods' annotations ignored",
+            )
         return Node("bandwidth", [Node("limit " + " ".join(limits))])
     if not capability:
-        report.warn(keys.at("capabilities"), "neither limits nor the bandwidth capability: "
-                    "written as `bandwidth` alone, which declares the capability")
+        report.warn(
+            keys.at("capabilities"),
+            "neither limits nor the bandwidth capability: "
+            "written as `bandwidth` alone, which declares the capability",
+        )
     return Node("bandwidth")
 
 
@@ -365,23 +435,34 @@ def _limit(keys: Keys, direction: str) -> str | None:
     burst = keys.take(burst_key, int, "a burst in bits")
     if not rate:
         if rate == 0 or burst is not None:
-            keys.report.warn(keys.at(rate_key), "no rate, no limit: dropped",
-                             also=(keys.at(burst_key),))
+            keys.report.warn(
+                keys.at(rate_key), "no rate, no limit: dropped", also=(keys.at(burst_key),)
+            )
         return None
     if not MIN_RATE <= rate <= MAX_RATE:
-        keys.report.warn(keys.at(rate_key), f"{rate} bit/s is outside what netc accepts "
-                         "(1k..1P): dropped", also=(keys.at(burst_key),))
+        keys.report.warn(
+            keys.at(rate_key),
+            f"{rate} bit/s is outside what netc accepts (1k..1P): dropped",
+            also=(keys.at(burst_key),),
+        )
         return None
     if burst is not None and not 8 <= burst < (2**32 - 1) * 8:
-        keys.report.warn(keys.at(burst_key), f"a burst of {burst} bits is outside 8 bits .. "
-                         "4 GiB: dropped")
+        keys.report.warn(
+            keys.at(burst_key), f"a burst of {burst} bits is outside 8 bits .. 4 GiB: dropped"
+        )
         burst = None
     built = bucket(rate, burst, bound=False).burst_bits
     if burst is None:
-        keys.report.warn(keys.at(burst_key), "the bandwidth plugin refuses a rate without a "
-                         f"burst; netc writes its default bucket, {built} bits")
+        keys.report.warn(
+            keys.at(burst_key),
+            "the bandwidth plugin refuses a rate without a "
+            f"burst; netc writes its default bucket, {built} bits",
+        )
     elif built != burst:
-        keys.report.warn(keys.at(burst_key), f"netc writes {built} bits: buckets are whole "
-                         "bytes, at least 16 KiB (TBF drops a packet larger than its bucket)")
+        keys.report.warn(
+            keys.at(burst_key),
+            f"netc writes {built} bits: buckets are whole "
+            "bytes, at least 16 KiB (TBF drops a packet larger than its bucket)",
+        )
     part = f"{direction} {format_quantity(rate)}"
     return part + (f" burst {format_quantity(burst)}" if burst else "")

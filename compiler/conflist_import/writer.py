@@ -76,8 +76,9 @@ def quoted(text: str) -> str:
     DEL (netc refuses control characters in files) and lone surrogates (no
     UTF-8 file can hold them) are escaped as well.
     """
-    return _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}",
-                            json.dumps(text, ensure_ascii=False))
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False)
+    )
 
 
 def options(values: Mapping[str, Any]) -> list[Node]:

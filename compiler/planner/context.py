@@ -101,14 +101,14 @@ def parse_cni_args(text: str) -> dict[str, str]:
             continue
         key, sep, value = piece.partition("=")
         if not sep:
-            raise ContextError(f"CNI_ARGS piece {piece!r} is not KEY=VALUE",
-                               Code.BAD_ENVIRONMENT)
+            raise ContextError(f"CNI_ARGS piece {piece!r} is not KEY=VALUE", Code.BAD_ENVIRONMENT)
         pairs[key] = value
     return pairs
 
 
-def requested_addresses(args: Mapping[str, str], runtime_config: Mapping[str, Any]
-                        ) -> tuple[IPAddress, ...]:
+def requested_addresses(
+    args: Mapping[str, str], runtime_config: Mapping[str, Any]
+) -> tuple[IPAddress, ...]:
     """Addresses a pod asks for: `runtimeConfig.ips`, else CNI_ARGS `IP=` (podman --ip).
 
     Both take `ip` or `ip/prefix`; CNI_ARGS may list several, comma-separated.
@@ -149,8 +149,9 @@ def _port(entry: Mapping[str, Any], key: str) -> int:
     """A port number: a JSON integer from 1 to 65535 (not a string, a float or a boolean)."""
     value = entry.get(key)
     if type(value) is not int or not 1 <= value <= 65535:
-        raise ContextError(f"port mapping {key} {value!r} is not a port number "
-                           "(an integer from 1 to 65535)")
+        raise ContextError(
+            f"port mapping {key} {value!r} is not a port number (an integer from 1 to 65535)"
+        )
     return value
 
 
@@ -174,8 +175,12 @@ def bandwidth_from_runtime(entry: Any) -> BandwidthRequest:
     if not isinstance(entry, Mapping):
         raise ContextError("runtimeConfig bandwidth must be an object")
     values = lower_keys(entry)
-    return BandwidthRequest(*(_amount(values, key) for key in
-                              ("ingressrate", "ingressburst", "egressrate", "egressburst")))
+    return BandwidthRequest(
+        *(
+            _amount(values, key)
+            for key in ("ingressrate", "ingressburst", "egressrate", "egressburst")
+        )
+    )
 
 
 def _amount(values: Mapping[str, Any], key: str) -> int | None:
@@ -188,13 +193,13 @@ def _amount(values: Mapping[str, Any], key: str) -> int | None:
         return None
     most = MAX_RATE if key.endswith("rate") else 2**63 - 1
     if type(value) is not int or not 0 <= value <= most:
-        raise ContextError(f"bandwidth {key} must be an integer from 0 to {most}, not "
-                           f"{value!r}")
+        raise ContextError(f"bandwidth {key} must be an integer from 0 to {most}, not {value!r}")
     return value or None
 
 
 _PORT_OPTION = re.compile(
-    r"^(?P<host>\d+):(?P<container>\d+)(?:/(?P<protocol>[a-z]+))?(?:@(?P<ip>.+))?$")
+    r"^(?P<host>\d+):(?P<container>\d+)(?:/(?P<protocol>[a-z]+))?(?:@(?P<ip>.+))?$"
+)
 
 
 def mapping_from_option(text: str) -> PortMapping:
@@ -202,8 +207,12 @@ def mapping_from_option(text: str) -> PortMapping:
     match = _PORT_OPTION.match(text)
     if not match or (match["protocol"] and match["protocol"] not in PROTOCOLS):
         raise ContextError(f"{text!r} is not HOST:CONTAINER[/tcp|udp|sctp][@HOSTIP]")
-    entry = {"hostport": int(match["host"]), "containerport": int(match["container"]),
-             "protocol": match["protocol"], "hostip": match["ip"]}
+    entry = {
+        "hostport": int(match["host"]),
+        "containerport": int(match["container"]),
+        "protocol": match["protocol"],
+        "hostip": match["ip"],
+    }
     return _mapping(entry)
 
 

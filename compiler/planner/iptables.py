@@ -64,9 +64,11 @@ def _token(argument: str) -> str:
         return argument
     if _QUOTABLE.fullmatch(argument):
         return f'"{argument}"'
-    raise UnsafeRule(f"{argument!r} cannot be part of an iptables rule",
-                     details="rules take letters, digits and . : / [ ] { } , = + @ ! - _; "
-                             "comments any printable ASCII but quotes and backslashes")
+    raise UnsafeRule(
+        f"{argument!r} cannot be part of an iptables rule",
+        details="rules take letters, digits and . : / [ ] { } , = + @ ! - _; "
+        "comments any printable ASCII but quotes and backslashes",
+    )
 
 
 def line(verb: str, chain: str, arguments: Sequence[str] = ()) -> str:
@@ -117,13 +119,15 @@ def node_setup(params: IptablesNodeParams, live: Live) -> list[str]:
     for chain in params.chains:
         lines += [declare(chain.name), *(line("-A", chain.name, r) for r in chain.rules)]
     lines += [declare(d) for d in params.dispatch if not live.chain_exists(family, table, d)]
-    lines += [line("-I" if j.first else "-A", j.chain, j.rule) for j in params.jumps
-              if not live.has_rule(family, table, j.chain, j.rule)]
+    lines += [
+        line("-I" if j.first else "-A", j.chain, j.rule)
+        for j in params.jumps
+        if not live.has_rule(family, table, j.chain, j.rule)
+    ]
     return lines
 
 
-def attachment_setup(params: IptablesAttachmentParams, live: Live, *, repeated: bool
-                     ) -> list[str]:
+def attachment_setup(params: IptablesAttachmentParams, live: Live, *, repeated: bool) -> list[str]:
     """A pod's DNAT chain, declared afresh with its rules, and its jump from the dispatch chain.
 
     On a first ADD the jump cannot exist yet, so the node is not asked.
@@ -136,8 +140,7 @@ def attachment_setup(params: IptablesAttachmentParams, live: Live, *, repeated: 
     return lines
 
 
-def attachment_teardown(params: IptablesAttachmentParams, live: Live | None = None
-                        ) -> list[str]:
+def attachment_teardown(params: IptablesAttachmentParams, live: Live | None = None) -> list[str]:
     """Remove a pod's jump and chain; with `live`, only a jump that is there.
 
     Without `live` the lines assume the jump exists (one transaction, the
@@ -158,10 +161,16 @@ def node_teardown(params: IptablesNodeParams, live: Live) -> list[str]:
     """
     family, table = params.family, params.table
     present = [name for name in params.chain_names if live.chain_exists(family, table, name)]
-    lines = [line("-D", j.chain, j.rule) for j in params.jumps
-             if live.has_rule(family, table, j.chain, j.rule)]
-    return [*lines, *(declare(name) for name in present),
-            *(f"-X {_token(name)}" for name in present)]
+    lines = [
+        line("-D", j.chain, j.rule)
+        for j in params.jumps
+        if live.has_rule(family, table, j.chain, j.rule)
+    ]
+    return [
+        *lines,
+        *(declare(name) for name in present),
+        *(f"-X {_token(name)}" for name in present),
+    ]
 
 
 def restore_text(table: str, lines: Sequence[str]) -> str:

@@ -42,14 +42,23 @@ def node_plan(cluster: Cluster | None, node: str, networks: Sequence[Network]) -
 
     `networks` are already built for the node (`compiler.cluster.for_node`).
     """
-    ops = [op for network in networks if network.bridge and network.ipam
-           for op in node_operations(network)]
+    ops = [
+        op
+        for network in networks
+        if network.bridge and network.ipam
+        for op in node_operations(network)
+    ]
     if cluster is not None:
         me = next(n for n in cluster.nodes if n.name == node)
         ops = [*_forwarding(cluster), *_dedupe(ops), *_peers(cluster, me)]
     sources = tuple(dict.fromkeys(s for n in networks for s in n.sources))
-    return Plan("APPLY", None, tuple(_dedupe(ops)), sources,
-                NodeSubject(node, cluster.name if cluster else None))
+    return Plan(
+        "APPLY",
+        None,
+        tuple(_dedupe(ops)),
+        sources,
+        NodeSubject(node, cluster.name if cluster else None),
+    )
 
 
 def _dedupe(ops: Sequence[Operation[Params]]) -> list[Operation[Params]]:
@@ -61,8 +70,12 @@ def _dedupe(ops: Sequence[Operation[Params]]) -> list[Operation[Params]]:
 
 
 def _forwarding(cluster: Cluster) -> list[Operation[Params]]:
-    return [sysctl_operation(FORWARDING[c.version], "1", cluster,
-                             why="pods of other nodes pass through") for c in cluster.pod_cidrs]
+    return [
+        sysctl_operation(
+            FORWARDING[c.version], "1", cluster, why="pods of other nodes pass through"
+        )
+        for c in cluster.pod_cidrs
+    ]
 
 
 def _peers(cluster: Cluster, me: Node) -> list[Operation[Params]]:
@@ -73,8 +86,10 @@ def _peers(cluster: Cluster, me: Node) -> list[Operation[Params]]:
         if tunnelled:
             ops.append(_fdb(cluster, peer))
         ops += [_neighbour(cluster, peer, s) for s in tunnelled]
-        ops += [_tunnel_route(cluster, peer, s) if s in tunnelled else _direct_route(peer, s)
-                for s in peer.subnets]
+        ops += [
+            _tunnel_route(cluster, peer, s) if s in tunnelled else _direct_route(peer, s)
+            for s in peer.subnets
+        ]
     ops.append(_prune(cluster, ops))
     return ops
 
@@ -99,28 +114,59 @@ def _device(cluster: Cluster, me: Node) -> list[Operation[Params]]:
     local, mtu = me.address(cluster.tunnel_family), cluster.pod_mtu
     assert local is not None and mtu is not None
     device = routing.device
-    ops: list[Operation[Params]] = [Operation(
-        device, f"VXLAN device {device} (VNI {routing.vni}, UDP {routing.port}, "
-        f"from {local.ip}, mtu {mtu})",
-        params.LinkVxlanParams(device, routing.vni, routing.port, str(local.ip), mtu,
-                               vtep_mac(cluster, me), owner_alias(cluster)),
-        Phase.PEERS, scope=Scope.NODE, span=routing.span),
-        Operation(f"{device} (node)", f"set {device} up", params.LinkUpParams(device),
-                  Phase.PEERS, scope=Scope.NODE, span=routing.span)]
+    ops: list[Operation[Params]] = [
+        Operation(
+            device,
+            f"VXLAN device {device} (VNI {routing.vni}, UDP {routing.port}, "
+            f"from {local.ip}, mtu {mtu})",
+            params.LinkVxlanParams(
+                device,
+                routing.vni,
+                routing.port,
+                str(local.ip),
+                mtu,
+                vtep_mac(cluster, me),
+                owner_alias(cluster),
+            ),
+            Phase.PEERS,
+            scope=Scope.NODE,
+            span=routing.span,
+        ),
+        Operation(
+            f"{device} (node)",
+            f"set {device} up",
+            params.LinkUpParams(device),
+            Phase.PEERS,
+            scope=Scope.NODE,
+            span=routing.span,
+        ),
+    ]
     for subnet in me.subnets:
         address = f"{vtep_address(subnet)}/{subnet.max_prefixlen}"
-        ops.append(Operation(f"{device} {address}", f"VTEP address {address} on {device}",
-                             params.AddressParams(device, address), Phase.PEERS,
-                             scope=Scope.NODE, span=routing.span))
+        ops.append(
+            Operation(
+                f"{device} {address}",
+                f"VTEP address {address} on {device}",
+                params.AddressParams(device, address),
+                Phase.PEERS,
+                scope=Scope.NODE,
+                span=routing.span,
+            )
+        )
     return ops
 
 
-def _route(peer: Node, subnet: IPNetwork, via: str, dev: str | None, how: str
-           ) -> Operation[params.RouteNodeParams]:
-    return Operation(f"{subnet} via {via}",
-                     f"route to {peer.name}'s pods {subnet} via {via} ({how})",
-                     params.RouteNodeParams(str(subnet), via, dev, dev is not None, RTPROT_NETC),
-                     Phase.PEERS, scope=Scope.NODE, span=peer.span)
+def _route(
+    peer: Node, subnet: IPNetwork, via: str, dev: str | None, how: str
+) -> Operation[params.RouteNodeParams]:
+    return Operation(
+        f"{subnet} via {via}",
+        f"route to {peer.name}'s pods {subnet} via {via} ({how})",
+        params.RouteNodeParams(str(subnet), via, dev, dev is not None, RTPROT_NETC),
+        Phase.PEERS,
+        scope=Scope.NODE,
+        span=peer.span,
+    )
 
 
 def _direct_route(peer: Node, subnet: IPNetwork) -> Operation[params.RouteNodeParams]:
@@ -129,33 +175,49 @@ def _direct_route(peer: Node, subnet: IPNetwork) -> Operation[params.RouteNodePa
     return _route(peer, subnet, str(address.ip), None, "direct")
 
 
-def _tunnel_route(cluster: Cluster, peer: Node, subnet: IPNetwork
-                  ) -> Operation[params.RouteNodeParams]:
-    return _route(peer, subnet, vtep_address(subnet), cluster.routing.device,
-                  f"VXLAN on {cluster.routing.device}")
+def _tunnel_route(
+    cluster: Cluster, peer: Node, subnet: IPNetwork
+) -> Operation[params.RouteNodeParams]:
+    return _route(
+        peer,
+        subnet,
+        vtep_address(subnet),
+        cluster.routing.device,
+        f"VXLAN on {cluster.routing.device}",
+    )
 
 
-def _neighbour(cluster: Cluster, peer: Node, subnet: IPNetwork
-               ) -> Operation[params.NeighbourParams]:
+def _neighbour(
+    cluster: Cluster, peer: Node, subnet: IPNetwork
+) -> Operation[params.NeighbourParams]:
     device, mac, address = cluster.routing.device, vtep_mac(cluster, peer), vtep_address(subnet)
-    return Operation(f"{device} {address}",
-                     f"neighbour {address} is {mac} on {device} ({peer.name}'s VTEP)",
-                     params.NeighbourParams(device, address, mac), Phase.PEERS,
-                     scope=Scope.NODE, span=peer.span)
+    return Operation(
+        f"{device} {address}",
+        f"neighbour {address} is {mac} on {device} ({peer.name}'s VTEP)",
+        params.NeighbourParams(device, address, mac),
+        Phase.PEERS,
+        scope=Scope.NODE,
+        span=peer.span,
+    )
 
 
 def _fdb(cluster: Cluster, peer: Node) -> Operation[params.FdbParams]:
     device, mac = cluster.routing.device, vtep_mac(cluster, peer)
     underlay = peer.address(cluster.tunnel_family)
     assert underlay is not None
-    return Operation(f"{device} {mac}",
-                     f"forward frames for {mac} to {underlay.ip} ({peer.name}) on {device}",
-                     params.FdbParams(device, mac, str(underlay.ip)), Phase.PEERS,
-                     scope=Scope.NODE, span=peer.span)
+    return Operation(
+        f"{device} {mac}",
+        f"forward frames for {mac} to {underlay.ip} ({peer.name}) on {device}",
+        params.FdbParams(device, mac, str(underlay.ip)),
+        Phase.PEERS,
+        scope=Scope.NODE,
+        span=peer.span,
+    )
 
 
-def _prune(cluster: Cluster, planned: Sequence[Operation[Params]]
-           ) -> Operation[params.NodePruneParams]:
+def _prune(
+    cluster: Cluster, planned: Sequence[Operation[Params]]
+) -> Operation[params.NodePruneParams]:
     """What to keep is what the plan has; everything else netc owns for the cluster goes."""
     device = cluster.routing.device if cluster.routing.tunnels else None
     return Operation(
@@ -163,11 +225,18 @@ def _prune(cluster: Cluster, planned: Sequence[Operation[Params]]
         f"remove netc's routes, entries and devices of cluster {cluster.name} the plan does "
         "not have",
         params.NodePruneParams(
-            cluster.name, tuple(str(c) for c in cluster.pod_cidrs), RTPROT_NETC,
+            cluster.name,
+            tuple(str(c) for c in cluster.pod_cidrs),
+            RTPROT_NETC,
             routes=tuple(op.params.dst for op in planned if has_params(op, params.RouteNodeParams)),
             device=device,
-            neighbours=tuple(op.params.address for op in planned
-                             if has_params(op, params.NeighbourParams)),
+            neighbours=tuple(
+                op.params.address for op in planned if has_params(op, params.NeighbourParams)
+            ),
             fdb=tuple(op.params.lladdr for op in planned if has_params(op, params.FdbParams)),
-            alias=owner_alias(cluster)),
-        Phase.PEERS, scope=Scope.NODE, span=cluster.span)
+            alias=owner_alias(cluster),
+        ),
+        Phase.PEERS,
+        scope=Scope.NODE,
+        span=cluster.span,
+    )

@@ -158,8 +158,11 @@ class JsonData:
 
     def to_json(self) -> dict[str, Any]:
         """The machine form: every field's value, tuples as lists."""
-        return {f.name: machine_form(value) for f in fields(self)
-                if not _omitted(f, value := getattr(self, f.name))}
+        return {
+            f.name: machine_form(value)
+            for f in fields(self)
+            if not _omitted(f, value := getattr(self, f.name))
+        }
 
 
 def _omitted(f: Field, value: object) -> bool:
@@ -194,6 +197,7 @@ P = TypeVar("P", bound=Params)
 @dataclass_transform(frozen_default=True, field_specifiers=(field, Field))
 def params_of(kind: Kind) -> Callable[[type[P]], type[P]]:
     """Make a class the parameters of `kind`: a frozen data type whose `KIND` is `kind`."""
+
     def define(cls: type[P]) -> type[P]:
         defined = frozen(cls)
         defined.KIND = kind
@@ -319,9 +323,14 @@ class Attachment:
 
     def to_json(self) -> dict[str, Any]:
         """The machine form of the attachment."""
-        return {"network": self.network, "container_id": self.container_id,
-                "ifname": self.ifname, "netns": self.netns, "namespace": self.namespace,
-                "pod_name": self.pod_name}
+        return {
+            "network": self.network,
+            "container_id": self.container_id,
+            "ifname": self.ifname,
+            "netns": self.netns,
+            "namespace": self.namespace,
+            "pod_name": self.pod_name,
+        }
 
 
 @frozen

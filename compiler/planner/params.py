@@ -255,8 +255,9 @@ class HostportClaim:
 
     def conflicts(self, other: HostportClaim) -> bool:
         """Whether the two cannot both be held."""
-        return ((self.protocol, self.port) == (other.protocol, other.port)
-                and (not self.address or not other.address or self.address == other.address))
+        return (self.protocol, self.port) == (other.protocol, other.port) and (
+            not self.address or not other.address or self.address == other.address
+        )
 
     def describe(self) -> str:
         """The claim as a message says it: `8080/tcp on 198.18.0.1`."""

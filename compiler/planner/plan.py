@@ -37,14 +37,17 @@ class PlanError(NetcError):
 def plan(network: Network, pod: PodContext, command: str) -> Plan:
     """The ordered operations of `command` for `pod` on `network`."""
     if network.bridge is None:
-        raise PlanError(f"network {network.name} uses plugin "
-                        f"{network.plugin.type if network.plugin else '?'}; netc's runtime "
-                        "executes bridge networks (build it with --target reference)")
+        raise PlanError(
+            f"network {network.name} uses plugin "
+            f"{network.plugin.type if network.plugin else '?'}; netc's runtime "
+            "executes bridge networks (build it with --target reference)"
+        )
     if command not in COMMANDS:
         raise PlanError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
     adding = attach_operations(network, pod, enforce=command != "DEL")
-    attachment = Attachment(network.name, pod.container_id, pod.ifname, pod.netns,
-                            pod.namespace, pod.pod_name)
+    attachment = Attachment(
+        network.name, pod.container_id, pod.ifname, pod.netns, pod.namespace, pod.pod_name
+    )
     return Plan(command, attachment, tuple(_for_command(adding, command)), network.sources)
 
 

@@ -49,8 +49,11 @@ def check_mappings(network: Network, pod: PodContext) -> tuple[PortMapping, ...]
     """The pod's port mappings, after the hostPort policy let each of them through."""
     mappings = pod.port_mappings or ()
     if mappings and network.hostport is None:
-        raise PolicyError(f"network {network.name} has no hostport support, but the pod maps "
-                          f"{mappings[0]}", network.span, Code.HOSTPORT_REFUSED)
+        raise PolicyError(
+            f"network {network.name} has no hostport support, but the pod maps {mappings[0]}",
+            network.span,
+            Code.HOSTPORT_REFUSED,
+        )
     for mapping in mappings:
         _check_mapping(mapping, network.hostport, network)
     return mappings
@@ -60,18 +63,28 @@ def _check_mapping(mapping: PortMapping, policy: HostPort | None, network: Netwo
     assert policy is not None
     denied = next((r for r in policy.deny if r.covers(mapping.host_port, mapping.protocol)), None)
     if denied:
-        raise PolicyError(f"host port {mapping.host_port}/{mapping.protocol} is refused by "
-                          f"`{denied}`", denied.span, Code.HOSTPORT_REFUSED)
-    if policy.allow and not any(r.covers(mapping.host_port, mapping.protocol)
-                                for r in policy.allow):
+        raise PolicyError(
+            f"host port {mapping.host_port}/{mapping.protocol} is refused by `{denied}`",
+            denied.span,
+            Code.HOSTPORT_REFUSED,
+        )
+    if policy.allow and not any(
+        r.covers(mapping.host_port, mapping.protocol) for r in policy.allow
+    ):
         allowed = ", ".join(str(r).removeprefix("allow ") for r in policy.allow)
-        raise PolicyError(f"host port {mapping.host_port}/{mapping.protocol} is outside the "
-                          f"allowed ports ({allowed})", policy.allow[0].span,
-                          Code.HOSTPORT_REFUSED)
+        raise PolicyError(
+            f"host port {mapping.host_port}/{mapping.protocol} is outside the "
+            f"allowed ports ({allowed})",
+            policy.allow[0].span,
+            Code.HOSTPORT_REFUSED,
+        )
     if mapping.host_ip and policy.host_ips and mapping.host_ip not in policy.host_ips:
         shown = ", ".join(map(str, policy.host_ips))
-        raise PolicyError(f"hostIP {mapping.host_ip} of {mapping} is not one of the allowed "
-                          f"host IPs ({shown})", policy.span, Code.HOSTPORT_REFUSED)
+        raise PolicyError(
+            f"hostIP {mapping.host_ip} of {mapping} is not one of the allowed host IPs ({shown})",
+            policy.span,
+            Code.HOSTPORT_REFUSED,
+        )
 
 
 def check_requested(network: Network, pod: PodContext) -> None:
@@ -82,9 +95,12 @@ def check_requested(network: Network, pod: PodContext) -> None:
         usable = [s for s in subnets if s.hands_out(address)]
         if not usable:
             ranges = ", ".join(f"{s.range_start}..{s.range_end}" for s in subnets) or "none"
-            raise PolicyError(f"the pod asks for address {address}, which is in no range of "
-                              f"network {network.name} ({ranges})",
-                              ipam.span if ipam else network.span, Code.NO_ADDRESS)
+            raise PolicyError(
+                f"the pod asks for address {address}, which is in no range of "
+                f"network {network.name} ({ranges})",
+                ipam.span if ipam else network.span,
+                Code.NO_ADDRESS,
+            )
 
 
 @frozen
@@ -115,8 +131,11 @@ def resolve_bandwidth(network: Network, pod: PodContext, enforce: bool = True) -
     request = pod.bandwidth or BandwidthRequest()
     if policy is None:
         if enforce and any(request.rate(d) for d in DIRECTIONS):
-            raise PolicyError(f"network {network.name} has no bandwidth support, but the pod "
-                              "asks for a limit", network.span, Code.BANDWIDTH_REFUSED)
+            raise PolicyError(
+                f"network {network.name} has no bandwidth support, but the pod asks for a limit",
+                network.span,
+                Code.BANDWIDTH_REFUSED,
+            )
         return Shaping()
     buckets: dict[Direction, Bucket | None] = {}
     spans: dict[Direction, Span | None] = {}
@@ -128,8 +147,13 @@ def resolve_bandwidth(network: Network, pod: PodContext, enforce: bool = True) -
     return Shaping(buckets["ingress"], buckets["egress"], spans["ingress"], spans["egress"])
 
 
-def _direction(policy: Bandwidth, request: BandwidthRequest, namespace: str | None,
-               direction: Direction, enforce: bool) -> tuple[Rate | None, Span | None]:
+def _direction(
+    policy: Bandwidth,
+    request: BandwidthRequest,
+    namespace: str | None,
+    direction: Direction,
+    enforce: bool,
+) -> tuple[Rate | None, Span | None]:
     if policy.limit is not None:
         rate = policy.limit.direction(direction)
         return rate, rate.span if rate else None
@@ -137,8 +161,9 @@ def _direction(policy: Bandwidth, request: BandwidthRequest, namespace: str | No
     asked = request.rate(direction)
     if asked:
         if enforce:
-            _check_max(asked, direction,
-                       _pick(scoped.max if scoped else None, policy.max, direction))
+            _check_max(
+                asked, direction, _pick(scoped.max if scoped else None, policy.max, direction)
+            )
         return Rate(asked, request.burst(direction)), policy.span
     default = _pick(scoped.default if scoped else None, policy.default, direction)
     return default, default.span if default else None
@@ -153,4 +178,7 @@ def _check_max(asked: int, direction: str, maximum: Rate | None) -> None:
     if maximum is not None and asked > maximum.rate:
         raise PolicyError(
             f"the pod asks for {direction} {describe_rate(asked)}, above the maximum "
-            f"{describe_rate(maximum.rate)}", maximum.span, Code.BANDWIDTH_REFUSED)
+            f"{describe_rate(maximum.rate)}",
+            maximum.span,
+            Code.BANDWIDTH_REFUSED,
+        )

@@ -33,12 +33,18 @@ from compiler.planner.params import IptablesAttachmentParams, IptablesNodeParams
 from compiler.source import SourceFile, Span
 
 ACTION_SYMBOLS = {Action.ENSURE: "+", Action.REMOVE: "-", Action.CHECK: "?"}
-LIVE_SYMBOLS = {State.CREATE: "+", State.IN_PLACE: "=", State.DIFFERENT: "~", State.ABSENT: "=",
-                State.BLOCKED: "!"}
+LIVE_SYMBOLS = {
+    State.CREATE: "+",
+    State.IN_PLACE: "=",
+    State.DIFFERENT: "~",
+    State.ABSENT: "=",
+    State.BLOCKED: "!",
+}
 
 
-def render_text(plan: Plan, sources: Mapping[str, SourceFile],
-                live: Sequence[Observation] | None = None) -> str:
+def render_text(
+    plan: Plan, sources: Mapping[str, SourceFile], live: Sequence[Observation] | None = None
+) -> str:
     """The plan for people; `live` holds one observation per operation when given."""
     lines = _header(plan)
     phase = None
@@ -60,13 +66,16 @@ def _header(plan: Plan) -> list[str]:
         cluster = f" of cluster {plan.node.cluster}" if plan.node.cluster else ""
         return [f"netc plan: node-scoped operations of node {plan.node.node}{cluster}{files}"]
     pod = f"{who.namespace or '-'}/{who.pod_name}" if who.pod_name else who.container_id
-    return [f"netc plan: {plan.command} of pod {pod} on network {who.network}{files}",
-            f"  container {who.container_id}  ifname {who.ifname}"
-            + (f"  netns {who.netns}" if who.netns else "")]
+    return [
+        f"netc plan: {plan.command} of pod {pod} on network {who.network}{files}",
+        f"  container {who.container_id}  ifname {who.ifname}"
+        + (f"  netns {who.netns}" if who.netns else ""),
+    ]
 
 
-def _operation(number: int, op: Operation[Params], sources: Mapping[str, SourceFile],
-               seen: Observation | None) -> list[str]:
+def _operation(
+    number: int, op: Operation[Params], sources: Mapping[str, SourceFile], seen: Observation | None
+) -> list[str]:
     symbol = LIVE_SYMBOLS[seen.state] if seen else ACTION_SYMBOLS[op.action]
     lines = [f"  {number:3d} {symbol} {op.summary}"]
     lines += [f"        {rule}" for rule in _rules(op)]
@@ -87,8 +96,9 @@ def _where(span: Span, sources: Mapping[str, SourceFile]) -> str:
     """
     if not span.line:
         return span.path
-    shown = span.path or (sources[span.file].line(span.line).strip()
-                          if span.file in sources else "")
+    shown = span.path or (
+        sources[span.file].line(span.line).strip() if span.file in sources else ""
+    )
     return f"{span.file}:{span.line}" + (f" | {shown}" if shown else "")
 
 
@@ -114,11 +124,17 @@ def _summary(plan: Plan, live: Sequence[Observation] | None) -> str:
     if live is not None:
         counts = {state: sum(o.state == state for o in live) for state in LIVE_SYMBOLS}
         pending = counts[State.CREATE] + counts[State.DIFFERENT]
-        blocked = (f", {counts[State.BLOCKED]} blocked -- apply refuses until what is in their "
-                   "way is gone" if counts[State.BLOCKED] else "")
-        return (f"Plan: {counts[State.CREATE]} to create, {counts[State.DIFFERENT]} different, "
-                f"{counts[State.IN_PLACE] + counts[State.ABSENT]} in place" + blocked
-                + ("." if pending or blocked else " -- nothing to do."))
+        blocked = (
+            f", {counts[State.BLOCKED]} blocked -- apply refuses until what is in their way is gone"
+            if counts[State.BLOCKED]
+            else ""
+        )
+        return (
+            f"Plan: {counts[State.CREATE]} to create, {counts[State.DIFFERENT]} different, "
+            f"{counts[State.IN_PLACE] + counts[State.ABSENT]} in place"
+            + blocked
+            + ("." if pending or blocked else " -- nothing to do.")
+        )
     node = sum(not op.owned for op in ops)
     owned = len(ops) - node
     if plan.attachment is None:
@@ -126,9 +142,11 @@ def _summary(plan: Plan, live: Sequence[Observation] | None) -> str:
     if plan.command == "DEL":
         return f"Plan: {len(ops)} removals for DEL; node-scoped objects are kept."
     removed = sum(op.removed_by_del for op in ops)
-    return (f"Plan: {len(ops)} operations for {plan.command}: {node} node-scoped (kept by "
-            f"DEL), {owned} owned by the attachment ({removed} removed by DEL, "
-            f"{owned - removed} go with them).")
+    return (
+        f"Plan: {len(ops)} operations for {plan.command}: {node} node-scoped (kept by "
+        f"DEL), {owned} owned by the attachment ({removed} removed by DEL, "
+        f"{owned - removed} go with them)."
+    )
 
 
 def _legend(plan: Plan, live: Sequence[Observation] | None) -> list[str]:
@@ -136,8 +154,10 @@ def _legend(plan: Plan, live: Sequence[Observation] | None) -> list[str]:
     if any(placeholders(op.params) for op in plan.operations):
         lines.append("Values in {braces} are known once the address reservation has run.")
     if live is not None:
-        lines.append("Legend: + to create   = in place   ~ different"
-                     + ("   ! blocked" if any(o.state == State.BLOCKED for o in live) else ""))
+        lines.append(
+            "Legend: + to create   = in place   ~ different"
+            + ("   ! blocked" if any(o.state == State.BLOCKED for o in live) else "")
+        )
     else:
         lines.append("Legend: + ensure (create or repair)   - remove   ? check")
     return lines

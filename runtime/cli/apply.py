@@ -36,17 +36,31 @@ APPLY_FORMAT = "1.0"
 
 @click.command("apply", cls=DetailedExitCommand)
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--node", required=True, help="The node to set up (a node of a cluster, or any "
-              "name for networks without one).")
+@click.option(
+    "--node",
+    required=True,
+    help="The node to set up (a node of a cluster, or any name for networks without one).",
+)
 @click.option("--network", "network_name", help="Only this network's operations.")
-@click.option("--node-netns", help="Apply inside this network namespace (a name under "
-              "/run/netns, or a path); default: this process's own.")
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
-@click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 0 nothing changed, 2 changes made, 1 error.")
-def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
-                  node_netns: str | None, output: str, detailed_exitcode: bool) -> None:
+@click.option(
+    "--node-netns",
+    help="Apply inside this network namespace (a name under "
+    "/run/netns, or a path); default: this process's own.",
+)
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 0 nothing changed, 2 changes made, 1 error."
+)
+def apply_command(
+    files: tuple[str, ...],
+    node: str,
+    network_name: str | None,
+    node_netns: str | None,
+    output: str,
+    detailed_exitcode: bool,
+) -> None:
     """Set up NODE's routes, devices, bridges and NAT from FILES; prune what is not planned."""
     compilation, sources = compile_paths(files)
     report(compilation.diagnostics, sources)
@@ -65,8 +79,9 @@ def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
                 click.echo(line)
 
     try:
-        apply_node(the_plan, [n for n in networks if network_name in (None, n.name)],
-                   node_netns, made)
+        apply_node(
+            the_plan, [n for n in networks if network_name in (None, n.name)], node_netns, made
+        )
     except NetcError as error:
         _failed(error, node, the_plan, changes, output, detailed_exitcode)
     if output == "json":
@@ -76,18 +91,27 @@ def apply_command(files: tuple[str, ...], node: str, network_name: str | None,
         sys.exit(EXIT_PENDING)
 
 
-def _document(the_plan: Plan, changes: Sequence[AppliedChange], error: str | None = None
-              ) -> dict[str, object]:
+def _document(
+    the_plan: Plan, changes: Sequence[AppliedChange], error: str | None = None
+) -> dict[str, object]:
     document: dict[str, object] = {
-        "format_version": APPLY_FORMAT, "node": the_plan.node.to_json() if the_plan.node
-        else None, "changes": [c.to_json() for c in changes]}
+        "format_version": APPLY_FORMAT,
+        "node": the_plan.node.to_json() if the_plan.node else None,
+        "changes": [c.to_json() for c in changes],
+    }
     if error is not None:
         document["error"] = error
     return document
 
 
-def _failed(error: NetcError, node: str, the_plan: Plan, changes: Sequence[AppliedChange],
-            output: str, detailed_exitcode: bool) -> NoReturn:
+def _failed(
+    error: NetcError,
+    node: str,
+    the_plan: Plan,
+    changes: Sequence[AppliedChange],
+    output: str,
+    detailed_exitcode: bool,
+) -> NoReturn:
     """Say what failed and what stays: the changes made before it (printed as they were made).
 
     Nothing is undone: every operation is node-scoped and wanted, and the
@@ -96,15 +120,22 @@ def _failed(error: NetcError, node: str, the_plan: Plan, changes: Sequence[Appli
     if output == "json":
         click.echo(json.dumps(_document(the_plan, changes, str(error)), indent=2))
     made = sum(len(c.lines()) for c in changes)
-    stays = (f"the {made} change{'s' if made != 1 else ''} above stay" if made
-             else "nothing was changed")
+    stays = (
+        f"the {made} change{'s' if made != 1 else ''} above stay" if made else "nothing was changed"
+    )
     if isinstance(error, Blocked):
-        click.echo(f"netc apply: node {node}: refused; nothing was changed (what is in the "
-                   "way is not netc's to remove)", err=True)
+        click.echo(
+            f"netc apply: node {node}: refused; nothing was changed (what is in the "
+            "way is not netc's to remove)",
+            err=True,
+        )
     else:
-        click.echo(f"netc apply: node {node}: stopped by a failure; {stays} (nothing is "
-                   "rolled back: each is node-scoped, and the next apply carries on from "
-                   "there)", err=True)
+        click.echo(
+            f"netc apply: node {node}: stopped by a failure; {stays} (nothing is "
+            "rolled back: each is node-scoped, and the next apply carries on from "
+            "there)",
+            err=True,
+        )
     if detailed_exitcode:
         click.echo(f"Error: {error}", err=True)
         sys.exit(EXIT_INVALID)
@@ -112,10 +143,13 @@ def _failed(error: NetcError, node: str, the_plan: Plan, changes: Sequence[Appli
 
 
 def _summary(node: str, the_plan: Plan, changes: Sequence[AppliedChange]) -> str:
-    where = f"node {node}" + (f" of cluster {the_plan.node.cluster}"
-                              if the_plan.node and the_plan.node.cluster else "")
+    where = f"node {node}" + (
+        f" of cluster {the_plan.node.cluster}" if the_plan.node and the_plan.node.cluster else ""
+    )
     if not changes:
         return f"{where}: nothing to change"
     lines = sum(len(c.lines()) for c in changes)
-    return (f"{where}: {lines} change{'s' if lines > 1 else ''} ({len(changes)} of "
-            f"{len(the_plan.operations)} operations)")
+    return (
+        f"{where}: {lines} change{'s' if lines > 1 else ''} ({len(changes)} of "
+        f"{len(the_plan.operations)} operations)"
+    )

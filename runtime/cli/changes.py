@@ -34,8 +34,11 @@ def old_sources(against: str, files: Sequence[str]) -> list[SourceFile]:
     if path.is_file():
         return [SourceFile(str(path), path.read_text())]
     if path.is_dir():
-        return [SourceFile(str(old), old.read_text())
-                for name in files if (old := path / Path(name).name).exists()]
+        return [
+            SourceFile(str(old), old.read_text())
+            for name in files
+            if (old := path / Path(name).name).exists()
+        ]
     return [source for name in files if (source := _from_git(against, name)) is not None]
 
 
@@ -46,18 +49,29 @@ def _from_git(revision: str, name: str) -> SourceFile | None:
     end: a CI parameter must never become one (`--output=FILE` writes a file).
     """
     if revision.startswith("-"):
-        raise click.UsageError(f"--against {revision}: not a file or a directory, and a git "
-                               "revision cannot start with `-`")
+        raise click.UsageError(
+            f"--against {revision}: not a file or a directory, and a git "
+            "revision cannot start with `-`"
+        )
     here = Path(name).resolve()
     try:
-        top = subprocess.run(["git", "-C", str(here.parent), "rev-parse", "--show-toplevel"],
-                             capture_output=True, text=True, check=True).stdout.strip()
+        top = subprocess.run(
+            ["git", "-C", str(here.parent), "rev-parse", "--show-toplevel"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError) as error:
-        raise click.UsageError(f"--against {revision}: not a file, a directory or a git "
-                               f"revision of {name}") from error
+        raise click.UsageError(
+            f"--against {revision}: not a file, a directory or a git revision of {name}"
+        ) from error
     relative = here.relative_to(top).as_posix()
-    done = subprocess.run(["git", "-C", top, "show", "--end-of-options", f"{revision}:{relative}"],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["git", "-C", top, "show", "--end-of-options", f"{revision}:{relative}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         if "exists on disk, but not in" in done.stderr or "does not exist in" in done.stderr:
             return None
@@ -65,8 +79,9 @@ def _from_git(revision: str, name: str) -> SourceFile | None:
     return SourceFile(f"{revision}:{relative}", done.stdout)
 
 
-def show(compilation: Compilation, against: str, files: Sequence[str], output: str,
-         detailed: bool) -> None:
+def show(
+    compilation: Compilation, against: str, files: Sequence[str], output: str, detailed: bool
+) -> None:
     """Compare the new revision with the old one, print the change plan, exit."""
     try:
         old = compile_sources(old_sources(against, files))
@@ -76,8 +91,7 @@ def show(compilation: Compilation, against: str, files: Sequence[str], output: s
         click.echo(f"netc plan: the old revision ({against}) does not compile:", err=True)
         report(old.diagnostics, {})
         sys.exit(EXIT_INVALID)
-    found = changes.compare(old.networks, old.clusters, compilation.networks,
-                            compilation.clusters)
+    found = changes.compare(old.networks, old.clusters, compilation.networks, compilation.clusters)
     if output == "json":
         click.echo(json.dumps(changes.document(found, against), indent=2))
     elif output == "yaml":

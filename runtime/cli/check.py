@@ -10,12 +10,21 @@ from runtime.cli.common import EXIT_INVALID, compile_paths, report, single_stdin
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-                callback=single_stdin)
-@click.option("--format", "output", type=click.Choice(["text", "json", "github"]),
-              default="text", show_default=True,
-              help="json: a versioned document on stdout; github: Actions annotations.")
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    callback=single_stdin,
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="json: a versioned document on stdout; github: Actions annotations.",
+)
 def check(files: tuple[str, ...], output: str) -> None:
     """Validate FILES; exit 0 when valid, 1 when not."""
     compilation, sources = compile_paths(files)

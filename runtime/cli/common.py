@@ -44,8 +44,13 @@ class SystemFailure(click.ClickException):
 class DetailedExitCommand(click.Command):
     """Usage errors exit 1 under --detailed-exitcode, where 2 means "changes"."""
 
-    def make_context(self, info_name: str | None, args: list[str],
-                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
         """Parse the arguments, remembering whether --detailed-exitcode was among them."""
         detailed = "--detailed-exitcode" in args
         try:
@@ -73,7 +78,8 @@ def _remap(error: click.UsageError, detailed: bool) -> None:
 
 
 def read_sources(
-        paths: Sequence[str]) -> tuple[list[SourceFile], list[Diagnostic], dict[str, SourceFile]]:
+    paths: Sequence[str],
+) -> tuple[list[SourceFile], list[Diagnostic], dict[str, SourceFile]]:
     """Decode each input file; binary files become diagnostics.
 
     Returns the decoded sources, the diagnostics, and every file's text by name
@@ -106,8 +112,9 @@ def display_name(path: str) -> str:
     return STDIN_NAME if path == STDIN else path
 
 
-def single_stdin(ctx: click.Context, param: click.Parameter,
-                 paths: tuple[str, ...]) -> tuple[str, ...]:
+def single_stdin(
+    ctx: click.Context, param: click.Parameter, paths: tuple[str, ...]
+) -> tuple[str, ...]:
     """A click callback: `-` may be given once (standard input can be read only once)."""
     if paths.count(STDIN) > 1:
         raise click.BadParameter("`-` (standard input) can be given only once", ctx, param)
@@ -133,8 +140,9 @@ def compile_paths(paths: Sequence[str]) -> tuple[Compilation, dict[str, SourceFi
     return compilation, shown
 
 
-def report(diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile],
-           output: str = "text") -> None:
+def report(
+    diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile], output: str = "text"
+) -> None:
     """Diagnostics to stderr (text) or stdout (json, github: for tools and CI)."""
     if output == "json":
         click.echo(render_json(diagnostics, sources), nl=False)
@@ -144,8 +152,9 @@ def report(diagnostics: Sequence[Diagnostic], sources: Mapping[str, SourceFile],
         click.echo(render_text(diagnostics, sources), nl=False, err=True)
 
 
-def write_atomically(path: Path, text: str, like: os.stat_result | None = None,
-                     mode: int = 0o644) -> None:
+def write_atomically(
+    path: Path, text: str, like: os.stat_result | None = None, mode: int = 0o644
+) -> None:
     """Write a file the way `runtime.files` writes state: temporary, fsync, rename.
 
     Watchers never see half a file.  The file gets `mode`, or the mode
@@ -158,6 +167,3 @@ def write_atomically(path: Path, text: str, like: os.stat_result | None = None,
         files.write_atomically(str(path), text.encode(), durable=True, mode=mode, owner=owner)
     except OSError as error:
         raise SystemFailure(f"cannot write {path}: {error.strerror}") from error
-
-
-

@@ -27,16 +27,20 @@ Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]
 def names_from_inputs(pick: Callable[[list[Document]], Iterable[str]]) -> Completer:
     """A completer offering `pick(documents)` of the FILES given so far on the command line."""
 
-    def complete(ctx: click.Context, param: click.Parameter,
-                 incomplete: str) -> list[CompletionItem]:
+    def complete(
+        ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
         files = _typed_files(ctx)
         try:
             sources, _, _ = read_sources(files)
         except click.ClickException:
             return []
         documents = [d for d in (parse(s)[0] for s in sources) if d is not None]
-        return [CompletionItem(name) for name in dict.fromkeys(pick(documents))
-                if name.startswith(incomplete)]
+        return [
+            CompletionItem(name)
+            for name in dict.fromkeys(pick(documents))
+            if name.startswith(incomplete)
+        ]
 
     return complete
 

@@ -23,9 +23,13 @@ from runtime.cli.common import (
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-                callback=single_stdin)
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    callback=single_stdin,
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is not formatted.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print what would change; write nothing.")
 def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
@@ -49,9 +53,17 @@ def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:
             continue
         changed.append(source.name)
         if show_diff:
-            click.echo("".join(difflib.unified_diff(
-                source.text.splitlines(keepends=True), formatted.splitlines(keepends=True),
-                fromfile=source.name, tofile=source.name)), nl=False)
+            click.echo(
+                "".join(
+                    difflib.unified_diff(
+                        source.text.splitlines(keepends=True),
+                        formatted.splitlines(keepends=True),
+                        fromfile=source.name,
+                        tofile=source.name,
+                    )
+                ),
+                nl=False,
+            )
         elif check:
             click.echo(f"would reformat {source.name}")
         else:

@@ -35,13 +35,24 @@ CONFIG_SUFFIXES = (".conf", ".conflist", ".json")
 
 
 @click.command("import")
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, allow_dash=True), callback=single_stdin)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the .netdsl to this file instead of printing it.")
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, allow_dash=True),
+    callback=single_stdin,
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the .netdsl to this file instead of printing it.",
+)
 @click.option("--force", is_flag=True, help="With --out: replace a file that exists.")
-@click.option("--strict", is_flag=True, help="Write nothing and exit 1 when a value would not "
-              "come back the same (any warning).")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Write nothing and exit 1 when a value would not come back the same (any warning).",
+)
 def import_command(files: tuple[str, ...], out: Path | None, force: bool, strict: bool) -> None:
     """Write the .netdsl of CNI conflists FILES (`-`: standard input; directories too).
 
@@ -55,8 +66,10 @@ def import_command(files: tuple[str, ...], out: Path | None, force: bool, strict
     result = import_conflists(inputs, str(out) if out else "<stdout>")
     for finding in result.findings:
         click.echo(str(finding), err=True)
-    report(result.diagnostics, {str(out or "<stdout>"): SourceFile(
-        str(out or "<stdout>"), result.text)})
+    report(
+        result.diagnostics,
+        {str(out or "<stdout>"): SourceFile(str(out or "<stdout>"), result.text)},
+    )
     changed = sum(f.level is Level.WARNING for f in result.findings)
     refused = strict and changed > 0
     if result.text and out is not None and not refused:
@@ -66,8 +79,11 @@ def import_command(files: tuple[str, ...], out: Path | None, force: bool, strict
         click.echo(result.text, nl=False)
     click.echo(_summary(result, len(inputs)), err=True)
     if refused:
-        click.echo(f"netc import: --strict: {changed} value{'s' if changed != 1 else ''} "
-                   "would not come back the same: nothing written", err=True)
+        click.echo(
+            f"netc import: --strict: {changed} value{'s' if changed != 1 else ''} "
+            "would not come back the same: nothing written",
+            err=True,
+        )
     if not result.ok or refused:
         sys.exit(EXIT_INVALID)
 
@@ -84,8 +100,11 @@ def _expand(paths: tuple[str, ...]) -> list[str]:
         if path != STDIN and Path(path).is_dir():
             candidates = sorted(p for p in Path(path).iterdir() if p.suffix in CONFIG_SUFFIXES)
             for link in (p for p in candidates if p.is_symlink()):
-                click.echo(f"{one_line(str(link))}: a symbolic link, not followed (name the "
-                           "file it leads to, to import that)", err=True)
+                click.echo(
+                    f"{one_line(str(link))}: a symbolic link, not followed (name the "
+                    "file it leads to, to import that)",
+                    err=True,
+                )
             found = [str(p) for p in candidates if p.is_file() and not p.is_symlink()]
             if not found:
                 raise click.UsageError(f"{path} holds no .conf, .conflist or .json file")
@@ -109,5 +128,7 @@ def _summary(result: Imported, files: int) -> str:
     counts = [(level, sum(f.level is level for f in result.findings)) for level in Level]
     found = ", ".join(f"{n} {level}{'s' if n != 1 else ''}" for level, n in counts)
     networks = len(result.networks)
-    return (f"netc import: {networks} network{'s' if networks != 1 else ''} from {files} "
-            f"file{'s' if files != 1 else ''} ({found})")
+    return (
+        f"netc import: {networks} network{'s' if networks != 1 else ''} from {files} "
+        f"file{'s' if files != 1 else ''} ({found})"
+    )

@@ -78,13 +78,24 @@ def _with_node_options(command: F) -> F:
 
 @click.command()
 @_with_node_options
-@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text",
-              show_default=True)
-@click.option("--membership", "members_file", default="/run/netc/membership.json",
-              show_default=True, type=click.Path(dir_okay=False),
-              help="The agent's account of a dynamic cluster's members (shown when it exists).")
-def status(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
-           output: str, members_file: str) -> None:
+@click.option(
+    "--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.option(
+    "--membership",
+    "members_file",
+    default="/run/netc/membership.json",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The agent's account of a dynamic cluster's members (shown when it exists).",
+)
+def status(
+    inputs: tuple[str, ...],
+    node: str | None,
+    node_netns: str | None,
+    output: str,
+    members_file: str,
+) -> None:
     """What the node holds for the networks of INPUTS, and what does not add up.
 
     INPUTS: .netdsl files, or a directory of conflists such as /etc/cni/net.d.
@@ -109,14 +120,15 @@ def status(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
     except (NetcError, OSError) as error:
         raise SystemFailure(str(error)) from error
     if output == "json":
-        document: dict[str, Any] = {"format_version": STATUS_FORMAT,
-                                    "networks": [s.to_json() for s in states]}
+        document: dict[str, Any] = {
+            "format_version": STATUS_FORMAT,
+            "networks": [s.to_json() for s in states],
+        }
         if members is not None:
             document["membership"] = members
         click.echo(json.dumps(document, indent=2))
     else:
-        click.echo(_members_text(members) + (_status_text(states) if networks else ""),
-                   nl=False)
+        click.echo(_members_text(members) + (_status_text(states) if networks else ""), nl=False)
     if any(s.problems for s in states) or (members is not None and members["condition"]):
         sys.exit(EXIT_PROBLEMS)
 
@@ -141,15 +153,27 @@ def _members_text(document: dict[str, Any] | None) -> str:
     if document["block"] is not None:
         held = f"holds block {document['block']} (lease {document['lease']}, {document['ttl']} s)"
     else:
-        held = (f"has pod subnets {', '.join(subnets)}" if subnets else
-                "is no member" if document["source"] == "kubernetes" else "holds no block")
-    lines = [f"cluster {document['cluster']} ({document['source']} membership): "
-             f"node {document['node']} {held}, {len(document['members'])} members"]
+        held = (
+            f"has pod subnets {', '.join(subnets)}"
+            if subnets
+            else "is no member"
+            if document["source"] == "kubernetes"
+            else "holds no block"
+        )
+    lines = [
+        f"cluster {document['cluster']} ({document['source']} membership): "
+        f"node {document['node']} {held}, {len(document['members'])} members"
+    ]
     for member in document["members"]:
-        place = (f"block {member['block']}" if member["block"] is not None
-                 else ", ".join(member.get("subnets") or []))
-        lines.append(f"  {member['name']}  {place}  "
-                     f"{', '.join(member['addresses'])}  seen {member['last_seen']}")
+        place = (
+            f"block {member['block']}"
+            if member["block"] is not None
+            else ", ".join(member.get("subnets") or [])
+        )
+        lines.append(
+            f"  {member['name']}  {place}  "
+            f"{', '.join(member['addresses'])}  seen {member['last_seen']}"
+        )
     if document["condition"]:
         lines.append(f"  ! {document['condition']}")
     return "\n".join(lines) + "\n"
@@ -158,16 +182,24 @@ def _members_text(document: dict[str, Any] | None) -> str:
 def _status_text(states: Sequence[NetworkState]) -> str:
     lines = []
     for state in states:
-        lines.append(f"network {state.network}: {len(state.attachments)} attachments, "
-                     f"{len(state.reservations)} reservations, {len(state.claims)} host ports")
+        lines.append(
+            f"network {state.network}: {len(state.attachments)} attachments, "
+            f"{len(state.reservations)} reservations, {len(state.claims)} host ports"
+        )
         for a in state.attachments:
             rates = " ".join(f"{d} {format_quantity(r)}" for d, r in a.rates.items())
-            columns = [f"{a.container_id[:12]} {a.ifname}", ", ".join(a.addresses) or "-",
-                       " ".join(a.ports), rates, f"since {a.to_json()['since']}"]
+            columns = [
+                f"{a.container_id[:12]} {a.ifname}",
+                ", ".join(a.addresses) or "-",
+                " ".join(a.ports),
+                rates,
+                f"since {a.to_json()['since']}",
+            ]
             lines.append("  " + "  ".join(c for c in columns if c))
         for problem in state.problems:
-            lines.append(f"  ! {problem.kind}: {problem.subject}: {problem.detail}"
-                         f" -- {problem.remedy}")
+            lines.append(
+                f"  ! {problem.kind}: {problem.subject}: {problem.detail} -- {problem.remedy}"
+            )
     total = sum(len(s.problems) for s in states)
     lines.append(f"{total} problem{'s' if total != 1 else ''}" if total else "consistent")
     return "\n".join(lines) + "\n"
@@ -176,11 +208,21 @@ def _status_text(states: Sequence[NetworkState]) -> str:
 @click.command()
 @_with_node_options
 @click.option("--cri-socket", help="Ask this CRI socket which pod sandboxes are alive.")
-@click.option("--alive", "alive_ids", multiple=True,
-              help="A container (sandbox) ID that is alive; repeatable.")
+@click.option(
+    "--alive",
+    "alive_ids",
+    multiple=True,
+    help="A container (sandbox) ID that is alive; repeatable.",
+)
 @click.option("--apply", "act", is_flag=True, help="Collect; without it, only say what.")
-def gc(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
-       cri_socket: str | None, alive_ids: tuple[str, ...], act: bool) -> None:
+def gc(
+    inputs: tuple[str, ...],
+    node: str | None,
+    node_netns: str | None,
+    cri_socket: str | None,
+    alive_ids: tuple[str, ...],
+    act: bool,
+) -> None:
     """Run DEL for every attachment of INPUTS' networks whose container is gone.
 
     Which containers are alive is never guessed: the runtime is asked through
@@ -192,8 +234,9 @@ def gc(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
     from runtime.netns import node_namespace
 
     if cri_socket is None and not alive_ids:
-        raise click.UsageError("gc needs to know which containers are alive: give "
-                               "--cri-socket PATH or --alive ID")
+        raise click.UsageError(
+            "gc needs to know which containers are alive: give --cri-socket PATH or --alive ID"
+        )
     networks = networks_of(inputs, node)
     try:
         alive = set(alive_ids) | (alive_sandboxes(cri_socket) if cri_socket else set())
@@ -203,8 +246,10 @@ def gc(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
                 for item in done:
                     verb = "collected" if act else "would collect"
                     failed = f" -- failed: {item.error}" if item.error else ""
-                    click.echo(f"{verb} {item.container_id}/{item.ifname} on {network.name} "
-                               f"({', '.join(item.evidence)}){failed}")
+                    click.echo(
+                        f"{verb} {item.container_id}/{item.ifname} on {network.name} "
+                        f"({', '.join(item.evidence)}){failed}"
+                    )
                 if not done:
                     click.echo(f"nothing to collect on {network.name}")
     except NetcError as error:
@@ -217,15 +262,31 @@ def gc(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
 @click.option("--node-netns", help="Work in this network namespace as the node (tests).")
 @click.option("--cni-conf-dir", default="/etc/cni/net.d", show_default=True)
 @click.option("--cni-bin-dir", default="/opt/cni/bin", show_default=True)
-@click.option("--socket", default="/run/netc/cni.sock", show_default=True,
-              help="The warm server's socket (refused while a server answers there).")
-@click.option("--memory-dir", default="/var/lib/netc", show_default=True,
-              help="Where a node of a dynamic cluster remembers its block.")
+@click.option(
+    "--socket",
+    default="/run/netc/cni.sock",
+    show_default=True,
+    help="The warm server's socket (refused while a server answers there).",
+)
+@click.option(
+    "--memory-dir",
+    default="/var/lib/netc",
+    show_default=True,
+    help="Where a node of a dynamic cluster remembers its block.",
+)
 @click.option("--force", is_flag=True, help="Run the DEL of pods still attached, then remove.")
 @click.option("--apply", "act", is_flag=True, help="Remove; without it, only say what.")
-def uninstall(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
-              cni_conf_dir: str, cni_bin_dir: str, socket: str, memory_dir: str, force: bool,
-              act: bool) -> None:
+def uninstall(
+    inputs: tuple[str, ...],
+    node: str | None,
+    node_netns: str | None,
+    cni_conf_dir: str,
+    cni_bin_dir: str,
+    socket: str,
+    memory_dir: str,
+    force: bool,
+    act: bool,
+) -> None:
     """Remove everything netc put on this node for the networks of INPUTS.
 
     INPUTS: the .netdsl files, or the agent's configuration (the ConfigMap's
@@ -255,8 +316,7 @@ def uninstall(inputs: tuple[str, ...], node: str | None, node_netns: str | None,
                 removal.carry_out(found, click.echo)
             else:
                 for step in found:
-                    click.echo(f"would remove {step.what}" if step.act else
-                               f"stays: {step.what}")
+                    click.echo(f"would remove {step.what}" if step.act else f"stays: {step.what}")
     except removal.Refused as error:
         click.echo(f"netc uninstall: nothing removed: {error}\nhint: {error.details}", err=True)
         sys.exit(EXIT_INVALID)

@@ -21,8 +21,9 @@ def networks_of(compilation: Compilation, node: str | None) -> list[Network]:
     if node is None:
         pending = needs_node(networks)
         if pending:
-            raise click.UsageError(f"network {pending[0].name} draws its subnets from a "
-                                   "cluster: give --node NAME")
+            raise click.UsageError(
+                f"network {pending[0].name} draws its subnets from a cluster: give --node NAME"
+            )
         return networks
     try:
         return networks_for_node(networks, compilation.clusters, node)
@@ -30,8 +31,13 @@ def networks_of(compilation: Compilation, node: str | None) -> list[Network]:
         raise click.UsageError(error.message) from error
 
 
-def plan_of_node(compilation: Compilation, node: str, networks: Sequence[Network],
-                 only: str | None, live_members: bool = False) -> Plan:
+def plan_of_node(
+    compilation: Compilation,
+    node: str,
+    networks: Sequence[Network],
+    only: str | None,
+    live_members: bool = False,
+) -> Plan:
     """The node-scoped plan of `node` (of its cluster, if one lists it) for some networks.
 
     Not of a node of a dynamic cluster -- its routes and tunnel entries
@@ -46,7 +52,8 @@ def plan_of_node(compilation: Compilation, node: str, networks: Sequence[Network
             f"node {node} of cluster {cluster.name} routes to the members "
             f"{cluster.membership.source} holds at run time, with the address its agent "
             "publishes: its node-scoped plan is made and applied by its agent (netc agent), "
-            "not from the configuration alone")
+            "not from the configuration alone"
+        )
     chosen = [n for n in networks if only in (None, n.name)]
     return node_plan(cluster, node, chosen)
 
@@ -72,7 +79,8 @@ def with_live_members(compilation: Compilation) -> Compilation:
                 members = etcd.members_now(cluster)
             return with_members(cluster, members)
         except (EtcdError, ApiError) as error:
-            raise SystemFailure(f"cannot list the members of cluster {cluster.name}: "
-                                f"{error}") from error
+            raise SystemFailure(
+                f"cannot list the members of cluster {cluster.name}: {error}"
+            ) from error
 
     return datatypes.replace(compilation, clusters=tuple(now(c) for c in compilation.clusters))

@@ -48,43 +48,88 @@ POD_OPTIONS = ("pod", "container_id", "ifname", "netns", "ports", "bandwidth", "
 
 
 @click.command(cls=DetailedExitCommand)
-@click.argument("files", nargs=-1, required=True,
-                type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-                callback=single_stdin)
-@click.option("--network", "network_name", shell_complete=network_names,
-              help="The network to plan (default: the only one).")
-@click.option("--node", help="A node of a cluster: its node-scoped plan, or with pod options "
-              "a pod's plan on it.")
+@click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    callback=single_stdin,
+)
+@click.option(
+    "--network",
+    "network_name",
+    shell_complete=network_names,
+    help="The network to plan (default: the only one).",
+)
+@click.option(
+    "--node",
+    help="A node of a cluster: its node-scoped plan, or with pod options a pod's plan on it.",
+)
 @click.option("--pod", default="default/pod", show_default=True, help="NAMESPACE/NAME.")
 @click.option("--container-id", default="netc-dry-run", show_default=True)
 @click.option("--ifname", default="eth0", show_default=True)
 @click.option("--netns", help="The pod's network namespace path.")
-@click.option("--port", "ports", multiple=True,
-              help="HOST:CONTAINER[/tcp|udp|sctp][@HOSTIP]; repeatable.")
+@click.option(
+    "--port", "ports", multiple=True, help="HOST:CONTAINER[/tcp|udp|sctp][@HOSTIP]; repeatable."
+)
 @click.option("--bandwidth", help="The pod's annotations: ingress=RATE,egress=RATE.")
-@click.option("--command", type=click.Choice(["add", "del", "check"], case_sensitive=False),
-              default="add", show_default=True)
-@click.option("--format", "output", type=click.Choice(["text", "json", "yaml", "github"]),
-              default="text", show_default=True,
-              help="github (with --against): annotations for a pull request.")
-@click.option("--against", metavar="OLD",
-              help="The change plan from OLD (a file, a directory or a git revision of FILES) "
-              "to FILES, instead of a pod's plan.")
+@click.option(
+    "--command",
+    type=click.Choice(["add", "del", "check"], case_sensitive=False),
+    default="add",
+    show_default=True,
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(["text", "json", "yaml", "github"]),
+    default="text",
+    show_default=True,
+    help="github (with --against): annotations for a pull request.",
+)
+@click.option(
+    "--against",
+    metavar="OLD",
+    help="The change plan from OLD (a file, a directory or a git revision of FILES) "
+    "to FILES, instead of a pod's plan.",
+)
 @click.option("--live", is_flag=True, help="Compare with the kernel (root, read-only).")
-@click.option("--node-netns", help="With --live: the node's network namespace name (a node's "
-              "plan: default this process's own).")
-@click.option("--detailed-exitcode", is_flag=True,
-              help="With --live or --against: exit 0 nothing to do, 2 changes pending, "
-              "1 error.")
-@click.option("--live-members", is_flag=True,
-              help="A cluster with etcd membership: plan from the members its etcd lists now "
-              "(read-only; without it, a node of such a cluster has no plan of its own).")
+@click.option(
+    "--node-netns",
+    help="With --live: the node's network namespace name (a node's "
+    "plan: default this process's own).",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="With --live or --against: exit 0 nothing to do, 2 changes pending, 1 error.",
+)
+@click.option(
+    "--live-members",
+    is_flag=True,
+    help="A cluster with etcd membership: plan from the members its etcd lists now "
+    "(read-only; without it, a node of such a cluster has no plan of its own).",
+)
 @click.pass_context
-def plan_command(ctx: click.Context, files: tuple[str, ...], network_name: str | None,
-                 node: str | None, pod: str, container_id: str, ifname: str, netns: str | None,
-                 ports: tuple[str, ...], bandwidth: str | None, command: str, output: str,
-                 against: str | None, live: bool, node_netns: str | None,
-                 detailed_exitcode: bool, live_members: bool) -> None:
+def plan_command(
+    ctx: click.Context,
+    files: tuple[str, ...],
+    network_name: str | None,
+    node: str | None,
+    pod: str,
+    container_id: str,
+    ifname: str,
+    netns: str | None,
+    ports: tuple[str, ...],
+    bandwidth: str | None,
+    command: str,
+    output: str,
+    against: str | None,
+    live: bool,
+    node_netns: str | None,
+    detailed_exitcode: bool,
+    live_members: bool,
+) -> None:
     """Show the operations a pod (or, with --node, a node) would get from FILES.
 
     `-` reads standard input.  With --format json or yaml, errors and a
@@ -119,8 +164,11 @@ def _exit_detailed(observations: Sequence[Observation]) -> NoReturn:
     """0 nothing to do, 2 changes pending, 1 when apply would refuse (an operation blocked)."""
     blocked = sum(o.state == State.BLOCKED for o in observations)
     if blocked:
-        click.echo(f"netc plan: apply would refuse: {blocked} operation"
-                   f"{'s are' if blocked > 1 else ' is'} blocked by what the node has", err=True)
+        click.echo(
+            f"netc plan: apply would refuse: {blocked} operation"
+            f"{'s are' if blocked > 1 else ' is'} blocked by what the node has",
+            err=True,
+        )
         sys.exit(EXIT_INVALID)
     pending = any(o.state in (State.CREATE, State.DIFFERENT) for o in observations)
     sys.exit(EXIT_PENDING if pending else 0)
@@ -128,8 +176,10 @@ def _exit_detailed(observations: Sequence[Observation]) -> NoReturn:
 
 def _check_options(detailed: bool, live: bool, against: str | None, output: str) -> None:
     if detailed and not (live or against):
-        raise click.UsageError("--detailed-exitcode reports pending changes, which only "
-                               "--live or --against find; add --live --node-netns NAME")
+        raise click.UsageError(
+            "--detailed-exitcode reports pending changes, which only "
+            "--live or --against find; add --live --node-netns NAME"
+        )
     if output == "github" and not against:
         raise click.UsageError("--format github goes with --against")
 
@@ -161,13 +211,19 @@ def _given(ctx: click.Context, name: str) -> bool:
     return ctx.get_parameter_source(name) not in (None, click.core.ParameterSource.DEFAULT)
 
 
-def _refusal(network: Network, command: str,
-             error: PolicyError | PlanError) -> dict[str, Any]:
+def _refusal(network: Network, command: str, error: PolicyError | PlanError) -> dict[str, Any]:
     """A refused plan as a document: what was asked, the refusal, its CNI code and rule."""
     span = error.span if isinstance(error, PolicyError) else None
-    return {"format_version": PLAN_FORMAT, "command": command.upper(), "network": network.name,
-            "refused": {"message": error.message, "cni_code": int(error.code),
-                        "source": span.to_json() if span else None}}
+    return {
+        "format_version": PLAN_FORMAT,
+        "command": command.upper(),
+        "network": network.name,
+        "refused": {
+            "message": error.message,
+            "cni_code": int(error.code),
+            "source": span.to_json() if span else None,
+        },
+    }
 
 
 def _print(output: str, document: dict[str, Any]) -> None:
@@ -181,8 +237,9 @@ def _select(networks: Sequence[Network], name: str | None) -> Network:
     if name is None:
         if len(networks) != 1:
             names = ", ".join(n.name for n in networks)
-            raise click.UsageError(f"the input has several networks ({names}); pick one "
-                                   "with --network")
+            raise click.UsageError(
+                f"the input has several networks ({names}); pick one with --network"
+            )
         return networks[0]
     for network in networks:
         if network.name == name:
@@ -190,20 +247,32 @@ def _select(networks: Sequence[Network], name: str | None) -> Network:
     raise click.UsageError(f"no network named {name!r} in the input")
 
 
-def _context(pod: str, container_id: str, ifname: str, netns: str | None,
-             ports: tuple[str, ...], bandwidth: str | None) -> PodContext:
+def _context(
+    pod: str,
+    container_id: str,
+    ifname: str,
+    netns: str | None,
+    ports: tuple[str, ...],
+    bandwidth: str | None,
+) -> PodContext:
     namespace, _, name = pod.rpartition("/")
     try:
         return PodContext(
-            container_id, ifname, netns, namespace or None, name,
+            container_id,
+            ifname,
+            netns,
+            namespace or None,
+            name,
             tuple(mapping_from_option(p) for p in ports),
-            bandwidth_from_option(bandwidth) if bandwidth else BandwidthRequest())
+            bandwidth_from_option(bandwidth) if bandwidth else BandwidthRequest(),
+        )
     except ContextError as error:
         raise click.BadParameter(str(error)) from error
 
 
-def _observe(network: Network, the_plan: Plan, context: PodContext,
-             node_netns: str | None) -> list[Observation]:
+def _observe(
+    network: Network, the_plan: Plan, context: PodContext, node_netns: str | None
+) -> list[Observation]:
     if node_netns is None:
         raise click.UsageError("--live needs --node-netns NAME")
     from compiler.errors import NetcError

@@ -40,14 +40,16 @@ from runtime.ipam_store import IpamStore, Range
 def _network_locked(request: Request) -> contextlib.AbstractContextManager[float]:
     """The network's lock: what its pods share is changed under it (and `netc apply` holds it)."""
     network = request.network
-    return locked(os.path.join(network.state_dir, network.name, "lock"),
-                  logged_as=f"network {network.name}", kind="network")
+    return locked(
+        os.path.join(network.state_dir, network.name, "lock"),
+        logged_as=f"network {network.name}",
+        kind="network",
+    )
 
 
 def _record_path(call: Call, request: Request) -> str:
     network = request.network
-    return record_path(network.state_dir, network.name, call.container_id or "",
-                       call.ifname or "")
+    return record_path(network.state_dir, network.name, call.container_id or "", call.ifname or "")
 
 
 def _host(netns: str | None) -> Host:
@@ -61,8 +63,10 @@ def _host(netns: str | None) -> Host:
         raise
     if own:
         host.close()
-        raise NetcError(f"CNI_NETNS {netns} is the node's own network namespace, not a pod's",
-                        Code.BAD_ENVIRONMENT)
+        raise NetcError(
+            f"CNI_NETNS {netns} is the node's own network namespace, not a pod's",
+            Code.BAD_ENVIRONMENT,
+        )
     return host
 
 
@@ -77,8 +81,14 @@ def add(call: Call, request: Request) -> dict[str, Any]:
         host = _host(call.netns)
         try:
             bound = dict(previous.bindings) if previous else {}
-            run = executor.Run(host, the_plan, pod, Record(path, pod, bound), previous,
-                               shared_lock=lambda: _network_locked(request))
+            run = executor.Run(
+                host,
+                the_plan,
+                pod,
+                Record(path, pod, bound),
+                previous,
+                shared_lock=lambda: _network_locked(request),
+            )
             executor.apply(run)
             return build_result(request.network, host, pod, run.bindings, request.version)
         finally:
@@ -110,8 +120,10 @@ def check(call: Call, request: Request) -> None:
     the addresses the ADD reserved.
     """
     if version_key(request.version) < (0, 4, 0):
-        raise NetcError(f"CHECK needs cniVersion 0.4.0 or later, not {request.version}",
-                        Code.INCOMPATIBLE_VERSION)
+        raise NetcError(
+            f"CHECK needs cniVersion 0.4.0 or later, not {request.version}",
+            Code.INCOMPATIBLE_VERSION,
+        )
     cached = previous_addresses(request)
     path = _record_path(call, request)
     with records.attachment_locked(path):
@@ -126,14 +138,18 @@ def check(call: Call, request: Request) -> None:
             seen = executor.observe(run)
         finally:
             host.close()
-    drift = [f"{op.summary}: {o.state}" + (f" ({o.detail})" if o.detail else "")
-             for op, o in zip(the_plan.operations, seen, strict=True)
-             if o.state != State.IN_PLACE]
-    listed = ([] if cached is None
-              else result_drift(request.network, previous.bindings, cached))
+    drift = [
+        f"{op.summary}: {o.state}" + (f" ({o.detail})" if o.detail else "")
+        for op, o in zip(the_plan.operations, seen, strict=True)
+        if o.state != State.IN_PLACE
+    ]
+    listed = [] if cached is None else result_drift(request.network, previous.bindings, cached)
     if drift or listed:
-        summary = (f"{len(drift)} of {len(seen)} operations differ" if drift
-                   else "the runtime's cached result differs from the ADD's")
+        summary = (
+            f"{len(drift)} of {len(seen)} operations differ"
+            if drift
+            else "the runtime's cached result differs from the ADD's"
+        )
         raise NetcError(summary, Code.DRIFT, "\n".join(drift + listed))
 
 
@@ -144,8 +160,9 @@ def status(request: Request) -> None:
         return
     store = IpamStore(ipam.data_dir, request.network.name)
     for family in ipam.families():
-        ranges = [Range(s.cidr, s.range_start, s.range_end, s.gateway)
-                  for s in ipam.subnets_of(family)]
+        ranges = [
+            Range(s.cidr, s.range_start, s.range_end, s.gateway) for s in ipam.subnets_of(family)
+        ]
         if store.free_count(ranges) <= 0:
             shown = ", ".join(str(s.cidr) for s in ipam.subnets_of(family))
             raise NetcError(f"no free IPv{family} address left in {shown}", Code.NOT_AVAILABLE)
@@ -157,11 +174,12 @@ def garbage_collect(request: Request) -> None:
     Without that key nothing is collected: netc does not guess which
     attachments are alive.
     """
-    key = next((k for k in ("cni.dev/valid-attachments", "cni.dev/attachments")
-                if k in request.config), None)
+    key = next(
+        (k for k in ("cni.dev/valid-attachments", "cni.dev/attachments") if k in request.config),
+        None,
+    )
     if key is None:
-        print("netc-cni: GC without cni.dev/valid-attachments: nothing collected",
-              file=sys.stderr)
+        print("netc-cni: GC without cni.dev/valid-attachments: nothing collected", file=sys.stderr)
         return
     alive = _attachments(request.config[key], key)
     collected = collect(request.network, lambda c, i: (c, i) in alive)
@@ -176,9 +194,15 @@ def _attachments(value: object, key: str) -> set[tuple[str, str]]:
         raise NetcError(f"{key} is not a list", Code.BAD_CONFIG)
     alive = set()
     for entry in value:
-        if not (isinstance(entry, dict) and isinstance(entry.get("containerID"), str)
-                and isinstance(entry.get("ifname"), str)):
-            raise NetcError(f"{key} holds {entry!r}, not an object with string containerID and "
-                            "ifname", Code.BAD_CONFIG, "nothing was collected")
+        if not (
+            isinstance(entry, dict)
+            and isinstance(entry.get("containerID"), str)
+            and isinstance(entry.get("ifname"), str)
+        ):
+            raise NetcError(
+                f"{key} holds {entry!r}, not an object with string containerID and ifname",
+                Code.BAD_CONFIG,
+                "nothing was collected",
+            )
         alive.add((entry["containerID"], entry["ifname"]))
     return alive

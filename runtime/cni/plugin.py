@@ -119,8 +119,10 @@ def _reply(document: dict[str, Any]) -> None:
 def _log(call: Call, outcome: str, started: float) -> None:
     who = f" {call.container_id[:12]}/{call.ifname}" if call.container_id else ""
     elapsed = (time.monotonic() - started) * 1000
-    print(f"netc-cni: {call.command}{who}: {outcome} in {elapsed:.1f} ms ({spent.described()})",
-          file=sys.stderr)
+    print(
+        f"netc-cni: {call.command}{who}: {outcome} in {elapsed:.1f} ms ({spent.described()})",
+        file=sys.stderr,
+    )
 
 
 def entry() -> None:

@@ -44,8 +44,11 @@ def requested_version(config: Mapping[str, Any]) -> str:
     """The cniVersion asked for (code 1 when netc does not speak it)."""
     version = config.get("cniVersion") or "0.1.0"
     if version not in CNI_VERSIONS:
-        raise NetcError(f"CNI version {version} is not supported", Code.INCOMPATIBLE_VERSION,
-                        f"netc-cni supports {', '.join(CNI_VERSIONS)}")
+        raise NetcError(
+            f"CNI version {version} is not supported",
+            Code.INCOMPATIBLE_VERSION,
+            f"netc-cni supports {', '.join(CNI_VERSIONS)}",
+        )
     return version
 
 
@@ -55,19 +58,31 @@ def parse_request(data: bytes) -> Request:
     version = requested_version(config)
     embedded = config.get("netc")
     if not isinstance(embedded, dict) or not isinstance(embedded.get("network"), dict):
-        raise NetcError("the configuration has no compiled netc network", Code.BAD_CONFIG,
-                        "build the conflist with `netc build --target netc`")
+        raise NetcError(
+            "the configuration has no compiled netc network",
+            Code.BAD_CONFIG,
+            "build the conflist with `netc build --target netc`",
+        )
     if embedded.get("format") not in ir_codec.READABLE:
         readable = " or ".join(map(str, ir_codec.READABLE))
-        raise NetcError(f"netc network format {embedded.get('format')!r} is not {readable}",
-                        Code.BAD_CONFIG, "rebuild the conflist with this netc")
+        raise NetcError(
+            f"netc network format {embedded.get('format')!r} is not {readable}",
+            Code.BAD_CONFIG,
+            "rebuild the conflist with this netc",
+        )
     if embedded.get("digest") != ir_codec.digest(embedded["network"]):
-        raise NetcError("the compiled network was edited after netc build", Code.BAD_CONFIG,
-                        "edit the .netdsl source and run netc build again")
+        raise NetcError(
+            "the compiled network was edited after netc build",
+            Code.BAD_CONFIG,
+            "edit the .netdsl source and run netc build again",
+        )
     network = ir_codec.decode(embedded["network"])
     if config.get("name") not in (None, network.name):
-        raise NetcError(f"network name {config.get('name')!r} does not match the compiled "
-                        f"network {network.name!r}", Code.BAD_CONFIG)
+        raise NetcError(
+            f"network name {config.get('name')!r} does not match the compiled "
+            f"network {network.name!r}",
+            Code.BAD_CONFIG,
+        )
     runtime_config = config.get("runtimeConfig", {})
     if not isinstance(runtime_config, dict):
         raise NetcError("runtimeConfig is not an object", Code.BAD_CONFIG)
@@ -82,9 +97,11 @@ def refuse_previous_result(request: Request) -> None:
     drop whatever the plugins before it made and returned.
     """
     if "prevResult" in request.config:
-        raise NetcError("netc-cni was given a prevResult on ADD: it must be the first plugin "
-                        "of its conflist", Code.BAD_CONFIG,
-                        "put the other plugins after it (`chain TYPE` in the .netdsl)")
+        raise NetcError(
+            "netc-cni was given a prevResult on ADD: it must be the first plugin of its conflist",
+            Code.BAD_CONFIG,
+            "put the other plugins after it (`chain TYPE` in the .netdsl)",
+        )
 
 
 def previous_addresses(request: Request) -> tuple[IPInterface, ...] | None:
@@ -105,8 +122,9 @@ def previous_addresses(request: Request) -> tuple[IPInterface, ...] | None:
         try:
             found.append(ipaddress.ip_interface(address if isinstance(address, str) else ""))
         except ValueError:
-            raise NetcError(f"prevResult holds {entry!r}, not an ips entry with an address",
-                            Code.BAD_CONFIG) from None
+            raise NetcError(
+                f"prevResult holds {entry!r}, not an ips entry with an address", Code.BAD_CONFIG
+            ) from None
     return tuple(found)
 
 
@@ -123,13 +141,22 @@ def pod_context(call: Call, request: Request, previous: Record | None) -> PodCon
     if call.command != "ADD":
         if previous is not None:
             return replace(previous.context, netns=call.netns)
-        return PodContext(call.container_id, call.ifname, call.netns, port_mappings=None,
-                          bandwidth=None)
+        return PodContext(
+            call.container_id, call.ifname, call.netns, port_mappings=None, bandwidth=None
+        )
     args = parse_cni_args(call.args)
     config = request.runtime_config
     mappings = mappings_from_runtime(config["portmappings"]) if "portmappings" in config else ()
-    bandwidth = (bandwidth_from_runtime(config["bandwidth"]) if "bandwidth" in config
-                 else BandwidthRequest())
-    return PodContext(call.container_id, call.ifname, call.netns,
-                      args.get("K8S_POD_NAMESPACE"), args.get("K8S_POD_NAME"), mappings,
-                      bandwidth, requested_addresses(args, config))
+    bandwidth = (
+        bandwidth_from_runtime(config["bandwidth"]) if "bandwidth" in config else BandwidthRequest()
+    )
+    return PodContext(
+        call.container_id,
+        call.ifname,
+        call.netns,
+        args.get("K8S_POD_NAMESPACE"),
+        args.get("K8S_POD_NAME"),
+        mappings,
+        bandwidth,
+        requested_addresses(args, config),
+    )

@@ -23,8 +23,9 @@ from compiler.versions import version_key
 from runtime.host import Host
 
 
-def build_result(network: Network, host: Host, pod: PodContext, bindings: Mapping[str, str],
-                 version: str) -> dict[str, Any]:
+def build_result(
+    network: Network, host: Host, pod: PodContext, bindings: Mapping[str, str], version: str
+) -> dict[str, Any]:
     """The success result of an ADD."""
     assert network.bridge is not None and network.ipam is not None
     names = AttachmentNames(network.name, pod.container_id, pod.ifname)
@@ -33,11 +34,16 @@ def build_result(network: Network, host: Host, pod: PodContext, bindings: Mappin
         _interface(host, Where.NODE, names.host_veth),
         {**_interface(host, Where.SANDBOX, pod.ifname), "sandbox": pod.netns},
     ]
-    result: dict[str, Any] = {"cniVersion": version, "interfaces": interfaces,
-                              "ips": _ips(network, bindings, version)}
+    result: dict[str, Any] = {
+        "cniVersion": version,
+        "interfaces": interfaces,
+        "ips": _ips(network, bindings, version),
+    }
     if network.ipam.routes:
-        result["routes"] = [{"dst": str(r.dst), **({"gw": str(r.via)} if r.via else {})}
-                            for r in network.ipam.routes]
+        result["routes"] = [
+            {"dst": str(r.dst), **({"gw": str(r.via)} if r.via else {})}
+            for r in network.ipam.routes
+        ]
     if network.ipam.dns is not None and network.ipam.dns.cni():
         result["dns"] = network.ipam.dns.cni()
     return result
@@ -59,27 +65,36 @@ def _ips(network: Network, bindings: Mapping[str, str], version: str) -> list[di
         key = family_key(family)
         if f"{key}.cidr" not in bindings:
             continue
-        entry: dict[str, Any] = {"address": bindings[f"{key}.cidr"],
-                                 "gateway": bindings[f"{key}.gateway"], "interface": 2}
+        entry: dict[str, Any] = {
+            "address": bindings[f"{key}.cidr"],
+            "gateway": bindings[f"{key}.gateway"],
+            "interface": 2,
+        }
         if legacy:
             entry["version"] = str(family)
         ips.append(entry)
     return ips
 
 
-def result_drift(network: Network, bindings: Mapping[str, str],
-                 cached: tuple[IPInterface, ...]) -> list[str]:
+def result_drift(
+    network: Network, bindings: Mapping[str, str], cached: tuple[IPInterface, ...]
+) -> list[str]:
     """What a CHECK's `prevResult` says of the pod's addresses that the ADD did not reserve.
 
     Only addresses of the network's subnets are netc's: a chained plugin may add others.
     """
     assert network.ipam is not None
-    held = {ipaddress.ip_interface(bindings[f"{family_key(f)}.cidr"])
-            for f in network.ipam.families() if f"{family_key(f)}.cidr" in bindings}
+    held = {
+        ipaddress.ip_interface(bindings[f"{family_key(f)}.cidr"])
+        for f in network.ipam.families()
+        if f"{family_key(f)}.cidr" in bindings
+    }
     subnets = [s.cidr for s in network.ipam.subnets]
-    listed = {a for a in cached
-              if any(a.version == s.version and a.ip in s for s in subnets)}
-    return ([f"the runtime's cached result lacks {a}, which the ADD reserved"
-             for a in sorted(held - listed, key=str)]
-            + [f"the runtime's cached result lists {a}, which this attachment does not hold"
-               for a in sorted(listed - held, key=str)])
+    listed = {a for a in cached if any(a.version == s.version and a.ip in s for s in subnets)}
+    return [
+        f"the runtime's cached result lacks {a}, which the ADD reserved"
+        for a in sorted(held - listed, key=str)
+    ] + [
+        f"the runtime's cached result lists {a}, which this attachment does not hold"
+        for a in sorted(listed - held, key=str)
+    ]

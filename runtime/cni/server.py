@@ -113,8 +113,13 @@ class Refused(Exception):
     """A hand-over this server does not run (the launcher then runs the plugin itself)."""
 
 
-def serve(path: str, identity: str, handover_timeout: float = HANDOVER_TIMEOUT,
-          host_mount_ns: str | None = None, report: int | None = None) -> None:
+def serve(
+    path: str,
+    identity: str,
+    handover_timeout: float = HANDOVER_TIMEOUT,
+    host_mount_ns: str | None = None,
+    report: int | None = None,
+) -> None:
     """Serve calls on `path` until killed; `identity` must match the launcher's.
 
     Programs start in `host_mount_ns` (a path such as /proc/1/ns/mnt; default:
@@ -152,8 +157,14 @@ class Spare:
     ever left accepting calls on a stopped server's socket.
     """
 
-    def __init__(self, listener: socket.socket, identity: bytes,
-                 handover_timeout: float, home: int, report: int | None = None) -> None:
+    def __init__(
+        self,
+        listener: socket.socket,
+        identity: bytes,
+        handover_timeout: float,
+        home: int,
+        report: int | None = None,
+    ) -> None:
         self.listener = listener
         self.identity = identity
         self.handover_timeout = handover_timeout
@@ -232,9 +243,16 @@ class Spare:
         """
         if self.report is None:
             return
-        record = {"refused": True} if outcome is None else {
-            "command": outcome.command[:16], "code": outcome.code, "seconds": round(seconds, 6),
-            "locks": {kind: round(waited, 6) for kind, waited in files.lock_waits.items()}}
+        record = (
+            {"refused": True}
+            if outcome is None
+            else {
+                "command": outcome.command[:16],
+                "code": outcome.code,
+                "seconds": round(seconds, 6),
+                "locks": {kind: round(waited, 6) for kind, waited in files.lock_waits.items()},
+            }
+        )
         with contextlib.suppress(OSError):
             os.write(self.report, json.dumps(record).encode() + b"\n")
 
@@ -281,8 +299,10 @@ class _ImportsClosed(importlib.abc.MetaPathFinder):
     """
 
     def find_spec(self, name: str, path: object = None, target: object = None) -> None:
-        raise ImportError(f"netc-cni server: {name} was not preloaded, and nothing is "
-                          "imported in the caller's namespaces")
+        raise ImportError(
+            f"netc-cni server: {name} was not preloaded, and nothing is "
+            "imported in the caller's namespaces"
+        )
 
 
 class UnsafeSocketDirectory(NetcError):
@@ -299,7 +319,8 @@ def _listen(path: str) -> socket.socket:
         raise UnsafeSocketDirectory(
             f"{directory} is writable by others (mode {stat.S_IMODE(status.st_mode):04o}, "
             f"owner {status.st_uid}): they could serve calls in netc's place",
-            details="give --socket a path in a directory only root may write, such as /run/netc")
+            details="give --socket a path in a directory only root may write, such as /run/netc",
+        )
     if os.path.exists(path):
         os.unlink(path)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -329,8 +350,7 @@ def _child(spare: Spare, tell: int, server: int, mask: set[int | signal.Signals]
             spare.outlive_server()
             os.write(tell, b"T")  # and keep `tell` open: its end tells the server the call ended
             spare.listener.close()
-            status = _serve_call(connection, spare,
-                                 time.monotonic() + spare.handover_timeout)
+            status = _serve_call(connection, spare, time.monotonic() + spare.handover_timeout)
     except BaseException:
         with contextlib.suppress(BaseException):
             traceback.print_exc()
@@ -378,8 +398,9 @@ def _serve_call(connection: socket.socket, spare: Spare, deadline: float) -> int
     return outcome.status
 
 
-def _take_handover(connection: socket.socket, spare: Spare,
-                   deadline: float) -> tuple[bytes, list[int]]:
+def _take_handover(
+    connection: socket.socket, spare: Spare, deadline: float
+) -> tuple[bytes, list[int]]:
     """Read and check the hand-over, wait for GO, enter the caller's namespaces, check it."""
     identity = spare.identity
     fds: list[int] = []
@@ -388,7 +409,7 @@ def _take_handover(connection: socket.socket, spare: Spare,
         header = _read(connection, len(MAGIC) + HEADER.size, deadline, fds)
         if not header.startswith(MAGIC):
             raise Refused("not a netc-cni hand-over")
-        version, length = HEADER.unpack(header[len(MAGIC):])
+        version, length = HEADER.unpack(header[len(MAGIC) :])
         if version != PROTOCOL:
             raise Refused(f"protocol {version}, not {PROTOCOL}")
         if length > MAX_PAYLOAD:
@@ -436,8 +457,9 @@ def _peer(connection: socket.socket) -> int:
     runtime calling the plugin is on the host), SO_PEERCRED gives PID 0 and
     only the socket can give a pidfd (Linux 6.5).
     """
-    credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
-                                        struct.calcsize("3i"))
+    credentials = connection.getsockopt(
+        socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")
+    )
     pid, uid, _gid = struct.unpack("3i", credentials)
     if uid != 0:
         raise Refused(f"caller uid {uid} is not root")
@@ -445,8 +467,10 @@ def _peer(connection: socket.socket) -> int:
         return int(connection.getsockopt(socket.SOL_SOCKET, SO_PEERPIDFD))
     except OSError:  # before Linux 6.5
         if pid <= 0:
-            raise Refused("the caller is not in this server's PID namespace, and this kernel "
-                          "gives no pidfd of a socket's peer (Linux 6.5)") from None
+            raise Refused(
+                "the caller is not in this server's PID namespace, and this kernel "
+                "gives no pidfd of a socket's peer (Linux 6.5)"
+            ) from None
         try:
             return os.pidfd_open(pid)
         except OSError as error:
@@ -498,8 +522,10 @@ def _same_user_namespace(process: str) -> bool:
     try:
         return _namespace("self", "user") == _namespace(process, "user")
     except PermissionError:
-        return all(_read_text(f"/proc/self/{name}") == _read_text(f"/proc/{process}/{name}")
-                   for name in ("uid_map", "gid_map"))
+        return all(
+            _read_text(f"/proc/self/{name}") == _read_text(f"/proc/{process}/{name}")
+            for name in ("uid_map", "gid_map")
+        )
 
 
 def _read_text(path: str) -> str:

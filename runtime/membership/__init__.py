@@ -79,30 +79,47 @@ def status_document(cluster: Cluster, node: str, view: View) -> dict[str, object
     me = view.me
     members = view.members.members if view.members is not None else ()
     return {
-        "format": STATUS_FORMAT, "cluster": cluster.name, "source": view.source, "node": node,
+        "format": STATUS_FORMAT,
+        "cluster": cluster.name,
+        "source": view.source,
+        "node": node,
         "condition": view.condition,
         "block": me.block if me is not None else None,
         "subnets": [str(s) for s in me.subnets] if me is not None else [],
-        "lease": f"{view.lease:x}" if view.lease is not None else None, "ttl": view.ttl,
+        "lease": f"{view.lease:x}" if view.lease is not None else None,
+        "ttl": view.ttl,
         "revision": view.members.revision if view.members is not None else None,
-        "members": [{"name": m.name, "block": m.block, "subnets": [str(s) for s in m.subnets],
-                     "addresses": [str(a) for a in m.addresses],
-                     "last_seen": _when(view.seen.get(m.name))} for m in members]}
+        "members": [
+            {
+                "name": m.name,
+                "block": m.block,
+                "subnets": [str(s) for s in m.subnets],
+                "addresses": [str(a) for a in m.addresses],
+                "last_seen": _when(view.seen.get(m.name)),
+            }
+            for m in members
+        ],
+    }
 
 
 def _when(moment: float | None) -> str | None:
-    return (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
-            if moment is not None else None)
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment)) if moment is not None else None
 
 
 HoldsAddresses = Callable[[], bool]
 """Whether pods on this node hold addresses now (then its block must never change)."""
 
 
-def source_for(cluster: Cluster, node: str, addresses: tuple[IPInterface, ...],
-               memory_dir: str, holds_addresses: HoldsAddresses, *,
-               changed: threading.Event | None = None, kubeconfig: str | None = None
-               ) -> Source:
+def source_for(
+    cluster: Cluster,
+    node: str,
+    addresses: tuple[IPInterface, ...],
+    memory_dir: str,
+    holds_addresses: HoldsAddresses,
+    *,
+    changed: threading.Event | None = None,
+    kubeconfig: str | None = None,
+) -> Source:
     """The source of a cluster's members, for `node`, whose underlay `addresses` it publishes.
 
     `changed` is the event it sets when its view changes (default: one of its own);
@@ -111,13 +128,13 @@ def source_for(cluster: Cluster, node: str, addresses: tuple[IPInterface, ...],
     if cluster.membership.source == "kubernetes":
         from runtime.membership.kubernetes import KubernetesSource
 
-        return KubernetesSource(cluster, node, addresses, holds_addresses, changed=changed,
-                                kubeconfig=kubeconfig)
+        return KubernetesSource(
+            cluster, node, addresses, holds_addresses, changed=changed, kubeconfig=kubeconfig
+        )
     if cluster.membership.source == "etcd":
         from runtime.membership.etcd import EtcdSource
 
-        return EtcdSource(cluster, node, addresses, memory_dir, holds_addresses,
-                          changed=changed)
+        return EtcdSource(cluster, node, addresses, memory_dir, holds_addresses, changed=changed)
     from runtime.membership.static import StaticSource
 
     return StaticSource(cluster, node, changed)

@@ -81,8 +81,9 @@ def client(cluster: Cluster, timeout: float | None = None) -> Etcd:
     """A client of the cluster's etcd, with its certificates."""
     settings = cluster.membership
     tls = Tls(settings.ca_file, settings.cert_file, settings.key_file)
-    return Etcd(settings.endpoints, tls) if timeout is None else Etcd(settings.endpoints, tls,
-                                                                      timeout)
+    return (
+        Etcd(settings.endpoints, tls) if timeout is None else Etcd(settings.endpoints, tls, timeout)
+    )
 
 
 class Memory:
@@ -101,8 +102,10 @@ class Memory:
         if not isinstance(document, dict) or document.get("node") != self.node:
             return None, None
         block, lease = document.get("block"), document.get("lease")
-        return (block if isinstance(block, int) else None,
-                lease if isinstance(lease, int) else None)
+        return (
+            block if isinstance(block, int) else None,
+            lease if isinstance(lease, int) else None,
+        )
 
     def save(self, block: int, lease: int) -> None:
         """Remember a claim (fsynced: it must survive the reboot it is for)."""
@@ -123,10 +126,17 @@ class EtcdSource(Watched):
     UNAVAILABLE = (Unavailable,)
     REFUSED = (EtcdError,)
 
-    def __init__(self, cluster: Cluster, node: str, addresses: tuple[IPInterface, ...],
-                 memory_dir: str, holds_addresses: HoldsAddresses, *,
-                 changed: threading.Event | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        node: str,
+        addresses: tuple[IPInterface, ...],
+        memory_dir: str,
+        holds_addresses: HoldsAddresses,
+        *,
+        changed: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(changed, "joining: claiming a block")
         self.cluster = cluster
         self.node = node
@@ -141,8 +151,10 @@ class EtcdSource(Watched):
         """Members gone from etcd but kept until this time (the clock's), after an outage."""
         self._need_claim = True
         self._back_since: float | None = None
-        self._threads = [threading.Thread(target=self._follow, name="membership", daemon=True),
-                         threading.Thread(target=self._tick, name="lease", daemon=True)]
+        self._threads = [
+            threading.Thread(target=self._follow, name="membership", daemon=True),
+            threading.Thread(target=self._tick, name="lease", daemon=True),
+        ]
 
     def start(self) -> None:
         """Claim, list and watch in one thread; keep the lease alive in another."""
@@ -215,8 +227,11 @@ class EtcdSource(Watched):
         member = self._members[name]
         now = self.clock()
         self._gone_at.setdefault(name, time.time())
-        if (not member.leaving and self._back_since is not None
-                and now < self._back_since + self.seconds):
+        if (
+            not member.leaving
+            and self._back_since is not None
+            and now < self._back_since + self.seconds
+        ):
             self._lingering.setdefault(name, self._back_since + self.seconds)
             return
         super()._gone(name)
@@ -270,8 +285,10 @@ class EtcdSource(Watched):
                 del self._lingering[name]
                 self._gone_at.pop(name, None)
         if ended:
-            log(f"members gone since etcd came back, after a lease's grace: "
-                 f"{', '.join(sorted(ended))}")
+            log(
+                f"members gone since etcd came back, after a lease's grace: "
+                f"{', '.join(sorted(ended))}"
+            )
             self.changed.set()
 
     # claiming
@@ -285,16 +302,21 @@ class EtcdSource(Watched):
             for _ in range(CLAIM_ATTEMPTS):
                 if self._try_claim():
                     return True
-            raise ClaimRefused(f"could not claim a block in {CLAIM_ATTEMPTS} attempts: other "
-                               "nodes kept taking the one chosen")
+            raise ClaimRefused(
+                f"could not claim a block in {CLAIM_ATTEMPTS} attempts: other "
+                "nodes kept taking the one chosen"
+            )
         except ClaimRefused as error:
             self._set_condition(str(error))
             return False
 
     def _try_claim(self) -> bool:
         listing = self.etcd.under(self.base)
-        records = {kv.key.removeprefix(self.members_prefix): kv for kv in listing.kvs
-                   if kv.key.startswith(self.members_prefix)}
+        records = {
+            kv.key.removeprefix(self.members_prefix): kv
+            for kv in listing.kvs
+            if kv.key.startswith(self.members_prefix)
+        }
         holders = _holders(listing.kvs, self.blocks_prefix)
         remembered, old_lease = self.memory.load()
         mine = records.get(self.node)
@@ -313,10 +335,14 @@ class EtcdSource(Watched):
             raise ClaimRefused(f"block {block} of this node is held by node {holder[1]}")
         lease = self._live_lease()
         record = Member(self.node, block, self.addresses)
-        compare = [unchanged(mine) if mine is not None else absent(member_key),
-                   unchanged(holder[0]) if holder is not None else absent(block_key)]
-        done, _ = self.etcd.txn(compare, [Put(member_key, record.record(), lease),
-                                          Put(block_key, self.node.encode(), lease)])
+        compare = [
+            unchanged(mine) if mine is not None else absent(member_key),
+            unchanged(holder[0]) if holder is not None else absent(block_key),
+        ]
+        done, _ = self.etcd.txn(
+            compare,
+            [Put(member_key, record.record(), lease), Put(block_key, self.node.encode(), lease)],
+        )
         if done:
             self._claimed(record, lease)
         return done
@@ -324,28 +350,33 @@ class EtcdSource(Watched):
     def _adopt(self, mine: KeyValue, old_lease: int | None) -> bool:
         """Take up the record of an earlier life of this agent, if its lease still runs."""
         member = self._record(self.node, mine.value)
-        if (member is None or mine.lease == 0 or mine.lease != (self._lease or old_lease)
-                or member.addresses != self.addresses):
+        if (
+            member is None
+            or mine.lease == 0
+            or mine.lease != (self._lease or old_lease)
+            or member.addresses != self.addresses
+        ):
             return False
         if self.etcd.keepalive(mine.lease) <= 0:
             return False
         self._claimed(member, mine.lease)
         return True
 
-    def _choose(self, holders: Mapping[int, tuple[KeyValue, str]], remembered: int | None
-                ) -> int:
+    def _choose(self, holders: Mapping[int, tuple[KeyValue, str]], remembered: int | None) -> int:
         taken = {block: name for block, (_, name) in holders.items()}
         block = choose_block(self.cluster, self.node, taken, remembered)
         if remembered is not None and block != remembered and self.holds_addresses():
             raise ClaimRefused(
                 f"block {remembered}, which this node's pods have addresses from, is held by "
                 f"node {taken.get(remembered)}: netc does not renumber a node that has pods "
-                "(drain it and remove its pods, or `netc leave` the other node)")
+                "(drain it and remove its pods, or `netc leave` the other node)"
+            )
         if block is None:
             raise ClaimRefused(
                 f"no free block: the {block_count(self.cluster)} blocks of pod CIDR "
                 f"{', '.join(map(str, self.cluster.pod_cidrs))} are all held or pinned; a "
-                "larger pod-cidr or a smaller node-block makes room, or `netc leave` nodes gone")
+                "larger pod-cidr or a smaller node-block makes room, or `netc leave` nodes gone"
+            )
         return block
 
     def _live_lease(self) -> int:
@@ -361,8 +392,10 @@ class EtcdSource(Watched):
             self._lease, self._me, self._need_claim = lease, member, False
             self._members[member.name] = member
             self._condition = ""
-        log(f"holding block {member.block} of cluster {self.cluster.name} (lease {lease:x}, "
-             f"{self.seconds} s)")
+        log(
+            f"holding block {member.block} of cluster {self.cluster.name} (lease {lease:x}, "
+            f"{self.seconds} s)"
+        )
         self.changed.set()
 
 
@@ -411,8 +444,6 @@ def leave(cluster: Cluster, node: str, memory_dir: str) -> str:
     if mine.lease:
         etcd.revoke(mine.lease)  # and with it both keys
     elif member is not None:
-        etcd.txn([unchanged(mine)], [Delete(mine.key),
-                                     Delete(f"{keys(cluster)[2]}{member.block}")])
+        etcd.txn([unchanged(mine)], [Delete(mine.key), Delete(f"{keys(cluster)[2]}{member.block}")])
     block = f"block {member.block}" if member is not None else "its block"
     return f"node {node} left cluster {cluster.name}: {block} released"
-

@@ -35,9 +35,16 @@ class NotJoined(NetcError):
 class Follower:
     """The running source of the agent's cluster."""
 
-    def __init__(self, node: str, node_netns: str | None, addresses: Sequence[str],
-                 memory_dir: str, wake: threading.Event, *, kubeconfig: str | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        node: str,
+        node_netns: str | None,
+        addresses: Sequence[str],
+        memory_dir: str,
+        wake: threading.Event,
+        *,
+        kubeconfig: str | None = None,
+    ) -> None:
         self.node = node
         self.node_netns = node_netns
         self.addresses = tuple(addresses)
@@ -60,16 +67,24 @@ class Follower:
         source = self._source_for(cluster)
         view = source.view()
         if view.members is None or view.me is None:
-            raise NotJoined(f"not joined cluster {cluster.name} yet: "
-                            f"{view.condition or 'listing its members'}", cluster, view)
+            raise NotJoined(
+                f"not joined cluster {cluster.name} yet: {view.condition or 'listing its members'}",
+                cluster,
+                view,
+            )
         self._applied = _essence(view)
         members, left_out = routable(cluster, self.node, view.members)
         if members.get(self.node) is None:
-            raise NotJoined(f"this node cannot be routed to: {'; '.join(left_out)}", cluster,
-                            datatypes.replace(view, condition="; ".join(left_out)))
+            raise NotJoined(
+                f"this node cannot be routed to: {'; '.join(left_out)}",
+                cluster,
+                datatypes.replace(view, condition="; ".join(left_out)),
+            )
         if left_out:
-            view = datatypes.replace(view, condition="; ".join(
-                [view.condition, *left_out] if view.condition else left_out))
+            view = datatypes.replace(
+                view,
+                condition="; ".join([view.condition, *left_out] if view.condition else left_out),
+            )
         return with_members(cluster, members), view
 
     def changed(self) -> bool:
@@ -83,27 +98,39 @@ class Follower:
         self.source, self._key, self._applied = None, None, None
 
     def _pick(self, clusters: Sequence[Cluster]) -> Cluster | None:
-        listed = next((c for c in clusters if not c.membership.dynamic and c.node(self.node)),
-                      None)
+        listed = next((c for c in clusters if not c.membership.dynamic and c.node(self.node)), None)
         if listed is not None:
             return listed
         dynamic = [c for c in clusters if c.membership.dynamic]
         if len(dynamic) > 1:
-            raise NetcError(f"node {self.node} is listed in no cluster and there are "
-                            f"{len(dynamic)} clusters with dynamic membership "
-                            f"({', '.join(c.name for c in dynamic)}): a node joins one")
+            raise NetcError(
+                f"node {self.node} is listed in no cluster and there are "
+                f"{len(dynamic)} clusters with dynamic membership "
+                f"({', '.join(c.name for c in dynamic)}): a node joins one"
+            )
         return dynamic[0] if dynamic else None
 
     def _source_for(self, cluster: Cluster) -> Source:
         """The running source of `cluster`, new when what it depends on changed."""
-        key = cluster if not cluster.membership.dynamic else datatypes.replace(
-            cluster, nodes=tuple(sorted(cluster.nodes, key=lambda n: n.name)), span=None)
+        key = (
+            cluster
+            if not cluster.membership.dynamic
+            else datatypes.replace(
+                cluster, nodes=tuple(sorted(cluster.nodes, key=lambda n: n.name)), span=None
+            )
+        )
         if self.source is not None and key == self._key:
             return self.source
         self.stop()
-        source = source_for(cluster, self.node, self._addresses(cluster), self.memory_dir,
-                            lambda: self.holds_addresses, changed=self.wake,
-                            kubeconfig=self.kubeconfig)
+        source = source_for(
+            cluster,
+            self.node,
+            self._addresses(cluster),
+            self.memory_dir,
+            lambda: self.holds_addresses,
+            changed=self.wake,
+            kubeconfig=self.kubeconfig,
+        )
         with node_namespace(self.node_netns):  # its threads talk from the node's network
             source.start()
         self.source, self._key = source, key

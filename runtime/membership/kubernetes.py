@@ -72,10 +72,18 @@ class KubernetesSource(Watched):
     UNAVAILABLE = (Unavailable,)
     REFUSED = (ApiError, underlay.NoAddress)
 
-    def __init__(self, cluster: Cluster, node: str, addresses: tuple[IPInterface, ...],
-                 holds_addresses: HoldsAddresses, *, changed: threading.Event | None = None,
-                 kube: Kube | None = None, kubeconfig: str | None = None,
-                 watch_seconds: int = WATCH_SECONDS) -> None:
+    def __init__(
+        self,
+        cluster: Cluster,
+        node: str,
+        addresses: tuple[IPInterface, ...],
+        holds_addresses: HoldsAddresses,
+        *,
+        changed: threading.Event | None = None,
+        kube: Kube | None = None,
+        kubeconfig: str | None = None,
+        watch_seconds: int = WATCH_SECONDS,
+    ) -> None:
         super().__init__(changed, f"joining: reading Node {node}")
         self.cluster = cluster
         self.node = node
@@ -172,8 +180,10 @@ class KubernetesSource(Watched):
     def _own_node_deleted(self) -> None:
         """The node's own Node is gone (the lock held): join again once it is registered."""
         self._publish = True
-        self._condition = (f"this node's Node {self.node} was deleted: waiting for the "
-                           "kubelet to register it again")
+        self._condition = (
+            f"this node's Node {self.node} was deleted: waiting for the "
+            "kubelet to register it again"
+        )
 
     def _listing_done(self, listed: Mapping[str, Member]) -> None:
         """A listing without the node's own Node says what its DELETED event would have said.
@@ -195,8 +205,9 @@ class KubernetesSource(Watched):
         try:
             subnets = pod_cidrs_of(self.cluster, node.get("spec") or {})
         except BadRecord as error:
-            raise NotAMember(f"Node {self.node}: {error}: {pod_cidr_advice(self.cluster)}"
-                             ) from None
+            raise NotAMember(
+                f"Node {self.node}: {error}: {pod_cidr_advice(self.cluster)}"
+            ) from None
         addresses = self.given or underlay.holding(_internal_ips(node))
         member = Member(self.node, None, addresses, subnets=subnets)
         with self._lock:
@@ -205,7 +216,8 @@ class KubernetesSource(Watched):
             raise NotAMember(
                 f"Node {self.node} has podCIDRs {', '.join(map(str, subnets))} now, and this "
                 f"node's pods have addresses from {', '.join(map(str, mine.subnets))}: netc "
-                "does not renumber a node that has pods (drain it and remove its pods)")
+                "does not renumber a node that has pods (drain it and remove its pods)"
+            )
         value = annotation_value(addresses)
         annotations = node.get("metadata", {}).get("annotations") or {}
         if annotations.get(self.annotation) != value:
@@ -215,8 +227,10 @@ class KubernetesSource(Watched):
             self._me, self._publish = member, False
             self._members[self.node] = member
             self._condition = ""
-        log(f"member of cluster {self.cluster.name}: pod subnets "
-            f"{', '.join(map(str, subnets))}, underlay {value}")
+        log(
+            f"member of cluster {self.cluster.name}: pod subnets "
+            f"{', '.join(map(str, subnets))}, underlay {value}"
+        )
         self.changed.set()
 
     def _own_node(self) -> dict[str, Any]:
@@ -225,8 +239,10 @@ class KubernetesSource(Watched):
         except Refused as error:
             if error.status != 404:
                 raise
-            raise NotAMember(f"there is no Node {self.node}: the kubelet has not registered "
-                             "it yet, or --node-name is not the kubelet's node name") from None
+            raise NotAMember(
+                f"there is no Node {self.node}: the kubelet has not registered "
+                "it yet, or --node-name is not the kubelet's node name"
+            ) from None
 
 
 def _internal_ips(node: Mapping[str, Any]) -> list[str]:
@@ -239,8 +255,10 @@ def _internal_ips(node: Mapping[str, Any]) -> list[str]:
             text = str(entry.get("address", ""))
             found.setdefault(6 if ":" in text else 4, text)
     if not found:
-        raise NotAMember(f"Node {node_name(node)} has no InternalIP: give the node's underlay "
-                         "address with --node-address ADDRESS/PREFIX")
+        raise NotAMember(
+            f"Node {node_name(node)} has no InternalIP: give the node's underlay "
+            "address with --node-address ADDRESS/PREFIX"
+        )
     return [found[family] for family in sorted(found)]
 
 

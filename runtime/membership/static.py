@@ -13,16 +13,19 @@ from runtime.membership import View
 class StaticSource:
     """The `node` statements as members; this node is the one of its name."""
 
-    def __init__(self, cluster: Cluster, node: str,
-                 changed: threading.Event | None = None) -> None:
+    def __init__(self, cluster: Cluster, node: str, changed: threading.Event | None = None) -> None:
         self.changed = changed or threading.Event()
         members = members_of(cluster)
         me = members.get(node)
-        condition = "" if me else (f"node {node} is not listed in cluster {cluster.name} "
-                                   "(its membership is static)")
+        condition = (
+            ""
+            if me
+            else (f"node {node} is not listed in cluster {cluster.name} (its membership is static)")
+        )
         now = time.time()
-        self._view = View("static", members, me, condition,
-                          seen={m.name: now for m in members.members})
+        self._view = View(
+            "static", members, me, condition, seen={m.name: now for m in members.members}
+        )
 
     def start(self) -> None:
         """Nothing to start: the view is complete."""

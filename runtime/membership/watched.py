@@ -65,8 +65,9 @@ class Watched:
             members = Members.of(self._revision, self._members.values()) if self._listed else None
             healthy = self._healthy_at if self._unavailable else time.time()
             seen = {name: self._gone_at.get(name, healthy) for name in self._members}
-            return View(self.SOURCE, members, self._me, self._condition, self._lease,
-                        self.ttl, seen)
+            return View(
+                self.SOURCE, members, self._me, self._condition, self._lease, self.ttl, seen
+            )
 
     # the loop
 

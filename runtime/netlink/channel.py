@@ -108,8 +108,12 @@ class Channel:
             replies, interrupted = self._replies(seq, what)
             if not interrupted:
                 return [(reply.kind, reply.body) for reply in replies]
-        raise NetlinkError(errno.EINTR, what, f"the listing changed while the kernel gave it, "
-                                              f"{DUMP_ATTEMPTS} times in a row (NLM_F_DUMP_INTR)")
+        raise NetlinkError(
+            errno.EINTR,
+            what,
+            f"the listing changed while the kernel gave it, "
+            f"{DUMP_ATTEMPTS} times in a row (NLM_F_DUMP_INTR)",
+        )
 
     def get(self, kind: int, body: bytes, what: str) -> bytes:
         """The body of the one message a get request answers with."""
@@ -156,8 +160,9 @@ class Channel:
                         raise NetlinkError(code, what, text)
                     return found, interrupted
                 if reply.kind == NLMSG_OVERRUN:
-                    raise NetlinkError(errno.ENOBUFS, what,
-                                       "the kernel lost replies (NLMSG_OVERRUN)")
+                    raise NetlinkError(
+                        errno.ENOBUFS, what, "the kernel lost replies (NLMSG_OVERRUN)"
+                    )
                 found.append(reply)
                 if not reply.flags & NLM_F_MULTI:
                     return found, interrupted

@@ -62,8 +62,11 @@ class Tables:
         """The chain `name` of iptables' `table` of a family, or None where nf_tables has none."""
         header = NFGENMSG.pack(NFPROTO[family], 0, 0)
         what = f"look up chain {name} of the {table} table"
-        body = header + string(NFTA_CHAIN_TABLE, table).encode() + string(
-            NFTA_CHAIN_NAME, name).encode()
+        body = (
+            header
+            + string(NFTA_CHAIN_TABLE, table).encode()
+            + string(NFTA_CHAIN_NAME, name).encode()
+        )
         try:
             reply = self.channel.get(NFT_MSG_GETCHAIN, body, what)
         except NetlinkError as error:
@@ -73,6 +76,13 @@ class Tables:
         use = parse_attrs(reply, NFGENMSG.size).get(NFTA_CHAIN_USE, b"")
         if len(use) < 4:
             return None
-        rules = len(self.channel.dump(NFT_MSG_GETRULE, header + string(
-            NFTA_RULE_TABLE, table).encode() + string(NFTA_RULE_CHAIN, name).encode(), what))
+        rules = len(
+            self.channel.dump(
+                NFT_MSG_GETRULE,
+                header
+                + string(NFTA_RULE_TABLE, table).encode()
+                + string(NFTA_RULE_CHAIN, name).encode(),
+                what,
+            )
+        )
         return Chain(rules, struct.unpack(">I", use[:4])[0] - rules)

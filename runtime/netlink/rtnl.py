@@ -196,9 +196,17 @@ class Rtnl:
         body = IFINFO.pack(0, 0, 0, 0, 0)
         return [_link(reply) for _, reply in self.nl.dump(RTM_GETLINK, body, "list links")]
 
-    def create(self, name: str, kind: str, mtu: int | None = None,
-               data: list[Attr] | None = None, *, mac: str | None = None, group: int = 0,
-               alias: str | None = None) -> None:
+    def create(
+        self,
+        name: str,
+        kind: str,
+        mtu: int | None = None,
+        data: list[Attr] | None = None,
+        *,
+        mac: str | None = None,
+        group: int = 0,
+        alias: str | None = None,
+    ) -> None:
         """Create a link of `kind` (bridge, ifb, veth or vxlan with `data` its settings).
 
         A `mac` given here is the link's own from the start: a bridge then never
@@ -237,8 +245,12 @@ class Rtnl:
         namespace, as this namespace numbers it; an interface of the same
         index in a third namespace is not our peer.
         """
-        return (link.kind == "veth" and link.peer == peer.index and link.netnsid is not None
-                and link.netnsid == self.nsid(peer_netns_fd))
+        return (
+            link.kind == "veth"
+            and link.peer == peer.index
+            and link.netnsid is not None
+            and link.netnsid == self.nsid(peer_netns_fd)
+        )
 
     def nsid(self, netns_fd: int) -> int | None:
         """The id this namespace gives the namespace of `netns_fd`, or None if it gave none.
@@ -268,8 +280,9 @@ class Rtnl:
         """Put a link in a link group."""
         self._newlink(link.index, [u32(IFLA_GROUP, group)], 0, f"set group of {link.name}")
 
-    def set_flags(self, link: Link, up: bool | None = None, promiscuous: bool | None = None
-                  ) -> None:
+    def set_flags(
+        self, link: Link, up: bool | None = None, promiscuous: bool | None = None
+    ) -> None:
         """Set a link up/down and promiscuous on/off; None leaves a flag alone."""
         flags = change = 0
         for wanted, bit in ((up, IFF_UP), (promiscuous, IFF_PROMISC)):
@@ -285,8 +298,9 @@ class Rtnl:
 
     def set_master(self, link: Link, master: Link) -> None:
         """Enslave a link to a bridge."""
-        self._newlink(link.index, [u32(IFLA_MASTER, master.index)], 0,
-                      f"attach {link.name} to {master.name}")
+        self._newlink(
+            link.index, [u32(IFLA_MASTER, master.index)], 0, f"attach {link.name} to {master.name}"
+        )
 
     def set_alias(self, link: Link, alias: str) -> None:
         """The link's alias (IFLA_IFALIAS): how netc recognises the links it made."""
@@ -294,15 +308,17 @@ class Rtnl:
 
     def set_mac(self, link: Link, mac: str) -> None:
         """Change a link's MAC address."""
-        self._newlink(link.index, [Attr(IFLA_ADDRESS, mac_bytes(mac))], 0,
-                      f"set MAC of {link.name}")
+        self._newlink(
+            link.index, [Attr(IFLA_ADDRESS, mac_bytes(mac))], 0, f"set MAC of {link.name}"
+        )
 
     def set_hairpin(self, link: Link, on: bool) -> None:
         """Turn hairpin mode of a bridge port on or off."""
-        slave = [string(IFLA_INFO_SLAVE_KIND, "bridge"),
-                 Attr(IFLA_INFO_SLAVE_DATA, [u8(IFLA_BRPORT_MODE, int(on))])]
-        self._newlink(link.index, [Attr(IFLA_LINKINFO, slave)], 0,
-                      f"set hairpin of {link.name}")
+        slave = [
+            string(IFLA_INFO_SLAVE_KIND, "bridge"),
+            Attr(IFLA_INFO_SLAVE_DATA, [u8(IFLA_BRPORT_MODE, int(on))]),
+        ]
+        self._newlink(link.index, [Attr(IFLA_LINKINFO, slave)], 0, f"set hairpin of {link.name}")
 
     def _newlink(self, index: int, attrs: Sequence[Attr], flags: int, what: str) -> None:
         body = IFINFO.pack(0, 0, index, 0, 0) + b"".join(a.encode() for a in attrs)
@@ -313,8 +329,11 @@ class Rtnl:
     def addresses(self, family: int | None = None) -> list[Address]:
         """Every address of the namespace (of one family when given)."""
         body = IFADDR.pack(FAMILIES.get(family or 0, 0), 0, 0, 0, 0)
-        return [a for _, reply in self.nl.dump(RTM_GETADDR, body, "list addresses")
-                if (a := _address(reply)) is not None]
+        return [
+            a
+            for _, reply in self.nl.dump(RTM_GETADDR, body, "list addresses")
+            if (a := _address(reply)) is not None
+        ]
 
     def add_address(self, link: Link, cidr: str) -> None:
         """Add `ip/prefix` to a link; an address already there is not an error.
@@ -328,8 +347,9 @@ class Rtnl:
         if interface.version == 4 and interface.network.prefixlen < 31:
             attrs.append(Attr(IFA_BROADCAST, interface.network.broadcast_address.packed))
         flags = IFA_F_NODAD if interface.version == 6 else 0
-        body = IFADDR.pack(FAMILIES[interface.version], interface.network.prefixlen, flags, 0,
-                           link.index) + b"".join(a.encode() for a in attrs)
+        body = IFADDR.pack(
+            FAMILIES[interface.version], interface.network.prefixlen, flags, 0, link.index
+        ) + b"".join(a.encode() for a in attrs)
         self._tolerate_exists(RTM_NEWADDR, body, f"add {cidr} to {link.name}")
 
     # routes
@@ -351,10 +371,15 @@ class Rtnl:
 
     def replace_route(self, dst: str, via: str, link: Link | None, protocol: int) -> None:
         """Add or replace the route to `dst` of `protocol`: via a gateway, onlink through `link`."""
-        body = _route_message(dst, via, link, protocol,
-                              flags=RTNH_F_ONLINK if link is not None else 0)
-        self.nl.request(RTM_NEWROUTE, wire.NLM_F_CREATE | wire.NLM_F_REPLACE, body,
-                        f"route {dst} via {via}" + (f" dev {link.name}" if link else ""))
+        body = _route_message(
+            dst, via, link, protocol, flags=RTNH_F_ONLINK if link is not None else 0
+        )
+        self.nl.request(
+            RTM_NEWROUTE,
+            wire.NLM_F_CREATE | wire.NLM_F_REPLACE,
+            body,
+            f"route {dst} via {via}" + (f" dev {link.name}" if link else ""),
+        )
 
     def delete_route(self, route: Route, protocol: int) -> bool:
         """Delete a route of `protocol` (never another's); False when it was already gone."""
@@ -365,8 +390,10 @@ class Rtnl:
 
     def neighbours(self, link: Link, family: int) -> list[Neighbour]:
         """The neighbour entries of one family on a link."""
-        body = NDMSG.pack(FAMILIES[family], 0, link.index, 0, 0, 0) + u32(
-            NDA_IFINDEX, link.index).encode()
+        body = (
+            NDMSG.pack(FAMILIES[family], 0, link.index, 0, 0, 0)
+            + u32(NDA_IFINDEX, link.index).encode()
+        )
         found = []
         for _, reply in self.nl.dump(RTM_GETNEIGH, body, f"list neighbours on {link.name}"):
             entry = _neighbour(reply)
@@ -379,15 +406,20 @@ class Rtnl:
         ip = ipaddress.ip_address(address)
         body = NDMSG.pack(FAMILIES[ip.version], 0, link.index, NUD_PERMANENT, 0, 0)
         attrs = [Attr(NDA_DST, ip.packed), Attr(NDA_LLADDR, mac_bytes(lladdr))]
-        self.nl.request(RTM_NEWNEIGH, wire.NLM_F_CREATE | wire.NLM_F_REPLACE,
-                        body + b"".join(a.encode() for a in attrs),
-                        f"neighbour {address} lladdr {lladdr} dev {link.name}")
+        self.nl.request(
+            RTM_NEWNEIGH,
+            wire.NLM_F_CREATE | wire.NLM_F_REPLACE,
+            body + b"".join(a.encode() for a in attrs),
+            f"neighbour {address} lladdr {lladdr} dev {link.name}",
+        )
 
     def delete_neighbour(self, link: Link, address: str) -> bool:
         """Delete the neighbour entry of `address` on a link; False when there was none."""
         ip = ipaddress.ip_address(address)
-        body = NDMSG.pack(FAMILIES[ip.version], 0, link.index, 0, 0, 0) + Attr(
-            NDA_DST, ip.packed).encode()
+        body = (
+            NDMSG.pack(FAMILIES[ip.version], 0, link.index, 0, 0, 0)
+            + Attr(NDA_DST, ip.packed).encode()
+        )
         return self._tolerate_absent(RTM_DELNEIGH, body, f"forget neighbour {address}")
 
     def fdb(self, link: Link) -> list[FdbEntry]:
@@ -407,16 +439,23 @@ class Rtnl:
     def replace_fdb(self, link: Link, lladdr: str, dst: str) -> None:
         """A permanent forwarding entry: frames for `lladdr` go to underlay address `dst`."""
         body = NDMSG.pack(_socket.AF_BRIDGE, 0, link.index, NUD_PERMANENT, NTF_SELF, 0)
-        attrs = [Attr(NDA_LLADDR, mac_bytes(lladdr)),
-                 Attr(NDA_DST, ipaddress.ip_address(dst).packed)]
-        self.nl.request(RTM_NEWNEIGH, wire.NLM_F_CREATE | wire.NLM_F_REPLACE,
-                        body + b"".join(a.encode() for a in attrs),
-                        f"fdb {lladdr} dst {dst} dev {link.name}")
+        attrs = [
+            Attr(NDA_LLADDR, mac_bytes(lladdr)),
+            Attr(NDA_DST, ipaddress.ip_address(dst).packed),
+        ]
+        self.nl.request(
+            RTM_NEWNEIGH,
+            wire.NLM_F_CREATE | wire.NLM_F_REPLACE,
+            body + b"".join(a.encode() for a in attrs),
+            f"fdb {lladdr} dst {dst} dev {link.name}",
+        )
 
     def delete_fdb(self, link: Link, lladdr: str) -> bool:
         """Delete every forwarding entry of `lladdr`; False when there was none."""
-        body = NDMSG.pack(_socket.AF_BRIDGE, 0, link.index, 0, NTF_SELF, 0) + Attr(
-            NDA_LLADDR, mac_bytes(lladdr)).encode()
+        body = (
+            NDMSG.pack(_socket.AF_BRIDGE, 0, link.index, 0, NTF_SELF, 0)
+            + Attr(NDA_LLADDR, mac_bytes(lladdr)).encode()
+        )
         return self._tolerate_absent(RTM_DELNEIGH, body, f"delete fdb {lladdr} dev {link.name}")
 
     def _tolerate_absent(self, kind: int, body: bytes, what: str) -> bool:
@@ -437,8 +476,15 @@ class Rtnl:
                 raise
 
 
-def _route_message(dst: str, gateway: str | None, link: Link | None, protocol: int, *,
-                   scope: int = RT_SCOPE_UNIVERSE, flags: int = 0) -> bytes:
+def _route_message(
+    dst: str,
+    gateway: str | None,
+    link: Link | None,
+    protocol: int,
+    *,
+    scope: int = RT_SCOPE_UNIVERSE,
+    flags: int = 0,
+) -> bytes:
     """A route of the main table to `dst`, through its gateway and output link when given."""
     network = ipaddress.ip_network(dst)
     attrs = [u32(RTA_TABLE, RT_TABLE_MAIN)]
@@ -448,8 +494,17 @@ def _route_message(dst: str, gateway: str | None, link: Link | None, protocol: i
         attrs.append(Attr(RTA_DST, network.network_address.packed))
     if gateway:
         attrs.append(Attr(RTA_GATEWAY, ipaddress.ip_address(gateway).packed))
-    return RTMSG.pack(FAMILIES[network.version], network.prefixlen, 0, 0, RT_TABLE_MAIN, protocol,
-                      scope, RTN_UNICAST, flags) + b"".join(a.encode() for a in attrs)
+    return RTMSG.pack(
+        FAMILIES[network.version],
+        network.prefixlen,
+        0,
+        0,
+        RT_TABLE_MAIN,
+        protocol,
+        scope,
+        RTN_UNICAST,
+        flags,
+    ) + b"".join(a.encode() for a in attrs)
 
 
 def _link(body: bytes) -> Link:
@@ -460,13 +515,20 @@ def _link(body: bytes) -> Link:
     hairpin = slave.get(IFLA_BRPORT_MODE)
     mac = attrs.get(IFLA_ADDRESS, b"")
     return Link(
-        index=index, name=get_string(attrs, IFLA_IFNAME) or "", kind=get_string(
-            info, IFLA_INFO_KIND), flags=flags, mtu=get_u32(attrs, IFLA_MTU),
-        mac=mac_text(mac), master=get_u32(attrs, IFLA_MASTER),
-        peer=get_u32(attrs, IFLA_LINK), netnsid=get_s32(attrs, IFLA_LINK_NETNSID),
+        index=index,
+        name=get_string(attrs, IFLA_IFNAME) or "",
+        kind=get_string(info, IFLA_INFO_KIND),
+        flags=flags,
+        mtu=get_u32(attrs, IFLA_MTU),
+        mac=mac_text(mac),
+        master=get_u32(attrs, IFLA_MASTER),
+        peer=get_u32(attrs, IFLA_LINK),
+        netnsid=get_s32(attrs, IFLA_LINK_NETNSID),
         hairpin=bool(hairpin[0]) if hairpin else None,
-        alias=get_string(attrs, IFLA_IFALIAS), info_data=info.get(IFLA_INFO_DATA, b""),
-        group=get_u32(attrs, IFLA_GROUP))
+        alias=get_string(attrs, IFLA_IFALIAS),
+        info_data=info.get(IFLA_INFO_DATA, b""),
+        group=get_u32(attrs, IFLA_GROUP),
+    )
 
 
 def _address(body: bytes) -> Address | None:
@@ -487,16 +549,25 @@ def _route(body: bytes, family: int) -> Route | None:
     zero = "0.0.0.0" if family == 4 else "::"
     dst = str(ipaddress.ip_address(attrs[RTA_DST])) if RTA_DST in attrs else zero
     gateway = attrs.get(RTA_GATEWAY)
-    return Route(f"{dst}/{dst_len}", str(ipaddress.ip_address(gateway)) if gateway else None,
-                 get_u32(attrs, RTA_OIF), protocol, flags)
+    return Route(
+        f"{dst}/{dst_len}",
+        str(ipaddress.ip_address(gateway)) if gateway else None,
+        get_u32(attrs, RTA_OIF),
+        protocol,
+        flags,
+    )
 
 
 def _neighbour(body: bytes) -> Neighbour:
     _family, _pad, index, state, _flags, _type = NDMSG.unpack_from(body)
     attrs = parse_attrs(body, NDMSG.size)
     lladdr = attrs.get(NDA_LLADDR)
-    return Neighbour(index, str(ipaddress.ip_address(attrs[NDA_DST])),
-                     mac_text(lladdr) if lladdr else None, state)
+    return Neighbour(
+        index,
+        str(ipaddress.ip_address(attrs[NDA_DST])),
+        mac_text(lladdr) if lladdr else None,
+        state,
+    )
 
 
 def _fdb_entry(body: bytes) -> FdbEntry | None:
@@ -506,5 +577,4 @@ def _fdb_entry(body: bytes) -> FdbEntry | None:
     if lladdr is None:
         return None
     dst = attrs.get(NDA_DST)
-    return FdbEntry(index, mac_text(lladdr), str(ipaddress.ip_address(dst)) if dst else None,
-                    state)
+    return FdbEntry(index, mac_text(lladdr), str(ipaddress.ip_address(dst)) if dst else None, state)

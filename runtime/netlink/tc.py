@@ -71,15 +71,29 @@ def replace_tbf(rtnl: Rtnl, link: Link, rate: int, burst: int, limit: int) -> No
     if rate > 0xFFFFFFFF:
         options.append(u64(TCA_TBF_RATE64, rate))
     attrs = [string(TCA_KIND, "tbf"), Attr(TCA_OPTIONS, options)]
-    _qdisc(rtnl, link, TBF_HANDLE, TC_H_ROOT, attrs,
-           flags=wire.NLM_F_CREATE | wire.NLM_F_REPLACE, what=f"tbf on {link.name}")
+    _qdisc(
+        rtnl,
+        link,
+        TBF_HANDLE,
+        TC_H_ROOT,
+        attrs,
+        flags=wire.NLM_F_CREATE | wire.NLM_F_REPLACE,
+        what=f"tbf on {link.name}",
+    )
 
 
 def ensure_ingress(rtnl: Rtnl, link: Link) -> bool:
     """Add the ingress qdisc of a link unless it has one; True when it was added."""
     try:
-        _qdisc(rtnl, link, INGRESS_HANDLE, TC_H_INGRESS, [string(TCA_KIND, "ingress")],
-               flags=wire.NLM_F_CREATE | wire.NLM_F_EXCL, what=f"ingress qdisc on {link.name}")
+        _qdisc(
+            rtnl,
+            link,
+            INGRESS_HANDLE,
+            TC_H_INGRESS,
+            [string(TCA_KIND, "ingress")],
+            flags=wire.NLM_F_CREATE | wire.NLM_F_EXCL,
+            what=f"ingress qdisc on {link.name}",
+        )
     except NetlinkError as error:
         if error.errno != errno.EEXIST:
             raise
@@ -97,8 +111,16 @@ def delete_ingress(rtnl: Rtnl, link: Link) -> None:
             raise
 
 
-def _qdisc(rtnl: Rtnl, link: Link, handle: int, parent: int, attrs: Sequence[Attr], *,
-           flags: int, what: str) -> None:
+def _qdisc(
+    rtnl: Rtnl,
+    link: Link,
+    handle: int,
+    parent: int,
+    attrs: Sequence[Attr],
+    *,
+    flags: int,
+    what: str,
+) -> None:
     body = TCMSG.pack(0, 0, link.index, handle, parent, 0) + b"".join(a.encode() for a in attrs)
     rtnl.nl.request(RTM_NEWQDISC, flags, body, what)
 
@@ -135,15 +157,25 @@ def add_redirect(rtnl: Rtnl, link: Link, target: Link) -> None:
     """Redirect everything arriving on `link` to `target`'s egress (match-all u32)."""
     selector = U32_SEL.pack(TC_U32_TERMINAL, 0, 1, 0, 0, 0, 0, 0) + U32_KEY.pack(0, 0, 0, 0)
     mirred = MIRRED.pack(0, 0, TC_ACT_STOLEN, 0, 0, TCA_EGRESS_REDIR, target.index)
-    action = [string(TCA_ACT_KIND, "mirred"),
-              Attr(TCA_ACT_OPTIONS, [Attr(TCA_MIRRED_PARMS, mirred)])]
-    options = [u32(TCA_U32_CLASSID, 0x10001), Attr(TCA_U32_SEL, selector),
-               Attr(TCA_U32_ACT, [Attr(1, action)])]
+    action = [
+        string(TCA_ACT_KIND, "mirred"),
+        Attr(TCA_ACT_OPTIONS, [Attr(TCA_MIRRED_PARMS, mirred)]),
+    ]
+    options = [
+        u32(TCA_U32_CLASSID, 0x10001),
+        Attr(TCA_U32_SEL, selector),
+        Attr(TCA_U32_ACT, [Attr(1, action)]),
+    ]
     info = (1 << 16) | _socket.htons(ETH_P_ALL)  # priority 1, protocol all (network order)
     body = TCMSG.pack(0, 0, link.index, 0, INGRESS_HANDLE, info) + b"".join(
-        a.encode() for a in [string(TCA_KIND, "u32"), Attr(TCA_OPTIONS, options)])
-    rtnl.nl.request(RTM_NEWTFILTER, wire.NLM_F_CREATE | wire.NLM_F_EXCL, body,
-                    f"redirect {link.name} to {target.name}")
+        a.encode() for a in [string(TCA_KIND, "u32"), Attr(TCA_OPTIONS, options)]
+    )
+    rtnl.nl.request(
+        RTM_NEWTFILTER,
+        wire.NLM_F_CREATE | wire.NLM_F_EXCL,
+        body,
+        f"redirect {link.name} to {target.name}",
+    )
 
 
 def redirect_targets(rtnl: Rtnl, link: Link) -> list[int]:
@@ -161,8 +193,9 @@ def redirect_targets(rtnl: Rtnl, link: Link) -> list[int]:
         if get_string(attrs, TCA_KIND) != "u32":
             continue
         actions = parse_attrs(attrs.get(TCA_OPTIONS, b"")).get(TCA_U32_ACT, b"")
-        targets += [index for _, action in attributes(actions)
-                    if (index := _mirred(action)) is not None]
+        targets += [
+            index for _, action in attributes(actions) if (index := _mirred(action)) is not None
+        ]
     return targets
 
 

@@ -21,8 +21,11 @@ if TYPE_CHECKING:  # rtnl creates devices with this module's data
 IFLA_VXLAN_ID, IFLA_VXLAN_GROUP, IFLA_VXLAN_LOCAL, IFLA_VXLAN_LEARNING = 1, 2, 4, 7
 IFLA_VXLAN_PORT, IFLA_VXLAN_GROUP6, IFLA_VXLAN_LOCAL6 = 15, 16, 17
 IFLA_VXLAN_GBP, IFLA_VXLAN_COLLECT_METADATA, IFLA_VXLAN_GPE = 23, 25, 27
-RECEIVE_MODES = {IFLA_VXLAN_COLLECT_METADATA: "external", IFLA_VXLAN_GBP: "gbp",
-                 IFLA_VXLAN_GPE: "gpe"}
+RECEIVE_MODES = {
+    IFLA_VXLAN_COLLECT_METADATA: "external",
+    IFLA_VXLAN_GBP: "gbp",
+    IFLA_VXLAN_GPE: "gpe",
+}
 """Ways of receiving other than plain VXLAN: devices sharing a UDP port must agree on them.
 (External is a u8 the kernel always reports; GBP and GPE are flags, present when set.)"""
 
@@ -67,10 +70,13 @@ def vxlan_settings(link: Link) -> Vxlan | None:
     group = data.get(IFLA_VXLAN_GROUP) or data.get(IFLA_VXLAN_GROUP6)
     port = data.get(IFLA_VXLAN_PORT)
     learning = data.get(IFLA_VXLAN_LEARNING)
-    return Vxlan(vni=get_u32(data, IFLA_VXLAN_ID),
-                 port=struct.unpack(">H", port[:2])[0] if port else 0,
-                 local=str(ipaddress.ip_address(raw)) if raw else None,
-                 learning=bool(learning[0]) if learning else False,
-                 group=str(ipaddress.ip_address(group)) if group else None,
-                 receive=tuple(mode for kind, mode in RECEIVE_MODES.items()
-                               if kind in data and data[kind][:1] != b"\0"))
+    return Vxlan(
+        vni=get_u32(data, IFLA_VXLAN_ID),
+        port=struct.unpack(">H", port[:2])[0] if port else 0,
+        local=str(ipaddress.ip_address(raw)) if raw else None,
+        learning=bool(learning[0]) if learning else False,
+        group=str(ipaddress.ip_address(group)) if group else None,
+        receive=tuple(
+            mode for kind, mode in RECEIVE_MODES.items() if kind in data and data[kind][:1] != b"\0"
+        ),
+    )

@@ -108,7 +108,7 @@ def attributes(data: bytes | memoryview, offset: int = 0) -> list[tuple[int, byt
         size, kind = unpack(data, offset)
         if size < header:
             break
-        found.append((kind & NLA_TYPE_MASK, data[offset + header: offset + size]))
+        found.append((kind & NLA_TYPE_MASK, data[offset + header : offset + size]))
         offset += align(size)
     return found
 
@@ -162,13 +162,17 @@ def messages(datagram: bytes) -> Iterator[Message]:
     offset = 0
     while offset < len(datagram):
         if len(datagram) - offset < HEADER.size:
-            raise MalformedReply(f"{len(datagram) - offset} stray bytes at byte {offset} "
-                                 f"of a {len(datagram)}-byte datagram")
+            raise MalformedReply(
+                f"{len(datagram) - offset} stray bytes at byte {offset} "
+                f"of a {len(datagram)}-byte datagram"
+            )
         length, kind, flags, seq, _port = HEADER.unpack_from(datagram, offset)
         if length < HEADER.size or offset + length > len(datagram):
-            raise MalformedReply(f"a header at byte {offset} claims {length} bytes "
-                                 f"of a {len(datagram)}-byte datagram")
-        yield Message(kind, flags, seq, datagram[offset + HEADER.size: offset + length])
+            raise MalformedReply(
+                f"a header at byte {offset} claims {length} bytes "
+                f"of a {len(datagram)}-byte datagram"
+            )
+        yield Message(kind, flags, seq, datagram[offset + HEADER.size : offset + length])
         offset += align(length)
 
 
@@ -189,7 +193,10 @@ def outcome(message: Message) -> tuple[int, str | None]:
     if message.kind == NLMSG_ERROR:
         if len(message.body) < offset + HEADER.size:
             raise MalformedReply("an error message without the header of the request")
-        echoed = HEADER.size if message.flags & NLM_F_CAPPED else HEADER.unpack_from(
-            message.body, offset)[0]
+        echoed = (
+            HEADER.size
+            if message.flags & NLM_F_CAPPED
+            else HEADER.unpack_from(message.body, offset)[0]
+        )
         offset += align(echoed)
     return code, get_string(parse_attrs(message.body, offset), NLMSGERR_ATTR_MSG)

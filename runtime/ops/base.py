@@ -45,8 +45,7 @@ class Run:
     memo: dict[Any, Any] = field(default_factory=dict)
     notes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     """What operations did beyond their summary (what a prune removed), for `netc apply`."""
-    completions: list[tuple[Operation[Params], Callable[[], None]]] = field(
-        default_factory=list)
+    completions: list[tuple[Operation[Params], Callable[[], None]]] = field(default_factory=list)
     """How to finish the operations whose work still runs beside the call (see `later`)."""
     shared_lock: Callable[[], contextlib.AbstractContextManager[object]] | None = None
 

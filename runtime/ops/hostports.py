@@ -47,10 +47,14 @@ class HostportClaimHandler(Handler[HostportClaimParams]):
             for claim in claims:
                 holder = _conflict(directory, claim, owner)
                 if holder is not None:
-                    raise OperationRefused(f"host port {claim.describe()} is already mapped "
-                                           f"by {holder}", Code.HOSTPORT_TAKEN)
-            created = [create_exclusively(os.path.join(directory, str(claim)), owner.encode())
-                       for claim in claims]
+                    raise OperationRefused(
+                        f"host port {claim.describe()} is already mapped by {holder}",
+                        Code.HOSTPORT_TAKEN,
+                    )
+            created = [
+                create_exclusively(os.path.join(directory, str(claim)), owner.encode())
+                for claim in claims
+            ]
         return any(created)
 
     def remove(self, op: Operation[HostportClaimParams], run: Run) -> None:
@@ -83,8 +87,9 @@ class HostportClaimHandler(Handler[HostportClaimParams]):
 
 
 def _claims_locked(directory: str) -> contextlib.AbstractContextManager[float]:
-    return locked(os.path.join(directory, "lock"), logged_as="the host-port claims",
-                  kind="hostports")
+    return locked(
+        os.path.join(directory, "lock"), logged_as="the host-port claims", kind="hostports"
+    )
 
 
 def claims_in(directory: str) -> list[HostportClaim]:
@@ -133,8 +138,17 @@ class ConntrackFlushHandler(Handler[ConntrackFlushParams]):
         family = family_key(op.params.family)
         for port in op.params.ports:
             # status 1 means "0 flow entries have been deleted": nothing stale
-            programs.run("conntrack", "-D", "-f", family, "-p", op.params.protocol,
-                "--orig-port-dst", str(port), accept=(0, 1))
+            programs.run(
+                "conntrack",
+                "-D",
+                "-f",
+                family,
+                "-p",
+                op.params.protocol,
+                "--orig-port-dst",
+                str(port),
+                accept=(0, 1),
+            )
 
     def observe(self, op: Operation[ConntrackFlushParams], run: Run) -> Observation:
         return NOTHING_TO_KEEP

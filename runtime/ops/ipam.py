@@ -50,11 +50,21 @@ class IpamAddressHandler(Handler[IpamAddressParams]):
             record.save()
 
         held = _held(op, run)
-        lease = _store(op).reserve(op.params.range_set, ranges, pod.container_id,
-                                   pod.ifname, held=held,
-                                   requested=op.params.requested, announce=announce)
-        run.bind(op.params.binds, ip=lease.address, cidr=f"{lease.address}/{lease.prefix}",
-                 gateway=lease.gateway)
+        lease = _store(op).reserve(
+            op.params.range_set,
+            ranges,
+            pod.container_id,
+            pod.ifname,
+            held=held,
+            requested=op.params.requested,
+            announce=announce,
+        )
+        run.bind(
+            op.params.binds,
+            ip=lease.address,
+            cidr=f"{lease.address}/{lease.prefix}",
+            gateway=lease.gateway,
+        )
         record.bindings.pop(f"{op.params.binds}.pending", None)
         record.save()
         return lease.address != held

@@ -73,7 +73,8 @@ class KernelModuleHandler(KeptByDel, Handler[KernelModuleParams]):
                 f"the kernel module {name} is not loaded, and netc cannot load it ({error}): "
                 f"load it on the node (modprobe {name}, and name it in /etc/modules-load.d/ for "
                 "the next boots), or let netc's agent load modules (netc build --target "
-                "kubernetes --load-modules)") from error
+                "kubernetes --load-modules)"
+            ) from error
         return True
 
     def observe(self, op: Operation[KernelModuleParams], run: Run) -> Observation:

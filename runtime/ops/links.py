@@ -108,9 +108,11 @@ def not_of_kind(link: Link | None, kind: str, alternative: str | None = None) ->
     if link is None or link.kind == kind:
         return None
     article = "an" if kind[0] in "aeiou" else "a"
-    return (f"{link.name} is a {link.kind or 'device'}, not {article} {kind}: netc never "
-            f"changes a link it does not own; remove it (ip link del {link.name})"
-            + (f", or {alternative}" if alternative else ""))
+    return (
+        f"{link.name} is a {link.kind or 'device'}, not {article} {kind}: netc never "
+        f"changes a link it does not own; remove it (ip link del {link.name})"
+        + (f", or {alternative}" if alternative else "")
+    )
 
 
 def _not_a_bridge(link: Link | None) -> str | None:
@@ -137,7 +139,8 @@ class LinkVethHandler(Handler[LinkVethParams]):
         if state == "foreign":
             raise OperationRefused(
                 f"interface {peer} already exists in the pod's network namespace",
-                Code.INTERFACE_EXISTS)
+                Code.INTERFACE_EXISTS,
+            )
         if state == "stale":
             run.host.node.delete(name)
         run.host.node.create_veth(name, peer, run.host.sandbox.fd, op.params.mtu)
@@ -288,8 +291,11 @@ class LinkIfbHandler(Blockable[LinkIfbParams]):
         link, veth = node.link(op.params.name), node.link(op.params.veth)
         if link is None or link.kind != "ifb":
             return
-        if veth is not None and veth.kind == "veth" and link.group == veth.group == (
-                LINK_GROUP_BASE + veth.index):
+        if (
+            veth is not None
+            and veth.kind == "veth"
+            and link.group == veth.group == (LINK_GROUP_BASE + veth.index)
+        ):
             node.delete_group(link.group)  # the ifb, the veth and its peer in the pod
         else:
             node.delete(link.name)
@@ -340,8 +346,10 @@ class AddressHandler(_OnLink[AddressParams]):
 
     def _present(self, op: Operation[AddressParams], run: Run, link: Link) -> bool:
         wanted = ipaddress.ip_interface(op.params.address)
-        return any(a.index == link.index and ipaddress.ip_interface(a.cidr) == wanted
-                   for a in run.host.rtnl(op.where).addresses(wanted.version))
+        return any(
+            a.index == link.index and ipaddress.ip_interface(a.cidr) == wanted
+            for a in run.host.rtnl(op.where).addresses(wanted.version)
+        )
 
     def _add(self, op: Operation[AddressParams], run: Run, link: Link) -> None:
         run.host.rtnl(op.where).add_address(link, op.params.address)
@@ -354,8 +362,12 @@ class RouteHandler(_OnLink[RouteParams]):
 
     def _present(self, op: Operation[RouteParams], run: Run, link: Link) -> bool:
         dst = ipaddress.ip_network(op.params.dst)
-        return any(ipaddress.ip_network(r.dst) == dst and r.gateway == op.params.via
-                   and r.oif == link.index for r in run.host.rtnl(op.where).routes(dst.version))
+        return any(
+            ipaddress.ip_network(r.dst) == dst
+            and r.gateway == op.params.via
+            and r.oif == link.index
+            for r in run.host.rtnl(op.where).routes(dst.version)
+        )
 
     def _add(self, op: Operation[RouteParams], run: Run, link: Link) -> None:
         run.host.rtnl(op.where).add_route(op.params.dst, op.params.via, link)
@@ -382,6 +394,14 @@ class NeighbourForgetHandler(Handler[NeighbourForgetParams]):
         return NOTHING_TO_KEEP
 
 
-HANDLERS = (LinkBridgeHandler(), LinkVethHandler(), LinkMasterHandler(), LinkHairpinHandler(),
-            LinkUpHandler(), LinkIfbHandler(), AddressHandler(), RouteHandler(),
-            NeighbourForgetHandler())
+HANDLERS = (
+    LinkBridgeHandler(),
+    LinkVethHandler(),
+    LinkMasterHandler(),
+    LinkHairpinHandler(),
+    LinkUpHandler(),
+    LinkIfbHandler(),
+    AddressHandler(),
+    RouteHandler(),
+    NeighbourForgetHandler(),
+)

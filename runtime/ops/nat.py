@@ -71,10 +71,14 @@ class IptablesNodeHandler(KeptByDel, Settles[IptablesNodeParams]):
     def observe(self, op: Operation[IptablesNodeParams], run: Run) -> Observation:
         params = op.params
         family, table = params.family, params.table
-        problems = [f"no jump from {j.chain} to {j.rule[-1]}" for j in params.jumps
-                    if not LIVE.has_rule(family, table, j.chain, j.rule)]
-        problems += [f"no chain {d}" for d in params.dispatch
-                     if not LIVE.chain_exists(family, table, d)]
+        problems = [
+            f"no jump from {j.chain} to {j.rule[-1]}"
+            for j in params.jumps
+            if not LIVE.has_rule(family, table, j.chain, j.rule)
+        ]
+        problems += [
+            f"no chain {d}" for d in params.dispatch if not LIVE.chain_exists(family, table, d)
+        ]
         for chain in params.chains:
             problems += _chain_problems(family, table, chain.name, chain.rules)
         everything = len(params.jumps) + len(params.dispatch)
@@ -89,9 +93,12 @@ def _whole(params: IptablesNodeParams, shape: Mapping[str, Chain | None]) -> boo
     for jump in params.jumps:
         jumps[jump.rule[-1]] += 1
     counts = {c.name: len(c.rules) for c in params.chains}
-    return all(found is not None and found.jumps >= jumps[name]
-               and found.rules == counts.get(name, found.rules)
-               for name, found in shape.items())
+    return all(
+        found is not None
+        and found.jumps >= jumps[name]
+        and found.rules == counts.get(name, found.rules)
+        for name, found in shape.items()
+    )
 
 
 def _chain_problems(family: int, table: str, chain: str, planned: Sequence[Rule]) -> list[str]:
@@ -100,8 +107,10 @@ def _chain_problems(family: int, table: str, chain: str, planned: Sequence[Rule]
         return [f"no chain {chain}"]
     absent = [r for r in planned if not LIVE.has_rule(family, table, chain, r)]
     if absent:
-        return [f"{chain}: {len(absent)} of {len(planned)} rules missing, e.g. "
-                f"`{rules.line('-A', chain, absent[0])}`"]
+        return [
+            f"{chain}: {len(absent)} of {len(planned)} rules missing, e.g. "
+            f"`{rules.line('-A', chain, absent[0])}`"
+        ]
     if count != len(planned):
         return [f"{chain}: {count} rules, want {len(planned)}"]
     return []
@@ -128,8 +137,13 @@ class IptablesAttachmentHandler(Handler[IptablesAttachmentParams]):
         run.later(op, lambda: self._set_up(op, run, restoring, lines))
         return True
 
-    def _set_up(self, op: Operation[IptablesAttachmentParams], run: Run, restoring: Running,
-                lines: list[str]) -> None:
+    def _set_up(
+        self,
+        op: Operation[IptablesAttachmentParams],
+        run: Run,
+        restoring: Running,
+        lines: list[str],
+    ) -> None:
         params = op.params
         try:
             restoring.wait()
@@ -145,9 +159,13 @@ class IptablesAttachmentHandler(Handler[IptablesAttachmentParams]):
         Under the network's lock, as the node phase would: the lines are
         those of what the node lacks once no other call can change it.
         """
-        network = next(o for o in run.plan.operations if has_params(o, IptablesNodeParams)
-                       and o.params.family == op.params.family
-                       and o.params.table == op.params.table)
+        network = next(
+            o
+            for o in run.plan.operations
+            if has_params(o, IptablesNodeParams)
+            and o.params.family == op.params.family
+            and o.params.table == op.params.table
+        )
         with run.sharing():
             IPTABLES_NODE.set_up(network)
 

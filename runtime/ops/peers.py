@@ -133,8 +133,10 @@ def foreign(link: Link, params: LinkVxlanParams) -> str | None:
         return f"{link.name} is a {link.kind or 'device'}, not netc's VXLAN device"
     if link.alias == params.alias or (link.alias is None and link.mac == params.mac):
         return None
-    return (f"{link.name} is a VXLAN device netc did not create for this cluster (alias "
-            f"{link.alias!r}, not {params.alias!r})")
+    return (
+        f"{link.name} is a VXLAN device netc did not create for this cluster (alias "
+        f"{link.alias!r}, not {params.alias!r})"
+    )
 
 
 def vxlan_differences(params: LinkVxlanParams, link: Link) -> tuple[list[str], list[str]]:
@@ -146,13 +148,25 @@ def vxlan_differences(params: LinkVxlanParams, link: Link) -> tuple[list[str], l
     have = vxlan_settings(link)
     assert have is not None
     want = Vxlan(params.vni, params.port, params.local)
-    rebuild = [f"{name} {mine}, want {theirs}" for name, mine, theirs in (
-        ("vni", have.vni, want.vni), ("port", have.port, want.port),
-        ("local", have.local, want.local), ("learning", have.learning, want.learning))
-        if mine != theirs]
-    repair = [f"{name} {mine}, want {theirs}" for name, mine, theirs in (
-        ("mtu", link.mtu, params.mtu), ("mac", link.mac, params.mac),
-        ("alias", link.alias, params.alias)) if mine != theirs]
+    rebuild = [
+        f"{name} {mine}, want {theirs}"
+        for name, mine, theirs in (
+            ("vni", have.vni, want.vni),
+            ("port", have.port, want.port),
+            ("local", have.local, want.local),
+            ("learning", have.learning, want.learning),
+        )
+        if mine != theirs
+    ]
+    repair = [
+        f"{name} {mine}, want {theirs}"
+        for name, mine, theirs in (
+            ("mtu", link.mtu, params.mtu),
+            ("mac", link.mac, params.mac),
+            ("alias", link.alias, params.alias),
+        )
+        if mine != theirs
+    ]
     return rebuild, repair
 
 
@@ -167,18 +181,26 @@ def clash(params: LinkVxlanParams, link: Link) -> str | None:
     VNI 1, port 8472.  None when `link` is in nobody's way.
     """
     theirs = vxlan_settings(link)
-    if (theirs is None or link.name == params.name or theirs.port != params.port
-            or theirs.family != family(params.local)):
+    if (
+        theirs is None
+        or link.name == params.name
+        or theirs.port != params.port
+        or theirs.family != family(params.local)
+    ):
         return None
     port = f"UDP port {theirs.port}"
     if not theirs.receive and theirs.vni == params.vni:
-        return (f"{link.name} (VXLAN {theirs.vni}, {port}) is in the way: the kernel refuses "
-                f"a second VXLAN device with VNI {theirs.vni} on {port}; "
-                + _clash_fix(link, "`vni` or `port`"))
+        return (
+            f"{link.name} (VXLAN {theirs.vni}, {port}) is in the way: the kernel refuses "
+            f"a second VXLAN device with VNI {theirs.vni} on {port}; "
+            + _clash_fix(link, "`vni` or `port`")
+        )
     if theirs.receive and link.up:
-        return (f"{link.name} (VXLAN {theirs.vni}, {port}, {', '.join(theirs.receive)}) holds "
-                f"{port} open for another kind of VXLAN device: netc's could not come up; "
-                + _clash_fix(link, "`port`"))
+        return (
+            f"{link.name} (VXLAN {theirs.vni}, {port}, {', '.join(theirs.receive)}) holds "
+            f"{port} open for another kind of VXLAN device: netc's could not come up; "
+            + _clash_fix(link, "`port`")
+        )
     return None
 
 
@@ -188,10 +210,14 @@ FLANNEL_DEVICE = re.compile(r"flannel(?:-v6)?\.[0-9]+")
 
 def _clash_fix(link: Link, settings: str) -> str:
     if FLANNEL_DEVICE.fullmatch(link.name):
-        return (f"it is flannel's: remove flannel first (kubectl delete -f kube-flannel.yml; "
-                f"ip link del {link.name}), or give the cluster's routing another {settings}")
-    return (f"remove it (ip link del {link.name}) if nothing uses it, or give the cluster's "
-            f"routing another {settings}")
+        return (
+            f"it is flannel's: remove flannel first (kubectl delete -f kube-flannel.yml; "
+            f"ip link del {link.name}), or give the cluster's routing another {settings}"
+        )
+    return (
+        f"remove it (ip link del {link.name}) if nothing uses it, or give the cluster's "
+        f"routing another {settings}"
+    )
 
 
 class LinkVxlanHandler(KeptByDel, Blockable[LinkVxlanParams]):
@@ -223,9 +249,14 @@ class LinkVxlanHandler(KeptByDel, Blockable[LinkVxlanParams]):
             if old.alias == params.alias and clash(params, old):
                 run.host.node.delete(old.name)
                 run.note(op, f"replaced {old.name}, which held its VNI and port")
-        run.host.node.create(params.name, "vxlan", params.mtu,
-                             vxlan_data(Vxlan(params.vni, params.port, params.local)),
-                             mac=params.mac, alias=params.alias)
+        run.host.node.create(
+            params.name,
+            "vxlan",
+            params.mtu,
+            vxlan_data(Vxlan(params.vni, params.port, params.local)),
+            mac=params.mac,
+            alias=params.alias,
+        )
         dumps(run).forget()  # a new link; the old one's routes and entries went with it
         return True
 
@@ -247,13 +278,18 @@ class LinkVxlanHandler(KeptByDel, Blockable[LinkVxlanParams]):
         if link is not None:
             refusal = foreign(link, params)
             if refusal:
-                return (f"{refusal}; netc never changes links it does not own: remove it (ip "
-                        f"link del {link.name}), or name another `device` in the cluster's "
-                        "routing")
+                return (
+                    f"{refusal}; netc never changes links it does not own: remove it (ip "
+                    f"link del {link.name}), or name another `device` in the cluster's "
+                    "routing"
+                )
             if not vxlan_differences(params, link)[0]:
                 return None  # netc's, as planned: the kernel let no other device take its VNI
-        clashes = [why for other in run.host.node.links()
-                   if other.alias != params.alias and (why := clash(params, other))]
+        clashes = [
+            why
+            for other in run.host.node.links()
+            if other.alias != params.alias and (why := clash(params, other))
+        ]
         return "; ".join(clashes) or None
 
     def observe(self, op: Operation[LinkVxlanParams], run: Run) -> Observation:
@@ -309,8 +345,10 @@ class RouteState:
     def of(cls, routes: Iterable[Route], protocol: int) -> RouteState:
         """Split the routes to a destination by owner."""
         found = list(routes)
-        return cls([r for r in found if r.protocol == protocol],
-                   [r for r in found if r.protocol != protocol])
+        return cls(
+            [r for r in found if r.protocol == protocol],
+            [r for r in found if r.protocol != protocol],
+        )
 
 
 class RouteNodeHandler(KeptByDel, Blockable[RouteNodeParams]):
@@ -330,8 +368,9 @@ class RouteNodeHandler(KeptByDel, Blockable[RouteNodeParams]):
         run.host.node.replace_route(dst, via, link, protocol)
         if state.ours:
             run.note(op, "replaced " + "; ".join(describe(r, _names(run)) for r in state.ours))
-        table[dst] = [Route(dst, via, link.index if link else 0, protocol,
-                            RTNH_F_ONLINK if link else 0)]
+        table[dst] = [
+            Route(dst, via, link.index if link else 0, protocol, RTNH_F_ONLINK if link else 0)
+        ]
         return True
 
     def obstacle(self, op: Operation[RouteNodeParams], run: Run) -> str | None:
@@ -359,9 +398,11 @@ class RouteNodeHandler(KeptByDel, Blockable[RouteNodeParams]):
 
 
 def _in_the_way(dst: str, state: RouteState, run: Run) -> str:
-    return (f"a route to {dst} that netc does not own is in the way ("
-            f"{'; '.join(describe(r, _names(run)) for r in state.theirs)}): netc never replaces "
-            "a route it did not add; remove it, or give the peer another subnet")
+    return (
+        f"a route to {dst} that netc does not own is in the way ("
+        f"{'; '.join(describe(r, _names(run)) for r in state.theirs)}): netc never replaces "
+        "a route it did not add; remove it, or give the peer another subnet"
+    )
 
 
 def _names(run: Run) -> dict[int, str]:
@@ -404,7 +445,6 @@ class NeighbourHandler(KeptByDel, Handler[NeighbourParams]):
         if entry.lladdr != lladdr:
             return f"lladdr {entry.lladdr}, want {lladdr}"
         return None if entry.permanent else f"not permanent (state {entry.state:#x})"
-
 
 
 class FdbHandler(KeptByDel, Handler[FdbParams]):
@@ -460,12 +500,18 @@ class Removals:
 
     def lines(self, names: Mapping[int, str]) -> list[str]:
         """One line per object, as `netc apply` prints them."""
-        return ([f"link {link.name} ({link.kind or 'device'}, alias {link.alias!r})"
-                 for link in self.links]
-                + [f"route {describe(route, names)}" for route in self.routes]
-                + [f"neighbour {n.address} lladdr {n.lladdr} dev {names.get(n.index)}"
-                   for n in self.neighbours]
-                + [f"fdb {e.lladdr} dst {e.dst} dev {names.get(e.index)}" for e in self.fdb])
+        return (
+            [
+                f"link {link.name} ({link.kind or 'device'}, alias {link.alias!r})"
+                for link in self.links
+            ]
+            + [f"route {describe(route, names)}" for route in self.routes]
+            + [
+                f"neighbour {n.address} lladdr {n.lladdr} dev {names.get(n.index)}"
+                for n in self.neighbours
+            ]
+            + [f"fdb {e.lladdr} dst {e.dst} dev {names.get(e.index)}" for e in self.fdb]
+        )
 
     def __bool__(self) -> bool:
         return bool(self.links or self.routes or self.neighbours or self.fdb)
@@ -476,8 +522,9 @@ def stale_links(params: NodePruneParams, links: Iterable[Link]) -> list[Link]:
     return [link for link in links if link.alias == params.alias and link.name != params.device]
 
 
-def stale_routes(params: NodePruneParams, routes: Iterable[Route],
-                 gone: Iterable[int] = ()) -> list[Route]:
+def stale_routes(
+    params: NodePruneParams, routes: Iterable[Route], gone: Iterable[int] = ()
+) -> list[Route]:
     """The routes of netc's protocol inside the pod CIDRs that the plan does not list.
 
     Routes through a link in `gone` are left out: they go with their link.
@@ -495,13 +542,16 @@ def stale_routes(params: NodePruneParams, routes: Iterable[Route],
     return found
 
 
-def stale_entries(params: NodePruneParams, neighbours: Iterable[Neighbour],
-                  fdb: Iterable[FdbEntry]) -> tuple[list[Neighbour], list[FdbEntry]]:
+def stale_entries(
+    params: NodePruneParams, neighbours: Iterable[Neighbour], fdb: Iterable[FdbEntry]
+) -> tuple[list[Neighbour], list[FdbEntry]]:
     """Permanent neighbours and forwarding entries of the device that the plan does not list."""
     addresses = set(params.neighbours)
     macs = set(params.fdb)
-    return ([n for n in neighbours if n.permanent and n.address not in addresses],
-            [e for e in fdb if e.lladdr not in macs])
+    return (
+        [n for n in neighbours if n.permanent and n.address not in addresses],
+        [e for e in fdb if e.lladdr not in macs],
+    )
 
 
 class NodePruneHandler(KeptByDel, Handler[NodePruneParams]):
@@ -539,13 +589,18 @@ class NodePruneHandler(KeptByDel, Handler[NodePruneParams]):
         params = op.params
         links = stale_links(params, run.host.node.links())
         families = sorted({family(c) for c in params.pod_cidrs})
-        routes = [r for family in families for listed in dumps(run).routes(family).values()
-                  for r in listed]
+        routes = [
+            r
+            for family in families
+            for listed in dumps(run).routes(family).values()
+            for r in listed
+        ]
         found = Removals(links, stale_routes(params, routes, {link.index for link in links}))
         device = self._device(op, run)
         if device is not None:
-            neighbours = [n for family in families
-                          for n in dumps(run).neighbours(device, family).values()]
+            neighbours = [
+                n for family in families for n in dumps(run).neighbours(device, family).values()
+            ]
             fdb = [e for listed in dumps(run).fdb(device).values() for e in listed]
             found.neighbours, found.fdb = stale_entries(params, neighbours, fdb)
         return found
@@ -561,5 +616,10 @@ class NodePruneHandler(KeptByDel, Handler[NodePruneParams]):
         return link
 
 
-HANDLERS = (LinkVxlanHandler(), RouteNodeHandler(), NeighbourHandler(), FdbHandler(),
-            NodePruneHandler())
+HANDLERS = (
+    LinkVxlanHandler(),
+    RouteNodeHandler(),
+    NeighbourHandler(),
+    FdbHandler(),
+    NodePruneHandler(),
+)

@@ -26,8 +26,13 @@ class TcTbfHandler(KeptByDel, Handler[TcTbfParams]):
 
     def ensure(self, op: Operation[TcTbfParams], run: Run) -> bool:
         want = op.params
-        tc.replace_tbf(run.host.node, existing_link(run, Where.NODE, want.dev), want.rate,
-                       want.burst, want.limit)
+        tc.replace_tbf(
+            run.host.node,
+            existing_link(run, Where.NODE, want.dev),
+            want.rate,
+            want.burst,
+            want.limit,
+        )
         return True
 
     def observe(self, op: Operation[TcTbfParams], run: Run) -> Observation:
@@ -40,8 +45,10 @@ class TcTbfHandler(KeptByDel, Handler[TcTbfParams]):
         want = op.params
         burst_off = abs(found.burst - want.burst) > BURST_TOLERANCE * want.burst
         if found.rate != want.rate or found.limit != want.limit or burst_off:
-            return differs(f"rate {found.rate} B/s burst {found.burst} B limit {found.limit} B, "
-                           f"want {want.rate}/{want.burst}/{want.limit}")
+            return differs(
+                f"rate {found.rate} B/s burst {found.burst} B limit {found.limit} B, "
+                f"want {want.rate}/{want.burst}/{want.limit}"
+            )
         return IN_PLACE_NOW
 
 
@@ -94,8 +101,9 @@ class TcRedirectHandler(KeptByDel, Handler[TcRedirectParams]):
             return IN_PLACE_NOW
         if not targets:
             return missing()
-        return differs(f"{len(targets)} redirects, to interfaces {targets}; want one to "
-                       f"{target.index}")
+        return differs(
+            f"{len(targets)} redirects, to interfaces {targets}; want one to {target.index}"
+        )
 
 
 HANDLERS = (TcTbfHandler(), TcIngressHandler(), TcRedirectHandler())

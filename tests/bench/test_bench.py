@@ -68,72 +68,205 @@ def test_each_trick_and_its_plain_way_run_and_the_baseline_is_what_the_plugin_lo
 
 
 def _figures(median):
-    return {"n": 3, "median_ms": median, "p90_ms": median * 1.2, "min_ms": median,
-            "max_ms": median, "samples_ms": [median] * 3}
+    return {
+        "n": 3,
+        "median_ms": median,
+        "p90_ms": median * 1.2,
+        "min_ms": median,
+        "max_ms": median,
+        "samples_ms": [median] * 3,
+    }
 
 
 def _results(suites):
     """A results document around `suites`, as `python -m bench` saves it."""
     return {
-        "started": "2030-01-01T00:00:00Z", "elapsed_s": 1.0, "load_average_end": [0, 0, 0],
-        "machine": {"cpu": "CPU", "cores": 2, "memory": "1 GiB", "os": "OS", "kernel": "6",
-                    "python": "CPython 3.11", "iptables": "iptables", "netc": "netc",
-                    "reference_plugins": "plugins", "load_average": [0, 0, 0]},
-        "suites": suites}
+        "started": "2030-01-01T00:00:00Z",
+        "elapsed_s": 1.0,
+        "load_average_end": [0, 0, 0],
+        "machine": {
+            "cpu": "CPU",
+            "cores": 2,
+            "memory": "1 GiB",
+            "os": "OS",
+            "kernel": "6",
+            "python": "CPython 3.11",
+            "iptables": "iptables",
+            "netc": "netc",
+            "reference_plugins": "plugins",
+            "load_average": [0, 0, 0],
+        },
+        "suites": suites,
+    }
 
 
 def _implementation(median, ratio, **extra):
-    return {"add": _figures(median), "del": _figures(median), "ratio": {"add": ratio, "del": ratio},
-            "ratio_unwrapped": {"add": ratio + 0.1, "del": ratio + 0.1}, **extra}
+    return {
+        "add": _figures(median),
+        "del": _figures(median),
+        "ratio": {"add": ratio, "del": ratio},
+        "ratio_unwrapped": {"add": ratio + 0.1, "del": ratio + 0.1},
+        **extra,
+    }
 
 
 def test_the_report_has_a_row_per_pod_count_step_and_implementation():
-    wrapper = {name: {"overhead_ms": cost, "bare_ms": 100.0} for name, cost in
-               (("netc", 30.5), ("netc-warm", 2.0), ("reference", 1.2))}
+    wrapper = {
+        name: {"overhead_ms": cost, "bare_ms": 100.0}
+        for name, cost in (("netc", 30.5), ("netc-warm", 2.0), ("reference", 1.2))
+    }
     work = {"work": 30.0, "netlink": 6.0, "programs": 4.0}
-    phase = {"pods": 100, "exec_wrapper": wrapper, "loopback_ms": {"add": 8.0, "del": 7.0},
-             "implementations": {
-                 "netc": _implementation(150, 1.5, nat_rules=208,
-                                         plugin_work_ms={"add": work, "del": None}),
-                 "netc-warm": _implementation(50, 0.5, logged_ms={"add": work, "del": None}),
-                 "reference": _implementation(100, 1.0, nat_rules=700)}}
-    results = _results({"attach": {
-        "samples": 3, "first_add": {"netc": {**_figures(60), "ratio": 0.6},
-                                    "reference": _figures(100)},
-        "plugin_execs": {"netc": 1, "netc-warm": 1, "reference": 4},
-        "launcher_python": {"netc": "Python 3.11"}, "phases": [phase]}})
+    phase = {
+        "pods": 100,
+        "exec_wrapper": wrapper,
+        "loopback_ms": {"add": 8.0, "del": 7.0},
+        "implementations": {
+            "netc": _implementation(
+                150, 1.5, nat_rules=208, plugin_work_ms={"add": work, "del": None}
+            ),
+            "netc-warm": _implementation(50, 0.5, logged_ms={"add": work, "del": None}),
+            "reference": _implementation(100, 1.0, nat_rules=700),
+        },
+    }
+    results = _results(
+        {
+            "attach": {
+                "samples": 3,
+                "first_add": {"netc": {**_figures(60), "ratio": 0.6}, "reference": _figures(100)},
+                "plugin_execs": {"netc": 1, "netc-warm": 1, "reference": 4},
+                "launcher_python": {"netc": "Python 3.11"},
+                "phases": [phase],
+            }
+        }
+    )
     rows = [line.split() for line in report.text(results).splitlines()]
     assert ["100", "ADD", "netc", "150.0", "/", "180.0", "1.50x", "1.60x"] in rows
     assert ["netc-warm", "50.0", "/", "60.0", "0.50x", "0.60x"] in rows
     assert ["reference", "100.0", "/", "120.0", "1.00x", "1.10x"] in rows
     assert ["100", "DEL", "netc", "150.0", "/", "180.0", "1.50x", "1.60x"] in rows
-    assert ["100", "pods", "netc", "ADD", "150.0", "=", "loopback", "8.0", "+", "work", "30.0",
-            "(kernel", "10.0)", "+", "starting", "100.0", "+", "rest"] in rows
+    assert [
+        "100",
+        "pods",
+        "netc",
+        "ADD",
+        "150.0",
+        "=",
+        "loopback",
+        "8.0",
+        "+",
+        "work",
+        "30.0",
+        "(kernel",
+        "10.0)",
+        "+",
+        "starting",
+        "100.0",
+        "+",
+        "rest",
+    ] in rows
     # 50 = loopback 8 + exec 2 + launch 10 + work 30; the kernel's 10 is the limit
-    assert ["100", "pods", "netc-warm", "ADD", "50.0", "=", "loopback", "8.0", "+", "exec", "2.0",
-            "+", "launch", "10.0", "+", "work", "30.0", "(kernel", "10.0:", "netlink", "6.0,",
-            "programs", "4.0);", "limit", "10.0:", "work", "3.0x,", "call", "4.0x"] in rows
+    assert [
+        "100",
+        "pods",
+        "netc-warm",
+        "ADD",
+        "50.0",
+        "=",
+        "loopback",
+        "8.0",
+        "+",
+        "exec",
+        "2.0",
+        "+",
+        "launch",
+        "10.0",
+        "+",
+        "work",
+        "30.0",
+        "(kernel",
+        "10.0:",
+        "netlink",
+        "6.0,",
+        "programs",
+        "4.0);",
+        "limit",
+        "10.0:",
+        "work",
+        "3.0x,",
+        "call",
+        "4.0x",
+    ] in rows
     assert not any(row[:4] == ["100", "pods", "netc", "DEL"] for row in rows), "no work for DEL"
-    assert ["nat", "rules", "on", "the", "node", "with", "100", "pods:", "netc", "208,",
-            "reference", "700"] in rows
-    assert ["first", "ADD", "on", "a", "fresh", "node", "(3", "nodes", "each):", "netc", "60.0",
-            "/", "72.0,", "reference", "100.0", "/", "120.0", "(0.60x)"] in rows
+    assert [
+        "nat",
+        "rules",
+        "on",
+        "the",
+        "node",
+        "with",
+        "100",
+        "pods:",
+        "netc",
+        "208,",
+        "reference",
+        "700",
+    ] in rows
+    assert [
+        "first",
+        "ADD",
+        "on",
+        "a",
+        "fresh",
+        "node",
+        "(3",
+        "nodes",
+        "each):",
+        "netc",
+        "60.0",
+        "/",
+        "72.0,",
+        "reference",
+        "100.0",
+        "/",
+        "120.0",
+        "(0.60x)",
+    ] in rows
     assert ["reference", "1.2", "x", "4", "execs", "per", "chain"] in rows
     assert ["netc", "30.5", "x", "1", "exec", "per", "chain"] in rows
 
 
 def test_a_report_saved_before_first_adds_were_sampled_still_prints():
-    phase = {"pods": 0, "exec_wrapper": {"netc": {"overhead_ms": 1.0, "bare_ms": 50.0}},
-             "implementations": {"netc": _implementation(80, 0.8, nat_rules=8,
-                                                         plugin_work_ms={"add": 20.0,
-                                                                         "del": 30.0})}}
-    results = _results({"attach": {
-        "samples": 3, "cold_add_ms": {"netc": 144.4, "reference": 109.0},
-        "plugin_execs": {"netc": 1}, "launcher_python": {"netc": "Python 3.11"},
-        "phases": [phase]}})
+    phase = {
+        "pods": 0,
+        "exec_wrapper": {"netc": {"overhead_ms": 1.0, "bare_ms": 50.0}},
+        "implementations": {
+            "netc": _implementation(80, 0.8, nat_rules=8, plugin_work_ms={"add": 20.0, "del": 30.0})
+        },
+    }
+    results = _results(
+        {
+            "attach": {
+                "samples": 3,
+                "cold_add_ms": {"netc": 144.4, "reference": 109.0},
+                "plugin_execs": {"netc": 1},
+                "launcher_python": {"netc": "Python 3.11"},
+                "phases": [phase],
+            }
+        }
+    )
     rows = [line.split() for line in report.text(results).splitlines()]
-    assert ["first", "ADD", "on", "a", "fresh", "node:", "netc", "144.4,", "reference",
-            "109.0"] in rows
+    assert [
+        "first",
+        "ADD",
+        "on",
+        "a",
+        "fresh",
+        "node:",
+        "netc",
+        "144.4,",
+        "reference",
+        "109.0",
+    ] in rows
 
 
 def test_the_generated_cluster_compiles_and_its_first_node_routes_to_every_peer(tmp_path):
@@ -147,26 +280,58 @@ def test_the_generated_cluster_compiles_and_its_first_node_routes_to_every_peer(
 
 def _cluster_size(apply):
     figures = _figures(100.0)
-    return {"lines": 60, "operations": 19, "check": figures, "build": figures,
-            "stages": {"compile_sources": _figures(5.0), "node_plan": _figures(0.5)},
-            "apply": apply}
+    return {
+        "lines": 60,
+        "operations": 19,
+        "check": figures,
+        "build": figures,
+        "stages": {"compile_sources": _figures(5.0), "node_plan": _figures(0.5)},
+        "apply": apply,
+    }
 
 
 def test_the_cluster_report_has_a_row_per_size_with_or_without_applies():
-    applied = {"cli": {"first": _figures(300.0), "again": _figures(200.0)},
-               "in_process": {"first": _figures(20.0), "again": _figures(2.0)},
-               "changes": [17, 0]}
-    results = _results({"cluster": {"repeats": 3, "counts": [10, 1000], "sizes": {
-        "1000": _cluster_size(None), "10": _cluster_size(applied)}}})
+    applied = {
+        "cli": {"first": _figures(300.0), "again": _figures(200.0)},
+        "in_process": {"first": _figures(20.0), "again": _figures(2.0)},
+        "changes": [17, 0],
+    }
+    results = _results(
+        {
+            "cluster": {
+                "repeats": 3,
+                "counts": [10, 1000],
+                "sizes": {"1000": _cluster_size(None), "10": _cluster_size(applied)},
+            }
+        }
+    )
     rows = [line.split() for line in report.text(results).splitlines()]
-    assert ["10", "60", "19", "100.0", "100.0", "300.0", "200.0", "|", "5.0", "0.5", "20.0",
-            "2.0"] in rows
+    assert [
+        "10",
+        "60",
+        "19",
+        "100.0",
+        "100.0",
+        "300.0",
+        "200.0",
+        "|",
+        "5.0",
+        "0.5",
+        "20.0",
+        "2.0",
+    ] in rows
     assert ["1000", "60", "19", "100.0", "100.0", "(not", "root)", "|", "5.0", "0.5"] in rows
 
 
 def _load_phase(wall, step, **extra):
-    phase = {"wall_s": wall, "calls_per_s": 200 / wall, "failures": 0, "p99_ms": 900.0,
-             "latency": {"median_ms": 400.0}, **extra}
+    phase = {
+        "wall_s": wall,
+        "calls_per_s": 200 / wall,
+        "failures": 0,
+        "p99_ms": 900.0,
+        "latency": {"median_ms": 400.0},
+        **extra,
+    }
     if step == "add":
         phase["duplicate_addresses"] = 0
     else:
@@ -175,12 +340,31 @@ def _load_phase(wall, step, **extra):
 
 
 def test_the_load_report_compares_each_phase_with_the_reference_and_says_what_waited():
-    suite = {"pods": 200, "callers": 20, "implementations": {
-        name: {"add": _load_phase(wall, "add"), "del": _load_phase(wall, "del"),
-               **({"lock": {"calls": 400, "calls_that_waited": 390, "total_wait_s": 60.0,
-                            "mean_wait_ms": 150.0, "phase_wall_s": 4.0}} if name != "reference"
-                  else {}), **({"served_warm": 400} if name == "netc-warm" else {})}
-        for name, wall in (("netc", 2.0), ("netc-warm", 1.0), ("reference", 4.0))}}
+    suite = {
+        "pods": 200,
+        "callers": 20,
+        "implementations": {
+            name: {
+                "add": _load_phase(wall, "add"),
+                "del": _load_phase(wall, "del"),
+                **(
+                    {
+                        "lock": {
+                            "calls": 400,
+                            "calls_that_waited": 390,
+                            "total_wait_s": 60.0,
+                            "mean_wait_ms": 150.0,
+                            "phase_wall_s": 4.0,
+                        }
+                    }
+                    if name != "reference"
+                    else {}
+                ),
+                **({"served_warm": 400} if name == "netc-warm" else {}),
+            }
+            for name, wall in (("netc", 2.0), ("netc-warm", 1.0), ("reference", 4.0))
+        },
+    }
     text = report.text(_results({"load": suite}))
     rows = [line.split() for line in text.splitlines()]
     assert ["ADD", "netc", "2.00", "100.0", "400.0", "900.0", "0", "0", "0.50x"] in rows
@@ -193,34 +377,62 @@ def test_the_load_report_compares_each_phase_with_the_reference_and_says_what_wa
 
 def test_the_load_suite_adds_up_the_waits_of_each_lock(tmp_path):
     log = tmp_path / "load-netc.log"
-    log.write_text("netc-cni: waited 2.5 ms for the lock of network pods\n"
-                   "netc-cni: waited 1.0 ms for the lock of attachment 0a1b\n"
-                   "netc-cni: waited 3.0 ms for the lock of the addresses of pods\n"
-                   "netc-cni: waited 5.0 ms for the lock of the addresses of pods\n"
-                   "netc-cni: ADD abc/eth0: ok in 12.0 ms\n"
-                   "netc-cni: DEL abc/eth0: ok in 30.0 ms\n")
+    log.write_text(
+        "netc-cni: waited 2.5 ms for the lock of network pods\n"
+        "netc-cni: waited 1.0 ms for the lock of attachment 0a1b\n"
+        "netc-cni: waited 3.0 ms for the lock of the addresses of pods\n"
+        "netc-cni: waited 5.0 ms for the lock of the addresses of pods\n"
+        "netc-cni: ADD abc/eth0: ok in 12.0 ms\n"
+        "netc-cni: DEL abc/eth0: ok in 30.0 ms\n"
+    )
     waits = load._lock_waits(log, 4.0)
-    assert waits == {"calls": 2, "calls_that_waited": 1, "total_wait_s": 0.0,
-                     "mean_wait_ms": 1.2, "phase_wall_s": 4.0,
-                     "other_locks": {"addresses": {"calls_that_waited": 2, "total_wait_s": 0.01},
-                                     "attachment": {"calls_that_waited": 1,
-                                                    "total_wait_s": 0.0}}}
-    suite = {"pods": 200, "callers": 20, "implementations": {
-        name: {"add": _load_phase(wall, "add"), "del": _load_phase(wall, "del"),
-               **({"lock": waits} if name != "reference" else {})}
-        for name, wall in (("netc", 2.0), ("reference", 4.0))}}
+    assert waits == {
+        "calls": 2,
+        "calls_that_waited": 1,
+        "total_wait_s": 0.0,
+        "mean_wait_ms": 1.2,
+        "phase_wall_s": 4.0,
+        "other_locks": {
+            "addresses": {"calls_that_waited": 2, "total_wait_s": 0.01},
+            "attachment": {"calls_that_waited": 1, "total_wait_s": 0.0},
+        },
+    }
+    suite = {
+        "pods": 200,
+        "callers": 20,
+        "implementations": {
+            name: {
+                "add": _load_phase(wall, "add"),
+                "del": _load_phase(wall, "del"),
+                **({"lock": waits} if name != "reference" else {}),
+            }
+            for name, wall in (("netc", 2.0), ("reference", 4.0))
+        },
+    }
     text = report.text(_results({"load": suite}))
-    assert ("and for the lock of addresses: 2 calls, 0.01 s, attachment: 1 calls, 0.0 s"
-            in text)
+    assert "and for the lock of addresses: 2 calls, 0.01 s, attachment: 1 calls, 0.0 s" in text
 
 
 def test_the_membership_section_has_a_row_per_cluster_size_and_the_watchers_line():
-    size = {"size": 3, "lease_s": 3, "agent_rss_kib": 36_000,
-            **{step: _figures(ms) for step, ms in (("join", 560.0), ("claim", 60.0),
-                                                   ("leave", 350.0), ("crash", 3100.0))}}
-    suite = {"agents": [size, {**size, "size": 20}],
-             "watchers": {"watchers": 1000, "all_know": 420.0, "know": _figures(200.0),
-                          "revisions_per_join": 1, "process_rss_kib": 400_000}}
+    size = {
+        "size": 3,
+        "lease_s": 3,
+        "agent_rss_kib": 36_000,
+        **{
+            step: _figures(ms)
+            for step, ms in (("join", 560.0), ("claim", 60.0), ("leave", 350.0), ("crash", 3100.0))
+        },
+    }
+    suite = {
+        "agents": [size, {**size, "size": 20}],
+        "watchers": {
+            "watchers": 1000,
+            "all_know": 420.0,
+            "know": _figures(200.0),
+            "revisions_per_join": 1,
+            "process_rss_kib": 400_000,
+        },
+    }
     text = report.text(_results({"membership": suite}))
     rows = [line for line in text.splitlines() if line.startswith(("        3", "       20"))]
     assert len(rows) == 2 and "   560.0 /    672.0" in rows[0] and "(3)" in rows[0]
@@ -240,10 +452,14 @@ def test_both_sides_run_the_lists_a_runtime_runs_besides_their_own_network():
 def test_the_plugins_log_lines_give_its_work_and_the_kernels_share_per_command():
     from bench.attach import logged_times
 
-    text = ("netc-cni: ADD abc/eth0: ok in 12.0 ms (netlink 5.0 ms, programs 2.0 ms)\n"
-            "netc-cni: ADD abd/eth0: ok in 14.0 ms (netlink 7.0 ms, programs 2.0 ms)\n"
-            "netc-cni: ADD abe/eth0: failed (11: busy) in 3.0 ms (netlink 0.0 ms, "
-            "programs 0.0 ms)\n"
-            "netc-cni: waited 2.5 ms for the lock of network pods\n")
-    assert logged_times(text) == {"add": {"work": 13.0, "netlink": 6.0, "programs": 2.0},
-                                  "del": None}
+    text = (
+        "netc-cni: ADD abc/eth0: ok in 12.0 ms (netlink 5.0 ms, programs 2.0 ms)\n"
+        "netc-cni: ADD abd/eth0: ok in 14.0 ms (netlink 7.0 ms, programs 2.0 ms)\n"
+        "netc-cni: ADD abe/eth0: failed (11: busy) in 3.0 ms (netlink 0.0 ms, "
+        "programs 0.0 ms)\n"
+        "netc-cni: waited 2.5 ms for the lock of network pods\n"
+    )
+    assert logged_times(text) == {
+        "add": {"work": 13.0, "netlink": 6.0, "programs": 2.0},
+        "del": None,
+    }

@@ -23,8 +23,9 @@ network {name} {{
 
 
 def _source(tmp_path, *networks):
-    text = "".join(SOURCE.format(name=n, priority=p, bridge=f"br-{n}", subnet=s)
-                   for n, p, s in networks)
+    text = "".join(
+        SOURCE.format(name=n, priority=p, bridge=f"br-{n}", subnet=s) for n, p, s in networks
+    )
     path = tmp_path / "cluster.netdsl"
     path.write_text(text)
     return str(path)
@@ -46,10 +47,13 @@ def _names(directory):
     return sorted(p.name for p in directory.iterdir() if p.name != MANIFEST)
 
 
-@pytest.mark.parametrize("change", [
-    ("pods", 5, "10.1.0.0/24"),       # priority 10 -> 5: 10-pods -> 05-pods
-    ("web", 10, "10.1.0.0/24"),       # renamed: 10-pods -> 10-web
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("pods", 5, "10.1.0.0/24"),  # priority 10 -> 5: 10-pods -> 05-pods
+        ("web", 10, "10.1.0.0/24"),  # renamed: 10-pods -> 10-web
+    ],
+)
 def test_a_file_netc_no_longer_builds_is_drift_then_removed(tmp_path, out, change):
     assert _build(_source(tmp_path, ("pods", 10, "10.1.0.0/24")), out).exit_code == 0
     source = _source(tmp_path, change)
@@ -84,8 +88,7 @@ def test_a_file_edited_since_netc_wrote_it_stops_the_build(tmp_path, out, golden
     source = _source(tmp_path, ("pods", 30, "10.1.0.0/24"))
     result = _build(source, out)
     assert result.exit_code == 1
-    golden.check("golden/build/edited-since-written.txt",
-                 result.stderr.replace(str(out), "NET_D"))
+    golden.check("golden/build/edited-since-written.txt", result.stderr.replace(str(out), "NET_D"))
     assert _names(out) == ["20-pods.conflist", "99-loopback.conf"], "nothing is written"
     assert (out / "20-pods.conflist").read_text() == '{"edited": true}\n'
     assert (out / MANIFEST).read_text() == manifest, "netc still knows it wrote the file"
@@ -105,8 +108,10 @@ def test_an_edited_file_in_the_json_document(tmp_path, out):
     result = _build(_source(tmp_path, ("web", 10, "10.1.0.0/24")), out, "--format", "json")
     assert result.exit_code == 1
     document = json.loads(result.stdout)
-    assert document["files"] == {str(out / "10-pods.conflist"): "edited since written",
-                                 str(out / "10-web.conflist"): "would be created"}
+    assert document["files"] == {
+        str(out / "10-pods.conflist"): "edited since written",
+        str(out / "10-web.conflist"): "would be created",
+    }
     assert "10-pods.conflist" in document["refused"]
     assert not (out / "10-web.conflist").exists()
 
@@ -117,7 +122,9 @@ def test_building_one_network_leaves_the_others_files(tmp_path, out):
     assert _build(both, out, "--network", "b").exit_code == 0
     assert _names(out) == ["10-a.conflist", "20-b.conflist", "99-loopback.conf"]
     assert sorted(json.loads((out / MANIFEST).read_text())["files"]) == [
-        "10-a.conflist", "20-b.conflist"]
+        "10-a.conflist",
+        "20-b.conflist",
+    ]
 
 
 def test_a_directory_without_a_manifest_loses_nothing(tmp_path, out):

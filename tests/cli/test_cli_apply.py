@@ -26,13 +26,16 @@ def netc(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 
 
-@pytest.mark.parametrize(("args", "plain", "detailed"), [
-    ([CLUSTER, "--node", "node-z"], 2, 1),
-    ([CLUSTER, "--node", "node-a", "--network", "nope"], 2, 1),
-    ([CLUSTER], 2, 1),
-    ([BAD, "--node", "node-a"], 1, 1),
-    ([CLUSTER, "--node", "node-a", "--node-netns", "/nonexistent/netns"], 3, 1),
-])
+@pytest.mark.parametrize(
+    ("args", "plain", "detailed"),
+    [
+        ([CLUSTER, "--node", "node-z"], 2, 1),
+        ([CLUSTER, "--node", "node-a", "--network", "nope"], 2, 1),
+        ([CLUSTER], 2, 1),
+        ([BAD, "--node", "node-a"], 1, 1),
+        ([CLUSTER, "--node", "node-a", "--node-netns", "/nonexistent/netns"], 3, 1),
+    ],
+)
 def test_what_apply_refuses_before_touching_the_node_and_its_exit_codes(args, plain, detailed):
     assert netc("apply", *args).exit_code == plain
     assert netc("apply", *args, "--detailed-exitcode").exit_code == detailed

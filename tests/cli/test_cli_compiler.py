@@ -41,39 +41,48 @@ def listing(directory) -> list[str]:
     return sorted(n for n in os.listdir(directory) if n != MANIFEST)
 
 
-@pytest.mark.parametrize("args", [
-    ["check", PODS],
-    ["check", *MULTI],
-    ["build", PODS],
-    ["build", PODS, "--target", "netc", "--cni-version", "0.4.0"],
-    ["fmt", "--check", *(str(p.relative_to(ROOT)) for p in ROOT.glob("examples/**/*.netdsl"))],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", PODS],
+        ["check", *MULTI],
+        ["build", PODS],
+        ["build", PODS, "--target", "netc", "--cni-version", "0.4.0"],
+        ["fmt", "--check", *(str(p.relative_to(ROOT)) for p in ROOT.glob("examples/**/*.netdsl"))],
+    ],
+)
 def test_valid_input_exits_0(args):
     result = netc(*args)
     assert result.exit_code == 0, result.output
 
 
-@pytest.mark.parametrize("args", [
-    ["check", BAD],
-    ["build", BAD],
-    ["build", "examples/k8s-calico-portmap.netdsl", "--target", "netc"],
-    ["fmt", "--check", UGLY],
-    ["fmt", "--diff", UGLY],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", BAD],
+        ["build", BAD],
+        ["build", "examples/k8s-calico-portmap.netdsl", "--target", "netc"],
+        ["fmt", "--check", UGLY],
+        ["fmt", "--diff", UGLY],
+    ],
+)
 def test_invalid_input_exits_1(args):
     result = netc(*args)
     assert result.exit_code == 1, result.output
 
 
-@pytest.mark.parametrize("args", [
-    ["check", PODS, "--no-such-option"],
-    ["check", "examples/no-such-file.netdsl"],
-    ["build", PODS, "--target", "podman"],
-    ["build", PODS, "--cni-version", "2.0.0"],
-    ["build", PODS, "--check"],
-    ["build", PODS, "--network", "no-such-network"],
-    ["frobnicate"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", PODS, "--no-such-option"],
+        ["check", "examples/no-such-file.netdsl"],
+        ["build", PODS, "--target", "podman"],
+        ["build", PODS, "--cni-version", "2.0.0"],
+        ["build", PODS, "--check"],
+        ["build", PODS, "--network", "no-such-network"],
+        ["frobnicate"],
+    ],
+)
 def test_usage_errors_exit_2(args):
     result = netc(*args)
     assert result.exit_code == 2, result.output

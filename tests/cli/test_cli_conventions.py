@@ -71,8 +71,9 @@ def test_several_networks_on_stdout_are_one_object_keyed_by_file_name():
     result = netc("build", *MULTI)
     assert result.exit_code == 0
     assert json.loads(result.stdout) == {
-        name: golden_conflist("multi", name) for name in ("10-frontend.conflist",
-                                                          "20-batch.conflist")}
+        name: golden_conflist("multi", name)
+        for name in ("10-frontend.conflist", "20-batch.conflist")
+    }
 
 
 def test_build_json_is_one_document_with_diagnostics_and_conflists():
@@ -80,10 +81,14 @@ def test_build_json_is_one_document_with_diagnostics_and_conflists():
     assert result.exit_code == 0 and result.stderr == ""
     document = json.loads(result.stdout)
     assert (document["format_version"], document["valid"], document["warning_count"]) == (
-        "1.0", True, 2)
+        "1.0",
+        True,
+        2,
+    )
     assert {d["code"] for d in document["diagnostics"]} == {"W001"}
-    assert document["conflists"] == {"10-pods.conflist": golden_conflist("pods",
-                                                                         "10-pods.conflist")}
+    assert document["conflists"] == {
+        "10-pods.conflist": golden_conflist("pods", "10-pods.conflist")
+    }
     assert "files" not in document
 
 
@@ -111,14 +116,20 @@ def test_build_json_with_out_says_what_became_of_each_file(tmp_path):
 def test_a_refused_plan_is_a_document_on_stdout(output):
     result = netc("plan", PODS, "--port", "22:22", "--format", output)
     assert result.exit_code == 1 and result.stderr == ""
-    document = json.loads(result.stdout) if output == "json" else __import__("yaml").safe_load(
-        result.stdout)
+    document = (
+        json.loads(result.stdout)
+        if output == "json"
+        else __import__("yaml").safe_load(result.stdout)
+    )
     assert document["format_version"] == PLAN_FORMAT
     assert (document["command"], document["network"]) == ("ADD", "pods")
     refused = document["refused"]
     assert refused["message"].startswith("host port 22/tcp is refused by `deny 22`")
     assert (refused["cni_code"], refused["source"]["file"], refused["source"]["line"]) == (
-        101, PODS, 32)
+        101,
+        PODS,
+        32,
+    )
 
 
 def test_plan_json_reports_compile_errors_on_stdout():
@@ -130,8 +141,10 @@ def test_plan_json_reports_compile_errors_on_stdout():
 def test_detailed_exitcode_without_live_is_a_usage_error():
     result = netc("plan", PODS, "--detailed-exitcode")
     assert result.exit_code == 1
-    assert "--detailed-exitcode reports pending changes, which only --live or --against " \
+    assert (
+        "--detailed-exitcode reports pending changes, which only --live or --against "
         "find" in result.stderr
+    )
 
 
 def test_fmt_formats_the_target_of_a_link_and_keeps_the_mode(tmp_path):
@@ -167,14 +180,20 @@ def test_templates_alone_build_nothing_with_a_warning():
     result = netc("build", "examples/multi/cluster.netdsl")
     assert result.exit_code == 0 and result.stdout == ""
     assert "warning[W003]: the input has no network: templates compile to nothing" in (
-        result.stderr)
+        result.stderr
+    )
 
 
 def complete(words: str) -> list[str]:
     """What bash completion offers after `words` (the last word being completed)."""
     parts = words.split(" ")
-    result = netc(env={"_NETC_COMPLETE": "bash_complete", "COMP_WORDS": words,
-                       "COMP_CWORD": str(len(parts) - 1)})
+    result = netc(
+        env={
+            "_NETC_COMPLETE": "bash_complete",
+            "COMP_WORDS": words,
+            "COMP_CWORD": str(len(parts) - 1),
+        }
+    )
     return [line.split(",", 1)[1] for line in result.stdout.splitlines() if line]
 
 

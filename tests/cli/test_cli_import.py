@@ -38,14 +38,14 @@ def test_a_file_is_printed_with_its_findings_and_a_summary():
     assert result.stdout == golden.replace("podman-default/", f"{CASES}/podman-default/")
     assert result.stderr.splitlines() == [
         f"{PODMAN}: note: netc build --out writes this network to 87-podman.conflist",
-        "netc import: 1 network from 1 file (0 errors, 0 warnings, 1 note)"]
+        "netc import: 1 network from 1 file (0 errors, 0 warnings, 1 note)",
+    ]
 
 
 def test_a_directory_stands_for_its_configuration_files_in_order(node):
     result = netc("import", str(node))
     assert result.exit_code == 0
-    assert result.stdout.index("network crio {") < result.stdout.index(
-        "network podman {")
+    assert result.stdout.index("network crio {") < result.stdout.index("network podman {")
     assert "netc import: 2 networks from 2 files" in result.stderr
 
 
@@ -63,15 +63,21 @@ def test_the_written_file_builds_back_to_the_conflists(node, tmp_path):
     out, built = tmp_path / "node.netdsl", tmp_path / "built"
     netc("import", str(node), "--out", str(out))
     assert netc("build", str(out), "--out", str(built)).exit_code == 0
-    for name, original in (("11-crio.conflist", "11-crio-ipv4-bridge.conflist"),
-                           ("87-podman.conflist", "87-podman-bridge.conflist")):
-        assert json.loads((built / name).read_text()) == json.loads(
-            (node / original).read_text())
+    for name, original in (
+        ("11-crio.conflist", "11-crio-ipv4-bridge.conflist"),
+        ("87-podman.conflist", "87-podman-bridge.conflist"),
+    ):
+        assert json.loads((built / name).read_text()) == json.loads((node / original).read_text())
 
 
 def test_standard_input_is_named_stdin():
-    conflist = json.dumps({"cniVersion": "1.0.0", "name": "lan", "plugins": [
-        {"type": "macvlan", "master": "eth0", "runtimeConfig": {"mac": "x"}}]})
+    conflist = json.dumps(
+        {
+            "cniVersion": "1.0.0",
+            "name": "lan",
+            "plugins": [{"type": "macvlan", "master": "eth0", "runtimeConfig": {"mac": "x"}}],
+        }
+    )
     result = netc("import", "-", stdin=conflist.encode())
     assert result.exit_code == 0
     assert result.stdout.startswith("# imported from <stdin>\nnetwork lan {\n")
@@ -88,17 +94,30 @@ def test_a_file_that_cannot_be_imported_writes_nothing_and_exits_1(tmp_path):
 
 def test_networks_netc_refuses_are_written_with_the_diagnostics(tmp_path):
     for name in ("a", "b"):
-        document = {"cniVersion": "1.0.0", "name": name, "plugins": [{
-            "type": "bridge", "bridge": "cni0",
-            "ipam": {"type": "host-local", "ranges": [[{"subnet": f"10.{ord(name)}.0.0/24"}]]}}]}
+        document = {
+            "cniVersion": "1.0.0",
+            "name": name,
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": "cni0",
+                    "ipam": {
+                        "type": "host-local",
+                        "ranges": [[{"subnet": f"10.{ord(name)}.0.0/24"}]],
+                    },
+                }
+            ],
+        }
         (tmp_path / f"{name}.conflist").write_text(json.dumps(document))
     out = tmp_path / "node.netdsl"
-    result = netc("import", str(tmp_path / "a.conflist"), str(tmp_path / "b.conflist"),
-                  "--out", str(out))
+    result = netc(
+        "import", str(tmp_path / "a.conflist"), str(tmp_path / "b.conflist"), "--out", str(out)
+    )
     assert result.exit_code == 1
     assert "network b {" in out.read_text()
     assert f"{out}:" in result.stderr and "error[E105]: bridge cni0 is used by networks" in (
-        result.stderr)
+        result.stderr
+    )
 
 
 def test_a_directory_without_configuration_files_is_a_usage_error(tmp_path):
@@ -121,10 +140,18 @@ def test_import_then_build_gives_the_same_json(tmp_path):
 
 
 def test_strict_refuses_what_would_not_come_back_and_writes_nothing(tmp_path):
-    conflist = {"cniVersion": "1.0.0", "name": "pods", "plugins": [
-        {"type": "bridge", "bridge": "cni0",
-         "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/24"}]]}},
-        {"type": "sbr", "runtimeConfig": {"x": 1}}]}
+    conflist = {
+        "cniVersion": "1.0.0",
+        "name": "pods",
+        "plugins": [
+            {
+                "type": "bridge",
+                "bridge": "cni0",
+                "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.1.0.0/24"}]]},
+            },
+            {"type": "sbr", "runtimeConfig": {"x": 1}},
+        ],
+    }
     source = tmp_path / "10-pods.conflist"
     source.write_text(json.dumps(conflist))
     out = tmp_path / "node.netdsl"

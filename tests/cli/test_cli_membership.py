@@ -28,12 +28,15 @@ def test_a_pinned_node_builds_from_its_block():
 
 
 def test_a_node_without_a_pin_is_told_its_agent_writes_its_conflist(tmp_path):
-    for command in (["build", ETCD, "--node", "worker-7", "--out", str(tmp_path / "out")],
-                    ["plan", ETCD, "--node", "worker-7", "--pod", "default/web"]):
+    for command in (
+        ["build", ETCD, "--node", "worker-7", "--out", str(tmp_path / "out")],
+        ["plan", ETCD, "--node", "worker-7", "--pod", "default/web"],
+    ):
         result = netc(*command)
         assert result.exit_code == 2, result.output
-        assert ("node 'worker-7' has no block pinned in cluster prod, whose members come from "
-                "etcd") in result.output
+        assert (
+            "node 'worker-7' has no block pinned in cluster prod, whose members come from etcd"
+        ) in result.output
         assert "netc agent" in result.output and "pinned nodes: ingress-1" in result.output
     assert not (tmp_path / "out").exists()
 
@@ -60,7 +63,8 @@ def test_a_nodes_plan_and_apply_are_its_agents(tmp_path):
         result = netc(command, ETCD, "--node", "ingress-1")
         assert result.exit_code == 2, result.output
         assert "node ingress-1 of cluster prod routes to the members etcd holds at run time" in (
-            result.output)
+            result.output
+        )
         assert "made and applied by its agent (netc agent)" in result.output
 
 
@@ -68,23 +72,39 @@ def _against(tmp_path, old: str, new: str):
     (tmp_path / "old").mkdir(exist_ok=True)
     (tmp_path / "old" / "cluster.netdsl").write_text(old)
     (tmp_path / "cluster.netdsl").write_text(new)
-    result = netc("plan", str(tmp_path / "cluster.netdsl"), "--against", str(tmp_path / "old"),
-                  "--format", "json")
+    result = netc(
+        "plan",
+        str(tmp_path / "cluster.netdsl"),
+        "--against",
+        str(tmp_path / "old"),
+        "--format",
+        "json",
+    )
     assert result.exit_code == 0, result.output
     return json.loads(result.stdout)["changes"]
 
 
 def test_a_change_plan_moves_a_static_cluster_to_etcd(tmp_path):
-    etcd = STATIC.replace("    node node-a {", "    membership etcd {\n        endpoints "
-                          "https://10.0.0.1:2379\n    }\n    node node-a {")
+    etcd = STATIC.replace(
+        "    node node-a {",
+        "    membership etcd {\n        endpoints https://10.0.0.1:2379\n    }\n    node node-a {",
+    )
     changes = _against(tmp_path, STATIC, etcd)
     settings = {c["subject"]: (c["old"], c["new"]) for c in changes if c["scope"] == "cluster prod"}
-    assert settings == {"membership.source": ("static", "etcd"),
-                        "membership.endpoints": (None, "https://10.0.0.1:2379")}
-    nodes = {c["scope"]: (c["action"], c["old"], c["new"]) for c in changes
-             if c["scope"].startswith("node ")}
-    assert nodes["node node-a of cluster prod"] == ("changed", "listed with block 1",
-                                                    "pinned to block 1")
+    assert settings == {
+        "membership.source": ("static", "etcd"),
+        "membership.endpoints": (None, "https://10.0.0.1:2379"),
+    }
+    nodes = {
+        c["scope"]: (c["action"], c["old"], c["new"])
+        for c in changes
+        if c["scope"].startswith("node ")
+    }
+    assert nodes["node node-a of cluster prod"] == (
+        "changed",
+        "listed with block 1",
+        "pinned to block 1",
+    )
 
 
 def test_a_moved_pin_strands_the_pods_of_its_old_block(tmp_path):
@@ -92,8 +112,12 @@ def test_a_moved_pin_strands_the_pods_of_its_old_block(tmp_path):
     changes = _against(tmp_path, text, text.replace("block 1\n", "block 2\n"))
     (stranded, pin) = changes[-2:]
     assert stranded["layer"] == "running pods" and stranded["breaks_running_pods"]
-    assert stranded["effect"].endswith("drain ingress-1 and re-create its pods once its agent "
-                                       "holds the new block")
-    assert (pin["subject"], pin["old"], pin["new"]) == ("ingress-1", "pinned to block 1",
-                                                        "pinned to block 2")
+    assert stranded["effect"].endswith(
+        "drain ingress-1 and re-create its pods once its agent holds the new block"
+    )
+    assert (pin["subject"], pin["old"], pin["new"]) == (
+        "ingress-1",
+        "pinned to block 1",
+        "pinned to block 2",
+    )
     assert not [c for c in changes if c["layer"] == "node" and c["subject"] != "ingress-1"]

@@ -54,20 +54,26 @@ def test_files_compile_together_and_network_chooses_among_them():
     assert "on network batch" in chosen.output
 
 
-@pytest.mark.parametrize(("args", "code"), [
-    (("--bogus",), 2),
-    (("--bogus", "--detailed-exitcode"), 1),
-    (("--port", "nonsense", "--detailed-exitcode"), 1),
-    (("--port", "nonsense"), 2),
-])
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("--bogus",), 2),
+        (("--bogus", "--detailed-exitcode"), 1),
+        (("--port", "nonsense", "--detailed-exitcode"), 1),
+        (("--port", "nonsense"), 2),
+    ],
+)
 def test_usage_errors_exit_1_under_detailed_exitcode(args, code):
     assert netc("plan", PODS, *args).exit_code == code
 
 
 def test_the_plugin_imports_neither_lark_nor_click_nor_pyroute2():
-    probe = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); import runtime.cni.plugin, "
-             "runtime.cni.commands; "
-             "print(sorted({'lark', 'click', 'pyroute2'} & set(sys.modules)))")
-    done = subprocess.run([sys.executable, "-IS", "-c", probe], capture_output=True, text=True,
-                          check=True)
+    probe = (
+        f"import sys; sys.path.insert(0, {str(ROOT)!r}); import runtime.cni.plugin, "
+        "runtime.cni.commands; "
+        "print(sorted({'lark', 'click', 'pyroute2'} & set(sys.modules)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-IS", "-c", probe], capture_output=True, text=True, check=True
+    )
     assert done.stdout.strip() == "[]"

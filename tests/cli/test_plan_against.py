@@ -14,22 +14,27 @@ from runtime.cli import main
 from tests.support import ROOT
 
 CLUSTER = (ROOT / "examples" / "cluster.netdsl").read_text()
-NODE_D = ("    node node-d {\n        address 192.168.10.14/24, fd00:192:168:10::14/64\n"
-          "        block 4\n    }\n")
+NODE_D = (
+    "    node node-d {\n        address 192.168.10.14/24, fd00:192:168:10::14/64\n"
+    "        block 4\n    }\n"
+)
 
 
 def _plan(tmp_path, old, new, *extra):
     (tmp_path / "old").mkdir(exist_ok=True)
     (tmp_path / "old" / "cluster.netdsl").write_text(old)
     (tmp_path / "cluster.netdsl").write_text(new)
-    return CliRunner().invoke(main, ["plan", str(tmp_path / "cluster.netdsl"), "--against",
-                                     str(tmp_path / "old"), *extra])
+    return CliRunner().invoke(
+        main, ["plan", str(tmp_path / "cluster.netdsl"), "--against", str(tmp_path / "old"), *extra]
+    )
 
 
 def test_comments_and_moved_lines_make_an_empty_change_plan(tmp_path):
     moved = CLUSTER.replace("    hostport {", "    # ports\n\n    hostport {")
-    moved = moved.replace("        route 0.0.0.0/0\n        route ::/0\n",
-                          "        route 0.0.0.0/0  # default\n        route ::/0\n")
+    moved = moved.replace(
+        "        route 0.0.0.0/0\n        route ::/0\n",
+        "        route 0.0.0.0/0  # default\n        route ::/0\n",
+    )
     result = _plan(tmp_path, CLUSTER, "# reviewed\n" + moved, "--detailed-exitcode")
     assert result.exit_code == 0, result.output
     assert "No changes" in result.stdout
@@ -62,10 +67,12 @@ def test_a_new_node_gives_every_peer_routes_at_once(tmp_path):
     document = json.loads(_plan(tmp_path, CLUSTER, changed, "--format", "json").stdout)
     added = [c for c in document["changes"] if c["action"] == "added"]
     assert any(c["scope"] == "node node-d of cluster prod" for c in added)
-    assert any("node-d's pods" in c["subject"] and c["scope"].startswith("node node-a")
-               for c in added)
-    assert not any(c["layer"] == "setting" and "node-a" in c["subject"]
-                   for c in document["changes"]), "another node's subnet changed"
+    assert any(
+        "node-d's pods" in c["subject"] and c["scope"].startswith("node node-a") for c in added
+    )
+    assert not any(
+        c["layer"] == "setting" and "node-a" in c["subject"] for c in document["changes"]
+    ), "another node's subnet changed"
 
 
 def test_github_format_annotates_the_changed_line(tmp_path):
@@ -76,6 +83,7 @@ def test_github_format_annotates_the_changed_line(tmp_path):
 
 def _git_revision(tmp_path, text):
     """A git repository holding `text` as cluster.netdsl, committed (HEAD)."""
+
     def git(*args):
         subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
 
@@ -88,8 +96,9 @@ def _git_revision(tmp_path, text):
 def test_against_a_git_revision(tmp_path):
     _git_revision(tmp_path, CLUSTER)
     (tmp_path / "cluster.netdsl").write_text(CLUSTER.replace("block 3", "block 9"))
-    result = CliRunner().invoke(main, ["plan", str(tmp_path / "cluster.netdsl"), "--against",
-                                       "HEAD"])
+    result = CliRunner().invoke(
+        main, ["plan", str(tmp_path / "cluster.netdsl"), "--against", "HEAD"]
+    )
     assert result.exit_code == 0, result.output
     assert "10.244.9.0/24" in result.stdout
 
@@ -115,12 +124,18 @@ def test_a_pod_cidr_change_says_it_breaks_running_pods(tmp_path, monkeypatch, go
 def test_what_breaks_running_pods_is_marked_in_the_document(tmp_path):
     changed = CLUSTER.replace("10.244.0.0/16", "10.200.0.0/16")
     document = json.loads(_plan(tmp_path, CLUSTER, changed, "--format", "json").stdout)
-    breaking = {(c["scope"], c["action"], c["subject"]) for c in document["changes"]
-                if c["breaks_running_pods"]}
+    breaking = {
+        (c["scope"], c["action"], c["subject"])
+        for c in document["changes"]
+        if c["breaks_running_pods"]
+    }
     node_a = "node node-a of cluster prod"
     assert (node_a, "removed", "gateway 10.244.1.1/24 on cni0") in breaking
-    assert (node_a, "removed",
-            "route to node-b's pods 10.244.2.0/24 via 192.168.10.12 (direct)") in breaking
+    assert (
+        node_a,
+        "removed",
+        "route to node-b's pods 10.244.2.0/24 via 192.168.10.12 (direct)",
+    ) in breaking
     assert (node_a, "changed", "running pods of network pods") in breaking
     assert not any(action == "added" for _, action, _ in breaking), breaking
     assert document["breaking_count"] == len(breaking)
@@ -139,8 +154,11 @@ def test_changes_running_pods_survive_are_not_marked(tmp_path):
 
 def test_a_renamed_bridge_breaks_the_pods_attached_to_the_old_one(tmp_path):
     changed = (ROOT / "examples" / "pods.netdsl").read_text().replace("cni0", "cni1")
-    document = json.loads(_plan(tmp_path, (ROOT / "examples" / "pods.netdsl").read_text(),
-                                changed, "--format", "json").stdout)
+    document = json.loads(
+        _plan(
+            tmp_path, (ROOT / "examples" / "pods.netdsl").read_text(), changed, "--format", "json"
+        ).stdout
+    )
     breaking = [c for c in document["changes"] if c["breaks_running_pods"]]
     assert any(c["subject"].startswith("bridge cni0") for c in breaking), breaking
     assert "cni0" in breaking[0]["breaks_running_pods"]
@@ -149,19 +167,26 @@ def test_a_renamed_bridge_breaks_the_pods_attached_to_the_old_one(tmp_path):
 def test_removed_lines_cite_the_old_revision(tmp_path):
     """node-b's block was at line 15 of HEAD; line 15 is node-c's now."""
     _git_revision(tmp_path, CLUSTER)
-    without_b = CLUSTER.replace(CLUSTER[CLUSTER.index("    node node-b {"):
-                                       CLUSTER.index("    node node-c {")], "")
+    without_b = CLUSTER.replace(
+        CLUSTER[CLUSTER.index("    node node-b {") : CLUSTER.index("    node node-c {")], ""
+    )
     (tmp_path / "cluster.netdsl").write_text(without_b)
-    result = CliRunner().invoke(main, ["plan", str(tmp_path / "cluster.netdsl"), "--against",
-                                       "HEAD", "--format", "json"])
+    result = CliRunner().invoke(
+        main, ["plan", str(tmp_path / "cluster.netdsl"), "--against", "HEAD", "--format", "json"]
+    )
     assert result.exit_code == 0, result.output
-    route = next(c for c in json.loads(result.stdout)["changes"]
-                 if c["action"] == "removed" and "node-b's pods 10.244.2.0/24" in c["subject"])
+    route = next(
+        c
+        for c in json.loads(result.stdout)["changes"]
+        if c["action"] == "removed" and "node-b's pods 10.244.2.0/24" in c["subject"]
+    )
     assert route["source"] is None
-    assert (route["old_source"]["file"], route["old_source"]["line"]) == (
-        "HEAD:cluster.netdsl", 15)
-    text = CliRunner().invoke(main, ["plan", str(tmp_path / "cluster.netdsl"), "--against",
-                                     "HEAD"]).stdout
+    assert (route["old_source"]["file"], route["old_source"]["line"]) == ("HEAD:cluster.netdsl", 15)
+    text = (
+        CliRunner()
+        .invoke(main, ["plan", str(tmp_path / "cluster.netdsl"), "--against", "HEAD"])
+        .stdout
+    )
     assert "was HEAD:cluster.netdsl:15:5" in text
     assert "cluster.netdsl:15:5" not in text.replace("HEAD:cluster.netdsl:15:5", "")
 
@@ -184,8 +209,10 @@ def test_a_new_network_that_becomes_the_nodes_default_is_called_out(tmp_path):
     """`10-batch.conflist` sorts before `10-pods.conflist`: new pods would go to batch."""
     document = json.loads(_plan(tmp_path, CLUSTER, CLUSTER + BATCH, "--format", "json").stdout)
     (default,) = [c for c in document["changes"] if c["subject"] == "default network"]
-    assert (default["old"], default["new"]) == ("pods (10-pods.conflist)",
-                                                "batch (10-batch.conflist)")
+    assert (default["old"], default["new"]) == (
+        "pods (10-pods.conflist)",
+        "batch (10-batch.conflist)",
+    )
     assert "new pods attach to `batch`" in default["effect"]
 
 

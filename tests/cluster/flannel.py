@@ -39,9 +39,13 @@ from tests.kernel.lab import Pod
 NETWORK = "10.244.0.0/16"
 MTU = 1450
 FLANNEL_CONFLIST = {
-    "name": "cbr0", "cniVersion": "0.3.1",
-    "plugins": [{"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
-                {"type": "portmap", "capabilities": {"portMappings": True}}]}
+    "name": "cbr0",
+    "cniVersion": "0.3.1",
+    "plugins": [
+        {"type": "flannel", "delegate": {"hairpinMode": True, "isDefaultGateway": True}},
+        {"type": "portmap", "capabilities": {"portMappings": True}},
+    ],
+}
 """kube-flannel.yml's cni-conf.json, which its init container copies to 10-flannel.conflist."""
 STOCK_PLUGINS = "/usr/lib/cni"
 KUBE_PROXY_MARK = "0x4000/0x4000"
@@ -49,8 +53,10 @@ KUBE_PROXY_MARK = "0x4000/0x4000"
 
 def subnet_env(node: SimNode) -> str:
     """/run/flannel/subnet.env as flanneld writes it for the node (with --ip-masq)."""
-    return (f"FLANNEL_NETWORK={NETWORK}\nFLANNEL_SUBNET={node.subnet(4)[1]}/24\n"
-            f"FLANNEL_MTU={MTU}\nFLANNEL_IPMASQ=true\n")
+    return (
+        f"FLANNEL_NETWORK={NETWORK}\nFLANNEL_SUBNET={node.subnet(4)[1]}/24\n"
+        f"FLANNEL_MTU={MTU}\nFLANNEL_IPMASQ=true\n"
+    )
 
 
 def delegate(plugin: dict[str, Any], env: str, data_dir: Path) -> dict[str, Any]:
@@ -67,9 +73,12 @@ def delegate(plugin: dict[str, Any], env: str, data_dir: Path) -> dict[str, Any]
     config.setdefault("mtu", int(values["FLANNEL_MTU"]))
     config.setdefault("isGateway", True)
     subnet = ipaddress.ip_interface(values["FLANNEL_SUBNET"]).network
-    config["ipam"] = {"type": "host-local", "ranges": [[{"subnet": str(subnet)}]],
-                      "routes": [{"dst": values["FLANNEL_NETWORK"]}],
-                      "dataDir": str(data_dir)}
+    config["ipam"] = {
+        "type": "host-local",
+        "ranges": [[{"subnet": str(subnet)}]],
+        "routes": [{"dst": values["FLANNEL_NETWORK"]}],
+        "dataDir": str(data_dir),
+    }
     return config
 
 
@@ -78,8 +87,23 @@ def start_flannel(sim: SimCluster, nodes: list[SimNode]) -> None:
     macs = {}
     for node in nodes:
         ip = ("ip", "-n", sim.ns(node))
-        sh(*ip, "link", "add", "flannel.1", "type", "vxlan", "id", "1", "dstport", "8472",
-           "local", node.address, "dev", "eth0", "nolearning")
+        sh(
+            *ip,
+            "link",
+            "add",
+            "flannel.1",
+            "type",
+            "vxlan",
+            "id",
+            "1",
+            "dstport",
+            "8472",
+            "local",
+            node.address,
+            "dev",
+            "eth0",
+            "nolearning",
+        )
         sh(*ip, "link", "set", "flannel.1", "mtu", str(MTU))
         sh(*ip, "addr", "add", f"{node.subnet(4).network_address}/32", "dev", "flannel.1")
         sh(*ip, "link", "set", "flannel.1", "up")
@@ -90,12 +114,43 @@ def start_flannel(sim: SimCluster, nodes: list[SimNode]) -> None:
         ip = ("ip", "-n", sim.ns(node))
         for peer in (n for n in nodes if n is not node):
             vtep = str(peer.subnet(4).network_address)
-            sh(*ip, "neigh", "replace", vtep, "lladdr", macs[peer.name], "dev", "flannel.1",
-               "nud", "permanent")
-            sh("bridge", "-n", sim.ns(node), "fdb", "append", macs[peer.name], "dev",
-               "flannel.1", "dst", peer.address, "self", "permanent")
-            sh(*ip, "route", "replace", str(peer.subnet(4)), "via", vtep, "dev", "flannel.1",
-               "onlink")
+            sh(
+                *ip,
+                "neigh",
+                "replace",
+                vtep,
+                "lladdr",
+                macs[peer.name],
+                "dev",
+                "flannel.1",
+                "nud",
+                "permanent",
+            )
+            sh(
+                "bridge",
+                "-n",
+                sim.ns(node),
+                "fdb",
+                "append",
+                macs[peer.name],
+                "dev",
+                "flannel.1",
+                "dst",
+                peer.address,
+                "self",
+                "permanent",
+            )
+            sh(
+                *ip,
+                "route",
+                "replace",
+                str(peer.subnet(4)),
+                "via",
+                vtep,
+                "dev",
+                "flannel.1",
+                "onlink",
+            )
 
 
 def _rules(node: SimNode) -> str:
@@ -103,20 +158,27 @@ def _rules(node: SimNode) -> str:
     pod = str(node.subnet(4))
     masq = '-m comment --comment "flanneld masq"'
     forward = '-m comment --comment "flanneld forward"'
-    return "\n".join([
-        "*nat", ":FLANNEL-POSTRTG - [0:0]",
-        f"-A POSTROUTING {masq} -j FLANNEL-POSTRTG",
-        f"-A FLANNEL-POSTRTG -m mark --mark {KUBE_PROXY_MARK} {masq} -j RETURN",
-        f"-A FLANNEL-POSTRTG -s {pod} -d {NETWORK} {masq} -j RETURN",
-        f"-A FLANNEL-POSTRTG -s {NETWORK} -d {pod} {masq} -j RETURN",
-        f"-A FLANNEL-POSTRTG ! -s {NETWORK} -d {pod} {masq} -j RETURN",
-        f"-A FLANNEL-POSTRTG -s {NETWORK} ! -d 224.0.0.0/4 {masq} -j MASQUERADE --random-fully",
-        f"-A FLANNEL-POSTRTG ! -s {NETWORK} -d {NETWORK} {masq} -j MASQUERADE --random-fully",
-        "COMMIT", "*filter", ":FLANNEL-FWD - [0:0]",
-        f"-A FORWARD {forward} -j FLANNEL-FWD",
-        f"-A FLANNEL-FWD -s {NETWORK} {forward} -j ACCEPT",
-        f"-A FLANNEL-FWD -d {NETWORK} {forward} -j ACCEPT",
-        "COMMIT", ""])
+    return "\n".join(
+        [
+            "*nat",
+            ":FLANNEL-POSTRTG - [0:0]",
+            f"-A POSTROUTING {masq} -j FLANNEL-POSTRTG",
+            f"-A FLANNEL-POSTRTG -m mark --mark {KUBE_PROXY_MARK} {masq} -j RETURN",
+            f"-A FLANNEL-POSTRTG -s {pod} -d {NETWORK} {masq} -j RETURN",
+            f"-A FLANNEL-POSTRTG -s {NETWORK} -d {pod} {masq} -j RETURN",
+            f"-A FLANNEL-POSTRTG ! -s {NETWORK} -d {pod} {masq} -j RETURN",
+            f"-A FLANNEL-POSTRTG -s {NETWORK} ! -d 224.0.0.0/4 {masq} -j MASQUERADE --random-fully",
+            f"-A FLANNEL-POSTRTG ! -s {NETWORK} -d {NETWORK} {masq} -j MASQUERADE --random-fully",
+            "COMMIT",
+            "*filter",
+            ":FLANNEL-FWD - [0:0]",
+            f"-A FORWARD {forward} -j FLANNEL-FWD",
+            f"-A FLANNEL-FWD -s {NETWORK} {forward} -j ACCEPT",
+            f"-A FLANNEL-FWD -d {NETWORK} {forward} -j ACCEPT",
+            "COMMIT",
+            "",
+        ]
+    )
 
 
 class FlannelCluster(SimCluster):
@@ -132,31 +194,49 @@ class FlannelCluster(SimCluster):
 
     def source(self) -> str:
         """flannel's network as netc runs it: the guide's cluster block and network."""
-        nodes = "".join(f"    node {n.name} {{\n        address {n.address}/24\n"
-                        f"        subnet {n.subnet(4)}\n    }}\n" for n in self.listed)
-        return (f"cluster {CLUSTER} {{\n    pod-cidr {NETWORK}\n    routing vxlan\n{nodes}}}\n\n"
-                "network cbr0 {\n    cni 0.3.1\n    priority 10\n    state-dir \"{state}\"\n"
-                "    bridge cni0 { gateway; masquerade; hairpin }\n"
-                f"    ipam {{ cluster {CLUSTER}; data-dir \"{{data}}\"; route 0.0.0.0/0 }}\n"
-                "    hostport\n}\n")
+        nodes = "".join(
+            f"    node {n.name} {{\n        address {n.address}/24\n"
+            f"        subnet {n.subnet(4)}\n    }}\n"
+            for n in self.listed
+        )
+        return (
+            f"cluster {CLUSTER} {{\n    pod-cidr {NETWORK}\n    routing vxlan\n{nodes}}}\n\n"
+            'network cbr0 {\n    cni 0.3.1\n    priority 10\n    state-dir "{state}"\n'
+            "    bridge cni0 { gateway; masquerade; hairpin }\n"
+            f'    ipam {{ cluster {CLUSTER}; data-dir "{{data}}"; route 0.0.0.0/0 }}\n'
+            "    hostport\n}\n"
+        )
 
     def flannel_invocation(self, node: SimNode, pod: Pod) -> driver.Invocation:
         """How the runtime calls the node's CNI plugins for a pod: the node's result cache."""
-        return driver.Invocation(pod.container_id, pod.netns, "eth0", "", (), None,
-                                 (str(self.bin_dir), STOCK_PLUGINS),
-                                 str(self.tmp / node.name / "cache"), self.ns(node))
+        return driver.Invocation(
+            pod.container_id,
+            pod.netns,
+            "eth0",
+            "",
+            (),
+            None,
+            (str(self.bin_dir), STOCK_PLUGINS),
+            str(self.tmp / node.name / "cache"),
+            self.ns(node),
+        )
 
     def add_flannel_pod(self, node: SimNode) -> str:
         """A pod attached as flannel's plugin attaches it, answering on port 80; its address."""
         directory = self.tmp / node.name
         directory.mkdir(exist_ok=True)
         config = delegate(FLANNEL_CONFLIST["plugins"][0], subnet_env(node), directory / "ipam")
-        conflist = {"cniVersion": FLANNEL_CONFLIST["cniVersion"],
-                    "name": FLANNEL_CONFLIST["name"], "plugins": [config]}
-        pod = Pod(self.netns(f"{node.name}-flannel"),
-                  f"{self.tag}-{node.name}-{secrets.token_hex(4)}")
-        result = driver.add(driver.Conflist(json.dumps(conflist).encode()),
-                            self.flannel_invocation(node, pod))
+        conflist = {
+            "cniVersion": FLANNEL_CONFLIST["cniVersion"],
+            "name": FLANNEL_CONFLIST["name"],
+            "plugins": [config],
+        }
+        pod = Pod(
+            self.netns(f"{node.name}-flannel"), f"{self.tag}-{node.name}-{secrets.token_hex(4)}"
+        )
+        result = driver.add(
+            driver.Conflist(json.dumps(conflist).encode()), self.flannel_invocation(node, pod)
+        )
         (address,) = [str(ipaddress.ip_interface(ip["address"]).ip) for ip in result["ips"]]
         self.serve(pod.name, "tcp", POD_PORT, f"{node.name}-flannel")
         self.flannel_pods[node.name] = (pod, address)

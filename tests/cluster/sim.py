@@ -92,9 +92,17 @@ class SimPod:
 class SimCluster(Namespaces):
     """The namespaces, the cluster's source and its nodes; see the module docstring."""
 
-    def __init__(self, tmp: Path, bin_dir: Path, mode: str, dual: bool,
-                 nodes: tuple[SimNode, ...], *, ipv6_underlay: bool = False,
-                 target: str = "netc") -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        bin_dir: Path,
+        mode: str,
+        dual: bool,
+        nodes: tuple[SimNode, ...],
+        *,
+        ipv6_underlay: bool = False,
+        target: str = "netc",
+    ) -> None:
         super().__init__(tmp)
         self.bin_dir = bin_dir
         self.mode = mode
@@ -137,8 +145,21 @@ class SimCluster(Namespaces):
     def _plug(self, netns: str, port: str, address: str, address6: str, routed: bool) -> None:
         """`eth0` of a namespace on the switch, with its addresses; `routed`: default routes
         through the router."""
-        sh("ip", "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name", "eth0",
-           "netns", netns)
+        sh(
+            "ip",
+            "-n",
+            self.switch,
+            "link",
+            "add",
+            port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            netns,
+        )
         sh("ip", "-n", self.switch, "link", "set", port, "master", "br0", "up")
         self._address(netns, "eth0", address, address6)
         if routed:
@@ -149,8 +170,13 @@ class SimCluster(Namespaces):
         """A namespace on the switch at 198.18.10.HOST (and fd00:198:10::HOST), routed like a
         node: a service between the nodes (an etcd member)."""
         netns = self.netns(role)
-        self._plug(netns, role[-15:], f"198.18.10.{host}", f"fd00:198:10::{host}",
-                   routed=self.router is not None)
+        self._plug(
+            netns,
+            role[-15:],
+            f"198.18.10.{host}",
+            f"fd00:198:10::{host}",
+            routed=self.router is not None,
+        )
         return netns
 
     def _address(self, netns: str, dev: str, address: str, address6: str) -> None:
@@ -164,8 +190,17 @@ class SimCluster(Namespaces):
         self._plug(self.router, "rt", "198.18.10.1", "fd00:198:10::1", routed=False)
         # the client reaches node-d's underlay through the router, never the pod CIDRs
         sh("ip", "-n", self.client, "route", "add", "198.18.20.0/24", "via", "198.18.10.1")
-        sh("ip", "-n", self.client, "-6", "route", "add", "fd00:198:20::/64", "via",
-           "fd00:198:10::1")
+        sh(
+            "ip",
+            "-n",
+            self.client,
+            "-6",
+            "route",
+            "add",
+            "fd00:198:20::/64",
+            "via",
+            "fd00:198:10::1",
+        )
         self.run(self.router, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         self.run(self.router, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
 
@@ -176,8 +211,21 @@ class SimCluster(Namespaces):
             self._plug(netns, node.name, node.address, node.address6, routed=True)
         else:
             assert self.router is not None
-            sh("ip", "-n", self.router, "link", "add", "eth1", "type", "veth", "peer", "name",
-               "eth0", "netns", netns)
+            sh(
+                "ip",
+                "-n",
+                self.router,
+                "link",
+                "add",
+                "eth1",
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                netns,
+            )
             self._address(self.router, "eth1", "198.18.20.1", "fd00:198:20::1")
             self._address(netns, "eth0", node.address, node.address6)
             sh("ip", "-n", netns, "route", "add", "default", "via", "198.18.20.1")
@@ -199,24 +247,34 @@ class SimCluster(Namespaces):
             f"    node {n.name} {{\n        address "
             + (f"{n.address6}/64" if self.ipv6_underlay else f"{n.address}/24")
             + (f", {n.address6}/64" if self.dual and not self.ipv6_underlay else "")
-            + f"\n        block {n.block}\n    }}\n" for n in self.listed)
+            + f"\n        block {n.block}\n    }}\n"
+            for n in self.listed
+        )
         routes = "route 0.0.0.0/0" + ("; route ::/0" if self.dual else "")
-        tunnel = ("" if self.mode == "host-gw"  # host-gw has no tunnel to set (E610)
-                  else f" {{ vni {self.vni}; underlay-mtu {UNDERLAY_MTU} }}")
-        return (f"cluster {CLUSTER} {{\n    pod-cidr {cidrs}\n    node-block {blocks}\n"
-                f"    routing {self.mode}{tunnel}\n"
-                f"{nodes}}}\n\n"
-                "network pods {\n    state-dir \"{state}\"\n"
-                "    bridge cni0 { gateway; masquerade }\n"
-                f"    ipam {{ cluster {CLUSTER}; data-dir \"{{data}}\"; {routes} }}\n"
-                "    hostport\n}\n")
+        tunnel = (
+            ""
+            if self.mode == "host-gw"  # host-gw has no tunnel to set (E610)
+            else f" {{ vni {self.vni}; underlay-mtu {UNDERLAY_MTU} }}"
+        )
+        return (
+            f"cluster {CLUSTER} {{\n    pod-cidr {cidrs}\n    node-block {blocks}\n"
+            f"    routing {self.mode}{tunnel}\n"
+            f"{nodes}}}\n\n"
+            'network pods {\n    state-dir "{state}"\n'
+            "    bridge cni0 { gateway; masquerade }\n"
+            f'    ipam {{ cluster {CLUSTER}; data-dir "{{data}}"; {routes} }}\n'
+            "    hostport\n}\n"
+        )
 
     def source_file(self, node: SimNode) -> Path:
         """The source as the node sees it (its own directories), written for the CLI."""
         directory = self.tmp / node.name
         directory.mkdir(exist_ok=True)
-        text = self.source().replace("{state}", str(directory / "state")).replace(
-            "{data}", str(directory / "ipam"))
+        text = (
+            self.source()
+            .replace("{state}", str(directory / "state"))
+            .replace("{data}", str(directory / "ipam"))
+        )
         path = directory / "cluster.netdsl"
         path.write_text(text)
         return path
@@ -230,16 +288,16 @@ class SimCluster(Namespaces):
 
     def conflist(self, node: SimNode) -> str:
         """The node's conflist: `netc build --target TARGET --node NAME`."""
-        done = self.netc("build", "--target", self.target, "--node", node.name,
-                         str(self.source_file(node)))
+        done = self.netc(
+            "build", "--target", self.target, "--node", node.name, str(self.source_file(node))
+        )
         assert done.returncode == 0, done.stderr
         return done.stdout
 
     def conflists(self, nodes: list[SimNode]) -> dict[str, str]:
         """Several nodes' conflists, built concurrently, by node name."""
         with ThreadPoolExecutor(max_workers=len(nodes)) as pool:
-            return dict(zip([n.name for n in nodes], pool.map(self.conflist, nodes),
-                            strict=True))
+            return dict(zip([n.name for n in nodes], pool.map(self.conflist, nodes), strict=True))
 
     def mac(self, node: SimNode) -> str:
         """The MAC of a node's VXLAN device (derived from cluster and node names)."""
@@ -250,16 +308,30 @@ class SimCluster(Namespaces):
 
     def netc(self, *arguments: str) -> subprocess.CompletedProcess:
         """The netc command line."""
-        return subprocess.run([sys.executable, "-m", "runtime.cli", *arguments],
-                              capture_output=True, text=True, check=False, timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "runtime.cli", *arguments],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
 
     def apply(self, node: SimNode, *extra: str) -> subprocess.CompletedProcess:
         """`netc apply --node` inside the node, exit codes detailed (0 nothing, 2 changes)."""
-        return self.netc("apply", str(self.source_file(node)), "--node", node.name,
-                         "--node-netns", self.ns(node), "--detailed-exitcode", *extra)
+        return self.netc(
+            "apply",
+            str(self.source_file(node)),
+            "--node",
+            node.name,
+            "--node-netns",
+            self.ns(node),
+            "--detailed-exitcode",
+            *extra,
+        )
 
-    def apply_all(self, nodes: list[SimNode] | None = None
-                  ) -> dict[str, subprocess.CompletedProcess]:
+    def apply_all(
+        self, nodes: list[SimNode] | None = None
+    ) -> dict[str, subprocess.CompletedProcess]:
         """`netc apply` on several nodes at once (they share nothing); each must succeed."""
         chosen = nodes if nodes is not None else self.listed
         with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
@@ -270,18 +342,30 @@ class SimCluster(Namespaces):
 
     def plan_live(self, node: SimNode) -> subprocess.CompletedProcess:
         """`netc plan --live --node ... --detailed-exitcode --format json` against the node."""
-        return self.netc("plan", str(self.source_file(node)), "--node", node.name, "--live",
-                         "--node-netns", self.ns(node), "--detailed-exitcode", "--format", "json")
+        return self.netc(
+            "plan",
+            str(self.source_file(node)),
+            "--node",
+            node.name,
+            "--live",
+            "--node-netns",
+            self.ns(node),
+            "--detailed-exitcode",
+            "--format",
+            "json",
+        )
 
     @staticmethod
-    def pending(done: subprocess.CompletedProcess, states: tuple[str, ...] = ("create",
-                                                                             "different")
-                ) -> list[str]:
+    def pending(
+        done: subprocess.CompletedProcess, states: tuple[str, ...] = ("create", "different")
+    ) -> list[str]:
         """What a live plan says needs doing (or, given `states`, what is in those): each
         operation's summary and live detail."""
-        return [f"{op['summary']}: {op['live']['state']} {op['live']['detail'] or ''}".strip()
-                for op in json.loads(done.stdout)["operations"]
-                if op["live"]["state"] in states]
+        return [
+            f"{op['summary']}: {op['live']['state']} {op['live']['detail'] or ''}".strip()
+            for op in json.loads(done.stdout)["operations"]
+            if op["live"]["state"] in states
+        ]
 
     # pods
 
@@ -294,17 +378,31 @@ class SimCluster(Namespaces):
         """
         path = self.tmp / node.name / "pods.conflist"
         path.write_text(self.conflist(node))
-        pod = Pod(self.netns(f"{node.name}-{role}"),
-                  f"{self.tag}-{node.name}-{secrets.token_hex(4)}")
+        pod = Pod(
+            self.netns(f"{node.name}-{role}"), f"{self.tag}-{node.name}-{secrets.token_hex(4)}"
+        )
         who = driver.Invocation(
-            pod.container_id, pod.netns, "eth0", "",
-            (mapping_from_option(f"{host_port}:{POD_PORT}"),), None,
-            (str(self.bin_dir), "/usr/lib/cni"), str(self.tmp / node.name / "cache"),
-            self.ns(node))
+            pod.container_id,
+            pod.netns,
+            "eth0",
+            "",
+            (mapping_from_option(f"{host_port}:{POD_PORT}"),),
+            None,
+            (str(self.bin_dir), "/usr/lib/cni"),
+            str(self.tmp / node.name / "cache"),
+            self.ns(node),
+        )
         result = driver.add(driver.Conflist(path.read_bytes()), who)
-        found = SimPod(node, pod, {ipaddress.ip_interface(ip["address"]).version:
-                                   str(ipaddress.ip_interface(ip["address"]).ip)
-                                   for ip in result["ips"]})
+        found = SimPod(
+            node,
+            pod,
+            {
+                ipaddress.ip_interface(ip["address"]).version: str(
+                    ipaddress.ip_interface(ip["address"]).ip
+                )
+                for ip in result["ips"]
+            },
+        )
         self.serve(pod.name, "tcp", POD_PORT, node.name)
         self.pods[node.name] = found
         return found
@@ -334,5 +432,7 @@ class SimCluster(Namespaces):
 
     def routes(self, node: SimNode) -> list[dict[str, Any]]:
         """Every route of the main table, both families."""
-        return [*self.ip_json(node, "-4", "route", "show"),
-                *self.ip_json(node, "-6", "route", "show")]
+        return [
+            *self.ip_json(node, "-4", "route", "show"),
+            *self.ip_json(node, "-6", "route", "show"),
+        ]

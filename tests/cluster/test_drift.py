@@ -45,8 +45,10 @@ def test_apply_puts_a_flushed_nat_table_back_and_says_so(cluster):
     repair = cluster.apply(NODE_A)
     assert repair.returncode == 2, repair.stderr
     (line,) = repair.stdout.splitlines()
-    assert line.startswith("+ NAT of network pods (IPv4): ") and "(repaired: no jump from " \
-        "POSTROUTING to NETC-PO-" in line, repair.stdout
+    assert (
+        line.startswith("+ NAT of network pods (IPv4): ")
+        and "(repaired: no jump from POSTROUTING to NETC-PO-" in line
+    ), repair.stdout
     assert _egress(cluster) == f"client {NODE_A.address}"
     assert cluster.plan_live(NODE_A).returncode == 0
     assert cluster.apply(NODE_A).returncode == 0
@@ -64,9 +66,9 @@ def test_apply_repairs_a_bridge_mtu_and_says_what_it_was(cluster):
     repair = cluster.apply(NODE_A)
     assert repair.returncode == 2
     assert repair.stdout.splitlines() == [
-        f"+ bridge cni0 mtu {cluster.pod_mtu} (repaired: mtu 1400, want {cluster.pod_mtu})"]
-    (bridge,) = json.loads(sh("ip", "-j", "-n", cluster.ns(NODE_A), "link", "show",
-                              "cni0").stdout)
+        f"+ bridge cni0 mtu {cluster.pod_mtu} (repaired: mtu 1400, want {cluster.pod_mtu})"
+    ]
+    (bridge,) = json.loads(sh("ip", "-j", "-n", cluster.ns(NODE_A), "link", "show", "cni0").stdout)
     assert bridge["mtu"] == cluster.pod_mtu
 
 
@@ -91,8 +93,9 @@ def test_an_apply_that_fails_partway_has_printed_every_change_it_made(tmp_path, 
         assert made and all(line.startswith("+ ") for line in made), failed.stderr
         assert any(line.startswith("+ NAT of network pods") for line in made)
         assert f"the {len(made)} changes above stay" in failed.stderr
-        assert f"route to node-b's pods 10.244.2.0/24 via {NODE_B.address} (direct)" in \
-            failed.stderr
+        assert (
+            f"route to node-b's pods 10.244.2.0/24 via {NODE_B.address} (direct)" in failed.stderr
+        )
         _underlay_back(sim)
         again = sim.apply(NODE_A)
         assert again.returncode == 2, again.stderr
@@ -106,14 +109,23 @@ def test_the_agent_logs_each_change_as_it_makes_it_then_the_failure(tmp_path, bi
         compilation = sim.compiled(NODE_A)
         config = tmp_path / "netc.json"
         config.write_text(kubernetes.render_config(compilation.clusters, compilation.networks))
-        agent = Agent(Options(str(config), NODE_A.name, str(tmp_path / "net.d"),
-                              str(tmp_path / "bin"), str(tmp_path / "cni.sock"),
-                              health_port=None, node_netns=sim.ns(NODE_A)))
+        agent = Agent(
+            Options(
+                str(config),
+                NODE_A.name,
+                str(tmp_path / "net.d"),
+                str(tmp_path / "bin"),
+                str(tmp_path / "cni.sock"),
+                health_port=None,
+                node_netns=sim.ns(NODE_A),
+            )
+        )
         agent.converge()
         assert not agent.ready and "route to node-b's pods" in agent.problem, agent.problem
         logged = capfd.readouterr().err.splitlines()
         applied = [line for line in logged if line.startswith("netc agent: applied + ")]
         assert any("NAT of network pods" in line for line in applied), logged
         assert logged.index(applied[-1]) < next(
-            i for i, line in enumerate(logged) if line.startswith("netc agent: not ready: "))
+            i for i, line in enumerate(logged) if line.startswith("netc agent: not ready: ")
+        )
         assert not (tmp_path / "net.d").exists(), "a conflist was written by a failed converge"

@@ -31,8 +31,7 @@ def make(tmp_path, bin_dir):
 
 
 def _link(sim: SimCluster, name: str) -> dict | None:
-    found = [link for link in sim.ip_json(NODE_A, "-d", "link", "show")
-             if link["ifname"] == name]
+    found = [link for link in sim.ip_json(NODE_A, "-d", "link", "show") if link["ifname"] == name]
     return found[0] if found else None
 
 
@@ -40,12 +39,16 @@ def _ip(sim: SimCluster, command: str) -> None:
     sh("ip", "-n", sim.ns(NODE_A), *command.split())
 
 
-@pytest.mark.parametrize("squatter", [
-    "type veth peer name netc-peer",
-    "type vxlan id 1 dstport 8472 local 198.18.10.11 nolearning",
-])
+@pytest.mark.parametrize(
+    "squatter",
+    [
+        "type veth peer name netc-peer",
+        "type vxlan id 1 dstport 8472 local 198.18.10.11 nolearning",
+    ],
+)
 def test_a_link_of_the_devices_name_that_netc_does_not_own_is_refused_and_left_alone(
-        make, squatter):
+    make, squatter
+):
     sim = make("vxlan")
     _ip(sim, f"link add {DEVICE} {squatter}")
     before = _link(sim, DEVICE)
@@ -65,8 +68,10 @@ def test_a_route_in_the_way_of_a_peers_is_refused_and_left_alone(make):
     _ip(sim, "route add 10.244.2.0/24 via 198.18.10.99 proto static")
     done = sim.apply(NODE_A)
     assert done.returncode == 1
-    assert ("a route to 10.244.2.0/24 that netc does not own is in the way (10.244.2.0/24 via "
-            "198.18.10.99 dev eth0 proto static)") in done.stderr, done.stderr
+    assert (
+        "a route to 10.244.2.0/24 that netc does not own is in the way (10.244.2.0/24 via "
+        "198.18.10.99 dev eth0 proto static)"
+    ) in done.stderr, done.stderr
     assert not done.stdout, "refused before any change"
     (route,) = sim.ip_json(NODE_A, "route", "show", "10.244.2.0/24")
     assert (route["gateway"], route["protocol"]) == ("198.18.10.99", "static")
@@ -86,21 +91,27 @@ def test_a_changed_tunnel_recreates_the_device_and_a_changed_mtu_is_repaired_in_
     repaired = sim.apply(NODE_A)
     assert repaired.stdout.splitlines() == [
         f"+ VXLAN device {DEVICE} (VNI 5, UDP 8472, from {NODE_A.address}, mtu 1450) "
-        "(repaired: mtu 1400, want 1450)"]
+        "(repaired: mtu 1400, want 1450)"
+    ]
     assert _link(sim, DEVICE)["ifindex"] == link["ifindex"]
 
 
 def test_a_device_whose_creation_was_interrupted_before_its_alias_is_adopted(make):
     sim = make("vxlan")
-    _ip(sim, f"link add {DEVICE} address {sim.mac(NODE_A)} mtu 1450 type vxlan id 1 dstport "
-        f"8472 local {NODE_A.address} nolearning")
+    _ip(
+        sim,
+        f"link add {DEVICE} address {sim.mac(NODE_A)} mtu 1450 type vxlan id 1 dstport "
+        f"8472 local {NODE_A.address} nolearning",
+    )
     index = _link(sim, DEVICE)["ifindex"]
     done = sim.apply(NODE_A, "--format", "json")
     assert done.returncode == 2, done.stderr
     (vxlan,) = [c for c in json.loads(done.stdout)["changes"] if c["kind"] == "link.vxlan"]
     assert vxlan["notes"] == ["repaired: alias None, want netc cluster sim"]
     assert (_link(sim, DEVICE)["ifindex"], _link(sim, DEVICE)["ifalias"]) == (
-        index, "netc cluster sim")
+        index,
+        "netc cluster sim",
+    )
 
 
 def test_switching_to_host_gw_removes_netcs_device_and_keeps_anybody_elses(make):
@@ -114,7 +125,9 @@ def test_switching_to_host_gw_removes_netcs_device_and_keeps_anybody_elses(make)
     assert _link(sim, DEVICE) is None and _link(sim, "vx-other") is not None
     routes = {r["dst"]: r for r in sim.routes(NODE_A) if r.get("protocol") == "78"}
     assert {dst: (r["gateway"], r["dev"]) for dst, r in routes.items()} == {
-        "10.244.2.0/24": (NODE_B.address, "eth0"), "10.244.3.0/24": (NODE_C.address, "eth0")}
+        "10.244.2.0/24": (NODE_B.address, "eth0"),
+        "10.244.3.0/24": (NODE_C.address, "eth0"),
+    }
     assert sim.plan_live(NODE_A).returncode == 0
 
 

@@ -21,8 +21,14 @@ CLIENT_PORT = 9000
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory, bin_dir):
-    with SimCluster(tmp_path_factory.mktemp("reference"), bin_dir, "host-gw", False,
-                    (NODE_A, NODE_B), target="reference") as sim:
+    with SimCluster(
+        tmp_path_factory.mktemp("reference"),
+        bin_dir,
+        "host-gw",
+        False,
+        (NODE_A, NODE_B),
+        target="reference",
+    ) as sim:
         sim.apply_all()
         sim.add_pods([NODE_A, NODE_B])
         sim.serve(sim.client, "tcp", CLIENT_PORT, "client")
@@ -36,12 +42,17 @@ def test_the_pods_are_attached_by_the_stock_bridge_plugin(cluster):
 
 def test_a_pod_on_another_node_sees_the_calling_pods_own_address(cluster):
     pairs = [(NODE_A, NODE_B), (NODE_B, NODE_A)]
-    answers = cluster.ask_all([(cluster.pods[s.name].pod.name,
-                                cluster.pods[t.name].addresses[4], POD_PORT) for s, t in pairs])
+    answers = cluster.ask_all(
+        [
+            (cluster.pods[s.name].pod.name, cluster.pods[t.name].addresses[4], POD_PORT)
+            for s, t in pairs
+        ]
+    )
     assert answers == [f"{t.name} {cluster.pods[s.name].addresses[4]}" for s, t in pairs]
 
 
 def test_a_pod_reaches_the_outside_world_masqueraded_to_its_nodes_address(cluster):
-    answers = cluster.ask_all([(cluster.pods[n.name].pod.name, CLIENT, CLIENT_PORT)
-                               for n in (NODE_A, NODE_B)])
+    answers = cluster.ask_all(
+        [(cluster.pods[n.name].pod.name, CLIENT, CLIENT_PORT) for n in (NODE_A, NODE_B)]
+    )
     assert answers == [f"client {n.address}" for n in (NODE_A, NODE_B)]

@@ -32,19 +32,26 @@ def cluster(tmp_path, bin_dir):
 
 def _tables(sim: SimCluster) -> dict[str, object]:
     state = sim.kernel_state(sim.ns(NODE_A))
-    state["raw"] = sorted(line for line in sim.run(sim.ns(NODE_A), "iptables-save", "-t",
-                                                   "raw").stdout.splitlines()
-                          if not line.startswith(("#", ":")))
+    state["raw"] = sorted(
+        line
+        for line in sim.run(sim.ns(NODE_A), "iptables-save", "-t", "raw").stdout.splitlines()
+        if not line.startswith(("#", ":"))
+    )
     return state
 
 
 def _node_like_the_agents(sim: SimCluster, root: Path) -> dict[str, Path]:
     """node-a's conf and bin dirs and socket as the agent leaves them; a foreign conflist."""
-    where = {"conf": root / "net.d", "bin": root / "bin", "socket": root / "run" / "cni.sock",
-             "memory": root / "memory"}
+    where = {
+        "conf": root / "net.d",
+        "bin": root / "bin",
+        "socket": root / "run" / "cni.sock",
+        "memory": root / "memory",
+    }
     compiled = sim.compiled(NODE_A)
-    write_conflists(str(where["conf"]),
-                    networks_for_node(compiled.networks, compiled.clusters, NODE_A.name))
+    write_conflists(
+        str(where["conf"]), networks_for_node(compiled.networks, compiled.clusters, NODE_A.name)
+    )
     (where["conf"] / FOREIGN).write_text("{}\n")
     for name, content in plugin_files(str(where["bin"]), str(where["socket"])):
         install_plugin(str(where["bin"]), content, name)
@@ -54,12 +61,24 @@ def _node_like_the_agents(sim: SimCluster, root: Path) -> dict[str, Path]:
     return where
 
 
-def _uninstall(sim: SimCluster, where: dict[str, Path], *flags: str
-               ) -> subprocess.CompletedProcess:
-    return sim.netc("uninstall", str(sim.source_file(NODE_A)), "--node", NODE_A.name,
-                    "--node-netns", sim.ns(NODE_A), "--cni-conf-dir", str(where["conf"]),
-                    "--cni-bin-dir", str(where["bin"]), "--socket", str(where["socket"]),
-                    "--memory-dir", str(where["memory"]), *flags)
+def _uninstall(sim: SimCluster, where: dict[str, Path], *flags: str) -> subprocess.CompletedProcess:
+    return sim.netc(
+        "uninstall",
+        str(sim.source_file(NODE_A)),
+        "--node",
+        NODE_A.name,
+        "--node-netns",
+        sim.ns(NODE_A),
+        "--cni-conf-dir",
+        str(where["conf"]),
+        "--cni-bin-dir",
+        str(where["bin"]),
+        "--socket",
+        str(where["socket"]),
+        "--memory-dir",
+        str(where["memory"]),
+        *flags,
+    )
 
 
 def test_uninstall_leaves_a_fresh_node_and_a_redeploy_works(cluster, tmp_path):
@@ -72,8 +91,10 @@ def test_uninstall_leaves_a_fresh_node_and_a_redeploy_works(cluster, tmp_path):
 
     refused = _uninstall(cluster, where, "--apply")
     assert refused.returncode == 1
-    assert "nothing removed: 1 pod attachment of network pods still on the node" in \
-        refused.stderr and "give --force to run their DEL" in refused.stderr
+    assert (
+        "nothing removed: 1 pod attachment of network pods still on the node" in refused.stderr
+        and "give --force to run their DEL" in refused.stderr
+    )
     with socket.socket(socket.AF_UNIX) as server:  # an agent at work
         where["socket"].unlink()
         server.bind(str(where["socket"]))
@@ -85,14 +106,18 @@ def test_uninstall_leaves_a_fresh_node_and_a_redeploy_works(cluster, tmp_path):
     assert dry.returncode == 0, dry.stderr
     assert _tables(cluster) == with_netc, "a dry run changed the node"
     said = dry.stdout.splitlines()
-    for expected in (f"would remove pod {cluster.pods[NODE_A.name].pod.container_id}/eth0",
-                     f"would remove conflist {where['conf']}/10-pods.conflist",
-                     f"would remove plugin {where['bin']}/netc-cni",
-                     f"would remove plugin {where['bin']}/.netc-cni-cold",
-                     f"would remove socket {where['socket']}",
-                     "would remove IPv4 nat chains NETC-PO-", "would remove IPv4 raw chains",
-                     "would remove bridge cni0", "would remove netc's link netc.1",
-                     "stays: net.ipv4.ip_forward"):
+    for expected in (
+        f"would remove pod {cluster.pods[NODE_A.name].pod.container_id}/eth0",
+        f"would remove conflist {where['conf']}/10-pods.conflist",
+        f"would remove plugin {where['bin']}/netc-cni",
+        f"would remove plugin {where['bin']}/.netc-cni-cold",
+        f"would remove socket {where['socket']}",
+        "would remove IPv4 nat chains NETC-PO-",
+        "would remove IPv4 raw chains",
+        "would remove bridge cni0",
+        "would remove netc's link netc.1",
+        "stays: net.ipv4.ip_forward",
+    ):
         assert any(line.startswith(expected) for line in said), (expected, dry.stdout)
 
     done = _uninstall(cluster, where, "--force", "--apply")

@@ -38,17 +38,27 @@ def build(example: str, target: str, version: str | None) -> dict[str, str]:
     assert compilation.ok, render_text(compilation.diagnostics, sources)
     folders = {"": list(compilation.networks)}
     if needs_node(compilation.networks):
-        folders = {f"{node}/": networks_for_node(compilation.networks, compilation.clusters,
-                                                 node) for node in nodes(compilation.clusters)}
-    found = sort_diagnostics(set(
-        d for built in folders.values() for n in built
-        for d in emit.target_diagnostics(n, target, version or n.cni_version,
-                                         compilation.clusters)))
+        folders = {
+            f"{node}/": networks_for_node(compilation.networks, compilation.clusters, node)
+            for node in nodes(compilation.clusters)
+        }
+    found = sort_diagnostics(
+        set(
+            d
+            for built in folders.values()
+            for n in built
+            for d in emit.target_diagnostics(
+                n, target, version or n.cni_version, compilation.clusters
+            )
+        )
+    )
     files = {"diagnostics.txt": render_text(found, sources)} if found else {}
     if not has_errors(found):
-        files.update((f"{folder}{emit.file_name(n)}",
-                      emit.render(emit.conflist(n, target, version)))
-                     for folder, built in folders.items() for n in built)
+        files.update(
+            (f"{folder}{emit.file_name(n)}", emit.render(emit.conflist(n, target, version)))
+            for folder, built in folders.items()
+            for n in built
+        )
     return files
 
 
@@ -56,8 +66,9 @@ def build(example: str, target: str, version: str | None) -> dict[str, str]:
 @pytest.mark.parametrize("target", emit.TARGETS)
 @pytest.mark.parametrize("example", EXAMPLE_SETS)
 def test_build_matches_golden(example, target, version, golden):
-    golden.check_tree(f"golden/build/{example}/{target}-{version_id(version)}",
-                      build(example, target, version))
+    golden.check_tree(
+        f"golden/build/{example}/{target}-{version_id(version)}", build(example, target, version)
+    )
 
 
 PASSTHROUGH = [name for name in EXAMPLE_SETS if name.startswith("k8s-") or name == "flannel"]
@@ -75,9 +86,13 @@ def test_netc_target_refuses_passthrough_plugins(example, version):
 def test_chained_plugins_follow_netc_cni_as_they_follow_the_stock_plugins(version):
     """podman's firewall and tuning: after netc-cni in the netc target, in the order and
     with the options of the reference target's chain."""
+
     def plugins(target: str) -> list[dict]:
-        (conflist,) = [json.loads(text) for name, text in build("podman", target, version).items()
-                       if name.endswith(".conflist")]
+        (conflist,) = [
+            json.loads(text)
+            for name, text in build("podman", target, version).items()
+            if name.endswith(".conflist")
+        ]
         return conflist["plugins"]
 
     netc, reference = plugins("netc"), plugins("reference")
@@ -112,10 +127,16 @@ def calico(last_plugin: dict) -> dict:
     }
 
 
-@pytest.mark.parametrize(("example", "expected"), [
-    ("k8s-calico-portmap", calico({"type": "portmap", "capabilities": {"portMappings": True}})),
-    ("k8s-calico-bandwidth", calico({"type": "bandwidth", "capabilities": {"bandwidth": True}})),
-])
+@pytest.mark.parametrize(
+    ("example", "expected"),
+    [
+        ("k8s-calico-portmap", calico({"type": "portmap", "capabilities": {"portMappings": True}})),
+        (
+            "k8s-calico-bandwidth",
+            calico({"type": "bandwidth", "capabilities": {"bandwidth": True}}),
+        ),
+    ],
+)
 def test_kubernetes_network_plugins_page(example, expected):
     files = build(example, "reference", None)
     assert list(files) == ["10-k8s-pod-network.conflist"]
@@ -123,16 +144,27 @@ def test_kubernetes_network_plugins_page(example, expected):
 
 
 def build_everything() -> dict[str, dict[str, str]]:
-    return {f"{example}/{target}": build(example, target, None)
-            for example in EXAMPLE_SETS for target in emit.TARGETS}
+    return {
+        f"{example}/{target}": build(example, target, None)
+        for example in EXAMPLE_SETS
+        for target in emit.TARGETS
+    }
 
 
 def build_everything_in_a_new_process(hash_seed: str) -> dict[str, dict[str, str]]:
-    script = ("import json; from tests.compiler.test_build_golden import build_everything; "
-              "print(json.dumps(build_everything()))")
+    script = (
+        "import json; from tests.compiler.test_build_golden import build_everything; "
+        "print(json.dumps(build_everything()))"
+    )
     environment = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    process = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environment,
-                             capture_output=True, check=True, text=True)
+    process = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        check=True,
+        text=True,
+    )
     return json.loads(process.stdout)
 
 

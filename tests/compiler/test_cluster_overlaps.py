@@ -18,15 +18,19 @@ from compiler.cluster_checks import check_cluster
 from compiler.ir import Cluster, Node
 
 POD_CIDR = ipaddress.ip_network("10.0.0.0/16")
-SUBNETS = st.builds(lambda start, prefix: ipaddress.ip_network((start << 8, prefix),
-                                                               strict=False),
-                    st.integers(0, 15), st.integers(20, 24))
+SUBNETS = st.builds(
+    lambda start, prefix: ipaddress.ip_network((start << 8, prefix), strict=False),
+    st.integers(0, 15),
+    st.integers(20, 24),
+)
 PAIR = re.compile(r"subnet (\S+) of node `(\S+)` overlaps (\S+) of node `(\S+)`")
 
 
 def _cluster(subnets) -> Cluster:
-    nodes = tuple(Node(f"n{i}", (ipaddress.ip_interface(f"192.168.0.{i + 1}/24"),), (s,))
-                  for i, s in enumerate(subnets))
+    nodes = tuple(
+        Node(f"n{i}", (ipaddress.ip_interface(f"192.168.0.{i + 1}/24"),), (s,))
+        for i, s in enumerate(subnets)
+    )
     return Cluster("c", (POD_CIDR,), (24,), nodes)
 
 
@@ -45,5 +49,7 @@ def test_an_overlap_is_reported_exactly_when_two_nodes_share_addresses(subnets):
 def test_every_node_repeating_a_subnet_is_reported_against_the_first():
     same = ipaddress.ip_network("10.0.1.0/24")
     messages = [d.message for d in check_cluster(_cluster([same, same, same]))]
-    assert messages == [f"subnet {same} of node `n1` overlaps {same} of node `n0`",
-                        f"subnet {same} of node `n2` overlaps {same} of node `n0`"]
+    assert messages == [
+        f"subnet {same} of node `n1` overlaps {same} of node `n0`",
+        f"subnet {same} of node `n2` overlaps {same} of node `n0`",
+    ]

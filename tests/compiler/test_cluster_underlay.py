@@ -17,14 +17,19 @@ from compiler.cluster_checks import check_cluster
 from compiler.ir import Cluster, Node, Routing
 
 POD_CIDR = ipaddress.ip_network("10.244.0.0/16")
-ADDRESSES = st.builds(lambda third, host, prefix: ipaddress.ip_interface(
-    f"192.168.{third}.{host}/{prefix}"), st.integers(0, 3), st.integers(1, 254),
-    st.integers(22, 25))
+ADDRESSES = st.builds(
+    lambda third, host, prefix: ipaddress.ip_interface(f"192.168.{third}.{host}/{prefix}"),
+    st.integers(0, 3),
+    st.integers(1, 254),
+    st.integers(22, 25),
+)
 
 
 def _cluster(addresses, mode="host-gw") -> Cluster:
-    nodes = tuple(Node(f"n{i}", (a,), (ipaddress.ip_network(f"10.244.{i}.0/24"),), i)
-                  for i, a in enumerate(addresses))
+    nodes = tuple(
+        Node(f"n{i}", (a,), (ipaddress.ip_network(f"10.244.{i}.0/24"),), i)
+        for i, a in enumerate(addresses)
+    )
     return Cluster("c", (POD_CIDR,), (24,), nodes, Routing(mode))
 
 
@@ -45,15 +50,20 @@ def test_mixed_and_vxlan_route_across_subnets(addresses):
 
 
 def test_the_node_off_the_subnet_most_nodes_share_is_the_one_reported():
-    addresses = [ipaddress.ip_interface(a) for a in (
-        "192.168.20.13/24", "192.168.10.11/24", "192.168.10.12/24")]
+    addresses = [
+        ipaddress.ip_interface(a)
+        for a in ("192.168.20.13/24", "192.168.10.11/24", "192.168.10.12/24")
+    ]
     (message,) = _apart(_cluster(addresses))
-    assert message.startswith("node `n0` (192.168.20.13/24) is not on the underlay subnet "
-                              "192.168.10.0/24 of `n1`, `n2`")
+    assert message.startswith(
+        "node `n0` (192.168.20.13/24) is not on the underlay subnet 192.168.10.0/24 of `n1`, `n2`"
+    )
 
 
 def test_a_prefix_too_narrow_for_the_others_is_reported_on_its_node():
-    addresses = [ipaddress.ip_interface(a) for a in (
-        "192.168.10.11/24", "192.168.10.12/24", "192.168.10.20/28")]
+    addresses = [
+        ipaddress.ip_interface(a)
+        for a in ("192.168.10.11/24", "192.168.10.12/24", "192.168.10.20/28")
+    ]
     (message,) = _apart(_cluster(addresses))
     assert message.startswith("the underlay prefix of node `n2` (192.168.10.20/28) leaves out")

@@ -52,14 +52,19 @@ class Checked:
 
 
 def test_fields_come_in_definition_order_bases_first():
-    assert [f.name for f in datatypes.fields(Child)] == ["name", "tags", "size", "notes",
-                                                          "cache"]
+    assert [f.name for f in datatypes.fields(Child)] == ["name", "tags", "size", "notes", "cache"]
     assert datatypes.fields(Child("a"))[4].metadata == {"portable": False}
 
 
-@pytest.mark.parametrize("arguments", [
-    (("a",), {}), (("a", ("x",), 3), {}), (("a",), {"size": 2, "cache": b"c"}),
-    ((), {"name": "a", "notes": ["n"]})])
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        (("a",), {}),
+        (("a", ("x",), 3), {}),
+        (("a",), {"size": 2, "cache": b"c"}),
+        ((), {"name": "a", "notes": ["n"]}),
+    ],
+)
 def test_construction_repr_equality_and_hash_match_dataclasses(arguments):
     args, kwargs = arguments
     ours, theirs = Child(*args, **kwargs), StdChild(*args, **kwargs)
@@ -123,6 +128,7 @@ def test_wrong_arguments_fail_as_they_would_for_a_dataclass():
 
 def test_a_field_without_default_after_one_with_is_refused_at_definition():
     with pytest.raises(TypeError, match="without a default follows"):
+
         @frozen
         class Wrong:
             first: int = 0
@@ -145,5 +151,3 @@ def test_compile_pending_compiles_every_init_a_later_instance_would_need():
     datatypes.compile_pending()
     assert Late.__init__.__name__ == "__init__"
     assert Late().value == 1 and Late(2) == Late(value=2)
-
-

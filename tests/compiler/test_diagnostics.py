@@ -77,9 +77,14 @@ def test_every_snapshot_has_its_input():
     assert sorted(p.stem for p in ERRORS.glob("*.txt")) == CASES
 
 
-@pytest.mark.parametrize(("case", "least"), [("many-semantic-errors", 30),
-                                           ("cluster-several-mistakes", 8),
-                                           ("cluster-etcd-several-mistakes", 11)])
+@pytest.mark.parametrize(
+    ("case", "least"),
+    [
+        ("many-semantic-errors", 30),
+        ("cluster-several-mistakes", 8),
+        ("cluster-etcd-several-mistakes", 11),
+    ],
+)
 def test_all_independent_errors_of_a_file_are_reported(case, least):
     """Lines of these files say `# expect CODE...`: exactly those are reported, in one run.
 
@@ -90,9 +95,12 @@ def test_all_independent_errors_of_a_file_are_reported(case, least):
     in an etcd cluster's, nor does a bad endpoint, prefix, lease or file.
     """
     path = ERRORS / f"{case}.netdsl"
-    expected = Counter((number, code)
-                       for number, line in enumerate(path.read_text().splitlines(), 1)
-                       if "# expect" in line for code in line.split("# expect")[1].split())
+    expected = Counter(
+        (number, code)
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "# expect" in line
+        for code in line.split("# expect")[1].split()
+    )
     diagnostics, _ = diagnose(path.read_bytes(), path.name)
     assert Counter((d.span.line, d.code) for d in diagnostics) == expected
     assert expected.total() >= least
@@ -104,8 +112,7 @@ GENERATED = {
     "too-large": b"#" * (MAX_SOURCE_BYTES + 1),
     "too-deep": b"network pods {\n    plugin x {\n        a " + b"[" * MAX_DEPTH + b"\n",
 }
-GENERATED_CODES = {"not-utf8": "E004", "nul-byte": "E004", "too-large": "E005",
-                   "too-deep": "E006"}
+GENERATED_CODES = {"not-utf8": "E004", "nul-byte": "E004", "too-large": "E005", "too-deep": "E006"}
 
 
 @pytest.mark.parametrize("case", GENERATED)
@@ -144,13 +151,15 @@ def test_check_json_output(tmp_path):
     assert result.exit_code == 1
     document = json.loads(result.stdout)
     assert document["format_version"] == "1.0"
-    assert (document["valid"], document["error_count"], document["warning_count"]) == (
-        False, 1, 0)
+    assert (document["valid"], document["error_count"], document["warning_count"]) == (False, 1, 0)
     (diagnostic,) = document["diagnostics"]
     assert (diagnostic["severity"], diagnostic["code"]) == ("error", "E403")
     assert diagnostic["message"].startswith("default ingress 200 Mbit/s is above")
-    assert diagnostic["range"] == {"filename": str(path), "start": {"line": 7, "column": 17},
-                                   "end": {"line": 7, "column": 29}}
+    assert diagnostic["range"] == {
+        "filename": str(path),
+        "start": {"line": 7, "column": 17},
+        "end": {"line": 7, "column": 29},
+    }
     assert diagnostic["source_line"] == "        default ingress 200M egress 10M"
     assert diagnostic["notes"][0]["range"]["start"] == {"line": 8, "column": 13}
 
@@ -161,8 +170,10 @@ def test_the_lark_name_check_spots_terminals_but_not_quoted_user_text():
 
 
 def test_quoted_lines_are_counted_at_line_feeds_only():
-    text = ("# a line separator\u2028 in a comment\n"
-            "network pods {\n    bridge x:y\n    ipam {\n        subnet 10.0.0.0/24\n    }\n}\n")
+    text = (
+        "# a line separator\u2028 in a comment\n"
+        "network pods {\n    bridge x:y\n    ipam {\n        subnet 10.0.0.0/24\n    }\n}\n"
+    )
     diagnostics, sources = diagnose(text.encode(), "f.netdsl")
     assert [d.code for d in diagnostics] == ["E103"]
     assert " 3 |     bridge x:y\n" in render_text(diagnostics, sources)

@@ -43,4 +43,5 @@ def test_chained_portmap_and_bandwidth_are_written_as_they_are(target):
     assert plugins[0]["type"] == {"reference": "bridge", "netc": "netc-cni"}[target]
     assert plugins[1:] == [
         {"type": "portmap", "capabilities": {"portMappings": True}, "markMasqBit": 13},
-        {"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 16384}]
+        {"type": "bandwidth", "ingressRate": 1000000, "ingressBurst": 16384},
+    ]

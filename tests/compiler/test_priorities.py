@@ -21,8 +21,9 @@ NETWORK = """network {name} {{
 
 
 def network(name: str, subnet: str, priority: int | None = None) -> str:
-    return NETWORK.format(name=name, subnet=subnet,
-                          priority="" if priority is None else f"priority {priority}")
+    return NETWORK.format(
+        name=name, subnet=subnet, priority="" if priority is None else f"priority {priority}"
+    )
 
 
 def file_names(*sources: tuple[str, str]) -> list[str]:
@@ -32,14 +33,15 @@ def file_names(*sources: tuple[str, str]) -> list[str]:
 
 
 def test_priority_0_is_a_priority_not_unset():
-    assert file_names(("a.netdsl", network("multus", "10.1.0.0/24", 0))) == [
-        "00-multus.conflist"]
+    assert file_names(("a.netdsl", network("multus", "10.1.0.0/24", 0))) == ["00-multus.conflist"]
 
 
 def test_an_imported_00_conf_keeps_first_place():
-    conf = (b'{"cniVersion": "1.0.0", "name": "multus", "plugins": [{"type": "bridge", '
-            b'"bridge": "cni0", "ipam": {"type": "host-local", '
-            b'"ranges": [[{"subnet": "10.1.0.0/24"}]]}}]}')
+    conf = (
+        b'{"cniVersion": "1.0.0", "name": "multus", "plugins": [{"type": "bridge", '
+        b'"bridge": "cni0", "ipam": {"type": "host-local", '
+        b'"ranges": [[{"subnet": "10.1.0.0/24"}]]}}]}'
+    )
     imported = import_conflists([("00-multus.conf", conf)])
     assert imported.ok
     assert file_names(("multus.netdsl", imported.text)) == ["00-multus.conflist"]
@@ -57,11 +59,16 @@ def warnings_of(*texts: str) -> list[str]:
 
 
 def test_a_default_network_chosen_by_name_is_a_warning_and_a_lower_priority_settles_it():
-    assert warnings_of(network("prod", "10.1.0.0/24"), network("batch", "10.2.0.0/24")) == [
-        "W004"]
+    assert warnings_of(network("prod", "10.1.0.0/24"), network("batch", "10.2.0.0/24")) == ["W004"]
     assert warnings_of(network("prod", "10.1.0.0/24", 5), network("batch", "10.2.0.0/24")) == []
 
 
 def test_networks_tied_behind_the_default_are_not_a_warning():
-    assert warnings_of(network("a", "10.1.0.0/24", 0), network("b", "10.2.0.0/24", 20),
-                       network("c", "10.3.0.0/24", 20)) == []
+    assert (
+        warnings_of(
+            network("a", "10.1.0.0/24", 0),
+            network("b", "10.2.0.0/24", 20),
+            network("c", "10.3.0.0/24", 20),
+        )
+        == []
+    )

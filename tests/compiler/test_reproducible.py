@@ -47,8 +47,14 @@ def test_the_runtime_learns_where_an_operation_comes_from_as_a_statement_path():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 200), st.sampled_from(
-    ["\n", "# note\n", "   # indented note\n", "\n\n"])), max_size=6))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 200), st.sampled_from(["\n", "# note\n", "   # indented note\n", "\n\n"])
+        ),
+        max_size=6,
+    )
+)
 def test_inserted_comment_and_blank_lines_never_change_the_bytes(insertions):
     lines = PODS.splitlines(keepends=True)
     for position, extra in insertions:

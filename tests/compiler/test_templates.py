@@ -37,7 +37,11 @@ def test_a_bridge_without_block_renames_and_keeps_the_template_settings():
 def test_blocks_merge_with_the_network_winning_single_settings():
     bridge = network("    bridge {\n        mtu 9000\n        hairpin\n    }\n" + IPAM).bridge
     assert (bridge.name, bridge.mtu, bridge.masquerade, bridge.hairpin) == (
-        "cni0", 9000, True, True)
+        "cni0",
+        9000,
+        True,
+        True,
+    )
 
 
 def test_repeatable_settings_accumulate_template_first():
@@ -61,6 +65,8 @@ def test_settings_an_unknown_template_would_give_are_not_called_missing():
 
 
 def test_a_template_cycle_is_reported_once_and_the_network_is_still_read():
-    text = ("template a {\n    use b\n}\ntemplate b {\n    use a\n}\n"
-            "network pods {\n    use a\n    bridge x:y\n    ipam { subnet 10.0.0.0/24 }\n}\n")
+    text = (
+        "template a {\n    use b\n}\ntemplate b {\n    use a\n}\n"
+        "network pods {\n    use a\n    bridge x:y\n    ipam { subnet 10.0.0.0/24 }\n}\n"
+    )
     assert codes(text) == ["E015", "E103"]

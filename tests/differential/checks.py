@@ -71,8 +71,7 @@ def scenario(networks: tuple[Network, ...]) -> Scenario:
 def explicit_request() -> BandwidthRequest:
     """The web pod's bandwidth request, with bursts of `BURST_MS` of its rate."""
     ingress, egress = RATES["ingress"], RATES["egress"]
-    return BandwidthRequest(ingress, ingress * BURST_MS // 1000,
-                            egress, egress * BURST_MS // 1000)
+    return BandwidthRequest(ingress, ingress * BURST_MS // 1000, egress, egress * BURST_MS // 1000)
 
 
 def allowed_port(network: Network, taken: set[int]) -> int:
@@ -86,8 +85,9 @@ def allowed_port(network: Network, taken: set[int]) -> int:
 
 
 def _allowed(network: Network, port: int) -> bool:
-    pod = PodContext("probe", port_mappings=tuple(
-        PortMapping(port, SERVICE_PORT, p) for p in ("tcp", "udp")))
+    pod = PodContext(
+        "probe", port_mappings=tuple(PortMapping(port, SERVICE_PORT, p) for p in ("tcp", "udp"))
+    )
     try:
         check_mappings(network, pod)
     except PolicyError:
@@ -128,8 +128,17 @@ def checks(plan: Scenario) -> list[Check]:
         if network.name in plan.ports:
             rows += _hostport_checks(network.name, plan.ports[network.name])
     for source in plan.networks:
-        rows += [_ask(f"{source.name}/peer", "tcp", _pod(f"{other.name}/web"), SERVICE_PORT,
-                      f"{other.name}/web") for other in plan.networks if other is not source]
+        rows += [
+            _ask(
+                f"{source.name}/peer",
+                "tcp",
+                _pod(f"{other.name}/web"),
+                SERVICE_PORT,
+                f"{other.name}/web",
+            )
+            for other in plan.networks
+            if other is not source
+        ]
     names = [row.name for row in rows]
     assert len(set(names)) == len(names), f"checks named twice: {names}"
     return rows
@@ -140,14 +149,17 @@ def _pod_checks(network: Network) -> list[Check]:
     web, peer = f"{network.name}/web", f"{network.name}/peer"
     rows = []
     for family in network.ipam.families():
-        rows += [_ping(peer, _pod(web, family), f"{web} v{family}"),
-                 _ping(web, _pod(peer, family), f"{peer} v{family}")]
+        rows += [
+            _ping(peer, _pod(web, family), f"{web} v{family}"),
+            _ping(web, _pod(peer, family), f"{peer} v{family}"),
+        ]
         if network.bridge.gateway:
             gateway = str(network.ipam.subnets_of(family)[0].gateway)
-            rows.append(_ping(web, lambda _lab, g=gateway: g,
-                              f"{network.name} gateway v{family}"))
-    rows += [_ask(peer, "tcp", _pod(web), SERVICE_PORT, web),
-             _ask(peer, "tcp", lambda _lab: CLIENT_IP, CLIENT_PORT, "client")]
+            rows.append(_ping(web, lambda _lab, g=gateway: g, f"{network.name} gateway v{family}"))
+    rows += [
+        _ask(peer, "tcp", _pod(web), SERVICE_PORT, web),
+        _ask(peer, "tcp", lambda _lab: CLIENT_IP, CLIENT_PORT, "client"),
+    ]
     return rows
 
 
@@ -155,10 +167,22 @@ def _hostport_checks(network: str, port: int) -> list[Check]:
     web, peer = f"{network}/web", f"{network}/peer"
     rows = []
     for protocol in ("tcp", "udp"):
-        for source, target in (("client", NODE_IP), ("node", "127.0.0.1"), ("node", NODE_IP),
-                               (web, NODE_IP), (peer, NODE_IP)):
-            rows.append(_ask(source, protocol, lambda _lab, t=target: t, port,
-                             "localhost" if target == "127.0.0.1" else "node"))
+        for source, target in (
+            ("client", NODE_IP),
+            ("node", "127.0.0.1"),
+            ("node", NODE_IP),
+            (web, NODE_IP),
+            (peer, NODE_IP),
+        ):
+            rows.append(
+                _ask(
+                    source,
+                    protocol,
+                    lambda _lab, t=target: t,
+                    port,
+                    "localhost" if target == "127.0.0.1" else "node",
+                )
+            )
     return rows
 
 
@@ -174,17 +198,20 @@ def _where(lab: TwinLab, source: str) -> str:
 def _ping(source: str, target: Callable[[TwinLab], str], shown: str) -> Check:
     def probe(lab: TwinLab) -> str:
         return "reply" if lab.ping(_where(lab, source), target(lab)) else "no reply"
+
     return Check(f"{source} -> {shown} icmp", probe)
 
 
-def _ask(source: str, protocol: str, target: Callable[[TwinLab], str], port: int,
-         shown: str) -> Check:
+def _ask(
+    source: str, protocol: str, target: Callable[[TwinLab], str], port: int, shown: str
+) -> Check:
     def probe(lab: TwinLab) -> str:
         answer = lab.ask(_where(lab, source), protocol, target(lab), port)
         if answer is None:
             return NO_ANSWER
         server, _, seen = answer.partition(" ")
         return f"{server} saw {lab.roles.get(seen, seen)}"
+
     return Check(f"{source} -> {shown}:{port}/{protocol}", probe)
 
 
@@ -203,9 +230,11 @@ def rates(lab: TwinLab, plan: Scenario) -> dict[str, float]:
     Pods are measured at once; one pod's directions one after the other, since
     the ACKs of a transfer to the pod would share the bucket of its egress.
     """
+
     def both_directions(name: str) -> dict[str, float]:
         key = f"{name}/web"
         return {f"{key} {d}": _measure(lab, key, d) for d in RATES}
+
     measured: dict[str, float] = {}
     for found in run_both(both_directions, plan.requests):
         measured.update(found)

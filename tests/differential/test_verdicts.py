@@ -21,7 +21,8 @@ def _expected(plan: checks.Scenario) -> dict[str, str]:
         assert network.bridge is not None
         name = network.name
         expected[f"{name}/peer -> client:{checks.CLIENT_PORT}/tcp"] = (
-            "client saw node" if network.bridge.masquerade else checks.NO_ANSWER)
+            "client saw node" if network.bridge.masquerade else checks.NO_ANSWER
+        )
         port = plan.ports.get(name)
         if port is None:
             continue
@@ -29,9 +30,11 @@ def _expected(plan: checks.Scenario) -> dict[str, str]:
         for protocol in ("tcp", "udp"):
             expected[f"client -> node:{port}/{protocol}"] = f"{web} saw client"
             expected[f"{web} -> node:{port}/{protocol}"] = (
-                f"{web} saw {name} gateway" if network.bridge.hairpin else checks.NO_ANSWER)
-    for key, verdict in checks.rate_verdicts({f"{n}/web {d}": checks.RATES[d] for n in
-                                              plan.requests for d in checks.RATES}).items():
+                f"{web} saw {name} gateway" if network.bridge.hairpin else checks.NO_ANSWER
+            )
+    for key, verdict in checks.rate_verdicts(
+        {f"{n}/web {d}": checks.RATES[d] for n in plan.requests for d in checks.RATES}
+    ).items():
         expected[key] = verdict
     return expected
 

@@ -93,13 +93,19 @@ class TwinLab(Lab):
             path.write_text(emit.render(document))
             self.conflists[network.name] = path
 
-    def invocation(self, pod: Pod, *, request: BandwidthRequest | None = None,
-                   mappings: tuple[PortMapping, ...] = (), **options: Any
-                   ) -> driver.Invocation:
+    def invocation(
+        self,
+        pod: Pod,
+        *,
+        request: BandwidthRequest | None = None,
+        mappings: tuple[PortMapping, ...] = (),
+        **options: Any,
+    ) -> driver.Invocation:
         """As `Lab.invocation`, with bursts and mappings given as objects."""
         base = super().invocation(pod, **options)
-        return datatypes.replace(base, bandwidth=request or base.bandwidth,
-                                   port_mappings=mappings or base.port_mappings)
+        return datatypes.replace(
+            base, bandwidth=request or base.bandwidth, port_mappings=mappings or base.port_mappings
+        )
 
     def attach(self, network: str, role: str, **options: Any) -> dict[str, Any]:
         """A new pod `role` on `network`; its CNI result is kept under `network/role`."""
@@ -122,21 +128,29 @@ class TwinLab(Lab):
     def host_veth(self, key: str) -> str:
         """The node-side veth of a pod, from its CNI result."""
         interfaces = self.results[key]["interfaces"]
-        return next(i["name"] for i in interfaces
-                    if not i.get("sandbox") and i["name"].startswith("veth"))
+        return next(
+            i["name"] for i in interfaces if not i.get("sandbox") and i["name"].startswith("veth")
+        )
 
     def redirects(self, key: str) -> list[tuple[str, str]]:
         """(device, verdict) of each mirred action on the ingress of pod `key`'s host veth."""
-        listing = self.node_text("tc", "filter", "show", "dev", self.host_veth(key),
-                                 "parent", "ffff:")
+        listing = self.node_text(
+            "tc", "filter", "show", "dev", self.host_veth(key), "parent", "ffff:"
+        )
         return re.findall(r"mirred \(Egress Redirect to device (\S+)\) (\w+)", listing)
 
     def settle(self, timeout: float = 5.0) -> None:
         """Wait until no address on the node is tentative (IPv6 DAD still running)."""
+
         def settled() -> bool:
             listing = json.loads(self.node_text("ip", "-6", "-j", "addr") or "[]")
-            return not any(a.get("tentative") for link in listing
-                           for a in link.get("addr_info", []) if a.get("scope") == "global")
+            return not any(
+                a.get("tentative")
+                for link in listing
+                for a in link.get("addr_info", [])
+                if a.get("scope") == "global"
+            )
+
         assert self.wait_for(settled, timeout), self.node_text("ip", "-6", "addr")
 
     def iperf(self, key: str, direction: str, seconds: int = 5, skip: int = 2) -> float:
@@ -159,21 +173,32 @@ class TwinLab(Lab):
     def _iperf_seconds(self, key: str, direction: str, seconds: int) -> list[dict[str, Any]]:
         """The receiver's per-second counts of one iperf3 run (a one-shot server)."""
         pod, address = self.pods[key].name, self.address(key)
-        receiver, sender, target = ((pod, self.node, address) if direction == "ingress"
-                                    else (self.node, pod, NODE_IP))
+        receiver, sender, target = (
+            (pod, self.node, address) if direction == "ingress" else (self.node, pod, NODE_IP)
+        )
         port = self.iperf_ports.setdefault(key, IPERF_PORTS + len(self.iperf_ports))
         server = self.spawn(receiver, "iperf3", "-s", "-1", "-J", "-p", str(port))
         assert self.wait_for(lambda: f":{port} " in self.run(receiver, "ss", "-Hltn").stdout)
-        self.run(sender, "iperf3", "-c", target, "-p", str(port), "-t", str(seconds),
-                 timeout=seconds + 20)
+        self.run(
+            sender,
+            "iperf3",
+            "-c",
+            target,
+            "-p",
+            str(port),
+            "-t",
+            str(seconds),
+            timeout=seconds + 20,
+        )
         output, _ = server.communicate(timeout=10)
         return [i["sum"] for i in json.loads(output)["intervals"]]
 
     def link(self, key: str, device: str) -> dict[str, Any]:
         """`ip -d -j link` details of a device on the node ("node") or in pod `key`."""
         namespace = self.node if key == "node" else self.pods[key].name
-        (details,) = json.loads(self.run(namespace, "ip", "-d", "-j", "link", "show",
-                                         "dev", device).stdout)
+        (details,) = json.loads(
+            self.run(namespace, "ip", "-d", "-j", "link", "show", "dev", device).stdout
+        )
         return details
 
     def node_text(self, *command: str) -> str:

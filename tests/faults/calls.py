@@ -30,34 +30,49 @@ def sample(items: Sequence[Any], lean: int) -> list[Any]:
     return [items[round(index * step)] for index in range(lean)]
 
 
-def request(conflist: Path, runtime_config: Mapping[str, Any] | None = None,
-            version: str | None = None, **fields: Any) -> dict[str, Any]:
+def request(
+    conflist: Path,
+    runtime_config: Mapping[str, Any] | None = None,
+    version: str | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
     """The plugin's stdin for `conflist`, as libcni writes it (name and cniVersion injected)."""
     document = json.loads(conflist.read_text())
-    config = {**document["plugins"][0], "name": document["name"],
-              "cniVersion": version or document["cniVersion"], **fields}
+    config = {
+        **document["plugins"][0],
+        "name": document["name"],
+        "cniVersion": version or document["cniVersion"],
+        **fields,
+    }
     if runtime_config is not None:
         config["runtimeConfig"] = dict(runtime_config)
     return config
 
 
-def environment(command: str, pod: Pod, overrides: Mapping[Any, Any] | None = None
-                ) -> dict[Any, Any]:
+def environment(
+    command: str, pod: Pod, overrides: Mapping[Any, Any] | None = None
+) -> dict[Any, Any]:
     """The CNI_* variables of a call for `pod` (CNI_PATH included, as libcni sends it).
 
     `overrides` replace or add variables; keys and values may be bytes.
     """
-    variables: dict[Any, Any] = {"CNI_COMMAND": command, "CNI_CONTAINERID": pod.container_id,
-                                 "CNI_NETNS": pod.netns, "CNI_IFNAME": "eth0", "CNI_ARGS": "",
-                                 "CNI_PATH": "/usr/lib/cni"}
+    variables: dict[Any, Any] = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": pod.container_id,
+        "CNI_NETNS": pod.netns,
+        "CNI_IFNAME": "eth0",
+        "CNI_ARGS": "",
+        "CNI_PATH": "/usr/lib/cni",
+    }
     variables.update(overrides or {})
     return variables
 
 
 def port_mappings(count: int, first: int = 30000) -> list[dict[str, Any]]:
     """`count` TCP mappings as podman sends them."""
-    return [{"hostPort": first + n, "containerPort": 80 + n, "protocol": "tcp"}
-            for n in range(count)]
+    return [
+        {"hostPort": first + n, "containerPort": 80 + n, "protocol": "tcp"} for n in range(count)
+    ]
 
 
 @dataclass(frozen=True)
@@ -97,22 +112,40 @@ def launcher_command(lab: Lab, wrapper: Sequence[str] = ()) -> list[str]:
     return ["ip", "netns", "exec", lab.node, *wrapper, str(lab.bin_dir / "netc-cni")]
 
 
-def call(lab: Lab, stdin: bytes | str | Mapping[str, Any], variables: Mapping[Any, Any],
-         wrapper: Sequence[str] = (), timeout: float = 120) -> Answer:
+def call(
+    lab: Lab,
+    stdin: bytes | str | Mapping[str, Any],
+    variables: Mapping[Any, Any],
+    wrapper: Sequence[str] = (),
+    timeout: float = 120,
+) -> Answer:
     """Run the lab's netc-cni with exactly these variables (plus PATH) and this stdin."""
     data = _encode(stdin)
-    done = subprocess.run(launcher_command(lab, wrapper), input=data,
-                          env={**BASE_ENVIRONMENT, **variables}, capture_output=True,
-                          check=False, timeout=timeout)
+    done = subprocess.run(
+        launcher_command(lab, wrapper),
+        input=data,
+        env={**BASE_ENVIRONMENT, **variables},
+        capture_output=True,
+        check=False,
+        timeout=timeout,
+    )
     return Answer(done.returncode, done.stdout, done.stderr)
 
 
-def start(lab: Lab, stdin: bytes | str | Mapping[str, Any], variables: Mapping[Any, Any],
-          wrapper: Sequence[str] = ()) -> subprocess.Popen:
+def start(
+    lab: Lab,
+    stdin: bytes | str | Mapping[str, Any],
+    variables: Mapping[Any, Any],
+    wrapper: Sequence[str] = (),
+) -> subprocess.Popen:
     """The same call in the background (to be killed); its stdin is written and closed."""
-    process = subprocess.Popen(launcher_command(lab, wrapper), stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**BASE_ENVIRONMENT, **variables})
+    process = subprocess.Popen(
+        launcher_command(lab, wrapper),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**BASE_ENVIRONMENT, **variables},
+    )
     assert process.stdin is not None
     process.stdin.write(_encode(stdin))
     process.stdin.close()

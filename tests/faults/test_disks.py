@@ -37,15 +37,15 @@ class PrivateMounts:
 
     def __init__(self, lab: Lab) -> None:
         self.lab = lab
-        self.holder = subprocess.Popen(["unshare", "-m", "--propagation", "slave",
-                                        "sleep", "infinity"])
+        self.holder = subprocess.Popen(
+            ["unshare", "-m", "--propagation", "slave", "sleep", "infinity"]
+        )
         lab.processes.append(self.holder)  # killed with the lab: the mounts go with it
         self.view = Path(f"/proc/{self.holder.pid}/root") / lab.tmp.relative_to("/")
         assert lab.wait_for(self._entered), "the mount namespace did not come up"
 
     def _entered(self) -> bool:
-        return os.readlink(f"/proc/{self.holder.pid}/ns/mnt") != os.readlink(
-            "/proc/self/ns/mnt")
+        return os.readlink(f"/proc/{self.holder.pid}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
 
     def mount(self, directory: str, options: str) -> None:
         """A new tmpfs over the lab's `directory` (before anything is written there)."""
@@ -61,8 +61,11 @@ class PrivateMounts:
         return ("nsenter", "-t", str(self.holder.pid), "-m", "--")
 
     def _run(self, *command: str) -> None:
-        subprocess.run(["nsenter", "-t", str(self.holder.pid), "-m", "--", *command],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["nsenter", "-t", str(self.holder.pid), "-m", "--", *command],
+            check=True,
+            capture_output=True,
+        )
 
 
 def _fill_blocks(directory: Path, leave: int = 0) -> None:
@@ -99,8 +102,12 @@ def _free(directory: Path) -> None:
 
 def _add(lab: Lab, mounts: PrivateMounts, conflist: Path, pod: Pod, command: str = "ADD"):
     config = lab.invocation(pod, ports=("8080:80",), bandwidth="egress=10M").capability_args()
-    return calls.call(lab, calls.request(conflist, config), calls.environment(command, pod),
-                      wrapper=mounts.wrapper())
+    return calls.call(
+        lab,
+        calls.request(conflist, config),
+        calls.environment(command, pod),
+        wrapper=mounts.wrapper(),
+    )
 
 
 def _first_pod(lab: Lab, mounts: PrivateMounts, conflist: Path) -> None:
@@ -116,12 +123,14 @@ Fault = Callable[[PrivateMounts, str], None]
 def _full(leave: int) -> Fault:
     def fault(mounts: PrivateMounts, directory: str) -> None:
         _fill_blocks(mounts.view / directory, leave)
+
     return fault
 
 
 def _no_inodes(leave: int) -> Fault:
     def fault(mounts: PrivateMounts, directory: str) -> None:
         _fill_inodes(mounts.view / directory, leave)
+
     return fault
 
 
@@ -142,8 +151,9 @@ if calls.LONG:
 
 @pytest.mark.parametrize("directory", ["state", "ipam"], ids=["state-dir", "data-dir"])
 @pytest.mark.parametrize("fault", list(FAULTS))
-def test_an_add_on_a_full_or_read_only_disk_fails_cleanly_and_leaves_no_trace(lab, fault,
-                                                                               directory):
+def test_an_add_on_a_full_or_read_only_disk_fails_cleanly_and_leaves_no_trace(
+    lab, fault, directory
+):
     mounts = PrivateMounts(lab)
     for name in ("state", "ipam"):
         mounts.mount(name, "size=256k,nr_inodes=64")

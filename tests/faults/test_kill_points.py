@@ -32,8 +32,18 @@ from tests.support import ROOT
 
 PORTS = ("8080:80", "8081:81/udp")
 BANDWIDTH = "ingress=10M,egress=10M"
-ADD_STEPS = ("rename", "link", "unlink", "fsync", "flock", "write", "mkdir", "sendto", "clone3",
-             "wait4")
+ADD_STEPS = (
+    "rename",
+    "link",
+    "unlink",
+    "fsync",
+    "flock",
+    "write",
+    "mkdir",
+    "sendto",
+    "clone3",
+    "wait4",
+)
 DEL_STEPS = ("unlink", "flock", "write", "sendto", "clone3", "wait4")
 LEAN = {"sendto": 4}
 """How many points of a step the lean mode kills at (2 otherwise: the first and the last)."""
@@ -52,19 +62,32 @@ def _byte_code_written() -> None:
 
 def _call(lab: Lab, conflist: Path, pod: Pod, command: str, strace: tuple[str, ...] = ()):
     config = lab.invocation(pod, ports=PORTS, bandwidth=BANDWIDTH).capability_args()
-    return calls.call(lab, calls.request(conflist, config), calls.environment(command, pod),
-                      wrapper=("strace", "-qq", *strace) if strace else ())
+    return calls.call(
+        lab,
+        calls.request(conflist, config),
+        calls.environment(command, pod),
+        wrapper=("strace", "-qq", *strace) if strace else (),
+    )
 
 
-def _traced(lab: Lab, conflist: Path, pod: Pod, command: str, step: str, *,
-            inject: tuple[str, ...] = ()) -> tuple[int, list[str]]:
+def _traced(
+    lab: Lab, conflist: Path, pod: Pod, command: str, step: str, *, inject: tuple[str, ...] = ()
+) -> tuple[int, list[str]]:
     """A call's exit status and the calls to `step` it made, as strace shows them (numbers
     and names that differ from call to call masked)."""
     log = lab.tmp / f"{command}-{pod.name}.strace"
-    answer = _call(lab, conflist, pod, command,
-                   ("-o", str(log), "-s", "48", "-y", "-e", f"trace={step}", *inject))
-    made = [re.sub(r"[0-9a-f]{6,}|\d+", "#", line) for line in log.read_text().splitlines()
-            if line.startswith(f"{step}(")]
+    answer = _call(
+        lab,
+        conflist,
+        pod,
+        command,
+        ("-o", str(log), "-s", "48", "-y", "-e", f"trace={step}", *inject),
+    )
+    made = [
+        re.sub(r"[0-9a-f]{6,}|\d+", "#", line)
+        for line in log.read_text().splitlines()
+        if line.startswith(f"{step}(")
+    ]
     return answer.status, made
 
 
@@ -86,15 +109,23 @@ def _count_del(lab: Lab, conflist: Path, pod: Pod, step: str) -> list[str]:
     return _count(lab, conflist, pod, "DEL", step)
 
 
-def _killed_at(lab: Lab, conflist: Path, pod: Pod, command: str, *, step: str, n: int,
-               counted: list[str]) -> None:
-    status, made = _traced(lab, conflist, pod, command, step,
-                           inject=("-e", f"inject={step}:signal=KILL:when={n}"))
+def _killed_at(
+    lab: Lab, conflist: Path, pod: Pod, command: str, *, step: str, n: int, counted: list[str]
+) -> None:
+    status, made = _traced(
+        lab, conflist, pod, command, step, inject=("-e", f"inject={step}:signal=KILL:when={n}")
+    )
     if status != -signal.SIGKILL:
-        differ = "\n".join([*(f"- {c}" for c in counted if c not in made),
-                            *(f"+ {c}" for c in made if c not in counted)])
-        raise AssertionError(f"{command} was not killed at {step} #{n}: it made {len(made)} "
-                             f"calls, not {len(counted)}:\n{differ}")
+        differ = "\n".join(
+            [
+                *(f"- {c}" for c in counted if c not in made),
+                *(f"+ {c}" for c in made if c not in counted),
+            ]
+        )
+        raise AssertionError(
+            f"{command} was not killed at {step} #{n}: it made {len(made)} "
+            f"calls, not {len(counted)}:\n{differ}"
+        )
 
 
 def _recovers(lab: Lab, conflist: Path, pod: Pod, where: str) -> None:
@@ -114,8 +145,10 @@ def _points(count: int, step: str) -> list[int]:
 
 @pytest.mark.parametrize("step", ADD_STEPS)
 def test_an_add_killed_at_any_step_is_repaired_by_the_next(tmp_path, bin_dir, step):
-    counted = min((_count_add(_directory(tmp_path, f"count{k}"), bin_dir, step)
-                   for k in range(COUNTS)), key=len)
+    counted = min(
+        (_count_add(_directory(tmp_path, f"count{k}"), bin_dir, step) for k in range(COUNTS)),
+        key=len,
+    )
     for n in _points(len(counted), step):
         with Lab(_directory(tmp_path, f"{step}{n}"), bin_dir) as lab:
             conflist = lab.network(networks.FULL)
@@ -127,8 +160,9 @@ def test_an_add_killed_at_any_step_is_repaired_by_the_next(tmp_path, bin_dir, st
 @pytest.mark.parametrize("step", DEL_STEPS)
 def test_a_del_killed_at_any_step_is_finished_by_the_next(lab, step):
     conflist = lab.network(networks.FULL)
-    counted = min((_count_del(lab, conflist, lab.pod(f"count{k}"), step)
-                   for k in range(COUNTS)), key=len)
+    counted = min(
+        (_count_del(lab, conflist, lab.pod(f"count{k}"), step) for k in range(COUNTS)), key=len
+    )
     for n in _points(len(counted), step):
         pod = lab.pod(f"{step}{n}")
         lab.add(conflist, pod, ports=PORTS, bandwidth=BANDWIDTH)

@@ -67,6 +67,7 @@ def _served_next(lab, warm) -> None:
 
 # --- raw clients -----------------------------------------------------------------------------
 
+
 @contextlib.contextmanager
 def _client(warm) -> Iterator[socket.socket]:
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -85,8 +86,10 @@ def _descriptors(lab, count: int = protocol.FDS, namespaces: bool = True) -> lis
     """
     fds = [os.open(os.devnull, os.O_RDWR) for _ in range(protocol.STREAMS)]
     if namespaces:
-        fds += [os.open(f"/run/netns/{lab.node}", os.O_RDONLY),
-                os.open("/proc/self/ns/mnt", os.O_RDONLY)]
+        fds += [
+            os.open(f"/run/netns/{lab.node}", os.O_RDONLY),
+            os.open("/proc/self/ns/mnt", os.O_RDONLY),
+        ]
     while len(fds) < count:
         fds.append(os.open(os.devnull, os.O_RDONLY))
     return fds[:count]
@@ -181,6 +184,7 @@ def _go_with(fds):
         _ready(connection)
         _send(connection, bytes([protocol.GO]), fds(lab))
         return _reply(connection)
+
     return case
 
 
@@ -229,8 +233,7 @@ BROKEN_CLIENTS: list[tuple[str, Case]] = [
 ]
 
 
-def test_the_callers_output_ends_when_the_status_is_sent_not_when_the_child_has_exited(
-        lab, warm):
+def test_the_callers_output_ends_when_the_status_is_sent_not_when_the_child_has_exited(lab, warm):
     """A runtime reads stdout to its end: the serving child lets go of it before the status,
     so the end does not wait for the kernel to free the child's memory."""
     warm.wait_spare()
@@ -239,7 +242,7 @@ def test_the_callers_output_ends_when_the_status_is_sent_not_when_the_child_has_
         _send(connection, _frame(VALID), [])
         assert _reply(connection) == bytes([protocol.READY])
         streams = [os.open(os.devnull, os.O_RDONLY), out_write, os.dup(out_write)]
-        _send(connection, bytes([protocol.GO]), streams + _descriptors(lab)[protocol.STREAMS:])
+        _send(connection, bytes([protocol.GO]), streams + _descriptors(lab)[protocol.STREAMS :])
         assert _reply(connection) == bytes([protocol.STARTED])
         assert _reply(connection) == b"\0"
         os.set_blocking(out_read, False)
@@ -250,8 +253,9 @@ def test_the_callers_output_ends_when_the_status_is_sent_not_when_the_child_has_
     _served_next(lab, warm)
 
 
-@pytest.mark.parametrize("client", [case for _, case in BROKEN_CLIENTS],
-                         ids=[name for name, _ in BROKEN_CLIENTS])
+@pytest.mark.parametrize(
+    "client", [case for _, case in BROKEN_CLIENTS], ids=[name for name, _ in BROKEN_CLIENTS]
+)
 def test_a_broken_hand_over_is_refused_and_the_server_carries_on(lab, warm, client):
     fds = _server_fds(warm)
     with _client(warm) as connection:
@@ -288,8 +292,9 @@ def test_concurrent_launchers_are_each_served(lab, warm):
     conflist = lab.network(networks.bridge_network(extra="    hostport\n"))
     pods = [lab.pod(f"c{n}") for n in range(count)]
     with ThreadPoolExecutor(count) as pool:
-        results = list(pool.map(lambda n: lab.add(conflist, pods[n], ports=(f"{31000 + n}:80",)),
-                                range(count)))
+        results = list(
+            pool.map(lambda n: lab.add(conflist, pods[n], ports=(f"{31000 + n}:80",)), range(count))
+        )
     addresses = [result["ips"][0]["address"] for result in results]
     assert len(set(addresses)) == count
     for pod, result in zip(pods[:3], results[:3], strict=True):
@@ -319,8 +324,9 @@ def test_a_spare_waits_for_the_next_call_and_ends_with_its_server(lab, warm):
     lab.add(conflist, pod)
     assert warm.calls_served() == 1
     # the call returns once the launcher has its status; the child may still be exiting
-    assert lab.wait_for(lambda: spare not in warm.children(), 10), \
+    assert lab.wait_for(lambda: spare not in warm.children(), 10), (
         "the spare took the call and ended with it"
+    )
     spare = warm.wait_spare()
     warm.stop()
     assert lab.wait_for(lambda: not _running(spare), 10), "a spare outlived its server"
@@ -384,8 +390,10 @@ def test_a_waiting_spare_owns_its_pages_before_the_call_comes(lab, warm):
 def _large_environment(total: int) -> dict[str, str]:
     """Variables adding up to `total` bytes (each under the kernel's 128 kB per string)."""
     size = 100_000
-    return {f"NETC_FILLER_{n}": "f" * min(size, total - n * size)
-            for n in range((total + size - 1) // size)}
+    return {
+        f"NETC_FILLER_{n}": "f" * min(size, total - n * size)
+        for n in range((total + size - 1) // size)
+    }
 
 
 @pytest.mark.parametrize("total", [60_000, 1 << 20], ids=["60kB", "1MiB"])
@@ -393,8 +401,10 @@ def test_a_huge_environment_ahead_of_the_cni_variables_is_handed_over_whole(lab,
     conflist = lab.network(networks.FULL)
     pod = lab.pod("p")
     # the driver puts extra variables before the CNI_* ones, as a runtime's own environment is
-    invocation = replace(lab.invocation(pod, ports=("8080:80",), bandwidth="egress=10M"),
-                         extra_env=_large_environment(total))
+    invocation = replace(
+        lab.invocation(pod, ports=("8080:80",), bandwidth="egress=10M"),
+        extra_env=_large_environment(total),
+    )
     result = driver.add(driver.Conflist(conflist.read_bytes()), invocation)
     assert_attached(lab, pod, result, egress=True)
     driver.delete(driver.Conflist(conflist.read_bytes()), invocation)
@@ -418,8 +428,7 @@ def test_non_utf8_bytes_in_the_environment_get_the_cold_answer(lab, warm, bin_di
     for directory in (lab.bin_dir, bin_dir):  # warm, then the cold launcher
         lab.bin_dir = directory
         pod = lab.pod(f"u{len(answers)}")
-        answer = calls.call(lab, calls.request(conflist),
-                            calls.environment("ADD", pod, variables))
+        answer = calls.call(lab, calls.request(conflist), calls.environment("ADD", pod, variables))
         answers.append((answer.status, [(d.get("code"), sorted(d)) for d in answer.documents()]))
         calls.call(lab, calls.request(conflist), calls.environment("DEL", pod, variables))
         calls.call(lab, calls.request(conflist), calls.environment("DEL", pod))
@@ -512,8 +521,9 @@ def test_the_launcher_hands_calls_over_under_python_3_9(lab, warm):
     install(lab.bin_dir, python=python, warm_socket=str(warm.socket))
     conflist = lab.network(networks.FULL)
     pod = lab.pod("p")
-    result = lab.add(conflist, pod, ports=("8080:80",),
-                     args="K8S_POD_NAMESPACE=ns;K8S_POD_NAME=\udcff")
+    result = lab.add(
+        conflist, pod, ports=("8080:80",), args="K8S_POD_NAMESPACE=ns;K8S_POD_NAME=\udcff"
+    )
     assert_attached(lab, pod, result)
     lab.delete(conflist, pod)
     assert warm.calls_served() == 2, "the call went cold: " + warm.log()[-2000:]
@@ -541,8 +551,12 @@ def test_a_server_that_never_answers_costs_a_call_seconds_not_its_success(lab, w
     _served_next(lab, warm)
 
 
-ODD_STDIN = {"bom": lambda good: b"\xef\xbb\xbf" + good, "bom-only": lambda _: b"\xef\xbb\xbf",
-             "nul-first": lambda good: b"\x00" + good, "nul-last": lambda good: good + b"\x00"}
+ODD_STDIN = {
+    "bom": lambda good: b"\xef\xbb\xbf" + good,
+    "bom-only": lambda _: b"\xef\xbb\xbf",
+    "nul-first": lambda good: b"\x00" + good,
+    "nul-last": lambda good: good + b"\x00",
+}
 """Stdin of a good request made odd: Python's JSON decoder would take a BOM or a leading NUL
 for a hint of another encoding, whose codec the warm child cannot import."""
 

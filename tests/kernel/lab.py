@@ -40,11 +40,13 @@ RT_TABLE_MAIN = 254
 CLIENT_IP = "198.18.0.2"
 
 
-def sh(*command: str, check: bool = True, stdin: str | None = None,
-       timeout: float = 60) -> subprocess.CompletedProcess:
+def sh(
+    *command: str, check: bool = True, stdin: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess:
     """Run a command, text in and out."""
-    return subprocess.run(command, check=check, capture_output=True, text=True, input=stdin,
-                          timeout=timeout)
+    return subprocess.run(
+        command, check=check, capture_output=True, text=True, input=stdin, timeout=timeout
+    )
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,16 @@ class Namespaces:
             sh("ip", "netns", "del", name, check=False)
         self.namespaces.clear()
 
-    def run(self, netns: str, *command: str, check: bool = True, stdin: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
+    def run(
+        self,
+        netns: str,
+        *command: str,
+        check: bool = True,
+        stdin: str | None = None,
+        timeout: float = 60,
+    ) -> subprocess.CompletedProcess:
         """A command inside one of the lab's namespaces."""
-        return sh("ip", "netns", "exec", netns, *command, check=check, stdin=stdin,
-                  timeout=timeout)
+        return sh("ip", "netns", "exec", netns, *command, check=check, stdin=stdin, timeout=timeout)
 
     def spawn(self, netns: str, *command: str, stderr: bool | Path = False) -> subprocess.Popen:
         """A background process in a namespace, stopped by `close` (by its PID).
@@ -118,30 +125,47 @@ class Namespaces:
             target: Any = subprocess.PIPE if stderr is True else subprocess.DEVNULL
             if isinstance(stderr, Path):
                 target = files.enter_context(stderr.open("w"))
-            process = subprocess.Popen(["ip", "netns", "exec", netns, *command], text=True,
-                                       stdout=subprocess.PIPE, stderr=target)
+            process = subprocess.Popen(
+                ["ip", "netns", "exec", netns, *command],
+                text=True,
+                stdout=subprocess.PIPE,
+                stderr=target,
+            )
         self.processes.append(process)
         return process
 
     def serve(self, netns: str, protocol: str, port: int, tag: str) -> subprocess.Popen:
         """A netprobe responder on `port`, ready when this returns; its process."""
-        process = self.spawn(netns, sys.executable, "-m", "tests.kernel.netprobe", "serve",
-                             protocol, str(port), tag)
+        process = self.spawn(
+            netns, sys.executable, "-m", "tests.kernel.netprobe", "serve", protocol, str(port), tag
+        )
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         return process
 
-    def ask(self, netns: str, protocol: str, host: str, port: int,
-            source_port: int | None = None) -> str | None:
+    def ask(
+        self, netns: str, protocol: str, host: str, port: int, source_port: int | None = None
+    ) -> str | None:
         """The answer of a netprobe responder (its tag and the source it saw), or None."""
         extra = ("--sport", str(source_port)) if source_port else ()
-        done = self.run(netns, sys.executable, "-m", "tests.kernel.netprobe", "ask", protocol,
-                        host, str(port), *extra, check=False)
+        done = self.run(
+            netns,
+            sys.executable,
+            "-m",
+            "tests.kernel.netprobe",
+            "ask",
+            protocol,
+            host,
+            str(port),
+            *extra,
+            check=False,
+        )
         return done.stdout.strip() if done.returncode == 0 else None
 
     def ping(self, netns: str, address: str, count: int = 1) -> bool:
         """Whether `address` answers ICMP echo from `netns` (IPv6 addresses work too)."""
-        done = self.run(netns, "ping", "-c", str(count), "-W", "2", "-i", "0.2", address,
-                        check=False)
+        done = self.run(
+            netns, "ping", "-c", str(count), "-W", "2", "-i", "0.2", address, check=False
+        )
         return done.returncode == 0
 
     def kernel_state(self, netns: str) -> dict[str, object]:
@@ -153,23 +177,42 @@ class Namespaces:
         """
         with NetNS(netns) as kernel:
             names = {link["index"]: link.get("ifname") for link in kernel.get_links()}
-            links = sorted((link.get("ifname"), link.get("mtu"), names.get(link.get("master")),
-                            bool(link["flags"] & IFF_UP), link.get("address"),
-                            link.get(("linkinfo", "kind"))) for link in kernel.get_links())
-            addresses = sorted((names[a["index"]], a.get("address"), a["prefixlen"])
-                               for a in kernel.get_addr() if a["scope"] != RT_SCOPE_LINK)
-            routes = sorted(((r.get("dst"), r["dst_len"], r.get("gateway"), names.get(r.get("oif")))
-                             for r in kernel.get_routes(table=RT_TABLE_MAIN)), key=str)
+            links = sorted(
+                (
+                    link.get("ifname"),
+                    link.get("mtu"),
+                    names.get(link.get("master")),
+                    bool(link["flags"] & IFF_UP),
+                    link.get("address"),
+                    link.get(("linkinfo", "kind")),
+                )
+                for link in kernel.get_links()
+            )
+            addresses = sorted(
+                (names[a["index"]], a.get("address"), a["prefixlen"])
+                for a in kernel.get_addr()
+                if a["scope"] != RT_SCOPE_LINK
+            )
+            routes = sorted(
+                (
+                    (r.get("dst"), r["dst_len"], r.get("gateway"), names.get(r.get("oif")))
+                    for r in kernel.get_routes(table=RT_TABLE_MAIN)
+                ),
+                key=str,
+            )
         qdiscs = json.loads(self.run(netns, "tc", "-j", "qdisc", "show").stdout or "[]")
         return {
             "links": links,
             "addresses": addresses,
             "routes": routes,
-            "nat": sorted(line for line in self.run(
-                netns, "iptables-save", "-t", "nat").stdout.splitlines()
-                if not line.startswith(("#", ":"))),
-            "qdiscs": sorted((q["dev"], q["kind"], q["handle"], json.dumps(q.get("options")))
-                             for q in qdiscs),
+            "nat": sorted(
+                line
+                for line in self.run(netns, "iptables-save", "-t", "nat").stdout.splitlines()
+                if not line.startswith(("#", ":"))
+            ),
+            "qdiscs": sorted(
+                (q["dev"], q["kind"], q["handle"], json.dumps(q.get("options"))) for q in qdiscs
+            ),
         }
 
     def wait_for(self, condition, timeout: float = 5.0) -> bool:
@@ -193,10 +236,25 @@ class Lab(Namespaces):
         self._uplink()
 
     def _uplink(self) -> None:
-        sh("ip", "-n", self.node, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0",
-           "netns", self.client)
-        for name, address, address6 in ((self.node, NODE_IP, NODE_IP6),
-                                        (self.client, CLIENT_IP, CLIENT_IP6)):
+        sh(
+            "ip",
+            "-n",
+            self.node,
+            "link",
+            "add",
+            "eth0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            self.client,
+        )
+        for name, address, address6 in (
+            (self.node, NODE_IP, NODE_IP6),
+            (self.client, CLIENT_IP, CLIENT_IP6),
+        ):
             # no duplicate address detection on the uplink: a tentative link-local
             # address would delay neighbour discovery for a second after setup
             self.run(name, "sysctl", "-qw", "net.ipv6.conf.eth0.accept_dad=0")
@@ -211,7 +269,8 @@ class Lab(Namespaces):
     def network(self, text: str, target: str = "netc", cni_version: str | None = None) -> Path:
         """Compile `.netdsl` text, with {state} and {data} set to lab directories."""
         source = text.replace("{state}", str(self.tmp / "state")).replace(
-            "{data}", str(self.tmp / "ipam"))
+            "{data}", str(self.tmp / "ipam")
+        )
         (self.tmp / "lab.netdsl").write_text(source)
         compilation = compile_sources([SourceFile("lab.netdsl", source)])
         assert compilation.ok, compilation.diagnostics
@@ -220,20 +279,34 @@ class Lab(Namespaces):
         path.write_text(emit.render(emit.conflist(network, target, cni_version)))
         return path
 
-    def invocation(self, pod: Pod, *, ports: tuple[str, ...] = (), bandwidth: str | None = None,
-                   ifname: str = "eth0", args: str = "", netns: str | None = None
-                   ) -> driver.Invocation:
+    def invocation(
+        self,
+        pod: Pod,
+        *,
+        ports: tuple[str, ...] = (),
+        bandwidth: str | None = None,
+        ifname: str = "eth0",
+        args: str = "",
+        netns: str | None = None,
+    ) -> driver.Invocation:
         """What a runtime would pass for `pod` (ports as HOST:CONTAINER[/proto][@ip])."""
         mappings: tuple[PortMapping, ...] = tuple(mapping_from_option(p) for p in ports)
         request = bandwidth_from_option(bandwidth) if bandwidth else None
         return driver.Invocation(
-            pod.container_id, netns or pod.netns, ifname, args, mappings, request,
-            (str(self.bin_dir), "/usr/lib/cni"), str(self.tmp / "cache"), self.node)
+            pod.container_id,
+            netns or pod.netns,
+            ifname,
+            args,
+            mappings,
+            request,
+            (str(self.bin_dir), "/usr/lib/cni"),
+            str(self.tmp / "cache"),
+            self.node,
+        )
 
     def add(self, conflist: Path, pod: Pod, **options: Any) -> dict[str, Any]:
         """CNI ADD through the conflist's chain, as libcni would run it."""
-        return driver.add(driver.Conflist(conflist.read_bytes()),
-                          self.invocation(pod, **options))
+        return driver.add(driver.Conflist(conflist.read_bytes()), self.invocation(pod, **options))
 
     def delete(self, conflist: Path, pod: Pod, **options: Any) -> None:
         """CNI DEL through the chain, in reverse."""
@@ -246,14 +319,16 @@ class Lab(Namespaces):
     def plugin(self, stdin: str | bytes, environment: dict[str, str]) -> tuple[int, Any]:
         """netc-cni called directly inside the node: (exit status, parsed stdout or None)."""
         data = stdin.encode() if isinstance(stdin, str) else stdin
-        done = subprocess.run(["ip", "netns", "exec", self.node, str(self.bin_dir / "netc-cni")],
-                              input=data, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-                                               **environment},
-                              capture_output=True, check=False)
+        done = subprocess.run(
+            ["ip", "netns", "exec", self.node, str(self.bin_dir / "netc-cni")],
+            input=data,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **environment},
+            capture_output=True,
+            check=False,
+        )
         output = json.loads(done.stdout) if done.stdout.strip() else None
         return done.returncode, output
 
     def snapshot(self) -> dict[str, object]:
         """The node's kernel state, without what changes by itself (see `kernel_state`)."""
         return self.kernel_state(self.node)
-

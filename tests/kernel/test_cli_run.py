@@ -10,10 +10,25 @@ from tests.kernel import networks
 
 
 def _run(lab, command: str, conflist, pod, *extra: str) -> subprocess.CompletedProcess:
-    argv = [sys.executable, "-m", "runtime.cli", "run", command, str(conflist), "--netns",
-            pod.netns, "--container-id", pod.container_id, "--node-netns", lab.node,
-            "--cni-path", f"{lab.bin_dir}:/usr/lib/cni", "--cache-dir", str(lab.tmp / "cache"),
-            *extra]
+    argv = [
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        "run",
+        command,
+        str(conflist),
+        "--netns",
+        pod.netns,
+        "--container-id",
+        pod.container_id,
+        "--node-netns",
+        lab.node,
+        "--cni-path",
+        f"{lab.bin_dir}:/usr/lib/cni",
+        "--cache-dir",
+        str(lab.tmp / "cache"),
+        *extra,
+    ]
     return subprocess.run(argv, capture_output=True, text=True, check=False)
 
 

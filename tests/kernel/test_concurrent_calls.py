@@ -34,8 +34,15 @@ NODES = 3
 """Fresh nodes the first ADDs race on: calls let go together still overlap only mostly."""
 ROUNDS = 6
 BANDWIDTH = "ingress=10M,egress=10M"
-ATTACHMENT_KINDS = ("links", "rules", "qdiscs", "reservations", "records", "attachment locks",
-                    "claims")
+ATTACHMENT_KINDS = (
+    "links",
+    "rules",
+    "qdiscs",
+    "reservations",
+    "records",
+    "attachment locks",
+    "claims",
+)
 """What a pod of the FULL network with a host port and shaping has on the node."""
 
 
@@ -44,8 +51,7 @@ def _call(lab: Lab, conflist: Path, pod: Pod, command: str, port: int) -> calls.
     return calls.call(lab, calls.request(conflist, config), calls.environment(command, pod))
 
 
-def _all_at_once(lab: Lab, conflist: Path, work: list[tuple[Pod, str, int]]
-                 ) -> list[calls.Answer]:
+def _all_at_once(lab: Lab, conflist: Path, work: list[tuple[Pod, str, int]]) -> list[calls.Answer]:
     """Each call in a child of this process, all let go at one instant.
 
     The children are forked with netc's modules imported, as the warm
@@ -58,8 +64,7 @@ def _all_at_once(lab: Lab, conflist: Path, work: list[tuple[Pod, str, int]]
     gate, opener = os.pipe()
     children = []
     for index, (pod, command, port) in enumerate(work):
-        config = lab.invocation(pod, ports=(f"{port}:80",),
-                                bandwidth=BANDWIDTH).capability_args()
+        config = lab.invocation(pod, ports=(f"{port}:80",), bandwidth=BANDWIDTH).capability_args()
         streams = [lab.tmp / f"call-{index}-{name}" for name in ("in", "out", "err")]
         request = calls.request(conflist, config)
         if command == "GC":  # of every attachment: none is valid
@@ -76,19 +81,22 @@ def _all_at_once(lab: Lab, conflist: Path, work: list[tuple[Pod, str, int]]
     answers = []
     for child, streams in children:
         _, status = os.waitpid(child, 0)
-        answers.append(calls.Answer(os.waitstatus_to_exitcode(status), streams[1].read_bytes(),
-                                    streams[2].read_bytes()))
+        answers.append(
+            calls.Answer(
+                os.waitstatus_to_exitcode(status), streams[1].read_bytes(), streams[2].read_bytes()
+            )
+        )
     return answers
 
 
-def _run_plugin(node: str, streams: list[Path], environment: dict[str, str],
-                gate: int) -> NoReturn:
+def _run_plugin(node: str, streams: list[Path], environment: dict[str, str], gate: int) -> NoReturn:
     status = 70
     try:
         netns.enter(os.open(f"/run/netns/{node}", os.O_RDONLY))
         written = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-        for fd, (path, flags) in enumerate(zip(streams, (os.O_RDONLY, written, written),
-                                               strict=True)):
+        for fd, (path, flags) in enumerate(
+            zip(streams, (os.O_RDONLY, written, written), strict=True)
+        ):
             os.dup2(os.open(path, flags, 0o600), fd)
         sys.stdin = open(0, closefd=False)  # noqa: SIM115 - the child's, until os._exit
         sys.stdout, sys.stderr = (open(fd, "w", closefd=False) for fd in (1, 2))  # noqa: SIM115
@@ -123,7 +131,8 @@ def _result(answer: calls.Answer) -> dict[str, Any]:
 
 
 def test_pods_added_at_once_to_a_fresh_node_get_distinct_addresses_and_one_node_setup(
-        tmp_path, bin_dir):
+    tmp_path, bin_dir
+):
     for node in range(NODES):
         directory = tmp_path / f"node{node}"
         directory.mkdir()

@@ -80,8 +80,9 @@ def test_stale_udp_conntrack_entries_are_flushed_on_del_and_add(lab):
     lab.serve(first.name, "udp", 53, "first")
     assert lab.ask(lab.client, "udp", NODE_IP, 5353, source_port=40053) == f"first {CLIENT_IP}"
     lab.delete(conflist, first)
-    listing = lab.run(lab.node, "conntrack", "-L", "-p", "udp", "--orig-port-dst", "5353",
-                      check=False)
+    listing = lab.run(
+        lab.node, "conntrack", "-L", "-p", "udp", "--orig-port-dst", "5353", check=False
+    )
     assert "dport=5353" not in listing.stdout
     lab.add(conflist, second, ports=("5353:53/udp",))
     lab.serve(second.name, "udp", 53, "second")
@@ -102,8 +103,11 @@ def test_policy_refuses_a_denied_port_with_the_rule_in_the_message(lab):
 @pytest.mark.parametrize("protocol", ["tcp", "udp"])
 def test_ipv6_host_ports_of_a_dual_stack_pod(lab, protocol):
     dual = networks.bridge_network(
-        "gateway; masquerade", "        subnet 10.77.0.0/24\n        subnet fd00:77::/64\n"
-        "        route 0.0.0.0/0\n        route ::/0", "    hostport\n")
+        "gateway; masquerade",
+        "        subnet 10.77.0.0/24\n        subnet fd00:77::/64\n"
+        "        route 0.0.0.0/0\n        route ::/0",
+        "    hostport\n",
+    )
     conflist = lab.network(dual)
     pod = lab.pod("web")
     lab.add(conflist, pod, ports=(f"8080:80/{protocol}",))

@@ -17,12 +17,24 @@ from tests.kernel import networks
 from tests.support import ROOT
 
 
-def _install_plugin(bin_dir, *options: str, path: str | None = None
-                    ) -> subprocess.CompletedProcess:
+def _install_plugin(bin_dir, *options: str, path: str | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, **({"PATH": path} if path is not None else {})}
-    return subprocess.run([sys.executable, "-m", "runtime.cli", "install-plugin", "--bin-dir",
-                           str(bin_dir), *options], cwd=ROOT, env=environment,
-                          capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "install-plugin",
+            "--bin-dir",
+            str(bin_dir),
+            *options,
+        ],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_the_shim_hands_calls_to_the_server_and_runs_the_launcher_without_one(lab, warm):
@@ -31,7 +43,8 @@ def test_the_shim_hands_calls_to_the_server_and_runs_the_launcher_without_one(la
     assert done.returncode == 0, done.stderr
     assert done.stderr.splitlines() == [
         f"installed {bin_dir / COLD} (the cold path: {sys.executable})",
-        f"installed {bin_dir / 'netc-cni'} (compiled; warm server: {warm.socket})"]
+        f"installed {bin_dir / 'netc-cni'} (compiled; warm server: {warm.socket})",
+    ]
     assert (bin_dir / "netc-cni").read_bytes().startswith(b"\x7fELF")
     assert (bin_dir / COLD).read_text().startswith(f"#!{sys.executable} -IS\n")
     assert "SOCKET = None" in (bin_dir / COLD).read_text(), "the cold file serves no socket"
@@ -48,10 +61,13 @@ def test_the_shim_hands_calls_to_the_server_and_runs_the_launcher_without_one(la
 
 
 def test_without_a_c_compiler_the_python_launcher_is_installed_and_said(tmp_path):
-    done = _install_plugin(tmp_path, "--warm-socket", "/run/netc/cni.sock",
-                           path=str(tmp_path / "no-compiler"))
+    done = _install_plugin(
+        tmp_path, "--warm-socket", "/run/netc/cni.sock", path=str(tmp_path / "no-compiler")
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stderr.startswith("no C compiler to build netc-cni's shim; installed the "
-                                  f"Python launcher {tmp_path / 'netc-cni'} instead")
+    assert done.stderr.startswith(
+        "no C compiler to build netc-cni's shim; installed the "
+        f"Python launcher {tmp_path / 'netc-cni'} instead"
+    )
     assert (tmp_path / "netc-cni").read_text().startswith(f"#!{sys.executable} -IS\n")
     assert not (tmp_path / COLD).exists()

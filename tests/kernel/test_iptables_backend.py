@@ -71,8 +71,10 @@ def test_the_backend_with_more_rules_wins_and_a_tie_is_nft(namespaces):
 def test_the_chosen_backends_programs_run_by_name(namespaces, default_backend):
     node = namespaces.netns("node")
     iptables.use_backend("legacy")
-    assert (iptables.program(4, "restore"), iptables.program(6, "save")) == \
-        ("iptables-legacy-restore", "ip6tables-legacy-save")
+    assert (iptables.program(4, "restore"), iptables.program(6, "save")) == (
+        "iptables-legacy-restore",
+        "ip6tables-legacy-save",
+    )
     assert not iptables.uses_nf_tables()
     with node_namespace(node):
         iptables.restore(4, "nat", [":NETC-X - [0:0]", "-A NETC-X -j RETURN"])
@@ -101,15 +103,19 @@ def test_a_warm_server_of_a_legacy_node_writes_the_pods_nat_there(lab):
 
 
 def test_netc_refuses_an_unknown_backend():
-    done = subprocess.run([sys.executable, "-m", "runtime.cli", "status"], cwd=ROOT,
-                          env={**os.environ, "NETC_IPTABLES": "iptables"},
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "status"],
+        cwd=ROOT,
+        env={**os.environ, "NETC_IPTABLES": "iptables"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 2
     assert "NETC_IPTABLES must be one of nft, legacy, not 'iptables'" in done.stderr
 
 
-def test_sysctls_through_another_mount_of_proc_sys_net_are_the_namespaces(namespaces,
-                                                                          tmp_path):
+def test_sysctls_through_another_mount_of_proc_sys_net_are_the_namespaces(namespaces, tmp_path):
     """The agent's container has a read-only /proc/sys and the node's /proc/sys/net mounted
     elsewhere: what it reads and writes there is the sysctl of its network namespace."""
     node = namespaces.netns("node")
@@ -137,8 +143,12 @@ print(host.read_sysctl(Where.NODE, "net/ipv4/ip_forward"))
 '
 """
     # a mount namespace of its own, its mounts private: nothing reaches the machine's
-    done = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                           script], capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "1"
     assert namespaces.run(node, "sysctl", "-n", "net.ipv4.ip_forward").stdout.strip() == "1"

@@ -24,8 +24,15 @@ def _leftovers(lab, pod, result) -> dict[str, object]:
     }
 
 
-NOTHING = {"veth": False, "ifb": False, "reservations": [], "records": [],
-           "attachment locks": [], "dnat": False, "claims": []}
+NOTHING = {
+    "veth": False,
+    "ifb": False,
+    "reservations": [],
+    "records": [],
+    "attachment locks": [],
+    "dnat": False,
+    "claims": [],
+}
 
 
 def test_repeated_add_returns_the_same_result_and_changes_nothing(lab):
@@ -192,11 +199,19 @@ def test_del_removes_what_the_add_made_whatever_its_runtime_config_says(lab):
     pod = lab.pod("p")
     result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=10M,egress=10M")
     document = json.loads(conflist.read_text())
-    plugin = {**document["plugins"][0], "name": document["name"],
-              "cniVersion": document["cniVersion"],
-              "runtimeConfig": {"portMappings": [], "bandwidth": {}}}
-    environment = {"CNI_COMMAND": "DEL", "CNI_CONTAINERID": pod.container_id,
-                   "CNI_NETNS": pod.netns, "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni"}
+    plugin = {
+        **document["plugins"][0],
+        "name": document["name"],
+        "cniVersion": document["cniVersion"],
+        "runtimeConfig": {"portMappings": [], "bandwidth": {}},
+    }
+    environment = {
+        "CNI_COMMAND": "DEL",
+        "CNI_CONTAINERID": pod.container_id,
+        "CNI_NETNS": pod.netns,
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": "/usr/lib/cni",
+    }
     status, _ = lab.plugin(json.dumps(plugin), environment)
     assert status == 0
     assert _leftovers(lab, pod, result) == NOTHING
@@ -205,8 +220,7 @@ def test_del_removes_what_the_add_made_whatever_its_runtime_config_says(lab):
 def _groups(lab, netns: str) -> dict[str, tuple[int, str]]:
     """Each link of a namespace: its index and its group, as `ip` reports them."""
     links = json.loads(lab.run(netns, "ip", "-j", "link", "show").stdout)
-    return {link["ifname"]: (link["ifindex"], str(link.get("group", "default")))
-            for link in links}
+    return {link["ifname"]: (link["ifindex"], str(link.get("group", "default"))) for link in links}
 
 
 @pytest.mark.parametrize("grouped", [True, False], ids=["grouped", "made-before-groups"])
@@ -224,8 +238,17 @@ def test_del_removes_the_pods_links_in_one_group_and_no_other_link(lab, grouped)
     assert groups[host_veth][1] == groups[ifb][1] == str(LINK_GROUP_BASE + index)
     if not grouped:
         lab.run(lab.node, "ip", "link", "set", ifb, "group", "default")
-    lab.run(lab.node, "ip", "link", "add", "labother", "group", str(LINK_GROUP_BASE + 1),
-            "type", "bridge")
+    lab.run(
+        lab.node,
+        "ip",
+        "link",
+        "add",
+        "labother",
+        "group",
+        str(LINK_GROUP_BASE + 1),
+        "type",
+        "bridge",
+    )
     before = set(_groups(lab, lab.node))
     lab.delete(conflist, pod, bandwidth="ingress=10M,egress=10M")
     assert before - set(_groups(lab, lab.node)) == {host_veth, ifb}

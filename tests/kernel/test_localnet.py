@@ -41,8 +41,16 @@ def attacked(lab: Lab) -> tuple[Lab, Pod, str]:
 
 def _watch(lab: Lab) -> subprocess.Popen:
     """A UDP server on the node's 127.0.0.1 and one on the gateway address, same port."""
-    process = lab.spawn(lab.node, sys.executable, "-m", "tests.kernel.netprobe", "watch",
-                        str(PORT), "127.0.0.1", GATEWAY)
+    process = lab.spawn(
+        lab.node,
+        sys.executable,
+        "-m",
+        "tests.kernel.netprobe",
+        "watch",
+        str(PORT),
+        "127.0.0.1",
+        GATEWAY,
+    )
     assert process.stdout is not None and process.stdout.readline().strip() == "ready"
     return process
 
@@ -50,8 +58,19 @@ def _watch(lab: Lab) -> subprocess.Popen:
 def _attack(lab: Lab, pod: Pod, address: str, watcher: subprocess.Popen, tag: str) -> list[str]:
     """Frames to 127.0.0.1 then to the gateway; what the node's servers saw up to the second."""
     links = json.loads(lab.run(lab.node, "ip", "-j", "link", "show", "nc-br0").stdout)
-    lab.run(pod.name, sys.executable, "-m", "tests.kernel.netprobe", "frame", "eth0",
-            links[0]["address"], address, str(PORT), f"127.0.0.1={tag}", f"{GATEWAY}=done-{tag}")
+    lab.run(
+        pod.name,
+        sys.executable,
+        "-m",
+        "tests.kernel.netprobe",
+        "frame",
+        "eth0",
+        links[0]["address"],
+        address,
+        str(PORT),
+        f"127.0.0.1={tag}",
+        f"{GATEWAY}=done-{tag}",
+    )
     seen = []
     assert watcher.stdout is not None
     while (line := watcher.stdout.readline().strip()) != f"{GATEWAY} done-{tag}":
@@ -68,8 +87,10 @@ def _localnet_guard(lab: Lab) -> list[str]:
 
 def test_a_pod_frame_to_the_node_loopback_is_dropped(attacked):
     lab, pod, address = attacked
-    assert lab.run(lab.node, "sysctl", "-n", "net.ipv4.conf.nc-br0.route_localnet"
-                   ).stdout.strip() == "1"
+    assert (
+        lab.run(lab.node, "sysctl", "-n", "net.ipv4.conf.nc-br0.route_localnet").stdout.strip()
+        == "1"
+    )
     watcher = _watch(lab)
     assert _attack(lab, pod, address, watcher, "first") == []
     # The probe itself works: without netc's guard the same frame reaches 127.0.0.1.
@@ -83,8 +104,9 @@ def test_a_node_apply_puts_a_flushed_guard_back(attacked):
     """A firewall reload flushes the table; the agent's next converge (an apply) repairs it."""
     lab, pod, address = attacked
     lab.run(lab.node, "iptables", "-w", "-t", "raw", "-F")
-    (network,) = compile_sources([SourceFile("lab.netdsl", (lab.tmp / "lab.netdsl").read_text())
-                                  ]).networks
+    (network,) = compile_sources(
+        [SourceFile("lab.netdsl", (lab.tmp / "lab.netdsl").read_text())]
+    ).networks
     apply_node(node_plan(None, "node", [network]), [network], lab.node)
     assert len(_localnet_guard(lab)) == 2
     assert _attack(lab, pod, address, _watch(lab), "after-flush") == []

@@ -26,8 +26,12 @@ SETUP = """*nat
 -A OUTPUT -m addrtype --dst-type LOCAL -g NETC-HP
 COMMIT
 """
-EXPECTED = {"NETC-PO": Chain(2, 1), "NETC-HP": Chain(1, 2), "NETC-EMPTY": Chain(0, 1),
-            "NETC-NONE": None}
+EXPECTED = {
+    "NETC-PO": Chain(2, 1),
+    "NETC-HP": Chain(1, 2),
+    "NETC-EMPTY": Chain(0, 1),
+    "NETC-NONE": None,
+}
 
 
 @pytest.fixture

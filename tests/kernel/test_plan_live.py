@@ -9,18 +9,33 @@ from tests.kernel import networks
 
 
 def _plan(lab, pod, *extra: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "runtime.cli", "plan", str(lab.tmp / "lab.netdsl"),
-               "--container-id", pod.container_id, "--netns", pod.netns, "--live",
-               "--node-netns", lab.node, "--detailed-exitcode", *extra]
-    return subprocess.run(command, capture_output=True, text=True, check=False,
-                          cwd=lab.tmp)
+    command = [
+        sys.executable,
+        "-m",
+        "runtime.cli",
+        "plan",
+        str(lab.tmp / "lab.netdsl"),
+        "--container-id",
+        pod.container_id,
+        "--netns",
+        pod.netns,
+        "--live",
+        "--node-netns",
+        lab.node,
+        "--detailed-exitcode",
+        *extra,
+    ]
+    return subprocess.run(command, capture_output=True, text=True, check=False, cwd=lab.tmp)
 
 
 def _states(done: subprocess.CompletedProcess) -> dict[str, str]:
     """Live state by operation; one-shot flushes have none to speak of."""
     document = json.loads(done.stdout)
-    return {op["summary"]: op["live"]["state"] for op in document["operations"]
-            if op["kind"] not in ONE_SHOT}
+    return {
+        op["summary"]: op["live"]["state"]
+        for op in document["operations"]
+        if op["kind"] not in ONE_SHOT
+    }
 
 
 def test_live_plan_goes_from_pending_to_nothing_to_do_and_back(lab):
@@ -30,8 +45,9 @@ def test_live_plan_goes_from_pending_to_nothing_to_do_and_back(lab):
     assert before.returncode == 2, before.stderr
     states = _states(before)
     assert states["net.ipv4.ip_forward = 1"] == "different"
-    assert {v for k, v in states.items() if k.startswith(("veth pair", "DNAT chain", "bridge"))
-            } == {"create"}
+    assert {
+        v for k, v in states.items() if k.startswith(("veth pair", "DNAT chain", "bridge"))
+    } == {"create"}
     snapshot = lab.snapshot()
     assert _plan(lab, pod, "--port", "8080:80").returncode == 2
     assert lab.snapshot() == snapshot, "plan --live must not change the node"
@@ -39,8 +55,24 @@ def test_live_plan_goes_from_pending_to_nothing_to_do_and_back(lab):
     after = _plan(lab, pod, "--port", "8080:80")
     assert after.returncode == 0, after.stdout
     assert "nothing to do" in after.stdout
-    lab.run(lab.node, "tc", "qdisc", "add", "dev", result["interfaces"][1]["name"], "root",
-            "handle", "1:", "tbf", "rate", "1mbit", "burst", "10k", "latency", "50ms")
+    lab.run(
+        lab.node,
+        "tc",
+        "qdisc",
+        "add",
+        "dev",
+        result["interfaces"][1]["name"],
+        "root",
+        "handle",
+        "1:",
+        "tbf",
+        "rate",
+        "1mbit",
+        "burst",
+        "10k",
+        "latency",
+        "50ms",
+    )
     lab.run(lab.node, "sysctl", "-w", "net.ipv4.ip_forward=0")
     drift = _plan(lab, pod, "--port", "8080:80", "--format", "json")
     assert drift.returncode == 2

@@ -19,8 +19,10 @@ def test_fifty_pods_come_and_go_without_duplicates_or_leftovers(lab):
     before = lab.snapshot()
     assert not any(link[0].startswith("veth") for link in before["links"])
     pods = [lab.pod(f"s{i}") for i in range(PODS)]
-    results = [lab.add(conflist, pod, ports=(f"{30000 + i}:80",),
-                       bandwidth="ingress=20M,egress=20M") for i, pod in enumerate(pods)]
+    results = [
+        lab.add(conflist, pod, ports=(f"{30000 + i}:80",), bandwidth="ingress=20M,egress=20M")
+        for i, pod in enumerate(pods)
+    ]
     addresses = [r["ips"][0]["address"] for r in results]
     assert len(set(addresses)) == PODS
     assert len(list((lab.tmp / "ipam" / "labnet").glob("10.*"))) == PODS
@@ -44,18 +46,35 @@ def test_concurrent_adds_never_hand_out_an_address_twice(lab):
 
 
 def _host_local(lab, command: str, container_id: str) -> subprocess.CompletedProcess:
-    config = {"cniVersion": "1.0.0", "name": "labnet",
-              "ipam": {"type": "host-local", "ranges": [[{"subnet": "10.77.0.0/24"}]],
-                       "dataDir": str(lab.tmp / "ipam")}}
-    environment = {"CNI_COMMAND": command, "CNI_CONTAINERID": container_id,
-                   "CNI_NETNS": "/run/netns/none", "CNI_IFNAME": "eth0", "CNI_PATH": "/usr/lib/cni"}
-    return subprocess.run(["/usr/lib/cni/host-local"], input=json.dumps(config).encode(),
-                           env=environment, capture_output=True, check=True)
+    config = {
+        "cniVersion": "1.0.0",
+        "name": "labnet",
+        "ipam": {
+            "type": "host-local",
+            "ranges": [[{"subnet": "10.77.0.0/24"}]],
+            "dataDir": str(lab.tmp / "ipam"),
+        },
+    }
+    environment = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": container_id,
+        "CNI_NETNS": "/run/netns/none",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": "/usr/lib/cni",
+    }
+    return subprocess.run(
+        ["/usr/lib/cni/host-local"],
+        input=json.dumps(config).encode(),
+        env=environment,
+        capture_output=True,
+        check=True,
+    )
 
 
 def test_addresses_reserved_by_host_local_are_never_handed_out_again(lab):
-    taken = {json.loads(_host_local(lab, "ADD", f"hl{i}").stdout)["ips"][0]["address"]
-             for i in range(3)}
+    taken = {
+        json.loads(_host_local(lab, "ADD", f"hl{i}").stdout)["ips"][0]["address"] for i in range(3)
+    }
     conflist = lab.network(networks.BRIDGE)
     result = lab.add(conflist, lab.pod("after"))
     assert result["ips"][0]["address"] not in taken

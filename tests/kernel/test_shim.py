@@ -33,8 +33,7 @@ def _install(lab, compiled, **settings) -> None:
     target.chmod(0o755)
 
 
-def test_calls_through_the_shim_are_served_warm_and_give_the_launchers_results(
-        lab, warm, compiled):
+def test_calls_through_the_shim_are_served_warm_and_give_the_launchers_results(lab, warm, compiled):
     _install(lab, compiled, socket=str(warm.socket))
     serve_full_lifecycle(lab, warm)
     status, error = lab.plugin("{not json", {"CNI_COMMAND": "ADD"})
@@ -50,13 +49,24 @@ def test_version_is_answered_by_the_shim_itself(lab, compiled):
 
 def test_without_a_server_and_without_python_a_call_is_to_be_tried_again(lab, warm, compiled):
     warm.stop()
-    _install(lab, compiled, socket=str(warm.socket), cold=["/nonexistent/python3", "-IS"],
-             cold_requires=["/nonexistent/python3"])
+    _install(
+        lab,
+        compiled,
+        socket=str(warm.socket),
+        cold=["/nonexistent/python3", "-IS"],
+        cold_requires=["/nonexistent/python3"],
+    )
     conflist = lab.network(networks.BRIDGE)
     before = lab.snapshot()
-    status, error = lab.plugin(conflist.read_text(), {
-        "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0",
-        "CNI_NETNS": lab.pod("p").netns})
+    status, error = lab.plugin(
+        conflist.read_text(),
+        {
+            "CNI_COMMAND": "ADD",
+            "CNI_CONTAINERID": "c1",
+            "CNI_IFNAME": "eth0",
+            "CNI_NETNS": lab.pod("p").netns,
+        },
+    )
     assert status == 1 and error["code"] == 11, error
     assert "not running" in error["msg"] and str(warm.socket) in error["details"]
     assert lab.snapshot() == before
@@ -65,8 +75,13 @@ def test_without_a_server_and_without_python_a_call_is_to_be_tried_again(lab, wa
 def test_without_a_server_the_cold_command_runs_where_the_node_has_python(lab, warm, compiled):
     warm.stop()
     cold = install(lab.tmp / "cold-bin")  # the Python launcher, cold only
-    _install(lab, compiled, socket=str(warm.socket), cold=[sys.executable, "-IS", str(cold)],
-             cold_requires=[sys.executable])
+    _install(
+        lab,
+        compiled,
+        socket=str(warm.socket),
+        cold=[sys.executable, "-IS", str(cold)],
+        cold_requires=[sys.executable],
+    )
     conflist = lab.network(networks.BRIDGE)
     pod = lab.pod("p")
     assert lab.add(conflist, pod)["ips"]
@@ -76,8 +91,14 @@ def test_without_a_server_the_cold_command_runs_where_the_node_has_python(lab, w
 def test_a_server_of_another_netc_is_not_handed_the_call(lab, warm, compiled):
     _install(lab, compiled, socket=str(warm.socket), identity="netc 0.0.0 /elsewhere")
     conflist = lab.network(networks.BRIDGE)
-    status, error = lab.plugin(conflist.read_text(), {
-        "CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_IFNAME": "eth0",
-        "CNI_NETNS": lab.pod("p").netns})
+    status, error = lab.plugin(
+        conflist.read_text(),
+        {
+            "CNI_COMMAND": "ADD",
+            "CNI_CONTAINERID": "c1",
+            "CNI_IFNAME": "eth0",
+            "CNI_NETNS": lab.pod("p").netns,
+        },
+    )
     assert (status, error["code"]) == (1, 11)
     assert warm.calls_served() == 0

@@ -20,8 +20,7 @@ PORTS = ("8080:80",)
 
 
 def _netc(lab, *args):
-    return CliRunner().invoke(main, [*args, str(lab.tmp / "lab.netdsl"), "--node-netns",
-                                     lab.node])
+    return CliRunner().invoke(main, [*args, str(lab.tmp / "lab.netdsl"), "--node-netns", lab.node])
 
 
 def _status(lab):
@@ -43,10 +42,10 @@ def test_a_healthy_node_is_consistent_and_lists_its_attachments(lab):
     code, state = _status(lab)
     assert code == 0, state["problems"]
     assert sorted(a["container_id"] for a in state["attachments"]) == sorted(
-        p.container_id for p in pods)
+        p.container_id for p in pods
+    )
     with_port = next(a for a in state["attachments"] if a["ports"])
-    assert with_port["ports"] == ["8080->80/tcp"] and with_port["rates"] == {
-        "ingress": 10_000_000}
+    assert with_port["ports"] == ["8080->80/tcp"] and with_port["rates"] == {"ingress": 10_000_000}
     assert len(state["reservations"]) == 2 and list(state["claims"]) == ["tcp:8080"]
     text = _netc(lab, "status")
     assert text.exit_code == 0 and text.stdout.endswith("consistent\n")
@@ -64,8 +63,11 @@ def test_leaks_are_reported_then_collected_and_the_living_pod_is_kept(lab):
     lab.remove_netns(vanished.name)
     code, state = _status(lab)
     assert code == 1
-    assert _kinds(state) == ["claim without record", "record without namespace",
-                             "reservation without record"]
+    assert _kinds(state) == [
+        "claim without record",
+        "record without namespace",
+        "reservation without record",
+    ]
     dry = _netc(lab, "gc", "--alive", alive.container_id)
     assert dry.exit_code == 0 and dry.stdout.count("would collect") == 2
     assert _status(lab)[0] == 1, "a dry run collected something"
@@ -124,16 +126,19 @@ def test_status_reports_only_what_the_network_owns_and_gc_collects_none_of_it(la
     lab.add(theirs, lab.pod("theirs"), ports=PORTS)
     pod = lab.pod("ours")
     lab.add(ours, pod)
-    lab.run(lab.node, "ip", "link", "add", "vethdeadbeef000", "type", "veth", "peer", "name",
-            "other0")
-    lab.run(lab.node, "ip", "link", "add", "vethfeedface000", "type", "veth", "peer", "name",
-            "other1")
+    lab.run(
+        lab.node, "ip", "link", "add", "vethdeadbeef000", "type", "veth", "peer", "name", "other0"
+    )
+    lab.run(
+        lab.node, "ip", "link", "add", "vethfeedface000", "type", "veth", "peer", "name", "other1"
+    )
     lab.run(lab.node, "ip", "link", "set", "vethfeedface000", "master", "nc-br0")
     lab.run(lab.node, "ip", "link", "add", "mine0", "type", "bridge")
     code, state = _status(lab)
     assert code == 1
     assert [(p["kind"], p["subject"]) for p in state["problems"]] == [
-        ("link without record", "labnet vethfeedface000")]
+        ("link without record", "labnet vethfeedface000")
+    ]
     assert state["problems"][0]["remedy"].startswith("delete it by hand")
     _netc(lab, "gc", "--alive", pod.container_id, "--apply")
     links = lab.run(lab.node, "ip", "-o", "link").stdout
@@ -156,6 +161,8 @@ def test_a_device_of_the_bridges_name_that_is_no_bridge_is_reported_as_blocking(
     code, state = _status(lab)
     assert code == 1
     (problem,) = [p for p in state["problems"] if p["kind"] == "node object blocked"]
-    assert problem["detail"].startswith("nc-br0 is a veth, not a bridge: netc never changes "
-                                        "a link it does not own; remove it (ip link del nc-br0)")
+    assert problem["detail"].startswith(
+        "nc-br0 is a veth, not a bridge: netc never changes "
+        "a link it does not own; remove it (ip link del nc-br0)"
+    )
     assert problem["remedy"].startswith("netc apply refuses until it is gone")

@@ -31,4 +31,3 @@ def test_a_server_of_another_netc_is_not_used(lab, warm):
     conflist = lab.network(networks.BRIDGE)
     assert lab.add(conflist, lab.pod("p"))["ips"]
     assert warm.calls_served() == 0
-

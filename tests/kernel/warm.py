@@ -14,8 +14,13 @@ from tests.runtimes.host import children
 class WarmServer:
     """The lab's warm server and the warm launcher aimed at it (the lab's plugin from now on)."""
 
-    def __init__(self, lab: Lab, handover_timeout: float = 1.0,
-                 iptables: str | None = None, own_pids: bool = False) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        handover_timeout: float = 1.0,
+        iptables: str | None = None,
+        own_pids: bool = False,
+    ) -> None:
         """`iptables`: the backend the server runs (NETC_IPTABLES), as the agent starts it;
         `own_pids`: the server in a PID namespace of its own, as in the agent's container
         (its callers are in none of its PID namespaces)."""
@@ -25,10 +30,20 @@ class WarmServer:
         install(lab.bin_dir, warm_socket=str(self.socket))
         backend = ["env", f"NETC_IPTABLES={iptables}"] if iptables else []
         pids = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"] if own_pids else []
-        self.process = lab.spawn(lab.node, *pids, *backend, sys.executable, "-m", "runtime.cli",
-                                 "serve-cni",
-                                 "--socket", str(self.socket), "--handover-timeout",
-                                 str(handover_timeout), stderr=self.log_path)
+        self.process = lab.spawn(
+            lab.node,
+            *pids,
+            *backend,
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "serve-cni",
+            "--socket",
+            str(self.socket),
+            "--handover-timeout",
+            str(handover_timeout),
+            stderr=self.log_path,
+        )
         self.pid = self.process.pid
         self.lab = lab
         assert lab.wait_for(lambda: "listening" in self.log(), 30), self.log()

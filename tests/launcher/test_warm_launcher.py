@@ -33,8 +33,9 @@ def test_the_launcher_parses_as_python_3_9():
 
 def test_the_warm_path_imports_only_the_standard_library():
     tree = ast.parse(LAUNCHER)
-    cold = next(node for node in tree.body
-                if isinstance(node, ast.FunctionDef) and node.name == "cold")
+    cold = next(
+        node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == "cold"
+    )
     warm = [node for node in tree.body if node is not cold]
     assert _imports(ast.Module(body=warm, type_ignores=[])) <= sys.stdlib_module_names
     assert _imports(cold) == {"runtime"}
@@ -45,9 +46,13 @@ def test_the_launcher_says_which_interpreter_runs_it_and_isolates_it():
 
 
 def _assigned(tree: ast.Module) -> list[str]:
-    return [target.id for node in tree.body if isinstance(node, ast.Assign | ast.AnnAssign)
-            for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
-            if isinstance(target, ast.Name)]
+    return [
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign | ast.AnnAssign)
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Name)
+    ]
 
 
 def test_every_setting_of_the_launcher_module_is_written_and_nothing_else():
@@ -56,15 +61,20 @@ def test_every_setting_of_the_launcher_module_is_written_and_nothing_else():
     from runtime import launcher
 
     source = Path(launcher.__file__).read_text()
-    block = source[source.index("# settings:"):source.index("# end of settings")]
+    block = source[source.index("# settings:") : source.index("# end of settings")]
     assert sorted(launcher_settings(None, None)) == sorted(_assigned(ast.parse(block)))
     assert "# settings:" not in LAUNCHER and "ROOT = None" not in LAUNCHER
 
 
 def _imported(script: Path, stdin: bytes) -> set[str]:
     """The modules an isolated interpreter imports running `script` (-X importtime)."""
-    run = subprocess.run([sys.executable, "-IS", "-X", "importtime", str(script)], input=stdin,
-                         env={"CNI_COMMAND": "VERSION"}, capture_output=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-IS", "-X", "importtime", str(script)],
+        input=stdin,
+        env={"CNI_COMMAND": "VERSION"},
+        capture_output=True,
+        check=True,
+    )
     lines = run.stderr.decode().splitlines()[1:]  # below the header
     return {line.rsplit("|", 1)[1].strip() for line in lines}
 
@@ -75,6 +85,11 @@ def test_the_launcher_answers_version_importing_only_os_and_sys(tmp_path):
     script.write_text(launcher_text(sys.executable, warm_socket=str(tmp_path / "none.sock")))
     bare.write_text("import os\nimport sys\n")
     assert _imported(script, b'{"cniVersion": "0.4.0"}') == _imported(bare, b"")
-    answer = subprocess.run([sys.executable, "-IS", str(script)], input=b'{"cniVersion": "0.4.0"}',
-                            env={"CNI_COMMAND": "VERSION"}, capture_output=True, check=True)
+    answer = subprocess.run(
+        [sys.executable, "-IS", str(script)],
+        input=b'{"cniVersion": "0.4.0"}',
+        env={"CNI_COMMAND": "VERSION"},
+        capture_output=True,
+        check=True,
+    )
     assert json.loads(answer.stdout)["cniVersion"] == "0.4.0"

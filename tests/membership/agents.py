@@ -42,8 +42,15 @@ LEASE = 3
 class AgentCluster(SimCluster):
     """The simulated cluster, etcd, and an agent per node that has joined."""
 
-    def __init__(self, tmp: Path, bin_dir: Path, mode: str, *,
-                 pod_cidr: str = "10.244.0.0/16", lease: int = LEASE) -> None:
+    def __init__(
+        self,
+        tmp: Path,
+        bin_dir: Path,
+        mode: str,
+        *,
+        pod_cidr: str = "10.244.0.0/16",
+        lease: int = LEASE,
+    ) -> None:
         self.pod_cidr = pod_cidr
         self.lease = lease
         self.home = Path(tempfile.mkdtemp(prefix="netc-ag-"))  # short: unix sockets
@@ -62,8 +69,10 @@ class AgentCluster(SimCluster):
     def membership(self) -> str:
         """The cluster's `membership` statement."""
         endpoints = ", ".join(self.etcd.endpoints)
-        return (f"    membership etcd {{\n        endpoints {endpoints}\n"
-                f"        lease {self.lease}s\n    }}\n")
+        return (
+            f"    membership etcd {{\n        endpoints {endpoints}\n"
+            f"        lease {self.lease}s\n    }}\n"
+        )
 
     def agent_options(self, node: SimNode) -> list[str]:
         """What the agent needs besides the options every agent gets."""
@@ -78,14 +87,19 @@ class AgentCluster(SimCluster):
     # the cluster's source: no node listed, members from etcd
 
     def source(self) -> str:
-        routing = (f"    routing {self.mode} {{ vni {self.vni}; underlay-mtu 1500 }}\n"
-                   if self.mode != "host-gw" else "    routing host-gw\n")
-        return (f"cluster {CLUSTER} {{\n    pod-cidr {self.pod_cidr}\n    node-block /24\n"
-                f"{routing}{self.membership()}}}\n\n"
-                "network pods {\n    state-dir \"{state}\"\n"
-                "    bridge cni0 { gateway; masquerade }\n"
-                f"    ipam {{ cluster {CLUSTER}; data-dir \"{{data}}\"; route 0.0.0.0/0 }}\n"
-                "    hostport\n}\n")
+        routing = (
+            f"    routing {self.mode} {{ vni {self.vni}; underlay-mtu 1500 }}\n"
+            if self.mode != "host-gw"
+            else "    routing host-gw\n"
+        )
+        return (
+            f"cluster {CLUSTER} {{\n    pod-cidr {self.pod_cidr}\n    node-block /24\n"
+            f"{routing}{self.membership()}}}\n\n"
+            'network pods {\n    state-dir "{state}"\n'
+            "    bridge cni0 { gateway; masquerade }\n"
+            f'    ipam {{ cluster {CLUSTER}; data-dir "{{data}}"; route 0.0.0.0/0 }}\n'
+            "    hostport\n}\n"
+        )
 
     def config(self, node: SimNode) -> Path:
         """The ConfigMap's netc.json as this node's agent reads it (its own directories)."""
@@ -103,14 +117,18 @@ class AgentCluster(SimCluster):
         """Where a node's agent keeps what a node keeps on its own disk."""
         name = node if isinstance(node, str) else node.name
         base = self.home / name
-        return {"config": base / "netc.json", "net.d": base / "net.d", "bin": base / "bin",
-                "socket": base / "run" / "cni.sock", "memory": base / "memory",
-                "log": base / "agent.log"}
+        return {
+            "config": base / "netc.json",
+            "net.d": base / "net.d",
+            "bin": base / "bin",
+            "socket": base / "run" / "cni.sock",
+            "memory": base / "memory",
+            "log": base / "agent.log",
+        }
 
     # agents
 
-    def start_agent(self, node: SimNode, *extra: str, files: int | None = None
-                    ) -> subprocess.Popen:
+    def start_agent(self, node: SimNode, *extra: str, files: int | None = None) -> subprocess.Popen:
         """The node (on the underlay, if new) and its agent, started, with `extra` options.
 
         Its health endpoint is on the manifest's port, in the node's own network
@@ -123,12 +141,33 @@ class AgentCluster(SimCluster):
             dirs[key].mkdir(parents=True, exist_ok=True)
         dirs["socket"].parent.mkdir(parents=True, exist_ok=True)
         limit = ["prlimit", f"--nofile={files}:{files}"] if files is not None else []
-        command = ["ip", "netns", "exec", self.ns(node), *limit, sys.executable, "-m",
-                   "runtime.cli", "agent", "--config", str(self.config(node)), "--node-name",
-                   node.name, "--cni-conf-dir", str(dirs["net.d"]), "--cni-bin-dir",
-                   str(dirs["bin"]), "--socket", str(dirs["socket"]), "--interval", "1",
-                   "--health-port", str(kubernetes.HEALTH_PORT), *self.agent_options(node),
-                   *extra]
+        command = [
+            "ip",
+            "netns",
+            "exec",
+            self.ns(node),
+            *limit,
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "agent",
+            "--config",
+            str(self.config(node)),
+            "--node-name",
+            node.name,
+            "--cni-conf-dir",
+            str(dirs["net.d"]),
+            "--cni-bin-dir",
+            str(dirs["bin"]),
+            "--socket",
+            str(dirs["socket"]),
+            "--interval",
+            "1",
+            "--health-port",
+            str(kubernetes.HEALTH_PORT),
+            *self.agent_options(node),
+            *extra,
+        ]
         with dirs["log"].open("a") as log:
             agent = subprocess.Popen(command, stdout=log, stderr=log, cwd=ROOT)
         self.agents[node.name] = agent
@@ -151,16 +190,24 @@ class AgentCluster(SimCluster):
     def http(self, node: SimNode, path: str, timeout: float = 5) -> tuple[int, str]:
         """GET 127.0.0.1:9943`path` inside the node, as its kubelet's probes do: status, body
         (status 0: no answer within `timeout` seconds)."""
-        done = self.run(self.ns(node), "curl", "-sS", "--max-time", str(timeout), "-w",
-                        "\n%{http_code}", f"http://127.0.0.1:{kubernetes.HEALTH_PORT}{path}",
-                        check=False, timeout=timeout + 30)
+        done = self.run(
+            self.ns(node),
+            "curl",
+            "-sS",
+            "--max-time",
+            str(timeout),
+            "-w",
+            "\n%{http_code}",
+            f"http://127.0.0.1:{kubernetes.HEALTH_PORT}{path}",
+            check=False,
+            timeout=timeout + 30,
+        )
         body, _, status = done.stdout.rpartition("\n")
         return int(status or 0), body.removesuffix("\n")
 
     def wait_ready(self, name: str, times: int = 1, timeout: float = 60) -> bool:
         """Whether the agent has said `ready` `times` times within `timeout` seconds."""
-        return self.wait_for(lambda: self.log(name).count("netc agent: ready") >= times,
-                             timeout)
+        return self.wait_for(lambda: self.log(name).count("netc agent: ready") >= times, timeout)
 
     def members(self, name: str) -> dict[str, Any]:
         """What the node's agent says of the members (the file `netc status` reads)."""
@@ -171,17 +218,48 @@ class AgentCluster(SimCluster):
         """`netc status` on the node, of its agent's conflists and membership file."""
         dirs = self.dirs(node)
         return subprocess.run(
-            [sys.executable, "-m", "runtime.cli", "status", str(dirs["net.d"]), "--node-netns",
-             self.ns(node), "--membership", str(dirs["socket"].parent / "membership.json")],
-            capture_output=True, text=True, check=False, timeout=60, cwd=ROOT)
+            [
+                sys.executable,
+                "-m",
+                "runtime.cli",
+                "status",
+                str(dirs["net.d"]),
+                "--node-netns",
+                self.ns(node),
+                "--membership",
+                str(dirs["socket"].parent / "membership.json"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            cwd=ROOT,
+        )
 
     def plan_live_members(self, node: SimNode) -> subprocess.CompletedProcess:
         """`netc plan --node NAME --live-members` of the cluster's source, asked from the client
         (which reaches etcd on the underlay)."""
         return subprocess.run(
-            ["ip", "netns", "exec", self.client, sys.executable, "-m", "runtime.cli", "plan",
-             str(self.source_file(node)), "--node", node.name, "--live-members"],
-            capture_output=True, text=True, check=False, timeout=60, cwd=ROOT)
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.client,
+                sys.executable,
+                "-m",
+                "runtime.cli",
+                "plan",
+                str(self.source_file(node)),
+                "--node",
+                node.name,
+                "--live-members",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            cwd=ROOT,
+        )
 
     def block(self, name: str) -> int | None:
         return self.members(name).get("block")
@@ -189,34 +267,67 @@ class AgentCluster(SimCluster):
     def leave(self, node: SimNode) -> subprocess.CompletedProcess:
         """`netc leave` for the node, from inside it."""
         return subprocess.run(
-            ["ip", "netns", "exec", self.ns(node), sys.executable, "-m", "runtime.cli", "leave",
-             "--config", str(self.dirs(node)["config"]), "--node-name", node.name,
-             "--memory-dir", str(self.dirs(node)["memory"])],
-            capture_output=True, text=True, check=False, timeout=60, cwd=ROOT)
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.ns(node),
+                sys.executable,
+                "-m",
+                "runtime.cli",
+                "leave",
+                "--config",
+                str(self.dirs(node)["config"]),
+                "--node-name",
+                node.name,
+                "--memory-dir",
+                str(self.dirs(node)["memory"]),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+            cwd=ROOT,
+        )
 
     # pods, through what the agent wrote and installed
 
     def conflist_path(self, node: SimNode) -> Path:
         return self.dirs(node)["net.d"] / "10-pods.conflist"
 
-    def invocation(self, node: SimNode, pod: Pod, host_port: int = HOST_PORT
-                   ) -> driver.Invocation:
+    def invocation(self, node: SimNode, pod: Pod, host_port: int = HOST_PORT) -> driver.Invocation:
         """How the node's runtime calls the plugin the agent installed, for `pod`."""
         return driver.Invocation(
-            pod.container_id, pod.netns, "eth0", "",
-            (mapping_from_option(f"{host_port}:{POD_PORT}"),), None,
-            (str(self.dirs(node)["bin"]), "/usr/lib/cni"), str(self.home / node.name / "cache"),
-            self.ns(node))
+            pod.container_id,
+            pod.netns,
+            "eth0",
+            "",
+            (mapping_from_option(f"{host_port}:{POD_PORT}"),),
+            None,
+            (str(self.dirs(node)["bin"]), "/usr/lib/cni"),
+            str(self.home / node.name / "cache"),
+            self.ns(node),
+        )
 
     def add_pod(self, node: SimNode, role: str = "pod", host_port: int = HOST_PORT) -> SimPod:
         """A pod on the node through its agent's conflist and plugin, answering on port 80."""
-        pod = Pod(self.netns(f"{node.name}-{role}"),
-                  f"{self.tag}-{node.name}-{secrets.token_hex(4)}")
-        result = driver.add(driver.Conflist(self.conflist_path(node).read_bytes()),
-                            self.invocation(node, pod, host_port))
-        found = SimPod(node, pod, {ipaddress.ip_interface(ip["address"]).version:
-                                   str(ipaddress.ip_interface(ip["address"]).ip)
-                                   for ip in result["ips"]})
+        pod = Pod(
+            self.netns(f"{node.name}-{role}"), f"{self.tag}-{node.name}-{secrets.token_hex(4)}"
+        )
+        result = driver.add(
+            driver.Conflist(self.conflist_path(node).read_bytes()),
+            self.invocation(node, pod, host_port),
+        )
+        found = SimPod(
+            node,
+            pod,
+            {
+                ipaddress.ip_interface(ip["address"]).version: str(
+                    ipaddress.ip_interface(ip["address"]).ip
+                )
+                for ip in result["ips"]
+            },
+        )
         self.serve(pod.name, "tcp", POD_PORT, node.name)
         self.serve(pod.name, "udp", POD_PORT, node.name)
         self.pods[node.name] = found
@@ -224,8 +335,10 @@ class AgentCluster(SimCluster):
 
     def delete_pod(self, found: SimPod, host_port: int = HOST_PORT) -> None:
         """The pod's DEL, through its node's conflist and plugin, as its runtime calls it."""
-        driver.delete(driver.Conflist(self.conflist_path(found.node).read_bytes()),
-                      self.invocation(found.node, found.pod, host_port))
+        driver.delete(
+            driver.Conflist(self.conflist_path(found.node).read_bytes()),
+            self.invocation(found.node, found.pod, host_port),
+        )
 
     # what a node routes
 
@@ -235,8 +348,17 @@ class AgentCluster(SimCluster):
 
     def flow(self, source: SimPod, target: SimPod) -> subprocess.Popen:
         """A steady UDP flow from one pod to another, until `flow_result`."""
-        process = self.spawn(source.pod.name, sys.executable, "-m", "tests.kernel.netprobe",
-                             "flow", target.addresses[4], str(POD_PORT), "--rate", "100")
+        process = self.spawn(
+            source.pod.name,
+            sys.executable,
+            "-m",
+            "tests.kernel.netprobe",
+            "flow",
+            target.addresses[4],
+            str(POD_PORT),
+            "--rate",
+            "100",
+        )
         assert process.stdout is not None and process.stdout.readline().strip() == "ready"
         return process
 

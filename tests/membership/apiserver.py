@@ -56,8 +56,10 @@ from tests.membership.etcd_cluster import certificates
 PORT = 6443
 AGENT_TOKEN = "agent-token"
 ADMIN_TOKEN = "admin-token"
-USERS = {AGENT_TOKEN: "system:serviceaccount:netc-system:netc-node",
-         ADMIN_TOKEN: "kubernetes-admin"}
+USERS = {
+    AGENT_TOKEN: "system:serviceaccount:netc-system:netc-node",
+    ADMIN_TOKEN: "kubernetes-admin",
+}
 ALL_VERBS = ("get", "list", "watch", "patch", "create", "delete")
 
 
@@ -83,8 +85,9 @@ class Store:
             metadata = stored["metadata"]
             metadata["resourceVersion"] = str(self.version)
             metadata.setdefault("uid", f"00000000-0000-4000-8000-{self.version:012d}")
-            metadata.setdefault("creationTimestamp",
-                                time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            metadata.setdefault(
+                "creationTimestamp", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            )
             self.nodes[metadata["name"]] = stored
             self.history.append((self.version, kind, copy.deepcopy(stored)))
             self.changed.notify_all()
@@ -144,16 +147,29 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def status(code: int, reason: str, message: str) -> dict[str, Any]:
-    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-            "message": message, "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 class ApiServer:
     """The server, its store and its tokens; see the module docstring."""
 
-    def __init__(self, netns: str, address: str, directory: Path, *,
-                 agent_verbs: tuple[str, ...] = NODE_VERBS, bookmark_every: float = 1.0
-                 ) -> None:
+    def __init__(
+        self,
+        netns: str,
+        address: str,
+        directory: Path,
+        *,
+        agent_verbs: tuple[str, ...] = NODE_VERBS,
+        bookmark_every: float = 1.0,
+    ) -> None:
         self.netns, self.address = netns, address
         self.store = Store()
         self.roles = {AGENT_TOKEN: set(agent_verbs), ADMIN_TOKEN: set(ALL_VERBS)}
@@ -182,8 +198,9 @@ class ApiServer:
         server.daemon_threads = True
         server.handle_error = lambda *_: None  # a client that went away is no test failure
         self.server, self.running = server, True
-        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True,
-                         name="apiserver").start()
+        threading.Thread(
+            target=server.serve_forever, args=(0.05,), daemon=True, name="apiserver"
+        ).start()
 
     def stop(self) -> None:
         """The API away, as a crashed server is: every open watch cut mid-stream, nothing
@@ -226,12 +243,23 @@ class ApiServer:
     def kubeconfig(self, path: Path, token: str = AGENT_TOKEN) -> Path:
         """A kubeconfig for this server: its CA inline, the token's user."""
         ca = base64.b64encode(Path(self.tls["ca.crt"]).read_bytes()).decode()
-        path.write_text(json.dumps({
-            "apiVersion": "v1", "kind": "Config", "current-context": "sim",
-            "clusters": [{"name": "sim", "cluster": {"server": self.url,
-                                                     "certificate-authority-data": ca}}],
-            "users": [{"name": "agent", "user": {"token": token}}],
-            "contexts": [{"name": "sim", "context": {"cluster": "sim", "user": "agent"}}]}))
+        path.write_text(
+            json.dumps(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Config",
+                    "current-context": "sim",
+                    "clusters": [
+                        {
+                            "name": "sim",
+                            "cluster": {"server": self.url, "certificate-authority-data": ca},
+                        }
+                    ],
+                    "users": [{"name": "agent", "user": {"token": token}}],
+                    "contexts": [{"name": "sim", "context": {"cluster": "sim", "user": "agent"}}],
+                }
+            )
+        )
         return path
 
 
@@ -272,8 +300,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         query = dict(urllib.parse.parse_qsl(url.query))
         name = url.path.removeprefix("/api/v1/nodes").removeprefix("/") or None
         if not url.path.startswith("/api/v1/nodes") or (name and "/" in name):
-            return self._send(404, status(404, "NotFound", "the server could not find "
-                                          "the requested resource"))
+            return self._send(
+                404, status(404, "NotFound", "the server could not find the requested resource")
+            )
         verb = _verb(method, name, query)
         token = self.headers.get("Authorization", "").removeprefix("Bearer ")
         if token not in self.api.roles:
@@ -281,9 +310,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.api.requests.append((USERS[token], verb, self.path))
         if verb not in self.api.roles[token]:
             what = f'nodes "{name}"' if name else "nodes"
-            return self._send(403, status(
-                403, "Forbidden", f'{what} is forbidden: User "{USERS[token]}" cannot '
-                f'{verb} resource "nodes" in API group "" at the cluster scope'))
+            return self._send(
+                403,
+                status(
+                    403,
+                    "Forbidden",
+                    f'{what} is forbidden: User "{USERS[token]}" cannot '
+                    f'{verb} resource "nodes" in API group "" at the cluster scope',
+                ),
+            )
         getattr(self, f"_{verb}")(name, query)
         return None
 
@@ -302,20 +337,30 @@ class Handler(http.server.BaseHTTPRequestHandler):
             try:
                 nodes = self.store.at(version)
             except Gone:
-                return self._send(410, status(
-                    410, "Expired", "The provided continue parameter is too old to "
-                    "display a consistent list result."))
+                return self._send(
+                    410,
+                    status(
+                        410,
+                        "Expired",
+                        "The provided continue parameter is too old to "
+                        "display a consistent list result.",
+                    ),
+                )
         names = sorted(n for n in nodes if n > after)
         limit = int(query.get("limit", 0)) or len(names)
         metadata: dict[str, Any] = {"resourceVersion": str(version)}
         if len(names) > limit:
-            metadata["continue"] = base64.b64encode(json.dumps(
-                {"rv": version, "after": names[limit - 1]}).encode()).decode()
+            metadata["continue"] = base64.b64encode(
+                json.dumps({"rv": version, "after": names[limit - 1]}).encode()
+            ).decode()
             metadata["remainingItemCount"] = len(names) - limit
-        items = [{k: v for k, v in nodes[n].items() if k not in ("kind", "apiVersion")}
-                 for n in names[:limit]]
-        return self._send(200, {"kind": "NodeList", "apiVersion": "v1",
-                                "metadata": metadata, "items": items})
+        items = [
+            {k: v for k, v in nodes[n].items() if k not in ("kind", "apiVersion")}
+            for n in names[:limit]
+        ]
+        return self._send(
+            200, {"kind": "NodeList", "apiVersion": "v1", "metadata": metadata, "items": items}
+        )
 
     def _watch(self, _name: None, query: dict[str, str]) -> None:
         version = int(query.get("resourceVersion") or self.store.version)
@@ -347,9 +392,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 try:
                     events = self.store.after(version)
                 except Gone:
-                    self._chunk({"type": "ERROR", "object": status(
-                        410, "Expired", f"too old resource version: {version} "
-                        f"({self.store.compacted})")})
+                    self._chunk(
+                        {
+                            "type": "ERROR",
+                            "object": status(
+                                410,
+                                "Expired",
+                                f"too old resource version: {version} ({self.store.compacted})",
+                            ),
+                        }
+                    )
                     return
                 current = self.store.version  # every change up to here is in `events`
                 if not events:
@@ -359,9 +411,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     self._chunk({"type": kind, "object": node})
                     version = at
             elif bookmarks and time.monotonic() >= bookmark_due:
-                self._chunk({"type": "BOOKMARK", "object": {
-                    "kind": "Node", "apiVersion": "v1",
-                    "metadata": {"resourceVersion": str(current)}}})
+                self._chunk(
+                    {
+                        "type": "BOOKMARK",
+                        "object": {
+                            "kind": "Node",
+                            "apiVersion": "v1",
+                            "metadata": {"resourceVersion": str(current)},
+                        },
+                    }
+                )
                 version = current
                 bookmark_due = time.monotonic() + self.api.bookmark_every
 
@@ -372,19 +431,31 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def _patch(self, name: str, _query: dict[str, str]) -> None:
         if self.headers.get("Content-Type") != "application/merge-patch+json":
-            return self._send(415, status(415, "UnsupportedMediaType",
-                                          "the body of the request was in an unknown "
-                                          "format"))
+            return self._send(
+                415,
+                status(
+                    415, "UnsupportedMediaType", "the body of the request was in an unknown format"
+                ),
+            )
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
         found = self.store.nodes.get(name)
         if found is None:
             return self._send(404, status(404, "NotFound", f'nodes "{name}" not found'))
         patched = merge_patch(found, body)
-        if found.get("spec", {}).get("podCIDRs") and patched.get("spec", {}).get(
-                "podCIDRs") != found["spec"]["podCIDRs"]:
-            return self._send(422, status(422, "Invalid", f'Node "{name}" is invalid: '
-                                          "spec.podCIDRs: Forbidden: node updates may not "
-                                          "change podCIDR except from \"\" to valid"))
+        if (
+            found.get("spec", {}).get("podCIDRs")
+            and patched.get("spec", {}).get("podCIDRs") != found["spec"]["podCIDRs"]
+        ):
+            return self._send(
+                422,
+                status(
+                    422,
+                    "Invalid",
+                    f'Node "{name}" is invalid: '
+                    "spec.podCIDRs: Forbidden: node updates may not "
+                    'change podCIDR except from "" to valid',
+                ),
+            )
         try:
             return self._send(200, self.store.put(patched, "MODIFIED"))
         except kubernetes_validate.ValidationError as error:

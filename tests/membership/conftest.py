@@ -37,8 +37,9 @@ def etcd(tmp_path, bin_dir):
 def api(tmp_path, bin_dir):
     """The tests' Kubernetes API server on the underlay of a cluster with no node yet."""
     with SimCluster(tmp_path, bin_dir, "vxlan", False, ()) as sim:
-        server = ApiServer(sim.add_host("apiserver", 201), "198.18.10.201", tmp_path / "api",
-                           bookmark_every=0.2)
+        server = ApiServer(
+            sim.add_host("apiserver", 201), "198.18.10.201", tmp_path / "api", bookmark_every=0.2
+        )
         server.sim = sim
         try:
             yield server

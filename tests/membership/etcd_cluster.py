@@ -59,23 +59,48 @@ class EtcdCluster:
     def start(self, index: int) -> None:
         """Member `index` running (again, from its data directory)."""
         address = self.addresses[index]
-        peers = ",".join(f"{self.name(i)}=http://{a}:{PEER_PORT}"
-                         for i, a in enumerate(self.addresses))
+        peers = ",".join(
+            f"{self.name(i)}=http://{a}:{PEER_PORT}" for i, a in enumerate(self.addresses)
+        )
         command = [
-            "etcd", "--name", self.name(index),
-            "--data-dir", str(self.directory / self.name(index)),
-            "--listen-client-urls", f"{self.scheme}://{address}:{CLIENT_PORT}",
-            "--advertise-client-urls", f"{self.scheme}://{address}:{CLIENT_PORT}",
-            "--listen-peer-urls", f"http://{address}:{PEER_PORT}",
-            "--initial-advertise-peer-urls", f"http://{address}:{PEER_PORT}",
-            "--initial-cluster", peers, "--initial-cluster-state", "new",
-            "--initial-cluster-token", self.sim.tag, "--logger", "zap",
-            "--log-outputs", str(self.directory / f"{self.name(index)}.log"),
-            "--heartbeat-interval", "50", "--election-timeout", "500"]
+            "etcd",
+            "--name",
+            self.name(index),
+            "--data-dir",
+            str(self.directory / self.name(index)),
+            "--listen-client-urls",
+            f"{self.scheme}://{address}:{CLIENT_PORT}",
+            "--advertise-client-urls",
+            f"{self.scheme}://{address}:{CLIENT_PORT}",
+            "--listen-peer-urls",
+            f"http://{address}:{PEER_PORT}",
+            "--initial-advertise-peer-urls",
+            f"http://{address}:{PEER_PORT}",
+            "--initial-cluster",
+            peers,
+            "--initial-cluster-state",
+            "new",
+            "--initial-cluster-token",
+            self.sim.tag,
+            "--logger",
+            "zap",
+            "--log-outputs",
+            str(self.directory / f"{self.name(index)}.log"),
+            "--heartbeat-interval",
+            "50",
+            "--election-timeout",
+            "500",
+        ]
         if self.tls:
-            command += ["--cert-file", self.tls["server.crt"], "--key-file",
-                        self.tls["server.key"], "--client-cert-auth", "--trusted-ca-file",
-                        self.tls["ca.crt"]]
+            command += [
+                "--cert-file",
+                self.tls["server.crt"],
+                "--key-file",
+                self.tls["server.key"],
+                "--client-cert-auth",
+                "--trusted-ca-file",
+                self.tls["ca.crt"],
+            ]
         self.processes[index] = self.sim.spawn(self.namespaces[index], *command)
 
     def stop(self, index: int) -> None:
@@ -98,8 +123,11 @@ class EtcdCluster:
 
     def client(self, *, timeout: float = 5.0) -> Etcd:
         """A client of every member, with the test's client certificate when TLS is on."""
-        tls = Tls(self.tls["ca.crt"], self.tls["client.crt"], self.tls["client.key"]) \
-            if self.tls else None
+        tls = (
+            Tls(self.tls["ca.crt"], self.tls["client.crt"], self.tls["client.key"])
+            if self.tls
+            else None
+        )
         return Etcd(self.endpoints, tls, timeout)
 
     def wait_healthy(self, timeout: float = 30.0) -> None:
@@ -123,27 +151,74 @@ class EtcdCluster:
 
 def certificates(directory: Path, addresses: list[str]) -> dict[str, str]:
     """A CA, a server certificate for `addresses` and a client certificate, made here."""
-    files = {name: str(directory / name) for name in
-             ("ca.crt", "ca.key", "server.crt", "server.key", "client.crt", "client.key")}
+    files = {
+        name: str(directory / name)
+        for name in ("ca.crt", "ca.key", "server.crt", "server.key", "client.crt", "client.key")
+    }
 
     def openssl(*arguments: str) -> None:
         subprocess.run(["openssl", *arguments], check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", files["ca.key"], "-out", files["ca.crt"], "-days", "2",
-            "-subj", "/CN=netc test CA")
-    for who, extension in (("server", "subjectAltName=" + ",".join(
-            f"IP:{a}" for a in addresses) + "\nextendedKeyUsage=serverAuth,clientAuth"),
-                           ("client", "extendedKeyUsage=clientAuth")):
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        files["ca.key"],
+        "-out",
+        files["ca.crt"],
+        "-days",
+        "2",
+        "-subj",
+        "/CN=netc test CA",
+    )
+    for who, extension in (
+        (
+            "server",
+            "subjectAltName="
+            + ",".join(f"IP:{a}" for a in addresses)
+            + "\nextendedKeyUsage=serverAuth,clientAuth",
+        ),
+        ("client", "extendedKeyUsage=clientAuth"),
+    ):
         request = directory / f"{who}.csr"
-        openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", files[f"{who}.key"], "-out", str(request), "-subj",
-                f"/CN=netc test {who}")
+        openssl(
+            "req",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            files[f"{who}.key"],
+            "-out",
+            str(request),
+            "-subj",
+            f"/CN=netc test {who}",
+        )
         extensions = directory / f"{who}.ext"
         extensions.write_text(extension + "\n")
-        openssl("x509", "-req", "-in", str(request), "-CA", files["ca.crt"], "-CAkey",
-                files["ca.key"], "-CAcreateserial", "-out", files[f"{who}.crt"], "-days", "2",
-                "-extfile", str(extensions))
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(request),
+            "-CA",
+            files["ca.crt"],
+            "-CAkey",
+            files["ca.key"],
+            "-CAcreateserial",
+            "-out",
+            files[f"{who}.crt"],
+            "-days",
+            "2",
+            "-extfile",
+            str(extensions),
+        )
     for name in ("ca.key", "server.key", "client.key"):
         os.chmod(files[name], 0o600)
     return files

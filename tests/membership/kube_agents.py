@@ -21,8 +21,9 @@ class KubeAgentCluster(AgentCluster):
     api: ApiServer
 
     def start_datastore(self) -> None:
-        self.api = ApiServer(self.add_host("apiserver", 201), "198.18.10.201",
-                             self.tmp / "api", bookmark_every=1.0)
+        self.api = ApiServer(
+            self.add_host("apiserver", 201), "198.18.10.201", self.tmp / "api", bookmark_every=1.0
+        )
 
     def close(self) -> None:
         if hasattr(self, "api"):
@@ -37,8 +38,11 @@ class KubeAgentCluster(AgentCluster):
 
     def register(self, node: SimNode, pod_cidr: str | None = "auto") -> None:
         """The node's Node, as the kubelet registers it, with the podCIDR it is assigned."""
-        cidrs = [f"10.244.{node.block}.0/24"] if pod_cidr == "auto" else (
-            [pod_cidr] if pod_cidr else None)
+        cidrs = (
+            [f"10.244.{node.block}.0/24"]
+            if pod_cidr == "auto"
+            else ([pod_cidr] if pod_cidr else None)
+        )
         self.api.add_node(node_object(node.name, cidrs, [node.address]))
 
     def subnet(self, node: SimNode) -> str:

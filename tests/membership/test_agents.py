@@ -33,13 +33,14 @@ def _subnets(cluster: AgentCluster, *names: str) -> set[str]:
 
 
 def _everyone_routes_to_everyone(cluster: AgentCluster, names: list[str]) -> bool:
-    return all(cluster.peer_routes(cluster.nodes[n]) == _subnets(
-        cluster, *(o for o in names if o != n)) for n in names)
+    return all(
+        cluster.peer_routes(cluster.nodes[n]) == _subnets(cluster, *(o for o in names if o != n))
+        for n in names
+    )
 
 
 @pytest.mark.parametrize("mode", ["vxlan", "host-gw"])
-def test_three_nodes_join_with_no_node_statement_and_pods_talk_without_nat(tmp_path, bin_dir,
-                                                                          mode):
+def test_three_nodes_join_with_no_node_statement_and_pods_talk_without_nat(tmp_path, bin_dir, mode):
     with AgentCluster(tmp_path, bin_dir, mode) as cluster:
         _join(cluster, *THREE)
         names = [n.name for n in THREE]
@@ -52,13 +53,13 @@ def test_three_nodes_join_with_no_node_statement_and_pods_talk_without_nat(tmp_p
             block = cluster.block(peer.name)
             assert f"route to {peer.name}'s pods 10.244.{block}.0/24 via" in planned.stdout
         pods = [cluster.add_pod(n) for n in THREE]
-        assert [p.addresses[4].rsplit(".", 1)[0] for p in pods] == [
-            f"10.244.{b}" for b in blocks]
+        assert [p.addresses[4].rsplit(".", 1)[0] for p in pods] == [f"10.244.{b}" for b in blocks]
         assert_pods_reach_each_other(cluster, pods)
 
 
 def test_a_node_joins_during_a_flow_leaves_gracefully_and_one_that_crashes_goes_with_its_lease(
-        tmp_path, bin_dir):
+    tmp_path, bin_dir
+):
     with AgentCluster(tmp_path, bin_dir, "vxlan") as cluster:
         _join(cluster, NODE_A, NODE_B)
         a, b = cluster.add_pod(NODE_A), cluster.add_pod(NODE_B)
@@ -67,8 +68,9 @@ def test_a_node_joins_during_a_flow_leaves_gracefully_and_one_that_crashes_goes_
         everyone = [NODE_A.name, NODE_B.name, NODE_C.name]
         assert until(lambda: _everyone_routes_to_everyone(cluster, everyone))
         c = cluster.add_pod(NODE_C)
-        assert cluster.ask(a.pod.name, "tcp", c.addresses[4], POD_PORT) == \
-            f"node-c {a.addresses[4]}"
+        assert (
+            cluster.ask(a.pod.name, "tcp", c.addresses[4], POD_PORT) == f"node-c {a.addresses[4]}"
+        )
         sent, answered, _ = cluster.flow_result(running)
         assert sent > 0 and answered == sent, "the join cost the running flow datagrams"
 
@@ -76,17 +78,20 @@ def test_a_node_joins_during_a_flow_leaves_gracefully_and_one_that_crashes_goes_
         assert cluster.stop_agent(NODE_C.name) == 0
         done = cluster.leave(NODE_C)
         assert done.returncode == 0 and "left cluster sim" in done.stdout, done.stderr
-        assert until(lambda: not any(left & cluster.peer_routes(n) for n in (NODE_A, NODE_B)),
-                     LEASE / 2)
+        assert until(
+            lambda: not any(left & cluster.peer_routes(n) for n in (NODE_A, NODE_B)), LEASE / 2
+        )
 
         _join(cluster, NODE_E)
         gone = _subnets(cluster, NODE_E.name)
         assert until(lambda: all(gone <= cluster.peer_routes(n) for n in (NODE_A, NODE_B)))
         cluster.stop_agent(NODE_E.name, signal.SIGKILL)
-        assert all(gone <= cluster.peer_routes(n) for n in (NODE_A, NODE_B)), \
+        assert all(gone <= cluster.peer_routes(n) for n in (NODE_A, NODE_B)), (
             "a crashed node lost its routes before its lease ran out"
-        assert until(lambda: not any(gone & cluster.peer_routes(n) for n in (NODE_A, NODE_B)),
-                     3 * LEASE + 10)
+        )
+        assert until(
+            lambda: not any(gone & cluster.peer_routes(n) for n in (NODE_A, NODE_B)), 3 * LEASE + 10
+        )
 
 
 def test_an_agent_restart_and_a_reboot_keep_the_block_and_the_pods_addresses(tmp_path, bin_dir):
@@ -98,15 +103,19 @@ def test_an_agent_restart_and_a_reboot_keep_the_block_and_the_pods_addresses(tmp
         assert cluster.wait_ready(NODE_A.name, 2)
         assert cluster.block(NODE_A.name) == block
         peer = cluster.add_pod(NODE_B)
-        assert cluster.ask(peer.pod.name, "tcp", pod.addresses[4], POD_PORT) == \
-            f"node-a {peer.addresses[4]}"
+        assert (
+            cluster.ask(peer.pod.name, "tcp", pod.addresses[4], POD_PORT)
+            == f"node-a {peer.addresses[4]}"
+        )
         cluster.stop_agent(NODE_A.name, signal.SIGKILL)  # a reboot: down longer than the lease
         assert until(lambda: not cluster.peer_routes(NODE_B), 3 * LEASE + 10)
         _join(cluster, NODE_A)
         assert cluster.block(NODE_A.name) == block, "a rebooted node came back renumbered"
         assert until(lambda: _everyone_routes_to_everyone(cluster, [NODE_A.name, NODE_B.name]))
-        assert cluster.ask(peer.pod.name, "tcp", pod.addresses[4], POD_PORT) == \
-            f"node-a {peer.addresses[4]}"
+        assert (
+            cluster.ask(peer.pod.name, "tcp", pod.addresses[4], POD_PORT)
+            == f"node-a {peer.addresses[4]}"
+        )
 
 
 def test_etcd_without_quorum_longer_than_the_lease_costs_a_flow_nothing(tmp_path, bin_dir):
@@ -117,8 +126,9 @@ def test_etcd_without_quorum_longer_than_the_lease_costs_a_flow_nothing(tmp_path
         routes = {n.name: cluster.peer_routes(n) for n in (NODE_A, NODE_B)}
         healthy = cluster.status(NODE_A)
         assert healthy.returncode == 0, healthy.stdout
-        assert healthy.stdout.startswith(f"cluster sim (etcd membership): node node-a holds "
-                                         f"block {blocks['node-a']} (lease "), healthy.stdout
+        assert healthy.stdout.startswith(
+            f"cluster sim (etcd membership): node node-a holds block {blocks['node-a']} (lease "
+        ), healthy.stdout
         running = cluster.flow(a, b)
         cluster.etcd.stop(0)
         cluster.etcd.stop(1)
@@ -138,20 +148,24 @@ def test_etcd_without_quorum_longer_than_the_lease_costs_a_flow_nothing(tmp_path
         assert {n.name: cluster.peer_routes(n) for n in (NODE_A, NODE_B)} == routes
 
 
-def test_a_node_for_which_the_pod_cidr_has_no_block_writes_no_conflist_and_says_why(tmp_path,
-                                                                                   bin_dir):
+def test_a_node_for_which_the_pod_cidr_has_no_block_writes_no_conflist_and_says_why(
+    tmp_path, bin_dir
+):
     with AgentCluster(tmp_path, bin_dir, "vxlan", pod_cidr="10.244.0.0/23") as cluster:
         _join(cluster, NODE_A, NODE_B)
         cluster.start_agent(NODE_C)
         assert until(lambda: "no free block" in cluster.log(NODE_C.name), 30)
-        assert "not ready: not joined cluster sim yet: no free block: the 2 blocks of pod " \
-               "CIDR 10.244.0.0/23 are all held" in cluster.log(NODE_C.name)
+        assert (
+            "not ready: not joined cluster sim yet: no free block: the 2 blocks of pod "
+            "CIDR 10.244.0.0/23 are all held" in cluster.log(NODE_C.name)
+        )
         assert not cluster.conflist_path(NODE_C).exists()
         assert "netc agent: ready" not in cluster.log(NODE_C.name)
 
 
 def test_an_agent_starting_removes_the_routes_of_a_node_that_left_while_it_was_down(
-        tmp_path, bin_dir):
+    tmp_path, bin_dir
+):
     """flannel#2554: a peer deleted while the agent was down must not keep its route."""
     with AgentCluster(tmp_path, bin_dir, "vxlan") as cluster:
         _join(cluster, NODE_A, NODE_B, NODE_C)

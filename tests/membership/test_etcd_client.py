@@ -18,8 +18,10 @@ from tests.membership.etcd_cluster import EtcdCluster
 def test_create_if_absent_lets_exactly_one_claimant_win(etcd):
     client = etcd.client()
     with node_namespace(etcd.sim.client):
-        outcomes = [client.txn([absent("/t/blocks/1")], [Put("/t/blocks/1", who.encode())])[0]
-                    for who in ("node-a", "node-b")]
+        outcomes = [
+            client.txn([absent("/t/blocks/1")], [Put("/t/blocks/1", who.encode())])[0]
+            for who in ("node-a", "node-b")
+        ]
         assert outcomes == [True, False]
         assert client.get("/t/blocks/1").value == b"node-a"
 
@@ -53,8 +55,7 @@ def test_a_key_changed_since_it_was_read_fails_the_comparison(etcd):
         client.txn([absent("/t/k")], [Put("/t/k", b"1")])
         read = client.get("/t/k")
         client.txn([], [Put("/t/k", b"2")])
-        assert client.txn([unchanged(read)], [Put("/t/k", b"3")]) == (False, read.mod_revision
-                                                                         + 1)
+        assert client.txn([unchanged(read)], [Put("/t/k", b"3")]) == (False, read.mod_revision + 1)
         assert client.get("/t/k").value == b"2"
 
 

@@ -32,8 +32,9 @@ def _join(cluster: KubeAgentCluster, *nodes) -> None:
 
 
 def _everyone_routes_to_everyone(cluster: KubeAgentCluster, nodes) -> bool:
-    return all(cluster.peer_routes(n) == {cluster.subnet(o) for o in nodes if o is not n}
-               for n in nodes)
+    return all(
+        cluster.peer_routes(n) == {cluster.subnet(o) for o in nodes if o is not n} for n in nodes
+    )
 
 
 @pytest.mark.parametrize("mode", ["vxlan", "host-gw"])
@@ -45,12 +46,14 @@ def test_three_nodes_join_from_their_nodes_and_pods_talk_without_nat(tmp_path, b
         assert annotations == {"netc.dev/underlay-addresses": "198.18.10.12/24"}
         pods = [cluster.add_pod(n) for n in THREE]
         assert [p.addresses[4].rsplit(".", 1)[0] for p in pods] == [
-            f"10.244.{n.block}" for n in THREE]
+            f"10.244.{n.block}" for n in THREE
+        ]
         assert_pods_reach_each_other(cluster, pods)
 
 
-def test_a_fourth_node_joins_during_a_flow_and_a_deleted_node_vanishes_everywhere(tmp_path,
-                                                                                  bin_dir):
+def test_a_fourth_node_joins_during_a_flow_and_a_deleted_node_vanishes_everywhere(
+    tmp_path, bin_dir
+):
     with KubeAgentCluster(tmp_path, bin_dir, "vxlan") as cluster:
         _join(cluster, *THREE)
         a, b = cluster.add_pod(NODE_A), cluster.add_pod(NODE_B)
@@ -59,8 +62,10 @@ def test_a_fourth_node_joins_during_a_flow_and_a_deleted_node_vanishes_everywher
             _join(cluster, NODE_E)
             assert until(lambda: _everyone_routes_to_everyone(cluster, (*THREE, NODE_E)))
             e = cluster.add_pod(NODE_E)
-            assert cluster.ask(a.pod.name, "tcp", e.addresses[4], POD_PORT) == \
-                f"node-e {a.addresses[4]}"
+            assert (
+                cluster.ask(a.pod.name, "tcp", e.addresses[4], POD_PORT)
+                == f"node-e {a.addresses[4]}"
+            )
 
         cluster.lossless(a, b, fourth_joins)
 
@@ -68,12 +73,10 @@ def test_a_fourth_node_joins_during_a_flow_and_a_deleted_node_vanishes_everywher
         cluster.api.delete_node(NODE_C.name)  # kubectl delete node node-c
         rest = (NODE_A, NODE_B, NODE_E)
         assert until(lambda: _everyone_routes_to_everyone(cluster, rest), 10)
-        assert all(cluster.mac(NODE_C) not in {f.get("mac") for f in cluster.fdb(n)}
-                   for n in rest)
+        assert all(cluster.mac(NODE_C) not in {f.get("mac") for f in cluster.fdb(n)} for n in rest)
 
 
-def test_a_restarted_agent_keeps_its_subnet_and_drops_a_node_deleted_meanwhile(tmp_path,
-                                                                              bin_dir):
+def test_a_restarted_agent_keeps_its_subnet_and_drops_a_node_deleted_meanwhile(tmp_path, bin_dir):
     """flannel#2554: a peer deleted while the agent was down must not keep its route."""
     with KubeAgentCluster(tmp_path, bin_dir, "vxlan") as cluster:
         _join(cluster, *THREE)
@@ -89,64 +92,70 @@ def test_a_restarted_agent_keeps_its_subnet_and_drops_a_node_deleted_meanwhile(t
         assert cluster.peer_routes(NODE_A) == {cluster.subnet(NODE_B)}
         assert cluster.members(NODE_A.name)["subnets"] == [cluster.subnet(NODE_A)]
         peer = cluster.add_pod(NODE_B)
-        assert cluster.ask(peer.pod.name, "tcp", pod.addresses[4], POD_PORT) == \
-            f"node-a {peer.addresses[4]}"
+        assert (
+            cluster.ask(peer.pod.name, "tcp", pod.addresses[4], POD_PORT)
+            == f"node-a {peer.addresses[4]}"
+        )
 
 
 API_OUTAGE = 60.0
 """Seconds the API server is away: long past the agents' longest retry wait."""
 
 
-def test_the_api_away_for_a_minute_costs_a_flow_nothing_and_removes_nothing(tmp_path,
-                                                                          bin_dir):
+def test_the_api_away_for_a_minute_costs_a_flow_nothing_and_removes_nothing(tmp_path, bin_dir):
     with KubeAgentCluster(tmp_path, bin_dir, "vxlan") as cluster:
         _join(cluster, NODE_A, NODE_B)
         a, b = cluster.add_pod(NODE_A), cluster.add_pod(NODE_B)
         routes = {n.name: cluster.peer_routes(n) for n in (NODE_A, NODE_B)}
         healthy = cluster.status(NODE_A)
         assert healthy.returncode == 0, healthy.stdout
-        assert healthy.stdout.startswith("cluster sim (kubernetes membership): node node-a has "
-                                         "pod subnets 10.244.1.0/24, 2 members"), healthy.stdout
+        assert healthy.stdout.startswith(
+            "cluster sim (kubernetes membership): node node-a has "
+            "pod subnets 10.244.1.0/24, 2 members"
+        ), healthy.stdout
 
         def outage() -> None:
             cluster.api.stop()
-            assert until(lambda: "the Kubernetes API is unavailable" in cluster.log(
-                NODE_A.name))
-            assert until(lambda: "! the Kubernetes API is unavailable" in
-                         cluster.status(NODE_A).stdout, 10)
+            assert until(lambda: "the Kubernetes API is unavailable" in cluster.log(NODE_A.name))
+            assert until(
+                lambda: "! the Kubernetes API is unavailable" in cluster.status(NODE_A).stdout, 10
+            )
             assert cluster.status(NODE_A).returncode == 1
             away = time.monotonic() + API_OUTAGE  # the routes looked at all along
             while time.monotonic() < away:
                 assert {n.name: cluster.peer_routes(n) for n in (NODE_A, NODE_B)} == routes
                 time.sleep(5)
             cluster.api.start()
-            assert until(lambda: "the Kubernetes API answers again" in cluster.log(
-                NODE_A.name), 30)
+            assert until(lambda: "the Kubernetes API answers again" in cluster.log(NODE_A.name), 30)
             assert until(lambda: cluster.status(NODE_A).returncode == 0, 10)
 
         cluster.lossless(a, b, outage)
         assert {n.name: cluster.peer_routes(n) for n in (NODE_A, NODE_B)} == routes
 
 
-def test_nodes_whose_podcidrs_do_not_fit_get_no_conflist_and_say_what_to_set(tmp_path,
-                                                                            bin_dir):
+def test_nodes_whose_podcidrs_do_not_fit_get_no_conflist_and_say_what_to_set(tmp_path, bin_dir):
     with KubeAgentCluster(tmp_path, bin_dir, "vxlan") as cluster:
         _join(cluster, NODE_A)
         cluster.register(NODE_B, pod_cidr=None)
         cluster.register(NODE_C, pod_cidr="10.99.3.0/24")
         cluster.start_agent(NODE_B)
         cluster.start_agent(NODE_C)
-        said = {NODE_B.name: "Node node-b: it has no podCIDR: kube-controller-manager assigns "
-                "them when run with --allocate-node-cidrs --cluster-cidr=10.244.0.0/16 "
-                "--node-cidr-mask-size=24 (kubeadm init --pod-network-cidr=10.244.0.0/16)",
-                NODE_C.name: "Node node-c: its podCIDR 10.99.3.0/24 is outside the cluster's "
-                "pod-cidr 10.244.0.0/16"}
+        said = {
+            NODE_B.name: "Node node-b: it has no podCIDR: kube-controller-manager assigns "
+            "them when run with --allocate-node-cidrs --cluster-cidr=10.244.0.0/16 "
+            "--node-cidr-mask-size=24 (kubeadm init --pod-network-cidr=10.244.0.0/16)",
+            NODE_C.name: "Node node-c: its podCIDR 10.99.3.0/24 is outside the cluster's "
+            "pod-cidr 10.244.0.0/16",
+        }
         for node in (NODE_B, NODE_C):
-            assert until(lambda n=node: f"not ready: not joined cluster sim yet: {said[n.name]}"
-                         in cluster.log(n.name), 30), cluster.log(node.name)
+            assert until(
+                lambda n=node: (
+                    f"not ready: not joined cluster sim yet: {said[n.name]}" in cluster.log(n.name)
+                ),
+                30,
+            ), cluster.log(node.name)
             status = cluster.status(node)
-            assert status.returncode == 1 and f"! {said[node.name]}" in status.stdout, \
-                status.stdout
+            assert status.returncode == 1 and f"! {said[node.name]}" in status.stdout, status.stdout
             assert "node " + node.name + " is no member" in status.stdout
             assert not cluster.conflist_path(node).exists()
             assert "netc agent: ready" not in cluster.log(node.name)

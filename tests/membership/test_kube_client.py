@@ -50,8 +50,9 @@ def test_a_watch_brings_changes_then_bookmarks_and_a_compacted_version_is_expire
         version = kube.list_nodes().resource_version
         kube.patch_annotations("node-0", {"netc.dev/a": "1"})
         api.delete_node("node-1")
-        events = [(e.type, e.node["metadata"].get("name")) for e in
-                  kube.watch_nodes(version, seconds=1)]
+        events = [
+            (e.type, e.node["metadata"].get("name")) for e in kube.watch_nodes(version, seconds=1)
+        ]
         assert events[:2] == [("MODIFIED", "node-0"), ("DELETED", "node-1")]
         assert ("BOOKMARK", None) in events[2:]
         api.store.compact()
@@ -61,8 +62,14 @@ def test_a_watch_brings_changes_then_bookmarks_and_a_compacted_version_is_expire
 
 
 def test_a_merge_patch_sets_and_removes_annotations_and_keeps_the_others(api, kube):
-    api.add_node(node_object("node-a", ["10.244.1.0/24"], ["198.18.10.11"],
-                             {"other.example/x": "kept", "netc.dev/old": "gone"}))
+    api.add_node(
+        node_object(
+            "node-a",
+            ["10.244.1.0/24"],
+            ["198.18.10.11"],
+            {"other.example/x": "kept", "netc.dev/old": "gone"},
+        )
+    )
     with node_namespace(api.sim.client):
         node = kube.patch_annotations("node-a", {"netc.dev/new": "1", "netc.dev/old": None})
     assert node["metadata"]["annotations"] == {"other.example/x": "kept", "netc.dev/new": "1"}
@@ -98,14 +105,14 @@ def test_a_watch_cut_by_the_server_going_away_is_unavailable(api, kube):
             list(watch)
 
 
-def test_in_a_pod_the_service_account_is_used_and_its_token_read_at_every_request(api,
-                                                                                   tmp_path):
+def test_in_a_pod_the_service_account_is_used_and_its_token_read_at_every_request(api, tmp_path):
     root = tmp_path / "serviceaccount"
     root.mkdir()
     (root / "ca.crt").write_bytes(Path(api.tls["ca.crt"]).read_bytes())
     (root / "token").write_text(AGENT_TOKEN + "\n")
-    config = in_cluster(str(root), {"KUBERNETES_SERVICE_HOST": api.address,
-                                    "KUBERNETES_SERVICE_PORT": "6443"})
+    config = in_cluster(
+        str(root), {"KUBERNETES_SERVICE_HOST": api.address, "KUBERNETES_SERVICE_PORT": "6443"}
+    )
     assert config.server == "https://198.18.10.201:6443"
     kube = Kube(config)
     with node_namespace(api.sim.client):
@@ -113,9 +120,12 @@ def test_in_a_pod_the_service_account_is_used_and_its_token_read_at_every_reques
         (root / "token").write_text(ADMIN_TOKEN)  # the kubelet rotated it
         kube.list_nodes()
     assert [who for who, verb, _ in api.requests if verb == "list"] == [
-        "system:serviceaccount:netc-system:netc-node", "kubernetes-admin"]
-    ipv6 = in_cluster(str(root), {"KUBERNETES_SERVICE_HOST": "fd00::1",
-                                  "KUBERNETES_SERVICE_PORT": "443"})
+        "system:serviceaccount:netc-system:netc-node",
+        "kubernetes-admin",
+    ]
+    ipv6 = in_cluster(
+        str(root), {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "443"}
+    )
     assert ipv6.server == "https://[fd00::1]:443"
     with pytest.raises(ConfigError, match="not in a pod"):
         in_cluster(str(root), {})
@@ -126,30 +136,47 @@ def test_in_a_pod_the_service_account_is_used_and_its_token_read_at_every_reques
 
 def _kubeconfig(tmp_path, cluster: dict, user: dict) -> str:
     path = tmp_path / "config"
-    path.write_text(json.dumps({
-        "current-context": "c", "contexts": [{"name": "c", "context": {"cluster": "k",
-                                                                       "user": "u"}}],
-        "clusters": [{"name": "k", "cluster": cluster}], "users": [{"name": "u", "user": user}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "current-context": "c",
+                "contexts": [{"name": "c", "context": {"cluster": "k", "user": "u"}}],
+                "clusters": [{"name": "k", "cluster": cluster}],
+                "users": [{"name": "u", "user": user}],
+            }
+        )
+    )
     return str(path)
 
 
 def test_a_kubeconfigs_client_certificate_data_goes_to_private_files(tmp_path):
     data = base64.b64encode(b"PEM").decode()
-    config = from_kubeconfig(_kubeconfig(
-        tmp_path, {"server": "https://k:6443", "certificate-authority": "ca.crt"},
-        {"client-certificate-data": data, "client-key-data": data}), str(tmp_path))
+    config = from_kubeconfig(
+        _kubeconfig(
+            tmp_path,
+            {"server": "https://k:6443", "certificate-authority": "ca.crt"},
+            {"client-certificate-data": data, "client-key-data": data},
+        ),
+        str(tmp_path),
+    )
     assert config.ca_file == str(tmp_path / "ca.crt"), "relative to the kubeconfig"
     assert Path(config.key_file).read_bytes() == b"PEM"
     assert os.stat(config.key_file).st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize(("cluster", "user", "why"), [
-    ({"server": "https://k"}, {"exec": {"command": "aws"}}, "through a plugin"),
-    ({"server": "https://k", "insecure-skip-tls-verify": True}, {"token": "t"},
-     "skips checking the server's certificate"),
-    ({"server": "http://k:8080"}, {"token": "t"}, "no https:// server"),
-    ({"server": "https://k", "certificate-authority-data": "%%%"}, {}, "not base64"),
-])
+@pytest.mark.parametrize(
+    ("cluster", "user", "why"),
+    [
+        ({"server": "https://k"}, {"exec": {"command": "aws"}}, "through a plugin"),
+        (
+            {"server": "https://k", "insecure-skip-tls-verify": True},
+            {"token": "t"},
+            "skips checking the server's certificate",
+        ),
+        ({"server": "http://k:8080"}, {"token": "t"}, "no https:// server"),
+        ({"server": "https://k", "certificate-authority-data": "%%%"}, {}, "not base64"),
+    ],
+)
 def test_kubeconfigs_netc_cannot_use_safely_are_refused(tmp_path, cluster, user, why):
     with pytest.raises(ConfigError, match=why):
         from_kubeconfig(_kubeconfig(tmp_path, cluster, user))

@@ -20,15 +20,20 @@ from tests.membership.apiserver import AGENT_TOKEN
 from tests.membership.nodes import node_object
 
 ANNOTATION = "netc.dev/underlay-addresses"
-CLUSTER = Cluster("sim", (ipaddress.ip_network("10.244.0.0/16"),), (24,), (), Routing("vxlan"),
-                  membership=Membership("kubernetes"))
+CLUSTER = Cluster(
+    "sim",
+    (ipaddress.ip_network("10.244.0.0/16"),),
+    (24,),
+    (),
+    Routing("vxlan"),
+    membership=Membership("kubernetes"),
+)
 
 
 def _register(api, number: int, pod_cidr: str | None = "auto", **extra) -> str:
     """A Node as the kubelet registers it and kube-controller-manager gives it a podCIDR."""
     name = f"node-{number}"
-    cidrs = [f"10.244.{number}.0/24"] if pod_cidr == "auto" else (
-        [pod_cidr] if pod_cidr else None)
+    cidrs = [f"10.244.{number}.0/24"] if pod_cidr == "auto" else ([pod_cidr] if pod_cidr else None)
     api.add_node(node_object(name, cidrs, [f"198.18.10.{10 + number}"], **extra))
     return name
 
@@ -42,17 +47,24 @@ class Agents:
         self.sources: dict[str, KubernetesSource] = {}
         self.pods: set[str] = set()
 
-    def start(self, *names: str, token: str = AGENT_TOKEN, given: bool = True,
-              watch_seconds: int = 300) -> list[KubernetesSource]:
-        config = from_kubeconfig(str(self.api.kubeconfig(
-            self.api.sim.tmp / f"kubeconfig-{token}", token)))
+    def start(
+        self, *names: str, token: str = AGENT_TOKEN, given: bool = True, watch_seconds: int = 300
+    ) -> list[KubernetesSource]:
+        config = from_kubeconfig(
+            str(self.api.kubeconfig(self.api.sim.tmp / f"kubeconfig-{token}", token))
+        )
         started = []
         for name in names:
             number = int(name.rsplit("-", 1)[1])
             addresses = (ipaddress.ip_interface(f"198.18.10.{10 + number}/24"),) if given else ()
-            source = KubernetesSource(CLUSTER, name, addresses,
-                                      lambda name=name: name in self.pods, kube=Kube(config),
-                                      watch_seconds=watch_seconds)
+            source = KubernetesSource(
+                CLUSTER,
+                name,
+                addresses,
+                lambda name=name: name in self.pods,
+                kube=Kube(config),
+                watch_seconds=watch_seconds,
+            )
             with node_namespace(self.api.sim.client):
                 source.start()
             self.sources[name] = source
@@ -137,8 +149,7 @@ def test_bookmarks_keep_the_version_current_so_a_new_watch_needs_no_listing(api,
     for _ in range(5):
         api.store.tick()  # other objects change: no Node event carries the version
     version = api.store.version
-    assert until(lambda: all(s.view().members.revision == version
-                              for s in agents.sources.values()))
+    assert until(lambda: all(s.view().members.revision == version for s in agents.sources.values()))
     lists, watches = api.count("list"), api.count("watch")
     api.end_watches()  # compacted up to the bookmarks' version
     assert until(lambda: api.count("watch") >= watches + 2)
@@ -161,8 +172,12 @@ def test_an_outage_removes_nobody_and_the_listing_after_it_finds_what_changed(ap
     everyone = {"node-1", "node-2", "node-3"}
     assert until(lambda: agents.everyone_sees(everyone))
     api.stop()
-    assert until(lambda: all("the Kubernetes API is unavailable" in s.view().condition
-                              for s in agents.sources.values()))
+    assert until(
+        lambda: all(
+            "the Kubernetes API is unavailable" in s.view().condition
+            for s in agents.sources.values()
+        )
+    )
     agents.sources.pop("node-3").stop()
     api.store.delete("node-3")  # while the API was away from the agents
     time.sleep(1)
@@ -179,15 +194,17 @@ def test_a_bad_token_and_a_role_without_patch_are_conditions_with_the_apis_reaso
     agents.sources.pop("node-1").stop()
     api.roles[AGENT_TOKEN] = set(NODE_VERBS) - {"patch"}
     (source,) = agents.start("node-1")
-    assert until(lambda: "cannot patch resource \"nodes\"" in source.view().condition)
+    assert until(lambda: 'cannot patch resource "nodes"' in source.view().condition)
     assert "HTTP 403" in source.view().condition and source.view().me is None
 
 
 def test_a_node_without_podcidrs_says_what_to_set_and_joins_once_it_has_them(api, agents):
     (source,) = agents.start(_register(api, 1, pod_cidr=None))
     assert until(lambda: "it has no podCIDR" in source.view().condition)
-    assert "--allocate-node-cidrs --cluster-cidr=10.244.0.0/16 --node-cidr-mask-size=24" in \
-        source.view().condition
+    assert (
+        "--allocate-node-cidrs --cluster-cidr=10.244.0.0/16 --node-cidr-mask-size=24"
+        in source.view().condition
+    )
     assert source.view().me is None
     node = api.node("node-1")
     node["spec"] = {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]}
@@ -198,8 +215,12 @@ def test_a_node_without_podcidrs_says_what_to_set_and_joins_once_it_has_them(api
 
 def test_a_node_with_a_podcidr_outside_the_pod_cidr_is_refused_with_the_reason(api, agents):
     (source,) = agents.start(_register(api, 1, pod_cidr="10.99.1.0/24"))
-    assert until(lambda: "its podCIDR 10.99.1.0/24 is outside the cluster's pod-cidr "
-                          "10.244.0.0/16" in source.view().condition)
+    assert until(
+        lambda: (
+            "its podCIDR 10.99.1.0/24 is outside the cluster's pod-cidr "
+            "10.244.0.0/16" in source.view().condition
+        )
+    )
     assert source.view().me is None and "annotations" not in api.node("node-1")["metadata"]
 
 
@@ -216,25 +237,25 @@ def test_an_annotation_changed_by_someone_else_is_put_back(api, agents):
     node = api.node("node-1")
     node["metadata"]["annotations"][ANNOTATION] = "198.18.10.99/24"
     api.store.put(node, "MODIFIED")
-    assert until(lambda: api.node("node-1")["metadata"]["annotations"][ANNOTATION]
-                  == "198.18.10.11/24", 10)
+    assert until(
+        lambda: api.node("node-1")["metadata"]["annotations"][ANNOTATION] == "198.18.10.11/24", 10
+    )
 
 
-def test_a_node_registered_again_with_other_podcidrs_is_not_renumbered_under_its_pods(
-        api, agents):
+def test_a_node_registered_again_with_other_podcidrs_is_not_renumbered_under_its_pods(api, agents):
     (source,) = agents.start(_register(api, 1))
     assert until(lambda: source.view().me is not None)
     agents.pods.add("node-1")
     api.delete_node("node-1")
     assert until(lambda: "there is no Node node-1" in source.view().condition), source.view()
     _register(api, 1, pod_cidr="10.244.9.0/24")
-    assert until(lambda: "does not renumber a node that has pods" in source.view().condition), \
+    assert until(lambda: "does not renumber a node that has pods" in source.view().condition), (
         source.view()
+    )
     assert [str(s) for s in source.view().me.subnets] == ["10.244.1.0/24"]
 
 
-def test_its_own_node_deleted_while_the_watch_was_down_is_noticed_by_the_next_listing(
-        api, agents):
+def test_its_own_node_deleted_while_the_watch_was_down_is_noticed_by_the_next_listing(api, agents):
     """No DELETED event comes for a Node deleted while the watch was cut: the listing after
     it must say what the event would have said."""
     (source,) = agents.start(_register(api, 1))
@@ -242,5 +263,6 @@ def test_its_own_node_deleted_while_the_watch_was_down_is_noticed_by_the_next_li
     api.stop()
     api.delete_node("node-1")
     api.start()
-    assert until(lambda: "node-1" in source.view().condition
-                 and "Node" in source.view().condition), source.view()
+    assert until(
+        lambda: "node-1" in source.view().condition and "Node" in source.view().condition
+    ), source.view()

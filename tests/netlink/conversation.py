@@ -50,8 +50,9 @@ class Conversation:
 
     def received(self) -> list[list[wire.Message]]:
         """The kernel's datagrams, each as its messages."""
-        return [list(wire.messages(data)) for direction, data in self.datagrams
-                if direction == RECEIVED]
+        return [
+            list(wire.messages(data)) for direction, data in self.datagrams if direction == RECEIVED
+        ]
 
 
 class Replay:
@@ -65,7 +66,8 @@ class Replay:
         recorded = self._next(SENT, "sent a request")
         assert data.hex() == recorded.hex(), (
             "netc sends other bytes than when this reply was recorded "
-            "(re-record with tests/netlink/record.py if the change is meant)")
+            "(re-record with tests/netlink/record.py if the change is meant)"
+        )
         return len(data)
 
     def recv(self, size: int) -> bytes:
@@ -105,11 +107,15 @@ class Capture:
         _length, _kind, flags, seq, _port = wire.HEADER.unpack_from(data)
         if flags & wire.NLM_F_ACK or flags & wire.NLM_F_DUMP != wire.NLM_F_DUMP:
             code = 0 if flags & wire.NLM_F_ACK else -errno.ENOENT
-            self.answers.append(wire.message(wire.NLMSG_ERROR, 0, seq,
-                                             struct.pack("=i", code) + data[:wire.HEADER.size]))
+            self.answers.append(
+                wire.message(
+                    wire.NLMSG_ERROR, 0, seq, struct.pack("=i", code) + data[: wire.HEADER.size]
+                )
+            )
         else:
-            self.answers.append(wire.message(wire.NLMSG_DONE, wire.NLM_F_MULTI, seq,
-                                             struct.pack("=i", 0)))
+            self.answers.append(
+                wire.message(wire.NLMSG_DONE, wire.NLM_F_MULTI, seq, struct.pack("=i", 0))
+            )
         return len(data)
 
     def recv(self, size: int) -> bytes:

@@ -95,8 +95,9 @@ def namespaces(*roles: str) -> Iterator[dict[str, str]]:
             subprocess.run(["ip", "netns", "del", name], check=False)
 
 
-def record(scene: scenes.Scene, handles: dict[str, Netns], names: dict[str, str],
-           directory: Path) -> None:
+def record(
+    scene: scenes.Scene, handles: dict[str, Netns], names: dict[str, str], directory: Path
+) -> None:
     """Run one scene against the kernel and save the conversation.
 
     Addresses the scene's meddling added are removed again, so that every
@@ -124,9 +125,10 @@ def record(scene: scenes.Scene, handles: dict[str, Netns], names: dict[str, str]
         for cidr in added:
             _address(names, "del", cidr)
     release = os.uname().release
-    Conversation([f"{scene.name}: {scene.what}",
-                  f"recorded by tests/netlink/record.py on Linux {release}"],
-                 tee.datagrams).save(scene.name, directory)
+    Conversation(
+        [f"{scene.name}: {scene.what}", f"recorded by tests/netlink/record.py on Linux {release}"],
+        tee.datagrams,
+    ).save(scene.name, directory)
 
 
 def _address(names: dict[str, str], verb: str, cidr: str) -> None:

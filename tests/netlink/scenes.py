@@ -74,23 +74,33 @@ def setup(names: dict[str, str]) -> list[list[str]]:
         f"ip -n {node} netns set {pod} {POD_NSID_IN_NODE}",
         f"ip -n {pod} netns set {node} {NODE_NSID_IN_POD}",
         _link(node, BRIDGE, "type bridge"),
-        _link(node, HOST_VETH, f"type veth peer name {POD_VETH.name} index {POD_VETH.index} "
-                               f"address {POD_VETH.mac} mtu {POD_VETH.mtu} netns {pod}"),
+        _link(
+            node,
+            HOST_VETH,
+            f"type veth peer name {POD_VETH.name} index {POD_VETH.index} "
+            f"address {POD_VETH.mac} mtu {POD_VETH.mtu} netns {pod}",
+        ),
         _link(node, IFB, "type ifb"),
         _link(many, MANY_BRIDGE, "type bridge"),
         f"ip -n {node} link set {HOST_VETH.name} master {BRIDGE.name}",
         f"ip -n {node} link set {HOST_VETH.name} type bridge_slave hairpin on",
     ]
     for netns, link in ((node, BRIDGE), (node, HOST_VETH), (node, IFB), (pod, POD_VETH)):
-        commands += [f"ip -n {netns} link set {link.name} addrgenmode none",
-                     f"ip -n {netns} link set {link.name} up"]
-    for netns, link, addresses in ((node, BRIDGE, NODE_ADDRESSES),
-                                   (pod, POD_VETH, POD_ADDRESSES)):
-        commands += [f"ip -n {netns} address add {cidr} dev {link.name} nodad"
-                     if ":" in cidr else f"ip -n {netns} address add {cidr} dev {link.name}"
-                     for cidr in addresses]
-    commands += [f"ip -n {pod} -{family} route add default via {gateway} dev {POD_VETH.name}"
-                 for family, gateway in POD_GATEWAYS.items()]
+        commands += [
+            f"ip -n {netns} link set {link.name} addrgenmode none",
+            f"ip -n {netns} link set {link.name} up",
+        ]
+    for netns, link, addresses in ((node, BRIDGE, NODE_ADDRESSES), (pod, POD_VETH, POD_ADDRESSES)):
+        commands += [
+            f"ip -n {netns} address add {cidr} dev {link.name} nodad"
+            if ":" in cidr
+            else f"ip -n {netns} address add {cidr} dev {link.name}"
+            for cidr in addresses
+        ]
+    commands += [
+        f"ip -n {pod} -{family} route add default via {gateway} dev {POD_VETH.name}"
+        for family, gateway in POD_GATEWAYS.items()
+    ]
     commands += [
         _tbf(node, HOST_VETH, TBF, "10mbit"),
         _tbf(node, IFB, TBF64, "40gbit"),
@@ -103,24 +113,39 @@ def setup(names: dict[str, str]) -> list[list[str]]:
 
 def many_batch() -> str:
     """`ip -batch` input putting MANY_ADDRESSES addresses on many0."""
-    return "".join(f"address add {many_address(n)} dev {MANY_BRIDGE.name}\n"
-                   for n in range(MANY_ADDRESSES))
+    return "".join(
+        f"address add {many_address(n)} dev {MANY_BRIDGE.name}\n" for n in range(MANY_ADDRESSES)
+    )
 
 
 def _link(netns: str, link: Interface, kind: str) -> str:
-    return (f"ip -n {netns} link add {link.name} index {link.index} address {link.mac} "
-            f"mtu {link.mtu} {kind}")
+    return (
+        f"ip -n {netns} link add {link.name} index {link.index} address {link.mac} "
+        f"mtu {link.mtu} {kind}"
+    )
 
 
 def _tbf(netns: str, link: Interface, tbf: tc.Tbf, rate: str) -> str:
-    return (f"tc -n {netns} qdisc add dev {link.name} root handle 1: tbf rate {rate} "
-            f"burst {tbf.burst} limit {tbf.limit}")
+    return (
+        f"tc -n {netns} qdisc add dev {link.name} root handle 1: tbf rate {rate} "
+        f"burst {tbf.burst} limit {tbf.limit}"
+    )
 
 
 def pod_link() -> Link:
     """The pod's end of the pair as netc would have read it (only its index matters)."""
-    return Link(POD_VETH.index, POD_VETH.name, "veth", 0, POD_VETH.mtu, POD_VETH.mac,
-                0, HOST_VETH.index, NODE_NSID_IN_POD, None)
+    return Link(
+        POD_VETH.index,
+        POD_VETH.name,
+        "veth",
+        0,
+        POD_VETH.mtu,
+        POD_VETH.mac,
+        0,
+        HOST_VETH.index,
+        NODE_NSID_IN_POD,
+        None,
+    )
 
 
 @dataclass(frozen=True)
@@ -142,49 +167,118 @@ class Scene:
     capped: bool = True
 
 
-SCENES = {scene.name: scene for scene in (
-    Scene("link-bridge", "the bridge, by name", NODE, lambda r: r.link(BRIDGE.name)),
-    Scene("link-host-veth", "the host end of the veth: master, hairpin, peer in the pod",
-          NODE, lambda r: r.link(HOST_VETH.name)),
-    Scene("link-pod-veth", "the pod's end of the veth: peer in the node", POD,
-          lambda r: r.link(POD_VETH.name)),
-    Scene("link-ifb", "the ifb", NODE, lambda r: r.link(IFB.name)),
-    Scene("link-absent", "a link that is not there", NODE, lambda r: r.link("absent0")),
-    Scene("nsid", "the id the node gives the pod's namespace", NODE,
-          lambda r: r.nsid(POD_FD)),
-    Scene("paired", "the host veth checked against the pod's end", NODE,
-          lambda r: r.paired(r.link(HOST_VETH.name), pod_link(), POD_FD)),
-    Scene("addresses-node", "every address of the node", NODE, lambda r: r.addresses()),
-    Scene("addresses-pod-v4", "the pod's IPv4 addresses", POD, lambda r: r.addresses(4)),
-    Scene("routes-pod-v4", "the pod's IPv4 main table", POD, lambda r: r.routes(4)),
-    Scene("routes-pod-v6", "the pod's IPv6 main table", POD, lambda r: r.routes(6)),
-    Scene("qdiscs-host-veth", "the qdiscs of the host veth", NODE,
-          lambda r: tc.qdiscs(r, r.link(HOST_VETH.name))),
-    Scene("tbf", "the TBF of the host veth", NODE,
-          lambda r: tc.root_tbf(r, r.link(HOST_VETH.name))),
-    Scene("tbf-rate64", "the 40gbit TBF of the ifb", NODE,
-          lambda r: tc.root_tbf(r, r.link(IFB.name))),
-    Scene("redirect", "the redirect filter of the host veth", NODE,
-          lambda r: tc.redirect_targets(r, r.link(HOST_VETH.name))),
-    Scene("redirect-none", "filters of a link without an ingress qdisc", NODE,
-          lambda r: tc.redirect_targets(r, r.link(BRIDGE.name))),
-    Scene("set-up", "a change the kernel acknowledges", NODE,
-          lambda r: r.set_flags(r.link(IFB.name), up=True)),
-    Scene("addresses-many", f"{MANY_ADDRESSES} addresses: a dump over several datagrams", MANY,
-          lambda r: r.addresses(4)),
-    Scene("dump-interrupted", "an address dump the kernel flags interrupted once", MANY,
-          lambda r: r.addresses(4), meddle="once"),
-    Scene("dump-interrupted-always", "an address dump interrupted at every attempt", MANY,
-          lambda r: r.addresses(4), meddle="always"),
-    Scene("error-unknown-kind", "a link of a kind the kernel does not know", NODE,
-          lambda r: r.create("bogus0", "no-such-kind")),
-    Scene("error-unknown-kind-uncapped", "the same on a socket without NETLINK_CAP_ACK",
-          NODE, lambda r: r.create("bogus0", "no-such-kind"), capped=False),
-    Scene("error-mtu", "an MTU below the device's minimum", NODE,
-          lambda r: r.set_mtu(r.link(HOST_VETH.name), 10)),
-    Scene("error-exists", "a bridge whose name is taken", NODE,
-          lambda r: r.create(BRIDGE.name, "bridge")),
-)}
+SCENES = {
+    scene.name: scene
+    for scene in (
+        Scene("link-bridge", "the bridge, by name", NODE, lambda r: r.link(BRIDGE.name)),
+        Scene(
+            "link-host-veth",
+            "the host end of the veth: master, hairpin, peer in the pod",
+            NODE,
+            lambda r: r.link(HOST_VETH.name),
+        ),
+        Scene(
+            "link-pod-veth",
+            "the pod's end of the veth: peer in the node",
+            POD,
+            lambda r: r.link(POD_VETH.name),
+        ),
+        Scene("link-ifb", "the ifb", NODE, lambda r: r.link(IFB.name)),
+        Scene("link-absent", "a link that is not there", NODE, lambda r: r.link("absent0")),
+        Scene("nsid", "the id the node gives the pod's namespace", NODE, lambda r: r.nsid(POD_FD)),
+        Scene(
+            "paired",
+            "the host veth checked against the pod's end",
+            NODE,
+            lambda r: r.paired(r.link(HOST_VETH.name), pod_link(), POD_FD),
+        ),
+        Scene("addresses-node", "every address of the node", NODE, lambda r: r.addresses()),
+        Scene("addresses-pod-v4", "the pod's IPv4 addresses", POD, lambda r: r.addresses(4)),
+        Scene("routes-pod-v4", "the pod's IPv4 main table", POD, lambda r: r.routes(4)),
+        Scene("routes-pod-v6", "the pod's IPv6 main table", POD, lambda r: r.routes(6)),
+        Scene(
+            "qdiscs-host-veth",
+            "the qdiscs of the host veth",
+            NODE,
+            lambda r: tc.qdiscs(r, r.link(HOST_VETH.name)),
+        ),
+        Scene(
+            "tbf",
+            "the TBF of the host veth",
+            NODE,
+            lambda r: tc.root_tbf(r, r.link(HOST_VETH.name)),
+        ),
+        Scene(
+            "tbf-rate64",
+            "the 40gbit TBF of the ifb",
+            NODE,
+            lambda r: tc.root_tbf(r, r.link(IFB.name)),
+        ),
+        Scene(
+            "redirect",
+            "the redirect filter of the host veth",
+            NODE,
+            lambda r: tc.redirect_targets(r, r.link(HOST_VETH.name)),
+        ),
+        Scene(
+            "redirect-none",
+            "filters of a link without an ingress qdisc",
+            NODE,
+            lambda r: tc.redirect_targets(r, r.link(BRIDGE.name)),
+        ),
+        Scene(
+            "set-up",
+            "a change the kernel acknowledges",
+            NODE,
+            lambda r: r.set_flags(r.link(IFB.name), up=True),
+        ),
+        Scene(
+            "addresses-many",
+            f"{MANY_ADDRESSES} addresses: a dump over several datagrams",
+            MANY,
+            lambda r: r.addresses(4),
+        ),
+        Scene(
+            "dump-interrupted",
+            "an address dump the kernel flags interrupted once",
+            MANY,
+            lambda r: r.addresses(4),
+            meddle="once",
+        ),
+        Scene(
+            "dump-interrupted-always",
+            "an address dump interrupted at every attempt",
+            MANY,
+            lambda r: r.addresses(4),
+            meddle="always",
+        ),
+        Scene(
+            "error-unknown-kind",
+            "a link of a kind the kernel does not know",
+            NODE,
+            lambda r: r.create("bogus0", "no-such-kind"),
+        ),
+        Scene(
+            "error-unknown-kind-uncapped",
+            "the same on a socket without NETLINK_CAP_ACK",
+            NODE,
+            lambda r: r.create("bogus0", "no-such-kind"),
+            capped=False,
+        ),
+        Scene(
+            "error-mtu",
+            "an MTU below the device's minimum",
+            NODE,
+            lambda r: r.set_mtu(r.link(HOST_VETH.name), 10),
+        ),
+        Scene(
+            "error-exists",
+            "a bridge whose name is taken",
+            NODE,
+            lambda r: r.create(BRIDGE.name, "bridge"),
+        ),
+    )
+}
 
 
 def replayed(name: str, directory: Path = REPLIES) -> object:

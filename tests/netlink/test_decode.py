@@ -57,15 +57,18 @@ def flagged(name: str, flag: int) -> list[bool]:
 def test_a_bridge_reads_with_its_kind_mtu_mac_and_flags():
     link = replayed("link-bridge")
     assert (link.index, link.name, link.kind) == (BRIDGE.index, BRIDGE.name, "bridge")
-    assert (link.mtu, link.mac, link.up, link.promiscuous) == (BRIDGE.mtu, BRIDGE.mac, True,
-                                                                 False)
+    assert (link.mtu, link.mac, link.up, link.promiscuous) == (BRIDGE.mtu, BRIDGE.mac, True, False)
     assert (link.master, link.peer, link.netnsid, link.hairpin) == (0, 0, None, None)
 
 
 def test_the_host_veth_reads_with_its_master_hairpin_and_peer_in_the_pods_namespace():
     link = replayed("link-host-veth")
-    assert (link.index, link.kind, link.mtu, link.mac) == (HOST_VETH.index, "veth",
-                                                           HOST_VETH.mtu, HOST_VETH.mac)
+    assert (link.index, link.kind, link.mtu, link.mac) == (
+        HOST_VETH.index,
+        "veth",
+        HOST_VETH.mtu,
+        HOST_VETH.mac,
+    )
     assert (link.master, link.hairpin, link.up) == (BRIDGE.index, True, True)
     assert (link.peer, link.netnsid) == (POD_VETH.index, POD_NSID_IN_NODE)
 
@@ -74,7 +77,11 @@ def test_the_pods_veth_names_its_peer_in_the_nodes_namespace():
     link = replayed("link-pod-veth")
     assert (link.index, link.name, link.kind) == (POD_VETH.index, POD_VETH.name, "veth")
     assert (link.peer, link.netnsid, link.master, link.hairpin) == (
-        HOST_VETH.index, NODE_NSID_IN_POD, 0, None)
+        HOST_VETH.index,
+        NODE_NSID_IN_POD,
+        0,
+        None,
+    )
 
 
 def test_an_ifb_reads_as_an_ifb_that_is_up():
@@ -107,7 +114,8 @@ def test_the_main_table_holds_the_subnet_route_and_the_default_route(family, sub
     default = "0.0.0.0/0" if family == 4 else "::/0"
     assert set(replayed(f"routes-pod-v{family}")) == {
         Route(subnet, None, POD_VETH.index, protocol=RTPROT_KERNEL),
-        Route(default, POD_GATEWAYS[family], POD_VETH.index, protocol=RTPROT_BOOT)}
+        Route(default, POD_GATEWAYS[family], POD_VETH.index, protocol=RTPROT_BOOT),
+    }
 
 
 def test_qdiscs_are_found_by_parent():
@@ -135,8 +143,9 @@ def test_an_acknowledged_change_returns_quietly():
 
 def test_a_dump_over_several_datagrams_is_read_whole():
     assert len(Conversation.load("addresses-many").received()) >= 3
-    assert replayed("addresses-many") == [Address(MANY_BRIDGE.index, many_address(n))
-                                          for n in range(MANY_ADDRESSES)]
+    assert replayed("addresses-many") == [
+        Address(MANY_BRIDGE.index, many_address(n)) for n in range(MANY_ADDRESSES)
+    ]
 
 
 def test_an_interrupted_dump_is_asked_again_and_the_second_listing_is_used():
@@ -152,16 +161,22 @@ def test_a_dump_interrupted_at_every_attempt_fails_saying_so():
     assert f"{DUMP_ATTEMPTS} times in a row (NLM_F_DUMP_INTR)" in str(error)
 
 
-@pytest.mark.parametrize(("name", "capped"), [("error-unknown-kind", True),
-                                              ("error-unknown-kind-uncapped", False)])
+@pytest.mark.parametrize(
+    ("name", "capped"), [("error-unknown-kind", True), ("error-unknown-kind-uncapped", False)]
+)
 def test_the_kernels_own_reason_is_in_the_error(name, capped):
-    error_flags = [m.flags for datagram in Conversation.load(name).received()
-                   for m in datagram if m.kind == wire.NLMSG_ERROR]
+    error_flags = [
+        m.flags
+        for datagram in Conversation.load(name).received()
+        for m in datagram
+        if m.kind == wire.NLMSG_ERROR
+    ]
     assert [bool(f & wire.NLM_F_CAPPED) for f in error_flags] == [capped]
     error = refused(name)
     assert (error.errno, error.detail) == (errno.EOPNOTSUPP, "Unknown device type")
-    assert str(error).endswith("create no-such-kind bogus0: Operation not supported: "
-                               "Unknown device type")
+    assert str(error).endswith(
+        "create no-such-kind bogus0: Operation not supported: Unknown device type"
+    )
 
 
 def test_a_refused_mtu_says_why_and_a_plain_refusal_has_no_detail():

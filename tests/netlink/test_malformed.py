@@ -25,8 +25,7 @@ SEQ = 1
 
 def answered(name: str, *datagrams: bytes) -> object:
     """The scene's call when its (single) request is answered by `datagrams`."""
-    request = [data for direction, data in Conversation.load(name).datagrams
-               if direction == SENT]
+    request = [data for direction, data in Conversation.load(name).datagrams if direction == SENT]
     assert len(request) == 1, f"replies/{name}.txt has more than one request"
     replay = Replay([(SENT, request[0])] + [(RECEIVED, data) for data in datagrams])
     return SCENES[name].call(Rtnl(Channel(replay)))
@@ -34,8 +33,9 @@ def answered(name: str, *datagrams: bytes) -> object:
 
 def recorded_reply(name: str) -> bytes:
     """The kernel's single reply datagram in a recording."""
-    [reply] = [data for direction, data in Conversation.load(name).datagrams
-               if direction == RECEIVED]
+    [reply] = [
+        data for direction, data in Conversation.load(name).datagrams if direction == RECEIVED
+    ]
     return reply
 
 
@@ -82,8 +82,11 @@ def test_an_error_too_short_to_hold_its_errno_is_malformed():
 
 def test_noop_and_replies_to_other_requests_are_skipped():
     noop = wire.message(wire.NLMSG_NOOP, 0, SEQ, b"")
-    stale = error_message(errno.ENODEV)[:8] + struct.pack("=I", SEQ + 41) + \
-        error_message(errno.ENODEV)[12:]
+    stale = (
+        error_message(errno.ENODEV)[:8]
+        + struct.pack("=I", SEQ + 41)
+        + error_message(errno.ENODEV)[12:]
+    )
     link = answered("link-bridge", noop + stale + recorded_reply("link-bridge"))
     assert (link.name, link.index) == (BRIDGE.name, BRIDGE.index)
 
@@ -97,8 +100,12 @@ def test_an_overrun_says_replies_were_lost():
 
 def test_a_dump_ending_in_an_error_with_text_fails_with_that_text():
     text = wire.string(wire.NLMSGERR_ATTR_MSG, "dump refused").encode()
-    done = wire.message(wire.NLMSG_DONE, wire.NLM_F_MULTI | wire.NLM_F_ACK_TLVS, SEQ,
-                        struct.pack("=i", -errno.EINVAL) + text)
+    done = wire.message(
+        wire.NLMSG_DONE,
+        wire.NLM_F_MULTI | wire.NLM_F_ACK_TLVS,
+        SEQ,
+        struct.pack("=i", -errno.EINVAL) + text,
+    )
     error = refusal("addresses-pod-v4", done)
     assert (error.errno, error.detail) == (errno.EINVAL, "dump refused")
 
@@ -108,14 +115,18 @@ def test_a_text_after_a_whole_echoed_request_is_found():
     request = wire.message(18, 1, SEQ, b"\x01\x02\x03")
     text = wire.string(wire.NLMSGERR_ATTR_MSG, "after the echo").encode()
     padded = request + bytes(wire.align(len(request)) - len(request))
-    error = wire.message(wire.NLMSG_ERROR, wire.NLM_F_ACK_TLVS, SEQ,
-                         struct.pack("=i", -errno.EPERM) + padded + text)
+    error = wire.message(
+        wire.NLMSG_ERROR, wire.NLM_F_ACK_TLVS, SEQ, struct.pack("=i", -errno.EPERM) + padded + text
+    )
     assert wire.outcome(next(wire.messages(error))) == (errno.EPERM, "after the echo")
 
 
 def test_attributes_stop_at_a_header_shorter_than_itself_and_keep_repeats_in_order():
-    body = (wire.Attr(3, b"eth0\0").encode() + wire.Attr(7, [wire.u32(1, 9)]).encode()
-            + wire.Attr(3, b"lo\0").encode())
+    body = (
+        wire.Attr(3, b"eth0\0").encode()
+        + wire.Attr(7, [wire.u32(1, 9)]).encode()
+        + wire.Attr(3, b"lo\0").encode()
+    )
     broken = body + struct.pack("=HH", 2, 5) + wire.Attr(8, b"late").encode()
     nested = wire.u32(1, 9).encode()
     assert wire.attributes(memoryview(broken)) == [(3, b"eth0\0"), (7, nested), (3, b"lo\0")]

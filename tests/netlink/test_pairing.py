@@ -32,12 +32,11 @@ def lab() -> Iterator[dict[str, Netns]]:
         pytest.skip("needs root (network namespaces)")
     with namespaces("node", "pod", "other", "lone") as names:
         node, pod, other = names["node"], names["pod"], names["other"]
-        for command in (f"ip -n {node} link add h0 index 5 type veth peer name eth0 index 7 "
-                        f"netns {pod}",
-                        f"ip -n {node} link add h1 index 6 type veth peer name z index 8 "
-                        f"netns {other}",
-                        f"ip -n {pod} link add eth1 index 8 type veth peer name w index 6 "
-                        f"netns {other}"):
+        for command in (
+            f"ip -n {node} link add h0 index 5 type veth peer name eth0 index 7 netns {pod}",
+            f"ip -n {node} link add h1 index 6 type veth peer name z index 8 netns {other}",
+            f"ip -n {pod} link add eth1 index 8 type veth peer name w index 6 netns {other}",
+        ):
             sh(command.split())
         handles = {role: Netns(f"/run/netns/{name}") for role, name in names.items()}
         try:

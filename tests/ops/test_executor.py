@@ -57,8 +57,11 @@ class Logged:
 def scene(monkeypatch):
     """A pod's ADD and DEL plans with a DNAT chain and shaping; handlers that log."""
     (network,) = compile_sources([SourceFile("x.netdsl", SOURCE)]).networks
-    pod = PodContext("c1", port_mappings=(mapping_from_option("8080:80"),),
-                     bandwidth=bandwidth_from_option("ingress=10M,egress=10M"))
+    pod = PodContext(
+        "c1",
+        port_mappings=(mapping_from_option("8080:80"),),
+        bandwidth=bandwidth_from_option("ingress=10M,egress=10M"),
+    )
     log, fail = [], {}
     handler = Logged(log, fail)
     monkeypatch.setattr(executor, "handler_for", lambda op: handler)
@@ -119,14 +122,16 @@ def test_a_del_reports_a_program_that_failed_after_trying_every_removal(scene):
 
 
 def test_a_del_releases_host_port_claims_only_after_its_nat_and_flush_have_finished(
-        monkeypatch, tmp_path):
+    monkeypatch, tmp_path
+):
     """Another network's pod could take a released port; this DEL's flush must not hit it."""
     source = SOURCE.replace("network pods {", f'network pods {{\n    state-dir "{tmp_path}"')
     (network,) = compile_sources([SourceFile("x.netdsl", source)]).networks
     pod = PodContext("c1", port_mappings=(mapping_from_option("8053:53/udp"),), bandwidth=None)
     claims = hostports.HostportClaimHandler()
-    (claim,) = [op for op in plan(network, pod, "ADD").operations
-                if has_params(op, HostportClaimParams)]
+    (claim,) = [
+        op for op in plan(network, pod, "ADD").operations if has_params(op, HostportClaimParams)
+    ]
     claims.ensure(claim, None)
     claimed = [tmp_path / "hostports" / str(c) for c in claim.params.claims]
     assert all(path.exists() for path in claimed)
@@ -158,4 +163,5 @@ def _deferring_flush(logged):
         act(what, op, run)
         if op.kind == Kind.CONNTRACK_FLUSH:
             run.later(op, lambda: logged._finish(what, op))
+
     return deferring

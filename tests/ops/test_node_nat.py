@@ -45,8 +45,12 @@ class Tables:
         return (chain, rule) in self.jumps or rule in self.chains.get(chain, [])
 
     def shape(self, family, table, names):
-        return {n: Chain(len(self.chains[n]), sum(j[1][-1] == n for j in self.jumps))
-                if n in self.chains else None for n in names}
+        return {
+            n: Chain(len(self.chains[n]), sum(j[1][-1] == n for j in self.jumps))
+            if n in self.chains
+            else None
+            for n in names
+        }
 
     def rule_count(self, family, table, chain):
         return len(self.chains[chain]) if chain in self.chains else None
@@ -73,15 +77,19 @@ def tables(monkeypatch):
 
 def _node_nat():
     (network,) = compile_sources([SourceFile("nat.netdsl", SOURCE)]).networks
-    (op,) = [o for o in plan(network, PodContext("c1"), "ADD").operations
-             if has_params(o, IptablesNodeParams) and o.params.table == "nat"]
+    (op,) = [
+        o
+        for o in plan(network, PodContext("c1"), "ADD").operations
+        if has_params(o, IptablesNodeParams) and o.params.table == "nat"
+    ]
     return op
 
 
 def _run(pod: bool):
     notes = []
-    return SimpleNamespace(pod=object() if pod else None, notes=notes,
-                           note=lambda op, *lines: notes.extend(lines))
+    return SimpleNamespace(
+        pod=object() if pod else None, notes=notes, note=lambda op, *lines: notes.extend(lines)
+    )
 
 
 def test_a_fresh_node_gets_everything_in_one_transaction_without_asking_rule_by_rule(tables):
@@ -113,8 +121,9 @@ def test_a_pod_trusts_the_shape_and_apply_checks_every_rule(tables):
     assert nat.IPTABLES_NODE.ensure(op, run)
     (lines,) = tables.written
     assert lines[0] == f":{masquerade} - [0:0]"
-    assert not any(line.startswith(("-A POSTROUTING", "-A PREROUTING", ":NETC-HP-"))
-                   for line in lines)
+    assert not any(
+        line.startswith(("-A POSTROUTING", "-A PREROUTING", ":NETC-HP-")) for line in lines
+    )
     (note,) = run.notes
     assert note.startswith(f"repaired: {masquerade}: 1 of ")
 
@@ -129,5 +138,6 @@ def test_a_lost_jump_is_repaired_and_said(tables, pod):
     assert nat.IPTABLES_NODE.ensure(op, run)
     (lines,) = tables.written
     assert [line for line in lines if line.startswith(f"-A {lost[0]}")] == [
-        f"-A {lost[0]} " + " ".join(f'"{a}"' if " " in a else a for a in lost[1])]
+        f"-A {lost[0]} " + " ".join(f'"{a}"' if " " in a else a for a in lost[1])
+    ]
     assert run.notes == [f"repaired: no jump from {lost[0]} to {lost[1][-1]}"]

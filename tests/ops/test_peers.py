@@ -44,20 +44,49 @@ from runtime.ops.peers import (
 
 ALIAS = "netc cluster prod"
 MAC = "82:76:62:1f:50:c4"
-DEVICE = LinkVxlanParams(name="netc.1", vni=1, port=8472, local="192.168.10.11", mtu=1450,
-                         mac=MAC, alias=ALIAS)
-PRUNE = NodePruneParams(cluster="prod", pod_cidrs=("10.244.0.0/16", "fd00:10:244::/56"),
-                        protocol=78, routes=("10.244.2.0/24", "fd00:10:244:2::/64"),
-                        device="netc.1", neighbours=("10.244.2.0", "fd00:10:244:2::"),
-                        fdb=(MAC,), alias=ALIAS)
+DEVICE = LinkVxlanParams(
+    name="netc.1", vni=1, port=8472, local="192.168.10.11", mtu=1450, mac=MAC, alias=ALIAS
+)
+PRUNE = NodePruneParams(
+    cluster="prod",
+    pod_cidrs=("10.244.0.0/16", "fd00:10:244::/56"),
+    protocol=78,
+    routes=("10.244.2.0/24", "fd00:10:244:2::/64"),
+    device="netc.1",
+    neighbours=("10.244.2.0", "fd00:10:244:2::"),
+    fdb=(MAC,),
+    alias=ALIAS,
+)
 
 
-def _link(name="netc.1", *, kind="vxlan", alias=ALIAS, mac=MAC, mtu=1450, settings=None,
-          index=7, extra=(), up=False) -> Link:
+def _link(
+    name="netc.1",
+    *,
+    kind="vxlan",
+    alias=ALIAS,
+    mac=MAC,
+    mtu=1450,
+    settings=None,
+    index=7,
+    extra=(),
+    up=False,
+) -> Link:
     attrs = [*vxlan_data(settings or Vxlan(1, 8472, "192.168.10.11")), *extra]
     data = b"".join(a.encode() for a in attrs) if kind == "vxlan" else b""
-    return Link(index, name, kind, IFF_UP if up else 0, mtu, mac, 0, 0, None, None,
-                alias=alias, info_data=data)
+    return Link(
+        index,
+        name,
+        kind,
+        IFF_UP if up else 0,
+        mtu,
+        mac,
+        0,
+        0,
+        None,
+        None,
+        alias=alias,
+        info_data=data,
+    )
 
 
 def test_vxlan_settings_round_trip_with_the_port_in_network_byte_order():
@@ -79,10 +108,14 @@ def test_only_a_vxlan_with_the_clusters_alias_or_an_unaliased_one_with_the_deriv
 
 def test_the_tunnel_needs_a_new_device_while_mtu_mac_and_alias_are_repaired():
     assert vxlan_differences(DEVICE, _link()) == ([], [])
-    rebuild, repair = vxlan_differences(DEVICE, _link(settings=Vxlan(2, 4789, "192.168.10.99"),
-                                                      mtu=1500, alias=None))
-    assert rebuild == ["vni 2, want 1", "port 4789, want 8472",
-                       "local 192.168.10.99, want 192.168.10.11"]
+    rebuild, repair = vxlan_differences(
+        DEVICE, _link(settings=Vxlan(2, 4789, "192.168.10.99"), mtu=1500, alias=None)
+    )
+    assert rebuild == [
+        "vni 2, want 1",
+        "port 4789, want 8472",
+        "local 192.168.10.99, want 192.168.10.11",
+    ]
     assert repair == ["mtu 1500, want 1450", f"alias None, want {ALIAS}"]
     learning = _link(settings=Vxlan(1, 8472, "192.168.10.11", learning=True))
     assert vxlan_differences(DEVICE, learning)[0] == ["learning True, want False"]
@@ -123,24 +156,37 @@ def test_a_prune_removes_unplanned_permanent_entries_and_links_with_the_alias_bu
     planned = Neighbour(7, "10.244.2.0", MAC, NUD_PERMANENT)
     stale = Neighbour(7, "fd00:10:244:4::", "02:00:00:00:00:04", NUD_PERMANENT)
     learned = Neighbour(7, "10.244.9.9", "02:00:00:00:00:09", 0x02)
-    entries = [FdbEntry(7, MAC, "192.168.10.12", NUD_PERMANENT),
-               FdbEntry(7, "02:00:00:00:00:04", "192.168.20.14", NUD_PERMANENT)]
+    entries = [
+        FdbEntry(7, MAC, "192.168.10.12", NUD_PERMANENT),
+        FdbEntry(7, "02:00:00:00:00:04", "192.168.20.14", NUD_PERMANENT),
+    ]
     assert stale_entries(PRUNE, [planned, stale, learned], entries) == ([stale], entries[1:])
-    links = [_link(), _link("netc.old", index=8), _link("vx-other", alias="someone", index=9),
-             _link("eth0", kind="veth", alias=None, index=2)]
+    links = [
+        _link(),
+        _link("netc.old", index=8),
+        _link("vx-other", alias="someone", index=9),
+        _link("eth0", kind="veth", alias=None, index=2),
+    ]
     assert stale_links(PRUNE, links) == [links[1]]
     assert [link.name for link in stale_links(datatypes.replace(PRUNE, device=None), links)] == [
-        "netc.1", "netc.old"]
+        "netc.1",
+        "netc.old",
+    ]
 
 
 def test_apply_prints_each_removal_of_a_prune_and_one_line_for_any_other_change():
     prune = Operation("cluster prod", "remove ...", PRUNE, Phase.PEERS)
-    route = Operation("10.244.2.0/24 via x", "route to node-b's pods",
-                      RouteNodeParams("10.244.2.0/24", "x", None, False, 78), Phase.PEERS)
+    route = Operation(
+        "10.244.2.0/24 via x",
+        "route to node-b's pods",
+        RouteNodeParams("10.244.2.0/24", "x", None, False, 78),
+        Phase.PEERS,
+    )
     assert AppliedChange(prune, ("route a", "fdb b")).lines() == ["- route a", "- fdb b"]
     assert AppliedChange(route).lines() == ["+ route to node-b's pods"]
     assert AppliedChange(route, ("replaced x",)).lines() == [
-        "+ route to node-b's pods (replaced x)"]
+        "+ route to node-b's pods (replaced x)"
+    ]
 
 
 EXTERNAL = (Attr(IFLA_VXLAN_COLLECT_METADATA, b"\x01"),)
@@ -152,8 +198,12 @@ def test_receive_modes_and_the_group_are_read_back_as_the_kernel_reports_them():
     assert (plain.receive, plain.family) == ((), 4)
     both = vxlan_settings(_link(extra=(*EXTERNAL, Attr(IFLA_VXLAN_GBP, b""))))
     assert both.receive == ("external", "gbp")
-    group = vxlan_settings(_link(settings=Vxlan(1, 8472, None), extra=(
-        Attr(IFLA_VXLAN_GROUP6, bytes.fromhex("ff0e" + "00" * 13 + "01")),)))
+    group = vxlan_settings(
+        _link(
+            settings=Vxlan(1, 8472, None),
+            extra=(Attr(IFLA_VXLAN_GROUP6, bytes.fromhex("ff0e" + "00" * 13 + "01")),),
+        )
+    )
     assert (group.group, group.family) == ("ff0e::1", 6)
 
 
@@ -165,12 +215,18 @@ def test_another_device_with_the_vni_port_and_family_clashes_whatever_its_local_
         "flannel.1 (VXLAN 1, UDP port 8472) is in the way: the kernel refuses a second VXLAN "
         "device with VNI 1 on UDP port 8472; it is flannel's: remove flannel first (kubectl "
         "delete -f kube-flannel.yml; ip link del flannel.1), or give the cluster's routing "
-        "another `vni` or `port`")
+        "another `vni` or `port`"
+    )
     other = clash(DEVICE, _link("vx0", alias=None))
-    assert other.endswith("remove it (ip link del vx0) if nothing uses it, or give the "
-                          "cluster's routing another `vni` or `port`")
-    for apart in (Vxlan(2, 8472, "192.168.10.11"), Vxlan(1, 4789, "192.168.10.11"),
-                  Vxlan(1, 8472, "fd00::11")):
+    assert other.endswith(
+        "remove it (ip link del vx0) if nothing uses it, or give the "
+        "cluster's routing another `vni` or `port`"
+    )
+    for apart in (
+        Vxlan(2, 8472, "192.168.10.11"),
+        Vxlan(1, 4789, "192.168.10.11"),
+        Vxlan(1, 8472, "fd00::11"),
+    ):
         assert clash(DEVICE, _link("vx0", alias=None, settings=apart)) is None, apart
     assert clash(DEVICE, _link()) is None, "the planned device itself"
     assert clash(DEVICE, _link("br0", kind="bridge", alias=None)) is None

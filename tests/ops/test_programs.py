@@ -49,8 +49,10 @@ def test_a_call_past_its_deadline_leaves_no_program_running(tmp_path):
 
 def test_a_started_program_runs_beside_the_caller_until_it_is_waited_for(tmp_path):
     signal_file = tmp_path / "go"
-    script = (f"i=0; while [ ! -e {signal_file} ] && [ $i -lt 1000 ]; do sleep 0.01; "
-              f"i=$((i+1)); done; [ -e {signal_file} ] && echo seen")
+    script = (
+        f"i=0; while [ ! -e {signal_file} ] && [ $i -lt 1000 ]; do sleep 0.01; "
+        f"i=$((i+1)); done; [ -e {signal_file} ] && echo seen"
+    )
     running = programs.start("sh", "-c", script)
     signal_file.touch()  # only a caller that went on can do this while the program waits
     assert running.wait() == b"seen\n"

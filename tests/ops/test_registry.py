@@ -27,4 +27,6 @@ def test_a_kinds_parameters_and_handler_are_named_after_it():
     for kind, handler in HANDLERS.items():
         name = "".join(word.capitalize() for word in kind.name.split("_"))
         assert (handler.params.__name__, type(handler).__name__) == (
-            f"{name}Params", f"{name}Handler")
+            f"{name}Params",
+            f"{name}Handler",
+        )

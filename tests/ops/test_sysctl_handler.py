@@ -66,8 +66,9 @@ def test_a_module_that_cannot_be_loaded_is_named_with_the_ways_to_load_it():
     op = _module("netc_no_such_module", "/proc/sys/net/netc_no_such_module")
     with pytest.raises(OperationRefused) as refused:
         KernelModuleHandler().ensure(op, SimpleNamespace())
-    assert "the kernel module netc_no_such_module is not loaded, and netc cannot load it" in \
-        str(refused.value)
+    assert "the kernel module netc_no_such_module is not loaded, and netc cannot load it" in str(
+        refused.value
+    )
     assert "modprobe netc_no_such_module" in str(refused.value)
     assert "netc build --target kubernetes --load-modules" in str(refused.value)
 

@@ -20,8 +20,9 @@ def test_both_spellings_of_a_mapping_are_read():
     assert mappings_from_runtime([podman, containerd]) == (PortMapping(8080, 80),) * 2
 
 
-@pytest.mark.parametrize("value", [True, 1.5, " 80 ", "80", 0, 65536, -1, float("inf"), None,
-                                   10**30])
+@pytest.mark.parametrize(
+    "value", [True, 1.5, " 80 ", "80", 0, 65536, -1, float("inf"), None, 10**30]
+)
 def test_a_port_must_be_a_json_integer_in_range(value):
     with pytest.raises(ContextError) as refused:
         mappings_from_runtime([{"hostPort": value, "containerPort": 80}])
@@ -44,8 +45,9 @@ def test_rates_must_be_non_negative_integers(rate):
 
 
 def test_zero_and_absent_rates_mean_not_asked():
-    assert bandwidth_from_runtime({"IngressRate": 0, "EgressRate": 1000}) == \
-        BandwidthRequest(egress_rate=1000)
+    assert bandwidth_from_runtime({"IngressRate": 0, "EgressRate": 1000}) == BandwidthRequest(
+        egress_rate=1000
+    )
 
 
 def test_cni_args_errors_are_environment_errors():

@@ -22,7 +22,7 @@ from tests.support import compile_example
 
 ROOT = Path(__file__).resolve().parents[2]
 
-HANDLER = '''
+HANDLER = """
 from compiler.planner.ops import Observation, Operation, State
 from compiler.planner.params import LinkBridgeParams, LinkVethParams
 from runtime.ops.base import Handler, Run
@@ -43,22 +43,30 @@ class Veth(Handler[LinkVethParams]):
 
 PLANNED = LinkVethParams(name="veth0", peer="eth0", netns=None, mtu=None)
 HANDLER = Veth()
-'''
+"""
 
 MISTAKES = {
     "a misspelt field read by a handler": (
-        'op.params.peer == "eth0"', 'op.params.pear == "eth0"',
-        '"LinkVethParams" has no attribute "pear"'),
+        'op.params.peer == "eth0"',
+        'op.params.pear == "eth0"',
+        '"LinkVethParams" has no attribute "pear"',
+    ),
     "a misspelt field given by the planner": (
-        'peer="eth0", netns', 'pear="eth0", netns',
-        'Unexpected keyword argument "pear" for "LinkVethParams"'),
+        'peer="eth0", netns',
+        'pear="eth0", netns',
+        'Unexpected keyword argument "pear" for "LinkVethParams"',
+    ),
     "a handler declaring another kind's parameters": (
-        "    params = LinkVethParams", "    params = LinkBridgeParams",
+        "    params = LinkVethParams",
+        "    params = LinkBridgeParams",
         'expression has type "type[LinkBridgeParams]", base class "Handler" defined the type '
-        'as "type[LinkVethParams]"'),
+        'as "type[LinkVethParams]"',
+    ),
     "a handler without one of the three methods": (
-        "    def remove(", "    def unused(",
-        'Cannot instantiate abstract class "Veth" with abstract attribute "remove"'),
+        "    def remove(",
+        "    def unused(",
+        'Cannot instantiate abstract class "Veth" with abstract attribute "remove"',
+    ),
 }
 
 
@@ -66,9 +74,17 @@ def _mypy(tmp_path: Path, source: str) -> str:
     # One file per text: mypy's cache knows a file by its path, size and time.
     snippet = tmp_path / f"snippet_{len(list(tmp_path.glob('snippet_*')))}.py"
     snippet.write_text(source)
-    stdout, stderr, _ = api.run([
-        "--config-file", str(ROOT / "pyproject.toml"), "--cache-dir", str(tmp_path / "cache"),
-        "--follow-imports", "silent", str(snippet)])
+    stdout, stderr, _ = api.run(
+        [
+            "--config-file",
+            str(ROOT / "pyproject.toml"),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--follow-imports",
+            "silent",
+            str(snippet),
+        ]
+    )
     return stdout + stderr
 
 
@@ -96,9 +112,14 @@ def test_the_json_form_is_the_fields_by_name_in_order():
 
 
 def test_resolving_fills_every_placeholder_and_keeps_what_holds_none_as_it_is():
-    bindings = {"ipv4.ip": "10.77.0.5", "ipv4.cidr": "10.77.0.5/24",
-                "ipv4.gateway": "10.77.0.1", "ipv6.ip": "fd00::5",
-                "ipv6.cidr": "fd00::5/64", "ipv6.gateway": "fd00::1"}
+    bindings = {
+        "ipv4.ip": "10.77.0.5",
+        "ipv4.cidr": "10.77.0.5/24",
+        "ipv4.gateway": "10.77.0.1",
+        "ipv6.ip": "fd00::5",
+        "ipv6.cidr": "fd00::5/64",
+        "ipv6.gateway": "fd00::1",
+    }
     (network,) = compile_example("pods")[0].networks
     pod = PodContext("c1", port_mappings=(PortMapping(8080, 80), PortMapping(30053, 53, "udp")))
     operations = plan(network, pod, "ADD").operations
@@ -111,4 +132,3 @@ def test_resolving_fills_every_placeholder_and_keeps_what_holds_none_as_it_is():
     address = Operation("eth0", "", AddressParams("eth0", "{ipv4.cidr}"), Phase.SANDBOX)
     assert address.resolved(bindings).params == AddressParams("eth0", "10.77.0.5/24")
     assert fill(("{ipv4.ip}", ["{ipv6.ip}"]), bindings) == ("10.77.0.5", ["fd00::5"])
-

@@ -39,12 +39,17 @@ PAYLOADS = [
 
 def test_the_restore_text_of_a_pod_s_chain():
     mapping = PortMapping(8080, 80)
-    (dnat,) = [op for op in plan(NETWORK, PodContext("c1", port_mappings=(mapping,)), "ADD")
-               .operations if has_params(op, IptablesAttachmentParams) and op.params.family == 4]
+    (dnat,) = [
+        op
+        for op in plan(NETWORK, PodContext("c1", port_mappings=(mapping,)), "ADD").operations
+        if has_params(op, IptablesAttachmentParams) and op.params.family == 4
+    ]
     lines = iptables.attachment_setup(dnat.params, iptables.FRESH, repeated=False)
     assert lines[0] == f":{dnat.params.chain} - [0:0]"
-    assert lines[1] == (f"-A {dnat.params.chain} -p tcp -m tcp --dport 8080 -m comment "
-                        '--comment "netc pods c1 eth0" -j DNAT --to-destination {ipv4.ip}:80')
+    assert lines[1] == (
+        f"-A {dnat.params.chain} -p tcp -m tcp --dport 8080 -m comment "
+        '--comment "netc pods c1 eth0" -j DNAT --to-destination {ipv4.ip}:80'
+    )
     assert lines[2].startswith(f"-A {dnat.params.dispatch} -m comment")
     text = iptables.restore_text("nat", lines)
     assert text.startswith("*nat\n") and text.endswith("\nCOMMIT\n")
@@ -58,9 +63,13 @@ def test_a_repeated_add_asks_the_node_before_adding_the_jump_again():
         def has_rule(self, family, table, chain, arguments):
             return True
 
-    (dnat,) = [op for op in plan(NETWORK, PodContext("c1", port_mappings=(PortMapping(1, 2),)),
-                                 "ADD").operations
-               if has_params(op, IptablesAttachmentParams) and op.params.family == 4]
+    (dnat,) = [
+        op
+        for op in plan(
+            NETWORK, PodContext("c1", port_mappings=(PortMapping(1, 2),)), "ADD"
+        ).operations
+        if has_params(op, IptablesAttachmentParams) and op.params.family == 4
+    ]
     assert len(iptables.attachment_setup(dnat.params, Present(), repeated=True)) == 2
     assert len(iptables.attachment_setup(dnat.params, Present(), repeated=False)) == 3
     assert iptables.attachment_teardown(dnat.params, Present())[1].startswith("-D ")
@@ -78,8 +87,10 @@ def test_no_argument_can_break_out_of_its_line(payload):
 
 
 def test_comments_keep_spaces_inside_quotes_and_have_a_length_limit():
-    assert iptables.line("-A", "C", iptables.comment("netc pods c1 eth0")) == \
-        '-A C -m comment --comment "netc pods c1 eth0"'
+    assert (
+        iptables.line("-A", "C", iptables.comment("netc pods c1 eth0"))
+        == '-A C -m comment --comment "netc pods c1 eth0"'
+    )
     with pytest.raises(iptables.UnsafeRule):
         iptables.comment("x" * 256)
 
@@ -97,8 +108,10 @@ def test_a_protocol_cannot_inject_even_on_del(payload):
         plan(NETWORK, pod, "DEL")
 
 
-@pytest.mark.parametrize("host_ip", [
-    "fe80::1%lo", "fe80::1%lo -j RETURN\nCOMMIT\n", "10.0.0.1 -j ACCEPT", 5, True, ["10.0.0.1"]])
+@pytest.mark.parametrize(
+    "host_ip",
+    ["fe80::1%lo", "fe80::1%lo -j RETURN\nCOMMIT\n", "10.0.0.1 -j ACCEPT", 5, True, ["10.0.0.1"]],
+)
 def test_host_ips_with_scopes_or_of_other_types_are_refused(host_ip):
     with pytest.raises(ContextError) as refused:
         host_address(host_ip)
@@ -118,13 +131,20 @@ def test_a_networks_teardown_unjumps_then_flushes_then_deletes_what_is_there():
         def has_rule(self, family, table, chain, arguments):
             return chain != "OUTPUT"  # one jump an admin already took away
 
-    (nat,) = [op for op in node_operations(NETWORK)
-              if has_params(op, IptablesNodeParams) and op.params.family == 4
-              and op.params.table == "nat"]
+    (nat,) = [
+        op
+        for op in node_operations(NETWORK)
+        if has_params(op, IptablesNodeParams) and op.params.family == 4 and op.params.table == "nat"
+    ]
     assert iptables.node_teardown(nat.params, iptables.FRESH) == []
     lines = iptables.node_teardown(nat.params, Present())
     (masquerade,) = [c.name for c in nat.params.chains]
     (dispatch,) = nat.params.dispatch
     assert [line.split()[:2] for line in lines] == [
-        ["-D", "POSTROUTING"], ["-D", "PREROUTING"], [f":{masquerade}", "-"],
-        [f":{dispatch}", "-"], ["-X", masquerade], ["-X", dispatch]]
+        ["-D", "POSTROUTING"],
+        ["-D", "PREROUTING"],
+        [f":{masquerade}", "-"],
+        [f":{dispatch}", "-"],
+        ["-X", masquerade],
+        ["-X", dispatch],
+    ]

@@ -13,10 +13,15 @@ from tests.support import EXAMPLE_SETS, compile_example
 
 POD = PodContext(
     container_id="0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
-    ifname="eth0", netns="/run/netns/web", namespace="default", pod_name="web",
+    ifname="eth0",
+    netns="/run/netns/web",
+    namespace="default",
+    pod_name="web",
     port_mappings=(PortMapping(30080, 80), PortMapping(30053, 53, "udp")),
-    bandwidth=BandwidthRequest(ingress_rate=20_000_000, egress_rate=10_000_000,
-                               ingress_burst=2**32 - 1))
+    bandwidth=BandwidthRequest(
+        ingress_rate=20_000_000, egress_rate=10_000_000, ingress_burst=2**32 - 1
+    ),
+)
 
 
 def _bridge_networks():
@@ -25,8 +30,11 @@ def _bridge_networks():
         compilation, sources = compile_example(name)
         for compiled in compilation.networks:
             cluster = cluster_of(compiled, compilation.clusters)
-            (network,) = networks_for_node([compiled], compilation.clusters,
-                                           cluster.nodes[0].name) if cluster else (compiled,)
+            (network,) = (
+                networks_for_node([compiled], compilation.clusters, cluster.nodes[0].name)
+                if cluster
+                else (compiled,)
+            )
             if network.bridge is not None and not network.chain:  # netc-cni chains nothing
                 yield pytest.param(name, network, sources, id=f"{name}-{network.name}")
 
@@ -56,7 +64,6 @@ CLUSTER, CLUSTER_SOURCES = compile_example("cluster")
 @pytest.mark.parametrize("node", [n.name for c in CLUSTER.clusters for n in c.nodes])
 def test_node_plans_match_their_golden_files(golden, node):
     (cluster,) = CLUSTER.clusters
-    the_plan = node_plan(cluster, node, networks_for_node(CLUSTER.networks, CLUSTER.clusters,
-                                                          node))
+    the_plan = node_plan(cluster, node, networks_for_node(CLUSTER.networks, CLUSTER.clusters, node))
     golden.check(f"golden/plan/cluster/{node}.apply.txt", render_text(the_plan, CLUSTER_SOURCES))
     golden.check(f"golden/plan/cluster/{node}.apply.json", render_json(the_plan))

@@ -26,20 +26,34 @@ from compiler.planner.render import render_json
 from tests.support import compile_example
 
 (NETWORK,) = compile_example("pods")[0].networks
-NETWORK = replace(NETWORK, hostport=replace(NETWORK.hostport, allow=(), deny=()),
-                  bandwidth=replace(NETWORK.bandwidth, max=None, namespaces=()))
+NETWORK = replace(
+    NETWORK,
+    hostport=replace(NETWORK.hostport, allow=(), deny=()),
+    bandwidth=replace(NETWORK.bandwidth, max=None, namespaces=()),
+)
 
 container_ids = st.from_regex(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,80}", fullmatch=True)
 ifnames = st.from_regex(r"[a-z][a-z0-9]{0,14}", fullmatch=True)
 network_names = st.from_regex(r"[a-zA-Z0-9][a-zA-Z0-9_.\-]{0,60}", fullmatch=True)
-mappings = st.lists(st.builds(PortMapping, st.integers(1, 65535), st.integers(1, 65535),
-                              st.sampled_from(["tcp", "udp"])), max_size=4,
-                    unique_by=lambda m: (m.host_port, m.protocol))
+mappings = st.lists(
+    st.builds(
+        PortMapping, st.integers(1, 65535), st.integers(1, 65535), st.sampled_from(["tcp", "udp"])
+    ),
+    max_size=4,
+    unique_by=lambda m: (m.host_port, m.protocol),
+)
 rates = st.one_of(st.none(), st.integers(1000, 10**10))
 bandwidths = st.builds(BandwidthRequest, rates, st.none(), rates, st.none())
-pods = st.builds(PodContext, container_ids, ifnames, st.just("/run/netns/p"),
-                 st.sampled_from([None, "default", "batch"]), st.just("pod"),
-                 mappings.map(tuple), bandwidths)
+pods = st.builds(
+    PodContext,
+    container_ids,
+    ifnames,
+    st.just("/run/netns/p"),
+    st.sampled_from([None, "default", "batch"]),
+    st.just("pod"),
+    mappings.map(tuple),
+    bandwidths,
+)
 
 
 @settings(max_examples=200, deadline=None)
@@ -48,12 +62,20 @@ def test_del_reverts_the_owned_operations_of_add_in_reverse_host_port_nat_first(
     adding = plan(NETWORK, pod, "ADD").operations
     deleting = plan(NETWORK, pod, "DEL").operations
     assert all(op.action == Action.REMOVE and op.scope != Scope.NODE for op in deleting)
-    removable = [(op.kind, op.target) for op in reversed(adding)
-                 if op.scope != Scope.NODE and op.undone_by is None]
-    first = [entry for kind in (Kind.IPTABLES_ATTACHMENT, Kind.CONNTRACK_FLUSH, Kind.HOSTPORT_CLAIM)
-             for entry in removable if entry[0] == kind]
-    assert [(op.kind, op.target) for op in deleting] == \
-        first + [entry for entry in removable if entry not in first]
+    removable = [
+        (op.kind, op.target)
+        for op in reversed(adding)
+        if op.scope != Scope.NODE and op.undone_by is None
+    ]
+    first = [
+        entry
+        for kind in (Kind.IPTABLES_ATTACHMENT, Kind.CONNTRACK_FLUSH, Kind.HOSTPORT_CLAIM)
+        for entry in removable
+        if entry[0] == kind
+    ]
+    assert [(op.kind, op.target) for op in deleting] == first + [
+        entry for entry in removable if entry not in first
+    ]
 
 
 @settings(max_examples=200, deadline=None)

@@ -42,25 +42,37 @@ PODS, STATIC = compile_sources([SourceFile("policy.netdsl", SOURCE)]).networks
 
 
 def _pod(*mappings: PortMapping, namespace: str | None = None, **rates) -> PodContext:
-    return PodContext("c1", port_mappings=mappings, namespace=namespace,
-                      bandwidth=BandwidthRequest(**rates))
+    return PodContext(
+        "c1", port_mappings=mappings, namespace=namespace, bandwidth=BandwidthRequest(**rates)
+    )
 
 
-@pytest.mark.parametrize("mapping", [PortMapping(30080, 80), PortMapping(8080, 80),
-                                     PortMapping(32767, 1, "udp"),
-                                     PortMapping(30001, 80, host_ip=ipaddress.ip_address(
-                                         "198.18.0.1"))])
+@pytest.mark.parametrize(
+    "mapping",
+    [
+        PortMapping(30080, 80),
+        PortMapping(8080, 80),
+        PortMapping(32767, 1, "udp"),
+        PortMapping(30001, 80, host_ip=ipaddress.ip_address("198.18.0.1")),
+    ],
+)
 def test_allowed_mappings_pass(mapping):
     assert check_mappings(PODS, _pod(mapping)) == (mapping,)
 
 
-@pytest.mark.parametrize(("mapping", "words", "line"), [
-    (PortMapping(31000, 80), "refused by `deny 31000`", 7),
-    (PortMapping(8080, 80, "udp"), "outside the allowed ports", 6),
-    (PortMapping(22, 22), "outside the allowed ports", 6),
-    (PortMapping(30001, 80, host_ip=ipaddress.ip_address("10.0.0.9")), "not one of the allowed",
-     5),
-])
+@pytest.mark.parametrize(
+    ("mapping", "words", "line"),
+    [
+        (PortMapping(31000, 80), "refused by `deny 31000`", 7),
+        (PortMapping(8080, 80, "udp"), "outside the allowed ports", 6),
+        (PortMapping(22, 22), "outside the allowed ports", 6),
+        (
+            PortMapping(30001, 80, host_ip=ipaddress.ip_address("10.0.0.9")),
+            "not one of the allowed",
+            5,
+        ),
+    ],
+)
 def test_refused_mappings_name_the_rule_and_its_line(mapping, words, line):
     with pytest.raises(PolicyError) as refusal:
         check_mappings(PODS, _pod(mapping))
@@ -92,10 +104,13 @@ def test_requests_win_over_defaults_up_to_the_maximum():
     assert _rates(PODS, pod) == (900_000_000, 1_000_000)
 
 
-@pytest.mark.parametrize(("namespace", "rates", "words"), [
-    (None, {"ingress_rate": 2_000_000_000}, "above the maximum 1 Gbit/s"),
-    ("batch", {"egress_rate": 30_000_000}, "above the maximum 20 Mbit/s"),
-])
+@pytest.mark.parametrize(
+    ("namespace", "rates", "words"),
+    [
+        (None, {"ingress_rate": 2_000_000_000}, "above the maximum 1 Gbit/s"),
+        ("batch", {"egress_rate": 30_000_000}, "above the maximum 20 Mbit/s"),
+    ],
+)
 def test_requests_above_the_maximum_are_refused(namespace, rates, words):
     with pytest.raises(PolicyError) as refusal:
         resolve_bandwidth(PODS, _pod(namespace=namespace, **rates))
@@ -116,10 +131,12 @@ def test_static_limits_ignore_requests_and_keep_their_burst():
 
 
 def test_runtime_default_bursts_are_bounded():
-    containerd = resolve_bandwidth(PODS, _pod(ingress_rate=8_000_000,
-                                              ingress_burst=2**32 - 1)).ingress
-    crio = resolve_bandwidth(PODS, _pod(ingress_rate=8_000_000,
-                                        ingress_burst=(2**32 - 1) * 8 - 1)).ingress
+    containerd = resolve_bandwidth(
+        PODS, _pod(ingress_rate=8_000_000, ingress_burst=2**32 - 1)
+    ).ingress
+    crio = resolve_bandwidth(
+        PODS, _pod(ingress_rate=8_000_000, ingress_burst=(2**32 - 1) * 8 - 1)
+    ).ingress
     assert containerd == crio
     assert containerd.burst_bytes == 100_000  # 100 ms at 1 MB/s
 
@@ -128,7 +145,9 @@ def test_requested_addresses_come_from_runtime_config_or_cni_args():
     from compiler.planner.context import requested_addresses
 
     assert requested_addresses({}, {"ips": ["10.1.0.7/24", "fd00::7"]}) == (
-        ipaddress.ip_address("10.1.0.7"), ipaddress.ip_address("fd00::7"))
+        ipaddress.ip_address("10.1.0.7"),
+        ipaddress.ip_address("fd00::7"),
+    )
     assert requested_addresses({"IP": "10.1.0.8"}, {}) == (ipaddress.ip_address("10.1.0.8"),)
     assert requested_addresses({}, {}) == ()
 

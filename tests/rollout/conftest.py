@@ -30,9 +30,20 @@ INDEX_REFERENCE = "localhost/netc-index:test"
 
 def netc_image(*arguments: str, offline: bool = False) -> subprocess.CompletedProcess:
     """`netc image ...` as a user runs it (`offline`: in a network namespace of its own)."""
-    return subprocess.run([*(["unshare", "-n"] if offline else []), sys.executable, "-m",
-                           "runtime.cli", "image", *arguments],
-                          capture_output=True, text=True, check=False, timeout=900)
+    return subprocess.run(
+        [
+            *(["unshare", "-n"] if offline else []),
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "image",
+            *arguments,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +65,20 @@ def image_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = run / "netc-index.tar"
     with locked(str(run / "netc-index.lock"), wait=900):
         if not out.exists():
-            done = netc_image("--format", "oci", "--arch", "amd64", "--arch", "arm64",
-                              "--debian-cache", str(DEBIAN_CACHE), "--tag", INDEX_REFERENCE,
-                              "--out", f"{out}.part")
+            done = netc_image(
+                "--format",
+                "oci",
+                "--arch",
+                "amd64",
+                "--arch",
+                "arm64",
+                "--debian-cache",
+                str(DEBIAN_CACHE),
+                "--tag",
+                INDEX_REFERENCE,
+                "--out",
+                f"{out}.part",
+            )
             assert done.returncode == 0, f"netc image failed:\n{done.stderr}"
             os.rename(f"{out}.part", out)
     return out

@@ -37,11 +37,16 @@ from cri_api.v1 import api_pb2 as cri
 
 DATA = "..data"
 APPARMOR = "container.apparmor.security.beta.kubernetes.io"
-PROPAGATION = {None: cri.PROPAGATION_PRIVATE, "None": cri.PROPAGATION_PRIVATE,
-               "HostToContainer": cri.PROPAGATION_HOST_TO_CONTAINER,
-               "Bidirectional": cri.PROPAGATION_BIDIRECTIONAL}
-SECCOMP = {"RuntimeDefault": cri.SecurityProfile.RuntimeDefault,
-           "Unconfined": cri.SecurityProfile.Unconfined}
+PROPAGATION = {
+    None: cri.PROPAGATION_PRIVATE,
+    "None": cri.PROPAGATION_PRIVATE,
+    "HostToContainer": cri.PROPAGATION_HOST_TO_CONTAINER,
+    "Bidirectional": cri.PROPAGATION_BIDIRECTIONAL,
+}
+SECCOMP = {
+    "RuntimeDefault": cri.SecurityProfile.RuntimeDefault,
+    "Unconfined": cri.SecurityProfile.Unconfined,
+}
 
 
 class ConfigVolume:
@@ -124,9 +129,14 @@ def _mounts(spec: PodSpec, config_maps: dict[str, Path], in_node: InNode) -> lis
         else:
             source = _host_path(volume["hostPath"], in_node)
             read_only = bool(mount.get("readOnly"))
-        mounts.append(cri.Mount(container_path=mount["mountPath"], host_path=source,
-                                readonly=read_only,
-                                propagation=PROPAGATION[mount.get("mountPropagation")]))
+        mounts.append(
+            cri.Mount(
+                container_path=mount["mountPath"],
+                host_path=source,
+                readonly=read_only,
+                propagation=PROPAGATION[mount.get("mountPropagation")],
+            )
+        )
     return mounts
 
 
@@ -144,24 +154,29 @@ def _environment(spec: PodSpec, node: str) -> dict[str, str]:
 
 def _expand(argument: str, environment: dict[str, str]) -> str:
     """The kubelet's `$(VAR)` expansion of a container's args ("$$" escapes a "$")."""
+
     def replace(match: re.Match[str]) -> str:
         if match[0] == "$$":
             return "$"
         return environment.get(match[1], match[0])
+
     return re.sub(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)", replace, argument)
 
 
 def _namespaces(spec: PodSpec) -> cri.NamespaceOption:
     return cri.NamespaceOption(
         network=cri.NODE if spec.pod.get("hostNetwork") else cri.POD,
-        pid=cri.NODE if spec.pod.get("hostPID") else cri.CONTAINER)
+        pid=cri.NODE if spec.pod.get("hostPID") else cri.CONTAINER,
+    )
 
 
 def _seccomp(spec: PodSpec) -> cri.SecurityProfile:
     """The container's profile, else the pod's; the kubelet's default is Unconfined."""
-    chosen = (spec.container.get("securityContext", {}).get("seccompProfile")
-              or spec.pod.get("securityContext", {}).get("seccompProfile")
-              or {"type": "Unconfined"})
+    chosen = (
+        spec.container.get("securityContext", {}).get("seccompProfile")
+        or spec.pod.get("securityContext", {}).get("seccompProfile")
+        or {"type": "Unconfined"}
+    )
     return cri.SecurityProfile(profile_type=SECCOMP[chosen["type"]])
 
 
@@ -174,8 +189,9 @@ def _apparmor(spec: PodSpec) -> str:
     return spec.annotations.get(f"{APPARMOR}/{spec.container['name']}", "")
 
 
-def sandbox_config(spec: PodSpec, name: str, namespace: str, logs: Path,
-                   cgroup_parent: str) -> cri.PodSandboxConfig:
+def sandbox_config(
+    spec: PodSpec, name: str, namespace: str, logs: Path, cgroup_parent: str
+) -> cri.PodSandboxConfig:
     """RunPodSandbox's configuration for the pod (host namespaces as the spec asks).
 
     The kubelet names the pod's host only when it has its own network (a
@@ -183,15 +199,19 @@ def sandbox_config(spec: PodSpec, name: str, namespace: str, logs: Path,
     """
     return cri.PodSandboxConfig(
         metadata=cri.PodSandboxMetadata(name=name, namespace=namespace, uid=str(uuid.uuid4())),
-        hostname="" if spec.pod.get("hostNetwork") else name, log_directory=str(logs),
+        hostname="" if spec.pod.get("hostNetwork") else name,
+        log_directory=str(logs),
         annotations=spec.annotations,
         linux=cri.LinuxPodSandboxConfig(
             cgroup_parent=cgroup_parent,
-            security_context=cri.LinuxSandboxSecurityContext(namespace_options=_namespaces(spec))))
+            security_context=cri.LinuxSandboxSecurityContext(namespace_options=_namespaces(spec)),
+        ),
+    )
 
 
-def container_config(spec: PodSpec, node: str, config_maps: dict[str, Path], log_path: str,
-                     in_node: InNode) -> cri.ContainerConfig:
+def container_config(
+    spec: PodSpec, node: str, config_maps: dict[str, Path], log_path: str, in_node: InNode
+) -> cri.ContainerConfig:
     """CreateContainer's configuration for the pod's container on `node`.
 
     `log_path` is relative to the sandbox's log directory (the kubelet's
@@ -207,14 +227,22 @@ def container_config(spec: PodSpec, node: str, config_maps: dict[str, Path], log
         command=[_expand(a, environment) for a in container.get("command", [])],
         args=[_expand(a, environment) for a in container.get("args", [])],
         envs=[cri.KeyValue(key=k, value=v) for k, v in environment.items()],
-        mounts=_mounts(spec, config_maps, in_node), log_path=log_path,
-        linux=cri.LinuxContainerConfig(security_context=cri.LinuxContainerSecurityContext(
-            privileged=bool(security.get("privileged")),
-            readonly_rootfs=bool(security.get("readOnlyRootFilesystem")),
-            capabilities=cri.Capability(add_capabilities=capabilities.get("add", []),
-                                        drop_capabilities=capabilities.get("drop", [])),
-            namespace_options=_namespaces(spec), seccomp=_seccomp(spec),
-            apparmor_profile=_apparmor(spec))))
+        mounts=_mounts(spec, config_maps, in_node),
+        log_path=log_path,
+        linux=cri.LinuxContainerConfig(
+            security_context=cri.LinuxContainerSecurityContext(
+                privileged=bool(security.get("privileged")),
+                readonly_rootfs=bool(security.get("readOnlyRootFilesystem")),
+                capabilities=cri.Capability(
+                    add_capabilities=capabilities.get("add", []),
+                    drop_capabilities=capabilities.get("drop", []),
+                ),
+                namespace_options=_namespaces(spec),
+                seccomp=_seccomp(spec),
+                apparmor_profile=_apparmor(spec),
+            )
+        ),
+    )
 
 
 def container_log(path: Path) -> str:

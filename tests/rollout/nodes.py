@@ -65,21 +65,26 @@ class RolloutCluster(SimCluster):
         super().__init__(tmp, tmp / "no-bin-dir", "host-gw", False, nodes)
 
     def source(self) -> str:
-        nodes = "".join(f"    node {n.name} {{ address {n.address}/24; block {n.block} }}\n"
-                        for n in self.listed)
-        return (f"cluster {CLUSTER} {{\n    pod-cidr 10.244.0.0/16\n    node-block /24\n"
-                f"    routing host-gw\n{nodes}}}\n\n"
-                f"network pods {{\n    priority {self.priority}\n"
-                f"    bridge cni0 {{ mtu {self.mtu}; gateway; masquerade }}\n"
-                f"    ipam {{ cluster {CLUSTER}; route 0.0.0.0/0 }}\n"
-                "    hostport\n    bandwidth\n}\n")
+        nodes = "".join(
+            f"    node {n.name} {{ address {n.address}/24; block {n.block} }}\n"
+            for n in self.listed
+        )
+        return (
+            f"cluster {CLUSTER} {{\n    pod-cidr 10.244.0.0/16\n    node-block /24\n"
+            f"    routing host-gw\n{nodes}}}\n\n"
+            f"network pods {{\n    priority {self.priority}\n"
+            f"    bridge cni0 {{ mtu {self.mtu}; gateway; masquerade }}\n"
+            f"    ipam {{ cluster {CLUSTER}; route 0.0.0.0/0 }}\n"
+            "    hostport\n    bandwidth\n}\n"
+        )
 
 
 class AgentNode:
     """One node: its containerd, its own files, the agent pod and workload pods."""
 
-    def __init__(self, cluster: RolloutCluster, node: SimNode, images: list[Path], *,
-                 no_python: bool = False) -> None:
+    def __init__(
+        self, cluster: RolloutCluster, node: SimNode, images: list[Path], *, no_python: bool = False
+    ) -> None:
         self.cluster = cluster
         self.node = node
         self.netns = cluster.ns(node)
@@ -91,9 +96,16 @@ class AgentNode:
         node_bin = self.root / "files" / "_opt_cni" / "bin"
         node_bin.mkdir(parents=True)
         (node_bin / "loopback").symlink_to(LOOPBACK)  # the node's own plugins
-        self.containerd = Containerd(self.netns, Path(CONF_DIR), Path(BIN_DIR), SANDBOX_IMAGE,
-                                     self.cgroups, own_pids=True, node_files=self.root,
-                                     no_python=no_python)
+        self.containerd = Containerd(
+            self.netns,
+            Path(CONF_DIR),
+            Path(BIN_DIR),
+            SANDBOX_IMAGE,
+            self.cgroups,
+            own_pids=True,
+            node_files=self.root,
+            no_python=no_python,
+        )
         self.agent_pod: str | None = None
         self.agent: str | None = None
         self.starts = 0
@@ -125,8 +137,9 @@ class AgentNode:
 
     # the node's files and programs, in its namespaces
 
-    def in_node(self, *command: str, stdin: bytes | None = None,
-                check: bool = True) -> subprocess.CompletedProcess:
+    def in_node(
+        self, *command: str, stdin: bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         """`command` on the node: its network and mount namespaces."""
         return self.containerd.in_node(*command, stdin=stdin, check=check)
 
@@ -137,35 +150,38 @@ class AgentNode:
 
     def netc(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
         """`netc ...` of this checkout run on the node (which must have Python)."""
-        start = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
-                 "from runtime.cli import main; main()")
+        start = (
+            f"import sys; sys.path.insert(0, {str(ROOT)!r}); from runtime.cli import main; main()"
+        )
         return self.in_node(sys.executable, "-c", start, *arguments, check=check)
 
     # the agent's pod
 
-    def start_agent(self, daemon_set: dict[str, Any] | None = None, *,
-                    wait: bool = True) -> float:
+    def start_agent(self, daemon_set: dict[str, Any] | None = None, *, wait: bool = True) -> float:
         """Run the DaemonSet's pod (a new container in the same sandbox after the first);
         the seconds from StartContainer's return to ready (`wait` False: 0, at once).
 
         `daemon_set`: another DaemonSet than the manifests' (one capability less, say).
         """
         spec = kubelet.PodSpec.of(daemon_set or self.document("DaemonSet"))
-        sandbox = kubelet.sandbox_config(spec, f"netc-node-{self.node.name}", "netc-system",
-                                         self.logs, self.cgroups.parent)
+        sandbox = kubelet.sandbox_config(
+            spec, f"netc-node-{self.node.name}", "netc-system", self.logs, self.cgroups.parent
+        )
         if self.agent_pod is None:
             self.agent_pod = self.cri.run_sandbox(sandbox)
         if self.agent is not None:
             self.cri.remove_container(self.agent)
         volumes = {"netc-config": self.config.directory}
-        config = kubelet.container_config(spec, self.node.name, volumes,
-                                          f"agent/{self.starts}.log", self.in_node)
+        config = kubelet.container_config(
+            spec, self.node.name, volumes, f"agent/{self.starts}.log", self.in_node
+        )
         self.starts += 1
         self.agent = self.cri.run_container(self.agent_pod, config, sandbox)
         started = time.monotonic()
         if wait and not self.cluster.wait_for(self.ready, READY_TIMEOUT):
-            raise AssertionError(f"the agent on {self.node.name} is not ready: "
-                                 f"{self.readiness()}\n{self.log()}")
+            raise AssertionError(
+                f"the agent on {self.node.name} is not ready: {self.readiness()}\n{self.log()}"
+            )
         return time.monotonic() - started
 
     def stop_agent(self) -> int:
@@ -176,9 +192,19 @@ class AgentNode:
 
     def readiness(self) -> tuple[int, str]:
         """GET 127.0.0.1:9943/readyz in the node, as the readiness probe does."""
-        done = self.cluster.run(self.netns, "curl", "-s", "-o", "/dev/stdout", "-w",
-                                "\n%{http_code}", "--max-time", "2",
-                                f"http://127.0.0.1:{kubernetes.HEALTH_PORT}/readyz", check=False)
+        done = self.cluster.run(
+            self.netns,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/stdout",
+            "-w",
+            "\n%{http_code}",
+            "--max-time",
+            "2",
+            f"http://127.0.0.1:{kubernetes.HEALTH_PORT}/readyz",
+            check=False,
+        )
         body, _, code = done.stdout.rpartition("\n")
         return int(code or 0), body.strip()
 
@@ -202,16 +228,21 @@ class AgentNode:
     def conflists(self) -> dict[str, dict[str, Any]]:
         """The conflists in the node's CNI conf dir, by file name."""
         names = self.in_node("ls", "-A", CONF_DIR).stdout.decode().split()
-        found = {name: self.read(f"{CONF_DIR}/{name}") for name in sorted(names)
-                 if ".conf" in name}
+        found = {name: self.read(f"{CONF_DIR}/{name}") for name in sorted(names) if ".conf" in name}
         return {name: json.loads(text) for name, text in found.items() if text is not None}
 
     # workload pods
 
     def run_pod(self, name: str, host_port: int, annotations: dict[str, str]) -> str:
         """A workload pod through CRI; its sandbox ID."""
-        return self.cri.run_pod(name, "default", host_port=host_port, container_port=80,
-                                annotations=annotations, cgroup_parent=self.cgroups.parent)
+        return self.cri.run_pod(
+            name,
+            "default",
+            host_port=host_port,
+            container_port=80,
+            annotations=annotations,
+            cgroup_parent=self.cgroups.parent,
+        )
 
     def pod_address(self, pod: str) -> str:
         return self.cri.status(pod)[0].network.ip

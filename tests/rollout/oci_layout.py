@@ -20,8 +20,11 @@ class Layout:
 
     def __init__(self, path: Path) -> None:
         with tarfile.open(path) as archive:
-            self.files = {member.name: file.read() for member in archive.getmembers()
-                          if (file := archive.extractfile(member)) is not None}
+            self.files = {
+                member.name: file.read()
+                for member in archive.getmembers()
+                if (file := archive.extractfile(member)) is not None
+            }
 
     def blob(self, descriptor: dict[str, Any]) -> bytes:
         """The bytes a descriptor names."""
@@ -43,8 +46,11 @@ class Layout:
 
     def manifest(self, architecture: str) -> dict[str, Any]:
         """The manifest of `architecture` in the image index."""
-        (entry,) = [m for m in self.image_index()["manifests"]
-                    if m["platform"]["architecture"] == architecture]
+        (entry,) = [
+            m
+            for m in self.image_index()["manifests"]
+            if m["platform"]["architecture"] == architecture
+        ]
         return self.document(entry)
 
     def layer(self, architecture: str) -> bytes:

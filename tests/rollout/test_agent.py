@@ -63,8 +63,15 @@ def _config(text: str = CLUSTER) -> dict[str, str]:
 
 
 def _options(tmp_path: Path, config: Path, node: str = "node-a") -> Options:
-    return Options(str(config), node, str(tmp_path / "net.d"), str(tmp_path / "bin"),
-                   str(tmp_path / "cni.sock"), health_port=None, node_netns=NO_NODE)
+    return Options(
+        str(config),
+        node,
+        str(tmp_path / "net.d"),
+        str(tmp_path / "bin"),
+        str(tmp_path / "cni.sock"),
+        health_port=None,
+        node_netns=NO_NODE,
+    )
 
 
 def _said(written: list[Written]) -> list[str]:
@@ -75,13 +82,17 @@ def _nothing_written(tmp_path: Path) -> bool:
     return not (tmp_path / "net.d").exists() and not (tmp_path / "bin").exists()
 
 
-@pytest.mark.parametrize(("content", "reason"), [
-    (None, "No such file"),
-    ("{not json", "Expecting property name"),
-    ('{"format": 99}', "not a netc configuration of format 1"),
-])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (None, "No such file"),
+        ("{not json", "Expecting property name"),
+        ('{"format": 99}', "not a netc configuration of format 1"),
+    ],
+)
 def test_a_configuration_it_cannot_read_leaves_it_not_ready_and_the_node_untouched(
-        tmp_path, content, reason):
+    tmp_path, content, reason
+):
     config = tmp_path / "netc.json"
     if content is not None:
         config.write_text(content)
@@ -128,13 +139,19 @@ def test_conflists_are_written_and_netcs_stale_ones_removed_never_others(tmp_pat
     assert written == emit.conflist(built[0], "netc")
     assert write_conflists(str(conf_dir), built) == []  # nothing to do, nothing said
 
-    renamed = networks_for_node(_networks(CLUSTER.replace("network pods {",
-                                                          "network pods {\n    priority 20"))[1],
-                                clusters, "node-a")
+    renamed = networks_for_node(
+        _networks(CLUSTER.replace("network pods {", "network pods {\n    priority 20"))[1],
+        clusters,
+        "node-a",
+    )
     assert _said(write_conflists(str(conf_dir), renamed)) == [
-        f"removed stale {conf_dir}/10-pods.conflist", f"wrote {conf_dir}/20-pods.conflist"]
+        f"removed stale {conf_dir}/10-pods.conflist",
+        f"wrote {conf_dir}/20-pods.conflist",
+    ]
     assert sorted(p.name for p in conf_dir.glob("*.conflist")) == [
-        "05-other.conflist", "20-pods.conflist"]
+        "05-other.conflist",
+        "20-pods.conflist",
+    ]
     assert (conf_dir / "05-other.conflist").read_text() == '{"name": "other"}'
 
 
@@ -171,8 +188,7 @@ def _get(port: int, path: str) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def test_the_readiness_endpoint_says_why_it_is_not_ready_and_it_is_live_all_the_same(
-        tmp_path):
+def test_the_readiness_endpoint_says_why_it_is_not_ready_and_it_is_live_all_the_same(tmp_path):
     agent = Agent(_options(tmp_path, tmp_path / "missing.json"))
     endpoint = serve_health(agent, 0)
     try:
@@ -229,12 +245,30 @@ def test_the_agent_reads_a_new_configuration_at_once_and_stops_on_sigterm(tmp_pa
     volume.write(_config())
     port = _free_port()
     agent = subprocess.Popen(
-        [sys.executable, "-m", "runtime.cli", "agent", "--config",
-         str(volume.directory / kubernetes.CONFIG_KEY), "--node-name", "node-z",
-         "--cni-conf-dir", str(tmp_path / "net.d"), "--cni-bin-dir", str(tmp_path / "bin"),
-         "--socket", str(tmp_path / "cni.sock"), "--health-port", str(port),
-         "--node-netns", NO_NODE], stderr=subprocess.PIPE, text=True,
-        cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "agent",
+            "--config",
+            str(volume.directory / kubernetes.CONFIG_KEY),
+            "--node-name",
+            "node-z",
+            "--cni-conf-dir",
+            str(tmp_path / "net.d"),
+            "--cni-bin-dir",
+            str(tmp_path / "bin"),
+            "--socket",
+            str(tmp_path / "cni.sock"),
+            "--health-port",
+            str(port),
+            "--node-netns",
+            NO_NODE,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     assert agent.stderr is not None
     try:
         lines = _lines(agent.stderr, 2)
@@ -252,8 +286,10 @@ def test_the_agent_reads_a_new_configuration_at_once_and_stops_on_sigterm(tmp_pa
         if agent.poll() is None:
             agent.kill()
             agent.wait()
-    assert (f"stopped; nothing of netc's is on this node: no plugin in {tmp_path / 'bin'}, "
-            f"no conflist of netc's in {tmp_path / 'net.d'}") in rest, rest
+    assert (
+        f"stopped; nothing of netc's is on this node: no plugin in {tmp_path / 'bin'}, "
+        f"no conflist of netc's in {tmp_path / 'net.d'}"
+    ) in rest, rest
     assert "not ready" not in rest, "the same failure was reported again"
     assert os.path.isdir(tmp_path / "config")
 
@@ -265,23 +301,28 @@ def test_on_stop_it_says_what_stays_on_the_node(tmp_path):
     plugin = tmp_path / "bin" / "netc-cni"
     assert left_on_node(options) == (
         f"stopped; nothing of netc's is on this node: no plugin in {tmp_path / 'bin'}, "
-        f"no conflist of netc's in {tmp_path / 'net.d'}")
+        f"no conflist of netc's in {tmp_path / 'net.d'}"
+    )
     install_plugin(str(tmp_path / "bin"), b"#!/bin/sh\n")
     assert left_on_node(options) == (
         f"stopped; the plugin {plugin} stays; no conflist of netc's is in "
-        f"{tmp_path / 'net.d'}, so no pod attaches through it")
+        f"{tmp_path / 'net.d'}, so no pod attaches through it"
+    )
     write_conflists(str(tmp_path / "net.d"), networks_for_node(networks, clusters, "node-a"))
     assert left_on_node(options) == (
         f"stopped; the plugin {plugin} and 1 conflist of netc's in {tmp_path / 'net.d'} "
-        "stay: pods attach through the cold path")
+        "stay: pods attach through the cold path"
+    )
     plugin.unlink()
     assert left_on_node(options) == (
         f"stopped; 1 conflist of netc's stays in {tmp_path / 'net.d'}, but no plugin is in "
-        f"{tmp_path / 'bin'}: pods of its networks cannot attach until an agent installs it")
+        f"{tmp_path / 'bin'}: pods of its networks cannot attach until an agent installs it"
+    )
 
 
-def test_a_backend_chosen_by_netc_iptables_is_not_detected_and_reaches_the_server(monkeypatch,
-                                                                                 capfd):
+def test_a_backend_chosen_by_netc_iptables_is_not_detected_and_reaches_the_server(
+    monkeypatch, capfd
+):
     """NETC_IPTABLES (read by `netc`'s command line) overrides the detection; the warm
     server the agent starts inherits the backend through its environment."""
     monkeypatch.delenv(iptables.BACKEND_VARIABLE, raising=False)
@@ -307,41 +348,64 @@ def test_the_socket_is_removed_once_the_server_stopped_and_only_a_socket(tmp_pat
 
 
 def _counted(metrics: Metrics) -> dict[tuple[str, frozenset], float]:
-    return {(s.name, frozenset(s.labels.items())): s.value
-            for family in text_string_to_metric_families(metrics.exposition().decode())
-            for s in family.samples if not s.name.endswith("_created")}
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(metrics.exposition().decode())
+        for s in family.samples
+        if not s.name.endswith("_created")
+    }
 
 
 def test_a_call_report_of_the_warm_server_is_counted_with_its_labels():
     metrics = Metrics()
-    report = {"command": "ADD", "code": 11, "seconds": 0.25,
-              "locks": {"network": 0.0, "attachment": 0.125}}
+    report = {
+        "command": "ADD",
+        "code": 11,
+        "seconds": 0.25,
+        "locks": {"network": 0.0, "attachment": 0.125},
+    }
     assert metrics.observe_report(json.dumps(report).encode() + b"\n")
     assert metrics.observe_report(json.dumps({**report, "command": "BOGUS", "code": 0}).encode())
     assert metrics.observe_report(b'{"refused": true}\n')
     counted = _counted(metrics)
-    assert counted[("netc_cni_calls_total", frozenset({("command", "ADD"),
-                                                       ("result", "try_again")}))] == 1
-    assert counted[("netc_cni_calls_total", frozenset({("command", "other"),
-                                                       ("result", "ok")}))] == 1
-    assert counted[("netc_cni_call_duration_seconds_bucket", frozenset(
-        {("command", "ADD"), ("result", "try_again"), ("le", "0.25")}))] == 1
-    assert counted[("netc_cni_lock_wait_seconds_sum", frozenset({("lock", "attachment")}))] \
-        == 0.25
+    assert (
+        counted[("netc_cni_calls_total", frozenset({("command", "ADD"), ("result", "try_again")}))]
+        == 1
+    )
+    assert (
+        counted[("netc_cni_calls_total", frozenset({("command", "other"), ("result", "ok")}))] == 1
+    )
+    assert (
+        counted[
+            (
+                "netc_cni_call_duration_seconds_bucket",
+                frozenset({("command", "ADD"), ("result", "try_again"), ("le", "0.25")}),
+            )
+        ]
+        == 1
+    )
+    assert counted[("netc_cni_lock_wait_seconds_sum", frozenset({("lock", "attachment")}))] == 0.25
     assert counted[("netc_cni_handovers_refused_total", frozenset())] == 1
 
 
-@pytest.mark.parametrize("line", [
-    b"not json", b"[1, 2]", b'"ADD"', b"{}", b'{"refused": "yes"}',
-    b'{"command": "ADD", "code": 42, "seconds": 0.1, "locks": {}}',
-    b'{"command": "ADD", "code": true, "seconds": 0.1, "locks": {}}',
-    b'{"command": "ADD", "code": "0", "seconds": 0.1, "locks": {}}',
-    b'{"command": "ADD", "code": 0, "seconds": -1, "locks": {}}',
-    b'{"command": "ADD", "code": 0, "seconds": NaN, "locks": {}}',
-    b'{"command": "ADD", "code": 0, "seconds": 0.1, "locks": {"../etc": 0.1}}',
-    b'{"command": "ADD", "code": 0, "seconds": 0.1, "locks": {"network": "x"}}',
-    b'{"command": "ADD", "code": 0, "seconds": 0.1, "locks": []}',
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'"ADD"',
+        b"{}",
+        b'{"refused": "yes"}',
+        b'{"command": "ADD", "code": 42, "seconds": 0.1, "locks": {}}',
+        b'{"command": "ADD", "code": true, "seconds": 0.1, "locks": {}}',
+        b'{"command": "ADD", "code": "0", "seconds": 0.1, "locks": {}}',
+        b'{"command": "ADD", "code": 0, "seconds": -1, "locks": {}}',
+        b'{"command": "ADD", "code": 0, "seconds": NaN, "locks": {}}',
+        b'{"command": "ADD", "code": 0, "seconds": 0.1, "locks": {"../etc": 0.1}}',
+        b'{"command": "ADD", "code": 0, "seconds": 0.1, "locks": {"network": "x"}}',
+        b'{"command": "ADD", "code": 0, "seconds": 0.1, "locks": []}',
+    ],
+)
 def test_a_malformed_report_is_dropped_and_counts_nothing(line):
     metrics = Metrics()
     before = _counted(metrics)
@@ -352,8 +416,12 @@ def test_a_malformed_report_is_dropped_and_counts_nothing(line):
 def test_json_events_are_one_object_per_line_and_text_is_unchanged(capfd):
     try:
         events.use_format("json", "node-a")
-        events.log("wrote /etc/cni/net.d/10-pods.conflist", "wrote", network="pods",
-                   path="/etc/cni/net.d/10-pods.conflist")
+        events.log(
+            "wrote /etc/cni/net.d/10-pods.conflist",
+            "wrote",
+            network="pods",
+            path="/etc/cni/net.d/10-pods.conflist",
+        )
         events.log("not ready: boom", "not ready", trace="Traceback ...\n  line\n")
         events.relay(b"netc-cni server listening on /run/netc/cni.sock\n")
         events.use_format("text")
@@ -363,8 +431,12 @@ def test_json_events_are_one_object_per_line_and_text_is_unchanged(capfd):
     *objects, text = capfd.readouterr().err.splitlines()
     wrote, failed, relayed = (json.loads(line) for line in objects)
     assert {k: v for k, v in wrote.items() if k != "time"} == {
-        "event": "wrote", "detail": "wrote /etc/cni/net.d/10-pods.conflist", "node": "node-a",
-        "network": "pods", "path": "/etc/cni/net.d/10-pods.conflist"}
+        "event": "wrote",
+        "detail": "wrote /etc/cni/net.d/10-pods.conflist",
+        "node": "node-a",
+        "network": "pods",
+        "path": "/etc/cni/net.d/10-pods.conflist",
+    }
     assert failed["traceback"] == "Traceback ...\n  line\n"
     assert relayed["event"] == "warm server"
     assert relayed["detail"] == "netc-cni server listening on /run/netc/cni.sock"

@@ -70,11 +70,13 @@ def cluster(tmp_path, bin_dir):
         yield sim
 
 
-def _as_nobody(cluster: StaticAgentCluster, node: SimNode, program: str,
-               *arguments: str) -> tuple[subprocess.Popen, str]:
+def _as_nobody(
+    cluster: StaticAgentCluster, node: SimNode, program: str, *arguments: str
+) -> tuple[subprocess.Popen, str]:
     """`program` run by an unprivileged local user in the node, and the first line it said."""
-    process = cluster.spawn(cluster.ns(node), *NOBODY, "/usr/bin/python3", "-c", program,
-                            *arguments)
+    process = cluster.spawn(
+        cluster.ns(node), *NOBODY, "/usr/bin/python3", "-c", program, *arguments
+    )
     assert process.stdout is not None
     return process, process.stdout.readline().strip()
 
@@ -86,14 +88,14 @@ def _nat_flushed_is_put_back(cluster: StaticAgentCluster, node: SimNode) -> bool
     return until(lambda: cluster.log(node.name).count("NAT of network pods") > repairs, 30)
 
 
-def test_idle_connections_of_a_local_user_neither_silence_the_probes_nor_stop_the_agent(
-        cluster):
+def test_idle_connections_of_a_local_user_neither_silence_the_probes_nor_stop_the_agent(cluster):
     """1100 connections that send nothing used to take every descriptor of the agent: its
     health server spun on accept() and /readyz timed out."""
     cluster.start_agent(NODE_A, files=1024)
     assert cluster.wait_ready(NODE_A.name), cluster.log(NODE_A.name)
-    holder, held = _as_nobody(cluster, NODE_A, HOLDER, str(IDLE_CONNECTIONS),
-                              str(kubernetes.HEALTH_PORT))
+    holder, held = _as_nobody(
+        cluster, NODE_A, HOLDER, str(IDLE_CONNECTIONS), str(kubernetes.HEALTH_PORT)
+    )
     assert cluster.http(NODE_A, "/readyz") == (200, "ok"), (held, cluster.log(NODE_A.name))
     assert cluster.http(NODE_A, "/livez") == (200, "ok")
     assert _nat_flushed_is_put_back(cluster, NODE_A), cluster.log(NODE_A.name)
@@ -112,13 +114,15 @@ def test_a_port_taken_first_leaves_the_agent_working_and_it_listens_once_freed(c
     assert cluster.wait_ready(NODE_A.name), cluster.log(NODE_A.name)
     dirs = cluster.dirs(NODE_A)
     assert (dirs["bin"] / "netc-cni").exists() and cluster.conflist_path(NODE_A).exists()
-    assert "health endpoint unavailable: cannot listen on 127.0.0.1:9943" in \
-        cluster.log(NODE_A.name), cluster.log(NODE_A.name)
+    assert "health endpoint unavailable: cannot listen on 127.0.0.1:9943" in cluster.log(
+        NODE_A.name
+    ), cluster.log(NODE_A.name)
     assert _nat_flushed_is_put_back(cluster, NODE_A)
     squatter.kill()
     squatter.wait()
-    assert until(lambda: cluster.http(NODE_A, "/readyz") == (200, "ok"), 60), \
-        cluster.log(NODE_A.name)
+    assert until(lambda: cluster.http(NODE_A, "/readyz") == (200, "ok"), 60), cluster.log(
+        NODE_A.name
+    )
     assert "health endpoint on http://127.0.0.1:9943" in cluster.log(NODE_A.name)
     assert agent.poll() is None
 
@@ -134,16 +138,19 @@ def test_liveness_fails_while_the_agents_loop_is_stuck_not_while_it_is_unready(c
     with locked(str(network_lock)):  # what a pod's ADD holds, here for longer than a converge
         assert until(lambda: cluster.http(NODE_A, "/livez")[0] == 503, 30)
         status, body = cluster.http(NODE_A, "/livez")
-        assert status == 503 and body.startswith("the agent's loop has not come round for "), \
-            body
+        assert status == 503 and body.startswith("the agent's loop has not come round for "), body
         assert "(converging)" in body, body
-    assert until(lambda: cluster.http(NODE_A, "/livez") == (200, "ok"), 40), \
-        cluster.log(NODE_A.name)
+    assert until(lambda: cluster.http(NODE_A, "/livez") == (200, "ok"), 40), cluster.log(
+        NODE_A.name
+    )
 
 
 def _warm_server(agent: subprocess.Popen) -> int:
-    (server,) = [pid for pid in children(agent.pid)
-                 if b"serve-cni" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    (server,) = [
+        pid
+        for pid in children(agent.pid)
+        if b"serve-cni" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
     return server
 
 
@@ -157,11 +164,13 @@ def test_liveness_fails_when_the_warm_server_cannot_be_started_again(cluster):
     run.chmod(0o777)
     try:
         os.kill(_warm_server(agent), signal.SIGKILL)
-        assert until(lambda: cluster.http(NODE_A, "/livez")[0] == 503, 60), \
-            cluster.log(NODE_A.name)
+        assert until(lambda: cluster.http(NODE_A, "/livez")[0] == 503, 60), cluster.log(NODE_A.name)
         _, body = cluster.http(NODE_A, "/livez")
-        failed = re.match(r"(\d+) starts of the warm server in a row failed, the last: the "
-                          r"warm server ended \(status 3\) before it listened on ", body)
+        failed = re.match(
+            r"(\d+) starts of the warm server in a row failed, the last: the "
+            r"warm server ended \(status 3\) before it listened on ",
+            body,
+        )
         assert failed and int(failed[1]) >= 3, body
         assert "is writable by others" in body
         assert cluster.http(NODE_A, "/readyz")[0] == 503
@@ -178,9 +187,11 @@ def _scrape(cluster: StaticAgentCluster, node: SimNode) -> Samples:
     """GET /metrics in the node, parsed as Prometheus parses it: (name, labels) -> value."""
     status, text = cluster.http(node, "/metrics")
     assert status == 200, text
-    return {(sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text + "\n")
-            for sample in family.samples}
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text + "\n")
+        for sample in family.samples
+    }
 
 
 def _value(samples: Samples, name: str, **labels: str) -> float:
@@ -206,30 +217,34 @@ def test_metrics_count_the_agents_work_and_its_warm_servers_calls(cluster):
     pod = cluster.add_pod(NODE_A)
     cluster.delete_pod(pod)
     with pytest.raises(driver.PluginFailed):  # no record of the attachment any more
-        driver.check(driver.Conflist(cluster.conflist_path(NODE_A).read_bytes()),
-                     cluster.invocation(NODE_A, pod.pod))
+        driver.check(
+            driver.Conflist(cluster.conflist_path(NODE_A).read_bytes()),
+            cluster.invocation(NODE_A, pod.pod),
+        )
     assert _nat_flushed_is_put_back(cluster, NODE_A)
 
     def counted() -> bool:  # the server's reports reach the agent asynchronously
         samples = _scrape(cluster, NODE_A)
         return _value(samples, "netc_cni_calls_total", command="CHECK", result="drift") == 1
+
     assert until(counted, 30), _scrape(cluster, NODE_A)
     last = _scrape(cluster, NODE_A)
     for command in ("ADD", "DEL"):
         assert _value(last, "netc_cni_calls_total", command=command, result="ok") == 1
-        assert _value(last, "netc_cni_call_duration_seconds_count", command=command,
-                      result="ok") == 1
-        assert _value(last, "netc_cni_call_duration_seconds_sum", command=command,
-                      result="ok") > 0
-    assert _value(last, "netc_cni_call_duration_seconds_bucket", command="ADD", result="ok",
-                  le="+Inf") == 1
+        assert (
+            _value(last, "netc_cni_call_duration_seconds_count", command=command, result="ok") == 1
+        )
+        assert _value(last, "netc_cni_call_duration_seconds_sum", command=command, result="ok") > 0
+    assert (
+        _value(last, "netc_cni_call_duration_seconds_bucket", command="ADD", result="ok", le="+Inf")
+        == 1
+    )
     assert _value(last, "netc_cni_lock_wait_seconds_count", lock="attachment") == 3
     assert _value(last, "netc_cni_lock_wait_seconds_count", lock="addresses") >= 1
     assert _value(last, "netc_cni_handovers_refused_total") == 0
     assert _value(last, "netc_agent_drift_repairs_total", kind="node") >= 1
     assert _value(first, "netc_agent_drift_repairs_total", kind="node") == 0
-    assert _value(last, "netc_agent_converges_total") > _value(first,
-                                                                 "netc_agent_converges_total")
+    assert _value(last, "netc_agent_converges_total") > _value(first, "netc_agent_converges_total")
 
 
 def _events(cluster: StaticAgentCluster, node: SimNode) -> list[dict]:
@@ -239,13 +254,13 @@ def _events(cluster: StaticAgentCluster, node: SimNode) -> list[dict]:
 
 def test_the_json_log_has_an_object_per_line_and_an_event_per_change_to_the_node(cluster):
     cluster.start_agent(NODE_A, "--log-format", "json")
-    assert until(lambda: any(e["event"] == "ready" for e in _events(cluster, NODE_A)), 60), \
+    assert until(lambda: any(e["event"] == "ready" for e in _events(cluster, NODE_A)), 60), (
         cluster.log(NODE_A.name)
+    )
     assert _nat_flushed_is_put_back(cluster, NODE_A)
     events = _events(cluster, NODE_A)
     assert {e["node"] for e in events if e["event"] != "warm server"} == {"node-a"}
-    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"])
-               for e in events)
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", e["time"]) for e in events)
     bin_dir, conf_dir = cluster.dirs(NODE_A)["bin"], cluster.dirs(NODE_A)["net.d"]
     installed = [e for e in events if e["event"] == "installed"]
     assert [e["path"] for e in installed] == [f"{bin_dir}/.netc-cni-cold", f"{bin_dir}/netc-cni"]

@@ -25,8 +25,10 @@ from tests.support import ROOT, python_of
 
 PYTHON_3_9 = python_of((3, 9))
 HOST_PYTHON = Path("/usr/bin/python3")
-BUILD = "import sys; from runtime.artifact import plugin_artifact; " \
-        "sys.stdout.buffer.write(plugin_artifact({socket!r}))"
+BUILD = (
+    "import sys; from runtime.artifact import plugin_artifact; "
+    "sys.stdout.buffer.write(plugin_artifact({socket!r}))"
+)
 
 
 def _write(tmp_path: Path, content: bytes) -> Path:
@@ -38,9 +40,15 @@ def _write(tmp_path: Path, content: bytes) -> Path:
 
 def _call(plugin: Path, command: str, stdin: str = "{}") -> tuple[int, dict]:
     """The plugin executed as a runtime executes it: by path, a CNI environment, stdin."""
-    done = subprocess.run([str(plugin)], input=stdin, capture_output=True, text=True,
-                          env={"CNI_COMMAND": command, "PATH": "/usr/bin:/bin"}, timeout=60,
-                          check=False)
+    done = subprocess.run(
+        [str(plugin)],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env={"CNI_COMMAND": command, "PATH": "/usr/bin:/bin"},
+        timeout=60,
+        check=False,
+    )
     return done.returncode, json.loads(done.stdout)
 
 
@@ -48,8 +56,12 @@ def _call(plugin: Path, command: str, stdin: str = "{}") -> tuple[int, dict]:
 def test_the_same_code_gives_the_same_artifact_in_any_process(tmp_path, before):
     """Built in a fresh interpreter, with or without much else imported, and here."""
     socket = str(tmp_path / "cni.sock")
-    other = subprocess.run([sys.executable, "-c", before + BUILD.format(socket=socket)],
-                           capture_output=True, check=True, cwd=ROOT).stdout
+    other = subprocess.run(
+        [sys.executable, "-c", before + BUILD.format(socket=socket)],
+        capture_output=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
     assert other == plugin_artifact(socket)
     assert plugin_artifact(socket) != plugin_artifact(str(tmp_path / "other.sock"))
 
@@ -67,10 +79,17 @@ def test_version_imports_nothing_of_netc(tmp_path):
     timing = tmp_path / "python3"  # the host's python3, reporting its imports
     timing.write_text(f'#!/bin/sh\nexec {HOST_PYTHON} -X importtime "$@"\n')
     timing.chmod(0o755)
-    plugin = _write(tmp_path, plugin_artifact(str(tmp_path / "no-server.sock"),
-                                              interpreters=(str(timing),)))
-    done = subprocess.run([str(plugin)], input="{}", capture_output=True, text=True,
-                          check=True, env={"CNI_COMMAND": "VERSION"})
+    plugin = _write(
+        tmp_path, plugin_artifact(str(tmp_path / "no-server.sock"), interpreters=(str(timing),))
+    )
+    done = subprocess.run(
+        [str(plugin)],
+        input="{}",
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"CNI_COMMAND": "VERSION"},
+    )
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
     assert "encodings" in imported, "no import report: the test measures nothing"
     assert not {m for m in imported if m.split(".")[0] in ("runtime", "compiler")}
@@ -87,8 +106,9 @@ def test_a_host_without_python3_gets_a_cni_error_from_the_shell_line(tmp_path):
 
 @pytest.mark.skipif(PYTHON_3_9 is None, reason="no Python 3.9 on this machine")
 def test_a_host_python_older_than_3_10_gets_a_cni_error_from_the_launcher(tmp_path):
-    plugin = _write(tmp_path, plugin_artifact(str(tmp_path / "no-server.sock"),
-                                              interpreters=(PYTHON_3_9,)))
+    plugin = _write(
+        tmp_path, plugin_artifact(str(tmp_path / "no-server.sock"), interpreters=(PYTHON_3_9,))
+    )
     status, error = _call(plugin, "ADD")
     assert status == 1
     assert error["code"] == 107
@@ -112,12 +132,21 @@ def _function_imports(path: Path) -> set[str]:
 def test_the_warm_server_imports_beforehand_what_netc_imports_on_demand():
     """A server child runs in the host's mount namespace, where the image's modules are not:
     every module a loaded netc module imports inside a function is imported by `_preload`."""
-    script = ("import json, sys; from runtime.cni import server; server._preload(); "
-              "print(json.dumps({n: getattr(m, '__file__', None) for n, m in "
-              "sys.modules.items()}))")
-    loaded = json.loads(subprocess.run([sys.executable, "-c", script], capture_output=True,
-                                       check=True, cwd=ROOT, text=True).stdout)
+    script = (
+        "import json, sys; from runtime.cni import server; server._preload(); "
+        "print(json.dumps({n: getattr(m, '__file__', None) for n, m in "
+        "sys.modules.items()}))"
+    )
+    loaded = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, check=True, cwd=ROOT, text=True
+        ).stdout
+    )
     netc = [Path(f) for n, f in loaded.items() if f and n.split(".")[0] in ("runtime", "compiler")]
-    missing = {(str(path.relative_to(ROOT)), module) for path in netc
-               for module in _function_imports(path) if module not in loaded}
+    missing = {
+        (str(path.relative_to(ROOT)), module)
+        for path in netc
+        for module in _function_imports(path)
+        if module not in loaded
+    }
     assert missing == set()

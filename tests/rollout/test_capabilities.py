@@ -30,13 +30,13 @@ SETTLE = 30.0
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory, agent_image_archive: Path
-         ) -> Iterator[AgentNode]:
+def node(
+    tmp_path_factory: pytest.TempPathFactory, agent_image_archive: Path
+) -> Iterator[AgentNode]:
     require("containerd")
     tmp = tmp_path_factory.mktemp("capabilities")
     with RolloutCluster(tmp / "cluster", (NODE_A,)) as sim:
-        made = AgentNode(sim, NODE_A, [agent_image_archive, pause_image(tmp, sim)],
-                         no_python=True)
+        made = AgentNode(sim, NODE_A, [agent_image_archive, pause_image(tmp, sim)], no_python=True)
         try:
             yield made
         finally:

@@ -94,14 +94,20 @@ class Unpacked:
                 command = (*script[2:].split(b"\n")[0].decode().split(), *command)
             command = (EMULATOR, *command)
         chroot = shutil.which("chroot") or "/usr/sbin/chroot"
-        return subprocess.run([chroot, str(self.root), *command], capture_output=True,
-                              text=True, env={"PATH": "/usr/bin:/bin"}, timeout=120,
-                              check=False)
+        return subprocess.run(
+            [chroot, str(self.root), *command],
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin"},
+            timeout=120,
+            check=False,
+        )
 
 
 @pytest.fixture(scope="module", params=sorted(ARCHITECTURES))
-def image(request: pytest.FixtureRequest, image_index: Path,
-          tmp_path_factory: pytest.TempPathFactory) -> Unpacked:
+def image(
+    request: pytest.FixtureRequest, image_index: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Unpacked:
     """The index's image of one architecture, unpacked (with the emulator if needed)."""
     if os.geteuid() != 0:
         pytest.skip("chroot needs root (CI runs the root tests as root)")
@@ -114,16 +120,19 @@ def image(request: pytest.FixtureRequest, image_index: Path,
     if unpacked.emulated:
         emulator = shutil.which(f"qemu-{architecture.machine}-static")
         if emulator is None:
-            pytest.fail(f"qemu-{architecture.machine}-static is missing "
-                        "(package qemu-user-static, see .ci/run)")
+            pytest.fail(
+                f"qemu-{architecture.machine}-static is missing "
+                "(package qemu-user-static, see .ci/run)"
+            )
         shutil.copy(emulator, root / EMULATOR.lstrip("/"))
     return unpacked
 
 
 def test_the_entry_point_is_netc_of_this_release(image):
     done = image.run("/usr/bin/netc", "--version")
-    assert (done.returncode, done.stdout.strip()) == (0, f"netc, version {netc_version()}"), \
+    assert (done.returncode, done.stdout.strip()) == (0, f"netc, version {netc_version()}"), (
         done.stderr
+    )
 
 
 def test_the_interpreter_and_every_library_are_built_for_the_images_machine(image):
@@ -172,21 +181,39 @@ NAT_RULES = """*nat
 -A PREROUTING -m addrtype --dst-type LOCAL -j NETC-TEST-HP
 COMMIT
 """
-EXTENSIONS = {"-m comment": "comment match options", "-m multiport": "multiport match options",
-              "-m addrtype": "Address type match options", "-j MASQUERADE":
-              "MASQUERADE target options", "-j DNAT": "DNAT target options"}
+EXTENSIONS = {
+    "-m comment": "comment match options",
+    "-m multiport": "multiport match options",
+    "-m addrtype": "Address type match options",
+    "-j MASQUERADE": "MASQUERADE target options",
+    "-j DNAT": "DNAT target options",
+}
 
 
 def _in_own_network(image: Unpacked, *command: str) -> subprocess.CompletedProcess:
     """`command` in the image, in a network namespace made for it: nothing of the machine's."""
     emulator = f" {EMULATOR}" if image.emulated else ""
-    return subprocess.run(["unshare", "--net", "sh", "-c", f'exec chroot "$0"{emulator} "$@"',
-                           str(image.root), *command], capture_output=True, text=True,
-                          timeout=120, check=False, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+    return subprocess.run(
+        [
+            "unshare",
+            "--net",
+            "sh",
+            "-c",
+            f'exec chroot "$0"{emulator} "$@"',
+            str(image.root),
+            *command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
 
 
-@pytest.mark.parametrize("tool", ["iptables-nft", "ip6tables-nft", "iptables-legacy",
-                                  "ip6tables-legacy"])
+@pytest.mark.parametrize(
+    "tool", ["iptables-nft", "ip6tables-nft", "iptables-legacy", "ip6tables-legacy"]
+)
 def test_both_iptables_backends_load_their_extensions(image, tool):
     """The programs the agent runs by name, each loading the extensions netc's rules use.
 
@@ -202,8 +229,9 @@ def test_both_iptables_backends_load_their_extensions(image, tool):
         assert "not found" not in done.stdout, done.stdout
         return
     for option, says in EXTENSIONS.items():
-        if tool.startswith("ip6") and (option == "-j MASQUERADE" or (
-                image.emulated and option in ("-m addrtype", "-j DNAT"))):
+        if tool.startswith("ip6") and (
+            option == "-j MASQUERADE" or (image.emulated and option in ("-m addrtype", "-j DNAT"))
+        ):
             continue
         done = _in_own_network(image, f"/usr/sbin/{tool}", *option.split(), "-h")
         assert done.returncode == 0 and says in done.stdout, (option, done.stderr)
@@ -216,27 +244,45 @@ def test_iptables_restore_and_save_of_both_backends_run_in_the_image(image):
         pytest.skip("qemu-user refuses NETLINK_NETFILTER sockets: the extensions' help only")
     (image.root / "rules").write_text(NAT_RULES)
     for backend in ("nft", "legacy"):
-        script = (f'chroot "$0" /usr/sbin/iptables-{backend}-restore --noflush < "$0/rules" && '
-                  f'chroot "$0" /usr/sbin/iptables-{backend}-save -t nat')
-        done = subprocess.run(["unshare", "--net", "sh", "-c", script, str(image.root)],
-                              capture_output=True, text=True, timeout=120, check=False,
-                              env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        script = (
+            f'chroot "$0" /usr/sbin/iptables-{backend}-restore --noflush < "$0/rules" && '
+            f'chroot "$0" /usr/sbin/iptables-{backend}-save -t nat'
+        )
+        done = subprocess.run(
+            ["unshare", "--net", "sh", "-c", script, str(image.root)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
         assert done.returncode == 0, done.stderr
         assert '--comment "netc test"' in done.stdout, done.stdout
         assert "--to-destination 10.244.1.2:8080" in done.stdout, done.stdout
 
 
 def test_conntrack_modprobe_and_the_shim_run(image):
-    versions = {tool: _in_own_network(image, f"/usr/sbin/{tool}", "--version")
-                for tool in ("conntrack", "modprobe")}
+    versions = {
+        tool: _in_own_network(image, f"/usr/sbin/{tool}", "--version")
+        for tool in ("conntrack", "modprobe")
+    }
     assert "conntrack" in versions["conntrack"].stdout + versions["conntrack"].stderr
     assert "kmod version" in versions["modprobe"].stdout, versions["modprobe"].stderr
     shim = image.root / PREBUILT_SHIM
     assert shim.stat().st_mode & 0o111
     done = subprocess.run(
-        [shutil.which("chroot") or "/usr/sbin/chroot", str(image.root),
-         *([EMULATOR] if image.emulated else []), f"/{PREBUILT_SHIM}"],
-        input='{"cniVersion": "0.4.0"}', env={"CNI_COMMAND": "VERSION"}, capture_output=True,
-        text=True, timeout=60, check=False)
+        [
+            shutil.which("chroot") or "/usr/sbin/chroot",
+            str(image.root),
+            *([EMULATOR] if image.emulated else []),
+            f"/{PREBUILT_SHIM}",
+        ],
+        input='{"cniVersion": "0.4.0"}',
+        env={"CNI_COMMAND": "VERSION"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["cniVersion"] == "0.4.0"

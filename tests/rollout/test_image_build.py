@@ -32,10 +32,10 @@ DYNLOAD = Path("/usr/lib") / PYTHON.resolve().name / "lib-dynload"
 
 
 def _ldd(binary: Path) -> set[str]:
-    listing = subprocess.run(["ldd", str(binary)], capture_output=True, text=True,
-                             check=True).stdout
-    return {word for line in listing.splitlines() for word in line.split()
-            if word.startswith("/")}
+    listing = subprocess.run(
+        ["ldd", str(binary)], capture_output=True, text=True, check=True
+    ).stdout
+    return {word for line in listing.splitlines() for word in line.split() if word.startswith("/")}
 
 
 def test_the_libraries_from_elf_headers_are_those_ldd_finds_for_this_machines_python():
@@ -97,8 +97,9 @@ def cache_copy(image_index: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.root
 def test_a_build_from_the_cache_needs_no_network(cache_copy, tmp_path):
-    done = _offline("--arch", "arm64", "--debian-cache", str(cache_copy),
-                    "--out", str(tmp_path / "arm64.tar"))
+    done = _offline(
+        "--arch", "arm64", "--debian-cache", str(cache_copy), "--out", str(tmp_path / "arm64.tar")
+    )
     assert done.returncode == 0, done.stderr
     assert "linux/arm64/v8" in done.stderr
 
@@ -110,8 +111,9 @@ def test_a_cached_package_that_was_changed_is_not_used(cache_copy, tmp_path):
     data = bytearray(deb.read_bytes())
     data[-1] ^= 0xFF
     deb.write_bytes(bytes(data))
-    done = _offline("--arch", "arm64", "--debian-cache", str(cache_copy),
-                    "--out", str(tmp_path / "arm64.tar"))
+    done = _offline(
+        "--arch", "arm64", "--debian-cache", str(cache_copy), "--out", str(tmp_path / "arm64.tar")
+    )
     assert done.returncode == 3
     assert "apt-get update failed (is Debian's archive reachable?)" in done.stderr
     assert not (tmp_path / "arm64.tar").exists()
@@ -119,19 +121,33 @@ def test_a_cached_package_that_was_changed_is_not_used(cache_copy, tmp_path):
 
 @pytest.mark.root
 def test_without_network_or_cache_the_build_fails_saying_so(tmp_path):
-    done = _offline("--arch", "arm64", "--debian-cache", str(tmp_path / "empty"),
-                    "--out", str(tmp_path / "arm64.tar"))
+    done = _offline(
+        "--arch",
+        "arm64",
+        "--debian-cache",
+        str(tmp_path / "empty"),
+        "--out",
+        str(tmp_path / "arm64.tar"),
+    )
     assert done.returncode == 3
     assert "apt-get update failed (is Debian's archive reachable?)" in done.stderr
     assert re.search(r"^E: Failed to fetch http", done.stderr, re.M), done.stderr
 
 
-@pytest.mark.parametrize(("arguments", "error"), [
-    (["--arch", "amd64", "--arch", "arm64"],
-     "a docker-archive holds one architecture: use --format oci"),
-    (["--format", "oci", "--arch", "arm64", "--arch", "arm64"], "an architecture is given twice"),
-    (["--arch", "riscv64"], "'riscv64' is not one of 'amd64', 'arm64'"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "error"),
+    [
+        (
+            ["--arch", "amd64", "--arch", "arm64"],
+            "a docker-archive holds one architecture: use --format oci",
+        ),
+        (
+            ["--format", "oci", "--arch", "arm64", "--arch", "arm64"],
+            "an architecture is given twice",
+        ),
+        (["--arch", "riscv64"], "'riscv64' is not one of 'amd64', 'arm64'"),
+    ],
+)
 def test_image_options_that_cannot_be_built_are_usage_errors(arguments, error, tmp_path):
     done = netc_image(*arguments, "--out", str(tmp_path / "image.tar"))
     assert done.returncode == 2
@@ -141,8 +157,13 @@ def test_image_options_that_cannot_be_built_are_usage_errors(arguments, error, t
 
 @pytest.mark.parametrize("target", ["image", "image ARCH=arm64", "image-index"])
 def test_the_makefiles_image_targets_are_netc_image_commands_it_accepts(target):
-    done = subprocess.run(["make", "--no-print-directory", "-n", *target.split()], cwd=ROOT,
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["make", "--no-print-directory", "-n", *target.split()],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     words = done.stdout.replace("\\\n", " ").split()
     assert words[:2] == [".venv/bin/netc", "image"], done.stdout
     parent = click.Context(main, info_name="netc")
@@ -156,11 +177,28 @@ def test_without_a_cross_compiler_the_build_fails_saying_what_to_install(tmp_pat
     """The image carries the plugin's shim compiled for its architecture: no compiler, no
     image (never one whose nodes would get no plugin)."""
     other = next(a for a in ARCHITECTURES.values() if a != this_architecture())
-    done = subprocess.run([sys.executable, "-m", "runtime.cli", "image", "--arch", other.name,
-                           "--debian-cache", str(tmp_path / "cache"), "--out",
-                           str(tmp_path / "image.tar")], cwd=ROOT, capture_output=True,
-                          text=True, check=False, env={"PATH": str(tmp_path / "no-tools")})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "image",
+            "--arch",
+            other.name,
+            "--debian-cache",
+            str(tmp_path / "cache"),
+            "--out",
+            str(tmp_path / "image.tar"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": str(tmp_path / "no-tools")},
+    )
     assert done.returncode == 3
-    assert (f"no {other.triplet}-gcc to build netc-cni's shim for {other.name}: install "
-            f"Debian's gcc-{other.machine.replace('_', '-')}-linux-gnu") in done.stderr
+    assert (
+        f"no {other.triplet}-gcc to build netc-cni's shim for {other.name}: install "
+        f"Debian's gcc-{other.machine.replace('_', '-')}-linux-gnu"
+    ) in done.stderr
     assert not (tmp_path / "image.tar").exists()

@@ -27,8 +27,10 @@ from tests.runtimes.host import CgroupTree
 
 INDEX = "application/vnd.oci.image.index.v1+json"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-PLATFORMS = [{"architecture": "amd64", "os": "linux"},
-             {"architecture": "arm64", "os": "linux", "variant": "v8"}]
+PLATFORMS = [
+    {"architecture": "amd64", "os": "linux"},
+    {"architecture": "arm64", "os": "linux", "variant": "v8"},
+]
 """As the OCI image-index specification names them (arm64 as linux/arm64/v8)."""
 
 
@@ -46,8 +48,10 @@ def test_the_layout_names_one_image_index_by_the_images_reference(layout):
     assert layout.index["schemaVersion"] == 2
     (entry,) = layout.index["manifests"]
     assert entry["mediaType"] == INDEX
-    assert entry["annotations"] == {"io.containerd.image.name": INDEX_REFERENCE,
-                                    "org.opencontainers.image.ref.name": "test"}
+    assert entry["annotations"] == {
+        "io.containerd.image.name": INDEX_REFERENCE,
+        "org.opencontainers.image.ref.name": "test",
+    }
 
 
 def test_the_index_holds_one_manifest_per_architecture_with_its_platform(layout):
@@ -88,8 +92,10 @@ def test_each_layers_uncompressed_digest_is_its_configs_diff_id(layout):
         (layer,) = manifest["layers"]
         assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
         config = layout.document(manifest["config"])
-        assert config["rootfs"] == {"type": "layers",
-                                    "diff_ids": [_digest(gzip.decompress(layout.blob(layer)))]}
+        assert config["rootfs"] == {
+            "type": "layers",
+            "diff_ids": [_digest(gzip.decompress(layout.blob(layer)))],
+        }
 
 
 @pytest.mark.root
@@ -98,8 +104,9 @@ def test_containerd_imports_the_index_with_both_platforms(image_index, layout, t
     require("containerd")
     tag = secrets.token_hex(3)
     with Namespaces(tmp_path) as lab:
-        engine = Containerd(lab.netns("ctrd"), tmp_path, tmp_path, "localhost/unused:1",
-                            CgroupTree(f"index-{tag}"))
+        engine = Containerd(
+            lab.netns("ctrd"), tmp_path, tmp_path, "localhost/unused:1", CgroupTree(f"index-{tag}")
+        )
         try:
             engine.start(network_ready=False)
             engine.ctr("images", "import", "--all-platforms", str(image_index))
@@ -110,6 +117,9 @@ def test_containerd_imports_the_index_with_both_platforms(image_index, layout, t
     (line,) = [line for line in listed if line.startswith(INDEX_REFERENCE + " ")]
     assert INDEX in line.split()
     assert "linux/amd64,linux/arm64/v8" in line.split()
-    blobs = {f"sha256:{name.removeprefix('blobs/sha256/')}" for name in layout.files
-             if name.startswith("blobs/sha256/")}
+    blobs = {
+        f"sha256:{name.removeprefix('blobs/sha256/')}"
+        for name in layout.files
+        if name.startswith("blobs/sha256/")
+    }
     assert set(content) == blobs

@@ -63,8 +63,7 @@ class Scene:
 
 
 @pytest.fixture(scope="module")
-def scene(tmp_path_factory: pytest.TempPathFactory, agent_image_archive: Path
-          ) -> Iterator[Scene]:
+def scene(tmp_path_factory: pytest.TempPathFactory, agent_image_archive: Path) -> Iterator[Scene]:
     require("containerd")
     tmp = tmp_path_factory.mktemp("rollout")
     with RolloutCluster(tmp / "cluster", (NODE_A, NODE_B)) as sim:
@@ -72,8 +71,9 @@ def scene(tmp_path_factory: pytest.TempPathFactory, agent_image_archive: Path
         nodes: list[AgentNode] = []
         try:
             with ThreadPoolExecutor(2) as pool:  # node B has no Python
-                nodes += pool.map(lambda n: AgentNode(sim, n, images, no_python=n is NODE_B),
-                                  (NODE_A, NODE_B))
+                nodes += pool.map(
+                    lambda n: AgentNode(sim, n, images, no_python=n is NODE_B), (NODE_A, NODE_B)
+                )
                 before = {name: n.cri.network_ready() for name, n in zip("ab", nodes, strict=True)}
                 ready = dict(zip("ab", pool.map(AgentNode.start_agent, nodes), strict=True))
             yield Scene(sim, *nodes, ready_after=ready, network_before=before)
@@ -87,8 +87,15 @@ def scene(tmp_path_factory: pytest.TempPathFactory, agent_image_archive: Path
 
 def _http(scene: Scene, node: SimNode, port: int) -> str:
     """What the client outside the cluster gets from a node's host port."""
-    done = scene.sim.run(scene.sim.client, "curl", "-sS", "--max-time", "5",
-                         f"http://{node.address}:{port}/", check=False)
+    done = scene.sim.run(
+        scene.sim.client,
+        "curl",
+        "-sS",
+        "--max-time",
+        "5",
+        f"http://{node.address}:{port}/",
+        check=False,
+    )
     return done.stdout if done.returncode == 0 else f"curl failed: {done.stderr.strip()}"
 
 
@@ -109,8 +116,11 @@ def _unprobe(scene: Scene, process: subprocess.Popen) -> None:
 
 def _routes(node: AgentNode) -> dict[str, dict]:
     """netc's routes on a node (protocol 78), by destination."""
-    return {r["dst"]: r for r in node.cluster.ip_json(node.node, "route", "show")
-            if r.get("protocol") == "78"}
+    return {
+        r["dst"]: r
+        for r in node.cluster.ip_json(node.node, "route", "show")
+        if r.get("protocol") == "78"
+    }
 
 
 def _mtu(scene: Scene, netns: str, device: str) -> int:
@@ -143,10 +153,15 @@ def test_the_agent_sets_the_node_up_and_writes_the_conflist_last(scene):
     assert a.cri.network_ready()
     assert a.readiness() == (200, "ok")
     assert set(a.conflists()) == {"10-pods.conflist"}
-    said = [line.split()[2] for line in a.container_log(0).splitlines()
-            if line.startswith("netc agent: ")]
-    firsts = [said.index(word) for word in ("configuration", "iptables", "installed", "applied",
-                                            "warm", "wrote", "ready")]
+    said = [
+        line.split()[2]
+        for line in a.container_log(0).splitlines()
+        if line.startswith("netc agent: ")
+    ]
+    firsts = [
+        said.index(word)
+        for word in ("configuration", "iptables", "installed", "applied", "warm", "wrote", "ready")
+    ]
     assert firsts == sorted(firsts), said
     assert "netc agent: iptables backend nft (0 in nft, 0 in legacy rules)" in a.log()
     assert a.config.data() == scene.b.config.data(), "one ConfigMap for every node"
@@ -181,17 +196,22 @@ def test_pods_on_two_nodes_reach_each_other_without_nat(scene):
     try:
         addresses = {node: node.pod_address(pod) for node, pod in pods.items()}
         assert ipaddress.ip_address(addresses[b]) in NODE_B.subnet(4)
-        probes = [_probe(scene, node.pod_netns(pod), node.node.name)
-                  for node, pod in pods.items()]
+        probes = [_probe(scene, node.pod_netns(pod), node.node.name) for node, pod in pods.items()]
         # the receiver answers with the source it saw: the sender's pod address
-        assert scene.sim.ask(a.pod_netns(pods[a]), "tcp", addresses[b], PROBE_PORT) == \
-            f"{NODE_B.name} {addresses[a]}"
-        assert scene.sim.ask(b.pod_netns(pods[b]), "tcp", addresses[a], PROBE_PORT) == \
-            f"{NODE_A.name} {addresses[b]}"
+        assert (
+            scene.sim.ask(a.pod_netns(pods[a]), "tcp", addresses[b], PROBE_PORT)
+            == f"{NODE_B.name} {addresses[a]}"
+        )
+        assert (
+            scene.sim.ask(b.pod_netns(pods[b]), "tcp", addresses[a], PROBE_PORT)
+            == f"{NODE_A.name} {addresses[b]}"
+        )
         # and the outside world sees the node's address (masqueraded)
         scene.sim.serve(scene.sim.client, "tcp", PROBE_PORT, "client")
-        assert scene.sim.ask(a.pod_netns(pods[a]), "tcp", CLIENT, PROBE_PORT) == \
-            f"client {NODE_A.address}"
+        assert (
+            scene.sim.ask(a.pod_netns(pods[a]), "tcp", CLIENT, PROBE_PORT)
+            == f"client {NODE_A.address}"
+        )
     finally:
         for process in probes:
             _unprobe(scene, process)
@@ -230,13 +250,17 @@ def test_a_new_configuration_is_applied_and_running_pods_keep_working(scene):
         assert f"applied + route to node-c's pods {NODE_C.subnet(4)}" in a.log()
         assert _mtu(scene, a.netns, "cni0") == 1400
         # the running pods keep working, and the new MTU reaches new pods
-        assert scene.sim.ask(a.pod_netns(before), "tcp", peer_address, PROBE_PORT) == \
-            f"peer {old_address}"
+        assert (
+            scene.sim.ask(a.pod_netns(before), "tcp", peer_address, PROBE_PORT)
+            == f"peer {old_address}"
+        )
         assert _serves(scene, NODE_A, 8082)
         after = a.run_pod("new", 8083, {})
         assert _mtu(scene, a.pod_netns(after), "eth0") == 1400
-        assert scene.sim.ask(a.pod_netns(after), "tcp", peer_address, PROBE_PORT) == \
-            f"peer {a.pod_address(after)}"
+        assert (
+            scene.sim.ask(a.pod_netns(after), "tcp", peer_address, PROBE_PORT)
+            == f"peer {a.pod_address(after)}"
+        )
         a.remove_pod(after)
     finally:
         _unprobe(scene, probe)
@@ -248,17 +272,30 @@ def test_a_new_configuration_is_applied_and_running_pods_keep_working(scene):
             assert scene.sim.wait_for(lambda n=node: str(NODE_C.subnet(4)) not in _routes(n))
 
 
-def _direct_call(node: AgentNode, plugin: str, command: str, container: str,
-                 netns: str) -> subprocess.CompletedProcess:
+def _direct_call(
+    node: AgentNode, plugin: str, command: str, container: str, netns: str
+) -> subprocess.CompletedProcess:
     """`plugin` run on the node as a runtime runs the installed one, for its network."""
     (conflist,) = node.conflists().values()
-    config = {**conflist["plugins"][0], "name": conflist["name"],
-              "cniVersion": conflist["cniVersion"]}
-    environment = {"CNI_COMMAND": command, "CNI_CONTAINERID": container,
-                   "CNI_NETNS": f"/run/netns/{netns}", "CNI_IFNAME": "eth0",
-                   "CNI_PATH": BIN_DIR}
-    return node.in_node("env", *(f"{k}={v}" for k, v in environment.items()), plugin,
-                        stdin=json.dumps(config).encode(), check=False)
+    config = {
+        **conflist["plugins"][0],
+        "name": conflist["name"],
+        "cniVersion": conflist["cniVersion"],
+    }
+    environment = {
+        "CNI_COMMAND": command,
+        "CNI_CONTAINERID": container,
+        "CNI_NETNS": f"/run/netns/{netns}",
+        "CNI_IFNAME": "eth0",
+        "CNI_PATH": BIN_DIR,
+    }
+    return node.in_node(
+        "env",
+        *(f"{k}={v}" for k, v in environment.items()),
+        plugin,
+        stdin=json.dumps(config).encode(),
+        check=False,
+    )
 
 
 def _add_and_delete_directly(node: AgentNode, plugin: str, role: str) -> dict:
@@ -291,8 +328,7 @@ def test_with_the_agent_stopped_pods_attach_cold_and_it_takes_over_unchanged(sce
     old = a.run_pod("before", 8084, {})
     conflists, plugin = a.conflists(), _plugin(a)
     assert a.stop_agent() == 0, a.container_log(a.starts - 1)
-    assert (f"the plugin {BIN_DIR}/netc-cni and 1 conflist of netc's in {CONF_DIR} "
-            "stay") in a.log()
+    assert (f"the plugin {BIN_DIR}/netc-cni and 1 conflist of netc's in {CONF_DIR} stay") in a.log()
     assert a.readiness()[0] == 0, "the agent still answers"
     assert a.in_node("test", "-e", SOCKET, check=False).returncode != 0, "its socket stayed"
     assert (a.conflists(), _plugin(a)) == (conflists, plugin)
@@ -308,9 +344,12 @@ def test_with_the_agent_stopped_pods_attach_cold_and_it_takes_over_unchanged(sce
         starts = a.starts
         a.start_agent()
         assert scene.sim.kernel_state(a.netns) == state, "the agent changed the node"
-        said = [line.split()[2] for line in a.container_log(starts).splitlines()
-                if line.startswith("netc agent: ")
-                and not line.startswith("netc agent: health endpoint")]  # its own thread
+        said = [
+            line.split()[2]
+            for line in a.container_log(starts).splitlines()
+            if line.startswith("netc agent: ")
+            and not line.startswith("netc agent: health endpoint")
+        ]  # its own thread
         assert said == ["configuration", "iptables", "warm", "ready"], a.container_log(starts)
         assert _serves(scene, NODE_A, 8085)
     finally:
@@ -325,8 +364,9 @@ def test_on_a_node_without_python_an_add_without_the_agent_is_to_be_tried_again(
     try:
         with pytest.raises(grpc.RpcError) as refused:
             b.run_pod("waiting", 8087, {})
-        assert "netc's agent is not running on this node: try again later" in \
-            refused.value.details()
+        assert (
+            "netc's agent is not running on this node: try again later" in refused.value.details()
+        )
     finally:
         b.start_agent()
     pod = b.run_pod("started", 8087, {})
@@ -340,9 +380,22 @@ def test_netc_install_plugin_works_on_a_node_without_python_with_the_agents_serv
     """The node-by-hand install: its shim hands calls to the agent's warm server."""
     b = scene.b
     by_hand = b.root / "by-hand"
-    done = subprocess.run([sys.executable, "-m", "runtime.cli", "install-plugin", "--bin-dir",
-                           str(by_hand), "--warm-socket", SOCKET], cwd=ROOT,
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "install-plugin",
+            "--bin-dir",
+            str(by_hand),
+            "--warm-socket",
+            SOCKET,
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     served = b.log().count("call handed to process")
     (ip,) = _add_and_delete_directly(b, str(by_hand / "netc-cni"), "byhand")["ips"]
@@ -363,8 +416,9 @@ def test_nat_flushed_on_a_node_is_put_back_by_the_agent(scene):
     applied = a.log().count("netc agent: applied ")
     a.in_node("iptables", "-t", "nat", "-F")
     assert scene.sim.wait_for(lambda: "-A POSTROUTING" in nat(), 15), a.log()
-    assert sorted(line for line in nat().splitlines() if line.startswith("-A")) == \
-        sorted(line for line in before.splitlines() if line.startswith("-A"))
+    assert sorted(line for line in nat().splitlines() if line.startswith("-A")) == sorted(
+        line for line in before.splitlines() if line.startswith("-A")
+    )
     assert a.log().count("netc agent: applied ") > applied
 
 
@@ -377,8 +431,11 @@ def _in_netns(pid: int, netns: str) -> bool:
 
 def test_a_warm_server_that_dies_is_started_again(scene):
     b = scene.b
-    serving = {pid for pid, command in processes_naming(SOCKET).items()
-               if "serve-cni" in command and _in_netns(pid, b.netns)}  # the server and its spare
+    serving = {
+        pid
+        for pid, command in processes_naming(SOCKET).items()
+        if "serve-cni" in command and _in_netns(pid, b.netns)
+    }  # the server and its spare
     (server,) = serving - {child for pid in serving for child in children(pid)}
     listening = b.log().count("warm server listening")
     os.kill(server, signal.SIGKILL)
@@ -397,9 +454,16 @@ def _add_and_delete(node: AgentNode, worker: int, rounds: int, failures: list[st
     sim = node.cluster
     for round_ in range(rounds):
         netns = sim.netns(f"w{worker}r{round_}")
-        who = ["--container-id", f"{sim.tag}-w{worker}-{round_}", "--netns",
-               f"/run/netns/{netns}", "--cni-path", BIN_DIR, "--cache-dir",
-               str(node.root / "cache")]
+        who = [
+            "--container-id",
+            f"{sim.tag}-w{worker}-{round_}",
+            "--netns",
+            f"/run/netns/{netns}",
+            "--cni-path",
+            BIN_DIR,
+            "--cache-dir",
+            str(node.root / "cache"),
+        ]
         for command in ("add", "del"):
             done = node.netc("run", command, f"{CONF_DIR}/10-pods.conflist", *who, check=False)
             if done.returncode != 0:
@@ -413,13 +477,14 @@ def test_the_plugin_replaced_while_adds_run_fails_no_add(scene):
     a = scene.a
     other = a.root / "other-plugin"
     other.write_bytes(plugin_artifact(None))
-    replace = ("import sys; sys.path.insert(0, sys.argv[1]); "
-               "from runtime.agent import install_plugin; "
-               "install_plugin(sys.argv[2], open(sys.argv[3], 'rb').read())")
+    replace = (
+        "import sys; sys.path.insert(0, sys.argv[1]); "
+        "from runtime.agent import install_plugin; "
+        "install_plugin(sys.argv[2], open(sys.argv[3], 'rb').read())"
+    )
     repaired = a.log().count(f"installed {BIN_DIR}/netc-cni")
     failures: list[str] = []
-    workers = [threading.Thread(target=_add_and_delete, args=(a, n, 6, failures))
-               for n in range(2)]
+    workers = [threading.Thread(target=_add_and_delete, args=(a, n, 6, failures)) for n in range(2)]
     for worker in workers:
         worker.start()
     replaced = 0

@@ -34,8 +34,13 @@ REFERENCE_PLUGINS = Path("/usr/lib/cni")
 NETC = Path(sys.executable).parent / "netc"
 """The netc command of the interpreter running the tests (a venv's, or pyenv's)."""
 
-NEEDED = {"nsenter": "util-linux", "runc": "runc", "curl": "curl", "tc": "iproute2",
-          "iptables-save": "iptables"}
+NEEDED = {
+    "nsenter": "util-linux",
+    "runc": "runc",
+    "curl": "curl",
+    "tc": "iproute2",
+    "iptables-save": "iptables",
+}
 NEEDED_BY = {"podman": {"conmon": "conmon"}, "containerd": {"ctr": "containerd"}}
 
 
@@ -66,8 +71,14 @@ def build(source: str, directory: Path) -> Path:
     """Compile `.netdsl` text with `netc build --target netc`; the conflist written."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory.parent / "network.netdsl").write_text(source)
-    netc("build", "--target", "netc", "--out", str(directory),
-         str(directory.parent / "network.netdsl"))
+    netc(
+        "build",
+        "--target",
+        "netc",
+        "--out",
+        str(directory),
+        str(directory.parent / "network.netdsl"),
+    )
     (conflist,) = directory.glob("*.conflist")
     return conflist
 
@@ -86,8 +97,14 @@ def containerd_on(lab: Lab, source: str, sandbox_image: str) -> Iterator[Contain
     --target netc`) in its conf_dir, the sandbox image serving the lab's page in k8s.io,
     /var/lib its own (libcni's cache is the test's, not the host's)."""
     conflist = build(source, lab.tmp / "net.d")
-    engine = Containerd(lab.node, conflist.parent, one_bin_dir(lab.tmp / "cni-bin"),
-                        sandbox_image, CgroupTree(lab.tag), own_var_lib=True)
+    engine = Containerd(
+        lab.node,
+        conflist.parent,
+        one_bin_dir(lab.tmp / "cni-bin"),
+        sandbox_image,
+        CgroupTree(lab.tag),
+        own_var_lib=True,
+    )
     try:
         engine.start()
         image = docker_archive(lab.tmp / "pause.tar", sandbox_image, network.page(lab))

@@ -131,10 +131,19 @@ a node without Python."""
 class Containerd:
     """The daemon: started in the node, stopped by its PID, with everything it left."""
 
-    def __init__(self, node: str, conf_dir: Path, bin_dir: Path, sandbox_image: str,
-                 cgroups: CgroupTree, *, own_pids: bool = False,
-                 own_var_lib: bool = False, node_files: Path | None = None,
-                 no_python: bool = False) -> None:
+    def __init__(
+        self,
+        node: str,
+        conf_dir: Path,
+        bin_dir: Path,
+        sandbox_image: str,
+        cgroups: CgroupTree,
+        *,
+        own_pids: bool = False,
+        own_var_lib: bool = False,
+        node_files: Path | None = None,
+        no_python: bool = False,
+    ) -> None:
         self.work = Path(tempfile.mkdtemp(prefix="netc-ctrd-"))
         self.node = node
         self.cgroups = cgroups
@@ -150,8 +159,11 @@ class Containerd:
         the daemon, its shims and the plugins see the default paths as a node's own."""
         self.no_python = no_python
         self.socket = self.work / "containerd.sock"
-        (self.work / "config.toml").write_text(CONFIG.format(
-            work=self.work, sandbox_image=sandbox_image, bin_dir=bin_dir, conf_dir=conf_dir))
+        (self.work / "config.toml").write_text(
+            CONFIG.format(
+                work=self.work, sandbox_image=sandbox_image, bin_dir=bin_dir, conf_dir=conf_dir
+            )
+        )
         self.process: subprocess.Popen | None = None
         self.cri: Cri | None = None
 
@@ -171,15 +183,33 @@ class Containerd:
             for point in ("_etc", "_opt", "_var_lib"):
                 for part in ("upper", "work"):
                     (self.node_files / "files" / point / part).mkdir(parents=True, exist_ok=True)
-            return ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", NODE_FILES,
-                    "sh", str(self.node_files)]
+            return [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "unchanged",
+                "sh",
+                "-c",
+                NODE_FILES,
+                "sh",
+                str(self.node_files),
+            ]
         if not self.own_var_lib:
             return []
         base = self.var_lib.parent
         for part in ("upper", "work"):
             (base / part).mkdir(parents=True, exist_ok=True)
-        return ["unshare", "--mount", "--propagation", "unchanged", "sh", "-c", OWN_VAR_LIB,
-                "sh", str(base)]
+        return [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "unchanged",
+            "sh",
+            "-c",
+            OWN_VAR_LIB,
+            "sh",
+            str(base),
+        ]
 
     @property
     def log(self) -> str:
@@ -194,14 +224,33 @@ class Containerd:
         CNI plugins inherit it.  `network_ready` False: a node whose network
         plugin is still to come (an agent writes its conflist later).
         """
-        pids = ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc",
-                "--propagation", "unchanged"] if self.own_pids else []
+        pids = (
+            [
+                "unshare",
+                "--pid",
+                "--fork",
+                "--kill-child",
+                "--mount-proc",
+                "--propagation",
+                "unchanged",
+            ]
+            if self.own_pids
+            else []
+        )
         with open(self.work / "containerd.log", "w") as log:
             self.process = subprocess.Popen(
-                [*in_netns(self.node), *pids, *self._var_lib_overlay(), "containerd",
-                 "--config", str(self.work / "config.toml")],
-                stdout=log, stderr=subprocess.STDOUT,
-                env={"PATH": NODE_PATH, **({"NO_PYTHON": "1"} if self.no_python else {})})
+                [
+                    *in_netns(self.node),
+                    *pids,
+                    *self._var_lib_overlay(),
+                    "containerd",
+                    "--config",
+                    str(self.work / "config.toml"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={"PATH": NODE_PATH, **({"NO_PYTHON": "1"} if self.no_python else {})},
+            )
         deadline = time.monotonic() + START_TIMEOUT
         while not self.socket.exists():
             self._alive_before(deadline)
@@ -224,25 +273,38 @@ class Containerd:
         assert len(found) == 1, found
         return found[0]
 
-    def in_node(self, *command: str, stdin: bytes | None = None,
-                check: bool = True) -> subprocess.CompletedProcess:
+    def in_node(
+        self, *command: str, stdin: bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         """`command` in the node's network, mount and PID namespaces, as a program on the node.
 
         The PID namespace too: the node's /proc is its own (`--mount-proc`), where a
         process of another PID namespace has no /proc/self.
         """
-        namespaces = [f"--{kind}=/proc/{self.pid}/ns/{name}"
-                      for kind, name in (("mount", "mnt"), ("pid", "pid"))]
-        done = subprocess.run([*in_netns(self.node), *namespaces, *command], input=stdin,
-                              capture_output=True, check=False, timeout=120,
-                              env={"PATH": NODE_PATH})
+        namespaces = [
+            f"--{kind}=/proc/{self.pid}/ns/{name}"
+            for kind, name in (("mount", "mnt"), ("pid", "pid"))
+        ]
+        done = subprocess.run(
+            [*in_netns(self.node), *namespaces, *command],
+            input=stdin,
+            capture_output=True,
+            check=False,
+            timeout=120,
+            env={"PATH": NODE_PATH},
+        )
         assert not check or done.returncode == 0, done.stderr.decode(errors="replace")
         return done
 
     def ctr(self, *args: str) -> str:
         """`ctr` against this daemon, in the CRI plugin's namespace k8s.io."""
-        done = subprocess.run(["ctr", "--address", str(self.socket), "--namespace", "k8s.io",
-                               *args], capture_output=True, text=True, check=False, timeout=60)
+        done = subprocess.run(
+            ["ctr", "--address", str(self.socket), "--namespace", "k8s.io", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
         assert done.returncode == 0, f"ctr {' '.join(args)} failed:\n{done.stderr}"
         return done.stdout
 
@@ -292,66 +354,97 @@ class Cri:
             return False
         return any(c.type == "NetworkReady" and c.status for c in status.conditions)
 
-    def run_pod(self, name: str, namespace: str, *, host_port: int, container_port: int,
-                annotations: dict[str, str], cgroup_parent: str) -> str:
+    def run_pod(
+        self,
+        name: str,
+        namespace: str,
+        *,
+        host_port: int,
+        container_port: int,
+        annotations: dict[str, str],
+        cgroup_parent: str,
+    ) -> str:
         """RunPodSandbox with one TCP port mapping; the sandbox ID."""
-        return self.run_sandbox(self.pod_config(
-            name, namespace, host_port=host_port, container_port=container_port,
-            annotations=annotations, cgroup_parent=cgroup_parent))
+        return self.run_sandbox(
+            self.pod_config(
+                name,
+                namespace,
+                host_port=host_port,
+                container_port=container_port,
+                annotations=annotations,
+                cgroup_parent=cgroup_parent,
+            )
+        )
 
     @staticmethod
-    def pod_config(name: str, namespace: str, *, host_port: int, container_port: int,
-                   annotations: dict[str, str], cgroup_parent: str) -> cri.PodSandboxConfig:
+    def pod_config(
+        name: str,
+        namespace: str,
+        *,
+        host_port: int,
+        container_port: int,
+        annotations: dict[str, str],
+        cgroup_parent: str,
+    ) -> cri.PodSandboxConfig:
         """A pod sandbox's configuration with one TCP port mapping, as the kubelet sends it."""
         return cri.PodSandboxConfig(
-            metadata=cri.PodSandboxMetadata(name=name, namespace=namespace,
-                                            uid=str(uuid.uuid4())),
+            metadata=cri.PodSandboxMetadata(name=name, namespace=namespace, uid=str(uuid.uuid4())),
             hostname=name,
-            port_mappings=[cri.PortMapping(protocol=cri.TCP, container_port=container_port,
-                                           host_port=host_port)],
+            port_mappings=[
+                cri.PortMapping(
+                    protocol=cri.TCP, container_port=container_port, host_port=host_port
+                )
+            ],
             annotations=annotations,
-            linux=cri.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent))
+            linux=cri.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent),
+        )
 
     def run_sandbox(self, config: cri.PodSandboxConfig) -> str:
         """RunPodSandbox (CNI ADD unless the pod shares the node's network); the sandbox ID."""
-        return self.runtime.RunPodSandbox(cri.RunPodSandboxRequest(config=config),
-                                          timeout=60).pod_sandbox_id
+        return self.runtime.RunPodSandbox(
+            cri.RunPodSandboxRequest(config=config), timeout=60
+        ).pod_sandbox_id
 
-    def run_container(self, pod: str, config: cri.ContainerConfig,
-                      sandbox: cri.PodSandboxConfig) -> str:
+    def run_container(
+        self, pod: str, config: cri.ContainerConfig, sandbox: cri.PodSandboxConfig
+    ) -> str:
         """CreateContainer then StartContainer, as the kubelet does; the container ID."""
-        container = self.runtime.CreateContainer(cri.CreateContainerRequest(
-            pod_sandbox_id=pod, config=config, sandbox_config=sandbox), timeout=60).container_id
-        self.runtime.StartContainer(cri.StartContainerRequest(container_id=container),
-                                    timeout=60)
+        container = self.runtime.CreateContainer(
+            cri.CreateContainerRequest(pod_sandbox_id=pod, config=config, sandbox_config=sandbox),
+            timeout=60,
+        ).container_id
+        self.runtime.StartContainer(cri.StartContainerRequest(container_id=container), timeout=60)
         return container
 
     def stop_container(self, container: str, timeout: int) -> None:
         """StopContainer: SIGTERM, then SIGKILL after `timeout` seconds."""
-        self.runtime.StopContainer(cri.StopContainerRequest(container_id=container,
-                                                            timeout=timeout), timeout=timeout + 30)
+        self.runtime.StopContainer(
+            cri.StopContainerRequest(container_id=container, timeout=timeout), timeout=timeout + 30
+        )
 
     def remove_container(self, container: str) -> None:
         """RemoveContainer."""
-        self.runtime.RemoveContainer(cri.RemoveContainerRequest(container_id=container),
-                                     timeout=30)
+        self.runtime.RemoveContainer(cri.RemoveContainerRequest(container_id=container), timeout=30)
 
     def container(self, container: str) -> cri.ContainerStatus:
         """ContainerStatus (state, exit code, reason)."""
-        return self.runtime.ContainerStatus(cri.ContainerStatusRequest(
-            container_id=container), timeout=10).status
+        return self.runtime.ContainerStatus(
+            cri.ContainerStatusRequest(container_id=container), timeout=10
+        ).status
 
     def status(self, pod: str) -> tuple[cri.PodSandboxStatus, dict[str, Any]]:
         """PodSandboxStatus, verbose: the status and containerd's info document."""
         reply = self.runtime.PodSandboxStatus(
-            cri.PodSandboxStatusRequest(pod_sandbox_id=pod, verbose=True), timeout=10)
+            cri.PodSandboxStatusRequest(pod_sandbox_id=pod, verbose=True), timeout=10
+        )
         return reply.status, json.loads(reply.info.get("info", "{}"))
 
     def netns(self, pod: str) -> Path:
         """The pod's network namespace, /var/run/netns/cni-..., from its verbose status."""
         _, info = self.status(pod)
-        (path,) = [n["path"] for n in info["runtimeSpec"]["linux"]["namespaces"]
-                   if n["type"] == "network"]
+        (path,) = [
+            n["path"] for n in info["runtimeSpec"]["linux"]["namespaces"] if n["type"] == "network"
+        ]
         return Path(path)
 
     def stop(self, pod: str) -> None:
@@ -360,8 +453,7 @@ class Cri:
 
     def remove(self, pod: str) -> None:
         """RemovePodSandbox (CNI DEL again)."""
-        self.runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod),
-                                      timeout=60)
+        self.runtime.RemovePodSandbox(cri.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=60)
 
     def pods(self) -> list[str]:
         """The IDs of every pod sandbox the daemon knows."""

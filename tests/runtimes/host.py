@@ -133,7 +133,7 @@ def children(pid: int) -> list[int]:
         except OSError:
             continue
         # the command name in parentheses may hold spaces: the fields follow the last ')'
-        if int(stat[stat.rindex(")") + 2:].split()[1]) == pid:
+        if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
             found.append(int(entry.name))
     return found
 

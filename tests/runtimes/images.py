@@ -43,10 +43,14 @@ def rootfs_layer(page: str) -> bytes:
     return buffer.getvalue()
 
 
-def docker_archive(path: Path, reference: str, page: str,
-                   command: list[str] | None = None) -> Path:
+def docker_archive(path: Path, reference: str, page: str, command: list[str] | None = None) -> Path:
     """Write a docker-archive of a busybox image named `reference` serving `page`."""
     layer = rootfs_layer(page)
-    config = image_config(layer, command or HTTPD, this_architecture().platform, path="/bin",
-                          created_by="tests/runtimes/images.py")
+    config = image_config(
+        layer,
+        command or HTTPD,
+        this_architecture().platform,
+        path="/bin",
+        created_by="tests/runtimes/images.py",
+    )
     return image_archives.docker_archive(path, reference, layer, config)

@@ -41,8 +41,11 @@ network rtnet {
 def source(lab: Lab, chain: str = "") -> str:
     """The network's `.netdsl` text with its directories inside the lab's; `chain` adds
     statements (`chain TYPE { ... }` lines) at the end of its block."""
-    return SOURCE.replace("{state}", str(state_dir(lab))).replace(
-        "{data}", str(data_dir(lab))).replace("{chain}", chain)
+    return (
+        SOURCE.replace("{state}", str(state_dir(lab)))
+        .replace("{data}", str(data_dir(lab)))
+        .replace("{chain}", chain)
+    )
 
 
 def state_dir(lab: Lab) -> Path:
@@ -62,8 +65,9 @@ def page(lab: Lab) -> str:
 
 def http_from_client(lab: Lab, host_port: int) -> str:
     """What the client namespace gets from a node's host port (or curl's complaint)."""
-    done = lab.run(lab.client, "curl", "-sS", "--max-time", "5",
-                   f"http://{NODE_IP}:{host_port}/", check=False)
+    done = lab.run(
+        lab.client, "curl", "-sS", "--max-time", "5", f"http://{NODE_IP}:{host_port}/", check=False
+    )
     return done.stdout if done.returncode == 0 else f"curl failed: {done.stderr.strip()}"
 
 
@@ -95,8 +99,9 @@ def leftovers(lab: Lab, container_id: str) -> dict[str, Any]:
     record = Path(record_path(str(state_dir(lab)), NAME, own.container_id, own.ifname))
     kinds = {k["ifname"]: k.get("linkinfo", {}).get("info_kind") for k in _links(lab)}
     found = {
-        "veth/ifb": sorted(n for n, kind in kinds.items()
-                           if kind in ("veth", "ifb") and n != "eth0"),
+        "veth/ifb": sorted(
+            n for n, kind in kinds.items() if kind in ("veth", "ifb") and n != "eth0"
+        ),
         "NETC-DN chain": own.dnat_chain in lab.run(lab.node, "iptables-save", "-t", "nat").stdout,
         "reservations": sorted(p.name for p in (data_dir(lab) / NAME).glob(SUBNET_PREFIX + "*")),
         "record": record.exists(),

@@ -42,14 +42,17 @@ def _toml_list(values: list[str]) -> str:
 class Podman:
     """podman commands run in the node namespace with test-private configuration."""
 
-    def __init__(self, node: str, conf_dir: Path, plugin_dirs: list[str],
-                 cgroups: CgroupTree) -> None:
+    def __init__(
+        self, node: str, conf_dir: Path, plugin_dirs: list[str], cgroups: CgroupTree
+    ) -> None:
         self.work = Path(tempfile.mkdtemp(prefix="netc-podman-"))
         self.node = node
         self.cgroups = cgroups
-        self.environment = {"PATH": NODE_PATH,
-                            "CONTAINERS_CONF": str(self.work / "containers.conf"),
-                            "CONTAINERS_STORAGE_CONF": str(self.work / "storage.conf")}
+        self.environment = {
+            "PATH": NODE_PATH,
+            "CONTAINERS_CONF": str(self.work / "containers.conf"),
+            "CONTAINERS_STORAGE_CONF": str(self.work / "storage.conf"),
+        }
         self._write_config(conf_dir, plugin_dirs)
 
     def _write_config(self, conf_dir: Path, plugin_dirs: list[str]) -> None:
@@ -76,20 +79,38 @@ graphroot = "{self.work}/graph"
 runroot = "{self.work}/run"
 """)
 
-    def __call__(self, *args: str, check: bool = True,
-                 timeout: float = 60) -> subprocess.CompletedProcess:
+    def __call__(
+        self, *args: str, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
         """`podman ARGS` inside the node; a failure shows podman's stderr."""
-        done = subprocess.run([*in_netns(self.node), "podman", *args], env=self.environment,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        done = subprocess.run(
+            [*in_netns(self.node), "podman", *args],
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
         if check and done.returncode != 0:
-            raise AssertionError(f"podman {' '.join(args)} failed ({done.returncode}):\n"
-                                 f"{done.stderr}")
+            raise AssertionError(
+                f"podman {' '.join(args)} failed ({done.returncode}):\n{done.stderr}"
+            )
         return done
 
     def run(self, name: str, image: str, *options: str) -> str:
         """`podman run -d` in our cgroup parent; the container's full ID."""
-        done = self("run", "-d", "--pull", "never", "--name", name,
-                    "--cgroup-parent", self.cgroups.parent, *options, image)
+        done = self(
+            "run",
+            "-d",
+            "--pull",
+            "never",
+            "--name",
+            name,
+            "--cgroup-parent",
+            self.cgroups.parent,
+            *options,
+            image,
+        )
         return done.stdout.strip()
 
     def inspect(self, container: str) -> dict[str, Any]:

@@ -50,8 +50,14 @@ def _processes(daemon: Containerd) -> set[str]:
 
 
 def _pod(lab: Lab, cri: Cri) -> str:
-    return cri.run_pod("web", "team", host_port=HOST_PORT, container_port=80,
-                       annotations=ANNOTATIONS, cgroup_parent=CgroupTree(lab.tag).parent)
+    return cri.run_pod(
+        "web",
+        "team",
+        host_port=HOST_PORT,
+        container_port=80,
+        annotations=ANNOTATIONS,
+        cgroup_parent=CgroupTree(lab.tag).parent,
+    )
 
 
 def _shaped(lab: Lab, device: str, rate_bits: int) -> None:
@@ -108,8 +114,10 @@ def test_gc_asks_containerd_which_pods_live_and_collects_only_the_dead(lab, daem
     gone, kept = network.names(leaked.container_id), network.names(living)
     links = lab.run(lab.node, "ip", "-o", "link").stdout
     assert gone.host_veth not in links and kept.host_veth in links
-    holders = {p.read_text().split()[0] for p in (network.data_dir(lab) / network.NAME).glob(
-        network.SUBNET_PREFIX + "*")}
+    holders = {
+        p.read_text().split()[0]
+        for p in (network.data_dir(lab) / network.NAME).glob(network.SUBNET_PREFIX + "*")
+    }
     assert holders == {living}
     assert network.serves(lab, HOST_PORT)
     cri.stop(living)

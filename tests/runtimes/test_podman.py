@@ -46,8 +46,9 @@ def _needs_podman() -> None:
 def podman(lab: Lab, plugin_dir: Path) -> Iterator[Podman]:
     """A podman with the netc network in its config dir and the busybox image loaded."""
     conflist = build(network.source(lab), lab.tmp / "net.d")
-    engine = Podman(lab.node, conflist.parent,
-                    [str(plugin_dir), str(REFERENCE_PLUGINS)], CgroupTree(lab.tag))
+    engine = Podman(
+        lab.node, conflist.parent, [str(plugin_dir), str(REFERENCE_PLUGINS)], CgroupTree(lab.tag)
+    )
     try:
         image = docker_archive(lab.tmp / "image.tar", IMAGE, network.page(lab))
         engine("load", "-q", "-i", str(image))
@@ -88,8 +89,9 @@ def test_container_exit_is_cleaned_up_by_conmon_and_start_attaches_again(lab, po
     container = _web(podman)
     assert network.serves(lab, HOST_PORT)
     podman("kill", container)
-    assert lab.wait_for(lambda: network.leftovers(lab, container) == {}), \
-        network.leftovers(lab, container)
+    assert lab.wait_for(lambda: network.leftovers(lab, container) == {}), network.leftovers(
+        lab, container
+    )
 
     podman("start", container)
     assert network.serves(lab, HOST_PORT)

@@ -61,7 +61,8 @@ def _bridge(network: dict[str, Any], tmp: Path) -> None:
 def _configmap(lab: Lab, edit: Edit) -> Path:
     """The ConfigMap's file as `netc build --target kubernetes` writes it, then `edit`ed."""
     source = networks.FULL.replace("{state}", str(lab.tmp / "state")).replace(
-        "{data}", str(lab.tmp / "ipam"))
+        "{data}", str(lab.tmp / "ipam")
+    )
     compilation = compile_sources([SourceFile("lab.netdsl", source)])
     document = json.loads(kubernetes.render_config([], compilation.networks))
     edit(document["networks"][0], lab.tmp)
@@ -70,17 +71,30 @@ def _configmap(lab: Lab, edit: Edit) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("edit", "reason"), [
-    (_name, "is not a valid CNI network name"),
-    (_state_dir, "is not a normal absolute path"),
-    (_data_dir, "is not a normal absolute path"),
-    (_bridge, "contains a character the kernel refuses"),
-    (_reserved, "is reserved"),
-], ids=["name", "state-dir", "data-dir", "bridge", "reserved-name"])
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (_name, "is not a valid CNI network name"),
+        (_state_dir, "is not a normal absolute path"),
+        (_data_dir, "is not a normal absolute path"),
+        (_bridge, "contains a character the kernel refuses"),
+        (_reserved, "is reserved"),
+    ],
+    ids=["name", "state-dir", "data-dir", "bridge", "reserved-name"],
+)
 def test_a_crafted_configmap_leaves_the_agent_not_ready_and_writes_nothing(lab, edit, reason):
     config = _configmap(lab, edit)
-    agent = Agent(Options(str(config), "node", str(lab.tmp / "net.d"), str(lab.tmp / "bin"),
-                          str(lab.tmp / "cni.sock"), health_port=None, node_netns=lab.node))
+    agent = Agent(
+        Options(
+            str(config),
+            "node",
+            str(lab.tmp / "net.d"),
+            str(lab.tmp / "bin"),
+            str(lab.tmp / "cni.sock"),
+            health_port=None,
+            node_netns=lab.node,
+        )
+    )
     try:
         agent.converge()
     finally:
@@ -107,9 +121,11 @@ NO_NODE = "/nonexistent/netns"
 @functools.cache
 def _document_text() -> str:
     source = networks.FULL.replace("{state}", "/nonexistent/state").replace(
-        "{data}", "/nonexistent/ipam")
-    return kubernetes.render_config([], compile_sources([SourceFile("lab.netdsl", source)]
-                                                        ).networks)
+        "{data}", "/nonexistent/ipam"
+    )
+    return kubernetes.render_config(
+        [], compile_sources([SourceFile("lab.netdsl", source)]).networks
+    )
 
 
 def _document() -> dict[str, Any]:
@@ -118,9 +134,17 @@ def _document() -> dict[str, Any]:
 
 
 def _agent(directory: Path) -> Agent:
-    return Agent(Options(str(directory / "netc.json"), "node", str(directory / "net.d"),
-                         str(directory / "bin"), str(directory / "cni.sock"), health_port=None,
-                         node_netns=NO_NODE))
+    return Agent(
+        Options(
+            str(directory / "netc.json"),
+            "node",
+            str(directory / "net.d"),
+            str(directory / "bin"),
+            str(directory / "cni.sock"),
+            health_port=None,
+            node_netns=NO_NODE,
+        )
+    )
 
 
 def _converge(tmp_path: Path, text: str) -> Agent:
@@ -136,18 +160,27 @@ def _with(change: Callable[[dict[str, Any]], None]) -> str:
     return json.dumps(document)
 
 
-@pytest.mark.parametrize(("text", "reason"), [
-    (_with(lambda d: d["networks"][0].update(bridge="notanobject")),
-     "expected an object for Bridge, found str"),
-    ('{"format": 1, "networks": [' + "[" * 100_000 + "]" * 100_000 + "]}", "nested too deeply"),
-    (_with(lambda d: d.update(clusters=5)), "must be lists"),
-    (_with(lambda d: d["networks"][0]["ipam"].update(subnets=[5])),
-     "expected an object for Subnet, found int"),
-    (_with(lambda d: d["networks"][0]["ipam"].update(subnets="10.0.0.0/24")),
-     "expected a list, found str"),
-], ids=["bridge-string", "deep", "clusters-number", "subnet-number", "subnets-string"])
-def test_a_malformed_configmap_leaves_the_agent_not_ready_with_the_reason(tmp_path, text,
-                                                                        reason):
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        (
+            _with(lambda d: d["networks"][0].update(bridge="notanobject")),
+            "expected an object for Bridge, found str",
+        ),
+        ('{"format": 1, "networks": [' + "[" * 100_000 + "]" * 100_000 + "]}", "nested too deeply"),
+        (_with(lambda d: d.update(clusters=5)), "must be lists"),
+        (
+            _with(lambda d: d["networks"][0]["ipam"].update(subnets=[5])),
+            "expected an object for Subnet, found int",
+        ),
+        (
+            _with(lambda d: d["networks"][0]["ipam"].update(subnets="10.0.0.0/24")),
+            "expected a list, found str",
+        ),
+    ],
+    ids=["bridge-string", "deep", "clusters-number", "subnet-number", "subnets-string"],
+)
+def test_a_malformed_configmap_leaves_the_agent_not_ready_with_the_reason(tmp_path, text, reason):
     agent = _converge(tmp_path, text)
     assert not agent.ready
     assert reason in agent.problem
@@ -168,8 +201,11 @@ def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
-                                                                 max_size=3), max_leaves=6)
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 PLACES = _paths(_document())
 
 

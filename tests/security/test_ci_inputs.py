@@ -32,16 +32,30 @@ def _repository(directory: Path) -> Path:
     source = directory / "pods.netdsl"
     source.write_text(PODS)
     subprocess.run(["git", "-C", str(directory), "add", "."], check=True)
-    subprocess.run(["git", "-C", str(directory), "-c", "user.name=t", "-c", "user.email=t@t",
-                    "commit", "-qm", "pods"], check=True)
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(directory),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "pods",
+        ],
+        check=True,
+    )
     return source
 
 
 def test_a_revision_is_never_an_option_of_git(tmp_path):
     """`--against=--output=FILE` made `git show` write FILE:pods.netdsl."""
     source = _repository(tmp_path / "repo")
-    result = CliRunner().invoke(main, ["plan", str(source),
-                                       f"--against=--output={tmp_path / 'written'}"])
+    result = CliRunner().invoke(
+        main, ["plan", str(source), f"--against=--output={tmp_path / 'written'}"]
+    )
     assert result.exit_code == 2, result.output
     assert "--against" in result.output
     assert not list(tmp_path.glob("written*")), "git wrote a file"
@@ -55,8 +69,11 @@ def test_a_revision_is_still_read_from_git(tmp_path):
 
 
 CONTAINERD = ROOT / "tests" / "golden" / "import" / "containerd" / "10-containerd-net.conflist"
-SECRET = {"cniVersion": "1.0.0", "name": "secret",
-          "plugins": [{"type": "macvlan", "master": "eth0", "token": "s3cr3t-token"}]}
+SECRET = {
+    "cniVersion": "1.0.0",
+    "name": "secret",
+    "plugins": [{"type": "macvlan", "master": "eth0", "token": "s3cr3t-token"}],
+}
 INJECTED = '\nnetwork evil {\n    priority 1\n    plugin macvlan { master "eth0" }\n}\n#'
 
 
@@ -78,17 +95,27 @@ def test_a_file_name_cannot_inject_statements(tmp_path):
 
 
 def _deep(depth: int) -> str:
-    return ('{"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "macvlan", "deep": '
-            + "[" * depth + "]" * depth + "}]}")
+    return (
+        '{"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "macvlan", "deep": '
+        + "[" * depth
+        + "]" * depth
+        + "}]}"
+    )
 
 
-@pytest.mark.parametrize(("content", "reason"), [
-    (_deep(100_000), "nested more than 32 deep"),
-    (_deep(500), "nested more than 32 deep"),
-    (_deep(40), "nested more than 32 deep"),
-    ('{"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "bridge", "mtu": 1e400}]}',
-     "1e400"),
-], ids=["100000-deep", "500-deep", "40-deep", "1e400"])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (_deep(100_000), "nested more than 32 deep"),
+        (_deep(500), "nested more than 32 deep"),
+        (_deep(40), "nested more than 32 deep"),
+        (
+            '{"cniVersion": "1.0.0", "name": "x", "plugins": [{"type": "bridge", "mtu": 1e400}]}',
+            "1e400",
+        ),
+    ],
+    ids=["100000-deep", "500-deep", "40-deep", "1e400"],
+)
 def test_hostile_json_is_an_error_naming_the_file(tmp_path, content, reason):
     source = tmp_path / "10-x.conflist"
     source.write_text(content)
@@ -159,8 +186,16 @@ def test_a_manifest_entry_cannot_name_a_file_outside_the_directory(tmp_path):
     victim.write_text("precious\n")
     out = tmp_path / "net.d"
     out.mkdir()
-    (out / ".netc-owned").write_text(json.dumps({"format": 1, "files": {"../victim.txt": {
-        "network": "pods", "digest": outdir.digest("precious\n")}}}))
+    (out / ".netc-owned").write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "files": {
+                    "../victim.txt": {"network": "pods", "digest": outdir.digest("precious\n")}
+                },
+            }
+        )
+    )
     result = _build(str(_pods(tmp_path)), "--target", "netc", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert victim.read_text() == "precious\n"

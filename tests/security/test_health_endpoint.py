@@ -67,22 +67,27 @@ def test_a_get_is_answered_and_a_head_gets_the_head_alone(endpoint):
     assert b"Content-Length: 17\r\n" in head
 
 
-@pytest.mark.parametrize(("request_bytes", "status"), [
-    (b"POST /livez HTTP/1.1\r\n\r\n", b"405"),
-    (b"GET /livez\r\n\r\n", b"400"),
-    (b"\x00\xff garbage \x80\r\n\r\n", b"400"),
-    (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\n", b"431"),
-    (b"GET /livez HTTP/1.1\r\n" + b"X-Filler: yes\r\n" * 1000, b"431"),
-])
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"POST /livez HTTP/1.1\r\n\r\n", b"405"),
+        (b"GET /livez\r\n\r\n", b"400"),
+        (b"\x00\xff garbage \x80\r\n\r\n", b"400"),
+        (b"GET /" + b"a" * 10000 + b" HTTP/1.1\r\n", b"431"),
+        (b"GET /livez HTTP/1.1\r\n" + b"X-Filler: yes\r\n" * 1000, b"431"),
+    ],
+)
 def test_a_malformed_or_oversized_request_gets_an_error_and_the_endpoint_stays(
-        endpoint, request_bytes, status):
+    endpoint, request_bytes, status
+):
     assert _exchange(endpoint, request_bytes).startswith(b"HTTP/1.1 " + status)
     assert _exchange(endpoint, b"GET /readyz HTTP/1.1\r\n\r\n").endswith(b"you asked /readyz\n")
 
 
 def test_a_bug_in_an_answer_is_a_500_and_is_logged(endpoint):
     assert _exchange(endpoint, b"GET /boom HTTP/1.1\r\n\r\n").startswith(
-        b"HTTP/1.1 500 Internal Server Error\r\n")
+        b"HTTP/1.1 500 Internal Server Error\r\n"
+    )
     assert endpoint.said[-1] == "health endpoint: /boom: RuntimeError: a bug"  # type: ignore[attr-defined]
     assert _exchange(endpoint, b"GET /livez HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.1 200")
 
@@ -133,12 +138,15 @@ def test_a_port_already_taken_is_retried_until_it_is_free(monkeypatch):
     endpoint = Endpoint("127.0.0.1", port, _answer, said.append).start()
     try:
         assert not endpoint.bound.wait(0.5)
-        assert said == [f"health endpoint unavailable: cannot listen on 127.0.0.1:{port}: "
-                        "Address already in use; trying again every 0 s"]
+        assert said == [
+            f"health endpoint unavailable: cannot listen on 127.0.0.1:{port}: "
+            "Address already in use; trying again every 0 s"
+        ]
         squatter.close()
         assert endpoint.bound.wait(10)
-        assert said[-1] == (f"health endpoint on http://127.0.0.1:{port} "
-                            "(/livez, /readyz, /metrics)")
+        assert said[-1] == (
+            f"health endpoint on http://127.0.0.1:{port} (/livez, /readyz, /metrics)"
+        )
         assert _exchange(endpoint, b"GET /x HTTP/1.1\r\n\r\n").endswith(b"you asked /x\n")
     finally:
         squatter.close()

@@ -29,8 +29,11 @@ NOBODY = 65534
 
 
 def _locks(base: Path) -> list[Path]:
-    return [base / "state" / "labnet" / "lock", base / "state" / "hostports" / "lock",
-            base / "ipam" / "labnet" / "lock"]
+    return [
+        base / "state" / "labnet" / "lock",
+        base / "state" / "hostports" / "lock",
+        base / "ipam" / "labnet" / "lock",
+    ]
 
 
 def _held_by_nobody(paths: list[Path]) -> list[str]:
@@ -78,7 +81,8 @@ def test_a_local_user_cannot_hold_a_netc_lock(lab: Lab, public_dir: Path, node: 
     if node == "upgraded":
         _as_an_older_netc_left_it(public_dir)
     text = networks.FULL.replace("{state}", str(public_dir / "state")).replace(
-        "{data}", str(public_dir / "ipam"))
+        "{data}", str(public_dir / "ipam")
+    )
     conflist = lab.network(text)
     first = lab.pod("first")
     lab.add(conflist, first, ports=("8080:80",))
@@ -92,7 +96,8 @@ def test_a_local_user_cannot_hold_a_netc_lock(lab: Lab, public_dir: Path, node: 
 
 def test_netcs_directories_are_private(lab: Lab, public_dir: Path):
     text = networks.FULL.replace("{state}", str(public_dir / "state")).replace(
-        "{data}", str(public_dir / "ipam"))
+        "{data}", str(public_dir / "ipam")
+    )
     lab.add(lab.network(text), lab.pod("first"), ports=("8080:80",))
     for directory in ("state", "state/labnet", "state/hostports", "ipam", "ipam/labnet"):
         assert (public_dir / directory).stat().st_mode & 0o777 == 0o700, directory

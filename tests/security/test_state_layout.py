@@ -46,8 +46,11 @@ def test_a_network_named_like_netcs_own_files_is_refused(lab: Lab, name: str):
     lab.add(conflist, lab.pod("first"), ports=("8080:80",))
     reserved = _hand_made(lab, lambda network: network.update(name=name))
     pod = lab.pod("p")
-    answer = calls.call(lab, calls.request(reserved, {"portMappings": calls.port_mappings(1)}),
-                        calls.environment("ADD", pod))
+    answer = calls.call(
+        lab,
+        calls.request(reserved, {"portMappings": calls.port_mappings(1)}),
+        calls.environment("ADD", pod),
+    )
     assert answer.error()["code"] == BAD_CONFIG
     assert "reserved" in answer.error()["msg"]
     assert sorted(p.name for p in (lab.tmp / "state").iterdir()) == ["hostports", "labnet"]
@@ -57,8 +60,10 @@ def test_a_network_named_like_netcs_own_files_is_refused(lab: Lab, name: str):
 @pytest.mark.parametrize("command", ["ADD", "DEL"])
 def test_a_state_directory_that_is_the_data_directory_is_refused(lab: Lab, command: str):
     shared = str(lab.tmp / "shared")
-    conflist = _hand_made(lab, lambda network: (network.update(state_dir=shared),
-                                               network["ipam"].update(data_dir=shared)))
+    conflist = _hand_made(
+        lab,
+        lambda network: (network.update(state_dir=shared), network["ipam"].update(data_dir=shared)),
+    )
     answer = calls.call(lab, calls.request(conflist), calls.environment(command, lab.pod("p")))
     error = answer.error()
     assert error["code"] == BAD_CONFIG, error

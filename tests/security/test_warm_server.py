@@ -41,22 +41,32 @@ def _fake(lab: Lab) -> tuple[Path, Path]:
     """A fake iptables-restore writing its CapEff line to an evidence file; both paths."""
     evidence = lab.tmp / "evidence"
     fake = lab.tmp / "fake-iptables-restore"
-    fake.write_text(f"#!/bin/sh\ngrep CapEff /proc/self/status >> {evidence}\n"
-                    "cat > /dev/null\nexit 0\n")
+    fake.write_text(
+        f"#!/bin/sh\ngrep CapEff /proc/self/status >> {evidence}\ncat > /dev/null\nexit 0\n"
+    )
     fake.chmod(0o755)
     return fake, evidence
 
 
-def _add_from_a_private_mount_namespace(lab: Lab, pod: Pod, fake: Path, *caps: str
-                                        ) -> calls.Answer:
+def _add_from_a_private_mount_namespace(lab: Lab, pod: Pod, fake: Path, *caps: str) -> calls.Answer:
     """A first ADD by a launcher whose mount namespace has `fake` over iptables-restore.
 
     `caps` wrap the launcher (setpriv options); none: a root with every capability.
     """
     conflist = lab.network(networks.FULL)
     script = f'mount --bind "$1" {REAL} && shift && exec "$@"'
-    wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
-               str(fake), *(["setpriv", *caps] if caps else [])]
+    wrapper = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        str(fake),
+        *(["setpriv", *caps] if caps else []),
+    ]
     return calls.call(lab, calls.request(conflist), calls.environment("ADD", pod), wrapper)
 
 
@@ -68,20 +78,26 @@ def _capabilities(evidence: Path) -> list[int]:
 
 
 def test_a_capability_less_root_gets_no_program_run_with_the_servers_capabilities(
-        lab: Lab, warm: WarmServer):
+    lab: Lab, warm: WarmServer
+):
     fake, evidence = _fake(lab)
     answer = _add_from_a_private_mount_namespace(
-        lab, lab.pod("p"), fake, "--bounding-set", "-all", "--inh-caps", "-all")
+        lab, lab.pod("p"), fake, "--bounding-set", "-all", "--inh-caps", "-all"
+    )
     assert all(caps == 0 for caps in _capabilities(evidence)), _capabilities(evidence)
     assert warm.calls_served() == 0, warm.log()
     assert "lacks capabilities" in warm.log()
     assert answer.status != 0  # the launcher ran it itself, with nothing: the kernel refused
 
 
-@pytest.mark.parametrize("capabilities", [(), ("--bounding-set", "-all", "--inh-caps", "-all")],
-                         ids=["root", "capability-less root"])
+@pytest.mark.parametrize(
+    "capabilities",
+    [(), ("--bounding-set", "-all", "--inh-caps", "-all")],
+    ids=["root", "capability-less root"],
+)
 def test_a_server_in_a_pid_namespace_of_its_own_checks_callers_it_cannot_see(
-        lab: Lab, capabilities: tuple[str, ...]):
+    lab: Lab, capabilities: tuple[str, ...]
+):
     """netc's agent has no hostPID: its server's callers are in none of its PID namespaces
     (SO_PEERCRED gives PID 0), so it reads them in their own /proc through the socket's
     pidfd -- a root is served, a capability-less root still refused."""
@@ -99,7 +115,8 @@ def test_a_server_in_a_pid_namespace_of_its_own_checks_callers_it_cannot_see(
 
 
 def test_the_server_runs_its_own_programs_whatever_the_callers_mount_namespace_holds(
-        lab: Lab, warm: WarmServer):
+    lab: Lab, warm: WarmServer
+):
     fake, evidence = _fake(lab)
     answer = _add_from_a_private_mount_namespace(lab, lab.pod("p"), fake)
     assert answer.status == 0, answer.stdout
@@ -148,7 +165,7 @@ def _forger(socket_path: Path) -> int:
             while True:
                 connection, _ = listener.accept()
                 header = connection.recv(len(server.MAGIC) + server.HEADER.size)
-                _, length = server.HEADER.unpack(header[len(server.MAGIC):])
+                _, length = server.HEADER.unpack(header[len(server.MAGIC) :])
                 while length > 0:
                     length -= len(connection.recv(min(length, 1 << 16)))
                 connection.sendall(bytes([server.READY]))
@@ -192,9 +209,19 @@ def test_a_launcher_hands_no_call_to_a_server_that_is_not_root(lab: Lab, open_di
 
 def test_the_server_refuses_a_socket_directory_others_may_write(open_directory: Path):
     """Whoever may write there could put their own server at the socket's name."""
-    process = subprocess.Popen([sys.executable, "-m", "runtime.cli", "serve-cni", "--socket",
-                                str(open_directory / "cni.sock")], cwd=ROOT,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "runtime.cli",
+            "serve-cni",
+            "--socket",
+            str(open_directory / "cni.sock"),
+        ],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert process.stderr is not None
         first = process.stderr.readline()  # the refusal, or "... listening on ..."

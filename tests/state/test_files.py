@@ -87,6 +87,7 @@ def test_locked_says_how_long_it_waited_for_the_lock(tmp_path):
 
 def _holding(path: str, refused: threading.Event, body) -> threading.Thread:
     """A thread that holds `locked(path)` for `body` (once the test releases the file)."""
+
     def hold() -> None:
         with files.locked(path) as waited:
             body(waited)
@@ -115,12 +116,12 @@ def test_a_wait_for_a_lock_is_logged_as_what_it_guards(tmp_path, monkeypatch, ca
     assert refused.wait(30)
     os.close(holder)
     thread.join()
-    assert re.fullmatch(r"netc-cni: waited [\d.]+ ms for the lock of network n\n",
-                        capsys.readouterr().err)
+    assert re.fullmatch(
+        r"netc-cni: waited [\d.]+ ms for the lock of network n\n", capsys.readouterr().err
+    )
 
 
-def test_a_holder_may_remove_the_lock_file_and_a_waiter_locks_the_path_again(tmp_path,
-                                                                            monkeypatch):
+def test_a_holder_may_remove_the_lock_file_and_a_waiter_locks_the_path_again(tmp_path, monkeypatch):
     """Without the check that the path still names the locked file, the waiter would hold
     the removed file while the next caller created and locked another: two holders."""
     path = str(tmp_path / "attachment.lock")
@@ -165,8 +166,11 @@ def test_a_temporary_is_named_after_its_file_and_swept_with_it_alone(tmp_path, m
         files.write_atomically(str(target), b"{}", durable=False)
     monkeypatch.undo()
     assert named and named[0].startswith(f"{TEMPORARY_PREFIX}ab12.json-")
-    others = [f"{TEMPORARY_PREFIX}cd34.json-77-0a0b0c0d", f"{TEMPORARY_PREFIX}123-abcd",
-              f"{TEMPORARY_PREFIX}ab12.json.old-77-0a0b0c0d"]
+    others = [
+        f"{TEMPORARY_PREFIX}cd34.json-77-0a0b0c0d",
+        f"{TEMPORARY_PREFIX}123-abcd",
+        f"{TEMPORARY_PREFIX}ab12.json.old-77-0a0b0c0d",
+    ]
     for name in [named[0], *others]:
         (tmp_path / name).write_bytes(b"half")
     files.sweep_temporaries(str(tmp_path), of=str(target))

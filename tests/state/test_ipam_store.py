@@ -13,8 +13,12 @@ from tests.state.locks import waiting_on
 
 
 def _range(subnet: str, start: str, end: str, gateway: str) -> Range:
-    return Range(ipaddress.ip_network(subnet), ipaddress.ip_address(start),
-                 ipaddress.ip_address(end), ipaddress.ip_address(gateway))
+    return Range(
+        ipaddress.ip_network(subnet),
+        ipaddress.ip_address(start),
+        ipaddress.ip_address(end),
+        ipaddress.ip_address(gateway),
+    )
 
 
 SMALL = [_range("10.0.0.0/29", "10.0.0.1", "10.0.0.6", "10.0.0.1")]
@@ -130,8 +134,9 @@ def test_reservations_made_since_the_boot_are_never_reclaimed(tmp_path):
     assert set(store.holders().values()) == {("host-local-pod", "eth0"), ("netc-pod", "eth0")}
 
 
-def test_a_reservation_is_flushed_before_the_lock_and_only_linked_under_it(store, tmp_path,
-                                                                         monkeypatch):
+def test_a_reservation_is_flushed_before_the_lock_and_only_linked_under_it(
+    store, tmp_path, monkeypatch
+):
     """The flush, milliseconds on a disk, is not made while other ADDs wait for the lock."""
     directory = tmp_path / "pods"
     directory.mkdir()
@@ -162,13 +167,15 @@ def test_a_reservation_is_flushed_before_the_lock_and_only_linked_under_it(store
     assert not staged.exists()
 
 
-def test_a_staged_reservation_a_killed_call_left_is_rewritten_or_removed(store, tmp_path,
-                                                                        monkeypatch):
+def test_a_staged_reservation_a_killed_call_left_is_rewritten_or_removed(
+    store, tmp_path, monkeypatch
+):
     directory = tmp_path / "pods"
     flushed = []
     fsync = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (flushed.append(
-        os.readlink(f"/proc/self/fd/{fd}")), fsync(fd))[1])
+    monkeypatch.setattr(
+        os, "fsync", lambda fd: (flushed.append(os.readlink(f"/proc/self/fd/{fd}")), fsync(fd))[1]
+    )
     store.reserve(0, SMALL, "a", "eth0")
     staged = Path(flushed[0])
     assert staged.parent == directory and not staged.exists()

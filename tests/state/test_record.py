@@ -7,11 +7,16 @@ from compiler.planner.context import BandwidthRequest, PodContext, PortMapping
 from runtime import attachment_records as records
 from runtime.attachment_records import Record
 
-POD = PodContext("c1", "eth0", "/run/netns/p", "default", "web",
-                 (PortMapping(8080, 80, "tcp", ipaddress.ip_address("198.18.0.1")),
-                  PortMapping(53, 53, "udp")),
-                 BandwidthRequest(10_000_000, None, 5_000_000, 4294967295),
-                 (ipaddress.ip_address("10.244.1.7"),))
+POD = PodContext(
+    "c1",
+    "eth0",
+    "/run/netns/p",
+    "default",
+    "web",
+    (PortMapping(8080, 80, "tcp", ipaddress.ip_address("198.18.0.1")), PortMapping(53, 53, "udp")),
+    BandwidthRequest(10_000_000, None, 5_000_000, 4294967295),
+    (ipaddress.ip_address("10.244.1.7"),),
+)
 
 
 def test_a_record_round_trips_context_and_bindings(tmp_path):
@@ -32,11 +37,31 @@ def test_unknown_context_survives_the_round_trip(tmp_path):
 
 def test_a_record_in_the_first_layout_still_loads(tmp_path):
     path = tmp_path / "key.json"
-    path.write_text(json.dumps({"format": 1, "bindings": {"ipv4.ip": "10.0.0.3"}, "context": {
-        "container_id": "c1", "ifname": "eth0", "netns": None, "namespace": None,
-        "pod_name": None, "requested_ips": [], "bandwidth": None,
-        "port_mappings": [{"host_port": 80, "container_port": 8080, "protocol": "tcp",
-                           "host_ip": None}]}}))
+    path.write_text(
+        json.dumps(
+            {
+                "format": 1,
+                "bindings": {"ipv4.ip": "10.0.0.3"},
+                "context": {
+                    "container_id": "c1",
+                    "ifname": "eth0",
+                    "netns": None,
+                    "namespace": None,
+                    "pod_name": None,
+                    "requested_ips": [],
+                    "bandwidth": None,
+                    "port_mappings": [
+                        {
+                            "host_port": 80,
+                            "container_port": 8080,
+                            "protocol": "tcp",
+                            "host_ip": None,
+                        }
+                    ],
+                },
+            }
+        )
+    )
     loaded = records.load(str(path))
     assert loaded.context.port_mappings == (PortMapping(80, 8080),)
     assert loaded.context.bandwidth is None
