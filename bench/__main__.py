@@ -204,11 +204,15 @@ def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "load": lambda: load.run(tmp, options.load_pods, options.load_callers, options.python),
         "membership": lambda: membership.run(tmp, options.member_nodes, options.watchers),
     }
-    suites = {}
+    suites: dict[str, Any] = {}
     for name in options.only:
         attach.progress(f"suite {name}")
         started = time.monotonic()
-        suites[name] = runners[name]()
+        try:
+            suites[name] = runners[name]()
+        except Exception as error:  # one suite failing must not take the others' figures along
+            attach.progress(f"suite {name} failed: {error!r}")
+            suites[name] = {"failed": repr(error)}
         suites[name]["elapsed_s"] = round(time.monotonic() - started, 1)
     return suites
 

@@ -321,6 +321,9 @@ def text(results: dict[str, Any]) -> str:
     """The whole report: machine, then each suite that ran, in the order they are numbered."""
     lines = list(_machine(results))
     for name, section in SECTIONS.items():
-        if name in results["suites"]:
-            lines += ["", *section(results["suites"][name])]
+        suite = results["suites"].get(name)
+        if suite is not None and "failed" in suite:
+            lines += ["", f"{name}: the suite failed ({suite['failed']}); no figures"]
+        elif suite is not None:
+            lines += ["", *section(suite)]
     return "\n".join(lines) + "\n"

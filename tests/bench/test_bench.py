@@ -463,3 +463,8 @@ def test_the_plugins_log_lines_give_its_work_and_the_kernels_share_per_command()
         "add": {"work": 13.0, "netlink": 6.0, "programs": 2.0},
         "del": None,
     }
+
+
+def test_a_failed_suite_is_named_in_the_report_instead_of_its_figures():
+    text = report.text(_results({"membership": {"failed": "RuntimeError('no leader')"}}))
+    assert "membership: the suite failed (RuntimeError('no leader')); no figures" in text
