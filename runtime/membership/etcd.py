@@ -59,7 +59,7 @@ from runtime.etcd import (
 )
 from runtime.files import read_text, remove, write_atomically
 from runtime.membership import HoldsAddresses
-from runtime.membership.watched import Watched, log
+from runtime.membership.watched import Watched, jittered, log
 
 CLAIM_ATTEMPTS = 20
 """Transactions a claim tries when other nodes keep taking the block it chose."""
@@ -266,10 +266,10 @@ class EtcdSource(Watched):
             left = self.etcd.keepalive(lease)
         except Unavailable as error:
             self._unavailable_now(str(error))
-            return 1.0
+            return jittered(1.0)
         except EtcdError as error:
             self._set_condition(str(error))
-            return 1.0
+            return jittered(1.0)
         if left <= 0:
             with self._lock:
                 if self._lease == lease:

@@ -11,6 +11,7 @@ which of its client's errors mean what (`AGAIN`, `UNAVAILABLE`, `REFUSED`).
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections.abc import Mapping
@@ -22,6 +23,17 @@ from runtime.membership import View
 RETRY_MIN = 0.1
 RETRY_MAX = 5.0
 """The longest wait before asking an unavailable datastore again."""
+
+
+def jittered(seconds: float) -> float:
+    """A wait of between half `seconds` and `seconds`, drawn at random.
+
+    Every node loses its datastore at the same moment (a leader election, a
+    restart); waits without jitter would bring them all back in the same
+    instant, again and again, and a datastore short of CPU loses its leader
+    anew under that herd.
+    """
+    return random.uniform(seconds / 2, seconds)
 
 
 class Watched:
@@ -83,7 +95,7 @@ class Watched:
                 self._unavailable_now(str(error))
             except self.REFUSED as error:
                 self._set_condition(str(error))
-            self._stopping.wait(self._retry)
+            self._stopping.wait(jittered(self._retry))
             self._retry = min(self._retry * 2, RETRY_MAX)
 
     def _round(self) -> None:

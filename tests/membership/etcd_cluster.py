@@ -29,9 +29,20 @@ PEER_PORT = 2380
 class EtcdCluster:
     """`size` etcd members on the simulated cluster's underlay."""
 
-    def __init__(self, sim: SimCluster, size: int = 3, *, tls: bool = False) -> None:
+    def __init__(
+        self,
+        sim: SimCluster,
+        size: int = 3,
+        *,
+        tls: bool = False,
+        election_ms: int = 500,
+    ) -> None:
+        """`election_ms`: raft's election timeout, the heartbeat a tenth of it; the tests'
+        500 ms finds a lost leader quickly, a machine whose CPUs other work keeps busy
+        needs more, or its members call elections they need not."""
         self.sim = sim
         self.size = size
+        self.election_ms = election_ms
         self.directory = sim.tmp / "etcd"
         self.directory.mkdir(exist_ok=True)
         self.tls = certificates(self.directory, self.addresses) if tls else None
@@ -87,9 +98,9 @@ class EtcdCluster:
             "--log-outputs",
             str(self.directory / f"{self.name(index)}.log"),
             "--heartbeat-interval",
-            "50",
+            str(self.election_ms // 10),
             "--election-timeout",
-            "500",
+            str(self.election_ms),
         ]
         if self.tls:
             command += [

@@ -15,6 +15,7 @@ import pytest
 from compiler.ir import Cluster, Membership, Routing
 from compiler.membership import Member
 from runtime.membership.etcd import EtcdSource, Memory, leave
+from runtime.membership.watched import jittered
 from runtime.netns import node_namespace
 
 LEASE = 2
@@ -242,3 +243,9 @@ def test_a_member_gone_right_after_an_outage_is_kept_a_lease_and_comes_back(node
 
 def _b64(text: str) -> str:
     return base64.b64encode(text.encode()).decode()
+
+
+def test_waits_after_an_outage_are_spread_so_that_nodes_do_not_come_back_as_one():
+    waits = [jittered(4.0) for _ in range(200)]
+    assert all(2.0 <= wait <= 4.0 for wait in waits)
+    assert max(waits) - min(waits) > 1.0
