@@ -271,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         options.python = sys.executable
     _stop_cleanly()
     results = measure(options)
+    saved = save(results, options.out)  # first: a report that fails loses no measurement
     sys.stdout.write(report.text(results))
-    print(f"\nresults: {save(results, options.out)}")
+    print(f"\nresults: {saved}")
     return 0
 
 

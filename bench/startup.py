@@ -165,9 +165,9 @@ def import_profile(repeats: int, top: int = 15) -> dict[str, Any]:
         )
         for name in runs[0]
     }
-    perpackage_of: dict[str, float] = defaultdict(float)
+    per_package: dict[str, float] = defaultdict(float)
     for name, (own, _) in modules.items():
-        perpackage_of[package_of(name)] += own
+        per_package[package_of(name)] += own
     total = sum(own for own, _ in modules.values())
     return {
         "runs": repeats,
@@ -175,8 +175,8 @@ def import_profile(repeats: int, top: int = 15) -> dict[str, Any]:
         "total_ms": round(total / 1000, 1),
         "by_cumulative": _ranked(modules, 1, top),
         "by_self": _ranked(modules, 0, top),
-        "bypackage_of": sorted(
-            ([p, round(us / 1000, 1)] for p, us in perpackage_of.items()), key=lambda item: -item[1]
+        "by_package": sorted(
+            ([p, round(us / 1000, 1)] for p, us in per_package.items()), key=lambda item: -item[1]
         )[:top],
     }
 

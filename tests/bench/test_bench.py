@@ -468,3 +468,10 @@ def test_the_plugins_log_lines_give_its_work_and_the_kernels_share_per_command()
 def test_a_failed_suite_is_named_in_the_report_instead_of_its_figures():
     text = report.text(_results({"membership": {"failed": "RuntimeError('no leader')"}}))
     assert "membership: the suite failed (RuntimeError('no leader')); no figures" in text
+
+
+def test_the_start_up_report_reads_the_import_profile_the_suite_makes():
+    suite = {"repeats": 1, "tools": {}, "importtime": startup.import_profile(1)}
+    text = report.text(_results({"startup": suite}))
+    assert "by package (self ms, 0.5 ms and up): " in text
+    assert "top modules by cumulative ms" in text
