@@ -1,4 +1,4 @@
-"""Issue 23: an agent operators can watch -- its probes (under abuse), metrics and JSON log.
+"""An agent operators can watch: its probes (under abuse), metrics and JSON log.
 
 Agents run in simulated nodes (tests/membership/agents.py, static membership),
 each in its node's network namespace with the manifest's health port, as a

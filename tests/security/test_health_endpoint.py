@@ -1,4 +1,4 @@
-"""Issue 23: the agent's health endpoint against a local user who connects to it.
+"""The agent's health endpoint against a local user who connects to it.
 
 Any local user of a node reaches 127.0.0.1 of the node, where the agent
 listens (runtime/health.py).  Each attack here is performed against an
