@@ -180,8 +180,8 @@ def _stop_cleanly() -> None:
             signal.signal(signum, _interrupt)
 
 
-def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
-    """Each chosen suite in turn, with how long it took."""
+def run_suites(options: argparse.Namespace, tmp: Path, suites: dict[str, Any]) -> None:
+    """Each chosen suite in turn, with how long it took, into `suites` as each ends."""
     runners = {
         "startup": lambda: {
             **startup.run(
@@ -204,7 +204,6 @@ def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         "load": lambda: load.run(tmp, options.load_pods, options.load_callers, options.python),
         "membership": lambda: membership.run(tmp, options.member_nodes, options.watchers),
     }
-    suites: dict[str, Any] = {}
     for name in options.only:
         attach.progress(f"suite {name}")
         started = time.monotonic()
@@ -214,13 +213,13 @@ def run_suites(options: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             attach.progress(f"suite {name} failed: {error!r}")
             suites[name] = {"failed": repr(error)}
         suites[name]["elapsed_s"] = round(time.monotonic() - started, 1)
-    return suites
 
 
-def measure(options: argparse.Namespace) -> dict[str, Any]:
-    """Machine description, suites, and the load at the end (a busy machine shows)."""
+def measure(options: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Machine description, suites, and the load at the end (a busy machine shows), into
+    `results` as they come: an interrupted run still has the suites it finished."""
     started = time.monotonic()
-    results: dict[str, Any] = {
+    results |= {
         "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "options": {
             key: str(value) if isinstance(value, Path) else value
@@ -234,10 +233,12 @@ def measure(options: argparse.Namespace) -> dict[str, Any]:
         tempfile.TemporaryDirectory(prefix="netc-bench-", dir=RUNTIME_TMPFS) as runtime,
     ):
         (Path(tmp) / RUNTIME_STATE).symlink_to(runtime)
-        results["suites"] = run_suites(options, Path(tmp))
-    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
-    results["elapsed_s"] = round(time.monotonic() - started, 1)
-    return results
+        results["suites"] = {}
+        try:
+            run_suites(options, Path(tmp), results["suites"])
+        finally:
+            results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+            results["elapsed_s"] = round(time.monotonic() - started, 1)
 
 
 def save(results: dict[str, Any], directory: Path) -> Path:
@@ -270,7 +271,14 @@ def main(argv: list[str] | None = None) -> int:
         )
         options.python = sys.executable
     _stop_cleanly()
-    results = measure(options)
+    results: dict[str, Any] = {}
+    try:
+        measure(options, results)
+    except KeyboardInterrupt:
+        if results.get("suites"):
+            results["interrupted"] = True
+            print(f"bench: interrupted; finished suites in {save(results, options.out)}")
+        raise
     saved = save(results, options.out)  # first: a report that fails loses no measurement
     sys.stdout.write(report.text(results))
     print(f"\nresults: {saved}")

@@ -299,6 +299,9 @@ def _membership(suite: dict[str, Any]) -> Iterator[str]:
             f"  {size['agent_rss_kib'] // 1024:5} MiB"
         )
     watchers = suite["watchers"]
+    if "failed" in watchers:
+        yield f"   {watchers['watchers']} watchers in one process: failed ({watchers['failed']})"
+        return
     yield (
         f"   {watchers['watchers']} watchers in one process: all knew of a join within "
         f"{watchers['all_know']} ms (median {watchers['know']['median_ms']} ms); "

@@ -5,8 +5,11 @@ would fail after minutes of attach samples; the statistics and the report
 must say what they claim.
 """
 
+import argparse
 import ipaddress
 import subprocess
+
+import pytest
 
 from bench import load, report, startup, tricks
 from bench.cluster import NODE, plan_of, write_source
@@ -437,6 +440,10 @@ def test_the_membership_section_has_a_row_per_cluster_size_and_the_watchers_line
     rows = [line for line in text.splitlines() if line.startswith(("        3", "       20"))]
     assert len(rows) == 2 and "   560.0 /    672.0" in rows[0] and "(3)" in rows[0]
     assert "1000 watchers in one process: all knew of a join within 420.0 ms" in text
+    suite["watchers"] = {"watchers": 1000, "failed": "watchers could not claim their blocks"}
+    text = report.text(_results({"membership": suite}))
+    assert "1000 watchers in one process: failed (watchers could not claim" in text
+    assert len([line for line in text.splitlines() if line.startswith("       20")]) == 1
 
 
 def test_both_sides_run_the_lists_a_runtime_runs_besides_their_own_network():
@@ -475,3 +482,18 @@ def test_the_start_up_report_reads_the_import_profile_the_suite_makes():
     text = report.text(_results({"startup": suite}))
     assert "by package (self ms, 0.5 ms and up): " in text
     assert "top modules by cumulative ms" in text
+
+
+def test_an_interrupted_run_keeps_the_suites_it_finished(monkeypatch):
+    import bench.__main__ as entry
+
+    def startup_then_interrupted(options, tmp, suites):
+        suites["startup"] = {"elapsed_s": 1.0}
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(entry, "run_suites", startup_then_interrupted)
+    results: dict = {}
+    with pytest.raises(KeyboardInterrupt):
+        entry.measure(argparse.Namespace(only=["startup", "attach"]), results)
+    assert results["suites"] == {"startup": {"elapsed_s": 1.0}}
+    assert "load_average_end" in results and "elapsed_s" in results
