@@ -36,7 +36,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ from runtime.netlink.rtnl import RTM_NEWROUTE, _route
 from runtime.netlink.wire import messages
 from runtime.netns import node_namespace
 from tests.cluster.sim import SimCluster, SimNode
-from tests.membership.agents import AgentCluster, until
+from tests.membership.agents import AgentCluster
 from tests.membership.etcd_cluster import EtcdCluster
 
 RTMGRP_IPV4_ROUTE = 0x40
@@ -243,7 +243,7 @@ def watchers(tmp: Path, count: int) -> dict[str, Any]:
             newcomer = _source(cluster, "joiner", count, tmp, {})
             with node_namespace(sim.client):
                 newcomer.start()
-            if not until(lambda: all(_knows(s, "joiner") for s in sources), 60):
+            if not _all_become(sources, lambda s: _knows(s, "joiner"), 60):
                 raise RuntimeError("not every watcher saw the join")
             seen = [min(t for t in stamps[s.node] if t >= joined) - joined for s in sources]
             with node_namespace(sim.client):
@@ -279,12 +279,30 @@ def _watching(
                 for source in batch:
                     source.start()
             sources += batch
-            if not until(lambda batch=batch: all(s.view().me is not None for s in batch), 120):
+            if not _all_become(batch, lambda s: s.view().me is not None, 120):
                 raise RuntimeError("watchers could not claim their blocks")
         yield
     finally:
         for source in sources:
             source.stop()
+
+
+def _all_become(
+    sources: list[EtcdSource], condition: Callable[[EtcdSource], bool], timeout: float
+) -> bool:
+    """Whether every source meets `condition` within `timeout` seconds.
+
+    A view costs a pass over the members, so a source is looked at until it
+    meets the condition and no more, twice a second: the watchers share the
+    harness's CPU and its interpreter lock with this loop, and the times
+    reported come from their own stamps, not from here.
+    """
+    pending = list(sources)
+    deadline = time.monotonic() + timeout
+    while pending and time.monotonic() < deadline:
+        time.sleep(0.5)
+        pending = [source for source in pending if not condition(source)]
+    return not pending
 
 
 def _knows(source: EtcdSource, name: str) -> bool:
