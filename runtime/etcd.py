@@ -243,7 +243,10 @@ class Etcd:
                 "start_revision": str(start_revision),
             }
         }
-        connection, response = self._open("/v3/watch", request, stream=True)
+        try:
+            connection, response = self._open("/v3/watch", request, stream=True)
+        except (OSError, http.client.HTTPException) as error:  # the next listing fails over
+            raise Unavailable(f"cannot watch: {error}") from error
         try:
             for line in response:
                 answer = _json(line)

@@ -84,6 +84,16 @@ def test_calls_go_to_the_members_still_up_and_fail_clearly_without_quorum(etcd):
         assert client.get("/t/up").value in (b"yes", b"maybe")
 
 
+def test_a_watch_on_a_member_that_is_down_is_unavailable_not_a_crash(etcd):
+    """A follower's thread knows what to do with Unavailable (wait, list again elsewhere);
+    a connection refused raised as is ended the thread, and the node followed nobody."""
+    client = etcd.client(timeout=2.0)
+    with node_namespace(etcd.sim.client):
+        etcd.stop(0)  # the client's current endpoint
+        with pytest.raises(Unavailable, match="cannot watch"):
+            next(client.watch("/t/", 1))
+
+
 def test_tls_with_certificates_made_here(tmp_path, bin_dir):
     with SimCluster(tmp_path, bin_dir, "vxlan", False, ()) as sim:
         secure = EtcdCluster(sim, tls=True)
