@@ -95,6 +95,8 @@ class Watched:
                 self._unavailable_now(str(error))
             except self.REFUSED as error:
                 self._set_condition(str(error))
+            except Exception as error:  # a defect: said, and tried again; never a silent end
+                self._set_condition(f"internal error following {self.TITLE}: {error!r}")
             self._stopping.wait(jittered(self._retry))
             self._retry = min(self._retry * 2, RETRY_MAX)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from compiler.ir import Cluster, Membership, Routing
 from compiler.membership import Member
 from runtime.membership.etcd import EtcdSource, Memory, leave
-from runtime.membership.watched import jittered
+from runtime.membership.watched import Watched, jittered
 from runtime.netns import node_namespace
 
 LEASE = 2
@@ -249,3 +250,25 @@ def test_waits_after_an_outage_are_spread_so_that_nodes_do_not_come_back_as_one(
     waits = [jittered(4.0) for _ in range(200)]
     assert all(2.0 <= wait <= 4.0 for wait in waits)
     assert max(waits) - min(waits) > 1.0
+
+
+def test_a_defect_in_a_round_is_a_condition_and_the_follower_goes_on():
+    """Its thread is the node's only way to hear of peers: a bug must not end it unseen."""
+
+    class Broken(Watched):
+        TITLE = "the test's store"
+        rounds = 0
+
+        def _round(self) -> None:
+            self.rounds += 1
+            raise KeyError("revision")
+
+    source = Broken(None, "")
+    follower = threading.Thread(target=source._follow, daemon=True)
+    follower.start()
+    try:
+        assert _until(lambda: source.rounds >= 2, 10)
+        assert "internal error following the test's store: KeyError" in source.view().condition
+        assert follower.is_alive()
+    finally:
+        source.stop()
