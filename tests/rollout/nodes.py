@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import grpc
 import yaml
 
 from compiler import kubernetes
@@ -258,8 +259,29 @@ class AgentNode:
 
     def close(self) -> None:
         """Every pod and the daemon (its PID namespace with it), then the directories."""
+        self._remove_refused_sandboxes()
         self.containerd.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+    def _remove_refused_sandboxes(self) -> None:
+        """Sandboxes whose ADD was refused, removed by a working agent.
+
+        containerd keeps a sandbox whose network could not be torn down (its
+        DEL refused like its ADD), and its network namespace with it, until a
+        later DEL succeeds -- on a node, the kubelet's once the agent is back.
+        Removed with the agent stopped or crippled, they would stay in the
+        machine's /run/netns.
+        """
+        cri = getattr(self, "cri", None)
+        refused = [pod for pod in cri.pods() if pod != self.agent_pod] if cri else []
+        if not refused:
+            return
+        try:
+            self.start_agent()
+            for pod in refused:
+                self.remove_pod(pod)
+        except (AssertionError, grpc.RpcError) as error:  # the clean-up tried; the test stands
+            print(f"refused sandboxes not removed: {error}", file=sys.stderr)
 
 
 def pause_image(directory: Path, cluster: RolloutCluster) -> Path:
