@@ -536,7 +536,7 @@ def test_a_server_that_never_answers_costs_a_call_seconds_not_its_success(lab, w
     server drops the stale connection and serves again."""
     conflist = lab.network(networks.FULL)
     pod = lab.pod("p")
-    stopped = [warm.pid, *warm.children()]
+    stopped = [warm.pid, warm.wait_spare()]  # the spare forked: none can come after the stop
     for pid in stopped:
         os.kill(pid, signal.SIGSTOP)
     try:
