@@ -48,7 +48,7 @@ from runtime.netlink.rtnl import RTM_NEWROUTE, _route
 from runtime.netlink.wire import messages
 from runtime.netns import node_namespace
 from tests.cluster.sim import SimCluster, SimNode
-from tests.membership.agents import AgentCluster
+from tests.membership.agents import AgentCluster, until
 from tests.membership.etcd_cluster import EtcdCluster
 
 RTMGRP_IPV4_ROUTE = 0x40
@@ -298,11 +298,12 @@ def _all_become(
     reported come from their own stamps, not from here.
     """
     pending = list(sources)
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        time.sleep(0.5)
-        pending = [source for source in pending if not condition(source)]
-    return not pending
+
+    def none_pending() -> bool:
+        pending[:] = [source for source in pending if not condition(source)]
+        return not pending
+
+    return until(none_pending, timeout, step=0.5)
 
 
 def _knows(source: EtcdSource, name: str) -> bool:
