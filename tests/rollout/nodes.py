@@ -259,29 +259,31 @@ class AgentNode:
 
     def close(self) -> None:
         """Every pod and the daemon (its PID namespace with it), then the directories."""
-        self._remove_refused_sandboxes()
+        self._remove_pods_with_a_working_agent()
         self.containerd.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def _remove_refused_sandboxes(self) -> None:
-        """Sandboxes whose ADD was refused, removed by a working agent.
+    def _remove_pods_with_a_working_agent(self) -> None:
+        """The pods a test left, removed while the manifests' agent serves their DELs.
 
         containerd keeps a sandbox whose network could not be torn down (its
-        DEL refused like its ADD), and its network namespace with it, until a
-        later DEL succeeds -- on a node, the kubelet's once the agent is back.
-        Removed with the agent stopped or crippled, they would stay in the
-        machine's /run/netns.
+        ADD refused while the agent was stopped or crippled, and the DEL after
+        it too), and its network namespace with it, until a later DEL
+        succeeds -- on a node, the kubelet's once the agent is back.  Removed
+        by the daemon's own clean-up with no agent serving, they would stay in
+        the machine's /run/netns.
         """
-        cri = getattr(self, "cri", None)
-        refused = [pod for pod in cri.pods() if pod != self.agent_pod] if cri else []
-        if not refused:
+        cri = getattr(self, "cri", None)  # None: the daemon never started
+        if cri is None:
             return
         try:
-            self.start_agent()
-            for pod in refused:
-                self.remove_pod(pod)
+            left = [pod for pod in cri.pods() if pod != self.agent_pod]
+            if left:
+                self.start_agent()
+                for pod in left:
+                    self.remove_pod(pod)
         except (AssertionError, grpc.RpcError) as error:  # the clean-up tried; the test stands
-            print(f"refused sandboxes not removed: {error}", file=sys.stderr)
+            print(f"pods left on the node not removed: {error}", file=sys.stderr)
 
 
 def pause_image(directory: Path, cluster: RolloutCluster) -> Path:
