@@ -37,6 +37,7 @@ import time
 from collections.abc import Iterator
 
 from compiler.errors import Code, NetcError
+from runtime.spent import LOCK_WAITS
 
 TEMPORARY_PREFIX = ".netc-tmp-"
 LOCK_WAIT = 30.0
@@ -49,9 +50,6 @@ _STEM_MAX = 64
 
 _held: set[tuple[int, int]] = set()
 """(device, inode) of every lock this process holds."""
-lock_waits: dict[str, float] = {}
-"""Seconds this process waited for locks, by the kind of lock (`locked`'s `kind`): a warm
-server's child reports its call's (runtime/cni/server.py)."""
 
 
 class LockBusy(NetcError):
@@ -234,7 +232,7 @@ def locked(
     The body may remove the file (see the module's docstring).  A call's
     locks are `logged_as` what they guard: a wait of `WAIT_LOGGED` or more
     is a line on stderr, since calls that queue spend their time there; and
-    counted in `lock_waits` under their `kind` (a few: network, attachment,
+    counted in `spent.LOCK_WAITS` under their `kind` (a few: network, attachment,
     ...), for the agent's metrics.
     """
     private_directory(os.path.dirname(path))
@@ -253,7 +251,7 @@ def locked(
         waited = True
     seconds = time.monotonic() - started if waited else 0.0
     if kind is not None:
-        lock_waits[kind] = lock_waits.get(kind, 0.0) + seconds
+        LOCK_WAITS[kind] = LOCK_WAITS.get(kind, 0.0) + seconds
     if logged_as is not None and seconds >= WAIT_LOGGED:
         print(
             f"netc-cni: waited {seconds * 1000:.1f} ms for the lock of {logged_as}", file=sys.stderr

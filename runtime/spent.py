@@ -14,12 +14,17 @@ from __future__ import annotations
 SECONDS = {"netlink": 0.0, "programs": 0.0}
 """Seconds this process spent since `reset`: in netlink send/recv; starting programs and
 waiting for them to end."""
+LOCK_WAITS: dict[str, float] = {}
+"""Seconds this process waited for locks since `reset`, by the kind of lock
+(`runtime.files.locked`'s `kind`): a warm server's child reports its call's
+(runtime/cni/server.py) for the agent's metrics."""
 
 
 def reset() -> None:
     """Start counting from zero (a call's process starts; a warm server's child inherits counts)."""
     for key in SECONDS:
         SECONDS[key] = 0.0
+    LOCK_WAITS.clear()
 
 
 def described() -> str:

@@ -76,7 +76,7 @@ import traceback
 from typing import NoReturn
 
 from compiler.errors import Code, NetcError
-from runtime import files, programs
+from runtime import programs, spent
 from runtime.cni import plugin
 from runtime.netns import CLONE_NEWNET, CLONE_NEWNS, NetnsError, enter, prepare
 
@@ -250,7 +250,7 @@ class Spare:
                 "command": outcome.command[:16],
                 "code": outcome.code,
                 "seconds": round(seconds, 6),
-                "locks": {kind: round(waited, 6) for kind, waited in files.lock_waits.items()},
+                "locks": {kind: round(waited, 6) for kind, waited in spent.LOCK_WAITS.items()},
             }
         )
         with contextlib.suppress(OSError):
