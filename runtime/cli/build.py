@@ -24,7 +24,7 @@ from compiler.ir import Cluster, Network
 from compiler.kubernetes import Rollout, manifests, render_manifests, rollout_diagnostics
 from compiler.source import SourceFile
 from compiler.versions import CNI_VERSIONS
-from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, report, single_stdin
+from runtime.cli.common import EXIT_INVALID, SystemFailure, compile_paths, netdsl_files, report
 from runtime.cli.completion import network_names
 from runtime.install import netc_version
 from runtime.outdir import (
@@ -42,13 +42,7 @@ MANIFEST_FILE = "netc.yaml"
 
 
 @click.command()
-@click.argument(
-    "files",
-    nargs=-1,
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-    callback=single_stdin,
-)
+@netdsl_files
 @click.option(
     "--target",
     type=click.Choice([*emit.TARGETS, KUBERNETES]),

@@ -6,17 +6,11 @@ import sys
 
 import click
 
-from runtime.cli.common import EXIT_INVALID, compile_paths, report, single_stdin
+from runtime.cli.common import EXIT_INVALID, compile_paths, netdsl_files, report
 
 
 @click.command()
-@click.argument(
-    "files",
-    nargs=-1,
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-    callback=single_stdin,
-)
+@netdsl_files
 @click.option(
     "--format",
     "output",

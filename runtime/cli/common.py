@@ -121,6 +121,16 @@ def single_stdin(
     return paths
 
 
+netdsl_files = click.argument(
+    "files",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    callback=single_stdin,
+)
+"""The `.netdsl` files a command reads (`-` once for standard input): check, build, plan, fmt."""
+
+
 def read_input(path: str) -> bytes:
     """The bytes of an input file, or of standard input for `-`."""
     if path == STDIN:

@@ -15,21 +15,15 @@ from runtime.cli.common import (
     EXIT_INVALID,
     STDIN_NAME,
     SystemFailure,
+    netdsl_files,
     read_sources,
     report,
-    single_stdin,
     write_atomically,
 )
 
 
 @click.command()
-@click.argument(
-    "files",
-    nargs=-1,
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-    callback=single_stdin,
-)
+@netdsl_files
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 if a file is not formatted.")
 @click.option("--diff", "show_diff", is_flag=True, help="Print what would change; write nothing.")
 def fmt(files: tuple[str, ...], check: bool, show_diff: bool) -> None:

@@ -37,8 +37,8 @@ from runtime.cli.common import (
     DetailedExitCommand,
     SystemFailure,
     compile_paths,
+    netdsl_files,
     report,
-    single_stdin,
 )
 from runtime.cli.completion import network_names
 from runtime.cli.node_plans import networks_of, plan_of_node, with_live_members
@@ -48,13 +48,7 @@ POD_OPTIONS = ("pod", "container_id", "ifname", "netns", "ports", "bandwidth", "
 
 
 @click.command(cls=DetailedExitCommand)
-@click.argument(
-    "files",
-    nargs=-1,
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-    callback=single_stdin,
-)
+@netdsl_files
 @click.option(
     "--network",
     "network_name",
