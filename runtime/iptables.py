@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 
 from compiler.datatypes import frozen
 from compiler.planner.iptables import Rule, restore_text
@@ -145,20 +145,24 @@ class LiveTables:
 LIVE = LiveTables()
 
 
-def chains(family: int, table: str, names: Iterable[str]) -> dict[str, Chain | None]:
-    """Each named chain's rule count and the rules jumping to it (None: no such chain).
+def chains(
+    family: int, table: str, names: Iterable[str], counted: Collection[str], holders: Iterable[str]
+) -> dict[str, Chain | None]:
+    """Each named chain's rule count (those in `counted`) and the rules of `holders` jumping to it.
 
-    The shape of a network's NAT, which a pod's ADD checks before it trusts
-    it: iptables-nft keeps its tables in nf_tables, asked over netlink with
-    no process; iptables-legacy is asked with one `iptables-save`.
+    None: no such chain.  The shape of a network's NAT, which a pod's ADD
+    checks before it trusts it: iptables-nft keeps its tables in nf_tables,
+    asked over netlink with no process (`Tables.shape`); iptables-legacy is
+    asked with one `iptables-save`.
     """
     if uses_nf_tables():
         tables = Tables()
         try:
-            return {name: tables.chain(family, table, name) for name in names}
+            return tables.shape(family, table, names, counted, holders)
         finally:
             tables.close()
-    return _saved_chains(run(program(family, "save"), "-t", table).decode(errors="replace"), names)
+    saved = run(program(family, "save"), "-t", table).decode(errors="replace")
+    return _saved_chains(saved, names, counted, holders)
 
 
 def uses_nf_tables() -> bool:
@@ -172,9 +176,12 @@ def uses_nf_tables() -> bool:
     return "nft" in os.path.basename(os.path.realpath(find(program(4, "restore"))))
 
 
-def _saved_chains(saved: str, names: Iterable[str]) -> dict[str, Chain | None]:
-    """The chains' shape read from iptables-save's text of one table."""
+def _saved_chains(
+    saved: str, names: Iterable[str], counted: Collection[str], holders: Iterable[str]
+) -> dict[str, Chain | None]:
+    """The chains' shape read from iptables-save's text of one table (see `chains`)."""
     declared, rules, jumps = set(), dict.fromkeys(names, 0), dict.fromkeys(names, 0)
+    sources = set(holders)
     for text in saved.splitlines():
         words = text.split()
         if text.startswith(":") and words[0][1:] in rules:
@@ -182,7 +189,14 @@ def _saved_chains(saved: str, names: Iterable[str]) -> dict[str, Chain | None]:
         elif len(words) > 1 and words[0] == "-A":
             if words[1] in rules:
                 rules[words[1]] += 1
+            if words[1] not in sources:
+                continue
             for verb, target in itertools.pairwise(words):
                 if verb in ("-j", "-g") and target in jumps:
                     jumps[target] += 1
-    return {name: Chain(rules[name], jumps[name]) if name in declared else None for name in rules}
+    return {
+        name: Chain(rules[name] if name in counted else None, jumps[name])
+        if name in declared
+        else None
+        for name in rules
+    }

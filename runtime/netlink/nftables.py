@@ -1,14 +1,16 @@
-"""What nf_tables holds for a chain of iptables-nft's tables, asked over netlink.
+"""What nf_tables holds for the chains of iptables-nft's tables, asked over netlink.
 
 A pod's ADD must know whether its network's NAT chains are still in place
 (an admin's `iptables -t nat -F`, a firewall reload), and asking iptables
 costs a process per question -- and on a node whose nat table holds
-kube-proxy's thousands of rules, a fetch of all of them each time.  One
-NFT_MSG_GETCHAIN and one filtered NFT_MSG_GETRULE dump per chain answer the
-question the ADD has: does the chain exist, how many rules does it hold, how
-many rules jump to it.  The kernel counts both in the chain's use count (a
-rule added to a chain and a jump to it each take a reference), so the jumps
-are the use count less the rules.
+kube-proxy's thousands of rules, a fetch of all of them each time.  A few
+filtered NFT_MSG_GETRULE dumps answer the question the ADD has: how many
+rules a chain of the network's own holds, and how many rules of the chains
+that should jump to them (PREROUTING, OUTPUT, POSTROUTING) do.  The
+dispatch chain, which holds a jump per pod, is never listed: its rules are
+the pods', whatever their number, and a jump to it proves it exists (the
+kernel refuses a jump to a missing chain, and deleting a chain jumped to).
+A chain is asked for by NFT_MSG_GETCHAIN only when nothing shows it exists.
 
 Only the iptables-nft backend keeps its tables there: on a node that runs
 iptables-legacy the chains are not found, and the caller asks iptables.
@@ -19,10 +21,12 @@ from __future__ import annotations
 import _socket
 import errno
 import struct
+from collections import Counter
+from collections.abc import Collection, Iterable
 
 from compiler.datatypes import frozen
 from runtime.netlink.channel import Channel, NetlinkError
-from runtime.netlink.wire import parse_attrs, string
+from runtime.netlink.wire import attributes, get_string, parse_attrs, string
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
@@ -30,9 +34,13 @@ NFT_MSG_GETCHAIN = (NFNL_SUBSYS_NFTABLES << 8) | 4
 NFT_MSG_GETRULE = (NFNL_SUBSYS_NFTABLES << 8) | 7
 NFTA_CHAIN_TABLE = 1
 NFTA_CHAIN_NAME = 3
-NFTA_CHAIN_USE = 6
 NFTA_RULE_TABLE = 1
 NFTA_RULE_CHAIN = 2
+NFTA_RULE_EXPRESSIONS = 4
+NFTA_EXPR_NAME, NFTA_EXPR_DATA = 1, 2
+NFTA_IMMEDIATE_DATA = 2
+NFTA_DATA_VERDICT = 2
+NFTA_VERDICT_CHAIN = 2
 NFPROTO = {4: 2, 6: 10}
 """The nf_tables family of iptables' (4) and ip6tables' (6) tables."""
 NFGENMSG = struct.Struct("=BBH")
@@ -40,9 +48,9 @@ NFGENMSG = struct.Struct("=BBH")
 
 @frozen
 class Chain:
-    """A chain as nf_tables has it: its rules and the rules that jump to it."""
+    """A chain as nf_tables has it: its rules (None: not counted) and the rules jumping to it."""
 
-    rules: int
+    rules: int | None
     jumps: int
 
 
@@ -58,31 +66,73 @@ class Tables:
         """Release the socket."""
         self.channel.close()
 
-    def chain(self, family: int, table: str, name: str) -> Chain | None:
-        """The chain `name` of iptables' `table` of a family, or None where nf_tables has none."""
-        header = NFGENMSG.pack(NFPROTO[family], 0, 0)
-        what = f"look up chain {name} of the {table} table"
+    def shape(
+        self,
+        family: int,
+        table: str,
+        names: Iterable[str],
+        counted: Collection[str],
+        holders: Iterable[str],
+    ) -> dict[str, Chain | None]:
+        """Each named chain of iptables' `table` of a family, or None where it has none.
+
+        The rules are counted for the chains in `counted`; the jumps are those
+        of the rules of `holders`, the chains that hold the jumps into them.
+        """
+        jumps = Counter(
+            target
+            for holder in holders
+            for rule in self._rules(family, table, holder)
+            for target in _jump_targets(rule)
+        )
+        found: dict[str, Chain | None] = {}
+        for name in names:
+            rules = len(self._rules(family, table, name)) if name in counted else None
+            there = bool(rules or jumps[name]) or self._exists(family, table, name)
+            found[name] = Chain(rules, jumps[name]) if there else None
+        return found
+
+    def _rules(self, family: int, table: str, chain: str) -> list[bytes]:
+        """The rule messages of a chain (none for a chain that is not there)."""
         body = (
-            header
+            NFGENMSG.pack(NFPROTO[family], 0, 0)
+            + string(NFTA_RULE_TABLE, table).encode()
+            + string(NFTA_RULE_CHAIN, chain).encode()
+        )
+        what = f"list the rules of chain {chain} of the {table} table"
+        try:
+            return [reply for _, reply in self.channel.dump(NFT_MSG_GETRULE, body, what)]
+        except NetlinkError as error:
+            if error.errno == errno.ENOENT:
+                return []
+            raise
+
+    def _exists(self, family: int, table: str, name: str) -> bool:
+        body = (
+            NFGENMSG.pack(NFPROTO[family], 0, 0)
             + string(NFTA_CHAIN_TABLE, table).encode()
             + string(NFTA_CHAIN_NAME, name).encode()
         )
         try:
-            reply = self.channel.get(NFT_MSG_GETCHAIN, body, what)
+            self.channel.get(NFT_MSG_GETCHAIN, body, f"look up chain {name} of the {table} table")
         except NetlinkError as error:
             if error.errno == errno.ENOENT:
-                return None
+                return False
             raise
-        use = parse_attrs(reply, NFGENMSG.size).get(NFTA_CHAIN_USE, b"")
-        if len(use) < 4:
-            return None
-        rules = len(
-            self.channel.dump(
-                NFT_MSG_GETRULE,
-                header
-                + string(NFTA_RULE_TABLE, table).encode()
-                + string(NFTA_RULE_CHAIN, name).encode(),
-                what,
-            )
-        )
-        return Chain(rules, struct.unpack(">I", use[:4])[0] - rules)
+        return True
+
+
+def _jump_targets(rule: bytes) -> list[str]:
+    """The chains a rule jumps or goes to: the chain of each immediate verdict it holds."""
+    targets = []
+    expressions = parse_attrs(rule, NFGENMSG.size).get(NFTA_RULE_EXPRESSIONS, b"")
+    for _, element in attributes(expressions):
+        expression = parse_attrs(element)
+        if get_string(expression, NFTA_EXPR_NAME) != "immediate":
+            continue
+        data = parse_attrs(expression.get(NFTA_EXPR_DATA, b"")).get(NFTA_IMMEDIATE_DATA, b"")
+        verdict = parse_attrs(parse_attrs(data).get(NFTA_DATA_VERDICT, b""))
+        chain = get_string(verdict, NFTA_VERDICT_CHAIN)
+        if chain:
+            targets.append(chain)
+    return targets

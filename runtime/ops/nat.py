@@ -57,7 +57,14 @@ class IptablesNodeHandler(KeptByDel, Settles[IptablesNodeParams]):
 
     @staticmethod
     def _shape(op: Operation[IptablesNodeParams]) -> dict[str, Chain | None]:
-        return chains(op.params.family, op.params.table, op.params.chain_names)
+        params = op.params
+        return chains(
+            params.family,
+            params.table,
+            params.chain_names,
+            counted={c.name for c in params.chains},
+            holders={j.chain for j in params.jumps},
+        )
 
     def set_up(self, op: Operation[IptablesNodeParams], live: rules.Live | None = None) -> None:
         """Write the chains with their rules, and the dispatch chains and jumps `live` lacks.

@@ -78,7 +78,9 @@ def test_the_chosen_backends_programs_run_by_name(namespaces, default_backend):
     assert not iptables.uses_nf_tables()
     with node_namespace(node):
         iptables.restore(4, "nat", [":NETC-X - [0:0]", "-A NETC-X -j RETURN"])
-        assert iptables.chains(4, "nat", ["NETC-X"])["NETC-X"] is not None
+        assert (
+            iptables.chains(4, "nat", ["NETC-X"], ["NETC-X"], ["PREROUTING"])["NETC-X"] is not None
+        )
     assert "NETC-X" in namespaces.run(node, "iptables-legacy-save").stdout
     assert "NETC-X" not in namespaces.run(node, "iptables-nft-save").stdout
     iptables.use_backend(None)

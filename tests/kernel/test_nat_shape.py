@@ -28,10 +28,15 @@ COMMIT
 """
 EXPECTED = {
     "NETC-PO": Chain(2, 1),
-    "NETC-HP": Chain(1, 2),
+    "NETC-HP": Chain(None, 2),
     "NETC-EMPTY": Chain(0, 1),
     "NETC-NONE": None,
 }
+COUNTED = {"NETC-PO", "NETC-EMPTY", "NETC-NONE"}
+"""NETC-HP stands for a dispatch chain: its rules are the pods', never counted."""
+HOLDERS = {"POSTROUTING", "PREROUTING", "OUTPUT", "NETC-HP"}
+AFTER_FLUSH = {"NETC-PO": Chain(0, 0), "NETC-HP": Chain(None, 0), "NETC-EMPTY": Chain(0, 0)}
+"""Empty chains jumped to by none: each still found (asked for by name)."""
 
 
 @pytest.fixture
@@ -46,18 +51,32 @@ def test_nf_tables_gives_each_chains_rules_and_jumps(netns):
     with node_namespace(name):
         tables = Tables()
         try:
-            found = {chain: tables.chain(4, "nat", chain) for chain in EXPECTED}
+            found = tables.shape(4, "nat", EXPECTED, COUNTED, HOLDERS)
             flushed = namespaces.run(name, "iptables-nft", "-t", "nat", "-F")
-            after = {chain: tables.chain(4, "nat", chain) for chain in EXPECTED}
+            after = tables.shape(4, "nat", EXPECTED, COUNTED, HOLDERS)
+            elsewhere = tables.shape(4, "filter", EXPECTED, COUNTED, HOLDERS)
         finally:
             tables.close()
     assert flushed.returncode == 0
     assert found == EXPECTED
-    assert after == {c: Chain(0, 0) if e else None for c, e in EXPECTED.items()}
+    assert after == {**AFTER_FLUSH, "NETC-NONE": None}
+    assert elsewhere == dict.fromkeys(EXPECTED), "another table has none of them"
+
+
+def test_only_the_holders_jumps_count(netns):
+    namespaces, name = netns
+    namespaces.run(name, "iptables-nft-restore", "--noflush", stdin=SETUP)
+    with node_namespace(name):
+        tables = Tables()
+        try:
+            found = tables.shape(4, "nat", ["NETC-HP", "NETC-EMPTY"], (), ["OUTPUT"])
+        finally:
+            tables.close()
+    assert found == {"NETC-HP": Chain(None, 1), "NETC-EMPTY": Chain(None, 0)}
 
 
 def test_iptables_save_of_legacy_gives_the_same(netns):
     namespaces, name = netns
     namespaces.run(name, "iptables-legacy-restore", "--noflush", stdin=SETUP)
     saved = namespaces.run(name, "iptables-legacy-save", "-t", "nat").stdout
-    assert _saved_chains(saved, EXPECTED) == EXPECTED
+    assert _saved_chains(saved, EXPECTED, COUNTED, HOLDERS) == EXPECTED

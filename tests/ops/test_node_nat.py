@@ -44,9 +44,12 @@ class Tables:
         rule = tuple(arguments)
         return (chain, rule) in self.jumps or rule in self.chains.get(chain, [])
 
-    def shape(self, family, table, names):
+    def shape(self, family, table, names, counted, holders):
         return {
-            n: Chain(len(self.chains[n]), sum(j[1][-1] == n for j in self.jumps))
+            n: Chain(
+                len(self.chains[n]) if n in counted else None,
+                sum(j[1][-1] == n for j in self.jumps if j[0] in holders),
+            )
             if n in self.chains
             else None
             for n in names
