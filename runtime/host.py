@@ -76,12 +76,16 @@ class Host:
             return self.node
         if self._pod is None:
             with self.sandbox.entered():
-                self._pod = Rtnl()
+                self._pod = Rtnl(changes=self.node.changes)
         return self._pod
 
     def link(self, where: Where, name: str) -> Link | None:
         """A link by name in the node's namespace or the pod's."""
         return self.rtnl(where).link(name)
+
+    def forget_links(self) -> None:
+        """Look links up again in both namespaces (`Rtnl` keeps them until a change)."""
+        self.node.forget_links()
 
     def _inside(self, where: Where) -> contextlib.AbstractContextManager[None]:
         return self.sandbox.entered() if where == Where.SANDBOX else contextlib.nullcontext()

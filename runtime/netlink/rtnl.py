@@ -29,7 +29,7 @@ import ipaddress
 import struct
 from collections.abc import Sequence
 
-from compiler.datatypes import field, frozen
+from compiler.datatypes import field, frozen, mutable
 from compiler.ir import mac_bytes, mac_text
 from runtime.netlink import wire
 from runtime.netlink.channel import Channel, NetlinkError
@@ -45,6 +45,10 @@ from runtime.netlink.wire import (
 )
 
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
+IFLA_EXT_MASK = 29
+RTEXT_FILTER_SKIP_STATS = 1 << 3
+"""Leave a link's counters out of its description (Linux 4.20; older kernels ignore it):
+netc never reads them, and they are most of its bytes."""
 RTM_NEWADDR, RTM_GETADDR = 20, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_NEWNEIGH, RTM_DELNEIGH, RTM_GETNEIGH = 28, 29, 30
@@ -169,11 +173,30 @@ class FdbEntry:
     state: int
 
 
-class Rtnl:
-    """rtnetlink in the namespace the socket was opened in."""
+@mutable
+class LinkChanges:
+    """How many link changes the handles of one call have asked for.
 
-    def __init__(self, channel: Channel | None = None) -> None:
+    A link looked up before the latest change is looked up again: a veth
+    created by the node's handle also changes what the pod's handle sees.
+    """
+
+    count: int = 0
+
+
+class Rtnl:
+    """rtnetlink in the namespace the socket was opened in.
+
+    A link is looked up by name once until a link changes (`changes`, which
+    handles of one call share): a pod's ADD asks for the bridge, its veth
+    and its ifb a few times each.  What other processes change meanwhile is
+    not seen until then; `forget_links` says when that matters.
+    """
+
+    def __init__(self, channel: Channel | None = None, changes: LinkChanges | None = None) -> None:
         self.nl = channel or Channel()
+        self.changes = changes if changes is not None else LinkChanges()
+        self._looked_up: dict[str, tuple[int, Link | None]] = {}
 
     def close(self) -> None:
         """Release the socket."""
@@ -183,7 +206,19 @@ class Rtnl:
 
     def link(self, name: str) -> Link | None:
         """The link called `name`, or None."""
-        body = IFINFO.pack(0, 0, 0, 0, 0) + string(IFLA_IFNAME, name).encode()
+        known = self._looked_up.get(name)
+        if known is not None and known[0] == self.changes.count:
+            return known[1]
+        found = self._look_up(name)
+        self._looked_up[name] = (self.changes.count, found)
+        return found
+
+    def forget_links(self) -> None:
+        """Look every link up again: another process may have changed them (a lock waited for)."""
+        self.changes.count += 1
+
+    def _look_up(self, name: str) -> Link | None:
+        body = IFINFO.pack(0, 0, 0, 0, 0) + string(IFLA_IFNAME, name).encode() + _NO_STATS
         try:
             return _link(self.nl.get(RTM_GETLINK, body, f"look up link {name}"))
         except NetlinkError as error:
@@ -193,8 +228,25 @@ class Rtnl:
 
     def links(self) -> list[Link]:
         """Every link of the namespace."""
-        body = IFINFO.pack(0, 0, 0, 0, 0)
+        body = IFINFO.pack(0, 0, 0, 0, 0) + _NO_STATS
         return [_link(reply) for _, reply in self.nl.dump(RTM_GETLINK, body, "list links")]
+
+    def _change_links(
+        self, kind: int, flags: int, body: bytes, what: str, link: Link | None = None
+    ) -> None:
+        """A request that creates, changes or deletes links; the lookups it makes stale go.
+
+        With `link`, the request changes that link alone; else any link of any
+        namespace may have changed (a veth's creation or deletion changes its
+        peer's namespace too), and every lookup is stale.
+        """
+        try:
+            self.nl.request(kind, flags, body, what)
+        finally:
+            if link is None:
+                self.changes.count += 1
+            else:
+                self._looked_up.pop(link.name, None)
 
     def create(
         self,
@@ -223,7 +275,7 @@ class Rtnl:
             attrs.append(Attr(IFLA_ADDRESS, mac_bytes(mac)))
         if group:
             attrs.append(u32(IFLA_GROUP, group))
-        self._newlink(0, attrs, wire.NLM_F_CREATE | wire.NLM_F_EXCL, f"create {kind} {name}")
+        self._newlink(None, attrs, wire.NLM_F_CREATE | wire.NLM_F_EXCL, f"create {kind} {name}")
         if alias is not None:
             created = self.link(name)
             if created is None:
@@ -278,7 +330,7 @@ class Rtnl:
 
     def set_group(self, link: Link, group: int) -> None:
         """Put a link in a link group."""
-        self._newlink(link.index, [u32(IFLA_GROUP, group)], 0, f"set group of {link.name}")
+        self._newlink(link, [u32(IFLA_GROUP, group)], 0, f"set group of {link.name}")
 
     def set_flags(
         self, link: Link, up: bool | None = None, promiscuous: bool | None = None
@@ -290,27 +342,26 @@ class Rtnl:
                 change |= bit
                 flags |= bit if wanted else 0
         body = IFINFO.pack(0, 0, link.index, flags, change)
-        self.nl.request(RTM_NEWLINK, 0, body, f"set flags of {link.name}")
+        self._change_links(RTM_NEWLINK, 0, body, f"set flags of {link.name}", link)
 
     def set_mtu(self, link: Link, mtu: int) -> None:
         """Change a link's MTU."""
-        self._newlink(link.index, [u32(IFLA_MTU, mtu)], 0, f"set mtu of {link.name}")
+        self._newlink(link, [u32(IFLA_MTU, mtu)], 0, f"set mtu of {link.name}")
 
     def set_master(self, link: Link, master: Link) -> None:
-        """Enslave a link to a bridge."""
+        """Enslave a link to a bridge (whose MTU and MAC may follow its ports')."""
         self._newlink(
-            link.index, [u32(IFLA_MASTER, master.index)], 0, f"attach {link.name} to {master.name}"
+            link, [u32(IFLA_MASTER, master.index)], 0, f"attach {link.name} to {master.name}"
         )
+        self._looked_up.pop(master.name, None)
 
     def set_alias(self, link: Link, alias: str) -> None:
         """The link's alias (IFLA_IFALIAS): how netc recognises the links it made."""
-        self._newlink(link.index, [string(IFLA_IFALIAS, alias)], 0, f"set alias of {link.name}")
+        self._newlink(link, [string(IFLA_IFALIAS, alias)], 0, f"set alias of {link.name}")
 
     def set_mac(self, link: Link, mac: str) -> None:
         """Change a link's MAC address."""
-        self._newlink(
-            link.index, [Attr(IFLA_ADDRESS, mac_bytes(mac))], 0, f"set MAC of {link.name}"
-        )
+        self._newlink(link, [Attr(IFLA_ADDRESS, mac_bytes(mac))], 0, f"set MAC of {link.name}")
 
     def set_hairpin(self, link: Link, on: bool) -> None:
         """Turn hairpin mode of a bridge port on or off."""
@@ -318,11 +369,13 @@ class Rtnl:
             string(IFLA_INFO_SLAVE_KIND, "bridge"),
             Attr(IFLA_INFO_SLAVE_DATA, [u8(IFLA_BRPORT_MODE, int(on))]),
         ]
-        self._newlink(link.index, [Attr(IFLA_LINKINFO, slave)], 0, f"set hairpin of {link.name}")
+        self._newlink(link, [Attr(IFLA_LINKINFO, slave)], 0, f"set hairpin of {link.name}")
 
-    def _newlink(self, index: int, attrs: Sequence[Attr], flags: int, what: str) -> None:
+    def _newlink(self, link: Link | None, attrs: Sequence[Attr], flags: int, what: str) -> None:
+        """Change `link`, or with None create one."""
+        index = link.index if link is not None else 0
         body = IFINFO.pack(0, 0, index, 0, 0) + b"".join(a.encode() for a in attrs)
-        self.nl.request(RTM_NEWLINK, flags, body, what)
+        self._change_links(RTM_NEWLINK, flags, body, what, link)
 
     # addresses
 
@@ -460,8 +513,9 @@ class Rtnl:
 
     def _tolerate_absent(self, kind: int, body: bytes, what: str) -> bool:
         """Send a removal; False when there was nothing to remove."""
+        send = self._change_links if kind == RTM_DELLINK else self.nl.request
         try:
-            self.nl.request(kind, 0, body, what)
+            send(kind, 0, body, what)
         except NetlinkError as error:
             if error.errno in GONE:
                 return False
@@ -505,6 +559,9 @@ def _route_message(
         RTN_UNICAST,
         flags,
     ) + b"".join(a.encode() for a in attrs)
+
+
+_NO_STATS = u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS).encode()
 
 
 def _link(body: bytes) -> Link:

@@ -9,7 +9,7 @@ given.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeVar
 
 from compiler.datatypes import field, mutable
@@ -49,9 +49,19 @@ class Run:
     """How to finish the operations whose work still runs beside the call (see `later`)."""
     shared_lock: Callable[[], contextlib.AbstractContextManager[object]] | None = None
 
-    def sharing(self) -> contextlib.AbstractContextManager[object]:
-        """Held around a change to node-scoped objects: the network's lock, if not held yet."""
-        return contextlib.nullcontext() if self.shared_lock is None else self.shared_lock()
+    @contextlib.contextmanager
+    def sharing(self) -> Iterator[None]:
+        """Held around a change to node-scoped objects: the network's lock, if not held yet.
+
+        Links looked up before it was taken are looked up again: the call
+        that held it may have made the bridge meanwhile.
+        """
+        if self.shared_lock is None:
+            yield
+            return
+        with self.shared_lock():
+            self.host.forget_links()
+            yield
 
     @property
     def bindings(self) -> dict[str, str]:

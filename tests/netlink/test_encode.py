@@ -54,7 +54,15 @@ from pyroute2.protocols import ETH_P_ALL
 
 from runtime.netlink import tc
 from runtime.netlink.channel import Channel, NetlinkError
-from runtime.netlink.rtnl import NTF_SELF, NUD_PERMANENT, RTNH_F_ONLINK, Link, Route, Rtnl
+from runtime.netlink.rtnl import (
+    NTF_SELF,
+    NUD_PERMANENT,
+    RTEXT_FILTER_SKIP_STATS,
+    RTNH_F_ONLINK,
+    Link,
+    Route,
+    Rtnl,
+)
 from tests.netlink.conversation import Capture
 
 CHANGE = NLM_F_REQUEST | NLM_F_ACK
@@ -147,10 +155,15 @@ def ifinfo(kind: str, data: list | None = None) -> tuple:
 # links
 
 
-def test_looking_a_link_up_by_name():
+def test_looking_a_link_up_by_name_without_its_counters():
     assert_one_message(
         lambda r: r.link("h0"),
-        pyroute2_encodes(ifinfmsg, pr.RTM_GETLINK, NLM_F_REQUEST, [("IFLA_IFNAME", "h0")]),
+        pyroute2_encodes(
+            ifinfmsg,
+            pr.RTM_GETLINK,
+            NLM_F_REQUEST,
+            [("IFLA_IFNAME", "h0"), ("IFLA_EXT_MASK", RTEXT_FILTER_SKIP_STATS)],
+        ),
     )
 
 
