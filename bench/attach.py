@@ -228,7 +228,7 @@ def measure_at(
 
 LOG_LINE = re.compile(
     r"^netc-cni: (ADD|DEL)\b.*: ok in ([\d.]+) ms "
-    r"\(netlink ([\d.]+) ms, programs ([\d.]+) ms\)$",
+    r"\(netlink ([\d.]+) ms, programs ([\d.]+) ms\)(?:;.*)?$",
     re.MULTILINE,
 )
 """The plugin's line for a call: its own time, and of it the kernel's netlink work and the

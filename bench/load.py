@@ -7,8 +7,9 @@ node of their own, and each runs alone, so none competes with another for
 the two CPUs.  Every pod is the attach suite's full attachment, with a host
 port of its own.  Reported for each implementation and direction: the wall
 time of the whole phase, each call's latency (median, p99), failures, and --
-after attaching -- duplicate addresses; after detaching, what is left on the
-node.
+after attaching -- duplicate addresses; after detaching, when the node had
+no pod's device left (a warm netc DEL answers before they are deleted) and
+what is left on it.
 
 What limits netc: its calls say on stderr how long they waited for each
 lock (docs/runtime.md, "Locks"): the network's, taken to change what its
@@ -38,6 +39,7 @@ from bench.namespaces import Namespaces
 from bench.stats import percentile, summary, timed_call
 
 PORTS = 32000
+DEVICES_GONE_WAIT = 30.0
 LOCK_WAIT = re.compile(
     r"^netc-cni: waited ([\d.]+) ms for the lock of (network|attachment|"
     r"the addresses|the host-port claims)\b",
@@ -79,8 +81,10 @@ def _load(impl: Implementation, spaces: Namespaces, count: int, callers: int) ->
     attach = _phase(impl.add, pods, callers)
     addresses = [result["ips"][0]["address"] for result in attach.pop("results")]
     attach["duplicate_addresses"] = len(addresses) - len(set(addresses))
+    started = time.perf_counter()
     detach = _phase(impl.delete, pods, callers)
     detach.pop("results")
+    detach["devices_gone_s"] = _devices_gone(impl, started)
     detach["left_on_node"] = _left_on_node(impl)
     figures = {"add": attach, "del": detach}
     if impl.stderr_log:
@@ -118,7 +122,23 @@ def _phase(action: Any, pods: Sequence[Pod], callers: int) -> dict[str, Any]:
     }
 
 
-def _left_on_node(impl: Implementation) -> dict[str, int]:
+def _devices_gone(impl: Implementation, started: float) -> float | None:
+    """Seconds from the detach phase's start until no pod's link is left on the node.
+
+    A warm netc DEL answers before the kernel has deleted the pod's devices
+    (runtime/executor.py, `remove`): the phase's wall time is what the
+    runtime waits for, this is when the node is done.  None: links were
+    still there after `DEVICES_GONE_WAIT` seconds (see left_on_node).
+    """
+    deadline = time.monotonic() + DEVICES_GONE_WAIT
+    while _left_on_node(impl, nat=False)["links"]:
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.01)
+    return round(time.perf_counter() - started, 2)
+
+
+def _left_on_node(impl: Implementation, nat: bool = True) -> dict[str, int]:
     """Links other than lo and bridges, and nat rules: what detaching all pods left behind."""
     links = json.loads(
         subprocess.run(
@@ -133,7 +153,7 @@ def _left_on_node(impl: Implementation) -> dict[str, int]:
         for link in links
         if link["ifname"] != "lo" and link.get("linkinfo", {}).get("info_kind") != "bridge"
     ]
-    return {"links": len(pod_links), "nat_rules": impl.nat_rules()}
+    return {"links": len(pod_links), "nat_rules": impl.nat_rules() if nat else 0}
 
 
 def _lock_waits(log: Path, wall_s: float) -> dict[str, Any]:

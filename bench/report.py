@@ -241,6 +241,7 @@ def _load(suite: dict[str, Any]) -> Iterator[str]:
         "    step  implementation    wall s  calls/s   median      p99  failures  "
         "duplicates  left (links/nat)  wall vs ref"
     )
+    gone = []
     reference = suite["implementations"]["reference"]
     for step in ("add", "del"):
         for index, (name, figures) in enumerate(suite["implementations"].items()):
@@ -258,6 +259,10 @@ def _load(suite: dict[str, Any]) -> Iterator[str]:
                 f" {phase['failures']:9}  {extra}  "
                 f"{phase['wall_s'] / reference[step]['wall_s']:8.2f}x"
             )
+            if step == "del" and "devices_gone_s" in phase:
+                gone.append(f"{name} {phase['devices_gone_s']} s")
+    if gone:
+        yield "    no pod's device left on the node, from the DEL phase's start: " + ", ".join(gone)
     for name, figures in suite["implementations"].items():
         lock = figures.get("lock")
         if lock and name != "reference":

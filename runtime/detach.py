@@ -31,17 +31,36 @@ Alive = Callable[[str, str], bool]
 
 
 def detach(
-    network: Network, pod: PodContext, record: Record, netns: str | None, host: Host | None = None
-) -> None:
-    """Run the DEL plan of one attachment; every failure is tried past, then reported."""
+    network: Network,
+    pod: PodContext,
+    record: Record,
+    netns: str | None,
+    host: Host | None = None,
+    *,
+    answer_first: bool = False,
+) -> Callable[[], None] | None:
+    """Run the DEL plan of one attachment; every failure is tried past, then reported.
+
+    With `answer_first` and a `host` the caller keeps open, the removals the
+    DEL leaves for after its answer (`executor.remove`) are returned, to be
+    called then; they raise as the DEL would.
+    """
     the_plan = plan(network, pod, "DEL")
     own = host is None
-    host = host or Host(netns)
+    run = executor.Run(
+        host or Host(netns), the_plan, pod, record, answer_first=answer_first and not own
+    )
     try:
-        failures = executor.remove(executor.Run(host, the_plan, pod, record))
+        _raise_any(executor.remove(run))
     finally:
         if own:
-            host.close()
+            run.host.close()
+    if not run.after_answer:
+        return None
+    return lambda: _raise_any(executor.remove_after_answer(run))
+
+
+def _raise_any(failures: list[executor.OperationFailed]) -> None:
     if failures:
         raise NetcError("; ".join(str(f) for f in failures), failures[0].code)
 

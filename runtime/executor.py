@@ -4,7 +4,9 @@
              applied (attachment-owned, in reverse) and raise -- a failed ADD
              leaves nothing behind
     remove   DEL: remove every operation, carrying on past failures (a DEL is
-             best effort), then report all of them
+             best effort), then report all of them; a DEL that may answer
+             first leaves its slowest removals for after the answer
+             (remove_after_answer)
     observe  CHECK and `netc plan --live`: what the kernel has for each one
     refuse_blocked
              before a node's apply: what stands in the way of any operation
@@ -32,10 +34,19 @@ from typing import NoReturn
 from compiler.errors import Code, NetcError
 from compiler.planner.ops import Action, Observation, Operation, Params, Scope, State
 from runtime.host import SandboxGone
-from runtime.ops.base import Blockable, Run, Settles
+from runtime.ops.base import Blockable, CutsOff, Run, Settles
 from runtime.ops.registry import handler_for
 
-__all__ = ["Blocked", "OperationFailed", "Run", "apply", "observe", "refuse_blocked", "remove"]
+__all__ = [
+    "Blocked",
+    "OperationFailed",
+    "Run",
+    "apply",
+    "observe",
+    "refuse_blocked",
+    "remove",
+    "remove_after_answer",
+]
 
 
 class OperationFailed(NetcError):
@@ -200,17 +211,61 @@ def _roll_back(applied: Sequence[Operation[Params]], run: Run) -> None:
 
 
 def remove(run: Run) -> list[OperationFailed]:
-    """Remove every operation of a DEL plan; return the failures, having tried them all."""
-    failures = []
-    for op in run.plan.operations:
+    """Remove every operation of a DEL plan; return the failures, having tried them all.
+
+    A run that may answer first (`Run.answer_first`) stops at the first
+    removal that waits for the kernel (`CutsOff`) if all went well so far:
+    it cuts that object off and leaves the rest in `run.after_answer`.
+    """
+    operations = list(run.plan.operations)
+    failures: list[OperationFailed] = []
+    for position, op in enumerate(operations):
         current = op.resolved(run.bindings)
-        try:
-            handler_for(current).remove(current, run)
-        except SandboxGone:
-            continue
-        except Exception as error:  # a DEL carries on, then reports
-            failures.append(_translate(current, error))
+        if run.answer_first and _cut_off(current, run, failures):
+            run.after_answer = operations[position:]
+            return failures
+        failures += _removed(current, run)
     return failures + [_translate(op, error) for op, error in _finished(run)]
+
+
+def remove_after_answer(run: Run) -> list[OperationFailed]:
+    """The removals `remove` left for after the answer; their failures, having tried them all."""
+    failures: list[OperationFailed] = []
+    for op in run.after_answer:
+        failures += _removed(op.resolved(run.bindings), run)
+    run.after_answer = []
+    return failures + [_translate(op, error) for op, error in _finished(run)]
+
+
+def _removed(op: Operation[Params], run: Run) -> list[OperationFailed]:
+    """Remove one operation's object; its failure, if any (a DEL carries on past it)."""
+    try:
+        handler_for(op).remove(op, run)
+    except SandboxGone:
+        pass
+    except Exception as error:
+        return [_translate(op, error)]
+    return []
+
+
+def _cut_off(op: Operation[Params], run: Run, failures: list[OperationFailed]) -> bool:
+    """Whether the DEL answers before removing `op`: its object cut off, nothing failed.
+
+    Programs still running are waited for then (the answer must say how
+    they went), and what they did wrong is added to `failures`.  A failure
+    so far, or in the cutting off, keeps the whole DEL before the answer, as
+    a DEL that cannot answer first runs it.
+    """
+    handler = handler_for(op)
+    if failures or not isinstance(handler, CutsOff):
+        return False
+    try:
+        if not handler.cut_off(op, run):
+            return False
+    except Exception:  # its removal, before the answer, says what is wrong
+        return False
+    failures += [_translate(finished, error) for finished, error in _finished(run)]
+    return not failures
 
 
 def observe(run: Run) -> list[Observation]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from compiler.errors import Code, NetcError
@@ -95,22 +96,32 @@ def add(call: Call, request: Request) -> dict[str, Any]:
             host.close()
 
 
-def delete(call: Call, request: Request) -> None:
+def delete(call: Call, request: Request, answer_first: bool = False) -> Callable[[], None] | None:
     """Detach the pod: best effort, repeatable, with or without its namespace.
 
     The runtime's `prevResult` is not read: the record and the names derived
-    from the attachment say what to remove, whatever the cache holds.
+    from the attachment say what to remove, whatever the cache holds.  With
+    `answer_first`, what the DEL leaves for after its answer is returned, and
+    the attachment's lock is held until that has run.
     """
     path = _record_path(call, request)
-    with records.attachment_locked(path):
+    with contextlib.ExitStack() as held:
+        held.enter_context(records.attachment_locked(path))
         previous = records.load(path)
         pod = pod_context(call, request, previous)
         netns = call.netns if call.netns and os.path.exists(call.netns) else None
-        host = _host(netns)
-        try:
-            detach(request.network, pod, previous or Record(path, pod), netns, host)
-        finally:
-            host.close()
+        host = held.enter_context(contextlib.closing(_host(netns)))
+        record = previous or Record(path, pod)
+        rest = detach(request.network, pod, record, netns, host, answer_first=answer_first)
+        if rest is None:
+            return None
+        still_held = held.pop_all()
+
+    def after_answer() -> None:
+        with still_held:
+            rest()
+
+    return after_answer
 
 
 def check(call: Call, request: Request) -> None:

@@ -12,9 +12,10 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
-from compiler.datatypes import frozen
+from compiler.datatypes import field, frozen
 from compiler.errors import Code, NetcError
 from compiler.versions import DEFAULT_CNI_VERSION
 from runtime import spent
@@ -23,10 +24,15 @@ from runtime.cni.protocol import Call, error_reply, read_config, version_reply
 
 @frozen
 class Outcome:
-    """What a call came to: its command and its CNI error code (0: it succeeded)."""
+    """What a call came to: its command and its CNI error code (0: it succeeded).
+
+    `after_answer` is the work a DEL left for after its answer, when it was
+    allowed to (`answer(answer_first=True)`); it raises as the DEL would have.
+    """
 
     command: str
     code: int
+    after_answer: Callable[[], None] | None = field(default=None, compare=False)
 
     @property
     def status(self) -> int:
@@ -39,15 +45,24 @@ def main() -> int:
     return answer().status
 
 
-def answer() -> Outcome:
-    """Run one CNI call, its answer written; what it came to (the warm server counts it)."""
+Answered = tuple[dict[str, Any] | None, Callable[[], None] | None]
+"""A command's output (None: nothing to print) and what it left for after its answer."""
+
+
+def answer(answer_first: bool = False) -> Outcome:
+    """Run one CNI call, its answer written; what it came to (the warm server counts it).
+
+    With `answer_first` (a warm server's call, whose process outlives its
+    answer), a DEL may leave the deletion of the pod's devices for after
+    the answer (`Outcome.after_answer`); see `runtime.executor.remove`.
+    """
     started = time.monotonic()
     spent.reset()
     call = Call.from_environment(os.environ)
     data = sys.stdin.buffer.read() if call.command != "VERSION" or not sys.stdin.isatty() else b""
     version = _stated_version(data)
     try:
-        output = _dispatch(call, data)
+        output, rest = _dispatch(call, data, answer_first)
     except (NetcError, OSError) as error:
         failure = error if isinstance(error, NetcError) else _io_failure(error)
         _reply(error_reply(failure, version))
@@ -58,13 +73,18 @@ def answer() -> Outcome:
         raise
     if output is not None:
         _reply(output)
-    _log(call, "ok", started)
-    return Outcome(call.command, 0)
+    _log(
+        call,
+        "ok",
+        started,
+        "; the pod is cut off, its devices go after this answer" if rest else "",
+    )
+    return Outcome(call.command, 0, rest)
 
 
-def _dispatch(call: Call, data: bytes) -> dict[str, Any] | None:
+def _dispatch(call: Call, data: bytes, answer_first: bool) -> Answered:
     if call.command == "VERSION":
-        return version_reply(_stated_version(data) or None)
+        return version_reply(_stated_version(data) or None), None
     if call.command not in ("ADD", "DEL", "CHECK", "STATUS", "GC"):
         raise NetcError(f"unknown CNI_COMMAND {call.command!r}", Code.BAD_ENVIRONMENT)
     # Runtimes ask every plugin for VERSION whenever they load a network: that
@@ -72,28 +92,35 @@ def _dispatch(call: Call, data: bytes) -> dict[str, Any] | None:
     from runtime.deadline import deadline
 
     with deadline():
-        return _run(call, data)
+        output, rest = _run(call, data, answer_first)
+    return output, None if rest is None else lambda: _under_deadline(rest)
 
 
-def _run(call: Call, data: bytes) -> dict[str, Any] | None:
+def _under_deadline(work: Callable[[], None]) -> None:
+    from runtime.deadline import deadline
+
+    with deadline():
+        work()
+
+
+def _run(call: Call, data: bytes, answer_first: bool) -> Answered:
     from runtime.cni import commands
     from runtime.cni.request import parse_request
 
     request = parse_request(data)
     if call.command == "STATUS":
         commands.status(request)
-        return None
+        return None, None
     if call.command == "GC":
         commands.garbage_collect(request)
-        return None
+        return None, None
     call.validate()
     if call.command == "ADD":
-        return commands.add(call, request)
+        return commands.add(call, request), None
     if call.command == "DEL":
-        commands.delete(call, request)
-    else:
-        commands.check(call, request)
-    return None
+        return None, commands.delete(call, request, answer_first)
+    commands.check(call, request)
+    return None, None
 
 
 def _io_failure(error: OSError) -> NetcError:
@@ -116,11 +143,11 @@ def _reply(document: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _log(call: Call, outcome: str, started: float) -> None:
+def _log(call: Call, outcome: str, started: float, more: str = "") -> None:
     who = f" {call.container_id[:12]}/{call.ifname}" if call.container_id else ""
     elapsed = (time.monotonic() - started) * 1000
     print(
-        f"netc-cni: {call.command}{who}: {outcome} in {elapsed:.1f} ms ({spent.described()})",
+        f"netc-cni: {call.command}{who}: {outcome} in {elapsed:.1f} ms ({spent.described()}){more}",
         file=sys.stderr,
     )
 

@@ -19,6 +19,9 @@ hands over the call:
                                              child: takes over the streams,
                                              runs the plugin
                                    <-- the exit status (one byte)
+                                             child: a DEL's device deletion
+                                             (after the answer; see
+                                             `runtime.executor.remove`)
 
 The server process only forks (see `Spare`): everything a caller sends is read
 by that connection's own child, under a deadline, so no client -- silent,
@@ -73,6 +76,7 @@ import struct
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from typing import NoReturn
 
 from compiler.errors import Code, NetcError
@@ -350,7 +354,7 @@ def _child(spare: Spare, tell: int, server: int, mask: set[int | signal.Signals]
             spare.outlive_server()
             os.write(tell, b"T")  # and keep `tell` open: its end tells the server the call ended
             spare.listener.close()
-            status = _serve_call(connection, spare, time.monotonic() + spare.handover_timeout)
+            status = _serve_call(connection, spare, time.monotonic() + spare.handover_timeout, tell)
     except BaseException:
         with contextlib.suppress(BaseException):
             traceback.print_exc()
@@ -369,12 +373,15 @@ def _accept(listener: socket.socket) -> socket.socket | None:
     return connection
 
 
-def _serve_call(connection: socket.socket, spare: Spare, deadline: float) -> int:
+def _serve_call(connection: socket.socket, spare: Spare, deadline: float, tell: int) -> int:
     """Take the hand-over, run the plugin in the caller's place, report its status.
 
     Then account for the call (`Spare.account`), its duration from the
     connection's hand-over to its status; a call that raised counts as an
-    internal error.
+    internal error.  Last, what a DEL left for after its answer
+    (`plugin.Outcome.after_answer`): the server hears the call ended (`tell`
+    closes) before, so the next spare is forked meanwhile, and a failure goes
+    to the server's log, the caller having its answer.
     """
     started = time.monotonic()
     try:
@@ -386,16 +393,29 @@ def _serve_call(connection: socket.socket, spare: Spare, deadline: float) -> int
         spare.account(None, 0.0)
         return FAILED
     outcome = None
+    log = os.dup(2)
     try:
         _log(f"call handed to process {os.getpid()}")
         _become_caller(environment, fds)
-        outcome = plugin.answer()
+        outcome = plugin.answer(answer_first=True)
     finally:
         if outcome is None:  # it raised
             outcome = plugin.Outcome(os.environ.get("CNI_COMMAND", ""), Code.INTERNAL)
         _report(connection, outcome.status)
         spare.account(outcome, time.monotonic() - started)
+    if outcome.after_answer is not None:
+        os.close(tell)
+        _after_answer(outcome.command, outcome.after_answer, log)
     return outcome.status
+
+
+def _after_answer(command: str, work: Callable[[], None], log: int) -> None:
+    try:
+        work()
+    except BaseException as error:
+        message = f"netc-cni server: process {os.getpid()}: {command} after its answer: {error}\n"
+        with contextlib.suppress(OSError):
+            os.write(log, message.encode())
 
 
 def _take_handover(

@@ -48,6 +48,10 @@ class Run:
     completions: list[tuple[Operation[Params], Callable[[], None]]] = field(default_factory=list)
     """How to finish the operations whose work still runs beside the call (see `later`)."""
     shared_lock: Callable[[], contextlib.AbstractContextManager[object]] | None = None
+    answer_first: bool = False
+    """A DEL that may answer the runtime before its slowest removals (see `CutsOff`)."""
+    after_answer: list[Operation[Params]] = field(default_factory=list)
+    """The removals a DEL left for after its answer (`executor.remove_after_answer`)."""
 
     @contextlib.contextmanager
     def sharing(self) -> Iterator[None]:
@@ -132,6 +136,22 @@ class Settles(Handler[P]):
 
     def settled(self, op: Operation[P], run: Run) -> bool:
         """Whether the object needs no change, as far as a pod's ADD asks."""
+        raise NotImplementedError
+
+
+class CutsOff(Handler[P]):
+    """A kind whose removal waits for the kernel, and whose object can be cut off at once.
+
+    Unregistering a link waits for an RCU grace period, most of a DEL.  A
+    DEL that may answer first (`Run.answer_first`: a warm server's, whose
+    process outlives its answer) cuts the pod off instead -- its host veth
+    down, so no frame crosses it -- and leaves this removal and the ones
+    after it (the address, the record) for after the answer, under the
+    attachment's lock all the while.
+    """
+
+    def cut_off(self, op: Operation[P], run: Run) -> bool:
+        """Make the object carry no traffic; False when there is none to remove."""
         raise NotImplementedError
 
 

@@ -32,6 +32,7 @@ from runtime.ops.base import (
     IN_PLACE_NOW,
     NOTHING_TO_KEEP,
     Blockable,
+    CutsOff,
     Handler,
     KeptByDel,
     OperationRefused,
@@ -126,7 +127,7 @@ def _random_mac() -> str:
     return mac_text(octets)
 
 
-class LinkVethHandler(Handler[LinkVethParams]):
+class LinkVethHandler(CutsOff[LinkVethParams]):
     """The pod's veth pair: host end in the node, `peer` in the pod."""
 
     params = LinkVethParams
@@ -162,6 +163,9 @@ class LinkVethHandler(Handler[LinkVethParams]):
     def remove(self, op: Operation[LinkVethParams], run: Run) -> None:
         _delete_if(run, op.params.name, "veth")
 
+    def cut_off(self, op: Operation[LinkVethParams], run: Run) -> bool:
+        return _down_if_veth(run, op.params.name)
+
     def observe(self, op: Operation[LinkVethParams], run: Run) -> Observation:
         state = self._pair(op, run)
         if state == "paired":
@@ -171,6 +175,16 @@ class LinkVethHandler(Handler[LinkVethParams]):
         if state == "stale":
             return differs(f"{op.params.name} exists without {op.params.peer} in the pod")
         return differs(f"{op.params.peer} in the pod is not paired with {op.params.name}")
+
+
+def _down_if_veth(run: Run, name: str) -> bool:
+    """Set the node's veth `name` down, so no frame crosses it; False when there is none."""
+    link = run.host.node.link(name)
+    if link is None or link.kind != "veth":
+        return False
+    if link.up:
+        run.host.node.set_flags(link, up=False)
+    return True
 
 
 def _delete_if(run: Run, name: str, kind: str) -> None:
@@ -246,7 +260,7 @@ LINK_GROUP_BASE = 0x6E000000
 """An attachment's link group is this plus its host veth's index: unique while the veth lives."""
 
 
-class LinkIfbHandler(Blockable[LinkIfbParams]):
+class LinkIfbHandler(Blockable[LinkIfbParams], CutsOff[LinkIfbParams]):
     """An ifb device, up, in one link group with the pod's host veth; removed by a DEL.
 
     Unregistering a link makes the kernel wait for RCU readers to finish with
@@ -299,6 +313,13 @@ class LinkIfbHandler(Blockable[LinkIfbParams]):
             node.delete_group(link.group)  # the ifb, the veth and its peer in the pod
         else:
             node.delete(link.name)
+
+    def cut_off(self, op: Operation[LinkIfbParams], run: Run) -> bool:
+        link = run.host.node.link(op.params.name)
+        if link is None or link.kind != "ifb":
+            return False
+        _down_if_veth(run, op.params.veth)
+        return True
 
     def obstacle(self, op: Operation[LinkIfbParams], run: Run) -> str | None:
         return not_of_kind(run.host.node.link(op.params.name), "ifb")

@@ -1,5 +1,10 @@
-"""`netc serve-cni`: calls handed to a warm server behave exactly like cold ones."""
+"""`netc serve-cni`: calls handed to a warm server behave exactly like cold ones.
 
+But for one thing: a DEL answers once the pod is cut off, and its devices go after.
+"""
+
+from compiler.datatypes import replace
+from runtime import driver
 from runtime.install import identity
 from tests.kernel import networks
 from tests.kernel.warm import serve_full_lifecycle
@@ -31,3 +36,29 @@ def test_a_server_of_another_netc_is_not_used(lab, warm):
     conflist = lab.network(networks.BRIDGE)
     assert lab.add(conflist, lab.pod("p"))["ips"]
     assert warm.calls_served() == 0
+
+
+def test_a_del_answers_with_the_pod_cut_off_and_its_devices_go_after_under_its_lock(
+    lab, warm, tmp_path
+):
+    conflist = lab.network(networks.FULL)
+    pod = lab.pod("p")
+    options = {"ports": ("8080:80",), "bandwidth": "ingress=8M,egress=4M"}
+    lab.add(conflist, pod, **options)
+    assert lab.ping(pod.name, "10.77.0.1")
+    log = tmp_path / "plugin.log"
+    chain = driver.Conflist(conflist.read_bytes())
+    driver.delete(chain, replace(lab.invocation(pod, **options), stderr_log=str(log)))
+
+    assert "its devices go after this answer" in log.read_text()
+    assert not lab.ping(pod.name, "10.77.0.1"), "cut off from the answer on"
+    # The same attachment again at once: its ADD waits for the DEL's lock, then finds the
+    # old devices gone (an ifb of the same derived name left would fail it).
+    lab.add(conflist, pod, **options)
+    assert lab.ping(pod.name, "10.77.0.1")
+    lab.delete(conflist, pod, **options)
+    assert warm.wait_idle(), "the DEL's process ends once its devices are gone"
+    links = lab.run(lab.node, "ip", "-o", "link").stdout
+    assert "veth" not in links and "nifb" not in links, links
+    assert not list((lab.tmp / "state").rglob("*.json")), "the record went last"
+    assert "after its answer" not in warm.log(), warm.log()

@@ -101,7 +101,8 @@ def _accepting(pid: int) -> bool:
 
 def serve_full_lifecycle(lab: Lab, warm: WarmServer) -> None:
     """ADD, CHECK and DEL of a pod on the full network, all taken by `warm`, with the cold
-    plugin's results: an address, a gateway that answers, no veth left behind."""
+    plugin's results: an address, a gateway that answers, no veth left behind (once the
+    DEL's devices, which go after its answer, are gone)."""
     conflist = lab.network(networks.FULL)
     pod = lab.pod("p")
     result = lab.add(conflist, pod, ports=("8080:80",), bandwidth="ingress=8M,egress=4M")
@@ -109,5 +110,5 @@ def serve_full_lifecycle(lab: Lab, warm: WarmServer) -> None:
     assert lab.ping(pod.name, "10.77.0.1")
     lab.check(conflist, pod, ports=("8080:80",), bandwidth="ingress=8M,egress=4M")
     lab.delete(conflist, pod)
-    assert "veth" not in lab.run(lab.node, "ip", "-o", "link").stdout
+    assert lab.wait_for(lambda: "veth" not in lab.run(lab.node, "ip", "-o", "link").stdout)
     assert warm.calls_served() == 3
