@@ -201,7 +201,7 @@ def run_suites(options: argparse.Namespace, tmp: Path, suites: dict[str, Any]) -
         "cluster": lambda: cluster.run(
             tmp, options.nodes, options.repeats, apply=os.geteuid() == 0
         ),
-        "load": lambda: load.run(tmp, options.load_pods, options.load_callers, options.python),
+        "load": lambda: load.run(tmp, options.load_pods, options.load_callers),
         "membership": lambda: membership.run(tmp, options.member_nodes, options.watchers),
     }
     for name in options.only:

@@ -261,17 +261,20 @@ def warm(netc: Implementation, tmp: Path, python: str, socket: Path) -> Implemen
     return netc.with_launcher(f"{NETC}-warm", bin_dir, python_probe(python, WARM_IMPORTS))
 
 
-def agent_plugins(netc: Implementation, tmp: Path, socket: Path) -> list[Implementation]:
+def agent_plugins(
+    netc: Implementation, tmp: Path, socket: Path, tag: str = ""
+) -> list[Implementation]:
     """netc-cni as the node agent installs it (`runtime.agent.plugin_files`).
 
     The compiled shim, and beside it the cold file it runs while no server
     answers: the plugin artifact, on the node's python3.  netc-agent: no
     server answers (the agent is down), the shim runs the artifact;
-    netc-agent-warm: the shim hands calls to the server.
+    netc-agent-warm: the shim hands calls to the server.  `tag` keeps the
+    files of another node's server apart.
     """
     found = []
     for name, listening in (("agent", tmp / "no-server.sock"), ("agent-warm", socket)):
-        bin_dir = tmp / f"bin-{name}"
+        bin_dir = tmp / f"bin-{tag}{name}"
         for file, content in plugin_files(str(bin_dir), str(listening)):
             install_plugin(str(bin_dir), content, file)
         probe = (

@@ -2,7 +2,8 @@
 
 What a node sees when a deployment scales up: 200 pods attached by 20
 callers at once, then detached the same way (`--load-pods`,
-`--load-callers`).  netc cold, netc warm and the reference each get a fresh
+`--load-callers`).  netc through the plugin a node runs, the agent's, cold
+and warm (netc-agent, netc-agent-warm), and the reference each get a fresh
 node of their own, and each runs alone, so none competes with another for
 the two CPUs.  Every pod is the attach suite's full attachment, with a host
 port of its own.  Reported for each implementation and direction: the wall
@@ -15,7 +16,7 @@ What limits netc: its calls say on stderr how long they waited for each
 lock (docs/runtime.md, "Locks"): the network's, taken to change what its
 pods share; an attachment's; the addresses'; the host-port claims'.  The
 suite adds those waits up against the calls' wall time, and counts the
-calls the warm server took (a launcher that waits too long for a hand-over
+calls the warm server took (a shim that waits too long for a hand-over
 runs the call itself).
 """
 
@@ -38,6 +39,8 @@ from bench.implementations import NETC, REFERENCE, Implementation, Pod
 from bench.namespaces import Namespaces
 from bench.stats import percentile, summary, timed_call
 
+AGENT, AGENT_WARM = f"{NETC}-agent", f"{NETC}-agent-warm"
+"""The plugin a node runs, the agent's: cold (no server answers) and warm."""
 PORTS = 32000
 DEVICES_GONE_WAIT = 30.0
 LOCK_WAIT = re.compile(
@@ -48,30 +51,39 @@ LOCK_WAIT = re.compile(
 CALL_DONE = re.compile(r"^netc-cni: (ADD|DEL)\b.*: (ok|failed)", re.MULTILINE)
 
 
-def run(tmp: Path, pods: int, callers: int, python: str) -> dict[str, Any]:
+def run(tmp: Path, pods: int, callers: int) -> dict[str, Any]:
     """Each implementation on a node of its own, one after the other."""
     results: dict[str, Any] = {"pods": pods, "callers": callers, "implementations": {}}
-    for name in (NETC, f"{NETC}-warm", REFERENCE):
+    for name in (AGENT, AGENT_WARM, REFERENCE):
         with contextlib.ExitStack() as stack:
             spaces = stack.enter_context(Namespaces())
-            impl = _node(stack, name, spaces, tmp, pods=pods, python=python)
+            impl = _node(stack, name, spaces, tmp, pods=pods)
             progress(f"load: {pods} pods, {callers} callers, {name}")
             results["implementations"][name] = _load(impl, spaces, pods, callers)
-            if name == f"{NETC}-warm":
+            if name == AGENT_WARM:
                 results["implementations"][name]["served_warm"] = _served_warm(tmp, impl)
     return results
 
 
 def _node(
-    stack: contextlib.ExitStack, name: str, spaces: Namespaces, tmp: Path, *, pods: int, python: str
+    stack: contextlib.ExitStack, name: str, spaces: Namespaces, tmp: Path, *, pods: int
 ) -> Implementation:
-    """A fresh node for `name`, whose plugins log their stderr to a file of its own."""
-    target = REFERENCE if name == REFERENCE else NETC
-    impl = impls.on_node(target, spaces, tmp, pods, role=f"load-{name}")
-    impl = replace(impl, name=name, stderr_log=str(tmp / f"load-{name}.log"))
-    if name == f"{NETC}-warm":
-        return impls.warm(impl, tmp, python, stack.enter_context(impls.serving(impl, tmp)))
-    return impl
+    """A fresh node for `name`, whose plugins log their stderr to a file of its own.
+
+    netc's calls go through the plugin a node of a cluster runs, the agent's
+    (`impls.agent_plugins`): its shim hands them to the warm server
+    (netc-agent-warm), or with no server runs the cold plugin on the node's
+    python3 (netc-agent).
+    """
+    if name == REFERENCE:
+        impl = impls.on_node(REFERENCE, spaces, tmp, pods, role=f"load-{name}")
+    else:
+        impl = impls.on_node(NETC, spaces, tmp, pods, role=f"load-{name}")
+        socket = stack.enter_context(impls.serving(impl, tmp)) if name == AGENT_WARM else None
+        tag = f"load-{name}-"
+        cold, warm = impls.agent_plugins(impl, tmp, socket or tmp / "none.sock", tag=tag)
+        impl = warm if name == AGENT_WARM else cold
+    return replace(impl, name=name, stderr_log=str(tmp / f"load-{name}.log"))
 
 
 def _load(impl: Implementation, spaces: Namespaces, count: int, callers: int) -> dict[str, Any]:

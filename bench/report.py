@@ -141,10 +141,13 @@ def _first_add(suite: dict[str, Any]) -> Iterator[str]:
         )
         return
     first = suite["first_add"]
+    ratios = ", ".join(
+        f"{name} {figures['ratio']:.2f}x" for name, figures in first.items() if "ratio" in figures
+    )
     yield (
         f"   first ADD on a fresh node ({first['netc']['n']} nodes each): "
         + ", ".join(f"{name} {_pair(figures).strip()}" for name, figures in first.items())
-        + f"  ({first['netc']['ratio']:.2f}x)"
+        + f"  ({ratios})"
     )
 
 

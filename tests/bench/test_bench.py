@@ -135,7 +135,11 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
         {
             "attach": {
                 "samples": 3,
-                "first_add": {"netc": {**_figures(60), "ratio": 0.6}, "reference": _figures(100)},
+                "first_add": {
+                    "netc": {**_figures(60), "ratio": 0.6},
+                    "netc-agent-warm": {**_figures(40), "ratio": 0.4},
+                    "reference": _figures(100),
+                },
                 "plugin_execs": {"netc": 1, "netc-warm": 1, "reference": 4},
                 "launcher_python": {"netc": "Python 3.11"},
                 "phases": [phase],
@@ -228,11 +232,18 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
         "60.0",
         "/",
         "72.0,",
+        "netc-agent-warm",
+        "40.0",
+        "/",
+        "48.0,",
         "reference",
         "100.0",
         "/",
         "120.0",
-        "(0.60x)",
+        "(netc",
+        "0.60x,",
+        "netc-agent-warm",
+        "0.40x)",
     ] in rows
     assert ["reference", "1.2", "x", "4", "execs", "per", "chain"] in rows
     assert ["netc", "30.5", "x", "1", "exec", "per", "chain"] in rows
