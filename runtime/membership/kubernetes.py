@@ -110,9 +110,23 @@ class KubernetesSource(Watched):
             self._join()
         listing = self.kube.list_nodes()
         self._replace(self._members_of(listing.items), _revision(listing.resource_version))
+        self._check_own(listing.items)
         version = listing.resource_version
         while not self._stopping.is_set() and not self._must_publish():
             version = self._watch(version)
+
+    def _check_own(self, nodes: Iterable[dict[str, Any]]) -> None:
+        """Publish again if the listed own Node is not what was published.
+
+        Someone may have written it between the publishing and the listing;
+        the watch starts after the listing and never brings that change.
+        """
+        for node in nodes:
+            if _name_or_none(node) == self.node:
+                with self._lock:
+                    if self._me is not None and _member_or_none(self.cluster, node) != self._me:
+                        self._publish = True
+                return
 
     def _watch(self, version: str) -> str:
         """One watch from `version`, until the server ends it; the version reached."""
@@ -131,9 +145,8 @@ class KubernetesSource(Watched):
         """The members the listed Nodes make; a Node unreadable now keeps its last member."""
         found = {}
         for node in nodes:
-            try:
-                name = node_name(node)
-            except BadRecord:
+            name = _name_or_none(node)
+            if name is None:
                 continue
             member = self._read(name, node)
             if member is not None:
@@ -161,9 +174,8 @@ class KubernetesSource(Watched):
 
     def _change(self, kind: str, node: dict[str, Any]) -> None:
         """A Node added, modified or deleted (the lock held)."""
-        try:
-            name = node_name(node)
-        except BadRecord:
+        name = _name_or_none(node)
+        if name is None:
             return
         if kind == "DELETED":
             if name == self.node:
@@ -260,6 +272,13 @@ def _internal_ips(node: Mapping[str, Any]) -> list[str]:
             "address with --node-address ADDRESS/PREFIX"
         )
     return [found[family] for family in sorted(found)]
+
+
+def _name_or_none(node: Mapping[str, Any]) -> str | None:
+    try:
+        return node_name(node)
+    except BadRecord:
+        return None
 
 
 def _member_or_none(cluster: Cluster, node: Mapping[str, Any]) -> Member | None:

@@ -174,6 +174,9 @@ class ApiServer:
         self.store = Store()
         self.roles = {AGENT_TOKEN: set(agent_verbs), ADMIN_TOKEN: set(ALL_VERBS)}
         self.bookmark_every = bookmark_every
+        self.after_patch: Callable[[str], None] | None = None
+        """Called with the Node's name once a patch of it is stored, before it is answered:
+        someone else's write that lands between an agent's patch and its next request."""
         directory.mkdir(parents=True, exist_ok=True)
         self.tls = certificates(directory, [address])
         self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -457,9 +460,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 ),
             )
         try:
-            return self._send(200, self.store.put(patched, "MODIFIED"))
+            stored = self.store.put(patched, "MODIFIED")
         except kubernetes_validate.ValidationError as error:
             return self._send(422, status(422, "Invalid", str(error)))
+        if self.api.after_patch is not None:
+            self.api.after_patch(name)
+        return self._send(200, stored)
 
     def _create(self, _name: None, _query: dict[str, str]) -> None:
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))

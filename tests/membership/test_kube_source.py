@@ -242,6 +242,24 @@ def test_an_annotation_changed_by_someone_else_is_put_back(api, agents):
     )
 
 
+def test_an_annotation_changed_between_its_publishing_and_the_listing_is_put_back(api, agents):
+    """The write lands before the source's first listing, whose watch starts after it: only
+    the listing can tell."""
+
+    def overwrite(name: str) -> None:
+        api.after_patch = None
+        node = api.node(name)
+        node["metadata"]["annotations"][ANNOTATION] = "198.18.10.99/24"
+        api.store.put(node, "MODIFIED")
+
+    api.after_patch = overwrite
+    (source,) = agents.start(_register(api, 1))
+    assert until(lambda: api.after_patch is None and source.view().me is not None)
+    assert until(
+        lambda: api.node("node-1")["metadata"]["annotations"][ANNOTATION] == "198.18.10.11/24", 10
+    )
+
+
 def test_a_node_registered_again_with_other_podcidrs_is_not_renumbered_under_its_pods(api, agents):
     (source,) = agents.start(_register(api, 1))
     assert until(lambda: source.view().me is not None)
