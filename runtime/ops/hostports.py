@@ -92,12 +92,19 @@ def _claims_locked(directory: str) -> contextlib.AbstractContextManager[float]:
     )
 
 
-def claims_in(directory: str) -> list[HostportClaim]:
-    """The claims a directory holds (its files named as claims); none without the directory."""
+def claims_in(directory: str, port: str | None = None) -> list[HostportClaim]:
+    """The claims a directory holds (its files named as claims); none without the directory.
+
+    With `port` (`tcp:8080`), only those of that protocol's port, on any
+    address: the ones a claim of it can conflict with, found without
+    reading the claims of every other pod.
+    """
     try:
         names = sorted(os.listdir(directory))
     except FileNotFoundError:
         return []
+    if port is not None:
+        names = [name for name in names if name == port or name.startswith(f"{port}@")]
     return [claim for name in names if (claim := HostportClaim.parse(name)) is not None]
 
 
@@ -108,7 +115,7 @@ def holder_of(directory: str, claim: HostportClaim) -> str | None:
 
 def _conflict(directory: str, claim: HostportClaim, owner: str) -> str | None:
     """The holder of a claim that collides with `claim`, if it is not `owner`."""
-    for other in claims_in(directory):
+    for other in claims_in(directory, f"{claim.protocol}:{claim.port}"):
         if other.conflicts(claim):
             holder = holder_of(directory, other)
             if holder is not None and holder != owner:
