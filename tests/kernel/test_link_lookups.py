@@ -1,0 +1,93 @@
+"""A call looks a link up once until a link changes (runtime/netlink/rtnl.py, `Rtnl.link`).
+
+What it remembers must be what the kernel has: after the call's own change
+to a link, after a creation or deletion, and in the pod's namespace after a
+veth's creation from the node's.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from runtime.netlink.rtnl import Rtnl
+from runtime.netns import node_namespace
+from tests.kernel.lab import Namespaces
+
+
+@pytest.fixture
+def spaces(tmp_path):
+    with Namespaces(tmp_path) as namespaces:
+        yield namespaces, namespaces.netns("node"), namespaces.netns("pod")
+
+
+def _counted(rtnl: Rtnl) -> list[str]:
+    """The lookups `rtnl` sends to the kernel from now on."""
+    sent: list[str] = []
+    get = rtnl.nl.get
+
+    def counting(kind, body, what):
+        sent.append(what)
+        return get(kind, body, what)
+
+    rtnl.nl.get = counting  # type: ignore[method-assign]
+    return sent
+
+
+def _fresh(namespace: str, name: str):
+    """The link as a handle that remembers nothing reads it."""
+    with node_namespace(namespace):
+        rtnl = Rtnl()
+    try:
+        return rtnl.link(name)
+    finally:
+        rtnl.close()
+
+
+def test_a_link_is_asked_for_once_until_it_changes_and_then_read_as_the_kernel_has_it(spaces):
+    _, node, _ = spaces
+    with node_namespace(node):
+        rtnl = Rtnl()
+    try:
+        rtnl.create("lk0", "ifb")
+        rtnl.create("lkbr0", "bridge")
+        sent = _counted(rtnl)
+        link = rtnl.link("lk0")
+        assert rtnl.link("lk0") == link and len(sent) == 1, "asked once"
+        changes = [
+            lambda: rtnl.set_group(rtnl.link("lk0"), 4242),
+            lambda: rtnl.set_mtu(rtnl.link("lk0"), 1400),
+            lambda: rtnl.set_flags(rtnl.link("lk0"), up=True),
+            lambda: rtnl.set_master(rtnl.link("lk0"), rtnl.link("lkbr0")),
+            lambda: rtnl.set_hairpin(rtnl.link("lk0"), True),
+        ]
+        for change in changes:
+            change()
+            assert rtnl.link("lk0") == _fresh(node, "lk0")
+        now = rtnl.link("lk0")
+        assert (now.group, now.mtu, now.up, now.hairpin) == (4242, 1400, True, True)
+        rtnl.delete("lk0")
+        assert rtnl.link("lk0") is None
+    finally:
+        rtnl.close()
+
+
+def test_a_veth_made_from_the_node_is_seen_by_the_pods_handle(spaces):
+    _, node, pod = spaces
+    with node_namespace(node):
+        node_rtnl = Rtnl()
+    with node_namespace(pod):
+        pod_rtnl = Rtnl(changes=node_rtnl.changes)
+    pod_fd = os.open(f"/run/netns/{pod}", os.O_RDONLY)
+    try:
+        assert pod_rtnl.link("eth9") is None
+        node_rtnl.create_veth("lkveth0", "eth9", pod_fd, 1500)
+        inside = pod_rtnl.link("eth9")
+        assert inside is not None and inside == _fresh(pod, "eth9")
+        node_rtnl.delete("lkveth0")
+        assert pod_rtnl.link("eth9") is None, "its peer went with it"
+    finally:
+        os.close(pod_fd)
+        node_rtnl.close()
+        pod_rtnl.close()
