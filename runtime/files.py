@@ -188,6 +188,16 @@ def write_durably(path: str, content: bytes) -> None:
     _write(path, os.O_TRUNC, content, durable=True)
 
 
+def overwrite(path: str, content: bytes) -> None:
+    """`content` as the whole of `path` (0600), written in place, not flushed.
+
+    For a hint that a crash may leave empty or stale at no cost but a longer
+    search (IPAM's last reserved address): creating a file on a disk costs
+    an inode, which `write_atomically`'s temporary does on every write.
+    """
+    _write(path, os.O_TRUNC, content, durable=False)
+
+
 def read_text(path: str) -> str | None:
     """A small file's text, or None when it is missing."""
     try:

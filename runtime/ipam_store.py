@@ -36,6 +36,7 @@ from compiler.planner.params import AddressRange
 from runtime.files import (
     link_exclusively,
     locked,
+    overwrite,
     private_directory,
     read_text,
     remove,
@@ -168,11 +169,7 @@ class IpamStore:
                     if announce is not None:
                         announce(candidate)
                     if link_exclusively(staged, self._path(candidate)):
-                        write_atomically(
-                            self._path(f"last_reserved_ip.{range_set}"),
-                            candidate.encode(),
-                            durable=False,
-                        )
+                        overwrite(self._path(f"last_reserved_ip.{range_set}"), candidate.encode())
                         return _lease(candidate, ranges)
         finally:
             remove(staged)

@@ -37,6 +37,17 @@ def test_a_failed_write_leaves_neither_a_temporary_nor_a_changed_file(tmp_path, 
     assert os.listdir(tmp_path) == ["state"]
 
 
+def test_overwrite_keeps_the_file_and_replaces_its_whole_content_privately(tmp_path):
+    hint = tmp_path / "last_reserved_ip.0"
+    hint.write_text("10.0.0.200")
+    hint.chmod(0o644)
+    inode = hint.stat().st_ino
+    files.overwrite(str(hint), b"10.0.0.3")
+    assert hint.read_text() == "10.0.0.3"
+    assert (hint.stat().st_ino, hint.stat().st_mode & 0o777) == (inode, 0o600)
+    assert os.listdir(tmp_path) == ["last_reserved_ip.0"]
+
+
 def test_create_exclusively_takes_a_free_name_once_and_never_an_empty_file(tmp_path):
     path = str(tmp_path / "10.0.0.2")
     assert files.create_exclusively(path, b"owner-a")
