@@ -16,7 +16,8 @@ compiled configuration (the mounted ConfigMap), then, in this order:
 
 and then converges again when the configuration changes, and every
 `interval` seconds (drift repair: a plugin, a route or a conflist someone
-changed is put back), logging each change it makes.  It is ready (GET /readyz on
+changed is put back), logging each change it makes; and when its peers
+change, trusting the NAT's shape for that converge (`converge`).  It is ready (GET /readyz on
 localhost) once all four are done; a node missing from the configuration,
 or a configuration it cannot read, is an error: it stays not ready and
 writes no conflist.  It is live (GET /livez) unless a restart would help:
@@ -178,16 +179,13 @@ class Agent:
             self.turned = time.monotonic()
             self.wake.clear()
             read = Snapshot.of(self.options.config)
-            if (
-                read.digest != self.attempted
-                or time.monotonic() >= due
-                or self._server_gone()
-                or self.follower.changed()
-            ):
+            thorough = read.digest != self.attempted or time.monotonic() >= due or not self.ready
+            if thorough or self._server_gone() or self.follower.changed():
                 self.doing = "converging"
-                self.converge(read)
-                wait = self.options.interval if self.ready else RETRY
-                due = time.monotonic() + min(wait, self.options.interval)
+                self.converge(read, thorough)
+                if thorough or not self.ready:
+                    wait = self.options.interval if self.ready else RETRY
+                    due = time.monotonic() + min(wait, self.options.interval)
             self.doing = "waiting"
             self.wake.wait(self.options.poll)
         if health is not None:
@@ -202,11 +200,14 @@ class Agent:
         log(stopped, "stopped")
         return 0
 
-    def converge(self, read: Snapshot | None = None) -> None:
+    def converge(self, read: Snapshot | None = None, thorough: bool = True) -> None:
         """Steps 1-4 for the configuration as `read` (default: as it is now).
 
         Each step changes only what differs; a failure leaves the agent not
-        ready, and is logged when it is new, not at every retry.
+        ready, and is logged when it is new, not at every retry.  A converge
+        for the peers' coming and going alone is not `thorough`: it trusts
+        the NAT's shape as a pod's ADD does (`runtime.apply.apply_node`),
+        and the next one on the interval checks it rule by rule.
         """
         read = read or Snapshot.of(self.options.config)
         if read.digest is not None and read.digest != self.attempted:
@@ -219,7 +220,7 @@ class Agent:
         started = time.monotonic()
         details = ""
         try:
-            condition = self._converge(read)
+            condition = self._converge(read, thorough)
         except NotJoined as error:  # what keeps it out is shown by `netc status` too
             write_members(self.options, error.cluster, error.view)
             condition = str(error)
@@ -245,7 +246,7 @@ class Agent:
             metrics.converge_failures.inc()
         metrics.ready.set(0 if condition else 1)
 
-    def _converge(self, read: Snapshot) -> str:
+    def _converge(self, read: Snapshot, thorough: bool) -> str:
         """Steps 1-4; what keeps the node from being ready though they were done ("": nothing).
 
         The members of the node's cluster come from its source: with a
@@ -267,7 +268,7 @@ class Agent:
         plan = node_plan(cluster, self.options.node, built)
         self.repairing = self.settled == (read.digest, plan)
         self.metrics.peers.set(0 if cluster is None else len(cluster.nodes) - 1)
-        self._install_and_apply(plan, built)
+        self._install_and_apply(plan, built, thorough)
         if not self._server_running():
             self._start_server()
         for written in write_conflists(self.options.cni_conf_dir, built):
@@ -288,7 +289,7 @@ class Agent:
         self.settled = None if condition else (read.digest, plan)
         return condition
 
-    def _install_and_apply(self, plan: Plan, networks: Sequence[Network]) -> None:
+    def _install_and_apply(self, plan: Plan, networks: Sequence[Network], thorough: bool) -> None:
         """Steps 1 and 2, each change logged as it is made (a failure later leaves none unsaid)."""
         for name, content in self.plugin:
             installed = install_plugin(self.options.cni_bin_dir, content, name)
@@ -306,7 +307,7 @@ class Agent:
                     **({"network": network} if network else {}),
                 )
 
-        apply_node(plan, networks, self.options.node_netns, applied)
+        apply_node(plan, networks, self.options.node_netns, applied, thorough)
 
     def _changed(self, kind: str, message: str, event: str, **fields: str) -> None:
         """A change made to the node: logged as its event, and counted.

@@ -64,8 +64,13 @@ def apply_node(
     networks: Sequence[Network],
     node_netns: str | None = None,
     changed_now: Callable[[AppliedChange], None] | None = None,
+    thorough: bool = True,
 ) -> list[AppliedChange]:
     """Ensure every operation of a node's plan; the changes, in plan order.
+
+    Not `thorough`, it trusts the NAT's shape -- its chains, their rule
+    counts and the jumps to them -- as a pod's ADD does, instead of asking
+    iptables for every rule (`executor.Run.thorough`).
 
     First, before any change, what stands in the way of any operation (a
     device of a planned name that netc does not own, another VXLAN device
@@ -78,7 +83,7 @@ def apply_node(
     with _inside(node_netns), _networks_locked(networks):
         host = Host(None)
         try:
-            run = executor.Run(host, plan)
+            run = executor.Run(host, plan, thorough=thorough)
             # One run for both: the apply reuses the check's route dump, which the handlers
             # keep current (the check's cost: docs/benchmarks.md, a cluster of 1000 nodes).
             executor.refuse_blocked(run)

@@ -48,6 +48,9 @@ class Run:
     completions: list[tuple[Operation[Params], Callable[[], None]]] = field(default_factory=list)
     """How to finish the operations whose work still runs beside the call (see `later`)."""
     shared_lock: Callable[[], contextlib.AbstractContextManager[object]] | None = None
+    thorough: bool = True
+    """A node's apply that checks each node-scoped object whole (every NAT rule, a program
+    each); without, it trusts the quicker test a pod's call makes (`Settles`)."""
     answer_first: bool = False
     """A DEL that may answer the runtime before its slowest removals (see `CutsOff`)."""
     after_answer: list[Operation[Params]] = field(default_factory=list)
@@ -66,6 +69,11 @@ class Run:
         with self.shared_lock():
             self.host.forget_links()
             yield
+
+    @property
+    def quick(self) -> bool:
+        """Whether `Settles` kinds are trusted on their quick test (a pod's call, a quick apply)."""
+        return self.pod is not None or not self.thorough
 
     @property
     def bindings(self) -> dict[str, str]:

@@ -42,7 +42,7 @@ class IptablesNodeHandler(KeptByDel, Settles[IptablesNodeParams]):
             # None of its chains, so no jump to them either: a fresh node, or a flushed one.
             self.set_up(op, rules.FRESH)
             return True
-        if run.pod is not None and _whole(op.params, shape):
+        if run.quick and _whole(op.params, shape):
             return False
         found = self.observe(op, run)
         if found.state == State.IN_PLACE:
@@ -52,7 +52,7 @@ class IptablesNodeHandler(KeptByDel, Settles[IptablesNodeParams]):
         return True
 
     def settled(self, op: Operation[IptablesNodeParams], run: Run) -> bool:
-        """A pod's ADD trusts a NAT whose shape is whole (rule by rule is for `netc apply`)."""
+        """A pod's ADD trusts a NAT whose shape is whole (rule by rule is for a thorough apply)."""
         return _whole(op.params, self._shape(op))
 
     @staticmethod

@@ -88,10 +88,11 @@ def _node_nat():
     return op
 
 
-def _run(pod: bool):
+def _run(pod: bool, thorough: bool = True):
+    """A pod's call, or a node's apply (`thorough`, or quick as an agent's reaction to peers)."""
     notes = []
     return SimpleNamespace(
-        pod=object() if pod else None, notes=notes, note=lambda op, *lines: notes.extend(lines)
+        quick=pod or not thorough, notes=notes, note=lambda op, *lines: notes.extend(lines)
     )
 
 
@@ -114,12 +115,14 @@ def test_a_whole_setup_is_left_alone(tables, pod):
     assert tables.written == [] and run.notes == []
 
 
-def test_a_pod_trusts_the_shape_and_apply_checks_every_rule(tables):
+def test_a_pod_and_a_quick_apply_trust_the_shape_and_a_thorough_apply_checks_every_rule(tables):
     op = _node_nat()
     tables.set_up_as_planned(op)
     masquerade = op.params.chains[0].name
     tables.chains[masquerade][0] = ("-s", "192.0.2.0/24", "-j", "ACCEPT")  # edited by hand
     assert not nat.IPTABLES_NODE.ensure(op, _run(pod=True))
+    assert not nat.IPTABLES_NODE.ensure(op, _run(pod=False, thorough=False))
+    assert tables.written == []
     run = _run(pod=False)
     assert nat.IPTABLES_NODE.ensure(op, run)
     (lines,) = tables.written
