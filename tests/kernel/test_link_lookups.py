@@ -7,11 +7,13 @@ veth's creation from the node's.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 import pytest
 
-from runtime.netlink.rtnl import Rtnl
+from runtime.netlink.rtnl import LinkChanges, Rtnl
 from runtime.netns import node_namespace
 from tests.kernel.lab import Namespaces
 
@@ -35,21 +37,26 @@ def _counted(rtnl: Rtnl) -> list[str]:
     return sent
 
 
-def _fresh(namespace: str, name: str):
-    """The link as a handle that remembers nothing reads it."""
+@contextlib.contextmanager
+def _rtnl_in(namespace: str, changes: LinkChanges | None = None) -> Iterator[Rtnl]:
+    """An rtnetlink handle opened in `namespace`, closed after."""
     with node_namespace(namespace):
-        rtnl = Rtnl()
+        rtnl = Rtnl(changes=changes)
     try:
-        return rtnl.link(name)
+        yield rtnl
     finally:
         rtnl.close()
 
 
+def _fresh(namespace: str, name: str):
+    """The link as a handle that remembers nothing reads it."""
+    with _rtnl_in(namespace) as rtnl:
+        return rtnl.link(name)
+
+
 def test_a_link_is_asked_for_once_until_it_changes_and_then_read_as_the_kernel_has_it(spaces):
     _, node, _ = spaces
-    with node_namespace(node):
-        rtnl = Rtnl()
-    try:
+    with _rtnl_in(node) as rtnl:
         rtnl.create("lk0", "ifb")
         rtnl.create("lkbr0", "bridge")
         sent = _counted(rtnl)
@@ -69,25 +76,18 @@ def test_a_link_is_asked_for_once_until_it_changes_and_then_read_as_the_kernel_h
         assert (now.group, now.mtu, now.up, now.hairpin) == (4242, 1400, True, True)
         rtnl.delete("lk0")
         assert rtnl.link("lk0") is None
-    finally:
-        rtnl.close()
 
 
 def test_a_veth_made_from_the_node_is_seen_by_the_pods_handle(spaces):
     _, node, pod = spaces
-    with node_namespace(node):
-        node_rtnl = Rtnl()
-    with node_namespace(pod):
-        pod_rtnl = Rtnl(changes=node_rtnl.changes)
     pod_fd = os.open(f"/run/netns/{pod}", os.O_RDONLY)
     try:
-        assert pod_rtnl.link("eth9") is None
-        node_rtnl.create_veth("lkveth0", "eth9", pod_fd, 1500)
-        inside = pod_rtnl.link("eth9")
-        assert inside is not None and inside == _fresh(pod, "eth9")
-        node_rtnl.delete("lkveth0")
-        assert pod_rtnl.link("eth9") is None, "its peer went with it"
+        with _rtnl_in(node) as node_rtnl, _rtnl_in(pod, node_rtnl.changes) as pod_rtnl:
+            assert pod_rtnl.link("eth9") is None
+            node_rtnl.create_veth("lkveth0", "eth9", pod_fd, 1500)
+            inside = pod_rtnl.link("eth9")
+            assert inside is not None and inside == _fresh(pod, "eth9")
+            node_rtnl.delete("lkveth0")
+            assert pod_rtnl.link("eth9") is None, "its peer went with it"
     finally:
         os.close(pod_fd)
-        node_rtnl.close()
-        pod_rtnl.close()

@@ -45,33 +45,34 @@ def netns(tmp_path):
         yield namespaces, namespaces.netns("shape")
 
 
-def test_nf_tables_gives_each_chains_rules_and_jumps(netns):
+@pytest.fixture
+def shaped(netns):
+    """The namespace with SETUP's rules, and a netfilter socket in it."""
     namespaces, name = netns
     namespaces.run(name, "iptables-nft-restore", "--noflush", stdin=SETUP)
     with node_namespace(name):
         tables = Tables()
-        try:
-            found = tables.shape(4, "nat", EXPECTED, COUNTED, HOLDERS)
-            flushed = namespaces.run(name, "iptables-nft", "-t", "nat", "-F")
-            after = tables.shape(4, "nat", EXPECTED, COUNTED, HOLDERS)
-            elsewhere = tables.shape(4, "filter", EXPECTED, COUNTED, HOLDERS)
-        finally:
-            tables.close()
+    try:
+        yield namespaces, name, tables
+    finally:
+        tables.close()
+
+
+def test_nf_tables_gives_each_chains_rules_and_jumps(shaped):
+    namespaces, name, tables = shaped
+    found = tables.shape(4, "nat", EXPECTED, COUNTED, HOLDERS)
+    flushed = namespaces.run(name, "iptables-nft", "-t", "nat", "-F")
+    after = tables.shape(4, "nat", EXPECTED, COUNTED, HOLDERS)
+    elsewhere = tables.shape(4, "filter", EXPECTED, COUNTED, HOLDERS)
     assert flushed.returncode == 0
     assert found == EXPECTED
     assert after == {**AFTER_FLUSH, "NETC-NONE": None}
     assert elsewhere == dict.fromkeys(EXPECTED), "another table has none of them"
 
 
-def test_only_the_holders_jumps_count(netns):
-    namespaces, name = netns
-    namespaces.run(name, "iptables-nft-restore", "--noflush", stdin=SETUP)
-    with node_namespace(name):
-        tables = Tables()
-        try:
-            found = tables.shape(4, "nat", ["NETC-HP", "NETC-EMPTY"], (), ["OUTPUT"])
-        finally:
-            tables.close()
+def test_only_the_holders_jumps_count(shaped):
+    _, _, tables = shaped
+    found = tables.shape(4, "nat", ["NETC-HP", "NETC-EMPTY"], (), ["OUTPUT"])
     assert found == {"NETC-HP": Chain(None, 1), "NETC-EMPTY": Chain(None, 0)}
 
 
