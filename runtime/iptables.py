@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
 from collections.abc import Collection, Iterable, Sequence
 
 from compiler.datatypes import frozen
@@ -119,11 +120,7 @@ def start_restore(family: int, table: str, lines: Sequence[str]) -> Running:
 
 def rule_count(family: int, table: str, chain: str) -> int | None:
     """How many rules `chain` holds, or None when it does not exist."""
-    try:
-        listing = run(program(family), "-w", XTABLES_WAIT, "-t", table, "-S", chain)
-    except ProgramFailed:
-        return None
-    return sum(line.startswith(b"-A ") for line in listing.splitlines())
+    return ListedChains(family, table).rule_count(chain)
 
 
 class LiveTables:
@@ -143,6 +140,82 @@ class LiveTables:
 
 
 LIVE = LiveTables()
+
+
+class ListedChains:
+    """A table's chains, each listed once (`iptables -S CHAIN`), asked as `LiveTables` is.
+
+    A rule the chain's listing shows is there; one it does not show is
+    asked for with `iptables -C` all the same, so a rule iptables prints
+    otherwise than netc wrote it is never taken for missing.  Selectors
+    are compared in one order (iptables prints `-d` before `-i`, whatever
+    the order they were given in).  A chain in place costs one process,
+    where asking rule by rule costs one per rule; the whole table is never
+    listed (kube-proxy's may hold thousands of rules).
+    """
+
+    def __init__(self, family: int, table: str) -> None:
+        self.family, self.table = family, table
+        self._listed: dict[str, list[tuple[str, ...]] | None] = {}
+
+    def rules(self, chain: str) -> list[tuple[str, ...]] | None:
+        """The rules of `chain` as `canonical` words, or None when it does not exist."""
+        if chain not in self._listed:
+            try:
+                listing = run(
+                    program(self.family), "-w", XTABLES_WAIT, "-t", self.table, "-S", chain
+                )
+            except ProgramFailed:
+                self._listed[chain] = None
+            else:
+                self._listed[chain] = [
+                    canonical(shlex.split(text))
+                    for text in listing.decode(errors="replace").splitlines()
+                    if text.startswith("-A ")
+                ]
+        return self._listed[chain]
+
+    def chain_exists(self, family: int, table: str, chain: str) -> bool:
+        """Whether a user chain exists."""
+        return self.rules(chain) is not None
+
+    def has_rule(self, family: int, table: str, chain: str, arguments: Rule) -> bool:
+        """Whether `chain` holds the rule: in its listing, or else as `iptables -C` finds."""
+        shown = canonical(("-A", chain, *arguments)) in (self.rules(chain) or ())
+        return shown or LIVE.has_rule(family, table, chain, arguments)
+
+    def rule_count(self, chain: str) -> int | None:
+        """How many rules `chain` holds, or None when it does not exist."""
+        listed = self.rules(chain)
+        return None if listed is None else len(listed)
+
+
+SELECTORS = ("-s", "-d", "-i", "-o", "-p")
+"""The options iptables prints first, in this order, wherever a rule gave them."""
+
+
+def canonical(words: Sequence[str]) -> tuple[str, ...]:
+    """A rule's words with its plain selectors first, in iptables' order (see `ListedChains`).
+
+    A rule with a negation (`!`) is left as it is: it is then compared as
+    written, and at worst asked for with `iptables -C`.
+    """
+    if "!" in words:
+        return tuple(words)
+    head, rest = list(words[:2]), list(words[2:])
+    found: dict[str, str] = {}
+    others: list[str] = []
+    position = 0
+    while position < len(rest):
+        word = rest[position]
+        if word in SELECTORS and position + 1 < len(rest) and word not in found:
+            found[word] = rest[position + 1]
+            position += 2
+        else:
+            others.append(word)
+            position += 1
+    selectors = [w for option in SELECTORS if option in found for w in (option, found[option])]
+    return (*head, *selectors, *others)
 
 
 def chains(

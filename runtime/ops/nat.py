@@ -25,7 +25,7 @@ from compiler.planner import iptables as rules
 from compiler.planner.iptables import Rule
 from compiler.planner.ops import Observation, Operation, State, has_params
 from compiler.planner.params import IptablesAttachmentParams, IptablesNodeParams
-from runtime.iptables import LIVE, chains, restore, rule_count, start_restore
+from runtime.iptables import LIVE, ListedChains, chains, restore, start_restore
 from runtime.netlink.nftables import Chain
 from runtime.ops.base import IN_PLACE_NOW, Handler, KeptByDel, Run, Settles, differs, missing
 from runtime.programs import ProgramFailed, Running
@@ -76,18 +76,22 @@ class IptablesNodeHandler(KeptByDel, Settles[IptablesNodeParams]):
             restore(op.params.family, op.params.table, lines)
 
     def observe(self, op: Operation[IptablesNodeParams], run: Run) -> Observation:
+        """Rule by rule, from one listing of each chain concerned (`ListedChains`)."""
         params = op.params
         family, table = params.family, params.table
+        live = ListedChains(family, table)
+        present = [j for j in params.jumps if live.has_rule(family, table, j.chain, j.rule)]
         problems = [
-            f"no jump from {j.chain} to {j.rule[-1]}"
-            for j in params.jumps
-            if not LIVE.has_rule(family, table, j.chain, j.rule)
+            f"no jump from {j.chain} to {j.rule[-1]}" for j in params.jumps if j not in present
         ]
+        jumped = {j.rule[-1] for j in present}  # a chain jumped to exists: never listed whole
         problems += [
-            f"no chain {d}" for d in params.dispatch if not LIVE.chain_exists(family, table, d)
+            f"no chain {d}"
+            for d in params.dispatch
+            if d not in jumped and not live.chain_exists(family, table, d)
         ]
         for chain in params.chains:
-            problems += _chain_problems(family, table, chain.name, chain.rules)
+            problems += _chain_problems(live, family, table, chain.name, chain.rules)
         everything = len(params.jumps) + len(params.dispatch)
         if len(problems) == everything + len(params.chains):
             return missing()
@@ -108,11 +112,13 @@ def _whole(params: IptablesNodeParams, shape: Mapping[str, Chain | None]) -> boo
     )
 
 
-def _chain_problems(family: int, table: str, chain: str, planned: Sequence[Rule]) -> list[str]:
-    count = rule_count(family, table, chain)
+def _chain_problems(
+    live: ListedChains, family: int, table: str, chain: str, planned: Sequence[Rule]
+) -> list[str]:
+    count = live.rule_count(chain)
     if count is None:
         return [f"no chain {chain}"]
-    absent = [r for r in planned if not LIVE.has_rule(family, table, chain, r)]
+    absent = [r for r in planned if not live.has_rule(family, table, chain, r)]
     if absent:
         return [
             f"{chain}: {len(absent)} of {len(planned)} rules missing, e.g. "
@@ -192,13 +198,14 @@ class IptablesAttachmentHandler(Handler[IptablesAttachmentParams]):
     def observe(self, op: Operation[IptablesAttachmentParams], run: Run) -> Observation:
         params = op.params
         family, table, chain = params.family, params.table, params.chain
-        if rule_count(family, table, chain) is None:
+        live = ListedChains(family, table)
+        if live.rule_count(chain) is None:
             return missing()
         if not LIVE.has_rule(family, table, params.dispatch, params.jump):
             return differs(f"no jump to {chain} from {params.dispatch}")
         if params.rules is None:
             return IN_PLACE_NOW
-        problems = _chain_problems(family, table, chain, params.rules)
+        problems = _chain_problems(live, family, table, chain, params.rules)
         return differs(problems[0]) if problems else IN_PLACE_NOW
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from runtime import iptables
 from runtime.iptables import _saved_chains
 from runtime.netlink.nftables import Chain, Tables
 from runtime.netns import node_namespace
@@ -81,3 +82,36 @@ def test_iptables_save_of_legacy_gives_the_same(netns):
     namespaces.run(name, "iptables-legacy-restore", "--noflush", stdin=SETUP)
     saved = namespaces.run(name, "iptables-legacy-save", "-t", "nat").stdout
     assert _saved_chains(saved, EXPECTED, COUNTED, HOLDERS) == EXPECTED
+
+
+LISTED = """*nat
+:NETC-PO - [0:0]
+-A NETC-PO -i br0 -d 127.0.0.0/8 -j RETURN
+-A NETC-PO -s 10.244.1.0/24 -m comment --comment "netc network pods" -j MASQUERADE
+-A POSTROUTING -m comment --comment "netc network pods" -j NETC-PO
+COMMIT
+"""
+
+
+def test_listed_chains_find_rules_as_written_with_one_process_per_chain(netns, monkeypatch):
+    """A rule written `-i br0 -d ...` is listed `-d ... -i br0`: still found without -C."""
+    namespaces, name = netns
+    namespaces.run(name, "iptables-nft-restore", "--noflush", stdin=LISTED)
+    asked = []
+    monkeypatch.setattr(
+        iptables.LIVE, "has_rule", lambda *question: asked.append(question) or False
+    )
+    listed = iptables.ListedChains(4, "nat")
+    masquerade = ("-s", "10.244.1.0/24", "-m", "comment", "--comment", "netc network pods")
+    with node_namespace(name):
+        found = [
+            listed.has_rule(
+                4, "nat", "NETC-PO", ("-i", "br0", "-d", "127.0.0.0/8", "-j", "RETURN")
+            ),
+            listed.has_rule(4, "nat", "NETC-PO", (*masquerade, "-j", "MASQUERADE")),
+            listed.has_rule(4, "nat", "NETC-PO", ("-s", "10.9.0.0/16", "-j", "MASQUERADE")),
+        ]
+        counts = (listed.rule_count("NETC-PO"), listed.rule_count("NETC-NONE"))
+    assert found == [True, True, False]
+    assert len(asked) == 1, "only the rule the listing does not show is asked for"
+    assert counts == (2, None)

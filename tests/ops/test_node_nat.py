@@ -55,7 +55,7 @@ class Tables:
             for n in names
         }
 
-    def rule_count(self, family, table, chain):
+    def rule_count(self, chain):
         return len(self.chains[chain]) if chain in self.chains else None
 
     def restore(self, family, table, lines):
@@ -74,7 +74,7 @@ def tables(monkeypatch):
     monkeypatch.setattr(nat, "LIVE", fake)
     monkeypatch.setattr(nat, "restore", fake.restore)
     monkeypatch.setattr(nat, "chains", fake.shape)
-    monkeypatch.setattr(nat, "rule_count", fake.rule_count)
+    monkeypatch.setattr(nat, "ListedChains", lambda family, table: fake)
     return fake
 
 
