@@ -181,3 +181,31 @@ def test_an_agent_starting_removes_the_routes_of_a_node_that_left_while_it_was_d
         assert cluster.wait_ready(NODE_A.name, 2)
         assert not gone & cluster.peer_routes(NODE_A)
         assert cluster.mac(NODE_C) not in {e.get("mac") for e in cluster.fdb(NODE_A)}
+
+
+def _masquerade(cluster: AgentCluster, node) -> tuple[str, str]:
+    """The node's masquerade chain of network pods, and its rules as `iptables -S` lists them."""
+    chains = cluster.run(cluster.ns(node), "iptables", "-t", "nat", "-S").stdout
+    (chain,) = [line.split()[1] for line in chains.splitlines() if line.startswith("-N NETC-PO-")]
+    return chain, cluster.run(cluster.ns(node), "iptables", "-t", "nat", "-S", chain).stdout
+
+
+def test_a_converge_for_a_new_peer_trusts_the_nat_and_a_thorough_one_checks_every_rule(
+    tmp_path, bin_dir
+):
+    """A joining peer makes every node converge at once: that converge trusts the NAT's
+    shape as a pod's ADD does; the next thorough one (here: for a new configuration)
+    finds a rule edited by hand and puts it back."""
+    with AgentCluster(tmp_path, bin_dir, "vxlan") as cluster:
+        cluster.start_agent(NODE_A, "--interval", "600")
+        assert cluster.wait_ready(NODE_A.name), cluster.log(NODE_A.name)
+        chain, planned = _masquerade(cluster, NODE_A)
+        edited = ("-R", chain, "1", "-s", "192.0.2.0/24", "-j", "RETURN")
+        cluster.run(cluster.ns(NODE_A), "iptables", "-t", "nat", *edited)
+        _join(cluster, NODE_B)
+        assert until(lambda: _subnets(cluster, NODE_B.name) <= cluster.peer_routes(NODE_A))
+        assert "192.0.2.0/24" in _masquerade(cluster, NODE_A)[1], "the quick converge left it"
+        config = cluster.dirs(NODE_A)["config"]
+        config.write_text(config.read_text() + "\n")  # a new configuration: thorough
+        assert until(lambda: _masquerade(cluster, NODE_A)[1] == planned), cluster.log(NODE_A.name)
+        assert "repaired" in cluster.log(NODE_A.name)
