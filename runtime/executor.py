@@ -199,6 +199,11 @@ def _finished(run: Run) -> list[tuple[Operation[Params], Exception]]:
     return failed
 
 
+def _finish(run: Run) -> list[OperationFailed]:
+    """`_finished`, its failures as each operation's `OperationFailed`."""
+    return [_translate(op, error) for op, error in _finished(run)]
+
+
 def _roll_back(applied: Sequence[Operation[Params]], run: Run) -> None:
     for op in reversed(applied):
         if not op.removed_by_del:
@@ -225,16 +230,14 @@ def remove(run: Run) -> list[OperationFailed]:
             run.after_answer = operations[position:]
             return failures
         failures += _removed(current, run)
-    return failures + [_translate(op, error) for op, error in _finished(run)]
+    return failures + _finish(run)
 
 
 def remove_after_answer(run: Run) -> list[OperationFailed]:
     """The removals `remove` left for after the answer; their failures, having tried them all."""
-    failures: list[OperationFailed] = []
-    for op in run.after_answer:
-        failures += _removed(op.resolved(run.bindings), run)
-    run.after_answer = []
-    return failures + [_translate(op, error) for op, error in _finished(run)]
+    operations, run.after_answer = run.after_answer, []
+    failures = [f for op in operations for f in _removed(op.resolved(run.bindings), run)]
+    return failures + _finish(run)
 
 
 def _removed(op: Operation[Params], run: Run) -> list[OperationFailed]:
@@ -264,7 +267,7 @@ def _cut_off(op: Operation[Params], run: Run, failures: list[OperationFailed]) -
             return False
     except Exception:  # its removal, before the answer, says what is wrong
         return False
-    failures += [_translate(finished, error) for finished, error in _finished(run)]
+    failures += _finish(run)
     return not failures
 
 

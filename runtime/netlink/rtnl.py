@@ -244,7 +244,7 @@ class Rtnl:
             self.nl.request(kind, flags, body, what)
         finally:
             if link is None:
-                self.changes.count += 1
+                self.forget_links()
             else:
                 self._looked_up.pop(link.name, None)
 
