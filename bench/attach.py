@@ -36,7 +36,7 @@ from typing import Any
 
 from bench import implementations as impls
 from bench.commands import run_quietly
-from bench.implementations import NETC, REFERENCE, Implementation, Pod
+from bench.implementations import AGENT_WARM, NETC, REFERENCE, Implementation, Pod
 from bench.machine import python_version
 from bench.namespaces import Namespaces
 from bench.startup import full_import_code
@@ -303,9 +303,6 @@ def loopback_times(reference: Implementation, spaces: Namespaces, samples: int) 
         times["del"].append(timed(partial(loopback.delete, pod)))
     spaces.delete(pod.netns for pod in pods)
     return {step: summary(values)["median_ms"] for step, values in times.items()}
-
-
-AGENT_WARM = f"{NETC}-agent-warm"
 
 
 def first_adds(spaces: Namespaces, tmp: Path, pods: int, rounds: int) -> dict[str, Any]:

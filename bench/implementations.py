@@ -65,6 +65,8 @@ LOOPBACK = {"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": 
 BANDWIDTH = "ingress=20M,egress=20M"
 REFERENCE = "reference"
 NETC = "netc"
+AGENT, AGENT_WARM = f"{NETC}-agent", f"{NETC}-agent-warm"
+"""netc-cni as the node agent installs it, with no server answering (cold) and with one."""
 VARIANTS = ("py3", "warm", "agent")
 """netc-py3: launcher on another interpreter; netc-warm: that launcher hands calls to
 `netc serve-cni`; agent: the plugin the node agent installs (the shim), cold and warm."""
@@ -273,16 +275,16 @@ def agent_plugins(
     files of another node's server apart.
     """
     found = []
-    for name, listening in (("agent", tmp / "no-server.sock"), ("agent-warm", socket)):
+    for name, listening in ((AGENT, tmp / "no-server.sock"), (AGENT_WARM, socket)):
         bin_dir = tmp / f"bin-{tag}{name}"
         for file, content in plugin_files(str(bin_dir), str(listening)):
             install_plugin(str(bin_dir), content, file)
         probe = (
             (str(bin_dir / "netc-cni"),)
-            if name == "agent-warm"
+            if name == AGENT_WARM
             else python_probe(INTERPRETERS[0], full_import_code())
         )
-        found.append(netc.with_launcher(f"{NETC}-{name}", bin_dir, probe))
+        found.append(netc.with_launcher(name, bin_dir, probe))
     return found
 
 

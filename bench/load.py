@@ -35,12 +35,11 @@ from typing import Any
 
 from bench import implementations as impls
 from bench.attach import make_pods, progress
-from bench.implementations import NETC, REFERENCE, Implementation, Pod
+from bench.implementations import AGENT, AGENT_WARM, NETC, REFERENCE, Implementation, Pod
 from bench.namespaces import Namespaces
 from bench.stats import percentile, summary, timed_call
+from tests.membership.agents import until
 
-AGENT, AGENT_WARM = f"{NETC}-agent", f"{NETC}-agent-warm"
-"""The plugin a node runs, the agent's: cold (no server answers) and warm."""
 PORTS = 32000
 DEVICES_GONE_WAIT = 30.0
 LOCK_WAIT = re.compile(
@@ -142,16 +141,18 @@ def _devices_gone(impl: Implementation, started: float) -> float | None:
     runtime waits for, this is when the node is done.  None: links were
     still there after `DEVICES_GONE_WAIT` seconds (see left_on_node).
     """
-    deadline = time.monotonic() + DEVICES_GONE_WAIT
-    while _left_on_node(impl, nat=False)["links"]:
-        if time.monotonic() > deadline:
-            return None
-        time.sleep(0.01)
+    if not until(lambda: not _pod_links(impl), DEVICES_GONE_WAIT, step=0.01):
+        return None
     return round(time.perf_counter() - started, 2)
 
 
-def _left_on_node(impl: Implementation, nat: bool = True) -> dict[str, int]:
+def _left_on_node(impl: Implementation) -> dict[str, int]:
     """Links other than lo and bridges, and nat rules: what detaching all pods left behind."""
+    return {"links": _pod_links(impl), "nat_rules": impl.nat_rules()}
+
+
+def _pod_links(impl: Implementation) -> int:
+    """How many links the node has other than lo and bridges."""
     links = json.loads(
         subprocess.run(
             ["ip", "-n", impl.node, "-j", "-d", "link", "show"],
@@ -160,12 +161,11 @@ def _left_on_node(impl: Implementation, nat: bool = True) -> dict[str, int]:
             check=True,
         ).stdout
     )
-    pod_links = [
-        link
+    return sum(
+        1
         for link in links
         if link["ifname"] != "lo" and link.get("linkinfo", {}).get("info_kind") != "bridge"
-    ]
-    return {"links": len(pod_links), "nat_rules": impl.nat_rules() if nat else 0}
+    )
 
 
 def _lock_waits(log: Path, wall_s: float) -> dict[str, Any]:
