@@ -11,43 +11,44 @@ needs:
     launcher           runtime/install.py's: VERSION answered at once, the
                        call handed to the warm server when one answers, else
                        netc's plugin imported from the archive
-    <zip>              netc's packages, standard library only on the plugin's
-                       path
+    modules            each of netc's modules: its source, then its byte code
+    table              (magic number, {module: (file, is a package, where its
+                       source and its byte code are)}), marshalled
+    trailer            where the table starts and its length, 8 bytes each
 
-The launcher is plain text after the shell's `exit`, not the archive's
-`__main__.py`: running a zip costs Python its zipimport set-up and reading
-the directory, which a warm call and a VERSION never need.
+The launcher is plain text after the shell's `exit`, and reads only what a
+call needs: VERSION and a warm call read no module.  A cold call's launcher
+reads the table and imports netc's modules from it (`launcher.Archive`).
+This file was a zip before; Python's zip import cost a cold call 14 ms more
+for the same modules (docs/benchmarks.md).
 
-The archive is built from the same modules as the server it hands calls to,
-so the two agree on `install.identity()`.  Each module also travels
-compiled, for the interpreter that builds the archive (the image's): a zip
-cannot take the caches Python would write, and compiling the plugin's
+The artifact is built from the same modules as the server it hands calls
+to, so the two agree on `install.identity()`.  Each module travels
+compiled, for the interpreter that builds the artifact (the image's): the
+file cannot take the caches Python would write, and compiling the plugin's
 modules on every call costs more than the call.  A host python of another
-version finds the caches foreign and compiles the sources instead -- slower
-when cold, the same when warm.
+version finds the magic number foreign and compiles the sources instead --
+slower when cold, the same when warm.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import io
 import marshal
-import zipfile
 
 from compiler.errors import Code
 from runtime.install import OLDEST_PYTHON, launcher_code, package_files
+from runtime.launcher import TRAILER
 
 DEFAULT_SOCKET = "/run/netc/cni.sock"
-UNCHECKED_HASH = 0b01
-"""A .pyc's flags: hash-based (bit 0), the source not checked (bit 1 clear)."""
 INTERPRETERS = ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3")
-ARCHIVE = "/proc/self/fd/9"
-"""This file, as the shell opened it: what the launcher and Python's imports read."""
+ARCHIVE = 9
+"""This file's descriptor, as the shell opened it: what the launcher reads netc's modules from."""
 SHELL = """#!/bin/sh
 # netc-cni: netc's CNI plugin.  These lines find the node's python3 and have it run the
-# launcher that follows them; the zip archive after it is netc (see runtime/artifact.py).
-# Python reads this file again for every module it imports, so it reads it through a
-# descriptor: an upgrade renaming a new one over it mid-call is not seen by this call.
+# launcher that follows them; netc's modules come after it (see runtime/artifact.py).
+# The launcher reads them from this file through a descriptor: an upgrade renaming a
+# new one over it mid-call is not seen by this call.
 exec 9<"$0" || exit 1
 for python in {interpreters}; do
     [ -x "$python" ] && exec "$python" -IS -c \\
@@ -65,7 +66,7 @@ MISSING = (
 def plugin_artifact(
     warm_socket: str | None = DEFAULT_SOCKET, interpreters: tuple[str, ...] = INTERPRETERS
 ) -> bytes:
-    """The artifact's bytes: the shell lines, the launcher, then the zip archive of netc.
+    """The artifact's bytes: the shell lines, the launcher, then netc's modules.
 
     `interpreters` are tried in order (the usual places of a node's python3).
     """
@@ -77,33 +78,31 @@ def plugin_artifact(
     launcher = launcher_code(warm_socket, root=ARCHIVE).encode()
     shell = {"interpreters": " ".join(interpreters), "error": error, "length": len(launcher)}
     offset = len(SHELL.format(**shell, offset=0).encode())  # the same length for any offset
-    buffer = io.BytesIO()
-    buffer.write(SHELL.format(**shell, offset=offset).encode() + launcher)
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in package_files():
-            archive.writestr(_entry(name), content)
-            archive.writestr(_entry(name.removesuffix(".py") + ".pyc"), _compiled(name, content))
-    return buffer.getvalue()
+    start = SHELL.format(**shell, offset=offset).encode() + launcher
+    return start + _modules(len(start))
 
 
-def _compiled(name: str, source: bytes) -> bytes:
-    """The module's byte code as an unchecked hash-based cache (PEP 552: no timestamp).
+def _modules(at: int) -> bytes:
+    """Each module's source and byte code, their table and the trailer, for offset `at`."""
+    content, table = bytearray(), {}
+    for file, source in package_files():
+        name = file.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
+        code = _compiled(file, source)
+        code_at = at + len(content) + len(source)
+        package = file.endswith("/__init__.py")
+        table[name] = (file, package, code_at - len(source), len(source), code_at, len(code))
+        content += source + code
+    index = marshal.dumps((importlib.util.MAGIC_NUMBER, table), 2)
+    size = TRAILER // 2
+    trailer = (at + len(content)).to_bytes(size, "big") + len(index).to_bytes(size, "big")
+    return bytes(content + index + trailer)
 
-    Marshalled in format 2, which has no back-references: format 3 and later
-    mark objects by their reference counts, so the bytes would depend on what
-    the building process happened to hold (the agent's and a test's differ).
+
+def _compiled(file: str, source: bytes) -> bytes:
+    """The module's byte code, marshalled in format 2, which has no back-references.
+
+    Format 3 and later mark objects by their reference counts, so the bytes
+    would depend on what the building process happened to hold (the agent's
+    and a test's differ).
     """
-    code = compile(source, name, "exec", dont_inherit=True)
-    return (
-        importlib.util.MAGIC_NUMBER
-        + UNCHECKED_HASH.to_bytes(4, "little")
-        + importlib.util.source_hash(source)
-        + marshal.dumps(code, 2)
-    )
-
-
-def _entry(name: str) -> zipfile.ZipInfo:
-    """A member with a fixed date, so the same code gives the same artifact, byte for byte."""
-    info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.external_attr = 0o644 << 16  # stored, not deflated: nothing to inflate per call
-    return info
+    return marshal.dumps(compile(source, file, "exec", dont_inherit=True), 2)

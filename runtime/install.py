@@ -87,12 +87,12 @@ def identity() -> str:
     return f"netc {netc_version()} {digest.hexdigest()[:16]}"
 
 
-def launcher_code(warm_socket: str | None, root: str | None) -> str:
+def launcher_code(warm_socket: str | None, root: str | int | None) -> str:
     """The launcher's Python (runtime/launcher.py, its settings filled in), without a `#!` line.
 
     VERSION is answered there; a call is handed over when `warm_socket`
-    answers, else the plugin runs from `root` (None: it is on sys.path
-    already, as in the artifact).
+    answers, else the plugin runs from `root`: a directory, or the descriptor
+    of the artifact holding netc's modules (runtime/artifact.py).
     """
     from runtime import launcher
 
@@ -103,7 +103,7 @@ def launcher_code(warm_socket: str | None, root: str | None) -> str:
     return _SETTINGS.sub(lambda _: settings, text, count=1)
 
 
-def launcher_settings(warm_socket: str | None, root: str | None) -> dict[str, object]:
+def launcher_settings(warm_socket: str | None, root: str | int | None) -> dict[str, object]:
     """The values of the launcher's settings, from the modules that own each fact."""
     from compiler.versions import CNI_VERSIONS, DEFAULT_CNI_VERSION
     from runtime.cni import server

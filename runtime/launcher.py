@@ -18,9 +18,14 @@ import sys
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # mypy reads this; the launcher imports nothing it does not need
     from _socket import socket
+    from importlib.machinery import ModuleSpec
+    from types import CodeType, ModuleType
+
+TRAILER = 16
+"""The artifact's last bytes: where its table of modules starts and its length (8 each)."""
 
 # settings: written by runtime/install.py
-ROOT: "str | None" = None
+ROOT: "str | int | None" = None
 SOCKET: "str | None" = None
 VERSIONS: "list[str]" = []
 DEFAULT_VERSION = ""
@@ -64,7 +69,11 @@ def leave(status: int) -> None:
 
 
 def cold() -> None:
-    """Run the plugin in this process: netc's packages from ROOT (None: already importable)."""
+    """Run the plugin in this process.
+
+    netc's packages come from ROOT: a directory, or the descriptor of the
+    artifact that holds them (None: they are importable already).
+    """
     if sys.version_info < OLDEST:
         found = ".".join(map(str, sys.version_info[:3]))
         wanted = ".".join(map(str, OLDEST))
@@ -79,11 +88,74 @@ def cold() -> None:
             "found " + found + " (" + sys.executable + ')"}\n'
         )
         leave(1)
-    if ROOT is not None:
+    if isinstance(ROOT, int):
+        sys.meta_path.insert(0, Archive(ROOT))
+    elif ROOT is not None:
         sys.path.append(ROOT)
     from runtime.cni.plugin import entry
 
     entry()
+
+
+class Archive:
+    """netc's modules, read from the artifact (runtime/artifact.py) through a descriptor.
+
+    The artifact ends with a table naming each module's source and byte code.
+    The byte code serves when this interpreter's magic number is the builder's;
+    otherwise the source is compiled.  A module costs one read and one
+    unmarshalling, where Python's zip import opened the file again and read
+    headers for each one (docs/benchmarks.md).  It finds netc's modules only,
+    so it goes first on sys.meta_path without hiding any other.
+    """
+
+    def __init__(self, descriptor: int) -> None:
+        import marshal
+        from importlib._bootstrap_external import MAGIC_NUMBER  # importlib.util's, cheaper
+
+        end = os.fstat(descriptor).st_size
+        trailer = os.pread(descriptor, TRAILER, end - TRAILER)
+        start, length = int.from_bytes(trailer[:8], "big"), int.from_bytes(trailer[8:], "big")
+        magic, self.modules = marshal.loads(os.pread(descriptor, length, start))
+        self.compiled = magic == MAGIC_NUMBER
+        self.descriptor = descriptor
+
+    def find_spec(
+        self, name: str, path: object = None, target: object = None
+    ) -> "ModuleSpec | None":
+        """A spec for netc's module `name`, None for any other (the next finder's)."""
+        if name not in self.modules:
+            return None
+        from importlib.machinery import ModuleSpec
+
+        file, package = self.modules[name][:2]
+        # a loader is what has exec_module (PEP 451); importlib.abc's base costs imports
+        spec = ModuleSpec(name, self, origin=file, is_package=package)  # type: ignore[arg-type]
+        spec.has_location = True  # __file__, for what names the module's place
+        return spec
+
+    def create_module(self, spec: "ModuleSpec") -> None:
+        """None: Python creates the module as usual."""
+        return None
+
+    def exec_module(self, module: "ModuleType") -> None:
+        """Run the module's code in it: what importing it means."""
+        exec(self.get_code(module.__name__), module.__dict__)
+
+    def get_code(self, name: str) -> "CodeType":
+        """The module's byte code: the builder's when this Python reads it, else compiled."""
+        file, _, source_at, source_length, code_at, code_length = self.modules[name]
+        if self.compiled:
+            import marshal
+
+            code: CodeType = marshal.loads(os.pread(self.descriptor, code_length, code_at))
+            return code
+        source = os.pread(self.descriptor, source_length, source_at)
+        return compile(source, file, "exec", dont_inherit=True)
+
+    def get_source(self, name: str) -> str:
+        """For tracebacks (linecache asks the loader)."""
+        _, _, source_at, source_length = self.modules[name][:4]
+        return os.pread(self.descriptor, source_length, source_at).decode()
 
 
 def warm(path: str) -> None:

@@ -1,7 +1,8 @@
 """The plugin artifact the agent installs on hosts, run as a runtime runs it (no root needed).
 
-A shell line, then a zip of the launcher and netc (runtime/artifact.py): the
-same bytes from the same code in any process; VERSION answered by the
+A shell line, the launcher, then netc's modules (runtime/artifact.py): the
+same bytes from the same code in any process; netc's modules imported from
+it as byte code, or compiled from their source on another Python; VERSION answered by the
 launcher without importing netc; a CNI error with code 107 when the host has
 no python3 (from the shell line) or one older than 3.10 (from the launcher).
 And the warm server's side of running from the image: its children, in the
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +22,13 @@ import pytest
 
 from compiler.errors import Code
 from compiler.versions import CNI_VERSIONS
+from runtime import launcher
 from runtime.artifact import plugin_artifact
+from runtime.install import package_files
 from tests.support import ROOT, python_of
 
 PYTHON_3_9 = python_of((3, 9))
+ANOTHER_PYTHON = python_of((3, 12)) or python_of((3, 10))
 HOST_PYTHON = Path("/usr/bin/python3")
 BUILD = (
     "import sys; from runtime.artifact import plugin_artifact; "
@@ -93,6 +98,38 @@ def test_version_imports_nothing_of_netc(tmp_path):
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
     assert "encodings" in imported, "no import report: the test measures nothing"
     assert not {m for m in imported if m.split(".")[0] in ("runtime", "compiler")}
+
+
+def test_the_modules_come_from_the_artifact_as_byte_code_or_compiled_from_source(tmp_path):
+    """This interpreter's magic number: the builder's byte code; another's: the source."""
+    plugin = _write(tmp_path, plugin_artifact(None))
+    descriptor = os.open(plugin, os.O_RDONLY)
+    try:
+        archive = launcher.Archive(descriptor)
+        sources = dict(package_files())
+        assert set(archive.modules) >= {"runtime", "runtime.cni.plugin", "compiler.planner.ops"}
+        assert archive.compiled
+        for name, file in (("runtime.cni.plugin", "runtime/cni/plugin.py"),):
+            assert archive.get_source(name) == sources[file].decode()
+            from_source = compile(sources[file], file, "exec", dont_inherit=True)
+            assert archive.get_code(name) == from_source
+            archive.compiled = False  # as on a Python whose magic number differs
+            assert archive.get_code(name) == from_source
+        spec = archive.find_spec("runtime.cni")
+        assert spec is not None and spec.submodule_search_locations == []
+        assert archive.find_spec("json") is None, "the standard library is not the artifact's"
+    finally:
+        os.close(descriptor)
+
+
+@pytest.mark.skipif(ANOTHER_PYTHON is None, reason="no Python 3.12 or 3.10 on this machine")
+@pytest.mark.parametrize("python", [str(HOST_PYTHON), ANOTHER_PYTHON], ids=["host", "another"])
+def test_the_plugin_runs_from_the_artifact_on_its_python_and_another(tmp_path, python):
+    """netc's modules are imported (or compiled) and the plugin itself answers."""
+    plugin = _write(tmp_path, plugin_artifact(None, interpreters=(python,)))
+    status, error = _call(plugin, "ADD", '{"cniVersion": "9.9.9"}')
+    assert (status, error["code"]) == (1, int(Code.INCOMPATIBLE_VERSION))
+    assert error["msg"] == "CNI version 9.9.9 is not supported"
 
 
 def test_a_host_without_python3_gets_a_cni_error_from_the_shell_line(tmp_path):
