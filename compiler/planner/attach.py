@@ -57,8 +57,11 @@ def attach_operations(
 ) -> list[Operation[Params]]:
     """Every operation of an ADD, in execution order.
 
-    With `enforce` off the policy is not applied: a DEL must undo what an ADD
-    did even if the policy has since changed to refuse it.
+    The host ports come before the pod's interface: a taken port fails the
+    ADD before any link exists, and their DNAT's iptables-restore runs
+    (`Run.later`) while the links are set up.  With `enforce` off the
+    policy is not applied: a DEL must undo what an ADD did even if the
+    policy has since changed to refuse it.
     """
     assert network.bridge is not None and network.ipam is not None
     names = AttachmentNames(network.name, pod.container_id, pod.ifname)
@@ -72,8 +75,8 @@ def attach_operations(
         _record(network, names),
         *node_operations(network),
         *_ipam(network.ipam, network.name, network.state_dir, pod),
-        *_sandbox(network.bridge, network.ipam, pod, names),
         *_hostport(network, network.ipam, mappings, names),
+        *_sandbox(network.bridge, network.ipam, pod, names),
         *_shaping(network, shaping, names),
     ]
 

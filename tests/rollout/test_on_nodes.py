@@ -400,7 +400,8 @@ def test_netc_install_plugin_works_on_a_node_without_python_with_the_agents_serv
     served = b.log().count("call handed to process")
     (ip,) = _add_and_delete_directly(b, str(by_hand / "netc-cni"), "byhand")["ips"]
     assert ipaddress.ip_interface(ip["address"]) in NODE_B.subnet(4)
-    assert b.log().count("call handed to process") == served + 2
+    # the container's log reaches its file through containerd's shim, a little later
+    assert scene.sim.wait_for(lambda: b.log().count("call handed to process") == served + 2)
 
 
 def test_nat_flushed_on_a_node_is_put_back_by_the_agent(scene):
