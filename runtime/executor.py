@@ -187,21 +187,26 @@ def _fail(
     raise failure from error
 
 
-def _finished(run: Run) -> list[tuple[Operation[Params], Exception]]:
-    """Finish every operation still running beside the call (`Run.later`); the failures."""
+def _finished(run: Run, answering: bool = False) -> list[tuple[Operation[Params], Exception]]:
+    """Finish every operation still running beside the call (`Run.later`); the failures.
+
+    Then collect the programs still ending (`Run.ending`), unless the call
+    is about to answer: those are collected at its end.
+    """
     failed = []
-    while run.completions:
-        op, finish = run.completions.pop(0)
-        try:
-            finish()
-        except Exception as error:  # finish the others all the same
-            failed.append((op, error))
+    for pending in (run.completions, [] if answering else run.endings):
+        while pending:
+            op, finish = pending.pop(0)
+            try:
+                finish()
+            except Exception as error:  # finish the others all the same
+                failed.append((op, error))
     return failed
 
 
-def _finish(run: Run) -> list[OperationFailed]:
+def _finish(run: Run, answering: bool = False) -> list[OperationFailed]:
     """`_finished`, its failures as each operation's `OperationFailed`."""
-    return [_translate(op, error) for op, error in _finished(run)]
+    return [_translate(op, error) for op, error in _finished(run, answering)]
 
 
 def _roll_back(applied: Sequence[Operation[Params]], run: Run) -> None:
@@ -267,7 +272,7 @@ def _cut_off(op: Operation[Params], run: Run, failures: list[OperationFailed]) -
             return False
     except Exception:  # its removal, before the answer, says what is wrong
         return False
-    failures += _finish(run)
+    failures += _finish(run, answering=True)
     return not failures
 
 

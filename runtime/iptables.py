@@ -21,13 +21,16 @@ from __future__ import annotations
 
 import itertools
 import os
+import select
 import shlex
 from collections.abc import Collection, Iterable, Sequence
+from time import perf_counter
 
 from compiler.datatypes import frozen
 from compiler.planner.iptables import Rule, restore_text
-from runtime.netlink.nftables import Chain, Tables
+from runtime.netlink.nftables import Chain, Commits, Tables
 from runtime.programs import ProgramFailed, ProgramMissing, Running, find, run, start
+from runtime.spent import SECONDS
 
 TOOLS = {4: "iptables", 6: "ip6tables"}
 BACKENDS = ("nft", "legacy")
@@ -116,6 +119,76 @@ def start_restore(family: int, table: str, lines: Sequence[str]) -> Running:
         "--noflush",
         stdin=restore_text(table, lines).encode(),
     )
+
+
+class Removing:
+    """A restore that deletes, started beside the call, whose commit may be followed.
+
+    A transaction that deletes rules or chains makes iptables-nft-restore
+    wait on its way out: nf_tables frees what was deleted after an RCU grace
+    period, and the release of the program's netlink socket waits for that,
+    long after the transaction is in (docs/benchmarks.md).  Followed, the
+    commit is seen as nf_tables announces it (`Commits`), and `committed`
+    returns then; `wait` collects the program's end, then stops following
+    (a socket released before the kernel has freed all that waits as well).
+    """
+
+    def __init__(self, family: int, table: str, lines: Sequence[str], follow: bool) -> None:
+        self.commits = Commits() if follow else None
+        try:
+            self.running = start_restore(family, table, lines)
+        except BaseException:
+            self._unfollow()
+            raise
+
+    def committed(self) -> bool:
+        """Return once the transaction is in (True) or the program has ended (False).
+
+        False too when not followed, or when nothing names the program's
+        commit; `wait` then says how it went.  Either way, `wait` follows.
+        """
+        if self.commits is None:
+            return False
+        started = perf_counter()
+        try:
+            return _until_committed(self.commits, self.running.pid)
+        except BaseException:  # the call's deadline: leave no program running
+            self.running.stop()
+            self._unfollow()
+            raise
+        finally:
+            SECONDS["programs"] += perf_counter() - started
+
+    def wait(self) -> None:
+        """The program's end; `ProgramFailed` if it refused the transaction."""
+        try:
+            self.running.wait()
+        finally:
+            self._unfollow()
+
+    def _unfollow(self) -> None:
+        if self.commits is not None:
+            self.commits.close()
+            self.commits = None
+
+
+def _until_committed(commits: Commits, pid: int) -> bool:
+    try:
+        ended = os.pidfd_open(pid)
+    except OSError:  # Linux before 5.3
+        return False
+    try:
+        waiting = select.poll()
+        waiting.register(commits, select.POLLIN)
+        waiting.register(ended, select.POLLIN)
+        while True:
+            ready = {fd for fd, _ in waiting.poll()}
+            if commits.by(pid):
+                return True
+            if ended in ready:
+                return False
+    finally:
+        os.close(ended)
 
 
 def rule_count(family: int, table: str, chain: str) -> int | None:

@@ -127,6 +127,14 @@ class Running:
         finally:
             self._close()
 
+    def stop(self) -> None:
+        """End it now and collect it: a caller giving up on it leaves no program running."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        finally:
+            self._close()
+
     def _close(self) -> None:
         for fd in self.streams:
             os.close(fd)

@@ -14,6 +14,9 @@ A chain is asked for by NFT_MSG_GETCHAIN only when nothing shows it exists.
 
 Only the iptables-nft backend keeps its tables there: on a node that runs
 iptables-legacy the chains are not found, and the caller asks iptables.
+
+`Commits` follows nf_tables' announcements instead, to learn when a
+program's transaction is in before the program has ended.
 """
 
 from __future__ import annotations
@@ -26,12 +29,21 @@ from collections.abc import Collection, Iterable
 
 from compiler.datatypes import frozen
 from runtime.netlink.channel import Channel, NetlinkError
-from runtime.netlink.wire import attributes, get_string, parse_attrs, string
+from runtime.netlink.wire import (
+    MalformedReply,
+    attributes,
+    get_string,
+    messages,
+    parse_attrs,
+    string,
+)
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_GETCHAIN = (NFNL_SUBSYS_NFTABLES << 8) | 4
 NFT_MSG_GETRULE = (NFNL_SUBSYS_NFTABLES << 8) | 7
+NFT_MSG_NEWGEN = (NFNL_SUBSYS_NFTABLES << 8) | 15
+NFNLGRP_NFTABLES = 7
 NFTA_CHAIN_TABLE = 1
 NFTA_CHAIN_NAME = 3
 NFTA_RULE_TABLE = 1
@@ -136,3 +148,55 @@ def _jump_targets(rule: bytes) -> list[str]:
         if chain:
             targets.append(chain)
     return targets
+
+
+class Commits:
+    """nf_tables' announcements of its commits in this network namespace, as they come.
+
+    A commit ends with NFT_MSG_NEWGEN from the netlink port of the socket
+    that committed.  A program's socket gets its process's pid (in its own
+    pid namespace) as its port, unless another socket of the namespace
+    holds that number already; then nothing here names the program, and
+    its caller waits for it to end.  Subscribe before the program starts,
+    or its announcement may be gone.  Closing the socket (`close`) waits, as
+    the program's own release does, for nf_tables to free what a commit
+    deleted, if it has not yet.
+    """
+
+    def __init__(self) -> None:
+        self.sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, NETLINK_NETFILTER)
+        try:
+            self.sock.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
+            self.sock.setblocking(False)
+        except BaseException:
+            self.sock.close()
+            raise
+
+    def fileno(self) -> int:
+        """For poll: readable when an announcement came."""
+        return self.sock.fileno()
+
+    def close(self) -> None:
+        """Stop following."""
+        self.sock.close()
+
+    def by(self, port: int) -> bool:
+        """Whether the announcements received so far hold a commit from `port`.
+
+        Another program's commits (kube-proxy's) are passed over; one lost
+        to a full buffer (ENOBUFS) is simply not found.
+        """
+        while True:
+            try:
+                datagram = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                return False
+            except OSError as error:
+                if error.errno != errno.ENOBUFS:
+                    raise
+                continue
+            try:
+                if any(m.kind == NFT_MSG_NEWGEN and m.port == port for m in messages(datagram)):
+                    return True
+            except MalformedReply:
+                continue

@@ -144,6 +144,8 @@ class Message:
     flags: int
     seq: int
     body: bytes
+    port: int = 0
+    """The sender's netlink port (0: the kernel's own); an announcement carries its cause's."""
 
 
 class MalformedReply(ValueError):
@@ -166,13 +168,13 @@ def messages(datagram: bytes) -> Iterator[Message]:
                 f"{len(datagram) - offset} stray bytes at byte {offset} "
                 f"of a {len(datagram)}-byte datagram"
             )
-        length, kind, flags, seq, _port = HEADER.unpack_from(datagram, offset)
+        length, kind, flags, seq, port = HEADER.unpack_from(datagram, offset)
         if length < HEADER.size or offset + length > len(datagram):
             raise MalformedReply(
                 f"a header at byte {offset} claims {length} bytes "
                 f"of a {len(datagram)}-byte datagram"
             )
-        yield Message(kind, flags, seq, datagram[offset + HEADER.size : offset + length])
+        yield Message(kind, flags, seq, datagram[offset + HEADER.size : offset + length], port)
         offset += align(length)
 
 

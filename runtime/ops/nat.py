@@ -25,7 +25,7 @@ from compiler.planner import iptables as rules
 from compiler.planner.iptables import Rule
 from compiler.planner.ops import Observation, Operation, State, has_params
 from compiler.planner.params import IptablesAttachmentParams, IptablesNodeParams
-from runtime.iptables import LIVE, ListedChains, chains, restore, start_restore
+from runtime.iptables import LIVE, ListedChains, Removing, chains, restore, start_restore
 from runtime.netlink.nftables import Chain
 from runtime.ops.base import IN_PLACE_NOW, Handler, KeptByDel, Run, Settles, differs, missing
 from runtime.programs import ProgramFailed, Running
@@ -183,14 +183,24 @@ class IptablesAttachmentHandler(Handler[IptablesAttachmentParams]):
             IPTABLES_NODE.set_up(network)
 
     def remove(self, op: Operation[IptablesAttachmentParams], run: Run) -> None:
+        """Start the teardown; a DEL that answers first follows its commit (`Removing`)."""
         params = op.params
-        removing = start_restore(params.family, params.table, rules.attachment_teardown(params))
-        run.later(op, lambda: self._torn_down(op, removing))
+        lines = rules.attachment_teardown(params)
+        removing = Removing(params.family, params.table, lines, follow=run.answer_first)
+        run.later(op, lambda: self._torn_down(op, run, removing))
 
-    def _torn_down(self, op: Operation[IptablesAttachmentParams], removing: Running) -> None:
-        """The teardown ended; one refused (a rule or chain already gone) is redone as found."""
+    def _torn_down(
+        self, op: Operation[IptablesAttachmentParams], run: Run, removing: Removing
+    ) -> None:
+        """The teardown is in; one refused (a rule or chain already gone) is redone as found.
+
+        Once its commit is seen, the program's end is left to the end of the call.
+        """
         params = op.params
         try:
+            if removing.committed():
+                run.ending(op, removing.wait)
+                return
             removing.wait()
         except ProgramFailed:
             restore(params.family, params.table, rules.attachment_teardown(params, LIVE))

@@ -13,6 +13,7 @@ from runtime import iptables
 from runtime.iptables import _saved_chains
 from runtime.netlink.nftables import Chain, Tables
 from runtime.netns import node_namespace
+from runtime.programs import ProgramFailed
 from tests.kernel.lab import Namespaces
 
 SETUP = """*nat
@@ -115,3 +116,42 @@ def test_listed_chains_find_rules_as_written_with_one_process_per_chain(netns, m
     assert found == [True, True, False]
     assert len(asked) == 1, "only the rule the listing does not show is asked for"
     assert counts == (2, None)
+
+
+DNAT = """*nat
+:NETC-HP - [0:0]
+:NETC-DN - [0:0]
+-A NETC-DN -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.244.1.2:80
+-A NETC-HP -p tcp -m tcp --dport 8080 -j NETC-DN
+COMMIT
+"""
+TEARDOWN = (":NETC-DN - [0:0]", "-D NETC-HP -p tcp -m tcp --dport 8080 -j NETC-DN", "-X NETC-DN")
+
+
+def test_a_followed_teardown_is_committed_before_its_program_is_waited_for(netns):
+    """`Removing.committed` returns once nf_tables announced the commit: the chain is gone
+    then, whatever iptables-restore still does on its way out; `wait` collects it."""
+    namespaces, name = netns
+    namespaces.run(name, "iptables-nft-restore", "--noflush", stdin=DNAT)
+    with node_namespace(name):
+        assert iptables.uses_nf_tables(), "the node's iptables-restore is iptables-nft's"
+        removing = iptables.Removing(4, "nat", TEARDOWN, follow=True)
+        committed = removing.committed()
+        tables = Tables()
+        then = tables.shape(4, "nat", ["NETC-DN"], ["NETC-DN"], ["NETC-HP"])
+        tables.close()
+        removing.wait()
+    assert committed
+    assert then == {"NETC-DN": None}
+
+
+@pytest.mark.parametrize("follow", [False, True], ids=["unfollowed", "followed"])
+def test_a_teardown_not_committed_is_known_by_its_program_s_end(netns, follow):
+    """Unfollowed, `committed` says nothing; a refused transaction (its chain is not there)
+    ends the program without a commit, and `wait` says why."""
+    _, name = netns
+    with node_namespace(name):
+        removing = iptables.Removing(4, "nat", TEARDOWN, follow=follow)
+        assert not removing.committed()
+        with pytest.raises(ProgramFailed):
+            removing.wait()

@@ -52,6 +52,8 @@ def test_a_del_answers_with_the_pod_cut_off_and_its_devices_go_after_under_its_l
 
     assert "its devices go after this answer" in log.read_text()
     assert not lab.ping(pod.name, "10.77.0.1"), "cut off from the answer on"
+    nat = lab.run(lab.node, "iptables-save", "-t", "nat").stdout
+    assert "NETC-DN-" not in nat, "its DNAT was committed away before the answer"
     # The same attachment again at once: its ADD waits for the DEL's lock, then finds the
     # old devices gone (an ifb of the same derived name left would fail it).
     lab.add(conflist, pod, **options)
