@@ -110,14 +110,18 @@ def restore(family: int, table: str, lines: Sequence[str]) -> None:
     start_restore(family, table, lines).wait()
 
 
-def start_restore(family: int, table: str, lines: Sequence[str]) -> Running:
-    """`restore`, started: the transaction is applied (or refused) by the time it is waited for."""
+def start_restore(family: int, table: str, lines: Sequence[str], hold: bool = False) -> Running:
+    """`restore`, started: the transaction is applied (or refused) by the time it is waited for.
+
+    With `hold`, the program waits for the end of its input until then (`Running`).
+    """
     return start(
         program(family, "restore"),
         "-w",
         XTABLES_WAIT,
         "--noflush",
         stdin=restore_text(table, lines).encode(),
+        hold=hold,
     )
 
 
@@ -127,16 +131,19 @@ class Removing:
     A transaction that deletes rules or chains makes iptables-nft-restore
     wait on its way out: nf_tables frees what was deleted after an RCU grace
     period, and the release of the program's netlink socket waits for that,
-    long after the transaction is in (docs/benchmarks.md).  Followed, the
-    commit is seen as nf_tables announces it (`Commits`), and `committed`
-    returns then; `wait` collects the program's end, then stops following
-    (a socket released before the kernel has freed all that waits as well).
+    long after the transaction is in (docs/benchmarks.md), holding the
+    lock every other commit needs.  Followed, the commit is seen as
+    nf_tables announces it (`Commits`), and `committed` returns then; the
+    program is held (its stdin left open) until `wait`, by when the kernel
+    has usually freed all, so neither it nor the other commits wait; `wait`
+    collects it, then stops following (a socket released before the kernel
+    has freed all waits as well).
     """
 
     def __init__(self, family: int, table: str, lines: Sequence[str], follow: bool) -> None:
         self.commits = Commits() if follow else None
         try:
-            self.running = start_restore(family, table, lines)
+            self.running = start_restore(family, table, lines, hold=follow)
         except BaseException:
             self._unfollow()
             raise

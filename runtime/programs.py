@@ -31,6 +31,8 @@ SEARCH_PATH = ("/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin")
 reduced PATH, and a caller's PATH must not choose what runs."""
 ENVIRONMENT = {"PATH": ":".join(SEARCH_PATH)}
 """The whole environment of every program started."""
+PIPE_HOLDS = 4096
+"""Bytes any pipe takes without a reader (PIPE_BUF): a held stdin longer is not held."""
 
 _mount_namespaces: list[int] = []
 """[where programs start, where the call works], once `programs_from` set them."""
@@ -90,18 +92,31 @@ def run(name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,
 
 
 class Running:
-    """A program started by `start`, to be waited for exactly once with `wait`."""
+    """A program started by `start`, to be waited for exactly once with `wait`.
 
-    def __init__(self, argv: list[str], stdin: bytes, accept: tuple[int, ...]) -> None:
+    Held (`hold`), its stdin is a pipe kept open after the input, so the
+    program, having read it all, waits for the end of its input until
+    `wait`: an iptables-restore that has committed then keeps its netlink
+    socket, whose release would wait for the kernel to free what the
+    transaction deleted (iptables.Removing).
+    """
+
+    def __init__(
+        self, argv: list[str], stdin: bytes, accept: tuple[int, ...], hold: bool = False
+    ) -> None:
         started = perf_counter()
         self.argv = argv
         self.accept = accept
-        self.streams = [
-            os.memfd_create(stream, os.MFD_CLOEXEC) for stream in ("stdin", "stdout", "stderr")
-        ]
+        self.held: int | None = None
+        self.streams = [os.memfd_create(s, os.MFD_CLOEXEC) for s in ("stdin", "stdout", "stderr")]
         try:
-            write_all(self.streams[0], stdin)
-            os.lseek(self.streams[0], 0, os.SEEK_SET)
+            if hold and len(stdin) <= PIPE_HOLDS:
+                os.close(self.streams[0])
+                self.streams[0], self.held = os.pipe2(os.O_CLOEXEC)
+                write_all(self.held, stdin)
+            else:
+                write_all(self.streams[0], stdin)
+                os.lseek(self.streams[0], 0, os.SEEK_SET)
             self.pid = os.posix_spawn(
                 argv[0],
                 argv,
@@ -118,6 +133,7 @@ class Running:
     def wait(self) -> bytes:
         """Its stdout once it has ended, or `ProgramFailed` for a status not accepted."""
         try:
+            self._release()
             started = perf_counter()
             status = _wait(self.pid)
             SECONDS["programs"] += perf_counter() - started
@@ -135,16 +151,28 @@ class Running:
         finally:
             self._close()
 
+    def _release(self) -> None:
+        """End a held stdin: the program reads the end of its input."""
+        if self.held is not None:
+            os.close(self.held)
+            self.held = None
+
     def _close(self) -> None:
+        self._release()
         for fd in self.streams:
             os.close(fd)
         self.streams = []
 
 
-def start(name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,)) -> Running:
-    """Start a program that runs beside the caller, which goes on until it `wait`s for it."""
+def start(
+    name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,), hold: bool = False
+) -> Running:
+    """Start a program that runs beside the caller, which goes on until it `wait`s for it.
+
+    With `hold`, its stdin stays open until then (`Running`).
+    """
     with _in_home():
-        return Running([find(name), *args], stdin, accept)
+        return Running([find(name), *args], stdin, accept, hold)
 
 
 def _wait(pid: int) -> int:
