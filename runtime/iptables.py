@@ -23,7 +23,7 @@ import itertools
 import os
 import select
 import shlex
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from time import perf_counter
 
 from compiler.datatypes import frozen
@@ -126,7 +126,7 @@ def start_restore(family: int, table: str, lines: Sequence[str], hold: bool = Fa
 
 
 class Removing:
-    """A restore that deletes, started beside the call, whose commit may be followed.
+    """A restore that deletes a chain, started beside the call, whose commit may be followed.
 
     A transaction that deletes rules or chains makes iptables-nft-restore
     wait on its way out: nf_tables frees what was deleted after an RCU grace
@@ -140,10 +140,14 @@ class Removing:
     has freed all waits as well).
     """
 
-    def __init__(self, family: int, table: str, lines: Sequence[str], follow: bool) -> None:
-        self.commits = Commits() if follow else None
+    def __init__(
+        self, family: int, table: str, chain: str, lines: Sequence[str], follow: bool
+    ) -> None:
+        self.family, self.table, self.chain = family, table, chain
+        self.commits = Commits() if follow and uses_nf_tables() else None
+        self.tables: Tables | None = None
         try:
-            self.running = start_restore(family, table, lines, hold=follow)
+            self.running = start_restore(family, table, lines, hold=self.commits is not None)
         except BaseException:
             self._unfollow()
             raise
@@ -151,20 +155,29 @@ class Removing:
     def committed(self) -> bool:
         """Return once the transaction is in (True) or the program has ended (False).
 
-        False too when not followed, or when nothing names the program's
-        commit; `wait` then says how it went.  Either way, `wait` follows.
+        A commit announced from the program's port is its own.  Any other
+        (its port taken by another socket, announcements lost) is its own
+        once the chain is gone.  False when not followed (nor followed with
+        iptables-legacy, which announces nothing); `wait` then says how it
+        went.  Either way, `wait` follows.
         """
         if self.commits is None:
             return False
         started = perf_counter()
         try:
-            return _until_committed(self.commits, self.running.pid)
+            return _until_committed(self.commits, self.running.pid, self.gone)
         except BaseException:  # the call's deadline: leave no program running
             self.running.stop()
             self._unfollow()
             raise
         finally:
             SECONDS["programs"] += perf_counter() - started
+
+    def gone(self) -> bool:
+        """Whether nf_tables has the chain no more (a socket kept until `wait`)."""
+        if self.tables is None:
+            self.tables = Tables()
+        return self.tables.shape(self.family, self.table, [self.chain], (), ())[self.chain] is None
 
     def wait(self) -> None:
         """The program's end; `ProgramFailed` if it refused the transaction."""
@@ -174,12 +187,13 @@ class Removing:
             self._unfollow()
 
     def _unfollow(self) -> None:
-        if self.commits is not None:
-            self.commits.close()
-            self.commits = None
+        for socket in (self.commits, self.tables):
+            if socket is not None:
+                socket.close()
+        self.commits = self.tables = None
 
 
-def _until_committed(commits: Commits, pid: int) -> bool:
+def _until_committed(commits: Commits, pid: int, gone: Callable[[], bool]) -> bool:
     try:
         ended = os.pidfd_open(pid)
     except OSError:  # Linux before 5.3
@@ -190,7 +204,8 @@ def _until_committed(commits: Commits, pid: int) -> bool:
         waiting.register(ended, select.POLLIN)
         while True:
             ready = {fd for fd, _ in waiting.poll()}
-            if commits.by(pid):
+            ports = commits.ports()
+            if pid in ports or (ports and gone()):
                 return True
             if ended in ready:
                 return False

@@ -156,11 +156,10 @@ class Commits:
     A commit ends with NFT_MSG_NEWGEN from the netlink port of the socket
     that committed.  A program's socket gets its process's pid (in its own
     pid namespace) as its port, unless another socket of the namespace
-    holds that number already; then nothing here names the program, and
-    its caller waits for it to end.  Subscribe before the program starts,
-    or its announcement may be gone.  Closing the socket (`close`) waits, as
-    the program's own release does, for nf_tables to free what a commit
-    deleted, if it has not yet.
+    holds that number already; then its commit comes from another port.
+    Subscribe before the program starts, or its announcement may be gone.
+    Closing the socket (`close`) waits, as the program's own release does,
+    for nf_tables to free what a commit deleted, if it has not yet.
     """
 
     def __init__(self) -> None:
@@ -180,23 +179,24 @@ class Commits:
         """Stop following."""
         self.sock.close()
 
-    def by(self, port: int) -> bool:
-        """Whether the announcements received so far hold a commit from `port`.
+    def ports(self) -> set[int | None]:
+        """The ports of the commits announced since last asked.
 
-        Another program's commits (kube-proxy's) are passed over; one lost
-        to a full buffer (ENOBUFS) is simply not found.
+        None stands for commits whose announcements were lost (a full
+        buffer: ENOBUFS, or bytes that are not netlink messages).
         """
+        found: set[int | None] = set()
         while True:
             try:
                 datagram = self.sock.recv(1 << 16)
             except BlockingIOError:
-                return False
+                return found
             except OSError as error:
                 if error.errno != errno.ENOBUFS:
                     raise
+                found.add(None)
                 continue
             try:
-                if any(m.kind == NFT_MSG_NEWGEN and m.port == port for m in messages(datagram)):
-                    return True
+                found.update(m.port for m in messages(datagram) if m.kind == NFT_MSG_NEWGEN)
             except MalformedReply:
-                continue
+                found.add(None)

@@ -186,7 +186,8 @@ class IptablesAttachmentHandler(Handler[IptablesAttachmentParams]):
         """Start the teardown; a DEL that answers first follows its commit (`Removing`)."""
         params = op.params
         lines = rules.attachment_teardown(params)
-        removing = Removing(params.family, params.table, lines, follow=run.answer_first)
+        follow = run.answer_first
+        removing = Removing(params.family, params.table, params.chain, lines, follow)
         run.later(op, lambda: self._torn_down(op, run, removing))
 
     def _torn_down(

@@ -10,8 +10,9 @@ from __future__ import annotations
 import pytest
 
 from runtime import iptables
+from runtime.deadline import deadline
 from runtime.iptables import _saved_chains
-from runtime.netlink.nftables import Chain, Tables
+from runtime.netlink.nftables import Chain, Commits, Tables
 from runtime.netns import node_namespace
 from runtime.programs import ProgramFailed
 from tests.kernel.lab import Namespaces
@@ -135,7 +136,7 @@ def test_a_followed_teardown_is_committed_before_its_program_is_waited_for(netns
     namespaces.run(name, "iptables-nft-restore", "--noflush", stdin=DNAT)
     with node_namespace(name):
         assert iptables.uses_nf_tables(), "the node's iptables-restore is iptables-nft's"
-        removing = iptables.Removing(4, "nat", TEARDOWN, follow=True)
+        removing = iptables.Removing(4, "nat", "NETC-DN", TEARDOWN, follow=True)
         committed = removing.committed()
         tables = Tables()
         then = tables.shape(4, "nat", ["NETC-DN"], ["NETC-DN"], ["NETC-HP"])
@@ -151,7 +152,41 @@ def test_a_teardown_not_committed_is_known_by_its_program_s_end(netns, follow):
     ends the program without a commit, and `wait` says why."""
     _, name = netns
     with node_namespace(name):
-        removing = iptables.Removing(4, "nat", TEARDOWN, follow=follow)
+        removing = iptables.Removing(4, "nat", "NETC-DN", TEARDOWN, follow=follow)
         assert not removing.committed()
         with pytest.raises(ProgramFailed):
             removing.wait()
+
+
+def test_a_commit_from_another_port_is_the_teardown_s_once_its_chain_is_gone(netns, monkeypatch):
+    """The program's port may be taken by another socket of the namespace (a process of
+    another pid namespace with the same pid): its commit comes from elsewhere, and the
+    chain's absence says it is in.  Otherwise its held program would wait forever."""
+    namespaces, name = netns
+    namespaces.run(name, "iptables-nft-restore", "--noflush", stdin=DNAT)
+    announced = Commits.ports
+    monkeypatch.setattr(Commits, "ports", lambda self: {p + 1 for p in announced(self) if p})
+    with node_namespace(name):
+        removing = iptables.Removing(4, "nat", "NETC-DN", TEARDOWN, follow=True)
+        with deadline(10):  # not seen as committed, the held program would never end
+            committed = removing.committed()
+        gone = removing.gone()
+        removing.wait()
+    assert committed and gone
+
+
+def test_with_iptables_legacy_a_followed_teardown_is_waited_for(netns):
+    """iptables-legacy announces no commit: the program is not held, and ends by itself."""
+    namespaces, name = netns
+    namespaces.run(name, "iptables-legacy-restore", "--noflush", stdin=DNAT)
+    iptables.use_backend("legacy")
+    try:
+        with node_namespace(name), deadline(10):  # held, it would never end
+            removing = iptables.Removing(4, "nat", "NETC-DN", TEARDOWN, follow=True)
+            committed = removing.committed()
+            removing.wait()
+    finally:
+        iptables.use_backend(None)
+    saved = namespaces.run(name, "iptables-legacy-save", "-t", "nat").stdout
+    assert not committed
+    assert "NETC-DN" not in saved and ":NETC-HP" in saved
