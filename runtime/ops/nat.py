@@ -193,15 +193,20 @@ class IptablesAttachmentHandler(Handler[IptablesAttachmentParams]):
     def _torn_down(
         self, op: Operation[IptablesAttachmentParams], run: Run, removing: Removing
     ) -> None:
-        """The teardown is in; one refused (a rule or chain already gone) is redone as found.
+        """The teardown is in; the program's end is left to the end of the call once it is."""
+        if removing.committed():
+            run.ending(op, lambda: self._collected(op, removing))
+        else:
+            self._collected(op, removing)
 
-        Once its commit is seen, the program's end is left to the end of the call.
+    def _collected(self, op: Operation[IptablesAttachmentParams], removing: Removing) -> None:
+        """The teardown's program ended; one refused (a rule or chain already gone) is redone.
+
+        Redone as found.  A teardown taken for committed (its chain gone) may
+        have been refused too: a repeated DEL's, whose chain never was.
         """
         params = op.params
         try:
-            if removing.committed():
-                run.ending(op, removing.wait)
-                return
             removing.wait()
         except ProgramFailed:
             restore(params.family, params.table, rules.attachment_teardown(params, LIVE))

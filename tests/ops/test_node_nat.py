@@ -12,13 +12,15 @@ from types import SimpleNamespace
 import pytest
 
 from compiler.pipeline import compile_sources
-from compiler.planner.context import PodContext
+from compiler.planner import iptables as rules
+from compiler.planner.context import PodContext, PortMapping
 from compiler.planner.ops import has_params
-from compiler.planner.params import IptablesNodeParams
+from compiler.planner.params import IptablesAttachmentParams, IptablesNodeParams
 from compiler.planner.plan import plan
 from compiler.source import SourceFile
 from runtime.netlink.nftables import Chain
 from runtime.ops import nat
+from runtime.programs import ProgramFailed
 
 SOURCE = """
 network pods {
@@ -147,3 +149,40 @@ def test_a_lost_jump_is_repaired_and_said(tables, pod):
         f"-A {lost[0]} " + " ".join(f'"{a}"' if " " in a else a for a in lost[1])
     ]
     assert run.notes == [f"repaired: no jump from {lost[0]} to {lost[1][-1]}"]
+
+
+class _TakenForCommitted:
+    """A teardown whose chain was found gone at another's commit, and whose program then
+    says it refused the transaction: a repeated DEL's, whose chain never was."""
+
+    def __init__(self, family, table, chain, lines, follow) -> None:
+        self.follow = follow
+
+    def committed(self) -> bool:
+        return self.follow
+
+    def wait(self) -> None:
+        raise ProgramFailed(["iptables-restore"], 1, b"iptables-restore: line 3 failed")
+
+
+def test_a_teardown_taken_for_committed_and_refused_is_redone_as_found(tables, monkeypatch):
+    (network,) = compile_sources([SourceFile("nat.netdsl", SOURCE)]).networks
+    pod = PodContext("c1", port_mappings=(PortMapping(8080, 80),))
+    (op,) = [
+        o
+        for o in plan(network, pod, "DEL").operations
+        if has_params(o, IptablesAttachmentParams) and o.params.family == 4
+    ]
+    monkeypatch.setattr(nat, "Removing", _TakenForCommitted)
+    later, endings = [], []
+    run = SimpleNamespace(
+        answer_first=True,
+        later=lambda op, finish: later.append(finish),
+        ending=lambda op, collect: endings.append(collect),
+    )
+    nat.IptablesAttachmentHandler().remove(op, run)
+    for finish in later:
+        finish()
+    assert tables.written == [] and len(endings) == 1, "its end is left for after the answer"
+    endings[0]()
+    assert tables.written == [rules.attachment_teardown(op.params, tables)]
