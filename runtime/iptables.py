@@ -324,13 +324,33 @@ def chains(
     asked with one `iptables-save`.
     """
     if uses_nf_tables():
-        tables = Tables()
-        try:
-            return tables.shape(family, table, names, counted, holders)
-        finally:
-            tables.close()
+        return _kept_tables().shape(family, table, names, counted, holders)
     saved = run(program(family, "save"), "-t", table).decode(errors="replace")
     return _saved_chains(saved, names, counted, holders)
+
+
+_kept: list[tuple[tuple[int, int], Tables]] = []
+"""The netfilter socket `_kept_tables` keeps, with the process and namespace it is for."""
+
+
+def _kept_tables() -> Tables:
+    """A netfilter socket for this process in this network namespace, kept until it ends.
+
+    Releasing one waits while nf_tables has deletions to free, anywhere on
+    the machine (see `Removing`): a pod's ADD, whose answer waits for its
+    NAT's shape, must not wait for another pod's DEL or kube-proxy's sync.
+    The socket goes with the process, after the answer.  One is kept: a
+    process asking in another namespace (a test's, the bench's) closes the
+    one before, which would otherwise keep its namespace alive.  A child of
+    a process that kept one (the warm server's) makes its own.
+    """
+    key = (os.getpid(), os.stat("/proc/thread-self/ns/net").st_ino)
+    if _kept and _kept[0][0] == key:
+        return _kept[0][1]
+    if _kept and _kept[0][0][0] == key[0]:
+        _kept[0][1].close()
+    _kept[:] = [(key, Tables())]
+    return _kept[0][1]
 
 
 def uses_nf_tables() -> bool:

@@ -190,3 +190,16 @@ def test_with_iptables_legacy_a_followed_teardown_is_waited_for(netns):
     saved = namespaces.run(name, "iptables-legacy-save", "-t", "nat").stdout
     assert not committed
     assert "NETC-DN" not in saved and ":NETC-HP" in saved
+
+
+def test_the_socket_a_process_keeps_answers_for_the_namespace_it_asks_in(tmp_path):
+    """`iptables.chains` keeps its netfilter socket (releasing one may wait), one per
+    process: asked in another namespace, it answers for that one."""
+    with Namespaces(tmp_path) as namespaces:
+        a, b = namespaces.netns("kept-a"), namespaces.netns("kept-b")
+        namespaces.run(a, "iptables-nft-restore", "--noflush", stdin=SETUP)
+        found = []
+        for name in (a, b, a, a):
+            with node_namespace(name):
+                found.append(iptables.chains(4, "nat", ["NETC-PO"], ["NETC-PO"], ["POSTROUTING"]))
+    assert found == [{"NETC-PO": Chain(2, 1)}, {"NETC-PO": None}] + [{"NETC-PO": Chain(2, 1)}] * 2
