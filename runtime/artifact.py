@@ -10,7 +10,7 @@ needs:
                        the call)
     launcher           runtime/install.py's: VERSION answered at once, the
                        call handed to the warm server when one answers, else
-                       netc's plugin imported from the archive
+                       netc's plugin imported from the modules that follow
     modules            each of netc's modules: its source, then its byte code
     table              (magic number, {module: (file, is a package, where its
                        source and its byte code are)}), marshalled
@@ -19,8 +19,9 @@ needs:
 The launcher is plain text after the shell's `exit`, and reads only what a
 call needs: VERSION and a warm call read no module.  A cold call's launcher
 reads the table and imports netc's modules from it (`launcher.Archive`).
-This file was a zip before; Python's zip import cost a cold call 14 ms more
-for the same modules (docs/benchmarks.md).
+This file was a zip before: Python's zip import, which opens the file again
+and reads headers for each module, made a cold call's imports slower
+(docs/benchmarks.md).
 
 The artifact is built from the same modules as the server it hands calls
 to, so the two agree on `install.identity()`.  Each module travels
