@@ -50,6 +50,8 @@ result, duration and the seconds it waited for each kind of lock, written
 by the call's child after the caller has its exit status -- no call waits
 for it -- in one write(2), which a pipe keeps whole, and never blocking: a
 reader that falls behind loses reports, never calls (`Spare.account`).
+A server given that descriptor is the agent's, and ends with it
+(`_end_with_agent`).
 
 The socket is created mode 0600, and a caller must be root in the server's
 user namespace holding every capability the server holds (SO_PEERCRED, then
@@ -136,12 +138,29 @@ def serve(
     if report is not None:
         os.set_inheritable(report, False)
         os.set_blocking(report, False)
+        _end_with_agent(report)
     listener = _listen(path)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # children are reaped by the kernel
     print(f"netc-cni server listening on {path}", file=sys.stderr, flush=True)
     spare = Spare(listener, os.fsencode(identity), handover_timeout, home, report)
     while True:
         spare.fork_and_wait()
+
+
+def _end_with_agent(report: int) -> None:
+    """Have the kernel end this server (SIGTERM) when the agent that started it ends.
+
+    In a pod the agent's end ends its container, and the server with it; an
+    agent killed outside one (a crash, a supervisor that signals only its
+    main process) would leave its server serving calls that no one
+    accounts for, beside the server of the agent started next.  An agent
+    gone already has left the report pipe without a reader.
+    """
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    waiting = select.poll()
+    waiting.register(report, select.POLLOUT)
+    if any(events & select.POLLERR for _, events in waiting.poll(0)):
+        raise SystemExit("netc-cni server: the agent that started it has ended")
 
 
 class Spare:

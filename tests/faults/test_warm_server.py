@@ -15,6 +15,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from runtime.install import identity, install
 from tests.faults import calls
 from tests.faults.state import assert_attached, assert_clean
 from tests.kernel import networks
-from tests.support import python_of
+from tests.support import ROOT, python_of
 
 IDENTITY = os.fsencode(identity())
 
@@ -581,3 +582,59 @@ def test_odd_bytes_on_stdin_get_the_same_answer_warm_and_cold(lab, warm, bin_dir
         answers.append((answer.status, answer.error()["code"]))
     assert answers == [(1, 6), (1, 6)]
     assert warm.calls_served() >= 1, "the call went cold: " + warm.log()[-2000:]
+
+
+AGENT = """
+import os, subprocess, sys, time
+reports, writer = os.pipe()
+command = [sys.executable, "-m", "runtime.cli", "serve-cni", "--socket", sys.argv[1]]
+server = subprocess.Popen(
+    [*command, "--report-fd", str(writer)],
+    pass_fds=(writer,), stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+)
+print(server.pid, flush=True)
+time.sleep(600)
+"""
+"""An agent's part in starting its server: a report pipe it reads from (here: holds)."""
+SERVE = [sys.executable, "-m", "runtime.cli", "serve-cni"]
+
+
+def test_an_agent_s_server_ends_when_the_agent_is_killed(tmp_path, lab):
+    """A server started with --report-fd ends with the process that started it: an agent
+    killed outside a container leaves no server serving calls beside its successor's."""
+    socket_path = tmp_path / "agent.sock"
+    agent = subprocess.Popen(
+        [sys.executable, "-c", AGENT, str(socket_path)], stdout=subprocess.PIPE, cwd=ROOT
+    )
+    server = int(agent.stdout.readline())
+    try:
+        assert lab.wait_for(socket_path.exists, 30), "the server never listened"
+        agent.kill()
+        agent.wait()
+        assert lab.wait_for(lambda: not _running(server), 10), "the server outlived its agent"
+    finally:
+        agent.kill()
+        agent.wait()
+        if _running(server):
+            os.kill(server, signal.SIGKILL)
+
+
+def test_a_server_whose_agent_is_gone_already_does_not_start(tmp_path):
+    """Its report pipe has no reader left: the agent ended before the server got going."""
+    reports, writer = os.pipe()
+    os.close(reports)
+    try:
+        done = subprocess.run(
+            [*SERVE, "--socket", str(tmp_path / "s"), "--report-fd", str(writer)],
+            pass_fds=(writer,),
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(writer)
+    assert done.returncode == 1
+    assert "the agent that started it has ended" in done.stderr
+    assert not (tmp_path / "s").exists(), "it never listened"
