@@ -145,7 +145,6 @@ class Removing:
     ) -> None:
         self.family, self.table, self.chain = family, table, chain
         self.commits = Commits() if follow and uses_nf_tables() else None
-        self.tables: Tables | None = None
         try:
             self.running = start_restore(family, table, lines, hold=self.commits is not None)
         except BaseException:
@@ -174,10 +173,9 @@ class Removing:
             SECONDS["programs"] += perf_counter() - started
 
     def gone(self) -> bool:
-        """Whether nf_tables has the chain no more (a socket kept until `wait`)."""
-        if self.tables is None:
-            self.tables = Tables()
-        return self.tables.shape(self.family, self.table, [self.chain], (), ())[self.chain] is None
+        """Whether nf_tables has the chain no more (asked on the socket `chains` keeps)."""
+        shape = _kept_tables().shape(self.family, self.table, [self.chain], (), ())
+        return shape[self.chain] is None
 
     def wait(self) -> None:
         """The program's end; `ProgramFailed` if it refused the transaction."""
@@ -187,10 +185,9 @@ class Removing:
             self._unfollow()
 
     def _unfollow(self) -> None:
-        for socket in (self.commits, self.tables):
-            if socket is not None:
-                socket.close()
-        self.commits = self.tables = None
+        if self.commits is not None:
+            self.commits.close()
+            self.commits = None
 
 
 def _until_committed(commits: Commits, pid: int, gone: Callable[[], bool]) -> bool:

@@ -108,15 +108,17 @@ class Running:
         self.argv = argv
         self.accept = accept
         self.held: int | None = None
-        self.streams = [os.memfd_create(s, os.MFD_CLOEXEC) for s in ("stdin", "stdout", "stderr")]
+        self.streams: list[int] = []
         try:
             if hold and len(stdin) <= PIPE_HOLDS:
-                os.close(self.streams[0])
-                self.streams[0], self.held = os.pipe2(os.O_CLOEXEC)
+                reading, self.held = os.pipe2(os.O_CLOEXEC)
+                self.streams.append(reading)
                 write_all(self.held, stdin)
             else:
+                self.streams.append(os.memfd_create("stdin", os.MFD_CLOEXEC))
                 write_all(self.streams[0], stdin)
                 os.lseek(self.streams[0], 0, os.SEEK_SET)
+            self.streams += [os.memfd_create(s, os.MFD_CLOEXEC) for s in ("stdout", "stderr")]
             self.pid = os.posix_spawn(
                 argv[0],
                 argv,
@@ -146,8 +148,7 @@ class Running:
     def stop(self) -> None:
         """End it now and collect it: a caller giving up on it leaves no program running."""
         try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
+            _kill(self.pid)
         finally:
             self._close()
 
@@ -180,10 +181,15 @@ def _wait(pid: int) -> int:
     try:
         _, status = os.waitpid(pid, 0)
     except BaseException:  # the call's deadline, most likely: leave no program running
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        _kill(pid)
         raise
     return os.waitstatus_to_exitcode(status)
+
+
+def _kill(pid: int) -> None:
+    """End a child now and collect it."""
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
 
 
 def _read_all(fd: int) -> bytes:
