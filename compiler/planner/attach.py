@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from compiler.ir import Bridge, Cluster, HostPort, Ipam, Network, family_key
+from compiler.ir import Bandwidth, Bridge, Cluster, HostPort, Ipam, Network, family_key
 from compiler.planner import params
 from compiler.planner.context import PodContext, PortMapping
 from compiler.planner.iptables import Rule, comment, rule
@@ -45,7 +45,7 @@ from compiler.source import Span
 MULTICAST = {4: "224.0.0.0/4", 6: "ff00::/8"}
 LOOPBACK = "127.0.0.0/8"
 
-Origin = Bridge | Ipam | HostPort
+Origin = Bridge | Ipam | HostPort | Bandwidth
 """The part of the network an operation comes from: its span is the operation's."""
 P = TypeVar("P", bound=Params)
 FORWARDING = {4: "net.ipv4.ip_forward", 6: "net.ipv6.conf.all.forwarding"}
@@ -202,11 +202,8 @@ def sysctl_operation(
     if origin_device:
         prefix, _, setting = key.rpartition(f".{origin_device}.")
         path = f"{prefix.replace('.', '/')}/{origin_device}/{setting}"
-    summary = (
-        f"{key} = {value}"
-        + (" (where the node has it)" if optional else "")
-        + (f" ({why})" if why else "")
-    )
+    notes = [note for note in ("where the node has it" if optional else None, why) if note]
+    summary = f"{key} = {value}" + (f" ({'; '.join(notes)})" if notes else "")
     return Operation(
         key,
         summary,
@@ -372,6 +369,7 @@ def _sandbox(
             )
         )
     ops += [
+        _without_ipv6(host, bridge, Phase.SANDBOX),
         _up(host, Where.NODE, host, bridge),
         _up("lo", Where.SANDBOX, "sandbox", bridge),
     ]
@@ -439,16 +437,40 @@ def _forget_neighbour(
     )
 
 
-def _up(dev: str, where: Where, undone_by: str, origin: Origin) -> Operation[params.LinkUpParams]:
+def _up(
+    dev: str, where: Where, undone_by: str, origin: Origin, phase: Phase = Phase.SANDBOX
+) -> Operation[params.LinkUpParams]:
     place = "in the pod" if where == Where.SANDBOX else "on the node"
     return Operation(
         f"{dev} ({where})",
         f"set {dev} up {place}",
         params.LinkUpParams(dev),
-        Phase.SANDBOX,
+        phase,
         where=where,
         undone_by=undone_by,
         span=origin.span,
+    )
+
+
+def _without_ipv6(dev: str, origin: Origin, phase: Phase) -> Operation[params.SysctlParams]:
+    """IPv6 off on a link of the pod's in the node (its host veth, its ifb), before it is up.
+
+    Neither uses addresses of its own: the bridge takes every frame its port
+    receives, and an ifb only turns traffic around.  With IPv6 on, each would
+    add a link-local address, its routes and multicast memberships to the
+    node's tables, and each link deleted walks the node's IPv6 routes, so
+    every ADD and DEL would slow as the node's pods grow.
+    """
+    return sysctl_operation(
+        f"net.ipv6.conf.{dev}.disable_ipv6",
+        "1",
+        origin,
+        scope=Scope.ATTACHMENT,
+        undone_by=dev,
+        phase=phase,
+        origin_device=dev,
+        optional=True,
+        why="the link needs no address of its own",
     )
 
 
@@ -558,7 +580,7 @@ def _shaping(
         return []
     host, ifb = names.host_veth, names.ifb
     if shaping is None:
-        return [_ifb(ifb, host, network)]
+        return _ifb(ifb, host, network)
     ops: list[Operation[Params]] = []
     ingress = shaping.bucket_for("ingress")
     if ingress is not None:
@@ -567,7 +589,7 @@ def _shaping(
     if egress is not None:
         span = shaping.span_for("egress")
         ops += [
-            _ifb(ifb, host, network),
+            *_ifb(ifb, host, network),
             _tbf(ifb, egress, "from the pod", ifb, span),
             Operation(
                 f"{host} ingress",
@@ -589,15 +611,20 @@ def _shaping(
     return ops
 
 
-def _ifb(ifb: str, veth: str, network: Network) -> Operation[params.LinkIfbParams]:
-    """The ifb, which shares the link group of the pod's `veth` (one batch on DEL)."""
-    return Operation(
-        ifb,
-        f"ifb {ifb} up",
-        params.LinkIfbParams(ifb, veth),
-        Phase.SHAPING,
-        span=network.bandwidth.span if network.bandwidth else None,
-    )
+def _ifb(ifb: str, veth: str, network: Network) -> list[Operation[Params]]:
+    """The ifb, which shares the link group of the pod's `veth` (one batch on DEL), then up."""
+    assert network.bandwidth is not None
+    return [
+        Operation(
+            ifb,
+            f"ifb {ifb} in the link group of {veth}",
+            params.LinkIfbParams(ifb, veth),
+            Phase.SHAPING,
+            span=network.bandwidth.span,
+        ),
+        _without_ipv6(ifb, network.bandwidth, Phase.SHAPING),
+        _up(ifb, Where.NODE, ifb, network.bandwidth, Phase.SHAPING),
+    ]
 
 
 def _tbf(

@@ -261,7 +261,9 @@ LINK_GROUP_BASE = 0x6E000000
 
 
 class LinkIfbHandler(Blockable[LinkIfbParams], CutsOff[LinkIfbParams]):
-    """An ifb device, up, in one link group with the pod's host veth; removed by a DEL.
+    """An ifb device in one link group with the pod's host veth; removed by a DEL.
+
+    It is created down: the plan turns its IPv6 off before a `link.up`.
 
     Unregistering a link makes the kernel wait for RCU readers to finish with
     it, the slowest step of a DEL; links deleted together as a group share one wait.  The
@@ -280,15 +282,12 @@ class LinkIfbHandler(Blockable[LinkIfbParams], CutsOff[LinkIfbParams]):
         if obstacle:
             raise OperationRefused(obstacle)
         group = self._group(op, run)
-        if link is not None and link.up and link.group == group:
-            return False
         if link is None:
             run.host.node.create(name, "ifb", group=group)
-            link = existing_link(run, Where.NODE, name)
         elif link.group != group:
             run.host.node.set_group(link, group)
-        if not link.up:
-            run.host.node.set_flags(link, up=True)
+        else:
+            return False
         return True
 
     @staticmethod
@@ -331,7 +330,10 @@ class LinkIfbHandler(Blockable[LinkIfbParams], CutsOff[LinkIfbParams]):
         obstacle = not_of_kind(link, "ifb")
         if obstacle:
             return blocked(obstacle)
-        return IN_PLACE_NOW if link.up else differs("down")
+        veth = run.host.node.link(op.params.veth)
+        if veth is not None and link.group != LINK_GROUP_BASE + veth.index:
+            return differs(f"not in the link group of {veth.name}")
+        return IN_PLACE_NOW
 
 
 OnLinkParams = TypeVar("OnLinkParams", AddressParams, RouteParams)

@@ -2,6 +2,7 @@
 
 import pytest
 
+from compiler.planner.names import AttachmentNames
 from tests.kernel import networks
 from tests.kernel.lab import CLIENT_IP
 
@@ -61,6 +62,26 @@ def test_dual_stack_pods_talk_over_ipv6(lab):
     assert {ip["address"].split("/")[1] for ip in a["ips"]} == {"24", "64"}
     assert lab.ping(first.name, _address(b, 6))
     assert lab.ping(second.name, "fd00:77::1")
+
+
+def test_the_pods_links_on_the_node_carry_no_ipv6_and_its_traffic_still_flows(lab):
+    """The host veth and the ifb get IPv6 off before they are up; the pod keeps its own."""
+    shaped = networks.DUAL_STACK.replace("    }\n}", "    }\n    bandwidth\n}")
+    conflist = lab.network(shaped)
+    first, second = lab.pod("a"), lab.pod("b")
+    a = lab.add(conflist, first, bandwidth="egress=50M")
+    b = lab.add(conflist, second)
+    host_veth = a["interfaces"][1]["name"]
+    ifb = AttachmentNames("labnet", first.container_id, "eth0").ifb
+    for link in (host_veth, ifb):
+        setting = f"net.ipv6.conf.{link}.disable_ipv6"
+        assert lab.run(lab.node, "sysctl", "-n", setting).stdout.strip() == "1"
+        for shown in (("-o", "address", "show"), ("route", "show", "table", "all")):
+            assert lab.run(lab.node, "ip", "-6", *shown, "dev", link).stdout == ""
+    assert "inet6 fe80::" in lab.run(first.name, "ip", "-6", "address", "show", "eth0").stdout
+    assert lab.ping(first.name, _address(b, 6))
+    assert lab.ping(second.name, _address(a, 6))
+    assert lab.ping(first.name, _address(b, 4))
 
 
 @pytest.mark.parametrize("mtu", [1400])
