@@ -45,7 +45,7 @@ class Record:
             "bindings": self.bindings,
         }
         files.write_atomically(
-            self.path, json.dumps(document, sort_keys=True).encode(), durable=False
+            self.path, json.dumps(document, sort_keys=True).encode(), durable=False, locked=True
         )
 
     def delete(self) -> bool:
@@ -79,17 +79,18 @@ def paths(directory: str) -> list[str]:
 def attachment_locked(path: str) -> Iterator[None]:
     """Hold the lock of the attachment whose record is at `path`, for a whole call.
 
-    Temporaries a killed call left of this record go first.  When the call
-    ends with no record (a DEL, a failed ADD), the lock file goes too: it
-    is removed by its holder, which a caller waiting on it notices
-    (`runtime.files.locked`).
+    The record is written only under this lock, through its fixed temporary:
+    each save replaces what a killed call left there.  When the call ends
+    with no record (a DEL, a failed ADD), that temporary goes, and the lock
+    file too: it is removed by its holder, which a caller waiting on it
+    notices (`runtime.files.locked`).
     """
     key = path.removesuffix(".json")
     lock = f"{key}.lock"
     with files.locked(lock, logged_as=f"attachment {os.path.basename(key)}", kind="attachment"):
         try:
-            files.sweep_temporaries(os.path.dirname(path), of=path)
             yield
         finally:
             if not os.path.exists(path):
+                files.remove(files.locked_temporary(path))
                 files.remove(lock)

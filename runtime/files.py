@@ -17,9 +17,12 @@ remove its file (an attachment's lock goes with the attachment): whoever
 waited on the removed file finds that its path names another file, or none,
 and locks again by the path.
 
-A temporary is named after the file it becomes, so the holder of a lock
-that guards one file alone (an attachment's record) can sweep that file's
-temporaries without touching other writers' in the same directory.
+A temporary is named after the file it becomes.  A file that only holders
+of its lock write (an attachment's record, a host-port claim, IPAM's boot
+marker) has one fixed temporary (`locked_temporary`): the next holder
+removes what a killed writer left by its name, without listing a directory
+that holds a file per pod.  Other files' temporaries also carry the
+writer's pid and a random suffix, since their writers may overlap.
 
 flock works on a descriptor opened read-only, so a lock file others may read
 is a lock any local user may hold, freezing every ADD, DEL and GC of the
@@ -58,22 +61,37 @@ class LockBusy(NetcError):
     code = Code.TRY_AGAIN
 
 
+def locked_temporary(target: str) -> str:
+    """The one temporary of a file that only the holders of its lock write."""
+    directory, name = os.path.split(target)
+    return os.path.join(directory or ".", f"{TEMPORARY_PREFIX}{name}")
+
+
 def _temporary(
     target: str,
     content: bytes,
     durable: bool,
     mode: int = 0o600,
     owner: tuple[int, int] | None = None,
+    *,
+    locked: bool = False,
 ) -> str:
     """A complete file under a temporary name beside `target`; nothing is left when writing fails.
 
-    `owner` (uid, gid) is given where permitted (a user's file, rewritten by root).
+    `owner` (uid, gid) is given where permitted (a user's file, rewritten by
+    root).  `locked`: the caller holds the lock of every writer of `target`,
+    and the temporary is its fixed one.  What a killed writer left there is
+    removed, never opened: it may be linked to the target already.
     """
-    directory, name = os.path.split(target)
-    path = os.path.join(
-        directory or ".",
-        f"{TEMPORARY_PREFIX}{name[:_STEM_MAX]}-{os.getpid()}-{os.urandom(4).hex()}",
-    )
+    if locked:
+        path = locked_temporary(target)
+        remove(path)
+    else:
+        directory, name = os.path.split(target)
+        path = os.path.join(
+            directory or ".",
+            f"{TEMPORARY_PREFIX}{name[:_STEM_MAX]}-{os.getpid()}-{os.urandom(4).hex()}",
+        )
     try:
         _write(path, os.O_EXCL, content, durable=durable, mode=mode, owner=owner)
     except BaseException:
@@ -141,14 +159,16 @@ def write_atomically(
     durable: bool,
     mode: int = 0o600,
     owner: tuple[int, int] | None = None,
+    locked: bool = False,
 ) -> None:
     """Replace `path` with `content` in one step.
 
     `durable` flushes the data before the rename, for state on disk that a
     crash must not leave empty (a conflist a runtime may read at any moment);
-    hints and files on tmpfs skip the flush.
+    hints and files on tmpfs skip the flush.  `locked`: every writer of
+    `path` holds its lock, this caller too (its temporary is the fixed one).
     """
-    temporary = _temporary(path, content, durable, mode, owner)
+    temporary = _temporary(path, content, durable, mode, owner, locked=locked)
     try:
         os.replace(temporary, path)
     except BaseException:
@@ -161,8 +181,10 @@ def create_exclusively(path: str, content: bytes) -> bool:
 
     link(2) fails with EEXIST when the name is taken, which makes it the
     reservation primitive, and the file is complete before it has a name.
+    Call it holding the lock every writer of `path` holds: its temporary is
+    the fixed one (`locked_temporary`).
     """
-    temporary = _temporary(path, content, durable=True)
+    temporary = _temporary(path, content, durable=True, locked=True)
     try:
         return link_exclusively(temporary, path)
     finally:
@@ -214,21 +236,6 @@ def remove(path: str) -> bool:
     except FileNotFoundError:
         return False
     return True
-
-
-def sweep_temporaries(directory: str, of: str | None = None) -> None:
-    """Delete temporary files a crashed writer left: all of them, or those of the file `of`.
-
-    Call it holding the lock every writer of those files holds: the
-    directory's, or the lock of the file `of` alone.
-    """
-    stem = None if of is None else os.path.basename(of)[:_STEM_MAX]
-    with contextlib.suppress(FileNotFoundError):
-        for name in os.listdir(directory):
-            if name.startswith(TEMPORARY_PREFIX) and (
-                stem is None or name[len(TEMPORARY_PREFIX) :].rsplit("-", 2)[0] == stem
-            ):
-                remove(os.path.join(directory, name))
 
 
 @contextlib.contextmanager

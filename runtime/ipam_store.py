@@ -40,7 +40,6 @@ from runtime.files import (
     private_directory,
     read_text,
     remove,
-    sweep_temporaries,
     write_atomically,
     write_durably,
 )
@@ -159,7 +158,6 @@ class IpamStore:
             private_directory(self.directory)
             write_durably(staged, owner)
             with self._locked():
-                sweep_temporaries(self.directory)
                 self._reclaim_after_boot()
                 if requested:
                     return self._take(requested, owner, staged, ranges)
@@ -195,7 +193,6 @@ class IpamStore:
         owner = self._owner(container_id, ifname)
         remove(self._staged(owner))
         with self._locked():
-            sweep_temporaries(self.directory)  # a repeated ADD that kept its address swept none
             freed = [name for name in held if self._owned(name, owner)]
             if not freed:
                 names = self._names()
@@ -225,7 +222,7 @@ class IpamStore:
                 remove(self._path(name))
                 freed.append(name)
         private_directory(self.directory)
-        write_atomically(self._path(BOOT_MARKER), boot.encode(), durable=True)
+        write_atomically(self._path(BOOT_MARKER), boot.encode(), durable=True, locked=True)
         return freed
 
     def _holder(self, name: str) -> tuple[str, str]:

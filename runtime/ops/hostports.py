@@ -21,7 +21,7 @@ from compiler.ir import family_key
 from compiler.planner.ops import Observation, Operation
 from compiler.planner.params import ConntrackFlushParams, HostportClaim, HostportClaimParams
 from runtime import programs
-from runtime.files import create_exclusively, locked, read_text, remove, sweep_temporaries
+from runtime.files import create_exclusively, locked, locked_temporary, read_text, remove
 from runtime.ops.base import (
     IN_PLACE_NOW,
     NOTHING_TO_KEEP,
@@ -43,7 +43,6 @@ class HostportClaimHandler(Handler[HostportClaimParams]):
         directory, owner, claims = op.params.dir, op.params.owner, op.params.claims
         assert claims is not None, "an ADD knows its ports"
         with _claims_locked(directory):  # which makes the directory, 0700
-            sweep_temporaries(directory)
             for claim in claims:
                 holder = _conflict(directory, claim, owner)
                 if holder is not None:
@@ -72,8 +71,10 @@ class HostportClaimHandler(Handler[HostportClaimParams]):
             return
         with _claims_locked(directory):
             for claim in op.params.claims or claims_in(directory):
+                path = os.path.join(directory, str(claim))
+                remove(locked_temporary(path))  # a killed ADD's, which would outlive the claim
                 if holder_of(directory, claim) == owner:
-                    remove(os.path.join(directory, str(claim)))
+                    remove(path)
 
     def observe(self, op: Operation[HostportClaimParams], run: Run) -> Observation:
         directory, owner = op.params.dir, op.params.owner

@@ -4,10 +4,13 @@ import json
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
 from runtime.driver import PluginFailed
+from runtime.files import locked_temporary
+from runtime.ipam_store import BOOT_MARKER
 from tests.kernel import networks
 from tests.kernel.test_lifecycle import NOTHING, _leftovers
 
@@ -95,7 +98,9 @@ def test_host_local_releases_what_netc_reserved(lab):
 def test_a_crashed_writer_leaves_no_empty_reservation(lab):
     directory = lab.tmp / "ipam" / "labnet"
     directory.mkdir(parents=True)
-    (directory / ".netc-tmp-4242-deadbeef").write_bytes(b"")  # what a crash mid-write leaves
+    # What a crash in the middle of writing the boot marker leaves; a reservation's own
+    # staging file is the attachment's (tests/state/test_ipam_store.py).
+    Path(locked_temporary(str(directory / BOOT_MARKER))).write_bytes(b"")
     conflist = lab.network(networks.BRIDGE)
     lab.add(conflist, lab.pod("p"))
     names = sorted(p.name for p in directory.iterdir())

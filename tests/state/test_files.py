@@ -61,12 +61,14 @@ def test_remove_and_read_tolerate_absence(tmp_path):
     assert files.remove(str(tmp_path / "none")) is False
 
 
-def test_sweep_removes_only_temporaries(tmp_path):
-    (tmp_path / f"{TEMPORARY_PREFIX}123-abcd").write_bytes(b"half")
-    (tmp_path / "10.0.0.2").write_bytes(b"owner")
-    files.sweep_temporaries(str(tmp_path))
-    assert os.listdir(tmp_path) == ["10.0.0.2"]
-    files.sweep_temporaries(str(tmp_path / "missing"))
+def test_a_claim_linked_to_a_killed_writers_temporary_is_never_rewritten(tmp_path):
+    """create_exclusively killed between its link and its unlink left both names on one file."""
+    path = str(tmp_path / "tcp:8080")
+    assert files.create_exclusively(path, b"owner-a")
+    os.link(path, files.locked_temporary(path))
+    assert not files.create_exclusively(path, b"owner-b")
+    assert files.read_text(path) == "owner-a"
+    assert os.listdir(tmp_path) == ["tcp:8080"]
 
 
 def test_locked_holds_an_exclusive_flock_for_its_body_only(tmp_path):
@@ -164,7 +166,7 @@ def test_a_holder_may_remove_the_lock_file_and_a_waiter_locks_the_path_again(tmp
     assert seen == {"path exists": True, "held": True}
 
 
-def test_a_temporary_is_named_after_its_file_and_swept_with_it_alone(tmp_path, monkeypatch):
+def test_a_temporary_is_named_after_its_file_and_fixed_for_a_locked_one(tmp_path, monkeypatch):
     target = tmp_path / "ab12.json"
     named = []
 
@@ -173,16 +175,20 @@ def test_a_temporary_is_named_after_its_file_and_swept_with_it_alone(tmp_path, m
         raise OSError(errno.EIO, "interrupted")
 
     monkeypatch.setattr(os, "replace", interrupted)
-    with pytest.raises(OSError):
-        files.write_atomically(str(target), b"{}", durable=False)
+    for locked in (False, True):
+        with pytest.raises(OSError):
+            files.write_atomically(str(target), b"{}", durable=False, locked=locked)
     monkeypatch.undo()
-    assert named and named[0].startswith(f"{TEMPORARY_PREFIX}ab12.json-")
-    others = [
-        f"{TEMPORARY_PREFIX}cd34.json-77-0a0b0c0d",
-        f"{TEMPORARY_PREFIX}123-abcd",
-        f"{TEMPORARY_PREFIX}ab12.json.old-77-0a0b0c0d",
-    ]
-    for name in [named[0], *others]:
-        (tmp_path / name).write_bytes(b"half")
-    files.sweep_temporaries(str(tmp_path), of=str(target))
-    assert sorted(os.listdir(tmp_path)) == sorted(others)
+    assert re.fullmatch(rf"{TEMPORARY_PREFIX}ab12\.json-{os.getpid()}-[0-9a-f]{{8}}", named[0])
+    assert named[1] == os.path.basename(files.locked_temporary(str(target)))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_locked_write_replaces_what_a_killed_writer_left_in_its_temporary(tmp_path):
+    target = tmp_path / "ab12.json"
+    left = tmp_path / os.path.basename(files.locked_temporary(str(target)))
+    left.write_bytes(b"half")
+    left.chmod(0o444)
+    files.write_atomically(str(target), b"{}", durable=False, locked=True)
+    assert target.read_bytes() == b"{}"
+    assert os.listdir(tmp_path) == ["ab12.json"]

@@ -90,22 +90,17 @@ def test_an_ipv6_64_is_walked_lazily(store):
     assert store.reserve(1, big, "a", "eth0").address == "fd00::2"
 
 
-def test_a_crashed_writer_s_temporaries_are_swept_on_the_next_reservation(store, tmp_path):
-    directory = tmp_path / "pods"
-    directory.mkdir()
-    (directory / ".netc-tmp-1-dead").write_bytes(b"")
+def test_a_reservation_and_its_release_list_no_directory(store, monkeypatch):
+    """The directory holds a file per pod: no call walks it (a DEL that knows its address)."""
     store.reserve(0, SMALL, "a", "eth0")
-    assert not [n for n in os.listdir(directory) if n.startswith(".netc-tmp-")]
 
+    def listed(path: str) -> list[str]:
+        raise AssertionError(f"listed {path}")
 
-def test_and_on_a_release_after_an_add_that_kept_its_address(store, tmp_path):
-    """A repeated ADD keeps its address without the lock, so it sweeps nothing: its DEL does."""
-    lease = store.reserve(0, SMALL, "a", "eth0")
-    killed = tmp_path / "pods" / ".netc-tmp-last_reserved_ip.0-1-dead"
-    killed.write_bytes(b"10.0.0.")
-    assert store.reserve(0, SMALL, "a", "eth0", held=lease.address) == lease
-    store.release("a", "eth0", [lease.address])
-    assert not killed.exists()
+    monkeypatch.setattr(os, "listdir", listed)
+    lease = store.reserve(0, SMALL, "b", "eth0")
+    assert store.reserve(0, SMALL, "b", "eth0", held=lease.address) == lease
+    assert store.release("b", "eth0", [lease.address]) == [lease.address]
 
 
 def test_the_first_reservation_after_a_boot_frees_what_no_record_explains(tmp_path):
