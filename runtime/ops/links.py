@@ -260,6 +260,11 @@ LINK_GROUP_BASE = 0x6E000000
 """An attachment's link group is this plus its host veth's index: unique while the veth lives."""
 
 
+def _group_of(veth: Link) -> int:
+    """The link group of the attachment whose host veth is `veth`."""
+    return LINK_GROUP_BASE + veth.index
+
+
 class LinkIfbHandler(Blockable[LinkIfbParams], CutsOff[LinkIfbParams]):
     """An ifb device in one link group with the pod's host veth; removed by a DEL.
 
@@ -294,7 +299,7 @@ class LinkIfbHandler(Blockable[LinkIfbParams], CutsOff[LinkIfbParams]):
     def _group(op: Operation[LinkIfbParams], run: Run) -> int:
         """The attachment's link group, which its host veth joins here if it has not yet."""
         veth = existing_link(run, Where.NODE, op.params.veth)
-        group = LINK_GROUP_BASE + veth.index
+        group = _group_of(veth)
         if veth.group != group:
             run.host.node.set_group(veth, group)
         return group
@@ -304,11 +309,7 @@ class LinkIfbHandler(Blockable[LinkIfbParams], CutsOff[LinkIfbParams]):
         link, veth = node.link(op.params.name), node.link(op.params.veth)
         if link is None or link.kind != "ifb":
             return
-        if (
-            veth is not None
-            and veth.kind == "veth"
-            and link.group == veth.group == (LINK_GROUP_BASE + veth.index)
-        ):
+        if veth is not None and veth.kind == "veth" and link.group == veth.group == _group_of(veth):
             node.delete_group(link.group)  # the ifb, the veth and its peer in the pod
         else:
             node.delete(link.name)
@@ -331,7 +332,7 @@ class LinkIfbHandler(Blockable[LinkIfbParams], CutsOff[LinkIfbParams]):
         if obstacle:
             return blocked(obstacle)
         veth = run.host.node.link(op.params.veth)
-        if veth is not None and link.group != LINK_GROUP_BASE + veth.index:
+        if veth is not None and link.group != _group_of(veth):
             return differs(f"not in the link group of {veth.name}")
         return IN_PLACE_NOW
 
