@@ -83,7 +83,7 @@ from typing import NoReturn
 
 from compiler.errors import Code, NetcError
 from runtime import programs, spent
-from runtime.cni import plugin
+from runtime.cni import pages, plugin
 from runtime.netns import CLONE_NEWNET, CLONE_NEWNS, NetnsError, enter, prepare
 
 PR_SET_PDEATHSIG = 1
@@ -107,10 +107,8 @@ FAILED = 1
 HANDOVER_TIMEOUT = 5.0
 """Seconds a connection's child waits for the whole hand-over and then for GO."""
 BACKLOG = 512
-MADV_POPULATE_WRITE = 23
-"""madvise(2) advice (Linux 5.14): fault a range in for writing now, as writes would."""
-OWN_PAGES_STEP = 1 << 20
-"""Bytes a spare copies between two looks at the listener."""
+QUIET_REPORTS = 32
+"""Reports in a row that teach the server nothing, after which calls stop looking for pages."""
 SO_PEERPIDFD = 77
 """getsockopt(2): a pidfd of the peer as it connected (Linux 6.5; Python 3.11 lacks the name)."""
 
@@ -173,8 +171,8 @@ class Spare:
     own; the server forks the next spare when that call ends (the pipe's
     end), or at once if another caller is already waiting, so a fork competes
     for the CPU with a call only when calls overlap anyway.  While it waits,
-    the spare also copies the pages it shares with the server (`own_pages`),
-    so that the call does not fault them in one by one.  A spare that
+    the spare also copies the pages calls write (`own_pages`), so that the
+    call does not fault them in one by one.  A spare that
     ends without a connection closes its pipe all the same, and one that
     loses its server (PR_SET_PDEATHSIG) is killed with it, so no orphan is
     ever left accepting calls on a stopped server's socket.
@@ -197,6 +195,16 @@ class Spare:
         """Where each call is reported (non-blocking), if anywhere."""
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        self.learned, self.teacher = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        """Where calls tell the server which pages they wrote (`runtime.cni.pages`)."""
+        for end in (self.learned, self.teacher):
+            end.setblocking(False)
+        with open("/proc/self/maps") as maps:
+            self.pages = pages.Learning(known=(), unknown=pages.writable(maps.read()))
+        """What the next spare is told of the pages calls write: nothing yet, of all the
+        writable memory the server has, loaded as it is (it only forks from now on)."""
+        self.quiet = 0
+        """Reports in a row that taught nothing new."""
 
     def fork_and_wait(self) -> None:
         """Fork a spare; return once it has ended, or has a call and another caller waits.
@@ -206,6 +214,7 @@ class Spare:
         """
         taken, tell = os.pipe()
         server = os.getpid()
+        self.pages = self._learn()
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
         try:
             if os.fork() == 0:
@@ -234,25 +243,54 @@ class Spare:
         self.libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         return os.getppid() == server
 
-    def own_pages(self) -> None:
-        """Copy the memory shared with the server now, unless a caller is waiting already.
+    def _learn(self) -> pages.Learning:
+        """The pages calls were seen to write, with what calls reported since the last fork.
+
+        A call reports after its answer, while the next spare is forked: what
+        it taught reaches the spare after that one.  After `QUIET_REPORTS`
+        reports in a row that taught nothing new, calls stop looking.
+        """
+        if not self.pages.unknown:
+            return self.pages
+        reported: list[pages.Range] = []
+        reports = 0
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                reported += pages.decode(self.learned.recv(pages.MAX_RANGES * pages.RANGE.size))
+                reports += 1
+        known = pages.merged([*self.pages.known, *reported])
+        self.quiet = self.quiet + reports if known == self.pages.known else 0
+        if self.quiet >= QUIET_REPORTS:
+            return pages.Learning(known, unknown=())
+        return pages.Learning(known, tuple(pages.without(self.pages.unknown, known)))
+
+    def own_pages(self) -> int | None:
+        """Copy the pages calls write now, unless a caller is waiting already.
 
         A forked child shares the server's pages copy-on-write, and a call
         writes to hundreds of them (reference counts all over the heap): page
         faults on the call's path (docs/benchmarks.md).  The spare takes
         its copies while no one waits for it, a step at a time, and stops as
         soon as a connection is pending.  The price is memory: a spare holds a
-        private copy of the server's writable pages (docs/runtime.md).  A step
-        the kernel refuses (a kernel before 5.14 refuses them all; any may be
-        interrupted) is passed over, and the call faults those pages in.
+        private copy of them (docs/runtime.md).  Returns /proc/self/pagemap
+        while the server learns, opened here in the server's mount namespace,
+        where the call's process will look for the pages it wrote (`teach`).
         """
         pending = select.poll()
         pending.register(self.listener, select.POLLIN)
-        for start, end in _writable_ranges():
-            for step in range(start, end, OWN_PAGES_STEP):
-                if pending.poll(0):
-                    return
-                self.libc.madvise(step, min(OWN_PAGES_STEP, end - step), MADV_POPULATE_WRITE)
+        self.pages.own(self.libc, pending)
+        if not self.pages.unknown:
+            return None
+        return os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+
+    def teach(self, pagemap: int) -> None:
+        """Tell the server which pages this call wrote that the spare was not told to copy.
+
+        After the server has heard the call ended: the next spare is forked
+        meanwhile, and learns from this call the time after.
+        """
+        with contextlib.suppress(OSError):
+            self.teacher.send(pages.encode(self.pages.written(pagemap)))
 
     def outlive_server(self) -> None:
         """A child serving a call finishes it whatever happens to the server."""
@@ -300,18 +338,6 @@ def _preload() -> None:
     datatypes.compile_pending()
     prepare()
     gc.freeze()  # what is loaded now is never collected: no child scans (and copies) it
-
-
-def _writable_ranges() -> list[tuple[int, int]]:
-    """(start, end) of this process's private writable mappings: what it shares copy-on-write."""
-    ranges = []
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            fields = line.split()
-            if fields[1][1] == "w" and fields[1][3] == "p" and not fields[-1].startswith("[v"):
-                start, _, end = fields[0].partition("-")
-                ranges.append((int(start, 16), int(end, 16)))
-    return ranges
 
 
 class _ImportsClosed(importlib.abc.MetaPathFinder):
@@ -365,15 +391,15 @@ def _child(spare: Spare, tell: int, server: int, mask: set[int | signal.Signals]
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        connection = None
+        connection = pagemap = None
         if spare.die_with(server):
-            spare.own_pages()
+            pagemap = spare.own_pages()
             connection = _accept(spare.listener)
         if connection is not None:
             spare.outlive_server()
             os.write(tell, b"T")  # and keep `tell` open: its end tells the server the call ended
             spare.listener.close()
-            status = _serve_call(connection, spare, time.monotonic() + spare.handover_timeout, tell)
+            status = _serve_call(connection, spare, tell, pagemap)
     except BaseException:
         with contextlib.suppress(BaseException):
             traceback.print_exc()
@@ -392,19 +418,20 @@ def _accept(listener: socket.socket) -> socket.socket | None:
     return connection
 
 
-def _serve_call(connection: socket.socket, spare: Spare, deadline: float, tell: int) -> int:
+def _serve_call(connection: socket.socket, spare: Spare, tell: int, pagemap: int | None) -> int:
     """Take the hand-over, run the plugin in the caller's place, report its status.
 
     Then account for the call (`Spare.account`), its duration from the
     connection's hand-over to its status; a call that raised counts as an
-    internal error.  Last, what a DEL left for after its answer
-    (`plugin.Outcome.after_answer`): the server hears the call ended (`tell`
-    closes) before, so the next spare is forked meanwhile, and a failure goes
-    to the server's log, the caller having its answer.
+    internal error.  The server hears the call ended (`tell` closes) once the
+    caller has its status, not at this process's exit, which first waits for
+    the kernel to free its memory: the next spare is forked meanwhile.  Last,
+    what a DEL left for after its answer (`plugin.Outcome.after_answer`),
+    whose failure goes to the server's log, the caller having its answer.
     """
     started = time.monotonic()
     try:
-        environment, fds = _take_handover(connection, spare, deadline)
+        environment, fds = _take_handover(connection, spare, started + spare.handover_timeout)
     except (Refused, OSError) as error:
         _log(f"hand-over refused: {error}")
         with contextlib.suppress(OSError):
@@ -422,8 +449,10 @@ def _serve_call(connection: socket.socket, spare: Spare, deadline: float, tell: 
             outcome = plugin.Outcome(os.environ.get("CNI_COMMAND", ""), Code.INTERNAL)
         _report(connection, outcome.status)
         spare.account(outcome, time.monotonic() - started)
+    os.close(tell)
+    if pagemap is not None:
+        spare.teach(pagemap)
     if outcome.after_answer is not None:
-        os.close(tell)
         _after_answer(outcome.command, outcome.after_answer, log)
     return outcome.status
 
