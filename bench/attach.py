@@ -36,7 +36,7 @@ from typing import Any
 
 from bench import implementations as impls
 from bench.commands import run_quietly
-from bench.implementations import AGENT_WARM, NETC, REFERENCE, Implementation, Pod
+from bench.implementations import AGENT_WARM, LISTS, NETC, REFERENCE, Implementation, Pod
 from bench.machine import python_version
 from bench.namespaces import Namespaces
 from bench.startup import full_import_code
@@ -167,13 +167,15 @@ def compare(
     }
 
     def unwrapped(impl: Implementation, step: str) -> float:
-        """The median without `ip netns exec`: its own plugins' cost, and the loopback's (a Go
-        binary, as the reference's plugins are)."""
+        """The median without `ip netns exec`: its own plugins' cost, and on DEL the
+        loopback's (a Go binary, as the reference's plugins are); an ADD runs the loopback
+        beside its own list (`Implementation.add`), off the path the median measures."""
         own = impl.plugin_execs - impl.loopback_execs
+        loopback = impl.loopback_execs if step == "del" else 0
         return (
             figures[impl.name][step]["median_ms"]
             - own * costs[impl.name]["overhead_ms"]
-            - impl.loopback_execs * costs[REFERENCE]["overhead_ms"]
+            - loopback * costs[REFERENCE]["overhead_ms"]
         )
 
     reference = next(impl for impl in chosen if impl.name == REFERENCE)
@@ -387,6 +389,7 @@ def run(
             "samples": samples,
             "bandwidth": impls.BANDWIDTH,
             "host_ports": 1,
+            "lists": LISTS,
             # a netc implementation's probe is its launcher's interpreter starting
             "launcher_python": {
                 impl.name: python_version(impl.probe[0])

@@ -4,8 +4,9 @@ One attachment is what a runtime does for a pod sandbox on a bridge network:
 a veth on the bridge, an address from IPAM, one hostPort, ingress and egress
 shaping, and `lo` up.  netc does it in one plugin (the `--target netc`
 conflist); the reference does it with bridge+host-local, portmap and
-bandwidth.  Both sides first run the `loopback` plugin as its own list, the
-way containerd runs it for every sandbox whatever its network.  Both
+bandwidth.  Both sides also run the `loopback` plugin as its own list, the
+way containerd 1.6 runs it for every sandbox whatever its network: beside
+the pod network on ADD, before it on DEL (`Implementation.add`).  Both
 conflists come from the same `.netdsl` source, and each runs on its own node
 namespace, with its own state under the run's temp dir.
 
@@ -24,8 +25,10 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,10 @@ network benchnet {{
 
 LOOPBACK = {"cniVersion": "1.0.0", "name": "cni-loopback", "plugins": [{"type": "loopback"}]}
 """containerd's separate loopback network (go-cni's default `lo` config)."""
+
+LISTS = "at once on ADD, in order on DEL"
+"""How a sandbox's lists are called (`Implementation.add`, `.delete`), as the results say;
+results before 2026-12-07 called them one after the other, in reverse on DEL."""
 
 BANDWIDTH = "ingress=20M,egress=20M"
 REFERENCE = "reference"
@@ -120,11 +127,12 @@ class Implementation:
             if plugin.get("type") == "loopback"
         )
 
-    def invocation(self, pod: Pod) -> driver.Invocation:
+    def invocation(self, pod: Pod, ifname: str = "eth0") -> driver.Invocation:
         """What a runtime passes for `pod`: one hostPort and explicit rates."""
         return driver.Invocation(
             pod.container_id,
             netns_path(pod.netns),
+            ifname,
             port_mappings=(mapping_from_option(f"{pod.host_port}:80"),),
             bandwidth=bandwidth_from_option(BANDWIDTH),
             cni_path=self.cni_path,
@@ -134,15 +142,30 @@ class Implementation:
         )
 
     def add(self, pod: Pod) -> dict[str, Any]:
-        """ADD every list, in order (loopback first, as containerd does); the pod network's
-        result (the last list's), whose addresses the load suite checks for duplicates."""
-        results = [driver.add(conflist, self.invocation(pod)) for conflist in self.conflists]
+        """ADD every list at once, as containerd 1.6 does (go-cni attaches a sandbox's networks
+        in goroutines of their own); the pod network's result (the last list's), whose
+        addresses the load suite checks for duplicates."""
+        with ThreadPoolExecutor(len(self.conflists)) as lists:
+            results: list[dict[str, Any]] = list(
+                lists.map(partial(self._call, driver.add, pod), self.conflists)
+            )
         return results[-1]
 
     def delete(self, pod: Pod) -> None:
-        """DEL every list, in reverse order."""
-        for conflist in reversed(self.conflists):
-            driver.delete(conflist, self.invocation(pod))
+        """DEL every list, one after the other in their order, loopback first, as containerd
+        1.6 does (go-cni's Remove)."""
+        for conflist in self.conflists:
+            self._call(driver.delete, pod, conflist)
+
+    def _call(
+        self,
+        command: Callable[[driver.Conflist, driver.Invocation], Any],
+        pod: Pod,
+        conflist: driver.Conflist,
+    ) -> Any:
+        """One list's call; containerd names the interface `lo` for its loopback list."""
+        ifname = "lo" if conflist.document == LOOPBACK else "eth0"
+        return command(conflist, self.invocation(pod, ifname))
 
     def nat_rules(self) -> int:
         """Rules in the node's nat table: the state portmap and masquerading scale with."""

@@ -72,19 +72,33 @@ def _where_netc_time_goes(suite: dict[str, Any]) -> Iterator[str]:
         "   warm: exec = `ip netns exec`, launch = the launcher or shim and the hand-over "
         "(the rest); limit = the kernel's work alone"
     )
+    beside = "lists" in suite  # since 2026-12-07: an ADD runs the loopback beside its network
+    if beside:
+        yield "   an ADD runs the loopback list beside the pod network, as containerd 1.6 does"
     for phase in suite["phases"]:
         loopback = phase.get("loopback_ms", {})
         for name, figures in phase["implementations"].items():
             for step in STEPS:
-                line = _time_goes(phase, name, figures, step, loopback.get(step))
+                line = _time_goes(
+                    phase, name, figures, step, loopback.get(step), beside=beside and step == "add"
+                )
                 if line:
                     yield f"   {phase['pods']:5} pods {name:16} {line}"
 
 
 def _time_goes(
-    phase: dict[str, Any], name: str, figures: dict[str, Any], step: str, loopback: float | None
+    phase: dict[str, Any],
+    name: str,
+    figures: dict[str, Any],
+    step: str,
+    loopback: float | None,
+    *,
+    beside: bool,
 ) -> str | None:
-    """One implementation's step taken apart, or None where the suite has no parts for it."""
+    """One implementation's step taken apart, or None where the suite has no parts for it.
+
+    `beside`: the loopback list ran at the same time as the pod network's, not before it.
+    """
     total = figures[step]["median_ms"]
     work = figures.get("plugin_work_ms", {}).get(step)
     if name == "netc" and isinstance(work, dict):  # results before 2026-12-06 hold a figure
@@ -99,9 +113,10 @@ def _time_goes(
         return None
     kernel = logged["netlink"] + logged["programs"]
     wrapper = phase["exec_wrapper"][name]["overhead_ms"]
-    call, work = total - loopback - wrapper, logged["work"]
+    call, work = total - (0 if beside else loopback) - wrapper, logged["work"]
+    lead = f"(loopback {loopback:.1f} beside) " if beside else f"loopback {loopback:.1f} + "
     return (
-        f"{step.upper()} {total:.1f} = loopback {loopback:.1f} + exec {wrapper:.1f} + launch "
+        f"{step.upper()} {total:.1f} = {lead}exec {wrapper:.1f} + launch "
         f"{call - work:.1f} + work {work:.1f} (kernel {kernel:.1f}: netlink "
         f"{logged['netlink']:.1f}, programs {logged['programs']:.1f}); limit {kernel:.1f}: "
         f"work {_times(work, kernel)}, call {_times(call, kernel)}"

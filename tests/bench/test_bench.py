@@ -8,17 +8,29 @@ must say what they claim.
 import argparse
 import ipaddress
 import subprocess
+import threading
 
 import pytest
 
 from bench import load, report, startup, tricks
 from bench.cluster import NODE, plan_of, write_source
 from bench.generate import netdsl
-from bench.implementations import LOOPBACK, NETC, NETWORK, REFERENCE, sandbox_lists, subnet_prefix
+from bench.implementations import (
+    LISTS,
+    LOOPBACK,
+    NETC,
+    NETWORK,
+    REFERENCE,
+    Implementation,
+    Pod,
+    sandbox_lists,
+    subnet_prefix,
+)
 from bench.stats import percentile, ratio, summary
 from compiler.pipeline import compile_sources
 from compiler.planner.ops import Kind
 from compiler.source import SourceFile
+from runtime import driver
 
 
 def test_generated_file_has_the_lines_asked_for_and_compiles_without_errors():
@@ -113,7 +125,8 @@ def _implementation(median, ratio, **extra):
     }
 
 
-def test_the_report_has_a_row_per_pod_count_step_and_implementation():
+def _attach_suite(**extra):
+    """Attach results: one phase, at 100 pods, of netc cold and warm and the reference."""
     wrapper = {
         name: {"overhead_ms": cost, "bare_ms": 100.0}
         for name, cost in (("netc", 30.5), ("netc-warm", 2.0), ("reference", 1.2))
@@ -131,7 +144,7 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
             "reference": _implementation(100, 1.0, nat_rules=700),
         },
     }
-    results = _results(
+    return _results(
         {
             "attach": {
                 "samples": 3,
@@ -143,9 +156,14 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
                 "plugin_execs": {"netc": 1, "netc-warm": 1, "reference": 4},
                 "launcher_python": {"netc": "Python 3.11"},
                 "phases": [phase],
+                **extra,
             }
         }
     )
+
+
+def test_the_report_has_a_row_per_pod_count_step_and_implementation():
+    results = _attach_suite()
     rows = [line.split() for line in report.text(results).splitlines()]
     assert ["100", "ADD", "netc", "150.0", "/", "180.0", "1.50x", "1.60x"] in rows
     assert ["netc-warm", "50.0", "/", "60.0", "0.50x", "0.60x"] in rows
@@ -465,6 +483,40 @@ def test_both_sides_run_the_lists_a_runtime_runs_besides_their_own_network():
     assert [c.document for c in reference[:-1]] == [c.document for c in netc[:-1]] == [LOOPBACK]
     assert [p["type"] for p in reference[-1].plugins] == ["bridge", "portmap", "bandwidth"]
     assert [p["type"] for p in netc[-1].plugins] == ["netc-cni"]
+
+
+def test_an_add_whose_loopback_ran_beside_it_is_taken_apart_without_it():
+    text = report.text(_attach_suite(lists=LISTS))
+    # 50 = exec 2 + launch 18 + work 30, the loopback's 8 beside them
+    assert (
+        "100 pods netc-warm        ADD 50.0 = (loopback 8.0 beside) exec 2.0 + launch 18.0 + "
+        "work 30.0 (kernel 10.0: netlink 6.0, programs 4.0); limit 10.0: work 3.0x, call 4.8x"
+    ) in text
+    assert "an ADD runs the loopback list beside the pod network" in text
+
+
+def test_a_sandbox_s_lists_are_added_at_once_and_deleted_in_order_as_containerd_does(
+    monkeypatch,
+):
+    """containerd 1.6's go-cni attaches a sandbox's networks in goroutines of their own and
+    removes them one by one, loopback first (tests/runtimes checks containerd itself)."""
+    text = NETWORK.format(state="/run/x", data="/var/lib/x", prefix=24)
+    impl = Implementation("netc", "node", sandbox_lists(text, NETC), ("/bin",), "/cache", ())
+    both_running = threading.Barrier(2, timeout=5)  # broken if the calls came one by one
+    calls = []
+
+    def add(conflist, who):
+        calls.append(("add", conflist.name, who.ifname))
+        both_running.wait()
+        return {"list": conflist.name}
+
+    monkeypatch.setattr(driver, "add", add)
+    monkeypatch.setattr(driver, "delete", lambda c, who: calls.append(("del", c.name, who.ifname)))
+    pod = Pod("pod", "c1", 8080)
+    assert impl.add(pod) == {"list": "benchnet"}
+    impl.delete(pod)
+    assert sorted(calls[:2]) == [("add", "benchnet", "eth0"), ("add", "cni-loopback", "lo")]
+    assert calls[2:] == [("del", "cni-loopback", "lo"), ("del", "benchnet", "eth0")]
 
 
 def test_the_plugins_log_lines_give_its_work_and_the_kernels_share_per_command():

@@ -122,3 +122,45 @@ def test_gc_asks_containerd_which_pods_live_and_collects_only_the_dead(lab, daem
     assert network.serves(lab, HOST_PORT)
     cri.stop(living)
     cri.remove(living)
+
+
+TIMED_PLUGIN = """#!/bin/sh
+case "$CNI_COMMAND" in ADD|DEL) echo "$0 $CNI_COMMAND start $(date +%s%N)" >> {log} ;; esac
+if [ "$CNI_COMMAND" = ADD ]; then sleep {pause}; fi
+{plugin} "$@"
+status=$?
+case "$CNI_COMMAND" in ADD|DEL) echo "$0 $CNI_COMMAND end $(date +%s%N)" >> {log} ;; esac
+exit $status
+"""
+"""A plugin, run by this script in its place, logging when each ADD and DEL starts and ends."""
+
+
+def _timed(plugin: Path, log: Path, pause: float = 0.0) -> None:
+    """Have `plugin` (in containerd's bin_dir) log its calls' start and end to `log`."""
+    real = plugin.with_name(f"{plugin.name}.timed")
+    plugin.rename(real)
+    plugin.write_text(TIMED_PLUGIN.format(log=log, pause=pause, plugin=real.resolve()))
+    plugin.chmod(0o755)
+
+
+def test_containerd_adds_the_loopback_beside_the_pod_network_and_deletes_it_first(lab, daemon):
+    """How bench/implementations.py calls a sandbox's lists, checked against containerd 1.6:
+    its go-cni attaches the loopback and the pod network at once, and removes them one by
+    one, loopback first.  The loopback's ADD waits 0.5 s: run one after the other, the two
+    ADDs could not overlap."""
+    cri = daemon.cri
+    assert cri is not None
+    bin_dir, log = lab.tmp / "cni-bin", lab.tmp / "calls.log"
+    _timed(bin_dir / "loopback", log, pause=0.5)
+    _timed(bin_dir / "netc-cni", log)
+    pod = _pod(lab, cri)
+    cri.stop(pod)
+    calls: dict[tuple[str, str], dict[str, int]] = {}
+    for line in log.read_text().splitlines():
+        path, command, event, when = line.split()
+        calls.setdefault((Path(path).name, command), {}).setdefault(event, int(when))
+    adds = [calls["loopback", "ADD"], calls["netc-cni", "ADD"]]
+    assert max(add["start"] for add in adds) < min(add["end"] for add in adds), calls
+    assert calls["loopback", "DEL"]["end"] < calls["netc-cni", "DEL"]["start"], calls
+    cri.remove(pod)
+    assert network.leftovers(lab, pod) == {}
