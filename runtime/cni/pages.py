@@ -95,6 +95,15 @@ def decode(data: bytes) -> tuple[Range, ...]:
     return ranges
 
 
+def writable_now() -> tuple[Range, ...]:
+    """The private writable mappings of this process; none where /proc cannot tell them."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return writable(maps.read())
+    except OSError:
+        return ()
+
+
 def writable(maps: str) -> tuple[Range, ...]:
     """The private writable mappings of a /proc/PID/maps text: what a fork shares copy-on-write."""
     found = []

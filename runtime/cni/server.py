@@ -199,8 +199,7 @@ class Spare:
         """Where calls tell the server which pages they wrote (`runtime.cni.pages`)."""
         for end in (self.learned, self.teacher):
             end.setblocking(False)
-        with open("/proc/self/maps") as maps:
-            self.pages = pages.Learning(known=(), unknown=pages.writable(maps.read()))
+        self.pages = pages.Learning(known=(), unknown=pages.writable_now())
         """What the next spare is told of the pages calls write: nothing yet, of all the
         writable memory the server has, loaded as it is (it only forks from now on)."""
         self.quiet = 0
@@ -281,7 +280,10 @@ class Spare:
         self.pages.own(self.libc, pending)
         if not self.pages.unknown:
             return None
-        return os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:  # no /proc, or one this process may not read: calls teach nothing
+            return None
 
     def teach(self, pagemap: int) -> None:
         """Tell the server which pages this call wrote that the spare was not told to copy.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import mmap
 import os
+import socket
 
 import pytest
 
@@ -74,3 +75,21 @@ def test_a_forked_process_finds_the_pages_it_wrote_and_no_others():
     buffer.write(b"x" * len(buffer))  # every page in memory, shared after the fork
     assert _written_after_fork(buffer, [2, 3, 9]) == ((2 * P, 4 * P), (9 * P, 10 * P))
     assert _written_after_fork(buffer, []) == ()
+
+
+def test_without_a_readable_proc_spares_copy_nothing_and_calls_teach_nothing(monkeypatch, tmp_path):
+    """A /proc the server may not read (an LSM, none mounted) costs the learning, not calls."""
+    from runtime.cni import server
+
+    def refused(path, *args, **kwargs):
+        raise PermissionError(13, "refused", str(path))
+
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with listener:
+        listener.bind(str(tmp_path / "s"))
+        spare = server.Spare(listener, b"netc", 1.0, home=-1)
+        monkeypatch.setattr("builtins.open", refused)
+        monkeypatch.setattr(os, "open", refused)
+        assert pages.writable_now() == ()
+        assert spare.pages.unknown, "learnt before /proc was refused"
+        assert spare.own_pages() is None
