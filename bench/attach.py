@@ -13,10 +13,12 @@ and why:
 * Samples alternate between the implementations, and the order rotates each
   round, so machine noise (a neighbour's job, a kernel worker) falls on all
   alike.  Every sample is a fresh sandbox and container ID.
-* The driver wraps every plugin exec in `ip netns exec`, a cost real
-  runtimes do not pay and not the same for each implementation
-  (`wrapper_costs`); it is measured at each pod count and taken out of the
-  "unwrapped" ratio.
+* The driver wraps every plugin exec in `nsenter --net` to run it in the
+  node's network namespace (`NODE_ENTRY`), a cost real runtimes do not pay
+  and not the same for each implementation (`wrapper_costs`); it is
+  measured at each pod count and taken out of the "unwrapped" ratio.
+  `ip netns exec`, used before, also copies the machine's mount table for
+  each exec, which grows with the pods' namespaces mounted in /run/netns.
 """
 
 from __future__ import annotations
@@ -36,11 +38,20 @@ from typing import Any
 
 from bench import implementations as impls
 from bench.commands import run_quietly
-from bench.implementations import AGENT_WARM, LISTS, NETC, REFERENCE, Implementation, Pod
+from bench.implementations import (
+    AGENT_WARM,
+    LISTS,
+    NETC,
+    NODE_ENTRY,
+    REFERENCE,
+    Implementation,
+    Pod,
+)
 from bench.machine import python_version
 from bench.namespaces import Namespaces
 from bench.startup import full_import_code
 from bench.stats import summary, timed
+from runtime import driver
 
 BACKGROUND_PORTS = 30000
 SAMPLE_PORT = 40080
@@ -104,12 +115,13 @@ def _probe_once(command: Sequence[str]) -> float:
 
 
 def wrapper_costs(chosen: Sequence[Implementation], samples: int) -> dict[str, dict[str, float]]:
-    """What `ip netns exec` adds to one plugin exec of each implementation, bare vs wrapped.
+    """What entering the node adds to one plugin exec of each implementation, bare vs wrapped.
 
-    Besides entering the node's network namespace it makes a mount namespace
-    and remounts /sys, which could cost a plugin that opens many files (a
-    Python one imports ~130 modules) more than `true`; so each
-    implementation's own probe (`Implementation.probe`) is timed both ways.
+    The wrapper is one more exec, which could cost a plugin that opens many
+    files (a Python one imports ~130 modules) otherwise than `true` (`ip
+    netns exec`, used before, also made a mount namespace and remounted
+    /sys); so each implementation's own probe (`Implementation.probe`) is
+    timed both ways.
     Each wrapped run follows its bare run and the cost is the median of those
     paired differences: timed in separate blocks, a difference of two ~100 ms
     medians swings by tens of ms when the load moves (it once showed a false
@@ -122,7 +134,7 @@ def wrapper_costs(chosen: Sequence[Implementation], samples: int) -> dict[str, d
         for impl in chosen:
             runs[impl.name]["bare"].append(_probe_once(impl.probe))
             runs[impl.name]["wrapped"].append(
-                _probe_once(["ip", "netns", "exec", impl.node, *impl.probe])
+                _probe_once([*driver.in_node(impl.node, NODE_ENTRY), *impl.probe])
             )
     costs = {}
     for name, times in runs.items():
@@ -158,7 +170,7 @@ def compare(
 ) -> dict[str, dict[str, Any]]:
     """Summaries per implementation and step, with ratios to the reference.
 
-    "unwrapped" takes each chain's `ip netns exec` cost (its plugin execs
+    "unwrapped" takes each chain's wrapper cost (its plugin execs
     times its per-exec cost) out of both medians first, since real runtimes
     exec plugins directly.
     """
@@ -167,7 +179,7 @@ def compare(
     }
 
     def unwrapped(impl: Implementation, step: str) -> float:
-        """The median without `ip netns exec`: its own plugins' cost, and on DEL the
+        """The median without the wrapper: its own plugins' cost, and on DEL the
         loopback's (a Go binary, as the reference's plugins are); an ADD runs the loopback
         beside its own list (`Implementation.add`), off the path the median measures."""
         own = impl.plugin_execs - impl.loopback_execs
@@ -197,7 +209,7 @@ def measure_at(
 ) -> dict[str, Any]:
     """Samples with `count` pods attached, summarised and compared, with the node state.
 
-    The `ip netns exec` costs are measured here too, since they move with
+    The wrapper's costs are measured here too, since they move with
     the machine's load over a run.
     """
     pods = {
@@ -390,6 +402,7 @@ def run(
             "bandwidth": impls.BANDWIDTH,
             "host_ports": 1,
             "lists": LISTS,
+            "node_entry": NODE_ENTRY,
             # a netc implementation's probe is its launcher's interpreter starting
             "launcher_python": {
                 impl.name: python_version(impl.probe[0])

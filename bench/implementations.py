@@ -69,6 +69,11 @@ LISTS = "at once on ADD, in order on DEL"
 """How a sandbox's lists are called (`Implementation.add`, `.delete`), as the results say;
 results before 2026-12-07 called them one after the other, in reverse on DEL."""
 
+NODE_ENTRY = "nsenter"
+"""How the harness runs a plugin in a node (`runtime.driver.NODE_ENTRIES`): in its network
+namespace alone, as a runtime starts plugins on a node; results before 2026-12-07 01:00 UTC
+ran them through `ip netns exec`."""
+
 BANDWIDTH = "ingress=20M,egress=20M"
 REFERENCE = "reference"
 NETC = "netc"
@@ -138,6 +143,7 @@ class Implementation:
             cni_path=self.cni_path,
             cache_dir=self.cache_dir,
             node_netns=self.node,
+            node_entry=NODE_ENTRY,
             stderr_log=self.stderr_log,
         )
 

@@ -69,7 +69,7 @@ def _where_netc_time_goes(suite: dict[str, Any]) -> Iterator[str]:
         " cold: starting = interpreter + full import + exit;"
     )
     yield (
-        "   warm: exec = `ip netns exec`, launch = the launcher or shim and the hand-over "
+        f"   warm: exec = {_entry(suite)}, launch = the launcher or shim and the hand-over "
         "(the rest); limit = the kernel's work alone"
     )
     beside = "lists" in suite  # since 2026-12-07: an ADD runs the loopback beside its network
@@ -127,6 +127,11 @@ def _times(value: float, limit: float) -> str:
     return f"{value / limit:.1f}x" if limit > 0 else "-"
 
 
+def _entry(suite: dict[str, Any]) -> str:
+    """How the harness ran plugins in a node: `nsenter --net` since 2026-12-07 01:00 UTC."""
+    return "`nsenter --net`" if suite.get("node_entry") == "nsenter" else "`ip netns exec`"
+
+
 def _harness(suite: dict[str, Any]) -> Iterator[str]:
     yield from _first_add(suite)
     last = suite["phases"][-1]
@@ -136,7 +141,7 @@ def _harness(suite: dict[str, Any]) -> Iterator[str]:
         if "nat_rules" in figures
     )
     counts = "/".join(str(phase["pods"]) for phase in suite["phases"])
-    yield f"   harness: `ip netns exec` adds to each plugin exec (ms, at {counts} pods):"
+    yield f"   harness: {_entry(suite)} adds to each plugin exec (ms, at {counts} pods):"
     for name, execs in suite["plugin_execs"].items():
         costs = "/".join(
             str(phase["exec_wrapper"][name]["overhead_ms"]) for phase in suite["phases"]

@@ -15,8 +15,9 @@ ones.  What libcni does and this driver copies:
 
 Port mappings are sent in podman's spelling; bandwidth bursts the user does
 not give are sent as containerd sends them (4294967295 bits).  With
-`node_netns` the plugins run inside that network namespace (`ip netns exec`),
-so a network can be tried on a throwaway "node" without touching the host.
+`node_netns` the plugins run inside that network namespace (`ip netns exec`,
+or with `node_entry="nsenter"` in it alone: `in_node`), so a network can be
+tried on a throwaway "node" without touching the host.
 """
 
 from __future__ import annotations
@@ -33,6 +34,14 @@ from compiler.planner.context import BandwidthRequest, PortMapping
 from runtime.files import remove, write_atomically
 
 CONTAINERD_BURST = 2**32 - 1
+NODE_ENTRIES = {
+    "ip": ("ip", "netns", "exec", "{node}"),
+    "nsenter": ("nsenter", "--net=/run/netns/{node}"),
+}
+"""Commands that run a program in a named network namespace.  `ip netns exec` also gives it
+a mount namespace of its own with the namespace's /sys, copying every mount of the machine
+on each call; `nsenter --net` enters the network namespace alone, as a plugin a runtime
+starts on a node is in the node's namespaces and no other."""
 DEFAULT_CNI_PATH = ("/opt/cni/bin", "/usr/lib/cni")
 
 
@@ -57,6 +66,8 @@ class Invocation:
     cni_path: tuple[str, ...] = DEFAULT_CNI_PATH
     cache_dir: str = "/var/lib/cni"
     node_netns: str | None = None
+    node_entry: str = "ip"
+    """How a plugin enters `node_netns` (`NODE_ENTRIES`)."""
     extra_env: dict[str, str] = field(default_factory=dict)
     stderr_log: str | None = None
     """A file each plugin's stderr is appended to (else it is dropped, unless it fails)."""
@@ -156,7 +167,7 @@ def _execute(
     }
     command_line = [_find(plugin["type"], who.cni_path)]
     if who.node_netns:
-        command_line = ["ip", "netns", "exec", who.node_netns, *command_line]
+        command_line = [*in_node(who.node_netns, who.node_entry), *command_line]
     done = subprocess.run(
         command_line,
         input=json.dumps(request).encode(),
@@ -172,6 +183,11 @@ def _execute(
     if command != "ADD":
         return None
     return _json_object(done.stdout)
+
+
+def in_node(node: str, entry: str = "ip") -> list[str]:
+    """The command prefix that runs a program in the network namespace `node`."""
+    return [part.format(node=node) for part in NODE_ENTRIES[entry]]
 
 
 def _json_object(text: bytes | str) -> dict[str, Any]:

@@ -486,13 +486,15 @@ def test_both_sides_run_the_lists_a_runtime_runs_besides_their_own_network():
 
 
 def test_an_add_whose_loopback_ran_beside_it_is_taken_apart_without_it():
-    text = report.text(_attach_suite(lists=LISTS))
+    text = report.text(_attach_suite(lists=LISTS, node_entry="nsenter"))
     # 50 = exec 2 + launch 18 + work 30, the loopback's 8 beside them
     assert (
         "100 pods netc-warm        ADD 50.0 = (loopback 8.0 beside) exec 2.0 + launch 18.0 + "
         "work 30.0 (kernel 10.0: netlink 6.0, programs 4.0); limit 10.0: work 3.0x, call 4.8x"
     ) in text
     assert "an ADD runs the loopback list beside the pod network" in text
+    assert "harness: `nsenter --net` adds to each plugin exec" in text
+    assert "`ip netns exec`" in report.text(_attach_suite()), "older results name theirs"
 
 
 def test_a_sandbox_s_lists_are_added_at_once_and_deleted_in_order_as_containerd_does(
@@ -506,6 +508,7 @@ def test_a_sandbox_s_lists_are_added_at_once_and_deleted_in_order_as_containerd_
     calls = []
 
     def add(conflist, who):
+        assert who.node_entry == "nsenter", "plugins run in the node's network namespace alone"
         calls.append(("add", conflist.name, who.ifname))
         both_running.wait()
         return {"list": conflist.name}
