@@ -71,7 +71,7 @@ results before 2026-12-07 called them one after the other, in reverse on DEL."""
 
 NODE_ENTRY = "nsenter"
 """How the harness runs a plugin in a node (`runtime.driver.NODE_ENTRIES`): in its network
-namespace alone, as a runtime starts plugins on a node; results before 2026-12-07 01:00 UTC
+namespace alone, as a runtime starts plugins on a node; results before 2026-12-07 00:48 UTC
 ran them through `ip netns exec`."""
 
 BANDWIDTH = "ingress=20M,egress=20M"

@@ -128,7 +128,7 @@ def _times(value: float, limit: float) -> str:
 
 
 def _entry(suite: dict[str, Any]) -> str:
-    """How the harness ran plugins in a node: `nsenter --net` since 2026-12-07 01:00 UTC."""
+    """How the harness ran plugins in a node: `nsenter --net` since 2026-12-07 00:48 UTC."""
     return "`nsenter --net`" if suite.get("node_entry") == "nsenter" else "`ip netns exec`"
 
 
