@@ -100,11 +100,12 @@ def _time_goes(
     `beside`: the loopback list ran at the same time as the pod network's, not before it.
     """
     total = figures[step]["median_ms"]
+    lead = f"(loopback {_maybe(loopback)} beside) " if beside else f"loopback {_maybe(loopback)} + "
     work = figures.get("plugin_work_ms", {}).get(step)
     if name == "netc" and isinstance(work, dict):  # results before 2026-12-06 hold a figure
         starting = phase["exec_wrapper"]["netc"]["bare_ms"]
         return (
-            f"{step.upper()} {total:.1f} = loopback {_maybe(loopback)} + work "
+            f"{step.upper()} {total:.1f} = {lead}work "
             f"{work['work']:.1f} (kernel {work['netlink'] + work['programs']:.1f}) "
             f"+ starting {starting:.1f} + rest"
         )
@@ -114,7 +115,6 @@ def _time_goes(
     kernel = logged["netlink"] + logged["programs"]
     wrapper = phase["exec_wrapper"][name]["overhead_ms"]
     call, work = total - (0 if beside else loopback) - wrapper, logged["work"]
-    lead = f"(loopback {loopback:.1f} beside) " if beside else f"loopback {loopback:.1f} + "
     return (
         f"{step.upper()} {total:.1f} = {lead}exec {wrapper:.1f} + launch "
         f"{call - work:.1f} + work {work:.1f} (kernel {kernel:.1f}: netlink "

@@ -492,6 +492,10 @@ def test_an_add_whose_loopback_ran_beside_it_is_taken_apart_without_it():
         "100 pods netc-warm        ADD 50.0 = (loopback 8.0 beside) exec 2.0 + launch 18.0 + "
         "work 30.0 (kernel 10.0: netlink 6.0, programs 4.0); limit 10.0: work 3.0x, call 4.8x"
     ) in text
+    assert (
+        "100 pods netc             ADD 150.0 = (loopback 8.0 beside) work 30.0 (kernel 10.0) "
+        "+ starting 100.0 + rest"
+    ) in text
     assert "an ADD runs the loopback list beside the pod network" in text
     assert "harness: `nsenter --net` adds to each plugin exec" in text
     assert "`ip netns exec`" in report.text(_attach_suite()), "older results name theirs"
