@@ -28,7 +28,7 @@ from compiler.planner.ops import Kind, Observation, Operation, Params, Plan
 from runtime import executor
 from runtime.files import locked
 from runtime.host import Host
-from runtime.netns import Netns
+from runtime.netns import node_namespace
 
 
 @frozen
@@ -80,7 +80,7 @@ def apply_node(
     `executor.OperationFailed` and undoes nothing: the changes made before it
     stay (each is node-scoped and wanted), and the next apply carries on.
     """
-    with _inside(node_netns), _networks_locked(networks):
+    with node_namespace(node_netns), _networks_locked(networks):
         host = Host(None)
         try:
             run = executor.Run(host, plan, thorough=thorough)
@@ -102,30 +102,12 @@ def observe_node(plan: Plan, node_netns: str | None = None) -> list[Observation]
 
     Observing takes no lock: it changes nothing a concurrent ADD could trip over.
     """
-    with _inside(node_netns):
+    with node_namespace(node_netns):
         host = Host(None)
         try:
             return executor.observe(executor.Run(host, plan))
         finally:
             host.close()
-
-
-def netns_path(name: str) -> str:
-    """A namespace name under /run/netns, or a path as given."""
-    return name if os.path.isabs(name) else f"/run/netns/{name}"
-
-
-@contextlib.contextmanager
-def _inside(node_netns: str | None) -> Iterator[None]:
-    if node_netns is None:
-        yield
-        return
-    node = Netns(netns_path(node_netns))
-    try:
-        with node.entered():
-            yield
-    finally:
-        node.close()
 
 
 @contextlib.contextmanager

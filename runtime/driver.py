@@ -32,11 +32,12 @@ from typing import Any
 from compiler.datatypes import field, frozen
 from compiler.planner.context import BandwidthRequest, PortMapping
 from runtime.files import remove, write_atomically
+from runtime.netns import netns_path
 
 CONTAINERD_BURST = 2**32 - 1
 NODE_ENTRIES = {
     "ip": ("ip", "netns", "exec", "{node}"),
-    "nsenter": ("nsenter", "--net=/run/netns/{node}"),
+    "nsenter": ("nsenter", "--net={path}"),
 }
 """Commands that run a program in a named network namespace.  `ip netns exec` also gives it
 a mount namespace of its own with the namespace's /sys, copying every mount of the machine
@@ -187,7 +188,7 @@ def _execute(
 
 def in_node(node: str, entry: str = "ip") -> list[str]:
     """The command prefix that runs a program in the network namespace `node`."""
-    return [part.format(node=node) for part in NODE_ENTRIES[entry]]
+    return [part.format(node=node, path=netns_path(node)) for part in NODE_ENTRIES[entry]]
 
 
 def _json_object(text: bytes | str) -> dict[str, Any]:

@@ -95,6 +95,11 @@ class Netns:
             os.close(home)
 
 
+def netns_path(name: str) -> str:
+    """A namespace name under /run/netns (where `ip netns` mounts them), or a path as given."""
+    return name if os.path.isabs(name) else f"/run/netns/{name}"
+
+
 @contextlib.contextmanager
 def node_namespace(name: str | None) -> Iterator[None]:
     """Run the body in the node's network namespace: a name under /run/netns or a path.
@@ -105,7 +110,7 @@ def node_namespace(name: str | None) -> Iterator[None]:
     if name is None:
         yield
         return
-    node = Netns(name if os.path.isabs(name) else f"/run/netns/{name}")
+    node = Netns(netns_path(name))
     try:
         with node.entered():
             yield
