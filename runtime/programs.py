@@ -43,7 +43,11 @@ def programs_from(home: int, call: int) -> None:
 
     For a warm server's child: `call` is the caller's mount namespace, where
     the plugin's paths are; `home` the server's, whose programs are trusted.
+    `call` is this module's to close: a child serving calls one after the
+    other closes the last caller's when it is given the next.
     """
+    if _mount_namespaces:
+        os.close(_mount_namespaces[1])
     _mount_namespaces[:] = [home, call]
 
 

@@ -6,7 +6,7 @@ time importing before it does any work (docs/benchmarks.md has the numbers).
 launcher `netc install-plugin --warm-socket PATH` writes connects there and
 hands over the call:
 
-    server  --fork-->  child (a spare, one per connection, forked in advance)
+    server  --fork-->  child (a spare, forked in advance)
     launcher  --connect-->  child: accepts; the server forks the next spare
       HANDOVER: MAGIC, protocol version, payload length, payload
                 (identity NUL environment)
@@ -21,7 +21,9 @@ hands over the call:
                                    <-- the exit status (one byte)
                                              child: a DEL's device deletion
                                              (after the answer; see
-                                             `runtime.executor.remove`)
+                                             `runtime.executor.remove`),
+                                             then the next caller already
+                                             waiting, if any (`_serve_waiting`)
 
 The server process only forks (see `Spare`): everything a caller sends is read
 by that connection's own child, under a deadline, so no client -- silent,
@@ -107,6 +109,10 @@ FAILED = 1
 HANDOVER_TIMEOUT = 5.0
 """Seconds a connection's child waits for the whole hand-over and then for GO."""
 BACKLOG = 512
+CALLS_PER_PROCESS = 32
+"""Calls one process serves at most, one after the other (`_serve_waiting`)."""
+NEXT_CALLER_WAIT = 0.05
+"""Seconds a process that served a call waits in accept() for a caller it saw waiting."""
 QUIET_REPORTS = 32
 """Reports in a row that teach the server nothing, after which calls stop looking for pages."""
 SO_PEERPIDFD = 77
@@ -191,6 +197,12 @@ class Spare:
         self.handover_timeout = handover_timeout
         self.home = home
         """The mount namespace programs start in."""
+        self.namespaces = tuple(
+            os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC) for kind in ("mnt", "net")
+        )
+        """The server's own mount and network namespaces, where a child waits between calls."""
+        self.environment = dict(os.environb)
+        """The server's environment, a child's own between calls."""
         self.report = report
         """Where each call is reported (non-blocking), if anywhere."""
         self.libc = ctypes.CDLL(None, use_errno=True)
@@ -301,8 +313,9 @@ class Spare:
     def account(self, outcome: plugin.Outcome | None, seconds: float) -> None:
         """Report a call -- or, without an outcome, a hand-over refused -- in one line.
 
-        The locks it waited for are this process's (a child serves one call),
-        by kind, summed.  A report the pipe cannot take now is dropped.
+        The locks it waited for are this process's since the call began
+        (`runtime.spent`), by kind, summed.  A report the pipe cannot take now
+        is dropped.
         """
         if self.report is None:
             return
@@ -400,13 +413,64 @@ def _child(spare: Spare, tell: int, server: int, mask: set[int | signal.Signals]
         if connection is not None:
             spare.outlive_server()
             os.write(tell, b"T")  # and keep `tell` open: its end tells the server the call ended
-            spare.listener.close()
-            status = _serve_call(connection, spare, tell, pagemap)
+            log = os.dup(2)
+            status = _serve_call(connection, spare, tell, pagemap, log)
+            status = _serve_waiting(spare, server, log, status)
     except BaseException:
         with contextlib.suppress(BaseException):
             traceback.print_exc()
     finally:
         os._exit(status)
+
+
+def _serve_waiting(spare: Spare, server: int, log: int, status: int) -> int:
+    """Serve the callers already waiting when a call ends, one after the other.
+
+    Under load a caller is always waiting, and a process per call costs a
+    fork, the copies of the pages the call writes and an exit, all on the
+    CPU the calls share (docs/benchmarks.md has what they cost); a spare
+    has no time to copy pages ahead then.  So a process whose call went
+    well takes the next caller waiting, back in the server's namespaces,
+    environment and log first, and never waits for one that is not there
+    yet: that is the spare's job.  Should another process take that caller
+    between the look and accept(), this one ends when `NEXT_CALLER_WAIT`
+    runs out rather than stay as one more spare (in the rare case that the
+    caller comes just then, it loses its connection and its launcher runs
+    the call itself).  At most `CALLS_PER_PROCESS` calls, so that whatever a
+    call leaves behind in its process cannot pile up.
+    """
+    for _ in range(CALLS_PER_PROCESS - 1):
+        if status != 0:
+            break
+        _back_home(spare, log)
+        connection = _next_waiting(spare, server)
+        if connection is None:
+            break
+        spare.outlive_server()
+        status = _serve_call(connection, spare, None, None, log)
+    return status
+
+
+def _back_home(spare: Spare, log: int) -> None:
+    """Between two calls: the server's namespaces, environment and log again."""
+    mount, net = spare.namespaces
+    enter(mount, CLONE_NEWNS)
+    enter(net, CLONE_NEWNET)
+    os.environb.clear()
+    os.environb.update(spare.environment)
+    os.dup2(log, 2)
+
+
+def _next_waiting(spare: Spare, server: int) -> socket.socket | None:
+    """The connection of a caller waiting now, while the server lives; else None."""
+    if not select.select([spare.listener], [], [], 0)[0] or not spare.die_with(server):
+        return None
+    signal.signal(signal.SIGALRM, lambda _signal, _frame: os._exit(0))
+    signal.setitimer(signal.ITIMER_REAL, NEXT_CALLER_WAIT)
+    connection = _accept(spare.listener)
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    return connection
 
 
 def _accept(listener: socket.socket) -> socket.socket | None:
@@ -420,7 +484,9 @@ def _accept(listener: socket.socket) -> socket.socket | None:
     return connection
 
 
-def _serve_call(connection: socket.socket, spare: Spare, tell: int, pagemap: int | None) -> int:
+def _serve_call(
+    connection: socket.socket, spare: Spare, tell: int | None, pagemap: int | None, log: int
+) -> int:
     """Take the hand-over, run the plugin in the caller's place, report its status.
 
     Then account for the call (`Spare.account`), its duration from the
@@ -429,7 +495,9 @@ def _serve_call(connection: socket.socket, spare: Spare, tell: int, pagemap: int
     caller has its status, not at this process's exit, which first waits for
     the kernel to free its memory: the next spare is forked meanwhile.  Last,
     what a DEL left for after its answer (`plugin.Outcome.after_answer`),
-    whose failure goes to the server's log, the caller having its answer.
+    whose failure goes to the server's log (`log`), the caller having its
+    answer.  A call a process serves after its first has no `tell`: the
+    server heard of the first.
     """
     started = time.monotonic()
     try:
@@ -441,7 +509,6 @@ def _serve_call(connection: socket.socket, spare: Spare, tell: int, pagemap: int
         spare.account(None, 0.0)
         return FAILED
     outcome = None
-    log = os.dup(2)
     try:
         _log(f"call handed to process {os.getpid()}")
         _become_caller(environment, fds)
@@ -451,7 +518,8 @@ def _serve_call(connection: socket.socket, spare: Spare, tell: int, pagemap: int
             outcome = plugin.Outcome(os.environ.get("CNI_COMMAND", ""), Code.INTERNAL)
         _report(connection, outcome.status)
         spare.account(outcome, time.monotonic() - started)
-    os.close(tell)
+    if tell is not None:
+        os.close(tell)
     if pagemap is not None:
         spare.teach(pagemap)
     if outcome.after_answer is not None:
@@ -515,7 +583,8 @@ def _enter_namespaces(net: int, mount: int, home: int) -> None:
         os.close(call)
         raise Refused(f"cannot enter the caller's namespaces: {error}") from None
     programs.programs_from(home, call)
-    sys.meta_path.insert(0, _ImportsClosed())
+    if not any(isinstance(finder, _ImportsClosed) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _ImportsClosed())
 
 
 def _peer(connection: socket.socket) -> int:
@@ -667,7 +736,8 @@ def _report(connection: socket.socket, status: int) -> None:
     every holder has closed it: this process too.  Left to the exit, that
     would wait for the kernel to free this process's memory (~16 MiB of
     pages of its own, see `Spare.own_pages`); the launcher ends at once
-    when it has the status.  A launcher gone is no error.
+    when it has the status (and this process may serve the next call).
+    A launcher gone is no error.
     """
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(BaseException):

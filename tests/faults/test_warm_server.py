@@ -11,6 +11,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import signal
 import socket
 import struct
@@ -363,6 +364,45 @@ def test_the_next_spare_is_forked_when_the_call_ends_not_during_it(lab, warm):
     assert _started(warm.wait_spare()) >= released - 1 / os.sysconf("SC_CLK_TCK")
     lab.delete(conflist, pod)
     _clean_once_served(lab, warm, [pod])
+
+
+def test_a_call_s_process_serves_the_callers_waiting_when_it_ends(lab, warm):
+    """Callers waiting when a call ends are served by that call's process, one after the
+    other, each in its own namespaces with its own environment; then the process ends.
+
+    The server is stopped meanwhile (SIGSTOP): it forks no spare for them.
+    """
+    conflist = lab.network(networks.FULL)
+    pods = [lab.pod(name) for name in ("first", "second", "third")]
+    lock = lab.tmp / "state" / "labnet" / "lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    spare = warm.wait_spare()
+    with open(lock, "a") as held, ThreadPoolExecutor(len(pods)) as pool:
+        fcntl.flock(held, fcntl.LOCK_EX)  # the first call waits for the network's lock
+        adding = [pool.submit(lab.add, conflist, pods[0])]
+        assert lab.wait_for(lambda: warm.busy() == [spare], 10), warm.log()
+        os.kill(warm.pid, signal.SIGSTOP)
+        try:
+            adding += [pool.submit(lab.add, conflist, pod) for pod in pods[1:]]
+            assert lab.wait_for(lambda: _queued(lab, warm) == 2, 5), "the callers did not queue"
+            fcntl.flock(held, fcntl.LOCK_UN)
+            results = [future.result(timeout=30) for future in adding]
+        finally:
+            os.kill(warm.pid, signal.SIGCONT)
+    assert re.findall(r"call handed to process (\d+)", warm.log()) == [str(spare)] * 3
+    for pod, result in zip(pods, results, strict=True):
+        assert_attached(lab, pod, result)
+    assert lab.wait_for(lambda: not _running(spare), 10), "no caller waits: the process ends"
+    assert warm.wait_spare() != spare
+    for pod in pods:
+        lab.delete(conflist, pod)
+    _clean_once_served(lab, warm, pods)
+
+
+def _queued(lab, warm) -> int:
+    """Connections waiting in the server's socket for a process to accept them."""
+    listening = lab.run(lab.node, "ss", "-xlH", "src", str(warm.socket)).stdout.split()
+    return int(listening[2]) if len(listening) > 2 else -1
 
 
 def _started(pid: int) -> float:
