@@ -379,13 +379,17 @@ class Rtnl:
 
     # addresses
 
-    def addresses(self, family: int | None = None) -> list[Address]:
-        """Every address of the namespace (of one family when given)."""
-        body = IFADDR.pack(FAMILIES.get(family or 0, 0), 0, 0, 0, 0)
+    def addresses(self, family: int | None = None, link: Link | None = None) -> list[Address]:
+        """Every address of the namespace, or of one link: of one family when given."""
+        index = link.index if link is not None else 0
+        body = IFADDR.pack(FAMILIES.get(family or 0, 0), 0, 0, 0, index)
+        what = f"list addresses of {link.name}" if link is not None else "list addresses"
+        with self.nl.strictly():
+            replies = self.nl.dump(RTM_GETADDR, body, what)
         return [
             a
-            for _, reply in self.nl.dump(RTM_GETADDR, body, "list addresses")
-            if (a := _address(reply)) is not None
+            for _, reply in replies
+            if (a := _address(reply)) is not None and (not index or a.index == index)
         ]
 
     def add_address(self, link: Link, cidr: str) -> None:

@@ -371,8 +371,8 @@ class AddressHandler(_OnLink[AddressParams]):
     def _present(self, op: Operation[AddressParams], run: Run, link: Link) -> bool:
         wanted = ipaddress.ip_interface(op.params.address)
         return any(
-            a.index == link.index and ipaddress.ip_interface(a.cidr) == wanted
-            for a in run.host.rtnl(op.where).addresses(wanted.version)
+            ipaddress.ip_interface(a.cidr) == wanted
+            for a in run.host.rtnl(op.where).addresses(wanted.version, link)
         )
 
     def _add(self, op: Operation[AddressParams], run: Run, link: Link) -> None:

@@ -75,6 +75,9 @@ class Replay:
         assert len(data) <= size, "the recorded datagram is larger than netc's receive buffer"
         return data
 
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        """Options changed how the recorded kernel answered, not what this replays."""
+
     def close(self) -> None:
         """Nothing to release."""
 
@@ -101,6 +104,10 @@ class Capture:
     def __init__(self) -> None:
         self.sent: list[bytes] = []
         self.answers: list[bytes] = []
+        self.options: list[tuple[int, int, int]] = []
+
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.options.append((level, option, value))
 
     def send(self, data: bytes) -> int:
         self.sent.append(data)

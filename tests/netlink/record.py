@@ -68,6 +68,9 @@ class Tee:
             self.after_first_reply(self.requests)
         return data
 
+    def setsockopt(self, level: int, option: int, value: int) -> None:
+        self.sock.setsockopt(level, option, value)
+
     def close(self) -> None:
         self.sock.close()
 

@@ -53,7 +53,7 @@ from pyroute2.netlink.rtnl.tcmsg.common import LINKLAYER_ETHERNET, calc_xmittime
 from pyroute2.protocols import ETH_P_ALL
 
 from runtime.netlink import tc
-from runtime.netlink.channel import Channel, NetlinkError
+from runtime.netlink.channel import NETLINK_GET_STRICT_CHK, SOL_NETLINK, Channel, NetlinkError
 from runtime.netlink.rtnl import (
     NTF_SELF,
     NUD_PERMANENT,
@@ -308,6 +308,15 @@ def test_listing_addresses(family, af):
     assert_one_message(
         lambda r: r.addresses(family), pyroute2_encodes(ifaddrmsg, pr.RTM_GETADDR, DUMP, family=af)
     )
+
+
+def test_listing_one_link_s_addresses_asks_the_kernel_to_filter_strictly():
+    capture = Capture()
+    Rtnl(Channel(capture)).addresses(4, BRIDGE)
+    expected = pyroute2_encodes(ifaddrmsg, pr.RTM_GETADDR, DUMP, family=2, index=BRIDGE.index)
+    assert [words(sent) for sent in capture.sent] == [words(expected)]
+    strict = (SOL_NETLINK, NETLINK_GET_STRICT_CHK)
+    assert capture.options == [(*strict, 1), (*strict, 0)], "strict for that request only"
 
 
 @pytest.mark.parametrize(
