@@ -452,13 +452,13 @@ def _serve_waiting(spare: Spare, server: int, log: int, status: int) -> int:
 
 
 def _back_home(spare: Spare, log: int) -> None:
-    """Between two calls: the server's namespaces, environment and log again."""
+    """Between two calls: the server's log, namespaces and environment again."""
+    os.dup2(log, 2)
     mount, net = spare.namespaces
     enter(mount, CLONE_NEWNS)
     enter(net, CLONE_NEWNET)
     os.environb.clear()
     os.environb.update(spare.environment)
-    os.dup2(log, 2)
 
 
 def _next_waiting(spare: Spare, server: int) -> socket.socket | None:
