@@ -113,6 +113,8 @@ CALLS_PER_PROCESS = 32
 """Calls one process serves at most, one after the other (`_serve_waiting`)."""
 NEXT_CALLER_WAIT = 0.05
 """Seconds a process that served a call waits in accept() for a caller it saw waiting."""
+FORK_GRACE_MS = 20
+"""Milliseconds a busy server leaves a waiting caller to the processes ending their calls."""
 QUIET_REPORTS = 32
 """Reports in a row that teach the server nothing, after which calls stop looking for pages."""
 SO_PEERPIDFD = 77
@@ -244,10 +246,34 @@ class Spare:
             os.close(taken)
 
     def _until_ended_or_called(self, taken: int) -> None:
+        """Until the spare's call ends, or another caller waits whom no process takes soon.
+
+        While the server has more children than twice the CPUs, calls are
+        waiting for the CPUs anyway, and a process ending its call takes a
+        waiting caller (`_serve_waiting`): a fork for that caller would only
+        add a process.  So a busy server leaves the caller `FORK_GRACE_MS`
+        to them; with fewer calls at once it forks at once.
+        """
         waiting = select.poll()
         waiting.register(taken, select.POLLIN)
         waiting.register(self.listener, select.POLLIN)
-        waiting.poll()
+        ended = select.poll()
+        ended.register(taken, select.POLLIN)
+        while not any(fd == taken for fd, _ in waiting.poll()):
+            if self._children() <= 2 * (os.cpu_count() or 1):
+                return
+            if ended.poll(FORK_GRACE_MS) or select.select([self.listener], [], [], 0)[0]:
+                return
+
+    @staticmethod
+    def _children() -> int:
+        """How many children the server has now (0 where /proc does not say)."""
+        pid = os.getpid()
+        try:
+            with open(f"/proc/{pid}/task/{pid}/children") as children:
+                return len(children.read().split())
+        except OSError:
+            return 0
 
     def die_with(self, server: int) -> bool:
         """Have the kernel kill this child when the server ends; False if it already has."""

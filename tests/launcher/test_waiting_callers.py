@@ -7,6 +7,7 @@ import select
 import signal
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 from runtime.cni import server
@@ -62,3 +63,50 @@ def test_a_waiting_caller_is_taken(tmp_path):
 
 def test_a_call_that_failed_ends_its_process():
     assert server._serve_waiting(SimpleNamespace(), 1, 2, server.FAILED) == server.FAILED
+
+
+def _fork_after(tmp_path, children: int, taken_by_another: bool = False) -> float:
+    """Seconds the server waits before forking for a caller waiting while its spare's call
+    runs, with `children` children; with `taken_by_another`, a process takes that caller 5 ms
+    in, and the spare's call ends 0.2 s in."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(tmp_path / "s"))
+        listener.listen(4)
+        ended, running = os.pipe()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as caller:
+            caller.connect(str(tmp_path / "s"))
+            spare = SimpleNamespace(listener=listener, _children=lambda: children)
+            started = time.monotonic()
+            with ThreadPoolExecutor(1) as pool:
+                try:
+                    waited = pool.submit(_returned_at, spare, ended)
+                    if taken_by_another:
+                        time.sleep(0.005)
+                        listener.accept()[0].close()
+                        time.sleep(0.2)
+                        os.close(running)
+                        running = -1
+                    returned = waited.result(timeout=5)
+                finally:
+                    if running >= 0:
+                        os.close(running)  # the call ends: the server stops waiting
+        os.close(ended)
+        return returned - started
+
+
+def _returned_at(spare: SimpleNamespace, ended: int) -> float:
+    server.Spare._until_ended_or_called(spare, ended)  # type: ignore[arg-type]
+    return time.monotonic()
+
+
+def test_a_server_with_few_calls_forks_at_once_for_a_waiting_caller(tmp_path):
+    assert _fork_after(tmp_path, children=2) < server.FORK_GRACE_MS / 1000
+
+
+def test_a_busy_server_leaves_a_waiting_caller_to_the_processes_ending_their_calls(tmp_path):
+    assert _fork_after(tmp_path, children=30) >= server.FORK_GRACE_MS / 1000
+
+
+def test_a_caller_another_process_took_makes_no_fork(tmp_path):
+    """Once a process ending its call took the caller, the server waits for its spare's call."""
+    assert _fork_after(tmp_path, children=30, taken_by_another=True) >= 0.2
