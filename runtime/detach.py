@@ -24,6 +24,7 @@ from runtime import executor
 from runtime.attachment_records import Record
 from runtime.host import Host
 from runtime.ipam_store import IpamStore
+from runtime.iptables import teardown_turn
 from runtime.ops.hostports import claims_in, holder_of
 
 Alive = Callable[[str, str], bool]
@@ -48,7 +49,12 @@ def detach(
     the_plan = plan(network, pod, "DEL")
     own = host is None
     run = executor.Run(
-        host or Host(netns), the_plan, pod, record, answer_first=answer_first and not own
+        host or Host(netns),
+        the_plan,
+        pod,
+        record,
+        teardown_turn=lambda: teardown_turn(network.state_dir),
+        answer_first=answer_first and not own,
     )
     try:
         _raise_any(executor.remove(run))

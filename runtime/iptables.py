@@ -19,6 +19,7 @@ node would be two rule sets the kernel both applies, neither seeing the other.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import select
@@ -28,6 +29,7 @@ from time import perf_counter
 
 from compiler.datatypes import frozen
 from compiler.planner.iptables import Rule, restore_text
+from runtime.files import locked
 from runtime.netlink.nftables import Chain, Commits, Tables
 from runtime.programs import ProgramFailed, ProgramMissing, Running, find, run, start
 from runtime.spent import SECONDS
@@ -125,6 +127,13 @@ def start_restore(family: int, table: str, lines: Sequence[str], hold: bool = Fa
     )
 
 
+def teardown_turn(state_dir: str) -> contextlib.AbstractContextManager[float]:
+    """The node's turn for a pod's followed NAT teardown (`Removing`), a lock in `state_dir`."""
+    return locked(
+        os.path.join(state_dir, "iptables.lock"), logged_as="the node's iptables", kind="iptables"
+    )
+
+
 class Removing:
     """A restore that deletes a chain, started beside the call, whose commit may be followed.
 
@@ -138,14 +147,31 @@ class Removing:
     has usually freed all, so neither it nor the other commits wait; `wait`
     collects it, then stops following (a socket released before the kernel
     has freed all waits as well).
+
+    A followed teardown also takes its `turn` (`teardown_turn`) from before
+    the program starts until its commit is seen.  iptables-nft reads what
+    it needs of the table, then commits stating the generation it read; a
+    commit by anyone in between makes nf_tables refuse it, and it reads
+    again: twenty teardowns at once read the table up to fourteen times
+    each (docs/benchmarks.md).  Taking turns, each reads it once.
     """
 
     def __init__(
-        self, family: int, table: str, chain: str, lines: Sequence[str], follow: bool
+        self,
+        family: int,
+        table: str,
+        chain: str,
+        lines: Sequence[str],
+        follow: bool,
+        *,
+        turn: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
     ) -> None:
         self.family, self.table, self.chain = family, table, chain
         self.commits = Commits() if follow and uses_nf_tables() else None
+        self._turn = contextlib.ExitStack()
         try:
+            if turn is not None and self.commits is not None:
+                self._turn.enter_context(turn())
             self.running = start_restore(family, table, lines, hold=self.commits is not None)
         except BaseException:
             self._unfollow()
@@ -170,6 +196,7 @@ class Removing:
             self._unfollow()
             raise
         finally:
+            self._turn.close()
             SECONDS["programs"] += perf_counter() - started
 
     def gone(self) -> bool:
@@ -185,6 +212,7 @@ class Removing:
             self._unfollow()
 
     def _unfollow(self) -> None:
+        self._turn.close()
         if self.commits is not None:
             self.commits.close()
             self.commits = None

@@ -187,7 +187,8 @@ class IptablesAttachmentHandler(Handler[IptablesAttachmentParams]):
         params = op.params
         lines = rules.attachment_teardown(params)
         follow = run.answer_first
-        removing = Removing(params.family, params.table, params.chain, lines, follow)
+        turn = run.teardown_turn
+        removing = Removing(params.family, params.table, params.chain, lines, follow, turn=turn)
         run.later(op, lambda: self._torn_down(op, run, removing))
 
     def _torn_down(

@@ -155,7 +155,7 @@ class _TakenForCommitted:
     """A teardown whose chain was found gone at another's commit, and whose program then
     says it refused the transaction: a repeated DEL's, whose chain never was."""
 
-    def __init__(self, family, table, chain, lines, follow) -> None:
+    def __init__(self, family, table, chain, lines, follow, *, turn) -> None:
         self.follow = follow
 
     def committed(self) -> bool:
@@ -177,6 +177,7 @@ def test_a_teardown_taken_for_committed_and_refused_is_redone_as_found(tables, m
     later, endings = [], []
     run = SimpleNamespace(
         answer_first=True,
+        teardown_turn=None,
         later=lambda op, finish: later.append(finish),
         ending=lambda op, collect: endings.append(collect),
     )

@@ -137,6 +137,10 @@ def _plugin(node: AgentNode) -> bytes | None:
     return node.read(f"{BIN_DIR}/netc-cni")
 
 
+OTHER_SOCKET = "/run/netc/other.sock"
+"""Where another agent's shim looks for its server: nothing listens there."""
+
+
 def _expected_shim() -> bytes:
     """The shim the agent installs: compiled as the image's was, for the default socket."""
     return shim.for_bin_dir(shim.compiled(), BIN_DIR, SOCKET, INTERPRETERS)
@@ -473,11 +477,16 @@ def _add_and_delete(node: AgentNode, worker: int, rounds: int, failures: list[st
 
 
 def test_the_plugin_replaced_while_adds_run_fails_no_add(scene):
-    """Someone installs another plugin (an older agent's, a cold-only one) by rename while
-    two runtimes' ADDs run; the agent's drift repair puts its own back: every ADD succeeds."""
+    """Someone installs another plugin (another agent's shim, aimed at a socket where no server
+    listens: it runs the cold file) by rename while two runtimes' ADDs run; the agent's drift
+    repair puts its own back: every ADD succeeds.
+
+    Not a script: the kernel hands a script's path to its interpreter, which opens it again,
+    and may then read the shim renamed over it meanwhile (`/bin/sh` reading an ELF file).
+    """
     a = scene.a
     other = a.root / "other-plugin"
-    other.write_bytes(plugin_artifact(None))
+    other.write_bytes(shim.for_bin_dir(shim.compiled(), BIN_DIR, OTHER_SOCKET, INTERPRETERS))
     replace = (
         "import sys; sys.path.insert(0, sys.argv[1]); "
         "from runtime.agent import install_plugin; "
