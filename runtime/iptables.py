@@ -129,9 +129,8 @@ def start_restore(family: int, table: str, lines: Sequence[str], hold: bool = Fa
 
 def teardown_turn(state_dir: str) -> contextlib.AbstractContextManager[float]:
     """The node's turn for a pod's followed NAT teardown (`Removing`), a lock in `state_dir`."""
-    return locked(
-        os.path.join(state_dir, "iptables.lock"), logged_as="the node's iptables", kind="iptables"
-    )
+    path = os.path.join(state_dir, "iptables.lock")
+    return locked(path, None, logged_as="the node's iptables", kind="iptables")
 
 
 class Removing:
@@ -152,8 +151,8 @@ class Removing:
     the program starts until its commit is seen.  iptables-nft reads what
     it needs of the table, then commits stating the generation it read; a
     commit by anyone in between makes nf_tables refuse it, and it reads
-    again: twenty teardowns at once read the table up to fourteen times
-    each (docs/benchmarks.md).  Taking turns, each reads it once.
+    again: twenty teardowns at once made up to fourteen times the requests
+    of one alone (docs/benchmarks.md).  Taking turns, each reads it once.
     """
 
     def __init__(
