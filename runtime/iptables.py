@@ -151,7 +151,7 @@ class Removing:
     the program starts until its commit is seen.  iptables-nft reads what
     it needs of the table, then commits stating the generation it read; a
     commit by anyone in between makes nf_tables refuse it, and it reads
-    again: twenty teardowns at once made up to fourteen times the requests
+    again: twenty teardowns at once made up to thirteen times the requests
     of one alone (docs/benchmarks.md).  Taking turns, each reads it once.
     """
 
