@@ -262,7 +262,7 @@ class Spare:
         while not any(fd == taken for fd, _ in waiting.poll()):
             if self._children() <= 2 * (os.cpu_count() or 1):
                 return
-            if ended.poll(FORK_GRACE_MS) or select.select([self.listener], [], [], 0)[0]:
+            if ended.poll(FORK_GRACE_MS) or _caller_waiting(self.listener):
                 return
 
     @staticmethod
@@ -489,7 +489,7 @@ def _back_home(spare: Spare, log: int) -> None:
 
 def _next_waiting(spare: Spare, server: int) -> socket.socket | None:
     """The connection of a caller waiting now, while the server lives; else None."""
-    if not select.select([spare.listener], [], [], 0)[0] or not spare.die_with(server):
+    if not _caller_waiting(spare.listener) or not spare.die_with(server):
         return None
     signal.signal(signal.SIGALRM, lambda _signal, _frame: os._exit(0))
     signal.setitimer(signal.ITIMER_REAL, NEXT_CALLER_WAIT)
@@ -497,6 +497,11 @@ def _next_waiting(spare: Spare, server: int) -> socket.socket | None:
     signal.setitimer(signal.ITIMER_REAL, 0)
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     return connection
+
+
+def _caller_waiting(listener: socket.socket) -> bool:
+    """Whether a connection is waiting to be accepted now."""
+    return bool(select.select([listener], [], [], 0)[0])
 
 
 def _accept(listener: socket.socket) -> socket.socket | None:
