@@ -99,8 +99,10 @@ def _returned_at(spare: SimpleNamespace, ended: int) -> float:
     return time.monotonic()
 
 
-def test_a_server_with_few_calls_forks_at_once_for_a_waiting_caller(tmp_path):
-    assert _fork_after(tmp_path, children=2) < server.FORK_GRACE_MS / 1000
+def test_a_server_with_few_calls_forks_at_once_for_a_waiting_caller(tmp_path, monkeypatch):
+    """A grace of 10 s it does not take: no loaded machine delays a thread that long."""
+    monkeypatch.setattr(server, "FORK_GRACE_MS", 10_000)
+    assert _fork_after(tmp_path, children=2) < 5
 
 
 def test_a_busy_server_leaves_a_waiting_caller_to_the_processes_ending_their_calls(tmp_path):
