@@ -44,7 +44,7 @@ PORTS = 32000
 DEVICES_GONE_WAIT = 30.0
 LOCK_WAIT = re.compile(
     r"^netc-cni: waited ([\d.]+) ms for the lock of (network|attachment|"
-    r"the addresses|the host-port claims|the node's iptables)\b",
+    r"the addresses|the host-port claims)\b",
     re.MULTILINE,
 )
 CALL_DONE = re.compile(r"^netc-cni: (ADD|DEL)\b.*: (ok|failed)", re.MULTILINE)

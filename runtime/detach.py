@@ -24,7 +24,6 @@ from runtime import executor
 from runtime.attachment_records import Record
 from runtime.host import Host
 from runtime.ipam_store import IpamStore
-from runtime.iptables import teardown_turn
 from runtime.ops.hostports import claims_in, holder_of
 
 Alive = Callable[[str, str], bool]
@@ -53,7 +52,6 @@ def detach(
         the_plan,
         pod,
         record,
-        teardown_turn=lambda: teardown_turn(network.state_dir),
         answer_first=answer_first and not own,
     )
     try:

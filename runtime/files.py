@@ -240,18 +240,11 @@ def remove(path: str) -> bool:
 
 @contextlib.contextmanager
 def locked(
-    path: str,
-    wait: float | None = LOCK_WAIT,
-    *,
-    logged_as: str | None = None,
-    kind: str | None = None,
+    path: str, wait: float = LOCK_WAIT, *, logged_as: str | None = None, kind: str | None = None
 ) -> Iterator[float]:
     """Hold an exclusive flock on `path` (created if needed) for the body; the seconds waited.
 
-    Waits at most `wait` seconds (`LockBusy`); with None, blocks until the
-    lock is free, as the kernel hands it on rather than polling for it, for
-    a lock many calls want at once, each briefly (the call's deadline still
-    bounds the wait, `runtime.deadline`).  Taking a lock this process
+    Waits at most `wait` seconds (`LockBusy`); taking a lock this process
     already holds is a bug, refused at once rather than waited for forever.
     The body may remove the file (see the module's docstring).  A call's
     locks are `logged_as` what they guard: a wait of `WAIT_LOGGED` or more
@@ -313,18 +306,14 @@ def _names(path: str, key: tuple[int, int]) -> bool:
     return (status.st_dev, status.st_ino) == key
 
 
-def _acquire(fd: int, path: str, started: float, wait: float | None) -> bool:
+def _acquire(fd: int, path: str, started: float, wait: float) -> bool:
     """Flock by `started` + `wait`: poll, backing off from 1 ms to `_POLL_CAP`; True if it waited.
 
     A lock taken at the first try was not waited for, however slow the
     system call itself was: a traced or loaded call must not log a wait.
-    With `wait` None, block for it instead.
     """
     if _try_flock(fd):
         return False
-    if wait is None:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return True
     deadline = started + wait
     delay = 0.001
     while True:

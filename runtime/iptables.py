@@ -19,20 +19,15 @@ node would be two rule sets the kernel both applies, neither seeing the other.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import os
-import select
 import shlex
-from collections.abc import Callable, Collection, Iterable, Sequence
-from time import perf_counter
+from collections.abc import Collection, Iterable, Sequence
 
 from compiler.datatypes import frozen
 from compiler.planner.iptables import Rule, restore_text
-from runtime.files import locked
-from runtime.netlink.nftables import Chain, Commits, Tables
+from runtime.netlink.nftables import Chain, Tables
 from runtime.programs import ProgramFailed, ProgramMissing, Running, find, run, start
-from runtime.spent import SECONDS
 
 TOOLS = {4: "iptables", 6: "ip6tables"}
 BACKENDS = ("nft", "legacy")
@@ -112,129 +107,15 @@ def restore(family: int, table: str, lines: Sequence[str]) -> None:
     start_restore(family, table, lines).wait()
 
 
-def start_restore(family: int, table: str, lines: Sequence[str], hold: bool = False) -> Running:
-    """`restore`, started: the transaction is applied (or refused) by the time it is waited for.
-
-    With `hold`, the program waits for the end of its input until then (`Running`).
-    """
+def start_restore(family: int, table: str, lines: Sequence[str]) -> Running:
+    """`restore`, started: the transaction is applied (or refused) by the time it is waited for."""
     return start(
         program(family, "restore"),
         "-w",
         XTABLES_WAIT,
         "--noflush",
         stdin=restore_text(table, lines).encode(),
-        hold=hold,
     )
-
-
-def teardown_turn(state_dir: str) -> contextlib.AbstractContextManager[float]:
-    """The node's turn for a pod's followed NAT teardown (`Removing`), a lock in `state_dir`."""
-    path = os.path.join(state_dir, "iptables.lock")
-    return locked(path, None, logged_as="the node's iptables", kind="iptables")
-
-
-class Removing:
-    """A restore that deletes a chain, started beside the call, whose commit may be followed.
-
-    A transaction that deletes rules or chains makes iptables-nft-restore
-    wait on its way out: nf_tables frees what was deleted after an RCU grace
-    period, and the release of the program's netlink socket waits for that,
-    long after the transaction is in (docs/benchmarks.md), holding the
-    lock every other commit needs.  Followed, the commit is seen as
-    nf_tables announces it (`Commits`), and `committed` returns then; the
-    program is held (its stdin left open) until `wait`, by when the kernel
-    has usually freed all, so neither it nor the other commits wait; `wait`
-    collects it, then stops following (a socket released before the kernel
-    has freed all waits as well).
-
-    A followed teardown also takes its `turn` (`teardown_turn`) from before
-    the program starts until its commit is seen.  iptables-nft reads what
-    it needs of the table, then commits stating the generation it read; a
-    commit by anyone in between makes nf_tables refuse it, and it reads
-    again: twenty teardowns at once made up to thirteen times the requests
-    of one alone (docs/benchmarks.md).  Taking turns, each reads it once.
-    """
-
-    def __init__(
-        self,
-        family: int,
-        table: str,
-        chain: str,
-        lines: Sequence[str],
-        follow: bool,
-        *,
-        turn: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
-    ) -> None:
-        self.family, self.table, self.chain = family, table, chain
-        self.commits = Commits() if follow and uses_nf_tables() else None
-        self._turn = contextlib.ExitStack()
-        try:
-            if turn is not None and self.commits is not None:
-                self._turn.enter_context(turn())
-            self.running = start_restore(family, table, lines, hold=self.commits is not None)
-        except BaseException:
-            self._unfollow()
-            raise
-
-    def committed(self) -> bool:
-        """Return once the transaction is in (True) or the program has ended (False).
-
-        A commit announced from the program's port is its own.  Any other
-        (its port taken by another socket, announcements lost) is its own
-        once the chain is gone.  False when not followed (nor followed with
-        iptables-legacy, which announces nothing); `wait` then says how it
-        went.  Either way, `wait` follows.
-        """
-        if self.commits is None:
-            return False
-        started = perf_counter()
-        try:
-            return _until_committed(self.commits, self.running.pid, self.gone)
-        except BaseException:  # the call's deadline: leave no program running
-            self.running.stop()
-            self._unfollow()
-            raise
-        finally:
-            self._turn.close()
-            SECONDS["programs"] += perf_counter() - started
-
-    def gone(self) -> bool:
-        """Whether nf_tables has the chain no more (asked on the socket `chains` keeps)."""
-        shape = _kept_tables().shape(self.family, self.table, [self.chain], (), ())
-        return shape[self.chain] is None
-
-    def wait(self) -> None:
-        """The program's end; `ProgramFailed` if it refused the transaction."""
-        try:
-            self.running.wait()
-        finally:
-            self._unfollow()
-
-    def _unfollow(self) -> None:
-        self._turn.close()
-        if self.commits is not None:
-            self.commits.close()
-            self.commits = None
-
-
-def _until_committed(commits: Commits, pid: int, gone: Callable[[], bool]) -> bool:
-    try:
-        ended = os.pidfd_open(pid)
-    except OSError:  # Linux before 5.3
-        return False
-    try:
-        waiting = select.poll()
-        waiting.register(commits, select.POLLIN)
-        waiting.register(ended, select.POLLIN)
-        while True:
-            ready = {fd for fd, _ in waiting.poll()}
-            ports = commits.ports()
-            if pid in ports or (ports and gone()):
-                return True
-            if ended in ready:
-                return False
-    finally:
-        os.close(ended)
 
 
 def rule_count(family: int, table: str, chain: str) -> int | None:
@@ -353,6 +234,14 @@ def chains(
     return _saved_chains(saved, names, counted, holders)
 
 
+def remove_chain(family: int, table: str, chain: str, holder: str) -> bool:
+    """Delete an iptables-nft chain and `holder`'s jumps to it over netlink (`Tables.remove_chain`).
+
+    False when the chain was not there.
+    """
+    return _kept_tables().remove_chain(family, table, chain, holder)
+
+
 _kept: list[tuple[tuple[int, int], Tables]] = []
 """The netfilter socket `_kept_tables` keeps, with the process and namespace it is for."""
 
@@ -360,10 +249,11 @@ _kept: list[tuple[tuple[int, int], Tables]] = []
 def _kept_tables() -> Tables:
     """A netfilter socket for this process in this network namespace, kept until it ends.
 
-    Releasing one waits while nf_tables has deletions to free, anywhere on
-    the machine (see `Removing`): a pod's ADD, whose answer waits for its
-    NAT's shape, must not wait for another pod's DEL or kube-proxy's sync.
-    The socket goes with the process, after the answer.  One is kept: a
+    Releasing one waits, holding the lock every commit of the namespace
+    needs, while nf_tables has deletions to free, anywhere on the machine: a
+    pod's call, whose answer waits for its NAT's shape or removal, must not
+    wait for another pod's DEL or kube-proxy's sync.  The socket goes with
+    the process, after the answer, and serves every call the process makes.  One is kept: a
     process asking in another namespace (a test's, the bench's) closes the
     one before, which would otherwise keep its namespace alive.  A child of
     a process that kept one (the warm server's) makes its own.

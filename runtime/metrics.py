@@ -30,7 +30,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from compiler.errors import Code
 
 COMMANDS = ("ADD", "DEL", "CHECK", "STATUS", "GC", "VERSION")
-LOCKS = ("network", "attachment", "addresses", "hostports", "iptables")
+LOCKS = ("network", "attachment", "addresses", "hostports")
 """The kinds of lock a call takes (`runtime.files.locked`'s `kind`)."""
 CHANGES = ("plugin", "node", "conflist")
 CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)

@@ -31,8 +31,6 @@ SEARCH_PATH = ("/usr/sbin", "/sbin", "/usr/local/sbin", "/usr/bin", "/bin")
 reduced PATH, and a caller's PATH must not choose what runs."""
 ENVIRONMENT = {"PATH": ":".join(SEARCH_PATH)}
 """The whole environment of every program started."""
-PIPE_HOLDS = 4096
-"""Bytes any pipe takes without a reader (PIPE_BUF): a held stdin longer is not held."""
 
 _mount_namespaces: list[int] = []
 """[where programs start, where the call works], once `programs_from` set them."""
@@ -96,33 +94,16 @@ def run(name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,
 
 
 class Running:
-    """A program started by `start`, to be waited for exactly once with `wait`.
+    """A program started by `start`, to be waited for exactly once with `wait`."""
 
-    Held (`hold`), its stdin is a pipe kept open after the input, so the
-    program, having read it all, waits for the end of its input until
-    `wait`: an iptables-restore that has committed then keeps its netlink
-    socket, whose release would wait for the kernel to free what the
-    transaction deleted (iptables.Removing).
-    """
-
-    def __init__(
-        self, argv: list[str], stdin: bytes, accept: tuple[int, ...], hold: bool = False
-    ) -> None:
+    def __init__(self, argv: list[str], stdin: bytes, accept: tuple[int, ...]) -> None:
         started = perf_counter()
         self.argv = argv
         self.accept = accept
-        self.held: int | None = None
-        self.streams: list[int] = []
+        self.streams = [os.memfd_create(s, os.MFD_CLOEXEC) for s in ("stdin", "stdout", "stderr")]
         try:
-            if hold and len(stdin) <= PIPE_HOLDS:
-                reading, self.held = os.pipe2(os.O_CLOEXEC)
-                self.streams.append(reading)
-                write_all(self.held, stdin)
-            else:
-                self.streams.append(os.memfd_create("stdin", os.MFD_CLOEXEC))
-                write_all(self.streams[0], stdin)
-                os.lseek(self.streams[0], 0, os.SEEK_SET)
-            self.streams += [os.memfd_create(s, os.MFD_CLOEXEC) for s in ("stdout", "stderr")]
+            write_all(self.streams[0], stdin)
+            os.lseek(self.streams[0], 0, os.SEEK_SET)
             self.pid = os.posix_spawn(
                 argv[0],
                 argv,
@@ -139,7 +120,6 @@ class Running:
     def wait(self) -> bytes:
         """Its stdout once it has ended, or `ProgramFailed` for a status not accepted."""
         try:
-            self._release()
             started = perf_counter()
             status = _wait(self.pid)
             SECONDS["programs"] += perf_counter() - started
@@ -149,35 +129,16 @@ class Running:
         finally:
             self._close()
 
-    def stop(self) -> None:
-        """End it now and collect it: a caller giving up on it leaves no program running."""
-        try:
-            _kill(self.pid)
-        finally:
-            self._close()
-
-    def _release(self) -> None:
-        """End a held stdin: the program reads the end of its input."""
-        if self.held is not None:
-            os.close(self.held)
-            self.held = None
-
     def _close(self) -> None:
-        self._release()
         for fd in self.streams:
             os.close(fd)
         self.streams = []
 
 
-def start(
-    name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,), hold: bool = False
-) -> Running:
-    """Start a program that runs beside the caller, which goes on until it `wait`s for it.
-
-    With `hold`, its stdin stays open until then (`Running`).
-    """
+def start(name: str, *args: str, stdin: bytes = b"", accept: tuple[int, ...] = (0,)) -> Running:
+    """Start a program that runs beside the caller, which goes on until it `wait`s for it."""
     with _in_home():
-        return Running([find(name), *args], stdin, accept, hold)
+        return Running([find(name), *args], stdin, accept)
 
 
 def _wait(pid: int) -> int:

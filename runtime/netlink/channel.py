@@ -22,7 +22,7 @@ import _socket
 import contextlib
 import errno
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from time import perf_counter
 
 from runtime.netlink.wire import (
@@ -67,13 +67,13 @@ class NetlinkError(OSError):
         self.detail = detail
 
 
-def route_socket() -> _socket.socket:
-    """A bound NETLINK_ROUTE socket that asks for extended, capped acknowledgements.
+def netlink_socket(protocol: int = NETLINK_ROUTE) -> _socket.socket:
+    """A bound netlink socket (rtnetlink unless told) asking for extended, capped acks.
 
     Capped: an error echoes only the header of the failed request, not all of
     it.  Kernels before 4.12 know neither option; their errors just have no text.
     """
-    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, NETLINK_ROUTE)
+    sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, protocol)
     sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, RECEIVE_BUFFER)
     for option in (NETLINK_EXT_ACK, NETLINK_CAP_ACK):
         with contextlib.suppress(OSError):
@@ -86,12 +86,12 @@ class Channel:
     """Requests and their replies over one socket, with a sequence counter.
 
     Not thread-safe, and not needed to be.  `sock` is anything with send,
-    recv and close; a new `route_socket()` unless given (the codec's tests
+    recv and close; a new `netlink_socket()` unless given (the codec's tests
     hand in recorded kernel replies).
     """
 
     def __init__(self, sock: _socket.socket | None = None) -> None:
-        self.sock = sock if sock is not None else route_socket()
+        self.sock = sock if sock is not None else netlink_socket()
         self.seq = 0
 
     @contextlib.contextmanager
@@ -144,6 +144,41 @@ class Channel:
         if not replies:
             raise NetlinkError(errno.ENOENT, what)
         return replies[0].body
+
+    def batch(self, requests: Sequence[tuple[int, int, bytes]], what: str) -> None:
+        """Send requests in one datagram; wait for the acknowledgement of each that asks one.
+
+        For nfnetlink's transactions: its batch begin and end messages ask
+        for none.  An error for any message of the batch, acknowledged or
+        not, is raised (the kernel then applied none of it).
+        """
+        first = self.seq + 1
+        datagram, waiting = b"", set()
+        for kind, flags, body in requests:
+            self.seq += 1
+            datagram += message(kind, flags | NLM_F_REQUEST, self.seq, body)
+            if flags & NLM_F_ACK:
+                waiting.add(self.seq)
+        started = perf_counter()
+        self.sock.send(datagram)
+        SECONDS["netlink"] += perf_counter() - started
+        try:
+            self._acknowledged(range(first, self.seq + 1), waiting, what)
+        except MalformedReply as error:
+            raise NetlinkError(errno.EBADMSG, what, f"malformed reply: {error}") from None
+
+    def _acknowledged(self, batch: range, waiting: set[int], what: str) -> None:
+        while waiting:
+            started = perf_counter()
+            received = self.sock.recv(RECEIVE_BUFFER)
+            SECONDS["netlink"] += perf_counter() - started
+            for reply in list(messages(received)):
+                if reply.seq not in batch or reply.kind != NLMSG_ERROR:
+                    continue
+                code, text = outcome(reply)
+                if code > 0:
+                    raise NetlinkError(code, what, text)
+                waiting.discard(reply.seq)
 
     def _send(self, kind: int, flags: int, body: bytes) -> int:
         self.seq += 1

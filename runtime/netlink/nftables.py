@@ -7,33 +7,34 @@ kube-proxy's thousands of rules, a fetch of all of them each time.  A few
 filtered NFT_MSG_GETRULE dumps answer the question the ADD has: how many
 rules a chain of the network's own holds, and how many rules of the chains
 that should jump to them (PREROUTING, OUTPUT, POSTROUTING) do.  The
-dispatch chain, which holds a jump per pod, is never listed: its rules are
-the pods', whatever their number, and a jump to it proves it exists (the
-kernel refuses a jump to a missing chain, and deleting a chain jumped to).
-A chain is asked for by NFT_MSG_GETCHAIN only when nothing shows it exists.
+dispatch chain, which holds a jump per pod, is not listed for that: its
+rules are the pods', whatever their number, and a jump to it proves it
+exists (the kernel refuses a jump to a missing chain, and deleting a chain
+jumped to).  A chain is asked for by NFT_MSG_GETCHAIN only when nothing
+shows it exists.
+
+A pod's DEL removes its chain and the jump to it the same way, with no
+process: one listing of the dispatch chain for the jump's handle, then one
+transaction (`Tables.remove_chain`).
 
 Only the iptables-nft backend keeps its tables there: on a node that runs
 iptables-legacy the chains are not found, and the caller asks iptables.
-
-`Commits` follows nf_tables' announcements instead, to learn when a
-program's transaction is in before the program has ended.
 """
 
 from __future__ import annotations
 
-import _socket
 import errno
 import struct
 from collections import Counter
 from collections.abc import Collection, Iterable
 
 from compiler.datatypes import frozen
-from runtime.netlink.channel import Channel, NetlinkError
+from runtime.netlink.channel import Channel, NetlinkError, netlink_socket
 from runtime.netlink.wire import (
-    MalformedReply,
+    NLM_F_ACK,
+    Attr,
     attributes,
     get_string,
-    messages,
     parse_attrs,
     string,
 )
@@ -41,13 +42,15 @@ from runtime.netlink.wire import (
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_GETCHAIN = (NFNL_SUBSYS_NFTABLES << 8) | 4
+NFT_MSG_DELCHAIN = (NFNL_SUBSYS_NFTABLES << 8) | 5
 NFT_MSG_GETRULE = (NFNL_SUBSYS_NFTABLES << 8) | 7
-NFT_MSG_NEWGEN = (NFNL_SUBSYS_NFTABLES << 8) | 15
-NFNLGRP_NFTABLES = 7
+NFT_MSG_DELRULE = (NFNL_SUBSYS_NFTABLES << 8) | 8
+NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 16, 17
 NFTA_CHAIN_TABLE = 1
 NFTA_CHAIN_NAME = 3
 NFTA_RULE_TABLE = 1
 NFTA_RULE_CHAIN = 2
+NFTA_RULE_HANDLE = 3
 NFTA_RULE_EXPRESSIONS = 4
 NFTA_EXPR_NAME, NFTA_EXPR_DATA = 1, 2
 NFTA_IMMEDIATE_DATA = 2
@@ -56,6 +59,11 @@ NFTA_VERDICT_CHAIN = 2
 NFPROTO = {4: 2, 6: 10}
 """The nf_tables family of iptables' (4) and ip6tables' (6) tables."""
 NFGENMSG = struct.Struct("=BBH")
+BATCH = struct.pack("=BB", 0, 0) + struct.pack(">H", NFNL_SUBSYS_NFTABLES)
+"""The body of a batch's begin and end: nfgenmsg with the subsystem as its resource id."""
+HANDLE = struct.Struct(">Q")
+REMOVE_ATTEMPTS = 5
+"""How often `Tables.remove_chain` lists the jumps again when one was gone by its commit."""
 
 
 @frozen
@@ -67,12 +75,10 @@ class Chain:
 
 
 class Tables:
-    """A NETLINK_NETFILTER socket in this process's network namespace."""
+    """A NETLINK_NETFILTER socket in this process's network namespace (or `channel`)."""
 
-    def __init__(self) -> None:
-        sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, NETLINK_NETFILTER)
-        sock.bind((0, 0))
-        self.channel = Channel(sock)
+    def __init__(self, channel: Channel | None = None) -> None:
+        self.channel = channel or Channel(netlink_socket(NETLINK_NETFILTER))
 
     def close(self) -> None:
         """Release the socket."""
@@ -104,6 +110,43 @@ class Tables:
             found[name] = Chain(rules, jumps[name]) if there else None
         return found
 
+    def remove_chain(self, family: int, table: str, chain: str, holder: str) -> bool:
+        """Delete `chain` and the rules of `holder` jumping to it, in one transaction.
+
+        False when there is no such chain (a repeated DEL's).  The jumps are
+        deleted by their handles, which nf_tables never gives again, so the
+        transaction states no generation and stands whatever was committed
+        since the listing -- where iptables-nft's, stating the generation it
+        read, is refused and read again.  A jump gone by the commit (ENOENT)
+        sends it back to the listing.
+        """
+        what = f"delete chain {chain} of the {table} table and its jumps from {holder}"
+        for _ in range(REMOVE_ATTEMPTS):
+            handles = self._jumps(family, table, holder, chain)
+            try:
+                self.channel.batch(_deletion(family, table, chain, holder, handles), what)
+            except NetlinkError as error:
+                if error.errno != errno.ENOENT:
+                    raise
+                if not handles and not self._exists(family, table, chain):
+                    return False
+                continue
+            return True
+        raise NetlinkError(errno.ENOENT, what, f"its jumps changed {REMOVE_ATTEMPTS} times over")
+
+    def _jumps(self, family: int, table: str, holder: str, chain: str) -> list[int]:
+        """The handles of the rules of `holder` that jump or go to `chain`.
+
+        A rule that does not hold the name is not parsed: the holder is a
+        dispatch chain with a jump per pod.
+        """
+        name = chain.encode() + b"\0"
+        return [
+            HANDLE.unpack(parse_attrs(rule, NFGENMSG.size)[NFTA_RULE_HANDLE])[0]
+            for rule in self._rules(family, table, holder)
+            if name in rule and chain in _jump_targets(rule)
+        ]
+
     def _rules(self, family: int, table: str, chain: str) -> list[bytes]:
         """The rule messages of a chain (none for a chain that is not there)."""
         body = (
@@ -134,6 +177,42 @@ class Tables:
         return True
 
 
+def _deletion(
+    family: int, table: str, chain: str, holder: str, handles: Iterable[int]
+) -> list[tuple[int, int, bytes]]:
+    """The batch deleting the rules `handles` of `holder`, then `chain`.
+
+    The chain is emptied first, by a rule deletion that names no handle,
+    so that no kernel refuses it for the rules it holds.
+    """
+    nfgen = NFGENMSG.pack(NFPROTO[family], 0, 0)
+    rules = nfgen + string(NFTA_RULE_TABLE, table).encode()
+    deletions = [
+        *(
+            (NFT_MSG_DELRULE, rules + _name(NFTA_RULE_CHAIN, holder) + _handle(handle))
+            for handle in handles
+        ),
+        (NFT_MSG_DELRULE, rules + _name(NFTA_RULE_CHAIN, chain)),
+        (
+            NFT_MSG_DELCHAIN,
+            nfgen + _name(NFTA_CHAIN_TABLE, table) + _name(NFTA_CHAIN_NAME, chain),
+        ),
+    ]
+    return [
+        (NFNL_MSG_BATCH_BEGIN, 0, BATCH),
+        *((kind, NLM_F_ACK, body) for kind, body in deletions),
+        (NFNL_MSG_BATCH_END, 0, BATCH),
+    ]
+
+
+def _name(kind: int, name: str) -> bytes:
+    return string(kind, name).encode()
+
+
+def _handle(handle: int) -> bytes:
+    return Attr(NFTA_RULE_HANDLE, HANDLE.pack(handle)).encode()
+
+
 def _jump_targets(rule: bytes) -> list[str]:
     """The chains a rule jumps or goes to: the chain of each immediate verdict it holds."""
     targets = []
@@ -148,55 +227,3 @@ def _jump_targets(rule: bytes) -> list[str]:
         if chain:
             targets.append(chain)
     return targets
-
-
-class Commits:
-    """nf_tables' announcements of its commits in this network namespace, as they come.
-
-    A commit ends with NFT_MSG_NEWGEN from the netlink port of the socket
-    that committed.  A program's socket gets its process's pid (in its own
-    pid namespace) as its port, unless another socket of the namespace
-    holds that number already; then its commit comes from another port.
-    Subscribe before the program starts, or its announcement may be gone.
-    Closing the socket (`close`) waits, as the program's own release does,
-    for nf_tables to free what a commit deleted, if it has not yet.
-    """
-
-    def __init__(self) -> None:
-        self.sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_RAW, NETLINK_NETFILTER)
-        try:
-            self.sock.bind((0, 1 << (NFNLGRP_NFTABLES - 1)))
-            self.sock.setblocking(False)
-        except BaseException:
-            self.sock.close()
-            raise
-
-    def fileno(self) -> int:
-        """For poll: readable when an announcement came."""
-        return self.sock.fileno()
-
-    def close(self) -> None:
-        """Stop following."""
-        self.sock.close()
-
-    def ports(self) -> set[int | None]:
-        """The ports of the commits announced since last asked.
-
-        None stands for commits whose announcements were lost (a full
-        buffer: ENOBUFS, or bytes that are not netlink messages).
-        """
-        found: set[int | None] = set()
-        while True:
-            try:
-                datagram = self.sock.recv(1 << 16)
-            except BlockingIOError:
-                return found
-            except OSError as error:
-                if error.errno != errno.ENOBUFS:
-                    raise
-                found.add(None)
-                continue
-            try:
-                found.update(m.port for m in messages(datagram) if m.kind == NFT_MSG_NEWGEN)
-            except MalformedReply:
-                found.add(None)

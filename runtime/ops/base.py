@@ -50,8 +50,6 @@ class Run:
     endings: list[tuple[Operation[Params], Callable[[], None]]] = field(default_factory=list)
     """Programs whose work is in and which are still ending (see `ending`)."""
     shared_lock: Callable[[], contextlib.AbstractContextManager[object]] | None = None
-    teardown_turn: Callable[[], contextlib.AbstractContextManager[object]] | None = None
-    """The node's turn for a DEL's NAT teardown that follows its commit (`iptables.Removing`)."""
     thorough: bool = True
     """A node's apply that checks each node-scoped object whole (every NAT rule, a program
     each); without, it trusts the quicker test a pod's call makes (`Settles`)."""

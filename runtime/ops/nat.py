@@ -12,9 +12,12 @@ with iptables-nft (no process) -- and trusts a network whose shape is whole;
 they repaired.
 
 A pod's own NAT state is one chain plus one jump from the dispatch chain,
-written in a single iptables-restore transaction, and removed the same way:
-no process per rule, no dump of the table.  The restore text comes from
-`compiler.planner.iptables`, which `netc plan` prints it with.
+written in a single iptables-restore transaction: no process per rule, no
+dump of the table.  The restore text comes from `compiler.planner.iptables`,
+which `netc plan` prints it with.  It is removed in one transaction too:
+with iptables-nft, the same deletions sent over netlink by the process
+itself (`Tables.remove_chain`); with iptables-legacy, the restore text
+`netc plan` prints.
 """
 
 from __future__ import annotations
@@ -25,7 +28,15 @@ from compiler.planner import iptables as rules
 from compiler.planner.iptables import Rule
 from compiler.planner.ops import Observation, Operation, State, has_params
 from compiler.planner.params import IptablesAttachmentParams, IptablesNodeParams
-from runtime.iptables import LIVE, ListedChains, Removing, chains, restore, start_restore
+from runtime.iptables import (
+    LIVE,
+    ListedChains,
+    chains,
+    remove_chain,
+    restore,
+    start_restore,
+    uses_nf_tables,
+)
 from runtime.netlink.nftables import Chain
 from runtime.ops.base import IN_PLACE_NOW, Handler, KeptByDel, Run, Settles, differs, missing
 from runtime.programs import ProgramFailed, Running
@@ -135,8 +146,8 @@ IPTABLES_NODE = IptablesNodeHandler()
 class IptablesAttachmentHandler(Handler[IptablesAttachmentParams]):
     """A pod's DNAT chain and its jump from the network's dispatch chain.
 
-    Its iptables-restore runs while the call goes on (`Run.later`): the
-    pod's links and shaping are set up meanwhile.
+    Its ADD's iptables-restore runs while the call goes on (`Run.later`):
+    the pod's links and shaping are set up meanwhile.
     """
 
     params = IptablesAttachmentParams
@@ -183,32 +194,25 @@ class IptablesAttachmentHandler(Handler[IptablesAttachmentParams]):
             IPTABLES_NODE.set_up(network)
 
     def remove(self, op: Operation[IptablesAttachmentParams], run: Run) -> None:
-        """Start the teardown; a DEL that answers first follows its commit (`Removing`)."""
+        """Delete the chain and its jump: over netlink with iptables-nft (`remove_chain`).
+
+        With iptables-legacy, the restore runs while the call goes on.
+        """
         params = op.params
-        lines = rules.attachment_teardown(params)
-        follow = run.answer_first
-        turn = run.teardown_turn
-        removing = Removing(params.family, params.table, params.chain, lines, follow, turn=turn)
-        run.later(op, lambda: self._torn_down(op, run, removing))
+        if uses_nf_tables():
+            remove_chain(params.family, params.table, params.chain, params.dispatch)
+            return
+        restoring = start_restore(params.family, params.table, rules.attachment_teardown(params))
+        run.later(op, lambda: self._collected(op, restoring))
 
-    def _torn_down(
-        self, op: Operation[IptablesAttachmentParams], run: Run, removing: Removing
-    ) -> None:
-        """The teardown is in; the program's end is left to the end of the call once it is."""
-        if removing.committed():
-            run.ending(op, lambda: self._collected(op, removing))
-        else:
-            self._collected(op, removing)
-
-    def _collected(self, op: Operation[IptablesAttachmentParams], removing: Removing) -> None:
+    def _collected(self, op: Operation[IptablesAttachmentParams], restoring: Running) -> None:
         """The teardown's program ended; one refused (a rule or chain already gone) is redone.
 
-        Redone as found.  A teardown taken for committed (its chain gone) may
-        have been refused too: a repeated DEL's, whose chain never was.
+        Redone as found: a repeated DEL's chain, for one, never was.
         """
         params = op.params
         try:
-            removing.wait()
+            restoring.wait()
         except ProgramFailed:
             restore(params.family, params.table, rules.attachment_teardown(params, LIVE))
 

@@ -2,19 +2,21 @@
 
 iptables-nft's chains are read over netlink (nf_tables), iptables-legacy's
 from one iptables-save; both must give the same counts for the same rules,
-and say "no chain" for a chain that is not there.
+and say "no chain" for a chain that is not there.  A pod's chain and the
+jumps to it are removed over netlink too, in one transaction.
 """
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from runtime import iptables
-from runtime.deadline import deadline
 from runtime.iptables import _saved_chains
-from runtime.netlink.nftables import Chain, Commits, Tables
+from runtime.netlink.channel import NetlinkError
+from runtime.netlink.nftables import Chain, Tables
 from runtime.netns import node_namespace
-from runtime.programs import ProgramFailed
 from tests.kernel.lab import Namespaces
 
 SETUP = """*nat
@@ -119,77 +121,126 @@ def test_listed_chains_find_rules_as_written_with_one_process_per_chain(netns, m
     assert counts == (2, None)
 
 
-DNAT = """*nat
+DISPATCH = """*{table}
 :NETC-HP - [0:0]
-:NETC-DN - [0:0]
--A NETC-DN -p tcp -m tcp --dport 8080 -j DNAT --to-destination 10.244.1.2:80
--A NETC-HP -p tcp -m tcp --dport 8080 -j NETC-DN
+:NETC-DN-A - [0:0]
+:NETC-DN-B - [0:0]
+-A NETC-DN-A -p tcp -m tcp --dport 8080 -j DNAT --to-destination {a}
+-A NETC-DN-B -p tcp -m tcp --dport 9090 -j DNAT --to-destination {b}
+-A NETC-HP -p tcp -m tcp --dport 8080 -m comment --comment "pod a" -j NETC-DN-A
+-A NETC-HP -p tcp -m tcp --dport 9090 -m comment --comment "pod b NETC-DN-A" -j NETC-DN-B
+-A NETC-HP -p tcp -m tcp --dport 8081 -m comment --comment "pod a again" -j NETC-DN-A
+-A PREROUTING -m addrtype --dst-type LOCAL -j NETC-HP
 COMMIT
 """
-TEARDOWN = (":NETC-DN - [0:0]", "-D NETC-HP -p tcp -m tcp --dport 8080 -j NETC-DN", "-X NETC-DN")
+PODS = {4: ("10.244.1.2:80", "10.244.1.3:80"), 6: ("[fd00::2]:80", "[fd00::3]:80")}
+FAMILY_TOOLS = {4: "iptables-nft", 6: "ip6tables-nft"}
+B_DNAT = {
+    family: ("-p", "tcp", "-m", "tcp", "--dport", "9090", "-j", "DNAT", "--to-destination", b)
+    for family, (_, b) in PODS.items()
+}
 
 
-def test_a_followed_teardown_is_committed_before_its_program_is_waited_for(netns):
-    """`Removing.committed` returns once nf_tables announced the commit: the chain is gone
-    then, whatever iptables-restore still does on its way out; `wait` collects it."""
+def dispatching(namespaces: Namespaces, name: str, family: int) -> None:
+    """Two pods' DNAT chains behind a dispatch chain; pod a's is jumped to twice, and its name
+    is in the comment of pod b's jump (a match on the bytes alone would take that jump)."""
+    a, b = PODS[family]
+    text = DISPATCH.format(table="nat", a=a, b=b)
+    namespaces.run(name, f"{FAMILY_TOOLS[family]}-restore", "--noflush", stdin=text)
+
+
+def saved(namespaces: Namespaces, name: str, family: int) -> str:
+    return namespaces.run(name, f"{FAMILY_TOOLS[family]}-save", "-t", "nat").stdout
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_pod_s_chain_and_the_jumps_to_it_go_in_one_transaction(netns, family):
+    """`Tables.remove_chain`: the chain and both jumps to it go, pod b's stays whole and
+    iptables-nft reads and changes the table as before; a second removal finds nothing."""
     namespaces, name = netns
-    namespaces.run(name, "iptables-nft-restore", "--noflush", stdin=DNAT)
+    dispatching(namespaces, name, family)
     with node_namespace(name):
-        assert iptables.uses_nf_tables(), "the node's iptables-restore is iptables-nft's"
-        removing = iptables.Removing(4, "nat", "NETC-DN", TEARDOWN, follow=True)
-        committed = removing.committed()
         tables = Tables()
-        then = tables.shape(4, "nat", ["NETC-DN"], ["NETC-DN"], ["NETC-HP"])
-        tables.close()
-        removing.wait()
-    assert committed
-    assert then == {"NETC-DN": None}
+        try:
+            removed = tables.remove_chain(family, "nat", "NETC-DN-A", "NETC-HP")
+            again = tables.remove_chain(family, "nat", "NETC-DN-A", "NETC-HP")
+        finally:
+            tables.close()
+    after = saved(namespaces, name, family)
+    tool = FAMILY_TOOLS[family]
+    checked = namespaces.run(
+        name, tool, "-t", "nat", "-C", "NETC-DN-B", *B_DNAT[family], check=False
+    )
+    assert (removed, again) == (True, False)
+    assert not _of_chain(after, "NETC-DN-A"), after
+    assert ":NETC-DN-B" in after and '--comment "pod b NETC-DN-A" -j NETC-DN-B' in after, after
+    assert checked.returncode == 0, checked.stderr
+    assert namespaces.run(name, tool, "-t", "nat", "-X", "NETC-DN-B", check=False).returncode, (
+        "iptables-nft still sees pod b's jump"
+    )
 
 
-@pytest.mark.parametrize("follow", [False, True], ids=["unfollowed", "followed"])
-def test_a_teardown_not_committed_is_known_by_its_program_s_end(netns, follow):
-    """Unfollowed, `committed` says nothing; a refused transaction (its chain is not there)
-    ends the program without a commit, and `wait` says why."""
-    _, name = netns
-    with node_namespace(name):
-        removing = iptables.Removing(4, "nat", "NETC-DN", TEARDOWN, follow=follow)
-        assert not removing.committed()
-        with pytest.raises(ProgramFailed):
-            removing.wait()
-
-
-def test_a_commit_from_another_port_is_the_teardown_s_once_its_chain_is_gone(netns, monkeypatch):
-    """The program's port may be taken by another socket of the namespace (a process of
-    another pid namespace with the same pid): its commit comes from elsewhere, and the
-    chain's absence says it is in.  Otherwise its held program would wait forever."""
+def test_a_chain_jumped_to_from_elsewhere_is_refused_whole(netns):
+    """A jump netc did not make (here from OUTPUT) keeps the chain: the kernel refuses the
+    transaction, and the dispatch chain keeps its jumps too."""
     namespaces, name = netns
-    namespaces.run(name, "iptables-nft-restore", "--noflush", stdin=DNAT)
-    announced = Commits.ports
-    monkeypatch.setattr(Commits, "ports", lambda self: {p + 1 for p in announced(self) if p})
+    dispatching(namespaces, name, 4)
+    namespaces.run(name, "iptables-nft", "-t", "nat", "-A", "OUTPUT", "-j", "NETC-DN-A")
+    before = saved(namespaces, name, 4)
     with node_namespace(name):
-        removing = iptables.Removing(4, "nat", "NETC-DN", TEARDOWN, follow=True)
-        with deadline(10):  # not seen as committed, the held program would never end
-            committed = removing.committed()
-        gone = removing.gone()
-        removing.wait()
-    assert committed and gone
+        tables = Tables()
+        try:
+            with pytest.raises(NetlinkError) as refused:
+                tables.remove_chain(4, "nat", "NETC-DN-A", "NETC-HP")
+        finally:
+            tables.close()
+    assert refused.value.errno == errno.EBUSY
+    assert "delete chain NETC-DN-A of the nat table" in str(refused.value)
+    assert _rules_of(saved(namespaces, name, 4)) == _rules_of(before)
 
 
-def test_with_iptables_legacy_a_followed_teardown_is_waited_for(netns):
-    """iptables-legacy announces no commit: the program is not held, and ends by itself."""
+def test_a_jump_gone_since_its_listing_sends_the_removal_back_to_the_listing(netns, monkeypatch):
+    """Between the listing and the commit, another process deletes the jump and writes it
+    again (a new handle): the kernel refuses the stale handle (ENOENT), and the removal
+    lists the jumps again and deletes the new one."""
     namespaces, name = netns
-    namespaces.run(name, "iptables-legacy-restore", "--noflush", stdin=DNAT)
-    iptables.use_backend("legacy")
-    try:
-        with node_namespace(name), deadline(10):  # held, it would never end
-            removing = iptables.Removing(4, "nat", "NETC-DN", TEARDOWN, follow=True)
-            committed = removing.committed()
-            removing.wait()
-    finally:
-        iptables.use_backend(None)
-    saved = namespaces.run(name, "iptables-legacy-save", "-t", "nat").stdout
-    assert not committed
-    assert "NETC-DN" not in saved and ":NETC-HP" in saved
+    dispatching(namespaces, name, 4)
+    listed = Tables._jumps
+    listings = []
+    jump = ("-p", "tcp", "-m", "tcp", "--dport", "8080", "-m", "comment", "--comment")
+    jump += ("pod a", "-j", "NETC-DN-A")
+
+    def rewritten_after_listing(self, *args):
+        handles = listed(self, *args)
+        listings.append(handles)
+        if len(listings) == 1:
+            for verb in ("-D", "-I"):
+                namespaces.run(name, "iptables-nft", "-t", "nat", verb, "NETC-HP", *jump)
+        return handles
+
+    monkeypatch.setattr(Tables, "_jumps", rewritten_after_listing)
+    with node_namespace(name):
+        tables = Tables()
+        try:
+            removed = tables.remove_chain(4, "nat", "NETC-DN-A", "NETC-HP")
+        finally:
+            tables.close()
+    assert removed and len(listings) == 2
+    assert listings[0] != listings[1], "the rewritten jump has a handle of its own"
+    assert not _of_chain(saved(namespaces, name, 4), "NETC-DN-A")
+
+
+def _of_chain(text: str, chain: str) -> list[str]:
+    """The lines of iptables-save's text that declare `chain`, append to it or jump to it."""
+    return [
+        line
+        for line in text.splitlines()
+        if line.startswith((f":{chain} ", f"-A {chain} ")) or line.endswith(f"-j {chain}")
+    ]
+
+
+def _rules_of(text: str) -> list[str]:
+    return [line for line in text.splitlines() if not line.startswith("#")]
 
 
 def test_the_socket_a_process_keeps_answers_for_the_namespace_it_asks_in(tmp_path):

@@ -3,13 +3,8 @@
 But for one thing: a DEL answers once the pod is cut off, and its devices go after.
 """
 
-import fcntl
-import time
-from concurrent.futures import ThreadPoolExecutor
-
 from compiler.datatypes import replace
 from runtime import driver
-from runtime.files import locked
 from runtime.install import identity
 from tests.kernel import networks
 from tests.kernel.warm import serve_full_lifecycle
@@ -69,28 +64,3 @@ def test_a_del_answers_with_the_pod_cut_off_and_its_devices_go_after_under_its_l
     assert "veth" not in links and "nifb" not in links, links
     assert not list((lab.tmp / "state").rglob("*.json")), "the record went last"
     assert "after its answer" not in warm.log(), warm.log()
-
-
-def test_a_del_takes_the_node_s_turn_for_its_nat_teardown_until_its_commit(lab, warm, tmp_path):
-    """Teardowns take turns: iptables-nft reads the table again after any commit made since it
-    read it (runtime/iptables.py, `Removing`).  A warm DEL waits while the node's turn is
-    held, and holds it until its commit only, not while its devices go."""
-    conflist = lab.network(networks.FULL)
-    pod = lab.pod("p")
-    lab.add(conflist, pod, ports=("8080:80",))
-    turn = lab.tmp / "state" / "iptables.lock"
-    log = tmp_path / "plugin.log"
-    chain = driver.Conflist(conflist.read_bytes())
-    invocation = replace(lab.invocation(pod, ports=("8080:80",)), stderr_log=str(log))
-    with ThreadPoolExecutor(1) as pool:
-        with locked(str(turn)):
-            deleting = pool.submit(driver.delete, chain, invocation)
-            time.sleep(0.5)
-            assert not deleting.done(), "the DEL's teardown waits for the node's turn"
-        deleting.result(timeout=30)
-    assert "for the lock of the node's iptables" in log.read_text(), log.read_text()
-    with open(turn) as free:
-        fcntl.flock(free, fcntl.LOCK_EX | fcntl.LOCK_NB)  # given back at the commit
-    nat = lab.run(lab.node, "iptables-save", "-t", "nat").stdout
-    assert "NETC-DN-" not in nat, "its DNAT was committed away before the answer"
-    assert warm.wait_idle(), "the DEL's process ends once its devices are gone"

@@ -97,7 +97,8 @@ class Replay:
 class Capture:
     """A socket that keeps what netc sends and answers like a kernel that has nothing.
 
-    A change is acknowledged, a dump is empty, a get finds nothing (ENOENT):
+    A change is acknowledged (each of a batch that asks), a dump is empty, a get finds
+    nothing (ENOENT):
     enough for netc to finish each call; the tests look at what was sent.
     """
 
@@ -111,17 +112,19 @@ class Capture:
 
     def send(self, data: bytes) -> int:
         self.sent.append(data)
-        _length, _kind, flags, seq, _port = wire.HEADER.unpack_from(data)
+        batch = list(wire.messages(data))
+        if len(batch) > 1:  # nfnetlink's batch: the messages asking for it are acknowledged
+            self.answers += [_acknowledged(m, 0) for m in batch if m.flags & wire.NLM_F_ACK]
+            return len(data)
+        (request,) = batch
+        flags = request.flags
         if flags & wire.NLM_F_ACK or flags & wire.NLM_F_DUMP != wire.NLM_F_DUMP:
-            code = 0 if flags & wire.NLM_F_ACK else -errno.ENOENT
             self.answers.append(
-                wire.message(
-                    wire.NLMSG_ERROR, 0, seq, struct.pack("=i", code) + data[: wire.HEADER.size]
-                )
+                _acknowledged(request, 0 if flags & wire.NLM_F_ACK else -errno.ENOENT)
             )
         else:
             self.answers.append(
-                wire.message(wire.NLMSG_DONE, wire.NLM_F_MULTI, seq, struct.pack("=i", 0))
+                wire.message(wire.NLMSG_DONE, wire.NLM_F_MULTI, request.seq, struct.pack("=i", 0))
             )
         return len(data)
 
@@ -130,3 +133,10 @@ class Capture:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+def _acknowledged(request: wire.Message, code: int) -> bytes:
+    """The kernel's NLMSG_ERROR for a request (0: acknowledged), echoing its header."""
+    size = wire.HEADER.size + len(request.body)
+    echoed = wire.HEADER.pack(size, request.kind, request.flags, request.seq, request.port)
+    return wire.message(wire.NLMSG_ERROR, 0, request.seq, struct.pack("=i", code) + echoed)

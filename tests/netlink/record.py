@@ -27,7 +27,7 @@ from runtime.netlink.channel import (
     SOL_NETLINK,
     Channel,
     NetlinkError,
-    route_socket,
+    netlink_socket,
 )
 from runtime.netlink.rtnl import Rtnl
 from runtime.netns import Netns
@@ -114,7 +114,7 @@ def record(
             _address(names, "add", added[-1])
 
     with handles[scene.netns].entered():
-        sock = route_socket()
+        sock = netlink_socket()
     if not scene.capped:
         sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 0)
     tee = Tee(sock, meddle)

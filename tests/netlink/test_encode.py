@@ -36,6 +36,8 @@ from pyroute2.netlink import (
     nla,
 )
 from pyroute2.netlink import rtnl as pr
+from pyroute2.netlink.nfnetlink import NFNL_SUBSYS_NFTABLES, nfgen_msg
+from pyroute2.netlink.nfnetlink import nftsocket as nft
 from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD, ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import IFF_PROMISC, IFF_UP, ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
@@ -54,6 +56,7 @@ from pyroute2.protocols import ETH_P_ALL
 
 from runtime.netlink import tc
 from runtime.netlink.channel import NETLINK_GET_STRICT_CHK, SOL_NETLINK, Channel, NetlinkError
+from runtime.netlink.nftables import Tables
 from runtime.netlink.rtnl import (
     NTF_SELF,
     NUD_PERMANENT,
@@ -120,13 +123,21 @@ def netc_sends(call: Callable[[Rtnl], object]) -> list[bytes]:
 
 
 def pyroute2_encodes(
-    message_class: type, kind: int, header_flags: int, attrs: list | None = None, /, **fields: int
+    message_class: type,
+    kind: int,
+    header_flags: int,
+    attrs: list | None = None,
+    /,
+    *,
+    seq: int = 1,
+    **fields: int,
 ) -> bytes:
-    """The message as pyroute2 encodes it, with sequence number 1 (a new channel's first)."""
+    """The message as pyroute2 encodes it, by default with sequence number 1 (a new channel's
+    first)."""
     message = message_class()
     message["header"]["type"] = kind
     message["header"]["flags"] = header_flags
-    message["header"]["sequence_number"] = 1
+    message["header"]["sequence_number"] = seq
     for name, value in fields.items():
         message[name] = value
     message["attrs"] = attrs or []
@@ -614,3 +625,52 @@ def test_listing_the_ingress_filters():
             tcmsg, pr.RTM_GETTFILTER, DUMP, index=HOST.index, parent=ingress_fields()["handle"]
         ),
     )
+
+
+# nf_tables
+
+NFPROTO_IPV4, NFPROTO_IPV6 = 2, 10
+NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 16, 17
+
+
+def nf_tables(kind: int) -> int:
+    return (NFNL_SUBSYS_NFTABLES << 8) | kind
+
+
+@pytest.mark.parametrize("family, nfproto", [(4, NFPROTO_IPV4), (6, NFPROTO_IPV6)])
+def test_removing_a_pod_s_chain_lists_its_holder_then_deletes_in_one_batch(
+    family, nfproto, monkeypatch
+):
+    """The listing of the dispatch chain, then one datagram: the batch's begin, the jumps
+    deleted by handle, the chain emptied, the chain deleted, the batch's end."""
+    capture = Capture()
+    listed = Tables._jumps
+    monkeypatch.setattr(Tables, "_jumps", lambda *args: listed(*args) or [7, 9])
+    assert Tables(Channel(capture)).remove_chain(family, "nat", "NETC-DN-1", "NETC-HP")
+    listing, batch = capture.sent
+    table = [("NFTA_RULE_TABLE", "nat")]
+    rule = {"nfgen_family": nfproto}
+
+    def deleting(seq, message_class, kind, attrs):
+        return pyroute2_encodes(message_class, nf_tables(kind), CHANGE, attrs, seq=seq, **rule)
+
+    def batch_edge(seq, kind):
+        return pyroute2_encodes(nfgen_msg, kind, NLM_F_REQUEST, seq=seq, res_id=10)
+
+    jumps = [[*table, ("NFTA_RULE_CHAIN", "NETC-HP"), ("NFTA_RULE_HANDLE", h)] for h in (7, 9)]
+    chain = [("NFTA_CHAIN_TABLE", "nat"), ("NFTA_CHAIN_NAME", "NETC-DN-1")]
+    expected = [
+        batch_edge(2, NFNL_MSG_BATCH_BEGIN),
+        deleting(3, nft.nft_rule_msg, nft.NFT_MSG_DELRULE, jumps[0]),
+        deleting(4, nft.nft_rule_msg, nft.NFT_MSG_DELRULE, jumps[1]),
+        deleting(
+            5, nft.nft_rule_msg, nft.NFT_MSG_DELRULE, [*table, ("NFTA_RULE_CHAIN", "NETC-DN-1")]
+        ),
+        deleting(6, nft.nft_chain_msg, nft.NFT_MSG_DELCHAIN, chain),
+        batch_edge(7, NFNL_MSG_BATCH_END),
+    ]
+    asked = [*table, ("NFTA_RULE_CHAIN", "NETC-HP")]
+    assert words(listing) == words(
+        pyroute2_encodes(nft.nft_rule_msg, nf_tables(nft.NFT_MSG_GETRULE), DUMP, asked, **rule)
+    )
+    assert words(batch) == words(b"".join(expected))

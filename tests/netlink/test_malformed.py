@@ -136,3 +136,43 @@ def test_attributes_stop_at_a_header_shorter_than_itself_and_keep_repeats_in_ord
 def test_an_attribute_longer_than_its_message_keeps_what_there_is():
     cut = wire.Attr(3, b"eth0-and-more\0").encode()[:10]
     assert wire.attributes(cut) == [(3, b"eth0-a")]
+
+
+class _Answering:
+    """A socket whose kernel answers a request with the datagrams given, then with nothing."""
+
+    def __init__(self, *datagrams: bytes) -> None:
+        self.answers = list(datagrams)
+
+    def send(self, data: bytes) -> int:
+        return len(data)
+
+    def recv(self, size: int) -> bytes:
+        assert self.answers, "read past the kernel's last answer: the caller would wait forever"
+        return self.answers.pop(0)
+
+
+def test_a_batch_refused_at_its_begin_fails_with_the_kernel_s_reason():
+    """The begin message asks for no acknowledgement, yet its refusal (an unknown subsystem,
+    say) is the batch's only answer: it is raised, not waited past for the others' acks."""
+    begin, end = (16, 0, bytes(4)), (17, 0, bytes(4))
+    deletion = (0x0A08, wire.NLM_F_ACK, bytes(4))
+    channel = Channel(_Answering(error_message(errno.EINVAL)))
+    with pytest.raises(NetlinkError) as refused:
+        channel.batch([begin, deletion, end], "delete a chain")
+    assert refused.value.errno == errno.EINVAL
+    assert "delete a chain: Invalid argument" in str(refused.value)
+
+
+def test_a_batch_waits_for_each_acknowledgement_it_asked_for():
+    """Two deletions asked to be acknowledged: the first ack alone does not end the wait,
+    and an error for the second fails the batch."""
+    begin, end = (16, 0, bytes(4)), (17, 0, bytes(4))
+    deletion = (0x0A08, wire.NLM_F_ACK, bytes(4))
+    acked = error_message(0)[:8] + struct.pack("=I", SEQ + 1) + error_message(0)[12:]
+    refused = error_message(errno.ENOENT)[:8] + struct.pack("=I", SEQ + 2)
+    refused += error_message(errno.ENOENT)[12:]
+    channel = Channel(_Answering(acked, refused))
+    with pytest.raises(NetlinkError) as caught:
+        channel.batch([begin, deletion, deletion, end], "delete a chain")
+    assert caught.value.errno == errno.ENOENT

@@ -151,21 +151,7 @@ def test_a_lost_jump_is_repaired_and_said(tables, pod):
     assert run.notes == [f"repaired: no jump from {lost[0]} to {lost[1][-1]}"]
 
 
-class _TakenForCommitted:
-    """A teardown whose chain was found gone at another's commit, and whose program then
-    says it refused the transaction: a repeated DEL's, whose chain never was."""
-
-    def __init__(self, family, table, chain, lines, follow, *, turn) -> None:
-        self.follow = follow
-
-    def committed(self) -> bool:
-        return self.follow
-
-    def wait(self) -> None:
-        raise ProgramFailed(["iptables-restore"], 1, b"iptables-restore: line 3 failed")
-
-
-def test_a_teardown_taken_for_committed_and_refused_is_redone_as_found(tables, monkeypatch):
+def _dnat_removal():
     (network,) = compile_sources([SourceFile("nat.netdsl", SOURCE)]).networks
     pod = PodContext("c1", port_mappings=(PortMapping(8080, 80),))
     (op,) = [
@@ -173,17 +159,37 @@ def test_a_teardown_taken_for_committed_and_refused_is_redone_as_found(tables, m
         for o in plan(network, pod, "DEL").operations
         if has_params(o, IptablesAttachmentParams) and o.params.family == 4
     ]
-    monkeypatch.setattr(nat, "Removing", _TakenForCommitted)
-    later, endings = [], []
-    run = SimpleNamespace(
-        answer_first=True,
-        teardown_turn=None,
-        later=lambda op, finish: later.append(finish),
-        ending=lambda op, collect: endings.append(collect),
-    )
+    return op
+
+
+def test_with_iptables_nft_a_pod_s_chain_goes_over_netlink_with_no_restore(tables, monkeypatch):
+    op = _dnat_removal()
+    removed = []
+    monkeypatch.setattr(nat, "uses_nf_tables", lambda: True)
+    monkeypatch.setattr(nat, "remove_chain", lambda *chain: removed.append(chain) or True)
+    run = SimpleNamespace(later=lambda op, finish: pytest.fail("nothing is left for later"))
     nat.IptablesAttachmentHandler().remove(op, run)
-    for finish in later:
-        finish()
-    assert tables.written == [] and len(endings) == 1, "its end is left for after the answer"
-    endings[0]()
+    params = op.params
+    assert removed == [(4, "nat", params.chain, params.dispatch)]
+    assert tables.written == []
+
+
+class _Refused:
+    """An iptables-legacy teardown refused: a repeated DEL's, whose chain never was."""
+
+    def wait(self) -> None:
+        raise ProgramFailed(["iptables-restore"], 1, b"iptables-restore: line 3 failed")
+
+
+def test_with_iptables_legacy_a_refused_teardown_is_redone_as_found(tables, monkeypatch):
+    op = _dnat_removal()
+    started = []
+    monkeypatch.setattr(nat, "uses_nf_tables", lambda: False)
+    monkeypatch.setattr(nat, "start_restore", lambda *args: started.append(args) or _Refused())
+    later = []
+    run = SimpleNamespace(later=lambda op, finish: later.append(finish))
+    nat.IptablesAttachmentHandler().remove(op, run)
+    assert started == [(4, "nat", rules.attachment_teardown(op.params))]
+    assert tables.written == [] and len(later) == 1, "the restore runs beside the call"
+    later[0]()
     assert tables.written == [rules.attachment_teardown(op.params, tables)]

@@ -63,18 +63,3 @@ def test_a_started_program_that_fails_says_so_when_waited_for():
     running = programs.start("sh", "-c", "echo 'no such chain' >&2; exit 2")
     with pytest.raises(programs.ProgramFailed, match="no such chain"):
         running.wait()
-
-
-def test_a_held_program_has_its_input_but_not_its_end_until_it_is_waited_for(tmp_path):
-    """`hold`: the input is all there at once, and the end of it comes with `wait`."""
-    read = tmp_path / "read"
-    script = f'read line; echo "$line" > {read}; cat; echo ended'
-    running = programs.start("sh", "-c", script, stdin=b"first\nsecond\n", hold=True)
-    deadline_at = time.monotonic() + 10
-    while not read.exists() and time.monotonic() < deadline_at:
-        time.sleep(0.01)
-    time.sleep(0.05)
-    assert read.read_text() == "first\n", "the input came before its end"
-    assert os.waitpid(running.pid, os.WNOHANG) == (0, 0), "the program waits for the end"
-    assert running.wait() == b"second\nended\n"
-    assert running.streams == [] and running.held is None

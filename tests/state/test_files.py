@@ -5,7 +5,6 @@ import fcntl
 import os
 import re
 import threading
-from unittest.mock import patch
 
 import pytest
 
@@ -97,23 +96,6 @@ def test_locked_says_how_long_it_waited_for_the_lock(tmp_path):
             assert waited >= 0.19
     finally:
         releaser.join()
-
-
-def test_a_lock_taken_in_turn_is_handed_on_by_the_kernel_without_polling(tmp_path):
-    """`wait` None blocks in flock(2): the waiter has the lock as soon as it is released."""
-    path = str(tmp_path / "turn.lock")
-    holder = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    fcntl.flock(holder, fcntl.LOCK_EX)
-    releaser = threading.Timer(0.2, os.close, [holder])
-    releaser.start()
-    polls = []
-    try:
-        tried = patch.object(files, "_try_flock", side_effect=lambda fd: polls.append(fd) or False)
-        with tried, files.locked(path, None) as waited:
-            assert waited >= 0.19
-    finally:
-        releaser.join()
-    assert len(polls) == 1, "one try, then a blocking flock: no polling"
 
 
 def _holding(path: str, refused: threading.Event, body) -> threading.Thread:
