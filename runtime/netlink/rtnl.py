@@ -178,10 +178,22 @@ class LinkChanges:
     """How many link changes the handles of one call have asked for.
 
     A link looked up before the latest change is looked up again: a veth
-    created by the node's handle also changes what the pod's handle sees.
+    deleted by the node's handle also changes what the pod's handle sees.
+    A creation changes no link there was, so it only makes the lookups
+    that found none stale: a veth created by the node's handle may be the
+    link the pod's handle found missing.
     """
 
     count: int = 0
+    """Changes that may have changed any link (a deletion, a lock waited for)."""
+    creations: int = 0
+    """Links created."""
+
+
+def _still_true(lookup: tuple[int, int, Link | None], changes: int, creations: int) -> bool:
+    """Whether a lookup made after `lookup[0]` changes and `lookup[1]` creations holds now."""
+    made_after, created_after, found = lookup
+    return made_after == changes and (found is not None or created_after == creations)
 
 
 class Rtnl:
@@ -196,7 +208,8 @@ class Rtnl:
     def __init__(self, channel: Channel | None = None, changes: LinkChanges | None = None) -> None:
         self.nl = channel or Channel()
         self.changes = changes if changes is not None else LinkChanges()
-        self._looked_up: dict[str, tuple[int, Link | None]] = {}
+        self._looked_up: dict[str, tuple[int, int, Link | None]] = {}
+        """Each name's lookup: the changes and creations it was made after, what it found."""
 
     def close(self) -> None:
         """Release the socket."""
@@ -206,11 +219,12 @@ class Rtnl:
 
     def link(self, name: str) -> Link | None:
         """The link called `name`, or None."""
+        changes, creations = self.changes.count, self.changes.creations
         known = self._looked_up.get(name)
-        if known is not None and known[0] == self.changes.count:
-            return known[1]
+        if known is not None and _still_true(known, changes, creations):
+            return known[2]
         found = self._look_up(name)
-        self._looked_up[name] = (self.changes.count, found)
+        self._looked_up[name] = (changes, creations, found)
         return found
 
     def forget_links(self) -> None:
@@ -236,17 +250,21 @@ class Rtnl:
     ) -> None:
         """A request that creates, changes or deletes links; the lookups it makes stale go.
 
-        With `link`, the request changes that link alone; else any link of any
-        namespace may have changed (a veth's creation or deletion changes its
-        peer's namespace too), and every lookup is stale.
+        With `link`, the request changes that link alone.  A creation (no
+        link, NLM_F_CREATE) makes the lookups that found nothing stale, in
+        every namespace (a veth's peer is created in the pod's).  Else any
+        link of any namespace may have changed (a veth's deletion takes its
+        peer too), and every lookup is stale.
         """
         try:
             self.nl.request(kind, flags, body, what)
         finally:
-            if link is None:
-                self.forget_links()
-            else:
+            if link is not None:
                 self._looked_up.pop(link.name, None)
+            elif flags & wire.NLM_F_CREATE:
+                self.changes.creations += 1
+            else:
+                self.forget_links()
 
     def create(
         self,

@@ -2,7 +2,8 @@
 
 What it remembers must be what the kernel has: after the call's own change
 to a link, after a creation or deletion, and in the pod's namespace after a
-veth's creation from the node's.
+veth's creation from the node's.  A creation changes no link there was, so
+it makes only the lookups that found nothing stale.
 """
 
 from __future__ import annotations
@@ -89,5 +90,26 @@ def test_a_veth_made_from_the_node_is_seen_by_the_pods_handle(spaces):
             assert inside is not None and inside == _fresh(pod, "eth9")
             node_rtnl.delete("lkveth0")
             assert pod_rtnl.link("eth9") is None, "its peer went with it"
+    finally:
+        os.close(pod_fd)
+
+
+def test_a_creation_asks_again_only_for_the_links_found_missing(spaces):
+    """Creating a link changes no link there was: the links found are not asked for again,
+    those found missing are -- in the pod's handle too, where a veth's peer appears."""
+    _, node, pod = spaces
+    pod_fd = os.open(f"/run/netns/{pod}", os.O_RDONLY)
+    try:
+        with _rtnl_in(node) as node_rtnl, _rtnl_in(pod, node_rtnl.changes) as pod_rtnl:
+            node_rtnl.create("lkbr1", "bridge")
+            found = (node_rtnl.link("lkbr1"), pod_rtnl.link("lo"))
+            assert node_rtnl.link("lkveth1") is None and pod_rtnl.link("eth8") is None
+            node_sent, pod_sent = _counted(node_rtnl), _counted(pod_rtnl)
+            node_rtnl.create_veth("lkveth1", "eth8", pod_fd, 1500)
+            assert (node_rtnl.link("lkbr1"), pod_rtnl.link("lo")) == found
+            assert node_sent == [] and pod_sent == [], "the links found were not asked for"
+            assert node_rtnl.link("lkveth1") == _fresh(node, "lkveth1") is not None
+            assert pod_rtnl.link("eth8") == _fresh(pod, "eth8") is not None
+            assert len(node_sent) == 1 and len(pod_sent) == 1
     finally:
         os.close(pod_fd)
