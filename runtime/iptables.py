@@ -253,10 +253,11 @@ def _kept_tables() -> Tables:
     needs, while nf_tables has deletions to free, anywhere on the machine: a
     pod's call, whose answer waits for its NAT's shape or removal, must not
     wait for another pod's DEL or kube-proxy's sync.  The socket goes with
-    the process, after the answer, and serves every call the process makes.  One is kept: a
-    process asking in another namespace (a test's, the bench's) closes the
-    one before, which would otherwise keep its namespace alive.  A child of
-    a process that kept one (the warm server's) makes its own.
+    the process, after the answer, and serves every call the process makes.
+    One is kept: a process asking in another namespace (a test's, the
+    bench's) closes the one before, which would otherwise keep its namespace
+    alive.  A child of a process that kept one (the warm server's) makes its
+    own.
     """
     key = (os.getpid(), os.stat("/proc/thread-self/ns/net").st_ino)
     if _kept and _kept[0][0] == key:
