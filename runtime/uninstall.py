@@ -63,6 +63,9 @@ and the launcher's first comment."""
 IPAM_FILE = re.compile(r"last_reserved_ip\.\d+|lock|\.netc-boot")
 STATE_FILE = re.compile(r"[0-9a-f]+\.json|lock|nat-ipv[46]\.[0-9a-f]+")
 """A network's state directory: records, its lock, and the NAT markers older netcs wrote."""
+TEARDOWN_TURN = "iptables.lock"
+"""In a state dir: the node's turn for NAT teardowns, which netcs of 2026-12-07 03:11-04:20
+UTC took (docs/benchmarks.md); no netc takes it now."""
 STAYS = (
     f"{FORWARDING[4]}, {FORWARDING[6]} and "
     "net.bridge.bridge-nf-call-ip(6)tables stay as they are: netc does not know what they "
@@ -134,6 +137,11 @@ def steps(
         for step in _owned_by_cluster(host, plan, op)
     ]
     found += [step for network in networks for step in _network_files(network)]
+    found += [
+        step
+        for state_dir in sorted({n.state_dir for n in networks})
+        for step in _files(state_dir, TEARDOWN_TURN.__eq__, "an earlier netc's teardown lock")
+    ]
     found += _memory(node.memory_dir, cluster)
     directories = sorted(
         d

@@ -88,6 +88,7 @@ def test_uninstall_leaves_a_fresh_node_and_a_redeploy_works(cluster, tmp_path):
     cluster.add_pod(NODE_A)
     with_netc = _tables(cluster)
     files = cluster.tmp / NODE_A.name  # the node's state and IPAM directories
+    (files / "state" / "iptables.lock").write_bytes(b"")  # an earlier netc's teardown turn
 
     refused = _uninstall(cluster, where, "--apply")
     assert refused.returncode == 1
@@ -112,6 +113,7 @@ def test_uninstall_leaves_a_fresh_node_and_a_redeploy_works(cluster, tmp_path):
         f"would remove plugin {where['bin']}/netc-cni",
         f"would remove plugin {where['bin']}/.netc-cni-cold",
         f"would remove socket {where['socket']}",
+        f"would remove an earlier netc's teardown lock: 1 file in {files / 'state'}",
         "would remove IPv4 nat chains NETC-PO-",
         "would remove IPv4 raw chains",
         "would remove bridge cni0",
