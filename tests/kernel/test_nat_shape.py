@@ -180,6 +180,17 @@ def test_a_pod_s_chain_and_the_jumps_to_it_go_in_one_transaction(netns, family):
     )
 
 
+def test_on_a_node_without_a_nat_table_there_is_nothing_to_remove(netns):
+    """A DEL whose network never set its NAT up (or a node flushed of it) finds no chain."""
+    _, name = netns
+    with node_namespace(name):
+        tables = Tables()
+        try:
+            assert not tables.remove_chain(4, "nat", "NETC-DN-A", "NETC-HP")
+        finally:
+            tables.close()
+
+
 def test_a_chain_jumped_to_from_elsewhere_is_refused_whole(netns):
     """A jump netc did not make (here from OUTPUT) keeps the chain: the kernel refuses the
     transaction, and the dispatch chain keeps its jumps too."""
