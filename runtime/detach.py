@@ -48,11 +48,7 @@ def detach(
     the_plan = plan(network, pod, "DEL")
     own = host is None
     run = executor.Run(
-        host or Host(netns),
-        the_plan,
-        pod,
-        record,
-        answer_first=answer_first and not own,
+        host or Host(netns), the_plan, pod, record, answer_first=answer_first and not own
     )
     try:
         _raise_any(executor.remove(run))

@@ -187,26 +187,21 @@ def _fail(
     raise failure from error
 
 
-def _finished(run: Run, answering: bool = False) -> list[tuple[Operation[Params], Exception]]:
-    """Finish every operation still running beside the call (`Run.later`); the failures.
-
-    Then collect the programs still ending (`Run.ending`), unless the call
-    is about to answer: those are collected at its end.
-    """
+def _finished(run: Run) -> list[tuple[Operation[Params], Exception]]:
+    """Finish every operation still running beside the call (`Run.later`); the failures."""
     failed = []
-    for pending in (run.completions, [] if answering else run.endings):
-        while pending:
-            op, finish = pending.pop(0)
-            try:
-                finish()
-            except Exception as error:  # finish the others all the same
-                failed.append((op, error))
+    while run.completions:
+        op, finish = run.completions.pop(0)
+        try:
+            finish()
+        except Exception as error:  # finish the others all the same
+            failed.append((op, error))
     return failed
 
 
-def _finish(run: Run, answering: bool = False) -> list[OperationFailed]:
+def _finish(run: Run) -> list[OperationFailed]:
     """`_finished`, its failures as each operation's `OperationFailed`."""
-    return [_translate(op, error) for op, error in _finished(run, answering)]
+    return [_translate(op, error) for op, error in _finished(run)]
 
 
 def _roll_back(applied: Sequence[Operation[Params]], run: Run) -> None:
@@ -272,7 +267,7 @@ def _cut_off(op: Operation[Params], run: Run, failures: list[OperationFailed]) -
             return False
     except Exception:  # its removal, before the answer, says what is wrong
         return False
-    failures += _finish(run, answering=True)
+    failures += _finish(run)
     return not failures
 
 

@@ -47,8 +47,6 @@ class Run:
     """What operations did beyond their summary (what a prune removed), for `netc apply`."""
     completions: list[tuple[Operation[Params], Callable[[], None]]] = field(default_factory=list)
     """How to finish the operations whose work still runs beside the call (see `later`)."""
-    endings: list[tuple[Operation[Params], Callable[[], None]]] = field(default_factory=list)
-    """Programs whose work is in and which are still ending (see `ending`)."""
     shared_lock: Callable[[], contextlib.AbstractContextManager[object]] | None = None
     thorough: bool = True
     """A node's apply that checks each node-scoped object whole (every NAT rule, a program
@@ -104,15 +102,6 @@ class Run:
         and raises if it failed, as `ensure` or `remove` would.
         """
         self.completions.append((op, finish))
-
-    def ending(self, op: Operation[Params], collect: Callable[[], None]) -> None:
-        """Have the executor call `collect` before the call ends, after its answer if it may.
-
-        For a program whose work the kernel has taken but which is still on
-        its way out (an iptables-restore that deleted rules): a DEL that
-        answers first need not wait for it (`executor.remove`).
-        """
-        self.endings.append((op, collect))
 
     def bind(self, prefix: str, **values: str) -> None:
         """Make `{prefix.name}` placeholders resolvable, and remember them in the record."""
