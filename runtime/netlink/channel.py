@@ -159,20 +159,13 @@ class Channel:
             datagram += message(kind, flags | NLM_F_REQUEST, self.seq, body)
             if flags & NLM_F_ACK:
                 waiting.add(self.seq)
-        started = perf_counter()
-        self.sock.send(datagram)
-        SECONDS["netlink"] += perf_counter() - started
-        try:
+        self._transmit(datagram)
+        with _well_formed(what):
             self._acknowledged(range(first, self.seq + 1), waiting, what)
-        except MalformedReply as error:
-            raise NetlinkError(errno.EBADMSG, what, f"malformed reply: {error}") from None
 
     def _acknowledged(self, batch: range, waiting: set[int], what: str) -> None:
         while waiting:
-            started = perf_counter()
-            received = self.sock.recv(RECEIVE_BUFFER)
-            SECONDS["netlink"] += perf_counter() - started
-            for reply in list(messages(received)):
+            for reply in self._receive():
                 if reply.seq not in batch or reply.kind != NLMSG_ERROR:
                     continue
                 code, text = outcome(reply)
@@ -182,10 +175,20 @@ class Channel:
 
     def _send(self, kind: int, flags: int, body: bytes) -> int:
         self.seq += 1
-        started = perf_counter()
-        self.sock.send(message(kind, flags, self.seq, body))
-        SECONDS["netlink"] += perf_counter() - started
+        self._transmit(message(kind, flags, self.seq, body))
         return self.seq
+
+    def _transmit(self, datagram: bytes) -> None:
+        started = perf_counter()
+        self.sock.send(datagram)
+        SECONDS["netlink"] += perf_counter() - started
+
+    def _receive(self) -> list[Message]:
+        """The messages of the next datagram, all of them checked first."""
+        started = perf_counter()
+        received = self.sock.recv(RECEIVE_BUFFER)
+        SECONDS["netlink"] += perf_counter() - started
+        return list(messages(received))
 
     def _replies(self, seq: int, what: str) -> tuple[list[Message], bool]:
         """The data messages answering request `seq`, and whether a dump was interrupted.
@@ -194,20 +197,14 @@ class Channel:
         its one message when that is not part of a multi-part answer.  Raises
         on a kernel error, an overrun, or a malformed reply.
         """
-        try:
+        with _well_formed(what):
             return self._read(seq, what)
-        except MalformedReply as error:
-            raise NetlinkError(errno.EBADMSG, what, f"malformed reply: {error}") from None
 
     def _read(self, seq: int, what: str) -> tuple[list[Message], bool]:
         found: list[Message] = []
         interrupted = False
         while True:
-            started = perf_counter()
-            received = self.sock.recv(RECEIVE_BUFFER)
-            SECONDS["netlink"] += perf_counter() - started
-            datagram = list(messages(received))  # all of it checked first
-            for reply in datagram:
+            for reply in self._receive():
                 if reply.seq != seq or reply.kind == NLMSG_NOOP:
                     continue
                 interrupted |= bool(reply.flags & NLM_F_DUMP_INTR)
@@ -223,3 +220,12 @@ class Channel:
                 found.append(reply)
                 if not reply.flags & NLM_F_MULTI:
                     return found, interrupted
+
+
+@contextlib.contextmanager
+def _well_formed(what: str) -> Iterator[None]:
+    """A reply that is not netlink messages (`MalformedReply`) as the request's `NetlinkError`."""
+    try:
+        yield
+    except MalformedReply as error:
+        raise NetlinkError(errno.EBADMSG, what, f"malformed reply: {error}") from None

@@ -149,12 +149,8 @@ class Tables:
 
     def _rules(self, family: int, table: str, chain: str) -> list[bytes]:
         """The rule messages of a chain (none for a chain that is not there)."""
-        body = (
-            NFGENMSG.pack(NFPROTO[family], 0, 0)
-            + string(NFTA_RULE_TABLE, table).encode()
-            + string(NFTA_RULE_CHAIN, chain).encode()
-        )
         what = f"list the rules of chain {chain} of the {table} table"
+        body = _rules_of(family, table, chain)
         try:
             return [reply for _, reply in self.channel.dump(NFT_MSG_GETRULE, body, what)]
         except NetlinkError as error:
@@ -163,11 +159,7 @@ class Tables:
             raise
 
     def _exists(self, family: int, table: str, name: str) -> bool:
-        body = (
-            NFGENMSG.pack(NFPROTO[family], 0, 0)
-            + string(NFTA_CHAIN_TABLE, table).encode()
-            + string(NFTA_CHAIN_NAME, name).encode()
-        )
+        body = _chain_named(family, table, name)
         try:
             self.channel.get(NFT_MSG_GETCHAIN, body, f"look up chain {name} of the {table} table")
         except NetlinkError as error:
@@ -185,18 +177,11 @@ def _deletion(
     The chain is emptied first, by a rule deletion that names no handle,
     so that no kernel refuses it for the rules it holds.
     """
-    nfgen = NFGENMSG.pack(NFPROTO[family], 0, 0)
-    rules = nfgen + string(NFTA_RULE_TABLE, table).encode()
+    jumps = _rules_of(family, table, holder)
     deletions = [
-        *(
-            (NFT_MSG_DELRULE, rules + _name(NFTA_RULE_CHAIN, holder) + _handle(handle))
-            for handle in handles
-        ),
-        (NFT_MSG_DELRULE, rules + _name(NFTA_RULE_CHAIN, chain)),
-        (
-            NFT_MSG_DELCHAIN,
-            nfgen + _name(NFTA_CHAIN_TABLE, table) + _name(NFTA_CHAIN_NAME, chain),
-        ),
+        *((NFT_MSG_DELRULE, jumps + _handle(handle)) for handle in handles),
+        (NFT_MSG_DELRULE, _rules_of(family, table, chain)),
+        (NFT_MSG_DELCHAIN, _chain_named(family, table, chain)),
     ]
     return [
         (NFNL_MSG_BATCH_BEGIN, 0, BATCH),
@@ -205,8 +190,22 @@ def _deletion(
     ]
 
 
-def _name(kind: int, name: str) -> bytes:
-    return string(kind, name).encode()
+def _rules_of(family: int, table: str, chain: str) -> bytes:
+    """A rule request's header and attributes naming a chain of a table: all its rules."""
+    return (
+        NFGENMSG.pack(NFPROTO[family], 0, 0)
+        + string(NFTA_RULE_TABLE, table).encode()
+        + string(NFTA_RULE_CHAIN, chain).encode()
+    )
+
+
+def _chain_named(family: int, table: str, chain: str) -> bytes:
+    """A chain request's header and attributes naming a chain of a table."""
+    return (
+        NFGENMSG.pack(NFPROTO[family], 0, 0)
+        + string(NFTA_CHAIN_TABLE, table).encode()
+        + string(NFTA_CHAIN_NAME, chain).encode()
+    )
 
 
 def _handle(handle: int) -> bytes:
