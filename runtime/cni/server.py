@@ -483,8 +483,7 @@ def _back_home(spare: Spare, log: int) -> None:
     mount, net = spare.namespaces
     enter(mount, CLONE_NEWNS)
     enter(net, CLONE_NEWNET)
-    os.environb.clear()
-    os.environb.update(spare.environment)
+    _replace_environment(spare.environment)
 
 
 def _next_waiting(spare: Spare, server: int) -> socket.socket | None:
@@ -750,8 +749,13 @@ def _become_caller(environment: bytes, fds: list[int]) -> None:
     for target, fd in enumerate(fds[:STREAMS]):
         os.dup2(fd, target)
     _close(fds)
+    _replace_environment(_environment(environment))
+
+
+def _replace_environment(values: dict[bytes, bytes]) -> None:
+    """Make `values`, and nothing else, the environment of this process."""
     os.environb.clear()
-    os.environb.update(_environment(environment))
+    os.environb.update(values)
 
 
 def _environment(data: bytes) -> dict[bytes, bytes]:
