@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import signal
 import socket
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 from runtime.cni import server
 
 RETURNED = 3
+
+
+@contextlib.contextmanager
+def _listening(tmp_path, backlog: int) -> Iterator[socket.socket]:
+    """A server's listening socket, at `tmp_path`/s."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(str(tmp_path / "s"))
+        listener.listen(backlog)
+        yield listener
 
 
 def _outcome_in_child(listener: socket.socket, seen_waiting: bool) -> tuple[int, float]:
@@ -37,9 +48,7 @@ def _outcome_in_child(listener: socket.socket, seen_waiting: bool) -> tuple[int,
 
 
 def test_a_process_that_lost_the_caller_it_saw_ends_instead_of_waiting(tmp_path):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-        listener.bind(str(tmp_path / "s"))
-        listener.listen(1)
+    with _listening(tmp_path, 1) as listener:
         code, took = _outcome_in_child(listener, seen_waiting=True)
         assert code == 0, "it came back from accept() with no caller"
         assert took >= server.NEXT_CALLER_WAIT
@@ -48,17 +57,17 @@ def test_a_process_that_lost_the_caller_it_saw_ends_instead_of_waiting(tmp_path)
 
 
 def test_a_waiting_caller_is_taken(tmp_path):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-        listener.bind(str(tmp_path / "s"))
-        listener.listen(1)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as caller:
-            caller.connect(str(tmp_path / "s"))
-            spare = SimpleNamespace(listener=listener, die_with=lambda _server: True)
-            connection = server._next_waiting(spare, os.getpid())
-            assert connection is not None
-            connection.sendall(b"x")
-            assert caller.recv(1) == b"x"
-            connection.close()
+    with (
+        _listening(tmp_path, 1) as listener,
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as caller,
+    ):
+        caller.connect(str(tmp_path / "s"))
+        spare = SimpleNamespace(listener=listener, die_with=lambda _server: True)
+        connection = server._next_waiting(spare, os.getpid())
+        assert connection is not None
+        connection.sendall(b"x")
+        assert caller.recv(1) == b"x"
+        connection.close()
 
 
 def test_a_call_that_failed_ends_its_process():
@@ -69,9 +78,7 @@ def _fork_after(tmp_path, children: int, taken_by_another: bool = False) -> floa
     """Seconds the server waits before forking for a caller waiting while its spare's call
     runs, with `children` children; with `taken_by_another`, a process takes that caller 5 ms
     in, and the spare's call ends 0.2 s in."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-        listener.bind(str(tmp_path / "s"))
-        listener.listen(4)
+    with _listening(tmp_path, 4) as listener:
         ended, running = os.pipe()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as caller:
             caller.connect(str(tmp_path / "s"))
