@@ -83,6 +83,10 @@ class Host:
         """A link by name in the node's namespace or the pod's."""
         return self.rtnl(where).link(name)
 
+    def identified(self, where: Where, name: str) -> Link | None:
+        """A link by name, for its identity alone: index, name, kind, MAC (`Rtnl.identified`)."""
+        return self.rtnl(where).identified(name)
+
     def forget_links(self) -> None:
         """Look links up again in both namespaces (`Rtnl` keeps them until a change)."""
         self.node.forget_links()

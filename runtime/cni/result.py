@@ -50,7 +50,7 @@ def build_result(
 
 
 def _interface(host: Host, where: Where, name: str) -> dict[str, Any]:
-    link = host.link(where, name)
+    link = host.identified(where, name)
     entry: dict[str, Any] = {"name": name}
     if link is not None:
         entry["mac"] = link.mac

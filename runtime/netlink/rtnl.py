@@ -201,8 +201,11 @@ class Rtnl:
 
     A link is looked up by name once until a link changes (`changes`, which
     handles of one call share): a pod's ADD asks for the bridge, its veth
-    and its ifb a few times each.  What other processes change meanwhile is
-    not seen until then; `forget_links` says when that matters.
+    and its ifb a few times each.  A change to one link (its flags, its
+    master, its group) makes only its state stale: what needs no more than
+    its identity (`identified`) still takes that lookup.  What other
+    processes change meanwhile is not seen until then; `forget_links` says
+    when that matters.
     """
 
     def __init__(self, channel: Channel | None = None, changes: LinkChanges | None = None) -> None:
@@ -210,6 +213,8 @@ class Rtnl:
         self.changes = changes if changes is not None else LinkChanges()
         self._looked_up: dict[str, tuple[int, int, Link | None]] = {}
         """Each name's lookup: the changes and creations it was made after, what it found."""
+        self._changed: set[str] = set()
+        """Links this handle changed since their lookup: their identity holds, not their state."""
 
     def close(self) -> None:
         """Release the socket."""
@@ -219,13 +224,28 @@ class Rtnl:
 
     def link(self, name: str) -> Link | None:
         """The link called `name`, or None."""
+        if name not in self._changed:
+            known = self._looked_up.get(name)
+            if known is not None and _still_true(known, self.changes.count, self.changes.creations):
+                return known[2]
         changes, creations = self.changes.count, self.changes.creations
-        known = self._looked_up.get(name)
-        if known is not None and _still_true(known, changes, creations):
-            return known[2]
         found = self._look_up(name)
         self._looked_up[name] = (changes, creations, found)
+        self._changed.discard(name)
         return found
+
+    def identified(self, name: str) -> Link | None:
+        """The link called `name`, or None, for its identity alone: index, name, kind and MAC.
+
+        Its flags, MTU, master, group or hairpin may be older than this
+        handle's latest change to it: a tc qdisc, an address, a route or the
+        result's MAC needs none of them.  A new MAC (`set_mac`, a bridge
+        given a port) is asked for again.
+        """
+        known = self._looked_up.get(name)
+        if known is not None and _still_true(known, self.changes.count, self.changes.creations):
+            return known[2]
+        return self.link(name)
 
     def forget_links(self) -> None:
         """Look every link up again: another process may have changed them (a lock waited for)."""
@@ -250,7 +270,8 @@ class Rtnl:
     ) -> None:
         """A request that creates, changes or deletes links; the lookups it makes stale go.
 
-        With `link`, the request changes that link alone.  A creation (no
+        With `link`, the request changes that link alone: its state is looked
+        up again, its identity is still known (`identified`).  A creation (no
         link, NLM_F_CREATE) makes the lookups that found nothing stale, in
         every namespace (a veth's peer is created in the pod's).  Else any
         link of any namespace may have changed (a veth's deletion takes its
@@ -260,7 +281,7 @@ class Rtnl:
             self.nl.request(kind, flags, body, what)
         finally:
             if link is not None:
-                self._looked_up.pop(link.name, None)
+                self._changed.add(link.name)
             elif flags & wire.NLM_F_CREATE:
                 self.changes.creations += 1
             else:
@@ -371,15 +392,16 @@ class Rtnl:
         self._newlink(
             link, [u32(IFLA_MASTER, master.index)], 0, f"attach {link.name} to {master.name}"
         )
-        self._looked_up.pop(master.name, None)
+        self._looked_up.pop(master.name, None)  # its MAC, too, may have followed
 
     def set_alias(self, link: Link, alias: str) -> None:
         """The link's alias (IFLA_IFALIAS): how netc recognises the links it made."""
         self._newlink(link, [string(IFLA_IFALIAS, alias)], 0, f"set alias of {link.name}")
 
     def set_mac(self, link: Link, mac: str) -> None:
-        """Change a link's MAC address."""
+        """Change a link's MAC address (which `identified` answers with: asked for again)."""
         self._newlink(link, [Attr(IFLA_ADDRESS, mac_bytes(mac))], 0, f"set MAC of {link.name}")
+        self._looked_up.pop(link.name, None)
 
     def set_hairpin(self, link: Link, on: bool) -> None:
         """Turn hairpin mode of a bridge port on or off."""

@@ -209,7 +209,15 @@ def blocked(obstacle: str) -> Observation:
 
 def existing_link(run: Run, where: Where, name: str) -> Link:
     """The link `name` in the node or the pod; a missing one is a refusal naming it."""
-    link = run.host.link(where, name)
+    return _existing(name, run.host.link(where, name))
+
+
+def identified_link(run: Run, where: Where, name: str) -> Link:
+    """As `existing_link`, for what needs the link's identity alone (`Rtnl.identified`)."""
+    return _existing(name, run.host.identified(where, name))
+
+
+def _existing(name: str, link: Link | None) -> Link:
     if link is None:
         raise OperationRefused(f"link {name} does not exist")
     return link

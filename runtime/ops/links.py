@@ -40,6 +40,7 @@ from runtime.ops.base import (
     blocked,
     differs,
     existing_link,
+    identified_link,
     missing,
 )
 
@@ -204,7 +205,7 @@ class LinkMasterHandler(KeptByDel, Handler[LinkMasterParams]):
 
     def ensure(self, op: Operation[LinkMasterParams], run: Run) -> bool:
         link = existing_link(run, Where.NODE, op.params.dev)
-        master = existing_link(run, Where.NODE, op.params.master)
+        master = identified_link(run, Where.NODE, op.params.master)
         if link.master == master.index:
             return False
         run.host.node.set_master(link, master)
@@ -344,7 +345,7 @@ class _OnLink(KeptByDel, Handler[OnLinkParams]):
     """Something that sits on a link (an address, a route): added unless present."""
 
     def ensure(self, op: Operation[OnLinkParams], run: Run) -> bool:
-        link = existing_link(run, op.where, op.params.dev)
+        link = identified_link(run, op.where, op.params.dev)
         if self._present(op, run, link):
             return False
         self._add(op, run, link)
@@ -406,7 +407,7 @@ class NeighbourForgetHandler(Handler[NeighbourForgetParams]):
     params = NeighbourForgetParams
 
     def ensure(self, op: Operation[NeighbourForgetParams], run: Run) -> bool:
-        link = run.host.node.link(op.params.dev)
+        link = run.host.node.identified(op.params.dev)
         if link is None or placeholders(op.params.address):
             return False
         return run.host.node.delete_neighbour(link, op.params.address)

@@ -55,7 +55,7 @@ from runtime.ops.base import (
     Run,
     blocked,
     differs,
-    existing_link,
+    identified_link,
     missing,
 )
 
@@ -358,7 +358,7 @@ class RouteNodeHandler(KeptByDel, Blockable[RouteNodeParams]):
 
     def ensure(self, op: Operation[RouteNodeParams], run: Run) -> bool:
         dst, via, protocol = op.params.dst, op.params.via, op.params.protocol
-        link = existing_link(run, Where.NODE, op.params.dev) if op.params.dev else None
+        link = identified_link(run, Where.NODE, op.params.dev) if op.params.dev else None
         table = dumps(run).routes(family(dst))
         state = RouteState.of(table.get(dst, ()), protocol)
         if state.theirs:
@@ -418,7 +418,7 @@ class NeighbourHandler(KeptByDel, Handler[NeighbourParams]):
     params = NeighbourParams
 
     def ensure(self, op: Operation[NeighbourParams], run: Run) -> bool:
-        link = existing_link(run, Where.NODE, op.params.dev)
+        link = identified_link(run, Where.NODE, op.params.dev)
         address, lladdr = op.params.address, op.params.lladdr
         entries = dumps(run).neighbours(link, family(address))
         if self._problem(entries.get(address), lladdr) is None:
@@ -453,7 +453,7 @@ class FdbHandler(KeptByDel, Handler[FdbParams]):
     params = FdbParams
 
     def ensure(self, op: Operation[FdbParams], run: Run) -> bool:
-        link = existing_link(run, Where.NODE, op.params.dev)
+        link = identified_link(run, Where.NODE, op.params.dev)
         lladdr, dst = op.params.lladdr, op.params.dst
         table = dumps(run).fdb(link)
         present = table.get(lladdr, [])

@@ -13,7 +13,15 @@ from __future__ import annotations
 from compiler.planner.ops import Observation, Operation, Where
 from compiler.planner.params import TcIngressParams, TcRedirectParams, TcTbfParams
 from runtime.netlink import tc
-from runtime.ops.base import IN_PLACE_NOW, Handler, KeptByDel, Run, differs, existing_link, missing
+from runtime.ops.base import (
+    IN_PLACE_NOW,
+    Handler,
+    KeptByDel,
+    Run,
+    differs,
+    identified_link,
+    missing,
+)
 
 BURST_TOLERANCE = 0.02
 """The kernel stores the bucket as a time in 64 ns ticks; reading it back rounds."""
@@ -28,7 +36,7 @@ class TcTbfHandler(KeptByDel, Handler[TcTbfParams]):
         want = op.params
         tc.replace_tbf(
             run.host.node,
-            existing_link(run, Where.NODE, want.dev),
+            identified_link(run, Where.NODE, want.dev),
             want.rate,
             want.burst,
             want.limit,
@@ -58,7 +66,7 @@ class TcIngressHandler(KeptByDel, Handler[TcIngressParams]):
     params = TcIngressParams
 
     def ensure(self, op: Operation[TcIngressParams], run: Run) -> bool:
-        return tc.ensure_ingress(run.host.node, existing_link(run, Where.NODE, op.params.dev))
+        return tc.ensure_ingress(run.host.node, identified_link(run, Where.NODE, op.params.dev))
 
     def observe(self, op: Operation[TcIngressParams], run: Run) -> Observation:
         link = run.host.node.link(op.params.dev)
@@ -80,8 +88,8 @@ class TcRedirectHandler(KeptByDel, Handler[TcRedirectParams]):
         deleted -- go with the ingress qdisc, which is made again.
         """
         node = run.host.node
-        link = existing_link(run, Where.NODE, op.params.dev)
-        target = existing_link(run, Where.NODE, op.params.to)
+        link = identified_link(run, Where.NODE, op.params.dev)
+        target = identified_link(run, Where.NODE, op.params.to)
         targets = tc.redirect_targets(node, link)
         if targets == [target.index]:
             return False

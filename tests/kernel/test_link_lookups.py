@@ -3,7 +3,8 @@
 What it remembers must be what the kernel has: after the call's own change
 to a link, after a creation or deletion, and in the pod's namespace after a
 veth's creation from the node's.  A creation changes no link there was, so
-it makes only the lookups that found nothing stale.
+it makes only the lookups that found nothing stale; a change to one link
+leaves its index known (`Rtnl.identified`).
 """
 
 from __future__ import annotations
@@ -113,3 +114,34 @@ def test_a_creation_asks_again_only_for_the_links_found_missing(spaces):
             assert len(node_sent) == 1 and len(pod_sent) == 1
     finally:
         os.close(pod_fd)
+
+
+def test_a_changed_link_is_still_identified_without_asking_until_a_deletion(spaces):
+    """A change to a link leaves its index as it was: `identified` answers from the lookup
+    made before it, `link` asks again; a new MAC, a port given to a bridge (whose MAC may
+    follow) and a deletion send both back, and a name found missing is asked for again
+    once a link was created."""
+    _, node, _ = spaces
+    with _rtnl_in(node) as rtnl:
+        rtnl.create("lk2", "ifb")
+        before = rtnl.link("lk2")
+        assert rtnl.identified("lkbr2") is None
+        sent = _counted(rtnl)
+        rtnl.set_flags(before, up=True)
+        rtnl.set_group(before, 77)
+        known = rtnl.identified("lk2")
+        assert (known.index, known.name) == (before.index, "lk2") and sent == []
+        assert rtnl.link("lk2") == _fresh(node, "lk2") and rtnl.link("lk2").up
+        assert len(sent) == 1, "the state was asked for once"
+        rtnl.create("lkbr2", "bridge")
+        assert rtnl.identified("lkbr2") == _fresh(node, "lkbr2") is not None
+        rtnl.set_mac(rtnl.identified("lkbr2"), "02:00:00:00:00:42")
+        assert rtnl.identified("lkbr2").mac == "02:00:00:00:00:42", "a new MAC is asked for"
+        rtnl.set_master(rtnl.link("lk2"), rtnl.identified("lkbr2"))
+        assert rtnl.identified("lkbr2") == _fresh(node, "lkbr2"), "its MAC may follow a port's"
+        assert len(sent) == 4
+        rtnl.delete("lk2")
+        rtnl.create("lk2", "bridge")
+        again = rtnl.identified("lk2")
+        assert again == _fresh(node, "lk2") and again.kind == "bridge"
+        assert len(sent) == 5
