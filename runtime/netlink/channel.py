@@ -21,6 +21,7 @@ from __future__ import annotations
 import _socket
 import contextlib
 import errno
+import mmap
 import os
 from collections.abc import Iterator, Sequence
 from time import perf_counter
@@ -86,13 +87,15 @@ class Channel:
     """Requests and their replies over one socket, with a sequence counter.
 
     Not thread-safe, and not needed to be.  `sock` is anything with send,
-    recv and close; a new `netlink_socket()` unless given (the codec's tests
-    hand in recorded kernel replies).
+    recv_into and close; a new `netlink_socket()` unless given (the codec's
+    tests hand in recorded kernel replies).
     """
 
     def __init__(self, sock: _socket.socket | None = None) -> None:
         self.sock = sock if sock is not None else netlink_socket()
         self.seq = 0
+        self._buffer: mmap.mmap | None = None
+        """Where every datagram is read (`_receive`), mapped at the first."""
 
     @contextlib.contextmanager
     def strictly(self) -> Iterator[None]:
@@ -115,8 +118,10 @@ class Channel:
             self.sock.setsockopt(SOL_NETLINK, NETLINK_GET_STRICT_CHK, 0)
 
     def close(self) -> None:
-        """Release the socket."""
+        """Release the socket and the receive buffer."""
         self.sock.close()
+        if self._buffer is not None:
+            self._buffer.close()
 
     def request(self, kind: int, flags: int, body: bytes, what: str) -> None:
         """Send a change and wait for the kernel's acknowledgement."""
@@ -184,11 +189,19 @@ class Channel:
         SECONDS["netlink"] += perf_counter() - started
 
     def _receive(self) -> list[Message]:
-        """The messages of the next datagram, all of them checked first."""
+        """The messages of the next datagram, all of them checked first.
+
+        Read into the one buffer the channel keeps: `recv(RECEIVE_BUFFER)`
+        maps a fresh megabyte for every datagram, then shrinks and unmaps it,
+        which made each request a third slower.  The buffer is an anonymous
+        mapping, so only the pages a datagram fills are ever touched.
+        """
+        if self._buffer is None:
+            self._buffer = mmap.mmap(-1, RECEIVE_BUFFER)
         started = perf_counter()
-        received = self.sock.recv(RECEIVE_BUFFER)
+        size = self.sock.recv_into(self._buffer)
         SECONDS["netlink"] += perf_counter() - started
-        return list(messages(received))
+        return list(messages(self._buffer[:size]))
 
     def _replies(self, seq: int, what: str) -> tuple[list[Message], bool]:
         """The data messages answering request `seq`, and whether a dump was interrupted.

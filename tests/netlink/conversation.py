@@ -22,6 +22,19 @@ REPLIES = Path(__file__).parent / "replies"
 SENT, RECEIVED = ">", "<"
 
 
+class Datagrams:
+    """A fake socket's side of `Channel._receive`: each datagram its `recv` gives, read into
+    the channel's buffer as the kernel's would be."""
+
+    def recv(self, size: int) -> bytes:
+        raise NotImplementedError
+
+    def recv_into(self, buffer: bytearray) -> int:
+        data = self.recv(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
 @dataclass(frozen=True)
 class Conversation:
     """The datagrams of one recording, in order, with the comment that says what it is."""
@@ -55,7 +68,7 @@ class Conversation:
         ]
 
 
-class Replay:
+class Replay(Datagrams):
     """A socket that replays a conversation to netc, checking what netc sends."""
 
     def __init__(self, datagrams: list[tuple[str, bytes]]) -> None:
@@ -94,7 +107,7 @@ class Replay:
         return data
 
 
-class Capture:
+class Capture(Datagrams):
     """A socket that keeps what netc sends and answers like a kernel that has nothing.
 
     A change is acknowledged (each of a batch that asks), a dump is empty, a get finds

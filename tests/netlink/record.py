@@ -32,12 +32,12 @@ from runtime.netlink.channel import (
 from runtime.netlink.rtnl import Rtnl
 from runtime.netns import Netns
 from tests.netlink import scenes
-from tests.netlink.conversation import RECEIVED, REPLIES, SENT, Conversation
+from tests.netlink.conversation import RECEIVED, REPLIES, SENT, Conversation, Datagrams
 
 RECORDING_BUFFER = 4096
 
 
-class Tee:
+class Tee(Datagrams):
     """A socket that keeps every datagram it sends and receives.
 
     It reads at most RECORDING_BUFFER bytes at a time: the kernel sizes dump

@@ -16,7 +16,7 @@ import pytest
 from runtime.netlink import wire
 from runtime.netlink.channel import Channel, NetlinkError
 from runtime.netlink.rtnl import Rtnl
-from tests.netlink.conversation import RECEIVED, SENT, Conversation, Replay
+from tests.netlink.conversation import RECEIVED, SENT, Conversation, Datagrams, Replay
 from tests.netlink.scenes import BRIDGE, SCENES
 
 SEQ = 1
@@ -138,7 +138,7 @@ def test_an_attribute_longer_than_its_message_keeps_what_there_is():
     assert wire.attributes(cut) == [(3, b"eth0-a")]
 
 
-class _Answering:
+class _Answering(Datagrams):
     """A socket whose kernel answers a request with the datagrams given, then with nothing."""
 
     def __init__(self, *datagrams: bytes) -> None:
