@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import statistics
+import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -108,10 +109,22 @@ def attach_background(
     in_parallel(lambda item: item[0].add(item[1]), work, jobs)
 
 
+NO_WORK = "NETC-BENCH-NO-WORK"
+"""A CNI command no plugin knows: a warm netc-cni hands it over, and the server's process
+answers that it knows no such command (`Implementation.handing_over`)."""
+
+
 def _probe_once(command: Sequence[str]) -> float:
     return timed(
         partial(run_quietly, command, env={**os.environ, "CNI_COMMAND": "VERSION"}, input=b"{}")
     )
+
+
+def _handed_over_once(command: Sequence[str]) -> float:
+    """A call that does no work, answered by the warm server with an error, as it should."""
+    environment = {**os.environ, "CNI_COMMAND": NO_WORK, "CNI_NETNS": "/proc/self/ns/net"}
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    return timed(partial(subprocess.run, command, env=environment, input=b"{}", **quiet))
 
 
 def wrapper_costs(chosen: Sequence[Implementation], samples: int) -> dict[str, dict[str, float]]:
@@ -126,27 +139,39 @@ def wrapper_costs(chosen: Sequence[Implementation], samples: int) -> dict[str, d
     paired differences: timed in separate blocks, a difference of two ~100 ms
     medians swings by tens of ms when the load moves (it once showed a false
     30 ms penalty for Python; paired, it is 1-3 ms for every probe).
+
+    A netc-cni that hands calls to a warm server is also called, in the node,
+    with a command no plugin knows (`Implementation.handing_over`): that call
+    less the wrapped probe's, paired the same way, is the hand-over's cost.
     """
     runs: dict[str, dict[str, list[float]]] = {
-        impl.name: {"bare": [], "wrapped": []} for impl in chosen
+        impl.name: {"bare": [], "wrapped": [], "handed_over": []} for impl in chosen
     }
     for _ in range(samples):
         for impl in chosen:
+            entry = driver.in_node(impl.node, NODE_ENTRY)
             runs[impl.name]["bare"].append(_probe_once(impl.probe))
-            runs[impl.name]["wrapped"].append(
-                _probe_once([*driver.in_node(impl.node, NODE_ENTRY), *impl.probe])
-            )
+            runs[impl.name]["wrapped"].append(_probe_once([*entry, *impl.probe]))
+            if impl.handing_over:
+                runs[impl.name]["handed_over"].append(
+                    _handed_over_once([*entry, *impl.handing_over])
+                )
     costs = {}
     for name, times in runs.items():
-        paired = [
-            wrapped - bare for bare, wrapped in zip(times["bare"], times["wrapped"], strict=True)
-        ]
         costs[name] = {
             "bare_ms": summary(times["bare"])["median_ms"],
             "wrapped_ms": summary(times["wrapped"])["median_ms"],
-            "overhead_ms": round(statistics.median(paired) * 1000, 2),
+            "overhead_ms": _paired_ms(times["bare"], times["wrapped"]),
         }
+        if times["handed_over"]:
+            costs[name]["handover_ms"] = _paired_ms(times["wrapped"], times["handed_over"])
     return costs
+
+
+def _paired_ms(before: Sequence[float], after: Sequence[float]) -> float:
+    """The median of what each run of `after` took more than its run of `before`, in ms."""
+    paired = [later - earlier for earlier, later in zip(before, after, strict=True)]
+    return round(statistics.median(paired) * 1000, 2)
 
 
 def measure(

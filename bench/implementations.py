@@ -103,8 +103,10 @@ class Implementation:
     """One way of attaching pods: its node, its conflists in ADD order, its plugin path.
 
     `probe` is a command whose start-up stands for one of its plugin execs
-    (see `bench.attach.wrapper_costs`).  `owns_node` is false for netc
-    variants, which borrow netc's node and pods.
+    (see `bench.attach.wrapper_costs`); `handing_over`, for a netc-cni that
+    hands calls to a warm server, the plugin itself, whose call with a
+    command no plugin knows the server takes and answers with no work.
+    `owns_node` is false for netc variants, which borrow netc's node and pods.
     """
 
     name: str
@@ -114,6 +116,7 @@ class Implementation:
     cache_dir: str
     probe: tuple[str, ...]
     owns_node: bool = True
+    handing_over: tuple[str, ...] | None = None
     stderr_log: str | None = None
     """Where the plugins' stderr goes (the load suite reads netc's lock waits there)."""
 
@@ -183,10 +186,18 @@ class Implementation:
         ).stdout
         return sum(1 for line in saved.splitlines() if line.startswith("-A"))
 
-    def with_launcher(self, name: str, bin_dir: Path, probe: tuple[str, ...]) -> Implementation:
-        """A variant on this node whose netc-cni is the launcher in `bin_dir`."""
+    def with_launcher(
+        self, name: str, bin_dir: Path, probe: tuple[str, ...], *, warm: bool = False
+    ) -> Implementation:
+        """A variant on this node whose netc-cni is the launcher in `bin_dir` (`warm`: it
+        hands calls to a server)."""
         return replace(
-            self, name=name, cni_path=(str(bin_dir), *self.cni_path), probe=probe, owns_node=False
+            self,
+            name=name,
+            cni_path=(str(bin_dir), *self.cni_path),
+            probe=probe,
+            owns_node=False,
+            handing_over=(str(bin_dir / "netc-cni"),) if warm else None,
         )
 
 
@@ -289,7 +300,9 @@ def warm(netc: Implementation, tmp: Path, python: str, socket: Path) -> Implemen
     """
     bin_dir = tmp / f"bin-warm-{netc.node}"
     install(bin_dir, python=python, warm_socket=str(socket))
-    return netc.with_launcher(f"{NETC}-warm", bin_dir, python_probe(python, WARM_IMPORTS))
+    return netc.with_launcher(
+        f"{NETC}-warm", bin_dir, python_probe(python, WARM_IMPORTS), warm=True
+    )
 
 
 def agent_plugins(
@@ -313,7 +326,7 @@ def agent_plugins(
             if name == AGENT_WARM
             else python_probe(INTERPRETERS[0], full_import_code())
         )
-        found.append(netc.with_launcher(name, bin_dir, probe))
+        found.append(netc.with_launcher(name, bin_dir, probe, warm=name == AGENT_WARM))
     return found
 
 

@@ -72,6 +72,10 @@ def _where_netc_time_goes(suite: dict[str, Any]) -> Iterator[str]:
         f"   warm: exec = {_entry(suite)}, launch = the launcher or shim and the hand-over "
         "(the rest); limit = the kernel's work alone"
     )
+    yield (
+        "   hand-over = a call with no work (a command no plugin knows) less the plugin's"
+        " start-up probe, each through the harness"
+    )
     beside = "lists" in suite  # since 2026-12-07: an ADD runs the loopback beside its network
     if beside:
         yield "   an ADD runs the loopback list beside the pod network, as containerd 1.6 does"
@@ -114,10 +118,12 @@ def _time_goes(
         return None
     kernel = logged["netlink"] + logged["programs"]
     wrapper = phase["exec_wrapper"][name]["overhead_ms"]
+    handover = phase["exec_wrapper"][name].get("handover_ms")
+    of_it = f" (hand-over {handover:.1f})" if handover is not None else ""
     call, work = total - (0 if beside else loopback) - wrapper, logged["work"]
     return (
         f"{step.upper()} {total:.1f} = {lead}exec {wrapper:.1f} + launch "
-        f"{call - work:.1f} + work {work:.1f} (kernel {kernel:.1f}: netlink "
+        f"{call - work:.1f}{of_it} + work {work:.1f} (kernel {kernel:.1f}: netlink "
         f"{logged['netlink']:.1f}, programs {logged['programs']:.1f}); limit {kernel:.1f}: "
         f"work {_times(work, kernel)}, call {_times(call, kernel)}"
     )

@@ -9,6 +9,7 @@ import argparse
 import ipaddress
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -131,6 +132,7 @@ def _attach_suite(**extra):
         name: {"overhead_ms": cost, "bare_ms": 100.0}
         for name, cost in (("netc", 30.5), ("netc-warm", 2.0), ("reference", 1.2))
     }
+    wrapper["netc-warm"]["handover_ms"] = 3.0
     work = {"work": 30.0, "netlink": 6.0, "programs": 4.0}
     phase = {
         "pods": 100,
@@ -189,7 +191,8 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
         "+",
         "rest",
     ] in rows
-    # 50 = loopback 8 + exec 2 + launch 10 + work 30; the kernel's 10 is the limit
+    # 50 = loopback 8 + exec 2 + launch 10 (3 of it the hand-over) + work 30; the kernel's 10
+    # is the limit
     assert [
         "100",
         "pods",
@@ -205,6 +208,8 @@ def test_the_report_has_a_row_per_pod_count_step_and_implementation():
         "+",
         "launch",
         "10.0",
+        "(hand-over",
+        "3.0)",
         "+",
         "work",
         "30.0",
@@ -475,6 +480,14 @@ def test_the_membership_section_has_a_row_per_cluster_size_and_the_watchers_line
     assert len([line for line in text.splitlines() if line.startswith("       20")]) == 1
 
 
+def test_only_a_launcher_that_hands_calls_to_a_server_is_timed_handing_one_over():
+    impl = Implementation("netc", "node", (), ("/bin",), "/cache", ())
+    warm = impl.with_launcher("netc-warm", Path("/w"), ("probe",), warm=True)
+    cold = impl.with_launcher("netc-py3", Path("/c"), ("probe",))
+    assert warm.handing_over == ("/w/netc-cni",) and warm.cni_path[0] == "/w"
+    assert cold.handing_over is None
+
+
 def test_both_sides_run_the_lists_a_runtime_runs_besides_their_own_network():
     """containerd runs the loopback plugin for every sandbox, whatever the pod network: the
     reference and netc get the same lists but for the pod network itself."""
@@ -487,10 +500,11 @@ def test_both_sides_run_the_lists_a_runtime_runs_besides_their_own_network():
 
 def test_an_add_whose_loopback_ran_beside_it_is_taken_apart_without_it():
     text = report.text(_attach_suite(lists=LISTS, node_entry="nsenter"))
-    # 50 = exec 2 + launch 18 + work 30, the loopback's 8 beside them
+    # 50 = exec 2 + launch 18 (3 of it the hand-over) + work 30, the loopback's 8 beside them
     assert (
-        "100 pods netc-warm        ADD 50.0 = (loopback 8.0 beside) exec 2.0 + launch 18.0 + "
-        "work 30.0 (kernel 10.0: netlink 6.0, programs 4.0); limit 10.0: work 3.0x, call 4.8x"
+        "100 pods netc-warm        ADD 50.0 = (loopback 8.0 beside) exec 2.0 + launch 18.0 "
+        "(hand-over 3.0) + work 30.0 (kernel 10.0: netlink 6.0, programs 4.0); limit 10.0: "
+        "work 3.0x, call 4.8x"
     ) in text
     assert (
         "100 pods netc             ADD 150.0 = (loopback 8.0 beside) work 30.0 (kernel 10.0) "
