@@ -222,7 +222,7 @@ def overwrite(path: str, content: bytes) -> None:
     costs an inode, which `write_atomically`'s temporary does on every write.
     Written over its old content, then cut to its length, not truncated
     first: ext4 flushes a file truncated and written again at its close
-    (auto_da_alloc), which made this write 20 times slower.
+    (auto_da_alloc; docs/benchmarks.md has what that cost).
     """
     _write(path, 0, content, durable=False, cut=True)
 

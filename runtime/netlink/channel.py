@@ -192,8 +192,8 @@ class Channel:
         """The messages of the next datagram, all of them checked first.
 
         Read into the one buffer the channel keeps: `recv(RECEIVE_BUFFER)`
-        maps a fresh megabyte for every datagram, then shrinks and unmaps it,
-        which made each request a third slower.  The buffer is an anonymous
+        maps a fresh megabyte for every datagram, then shrinks and unmaps it
+        (docs/benchmarks.md has what that cost).  The buffer is an anonymous
         mapping, so only the pages a datagram fills are ever touched.
         """
         if self._buffer is None:

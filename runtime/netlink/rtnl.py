@@ -224,10 +224,9 @@ class Rtnl:
 
     def link(self, name: str) -> Link | None:
         """The link called `name`, or None."""
-        if name not in self._changed:
-            known = self._looked_up.get(name)
-            if known is not None and _still_true(known, self.changes.count, self.changes.creations):
-                return known[2]
+        known = self._remembered(name)
+        if known is not None and name not in self._changed:
+            return known[2]
         changes, creations = self.changes.count, self.changes.creations
         found = self._look_up(name)
         self._looked_up[name] = (changes, creations, found)
@@ -242,10 +241,15 @@ class Rtnl:
         result's MAC needs none of them.  A new MAC (`set_mac`, a bridge
         given a port) is asked for again.
         """
+        known = self._remembered(name)
+        return known[2] if known is not None else self.link(name)
+
+    def _remembered(self, name: str) -> tuple[int, int, Link | None] | None:
+        """The lookup of `name` no change or creation since has made stale, if any."""
         known = self._looked_up.get(name)
         if known is not None and _still_true(known, self.changes.count, self.changes.creations):
-            return known[2]
-        return self.link(name)
+            return known
+        return None
 
     def forget_links(self) -> None:
         """Look every link up again: another process may have changed them (a lock waited for)."""
