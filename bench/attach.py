@@ -184,7 +184,9 @@ def measure(
         for impl in [*chosen[shift:], *chosen[:shift]]:
             pod = pods[impl.name][round_number]
             times[impl.name]["add"].append(timed(partial(impl.add, pod)))
+            impl.settle()
             times[impl.name]["del"].append(timed(partial(impl.delete, pod)))
+            impl.settle()
     return times
 
 
@@ -365,10 +367,11 @@ def first_adds(spaces: Namespaces, tmp: Path, pods: int, rounds: int) -> dict[st
                 target = REFERENCE if name == REFERENCE else NETC
                 impl = impls.on_node(target, spaces, tmp, pods, role)
                 if name == AGENT_WARM:
-                    socket = stack.enter_context(impls.serving(impl, tmp))
-                    impl = impls.agent_plugins(impl, tmp, socket, tag=f"{role}-")[1]
+                    server = stack.enter_context(impls.serving(impl, tmp))
+                    impl = impls.agent_plugins(impl, tmp, server, tag=f"{role}-")[-1]
                 (pod,) = make_pods(spaces, [f"{name}-first{round_number}"], [SAMPLE_PORT])
                 times[name].append(timed(partial(impl.add, pod)))
+                impl.settle()
             spaces.delete([pod.netns, impl.node])  # the node's namespace takes it all along
     figures = {name: summary(samples) for name, samples in times.items()}
     for name in (NETC, AGENT_WARM):
@@ -390,10 +393,10 @@ def with_variants(
     if "py3" in variants:
         chosen.append(impls.other_python(netc, tmp, python))
     if {"warm", "agent"} & set(variants):
-        socket = stack.enter_context(impls.serving(netc, tmp))
-        warm = [impls.warm(netc, tmp, python, socket)] if "warm" in variants else []
+        server = stack.enter_context(impls.serving(netc, tmp))
+        warm = [impls.warm(netc, tmp, python, server)] if "warm" in variants else []
         if "agent" in variants:
-            warm += impls.agent_plugins(netc, tmp, socket)
+            warm += impls.agent_plugins(netc, tmp, server)
         # the warm calls' own log lines (the plugin's time, the kernel's share) are kept
         chosen += [
             replace(impl, stderr_log=str(tmp / f"{impl.name}-calls.log"))

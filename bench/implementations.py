@@ -32,7 +32,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench.commands import tool
 from bench.namespaces import Namespaces, netns_path
 from bench.startup import full_import_code
 from compiler import emit
@@ -42,7 +41,9 @@ from compiler.source import SourceFile
 from runtime import driver
 from runtime.agent import install_plugin, plugin_files
 from runtime.artifact import INTERPRETERS
-from runtime.install import install
+from runtime.install import install, netc_command, package_root
+from runtime.packaging import DEPENDENCIES, PYTHON, module_dir
+from tests.membership.agents import until
 
 NETWORK = """
 network benchnet {{
@@ -83,6 +84,9 @@ VARIANTS = ("py3", "warm", "agent")
 """netc-py3: launcher on another interpreter; netc-warm: that launcher hands calls to
 `netc serve-cni`; agent: the plugin the node agent installs (the shim), cold and warm."""
 SERVER_START_TIMEOUT = 30.0
+SETTLE_WAIT = 10.0
+"""Seconds the harness waits for a warm server to finish a call's after-work (`settle`)."""
+SETTLE_STEP = 0.0005
 REFERENCE_PROBE = "/usr/lib/cni/bridge"
 """Every reference plugin is a static Go binary of about this size."""
 WARM_IMPORTS = "import os, sys, _socket, _struct"
@@ -117,6 +121,8 @@ class Implementation:
     probe: tuple[str, ...]
     owns_node: bool = True
     handing_over: tuple[str, ...] | None = None
+    server: int | None = None
+    """The PID of the warm server its calls are handed to (`settle`)."""
     stderr_log: str | None = None
     """Where the plugins' stderr goes (the load suite reads netc's lock waits there)."""
 
@@ -176,6 +182,22 @@ class Implementation:
         ifname = "lo" if conflist.document == LOOPBACK else "eth0"
         return command(conflist, self.invocation(pod, ifname))
 
+    def settle(self) -> None:
+        """Wait, untimed, until what the last call left for after its answer is done.
+
+        A warm server's call process answers first and goes on (a DEL's
+        device deletion), and the server then forks the next spare, which
+        copies pages: work on the machine's CPUs and under its rtnl lock
+        that would land on the next sample, another implementation's.  Done
+        when the server has one child, the spare, and both sleep.  Samples
+        before 2026-12-07 08:45 UTC did not wait (docs/benchmarks.md).
+        """
+        idle = partial(server_idle, self.server)
+        if self.server is not None and not until(idle, SETTLE_WAIT, step=SETTLE_STEP):
+            raise RuntimeError(
+                f"the warm server {self.server} was still busy after {SETTLE_WAIT} s"
+            )
+
     def nat_rules(self) -> int:
         """Rules in the node's nat table: the state portmap and masquerading scale with."""
         saved = subprocess.run(
@@ -187,18 +209,43 @@ class Implementation:
         return sum(1 for line in saved.splitlines() if line.startswith("-A"))
 
     def with_launcher(
-        self, name: str, bin_dir: Path, probe: tuple[str, ...], *, warm: bool = False
+        self, name: str, bin_dir: Path, probe: tuple[str, ...], server: Server | None = None
     ) -> Implementation:
-        """A variant on this node whose netc-cni is the launcher in `bin_dir` (`warm`: it
-        hands calls to a server)."""
+        """A variant on this node whose netc-cni is the launcher in `bin_dir` (with `server`:
+        it hands calls to that server)."""
         return replace(
             self,
             name=name,
             cni_path=(str(bin_dir), *self.cni_path),
             probe=probe,
             owns_node=False,
-            handing_over=(str(bin_dir / "netc-cni"),) if warm else None,
+            handing_over=(str(bin_dir / "netc-cni"),) if server else None,
+            server=server.pid if server else None,
         )
+
+
+@dataclass(frozen=True)
+class Server:
+    """A `netc serve-cni` of the bench: where it listens, and its PID."""
+
+    socket: Path
+    pid: int
+
+
+def server_idle(pid: int) -> bool:
+    """Whether the server `pid` and its one child (the spare) both sleep, no call running."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as children:
+            spares = children.read().split()
+        return len(spares) == 1 and all(_sleeping(int(each)) for each in (pid, *spares))
+    except OSError:
+        return False
+
+
+def _sleeping(pid: int) -> bool:
+    """Whether the process is in an interruptible sleep (state S of /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return stat.read().rpartition(b")")[2].split()[0] == b"S"
 
 
 def subnet_prefix(pods: int) -> int:
@@ -269,22 +316,35 @@ def other_python(netc: Implementation, tmp: Path, python: str) -> Implementation
 
 
 @contextlib.contextmanager
-def serving(netc: Implementation, tmp: Path) -> Iterator[Path]:
-    """A `netc serve-cni` running in netc's node, its socket; stopped (by PID) after."""
+def serving(netc: Implementation, tmp: Path) -> Iterator[Server]:
+    """A `netc serve-cni` running in netc's node; stopped (by PID) after."""
     socket, log = tmp / f"{netc.node}.sock", server_log(netc, tmp)
     with log.open("w") as sink:
         server = subprocess.Popen(
-            ["ip", "netns", "exec", netc.node, tool("netc"), "serve-cni", "--socket", str(socket)],
+            ["ip", "netns", "exec", netc.node, *server_command(socket)],
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=sink,
         )
     try:
         _wait_until_listening(server, log)
-        yield socket
+        yield Server(socket, server.pid)
     finally:
         server.kill()
         server.wait()
+
+
+def server_command(socket: Path) -> list[str]:
+    """`netc serve-cni --socket SOCKET` as a node's agent runs it.
+
+    On the interpreter netc's image carries (`runtime.packaging.PYTHON`, the
+    machine's Debian python3), with netc's packages and their dependencies
+    -- the modules the image holds -- on its path.  Runs before 2026-12-07
+    08:30 UTC ran it on the bench's own interpreter (docs/benchmarks.md).
+    """
+    dependencies = sorted({str(module_dir(name).parent) for name in DEPENDENCIES})
+    netc = netc_command(str(PYTHON), [package_root(), *dependencies])
+    return [*netc, "serve-cni", "--socket", str(socket)]
 
 
 def server_log(netc: Implementation, tmp: Path) -> Path:
@@ -292,41 +352,42 @@ def server_log(netc: Implementation, tmp: Path) -> Path:
     return tmp / f"{netc.node}-serve-cni.log"
 
 
-def warm(netc: Implementation, tmp: Path, python: str, socket: Path) -> Implementation:
-    """netc-cni handed to the `netc serve-cni` on `socket`.
+def warm(netc: Implementation, tmp: Path, python: str, server: Server) -> Implementation:
+    """netc-cni handed to the `netc serve-cni` `server`.
 
     The launcher runs on `python`, the deployment docs/runtime.md recommends:
     with the plugin already loaded, the launcher's own start-up is what is left.
     """
     bin_dir = tmp / f"bin-warm-{netc.node}"
-    install(bin_dir, python=python, warm_socket=str(socket))
-    return netc.with_launcher(
-        f"{NETC}-warm", bin_dir, python_probe(python, WARM_IMPORTS), warm=True
-    )
+    install(bin_dir, python=python, warm_socket=str(server.socket))
+    return netc.with_launcher(f"{NETC}-warm", bin_dir, python_probe(python, WARM_IMPORTS), server)
 
 
 def agent_plugins(
-    netc: Implementation, tmp: Path, socket: Path, tag: str = ""
+    netc: Implementation, tmp: Path, server: Server | None, tag: str = ""
 ) -> list[Implementation]:
     """netc-cni as the node agent installs it (`runtime.agent.plugin_files`).
 
     The compiled shim, and beside it the cold file it runs while no server
     answers: the plugin artifact, on the node's python3.  netc-agent: no
     server answers (the agent is down), the shim runs the artifact;
-    netc-agent-warm: the shim hands calls to the server.  `tag` keeps the
-    files of another node's server apart.
+    netc-agent-warm, given a `server`: the shim hands calls to it.  `tag`
+    keeps the files of another node's server apart.
     """
     found = []
-    for name, listening in ((AGENT, tmp / "no-server.sock"), (AGENT_WARM, socket)):
+    for name, serving in ((AGENT, None), (AGENT_WARM, server)):
+        if name == AGENT_WARM and serving is None:
+            break
         bin_dir = tmp / f"bin-{tag}{name}"
+        listening = serving.socket if serving else tmp / "no-server.sock"
         for file, content in plugin_files(str(bin_dir), str(listening)):
             install_plugin(str(bin_dir), content, file)
         probe = (
             (str(bin_dir / "netc-cni"),)
-            if name == AGENT_WARM
+            if serving
             else python_probe(INTERPRETERS[0], full_import_code())
         )
-        found.append(netc.with_launcher(name, bin_dir, probe, warm=name == AGENT_WARM))
+        found.append(netc.with_launcher(name, bin_dir, probe, serving))
     return found
 
 

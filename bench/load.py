@@ -78,10 +78,8 @@ def _node(
         impl = impls.on_node(REFERENCE, spaces, tmp, pods, role=f"load-{name}")
     else:
         impl = impls.on_node(NETC, spaces, tmp, pods, role=f"load-{name}")
-        socket = stack.enter_context(impls.serving(impl, tmp)) if name == AGENT_WARM else None
-        tag = f"load-{name}-"
-        cold, warm = impls.agent_plugins(impl, tmp, socket or tmp / "none.sock", tag=tag)
-        impl = warm if name == AGENT_WARM else cold
+        server = stack.enter_context(impls.serving(impl, tmp)) if name == AGENT_WARM else None
+        impl = impls.agent_plugins(impl, tmp, server, tag=f"load-{name}-")[-1]
     return replace(impl, name=name, stderr_log=str(tmp / f"load-{name}.log"))
 
 

@@ -70,7 +70,7 @@ from runtime.events import CHANGES, log, relay, use_format
 from runtime.files import read_text, write_atomically
 from runtime.health import Endpoint, Reply
 from runtime.host import PROC_SYS, use_proc_sys
-from runtime.install import package_root
+from runtime.install import netc_command, package_root
 from runtime.ipam_store import IpamStore
 from runtime.membership.follower import Follower, NotJoined
 from runtime.metrics import CONTENT_TYPE, Metrics
@@ -356,14 +356,9 @@ class Agent:
                 f"warm server ended (status {self.server.returncode}); starting it again",
                 "warm server ended",
             )
-        start = (
-            f"import sys; sys.path.append({package_root()!r}); from runtime.cli import main; main()"
-        )
         reports, writer = os.pipe()
         command = [
-            sys.executable,
-            "-c",
-            start,
+            *netc_command(sys.executable, [package_root()]),
             "serve-cni",
             "--socket",
             self.options.socket,

@@ -24,6 +24,7 @@ import hashlib
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import runtime
@@ -59,6 +60,20 @@ def package_files() -> list[tuple[str, bytes]]:
         for package in PACKAGES
         for path in sorted((root / package).rglob("*.py"))
     ]
+
+
+def netc_command(python: str, paths: Sequence[str]) -> list[str]:
+    """The command line of netc's CLI run by `python`.
+
+    `paths` go first on its module path: the root of netc's packages, and of
+    their dependencies where those live apart.  It calls itself `netc` in its
+    messages, not `-c`.
+    """
+    start = (
+        f"import sys; sys.argv[0] = 'netc'; sys.path[:0] = {list(paths)!r}; "
+        "from runtime.cli import main; main()"
+    )
+    return [python, "-c", start]
 
 
 def netc_version() -> str:

@@ -273,7 +273,7 @@ def _add_python_tree(
             add_member(archive, cache, data=byte_code(data, f"/{name}"))
 
 
-def _module_dir(name: str) -> Path:
+def module_dir(name: str) -> Path:
     """Where a package's files are; each of ours has an `__init__.py` (no namespace package)."""
     module = __import__(name)
     if module.__file__ is None:
@@ -303,11 +303,7 @@ def image_layer(root: Root, shim_binary: bytes) -> bytes:
     interpreter = root.resolve(f"/usr/bin/{python}")
     extensions = [
         *_extension_modules(stdlib / "lib-dynload", architecture),
-        *(
-            so
-            for name in DEPENDENCIES
-            for so in _extension_modules(_module_dir(name), architecture)
-        ),
+        *(so for name in DEPENDENCIES for so in _extension_modules(module_dir(name), architecture)),
     ]
     programs = {name: root.resolve(path) for name, path in NODE_PROGRAMS.items()}
     xtables = xtables_extensions(root)
@@ -349,7 +345,7 @@ def image_layer(root: Root, shim_binary: bytes) -> bytes:
             )
         _add_python_tree(archive, stdlib, f"usr/lib/{python}", architecture)
         for package in (*PACKAGES, *DEPENDENCIES):
-            _add_python_tree(archive, _module_dir(package), f"{SITE}/{package}", architecture)
+            _add_python_tree(archive, module_dir(package), f"{SITE}/{package}", architecture)
         # the distribution's metadata, so `netc_version()` -- and with it the warm
         # server's identity -- is the release's in the image too, not "unreleased"
         version = netc_version()

@@ -7,7 +7,10 @@ must say what they claim.
 
 import argparse
 import ipaddress
+import os
+import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -24,7 +27,10 @@ from bench.implementations import (
     REFERENCE,
     Implementation,
     Pod,
+    Server,
     sandbox_lists,
+    server_command,
+    server_idle,
     subnet_prefix,
 )
 from bench.stats import percentile, ratio, summary
@@ -32,6 +38,8 @@ from compiler.pipeline import compile_sources
 from compiler.planner.ops import Kind
 from compiler.source import SourceFile
 from runtime import driver
+from runtime.packaging import PYTHON
+from tests.membership.agents import until
 
 
 def test_generated_file_has_the_lines_asked_for_and_compiles_without_errors():
@@ -482,10 +490,77 @@ def test_the_membership_section_has_a_row_per_cluster_size_and_the_watchers_line
 
 def test_only_a_launcher_that_hands_calls_to_a_server_is_timed_handing_one_over():
     impl = Implementation("netc", "node", (), ("/bin",), "/cache", ())
-    warm = impl.with_launcher("netc-warm", Path("/w"), ("probe",), warm=True)
+    warm = impl.with_launcher("netc-warm", Path("/w"), ("probe",), Server(Path("/s"), 4242))
     cold = impl.with_launcher("netc-py3", Path("/c"), ("probe",))
     assert warm.handing_over == ("/w/netc-cni",) and warm.cni_path[0] == "/w"
-    assert cold.handing_over is None
+    assert warm.server == 4242
+    assert cold.handing_over is None and cold.server is None
+
+
+def test_the_warm_server_runs_on_the_interpreter_netcs_image_carries():
+    """A node's agent runs `netc serve-cni` on its image's python3, not on the bench's."""
+    command = server_command(Path("/run/x.sock"))
+    assert command[0] == str(PYTHON)
+    assert command[-3:] == ["serve-cni", "--socket", "/run/x.sock"]
+    done = subprocess.run([*command[:-3], "--version"], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("netc, version")
+
+
+SERVER_TREE = """
+import os, signal, sys, time
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # as the server: the kernel reaps children
+def child(code):
+    if os.fork() == 0:
+        exec(code)
+        os._exit(0)
+child("time.sleep(60)")  # the spare, waiting
+if len(sys.argv) > 1:
+    child(sys.argv[1])  # a call still at work after its answer
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def server_tree():
+    """A process shaped like a warm server: a spare, and perhaps a call still at work."""
+    started = []
+
+    def start(*call: str) -> int:
+        tree = subprocess.Popen(
+            [sys.executable, "-c", SERVER_TREE, *call], stdout=subprocess.PIPE, text=True
+        )
+        started.append(tree)
+        assert tree.stdout.readline() == "ready\n"
+        return tree.pid
+
+    yield start
+    for tree in started:
+        with open(f"/proc/{tree.pid}/task/{tree.pid}/children") as children:
+            for child in children.read().split():
+                os.kill(int(child), signal.SIGKILL)
+        tree.kill()
+        tree.wait()
+
+
+def test_a_server_whose_spare_waits_alone_is_idle(server_tree):
+    pid = server_tree()
+    assert until(lambda: server_idle(pid), 10, step=0.01)
+
+
+def test_a_server_with_a_call_at_work_is_not_idle(server_tree):
+    pid = server_tree("while True: pass")
+    assert not until(lambda: server_idle(pid), 0.5, step=0.01)
+
+
+def test_settle_returns_once_the_calls_after_work_has_ended(server_tree):
+    pid = server_tree("time.sleep(0.3)")
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        assert len(children.read().split()) == 2
+    Implementation("netc", "node", (), ("/bin",), "/cache", (), server=pid).settle()
+    with open(f"/proc/{pid}/task/{pid}/children") as children:
+        assert len(children.read().split()) == 1
 
 
 def test_both_sides_run_the_lists_a_runtime_runs_besides_their_own_network():

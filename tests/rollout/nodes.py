@@ -36,6 +36,7 @@ import grpc
 import yaml
 
 from compiler import kubernetes
+from runtime.install import netc_command
 from tests.cluster.sim import CLUSTER, SimCluster, SimNode
 from tests.rollout import kubelet
 from tests.runtimes.containerd import Containerd
@@ -151,10 +152,7 @@ class AgentNode:
 
     def netc(self, *arguments: str, check: bool = True) -> subprocess.CompletedProcess:
         """`netc ...` of this checkout run on the node (which must have Python)."""
-        start = (
-            f"import sys; sys.path.insert(0, {str(ROOT)!r}); from runtime.cli import main; main()"
-        )
-        return self.in_node(sys.executable, "-c", start, *arguments, check=check)
+        return self.in_node(*netc_command(sys.executable, [str(ROOT)]), *arguments, check=check)
 
     # the agent's pod
 
