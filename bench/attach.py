@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import implementations as impls
+from bench.beside import Beside
 from bench.commands import run_quietly
 from bench.implementations import (
     AGENT_WARM,
@@ -179,14 +180,15 @@ def measure(
 ) -> dict[str, dict[str, list[float]]]:
     """`samples` rounds of ADD then DEL of a fresh pod per implementation, order rotating."""
     times = {impl.name: {step: [] for step in STEPS} for impl in chosen}
-    for round_number in range(samples):
-        shift = round_number % len(chosen)
-        for impl in [*chosen[shift:], *chosen[:shift]]:
-            pod = pods[impl.name][round_number]
-            times[impl.name]["add"].append(timed(partial(impl.add, pod)))
-            impl.settle()
-            times[impl.name]["del"].append(timed(partial(impl.delete, pod)))
-            impl.settle()
+    with Beside() as beside:
+        for round_number in range(samples):
+            shift = round_number % len(chosen)
+            for impl in [*chosen[shift:], *chosen[:shift]]:
+                pod = pods[impl.name][round_number]
+                times[impl.name]["add"].append(timed(partial(impl.add, pod, beside)))
+                impl.settle()
+                times[impl.name]["del"].append(timed(partial(impl.delete, pod)))
+                impl.settle()
     return times
 
 
@@ -359,20 +361,21 @@ def first_adds(spaces: Namespaces, tmp: Path, pods: int, rounds: int) -> dict[st
     """
     names = (NETC, AGENT_WARM, REFERENCE)
     times: dict[str, list[float]] = {name: [] for name in names}
-    for round_number in range(rounds):
-        turn = round_number % len(names)
-        for name in names[turn:] + names[:turn]:
-            role = f"{name}-fresh{round_number}"
-            with contextlib.ExitStack() as stack:
-                target = REFERENCE if name == REFERENCE else NETC
-                impl = impls.on_node(target, spaces, tmp, pods, role)
-                if name == AGENT_WARM:
-                    server = stack.enter_context(impls.serving(impl, tmp))
-                    impl = impls.agent_plugins(impl, tmp, server, tag=f"{role}-")[-1]
-                (pod,) = make_pods(spaces, [f"{name}-first{round_number}"], [SAMPLE_PORT])
-                times[name].append(timed(partial(impl.add, pod)))
-                impl.settle()
-            spaces.delete([pod.netns, impl.node])  # the node's namespace takes it all along
+    with Beside() as beside:
+        for round_number in range(rounds):
+            turn = round_number % len(names)
+            for name in names[turn:] + names[:turn]:
+                role = f"{name}-fresh{round_number}"
+                with contextlib.ExitStack() as stack:
+                    target = REFERENCE if name == REFERENCE else NETC
+                    impl = impls.on_node(target, spaces, tmp, pods, role)
+                    if name == AGENT_WARM:
+                        server = stack.enter_context(impls.serving(impl, tmp))
+                        impl = impls.agent_plugins(impl, tmp, server, tag=f"{role}-")[-1]
+                    (pod,) = make_pods(spaces, [f"{name}-first{round_number}"], [SAMPLE_PORT])
+                    times[name].append(timed(partial(impl.add, pod, beside)))
+                    impl.settle()
+                spaces.delete([pod.netns, impl.node])  # the node's namespace takes it all along
     figures = {name: summary(samples) for name, samples in times.items()}
     for name in (NETC, AGENT_WARM):
         ratio = figures[name]["median_ms"] / figures[REFERENCE]["median_ms"]

@@ -32,6 +32,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.beside import Beside
 from bench.namespaces import Namespaces, netns_path
 from bench.startup import full_import_code
 from compiler import emit
@@ -156,15 +157,30 @@ class Implementation:
             stderr_log=self.stderr_log,
         )
 
-    def add(self, pod: Pod) -> dict[str, Any]:
+    def add(self, pod: Pod, beside: Beside | None = None) -> dict[str, Any]:
         """ADD every list at once, as containerd 1.6 does (go-cni attaches a sandbox's networks
         in goroutines of their own); the pod network's result (the last list's), whose
-        addresses the load suite checks for duplicates."""
-        with ThreadPoolExecutor(len(self.conflists)) as lists:
-            results: list[dict[str, Any]] = list(
-                lists.map(partial(self._call, driver.add, pod), self.conflists)
-            )
-        return results[-1]
+        addresses the load suite checks for duplicates.
+
+        With `beside`, the lists before the pod network's run in that process,
+        the pod network's here; without, each list in a thread of its own
+        (the load suite's callers, which are threads themselves).
+        """
+        *others, network = self.conflists
+        if beside is None and others:
+            with ThreadPoolExecutor(len(self.conflists)) as lists:
+                results: list[dict[str, Any]] = list(
+                    lists.map(partial(self._call, driver.add, pod), self.conflists)
+                )
+            return results[-1]
+        for conflist in others:
+            assert beside is not None
+            beside.start(partial(driver.add, conflist, self._invocation(pod, conflist)))
+        try:
+            return self._call(driver.add, pod, network)
+        finally:
+            for _ in others:
+                beside.result()
 
     def delete(self, pod: Pod) -> None:
         """DEL every list, one after the other in their order, loopback first, as containerd
@@ -178,9 +194,13 @@ class Implementation:
         pod: Pod,
         conflist: driver.Conflist,
     ) -> Any:
-        """One list's call; containerd names the interface `lo` for its loopback list."""
-        ifname = "lo" if conflist.document == LOOPBACK else "eth0"
-        return command(conflist, self.invocation(pod, ifname))
+        """One list's call."""
+        return command(conflist, self._invocation(pod, conflist))
+
+    def _invocation(self, pod: Pod, conflist: driver.Conflist) -> driver.Invocation:
+        """What a runtime passes for `pod` to a list: containerd names the interface `lo` for
+        its loopback list."""
+        return self.invocation(pod, "lo" if conflist.document == LOOPBACK else "eth0")
 
     def settle(self) -> None:
         """Wait, untimed, until what the last call left for after its answer is done.

@@ -14,7 +14,7 @@ What netc uses of dataclasses, with the same meaning: fields in definition
 order, a base class's first; defaults, and `field()` with a
 `default_factory`, `compare=False` or `metadata`; `__post_init__`;
 `__slots__`; `repr`; equality over the compared fields, and for `frozen`
-classes immutability and a hash over the same fields.  Methods a class
+classes immutability and a hash over the same fields; pickling.  Methods a class
 defines itself are kept.  mypy checks these classes as dataclasses
 (`dataclass_transform`).
 """
@@ -170,6 +170,7 @@ def _define(cls: type[T], *, is_frozen: bool) -> type[T]:
         namespace["__hash__"] = _Shared.__hash__ if is_frozen else None
     if is_frozen:
         namespace |= {"__setattr__": _Shared.__setattr__, "__delattr__": _Shared.__delattr__}
+        namespace.setdefault("__setstate__", _Shared.__setstate__)
     metaclass: type = type(cls)
     defined: type[T] = metaclass(cls.__name__, cls.__bases__, namespace)
     defined.__qualname__ = cls.__qualname__
@@ -278,3 +279,8 @@ class _Shared:
 
     def __delattr__(self, name: str) -> None:
         raise FrozenInstanceError(f"cannot delete field {name!r} of a frozen {type(self).__name__}")
+
+    def __setstate__(self, state: tuple[None, dict[str, Any]]) -> None:
+        """Unpickling a frozen instance, as a frozen dataclass unpickles: past its own refusal."""
+        for name, value in state[1].items():
+            object.__setattr__(self, name, value)

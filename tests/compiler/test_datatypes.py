@@ -1,6 +1,7 @@
 """compiler.datatypes behaves as the dataclasses it stands in for, where netc relies on them."""
 
 import dataclasses
+import pickle
 
 import pytest
 
@@ -94,6 +95,13 @@ def test_frozen_instances_refuse_changes_and_have_no_dict():
     with pytest.raises(AttributeError):
         instance.__dict__  # noqa: B018
     assert isinstance(FrozenInstanceError(), AttributeError)
+
+
+@pytest.mark.parametrize("instance", [Child("a", ("t",), 3, ["n"], b"c"), Counter(2), Checked(1)])
+def test_instances_pickle_as_dataclasses_do(instance):
+    copy = pickle.loads(pickle.dumps(instance))
+    assert copy == instance and copy is not instance and type(copy) is type(instance)
+    assert repr(copy) == repr(instance)
 
 
 def test_mutable_instances_take_assignments_and_are_not_hashable():
