@@ -204,22 +204,14 @@ def link_exclusively(source: str, path: str) -> bool:
     return True
 
 
-def write_durably(path: str, content: bytes) -> None:
-    """`content` as the whole of `path` (0600), flushed to disk before this returns.
-
-    Not atomic: for a file only one writer uses, and only once this
-    returned -- a reservation staged before its lock is taken, then linked
-    into place under it (`link_exclusively`).
-    """
-    _write(path, os.O_TRUNC, content, durable=True)
-
-
 def overwrite(path: str, content: bytes) -> None:
     """`content` as the whole of `path` (0600), written in place, not flushed.
 
-    For a hint that a crash may leave empty, stale or torn at no cost but a
-    longer search (IPAM's last reserved address): creating a file on a disk
-    costs an inode, which `write_atomically`'s temporary does on every write.
+    For a file a crash may leave empty, stale or torn at little cost: a hint
+    (IPAM's last reserved address: a longer search), or a reservation staged
+    before it is linked into place (freed after the boot).  Creating a file
+    on a disk costs an inode, which `write_atomically`'s temporary does on
+    every write.
     Written over its old content, then cut to its length, not truncated
     first: ext4 flushes a file truncated and written again at its close
     (auto_da_alloc; docs/benchmarks.md has what that cost).

@@ -14,10 +14,13 @@ after a reboot every reservation outlives its record and its pod
 `.netc-boot` file holding another boot id) frees every reservation older
 than the boot whose attachment has no record, whatever cniVersion the
 runtime speaks (CNI's GC exists only in 1.1.0).
-Two differences on purpose: a reservation file is never empty (written, then
-linked into place), and reserving again for an attachment that already holds
-an address returns that address instead of failing, so a repeated ADD is
-idempotent.
+Two differences on purpose: a reservation file is linked into place once
+written, so no call ever finds one empty, and reserving again for an
+attachment that already holds an address returns that address instead of
+failing, so a repeated ADD is idempotent.  Nothing is flushed, as host-local
+flushes nothing: a power loss may keep a reservation's name and lose its
+content, and the first reservation after the boot frees such a torn one too
+(a pod that held it went with the boot).
 """
 
 from __future__ import annotations
@@ -41,7 +44,6 @@ from runtime.files import (
     read_text,
     remove,
     write_atomically,
-    write_durably,
 )
 
 
@@ -144,10 +146,9 @@ class IpamStore:
         `announce` is told an address before it is taken, so a caller killed
         in between can find it again (and not take a second one).
 
-        The reservation's content is written and flushed before the
-        directory's lock is taken -- the flush is most of a reservation's
-        time -- and linked to its address under it: the lock is held for
-        the walk and one link.
+        The reservation's content is written before the directory's lock is
+        taken and linked to its address under it: the lock is held for the
+        walk and one link.
         """
         owner = self._owner(container_id, ifname)
         staged = self._staged(owner)
@@ -156,7 +157,7 @@ class IpamStore:
             return _lease(held, ranges)  # freed only by this attachment's DEL, which waits
         try:
             private_directory(self.directory)
-            write_durably(staged, owner)
+            overwrite(staged, owner)
             with self._locked():
                 self._reclaim_after_boot()
                 if requested:
@@ -204,7 +205,11 @@ class IpamStore:
         return freed
 
     def _reclaim_after_boot(self) -> list[str]:
-        """Once per boot: free reservations from before it that no record explains."""
+        """Once per boot: free reservations from before it that no record explains.
+
+        One whose content a power loss took (its name kept) names no holder: it
+        is freed too, whatever the records say.
+        """
         if self.recorded is None:
             return []
         boot = read_text(BOOT_ID)
@@ -214,11 +219,8 @@ class IpamStore:
         freed = []
         for name in self._names():
             container_id, ifname = self._holder(name)
-            if (
-                container_id
-                and not self.recorded(container_id, ifname)
-                and _mtime(self._path(name)) < booted
-            ):
+            explained = bool(container_id) and self.recorded(container_id, ifname)
+            if not explained and _mtime(self._path(name)) < booted:
                 remove(self._path(name))
                 freed.append(name)
         private_directory(self.directory)
