@@ -167,14 +167,15 @@ class Implementation:
         (the load suite's callers, which are threads themselves).
         """
         *others, network = self.conflists
-        if beside is None and others:
+        if not others:
+            return self._call(driver.add, pod, network)
+        if beside is None:
             with ThreadPoolExecutor(len(self.conflists)) as lists:
                 results: list[dict[str, Any]] = list(
                     lists.map(partial(self._call, driver.add, pod), self.conflists)
                 )
             return results[-1]
         for conflist in others:
-            assert beside is not None
             beside.start(partial(driver.add, conflist, self._invocation(pod, conflist)))
         try:
             return self._call(driver.add, pod, network)
@@ -210,7 +211,7 @@ class Implementation:
         copies pages: work on the machine's CPUs and under its rtnl lock
         that would land on the next sample, another implementation's.  Done
         when the server has one child, the spare, and both sleep.  Samples
-        before 2026-12-07 08:45 UTC did not wait (docs/benchmarks.md).
+        before 2026-12-07 08:00 UTC did not wait (docs/benchmarks.md).
         """
         idle = partial(server_idle, self.server)
         if self.server is not None and not until(idle, SETTLE_WAIT, step=SETTLE_STEP):
@@ -360,7 +361,7 @@ def server_command(socket: Path) -> list[str]:
     On the interpreter netc's image carries (`runtime.packaging.PYTHON`, the
     machine's Debian python3), with netc's packages and their dependencies
     -- the modules the image holds -- on its path.  Runs before 2026-12-07
-    08:30 UTC ran it on the bench's own interpreter (docs/benchmarks.md).
+    08:00 UTC ran it on the bench's own interpreter (docs/benchmarks.md).
     """
     dependencies = sorted({str(module_dir(name).parent) for name in DEPENDENCIES})
     netc = netc_command(str(PYTHON), [package_root(), *dependencies])
