@@ -6,7 +6,7 @@ Python's: two threads made for each ADD, one list each, held up the
 pod network's by the other's start and its end, a cost no runtime has
 (docs/benchmarks.md has what it was).  So the harness runs the lists beside
 in one process forked for the purpose, which waits for them on a pipe, and
-the pod network's list in its own thread, as before.
+the pod network's list in the harness's thread.
 """
 
 from __future__ import annotations
