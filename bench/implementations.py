@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -108,10 +109,8 @@ class Implementation:
     """One way of attaching pods: its node, its conflists in ADD order, its plugin path.
 
     `probe` is a command whose start-up stands for one of its plugin execs
-    (see `bench.attach.wrapper_costs`); `handing_over`, for a netc-cni that
-    hands calls to a warm server, the plugin itself, whose call with a
-    command no plugin knows the server takes and answers with no work.
-    `owns_node` is false for netc variants, which borrow netc's node and pods.
+    (see `bench.attach.wrapper_costs`).  `owns_node` is false for netc
+    variants, which borrow netc's node and pods.
     """
 
     name: str
@@ -121,11 +120,16 @@ class Implementation:
     cache_dir: str
     probe: tuple[str, ...]
     owns_node: bool = True
-    handing_over: tuple[str, ...] | None = None
     server: int | None = None
     """The PID of the warm server its calls are handed to (`settle`)."""
     stderr_log: str | None = None
     """Where the plugins' stderr goes (the load suite reads netc's lock waits there)."""
+
+    @property
+    def handing_over(self) -> tuple[str, ...] | None:
+        """For a netc-cni that hands calls to a warm server, the plugin itself, whose call
+        with a command no plugin knows the server takes and answers with no work."""
+        return (os.path.join(self.cni_path[0], "netc-cni"),) if self.server is not None else None
 
     @property
     def plugin_execs(self) -> int:
@@ -213,8 +217,9 @@ class Implementation:
         when the server has one child, the spare, and both sleep.  Samples
         before 2026-12-07 08:00 UTC did not wait (docs/benchmarks.md).
         """
-        idle = partial(server_idle, self.server)
-        if self.server is not None and not until(idle, SETTLE_WAIT, step=SETTLE_STEP):
+        if self.server is None:
+            return
+        if not until(partial(server_idle, self.server), SETTLE_WAIT, step=SETTLE_STEP):
             raise RuntimeError(
                 f"the warm server {self.server} was still busy after {SETTLE_WAIT} s"
             )
@@ -240,7 +245,6 @@ class Implementation:
             cni_path=(str(bin_dir), *self.cni_path),
             probe=probe,
             owns_node=False,
-            handing_over=(str(bin_dir / "netc-cni"),) if server else None,
             server=server.pid if server else None,
         )
 
@@ -395,20 +399,21 @@ def agent_plugins(
     netc-agent-warm, given a `server`: the shim hands calls to it.  `tag`
     keeps the files of another node's server apart.
     """
+    variants: list[tuple[str, Server | None]] = [(AGENT, None)]
+    if server is not None:
+        variants.append((AGENT_WARM, server))
     found = []
-    for name, serving in ((AGENT, None), (AGENT_WARM, server)):
-        if name == AGENT_WARM and serving is None:
-            break
+    for name, handed_to in variants:
         bin_dir = tmp / f"bin-{tag}{name}"
-        listening = serving.socket if serving else tmp / "no-server.sock"
+        listening = handed_to.socket if handed_to else tmp / "no-server.sock"
         for file, content in plugin_files(str(bin_dir), str(listening)):
             install_plugin(str(bin_dir), content, file)
         probe = (
             (str(bin_dir / "netc-cni"),)
-            if serving
+            if handed_to
             else python_probe(INTERPRETERS[0], full_import_code())
         )
-        found.append(netc.with_launcher(name, bin_dir, probe, serving))
+        found.append(netc.with_launcher(name, bin_dir, probe, handed_to))
     return found
 
 
